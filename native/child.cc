@@ -1,0 +1,94 @@
+// The first process of the box, from clone() until it becomes PID 1's loop.
+// Runs in a copy of a multi-threaded process: only async-signal-safe calls,
+// no allocation, no exceptions; every failure is reported with its step.
+#include <cerrno>
+#include <csignal>
+#include <poll.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <netinet/in.h>
+#include <unistd.h>
+#include <cstring>
+
+#include "common.h"
+
+namespace lg {
+namespace {
+
+void close_inherited(const ChildPlan& p) {
+  int a = p.ctl_fd < p.sync_fd ? p.ctl_fd : p.sync_fd;
+  int b = p.ctl_fd < p.sync_fd ? p.sync_fd : p.ctl_fd;
+  if (a > 3) syscall(SYS_close_range, 3U, static_cast<unsigned>(a - 1), 0U);
+  if (b > a + 1) syscall(SYS_close_range, static_cast<unsigned>(a + 1), static_cast<unsigned>(b - 1), 0U);
+  syscall(SYS_close_range, static_cast<unsigned>(b + 1), ~0U, 0U);
+}
+
+void reset_signals(const ChildPlan& p) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof(sa));
+  sa.sa_handler = SIG_DFL;
+  for (int s = 1; s < NSIG; s++) {
+    if (s == SIGKILL || s == SIGSTOP) continue;
+    sigaction(s, &sa, nullptr);  // fails harmlessly for glibc-reserved numbers
+  }
+  sigset_t all;
+  sigfillset(&all);
+  if (sigprocmask(SIG_SETMASK, &all, nullptr) != 0) fail(p, STEP_SIGNALS, errno);
+}
+
+void send_listeners(const ChildPlan& p) {
+  if (p.n_ports == 0) return;
+  int fds[16];
+  for (size_t i = 0; i < p.n_ports; i++) {
+    int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (s < 0) fail(p, STEP_LISTEN, errno, static_cast<int>(i));
+    int one = 1;
+    setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(p.ports[i]);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(s, reinterpret_cast<struct sockaddr*>(&sa), sizeof(sa)) != 0)
+      fail(p, STEP_LISTEN, errno, static_cast<int>(i));
+    if (listen(s, 511) != 0) fail(p, STEP_LISTEN, errno, static_cast<int>(i));
+    fds[i] = s;
+  }
+  Msg m{MSG_LISTEN_FDS, 0, 0, static_cast<int32_t>(p.n_ports), 0};
+  int r = send_msg(p.ctl_fd, m, fds, p.n_ports);
+  if (r != 0) fail(p, STEP_SEND_FDS, -r, 0);
+  for (size_t i = 0; i < p.n_ports; i++) close(fds[i]);
+}
+
+}  // namespace
+
+void child_main(const ChildPlan& p) {
+  close_inherited(p);
+  char go = 0;
+  for (;;) {
+    ssize_t r = read(p.sync_fd, &go, 1);
+    if (r == 1) break;
+    if (r < 0 && errno == EINTR) continue;
+    _exit(125);  // the parent went away or refused to map our ids
+  }
+  int r = child_set_ids(p);
+  if (r != 0) fail(p, STEP_SET_IDS, -r);
+  // After the id change, which clears it. The parent keeps the sync pipe's
+  // write end open for the box's life: a hang-up here means it already died.
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) fail(p, STEP_PDEATHSIG, errno);
+  struct pollfd pf{p.sync_fd, POLLIN, 0};
+  if (poll(&pf, 1, 0) > 0 && (pf.revents & (POLLHUP | POLLERR))) _exit(125);
+  close(p.sync_fd);
+  prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+  reset_signals(p);
+  if (setsid() < 0) fail(p, STEP_SETSID, errno);
+  if (sethostname(p.hostname, strlen(p.hostname)) != 0) fail(p, STEP_HOSTNAME, errno);
+  build_root(p);
+  r = bring_up_loopback();
+  if (r != 0) fail(p, STEP_LOOPBACK, -r);
+  send_listeners(p);
+  run_init(p);
+}
+
+}  // namespace lg

@@ -1,0 +1,119 @@
+// Shared types between the parent (spawn.cc) and the box's child side.
+// Everything the child reads is prepared by the parent before clone(): plain
+// structs and C strings, so the child never allocates.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <linux/filter.h>
+
+namespace lg {
+
+// Steps reported by the child with the errno of the failing call.
+// Keep in sync with kStepNames in spawn.cc.
+enum Step : int32_t {
+  STEP_SYNC = 1, STEP_SET_IDS, STEP_PDEATHSIG, STEP_SIGNALS, STEP_CLOSE_FDS,
+  STEP_SETSID, STEP_HOSTNAME, STEP_MOUNT_PRIVATE, STEP_STAGE_ROOT,
+  STEP_MOUNT_OP, STEP_PIVOT_ROOT, STEP_DETACH_OLDROOT, STEP_ROOT_READONLY,
+  STEP_LOOPBACK, STEP_LISTEN, STEP_SEND_FDS, STEP_PTY, STEP_FORK,
+  STEP_CHDIR, STEP_RLIMIT, STEP_NO_NEW_PRIVS, STEP_LANDLOCK_CREATE,
+  STEP_LANDLOCK_RULE, STEP_LANDLOCK_NET_RULE, STEP_LANDLOCK_RESTRICT,
+  STEP_CAPS, STEP_SECCOMP, STEP_STDIO, STEP_COUNT
+};
+
+enum MsgType : uint32_t {
+  MSG_FAIL = 1,      // step, err, index
+  MSG_LISTEN_FDS,    // fds attached, in plan order
+  MSG_PTY_MASTER,    // one fd attached
+  MSG_READY,         // box assembled, command about to start
+  MSG_PRE_EXEC,      // value = ns from clone() to just before execve()
+  MSG_EXEC_FAIL,     // err, index = candidate
+  MSG_EXIT,          // value = wait status of the command
+};
+
+struct Msg {
+  uint32_t type;
+  int32_t step;
+  int32_t err;
+  int32_t index;
+  int64_t value;
+};
+
+enum OpKind : int32_t {
+  OP_MKDIR = 1, OP_MKFILE, OP_BIND, OP_TMPFS, OP_PROC, OP_DEVPTS,
+  OP_SYMLINK, OP_WRITE_FILE, OP_MASK
+};
+
+struct MountOp {
+  int32_t kind;
+  const char* src;   // host path, already prefixed with the old root
+  const char* dst;   // box path, already prefixed with the new root
+  const char* data;  // tmpfs options, symlink target or file content
+  size_t data_len;
+  uint32_t mode;
+  bool readonly;
+  bool recursive;
+};
+
+struct LandlockPathRule { const char* path; uint64_t access; };
+struct LandlockPortRule { uint64_t port; uint64_t access; };
+struct RlimitSpec { int32_t resource; uint64_t soft; uint64_t hard; };
+
+struct ChildPlan {
+  int ctl_fd;
+  int sync_fd;
+  uint32_t uid, gid;
+  bool drop_groups;
+  const char* hostname;
+  const char* stage_dir;   // host dir the staging tmpfs is mounted on
+  MountOp* ops; size_t n_ops;
+  int landlock_abi;        // 0: skip (degraded mode asked for by name)
+  uint64_t ll_handled_fs, ll_handled_net, ll_scoped;
+  LandlockPathRule* ll_paths; size_t n_ll_paths;
+  LandlockPortRule* ll_ports; size_t n_ll_ports;
+  sock_fprog seccomp;
+  RlimitSpec* rlimits; size_t n_rlimits;
+  int cap_last;
+  char* const* argv;
+  char* const* envp;
+  const char* const* exec_paths; size_t n_exec_paths;
+  const char* cwd;
+  const uint16_t* ports; size_t n_ports;
+  bool pty; uint16_t rows, cols;
+  int64_t t0_ns;
+};
+
+// fdpass.cc
+int send_msg(int fd, const Msg& m, const int* fds, size_t n_fds);
+inline int send_simple(int fd, uint32_t type, int32_t step, int32_t err,
+                       int32_t index, int64_t value) {
+  Msg m{type, step, err, index, value};
+  return send_msg(fd, m, nullptr, 0);
+}
+// Reports a failed step and ends the calling process with 125.
+[[noreturn]] void fail(const ChildPlan& p, Step step, int err, int index = -1);
+int64_t monotonic_ns();
+
+// namespaces.cc
+int child_set_ids(const ChildPlan& p);
+int bring_up_loopback();
+// mounts.cc
+void build_root(const ChildPlan& p);
+// landlock.cc
+int landlock_abi();
+void apply_landlock(const ChildPlan& p);
+// seccomp.cc
+void install_seccomp(const ChildPlan& p);
+// caps_rlimits.cc
+void apply_rlimits(const ChildPlan& p);
+void set_no_new_privs(const ChildPlan& p);
+void drop_capabilities(const ChildPlan& p);
+// pty.cc
+int open_box_pty(const ChildPlan& p, int* slave_out);
+// init.cc
+[[noreturn]] void run_init(const ChildPlan& p);
+// child.cc
+[[noreturn]] void child_main(const ChildPlan& p);
+// raw fork without atfork handlers (the parent may be multi-threaded)
+long raw_fork();
+
+}  // namespace lg

@@ -1,0 +1,145 @@
+// Assembles the box's root: a staging tmpfs holds the host root at /oldroot
+// and the box root (another tmpfs) at /newroot; the plan's operations fill
+// /newroot; then pivot_root into it and detach everything else.
+#include <cerrno>
+#include <fcntl.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <linux/mount.h>
+
+#include "common.h"
+
+#ifndef OPEN_TREE_CLONE
+#define OPEN_TREE_CLONE 1
+#endif
+#ifndef AT_RECURSIVE
+#define AT_RECURSIVE 0x8000
+#endif
+#ifndef MOVE_MOUNT_F_EMPTY_PATH
+#define MOVE_MOUNT_F_EMPTY_PATH 0x00000004
+#endif
+#ifndef MOUNT_ATTR_RDONLY
+#define MOUNT_ATTR_RDONLY 0x00000001
+#define MOUNT_ATTR_NOSUID 0x00000002
+#define MOUNT_ATTR_NODEV 0x00000004
+#endif
+
+namespace lg {
+namespace {
+
+struct MountAttr { uint64_t attr_set, attr_clr, propagation, userns_fd; };
+
+int set_attr(int dfd, const char* path, unsigned flags, uint64_t set) {
+  MountAttr a{set, 0, 0, 0};
+  return static_cast<int>(syscall(SYS_mount_setattr, dfd, path, flags, &a, sizeof(a)));
+}
+
+// A detached copy of src, made read-only (only adding flags: the source's
+// locked nosuid/nodev/noexec stay), attached on dst without following a
+// symlink there, so a protected path replaced by a symlink is covered.
+int bind(const MountOp& op) {
+  unsigned tflags = OPEN_TREE_CLONE | O_CLOEXEC | (op.recursive ? AT_RECURSIVE : 0);
+  int fd = static_cast<int>(syscall(SYS_open_tree, AT_FDCWD, op.src, tflags));
+  if (fd < 0) return -errno;
+  uint64_t set = MOUNT_ATTR_NOSUID | (op.readonly ? MOUNT_ATTR_RDONLY : 0);
+  if (set_attr(fd, "", AT_EMPTY_PATH | (op.recursive ? AT_RECURSIVE : 0), set) != 0) {
+    int e = errno;
+    close(fd);
+    return -e;
+  }
+  int r = static_cast<int>(syscall(SYS_move_mount, fd, "", AT_FDCWD, op.dst, MOVE_MOUNT_F_EMPTY_PATH));
+  int e = errno;
+  close(fd);
+  return r == 0 ? 0 : -e;
+}
+
+int write_file(const MountOp& op) {
+  int fd = open(op.dst, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, op.mode);
+  if (fd < 0) return -errno;
+  size_t off = 0;
+  while (off < op.data_len) {
+    ssize_t w = write(fd, op.data + off, op.data_len - off);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      int e = errno;
+      close(fd);
+      return -e;
+    }
+    off += static_cast<size_t>(w);
+  }
+  if (fchmod(fd, op.mode) != 0) { int e = errno; close(fd); return -e; }
+  close(fd);
+  return 0;
+}
+
+int run_op(const MountOp& op) {
+  switch (op.kind) {
+    case OP_MKDIR:
+      if (mkdir(op.dst, op.mode) != 0 && errno != EEXIST) return -errno;
+      return 0;
+    case OP_MKFILE: {
+      int fd = open(op.dst, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, op.mode);
+      if (fd < 0) return errno == EEXIST ? 0 : -errno;
+      close(fd);
+      return 0;
+    }
+    case OP_BIND:
+    case OP_MASK:
+      return bind(op);
+    case OP_TMPFS:
+      if (mount("tmpfs", op.dst, "tmpfs", MS_NOSUID | MS_NODEV, op.data) != 0) return -errno;
+      return 0;
+    case OP_PROC:
+      if (mount("proc", op.dst, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0) return -errno;
+      return 0;
+    case OP_DEVPTS:
+      if (mount("devpts", op.dst, "devpts", MS_NOSUID | MS_NOEXEC,
+                "newinstance,ptmxmode=0666,mode=0620") != 0)
+        return -errno;
+      return 0;
+    case OP_SYMLINK:
+      if (symlink(op.data, op.dst) != 0) return -errno;
+      return 0;
+    case OP_WRITE_FILE:
+      return write_file(op);
+    default:
+      return -EINVAL;
+  }
+}
+
+}  // namespace
+
+void build_root(const ChildPlan& p) {
+  if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0)
+    fail(p, STEP_MOUNT_PRIVATE, errno);
+
+  // Staging: a tmpfs on stage_dir becomes "/" with the host root at /oldroot.
+  // pivot_root moves the staging mount away from the old root, so the host's
+  // own stage_dir contents stay reachable as /oldroot/<stage_dir>.
+  if (mount("tmpfs", p.stage_dir, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0700") != 0)
+    fail(p, STEP_STAGE_ROOT, errno, 0);
+  if (chdir(p.stage_dir) != 0) fail(p, STEP_STAGE_ROOT, errno, 1);
+  if (mkdir("newroot", 0755) != 0 || mkdir("oldroot", 0700) != 0)
+    fail(p, STEP_STAGE_ROOT, errno, 2);
+  if (mount("tmpfs", "newroot", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755") != 0)
+    fail(p, STEP_STAGE_ROOT, errno, 3);
+  if (syscall(SYS_pivot_root, ".", "oldroot") != 0) fail(p, STEP_STAGE_ROOT, errno, 4);
+  if (chdir("/") != 0) fail(p, STEP_STAGE_ROOT, errno, 5);
+
+  for (size_t i = 0; i < p.n_ops; i++) {
+    int r = run_op(p.ops[i]);
+    if (r != 0) fail(p, STEP_MOUNT_OP, -r, static_cast<int>(i));
+  }
+
+  // The box root replaces the staging root; the old root goes with it.
+  if (chdir("/newroot") != 0) fail(p, STEP_PIVOT_ROOT, errno, 0);
+  if (syscall(SYS_pivot_root, ".", ".") != 0) fail(p, STEP_PIVOT_ROOT, errno, 1);
+  if (umount2(".", MNT_DETACH) != 0) fail(p, STEP_DETACH_OLDROOT, errno);
+  if (chdir("/") != 0) fail(p, STEP_PIVOT_ROOT, errno, 2);
+  if (set_attr(AT_FDCWD, "/", 0, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV) != 0)
+    fail(p, STEP_ROOT_READONLY, errno);
+}
+
+}  // namespace lg

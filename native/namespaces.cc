@@ -1,0 +1,44 @@
+// User namespace identity and the box's network namespace loopback.
+// The parent writes uid_map/gid_map (spawn.cc); here the child takes the
+// mapped ids so files it creates belong to the agent's user on the host.
+#include <cerrno>
+#include <cstring>
+#include <grp.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "common.h"
+
+namespace lg {
+
+int child_set_ids(const ChildPlan& p) {
+  // Keep the namespace's capabilities across the uid change: the box is
+  // still being assembled. They are dropped before execve (caps_rlimits.cc).
+  if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0) return -errno;
+  if (p.drop_groups && setgroups(0, nullptr) != 0) return -errno;
+  if (setresgid(p.gid, p.gid, p.gid) != 0) return -errno;
+  if (setresuid(p.uid, p.uid, p.uid) != 0) return -errno;
+  return 0;
+}
+
+int bring_up_loopback() {
+  int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (s < 0) return -errno;
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof(ifr));
+  memcpy(ifr.ifr_name, "lo", 3);
+  int r = 0;
+  if (ioctl(s, SIOCGIFFLAGS, &ifr) != 0) {
+    r = -errno;
+  } else {
+    ifr.ifr_flags = static_cast<short>(ifr.ifr_flags | IFF_UP | IFF_RUNNING);
+    if (ioctl(s, SIOCSIFFLAGS, &ifr) != 0) r = -errno;
+  }
+  close(s);
+  return r;
+}
+
+}  // namespace lg

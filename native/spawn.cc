@@ -1,0 +1,435 @@
+// Parent side of a box: turns the JS launch plan into the child's plain
+// structures, clone()s into the new namespaces, maps the ids, and watches the
+// control socket and the pidfd from the libuv loop.
+#include <napi.h>
+#include <uv.h>
+
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <deque>
+#include <fcntl.h>
+#include <memory>
+#include <sched.h>
+#include <string>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <vector>
+
+#include "common.h"
+#include "spawn.h"
+
+#ifndef CLONE_PIDFD
+#define CLONE_PIDFD 0x00001000
+#endif
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
+
+namespace lg {
+namespace {
+
+// Owns every byte the child will read; lives on the parent's stack across clone().
+struct PlanStorage {
+  std::deque<std::string> strings;
+  std::vector<MountOp> ops;
+  std::vector<LandlockPathRule> ll_paths;
+  std::vector<LandlockPortRule> ll_ports;
+  std::vector<RlimitSpec> rlimits;
+  std::vector<sock_filter> filter;
+  std::vector<char*> argv, envp;
+  std::vector<const char*> exec_paths;
+  std::vector<uint16_t> ports;
+  const char* keep(const std::string& s) { strings.push_back(s); return strings.back().c_str(); }
+};
+
+bool throw_type(Napi::Env env, const std::string& what) {
+  Napi::TypeError::New(env, "launch plan: " + what).ThrowAsJavaScriptException();
+  return false;
+}
+
+bool get_string(Napi::Env env, Napi::Object o, const char* key, std::string* out) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsString()) return throw_type(env, std::string(key) + " must be a string");
+  *out = v.As<Napi::String>().Utf8Value();
+  return true;
+}
+
+bool get_number(Napi::Env env, Napi::Object o, const char* key, double* out) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsNumber()) return throw_type(env, std::string(key) + " must be a number");
+  *out = v.As<Napi::Number>().DoubleValue();
+  return true;
+}
+
+bool get_array(Napi::Env env, Napi::Object o, const char* key, Napi::Array* out) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsArray()) return throw_type(env, std::string(key) + " must be an array");
+  *out = v.As<Napi::Array>();
+  return true;
+}
+
+bool get_strings(Napi::Env env, Napi::Object o, const char* key, PlanStorage& st,
+                 std::vector<const char*>* out) {
+  Napi::Array a;
+  if (!get_array(env, o, key, &a)) return false;
+  for (uint32_t i = 0; i < a.Length(); i++) {
+    Napi::Value v = a.Get(i);
+    if (!v.IsString()) return throw_type(env, std::string(key) + " must hold strings");
+    out->push_back(st.keep(v.As<Napi::String>().Utf8Value()));
+  }
+  return true;
+}
+
+uint64_t to_u64(double d) { return d < 0 ? ~0ULL : static_cast<uint64_t>(d); }
+
+bool parse_plan(Napi::Env env, Napi::Object o, PlanStorage& st, ChildPlan& p) {
+  double n;
+  std::string s;
+  memset(&p, 0, sizeof(p));
+  if (!get_number(env, o, "uid", &n)) return false;
+  p.uid = static_cast<uint32_t>(n);
+  if (!get_number(env, o, "gid", &n)) return false;
+  p.gid = static_cast<uint32_t>(n);
+  p.drop_groups = o.Get("dropGroups").ToBoolean().Value();
+  if (!get_string(env, o, "hostname", &s)) return false;
+  p.hostname = st.keep(s);
+  if (!get_string(env, o, "stageDir", &s)) return false;
+  p.stage_dir = st.keep(s);
+
+  Napi::Array ops;
+  if (!get_array(env, o, "ops", &ops)) return false;
+  for (uint32_t i = 0; i < ops.Length(); i++) {
+    if (!ops.Get(i).IsObject()) return throw_type(env, "ops must hold objects");
+    Napi::Object op = ops.Get(i).As<Napi::Object>();
+    MountOp m;
+    memset(&m, 0, sizeof(m));
+    if (!get_number(env, op, "kind", &n)) return false;
+    m.kind = static_cast<int32_t>(n);
+    if (!get_string(env, op, "dst", &s)) return false;
+    m.dst = st.keep(s);
+    if (op.Has("src")) {
+      if (!get_string(env, op, "src", &s)) return false;
+      m.src = st.keep(s);
+    }
+    if (op.Has("data")) {
+      if (!get_string(env, op, "data", &s)) return false;
+      m.data = st.keep(s);
+      m.data_len = s.size();
+    }
+    m.mode = op.Has("mode") ? op.Get("mode").As<Napi::Number>().Uint32Value() : 0755;
+    m.readonly = op.Get("readonly").ToBoolean().Value();
+    m.recursive = op.Get("recursive").ToBoolean().Value();
+    if ((m.kind == OP_BIND || m.kind == OP_MASK) && m.src == nullptr)
+      return throw_type(env, "bind operation without src");
+    st.ops.push_back(m);
+  }
+
+  Napi::Value llv = o.Get("landlock");
+  if (!llv.IsObject()) return throw_type(env, "landlock must be an object");
+  Napi::Object ll = llv.As<Napi::Object>();
+  if (!get_number(env, ll, "abi", &n)) return false;
+  p.landlock_abi = static_cast<int>(n);
+  if (!get_number(env, ll, "handledFs", &n)) return false;
+  p.ll_handled_fs = to_u64(n);
+  if (!get_number(env, ll, "handledNet", &n)) return false;
+  p.ll_handled_net = to_u64(n);
+  if (!get_number(env, ll, "scoped", &n)) return false;
+  p.ll_scoped = to_u64(n);
+  Napi::Array a;
+  if (!get_array(env, ll, "paths", &a)) return false;
+  for (uint32_t i = 0; i < a.Length(); i++) {
+    Napi::Object r = a.Get(i).As<Napi::Object>();
+    if (!get_string(env, r, "path", &s) || !get_number(env, r, "access", &n)) return false;
+    st.ll_paths.push_back({st.keep(s), to_u64(n)});
+  }
+  if (!get_array(env, ll, "ports", &a)) return false;
+  for (uint32_t i = 0; i < a.Length(); i++) {
+    Napi::Object r = a.Get(i).As<Napi::Object>();
+    double port, acc;
+    if (!get_number(env, r, "port", &port) || !get_number(env, r, "access", &acc)) return false;
+    st.ll_ports.push_back({to_u64(port), to_u64(acc)});
+  }
+
+  Napi::Value sv = o.Get("seccomp");
+  if (!sv.IsBuffer()) return throw_type(env, "seccomp must be a Buffer of sock_filter");
+  Napi::Buffer<uint8_t> buf = sv.As<Napi::Buffer<uint8_t>>();
+  if (buf.Length() == 0 || buf.Length() % sizeof(sock_filter) != 0 ||
+      buf.Length() / sizeof(sock_filter) > BPF_MAXINSNS)
+    return throw_type(env, "seccomp program has a bad length");
+  st.filter.resize(buf.Length() / sizeof(sock_filter));
+  memcpy(st.filter.data(), buf.Data(), buf.Length());
+
+  if (!get_array(env, o, "rlimits", &a)) return false;
+  for (uint32_t i = 0; i < a.Length(); i++) {
+    Napi::Object r = a.Get(i).As<Napi::Object>();
+    double res, soft, hard;
+    if (!get_number(env, r, "resource", &res) || !get_number(env, r, "soft", &soft) ||
+        !get_number(env, r, "hard", &hard))
+      return false;
+    st.rlimits.push_back({static_cast<int32_t>(res), to_u64(soft), to_u64(hard)});
+  }
+  if (!get_number(env, o, "capLast", &n)) return false;
+  p.cap_last = static_cast<int>(n);
+
+  std::vector<const char*> tmp;
+  if (!get_strings(env, o, "argv", st, &tmp)) return false;
+  if (tmp.empty()) return throw_type(env, "argv is empty");
+  for (const char* c : tmp) st.argv.push_back(const_cast<char*>(c));
+  st.argv.push_back(nullptr);
+  tmp.clear();
+  if (!get_strings(env, o, "envp", st, &tmp)) return false;
+  for (const char* c : tmp) st.envp.push_back(const_cast<char*>(c));
+  st.envp.push_back(nullptr);
+  if (!get_strings(env, o, "execPaths", st, &st.exec_paths)) return false;
+  if (!get_string(env, o, "cwd", &s)) return false;
+  p.cwd = st.keep(s);
+
+  if (!get_array(env, o, "ports", &a)) return false;
+  if (a.Length() > 16) return throw_type(env, "at most 16 listening ports");
+  for (uint32_t i = 0; i < a.Length(); i++) st.ports.push_back(static_cast<uint16_t>(a.Get(i).As<Napi::Number>().Uint32Value()));
+
+  Napi::Value pty = o.Get("pty");
+  if (pty.IsObject()) {
+    p.pty = true;
+    Napi::Object po = pty.As<Napi::Object>();
+    if (!get_number(env, po, "rows", &n)) return false;
+    p.rows = static_cast<uint16_t>(n);
+    if (!get_number(env, po, "cols", &n)) return false;
+    p.cols = static_cast<uint16_t>(n);
+  }
+
+  p.ops = st.ops.data();
+  p.n_ops = st.ops.size();
+  p.ll_paths = st.ll_paths.data();
+  p.n_ll_paths = st.ll_paths.size();
+  p.ll_ports = st.ll_ports.data();
+  p.n_ll_ports = st.ll_ports.size();
+  p.seccomp.len = static_cast<unsigned short>(st.filter.size());
+  p.seccomp.filter = st.filter.data();
+  p.rlimits = st.rlimits.data();
+  p.n_rlimits = st.rlimits.size();
+  p.argv = st.argv.data();
+  p.envp = st.envp.data();
+  p.exec_paths = st.exec_paths.data();
+  p.n_exec_paths = st.exec_paths.size();
+  p.ports = st.ports.data();
+  p.n_ports = st.ports.size();
+  return true;
+}
+
+int write_proc(pid_t pid, const char* file, const std::string& content) {
+  std::string path = "/proc/" + std::to_string(pid) + "/" + file;
+  int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return errno;
+  ssize_t w = write(fd, content.data(), content.size());
+  int e = errno;
+  close(fd);
+  if (w < 0) return e;
+  return w == static_cast<ssize_t>(content.size()) ? 0 : EIO;
+}
+
+void throw_errno(Napi::Env env, const char* step, int err) {
+  Napi::Error e = Napi::Error::New(env, std::string(step) + ": " + strerror(err));
+  e.Set("step", Napi::String::New(env, step));
+  e.Set("errno", Napi::Number::New(env, err));
+  e.ThrowAsJavaScriptException();
+}
+
+}  // namespace
+
+Napi::FunctionReference* Box::constructor = nullptr;
+
+void Box::Init(Napi::Env env, Napi::Object exports) {
+  Napi::Function f = DefineClass(env, "Box", {InstanceMethod("kill", &Box::Kill)});
+  constructor = new Napi::FunctionReference(Napi::Persistent(f));
+  exports.Set("Box", f);
+}
+
+Box::Box(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Box>(info) {}
+
+Box::~Box() {
+  if (ctl_fd_ >= 0) close(ctl_fd_);
+  if (pid_fd_ >= 0) close(pid_fd_);
+  if (sync_fd_ >= 0) close(sync_fd_);
+}
+
+Napi::Value Box::Kill(const Napi::CallbackInfo& info) {
+  int sig = info[0].IsNumber() ? info[0].As<Napi::Number>().Int32Value() : SIGTERM;
+  if (pid_fd_ < 0 || exited_) return Napi::Boolean::New(info.Env(), false);
+  long r = syscall(SYS_pidfd_send_signal, pid_fd_, sig, nullptr, 0);
+  return Napi::Boolean::New(info.Env(), r == 0);
+}
+
+// spawn(plan, onMessage, onExit) -> Box
+Napi::Value Box::Spawn(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 3 || !info[0].IsObject() || !info[1].IsFunction() || !info[2].IsFunction()) {
+    Napi::TypeError::New(env, "spawn(plan, onMessage, onExit)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  Napi::Object o = info[0].As<Napi::Object>();
+  PlanStorage st;
+  ChildPlan p;
+  if (!parse_plan(env, o, st, p)) return env.Undefined();
+  std::string uid_map, gid_map;
+  if (!get_string(env, o, "uidMap", &uid_map) || !get_string(env, o, "gidMap", &gid_map))
+    return env.Undefined();
+  bool deny_setgroups = o.Get("setgroupsDeny").ToBoolean().Value();
+
+  int ctl[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ctl) != 0) {
+    throw_errno(env, "socketpair (control socket)", errno);
+    return env.Undefined();
+  }
+  int sync[2];
+  if (pipe2(sync, O_CLOEXEC) != 0) {
+    int e = errno;
+    close(ctl[0]);
+    close(ctl[1]);
+    throw_errno(env, "pipe2 (sync pipe)", e);
+    return env.Undefined();
+  }
+  p.ctl_fd = ctl[1];
+  p.sync_fd = sync[0];
+  p.t0_ns = monotonic_ns();
+
+  int pidfd = -1;
+  unsigned long flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET |
+                        CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWCGROUP | CLONE_PIDFD | SIGCHLD;
+  long pid = syscall(SYS_clone, flags, 0, &pidfd, 0, 0);
+  if (pid == 0) child_main(p);  // never returns
+  int clone_err = errno;
+  close(ctl[1]);
+  close(sync[0]);
+  if (pid < 0) {
+    close(ctl[0]);
+    close(sync[1]);
+    throw_errno(env, "clone (creating the user, mount, pid, net, uts, ipc and cgroup namespaces)", clone_err);
+    return env.Undefined();
+  }
+
+  int err = 0;
+  const char* step = nullptr;
+  if (deny_setgroups && (err = write_proc(pid, "setgroups", "deny")) != 0) step = "write /proc/PID/setgroups";
+  if (!step && (err = write_proc(pid, "uid_map", uid_map)) != 0) step = "write /proc/PID/uid_map";
+  if (!step && (err = write_proc(pid, "gid_map", gid_map)) != 0) step = "write /proc/PID/gid_map";
+  char go = 1;
+  if (!step && write(sync[1], &go, 1) != 1) { err = errno; step = "write sync pipe"; }
+  if (step) {
+    syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, nullptr, 0);
+    siginfo_t si;
+    waitid(static_cast<idtype_t>(P_PIDFD), pidfd, &si, WEXITED);
+    close(pidfd);
+    close(ctl[0]);
+    close(sync[1]);
+    throw_errno(env, step, err);
+    return env.Undefined();
+  }
+
+  Napi::Object obj = constructor->New({});
+  Box* box = Box::Unwrap(obj);
+  box->env_ = env;
+  box->pid_ = static_cast<int>(pid);
+  box->ctl_fd_ = ctl[0];
+  box->pid_fd_ = pidfd;
+  box->sync_fd_ = sync[1];  // held open: the child's hang-up check
+  box->on_message_ = Napi::Persistent(info[1].As<Napi::Function>());
+  box->on_exit_ = Napi::Persistent(info[2].As<Napi::Function>());
+  box->context_ = std::make_unique<Napi::AsyncContext>(env, "latchgate:box");
+  obj.Set("pid", Napi::Number::New(env, static_cast<double>(pid)));
+  fcntl(box->ctl_fd_, F_SETFL, fcntl(box->ctl_fd_, F_GETFL) | O_NONBLOCK);
+  box->Start();
+  return obj;
+}
+
+void Box::Start() {
+  uv_loop_t* loop = nullptr;
+  napi_get_uv_event_loop(env_, &loop);
+  Ref();  // alive while its handles are
+  uv_poll_init(loop, &ctl_poll_, ctl_fd_);
+  uv_poll_init(loop, &pid_poll_, pid_fd_);
+  ctl_poll_.data = this;
+  pid_poll_.data = this;
+  uv_poll_start(&ctl_poll_, UV_READABLE, [](uv_poll_t* h, int, int) {
+    static_cast<Box*>(h->data)->DrainControl();
+  });
+  uv_poll_start(&pid_poll_, UV_READABLE, [](uv_poll_t* h, int, int) {
+    static_cast<Box*>(h->data)->OnExit();
+  });
+  open_handles_ = 2;
+}
+
+void Box::Call(Napi::FunctionReference& fn, Napi::Value arg) {
+  fn.MakeCallback(Value(), {arg}, *context_);
+  if (env_.IsExceptionPending()) {
+    Napi::Error e = env_.GetAndClearPendingException();
+    napi_fatal_exception(env_, e.Value());
+  }
+}
+
+void Box::DrainControl() {
+  if (ctl_closed_) return;
+  Napi::HandleScope scope(env_);
+  for (;;) {
+    Msg m;
+    struct iovec iov{&m, sizeof(m)};
+    alignas(struct cmsghdr) char cbuf[CMSG_SPACE(sizeof(int) * 16)];
+    struct msghdr mh;
+    memset(&mh, 0, sizeof(mh));
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    mh.msg_control = cbuf;
+    mh.msg_controllen = sizeof(cbuf);
+    ssize_t r = recvmsg(ctl_fd_, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+    if (r <= 0) {  // EOF: every process holding the other end is gone
+      ctl_closed_ = true;
+      uv_poll_stop(&ctl_poll_);
+      return;
+    }
+    Napi::Object msg = Napi::Object::New(env_);
+    Napi::Array fds = Napi::Array::New(env_);
+    for (struct cmsghdr* c = CMSG_FIRSTHDR(&mh); c != nullptr; c = CMSG_NXTHDR(&mh, c)) {
+      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+      size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+      int* p = reinterpret_cast<int*>(CMSG_DATA(c));
+      for (size_t i = 0; i < n; i++) fds.Set(fds.Length(), Napi::Number::New(env_, p[i]));
+    }
+    if (static_cast<size_t>(r) != sizeof(Msg)) continue;  // not ours: ignore
+    msg.Set("type", Napi::Number::New(env_, m.type));
+    msg.Set("step", Napi::Number::New(env_, m.step));
+    msg.Set("errno", Napi::Number::New(env_, m.err));
+    msg.Set("index", Napi::Number::New(env_, m.index));
+    msg.Set("value", Napi::Number::New(env_, static_cast<double>(m.value)));
+    msg.Set("fds", fds);
+    Call(on_message_, msg);
+  }
+}
+
+void Box::OnExit() {
+  siginfo_t si;
+  memset(&si, 0, sizeof(si));
+  if (waitid(static_cast<idtype_t>(P_PIDFD), pid_fd_, &si, WEXITED | WNOHANG) != 0) return;
+  if (si.si_pid == 0) return;
+  exited_ = true;
+  DrainControl();  // messages sent before the exit come first
+  Napi::HandleScope scope(env_);
+  Napi::Object st = Napi::Object::New(env_);
+  st.Set("code", Napi::Number::New(env_, si.si_code == CLD_EXITED ? si.si_status : -1));
+  st.Set("signal", Napi::Number::New(env_, si.si_code == CLD_EXITED ? 0 : si.si_status));
+  auto closed = [](uv_handle_t* h) {
+    Box* b = static_cast<Box*>(h->data);
+    if (--b->open_handles_ == 0) b->Unref();
+  };
+  uv_close(reinterpret_cast<uv_handle_t*>(&ctl_poll_), closed);
+  uv_close(reinterpret_cast<uv_handle_t*>(&pid_poll_), closed);
+  close(sync_fd_);
+  sync_fd_ = -1;
+  Call(on_exit_, st);
+}
+
+}  // namespace lg

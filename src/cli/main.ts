@@ -1,0 +1,37 @@
+#!/usr/bin/env node
+// The latchgate command line: one file per command group.
+import { Command, CommanderError } from 'commander';
+import { readFileSync } from 'node:fs';
+import { doctorCommand } from './doctor.js';
+import { sandboxCommand } from './sandbox.js';
+import { LaunchError, EXIT_LAUNCHER } from '../sandbox/errors.js';
+
+const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+
+const program = new Command('latchgate')
+  .description('Execution security kernel for AI agents: run them in a box whose only exits latchgate serves and records.')
+  .version(pkg.version)
+  .enablePositionalOptions()
+  .showHelpAfterError('(run with --help for usage)');
+
+const sandbox = sandboxCommand().passThroughOptions();
+for (const cmd of [sandbox, doctorCommand()]) {
+  // Usage errors are launcher errors: 125, so they never look like the agent's exit code.
+  cmd.exitOverride();
+  program.addCommand(cmd);
+}
+program.exitOverride();
+
+try {
+  await program.parseAsync(process.argv);
+} catch (e) {
+  if (e instanceof CommanderError) {
+    const ok = e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help';
+    process.exitCode = ok ? 0 : EXIT_LAUNCHER;
+  } else if (e instanceof LaunchError) {
+    process.stderr.write(`latchgate: ${e.message}\n`);
+    process.exitCode = e.exitCode;
+  } else {
+    throw e;
+  }
+}

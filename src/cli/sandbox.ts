@@ -1,0 +1,152 @@
+// `latchgate sandbox`: parse, plan, print or run. No logic beyond that.
+import { Command, Option } from 'commander';
+import { normalizeAllowHost } from '../config/hosts.js';
+import { resolveProfile } from '../config/profiles.js';
+import { loadSandboxConfig, type SandboxFileConfig } from '../config/sandbox-config.js';
+import { loadAddon } from '../native/addon.js';
+import { LaunchError } from '../sandbox/errors.js';
+import { hostFacts, resolveIdentity } from '../sandbox/identity.js';
+import { buildSandboxPlan, readCapLast, readHardLimits, type SandboxPlan } from '../sandbox/plan.js';
+import { runSandbox, type RunResult } from '../sandbox/supervisor.js';
+import { realpathSync } from 'node:fs';
+
+const collect = (v: string, prev: string[]) => [...prev, v];
+
+function positiveInt(flag: string) {
+  return (v: string) => {
+    if (!/^\d+$/.test(v) || Number(v) <= 0) throw new LaunchError(`${flag} ${v}: expected a positive integer`);
+    return Number(v);
+  };
+}
+
+interface SandboxFlags {
+  workspace?: string;
+  ro: string[];
+  rw: string[];
+  passEnv: string[];
+  allowHost: string[];
+  profile?: string;
+  config?: string;
+  strictNet?: boolean;
+  nofile?: number;
+  nproc?: number;
+  tmpSize?: string;
+  dryRun?: boolean;
+  json?: boolean;
+  allowDegraded?: boolean;
+}
+
+export function sandboxCommand(): Command {
+  return new Command('sandbox')
+    .summary('run an agent or command in an isolated box')
+    .description(
+      'Run CMD (default: your shell) in a box of its own: new user, mount, PID, network, UTS, IPC and cgroup\n' +
+        'namespaces, a root assembled from read-only system trees, the workspace read-write at its real path,\n' +
+        'a private HOME and /tmp, only loopback networking, Landlock, seccomp, no capabilities.\n\n' +
+        'Exit status: the command\'s own; 125 if latchgate failed, 126 if CMD cannot be executed,\n' +
+        '127 if CMD is not found inside the box, 128+N if signal N killed it.',
+    )
+    .argument('[cmd...]', 'command and arguments (put them after --)')
+    .option('--workspace <dir>', 'directory mounted read-write at its own path (default: current directory)')
+    .option('--ro <path>', 'extra read-only mount at the same path (repeatable)', collect, [])
+    .addOption(new Option('--ro-mount <path>', 'alias of --ro').hideHelp().argParser(collect).default([]))
+    .option('--rw <path>', 'extra read-write mount at the same path (repeatable)', collect, [])
+    .option('--pass-env <var>', 'pass this host environment variable into the box (repeatable)', collect, [])
+    .option('--allow-host <host>', 'allow egress to this host through the proxy (repeatable)', collect, [])
+    .option('--profile <name>', 'agent profile: claude-code, codex, cursor, opencode, aider')
+    .option('--config <file>', 'latchgate.toml to read [sandbox.*] settings from')
+    .option('--strict-net', 'Landlock TCP rules: no bind, connect only to latchgate\'s exits')
+    .option('--rlimit-nofile <n>', 'open-file limit inside the box (default 65536)', positiveInt('--rlimit-nofile'))
+    .option('--rlimit-nproc <n>', 'process limit inside the box (default 4096)', positiveInt('--rlimit-nproc'))
+    .option('--tmp-size <size>', 'size of the private /tmp and HOME tmpfs (default 50%)')
+    .option('--dry-run', 'print the launch plan as JSON and exit')
+    .option('--json', 'print a JSON summary on stderr at exit')
+    .option('--allow-degraded', 'run without Landlock when the kernel has none (recorded as degraded)')
+    .action(async (cmd: string[], flags: SandboxFlags & { roMount: string[] }) => {
+      flags.ro = [...flags.ro, ...flags.roMount];
+      process.exitCode = await runSandboxCommand(cmd, flags);
+    });
+}
+
+function planFrom(cmd: string[], f: SandboxFlags): SandboxPlan {
+  const file: SandboxFileConfig | undefined = f.config ? loadSandboxConfig(f.config) : undefined;
+  const profile = f.profile !== undefined ? resolveProfile(f.profile) : undefined;
+  const allowHosts = [...(file?.allowHosts ?? []).map((h) => normalizeAllowHost(h, `${f.config}: allow_hosts`)), ...f.allowHost.map((h) => normalizeAllowHost(h))];
+  const workspace = f.workspace ?? file?.workspace ?? process.cwd();
+  let wsReal: string;
+  try {
+    wsReal = realpathSync(workspace);
+  } catch {
+    throw new LaunchError(`--workspace ${workspace}: no such directory; create it or pass an existing one`);
+  }
+  const tty = process.stdin.isTTY;
+  const out = process.stdout.isTTY ? process.stdout : undefined;
+  return buildSandboxPlan(
+    {
+      workspace,
+      ro: [...(file?.roMounts ?? []), ...f.ro],
+      rw: [...(file?.rwMounts ?? []), ...f.rw],
+      passEnv: [...new Set([...(file?.passEnv ?? []), ...f.passEnv])],
+      allowHosts: [...new Set(allowHosts)],
+      profile: profile?.name,
+      command: cmd.length > 0 ? cmd : profile ? [profile.command] : [],
+      strictNet: f.strictNet ?? file?.strictNet ?? false,
+      allowDegraded: f.allowDegraded ?? false,
+      limits: { nofile: f.nofile ?? file?.limits.nofile, nproc: f.nproc ?? file?.limits.nproc, tmpSize: f.tmpSize ?? file?.limits.tmpSize },
+      listenPorts: [],
+    },
+    {
+      identity: resolveIdentity(hostFacts(wsReal)),
+      env: process.env,
+      landlockAbi: loadAddon().landlockAbi(),
+      hardLimits: readHardLimits(),
+      capLast: readCapLast(),
+      terminal: tty ? { rows: out?.rows || 24, cols: out?.columns || 80 } : null,
+    },
+  );
+}
+
+function summary(plan: SandboxPlan | undefined, r: RunResult | undefined, error: LaunchError | undefined, startedMs: number) {
+  return {
+    exitCode: r?.exitCode ?? error?.exitCode ?? 125,
+    durationMs: Math.round((r?.durationMs ?? performance.now() - startedMs) * 1000) / 1000,
+    boxSetupMs: r?.boxSetupMs ?? null,
+    signal: r?.signal ?? null,
+    error: error?.message ?? null,
+    isolation: plan
+      ? {
+          namespaces: plan.namespaces,
+          uid: plan.identity.uid,
+          landlock: { abi: plan.landlock.abi, status: plan.landlock.status, strictNet: plan.network.strictNet },
+          seccomp: true,
+          noNewPrivs: plan.noNewPrivs,
+          capabilities: plan.capabilities,
+          terminal: plan.terminal.mode,
+        }
+      : null,
+    degraded: plan?.degraded ?? [],
+  };
+}
+
+export async function runSandboxCommand(cmd: string[], f: SandboxFlags): Promise<number> {
+  const t0 = performance.now();
+  let plan: SandboxPlan | undefined;
+  let result: RunResult | undefined;
+  let error: LaunchError | undefined;
+  try {
+    plan = planFrom(cmd, f);
+    if (f.dryRun) {
+      process.stdout.write(JSON.stringify(plan, null, 2) + '\n');
+      return 0;
+    }
+    for (const d of plan.degraded) process.stderr.write(`latchgate: WARNING: running degraded (${d}): asked for with --allow-degraded\n`);
+    result = await runSandbox(plan);
+    error = result.error;
+  } catch (e) {
+    if (!(e instanceof LaunchError)) throw e;
+    error = e;
+  }
+  if (error) process.stderr.write(`${error.message.startsWith('latchgate:') ? '' : 'latchgate: '}${error.message}\n`);
+  if (f.json) process.stderr.write(JSON.stringify(summary(plan, result, error, t0)) + '\n');
+  return result?.exitCode ?? error?.exitCode ?? 125;
+}

@@ -1,0 +1,145 @@
+// Typed access to the C++ addon (native/). Constants mirror native/common.h.
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const MSG = {
+  FAIL: 1,
+  LISTEN_FDS: 2,
+  PTY_MASTER: 3,
+  READY: 4,
+  PRE_EXEC: 5,
+  EXEC_FAIL: 6,
+  EXIT: 7,
+} as const;
+
+export const OP = {
+  MKDIR: 1,
+  MKFILE: 2,
+  BIND: 3,
+  TMPFS: 4,
+  PROC: 5,
+  DEVPTS: 6,
+  SYMLINK: 7,
+  WRITE_FILE: 8,
+  MASK: 9,
+} as const;
+
+/** Index = native Step value (native/common.h). */
+export const STEP_NAMES = [
+  '',
+  'waiting for the parent',
+  'setting the user and group ids',
+  'arming the parent-death signal',
+  'resetting signals',
+  'closing inherited file descriptors',
+  'starting a new session',
+  'setting the hostname',
+  'making mounts private',
+  'staging the new root',
+  'mount operation',
+  'pivot_root into the new root',
+  'detaching the old root',
+  'making the root read-only',
+  'bringing up the loopback interface',
+  'creating a listening socket',
+  'passing file descriptors to the parent',
+  'creating the terminal',
+  'forking the command',
+  'entering the working directory',
+  'setting a resource limit',
+  'setting no_new_privs',
+  'creating the Landlock ruleset',
+  'adding a Landlock path rule',
+  'adding a Landlock port rule',
+  'enforcing Landlock',
+  'dropping capabilities',
+  'installing the seccomp filter',
+  'attaching the terminal to stdio',
+] as const;
+
+export const STEP = {
+  MOUNT_OP: 10,
+  LANDLOCK_RULE: 23,
+  LANDLOCK_NET_RULE: 24,
+  RLIMIT: 20,
+} as const;
+
+export interface NativeMountOp {
+  kind: number;
+  dst: string;
+  src?: string;
+  data?: string;
+  mode?: number;
+  readonly?: boolean;
+  recursive?: boolean;
+}
+
+export interface NativePlan {
+  uid: number;
+  gid: number;
+  uidMap: string;
+  gidMap: string;
+  setgroupsDeny: boolean;
+  dropGroups: boolean;
+  hostname: string;
+  stageDir: string;
+  ops: NativeMountOp[];
+  landlock: {
+    abi: number;
+    handledFs: number;
+    handledNet: number;
+    scoped: number;
+    paths: { path: string; access: number }[];
+    ports: { port: number; access: number }[];
+  };
+  seccomp: Buffer;
+  rlimits: { resource: number; soft: number; hard: number }[];
+  capLast: number;
+  argv: string[];
+  envp: string[];
+  execPaths: string[];
+  cwd: string;
+  ports: number[];
+  pty: { rows: number; cols: number } | null;
+}
+
+export interface NativeMessage {
+  type: number;
+  step: number;
+  errno: number;
+  index: number;
+  value: number;
+  fds: number[];
+}
+
+export interface NativeExit {
+  code: number;
+  signal: number;
+}
+
+export interface NativeBox {
+  readonly pid: number;
+  kill(signal?: number): boolean;
+}
+
+export interface NativeAddon {
+  spawn(plan: NativePlan, onMessage: (m: NativeMessage) => void, onExit: (e: NativeExit) => void): NativeBox;
+  landlockAbi(): number;
+  setWinsize(fd: number, rows: number, cols: number): number;
+}
+
+let cached: NativeAddon | undefined;
+
+/** Loads build/Release/latchgate.node from the package root. */
+export function loadAddon(): NativeAddon {
+  if (cached) return cached;
+  const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+  const path = join(root, 'build', 'Release', 'latchgate.node');
+  if (!existsSync(path)) {
+    throw new Error(`the native addon is not built (${path} is missing): run \`npm ci\` or \`make build\` in ${root}`);
+  }
+  cached = createRequire(import.meta.url)(path) as NativeAddon;
+  return cached;
+}

@@ -1,0 +1,164 @@
+// Who the agent is inside the box: never uid 0. A normal user keeps their own
+// uid/gid; root hands the box to SUDO_UID, else the workspace owner, else
+// nobody. Also renders the box's /etc/passwd and /etc/group.
+import { readFileSync, statSync, existsSync } from 'node:fs';
+
+export const NOBODY = 65534;
+
+export interface PasswdEntry {
+  name: string;
+  uid: number;
+  gid: number;
+  home: string;
+  shell: string;
+}
+
+export interface Identity {
+  hostUid: number;
+  uid: number;
+  gid: number;
+  user: string;
+  group: string;
+  home: string;
+  shell: string;
+  /** How the uid was chosen, for the plan and the --json summary. */
+  source: 'self' | 'sudo' | 'workspace-owner' | 'nobody';
+  uidMap: string;
+  gidMap: string;
+  setgroupsDeny: boolean;
+  dropGroups: boolean;
+}
+
+export function parsePasswd(text: string): PasswdEntry[] {
+  const out: PasswdEntry[] = [];
+  for (const line of text.split('\n')) {
+    const f = line.split(':');
+    if (f.length < 7 || line.startsWith('#')) continue;
+    const uid = Number(f[2]);
+    const gid = Number(f[3]);
+    if (!Number.isInteger(uid) || !Number.isInteger(gid)) continue;
+    out.push({ name: f[0]!, uid, gid, home: f[5]!, shell: f[6]! });
+  }
+  return out;
+}
+
+function parseGroupNames(text: string): Map<number, string> {
+  const m = new Map<number, string>();
+  for (const line of text.split('\n')) {
+    const f = line.split(':');
+    if (f.length < 3) continue;
+    const gid = Number(f[2]);
+    if (Number.isInteger(gid) && !m.has(gid)) m.set(gid, f[0]!);
+  }
+  return m;
+}
+
+function readOr(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+function validId(v: string | undefined): number | undefined {
+  if (v === undefined || !/^\d+$/.test(v)) return undefined;
+  const n = Number(v);
+  return n > 0 && n < 2 ** 32 - 1 ? n : undefined;
+}
+
+export interface IdentityHost {
+  uid: number;
+  gid: number;
+  env: NodeJS.ProcessEnv;
+  passwd: string;
+  group: string;
+  workspaceOwner: { uid: number; gid: number };
+}
+
+export function hostFacts(workspace: string): IdentityHost {
+  const st = statSync(workspace);
+  return {
+    uid: process.getuid!(),
+    gid: process.getgid!(),
+    env: process.env,
+    passwd: readOr('/etc/passwd'),
+    group: readOr('/etc/group'),
+    workspaceOwner: { uid: st.uid, gid: st.gid },
+  };
+}
+
+/** A login directory usable as the box's private HOME. */
+function usableHome(home: string | undefined, name: string): string {
+  if (!home || !home.startsWith('/') || home === '/' || /^\/(nonexistent|proc|dev|sys|usr|etc|bin|sbin|lib)(\/|$)/.test(home)) {
+    return `/home/${name}`;
+  }
+  return home;
+}
+
+export function resolveIdentity(h: IdentityHost): Identity {
+  const users = parsePasswd(h.passwd);
+  const groups = parseGroupNames(h.group);
+  let uid: number;
+  let gid: number | undefined;
+  let source: Identity['source'];
+  if (h.uid !== 0) {
+    uid = h.uid;
+    gid = h.gid;
+    source = 'self';
+  } else if (validId(h.env.SUDO_UID) !== undefined) {
+    uid = validId(h.env.SUDO_UID)!;
+    gid = validId(h.env.SUDO_GID);
+    source = 'sudo';
+  } else if (h.workspaceOwner.uid !== 0) {
+    uid = h.workspaceOwner.uid;
+    gid = h.workspaceOwner.gid !== 0 ? h.workspaceOwner.gid : undefined;
+    source = 'workspace-owner';
+  } else {
+    uid = NOBODY;
+    gid = NOBODY;
+    source = 'nobody';
+  }
+  const entry = users.find((u) => u.uid === uid);
+  gid ??= entry && entry.gid !== 0 ? entry.gid : uid === NOBODY ? NOBODY : uid;
+  if (gid === 0) gid = NOBODY;
+  const user = entry?.name ?? (uid === NOBODY ? 'nobody' : `user${uid}`);
+  const shell = entry && existsInBoxPath(entry.shell) ? entry.shell : '/bin/sh';
+  return {
+    hostUid: h.uid,
+    uid,
+    gid,
+    user,
+    group: groups.get(gid) ?? (gid === NOBODY ? 'nogroup' : user),
+    home: usableHome(entry?.home, user),
+    shell,
+    source,
+    uidMap: `${uid} ${uid} 1\n`,
+    gidMap: `${gid} ${gid} 1\n`,
+    // An unprivileged parent may only map its own ids, and must give up
+    // setgroups for the gid map; root instead clears the supplementary groups.
+    setgroupsDeny: h.uid !== 0,
+    dropGroups: h.uid === 0,
+  };
+}
+
+/** Shells under the read-only system trees are the ones present inside. */
+function existsInBoxPath(shell: string): boolean {
+  return /^\/(usr\/)?(s?bin)\//.test(shell) && existsSync(shell);
+}
+
+export function renderPasswd(id: Identity): string {
+  const lines = ['root:x:0:0:root:/root:/usr/sbin/nologin'];
+  if (id.uid !== NOBODY) lines.push(`${id.user}:x:${id.uid}:${id.gid}:${id.user}:${id.home}:${id.shell}`);
+  const nobodyHome = id.uid === NOBODY ? id.home : '/nonexistent';
+  const nobodyShell = id.uid === NOBODY ? id.shell : '/usr/sbin/nologin';
+  lines.push(`nobody:x:${NOBODY}:${NOBODY}:nobody:${nobodyHome}:${nobodyShell}`);
+  return lines.join('\n') + '\n';
+}
+
+export function renderGroup(id: Identity): string {
+  const lines = ['root:x:0:'];
+  if (id.gid !== NOBODY) lines.push(`${id.group}:x:${id.gid}:`);
+  lines.push(`nogroup:x:${NOBODY}:`);
+  return lines.join('\n') + '\n';
+}

@@ -1,0 +1,137 @@
+// The box's filesystem as data: an ordered list of operations on the new
+// root (box paths; binds keep the host path), plus the access class of each
+// tree so Landlock can mirror it. Nothing here touches the kernel.
+import { lstatSync, readlinkSync, statSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { LaunchError } from './errors.js';
+
+export type AccessClass = 'list' | 'read' | 'read-exec' | 'rw' | 'rw-noexec' | 'proc' | 'device' | 'tty';
+
+export type MountEntry =
+  | { kind: 'mkdir'; path: string; mode: number }
+  | { kind: 'mkfile'; path: string }
+  | { kind: 'bind'; src: string; path: string; readonly: boolean; why: string }
+  | { kind: 'mask'; path: string; why: string }
+  | { kind: 'tmpfs'; path: string; options: string; why: string }
+  | { kind: 'proc'; path: string }
+  | { kind: 'devpts'; path: string }
+  | { kind: 'symlink'; path: string; target: string }
+  | { kind: 'write'; path: string; content: string; mode: number };
+
+export interface AccessRule {
+  path: string;
+  access: AccessClass;
+  isFile: boolean;
+}
+
+type Node = 'dir' | 'file' | 'symlink';
+
+/** Builds mount entries in order, creating mountpoints on the way. */
+export class MountPlanner {
+  readonly entries: MountEntry[] = [];
+  readonly access: AccessRule[] = [];
+  private readonly nodes = new Map<string, Node>([['/', 'dir']]);
+  /** Box paths whose content comes from the host (binds): below them, paths exist iff they exist on the host. */
+  private readonly hostTrees = new Set<string>();
+
+  private hostTreeOf(path: string): string | undefined {
+    for (let p = path; ; p = dirname(p)) {
+      if (this.hostTrees.has(p)) return p;
+      if (p === '/') return undefined;
+    }
+  }
+
+  private ensure(path: string, node: Node, mode = 0o755): void {
+    if (this.nodes.has(path)) return;
+    if (path !== '/') this.ensureDir(dirname(path));
+    const tree = this.hostTreeOf(path);
+    if (tree !== undefined) {
+      // Inside a bound host tree the mountpoint must already be there.
+      let st;
+      try {
+        st = lstatSync(path);
+      } catch {
+        throw new LaunchError(`cannot mount on ${path}: it does not exist inside ${tree}, which is mounted from the host as is; create it on the host or choose another path`);
+      }
+      if ((node === 'dir') !== st.isDirectory()) {
+        throw new LaunchError(`cannot mount on ${path}: expected a ${node === 'dir' ? 'directory' : 'file'} inside ${tree}`);
+      }
+    } else if (node === 'dir') {
+      this.entries.push({ kind: 'mkdir', path, mode });
+    } else {
+      this.entries.push({ kind: 'mkfile', path });
+    }
+    this.nodes.set(path, node);
+  }
+
+  ensureDir(path: string, mode = 0o755): void {
+    this.ensure(path, 'dir', mode);
+  }
+
+  bind(src: string, path: string, readonly: boolean, access: AccessClass, why: string): void {
+    const st = statSync(src);
+    this.ensure(path, st.isDirectory() ? 'dir' : 'file');
+    this.entries.push({ kind: 'bind', src, path, readonly, why });
+    this.hostTrees.add(path);
+    this.access.push({ path, access, isFile: !st.isDirectory() });
+  }
+
+  /**
+   * Re-mounts a path inside a writable tree read-only over itself. The path
+   * may be a placeholder created just before launch, so it is not checked here.
+   */
+  protect(path: string): void {
+    this.entries.push({ kind: 'bind', src: path, path, readonly: true, why: 'protected path' });
+  }
+
+  /** Covers a name (even a symlink) with an empty read-only file. */
+  mask(path: string, why: string): void {
+    this.entries.push({ kind: 'mask', path, why });
+  }
+
+  tmpfs(path: string, options: string, access: AccessClass, why: string): void {
+    this.ensureDir(path);
+    this.entries.push({ kind: 'tmpfs', path, options, why });
+    this.hostTrees.delete(path);
+    this.access.push({ path, access, isFile: false });
+  }
+
+  symlink(path: string, target: string): void {
+    this.ensureDir(dirname(path));
+    this.entries.push({ kind: 'symlink', path, target });
+    this.nodes.set(path, 'symlink');
+  }
+
+  write(path: string, content: string, mode = 0o644): void {
+    this.ensureDir(dirname(path));
+    this.entries.push({ kind: 'write', path, content, mode });
+    this.nodes.set(path, 'file');
+  }
+
+  special(kind: 'proc' | 'devpts', path: string, access: AccessClass): void {
+    this.ensureDir(path);
+    this.entries.push({ kind, path });
+    this.access.push({ path, access, isFile: false });
+  }
+
+  rule(path: string, access: AccessClass, isFile = false): void {
+    this.access.push({ path, access, isFile });
+  }
+}
+
+export function lstatOrUndefined(path: string) {
+  try {
+    return lstatSync(path);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Mirrors a host path into the box as it is: a symlink stays a symlink. */
+export function mirrorHostPath(m: MountPlanner, path: string, access: AccessClass, why: string): boolean {
+  const st = lstatOrUndefined(path);
+  if (!st) return false;
+  if (st.isSymbolicLink()) m.symlink(path, readlinkSync(path));
+  else m.bind(path, path, true, access, why);
+  return true;
+}

@@ -1,0 +1,68 @@
+// Translates a SandboxPlan into the addon's form: host sources under the
+// staging root's /oldroot, box targets under /newroot.
+import { OP, type NativeMountOp, type NativePlan } from '../native/addon.js';
+import type { MountEntry } from './mount-plan.js';
+import type { SandboxPlan } from './plan.js';
+import { buildSeccompFilter, hostSeccompArch } from './seccomp-filter.js';
+
+const OLD = '/oldroot';
+const NEW = '/newroot';
+
+function op(e: MountEntry): NativeMountOp {
+  switch (e.kind) {
+    case 'mkdir':
+      return { kind: OP.MKDIR, dst: NEW + e.path, mode: e.mode };
+    case 'mkfile':
+      return { kind: OP.MKFILE, dst: NEW + e.path, mode: 0o644 };
+    case 'bind':
+      return { kind: OP.BIND, src: OLD + e.src, dst: NEW + e.path, readonly: e.readonly, recursive: true };
+    case 'mask':
+      return { kind: OP.MASK, src: `${OLD}/dev/null`, dst: NEW + e.path, readonly: true, recursive: false };
+    case 'tmpfs':
+      return { kind: OP.TMPFS, dst: NEW + e.path, data: e.options };
+    case 'proc':
+      return { kind: OP.PROC, dst: NEW + e.path };
+    case 'devpts':
+      return { kind: OP.DEVPTS, dst: NEW + e.path };
+    case 'symlink':
+      return { kind: OP.SYMLINK, dst: NEW + e.path, data: e.target };
+    case 'write':
+      return { kind: OP.WRITE_FILE, dst: NEW + e.path, data: e.content, mode: e.mode };
+  }
+}
+
+export function toNativePlan(plan: SandboxPlan, capLast: number): NativePlan {
+  const id = plan.identity;
+  return {
+    uid: id.uid,
+    gid: id.gid,
+    uidMap: id.uidMap,
+    gidMap: id.gidMap,
+    setgroupsDeny: id.setgroupsDeny,
+    dropGroups: id.dropGroups,
+    hostname: plan.hostname,
+    stageDir: '/tmp',
+    ops: plan.mounts.map(op),
+    landlock: {
+      abi: plan.landlock.abi,
+      handledFs: plan.landlock.handledFs,
+      handledNet: plan.landlock.handledNet,
+      scoped: plan.landlock.scoped,
+      paths: plan.landlock.paths.map(({ path, access }) => ({ path, access })),
+      ports: plan.landlock.ports,
+    },
+    seccomp: buildSeccompFilter(hostSeccompArch()),
+    rlimits: plan.rlimits.map(({ resource, soft, hard }) => ({
+      resource,
+      soft: Number.isFinite(soft) ? soft : -1,
+      hard: Number.isFinite(hard) ? hard : -1,
+    })),
+    capLast,
+    argv: plan.command.argv,
+    envp: Object.entries(plan.env).map(([k, v]) => `${k}=${v}`),
+    execPaths: plan.command.execPaths,
+    cwd: plan.command.cwd,
+    ports: plan.network.listenPorts,
+    pty: plan.terminal.mode === 'pty' ? { rows: plan.terminal.rows, cols: plan.terminal.cols } : null,
+  };
+}

@@ -1,0 +1,253 @@
+// The launch plan: everything `latchgate sandbox` will do, as plain data that
+// --dry-run prints and tests inspect before anything runs.
+import { existsSync, readFileSync, realpathSync, statSync } from 'node:fs';
+import { isAbsolute, join } from 'node:path';
+import { buildBoxEnv, BOX_PATH } from './env.js';
+import { LaunchError } from './errors.js';
+import { renderGroup, renderPasswd, type Identity } from './identity.js';
+import { landlockPlan, type LandlockPlan } from './landlock-rules.js';
+import { MountPlanner, mirrorHostPath, type MountEntry } from './mount-plan.js';
+import { protectedPathsFor, type ProtectedAction } from './protected-paths.js';
+import { describeSeccompFilter, hostSeccompArch } from './seccomp-filter.js';
+
+export const BOX_HOSTNAME = 'latchgate';
+
+export interface SandboxOptions {
+  workspace: string;
+  ro: string[];
+  rw: string[];
+  passEnv: string[];
+  allowHosts: string[];
+  profile?: string;
+  command: string[];
+  strictNet: boolean;
+  allowDegraded: boolean;
+  limits: { nofile?: number; nproc?: number; tmpSize?: string };
+  /** Ports the box's init listens on (127.0.0.1) and hands to the parent. */
+  listenPorts: number[];
+}
+
+export interface HostFacts {
+  identity: Identity;
+  env: NodeJS.ProcessEnv;
+  /** Landlock ABI, or a negative errno when the kernel has none. */
+  landlockAbi: number;
+  hardLimits: { nofile: number; nproc: number };
+  capLast: number;
+  terminal: { rows: number; cols: number } | null;
+}
+
+export interface RlimitEntry {
+  name: string;
+  resource: number;
+  soft: number;
+  hard: number;
+}
+
+export interface SandboxPlan {
+  version: 1;
+  hostname: string;
+  workspace: string;
+  profile: string | null;
+  identity: Identity;
+  command: { argv: string[]; execPaths: string[]; cwd: string };
+  env: Record<string, string>;
+  mounts: MountEntry[];
+  protectedPaths: ProtectedAction[];
+  landlock: LandlockPlan & { status: 'enforced' | 'degraded-unavailable' };
+  seccomp: ReturnType<typeof describeSeccompFilter>;
+  rlimits: RlimitEntry[];
+  capabilities: 'all dropped';
+  noNewPrivs: true;
+  namespaces: string[];
+  network: { loopbackOnly: true; strictNet: boolean; listenPorts: number[]; allowHosts: string[] };
+  terminal: { mode: 'pty'; rows: number; cols: number } | { mode: 'inherit' };
+  /** Weaker modes asked for by name; empty at full isolation. */
+  degraded: string[];
+}
+
+const RLIMIT = { CORE: 4, NPROC: 6, NOFILE: 7 } as const;
+export const DEFAULT_NOFILE = 65536;
+export const DEFAULT_NPROC = 4096;
+export const DEFAULT_TMP_SIZE = '50%';
+
+/** System trees mounted read-only when the host has them (merged-usr or not). */
+const SYSTEM_TREES = ['/usr', '/bin', '/sbin', '/lib', '/lib32', '/lib64', '/libx32'];
+/** From /etc, only what programs need to run, resolve users and verify TLS. */
+const ETC_ENTRIES = [
+  'ssl', 'ca-certificates', 'ca-certificates.conf', 'pki', 'crypto-policies', 'ld.so.cache', 'ld.so.conf',
+  'ld.so.conf.d', 'nsswitch.conf', 'alternatives', 'localtime', 'timezone', 'mime.types', 'inputrc', 'terminfo',
+];
+const DEVICES = ['null', 'zero', 'full', 'random', 'urandom', 'tty'];
+
+function canonical(path: string, flag: string): string {
+  if (!isAbsolute(path)) {
+    throw new LaunchError(`${flag} ${path}: expected an absolute path; write ${flag} ${join(process.cwd(), path)}`);
+  }
+  try {
+    return realpathSync(path);
+  } catch {
+    throw new LaunchError(`${flag} ${path}: no such file or directory on the host; create it or fix the path`);
+  }
+}
+
+function refuseHostInternals(path: string, flag: string): void {
+  if (path === '/' || /^\/(proc|dev|sys)(\/|$)/.test(path) || path === '/run/latchgate' || path.startsWith('/run/latchgate/')) {
+    throw new LaunchError(`${flag} ${path}: refused: mounting ${path} would expose the host (or the box's own control paths); mount a narrower directory`);
+  }
+}
+
+export function resolveExecPaths(argv0: string, cwd: string, path: string): string[] {
+  if (argv0.includes('/')) return [isAbsolute(argv0) ? argv0 : join(cwd, argv0)];
+  return path.split(':').filter((d) => d.startsWith('/')).map((d) => join(d, argv0));
+}
+
+function clampLimit(name: string, wanted: number, hard: number): RlimitEntry['soft'] {
+  if (!Number.isInteger(wanted) || wanted <= 0) throw new LaunchError(`limit ${name}: expected a positive integer, got ${wanted}`);
+  return Math.min(wanted, hard);
+}
+
+export function buildSandboxPlan(o: SandboxOptions, h: HostFacts): SandboxPlan {
+  const id = h.identity;
+  const degraded: string[] = [];
+  const workspace = canonical(o.workspace, '--workspace');
+  if (!statSync(workspace).isDirectory()) throw new LaunchError(`--workspace ${o.workspace}: not a directory; pass the project directory`);
+  refuseHostInternals(workspace, '--workspace');
+  const ro = o.ro.map((p) => canonical(p, '--ro'));
+  const rw = o.rw.map((p) => canonical(p, '--rw'));
+  ro.forEach((p) => refuseHostInternals(p, '--ro'));
+  rw.forEach((p) => refuseHostInternals(p, '--rw'));
+
+  let landlockAbi = h.landlockAbi;
+  if (landlockAbi <= 0) {
+    if (!o.allowDegraded) {
+      throw new LaunchError('Landlock is not available in this kernel (needed for the second wall of the box); boot a kernel with CONFIG_SECURITY_LANDLOCK=y and "landlock" in lsm=, or accept weaker isolation with --allow-degraded');
+    }
+    degraded.push('landlock-unavailable');
+    landlockAbi = 0;
+  }
+
+  const m = new MountPlanner();
+  m.rule('/', 'list');
+  if (!existsSync('/usr')) throw new LaunchError('the host has no /usr: cannot assemble the box root');
+  for (const t of SYSTEM_TREES) mirrorHostPath(m, t, 'read-exec', 'system');
+  m.ensureDir('/etc');
+  m.rule('/etc', 'read');
+  for (const e of ETC_ENTRIES) mirrorHostPath(m, `/etc/${e}`, 'read', 'system configuration');
+  m.write('/etc/passwd', renderPasswd(id));
+  m.write('/etc/group', renderGroup(id));
+  m.write('/etc/hosts', '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n');
+  m.write('/etc/hostname', `${BOX_HOSTNAME}\n`);
+  m.special('proc', '/proc', 'proc');
+  m.tmpfs('/dev', 'mode=0755,size=64k', 'list', 'minimal /dev');
+  for (const d of DEVICES) m.bind(`/dev/${d}`, `/dev/${d}`, false, 'device', 'device');
+  m.special('devpts', '/dev/pts', 'tty');
+  m.symlink('/dev/ptmx', 'pts/ptmx');
+  m.tmpfs('/dev/shm', 'mode=1777', 'rw-noexec', 'shared memory');
+  m.symlink('/dev/fd', '/proc/self/fd');
+  m.symlink('/dev/stdin', '/proc/self/fd/0');
+  m.symlink('/dev/stdout', '/proc/self/fd/1');
+  m.symlink('/dev/stderr', '/proc/self/fd/2');
+  m.ensureDir('/run');
+  m.ensureDir('/run/latchgate');
+  m.rule('/run/latchgate', 'list');
+
+  // Trees at user-chosen paths, parents before children; an explicit bind of
+  // /tmp or of HOME replaces the private tmpfs there.
+  const tmpSize = o.limits.tmpSize ?? DEFAULT_TMP_SIZE;
+  if (!/^\d+[kmg%]?$/.test(tmpSize)) throw new LaunchError(`limit tmp_size ${tmpSize}: expected a size like 2g, 512m or 50%`);
+  type Tree = { path: string; bind?: { src: string; readonly: boolean }; flag: string };
+  const trees: Tree[] = [];
+  const add = (t: Tree) => {
+    const clash = trees.find((x) => x.path === t.path);
+    if (clash && clash.bind && t.bind) throw new LaunchError(`${t.flag} ${t.path}: already mounted by ${clash.flag}; give each path once`);
+    if (clash) trees.splice(trees.indexOf(clash), 1, t.bind ? t : clash);
+    else trees.push(t);
+  };
+  add({ path: '/tmp', flag: 'private /tmp' });
+  add({ path: id.home, flag: 'private HOME' });
+  add({ path: workspace, bind: { src: workspace, readonly: false }, flag: '--workspace' });
+  for (const p of rw) add({ path: p, bind: { src: p, readonly: false }, flag: '--rw' });
+  for (const p of ro) add({ path: p, bind: { src: p, readonly: true }, flag: '--ro' });
+  trees.sort((a, b) => a.path.split('/').length - b.path.split('/').length);
+  for (const t of trees) {
+    if (!t.bind) m.tmpfs(t.path, t.path === '/tmp' ? `mode=1777,size=${tmpSize}` : `mode=0700,size=${tmpSize}`, 'rw', t.flag);
+    else m.bind(t.bind.src, t.path, t.bind.readonly, t.bind.readonly ? 'read-exec' : 'rw', t.flag);
+  }
+
+  const writable = [workspace, ...rw];
+  const protectedPaths: ProtectedAction[] = [];
+  for (const root of writable) {
+    for (const a of protectedPathsFor(root, writable)) {
+      if (protectedPaths.some((x) => x.path === a.path)) continue;
+      protectedPaths.push(a);
+      if (a.action === 'mask-symlink') m.mask(a.path, 'protected path is a symlink: covered, not followed');
+      else m.protect(a.path);
+    }
+  }
+
+  const extraPath = ro.flatMap((p) => [join(p, 'bin'), join(p, 'sbin')]).filter((p) => existsSync(p));
+  const env = buildBoxEnv({
+    hostEnv: h.env,
+    passEnv: o.passEnv,
+    user: id.user,
+    home: id.home,
+    shell: id.shell,
+    workspace,
+    extraPath,
+  });
+  const argv = o.command.length > 0 ? o.command : [id.shell];
+  const cwd = workspace;
+  const execPaths = resolveExecPaths(argv[0]!, cwd, env.PATH ?? BOX_PATH);
+
+  const rlimits: RlimitEntry[] = [
+    { name: 'core', resource: RLIMIT.CORE, soft: 0, hard: 0 },
+    { name: 'nofile', resource: RLIMIT.NOFILE, soft: 0, hard: 0 },
+    { name: 'nproc', resource: RLIMIT.NPROC, soft: 0, hard: 0 },
+  ];
+  const nofile = clampLimit('nofile', o.limits.nofile ?? DEFAULT_NOFILE, h.hardLimits.nofile);
+  const nproc = clampLimit('nproc', o.limits.nproc ?? DEFAULT_NPROC, h.hardLimits.nproc);
+  rlimits[1]!.soft = rlimits[1]!.hard = nofile;
+  rlimits[2]!.soft = rlimits[2]!.hard = nproc;
+
+  const ll = landlockPlan(landlockAbi, m.access, o.strictNet, o.listenPorts);
+  if (o.strictNet && landlockAbi < 4) {
+    throw new LaunchError(`--strict-net needs Landlock ABI 4 or newer (TCP rules); this kernel offers ${landlockAbi > 0 ? `ABI ${landlockAbi}` : 'no Landlock'}; drop --strict-net or upgrade the kernel`);
+  }
+
+  return {
+    version: 1,
+    hostname: BOX_HOSTNAME,
+    workspace,
+    profile: o.profile ?? null,
+    identity: id,
+    command: { argv, execPaths, cwd },
+    env,
+    mounts: m.entries,
+    protectedPaths,
+    landlock: { ...ll, status: landlockAbi > 0 ? 'enforced' : 'degraded-unavailable' },
+    seccomp: describeSeccompFilter(hostSeccompArch()),
+    rlimits,
+    capabilities: 'all dropped',
+    noNewPrivs: true,
+    namespaces: ['user', 'mount', 'pid', 'network', 'uts', 'ipc', 'cgroup'],
+    network: { loopbackOnly: true, strictNet: o.strictNet, listenPorts: o.listenPorts, allowHosts: o.allowHosts },
+    terminal: h.terminal ? { mode: 'pty', ...h.terminal } : { mode: 'inherit' },
+    degraded,
+  };
+}
+
+/** Hard limits of this process, from /proc/self/limits ("unlimited" -> Infinity). */
+export function readHardLimits(): { nofile: number; nproc: number } {
+  const text = readFileSync('/proc/self/limits', 'utf8');
+  const hard = (label: string): number => {
+    const line = text.split('\n').find((l) => l.startsWith(label));
+    const v = line?.slice(26).trim().split(/\s+/)[1];
+    return v === undefined || v === 'unlimited' ? Infinity : Number(v);
+  };
+  return { nofile: hard('Max open files'), nproc: hard('Max processes') };
+}
+
+export function readCapLast(): number {
+  return Number(readFileSync('/proc/sys/kernel/cap_last_cap', 'utf8').trim());
+}

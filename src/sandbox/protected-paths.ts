@@ -1,0 +1,124 @@
+// Files inside a writable root that would let a compromised agent run code
+// outside the box later (git hooks and config, shell rc files, editor and
+// agent settings). They stay read-only; a missing one gets an empty
+// placeholder (removed after the run) so it cannot be created; one that is a
+// symlink is covered, never followed.
+import { lstatSync, readFileSync, readdirSync } from 'node:fs';
+import { isAbsolute, join, relative, resolve, dirname } from 'node:path';
+
+export const PROTECTED_DIRS = ['.vscode', '.idea', '.codex', '.claude/commands', '.claude/agents'];
+export const PROTECTED_FILES = [
+  '.bashrc', '.bash_profile', '.zshrc', '.zprofile', '.profile', '.mcp.json',
+  '.claude/settings.json', '.claude/settings.local.json',
+];
+
+export type ProtectedAction =
+  | { action: 'readonly'; path: string }
+  | { action: 'mask-symlink'; path: string }
+  | { action: 'placeholder'; path: string; type: 'file' | 'dir' };
+
+function lst(p: string) {
+  try {
+    return lstatSync(p);
+  } catch {
+    return undefined;
+  }
+}
+
+function isInside(root: string, p: string): boolean {
+  const r = relative(root, p);
+  return r === '' || (!r.startsWith('..') && !isAbsolute(r));
+}
+
+/** A real git directory (has HEAD), not a stray folder named .git. */
+function isGitDir(p: string): boolean {
+  const st = lst(p);
+  return !!st?.isDirectory() && !!lst(join(p, 'HEAD'))?.isFile();
+}
+
+function readGitdirFile(file: string): string | undefined {
+  try {
+    const m = /^gitdir:\s*(.+?)\s*$/m.exec(readFileSync(file, 'utf8'));
+    return m ? resolve(dirname(file), m[1]!) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The git directories whose hooks and config git would use for this root. */
+export function gitDirsOf(root: string): string[] {
+  const dotgit = join(root, '.git');
+  const st = lst(dotgit);
+  const found: string[] = [];
+  if (st?.isDirectory() && isGitDir(dotgit)) found.push(dotgit);
+  else if (st?.isFile()) {
+    const gd = readGitdirFile(dotgit); // worktree or submodule
+    if (gd && isGitDir(gd)) {
+      found.push(gd);
+      try {
+        const common = resolve(gd, readFileSync(join(gd, 'commondir'), 'utf8').trim());
+        if (isGitDir(common)) found.push(common);
+      } catch {
+        // not a worktree
+      }
+    }
+  }
+  // Submodules keep their git directories under modules/, nested as deep as they go.
+  const queue = [...found];
+  while (queue.length > 0) {
+    const gd = queue.shift()!;
+    const modules = join(gd, 'modules');
+    if (!lst(modules)?.isDirectory()) continue;
+    const walk = (dir: string, depth: number): void => {
+      if (depth > 8) return;
+      for (const e of readdirSync(dir, { withFileTypes: true })) {
+        if (!e.isDirectory()) continue;
+        const p = join(dir, e.name);
+        if (isGitDir(p)) {
+          found.push(p);
+          queue.push(p);
+        } else walk(p, depth + 1);
+      }
+    };
+    walk(modules, 0);
+  }
+  return [...new Set(found)];
+}
+
+function actionFor(path: string, type: 'file' | 'dir', root: string): ProtectedAction | undefined {
+  // A symlinked ancestor inside the root (e.g. .claude -> elsewhere) is
+  // covered itself: nothing below it is followed.
+  for (let p = dirname(path); isInside(root, p) && p !== root; p = dirname(p)) {
+    const st = lst(p);
+    if (st?.isSymbolicLink()) return { action: 'mask-symlink', path: p };
+    if (st && !st.isDirectory()) return undefined; // a file where a directory would be
+  }
+  const st = lst(path);
+  if (!st) return { action: 'placeholder', path, type };
+  if (st.isSymbolicLink()) return { action: 'mask-symlink', path };
+  return { action: 'readonly', path };
+}
+
+/** Protected paths for one writable root, in mount order (parents first). */
+export function protectedPathsFor(root: string, writableRoots: readonly string[]): ProtectedAction[] {
+  const wanted: [string, 'file' | 'dir'][] = [];
+  for (const d of PROTECTED_DIRS) wanted.push([join(root, d), 'dir']);
+  for (const f of PROTECTED_FILES) wanted.push([join(root, f), 'file']);
+  const claude = join(root, '.claude');
+  if (lst(claude)?.isDirectory()) {
+    for (const name of readdirSync(claude)) {
+      if (/^settings.*\.json$/.test(name)) wanted.push([join(claude, name), 'file']);
+    }
+  }
+  for (const gd of gitDirsOf(root)) {
+    if (!writableRoots.some((w) => isInside(w, gd))) continue; // not writable inside: nothing to protect
+    wanted.push([join(gd, 'hooks'), 'dir'], [join(gd, 'config'), 'file']);
+  }
+  const out = new Map<string, ProtectedAction>();
+  for (const [p, type] of wanted) {
+    const a = actionFor(p, type, root);
+    if (a && !out.has(a.path)) out.set(a.path, a);
+  }
+  // Parents before children so a covered directory is mounted first.
+  return [...out.values()].sort((a, b) => a.path.split('/').length - b.path.split('/').length);
+}

@@ -1,0 +1,133 @@
+// Runs a SandboxPlan through the addon: placeholders, spawn, the control
+// messages of the box's init, signal forwarding, terminal relay, exit status.
+import { constants } from 'node:os';
+import { loadAddon, MSG, STEP, STEP_NAMES, type NativeMessage } from '../native/addon.js';
+import { EXIT_CANNOT_EXECUTE, EXIT_LAUNCHER, EXIT_NOT_FOUND, LaunchError, errnoName } from './errors.js';
+import { toNativePlan } from './native-plan.js';
+import { Placeholders } from './placeholders.js';
+import type { SandboxPlan } from './plan.js';
+import { readCapLast } from './plan.js';
+import { TerminalRelay } from './terminal.js';
+
+export interface RunHooks {
+  /** Listening sockets made inside the box for plan.network.listenPorts, in order. */
+  onListen?(fds: number[]): void;
+}
+
+export interface RunResult {
+  exitCode: number;
+  /** Signal that ended the command, if any. */
+  signal: number | null;
+  /** Time from clone() to just before execve(), in ms. */
+  boxSetupMs: number | null;
+  durationMs: number;
+  /** Set when the launcher, not the command, decided the exit code. */
+  error?: LaunchError;
+}
+
+const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGCONT'];
+
+function describeStep(plan: SandboxPlan, m: NativeMessage): string {
+  const name = STEP_NAMES[m.step] ?? `step ${m.step}`;
+  if (m.step === STEP.MOUNT_OP) {
+    const e = plan.mounts[m.index];
+    if (!e) return name;
+    const what = e.kind === 'bind' ? `bind ${e.src} -> ${e.path}${e.readonly ? ' (read-only)' : ''}` : `${e.kind} ${e.path}`;
+    return `${name} (${what})`;
+  }
+  if (m.step === STEP.LANDLOCK_RULE) return `${name} (${plan.landlock.paths[m.index]?.path ?? m.index})`;
+  if (m.step === STEP.LANDLOCK_NET_RULE) return `${name} (port ${plan.landlock.ports[m.index]?.port ?? m.index})`;
+  if (m.step === STEP.RLIMIT) return `${name} (${plan.rlimits[m.index]?.name ?? m.index})`;
+  return name;
+}
+
+function fixFor(errno: number): string {
+  const code = errnoName(errno);
+  if (code === 'EPERM' || code === 'EACCES') return 'the kernel refused it: run `latchgate doctor` for the exact cause and fix';
+  if (code === 'ENOSPC') return 'a namespace limit is exhausted: raise /proc/sys/user/max_*_namespaces';
+  if (code === 'ENOENT') return 'a path in the plan is missing: check it with `latchgate sandbox --dry-run`';
+  return 'run `latchgate doctor` to check this host';
+}
+
+export function spawnError(e: Error & { step?: string; errno?: number }): LaunchError {
+  if (e.errno === undefined) return new LaunchError(`latchgate: ${e.message}`);
+  const restricted = e.errno === constants.errno.EPERM || e.errno === constants.errno.EACCES || e.errno === constants.errno.ENOSPC;
+  return new LaunchError(`latchgate: ${e.step} failed: ${errnoName(e.errno)}; ${restricted ? 'this host does not let this user create the namespaces: run `latchgate doctor` for the fix' : fixFor(e.errno)}`);
+}
+
+export async function runSandbox(plan: SandboxPlan, hooks: RunHooks = {}): Promise<RunResult> {
+  const addon = loadAddon();
+  const placeholders = new Placeholders();
+  placeholders.create(plan.protectedPaths);
+  const started = process.hrtime.bigint();
+  const terminal = new TerminalRelay();
+  let failure: LaunchError | undefined;
+  let exitStatus: number | undefined;
+  let boxSetupMs: number | null = null;
+  const forwarders = new Map<NodeJS.Signals, () => void>();
+
+  try {
+    const exited = new Promise<{ code: number; signal: number }>((resolve, reject) => {
+      let box;
+      try {
+        box = addon.spawn(
+          toNativePlan(plan, readCapLast()),
+          (m) => {
+            switch (m.type) {
+              case MSG.FAIL:
+                failure ??= new LaunchError(`latchgate: building the box failed at ${describeStep(plan, m)}: ${errnoName(m.errno)}; ${fixFor(m.errno)}`);
+                break;
+              case MSG.LISTEN_FDS:
+                if (hooks.onListen) hooks.onListen(m.fds);
+                break;
+              case MSG.PTY_MASTER:
+                if (m.fds[0] !== undefined) terminal.attach(m.fds[0]);
+                break;
+              case MSG.PRE_EXEC:
+                boxSetupMs = m.value / 1e6;
+                break;
+              case MSG.EXEC_FAIL: {
+                const argv0 = plan.command.argv[0];
+                if (m.errno === constants.errno.ENOENT) {
+                  failure = new LaunchError(`latchgate: command not found inside the box: ${argv0} (searched ${plan.command.execPaths.join(', ')}); install it under /usr on the host or mount its directory with --ro DIR`, EXIT_NOT_FOUND);
+                } else {
+                  const path = plan.command.execPaths[m.index] ?? argv0;
+                  failure = new LaunchError(`latchgate: cannot execute ${path} inside the box: ${errnoName(m.errno)}; check that it is an executable file the agent's user (uid ${plan.identity.uid}) may run`, EXIT_CANNOT_EXECUTE);
+                }
+                break;
+              }
+              case MSG.EXIT:
+                exitStatus = m.value;
+                break;
+            }
+          },
+          (e) => resolve(e),
+        );
+      } catch (e) {
+        reject(spawnError(e as Error));
+        return;
+      }
+      for (const sig of FORWARDED) {
+        const f = () => box.kill(constants.signals[sig]);
+        forwarders.set(sig, f);
+        process.on(sig, f);
+      }
+    });
+    const initExit = await exited;
+    await terminal.finish();
+    const durationMs = Number(process.hrtime.bigint() - started) / 1e6;
+    if (failure) return { exitCode: failure.exitCode, signal: null, boxSetupMs, durationMs, error: failure };
+    if (exitStatus === undefined) {
+      const why = initExit.signal ? `was killed by signal ${initExit.signal}` : `exited with ${initExit.code}`;
+      const error = new LaunchError(`latchgate: the box's init ${why} before the command finished`, EXIT_LAUNCHER);
+      return { exitCode: EXIT_LAUNCHER, signal: null, boxSetupMs, durationMs, error };
+    }
+    const sig = exitStatus & 0x7f;
+    if (sig === 0) return { exitCode: (exitStatus >> 8) & 0xff, signal: null, boxSetupMs, durationMs };
+    return { exitCode: 128 + sig, signal: sig, boxSetupMs, durationMs };
+  } finally {
+    for (const [sig, f] of forwarders) process.off(sig, f);
+    terminal.restore();
+    placeholders.remove();
+  }
+}
