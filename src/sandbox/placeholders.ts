@@ -1,7 +1,7 @@
 // Empty placeholders for protected paths that do not exist yet: mounted
 // read-only in the box so they cannot be created there, and removed after the
 // run when they are still ours and still empty.
-import { closeSync, lstatSync, mkdirSync, openSync, readdirSync, rmdirSync, unlinkSync } from 'node:fs';
+import { chownSync, closeSync, lstatSync, mkdirSync, openSync, readdirSync, rmdirSync, unlinkSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { LaunchError } from './errors.js';
 import type { ProtectedAction } from './protected-paths.js';
@@ -15,6 +15,9 @@ interface Created {
 export class Placeholders {
   private readonly created: Created[] = [];
 
+  /** owner: whom to give them when root creates them in someone's workspace. */
+  constructor(private readonly owner?: { uid: number; gid: number }) {}
+
   create(actions: readonly ProtectedAction[]): void {
     for (const a of actions) {
       if (a.action !== 'placeholder') continue;
@@ -22,7 +25,7 @@ export class Placeholders {
         this.mkdirs(dirname(a.path));
         if (a.type === 'dir') mkdirSync(a.path, { mode: 0o755 });
         else closeSync(openSync(a.path, 'wx', 0o644));
-        this.created.push({ path: a.path, type: a.type, ino: lstatSync(a.path).ino });
+        this.record(a.path, a.type);
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code === 'EEXIST') continue; // appeared meanwhile: mounted read-only as it is
         this.remove();
@@ -40,7 +43,12 @@ export class Placeholders {
     }
     this.mkdirs(dirname(dir));
     mkdirSync(dir, { mode: 0o755 });
-    this.created.push({ path: dir, type: 'dir', ino: lstatSync(dir).ino });
+    this.record(dir, 'dir');
+  }
+
+  private record(path: string, type: 'file' | 'dir'): void {
+    if (this.owner) chownSync(path, this.owner.uid, this.owner.gid);
+    this.created.push({ path, type, ino: lstatSync(path).ino });
   }
 
   /** Best effort; never removes anything that changed since we made it. */

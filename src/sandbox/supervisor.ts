@@ -57,7 +57,8 @@ export function spawnError(e: Error & { step?: string; errno?: number }): Launch
 
 export async function runSandbox(plan: SandboxPlan, hooks: RunHooks = {}): Promise<RunResult> {
   const addon = loadAddon();
-  const placeholders = new Placeholders();
+  const id = plan.identity;
+  const placeholders = new Placeholders(id.hostUid === 0 ? { uid: id.uid, gid: id.gid } : undefined);
   placeholders.create(plan.protectedPaths);
   const started = process.hrtime.bigint();
   const terminal = new TerminalRelay();

@@ -1,0 +1,23 @@
+# Common targets. `make test` does the whole set-up on a fresh machine.
+.PHONY: setup build test lint bench bench-sandbox clean
+
+setup:
+	bash scripts/setup.sh
+
+build:
+	npm run build --silent
+
+test: setup
+	npm test
+
+lint:
+	npx tsc -p tsconfig.json --noEmit
+	npx node-gyp rebuild --silent 2>&1 | (! grep -E "warning|error")
+
+bench: bench-sandbox
+
+bench-sandbox: setup
+	node bench/sandbox.mjs
+
+clean:
+	rm -rf build dist

@@ -1,0 +1,17 @@
+#!/usr/bin/env node
+// Runs every test/**/*.test.mjs with node:test (two at a time: 2-core CI).
+import { spawnSync } from 'node:child_process';
+import { readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+
+function find(dir) {
+  return readdirSync(dir).flatMap((n) => {
+    const p = join(dir, n);
+    if (statSync(p).isDirectory()) return n === 'fixtures' ? [] : find(p);
+    return n.endsWith('.test.mjs') ? [p] : [];
+  });
+}
+
+const files = (process.argv.length > 2 ? process.argv.slice(2) : find('test')).sort();
+const r = spawnSync(process.execPath, ['--test', '--test-concurrency=2', ...files], { stdio: 'inherit' });
+process.exit(r.status ?? 1);

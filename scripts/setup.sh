@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# One-time set-up on a fresh Debian machine: the system packages the tests use
+# (cc for the escape probe, tmux for the terminal tests), then npm ci, which
+# compiles the addon and the TypeScript.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+need=()
+command -v cc >/dev/null || need+=(gcc libc6-dev)
+command -v g++ >/dev/null || need+=(g++)
+command -v make >/dev/null || need+=(make)
+command -v python3 >/dev/null || need+=(python3)
+command -v tmux >/dev/null || need+=(tmux)
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "setup: missing packages ${need[*]}: install them with: sudo apt-get install -y ${need[*]}" >&2
+    exit 1
+  fi
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
+fi
+if [ ! -f build/Release/latchgate.node ] || [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund
+else
+  npm run build --silent
+fi
