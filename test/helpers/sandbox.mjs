@@ -67,6 +67,33 @@ function cliPath(mode) {
   return cliForUser;
 }
 
+/** dist/ of the build the given mode's launcher runs (a readable copy for the test user). */
+export function distDir(mode) {
+  return path.dirname(path.dirname(cliPath(mode)));
+}
+
+/** Runs a Node script (fixture) as the launcher of the given mode. */
+export function runNode(mode, args, { env = {}, timeoutMs = 30000 } = {}) {
+  const u = testUser();
+  const opts = { env: { PATH: '/usr/bin:/bin', ...env }, stdio: ['ignore', 'pipe', 'pipe'] };
+  if (mode === 'user' && isRoot) Object.assign(opts, { uid: u.uid, gid: u.gid });
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, args, opts);
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`timed out: ${args.join(' ')}\n${stdout}\n${stderr}`));
+    }, timeoutMs);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
 const workspaces = [];
 /** A fresh workspace owned by the test user (the agent's uid in both modes). */
 export function makeWorkspace(prefix = 'ws') {
