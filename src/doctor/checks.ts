@@ -1,6 +1,6 @@
 // Host checks for `latchgate doctor`: what the kernel offers, what blocks the
 // box, the exact fix, and a live probe through the real launch path.
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadAddon } from '../native/addon.js';
@@ -85,6 +85,7 @@ export function cgroupVersion(): string {
 
 async function probe(): Promise<Check> {
   const ws = mkdtempSync(join(tmpdir(), 'latchgate-doctor-'));
+  chmodSync(ws, 0o755); // run as root, the agent is nobody: let it in
   try {
     const plan = buildSandboxPlan(
       { workspace: ws, ro: [], rw: [], passEnv: [], allowHosts: [], command: ['/bin/true'], strictNet: false, allowDegraded: true, limits: {}, listenPorts: [] },

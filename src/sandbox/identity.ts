@@ -2,6 +2,7 @@
 // uid/gid; root hands the box to SUDO_UID, else the workspace owner, else
 // nobody. Also renders the box's /etc/passwd and /etc/group.
 import { readFileSync, statSync, existsSync } from 'node:fs';
+import { dirname } from 'node:path';
 
 export const NOBODY = 65534;
 
@@ -161,4 +162,22 @@ export function renderGroup(id: Identity): string {
   if (id.gid !== NOBODY) lines.push(`${id.group}:x:${id.gid}:`);
   lines.push(`nogroup:x:${NOBODY}:`);
   return lines.join('\n') + '\n';
+}
+
+/**
+ * Whether uid/gid may search every ancestor of path and has the wanted
+ * permission bits on it (owner, group or other class, as the kernel picks).
+ */
+export function accessibleBy(path: string, uid: number, gid: number, want: { read?: boolean; write?: boolean }): boolean {
+  const bits = (p: string, r: boolean, w: boolean, x: boolean): boolean => {
+    const st = statSync(p);
+    const shift = st.uid === uid ? 6 : st.gid === gid ? 3 : 0;
+    const m = (st.mode >> shift) & 7;
+    return (!r || (m & 4) !== 0) && (!w || (m & 2) !== 0) && (!x || (m & 1) !== 0);
+  };
+  for (let p = dirname(path); ; p = dirname(p)) {
+    if (!bits(p, false, false, true)) return false;
+    if (p === '/') break;
+  }
+  return bits(path, !!want.read, !!want.write, true);
 }

@@ -4,7 +4,7 @@ import { existsSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import { buildBoxEnv, BOX_PATH } from './env.js';
 import { LaunchError } from './errors.js';
-import { renderGroup, renderPasswd, type Identity } from './identity.js';
+import { accessibleBy, renderGroup, renderPasswd, type Identity } from './identity.js';
 import { landlockPlan, type LandlockPlan } from './landlock-rules.js';
 import { MountPlanner, mirrorHostPath, type MountEntry } from './mount-plan.js';
 import { protectedPathsFor, type ProtectedAction } from './protected-paths.js';
@@ -113,6 +113,9 @@ export function buildSandboxPlan(o: SandboxOptions, h: HostFacts): SandboxPlan {
   const workspace = canonical(o.workspace, '--workspace');
   if (!statSync(workspace).isDirectory()) throw new LaunchError(`--workspace ${o.workspace}: not a directory; pass the project directory`);
   refuseHostInternals(workspace, '--workspace');
+  if (id.hostUid === 0 && !accessibleBy(workspace, id.uid, id.gid, { read: true })) {
+    throw new LaunchError(`--workspace ${workspace}: uid ${id.uid} (${id.user}), whom the agent runs as when root launches it (${id.source}), cannot open it; run latchgate as the workspace's owner, set SUDO_UID, or give that user access (chown/chmod)`);
+  }
   const ro = o.ro.map((p) => canonical(p, '--ro'));
   const rw = o.rw.map((p) => canonical(p, '--rw'));
   ro.forEach((p) => refuseHostInternals(p, '--ro'));
