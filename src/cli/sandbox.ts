@@ -10,7 +10,7 @@ import { buildSandboxPlan, readCapLast, readHardLimits, type SandboxPlan } from 
 import { runSandbox, type RunResult } from '../sandbox/supervisor.js';
 import { realpathSync } from 'node:fs';
 
-const collect = (v: string, prev: string[]) => [...prev, v];
+const collect = (v: string, prev: string[] | undefined) => [...(prev ?? []), v];
 
 function positiveInt(flag: string) {
   return (v: string) => {
@@ -40,19 +40,34 @@ export function sandboxCommand(): Command {
   return new Command('sandbox')
     .summary('run an agent or command in an isolated box')
     .description(
-      'Run CMD (default: your shell) in a box of its own: new user, mount, PID, network, UTS, IPC and cgroup\n' +
-        'namespaces, a root assembled from read-only system trees, the workspace read-write at its real path,\n' +
-        'a private HOME and /tmp, only loopback networking, Landlock, seccomp, no capabilities.\n\n' +
-        'Exit status: the command\'s own; 125 if latchgate failed, 126 if CMD cannot be executed,\n' +
-        '127 if CMD is not found inside the box, 128+N if signal N killed it.',
+      'Run CMD (default: your shell) in a box of its own: new user, mount, PID, network, UTS, IPC and ' +
+        'cgroup namespaces; a root assembled from read-only system trees; the workspace read-write at its ' +
+        'real path; a private HOME and /tmp; loopback-only networking; Landlock; seccomp; no capabilities.',
+    )
+    .addHelpText(
+      'after',
+      [
+        '',
+        'Exit status:',
+        "  the command's own, or 128+N if signal N killed it",
+        '  125  latchgate itself failed (bad option, missing workspace, kernel refusal)',
+        '  126  CMD was found but cannot be executed',
+        '  127  CMD was not found inside the box',
+        '',
+        'Examples:',
+        '  latchgate sandbox                          your shell, in the current directory',
+        '  latchgate sandbox -- make test             one command',
+        '  latchgate sandbox --ro /opt/sdk --pass-env GOFLAGS -- go test ./...',
+        '  latchgate sandbox --dry-run -- npm test    print the launch plan as JSON',
+      ].join('\n'),
     )
     .argument('[cmd...]', 'command and arguments (put them after --)')
     .option('--workspace <dir>', 'directory mounted read-write at its own path (default: current directory)')
-    .option('--ro <path>', 'extra read-only mount at the same path (repeatable)', collect, [])
-    .addOption(new Option('--ro-mount <path>', 'alias of --ro').hideHelp().argParser(collect).default([]))
-    .option('--rw <path>', 'extra read-write mount at the same path (repeatable)', collect, [])
-    .option('--pass-env <var>', 'pass this host environment variable into the box (repeatable)', collect, [])
-    .option('--allow-host <host>', 'allow egress to this host through the proxy (repeatable)', collect, [])
+    .option('--ro <path>', 'extra read-only mount at the same path (repeatable)', collect)
+    .addOption(new Option('--ro-mount <path>', 'alias of --ro').hideHelp().argParser(collect))
+    .option('--rw <path>', 'extra read-write mount at the same path (repeatable)', collect)
+    .option('--pass-env <var>', 'pass this host environment variable into the box (repeatable)', collect)
+    .option('--allow-host <host>', 'allow egress to this host through the proxy (repeatable)', collect)
     .option('--profile <name>', 'agent profile: claude-code, codex, cursor, opencode, aider')
     .option('--config <file>', 'latchgate.toml to read [sandbox.*] settings from')
     .option('--strict-net', 'Landlock TCP rules: no bind, connect only to latchgate\'s exits')
@@ -62,8 +77,11 @@ export function sandboxCommand(): Command {
     .option('--dry-run', 'print the launch plan as JSON and exit')
     .option('--json', 'print a JSON summary on stderr at exit')
     .option('--allow-degraded', 'run without Landlock when the kernel has none (recorded as degraded)')
-    .action(async (cmd: string[], flags: SandboxFlags & { roMount: string[] }) => {
-      flags.ro = [...flags.ro, ...flags.roMount];
+    .action(async (cmd: string[], flags: SandboxFlags & { roMount?: string[] }) => {
+      flags.ro = [...(flags.ro ?? []), ...(flags.roMount ?? [])];
+      flags.rw ??= [];
+      flags.passEnv ??= [];
+      flags.allowHost ??= [];
       process.exitCode = await runSandboxCommand(cmd, flags);
     });
 }
