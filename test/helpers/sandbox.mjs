@@ -72,26 +72,37 @@ export function distDir(mode) {
   return path.dirname(path.dirname(cliPath(mode)));
 }
 
-/** Runs a Node script (fixture) as the launcher of the given mode. */
-export function runNode(mode, args, { env = {}, timeoutMs = 30000 } = {}) {
+/**
+ * Spawns node with argv as the launcher of the given mode (root, or the test
+ * user) and collects { code, signal, stdout, stderr }.
+ */
+function launch(mode, argv, { cwd, env, input, timeoutMs = 30000, onSpawn }) {
   const u = testUser();
-  const opts = { env: { PATH: '/usr/bin:/bin', ...env }, stdio: ['ignore', 'pipe', 'pipe'] };
+  const opts = { cwd, env, stdio: ['pipe', 'pipe', 'pipe'] };
   if (mode === 'user' && isRoot) Object.assign(opts, { uid: u.uid, gid: u.gid });
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, args, opts);
+    const child = spawn(process.execPath, argv, opts);
+    onSpawn?.(child);
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
     child.stderr.on('data', (d) => (stderr += d));
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(new Error(`timed out: ${args.join(' ')}\n${stdout}\n${stderr}`));
+      reject(new Error(`timed out after ${timeoutMs} ms: ${argv.join(' ')}\nstdout: ${stdout}\nstderr: ${stderr}`));
     }, timeoutMs);
-    child.on('close', (code) => {
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
       clearTimeout(timer);
-      resolve({ code, stdout, stderr });
+      resolve({ code, signal, stdout, stderr });
     });
+    child.stdin.end(input);
   });
+}
+
+/** Runs a Node script (fixture) as the launcher of the given mode. */
+export function runNode(mode, args, { env = {}, timeoutMs } = {}) {
+  return launch(mode, args, { env: { PATH: '/usr/bin:/bin', ...env }, timeoutMs });
 }
 
 const workspaces = [];
@@ -119,41 +130,14 @@ export function cleanupWorkspaces() {
  * Runs `latchgate sandbox [args] -- cmd...` and collects its output.
  * Resolves { code, signal, stdout, stderr, json } (json: the --json summary if asked).
  */
-export function runBox(mode, { args = [], cmd = [], workspace, env = {}, input, timeoutMs = 30000, onSpawn } = {}) {
-  const u = testUser();
-  const opts = {
-    cwd: workspace ?? os.tmpdir(),
-    env: { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', LANG: 'C.UTF-8', ...env },
-    stdio: ['pipe', 'pipe', 'pipe'],
-  };
-  if (mode === 'user' && isRoot) {
-    opts.uid = u.uid;
-    opts.gid = u.gid;
-    opts.env.HOME = `/home/${u.name}`;
-  }
-  const full = [cliPath(mode), 'sandbox', ...(workspace ? ['--workspace', workspace] : []), ...args, ...(cmd.length ? ['--', ...cmd] : [])];
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, full, opts);
-    onSpawn?.(child);
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`sandbox timed out after ${timeoutMs} ms: ${full.join(' ')}\nstdout: ${stdout}\nstderr: ${stderr}`));
-    }, timeoutMs);
-    child.on('error', reject);
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      let json;
-      const last = stderr.trim().split('\n').pop();
-      if (args.includes('--json') && last?.startsWith('{')) json = JSON.parse(last);
-      resolve({ code, signal, stdout, stderr, json });
-    });
-    if (input !== undefined) child.stdin.end(input);
-    else child.stdin.end();
-  });
+export async function runBox(mode, { args = [], cmd = [], workspace, env = {}, input, timeoutMs, onSpawn } = {}) {
+  const fullEnv = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', LANG: 'C.UTF-8', ...env };
+  if (mode === 'user' && isRoot) fullEnv.HOME = `/home/${testUser().name}`;
+  const argv = [cliPath(mode), 'sandbox', ...(workspace ? ['--workspace', workspace] : []), ...args, ...(cmd.length ? ['--', ...cmd] : [])];
+  const r = await launch(mode, argv, { cwd: workspace ?? os.tmpdir(), env: fullEnv, input, timeoutMs, onSpawn });
+  const last = r.stderr.trim().split('\n').pop();
+  const json = args.includes('--json') && last?.startsWith('{') ? JSON.parse(last) : undefined;
+  return { ...r, json };
 }
 
 /** Shell snippet runner: `sh -c script` in the box. */

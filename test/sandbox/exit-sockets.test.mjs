@@ -31,38 +31,34 @@ function parse(stdout) {
   return Object.fromEntries(stdout.trim().split('\n').map((l) => [l.split(' ')[0], l.split(' ').slice(1)]));
 }
 
-function fixtureArgs(mode, ws, strict, served, closed) {
-  return [fixture, distDir(mode), ws, strict ? '1' : '0', String(served), '--', '/usr/bin/python3', '-c', CLIENT, String(served), String(closed)];
+/** Runs the fixture: the parent serves port `served`; the client also tries `closed`. */
+async function runExits(mode, strict, served, closed) {
+  const ws = makeWorkspace('exits');
+  const r = await runNode(mode, [fixture, distDir(mode), ws, strict ? '1' : '0', String(served), '--', '/usr/bin/python3', '-c', CLIENT, String(served), String(closed)]);
+  const lines = r.stdout.trim().split('\n');
+  const summary = JSON.parse(lines.pop());
+  assert.equal(summary.error, null, r.stderr);
+  assert.equal(summary.exitCode, 0, r.stdout + r.stderr);
+  return { summary, got: parse(lines.join('\n')), out: r.stdout };
 }
 
 for (const mode of MODES) {
   test(`[${mode}] the parent serves a socket made inside the box; an unserved port stays closed`, { skip: skipReason(mode) }, async () => {
-    const ws = makeWorkspace('exits');
-    const r = await runNode(mode, fixtureArgs(mode, ws, false, 3128, 3129));
-    const lines = r.stdout.trim().split('\n');
-    const summary = JSON.parse(lines.pop());
-    const got = parse(lines.join('\n'));
-    assert.equal(summary.error, null, r.stderr);
-    assert.equal(summary.exitCode, 0);
+    const { summary, got, out } = await runExits(mode, false, 3128, 3129);
     assert.equal(summary.fdsReceived, 1);
     assert.equal(summary.served, 1, 'the parent answered exactly one request');
-    assert.equal(got.served[0], 'OK', r.stdout);
+    assert.equal(got.served[0], 'OK', out);
     assert.match(got.served.join(' '), /hello from the parent pid \d+ for \/probe/);
     assert.deepEqual(got.closed.slice(0, 2), ['ERR', 'ConnectionRefusedError']);
     // Without --strict-net the agent may run its own servers on its loopback.
-    assert.equal(got.bind[0], 'OK', r.stdout);
+    assert.equal(got.bind[0], 'OK', out);
   });
 
   test(`[${mode}] --strict-net: connect only to the exits' ports, no bind`, { skip: skipReason(mode) }, async () => {
-    const ws = makeWorkspace('strict');
-    const r = await runNode(mode, fixtureArgs(mode, ws, true, 3130, 3131));
-    const lines = r.stdout.trim().split('\n');
-    const summary = JSON.parse(lines.pop());
-    const got = parse(lines.join('\n'));
-    assert.equal(summary.error, null, r.stderr);
-    assert.equal(got.served[0], 'OK', r.stdout);
+    const { got, out } = await runExits(mode, true, 3130, 3131);
+    assert.equal(got.served[0], 'OK', out);
     // Landlock refuses before the TCP stack answers: EACCES (13), not a refusal.
-    assert.deepEqual(got.closed.slice(0, 3), ['ERR', 'PermissionError', '13'], r.stdout);
-    assert.deepEqual(got.bind.slice(0, 3), ['ERR', 'PermissionError', '13'], r.stdout);
+    assert.deepEqual(got.closed.slice(0, 3), ['ERR', 'PermissionError', '13'], out);
+    assert.deepEqual(got.bind.slice(0, 3), ['ERR', 'PermissionError', '13'], out);
   });
 }
