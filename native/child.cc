@@ -24,6 +24,15 @@ void close_inherited(const ChildPlan& p) {
   syscall(SYS_close_range, static_cast<unsigned>(b + 1), ~0U, 0U);
 }
 
+void hide_host_cmdline(const ChildPlan& p) {
+  static const char kName[] = "latchgate-init";
+  if (p.env_start != nullptr && p.env_end > p.env_start) memset(p.env_start, 0, p.env_end - p.env_start);
+  if (p.arg_start == nullptr || p.arg_end <= p.arg_start) return;
+  memset(p.arg_start, 0, p.arg_end - p.arg_start);
+  size_t n = sizeof(kName) <= static_cast<size_t>(p.arg_end - p.arg_start) ? sizeof(kName) : 0;
+  memcpy(p.arg_start, kName, n);
+}
+
 void reset_signals(const ChildPlan& p) {
   struct sigaction sa;
   memset(&sa, 0, sizeof(sa));
@@ -81,6 +90,7 @@ void child_main(const ChildPlan& p) {
   if (poll(&pf, 1, 0) > 0 && (pf.revents & (POLLHUP | POLLERR))) _exit(125);
   close(p.sync_fd);
   prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+  hide_host_cmdline(p);
   reset_signals(p);
   if (setsid() < 0) fail(p, STEP_SETSID, errno);
   if (sethostname(p.hostname, strlen(p.hostname)) != 0) fail(p, STEP_HOSTNAME, errno);

@@ -80,6 +80,10 @@ struct ChildPlan {
   const uint16_t* ports; size_t n_ports;
   bool pty; uint16_t rows, cols;
   int64_t t0_ns;
+  // The parent's argv/environ area, blanked in the box's init so that
+  // /proc/1/cmdline does not show the launcher's host command line.
+  char* arg_start; char* arg_end;
+  char* env_start; char* env_end;
 };
 
 // fdpass.cc

@@ -220,6 +220,30 @@ bool parse_plan(Napi::Env env, Napi::Object o, PlanStorage& st, ChildPlan& p) {
   return true;
 }
 
+// Fields 48-51 of /proc/self/stat: where the kernel shows argv and environ from.
+void find_args_area(ChildPlan& p) {
+  int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  char buf[4096];
+  ssize_t n = read(fd, buf, sizeof(buf) - 1);
+  close(fd);
+  if (n <= 0) return;
+  buf[n] = 0;
+  char* s = strrchr(buf, ')');
+  if (s == nullptr) return;
+  unsigned long long v[52] = {0};
+  int field = 2;
+  for (char* tok = strtok(s + 1, " "); tok != nullptr && field < 51; tok = strtok(nullptr, " ")) {
+    field++;
+    v[field] = strtoull(tok, nullptr, 10);
+  }
+  if (field < 51) return;
+  p.arg_start = reinterpret_cast<char*>(v[48]);
+  p.arg_end = reinterpret_cast<char*>(v[49]);
+  p.env_start = reinterpret_cast<char*>(v[50]);
+  p.env_end = reinterpret_cast<char*>(v[51]);
+}
+
 int write_proc(pid_t pid, const char* file, const std::string& content) {
   std::string path = "/proc/" + std::to_string(pid) + "/" + file;
   int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
@@ -294,6 +318,7 @@ Napi::Value Box::Spawn(const Napi::CallbackInfo& info) {
   }
   p.ctl_fd = ctl[1];
   p.sync_fd = sync[0];
+  find_args_area(p);
   p.t0_ns = monotonic_ns();
 
   int pidfd = -1;

@@ -80,8 +80,8 @@ export class MountPlanner {
    * Re-mounts a path inside a writable tree read-only over itself. The path
    * may be a placeholder created just before launch, so it is not checked here.
    */
-  protect(path: string): void {
-    this.entries.push({ kind: 'bind', src: path, path, readonly: true, why: 'protected path' });
+  protect(path: string, readonly: boolean): void {
+    this.entries.push({ kind: 'bind', src: path, path, readonly, why: readonly ? 'protected path' : 'pinned above a protected path' });
   }
 
   /** Covers a name (even a symlink) with an empty read-only file. */

@@ -185,7 +185,7 @@ export function buildSandboxPlan(o: SandboxOptions, h: HostFacts): SandboxPlan {
       if (protectedPaths.some((x) => x.path === a.path)) continue;
       protectedPaths.push(a);
       if (a.action === 'mask-symlink') m.mask(a.path, 'protected path is a symlink: covered, not followed');
-      else m.protect(a.path);
+      else m.protect(a.path, a.action !== 'pin');
     }
   }
 

@@ -14,6 +14,8 @@ export const PROTECTED_FILES = [
 
 export type ProtectedAction =
   | { action: 'readonly'; path: string }
+  /** A directory above a protected path, made a mount point so it cannot be renamed away. */
+  | { action: 'pin'; path: string }
   | { action: 'mask-symlink'; path: string }
   | { action: 'placeholder'; path: string; type: 'file' | 'dir' };
 
@@ -85,6 +87,26 @@ export function gitDirsOf(root: string): string[] {
   return [...new Set(found)];
 }
 
+/** core.hooksPath from a git config file (the last one wins), if set. */
+export function hooksPathOf(configFile: string): string | undefined {
+  let text: string;
+  try {
+    text = readFileSync(configFile, 'utf8');
+  } catch {
+    return undefined;
+  }
+  let section = '';
+  let found: string | undefined;
+  for (const raw of text.split('\n')) {
+    const line = raw.trim();
+    const sec = /^\[\s*([^\]\s"]+)/.exec(line);
+    if (sec) section = sec[1]!.toLowerCase();
+    const kv = /^hookspath\s*=\s*(.*?)\s*$/i.exec(line);
+    if (section === 'core' && kv) found = kv[1]!.replace(/^"(.*)"$/, '$1');
+  }
+  return found;
+}
+
 function actionFor(path: string, type: 'file' | 'dir', root: string): ProtectedAction | undefined {
   // A symlinked ancestor inside the root (e.g. .claude -> elsewhere) is
   // covered itself: nothing below it is followed.
@@ -110,14 +132,32 @@ export function protectedPathsFor(root: string, writableRoots: readonly string[]
       if (/^settings.*\.json$/.test(name)) wanted.push([join(claude, name), 'file']);
     }
   }
+  const out = new Map<string, ProtectedAction>();
+  // git follows a symlinked .git: cover it rather than guess where it leads.
+  if (lst(join(root, '.git'))?.isSymbolicLink()) out.set(join(root, '.git'), { action: 'mask-symlink', path: join(root, '.git') });
   for (const gd of gitDirsOf(root)) {
     if (!writableRoots.some((w) => isInside(w, gd))) continue; // not writable inside: nothing to protect
-    wanted.push([join(gd, 'hooks'), 'dir'], [join(gd, 'config'), 'file']);
+    wanted.push([join(gd, 'hooks'), 'dir'], [join(gd, 'config'), 'file'], [join(gd, 'config.worktree'), 'file']);
+    // Hooks moved into the worktree (husky and friends) run on the host just the same.
+    const hp = hooksPathOf(join(gd, 'config'));
+    if (hp) {
+      const abs = resolve(root, hp.replace(/^~(?=\/)/, '/nonexistent'));
+      if (writableRoots.some((w) => isInside(w, abs))) wanted.push([abs, 'dir']);
+    }
   }
-  const out = new Map<string, ProtectedAction>();
   for (const [p, type] of wanted) {
     const a = actionFor(p, type, root);
     if (a && !out.has(a.path)) out.set(a.path, a);
+  }
+  // Renaming a directory above a protected path would carry the protection
+  // away with it: every such directory inside the root becomes a mount point
+  // (renaming one fails with EBUSY).
+  for (const a of [...out.values()]) {
+    const top = writableRoots.filter((w) => isInside(w, a.path)).sort((x, y) => y.length - x.length)[0] ?? root;
+    for (let d = dirname(a.path); d !== top && isInside(top, d); d = dirname(d)) {
+      const st = lst(d); // missing: a placeholder below will create it
+      if (!out.has(d) && (!st || st.isDirectory())) out.set(d, { action: 'pin', path: d });
+    }
   }
   // Parents before children so a covered directory is mounted first.
   return [...out.values()].sort((a, b) => a.path.split('/').length - b.path.split('/').length);

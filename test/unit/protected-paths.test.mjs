@@ -1,0 +1,265 @@
+// protectedPathsFor / gitDirsOf on real directory trees.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { dirname, join, relative, sep } from 'node:path';
+import { PROTECTED_DIRS, PROTECTED_FILES, gitDirsOf, protectedPathsFor } from '../../dist/sandbox/protected-paths.js';
+import { tempDir } from '../fixtures/unit/helpers.mjs';
+
+function put(root, rel, content = '') {
+  const p = join(root, rel);
+  mkdirSync(dirname(p), { recursive: true });
+  writeFileSync(p, content);
+  return p;
+}
+function dir(root, rel) {
+  const p = join(root, rel);
+  mkdirSync(p, { recursive: true });
+  return p;
+}
+/** A git directory as git makes it: HEAD, config, hooks/. */
+function gitDir(p, { hooks = true, config = true } = {}) {
+  mkdirSync(p, { recursive: true });
+  writeFileSync(join(p, 'HEAD'), 'ref: refs/heads/main\n');
+  if (config) writeFileSync(join(p, 'config'), '[core]\n');
+  if (hooks) mkdirSync(join(p, 'hooks'));
+  return p;
+}
+
+const isUnder = (parent, child) => child !== parent && child.startsWith(parent + sep);
+
+function assertParentsFirst(actions) {
+  actions.forEach((a, i) => {
+    for (const b of actions.slice(i + 1)) {
+      assert.ok(!isUnder(b.path, a.path), `${b.path} comes after its descendant ${a.path}`);
+    }
+  });
+  assert.equal(new Set(actions.map((a) => a.path)).size, actions.length, 'no path twice');
+}
+
+const byPath = (actions) => Object.fromEntries(actions.map((a) => [a.path, a]));
+
+test('an empty root gets a placeholder for every protected path', (t) => {
+  const root = tempDir(t);
+  const actions = protectedPathsFor(root, [root]);
+  assertParentsFirst(actions);
+  const expected = [
+    ...PROTECTED_DIRS.map((d) => ({ action: 'placeholder', path: join(root, d), type: 'dir' })),
+    ...PROTECTED_FILES.map((f) => ({ action: 'placeholder', path: join(root, f), type: 'file' })),
+  ];
+  const sortByPath = (xs) => [...xs].sort((a, b) => a.path.localeCompare(b.path));
+  assert.deepEqual(sortByPath(actions), sortByPath(expected));
+  // The lists cover the usual suspects.
+  for (const f of ['.bashrc', '.profile', '.zshrc', '.mcp.json', '.claude/settings.json']) assert.ok(PROTECTED_FILES.includes(f), f);
+  for (const d of ['.vscode', '.claude/commands']) assert.ok(PROTECTED_DIRS.includes(d), d);
+});
+
+test('existing protected paths are read-only; .claude/settings*.json are found by name', (t) => {
+  const root = tempDir(t);
+  put(root, '.bashrc', 'echo hi\n');
+  dir(root, '.vscode');
+  put(root, '.vscode/tasks.json', '{}');
+  put(root, '.claude/settings.json', '{}');
+  put(root, '.claude/settings.team.json', '{}');
+  put(root, '.claude/notes.json', '{}');
+  dir(root, '.claude/commands');
+  const a = byPath(protectedPathsFor(root, [root]));
+  assert.deepEqual(a[join(root, '.bashrc')], { action: 'readonly', path: join(root, '.bashrc') });
+  assert.deepEqual(a[join(root, '.vscode')], { action: 'readonly', path: join(root, '.vscode') });
+  assert.deepEqual(a[join(root, '.claude/settings.json')], { action: 'readonly', path: join(root, '.claude/settings.json') });
+  assert.deepEqual(a[join(root, '.claude/settings.team.json')], { action: 'readonly', path: join(root, '.claude/settings.team.json') });
+  assert.deepEqual(a[join(root, '.claude/commands')], { action: 'readonly', path: join(root, '.claude/commands') });
+  assert.deepEqual(a[join(root, '.claude/settings.local.json')], { action: 'placeholder', path: join(root, '.claude/settings.local.json'), type: 'file' });
+  assert.deepEqual(a[join(root, '.claude/agents')], { action: 'placeholder', path: join(root, '.claude/agents'), type: 'dir' });
+  assert.equal(a[join(root, '.claude/notes.json')], undefined);
+  assert.equal(a[join(root, '.vscode/tasks.json')], undefined, 'covered by .vscode');
+});
+
+test('a symlinked protected file is masked, not followed', (t) => {
+  const root = tempDir(t);
+  const outside = tempDir(t);
+  put(outside, 'rc', 'evil\n');
+  symlinkSync(join(outside, 'rc'), join(root, '.bashrc'));
+  symlinkSync(join(outside, 'nothing-here'), join(root, '.zshrc')); // dangling
+  const a = byPath(protectedPathsFor(root, [root]));
+  assert.deepEqual(a[join(root, '.bashrc')], { action: 'mask-symlink', path: join(root, '.bashrc') });
+  assert.deepEqual(a[join(root, '.zshrc')], { action: 'mask-symlink', path: join(root, '.zshrc') });
+});
+
+test('a symlinked .claude is masked itself, with nothing below it', (t) => {
+  const root = tempDir(t);
+  const outside = tempDir(t);
+  put(outside, 'settings.json', '{}');
+  dir(outside, 'commands');
+  symlinkSync(outside, join(root, '.claude'));
+  const actions = protectedPathsFor(root, [root]);
+  assertParentsFirst(actions);
+  const claude = join(root, '.claude');
+  assert.deepEqual(actions.filter((x) => x.path === claude), [{ action: 'mask-symlink', path: claude }]);
+  assert.deepEqual(actions.filter((x) => isUnder(claude, x.path)), []);
+  assert.ok(actions.every((x) => !x.path.startsWith(outside)), 'the link target is never listed');
+});
+
+test('a regular file where .claude (a directory) belongs is covered too', (t) => {
+  // Otherwise the agent could replace the file with a directory holding settings.json.
+  const root = tempDir(t);
+  put(root, '.claude', 'not a directory');
+  const actions = protectedPathsFor(root, [root]);
+  const claude = join(root, '.claude');
+  const cover = actions.find((x) => x.path === claude);
+  assert.ok(cover && (cover.action === 'readonly' || cover.action === 'mask-symlink'),
+    `nothing protects ${claude}: ${JSON.stringify(actions.filter((x) => x.path.includes('.claude')))}`);
+});
+
+test('a normal repository: hooks and config of .git', (t) => {
+  const root = tempDir(t);
+  gitDir(join(root, '.git'));
+  assert.deepEqual(gitDirsOf(root), [join(root, '.git')]);
+  const actions = protectedPathsFor(root, [root]);
+  assertParentsFirst(actions);
+  const a = byPath(actions);
+  assert.deepEqual(a[join(root, '.git/hooks')], { action: 'readonly', path: join(root, '.git/hooks') });
+  assert.deepEqual(a[join(root, '.git/config')], { action: 'readonly', path: join(root, '.git/config') });
+});
+
+test('a repository without hooks/ and config gets placeholders for them', (t) => {
+  const root = tempDir(t);
+  gitDir(join(root, '.git'), { hooks: false, config: false });
+  const a = byPath(protectedPathsFor(root, [root]));
+  assert.deepEqual(a[join(root, '.git/hooks')], { action: 'placeholder', path: join(root, '.git/hooks'), type: 'dir' });
+  assert.deepEqual(a[join(root, '.git/config')], { action: 'placeholder', path: join(root, '.git/config'), type: 'file' });
+});
+
+test('a symlinked .git/hooks is masked at that path', (t) => {
+  const root = tempDir(t);
+  const outside = tempDir(t);
+  gitDir(join(root, '.git'), { hooks: false });
+  dir(outside, 'hooks');
+  symlinkSync(join(outside, 'hooks'), join(root, '.git/hooks'));
+  const actions = protectedPathsFor(root, [root]);
+  const a = byPath(actions);
+  assert.deepEqual(a[join(root, '.git/hooks')], { action: 'mask-symlink', path: join(root, '.git/hooks') });
+  assert.deepEqual(a[join(root, '.git/config')], { action: 'readonly', path: join(root, '.git/config') });
+  assert.ok(actions.every((x) => !isUnder(join(root, '.git/hooks'), x.path)));
+});
+
+test('a stray .git directory without HEAD is not a repository', (t) => {
+  const root = tempDir(t);
+  dir(root, '.git/hooks');
+  put(root, '.git/config', '');
+  assert.deepEqual(gitDirsOf(root), []);
+  const actions = protectedPathsFor(root, [root]);
+  assert.ok(actions.every((x) => !x.path.includes(`${sep}.git`)), JSON.stringify(actions));
+  // A HEAD that is a directory does not count either.
+  dir(root, '.git/HEAD');
+  assert.deepEqual(gitDirsOf(root), []);
+});
+
+test('a root without .git, or with an unreadable .git file, has no git directories', (t) => {
+  const root = tempDir(t);
+  assert.deepEqual(gitDirsOf(root), []);
+  put(root, '.git', 'not a gitdir line\n');
+  assert.deepEqual(gitDirsOf(root), []);
+  writeFileSync(join(root, '.git'), 'gitdir: ./nowhere\n');
+  assert.deepEqual(gitDirsOf(root), []);
+});
+
+function worktree(t) {
+  const base = tempDir(t);
+  const main = dir(base, 'main');
+  const common = gitDir(join(main, '.git'));
+  const wtGit = gitDir(join(common, 'worktrees/wt'), { hooks: false, config: false });
+  writeFileSync(join(wtGit, 'commondir'), '../..\n');
+  writeFileSync(join(wtGit, 'gitdir'), `${join(base, 'wt/.git')}\n`);
+  const wt = dir(base, 'wt');
+  writeFileSync(join(wt, '.git'), 'gitdir: ../main/.git/worktrees/wt\n');
+  return { base, main, common, wtGit, wt };
+}
+
+test('a worktree: its own git directory and the common one', (t) => {
+  const { common, wtGit, wt } = worktree(t);
+  assert.deepEqual(gitDirsOf(wt), [wtGit, common]);
+});
+
+test('a worktree whose main repository is not writable: nothing outside the roots is listed', (t) => {
+  const { base, wt } = worktree(t);
+  const actions = protectedPathsFor(wt, [wt]);
+  assertParentsFirst(actions);
+  assert.ok(actions.length > 0);
+  for (const x of actions) assert.ok(isUnder(wt, x.path), `${relative(base, x.path)} is outside the writable root`);
+});
+
+test('a worktree whose main repository is writable too: the common hooks and config are protected', (t) => {
+  const { main, common, wtGit, wt } = worktree(t);
+  const actions = protectedPathsFor(wt, [wt, main]);
+  assertParentsFirst(actions);
+  const a = byPath(actions);
+  assert.deepEqual(a[join(common, 'hooks')], { action: 'readonly', path: join(common, 'hooks') });
+  assert.deepEqual(a[join(common, 'config')], { action: 'readonly', path: join(common, 'config') });
+  assert.equal(a[join(wtGit, 'hooks')]?.action, 'placeholder');
+  assert.equal(a[join(wtGit, 'config')]?.action, 'placeholder');
+});
+
+test('submodules: git directories under modules/, nested, found and protected', (t) => {
+  const root = tempDir(t);
+  const top = gitDir(join(root, '.git'));
+  const a = gitDir(join(top, 'modules/a'));
+  const b = gitDir(join(a, 'modules/b'));
+  const deep = gitDir(join(top, 'modules/libs/deep/c')); // submodule at a nested path
+  dir(top, 'modules/not-a-repo/x');
+  const dirs = gitDirsOf(root);
+  assert.deepEqual([...dirs].sort(), [top, a, b, deep].sort());
+  assert.equal(dirs[0], top);
+  assert.ok(dirs.indexOf(a) < dirs.indexOf(b));
+  const actions = protectedPathsFor(root, [root]);
+  assertParentsFirst(actions);
+  const m = byPath(actions);
+  for (const gd of [top, a, b, deep]) {
+    assert.equal(m[join(gd, 'hooks')]?.action, 'readonly', gd);
+    assert.equal(m[join(gd, 'config')]?.action, 'readonly', gd);
+  }
+});
+
+test('a submodule checkout: .git file pointing into the superproject', (t) => {
+  const base = tempDir(t);
+  const superGit = gitDir(join(base, '.git'));
+  const mod = gitDir(join(superGit, 'modules/lib'));
+  const nested = gitDir(join(mod, 'modules/inner'));
+  const sub = dir(base, 'lib');
+  writeFileSync(join(sub, '.git'), 'gitdir: ../.git/modules/lib\n');
+  assert.deepEqual(gitDirsOf(sub), [mod, nested]);
+  // Protected when the superproject is writable, not when only the checkout is.
+  assert.equal(byPath(protectedPathsFor(sub, [base]))[join(mod, 'hooks')]?.action, 'readonly');
+  assert.equal(byPath(protectedPathsFor(sub, [sub]))[join(mod, 'hooks')], undefined);
+});
+
+test('a symlinked .git directory still has its hooks covered', (t) => {
+  // git follows a .git symlink (the repo tool makes them); hooks written
+  // through it would run on the host.
+  const root = tempDir(t);
+  const real = gitDir(join(root, 'gitdata'));
+  symlinkSync('gitdata', join(root, '.git'));
+  const actions = protectedPathsFor(root, [root]);
+  const covered = actions.some((x) => x.path === join(root, '.git') || x.path === join(real, 'hooks'));
+  assert.ok(covered, `neither ${join(root, '.git')} nor ${join(real, 'hooks')} is protected: ${JSON.stringify(actions.map((x) => relative(root, x.path)))}`);
+});
+
+test('parents come before children', (t) => {
+  // A git directory that is itself a protected directory: .vscode holds HEAD.
+  const root = tempDir(t);
+  gitDir(join(root, '.vscode'));
+  writeFileSync(join(root, '.git'), 'gitdir: .vscode\n');
+  const actions = protectedPathsFor(root, [root]);
+  assertParentsFirst(actions);
+  const paths = actions.map((x) => x.path);
+  assert.ok(paths.indexOf(join(root, '.vscode')) >= 0);
+  assert.ok(paths.indexOf(join(root, '.vscode')) < paths.indexOf(join(root, '.vscode/hooks')));
+  assert.ok(paths.indexOf(join(root, '.vscode')) < paths.indexOf(join(root, '.vscode/config')));
+  // And with a symlinked parent: only the parent.
+  const root2 = tempDir(t);
+  dir(root2, 'elsewhere/commands');
+  symlinkSync('elsewhere', join(root2, '.claude'));
+  put(root2, '.bashrc');
+  const actions2 = protectedPathsFor(root2, [root2]);
+  assertParentsFirst(actions2);
+});
