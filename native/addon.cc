@@ -3,7 +3,10 @@
 #include <napi.h>
 
 #include <cerrno>
+#include <string>
+#include <sys/file.h>
 #include <sys/ioctl.h>
+#include <sys/xattr.h>
 #include <termios.h>
 
 #include "common.h"
@@ -26,11 +29,41 @@ Napi::Value SetWinsize(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), r == 0 ? 0 : -errno);
 }
 
+// flock(fd, op) -> 0 or -errno. Launchers sharing a workspace hold it shared
+// for their life; the last one out (exclusive) removes the placeholders.
+Napi::Value Flock(const Napi::CallbackInfo& info) {
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  int op = info[1].As<Napi::Number>().Int32Value();
+  return Napi::Number::New(info.Env(), flock(fd, op) == 0 ? 0 : -errno);
+}
+
+// setXattr(path, name, value) -> 0 or -errno, on the path itself (no follow).
+Napi::Value SetXattr(const Napi::CallbackInfo& info) {
+  std::string path = info[0].As<Napi::String>().Utf8Value();
+  std::string name = info[1].As<Napi::String>().Utf8Value();
+  std::string value = info[2].As<Napi::String>().Utf8Value();
+  int r = lsetxattr(path.c_str(), name.c_str(), value.data(), value.size(), 0);
+  return Napi::Number::New(info.Env(), r == 0 ? 0 : -errno);
+}
+
+// getXattr(path, name) -> string, or null when absent or unsupported.
+Napi::Value GetXattr(const Napi::CallbackInfo& info) {
+  std::string path = info[0].As<Napi::String>().Utf8Value();
+  std::string name = info[1].As<Napi::String>().Utf8Value();
+  char buf[256];
+  ssize_t n = lgetxattr(path.c_str(), name.c_str(), buf, sizeof(buf));
+  if (n < 0) return info.Env().Null();
+  return Napi::String::New(info.Env(), buf, static_cast<size_t>(n));
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   lg::Box::Init(env, exports);
   exports.Set("spawn", Napi::Function::New(env, lg::Box::Spawn));
   exports.Set("landlockAbi", Napi::Function::New(env, LandlockAbi));
   exports.Set("setWinsize", Napi::Function::New(env, SetWinsize));
+  exports.Set("flock", Napi::Function::New(env, Flock));
+  exports.Set("setXattr", Napi::Function::New(env, SetXattr));
+  exports.Set("getXattr", Napi::Function::New(env, GetXattr));
   return exports;
 }
 

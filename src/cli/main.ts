@@ -11,16 +11,19 @@ const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.ur
 const program = new Command('latchgate')
   .description('Execution security kernel for AI agents: run them in a box whose only exits latchgate serves and records.')
   .version(pkg.version)
-  .enablePositionalOptions()
-  .showHelpAfterError('(run with --help for usage)');
+  .enablePositionalOptions();
 
 const sandbox = sandboxCommand().passThroughOptions();
-for (const cmd of [sandbox, doctorCommand()]) {
+for (const cmd of [program, sandbox, doctorCommand()]) {
   // Usage errors are launcher errors: 125, so they never look like the agent's exit code.
   cmd.exitOverride();
-  program.addCommand(cmd);
+  // One line: the problem, commander's suggestion if any, and where the options are.
+  const help = cmd === program ? 'latchgate --help' : `latchgate ${cmd.name()} --help`;
+  cmd.configureOutput({
+    outputError: (msg, write) => write(`latchgate: ${msg.replace(/^error: /, '').trim().replace(/\s*\n\s*/g, ' ')}; see \`${help}\`\n`),
+  });
+  if (cmd !== program) program.addCommand(cmd);
 }
-program.exitOverride();
 
 try {
   await program.parseAsync(process.argv);

@@ -28,8 +28,8 @@ interface SandboxFlags {
   profile?: string;
   config?: string;
   strictNet?: boolean;
-  nofile?: number;
-  nproc?: number;
+  rlimitNofile?: number;
+  rlimitNproc?: number;
   tmpSize?: string;
   dryRun?: boolean;
   json?: boolean;
@@ -110,7 +110,7 @@ function planFrom(cmd: string[], f: SandboxFlags): SandboxPlan {
       command: cmd.length > 0 ? cmd : profile ? [profile.command] : [],
       strictNet: f.strictNet ?? file?.strictNet ?? false,
       allowDegraded: f.allowDegraded ?? false,
-      limits: { nofile: f.nofile ?? file?.limits.nofile, nproc: f.nproc ?? file?.limits.nproc, tmpSize: f.tmpSize ?? file?.limits.tmpSize },
+      limits: { nofile: f.rlimitNofile ?? file?.limits.nofile, nproc: f.rlimitNproc ?? file?.limits.nproc, tmpSize: f.tmpSize ?? file?.limits.tmpSize },
       listenPorts: [],
     },
     {

@@ -1,4 +1,5 @@
 // Allowlist entries: bare host names, or "*.example.com" for subdomains.
+import { isIP } from 'node:net';
 import { LaunchError } from '../sandbox/errors.js';
 
 const LABEL = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/;
@@ -18,13 +19,16 @@ export function normalizeAllowHost(raw: string, source = '--allow-host'): string
     wildcard = true;
     h = h.slice(2);
   }
-  if (/^[\d.]+$/.test(h)) fail('an IP address is not a host name (literal-IP egress is refused)');
+  // Only letters, digits, '-' and '.' reach the URL parser, which would
+  // otherwise read another host out of "a@b", "a\\b", "a?b" or drop tabs.
+  if (!/^[\p{L}\p{N}\p{M}.-]+$/u.test(h)) fail('not a valid host name (only letters, digits, "-" and "." may appear)');
   let ascii: string;
   try {
-    ascii = new URL(`http://${h}`).hostname; // IDN -> punycode
+    ascii = new URL(`http://${h}`).hostname; // IDN -> punycode, width and dot variants folded
   } catch {
     return fail('not a valid host name');
   }
+  if (isIP(ascii) || /^[\d.]+$/.test(ascii) || /^[\d.]+$/.test(h)) fail('an IP address is not a host name (literal-IP egress is refused)');
   const labels = ascii.split('.');
   if (labels.length < (wildcard ? 2 : 1) || !labels.every((l) => LABEL.test(l))) fail('not a valid host name');
   return (wildcard ? '*.' : '') + ascii;

@@ -34,12 +34,12 @@ export interface SandboxFileConfig {
 }
 
 function check(file: string, value: unknown, schema: Schema, path: string[]): void {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+  if (Object.prototype.toString.call(value) !== '[object Object]') {
     throw new LaunchError(`${file}: [${path.join('.')}] must be a table`);
   }
-  for (const [k, v] of Object.entries(value)) {
+  for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
     const where = path.length ? `[${path.join('.')}] key "${k}"` : `key "${k}"`;
-    const t = schema[k];
+    const t = Object.hasOwn(schema, k) ? schema[k] : undefined;
     if (t === undefined) throw new LaunchError(`${file}: ${where}: unknown key; ${didYouMean(k, Object.keys(schema))}`);
     if (typeof t === 'object') {
       check(file, v, t, [...path, k]);

@@ -43,7 +43,7 @@ export function appArmorProfile(nodePath = process.execPath): string {
     'abi <abi/4.0>,',
     'include <tunables/global>',
     '',
-    `profile latchgate-node ${nodePath} flags=(unconfined) {`,
+    `profile latchgate-node ${JSON.stringify(nodePath)} flags=(unconfined) {`,
     '  userns,',
     '',
     '  include if exists <local/latchgate-node>',

@@ -128,7 +128,12 @@ export interface NativeAddon {
   spawn(plan: NativePlan, onMessage: (m: NativeMessage) => void, onExit: (e: NativeExit) => void): NativeBox;
   landlockAbi(): number;
   setWinsize(fd: number, rows: number, cols: number): number;
+  flock(fd: number, op: number): number;
+  setXattr(path: string, name: string, value: string): number;
+  getXattr(path: string, name: string): string | null;
 }
+
+export const LOCK = { SH: 1, EX: 2, NB: 4, UN: 8 } as const;
 
 let cached: NativeAddon | undefined;
 

@@ -1,67 +1,103 @@
 // Empty placeholders for protected paths that do not exist yet: mounted
-// read-only in the box so they cannot be created there, and removed after the
-// run when they are still ours and still empty.
-import { chownSync, closeSync, lstatSync, mkdirSync, openSync, readdirSync, rmdirSync, unlinkSync } from 'node:fs';
+// read-only in the box so they cannot be created there, and removed when the
+// last box using the workspace ends.
+//
+// Boxes may share a workspace: each holds a shared flock on every writable
+// root for its life; placeholders carry an xattr so any launcher recognises
+// them (also ones a killed launcher left); the launcher that gets the lock
+// exclusively at exit removes those still empty.
+import { chownSync, closeSync, lstatSync, mkdirSync, openSync, readdirSync, rmdirSync, unlinkSync, constants as fsc } from 'node:fs';
 import { dirname } from 'node:path';
+import { LOCK, loadAddon } from '../native/addon.js';
 import { LaunchError } from './errors.js';
 import type { ProtectedAction } from './protected-paths.js';
 
-interface Created {
+export const PLACEHOLDER_XATTR = 'user.latchgate.placeholder';
+
+interface Owned {
   path: string;
   type: 'file' | 'dir';
-  ino: number;
 }
 
 export class Placeholders {
-  private readonly created: Created[] = [];
+  private readonly owned: Owned[] = [];
+  private readonly locks: number[] = [];
+  private readonly addon = loadAddon();
 
   /** owner: whom to give them when root creates them in someone's workspace. */
   constructor(private readonly owner?: { uid: number; gid: number }) {}
 
+  /** Takes the shared lock on each writable root (waits while a launcher cleans up). */
+  lock(roots: readonly string[]): void {
+    for (const root of roots) {
+      const fd = openSync(root, fsc.O_RDONLY | fsc.O_DIRECTORY);
+      const r = this.addon.flock(fd, LOCK.SH);
+      if (r !== 0) {
+        closeSync(fd);
+        throw new LaunchError(`cannot lock ${root} (errno ${-r}) to share its placeholders with other boxes`);
+      }
+      this.locks.push(fd);
+    }
+  }
+
   create(actions: readonly ProtectedAction[]): void {
     for (const a of actions) {
-      if (a.action !== 'placeholder') continue;
+      if (a.action === 'mask-symlink') continue;
+      const type = a.action === 'pin' ? 'dir' : a.type;
       try {
+        if (this.isPlaceholder(a.path)) {
+          this.owned.push({ path: a.path, type });
+          continue;
+        }
+        if (a.action !== 'placeholder' && lstatSync(a.path, { throwIfNoEntry: false })) continue; // the user's own
         this.mkdirs(dirname(a.path));
-        if (a.type === 'dir') mkdirSync(a.path, { mode: 0o755 });
+        if (type === 'dir') mkdirSync(a.path, { mode: 0o755 });
         else closeSync(openSync(a.path, 'wx', 0o644));
-        this.record(a.path, a.type);
+        this.mark(a.path, type);
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code === 'EEXIST') continue; // appeared meanwhile: mounted read-only as it is
-        this.remove();
+        this.release();
         throw new LaunchError(`cannot create the read-only placeholder ${a.path} (it keeps the box from creating it): ${(e as Error).message}; check the workspace's permissions`);
       }
     }
   }
 
+  private isPlaceholder(path: string): boolean {
+    return this.addon.getXattr(path, PLACEHOLDER_XATTR) !== null;
+  }
+
   private mkdirs(dir: string): void {
-    try {
-      lstatSync(dir);
-      return;
-    } catch {
-      // missing: create it and its missing parents
-    }
+    if (lstatSync(dir, { throwIfNoEntry: false })) return;
     this.mkdirs(dirname(dir));
     mkdirSync(dir, { mode: 0o755 });
-    this.record(dir, 'dir');
+    this.mark(dir, 'dir');
   }
 
-  private record(path: string, type: 'file' | 'dir'): void {
+  private mark(path: string, type: 'file' | 'dir'): void {
     if (this.owner) chownSync(path, this.owner.uid, this.owner.gid);
-    this.created.push({ path, type, ino: lstatSync(path).ino });
+    this.addon.setXattr(path, PLACEHOLDER_XATTR, '1'); // unsupported fs: removed by this launcher only
+    this.owned.push({ path, type });
   }
 
-  /** Best effort; never removes anything that changed since we made it. */
-  remove(): void {
-    for (const c of this.created.splice(0).reverse()) {
-      try {
-        const st = lstatSync(c.path);
-        if (st.ino !== c.ino) continue;
-        if (c.type === 'dir' && st.isDirectory() && readdirSync(c.path).length === 0) rmdirSync(c.path);
-        if (c.type === 'file' && st.isFile() && st.size === 0) unlinkSync(c.path);
-      } catch {
-        // already gone
+  /**
+   * Removes the placeholders if no other box uses the workspace (best effort;
+   * never removes anything not marked, or no longer empty), then unlocks.
+   */
+  release(): void {
+    let last = true;
+    for (const fd of this.locks) if (this.addon.flock(fd, LOCK.EX | LOCK.NB) !== 0) last = false;
+    const owned = this.owned.splice(0).sort((a, b) => b.path.length - a.path.length);
+    if (last) {
+      for (const o of owned) {
+        try {
+          const st = lstatSync(o.path);
+          if (o.type === 'dir' && st.isDirectory() && readdirSync(o.path).length === 0) rmdirSync(o.path);
+          if (o.type === 'file' && st.isFile() && st.size === 0) unlinkSync(o.path);
+        } catch {
+          // already gone
+        }
       }
     }
+    for (const fd of this.locks.splice(0)) closeSync(fd);
   }
 }

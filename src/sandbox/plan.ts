@@ -48,6 +48,8 @@ export interface SandboxPlan {
   version: 1;
   hostname: string;
   workspace: string;
+  /** The workspace and --rw trees: where protected paths are looked for. */
+  writableRoots: string[];
   profile: string | null;
   identity: Identity;
   command: { argv: string[]; execPaths: string[]; cwd: string };
@@ -222,6 +224,7 @@ export function buildSandboxPlan(o: SandboxOptions, h: HostFacts): SandboxPlan {
     version: 1,
     hostname: BOX_HOSTNAME,
     workspace,
+    writableRoots: writable,
     profile: o.profile ?? null,
     identity: id,
     command: { argv, execPaths, cwd },

@@ -13,7 +13,7 @@ export const PROTECTED_FILES = [
 ];
 
 export type ProtectedAction =
-  | { action: 'readonly'; path: string }
+  | { action: 'readonly'; path: string; type: 'file' | 'dir' }
   /** A directory above a protected path, made a mount point so it cannot be renamed away. */
   | { action: 'pin'; path: string }
   | { action: 'mask-symlink'; path: string }
@@ -113,12 +113,13 @@ function actionFor(path: string, type: 'file' | 'dir', root: string): ProtectedA
   for (let p = dirname(path); isInside(root, p) && p !== root; p = dirname(p)) {
     const st = lst(p);
     if (st?.isSymbolicLink()) return { action: 'mask-symlink', path: p };
-    if (st && !st.isDirectory()) return undefined; // a file where a directory would be
+    // A file where a directory belongs: keep it, or the agent could replace it.
+    if (st && !st.isDirectory()) return { action: 'readonly', path: p, type: 'file' };
   }
   const st = lst(path);
   if (!st) return { action: 'placeholder', path, type };
   if (st.isSymbolicLink()) return { action: 'mask-symlink', path };
-  return { action: 'readonly', path };
+  return { action: 'readonly', path, type: st.isDirectory() ? 'dir' : 'file' };
 }
 
 /** Protected paths for one writable root, in mount order (parents first). */
@@ -133,8 +134,16 @@ export function protectedPathsFor(root: string, writableRoots: readonly string[]
     }
   }
   const out = new Map<string, ProtectedAction>();
+  const dotgit = join(root, '.git');
+  const dotgitSt = lst(dotgit);
   // git follows a symlinked .git: cover it rather than guess where it leads.
-  if (lst(join(root, '.git'))?.isSymbolicLink()) out.set(join(root, '.git'), { action: 'mask-symlink', path: join(root, '.git') });
+  if (dotgitSt?.isSymbolicLink()) out.set(dotgit, { action: 'mask-symlink', path: dotgit });
+  // A worktree's or submodule's pointer file decides which hooks run.
+  else if (dotgitSt?.isFile()) out.set(dotgit, { action: 'readonly', path: dotgit, type: 'file' });
+  // No repository: an empty read-only .git keeps the agent from creating one
+  // with a config that would run code when git is next used here (host git
+  // skips an empty .git directory and keeps looking upwards).
+  else if (!dotgitSt) wanted.push([dotgit, 'dir']);
   for (const gd of gitDirsOf(root)) {
     if (!writableRoots.some((w) => isInside(w, gd))) continue; // not writable inside: nothing to protect
     wanted.push([join(gd, 'hooks'), 'dir'], [join(gd, 'config'), 'file'], [join(gd, 'config.worktree'), 'file']);

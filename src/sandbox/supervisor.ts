@@ -59,6 +59,7 @@ export async function runSandbox(plan: SandboxPlan, hooks: RunHooks = {}): Promi
   const addon = loadAddon();
   const id = plan.identity;
   const placeholders = new Placeholders(id.hostUid === 0 ? { uid: id.uid, gid: id.gid } : undefined);
+  placeholders.lock(plan.writableRoots);
   placeholders.create(plan.protectedPaths);
   const started = process.hrtime.bigint();
   const terminal = new TerminalRelay();
@@ -129,6 +130,6 @@ export async function runSandbox(plan: SandboxPlan, hooks: RunHooks = {}): Promi
   } finally {
     for (const [sig, f] of forwarders) process.off(sig, f);
     terminal.restore();
-    placeholders.remove();
+    placeholders.release();
   }
 }

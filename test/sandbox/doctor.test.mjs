@@ -33,5 +33,5 @@ test('doctor prints the text report and an AppArmor profile granting userns to t
   const p = doctor('root', ['--print-apparmor-profile']);
   assert.equal(p.status, 0);
   assert.match(p.stdout, /^\s+userns,$/m);
-  assert.ok(p.stdout.includes(`profile latchgate-node ${process.execPath} `));
+  assert.ok(p.stdout.includes(`profile latchgate-node "${process.execPath}" `));
 });

@@ -227,13 +227,14 @@ for (const mode of MODES) {
     });
 
     test('boxes started at once on the same workspace all succeed (two terminals in one project)', async () => {
-      // Staggered starts and mixed lengths: launches overlap at every stage.
+      // Staggered starts of short commands: one box ends while the next is
+      // being built, so launches overlap at every stage.
       for (let round = 0; round < 2; round++) {
         const ws = makeWorkspace('conc1');
         const results = await Promise.all(
-          [0, 1, 2, 3].map(async (i) => {
-            await sleep(i * 15);
-            return sh(mode, `echo box${i} > out${i}.txt; ${i % 2 ? 'true' : 'sleep 0.05'}; cat out${i}.txt`, { workspace: ws });
+          [0, 1, 2, 3, 4, 5].map(async (i) => {
+            await sleep(i * 10);
+            return sh(mode, `echo box${i} > out${i}.txt; cat out${i}.txt`, { workspace: ws });
           }),
         );
         results.forEach((r, i) => {

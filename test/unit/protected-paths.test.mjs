@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, sep } from 'node:path';
-import { PROTECTED_DIRS, PROTECTED_FILES, gitDirsOf, protectedPathsFor } from '../../dist/sandbox/protected-paths.js';
+import { PROTECTED_DIRS, PROTECTED_FILES, gitDirsOf, hooksPathOf, protectedPathsFor } from '../../dist/sandbox/protected-paths.js';
 import { tempDir } from '../fixtures/unit/helpers.mjs';
 
 function put(root, rel, content = '') {
@@ -37,15 +37,39 @@ function assertParentsFirst(actions) {
   assert.equal(new Set(actions.map((a) => a.path)).size, actions.length, 'no path twice');
 }
 
+/**
+ * Every directory between a writable root and a protected path has an action
+ * (a pin, or a cover of its own) listed before it: renaming it away would
+ * carry the protection with it.
+ */
+function assertPinnedAncestors(actions, roots) {
+  const at = new Map(actions.map((a, i) => [a.path, i]));
+  for (const [i, a] of actions.entries()) {
+    if (a.action === 'pin') {
+      assert.ok(roots.some((r) => isUnder(r, a.path)), `pin ${a.path} is not strictly inside a writable root`);
+      assert.ok(actions.some((b) => b.action !== 'pin' && isUnder(a.path, b.path)), `pin ${a.path} protects nothing`);
+      continue;
+    }
+    const top = roots.filter((r) => isUnder(r, a.path)).sort((x, y) => y.length - x.length)[0];
+    if (top === undefined) continue;
+    for (let d = dirname(a.path); d !== top; d = dirname(d)) {
+      assert.ok(at.has(d), `${d} (above ${a.path}) is not pinned`);
+      assert.ok(at.get(d) < i, `${d} is listed after ${a.path}`);
+    }
+  }
+}
+
 const byPath = (actions) => Object.fromEntries(actions.map((a) => [a.path, a]));
 
-test('an empty root gets a placeholder for every protected path', (t) => {
+test('an empty root gets a placeholder for every protected path, and its missing parents are pinned', (t) => {
   const root = tempDir(t);
   const actions = protectedPathsFor(root, [root]);
   assertParentsFirst(actions);
+  assertPinnedAncestors(actions, [root]);
   const expected = [
     ...PROTECTED_DIRS.map((d) => ({ action: 'placeholder', path: join(root, d), type: 'dir' })),
     ...PROTECTED_FILES.map((f) => ({ action: 'placeholder', path: join(root, f), type: 'file' })),
+    { action: 'pin', path: join(root, '.claude') },
   ];
   const sortByPath = (xs) => [...xs].sort((a, b) => a.path.localeCompare(b.path));
   assert.deepEqual(sortByPath(actions), sortByPath(expected));
@@ -193,6 +217,9 @@ test('a worktree whose main repository is writable too: the common hooks and con
   const { main, common, wtGit, wt } = worktree(t);
   const actions = protectedPathsFor(wt, [wt, main]);
   assertParentsFirst(actions);
+  assertPinnedAncestors(actions, [wt, main]);
+  assert.equal(byPath(actions)[common]?.action, 'pin');
+  assert.equal(byPath(actions)[main], undefined, 'a writable root itself is never pinned');
   const a = byPath(actions);
   assert.deepEqual(a[join(common, 'hooks')], { action: 'readonly', path: join(common, 'hooks') });
   assert.deepEqual(a[join(common, 'config')], { action: 'readonly', path: join(common, 'config') });
@@ -213,7 +240,11 @@ test('submodules: git directories under modules/, nested, found and protected', 
   assert.ok(dirs.indexOf(a) < dirs.indexOf(b));
   const actions = protectedPathsFor(root, [root]);
   assertParentsFirst(actions);
+  assertPinnedAncestors(actions, [root]);
   const m = byPath(actions);
+  for (const p of ['.git', '.git/modules', '.git/modules/a', '.git/modules/a/modules', '.git/modules/libs/deep']) {
+    assert.deepEqual(m[join(root, p)], { action: 'pin', path: join(root, p) }, p);
+  }
   for (const gd of [top, a, b, deep]) {
     assert.equal(m[join(gd, 'hooks')]?.action, 'readonly', gd);
     assert.equal(m[join(gd, 'config')]?.action, 'readonly', gd);
@@ -233,15 +264,63 @@ test('a submodule checkout: .git file pointing into the superproject', (t) => {
   assert.equal(byPath(protectedPathsFor(sub, [sub]))[join(mod, 'hooks')], undefined);
 });
 
-test('a symlinked .git directory still has its hooks covered', (t) => {
+test('a symlinked .git is masked, not followed', (t) => {
   // git follows a .git symlink (the repo tool makes them); hooks written
   // through it would run on the host.
   const root = tempDir(t);
   const real = gitDir(join(root, 'gitdata'));
   symlinkSync('gitdata', join(root, '.git'));
   const actions = protectedPathsFor(root, [root]);
+  assertParentsFirst(actions);
   const covered = actions.some((x) => x.path === join(root, '.git') || x.path === join(real, 'hooks'));
   assert.ok(covered, `neither ${join(root, '.git')} nor ${join(real, 'hooks')} is protected: ${JSON.stringify(actions.map((x) => relative(root, x.path)))}`);
+  assert.deepEqual(byPath(actions)[join(root, '.git')], { action: 'mask-symlink', path: join(root, '.git') });
+});
+
+test('config.worktree of each writable git directory is protected', (t) => {
+  const root = tempDir(t);
+  const gd = gitDir(join(root, '.git'));
+  let a = byPath(protectedPathsFor(root, [root]));
+  assert.deepEqual(a[join(gd, 'config.worktree')], { action: 'placeholder', path: join(gd, 'config.worktree'), type: 'file' });
+  writeFileSync(join(gd, 'config.worktree'), '[core]\n');
+  a = byPath(protectedPathsFor(root, [root]));
+  assert.deepEqual(a[join(gd, 'config.worktree')], { action: 'readonly', path: join(gd, 'config.worktree') });
+});
+
+test('hooksPathOf reads core.hooksPath, the last one winning', (t) => {
+  const d = tempDir(t);
+  const cfg = (text) => {
+    writeFileSync(join(d, 'config'), text);
+    return hooksPathOf(join(d, 'config'));
+  };
+  assert.equal(hooksPathOf(join(d, 'missing')), undefined);
+  assert.equal(cfg('[core]\n\tbare = false\n'), undefined);
+  assert.equal(cfg('[core]\n\thooksPath = .husky\n'), '.husky');
+  assert.equal(cfg('[CORE]\n  HooksPath=  "tools/hooks"  \n'), 'tools/hooks');
+  assert.equal(cfg('[core]\nhooksPath = a\n[user]\nhooksPath = b\n[core]\nhooksPath = c\n'), 'c');
+  assert.equal(cfg('[user]\nhooksPath = b\n'), undefined, 'only in [core]');
+  assert.equal(cfg('[core "x"]\nhooksPath = sub\n'), 'sub');
+});
+
+test('core.hooksPath inside a writable root is protected; outside it is not', (t) => {
+  const root = tempDir(t);
+  const gd = gitDir(join(root, '.git'));
+  writeFileSync(join(gd, 'config'), '[core]\n\thooksPath = .husky\n');
+  let actions = protectedPathsFor(root, [root]);
+  assertParentsFirst(actions);
+  assert.deepEqual(byPath(actions)[join(root, '.husky')], { action: 'placeholder', path: join(root, '.husky'), type: 'dir' });
+  dir(root, 'tools/git-hooks');
+  writeFileSync(join(gd, 'config'), '[core]\n\thooksPath = tools/git-hooks\n');
+  actions = protectedPathsFor(root, [root]);
+  assertParentsFirst(actions);
+  assertPinnedAncestors(actions, [root]);
+  assert.deepEqual(byPath(actions)[join(root, 'tools/git-hooks')], { action: 'readonly', path: join(root, 'tools/git-hooks') });
+  assert.deepEqual(byPath(actions)[join(root, 'tools')], { action: 'pin', path: join(root, 'tools') });
+  const outside = tempDir(t);
+  writeFileSync(join(gd, 'config'), `[core]\n\thooksPath = ${outside}\n`);
+  assert.ok(protectedPathsFor(root, [root]).every((x) => !x.path.startsWith(outside)));
+  writeFileSync(join(gd, 'config'), '[core]\n\thooksPath = ~/hooks\n');
+  assert.ok(protectedPathsFor(root, [root]).every((x) => isUnder(root, x.path)));
 });
 
 test('parents come before children', (t) => {

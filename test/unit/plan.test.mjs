@@ -1,0 +1,334 @@
+// buildSandboxPlan with synthetic host facts and real temp directories: the
+// plan is plain data, checked here before anything runs.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { chmodSync, existsSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { BOX_HOSTNAME, DEFAULT_NOFILE, DEFAULT_NPROC, buildSandboxPlan, resolveExecPaths } from '../../dist/sandbox/plan.js';
+import { renderGroup, renderPasswd, resolveIdentity } from '../../dist/sandbox/identity.js';
+import { protectedPathsFor } from '../../dist/sandbox/protected-paths.js';
+import { BOX_PATH } from '../../dist/sandbox/env.js';
+import { LaunchError } from '../../dist/sandbox/errors.js';
+import { assertLaunchError, tempDir } from '../fixtures/unit/helpers.mjs';
+
+const SHELL = existsSync('/bin/bash') ? '/bin/bash' : '/bin/sh';
+
+function identity({ uid = 1000, home = '/home/alice', hostUid = uid, env = {}, owner = { uid: 1000, gid: 1000 } } = {}) {
+  return resolveIdentity({
+    uid: hostUid,
+    gid: hostUid,
+    env,
+    passwd: `root:x:0:0:root:/root:/bin/bash\nalice:x:1000:1000:Alice:${home}:${SHELL}\nbob:x:4001:4001:Bob:/home/bob:/bin/sh\n`,
+    group: 'root:x:0:\nalice:x:1000:\nbob:x:4001:\n',
+    workspaceOwner: owner,
+  });
+}
+
+function facts(over = {}) {
+  return {
+    identity: identity(),
+    env: { TERM: 'xterm-256color', LANG: 'C.UTF-8', AWS_SECRET_ACCESS_KEY: 'secret', SSH_AUTH_SOCK: '/run/ssh', MY_TOKEN: 't' },
+    landlockAbi: 7,
+    hardLimits: { nofile: 1048576, nproc: 100000 },
+    capLast: 40,
+    terminal: null,
+    ...over,
+  };
+}
+
+function options(workspace, over = {}) {
+  return { workspace, ro: [], rw: [], passEnv: [], allowHosts: [], command: [], strictNet: false, allowDegraded: false, limits: {}, listenPorts: [], ...over };
+}
+
+const idx = (mounts, pred) => mounts.findIndex(pred);
+const bindAt = (path) => (e) => e.kind === 'bind' && e.path === path;
+const tmpfsAt = (path) => (e) => e.kind === 'tmpfs' && e.path === path;
+
+test('the default plan: system trees read-only, own /etc files, private /tmp and HOME, workspace read-write', (t) => {
+  const ws = tempDir(t);
+  const plan = buildSandboxPlan(options(ws), facts());
+  const m = plan.mounts;
+  assert.equal(plan.version, 1);
+  assert.equal(plan.hostname, BOX_HOSTNAME);
+  assert.equal(plan.workspace, ws);
+  assert.equal(plan.profile, null);
+
+  const usr = m.find(bindAt('/usr'));
+  assert.deepEqual({ src: usr.src, readonly: usr.readonly }, { src: '/usr', readonly: true });
+  for (const e of m.filter((x) => x.kind === 'bind' && /^\/(usr|bin|sbin|lib\w*|etc)(\/|$)/.test(x.path))) {
+    assert.equal(e.readonly, true, `${e.path} must be read-only`);
+  }
+  assert.deepEqual(m.find((e) => e.path === '/etc/passwd'), { kind: 'write', path: '/etc/passwd', content: renderPasswd(plan.identity), mode: 0o644 });
+  assert.equal(m.find((e) => e.path === '/etc/group').content, renderGroup(plan.identity));
+  assert.equal(m.find((e) => e.path === '/etc/hostname').content, `${BOX_HOSTNAME}\n`);
+  assert.ok(!m.some((e) => e.path === '/etc/resolv.conf' || e.src === '/etc/resolv.conf'), 'no resolv.conf: the box has no DNS');
+  for (const secret of ['/etc/shadow', '/etc', '/home', '/root', '/run', '/var/run/docker.sock', '/run/docker.sock']) {
+    assert.ok(!m.some((e) => e.kind === 'bind' && e.src === secret), `${secret} is bound into the box`);
+  }
+
+  const wsBind = m.find(bindAt(ws));
+  assert.deepEqual({ src: wsBind.src, readonly: wsBind.readonly }, { src: ws, readonly: false });
+  assert.equal(m.filter(bindAt(ws)).length, 1);
+  assert.match(m.find(tmpfsAt('/tmp')).options, /^mode=1777,size=50%$/);
+  assert.equal(plan.identity.home, '/home/alice');
+  assert.match(m.find(tmpfsAt('/home/alice')).options, /^mode=0700/);
+  assert.ok(idx(m, tmpfsAt('/tmp')) < idx(m, bindAt(ws)), 'the workspace (under /tmp) is bound after the /tmp tmpfs');
+  assert.ok(m.some((e) => e.kind === 'proc' && e.path === '/proc'));
+  assert.ok(m.some((e) => e.kind === 'devpts' && e.path === '/dev/pts'));
+
+  // Protected paths: those of the workspace, each after the workspace bind.
+  assert.deepEqual(plan.protectedPaths, protectedPathsFor(ws, [ws]));
+  assert.ok(plan.protectedPaths.length > 0);
+  const wsAt = idx(m, bindAt(ws));
+  for (const a of plan.protectedPaths) {
+    const at = idx(m, (e) => e.path === a.path && (e.kind === 'mask' || (e.kind === 'bind' && e.src === a.path && e.why !== '--workspace')));
+    assert.ok(at > wsAt, `${a.path} is mounted at ${at}, before the workspace (${wsAt})`);
+    if (a.action === 'mask-symlink') assert.equal(m[at].kind, 'mask');
+    else assert.equal(m[at].readonly, a.action !== 'pin', `${a.action} ${a.path}`);
+  }
+  // Children after the parents they sit in.
+  const order = plan.protectedPaths.map((a) => idx(m, (e) => e.path === a.path && e.kind !== 'mkdir' && e.kind !== 'mkfile'));
+  assert.deepEqual(order, [...order].sort((x, y) => x - y));
+  const pin = plan.protectedPaths.find((a) => a.action === 'pin');
+  assert.ok(pin && idx(m, bindAt(pin.path)) < idx(m, bindAt(join(pin.path, 'commands'))), 'the .claude pin comes before .claude/commands');
+  assert.ok(!existsSync(join(ws, '.bashrc')), 'building a plan creates nothing on the host');
+
+  assert.deepEqual(plan.command, { argv: [SHELL], execPaths: [SHELL], cwd: ws });
+  assert.equal(plan.capabilities, 'all dropped');
+  assert.equal(plan.noNewPrivs, true);
+  for (const ns of ['user', 'mount', 'pid', 'network', 'uts', 'ipc']) assert.ok(plan.namespaces.includes(ns), ns);
+  assert.deepEqual(plan.network, { loopbackOnly: true, strictNet: false, listenPorts: [], allowHosts: [] });
+  assert.deepEqual(plan.terminal, { mode: 'inherit' });
+  assert.deepEqual(plan.degraded, []);
+  assert.deepEqual(plan.rlimits.map((r) => [r.name, r.soft, r.hard]), [['core', 0, 0], ['nofile', DEFAULT_NOFILE, DEFAULT_NOFILE], ['nproc', DEFAULT_NPROC, DEFAULT_NPROC]]);
+});
+
+test('the environment is the allowlist, never host secrets', (t) => {
+  const ws = tempDir(t);
+  const plan = buildSandboxPlan(options(ws, { passEnv: ['MY_TOKEN'] }), facts());
+  assert.equal(plan.env.TERM, 'xterm-256color');
+  assert.equal(plan.env.MY_TOKEN, 't');
+  assert.equal(plan.env.HOME, plan.identity.home);
+  assert.equal(plan.env.LATCHGATE_WORKSPACE, ws);
+  assert.ok(!('AWS_SECRET_ACCESS_KEY' in plan.env));
+  assert.ok(!('SSH_AUTH_SOCK' in plan.env));
+  assertLaunchError(() => buildSandboxPlan(options(ws, { passEnv: ['LD_PRELOAD'] }), facts()), LaunchError, 'LD_PRELOAD');
+});
+
+test('landlock mirrors the mounts', (t) => {
+  const ws = tempDir(t);
+  const plan = buildSandboxPlan(options(ws), facts());
+  assert.equal(plan.landlock.status, 'enforced');
+  assert.equal(plan.landlock.abi, 7);
+  assert.equal(plan.landlock.handledNet, 0);
+  for (const p of plan.landlock.paths) {
+    assert.notEqual(p.access, 0, `${p.path}: a rule granting nothing is refused by the kernel`);
+    assert.equal(p.access & ~plan.landlock.handledFs, 0, p.path);
+  }
+  const cls = (path) => plan.landlock.paths.filter((p) => p.path === path).map((p) => p.class);
+  assert.deepEqual(cls(ws), ['rw']);
+  assert.deepEqual(cls('/usr'), ['read-exec']);
+  assert.deepEqual(cls('/'), ['list']);
+});
+
+test('the command: defaults to the shell; bare names follow PATH; paths are absolute', (t) => {
+  const ws = tempDir(t);
+  const tools = tempDir(t);
+  mkdirSync(join(tools, 'bin'));
+  const bare = buildSandboxPlan(options(ws, { command: ['git', 'status'], ro: [tools] }), facts());
+  assert.deepEqual(bare.command.argv, ['git', 'status']);
+  assert.deepEqual(bare.command.execPaths, [...BOX_PATH.split(':'), join(tools, 'bin')].map((d) => join(d, 'git')));
+  assert.equal(bare.env.PATH, `${BOX_PATH}:${join(tools, 'bin')}`);
+  const abs = buildSandboxPlan(options(ws, { command: ['/usr/bin/env', 'x'] }), facts());
+  assert.deepEqual(abs.command.execPaths, ['/usr/bin/env']);
+  const rel = buildSandboxPlan(options(ws, { command: ['./scripts/run.sh'] }), facts());
+  assert.deepEqual(rel.command.execPaths, [join(ws, 'scripts/run.sh')]);
+  assert.equal(rel.command.cwd, ws);
+  assert.deepEqual(resolveExecPaths('x', '/w', 'relative:/a::/b'), ['/a/x', '/b/x']);
+});
+
+test('--ro and --rw: binds at the real path, parents first, with the protected paths of --rw roots', (t) => {
+  const ws = tempDir(t);
+  const data = tempDir(t);
+  const cache = tempDir(t);
+  mkdirSync(join(cache, '.git/hooks'), { recursive: true });
+  writeFileSync(join(cache, '.git/HEAD'), 'ref: refs/heads/main\n');
+  const link = join(ws, 'data-link');
+  symlinkSync(data, link);
+  const plan = buildSandboxPlan(options(ws, { ro: [link], rw: [cache] }), facts());
+  const m = plan.mounts;
+  assert.equal(m.find(bindAt(data)).readonly, true);
+  assert.equal(m.find(bindAt(data)).src, data, 'symlinks resolved');
+  assert.ok(!m.some(bindAt(link)));
+  assert.equal(m.find(bindAt(cache)).readonly, false);
+  assert.ok(plan.protectedPaths.some((a) => a.path === join(cache, '.git/hooks') && a.action === 'readonly'));
+  assert.ok(idx(m, bindAt(cache)) < idx(m, bindAt(join(cache, '.git/hooks'))));
+});
+
+test('a --ro or --rw parent of the workspace is mounted before it, whatever the order given', (t) => {
+  const base = tempDir(t);
+  const ws = join(base, 'project');
+  const inner = join(ws, 'vendor');
+  mkdirSync(inner, { recursive: true });
+  for (const [ro, rw] of [[[base], []], [[], [base]], [[inner, base], []]]) {
+    const m = buildSandboxPlan(options(ws, { ro, rw }), facts()).mounts;
+    assert.ok(idx(m, bindAt(base)) >= 0 && idx(m, bindAt(base)) < idx(m, bindAt(ws)), `${JSON.stringify({ ro, rw })}: ${base} after ${ws}`);
+    if (ro.includes(inner)) assert.ok(idx(m, bindAt(ws)) < idx(m, bindAt(inner)));
+    assert.ok(!m.some((e) => e.kind === 'mkdir' && e.path === ws), 'the workspace exists inside the bound parent');
+  }
+});
+
+test('relative --ro/--rw/--workspace paths are refused naming the flag', (t) => {
+  const ws = tempDir(t);
+  assertLaunchError(() => buildSandboxPlan(options(ws, { ro: ['some/dir'] }), facts()), LaunchError, '--ro some/dir', 'absolute');
+  assertLaunchError(() => buildSandboxPlan(options(ws, { rw: ['./x'] }), facts()), LaunchError, '--rw ./x', 'absolute');
+  assertLaunchError(() => buildSandboxPlan(options('ws'), facts()), LaunchError, '--workspace ws', 'absolute');
+  assertLaunchError(() => buildSandboxPlan(options(ws, { ro: [join(ws, 'missing')] }), facts()), LaunchError, '--ro', 'no such file');
+  writeFileSync(join(ws, 'file'), '');
+  assertLaunchError(() => buildSandboxPlan(options(join(ws, 'file')), facts()), LaunchError, '--workspace', 'not a directory');
+});
+
+test('host internals are refused for --ro, --rw and --workspace', (t) => {
+  const ws = tempDir(t);
+  const procLink = join(ws, 'proc-link');
+  symlinkSync('/proc', procLink);
+  const rootLink = join(ws, 'root-link');
+  symlinkSync('/', rootLink);
+  const refused = ['/', '/proc', '/proc/self', '/dev', '/dev/shm', '/sys', '/sys/kernel', procLink, rootLink].filter((p) => existsSync(p));
+  for (const p of refused) {
+    assertLaunchError(() => buildSandboxPlan(options(ws, { ro: [p] }), facts()), LaunchError, '--ro', 'refused');
+    assertLaunchError(() => buildSandboxPlan(options(ws, { rw: [p] }), facts()), LaunchError, '--rw', 'refused');
+    assertLaunchError(() => buildSandboxPlan(options(p), facts()), LaunchError, '--workspace', 'refused');
+  }
+  assertLaunchError(() => buildSandboxPlan(options(ws, { ro: ['/dev/null'] }), facts()), LaunchError, '--ro /dev/null', 'refused');
+  // Missing ones are refused too (as missing).
+  assertLaunchError(() => buildSandboxPlan(options(ws, { ro: ['/dev/x'] }), facts()), LaunchError, '--ro /dev/x');
+  assertLaunchError(() => buildSandboxPlan(options(ws, { rw: ['/dev/x'] }), facts()), LaunchError, '--rw /dev/x');
+  assertLaunchError(() => buildSandboxPlan(options('/dev/x'), facts()), LaunchError, '--workspace /dev/x');
+  assertLaunchError(() => buildSandboxPlan(options('/sys/x-missing'), facts()), LaunchError, '--workspace');
+});
+
+test('a path given twice is refused', (t) => {
+  const ws = tempDir(t);
+  const other = tempDir(t);
+  const cases = [
+    { ro: [other, other] },
+    { rw: [other, other] },
+    { ro: [other], rw: [other] },
+    { ro: [ws] },
+    { rw: [ws] },
+    { ro: [join(ws, '.')] },
+  ];
+  for (const c of cases) {
+    assertLaunchError(() => buildSandboxPlan(options(ws, c), facts()), LaunchError, 'already mounted by', 'give each path once');
+  }
+});
+
+test('an explicit bind of /tmp or HOME replaces the private tmpfs', (t) => {
+  const ws = tempDir(t);
+  const home = tempDir(t);
+  const plan = buildSandboxPlan(options(ws, { rw: [home], ro: ['/tmp'] }), facts({ identity: identity({ home }) }));
+  assert.ok(!plan.mounts.some(tmpfsAt('/tmp')));
+  assert.ok(!plan.mounts.some(tmpfsAt(home)));
+  assert.equal(plan.mounts.find(bindAt('/tmp')).readonly, true);
+  assert.equal(plan.mounts.find(bindAt(home)).readonly, false);
+});
+
+test('Landlock unavailable: refused unless --allow-degraded, which records it', (t) => {
+  const ws = tempDir(t);
+  const e = assertLaunchError(() => buildSandboxPlan(options(ws), facts({ landlockAbi: -38 })), LaunchError, 'Landlock', '--allow-degraded');
+  assert.equal(e.exitCode, 125);
+  const plan = buildSandboxPlan(options(ws, { allowDegraded: true }), facts({ landlockAbi: -38 }));
+  assert.deepEqual(plan.degraded, ['landlock-unavailable']);
+  assert.equal(plan.landlock.abi, 0);
+  assert.equal(plan.landlock.status, 'degraded-unavailable');
+  assert.deepEqual(plan.landlock.paths, []);
+  assert.equal(plan.landlock.handledFs, 0);
+  // --allow-degraded with a working Landlock degrades nothing.
+  assert.deepEqual(buildSandboxPlan(options(ws, { allowDegraded: true }), facts()).degraded, []);
+});
+
+test('--strict-net needs Landlock ABI 4', (t) => {
+  const ws = tempDir(t);
+  assertLaunchError(() => buildSandboxPlan(options(ws, { strictNet: true }), facts({ landlockAbi: 3 })), LaunchError, '--strict-net', 'ABI 3');
+  assertLaunchError(() => buildSandboxPlan(options(ws, { strictNet: true, allowDegraded: true }), facts({ landlockAbi: -38 })), LaunchError, '--strict-net', 'no Landlock');
+  const plan = buildSandboxPlan(options(ws, { strictNet: true, listenPorts: [7000] }), facts({ landlockAbi: 4 }));
+  assert.equal(plan.landlock.handledNet, 3);
+  assert.deepEqual(plan.landlock.ports, [{ port: 7000, access: 2 }]);
+  assert.equal(plan.network.strictNet, true);
+  assert.deepEqual(plan.network.listenPorts, [7000]);
+});
+
+test('limits: clamped to the hard limits; invalid ones refused', (t) => {
+  const ws = tempDir(t);
+  const rl = (plan) => Object.fromEntries(plan.rlimits.map((r) => [r.name, [r.soft, r.hard]]));
+  assert.deepEqual(rl(buildSandboxPlan(options(ws, { limits: { nofile: 4_000_000, nproc: 200_000 } }), facts())), { core: [0, 0], nofile: [1048576, 1048576], nproc: [100000, 100000] });
+  assert.deepEqual(rl(buildSandboxPlan(options(ws, { limits: { nofile: 1024, nproc: 64 } }), facts())).nofile, [1024, 1024]);
+  assert.deepEqual(rl(buildSandboxPlan(options(ws), facts({ hardLimits: { nofile: 1024, nproc: 50 } }))), { core: [0, 0], nofile: [1024, 1024], nproc: [50, 50] });
+  assert.deepEqual(rl(buildSandboxPlan(options(ws), facts({ hardLimits: { nofile: Infinity, nproc: Infinity } }))).nproc, [DEFAULT_NPROC, DEFAULT_NPROC]);
+  for (const bad of [0, -1, 1.5, NaN]) {
+    assertLaunchError(() => buildSandboxPlan(options(ws, { limits: { nofile: bad } }), facts()), LaunchError, 'nofile');
+    assertLaunchError(() => buildSandboxPlan(options(ws, { limits: { nproc: bad } }), facts()), LaunchError, 'nproc');
+  }
+  const sized = buildSandboxPlan(options(ws, { limits: { tmpSize: '2g' } }), facts());
+  assert.equal(sized.mounts.find(tmpfsAt('/tmp')).options, 'mode=1777,size=2g');
+  for (const bad of ['2 g', 'lots', '', '1g,uid=0', '50%,mode=4777']) {
+    assertLaunchError(() => buildSandboxPlan(options(ws, { limits: { tmpSize: bad } }), facts()), LaunchError, 'tmp_size');
+  }
+});
+
+test('a workspace under HOME gets the HOME tmpfs and then the workspace bind', (t) => {
+  const base = tempDir(t);
+  const home = join(base, 'home/alice');
+  const ws = join(home, 'project');
+  mkdirSync(ws, { recursive: true });
+  const plan = buildSandboxPlan(options(ws), facts({ identity: identity({ home }) }));
+  const m = plan.mounts;
+  const homeAt = idx(m, tmpfsAt(home));
+  const wsAt = idx(m, bindAt(ws));
+  assert.ok(homeAt >= 0, 'HOME tmpfs');
+  assert.ok(wsAt >= 0, 'workspace bind');
+  assert.ok(homeAt < wsAt, 'parent first');
+  assert.ok(idx(m, (e) => e.kind === 'mkdir' && e.path === ws) > homeAt, 'the workspace mountpoint is made inside the tmpfs');
+  assert.equal(plan.env.HOME, home);
+});
+
+test('the workspace as HOME: the bind replaces the tmpfs', (t) => {
+  const ws = tempDir(t);
+  const plan = buildSandboxPlan(options(ws), facts({ identity: identity({ home: ws }) }));
+  assert.ok(!plan.mounts.some(tmpfsAt(ws)));
+  assert.equal(plan.mounts.filter(bindAt(ws)).length, 1);
+});
+
+test('root launching: the agent user must be able to open the workspace', (t) => {
+  const ws = tempDir(t);
+  const sudo = identity({ hostUid: 0, env: { SUDO_UID: '4001' } });
+  assert.equal(sudo.uid, 4001);
+  chmodSync(ws, 0o700);
+  assertLaunchError(() => buildSandboxPlan(options(ws), facts({ identity: sudo })), LaunchError, '--workspace', 'uid 4001', 'sudo');
+  chmodSync(ws, 0o755);
+  const plan = buildSandboxPlan(options(ws), facts({ identity: sudo }));
+  assert.equal(plan.identity.uid, 4001);
+  assert.equal(plan.identity.dropGroups, true);
+});
+
+test('the terminal, the profile and the allowlist are recorded', (t) => {
+  const ws = tempDir(t);
+  const plan = buildSandboxPlan(options(ws, { profile: 'claude-code', allowHosts: ['api.example.com'] }), facts({ terminal: { rows: 40, cols: 120 } }));
+  assert.deepEqual(plan.terminal, { mode: 'pty', rows: 40, cols: 120 });
+  assert.equal(plan.profile, 'claude-code');
+  assert.deepEqual(plan.network.allowHosts, ['api.example.com']);
+});
+
+test('JSON.stringify(plan) round-trips', (t) => {
+  const ws = tempDir(t);
+  mkdirSync(join(ws, '.git/hooks'), { recursive: true });
+  writeFileSync(join(ws, '.git/HEAD'), 'ref: refs/heads/main\n');
+  symlinkSync('/etc/passwd', join(ws, '.bashrc'));
+  for (const plan of [
+    buildSandboxPlan(options(ws, { command: ['ls', '-la'], strictNet: true, listenPorts: [8080], passEnv: ['MY_TOKEN'] }), facts({ terminal: { rows: 24, cols: 80 } })),
+    buildSandboxPlan(options(ws, { allowDegraded: true }), facts({ landlockAbi: -95 })),
+  ]) {
+    assert.deepEqual(JSON.parse(JSON.stringify(plan)), plan);
+  }
+});
