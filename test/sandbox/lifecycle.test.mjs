@@ -187,7 +187,12 @@ for (const mode of MODES) {
         assert.ok(marked.some((p) => p.cmdline.includes('daemonize')), `the daemon is running: ${JSON.stringify(marked)}`);
         const boxNs = marked.map((p) => p.ns).find((ns) => ns && ns !== hostNs);
         assert.ok(boxNs, `the box has a PID namespace of its own: ${JSON.stringify(marked)}`);
-        const before = hostProcesses(marker, boxNs, [launcherPid]);
+        // Background jobs may still be starting when "ready" is printed: wait for all.
+        let before = [];
+        for (const end = Date.now() + 5000; Date.now() < end; await sleep(50)) {
+          before = hostProcesses(marker, boxNs, [launcherPid]);
+          if (before.length >= 7) break;
+        }
         assert.ok(before.length >= 7, `expected init, sh, daemon, 4 sleepers in the box, found ${JSON.stringify(before)}`);
 
         child.kill('SIGKILL');
