@@ -17,6 +17,8 @@ export const PLACEHOLDER_XATTR = 'user.latchgate.placeholder';
 interface Owned {
   path: string;
   type: 'file' | 'dir';
+  /** Carries the xattr: removed only while it still does. */
+  marked: boolean;
 }
 
 export class Placeholders {
@@ -46,7 +48,7 @@ export class Placeholders {
       const type = a.action === 'pin' ? 'dir' : a.type;
       try {
         if (this.isPlaceholder(a.path)) {
-          this.owned.push({ path: a.path, type });
+          this.owned.push({ path: a.path, type, marked: true });
           continue;
         }
         if (a.action !== 'placeholder' && lstatSync(a.path, { throwIfNoEntry: false })) continue; // the user's own
@@ -75,8 +77,9 @@ export class Placeholders {
 
   private mark(path: string, type: 'file' | 'dir'): void {
     if (this.owner) chownSync(path, this.owner.uid, this.owner.gid);
-    this.addon.setXattr(path, PLACEHOLDER_XATTR, '1'); // unsupported fs: removed by this launcher only
-    this.owned.push({ path, type });
+    // On a filesystem without user xattrs only this launcher knows it made it.
+    const marked = this.addon.setXattr(path, PLACEHOLDER_XATTR, '1') === 0;
+    this.owned.push({ path, type, marked });
   }
 
   /**
@@ -90,6 +93,7 @@ export class Placeholders {
     if (last) {
       for (const o of owned) {
         try {
+          if (o.marked && !this.isPlaceholder(o.path)) continue; // replaced by someone else's
           const st = lstatSync(o.path);
           if (o.type === 'dir' && st.isDirectory() && readdirSync(o.path).length === 0) rmdirSync(o.path);
           if (o.type === 'file' && st.isFile() && st.size === 0) unlinkSync(o.path);

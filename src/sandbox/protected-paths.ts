@@ -144,6 +144,9 @@ export function protectedPathsFor(root: string, writableRoots: readonly string[]
   // with a config that would run code when git is next used here (host git
   // skips an empty .git directory and keeps looking upwards).
   else if (!dotgitSt) wanted.push([dotgit, 'dir']);
+  // A .git directory that is not a repository (empty, or stray): kept
+  // read-only as a whole, or the agent could make it one.
+  else if (dotgitSt.isDirectory() && !isGitDir(dotgit)) out.set(dotgit, { action: 'readonly', path: dotgit, type: 'dir' });
   for (const gd of gitDirsOf(root)) {
     if (!writableRoots.some((w) => isInside(w, gd))) continue; // not writable inside: nothing to protect
     wanted.push([join(gd, 'hooks'), 'dir'], [join(gd, 'config'), 'file'], [join(gd, 'config.worktree'), 'file']);

@@ -74,7 +74,7 @@ test('every failing check carries a fix', () => {
 test('appArmorProfile grants userns to the given Node binary', () => {
   const p = appArmorProfile('/opt/node-v20/bin/node');
   assert.match(p, /^\s*userns,\s*$/m);
-  assert.match(p, /^profile latchgate-node \/opt\/node-v20\/bin\/node flags=\(unconfined\) \{$/m);
+  assert.match(p, /^profile latchgate-node "\/opt\/node-v20\/bin\/node" flags=\(unconfined\) \{$/m);
   assert.match(p, /^abi <abi\/4\.0>,$/m);
   assert.match(p, /apparmor_parser -r \/etc\/apparmor\.d\/latchgate-node/);
   assert.ok(p.trimEnd().endsWith('}'));
@@ -82,7 +82,7 @@ test('appArmorProfile grants userns to the given Node binary', () => {
   assert.equal((p.match(/\{/g) ?? []).length, (p.match(/\}/g) ?? []).length);
   assert.ok(p.indexOf('userns,') > p.indexOf('profile latchgate-node'));
   // The default is this very Node.
-  assert.ok(appArmorProfile().includes(`profile latchgate-node ${process.execPath} `));
+  assert.ok(appArmorProfile().includes(`\nprofile latchgate-node "${process.execPath}" flags=(unconfined) {\n`));
 });
 
 test('appArmorProfile quotes a Node path with spaces (AppArmor would not parse it bare)', () => {

@@ -69,6 +69,8 @@ test('an empty root gets a placeholder for every protected path, and its missing
   const expected = [
     ...PROTECTED_DIRS.map((d) => ({ action: 'placeholder', path: join(root, d), type: 'dir' })),
     ...PROTECTED_FILES.map((f) => ({ action: 'placeholder', path: join(root, f), type: 'file' })),
+    // No repository: an empty read-only .git keeps the agent from making one.
+    { action: 'placeholder', path: join(root, '.git'), type: 'dir' },
     { action: 'pin', path: join(root, '.claude') },
   ];
   const sortByPath = (xs) => [...xs].sort((a, b) => a.path.localeCompare(b.path));
@@ -88,11 +90,12 @@ test('existing protected paths are read-only; .claude/settings*.json are found b
   put(root, '.claude/notes.json', '{}');
   dir(root, '.claude/commands');
   const a = byPath(protectedPathsFor(root, [root]));
-  assert.deepEqual(a[join(root, '.bashrc')], { action: 'readonly', path: join(root, '.bashrc') });
-  assert.deepEqual(a[join(root, '.vscode')], { action: 'readonly', path: join(root, '.vscode') });
-  assert.deepEqual(a[join(root, '.claude/settings.json')], { action: 'readonly', path: join(root, '.claude/settings.json') });
-  assert.deepEqual(a[join(root, '.claude/settings.team.json')], { action: 'readonly', path: join(root, '.claude/settings.team.json') });
-  assert.deepEqual(a[join(root, '.claude/commands')], { action: 'readonly', path: join(root, '.claude/commands') });
+  assert.deepEqual(a[join(root, '.bashrc')], { action: 'readonly', path: join(root, '.bashrc'), type: 'file' });
+  assert.deepEqual(a[join(root, '.vscode')], { action: 'readonly', path: join(root, '.vscode'), type: 'dir' });
+  assert.deepEqual(a[join(root, '.claude/settings.json')], { action: 'readonly', path: join(root, '.claude/settings.json'), type: 'file' });
+  assert.deepEqual(a[join(root, '.claude/settings.team.json')], { action: 'readonly', path: join(root, '.claude/settings.team.json'), type: 'file' });
+  assert.deepEqual(a[join(root, '.claude/commands')], { action: 'readonly', path: join(root, '.claude/commands'), type: 'dir' });
+  assert.deepEqual(a[join(root, '.claude')], { action: 'pin', path: join(root, '.claude') });
   assert.deepEqual(a[join(root, '.claude/settings.local.json')], { action: 'placeholder', path: join(root, '.claude/settings.local.json'), type: 'file' });
   assert.deepEqual(a[join(root, '.claude/agents')], { action: 'placeholder', path: join(root, '.claude/agents'), type: 'dir' });
   assert.equal(a[join(root, '.claude/notes.json')], undefined);
@@ -129,10 +132,19 @@ test('a regular file where .claude (a directory) belongs is covered too', (t) =>
   const root = tempDir(t);
   put(root, '.claude', 'not a directory');
   const actions = protectedPathsFor(root, [root]);
+  assertParentsFirst(actions);
+  assertPinnedAncestors(actions, [root]);
   const claude = join(root, '.claude');
-  const cover = actions.find((x) => x.path === claude);
-  assert.ok(cover && (cover.action === 'readonly' || cover.action === 'mask-symlink'),
-    `nothing protects ${claude}: ${JSON.stringify(actions.filter((x) => x.path.includes('.claude')))}`);
+  assert.deepEqual(actions.filter((x) => x.path === claude || isUnder(claude, x.path)), [{ action: 'readonly', path: claude, type: 'file' }],
+    'the file itself is read-only, nothing below it is listed and it is no pin');
+  // The same deeper down: a file where the directory of core.hooksPath belongs.
+  const gd = gitDir(join(root, '.git'));
+  writeFileSync(join(gd, 'config'), '[core]\n\thooksPath = tools/git-hooks\n');
+  put(root, 'tools', 'a file');
+  const deeper = protectedPathsFor(root, [root]);
+  assertParentsFirst(deeper);
+  const tools = join(root, 'tools');
+  assert.deepEqual(deeper.filter((x) => x.path === tools || isUnder(tools, x.path)), [{ action: 'readonly', path: tools, type: 'file' }]);
 });
 
 test('a normal repository: hooks and config of .git', (t) => {
@@ -142,8 +154,9 @@ test('a normal repository: hooks and config of .git', (t) => {
   const actions = protectedPathsFor(root, [root]);
   assertParentsFirst(actions);
   const a = byPath(actions);
-  assert.deepEqual(a[join(root, '.git/hooks')], { action: 'readonly', path: join(root, '.git/hooks') });
-  assert.deepEqual(a[join(root, '.git/config')], { action: 'readonly', path: join(root, '.git/config') });
+  assert.deepEqual(a[join(root, '.git/hooks')], { action: 'readonly', path: join(root, '.git/hooks'), type: 'dir' });
+  assert.deepEqual(a[join(root, '.git/config')], { action: 'readonly', path: join(root, '.git/config'), type: 'file' });
+  assert.deepEqual(a[join(root, '.git')], { action: 'pin', path: join(root, '.git') }, 'a real repository gets no placeholder, only a pin');
 });
 
 test('a repository without hooks/ and config gets placeholders for them', (t) => {
@@ -163,17 +176,28 @@ test('a symlinked .git/hooks is masked at that path', (t) => {
   const actions = protectedPathsFor(root, [root]);
   const a = byPath(actions);
   assert.deepEqual(a[join(root, '.git/hooks')], { action: 'mask-symlink', path: join(root, '.git/hooks') });
-  assert.deepEqual(a[join(root, '.git/config')], { action: 'readonly', path: join(root, '.git/config') });
+  assert.deepEqual(a[join(root, '.git/config')], { action: 'readonly', path: join(root, '.git/config'), type: 'file' });
   assert.ok(actions.every((x) => !isUnder(join(root, '.git/hooks'), x.path)));
 });
 
-test('a stray .git directory without HEAD is not a repository', (t) => {
+test('a stray .git directory without HEAD is not a repository, and stays read-only as a whole', (t) => {
+  // The agent must not turn it into one (add HEAD, a config running code):
+  // the same reason a missing .git gets an empty read-only placeholder. An
+  // empty .git is also exactly what that placeholder looks like to a second
+  // box started on the same workspace while the first runs.
   const root = tempDir(t);
+  const dotgit = dir(root, '.git');
+  const coverOfDotgit = () => {
+    const actions = protectedPathsFor(root, [root]);
+    assertParentsFirst(actions);
+    return actions.filter((x) => x.path.includes(`${sep}.git`));
+  };
+  assert.deepEqual(gitDirsOf(root), []);
+  assert.deepEqual(coverOfDotgit(), [{ action: 'readonly', path: dotgit, type: 'dir' }], 'an empty .git');
   dir(root, '.git/hooks');
   put(root, '.git/config', '');
   assert.deepEqual(gitDirsOf(root), []);
-  const actions = protectedPathsFor(root, [root]);
-  assert.ok(actions.every((x) => !x.path.includes(`${sep}.git`)), JSON.stringify(actions));
+  assert.deepEqual(coverOfDotgit(), [{ action: 'readonly', path: dotgit, type: 'dir' }], 'a stray .git: covered whole, nothing below listed');
   // A HEAD that is a directory does not count either.
   dir(root, '.git/HEAD');
   assert.deepEqual(gitDirsOf(root), []);
@@ -181,11 +205,17 @@ test('a stray .git directory without HEAD is not a repository', (t) => {
 
 test('a root without .git, or with an unreadable .git file, has no git directories', (t) => {
   const root = tempDir(t);
+  const dotgit = join(root, '.git');
+  const gitActions = () => protectedPathsFor(root, [root]).filter((x) => x.path.includes(`${sep}.git`));
   assert.deepEqual(gitDirsOf(root), []);
+  assert.deepEqual(gitActions(), [{ action: 'placeholder', path: dotgit, type: 'dir' }]);
+  // A .git file decides where git looks, whatever it holds: kept read-only.
   put(root, '.git', 'not a gitdir line\n');
   assert.deepEqual(gitDirsOf(root), []);
+  assert.deepEqual(gitActions(), [{ action: 'readonly', path: dotgit, type: 'file' }]);
   writeFileSync(join(root, '.git'), 'gitdir: ./nowhere\n');
   assert.deepEqual(gitDirsOf(root), []);
+  assert.deepEqual(gitActions(), [{ action: 'readonly', path: dotgit, type: 'file' }]);
 });
 
 function worktree(t) {
@@ -211,6 +241,8 @@ test('a worktree whose main repository is not writable: nothing outside the root
   assertParentsFirst(actions);
   assert.ok(actions.length > 0);
   for (const x of actions) assert.ok(isUnder(wt, x.path), `${relative(base, x.path)} is outside the writable root`);
+  // The pointer file itself is in the root: read-only, never a placeholder.
+  assert.deepEqual(byPath(actions)[join(wt, '.git')], { action: 'readonly', path: join(wt, '.git'), type: 'file' });
 });
 
 test('a worktree whose main repository is writable too: the common hooks and config are protected', (t) => {
@@ -221,8 +253,9 @@ test('a worktree whose main repository is writable too: the common hooks and con
   assert.equal(byPath(actions)[common]?.action, 'pin');
   assert.equal(byPath(actions)[main], undefined, 'a writable root itself is never pinned');
   const a = byPath(actions);
-  assert.deepEqual(a[join(common, 'hooks')], { action: 'readonly', path: join(common, 'hooks') });
-  assert.deepEqual(a[join(common, 'config')], { action: 'readonly', path: join(common, 'config') });
+  assert.deepEqual(a[join(common, 'hooks')], { action: 'readonly', path: join(common, 'hooks'), type: 'dir' });
+  assert.deepEqual(a[join(common, 'config')], { action: 'readonly', path: join(common, 'config'), type: 'file' });
+  assert.deepEqual(a[join(wt, '.git')], { action: 'readonly', path: join(wt, '.git'), type: 'file' });
   assert.equal(a[join(wtGit, 'hooks')]?.action, 'placeholder');
   assert.equal(a[join(wtGit, 'config')]?.action, 'placeholder');
 });
@@ -246,8 +279,8 @@ test('submodules: git directories under modules/, nested, found and protected', 
     assert.deepEqual(m[join(root, p)], { action: 'pin', path: join(root, p) }, p);
   }
   for (const gd of [top, a, b, deep]) {
-    assert.equal(m[join(gd, 'hooks')]?.action, 'readonly', gd);
-    assert.equal(m[join(gd, 'config')]?.action, 'readonly', gd);
+    assert.deepEqual(m[join(gd, 'hooks')], { action: 'readonly', path: join(gd, 'hooks'), type: 'dir' }, gd);
+    assert.deepEqual(m[join(gd, 'config')], { action: 'readonly', path: join(gd, 'config'), type: 'file' }, gd);
   }
 });
 
@@ -260,8 +293,12 @@ test('a submodule checkout: .git file pointing into the superproject', (t) => {
   writeFileSync(join(sub, '.git'), 'gitdir: ../.git/modules/lib\n');
   assert.deepEqual(gitDirsOf(sub), [mod, nested]);
   // Protected when the superproject is writable, not when only the checkout is.
-  assert.equal(byPath(protectedPathsFor(sub, [base]))[join(mod, 'hooks')]?.action, 'readonly');
+  assert.deepEqual(byPath(protectedPathsFor(sub, [base]))[join(mod, 'hooks')], { action: 'readonly', path: join(mod, 'hooks'), type: 'dir' });
   assert.equal(byPath(protectedPathsFor(sub, [sub]))[join(mod, 'hooks')], undefined);
+  // Either way the pointer file is read-only.
+  for (const roots of [[base], [sub]]) {
+    assert.deepEqual(byPath(protectedPathsFor(sub, roots))[join(sub, '.git')], { action: 'readonly', path: join(sub, '.git'), type: 'file' }, roots[0]);
+  }
 });
 
 test('a symlinked .git is masked, not followed', (t) => {
@@ -284,7 +321,7 @@ test('config.worktree of each writable git directory is protected', (t) => {
   assert.deepEqual(a[join(gd, 'config.worktree')], { action: 'placeholder', path: join(gd, 'config.worktree'), type: 'file' });
   writeFileSync(join(gd, 'config.worktree'), '[core]\n');
   a = byPath(protectedPathsFor(root, [root]));
-  assert.deepEqual(a[join(gd, 'config.worktree')], { action: 'readonly', path: join(gd, 'config.worktree') });
+  assert.deepEqual(a[join(gd, 'config.worktree')], { action: 'readonly', path: join(gd, 'config.worktree'), type: 'file' });
 });
 
 test('hooksPathOf reads core.hooksPath, the last one winning', (t) => {
@@ -314,7 +351,7 @@ test('core.hooksPath inside a writable root is protected; outside it is not', (t
   actions = protectedPathsFor(root, [root]);
   assertParentsFirst(actions);
   assertPinnedAncestors(actions, [root]);
-  assert.deepEqual(byPath(actions)[join(root, 'tools/git-hooks')], { action: 'readonly', path: join(root, 'tools/git-hooks') });
+  assert.deepEqual(byPath(actions)[join(root, 'tools/git-hooks')], { action: 'readonly', path: join(root, 'tools/git-hooks'), type: 'dir' });
   assert.deepEqual(byPath(actions)[join(root, 'tools')], { action: 'pin', path: join(root, 'tools') });
   const outside = tempDir(t);
   writeFileSync(join(gd, 'config'), `[core]\n\thooksPath = ${outside}\n`);
@@ -331,6 +368,7 @@ test('parents come before children', (t) => {
   const actions = protectedPathsFor(root, [root]);
   assertParentsFirst(actions);
   const paths = actions.map((x) => x.path);
+  assert.deepEqual(byPath(actions)[join(root, '.git')], { action: 'readonly', path: join(root, '.git'), type: 'file' });
   assert.ok(paths.indexOf(join(root, '.vscode')) >= 0);
   assert.ok(paths.indexOf(join(root, '.vscode')) < paths.indexOf(join(root, '.vscode/hooks')));
   assert.ok(paths.indexOf(join(root, '.vscode')) < paths.indexOf(join(root, '.vscode/config')));
