@@ -88,7 +88,10 @@ function canonical(path: string, flag: string): string {
   }
   try {
     return realpathSync(path);
-  } catch {
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EACCES') {
+      throw new LaunchError(`${flag} ${path}: permission denied on the host (EACCES); latchgate runs as uid ${process.getuid!()}, which must be able to open it`);
+    }
     throw new LaunchError(`${flag} ${path}: no such file or directory on the host; create it or fix the path`);
   }
 }

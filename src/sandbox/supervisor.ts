@@ -41,8 +41,12 @@ function describeStep(plan: SandboxPlan, m: NativeMessage): string {
   return name;
 }
 
-function fixFor(errno: number): string {
+function fixFor(errno: number, plan?: SandboxPlan, m?: NativeMessage): string {
   const code = errnoName(errno);
+  const e = m?.step === STEP.MOUNT_OP ? plan?.mounts[m.index] : undefined;
+  if (e?.kind === 'bind' && code === 'EACCES') {
+    return `the box is built as uid ${plan!.identity.uid} (${plan!.identity.user}), which may not open ${e.src}: give that user access or drop the mount`;
+  }
   if (code === 'EPERM' || code === 'EACCES') return 'the kernel refused it: run `latchgate doctor` for the exact cause and fix';
   if (code === 'ENOSPC') return 'a namespace limit is exhausted: raise /proc/sys/user/max_*_namespaces';
   if (code === 'ENOENT') return 'a path in the plan is missing: check it with `latchgate sandbox --dry-run`';
@@ -77,7 +81,7 @@ export async function runSandbox(plan: SandboxPlan, hooks: RunHooks = {}): Promi
           (m) => {
             switch (m.type) {
               case MSG.FAIL:
-                failure ??= new LaunchError(`latchgate: building the box failed at ${describeStep(plan, m)}: ${errnoName(m.errno)}; ${fixFor(m.errno)}`);
+                failure ??= new LaunchError(`latchgate: building the box failed at ${describeStep(plan, m)}: ${errnoName(m.errno)}; ${fixFor(m.errno, plan, m)}`);
                 break;
               case MSG.LISTEN_FDS:
                 if (hooks.onListen) hooks.onListen(m.fds);
