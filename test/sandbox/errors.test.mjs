@@ -26,7 +26,7 @@ test('[root] a mount the agent user may not open: the step, the errno and the fi
 });
 
 // Root can open any path, so only the unprivileged launcher can meet this.
-test('[user] a path the launcher itself cannot open is named with EACCES, exit 125', { skip: skipReason('user') }, async () => {
+test('[user] a path the launcher itself cannot open is named with EACCES, exit 125', { skip: skipReason('root') }, async () => {
   const ws = makeWorkspace('err');
   const r = await runBox('user', { workspace: ws, args: ['--ro', `${secret}/inner`], cmd: ['true'] });
   assert.equal(r.code, 125);
