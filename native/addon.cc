@@ -6,6 +6,7 @@
 #include <string>
 #include <sys/file.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/xattr.h>
 #include <termios.h>
 
@@ -56,6 +57,20 @@ Napi::Value GetXattr(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), buf, static_cast<size_t>(n));
 }
 
+// peerCred(fd) -> {pid, uid, gid} of a connected Unix socket's peer, or
+// -errno. The gate maps principals and operators from it: never from the client.
+Napi::Value PeerCred(const Napi::CallbackInfo& info) {
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  struct ucred cred{};
+  socklen_t len = sizeof(cred);
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) return Napi::Number::New(info.Env(), -errno);
+  Napi::Object o = Napi::Object::New(info.Env());
+  o.Set("pid", Napi::Number::New(info.Env(), cred.pid));
+  o.Set("uid", Napi::Number::New(info.Env(), cred.uid));
+  o.Set("gid", Napi::Number::New(info.Env(), cred.gid));
+  return o;
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   lg::Box::Init(env, exports);
   exports.Set("spawn", Napi::Function::New(env, lg::Box::Spawn));
@@ -64,6 +79,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("flock", Napi::Function::New(env, Flock));
   exports.Set("setXattr", Napi::Function::New(env, SetXattr));
   exports.Set("getXattr", Napi::Function::New(env, GetXattr));
+  exports.Set("peerCred", Napi::Function::New(env, PeerCred));
   return exports;
 }
 

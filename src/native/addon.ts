@@ -131,6 +131,7 @@ export interface NativeAddon {
   flock(fd: number, op: number): number;
   setXattr(path: string, name: string, value: string): number;
   getXattr(path: string, name: string): string | null;
+  peerCred(fd: number): { pid: number; uid: number; gid: number } | number;
 }
 
 export const LOCK = { SH: 1, EX: 2, NB: 4, UN: 8 } as const;

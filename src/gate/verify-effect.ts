@@ -1,0 +1,39 @@
+// Effect verification with honest outcomes: a result is "verified" only when
+// host-observed evidence confirms it; the provider's own claims are compared
+// against that evidence, never taken on trust.
+import type { ActionManifest, VerificationStatus } from './types.js';
+import type { HostEvidence, ProviderOutput } from './providers.js';
+
+export interface VerificationResult {
+  status: VerificationStatus;
+  evidence?: unknown;
+  reason?: string;
+}
+
+function claimedStatus(p: ProviderOutput): number | undefined {
+  const o = p.output as { status_code?: unknown; status?: unknown } | undefined;
+  const v = o?.status_code ?? o?.status;
+  return typeof v === 'number' ? v : undefined;
+}
+
+export function verifyEffect(m: ActionManifest, p: ProviderOutput | undefined, evidence: readonly HostEvidence[]): VerificationResult {
+  if (!p || !p.ok) return { status: 'provider_failed_before_verification', reason: p?.error ?? 'the provider did not complete' };
+  if (m.verifier_kind === 'none') return { status: 'unverifiable_declared' };
+  const required = m.verification_config?.required_fields ?? [];
+  const out = (p.output ?? {}) as Record<string, unknown>;
+  const missing = required.filter((f) => !(f in out));
+  if (missing.length > 0) return { status: 'verification_failed', reason: `the output lacks ${missing.join(', ')}` };
+  if (m.verifier_kind === 'http_status') {
+    const last = evidence.filter((e) => e.kind === 'http').at(-1);
+    if (!last) return { status: 'verification_failed', reason: 'no HTTP call was observed by the host' };
+    const expected = m.verification_config?.expected_status;
+    const ok = expected ? expected.includes(last.status) : last.status >= 200 && last.status < 300;
+    const claimed = claimedStatus(p);
+    if (claimed !== undefined && claimed !== last.status) {
+      return { status: 'verification_failed', evidence: last, reason: `the provider claimed status ${claimed}; the host observed ${last.status}` };
+    }
+    return ok ? { status: 'verified', evidence: last } : { status: 'verification_failed', evidence: last, reason: `status ${last.status} is not a success` };
+  }
+  // fs_hash: verified against host-observed file hashes once the fs provider exists.
+  return { status: 'verification_failed', reason: `no host evidence for verifier ${m.verifier_kind}` };
+}
