@@ -2,7 +2,7 @@
 import { Command, Option } from 'commander';
 import { normalizeAllowHost } from '../config/hosts.js';
 import { resolveProfile } from '../config/profiles.js';
-import { loadSandboxConfig, type SandboxFileConfig } from '../config/sandbox-config.js';
+import { loadConfig } from '../config/sandbox-config.js';
 import { loadAddon } from '../native/addon.js';
 import { LaunchError } from '../sandbox/errors.js';
 import { hostFacts, resolveIdentity } from '../sandbox/identity.js';
@@ -87,10 +87,12 @@ export function sandboxCommand(): Command {
 }
 
 function planFrom(cmd: string[], f: SandboxFlags): SandboxPlan {
-  const file: SandboxFileConfig | undefined = f.config ? loadSandboxConfig(f.config) : undefined;
+  const cfg = loadConfig(f.config);
+  const file = cfg.sandbox;
+  const source = cfg.file ?? 'latchgate.toml';
   const profile = f.profile !== undefined ? resolveProfile(f.profile) : undefined;
-  const allowHosts = [...(file?.allowHosts ?? []).map((h) => normalizeAllowHost(h, `${f.config}: allow_hosts`)), ...f.allowHost.map((h) => normalizeAllowHost(h))];
-  const workspace = f.workspace ?? file?.workspace ?? process.cwd();
+  const allowHosts = [...file.allowHosts.map((h) => normalizeAllowHost(h, `${source}: [sandbox.agent] allow_hosts`)), ...f.allowHost.map((h) => normalizeAllowHost(h))];
+  const workspace = f.workspace ?? file.workspace ?? process.cwd();
   let wsReal: string;
   try {
     wsReal = realpathSync(workspace);
@@ -102,15 +104,15 @@ function planFrom(cmd: string[], f: SandboxFlags): SandboxPlan {
   return buildSandboxPlan(
     {
       workspace,
-      ro: [...(file?.roMounts ?? []), ...f.ro],
-      rw: [...(file?.rwMounts ?? []), ...f.rw],
-      passEnv: [...new Set([...(file?.passEnv ?? []), ...f.passEnv])],
+      ro: [...file.roMounts, ...f.ro],
+      rw: [...file.rwMounts, ...f.rw],
+      passEnv: [...new Set([...file.passEnv, ...f.passEnv])],
       allowHosts: [...new Set(allowHosts)],
       profile: profile?.name,
       command: cmd.length > 0 ? cmd : profile ? [profile.command] : [],
-      strictNet: f.strictNet ?? file?.strictNet ?? false,
+      strictNet: f.strictNet ?? file.strictNet ?? false,
       allowDegraded: f.allowDegraded ?? false,
-      limits: { nofile: f.rlimitNofile ?? file?.limits.nofile, nproc: f.rlimitNproc ?? file?.limits.nproc, tmpSize: f.tmpSize ?? file?.limits.tmpSize },
+      limits: { nofile: f.rlimitNofile ?? file.limits.nofile, nproc: f.rlimitNproc ?? file.limits.nproc, tmpSize: f.tmpSize ?? file.limits.tmpSize },
       listenPorts: [],
     },
     {

@@ -1,12 +1,16 @@
-// latchgate.toml, the sandbox part: parsed with smol-toml, checked against a
-// schema; unknown keys and wrong types are errors that name the file, the key
-// and what was expected.
-import { readFileSync } from 'node:fs';
+// latchgate.toml: parsed with smol-toml, checked against one schema; unknown
+// keys and wrong types are errors that name the file, the key and what was
+// expected (with the nearest valid name). Found through --config,
+// $LATCHGATE_CONFIG, ./.latchgate/latchgate.toml, $XDG_CONFIG_HOME.
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
 import { parse, TomlError } from 'smol-toml';
 import { LaunchError } from '../sandbox/errors.js';
+import { configCandidates } from './paths.js';
 import { didYouMean } from './suggest.js';
 
 type FieldType = 'string' | 'string[]' | 'int' | 'bool';
+/** A table; the key '*' stands for any key (tables keyed by uid or name). */
 type Schema = { [key: string]: FieldType | Schema };
 
 const SCHEMA: Schema = {
@@ -17,10 +21,23 @@ const SCHEMA: Schema = {
       ro_mounts: 'string[]',
       rw_mounts: 'string[]',
       pass_env: 'string[]',
+      principal: 'string',
     },
     limits: { nofile: 'int', nproc: 'int', tmp_size: 'string' },
     network: { strict_net: 'bool' },
   },
+  gate: {
+    public_base_url: 'string',
+    lease_ttl_seconds: 'int',
+    max_body_bytes: 'int',
+    approval_ttl_seconds: 'int',
+    manifest_dirs: 'string[]',
+    expose_http: 'string',
+  },
+  state: { dir: 'string', runtime_dir: 'string' },
+  identity: { principals: { '*': { name: 'string', scopes: 'string[]' } } },
+  operators: { '*': { uid: 'int' } },
+  policy: { engine: 'string', opa_wasm: 'string', opa_url: 'string', opa_timeout_ms: 'int' },
 };
 
 export interface SandboxFileConfig {
@@ -29,17 +46,41 @@ export interface SandboxFileConfig {
   roMounts: string[];
   rwMounts: string[];
   passEnv: string[];
+  principal?: string;
   limits: { nofile?: number; nproc?: number; tmpSize?: string };
   strictNet?: boolean;
 }
 
+export interface GateFileConfig {
+  publicBaseUrl?: string;
+  leaseTtlSeconds?: number;
+  maxBodyBytes?: number;
+  approvalTtlSeconds?: number;
+  manifestDirs: string[];
+  exposeHttp?: string;
+  stateDir?: string;
+  runtimeDir?: string;
+  principals: Map<number, { name: string; scopes: string[] }>;
+  operators: Map<string, { uid: number }>;
+  policy: { engine?: string; opaWasm?: string; opaUrl?: string; opaTimeoutMs?: number };
+}
+
+export interface LatchgateConfig {
+  /** The file read, or null when built-in defaults apply. */
+  file: string | null;
+  sandbox: SandboxFileConfig;
+  gate: GateFileConfig;
+}
+
+function isTable(v: unknown): v is Record<string, unknown> {
+  return Object.prototype.toString.call(v) === '[object Object]';
+}
+
 function check(file: string, value: unknown, schema: Schema, path: string[]): void {
-  if (Object.prototype.toString.call(value) !== '[object Object]') {
-    throw new LaunchError(`${file}: [${path.join('.')}] must be a table`);
-  }
-  for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
+  if (!isTable(value)) throw new LaunchError(`${file}: [${path.join('.')}] must be a table`);
+  for (const [k, v] of Object.entries(value)) {
     const where = path.length ? `[${path.join('.')}] key "${k}"` : `key "${k}"`;
-    const t = Object.hasOwn(schema, k) ? schema[k] : undefined;
+    const t = Object.hasOwn(schema, k) ? schema[k] : Object.hasOwn(schema, '*') ? schema['*'] : undefined;
     if (t === undefined) throw new LaunchError(`${file}: ${where}: unknown key; ${didYouMean(k, Object.keys(schema))}`);
     if (typeof t === 'object') {
       check(file, v, t, [...path, k]);
@@ -57,35 +98,98 @@ function check(file: string, value: unknown, schema: Schema, path: string[]): vo
   }
 }
 
-export function parseSandboxConfig(file: string, text: string): SandboxFileConfig {
-  let doc: Record<string, unknown>;
+type T = Record<string, unknown>;
+
+export function parseConfig(file: string, text: string): LatchgateConfig {
+  let doc: T;
   try {
-    doc = parse(text) as Record<string, unknown>;
+    doc = parse(text) as T;
   } catch (e) {
     const where = e instanceof TomlError ? ` line ${e.line}, column ${e.column}` : '';
     throw new LaunchError(`${file}:${where}: not valid TOML: ${(e as Error).message.split('\n')[0]}`);
   }
   check(file, doc, SCHEMA, []);
-  const sb = (doc.sandbox ?? {}) as Record<string, Record<string, unknown>>;
+  const sb = (doc.sandbox ?? {}) as Record<string, T>;
   const a = sb.agent ?? {};
   const l = sb.limits ?? {};
+  const g = (doc.gate ?? {}) as T;
+  const st = (doc.state ?? {}) as T;
+  const pol = (doc.policy ?? {}) as T;
+  const base = dirname(resolve(file));
+  const rel = (p: string) => (isAbsolute(p) ? p : resolve(base, p));
+  const principals = new Map<number, { name: string; scopes: string[] }>();
+  for (const [uid, p] of Object.entries(((doc.identity ?? {}) as T).principals ?? {})) {
+    if (!/^\d+$/.test(uid)) throw new LaunchError(`${file}: [identity.principals.${uid}]: expected a numeric uid as the table name`);
+    const e = p as T;
+    if (typeof e.name !== 'string') throw new LaunchError(`${file}: [identity.principals.${uid}] key "name": required`);
+    principals.set(Number(uid), { name: e.name, scopes: (e.scopes as string[]) ?? ['tools:call'] });
+  }
+  const operators = new Map<string, { uid: number }>();
+  for (const [name, o] of Object.entries((doc.operators ?? {}) as T)) {
+    if (typeof (o as T).uid !== 'number') throw new LaunchError(`${file}: [operators.${name}] key "uid": required`);
+    operators.set(name, { uid: (o as T).uid as number });
+  }
   return {
-    workspace: a.workspace as string | undefined,
-    allowHosts: (a.allow_hosts as string[]) ?? [],
-    roMounts: (a.ro_mounts as string[]) ?? [],
-    rwMounts: (a.rw_mounts as string[]) ?? [],
-    passEnv: (a.pass_env as string[]) ?? [],
-    limits: { nofile: l.nofile as number | undefined, nproc: l.nproc as number | undefined, tmpSize: l.tmp_size as string | undefined },
-    strictNet: sb.network?.strict_net as boolean | undefined,
+    file,
+    sandbox: {
+      workspace: a.workspace as string | undefined,
+      allowHosts: (a.allow_hosts as string[]) ?? [],
+      roMounts: (a.ro_mounts as string[]) ?? [],
+      rwMounts: (a.rw_mounts as string[]) ?? [],
+      passEnv: (a.pass_env as string[]) ?? [],
+      principal: a.principal as string | undefined,
+      limits: { nofile: l.nofile as number | undefined, nproc: l.nproc as number | undefined, tmpSize: l.tmp_size as string | undefined },
+      strictNet: sb.network?.strict_net as boolean | undefined,
+    },
+    gate: {
+      publicBaseUrl: g.public_base_url as string | undefined,
+      leaseTtlSeconds: g.lease_ttl_seconds as number | undefined,
+      maxBodyBytes: g.max_body_bytes as number | undefined,
+      approvalTtlSeconds: g.approval_ttl_seconds as number | undefined,
+      manifestDirs: ((g.manifest_dirs as string[]) ?? []).map(rel),
+      exposeHttp: g.expose_http as string | undefined,
+      stateDir: st.dir !== undefined ? rel(st.dir as string) : undefined,
+      runtimeDir: st.runtime_dir !== undefined ? rel(st.runtime_dir as string) : undefined,
+      principals,
+      operators,
+      policy: {
+        engine: pol.engine as string | undefined,
+        opaWasm: pol.opa_wasm !== undefined ? rel(pol.opa_wasm as string) : undefined,
+        opaUrl: pol.opa_url as string | undefined,
+        opaTimeoutMs: pol.opa_timeout_ms as number | undefined,
+      },
+    },
   };
 }
 
-export function loadSandboxConfig(file: string): SandboxFileConfig {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (e) {
-    throw new LaunchError(`--config ${file}: cannot read it (${(e as NodeJS.ErrnoException).code}); check the path`);
+/** Backwards-compatible entry point for the sandbox part alone. */
+export function parseSandboxConfig(file: string, text: string): SandboxFileConfig {
+  return parseConfig(file, text).sandbox;
+}
+
+export function emptyConfig(): LatchgateConfig {
+  return parseConfig('(defaults)', '');
+}
+
+/** Reads --config FILE, or the first file found in the usual places, or defaults. */
+export function loadConfig(explicit?: string, env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): LatchgateConfig {
+  const candidates = explicit ? [explicit] : configCandidates(env, cwd);
+  for (const file of candidates) {
+    if (!explicit && !existsSync(file)) continue;
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (e) {
+      throw new LaunchError(`${explicit ? '--config ' : ''}${file}: cannot read it (${(e as NodeJS.ErrnoException).code}); check the path`);
+    }
+    return parseConfig(file, text);
   }
-  return parseSandboxConfig(file, text);
+  const c = emptyConfig();
+  c.file = null;
+  return c;
+}
+
+/** Backwards-compatible: the sandbox part of an explicit --config file. */
+export function loadSandboxConfig(file: string): SandboxFileConfig {
+  return loadConfig(file).sandbox;
 }

@@ -36,6 +36,7 @@ test('maps every field of a valid document', () => {
     passEnv: ['MY_TOKEN', 'OTHER'],
     limits: { nofile: 4096, nproc: 512, tmpSize: '2g' },
     strictNet: true,
+    principal: undefined,
   });
 });
 
@@ -47,7 +48,7 @@ test('inline tables and dotted keys mean the same', () => {
 });
 
 test('an empty document (or empty sections) gives the defaults', () => {
-  const defaults = { workspace: undefined, allowHosts: [], roMounts: [], rwMounts: [], passEnv: [], limits: { nofile: undefined, nproc: undefined, tmpSize: undefined }, strictNet: undefined };
+  const defaults = { workspace: undefined, allowHosts: [], roMounts: [], rwMounts: [], passEnv: [], principal: undefined, limits: { nofile: undefined, nproc: undefined, tmpSize: undefined }, strictNet: undefined };
   assert.deepEqual(parse(''), defaults);
   assert.deepEqual(parse('# nothing\n'), defaults);
   assert.deepEqual(parse('[sandbox]\n[sandbox.agent]\n[sandbox.limits]\n[sandbox.network]\n'), defaults);

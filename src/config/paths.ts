@@ -1,0 +1,28 @@
+// Where latchgate keeps things (XDG Base Directory): state (ledger, keys)
+// under $XDG_STATE_HOME/latchgate, sockets under $XDG_RUNTIME_DIR/latchgate
+// (else /tmp/latchgate-<uid>), configuration under $XDG_CONFIG_HOME.
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+
+type Env = NodeJS.ProcessEnv;
+
+function home(env: Env): string {
+  return env.HOME || homedir();
+}
+
+export function stateDir(env: Env = process.env): string {
+  return join(env.XDG_STATE_HOME || join(home(env), '.local', 'state'), 'latchgate');
+}
+
+export function runtimeDir(env: Env = process.env, uid = process.getuid!()): string {
+  return env.XDG_RUNTIME_DIR ? join(env.XDG_RUNTIME_DIR, 'latchgate') : `/tmp/latchgate-${uid}`;
+}
+
+/** Config files in the order they are looked for; the first that exists wins. */
+export function configCandidates(env: Env = process.env, cwd = process.cwd()): string[] {
+  const list: string[] = [];
+  if (env.LATCHGATE_CONFIG) list.push(env.LATCHGATE_CONFIG);
+  list.push(join(cwd, '.latchgate', 'latchgate.toml'));
+  list.push(join(env.XDG_CONFIG_HOME || join(home(env), '.config'), 'latchgate', 'latchgate.toml'));
+  return list;
+}
