@@ -1,0 +1,166 @@
+// The gate's HTTP API (Fastify), one app used on the client socket, the admin
+// socket, inside `latchgate sandbox` and on an optional TCP port. Routes only
+// parse and reply; every decision is in the service (gate.ts).
+import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
+import { GateError } from './errors.js';
+
+/** Who is calling, fixed by the transport (peer uid, the box), never by the client. */
+export interface Caller {
+  principal: string;
+  scopes: string[];
+  uid?: number;
+  /** Set when the caller is a configured operator (admin socket only). */
+  operator?: string;
+  transport: 'unix' | 'box' | 'http';
+}
+
+export interface RequestAuth {
+  authorization?: string;
+  dpop?: string;
+  method: string;
+  /** Absolute URL the DPoP proof must name (public base URL + path). */
+  url: string;
+}
+
+export interface GateService {
+  readonly maxBodyBytes: number;
+  readonly publicBaseUrl: string;
+  health(): Record<string, unknown>;
+  ready(): Promise<{ status: 'ready' | 'degraded' | 'not_ready'; checks: Record<string, unknown> }>;
+  issueLease(caller: Caller, body: unknown): Promise<Record<string, unknown>>;
+  jwks(): Promise<Record<string, unknown>>;
+  listActions(): Record<string, unknown>[];
+  getAction(id: string): Record<string, unknown>;
+  requestSchema(id: string): Record<string, unknown>;
+  execute(caller: Caller, actionId: string, body: unknown, auth: RequestAuth): Promise<{ status: number; body: Record<string, unknown> }>;
+  pollApproval(caller: Caller, id: string, auth: RequestAuth): Promise<Record<string, unknown>>;
+  getReceipt(caller: Caller, id: string, auth: RequestAuth | null): Promise<Record<string, unknown>>;
+  admin: AdminService;
+  /** Every refused request leaves an audit event. */
+  recordRefusal(caller: Caller | undefined, route: string, err: GateError): void;
+}
+
+export interface AdminService {
+  approvals(q: { status?: string; limit?: number }): Record<string, unknown>[];
+  approval(id: string): Record<string, unknown>;
+  approve(caller: Caller, id: string, body: unknown): Promise<Record<string, unknown>>;
+  deny(caller: Caller, id: string, body: unknown): Record<string, unknown>;
+  auditEvents(q: Record<string, string | undefined>): Record<string, unknown>[];
+  auditVerify(): Record<string, unknown>;
+  revokeAll(caller: Caller): Record<string, unknown>;
+  epoch(): Record<string, unknown>;
+  drain(caller: Caller): Record<string, unknown>;
+  reload(caller: Caller): Record<string, unknown>;
+  receiptKeys(caller: Caller): Record<string, unknown>;
+  policyShow(principal?: string): Record<string, unknown>;
+  policyGrant(caller: Caller, body: unknown): Record<string, unknown>;
+  policyRevoke(caller: Caller, body: unknown): Record<string, unknown>;
+  keysRotate(caller: Caller, body: unknown): Record<string, unknown>;
+}
+
+export interface AppOptions {
+  service: GateService;
+  role: 'client' | 'admin';
+  /** Resolves the caller from the connection; throws GateError when unknown. */
+  identify(req: FastifyRequest): Caller;
+}
+
+const FASTIFY_ERRORS: Record<string, string> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: 'body_too_large',
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'unsupported_media_type',
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'invalid_request',
+  FST_ERR_CTP_EMPTY_JSON_BODY: 'malformed_json',
+  FST_ERR_CTP_INVALID_JSON_BODY: 'malformed_json',
+};
+
+export function buildGateApp(o: AppOptions): FastifyInstance {
+  const s = o.service;
+  const app = Fastify({ bodyLimit: s.maxBodyBytes, logger: false, return503OnClosing: true, forceCloseConnections: true });
+  // JSON only: anything else is refused before a route sees it.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('application/json', { parseAs: 'string', bodyLimit: s.maxBodyBytes }, (_req, text, done) => {
+    try {
+      done(null, text === '' ? undefined : JSON.parse(text as string));
+    } catch {
+      done(new GateError('malformed_json', 'the body is not valid JSON'), undefined);
+    }
+  });
+
+  const caller = (req: FastifyRequest): Caller => o.identify(req);
+  const auth = (req: FastifyRequest): RequestAuth => ({
+    authorization: req.headers.authorization,
+    dpop: typeof req.headers.dpop === 'string' ? req.headers.dpop : undefined,
+    method: req.method,
+    url: s.publicBaseUrl.replace(/\/$/, '') + req.url,
+  });
+  const operator = (req: FastifyRequest): Caller => {
+    const c = caller(req);
+    if (!c.operator) throw new GateError('operator_required', `uid ${c.uid ?? '?'} is not an operator; add it under [operators.<name>] in latchgate.toml`);
+    return c;
+  };
+  type P = { Params: { id: string }; Querystring: Record<string, string | undefined> };
+
+  app.get('/healthz', async () => s.health());
+  app.get('/readyz', async (_req, reply) => {
+    const r = await s.ready();
+    return reply.code(r.status === 'not_ready' ? 503 : 200).send(r);
+  });
+  app.post('/v1/leases', async (req, reply) => reply.code(201).send(await s.issueLease(caller(req), req.body)));
+  app.get('/.well-known/jwks.json', async () => s.jwks());
+  app.get('/v1/actions', async (req) => (caller(req), { actions: s.listActions() }));
+  app.get<P>('/v1/actions/:id', async (req) => (caller(req), s.getAction(req.params.id)));
+  app.get<P>('/v1/actions/:id/schema/request', async (req) => (caller(req), s.requestSchema(req.params.id)));
+  app.post<P>('/v1/actions/:id/execute', async (req, reply) => {
+    const r = await s.execute(caller(req), req.params.id, req.body, auth(req));
+    return reply.code(r.status).send(r.body);
+  });
+  app.get<P>('/v1/approvals/:id/poll', async (req) => s.pollApproval(caller(req), req.params.id, auth(req)));
+  app.get<P>('/v1/receipts/:id', async (req) => {
+    if (o.role === 'admin') return s.getReceipt(operator(req), req.params.id, null);
+    return s.getReceipt(caller(req), req.params.id, auth(req));
+  });
+
+  if (o.role === 'admin') {
+    const a = s.admin;
+    app.get<P>('/v1/approvals', async (req) => (operator(req), { approvals: a.approvals({ status: req.query.status, limit: req.query.limit ? Number(req.query.limit) : undefined }) }));
+    app.get<P>('/v1/approvals/:id', async (req) => (operator(req), a.approval(req.params.id)));
+    app.post<P>('/v1/approvals/:id/approve', async (req) => a.approve(operator(req), req.params.id, req.body ?? {}));
+    app.post<P>('/v1/approvals/:id/deny', async (req) => a.deny(operator(req), req.params.id, req.body ?? {}));
+    app.get<P>('/v1/audit/events', async (req) => (operator(req), { events: a.auditEvents(req.query) }));
+    app.get('/v1/audit/verify', async (req) => (operator(req), a.auditVerify()));
+    app.post('/v1/admin/revoke-all', async (req) => a.revokeAll(operator(req)));
+    app.get('/v1/admin/epoch', async (req) => (operator(req), a.epoch()));
+    app.post('/v1/admin/drain', async (req) => a.drain(operator(req)));
+    app.post('/v1/admin/reload', async (req) => a.reload(operator(req)));
+    app.get('/v1/receipt-keys', async (req) => a.receiptKeys(operator(req)));
+    app.post('/v1/admin/keys/rotate', async (req) => a.keysRotate(operator(req), req.body ?? {}));
+    app.get<P>('/v1/admin/policy', async (req) => (operator(req), a.policyShow(req.query.principal)));
+    app.post('/v1/admin/policy/grant', async (req) => a.policyGrant(operator(req), req.body));
+    app.post('/v1/admin/policy/revoke', async (req) => a.policyRevoke(operator(req), req.body));
+  }
+
+  app.setNotFoundHandler((req, reply) => {
+    const e = new GateError('route_not_found', `no route ${req.method} ${req.url}`);
+    reply.code(e.status).send(e.body());
+  });
+  app.setErrorHandler((err, req, reply) => {
+    const fe = err as { code?: string; message: string };
+    const e = err instanceof GateError ? err
+      : fe.code && FASTIFY_ERRORS[fe.code] ? new GateError(FASTIFY_ERRORS[fe.code]!, fe.message)
+      : new GateError('internal_error', 'internal error');
+    let who: Caller | undefined;
+    try {
+      who = caller(req);
+    } catch {
+      who = undefined;
+    }
+    try {
+      s.recordRefusal(who, `${req.method} ${req.routeOptions.url ?? req.url}`, e);
+    } catch {
+      // the ledger itself is down: the status code still tells the client
+    }
+    if (e.code === 'internal_error') process.stderr.write(`latchgate gate: ${(err as Error).stack ?? String(err)}\n`);
+    reply.code(e.status).send(e.body());
+  });
+  return app;
+}
