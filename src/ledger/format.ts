@@ -1,0 +1,140 @@
+// Rendering of audit events for `latchgate audit --format table|json|jsonl|csv`
+// and of a verify report. Event fields are attacker-influenced (principals,
+// action ids, error messages), so the table escapes control characters (no
+// terminal escape sequences reach the operator's terminal) and the CSV
+// neutralises spreadsheet formulas.
+import { canonicalize } from '../crypto/jcs.js';
+import type { AuditEvent } from '../gate/types.js';
+import type { VerifyReport } from './verify.js';
+
+export type AuditFormat = 'table' | 'json' | 'jsonl' | 'csv';
+export const AUDIT_FORMATS: readonly AuditFormat[] = ['table', 'json', 'jsonl', 'csv'];
+
+export const TABLE_COLUMNS = ['timestamp', 'event_type', 'decision', 'principal', 'action_id', 'trace_id'] as const;
+export const CSV_COLUMNS = [
+  'timestamp',
+  'event_type',
+  'decision',
+  'principal',
+  'session_id',
+  'action_id',
+  'action_version',
+  'request_hash',
+  'deny_reason',
+  'error_code',
+  'operator',
+  'trace_id',
+  'prev_hash',
+] as const;
+export type CsvColumn = (typeof CSV_COLUMNS)[number];
+
+/** The value of one named column of an event ('' when absent). */
+export function eventField(e: AuditEvent, col: CsvColumn): string {
+  switch (col) {
+    case 'timestamp':
+      return e.timestamp ?? '';
+    case 'event_type':
+      return e.event_type ?? '';
+    case 'decision':
+      return e.decision ?? '';
+    case 'principal':
+      return e.subject?.principal ?? '';
+    case 'session_id':
+      return e.subject?.session_id ?? '';
+    case 'action_id':
+      return e.action?.action_id ?? '';
+    case 'action_version':
+      return e.action?.action_version ?? '';
+    case 'request_hash':
+      return e.request?.request_hash ?? '';
+    case 'deny_reason':
+      return e.policy?.deny_reason ?? '';
+    case 'error_code':
+      return e.error?.code ?? '';
+    case 'operator':
+      return e.operator?.name ?? '';
+    case 'trace_id':
+      return e.trace_id ?? '';
+    case 'prev_hash':
+      return e.prev_hash ?? '';
+  }
+}
+
+/** Control characters (C0, DEL, C1) and line/paragraph separators shown as \uXXXX escapes. */
+export function escapeControl(s: string): string {
+  // eslint-disable-next-line no-control-regex
+  return s.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+/** One CSV field (RFC 4180): quoted when needed; a leading = + - @ TAB or CR gets a ' so spreadsheets do not run it. */
+export function csvField(value: string): string {
+  let v = value;
+  if (/^[=+\-@\t\r]/.test(v)) v = `'${v}`;
+  return /[",\r\n]/.test(v) || /^\s|\s$/.test(v) ? `"${v.replace(/"/g, '""')}"` : v;
+}
+
+export function csvHeader(): string {
+  return `${CSV_COLUMNS.join(',')}\r\n`;
+}
+
+export function csvRow(e: AuditEvent): string {
+  return `${CSV_COLUMNS.map((c) => csvField(eventField(e, c))).join(',')}\r\n`;
+}
+
+/** One JSONL line: the event's canonical JSON (the bytes the chain hashes) and "\n". */
+export function jsonlLine(e: AuditEvent): string {
+  return `${canonicalize(e)}\n`;
+}
+
+export function formatTable(events: AuditEvent[]): string {
+  const header = TABLE_COLUMNS.map((c) => c.toUpperCase());
+  const rows = events.map((e) => TABLE_COLUMNS.map((c) => escapeControl(eventField(e, c)) || '-'));
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!)))
+      .join('  ')
+      .trimEnd();
+  return `${[line(header), ...rows.map(line)].join('\n')}\n`;
+}
+
+/** Renders events in one of the audit formats; the output ends with a newline (json: a pretty array). */
+export function formatEvents(events: AuditEvent[], format: AuditFormat): string {
+  switch (format) {
+    case 'table':
+      return formatTable(events);
+    case 'json':
+      return `${JSON.stringify(events, null, 2)}\n`;
+    case 'jsonl':
+      return events.map(jsonlLine).join('');
+    case 'csv':
+      return csvHeader() + events.map(csvRow).join('');
+    default:
+      throw new Error(`unknown audit format ${JSON.stringify(format)}; expected one of ${AUDIT_FORMATS.join(', ')}`);
+  }
+}
+
+/** The human summary `latchgate verify` prints (upstream wording for the intact case). */
+export function formatVerifyReport(r: VerifyReport): string {
+  const out: string[] = [];
+  if (r.first_bad) {
+    const b = r.first_bad;
+    out.push(`BROKEN at id=${b.id} trace_id=${b.trace_id ?? '(missing)'}: ${escapeControl(b.reason)}`);
+    out.push(`Checked ${r.total_events} events, ${r.verified_links} links intact.`);
+  } else {
+    out.push(`Ledger integrity verified: ${r.total_events} events, ${r.verified_links} links intact.`);
+  }
+  if (r.receipts.bad.length) {
+    out.push(`${r.receipts.bad.length} of ${r.receipts.total} receipts FAIL verification:`);
+    for (const x of r.receipts.bad) out.push(`  receipt ${escapeControl(x.receipt_id)}: ${escapeControl(x.reason)}`);
+  } else {
+    out.push(`Receipts: ${r.receipts.total} verified.`);
+  }
+  if (r.intents_without_receipts.length) {
+    out.push(`${r.intents_without_receipts.length} execution intents have no receipt (the outcome was never recorded; check whether the side effect happened):`);
+    for (const i of r.intents_without_receipts) {
+      out.push(`  grant ${escapeControl(i.grant_id)} action ${escapeControl(i.action_id)} trace_id ${escapeControl(i.trace_id)} started ${escapeControl(i.started_at)}`);
+    }
+  }
+  return `${out.join('\n')}\n`;
+}

@@ -1,0 +1,413 @@
+// The ledger: an append-only, hash-chained record of every decision, admin
+// act and egress event, plus the evidence of executions (intents, consumed
+// grants, signed receipts). One SQLite file shared by `latchgate up` and
+// `latchgate sandbox`; every append takes the write lock (BEGIN IMMEDIATE),
+// so two processes appending at once cannot fork the chain.
+//
+// Chain: event.prev_hash = "sha256:<hex>" of the full JCS (RFC 8785) bytes of
+// the previous event (its own prev_hash included); null for the first event.
+// The stored event_json is exactly those canonical bytes, and `hash` is their
+// hash, so a JSONL export can be re-verified line by line by anyone.
+// ledger_metadata.chain_head holds the hash of the last event, which is what
+// reveals a deleted or edited last event.
+import { randomUUID } from 'node:crypto';
+import { canonicalize, sha256Hex } from '../crypto/jcs.js';
+import { immediate, openDb, type Db } from './db.js';
+import type { AuditEvent, AuditEventInput, ExecutionReceipt } from '../gate/types.js';
+
+export const CHAIN_HASH_FORMAT = 'jcs-sha256';
+/** Canonicalisation limits of one event (upstream: 256 KiB, depth 64). */
+export const EVENT_LIMITS = { maxDepth: 64, maxBytes: 256 * 1024 } as const;
+export const DEFAULT_QUERY_LIMIT = 100;
+export const MAX_QUERY_LIMIT = 10_000;
+
+/** Pre-dispatch evidence marker: written (with the grant consumed) before a provider runs. */
+export interface ExecutionIntent {
+  grant_id: string;
+  trace_id: string;
+  action_id: string;
+  principal: string;
+  provider_module_digest: string;
+  request_hash: string;
+  approved_by?: string | null;
+  started_at: string;
+}
+
+export interface LedgerFilters {
+  /** action_id */
+  action?: string;
+  principal?: string;
+  decision?: string;
+  /** Inclusive lower bound on timestamp (any Date.parse-able time; compared in UTC). */
+  after?: string;
+  /** Exclusive upper bound on timestamp. */
+  before?: string;
+  trace_id?: string;
+  session_id?: string;
+  event_type?: string;
+  /** query(): default 100, at most 10000. exportJsonl(): no limit unless given. Keeps the newest N. */
+  limit?: number;
+}
+
+export class LedgerError extends Error {
+  constructor(message: string, readonly code: string = 'ledger_error') {
+    super(message);
+    this.name = 'LedgerError';
+  }
+}
+
+/** The hash of one event's canonical JSON ("sha256:<hex>"). */
+export function eventHash(eventJson: string): string {
+  return `sha256:${sha256Hex(Buffer.from(eventJson, 'utf8'))}`;
+}
+
+/** The values of the indexed columns, as they must be derived from an event. */
+export function indexedColumns(event: AuditEvent): {
+  trace_id: string;
+  timestamp: string;
+  event_type: string;
+  principal: string | null;
+  session_id: string | null;
+  action_id: string | null;
+  decision: string | null;
+} {
+  return {
+    trace_id: event.trace_id,
+    timestamp: event.timestamp,
+    event_type: event.event_type,
+    principal: event.subject?.principal ?? null,
+    session_id: event.subject?.session_id ?? null,
+    action_id: event.action?.action_id ?? null,
+    decision: event.decision ?? null,
+  };
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS audit_events (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  trace_id TEXT UNIQUE NOT NULL,
+  timestamp TEXT NOT NULL,
+  event_type TEXT NOT NULL,
+  principal TEXT,
+  session_id TEXT,
+  action_id TEXT,
+  decision TEXT,
+  event_json TEXT NOT NULL,
+  hash TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_events_action_id ON audit_events(action_id);
+CREATE INDEX IF NOT EXISTS audit_events_principal ON audit_events(principal);
+CREATE INDEX IF NOT EXISTS audit_events_timestamp ON audit_events(timestamp);
+CREATE INDEX IF NOT EXISTS audit_events_decision ON audit_events(decision);
+CREATE INDEX IF NOT EXISTS audit_events_event_type ON audit_events(event_type);
+CREATE INDEX IF NOT EXISTS audit_events_session_id ON audit_events(session_id);
+CREATE TABLE IF NOT EXISTS receipts (
+  receipt_id TEXT PRIMARY KEY,
+  grant_id TEXT NOT NULL,
+  trace_id TEXT,
+  receipt_json TEXT NOT NULL,
+  created_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS receipts_grant_id ON receipts(grant_id);
+CREATE TABLE IF NOT EXISTS execution_intents (
+  grant_id TEXT PRIMARY KEY,
+  trace_id TEXT NOT NULL,
+  action_id TEXT NOT NULL,
+  principal TEXT NOT NULL,
+  provider_module_digest TEXT NOT NULL,
+  request_hash TEXT NOT NULL,
+  approved_by TEXT,
+  started_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS consumed_grants (
+  grant_id TEXT PRIMARY KEY,
+  action_id TEXT NOT NULL,
+  principal TEXT NOT NULL,
+  consumed_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS ledger_metadata (
+  key TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+);
+`;
+
+interface EventRow {
+  id: number;
+  event_json: string;
+}
+
+function normaliseTime(name: string, value: string): string {
+  const ms = Date.parse(value);
+  if (Number.isNaN(ms)) throw new LedgerError(`filter ${name}: ${JSON.stringify(value)} is not a time (use ISO 8601, e.g. 2025-01-31T12:00:00Z)`, 'bad_filter');
+  return new Date(ms).toISOString();
+}
+
+function buildWhere(filters: LedgerFilters): { where: string; params: unknown[] } {
+  const clauses: string[] = [];
+  const params: unknown[] = [];
+  const eq = (col: string, v: string | undefined) => {
+    if (v === undefined) return;
+    clauses.push(`${col} = ?`);
+    params.push(v);
+  };
+  eq('action_id', filters.action);
+  eq('principal', filters.principal);
+  eq('decision', filters.decision);
+  eq('trace_id', filters.trace_id);
+  eq('session_id', filters.session_id);
+  eq('event_type', filters.event_type);
+  if (filters.after !== undefined) {
+    clauses.push('timestamp >= ?');
+    params.push(normaliseTime('after', filters.after));
+  }
+  if (filters.before !== undefined) {
+    clauses.push('timestamp < ?');
+    params.push(normaliseTime('before', filters.before));
+  }
+  return { where: clauses.length ? `WHERE ${clauses.join(' AND ')}` : '', params };
+}
+
+function checkLimit(limit: number, max: number): number {
+  if (!Number.isSafeInteger(limit) || limit < 1) throw new LedgerError(`limit must be a positive integer, got ${limit}`, 'bad_filter');
+  if (limit > max) throw new LedgerError(`limit ${limit} is above the maximum of ${max}; use the JSONL export for more`, 'bad_filter');
+  return limit;
+}
+
+export class Ledger {
+  readonly db: Db;
+  private migrated = false;
+  private stmts?: ReturnType<Ledger['prepare']>;
+
+  constructor(db: Db) {
+    this.db = db;
+  }
+
+  /** Opens (creating if needed) the ledger file and migrates it. */
+  static open(path: string): Ledger {
+    const ledger = new Ledger(openDb(path));
+    ledger.migrate();
+    return ledger;
+  }
+
+  /**
+   * Creates the tables if needed, seeds ledger_metadata, and refuses a ledger
+   * whose chain_hash_format is not ours. Idempotent; safe while another
+   * process uses the same file.
+   */
+  migrate(): this {
+    if (this.migrated) return this;
+    immediate(this.db, () => {
+      this.db.exec(SCHEMA);
+      this.db.prepare(`INSERT OR IGNORE INTO ledger_metadata(key, value) VALUES ('chain_hash_format', ?)`).run(CHAIN_HASH_FORMAT);
+      const head = this.db.prepare(`SELECT value FROM ledger_metadata WHERE key = 'chain_head'`).get() as { value: string } | undefined;
+      if (!head) {
+        // A ledger without a head (older file): recover it from the last row, as upstream does at startup.
+        const last = this.db.prepare('SELECT hash FROM audit_events ORDER BY id DESC LIMIT 1').get() as { hash: string } | undefined;
+        this.db.prepare(`INSERT INTO ledger_metadata(key, value) VALUES ('chain_head', ?)`).run(last?.hash ?? '');
+      }
+    });
+    const format = (this.db.prepare(`SELECT value FROM ledger_metadata WHERE key = 'chain_hash_format'`).get() as { value: string }).value;
+    if (format !== CHAIN_HASH_FORMAT) {
+      throw new LedgerError(
+        `ledger ${this.db.name} uses chain_hash_format '${format}', but this latchgate only reads '${CHAIN_HASH_FORMAT}' (RFC 8785 JCS then SHA-256). ` +
+          `Refusing to open it, so its chain is not extended with hashes of another format. Fix: point latchgate at a new ledger file (state_dir / ledger path) and keep this one for the tool that wrote it`,
+        'ledger_format_mismatch',
+      );
+    }
+    this.migrated = true;
+    return this;
+  }
+
+  private prepare() {
+    const db = this.db;
+    return {
+      head: db.prepare(`SELECT value FROM ledger_metadata WHERE key = 'chain_head'`).pluck(),
+      setHead: db.prepare(`UPDATE ledger_metadata SET value = ? WHERE key = 'chain_head'`),
+      insertEvent: db.prepare(
+        `INSERT INTO audit_events(trace_id, timestamp, event_type, principal, session_id, action_id, decision, event_json, hash)
+         VALUES (@trace_id, @timestamp, @event_type, @principal, @session_id, @action_id, @decision, @event_json, @hash)`,
+      ),
+      traceExists: db.prepare('SELECT 1 FROM audit_events WHERE trace_id = ?').pluck(),
+      insertIntent: db.prepare(
+        `INSERT INTO execution_intents(grant_id, trace_id, action_id, principal, provider_module_digest, request_hash, approved_by, started_at)
+         VALUES (@grant_id, @trace_id, @action_id, @principal, @provider_module_digest, @request_hash, @approved_by, @started_at)`,
+      ),
+      consume: db.prepare(`INSERT OR IGNORE INTO consumed_grants(grant_id, action_id, principal, consumed_at) VALUES (?, ?, ?, ?)`),
+      isConsumed: db.prepare('SELECT 1 FROM consumed_grants WHERE grant_id = ?').pluck(),
+      insertReceipt: db.prepare(`INSERT INTO receipts(receipt_id, grant_id, trace_id, receipt_json, created_at) VALUES (?, ?, ?, ?, ?)`),
+      getReceipt: db.prepare('SELECT receipt_json FROM receipts WHERE receipt_id = ?').pluck(),
+      receiptsForGrant: db.prepare('SELECT receipt_json FROM receipts WHERE grant_id = ? ORDER BY created_at').pluck(),
+      orphanIntents: db.prepare(
+        `SELECT i.grant_id, i.trace_id, i.action_id, i.principal, i.provider_module_digest, i.request_hash, i.approved_by, i.started_at
+           FROM execution_intents i
+          WHERE NOT EXISTS (SELECT 1 FROM receipts r WHERE r.grant_id = i.grant_id)
+          ORDER BY i.started_at, i.grant_id`,
+      ),
+      count: db.prepare('SELECT count(*) FROM audit_events').pluck(),
+    };
+  }
+
+  private ready(): void {
+    void this.s;
+  }
+
+  private get s() {
+    if (!this.stmts) {
+      this.migrate();
+      this.stmts = this.prepare();
+    }
+    return this.stmts;
+  }
+
+  /**
+   * Appends one event of any type (gate decisions, admin acts, egress
+   * events) in its own BEGIN IMMEDIATE transaction, and returns it as stored.
+   * Use this unless the event must commit atomically with other writes; then
+   * call appendInTransaction() inside your own immediate(db, ...) block.
+   * (Called inside an open transaction, append() becomes a savepoint.)
+   */
+  append(input: AuditEventInput): AuditEvent {
+    return immediate(this.db, () => this.appendInTransaction(input));
+  }
+
+  /**
+   * Appends within the caller's transaction (no BEGIN of its own): for an
+   * event that must commit together with other rows, e.g. the final audit
+   * event and its receipt. The caller's transaction should be BEGIN
+   * IMMEDIATE (db.ts immediate()): a deferred one that read before this
+   * call can fail with SQLITE_BUSY when another process appended meanwhile
+   * (it can never fork the chain: SQLite serialises writers).
+   * Throws if no transaction is open.
+   */
+  appendInTransaction(input: AuditEventInput): AuditEvent {
+    const s = this.s;
+    if (!this.db.inTransaction) {
+      throw new LedgerError('appendInTransaction() called outside a transaction; use append(), or wrap the call in immediate(db, ...)', 'not_in_transaction');
+    }
+    if (!input || typeof input.event_type !== 'string' || input.event_type === '') {
+      throw new LedgerError('an audit event needs a non-empty event_type', 'bad_event');
+    }
+    const head = s.head.get() as string | undefined;
+    const trace_id = input.trace_id ?? randomUUID();
+    if (typeof trace_id !== 'string' || trace_id === '') throw new LedgerError('trace_id must be a non-empty string', 'bad_event');
+    const event = { ...input, trace_id, timestamp: new Date().toISOString(), prev_hash: head ? head : null } as AuditEvent;
+    const event_json = canonicalize(event, EVENT_LIMITS);
+    const stored = JSON.parse(event_json) as AuditEvent;
+    const hash = eventHash(event_json);
+    if (s.traceExists.get(trace_id)) throw new LedgerError(`an audit event with trace_id ${trace_id} already exists`, 'duplicate_trace_id');
+    s.insertEvent.run({ ...indexedColumns(stored), event_json, hash });
+    s.setHead.run(hash);
+    return stored;
+  }
+
+  /** The hash of the last event ('' for an empty ledger). */
+  chainHead(): string {
+    return (this.s.head.get() as string | undefined) ?? '';
+  }
+
+  count(): number {
+    return this.s.count.get() as number;
+  }
+
+  /**
+   * Writes the pre-dispatch intent. Plain statement: inside a transaction it
+   * joins it. Prefer consumeGrantAndWriteIntent(), which does both atomically.
+   */
+  writeIntent(intent: ExecutionIntent): void {
+    this.s.insertIntent.run({ ...intent, approved_by: intent.approved_by ?? null });
+  }
+
+  /** Marks a grant consumed; false if it already was (grants are one-shot). */
+  consumeGrant(grantId: string, actionId: string, principal: string): boolean {
+    return this.s.consume.run(grantId, actionId, principal, new Date().toISOString()).changes === 1;
+  }
+
+  isGrantConsumed(grantId: string): boolean {
+    return this.s.isConsumed.get(grantId) === 1;
+  }
+
+  /**
+   * Consumes the grant and writes its intent in one BEGIN IMMEDIATE
+   * transaction (seed 001, stage 7). Returns false, writing nothing, if the
+   * grant was already consumed: the caller answers 409.
+   */
+  consumeGrantAndWriteIntent(intent: ExecutionIntent): boolean {
+    return immediate(this.db, () => {
+      if (!this.consumeGrant(intent.grant_id, intent.action_id, intent.principal)) return false;
+      this.writeIntent(intent);
+      return true;
+    });
+  }
+
+  /** Stores a signed receipt (canonical JSON). Plain statement: joins an open transaction. */
+  writeReceipt(receipt: ExecutionReceipt): void {
+    this.s.insertReceipt.run(receipt.receipt_id, receipt.grant_id, receipt.trace_id ?? null, canonicalize(receipt), new Date().toISOString());
+  }
+
+  /**
+   * Evidence finalisation (seed 001): the receipt and the final audit event
+   * committed in one transaction. If this throws, nothing was stored and the
+   * client must get evidence_persistence_failed.
+   */
+  commitEvidence(receipt: ExecutionReceipt, event: AuditEventInput): AuditEvent {
+    return immediate(this.db, () => {
+      this.writeReceipt(receipt);
+      return this.appendInTransaction(event);
+    });
+  }
+
+  getReceipt(receiptId: string): ExecutionReceipt | null {
+    const json = this.s.getReceipt.get(receiptId) as string | undefined;
+    return json === undefined ? null : (JSON.parse(json) as ExecutionReceipt);
+  }
+
+  receiptsForGrant(grantId: string): ExecutionReceipt[] {
+    return (this.s.receiptsForGrant.all(grantId) as string[]).map((j) => JSON.parse(j) as ExecutionReceipt);
+  }
+
+  /** Intents with no receipt for their grant: executions whose outcome was never recorded (crash between dispatch and receipt). */
+  intentsWithoutReceipts(): ExecutionIntent[] {
+    return (this.s.orphanIntents.all() as ExecutionIntent[]).map((r) => {
+      const out: ExecutionIntent = { ...r };
+      if (out.approved_by === null) delete out.approved_by;
+      return out;
+    });
+  }
+
+  /** Matching events, oldest first; the newest `limit` of them (default 100, at most 10000). */
+  query(filters: LedgerFilters = {}): AuditEvent[] {
+    this.ready();
+    const limit = checkLimit(filters.limit ?? DEFAULT_QUERY_LIMIT, MAX_QUERY_LIMIT);
+    const { where, params } = buildWhere(filters);
+    const rows = this.db
+      .prepare(`SELECT * FROM (SELECT id, event_json FROM audit_events ${where} ORDER BY id DESC LIMIT ?) ORDER BY id ASC`)
+      .all(...params, limit) as EventRow[];
+    return rows.map((r) => JSON.parse(r.event_json) as AuditEvent);
+  }
+
+  /**
+   * Streams matching events, oldest first, one row at a time. Each call of
+   * `write` gets one event's canonical JSON (the stored bytes, whose SHA-256
+   * is the next event's prev_hash) followed by "\n". Returns the number of
+   * lines written. With filters.limit, only the newest `limit` events.
+   */
+  exportJsonl(write: (line: string) => void, filters: LedgerFilters = {}): number {
+    this.ready();
+    const { where, params } = buildWhere(filters);
+    let sql = `SELECT event_json FROM audit_events ${where} ORDER BY id ASC`;
+    if (filters.limit !== undefined) {
+      checkLimit(filters.limit, Number.MAX_SAFE_INTEGER);
+      sql = `SELECT event_json FROM (SELECT id, event_json FROM audit_events ${where} ORDER BY id DESC LIMIT ?) ORDER BY id ASC`;
+      params.push(filters.limit);
+    }
+    let n = 0;
+    // A read transaction: one consistent snapshot even while others append.
+    this.db.transaction(() => {
+      for (const json of this.db.prepare(sql).pluck().iterate(...params) as IterableIterator<string>) {
+        write(`${json}\n`);
+        n++;
+      }
+    })();
+    return n;
+  }
+}

@@ -1,0 +1,367 @@
+// Ledger verification (`latchgate verify`) and the signing helpers of grants
+// and receipts.
+//
+// The chain walk is read-only and streams rows (iterate()), inside one read
+// transaction, so it sees a consistent snapshot while other processes append.
+// It names the first bad event and why:
+//   - edited: stored hash or indexed columns disagree with event_json, or the
+//     next event's prev_hash no longer matches it (attacker recomputed `hash`);
+//   - deleted: an id gap where the link breaks, the first event having a
+//     prev_hash, or chain_head naming an event that is not there (first_bad.id
+//     is then the first missing id and trace_id is null);
+//   - inserted: the next real event links over it to an earlier one;
+//   - reordered: an event's predecessor is stored after it.
+// Receipts are checked apart (result_hash recomputed, Ed25519 signature over
+// the ASCII hex result_hash, through the append-only key history). Intents
+// without receipts are listed but do not by themselves make the ledger
+// "not intact": they are the detectable trace of lost evidence (seed 001).
+import { canonicalize, sha256Hex } from '../crypto/jcs.js';
+import type { Db } from './db.js';
+import { CHAIN_HASH_FORMAT, eventHash, indexedColumns, LedgerError } from './ledger.js';
+import type { KeyStore } from './keys.js';
+import type { AuditEvent, ExecutionGrant, ExecutionReceipt } from '../gate/types.js';
+
+export interface BadEvent {
+  id: number;
+  /** null when the bad event is missing (deleted). */
+  trace_id: string | null;
+  reason: string;
+}
+
+export interface VerifyReport {
+  intact: boolean;
+  total_events: number;
+  /** Links between consecutive events whose prev_hash matched (total_events - 1 when intact). */
+  verified_links: number;
+  chain_head: string;
+  first_bad: BadEvent | null;
+  receipts: { total: number; bad: { receipt_id: string; reason: string }[] };
+  intents_without_receipts: { grant_id: string; trace_id: string; action_id: string; started_at: string }[];
+}
+
+// ---------------------------------------------------------------- receipts
+
+/** The fields result_hash covers (upstream §3.7); failure_class is null when absent. */
+export type ReceiptHashFields = Pick<
+  ExecutionReceipt,
+  | 'receipt_id'
+  | 'grant_id'
+  | 'provider_module_digest'
+  | 'provider_receipt'
+  | 'normalized_result'
+  | 'verification_outcome'
+  | 'effect_evidence'
+  | 'started_at'
+  | 'finished_at'
+  | 'failure_class'
+>;
+
+export type UnsignedReceipt = Omit<ExecutionReceipt, 'result_hash' | 'receipt_signature' | 'signing_key_id'> & {
+  result_hash?: string;
+};
+
+/** Hex SHA-256 (no prefix) of the JCS form of the receipt's hashed fields. */
+export function computeResultHash(r: ReceiptHashFields): string {
+  const fields = {
+    receipt_id: r.receipt_id,
+    grant_id: r.grant_id,
+    provider_module_digest: r.provider_module_digest,
+    provider_receipt: r.provider_receipt ?? null,
+    normalized_result: r.normalized_result,
+    verification_outcome: r.verification_outcome,
+    effect_evidence: r.effect_evidence,
+    started_at: r.started_at,
+    finished_at: r.finished_at,
+    failure_class: r.failure_class ?? null,
+  };
+  return sha256Hex(Buffer.from(canonicalize(fields), 'utf8'));
+}
+
+/** Computes result_hash and signs it (Ed25519 over its ASCII hex) with the current receipt key. */
+export function signReceipt(keys: KeyStore, receipt: UnsignedReceipt): ExecutionReceipt {
+  const { receipt_signature: _s, signing_key_id: _k, ...rest } = receipt as ExecutionReceipt;
+  const result_hash = computeResultHash(rest);
+  const { kid, signature } = keys.sign('receipt', Buffer.from(result_hash, 'ascii'));
+  return { ...rest, result_hash, receipt_signature: signature, signing_key_id: kid };
+}
+
+/** Checks a receipt's result_hash and signature; the reason names what failed. */
+export function verifyReceipt(keys: KeyStore, receipt: ExecutionReceipt): { ok: true } | { ok: false; reason: string } {
+  let expected: string;
+  try {
+    expected = computeResultHash(receipt);
+  } catch (e) {
+    return { ok: false, reason: `its fields cannot be canonicalised: ${(e as Error).message}` };
+  }
+  if (receipt.result_hash !== expected) return { ok: false, reason: 'result_hash does not match the receipt fields: the receipt was edited' };
+  if (typeof receipt.receipt_signature !== 'string' || receipt.receipt_signature === '') return { ok: false, reason: 'the receipt is not signed' };
+  if (typeof receipt.signing_key_id !== 'string' || receipt.signing_key_id === '') return { ok: false, reason: 'the receipt has no signing_key_id' };
+  if (!keys.hasKey('receipt', receipt.signing_key_id)) {
+    return { ok: false, reason: `signed with key ${receipt.signing_key_id}, which is not in the receipt key history (receipt-keys.jwks)` };
+  }
+  if (!keys.verify('receipt', receipt.signing_key_id, Buffer.from(receipt.result_hash, 'ascii'), receipt.receipt_signature)) {
+    return { ok: false, reason: `the Ed25519 signature does not verify with key ${receipt.signing_key_id}` };
+  }
+  return { ok: true };
+}
+
+// ------------------------------------------------------------------ grants
+
+/** The bytes a grant signature covers: the JCS of the grant without grant_signature and grant_signing_key_id. */
+export function grantSigningBytes(grant: ExecutionGrant): Buffer {
+  const { grant_signature: _s, grant_signing_key_id: _k, ...unsigned } = grant;
+  return Buffer.from(canonicalize(unsigned), 'utf8');
+}
+
+/** Signs a grant with the current grant key; returns a copy carrying grant_signature (hex) and grant_signing_key_id. */
+export function signGrant(keys: KeyStore, grant: ExecutionGrant): ExecutionGrant {
+  const { kid, signature } = keys.sign('grant', grantSigningBytes(grant));
+  return { ...grant, grant_signature: signature, grant_signing_key_id: kid };
+}
+
+/** True only for a present signature by a known grant key over exactly these fields. */
+export function verifyGrantSignature(keys: KeyStore, grant: ExecutionGrant): boolean {
+  if (typeof grant.grant_signature !== 'string' || typeof grant.grant_signing_key_id !== 'string') return false;
+  let bytes: Buffer;
+  try {
+    bytes = grantSigningBytes(grant);
+  } catch {
+    return false;
+  }
+  return keys.verify('grant', grant.grant_signing_key_id, bytes, grant.grant_signature);
+}
+
+// ------------------------------------------------------------------ ledger
+
+interface Row {
+  id: number;
+  trace_id: string;
+  timestamp: string;
+  event_type: string;
+  principal: string | null;
+  session_id: string | null;
+  action_id: string | null;
+  decision: string | null;
+  event_json: string;
+  hash: string;
+}
+
+interface PendingBreak {
+  row: { id: number; trace_id: string };
+  prev: { id: number; trace_id: string } | null;
+  prevHash: string | null;
+  computed: string;
+  linked: unknown;
+  /** Does the link from this row to the next (or chain_head) still hold? */
+  nextLinkOk?: boolean;
+}
+
+function contentProblem(row: Row): string | null {
+  let event: AuditEvent;
+  try {
+    event = JSON.parse(row.event_json) as AuditEvent;
+  } catch {
+    return 'event_json is not valid JSON: the event was edited';
+  }
+  if (!event || typeof event !== 'object' || Array.isArray(event)) return 'event_json is not an object: the event was edited';
+  let canonical: string;
+  try {
+    canonical = canonicalize(event);
+  } catch (e) {
+    return `event_json cannot be canonicalised (${(e as Error).message}): the event was edited`;
+  }
+  if (canonical !== row.event_json) return 'event_json is not in canonical (JCS) form: it was edited outside the ledger';
+  if (eventHash(row.event_json) !== row.hash) return 'the stored hash does not match event_json: the event was edited';
+  const cols = indexedColumns(event);
+  for (const [col, want] of Object.entries(cols)) {
+    const have = row[col as keyof Row];
+    if (have !== want) return `column ${col} (${JSON.stringify(have)}) disagrees with event_json (${JSON.stringify(want)}): the row was edited`;
+  }
+  return null;
+}
+
+/** Walks the hash chain and checks every receipt. Read-only; never throws for tampering, only for a file that is not a ledger. */
+export function verifyLedger(db: Db, keys: KeyStore): VerifyReport {
+  const tables = new Set(
+    (db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table'`).pluck().all() as string[]),
+  );
+  for (const t of ['audit_events', 'receipts', 'execution_intents', 'ledger_metadata']) {
+    if (!tables.has(t)) throw new LedgerError(`${db.name} is not a latchgate ledger (no ${t} table)`, 'not_a_ledger');
+  }
+  return db.transaction(() => walk(db, keys))();
+}
+
+function walk(db: Db, keys: KeyStore): VerifyReport {
+  const meta = (key: string) => db.prepare('SELECT value FROM ledger_metadata WHERE key = ?').pluck().get(key) as string | undefined;
+  const format = meta('chain_hash_format');
+  if (format !== CHAIN_HASH_FORMAT) {
+    throw new LedgerError(`ledger ${db.name} uses chain_hash_format '${format ?? '(none)'}', not '${CHAIN_HASH_FORMAT}'; it cannot be verified by this latchgate`, 'ledger_format_mismatch');
+  }
+  const chainHead = meta('chain_head') ?? '';
+
+  let total = 0;
+  let links = 0;
+  let prev: { id: number; trace_id: string } | null = null;
+  let prevHash: string | null = null;
+  let first: BadEvent | null = null;
+  let pending: PendingBreak | null = null;
+  let awaitingNext = false;
+
+  const it = db
+    .prepare('SELECT id, trace_id, timestamp, event_type, principal, session_id, action_id, decision, event_json, hash FROM audit_events ORDER BY id')
+    .iterate() as IterableIterator<Row>;
+  for (const row of it) {
+    total++;
+    const computed = eventHash(row.event_json);
+    let linked: unknown;
+    try {
+      linked = (JSON.parse(row.event_json) as AuditEvent).prev_hash;
+    } catch {
+      linked = undefined;
+    }
+    if (awaitingNext && pending) {
+      pending.nextLinkOk = linked === pending.computed;
+      awaitingNext = false;
+    }
+    const linkOk = linked === prevHash || (prev === null && linked === null);
+    if (linkOk && prev !== null) links++;
+    if (!first && !pending) {
+      const problem = contentProblem(row);
+      if (problem) first = { id: row.id, trace_id: row.trace_id, reason: problem };
+      else if (!linkOk) {
+        pending = { row: { id: row.id, trace_id: row.trace_id }, prev, prevHash, computed, linked };
+        awaitingNext = true;
+      }
+    }
+    prev = { id: row.id, trace_id: row.trace_id };
+    prevHash = computed;
+  }
+  if (awaitingNext && pending) pending.nextLinkOk = chainHead === pending.computed;
+
+  if (!first && pending) first = classifyBreak(db, pending);
+  if (!first) first = checkHead(db, chainHead, prev, prevHash, total);
+
+  const receipts = checkReceipts(db, keys);
+  const intents = db
+    .prepare(
+      `SELECT i.grant_id, i.trace_id, i.action_id, i.started_at FROM execution_intents i
+        WHERE NOT EXISTS (SELECT 1 FROM receipts r WHERE r.grant_id = i.grant_id)
+        ORDER BY i.started_at, i.grant_id`,
+    )
+    .all() as VerifyReport['intents_without_receipts'];
+
+  return {
+    intact: first === null && receipts.bad.length === 0,
+    total_events: total,
+    verified_links: links,
+    chain_head: chainHead,
+    first_bad: first,
+    receipts,
+    intents_without_receipts: intents,
+  };
+}
+
+/** The row whose computed hash is h (its stored hash must agree), if any. */
+function rowWithHash(db: Db, h: unknown): { id: number; trace_id: string } | null {
+  if (typeof h !== 'string' || h === '') return null;
+  const rows = db.prepare('SELECT id, trace_id, event_json FROM audit_events WHERE hash = ? ORDER BY id').all(h) as Row[];
+  const r = rows.find((x) => eventHash(x.event_json) === h);
+  return r ? { id: r.id, trace_id: r.trace_id } : null;
+}
+
+function rowAfter(db: Db, id: number): { id: number; trace_id: string } | null {
+  return (db.prepare('SELECT id, trace_id FROM audit_events WHERE id > ? ORDER BY id LIMIT 1').get(id) as { id: number; trace_id: string } | undefined) ?? null;
+}
+
+function classifyBreak(db: Db, p: PendingBreak): BadEvent {
+  const { row, prev } = p;
+  const target = rowWithHash(db, p.linked);
+  if (target && prev && target.id < prev.id) {
+    const inserted = rowAfter(db, target.id) ?? row;
+    return {
+      id: inserted.id,
+      trace_id: inserted.trace_id,
+      reason: `inserted: not part of the chain (event id=${row.id} links directly to event id=${target.id}, over the events stored between them)`,
+    };
+  }
+  if (target && target.id > row.id) {
+    return { id: row.id, trace_id: row.trace_id, reason: `out of order: its predecessor (id=${target.id}, trace_id=${target.trace_id}) is stored after it; events were swapped or moved` };
+  }
+  if (prev === null) {
+    // First row with a prev_hash: the events before it were deleted (or it was edited and re-hashed).
+    if (p.nextLinkOk === false) return { id: row.id, trace_id: row.trace_id, reason: 'the first event has a prev_hash that is not null and its successor no longer links to it: the event was edited' };
+    if (row.id > 1) return { id: 1, trace_id: null, reason: `missing: the first event (id=${row.id}) links to an earlier event that is not there; events id=1..${row.id - 1} were deleted` };
+    return { id: row.id, trace_id: row.trace_id, reason: 'the first event has a prev_hash that names no event: events before it were deleted' };
+  }
+  if (p.nextLinkOk === false) {
+    // Its own hash changed too (the next link broke): this event itself was edited and re-hashed.
+    return { id: row.id, trace_id: row.trace_id, reason: `edited: its prev_hash no longer matches event id=${prev.id} and the next event no longer links to it` };
+  }
+  if (row.id !== prev.id + 1) {
+    const a = prev.id + 1;
+    const b = row.id - 1;
+    return {
+      id: a,
+      trace_id: null,
+      reason: `missing: event id=${row.id} links to an event that is not there; ${a === b ? `event id=${a} was` : `events id=${a}..${b} were`} deleted`,
+    };
+  }
+  return {
+    id: prev.id,
+    trace_id: prev.trace_id,
+    reason: `edited: the next event (id=${row.id}) recorded a different hash for it (its content was changed and its hash recomputed), or an event between them was deleted and the ids renumbered`,
+  };
+}
+
+function checkHead(db: Db, head: string, last: { id: number; trace_id: string } | null, lastHash: string | null, total: number): BadEvent | null {
+  const seq = (db.prepare(`SELECT seq FROM sqlite_sequence WHERE name = 'audit_events'`).pluck().get() as number | undefined) ?? 0;
+  if (total === 0 || !last) {
+    if (head === '') return null;
+    return { id: 1, trace_id: null, reason: `missing: the ledger holds no events but chain_head names one (${head}); ${seq > 0 ? `events id=1..${seq}` : 'all events'} were deleted` };
+  }
+  if (head === lastHash) return null;
+  if (head === '') return { id: last.id, trace_id: last.trace_id, reason: 'chain_head is empty but the ledger holds events: chain_head was reset' };
+  const named = rowWithHash(db, head);
+  if (named && named.id < last.id) {
+    const after = rowAfter(db, named.id) ?? last;
+    return { id: after.id, trace_id: after.trace_id, reason: `not part of the chain: chain_head ends at event id=${named.id}; the events after it were not appended by the ledger` };
+  }
+  if (seq > last.id) {
+    const a = last.id + 1;
+    return { id: a, trace_id: null, reason: `missing: chain_head names an event that is not there; ${a === seq ? `the last event (id=${a}) was` : `the last events (id=${a}..${seq}) were`} deleted` };
+  }
+  return { id: last.id, trace_id: last.trace_id, reason: 'chain_head does not match the last event: the last event was edited (and its hash recomputed), or chain_head was changed' };
+}
+
+function checkReceipts(db: Db, keys: KeyStore): VerifyReport['receipts'] {
+  let total = 0;
+  const bad: { receipt_id: string; reason: string }[] = [];
+  const rows = db.prepare('SELECT receipt_id, grant_id, trace_id, receipt_json FROM receipts ORDER BY created_at, receipt_id').iterate() as IterableIterator<{
+    receipt_id: string;
+    grant_id: string;
+    trace_id: string | null;
+    receipt_json: string;
+  }>;
+  for (const row of rows) {
+    total++;
+    let receipt: ExecutionReceipt;
+    try {
+      receipt = JSON.parse(row.receipt_json) as ExecutionReceipt;
+    } catch {
+      bad.push({ receipt_id: row.receipt_id, reason: 'receipt_json is not valid JSON: the receipt was edited' });
+      continue;
+    }
+    if (!receipt || typeof receipt !== 'object') {
+      bad.push({ receipt_id: row.receipt_id, reason: 'receipt_json is not an object: the receipt was edited' });
+      continue;
+    }
+    const mismatch = (['receipt_id', 'grant_id', 'trace_id'] as const).find((k) => (receipt[k] ?? null) !== row[k]);
+    if (mismatch) {
+      bad.push({ receipt_id: row.receipt_id, reason: `column ${mismatch} disagrees with receipt_json: the row was edited` });
+      continue;
+    }
+    const v = verifyReceipt(keys, receipt);
+    if (!v.ok) bad.push({ receipt_id: row.receipt_id, reason: v.reason });
+  }
+  return { total, bad };
+}
