@@ -1,0 +1,72 @@
+// Authentication failures of the gate's first stage (lease + DPoP) and of
+// lease issuance. Each carries one of the wire codes of upstream §3.1 (plus
+// `lease_revoked`); the HTTP layer maps it to a status with AUTH_ERROR_STATUS
+// and answers {"error": code, "message": message}.
+
+export type AuthErrorCode =
+  | 'missing_auth_header'
+  | 'invalid_auth_scheme'
+  | 'missing_dpop_header'
+  | 'invalid_dpop'
+  | 'invalid_lease'
+  | 'lease_expired'
+  | 'key_binding_failed'
+  | 'replay_detected'
+  | 'replay_cache_unavailable'
+  | 'lease_revoked'
+  | 'scope_not_permitted'
+  | 'invalid_request';
+
+export const AUTH_ERROR_STATUS: Readonly<Record<AuthErrorCode, number>> = Object.freeze({
+  missing_auth_header: 401,
+  invalid_auth_scheme: 401,
+  missing_dpop_header: 401,
+  invalid_dpop: 401,
+  invalid_lease: 401,
+  lease_expired: 401,
+  key_binding_failed: 401,
+  replay_detected: 401,
+  lease_revoked: 401,
+  replay_cache_unavailable: 503,
+  scope_not_permitted: 403,
+  invalid_request: 400,
+});
+
+export class AuthError extends Error {
+  override readonly name = 'AuthError';
+  constructor(
+    readonly code: AuthErrorCode,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+
+  /** The HTTP status this failure is answered with. */
+  get status(): number {
+    return AUTH_ERROR_STATUS[this.code];
+  }
+
+  toJSON(): { error: AuthErrorCode; message: string } {
+    return { error: this.code, message: this.message };
+  }
+}
+
+const MAX_ECHO = 120;
+
+/**
+ * Makes an attacker-supplied value safe to quote in an error message (which
+ * ends up in logs, audit events and HTTP bodies): control characters
+ * replaced, length capped.
+ */
+export function echo(value: unknown): string {
+  let s: string;
+  try {
+    s = typeof value === 'string' ? JSON.stringify(value) : String(JSON.stringify(value));
+  } catch {
+    s = '<unprintable>';
+  }
+  // eslint-disable-next-line no-control-regex
+  s = s.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, '?');
+  return s.length > MAX_ECHO ? `${s.slice(0, MAX_ECHO)}...` : s;
+}

@@ -1,0 +1,311 @@
+// Leases: short-lived EdDSA JWTs (typ at+jwt) bound to a client's DPoP key
+// by cnf.jkt (RFC 9449), carrying the principal (fixed server-side, never
+// claimed by the client), the granted scopes, optional budgets and the
+// revocation epoch at issue time.
+import { randomUUID } from 'node:crypto';
+import { SignJWT, decodeProtectedHeader, errors, importJWK, jwtVerify, type JWK } from 'jose';
+import { AuthError, echo } from './errors.js';
+import { dpopThumbprint, jwkAlgorithm, publicJwkProblem, requiredMembers, type DpopPublicJwk } from './jwk.js';
+import { LEASE_KEY_ALG, type LeaseKeySource } from './keys.js';
+import { intersectScopes, isValidScope } from './scopes.js';
+
+export const LEASE_ISSUER = 'latchgate';
+export const LEASE_AUDIENCE = 'latchgate';
+export const LEASE_TYP = 'at+jwt';
+export const LEASE_MAX_TTL_SECONDS = 3600;
+/** At most this many scopes in one lease request. */
+export const LEASE_MAX_SCOPES = 64;
+/** Leases longer than this are refused before any parsing. */
+export const LEASE_MAX_JWT_LENGTH = 16 * 1024;
+
+export interface LeaseBudgets {
+  max_calls?: number;
+  max_cost?: number;
+}
+
+/** The body of POST /v1/leases, after parseLeaseRequest. */
+export interface LeaseRequestBody {
+  scopes: string[];
+  dpop_jwk: DpopPublicJwk;
+  budgets?: LeaseBudgets;
+}
+
+export interface IssueLeaseInput {
+  /** The caller's principal, as established by the transport (peer uid, box). */
+  principal: string;
+  /** The scopes this principal may hold (configuration). */
+  allowedScopes: readonly string[];
+  /** The scopes the client asked for. */
+  requestedScopes: readonly string[];
+  /** The client's DPoP public key (EC P-256 or OKP Ed25519). */
+  dpopJwk: JWK | DpopPublicJwk;
+  budgets?: LeaseBudgets;
+  /** Lease lifetime; capped at LEASE_MAX_TTL_SECONDS. */
+  ttlSeconds: number;
+}
+
+export interface IssueLeaseContext {
+  keys: LeaseKeySource;
+  /** The revocation epoch now; written into the lease. */
+  currentEpoch: number;
+  /** Unix seconds (default: the clock). */
+  now?: number;
+}
+
+export interface IssuedLease {
+  lease_jwt: string;
+  session_id: string;
+  lease_jti: string;
+  /** RFC 3339 UTC, seconds precision (as upstream). */
+  expires_at: string;
+}
+
+/** The claims of a verified lease. */
+export interface LeaseClaims {
+  iss: string;
+  aud: string;
+  sub: string;
+  iat: number;
+  nbf: number;
+  exp: number;
+  jti: string;
+  session_id: string;
+  scope: string[];
+  budgets?: LeaseBudgets;
+  cnf: { jkt: string };
+  epoch: number;
+}
+
+export interface VerifyLeaseContext {
+  keys: LeaseKeySource;
+  currentEpoch: number;
+}
+
+const bad = (message: string) => new AuthError('invalid_request', message);
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+function checkKnownKeys(o: Record<string, unknown>, allowed: readonly string[], where: string): void {
+  for (const k of Object.keys(o)) {
+    if (!allowed.includes(k)) {
+      throw bad(`${where} has an unknown field ${echo(k)} (allowed: ${allowed.join(', ')})`);
+    }
+  }
+}
+
+function checkScopes(scopes: unknown, where: string): string[] {
+  if (!Array.isArray(scopes)) throw bad(`${where} must be an array of scope strings`);
+  if (scopes.length === 0) throw bad(`${where} must list at least one scope`);
+  if (scopes.length > LEASE_MAX_SCOPES) throw bad(`${where} lists more than ${LEASE_MAX_SCOPES} scopes`);
+  scopes.forEach((s, i) => {
+    if (!isValidScope(s)) {
+      throw bad(
+        `${where}[${i}] ${echo(s)} is not a scope: use tools:call, audit:read, or namespace:name ` +
+          '([a-z0-9:_-], 4-64 characters, starting with a letter, not ending with ":")',
+      );
+    }
+  });
+  return scopes as string[];
+}
+
+function checkBudgets(budgets: unknown, where: string): LeaseBudgets {
+  if (!isPlainObject(budgets)) throw bad(`${where} must be an object`);
+  checkKnownKeys(budgets, ['max_calls', 'max_cost'], where);
+  const out: LeaseBudgets = {};
+  if (budgets.max_calls !== undefined) {
+    const n = budgets.max_calls;
+    if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 1) {
+      throw bad(`${where}.max_calls must be a positive integer`);
+    }
+    out.max_calls = n;
+  }
+  if (budgets.max_cost !== undefined) {
+    const n = budgets.max_cost;
+    if (typeof n !== 'number' || !Number.isFinite(n) || n < 0) {
+      throw bad(`${where}.max_cost must be a non-negative number`);
+    }
+    out.max_cost = n;
+  }
+  return out;
+}
+
+function checkJwk(jwk: unknown, where: string): DpopPublicJwk {
+  const problem = publicJwkProblem(jwk, where);
+  if (problem) throw bad(problem);
+  return jwk as DpopPublicJwk;
+}
+
+/**
+ * Validates the JSON body of POST /v1/leases strictly: `{scopes, dpop_jwk,
+ * budgets?}`, unknown fields rejected at every level. Throws AuthError
+ * `invalid_request` naming the field.
+ */
+export function parseLeaseRequest(body: unknown): LeaseRequestBody {
+  if (!isPlainObject(body)) throw bad('lease request body must be a JSON object');
+  checkKnownKeys(body, ['scopes', 'dpop_jwk', 'budgets'], 'lease request');
+  if (body.scopes === undefined) throw bad('lease request is missing "scopes"');
+  if (body.dpop_jwk === undefined) throw bad('lease request is missing "dpop_jwk"');
+  const out: LeaseRequestBody = {
+    scopes: checkScopes(body.scopes, 'scopes'),
+    dpop_jwk: checkJwk(body.dpop_jwk, 'dpop_jwk'),
+  };
+  if (body.budgets !== undefined && body.budgets !== null) out.budgets = checkBudgets(body.budgets, 'budgets');
+  return out;
+}
+
+function rfc3339(unixSeconds: number): string {
+  return new Date(unixSeconds * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
+/**
+ * Issues a lease: scopes = requested ∩ allowed (empty -> AuthError
+ * `scope_not_permitted`), bound to the DPoP key's RFC 7638 thumbprint,
+ * signed with the key source's current key. Bad input -> `invalid_request`.
+ */
+export async function issueLease(input: IssueLeaseInput, ctx: IssueLeaseContext): Promise<IssuedLease> {
+  if (!isPlainObject(input)) throw bad('lease input must be an object');
+  const { principal, allowedScopes, ttlSeconds } = input;
+  if (typeof principal !== 'string' || principal.length === 0 || principal.length > 256 || /[\u0000-\u001f\u007f]/.test(principal)) {
+    throw bad('principal must be a non-empty string of at most 256 printable characters');
+  }
+  if (!Array.isArray(allowedScopes)) throw new TypeError('allowedScopes must be an array');
+  if (typeof ttlSeconds !== 'number' || !Number.isSafeInteger(ttlSeconds) || ttlSeconds < 1) {
+    throw new TypeError('ttlSeconds must be a positive integer');
+  }
+  if (!Number.isSafeInteger(ctx.currentEpoch) || ctx.currentEpoch < 0) {
+    throw new TypeError('currentEpoch must be a non-negative integer');
+  }
+  const requested = checkScopes(input.requestedScopes, 'scopes');
+  const jwk = checkJwk(input.dpopJwk, 'dpop_jwk');
+  const budgets = input.budgets === undefined ? undefined : checkBudgets(input.budgets, 'budgets');
+
+  // A JWK can have the right shape and still not be a point on the curve.
+  try {
+    await importJWK(requiredMembers(jwk) as JWK, jwkAlgorithm(jwk));
+  } catch (e) {
+    throw new AuthError('invalid_request', 'dpop_jwk is not a valid public key', { cause: e });
+  }
+
+  const scope = intersectScopes(requested, allowedScopes);
+  if (scope.length === 0) {
+    throw new AuthError(
+      'scope_not_permitted',
+      `none of the requested scopes (${requested.join(', ')}) is permitted for principal ${echo(principal)}`,
+    );
+  }
+
+  const jkt = await dpopThumbprint(jwk);
+  const now = Math.floor(ctx.now ?? Date.now() / 1000);
+  const exp = now + Math.min(ttlSeconds, LEASE_MAX_TTL_SECONDS);
+  const jti = randomUUID();
+  const session_id = randomUUID();
+  const claims: LeaseClaims = {
+    iss: LEASE_ISSUER,
+    aud: LEASE_AUDIENCE,
+    sub: principal,
+    iat: now,
+    nbf: now,
+    exp,
+    jti,
+    session_id,
+    scope,
+    ...(budgets ? { budgets } : {}),
+    cnf: { jkt },
+    epoch: ctx.currentEpoch,
+  };
+  const key = await ctx.keys.current();
+  if (key.alg !== LEASE_KEY_ALG) throw new Error(`lease signing key must be ${LEASE_KEY_ALG}, got ${key.alg}`);
+  const lease_jwt = await new SignJWT(claims as unknown as Record<string, unknown>)
+    .setProtectedHeader({ alg: LEASE_KEY_ALG, typ: LEASE_TYP, kid: key.kid })
+    .sign(key.privateKey);
+  return { lease_jwt, session_id, lease_jti: jti, expires_at: rfc3339(exp) };
+}
+
+// -- verification -------------------------------------------------------
+
+/** Imported verification keys by source and kid (the history is append-only, so never stale). */
+const keyCache = new WeakMap<LeaseKeySource, Map<string, CryptoKey | Uint8Array>>();
+
+async function verificationKey(keys: LeaseKeySource, kid: string): Promise<CryptoKey | Uint8Array | undefined> {
+  let byKid = keyCache.get(keys);
+  if (!byKid) keyCache.set(keys, (byKid = new Map()));
+  const hit = byKid.get(kid);
+  if (hit) return hit;
+  const jwk = (await keys.publicKeys()).find((k) => k.kid === kid);
+  if (!jwk) return undefined;
+  if (jwk.kty !== 'OKP' || jwk.crv !== 'Ed25519' || jwk.d !== undefined) {
+    throw new Error(`lease key ${kid} in the key history is not an Ed25519 public key`);
+  }
+  const key = await importJWK({ kty: 'OKP', crv: 'Ed25519', x: jwk.x }, LEASE_KEY_ALG);
+  byKid.set(kid, key);
+  return key;
+}
+
+const B64URL_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
+const JKT = /^[A-Za-z0-9_-]{43}$/;
+
+function invalidLease(message: string, cause?: unknown): AuthError {
+  return new AuthError('invalid_lease', message, cause === undefined ? undefined : { cause });
+}
+
+/**
+ * Verifies a lease JWT: EdDSA signature by a key in the history (found by
+ * kid), typ at+jwt, iss/aud latchgate, nbf/exp, claim shapes, and the
+ * revocation epoch. Throws AuthError `invalid_lease`, `lease_expired` or
+ * `lease_revoked`.
+ */
+export async function verifyLease(leaseJwt: string, ctx: VerifyLeaseContext, now?: number): Promise<LeaseClaims> {
+  if (typeof leaseJwt !== 'string' || leaseJwt.length > LEASE_MAX_JWT_LENGTH || !B64URL_JWS.test(leaseJwt)) {
+    throw invalidLease('lease is not a compact JWS (three base64url segments)');
+  }
+  let header: ReturnType<typeof decodeProtectedHeader>;
+  try {
+    header = decodeProtectedHeader(leaseJwt);
+  } catch (e) {
+    throw invalidLease('lease header is not base64url-encoded JSON', e);
+  }
+  if (header.typ !== LEASE_TYP) throw invalidLease(`lease typ must be "${LEASE_TYP}", got ${echo(header.typ)}`);
+  if (header.alg !== LEASE_KEY_ALG) throw invalidLease(`lease alg must be "${LEASE_KEY_ALG}", got ${echo(header.alg)}`);
+  if (typeof header.kid !== 'string' || header.kid.length === 0 || header.kid.length > 128) {
+    throw invalidLease('lease header has no kid');
+  }
+  const key = await verificationKey(ctx.keys, header.kid);
+  if (!key) throw invalidLease(`lease was signed by an unknown key (kid ${echo(header.kid)})`);
+
+  let payload: Record<string, unknown>;
+  try {
+    ({ payload } = await jwtVerify(leaseJwt, key, {
+      algorithms: [LEASE_KEY_ALG],
+      issuer: LEASE_ISSUER,
+      audience: LEASE_AUDIENCE,
+      requiredClaims: ['exp', 'nbf', 'iat', 'jti', 'sub'],
+      currentDate: new Date((now ?? Date.now() / 1000) * 1000),
+    }));
+  } catch (e) {
+    if (e instanceof errors.JWTExpired) throw new AuthError('lease_expired', 'lease has expired; request a new one', { cause: e });
+    if (e instanceof errors.JWSSignatureVerificationFailed) throw invalidLease('lease signature verification failed', e);
+    throw invalidLease(`lease rejected: ${(e as Error).message}`, e);
+  }
+
+  const p = payload;
+  const cnf = p.cnf as { jkt?: unknown } | undefined;
+  if (typeof p.sub !== 'string' || p.sub.length === 0) throw invalidLease('lease sub must be a non-empty string');
+  if (typeof p.jti !== 'string' || p.jti.length === 0) throw invalidLease('lease jti must be a non-empty string');
+  if (typeof p.session_id !== 'string' || p.session_id.length === 0) throw invalidLease('lease has no session_id');
+  if (!Array.isArray(p.scope) || !p.scope.every(isValidScope)) throw invalidLease('lease scope must be an array of scopes');
+  if (!isPlainObject(cnf) || typeof cnf.jkt !== 'string' || !JKT.test(cnf.jkt)) throw invalidLease('lease has no cnf.jkt');
+  if (typeof p.epoch !== 'number' || !Number.isSafeInteger(p.epoch) || p.epoch < 0) throw invalidLease('lease has no epoch');
+  if (p.budgets !== undefined) {
+    try {
+      checkBudgets(p.budgets, 'lease budgets');
+    } catch (e) {
+      throw invalidLease((e as Error).message, e);
+    }
+  }
+  if (p.epoch < ctx.currentEpoch) {
+    throw new AuthError('lease_revoked', `lease was revoked (issued in epoch ${p.epoch}, current epoch ${ctx.currentEpoch})`);
+  }
+  return p as unknown as LeaseClaims;
+}
