@@ -24,6 +24,8 @@ export interface Approval {
   reason: string | null;
   approval_hash: string | null;
   receipt_id: string | null;
+  /** The execution's answer, for the client polling after the approval. */
+  result: { status: number; body: Record<string, unknown> } | null;
 }
 
 export class ApprovalError extends Error {
@@ -44,7 +46,7 @@ export class Approvals {
       approval_id TEXT PRIMARY KEY, status TEXT NOT NULL, action_id TEXT NOT NULL,
       principal TEXT NOT NULL, session_id TEXT NOT NULL, request_hash TEXT NOT NULL,
       plan_json TEXT NOT NULL, plan_hash TEXT NOT NULL, created_at TEXT NOT NULL, expires_at TEXT NOT NULL,
-      decided_by TEXT, decided_at TEXT, reason TEXT, approval_hash TEXT, receipt_id TEXT)`);
+      decided_by TEXT, decided_at TEXT, reason TEXT, approval_hash TEXT, receipt_id TEXT, result_json TEXT)`);
     this.db.exec('CREATE INDEX IF NOT EXISTS approvals_status ON approvals(status)');
   }
 
@@ -59,10 +61,10 @@ export class Approvals {
   }
 
   get(id: string): Approval | undefined {
-    const r = this.db.prepare('SELECT * FROM approvals WHERE approval_id = ?').get(id) as (Omit<Approval, 'plan'> & { plan_json: string }) | undefined;
+    const r = this.db.prepare('SELECT * FROM approvals WHERE approval_id = ?').get(id) as (Omit<Approval, 'plan' | 'result'> & { plan_json: string; result_json: string | null }) | undefined;
     if (!r) return undefined;
-    const { plan_json, ...rest } = r;
-    return { ...rest, plan: JSON.parse(plan_json) };
+    const { plan_json, result_json, ...rest } = r;
+    return { ...rest, plan: JSON.parse(plan_json), result: result_json ? JSON.parse(result_json) : null };
   }
 
   list(status?: ApprovalStatus, limit = 50): Approval[] {
@@ -103,7 +105,7 @@ export class Approvals {
     return this.db.prepare("UPDATE approvals SET status = 'consumed' WHERE approval_id = ? AND status = 'approved'").run(id).changes === 1;
   }
 
-  setReceipt(id: string, receiptId: string): void {
-    this.db.prepare('UPDATE approvals SET receipt_id = ? WHERE approval_id = ?').run(receiptId, id);
+  setResult(id: string, receiptId: string | null, status: number, body: Record<string, unknown>): void {
+    this.db.prepare('UPDATE approvals SET receipt_id = ?, result_json = ? WHERE approval_id = ?').run(receiptId, JSON.stringify({ status, body }), id);
   }
 }

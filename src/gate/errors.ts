@@ -29,6 +29,7 @@ const STATUS: Record<string, number> = {
   receipt_not_found: 404,
   route_not_found: 404,
   grant_consumed: 409,
+  previous_outcome_unknown: 409,
   approval_not_pending: 409,
   approval_mismatch: 409,
   body_too_large: 413,

@@ -1,0 +1,60 @@
+// Everything the pipeline stages use, built once per gate process.
+import type { Db } from '../ledger/db.js';
+import type { KeyStore } from '../ledger/keys.js';
+import type { Ledger } from '../ledger/ledger.js';
+import type { PolicyEngine } from '../policy/engine.js';
+import type { PolicyStore } from '../policy/store.js';
+import type { Approvals } from './approvals.js';
+import type { LeaseKeySource } from './auth/keys.js';
+import type { ReplayCache } from './auth/replay.js';
+import type { Budgets } from './budget.js';
+import type { HttpTransport, ProviderTable } from './providers.js';
+import type { Registry } from './registry.js';
+
+export interface GateSettings {
+  publicBaseUrl: string;
+  leaseTtlSeconds: number;
+  maxBodyBytes: number;
+  /** Grants expire this long after issue (they are consumed at once). */
+  grantTtlSeconds: number;
+  /** Recorded on every event when the box runs with weaker isolation asked for by name. */
+  sandboxDegraded: boolean;
+}
+
+export interface GateContext {
+  db: Db;
+  ledger: Ledger;
+  keys: KeyStore;
+  leaseKeys: LeaseKeySource;
+  replay: ReplayCache;
+  registry: Registry;
+  policy: PolicyEngine;
+  policyStore: PolicyStore;
+  budgets: Budgets;
+  approvals: Approvals;
+  providers: ProviderTable;
+  /** Host HTTP transport for providers (the providers issue supplies the real one). */
+  transport?: HttpTransport;
+  settings: GateSettings;
+  state: GateState;
+}
+
+/** Revocation epoch (persisted, shared by processes) and drain flag (this process). */
+export class GateState {
+  draining = false;
+
+  constructor(private readonly db: Db) {
+    db.exec('CREATE TABLE IF NOT EXISTS gate_state (key TEXT PRIMARY KEY, value TEXT NOT NULL)');
+    db.prepare("INSERT OR IGNORE INTO gate_state (key, value) VALUES ('revocation_epoch', '0')").run();
+  }
+
+  get epoch(): number {
+    return Number((this.db.prepare("SELECT value FROM gate_state WHERE key = 'revocation_epoch'").get() as { value: string }).value);
+  }
+
+  /** Every lease and grant issued before is refused from now on. */
+  advanceEpoch(): number {
+    this.db.prepare("UPDATE gate_state SET value = CAST(value AS INTEGER) + 1 WHERE key = 'revocation_epoch'").run();
+    return this.epoch;
+  }
+}

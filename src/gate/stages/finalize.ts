@@ -1,0 +1,96 @@
+// Stage 9: response schema, effect verification with honest outcomes, the
+// signed receipt, and receipt + final audit event in one transaction. The
+// client hears of success only after that commit.
+import { randomUUID } from 'node:crypto';
+import { canonicalHash } from '../../crypto/jcs.js';
+import { signReceipt } from '../../ledger/verify.js';
+import type { GateContext } from '../context.js';
+import { GateError } from '../errors.js';
+import type { LoadedAction } from '../registry.js';
+import type { AuditEventInput, ExecutionGrant, ExecutionReceipt } from '../types.js';
+import { verifyEffect } from '../verify-effect.js';
+import type { Dispatched } from './dispatch.js';
+
+export interface Finalized {
+  status: number;
+  body: Record<string, unknown>;
+  receipt: ExecutionReceipt;
+}
+
+export function finalize(ctx: GateContext, action: LoadedAction, grant: ExecutionGrant, d: Dispatched, traceId: string, event: AuditEventInput): Finalized {
+  const m = action.manifest;
+  let failureClass = d.failure_class;
+  let error = d.error;
+  let output = d.output?.output;
+  if (!failureClass && m.io.response_schema) {
+    const v = ctx.registry.validateResponse(m.action_id, output, m.version);
+    if (!v.ok) {
+      failureClass = 'provider_error';
+      error = `the provider's output breaks the response schema: ${v.errors.map((e) => `${e.pointer || '/'}: ${e.message}`).join('; ')}`;
+      output = undefined;
+    }
+  }
+  const verification = failureClass
+    ? { status: d.io.ioCalls > 0 && failureClass !== 'timeout' ? ('skipped' as const) : ('provider_failed_before_verification' as const), reason: error }
+    : verifyEffect(m, d.output, d.io.evidence);
+  const highRisk = m.risk_level === 'high' || m.risk_level === 'critical';
+  if (!failureClass && verification.status === 'verification_failed' && highRisk) failureClass = 'verification_failed';
+
+  const receipt = signReceipt(ctx.keys, {
+    receipt_id: randomUUID(),
+    grant_id: grant.grant_id,
+    trace_id: traceId,
+    provider_module_digest: m.provider_module_digest,
+    provider_receipt: d.output?.provider_receipt ?? null,
+    normalized_result: failureClass ? { kind: 'failure', reason: error ?? failureClass } : { kind: 'success', summary: 'completed' },
+    verification_outcome: { status: verification.status, ...('evidence' in verification && verification.evidence !== undefined ? { evidence: verification.evidence } : {}) },
+    effect_evidence: d.io.evidence,
+    started_at: d.started_at,
+    finished_at: d.finished_at,
+    ...(failureClass ? { failure_class: failureClass } : {}),
+  });
+
+  const verified = verification.status === 'verified' || verification.status === 'unverifiable_declared';
+  const decision = failureClass ? 'error' : verified ? 'allow' : 'allow_unverified';
+  try {
+    ctx.ledger.commitEvidence(receipt, {
+      ...event,
+      trace_id: traceId,
+      decision,
+      execution: {
+        grant_id: grant.grant_id,
+        receipt_id: receipt.receipt_id,
+        verification_outcome: verification.status,
+        duration_ms: d.duration_ms,
+        io_calls_made: d.io.ioCalls,
+        ...(output !== undefined ? { response_hash: canonicalHash(output) } : {}),
+        ...(failureClass ? { failure_class: failureClass } : {}),
+      },
+    });
+  } catch (e) {
+    throw new GateError('evidence_persistence_failed', `the outcome could not be recorded (${(e as Error).message}); treat the action's effect as unknown`, { grant_id: grant.grant_id });
+  }
+  // The provider never reached the outside: give the budget back.
+  if (failureClass && d.io.ioCalls === 0 && failureClass !== 'verification_failed') ctx.budgets.refund(grant.subject.session_id, grant.budget_reservation.cost_before !== undefined ? (grant.budget_reservation.cost_before - (grant.budget_reservation.cost_after ?? 0)) : 0);
+
+  const common = { trace_id: traceId, action_id: m.action_id, grant_id: grant.grant_id, receipt_id: receipt.receipt_id, verification_outcome: verification.status };
+  if (failureClass === 'verification_failed') {
+    return { status: 403, receipt, body: { error: 'verification_failed', message: `the effect of this ${m.risk_level}-risk action could not be verified: ${'reason' in verification ? verification.reason : ''}`, ...common } };
+  }
+  if (failureClass) {
+    const code = failureClass === 'timeout' ? 'action_execution_failed' : error?.startsWith("the provider's output breaks") ? 'response_schema_violation' : 'action_execution_failed';
+    return { status: 502, receipt, body: { error: code, message: error ?? failureClass, failure_class: failureClass, ...common } };
+  }
+  return {
+    status: 200,
+    receipt,
+    body: {
+      decision,
+      ...common,
+      output,
+      verification: { outcome: verification.status, is_fully_successful: verified },
+      runtime: { duration_ms: d.duration_ms, io_calls: d.io.ioCalls },
+      ...(grant.approved_by ? { approval: { approved_by: grant.approved_by, approval_hash: grant.approval_hash } } : {}),
+    },
+  };
+}

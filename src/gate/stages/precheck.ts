@@ -1,0 +1,40 @@
+// Stage 5a: domain and path pre-check. Expands the template once to learn
+// the target; a host outside the manifest's allowlist is "unresolved" (the
+// policy asks a human), never silently allowed.
+import type { GateContext } from '../context.js';
+import { GateError } from '../errors.js';
+import type { LoadedAction } from '../registry.js';
+import { expandTemplate, hostMatches, TemplateError, type ExpandedRequest } from '../templates.js';
+
+export interface Prechecked {
+  call?: ExpandedRequest;
+  targets: string[];
+  unresolved_domains: string[];
+  unresolved_paths: string[];
+  fs_path?: string;
+  category: string;
+}
+
+export function precheck(_ctx: GateContext, action: LoadedAction, body: unknown): Prechecked {
+  const m = action.manifest;
+  const out: Prechecked = { targets: [], unresolved_domains: [], unresolved_paths: [], category: m.provider_module_digest === 'builtin:fs' ? 'fs' : m.template ? 'http' : 'other' };
+  if (m.template) {
+    try {
+      out.call = expandTemplate(m.template, body, m.secrets.map((s) => s.name), { allowedDomains: m.egress.allowed_domains });
+    } catch (e) {
+      if (e instanceof TemplateError) throw new GateError('invalid_request', `the request cannot fill ${m.action_id}'s template: ${e.message}`);
+      throw e;
+    }
+    const host = new URL(out.call.url).hostname;
+    out.targets.push(out.call.url);
+    if (!hostMatches(host, m.egress.allowed_domains)) out.unresolved_domains.push(host);
+  }
+  if (out.category === 'fs') {
+    const p = (body as { path?: unknown }).path;
+    if (typeof p === 'string') {
+      out.fs_path = p;
+      out.targets.push(p);
+    }
+  }
+  return out;
+}
