@@ -4,6 +4,8 @@ import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
 import { doctorCommand } from './doctor.js';
 import { sandboxCommand } from './sandbox.js';
+import { upCommand } from './up.js';
+import { actionsCommand, approvalsCommand, auditCommand, keysCommand, policyCommand, revokeCommand, statusCommand, verifyCommand } from './gate-commands.js';
 import { LaunchError, EXIT_LAUNCHER } from '../sandbox/errors.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -14,16 +16,18 @@ const program = new Command('latchgate')
   .enablePositionalOptions();
 
 const sandbox = sandboxCommand().passThroughOptions();
-for (const cmd of [program, sandbox, doctorCommand()]) {
+const commands = [sandbox, upCommand(), statusCommand(), doctorCommand(), actionsCommand(), auditCommand(), verifyCommand(), revokeCommand(), approvalsCommand(), policyCommand(), keysCommand()];
+const all = (c: Command): Command[] => [c, ...c.commands.flatMap(all)];
+for (const cmd of [program, ...commands.flatMap(all)]) {
   // Usage errors are launcher errors: 125, so they never look like the agent's exit code.
   cmd.exitOverride();
   // One line: the problem, commander's suggestion if any, and where the options are.
-  const help = cmd === program ? 'latchgate --help' : `latchgate ${cmd.name()} --help`;
+  const fullName = (c: Command): string => (c.parent ? `${fullName(c.parent)} ${c.name()}` : c.name());
   cmd.configureOutput({
-    outputError: (msg, write) => write(`latchgate: ${msg.replace(/^error: /, '').trim().replace(/\s*\n\s*/g, ' ')}; see \`${help}\`\n`),
+    outputError: (msg, write) => write(`latchgate: ${msg.replace(/^error: /, '').trim().replace(/\s*\n\s*/g, ' ')}; see \`${fullName(cmd)} --help\`\n`),
   });
-  if (cmd !== program) program.addCommand(cmd);
 }
+for (const cmd of commands) program.addCommand(cmd);
 
 try {
   await program.parseAsync(process.argv);

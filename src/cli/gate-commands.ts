@@ -1,0 +1,219 @@
+// The gate's operator commands. They work on the shared state directly (the
+// same SQLite file `latchgate up` and every sandbox use), so they also work
+// when no gate is running; the local uid must be an operator, and every act
+// that changes something is recorded with that operator's name.
+import { Command, Option } from 'commander';
+import { existsSync } from 'node:fs';
+import { request } from 'node:http';
+import { formatEvents, formatVerifyReport, AUDIT_FORMATS, type AuditFormat } from '../ledger/format.js';
+import { verifyLedger } from '../ledger/verify.js';
+import { GateError } from '../gate/errors.js';
+import { LaunchError } from '../sandbox/errors.js';
+import { gateSetup, localOperator, openSharedGate, type GateSetup } from './gate-setup.js';
+
+type Out = { json?: boolean; config?: string };
+
+function print(o: Out, value: unknown, text: () => string): void {
+  process.stdout.write(o.json ? JSON.stringify(value, null, 2) + '\n' : text() + '\n');
+}
+
+/** Opens the shared gate, runs fn, closes; gate errors become one-line launcher errors. */
+async function withGate<T>(o: Out, fn: (g: Awaited<ReturnType<typeof openSharedGate>>, s: GateSetup) => Promise<T> | T): Promise<T> {
+  const s = gateSetup(o.config);
+  const g = await openSharedGate(s);
+  try {
+    return await fn(g, s);
+  } catch (e) {
+    if (e instanceof GateError) throw new LaunchError(`${e.code}: ${e.message}`, 1);
+    throw e;
+  } finally {
+    g.close();
+  }
+}
+
+function pingGate(socket: string): Promise<boolean> {
+  if (!existsSync(socket)) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    const req = request({ socketPath: socket, path: '/healthz', timeout: 1000 }, (res) => {
+      res.resume();
+      resolve(res.statusCode === 200);
+    });
+    req.on('error', () => resolve(false));
+    req.on('timeout', () => {
+      req.destroy();
+      resolve(false);
+    });
+    req.end();
+  });
+}
+
+const common = (c: Command) => c.option('--config <file>', 'latchgate.toml').option('--json', 'machine-readable output');
+
+export function statusCommand(): Command {
+  return common(new Command('status').summary('gate configuration, state and health')).action(async (o: Out) => {
+    await withGate(o, async (g, s) => {
+      const running = await pingGate(s.clientSocket);
+      const report = verifyLedger(g.db, g.ctx.keys);
+      const v = {
+        config_file: s.config.file,
+        state_dir: s.stateDir,
+        client_socket: s.clientSocket,
+        admin_socket: s.adminSocket,
+        gate_running: running,
+        actions: g.ctx.registry.list().length,
+        policy_engine: g.ctx.policy.kind,
+        revocation_epoch: g.ctx.state.epoch,
+        pending_approvals: g.ctx.approvals.list('pending', 1000).length,
+        ledger: { events: report.total_events, intact: report.intact, intents_without_receipts: report.intents_without_receipts.length },
+      };
+      print(o, v, () =>
+        [
+          `config:     ${v.config_file ?? '(built-in defaults)'}`,
+          `state:      ${v.state_dir}`,
+          `gate:       ${running ? 'running' : 'not running'} (${v.client_socket})`,
+          `actions:    ${v.actions}, policy engine ${v.policy_engine}, revocation epoch ${v.revocation_epoch}`,
+          `approvals:  ${v.pending_approvals} pending`,
+          `ledger:     ${v.ledger.events} events, ${v.ledger.intact ? 'intact' : 'BROKEN (run latchgate verify)'}${v.ledger.intents_without_receipts ? `, ${v.ledger.intents_without_receipts} intents without receipts` : ''}`,
+        ].join('\n'),
+      );
+    });
+  });
+}
+
+export function actionsCommand(): Command {
+  return common(new Command('actions').summary('list registered actions, or show one').argument('[id]')).action(async (id: string | undefined, o: Out) => {
+    await withGate(o, (g) => {
+      if (id) {
+        const a = g.gate.getAction(id);
+        print(o, a, () => JSON.stringify(a, null, 2));
+      } else {
+        const list = g.gate.listActions();
+        print(o, list, () => list.map((a) => `${String(a.action_id).padEnd(24)} ${String(a.version).padEnd(8)} ${String(a.risk_level).padEnd(9)} ${(a.declared_side_effects as string[]).join(',')}`).join('\n'));
+      }
+    });
+  });
+}
+
+export function auditCommand(): Command {
+  return new Command('audit')
+    .summary('query the ledger')
+    .option('--config <file>', 'latchgate.toml')
+    .addOption(new Option('--format <format>', 'output format').choices([...AUDIT_FORMATS]).default('table'))
+    .option('--json', 'same as --format json')
+    .option('-l, --limit <n>', 'newest N events', '20')
+    .option('--action <id>')
+    .option('--principal <name>')
+    .addOption(new Option('--decision <d>').choices(['allow', 'allow_unverified', 'deny', 'pending_approval', 'error']))
+    .option('--after <time>', 'ISO 8601')
+    .option('--before <time>', 'ISO 8601')
+    .option('--trace-id <id>')
+    .option('--session-id <id>')
+    .option('--event-type <type>')
+    .action(async (o: Out & Record<string, string | undefined>) => {
+      await withGate(o, (g) => {
+        const events = g.gate.admin.auditEvents({
+          action: o.action, principal: o.principal, decision: o.decision, after: o.after, before: o.before,
+          trace_id: o.traceId, session_id: o.sessionId, event_type: o.eventType, limit: o.limit,
+        });
+        const format = (o.json ? 'json' : o.format) as AuditFormat;
+        const text = formatEvents(events as never, format);
+        process.stdout.write(text.endsWith('\n') || text === '' ? text : text + '\n');
+      });
+    });
+}
+
+export function verifyCommand(): Command {
+  return common(new Command('verify').summary('verify the ledger: hash chain, receipts, intents without receipts'))
+    .description('Exit 0 when the ledger is intact, 2 when it is not (the first bad event is named).')
+    .action(async (o: Out) => {
+      await withGate(o, (g) => {
+        const r = verifyLedger(g.db, g.ctx.keys);
+        print(o, r, () => formatVerifyReport(r));
+        process.exitCode = r.intact ? 0 : 2;
+      });
+    });
+}
+
+export function revokeCommand(): Command {
+  return common(new Command('revoke').summary('revoke every lease and grant issued so far (advances the revocation epoch)'))
+    .option('-y, --yes', 'do not ask (always assumed when stdin is not a terminal)')
+    .action(async (o: Out) => {
+      await withGate(o, (g, s) => {
+        const r = g.gate.admin.revokeAll(localOperator(s));
+        print(o, r, () => `revoked: every lease and grant before epoch ${r.epoch} is refused from now on`);
+      });
+    });
+}
+
+export function approvalsCommand(): Command {
+  const c = new Command('approvals').summary('list, show, approve or deny pending approvals');
+  c.addCommand(common(new Command('list')).option('--all', 'include decided ones').option('-l, --limit <n>', 'at most N', '50').action(async (o: Out & { all?: boolean; limit: string }) => {
+    await withGate(o, (g) => {
+      const list = g.gate.admin.approvals({ status: o.all ? 'all' : 'pending', limit: Number(o.limit) });
+      print(o, list, () => (list.length === 0 ? 'no approvals' : list.map((a) => `${a.approval_id}  ${String(a.status).padEnd(9)} ${String(a.action_id).padEnd(22)} ${a.principal}  expires ${a.expires_at}`).join('\n')));
+    });
+  }));
+  c.addCommand(common(new Command('show')).argument('<id>').action(async (id: string, o: Out) => {
+    await withGate(o, (g) => {
+      const a = g.gate.admin.approval(id);
+      print(o, a, () => JSON.stringify(a, null, 2));
+    });
+  }));
+  c.addCommand(common(new Command('approve')).argument('<id>').option('-y, --yes', 'do not ask').action(async (id: string, o: Out) => {
+    await withGate(o, async (g, s) => {
+      const r = await g.gate.admin.approve(localOperator(s), id, {});
+      print(o, r, () => `approved ${id}: executed, HTTP ${r.http_status}${(r.result as { receipt_id?: string })?.receipt_id ? `, receipt ${(r.result as { receipt_id: string }).receipt_id}` : ''}`);
+    });
+  }));
+  c.addCommand(common(new Command('deny')).argument('<id>').option('-r, --reason <text>').action(async (id: string, o: Out & { reason?: string }) => {
+    await withGate(o, (g, s) => {
+      const r = g.gate.admin.deny(localOperator(s), id, { reason: o.reason });
+      print(o, r, () => `denied ${id}${o.reason ? `: ${o.reason}` : ''}`);
+    });
+  }));
+  return c;
+}
+
+export function policyCommand(): Command {
+  const c = new Command('policy').summary('grant, revoke and show what principals may do');
+  const csv = (v: string) => v.split(',').map((x) => x.trim()).filter(Boolean);
+  c.addCommand(common(new Command('grant')).argument('<principal>', 'principal, or * for everyone').argument('<actions>', 'comma-separated action ids').option('--sinks <list>', 'comma-separated sinks (default: what the actions declare)').action(async (principal: string, actions: string, o: Out & { sinks?: string }) => {
+    await withGate(o, (g, s) => {
+      const ids = csv(actions);
+      for (const id of ids) if (!g.ctx.registry.get(id)) throw new LaunchError(`no action ${id}; see latchgate actions`, 1);
+      const sinks = o.sinks ? csv(o.sinks) : [...new Set(ids.flatMap((id) => g.ctx.registry.get(id)!.manifest.declared_side_effects))];
+      const r = g.gate.admin.policyGrant(localOperator(s), { principal, actions: ids, sinks });
+      print(o, r, () => `granted ${principal}: ${ids.join(', ')} (sinks ${sinks.join(', ') || 'none'})`);
+    });
+  }));
+  c.addCommand(common(new Command('revoke')).argument('<principal>').argument('<actions>', 'comma-separated action ids').action(async (principal: string, actions: string, o: Out) => {
+    await withGate(o, (g, s) => {
+      const r = g.gate.admin.policyRevoke(localOperator(s), { principal, actions: csv(actions) });
+      print(o, r, () => `revoked from ${principal}: ${csv(actions).join(', ')}`);
+    });
+  }));
+  c.addCommand(common(new Command('show')).argument('[principal]').action(async (principal: string | undefined, o: Out) => {
+    await withGate(o, (g) => {
+      const r = g.gate.admin.policyShow(principal);
+      print(o, r, () => JSON.stringify(r, null, 2));
+    });
+  }));
+  c.addCommand(common(new Command('list')).action(async (o: Out) => {
+    await withGate(o, (g) => {
+      const r = g.ctx.policyStore.list();
+      print(o, r, () => (r.length === 0 ? 'no grants (everything is denied)' : r.map((e) => JSON.stringify(e)).join('\n')));
+    });
+  }));
+  return c;
+}
+
+export function keysCommand(): Command {
+  const c = new Command('keys').summary('signing keys');
+  c.addCommand(common(new Command('rotate')).addOption(new Option('--kind <kind>', 'which key').choices(['receipt', 'grant', 'lease']).default('receipt')).action(async (o: Out & { kind: string }) => {
+    await withGate(o, (g, s) => {
+      const r = g.gate.admin.keysRotate(localOperator(s), { kind: o.kind });
+      print(o, r, () => `rotated the ${o.kind} key: new kid ${r.kid} (old signatures still verify)`);
+    });
+  }));
+  return c;
+}

@@ -1,0 +1,56 @@
+// What the gate commands share: configuration with safe first-run defaults
+// (the user running latchgate is its only principal and operator), the state
+// and runtime directories, and opening the gate on the shared state.
+import { userInfo } from 'node:os';
+import { join } from 'node:path';
+import { runtimeDir, stateDir } from '../config/paths.js';
+import { loadConfig, type GateFileConfig, type LatchgateConfig } from '../config/sandbox-config.js';
+import type { Caller } from '../gate/app.js';
+import { openGate, type OpenedGate } from '../gate/factory.js';
+import { LaunchError } from '../sandbox/errors.js';
+
+export interface GateSetup {
+  config: LatchgateConfig;
+  gate: GateFileConfig;
+  stateDir: string;
+  runtimeDir: string;
+  clientSocket: string;
+  adminSocket: string;
+}
+
+export function gateSetup(configFile?: string): GateSetup {
+  const config = loadConfig(configFile);
+  const g = config.gate;
+  const uid = process.getuid!();
+  const me = userInfo().username;
+  // First run, nothing configured: this user may call actions and administer.
+  if (g.principals.size === 0) g.principals.set(uid, { name: me, scopes: ['tools:call', 'audit:read'] });
+  if (g.operators.size === 0) g.operators.set(me, { uid });
+  const rt = g.runtimeDir ?? runtimeDir();
+  return {
+    config,
+    gate: g,
+    stateDir: g.stateDir ?? stateDir(),
+    runtimeDir: rt,
+    clientSocket: join(rt, 'gate.sock'),
+    adminSocket: join(rt, 'gate-admin.sock'),
+  };
+}
+
+export function operatorsByUid(g: GateFileConfig): Map<number, string> {
+  return new Map([...g.operators].map(([name, o]) => [o.uid, name]));
+}
+
+/** The local user as an operator, for admin acts run by the CLI itself. */
+export function localOperator(s: GateSetup): Caller {
+  const uid = process.getuid!();
+  const name = operatorsByUid(s.gate).get(uid);
+  if (!name) {
+    throw new LaunchError(`uid ${uid} is not an operator; add [operators.<name>] uid = ${uid} to ${s.config.file ?? 'latchgate.toml'}`);
+  }
+  return { principal: `operator:${name}`, scopes: [], uid, operator: name, transport: 'unix' };
+}
+
+export async function openSharedGate(s: GateSetup): Promise<OpenedGate> {
+  return openGate({ stateDir: s.stateDir, config: s.gate });
+}
