@@ -2,13 +2,15 @@
 import { Command, Option } from 'commander';
 import { normalizeAllowHost } from '../config/hosts.js';
 import { resolveProfile } from '../config/profiles.js';
-import { loadConfig } from '../config/sandbox-config.js';
+import { BoxGate } from '../sandbox/box-gate.js';
+import { gateSetup, type GateSetup } from './gate-setup.js';
 import { loadAddon } from '../native/addon.js';
 import { LaunchError } from '../sandbox/errors.js';
 import { hostFacts, resolveIdentity } from '../sandbox/identity.js';
 import { buildSandboxPlan, readCapLast, readHardLimits, type SandboxPlan } from '../sandbox/plan.js';
 import { runSandbox, type RunResult } from '../sandbox/supervisor.js';
 import { realpathSync } from 'node:fs';
+import { DEFAULTS } from '../gate/factory.js';
 
 const collect = (v: string, prev: string[] | undefined) => [...(prev ?? []), v];
 
@@ -86,8 +88,10 @@ export function sandboxCommand(): Command {
     });
 }
 
-function planFrom(cmd: string[], f: SandboxFlags): SandboxPlan {
-  const cfg = loadConfig(f.config);
+export const DEFAULT_BOX_PRINCIPAL = 'sandbox-agent';
+
+function planFrom(cmd: string[], f: SandboxFlags, setup: GateSetup, makeGate: (identity: { uid: number; gid: number }, principal: string) => BoxGate | undefined): SandboxPlan {
+  const cfg = setup.config;
   const file = cfg.sandbox;
   const source = cfg.file ?? 'latchgate.toml';
   const profile = f.profile !== undefined ? resolveProfile(f.profile) : undefined;
@@ -99,6 +103,9 @@ function planFrom(cmd: string[], f: SandboxFlags): SandboxPlan {
   } catch {
     throw new LaunchError(`--workspace ${workspace}: no such directory; create it or pass an existing one`);
   }
+  const identity = resolveIdentity(hostFacts(wsReal));
+  const principal = file.principal ?? DEFAULT_BOX_PRINCIPAL;
+  const boxGate = makeGate(identity, principal);
   const tty = process.stdin.isTTY;
   const out = process.stdout.isTTY ? process.stdout : undefined;
   return buildSandboxPlan(
@@ -114,9 +121,10 @@ function planFrom(cmd: string[], f: SandboxFlags): SandboxPlan {
       allowDegraded: f.allowDegraded ?? false,
       limits: { nofile: f.rlimitNofile ?? file.limits.nofile, nproc: f.rlimitNproc ?? file.limits.nproc, tmpSize: f.tmpSize ?? file.limits.tmpSize },
       listenPorts: [],
+      gate: { socket: boxGate?.socketPath ?? '(a socket created at launch)', principal, publicBaseUrl: setup.gate.publicBaseUrl ?? DEFAULTS.publicBaseUrl },
     },
     {
-      identity: resolveIdentity(hostFacts(wsReal)),
+      identity,
       env: process.env,
       landlockAbi: loadAddon().landlockAbi(),
       hardLimits: readHardLimits(),
@@ -153,18 +161,29 @@ export async function runSandboxCommand(cmd: string[], f: SandboxFlags): Promise
   let plan: SandboxPlan | undefined;
   let result: RunResult | undefined;
   let error: LaunchError | undefined;
+  let boxGate: BoxGate | undefined;
   try {
-    plan = planFrom(cmd, f);
+    const setup = gateSetup(f.config);
+    plan = planFrom(cmd, f, setup, (agent, principal) => (f.dryRun ? undefined : (boxGate = new BoxGate(setup, principal, agent))));
     if (f.dryRun) {
       process.stdout.write(JSON.stringify(plan, null, 2) + '\n');
       return 0;
     }
-    for (const d of plan.degraded) process.stderr.write(`latchgate: WARNING: running degraded (${d}): asked for with --allow-degraded\n`);
+    await boxGate!.listen();
+    if (plan.degraded.length > 0) {
+      for (const d of plan.degraded) process.stderr.write(`latchgate: WARNING: running degraded (${d}): asked for with --allow-degraded\n`);
+      // A weaker mode is recorded in the ledger, not only said.
+      boxGate!.sandboxDegraded = true;
+      const { opened } = await boxGate!.open();
+      opened.gate.event({ event_type: 'sandbox_degraded', decision: 'allow', subject: { principal: boxGate!.principal }, details: { degraded: plan.degraded, workspace: plan.workspace } });
+    }
     result = await runSandbox(plan);
     error = result.error;
   } catch (e) {
     if (!(e instanceof LaunchError)) throw e;
     error = e;
+  } finally {
+    await boxGate?.close();
   }
   if (error) process.stderr.write(`${error.message.startsWith('latchgate:') ? '' : 'latchgate: '}${error.message}\n`);
   if (f.json) process.stderr.write(JSON.stringify(summary(plan, result, error, t0)) + '\n');

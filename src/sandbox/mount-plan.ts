@@ -76,6 +76,12 @@ export class MountPlanner {
     this.access.push({ path, access, isFile: !st.isDirectory() });
   }
 
+  /** A host Unix socket made visible at path (created just before launch, so not checked here). */
+  socket(src: string, path: string): void {
+    this.ensure(path, 'file');
+    this.entries.push({ kind: 'bind', src, path, readonly: false, why: 'the gate socket' });
+  }
+
   /**
    * Re-mounts a path inside a writable tree read-only over itself. The path
    * may be a placeholder created just before launch, so it is not checked here.

@@ -1,7 +1,7 @@
 // The launch plan: everything `latchgate sandbox` will do, as plain data that
 // --dry-run prints and tests inspect before anything runs.
 import { existsSync, readFileSync, realpathSync, statSync } from 'node:fs';
-import { isAbsolute, join } from 'node:path';
+import { isAbsolute, join, resolve } from 'node:path';
 import { buildBoxEnv, BOX_PATH } from './env.js';
 import { LaunchError } from './errors.js';
 import { accessibleBy, renderGroup, renderPasswd, type Identity } from './identity.js';
@@ -25,6 +25,8 @@ export interface SandboxOptions {
   limits: { nofile?: number; nproc?: number; tmpSize?: string };
   /** Ports the box's init listens on (127.0.0.1) and hands to the parent. */
   listenPorts: number[];
+  /** The host socket of this box's gate, mounted at /run/latchgate/gate.sock. */
+  gate?: { socket: string; principal: string; publicBaseUrl: string };
 }
 
 export interface HostFacts {
@@ -63,6 +65,7 @@ export interface SandboxPlan {
   noNewPrivs: true;
   namespaces: string[];
   network: { loopbackOnly: true; strictNet: boolean; listenPorts: number[]; allowHosts: string[] };
+  gate: { socket: '/run/latchgate/gate.sock'; principal: string } | null;
   terminal: { mode: 'pty'; rows: number; cols: number } | { mode: 'inherit' };
   /** Weaker modes asked for by name; empty at full isolation. */
   degraded: string[];
@@ -115,7 +118,7 @@ function clampLimit(name: string, wanted: number, hard: number): RlimitEntry['so
 export function buildSandboxPlan(o: SandboxOptions, h: HostFacts): SandboxPlan {
   const id = h.identity;
   const degraded: string[] = [];
-  const workspace = canonical(o.workspace, '--workspace');
+  const workspace = canonical(resolve(o.workspace), '--workspace');
   if (!statSync(workspace).isDirectory()) throw new LaunchError(`--workspace ${o.workspace}: not a directory; pass the project directory`);
   refuseHostInternals(workspace, '--workspace');
   if (id.hostUid === 0 && !accessibleBy(workspace, id.uid, id.gid, { read: true })) {
@@ -159,6 +162,8 @@ export function buildSandboxPlan(o: SandboxOptions, h: HostFacts): SandboxPlan {
   m.ensureDir('/run');
   m.ensureDir('/run/latchgate');
   m.rule('/run/latchgate', 'list');
+  // A socket must stay writable to be connected to.
+  if (o.gate) m.socket(o.gate.socket, '/run/latchgate/gate.sock');
 
   // Trees at user-chosen paths, parents before children; an explicit bind of
   // /tmp or of HOME replaces the private tmpfs there.
@@ -204,6 +209,11 @@ export function buildSandboxPlan(o: SandboxOptions, h: HostFacts): SandboxPlan {
     workspace,
     extraPath,
   });
+  if (o.gate) {
+    env.LATCHGATE_URL = 'unix:///run/latchgate/gate.sock';
+    env.LATCHGATE_SOCKET = '/run/latchgate/gate.sock';
+    env.LATCHGATE_PUBLIC_URL = o.gate.publicBaseUrl;
+  }
   const argv = o.command.length > 0 ? o.command : [id.shell];
   const cwd = workspace;
   const execPaths = resolveExecPaths(argv[0]!, cwd, env.PATH ?? BOX_PATH);
@@ -241,6 +251,7 @@ export function buildSandboxPlan(o: SandboxOptions, h: HostFacts): SandboxPlan {
     noNewPrivs: true,
     namespaces: ['user', 'mount', 'pid', 'network', 'uts', 'ipc', 'cgroup'],
     network: { loopbackOnly: true, strictNet: o.strictNet, listenPorts: o.listenPorts, allowHosts: o.allowHosts },
+    gate: o.gate ? { socket: '/run/latchgate/gate.sock', principal: o.gate.principal } : null,
     terminal: h.terminal ? { mode: 'pty', ...h.terminal } : { mode: 'inherit' },
     degraded,
   };

@@ -1,0 +1,78 @@
+// The gate as the box sees it: a Unix socket per box, bind-mounted at
+// /run/latchgate/gate.sock, whose every caller is the box's principal (fixed
+// here, never claimed by the client). The gate itself opens on the first
+// connection, so boxes that never call it start as fast as without it.
+import { chmodSync, chownSync, mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import type { GateSetup } from '../cli/gate-setup.js';
+import { buildGateApp } from '../gate/app.js';
+import { openGate, type OpenedGate } from '../gate/factory.js';
+import { boxIdentity } from '../gate/transport.js';
+
+export const BOX_GATE_SOCKET = '/run/latchgate/gate.sock';
+
+export class BoxGate {
+  readonly dir: string;
+  readonly socketPath: string;
+  private readonly server: net.Server;
+  private opening: Promise<{ app: FastifyInstance; opened: OpenedGate }> | undefined;
+
+  /** Set once the plan is known: every event then says the box ran degraded. */
+  sandboxDegraded = false;
+
+  constructor(
+    private readonly setup: GateSetup,
+    readonly principal: string,
+    agent: { uid: number; gid: number },
+  ) {
+    // Private to the agent's user: the box's init must reach it to mount it.
+    this.dir = mkdtempSync(join(tmpdir(), 'latchgate-box-'));
+    if (process.getuid!() === 0) chownSync(this.dir, agent.uid, agent.gid);
+    chmodSync(this.dir, 0o700);
+    this.socketPath = join(this.dir, 'gate.sock');
+    this.server = net.createServer({ pauseOnConnect: true }, (sock) => {
+      this.open().then(
+        ({ app }) => {
+          app.server.emit('connection', sock);
+          sock.resume();
+        },
+        (e) => {
+          process.stderr.write(`latchgate: the gate could not start for the box: ${(e as Error).message}\n`);
+          sock.destroy();
+        },
+      );
+    });
+  }
+
+  async listen(): Promise<void> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(this.socketPath, () => resolve());
+    });
+    chmodSync(this.socketPath, 0o666);
+  }
+
+  /** Opens the gate on the shared state (once). */
+  open(): Promise<{ app: FastifyInstance; opened: OpenedGate }> {
+    this.opening ??= (async () => {
+      const opened = await openGate({ stateDir: this.setup.stateDir, config: this.setup.gate, sandboxDegraded: this.sandboxDegraded });
+      const app = buildGateApp({ service: opened.gate, role: 'client', identify: boxIdentity(this.principal, ['tools:call']) });
+      await app.ready();
+      return { app, opened };
+    })();
+    return this.opening;
+  }
+
+  async close(): Promise<void> {
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    if (this.opening) {
+      const { app, opened } = await this.opening.catch(() => ({ app: undefined, opened: undefined }));
+      await app?.close();
+      opened?.close();
+    }
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
