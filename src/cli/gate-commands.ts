@@ -5,8 +5,7 @@
 import { Command, Option } from 'commander';
 import { existsSync } from 'node:fs';
 import { request } from 'node:http';
-import { formatEvents, formatVerifyReport, AUDIT_FORMATS, type AuditFormat } from '../ledger/format.js';
-import { verifyLedger } from '../ledger/verify.js';
+import type { AuditFormat } from '../ledger/format.js';
 import { GateError } from '../gate/errors.js';
 import { LaunchError } from '../sandbox/errors.js';
 import { gateSetup, localOperator, openSharedGate, type GateSetup } from './gate-setup.js';
@@ -53,7 +52,7 @@ export function statusCommand(): Command {
   return common(new Command('status').summary('gate configuration, state and health')).action(async (o: Out) => {
     await withGate(o, async (g, s) => {
       const running = await pingGate(s.clientSocket);
-      const report = verifyLedger(g.db, g.ctx.keys);
+      const report = (await import('../ledger/verify.js')).verifyLedger(g.db, g.ctx.keys);
       const v = {
         config_file: s.config.file,
         state_dir: s.stateDir,
@@ -98,7 +97,7 @@ export function auditCommand(): Command {
   return new Command('audit')
     .summary('query the ledger')
     .option('--config <file>', 'latchgate.toml')
-    .addOption(new Option('--format <format>', 'output format').choices([...AUDIT_FORMATS]).default('table'))
+    .addOption(new Option('--format <format>', 'output format').choices(['table', 'json', 'jsonl', 'csv']).default('table'))
     .option('--json', 'same as --format json')
     .option('-l, --limit <n>', 'newest N events', '20')
     .option('--action <id>')
@@ -110,12 +109,13 @@ export function auditCommand(): Command {
     .option('--session-id <id>')
     .option('--event-type <type>')
     .action(async (o: Out & Record<string, string | undefined>) => {
-      await withGate(o, (g) => {
+      await withGate(o, async (g) => {
         const events = g.gate.admin.auditEvents({
           action: o.action, principal: o.principal, decision: o.decision, after: o.after, before: o.before,
           trace_id: o.traceId, session_id: o.sessionId, event_type: o.eventType, limit: o.limit,
         });
         const format = (o.json ? 'json' : o.format) as AuditFormat;
+        const { formatEvents } = await import('../ledger/format.js');
         const text = formatEvents(events as never, format);
         process.stdout.write(text.endsWith('\n') || text === '' ? text : text + '\n');
       });
@@ -126,7 +126,8 @@ export function verifyCommand(): Command {
   return common(new Command('verify').summary('verify the ledger: hash chain, receipts, intents without receipts'))
     .description('Exit 0 when the ledger is intact, 2 when it is not (the first bad event is named).')
     .action(async (o: Out) => {
-      await withGate(o, (g) => {
+      await withGate(o, async (g) => {
+        const [{ verifyLedger }, { formatVerifyReport }] = await Promise.all([import('../ledger/verify.js'), import('../ledger/format.js')]);
         const r = verifyLedger(g.db, g.ctx.keys);
         print(o, r, () => formatVerifyReport(r));
         process.exitCode = r.intact ? 0 : 2;

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { runtimeDir, stateDir } from '../config/paths.js';
 import { loadConfig, type GateFileConfig, type LatchgateConfig } from '../config/sandbox-config.js';
 import type { Caller } from '../gate/app.js';
-import { openGate, type OpenedGate } from '../gate/factory.js';
+import type { OpenedGate } from '../gate/factory.js';
 import { LaunchError } from '../sandbox/errors.js';
 
 export interface GateSetup {
@@ -51,6 +51,8 @@ export function localOperator(s: GateSetup): Caller {
   return { principal: `operator:${name}`, scopes: [], uid, operator: name, transport: 'unix' };
 }
 
+/** Loads the gate's modules only when a command needs them (sandbox start-up stays light). */
 export async function openSharedGate(s: GateSetup): Promise<OpenedGate> {
+  const { openGate } = await import('../gate/factory.js');
   return openGate({ stateDir: s.stateDir, config: s.gate });
 }

@@ -2,7 +2,7 @@
 import { Command, Option } from 'commander';
 import { normalizeAllowHost } from '../config/hosts.js';
 import { resolveProfile } from '../config/profiles.js';
-import { BoxGate } from '../sandbox/box-gate.js';
+import type { BoxGate } from '../sandbox/box-gate.js';
 import { gateSetup, type GateSetup } from './gate-setup.js';
 import { loadAddon } from '../native/addon.js';
 import { LaunchError } from '../sandbox/errors.js';
@@ -10,7 +10,7 @@ import { hostFacts, resolveIdentity } from '../sandbox/identity.js';
 import { buildSandboxPlan, readCapLast, readHardLimits, type SandboxPlan } from '../sandbox/plan.js';
 import { runSandbox, type RunResult } from '../sandbox/supervisor.js';
 import { realpathSync } from 'node:fs';
-import { DEFAULTS } from '../gate/factory.js';
+import { DEFAULTS } from '../gate/defaults.js';
 
 const collect = (v: string, prev: string[] | undefined) => [...(prev ?? []), v];
 
@@ -164,6 +164,7 @@ export async function runSandboxCommand(cmd: string[], f: SandboxFlags): Promise
   let boxGate: BoxGate | undefined;
   try {
     const setup = gateSetup(f.config);
+    const { BoxGate } = await import('../sandbox/box-gate.js');
     plan = planFrom(cmd, f, setup, (agent, principal) => (f.dryRun ? undefined : (boxGate = new BoxGate(setup, principal, agent))));
     if (f.dryRun) {
       process.stdout.write(JSON.stringify(plan, null, 2) + '\n');

@@ -2,8 +2,6 @@
 // admin socket (and, if asked, loopback HTTP). Never waits on a prompt.
 import { Command } from 'commander';
 import type { FastifyInstance } from 'fastify';
-import { buildGateApp } from '../gate/app.js';
-import { httpIdentity, listenUnix, parseLoopbackAddress, unixIdentity } from '../gate/transport.js';
 import { gateSetup, openSharedGate, operatorsByUid } from './gate-setup.js';
 
 export function upCommand(): Command {
@@ -16,6 +14,7 @@ export function upCommand(): Command {
     .option('--json', 'print a JSON line when ready')
     .action(async (o: { config?: string; exposeHttp?: string; json?: boolean }) => {
       const s = gateSetup(o.config);
+      const [{ buildGateApp }, { httpIdentity, listenUnix, parseLoopbackAddress, unixIdentity }] = await Promise.all([import('../gate/app.js'), import('../gate/transport.js')]);
       const opened = await openSharedGate(s);
       const identity = unixIdentity({ principals: s.gate.principals, operators: operatorsByUid(s.gate) });
       const client = buildGateApp({ service: opened.gate, role: 'client', identify: identity });

@@ -20,13 +20,9 @@ import { Gate } from './gate.js';
 import { ProviderTable, type HttpTransport, type Provider } from './providers.js';
 import { Registry } from './registry.js';
 
-export const DEFAULTS = {
-  publicBaseUrl: 'http://latchgate.local',
-  leaseTtlSeconds: 900,
-  maxBodyBytes: 1024 * 1024,
-  approvalTtlSeconds: 300,
-  grantTtlSeconds: 60,
-};
+import { DEFAULTS } from './defaults.js';
+
+export { DEFAULTS };
 
 export interface OpenGateOptions {
   stateDir: string;

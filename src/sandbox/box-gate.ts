@@ -8,9 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { GateSetup } from '../cli/gate-setup.js';
-import { buildGateApp } from '../gate/app.js';
-import { openGate, type OpenedGate } from '../gate/factory.js';
-import { boxIdentity } from '../gate/transport.js';
+import type { OpenedGate } from '../gate/factory.js';
 
 export const BOX_GATE_SOCKET = '/run/latchgate/gate.sock';
 
@@ -58,6 +56,7 @@ export class BoxGate {
   /** Opens the gate on the shared state (once). */
   open(): Promise<{ app: FastifyInstance; opened: OpenedGate }> {
     this.opening ??= (async () => {
+      const [{ openGate }, { buildGateApp }, { boxIdentity }] = await Promise.all([import('../gate/factory.js'), import('../gate/app.js'), import('../gate/transport.js')]);
       const opened = await openGate({ stateDir: this.setup.stateDir, config: this.setup.gate, sandboxDegraded: this.sandboxDegraded });
       const app = buildGateApp({ service: opened.gate, role: 'client', identify: boxIdentity(this.principal, ['tools:call']) });
       await app.ready();

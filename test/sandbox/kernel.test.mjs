@@ -430,7 +430,7 @@ for (const mode of MODES) {
         HISTFILE: '/tmp/hist',
       };
       const parseEnv = (out) => Object.fromEntries(out.split('\n').filter(Boolean).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
-      const base = ['COLORTERM', 'HOME', 'LANG', 'LATCHGATE_SANDBOX', 'LATCHGATE_WORKSPACE', 'LC_TIME', 'LOGNAME', 'PATH', 'SHELL', 'TERM', 'USER'];
+      const base = ['COLORTERM', 'HOME', 'LANG', 'LATCHGATE_PUBLIC_URL', 'LATCHGATE_SANDBOX', 'LATCHGATE_SOCKET', 'LATCHGATE_URL', 'LATCHGATE_WORKSPACE', 'LC_TIME', 'LOGNAME', 'PATH', 'SHELL', 'TERM', 'USER'];
 
       const plain = await runBox(mode, { workspace: ws, env: hostEnv, cmd: ['/usr/bin/env'] });
       assert.equal(plain.code, 0, plain.stderr);
@@ -445,6 +445,8 @@ for (const mode of MODES) {
       }
       assert.equal(env.LATCHGATE_SANDBOX, '1');
       assert.equal(env.LATCHGATE_WORKSPACE, realpathSync(ws));
+      assert.equal(env.LATCHGATE_SOCKET, '/run/latchgate/gate.sock');
+      assert.equal(env.LATCHGATE_URL, 'unix:///run/latchgate/gate.sock');
       assert.equal(env.TERM, 'xterm-256color');
       assert.equal(env.LANG, 'C.UTF-8');
       assert.ok(!plain.stdout.includes('s3cret-value'), 'the host secret leaked');
