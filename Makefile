@@ -1,5 +1,5 @@
 # Common targets. `make test` does the whole set-up on a fresh machine.
-.PHONY: setup build test lint bench bench-sandbox clean
+.PHONY: setup build test lint bench bench-sandbox bench-gate clean
 
 setup:
 	bash scripts/setup.sh
@@ -14,10 +14,13 @@ lint:
 	npx tsc -p tsconfig.json --noEmit
 	node scripts/build-addon.mjs  # -Wall -Wextra -Werror: warning-clean or it fails
 
-bench: bench-sandbox
+bench: bench-sandbox bench-gate
 
 bench-sandbox: setup
 	node bench/sandbox.mjs
+
+bench-gate: setup
+	node bench/gate.mjs
 
 clean:
 	rm -rf build dist

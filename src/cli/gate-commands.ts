@@ -211,8 +211,8 @@ export function policyCommand(): Command {
 export function keysCommand(): Command {
   const c = new Command('keys').summary('signing keys');
   c.addCommand(common(new Command('rotate')).addOption(new Option('--kind <kind>', 'which key').choices(['receipt', 'grant', 'lease']).default('receipt')).action(async (o: Out & { kind: string }) => {
-    await withGate(o, (g, s) => {
-      const r = g.gate.admin.keysRotate(localOperator(s), { kind: o.kind });
+    await withGate(o, async (g, s) => {
+      const r = await g.gate.admin.keysRotate(localOperator(s), { kind: o.kind });
       print(o, r, () => `rotated the ${o.kind} key: new kid ${r.kid} (old signatures still verify)`);
     });
   }));

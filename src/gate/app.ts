@@ -55,7 +55,7 @@ export interface AdminService {
   policyShow(principal?: string): Record<string, unknown>;
   policyGrant(caller: Caller, body: unknown): Record<string, unknown>;
   policyRevoke(caller: Caller, body: unknown): Record<string, unknown>;
-  keysRotate(caller: Caller, body: unknown): Record<string, unknown>;
+  keysRotate(caller: Caller, body: unknown): Promise<Record<string, unknown>>;
 }
 
 export interface AppOptions {

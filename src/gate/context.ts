@@ -5,7 +5,7 @@ import type { Ledger } from '../ledger/ledger.js';
 import type { PolicyEngine } from '../policy/engine.js';
 import type { PolicyStore } from '../policy/store.js';
 import type { Approvals } from './approvals.js';
-import type { LeaseKeySource } from './auth/keys.js';
+import type { FileLeaseKeys } from './auth/keys.js';
 import type { ReplayCache } from './auth/replay.js';
 import type { Budgets } from './budget.js';
 import type { HttpTransport, ProviderTable } from './providers.js';
@@ -25,7 +25,7 @@ export interface GateContext {
   db: Db;
   ledger: Ledger;
   keys: KeyStore;
-  leaseKeys: LeaseKeySource;
+  leaseKeys: FileLeaseKeys;
   replay: ReplayCache;
   registry: Registry;
   policy: PolicyEngine;

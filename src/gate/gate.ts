@@ -324,10 +324,11 @@ class Admin implements AdminService {
     return { ...this.ctx.keys.jwks('receipt') };
   }
 
-  keysRotate(caller: Caller, body: unknown): Record<string, unknown> {
+  async keysRotate(caller: Caller, body: unknown): Promise<Record<string, unknown>> {
     const kind = (body as { kind?: unknown })?.kind ?? 'receipt';
     if (kind !== 'receipt' && kind !== 'grant' && kind !== 'lease') throw new GateError('invalid_request', 'kind: expected "receipt", "grant" or "lease"');
-    const kid = this.ctx.keys.rotate(kind);
+    // Leases are signed by their own key file; grants and receipts by the key store.
+    const kid = kind === 'lease' ? (await this.ctx.leaseKeys.rotate()).kid : this.ctx.keys.rotate(kind);
     this.act(caller, 'admin_keys_rotated', { kind, kid });
     return { kind, kid };
   }

@@ -12,7 +12,7 @@
 // reveals a deleted or edited last event.
 import { randomUUID } from 'node:crypto';
 import { canonicalize, sha256Hex } from '../crypto/jcs.js';
-import { immediate, openDb, type Db } from './db.js';
+import { durable, immediate, openDb, type Db } from './db.js';
 import type { AuditEvent, AuditEventInput, ExecutionReceipt } from '../gate/types.js';
 
 export const CHAIN_HASH_FORMAT = 'jcs-sha256';
@@ -119,6 +119,7 @@ CREATE TABLE IF NOT EXISTS execution_intents (
   approved_by TEXT,
   started_at TEXT NOT NULL
 );
+CREATE INDEX IF NOT EXISTS execution_intents_request ON execution_intents(request_hash);
 CREATE TABLE IF NOT EXISTS consumed_grants (
   grant_id TEXT PRIMARY KEY,
   action_id TEXT NOT NULL,
@@ -244,6 +245,13 @@ export class Ledger {
           ORDER BY i.started_at, i.grant_id`,
       ),
       count: db.prepare('SELECT count(*) FROM audit_events').pluck(),
+      unfinished: db.prepare(
+        `SELECT i.grant_id, i.trace_id, i.action_id, i.principal, i.provider_module_digest, i.request_hash, i.approved_by, i.started_at
+           FROM execution_intents i
+          WHERE i.request_hash = ? AND i.action_id = ? AND i.principal = ?
+            AND NOT EXISTS (SELECT 1 FROM receipts r WHERE r.grant_id = i.grant_id)
+          LIMIT 1`,
+      ),
     };
   }
 
@@ -332,7 +340,7 @@ export class Ledger {
    * grant was already consumed: the caller answers 409.
    */
   consumeGrantAndWriteIntent(intent: ExecutionIntent): boolean {
-    return immediate(this.db, () => {
+    return durable(this.db, () => {
       if (!this.consumeGrant(intent.grant_id, intent.action_id, intent.principal)) return false;
       this.writeIntent(intent);
       return true;
@@ -350,7 +358,7 @@ export class Ledger {
    * client must get evidence_persistence_failed.
    */
   commitEvidence(receipt: ExecutionReceipt, event: AuditEventInput): AuditEvent {
-    return immediate(this.db, () => {
+    return durable(this.db, () => {
       this.writeReceipt(receipt);
       return this.appendInTransaction(event);
     });
@@ -363,6 +371,11 @@ export class Ledger {
 
   receiptsForGrant(grantId: string): ExecutionReceipt[] {
     return (this.s.receiptsForGrant.all(grantId) as string[]).map((j) => JSON.parse(j) as ExecutionReceipt);
+  }
+
+  /** An earlier run of exactly this request whose outcome was never recorded, if any. */
+  unfinishedIntent(requestHash: string, actionId: string, principal: string): ExecutionIntent | undefined {
+    return this.s.unfinished.get(requestHash, actionId, principal) as ExecutionIntent | undefined;
   }
 
   /** Intents with no receipt for their grant: executions whose outcome was never recorded (crash between dispatch and receipt). */

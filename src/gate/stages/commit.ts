@@ -2,7 +2,7 @@
 // unchanged), then the intent is written and the grant consumed in one
 // transaction: a replayed grant gets 409, a crash leaves an intent to find.
 import { verifyGrantSignature } from '../../ledger/verify.js';
-import { immediate } from '../../ledger/db.js';
+import { durable } from '../../ledger/db.js';
 import type { GateContext } from '../context.js';
 import { GateError } from '../errors.js';
 import type { ExecutionGrant } from '../types.js';
@@ -16,13 +16,12 @@ export function commitIntent(ctx: GateContext, grant: ExecutionGrant, traceId: s
     throw new GateError('action_digest_mismatch', `${grant.core.action_id}@${grant.core.action_version} changed after the grant was issued`);
   }
   // Never run a request twice when a previous run of it has an unknown outcome.
-  const unknown = ctx.ledger
-    .intentsWithoutReceipts()
-    .find((i) => i.request_hash === grant.core.request_hash && i.action_id === grant.core.action_id && i.principal === grant.subject.principal);
+  const unknown = ctx.ledger.unfinishedIntent(grant.core.request_hash, grant.core.action_id, grant.subject.principal);
   if (unknown) {
     throw new GateError('previous_outcome_unknown', `this exact request already started (grant ${unknown.grant_id}, ${unknown.started_at}) and has no receipt; an operator must establish its outcome before it may run again (latchgate verify)`);
   }
-  const ok = immediate(ctx.db, () => {
+  // Fsynced: the intent is the evidence that survives a crash during dispatch.
+  const ok = durable(ctx.db, () => {
     if (approvalId && !ctx.approvals.consumeInTransaction(approvalId)) return false;
     return ctx.ledger.consumeGrantAndWriteIntent({
       grant_id: grant.grant_id,

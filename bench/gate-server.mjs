@@ -1,0 +1,29 @@
+// The gate under benchmark, in its own process: the real factory, Cedar,
+// SQLite (synchronous=FULL) and a Unix socket; prints the socket path.
+import { mkdtempSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { openGate } from '../dist/gate/factory.js';
+import { buildGateApp } from '../dist/gate/app.js';
+import { listenUnix, unixIdentity } from '../dist/gate/transport.js';
+
+const stateDir = process.argv[2];
+const uid = process.getuid();
+const config = {
+  manifestDirs: [fileURLToPath(new URL('./fixtures', import.meta.url))],
+  principals: new Map([[uid, { name: 'bench', scopes: ['tools:call'] }]]),
+  operators: new Map(),
+  policy: {},
+};
+const g = await openGate({ stateDir, config });
+g.ctx.policyStore.grant('bench', ['t_noop'], []);
+const app = buildGateApp({ service: g.gate, role: 'client', identify: unixIdentity({ principals: config.principals, operators: new Map() }) });
+const sock = path.join(mkdtempSync(path.join(os.tmpdir(), 'latchgate-bench-sock-')), 'gate.sock');
+await listenUnix(app, sock, 0o600);
+process.stdout.write(sock + '\n');
+process.on('SIGTERM', async () => {
+  await app.close();
+  g.close();
+  process.exit(0);
+});

@@ -1,0 +1,90 @@
+#!/usr/bin/env node
+// make bench-gate: latency of POST /v1/actions/{id}/execute for a low-risk
+// action with a no-op provider, each answer after a durable receipt, over the
+// Unix socket; sequential and with 16 concurrent clients; and the policy
+// decision alone. Prints the goals next to the numbers.
+import { spawn } from 'node:child_process';
+import http from 'node:http';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createDpopKey, makeProof } from '../dist/gate/auth/client.js';
+import { CedarEngine } from '../dist/policy/cedar.js';
+
+const N = Number(process.env.BENCH_GATE_N ?? 600);
+const BASE = 'http://latchgate.local';
+const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+
+function req(sock, method, p, body, headers = {}) {
+  return new Promise((resolve, reject) => {
+    const r = http.request({ socketPath: sock, method, path: p, agent, headers: { 'content-type': 'application/json', ...headers } }, (res) => {
+      let t = '';
+      res.on('data', (d) => (t += d));
+      res.on('end', () => resolve({ status: res.statusCode, text: t }));
+    });
+    r.on('error', reject);
+    r.end(JSON.stringify(body));
+  });
+}
+
+const pct = (xs, p) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))];
+const fmt = (x) => `${x.toFixed(3)} ms`;
+
+const stateDir = mkdtempSync(path.join(os.tmpdir(), 'latchgate-bench-gate-'));
+const server = spawn(process.execPath, [...(process.env.BENCH_PROF ? ['--cpu-prof', '--cpu-prof-dir=/tmp/prof'] : []), fileURLToPath(new URL('./gate-server.mjs', import.meta.url)), stateDir], { stdio: ['ignore', 'pipe', 'inherit'] });
+const sock = await new Promise((resolve) => server.stdout.once('data', (d) => resolve(d.toString().trim())));
+
+try {
+  const key = await createDpopKey();
+  const lease = JSON.parse((await req(sock, 'POST', '/v1/leases', { scopes: ['tools:call'], dpop_jwk: key.jwk })).text);
+  const p = '/v1/actions/t_noop/execute';
+  // Proofs are made before timing: the client's signing is not the gate's latency.
+  const proofs = await Promise.all(Array.from({ length: 2 * N + 100 }, () => makeProof({ key, method: 'POST', url: BASE + p, leaseJwt: lease.lease_jwt })));
+  let next = 0;
+  const one = async () => {
+    const t0 = performance.now();
+    const r = await req(sock, 'POST', p, { n: 1 }, { authorization: `DPoP ${lease.lease_jwt}`, dpop: proofs[next++] });
+    const ms = performance.now() - t0;
+    if (r.status !== 200) throw new Error(`execute failed: ${r.status} ${r.text}`);
+    return ms;
+  };
+  for (let i = 0; i < 50; i++) await one(); // warm-up
+
+  const seq = [];
+  for (let i = 0; i < N; i++) seq.push(await one());
+
+  const conc = [];
+  const t0 = performance.now();
+  await Promise.all(Array.from({ length: 16 }, async () => {
+    while (conc.length < N) conc.push(await one());
+  }));
+  const secs = (performance.now() - t0) / 1000;
+
+  const engine = CedarEngine.load();
+  const input = { principal: 'bench', session_id: 's', scopes: ['tools:call'], required_scopes: [], action_id: 't_noop', action_version: '1.0.0', action_risk_level: 'low', action_trust_verdict: 'digest_ok', action_category: 'other', request_hash: 'sha256:' + '0'.repeat(64), requested_sinks: [], requested_secrets: [], egress_profile: 'none', budgets_before: { calls_remaining: 100 }, unresolved_domains: [], unresolved_paths: [] };
+  const data = { acl: { bench: { allowed_actions: ['t_noop'], allowed_sinks: [] } }, allowlist: {} };
+  for (let i = 0; i < 500; i++) await engine.decide(input, data);
+  const dec = [];
+  for (let i = 0; i < 5000; i++) {
+    const a = performance.now();
+    await engine.decide(input, data);
+    dec.push(performance.now() - a);
+  }
+
+  const row = (name, v, goal, ok) => console.log(`  ${name.padEnd(34)} ${v.padStart(14)}   goal ${goal} ${ok ? 'met' : 'NOT met'}`);
+  console.log(`execute, no-op provider, durable receipt, Unix socket (${N} each)`);
+  row('sequential p50', fmt(pct(seq, 50)), '<= 2 ms', pct(seq, 50) <= 2);
+  row('sequential p99', fmt(pct(seq, 99)), '<= 8 ms', pct(seq, 99) <= 8);
+  row('16 clients p50', fmt(pct(conc, 50)), '(informative)', true);
+  row('16 clients p99', fmt(pct(conc, 99)), '(informative)', true);
+  row('16 clients throughput', `${(conc.length / secs).toFixed(0)} /s`, '>= 500/s', conc.length / secs >= 500);
+  console.log('policy decision alone (Cedar, 5000 decisions)');
+  row('p50', `${(pct(dec, 50) * 1000).toFixed(0)} µs`, '(informative)', true);
+  row('p99', `${(pct(dec, 99) * 1000).toFixed(0)} µs`, '<= 200 µs', pct(dec, 99) <= 0.2);
+} finally {
+  server.kill('SIGTERM');
+  agent.destroy();
+  await new Promise((r) => server.once('exit', r));
+  rmSync(stateDir, { recursive: true, force: true });
+}
