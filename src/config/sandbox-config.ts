@@ -9,7 +9,7 @@ import { LaunchError } from '../sandbox/errors.js';
 import { configCandidates } from './paths.js';
 import { didYouMean } from './suggest.js';
 
-type FieldType = 'string' | 'string[]' | 'int' | 'bool';
+type FieldType = 'string' | 'string[]' | 'int' | 'uint' | 'bool';
 /** A table; the key '*' stands for any key (tables keyed by uid or name). */
 type Schema = { [key: string]: FieldType | Schema };
 
@@ -36,7 +36,7 @@ const SCHEMA: Schema = {
   },
   state: { dir: 'string', runtime_dir: 'string' },
   identity: { principals: { '*': { name: 'string', scopes: 'string[]' } } },
-  operators: { '*': { uid: 'int' } },
+  operators: { '*': { uid: 'uint' } },
   policy: { engine: 'string', opa_wasm: 'string', opa_url: 'string', opa_timeout_ms: 'int' },
 };
 
@@ -90,9 +90,10 @@ function check(file: string, value: unknown, schema: Schema, path: string[]): vo
       t === 'string' ? typeof v === 'string'
       : t === 'bool' ? typeof v === 'boolean'
       : t === 'int' ? typeof v === 'number' && Number.isInteger(v) && v > 0
+      : t === 'uint' ? typeof v === 'number' && Number.isInteger(v) && v >= 0
       : Array.isArray(v) && v.every((x) => typeof x === 'string');
     if (!ok) {
-      const expected = { string: 'a string', bool: 'true or false', int: 'a positive integer', 'string[]': 'an array of strings' }[t];
+      const expected = { string: 'a string', bool: 'true or false', int: 'a positive integer', uint: 'an integer >= 0', 'string[]': 'an array of strings' }[t];
       throw new LaunchError(`${file}: ${where}: expected ${expected}, got ${JSON.stringify(v)}`);
     }
   }

@@ -1,0 +1,161 @@
+// The gate's command line (issue 3 F): `latchgate up` on first run with no
+// prompt, and status, actions, audit, verify, revoke, approvals, policy and
+// keys rotate, each with --json, all on the one shared state.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+import Database from 'better-sqlite3';
+import { Agent } from '../helpers/gate.mjs';
+
+const CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
+const manifests = fileURLToPath(new URL('../fixtures/cli-manifests', import.meta.url));
+const home = mkdtempSync(path.join(os.tmpdir(), 'latchgate-cli-'));
+const env = { PATH: '/usr/bin:/bin', HOME: home, XDG_STATE_HOME: path.join(home, 'state'), XDG_RUNTIME_DIR: path.join(home, 'run'), XDG_CONFIG_HOME: path.join(home, 'config') };
+const cfgDir = path.join(home, 'config', 'latchgate');
+let up;
+let info;
+
+function lg(...args) {
+  const r = spawnSync(process.execPath, [CLI, ...args], { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  return { code: r.status, out: r.stdout, err: r.stderr, json: () => JSON.parse(r.stdout) };
+}
+
+before(async () => {
+  // Discovered config ($XDG_CONFIG_HOME/latchgate/latchgate.toml): only extra manifests.
+  spawnSync('mkdir', ['-p', cfgDir]);
+  writeFileSync(path.join(cfgDir, 'latchgate.toml'), `[gate]\nmanifest_dirs = [${JSON.stringify(manifests)}]\n`);
+  up = spawn(process.execPath, [CLI, 'up', '--json'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  up.stdout.on('data', (d) => (out += d));
+  for (let i = 0; i < 200 && !out.includes('\n'); i++) await sleep(25);
+  info = JSON.parse(out.trim());
+});
+
+after(async () => {
+  up?.kill('SIGTERM');
+  await new Promise((r) => (up.exitCode !== null ? r() : up.once('exit', r)));
+  rmSync(home, { recursive: true, force: true });
+});
+
+test('up: first run with no prompt (stdin is not a terminal), sockets under XDG_RUNTIME_DIR, state under XDG_STATE_HOME', () => {
+  assert.equal(info.status, 'ready');
+  assert.equal(info.client_socket, path.join(home, 'run', 'latchgate', 'gate.sock'));
+  assert.equal(info.admin_socket, path.join(home, 'run', 'latchgate', 'gate-admin.sock'));
+  assert.equal(info.state_dir, path.join(home, 'state', 'latchgate'));
+  assert.ok(existsSync(path.join(info.state_dir, 'ledger.sqlite3')));
+  const st = lg('status', '--json').json();
+  assert.equal(st.gate_running, true);
+  assert.equal(st.config_file, path.join(cfgDir, 'latchgate.toml'));
+  assert.ok(st.actions >= 8);
+});
+
+test('actions lists and shows; an unknown one is an error', () => {
+  const list = lg('actions', '--json').json();
+  assert.ok(list.some((a) => a.action_id === 't_noop_high' && a.risk_level === 'high'));
+  assert.equal(lg('actions', 't_noop', '--json').json().provider_module_digest, 'builtin:noop');
+  const bad = lg('actions', 'nope');
+  assert.notEqual(bad.code, 0);
+  assert.match(bad.err, /action_not_found/);
+});
+
+test('policy grant/show/list/revoke edit the policy data and are recorded with the operator', () => {
+  const me = os.userInfo().username;
+  assert.equal(lg('policy', 'grant', me, 't_noop,t_noop_high').code, 0);
+  const show = lg('policy', 'show', me, '--json').json();
+  assert.ok(JSON.stringify(show).includes('t_noop_high'));
+  assert.equal(lg('policy', 'revoke', me, 't_noop_high').code, 0);
+  assert.ok(!JSON.stringify(lg('policy', 'show', me, '--json').json()).includes('t_noop_high'));
+  assert.equal(lg('policy', 'grant', me, 't_noop_high').code, 0);
+  const events = lg('audit', '--json', '--event-type', 'policy_grant').json();
+  assert.ok(events.length >= 2);
+  assert.equal(events.at(-1).operator.name, me);
+  assert.match(lg('policy', 'grant', me, 'no_such_action').err, /no action no_such_action/);
+});
+
+test('an approval: 202 to the agent, approved by the CLI, executed once, visible to the agent', async () => {
+  const a = new Agent(info.client_socket);
+  await a.lease();
+  const r = await a.execute('t_noop_high', { n: 7 });
+  assert.equal(r.status, 202, JSON.stringify(r.body));
+  const pending = lg('approvals', 'list', '--json').json();
+  assert.ok(pending.some((p) => p.approval_id === r.body.approval_id && p.status === 'pending'));
+  assert.equal(lg('approvals', 'show', r.body.approval_id, '--json').json().plan_hash.startsWith('sha256:'), true);
+  const ok = lg('approvals', 'approve', r.body.approval_id, '--json');
+  assert.equal(ok.code, 0, ok.err);
+  assert.equal(ok.json().http_status, 200);
+  const again = lg('approvals', 'approve', r.body.approval_id);
+  assert.notEqual(again.code, 0);
+  assert.match(again.err, /approval_not_pending/);
+  const poll = await a.signed('GET', `/v1/approvals/${r.body.approval_id}/poll`);
+  assert.equal(poll.body.status, 'approved');
+  assert.ok(poll.body.receipt_id);
+  // A second request is denied by the CLI with a reason the agent sees.
+  const r2 = await a.execute('t_noop_high', { n: 8 });
+  assert.equal(lg('approvals', 'deny', r2.body.approval_id, '--reason', 'not today').code, 0);
+  const poll2 = await a.signed('GET', `/v1/approvals/${r2.body.approval_id}/poll`);
+  assert.equal(poll2.body.status, 'denied');
+  assert.equal(poll2.body.reason, 'not today');
+});
+
+test('audit formats and filters', () => {
+  const table = lg('audit');
+  assert.match(table.out.split('\n')[0], /^TIMESTAMP\s+EVENT_TYPE\s+DECISION\s+PRINCIPAL\s+ACTION_ID\s+TRACE_ID$/);
+  const jsonl = lg('audit', '--format', 'jsonl', '-l', '5').out.trim().split('\n');
+  assert.equal(jsonl.length, 5);
+  for (const l of jsonl) assert.ok(JSON.parse(l).trace_id);
+  const csv = lg('audit', '--format', 'csv', '--decision', 'pending_approval').out.trim().split('\n');
+  assert.match(csv[0], /^timestamp,/);
+  assert.equal(csv.length - 1, 2);
+  assert.equal(lg('audit', '--json', '--action', 't_noop_high', '--event-type', 'action_call').json().length, 3);
+  assert.match(lg('audit', '--after', 'yesterday-ish').err, /not a time/);
+});
+
+test('keys rotate: a new kid, old receipts still verify; revoke advances the epoch', () => {
+  const before = lg('verify', '--json').json();
+  const r = lg('keys', 'rotate', '--kind', 'receipt', '--json').json();
+  assert.match(r.kid, /^[0-9a-f]{16}$/);
+  const v = lg('verify', '--json');
+  assert.equal(v.code, 0);
+  assert.equal(v.json().receipts.total, before.receipts.total);
+  const epoch = lg('revoke', '--json').json().epoch;
+  assert.equal(lg('status', '--json').json().revocation_epoch, epoch);
+});
+
+test('verify exits 2 and names the first bad event when a row was edited', () => {
+  const db = path.join(info.state_dir, 'ledger.sqlite3');
+  const ok = lg('verify');
+  assert.equal(ok.code, 0, ok.out);
+  const d = new Database(db);
+  const row = d.prepare('SELECT id, trace_id, event_json FROM audit_events ORDER BY id LIMIT 1 OFFSET 2').get();
+  d.prepare('UPDATE audit_events SET event_json = ? WHERE id = ?').run(row.event_json.replace('"allow"', '"deny"'), row.id);
+  d.close();
+  const bad = lg('verify', '--json');
+  assert.equal(bad.code, 2);
+  assert.equal(bad.json().first_bad.id, row.id);
+  assert.match(lg('verify').out, new RegExp(`BROKEN at id=${row.id}`));
+});
+
+test('configuration errors name the file, the key and the nearest valid name', () => {
+  const f = path.join(home, 'bad.toml');
+  writeFileSync(f, '[gate]\nmanifest_dir = ["x"]\n');
+  const r = lg('status', '--config', f);
+  assert.equal(r.code, 125);
+  assert.match(r.err, new RegExp(`${f}: \\[gate\\] key "manifest_dir": unknown key; did you mean "manifest_dirs"\\?`));
+});
+
+test('a non-operator uid cannot administer', { skip: process.getuid() !== 0 ? 'needs root to act as another uid' : undefined }, () => {
+  const other = mkdtempSync(path.join(os.tmpdir(), 'latchgate-cli-other-'));
+  chmodSync(other, 0o777);
+  const f = path.join(other, 'latchgate.toml');
+  writeFileSync(f, '[operators.admin]\nuid = 0\n\n[state]\ndir = "state"\n');
+  chmodSync(f, 0o644);
+  const r = spawnSync(process.execPath, [CLI, 'revoke', '--config', f], { env: { PATH: '/usr/bin:/bin', HOME: other }, encoding: 'utf8', uid: 65534, gid: 65534 });
+  rmSync(other, { recursive: true, force: true });
+  assert.notEqual(r.status, 0);
+  assert.match(r.stderr, /uid 65534 is not an operator; add \[operators.<name>\] uid = 65534/);
+});
