@@ -87,6 +87,7 @@ export class Approvals {
     return immediate(this.db, () => {
       const a = this.get(id);
       if (!a) throw new ApprovalError('approval_not_found', `no approval ${id}`);
+      if (a.status === 'expired') throw new ApprovalError('approval_expired', `approval ${id} expired at ${a.expires_at}`);
       if (a.status !== 'pending') throw new ApprovalError('approval_not_pending', `approval ${id} is ${a.status}, not pending`);
       if (a.expires_at <= now.toISOString()) {
         this.db.prepare("UPDATE approvals SET status = 'expired', decided_at = ? WHERE approval_id = ?").run(now.toISOString(), id);

@@ -249,8 +249,7 @@ export class Ledger {
         `SELECT i.grant_id, i.trace_id, i.action_id, i.principal, i.provider_module_digest, i.request_hash, i.approved_by, i.started_at
            FROM execution_intents i
           WHERE i.request_hash = ? AND i.action_id = ? AND i.principal = ?
-            AND NOT EXISTS (SELECT 1 FROM receipts r WHERE r.grant_id = i.grant_id)
-          LIMIT 1`,
+            AND NOT EXISTS (SELECT 1 FROM receipts r WHERE r.grant_id = i.grant_id)`,
       ),
     };
   }
@@ -374,8 +373,11 @@ export class Ledger {
   }
 
   /** An earlier run of exactly this request whose outcome was never recorded, if any. */
-  unfinishedIntent(requestHash: string, actionId: string, principal: string): ExecutionIntent | undefined {
-    return this.s.unfinished.get(requestHash, actionId, principal) as ExecutionIntent | undefined;
+  unfinishedIntent(requestHash: string, actionId: string, principal: string, except: ReadonlySet<string> = new Set()): ExecutionIntent | undefined {
+    for (const i of this.s.unfinished.iterate(requestHash, actionId, principal) as IterableIterator<ExecutionIntent>) {
+      if (!except.has(i.grant_id)) return i;
+    }
+    return undefined;
   }
 
   /** Intents with no receipt for their grant: executions whose outcome was never recorded (crash between dispatch and receipt). */

@@ -2,8 +2,8 @@
 // plan is plain data, checked here before anything runs.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, existsSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { chmodSync, existsSync, mkdirSync, realpathSync, symlinkSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { BOX_HOSTNAME, DEFAULT_NOFILE, DEFAULT_NPROC, buildSandboxPlan, resolveExecPaths } from '../../dist/sandbox/plan.js';
 import { renderGroup, renderPasswd, resolveIdentity } from '../../dist/sandbox/identity.js';
 import { protectedPathsFor } from '../../dist/sandbox/protected-paths.js';
@@ -178,11 +178,17 @@ test('a --ro or --rw parent of the workspace is mounted before it, whatever the 
   }
 });
 
-test('relative --ro/--rw/--workspace paths are refused naming the flag', (t) => {
+test('relative --ro/--rw paths are refused naming the flag; a relative --workspace is taken from the current directory', (t) => {
   const ws = tempDir(t);
   assertLaunchError(() => buildSandboxPlan(options(ws, { ro: ['some/dir'] }), facts()), LaunchError, '--ro some/dir', 'absolute');
   assertLaunchError(() => buildSandboxPlan(options(ws, { rw: ['./x'] }), facts()), LaunchError, '--rw ./x', 'absolute');
-  assertLaunchError(() => buildSandboxPlan(options('ws'), facts()), LaunchError, '--workspace ws', 'absolute');
+  const cwd = process.cwd();
+  try {
+    process.chdir(dirname(ws));
+    assert.equal(buildSandboxPlan(options(basename(ws)), facts()).workspace, realpathSync(ws));
+  } finally {
+    process.chdir(cwd);
+  }
   assertLaunchError(() => buildSandboxPlan(options(ws, { ro: [join(ws, 'missing')] }), facts()), LaunchError, '--ro', 'no such file');
   writeFileSync(join(ws, 'file'), '');
   assertLaunchError(() => buildSandboxPlan(options(join(ws, 'file')), facts()), LaunchError, '--workspace', 'not a directory');

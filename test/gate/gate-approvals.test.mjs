@@ -1,0 +1,218 @@
+// Issue 3, D: approvals through the real gate: a high-risk action is held
+// (202), polled, approved or denied by an operator on the admin socket, runs
+// once through the same dispatch tail, and expires.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { canonicalHash } from '../../dist/crypto/jcs.js';
+import { verifyLedger, verifyReceipt } from '../../dist/ledger/verify.js';
+import { Agent, grantAll } from '../helpers/gate.mjs';
+import { admin, eventsSince, gateFor, lastEventId, sleep } from '../helpers/gate-faults.mjs';
+
+const poll = (a, id) => a.signed('GET', `/v1/approvals/${id}/poll`);
+
+test('t_high: 202 pending -> poll pending -> operator approves -> runs once; poll approved with receipt and result', async (t) => {
+  const g = await gateFor(t);
+  grantAll(g);
+  const a = new Agent(g.socket);
+  await a.lease({ budgets: { max_calls: 5 } });
+  const before = lastEventId(g);
+
+  const held = await a.execute('t_high', { n: 3 });
+  assert.equal(held.status, 202, held.text);
+  assert.equal(held.body.decision, 'pending_approval');
+  assert.match(held.body.approval_id, /^[0-9a-f-]{36}$/);
+  assert.equal(held.body.request_hash, canonicalHash({ n: 3 }));
+  const id = held.body.approval_id;
+
+  // Nothing ran yet: no intent, no receipt, budget untouched.
+  assert.equal(g.db.prepare('SELECT count(*) AS n FROM execution_intents').get().n, 0);
+  assert.equal(g.ctx.budgets.snapshot(a.session_id).calls_remaining, 5);
+
+  const p1 = await poll(a, id);
+  assert.equal(p1.status, 200, p1.text);
+  assert.equal(p1.body.status, 'pending');
+  assert.equal(p1.body.request_hash, held.body.request_hash);
+  assert.equal(p1.body.receipt_id, undefined);
+
+  // The operator sees it in the pending list, with its plan hash.
+  const list = await admin(g, 'GET', '/v1/approvals');
+  assert.equal(list.status, 200, list.text);
+  const listed = list.body.approvals.find((x) => x.approval_id === id);
+  assert.ok(listed, 'the pending approval is listed');
+  assert.match(listed.plan_hash, /^sha256:[0-9a-f]{64}$/);
+  const shown = await admin(g, 'GET', `/v1/approvals/${id}`);
+  assert.equal(shown.status, 200);
+  assert.equal(shown.body.plan_hash, listed.plan_hash);
+  assert.equal(canonicalHash(shown.body.plan), shown.body.plan_hash, 'the stored plan hashes to plan_hash');
+
+  const ap = await admin(g, 'POST', `/v1/approvals/${id}/approve`, {});
+  assert.equal(ap.status, 200, ap.text);
+  assert.equal(ap.body.status, 'approved');
+  assert.equal(ap.body.http_status, 200);
+  const result = ap.body.result;
+  assert.equal(result.decision, 'allow');
+  assert.equal(result.action_id, 't_high');
+  const expectedApprovalHash = canonicalHash({ approval_id: id, plan_hash: listed.plan_hash });
+  // The grant carried the approver and approval_hash = H({approval_id, plan_hash}).
+  assert.deepEqual(result.approval, { approved_by: 'op', approval_hash: expectedApprovalHash });
+
+  const p2 = await poll(a, id);
+  assert.equal(p2.status, 200, p2.text);
+  assert.equal(p2.body.status, 'approved');
+  assert.equal(p2.body.decided_by, 'op');
+  assert.equal(p2.body.receipt_id, result.receipt_id);
+  assert.equal(p2.body.result.status, 200);
+  assert.equal(p2.body.result.body.receipt_id, result.receipt_id);
+
+  // Exactly one execution: one intent (approved by op), one receipt that verifies.
+  const intents = g.db.prepare('SELECT * FROM execution_intents').all();
+  assert.equal(intents.length, 1);
+  assert.equal(intents[0].approved_by, 'op');
+  assert.equal(intents[0].grant_id, result.grant_id);
+  const receipt = g.ctx.ledger.getReceipt(result.receipt_id);
+  assert.deepEqual(verifyReceipt(g.ctx.keys, receipt), { ok: true });
+  assert.equal(g.ctx.budgets.snapshot(a.session_id).calls_remaining, 4);
+
+  // The ledger: pending decision, the operator's approval act, the final call event.
+  const evs = eventsSince(g, before);
+  const pending = evs.find((e) => e.event_type === 'action_call' && e.decision === 'pending_approval');
+  assert.ok(pending);
+  assert.equal(pending.approval.approval_id, id);
+  assert.equal(pending.approval.plan_hash, listed.plan_hash);
+  const granted = evs.find((e) => e.event_type === 'approval_granted');
+  assert.ok(granted);
+  assert.equal(granted.operator.name, 'op');
+  assert.equal(granted.details.approval_id, id);
+  assert.equal(granted.details.plan_hash, listed.plan_hash);
+  assert.equal(granted.details.approval_hash, expectedApprovalHash);
+  const final = evs.find((e) => e.event_type === 'action_call' && e.execution?.receipt_id === result.receipt_id);
+  assert.ok(final);
+  assert.equal(final.decision, 'allow');
+  assert.deepEqual(final.approval, { approval_id: id, approved_by: 'op' });
+  assert.equal(final.request.request_hash, held.body.request_hash);
+
+  // Single use: approving again is refused and runs nothing.
+  const again = await admin(g, 'POST', `/v1/approvals/${id}/approve`, {});
+  assert.equal(again.status, 409, again.text);
+  assert.equal(again.body.error, 'approval_not_pending');
+  assert.equal(g.db.prepare('SELECT count(*) AS n FROM execution_intents').get().n, 1);
+  // Nor can it be denied afterwards.
+  const late = await admin(g, 'POST', `/v1/approvals/${id}/deny`, { reason: 'too late' });
+  assert.equal(late.status, 409);
+  assert.equal(late.body.error, 'approval_not_pending');
+
+  const v = verifyLedger(g.db, g.ctx.keys);
+  assert.equal(v.intact, true, JSON.stringify(v.first_bad));
+});
+
+test('a denied approval polls as denied with the reason, runs nothing, and is recorded with the operator', async (t) => {
+  const g = await gateFor(t);
+  grantAll(g);
+  const a = new Agent(g.socket);
+  await a.lease();
+  const held = await a.execute('t_high', { n: 4 });
+  assert.equal(held.status, 202, held.text);
+  const id = held.body.approval_id;
+  const before = lastEventId(g);
+
+  const d = await admin(g, 'POST', `/v1/approvals/${id}/deny`, { reason: 'not on a Friday' });
+  assert.equal(d.status, 200, d.text);
+  assert.equal(d.body.status, 'denied');
+
+  const p = await poll(a, id);
+  assert.equal(p.status, 200, p.text);
+  assert.equal(p.body.status, 'denied');
+  assert.equal(p.body.reason, 'not on a Friday');
+  assert.equal(p.body.decided_by, 'op');
+  assert.equal(p.body.receipt_id, undefined);
+  assert.equal(g.db.prepare('SELECT count(*) AS n FROM execution_intents').get().n, 0);
+
+  const ev = eventsSince(g, before).find((e) => e.event_type === 'approval_denied');
+  assert.ok(ev);
+  assert.equal(ev.operator.name, 'op');
+  assert.equal(ev.details.approval_id, id);
+  assert.equal(ev.details.reason, 'not on a Friday');
+
+  const ap = await admin(g, 'POST', `/v1/approvals/${id}/approve`, {});
+  assert.equal(ap.status, 409);
+  assert.equal(ap.body.error, 'approval_not_pending');
+  assert.equal(g.db.prepare('SELECT count(*) AS n FROM execution_intents').get().n, 0);
+});
+
+test('an unknown approval: poll and approve are 404 approval_not_found', async (t) => {
+  const g = await gateFor(t);
+  const a = new Agent(g.socket);
+  await a.lease();
+  const missing = '00000000-0000-4000-8000-000000000000';
+  const p = await poll(a, missing);
+  assert.equal(p.status, 404);
+  assert.equal(p.body.error, 'approval_not_found');
+  const ap = await admin(g, 'POST', `/v1/approvals/${missing}/approve`, {});
+  assert.equal(ap.status, 404);
+  assert.equal(ap.body.error, 'approval_not_found');
+});
+
+test('an expired approval (approvalTtlSeconds: 1) cannot be approved: 403 approval_expired, and an approval_expired event', async (t) => {
+  const g = await gateFor(t, { config: { approvalTtlSeconds: 1 } });
+  grantAll(g);
+  const a = new Agent(g.socket);
+  await a.lease();
+  const held = await a.execute('t_high', { n: 5 });
+  assert.equal(held.status, 202, held.text);
+  const id = held.body.approval_id;
+  const ttl = Date.parse(held.body.expires_at) - Date.now();
+  assert.ok(ttl <= 1000 && ttl > 0, `the approval expires in ~1 s (config approvalTtlSeconds), got ${ttl} ms`);
+  const before = lastEventId(g);
+  await sleep(1200);
+
+  const ap = await admin(g, 'POST', `/v1/approvals/${id}/approve`, {});
+  assert.equal(ap.status, 403, ap.text);
+  assert.equal(ap.body.error, 'approval_expired');
+  assert.equal(g.db.prepare('SELECT count(*) AS n FROM execution_intents').get().n, 0, 'nothing ran');
+
+  const expired = eventsSince(g, before).filter((e) => e.event_type === 'approval_expired');
+  assert.equal(expired.length, 1, 'the expiry is recorded once');
+  assert.equal(expired[0].approval.approval_id, id);
+
+  const p = await poll(a, id);
+  assert.equal(p.status, 200, p.text);
+  assert.equal(p.body.status, 'expired');
+});
+
+test('an expired approval is recorded when a poll first notices it', async (t) => {
+  const g = await gateFor(t, { config: { approvalTtlSeconds: 1 } });
+  grantAll(g);
+  const a = new Agent(g.socket);
+  await a.lease();
+  const held = await a.execute('t_high', { n: 6 });
+  assert.equal(held.status, 202, held.text);
+  const before = lastEventId(g);
+  await sleep(1200);
+  const p = await poll(a, held.body.approval_id);
+  assert.equal(p.status, 200, p.text);
+  assert.equal(p.body.status, 'expired');
+  await poll(a, held.body.approval_id);
+  const expired = eventsSince(g, before).filter((e) => e.event_type === 'approval_expired');
+  assert.equal(expired.length, 1, 'recorded once, not per poll');
+  assert.equal(expired[0].approval.approval_id, held.body.approval_id);
+  assert.equal(expired[0].decision, 'deny');
+});
+
+test('denying an expired approval: 403 approval_expired, and the expiry is still recorded (once)', async (t) => {
+  const g = await gateFor(t, { config: { approvalTtlSeconds: 1 } });
+  grantAll(g);
+  const a = new Agent(g.socket);
+  await a.lease();
+  const held = await a.execute('t_high', { n: 7 });
+  assert.equal(held.status, 202, held.text);
+  const before = lastEventId(g);
+  await sleep(1200);
+  const d = await admin(g, 'POST', `/v1/approvals/${held.body.approval_id}/deny`, { reason: 'late' });
+  assert.equal(d.status, 403, d.text);
+  assert.equal(d.body.error, 'approval_expired');
+  // Whatever notices the expiry first, the ledger must say the approval expired.
+  await admin(g, 'GET', '/v1/approvals?status=all');
+  const expired = eventsSince(g, before).filter((e) => e.event_type === 'approval_expired');
+  assert.equal(expired.length, 1, `approval_expired events: ${expired.length}`);
+  assert.equal(expired[0].approval.approval_id, held.body.approval_id);
+});

@@ -1,0 +1,92 @@
+// Issue 3, G (crash): the gate is killed with SIGKILL after a provider's side
+// effect and before its receipt. After a restart on the same state, verify
+// reports exactly that intent, and retrying the request never executes twice.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { canonicalHash } from '../../dist/crypto/jcs.js';
+import { verifyLedger } from '../../dist/ledger/verify.js';
+import { Agent } from '../helpers/gate.mjs';
+import {
+  admin,
+  crashGateOptions,
+  eventsWithCode,
+  gateFor,
+  lastEventId,
+  markerCount,
+  sideEffectProvider,
+  spawnCrashServer,
+  tempDir,
+  waitFor,
+} from '../helpers/gate-faults.mjs';
+
+test('SIGKILL between intent and receipt: verify reports the intent; the same request is never run again', async (t) => {
+  const root = tempDir(t, 'latchgate-crash-');
+  const stateDir = path.join(root, 'state');
+  const marker = path.join(root, 'side-effect.log');
+
+  // 1. A gate in its own process; its provider writes the marker, then hangs.
+  const server = await spawnCrashServer(t, { stateDir, markerFile: marker });
+  const agent = new Agent(server.socket);
+  await agent.lease();
+  const inflight = agent.execute('t_side_effect', { n: 1 }).then(
+    (r) => ({ answered: r }),
+    (e) => ({ error: e }),
+  );
+  await waitFor(() => existsSync(marker), { timeoutMs: 10_000, what: 'the side effect (marker file)' });
+  server.child.kill('SIGKILL');
+  const { signal } = await server.exited;
+  assert.equal(signal, 'SIGKILL');
+  const outcome = await inflight;
+  assert.ok(outcome.error, `the client never hears an outcome, got ${JSON.stringify(outcome.answered)}`);
+  assert.equal(markerCount(marker), 1);
+
+  // 2. Restart in-process on the same state dir, with a provider that records each run.
+  const g = await gateFor(t, crashGateOptions(stateDir, sideEffectProvider(marker)));
+  const v = verifyLedger(g.db, g.ctx.keys);
+  assert.equal(v.intact, true, `a crash is not tampering: ${JSON.stringify(v.first_bad)}`);
+  assert.equal(v.intents_without_receipts.length, 1, JSON.stringify(v.intents_without_receipts));
+  const orphan = v.intents_without_receipts[0];
+  assert.equal(orphan.action_id, 't_side_effect');
+  const row = g.db.prepare('SELECT * FROM execution_intents WHERE grant_id = ?').get(orphan.grant_id);
+  assert.equal(row.request_hash, canonicalHash({ n: 1 }));
+  assert.equal(row.principal, 'tester');
+  assert.equal(g.ctx.ledger.isGrantConsumed(orphan.grant_id), true);
+  assert.equal(g.db.prepare('SELECT count(*) AS n FROM receipts').get().n, 0);
+
+  // The admin API reports it too.
+  const av = await admin(g, 'GET', '/v1/audit/verify');
+  assert.equal(av.status, 200, av.text);
+  assert.equal(av.body.intents_without_receipts.length, 1);
+  assert.equal(av.body.intents_without_receipts[0].grant_id, orphan.grant_id);
+
+  // 3. Retrying the same body with a new lease and proof: never executed again.
+  const retry = new Agent(g.socket);
+  await retry.lease();
+  const before = lastEventId(g);
+  const again = await retry.execute('t_side_effect', { n: 1 });
+  assert.equal(again.status, 409, again.text);
+  assert.equal(again.body.error, 'previous_outcome_unknown');
+  assert.equal(markerCount(marker), 1, 'the side effect did not happen twice');
+  assert.equal(eventsWithCode(g, before, 'previous_outcome_unknown').length, 1, 'the refusal is audited');
+  // A second retry, from yet another session, is refused the same way.
+  const third = new Agent(g.socket);
+  await third.lease();
+  const again2 = await third.execute('t_side_effect', { n: 1 });
+  assert.equal(again2.status, 409, again2.text);
+  assert.equal(again2.body.error, 'previous_outcome_unknown');
+  assert.equal(markerCount(marker), 1);
+
+  // 4. A different body still executes.
+  const other = await retry.execute('t_side_effect', { n: 2 });
+  assert.equal(other.status, 200, other.text);
+  assert.equal(markerCount(marker), 2);
+
+  // The orphan stays reported (an operator must settle it); the rest is intact.
+  const v2 = verifyLedger(g.db, g.ctx.keys);
+  assert.equal(v2.intact, true, JSON.stringify(v2.first_bad));
+  assert.deepEqual(v2.intents_without_receipts.map((i) => i.grant_id), [orphan.grant_id]);
+  assert.equal(v2.receipts.total, 1);
+  assert.deepEqual(v2.receipts.bad, []);
+});

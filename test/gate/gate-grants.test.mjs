@@ -1,0 +1,131 @@
+// Issue 3, B.6-7: grants are signed, re-validated before dispatch, and
+// one-shot (the intent is written and the grant consumed in one
+// transaction). Driven through the real stages of a real gate's context.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { canonicalHash } from '../../dist/crypto/jcs.js';
+import { admit } from '../../dist/gate/stages/admit.js';
+import { authorize, buildPlan } from '../../dist/gate/stages/authorize.js';
+import { commitIntent } from '../../dist/gate/stages/commit.js';
+import { decide } from '../../dist/gate/stages/decide.js';
+import { dispatch } from '../../dist/gate/stages/dispatch.js';
+import { finalize } from '../../dist/gate/stages/finalize.js';
+import { precheck } from '../../dist/gate/stages/precheck.js';
+import { Agent, grantAll } from '../helpers/gate.mjs';
+import { eventsWithCode, gateFor, lastEventId } from '../helpers/gate-faults.mjs';
+
+function intent(over = {}) {
+  return {
+    grant_id: randomUUID(),
+    trace_id: randomUUID(),
+    action_id: 't_ok',
+    principal: 'tester',
+    provider_module_digest: 'builtin:test_success',
+    request_hash: canonicalHash({ n: 1 }),
+    started_at: new Date().toISOString(),
+    ...over,
+  };
+}
+
+const count = (g, table) => g.db.prepare(`SELECT count(*) AS n FROM ${table}`).get().n;
+
+test('ledger.consumeGrantAndWriteIntent: the second call with the same grant id is false and writes nothing', async (t) => {
+  const g = await gateFor(t);
+  const i = intent();
+  assert.equal(g.ctx.ledger.consumeGrantAndWriteIntent(i), true);
+  assert.equal(g.ctx.ledger.consumeGrantAndWriteIntent({ ...i, trace_id: randomUUID(), request_hash: canonicalHash({ n: 2 }) }), false);
+  assert.equal(count(g, 'consumed_grants'), 1);
+  assert.equal(count(g, 'execution_intents'), 1);
+  assert.equal(g.db.prepare('SELECT trace_id FROM execution_intents').get().trace_id, i.trace_id, 'the first intent is untouched');
+  assert.equal(g.ctx.ledger.isGrantConsumed(i.grant_id), true);
+});
+
+/** A real plan and signed grant for t_ok {n}, built by the gate's own stages. */
+async function grantFor(g, n, sessionId = randomUUID()) {
+  const session = { principal: 'tester', session_id: sessionId, lease_jti: randomUUID(), scopes: ['tools:call'], jkt: 'A'.repeat(43) };
+  const body = { n };
+  const admitted = admit(g.ctx, 't_ok', body);
+  const pre = precheck(g.ctx, admitted.action, body);
+  const dec = await decide(g.ctx, session, admitted, pre);
+  assert.equal(dec.decision.allow, true, JSON.stringify(dec.decision));
+  const plan = buildPlan(g.ctx, session, admitted, pre, dec, body);
+  return { plan, admitted, pre, ...authorize(g.ctx, plan) };
+}
+
+test('a grant runs once: committing the same (finished) grant again is 409 grant_consumed', async (t) => {
+  const g = await gateFor(t);
+  grantAll(g);
+  const { grant, admitted, pre, plan } = await grantFor(g, 11);
+  assert.match(grant.grant_signature, /^[0-9a-f]+$/);
+  const trace = randomUUID();
+  commitIntent(g.ctx, grant, trace);
+  const d = await dispatch(g.ctx, admitted.action, grant, plan.request, pre.call);
+  const f = finalize(g.ctx, admitted.action, grant, d, trace, { event_type: 'action_call', subject: { principal: 'tester' } });
+  assert.equal(f.status, 200);
+
+  assert.throws(() => commitIntent(g.ctx, grant, randomUUID()), (e) => e.code === 'grant_consumed' && e.status === 409);
+  assert.equal(count(g, 'execution_intents'), 1);
+});
+
+test('a grant whose first run has no receipt yet: a second commit is refused (409) and writes nothing', async (t) => {
+  const g = await gateFor(t);
+  grantAll(g);
+  const { grant } = await grantFor(g, 12);
+  commitIntent(g.ctx, grant, randomUUID());
+  assert.throws(() => commitIntent(g.ctx, grant, randomUUID()), (e) => e.status === 409 && ['grant_consumed', 'previous_outcome_unknown'].includes(e.code));
+  assert.equal(count(g, 'execution_intents'), 1);
+});
+
+test('an edited grant (signature no longer covers it) is refused before any intent', async (t) => {
+  const g = await gateFor(t);
+  grantAll(g);
+  const { grant } = await grantFor(g, 13);
+  const forged = { ...grant, core: { ...grant.core, request_hash: canonicalHash({ n: 99 }) } };
+  assert.throws(() => commitIntent(g.ctx, forged, randomUUID()), (e) => e.status >= 400);
+  const unsigned = { ...grant, grant_signature: undefined };
+  assert.throws(() => commitIntent(g.ctx, unsigned, randomUUID()), (e) => e.status >= 400);
+  assert.equal(count(g, 'execution_intents'), 0);
+  assert.equal(count(g, 'consumed_grants'), 0);
+});
+
+test('a grant issued before revoke-all is refused at commit (lease_revoked)', async (t) => {
+  const g = await gateFor(t);
+  grantAll(g);
+  const { grant } = await grantFor(g, 14);
+  g.ctx.state.advanceEpoch();
+  assert.throws(() => commitIntent(g.ctx, grant, randomUUID()), (e) => e.code === 'lease_revoked');
+  assert.equal(count(g, 'execution_intents'), 0);
+});
+
+test('an approval is consumed by one execution only', async (t) => {
+  const g = await gateFor(t);
+  grantAll(g);
+  const a = new Agent(g.socket);
+  await a.lease();
+  const held = await a.execute('t_high', { n: 1 });
+  assert.equal(held.status, 202, held.text);
+  g.ctx.approvals.decide(held.body.approval_id, 'approved', 'op');
+  const consume = () => g.db.transaction(() => g.ctx.approvals.consumeInTransaction(held.body.approval_id)).immediate();
+  assert.equal(consume(), true);
+  assert.equal(consume(), false);
+  assert.equal(g.ctx.approvals.get(held.body.approval_id).status, 'consumed');
+});
+
+test('a request refused at commit (409 previous_outcome_unknown) does not use up the session budget', async (t) => {
+  // An orphan intent (a run with an unknown outcome) of t_ok {n: 9} for this principal.
+  const g = await gateFor(t);
+  grantAll(g);
+  assert.equal(g.ctx.ledger.consumeGrantAndWriteIntent(intent({ request_hash: canonicalHash({ n: 9 }) })), true);
+  const a = new Agent(g.socket);
+  await a.lease({ budgets: { max_calls: 1 } });
+  const before = lastEventId(g);
+  const r = await a.execute('t_ok', { n: 9 });
+  assert.equal(r.status, 409, r.text);
+  assert.equal(r.body.error, 'previous_outcome_unknown');
+  assert.equal(eventsWithCode(g, before, 'previous_outcome_unknown').length, 1);
+  // Nothing was dispatched, so the one call the session has is still there.
+  assert.equal(g.ctx.budgets.snapshot(a.session_id).calls_remaining, 1, 'the refused request was debited and never refunded');
+  const ok = await a.execute('t_ok', { n: 10 });
+  assert.equal(ok.status, 200, ok.text);
+});
