@@ -19,6 +19,7 @@ const env = { PATH: '/usr/bin:/bin', HOME: home, XDG_STATE_HOME: path.join(home,
 const cfgDir = path.join(home, 'config', 'latchgate');
 let up;
 let info;
+const HTTP_PORT = 20000 + (process.pid % 20000);
 
 function lg(...args) {
   const r = spawnSync(process.execPath, [CLI, ...args], { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
@@ -28,8 +29,13 @@ function lg(...args) {
 before(async () => {
   // Discovered config ($XDG_CONFIG_HOME/latchgate/latchgate.toml): only extra manifests.
   spawnSync('mkdir', ['-p', cfgDir]);
-  writeFileSync(path.join(cfgDir, 'latchgate.toml'), `[gate]\nmanifest_dirs = [${JSON.stringify(manifests)}]\n`);
-  up = spawn(process.execPath, [CLI, 'up', '--json'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const me = process.getuid();
+  writeFileSync(
+    path.join(cfgDir, 'latchgate.toml'),
+    `[gate]\nmanifest_dirs = [${JSON.stringify(manifests)}]\n\n[identity.principals.${me}]\nname = "${os.userInfo().username}"\nscopes = ["tools:call"]\n\n[identity.principals.65534]\nname = "nobody-agent"\nscopes = ["tools:call"]\n\n[operators.${os.userInfo().username}]\nuid = ${me}\n`,
+  );
+  chmodSync(home, 0o755);
+  up = spawn(process.execPath, [CLI, 'up', '--json', '--expose-http', `127.0.0.1:${HTTP_PORT}`], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   up.stdout.on('data', (d) => (out += d));
   for (let i = 0; i < 200 && !out.includes('\n'); i++) await sleep(25);
@@ -52,6 +58,27 @@ test('up: first run with no prompt (stdin is not a terminal), sockets under XDG_
   assert.equal(st.gate_running, true);
   assert.equal(st.config_file, path.join(cfgDir, 'latchgate.toml'));
   assert.ok(st.actions >= 8);
+});
+
+test('peer uids decide: a mapped principal may lease but not administer; an unmapped uid is refused; loopback HTTP serves clients', { skip: process.getuid() !== 0 ? 'needs root to connect as another uid' : undefined }, async () => {
+  const probe = `
+    const http = require('http');
+    const go = (socketPath, method, path) => new Promise((r) => { const q = http.request({ socketPath, method, path, headers: { 'content-type': 'application/json' } }, (s) => { let t = ''; s.on('data', (d) => (t += d)); s.on('end', () => r(s.statusCode + ' ' + (JSON.parse(t).error || 'ok'))); }); q.on('error', (e) => r('ERR ' + e.code)); q.end(method === 'POST' ? '{}' : undefined); });
+    (async () => { console.log(await go(process.argv[1], 'GET', '/v1/actions')); console.log(await go(process.argv[2], 'POST', '/v1/admin/revoke-all')); })();`;
+  // A gate shared by several users lives in a directory they can all reach.
+  chmodSync(path.join(home, 'run'), 0o755);
+  chmodSync(path.dirname(info.client_socket), 0o755);
+  const asNobody = spawnSync(process.execPath, ['-e', probe, info.client_socket, info.admin_socket], { encoding: 'utf8', uid: 65534, gid: 65534 });
+  assert.deepEqual(asNobody.stdout.trim().split('\n'), ['200 ok', '403 operator_required'], asNobody.stderr);
+  const asStranger = spawnSync(process.execPath, ['-e', probe, info.client_socket, info.admin_socket], { encoding: 'utf8', uid: 4242, gid: 4242 });
+  assert.deepEqual(asStranger.stdout.trim().split('\n'), ['401 identity_unauthenticated', '401 identity_unauthenticated'], asStranger.stderr);
+  const res = await fetch(`http://127.0.0.1:${HTTP_PORT}/v1/actions`);
+  assert.equal(res.status, 200);
+  assert.ok((await res.json()).actions.length >= 8);
+  assert.equal((await fetch(`http://127.0.0.1:${HTTP_PORT}/v1/admin/epoch`)).status, 404, 'admin routes are not on the HTTP port');
+  const refused = lg('audit', '--json', '--event-type', 'request_refused').json();
+  assert.ok(refused.some((e) => e.error.code === 'operator_required'));
+  assert.ok(refused.some((e) => e.error.code === 'identity_unauthenticated'));
 });
 
 test('actions lists and shows; an unknown one is an error', () => {
@@ -132,7 +159,7 @@ test('verify exits 2 and names the first bad event when a row was edited', () =>
   assert.equal(ok.code, 0, ok.out);
   const d = new Database(db);
   const row = d.prepare('SELECT id, trace_id, event_json FROM audit_events ORDER BY id LIMIT 1 OFFSET 2').get();
-  d.prepare('UPDATE audit_events SET event_json = ? WHERE id = ?').run(row.event_json.replace('"allow"', '"deny"'), row.id);
+  d.prepare('UPDATE audit_events SET event_json = ? WHERE id = ?').run(row.event_json.replace('"timestamp":"2', '"timestamp":"1'), row.id);
   d.close();
   const bad = lg('verify', '--json');
   assert.equal(bad.code, 2);
