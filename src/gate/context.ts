@@ -10,6 +10,7 @@ import type { ReplayCache } from './auth/replay.js';
 import type { Budgets } from './budget.js';
 import type { HttpTransport, ProviderTable } from './providers.js';
 import type { Registry } from './registry.js';
+import type { GateInstances } from './instances.js';
 
 export interface GateSettings {
   publicBaseUrl: string;
@@ -37,6 +38,7 @@ export interface GateContext {
   transport?: HttpTransport;
   settings: GateSettings;
   state: GateState;
+  instances: GateInstances;
 }
 
 /** Revocation epoch (persisted, shared by processes) and drain flag (this process). */

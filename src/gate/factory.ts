@@ -17,6 +17,7 @@ import { noopProvider } from './builtin-providers.js';
 import { GateState, type GateContext } from './context.js';
 import { GateError } from './errors.js';
 import { Gate } from './gate.js';
+import { GateInstances } from './instances.js';
 import { ProviderTable, type HttpTransport, type Provider } from './providers.js';
 import { Registry } from './registry.js';
 
@@ -92,6 +93,15 @@ export async function openGate(o: OpenGateOptions): Promise<OpenedGate> {
       sandboxDegraded: o.sandboxDegraded ?? false,
     },
     state: new GateState(db),
+    instances: new GateInstances(o.stateDir),
   };
-  return { db, ctx, gate: new Gate(ctx, ttl), close: () => db.close() };
+  return {
+    db,
+    ctx,
+    gate: new Gate(ctx, ttl),
+    close: () => {
+      ctx.instances.close();
+      db.close();
+    },
+  };
 }

@@ -36,8 +36,6 @@ function asGateError(e: unknown): GateError {
 
 export class Gate implements GateService {
   readonly admin: AdminService;
-  /** Grants this process is dispatching: their intents are in flight, not of unknown outcome. */
-  private readonly running = new Set<string>();
 
   constructor(private readonly ctx: GateContext, private readonly approvalTtlSeconds = 300) {
     this.admin = new Admin(ctx, this);
@@ -166,17 +164,18 @@ export class Gate implements GateService {
     ev.budgets_before = auth.budget_before;
     ev.budgets_after = auth.budget_after;
     try {
-      commitIntent(this.ctx, auth.grant, traceId, approval?.id, this.running);
+      commitIntent(this.ctx, auth.grant, traceId, approval?.id);
     } catch (e) {
       this.ctx.budgets.refund(plan.session.session_id, plan.cost); // nothing ran
       throw e;
     }
-    this.running.add(auth.grant.grant_id);
+    const running = this.ctx.instances.running;
+    running.add(auth.grant.grant_id);
     let d;
     try {
       d = await dispatch(this.ctx, action, auth.grant, plan.request, pre.call);
     } finally {
-      this.running.delete(auth.grant.grant_id);
+      running.delete(auth.grant.grant_id);
     }
     const f = finalize(this.ctx, action, auth.grant, d, traceId, { ...ev, ...(approval ? { approval: { approval_id: approval.id, approved_by: approval.approved_by } } : {}), ...(this.ctx.settings.sandboxDegraded ? { sandbox_degraded: true } : {}) });
     if (approval) this.ctx.approvals.setResult(approval.id, f.receipt.receipt_id, f.status, f.body);

@@ -31,6 +31,8 @@ export interface ExecutionIntent {
   request_hash: string;
   approved_by?: string | null;
   started_at: string;
+  /** The gate process that dispatched it (see src/gate/instances.ts). */
+  instance_id?: string | null;
 }
 
 export interface LedgerFilters {
@@ -117,7 +119,8 @@ CREATE TABLE IF NOT EXISTS execution_intents (
   provider_module_digest TEXT NOT NULL,
   request_hash TEXT NOT NULL,
   approved_by TEXT,
-  started_at TEXT NOT NULL
+  started_at TEXT NOT NULL,
+  instance_id TEXT
 );
 CREATE INDEX IF NOT EXISTS execution_intents_request ON execution_intents(request_hash);
 CREATE TABLE IF NOT EXISTS consumed_grants (
@@ -230,8 +233,8 @@ export class Ledger {
       ),
       traceExists: db.prepare('SELECT 1 FROM audit_events WHERE trace_id = ?').pluck(),
       insertIntent: db.prepare(
-        `INSERT INTO execution_intents(grant_id, trace_id, action_id, principal, provider_module_digest, request_hash, approved_by, started_at)
-         VALUES (@grant_id, @trace_id, @action_id, @principal, @provider_module_digest, @request_hash, @approved_by, @started_at)`,
+        `INSERT INTO execution_intents(grant_id, trace_id, action_id, principal, provider_module_digest, request_hash, approved_by, started_at, instance_id)
+         VALUES (@grant_id, @trace_id, @action_id, @principal, @provider_module_digest, @request_hash, @approved_by, @started_at, @instance_id)`,
       ),
       consume: db.prepare(`INSERT OR IGNORE INTO consumed_grants(grant_id, action_id, principal, consumed_at) VALUES (?, ?, ?, ?)`),
       isConsumed: db.prepare('SELECT 1 FROM consumed_grants WHERE grant_id = ?').pluck(),
@@ -246,7 +249,7 @@ export class Ledger {
       ),
       count: db.prepare('SELECT count(*) FROM audit_events').pluck(),
       unfinished: db.prepare(
-        `SELECT i.grant_id, i.trace_id, i.action_id, i.principal, i.provider_module_digest, i.request_hash, i.approved_by, i.started_at
+        `SELECT i.grant_id, i.trace_id, i.action_id, i.principal, i.provider_module_digest, i.request_hash, i.approved_by, i.started_at, i.instance_id
            FROM execution_intents i
           WHERE i.request_hash = ? AND i.action_id = ? AND i.principal = ?
             AND NOT EXISTS (SELECT 1 FROM receipts r WHERE r.grant_id = i.grant_id)`,
@@ -321,7 +324,7 @@ export class Ledger {
    * joins it. Prefer consumeGrantAndWriteIntent(), which does both atomically.
    */
   writeIntent(intent: ExecutionIntent): void {
-    this.s.insertIntent.run({ ...intent, approved_by: intent.approved_by ?? null });
+    this.s.insertIntent.run({ ...intent, approved_by: intent.approved_by ?? null, instance_id: intent.instance_id ?? null });
   }
 
   /** Marks a grant consumed; false if it already was (grants are one-shot). */
@@ -373,9 +376,9 @@ export class Ledger {
   }
 
   /** An earlier run of exactly this request whose outcome was never recorded, if any. */
-  unfinishedIntent(requestHash: string, actionId: string, principal: string, except: ReadonlySet<string> = new Set()): ExecutionIntent | undefined {
+  unfinishedIntent(requestHash: string, actionId: string, principal: string, stillRunning: (i: ExecutionIntent) => boolean = () => false): ExecutionIntent | undefined {
     for (const i of this.s.unfinished.iterate(requestHash, actionId, principal) as IterableIterator<ExecutionIntent>) {
-      if (!except.has(i.grant_id)) return i;
+      if (!stillRunning(i)) return i;
     }
     return undefined;
   }
