@@ -25,6 +25,8 @@ interface Row {
 }
 
 export class Budgets {
+  private s: ReturnType<Budgets['prepare']> | undefined;
+
   constructor(private readonly db: Db) {}
 
   migrate(): void {
@@ -33,6 +35,18 @@ export class Budgets {
       calls_max INTEGER, calls_used INTEGER NOT NULL DEFAULT 0,
       cost_max REAL, cost_used REAL NOT NULL DEFAULT 0,
       expires_at TEXT NOT NULL)`);
+    this.s = this.prepare();
+  }
+
+  private prepare() {
+    return {
+      row: this.db.prepare('SELECT calls_max, calls_used, cost_max, cost_used FROM budgets WHERE session_id = ?'),
+      debit: this.db.prepare('UPDATE budgets SET calls_used = calls_used + 1, cost_used = cost_used + ? WHERE session_id = ?'),
+    };
+  }
+
+  private get stmts() {
+    return (this.s ??= this.prepare());
   }
 
   /** Called once when a lease is issued; a session without limits is unlimited. */
@@ -43,7 +57,7 @@ export class Budgets {
   }
 
   private row(sessionId: string): Row | undefined {
-    return this.db.prepare('SELECT calls_max, calls_used, cost_max, cost_used FROM budgets WHERE session_id = ?').get(sessionId) as Row | undefined;
+    return this.stmts.row.get(sessionId) as Row | undefined;
   }
 
   private static snap(r: Row | undefined): BudgetSnapshot {
@@ -67,7 +81,7 @@ export class Budgets {
     const before = Budgets.snap(r);
     if (before.calls_remaining < 1) return { ok: false, before, reason: 'calls' };
     if (before.cost_remaining !== undefined && before.cost_remaining < cost) return { ok: false, before, reason: 'cost' };
-    if (r) this.db.prepare('UPDATE budgets SET calls_used = calls_used + 1, cost_used = cost_used + ? WHERE session_id = ?').run(cost, sessionId);
+    if (r) this.stmts.debit.run(cost, sessionId);
     return { ok: true, before, after: Budgets.snap(this.row(sessionId)) };
   }
 

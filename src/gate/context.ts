@@ -44,19 +44,24 @@ export interface GateContext {
 /** Revocation epoch (persisted, shared by processes) and drain flag (this process). */
 export class GateState {
   draining = false;
+  private readonly readEpoch;
+  private readonly bumpEpoch;
 
-  constructor(private readonly db: Db) {
+  constructor(db: Db) {
     db.exec('CREATE TABLE IF NOT EXISTS gate_state (key TEXT PRIMARY KEY, value TEXT NOT NULL)');
     db.prepare("INSERT OR IGNORE INTO gate_state (key, value) VALUES ('revocation_epoch', '0')").run();
+    this.readEpoch = db.prepare("SELECT CAST(value AS INTEGER) FROM gate_state WHERE key = 'revocation_epoch'").pluck();
+    this.bumpEpoch = db.prepare("UPDATE gate_state SET value = CAST(value AS INTEGER) + 1 WHERE key = 'revocation_epoch'");
   }
 
+  /** Read from the store every time: another process may have revoked. */
   get epoch(): number {
-    return Number((this.db.prepare("SELECT value FROM gate_state WHERE key = 'revocation_epoch'").get() as { value: string }).value);
+    return this.readEpoch.get() as number;
   }
 
   /** Every lease and grant issued before is refused from now on. */
   advanceEpoch(): number {
-    this.db.prepare("UPDATE gate_state SET value = CAST(value AS INTEGER) + 1 WHERE key = 'revocation_epoch'").run();
+    this.bumpEpoch.run();
     return this.epoch;
   }
 }
