@@ -1,6 +1,6 @@
 // Ed25519 signing keys of the gate, one per purpose (defence in depth: a
-// leaked grant key cannot forge receipts): 'grant', 'receipt' and 'lease'
-// (the lease JWT signer, EdDSA through jose, which accepts the KeyObject).
+// leaked grant key cannot forge receipts): 'grant' and 'receipt'. (The lease
+// JWT signer has its own key files: src/gate/auth/keys.ts.)
 //
 // On disk, in the KeyStore's directory (mode 0700):
 //   <kind>.key         the current private key, PKCS8 PEM, mode 0600, written
@@ -37,8 +37,8 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 
-export type KeyKind = 'grant' | 'receipt' | 'lease';
-export const KEY_KINDS: readonly KeyKind[] = ['grant', 'receipt', 'lease'];
+export type KeyKind = 'grant' | 'receipt';
+export const KEY_KINDS: readonly KeyKind[] = ['grant', 'receipt'];
 
 export interface JwksEntry {
   kty: 'OKP';

@@ -14,6 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { MODES, skipReason, makeWorkspace, cleanupWorkspaces, own, runBox, sh, testUser, distDir } from '../helpers/sandbox.mjs';
 import { buildEscapeProbe } from '../helpers/escape-probe.mjs';
+import { callOf, expectErr, expectOk, parseCalls, probeCalls, shq } from '../helpers/probe-calls.mjs';
 
 const isRoot = process.getuid() === 0;
 const probe = await buildEscapeProbe();
@@ -33,68 +34,6 @@ after(() => {
 // so that its RESULT line and its exit status (159 = killed by SIGSYS) are
 // attributed to the right attack.
 
-const shq = (s) => `'${String(s).replace(/'/g, `'\\''`)}'`;
-
-/** A probe argument: a literal, or { raw } for shell text such as "$CHILD". */
-const arg = (a) => (typeof a === 'object' ? a.raw : shq(a));
-
-function probeCalls(calls) {
-  return calls
-    .map(([key, ...args]) => `printf 'CALL %s\\n' ${shq(key)}; ${[probe, ...args].map(arg).join(' ')}; printf 'STATUS %s %s\\n' ${shq(key)} "$?"`)
-    .join('\n');
-}
-
-function parseCalls(stdout) {
-  const calls = new Map();
-  let cur;
-  for (const line of stdout.split('\n')) {
-    let m;
-    if ((m = /^CALL (\S+)$/.exec(line))) {
-      cur = { key: m[1], lines: [], status: undefined };
-      calls.set(m[1], cur);
-    } else if ((m = /^STATUS (\S+) (\d+)$/.exec(line))) {
-      const c = calls.get(m[1]);
-      if (c) c.status = Number(m[2]);
-      cur = undefined;
-    } else if (cur && line.startsWith('RESULT ')) {
-      cur.lines.push(line);
-    }
-  }
-  return calls;
-}
-
-/** Parses one `RESULT <attack> OK|ERR ...` line. */
-function parseResult(line) {
-  const f = line.split(' ');
-  if (f[2] === 'OK') return { ok: true, extra: f.slice(3), line };
-  return { ok: false, err: f[3], errno: Number(f[4]), extra: f.slice(5), line };
-}
-
-function callOf(calls, key, res) {
-  const c = calls.get(key);
-  assert.ok(c, `probe call ${key} produced no output\nstdout: ${res.stdout}\nstderr: ${res.stderr}`);
-  return c;
-}
-
-function resultOf(calls, key, res) {
-  const c = callOf(calls, key, res);
-  assert.equal(c.status, 0, `${key}: probe exited ${c.status} (${c.lines.join(' | ')})\nstderr: ${res.stderr}`);
-  assert.equal(c.lines.length, 1, `${key}: expected one RESULT line, got ${JSON.stringify(c.lines)}`);
-  return parseResult(c.lines[0]);
-}
-
-function expectErr(calls, key, errnos, res) {
-  const r = resultOf(calls, key, res);
-  assert.ok(!r.ok && errnos.includes(r.err), `${key}: expected ${errnos.join(' or ')}, got: ${r.line}`);
-  return r;
-}
-
-function expectOk(calls, key, res) {
-  const r = resultOf(calls, key, res);
-  assert.ok(r.ok, `${key}: expected OK, got: ${r.line}`);
-  return r;
-}
-
 function expectKilledBySigsys(calls, key, res) {
   const c = callOf(calls, key, res);
   assert.equal(c.status, SIGSYS_STATUS, `${key}: expected the probe to die of SIGSYS (status ${SIGSYS_STATUS}), got status ${c.status}: ${c.lines.join(' | ')}`);
@@ -103,7 +42,7 @@ function expectKilledBySigsys(calls, key, res) {
 
 /** Runs the calls in one box (plus optional shell before/after) and parses them. */
 async function probeBox(mode, calls, { workspace = makeWorkspace('kern'), before = '', afterScript = '', args = [], ...opts } = {}) {
-  const script = [before, probeCalls(calls), afterScript].filter(Boolean).join('\n');
+  const script = [before, probeCalls(probe, calls), afterScript].filter(Boolean).join('\n');
   const res = await sh(mode, script, { workspace, args: [...RO_PROBE, ...args], ...opts });
   assert.equal(res.code, 0, `box failed (exit ${res.code})\nstdout: ${res.stdout}\nstderr: ${res.stderr}`);
   return { res, calls: parseCalls(res.stdout) };

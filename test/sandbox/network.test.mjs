@@ -16,6 +16,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { MODES, skipReason, makeWorkspace, cleanupWorkspaces, sh } from '../helpers/sandbox.mjs';
 import { buildEscapeProbe } from '../helpers/escape-probe.mjs';
+import { expectErr, expectOk, parseCalls, probeCalls, resultOf, shq } from '../helpers/probe-calls.mjs';
 
 const probe = await buildEscapeProbe();
 const RO_PROBE = ['--ro', path.dirname(probe)];
@@ -28,58 +29,8 @@ after(async () => {
   for (const d of extraDirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
-// ---- probe batching (see kernel.test.mjs) ------------------------------------
-const shq = (s) => `'${String(s).replace(/'/g, `'\\''`)}'`;
-
-function probeCalls(calls) {
-  return calls
-    .map(([key, ...args]) => `printf 'CALL %s\\n' ${shq(key)}; ${[probe, ...args].map(shq).join(' ')}; printf 'STATUS %s %s\\n' ${shq(key)} "$?"`)
-    .join('\n');
-}
-
-function parseCalls(stdout) {
-  const calls = new Map();
-  let cur;
-  for (const line of stdout.split('\n')) {
-    let m;
-    if ((m = /^CALL (\S+)$/.exec(line))) {
-      cur = { key: m[1], lines: [], status: undefined };
-      calls.set(m[1], cur);
-    } else if ((m = /^STATUS (\S+) (\d+)$/.exec(line))) {
-      const c = calls.get(m[1]);
-      if (c) c.status = Number(m[2]);
-      cur = undefined;
-    } else if (cur && line.startsWith('RESULT ')) {
-      cur.lines.push(line);
-    }
-  }
-  return calls;
-}
-
-function resultOf(calls, key, res) {
-  const c = calls.get(key);
-  assert.ok(c, `probe call ${key} produced no output\nstdout: ${res.stdout}\nstderr: ${res.stderr}`);
-  assert.equal(c.status, 0, `${key}: probe exited ${c.status} (${c.lines.join(' | ')})\nstderr: ${res.stderr}`);
-  assert.equal(c.lines.length, 1, `${key}: expected one RESULT line, got ${JSON.stringify(c.lines)}`);
-  const f = c.lines[0].split(' ');
-  if (f[2] === 'OK') return { ok: true, extra: f.slice(3), line: c.lines[0] };
-  return { ok: false, err: f[3], errno: Number(f[4]), extra: f.slice(5), line: c.lines[0] };
-}
-
-function expectErr(calls, key, errnos, res) {
-  const r = resultOf(calls, key, res);
-  assert.ok(!r.ok && errnos.includes(r.err), `${key}: expected ${errnos.join(' or ')}, got: ${r.line}`);
-  return r;
-}
-
-function expectOk(calls, key, res) {
-  const r = resultOf(calls, key, res);
-  assert.ok(r.ok, `${key}: expected OK, got: ${r.line}`);
-  return r;
-}
-
 async function probeBox(mode, calls, { before = '', afterScript = '', ...opts } = {}) {
-  const script = [before, probeCalls(calls), afterScript].filter(Boolean).join('\n');
+  const script = [before, probeCalls(probe, calls), afterScript].filter(Boolean).join('\n');
   const res = await sh(mode, script, { workspace: makeWorkspace('net'), args: RO_PROBE, timeoutMs: 30000, ...opts });
   assert.equal(res.code, 0, `box failed (exit ${res.code})\nstdout: ${res.stdout}\nstderr: ${res.stderr}`);
   return { res, calls: parseCalls(res.stdout) };

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { chmodSync, existsSync, readFileSync, readdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createHash, createPublicKey, generateKeyPairSync, sign } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { KeyStore, KeyStoreError, verifyEd25519, kidOf, rawPublicKey } from '../../dist/ledger/keys.js';
@@ -21,7 +21,7 @@ const mode = (p) => statSync(p).mode & 0o777;
 test('first use creates each kind of key with mode 0600 in a 0700 directory, plus its JWKS history', (t) => {
   const dir = join(tempDir(t), 'keys');
   const ks = new KeyStore(dir);
-  for (const kind of ['grant', 'receipt', 'lease']) {
+  for (const kind of ['grant', 'receipt']) {
     const k = ks.current(kind);
     assert.match(k.kid, /^[0-9a-f]{16}$/);
     assert.equal(k.kid, createHash('sha256').update(rawPublicKey(k.publicKey)).digest('hex').slice(0, 16));
@@ -42,8 +42,8 @@ test('first use creates each kind of key with mode 0600 in a 0700 directory, plu
     assert.deepEqual(createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: e.x }, format: 'jwk' }).export({ format: 'der', type: 'spki' }), k.publicKey.export({ format: 'der', type: 'spki' }));
   }
   assert.equal(mode(dir), 0o700);
-  const kids = new Set(['grant', 'receipt', 'lease'].map((k) => ks.current(k).kid));
-  assert.equal(kids.size, 3, 'separate keys per purpose');
+  const kids = new Set(['grant', 'receipt'].map((k) => ks.current(k).kid));
+  assert.equal(kids.size, 2, 'separate keys per purpose');
   assert.deepEqual(readdirSync(dir).filter((n) => n.includes('.tmp') || n.endsWith('.lock')), [], 'no temporary files left behind');
   // a second store over the same directory (a restart) loads the same keys
   const again = new KeyStore(dir);
@@ -76,9 +76,10 @@ test('a symlinked, non-Ed25519 or garbage key file is refused', (t) => {
   assert.throws(() => new KeyStore(dir).current('grant'), /not a regular file/);
   writeFileSync(join(dir, 'receipt.key'), generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'pem', type: 'pkcs8' }), { mode: 0o600 });
   assert.throws(() => new KeyStore(dir).current('receipt'), /not Ed25519/);
-  writeFileSync(join(dir, 'lease.key'), 'garbage', { mode: 0o600 });
-  assert.throws(() => new KeyStore(dir).current('lease'), /not a PKCS8 PEM private key/);
-  assert.throws(() => new KeyStore(dir).current('other'), /unknown key kind/);
+  rmSync(join(dir, 'grant.key'));
+  writeFileSync(join(dir, 'grant.key'), 'garbage', { mode: 0o600 });
+  assert.throws(() => new KeyStore(dir).current('grant'), /not a PKCS8 PEM private key/);
+  assert.throws(() => new KeyStore(dir).current('lease'), /unknown key kind/);
 });
 
 test('sign/verify: right kid verifies; wrong kid, wrong kind, altered bytes or signature, and malformed input fail', (t) => {
@@ -140,17 +141,6 @@ test('a key whose history entry was lost is put back into the history on load', 
   assert.deepEqual(ks.jwks('grant').keys.map((k) => k.kid), [kid]);
   writeFileSync(join(dir, 'grant-keys.jwks'), 'not json');
   assert.throws(() => new KeyStore(dir).current('grant'), /unreadable[\s\S]*Fix:/);
-});
-
-test('the lease key works as a jose EdDSA signer', async (t) => {
-  const { SignJWT, jwtVerify, importJWK } = await import('jose');
-  const ks = new KeyStore(tempDir(t));
-  const { kid, privateKey } = ks.current('lease');
-  const jwt = await new SignJWT({ scope: 'x' }).setProtectedHeader({ alg: 'EdDSA', kid }).setIssuedAt().sign(privateKey);
-  const jwk = ks.jwks('lease').keys.find((k) => k.kid === kid);
-  const { payload, protectedHeader } = await jwtVerify(jwt, await importJWK(jwk, 'EdDSA'));
-  assert.equal(payload.scope, 'x');
-  assert.equal(protectedHeader.kid, kid);
 });
 
 test('grant signatures: over the JCS of the grant without its signature fields; any change breaks them', (t) => {
