@@ -1,5 +1,5 @@
 // Everything the pipeline stages use, built once per gate process.
-import type { Db } from '../ledger/db.js';
+import type { Db, WalSync } from '../ledger/db.js';
 import type { KeyStore } from '../ledger/keys.js';
 import type { Ledger } from '../ledger/ledger.js';
 import type { PolicyEngine } from '../policy/engine.js';
@@ -39,6 +39,8 @@ export interface GateContext {
   settings: GateSettings;
   state: GateState;
   instances: GateInstances;
+  /** Makes the commits so far durable (before dispatch, before a receipt is announced). */
+  wal: WalSync;
 }
 
 /** Revocation epoch (persisted, shared by processes) and drain flag (this process). */

@@ -2,7 +2,7 @@
 // under the state dir, shared by `latchgate up` and every `latchgate sandbox`.
 import { join } from 'node:path';
 import type { GateFileConfig } from '../config/sandbox-config.js';
-import { openDb, type Db } from '../ledger/db.js';
+import { openDb, WalSync, type Db } from '../ledger/db.js';
 import { KeyStore } from '../ledger/keys.js';
 import { Ledger } from '../ledger/ledger.js';
 import { CedarEngine } from '../policy/cedar.js';
@@ -58,7 +58,8 @@ export interface OpenedGate {
 }
 
 export async function openGate(o: OpenGateOptions): Promise<OpenedGate> {
-  const db = openDb(join(o.stateDir, 'ledger.sqlite3'));
+  const dbPath = join(o.stateDir, 'ledger.sqlite3');
+  const db = openDb(dbPath);
   const ledger = new Ledger(db).migrate();
   const keys = new KeyStore(join(o.stateDir, 'keys'));
   const registry = new Registry(db, o.config.manifestDirs, { builtin: o.builtinManifests ?? true });
@@ -94,6 +95,7 @@ export async function openGate(o: OpenGateOptions): Promise<OpenedGate> {
     },
     state: new GateState(db),
     instances: new GateInstances(o.stateDir),
+    wal: new WalSync(dbPath),
   };
   return {
     db,
@@ -101,6 +103,7 @@ export async function openGate(o: OpenGateOptions): Promise<OpenedGate> {
     gate: new Gate(ctx, ttl),
     close: () => {
       ctx.instances.close();
+      ctx.wal.close();
       db.close();
     },
   };

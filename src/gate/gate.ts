@@ -14,7 +14,7 @@ import { GateError } from './errors.js';
 import { admit } from './stages/admit.js';
 import { authenticate, type Session } from './stages/authenticate.js';
 import { authorize, buildPlan, type ExecutionPlan } from './stages/authorize.js';
-import { commitIntent } from './stages/commit.js';
+import { commitIntent, makeIntentDurable } from './stages/commit.js';
 import { decide, denialError } from './stages/decide.js';
 import { dispatch } from './stages/dispatch.js';
 import { finalize } from './stages/finalize.js';
@@ -163,21 +163,23 @@ export class Gate implements GateService {
     const auth = authorize(this.ctx, plan, approval);
     ev.budgets_before = auth.budget_before;
     ev.budgets_after = auth.budget_after;
-    try {
-      commitIntent(this.ctx, auth.grant, traceId, approval?.id);
-    } catch (e) {
-      this.ctx.budgets.refund(plan.session.session_id, plan.cost); // nothing ran
-      throw e;
-    }
+    // From the intent on, this grant is in flight (not of unknown outcome) until its receipt.
     const running = this.ctx.instances.running;
     running.add(auth.grant.grant_id);
-    let d;
+    let f;
     try {
-      d = await dispatch(this.ctx, action, auth.grant, plan.request, pre.call);
+      try {
+        commitIntent(this.ctx, auth.grant, traceId, approval?.id);
+      } catch (e) {
+        this.ctx.budgets.refund(plan.session.session_id, plan.cost); // nothing ran
+        throw e;
+      }
+      await makeIntentDurable(this.ctx);
+      const d = await dispatch(this.ctx, action, auth.grant, plan.request, pre.call);
+      f = await finalize(this.ctx, action, auth.grant, d, traceId, { ...ev, ...(approval ? { approval: { approval_id: approval.id, approved_by: approval.approved_by } } : {}), ...(this.ctx.settings.sandboxDegraded ? { sandbox_degraded: true } : {}) });
     } finally {
       running.delete(auth.grant.grant_id);
     }
-    const f = finalize(this.ctx, action, auth.grant, d, traceId, { ...ev, ...(approval ? { approval: { approval_id: approval.id, approved_by: approval.approved_by } } : {}), ...(this.ctx.settings.sandboxDegraded ? { sandbox_degraded: true } : {}) });
     if (approval) this.ctx.approvals.setResult(approval.id, f.receipt.receipt_id, f.status, f.body);
     return { status: f.status, body: f.body };
   }

@@ -2,7 +2,11 @@
 // state registers its tables through migrate(); `latchgate sandbox` and
 // `latchgate up` may open the same file at the same time.
 import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, statSync } from 'node:fs';
+import { fdatasync as fdatasyncCb } from 'node:fs';
+import { promisify } from 'node:util';
+
+const fdatasync = promisify(fdatasyncCb);
 import { dirname } from 'node:path';
 
 export type Db = Database.Database;
@@ -11,9 +15,9 @@ export function openDb(path: string): Db {
   if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
   const db = new Database(path);
   db.pragma('journal_mode = WAL');
-  // WAL + NORMAL: every commit survives a crash of the process; the commits
-  // that must also survive a power cut (intents, receipts) go through durable(),
-  // whose fsync of the WAL carries every earlier commit with it.
+  // WAL + NORMAL: every commit survives a crash of the process; before an
+  // intent is acted on and before a receipt is announced, WalSync makes the
+  // WAL (with every earlier commit) survive a power cut too.
   db.pragma('synchronous = NORMAL');
   db.pragma('busy_timeout = 5000');
   db.pragma('foreign_keys = ON');
@@ -29,13 +33,33 @@ export function immediate<T>(db: Db, fn: () => T): T {
   return db.transaction(fn).immediate();
 }
 
-/** An immediate transaction whose commit is fsynced before this returns. */
-export function durable<T>(db: Db, fn: () => T): T {
-  if (db.inTransaction) return db.transaction(fn)(); // the outer commit decides
-  db.pragma('synchronous = FULL');
-  try {
-    return db.transaction(fn).immediate();
-  } finally {
-    db.pragma('synchronous = NORMAL');
+/**
+ * Makes every commit so far survive a power cut: an fdatasync of the WAL
+ * (where WAL-mode commits land), run on the libuv thread pool so other
+ * requests go on meanwhile. SQLite keeps the WAL file (same inode) while this
+ * process holds the database open.
+ */
+export class WalSync {
+  private fd = -1;
+  private ino = -1;
+
+  constructor(private readonly dbPath: string) {}
+
+  async sync(): Promise<void> {
+    if (this.dbPath === ':memory:' || this.dbPath === '') return;
+    const wal = `${this.dbPath}-wal`;
+    const st = statSync(wal, { throwIfNoEntry: false });
+    if (!st) throw new Error(`${wal} is missing: the database is not in WAL mode`);
+    if (st.ino !== this.ino) {
+      if (this.fd >= 0) closeSync(this.fd);
+      this.fd = openSync(wal, 'r');
+      this.ino = st.ino;
+    }
+    await fdatasync(this.fd);
+  }
+
+  close(): void {
+    if (this.fd >= 0) closeSync(this.fd);
+    this.fd = -1;
   }
 }

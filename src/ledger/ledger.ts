@@ -12,7 +12,7 @@
 // reveals a deleted or edited last event.
 import { randomUUID } from 'node:crypto';
 import { canonicalize, sha256Hex } from '../crypto/jcs.js';
-import { durable, immediate, openDb, type Db } from './db.js';
+import { immediate, openDb, type Db } from './db.js';
 import type { AuditEvent, AuditEventInput, ExecutionReceipt } from '../gate/types.js';
 
 export const CHAIN_HASH_FORMAT = 'jcs-sha256';
@@ -342,7 +342,7 @@ export class Ledger {
    * grant was already consumed: the caller answers 409.
    */
   consumeGrantAndWriteIntent(intent: ExecutionIntent): boolean {
-    return durable(this.db, () => {
+    return immediate(this.db, () => {
       if (!this.consumeGrant(intent.grant_id, intent.action_id, intent.principal)) return false;
       this.writeIntent(intent);
       return true;
@@ -360,7 +360,7 @@ export class Ledger {
    * client must get evidence_persistence_failed.
    */
   commitEvidence(receipt: ExecutionReceipt, event: AuditEventInput): AuditEvent {
-    return durable(this.db, () => {
+    return immediate(this.db, () => {
       this.writeReceipt(receipt);
       return this.appendInTransaction(event);
     });

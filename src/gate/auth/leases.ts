@@ -243,6 +243,18 @@ async function verificationKey(keys: LeaseKeySource, kid: string): Promise<Crypt
   return key;
 }
 
+/**
+ * Leases whose signature already verified, by their exact compact form (a
+ * lease is used for many calls). Bounded; the oldest entry goes first.
+ */
+const verifiedLeases = new Map<string, Record<string, unknown>>();
+const VERIFIED_LEASES_MAX = 4096;
+
+function rememberLease(jwt: string, payload: Record<string, unknown>): void {
+  if (verifiedLeases.size >= VERIFIED_LEASES_MAX) verifiedLeases.delete(verifiedLeases.keys().next().value!);
+  verifiedLeases.set(jwt, payload);
+}
+
 const B64URL_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 const JKT = /^[A-Za-z0-9_-]{43}$/;
 
@@ -271,22 +283,29 @@ export async function verifyLease(leaseJwt: string, ctx: VerifyLeaseContext, now
   if (typeof header.kid !== 'string' || header.kid.length === 0 || header.kid.length > 128) {
     throw invalidLease('lease header has no kid');
   }
-  const key = await verificationKey(ctx.keys, header.kid);
-  if (!key) throw invalidLease(`lease was signed by an unknown key (kid ${echo(header.kid)})`);
-
-  let payload: Record<string, unknown>;
-  try {
-    ({ payload } = await jwtVerify(leaseJwt, key, {
-      algorithms: [LEASE_KEY_ALG],
-      issuer: LEASE_ISSUER,
-      audience: LEASE_AUDIENCE,
-      requiredClaims: ['exp', 'nbf', 'iat', 'jti', 'sub'],
-      currentDate: new Date((now ?? Date.now() / 1000) * 1000),
-    }));
-  } catch (e) {
-    if (e instanceof errors.JWTExpired) throw new AuthError('lease_expired', 'lease has expired; request a new one', { cause: e });
-    if (e instanceof errors.JWSSignatureVerificationFailed) throw invalidLease('lease signature verification failed', e);
-    throw invalidLease(`lease rejected: ${(e as Error).message}`, e);
+  const nowSeconds = now ?? Date.now() / 1000;
+  let payload = verifiedLeases.get(leaseJwt);
+  if (payload) {
+    // Signature and claims were checked when first seen; time is checked every call.
+    if (typeof payload.exp === 'number' && nowSeconds >= payload.exp) throw new AuthError('lease_expired', 'lease has expired; request a new one');
+    if (typeof payload.nbf === 'number' && nowSeconds < payload.nbf) throw invalidLease('lease rejected: "nbf" claim timestamp check failed');
+  } else {
+    const key = await verificationKey(ctx.keys, header.kid);
+    if (!key) throw invalidLease(`lease was signed by an unknown key (kid ${echo(header.kid)})`);
+    try {
+      ({ payload } = await jwtVerify(leaseJwt, key, {
+        algorithms: [LEASE_KEY_ALG],
+        issuer: LEASE_ISSUER,
+        audience: LEASE_AUDIENCE,
+        requiredClaims: ['exp', 'nbf', 'iat', 'jti', 'sub'],
+        currentDate: new Date(nowSeconds * 1000),
+      }));
+    } catch (e) {
+      if (e instanceof errors.JWTExpired) throw new AuthError('lease_expired', 'lease has expired; request a new one', { cause: e });
+      if (e instanceof errors.JWSSignatureVerificationFailed) throw invalidLease('lease signature verification failed', e);
+      throw invalidLease(`lease rejected: ${(e as Error).message}`, e);
+    }
+    rememberLease(leaseJwt, payload);
   }
 
   const p = payload;

@@ -2,7 +2,7 @@
 // unchanged), then the intent is written and the grant consumed in one
 // transaction: a replayed grant gets 409, a crash leaves an intent to find.
 import { verifyGrantSignature } from '../../ledger/verify.js';
-import { durable } from '../../ledger/db.js';
+import { immediate } from '../../ledger/db.js';
 import type { GateContext } from '../context.js';
 import { GateError } from '../errors.js';
 import type { ExecutionGrant } from '../types.js';
@@ -21,8 +21,7 @@ export function commitIntent(ctx: GateContext, grant: ExecutionGrant, traceId: s
   if (unknown) {
     throw new GateError('previous_outcome_unknown', `this exact request already started (grant ${unknown.grant_id}, ${unknown.started_at}) and has no receipt; an operator must establish its outcome before it may run again (latchgate verify)`);
   }
-  // Fsynced: the intent is the evidence that survives a crash during dispatch.
-  const ok = durable(ctx.db, () => {
+  const ok = immediate(ctx.db, () => {
     if (approvalId && !ctx.approvals.consumeInTransaction(approvalId)) return false;
     return ctx.ledger.consumeGrantAndWriteIntent({
       grant_id: grant.grant_id,
@@ -37,4 +36,13 @@ export function commitIntent(ctx: GateContext, grant: ExecutionGrant, traceId: s
     });
   });
   if (!ok) throw new GateError('grant_consumed', `grant ${grant.grant_id} (or its approval) was already used: one grant, one execution`);
+}
+
+/** The intent is the evidence that survives a crash during dispatch: on disk before the provider runs. */
+export async function makeIntentDurable(ctx: GateContext): Promise<void> {
+  try {
+    await ctx.wal.sync();
+  } catch (e) {
+    throw new GateError('store_unavailable', `the intent could not be made durable (${(e as Error).message}); nothing was dispatched`);
+  }
 }

@@ -17,7 +17,7 @@ export interface Finalized {
   receipt: ExecutionReceipt;
 }
 
-export function finalize(ctx: GateContext, action: LoadedAction, grant: ExecutionGrant, d: Dispatched, traceId: string, event: AuditEventInput): Finalized {
+export async function finalize(ctx: GateContext, action: LoadedAction, grant: ExecutionGrant, d: Dispatched, traceId: string, event: AuditEventInput): Promise<Finalized> {
   const m = action.manifest;
   let failureClass = d.failure_class;
   let error = d.error;
@@ -67,6 +67,7 @@ export function finalize(ctx: GateContext, action: LoadedAction, grant: Executio
         ...(failureClass ? { failure_class: failureClass } : {}),
       },
     });
+    await ctx.wal.sync(); // the client hears of it only once it would survive a power cut
   } catch (e) {
     throw new GateError('evidence_persistence_failed', `the outcome could not be recorded (${(e as Error).message}); treat the action's effect as unknown`, { grant_id: grant.grant_id });
   }
