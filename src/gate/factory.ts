@@ -60,6 +60,18 @@ export interface OpenedGate {
 export async function openGate(o: OpenGateOptions): Promise<OpenedGate> {
   const dbPath = join(o.stateDir, 'ledger.sqlite3');
   const db = openDb(dbPath);
+  // Checkpoints copy the WAL into the database with fsyncs: not in the middle
+  // of a request (SQLite's automatic ones run inside a commit), but between
+  // them, once a second.
+  db.pragma('wal_autocheckpoint = 0');
+  const checkpoints = setInterval(() => {
+    try {
+      db.pragma('wal_checkpoint(PASSIVE)');
+    } catch {
+      // busy or closing: the next tick tries again
+    }
+  }, 1000);
+  checkpoints.unref();
   const ledger = new Ledger(db).migrate();
   const keys = new KeyStore(join(o.stateDir, 'keys'));
   const registry = new Registry(db, o.config.manifestDirs, { builtin: o.builtinManifests ?? true });
@@ -102,6 +114,7 @@ export async function openGate(o: OpenGateOptions): Promise<OpenedGate> {
     ctx,
     gate: new Gate(ctx, ttl),
     close: () => {
+      clearInterval(checkpoints);
       ctx.instances.close();
       ctx.wal.close();
       db.close();
