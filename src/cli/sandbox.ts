@@ -7,7 +7,7 @@ import { gateSetup, type GateSetup } from './gate-setup.js';
 import { loadAddon } from '../native/addon.js';
 import { LaunchError } from '../sandbox/errors.js';
 import { hostFacts, resolveIdentity } from '../sandbox/identity.js';
-import { buildSandboxPlan, readCapLast, readHardLimits, type SandboxPlan } from '../sandbox/plan.js';
+import { buildSandboxPlan, readHardLimits, type SandboxPlan } from '../sandbox/plan.js';
 import { runSandbox, type RunResult } from '../sandbox/supervisor.js';
 import { realpathSync } from 'node:fs';
 import { DEFAULTS } from '../gate/defaults.js';
@@ -128,7 +128,6 @@ function planFrom(cmd: string[], f: SandboxFlags, setup: GateSetup, makeGate: (i
       env: process.env,
       landlockAbi: loadAddon().landlockAbi(),
       hardLimits: readHardLimits(),
-      capLast: readCapLast(),
       terminal: tty ? { rows: out?.rows || 24, cols: out?.columns || 80 } : null,
     },
   );

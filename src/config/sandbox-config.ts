@@ -189,8 +189,3 @@ export function loadConfig(explicit?: string, env: NodeJS.ProcessEnv = process.e
   c.file = null;
   return c;
 }
-
-/** Backwards-compatible: the sandbox part of an explicit --config file. */
-export function loadSandboxConfig(file: string): SandboxFileConfig {
-  return loadConfig(file).sandbox;
-}

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { loadAddon } from '../native/addon.js';
 import { errnoName, LaunchError } from '../sandbox/errors.js';
 import { hostFacts, resolveIdentity } from '../sandbox/identity.js';
-import { buildSandboxPlan, readCapLast, readHardLimits } from '../sandbox/plan.js';
+import { buildSandboxPlan, readHardLimits } from '../sandbox/plan.js';
 import { runSandbox } from '../sandbox/supervisor.js';
 
 export interface Check {
@@ -89,7 +89,7 @@ async function probe(): Promise<Check> {
   try {
     const plan = buildSandboxPlan(
       { workspace: ws, ro: [], rw: [], passEnv: [], allowHosts: [], command: ['/bin/true'], strictNet: false, allowDegraded: true, limits: {}, listenPorts: [] },
-      { identity: resolveIdentity(hostFacts(ws)), env: {}, landlockAbi: loadAddon().landlockAbi(), hardLimits: readHardLimits(), capLast: readCapLast(), terminal: null },
+      { identity: resolveIdentity(hostFacts(ws)), env: {}, landlockAbi: loadAddon().landlockAbi(), hardLimits: readHardLimits(), terminal: null },
     );
     const r = await runSandbox(plan);
     if (r.error) return { name: 'live probe', status: 'fail', detail: r.error.message.replace(/^latchgate: /, '') };

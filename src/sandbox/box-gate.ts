@@ -10,8 +10,6 @@ import type { FastifyInstance } from 'fastify';
 import type { GateSetup } from '../cli/gate-setup.js';
 import type { OpenedGate } from '../gate/factory.js';
 
-export const BOX_GATE_SOCKET = '/run/latchgate/gate.sock';
-
 export class BoxGate {
   readonly dir: string;
   readonly socketPath: string;

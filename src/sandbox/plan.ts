@@ -35,7 +35,6 @@ export interface HostFacts {
   /** Landlock ABI, or a negative errno when the kernel has none. */
   landlockAbi: number;
   hardLimits: { nofile: number; nproc: number };
-  capLast: number;
   terminal: { rows: number; cols: number } | null;
 }
 

@@ -53,7 +53,7 @@ function fixFor(errno: number, plan?: SandboxPlan, m?: NativeMessage): string {
   return 'run `latchgate doctor` to check this host';
 }
 
-export function spawnError(e: Error & { step?: string; errno?: number }): LaunchError {
+function spawnError(e: Error & { step?: string; errno?: number }): LaunchError {
   if (e.errno === undefined) return new LaunchError(`latchgate: ${e.message}`);
   const restricted = e.errno === constants.errno.EPERM || e.errno === constants.errno.EACCES || e.errno === constants.errno.ENOSPC;
   return new LaunchError(`latchgate: ${e.step} failed: ${errnoName(e.errno)}; ${restricted ? 'this host does not let this user create the namespaces: run `latchgate doctor` for the fix' : fixFor(e.errno)}`);

@@ -30,7 +30,6 @@ function facts(over = {}) {
     env: { TERM: 'xterm-256color', LANG: 'C.UTF-8', AWS_SECRET_ACCESS_KEY: 'secret', SSH_AUTH_SOCK: '/run/ssh', MY_TOKEN: 't' },
     landlockAbi: 7,
     hardLimits: { nofile: 1048576, nproc: 100000 },
-    capLast: 40,
     terminal: null,
     ...over,
   };
