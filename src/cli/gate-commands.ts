@@ -100,14 +100,14 @@ export function auditCommand(): Command {
     .addOption(new Option('--format <format>', 'output format').choices(['table', 'json', 'jsonl', 'csv']).default('table'))
     .option('--json', 'same as --format json')
     .option('-l, --limit <n>', 'newest N events', '20')
-    .option('--action <id>')
-    .option('--principal <name>')
-    .addOption(new Option('--decision <d>').choices(['allow', 'allow_unverified', 'deny', 'pending_approval', 'error']))
+    .option('--action <id>', 'only this action')
+    .option('--principal <name>', 'only this principal')
+    .addOption(new Option('--decision <d>', 'only this decision').choices(['allow', 'allow_unverified', 'deny', 'pending_approval', 'error']))
     .option('--after <time>', 'ISO 8601')
     .option('--before <time>', 'ISO 8601')
-    .option('--trace-id <id>')
-    .option('--session-id <id>')
-    .option('--event-type <type>')
+    .option('--trace-id <id>', 'one event')
+    .option('--session-id <id>', 'one lease session')
+    .option('--event-type <type>', 'e.g. action_call, lease_issued, approval_granted, policy_grant')
     .action(async (o: Out & Record<string, string | undefined>) => {
       await withGate(o, async (g) => {
         const events = g.gate.admin.auditEvents({
@@ -148,25 +148,25 @@ export function revokeCommand(): Command {
 
 export function approvalsCommand(): Command {
   const c = new Command('approvals').summary('list, show, approve or deny pending approvals');
-  c.addCommand(common(new Command('list')).option('--all', 'include decided ones').option('-l, --limit <n>', 'at most N', '50').action(async (o: Out & { all?: boolean; limit: string }) => {
+  c.addCommand(common(new Command('list').summary('pending approvals (newest first)')).option('--all', 'include decided ones').option('-l, --limit <n>', 'at most N', '50').action(async (o: Out & { all?: boolean; limit: string }) => {
     await withGate(o, (g) => {
       const list = g.gate.admin.approvals({ status: o.all ? 'all' : 'pending', limit: Number(o.limit) });
       print(o, list, () => (list.length === 0 ? 'no approvals' : list.map((a) => `${a.approval_id}  ${String(a.status).padEnd(9)} ${String(a.action_id).padEnd(22)} ${a.principal}  expires ${a.expires_at}`).join('\n')));
     });
   }));
-  c.addCommand(common(new Command('show')).argument('<id>').action(async (id: string, o: Out) => {
+  c.addCommand(common(new Command('show').summary('one approval with its plan')).argument('<id>').action(async (id: string, o: Out) => {
     await withGate(o, (g) => {
       const a = g.gate.admin.approval(id);
       print(o, a, () => JSON.stringify(a, null, 2));
     });
   }));
-  c.addCommand(common(new Command('approve')).argument('<id>').option('-y, --yes', 'do not ask').action(async (id: string, o: Out) => {
+  c.addCommand(common(new Command('approve').summary('approve: the plan runs now, once')).argument('<id>').option('-y, --yes', 'do not ask').action(async (id: string, o: Out) => {
     await withGate(o, async (g, s) => {
       const r = await g.gate.admin.approve(localOperator(s), id, {});
       print(o, r, () => `approved ${id}: executed, HTTP ${r.http_status}${(r.result as { receipt_id?: string })?.receipt_id ? `, receipt ${(r.result as { receipt_id: string }).receipt_id}` : ''}`);
     });
   }));
-  c.addCommand(common(new Command('deny')).argument('<id>').option('-r, --reason <text>').action(async (id: string, o: Out & { reason?: string }) => {
+  c.addCommand(common(new Command('deny').summary('deny, with a reason the agent sees')).argument('<id>').option('-r, --reason <text>').action(async (id: string, o: Out & { reason?: string }) => {
     await withGate(o, (g, s) => {
       const r = g.gate.admin.deny(localOperator(s), id, { reason: o.reason });
       print(o, r, () => `denied ${id}${o.reason ? `: ${o.reason}` : ''}`);
@@ -178,7 +178,7 @@ export function approvalsCommand(): Command {
 export function policyCommand(): Command {
   const c = new Command('policy').summary('grant, revoke and show what principals may do');
   const csv = (v: string) => v.split(',').map((x) => x.trim()).filter(Boolean);
-  c.addCommand(common(new Command('grant')).argument('<principal>', 'principal, or * for everyone').argument('<actions>', 'comma-separated action ids').option('--sinks <list>', 'comma-separated sinks (default: what the actions declare)').action(async (principal: string, actions: string, o: Out & { sinks?: string }) => {
+  c.addCommand(common(new Command('grant').summary('allow a principal some actions')).argument('<principal>', 'principal, or * for everyone').argument('<actions>', 'comma-separated action ids').option('--sinks <list>', 'comma-separated sinks (default: what the actions declare)').action(async (principal: string, actions: string, o: Out & { sinks?: string }) => {
     await withGate(o, (g, s) => {
       const ids = csv(actions);
       for (const id of ids) if (!g.ctx.registry.get(id)) throw new LaunchError(`no action ${id}; see latchgate actions`, 1);
@@ -187,19 +187,19 @@ export function policyCommand(): Command {
       print(o, r, () => `granted ${principal}: ${ids.join(', ')} (sinks ${sinks.join(', ') || 'none'})`);
     });
   }));
-  c.addCommand(common(new Command('revoke')).argument('<principal>').argument('<actions>', 'comma-separated action ids').action(async (principal: string, actions: string, o: Out) => {
+  c.addCommand(common(new Command('revoke').summary('take actions away from a principal')).argument('<principal>').argument('<actions>', 'comma-separated action ids').action(async (principal: string, actions: string, o: Out) => {
     await withGate(o, (g, s) => {
       const r = g.gate.admin.policyRevoke(localOperator(s), { principal, actions: csv(actions) });
       print(o, r, () => `revoked from ${principal}: ${csv(actions).join(', ')}`);
     });
   }));
-  c.addCommand(common(new Command('show')).argument('[principal]').action(async (principal: string | undefined, o: Out) => {
+  c.addCommand(common(new Command('show').summary('the policy data, or one principal\'s view')).argument('[principal]').action(async (principal: string | undefined, o: Out) => {
     await withGate(o, (g) => {
       const r = g.gate.admin.policyShow(principal);
       print(o, r, () => JSON.stringify(r, null, 2));
     });
   }));
-  c.addCommand(common(new Command('list')).action(async (o: Out) => {
+  c.addCommand(common(new Command('list').summary('every principal with grants')).action(async (o: Out) => {
     await withGate(o, (g) => {
       const r = g.ctx.policyStore.list();
       print(o, r, () => (r.length === 0 ? 'no grants (everything is denied)' : r.map((e) => JSON.stringify(e)).join('\n')));
@@ -210,7 +210,7 @@ export function policyCommand(): Command {
 
 export function keysCommand(): Command {
   const c = new Command('keys').summary('signing keys');
-  c.addCommand(common(new Command('rotate')).addOption(new Option('--kind <kind>', 'which key').choices(['receipt', 'grant', 'lease']).default('receipt')).action(async (o: Out & { kind: string }) => {
+  c.addCommand(common(new Command('rotate').summary('a new signing key; old signatures keep verifying')).addOption(new Option('--kind <kind>', 'which key').choices(['receipt', 'grant', 'lease']).default('receipt')).action(async (o: Out & { kind: string }) => {
     await withGate(o, async (g, s) => {
       const r = await g.gate.admin.keysRotate(localOperator(s), { kind: o.kind });
       print(o, r, () => `rotated the ${o.kind} key: new kid ${r.kid} (old signatures still verify)`);
