@@ -4,7 +4,17 @@
 import type { GateContext } from '../context.js';
 import { GateError } from '../errors.js';
 import type { LoadedAction } from '../registry.js';
-import { expandTemplate, hostMatches, TemplateError, type ExpandedRequest } from '../templates.js';
+import { HostAllowlist } from '../../egress/allowlist.js';
+import type { ActionManifest } from '../types.js';
+import { expandTemplate, TemplateError, type ExpandedRequest } from '../templates.js';
+
+/** One strict matcher per manifest (the same rules as the box's CONNECT proxy). */
+const allowlists = new WeakMap<ActionManifest, HostAllowlist>();
+function allowlistOf(m: ActionManifest): HostAllowlist {
+  let a = allowlists.get(m);
+  if (!a) allowlists.set(m, (a = new HostAllowlist(m.egress.allowed_domains, `${m.action_id}: egress.allowed_domains`)));
+  return a;
+}
 
 export interface Prechecked {
   call?: ExpandedRequest;
@@ -27,7 +37,7 @@ export function precheck(_ctx: GateContext, action: LoadedAction, body: unknown)
     }
     const host = new URL(out.call.url).hostname;
     out.targets.push(out.call.url);
-    if (!hostMatches(host, m.egress.allowed_domains)) out.unresolved_domains.push(host);
+    if (!allowlistOf(m).matches(host)) out.unresolved_domains.push(host);
   }
   if (out.category === 'fs') {
     const p = (body as { path?: unknown }).path;
