@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One-time set-up on a fresh Debian machine: the system packages the tests use
-# (cc for the escape probe, tmux for the terminal tests), then npm ci, which
+# (cc for the escape probe, tmux for the terminal tests, openssl for test
+# certificates), then npm ci, which
 # compiles the addon and the TypeScript.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,6 +11,8 @@ command -v g++ >/dev/null || need+=(g++)
 command -v make >/dev/null || need+=(make)
 command -v python3 >/dev/null || need+=(python3)
 command -v tmux >/dev/null || need+=(tmux)
+command -v openssl >/dev/null || need+=(openssl)
+command -v perl >/dev/null || need+=(perl)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "setup: missing packages ${need[*]}: install them with: sudo apt-get install -y ${need[*]}" >&2
