@@ -56,6 +56,8 @@ function hostProcesses(marker, nsLink, exclude = []) {
     let cmdline;
     let ns;
     try {
+      // A zombie is dead already (it only waits for whoever reaps orphans on the host).
+      if (/^\d+ \(.*\) Z /s.test(readFileSync(`/proc/${pid}/stat`, 'utf8'))) continue;
       cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ').trim();
     } catch {
       continue;
