@@ -90,7 +90,15 @@ export function sandboxCommand(): Command {
 
 export const DEFAULT_BOX_PRINCIPAL = 'sandbox-agent';
 
-function planFrom(cmd: string[], f: SandboxFlags, setup: GateSetup, makeGate: (identity: { uid: number; gid: number }, principal: string) => BoxGate | undefined): SandboxPlan {
+type EgressModule = typeof import('../sandbox/box-egress.js');
+
+function planFrom(
+  cmd: string[],
+  f: SandboxFlags,
+  setup: GateSetup,
+  makeGate: (identity: { uid: number; gid: number }, principal: string) => BoxGate | undefined,
+  egressMod: EgressModule | undefined,
+): { plan: SandboxPlan; egress: ReturnType<EgressModule['planEgress']> } {
   const cfg = setup.config;
   const file = cfg.sandbox;
   const source = cfg.file ?? 'latchgate.toml';
@@ -103,12 +111,13 @@ function planFrom(cmd: string[], f: SandboxFlags, setup: GateSetup, makeGate: (i
   } catch {
     throw new LaunchError(`--workspace ${workspace}: no such directory; create it or pass an existing one`);
   }
+  const egress = egressMod?.planEgress([...new Set(allowHosts)], file, process.env, source);
   const identity = resolveIdentity(hostFacts(wsReal));
   const principal = file.principal ?? DEFAULT_BOX_PRINCIPAL;
   const boxGate = makeGate(identity, principal);
   const tty = process.stdin.isTTY;
   const out = process.stdout.isTTY ? process.stdout : undefined;
-  return buildSandboxPlan(
+  const plan = buildSandboxPlan(
     {
       workspace,
       ro: [...file.roMounts, ...f.ro],
@@ -120,7 +129,8 @@ function planFrom(cmd: string[], f: SandboxFlags, setup: GateSetup, makeGate: (i
       strictNet: f.strictNet ?? file.strictNet ?? false,
       allowDegraded: f.allowDegraded ?? false,
       limits: { nofile: f.rlimitNofile ?? file.limits.nofile, nproc: f.rlimitNproc ?? file.limits.nproc, tmpSize: f.tmpSize ?? file.limits.tmpSize },
-      listenPorts: [],
+      listenPorts: egress?.listenPorts ?? [],
+      ...(egress ? { egress: { env: egress.env, description: egressMod!.describeEgress(egress) } } : {}),
       gate: { socket: boxGate?.socketPath ?? '(a socket created at launch)', principal, publicBaseUrl: setup.gate.publicBaseUrl ?? DEFAULTS.publicBaseUrl },
     },
     {
@@ -131,6 +141,7 @@ function planFrom(cmd: string[], f: SandboxFlags, setup: GateSetup, makeGate: (i
       terminal: tty ? { rows: out?.rows || 24, cols: out?.columns || 80 } : null,
     },
   );
+  return { plan, egress };
 }
 
 function summary(plan: SandboxPlan | undefined, r: RunResult | undefined, error: LaunchError | undefined, startedMs: number) {
@@ -161,10 +172,15 @@ export async function runSandboxCommand(cmd: string[], f: SandboxFlags): Promise
   let result: RunResult | undefined;
   let error: LaunchError | undefined;
   let boxGate: BoxGate | undefined;
+  let boxEgress: import('../sandbox/box-egress.js').BoxEgress | undefined;
   try {
     const setup = gateSetup(f.config);
     const { BoxGate } = await import('../sandbox/box-gate.js');
-    plan = planFrom(cmd, f, setup, (agent, principal) => (f.dryRun ? undefined : (boxGate = new BoxGate(setup, principal, agent))));
+    const sb = setup.config.sandbox;
+    // The egress modules load only for boxes that have exits to the network.
+    const egressMod = f.allowHost.length > 0 || sb.allowHosts.length > 0 || sb.credentials.size > 0 ? await import('../sandbox/box-egress.js') : undefined;
+    const planned = planFrom(cmd, f, setup, (agent, principal) => (f.dryRun ? undefined : (boxGate = new BoxGate(setup, principal, agent))), egressMod);
+    plan = planned.plan;
     if (f.dryRun) {
       process.stdout.write(JSON.stringify(plan, null, 2) + '\n');
       return 0;
@@ -177,12 +193,22 @@ export async function runSandboxCommand(cmd: string[], f: SandboxFlags): Promise
       const { opened } = await boxGate!.open();
       opened.gate.event({ event_type: 'sandbox_degraded', decision: 'allow', subject: { principal: boxGate!.principal }, details: { degraded: plan.degraded, workspace: plan.workspace } });
     }
-    result = await runSandbox(plan);
+    if (planned.egress) {
+      const gate = boxGate!;
+      boxEgress = new egressMod!.BoxEgress(planned.egress, (e) => gate.record({ ...e, subject: { principal: gate.principal } }));
+    }
+    const egress = boxEgress;
+    result = await runSandbox(plan, {
+      onListen: (fds) => {
+        egress!.serve(fds).catch((e) => process.stderr.write(`latchgate: the egress proxies could not start: ${(e as Error).message}\n`));
+      },
+    });
     error = result.error;
   } catch (e) {
     if (!(e instanceof LaunchError)) throw e;
     error = e;
   } finally {
+    await boxEgress?.close();
     await boxGate?.close();
   }
   if (error) process.stderr.write(`${error.message.startsWith('latchgate:') ? '' : 'latchgate: '}${error.message}\n`);

@@ -9,7 +9,7 @@ import { LaunchError } from '../sandbox/errors.js';
 import { configCandidates } from './paths.js';
 import { didYouMean } from './suggest.js';
 
-type FieldType = 'string' | 'string[]' | 'int' | 'uint' | 'bool';
+type FieldType = 'string' | 'string[]' | 'int' | 'uint' | 'int[]' | 'bool';
 /** A table; the key '*' stands for any key (tables keyed by uid or name). */
 type Schema = { [key: string]: FieldType | Schema };
 
@@ -22,9 +22,10 @@ const SCHEMA: Schema = {
       rw_mounts: 'string[]',
       pass_env: 'string[]',
       principal: 'string',
+      credentials: { '*': { upstream: 'string', header: 'string', format: 'string', key_source: 'string', ca_file: 'string' } },
     },
     limits: { nofile: 'int', nproc: 'int', tmp_size: 'string' },
-    network: { strict_net: 'bool' },
+    network: { strict_net: 'bool', allow_ports: 'int[]', extra_ca_certs: 'string[]', resolve: { '*': 'string' } },
   },
   gate: {
     public_base_url: 'string',
@@ -49,6 +50,8 @@ export interface SandboxFileConfig {
   principal?: string;
   limits: { nofile?: number; nproc?: number; tmpSize?: string };
   strictNet?: boolean;
+  network: { allowPorts?: number[]; extraCaCerts: string[]; resolve: Map<string, string> };
+  credentials: Map<string, { upstream?: string; header?: string; format?: string; keySource?: string; caFile?: string }>;
 }
 
 export interface GateFileConfig {
@@ -91,9 +94,10 @@ function check(file: string, value: unknown, schema: Schema, path: string[]): vo
       : t === 'bool' ? typeof v === 'boolean'
       : t === 'int' ? typeof v === 'number' && Number.isInteger(v) && v > 0
       : t === 'uint' ? typeof v === 'number' && Number.isInteger(v) && v >= 0
+      : t === 'int[]' ? Array.isArray(v) && v.every((x) => typeof x === 'number' && Number.isInteger(x) && x > 0 && x < 65536)
       : Array.isArray(v) && v.every((x) => typeof x === 'string');
     if (!ok) {
-      const expected = { string: 'a string', bool: 'true or false', int: 'a positive integer', uint: 'an integer >= 0', 'string[]': 'an array of strings' }[t];
+      const expected = { string: 'a string', bool: 'true or false', int: 'a positive integer', uint: 'an integer >= 0', 'int[]': 'an array of port numbers', 'string[]': 'an array of strings' }[t];
       throw new LaunchError(`${file}: ${where}: expected ${expected}, got ${JSON.stringify(v)}`);
     }
   }
@@ -141,6 +145,23 @@ export function parseConfig(file: string, text: string): LatchgateConfig {
       principal: a.principal as string | undefined,
       limits: { nofile: l.nofile as number | undefined, nproc: l.nproc as number | undefined, tmpSize: l.tmp_size as string | undefined },
       strictNet: sb.network?.strict_net as boolean | undefined,
+      network: {
+        allowPorts: sb.network?.allow_ports as number[] | undefined,
+        extraCaCerts: ((sb.network?.extra_ca_certs as string[]) ?? []).map(rel),
+        resolve: new Map(Object.entries((sb.network?.resolve ?? {}) as Record<string, string>)),
+      },
+      credentials: new Map(
+        Object.entries((a.credentials ?? {}) as Record<string, T>).map(([name, c]) => [
+          name,
+          {
+            upstream: c.upstream as string | undefined,
+            header: c.header as string | undefined,
+            format: c.format as string | undefined,
+            keySource: c.key_source as string | undefined,
+            caFile: c.ca_file !== undefined ? rel(c.ca_file as string) : undefined,
+          },
+        ]),
+      ),
     },
     gate: {
       publicBaseUrl: g.public_base_url as string | undefined,

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { GateSetup } from '../cli/gate-setup.js';
 import type { OpenedGate } from '../gate/factory.js';
+import type { AuditEventInput } from '../gate/types.js';
 
 export class BoxGate {
   readonly dir: string;
@@ -18,6 +19,8 @@ export class BoxGate {
 
   /** Set once the plan is known: every event then says the box ran degraded. */
   sandboxDegraded = false;
+  private readonly pending: AuditEventInput[] = [];
+  private flushing: Promise<void> | undefined;
 
   constructor(
     private readonly setup: GateSetup,
@@ -63,7 +66,31 @@ export class BoxGate {
     return this.opening;
   }
 
+  /**
+   * Appends an event from the box's exits (egress decisions) to the ledger.
+   * The gate opens on first use, so events queue until it is open; a failure
+   * to record is said loudly on stderr (the box's own run goes on).
+   */
+  record(e: AuditEventInput): void {
+    this.pending.push(e);
+    this.flushing ??= this.flush();
+  }
+
+  private async flush(): Promise<void> {
+    try {
+      const { opened } = await this.open();
+      while (this.pending.length > 0) opened.gate.event(this.pending.shift()!);
+    } catch (e) {
+      process.stderr.write(`latchgate: cannot record ${this.pending.length} egress event(s) in the ledger: ${(e as Error).message}\n`);
+      this.pending.length = 0;
+    } finally {
+      this.flushing = undefined;
+    }
+    if (this.pending.length > 0) this.flushing ??= this.flush();
+  }
+
   async close(): Promise<void> {
+    while (this.flushing) await this.flushing;
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
     if (this.opening) {
       const { app, opened } = await this.opening.catch(() => ({ app: undefined, opened: undefined }));

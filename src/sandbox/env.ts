@@ -35,6 +35,14 @@ const REFUSED: Record<string, string> = {
   GIT_EXEC_PATH: 'it makes git run programs from another directory',
   GIT_CONFIG_GLOBAL: 'it points git at another configuration',
   GIT_DIR: 'it points git at another repository',
+  HTTPS_PROXY: 'latchgate points it at its egress proxy',
+  HTTP_PROXY: 'latchgate points it at its egress proxy',
+  https_proxy: 'latchgate points it at its egress proxy',
+  http_proxy: 'latchgate points it at its egress proxy',
+  ALL_PROXY: 'it would route around the egress proxy',
+  all_proxy: 'it would route around the egress proxy',
+  NO_PROXY: 'latchgate sets it so local base URLs stay local',
+  no_proxy: 'latchgate sets it so local base URLs stay local',
 };
 
 const REFUSED_PREFIXES: [string, string][] = [

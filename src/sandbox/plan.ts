@@ -27,6 +27,8 @@ export interface SandboxOptions {
   listenPorts: number[];
   /** The host socket of this box's gate, mounted at /run/latchgate/gate.sock. */
   gate?: { socket: string; principal: string; publicBaseUrl: string };
+  /** The egress proxies: variables for the box and a description for the plan (no keys). */
+  egress?: { env: Record<string, string>; description: Record<string, unknown> };
 }
 
 export interface HostFacts {
@@ -63,7 +65,7 @@ export interface SandboxPlan {
   capabilities: 'all dropped';
   noNewPrivs: true;
   namespaces: string[];
-  network: { loopbackOnly: true; strictNet: boolean; listenPorts: number[]; allowHosts: string[] };
+  network: { loopbackOnly: true; strictNet: boolean; listenPorts: number[]; allowHosts: string[]; egress: Record<string, unknown> | null };
   gate: { socket: '/run/latchgate/gate.sock'; principal: string } | null;
   terminal: { mode: 'pty'; rows: number; cols: number } | { mode: 'inherit' };
   /** Weaker modes asked for by name; empty at full isolation. */
@@ -208,6 +210,7 @@ export function buildSandboxPlan(o: SandboxOptions, h: HostFacts): SandboxPlan {
     workspace,
     extraPath,
   });
+  Object.assign(env, o.egress?.env ?? {});
   if (o.gate) {
     env.LATCHGATE_URL = 'unix:///run/latchgate/gate.sock';
     env.LATCHGATE_SOCKET = '/run/latchgate/gate.sock';
@@ -249,7 +252,7 @@ export function buildSandboxPlan(o: SandboxOptions, h: HostFacts): SandboxPlan {
     capabilities: 'all dropped',
     noNewPrivs: true,
     namespaces: ['user', 'mount', 'pid', 'network', 'uts', 'ipc', 'cgroup'],
-    network: { loopbackOnly: true, strictNet: o.strictNet, listenPorts: o.listenPorts, allowHosts: o.allowHosts },
+    network: { loopbackOnly: true, strictNet: o.strictNet, listenPorts: o.listenPorts, allowHosts: o.allowHosts, egress: o.egress?.description ?? null },
     gate: o.gate ? { socket: '/run/latchgate/gate.sock', principal: o.gate.principal } : null,
     terminal: h.terminal ? { mode: 'pty', ...h.terminal } : { mode: 'inherit' },
     degraded,

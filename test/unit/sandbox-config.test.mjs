@@ -37,6 +37,8 @@ test('maps every field of a valid document', () => {
     limits: { nofile: 4096, nproc: 512, tmpSize: '2g' },
     strictNet: true,
     principal: undefined,
+    network: { allowPorts: undefined, extraCaCerts: [], resolve: new Map() },
+    credentials: new Map(),
   });
 });
 
@@ -48,7 +50,7 @@ test('inline tables and dotted keys mean the same', () => {
 });
 
 test('an empty document (or empty sections) gives the defaults', () => {
-  const defaults = { workspace: undefined, allowHosts: [], roMounts: [], rwMounts: [], passEnv: [], principal: undefined, limits: { nofile: undefined, nproc: undefined, tmpSize: undefined }, strictNet: undefined };
+  const defaults = { workspace: undefined, allowHosts: [], roMounts: [], rwMounts: [], passEnv: [], principal: undefined, limits: { nofile: undefined, nproc: undefined, tmpSize: undefined }, strictNet: undefined, network: { allowPorts: undefined, extraCaCerts: [], resolve: new Map() }, credentials: new Map() };
   assert.deepEqual(parse(''), defaults);
   assert.deepEqual(parse('# nothing\n'), defaults);
   assert.deepEqual(parse('[sandbox]\n[sandbox.agent]\n[sandbox.limits]\n[sandbox.network]\n'), defaults);

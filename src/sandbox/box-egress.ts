@@ -1,0 +1,119 @@
+// The box's two network exits, served by the launcher on listening sockets
+// the box's init made inside its network namespace: the allowlisted CONNECT
+// proxy (127.0.0.1:3128 inside) and the credential reverse proxy
+// (127.0.0.1:3129 inside), which adds keys the box never holds.
+import { readFileSync } from 'node:fs';
+import type { SandboxFileConfig } from '../config/sandbox-config.js';
+import { HostAllowlist, normalizeConnectHost } from '../egress/allowlist.js';
+import type { ConnectProxy } from '../egress/connect-proxy.js';
+import type { CredentialProxy, CredentialRoute } from '../egress/credential-proxy.js';
+import { resolveKeySource, validateRoute } from '../egress/credential-proxy.js';
+import { parsePin, type Pin } from '../egress/ssrf.js';
+import type { AuditEventInput } from '../gate/types.js';
+import { LaunchError } from './errors.js';
+
+export const PROXY_PORT = 3128;
+export const CREDENTIAL_PORT = 3129;
+
+export interface EgressPlan {
+  allowHosts: string[];
+  allowPorts: number[];
+  pins: Map<string, Pin>;
+  extraCaCerts: string[];
+  /** Routes with their keys resolved on the host (never printed: see describe()). */
+  routes: CredentialRoute[];
+  /** What the box's environment gets. */
+  env: Record<string, string>;
+  listenPorts: number[];
+}
+
+/** Builds the egress part of a launch from configuration; keys are read from the host environment here. */
+export function planEgress(allowHosts: string[], file: SandboxFileConfig, hostEnv: NodeJS.ProcessEnv, source: string): EgressPlan | undefined {
+  if (allowHosts.length === 0 && file.credentials.size === 0) return undefined;
+  const pins = new Map<string, Pin>();
+  for (const [name, spec] of file.network.resolve) {
+    const host = normalizeConnectHost(name);
+    if (!host) throw new LaunchError(`${source}: [sandbox.network.resolve] key "${name}": expected a host name`);
+    pins.set(host, parsePin(spec, `${source}: [sandbox.network.resolve] ${name}`));
+  }
+  const routes: CredentialRoute[] = [];
+  for (const [name, c] of file.credentials) {
+    const where = `${source}: [sandbox.agent.credentials.${name}]`;
+    const missing = (['upstream', 'header', 'keySource'] as const).find((k) => !c[k]);
+    if (missing) throw new LaunchError(`${where} key "${missing === 'keySource' ? 'key_source' : missing}": required`);
+    let key: string | undefined;
+    try {
+      key = resolveKeySource(c.keySource!, hostEnv);
+    } catch (e) {
+      throw new LaunchError(`${where} key "key_source": ${(e as Error).message}`);
+    }
+    if (key === undefined) throw new LaunchError(`${where}: ${c.keySource} is not set on the host; export it before launching (the box never sees it)`);
+    const route: CredentialRoute = { name, upstream: c.upstream!, header: c.header!, format: c.format ?? '{}', key, ...(c.caFile ? { caFile: c.caFile } : {}) };
+    try {
+      validateRoute(route);
+    } catch (e) {
+      throw new LaunchError(`${where}: ${(e as Error).message}`);
+    }
+    routes.push(route);
+  }
+  const proxy = `http://127.0.0.1:${PROXY_PORT}`;
+  const env: Record<string, string> = {
+    HTTPS_PROXY: proxy,
+    https_proxy: proxy,
+    HTTP_PROXY: proxy,
+    http_proxy: proxy,
+    // Local base URLs (the credential routes, the agent's own test servers) must not loop through the proxy.
+    NO_PROXY: 'localhost,127.0.0.1,::1',
+    no_proxy: 'localhost,127.0.0.1,::1',
+  };
+  for (const r of routes) env[`${r.name.toUpperCase().replace(/-/g, '_')}_BASE_URL`] = `http://127.0.0.1:${CREDENTIAL_PORT}/${r.name}`;
+  return {
+    allowHosts,
+    allowPorts: file.network.allowPorts ?? [443],
+    pins,
+    extraCaCerts: file.network.extraCaCerts,
+    routes,
+    env,
+    listenPorts: [PROXY_PORT, CREDENTIAL_PORT],
+  };
+}
+
+/** The plan as --dry-run prints it: route names and upstreams, never keys. */
+export function describeEgress(p: EgressPlan) {
+  return {
+    allow_hosts: p.allowHosts,
+    allow_ports: p.allowPorts,
+    pinned: Object.fromEntries([...p.pins].map(([h, pin]) => [h, `${pin.ip}:${pin.port}`])),
+    connect_proxy: `127.0.0.1:${PROXY_PORT}`,
+    credential_proxy: `127.0.0.1:${CREDENTIAL_PORT}`,
+    routes: p.routes.map((r) => ({ name: r.name, upstream: r.upstream, header: r.header })),
+  };
+}
+
+export class BoxEgress {
+  private connect: ConnectProxy | undefined;
+  private credentials: CredentialProxy | undefined;
+
+  constructor(private readonly plan: EgressPlan, private readonly record: (e: AuditEventInput) => void) {}
+
+  /** Serves the two listening sockets the box's init made (in plan.listenPorts order). */
+  async serve(fds: number[]): Promise<void> {
+    const [{ ConnectProxy }, { CredentialProxy }] = await Promise.all([import('../egress/connect-proxy.js'), import('../egress/credential-proxy.js')]);
+    const extraCaCerts = this.plan.extraCaCerts.map((f) => readFileSync(f, 'utf8'));
+    this.connect = new ConnectProxy({ allowlist: new HostAllowlist(this.plan.allowHosts), allowPorts: this.plan.allowPorts, pinned: this.plan.pins, record: this.record });
+    this.credentials = new CredentialProxy({
+      routes: this.plan.routes,
+      record: this.record,
+      extraCaCerts,
+      resolve: (host) => {
+        const pin = this.plan.pins.get(host);
+        return pin ? { host: pin.ip, port: pin.port } : undefined;
+      },
+    });
+    await Promise.all([this.connect.listenFd(fds[0]!), this.credentials.listenFd(fds[1]!)]);
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled([this.connect?.close(), this.credentials?.close()]);
+  }
+}

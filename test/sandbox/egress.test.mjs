@@ -1,0 +1,118 @@
+// The box's network exits, end to end (issue 4 A/B groundwork): curl inside
+// the box reaches an allowlisted name (pinned to a local TLS server) only
+// through the CONNECT proxy, is refused anything else, and calls a
+// credential route whose key is added outside and never seen inside; every
+// decision is in the ledger.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import https from 'node:https';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { MODES, skipReason, makeWorkspace, cleanupWorkspaces, runBox, distDir, testUser } from '../helpers/sandbox.mjs';
+import { haveOpenssl, makePki } from '../fixtures/egress-cred/pki.mjs';
+
+const KEY = `sk-host-only-${process.pid}-0123456789abcdef`;
+const dirs = [];
+let pki;
+let server;
+let port;
+const seen = [];
+
+before(async () => {
+  if (!haveOpenssl()) return;
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'latchgate-egress-pki-'));
+  dirs.push(dir);
+  pki = makePki(dir);
+  chmodSync(dir, 0o755);
+  for (const f of ['ca.pem']) chmodSync(path.join(dir, f), 0o644);
+  server = https.createServer({ key: pki.server.key, cert: pki.server.cert }, (req, res) => {
+    seen.push({ url: req.url, key: req.headers['x-api-key'] });
+    res.setHeader('content-type', 'text/plain');
+    // An upstream that echoes what it got: the key must still not reach the box.
+    res.end(`hello from upstream ${req.url} key=${req.headers['x-api-key'] ?? '-'}\n`);
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  port = server.address().port;
+});
+
+after(() => {
+  server?.close();
+  cleanupWorkspaces();
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+function home(mode) {
+  const h = mkdtempSync(path.join(os.tmpdir(), 'latchgate-egress-home-'));
+  dirs.push(h);
+  const cfg = path.join(h, 'latchgate.toml');
+  writeFileSync(cfg, [
+    '[sandbox.agent]',
+    'allow_hosts = ["api.example.test"]',
+    '',
+    '[sandbox.agent.credentials.fake]',
+    'upstream = "https://api.example.test/v1"',
+    'header = "x-api-key"',
+    'key_source = "env:FAKE_API_KEY"',
+    '',
+    '[sandbox.network]',
+    `extra_ca_certs = [${JSON.stringify(pki.caFile)}]`,
+    '',
+    '[sandbox.network.resolve]',
+    `"api.example.test" = "127.0.0.1:${port}"`,
+    '',
+  ].join('\n'));
+  if (mode === 'user' && process.getuid() === 0) spawnSync('chown', ['-R', `${testUser().uid}:${testUser().gid}`, h]);
+  return { cfg, env: { XDG_STATE_HOME: path.join(h, 'state'), XDG_RUNTIME_DIR: path.join(h, 'run'), XDG_CONFIG_HOME: path.join(h, 'cfg'), FAKE_API_KEY: KEY } };
+}
+
+function cli(mode, args, env) {
+  const u = testUser();
+  const opts = { encoding: 'utf8', env: { PATH: '/usr/bin:/bin', ...env } };
+  if (mode === 'user' && process.getuid() === 0) Object.assign(opts, { uid: u.uid, gid: u.gid });
+  return spawnSync(process.execPath, [path.join(distDir(mode), 'cli', 'main.js'), ...args], opts);
+}
+
+const SCRIPT = (ca) => `
+curl -sS --max-time 10 --cacert ${ca} https://api.example.test/ok; echo "allowed=$?"
+curl -sS --max-time 10 --cacert ${ca} https://denied.example.test/ 2>&1; echo "denied=$?"
+curl -sS --max-time 10 --cacert ${ca} https://api.example.test:8443/ 2>&1; echo "port=$?"
+curl -sS --max-time 10 --noproxy '*' --cacert ${ca} https://api.example.test/ 2>&1; echo "noproxy=$?"
+curl -sS --max-time 10 "$FAKE_BASE_URL/chat?x=1" -H 'x-api-key: placeholder'; echo "route=$?"
+env | grep -c "${KEY}"; grep -rl "${KEY}" /proc/*/environ "$HOME" 2>/dev/null | wc -l
+`;
+
+for (const mode of MODES) {
+  test(`[${mode}] egress only through the exits; the key stays outside; decisions in the ledger`, { skip: skipReason(mode) ?? (haveOpenssl() ? undefined : 'openssl is missing: cannot make the test certificates (make setup installs it)') }, async () => {
+    const h = home(mode);
+    const ws = makeWorkspace('egress');
+    seen.length = 0;
+    const r = await runBox(mode, { workspace: ws, env: h.env, args: ['--config', h.cfg, '--ro', path.dirname(pki.caFile)], cmd: ['/bin/sh', '-c', SCRIPT(pki.caFile)], timeoutMs: 60000 });
+    assert.equal(r.code, 0, r.stderr);
+    const out = r.stdout;
+    assert.match(out, /^hello from upstream \/ok key=-$/m, out);
+    assert.match(out, /^allowed=0$/m);
+    assert.match(out, /403/, 'the proxy refuses a name off the allowlist');
+    assert.doesNotMatch(out, /^denied=0$/m);
+    assert.doesNotMatch(out, /^port=0$/m);
+    assert.doesNotMatch(out, /^noproxy=0$/m, 'without the proxy there is no way out');
+    assert.match(out, /^hello from upstream \/v1\/chat\?x=1 key=\[redacted\]$/m, 'the route works and the echoed key is redacted');
+    assert.match(out, /^route=0$/m);
+    assert.ok(!out.includes(KEY) && !r.stderr.includes(KEY), 'the key reached the box');
+    const [envCount, fileCount] = out.trim().split('\n').slice(-2).map(Number);
+    assert.equal(envCount, 0);
+    assert.equal(fileCount, 0);
+    assert.deepEqual(seen.map((s) => s.key), [undefined, KEY], 'the upstream got the host key on the route only');
+
+    const egress = JSON.parse(cli(mode, ['audit', '--config', h.cfg, '--json', '--event-type', 'egress', '-l', '50'], h.env).stdout);
+    const decided = egress.map((e) => `${e.decision} ${e.details.host}:${e.details.port}`);
+    assert.ok(decided.includes('allow api.example.test:443'), decided.join('; '));
+    assert.ok(decided.includes('deny denied.example.test:443'), decided.join('; '));
+    assert.ok(decided.includes('deny api.example.test:8443'), decided.join('; '));
+    const cred = JSON.parse(cli(mode, ['audit', '--config', h.cfg, '--json', '--event-type', 'credential_proxy'], h.env).stdout);
+    assert.equal(cred.length, 1);
+    assert.equal(cred[0].details.route, 'fake');
+    assert.ok(!JSON.stringify([...egress, ...cred]).includes(KEY), 'the key is in the ledger');
+  });
+}
