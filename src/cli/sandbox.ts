@@ -1,7 +1,7 @@
 // `latchgate sandbox`: parse, plan, print or run. No logic beyond that.
 import { Command, Option } from 'commander';
 import { normalizeAllowHost } from '../config/hosts.js';
-import { resolveProfile } from '../config/profiles.js';
+import { applyProfileArgs, describeProfile, listProfiles, loadProfile, mergeProfile, type EffectiveProfile } from '../config/profiles.js';
 import type { BoxGate } from '../sandbox/box-gate.js';
 import { gateSetup, type GateSetup } from './gate-setup.js';
 import { loadAddon } from '../native/addon.js';
@@ -36,6 +36,7 @@ interface SandboxFlags {
   dryRun?: boolean;
   json?: boolean;
   allowDegraded?: boolean;
+  printProfile?: boolean;
 }
 
 export function sandboxCommand(): Command {
@@ -78,6 +79,7 @@ export function sandboxCommand(): Command {
     .option('--tmp-size <size>', 'size of the private /tmp and HOME tmpfs (default 50%)')
     .option('--dry-run', 'print the launch plan as JSON and exit')
     .option('--json', 'print a JSON summary on stderr at exit')
+    .option('--print-profile', 'print the effective agent profile (--profile merged with latchgate.toml and flags) as JSON and exit; never a key')
     .option('--allow-degraded', 'run without Landlock when the kernel has none (recorded as degraded)')
     .action(async (cmd: string[], flags: SandboxFlags & { roMount?: string[] }) => {
       flags.ro = [...(flags.ro ?? []), ...(flags.roMount ?? [])];
@@ -100,19 +102,20 @@ function planFrom(
   egressMod: EgressModule | undefined,
 ): { plan: SandboxPlan; egress: ReturnType<EgressModule['planEgress']> } {
   const cfg = setup.config;
-  const file = cfg.sandbox;
   const source = cfg.file ?? 'latchgate.toml';
-  const profile = f.profile !== undefined ? resolveProfile(f.profile) : undefined;
-  const allowHosts = [...file.allowHosts.map((h) => normalizeAllowHost(h, `${source}: [sandbox.agent] allow_hosts`)), ...f.allowHost.map((h) => normalizeAllowHost(h))];
-  const workspace = f.workspace ?? file.workspace ?? process.cwd();
+  const workspace = f.workspace ?? cfg.sandbox.workspace ?? process.cwd();
   let wsReal: string;
   try {
     wsReal = realpathSync(workspace);
   } catch {
     throw new LaunchError(`--workspace ${workspace}: no such directory; create it or pass an existing one`);
   }
-  const egress = egressMod?.planEgress([...new Set(allowHosts)], file, process.env, source);
   const identity = resolveIdentity(hostFacts(wsReal));
+  const eff = effective(f, cfg.sandbox, identity.home);
+  // The egress plan sees the merged routes (optional ones without a key dropped).
+  const file = { ...cfg.sandbox, credentials: eff.credentials as typeof cfg.sandbox.credentials };
+  const allowHosts = hostsFor(f, cfg.sandbox, source);
+  const egress = egressMod?.planEgress([...new Set(allowHosts)], file, process.env, source);
   const principal = file.principal ?? DEFAULT_BOX_PRINCIPAL;
   const boxGate = makeGate(identity, principal);
   const tty = process.stdin.isTTY;
@@ -120,12 +123,15 @@ function planFrom(
   const plan = buildSandboxPlan(
     {
       workspace,
-      ro: [...file.roMounts, ...f.ro],
-      rw: [...file.rwMounts, ...f.rw],
-      passEnv: [...new Set([...file.passEnv, ...f.passEnv])],
+      ro: eff.ro,
+      rw: eff.rw,
+      passEnv: eff.passEnv,
       allowHosts: [...new Set(allowHosts)],
-      profile: profile?.name,
-      command: cmd.length > 0 ? cmd : profile ? [profile.command] : [],
+      ...(eff.profile ? { profile: eff.profile } : {}),
+      command: commandFor(cmd, eff),
+      extraEnv: eff.env,
+      extraPath: eff.discovery?.path ?? [],
+      protect: eff.protected,
       strictNet: f.strictNet ?? file.strictNet ?? false,
       allowDegraded: f.allowDegraded ?? false,
       limits: { nofile: f.rlimitNofile ?? file.limits.nofile, nproc: f.rlimitNproc ?? file.limits.nproc, tmpSize: f.tmpSize ?? file.limits.tmpSize },
@@ -142,6 +148,47 @@ function planFrom(
     },
   );
   return { plan, egress };
+}
+
+/** Profile, then latchgate.toml [sandbox.agent], then flags (config/profiles.ts mergeProfile). */
+function effective(f: SandboxFlags, file: GateSetup['config']['sandbox'], home: string): EffectiveProfile {
+  const profile = f.profile !== undefined ? loadProfile(f.profile) : undefined;
+  return mergeProfile(profile, file, { allowHost: f.allowHost, ro: f.ro, rw: f.rw, passEnv: f.passEnv }, { env: process.env, home, ...(process.env.HOME ? { hostHome: process.env.HOME } : {}) });
+}
+
+/** Allowed hosts, normalised, in merge order: profile, latchgate.toml, --allow-host. */
+function hostsFor(f: SandboxFlags, file: GateSetup['config']['sandbox'], source: string): string[] {
+  const profile = f.profile !== undefined ? loadProfile(f.profile) : undefined;
+  return [
+    ...new Set([
+      ...(profile?.allowHosts ?? []).map((h) => normalizeAllowHost(h, `${profile!.file}: allow_hosts`)),
+      ...file.allowHosts.map((h) => normalizeAllowHost(h, `${source}: [sandbox.agent] allow_hosts`)),
+      ...f.allowHost.map((h) => normalizeAllowHost(h)),
+    ]),
+  ];
+}
+
+function commandFor(cmd: string[], eff: EffectiveProfile): string[] {
+  return applyProfileArgs(cmd.length > 0 ? cmd : eff.command, eff);
+}
+
+/** `latchgate profiles [--json]`: the built-in agent profiles. */
+export function profilesCommand(): Command {
+  return new Command('profiles')
+    .summary('list the built-in agent profiles')
+    .description('List the built-in agent profiles (profiles/*.toml) with their aliases and default commands; use one with `latchgate sandbox --profile NAME`, and see its effective form with --print-profile.')
+    .option('--json', 'print them as JSON')
+    .action((o: { json?: boolean }) => {
+      const all = listProfiles();
+      if (o.json) {
+        process.stdout.write(JSON.stringify(all, null, 2) + '\n');
+        return;
+      }
+      const w = Math.max(...all.map((p) => p.name.length));
+      for (const p of all) {
+        process.stdout.write(`${p.name.padEnd(w)}  ${p.command.join(' ')}${p.aliases.length ? `  (aliases: ${p.aliases.join(', ')})` : ''}  ${p.description}\n`);
+      }
+    });
 }
 
 function summary(plan: SandboxPlan | undefined, r: RunResult | undefined, error: LaunchError | undefined, startedMs: number) {
@@ -175,10 +222,24 @@ export async function runSandboxCommand(cmd: string[], f: SandboxFlags): Promise
   let boxEgress: import('../sandbox/box-egress.js').BoxEgress | undefined;
   try {
     const setup = gateSetup(f.config);
+    if (f.printProfile) {
+      if (f.profile === undefined) throw new LaunchError('--print-profile: give --profile NAME (see `latchgate profiles`)');
+      let home = process.env.HOME ?? '/';
+      const ws = f.workspace ?? setup.config.sandbox.workspace ?? process.cwd();
+      try {
+        home = resolveIdentity(hostFacts(realpathSync(ws))).home;
+      } catch {
+        // the workspace is checked at launch; HOME stands in for the listing
+      }
+      const eff = effective(f, setup.config.sandbox, home);
+      const allowHosts = hostsFor(f, setup.config.sandbox, setup.config.file ?? 'latchgate.toml');
+      process.stdout.write(JSON.stringify({ ...describeProfile(eff, commandFor(cmd, eff)), allow_hosts: allowHosts }, null, 2) + '\n');
+      return 0;
+    }
     const { BoxGate } = await import('../sandbox/box-gate.js');
     const sb = setup.config.sandbox;
     // The egress modules load only for boxes that have exits to the network.
-    const egressMod = f.allowHost.length > 0 || sb.allowHosts.length > 0 || sb.credentials.size > 0 ? await import('../sandbox/box-egress.js') : undefined;
+    const egressMod = f.profile !== undefined || f.allowHost.length > 0 || sb.allowHosts.length > 0 || sb.credentials.size > 0 ? await import('../sandbox/box-egress.js') : undefined;
     const planned = planFrom(cmd, f, setup, (agent, principal) => (f.dryRun ? undefined : (boxGate = new BoxGate(setup, principal, agent))), egressMod);
     plan = planned.plan;
     if (f.dryRun) {

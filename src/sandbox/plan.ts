@@ -1,6 +1,6 @@
 // The launch plan: everything `latchgate sandbox` will do, as plain data that
 // --dry-run prints and tests inspect before anything runs.
-import { existsSync, readFileSync, realpathSync, statSync } from 'node:fs';
+import { existsSync, lstatSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { buildBoxEnv, BOX_PATH } from './env.js';
 import { LaunchError } from './errors.js';
@@ -29,6 +29,14 @@ export interface SandboxOptions {
   gate?: { socket: string; principal: string; publicBaseUrl: string };
   /** The egress proxies: variables for the box and a description for the plan (no keys). */
   egress?: { env: Record<string, string>; description: Record<string, unknown> };
+  /** Fixed variables for the box (agent profiles: placeholder keys, switches). Set after
+   *  the host allowlist and --pass-env, before the egress and gate variables (which win). */
+  extraEnv?: Record<string, string>;
+  /** Directories appended to the box PATH (an agent's launcher outside <ro mount>/bin). */
+  extraPath?: string[];
+  /** Absolute paths inside the rw trees kept read-only like the built-in protected
+   *  paths (agent profiles: hooks and settings under ~/.claude, ~/.codex). */
+  protect?: string[];
 }
 
 export interface HostFacts {
@@ -192,6 +200,8 @@ export function buildSandboxPlan(o: SandboxOptions, h: HostFacts): SandboxPlan {
   const writable = [workspace, ...rw];
   const protectedPaths: ProtectedAction[] = [];
   for (const root of writable) {
+    // A file mounted read-write (e.g. ~/.claude.json) has nothing inside it to protect.
+    if (!statSync(root).isDirectory()) continue;
     for (const a of protectedPathsFor(root, writable)) {
       if (protectedPaths.some((x) => x.path === a.path)) continue;
       protectedPaths.push(a);
@@ -200,7 +210,26 @@ export function buildSandboxPlan(o: SandboxOptions, h: HostFacts): SandboxPlan {
     }
   }
 
-  const extraPath = ro.flatMap((p) => [join(p, 'bin'), join(p, 'sbin')]).filter((p) => existsSync(p));
+  for (const p of o.protect ?? []) {
+    if (!isAbsolute(p) || !writable.some((w) => p.startsWith(w + '/'))) continue;
+    if (protectedPaths.some((x) => x.path === p)) continue;
+    let st;
+    try {
+      st = lstatSync(p);
+    } catch {
+      st = undefined;
+    }
+    const a: ProtectedAction = !st
+      ? { action: 'placeholder', path: p, type: 'file' }
+      : st.isSymbolicLink()
+        ? { action: 'mask-symlink', path: p }
+        : { action: 'readonly', path: p, type: st.isDirectory() ? 'dir' : 'file' };
+    protectedPaths.push(a);
+    if (a.action === 'mask-symlink') m.mask(a.path, 'protected path is a symlink: covered, not followed');
+    else m.protect(a.path, true);
+  }
+
+  const extraPath = [...ro.flatMap((p) => [join(p, 'bin'), join(p, 'sbin')]).filter((p) => existsSync(p)), ...(o.extraPath ?? [])];
   const env = buildBoxEnv({
     hostEnv: h.env,
     passEnv: o.passEnv,
@@ -210,6 +239,7 @@ export function buildSandboxPlan(o: SandboxOptions, h: HostFacts): SandboxPlan {
     workspace,
     extraPath,
   });
+  Object.assign(env, o.extraEnv ?? {});
   Object.assign(env, o.egress?.env ?? {});
   if (o.gate) {
     env.LATCHGATE_URL = 'unix:///run/latchgate/gate.sock';

@@ -1,0 +1,57 @@
+// Built-in profile files: load, validate, aliases; bad keys refused with suggestions.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadProfiles, loadProfile, parseProfile } from '../../dist/config/profiles.js';
+import { CREDENTIAL_PORT } from '../../dist/sandbox/box-egress.js';
+import { PROFILE_CREDENTIAL_PORT } from '../../dist/config/profiles.js';
+import { LaunchError } from '../../dist/sandbox/errors.js';
+import { assertLaunchError, tempDir } from '../fixtures/unit/helpers.mjs';
+
+test('every built-in profile loads with hosts, command and home paths', () => {
+  const all = loadProfiles();
+  assert.deepEqual([...all.keys()].sort(), ['aider', 'claude-code', 'codex', 'cursor', 'opencode']);
+  for (const p of all.values()) {
+    assert.ok(p.command.length > 0 && !p.command[0].includes('/'), p.name);
+    assert.ok(p.allowHosts.length > 0, p.name);
+    for (const r of [...p.rwPaths, ...p.protected]) assert.match(r, /^~\//);
+    for (const [, r] of p.credentials) assert.match(r.keySource, /^env:/);
+  }
+  const claude = all.get('claude-code');
+  assert.ok(claude.rwPaths.includes('~/.claude') && claude.rwPaths.includes('~/.claude.json'));
+  assert.ok(claude.protected.includes('~/.claude/settings.json'));
+  assert.equal(claude.credentials.get('anthropic').placeholderEnv.ANTHROPIC_API_KEY, 'latchgate-placeholder');
+  const codex = all.get('codex');
+  assert.ok(codex.protected.includes('~/.codex/config.toml'));
+  assert.ok(codex.args.join(' ').includes('sandbox_mode="danger-full-access"'));
+  assert.ok(codex.credentials.get('openai').args.some((a) => a.includes('{route_url}')));
+  assert.equal(PROFILE_CREDENTIAL_PORT, CREDENTIAL_PORT);
+});
+
+test('aliases resolve to the canonical profile', () => {
+  assert.equal(loadProfile('claude').name, 'claude-code');
+  assert.equal(loadProfile('openai-codex').name, 'codex');
+  assertLaunchError(() => loadProfile('claud'), LaunchError, 'unknown profile', 'did you mean "claude"?');
+});
+
+test('unknown keys are refused with the file, the key and the nearest name', () => {
+  assertLaunchError(() => parseProfile('x', '/p/x.toml', 'command = ["x"]\nallow_host = ["a.com"]\n'), LaunchError, '/p/x.toml', 'key "allow_host"', 'did you mean "allow_hosts"?');
+  assertLaunchError(() => parseProfile('x', '/p/x.toml', 'command = ["x"]\n[credentials.a]\nupstream="https://a"\nheader="h"\nkey_source="env:A"\nkey_sorce="env:A"\n'), LaunchError, '[credentials.a] key "key_sorce"', 'did you mean "key_source"?');
+  assertLaunchError(() => parseProfile('x', '/p/x.toml', 'command = "x"\n'), LaunchError, 'key "command"', 'expected an array of strings');
+  assertLaunchError(() => parseProfile('x', '/p/x.toml', 'command = ["/usr/bin/x"]\n'), LaunchError, 'key "command"');
+  assertLaunchError(() => parseProfile('x', '/p/x.toml', 'command = ["x"]\nrw_paths = ["/etc"]\n'), LaunchError, 'key "rw_paths"', '"~/..."');
+  assertLaunchError(() => parseProfile('x', '/p/x.toml', 'command = ["x"]\nrw_paths = ["~/../etc"]\n'), LaunchError, 'key "rw_paths"');
+  assertLaunchError(() => parseProfile('x', '/p/x.toml', 'command = ["x"]\nrw_paths = ["~/.x"]\nprotected = ["~/.y/z"]\n'), LaunchError, 'key "protected"', 'not under any rw_paths');
+  assertLaunchError(() => parseProfile('x', '/p/x.toml', 'command = ["x"]\n[credentials.a]\nupstream="https://a"\nheader="h"\n'), LaunchError, '[credentials.a] key "key_source": required');
+  assertLaunchError(() => parseProfile('x', '/p/x.toml', 'command = ["x"]\n[credentials.a]\nupstream="https://a"\nheader="h"\nkey_source="file:/k"\n'), LaunchError, 'expected "env:VAR"');
+  assertLaunchError(() => parseProfile('x', '/p/x.toml', 'command = ["x"]\n[credentials.a]\nupstream="https://a"\nheader="h"\nformat="Bearer"\nkey_source="env:A"\n'), LaunchError, 'key "format"', '{}');
+  assertLaunchError(() => parseProfile('x', '/p/x.toml', 'command = ["x"\n'), LaunchError, '/p/x.toml', 'not valid TOML');
+});
+
+test('duplicate aliases across files are refused', (t) => {
+  const d = tempDir(t);
+  writeFileSync(join(d, 'a.toml'), 'command = ["a"]\naliases = ["z"]\nallow_hosts=["a.com"]\n');
+  writeFileSync(join(d, 'b.toml'), 'command = ["b"]\naliases = ["z"]\nallow_hosts=["b.com"]\n');
+  assertLaunchError(() => loadProfiles(d), LaunchError, 'b.toml', 'z is already');
+});
