@@ -10,6 +10,7 @@ import { hostFacts, resolveIdentity } from '../sandbox/identity.js';
 import { buildSandboxPlan, readHardLimits, type SandboxPlan } from '../sandbox/plan.js';
 import { runSandbox, type RunResult } from '../sandbox/supervisor.js';
 import { realpathSync } from 'node:fs';
+import { join } from 'node:path';
 import { DEFAULTS } from '../gate/defaults.js';
 
 const collect = (v: string, prev: string[] | undefined) => [...(prev ?? []), v];
@@ -136,7 +137,7 @@ function planFrom(
       allowDegraded: f.allowDegraded ?? false,
       limits: { nofile: f.rlimitNofile ?? file.limits.nofile, nproc: f.rlimitNproc ?? file.limits.nproc, tmpSize: f.tmpSize ?? file.limits.tmpSize },
       listenPorts: egress?.listenPorts ?? [],
-      ...(egress ? { egress: { env: egress.env, description: egressMod!.describeEgress(egress) } } : {}),
+      ...(egress ? { egress: { env: egress.env, description: egressMod!.describeEgress(egress), proxySocket: boxGate ? join(boxGate.dir, 'proxy.sock') : '(a socket created at launch)' } } : {}),
       gate: { socket: boxGate?.socketPath ?? '(a socket created at launch)', principal, publicBaseUrl: setup.gate.publicBaseUrl ?? DEFAULTS.publicBaseUrl },
     },
     {
@@ -257,6 +258,7 @@ export async function runSandboxCommand(cmd: string[], f: SandboxFlags): Promise
     if (planned.egress) {
       const gate = boxGate!;
       boxEgress = new egressMod!.BoxEgress(planned.egress, (e) => gate.record({ ...e, subject: { principal: gate.principal } }));
+      await boxEgress.start(join(gate.dir, 'proxy.sock'));
     }
     const egress = boxEgress;
     result = await runSandbox(plan, {

@@ -2,7 +2,7 @@
 // the box's init made inside its network namespace: the allowlisted CONNECT
 // proxy (127.0.0.1:3128 inside) and the credential reverse proxy
 // (127.0.0.1:3129 inside), which adds keys the box never holds.
-import { readFileSync } from 'node:fs';
+import { chmodSync, readFileSync } from 'node:fs';
 import type { SandboxFileConfig } from '../config/sandbox-config.js';
 import { HostAllowlist, normalizeConnectHost } from '../egress/allowlist.js';
 import type { ConnectProxy } from '../egress/connect-proxy.js';
@@ -96,8 +96,12 @@ export class BoxEgress {
 
   constructor(private readonly plan: EgressPlan, private readonly record: (e: AuditEventInput) => void) {}
 
-  /** Serves the two listening sockets the box's init made (in plan.listenPorts order). */
-  async serve(fds: number[]): Promise<void> {
+  /**
+   * Starts the proxies before the box exists, with the CONNECT proxy also on
+   * a Unix socket (mounted at /run/latchgate/proxy.sock) for clients that
+   * speak to a socket path rather than to 127.0.0.1.
+   */
+  async start(proxySocket: string): Promise<void> {
     const [{ ConnectProxy }, { CredentialProxy }] = await Promise.all([import('../egress/connect-proxy.js'), import('../egress/credential-proxy.js')]);
     const extraCaCerts = this.plan.extraCaCerts.map((f) => readFileSync(f, 'utf8'));
     this.connect = new ConnectProxy({ allowlist: new HostAllowlist(this.plan.allowHosts), allowPorts: this.plan.allowPorts, pinned: this.plan.pins, record: this.record });
@@ -110,6 +114,13 @@ export class BoxEgress {
         return pin ? { host: pin.ip, port: pin.port } : undefined;
       },
     });
+    await this.connect.listenUnix(proxySocket);
+    chmodSync(proxySocket, 0o666); // the box's user connects to it
+  }
+
+  /** Serves the two listening sockets the box's init made (in plan.listenPorts order). */
+  async serve(fds: number[]): Promise<void> {
+    if (!this.connect || !this.credentials) throw new Error('the egress proxies were not started');
     await Promise.all([this.connect.listenFd(fds[0]!), this.credentials.listenFd(fds[1]!)]);
   }
 

@@ -28,7 +28,7 @@ export interface SandboxOptions {
   /** The host socket of this box's gate, mounted at /run/latchgate/gate.sock. */
   gate?: { socket: string; principal: string; publicBaseUrl: string };
   /** The egress proxies: variables for the box and a description for the plan (no keys). */
-  egress?: { env: Record<string, string>; description: Record<string, unknown> };
+  egress?: { env: Record<string, string>; description: Record<string, unknown>; proxySocket: string };
   /** Fixed variables for the box (agent profiles: placeholder keys, switches). Set after
    *  the host allowlist and --pass-env, before the egress and gate variables (which win). */
   extraEnv?: Record<string, string>;
@@ -173,6 +173,7 @@ export function buildSandboxPlan(o: SandboxOptions, h: HostFacts): SandboxPlan {
   m.rule('/run/latchgate', 'list');
   // A socket must stay writable to be connected to.
   if (o.gate) m.socket(o.gate.socket, '/run/latchgate/gate.sock');
+  if (o.egress) m.socket(o.egress.proxySocket, '/run/latchgate/proxy.sock');
 
   // Trees at user-chosen paths, parents before children; an explicit bind of
   // /tmp or of HOME replaces the private tmpfs there.

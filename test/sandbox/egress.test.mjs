@@ -80,6 +80,13 @@ curl -sS --max-time 10 --cacert ${ca} https://denied.example.test/ 2>&1; echo "d
 curl -sS --max-time 10 --cacert ${ca} https://api.example.test:8443/ 2>&1; echo "port=$?"
 curl -sS --max-time 10 --noproxy '*' --cacert ${ca} https://api.example.test/ 2>&1; echo "noproxy=$?"
 curl -sS --max-time 10 "$FAKE_BASE_URL/chat?x=1" -H 'x-api-key: placeholder'; echo "route=$?"
+python3 - <<'PY'
+import socket
+for target in ("api.example.test:443", "denied.example.test:443"):
+    s = socket.socket(socket.AF_UNIX); s.connect("/run/latchgate/proxy.sock")
+    s.sendall(("CONNECT %s HTTP/1.1\\r\\nHost: %s\\r\\n\\r\\n" % (target, target)).encode())
+    print("unix", target, s.recv(64).split(b"\\r\\n")[0].decode()); s.close()
+PY
 env | grep -c "${KEY}"; grep -rl "${KEY}" /proc/*/environ "$HOME" 2>/dev/null | wc -l
 `;
 
@@ -99,6 +106,8 @@ for (const mode of MODES) {
     assert.doesNotMatch(out, /^noproxy=0$/m, 'without the proxy there is no way out');
     assert.match(out, /^hello from upstream \/v1\/chat\?x=1 key=\[redacted\]$/m, 'the route works and the echoed key is redacted');
     assert.match(out, /^route=0$/m);
+    assert.match(out, /^unix api\.example\.test:443 HTTP\/1\.1 200 /m, `the CONNECT proxy also answers on /run/latchgate/proxy.sock: ${r.stderr}`);
+    assert.match(out, /^unix denied\.example\.test:443 HTTP\/1\.1 403 /m);
     assert.ok(!out.includes(KEY) && !r.stderr.includes(KEY), 'the key reached the box');
     const [envCount, fileCount] = out.trim().split('\n').slice(-2).map(Number);
     assert.equal(envCount, 0);
