@@ -5,9 +5,9 @@
 import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync, realpathSync, statSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parse, TomlError } from 'smol-toml';
 import { LaunchError } from '../sandbox/errors.js';
 import { didYouMean } from './suggest.js';
+import { checkSchema, parseTomlFile, type Schema } from './toml-schema.js';
 
 /** Inside the box the credential proxy listens here (box-egress.ts CREDENTIAL_PORT). */
 export const PROFILE_CREDENTIAL_PORT = 3129;
@@ -45,8 +45,6 @@ export interface AgentProfile {
   credentials: Map<string, ProfileRoute>;
 }
 
-type FieldType = 'string' | 'string[]' | 'bool' | 'env';
-type Schema = { [key: string]: FieldType | Schema };
 const ROUTE_SCHEMA: Schema = { upstream: 'string', header: 'string', format: 'string', key_source: 'string', optional: 'bool', placeholder_env: 'env', args: 'string[]' };
 const SCHEMA: Schema = {
   description: 'string',
@@ -61,42 +59,12 @@ const SCHEMA: Schema = {
   credentials: { '*': ROUTE_SCHEMA },
 };
 
-const isTable = (v: unknown): v is Record<string, unknown> => Object.prototype.toString.call(v) === '[object Object]';
-
-function check(file: string, value: unknown, schema: Schema, path: string[]): void {
-  if (!isTable(value)) throw new LaunchError(`${file}: [${path.join('.')}] must be a table`);
-  for (const [k, v] of Object.entries(value)) {
-    const where = path.length ? `[${path.join('.')}] key "${k}"` : `key "${k}"`;
-    const t = Object.hasOwn(schema, k) ? schema[k] : Object.hasOwn(schema, '*') ? schema['*'] : undefined;
-    if (t === undefined) throw new LaunchError(`${file}: ${where}: unknown key; ${didYouMean(k, Object.keys(schema))}`);
-    if (typeof t === 'object') {
-      check(file, v, t, [...path, k]);
-      continue;
-    }
-    const ok =
-      t === 'string' ? typeof v === 'string'
-      : t === 'bool' ? typeof v === 'boolean'
-      : t === 'env' ? isTable(v) && Object.entries(v).every(([n, x]) => /^[A-Za-z_][A-Za-z0-9_]*$/.test(n) && typeof x === 'string')
-      : Array.isArray(v) && v.every((x) => typeof x === 'string');
-    if (!ok) {
-      const expected = { string: 'a string', bool: 'true or false', env: 'a table of VARIABLE = "value" strings', 'string[]': 'an array of strings' }[t];
-      throw new LaunchError(`${file}: ${where}: expected ${expected}, got ${JSON.stringify(v)}`);
-    }
-  }
-}
-
 const HOME_PATH = /^~\/[^\0]+$/;
 
 /** Parses and validates one profile file's text. */
 export function parseProfile(name: string, file: string, text: string): AgentProfile {
-  let doc: Record<string, unknown>;
-  try {
-    doc = parse(text) as Record<string, unknown>;
-  } catch (e) {
-    const where = e instanceof TomlError ? ` line ${e.line}, column ${e.column}` : '';
-    throw new LaunchError(`${file}:${where}: not valid TOML: ${(e as Error).message.split('\n')[0]}`);
-  }
-  check(file, doc, SCHEMA, []);
+  const doc = parseTomlFile(file, text);
+  checkSchema(file, doc, SCHEMA);
   const command = (doc.command as string[] | undefined) ?? [];
   if (command.length === 0 || command[0]!.includes('/') || command[0] === '') {
     throw new LaunchError(`${file}: key "command": required, an array whose first item is a program name without "/", e.g. command = ["${name}"]`);

@@ -4,14 +4,9 @@
 // $LATCHGATE_CONFIG, ./.latchgate/latchgate.toml, $XDG_CONFIG_HOME.
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { parse, TomlError } from 'smol-toml';
 import { LaunchError } from '../sandbox/errors.js';
 import { configCandidates } from './paths.js';
-import { didYouMean } from './suggest.js';
-
-type FieldType = 'string' | 'string[]' | 'int' | 'uint' | 'int[]' | 'bool';
-/** A table; the key '*' stands for any key (tables keyed by uid or name). */
-type Schema = { [key: string]: FieldType | Schema };
+import { checkSchema, parseTomlFile, type Schema } from './toml-schema.js';
 
 const SCHEMA: Schema = {
   sandbox: {
@@ -75,45 +70,11 @@ export interface LatchgateConfig {
   gate: GateFileConfig;
 }
 
-function isTable(v: unknown): v is Record<string, unknown> {
-  return Object.prototype.toString.call(v) === '[object Object]';
-}
-
-function check(file: string, value: unknown, schema: Schema, path: string[]): void {
-  if (!isTable(value)) throw new LaunchError(`${file}: [${path.join('.')}] must be a table`);
-  for (const [k, v] of Object.entries(value)) {
-    const where = path.length ? `[${path.join('.')}] key "${k}"` : `key "${k}"`;
-    const t = Object.hasOwn(schema, k) ? schema[k] : Object.hasOwn(schema, '*') ? schema['*'] : undefined;
-    if (t === undefined) throw new LaunchError(`${file}: ${where}: unknown key; ${didYouMean(k, Object.keys(schema))}`);
-    if (typeof t === 'object') {
-      check(file, v, t, [...path, k]);
-      continue;
-    }
-    const ok =
-      t === 'string' ? typeof v === 'string'
-      : t === 'bool' ? typeof v === 'boolean'
-      : t === 'int' ? typeof v === 'number' && Number.isInteger(v) && v > 0
-      : t === 'uint' ? typeof v === 'number' && Number.isInteger(v) && v >= 0
-      : t === 'int[]' ? Array.isArray(v) && v.every((x) => typeof x === 'number' && Number.isInteger(x) && x > 0 && x < 65536)
-      : Array.isArray(v) && v.every((x) => typeof x === 'string');
-    if (!ok) {
-      const expected = { string: 'a string', bool: 'true or false', int: 'a positive integer', uint: 'an integer >= 0', 'int[]': 'an array of port numbers', 'string[]': 'an array of strings' }[t];
-      throw new LaunchError(`${file}: ${where}: expected ${expected}, got ${JSON.stringify(v)}`);
-    }
-  }
-}
-
 type T = Record<string, unknown>;
 
 export function parseConfig(file: string, text: string): LatchgateConfig {
-  let doc: T;
-  try {
-    doc = parse(text) as T;
-  } catch (e) {
-    const where = e instanceof TomlError ? ` line ${e.line}, column ${e.column}` : '';
-    throw new LaunchError(`${file}:${where}: not valid TOML: ${(e as Error).message.split('\n')[0]}`);
-  }
-  check(file, doc, SCHEMA, []);
+  const doc = parseTomlFile(file, text) as T;
+  checkSchema(file, doc, SCHEMA);
   const sb = (doc.sandbox ?? {}) as Record<string, T>;
   const a = sb.agent ?? {};
   const l = sb.limits ?? {};
