@@ -10,6 +10,7 @@ import type { FastifyInstance } from 'fastify';
 import type { GateSetup } from '../cli/gate-setup.js';
 import type { OpenedGate } from '../gate/factory.js';
 import type { AuditEventInput } from '../gate/types.js';
+import type { Ledger } from '../ledger/ledger.js';
 
 export class BoxGate {
   readonly dir: string;
@@ -20,6 +21,7 @@ export class BoxGate {
   /** Set once the plan is known: every event then says the box ran degraded. */
   sandboxDegraded = false;
   private readonly pending: AuditEventInput[] = [];
+  private ledger: Ledger | undefined;
   private flushing: Promise<void> | undefined;
 
   constructor(
@@ -73,24 +75,32 @@ export class BoxGate {
    */
   record(e: AuditEventInput): void {
     this.pending.push(e);
-    this.flushing ??= this.flush();
+    if (this.flushing) return; // the running flush drains the queue
+    const p = this.flush();
+    this.flushing = p;
+    void p.finally(() => {
+      if (this.flushing === p) this.flushing = undefined;
+    });
   }
 
   private async flush(): Promise<void> {
     try {
-      const { opened } = await this.open();
-      while (this.pending.length > 0) opened.gate.event(this.pending.shift()!);
+      // The ledger alone: recording egress decisions does not need the whole gate.
+      if (!this.ledger) {
+        const { Ledger } = await import('../ledger/ledger.js');
+        this.ledger = Ledger.open(join(this.setup.stateDir, 'ledger.sqlite3'));
+      }
+      while (this.pending.length > 0) this.ledger.append({ ...this.pending.shift()!, ...(this.sandboxDegraded ? { sandbox_degraded: true } : {}) });
     } catch (e) {
       process.stderr.write(`latchgate: cannot record ${this.pending.length} egress event(s) in the ledger: ${(e as Error).message}\n`);
       this.pending.length = 0;
-    } finally {
-      this.flushing = undefined;
     }
-    if (this.pending.length > 0) this.flushing ??= this.flush();
   }
 
   async close(): Promise<void> {
     while (this.flushing) await this.flushing;
+    if (this.pending.length > 0) await this.flush();
+    this.ledger?.db.close();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
     if (this.opening) {
       const { app, opened } = await this.opening.catch(() => ({ app: undefined, opened: undefined }));
