@@ -30,6 +30,7 @@ interface SandboxFlags {
   allowHost: string[];
   profile?: string;
   config?: string;
+  sandboxConfig?: string;
   strictNet?: boolean;
   rlimitNofile?: number;
   rlimitNproc?: number;
@@ -74,6 +75,7 @@ export function sandboxCommand(): Command {
     .option('--allow-host <host>', 'allow egress to this host through the proxy (repeatable)', collect)
     .option('--profile <name>', 'agent profile: claude-code, codex, cursor, opencode, aider')
     .option('--config <file>', 'latchgate.toml to read [sandbox.*] settings from')
+    .option('--sandbox-config <file>', 'a standalone file with the [sandbox.agent] keys at its top level (replaces that section)')
     .option('--strict-net', 'Landlock TCP rules: no bind, connect only to latchgate\'s exits')
     .option('--rlimit-nofile <n>', 'open-file limit inside the box (default 65536)', positiveInt('--rlimit-nofile'))
     .option('--rlimit-nproc <n>', 'process limit inside the box (default 4096)', positiveInt('--rlimit-nproc'))
@@ -223,6 +225,14 @@ export async function runSandboxCommand(cmd: string[], f: SandboxFlags): Promise
   let boxEgress: import('../sandbox/box-egress.js').BoxEgress | undefined;
   try {
     const setup = gateSetup(f.config);
+    if (f.sandboxConfig) {
+      const { loadStandaloneSandboxConfig } = await import('../config/sandbox-config.js');
+      const agent = loadStandaloneSandboxConfig(f.sandboxConfig);
+      // The agent section is replaced; limits and network stay those of latchgate.toml.
+      const sb = setup.config.sandbox;
+      setup.config.sandbox = { ...agent, limits: sb.limits, strictNet: sb.strictNet, network: sb.network };
+      setup.config.file = setup.config.file ?? f.sandboxConfig;
+    }
     if (f.printProfile) {
       if (f.profile === undefined) throw new LaunchError('--print-profile: give --profile NAME (see `latchgate profiles`)');
       let home = process.env.HOME ?? '/';

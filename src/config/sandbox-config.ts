@@ -75,6 +75,26 @@ type T = Record<string, unknown>;
 export function parseConfig(file: string, text: string): LatchgateConfig {
   const doc = parseTomlFile(file, text) as T;
   checkSchema(file, doc, SCHEMA);
+  return fromDocument(file, doc);
+}
+
+/**
+ * --sandbox-config FILE: a standalone file whose top level holds the keys of
+ * [sandbox.agent]; it replaces that section of latchgate.toml.
+ */
+export function loadStandaloneSandboxConfig(file: string): SandboxFileConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new LaunchError(`--sandbox-config ${file}: cannot read it (${(e as NodeJS.ErrnoException).code}); check the path`);
+  }
+  const doc = parseTomlFile(file, text);
+  checkSchema(file, doc, (SCHEMA.sandbox as Schema).agent as Schema);
+  return fromDocument(file, { sandbox: { agent: doc } }).sandbox;
+}
+
+function fromDocument(file: string, doc: T): LatchgateConfig {
   const sb = (doc.sandbox ?? {}) as Record<string, T>;
   const a = sb.agent ?? {};
   const l = sb.limits ?? {};
