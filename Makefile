@@ -1,5 +1,5 @@
 # Common targets. `make test` does the whole set-up on a fresh machine.
-.PHONY: setup build test lint bench bench-sandbox bench-gate clean
+.PHONY: setup build test lint bench bench-sandbox bench-gate bench-egress clean
 
 setup:
 	bash scripts/setup.sh
@@ -14,13 +14,16 @@ lint:
 	npx tsc -p tsconfig.json --noEmit
 	node scripts/build-addon.mjs  # -Wall -Wextra -Werror: warning-clean or it fails
 
-bench: bench-sandbox bench-gate
+bench: bench-sandbox bench-gate bench-egress
 
 bench-sandbox: setup
 	node bench/sandbox.mjs
 
 bench-gate: setup
 	node bench/gate.mjs
+
+bench-egress: setup
+	node bench/egress.mjs
 
 clean:
 	rm -rf build dist
