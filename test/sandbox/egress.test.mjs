@@ -87,6 +87,19 @@ for target in ("api.example.test:443", "denied.example.test:443"):
     s.sendall(("CONNECT %s HTTP/1.1\\r\\nHost: %s\\r\\n\\r\\n" % (target, target)).encode())
     print("unix", target, s.recv(64).split(b"\\r\\n")[0].decode()); s.close()
 PY
+/usr/bin/node -e '
+const http = require("http"), tls = require("tls"), https = require("https"), fs = require("fs");
+const ca = fs.readFileSync(process.argv[1]);
+const r = http.request({ host: "127.0.0.1", port: 3128, method: "CONNECT", path: "api.example.test:443" });
+r.on("connect", (res, socket) => {
+  if (res.statusCode !== 200) { console.log("node-tunnel", res.statusCode); return direct(); }
+  const t = tls.connect({ socket, servername: "api.example.test", ca }, () => t.write("GET /node HTTP/1.1\\r\\nHost: api.example.test\\r\\nConnection: close\\r\\n\\r\\n"));
+  let body = ""; t.on("data", (d) => (body += d)); t.on("end", () => { console.log("node-tunnel", body.split("\\r\\n\\r\\n")[1].trim()); direct(); });
+});
+r.end();
+function direct() {
+  https.get({ host: "api.example.test", path: "/", ca, timeout: 3000 }, () => console.log("node-direct OK")).on("error", (e) => console.log("node-direct", e.code));
+}' ${ca}
 env | grep -c "${KEY}"; grep -rl "${KEY}" /proc/*/environ "$HOME" 2>/dev/null | wc -l
 `;
 
@@ -106,13 +119,15 @@ for (const mode of MODES) {
     assert.doesNotMatch(out, /^noproxy=0$/m, 'without the proxy there is no way out');
     assert.match(out, /^hello from upstream \/v1\/chat\?x=1 key=\[redacted\]$/m, 'the route works and the echoed key is redacted');
     assert.match(out, /^route=0$/m);
+    assert.match(out, /^node-tunnel hello from upstream \/node key=-$/m, 'Node through the CONNECT tunnel');
+    assert.match(out, /^node-direct (ENOTFOUND|EAI_AGAIN)$/m, 'Node without the proxy cannot even resolve the name');
     assert.match(out, /^unix api\.example\.test:443 HTTP\/1\.1 200 /m, `the CONNECT proxy also answers on /run/latchgate/proxy.sock: ${r.stderr}`);
     assert.match(out, /^unix denied\.example\.test:443 HTTP\/1\.1 403 /m);
     assert.ok(!out.includes(KEY) && !r.stderr.includes(KEY), 'the key reached the box');
     const [envCount, fileCount] = out.trim().split('\n').slice(-2).map(Number);
     assert.equal(envCount, 0);
     assert.equal(fileCount, 0);
-    assert.deepEqual(seen.map((s) => s.key), [undefined, KEY], 'the upstream got the host key on the route only');
+    assert.deepEqual(seen.map((s) => s.key), [undefined, KEY, undefined], 'the upstream got the host key on the route only (curl, route, node)');
 
     const egress = JSON.parse(cli(mode, ['audit', '--config', h.cfg, '--json', '--event-type', 'egress', '-l', '50'], h.env).stdout);
     const decided = egress.map((e) => `${e.decision} ${e.details.host}:${e.details.port}`);
