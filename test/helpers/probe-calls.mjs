@@ -1,6 +1,8 @@
 // Batching escape-probe calls into one box run: each call is framed by
 // CALL/STATUS lines so its RESULT line and exit status can be told apart.
 import assert from 'node:assert/strict';
+import { dirname } from 'node:path';
+import { makeWorkspace, sh } from './sandbox.mjs';
 
 export const shq = (s) => `'${String(s).replace(/'/g, `'\\''`)}'`;
 
@@ -63,4 +65,15 @@ export function expectOk(calls, key, res) {
   const r = resultOf(calls, key, res);
   assert.ok(r.ok, `${key}: expected OK, got: ${r.line}`);
   return r;
+}
+
+/**
+ * Runs the calls in one box (plus optional shell before/after, with the
+ * probe's directory mounted read-only) and parses them.
+ */
+export async function runProbes(mode, probe, calls, { workspace, before = '', afterScript = '', args = [], ...opts } = {}) {
+  const script = [before, probeCalls(probe, calls), afterScript].filter(Boolean).join('\n');
+  const res = await sh(mode, script, { workspace: workspace ?? makeWorkspace('probe'), args: ['--ro', dirname(probe), ...args], timeoutMs: 30000, ...opts });
+  assert.equal(res.code, 0, `box failed (exit ${res.code})\nstdout: ${res.stdout}\nstderr: ${res.stderr}`);
+  return { res, calls: parseCalls(res.stdout) };
 }

@@ -14,7 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { MODES, skipReason, makeWorkspace, cleanupWorkspaces, own, runBox, sh, testUser, distDir } from '../helpers/sandbox.mjs';
 import { buildEscapeProbe } from '../helpers/escape-probe.mjs';
-import { callOf, expectErr, expectOk, parseCalls, probeCalls, shq } from '../helpers/probe-calls.mjs';
+import { callOf, expectErr, expectOk, runProbes, shq } from '../helpers/probe-calls.mjs';
 
 const isRoot = process.getuid() === 0;
 const probe = await buildEscapeProbe();
@@ -40,13 +40,7 @@ function expectKilledBySigsys(calls, key, res) {
   assert.deepEqual(c.lines, [], `${key}: the syscall must not return at all`);
 }
 
-/** Runs the calls in one box (plus optional shell before/after) and parses them. */
-async function probeBox(mode, calls, { workspace = makeWorkspace('kern'), before = '', afterScript = '', args = [], ...opts } = {}) {
-  const script = [before, probeCalls(probe, calls), afterScript].filter(Boolean).join('\n');
-  const res = await sh(mode, script, { workspace, args: [...RO_PROBE, ...args], ...opts });
-  assert.equal(res.code, 0, `box failed (exit ${res.code})\nstdout: ${res.stdout}\nstderr: ${res.stderr}`);
-  return { res, calls: parseCalls(res.stdout) };
-}
+const probeBox = (mode, calls, opts) => runProbes(mode, probe, calls, opts);
 
 /** Lines `KEY value...` printed by a script, as a map KEY -> rest of the line. */
 function tagged(stdout) {

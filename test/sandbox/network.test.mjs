@@ -16,10 +16,9 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { MODES, skipReason, makeWorkspace, cleanupWorkspaces, sh } from '../helpers/sandbox.mjs';
 import { buildEscapeProbe } from '../helpers/escape-probe.mjs';
-import { expectErr, expectOk, parseCalls, probeCalls, resultOf, shq } from '../helpers/probe-calls.mjs';
+import { expectErr, expectOk, runProbes, resultOf, shq } from '../helpers/probe-calls.mjs';
 
 const probe = await buildEscapeProbe();
-const RO_PROBE = ['--ro', path.dirname(probe)];
 
 const extraDirs = [];
 const closers = [];
@@ -29,12 +28,7 @@ after(async () => {
   for (const d of extraDirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
-async function probeBox(mode, calls, { before = '', afterScript = '', ...opts } = {}) {
-  const script = [before, probeCalls(probe, calls), afterScript].filter(Boolean).join('\n');
-  const res = await sh(mode, script, { workspace: makeWorkspace('net'), args: RO_PROBE, timeoutMs: 30000, ...opts });
-  assert.equal(res.code, 0, `box failed (exit ${res.code})\nstdout: ${res.stdout}\nstderr: ${res.stderr}`);
-  return { res, calls: parseCalls(res.stdout) };
-}
+const probeBox = (mode, calls, opts) => runProbes(mode, probe, calls, opts);
 
 function tagged(stdout) {
   const m = new Map();

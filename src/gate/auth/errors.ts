@@ -3,6 +3,8 @@
 // `lease_revoked`); the HTTP layer maps it to a status with AUTH_ERROR_STATUS
 // and answers {"error": code, "message": message}.
 
+import { statusOf } from '../errors.js';
+
 export type AuthErrorCode =
   | 'missing_auth_header'
   | 'invalid_auth_scheme'
@@ -17,20 +19,15 @@ export type AuthErrorCode =
   | 'scope_not_permitted'
   | 'invalid_request';
 
-export const AUTH_ERROR_STATUS: Readonly<Record<AuthErrorCode, number>> = Object.freeze({
-  missing_auth_header: 401,
-  invalid_auth_scheme: 401,
-  missing_dpop_header: 401,
-  invalid_dpop: 401,
-  invalid_lease: 401,
-  lease_expired: 401,
-  key_binding_failed: 401,
-  replay_detected: 401,
-  lease_revoked: 401,
-  replay_cache_unavailable: 503,
-  scope_not_permitted: 403,
-  invalid_request: 400,
-});
+const AUTH_CODES: readonly AuthErrorCode[] = [
+  'missing_auth_header', 'invalid_auth_scheme', 'missing_dpop_header', 'invalid_dpop', 'invalid_lease', 'lease_expired',
+  'key_binding_failed', 'replay_detected', 'lease_revoked', 'replay_cache_unavailable', 'scope_not_permitted', 'invalid_request',
+];
+
+/** The statuses come from the gate's one table (src/gate/errors.ts). */
+export const AUTH_ERROR_STATUS: Readonly<Record<AuthErrorCode, number>> = Object.freeze(
+  Object.fromEntries(AUTH_CODES.map((c) => [c, statusOf(c)])) as Record<AuthErrorCode, number>,
+);
 
 export class AuthError extends Error {
   override readonly name = 'AuthError';
