@@ -32,7 +32,7 @@ const pct = (xs, p) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Mat
 const fmt = (x) => `${x.toFixed(3)} ms`;
 
 const stateDir = mkdtempSync(path.join(os.tmpdir(), 'latchgate-bench-gate-'));
-const server = spawn(process.execPath, [...(process.env.BENCH_PROF ? ['--cpu-prof', '--cpu-prof-dir=/tmp/prof'] : []), fileURLToPath(new URL('./gate-server.mjs', import.meta.url)), stateDir], { stdio: ['ignore', 'pipe', 'inherit'] });
+const server = spawn(process.execPath, [...(process.env.BENCH_FLAGS ? process.env.BENCH_FLAGS.split(' ') : []), ...(process.env.BENCH_PROF ? ['--cpu-prof', '--cpu-prof-dir=/tmp/prof'] : []), fileURLToPath(new URL('./gate-server.mjs', import.meta.url)), stateDir], { stdio: ['ignore', 'pipe', 'inherit'] });
 const sock = await new Promise((resolve) => server.stdout.once('data', (d) => resolve(d.toString().trim())));
 
 try {

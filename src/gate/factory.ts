@@ -2,6 +2,7 @@
 // under the state dir, shared by `latchgate up` and every `latchgate sandbox`.
 import { join } from 'node:path';
 import type { GateFileConfig } from '../config/sandbox-config.js';
+import { Checkpointer } from '../ledger/checkpointer.js';
 import { openDb, WalSync, type Db } from '../ledger/db.js';
 import { KeyStore } from '../ledger/keys.js';
 import { Ledger } from '../ledger/ledger.js';
@@ -60,19 +61,11 @@ export interface OpenedGate {
 export async function openGate(o: OpenGateOptions): Promise<OpenedGate> {
   const dbPath = join(o.stateDir, 'ledger.sqlite3');
   const db = openDb(dbPath);
-  // Checkpoints copy the WAL into the database with fsyncs: not in the middle
-  // of a request (SQLite's automatic ones run inside a commit), but between
-  // them, once a second.
+  // Checkpoints copy the WAL into the database with fsyncs: not inside a
+  // request's commit (SQLite's automatic ones would), but in a worker.
   db.pragma('wal_autocheckpoint = 0');
-  const checkpoints = setInterval(() => {
-    try {
-      db.pragma('wal_checkpoint(PASSIVE)');
-    } catch {
-      // busy or closing: the next tick tries again
-    }
-  }, 1000);
-  checkpoints.unref();
   const ledger = new Ledger(db).migrate();
+  const checkpoints = dbPath === ':memory:' ? undefined : new Checkpointer(dbPath);
   const keys = new KeyStore(join(o.stateDir, 'keys'));
   const registry = new Registry(db, o.config.manifestDirs, { builtin: o.builtinManifests ?? true });
   registry.migrate();
@@ -114,7 +107,7 @@ export async function openGate(o: OpenGateOptions): Promise<OpenedGate> {
     ctx,
     gate: new Gate(ctx, ttl),
     close: () => {
-      clearInterval(checkpoints);
+      checkpoints?.close();
       ctx.instances.close();
       ctx.wal.close();
       db.close();

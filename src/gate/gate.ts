@@ -4,6 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import { canonicalHash } from '../crypto/jcs.js';
 import { verifyLedger } from '../ledger/verify.js';
+import { immediate } from '../ledger/db.js';
 import { LedgerError, type LedgerFilters } from '../ledger/ledger.js';
 import type { AdminService, Caller, GateService, RequestAuth } from './app.js';
 import { ApprovalError, type Approval } from './approvals.js';
@@ -160,7 +161,13 @@ export class Gate implements GateService {
     }
     const pre = precheck(this.ctx, action, plan.request);
     if (canonicalHash(plan.request) !== plan.core.request_hash) throw new GateError('approval_mismatch', 'the stored request does not match its hash');
-    const auth = authorize(this.ctx, plan, approval);
+    // Debit, grant and intent in one write transaction: any refusal on the
+    // way rolls the debit back, and no other gate can slip in between.
+    const auth = immediate(this.ctx.db, () => {
+      const a = authorize(this.ctx, plan, approval);
+      commitIntent(this.ctx, a.grant, traceId, approval?.id);
+      return a;
+    });
     ev.budgets_before = auth.budget_before;
     ev.budgets_after = auth.budget_after;
     // From the intent on, this grant is in flight (not of unknown outcome) until its receipt.
@@ -168,12 +175,6 @@ export class Gate implements GateService {
     running.add(auth.grant.grant_id);
     let f;
     try {
-      try {
-        commitIntent(this.ctx, auth.grant, traceId, approval?.id);
-      } catch (e) {
-        this.ctx.budgets.refund(plan.session.session_id, plan.cost); // nothing ran
-        throw e;
-      }
       await makeIntentDurable(this.ctx);
       const d = await dispatch(this.ctx, action, auth.grant, plan.request, pre.call);
       f = await finalize(this.ctx, action, auth.grant, d, traceId, { ...ev, ...(approval ? { approval: { approval_id: approval.id, approved_by: approval.approved_by } } : {}), ...(this.ctx.settings.sandboxDegraded ? { sandbox_degraded: true } : {}) });

@@ -2,12 +2,11 @@
 // state registers its tables through migrate(); `latchgate sandbox` and
 // `latchgate up` may open the same file at the same time.
 import Database from 'better-sqlite3';
-import { closeSync, mkdirSync, openSync, statSync } from 'node:fs';
-import { fdatasync as fdatasyncCb } from 'node:fs';
+import { closeSync, fdatasync as fdatasyncCb, mkdirSync, openSync, statSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { promisify } from 'node:util';
 
 const fdatasync = promisify(fdatasyncCb);
-import { dirname } from 'node:path';
 
 export type Db = Database.Database;
 
@@ -36,26 +35,49 @@ export function immediate<T>(db: Db, fn: () => T): T {
 /**
  * Makes every commit so far survive a power cut: an fdatasync of the WAL
  * (where WAL-mode commits land), run on the libuv thread pool so other
- * requests go on meanwhile. SQLite keeps the WAL file (same inode) while this
- * process holds the database open.
+ * requests go on meanwhile. Concurrent callers share syncs (group commit):
+ * a caller that arrives while a sync runs waits for the next one, which
+ * starts when that one ends and covers every commit made before it began.
+ * SQLite keeps the WAL file (same inode) while this process holds the
+ * database open.
  */
 export class WalSync {
   private fd = -1;
   private ino = -1;
+  private running: Promise<void> | undefined;
+  private next: Promise<void> | undefined;
 
   constructor(private readonly dbPath: string) {}
 
-  async sync(): Promise<void> {
-    if (this.dbPath === ':memory:' || this.dbPath === '') return;
-    const wal = `${this.dbPath}-wal`;
-    const st = statSync(wal, { throwIfNoEntry: false });
-    if (!st) throw new Error(`${wal} is missing: the database is not in WAL mode`);
-    if (st.ino !== this.ino) {
-      if (this.fd >= 0) closeSync(this.fd);
-      this.fd = openSync(wal, 'r');
-      this.ino = st.ino;
-    }
-    await fdatasync(this.fd);
+  sync(): Promise<void> {
+    if (this.dbPath === ':memory:' || this.dbPath === '') return Promise.resolve();
+    if (!this.running) return this.start();
+    // The running sync may have begun before the caller's commit: wait for the next one.
+    this.next ??= this.running.then(
+      () => this.start(),
+      () => this.start(),
+    );
+    return this.next;
+  }
+
+  private start(): Promise<void> {
+    this.next = undefined;
+    const p = (async () => {
+      const wal = `${this.dbPath}-wal`;
+      const st = statSync(wal, { throwIfNoEntry: false });
+      if (!st) throw new Error(`${wal} is missing: the database is not in WAL mode`);
+      if (st.ino !== this.ino) {
+        if (this.fd >= 0) closeSync(this.fd);
+        this.fd = openSync(wal, 'r');
+        this.ino = st.ino;
+      }
+      await fdatasync(this.fd);
+    })();
+    const running = p.finally(() => {
+      if (this.running === running) this.running = undefined;
+    });
+    this.running = running;
+    return running;
   }
 
   close(): void {

@@ -103,13 +103,15 @@ CREATE INDEX IF NOT EXISTS audit_events_timestamp ON audit_events(timestamp);
 CREATE INDEX IF NOT EXISTS audit_events_decision ON audit_events(decision);
 CREATE INDEX IF NOT EXISTS audit_events_event_type ON audit_events(event_type);
 CREATE INDEX IF NOT EXISTS audit_events_session_id ON audit_events(session_id);
+-- Keyed tables are WITHOUT ROWID: one B-tree each, so every row written
+-- costs one page in the WAL, not two or three.
 CREATE TABLE IF NOT EXISTS receipts (
   receipt_id TEXT PRIMARY KEY,
   grant_id TEXT NOT NULL,
   trace_id TEXT,
   receipt_json TEXT NOT NULL,
   created_at TEXT NOT NULL
-);
+) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS receipts_grant_id ON receipts(grant_id);
 CREATE TABLE IF NOT EXISTS execution_intents (
   grant_id TEXT PRIMARY KEY,
@@ -121,14 +123,24 @@ CREATE TABLE IF NOT EXISTS execution_intents (
   approved_by TEXT,
   started_at TEXT NOT NULL,
   instance_id TEXT
-);
-CREATE INDEX IF NOT EXISTS execution_intents_request ON execution_intents(request_hash);
+) WITHOUT ROWID;
+-- The intents whose receipt is not yet written: the pre-dispatch check for an
+-- earlier run of unknown outcome looks here, so its cost does not grow with
+-- the number of finished runs. Written with the intent, deleted with the
+-- receipt, in the same transactions. (verify reads the tables themselves.)
+CREATE TABLE IF NOT EXISTS open_intents (
+  request_hash TEXT NOT NULL,
+  action_id TEXT NOT NULL,
+  principal TEXT NOT NULL,
+  grant_id TEXT NOT NULL,
+  PRIMARY KEY (request_hash, action_id, principal, grant_id)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS consumed_grants (
   grant_id TEXT PRIMARY KEY,
   action_id TEXT NOT NULL,
   principal TEXT NOT NULL,
   consumed_at TEXT NOT NULL
-);
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS ledger_metadata (
   key TEXT PRIMARY KEY,
   value TEXT NOT NULL
@@ -201,7 +213,14 @@ export class Ledger {
   migrate(): this {
     if (this.migrated) return this;
     immediate(this.db, () => {
+      const hadOpenIntents = this.db.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'open_intents'`).get() !== undefined;
       this.db.exec(SCHEMA);
+      if (!hadOpenIntents) {
+        // A ledger from before open_intents: fill it from the tables.
+        this.db.exec(`INSERT INTO open_intents(grant_id, request_hash, action_id, principal)
+          SELECT i.grant_id, i.request_hash, i.action_id, i.principal FROM execution_intents i
+           WHERE NOT EXISTS (SELECT 1 FROM receipts r WHERE r.grant_id = i.grant_id)`);
+      }
       this.db.prepare(`INSERT OR IGNORE INTO ledger_metadata(key, value) VALUES ('chain_hash_format', ?)`).run(CHAIN_HASH_FORMAT);
       const head = this.db.prepare(`SELECT value FROM ledger_metadata WHERE key = 'chain_head'`).get() as { value: string } | undefined;
       if (!head) {
@@ -250,9 +269,13 @@ export class Ledger {
       count: db.prepare('SELECT count(*) FROM audit_events').pluck(),
       unfinished: db.prepare(
         `SELECT i.grant_id, i.trace_id, i.action_id, i.principal, i.provider_module_digest, i.request_hash, i.approved_by, i.started_at, i.instance_id
-           FROM execution_intents i
-          WHERE i.request_hash = ? AND i.action_id = ? AND i.principal = ?
-            AND NOT EXISTS (SELECT 1 FROM receipts r WHERE r.grant_id = i.grant_id)`,
+           FROM open_intents o JOIN execution_intents i ON i.grant_id = o.grant_id
+          WHERE o.request_hash = ? AND o.action_id = ? AND o.principal = ?`,
+      ),
+      openIntent: db.prepare(`INSERT INTO open_intents(grant_id, request_hash, action_id, principal) VALUES (@grant_id, @request_hash, @action_id, @principal)`),
+      closeIntent: db.prepare(
+        `DELETE FROM open_intents WHERE (request_hash, action_id, principal, grant_id) IN
+           (SELECT request_hash, action_id, principal, grant_id FROM execution_intents WHERE grant_id = ?)`,
       ),
     };
   }
@@ -320,11 +343,14 @@ export class Ledger {
   }
 
   /**
-   * Writes the pre-dispatch intent. Plain statement: inside a transaction it
-   * joins it. Prefer consumeGrantAndWriteIntent(), which does both atomically.
+   * Writes the pre-dispatch intent (inside an open transaction, as a
+   * savepoint of it). Prefer consumeGrantAndWriteIntent(), which does both atomically.
    */
   writeIntent(intent: ExecutionIntent): void {
-    this.s.insertIntent.run({ ...intent, approved_by: intent.approved_by ?? null, instance_id: intent.instance_id ?? null });
+    immediate(this.db, () => {
+      this.s.insertIntent.run({ ...intent, approved_by: intent.approved_by ?? null, instance_id: intent.instance_id ?? null });
+      this.s.openIntent.run({ grant_id: intent.grant_id, request_hash: intent.request_hash, action_id: intent.action_id, principal: intent.principal });
+    });
   }
 
   /** Marks a grant consumed; false if it already was (grants are one-shot). */
@@ -349,9 +375,12 @@ export class Ledger {
     });
   }
 
-  /** Stores a signed receipt (canonical JSON). Plain statement: joins an open transaction. */
+  /** Stores a signed receipt (canonical JSON), closing its intent; inside an open transaction, as a savepoint of it. */
   writeReceipt(receipt: ExecutionReceipt): void {
-    this.s.insertReceipt.run(receipt.receipt_id, receipt.grant_id, receipt.trace_id ?? null, canonicalize(receipt), new Date().toISOString());
+    immediate(this.db, () => {
+      this.s.insertReceipt.run(receipt.receipt_id, receipt.grant_id, receipt.trace_id ?? null, canonicalize(receipt), new Date().toISOString());
+      this.s.closeIntent.run(receipt.grant_id);
+    });
   }
 
   /**

@@ -462,3 +462,30 @@ test('AuthError carries status and a wire body', () => {
     assert.equal(AUTH_ERROR_STATUS[c], 401, c);
   }
 });
+
+test('proof JWS edge cases: crit, b64, DER signatures, bad time claims, a tampered payload, a non-object payload', async (t) => {
+  const s = await setup(t);
+  const { sign, generateKeyPairSync } = await import('node:crypto');
+  // A P-256 key we can sign with by hand, bound to a lease of its own.
+  const kp = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const jwk = kp.publicKey.export({ format: 'jwk' });
+  s.key = { ...s.key, jwk: { kty: 'EC', crv: 'P-256', x: jwk.x, y: jwk.y } };
+  const own = (await s.lease()).lease_jwt;
+  const header = { typ: 'dpop+jwt', alg: 'ES256', jwk: s.key.jwk };
+  const p1363 = (input) => sign('sha256', Buffer.from(input), { key: kp.privateKey, dsaEncoding: 'ieee-p1363' }).toString('base64url');
+  const der = (input) => sign('sha256', Buffer.from(input), kp.privateKey).toString('base64url');
+  // The legitimate hand-made proof passes: the checks below fail for their own reason.
+  await s.verify(own, await handProof(header, proofPayload(own), p1363));
+  await rejectsWith(s.verify(own, await handProof({ ...header, crit: ['exp'] }, proofPayload(own), p1363)), 'invalid_dpop', /crit/);
+  await rejectsWith(s.verify(own, await handProof({ ...header, b64: false }, proofPayload(own), p1363)), 'invalid_dpop', /b64/);
+  await rejectsWith(s.verify(own, await handProof(header, proofPayload(own), der)), 'invalid_dpop', /signature verification failed/);
+  await rejectsWith(s.verify(own, await handProof(header, proofPayload(own, { exp: now() - 1 }), p1363)), 'invalid_dpop', /"exp"/);
+  await rejectsWith(s.verify(own, await handProof(header, proofPayload(own, { nbf: now() + 30 }), p1363)), 'invalid_dpop', /"nbf"/);
+  await rejectsWith(s.verify(own, await handProof(header, proofPayload(own, { iat: String(now()) }), p1363)), 'invalid_dpop', /iat/);
+  const good = await handProof(header, proofPayload(own), p1363);
+  const [h, , sig] = good.split('.');
+  const forged = `${h}.${b64(proofPayload(own))}.${sig}`;
+  await rejectsWith(s.verify(own, forged), 'invalid_dpop', /signature verification failed/);
+  const arrayPayload = `${b64(header)}.${Buffer.from('[1]').toString('base64url')}`;
+  await rejectsWith(s.verify(own, `${arrayPayload}.${p1363(arrayPayload)}`), 'invalid_dpop', /not a JSON object/);
+});

@@ -4,11 +4,12 @@
 // embedded public jwk, signature, key binding to cnf.jkt, htm, htu, iat
 // window, ath, jti), and last the jti replay cache, so only a request that
 // passed everything uses up its jti.
-import { createHash } from 'node:crypto';
-import { decodeProtectedHeader, errors, importJWK, jwtVerify, type JWK } from 'jose';
+import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
+import { decodeProtectedHeader } from 'jose';
 import { AuthError, echo } from './errors.js';
 import { dpopThumbprint, jwkAlgorithm, publicJwkProblem, requiredMembers, type DpopAlgorithm, type DpopPublicJwk } from './jwk.js';
 import type { LeaseKeySource } from './keys.js';
+import { JwsError, verifyCompactJwt } from './jws.js';
 import { verifyLease, type LeaseBudgets } from './leases.js';
 import type { ReplayCache } from './replay.js';
 
@@ -113,16 +114,16 @@ function single(value: string | string[] | undefined): string | undefined | null
  * signature is still verified.
  */
 const DPOP_KEY_CACHE_SIZE = 1024;
-const dpopKeyCache = new Map<string, Promise<{ key: CryptoKey | Uint8Array; jkt: string }>>();
+const dpopKeyCache = new Map<string, Promise<{ key: KeyObject; jkt: string }>>();
 
-function dpopKey(jwk: DpopPublicJwk): Promise<{ key: CryptoKey | Uint8Array; jkt: string }> {
+function dpopKey(jwk: DpopPublicJwk): Promise<{ key: KeyObject; jkt: string }> {
   const id = jwk.kty === 'EC' ? `EC.${jwk.x}.${jwk.y}` : `OKP.${jwk.x}`;
   let entry = dpopKeyCache.get(id);
   if (entry) {
     dpopKeyCache.delete(id); // move to the back: most recently used
   } else {
     const pub = requiredMembers(jwk);
-    entry = Promise.all([importJWK(pub as JWK, jwkAlgorithm(jwk)), dpopThumbprint(pub)]).then(([key, jkt]) => ({ key, jkt }));
+    entry = dpopThumbprint(pub).then((jkt) => ({ key: createPublicKey({ key: pub, format: 'jwk' }), jkt }));
     entry.catch(() => dpopKeyCache.delete(id));
     if (dpopKeyCache.size >= DPOP_KEY_CACHE_SIZE) dpopKeyCache.delete(dpopKeyCache.keys().next().value as string);
   }
@@ -163,7 +164,7 @@ export async function verifyProof(input: VerifyProofInput): Promise<VerifiedProo
     throw invalidDpop(`DPoP proof jwk (${jwk.kty} ${jwk.crv}) does not sign with alg ${header.alg}`);
   }
 
-  let key: { key: CryptoKey | Uint8Array; jkt: string };
+  let key: { key: KeyObject; jkt: string };
   try {
     key = await dpopKey(jwk);
   } catch (e) {
@@ -171,12 +172,9 @@ export async function verifyProof(input: VerifyProofInput): Promise<VerifiedProo
   }
   let payload: Record<string, unknown>;
   try {
-    ({ payload } = await jwtVerify(proof, key.key, {
-      algorithms: [header.alg as DpopAlgorithm],
-      currentDate: new Date(now * 1000),
-    }));
+    ({ payload } = verifyCompactJwt(proof, key.key, header.alg as DpopAlgorithm, now));
   } catch (e) {
-    if (e instanceof errors.JWSSignatureVerificationFailed) throw invalidDpop('DPoP proof signature verification failed', e);
+    if (e instanceof JwsError && e.kind === 'signature') throw invalidDpop('DPoP proof signature verification failed', e);
     throw invalidDpop(`DPoP proof rejected: ${(e as Error).message}`, e);
   }
 
