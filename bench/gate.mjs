@@ -2,10 +2,14 @@
 // make bench-gate: latency of POST /v1/actions/{id}/execute for a low-risk
 // action with a no-op provider, each answer after a durable receipt, over the
 // Unix socket; sequential and with 16 concurrent clients; and the policy
-// decision alone. Prints the goals next to the numbers.
+// decision alone. Prints the goals next to the numbers, and beside them, as
+// the peer measured in the same run, this machine's floor for one execute:
+// two fdatasyncs (the intent before dispatch, the receipt before the answer)
+// and one bare node:http round trip over a Unix socket.
 import { spawn } from 'node:child_process';
 import http from 'node:http';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { closeSync, fdatasync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
+import { promisify } from 'node:util';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -30,6 +34,43 @@ function req(sock, method, p, body, headers = {}) {
 
 const pct = (xs, p) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))];
 const fmt = (x) => `${x.toFixed(3)} ms`;
+
+/** p50 and p99 of fdatasync after a 32 KiB append (about one execute's WAL frames), in `dir`. */
+async function fsyncFloor(dir, n = 400) {
+  const fd = openSync(path.join(dir, 'fsync-probe'), 'w');
+  const sync = promisify(fdatasync);
+  const buf = Buffer.alloc(32 * 1024, 1);
+  const xs = [];
+  try {
+    for (let i = 0; i < n; i++) {
+      writeSync(fd, buf);
+      const t0 = performance.now();
+      await sync(fd);
+      xs.push(performance.now() - t0);
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return xs;
+}
+
+/** p50 and p99 of a bare node:http POST round trip over a Unix socket (a child process answers). */
+async function httpFloor(dir, n = 1000) {
+  const sockPath = path.join(dir, 'echo.sock');
+  const child = spawn(process.execPath, ['-e', `require('node:http').createServer((q, r) => { q.resume(); q.on('end', () => { r.setHeader('content-type', 'application/json'); r.end('{"ok":true}'); }); }).listen(${JSON.stringify(sockPath)}, () => console.log('up'))`], { stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    await new Promise((resolve) => child.stdout.once('data', resolve));
+    const xs = [];
+    for (let i = 0; i < n + 100; i++) {
+      const t0 = performance.now();
+      await req(sockPath, 'POST', '/x', { n: 1 });
+      if (i >= 100) xs.push(performance.now() - t0);
+    }
+    return xs;
+  } finally {
+    child.kill();
+  }
+}
 
 const stateDir = mkdtempSync(path.join(os.tmpdir(), 'latchgate-bench-gate-'));
 const server = spawn(process.execPath, [...(process.env.BENCH_FLAGS ? process.env.BENCH_FLAGS.split(' ') : []), ...(process.env.BENCH_PROF ? ['--cpu-prof', '--cpu-prof-dir=/tmp/prof'] : []), fileURLToPath(new URL('./gate-server.mjs', import.meta.url)), stateDir], { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -72,10 +113,18 @@ try {
     dec.push(performance.now() - a);
   }
 
+  const fs = await fsyncFloor(stateDir);
+  const rtt = await httpFloor(stateDir);
+  const floor50 = 2 * pct(fs, 50) + pct(rtt, 50);
+  const floor99 = 2 * pct(fs, 99) + pct(rtt, 99);
+
   const row = (name, v, goal, ok) => console.log(`  ${name.padEnd(34)} ${v.padStart(14)}   goal ${goal} ${ok ? 'met' : 'NOT met'}`);
   console.log(`execute, no-op provider, durable receipt, Unix socket (${N} each)`);
   row('sequential p50', fmt(pct(seq, 50)), '<= 2 ms', pct(seq, 50) <= 2);
   row('sequential p99', fmt(pct(seq, 99)), '<= 8 ms', pct(seq, 99) <= 8);
+  console.log(`  peer, same run: floor = 2 fdatasync + 1 bare HTTP round trip = ${fmt(floor50)} p50, ${fmt(floor99)} p99`);
+  console.log(`    (fdatasync ${fmt(pct(fs, 50))} p50, ${fmt(pct(fs, 99))} p99; HTTP ${fmt(pct(rtt, 50))} p50, ${fmt(pct(rtt, 99))} p99)`);
+  console.log(`    execute / floor: ${(pct(seq, 50) / floor50).toFixed(2)}x at p50, ${(pct(seq, 99) / floor99).toFixed(2)}x at p99`);
   row('16 clients p50', fmt(pct(conc, 50)), '(informative)', true);
   row('16 clients p99', fmt(pct(conc, 99)), '(informative)', true);
   row('16 clients throughput', `${(conc.length / secs).toFixed(0)} /s`, '>= 500/s', conc.length / secs >= 500);

@@ -26,9 +26,12 @@ export function openDb(path: string): Db {
 /**
  * Runs fn in a BEGIN IMMEDIATE transaction: the write lock is taken up front,
  * so read-then-write sequences (budget debit, grant consumption, chain
- * append) cannot interleave with another process's.
+ * append) cannot interleave with another process's. Inside an open
+ * transaction fn simply joins it (no savepoint): a throw rolls back the
+ * whole outer transaction, which is what every caller wants.
  */
 export function immediate<T>(db: Db, fn: () => T): T {
+  if (db.inTransaction) return fn();
   return db.transaction(fn).immediate();
 }
 

@@ -297,7 +297,7 @@ export class Ledger {
    * events) in its own BEGIN IMMEDIATE transaction, and returns it as stored.
    * Use this unless the event must commit atomically with other writes; then
    * call appendInTransaction() inside your own immediate(db, ...) block.
-   * (Called inside an open transaction, append() becomes a savepoint.)
+   * (Called inside an open transaction, append() joins it.)
    */
   append(input: AuditEventInput): AuditEvent {
     return immediate(this.db, () => this.appendInTransaction(input));
@@ -343,8 +343,8 @@ export class Ledger {
   }
 
   /**
-   * Writes the pre-dispatch intent (inside an open transaction, as a
-   * savepoint of it). Prefer consumeGrantAndWriteIntent(), which does both atomically.
+   * Writes the pre-dispatch intent (inside an open transaction, as part
+   * of it). Prefer consumeGrantAndWriteIntent(), which does both atomically.
    */
   writeIntent(intent: ExecutionIntent): void {
     immediate(this.db, () => {
@@ -375,7 +375,7 @@ export class Ledger {
     });
   }
 
-  /** Stores a signed receipt (canonical JSON), closing its intent; inside an open transaction, as a savepoint of it. */
+  /** Stores a signed receipt (canonical JSON), closing its intent; inside an open transaction, as part of it. */
   writeReceipt(receipt: ExecutionReceipt): void {
     immediate(this.db, () => {
       this.s.insertReceipt.run(receipt.receipt_id, receipt.grant_id, receipt.trace_id ?? null, canonicalize(receipt), new Date().toISOString());
