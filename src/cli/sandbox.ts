@@ -135,6 +135,7 @@ function planFrom(
       extraEnv: eff.env,
       extraPath: eff.discovery?.path ?? [],
       protect: eff.protected,
+      files: eff.files,
       strictNet: f.strictNet ?? file.strictNet ?? false,
       allowDegraded: f.allowDegraded ?? false,
       limits: { nofile: f.rlimitNofile ?? file.limits.nofile, nproc: f.rlimitNproc ?? file.limits.nproc, tmpSize: f.tmpSize ?? file.limits.tmpSize },

@@ -6,6 +6,7 @@ import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync, r
 import { basename, dirname, isAbsolute, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LaunchError } from '../sandbox/errors.js';
+import type { ProtectRequest } from '../sandbox/protected-paths.js';
 import { didYouMean } from './suggest.js';
 import { checkSchema, parseTomlFile, type Schema } from './toml-schema.js';
 
@@ -24,6 +25,23 @@ export interface ProfileRoute {
   placeholderEnv: Record<string, string>;
   /** Inserted after argv[0] (when it is the profile's command) only when the route is active. */
   args: string[];
+  /** Generated file name -> a JSON object ("{route_url}" replaced) merged into it when the route is active. */
+  files: Record<string, string>;
+}
+
+/**
+ * A configuration file the launcher writes into the box (read-only) for an
+ * agent that takes its provider settings from a file rather than from the
+ * environment (opencode): a base JSON object, with the fragments of the
+ * active routes merged in, and a variable that points the agent at it.
+ */
+export interface ProfileFile {
+  /** Inside the box, under /run/latchgate/. */
+  path: string;
+  /** The variable set to the path inside the box. */
+  env: string;
+  /** The base JSON object, as text. */
+  json: string;
 }
 
 export interface AgentProfile {
@@ -40,12 +58,28 @@ export interface AgentProfile {
   args: string[];
   /** "~/..." paths: mounted read-write when present on the host. */
   rwPaths: string[];
-  /** "~/..." paths inside rwPaths that stay read-only. */
+  /** "~/..." paths inside rwPaths that stay read-only; a trailing "/" marks a directory. */
   protected: string[];
   credentials: Map<string, ProfileRoute>;
+  files: Map<string, ProfileFile>;
 }
 
-const ROUTE_SCHEMA: Schema = { upstream: 'string', header: 'string', format: 'string', key_source: 'string', optional: 'bool', placeholder_env: 'env', args: 'string[]' };
+const ROUTE_SCHEMA: Schema = { upstream: 'string', header: 'string', format: 'string', key_source: 'string', optional: 'bool', placeholder_env: 'env', args: 'string[]', files: 'env' };
+const FILE_SCHEMA: Schema = { path: 'string', env: 'string', json: 'string' };
+const FILE_PATH = /^\/run\/latchgate\/[A-Za-z0-9][A-Za-z0-9._-]*$/;
+const BOX_RESERVED = new Set(['/run/latchgate/gate.sock', '/run/latchgate/proxy.sock']);
+
+/** Parses a JSON object template; "{route_url}" stands for a URL (always JSON-safe). */
+function jsonObject(text: string, where: string): Record<string, unknown> {
+  let v: unknown;
+  try {
+    v = JSON.parse(text.replaceAll('{route_url}', 'http://127.0.0.1:1/x'));
+  } catch (e) {
+    throw new LaunchError(`${where}: not valid JSON (${(e as Error).message}); write one JSON object, e.g. '''{"key": "value"}'''`);
+  }
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new LaunchError(`${where}: expected a JSON object`);
+  return v as Record<string, unknown>;
+}
 const SCHEMA: Schema = {
   description: 'string',
   command: 'string[]',
@@ -57,6 +91,7 @@ const SCHEMA: Schema = {
   rw_paths: 'string[]',
   protected: 'string[]',
   credentials: { '*': ROUTE_SCHEMA },
+  files: { '*': FILE_SCHEMA },
 };
 
 const HOME_PATH = /^~\/[^\0]+$/;
@@ -79,6 +114,20 @@ export function parseProfile(name: string, file: string, text: string): AgentPro
   for (const p of (doc.protected as string[] | undefined) ?? []) {
     if (!rw.some((r) => inside(p, r))) throw new LaunchError(`${file}: key "protected": ${p} is not under any rw_paths entry; protect only what the agent can write`);
   }
+  const files = new Map<string, ProfileFile>();
+  const paths = new Set<string>();
+  for (const [fname, f] of Object.entries((doc.files ?? {}) as Record<string, Record<string, unknown>>)) {
+    for (const req of ['path', 'env', 'json'] as const) {
+      if (typeof f[req] !== 'string') throw new LaunchError(`${file}: [files.${fname}] key "${req}": required`);
+    }
+    const path = f.path as string;
+    if (!FILE_PATH.test(path) || BOX_RESERVED.has(path)) throw new LaunchError(`${file}: [files.${fname}] key "path": ${JSON.stringify(path)}: expected a file directly under /run/latchgate/ (not gate.sock or proxy.sock), e.g. "/run/latchgate/${fname}.json"`);
+    if (paths.has(path)) throw new LaunchError(`${file}: [files.${fname}] key "path": ${path} is already the path of another file`);
+    paths.add(path);
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(f.env as string)) throw new LaunchError(`${file}: [files.${fname}] key "env": expected a variable name, e.g. "OPENCODE_CONFIG"`);
+    jsonObject(f.json as string, `${file}: [files.${fname}] key "json"`);
+    files.set(fname, { path, env: f.env as string, json: f.json as string });
+  }
   const credentials = new Map<string, ProfileRoute>();
   for (const [route, c] of Object.entries((doc.credentials ?? {}) as Record<string, Record<string, unknown>>)) {
     if (!/^[a-z][a-z0-9_-]*$/.test(route)) throw new LaunchError(`${file}: [credentials.${route}]: route names are lowercase letters, digits, _ and -`);
@@ -96,7 +145,12 @@ export function parseProfile(name: string, file: string, text: string): AgentPro
       optional: (c.optional as boolean | undefined) ?? false,
       placeholderEnv: (c.placeholder_env as Record<string, string> | undefined) ?? {},
       args: (c.args as string[] | undefined) ?? [],
+      files: (c.files as Record<string, string> | undefined) ?? {},
     });
+    for (const [fname, fragment] of Object.entries((c.files as Record<string, string> | undefined) ?? {})) {
+      if (!files.has(fname)) throw new LaunchError(`${file}: [credentials.${route}] key "files": no [files.${fname}] in this profile; ${didYouMean(fname, [...files.keys()])}`);
+      jsonObject(fragment, `${file}: [credentials.${route}] key "files.${fname}"`);
+    }
   }
   return {
     name,
@@ -111,6 +165,7 @@ export function parseProfile(name: string, file: string, text: string): AgentPro
     rwPaths: rw,
     protected: (doc.protected as string[] | undefined) ?? [],
     credentials,
+    files,
   };
 }
 
@@ -295,10 +350,14 @@ export interface ConfigCredential {
   format?: string;
   keySource?: string;
   caFile?: string;
+  /** The file and section that configured it. */
+  origin?: string;
 }
 
 export interface EffectiveRoute extends ConfigCredential {
   optional: boolean;
+  /** The profile section the route comes from ("<file>: [credentials.<name>]"), if any. */
+  profileOrigin?: string;
   from: 'profile' | 'config' | 'profile+config';
   /** Whether key_source resolves on the host now (the key itself is never kept here). */
   resolved: boolean;
@@ -313,11 +372,29 @@ export interface EffectiveProfile {
   args: string[];
   ro: string[];
   rw: string[];
-  protected: string[];
+  protected: ProtectRequest[];
   /** Routes that go to the egress plan (active) and those dropped as optional and unresolved. */
   credentials: Map<string, EffectiveRoute>;
+  /** Files written read-only into the box (their variables are in env). */
+  files: GeneratedFile[];
   dropped: string[];
   discovery: Discovery | null;
+}
+
+export interface GeneratedFile {
+  path: string;
+  content: string;
+}
+
+/** b's keys over a's, objects merged key by key (arrays and scalars replaced). */
+function deepMerge(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...a };
+  for (const [k, v] of Object.entries(b)) {
+    const prev = out[k];
+    const isObj = (x: unknown): x is Record<string, unknown> => x !== null && typeof x === 'object' && !Array.isArray(x);
+    out[k] = isObj(prev) && isObj(v) ? deepMerge(prev, v) : v;
+  }
+  return out;
 }
 
 const keyResolves = (keySource: string | undefined, env: NodeJS.ProcessEnv) => {
@@ -343,7 +420,7 @@ export function mergeProfile(
   const present = (p: string) => existsSync(p);
   const credentials = new Map<string, EffectiveRoute>();
   for (const [name, r] of profile?.credentials ?? []) {
-    credentials.set(name, { upstream: r.upstream, header: r.header, format: r.format, keySource: r.keySource, optional: r.optional, from: 'profile', resolved: false });
+    credentials.set(name, { upstream: r.upstream, header: r.header, format: r.format, keySource: r.keySource, optional: r.optional, from: 'profile', profileOrigin: `${profile!.file}: [credentials.${name}]`, resolved: false });
   }
   for (const [name, c] of file.credentials) {
     const base = credentials.get(name);
@@ -363,13 +440,24 @@ export function mergeProfile(
   }
   const env: Record<string, string> = { ...(profile?.env ?? {}) };
   const args = [...(profile?.args ?? [])];
+  const docs = new Map([...(profile?.files ?? [])].map(([n, f]) => [n, JSON.parse(f.json) as Record<string, unknown>]));
   for (const [name, r] of profile?.credentials ?? []) {
     if (!credentials.has(name)) continue;
     for (const [k, v] of Object.entries(r.placeholderEnv)) env[k] = v.replaceAll('{route_url}', routeUrl(name));
     args.push(...r.args.map((a) => a.replaceAll('{route_url}', routeUrl(name))));
+    for (const [fname, fragment] of Object.entries(r.files)) {
+      docs.set(fname, deepMerge(docs.get(fname)!, JSON.parse(fragment.replaceAll('{route_url}', routeUrl(name))) as Record<string, unknown>));
+    }
+  }
+  const files: GeneratedFile[] = [];
+  for (const [fname, f] of profile?.files ?? []) {
+    env[f.env] = f.path;
+    files.push({ path: f.path, content: `${JSON.stringify(docs.get(fname), null, 2)}\n` });
   }
   const rwProfile = (profile?.rwPaths ?? []).map(expand).filter(present);
-  const protectedPaths = (profile?.protected ?? []).map(expand).filter((p) => rwProfile.some((r) => isUnder(p, r)));
+  const protectedPaths: ProtectRequest[] = (profile?.protected ?? [])
+    .map((p) => ({ path: expand(p).replace(/\/+$/, ''), type: p.endsWith('/') ? ('dir' as const) : ('file' as const) }))
+    .filter((p) => rwProfile.some((r) => isUnder(p.path, r)));
   const discovery = profile ? discoverInstall(profile.command[0]!, host.env.PATH, uniq([host.home, host.hostHome ?? host.home])) : null;
   return {
     profile: profile?.name ?? null,
@@ -382,6 +470,7 @@ export function mergeProfile(
     rw: uniq([...rwProfile, ...file.rwMounts, ...flags.rw]),
     protected: protectedPaths,
     credentials,
+    files,
     dropped,
     discovery,
   };
@@ -406,10 +495,11 @@ export function describeProfile(eff: EffectiveProfile, argv: string[]) {
     env: eff.env,
     ro_mounts: eff.ro,
     rw_mounts: eff.rw,
-    protected: eff.protected,
+    protected: eff.protected.map((p) => (p.type === 'dir' ? `${p.path}/` : p.path)),
     credentials: Object.fromEntries(
       [...eff.credentials].map(([n, r]) => [n, { upstream: r.upstream ?? null, header: r.header ?? null, format: r.format ?? '{}', key_source: r.keySource ?? null, optional: r.optional, key_resolved: r.resolved, from: r.from, base_url: routeUrl(n) }]),
     ),
+    generated_files: Object.fromEntries(eff.files.map((f) => [f.path, JSON.parse(f.content) as unknown])),
     dropped_optional_routes: eff.dropped,
     discovery: eff.discovery,
   };

@@ -46,7 +46,12 @@ export interface SandboxFileConfig {
   limits: { nofile?: number; nproc?: number; tmpSize?: string };
   strictNet?: boolean;
   network: { allowPorts?: number[]; extraCaCerts: string[]; resolve: Map<string, string> };
-  credentials: Map<string, { upstream?: string; header?: string; format?: string; keySource?: string; caFile?: string }>;
+  /**
+   * origin: the file and section that configured the route; profileOrigin and
+   * from: set by mergeProfile for routes an agent profile defines. Error
+   * messages name them.
+   */
+  credentials: Map<string, { upstream?: string; header?: string; format?: string; keySource?: string; caFile?: string; origin?: string; profileOrigin?: string; from?: 'profile' | 'config' | 'profile+config' }>;
 }
 
 export interface GateFileConfig {
@@ -91,10 +96,11 @@ export function loadStandaloneSandboxConfig(file: string): SandboxFileConfig {
   }
   const doc = parseTomlFile(file, text);
   checkSchema(file, doc, (SCHEMA.sandbox as Schema).agent as Schema);
-  return fromDocument(file, { sandbox: { agent: doc } }).sandbox;
+  return fromDocument(file, { sandbox: { agent: doc } }, '').sandbox;
 }
 
-function fromDocument(file: string, doc: T): LatchgateConfig {
+/** agentSection: how [sandbox.agent] is written in the file (empty: its keys are at the top level). */
+function fromDocument(file: string, doc: T, agentSection = 'sandbox.agent.'): LatchgateConfig {
   const sb = (doc.sandbox ?? {}) as Record<string, T>;
   const a = sb.agent ?? {};
   const l = sb.limits ?? {};
@@ -140,6 +146,7 @@ function fromDocument(file: string, doc: T): LatchgateConfig {
             format: c.format as string | undefined,
             keySource: c.key_source as string | undefined,
             caFile: c.ca_file !== undefined ? rel(c.ca_file as string) : undefined,
+            origin: `${file}: [${agentSection}credentials.${name}]`,
           },
         ]),
       ),

@@ -38,7 +38,9 @@ export function planEgress(allowHosts: string[], file: SandboxFileConfig, hostEn
   }
   const routes: CredentialRoute[] = [];
   for (const [name, c] of file.credentials) {
-    const where = `${source}: [sandbox.agent.credentials.${name}]`;
+    // Name the section that defined the route: the profile's, latchgate.toml's, or both.
+    const own = c.origin ?? `${source}: [sandbox.agent.credentials.${name}]`;
+    const where = !c.profileOrigin ? own : c.from === 'profile' ? c.profileOrigin : `${own} (over ${c.profileOrigin})`;
     const missing = (['upstream', 'header', 'keySource'] as const).find((k) => !c[k]);
     if (missing) throw new LaunchError(`${where} key "${missing === 'keySource' ? 'key_source' : missing}": required`);
     let key: string | undefined;

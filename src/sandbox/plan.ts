@@ -7,7 +7,7 @@ import { LaunchError } from './errors.js';
 import { accessibleBy, renderGroup, renderPasswd, type Identity } from './identity.js';
 import { landlockPlan, type LandlockPlan } from './landlock-rules.js';
 import { MountPlanner, mirrorHostPath, type MountEntry } from './mount-plan.js';
-import { protectedPathsFor, type ProtectedAction } from './protected-paths.js';
+import { protectedPathsFor, type ProtectedAction, type ProtectRequest } from './protected-paths.js';
 import { describeSeccompFilter, hostSeccompArch } from './seccomp-filter.js';
 
 export const BOX_HOSTNAME = 'latchgate';
@@ -34,9 +34,12 @@ export interface SandboxOptions {
   extraEnv?: Record<string, string>;
   /** Directories appended to the box PATH (an agent's launcher outside <ro mount>/bin). */
   extraPath?: string[];
-  /** Absolute paths inside the rw trees kept read-only like the built-in protected
-   *  paths (agent profiles: hooks and settings under ~/.claude, ~/.codex). */
-  protect?: string[];
+  /** Paths inside the rw trees kept read-only like the built-in protected paths
+   *  (agent profiles: hooks and settings under ~/.claude, ~/.codex); a missing
+   *  one gets a placeholder of its type, so the agent cannot create it. */
+  protect?: ProtectRequest[];
+  /** Files written read-only into the box under /run/latchgate/ (agent configuration the profile generates). */
+  files?: { path: string; content: string }[];
 }
 
 export interface HostFacts {
@@ -171,6 +174,11 @@ export function buildSandboxPlan(o: SandboxOptions, h: HostFacts): SandboxPlan {
   m.ensureDir('/run');
   m.ensureDir('/run/latchgate');
   m.rule('/run/latchgate', 'list');
+  for (const f of o.files ?? []) {
+    if (!/^\/run\/latchgate\/[^/]+$/.test(f.path)) throw new LaunchError(`generated file ${f.path}: expected a path directly under /run/latchgate/`);
+    m.write(f.path, f.content, 0o444);
+    m.rule(f.path, 'read', true);
+  }
   // A socket must stay writable to be connected to.
   if (o.gate) m.socket(o.gate.socket, '/run/latchgate/gate.sock');
   if (o.egress) m.socket(o.egress.proxySocket, '/run/latchgate/proxy.sock');
@@ -203,31 +211,12 @@ export function buildSandboxPlan(o: SandboxOptions, h: HostFacts): SandboxPlan {
   for (const root of writable) {
     // A file mounted read-write (e.g. ~/.claude.json) has nothing inside it to protect.
     if (!statSync(root).isDirectory()) continue;
-    for (const a of protectedPathsFor(root, writable)) {
+    for (const a of protectedPathsFor(root, writable, o.protect)) {
       if (protectedPaths.some((x) => x.path === a.path)) continue;
       protectedPaths.push(a);
       if (a.action === 'mask-symlink') m.mask(a.path, 'protected path is a symlink: covered, not followed');
       else m.protect(a.path, a.action !== 'pin');
     }
-  }
-
-  for (const p of o.protect ?? []) {
-    if (!isAbsolute(p) || !writable.some((w) => p.startsWith(w + '/'))) continue;
-    if (protectedPaths.some((x) => x.path === p)) continue;
-    let st;
-    try {
-      st = lstatSync(p);
-    } catch {
-      st = undefined;
-    }
-    const a: ProtectedAction = !st
-      ? { action: 'placeholder', path: p, type: 'file' }
-      : st.isSymbolicLink()
-        ? { action: 'mask-symlink', path: p }
-        : { action: 'readonly', path: p, type: st.isDirectory() ? 'dir' : 'file' };
-    protectedPaths.push(a);
-    if (a.action === 'mask-symlink') m.mask(a.path, 'protected path is a symlink: covered, not followed');
-    else m.protect(a.path, true);
   }
 
   const extraPath = [...ro.flatMap((p) => [join(p, 'bin'), join(p, 'sbin')]).filter((p) => existsSync(p)), ...(o.extraPath ?? [])];

@@ -122,8 +122,17 @@ function actionFor(path: string, type: 'file' | 'dir', root: string): ProtectedA
   return { action: 'readonly', path, type: st.isDirectory() ? 'dir' : 'file' };
 }
 
-/** Protected paths for one writable root, in mount order (parents first). */
-export function protectedPathsFor(root: string, writableRoots: readonly string[]): ProtectedAction[] {
+/** A path to protect besides the built-in ones (an agent profile's config files and directories). */
+export interface ProtectRequest {
+  path: string;
+  type: 'file' | 'dir';
+}
+
+/**
+ * Protected paths for one writable root, in mount order (parents first):
+ * the built-in ones and those of `extra` inside the root.
+ */
+export function protectedPathsFor(root: string, writableRoots: readonly string[], extra: readonly ProtectRequest[] = []): ProtectedAction[] {
   const wanted: [string, 'file' | 'dir'][] = [];
   for (const d of PROTECTED_DIRS) wanted.push([join(root, d), 'dir']);
   for (const f of PROTECTED_FILES) wanted.push([join(root, f), 'file']);
@@ -157,6 +166,7 @@ export function protectedPathsFor(root: string, writableRoots: readonly string[]
       if (writableRoots.some((w) => isInside(w, abs))) wanted.push([abs, 'dir']);
     }
   }
+  for (const x of extra) if (x.path !== root && isInside(root, x.path)) wanted.push([x.path, x.type]);
   for (const [p, type] of wanted) {
     const a = actionFor(p, type, root);
     if (a && !out.has(a.path)) out.set(a.path, a);

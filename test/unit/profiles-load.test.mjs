@@ -55,3 +55,22 @@ test('duplicate aliases across files are refused', (t) => {
   writeFileSync(join(d, 'b.toml'), 'command = ["b"]\naliases = ["z"]\nallow_hosts=["b.com"]\n');
   assertLaunchError(() => loadProfiles(d), LaunchError, 'b.toml', 'z is already');
 });
+
+test('generated files: path, env, JSON and the routes that name them are checked, with the file and key named', () => {
+  const base = 'command = ["x"]\n[files.cfg]\npath = "/run/latchgate/x.json"\nenv = "X_CONFIG"\njson = \'{"a": 1}\'\n';
+  const route = (files) => `[credentials.a]\nupstream="https://a"\nheader="h"\nkey_source="env:A"\nfiles = ${files}\n`;
+  const ok = parseProfile('x', '/p/x.toml', base + route(`{ cfg = '{"b": "{route_url}"}' }`));
+  assert.deepEqual(ok.files.get('cfg'), { path: '/run/latchgate/x.json', env: 'X_CONFIG', json: '{"a": 1}' });
+  assert.deepEqual({ ...ok.credentials.get('a').files }, { cfg: '{"b": "{route_url}"}' });
+  // Outside /run/latchgate, the gate's socket, a subdirectory, dot-dot:
+  for (const path of ['/etc/x.json', '/run/latchgate/gate.sock', '/run/latchgate/a/b.json', '/run/latchgate/../x', '/run/latchgate/.x']) {
+    assertLaunchError(() => parseProfile('x', '/p/x.toml', base.replace('/run/latchgate/x.json', path)), LaunchError, '/p/x.toml', '[files.cfg] key "path"', 'expected a file directly under /run/latchgate/');
+  }
+  assertLaunchError(() => parseProfile('x', '/p/x.toml', base.replace('X_CONFIG', 'X-CONFIG')), LaunchError, '[files.cfg] key "env"');
+  assertLaunchError(() => parseProfile('x', '/p/x.toml', base.replace('{"a": 1}', '{"a": ')), LaunchError, '[files.cfg] key "json"', 'not valid JSON');
+  assertLaunchError(() => parseProfile('x', '/p/x.toml', base.replace('{"a": 1}', '[1]')), LaunchError, '[files.cfg] key "json"', 'expected a JSON object');
+  assertLaunchError(() => parseProfile('x', '/p/x.toml', base + route(`{ cgf = '{}' }`)), LaunchError, '[credentials.a] key "files"', 'no [files.cgf]', 'did you mean "cfg"?');
+  assertLaunchError(() => parseProfile('x', '/p/x.toml', base + route(`{ cfg = '{"b": ' }`)), LaunchError, '[credentials.a] key "files.cfg"', 'not valid JSON');
+  assertLaunchError(() => parseProfile('x', '/p/x.toml', base + '[files.cfg2]\npath = "/run/latchgate/x.json"\nenv = "Y"\njson = \'{}\'\n'), LaunchError, '[files.cfg2] key "path"', 'already the path');
+  assertLaunchError(() => parseProfile('x', '/p/x.toml', base.replace('path = ', 'paht = ')), LaunchError, '[files.cfg] key "paht"', 'did you mean "path"?');
+});

@@ -75,7 +75,9 @@ test('merge order: profile, then latchgate.toml, then flags; routes by name', (t
   assert.equal(eff.allowHosts[0], 'api.anthropic.com');
   assert.deepEqual(eff.passEnv, ['TERM', 'LANG', 'EDITOR', 'VISUAL', 'CFG_VAR', 'FLAG_VAR']);
   assert.deepEqual(eff.rw, [join(home, '.claude'), '/cfg', '/flag-rw'], '~/.claude.json is absent on the host: not mounted');
-  assert.ok(eff.protected.includes(join(home, '.claude/settings.json')));
+  assert.deepEqual(eff.protected.find((x) => x.path === join(home, '.claude/settings.json')), { path: join(home, '.claude/settings.json'), type: 'file' });
+  // A trailing "/" in the profile marks a directory: a missing one gets a directory placeholder.
+  assert.deepEqual(eff.protected.find((x) => x.path === join(home, '.claude/hooks')), { path: join(home, '.claude/hooks'), type: 'dir' });
   assert.deepEqual(eff.ro, ['/flag-ro']);
   const r = eff.credentials.get('anthropic');
   assert.equal(r.upstream, 'https://mirror.example.com');
@@ -110,4 +112,53 @@ test('a required profile route whose key does not resolve is a clear error namin
   const p = { ...loadProfile('claude-code') };
   p.credentials = new Map([['anthropic', { ...p.credentials.get('anthropic'), optional: false }]]);
   assertLaunchError(() => mergeProfile(p, emptyFile(), noFlags(), { env: { PATH: '' }, home }), LaunchError, 'claude-code.toml', 'env:ANTHROPIC_API_KEY is not set on the host');
+});
+
+test('opencode: the generated config holds the active routes as provider base URLs, and no key', (t) => {
+  const home = tempDir(t);
+  const p = loadProfile('opencode');
+  const merged = (env) => mergeProfile(p, emptyFile(), noFlags(), { env: { PATH: '/nonexistent', ...env }, home });
+  const doc = (eff) => {
+    assert.equal(eff.files.length, 1);
+    assert.equal(eff.files[0].path, '/run/latchgate/opencode.json');
+    assert.equal(eff.env.OPENCODE_CONFIG, '/run/latchgate/opencode.json');
+    return JSON.parse(eff.files[0].content);
+  };
+  const none = doc(merged({}));
+  assert.deepEqual(none, { $schema: 'https://opencode.ai/config.json', autoupdate: false, share: 'disabled' }, 'no route: the base only');
+  const secret = 'sk-openai-secret-0123456789';
+  const oai = merged({ OPENAI_API_KEY: secret });
+  assert.deepEqual(doc(oai).provider, { openai: { options: { baseURL: 'http://127.0.0.1:3129/openai' } } });
+  assert.ok(!oai.files[0].content.includes(secret), 'the key is not in the file');
+  assert.equal(oai.env.OPENAI_API_KEY, 'latchgate-placeholder');
+  const both = doc(merged({ OPENAI_API_KEY: secret, ANTHROPIC_API_KEY: 'sk-ant-secret-0123456789' }));
+  assert.deepEqual(both.provider, {
+    openai: { options: { baseURL: 'http://127.0.0.1:3129/openai' } },
+    anthropic: { options: { baseURL: 'http://127.0.0.1:3129/anthropic/v1' } },
+  });
+  assert.equal(both.autoupdate, false);
+  // Profiles without files generate none.
+  assert.deepEqual(mergeProfile(loadProfile('codex'), emptyFile(), noFlags(), { env: { PATH: '/nonexistent' }, home }).files, []);
+});
+
+test('a credential route error names the section that defined it: the profile, latchgate.toml over the profile, or the standalone file', async (t) => {
+  const { planEgress } = await import('../../dist/sandbox/box-egress.js');
+  const { loadStandaloneSandboxConfig } = await import('../../dist/config/sandbox-config.js');
+  const home = tempDir(t);
+  const p = loadProfile('claude-code');
+  const net = { network: { resolve: new Map(), extraCaCerts: [] } };
+  const plan = (file, env) => {
+    const eff = mergeProfile(p, file, noFlags(), { env: { PATH: '/nonexistent', ...env }, home });
+    return () => planEgress(eff.allowHosts, { ...file, ...net, credentials: eff.credentials }, env, '/etc/latchgate.toml');
+  };
+  // Only in the profile: a key too short to redact.
+  assertLaunchError(plan(emptyFile(), { ANTHROPIC_API_KEY: 'short' }), LaunchError, `${p.file}: [credentials.anthropic]`, 'too short');
+  // latchgate.toml over the profile: both are named.
+  const cfg = { ...emptyFile(), credentials: new Map([['anthropic', { upstream: 'http://api.anthropic.com', origin: '/etc/latchgate.toml: [sandbox.agent.credentials.anthropic]' }]]) };
+  assertLaunchError(plan(cfg, { ANTHROPIC_API_KEY: 'sk-ant-0123456789' }), LaunchError, `/etc/latchgate.toml: [sandbox.agent.credentials.anthropic] (over ${p.file}: [credentials.anthropic])`, 'https://');
+  // A standalone --sandbox-config file has the agent keys at its top level.
+  const f = join(home, 'sb.toml');
+  writeFileSync(f, '[credentials.mine]\nupstream = "https://x.example.com"\nheader = "x-api-key"\nkey_source = "env:MINE_KEY"\n');
+  const standalone = loadStandaloneSandboxConfig(f);
+  assertLaunchError(plan({ ...emptyFile(), credentials: standalone.credentials }, { MINE_KEY: 'tiny' }), LaunchError, `${f}: [credentials.mine]`, 'too short');
 });
