@@ -69,7 +69,7 @@ function home(mode) {
 
 function cli(mode, args, env) {
   const u = testUser();
-  const opts = { encoding: 'utf8', env: { PATH: '/usr/bin:/bin', ...env } };
+  const opts = { encoding: 'utf8', maxBuffer: 256 * 1024 * 1024, env: { PATH: '/usr/bin:/bin', ...env } };
   if (mode === 'user' && process.getuid() === 0) Object.assign(opts, { uid: u.uid, gid: u.gid });
   return spawnSync(process.execPath, [path.join(distDir(mode), 'cli', 'main.js'), ...args], opts);
 }
@@ -138,5 +138,83 @@ for (const mode of MODES) {
     assert.equal(cred.length, 1);
     assert.equal(cred[0].details.route, 'fake');
     assert.ok(!JSON.stringify([...egress, ...cred]).includes(KEY), 'the key is in the ledger');
+  });
+}
+
+// A flood from inside the box: 1500 refused CONNECTs, then 600 slow-header
+// connections (more than the listener's 512-socket budget) held open. The
+// launcher stays responsive meanwhile (the gate answers, the proxy's other
+// listener tunnels), the slow sockets are cut after the header timeout, and
+// the flooded listener tunnels again afterwards.
+const FLOOD = (ca) => `/usr/bin/node -e '
+const net = require("net"), tls = require("tls"), http = require("http"), fs = require("fs");
+const ca = fs.readFileSync(process.argv[1]);
+const t0 = Date.now();
+const log = (...a) => console.log(...a, "t=" + (Date.now() - t0));
+function connectStatus(opts) {
+  return new Promise((resolve) => {
+    const s = net.connect(opts, () => s.write("CONNECT denied.example.test:443 HTTP/1.1\\r\\nHost: denied.example.test:443\\r\\n\\r\\n"));
+    let head = "";
+    s.setTimeout(15000, () => { s.destroy(); resolve("timeout"); });
+    s.on("data", (d) => { head += d; if (head.includes("\\r\\n")) { s.destroy(); resolve(head.split(" ")[1]); } });
+    s.on("error", (e) => resolve(e.code)); s.on("close", () => resolve(head ? head.split(" ")[1] : "closed"));
+  });
+}
+function tunnel(opts, path) {
+  return new Promise((resolve) => {
+    const r = http.request({ ...opts, method: "CONNECT", path: "api.example.test:443", timeout: 10000 });
+    r.on("timeout", () => { r.destroy(); resolve("timeout"); });
+    r.on("error", (e) => resolve(e.code));
+    r.on("connect", (res, socket) => {
+      if (res.statusCode !== 200) return resolve(String(res.statusCode));
+      const t = tls.connect({ socket, servername: "api.example.test", ca }, () => t.write("GET " + path + " HTTP/1.1\\r\\nHost: api.example.test\\r\\nConnection: close\\r\\n\\r\\n"));
+      let body = ""; t.on("data", (d) => (body += d)); t.on("end", () => resolve(body.split("\\r\\n\\r\\n")[1].trim())); t.on("error", (e) => resolve(e.code));
+    });
+    r.end();
+  });
+}
+function healthz() {
+  return new Promise((resolve) => {
+    http.get({ socketPath: "/run/latchgate/gate.sock", path: "/healthz", timeout: 5000 }, (res) => { res.resume(); resolve(res.statusCode); }).on("error", (e) => resolve(e.code));
+  });
+}
+(async () => {
+  const counts = {};
+  let next = 0;
+  await Promise.all(Array.from({ length: 50 }, async () => {
+    while (next++ < 1500) { const st = await connectStatus({ host: "127.0.0.1", port: 3128 }); counts[st] = (counts[st] || 0) + 1; }
+  }));
+  log("refused", JSON.stringify(counts));
+  const slow = [];
+  let cut = 0;
+  for (let i = 0; i < 600; i++) {
+    const s = net.connect({ host: "127.0.0.1", port: 3128 }, () => s.write("CONNECT api.example.test:443 HTTP/1.1\\r\\nX-Slow: "));
+    s.resume(); s.on("error", () => {}); s.on("close", () => cut++);
+    slow.push(s);
+  }
+  await new Promise((r) => setTimeout(r, 1000));
+  log("during-healthz", await healthz());
+  log("during-unix", await tunnel({ socketPath: "/run/latchgate/proxy.sock" }, "/during"));
+  const deadline = Date.now() + 20000;
+  while (cut < 600 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 250));
+  log("slow-cut", cut);
+  log("after-tcp", await tunnel({ host: "127.0.0.1", port: 3128 }, "/after"));
+})();
+' ${ca}`;
+
+for (const mode of MODES) {
+  test(`[${mode}] a flood from inside the box: refused at once, slow headers cut, the gate and the proxy keep answering`, { skip: skipReason(mode) ?? (haveOpenssl() ? undefined : 'openssl is missing: cannot make the test certificates (make setup installs it)') }, async () => {
+    const h = home(mode);
+    const ws = makeWorkspace('egress-flood');
+    const r = await runBox(mode, { workspace: ws, env: h.env, args: ['--config', h.cfg, '--ro', path.dirname(pki.caFile)], cmd: ['/bin/sh', '-c', FLOOD(pki.caFile)], timeoutMs: 120000 });
+    assert.equal(r.code, 0, r.stderr);
+    const out = r.stdout;
+    assert.match(out, /^refused \{"403":1500\} /m, `every refused CONNECT got its 403, none hung or was dropped:\n${out}`);
+    assert.match(out, /^during-healthz 200 /m, `the gate answers during the flood:\n${out}`);
+    assert.match(out, /^during-unix hello from upstream \/during key=- /m, `the proxy's other listener tunnels during the flood:\n${out}`);
+    assert.match(out, /^slow-cut 600 /m, `every slow-header connection was cut (the excess at once, the rest at the header timeout):\n${out}`);
+    assert.match(out, /^after-tcp hello from upstream \/after key=- /m, `the flooded listener tunnels again afterwards:\n${out}`);
+    const denied = JSON.parse(cli(mode, ['audit', '--config', h.cfg, '--json', '--event-type', 'egress', '--decision', 'deny', '-l', '5000'], h.env).stdout);
+    assert.equal(denied.filter((e) => e.details.host === 'denied.example.test' && e.details.reason === 'host_not_allowed').length, 1500, 'each refused CONNECT is one ledger event');
   });
 }
