@@ -49,7 +49,8 @@ function home(mode) {
   const cfg = path.join(h, 'latchgate.toml');
   writeFileSync(cfg, [
     '[sandbox.agent]',
-    'allow_hosts = ["api.example.test"]',
+    // localhost: allowlisted, but it resolves (host /etc/hosts) to loopback.
+    'allow_hosts = ["api.example.test", "localhost"]',
     '',
     '[sandbox.agent.credentials.fake]',
     'upstream = "https://api.example.test/v1"',
@@ -80,12 +81,19 @@ curl -sS --max-time 10 --cacert ${ca} https://denied.example.test/ 2>&1; echo "d
 curl -sS --max-time 10 --cacert ${ca} https://api.example.test:8443/ 2>&1; echo "port=$?"
 curl -sS --max-time 10 --noproxy '*' --cacert ${ca} https://api.example.test/ 2>&1; echo "noproxy=$?"
 curl -sS --max-time 10 "$FAKE_BASE_URL/chat?x=1" -H 'x-api-key: placeholder'; echo "route=$?"
+curl -sS --max-time 10 -o /dev/null -w 'plain=%{http_code}\n' http://api.example.test/plain 2>&1
+curl -sS --max-time 5 --noproxy '*' https://192.0.2.1/ 2>&1; echo "direct-ip=$?"
+curl -sS --max-time 5 --noproxy '*' --cacert ${ca} https://127.0.0.1:${port}/ 2>&1; echo "direct-host-port=$?"
 python3 - <<'PY'
 import socket
 for target in ("api.example.test:443", "denied.example.test:443"):
     s = socket.socket(socket.AF_UNIX); s.connect("/run/latchgate/proxy.sock")
     s.sendall(("CONNECT %s HTTP/1.1\\r\\nHost: %s\\r\\n\\r\\n" % (target, target)).encode())
     print("unix", target, s.recv(64).split(b"\\r\\n")[0].decode()); s.close()
+for target in ("192.0.2.1:443", "[2001:db8::1]:443", "localhost:443"):
+    s = socket.create_connection(("127.0.0.1", 3128))
+    s.sendall(("CONNECT %s HTTP/1.1\\r\\nHost: %s\\r\\n\\r\\n" % (target, target)).encode())
+    print("tcp", target, s.recv(64).split(b"\\r\\n")[0].decode()); s.close()
 PY
 /usr/bin/node -e '
 const http = require("http"), tls = require("tls"), https = require("https"), fs = require("fs");
@@ -119,6 +127,12 @@ for (const mode of MODES) {
     assert.doesNotMatch(out, /^noproxy=0$/m, 'without the proxy there is no way out');
     assert.match(out, /^hello from upstream \/v1\/chat\?x=1 key=\[redacted\]$/m, 'the route works and the echoed key is redacted');
     assert.match(out, /^route=0$/m);
+    assert.match(out, /^plain=403$/m, 'plain HTTP through the proxy is refused');
+    assert.doesNotMatch(out, /^direct-ip=0$/m, 'no route to any address but through the exits');
+    assert.doesNotMatch(out, /^direct-host-port=0$/m, "the host's loopback is not the box's");
+    assert.match(out, /^tcp 192\.0\.2\.1:443 HTTP\/1\.1 403 /m, 'a literal IPv4 target is refused');
+    assert.match(out, /^tcp \[2001:db8::1\]:443 HTTP\/1\.1 403 /m, 'a literal IPv6 target is refused');
+    assert.match(out, /^tcp localhost:443 HTTP\/1\.1 403 /m, 'an allowlisted name that resolves to loopback is refused');
     assert.match(out, /^node-tunnel hello from upstream \/node key=-$/m, 'Node through the CONNECT tunnel');
     assert.match(out, /^node-direct (ENOTFOUND|EAI_AGAIN)$/m, 'Node without the proxy cannot even resolve the name');
     assert.match(out, /^unix api\.example\.test:443 HTTP\/1\.1 200 /m, `the CONNECT proxy also answers on /run/latchgate/proxy.sock: ${r.stderr}`);
@@ -134,6 +148,8 @@ for (const mode of MODES) {
     assert.ok(decided.includes('allow api.example.test:443'), decided.join('; '));
     assert.ok(decided.includes('deny denied.example.test:443'), decided.join('; '));
     assert.ok(decided.includes('deny api.example.test:8443'), decided.join('; '));
+    const reasons = egress.filter((e) => e.decision === 'deny').map((e) => e.details.reason);
+    for (const r of ['literal_ip', 'address_not_allowed', 'plain_http_refused', 'host_not_allowed', 'port_not_allowed']) assert.ok(reasons.includes(r), `a ${r} event: ${reasons.join(', ')}`);
     const cred = JSON.parse(cli(mode, ['audit', '--config', h.cfg, '--json', '--event-type', 'credential_proxy'], h.env).stdout);
     assert.equal(cred.length, 1);
     assert.equal(cred[0].details.route, 'fake');
