@@ -7,63 +7,29 @@
 // nowhere inside the box, and that the ledger holds the proxy events.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { MODES, skipReason, makeWorkspace, cleanupWorkspaces, runBox, distDir, testUser } from '../helpers/sandbox.mjs';
+import { MODES, skipReason, makeWorkspace, cleanupWorkspaces, runBox } from '../helpers/sandbox.mjs';
+import { PLACEHOLDER, agentHome, auditEvents, haveOpenssl, installAgent } from '../helpers/agents.mjs';
 import { FAKE_TEXT, makeAnthropicPki, startFakeAnthropic } from '../fixtures/e2e-claude/fake-anthropic.mjs';
 
 const VERSION = '2.1.197';
-const INSTALL = path.join(os.tmpdir(), 'latchgate-agents', `claude-code-${VERSION}`);
-const CLAUDE_BIN = path.join(INSTALL, 'node_modules', '.bin');
 const KEY = `sk-ant-host-only-${process.pid}-${Date.now()}-e2e0123456789`;
-const PLACEHOLDER = 'latchgate-placeholder';
-const SYS_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
-const isRoot = process.getuid() === 0;
 
 const dirs = [];
 let setupError;
+let binDir;
 let pki;
 let fake;
-
-function haveOpenssl() {
-  return spawnSync('openssl', ['version'], { stdio: 'ignore' }).status === 0;
-}
-
-/** npm install of the pinned Claude Code into a cache outside the repo, reused when present. */
-function installClaude() {
-  if (existsSync(path.join(CLAUDE_BIN, 'claude'))) return;
-  mkdirSync(path.dirname(INSTALL), { recursive: true });
-  const tmp = `${INSTALL}.tmp-${process.pid}`;
-  rmSync(tmp, { recursive: true, force: true });
-  mkdirSync(tmp);
-  const r = spawnSync('npm', ['install', '--prefix', tmp, '--no-audit', '--no-fund', `@anthropic-ai/claude-code@${VERSION}`], { encoding: 'utf8', timeout: 15 * 60_000 });
-  if (r.status !== 0 || !existsSync(path.join(tmp, 'node_modules', '.bin', 'claude'))) {
-    rmSync(tmp, { recursive: true, force: true });
-    throw new Error(`npm install @anthropic-ai/claude-code@${VERSION} failed (${r.error?.message ?? `exit ${r.status}`}): ${r.stderr?.slice(-2000)}`);
-  }
-  try {
-    renameSync(tmp, INSTALL);
-  } catch (e) {
-    // Another run installed it meanwhile: use theirs.
-    rmSync(tmp, { recursive: true, force: true });
-    if (!existsSync(path.join(CLAUDE_BIN, 'claude'))) throw e;
-  }
-}
 
 before(async () => {
   if (!haveOpenssl()) return void (setupError = 'openssl is missing: cannot make the test certificates (make setup installs it)');
   try {
-    installClaude();
+    binDir = installAgent({ name: 'claude-code', pkg: '@anthropic-ai/claude-code', version: VERSION, bin: 'claude' });
   } catch (e) {
     return void (setupError = e.message);
   }
-  // The test user (the agent in both modes) must read and run the install.
-  chmodSync(path.dirname(INSTALL), 0o755);
-  spawnSync('chmod', ['-R', 'a+rX', INSTALL]);
-  const v = spawnSync(path.join(CLAUDE_BIN, 'claude'), ['--version'], { encoding: 'utf8', timeout: 60_000 });
-  if (!v.stdout?.includes(VERSION)) return void (setupError = `claude --version on the host: ${v.stdout} ${v.stderr} ${v.error?.message ?? ''}`);
   const dir = mkdtempSync(path.join(os.tmpdir(), 'latchgate-e2e-claude-pki-'));
   dirs.push(dir);
   pki = makeAnthropicPki(dir);
@@ -80,35 +46,9 @@ after(async () => {
 
 /** A latchgate.toml pinning api.anthropic.com to the fake, and the launcher's environment. */
 function setup(mode) {
-  const h = mkdtempSync(path.join(os.tmpdir(), 'latchgate-e2e-claude-'));
-  dirs.push(h);
-  const cfg = path.join(h, 'latchgate.toml');
-  writeFileSync(cfg, [
-    '[sandbox.network]',
-    `extra_ca_certs = [${JSON.stringify(pki.caFile)}]`,
-    '',
-    '[sandbox.network.resolve]',
-    `"api.anthropic.com" = "127.0.0.1:${fake.port}"`,
-    '',
-  ].join('\n'));
-  if (mode === 'user' && isRoot) spawnSync('chown', ['-R', `${testUser().uid}:${testUser().gid}`, h]);
-  const env = {
-    PATH: `${CLAUDE_BIN}:${SYS_PATH}`,
-    XDG_STATE_HOME: path.join(h, 'state'),
-    XDG_RUNTIME_DIR: path.join(h, 'run'),
-    XDG_CONFIG_HOME: path.join(h, 'cfg'),
-    ANTHROPIC_API_KEY: KEY,
-    // agents-e2e.md §1: without it a failing request is retried for minutes.
-    CLAUDE_CODE_MAX_RETRIES: '0',
-  };
-  return { cfg, env, args: ['--config', cfg, '--profile', 'claude-code', '--pass-env', 'CLAUDE_CODE_MAX_RETRIES'] };
-}
-
-function cli(mode, args, env) {
-  const u = testUser();
-  const opts = { encoding: 'utf8', env: { PATH: SYS_PATH, ...env } };
-  if (mode === 'user' && isRoot) Object.assign(opts, { uid: u.uid, gid: u.gid });
-  return spawnSync(process.execPath, [path.join(distDir(mode), 'cli', 'main.js'), ...args], opts);
+  // agents-e2e.md §1: without CLAUDE_CODE_MAX_RETRIES=0 a failing request is retried for minutes.
+  const h = agentHome(mode, { prefix: 'claude', caFile: pki.caFile, pins: { 'api.anthropic.com': fake.port }, binDir, env: { ANTHROPIC_API_KEY: KEY, CLAUDE_CODE_MAX_RETRIES: '0' }, dirs });
+  return { ...h, args: ['--config', h.cfg, '--profile', 'claude-code', '--pass-env', 'CLAUDE_CODE_MAX_RETRIES'] };
 }
 
 // Everything the box can see of itself: its environment, every process's,
@@ -163,22 +103,19 @@ for (const mode of MODES) {
     assert.match(i.stdout, /\.claude\.json/, `Claude Code wrote its state under HOME and the scan covered it: ${idiag}`);
 
     // The ledger: one credential_proxy event per request the fake saw, none with the key.
-    const a = cli(mode, ['audit', '--config', s.cfg, '--json', '--event-type', 'credential_proxy', '-l', '500'], s.env);
-    assert.equal(a.status, 0, a.stderr);
-    const events = JSON.parse(a.stdout);
+    const { events, text } = auditEvents(mode, s.cfg, s.env, 'credential_proxy');
     const total = fake.requests.length - from;
-    assert.equal(events.length, total, `ledger events vs requests the fake saw: ${a.stdout.slice(0, 2000)}`);
-    assert.ok(events.every((e) => e.details?.route === 'anthropic'), a.stdout.slice(0, 2000));
-    assert.ok(events.some((e) => /\/v1\/messages/.test(JSON.stringify(e.details))), a.stdout.slice(0, 2000));
-    assert.ok(!a.stdout.includes(KEY), 'the key is in the ledger');
+    assert.equal(events.length, total, `ledger events vs requests the fake saw: ${text.slice(0, 2000)}`);
+    assert.ok(events.every((e) => e.details?.route === 'anthropic'), text.slice(0, 2000));
+    assert.ok(events.some((e) => /\/v1\/messages/.test(JSON.stringify(e.details))), text.slice(0, 2000));
+    assert.ok(!text.includes(KEY), 'the key is in the ledger');
     t.diagnostic(`requests at the fake: ${fake.requests.slice(from).map((q) => `${q.method} ${q.url}`).join(', ')}`);
     t.diagnostic(`credential_proxy events: ${events.map((e) => `${e.decision} ${JSON.stringify(e.details)}`).join('; ')}`);
 
     // The profile switches off Claude Code's nonessential traffic (agents-e2e.md §1):
     // nothing went out through the CONNECT proxy, allowed or not.
-    const g = cli(mode, ['audit', '--config', s.cfg, '--json', '--event-type', 'egress', '-l', '500'], s.env);
-    assert.equal(g.status, 0, g.stderr);
-    assert.deepEqual(JSON.parse(g.stdout).map((e) => `${e.decision} ${e.details?.host}:${e.details?.port}`), [], 'CONNECT egress from Claude Code');
-    assert.ok(!g.stdout.includes(KEY), 'the key is in the ledger');
+    const g = auditEvents(mode, s.cfg, s.env, 'egress');
+    assert.deepEqual(g.events.map((e) => `${e.decision} ${e.details?.host}:${e.details?.port}`), [], 'CONNECT egress from Claude Code');
+    assert.ok(!g.text.includes(KEY), 'the key is in the ledger');
   });
 }
