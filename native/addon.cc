@@ -1,9 +1,11 @@
-// Module entry: the box (spawn.cc) and small kernel probes used by the
-// planner and `latchgate doctor`.
+// Module entry: the box (spawn.cc), the egress tunnels' splice relay
+// (relay.cc) and small kernel probes used by the planner and `latchgate doctor`.
 #include <napi.h>
 
 #include <cerrno>
 #include <string>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -11,6 +13,7 @@
 #include <termios.h>
 
 #include "common.h"
+#include "relay.h"
 #include "spawn.h"
 
 namespace {
@@ -71,8 +74,18 @@ Napi::Value PeerCred(const Napi::CallbackInfo& info) {
   return o;
 }
 
+// setTcpCongestion(fd, name) -> 0 or -errno: the congestion control of one
+// TCP socket (TCP_CONGESTION). The splice relay uses it on loopback legs.
+Napi::Value SetTcpCongestion(const Napi::CallbackInfo& info) {
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  std::string name = info[1].As<Napi::String>().Utf8Value();
+  int r = setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, name.data(), static_cast<socklen_t>(name.size()));
+  return Napi::Number::New(info.Env(), r == 0 ? 0 : -errno);
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   lg::Box::Init(env, exports);
+  lg::Relay::Init(env, exports);
   exports.Set("spawn", Napi::Function::New(env, lg::Box::Spawn));
   exports.Set("landlockAbi", Napi::Function::New(env, LandlockAbi));
   exports.Set("setWinsize", Napi::Function::New(env, SetWinsize));
@@ -80,6 +93,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setXattr", Napi::Function::New(env, SetXattr));
   exports.Set("getXattr", Napi::Function::New(env, GetXattr));
   exports.Set("peerCred", Napi::Function::New(env, PeerCred));
+  exports.Set("setTcpCongestion", Napi::Function::New(env, SetTcpCongestion));
   return exports;
 }
 

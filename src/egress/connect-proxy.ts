@@ -19,6 +19,11 @@
 // Each decision is one event_type 'egress' ledger event through opts.record:
 // a denial at once with its reason, an allowed tunnel when it closes, with the
 // bytes each way and its duration.
+//
+// Once the tunnel is established, its bytes are relayed by the kernel
+// (splice-relay.ts, native/relay.cc: splice() through pipes on a thread per
+// tunnel), not through Node streams: half-close, idle timeout and the byte
+// counts come from the relay.
 import { EventEmitter } from 'node:events';
 import { lstatSync, unlinkSync } from 'node:fs';
 import type http from 'node:http';
@@ -26,6 +31,7 @@ import net from 'node:net';
 import { RequestError, Server } from 'proxy-chain';
 import type { AuditEventInput } from '../gate/types.js';
 import { HostAllowlist, parseConnectTarget } from './allowlist.js';
+import { spliceRelay, type RelayResult, type SpliceRelay } from './splice-relay.js';
 import { resolveAndCheck } from './ssrf.js';
 
 type ResolveOpts = NonNullable<Parameters<typeof resolveAndCheck>[2]>;
@@ -178,6 +184,12 @@ interface Tunnel {
   upstreamClosed: boolean;
   /** Set once the client socket is spliced to the upstream (after 200). */
   spliced: boolean;
+  /** The kernel relay moving the tunnel's bytes, from the splice until it ended. */
+  relay: SpliceRelay | null;
+  /** Bytes the relay delivered to the upstream and to the client; null until it ended. */
+  relayed: { up: number; down: number } | null;
+  /** Why the relay failed, for the ledger. */
+  detail?: string;
 }
 
 interface FrontHooks {
@@ -315,11 +327,15 @@ export class ConnectProxy {
   /** Stops every listener, closes every tunnel (each recorded, reason proxy_closed) and resolves when all is done. */
   async close(): Promise<void> {
     this.#closing = true;
-    for (const t of this.#tunnels) t.reason ??= 'proxy_closed';
+    for (const t of this.#tunnels) {
+      t.reason ??= 'proxy_closed';
+      t.relay?.stop(); // the relay ends, then destroys both sockets: recorded on their close
+    }
     const fronts = [...this.#fronts];
     this.#fronts.clear();
     await Promise.all(fronts.map((f) => f.close(true).catch(() => undefined)));
     for (const t of this.#tunnels) {
+      // A relayed socket's destroy waits for its relay to let go of the fd.
       t.client.destroy();
       t.upstream?.destroy();
     }
@@ -421,6 +437,7 @@ export class ConnectProxy {
     const t: Tunnel = {
       host, port, transport, started, client, upstream: null, resolved: null, pinned: false,
       phase: 'opening', reason: null, clientClosed: false, upstreamClosed: false, spliced: false,
+      relay: null, relayed: null,
     };
     this.#tunnels.add(t);
     this.#bySocket.set(client, t);
@@ -529,27 +546,37 @@ export class ConnectProxy {
       client.destroy();
       return;
     }
-    if (t.clientClosed || t.upstreamClosed || up.destroyed) {
+    if (t.clientClosed || t.upstreamClosed || client.destroyed || up.destroyed) {
       client.destroy();
       up.destroy();
       return;
     }
     t.spliced = true;
-    const onIdle = () => {
-      t.reason ??= 'idle_timeout';
-      client.destroy();
-      up.destroy();
-    };
-    client.setTimeout(this.#limits.idleTimeoutMs, onIdle);
-    up.setTimeout(this.#limits.idleTimeoutMs, onIdle);
     client.on('error', () => {
       t.reason ??= 'client_error';
       up.destroy();
     });
     client.setNoDelay(true);
     up.setNoDelay(true);
-    client.pipe(up);
-    up.pipe(client);
+    try {
+      t.relay = spliceRelay(client, up, { idleMs: this.#limits.idleTimeoutMs, onDone: (r) => this.#relayDone(t, r) });
+    } catch (e) {
+      // No Node-stream fallback: both ends are kernel sockets (the listeners'
+      // and net.connect's), so a socket without an fd is a bug (or a test's
+      // connect hook returning something else), not a case to serve slowly.
+      t.reason ??= 'relay_failed';
+      t.detail = (e as Error).message;
+      client.destroy();
+      up.destroy();
+    }
+  }
+
+  /** The relay ended: its counts and cause are the tunnel's (it destroys both sockets right after, which records the tunnel). */
+  #relayDone(t: Tunnel, r: RelayResult): void {
+    t.relay = null;
+    t.relayed = { up: r.bytesAtoB, down: r.bytesBtoA };
+    t.reason ??= tunnelReason(r);
+    if (r.reason === 'error') t.detail = `relay ${r.side === 'a' ? 'client' : r.side === 'b' ? 'upstream' : ''} ${r.message ?? r.step ?? ''}`.replace(/\s+/g, ' ').trim();
   }
 
   #maybeDone(t: Tunnel): void {
@@ -561,8 +588,9 @@ export class ConnectProxy {
       host: t.host,
       port: t.port,
       resolved_address: t.resolved,
-      bytes_up: up?.bytesWritten ?? 0,
-      bytes_down: up?.bytesRead ?? 0,
+      // Relayed: what the relay delivered each way (bytes Node had read before the hand-off included).
+      bytes_up: t.relayed?.up ?? up?.bytesWritten ?? 0,
+      bytes_down: t.relayed?.down ?? up?.bytesRead ?? 0,
       duration_ms: Date.now() - t.started,
       reason: t.reason ?? 'closed',
       transport: t.transport,
@@ -570,6 +598,7 @@ export class ConnectProxy {
       pinned: t.pinned,
     };
     if (!t.spliced) d.detail = 'closed before the tunnel was spliced';
+    else if (t.detail !== undefined) d.detail = truncate(t.detail);
     this.#emit('allow', d);
     this.#checkDrained();
   }
@@ -671,6 +700,26 @@ interface DenyInfo {
   method?: string;
   addresses?: string[];
   pinned?: boolean;
+}
+
+/**
+ * The tunnel's reason from the relay's result: the side that closed first
+ * when one did (an error after it, like a reset from a client that closed, is
+ * its consequence), else what ended it.
+ */
+function tunnelReason(r: RelayResult): string {
+  if (r.closedFirst === 'a') return 'client_closed';
+  if (r.closedFirst === 'b') return 'upstream_closed';
+  switch (r.reason) {
+    case 'idle_timeout':
+      return 'idle_timeout';
+    case 'stopped':
+      return 'proxy_closed';
+    case 'error':
+      return r.side === 'a' ? 'client_error' : r.side === 'b' ? 'upstream_error' : 'relay_error';
+    default:
+      return 'closed';
+  }
 }
 
 /** Ends sock's writable side, then destroys it once its queued data is flushed (or at once if it cannot write). */

@@ -124,6 +124,32 @@ export interface NativeBox {
   kill(signal?: number): boolean;
 }
 
+/** What native/relay.cc reports once per relay, on the JS thread. Side a is relay()'s first fd. */
+export interface NativeRelayResult {
+  /** Bytes delivered to b (from a, the initial ones included), and to a. */
+  bytesAtoB: number;
+  bytesBtoA: number;
+  /**
+   * a_closed / b_closed: both directions ended cleanly, the side named read
+   * end of stream first; idle_timeout: no byte either way for idleMs;
+   * stopped: stop() was called; error: a call failed (step, errno, side).
+   */
+  reason: 'a_closed' | 'b_closed' | 'idle_timeout' | 'stopped' | 'error';
+  /** The side whose end of stream was read first, whatever ended the relay. */
+  closedFirst: 'a' | 'b' | null;
+  step?: string;
+  errno?: number;
+  /** "step: strerror(errno)". */
+  message?: string;
+  /** The side whose fd the failed call was on. */
+  side?: 'a' | 'b';
+}
+
+export interface NativeRelay {
+  /** Asks the relay to end (reason stopped); true if it was still running. onDone follows. */
+  stop(): boolean;
+}
+
 export interface NativeAddon {
   spawn(plan: NativePlan, onMessage: (m: NativeMessage) => void, onExit: (e: NativeExit) => void): NativeBox;
   landlockAbi(): number;
@@ -132,6 +158,23 @@ export interface NativeAddon {
   setXattr(path: string, name: string, value: string): number;
   getXattr(path: string, name: string): string | null;
   peerCred(fd: number): { pid: number; uid: number; gid: number } | number;
+  /** TCP_CONGESTION on a TCP socket: 0, or -errno. */
+  setTcpCongestion(fd: number, name: string): number;
+  /**
+   * Relays two connected, non-blocking sockets with splice() on a thread of
+   * its own until both directions end, an error, idleMs without a byte
+   * (0: never) or stop(). The initial buffers are written first (to b, to a).
+   * Never closes the fds; onDone is called exactly once. Throws (with step and
+   * errno) if it cannot start.
+   */
+  relay(
+    fdA: number,
+    fdB: number,
+    initialAtoB: Buffer | null,
+    initialBtoA: Buffer | null,
+    idleMs: number,
+    onDone: (result: NativeRelayResult) => void,
+  ): NativeRelay;
 }
 
 export const LOCK = { SH: 1, EX: 2, NB: 4, UN: 8 } as const;
