@@ -6,8 +6,8 @@
 // the peer measured in the same run, this machine's floor for one execute:
 // two fdatasyncs (the intent before dispatch, the receipt before the answer)
 // and one bare node:http round trip over a Unix socket. The goals are judged
-// on a warmed-up gate (V8 and the Wasm engine keep optimising for about the
-// first thousand executes); the first executes after start are shown apart.
+// on a warmed-up gate (V8 and the Wasm engine still optimise during the first
+// executes); those first executes after start are shown apart.
 import { spawn } from 'node:child_process';
 import http from 'node:http';
 import { closeSync, fdatasync, fsyncSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
