@@ -120,20 +120,15 @@ class Held {
   /** Restores the socket's methods and destroys it (running a destroy that was held back). */
   release(): void {
     const x = this.#x as unknown as Record<string, unknown>;
-    const proto = Object.getPrototypeOf(this.#s) as SocketInternals;
     for (const [k, d] of this.#saved) {
       if (d) Object.defineProperty(this.#s, k, d);
       else delete x[k];
     }
     const deferred = this.#deferred;
     this.#deferred = null;
-    if (deferred) {
-      const own = this.#saved.get('_destroy');
-      const destroy = (own?.value as SocketInternals['_destroy'] | undefined) ?? proto._destroy;
-      destroy.call(this.#s, deferred[0], deferred[1]);
-    } else {
-      this.#s.destroy();
-    }
+    // With the methods restored, _destroy is the socket's own again.
+    if (deferred) this.#x._destroy(deferred[0], deferred[1]);
+    else this.#s.destroy();
   }
 
   #set(k: (typeof GUARDED)[number], fn: unknown): void {
