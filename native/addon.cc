@@ -16,6 +16,10 @@
 #include "relay.h"
 #include "spawn.h"
 
+namespace lg {
+Napi::Value WithFsIds(const Napi::CallbackInfo& info);
+}
+
 namespace {
 
 Napi::Value LandlockAbi(const Napi::CallbackInfo& info) {
@@ -94,6 +98,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("getXattr", Napi::Function::New(env, GetXattr));
   exports.Set("peerCred", Napi::Function::New(env, PeerCred));
   exports.Set("setTcpCongestion", Napi::Function::New(env, SetTcpCongestion));
+  exports.Set("withFsIds", Napi::Function::New(env, lg::WithFsIds));
   return exports;
 }
 

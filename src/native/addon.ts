@@ -161,6 +161,11 @@ export interface NativeAddon {
   /** TCP_CONGESTION on a TCP socket: 0, or -errno. */
   setTcpCongestion(fd: number, name: string): number;
   /**
+   * Calls fn with this thread's fsuid/fsgid (and groups) set to uid/gid and
+   * restores them afterwards, also when fn throws (native/fsident.cc).
+   */
+  withFsIds(uid: number, gid: number, fn: () => unknown): unknown;
+  /**
    * Relays two connected, non-blocking sockets with splice() on a thread of
    * its own until both directions end, an error, idleMs without a byte
    * (0: never) or stop(). The initial buffers are written first (to b, to a).
