@@ -29,9 +29,13 @@ export class Placeholders {
   /** owner: whom to give them when root creates them in someone's workspace. */
   constructor(private readonly owner?: { uid: number; gid: number }) {}
 
-  /** Takes the shared lock on each writable root (waits while a launcher cleans up). */
+  /**
+   * Takes the shared lock on each writable root that is a directory (waits
+   * while a launcher cleans up). A file mounted read-write has no placeholders.
+   */
   lock(roots: readonly string[]): void {
     for (const root of roots) {
+      if (!lstatSync(root, { throwIfNoEntry: false })?.isDirectory()) continue;
       const fd = openSync(root, fsc.O_RDONLY | fsc.O_DIRECTORY);
       const r = this.addon.flock(fd, LOCK.SH);
       if (r !== 0) {

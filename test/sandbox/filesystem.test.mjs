@@ -611,6 +611,19 @@ p ws-create write ./from-box.txt
       assert.equal(fs.statSync(path.join(rwDir, 'from-box.txt')).uid, testUser().uid);
     });
 
+    test('--rw FILE: a file mounted read-write is writable in the box and its writes reach the host (it used to crash the launcher)', async () => {
+      const ws = makeWorkspace('rwfile-ws');
+      const dir = makeWorkspace('rwfile');
+      writeTree(dir, { 'state.json': '{"n":1}\n' });
+      const file = path.join(dir, 'state.json');
+      const r = await runBox(mode, { workspace: ws, args: ['--rw', file], cmd: ['/bin/sh', '-c', `cat ${q(file)} && echo '{"n":2}' > ${q(file)} && echo written`] });
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /"n":1/);
+      assert.match(r.stdout, /written/);
+      assert.equal(fs.readFileSync(file, 'utf8'), '{"n":2}\n');
+      assert.deepEqual(fs.readdirSync(dir), ['state.json'], 'nothing else appeared beside the file');
+    });
+
     test('a read-only bind of a nosuid,nodev,noexec host mount keeps those locked flags', { skip: isRoot ? false : 'needs root to make the host tmpfs' }, async () => {
       const dir = makeLockedMount();
       const ws = makeWorkspace('locked');
