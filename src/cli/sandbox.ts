@@ -9,7 +9,9 @@ import { LaunchError } from '../sandbox/errors.js';
 import { hostFacts, resolveIdentity } from '../sandbox/identity.js';
 import { buildSandboxPlan, readHardLimits, type SandboxPlan } from '../sandbox/plan.js';
 import { runSandbox, type RunResult } from '../sandbox/supervisor.js';
+import type { GitFinding } from '../sandbox/git-check.js';
 import { realpathSync } from 'node:fs';
+import { hostHomes } from '../sandbox/home-workspace.js';
 import { join } from 'node:path';
 import { DEFAULTS } from '../gate/defaults.js';
 
@@ -39,6 +41,8 @@ interface SandboxFlags {
   json?: boolean;
   allowDegraded?: boolean;
   printProfile?: boolean;
+  allowHomeWorkspace?: boolean;
+  trustNewRepos?: boolean;
 }
 
 export function sandboxCommand(): Command {
@@ -84,6 +88,8 @@ export function sandboxCommand(): Command {
     .option('--json', 'print a JSON summary on stderr at exit')
     .option('--print-profile', 'print the effective agent profile (--profile merged with latchgate.toml and flags) as JSON and exit; never a key')
     .option('--allow-degraded', 'run without Landlock when the kernel has none (recorded as degraded)')
+    .option('--allow-home-workspace', 'allow a workspace that is (or contains) a home directory; its dotfiles stay read-only (recorded)')
+    .option('--trust-new-repos', 'keep git repositories and .git pointers the box creates instead of disabling them at exit (recorded)')
     .action(async (cmd: string[], flags: SandboxFlags & { roMount?: string[] }) => {
       flags.ro = [...(flags.ro ?? []), ...(flags.roMount ?? [])];
       flags.rw ??= [];
@@ -94,6 +100,13 @@ export function sandboxCommand(): Command {
 }
 
 export const DEFAULT_BOX_PRINCIPAL = 'sandbox-agent';
+
+/** The flag that asked for each weaker mode a plan records. */
+const DEGRADED_FLAG: Record<string, string> = {
+  'landlock-unavailable': '--allow-degraded',
+  'home-workspace': '--allow-home-workspace',
+  'trust-new-repos': '--trust-new-repos',
+};
 
 type EgressModule = typeof import('../sandbox/box-egress.js');
 
@@ -113,7 +126,8 @@ function planFrom(
   } catch {
     throw new LaunchError(`--workspace ${workspace}: no such directory; create it or pass an existing one`);
   }
-  const identity = resolveIdentity(hostFacts(wsReal));
+  const facts = hostFacts(wsReal);
+  const identity = resolveIdentity(facts);
   const eff = effective(f, cfg.sandbox, identity.home);
   // The egress plan sees the merged routes (optional ones without a key dropped).
   const file = { ...cfg.sandbox, credentials: eff.credentials as typeof cfg.sandbox.credentials };
@@ -138,6 +152,8 @@ function planFrom(
       files: eff.files,
       strictNet: f.strictNet ?? file.strictNet ?? false,
       allowDegraded: f.allowDegraded ?? false,
+      allowHomeWorkspace: f.allowHomeWorkspace ?? false,
+      trustNewRepos: f.trustNewRepos ?? false,
       limits: { nofile: f.rlimitNofile ?? file.limits.nofile, nproc: f.rlimitNproc ?? file.limits.nproc, tmpSize: f.tmpSize ?? file.limits.tmpSize },
       listenPorts: egress?.listenPorts ?? [],
       ...(egress ? { egress: { env: egress.env, description: egressMod!.describeEgress(egress), proxySocket: boxGate ? join(boxGate.dir, 'proxy.sock') : '(a socket created at launch)' } } : {}),
@@ -149,6 +165,7 @@ function planFrom(
       landlockAbi: loadAddon().landlockAbi(),
       hardLimits: readHardLimits(),
       terminal: tty ? { rows: out?.rows || 24, cols: out?.columns || 80 } : null,
+      homes: hostHomes(facts.passwd, [process.env.HOME, identity.home]),
     },
   );
   return { plan, egress };
@@ -195,9 +212,28 @@ export function profilesCommand(): Command {
     });
 }
 
+/**
+ * Says on stderr and in the ledger what the box left that the host would
+ * run; a piece that could not be disabled is a launcher failure (exit 125).
+ */
+function reportHostExec(findings: GitFinding[], gate: BoxGate): LaunchError | undefined {
+  for (const f of findings) {
+    process.stderr.write(`latchgate: ${f.action === 'failed' ? 'DANGER: ' : ''}${f.message}\n`);
+    gate.record({
+      event_type: 'sandbox_host_exec',
+      decision: f.action === 'kept' || f.action === 'reported' ? 'allow' : 'deny',
+      subject: { principal: gate.principal },
+      details: { kind: f.kind, path: f.path, action: f.action, ...(f.moved ? { moved_to: f.moved.to } : {}), ...(f.gitlinks ? { gitlinks: f.gitlinks } : {}) },
+    });
+  }
+  const failed = findings.filter((f) => f.action === 'failed');
+  if (failed.length === 0) return undefined;
+  return new LaunchError(`latchgate: ${failed.length} thing(s) the box left could not be disabled (see above); remove them before running git there`);
+}
+
 function summary(plan: SandboxPlan | undefined, r: RunResult | undefined, error: LaunchError | undefined, startedMs: number) {
   return {
-    exitCode: r?.exitCode ?? error?.exitCode ?? 125,
+    exitCode: error?.exitCode ?? r?.exitCode ?? 125,
     durationMs: Math.round((r?.durationMs ?? performance.now() - startedMs) * 1000) / 1000,
     boxSetupMs: r?.boxSetupMs ?? null,
     signal: r?.signal ?? null,
@@ -214,6 +250,7 @@ function summary(plan: SandboxPlan | undefined, r: RunResult | undefined, error:
         }
       : null,
     degraded: plan?.degraded ?? [],
+    hostExecution: (r?.hostExec ?? []).map((f) => ({ kind: f.kind, path: f.path, action: f.action, ...(f.moved ? { movedTo: f.moved.to } : {}), ...(f.gitlinks ? { gitlinks: f.gitlinks } : {}) })),
   };
 }
 
@@ -260,7 +297,7 @@ export async function runSandboxCommand(cmd: string[], f: SandboxFlags): Promise
     }
     await boxGate!.listen();
     if (plan.degraded.length > 0) {
-      for (const d of plan.degraded) process.stderr.write(`latchgate: WARNING: running degraded (${d}): asked for with --allow-degraded\n`);
+      for (const d of plan.degraded) process.stderr.write(`latchgate: WARNING: running degraded (${d}): asked for with ${DEGRADED_FLAG[d] ?? '--allow-degraded'}\n`);
       // A weaker mode is recorded in the ledger, not only said.
       boxGate!.sandboxDegraded = true;
       const { opened } = await boxGate!.open();
@@ -277,7 +314,7 @@ export async function runSandboxCommand(cmd: string[], f: SandboxFlags): Promise
         egress!.serve(fds).catch((e) => process.stderr.write(`latchgate: the egress proxies could not start: ${(e as Error).message}\n`));
       },
     });
-    error = result.error;
+    error = result.error ?? reportHostExec(result.hostExec ?? [], boxGate!);
   } catch (e) {
     if (!(e instanceof LaunchError)) throw e;
     error = e;
@@ -287,5 +324,5 @@ export async function runSandboxCommand(cmd: string[], f: SandboxFlags): Promise
   }
   if (error) process.stderr.write(`${error.message.startsWith('latchgate:') ? '' : 'latchgate: '}${error.message}\n`);
   if (f.json) process.stderr.write(JSON.stringify(summary(plan, result, error, t0)) + '\n');
-  return result?.exitCode ?? error?.exitCode ?? 125;
+  return error?.exitCode ?? result?.exitCode ?? 125;
 }

@@ -89,7 +89,7 @@ async function probe(): Promise<Check> {
   try {
     const plan = buildSandboxPlan(
       { workspace: ws, ro: [], rw: [], passEnv: [], allowHosts: [], command: ['/bin/true'], strictNet: false, allowDegraded: true, limits: {}, listenPorts: [] },
-      { identity: resolveIdentity(hostFacts(ws)), env: {}, landlockAbi: loadAddon().landlockAbi(), hardLimits: readHardLimits(), terminal: null },
+      { identity: resolveIdentity(hostFacts(ws)), env: {}, landlockAbi: loadAddon().landlockAbi(), hardLimits: readHardLimits(), terminal: null, homes: [] },
     );
     const r = await runSandbox(plan);
     if (r.error) return { name: 'live probe', status: 'fail', detail: r.error.message.replace(/^latchgate: /, '') };

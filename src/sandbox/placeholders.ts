@@ -6,7 +6,7 @@
 // root for its life; placeholders carry an xattr so any launcher recognises
 // them (also ones a killed launcher left); the launcher that gets the lock
 // exclusively at exit removes those still empty.
-import { chownSync, closeSync, lstatSync, mkdirSync, openSync, readdirSync, rmdirSync, unlinkSync, constants as fsc } from 'node:fs';
+import { chownSync, closeSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, rmdirSync, unlinkSync, writeFileSync, constants as fsc } from 'node:fs';
 import { dirname } from 'node:path';
 import { LOCK, loadAddon } from '../native/addon.js';
 import { LaunchError } from './errors.js';
@@ -17,6 +17,8 @@ export const PLACEHOLDER_XATTR = 'user.latchgate.placeholder';
 interface Owned {
   path: string;
   type: 'file' | 'dir';
+  /** A file placeholder's content (removed only while it still holds exactly that). */
+  content: string;
   /** Carries the xattr: removed only while it still does. */
   marked: boolean;
 }
@@ -51,15 +53,16 @@ export class Placeholders {
       if (a.action === 'mask-symlink') continue;
       const type = a.action === 'pin' ? 'dir' : a.type;
       try {
+        const content = a.action === 'placeholder' ? (a.content ?? '') : '';
         if (this.isPlaceholder(a.path)) {
-          this.owned.push({ path: a.path, type, marked: true });
+          this.owned.push({ path: a.path, type, content, marked: true });
           continue;
         }
         if (a.action !== 'placeholder' && lstatSync(a.path, { throwIfNoEntry: false })) continue; // the user's own
         this.mkdirs(dirname(a.path));
         if (type === 'dir') mkdirSync(a.path, { mode: 0o755 });
-        else closeSync(openSync(a.path, 'wx', 0o644));
-        this.mark(a.path, type);
+        else writeFileSync(a.path, content, { flag: 'wx', mode: 0o644 });
+        this.mark(a.path, type, content);
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code === 'EEXIST') continue; // appeared meanwhile: mounted read-only as it is
         this.release();
@@ -76,14 +79,14 @@ export class Placeholders {
     if (lstatSync(dir, { throwIfNoEntry: false })) return;
     this.mkdirs(dirname(dir));
     mkdirSync(dir, { mode: 0o755 });
-    this.mark(dir, 'dir');
+    this.mark(dir, 'dir', '');
   }
 
-  private mark(path: string, type: 'file' | 'dir'): void {
+  private mark(path: string, type: 'file' | 'dir', content: string): void {
     if (this.owner) chownSync(path, this.owner.uid, this.owner.gid);
     // On a filesystem without user xattrs only this launcher knows it made it.
     const marked = this.addon.setXattr(path, PLACEHOLDER_XATTR, '1') === 0;
-    this.owned.push({ path, type, marked });
+    this.owned.push({ path, type, content, marked });
   }
 
   /**
@@ -100,7 +103,7 @@ export class Placeholders {
           if (o.marked && !this.isPlaceholder(o.path)) continue; // replaced by someone else's
           const st = lstatSync(o.path);
           if (o.type === 'dir' && st.isDirectory() && readdirSync(o.path).length === 0) rmdirSync(o.path);
-          if (o.type === 'file' && st.isFile() && st.size === 0) unlinkSync(o.path);
+          if (o.type === 'file' && st.isFile() && st.size === Buffer.byteLength(o.content) && readFileSync(o.path, 'utf8') === o.content) unlinkSync(o.path);
         } catch {
           // already gone
         }

@@ -7,7 +7,9 @@ import { LaunchError } from './errors.js';
 import { accessibleBy, renderGroup, renderPasswd, type Identity } from './identity.js';
 import { landlockPlan, type LandlockPlan } from './landlock-rules.js';
 import { MountPlanner, mirrorHostPath, type MountEntry } from './mount-plan.js';
-import { protectedPathsFor, type ProtectedAction, type ProtectRequest } from './protected-paths.js';
+import type { GitSnapshot } from './git-surface.js';
+import { homeRequests, homesInside } from './home-workspace.js';
+import { protectionPlan, type ProtectedAction, type ProtectRequest } from './protected-paths.js';
 import { describeSeccompFilter, hostSeccompArch } from './seccomp-filter.js';
 
 export const BOX_HOSTNAME = 'latchgate';
@@ -40,6 +42,10 @@ export interface SandboxOptions {
   protect?: ProtectRequest[];
   /** Files written read-only into the box under /run/latchgate/ (agent configuration the profile generates). */
   files?: { path: string; content: string }[];
+  /** A workspace that is (or contains) a home directory, asked for by name; its dotfiles stay read-only. */
+  allowHomeWorkspace?: boolean;
+  /** Keep git repositories and pointers the box creates (reported, not disabled). */
+  trustNewRepos?: boolean;
 }
 
 export interface HostFacts {
@@ -49,6 +55,8 @@ export interface HostFacts {
   landlockAbi: number;
   hardLimits: { nofile: number; nproc: number };
   terminal: { rows: number; cols: number } | null;
+  /** Home directories on the host (home-workspace.ts hostHomes): a workspace may not be one or contain one. */
+  homes: string[];
 }
 
 export interface RlimitEntry {
@@ -70,6 +78,8 @@ export interface SandboxPlan {
   env: Record<string, string>;
   mounts: MountEntry[];
   protectedPaths: ProtectedAction[];
+  /** What the after-run check compares with: git's surface at launch (git-check.ts). */
+  hostExec: { trustNewRepos: boolean; homeWorkspace: string[]; git: GitSnapshot };
   landlock: LandlockPlan & { status: 'enforced' | 'degraded-unavailable' };
   seccomp: ReturnType<typeof describeSeccompFilter>;
   rlimits: RlimitEntry[];
@@ -133,6 +143,11 @@ export function buildSandboxPlan(o: SandboxOptions, h: HostFacts): SandboxPlan {
   const workspace = canonical(resolve(o.workspace), '--workspace');
   if (!statSync(workspace).isDirectory()) throw new LaunchError(`--workspace ${o.workspace}: not a directory; pass the project directory`);
   refuseHostInternals(workspace, '--workspace');
+  const homes = homesInside(workspace, h.homes);
+  if (homes.length > 0 && !o.allowHomeWorkspace) {
+    const what = homes[0] === workspace ? 'a home directory' : `an ancestor of the home directory ${homes[0]}`;
+    throw new LaunchError(`--workspace ${workspace}: refused: it is ${what}, whose dotfiles (~/.gitconfig, shell rc files, ~/.ssh, ~/.local/bin, ~/.config) run on the host later; use a project directory inside it (e.g. --workspace ${join(homes[0]!, 'project')}), or pass --allow-home-workspace to keep every dotfile read-only`);
+  }
   if (id.hostUid === 0 && !accessibleBy(workspace, id.uid, id.gid, { read: true })) {
     throw new LaunchError(`--workspace ${workspace}: uid ${id.uid} (${id.user}), whom the agent runs as when root launches it (${id.source}), cannot open it; run latchgate as the workspace's owner, set SUDO_UID, or give that user access (chown/chmod)`);
   }
@@ -207,16 +222,17 @@ export function buildSandboxPlan(o: SandboxOptions, h: HostFacts): SandboxPlan {
   }
 
   const writable = [workspace, ...rw];
-  const protectedPaths: ProtectedAction[] = [];
-  for (const root of writable) {
-    // A file mounted read-write (e.g. ~/.claude.json) has nothing inside it to protect.
-    if (!statSync(root).isDirectory()) continue;
-    for (const a of protectedPathsFor(root, writable, o.protect)) {
-      if (protectedPaths.some((x) => x.path === a.path)) continue;
-      protectedPaths.push(a);
-      if (a.action === 'mask-symlink') m.mask(a.path, 'protected path is a symlink: covered, not followed');
-      else m.protect(a.path, a.action !== 'pin');
-    }
+  // Weaker modes asked for by name are recorded like the others.
+  if (homes.length > 0) degraded.push('home-workspace');
+  if (o.trustNewRepos) degraded.push('trust-new-repos');
+  // The rw mounts inside a home (an agent's own config) stay writable; the rest of its dotfiles do not.
+  const extra = [...(o.protect ?? []), ...homes.flatMap((home) => homeRequests(home, rw))];
+  const gitHome = id.hostUid === 0 ? id.home : (h.env.HOME ?? id.home);
+  const protection = protectionPlan(writable, extra, { home: gitHome, env: id.hostUid === 0 ? {} : h.env });
+  const protectedPaths = protection.actions;
+  for (const a of protectedPaths) {
+    if (a.action === 'mask-symlink') m.mask(a.path, 'protected path is a symlink: covered, not followed');
+    else m.protect(a.path, a.action !== 'pin');
   }
 
   const extraPath = [...ro.flatMap((p) => [join(p, 'bin'), join(p, 'sbin')]).filter((p) => existsSync(p)), ...(o.extraPath ?? [])];
@@ -266,6 +282,7 @@ export function buildSandboxPlan(o: SandboxOptions, h: HostFacts): SandboxPlan {
     env,
     mounts: m.entries,
     protectedPaths,
+    hostExec: { trustNewRepos: o.trustNewRepos ?? false, homeWorkspace: homes, git: protection.git },
     landlock: { ...ll, status: landlockAbi > 0 ? 'enforced' : 'degraded-unavailable' },
     seccomp: describeSeccompFilter(hostSeccompArch()),
     rlimits,

@@ -1,15 +1,25 @@
 // Files inside a writable root that would let a compromised agent run code
-// outside the box later (git hooks and config, shell rc files, editor and
-// agent settings). They stay read-only; a missing one gets an empty
-// placeholder (removed after the run) so it cannot be created; one that is a
-// symlink is covered, never followed.
-import { lstatSync, readFileSync, readdirSync } from 'node:fs';
-import { isAbsolute, join, relative, resolve, dirname } from 'node:path';
+// outside the box later: git's whole executable surface (git-surface.ts),
+// shell rc files, editor settings, agent settings and the scripts those
+// settings name, latchgate's own project config. They stay read-only; a
+// missing one gets an empty placeholder (removed after the run) so it cannot
+// be created; one that is a symlink is covered, never followed.
+import { lstatSync, readdirSync } from 'node:fs';
+import { isAbsolute, join, relative, dirname } from 'node:path';
+import { globalGitConfigs, looksExecutable, scanGitSurface, type GitSnapshot } from './git-surface.js';
+import { readSmallFile } from './git-config.js';
+import { referencedPaths } from './path-references.js';
 
-export const PROTECTED_DIRS = ['.vscode', '.idea', '.codex', '.claude/commands', '.claude/agents'];
+/** Directories whose content an editor, agent or latchgate itself uses to decide what runs. */
+export const PROTECTED_DIRS = [
+  '.vscode', '.idea', '.codex', '.cursor', '.opencode', '.latchgate',
+  '.claude/commands', '.claude/agents', '.claude/hooks', '.claude/skills',
+];
+/** Files run by every shell, or read by agents at start (MCP servers, hooks, permissions). */
 export const PROTECTED_FILES = [
-  '.bashrc', '.bash_profile', '.zshrc', '.zprofile', '.profile', '.mcp.json',
-  '.claude/settings.json', '.claude/settings.local.json',
+  '.bashrc', '.bash_profile', '.bash_login', '.bash_logout', '.zshrc', '.zshenv', '.zprofile', '.zlogin', '.profile',
+  '.mcp.json', '.claude/settings.json', '.claude/settings.local.json', 'opencode.json', 'opencode.jsonc',
+  '.aider.conf.yml', '.pre-commit-config.yaml',
 ];
 
 export type ProtectedAction =
@@ -17,7 +27,23 @@ export type ProtectedAction =
   /** A directory above a protected path, made a mount point so it cannot be renamed away. */
   | { action: 'pin'; path: string }
   | { action: 'mask-symlink'; path: string }
-  | { action: 'placeholder'; path: string; type: 'file' | 'dir' };
+  /** content: what the placeholder file holds (default empty). */
+  | { action: 'placeholder'; path: string; type: 'file' | 'dir'; content?: string };
+
+/** A path to protect besides the built-in ones (an agent profile's config files and directories). */
+export interface ProtectRequest {
+  path: string;
+  type: 'file' | 'dir';
+  /** Content of the placeholder when the path is missing (default empty). */
+  content?: string;
+}
+
+export interface ProtectOptions {
+  /** The host home of the user who runs git and agents later ($HOME, ~ in configs). */
+  home?: string;
+  /** The host environment git would see (GIT_CONFIG_GLOBAL, XDG_CONFIG_HOME). */
+  env?: NodeJS.ProcessEnv;
+}
 
 function lst(p: string) {
   try {
@@ -32,82 +58,7 @@ function isInside(root: string, p: string): boolean {
   return r === '' || (!r.startsWith('..') && !isAbsolute(r));
 }
 
-/** A real git directory (has HEAD), not a stray folder named .git. */
-function isGitDir(p: string): boolean {
-  const st = lst(p);
-  return !!st?.isDirectory() && !!lst(join(p, 'HEAD'))?.isFile();
-}
-
-function readGitdirFile(file: string): string | undefined {
-  try {
-    const m = /^gitdir:\s*(.+?)\s*$/m.exec(readFileSync(file, 'utf8'));
-    return m ? resolve(dirname(file), m[1]!) : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/** The git directories whose hooks and config git would use for this root. */
-export function gitDirsOf(root: string): string[] {
-  const dotgit = join(root, '.git');
-  const st = lst(dotgit);
-  const found: string[] = [];
-  if (st?.isDirectory() && isGitDir(dotgit)) found.push(dotgit);
-  else if (st?.isFile()) {
-    const gd = readGitdirFile(dotgit); // worktree or submodule
-    if (gd && isGitDir(gd)) {
-      found.push(gd);
-      try {
-        const common = resolve(gd, readFileSync(join(gd, 'commondir'), 'utf8').trim());
-        if (isGitDir(common)) found.push(common);
-      } catch {
-        // not a worktree
-      }
-    }
-  }
-  // Submodules keep their git directories under modules/, nested as deep as they go.
-  const queue = [...found];
-  while (queue.length > 0) {
-    const gd = queue.shift()!;
-    const modules = join(gd, 'modules');
-    if (!lst(modules)?.isDirectory()) continue;
-    const walk = (dir: string, depth: number): void => {
-      if (depth > 8) return;
-      for (const e of readdirSync(dir, { withFileTypes: true })) {
-        if (!e.isDirectory()) continue;
-        const p = join(dir, e.name);
-        if (isGitDir(p)) {
-          found.push(p);
-          queue.push(p);
-        } else walk(p, depth + 1);
-      }
-    };
-    walk(modules, 0);
-  }
-  return [...new Set(found)];
-}
-
-/** core.hooksPath from a git config file (the last one wins), if set. */
-export function hooksPathOf(configFile: string): string | undefined {
-  let text: string;
-  try {
-    text = readFileSync(configFile, 'utf8');
-  } catch {
-    return undefined;
-  }
-  let section = '';
-  let found: string | undefined;
-  for (const raw of text.split('\n')) {
-    const line = raw.trim();
-    const sec = /^\[\s*([^\]\s"]+)/.exec(line);
-    if (sec) section = sec[1]!.toLowerCase();
-    const kv = /^hookspath\s*=\s*(.*?)\s*$/i.exec(line);
-    if (section === 'core' && kv) found = kv[1]!.replace(/^"(.*)"$/, '$1');
-  }
-  return found;
-}
-
-function actionFor(path: string, type: 'file' | 'dir', root: string): ProtectedAction | undefined {
+function actionFor(path: string, type: 'file' | 'dir', root: string, content?: string): ProtectedAction | undefined {
   // A symlinked ancestor inside the root (e.g. .claude -> elsewhere) is
   // covered itself: nothing below it is followed.
   for (let p = dirname(path); isInside(root, p) && p !== root; p = dirname(p)) {
@@ -117,58 +68,76 @@ function actionFor(path: string, type: 'file' | 'dir', root: string): ProtectedA
     if (st && !st.isDirectory()) return { action: 'readonly', path: p, type: 'file' };
   }
   const st = lst(path);
-  if (!st) return { action: 'placeholder', path, type };
+  if (!st) return content ? { action: 'placeholder', path, type, content } : { action: 'placeholder', path, type };
   if (st.isSymbolicLink()) return { action: 'mask-symlink', path };
   return { action: 'readonly', path, type: st.isDirectory() ? 'dir' : 'file' };
 }
 
-/** A path to protect besides the built-in ones (an agent profile's config files and directories). */
-export interface ProtectRequest {
-  path: string;
-  type: 'file' | 'dir';
+/** Files of a protected directory whose text may name scripts (bounded: settings, not projects). */
+function settingsFilesIn(dir: string): string[] {
+  const out: string[] = [];
+  const walk = (d: string, depth: number) => {
+    let names: string[];
+    try {
+      names = readdirSync(d);
+    } catch {
+      return;
+    }
+    for (const n of names) {
+      if (out.length >= 100) return;
+      const p = join(d, n);
+      const st = lst(p);
+      if (st?.isDirectory() && depth < 2) walk(p, depth + 1);
+      else if (st?.isFile() && st.size <= 1 << 20 && /\.(json|jsonc|toml|ya?ml)$/i.test(n)) out.push(p);
+    }
+  };
+  walk(dir, 0);
+  return out;
 }
 
-/**
- * Protected paths for one writable root, in mount order (parents first):
- * the built-in ones and those of `extra` inside the root.
- */
-export function protectedPathsFor(root: string, writableRoots: readonly string[], extra: readonly ProtectRequest[] = []): ProtectedAction[] {
-  const wanted: [string, 'file' | 'dir'][] = [];
-  for (const d of PROTECTED_DIRS) wanted.push([join(root, d), 'dir']);
-  for (const f of PROTECTED_FILES) wanted.push([join(root, f), 'file']);
+/** The built-in requests for one writable root, and the scripts its protected settings name. */
+function builtinRequests(root: string, writableRoots: readonly string[], extra: readonly ProtectRequest[], o: ProtectOptions): ProtectRequest[] {
+  const wanted: ProtectRequest[] = [];
+  for (const d of PROTECTED_DIRS) wanted.push({ path: join(root, d), type: 'dir' });
+  for (const f of PROTECTED_FILES) wanted.push({ path: join(root, f), type: 'file' });
   const claude = join(root, '.claude');
   if (lst(claude)?.isDirectory()) {
     for (const name of readdirSync(claude)) {
-      if (/^settings.*\.json$/.test(name)) wanted.push([join(claude, name), 'file']);
+      if (/^settings.*\.json$/.test(name)) wanted.push({ path: join(claude, name), type: 'file' });
     }
   }
-  const out = new Map<string, ProtectedAction>();
   const dotgit = join(root, '.git');
   const dotgitSt = lst(dotgit);
-  // git follows a symlinked .git: cover it rather than guess where it leads.
-  if (dotgitSt?.isSymbolicLink()) out.set(dotgit, { action: 'mask-symlink', path: dotgit });
-  // A worktree's or submodule's pointer file decides which hooks run.
-  else if (dotgitSt?.isFile()) out.set(dotgit, { action: 'readonly', path: dotgit, type: 'file' });
   // No repository: an empty read-only .git keeps the agent from creating one
-  // with a config that would run code when git is next used here (host git
-  // skips an empty .git directory and keeps looking upwards).
-  else if (!dotgitSt) wanted.push([dotgit, 'dir']);
+  // here (host git skips an empty .git directory and keeps looking upwards).
+  if (!dotgitSt) wanted.push({ path: dotgit, type: 'dir' });
   // A .git directory that is not a repository (empty, or stray): kept
   // read-only as a whole, or the agent could make it one.
-  else if (dotgitSt.isDirectory() && !isGitDir(dotgit)) out.set(dotgit, { action: 'readonly', path: dotgit, type: 'dir' });
-  for (const gd of gitDirsOf(root)) {
-    if (!writableRoots.some((w) => isInside(w, gd))) continue; // not writable inside: nothing to protect
-    wanted.push([join(gd, 'hooks'), 'dir'], [join(gd, 'config'), 'file'], [join(gd, 'config.worktree'), 'file']);
-    // Hooks moved into the worktree (husky and friends) run on the host just the same.
-    const hp = hooksPathOf(join(gd, 'config'));
-    if (hp) {
-      const abs = resolve(root, hp.replace(/^~(?=\/)/, '/nonexistent'));
-      if (writableRoots.some((w) => isInside(w, abs))) wanted.push([abs, 'dir']);
+  else if (dotgitSt.isDirectory() && !lst(join(dotgit, 'HEAD'))) wanted.push({ path: dotgit, type: 'dir' });
+  // A script that a protected settings file names (a hook command, a status
+  // line, an MCP server) runs on the host as surely as the settings do.
+  const settings = [...wanted, ...extra].filter((r) => isInside(root, r.path)).flatMap((r) => {
+    const st = lst(r.path);
+    if (st?.isFile()) return [r.path];
+    return st?.isDirectory() ? settingsFilesIn(r.path) : [];
+  });
+  for (const f of settings) {
+    const text = readSmallFile(f);
+    if (text === undefined) continue;
+    const ctx = { bases: [root, dirname(f)], ...(o.home ? { home: o.home } : {}), vars: { CLAUDE_PROJECT_DIR: root } };
+    for (const p of referencedPaths(text, ctx)) {
+      if (writableRoots.some((w) => isInside(w, p)) && looksExecutable(p)) wanted.push({ path: p, type: 'file' });
     }
   }
-  for (const x of extra) if (x.path !== root && isInside(root, x.path)) wanted.push([x.path, x.type]);
-  for (const [p, type] of wanted) {
-    const a = actionFor(p, type, root);
+  return wanted;
+}
+
+/** Actions for the requests inside one root, with the directories above them pinned, parents first. */
+function actionsFor(root: string, writableRoots: readonly string[], requests: readonly ProtectRequest[]): ProtectedAction[] {
+  const out = new Map<string, ProtectedAction>();
+  for (const r of requests) {
+    if (r.path === root || !isInside(root, r.path)) continue;
+    const a = actionFor(r.path, r.type, root, r.content);
     if (a && !out.has(a.path)) out.set(a.path, a);
   }
   // Renaming a directory above a protected path would carry the protection
@@ -183,4 +152,41 @@ export function protectedPathsFor(root: string, writableRoots: readonly string[]
   }
   // Parents before children so a covered directory is mounted first.
   return [...out.values()].sort((a, b) => a.path.split('/').length - b.path.split('/').length);
+}
+
+function gitScan(scanRoots: readonly string[], writableRoots: readonly string[], o: ProtectOptions) {
+  return scanGitSurface({
+    writableRoots,
+    scanRoots,
+    ...(o.home ? { home: o.home } : {}),
+    globalConfigs: globalGitConfigs(o.home, o.env ?? {}),
+  });
+}
+
+/**
+ * Protected paths for one writable root, in mount order (parents first):
+ * the built-in ones, git's surface, and those of `extra` inside the root.
+ */
+export function protectedPathsFor(root: string, writableRoots: readonly string[], extra: readonly ProtectRequest[] = [], o: ProtectOptions = {}): ProtectedAction[] {
+  const git = gitScan(writableRoots.includes(root) ? writableRoots : [root, ...writableRoots], writableRoots, o);
+  return actionsFor(root, writableRoots, [...builtinRequests(root, writableRoots, extra, o), ...git.protect, ...extra]);
+}
+
+/**
+ * Everything protected in the box's writable trees, and the git snapshot
+ * the after-run check compares with.
+ */
+export function protectionPlan(writableRoots: readonly string[], extra: readonly ProtectRequest[], o: ProtectOptions): { actions: ProtectedAction[]; git: GitSnapshot } {
+  const git = gitScan(writableRoots, writableRoots, o);
+  const actions: ProtectedAction[] = [];
+  const seen = new Set<string>();
+  for (const root of writableRoots) {
+    if (!lst(root)?.isDirectory()) continue; // a file mounted read-write has nothing inside it to protect
+    for (const a of actionsFor(root, writableRoots, [...builtinRequests(root, writableRoots, extra, o), ...git.protect, ...extra])) {
+      if (seen.has(a.path)) continue;
+      seen.add(a.path);
+      actions.push(a);
+    }
+  }
+  return { actions, git: git.snapshot };
 }

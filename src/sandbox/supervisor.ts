@@ -4,6 +4,8 @@ import { constants } from 'node:os';
 import { loadAddon, MSG, STEP, STEP_NAMES, type NativeMessage } from '../native/addon.js';
 import { EXIT_CANNOT_EXECUTE, EXIT_LAUNCHER, EXIT_NOT_FOUND, LaunchError, errnoName } from './errors.js';
 import { toNativePlan } from './native-plan.js';
+import { fsOwnerOf, asOwner } from './fs-identity.js';
+import { checkGitSurface, type GitFinding } from './git-check.js';
 import { Placeholders } from './placeholders.js';
 import type { SandboxPlan } from './plan.js';
 import { readCapLast } from './plan.js';
@@ -23,6 +25,8 @@ export interface RunResult {
   durationMs: number;
   /** Set when the launcher, not the command, decided the exit code. */
   error?: LaunchError;
+  /** What the box left that the host would run, and what was done about it. */
+  hostExec?: GitFinding[];
 }
 
 const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGCONT'];
@@ -59,12 +63,33 @@ function spawnError(e: Error & { step?: string; errno?: number }): LaunchError {
   return new LaunchError(`latchgate: ${e.step} failed: ${errnoName(e.errno)}; ${restricted ? 'this host does not let this user create the namespaces: run `latchgate doctor` for the fix' : fixFor(e.errno)}`);
 }
 
+/**
+ * Runs the plan: placeholders for the run, the box, then (once every process
+ * of the box is gone) the check of what it left that the host would run.
+ */
 export async function runSandbox(plan: SandboxPlan, hooks: RunHooks = {}): Promise<RunResult> {
-  const addon = loadAddon();
   const id = plan.identity;
   const placeholders = new Placeholders(id.hostUid === 0 ? { uid: id.uid, gid: id.gid } : undefined);
   placeholders.lock(plan.writableRoots);
-  placeholders.create(plan.protectedPaths);
+  let result: RunResult;
+  try {
+    placeholders.create(plan.protectedPaths);
+    result = await runBox(plan, hooks);
+  } finally {
+    placeholders.release();
+  }
+  result.hostExec = checkHostExecution(plan);
+  return result;
+}
+
+/** What the box left in its writable trees that host git would run, disabled unless trusted (git-check.ts). */
+function checkHostExecution(plan: SandboxPlan): GitFinding[] {
+  const o = { writableRoots: plan.writableRoots, trustNewRepos: plan.hostExec.trustNewRepos };
+  return asOwner(fsOwnerOf(plan.identity), () => checkGitSurface(plan.hostExec.git, o));
+}
+
+async function runBox(plan: SandboxPlan, hooks: RunHooks): Promise<RunResult> {
+  const addon = loadAddon();
   const started = process.hrtime.bigint();
   const terminal = new TerminalRelay();
   let failure: LaunchError | undefined;
@@ -134,6 +159,5 @@ export async function runSandbox(plan: SandboxPlan, hooks: RunHooks = {}): Promi
   } finally {
     for (const [sig, f] of forwarders) process.off(sig, f);
     terminal.restore();
-    placeholders.release();
   }
 }

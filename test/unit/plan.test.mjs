@@ -31,6 +31,7 @@ function facts(over = {}) {
     landlockAbi: 7,
     hardLimits: { nofile: 1048576, nproc: 100000 },
     terminal: null,
+    homes: [],
     ...over,
   };
 }

@@ -1,9 +1,13 @@
-// protectedPathsFor / gitDirsOf on real directory trees.
+// protectedPathsFor and the git directory walk on real directory trees.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, sep } from 'node:path';
-import { PROTECTED_DIRS, PROTECTED_FILES, gitDirsOf, hooksPathOf, protectedPathsFor } from '../../dist/sandbox/protected-paths.js';
+import { PROTECTED_DIRS, PROTECTED_FILES, protectedPathsFor } from '../../dist/sandbox/protected-paths.js';
+import { walkGitDirs } from '../../dist/sandbox/git-surface.js';
+
+/** The git directories found below the given roots, sorted. */
+const gitDirsIn = (...roots) => [...walkGitDirs(roots).gitDirs].sort();
 import { tempDir } from '../fixtures/unit/helpers.mjs';
 
 function put(root, rel, content = '') {
@@ -17,9 +21,10 @@ function dir(root, rel) {
   mkdirSync(p, { recursive: true });
   return p;
 }
-/** A git directory as git makes it: HEAD, config, hooks/. */
+/** A git directory as git makes it: HEAD, objects/, refs/, config, hooks/. */
 function gitDir(p, { hooks = true, config = true } = {}) {
-  mkdirSync(p, { recursive: true });
+  mkdirSync(join(p, 'objects'), { recursive: true });
+  mkdirSync(join(p, 'refs'), { recursive: true });
   writeFileSync(join(p, 'HEAD'), 'ref: refs/heads/main\n');
   if (config) writeFileSync(join(p, 'config'), '[core]\n');
   if (hooks) mkdirSync(join(p, 'hooks'));
@@ -150,12 +155,17 @@ test('a regular file where .claude (a directory) belongs is covered too', (t) =>
 test('a normal repository: hooks and config of .git', (t) => {
   const root = tempDir(t);
   gitDir(join(root, '.git'));
-  assert.deepEqual(gitDirsOf(root), [join(root, '.git')]);
+  assert.deepEqual(gitDirsIn(root), [join(root, '.git')]);
   const actions = protectedPathsFor(root, [root]);
   assertParentsFirst(actions);
   const a = byPath(actions);
   assert.deepEqual(a[join(root, '.git/hooks')], { action: 'readonly', path: join(root, '.git/hooks'), type: 'dir' });
   assert.deepEqual(a[join(root, '.git/config')], { action: 'readonly', path: join(root, '.git/config'), type: 'file' });
+  // The pointer files git would follow cannot be created: commondir gets one naming the directory itself
+  // (git dies on an empty commondir, and reads "." as no common directory at all).
+  assert.deepEqual(a[join(root, '.git/commondir')], { action: 'placeholder', path: join(root, '.git/commondir'), type: 'file', content: '.\n' });
+  assert.deepEqual(a[join(root, '.git/config.worktree')], { action: 'placeholder', path: join(root, '.git/config.worktree'), type: 'file' });
+  assert.deepEqual(a[join(root, '.git/objects/info/alternates')], { action: 'placeholder', path: join(root, '.git/objects/info/alternates'), type: 'file' });
   assert.deepEqual(a[join(root, '.git')], { action: 'pin', path: join(root, '.git') }, 'a real repository gets no placeholder, only a pin');
 });
 
@@ -192,29 +202,29 @@ test('a stray .git directory without HEAD is not a repository, and stays read-on
     assertParentsFirst(actions);
     return actions.filter((x) => x.path.includes(`${sep}.git`));
   };
-  assert.deepEqual(gitDirsOf(root), []);
+  assert.deepEqual(gitDirsIn(root), []);
   assert.deepEqual(coverOfDotgit(), [{ action: 'readonly', path: dotgit, type: 'dir' }], 'an empty .git');
   dir(root, '.git/hooks');
   put(root, '.git/config', '');
-  assert.deepEqual(gitDirsOf(root), []);
+  assert.deepEqual(gitDirsIn(root), []);
   assert.deepEqual(coverOfDotgit(), [{ action: 'readonly', path: dotgit, type: 'dir' }], 'a stray .git: covered whole, nothing below listed');
   // A HEAD that is a directory does not count either.
   dir(root, '.git/HEAD');
-  assert.deepEqual(gitDirsOf(root), []);
+  assert.deepEqual(gitDirsIn(root), []);
 });
 
 test('a root without .git, or with an unreadable .git file, has no git directories', (t) => {
   const root = tempDir(t);
   const dotgit = join(root, '.git');
   const gitActions = () => protectedPathsFor(root, [root]).filter((x) => x.path.includes(`${sep}.git`));
-  assert.deepEqual(gitDirsOf(root), []);
+  assert.deepEqual(gitDirsIn(root), []);
   assert.deepEqual(gitActions(), [{ action: 'placeholder', path: dotgit, type: 'dir' }]);
   // A .git file decides where git looks, whatever it holds: kept read-only.
   put(root, '.git', 'not a gitdir line\n');
-  assert.deepEqual(gitDirsOf(root), []);
+  assert.deepEqual(gitDirsIn(root), []);
   assert.deepEqual(gitActions(), [{ action: 'readonly', path: dotgit, type: 'file' }]);
   writeFileSync(join(root, '.git'), 'gitdir: ./nowhere\n');
-  assert.deepEqual(gitDirsOf(root), []);
+  assert.deepEqual(gitDirsIn(root), []);
   assert.deepEqual(gitActions(), [{ action: 'readonly', path: dotgit, type: 'file' }]);
 });
 
@@ -231,8 +241,10 @@ function worktree(t) {
 }
 
 test('a worktree: its own git directory and the common one', (t) => {
-  const { common, wtGit, wt } = worktree(t);
-  assert.deepEqual(gitDirsOf(wt), [wtGit, common]);
+  const { main, common, wtGit, wt } = worktree(t);
+  assert.deepEqual(gitDirsIn(wt), [], 'the work tree holds only the pointer');
+  assert.deepEqual([...walkGitDirs([wt]).pointers], [join(wt, '.git')]);
+  assert.deepEqual(gitDirsIn(wt, main), [common, wtGit]);
 });
 
 test('a worktree whose main repository is not writable: nothing outside the roots is listed', (t) => {
@@ -247,7 +259,7 @@ test('a worktree whose main repository is not writable: nothing outside the root
 
 test('a worktree whose main repository is writable too: the common hooks and config are protected', (t) => {
   const { main, common, wtGit, wt } = worktree(t);
-  const actions = protectedPathsFor(wt, [wt, main]);
+  const actions = [...protectedPathsFor(main, [wt, main]), ...protectedPathsFor(wt, [wt, main])];
   assertParentsFirst(actions);
   assertPinnedAncestors(actions, [wt, main]);
   assert.equal(byPath(actions)[common]?.action, 'pin');
@@ -256,8 +268,11 @@ test('a worktree whose main repository is writable too: the common hooks and con
   assert.deepEqual(a[join(common, 'hooks')], { action: 'readonly', path: join(common, 'hooks'), type: 'dir' });
   assert.deepEqual(a[join(common, 'config')], { action: 'readonly', path: join(common, 'config'), type: 'file' });
   assert.deepEqual(a[join(wt, '.git')], { action: 'readonly', path: join(wt, '.git'), type: 'file' });
-  assert.equal(a[join(wtGit, 'hooks')]?.action, 'placeholder');
-  assert.equal(a[join(wtGit, 'config')]?.action, 'placeholder');
+  // A linked work tree's git directory: its pointers to the common directory and back, and its own config.
+  assert.deepEqual(a[join(wtGit, 'commondir')], { action: 'readonly', path: join(wtGit, 'commondir'), type: 'file' });
+  assert.deepEqual(a[join(wtGit, 'gitdir')], { action: 'readonly', path: join(wtGit, 'gitdir'), type: 'file' });
+  assert.equal(a[join(wtGit, 'config.worktree')]?.action, 'placeholder');
+  assert.equal(a[join(wtGit, 'hooks')], undefined, 'git takes hooks and config from the common directory');
 });
 
 test('submodules: git directories under modules/, nested, found and protected', (t) => {
@@ -267,10 +282,7 @@ test('submodules: git directories under modules/, nested, found and protected', 
   const b = gitDir(join(a, 'modules/b'));
   const deep = gitDir(join(top, 'modules/libs/deep/c')); // submodule at a nested path
   dir(top, 'modules/not-a-repo/x');
-  const dirs = gitDirsOf(root);
-  assert.deepEqual([...dirs].sort(), [top, a, b, deep].sort());
-  assert.equal(dirs[0], top);
-  assert.ok(dirs.indexOf(a) < dirs.indexOf(b));
+  assert.deepEqual(gitDirsIn(root), [top, a, b, deep].sort());
   const actions = protectedPathsFor(root, [root]);
   assertParentsFirst(actions);
   assertPinnedAncestors(actions, [root]);
@@ -291,9 +303,9 @@ test('a submodule checkout: .git file pointing into the superproject', (t) => {
   const nested = gitDir(join(mod, 'modules/inner'));
   const sub = dir(base, 'lib');
   writeFileSync(join(sub, '.git'), 'gitdir: ../.git/modules/lib\n');
-  assert.deepEqual(gitDirsOf(sub), [mod, nested]);
+  assert.deepEqual(gitDirsIn(base), [superGit, mod, nested].sort());
   // Protected when the superproject is writable, not when only the checkout is.
-  assert.deepEqual(byPath(protectedPathsFor(sub, [base]))[join(mod, 'hooks')], { action: 'readonly', path: join(mod, 'hooks'), type: 'dir' });
+  assert.deepEqual(byPath(protectedPathsFor(base, [base]))[join(mod, 'hooks')], { action: 'readonly', path: join(mod, 'hooks'), type: 'dir' });
   assert.equal(byPath(protectedPathsFor(sub, [sub]))[join(mod, 'hooks')], undefined);
   // Either way the pointer file is read-only.
   for (const roots of [[base], [sub]]) {
@@ -322,21 +334,6 @@ test('config.worktree of each writable git directory is protected', (t) => {
   writeFileSync(join(gd, 'config.worktree'), '[core]\n');
   a = byPath(protectedPathsFor(root, [root]));
   assert.deepEqual(a[join(gd, 'config.worktree')], { action: 'readonly', path: join(gd, 'config.worktree'), type: 'file' });
-});
-
-test('hooksPathOf reads core.hooksPath, the last one winning', (t) => {
-  const d = tempDir(t);
-  const cfg = (text) => {
-    writeFileSync(join(d, 'config'), text);
-    return hooksPathOf(join(d, 'config'));
-  };
-  assert.equal(hooksPathOf(join(d, 'missing')), undefined);
-  assert.equal(cfg('[core]\n\tbare = false\n'), undefined);
-  assert.equal(cfg('[core]\n\thooksPath = .husky\n'), '.husky');
-  assert.equal(cfg('[CORE]\n  HooksPath=  "tools/hooks"  \n'), 'tools/hooks');
-  assert.equal(cfg('[core]\nhooksPath = a\n[user]\nhooksPath = b\n[core]\nhooksPath = c\n'), 'c');
-  assert.equal(cfg('[user]\nhooksPath = b\n'), undefined, 'only in [core]');
-  assert.equal(cfg('[core "x"]\nhooksPath = sub\n'), 'sub');
 });
 
 test('core.hooksPath inside a writable root is protected; outside it is not', (t) => {

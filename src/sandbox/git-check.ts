@@ -1,0 +1,202 @@
+// After the box: what it left that host git would run. The writable trees
+// are scanned again and compared with the launch snapshot (git-surface.ts):
+// a git directory that was not there (a new repository, a bare one, a new
+// worktree or submodule git directory), a `.git` file or symlink that was
+// not there or changed, a change to anything that was protected, new
+// gitlinks in an index, a changed .gitmodules. By default each dangerous
+// piece is moved aside (a git directory without HEAD is no repository to
+// git, so nothing in it runs; its content stays for the user to inspect);
+// with --trust-new-repos they are kept and only reported.
+import { createHash } from 'node:crypto';
+import { chmodSync, closeSync, lstatSync, openSync, readdirSync, readFileSync, readSync, renameSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join, relative, resolve } from 'node:path';
+import { gitlinksOf, looksLikeGitDir, pointerTarget, stamp, walkGitDirs, type GitSnapshot } from './git-surface.js';
+
+export type GitFindingKind = 'new-git-dir' | 'new-pointer' | 'changed' | 'new-gitlinks' | 'gitmodules-changed' | 'unlisted';
+
+export interface GitFinding {
+  kind: GitFindingKind;
+  /** The path the finding is about (a git directory, a pointer, a changed file, a work tree root). */
+  path: string;
+  /** For new-gitlinks: the gitlink paths, relative to the work tree. */
+  gitlinks?: string[];
+  /** disabled: the dangerous piece was moved aside; kept: --trust-new-repos; reported: nothing to move; failed: could not be moved. */
+  action: 'disabled' | 'kept' | 'reported' | 'failed';
+  /** What was moved where (absolute paths). */
+  moved?: { from: string; to: string };
+  /** One line for the user. */
+  message: string;
+}
+
+export const DISABLED_SUFFIX = '.latchgate-disabled';
+
+function readHead(p: string, max: number): Buffer | undefined {
+  let fd: number | undefined;
+  try {
+    fd = openSync(p, 'r');
+    const buf = Buffer.alloc(max);
+    return buf.subarray(0, readSync(fd, buf, 0, max, 0));
+  } catch {
+    return undefined;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
+/**
+ * A protected path whose current state cannot make git run anything: gone,
+ * an empty file or directory (a placeholder another box still uses), or a
+ * commondir naming its own directory.
+ */
+function harmless(path: string): boolean {
+  const st = lstatSync(path, { throwIfNoEntry: false });
+  if (!st) return true;
+  if (st.isDirectory()) {
+    try {
+      return readdirSync(path).length === 0;
+    } catch {
+      return false;
+    }
+  }
+  if (!st.isFile()) return false;
+  if (st.size === 0) return true;
+  if (basename(path) === 'commondir' && st.size < 64) {
+    const text = readHead(path, 64)?.toString('utf8').trim();
+    return text !== undefined && resolve(dirname(path), text) === dirname(path);
+  }
+  return false;
+}
+
+/** A free name next to path for the moved-aside piece. */
+function asideName(path: string): string {
+  for (let i = 0; ; i++) {
+    const cand = `${path}${DISABLED_SUFFIX}${i === 0 ? '' : `-${i}`}`;
+    if (!lstatSync(cand, { throwIfNoEntry: false })) return cand;
+  }
+}
+
+/** Renames path aside; a directory the owner made unwritable is made writable for it first. */
+function moveAside(path: string): { from: string; to: string } {
+  const to = asideName(path);
+  try {
+    renameSync(path, to);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code !== 'EACCES' && code !== 'EPERM') throw e;
+    const parent = dirname(path);
+    chmodSync(parent, (lstatSync(parent).mode & 0o7777) | 0o300);
+    renameSync(path, to);
+  }
+  return { from: path, to };
+}
+
+export interface GitCheckOptions {
+  writableRoots: readonly string[];
+  /** Keep what appeared (--trust-new-repos): report only. */
+  trustNewRepos: boolean;
+}
+
+/**
+ * Compares the writable trees with the launch snapshot and neutralises what
+ * would run on the host. Runs on the host after the box has ended, as the
+ * agent's user (fs-identity.ts asOwner).
+ */
+export function checkGitSurface(snap: GitSnapshot, o: GitCheckOptions): GitFinding[] {
+  const findings: GitFinding[] = [];
+  const rel = (p: string) => {
+    const root = o.writableRoots.find((w) => p === w || p.startsWith(w + '/'));
+    return root ? relative(root, p) || '.' : p;
+  };
+  const walk = walkGitDirs(o.writableRoots);
+  // A directory the box made unreadable could hide a repository: it is made
+  // readable to its owner and looked into; one that stays unreadable is reported.
+  const pending = () => [...walk.unlisted].filter((d) => snap.unlisted[d] !== stamp(d));
+  for (let round = 0, todo = pending(); todo.length > 0 && round < 16; round++, todo = pending()) {
+    for (const d of todo) {
+      walk.unlisted.delete(d);
+      try {
+        chmodSync(d, (lstatSync(d).mode & 0o7777) | 0o500);
+      } catch (e) {
+        findings.push({ kind: 'unlisted', path: d, action: 'failed', message: `cannot list ${d}, which the box made unreadable (${(e as Error).message}): a repository inside would run its config on the host; inspect it before using git there` });
+        continue;
+      }
+      const more = walkGitDirs([d]);
+      more.gitDirs.forEach((g) => walk.gitDirs.add(g));
+      more.pointers.forEach((p) => walk.pointers.add(p));
+      more.unlisted.forEach((u) => walk.unlisted.add(u));
+    }
+  }
+  for (const d of pending()) findings.push({ kind: 'unlisted', path: d, action: 'failed', message: `cannot list ${d} (nested too deep in unreadable directories): inspect it before using git there` });
+
+  const act = (f: Omit<GitFinding, 'action' | 'moved'>, piece: string | undefined): void => {
+    if (!piece) return void findings.push({ ...f, action: 'reported' });
+    if (o.trustNewRepos) return void findings.push({ ...f, action: 'kept', message: `${f.message}; kept (--trust-new-repos)` });
+    try {
+      const moved = moveAside(piece);
+      findings.push({ ...f, action: 'disabled', moved, message: `${f.message}; disabled: ${rel(moved.from)} moved to ${rel(moved.to)} (inspect it, then move it back to keep it, or rerun with --trust-new-repos)` });
+    } catch (e) {
+      findings.push({ ...f, action: 'failed', message: `${f.message}; could NOT move ${piece} aside (${(e as Error).message}): do not run git there until you have removed it` });
+    }
+  };
+
+  for (const g of [...walk.gitDirs].sort()) {
+    const was = snap.gitDirs[g];
+    if (was !== undefined && was === idOf(g)) continue;
+    act({ kind: 'new-git-dir', path: g, message: `a git directory appeared in the box at ${rel(g)}: its config and hooks would run on your next git command there` }, join(g, 'HEAD'));
+  }
+  for (const p of [...walk.pointers].sort()) {
+    if (snap.pointers[p] === stamp(p)) continue;
+    const t = pointerTarget(p);
+    act({ kind: 'new-pointer', path: p, message: `a .git pointer appeared or changed in the box at ${rel(p)}${t ? ` (to ${t})` : ''}: host git would use that git directory's config and hooks` }, p);
+  }
+  for (const [p, before] of Object.entries(snap.stamps)) {
+    if (stamp(p) === before || harmless(p)) continue;
+    // A protected hooks directory: its entries were stamped one by one.
+    if (lstatSync(p, { throwIfNoEntry: false })?.isDirectory() && before !== 'absent') {
+      for (const n of readdirSync(p)) {
+        const c = join(p, n);
+        if (snap.stamps[c] === undefined) act({ kind: 'changed', path: c, message: `${rel(c)} appeared in the box in a protected git location` }, c);
+      }
+      continue;
+    }
+    act({ kind: 'changed', path: p, message: `${rel(p)} changed in the box although it was protected: host git reads it` }, p);
+  }
+  for (const [root, wt] of Object.entries(snap.worktrees)) {
+    const gd = lstatSync(join(root, '.git'), { throwIfNoEntry: false })?.isDirectory() ? join(root, '.git') : (pointerTarget(join(root, '.git')) ?? wt.gitDir);
+    if (looksLikeGitDir(gd)) {
+      const after = gitlinksOf(gd, 20) ?? gitlinksOf(gd, 32) ?? [];
+      const added = after.filter((l) => !(wt.gitlinks ?? []).includes(l));
+      if (added.length > 0) {
+        findings.push({ kind: 'new-gitlinks', path: root, gitlinks: added, action: 'reported', message: `the box registered ${added.length === 1 ? 'a submodule' : 'submodules'} in the index of ${rel(root) === '.' ? root : rel(root)}: ${added.join(', ')} (git status looks into them; any repository the box created there was disabled above)` });
+      }
+    }
+    const gm = join(root, '.gitmodules');
+    if (sha256(gm) === wt.gitmodules) continue;
+    const original = snap.gitmodulesText[root];
+    const f = { kind: 'gitmodules-changed' as const, path: gm, message: `${rel(gm)} changed in the box (submodule URLs and paths your next git submodule command uses)` };
+    if (o.trustNewRepos || !lstatSync(gm, { throwIfNoEntry: false })) {
+      act(f, lstatSync(gm, { throwIfNoEntry: false }) ? gm : undefined);
+      continue;
+    }
+    act(f, gm);
+    const last = findings.at(-1)!;
+    if (last.action === 'disabled' && original !== undefined) {
+      writeFileSync(gm, original, { flag: 'wx' });
+      last.message += '; the version from before the run was put back';
+    }
+  }
+  return findings;
+}
+
+function idOf(p: string): string {
+  const s = lstatSync(p, { throwIfNoEntry: false, bigint: true });
+  return s ? `${s.dev}:${s.ino}` : 'absent';
+}
+
+function sha256(p: string): string | null {
+  try {
+    return createHash('sha256').update(readFileSync(p)).digest('hex');
+  } catch {
+    return null;
+  }
+}
