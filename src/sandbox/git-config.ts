@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 
 export interface GitConfigEntry {
-  /** Lowercased section name, e.g. "core", "includeif". */
+  /** Lowercased section name, e.g. "core", "includeif" ('' before the first header). */
   section: string;
   /** Subsection exactly as written (case-sensitive), or null. */
   subsection: string | null;
@@ -53,7 +53,8 @@ export function parseGitConfig(text: string): GitConfigEntry[] {
       i = parsed.end; // git allows a key on the same line after the header
       continue;
     }
-    if (!/[A-Za-z]/.test(c) || section === '') {
+    // git reads keys before any section header too (named without one): inert, but read alike.
+    if (!/[A-Za-z]/.test(c)) {
       skipLine();
       continue;
     }
@@ -108,62 +109,47 @@ function parseHeader(text: string, start: number): { section: string; subsection
   return { section: name.toLowerCase(), subsection: sub, end: i + 2 };
 }
 
+/** A value as git's parse_value reads it (config.c): blanks collapse to spaces between words, quotes toggle. */
 function parseValue(text: string, start: number): { value: string | null; end: number } {
   let i = start;
   const n = text.length;
   let out = '';
   let quoted = false;
-  let pendingSpace = '';
-  let started = false;
-  while (i < n) {
-    const c = text[i]!;
-    if (c === '\n') {
-      if (quoted) return { value: null, end: i }; // unterminated quote: git rejects the file
-      break;
+  let comment = false;
+  let spaces = 0;
+  const ESC: Record<string, string> = { '"': '"', '\\': '\\', n: '\n', t: '\t', b: '\b' };
+  for (;;) {
+    let c = i < n ? text[i]! : '\n';
+    if (c === '\r' && text[i + 1] === '\n') c = text[++i]!; // CRLF reads as LF
+    i++;
+    if (c === '\n') return quoted ? { value: null, end: i - 1 } : { value: out, end: Math.min(i - 1, n) };
+    if (comment) continue;
+    if (!quoted && /[ \t\r\v\f]/.test(c)) {
+      if (out.length > 0) spaces++;
+      continue;
     }
-    if (!quoted && (c === '#' || c === ';')) {
-      while (i < n && text[i] !== '\n') i++;
-      break;
+    if (!quoted && (c === ';' || c === '#')) {
+      comment = true;
+      continue;
     }
-    if (!quoted && (c === ' ' || c === '\t' || c === '\r')) {
-      if (started) pendingSpace += c === '\r' ? '' : c;
+    out += ' '.repeat(spaces);
+    spaces = 0;
+    if (c === '\\') {
+      let e = i < n ? text[i]! : '\n';
+      if (e === '\r' && text[i + 1] === '\n') e = text[++i]!;
       i++;
+      if (e === '\n') continue; // continuation
+      const m = ESC[e];
+      if (m === undefined) return { value: null, end: skipToEol(text, i) }; // git rejects the file
+      out += m;
       continue;
     }
     if (c === '"') {
       quoted = !quoted;
-      started = true;
-      out += pendingSpace;
-      pendingSpace = '';
-      i++;
       continue;
     }
-    if (c === '\\') {
-      const e = text[i + 1];
-      if (e === '\n') {
-        i += 2; // continuation
-        continue;
-      }
-      if (e === '\r' && text[i + 2] === '\n') {
-        i += 3;
-        continue;
-      }
-      const map: Record<string, string> = { '"': '"', '\\': '\\', n: '\n', t: '\t', b: '\b' };
-      const m = e === undefined ? undefined : map[e];
-      if (m === undefined) return { value: null, end: skipToEol(text, i) };
-      out += pendingSpace + m;
-      pendingSpace = '';
-      started = true;
-      i += 2;
-      continue;
-    }
-    out += pendingSpace + c;
-    pendingSpace = '';
-    started = true;
-    i++;
+    out += c;
   }
-  if (quoted) return { value: null, end: i };
-  return { value: out, end: i };
 }
 
 function skipToEol(text: string, i: number): number {

@@ -5,6 +5,8 @@
 // reader reports it, and callers treat an unreadable index as changed.
 
 const GITLINK = 0o160000;
+/** Stands for a gitlink whose path is that of an entry in the shared index. */
+export const REPLACED_ENTRY = '(an entry of the shared index)';
 const MAX_ENTRIES = 4_000_000;
 
 export type IndexRead = { ok: true; version: number; entries: number; gitlinks: string[] } | { ok: false; error: string };
@@ -64,8 +66,9 @@ export function readIndexGitlinks(buf: Buffer, hashLen: 20 | 32 = 20): IndexRead
       pos = start + Math.ceil((end - start + 1) / 8) * 8;
       if (pos > buf.length) return { ok: false, error: `entry ${k} is truncated` };
     }
-    if (path === '') return { ok: false, error: `entry ${k} has an empty path` };
-    if ((mode & 0o170000) === GITLINK) gitlinks.push(path);
+    // A split index writes an entry that replaces one of the shared index
+    // with an empty path (it takes that entry's path): named here as such.
+    if ((mode & 0o170000) === GITLINK) gitlinks.push(path === '' ? REPLACED_ENTRY : path);
     prev = path;
   }
   return { ok: true, version, entries: count, gitlinks };

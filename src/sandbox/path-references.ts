@@ -8,7 +8,7 @@
 import { isAbsolute, join, resolve } from 'node:path';
 
 /** Characters that cannot be part of a path as configs write them (quotes, shell syntax, separators). */
-const SPLIT = /[\s"'`=,;|&()<>[\]{}]+/;
+const SPLIT = /[\s"'`=,;|&()<>[\]]+/;
 
 export interface ReferenceContext {
   /** Directories relative tokens are resolved against (the config's directory, the project root). */
@@ -18,10 +18,10 @@ export interface ReferenceContext {
   vars?: Record<string, string>;
 }
 
-/** Candidate path strings of a text, unescaped (JSON "\/" and "\\"), "file://" and "~" handled. */
+/** Candidate path strings of a text, unescaped (\" \' \/ \\ as JSON and shells write them), "file://" handled. */
 export function pathTokens(text: string): string[] {
   const out = new Set<string>();
-  const unescaped = text.replace(/\\\//g, '/').replace(/\\\\/g, '\\');
+  const unescaped = text.replace(/\\(["'/\\])/g, '$1');
   for (let t of unescaped.split(SPLIT)) {
     t = t.replace(/^file:\/\//, '').replace(/[:.]+$/, '');
     if (t.length < 2 || t.length > 4096 || !t.includes('/')) continue;

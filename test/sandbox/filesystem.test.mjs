@@ -815,7 +815,7 @@ p legit:rename-docs rename docs docs-moved
       assert.equal(fs.readFileSync(path.join(ws, '.claude/settings.json'), 'utf8'), '{"orig":true}\n', '.claude/settings.json on the host is the original');
     });
 
-    test('worktree: the gitdir hooks/config and the common dir hooks/config are protected when inside writable roots', { skip: HAS_GIT ? false : 'git is not installed' }, async () => {
+    test('worktree: the gitdir pointers (commondir, gitdir) and the common dir hooks/config are protected when inside writable roots', { skip: HAS_GIT ? false : 'git is not installed' }, async () => {
       const outer = makeWorkspace('wt-main');
       const main = gitRepo(userDir(path.join(outer, 'main')));
       const wtParent = makeWorkspace('wt');
@@ -831,8 +831,9 @@ p legit:rename-docs rename docs docs-moved
       const { results, sec } = await box(mode, `
 p common-hook write ${q(main)}/.git/hooks/pre-commit
 p common-config write ${q(main)}/.git/config
-p gitdir-hook write ${q(gitdir)}/hooks/pre-commit
-p gitdir-config write ${q(gitdir)}/config
+p gitdir-commondir write ${q(gitdir)}/commondir
+p gitdir-gitdir write ${q(gitdir)}/gitdir
+p gitdir-config-worktree write ${q(gitdir)}/config.worktree
 p legit:outer write ${q(outer)}/notes.txt
 p legit:objects write ${q(main)}/.git/objects/probe-object
 p legit:objects-unlink unlink ${q(main)}/.git/objects/probe-object
@@ -843,8 +844,9 @@ sec end
       expectResults(results, {
         'common-hook': 'EROFS',
         'common-config': 'EROFS',
-        'gitdir-hook': 'EROFS',
-        'gitdir-config': 'EROFS',
+        'gitdir-commondir': 'EROFS',
+        'gitdir-gitdir': 'EROFS',
+        'gitdir-config-worktree': 'EROFS',
         'legit:outer': 'OK',
         'legit:objects': 'OK',
         'legit:objects-unlink': 'OK',
@@ -854,7 +856,7 @@ sec end
       assert.equal(fs.readFileSync(path.join(main, '.git/config'), 'utf8'), mainConfig, 'common config unchanged');
       assert.ok(!exists(path.join(main, '.git/hooks/pre-commit')), 'no hook planted in the common dir');
       assert.deepEqual(sorted(fs.readdirSync(gitdir)).filter((e) => !['index', 'COMMIT_EDITMSG', 'ORIG_HEAD', 'logs'].includes(e)),
-        gitdirBefore.filter((e) => !['index', 'COMMIT_EDITMSG', 'ORIG_HEAD', 'logs'].includes(e)), 'the gitdir placeholders (hooks/, config) are gone afterwards');
+        gitdirBefore.filter((e) => !['index', 'COMMIT_EDITMSG', 'ORIG_HEAD', 'logs'].includes(e)), 'the gitdir placeholder (config.worktree) is gone afterwards');
     });
 
     test('worktree with extensions.worktreeConfig: the gitdir config.worktree is protected too', { skip: HAS_GIT ? false : 'git is not installed' }, async () => {
