@@ -22,10 +22,13 @@ export interface ReferenceContext {
 export function pathTokens(text: string): string[] {
   const out = new Set<string>();
   const unescaped = text.replace(/\\(["'/\\])/g, '$1');
-  for (let t of unescaped.split(SPLIT)) {
+  // Shells join quoted and unquoted parts ("$DIR"/x.sh): read the text once
+  // as written and once with its quotes dropped (then a JSON "key":"value" joins at the colon).
+  for (let t of [...unescaped.split(SPLIT), ...unescaped.replace(/["']/g, '').split(/[:\s"'`=,;|&()<>[\]]+/)]) {
     t = t.replace(/^file:\/\//, '').replace(/[:.]+$/, '');
+    while (t.endsWith('}') && t.split('{').length < t.split('}').length) t = t.slice(0, -1); // a JSON object's end
     if (t.length < 2 || t.length > 4096 || !t.includes('/')) continue;
-    if (/^[a-z][a-z0-9+.-]*:\/\//i.test(t)) continue; // a URL
+    if (/^[a-z][a-z0-9+.-]*:\/\//i.test(t) || t.startsWith('//')) continue; // a URL (or its tail)
     out.add(t);
   }
   return [...out];

@@ -1,0 +1,328 @@
+// Nothing the agent writes may run on the host later. Each test plants, from
+// inside a real box, something host git (or an agent, or a shell) would run
+// as the user after the box exits, then runs host git as that user the way
+// the user would and asserts the planted command never ran; beside each, the
+// legitimate git work inside the box still succeeds. Both launcher modes.
+import { test, describe, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { MODES, skipReason, runBox, makeWorkspace, own, testUser, cleanupWorkspaces, ROOT } from '../helpers/sandbox.mjs';
+
+const isRoot = process.getuid() === 0;
+const HAS_GIT = fs.existsSync('/usr/bin/git');
+const GIT_ID = ['-c', 'user.name=latchgate-test', '-c', 'user.email=test@example.invalid'];
+const cleanups = [];
+after(() => {
+  for (const f of cleanups.splice(0).reverse()) f();
+  cleanupWorkspaces();
+});
+
+const q = (s) => `'${String(s).replace(/'/g, `'\\''`)}'`;
+const exists = (p) => fs.lstatSync(p, { throwIfNoEntry: false }) !== undefined;
+
+/** A directory for marker files the planted commands would create, writable by the test user, outside every box. */
+function markerDir() {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'latchgate-pwned-'));
+  fs.chmodSync(d, 0o777);
+  cleanups.push(() => fs.rmSync(d, { recursive: true, force: true }));
+  return d;
+}
+
+/** Host git as the test user (the workspace owner), as the user would run it later. */
+function hostGit(cwd, args, env = {}) {
+  const u = testUser();
+  const opts = { cwd, encoding: 'utf8', env: { PATH: '/usr/bin:/bin', HOME: path.join(os.tmpdir(), 'latchgate-nohome'), GIT_CONFIG_NOSYSTEM: '1', LANG: 'C.UTF-8', ...env }, stdio: ['ignore', 'pipe', 'pipe'] };
+  if (isRoot) Object.assign(opts, { uid: u.uid, gid: u.gid });
+  return spawnSync('git', args, opts);
+}
+
+/** A repository with one commit, owned by the test user. */
+function repo(dir) {
+  const g = (...a) => {
+    const r = hostGit(dir, a);
+    assert.equal(r.status, 0, `git ${a.join(' ')}: ${r.stderr}`);
+    return r.stdout;
+  };
+  g('-c', 'init.defaultBranch=main', 'init', '-q');
+  fs.writeFileSync(path.join(dir, 'README.md'), 'readme\n');
+  own(dir);
+  g('add', 'README.md');
+  g(...GIT_ID, 'commit', '-qm', 'initial');
+  return g;
+}
+
+/** Shell helpers for the box: w LABEL FILE appends to FILE and prints `@@LABEL OK` or the error. */
+const PRELUDE = `
+w() { if ( printf 'planted\\n' >> "$2" ) 2>/tmp/.e; then echo "@@$1 OK"; else echo "@@$1 $(tr '\\n' ' ' </tmp/.e)"; fi; }
+`;
+const results = (stdout) => Object.fromEntries([...stdout.matchAll(/^@@(\S+) (.*)$/gm)].map((m) => [m[1], /Read-only file system/.test(m[2]) ? 'EROFS' : m[2].trim() === 'OK' ? 'OK' : m[2].trim()]));
+
+/** A state dir of its own so the ledger of one run can be read. */
+function stateEnv(mode) {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'latchgate-hexec-state-'));
+  fs.chmodSync(d, 0o755);
+  if (mode === 'user' && isRoot) execFileSync('chown', [`${testUser().uid}:${testUser().gid}`, d]);
+  cleanups.push(() => fs.rmSync(d, { recursive: true, force: true }));
+  return { XDG_STATE_HOME: d, XDG_RUNTIME_DIR: d };
+}
+
+async function ledgerEvents(env, type) {
+  const { Ledger } = await import(path.join(ROOT, 'dist/ledger/ledger.js'));
+  const l = Ledger.open(path.join(env.XDG_STATE_HOME, 'latchgate', 'ledger.sqlite3'));
+  try {
+    return l.query({ eventType: type });
+  } finally {
+    l.db.close();
+  }
+}
+
+for (const mode of MODES) {
+  describe(`host execution after the box, launcher as ${mode}`, { skip: skipReason(mode) ?? (HAS_GIT ? false : 'git is not installed') }, () => {
+    test('pointer files of the repository cannot be planted (commondir, config.worktree, alternates, hooks); git works in the box', async () => {
+      const ws = makeWorkspace('hx-pointers');
+      const g = repo(ws);
+      const marks = markerDir();
+      fs.mkdirSync(path.join(ws, '.cache/gd/hooks'), { recursive: true });
+      const r = await runBox(mode, {
+        workspace: ws,
+        cmd: ['/bin/sh', '-c', `${PRELUDE}
+git -c init.defaultBranch=main init -q --bare .cache/gd 2>/dev/null
+printf '[core]\\n\\tfsmonitor = "touch ${marks}/fsmonitor; false"\\n' >> .cache/gd/config
+w commondir .git/commondir
+w config-worktree .git/config.worktree
+w alternates .git/objects/info/alternates
+w hook .git/hooks/pre-commit
+w config .git/config
+echo change >> README.md
+git add README.md && git ${GIT_ID.join(' ')} commit -qm in-box && echo @@commit OK
+git branch feature && git stash list >/dev/null && echo @@branch OK
+echo wip >> README.md && git stash -q && git stash pop -q && echo @@stash OK
+git ${GIT_ID.join(' ')} commit -qam wip && git ${GIT_ID.join(' ')} rebase -q --onto feature HEAD~1 && echo @@rebase OK
+git status --porcelain >/dev/null && echo @@status OK
+`],
+      });
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(results(r.stdout), {
+        commondir: 'EROFS', 'config-worktree': 'EROFS', alternates: 'EROFS', hook: 'EROFS', config: 'EROFS',
+        commit: 'OK', branch: 'OK', stash: 'OK', rebase: 'OK', status: 'OK',
+      });
+      for (const f of ['commondir', 'config.worktree', 'objects/info/alternates']) assert.equal(exists(path.join(ws, '.git', f)), false, `${f}: the placeholder is gone`);
+      const st = hostGit(ws, ['status', '--porcelain']);
+      assert.equal(st.status, 0, st.stderr);
+      assert.equal(exists(path.join(marks, 'fsmonitor')), false, 'host git ran nothing of the box');
+      assert.match(g('log', '--format=%s'), /wip\nin-box\ninitial/);
+    });
+
+    test('a new repository with core.fsmonitor, registered as a gitlink, a bare repository and a .git pointer: all disabled, host git runs none of them', async () => {
+      const ws = makeWorkspace('hx-nested');
+      repo(ws);
+      const marks = markerDir();
+      const env = stateEnv(mode);
+      const plant = (dir, key, name) => `git config -f ${dir}/config ${key} "touch ${marks}/${name}; false"`;
+      const r = await runBox(mode, {
+        workspace: ws,
+        env,
+        args: ['--json'],
+        cmd: ['/bin/sh', '-c', `set -e
+git init -q sub
+${plant('sub/.git', 'core.fsmonitor', 'sub')}
+printf '#!/bin/sh\\ntouch ${marks}/sub-hook\\n' > sub/.git/hooks/pre-commit; chmod +x sub/.git/hooks/pre-commit
+git update-index --add --cacheinfo 160000,1111111111111111111111111111111111111111,sub
+git init -q --bare tools/cache.git
+${plant('tools/cache.git', 'core.pager', 'bare')}
+git init -q --bare .stash/gd
+${plant('.stash/gd', 'core.fsmonitor', 'pointer')}
+mkdir -p vendor/lib && printf 'gitdir: ../../.stash/gd\\n' > vendor/lib/.git
+git status --porcelain >/dev/null
+`],
+      });
+      assert.equal(r.code, 0, r.stderr);
+      const found = Object.fromEntries(r.json.hostExecution.map((f) => [path.relative(ws, f.path) || '.', f]));
+      for (const p of ['sub/.git', 'tools/cache.git', '.stash/gd']) {
+        assert.equal(found[p]?.kind, 'new-git-dir', `${p}: ${JSON.stringify(r.json.hostExecution)}`);
+        assert.equal(found[p].action, 'disabled');
+        assert.equal(exists(path.join(ws, p, 'HEAD')), false);
+        assert.equal(exists(path.join(ws, p, 'HEAD.latchgate-disabled')), true, 'the content is kept for the user');
+      }
+      assert.equal(found['vendor/lib/.git']?.kind, 'new-pointer');
+      assert.equal(found['vendor/lib/.git'].action, 'disabled');
+      assert.deepEqual(found['.']?.gitlinks, ['sub']);
+      assert.match(r.stderr, /a git directory appeared in the box at sub\/\.git.*disabled/);
+      // What the user does next, everywhere the box left something.
+      hostGit(ws, ['status']);
+      hostGit(path.join(ws, 'sub'), ['status']);
+      hostGit(path.join(ws, 'sub'), [...GIT_ID, 'commit', '--allow-empty', '-qm', 'x']);
+      hostGit(path.join(ws, 'tools/cache.git'), ['log'], { GIT_PAGER: '', PAGER: '' });
+      hostGit(path.join(ws, 'tools/cache.git'), ['-p', 'log']);
+      hostGit(path.join(ws, 'vendor/lib'), ['status']);
+      assert.deepEqual(fs.readdirSync(marks), [], 'nothing the box planted ran on the host');
+      const events = await ledgerEvents(env, 'sandbox_host_exec');
+      assert.deepEqual(events.map((e) => e.details.kind).sort(), ['new-git-dir', 'new-git-dir', 'new-git-dir', 'new-gitlinks', 'new-pointer']);
+      assert.ok(events.filter((e) => e.details.action === 'disabled').every((e) => e.decision === 'deny'));
+    });
+
+    test('without the neutralisation the same plant runs on the host (the test can fail), and --trust-new-repos keeps it on purpose', async () => {
+      const ws = makeWorkspace('hx-trust');
+      repo(ws);
+      const marks = markerDir();
+      const r = await runBox(mode, {
+        workspace: ws,
+        args: ['--json', '--trust-new-repos'],
+        cmd: ['/bin/sh', '-c', `git init -q sub && git config -f sub/.git/config core.fsmonitor "touch ${marks}/sub; false"`],
+      });
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(r.json.degraded, ['trust-new-repos'], 'a weaker mode asked for by name is recorded');
+      assert.deepEqual(r.json.hostExecution.map((f) => [f.kind, f.action]), [['new-git-dir', 'kept']]);
+      assert.match(r.stderr, /kept \(--trust-new-repos\)/);
+      assert.equal(exists(path.join(ws, 'sub/.git/HEAD')), true);
+      hostGit(path.join(ws, 'sub'), ['status']);
+      assert.deepEqual(fs.readdirSync(marks), ['sub'], 'the planted fsmonitor runs when kept: what the default prevents');
+    });
+
+    test('a worktree added in the box, and a repository hidden in a directory the box made unreadable, are disabled', async () => {
+      const ws = makeWorkspace('hx-wt');
+      repo(ws);
+      const marks = markerDir();
+      const r = await runBox(mode, {
+        workspace: ws,
+        args: ['--json'],
+        cmd: ['/bin/sh', '-c', `set -e
+git worktree add -q wt2
+git init -q hide/r && git config -f hide/r/.git/config core.fsmonitor "touch ${marks}/hidden; false"
+chmod 0300 hide
+`],
+      });
+      assert.equal(r.code, 0, r.stderr);
+      const kinds = r.json.hostExecution.map((f) => `${f.kind} ${path.relative(ws, f.path)} ${f.action}`).sort();
+      assert.deepEqual(kinds, ['new-git-dir .git/worktrees/wt2 disabled', 'new-git-dir hide/r/.git disabled', 'new-pointer wt2/.git disabled']);
+      hostGit(path.join(ws, 'hide/r'), ['status']);
+      hostGit(path.join(ws, 'wt2'), ['status']);
+      assert.deepEqual(fs.readdirSync(marks), []);
+    });
+
+    test('a changed .gitmodules is put back and the box version kept aside', async () => {
+      const ws = makeWorkspace('hx-gitmodules');
+      repo(ws);
+      const original = '[submodule "lib"]\n\tpath = lib\n\turl = https://example.invalid/lib.git\n';
+      fs.writeFileSync(path.join(ws, '.gitmodules'), original);
+      own(ws);
+      const r = await runBox(mode, { workspace: ws, args: ['--json'], cmd: ['/bin/sh', '-c', "sed -i 's#example.invalid/lib#evil.invalid/x#' .gitmodules"] });
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(r.json.hostExecution.map((f) => [f.kind, f.action]), [['gitmodules-changed', 'disabled']]);
+      assert.equal(fs.readFileSync(path.join(ws, '.gitmodules'), 'utf8'), original);
+      assert.match(fs.readFileSync(path.join(ws, '.gitmodules.latchgate-disabled'), 'utf8'), /evil\.invalid/);
+    });
+
+    test('what the config chain names stays read-only: include targets, hooksPath, an fsmonitor script, and the global config\'s include', async () => {
+      const ws = makeWorkspace('hx-chain');
+      const g = repo(ws);
+      const marks = markerDir();
+      fs.mkdirSync(path.join(ws, 'tools'));
+      fs.writeFileSync(path.join(ws, 'tools/fsmon.sh'), '#!/bin/sh\nexit 1\n', { mode: 0o755 });
+      fs.writeFileSync(path.join(ws, 'shared.gitconfig'), '[alias]\n\tst = status\n');
+      fs.writeFileSync(path.join(ws, 'notes.txt'), 'notes\n');
+      own(ws);
+      g('config', 'include.path', '../shared.gitconfig');
+      g('config', 'includeIf.onbranch:main.path', '../missing.gitconfig');
+      g('config', 'core.hooksPath', '.husky');
+      g('config', 'core.fsmonitor', './tools/fsmon.sh');
+      const r = await runBox(mode, {
+        workspace: ws,
+        cmd: ['/bin/sh', '-c', `${PRELUDE}
+w include shared.gitconfig
+w include-missing missing.gitconfig
+w hookspath .husky/pre-commit
+w fsmonitor tools/fsmon.sh
+w legit:notes notes.txt
+w legit:tools tools/other.sh
+git status --porcelain >/dev/null && echo @@status OK
+`],
+      });
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(results(r.stdout), { include: 'EROFS', 'include-missing': 'EROFS', hookspath: 'EROFS', fsmonitor: 'EROFS', 'legit:notes': 'OK', 'legit:tools': 'OK', status: 'OK' });
+      assert.equal(exists(path.join(ws, 'missing.gitconfig')), false);
+      assert.equal(exists(path.join(ws, '.husky')), false, 'the hooksPath placeholder is gone');
+      assert.equal(fs.readFileSync(path.join(ws, 'tools/fsmon.sh'), 'utf8'), '#!/bin/sh\nexit 1\n');
+      assert.deepEqual(fs.readdirSync(marks), []);
+    });
+
+    test('scripts named by protected agent settings stay read-only (project hooks, status line)', async () => {
+      const ws = makeWorkspace('hx-settings');
+      fs.mkdirSync(path.join(ws, '.claude/hooks'), { recursive: true });
+      fs.mkdirSync(path.join(ws, 'scripts'));
+      fs.writeFileSync(path.join(ws, '.claude/settings.json'), JSON.stringify({
+        hooks: { PostToolUse: [{ matcher: 'Edit', hooks: [{ type: 'command', command: '"$CLAUDE_PROJECT_DIR"/scripts/fmt.sh' }] }] },
+        statusLine: { type: 'command', command: 'bash ./scripts/status.sh' },
+      }));
+      for (const f of ['scripts/fmt.sh', 'scripts/status.sh', 'scripts/build.sh', '.claude/hooks/guard.sh']) fs.writeFileSync(path.join(ws, f), '#!/bin/sh\n', { mode: 0o755 });
+      own(ws);
+      const r = await runBox(mode, {
+        workspace: ws,
+        cmd: ['/bin/sh', '-c', `${PRELUDE}
+w fmt scripts/fmt.sh
+w status scripts/status.sh
+w hooks-dir .claude/hooks/guard.sh
+w new-hook .claude/hooks/new.sh
+w settings .claude/settings.json
+w legit:build scripts/build.sh
+`],
+      });
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(results(r.stdout), { fmt: 'EROFS', status: 'EROFS', 'hooks-dir': 'EROFS', 'new-hook': 'EROFS', settings: 'EROFS', 'legit:build': 'OK' });
+    });
+
+    test('a home directory as workspace is refused with the fix; asked for by name, its dotfiles stay read-only', async () => {
+      const u = testUser();
+      const home = isRoot ? `/home/${u.name}` : os.homedir();
+      let made = false;
+      if (isRoot && !exists(home)) {
+        fs.mkdirSync(home, { mode: 0o755 });
+        made = true;
+        cleanups.push(() => fs.rmSync(home, { recursive: true, force: true }));
+      }
+      const files = { '.gitconfig': '[user]\n\tname = me\n', '.bashrc': '# rc\n', '.ssh/authorized_keys': 'ssh-ed25519 AAAA me\n', 'project/main.c': 'int main;\n' };
+      const created = [];
+      for (const [rel, text] of Object.entries(files)) {
+        const p = path.join(home, rel);
+        if (exists(p)) continue;
+        fs.mkdirSync(path.dirname(p), { recursive: true });
+        fs.writeFileSync(p, text);
+        created.push(p);
+      }
+      if (isRoot) execFileSync('chown', ['-R', `${u.uid}:${u.gid}`, home]);
+      if (!made) cleanups.push(() => created.forEach((p) => fs.rmSync(p, { force: true })));
+      const refused = await runBox(mode, { workspace: home, cmd: ['/bin/true'] });
+      assert.equal(refused.code, 125);
+      assert.match(refused.stderr, /refused: it is a home directory.*--allow-home-workspace/);
+      const parent = await runBox(mode, { workspace: path.dirname(home), cmd: ['/bin/true'] });
+      assert.equal(parent.code, 125);
+      assert.match(parent.stderr, /an ancestor of the home directory/);
+      const r = await runBox(mode, {
+        workspace: home,
+        args: ['--allow-home-workspace', '--json'],
+        cmd: ['/bin/sh', '-c', `${PRELUDE}
+w gitconfig .gitconfig
+w bashrc .bashrc
+w ssh .ssh/authorized_keys
+w local-bin .local/bin/git
+w systemd .config/systemd/user/x.service
+w autostart .config/autostart/x.desktop
+w npmrc .npmrc
+w zshenv .zshenv
+w legit:project project/main.c
+`],
+      });
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(r.json.degraded, ['home-workspace']);
+      const res = results(r.stdout);
+      assert.equal(res['legit:project'], 'OK');
+      for (const k of ['gitconfig', 'bashrc', 'ssh', 'local-bin', 'systemd', 'autostart', 'npmrc', 'zshenv']) assert.notEqual(res[k], 'OK', `${k}: ${res[k]}`);
+      assert.equal(fs.readFileSync(path.join(home, '.gitconfig'), 'utf8').includes('planted'), false);
+      assert.equal(fs.readFileSync(path.join(home, '.ssh/authorized_keys'), 'utf8').includes('planted'), false);
+      assert.equal(exists(path.join(home, '.local/bin/git')), false);
+    });
+  });
+}
