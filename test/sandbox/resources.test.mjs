@@ -8,7 +8,7 @@ import net from 'node:net';
 import { rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { MODES, skipReason, makeWorkspace, cleanupWorkspaces, runBox, sh, testUser } from '../helpers/sandbox.mjs';
+import { MODES, skipReason, makeWorkspace, cleanupWorkspaces, runBox, runNode, sh, testUser, distDir } from '../helpers/sandbox.mjs';
 
 after(cleanupWorkspaces);
 
@@ -60,6 +60,27 @@ fill() {
 }`;
 const fills = (stdout) => Object.fromEntries([...stdout.matchAll(/^fill (\S+) rc=(\d+) enospc=(\d+) bytes=(\d+)$/gm)]
   .map(([, label, rc, enospc, bytes]) => [label, { rc: Number(rc), enospc: enospc === '1', bytes: Number(bytes) }]));
+
+// Runs a box from a plan whose budget was altered after the checks (as a bug
+// could): the size only the kernel refuses, or a budget with no size at all.
+const tamperedBudget = (dist, ws) => `
+const { buildSandboxPlan, readHardLimits, readCapLast } = await import(${JSON.stringify(`${dist}/sandbox/plan.js`)});
+const { runSandbox } = await import(${JSON.stringify(`${dist}/sandbox/supervisor.js`)});
+const { toNativePlan } = await import(${JSON.stringify(`${dist}/sandbox/native-plan.js`)});
+const { hostFacts, resolveIdentity } = await import(${JSON.stringify(`${dist}/sandbox/identity.js`)});
+const { loadAddon, OP } = await import(${JSON.stringify(`${dist}/native/addon.js`)});
+const plan = () => buildSandboxPlan(
+  { workspace: ${JSON.stringify(ws)}, ro: [], rw: [], passEnv: [], allowHosts: [], command: ['/bin/true'], strictNet: false, allowDegraded: false, limits: { tmpSize: '8m' }, listenPorts: [] },
+  { identity: resolveIdentity(hostFacts(${JSON.stringify(ws)})), env: {}, landlockAbi: loadAddon().landlockAbi(), hardLimits: readHardLimits(), terminal: null });
+console.log('legit', (await runSandbox(plan())).exitCode);
+const refused = plan();
+refused.mounts.find((e) => e.kind === 'tmp-budget').size = '8q';
+const r = await runSandbox(refused);
+console.log('refused', r.exitCode, r.error?.message);
+const native = toNativePlan(plan(), readCapLast());
+native.ops.find((o) => o.kind === OP.TMP_BUDGET).data = 'mode=0700';
+try { loadAddon().spawn(native, () => {}, () => {}); console.log('unsized spawned'); } catch (e) { console.log('unsized', e.message); }
+`;
 
 for (const mode of MODES) {
   test(`[${mode}] host Unix sockets are unreachable; the box's own work`, { skip: skipReason(mode) }, async () => {
@@ -121,5 +142,14 @@ cp /bin/true /dev/shm/true && /dev/shm/true 2>/dev/null; echo "exec /dev/shm rc=
     }, r.stdout);
     assert.match(r.stdout, /^exec \/tmp rc=0$/m);
     assert.match(r.stdout, /^exec \/dev\/shm rc=126$/m, 'exec from /dev/shm is refused (Landlock rw-noexec)');
+  });
+
+  test(`[${mode}] a budget the kernel refuses fails the launch naming the step, the entry and the errno; one without a size never reaches the kernel`, { skip: skipReason(mode) }, async () => {
+    const ws = makeWorkspace('budget-err');
+    const r = await runNode(mode, ['--input-type=module', '-e', tamperedBudget(distDir(mode), ws)]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^legit 0$/m, 'the same plan untouched runs');
+    assert.match(r.stdout, /^refused 125 latchgate: building the box failed at mount operation \(tmp-budget size=8q\): EINVAL; /m);
+    assert.match(r.stdout, /^unsized launch plan: tmp budget without a size$/m);
   });
 }
