@@ -71,7 +71,7 @@ const { hostFacts, resolveIdentity } = await import(${JSON.stringify(`${dist}/sa
 const { loadAddon, OP } = await import(${JSON.stringify(`${dist}/native/addon.js`)});
 const plan = () => buildSandboxPlan(
   { workspace: ${JSON.stringify(ws)}, ro: [], rw: [], passEnv: [], allowHosts: [], command: ['/bin/true'], strictNet: false, allowDegraded: false, limits: { tmpSize: '8m' }, listenPorts: [] },
-  { identity: resolveIdentity(hostFacts(${JSON.stringify(ws)})), env: {}, landlockAbi: loadAddon().landlockAbi(), hardLimits: readHardLimits(), terminal: null });
+  { identity: resolveIdentity(hostFacts(${JSON.stringify(ws)})), env: {}, landlockAbi: loadAddon().landlockAbi(), hardLimits: readHardLimits(), terminal: null, homes: [] });
 console.log('legit', (await runSandbox(plan())).exitCode);
 const refused = plan();
 refused.mounts.find((e) => e.kind === 'tmp-budget').size = '8q';
