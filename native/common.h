@@ -40,12 +40,13 @@ struct Msg {
 
 enum OpKind : int32_t {
   OP_MKDIR = 1, OP_MKFILE, OP_BIND, OP_TMPFS, OP_PROC, OP_DEVPTS,
-  OP_SYMLINK, OP_WRITE_FILE, OP_MASK
+  OP_SYMLINK, OP_WRITE_FILE, OP_MASK, OP_TMP_BUDGET, OP_BUDGET_DIR
 };
 
 struct MountOp {
   int32_t kind;
   const char* src;   // host path, already prefixed with the old root
+                     // (OP_BUDGET_DIR: the directory to make in the tmp budget)
   const char* dst;   // box path, already prefixed with the new root
   const char* data;  // tmpfs options, symlink target or file content
   size_t data_len;

@@ -1,6 +1,7 @@
 // Assembles the box's root: a staging tmpfs holds the host root at /oldroot
 // and the box root (another tmpfs) at /newroot; the plan's operations fill
-// /newroot; then pivot_root into it and detach everything else.
+// /newroot (and may mount the tmp budget beside it); then pivot_root into it
+// and detach everything else.
 #include <cerrno>
 #include <fcntl.h>
 #include <sys/mount.h>
@@ -74,6 +75,15 @@ int write_file(const MountOp& op) {
   return 0;
 }
 
+// A new directory of the tmp budget, given its mode outright (mkdir's is
+// masked by the umask), attached on dst like a bind. The attached mount's
+// root is this directory: the budget's other directories stay out of reach.
+int budget_dir(const MountOp& op) {
+  if (mkdir(op.src, 0700) != 0) return -errno;
+  if (chmod(op.src, op.mode) != 0) return -errno;
+  return bind(op);
+}
+
 int run_op(const MountOp& op) {
   switch (op.kind) {
     case OP_MKDIR:
@@ -91,6 +101,14 @@ int run_op(const MountOp& op) {
     case OP_TMPFS:
       if (mount("tmpfs", op.dst, "tmpfs", MS_NOSUID | MS_NODEV, op.data) != 0) return -errno;
       return 0;
+    case OP_TMP_BUDGET:
+      // Outside /newroot, so the box never sees the budget's root; it goes
+      // with the staging root, its directories stay mounted in the box.
+      if (mkdir(op.dst, 0700) != 0) return -errno;
+      if (mount("tmpfs", op.dst, "tmpfs", MS_NOSUID | MS_NODEV, op.data) != 0) return -errno;
+      return 0;
+    case OP_BUDGET_DIR:
+      return budget_dir(op);
     case OP_PROC:
       if (mount("proc", op.dst, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0) return -errno;
       return 0;

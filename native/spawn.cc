@@ -122,8 +122,11 @@ bool parse_plan(Napi::Env env, Napi::Object o, PlanStorage& st, ChildPlan& p) {
     m.mode = op.Has("mode") ? op.Get("mode").As<Napi::Number>().Uint32Value() : 0755;
     m.readonly = op.Get("readonly").ToBoolean().Value();
     m.recursive = op.Get("recursive").ToBoolean().Value();
-    if ((m.kind == OP_BIND || m.kind == OP_MASK) && m.src == nullptr)
+    if ((m.kind == OP_BIND || m.kind == OP_MASK || m.kind == OP_BUDGET_DIR) && m.src == nullptr)
       return throw_type(env, "bind operation without src");
+    // A tmpfs without size= would be as large as the kernel's default (half the RAM).
+    if (m.kind == OP_TMP_BUDGET && (m.data == nullptr || strstr(m.data, "size=") == nullptr))
+      return throw_type(env, "tmp budget without a size");
     st.ops.push_back(m);
   }
 

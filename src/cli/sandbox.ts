@@ -83,7 +83,7 @@ export function sandboxCommand(): Command {
     .option('--strict-net', 'Landlock TCP rules: no bind, connect only to latchgate\'s exits')
     .option('--rlimit-nofile <n>', 'open-file limit inside the box (default 65536)', positiveInt('--rlimit-nofile'))
     .option('--rlimit-nproc <n>', 'process limit inside the box (default 4096)', positiveInt('--rlimit-nproc'))
-    .option('--tmp-size <size>', 'size of the private /tmp and HOME tmpfs (default 50%)')
+    .option('--tmp-size <size>', 'memory budget shared by /tmp, HOME and /dev/shm (default 50%)')
     .option('--dry-run', 'print the launch plan as JSON and exit')
     .option('--json', 'print a JSON summary on stderr at exit')
     .option('--print-profile', 'print the effective agent profile (--profile merged with latchgate.toml and flags) as JSON and exit; never a key')

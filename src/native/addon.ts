@@ -24,6 +24,8 @@ export const OP = {
   SYMLINK: 7,
   WRITE_FILE: 8,
   MASK: 9,
+  TMP_BUDGET: 10,
+  BUDGET_DIR: 11,
 } as const;
 
 /** Index = native Step value (native/common.h). */

@@ -13,6 +13,10 @@ export type MountEntry =
   | { kind: 'bind'; src: string; path: string; readonly: boolean; why: string }
   | { kind: 'mask'; path: string; why: string }
   | { kind: 'tmpfs'; path: string; options: string; why: string }
+  /** One tmpfs of this size, mounted outside the box root: the budget-dir entries share it. */
+  | { kind: 'tmp-budget'; size: string; shared: string[]; why: string }
+  /** A fresh directory of the tmp-budget (the agent's, with this mode) mounted at path. */
+  | { kind: 'budget-dir'; path: string; mode: number; why: string }
   | { kind: 'proc'; path: string }
   | { kind: 'devpts'; path: string }
   | { kind: 'symlink'; path: string; target: string }
@@ -98,6 +102,22 @@ export class MountPlanner {
   tmpfs(path: string, options: string, access: AccessClass, why: string): void {
     this.ensureDir(path);
     this.entries.push({ kind: 'tmpfs', path, options, why });
+    this.hostTrees.delete(path);
+    this.access.push({ path, access, isFile: false });
+  }
+
+  /** Starts the budget; shared lists the paths that its budgetDir() calls will mount. */
+  tmpBudget(size: string, shared: string[], why: string): void {
+    this.entries.push({ kind: 'tmp-budget', size, shared, why });
+  }
+
+  budgetDir(path: string, mode: number, access: AccessClass, why: string): void {
+    const budget = this.entries.find((e) => e.kind === 'tmp-budget');
+    if (budget?.kind !== 'tmp-budget' || !budget.shared.includes(path)) {
+      throw new Error(`internal: ${path} mounted from a tmp budget that does not list it`);
+    }
+    this.ensureDir(path);
+    this.entries.push({ kind: 'budget-dir', path, mode, why });
     this.hostTrees.delete(path);
     this.access.push({ path, access, isFile: false });
   }

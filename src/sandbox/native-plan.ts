@@ -1,5 +1,6 @@
 // Translates a SandboxPlan into the addon's form: host sources under the
-// staging root's /oldroot, box targets under /newroot.
+// staging root's /oldroot, box targets under /newroot, the tmp budget at the
+// staging root's /tmp-budget (never in the box; detached with the staging root).
 import { OP, type NativeMountOp, type NativePlan } from '../native/addon.js';
 import type { MountEntry } from './mount-plan.js';
 import type { SandboxPlan } from './plan.js';
@@ -7,8 +8,10 @@ import { buildSeccompFilter, hostSeccompArch } from './seccomp-filter.js';
 
 const OLD = '/oldroot';
 const NEW = '/newroot';
+const BUDGET = '/tmp-budget';
 
-function op(e: MountEntry): NativeMountOp {
+/** One operation per entry: a failure's index names the plan entry. */
+function op(e: MountEntry, index: number): NativeMountOp {
   switch (e.kind) {
     case 'mkdir':
       return { kind: OP.MKDIR, dst: NEW + e.path, mode: e.mode };
@@ -20,6 +23,10 @@ function op(e: MountEntry): NativeMountOp {
       return { kind: OP.MASK, src: `${OLD}/dev/null`, dst: NEW + e.path, readonly: true, recursive: false };
     case 'tmpfs':
       return { kind: OP.TMPFS, dst: NEW + e.path, data: e.options };
+    case 'tmp-budget':
+      return { kind: OP.TMP_BUDGET, dst: BUDGET, data: `mode=0700,size=${e.size}` };
+    case 'budget-dir':
+      return { kind: OP.BUDGET_DIR, src: `${BUDGET}/${index}`, dst: NEW + e.path, mode: e.mode, readonly: false, recursive: false };
     case 'proc':
       return { kind: OP.PROC, dst: NEW + e.path };
     case 'devpts':

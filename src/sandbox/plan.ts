@@ -11,6 +11,7 @@ import type { GitSnapshot } from './git-surface.js';
 import { homeRequests, homesInside } from './home-workspace.js';
 import { protectionPlan, type ProtectedAction, type ProtectRequest } from './protected-paths.js';
 import { describeSeccompFilter, hostSeccompArch } from './seccomp-filter.js';
+import { checkTmpSize } from './tmp-budget.js';
 
 export const BOX_HOSTNAME = 'latchgate';
 
@@ -181,7 +182,6 @@ export function buildSandboxPlan(o: SandboxOptions, h: HostFacts): SandboxPlan {
   for (const d of DEVICES) m.bind(`/dev/${d}`, `/dev/${d}`, false, 'device', 'device');
   m.special('devpts', '/dev/pts', 'tty');
   m.symlink('/dev/ptmx', 'pts/ptmx');
-  m.tmpfs('/dev/shm', 'mode=1777', 'rw-noexec', 'shared memory');
   m.symlink('/dev/fd', '/proc/self/fd');
   m.symlink('/dev/stdin', '/proc/self/fd/0');
   m.symlink('/dev/stdout', '/proc/self/fd/1');
@@ -199,9 +199,7 @@ export function buildSandboxPlan(o: SandboxOptions, h: HostFacts): SandboxPlan {
   if (o.egress) m.socket(o.egress.proxySocket, '/run/latchgate/proxy.sock');
 
   // Trees at user-chosen paths, parents before children; an explicit bind of
-  // /tmp or of HOME replaces the private tmpfs there.
-  const tmpSize = o.limits.tmpSize ?? DEFAULT_TMP_SIZE;
-  if (!/^\d+[kmg%]?$/.test(tmpSize)) throw new LaunchError(`limit tmp_size ${tmpSize}: expected a size like 2g, 512m or 50%`);
+  // /tmp or of HOME replaces the private directory there.
   type Tree = { path: string; bind?: { src: string; readonly: boolean }; flag: string };
   const trees: Tree[] = [];
   const add = (t: Tree) => {
@@ -216,8 +214,14 @@ export function buildSandboxPlan(o: SandboxOptions, h: HostFacts): SandboxPlan {
   for (const p of rw) add({ path: p, bind: { src: p, readonly: false }, flag: '--rw' });
   for (const p of ro) add({ path: p, bind: { src: p, readonly: true }, flag: '--ro' });
   trees.sort((a, b) => a.path.split('/').length - b.path.split('/').length);
+  // One tmpfs of --tmp-size holds /dev/shm, /tmp and HOME: together they take
+  // no more memory than that (a tmpfs each could take the size each).
+  const tmpSize = checkTmpSize(o.limits.tmpSize ?? DEFAULT_TMP_SIZE);
+  const privateTrees = trees.filter((t) => !t.bind).map((t) => t.path);
+  m.tmpBudget(tmpSize, ['/dev/shm', ...privateTrees], 'memory shared by /dev/shm, /tmp and HOME (--tmp-size)');
+  m.budgetDir('/dev/shm', 0o1777, 'rw-noexec', 'shared memory');
   for (const t of trees) {
-    if (!t.bind) m.tmpfs(t.path, t.path === '/tmp' ? `mode=1777,size=${tmpSize}` : `mode=0700,size=${tmpSize}`, 'rw', t.flag);
+    if (!t.bind) m.budgetDir(t.path, t.path === '/tmp' ? 0o1777 : 0o700, 'rw', t.flag);
     else m.bind(t.bind.src, t.path, t.bind.readonly, t.bind.readonly ? 'read-exec' : 'rw', t.flag);
   }
 

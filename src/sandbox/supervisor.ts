@@ -36,7 +36,7 @@ function describeStep(plan: SandboxPlan, m: NativeMessage): string {
   if (m.step === STEP.MOUNT_OP) {
     const e = plan.mounts[m.index];
     if (!e) return name;
-    const what = e.kind === 'bind' ? `bind ${e.src} -> ${e.path}${e.readonly ? ' (read-only)' : ''}` : `${e.kind} ${e.path}`;
+    const what = e.kind === 'bind' ? `bind ${e.src} -> ${e.path}${e.readonly ? ' (read-only)' : ''}` : e.kind === 'tmp-budget' ? `tmp-budget size=${e.size}` : `${e.kind} ${e.path}`;
     return `${name} (${what})`;
   }
   if (m.step === STEP.LANDLOCK_RULE) return `${name} (${plan.landlock.paths[m.index]?.path ?? m.index})`;

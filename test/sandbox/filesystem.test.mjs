@@ -179,7 +179,7 @@ function parseMountinfo(text) {
     const [pre, post = ''] = l.split(' - ');
     const f = pre.split(' ');
     const g = post.split(' ');
-    return { mountPoint: unescape(f[4]), opts: f[5].split(','), fstype: g[0] };
+    return { dev: f[2], root: unescape(f[3]), mountPoint: unescape(f[4]), opts: f[5].split(','), fstype: g[0] };
   });
 }
 /** The mount visible at a path: the last one stacked there. */
@@ -538,7 +538,7 @@ sec end
       assert.deepEqual(sorted(lines(sec.tmp)), sorted(tmpWant), 'the box /tmp holds only mountpoints of the box trees');
     });
 
-    test('HOME and /tmp are private tmpfs: what the box writes there never reaches the host nor the next run', async () => {
+    test('HOME and /tmp are private tmpfs: what the box writes there never reaches the host nor the next run; with /dev/shm they are directories of one tmpfs whose root is mounted nowhere', async () => {
       const ws = makeWorkspace('private');
       const tag = `lg-private-${rand()}`;
       const first = await box(mode, `
@@ -551,6 +551,12 @@ sec end
       const mounts = parseMountinfo(first.sec.mounts);
       assert.equal(mountAt(mounts, expectedHome())?.fstype, 'tmpfs', 'HOME is a tmpfs');
       assert.equal(mountAt(mounts, '/tmp')?.fstype, 'tmpfs', '/tmp is a tmpfs');
+      // One budget (--tmp-size): the three are one filesystem, each mount a directory of it.
+      const shared = [expectedHome(), '/tmp', '/dev/shm'].map((p) => mountAt(mounts, p));
+      assert.equal(new Set(shared.map((m) => m?.dev)).size, 1, `one tmpfs for HOME, /tmp and /dev/shm: ${JSON.stringify(shared)}`);
+      assert.equal(new Set(shared.map((m) => m.root)).size, 3, 'each its own directory');
+      const budgetMounts = mounts.filter((m) => m.dev === shared[0].dev);
+      assert.ok(budgetMounts.every((m) => m.root !== '/'), `the budget's root (the other directories) is mounted nowhere in the box: ${JSON.stringify(budgetMounts)}`);
       assert.ok(!exists(path.join(expectedHome(), tag)), 'the HOME file is not on the host');
       assert.ok(!exists(path.join('/tmp', tag)), 'the /tmp file is not on the host');
       const second = await box(mode, `

@@ -9,7 +9,10 @@ import { renderGroup, renderPasswd, resolveIdentity } from '../../dist/sandbox/i
 import { protectedPathsFor } from '../../dist/sandbox/protected-paths.js';
 import { BOX_PATH } from '../../dist/sandbox/env.js';
 import { LaunchError } from '../../dist/sandbox/errors.js';
-import { assertLaunchError, tempDir } from '../fixtures/unit/helpers.mjs';
+import { checkTmpSize } from '../../dist/sandbox/tmp-budget.js';
+import { toNativePlan } from '../../dist/sandbox/native-plan.js';
+import { OP } from '../../dist/native/addon.js';
+import { assertLaunchError, prng, tempDir } from '../fixtures/unit/helpers.mjs';
 
 const SHELL = existsSync('/bin/bash') ? '/bin/bash' : '/bin/sh';
 
@@ -43,6 +46,8 @@ function options(workspace, over = {}) {
 const idx = (mounts, pred) => mounts.findIndex(pred);
 const bindAt = (path) => (e) => e.kind === 'bind' && e.path === path;
 const tmpfsAt = (path) => (e) => e.kind === 'tmpfs' && e.path === path;
+const budgetDirAt = (path) => (e) => e.kind === 'budget-dir' && e.path === path;
+const budgetOf = (plan) => plan.mounts.filter((e) => e.kind === 'tmp-budget');
 
 test('the default plan: system trees read-only, own /etc files, private /tmp and HOME, workspace read-write', (t) => {
   const ws = tempDir(t);
@@ -69,10 +74,10 @@ test('the default plan: system trees read-only, own /etc files, private /tmp and
   const wsBind = m.find(bindAt(ws));
   assert.deepEqual({ src: wsBind.src, readonly: wsBind.readonly }, { src: ws, readonly: false });
   assert.equal(m.filter(bindAt(ws)).length, 1);
-  assert.match(m.find(tmpfsAt('/tmp')).options, /^mode=1777,size=50%$/);
+  assert.equal(m.find(budgetDirAt('/tmp')).mode, 0o1777);
   assert.equal(plan.identity.home, '/home/alice');
-  assert.match(m.find(tmpfsAt('/home/alice')).options, /^mode=0700/);
-  assert.ok(idx(m, tmpfsAt('/tmp')) < idx(m, bindAt(ws)), 'the workspace (under /tmp) is bound after the /tmp tmpfs');
+  assert.equal(m.find(budgetDirAt('/home/alice')).mode, 0o700);
+  assert.ok(idx(m, budgetDirAt('/tmp')) < idx(m, bindAt(ws)), 'the workspace (under /tmp) is bound after the private /tmp');
   assert.ok(m.some((e) => e.kind === 'proc' && e.path === '/proc'));
   assert.ok(m.some((e) => e.kind === 'devpts' && e.path === '/dev/pts'));
 
@@ -230,14 +235,59 @@ test('a path given twice is refused', (t) => {
   }
 });
 
-test('an explicit bind of /tmp or HOME replaces the private tmpfs', (t) => {
+test('an explicit bind of /tmp or HOME replaces the private directory there, which then takes nothing from the budget', (t) => {
   const ws = tempDir(t);
   const home = tempDir(t);
   const plan = buildSandboxPlan(options(ws, { rw: [home], ro: ['/tmp'] }), facts({ identity: identity({ home }) }));
-  assert.ok(!plan.mounts.some(tmpfsAt('/tmp')));
-  assert.ok(!plan.mounts.some(tmpfsAt(home)));
+  assert.ok(!plan.mounts.some(budgetDirAt('/tmp')));
+  assert.ok(!plan.mounts.some(budgetDirAt(home)));
   assert.equal(plan.mounts.find(bindAt('/tmp')).readonly, true);
   assert.equal(plan.mounts.find(bindAt(home)).readonly, false);
+  assert.deepEqual(budgetOf(plan).map((b) => b.shared), [['/dev/shm']], '/dev/shm alone uses the budget');
+  assert.deepEqual(plan.mounts.filter((e) => e.kind === 'budget-dir').map((e) => e.path), ['/dev/shm']);
+});
+
+test('one memory budget: a single tmp-budget entry of --tmp-size, shared by /dev/shm, /tmp and HOME; no tmpfs of their own', (t) => {
+  const ws = tempDir(t);
+  for (const [limits, size] of [[{}, '50%'], [{ tmpSize: '8m' }, '8m']]) {
+    const plan = buildSandboxPlan(options(ws, { limits }), facts());
+    const m = plan.mounts;
+    const budgets = budgetOf(plan);
+    assert.equal(budgets.length, 1, 'exactly one budget');
+    assert.equal(budgets[0].size, size, 'the size as given, 50% by default');
+    assert.deepEqual(budgets[0].shared, ['/dev/shm', '/tmp', '/home/alice']);
+    assert.match(budgets[0].why, /--tmp-size/);
+    const dirs = m.filter((e) => e.kind === 'budget-dir');
+    assert.deepEqual(dirs.map((e) => [e.path, e.mode]), [['/dev/shm', 0o1777], ['/tmp', 0o1777], ['/home/alice', 0o700]]);
+    assert.ok(m.indexOf(budgets[0]) < m.indexOf(dirs[0]), 'the budget comes before its directories');
+    for (const p of ['/dev/shm', '/tmp', '/home/alice']) {
+      assert.ok(!m.some(tmpfsAt(p)), `${p} has no tmpfs (and no size) of its own`);
+    }
+    assert.ok(!m.some((e) => e.kind === 'tmpfs' && !/size=/.test(e.options)), 'every tmpfs left has a size');
+    // Landlock mirrors the directories: /dev/shm without exec, /tmp and HOME with it.
+    const cls = (path) => plan.landlock.paths.filter((p) => p.path === path).map((p) => p.class);
+    assert.deepEqual([cls('/dev/shm'), cls('/tmp'), cls('/home/alice')], [['rw-noexec'], ['rw'], ['rw']]);
+    assert.deepEqual(JSON.parse(JSON.stringify(plan)).mounts.find((e) => e.kind === 'tmp-budget'), budgets[0], '--dry-run prints it as is');
+  }
+});
+
+test('the native plan: the budget is mounted outside the box root; each directory gets its own place in it', (t) => {
+  const ws = tempDir(t);
+  const plan = buildSandboxPlan(options(ws, { limits: { tmpSize: '8m' } }), facts());
+  const ops = toNativePlan(plan, 40).ops;
+  assert.equal(ops.length, plan.mounts.length, 'one operation per entry: a failure index names the entry');
+  const budget = ops.filter((o) => o.kind === OP.TMP_BUDGET);
+  assert.equal(budget.length, 1);
+  assert.ok(!budget[0].dst.startsWith('/newroot'), `the budget's root is never in the box: ${budget[0].dst}`);
+  assert.equal(budget[0].data, 'mode=0700,size=8m');
+  const dirs = ops.filter((o) => o.kind === OP.BUDGET_DIR);
+  assert.deepEqual(dirs.map((o) => o.dst), ['/newroot/dev/shm', '/newroot/tmp', '/newroot/home/alice']);
+  assert.deepEqual(dirs.map((o) => o.mode), [0o1777, 0o1777, 0o700]);
+  for (const o of dirs) {
+    assert.equal(dirname(o.src), budget[0].dst, `${o.dst} comes from a directory of the budget`);
+    assert.deepEqual([o.readonly, o.recursive], [false, false]);
+  }
+  assert.equal(new Set(dirs.map((o) => o.src)).size, dirs.length, 'a directory each');
 });
 
 test('Landlock unavailable: refused unless --allow-degraded, which records it', (t) => {
@@ -277,32 +327,62 @@ test('limits: clamped to the hard limits; invalid ones refused', (t) => {
     assertLaunchError(() => buildSandboxPlan(options(ws, { limits: { nproc: bad } }), facts()), LaunchError, 'nproc');
   }
   const sized = buildSandboxPlan(options(ws, { limits: { tmpSize: '2g' } }), facts());
-  assert.equal(sized.mounts.find(tmpfsAt('/tmp')).options, 'mode=1777,size=2g');
-  for (const bad of ['2 g', 'lots', '', '1g,uid=0', '50%,mode=4777']) {
-    assertLaunchError(() => buildSandboxPlan(options(ws, { limits: { tmpSize: bad } }), facts()), LaunchError, 'tmp_size');
+  assert.equal(budgetOf(sized)[0].size, '2g');
+  for (const [bad, why] of [
+    ['2 g', 'expected a size'], ['lots', 'expected a size'], ['', 'expected a size'], ['1g,uid=0', 'expected a size'],
+    ['50%,mode=4777', 'expected a size'], ['2G', 'expected a size'], ['0x10m', 'expected a size'], ['-1m', 'expected a size'],
+    ['0', 'no limit'], ['0%', 'no limit'], ['000m', 'no limit'], ['010m', 'octal'], ['101%', 'at most 100%'],
+    ['8388609g', 'at most 8388608g'], ['18446744073709551616', 'at most'], ['17179869184g', 'at most'],
+  ]) {
+    assertLaunchError(() => buildSandboxPlan(options(ws, { limits: { tmpSize: bad } }), facts()), LaunchError, '--tmp-size (tmp_size)', JSON.stringify(bad), why);
   }
 });
 
-test('a workspace under HOME gets the HOME tmpfs and then the workspace bind', (t) => {
+test('property: a --tmp-size is accepted only when tmpfs reads it as a positive size of at most 8 PiB or 100%', () => {
+  const seed = 0x7e57_b0d6;
+  const r = prng(seed);
+  const alphabet = ['0', '1', '5', '9', '00', '100', '8388608', '18446744073709551616', 'k', 'm', 'g', '%', 'G', 'K', 't', 'x', ' ', ',', '=', '-', '.'];
+  const failures = [];
+  for (let i = 0; i < 3000; i++) {
+    const input = Array.from({ length: 1 + r.below(5) }, () => r.pick(alphabet)).join('');
+    let accepted;
+    try {
+      accepted = checkTmpSize(input);
+    } catch (e) {
+      if (!(e instanceof LaunchError) || !e.message.startsWith('--tmp-size (tmp_size) ')) failures.push(`${JSON.stringify(input)}: ${e}`);
+      continue;
+    }
+    // What the kernel will compute (Documentation/filesystems/tmpfs.rst): decimal digits, then a unit.
+    const m = /^([1-9][0-9]*)([kmg%]?)$/.exec(accepted);
+    const n = m && BigInt(m[1]);
+    const ok = m && accepted === input && (m[2] === '%' ? n <= 100n : n * { '': 1n, k: 1024n, m: 1n << 20n, g: 1n << 30n }[m[2]] <= 1n << 53n);
+    if (!ok) failures.push(`${JSON.stringify(input)} accepted`);
+  }
+  for (const good of ['1', '4096', '1k', '512m', '2g', '8388608g', '1%', '50%', '100%']) assert.equal(checkTmpSize(good), good);
+  assert.deepEqual(failures.slice(0, 10), [], `seed ${seed}: ${failures.length} failures`);
+});
+
+test('a workspace under HOME gets the private HOME and then the workspace bind', (t) => {
   const base = tempDir(t);
   const home = join(base, 'home/alice');
   const ws = join(home, 'project');
   mkdirSync(ws, { recursive: true });
   const plan = buildSandboxPlan(options(ws), facts({ identity: identity({ home }) }));
   const m = plan.mounts;
-  const homeAt = idx(m, tmpfsAt(home));
+  const homeAt = idx(m, budgetDirAt(home));
   const wsAt = idx(m, bindAt(ws));
-  assert.ok(homeAt >= 0, 'HOME tmpfs');
+  assert.ok(homeAt >= 0, 'private HOME');
   assert.ok(wsAt >= 0, 'workspace bind');
   assert.ok(homeAt < wsAt, 'parent first');
-  assert.ok(idx(m, (e) => e.kind === 'mkdir' && e.path === ws) > homeAt, 'the workspace mountpoint is made inside the tmpfs');
+  assert.ok(idx(m, (e) => e.kind === 'mkdir' && e.path === ws) > homeAt, 'the workspace mountpoint is made inside the private HOME');
   assert.equal(plan.env.HOME, home);
 });
 
-test('the workspace as HOME: the bind replaces the tmpfs', (t) => {
+test('the workspace as HOME: the bind replaces the private HOME', (t) => {
   const ws = tempDir(t);
   const plan = buildSandboxPlan(options(ws), facts({ identity: identity({ home: ws }) }));
-  assert.ok(!plan.mounts.some(tmpfsAt(ws)));
+  assert.ok(!plan.mounts.some(budgetDirAt(ws)));
+  assert.deepEqual(budgetOf(plan)[0].shared, ['/dev/shm', '/tmp']);
   assert.equal(plan.mounts.filter(bindAt(ws)).length, 1);
 });
 
