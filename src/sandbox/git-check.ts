@@ -10,6 +10,7 @@
 import { createHash } from 'node:crypto';
 import { chmodSync, closeSync, lstatSync, openSync, readdirSync, readFileSync, readSync, renameSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, relative, resolve } from 'node:path';
+import { parseGitConfig, readSmallFile } from './git-config.js';
 import { gitlinksOf, looksLikeGitDir, pointerTarget, stamp, walkGitDirs, type GitSnapshot } from './git-surface.js';
 
 export type GitFindingKind = 'new-git-dir' | 'new-pointer' | 'changed' | 'new-gitlinks' | 'gitmodules-changed' | 'unlisted';
@@ -161,6 +162,21 @@ export function checkGitSurface(snap: GitSnapshot, o: GitCheckOptions): GitFindi
     }
     act({ kind: 'changed', path: p, message: `${rel(p)} changed in the box although it was protected: host git reads it` }, p);
   }
+  for (const [file, before] of Object.entries(snap.submoduleConfigs)) {
+    const now = readSmallFile(file);
+    if (now === before || (now !== undefined && sameBut(before, now, 'core.worktree'))) continue;
+    const f = { kind: 'changed' as const, path: file, message: `${rel(file)} (a submodule's config) changed in the box beyond core.worktree: host git reads it in every command that recurses into submodules` };
+    if (o.trustNewRepos || now === undefined) {
+      act(f, undefined);
+      continue;
+    }
+    act(f, file);
+    const last = findings.at(-1)!;
+    if (last.action === 'disabled') {
+      writeFileSync(file, before, { flag: 'wx' });
+      last.message += '; the version from before the run was put back';
+    }
+  }
   for (const [root, wt] of Object.entries(snap.worktrees)) {
     const gd = lstatSync(join(root, '.git'), { throwIfNoEntry: false })?.isDirectory() ? join(root, '.git') : (pointerTarget(join(root, '.git')) ?? wt.gitDir);
     if (looksLikeGitDir(gd)) {
@@ -186,6 +202,12 @@ export function checkGitSurface(snap: GitSnapshot, o: GitCheckOptions): GitFindi
     }
   }
   return findings;
+}
+
+/** Whether two config texts hold the same entries once `key` (section.key) is left out. */
+function sameBut(a: string, b: string, key: string): boolean {
+  const entries = (t: string) => JSON.stringify(parseGitConfig(t).filter((e) => `${e.section}.${e.key}` !== key || e.subsection !== null));
+  return entries(a) === entries(b);
 }
 
 function idOf(p: string): string {

@@ -50,6 +50,13 @@ export interface GitSnapshot {
   worktrees: Record<string, GitWorktree>;
   /** .gitmodules content at launch (root -> text), to restore it if the box changed it. */
   gitmodulesText: Record<string, string>;
+  /**
+   * Submodule configs (path -> text at launch): writable in the box, because
+   * `git submodule update` rewrites core.worktree in them every time (a
+   * read-only file cannot be replaced by git's lock-and-rename); after the
+   * run any other change is undone (git-check.ts).
+   */
+  submoduleConfigs: Record<string, string>;
   /** Directories the scan could not list (path -> stamp). */
   unlisted: Record<string, string>;
 }
@@ -179,6 +186,14 @@ export function walkGitDirs(roots: readonly string[]): WalkResult {
   return out;
 }
 
+/** A git directory under another one's modules/ (a submodule's, as git stores them). */
+function isSubmoduleGitDir(g: string, gitDirs: ReadonlySet<string>): boolean {
+  for (let d = dirname(g); d !== dirname(d); d = dirname(d)) {
+    if (basename(d) === 'modules' && gitDirs.has(dirname(d))) return true;
+  }
+  return false;
+}
+
 /** The global and system git config files host git reads for this user (git-config(1) FILES). */
 export function globalGitConfigs(home: string | undefined, env: NodeJS.ProcessEnv): string[] {
   const out: string[] = [];
@@ -261,7 +276,7 @@ export function scanGitSurface(o: GitScanOptions): GitSurface {
     if (inWritable(r.path) && !protect.has(r.path)) protect.set(r.path, r);
   };
   const walk = walkGitDirs(o.scanRoots ?? writable);
-  const snapshot: GitSnapshot = { gitDirs: {}, pointers: {}, stamps: {}, worktrees: {}, gitmodulesText: {}, unlisted: {} };
+  const snapshot: GitSnapshot = { gitDirs: {}, pointers: {}, stamps: {}, worktrees: {}, gitmodulesText: {}, submoduleConfigs: {}, unlisted: {} };
   for (const d of walk.unlisted) snapshot.unlisted[d] = stamp(d);
 
   // Work tree roots: W for W/.git (directory or pointer).
@@ -275,11 +290,15 @@ export function scanGitSurface(o: GitScanOptions): GitSurface {
   }
 
   const globalChains = o.globalConfigs.map((f) => readConfigChain(f, o.home));
+  /** The files a config includes (the config itself is the caller's). */
   const chainFiles = (chain: ReturnType<typeof readConfigChain>, why: string) => {
-    for (const f of chain.files) add({ path: f.file, type: 'file', why });
+    for (const f of chain.files.slice(1)) add({ path: f.file, type: 'file', why });
     for (const f of chain.missing) add({ path: f, type: 'file', why });
   };
-  for (const c of globalChains) chainFiles(c, 'included by your global git config');
+  for (const c of globalChains) {
+    for (const f of c.files.slice(0, 1)) add({ path: f.file, type: 'file', why: 'your global git config' });
+    chainFiles(c, 'included by your global git config');
+  }
 
   /** What a config chain names: hook directories, programs, and scripts anywhere in its text. */
   const fromChain = (chain: ConfigFileRead[], worktreeRoots: string[]) => {
@@ -318,7 +337,9 @@ export function scanGitSurface(o: GitScanOptions): GitSurface {
       if (lst(join(g, 'gitdir'))) add({ path: join(g, 'gitdir'), type: 'file', why });
       continue;
     }
-    add({ path: join(g, 'config'), type: 'file', why });
+    const moduleText = isSubmoduleGitDir(g, walk.gitDirs) ? readSmallFile(join(g, 'config')) : undefined;
+    if (moduleText !== undefined) snapshot.submoduleConfigs[join(g, 'config')] = moduleText;
+    else add({ path: join(g, 'config'), type: 'file', why });
     add({ path: join(g, 'config.worktree'), type: 'file', why });
     add({ path: join(g, 'hooks'), type: 'dir', why });
     add({ path: join(g, 'commondir'), type: 'file', content: '.\n', why });

@@ -10,6 +10,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { MODES, skipReason, runBox, makeWorkspace, own, testUser, cleanupWorkspaces, ROOT } from '../helpers/sandbox.mjs';
+import { haveOpenssl, makePki } from '../fixtures/egress-cred/pki.mjs';
+import { startGitHttps } from '../fixtures/git-https.mjs';
 
 const isRoot = process.getuid() === 0;
 const HAS_GIT = fs.existsSync('/usr/bin/git');
@@ -162,6 +164,101 @@ git status --porcelain >/dev/null
       const events = await ledgerEvents(env, 'sandbox_host_exec');
       assert.deepEqual(events.map((e) => e.details.kind).sort(), ['new-git-dir', 'new-git-dir', 'new-git-dir', 'new-gitlinks', 'new-pointer']);
       assert.ok(events.filter((e) => e.details.action === 'disabled').every((e) => e.decision === 'deny'));
+    });
+
+    test('legitimate git work leaves nothing to disable: fetch through the CONNECT proxy, submodule update of an existing submodule', { skip: haveOpenssl() ? false : 'openssl is missing (make setup installs it)' }, async (t) => {
+      const srv = fs.mkdtempSync(path.join(os.tmpdir(), 'latchgate-gitsrv-'));
+      cleanups.push(() => fs.rmSync(srv, { recursive: true, force: true }));
+      fs.chmodSync(srv, 0o755);
+      const pki = makePki(srv);
+      // The upstreams are root's: trusted by name for this test's git (safe.directory counts only in a global config).
+      const safeAny = path.join(srv, 'safe.gitconfig');
+      fs.writeFileSync(safeAny, '[safe]\n\tdirectory = *\n');
+      const SAFE_ANY = { GIT_CONFIG_GLOBAL: safeAny };
+      fs.chmodSync(pki.caFile, 0o644);
+      const sys = (cwd, ...a) => execFileSync('git', a, { cwd, encoding: 'utf8', env: { PATH: '/usr/bin:/bin', HOME: srv, GIT_CONFIG_NOSYSTEM: '1', GIT_AUTHOR_NAME: 'u', GIT_AUTHOR_EMAIL: 'u@x', GIT_COMMITTER_NAME: 'u', GIT_COMMITTER_EMAIL: 'u@x' } }).trim();
+      const upstream = (name, commits) => {
+        const work = path.join(srv, `${name}-work`);
+        fs.mkdirSync(work);
+        sys(work, '-c', 'init.defaultBranch=main', 'init', '-q');
+        for (const c of commits) {
+          fs.writeFileSync(path.join(work, 'f'), c);
+          sys(work, 'add', 'f');
+          sys(work, 'commit', '-qm', c);
+        }
+        sys(srv, 'clone', '-q', '--bare', work, path.join(srv, `${name}.git`));
+        execFileSync('chmod', ['-R', 'a+rX', srv]);
+        return work;
+      };
+      const appWork = upstream('app', ['a1']);
+      upstream('lib', ['l1', 'l2']);
+      const l2 = sys(path.join(srv, 'lib.git'), 'rev-parse', 'main');
+      const server = await startGitHttps({ key: pki.server.key, cert: pki.server.cert, root: srv, safeConfig: safeAny });
+      t.after(() => server.close());
+
+      const ws = makeWorkspace('hx-legit');
+      fs.rmdirSync(ws);
+      const g = (cwd, ...a) => {
+        const r = hostGit(cwd, ['-c', 'protocol.file.allow=always', ...GIT_ID, ...a], SAFE_ANY);
+        assert.equal(r.status, 0, `git ${a.join(' ')}: ${r.stderr}`);
+        return r.stdout.trim();
+      };
+      g(path.dirname(ws), 'clone', '-q', path.join(srv, 'app.git'), ws);
+      g(ws, 'submodule', 'add', '-q', path.join(srv, 'lib.git'), 'lib');
+      g(ws, 'commit', '-qm', 'lib at l2');
+      // As after a clone with --recurse-submodules: git has checked the submodule out once (core.worktree set).
+      g(ws, 'submodule', 'update', '-q');
+      g(path.join(ws, 'lib'), 'checkout', '-q', 'HEAD~1'); // out of date: submodule update brings it back
+      g(ws, 'remote', 'set-url', 'origin', 'https://api.example.test/app.git');
+      // The upstream moves on; the box fetches it through the proxy.
+      fs.writeFileSync(path.join(appWork, 'f'), 'a2');
+      sys(appWork, 'commit', '-qam', 'a2');
+      sys(appWork, 'push', '-q', path.join(srv, 'app.git'), 'main');
+      const a2 = sys(appWork, 'rev-parse', 'HEAD');
+
+      const cfgHome = fs.mkdtempSync(path.join(os.tmpdir(), 'latchgate-hexec-cfg-'));
+      cleanups.push(() => fs.rmSync(cfgHome, { recursive: true, force: true }));
+      fs.mkdirSync(path.join(cfgHome, 'latchgate'));
+      fs.writeFileSync(path.join(cfgHome, 'latchgate', 'latchgate.toml'), `[sandbox.agent]\nallow_hosts = ["api.example.test"]\n\n[sandbox.network.resolve]\n"api.example.test" = "127.0.0.1:${server.port}"\n`);
+      execFileSync('chmod', ['-R', 'a+rX', cfgHome]);
+      if (mode === 'user' && isRoot) execFileSync('chown', ['-R', `${testUser().uid}:${testUser().gid}`, cfgHome]);
+      const r = await runBox(mode, {
+        workspace: ws,
+        env: { ...stateEnv(mode), XDG_CONFIG_HOME: cfgHome },
+        args: ['--json', '--ro', srv],
+        cmd: ['/bin/sh', '-c', `set -e
+git -c http.sslCAInfo=${pki.caFile} fetch -q origin && echo fetched
+GIT_CONFIG_GLOBAL=${safeAny} git -c protocol.file.allow=always submodule update -q && echo updated
+git status --porcelain
+`],
+      });
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /fetched\nupdated/, r.stderr);
+      assert.ok(server.requests.some((x) => x.includes('git-upload-pack')), `the fetch reached the server: ${server.requests}`);
+      assert.deepEqual(r.json.hostExecution, [], 'nothing the legitimate session did is disabled or reported');
+      assert.equal(g(ws, 'rev-parse', 'origin/main'), a2, 'the fetched commit is on the host');
+      assert.equal(g(path.join(ws, 'lib'), 'rev-parse', 'HEAD'), l2, 'the submodule was updated');
+    });
+
+    test("a submodule's config (writable for git submodule update) changed beyond core.worktree is put back", async () => {
+      const up = makeWorkspace('hx-subup');
+      repo(up);
+      const ws = makeWorkspace('hx-sub');
+      const g = repo(ws);
+      const r0 = hostGit(ws, ['-c', 'protocol.file.allow=always', 'submodule', 'add', '-q', up, 'lib']);
+      assert.equal(r0.status, 0, r0.stderr);
+      g(...GIT_ID, 'commit', '-qm', 'lib');
+      const cfg = path.join(ws, '.git/modules/lib/config');
+      const before = fs.readFileSync(cfg, 'utf8');
+      const marks = markerDir();
+      const r = await runBox(mode, { workspace: ws, args: ['--json'], cmd: ['/bin/sh', '-c', `git config -f .git/modules/lib/config core.fsmonitor "touch ${marks}/sub; false"`] });
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(r.json.hostExecution.map((f) => [f.kind, path.relative(ws, f.path), f.action]), [['changed', '.git/modules/lib/config', 'disabled']]);
+      assert.equal(fs.readFileSync(cfg, 'utf8'), before, 'the launch version is back');
+      assert.match(fs.readFileSync(`${cfg}.latchgate-disabled`, 'utf8'), /fsmonitor/);
+      hostGit(ws, ['status']);
+      hostGit(path.join(ws, 'lib'), ['status']);
+      assert.deepEqual(fs.readdirSync(marks), []);
     });
 
     test('without the neutralisation the same plant runs on the host (the test can fail), and --trust-new-repos keeps it on purpose', async () => {
