@@ -9,11 +9,13 @@ import { landlockPlan, type LandlockPlan } from './landlock-rules.js';
 import { MountPlanner, mirrorHostPath, type MountEntry } from './mount-plan.js';
 import type { GitSnapshot } from './git-surface.js';
 import { homeRequests, homesInside } from './home-workspace.js';
-import { protectionPlan, type ProtectedAction, type ProtectRequest } from './protected-paths.js';
+import { placeholderExcludes, protectionPlan, type ProtectedAction, type ProtectRequest } from './protected-paths.js';
 import { describeSeccompFilter, hostSeccompArch } from './seccomp-filter.js';
 import { checkTmpSize } from './tmp-budget.js';
 
 export const BOX_HOSTNAME = 'latchgate';
+/** gitignore patterns for the placeholders, read by git in the box as core.excludesFile. */
+const GIT_EXCLUDES = '/run/latchgate/git-excludes';
 
 export interface SandboxOptions {
   workspace: string;
@@ -238,6 +240,11 @@ export function buildSandboxPlan(o: SandboxOptions, h: HostFacts): SandboxPlan {
     if (a.action === 'mask-symlink') m.mask(a.path, 'protected path is a symlink: covered, not followed');
     else m.protect(a.path, a.action !== 'pin');
   }
+  const excludes = placeholderExcludes(protectedPaths, [...writable, ...Object.keys(protection.git.worktrees)]);
+  if (excludes) {
+    m.write(GIT_EXCLUDES, excludes, 0o444);
+    m.rule(GIT_EXCLUDES, 'read', true);
+  }
 
   const extraPath = [...ro.flatMap((p) => [join(p, 'bin'), join(p, 'sbin')]).filter((p) => existsSync(p)), ...(o.extraPath ?? [])];
   const env = buildBoxEnv({
@@ -250,6 +257,8 @@ export function buildSandboxPlan(o: SandboxOptions, h: HostFacts): SandboxPlan {
     extraPath,
   });
   Object.assign(env, o.extraEnv ?? {});
+  // git in the box does not see the placeholders (--pass-env refuses GIT_CONFIG*, so these are ours alone).
+  if (excludes) Object.assign(env, { GIT_CONFIG_COUNT: '1', GIT_CONFIG_KEY_0: 'core.excludesFile', GIT_CONFIG_VALUE_0: GIT_EXCLUDES });
   Object.assign(env, o.egress?.env ?? {});
   if (o.gate) {
     env.LATCHGATE_URL = 'unix:///run/latchgate/gate.sock';

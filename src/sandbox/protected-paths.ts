@@ -190,3 +190,21 @@ export function protectionPlan(writableRoots: readonly string[], extra: readonly
   }
   return { actions, git: git.snapshot };
 }
+
+/**
+ * gitignore lines hiding the placeholders from git inside the box (given as
+ * core.excludesFile): they are latchgate's, not the project's, and must not
+ * show up in `git status` or be committed by `git add -A`. Patterns are
+ * anchored at each root a repository may have there.
+ */
+export function placeholderExcludes(actions: readonly ProtectedAction[], roots: readonly string[]): string {
+  const lines = new Set<string>();
+  for (const a of actions) {
+    if (a.action !== 'placeholder') continue;
+    for (const r of roots) {
+      if (a.path === r || !isInside(r, a.path)) continue;
+      lines.add(`/${relative(r, a.path)}${a.type === 'dir' ? '/' : ''}`);
+    }
+  }
+  return lines.size === 0 ? '' : `# latchgate: placeholders for protected paths (not part of the project)\n${[...lines].sort().join('\n')}\n`;
+}

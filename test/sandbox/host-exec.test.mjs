@@ -103,14 +103,16 @@ git add README.md && git ${GIT_ID.join(' ')} commit -qm in-box && echo @@commit 
 git branch feature && git stash list >/dev/null && echo @@branch OK
 echo wip >> README.md && git stash -q && git stash pop -q && echo @@stash OK
 git ${GIT_ID.join(' ')} commit -qam wip && git ${GIT_ID.join(' ')} rebase -q --onto feature HEAD~1 && echo @@rebase OK
-git status --porcelain >/dev/null && echo @@status OK
+git status --porcelain --untracked-files=all | grep -v '^?? .cache/' | sed 's/^/@@untracked /'
+git add -A && git status --porcelain | grep -v ' .cache/' | sed 's/^/@@staged /'
+echo @@status OK
 `],
       });
       assert.equal(r.code, 0, r.stderr);
       assert.deepEqual(results(r.stdout), {
         commondir: 'EROFS', 'config-worktree': 'EROFS', alternates: 'EROFS', hook: 'EROFS', config: 'EROFS',
         commit: 'OK', branch: 'OK', stash: 'OK', rebase: 'OK', status: 'OK',
-      });
+      }, 'git in the box sees no placeholder: nothing untracked, nothing staged by git add -A');
       for (const f of ['commondir', 'config.worktree', 'objects/info/alternates']) assert.equal(exists(path.join(ws, '.git', f)), false, `${f}: the placeholder is gone`);
       const st = hostGit(ws, ['status', '--porcelain']);
       assert.equal(st.status, 0, st.stderr);
