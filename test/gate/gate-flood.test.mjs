@@ -21,14 +21,14 @@ const TARGETS = 400;
 const EXEC = '/v1/actions/t_ok/execute';
 
 /** Sends `n` requests made by `make(i)` from 50 concurrent clients; returns the count of each status and error. */
-async function flood(n, make, { at, then } = {}) {
+async function flood(n, make, { at, run } = {}) {
   const seen = {};
   let next = 0;
   let during;
   await Promise.all(Array.from({ length: 50 }, async () => {
     while (next < n) {
       const i = next++;
-      if (i === at) during = then();
+      if (i === at) during = run();
       const r = await make(i);
       const k = `${r.status} ${r.body?.error}`;
       seen[k] = (seen[k] ?? 0) + 1;
@@ -62,7 +62,7 @@ test('an unauthenticated flood on the gate: counted, bounded, the real trail in 
     const ok = await agent.execute('t_ok', { n: 1 });
     return { written, otherWritten, ok };
   };
-  const { seen, during } = await flood(FLOOD, () => request(g.socket, 'POST', EXEC, { body: { n: 1 } }), { at: FLOOD / 2, then: mid });
+  const { seen, during } = await flood(FLOOD, () => request(g.socket, 'POST', EXEC, { body: { n: 1 } }), { at: FLOOD / 2, run: mid });
   assert.deepEqual(seen, { '401 missing_auth_header': FLOOD }, 'every request refused with its own answer');
   assert.equal(during.written.length, 1, 'the different refusal is written at once');
   assert.equal(during.written[0].details?.coalesced, undefined, 'and in full');

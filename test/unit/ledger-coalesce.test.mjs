@@ -153,6 +153,24 @@ test("the gate's unauthenticated refusals are counted per kind: code and route, 
   assert.equal(total(written), 22);
 });
 
+test("the credential proxy's refusals are counted per reason and route, the paths tried listed", () => {
+  const { c, written } = rig();
+  const refusedRoute = (path, route = null, reason = 'unknown_route', status = 404) => ({ event_type: 'credential_proxy', decision: 'deny', subject: { principal: 'box' }, details: { route, method: 'GET', path, status, bytes_up: 0, bytes_down: 10, duration_ms: 0.1, reason } });
+  for (let i = 0; i < 50; i++) c.record(refusedRoute(`/nope${i % 2}/x`), 'box');
+  c.record(refusedRoute('/fake/../x', 'fake', 'bad_path', 400), 'box');
+  c.record(refusedRoute('/fake/./y', 'fake', 'bad_path', 400), 'box');
+  c.record(refusedRoute('/other/../x', 'other', 'bad_path', 400), 'box');
+  assert.deepEqual(fulls(written).map((e) => `${e.details.reason} ${e.details.route}`), ['unknown_route null', 'bad_path fake', 'bad_path other'], 'another reason or route: in full');
+  c.close();
+  const s = summaries(written);
+  assert.deepEqual(s.map((e) => [e.details.reason, e.details.route, e.details.coalesced.count, e.details.coalesced.samples]), [
+    ['unknown_route', null, 49, ['GET /nope1/x', 'GET /nope0/x']],
+    ['bad_path', 'fake', 1, ['GET /fake/./y']],
+  ]);
+  assert.deepEqual(Object.keys(s[0].details).sort(), ['coalesced', 'reason', 'route', 'status']);
+  assert.equal(total(written), 53);
+});
+
 test('the kind cap: beyond maxKinds kinds at once, denials go to one over-cap summary that says so', () => {
   const { c, clock, written } = rig({ maxKinds: 3, maxSamples: 4 });
   for (let round = 0; round < 3; round++) {
