@@ -102,11 +102,13 @@ export async function openGate(o: OpenGateOptions): Promise<OpenedGate> {
     instances: new GateInstances(o.stateDir),
     wal: new WalSync(dbPath),
   };
+  const gate = new Gate(ctx, ttl);
   return {
     db,
     ctx,
-    gate: new Gate(ctx, ttl),
+    gate,
     close: () => {
+      gate.close(); // its counted refusals, while the ledger is open
       checkpoints?.close();
       ctx.instances.close();
       ctx.wal.close();

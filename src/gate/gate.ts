@@ -3,6 +3,8 @@
 // tail (runPlan): grant, intent, dispatch, receipt.
 import { randomUUID } from 'node:crypto';
 import { canonicalHash } from '../crypto/jcs.js';
+import { DenialCoalescer } from '../ledger/coalesce.js';
+import { denialKind } from '../ledger/denial-kinds.js';
 import { verifyLedger } from '../ledger/verify.js';
 import { immediate } from '../ledger/db.js';
 import { LedgerError, type LedgerFilters } from '../ledger/ledger.js';
@@ -35,8 +37,15 @@ function asGateError(e: unknown): GateError {
   throw e;
 }
 
+/** Who a refusal is counted against: the caller as the transport identified it. */
+function refusalSource(caller: Caller | undefined): string {
+  return caller ? JSON.stringify([caller.transport, caller.uid ?? null, caller.principal]) : 'unidentified';
+}
+
 export class Gate implements GateService {
   readonly admin: AdminService;
+  /** A caller hammering the gate with refused requests gets counted summaries, not one event per refusal. */
+  private readonly refusals = new DenialCoalescer({ write: (e) => this.event(e), classify: denialKind });
 
   constructor(private readonly ctx: GateContext, private readonly approvalTtlSeconds = 300) {
     this.admin = new Admin(ctx, this);
@@ -53,6 +62,20 @@ export class Gate implements GateService {
   /** Appends an event, adding what every event carries. */
   event(e: AuditEventInput): void {
     this.ctx.ledger.append({ ...e, ...(this.ctx.settings.sandboxDegraded ? { sandbox_degraded: true } : {}) });
+  }
+
+  /**
+   * Records a refusal: the first of its kind from this caller in full,
+   * repeats counted into summaries (src/ledger/coalesce.ts, denial-kinds.ts
+   * say which refusals qualify; the others are written in full here too).
+   */
+  refusal(caller: Caller | undefined, e: AuditEventInput): void {
+    this.refusals.record(e, refusalSource(caller));
+  }
+
+  /** Writes the counted refusals; call before the ledger closes. */
+  close(): void {
+    this.refusals.close();
   }
 
   health(): Record<string, unknown> {
@@ -83,7 +106,7 @@ export class Gate implements GateService {
       return { ...lease };
     } catch (e) {
       const g = asGateError(e);
-      this.event({ event_type: 'lease_denied', decision: 'deny', subject: { principal: caller.principal, identity_method: caller.transport }, error: { code: g.code, message: g.message } });
+      this.refusal(caller, { event_type: 'lease_denied', decision: 'deny', subject: { principal: caller.principal, identity_method: caller.transport }, error: { code: g.code, message: g.message } });
       recorded.add(g);
       throw g;
     }
@@ -146,7 +169,7 @@ export class Gate implements GateService {
     } catch (e) {
       const g = asGateError(e);
       if (!recorded.has(g)) {
-        this.event({ ...ev, decision: g.status >= 500 ? 'error' : 'deny', error: { code: g.code, message: g.message } });
+        this.refusal(caller, { ...ev, decision: g.status >= 500 ? 'error' : 'deny', error: { code: g.code, message: g.message } });
         recorded.add(g);
       }
       throw g;
@@ -216,7 +239,7 @@ export class Gate implements GateService {
   recordRefusal(caller: Caller | undefined, route: string, err: GateError): void {
     if (recorded.has(err)) return;
     recorded.add(err);
-    this.event({ event_type: 'request_refused', decision: err.status >= 500 ? 'error' : 'deny', subject: { principal: caller?.principal ?? 'unknown', identity_method: caller?.transport }, error: { code: err.code, message: err.message }, details: { route } });
+    this.refusal(caller, { event_type: 'request_refused', decision: err.status >= 500 ? 'error' : 'deny', subject: { principal: caller?.principal ?? 'unknown', identity_method: caller?.transport }, error: { code: err.code, message: err.message }, details: { route } });
   }
 }
 

@@ -10,6 +10,8 @@ import type { FastifyInstance } from 'fastify';
 import type { GateSetup } from '../cli/gate-setup.js';
 import type { OpenedGate } from '../gate/factory.js';
 import type { AuditEventInput } from '../gate/types.js';
+import { DenialCoalescer } from '../ledger/coalesce.js';
+import { denialKind } from '../ledger/denial-kinds.js';
 import type { Ledger } from '../ledger/ledger.js';
 
 export class BoxGate {
@@ -23,6 +25,8 @@ export class BoxGate {
   private readonly pending: AuditEventInput[] = [];
   private ledger: Ledger | undefined;
   private flushing: Promise<void> | undefined;
+  /** A box hammering its exits with refusals gets counted summaries, not one event per refusal. */
+  private readonly denials = new DenialCoalescer({ write: (e) => this.enqueue(e), classify: denialKind });
 
   constructor(
     private readonly setup: GateSetup,
@@ -72,8 +76,13 @@ export class BoxGate {
    * Appends an event from the box's exits (egress decisions) to the ledger.
    * The gate opens on first use, so events queue until it is open; a failure
    * to record is said loudly on stderr (the box's own run goes on).
+   * Repeated refusals of one kind are counted (src/ledger/coalesce.ts).
    */
   record(e: AuditEventInput): void {
+    this.denials.record(e, this.principal);
+  }
+
+  private enqueue(e: AuditEventInput): void {
     this.pending.push(e);
     if (this.flushing) return; // the running flush drains the queue
     const p = this.flush();
@@ -98,6 +107,7 @@ export class BoxGate {
   }
 
   async close(): Promise<void> {
+    this.denials.close(); // the counted refusals join the queue drained below
     while (this.flushing) await this.flushing;
     if (this.pending.length > 0) await this.flush();
     this.ledger?.db.close();

@@ -93,10 +93,20 @@ test('a proof for another URL: 401 invalid_dpop, audited', async (t) => {
   const proof = await a.proof('POST', '/v1/actions/t_fail/execute');
   const { r } = await refused(g, () => a.execute('t_ok', { n: 1 }, { proof }), 401, 'invalid_dpop');
   assert.match(r.body.message, /htu/);
-  // Another host under the same path is another URL too.
+  // Another host under the same path is another URL too. The same refusal
+  // again from the same caller is counted into a summary (src/ledger/coalesce.ts),
+  // written when the gate closes at the latest.
   const { makeProof } = await import('../../dist/gate/auth/client.js');
   const otherHost = await makeProof({ key: a.key, method: 'POST', url: `http://evil.example${EXEC}`, leaseJwt: a.lease_jwt });
-  await refused(g, () => a.execute('t_ok', { n: 1 }, { proof: otherHost }), 401, 'invalid_dpop');
+  const before = lastEventId(g);
+  const again = await a.execute('t_ok', { n: 1 }, { proof: otherHost });
+  assert.equal(again.status, 401, again.text);
+  assert.equal(again.body.error, 'invalid_dpop');
+  g.gate.close();
+  const evs = eventsWithCode(g, before, 'invalid_dpop');
+  assert.equal(evs.length, 1, JSON.stringify(evs));
+  assert.equal(evs[0].details.coalesced.count, 1);
+  assert.match(evs[0].details.coalesced.samples[0], /htu/);
 });
 
 test('a proof for another method: 401 invalid_dpop, audited', async (t) => {

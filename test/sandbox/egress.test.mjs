@@ -157,19 +157,22 @@ for (const mode of MODES) {
   });
 }
 
-// A flood from inside the box: 1500 refused CONNECTs, then 600 slow-header
-// connections (more than the listener's 512-socket budget) held open. The
-// launcher stays responsive meanwhile (the gate answers, the proxy's other
-// listener tunnels), the slow sockets are cut after the header timeout, and
-// the flooded listener tunnels again afterwards.
+// A flood from inside the box: 1500 refused CONNECTs (with one to another
+// host in the middle), then 600 slow-header connections (more than the
+// listener's 512-socket budget) held open. The launcher stays responsive
+// meanwhile (the gate answers, the proxy's other listener tunnels), the slow
+// sockets are cut after the header timeout, and the flooded listener tunnels
+// again afterwards. The ledger does not grow with the flood: the first
+// refusal of each kind is in full, the repeats are counted into summaries
+// (src/ledger/coalesce.ts) whose counts add up to exactly the refusals.
 const FLOOD = (ca) => `/usr/bin/node -e '
 const net = require("net"), tls = require("tls"), http = require("http"), fs = require("fs");
 const ca = fs.readFileSync(process.argv[1]);
 const t0 = Date.now();
 const log = (...a) => console.log(...a, "t=" + (Date.now() - t0));
-function connectStatus(opts) {
+function connectStatus(opts, target = "denied.example.test:443") {
   return new Promise((resolve) => {
-    const s = net.connect(opts, () => s.write("CONNECT denied.example.test:443 HTTP/1.1\\r\\nHost: denied.example.test:443\\r\\n\\r\\n"));
+    const s = net.connect(opts, () => s.write("CONNECT " + target + " HTTP/1.1\\r\\nHost: " + target + "\\r\\n\\r\\n"));
     let head = "";
     s.setTimeout(15000, () => { s.destroy(); resolve("timeout"); });
     s.on("data", (d) => { head += d; if (head.includes("\\r\\n")) { s.destroy(); resolve(head.split(" ")[1]); } });
@@ -198,14 +201,19 @@ function healthz() {
   const counts = {};
   let next = 0;
   await Promise.all(Array.from({ length: 50 }, async () => {
-    while (next++ < 1500) { const st = await connectStatus({ host: "127.0.0.1", port: 3128 }); counts[st] = (counts[st] || 0) + 1; }
+    while (next++ < 1500) {
+      if (next === 750) log("different", await connectStatus({ host: "127.0.0.1", port: 3128 }, "other.example.test:443"));
+      const st = await connectStatus({ host: "127.0.0.1", port: 3128 }); counts[st] = (counts[st] || 0) + 1;
+    }
   }));
   log("refused", JSON.stringify(counts));
   const slow = [];
-  let cut = 0;
+  let cut = 0, answered = 0;
   for (let i = 0; i < 600; i++) {
     const s = net.connect({ host: "127.0.0.1", port: 3128 }, () => s.write("CONNECT api.example.test:443 HTTP/1.1\\r\\nX-Slow: "));
-    s.resume(); s.on("error", () => {}); s.on("close", () => cut++);
+    let head = "";
+    s.on("data", (d) => { if (!head && (head += d).startsWith("HTTP/1.1 408 ")) answered++; });
+    s.on("error", () => {}); s.on("close", () => cut++);
     slow.push(s);
   }
   await new Promise((r) => setTimeout(r, 1000));
@@ -213,13 +221,13 @@ function healthz() {
   log("during-unix", await tunnel({ socketPath: "/run/latchgate/proxy.sock" }, "/during"));
   const deadline = Date.now() + 20000;
   while (cut < 600 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 250));
-  log("slow-cut", cut);
+  log("slow-cut", cut, "answered-408", answered);
   log("after-tcp", await tunnel({ host: "127.0.0.1", port: 3128 }, "/after"));
 })();
 ' ${ca}`;
 
 for (const mode of MODES) {
-  test(`[${mode}] a flood from inside the box: refused at once, slow headers cut, the gate and the proxy keep answering`, { skip: skipReason(mode) ?? (haveOpenssl() ? undefined : 'openssl is missing: cannot make the test certificates (make setup installs it)') }, async () => {
+  test(`[${mode}] a flood from inside the box: refused at once, slow headers cut, the gate and the proxy keep answering, the ledger bounded`, { skip: skipReason(mode) ?? (haveOpenssl() ? undefined : 'openssl is missing: cannot make the test certificates (make setup installs it)') }, async (t) => {
     const h = home(mode);
     const ws = makeWorkspace('egress-flood');
     const r = await runBox(mode, { workspace: ws, env: h.env, args: ['--config', h.cfg, '--ro', path.dirname(pki.caFile)], cmd: ['/bin/sh', '-c', FLOOD(pki.caFile)], timeoutMs: 120000 });
@@ -230,7 +238,34 @@ for (const mode of MODES) {
     assert.match(out, /^during-unix hello from upstream \/during key=- /m, `the proxy's other listener tunnels during the flood:\n${out}`);
     assert.match(out, /^slow-cut 600 /m, `every slow-header connection was cut (the excess at once, the rest at the header timeout):\n${out}`);
     assert.match(out, /^after-tcp hello from upstream \/after key=- /m, `the flooded listener tunnels again afterwards:\n${out}`);
-    const denied = JSON.parse(cli(mode, ['audit', '--config', h.cfg, '--json', '--event-type', 'egress', '--decision', 'deny', '-l', '5000'], h.env).stdout);
-    assert.equal(denied.filter((e) => e.details.host === 'denied.example.test' && e.details.reason === 'host_not_allowed').length, 1500, 'each refused CONNECT is one ledger event');
+    assert.match(out, /^different 403 /m, out);
+    const egress = JSON.parse(cli(mode, ['audit', '--config', h.cfg, '--json', '--event-type', 'egress', '-l', '5000'], h.env).stdout);
+    const bytes = egress.reduce((n, e) => n + JSON.stringify(e).length, 0);
+    t.diagnostic(`${egress.length} egress events, ${bytes} bytes in the ledger`);
+    assert.ok(egress.length <= 40 && bytes < 64 * 1024, `the ledger grew by ${egress.length} egress events, ${bytes} bytes for about 2100 refusals`);
+    const counted = (evs) => evs.reduce((n, e) => n + (e.details.coalesced?.count ?? 1), 0);
+    const flood = egress.filter((e) => e.details.host === 'denied.example.test' && e.details.reason === 'host_not_allowed');
+    assert.equal(counted(flood), 1500, 'the full event plus the summaries count every refused CONNECT');
+    assert.equal(flood[0].details.coalesced, undefined, 'the first refusal is in full');
+    assert.equal(typeof flood[0].details.duration_ms, 'number');
+    assert.equal(flood.filter((e) => !e.details.coalesced).length, 1, 'the repeats are counted, not written');
+    for (const e of flood.slice(1)) {
+      assert.equal(e.decision, 'deny');
+      assert.deepEqual(e.subject, flood[0].subject);
+      assert.ok(e.details.coalesced.count >= 1 && e.details.coalesced.first_at <= e.details.coalesced.last_at, JSON.stringify(e.details));
+    }
+    const different = egress.filter((e) => e.details.host === 'other.example.test');
+    assert.equal(different.length, 1, 'the CONNECT to another host during the flood is one event');
+    assert.equal(different[0].details.coalesced, undefined, 'in full');
+    assert.ok(egress.indexOf(different[0]) < egress.indexOf(flood.at(-1)), 'written before the summary of the flood around it');
+    const answered = Number(/^slow-cut 600 answered-408 (\d+) /m.exec(out)?.[1]);
+    const slow = egress.filter((e) => e.details.reason === 'header_timeout');
+    assert.ok(answered > 0);
+    assert.equal(counted(slow), answered, 'every slow-header connection cut with a 408 is counted');
+    assert.equal(slow[0].details.coalesced, undefined);
+    const tunnels = egress.filter((e) => e.decision === 'allow');
+    assert.equal(tunnels.length, 2, 'the tunnels (during, after) are in full, never counted');
+    const v = cli(mode, ['verify', '--config', h.cfg], h.env);
+    assert.equal(v.status, 0, `the ledger verifies: ${v.stdout}${v.stderr}`);
   });
 }
