@@ -88,7 +88,7 @@ export function jsonlLine(e: AuditEvent): string {
 
 export function formatTable(events: AuditEvent[]): string {
   const header = TABLE_COLUMNS.map((c) => c.toUpperCase());
-  const rows = events.map((e) => TABLE_COLUMNS.map((c) => escapeControl(eventField(e, c)) || '-'));
+  const rows = events.map((e) => TABLE_COLUMNS.map((c) => escapeControl(tableCell(e, c)) || '-'));
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: string[]) =>
     cells
@@ -96,6 +96,13 @@ export function formatTable(events: AuditEvent[]): string {
       .join('  ')
       .trimEnd();
   return `${[line(header), ...rows.map(line)].join('\n')}\n`;
+}
+
+/** A table cell: the field, and for a summary of counted denials how many it stands for. */
+function tableCell(e: AuditEvent, col: (typeof TABLE_COLUMNS)[number]): string {
+  const v = eventField(e, col);
+  const count = (e.details?.coalesced as { count?: unknown } | undefined)?.count;
+  return col === 'decision' && typeof count === 'number' ? `${v} x${count}` : v;
 }
 
 /** Renders events in one of the audit formats; the output ends with a newline (json: a pretty array). */

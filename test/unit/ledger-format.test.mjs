@@ -28,6 +28,12 @@ const events = [
   { event_type: 'admin_drain', trace_id: 't-3', timestamp: '2025-01-01T00:00:02.000Z', prev_hash: 'sha256:cc', operator: { name: 'root', uid: 0 }, subject: { principal: '\u001b[31mred\u001b[0m' } },
 ];
 
+test('table: a summary of counted denials shows how many it stands for', () => {
+  const summary = { ...events[0], decision: 'deny', details: { coalesced: { count: 1499 } } };
+  assert.match(formatEvents([summary], 'table').split('\n')[1], / deny x1499 /);
+  assert.doesNotMatch(formatEvents([{ ...summary, details: {} }], 'table'), /x1499/);
+});
+
 test('table: header and aligned columns; missing values as "-"; control characters escaped', () => {
   const out = formatEvents(events, 'table');
   const lines = out.trimEnd().split('\n');
