@@ -2,18 +2,20 @@
 // are scanned again and compared with the launch snapshot (git-surface.ts):
 // a git directory that was not there (a new repository, a bare one, a new
 // worktree or submodule git directory), a `.git` file or symlink that was
-// not there or changed, a change to anything that was protected, new
-// gitlinks in an index, a changed .gitmodules. By default each dangerous
+// not there, a submodule config changed beyond core.worktree, new gitlinks
+// in an index, a changed .gitmodules. (What was protected by a read-only
+// mount cannot have been changed by the box; a change to it came from the
+// host and is left alone.) By default each dangerous
 // piece is moved aside (a git directory without HEAD is no repository to
 // git, so nothing in it runs; its content stays for the user to inspect);
 // with --trust-new-repos they are kept and only reported.
 import { createHash } from 'node:crypto';
-import { chmodSync, closeSync, lstatSync, openSync, readdirSync, readFileSync, readSync, renameSync, writeFileSync } from 'node:fs';
-import { basename, dirname, join, relative, resolve } from 'node:path';
+import { chmodSync, lstatSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname, join, relative } from 'node:path';
 import { parseGitConfig, readSmallFile } from './git-config.js';
 import { gitlinksOf, looksLikeGitDir, pointerTarget, stamp, walkGitDirs, type GitSnapshot } from './git-surface.js';
 
-export type GitFindingKind = 'new-git-dir' | 'new-pointer' | 'changed' | 'new-gitlinks' | 'gitmodules-changed' | 'unlisted';
+export type GitFindingKind = 'new-git-dir' | 'new-pointer' | 'submodule-config-changed' | 'new-gitlinks' | 'gitmodules-changed' | 'unlisted';
 
 export interface GitFinding {
   kind: GitFindingKind;
@@ -30,43 +32,6 @@ export interface GitFinding {
 }
 
 export const DISABLED_SUFFIX = '.latchgate-disabled';
-
-function readHead(p: string, max: number): Buffer | undefined {
-  let fd: number | undefined;
-  try {
-    fd = openSync(p, 'r');
-    const buf = Buffer.alloc(max);
-    return buf.subarray(0, readSync(fd, buf, 0, max, 0));
-  } catch {
-    return undefined;
-  } finally {
-    if (fd !== undefined) closeSync(fd);
-  }
-}
-
-/**
- * A protected path whose current state cannot make git run anything: gone,
- * an empty file or directory (a placeholder another box still uses), or a
- * commondir naming its own directory.
- */
-function harmless(path: string): boolean {
-  const st = lstatSync(path, { throwIfNoEntry: false });
-  if (!st) return true;
-  if (st.isDirectory()) {
-    try {
-      return readdirSync(path).length === 0;
-    } catch {
-      return false;
-    }
-  }
-  if (!st.isFile()) return false;
-  if (st.size === 0) return true;
-  if (basename(path) === 'commondir' && st.size < 64) {
-    const text = readHead(path, 64)?.toString('utf8').trim();
-    return text !== undefined && resolve(dirname(path), text) === dirname(path);
-  }
-  return false;
-}
 
 /** A free name next to path for the moved-aside piece. */
 function asideName(path: string): string {
@@ -140,32 +105,21 @@ export function checkGitSurface(snap: GitSnapshot, o: GitCheckOptions): GitFindi
     }
   };
 
+  const known = new Set(snap.gitDirs);
   for (const g of [...walk.gitDirs].sort()) {
-    const was = snap.gitDirs[g];
-    if (was !== undefined && was === idOf(g)) continue;
+    if (known.has(g)) continue;
     act({ kind: 'new-git-dir', path: g, message: `a git directory appeared in the box at ${rel(g)}: its config and hooks would run on your next git command there` }, join(g, 'HEAD'));
   }
+  const knownPointers = new Set(snap.pointers);
   for (const p of [...walk.pointers].sort()) {
-    if (snap.pointers[p] === stamp(p)) continue;
+    if (knownPointers.has(p)) continue;
     const t = pointerTarget(p);
-    act({ kind: 'new-pointer', path: p, message: `a .git pointer appeared or changed in the box at ${rel(p)}${t ? ` (to ${t})` : ''}: host git would use that git directory's config and hooks` }, p);
-  }
-  for (const [p, before] of Object.entries(snap.stamps)) {
-    if (stamp(p) === before || harmless(p)) continue;
-    // A protected hooks directory: its entries were stamped one by one.
-    if (lstatSync(p, { throwIfNoEntry: false })?.isDirectory() && before !== 'absent') {
-      for (const n of readdirSync(p)) {
-        const c = join(p, n);
-        if (snap.stamps[c] === undefined) act({ kind: 'changed', path: c, message: `${rel(c)} appeared in the box in a protected git location` }, c);
-      }
-      continue;
-    }
-    act({ kind: 'changed', path: p, message: `${rel(p)} changed in the box although it was protected: host git reads it` }, p);
+    act({ kind: 'new-pointer', path: p, message: `a .git pointer appeared in the box at ${rel(p)}${t ? ` (to ${t})` : ''}: host git would use that git directory's config and hooks` }, p);
   }
   for (const [file, before] of Object.entries(snap.submoduleConfigs)) {
     const now = readSmallFile(file);
     if (now === before || (now !== undefined && sameBut(before, now, 'core.worktree'))) continue;
-    const f = { kind: 'changed' as const, path: file, message: `${rel(file)} (a submodule's config) changed in the box beyond core.worktree: host git reads it in every command that recurses into submodules` };
+    const f = { kind: 'submodule-config-changed' as const, path: file, message: `${rel(file)} (a submodule's config) changed in the box beyond core.worktree: host git reads it in every command that recurses into submodules` };
     if (o.trustNewRepos || now === undefined) {
       act(f, undefined);
       continue;
@@ -208,11 +162,6 @@ export function checkGitSurface(snap: GitSnapshot, o: GitCheckOptions): GitFindi
 function sameBut(a: string, b: string, key: string): boolean {
   const entries = (t: string) => JSON.stringify(parseGitConfig(t).filter((e) => `${e.section}.${e.key}` !== key || e.subsection !== null));
   return entries(a) === entries(b);
-}
-
-function idOf(p: string): string {
-  const s = lstatSync(p, { throwIfNoEntry: false, bigint: true });
-  return s ? `${s.dev}:${s.ino}` : 'absent';
 }
 
 function sha256(p: string): string | null {

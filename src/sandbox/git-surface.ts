@@ -39,13 +39,17 @@ export interface GitWorktree {
   gitmodules: string | null;
 }
 
+/**
+ * What was there at launch. Everything it lists is mounted read-only in the
+ * box or lies below such a mount point (a git directory is pinned by its
+ * protected config and hooks), so the box cannot replace it: a change seen
+ * after the run came from the host and is none of the check's business.
+ */
 export interface GitSnapshot {
-  /** Git directories found (path -> "dev:ino"). */
-  gitDirs: Record<string, string>;
-  /** `.git` entries that are files or symlinks (path -> stamp). */
-  pointers: Record<string, string>;
-  /** Files and directories that make git run something (path -> stamp; "absent" when missing). */
-  stamps: Record<string, string>;
+  /** Git directories found. */
+  gitDirs: string[];
+  /** `.git` entries that are files or symlinks. */
+  pointers: string[];
   /** Work tree roots (path -> what git registered there). */
   worktrees: Record<string, GitWorktree>;
   /** .gitmodules content at launch (root -> text), to restore it if the box changed it. */
@@ -109,11 +113,6 @@ export function stamp(p: string): string {
     return 'absent';
   }
 }
-
-const idOf = (p: string) => {
-  const s = lst(p);
-  return s ? `${s.dev}:${s.ino}` : 'absent';
-};
 
 const isInside = (root: string, p: string) => {
   const r = relative(root, p);
@@ -276,14 +275,14 @@ export function scanGitSurface(o: GitScanOptions): GitSurface {
     if (inWritable(r.path) && !protect.has(r.path)) protect.set(r.path, r);
   };
   const walk = walkGitDirs(o.scanRoots ?? writable);
-  const snapshot: GitSnapshot = { gitDirs: {}, pointers: {}, stamps: {}, worktrees: {}, gitmodulesText: {}, submoduleConfigs: {}, unlisted: {} };
+  const snapshot: GitSnapshot = { gitDirs: [], pointers: [], worktrees: {}, gitmodulesText: {}, submoduleConfigs: {}, unlisted: {} };
   for (const d of walk.unlisted) snapshot.unlisted[d] = stamp(d);
 
   // Work tree roots: W for W/.git (directory or pointer).
   const roots = new Map<string, string>(); // root -> git dir
   for (const g of walk.gitDirs) if (basename(g) === '.git') roots.set(dirname(g), g);
   for (const p of walk.pointers) {
-    snapshot.pointers[p] = stamp(p);
+    snapshot.pointers.push(p);
     add({ path: p, type: 'file', why: 'a .git pointer decides which git directory (config, hooks) host git uses' });
     const t = pointerTarget(p);
     if (t && looksLikeGitDir(t)) roots.set(dirname(p), t);
@@ -328,7 +327,7 @@ export function scanGitSurface(o: GitScanOptions): GitSurface {
   fromChain(globalChains.flatMap((c) => c.files), [...roots.keys()]);
 
   for (const g of [...walk.gitDirs].sort()) {
-    snapshot.gitDirs[g] = idOf(g);
+    snapshot.gitDirs.push(g);
     const linked = !!lst(join(g, 'commondir'))?.isFile();
     const why = `git directory ${g}`;
     if (linked) {
@@ -361,17 +360,5 @@ export function scanGitSurface(o: GitScanOptions): GitSurface {
     const text = readSmallFile(join(w, '.gitmodules'));
     if (text !== undefined && text.length <= 65536) snapshot.gitmodulesText[w] = text;
   }
-  for (const r of protect.values()) {
-    snapshot.stamps[r.path] = stamp(r.path);
-    if (r.type === 'dir') for (const n of safeList(r.path)) snapshot.stamps[join(r.path, n)] = stamp(join(r.path, n));
-  }
   return { protect: [...protect.values()], snapshot };
-}
-
-function safeList(dir: string): string[] {
-  try {
-    return lst(dir)?.isDirectory() ? readdirSync(dir) : [];
-  } catch {
-    return [];
-  }
 }

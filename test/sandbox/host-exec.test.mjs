@@ -255,7 +255,7 @@ git status --porcelain
       const marks = markerDir();
       const r = await runBox(mode, { workspace: ws, args: ['--json'], cmd: ['/bin/sh', '-c', `git config -f .git/modules/lib/config core.fsmonitor "touch ${marks}/sub; false"`] });
       assert.equal(r.code, 0, r.stderr);
-      assert.deepEqual(r.json.hostExecution.map((f) => [f.kind, path.relative(ws, f.path), f.action]), [['changed', '.git/modules/lib/config', 'disabled']]);
+      assert.deepEqual(r.json.hostExecution.map((f) => [f.kind, path.relative(ws, f.path), f.action]), [['submodule-config-changed', '.git/modules/lib/config', 'disabled']]);
       assert.equal(fs.readFileSync(cfg, 'utf8'), before, 'the launch version is back');
       assert.match(fs.readFileSync(`${cfg}.latchgate-disabled`, 'utf8'), /fsmonitor/);
       hostGit(ws, ['status']);

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, sep } from 'node:path';
-import { PROTECTED_DIRS, PROTECTED_FILES, protectedPathsFor } from '../../dist/sandbox/protected-paths.js';
+import { PROTECTED_DIRS, PROTECTED_FILES, protectedPathsFor, protectionPlan } from '../../dist/sandbox/protected-paths.js';
 import { walkGitDirs } from '../../dist/sandbox/git-surface.js';
 
 /** The git directories found below the given roots, sorted. */
@@ -292,7 +292,13 @@ test('submodules: git directories under modules/, nested, found and protected', 
   }
   for (const gd of [top, a, b, deep]) {
     assert.deepEqual(m[join(gd, 'hooks')], { action: 'readonly', path: join(gd, 'hooks'), type: 'dir' }, gd);
-    assert.deepEqual(m[join(gd, 'config')], { action: 'readonly', path: join(gd, 'config'), type: 'file' }, gd);
+  }
+  assert.deepEqual(m[join(top, 'config')], { action: 'readonly', path: join(top, 'config'), type: 'file' });
+  // A submodule's config stays writable (git submodule update rewrites it); the snapshot keeps it to undo other changes.
+  const plan = protectionPlan([root], [], {});
+  for (const gd of [a, b, deep]) {
+    assert.equal(m[join(gd, 'config')], undefined, gd);
+    assert.equal(plan.git.submoduleConfigs[join(gd, 'config')], '[core]\n');
   }
 });
 
