@@ -360,5 +360,8 @@ export function scanGitSurface(o: GitScanOptions): GitSurface {
     const text = readSmallFile(join(w, '.gitmodules'));
     if (text !== undefined && text.length <= 65536) snapshot.gitmodulesText[w] = text;
   }
+  // The texts kept to restore files are not printed with the plan (--dry-run):
+  // they are the user's config (URLs may hold tokens), not the plan.
+  for (const k of ['gitmodulesText', 'submoduleConfigs'] as const) Object.defineProperty(snapshot, k, { enumerable: false });
   return { protect: [...protect.values()], snapshot };
 }
