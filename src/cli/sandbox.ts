@@ -10,6 +10,7 @@ import { hostFacts, resolveIdentity } from '../sandbox/identity.js';
 import { buildSandboxPlan, readHardLimits, type SandboxPlan } from '../sandbox/plan.js';
 import { runSandbox, type RunResult } from '../sandbox/supervisor.js';
 import type { GitFinding } from '../sandbox/git-check.js';
+import { describeStateMerge, stateDirName, type StateMergeReport } from '../sandbox/state-files.js';
 import { realpathSync } from 'node:fs';
 import { hostHomes } from '../sandbox/home-workspace.js';
 import { join } from 'node:path';
@@ -150,6 +151,7 @@ function planFrom(
       extraPath: eff.discovery?.path ?? [],
       protect: eff.protected,
       files: eff.files,
+      stateFiles: { dir: f.dryRun ? '(a directory created at launch)' : stateDirName(), files: eff.stateFiles },
       strictNet: f.strictNet ?? file.strictNet ?? false,
       allowDegraded: f.allowDegraded ?? false,
       allowHomeWorkspace: f.allowHomeWorkspace ?? false,
@@ -254,6 +256,20 @@ function summary(plan: SandboxPlan | undefined, r: RunResult | undefined, error:
   };
 }
 
+/** Says on stderr and in the ledger what became of each state file (key paths only, never values). */
+function reportStateFiles(reports: StateMergeReport[], gate: BoxGate): void {
+  for (const r of reports) {
+    const line = describeStateMerge(r);
+    if (line) process.stderr.write(`${line}\n`);
+    gate.record({
+      event_type: 'state_file_merge',
+      decision: r.outcome === 'kept-aside' || r.dropped.length > 0 ? 'deny' : 'allow',
+      subject: { principal: gate.principal },
+      details: { path: r.path, outcome: r.outcome, dropped: r.dropped, ...(r.keptAt ? { kept_at: r.keptAt } : {}), ...(r.reason ? { reason: r.reason } : {}) },
+    });
+  }
+}
+
 export async function runSandboxCommand(cmd: string[], f: SandboxFlags): Promise<number> {
   const t0 = performance.now();
   let plan: SandboxPlan | undefined;
@@ -315,6 +331,7 @@ export async function runSandboxCommand(cmd: string[], f: SandboxFlags): Promise
       },
     });
     error = result.error ?? reportHostExec(result.hostExec ?? [], boxGate!);
+    reportStateFiles(result.stateFiles ?? [], boxGate!);
   } catch (e) {
     if (!(e instanceof LaunchError)) throw e;
     error = e;

@@ -7,6 +7,8 @@ import { basename, dirname, isAbsolute, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LaunchError } from '../sandbox/errors.js';
 import type { ProtectRequest } from '../sandbox/protected-paths.js';
+import type { StateFileSpec } from '../sandbox/state-files.js';
+import { compileKeyRules } from '../sandbox/state-merge.js';
 import { didYouMean } from './suggest.js';
 import { checkSchema, parseTomlFile, type Schema } from './toml-schema.js';
 
@@ -62,12 +64,15 @@ export interface AgentProfile {
   protected: string[];
   credentials: Map<string, ProfileRoute>;
   files: Map<string, ProfileFile>;
+  /** Files the box gets a private copy of, merged back at exit (sandbox/state-files.ts); "~/..." paths. */
+  stateFiles: StateFileSpec[];
 }
 
 const ROUTE_SCHEMA: Schema = { upstream: 'string', header: 'string', format: 'string', key_source: 'string', optional: 'bool', placeholder_env: 'env', args: 'string[]', files: 'env' };
 const FILE_SCHEMA: Schema = { path: 'string', env: 'string', json: 'string' };
+const STATE_SCHEMA: Schema = { path: 'string', format: 'string', also_at: 'string[]', box_keys: 'string[]', host_only_keys: 'string[]' };
 const FILE_PATH = /^\/run\/latchgate\/[A-Za-z0-9][A-Za-z0-9._-]*$/;
-const BOX_RESERVED = new Set(['/run/latchgate/gate.sock', '/run/latchgate/proxy.sock']);
+const BOX_RESERVED = new Set(['/run/latchgate/gate.sock', '/run/latchgate/proxy.sock', '/run/latchgate/state']);
 
 /** Parses a JSON object template; "{route_url}" stands for a URL (always JSON-safe). */
 function jsonObject(text: string, where: string): Record<string, unknown> {
@@ -92,6 +97,7 @@ const SCHEMA: Schema = {
   protected: 'string[]',
   credentials: { '*': ROUTE_SCHEMA },
   files: { '*': FILE_SCHEMA },
+  state_files: { '*': STATE_SCHEMA },
 };
 
 const HOME_PATH = /^~\/[^\0]+$/;
@@ -121,13 +127,14 @@ export function parseProfile(name: string, file: string, text: string): AgentPro
       if (typeof f[req] !== 'string') throw new LaunchError(`${file}: [files.${fname}] key "${req}": required`);
     }
     const path = f.path as string;
-    if (!FILE_PATH.test(path) || BOX_RESERVED.has(path)) throw new LaunchError(`${file}: [files.${fname}] key "path": ${JSON.stringify(path)}: expected a file directly under /run/latchgate/ (not gate.sock or proxy.sock), e.g. "/run/latchgate/${fname}.json"`);
+    if (!FILE_PATH.test(path) || BOX_RESERVED.has(path)) throw new LaunchError(`${file}: [files.${fname}] key "path": ${JSON.stringify(path)}: expected a file directly under /run/latchgate/ (not gate.sock, proxy.sock or state), e.g. "/run/latchgate/${fname}.json"`);
     if (paths.has(path)) throw new LaunchError(`${file}: [files.${fname}] key "path": ${path} is already the path of another file`);
     paths.add(path);
     if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(f.env as string)) throw new LaunchError(`${file}: [files.${fname}] key "env": expected a variable name, e.g. "OPENCODE_CONFIG"`);
     jsonObject(f.json as string, `${file}: [files.${fname}] key "json"`);
     files.set(fname, { path, env: f.env as string, json: f.json as string });
   }
+  const stateFiles = parseStateFiles(file, (doc.state_files ?? {}) as Record<string, Record<string, unknown>>, rw);
   const credentials = new Map<string, ProfileRoute>();
   for (const [route, c] of Object.entries((doc.credentials ?? {}) as Record<string, Record<string, unknown>>)) {
     if (!/^[a-z][a-z0-9_-]*$/.test(route)) throw new LaunchError(`${file}: [credentials.${route}]: route names are lowercase letters, digits, _ and -`);
@@ -166,7 +173,47 @@ export function parseProfile(name: string, file: string, text: string): AgentPro
     protected: (doc.protected as string[] | undefined) ?? [],
     credentials,
     files,
+    stateFiles,
   };
+}
+
+/**
+ * [state_files.NAME]: path (a "~/..." file outside rw_paths), format
+ * ("json"), box_keys (the key paths whose box changes are merged back),
+ * host_only_keys (names kept as the host has them at any depth) and also_at
+ * (files under rw_paths where the agent also looks for it).
+ */
+function parseStateFiles(file: string, tables: Record<string, Record<string, unknown>>, rw: string[]): StateFileSpec[] {
+  const out: StateFileSpec[] = [];
+  const inside = (p: string, root: string) => p === root || p.startsWith(root + '/');
+  const homePath = (name: string, key: string, p: string) => {
+    if (!HOME_PATH.test(p) || p.split('/').includes('..') || p.endsWith('/')) throw new LaunchError(`${file}: [state_files.${name}] key "${key}": ${JSON.stringify(p)}: expected a file under the agent's home, written "~/..." without ".."`);
+  };
+  for (const [name, t] of Object.entries(tables)) {
+    const where = `${file}: [state_files.${name}]`;
+    if (!/^[a-z][a-z0-9_-]*$/.test(name)) throw new LaunchError(`${where}: state file names are lowercase letters, digits, _ and -`);
+    for (const req of ['path', 'format', 'box_keys'] as const) {
+      if (t[req] === undefined) throw new LaunchError(`${where} key "${req}": required`);
+    }
+    const path = t.path as string;
+    homePath(name, 'path', path);
+    const r = rw.find((root) => inside(path, root));
+    if (r !== undefined) throw new LaunchError(`${where} key "path": ${path} is inside rw_paths entry ${r}, where the box would write it directly; keep it out of rw_paths`);
+    if (out.some((f) => f.path === path)) throw new LaunchError(`${where} key "path": ${path} is already another state file`);
+    if (t.format !== 'json') throw new LaunchError(`${where} key "format": expected "json" (the only format merged so far), got ${JSON.stringify(t.format)}`);
+    const alsoAt = (t.also_at as string[] | undefined) ?? [];
+    for (const p of alsoAt) {
+      homePath(name, 'also_at', p);
+      if (!rw.some((root) => inside(p, root) && p !== root)) throw new LaunchError(`${where} key "also_at": ${p} is not inside any rw_paths entry; list only files in the agent's read-write trees`);
+    }
+    try {
+      compileKeyRules((t.box_keys as string[]) ?? [], (t.host_only_keys as string[] | undefined) ?? []);
+    } catch (e) {
+      throw new LaunchError(`${where} key ${(e as Error).message}`);
+    }
+    out.push({ name, path, format: 'json', alsoAt, boxKeys: t.box_keys as string[], hostOnlyKeys: (t.host_only_keys as string[] | undefined) ?? [] });
+  }
+  return out;
 }
 
 let cache: Map<string, AgentProfile> | undefined;
@@ -377,6 +424,8 @@ export interface EffectiveProfile {
   credentials: Map<string, EffectiveRoute>;
   /** Files written read-only into the box (their variables are in env). */
   files: GeneratedFile[];
+  /** State files whose directory exists on the host (paths expanded). */
+  stateFiles: StateFileSpec[];
   dropped: string[];
   discovery: Discovery | null;
 }
@@ -455,9 +504,14 @@ export function mergeProfile(
     files.push({ path: f.path, content: `${JSON.stringify(docs.get(fname), null, 2)}\n` });
   }
   const rwProfile = (profile?.rwPaths ?? []).map(expand).filter(present);
-  const protectedPaths: ProtectRequest[] = (profile?.protected ?? [])
-    .map((p) => ({ path: expand(p).replace(/\/+$/, ''), type: p.endsWith('/') ? ('dir' as const) : ('file' as const) }))
-    .filter((p) => rwProfile.some((r) => isUnder(p.path, r)));
+  const stateFiles = (profile?.stateFiles ?? [])
+    .map((f) => ({ ...f, path: expand(f.path), alsoAt: f.alsoAt.map(expand) }))
+    .filter((f) => present(dirname(f.path)));
+  const protectedPaths: ProtectRequest[] = [
+    ...(profile?.protected ?? []).map((p) => ({ path: expand(p).replace(/\/+$/, ''), type: p.endsWith('/') ? ('dir' as const) : ('file' as const) })),
+    // Where the agent also looks for a state file: a read-only placeholder keeps the box from creating it there, and the box sees its copy.
+    ...stateFiles.flatMap((f) => f.alsoAt.map((path) => ({ path, type: 'file' as const }))),
+  ].filter((p) => rwProfile.some((r) => isUnder(p.path, r)));
   const discovery = profile ? discoverInstall(profile.command[0]!, host.env.PATH, uniq([host.home, host.hostHome ?? host.home])) : null;
   return {
     profile: profile?.name ?? null,
@@ -471,6 +525,7 @@ export function mergeProfile(
     protected: protectedPaths,
     credentials,
     files,
+    stateFiles,
     dropped,
     discovery,
   };
@@ -500,6 +555,7 @@ export function describeProfile(eff: EffectiveProfile, argv: string[]) {
       [...eff.credentials].map(([n, r]) => [n, { upstream: r.upstream ?? null, header: r.header ?? null, format: r.format ?? '{}', key_source: r.keySource ?? null, optional: r.optional, key_resolved: r.resolved, from: r.from, base_url: routeUrl(n) }]),
     ),
     generated_files: Object.fromEntries(eff.files.map((f) => [f.path, JSON.parse(f.content) as unknown])),
+    state_files: eff.stateFiles.map((f) => ({ name: f.name, path: f.path, format: f.format, also_at: f.alsoAt, box_keys: f.boxKeys, host_only_keys: f.hostOnlyKeys })),
     dropped_optional_routes: eff.dropped,
     discovery: eff.discovery,
   };

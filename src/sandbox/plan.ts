@@ -12,6 +12,7 @@ import { homeRequests, homesInside } from './home-workspace.js';
 import { placeholderExcludes, protectionPlan, type ProtectedAction, type ProtectRequest } from './protected-paths.js';
 import { describeSeccompFilter, hostSeccompArch } from './seccomp-filter.js';
 import { checkTmpSize } from './tmp-budget.js';
+import { planStateFileMounts, type PlannedStateFiles } from './state-files.js';
 
 export const BOX_HOSTNAME = 'latchgate';
 /** gitignore patterns for the placeholders, read by git in the box as core.excludesFile. */
@@ -49,6 +50,8 @@ export interface SandboxOptions {
   allowHomeWorkspace?: boolean;
   /** Keep git repositories and pointers the box creates (reported, not disabled). */
   trustNewRepos?: boolean;
+  /** Agent state files: the box gets private copies, merged back at exit (state-files.ts). */
+  stateFiles?: PlannedStateFiles;
 }
 
 export interface HostFacts {
@@ -83,6 +86,7 @@ export interface SandboxPlan {
   protectedPaths: ProtectedAction[];
   /** What the after-run check compares with: git's surface at launch (git-check.ts). */
   hostExec: { trustNewRepos: boolean; homeWorkspace: string[]; git: GitSnapshot };
+  stateFiles: PlannedStateFiles | null;
   landlock: LandlockPlan & { status: 'enforced' | 'degraded-unavailable' };
   seccomp: ReturnType<typeof describeSeccompFilter>;
   rlimits: RlimitEntry[];
@@ -245,6 +249,8 @@ export function buildSandboxPlan(o: SandboxOptions, h: HostFacts): SandboxPlan {
     m.write(GIT_EXCLUDES, excludes, 0o444);
     m.rule(GIT_EXCLUDES, 'read', true);
   }
+  const stateFiles = o.stateFiles && o.stateFiles.files.length > 0 ? o.stateFiles : null;
+  if (stateFiles) planStateFileMounts(m, stateFiles, trees.filter((t) => t.bind).map((t) => t.path), protectedPaths);
 
   const extraPath = [...ro.flatMap((p) => [join(p, 'bin'), join(p, 'sbin')]).filter((p) => existsSync(p)), ...(o.extraPath ?? [])];
   const env = buildBoxEnv({
@@ -296,6 +302,7 @@ export function buildSandboxPlan(o: SandboxOptions, h: HostFacts): SandboxPlan {
     mounts: m.entries,
     protectedPaths,
     hostExec: { trustNewRepos: o.trustNewRepos ?? false, homeWorkspace: homes, git: protection.git },
+    stateFiles,
     landlock: { ...ll, status: landlockAbi > 0 ? 'enforced' : 'degraded-unavailable' },
     seccomp: describeSeccompFilter(hostSeccompArch()),
     rlimits,

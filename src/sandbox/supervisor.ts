@@ -9,6 +9,7 @@ import { checkGitSurface, type GitFinding } from './git-check.js';
 import { Placeholders } from './placeholders.js';
 import type { SandboxPlan } from './plan.js';
 import { readCapLast } from './plan.js';
+import { StateFileSession, type StateMergeReport } from './state-files.js';
 import { TerminalRelay } from './terminal.js';
 
 export interface RunHooks {
@@ -27,6 +28,8 @@ export interface RunResult {
   error?: LaunchError;
   /** What the box left that the host would run, and what was done about it. */
   hostExec?: GitFinding[];
+  /** What became of each state file's box copy (state-files.ts). */
+  stateFiles?: StateMergeReport[];
 }
 
 const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGCONT'];
@@ -71,11 +74,15 @@ export async function runSandbox(plan: SandboxPlan, hooks: RunHooks = {}): Promi
   const id = plan.identity;
   const placeholders = new Placeholders(id.hostUid === 0 ? { uid: id.uid, gid: id.gid } : undefined);
   placeholders.lock(plan.writableRoots);
+  const stateFiles = new StateFileSession(plan.stateFiles, fsOwnerOf(id));
   let result: RunResult;
   try {
     placeholders.create(plan.protectedPaths);
+    stateFiles.prepare();
     result = await runBox(plan, hooks);
+    result.stateFiles = stateFiles.mergeBack();
   } finally {
+    stateFiles.discard();
     placeholders.release();
   }
   result.hostExec = checkHostExecution(plan);
