@@ -418,3 +418,35 @@ test('JSON.stringify(plan) round-trips', (t) => {
     assert.deepEqual(JSON.parse(JSON.stringify(plan)), plan);
   }
 });
+
+test('state files: the private directory at /run/latchgate/state, a symlink at the path, the copy over also_at placeholders', (t) => {
+  const base = tempDir(t);
+  const home = join(base, 'home/alice');
+  const ws = join(base, 'ws');
+  mkdirSync(join(home, '.agent'), { recursive: true });
+  mkdirSync(ws);
+  const spec = { name: 'agent', path: join(home, '.agent.json'), format: 'json', alsoAt: [join(home, '.agent/alt.json')], boxKeys: ['n'], hostOnlyKeys: ['servers'] };
+  const stateFiles = { dir: '/tmp/latchgate-state-x', files: [spec] };
+  const plan = buildSandboxPlan(options(ws, { rw: [join(home, '.agent')], protect: [{ path: join(home, '.agent/alt.json'), type: 'file' }], stateFiles }), facts({ identity: identity({ home }) }));
+  const m = plan.mounts;
+  assert.deepEqual(plan.stateFiles, stateFiles);
+  const dirAt = idx(m, (e) => e.kind === 'bind' && e.src === '/tmp/latchgate-state-x' && e.path === '/run/latchgate/state' && !e.readonly);
+  const linkAt = idx(m, (e) => e.kind === 'symlink' && e.path === spec.path && e.target === '/run/latchgate/state/agent.json');
+  const protectAt = idx(m, (e) => e.kind === 'bind' && e.path === join(home, '.agent/alt.json') && e.readonly);
+  const copyAt = idx(m, (e) => e.kind === 'bind' && e.path === join(home, '.agent/alt.json') && e.src === '/tmp/latchgate-state-x/agent.json' && !e.readonly);
+  assert.ok(dirAt >= 0 && linkAt >= 0 && protectAt >= 0 && copyAt > protectAt, JSON.stringify(m.slice(-6)));
+  assert.ok(idx(m, tmpfsAt(home)) < linkAt, 'the symlink is made in the HOME tmpfs');
+  assert.ok(!m.some(bindAt(spec.path)), 'the host file is never mounted');
+  assert.ok(plan.landlock.paths.some((p) => p.path === '/run/latchgate/state' && p.class === 'rw-noexec'));
+  assert.equal(JSON.parse(JSON.stringify(plan)).stateFiles.files[0].path, spec.path);
+
+  // HOME mounted from the host (the workspace is HOME): the copy is bound over the existing file, never a symlink made on the host.
+  assertLaunchError(() => buildSandboxPlan(options(home, { stateFiles }), facts({ identity: identity({ home }) })), LaunchError, `state file ${spec.path}`, 'missing', "echo '{}'");
+  writeFileSync(spec.path, '{}');
+  const inHome = buildSandboxPlan(options(home, { stateFiles }), facts({ identity: identity({ home }) }));
+  assert.ok(!inHome.mounts.some((e) => e.kind === 'symlink' && e.path === spec.path));
+  assert.ok(inHome.mounts.some((e) => e.kind === 'bind' && e.path === spec.path && e.src === '/tmp/latchgate-state-x/agent.json' && !e.readonly));
+  assert.ok(inHome.landlock.paths.some((p) => p.path === spec.path && p.class === 'rw-noexec'));
+  // No state files: nothing at /run/latchgate/state.
+  assert.equal(buildSandboxPlan(options(ws), facts({ identity: identity({ home }) })).stateFiles, null);
+});

@@ -13,13 +13,20 @@ test('every built-in profile loads with hosts, command and home paths', () => {
   const all = loadProfiles();
   assert.deepEqual([...all.keys()].sort(), ['aider', 'claude-code', 'codex', 'cursor', 'opencode']);
   for (const p of all.values()) {
+    // What the host's agent runs from its cache is never shared with the box.
+    assert.ok(!p.rwPaths.some((r) => r.startsWith('~/.cache/')), `${p.name}: a cache the host executes is read-write`);
     assert.ok(p.command.length > 0 && !p.command[0].includes('/'), p.name);
     assert.ok(p.allowHosts.length > 0, p.name);
     for (const r of [...p.rwPaths, ...p.protected]) assert.match(r, /^~\//);
     for (const [, r] of p.credentials) assert.match(r.keySource, /^env:/);
   }
   const claude = all.get('claude-code');
-  assert.ok(claude.rwPaths.includes('~/.claude') && claude.rwPaths.includes('~/.claude.json'));
+  assert.ok(claude.rwPaths.includes('~/.claude') && !claude.rwPaths.includes('~/.claude.json'), '~/.claude.json is a state file, never mounted read-write');
+  assert.deepEqual(claude.stateFiles.map((f) => [f.name, f.path, f.format, f.alsoAt]), [['claude', '~/.claude.json', 'json', ['~/.claude/.config.json']]]);
+  for (const k of ['mcpServers', 'allowedTools', 'hasTrustDialogAccepted', 'enabledMcpjsonServers', 'enableAllProjectMcpServers', 'apiKeyHelper', 'env', 'primaryApiKey', 'customApiKeyResponses']) {
+    assert.ok(claude.stateFiles[0].hostOnlyKeys.includes(k), `${k} is host-only`);
+  }
+  assert.ok(claude.stateFiles[0].boxKeys.includes('numStartups'));
   assert.ok(claude.protected.includes('~/.claude/settings.json'));
   assert.equal(claude.credentials.get('anthropic').placeholderEnv.ANTHROPIC_API_KEY, 'latchgate-placeholder');
   const codex = all.get('codex');
@@ -73,4 +80,25 @@ test('generated files: path, env, JSON and the routes that name them are checked
   assertLaunchError(() => parseProfile('x', '/p/x.toml', base + route(`{ cfg = '{"b": ' }`)), LaunchError, '[credentials.a] key "files.cfg"', 'not valid JSON');
   assertLaunchError(() => parseProfile('x', '/p/x.toml', base + '[files.cfg2]\npath = "/run/latchgate/x.json"\nenv = "Y"\njson = \'{}\'\n'), LaunchError, '[files.cfg2] key "path"', 'already the path');
   assertLaunchError(() => parseProfile('x', '/p/x.toml', base.replace('path = ', 'paht = ')), LaunchError, '[files.cfg] key "paht"', 'did you mean "path"?');
+});
+
+test('state files: path, format, key rules and also_at are checked, with the table and key named', () => {
+  const base = 'command = ["x"]\nrw_paths = ["~/.x"]\n[state_files.st]\npath = "~/.x.json"\nformat = "json"\nbox_keys = ["count", "projects.*.last"]\nhost_only_keys = ["servers"]\nalso_at = ["~/.x/alt.json"]\n';
+  const ok = parseProfile('x', '/p/x.toml', base);
+  assert.deepEqual(ok.stateFiles, [{ name: 'st', path: '~/.x.json', format: 'json', alsoAt: ['~/.x/alt.json'], boxKeys: ['count', 'projects.*.last'], hostOnlyKeys: ['servers'] }]);
+  const bad = (from, to, ...patterns) => assertLaunchError(() => parseProfile('x', '/p/x.toml', base.replace(from, to)), LaunchError, '/p/x.toml', ...patterns);
+  bad('format = "json"\n', '', '[state_files.st] key "format": required');
+  bad('format = "json"', 'format = "yaml"', '[state_files.st] key "format": expected "json"');
+  bad('path = "~/.x.json"', 'path = "/etc/x.json"', '[state_files.st] key "path"', '"~/..."');
+  bad('path = "~/.x.json"', 'path = "~/../x.json"', '[state_files.st] key "path"');
+  bad('path = "~/.x.json"', 'path = "~/.x/inside.json"', '[state_files.st] key "path"', 'inside rw_paths entry ~/.x');
+  bad('box_keys = ["count", "projects.*.last"]', 'box_keys = ["projects.*.servers"]', '[state_files.st] key "box_keys"', 'names servers, which is in host_only_keys');
+  bad('box_keys = ["count", "projects.*.last"]', 'box_keys = ["a..b"]', '[state_files.st] key "box_keys"');
+  bad('box_keys = ["count", "projects.*.last"]', 'box_keys = []', '[state_files.st] key "box_keys": required');
+  bad('box_keys = ["count", "projects.*.last"]\n', '', '[state_files.st] key "box_keys": required');
+  bad('host_only_keys = ["servers"]', 'host_only_keys = ["a.b"]', '[state_files.st] key "host_only_keys"');
+  bad('also_at = ["~/.x/alt.json"]', 'also_at = ["~/.y/alt.json"]', '[state_files.st] key "also_at"', 'not inside any rw_paths entry');
+  bad('[state_files.st]', '[state_files.St]', '[state_files.St]', 'lowercase');
+  bad('box_keys =', 'box_key =', '[state_files.st] key "box_key"', 'did you mean "box_keys"?');
+  bad('[state_files.st]', '[files.st]\npath = "/run/latchgate/state"\nenv = "X"\njson = \'{}\'\n[state_files.st]', '[files.st] key "path"');
 });

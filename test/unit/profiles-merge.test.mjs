@@ -125,7 +125,7 @@ test('opencode: the generated config holds the active routes as provider base UR
     return JSON.parse(eff.files[0].content);
   };
   const none = doc(merged({}));
-  assert.deepEqual(none, { $schema: 'https://opencode.ai/config.json', autoupdate: false, share: 'disabled' }, 'no route: the base only');
+  assert.deepEqual(none, { $schema: 'https://opencode.ai/config.json', autoupdate: false, share: 'disabled', snapshot: false }, 'no route: the base only');
   const secret = 'sk-openai-secret-0123456789';
   const oai = merged({ OPENAI_API_KEY: secret });
   assert.deepEqual(doc(oai).provider, { openai: { options: { baseURL: 'http://127.0.0.1:3129/openai' } } });
@@ -161,4 +161,20 @@ test('a credential route error names the section that defined it: the profile, l
   writeFileSync(f, '[credentials.mine]\nupstream = "https://x.example.com"\nheader = "x-api-key"\nkey_source = "env:MINE_KEY"\n');
   const standalone = loadStandaloneSandboxConfig(f);
   assertLaunchError(plan({ ...emptyFile(), credentials: standalone.credentials }, { MINE_KEY: 'tiny' }), LaunchError, `${f}: [credentials.mine]`, 'too short');
+});
+
+test('state files: expanded under the agent home, only when their directory exists; also_at paths become protected placeholders', (t) => {
+  const home = tempDir(t);
+  const p = loadProfile('claude-code');
+  const merged = () => mergeProfile(p, emptyFile(), noFlags(), { env: { PATH: '/nonexistent' }, home });
+  const eff = merged();
+  assert.deepEqual(eff.stateFiles.map((f) => [f.path, f.alsoAt]), [[join(home, '.claude.json'), [join(home, '.claude/.config.json')]]]);
+  assert.ok(!eff.rw.includes(join(home, '.claude.json')), 'the state file is never mounted read-write');
+  assert.ok(!eff.protected.some((x) => x.path.endsWith('.config.json')), 'no ~/.claude: nothing to protect there');
+  mkdirSync(join(home, '.claude'));
+  const withDir = merged();
+  assert.deepEqual(withDir.rw, [join(home, '.claude')]);
+  assert.ok(withDir.protected.some((x) => x.path === join(home, '.claude/.config.json') && x.type === 'file'));
+  const missingHome = mergeProfile(p, emptyFile(), noFlags(), { env: { PATH: '/nonexistent' }, home: join(home, 'nowhere') });
+  assert.deepEqual(missingHome.stateFiles, [], 'a home that does not exist has no state file');
 });
