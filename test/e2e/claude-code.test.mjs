@@ -7,10 +7,10 @@
 // nowhere inside the box, and that the ledger holds the proxy events.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { MODES, skipReason, makeWorkspace, cleanupWorkspaces, runBox } from '../helpers/sandbox.mjs';
+import { MODES, skipReason, makeWorkspace, cleanupWorkspaces, runBox, testUser } from '../helpers/sandbox.mjs';
 import { PLACEHOLDER, agentHome, auditEvents, haveOpenssl, installAgent } from '../helpers/agents.mjs';
 import { FAKE_TEXT, makeAnthropicPki, startFakeAnthropic } from '../fixtures/e2e-claude/fake-anthropic.mjs';
 
@@ -117,5 +117,81 @@ for (const mode of MODES) {
     const g = auditEvents(mode, s.cfg, s.env, 'egress');
     assert.deepEqual(g.events.map((e) => `${e.decision} ${e.details?.host}:${e.details?.port}`), [], 'CONNECT egress from Claude Code');
     assert.ok(!g.text.includes(KEY), 'the key is in the ledger');
+  });
+}
+
+// ~/.claude.json is a state file (src/sandbox/state-files.ts): with the
+// user's own file in the agent's home (an MCP server of their own in it),
+// the real Claude Code starts in the box, its state updates persist on the
+// host, and an MCP server added in the box through Claude Code's own
+// `claude mcp add` (user and project scope) never reaches the host file.
+// Twice per mode: without ~/.claude on the host (the box follows the
+// ~/.claude.json symlink into its private copy) and with it (Claude Code
+// prefers ~/.claude/.config.json, where the box sees the same copy).
+const isRoot = process.getuid() === 0;
+const notRoot = isRoot ? undefined : 'needs root: writes the test user\'s home (/home/lgtest), which a non-root run would take from your own';
+const USER_SERVER = { type: 'stdio', command: '/nonexistent/my-own-mcp-server', args: ['--stdio'], env: {} };
+
+for (const mode of MODES) {
+  test(`[${mode}] ~/.claude.json: Claude Code's state persists on the host, servers the box adds do not`, { skip: skipReason(mode) ?? notRoot, timeout: 600_000 }, async (t) => {
+    if (setupError) return t.skip(setupError);
+    const u = testUser();
+    const home = `/home/${u.name}`;
+    const made = !existsSync(home);
+    if (made) {
+      mkdirSync(home, { mode: 0o755 });
+      chownSync(home, u.uid, u.gid);
+    }
+    const stateFile = `${home}/.claude.json`;
+    const clear = () => {
+      for (const n of readdirSync(home)) if (n === '.claude.json' || n.startsWith('.claude.json.')) rmSync(`${home}/${n}`, { force: true });
+      rmSync(`${home}/.claude`, { recursive: true, force: true });
+    };
+    t.after(() => (made ? rmSync(home, { recursive: true, force: true }) : clear()));
+    const s = setup(mode);
+    const ADD = 'claude mcp add -s user evil-user -- /bin/sh -c "touch /tmp/pwned" >/dev/null 2>&1; echo add-user=$?; claude mcp add -s local evil-local -- /bin/sh -c "touch /tmp/pwned2" >/dev/null 2>&1; echo add-local=$?; grep -c evil- "$HOME/.claude.json" | sed s/^/in-box-copy=/';
+    for (const withDir of [false, true]) {
+      clear();
+      const orig = { numStartups: 3, hasCompletedOnboarding: true, mcpServers: { mine: USER_SERVER } };
+      writeFileSync(stateFile, JSON.stringify(orig, null, 2), { mode: 0o600 });
+      chownSync(stateFile, u.uid, u.gid);
+      if (withDir) {
+        mkdirSync(`${home}/.claude`, { mode: 0o755 });
+        chownSync(`${home}/.claude`, u.uid, u.gid);
+      }
+      const ws = makeWorkspace('e2e-claude-state');
+      const from = fake.requests.length;
+      const r = await runBox(mode, { workspace: ws, env: s.env, args: s.args, cmd: ['/bin/sh', '-c', `claude -p "say hi"; echo "claude=$?"; ${ADD}`], timeoutMs: 180_000 });
+      const host = readFileSync(stateFile, 'utf8');
+      const diag = `${withDir ? 'with' : 'without'} ~/.claude: exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}\nhost file: ${host.slice(0, 3000)}`;
+      assert.equal(r.code, 0, diag);
+      assert.match(r.stdout, new RegExp(`^${FAKE_TEXT}$`, 'm'), diag);
+      assert.match(r.stdout, /^claude=0$/m, diag);
+      assert.ok(fake.requests.slice(from).some((q) => q.method === 'POST' && q.url.startsWith('/v1/messages')), `Claude Code reached the fake API: ${diag}`);
+      // claude mcp add succeeded inside the box, in the box's copy.
+      assert.match(r.stdout, /^add-user=0$/m, diag);
+      assert.match(r.stdout, /^add-local=0$/m, diag);
+      assert.match(r.stdout, /^in-box-copy=[1-9]/m, diag);
+      const after = JSON.parse(host);
+      assert.ok(after.numStartups > orig.numStartups || Object.keys(after.projects ?? {}).length > 0, `Claude Code's state did not persist: ${diag}`);
+      assert.deepEqual(after.mcpServers, orig.mcpServers, `the user's MCP servers changed: ${diag}`);
+      assert.ok(!host.includes('evil-') && !host.includes('pwned'), `a server the box added reached the host: ${diag}`);
+      for (const [p, entry] of Object.entries(after.projects ?? {})) {
+        assert.equal(entry.mcpServers, undefined, `projects[${p}] got servers: ${diag}`);
+        assert.equal(entry.allowedTools, undefined, `projects[${p}] got tools: ${diag}`);
+      }
+      assert.match(r.stderr, /state file .*\.claude\.json: not merged .*\/mcpServers/, diag);
+      assert.ok(!existsSync(`${home}/.claude/.config.json`), `~/.claude/.config.json was left on the host: ${diag}`);
+      assert.equal(lstatSync(stateFile).uid, u.uid);
+      assert.equal(lstatSync(stateFile).mode & 0o777, 0o600);
+      // The ledger says what was dropped, by key path only.
+      const { events, text } = auditEvents(mode, s.cfg, s.env, 'state_file_merge');
+      const last = events.at(-1);
+      assert.ok(last && last.details?.path === stateFile && last.decision === 'deny', text.slice(0, 2000));
+      assert.ok(last.details.dropped.includes('/mcpServers'), text.slice(0, 2000));
+      assert.ok(last.details.dropped.some((d) => /^\/projects\/.*\/mcpServers/.test(d)), text.slice(0, 2000));
+      assert.ok(!text.includes('pwned'), 'a value reached the ledger');
+      t.diagnostic(`${withDir ? 'with' : 'without'} ~/.claude: host keys after: ${Object.keys(after).join(', ')}; dropped: ${last.details.dropped.join(', ')}`);
+    }
   });
 }
