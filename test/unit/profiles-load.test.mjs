@@ -34,6 +34,16 @@ test('every built-in profile loads with hosts, command and home paths', () => {
   assert.ok(codex.args.join(' ').includes('sandbox_mode="danger-full-access"'));
   assert.ok(codex.credentials.get('openai').args.some((a) => a.includes('{route_url}')));
   assert.equal(PROFILE_CREDENTIAL_PORT, CREDENTIAL_PORT);
+  // What each host agent later runs from its own tree is read-only in the box.
+  const must = {
+    'claude-code': ['~/.claude/skills/', '~/.claude/local/', '~/.claude/scheduled_tasks.json', '~/.claude/backups/'],
+    codex: ['~/.codex/hooks.json', '~/.codex/hooks/', '~/.codex/plugins/', '~/.codex/packages/'],
+    cursor: ['~/.cursor/hooks.json', '~/.cursor/extensions/', '~/.cursor/argv.json'],
+    opencode: ['~/.config/opencode/plugins/', '~/.config/opencode/tools/', '~/.config/opencode/node_modules/', '~/.local/share/opencode/snapshot/'],
+    aider: ['~/.aider/oauth-keys.env', '~/.aider/analytics.json'],
+  };
+  for (const [name, paths] of Object.entries(must)) for (const x of paths) assert.ok(all.get(name).protected.includes(x), `${name}: ${x} is protected`);
+  assert.match(all.get('opencode').files.get('config').json, /"snapshot": false/);
 });
 
 test('aliases resolve to the canonical profile', () => {
