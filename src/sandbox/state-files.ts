@@ -210,7 +210,7 @@ export class StateFileSession {
     } catch (e) {
       throw new LaunchError(`cannot create the private directory for the state files, ${planned.dir}: ${code(e)}; check that the temporary directory (TMPDIR) is writable`);
     }
-    this.files = asOwner(this.owner, () =>
+    this.files = this.asOwnerOrFail(() =>
       planned.files.map((spec) => {
         let text: string | undefined;
         try {
@@ -232,9 +232,35 @@ export class StateFileSession {
     );
   }
 
+  private asOwnerOrFail<T>(fn: () => T): T {
+    try {
+      return asOwner(this.owner, fn);
+    } catch (e) {
+      if (e instanceof LaunchError) throw e;
+      throw new LaunchError(`state files: cannot act as uid ${this.owner?.uid ?? process.getuid!()} to copy them (${(e as Error).message}); run \`latchgate doctor\``);
+    }
+  }
+
   /** Merges every copy back into its host file; never throws (a failure keeps the copy aside). */
   mergeBack(): StateMergeReport[] {
-    return asOwner(this.owner, () => this.files.map((f) => this.mergeOne(f)));
+    // Whatever goes wrong, nothing is lost: the copy stays in the private directory.
+    const failed = ({ spec }: Open, e: unknown): StateMergeReport => {
+      this.keepDir = true;
+      return { name: spec.name, path: spec.path, outcome: 'kept-aside', dropped: [], keptAt: copyPath(this.planned!.dir, spec), reason: `could not merge (${(e as Error).message}); the host file is unchanged` };
+    };
+    try {
+      return asOwner(this.owner, () =>
+        this.files.map((f) => {
+          try {
+            return this.mergeOne(f);
+          } catch (e) {
+            return failed(f, e);
+          }
+        }),
+      );
+    } catch (e) {
+      return this.files.map((f) => failed(f, e)); // the owner's identity could not be taken
+    }
   }
 
   private mergeOne(f: Open): StateMergeReport {

@@ -134,6 +134,17 @@ for (const mode of MODES) {
       assert.equal(fs.statSync(path.join(home, kept[0])).mode & 0o777, 0o600);
     });
 
+    test('the box swaps its copy for a symlink to /etc/shadow: the launcher never reads through it', async () => {
+      const orig = freshState();
+      const r = await sh(mode, 'd=$(dirname "$(readlink "$HOME/.claude.json")") && rm -f "$d/claude.json" && ln -s /etc/shadow "$d/claude.json" && echo SWAPPED', { workspace: makeWorkspace('state'), args: ['--profile', 'claude-code'] });
+      assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
+      assert.match(r.stdout, /SWAPPED/);
+      assert.deepEqual(readState(), orig, 'the host file changed');
+      assert.deepEqual(fs.readdirSync(home).filter((n) => n.startsWith('.claude.json.')), [], 'something was kept aside');
+      assert.match(r.stderr, /the box removed or replaced its copy \(ELOOP\)/);
+      assert.ok(!r.stderr.includes('root:'), 'shadow content reached stderr');
+    });
+
     test('a missing ~/.claude.json: the box starts from {} and only what it may write is created', async () => {
       freshState();
       fs.rmSync(stateFile());
