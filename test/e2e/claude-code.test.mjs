@@ -7,7 +7,7 @@
 // nowhere inside the box, and that the ledger holds the proxy events.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { MODES, skipReason, makeWorkspace, cleanupWorkspaces, runBox, testUser } from '../helpers/sandbox.mjs';
@@ -137,17 +137,24 @@ for (const mode of MODES) {
     if (setupError) return t.skip(setupError);
     const u = testUser();
     const home = `/home/${u.name}`;
-    const made = !existsSync(home);
-    if (made) {
-      mkdirSync(home, { mode: 0o755 });
-      chownSync(home, u.uid, u.gid);
-    }
     const stateFile = `${home}/.claude.json`;
+    // Other test files share this home: it is made when missing and removed only when nothing else is in it.
     const clear = () => {
+      if (!existsSync(home)) {
+        mkdirSync(home, { mode: 0o755 });
+        chownSync(home, u.uid, u.gid);
+      }
       for (const n of readdirSync(home)) if (n === '.claude.json' || n.startsWith('.claude.json.')) rmSync(`${home}/${n}`, { force: true });
       rmSync(`${home}/.claude`, { recursive: true, force: true });
     };
-    t.after(() => (made ? rmSync(home, { recursive: true, force: true }) : clear()));
+    t.after(() => {
+      clear();
+      try {
+        rmdirSync(home);
+      } catch {
+        // another test's files are in it
+      }
+    });
     const s = setup(mode);
     const ADD = 'claude mcp add -s user evil-user -- /bin/sh -c "touch /tmp/pwned" >/dev/null 2>&1; echo add-user=$?; claude mcp add -s local evil-local -- /bin/sh -c "touch /tmp/pwned2" >/dev/null 2>&1; echo add-local=$?; grep -c evil- "$HOME/.claude.json" | sed s/^/in-box-copy=/';
     for (const withDir of [false, true]) {

@@ -19,21 +19,21 @@ const isRoot = process.getuid() === 0;
 const notRoot = isRoot ? undefined : 'needs root: writes under the test user\'s home (/home/lgtest), which a non-root run would take from your own';
 
 let home;
-let createdHome = false;
 const stateFile = () => path.join(home, '.claude.json');
 const claudeDir = () => path.join(home, '.claude');
 const lexists = (p) => fs.lstatSync(p, { throwIfNoEntry: false }) !== undefined;
 const rootDirs = [];
 
 before(() => {
-  if (!isRoot) return;
-  home = `/home/${testUser().name}`;
-  if (!lexists(home)) {
-    fs.mkdirSync(home, { mode: 0o755 });
-    fs.chownSync(home, testUser().uid, testUser().gid);
-    createdHome = true;
-  }
+  if (isRoot) home = `/home/${testUser().name}`;
 });
+
+/** The test user's home, made if missing (other test files share it: made again, never removed with their files in it). */
+function ensureHome() {
+  if (lexists(home)) return;
+  fs.mkdirSync(home, { mode: 0o755 });
+  fs.chownSync(home, testUser().uid, testUser().gid);
+}
 
 /** Removes what these tests made in the test user's home (state file, its leftovers, ~/.claude). */
 function clearHome() {
@@ -42,8 +42,14 @@ function clearHome() {
 }
 
 after(() => {
-  if (home) clearHome();
-  if (createdHome) fs.rmSync(home, { recursive: true, force: true });
+  if (home && lexists(home)) {
+    clearHome();
+    try {
+      fs.rmdirSync(home); // only if nothing else is in it
+    } catch {
+      // another test's files: theirs to remove
+    }
+  }
   for (const d of rootDirs) fs.rmSync(d, { recursive: true, force: true });
   cleanupWorkspaces();
 });
@@ -52,6 +58,7 @@ const USER_SERVER = { command: 'my-own-server', args: ['--stdio'] };
 
 /** A fresh ~/.claude (owned by the test user) and ~/.claude.json holding the user's own MCP server. */
 function freshState(doc = { numStartups: 5, mcpServers: { mine: USER_SERVER }, projects: { '/p': { allowedTools: ['Read'], lastCost: 1 } } }, mode = 0o640) {
+  ensureHome();
   clearHome();
   const u = testUser();
   fs.mkdirSync(claudeDir(), { mode: 0o755 });
