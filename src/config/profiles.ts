@@ -72,7 +72,7 @@ const ROUTE_SCHEMA: Schema = { upstream: 'string', header: 'string', format: 'st
 const FILE_SCHEMA: Schema = { path: 'string', env: 'string', json: 'string' };
 const STATE_SCHEMA: Schema = { path: 'string', format: 'string', also_at: 'string[]', box_keys: 'string[]', host_only_keys: 'string[]' };
 const FILE_PATH = /^\/run\/latchgate\/[A-Za-z0-9][A-Za-z0-9._-]*$/;
-const BOX_RESERVED = new Set(['/run/latchgate/gate.sock', '/run/latchgate/proxy.sock', '/run/latchgate/state']);
+const BOX_RESERVED = new Set(['/run/latchgate/gate.sock', '/run/latchgate/proxy.sock', '/run/latchgate/state', '/run/latchgate/git-excludes']);
 
 /** Parses a JSON object template; "{route_url}" stands for a URL (always JSON-safe). */
 function jsonObject(text: string, where: string): Record<string, unknown> {
@@ -127,7 +127,7 @@ export function parseProfile(name: string, file: string, text: string): AgentPro
       if (typeof f[req] !== 'string') throw new LaunchError(`${file}: [files.${fname}] key "${req}": required`);
     }
     const path = f.path as string;
-    if (!FILE_PATH.test(path) || BOX_RESERVED.has(path)) throw new LaunchError(`${file}: [files.${fname}] key "path": ${JSON.stringify(path)}: expected a file directly under /run/latchgate/ (not gate.sock, proxy.sock or state), e.g. "/run/latchgate/${fname}.json"`);
+    if (!FILE_PATH.test(path) || BOX_RESERVED.has(path)) throw new LaunchError(`${file}: [files.${fname}] key "path": ${JSON.stringify(path)}: expected a file directly under /run/latchgate/ (not gate.sock, proxy.sock, state or git-excludes), e.g. "/run/latchgate/${fname}.json"`);
     if (paths.has(path)) throw new LaunchError(`${file}: [files.${fname}] key "path": ${path} is already the path of another file`);
     paths.add(path);
     if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(f.env as string)) throw new LaunchError(`${file}: [files.${fname}] key "env": expected a variable name, e.g. "OPENCODE_CONFIG"`);
