@@ -9,11 +9,11 @@
 // piece is moved aside (a git directory without HEAD is no repository to
 // git, so nothing in it runs; its content stays for the user to inspect);
 // with --trust-new-repos they are kept and only reported.
-import { createHash } from 'node:crypto';
-import { chmodSync, lstatSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { chmodSync, lstatSync, renameSync, writeFileSync } from 'node:fs';
+import { contentHash, readRegular } from './safe-read.js';
 import { dirname, join, relative } from 'node:path';
-import { parseGitConfig, readSmallFile } from './git-config.js';
-import { gitlinksOf, looksLikeGitDir, pointerTarget, stamp, walkGitDirs, type GitSnapshot } from './git-surface.js';
+import { parseGitConfig } from './git-config.js';
+import { gitlinksOf, looksLikeGitDir, pathKey, pjoin, pointerTarget, showPath, stamp, walkGitDirs, type FsPath, type GitSnapshot } from './git-surface.js';
 
 export type GitFindingKind = 'new-git-dir' | 'new-pointer' | 'submodule-config-changed' | 'new-gitlinks' | 'gitmodules-changed' | 'unlisted';
 
@@ -33,23 +33,29 @@ export interface GitFinding {
 
 export const DISABLED_SUFFIX = '.latchgate-disabled';
 
+/** s with control characters (C0, DEL, C1) escaped as \xNN. */
+export function printable(s: string): string {
+  return s.replace(/[\x00-\x1f\x7f-\x9f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+}
+
 /** A free name next to path for the moved-aside piece. */
-function asideName(path: string): string {
+function asideName(path: FsPath): FsPath {
   for (let i = 0; ; i++) {
-    const cand = `${path}${DISABLED_SUFFIX}${i === 0 ? '' : `-${i}`}`;
+    const suffix = `${DISABLED_SUFFIX}${i === 0 ? '' : `-${i}`}`;
+    const cand = typeof path === 'string' ? `${path}${suffix}` : Buffer.concat([path, Buffer.from(suffix)]);
     if (!lstatSync(cand, { throwIfNoEntry: false })) return cand;
   }
 }
 
 /** Renames path aside; a directory the owner made unwritable is made writable for it first. */
-function moveAside(path: string): { from: string; to: string } {
+function moveAside(path: FsPath): { from: FsPath; to: FsPath } {
   const to = asideName(path);
   try {
     renameSync(path, to);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code !== 'EACCES' && code !== 'EPERM') throw e;
-    const parent = dirname(path);
+    const parent = typeof path === 'string' ? dirname(path) : path.subarray(0, path.lastIndexOf(0x2f));
     chmodSync(parent, (lstatSync(parent).mode & 0o7777) | 0o300);
     renameSync(path, to);
   }
@@ -69,62 +75,50 @@ export interface GitCheckOptions {
  */
 export function checkGitSurface(snap: GitSnapshot, o: GitCheckOptions): GitFinding[] {
   const findings: GitFinding[] = [];
-  const rel = (p: string) => {
+  // Names come from the box: control characters are shown escaped, never sent to the terminal.
+  const rel = (p: FsPath) => {
+    if (typeof p !== 'string') return showPath(p);
     const root = o.writableRoots.find((w) => p === w || p.startsWith(w + '/'));
-    return root ? relative(root, p) || '.' : p;
+    return printable(root ? relative(root, p) || '.' : p);
   };
-  const walk = walkGitDirs(o.writableRoots);
-  // A directory the box made unreadable could hide a repository: it is made
-  // readable to its owner and looked into; one that stays unreadable is reported.
-  const pending = () => [...walk.unlisted].filter((d) => snap.unlisted[d] !== stamp(d));
-  for (let round = 0, todo = pending(); todo.length > 0 && round < 16; round++, todo = pending()) {
-    for (const d of todo) {
-      walk.unlisted.delete(d);
-      try {
-        chmodSync(d, (lstatSync(d).mode & 0o7777) | 0o500);
-      } catch (e) {
-        findings.push({ kind: 'unlisted', path: d, action: 'failed', message: `cannot list ${d}, which the box made unreadable (${(e as Error).message}): a repository inside would run its config on the host; inspect it before using git there` });
-        continue;
-      }
-      const more = walkGitDirs([d]);
-      more.gitDirs.forEach((g) => walk.gitDirs.add(g));
-      more.pointers.forEach((p) => walk.pointers.add(p));
-      more.unlisted.forEach((u) => walk.unlisted.add(u));
-    }
+  // Directories the box made unreadable are opened (as their owner) and looked into.
+  const walk = walkGitDirs(o.writableRoots, { fixUnlisted: true });
+  for (const d of walk.unlisted) {
+    if (snap.unlisted[pathKey(d)] === stamp(d)) continue; // unreadable before the run, untouched
+    findings.push({ kind: 'unlisted', path: showPath(d), action: 'failed', message: `cannot list ${rel(d)}, which appeared or changed in the box: a repository inside would run its config on the host; inspect it before using git there` });
   }
-  for (const d of pending()) findings.push({ kind: 'unlisted', path: d, action: 'failed', message: `cannot list ${d} (nested too deep in unreadable directories): inspect it before using git there` });
 
-  const act = (f: Omit<GitFinding, 'action' | 'moved'>, piece: string | undefined): void => {
+  const act = (f: Omit<GitFinding, 'action' | 'moved'>, piece: FsPath | undefined): void => {
     if (!piece) return void findings.push({ ...f, action: 'reported' });
     if (o.trustNewRepos) return void findings.push({ ...f, action: 'kept', message: `${f.message}; kept (--trust-new-repos)` });
     try {
       const moved = moveAside(piece);
-      findings.push({ ...f, action: 'disabled', moved, message: `${f.message}; disabled: ${rel(moved.from)} moved to ${rel(moved.to)} (inspect it, then move it back to keep it, or rerun with --trust-new-repos)` });
+      findings.push({ ...f, action: 'disabled', moved: { from: showPath(moved.from), to: showPath(moved.to) }, message: `${f.message}; disabled: ${rel(moved.from)} moved to ${rel(moved.to)} (inspect it, then move it back to keep it, or rerun with --trust-new-repos)` });
     } catch (e) {
-      findings.push({ ...f, action: 'failed', message: `${f.message}; could NOT move ${piece} aside (${(e as Error).message}): do not run git there until you have removed it` });
+      findings.push({ ...f, action: 'failed', message: `${f.message}; could NOT move ${rel(piece)} aside (${printable((e as Error).message)}): do not run git there until you have removed it` });
     }
   };
 
   const known = new Set(snap.gitDirs);
-  for (const g of [...walk.gitDirs].sort()) {
-    if (known.has(g)) continue;
-    act({ kind: 'new-git-dir', path: g, message: `a git directory appeared in the box at ${rel(g)}: its config and hooks would run on your next git command there` }, join(g, 'HEAD'));
+  for (const g of walk.gitDirs) {
+    if (typeof g === 'string' && known.has(g)) continue;
+    act({ kind: 'new-git-dir', path: showPath(g), message: `a git directory appeared in the box at ${rel(g)}: its config and hooks would run on your next git command there` }, pjoin(g, 'HEAD'));
   }
   const knownPointers = new Set(snap.pointers);
-  for (const p of [...walk.pointers].sort()) {
-    if (knownPointers.has(p)) continue;
+  for (const p of walk.pointers) {
+    if (typeof p === 'string' && knownPointers.has(p)) continue;
     const t = pointerTarget(p);
-    act({ kind: 'new-pointer', path: p, message: `a .git pointer appeared in the box at ${rel(p)}${t ? ` (to ${t})` : ''}: host git would use that git directory's config and hooks` }, p);
+    act({ kind: 'new-pointer', path: showPath(p), message: `a .git pointer appeared in the box at ${rel(p)}${t ? ` (to ${printable(t)})` : ''}: host git would use that git directory's config and hooks` }, p);
   }
   for (const [file, before] of Object.entries(snap.submoduleConfigs)) {
-    const now = readSmallFile(file);
-    if (now === before || (now !== undefined && sameBut(before, now, 'core.worktree'))) continue;
+    const now = readRegular(file);
+    if (now !== undefined && (now.equals(before) || sameBut(before, now, 'core.worktree'))) continue;
     const f = { kind: 'submodule-config-changed' as const, path: file, message: `${rel(file)} (a submodule's config) changed in the box beyond core.worktree: host git reads it in every command that recurses into submodules` };
-    if (o.trustNewRepos || now === undefined) {
+    if (o.trustNewRepos || !lstatSync(file, { throwIfNoEntry: false })) {
       act(f, undefined);
       continue;
     }
-    act(f, file);
+    act(f, file); // whatever it is now (a FIFO, a huge file, a symlink): moved aside, the launch bytes put back
     const last = findings.at(-1)!;
     if (last.action === 'disabled') {
       writeFileSync(file, before, { flag: 'wx' });
@@ -137,11 +131,11 @@ export function checkGitSurface(snap: GitSnapshot, o: GitCheckOptions): GitFindi
       const after = gitlinksOf(gd, 20) ?? gitlinksOf(gd, 32) ?? [];
       const added = after.filter((l) => !(wt.gitlinks ?? []).includes(l));
       if (added.length > 0) {
-        findings.push({ kind: 'new-gitlinks', path: root, gitlinks: added, action: 'reported', message: `the box registered ${added.length === 1 ? 'a submodule' : 'submodules'} in the index of ${rel(root) === '.' ? root : rel(root)}: ${added.join(', ')} (git status looks into them; any repository the box created there was disabled above)` });
+        findings.push({ kind: 'new-gitlinks', path: root, gitlinks: added, action: 'reported', message: `the box registered ${added.length === 1 ? 'a submodule' : 'submodules'} in the index of ${rel(root) === '.' ? printable(root) : rel(root)}: ${added.map(printable).join(', ')} (git status looks into them)` });
       }
     }
     const gm = join(root, '.gitmodules');
-    if (sha256(gm) === wt.gitmodules) continue;
+    if (contentHash(gm) === wt.gitmodules) continue;
     const original = snap.gitmodulesText[root];
     const f = { kind: 'gitmodules-changed' as const, path: gm, message: `${rel(gm)} changed in the box (submodule URLs and paths your next git submodule command uses)` };
     if (o.trustNewRepos || !lstatSync(gm, { throwIfNoEntry: false })) {
@@ -158,16 +152,8 @@ export function checkGitSurface(snap: GitSnapshot, o: GitCheckOptions): GitFindi
   return findings;
 }
 
-/** Whether two config texts hold the same entries once `key` (section.key) is left out. */
-function sameBut(a: string, b: string, key: string): boolean {
-  const entries = (t: string) => JSON.stringify(parseGitConfig(t).filter((e) => `${e.section}.${e.key}` !== key || e.subsection !== null));
+/** Whether two configs hold the same entries once `key` (section.key) is left out (bytes read as latin1: exact). */
+function sameBut(a: Buffer, b: Buffer, key: string): boolean {
+  const entries = (t: Buffer) => JSON.stringify(parseGitConfig(t.toString('latin1')).filter((e) => `${e.section}.${e.key}` !== key || e.subsection !== null));
   return entries(a) === entries(b);
-}
-
-function sha256(p: string): string | null {
-  try {
-    return createHash('sha256').update(readFileSync(p)).digest('hex');
-  } catch {
-    return null;
-  }
 }

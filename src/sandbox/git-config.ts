@@ -5,7 +5,7 @@
 // anything and never fails: where git would stop at a syntax error, the
 // reader skips the line (the whole file is protected anyway; the reader only
 // adds what the file points at).
-import { readFileSync } from 'node:fs';
+import { readRegular } from './safe-read.js';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 
 export interface GitConfigEntry {
@@ -206,12 +206,7 @@ export function readConfigChain(file: string, home: string | undefined, read: (p
   return { files, missing };
 }
 
-/** A config file's text, or undefined if it is missing, not a regular file or larger than 1 MiB. */
+/** A config file's text, or undefined if it is missing, not a regular file or larger than 1 MiB (never blocks on a FIFO). */
 export function readSmallFile(p: string): string | undefined {
-  try {
-    const buf = readFileSync(p);
-    return buf.length > 1 << 20 ? undefined : buf.toString('utf8');
-  } catch {
-    return undefined;
-  }
+  return readRegular(p)?.toString('utf8');
 }

@@ -15,8 +15,10 @@
 // chain and the user's global git config include or name as programs or
 // hook directories are kept read-only when they lie in a writable tree.
 // The snapshot records what was there, for checkGitSurface() after the run.
-import { createHash } from 'node:crypto';
-import { closeSync, lstatSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, type Dirent } from 'node:fs';
+import { chmodSync, lstatSync, readdirSync, readlinkSync, realpathSync, type Dirent } from 'node:fs';
+import { LaunchError } from './errors.js';
+import { isUtf8 } from 'node:buffer';
+import { contentHash, readHead, readRegular } from './safe-read.js';
 import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { readConfigChain, readSmallFile, resolveConfigPath, type ConfigFileRead } from './git-config.js';
 import { readIndexGitlinks } from './git-index.js';
@@ -52,15 +54,15 @@ export interface GitSnapshot {
   pointers: string[];
   /** Work tree roots (path -> what git registered there). */
   worktrees: Record<string, GitWorktree>;
-  /** .gitmodules content at launch (root -> text), to restore it if the box changed it. */
-  gitmodulesText: Record<string, string>;
+  /** .gitmodules content at launch (root -> bytes), to restore it if the box changed it. */
+  gitmodulesText: Record<string, Buffer>;
   /**
    * Submodule configs (path -> text at launch): writable in the box, because
    * `git submodule update` rewrites core.worktree in them every time (a
    * read-only file cannot be replaced by git's lock-and-rename); after the
    * run any other change is undone (git-check.ts).
    */
-  submoduleConfigs: Record<string, string>;
+  submoduleConfigs: Record<string, Buffer>;
   /** Directories the scan could not list (path -> stamp). */
   unlisted: Record<string, string>;
 }
@@ -79,6 +81,8 @@ export interface GitScanOptions {
   home?: string;
   /** Global and system config files git would read on the host (see globalGitConfigs). */
   globalConfigs: readonly string[];
+  /** The host environment of the user (PATH: its directories inside writable trees are protected). */
+  env?: NodeJS.ProcessEnv;
 }
 
 /** Keys whose value is a command line (the first word, when it is a path, is the program). */
@@ -87,14 +91,12 @@ const COMMAND_KEYS = new Set([
   'sequence.editor', 'diff.external', 'gpg.program', 'credential.helper', 'uploadpack.packobjectshook',
   'diff.*.command', 'diff.*.textconv', 'merge.*.driver', 'filter.*.clean', 'filter.*.smudge', 'filter.*.process',
   'gpg.*.program', 'credential.*.helper', 'mergetool.*.cmd', 'difftool.*.cmd', 'pager.*', 'remote.*.receivepack',
-  'remote.*.uploadpack', 'hook.*.command', 'sendemail.sendmailcmd', 'sendemail.smtpserver',
+  'remote.*.uploadpack', 'hook.*.command', 'sendemail.sendmailcmd', 'sendemail.smtpserver', 'trailer.*.command',
+  'trailer.*.cmd', 'gpg.*.defaultkeycommand', 'difftool.*.path', 'mergetool.*.path', 'browser.*.path', 'browser.*.cmd',
+  'man.*.path', 'man.*.cmd', 'web.browser', 'core.hookspath',
 ]);
 
 
-function isCommandKey(section: string, sub: string | null, key: string): boolean {
-  if (section === 'pager') return true; // pager.<command> = program
-  return COMMAND_KEYS.has(`${section}.${key}`) || (sub !== null && COMMAND_KEYS.has(`${section}.*.${key}`));
-}
 
 function lst(p: string) {
   try {
@@ -105,7 +107,7 @@ function lst(p: string) {
 }
 
 /** dev:ino:ctime:size:mode of a path itself (not followed), or "absent". */
-export function stamp(p: string): string {
+export function stamp(p: FsPath): string {
   try {
     const s = lstatSync(p, { bigint: true });
     return `${s.dev}:${s.ino}:${s.ctimeNs}:${s.size}:${s.mode}`;
@@ -119,70 +121,144 @@ const isInside = (root: string, p: string) => {
   return r === '' || (!r.startsWith('..') && !isAbsolute(r));
 };
 
-/** A directory git would accept as a git directory: HEAD (file or symlink) and objects/ or commondir; or a .git with HEAD. */
-export function looksLikeGitDir(dir: string, names?: ReadonlySet<string>): boolean {
-  if (names && !names.has('HEAD')) return false;
-  const head = lst(join(dir, 'HEAD'));
-  if (!head || !(head.isFile() || head.isSymbolicLink())) return false;
-  // Named .git, HEAD is enough to count (git itself also wants objects/ and
-  // refs/, which the box could add): protecting too much is harmless here.
-  if (basename(dir) === '.git') return true;
-  return !!lst(join(dir, 'objects'))?.isDirectory() || !!lst(join(dir, 'commondir'))?.isFile();
+/**
+ * A path as the kernel has it: a string when it is valid UTF-8, else the raw
+ * bytes (Node would turn other names into U+FFFD, and two different names
+ * into the same string).
+ */
+export type FsPath = string | Buffer;
+
+const SLASH = Buffer.from('/');
+
+/** dir/name, as a string when the result is valid UTF-8. */
+export function pjoin(dir: FsPath, name: string | Buffer): FsPath {
+  if (typeof dir === 'string' && typeof name === 'string') return join(dir, name);
+  const joined = Buffer.concat([typeof dir === 'string' ? Buffer.from(dir) : dir, SLASH, typeof name === 'string' ? Buffer.from(name) : name]);
+  return isUtf8(joined) ? joined.toString('utf8') : joined;
 }
 
-/** The git directory a `.git` file (gitdir: line) or symlink points at, resolved. */
-export function pointerTarget(p: string): string | undefined {
-  const st = lst(p);
-  if (!st) return undefined;
+/** A key for sets and maps of paths (bytes kept distinct). */
+export const pathKey = (p: FsPath): string => (typeof p === 'string' ? p : `\0${p.toString('hex')}`);
+
+/** A path for messages: bytes that are not UTF-8 shown as \xNN. */
+export function showPath(p: FsPath): string {
+  return typeof p === 'string' ? p : p.toString('latin1').replace(/[\x80-\xff]/g, (c) => `\\x${c.charCodeAt(0).toString(16)}`);
+}
+
+function lstp(p: FsPath) {
   try {
-    if (st.isSymbolicLink()) return resolve(dirname(p), readlinkSync(p));
-    const m = /^gitdir:\s*(.+?)\s*$/m.exec(readFileSync(p, 'utf8').slice(0, 8192));
-    return m ? resolve(dirname(p), m[1]!) : undefined;
+    return lstatSync(p, { bigint: true });
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * A directory git could take for a git directory, with git's own test made
+ * looser, never stricter (setup.c is_git_directory: HEAD, and objects/ and
+ * refs/ that are merely accessible, or a commondir): HEAD of any kind but a
+ * directory, and objects and refs, or commondir, present as anything at all
+ * (a symlink, a file). A directory named .git needs HEAD alone.
+ */
+export function looksLikeGitDir(dir: FsPath, names?: ReadonlySet<string>): boolean {
+  if (names && !names.has('HEAD')) return false;
+  const head = lstp(pjoin(dir, 'HEAD'));
+  if (!head || head.isDirectory()) return false;
+  const base = typeof dir === 'string' ? basename(dir) : '';
+  if (base === '.git') return true;
+  const has = (n: string) => (names ? names.has(n) : lstp(pjoin(dir, n)) !== undefined);
+  return (has('objects') && has('refs')) || has('commondir');
+}
+
+/** The git directory a `.git` file (gitdir: line) or symlink points at, resolved (for messages and the launch scan). */
+export function pointerTarget(p: FsPath): string | undefined {
+  const st = lstp(p);
+  if (!st) return undefined;
+  const dir = dirname(typeof p === 'string' ? p : p.toString('utf8'));
+  try {
+    if (st.isSymbolicLink()) return resolve(dir, readlinkSync(p, 'utf8'));
+    const m = /^gitdir:\s*(.+?)\s*$/m.exec(readHead(p, 8192)?.toString('utf8') ?? '');
+    return m ? resolve(dir, m[1]!) : undefined;
   } catch {
     return undefined;
   }
 }
 
 export interface WalkResult {
-  gitDirs: Set<string>;
-  /** `.git` files and symlinks. */
-  pointers: Set<string>;
+  gitDirs: FsPath[];
+  /** `.git` files and symlinks (and anything else named .git that is no directory). */
+  pointers: FsPath[];
   /** Directories that could not be listed. */
-  unlisted: Set<string>;
+  unlisted: FsPath[];
+}
+
+/**
+ * A directory's entries. One its owner made unreadable or untraversable is
+ * opened up for the walk (fix: the caller acts as that owner, opened gets
+ * its mode back afterwards), since a repository could hide inside.
+ */
+function listDir(dir: FsPath, fix: boolean, opened: { dir: FsPath; mode: number }[]): Dirent<Buffer>[] | undefined {
+  const st = lstp(dir);
+  if (!st?.isDirectory()) return undefined;
+  const mode = Number(st.mode & 0o7777n);
+  if (fix && (mode & 0o500) !== 0o500) {
+    try {
+      chmodSync(dir, mode | 0o500);
+      opened.push({ dir, mode });
+    } catch {
+      // not ours to open: list it if we can anyway
+    }
+  }
+  try {
+    return readdirSync(dir, { withFileTypes: true, encoding: 'buffer' });
+  } catch {
+    return undefined;
+  }
 }
 
 /**
  * Every git directory and `.git` pointer below the roots, without following
- * symlinks. Inside a git directory, objects/ is not descended into (only its
- * info/alternates matters, and that is checked by name).
+ * symlinks, into every directory (objects/ too: a repository hidden there is
+ * still one). Names are read as bytes.
  */
-export function walkGitDirs(roots: readonly string[]): WalkResult {
-  const out: WalkResult = { gitDirs: new Set(), pointers: new Set(), unlisted: new Set() };
-  const stack = [...roots].filter((r) => lst(r)?.isDirectory());
+export function walkGitDirs(roots: readonly FsPath[], o: { fixUnlisted?: boolean } = {}): WalkResult {
+  const out: WalkResult = { gitDirs: [], pointers: [], unlisted: [] };
+  const stack = [...roots].filter((r) => lstp(r)?.isDirectory());
   const seen = new Set<string>();
-  while (stack.length > 0) {
-    const dir = stack.pop()!;
-    if (seen.has(dir)) continue;
-    seen.add(dir);
-    let entries: Dirent[];
-    try {
-      entries = readdirSync(dir, { withFileTypes: true });
-    } catch {
-      out.unlisted.add(dir);
-      continue;
-    }
-    const names = new Set(entries.map((e) => e.name));
-    const isGit = looksLikeGitDir(dir, names);
-    if (isGit) out.gitDirs.add(dir);
-    for (const e of entries) {
-      const p = join(dir, e.name);
-      if (e.name === '.git' && (e.isFile() || e.isSymbolicLink())) out.pointers.add(p);
-      if (!e.isDirectory()) continue;
-      if (isGit && e.name === 'objects') continue;
-      stack.push(p);
+  const opened: { dir: FsPath; mode: number }[] = [];
+  try {
+    walk(stack, seen, out, o.fixUnlisted ?? false, opened);
+  } finally {
+    for (const { dir, mode } of opened.reverse()) {
+      try {
+        chmodSync(dir, mode);
+      } catch {
+        // gone meanwhile: so is what was in it
+      }
     }
   }
   return out;
+}
+
+function walk(stack: FsPath[], seen: Set<string>, out: WalkResult, fix: boolean, opened: { dir: FsPath; mode: number }[]): void {
+  while (stack.length > 0) {
+    const dir = stack.pop()!;
+    const key = pathKey(dir);
+    if (seen.has(key)) continue;
+    seen.add(key);
+    const entries = listDir(dir, fix, opened);
+    if (!entries) {
+      out.unlisted.push(dir);
+      continue;
+    }
+    const names = new Set(entries.map((e) => e.name.toString('latin1')));
+    if (looksLikeGitDir(dir, names)) out.gitDirs.push(dir);
+    for (const e of entries) {
+      const p = pjoin(dir, e.name);
+      if (e.isDirectory()) stack.push(p);
+      else if (e.name.toString('latin1') === '.git') out.pointers.push(p);
+    }
+  }
 }
 
 /** A git directory under another one's modules/ (a submodule's, as git stores them). */
@@ -206,14 +282,6 @@ export function globalGitConfigs(home: string | undefined, env: NodeJS.ProcessEn
   return out;
 }
 
-function sha256(p: string): string | null {
-  try {
-    return createHash('sha256').update(readFileSync(p)).digest('hex');
-  } catch {
-    return null;
-  }
-}
-
 /** Gitlinks of a git directory's index (and of its shared index files, for a split index). */
 export function gitlinksOf(gitDir: string, hashLen: 20 | 32): string[] | null {
   const files = ['index'];
@@ -225,14 +293,12 @@ export function gitlinksOf(gitDir: string, hashLen: 20 | 32): string[] | null {
   const links = new Set<string>();
   let any = false;
   for (const f of files) {
-    let buf: Buffer;
-    try {
-      buf = readFileSync(join(gitDir, f));
-    } catch {
-      continue;
-    }
+    const buf = readRegular(join(gitDir, f), 1 << 30);
+    if (!buf) continue;
     const r = readIndexGitlinks(buf, hashLen);
-    if (!r.ok) return null;
+    // git ignores a stray shared index it does not name; the index itself must read.
+    if (!r.ok && f === 'index') return null;
+    if (!r.ok) continue;
     any = true;
     r.gitlinks.forEach((l) => links.add(l));
   }
@@ -251,16 +317,42 @@ export function looksExecutable(p: string): boolean {
   const st = lst(p);
   if (!st?.isFile()) return false;
   if ((st.mode & 0o111n) !== 0n || SCRIPT_EXT.test(p)) return true;
-  let fd: number | undefined;
+  return readHead(p, 2)?.toString('latin1') === '#!';
+}
+
+/** Names that mean "a program": the whole value is a command line whose path-like words are programs or scripts. */
+function isCommandKey(section: string, sub: string | null, key: string): boolean {
+  if (section === 'pager' || section === 'alias') return true; // pager.<cmd> = program; alias.x = !shell
+  return COMMAND_KEYS.has(`${section}.${key}`) || (sub !== null && COMMAND_KEYS.has(`${section}.*.${key}`));
+}
+
+/** Words of a command line that look like paths (not options, not URLs). */
+function commandPaths(value: string): string[] {
+  return value
+    .replace(/^!/, '')
+    .split(/[\s"'`;|&()<>]+/)
+    .filter((w) => w.length > 1 && !w.startsWith('-') && !/^[a-z][a-z0-9+.-]*:\/\//i.test(w) && (w.includes('/') || w.startsWith('~')));
+}
+
+function realOrUndefined(p: string): string | undefined {
   try {
-    fd = openSync(p, 'r');
-    const head = Buffer.alloc(2);
-    return readSync(fd, head, 0, 2, 0) === 2 && head.toString('latin1') === '#!';
+    return realpathSync(p);
   } catch {
-    return false;
-  } finally {
-    if (fd !== undefined) closeSync(fd);
+    return undefined;
   }
+}
+
+/** Where a path really is: the path with every symlink on the way resolved (its parent's, for a missing one). */
+function realLocation(p: string): string | undefined {
+  const r = realOrUndefined(p);
+  if (r) return r;
+  const parent = realOrUndefined(dirname(p));
+  return parent ? join(parent, basename(p)) : undefined;
+}
+
+/** Directories on the user's PATH: a program dropped there runs instead of the real one. */
+function pathDirs(env: NodeJS.ProcessEnv): string[] {
+  return (env.PATH ?? '').split(':').filter((d) => d.startsWith('/'));
 }
 
 /**
@@ -271,63 +363,125 @@ export function scanGitSurface(o: GitScanOptions): GitSurface {
   const writable = o.writableRoots;
   const inWritable = (p: string) => writable.some((w) => isInside(w, p));
   const protect = new Map<string, GitProtectRequest>();
-  const add = (r: GitProtectRequest) => {
+  /**
+   * Protects a path, and where it really is: a symlink (or a symlinked
+   * directory above it) leading into a writable tree would let the box
+   * rewrite the target while only the link is covered.
+   */
+  const add = (r: GitProtectRequest, depth = 0) => {
     if (inWritable(r.path) && !protect.has(r.path)) protect.set(r.path, r);
+    const real = realLocation(r.path);
+    if (real && real !== r.path && depth < 8) add({ ...r, path: real, why: `${r.why} (through a symlink)` }, depth + 1);
   };
-  const walk = walkGitDirs(o.scanRoots ?? writable);
-  const snapshot: GitSnapshot = { gitDirs: [], pointers: [], worktrees: {}, gitmodulesText: {}, submoduleConfigs: {}, unlisted: {} };
-  for (const d of walk.unlisted) snapshot.unlisted[d] = stamp(d);
+  const walk = walkGitDirs(o.scanRoots ?? writable, { fixUnlisted: true });
+  const odd = [...walk.gitDirs, ...walk.pointers].find((p) => typeof p !== 'string');
+  if (odd) throw new LaunchError(`${showPath(odd)}: a git directory or .git pointer at a path that is not UTF-8; latchgate cannot protect it: rename it (or move it out of the workspace) before starting a box`);
+  const gitDirs = walk.gitDirs as string[];
+  const gitDirSet = new Set(gitDirs);
+  const pointers = walk.pointers as string[];
+  const snapshot: GitSnapshot = { gitDirs: [...gitDirs].sort(), pointers: [...pointers].sort(), worktrees: {}, gitmodulesText: {}, submoduleConfigs: {}, unlisted: {} };
+  for (const d of walk.unlisted) snapshot.unlisted[pathKey(d)] = stamp(d);
 
   // Work tree roots: W for W/.git (directory or pointer).
   const roots = new Map<string, string>(); // root -> git dir
-  for (const g of walk.gitDirs) if (basename(g) === '.git') roots.set(dirname(g), g);
-  for (const p of walk.pointers) {
-    snapshot.pointers.push(p);
+  for (const g of gitDirs) if (basename(g) === '.git') roots.set(dirname(g), g);
+  for (const p of pointers) {
     add({ path: p, type: 'file', why: 'a .git pointer decides which git directory (config, hooks) host git uses' });
     const t = pointerTarget(p);
     if (t && looksLikeGitDir(t)) roots.set(dirname(p), t);
   }
 
-  const globalChains = o.globalConfigs.map((f) => readConfigChain(f, o.home));
   /** The files a config includes (the config itself is the caller's). */
   const chainFiles = (chain: ReturnType<typeof readConfigChain>, why: string) => {
     for (const f of chain.files.slice(1)) add({ path: f.file, type: 'file', why });
     for (const f of chain.missing) add({ path: f, type: 'file', why });
   };
-  for (const c of globalChains) {
-    for (const f of c.files.slice(0, 1)) add({ path: f.file, type: 'file', why: 'your global git config' });
-    chainFiles(c, 'included by your global git config');
-  }
-
-  /** What a config chain names: hook directories, programs, and scripts anywhere in its text. */
-  const fromChain = (chain: ConfigFileRead[], worktreeRoots: string[]) => {
-    for (const f of chain) {
-      for (const e of f.entries) {
-        if (e.value === null) continue;
-        const bases = worktreeRoots.length > 0 ? worktreeRoots : [dirname(f.file)];
-        if (e.section === 'core' && e.key === 'hookspath') {
-          for (const b of bases) {
-            const p = e.value.startsWith('~') ? resolveConfigPath(e.value, f.file, o.home) : resolve(b, e.value);
-            if (p) add({ path: p, type: 'dir', why: `core.hooksPath in ${f.file}` });
-          }
-        } else if (isCommandKey(e.section, e.subsection, e.key) && !e.value.startsWith('!')) {
-          const prog = e.value.trim().split(/\s+/)[0] ?? '';
-          if (!prog.includes('/')) continue; // looked up on PATH
-          for (const b of [...bases, dirname(f.file)]) {
-            const p = prog.startsWith('~') ? resolveConfigPath(prog, f.file, o.home) : resolve(b, prog);
-            if (p) add({ path: p, type: 'file', why: `${e.section}.${e.key} in ${f.file} runs it` });
-          }
-        }
+  /**
+   * A hook directory, the targets of symlinked hooks in it, and the scripts
+   * its hooks name. hooksPath: a directory chosen by config, whose hooks may
+   * find their scripts relative to themselves (husky's _/h runs ../<hook>).
+   */
+  const hookDir = (dir: string, bases: string[], why: string, hooksPath = false) => {
+    add({ path: dir, type: 'dir', why });
+    let names: string[] = [];
+    try {
+      names = readdirSync(dir).filter((n) => !n.endsWith('.sample')).slice(0, 256); // git never runs *.sample
+    } catch {
+      return;
+    }
+    for (const n of names) {
+      const hook = join(dir, n);
+      const real = realLocation(hook);
+      if (real && real !== hook) add({ path: real, type: lst(real)?.isDirectory() ? 'dir' : 'file', why: `the hook ${hook} is a symlink to it` });
+      const text = readRegular(hook, 256 << 10)?.toString('utf8');
+      if (text === undefined) continue;
+      for (const p of referencedPaths(text, { bases: [...bases, dir], ...(o.home ? { home: o.home } : {}) })) {
+        if (lst(p)?.isFile()) add({ path: p, type: 'file', why: `run by the hook ${hook}` });
       }
-      for (const p of referencedPaths(f.text, { bases: [dirname(f.file), ...worktreeRoots], ...(o.home ? { home: o.home } : {}) })) {
-        if (inWritable(p) && looksExecutable(p)) add({ path: p, type: 'file', why: `named in ${f.file}` });
+      if (hooksPath && /\$0|\$\{0\}|BASH_SOURCE/.test(text) && !looksLikeGitDir(dirname(dir))) {
+        add({ path: dirname(dir), type: 'dir', why: `hooks in ${dir} run scripts beside it` });
       }
     }
   };
+  /** What a config chain names: hook directories, template directories, programs, and files anywhere in its values. */
+  const fromChain = (chain: ConfigFileRead[], worktreeRoots: string[]) => {
+    for (const f of chain) {
+      const bases = [...(worktreeRoots.length > 0 ? worktreeRoots : []), dirname(f.file)];
+      const at = (v: string, b: string) => (v.startsWith('~') ? resolveConfigPath(v, f.file, o.home) : resolve(b, v));
+      for (const e of f.entries) {
+        if (e.value === null) continue;
+        if (e.section === 'core' && e.key === 'hookspath') {
+          for (const b of bases) {
+            const p = at(e.value, b);
+            if (p) hookDir(p, worktreeRoots, `core.hooksPath in ${f.file}`, true);
+          }
+        } else if (e.section === 'init' && e.key === 'templatedir') {
+          // Its hooks/ is copied into every repository git init or clone makes.
+          for (const b of bases) {
+            const p = at(e.value, b);
+            if (p) add({ path: p, type: 'dir', why: `init.templateDir in ${f.file}` });
+          }
+        } else if (isCommandKey(e.section, e.subsection, e.key)) {
+          for (const w of commandPaths(e.value)) {
+            for (const b of bases) {
+              const p = at(w, b);
+              if (p) add({ path: p, type: 'file', why: `${e.section}.${e.key} in ${f.file} runs it` });
+            }
+          }
+        }
+      }
+      for (const p of referencedPaths(f.text, { bases, ...(o.home ? { home: o.home } : {}) })) {
+        if (lst(p)?.isFile()) add({ path: p, type: 'file', why: `named in ${f.file}` });
+      }
+    }
+  };
+
+  const globalChains = o.globalConfigs.map((f) => readConfigChain(f, o.home));
+  for (const c of globalChains) {
+    for (const f of c.files.slice(0, 1)) add({ path: f.file, type: 'file', why: 'your global git config' });
+    for (const f of c.missing.slice(0, 1)) if (!c.files.length) add({ path: f, type: 'file', why: 'your global git config' });
+    chainFiles(c, 'included by your global git config');
+  }
   fromChain(globalChains.flatMap((c) => c.files), [...roots.keys()]);
 
-  for (const g of [...walk.gitDirs].sort()) {
-    snapshot.gitDirs.push(g);
+  // A repository around a writable tree (the workspace is a directory of a
+  // bigger checkout): its config is out of reach, what it names may not be.
+  for (const w of writable) {
+    for (let a = dirname(w); a !== dirname(a); a = dirname(a)) {
+      const dotgit = join(a, '.git');
+      const st = lst(dotgit);
+      if (!st) continue;
+      const g = st.isDirectory() ? dotgit : pointerTarget(dotgit);
+      if (!g || !looksLikeGitDir(g)) continue;
+      const common = lst(join(g, 'commondir'))?.isFile() ? resolve(g, readHead(join(g, 'commondir'), 4096)?.toString('utf8').trim() ?? '.') : g;
+      const chain = readConfigChain(join(common, 'config'), o.home);
+      chainFiles(chain, `included by ${join(common, 'config')}`);
+      fromChain(chain.files, [a]);
+      hookDir(join(common, 'hooks'), [a], `hooks of ${common}`);
+    }
+  }
+
+  for (const g of snapshot.gitDirs) {
     const linked = !!lst(join(g, 'commondir'))?.isFile();
     const why = `git directory ${g}`;
     if (linked) {
@@ -336,30 +490,32 @@ export function scanGitSurface(o: GitScanOptions): GitSurface {
       if (lst(join(g, 'gitdir'))) add({ path: join(g, 'gitdir'), type: 'file', why });
       continue;
     }
-    const moduleText = isSubmoduleGitDir(g, walk.gitDirs) ? readSmallFile(join(g, 'config')) : undefined;
-    if (moduleText !== undefined) snapshot.submoduleConfigs[join(g, 'config')] = moduleText;
+    // A submodule config too big to keep (or not a file) stays read-only like the others.
+    const moduleBytes = isSubmoduleGitDir(g, gitDirSet) ? readRegular(join(g, 'config')) : undefined;
+    if (moduleBytes !== undefined) snapshot.submoduleConfigs[join(g, 'config')] = moduleBytes;
     else add({ path: join(g, 'config'), type: 'file', why });
     add({ path: join(g, 'config.worktree'), type: 'file', why });
-    add({ path: join(g, 'hooks'), type: 'dir', why });
     add({ path: join(g, 'commondir'), type: 'file', content: '.\n', why });
     add({ path: join(g, 'objects', 'info', 'alternates'), type: 'file', why });
     const chain = readConfigChain(join(g, 'config'), o.home);
     chainFiles(chain, `included by ${join(g, 'config')}`);
     const wts = [...roots].filter(([, gd]) => gd === g).map(([r]) => r);
+    hookDir(join(g, 'hooks'), wts.length > 0 ? wts : [g], why);
     fromChain(chain.files, wts.length > 0 ? wts : [g]);
     for (const w of wts) {
-      snapshot.worktrees[w] = { gitDir: g, gitlinks: gitlinksOf(g, hashLenOf(chain.files)), gitmodules: sha256(join(w, '.gitmodules')) };
-      const text = readSmallFile(join(w, '.gitmodules'));
-      if (text !== undefined && text.length <= 65536) snapshot.gitmodulesText[w] = text;
+      snapshot.worktrees[w] = { gitDir: g, gitlinks: gitlinksOf(g, hashLenOf(chain.files)), gitmodules: contentHash(join(w, '.gitmodules')) };
+      const bytes = readRegular(join(w, '.gitmodules'));
+      if (bytes !== undefined) snapshot.gitmodulesText[w] = bytes;
     }
   }
   // Linked work trees and submodules (W/.git a pointer to a git directory elsewhere).
   for (const [w, g] of roots) {
     if (snapshot.worktrees[w]) continue;
-    snapshot.worktrees[w] = { gitDir: g, gitlinks: gitlinksOf(g, 20), gitmodules: sha256(join(w, '.gitmodules')) };
-    const text = readSmallFile(join(w, '.gitmodules'));
-    if (text !== undefined && text.length <= 65536) snapshot.gitmodulesText[w] = text;
+    snapshot.worktrees[w] = { gitDir: g, gitlinks: gitlinksOf(g, 20), gitmodules: contentHash(join(w, '.gitmodules')) };
+    const bytes = readRegular(join(w, '.gitmodules'));
+    if (bytes !== undefined) snapshot.gitmodulesText[w] = bytes;
   }
+  for (const d of pathDirs(o.env ?? {})) if (lst(d)?.isDirectory()) add({ path: d, type: 'dir', why: 'a directory on your PATH' });
   // The texts kept to restore files are not printed with the plan (--dry-run):
   // they are the user's config (URLs may hold tokens), not the plan.
   for (const k of ['gitmodulesText', 'submoduleConfigs'] as const) Object.defineProperty(snapshot, k, { enumerable: false });

@@ -7,6 +7,7 @@ import { LaunchError } from './errors.js';
 import { accessibleBy, renderGroup, renderPasswd, type Identity } from './identity.js';
 import { landlockPlan, type LandlockPlan } from './landlock-rules.js';
 import { MountPlanner, mirrorHostPath, type MountEntry } from './mount-plan.js';
+import { asOwner, fsOwnerOf } from './fs-identity.js';
 import type { GitSnapshot } from './git-surface.js';
 import { homeRequests, homesInside } from './home-workspace.js';
 import { placeholderExcludes, protectionPlan, type ProtectedAction, type ProtectRequest } from './protected-paths.js';
@@ -238,7 +239,8 @@ export function buildSandboxPlan(o: SandboxOptions, h: HostFacts): SandboxPlan {
   // The rw mounts inside a home (an agent's own config) stay writable; the rest of its dotfiles do not.
   const extra = [...(o.protect ?? []), ...homes.flatMap((home) => homeRequests(home, rw))];
   const gitHome = id.hostUid === 0 ? id.home : (h.env.HOME ?? id.home);
-  const protection = protectionPlan(writable, extra, { home: gitHome, env: id.hostUid === 0 ? {} : h.env });
+  // Read as the agent's user: a symlink the box left in the workspace must not make root read what that user cannot.
+  const protection = asOwner(fsOwnerOf(id), () => protectionPlan(writable, extra, { home: gitHome, env: id.hostUid === 0 ? {} : h.env, ...(h.env.PATH ? { path: h.env.PATH } : {}) }));
   const protectedPaths = protection.actions;
   for (const a of protectedPaths) {
     if (a.action === 'mask-symlink') m.mask(a.path, 'protected path is a symlink: covered, not followed');

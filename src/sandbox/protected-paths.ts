@@ -43,6 +43,8 @@ export interface ProtectOptions {
   home?: string;
   /** The host environment git would see (GIT_CONFIG_GLOBAL, XDG_CONFIG_HOME). */
   env?: NodeJS.ProcessEnv;
+  /** The user's PATH: its directories inside writable trees stay read-only. */
+  path?: string;
 }
 
 function lst(p: string) {
@@ -160,6 +162,7 @@ function gitScan(scanRoots: readonly string[], writableRoots: readonly string[],
     scanRoots,
     ...(o.home ? { home: o.home } : {}),
     globalConfigs: globalGitConfigs(o.home, o.env ?? {}),
+    ...(o.path ? { env: { PATH: o.path } } : {}),
   });
 }
 

@@ -298,7 +298,7 @@ test('submodules: git directories under modules/, nested, found and protected', 
   const plan = protectionPlan([root], [], {});
   for (const gd of [a, b, deep]) {
     assert.equal(m[join(gd, 'config')], undefined, gd);
-    assert.equal(plan.git.submoduleConfigs[join(gd, 'config')], '[core]\n');
+    assert.equal(plan.git.submoduleConfigs[join(gd, 'config')].toString(), '[core]\n');
   }
 });
 
