@@ -6,10 +6,15 @@
 // root for its life; placeholders carry an xattr so any launcher recognises
 // them (also ones a killed launcher left); the launcher that gets the lock
 // exclusively at exit removes those still empty.
-import { chownSync, closeSync, lstatSync, mkdirSync, openSync, readdirSync, rmdirSync, unlinkSync, constants as fsc } from 'node:fs';
+//
+// A root launcher does all of it as the agent's user (fs-identity.ts): the
+// workspace is that user's, who could swap a symlink into any path here, so
+// every path is resolved, and every file made, with that user's rights.
+import { closeSync, lstatSync, mkdirSync, openSync, readdirSync, rmdirSync, unlinkSync, constants as fsc } from 'node:fs';
 import { dirname } from 'node:path';
 import { LOCK, loadAddon } from '../native/addon.js';
 import { LaunchError } from './errors.js';
+import { asOwner, type FsOwner } from './fs-identity.js';
 import type { ProtectedAction } from './protected-paths.js';
 
 export const PLACEHOLDER_XATTR = 'user.latchgate.placeholder';
@@ -26,8 +31,8 @@ export class Placeholders {
   private readonly locks: number[] = [];
   private readonly addon = loadAddon();
 
-  /** owner: whom to give them when root creates them in someone's workspace. */
-  constructor(private readonly owner?: { uid: number; gid: number }) {}
+  /** owner: whom to act as (fsOwnerOf) when root launches a box for another user. */
+  constructor(private readonly owner?: FsOwner) {}
 
   /**
    * Takes the shared lock on each writable root that is a directory (waits
@@ -35,11 +40,18 @@ export class Placeholders {
    */
   lock(roots: readonly string[]): void {
     for (const root of roots) {
-      if (!lstatSync(root, { throwIfNoEntry: false })?.isDirectory()) continue;
-      const fd = openSync(root, fsc.O_RDONLY | fsc.O_DIRECTORY);
+      let fd: number | undefined;
+      try {
+        fd = this.asOwner(() => (lstatSync(root, { throwIfNoEntry: false })?.isDirectory() ? openSync(root, fsc.O_RDONLY | fsc.O_DIRECTORY | fsc.O_NOFOLLOW) : undefined));
+      } catch (e) {
+        this.unlock();
+        throw new LaunchError(`cannot open ${root} to lock it (${(e as Error).message})${this.owner ? `; uid ${this.owner.uid}, whom the box runs as, must be able to read it` : ''}`);
+      }
+      if (fd === undefined) continue;
       const r = this.addon.flock(fd, LOCK.SH);
       if (r !== 0) {
         closeSync(fd);
+        this.unlock();
         throw new LaunchError(`cannot lock ${root} (errno ${-r}) to share its placeholders with other boxes`);
       }
       this.locks.push(fd);
@@ -47,6 +59,19 @@ export class Placeholders {
   }
 
   create(actions: readonly ProtectedAction[]): void {
+    let failure: unknown;
+    try {
+      this.asOwner(() => this.createAll(actions));
+    } catch (e) {
+      failure = e;
+    }
+    if (failure !== undefined) {
+      this.release(); // what this box made, unless another box uses it
+      throw failure;
+    }
+  }
+
+  private createAll(actions: readonly ProtectedAction[]): void {
     for (const a of actions) {
       if (a.action === 'mask-symlink') continue;
       const type = a.action === 'pin' ? 'dir' : a.type;
@@ -62,8 +87,8 @@ export class Placeholders {
         this.mark(a.path, type);
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code === 'EEXIST') continue; // appeared meanwhile: mounted read-only as it is
-        this.release();
-        throw new LaunchError(`cannot create the read-only placeholder ${a.path} (it keeps the box from creating it): ${(e as Error).message}; check the workspace's permissions`);
+        const as = this.owner ? ` as uid ${this.owner.uid}, whom the box runs as` : '';
+        throw new LaunchError(`cannot create the read-only placeholder ${a.path}${as} (it keeps the box from creating it): ${(e as Error).message}; check the workspace's permissions`);
       }
     }
   }
@@ -80,7 +105,6 @@ export class Placeholders {
   }
 
   private mark(path: string, type: 'file' | 'dir'): void {
-    if (this.owner) chownSync(path, this.owner.uid, this.owner.gid);
     // On a filesystem without user xattrs only this launcher knows it made it.
     const marked = this.addon.setXattr(path, PLACEHOLDER_XATTR, '1') === 0;
     this.owned.push({ path, type, marked });
@@ -94,18 +118,40 @@ export class Placeholders {
     let last = true;
     for (const fd of this.locks) if (this.addon.flock(fd, LOCK.EX | LOCK.NB) !== 0) last = false;
     const owned = this.owned.splice(0).sort((a, b) => b.path.length - a.path.length);
-    if (last) {
-      for (const o of owned) {
-        try {
-          if (o.marked && !this.isPlaceholder(o.path)) continue; // replaced by someone else's
-          const st = lstatSync(o.path);
-          if (o.type === 'dir' && st.isDirectory() && readdirSync(o.path).length === 0) rmdirSync(o.path);
-          if (o.type === 'file' && st.isFile() && st.size === 0) unlinkSync(o.path);
-        } catch {
-          // already gone
-        }
-      }
+    try {
+      if (last) this.asOwner(() => owned.forEach((o) => this.removeIfUnused(o)));
+    } catch (e) {
+      process.stderr.write(`latchgate: the placeholders were left in place: ${(e as Error).message}\n`);
     }
+    this.unlock();
+  }
+
+  private removeIfUnused(o: Owned): void {
+    try {
+      if (o.marked && !this.isPlaceholder(o.path)) return; // replaced by someone else's
+      const st = lstatSync(o.path);
+      if (o.type === 'dir' && st.isDirectory() && readdirSync(o.path).length === 0) rmdirSync(o.path);
+      if (o.type === 'file' && st.isFile() && st.size === 0) unlinkSync(o.path);
+    } catch {
+      // already gone
+    }
+  }
+
+  private unlock(): void {
     for (const fd of this.locks.splice(0)) closeSync(fd);
+  }
+
+  /** fn as the owner (all of fn's fs calls); failing to become the owner is a LaunchError. */
+  private asOwner<T>(fn: () => T): T {
+    let inside = false;
+    try {
+      return asOwner(this.owner, () => {
+        inside = true;
+        return fn();
+      });
+    } catch (e) {
+      if (inside || e instanceof LaunchError) throw e;
+      throw new LaunchError(`cannot act as uid ${this.owner?.uid} in the workspace (${(e as Error).message}); run latchgate as root or as the workspace's owner`);
+    }
   }
 }
