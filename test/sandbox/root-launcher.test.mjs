@@ -136,7 +136,7 @@ for (const mode of MODES) {
     assert.deepEqual(host.dir, { mode: 0o2710, uid: launcherUid, gid: u.gid, socket: false });
     assert.deepEqual(host.gate, { mode: 0o660, uid: launcherUid, gid: u.gid, socket: true });
     assert.deepEqual(host.proxy, { mode: 0o660, uid: launcherUid, gid: u.gid, socket: true });
-    assert.deepEqual(host.bashrc, { mode: 0o644, uid: u.uid, gid: u.gid, socket: false });
+    assert.deepEqual([host.bashrc.uid, host.bashrc.gid], [u.uid, u.gid], 'the placeholder is the agent\'s');
     for (const p of ['.bashrc', '.vscode', '.claude', '.git', '.profile']) assert.ok(!existsSync(path.join(ws, p)), `${p} left behind`);
     assert.deepEqual(readdirSync(tmp), [], 'the socket directory was removed');
   });

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
 import { once } from 'node:events';
-import { chmodSync, chownSync, closeSync, existsSync, lstatSync, mkdirSync, openSync, readFileSync, readdirSync, statSync, symlinkSync, writeFileSync, constants as fsc } from 'node:fs';
+import { chmodSync, chownSync, closeSync, existsSync, lstatSync, mkdirSync, openSync, readFileSync, readdirSync, symlinkSync, writeFileSync, constants as fsc } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 import { LOCK, loadAddon } from '../../dist/native/addon.js';
@@ -80,7 +80,7 @@ function connectAs(sock, ids) {
  * answers "check" on stdin with whether its directory and lock are intact,
  * and removes it when stdin ends.
  */
-function startHolder(parent, gid = myGid) {
+function startHolder(parent) {
   const child = spawn(
     process.execPath,
     [
@@ -88,7 +88,7 @@ function startHolder(parent, gid = myGid) {
       '-e',
       `const { BoxDir } = await import(${JSON.stringify(dist('sandbox/box-dir.js'))});
        const fs = await import('node:fs');
-       const d = BoxDir.create(${gid});
+       const d = BoxDir.create(${myGid});
        process.stdout.write(d.path + '\\n');
        process.stdin.on('data', () => process.stdout.write(JSON.stringify({ intact: fs.existsSync(d.path + '/lock') && (fs.lstatSync(d.path).mode & 0o7777) === ${BOX_DIR_MODE} }) + '\\n'));
        process.stdin.on('end', () => { d.remove(); process.exit(0); });`,

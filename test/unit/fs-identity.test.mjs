@@ -34,11 +34,11 @@ test('inside: fsuid, fsgid and groups are the owner\'s; afterwards root\'s again
 test('files made inside are the owner\'s without a chown; root-only places refuse them', needsRoot, (t) => {
   const ws = tempDir(t);
   chownSync(ws, AGENT.uid, AGENT.gid);
-  const rootOnly = join(tempDir(t), 'private');
+  const rootsOwn = tempDir(t); // root's, 0755
+  const rootOnly = join(rootsOwn, 'private');
   mkdirSync(rootOnly, { mode: 0o700 });
-  const secret = join(ws, '..', `secret-${process.pid}`);
+  const secret = join(rootsOwn, 'secret');
   writeFileSync(secret, 'root only', { mode: 0o600 });
-  t.after(() => execFileSync('rm', ['-f', secret]));
   const errors = addon.withFsIds(AGENT.uid, AGENT.gid, () => {
     mkdirSync(join(ws, 'd'));
     closeSync(openSync(join(ws, 'd/f'), 'wx', 0o644));
