@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { LOCK, loadAddon } from '../native/addon.js';
 import { LaunchError } from './errors.js';
+import { octal, whyUntrusted } from './trusted-path.js';
 
 export const BOX_DIR_PREFIX = 'latchgate-box-';
 /** setgid, rwx for its owner, search only for the agent's group, nothing for others. */
@@ -25,27 +26,17 @@ const LOCK_NAME = 'lock';
 /** mkdtemp's six random letters and digits. */
 const NAME = /^latchgate-box-[A-Za-z0-9]{6}$/;
 
-/** The sticky bit (stat(2)): only an entry's owner may rename or remove it. */
-const S_ISVTX = 0o1000;
-
-const octal = (mode: number) => `0${(mode & 0o7777).toString(8)}`;
-
 /**
  * The temporary directory, if no other user can rename entries in it or
- * above it: each level belongs to root or to this launcher, and one others
- * may write to has the sticky bit (like /tmp).
+ * above it (trusted-path.ts), so none can swap the box's directory.
  */
 export function trustedTmpdir(): string {
-  const euid = process.geteuid!();
   const dir = realpathSync(tmpdir());
-  for (let p = dir; ; p = dirname(p)) {
-    const st = lstatSync(p);
-    const why = st.uid !== 0 && st.uid !== euid ? `owned by uid ${st.uid}` : (st.mode & 0o022) !== 0 && (st.mode & S_ISVTX) === 0 ? `writable by others (mode ${octal(st.mode)}) without the sticky bit` : undefined;
-    if (why) {
-      throw new LaunchError(`the temporary directory ${dir}: ${p} is ${why}, so another user could swap the box's socket directory; set TMPDIR to a directory only root or you can write to, or a sticky one such as /tmp`);
-    }
-    if (p === '/') return dir;
+  const why = whyUntrusted(dir);
+  if (why) {
+    throw new LaunchError(`the temporary directory ${dir}: ${why}, so another user could swap the box's socket directory; set TMPDIR to a directory only root or you can write to, or a sticky one such as /tmp`);
   }
+  return dir;
 }
 
 export class BoxDir {

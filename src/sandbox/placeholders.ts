@@ -9,13 +9,15 @@
 //
 // A root launcher does all of it as the agent's user (fs-identity.ts): the
 // workspace is that user's, who could swap a symlink into any path here, so
-// every path is resolved, and every file made, with that user's rights.
+// every path is resolved, and every file made, with that user's rights
+// (as root only where no one but root can change the way there: act()).
 import { closeSync, lstatSync, mkdirSync, openSync, readdirSync, rmdirSync, unlinkSync, constants as fsc } from 'node:fs';
 import { dirname } from 'node:path';
 import { LOCK, loadAddon } from '../native/addon.js';
 import { LaunchError } from './errors.js';
 import { asOwner, type FsOwner } from './fs-identity.js';
 import type { ProtectedAction } from './protected-paths.js';
+import { whyUntrusted } from './trusted-path.js';
 
 export const PLACEHOLDER_XATTR = 'user.latchgate.placeholder';
 
@@ -59,37 +61,33 @@ export class Placeholders {
   }
 
   create(actions: readonly ProtectedAction[]): void {
-    let failure: unknown;
-    try {
-      this.asOwner(() => this.createAll(actions));
-    } catch (e) {
-      failure = e;
-    }
-    if (failure !== undefined) {
-      this.release(); // what this box made, unless another box uses it
-      throw failure;
-    }
-  }
-
-  private createAll(actions: readonly ProtectedAction[]): void {
     for (const a of actions) {
       if (a.action === 'mask-symlink') continue;
-      const type = a.action === 'pin' ? 'dir' : a.type;
       try {
-        if (this.isPlaceholder(a.path)) {
-          this.owned.push({ path: a.path, type, marked: true });
-          continue;
-        }
-        if (a.action !== 'placeholder' && lstatSync(a.path, { throwIfNoEntry: false })) continue; // the user's own
-        this.mkdirs(dirname(a.path));
-        if (type === 'dir') mkdirSync(a.path, { mode: 0o755 });
-        else closeSync(openSync(a.path, 'wx', 0o644));
-        this.mark(a.path, type);
+        this.act(a.path, () => this.createOne(a));
       } catch (e) {
-        if ((e as NodeJS.ErrnoException).code === 'EEXIST') continue; // appeared meanwhile: mounted read-only as it is
+        this.release(); // what this box made, unless another box uses it
+        if (e instanceof LaunchError) throw e;
         const as = this.owner ? ` as uid ${this.owner.uid}, whom the box runs as` : '';
         throw new LaunchError(`cannot create the read-only placeholder ${a.path}${as} (it keeps the box from creating it): ${(e as Error).message}; check the workspace's permissions`);
       }
+    }
+  }
+
+  private createOne(a: Exclude<ProtectedAction, { action: 'mask-symlink' }>): void {
+    const type = a.action === 'pin' ? 'dir' : a.type;
+    try {
+      if (this.isPlaceholder(a.path)) {
+        this.owned.push({ path: a.path, type, marked: true });
+        return;
+      }
+      if (a.action !== 'placeholder' && lstatSync(a.path, { throwIfNoEntry: false })) return; // the user's own
+      this.mkdirs(dirname(a.path));
+      if (type === 'dir') mkdirSync(a.path, { mode: 0o755 });
+      else closeSync(openSync(a.path, 'wx', 0o644));
+      this.mark(a.path, type);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e; // else it appeared meanwhile: mounted read-only as it is
     }
   }
 
@@ -118,27 +116,54 @@ export class Placeholders {
     let last = true;
     for (const fd of this.locks) if (this.addon.flock(fd, LOCK.EX | LOCK.NB) !== 0) last = false;
     const owned = this.owned.splice(0).sort((a, b) => b.path.length - a.path.length);
-    try {
-      if (last) this.asOwner(() => owned.forEach((o) => this.removeIfUnused(o)));
-    } catch (e) {
-      process.stderr.write(`latchgate: the placeholders were left in place: ${(e as Error).message}\n`);
+    if (last) {
+      for (const o of owned) {
+        try {
+          this.act(o.path, () => this.removeIfUnused(o));
+        } catch (e) {
+          if (e instanceof LaunchError) process.stderr.write(`latchgate: the placeholder ${o.path} was left in place: ${e.message}\n`);
+          // else not the owner's to remove, and not in a place only root controls: left
+        }
+      }
     }
     this.unlock();
   }
 
+  /** Throws only EACCES or EPERM (for act()); anything else means it is gone or not ours. */
   private removeIfUnused(o: Owned): void {
     try {
       if (o.marked && !this.isPlaceholder(o.path)) return; // replaced by someone else's
       const st = lstatSync(o.path);
       if (o.type === 'dir' && st.isDirectory() && readdirSync(o.path).length === 0) rmdirSync(o.path);
       if (o.type === 'file' && st.isFile() && st.size === 0) unlinkSync(o.path);
-    } catch {
-      // already gone
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'EACCES' || code === 'EPERM') throw e;
     }
   }
 
   private unlock(): void {
     for (const fd of this.locks.splice(0)) closeSync(fd);
+  }
+
+  /**
+   * fn as the owner. Where the owner may not (EACCES, EPERM) the box's user
+   * could not make or remove the path either, but the box's mounts need it:
+   * then fn runs as root, only if nobody but root can change any directory
+   * on the way to it, nor make names in the one fn makes names in
+   * (trusted-path.ts); e.g. a root-owned workspace handed to nobody.
+   */
+  private act<T>(path: string, fn: () => T): T {
+    try {
+      return this.asOwner(fn);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (!this.owner || (code !== 'EACCES' && code !== 'EPERM')) throw e;
+      let above = dirname(path);
+      while (!lstatSync(above, { throwIfNoEntry: false })) above = dirname(above);
+      if (whyUntrusted(above, true) !== undefined) throw e;
+      return fn();
+    }
   }
 
   /** fn as the owner (all of fn's fs calls); failing to become the owner is a LaunchError. */

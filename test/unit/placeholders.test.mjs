@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { chownSync, closeSync, constants as fsc, existsSync, lstatSync, mkdirSync, mkdtempSync, openSync, renameSync, rmSync, rmdirSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { chownSync, closeSync, constants as fsc, existsSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, renameSync, rmSync, rmdirSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { once } from 'node:events';
 import { constants as osc, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -240,13 +240,25 @@ test('a root launcher makes them as the owner: theirs without a chown, and remov
   assert.ok(!existsSync(join(root, '.vscode')));
 });
 
-test('a root launcher cannot create them where the owner may not: a clear error, nothing left', { skip: !isRoot && 'acting as another uid needs root' }, (t) => {
-  const root = tempDir(t); // root's own, 0755: the owner cannot write in it
+test('where the owner may not write: as root if only root controls the way there, else a clear error and nothing left', { skip: !isRoot && 'acting as another uid needs root' }, (t) => {
+  // A root-owned workspace handed to another uid (e.g. nobody), in /tmp: only root can change the way there.
+  const trusted = tempDir(t);
   const p = new Placeholders({ uid: 4321, gid: 4322 });
-  p.lock([root]);
-  assertLaunchError(() => p.create([file(join(root, '.bashrc'))]), LaunchError, join(root, '.bashrc'), 'as uid 4321', 'EACCES');
-  assert.ok(!existsSync(join(root, '.bashrc')));
-  assert.ok(unlocked(root), 'the lock is let go');
+  p.lock([trusted]);
+  p.create([file(join(trusted, '.claude/settings.json')), dir(join(trusted, '.vscode'))]);
+  for (const rel of ['.claude', '.claude/settings.json', '.vscode']) assert.equal(lstatSync(join(trusted, rel)).uid, 0, rel);
+  p.release();
+  assert.deepEqual(readdirSync(trusted), [], 'removed as root too');
+  // The same, but below a directory the owner controls: they could swap the way there.
+  const theirs = tempDir(t);
+  chownSync(theirs, 4321, 4322);
+  const ws = join(theirs, 'ws');
+  mkdirSync(ws, { mode: 0o755 });
+  const q = new Placeholders({ uid: 4321, gid: 4322 });
+  q.lock([ws]);
+  assertLaunchError(() => q.create([dir(join(ws, '.vscode')), file(join(ws, '.bashrc'))]), LaunchError, join(ws, '.vscode'), 'as uid 4321', 'EACCES');
+  assert.deepEqual(readdirSync(ws), []);
+  assert.ok(unlocked(ws), 'the lock is let go');
 });
 
 test('marks are read and set on the path itself, never through a symlink', needsXattrs, (t) => {
