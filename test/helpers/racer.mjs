@@ -10,27 +10,32 @@ const RACER = new URL('../fixtures/symlink-racer.mjs', import.meta.url).pathname
 
 /**
  * Starts the racer as ids ({uid, gid}; as ourselves without) with cfg (see
- * the fixture). Resolves once it races; stop() ends it and resolves to its
- * swap counts.
+ * the fixture). Resolves once it races; counts holds its events so far
+ * (file, dir, socket, blocked); stop() ends it and resolves to them.
  */
 export async function startRacer(ids, cfg) {
   const child = spawn(process.execPath, [RACER, JSON.stringify(cfg)], { ...(ids ?? {}), cwd: '/', stdio: ['ignore', 'pipe', 'inherit'] });
-  let out = '';
-  child.stdout.on('data', (d) => (out += d));
-  const exited = once(child, 'exit');
-  await new Promise((resolve, reject) => {
-    const check = () => {
-      if (out.startsWith('ready\n')) resolve();
-      else child.stdout.once('data', check);
-    };
-    check();
-    exited.then(([code]) => reject(new Error(`the racer exited (${code}) before racing: ${out}`)));
+  const counts = { file: 0, dir: 0, socket: 0, blocked: 0 };
+  let ready;
+  const started = new Promise((resolve) => (ready = resolve));
+  let buf = '';
+  child.stdout.on('data', (d) => {
+    buf += d;
+    const lines = buf.split('\n');
+    buf = lines.pop();
+    for (const l of lines) {
+      if (l === 'ready') ready();
+      else counts[l]++;
+    }
   });
+  const exited = once(child, 'exit');
+  await Promise.race([started, exited.then(([code]) => Promise.reject(new Error(`the racer exited (${code}) before racing`)))]);
   return {
+    counts,
     async stop() {
       child.kill('SIGTERM');
       await exited;
-      return JSON.parse(out.slice('ready\n'.length));
+      return counts;
     },
     kill: () => child.kill('SIGKILL'),
   };

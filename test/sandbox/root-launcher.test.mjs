@@ -58,7 +58,9 @@ for (const mode of MODES) {
       socketRacer.kill();
     });
     const results = [];
-    for (let i = 0; i < 12; i++) {
+    // Until both racers have had their go (they may be slow to get the CPU), within a bound.
+    const raced = () => placeholderRacer.counts.file + placeholderRacer.counts.dir >= 10 && socketRacer.counts.socket + socketRacer.counts.blocked >= 4;
+    for (let i = 0; i < 40 && (i < 8 || !raced()); i++) {
       results.push(await runBox(mode, { workspace: ws, env, args: ['--allow-host', 'example.com'], cmd: ['/bin/true'] }));
     }
     const swaps = { placeholders: await placeholderRacer.stop(), sockets: await socketRacer.stop() };
@@ -79,7 +81,7 @@ for (const mode of MODES) {
       assert.deepEqual(notTheirs, []);
     }
     assert.ok(swaps.placeholders.file + swaps.placeholders.dir > 0, `the placeholder racer never swapped: ${JSON.stringify(swaps)}`);
-    assert.ok(swaps.sockets.socket + swaps.sockets.blockedSocketDir > 0, `the socket racer never reached a box directory: ${JSON.stringify(swaps)}`);
+    assert.ok(swaps.sockets.socket + swaps.sockets.blocked > 0, `the socket racer never reached a box directory: ${JSON.stringify(swaps)}`);
     if (mode === 'root') assert.equal(swaps.sockets.socket, 0, 'the racer swapped a socket of a root launcher');
     assert.deepEqual(readdirSync(tmp), [], 'every box directory was removed');
   });

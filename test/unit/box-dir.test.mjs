@@ -187,8 +187,10 @@ test('a racer of the agent\'s uid swapping symlinks into the socket directory: r
   t.after(racer.kill);
   const failures = [];
   const stateDir = tempDir(t);
+  let boxes = 0;
   await withTmpdir(parent, async () => {
-    for (let i = 0; i < 100; i++) {
+    // Until the racer has gone at enough box directories (it may be slow to get the CPU), within a bound.
+    for (; boxes < 2000 && (boxes < 50 || racer.counts.blocked + racer.counts.socket < 10); boxes++) {
       // The whole socket life of a box, through the class the launcher uses.
       const gate = new BoxGate({ stateDir, gate: {} }, 'racer-test', AGENT);
       try {
@@ -197,12 +199,13 @@ test('a racer of the agent\'s uid swapping symlinks into the socket directory: r
         failures.push(e);
       }
       await gate.close();
+      await new Promise((r) => setImmediate(r)); // lets the racer's reports in
     }
   });
   const swaps = await racer.stop();
-  t.diagnostic(`racer: ${JSON.stringify(swaps)}; failed listens: ${failures.length}`);
+  t.diagnostic(`racer: ${JSON.stringify(swaps)} over ${boxes} boxes; failed listens: ${failures.length}`);
   assert.deepEqual(snapshot(outside), before, 'root\'s file changed');
-  assert.ok(swaps.blockedSocketDir > 0, `the racer never found a box directory to attack: ${JSON.stringify(swaps)}`);
+  assert.ok(swaps.blocked > 0, `the racer never found a box directory to attack: ${JSON.stringify(swaps)}`);
   assert.equal(swaps.socket, 0, 'the racer swapped a socket');
   assert.deepEqual(failures, [], 'every listen worked');
   assert.deepEqual(readdirSync(parent), [], 'every box directory was removed');
