@@ -44,7 +44,7 @@ export async function startRacer(ids, cfg) {
 /**
  * Root's things to aim at, made in the root-owned directory `outside`:
  * dir/ (with an empty commands/ and settings.json, names a placeholder
- * could take) and file (0600, with content).
+ * could take), file and socket-target (0600, with content).
  */
 export function rootTargets(outside) {
   mkdirSync(join(outside, 'dir/commands'), { recursive: true });
