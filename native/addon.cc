@@ -45,8 +45,13 @@ Napi::Value Flock(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), flock(fd, op) == 0 ? 0 : -errno);
 }
 
-// setXattr(path, name, value) -> 0 or -errno, on the path itself (no follow).
+// setXattr(path, name, value) -> 0 or -errno. lsetxattr: a symlink at path
+// is never followed (user xattrs cannot be set on one: EPERM).
 Napi::Value SetXattr(const Napi::CallbackInfo& info) {
+  if (info.Length() < 3 || !info[0].IsString() || !info[1].IsString() || !info[2].IsString()) {
+    Napi::TypeError::New(info.Env(), "setXattr(path, name, value): three strings").ThrowAsJavaScriptException();
+    return info.Env().Undefined();
+  }
   std::string path = info[0].As<Napi::String>().Utf8Value();
   std::string name = info[1].As<Napi::String>().Utf8Value();
   std::string value = info[2].As<Napi::String>().Utf8Value();
@@ -54,8 +59,14 @@ Napi::Value SetXattr(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), r == 0 ? 0 : -errno);
 }
 
-// getXattr(path, name) -> string, or null when absent or unsupported.
+// getXattr(path, name) -> string, or null when absent, unsupported, not
+// readable or longer than 255 bytes. lgetxattr: the xattr of a symlink at
+// path itself, never of what it points to.
 Napi::Value GetXattr(const Napi::CallbackInfo& info) {
+  if (info.Length() < 2 || !info[0].IsString() || !info[1].IsString()) {
+    Napi::TypeError::New(info.Env(), "getXattr(path, name): two strings").ThrowAsJavaScriptException();
+    return info.Env().Undefined();
+  }
   std::string path = info[0].As<Napi::String>().Utf8Value();
   std::string name = info[1].As<Napi::String>().Utf8Value();
   char buf[256];

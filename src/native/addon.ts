@@ -157,14 +157,18 @@ export interface NativeAddon {
   landlockAbi(): number;
   setWinsize(fd: number, rows: number, cols: number): number;
   flock(fd: number, op: number): number;
+  /** lsetxattr: 0, or -errno; a symlink at path is never followed. */
   setXattr(path: string, name: string, value: string): number;
+  /** lgetxattr: the value, or null (absent, unreadable, unsupported, over 255 bytes); never through a symlink. */
   getXattr(path: string, name: string): string | null;
   peerCred(fd: number): { pid: number; uid: number; gid: number } | number;
   /** TCP_CONGESTION on a TCP socket: 0, or -errno. */
   setTcpCongestion(fd: number, name: string): number;
   /**
    * Calls fn with this thread's fsuid/fsgid (and groups) set to uid/gid and
-   * restores them afterwards, also when fn throws (native/fsident.cc).
+   * restores them afterwards, also when fn throws (native/fsident.cc). Throws
+   * a TypeError on bad arguments, or an Error with step and errno when the
+   * identity cannot be taken (not root); fn is not called then.
    */
   withFsIds(uid: number, gid: number, fn: () => unknown): unknown;
   /**

@@ -2,7 +2,7 @@
 // the box's init made inside its network namespace: the allowlisted CONNECT
 // proxy (127.0.0.1:3128 inside) and the credential reverse proxy
 // (127.0.0.1:3129 inside), which adds keys the box never holds.
-import { chmodSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import type { SandboxFileConfig } from '../config/sandbox-config.js';
 import { HostAllowlist, normalizeConnectHost } from '../egress/allowlist.js';
 import type { ConnectProxy } from '../egress/connect-proxy.js';
@@ -10,6 +10,7 @@ import type { CredentialProxy, CredentialRoute } from '../egress/credential-prox
 import { resolveKeySource, validateRoute } from '../egress/credential-proxy.js';
 import { parsePin, type Pin } from '../egress/ssrf.js';
 import type { AuditEventInput } from '../gate/types.js';
+import { listenInBoxDir } from './box-dir.js';
 import { LaunchError } from './errors.js';
 
 export const PROXY_PORT = 3128;
@@ -116,8 +117,9 @@ export class BoxEgress {
         return pin ? { host: pin.ip, port: pin.port } : undefined;
       },
     });
-    await this.connect.listenUnix(proxySocket);
-    chmodSync(proxySocket, 0o666); // the box's user connects to it
+    const connect = this.connect;
+    // In the box's socket directory: mode and group from the bind itself (box-dir.ts).
+    await listenInBoxDir(proxySocket, () => connect.listenUnix(proxySocket));
   }
 
   /** Serves the two listening sockets the box's init made (in plan.listenPorts order). */

@@ -2,9 +2,7 @@
 // /run/latchgate/gate.sock, whose every caller is the box's principal (fixed
 // here, never claimed by the client). The gate itself opens on the first
 // connection, so boxes that never call it start as fast as without it.
-import { chmodSync, chownSync, mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { GateSetup } from '../cli/gate-setup.js';
@@ -13,10 +11,12 @@ import type { AuditEventInput } from '../gate/types.js';
 import { DenialCoalescer } from '../ledger/coalesce.js';
 import { denialKind } from '../ledger/denial-kinds.js';
 import type { Ledger } from '../ledger/ledger.js';
+import { BoxDir, listenInBoxDir } from './box-dir.js';
 
 export class BoxGate {
   readonly dir: string;
   readonly socketPath: string;
+  private readonly boxDir: BoxDir;
   private readonly server: net.Server;
   private opening: Promise<{ app: FastifyInstance; opened: OpenedGate }> | undefined;
 
@@ -33,10 +33,9 @@ export class BoxGate {
     readonly principal: string,
     agent: { uid: number; gid: number },
   ) {
-    // Private to the agent's user: the box's init must reach it to mount it.
-    this.dir = mkdtempSync(join(tmpdir(), 'latchgate-box-'));
-    if (process.getuid!() === 0) chownSync(this.dir, agent.uid, agent.gid);
-    chmodSync(this.dir, 0o700);
+    // The launcher's, searchable by the agent's group only (box-dir.ts).
+    this.boxDir = BoxDir.create(agent.gid);
+    this.dir = this.boxDir.path;
     this.socketPath = join(this.dir, 'gate.sock');
     this.server = net.createServer({ pauseOnConnect: true }, (sock) => {
       this.open().then(
@@ -52,12 +51,16 @@ export class BoxGate {
     });
   }
 
+  /** Binds gate.sock, connectable by the box's user (mode and group set by the bind itself). */
   async listen(): Promise<void> {
-    await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(this.socketPath, () => resolve());
-    });
-    chmodSync(this.socketPath, 0o666);
+    await listenInBoxDir(
+      this.socketPath,
+      () =>
+        new Promise<void>((resolve, reject) => {
+          this.server.once('error', reject);
+          this.server.listen(this.socketPath, () => resolve());
+        }),
+    );
   }
 
   /** Opens the gate on the shared state (once). */
@@ -117,6 +120,6 @@ export class BoxGate {
       await app?.close();
       opened?.close();
     }
-    rmSync(this.dir, { recursive: true, force: true });
+    this.boxDir.remove();
   }
 }

@@ -1,16 +1,24 @@
-// Empty placeholders for protected paths that do not exist yet: mounted
+// Placeholders (empty, or with a fixed content) for protected paths that do not exist yet: mounted
 // read-only in the box so they cannot be created there, and removed when the
 // last box using the workspace ends.
 //
 // Boxes may share a workspace: each holds a shared flock on every writable
 // root for its life; placeholders carry an xattr so any launcher recognises
 // them (also ones a killed launcher left); the launcher that gets the lock
-// exclusively at exit removes those still empty.
-import { chownSync, closeSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, rmdirSync, unlinkSync, writeFileSync, constants as fsc } from 'node:fs';
+// exclusively at exit removes those still as they were made.
+//
+// A root launcher does all of it as the agent's user (fs-identity.ts): the
+// workspace is that user's, who could swap a symlink into any path here, so
+// every path is resolved, and every file made, with that user's rights
+// (as root only where no one but root can change the way there: act()).
+import { closeSync, lstatSync, mkdirSync, openSync, readdirSync, rmdirSync, unlinkSync, writeFileSync, constants as fsc } from 'node:fs';
 import { dirname } from 'node:path';
 import { LOCK, loadAddon } from '../native/addon.js';
 import { LaunchError } from './errors.js';
+import { asOwner, type FsOwner } from './fs-identity.js';
 import type { ProtectedAction } from './protected-paths.js';
+import { readRegular } from './safe-read.js';
+import { whyUntrusted } from './trusted-path.js';
 
 export const PLACEHOLDER_XATTR = 'user.latchgate.placeholder';
 
@@ -28,8 +36,8 @@ export class Placeholders {
   private readonly locks: number[] = [];
   private readonly addon = loadAddon();
 
-  /** owner: whom to give them when root creates them in someone's workspace. */
-  constructor(private readonly owner?: { uid: number; gid: number }) {}
+  /** owner: whom to act as (fsOwnerOf) when root launches a box for another user. */
+  constructor(private readonly owner?: FsOwner) {}
 
   /**
    * Takes the shared lock on each writable root that is a directory (waits
@@ -37,11 +45,18 @@ export class Placeholders {
    */
   lock(roots: readonly string[]): void {
     for (const root of roots) {
-      if (!lstatSync(root, { throwIfNoEntry: false })?.isDirectory()) continue;
-      const fd = openSync(root, fsc.O_RDONLY | fsc.O_DIRECTORY);
+      let fd: number | undefined;
+      try {
+        fd = this.asOwner(() => (lstatSync(root, { throwIfNoEntry: false })?.isDirectory() ? openSync(root, fsc.O_RDONLY | fsc.O_DIRECTORY | fsc.O_NOFOLLOW) : undefined));
+      } catch (e) {
+        this.unlock();
+        throw new LaunchError(`cannot open ${root} to lock it (${(e as Error).message})${this.owner ? `; uid ${this.owner.uid}, whom the box runs as, must be able to read it` : ''}`);
+      }
+      if (fd === undefined) continue;
       const r = this.addon.flock(fd, LOCK.SH);
       if (r !== 0) {
         closeSync(fd);
+        this.unlock();
         throw new LaunchError(`cannot lock ${root} (errno ${-r}) to share its placeholders with other boxes`);
       }
       this.locks.push(fd);
@@ -51,23 +66,32 @@ export class Placeholders {
   create(actions: readonly ProtectedAction[]): void {
     for (const a of actions) {
       if (a.action === 'mask-symlink') continue;
-      const type = a.action === 'pin' ? 'dir' : a.type;
       try {
-        const content = a.action === 'placeholder' ? (a.content ?? '') : '';
-        if (this.isPlaceholder(a.path)) {
-          this.owned.push({ path: a.path, type, content, marked: true });
-          continue;
-        }
-        if (a.action !== 'placeholder' && lstatSync(a.path, { throwIfNoEntry: false })) continue; // the user's own
-        this.mkdirs(dirname(a.path));
-        if (type === 'dir') mkdirSync(a.path, { mode: 0o755 });
-        else writeFileSync(a.path, content, { flag: 'wx', mode: 0o644 });
-        this.mark(a.path, type, content);
+        this.act(a.path, () => this.createOne(a));
       } catch (e) {
-        if ((e as NodeJS.ErrnoException).code === 'EEXIST') continue; // appeared meanwhile: mounted read-only as it is
-        this.release();
-        throw new LaunchError(`cannot create the read-only placeholder ${a.path} (it keeps the box from creating it): ${(e as Error).message}; check the workspace's permissions`);
+        this.release(); // what this box made, unless another box uses it
+        if (e instanceof LaunchError) throw e;
+        const as = this.owner ? ` as uid ${this.owner.uid}, whom the box runs as` : '';
+        throw new LaunchError(`cannot create the read-only placeholder ${a.path}${as} (it keeps the box from creating it): ${(e as Error).message}; check the workspace's permissions`);
       }
+    }
+  }
+
+  private createOne(a: Exclude<ProtectedAction, { action: 'mask-symlink' }>): void {
+    const type = a.action === 'pin' ? 'dir' : a.type;
+    const content = a.action === 'placeholder' ? (a.content ?? '') : '';
+    try {
+      if (this.isPlaceholder(a.path)) {
+        this.owned.push({ path: a.path, type, content, marked: true });
+        return;
+      }
+      if (a.action !== 'placeholder' && lstatSync(a.path, { throwIfNoEntry: false })) return; // the user's own
+      this.mkdirs(dirname(a.path));
+      if (type === 'dir') mkdirSync(a.path, { mode: 0o755 });
+      else writeFileSync(a.path, content, { flag: 'wx', mode: 0o644 });
+      this.mark(a.path, type, content);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e; // else it appeared meanwhile: mounted read-only as it is
     }
   }
 
@@ -83,7 +107,6 @@ export class Placeholders {
   }
 
   private mark(path: string, type: 'file' | 'dir', content: string): void {
-    if (this.owner) chownSync(path, this.owner.uid, this.owner.gid);
     // On a filesystem without user xattrs only this launcher knows it made it.
     const marked = this.addon.setXattr(path, PLACEHOLDER_XATTR, '1') === 0;
     this.owned.push({ path, type, content, marked });
@@ -100,15 +123,64 @@ export class Placeholders {
     if (last) {
       for (const o of owned) {
         try {
-          if (o.marked && !this.isPlaceholder(o.path)) continue; // replaced by someone else's
-          const st = lstatSync(o.path);
-          if (o.type === 'dir' && st.isDirectory() && readdirSync(o.path).length === 0) rmdirSync(o.path);
-          if (o.type === 'file' && st.isFile() && st.size === Buffer.byteLength(o.content) && readFileSync(o.path, 'utf8') === o.content) unlinkSync(o.path);
-        } catch {
-          // already gone
+          this.act(o.path, () => this.removeIfUnused(o));
+        } catch (e) {
+          if (e instanceof LaunchError) process.stderr.write(`latchgate: the placeholder ${o.path} was left in place: ${e.message}\n`);
+          // else not the owner's to remove, and not in a place only root controls: left
         }
       }
     }
+    this.unlock();
+  }
+
+  /** Throws only EACCES or EPERM (for act()); anything else means it is gone or not ours. */
+  private removeIfUnused(o: Owned): void {
+    try {
+      if (o.marked && !this.isPlaceholder(o.path)) return; // replaced by someone else's
+      const st = lstatSync(o.path);
+      if (o.type === 'dir' && st.isDirectory() && readdirSync(o.path).length === 0) rmdirSync(o.path);
+      if (o.type === 'file' && st.isFile() && st.size === Buffer.byteLength(o.content) && readRegular(o.path)?.toString() === o.content) unlinkSync(o.path);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'EACCES' || code === 'EPERM') throw e;
+    }
+  }
+
+  private unlock(): void {
     for (const fd of this.locks.splice(0)) closeSync(fd);
+  }
+
+  /**
+   * fn as the owner. Where the owner may not (EACCES, EPERM) the box's user
+   * could not make or remove the path either, but the box's mounts need it:
+   * then fn runs as root, only if nobody but root can change any directory
+   * on the way to it, nor make names in the one fn makes names in
+   * (trusted-path.ts); e.g. a root-owned workspace handed to nobody.
+   */
+  private act<T>(path: string, fn: () => T): T {
+    try {
+      return this.asOwner(fn);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (!this.owner || (code !== 'EACCES' && code !== 'EPERM')) throw e;
+      let above = dirname(path);
+      while (!lstatSync(above, { throwIfNoEntry: false })) above = dirname(above);
+      if (whyUntrusted(above, true) !== undefined) throw e;
+      return fn();
+    }
+  }
+
+  /** fn as the owner (all of fn's fs calls); failing to become the owner is a LaunchError. */
+  private asOwner<T>(fn: () => T): T {
+    let inside = false;
+    try {
+      return asOwner(this.owner, () => {
+        inside = true;
+        return fn();
+      });
+    } catch (e) {
+      if (inside || e instanceof LaunchError) throw e;
+      throw new LaunchError(`cannot act as uid ${this.owner?.uid} in the workspace (${(e as Error).message}); run latchgate as root or as the workspace's owner`);
+    }
   }
 }

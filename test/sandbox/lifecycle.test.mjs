@@ -3,10 +3,11 @@
 // the command; the box's init reaps orphans; when the command exits, whatever
 // it left behind dies with it; when the launcher is killed with SIGKILL, every
 // process of the box dies, double-forked and setsid daemons included; several
-// boxes run side by side.
+// boxes run side by side; the socket directory a killed launcher left is
+// removed by the next launcher, never one whose launcher still runs.
 import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -18,7 +19,11 @@ const RO_PROBE = ['--ro', path.dirname(probe)];
 const shq = (s) => `'${String(s).replace(/'/g, `'\\''`)}'`;
 const SIG = os.constants.signals;
 
-after(cleanupWorkspaces);
+const tmpDirs = [];
+after(() => {
+  cleanupWorkspaces();
+  for (const d of tmpDirs) rmSync(d, { recursive: true, force: true });
+});
 
 /** Resolves once the child's stdout matches re. */
 function waitForOutput(child, re, ms = 10000) {
@@ -220,6 +225,42 @@ for (const mode of MODES) {
           }
         }
       }
+    });
+
+    test('a launcher killed with SIGKILL leaves its socket directory; the next launcher removes it and leaves a running one\'s alone', async () => {
+      // A TMPDIR of their own (sticky, like /tmp): only these launchers' directories are in it.
+      const tmp = mkdtempSync(path.join(os.tmpdir(), 'latchgate-tmp-'));
+      chmodSync(tmp, 0o1777);
+      tmpDirs.push(tmp);
+      const env = { TMPDIR: tmp };
+      const wsA = makeWorkspace('stale');
+      const a = startBox(mode, { workspace: wsA, env, cmd: ['/bin/sh', '-c', `echo ready; while [ ! -e stop ]; do sleep 0.05; done; [ -S /run/latchgate/gate.sock ] && echo socket-still-there`] });
+      await waitForOutput(a.child, /^ready$/m);
+      const [nameA] = readdirSync(tmp);
+      const b = startBox(mode, { workspace: makeWorkspace('stale'), env, cmd: ['/bin/sh', '-c', 'echo ready; sleep 60'] });
+      const bDone = b.done.catch((e) => e);
+      await waitForOutput(b.child, /^ready$/m);
+      const names = readdirSync(tmp);
+      assert.equal(names.length, 2, `one directory per running launcher: ${names}`);
+      const dirA = path.join(tmp, nameA);
+      const dirB = path.join(tmp, names.find((n) => n !== nameA));
+
+      b.child.kill('SIGKILL');
+      await bDone;
+      assert.ok(existsSync(dirB), 'SIGKILL left the directory behind');
+      const c = await sh(mode, 'true', { workspace: makeWorkspace('stale'), env });
+      assert.equal(c.code, 0, c.stderr);
+      assert.ok(!existsSync(dirB), 'the next launcher did not remove the stale directory');
+      // The running launcher's directory, sockets and all, is untouched.
+      assert.deepEqual(readdirSync(tmp), [path.basename(dirA)]);
+      assert.ok(lstatSync(path.join(dirA, 'gate.sock')).isSocket());
+
+      writeFileSync(path.join(wsA, 'stop'), '');
+      own(path.join(wsA, 'stop'));
+      const ra = await a.done;
+      assert.equal(ra.code, 0, ra.stderr);
+      assert.match(ra.stdout, /^socket-still-there$/m);
+      assert.deepEqual(readdirSync(tmp), [], 'a launcher that ends removes its own');
     });
 
     test('four boxes at once, each on its own workspace, all succeed', async () => {

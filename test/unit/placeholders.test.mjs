@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { closeSync, constants as fsc, existsSync, lstatSync, mkdirSync, mkdtempSync, openSync, renameSync, rmSync, rmdirSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { chownSync, closeSync, constants as fsc, existsSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, renameSync, rmSync, rmdirSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { once } from 'node:events';
 import { constants as osc, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,7 +13,8 @@ import { PLACEHOLDER_XATTR, Placeholders } from '../../dist/sandbox/placeholders
 import { protectedPathsFor } from '../../dist/sandbox/protected-paths.js';
 import { LaunchError } from '../../dist/sandbox/errors.js';
 import { LOCK, loadAddon } from '../../dist/native/addon.js';
-import { isRoot, tempDir } from '../fixtures/unit/helpers.mjs';
+import { assertLaunchError, isRoot, tempDir } from '../fixtures/unit/helpers.mjs';
+import { rootTargets, snapshot, startRacer } from '../helpers/racer.mjs';
 
 const addon = loadAddon();
 const file = (path) => ({ action: 'placeholder', path, type: 'file' });
@@ -223,8 +224,9 @@ test('a failure removes what was already created and names the path', (t) => {
   assert.ok(unlocked(root), 'the lock is let go');
 });
 
-test('placeholders are given to the owner when asked', { skip: !isRoot && 'chown needs root' }, (t) => {
+test('a root launcher makes them as the owner: theirs without a chown, and removes them as the owner', { skip: !isRoot && 'acting as another uid needs root' }, (t) => {
   const root = tempDir(t);
+  chownSync(root, 4321, 4322); // the owner's workspace
   const p = new Placeholders({ uid: 4321, gid: 4322 });
   p.lock([root]);
   p.create([file(join(root, 'x/y/.bashrc')), dir(join(root, '.vscode'))]);
@@ -236,6 +238,89 @@ test('placeholders are given to the owner when asked', { skip: !isRoot && 'chown
   p.release();
   assert.ok(!existsSync(join(root, 'x')));
   assert.ok(!existsSync(join(root, '.vscode')));
+});
+
+test('where the owner may not write: as root if only root controls the way there, else a clear error and nothing left', { skip: !isRoot && 'acting as another uid needs root' }, (t) => {
+  // A root-owned workspace handed to another uid (e.g. nobody), in /tmp: only root can change the way there.
+  const trusted = tempDir(t);
+  const p = new Placeholders({ uid: 4321, gid: 4322 });
+  p.lock([trusted]);
+  p.create([file(join(trusted, '.claude/settings.json')), dir(join(trusted, '.vscode'))]);
+  for (const rel of ['.claude', '.claude/settings.json', '.vscode']) assert.equal(lstatSync(join(trusted, rel)).uid, 0, rel);
+  p.release();
+  assert.deepEqual(readdirSync(trusted), [], 'removed as root too');
+  // The same, but below a directory the owner controls: they could swap the way there.
+  const theirs = tempDir(t);
+  chownSync(theirs, 4321, 4322);
+  const ws = join(theirs, 'ws');
+  mkdirSync(ws, { mode: 0o755 });
+  const q = new Placeholders({ uid: 4321, gid: 4322 });
+  q.lock([ws]);
+  assertLaunchError(() => q.create([dir(join(ws, '.vscode')), file(join(ws, '.bashrc'))]), LaunchError, join(ws, '.vscode'), 'as uid 4321', 'EACCES');
+  assert.deepEqual(readdirSync(ws), []);
+  assert.ok(unlocked(ws), 'the lock is let go');
+});
+
+test('marks are read and set on the path itself, never through a symlink', needsXattrs, (t) => {
+  const root = tempDir(t);
+  const outside = tempDir(t);
+  writeFileSync(join(outside, 'marked'), '');
+  mark(join(outside, 'marked'));
+  symlinkSync(join(outside, 'marked'), join(root, '.bashrc'));
+  assert.equal(addon.getXattr(join(root, '.bashrc'), PLACEHOLDER_XATTR), null, 'getXattr followed the symlink');
+  assert.notEqual(addon.setXattr(join(root, '.bashrc'), 'user.latchgate.other', '1'), 0, 'setXattr on a symlink');
+  assert.equal(addon.getXattr(join(outside, 'marked'), 'user.latchgate.other'), null, 'setXattr followed the symlink');
+  // So a symlink at a placeholder's path is neither adopted nor removed.
+  const p = new Placeholders();
+  p.lock([root]);
+  p.create([file(join(root, '.bashrc'))]);
+  p.release();
+  assert.ok(lstatSync(join(root, '.bashrc')).isSymbolicLink());
+  assert.ok(existsSync(join(outside, 'marked')));
+});
+
+test('a racer of the owner\'s uid swapping symlinks into the placeholder paths: root\'s files outside never change', { skip: !isRoot && 'the attack is on a root launcher' }, async (t) => {
+  const OWNER = { uid: 4321, gid: 4322 };
+  const root = tempDir(t);
+  chownSync(root, OWNER.uid, OWNER.gid);
+  const targets = rootTargets(tempDir(t, 'latchgate-outside-'));
+  const before = snapshot(targets.outside);
+  const actions = protectedPathsFor(root, [root]).filter((a) => a.action === 'placeholder' || a.action === 'pin');
+  const racer = await startRacer(OWNER, {
+    workspaces: [root],
+    files: ['.bashrc', '.profile', '.zshrc', '.mcp.json', '.claude/settings.json'],
+    dirs: ['.claude', '.vscode', '.idea', '.git', '.claude/commands'],
+    fileTarget: targets.fileTarget,
+    dirTarget: targets.dirTarget,
+  });
+  t.after(racer.kill);
+  let created = 0;
+  const refused = [];
+  // Until the racer has swapped enough (it may be slow to get the CPU), within a bound.
+  for (let i = 0; i < 5000 && (i < 200 || racer.counts.file < 20 || racer.counts.dir < 20); i++) {
+    const p = new Placeholders(OWNER);
+    p.lock([root]);
+    try {
+      p.create(actions);
+      created++;
+    } catch (e) {
+      refused.push(e);
+    }
+    p.release();
+    if (i % 20 === 0) await new Promise((r) => setImmediate(r));
+  }
+  const swaps = await racer.stop();
+  t.diagnostic(`racer swaps ${JSON.stringify(swaps)}; placeholders created ${created} times, refused ${refused.length}`);
+  assert.ok(swaps.file > 0 && swaps.dir > 0, `the racer never got to swap: ${JSON.stringify(swaps)}`);
+  assert.deepEqual(snapshot(targets.outside), before, 'a root-owned file or directory outside the workspace changed');
+  // Everything in the workspace is the owner's: the launcher made nothing as root.
+  const rootOwned = Object.entries(snapshot(root)).filter(([p, st]) => p !== root && st.uid !== OWNER.uid);
+  assert.deepEqual(rootOwned, []);
+  // Refusals are clear: the path, and whom the launcher acted as.
+  for (const e of refused) {
+    assert.ok(e instanceof LaunchError, `not a LaunchError: ${e}`);
+    assert.match(e.message, /^cannot create the read-only placeholder \S+ as uid 4321, whom the box runs as .*: E[A-Z]+/);
+  }
 });
 
 test('two boxes on one workspace: the placeholders stay until the last one is done', needsXattrs, (t) => {
