@@ -1,12 +1,14 @@
 // The credential reverse proxy against a real HTTPS upstream on 127.0.0.1
 // (a test CA made with openssl at test time): header injection and
-// stripping, redaction (echoes, split chunks, gzip), streaming both ways,
+// stripping, redaction (echoes in every encoding src/egress/key-redaction.ts
+// covers, split chunks, content and transfer codings), streaming both ways,
 // aborts both ways, TLS failures, routing, and one keyless event per request.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
+import tls from 'node:tls';
 import zlib from 'node:zlib';
 import { createHash, randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
@@ -15,7 +17,8 @@ import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { once } from 'node:events';
-import { CredentialProxy, KeyRedactor, validateRoute, resolveKeySource, redactString } from '../../dist/egress/credential-proxy.js';
+import { CredentialProxy, validateRoute, resolveKeySource } from '../../dist/egress/credential-proxy.js';
+import { KeyMatcher, KeyRedactor, Redaction } from '../../dist/egress/key-redaction.js';
 import { LaunchError } from '../../dist/sandbox/errors.js';
 import { tempDir, prng } from '../fixtures/unit/helpers.mjs';
 import { makePki, haveOpenssl } from '../fixtures/egress-cred/pki.mjs';
@@ -29,6 +32,8 @@ const KEY_A = `sk-ant-test-$&-${randomBytes(12).toString('hex')}`; // "$&" must 
 const KEY_O = `sk-oai-test-${randomBytes(12).toString('hex')}`;
 const KEY_P = `sk-pin-test-${randomBytes(12).toString('hex')}`;
 const KEYS = [KEY_A, KEY_O, KEY_P];
+
+const randBytes = (n, rnd) => Buffer.from(Array.from({ length: n }, () => rnd.below(256)));
 
 function assertNoKey(text, what) {
   for (const k of KEYS) assert.ok(!String(text).includes(k), `${what} contains a key: ${String(text).slice(0, 400)}`);
@@ -121,7 +126,7 @@ test('resolveKeySource: env:VAR only', () => {
 });
 
 async function redactChunks(key, chunks) {
-  const r = new KeyRedactor(key);
+  const r = new KeyRedactor(new KeyMatcher(key));
   const out = [];
   r.on('data', (c) => out.push(c));
   for (const c of chunks) r.write(Buffer.from(c));
@@ -130,7 +135,7 @@ async function redactChunks(key, chunks) {
   return Buffer.concat(out).toString();
 }
 
-test('KeyRedactor: any chunking gives the same output as redacting the whole text', async () => {
+test('KeyRedactor: any chunking gives the same output as replacing the key, in any letter case, in the whole text', async () => {
   const rnd = prng(0xc0ffee);
   const needles = [KEY_A, 'aaaaaaab', 'abababac', 'xyzxyzxy'];
   for (let round = 0; round < 400; round++) {
@@ -142,7 +147,7 @@ test('KeyRedactor: any chunking gives the same output as redacting the whole tex
       else if (kind === 1) parts.push(key.slice(0, 1 + rnd.below(key.length - 1))); // a dangling prefix
       else if (kind === 2) parts.push(key.slice(rnd.below(key.length)));
       else if (kind === 3) parts.push('a'.repeat(rnd.below(10)) + 'b');
-      else parts.push(randomBytes(rnd.below(12)).toString('base64'));
+      else parts.push(randBytes(rnd.below(12), rnd).toString('base64'));
     }
     const text = parts.join('');
     const cuts = [];
@@ -154,13 +159,14 @@ test('KeyRedactor: any chunking gives the same output as redacting the whole tex
       prev = c;
     }
     const got = await redactChunks(key, chunks.filter((c) => c.length));
-    assert.equal(got, redactString(text, key), `round ${round}: ${JSON.stringify(chunks)}`);
-    assert.ok(!got.includes(key));
+    const anyCase = new RegExp(key.replace(/[^\w]/g, '\\$&'), 'gi');
+    assert.equal(got, text.replace(anyCase, '[redacted]'), `round ${round}: ${JSON.stringify(chunks)}`);
+    assert.ok(!anyCase.test(got));
   }
 });
 
 test('KeyRedactor passes an SSE event on at once (holds back only a possible key start)', async () => {
-  const r = new KeyRedactor(KEY_O);
+  const r = new KeyRedactor(new KeyMatcher(KEY_O));
   const seen = [];
   r.on('data', (c) => seen.push(c.toString()));
   r.write('data: {"t":"hi"}\n\n');
@@ -172,6 +178,250 @@ test('KeyRedactor passes an SSE event on at once (holds back only a possible key
   r.end(`${KEY_O.slice(6)} y`);
   await once(r, 'end');
   assert.equal(seen.join(''), 'data: {"t":"hi"}\n\nx [redacted] y');
+});
+
+// ---------------------------------------------------------------- key forms
+
+// How an upstream can hand the key back. Each takes the key and a prng, so a
+// failing case replays from its seed.
+const hex2 = (code) => code.toString(16).padStart(2, '0');
+const anyCase = (s, rnd) => [...s].map((c) => (rnd.chance(0.5) ? c.toUpperCase() : c.toLowerCase())).join('');
+const pctChar = (c, rnd) => `%${anyCase(hex2(c.charCodeAt(0)), rnd)}`;
+const uChar = (c, rnd) => `\\u00${anyCase(hex2(c.charCodeAt(0)), rnd)}`;
+/** One character inside a JSON string: escaped where JSON must, \u00hh or \/ where an encoder may. */
+function jsonChar(c, rnd) {
+  if (c === '"' || c === '\\') return rnd.chance(0.5) ? `\\${c}` : uChar(c, rnd);
+  if (c === '/') return rnd.pick(['/', '\\/', uChar(c, rnd)]);
+  return rnd.chance(0.5) ? uChar(c, rnd) : c;
+}
+/**
+ * `bytes` inside a larger base64 or base64url blob: any alignment, padding
+ * kept or dropped; `tail: false` ends the blob with them.
+ */
+function b64Blob(bytes, rnd, { alphabet = rnd.pick(['base64', 'base64url']), tail = true } = {}) {
+  const blob = Buffer.concat([randBytes(rnd.below(12), rnd), bytes, randBytes(tail ? rnd.below(12) : 0, rnd)]).toString(alphabet);
+  return rnd.chance(0.5) ? blob.replace(/=+$/, '') : blob;
+}
+/** Any subset of characters as %hh or \u00hh, mixed (one layer; "%" and "\\" always escaped, as a decoder of both needs). */
+const oneLayer = (c, rnd) => rnd.pick([() => ('%\\'.includes(c) ? pctChar(c, rnd) : anyCase(c, rnd)), () => pctChar(c, rnd), () => uChar(c, rnd), () => ('/"\\'.includes(c) ? `\\${c}` : uChar(c, rnd))])();
+/** A valid percent-encoding of s escaping a random subset of characters ("%" always). */
+const pctSome = (s, rnd) => [...s].map((c) => (c === '%' || rnd.chance(0.5) ? pctChar(c, rnd) : c)).join('');
+const FORMS = {
+  verbatim: (k) => k,
+  upper: (k) => k.toUpperCase(),
+  lower: (k) => k.toLowerCase(),
+  mixedCase: (k, rnd) => anyCase(k, rnd),
+  json: (k, rnd) => [...k].map((c) => jsonChar(c, rnd)).join(''),
+  jsonAll: (k, rnd) => [...k].map((c) => uChar(c, rnd)).join(''),
+  percent: (k, rnd) => [...k].map((c) => (rnd.chance(0.5) ? pctChar(c, rnd) : c)).join(''),
+  percentAll: (k, rnd) => [...k].map((c) => pctChar(c, rnd)).join(''),
+  percentTwice: (k, rnd) => [...k].map((c) => (rnd.chance(0.5) ? pctChar(c, rnd) : c)).join('').replace(/%/g, '%25'),
+  formEncoded: (k) => new URLSearchParams({ k }).toString().slice(2),
+  percentInJson: (k, rnd) => [...encodeURIComponent(k)].map((c) => jsonChar(c, rnd)).join(''),
+  mixed: (k, rnd) => [...k].map((c) => oneLayer(c, rnd)).join(''),
+  mixedInJson: (k, rnd) => [...[...k].map((c) => oneLayer(c, rnd)).join('')].map((c) => jsonChar(c, rnd)).join(''),
+  mixedInPercent: (k, rnd) => pctSome([...k].map((c) => oneLayer(c, rnd)).join(''), rnd),
+  hex: (k, rnd) => anyCase(Buffer.from(k).toString('hex'), rnd),
+  base64: (k, rnd, o) => b64Blob(Buffer.from(k), rnd, o),
+  base64Upper: (k, rnd, o) => b64Blob(Buffer.from(k.toUpperCase()), rnd, o),
+  base64Lower: (k, rnd, o) => b64Blob(Buffer.from(k.toLowerCase()), rnd, o),
+  percentBase64: (k, rnd, o) => encodeURIComponent(b64Blob(Buffer.from(k), rnd, { ...o, alphabet: 'base64' })),
+  jsonBase64: (k, rnd, o) => b64Blob(Buffer.from(k), rnd, { ...o, alphabet: 'base64' }).replace(/\//g, '\\/'),
+  percentInJsonBase64: (k, rnd, o) => [...encodeURIComponent(b64Blob(Buffer.from(k), rnd, { ...o, alphabet: 'base64' }))].map((c) => jsonChar(c, rnd)).join(''),
+};
+/** Forms that wrap the key in a document: they put other bytes right after it. */
+const WRAPPED = {
+  base64OfJson: (k, rnd) => b64Blob(Buffer.from(JSON.stringify({ headers: { 'x-api-key': k } })), rnd),
+  base64OfJsonSlashes: (k, rnd) => b64Blob(Buffer.from(JSON.stringify({ k }).replace(/\//g, '\\/')), rnd),
+  base64OfUrl: (k, rnd) => b64Blob(Buffer.from(`https://x.test/cb?key=${encodeURIComponent(k)}&x=1`), rnd),
+};
+const ALL_FORMS = { ...FORMS, ...WRAPPED };
+
+// The oracle: decodes bytes every way the forms above encode, independently of
+// the code under test, and says where the key shows up (any letter case).
+const jsonUnescape = (s) => s.replace(/\\u([0-9a-fA-F]{4})|\\(["\\/])/g, (_, h, c) => (h ? String.fromCharCode(parseInt(h, 16)) : c));
+const pctDecode = (s) => s.replace(/%([0-9a-fA-F]{2})/g, (_, h) => String.fromCharCode(parseInt(h, 16)));
+const mixedDecode = (s) => s.replace(/%([0-9a-fA-F]{2})|\\u([0-9a-fA-F]{4})|\\(["\\/])/g, (_, p, u, c) => (p || u ? String.fromCharCode(parseInt(p || u, 16)) : c));
+function textViews(s) {
+  const j = jsonUnescape(s);
+  const p = pctDecode(s);
+  const m = mixedDecode(s);
+  return [
+    ['as is', s],
+    ['JSON-unescaped', j],
+    ['percent-decoded', p],
+    ['percent-decoded twice', pctDecode(p)],
+    ['JSON-unescaped, percent-decoded', pctDecode(j)],
+    ['percent-decoded, JSON-unescaped', jsonUnescape(p)],
+    ['both escapes decoded', m],
+    ['both escapes decoded twice', mixedDecode(m)],
+    ['JSON-unescaped, both decoded', mixedDecode(j)],
+    ['percent-decoded, both decoded', mixedDecode(p)],
+  ];
+}
+function keyIn(bytes, key) {
+  const want = key.toLowerCase();
+  const text = Buffer.isBuffer(bytes) ? bytes.toString('latin1') : String(bytes);
+  for (const [name, v] of textViews(text)) {
+    if (v.toLowerCase().includes(want)) return name;
+    for (const run of v.match(/[A-Za-z0-9+/_-]{8,}/g) ?? []) {
+      for (let off = 0; off < 4; off++) {
+        const dec = Buffer.from(run.slice(off).replace(/-/g, '+').replace(/_/g, '/'), 'base64').toString('latin1');
+        for (const [inner, w] of textViews(dec)) if (w.toLowerCase().includes(want)) return `base64 (offset ${off}) of ${name}, ${inner}`;
+      }
+    }
+    for (const run of v.match(/[0-9a-fA-F]{16,}/g) ?? []) {
+      for (let off = 0; off < 2; off++) {
+        const dec = Buffer.from(run.slice(off, off + ((run.length - off) & ~1)), 'hex').toString('latin1');
+        if (dec.toLowerCase().includes(want)) return `hex (offset ${off}) of ${name}`;
+      }
+    }
+  }
+  return null;
+}
+function assertKeyless(bytes, key, what) {
+  const where = keyIn(bytes, key);
+  assert.equal(where, null, `${what} holds the key (${where}): ${String(Buffer.isBuffer(bytes) ? bytes.toString('latin1') : bytes).slice(0, 600)}`);
+}
+
+/** Runs bytes through a fresh Redaction in the given pieces; returns the output and the count. */
+function redactPieces(matcher, pieces) {
+  const r = new Redaction(matcher);
+  const out = pieces.map((p) => r.write(Buffer.from(p)));
+  out.push(r.end());
+  return { out: Buffer.concat(out), count: r.redactions };
+}
+function randomCuts(buf, rnd, p = 0.2) {
+  const pieces = [];
+  let prev = 0;
+  for (let i = 1; i < buf.length; i++) {
+    if (rnd.chance(p)) {
+      pieces.push(buf.subarray(prev, i));
+      prev = i;
+    }
+  }
+  pieces.push(buf.subarray(prev));
+  return pieces;
+}
+// Keys as real APIs issue them, and anything validateRoute lets through.
+const KEY_ALPHABETS = ['ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-', Array.from({ length: 94 }, (_, i) => String.fromCharCode(0x21 + i)).join('')];
+function randomKey(rnd) {
+  const alphabet = rnd.chance(0.6) ? KEY_ALPHABETS[0] : KEY_ALPHABETS[1];
+  const n = 8 + rnd.below(rnd.chance(0.8) ? 60 : 200);
+  return (rnd.chance(0.3) ? rnd.pick(['sk-ant-api03-', 'sk-proj-', 'AKIA']) : '') + Array.from({ length: n }, () => alphabet[rnd.below(alphabet.length)]).join('');
+}
+/** Ordinary response text: JSON, SSE, words, numbers, escapes and base64 that are not the key. */
+function ordinaryText(rnd, n) {
+  const bits = [
+    () => JSON.stringify({ id: `msg_${rnd.u32().toString(36)}`, type: 'message', text: 'The answer is 42 /tmp/x %d \\n' }),
+    () => `event: content_block_delta\ndata: {"type":"text_delta","text":"${rnd.pick(['Hello', ' wor', 'ld', ' 100%', ' \\u00e9t\\u00e9', ' a\\/b'])}"}\n\n`,
+    () => randBytes(3 + rnd.below(40), rnd).toString(rnd.pick(['base64', 'base64url', 'hex'])),
+    () => `%${hex2(rnd.below(256))}`,
+    () => `\\u${hex2(rnd.below(256))}${hex2(rnd.below(256))}`,
+    () => rnd.pick([' ', '\n', '"', ':', ',', '/', '=', '&', '+', '\\']),
+    () => String(rnd.u32()),
+  ];
+  let s = '';
+  while (s.length < n) s += rnd.pick(bits)();
+  return s;
+}
+
+test('key forms: each encoder really leaks the key (the oracle sees it), and the matcher catches it', () => {
+  const rnd = prng(0x5eed01);
+  for (const key of [KEY_A, KEY_O, 'abc/def"ghi\\jkl%41+mn', 'AKIAIOSFODNN7EXAMPLE/wJalrXUtnFEMI+K7MDENG']) {
+    const m = new KeyMatcher(key);
+    for (const [name, enc] of Object.entries(ALL_FORMS)) {
+      for (let i = 0; i < 4; i++) {
+        const form = enc(key, rnd);
+        const text = `before ${form} after`;
+        assert.ok(keyIn(text, key), `${name}: the encoder did not encode the key: ${form}`);
+        const r = m.redact(text);
+        assert.ok(r.count >= 1, `${name}: not redacted: ${text}`);
+        assert.match(r.text, /^before .*\[redacted\].* after$/);
+        assertKeyless(r.text, key, `${name} redacted`);
+      }
+    }
+  }
+});
+
+test('key forms, property: random keys, random forms in random text, random chunk cuts: no leak, same output however cut', () => {
+  const rnd = prng(0x5eed02);
+  const names = Object.keys(ALL_FORMS);
+  for (let round = 0; round < 60; round++) {
+    const key = randomKey(rnd);
+    const m = new KeyMatcher(key);
+    for (let j = 0; j < 6; j++) {
+      const parts = [];
+      const used = [];
+      for (let i = 0; i < 1 + rnd.below(3); i++) {
+        const name = rnd.pick(names);
+        used.push(name);
+        parts.push(ordinaryText(rnd, rnd.below(80)), ALL_FORMS[name](key, rnd));
+      }
+      parts.push(ordinaryText(rnd, rnd.below(80)));
+      const input = Buffer.from(parts.join(''), 'latin1');
+      const whole = redactPieces(m, [input]);
+      const cut = redactPieces(m, randomCuts(input, rnd, rnd.pick([0.02, 0.2, 0.7])));
+      const what = `round ${round}.${j}, key ${JSON.stringify(key)}, forms ${used.join(',')}`;
+      assert.ok(cut.out.equals(whole.out), `${what}: chunking changed the output`);
+      assert.equal(cut.count, whole.count, what);
+      assert.ok(whole.count >= 1, what);
+      assertKeyless(cut.out, key, what);
+    }
+  }
+});
+
+test('key forms, property: ordinary JSON, SSE, base64 and binary without the key pass byte for byte', () => {
+  const rnd = prng(0x5eed03);
+  for (let round = 0; round < 40; round++) {
+    const key = randomKey(rnd);
+    const m = new KeyMatcher(key);
+    // All of the key but its last character, in every form, each ending there.
+    const near = key.slice(0, key.length - 1);
+    const bodies = [
+      Buffer.from(ordinaryText(rnd, 2000), 'latin1'),
+      randBytes(4096, rnd),
+      Buffer.from(Object.values(FORMS).map((f) => `${f(near, rnd, { tail: false })} `).join(''), 'latin1'),
+    ];
+    for (const body of bodies) {
+      const r = redactPieces(m, randomCuts(body, rnd, rnd.pick([0.01, 0.3])));
+      assert.equal(r.count, 0, `round ${round}, key ${JSON.stringify(key)}`);
+      assert.ok(r.out.equals(body), `round ${round}: an ordinary body changed`);
+    }
+  }
+});
+
+test('key forms: a complete SSE event passes at once even with escapes, percent signs and base64 in it', () => {
+  const m = new KeyMatcher(KEY_O);
+  const r = new Redaction(m);
+  const ev = 'data: {"text":"50% of \\u00e9 a\\/b","img":"iVBORw0KGgoAAAANSUhEUg=="}\n\n';
+  assert.equal(r.write(Buffer.from(ev)).toString(), ev);
+  const head = `data: ${FORMS.jsonAll(KEY_O, prng(1)).slice(0, 20)}`; // could be the key's start: held
+  assert.equal(r.write(Buffer.from(head)).toString(), 'data: ');
+  assert.equal(r.write(Buffer.from(' no\n\n')).toString(), `${head.slice(6)} no\n\n`);
+});
+
+test('key forms: two streams interleaved while the DFA cache starts over still agree with one-piece redaction', () => {
+  const rnd = prng(0x5eed04);
+  const key = randomKey({ ...rnd, below: (n) => (n === 200 || n === 60 ? 300 : rnd.below(n)), chance: (p) => (p === 0.6 ? true : rnd.chance(p)) });
+  const m = new KeyMatcher(key);
+  const texts = [0, 1].map(() => Buffer.from(Object.values(ALL_FORMS).flatMap((f) => [ordinaryText(rnd, 50), f(key, rnd)]).join(''), 'latin1'));
+  const reference = texts.map((t) => redactPieces(new KeyMatcher(key), [t]));
+  const epoch = m.epoch;
+  const streams = texts.map(() => new Redaction(m));
+  const pieces = texts.map((t) => randomCuts(t, rnd, 0.05));
+  const outs = [[], []];
+  while (pieces[0].length || pieces[1].length) {
+    for (const i of [0, 1]) if (pieces[i].length) outs[i].push(streams[i].write(pieces[i].shift()));
+  }
+  assert.ok(m.epoch > epoch, 'the cache never started over: the test does not cover it');
+  for (const i of [0, 1]) {
+    outs[i].push(streams[i].end());
+    const out = Buffer.concat(outs[i]);
+    assert.ok(out.equals(reference[i].out), `stream ${i} differs from one-piece redaction`);
+    assert.equal(streams[i].redactions, reference[i].count);
+    assertKeyless(out, key, `stream ${i}`);
+  }
 });
 
 // ---------------------------------------------------------------- live proxy
