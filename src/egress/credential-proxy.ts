@@ -79,6 +79,8 @@ export interface CredentialProxyOptions {
 
 /** Keys shorter than this would make redaction eat ordinary text. */
 export const MIN_KEY_LENGTH = 8;
+/** Longer than any API key or bearer token; bounds the compiled redaction patterns. */
+export const MAX_KEY_LENGTH = 8192;
 
 const ROUTE_NAME = /^[a-z0-9_-]{1,64}$/;
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
@@ -171,6 +173,7 @@ export function validateRoute(r: CredentialRoute): ValidatedRoute {
   const key = r.key;
   if (typeof key !== 'string' || key === '') throw routeError(name, 'key', 'is empty: its key_source did not resolve to a value');
   if (key.length < MIN_KEY_LENGTH) throw routeError(name, 'key', `is shorter than ${MIN_KEY_LENGTH} characters, too short to be redacted safely`);
+  if (key.length > MAX_KEY_LENGTH) throw routeError(name, 'key', `is longer than ${MAX_KEY_LENGTH} characters; expected an API key or bearer token`);
   const bad = key.search(/[^\x21-\x7e]/);
   if (bad >= 0) throw routeError(name, 'key', `has a whitespace, control or non-ASCII character at position ${bad} (the value is not shown)`);
 

@@ -3,15 +3,14 @@
 // replaces each occurrence with [redacted]. Used by the credential proxy
 // (src/egress/credential-proxy.ts) on headers, status line and body.
 //
-// What is searched for (the "patterns"):
-//   - the key itself;
+// What is searched for (the "patterns"): the key itself (in any letter case:
+// the input is case folded) and, for the key and for its upper-case,
+// lower-case, JSON-escaped and percent-encoded versions,
 //   - its hex digits;
-//   - the base64 characters that depend on the key's bytes alone, at each of
-//     the three byte alignments the key can have inside a larger base64 blob
-//     (so padding and the neighbouring bytes do not matter), for the key, its
-//     upper- and lower-case versions, its JSON-escaped and its
-//     percent-encoded versions; "+" and "-", "/" and "_" are interchangeable
-//     (RFC 4648 base64 and base64url).
+//   - the base64 characters that depend on its bytes alone, at each of the
+//     three byte alignments it can have inside a larger base64 blob (so
+//     padding and the neighbouring bytes do not matter); "+" and "-", "/"
+//     and "_" are interchangeable (RFC 4648 base64 and base64url).
 // Every character of a pattern may appear, independently of its neighbours,
 // as itself in either letter case, as %hh (RFC 3986), as \u00hh (RFC 8259),
 // or as \/ \" \\ for the characters JSON escapes so (hh: the character's
@@ -77,12 +76,13 @@ function base64Core(bytes: Buffer, align: number): Unit[] {
 }
 
 function patternsOf(key: string): Unit[][] {
-  const bytes = Buffer.from(key, 'latin1');
-  const patterns: Unit[][] = [[...bytes].map((b) => [b])];
-  patterns.push([...bytes].flatMap((b) => [...hex2(b)].map((h) => [h.charCodeAt(0)])));
+  const patterns: Unit[][] = [[...Buffer.from(key, 'latin1')].map((b) => [b])];
   const json = JSON.stringify(key).slice(1, -1);
-  const sources = new Set([key, key.toUpperCase(), key.toLowerCase(), json, json.replace(/\//g, '\\/'), encodeURIComponent(key)]);
-  for (const s of sources) for (let a = 0; a < 3; a++) patterns.push(base64Core(Buffer.from(s, 'latin1'), a));
+  for (const s of new Set([key, key.toUpperCase(), key.toLowerCase(), json, json.replace(/\//g, '\\/'), encodeURIComponent(key)])) {
+    const bytes = Buffer.from(s, 'latin1');
+    patterns.push([...bytes].flatMap((b) => [...hex2(b)].map((h) => [h.charCodeAt(0)])));
+    for (let a = 0; a < 3; a++) patterns.push(base64Core(bytes, a));
+  }
   const seen = new Set<string>();
   return patterns.filter((p) => {
     const id = p.map((u) => [...new Set(u.map(toLower))].sort().join('/')).join(',');
@@ -121,8 +121,11 @@ const ESCAPE_MAX = 6;
 const UNKNOWN = -1;
 /** A DFA transition that completes a match. */
 const MATCH = -2;
-/** DFA states cached per key; when full the cache starts over (each stream rebuilds its state from its held bytes). */
-const MAX_STATES = 4096;
+/**
+ * DFA states cached per key (at most 2 MB of rows); when full the cache
+ * starts over and each stream rebuilds its state from its held bytes.
+ */
+const MAX_STATES = 2048;
 
 /**
  * One key, compiled once per route: byte classes (case folded), one trie of
@@ -134,8 +137,6 @@ export class KeyMatcher {
   /** byte -> class; 0 for a byte no form contains (it ends every partial match). */
   readonly classOf = new Uint8Array(256);
   readonly classes: number;
-  /** Most input bytes a match can span. */
-  readonly maxMatch: number;
   /** class -> its hex digit's value, or -1. */
   private readonly hexOf: Int8Array;
   private readonly cBackslash: number;
@@ -160,14 +161,34 @@ export class KeyMatcher {
   /** class -> the first positions of the patterns a byte of this class can start. */
   private readonly starts: Int32Array[];
 
-  /** state * classes + class -> state, UNKNOWN or MATCH. */
+  /**
+   * The DFA: a state is the offset of its row (state number * 256), and
+   * trans[state + byte] the next state, UNKNOWN or MATCH: one lookup per byte.
+   */
   trans = new Int32Array(0);
-  /** state -> most input bytes its live partial matches can span. */
+  /** State number -> most input bytes its live partial matches can span. */
   hold = new Int32Array(0);
+  /** A new row: class-0 bytes lead to state 0, the rest is UNKNOWN. */
+  private readonly blankRow = new Int32Array(256);
+  /** class -> its bytes. */
+  private readonly bytesOf: number[][] = [];
   /** Bumped whenever the DFA cache starts over (state numbers change). */
   epoch = 0;
+  /** State number -> its partial matches, sorted. */
   private sets: Int32Array[] = [];
-  private readonly ids = new Map<string, number>();
+  /** Hash of a sorted set -> the states with that hash. */
+  private readonly ids = new Map<number, number[]>();
+  /** Scratch for the successors build() collects. */
+  private scratch = new Int32Array(256);
+  private scratchLength = 0;
+  private readonly collect = (sid: number): void => {
+    if (this.scratchLength === this.scratch.length) {
+      const bigger = new Int32Array(this.scratch.length * 2);
+      bigger.set(this.scratch);
+      this.scratch = bigger;
+    }
+    this.scratch[this.scratchLength++] = sid;
+  };
 
   constructor(key: string) {
     if (key.length === 0) throw new Error('KeyMatcher: empty key');
@@ -206,6 +227,11 @@ export class KeyMatcher {
       }
     }
     this.classes = classes;
+    for (let c = 0; c < classes; c++) this.bytesOf.push([]);
+    for (let b = 0; b < 256; b++) {
+      (this.bytesOf[this.classOf[b] as number] as number[]).push(b);
+      this.blankRow[b] = this.classOf[b] === 0 ? 0 : UNKNOWN;
+    }
     this.hexOf = new Int8Array(classes).fill(-1);
     for (let v = 0; v < 16; v++) this.hexOf[this.classOf[HEX.charCodeAt(v)] as number] = v;
     const cls = (ch: string) => this.classOf[ch.charCodeAt(0)] as number;
@@ -261,35 +287,45 @@ export class KeyMatcher {
     this.unitLast = Uint8Array.from(unitLast);
     if (unitKind.length >= 2 ** (31 - Q_SHIFT)) throw new Error('KeyMatcher: key too long');
     this.before = new Int32Array(unitKind.length);
-    let maxMatch = 0;
-    for (let q = 0; q < unitKind.length; q++) {
-      const len = (this.before[q] as number) + (tries[unitKind[q] as number] as { longest: number }).longest * ESCAPE_MAX;
-      if (unitLast[q]) maxMatch = Math.max(maxMatch, len);
-      else this.before[q + 1] = len;
+    for (let q = 0; q + 1 < unitKind.length; q++) {
+      if (!unitLast[q]) this.before[q + 1] = (this.before[q] as number) + (tries[unitKind[q] as number] as { longest: number }).longest * ESCAPE_MAX;
     }
-    this.maxMatch = maxMatch;
-    const none = () => {};
     this.starts = [];
     for (let c = 0; c < classes; c++) {
       this.starts.push(
         Int32Array.from(
           firstUnits.filter((q) => {
             let any = false;
-            this.follow(q << Q_SHIFT, c, () => (any = true));
-            return any || this.follow(q << Q_SHIFT, c, none);
+            return this.follow(q << Q_SHIFT, c, () => (any = true)) || any;
           }),
         ),
       );
     }
-    this.intern([]); // state 0: nothing live
+    this.intern(new Int32Array(0)); // state 0: nothing live
   }
 
-  /** `s` (latin1, as Node hands over header values) with every match replaced; `count` matches. */
+  /** `s` with every match replaced; `count` matches. Header values arrive as latin1, other text as UTF-16. */
   redact(s: string): { text: string; count: number } {
+    if (!this.matches(s)) return { text: s, count: 0 };
+    const enc = /[^\x00-\xff]/.test(s) ? 'utf8' : 'latin1'; // either way the key's ASCII bytes are the same
     const r = new Redaction(this);
-    const a = r.write(Buffer.from(s, 'latin1'));
+    const a = r.write(Buffer.from(s, enc));
     const b = r.end();
-    return r.redactions === 0 ? { text: s, count: 0 } : { text: Buffer.concat([a, b]).toString('latin1'), count: r.redactions };
+    return { text: Buffer.concat([a, b]).toString(enc), count: r.redactions };
+  }
+
+  /** Whether s holds a match: the DFA over its characters, without copying it. */
+  private matches(s: string): boolean {
+    let state = 0;
+    for (let i = 0; i < s.length; i++) {
+      const code = s.charCodeAt(i);
+      const b = code < 0x100 ? code : 0x80; // UTF-8 bytes of such a character are not ASCII either
+      let t = this.trans[state + b] as number;
+      if (t === UNKNOWN) t = this.build(state, b);
+      if (t === MATCH) return true;
+      state = t;
+    }
+    return false;
   }
 
   /**
@@ -337,45 +373,56 @@ export class KeyMatcher {
     return false;
   }
 
-  /** Builds (and caches) the DFA transition from `state` on class c. */
-  build(state: number, c: number): number {
-    const set = this.sets[state] as Int32Array;
-    const next = new Set<number>();
-    const add = (sid: number) => next.add(sid);
+  /** Builds (and caches) the DFA transition from `state` on `byte` (and every byte of its class). */
+  build(state: number, byte: number): number {
+    const c = this.classOf[byte] as number;
+    const set = this.sets[state >> 8] as Int32Array;
+    this.scratchLength = 0;
     let match = false;
-    for (const sid of set) match = this.follow(sid, c, add) || match;
-    for (const q of this.starts[c] as Int32Array) match = this.follow(q << Q_SHIFT, c, add) || match;
+    for (let i = 0; i < set.length; i++) match = this.follow(set[i] as number, c, this.collect) || match;
+    const starts = this.starts[c] as Int32Array;
+    for (let i = 0; i < starts.length; i++) match = this.follow((starts[i] as number) << Q_SHIFT, c, this.collect) || match;
     const epoch = this.epoch;
-    const t = match ? MATCH : this.intern([...next]);
-    if (this.epoch === epoch) this.trans[state * this.classes + c] = t; // else `state` is gone with the old cache
+    let t = MATCH;
+    if (!match) {
+      // Sorted and without duplicates: the set's canonical form.
+      const sids = this.scratch.subarray(0, this.scratchLength).sort();
+      let n = 0;
+      for (let i = 0; i < sids.length; i++) if (i === 0 || sids[i] !== sids[i - 1]) sids[n++] = sids[i] as number;
+      t = this.intern(sids.subarray(0, n));
+    }
+    if (this.epoch === epoch) for (const b of this.bytesOf[c] as number[]) this.trans[state + b] = t; // else `state` went with the old cache
     return t;
   }
 
-  private intern(sids: number[]): number {
-    sids.sort((a, b) => a - b);
-    const id = sids.join(',');
-    const known = this.ids.get(id);
-    if (known !== undefined) return known;
+  /** The state for a sorted set of partial matches, made if new. */
+  private intern(sids: Int32Array): number {
+    let hash = 0x811c9dc5;
+    for (let i = 0; i < sids.length; i++) hash = Math.imul(hash ^ (sids[i] as number), 0x01000193);
+    const same = this.ids.get(hash);
+    if (same) {
+      for (const row of same) {
+        const set = this.sets[row >> 8] as Int32Array;
+        if (set.length === sids.length && set.every((v, i) => v === sids[i])) return row;
+      }
+    }
     if (this.sets.length === MAX_STATES) {
       this.sets = [];
       this.ids.clear();
       this.epoch++;
-      this.intern([]);
+      this.intern(new Int32Array(0));
     }
-    const state = this.sets.length;
-    const C = this.classes;
-    if ((state + 1) * C > this.trans.length) {
-      const cap = Math.min(MAX_STATES, Math.max(64, state * 2));
-      const trans = new Int32Array(cap * C).fill(UNKNOWN);
-      trans.set(this.trans.subarray(0, state * C));
+    const n = this.sets.length;
+    if (n >= this.hold.length) {
+      const cap = Math.min(MAX_STATES, Math.max(64, n * 2));
+      const trans = new Int32Array(cap * 256);
+      trans.set(this.trans.subarray(0, n * 256));
       const hold = new Int32Array(cap);
-      hold.set(this.hold.subarray(0, state));
+      hold.set(this.hold.subarray(0, n));
       this.trans = trans;
       this.hold = hold;
-    } else {
-      this.trans.fill(UNKNOWN, state * C, (state + 1) * C);
     }
-    this.trans[state * C] = 0; // class 0 ends every partial match
+    this.trans.set(this.blankRow, n * 256);
     let longest = 0;
     for (const sid of sids) {
       const q = sid >>> Q_SHIFT;
@@ -383,10 +430,12 @@ export class KeyMatcher {
       const depth = this.depth[(this.kindBase[this.unitKind[q] as number] as number) + node] as number;
       longest = Math.max(longest, (this.before[q] as number) + depth * ESCAPE_MAX + innerLength(sid & INNER));
     }
-    this.hold[state] = longest;
+    this.hold[n] = longest;
     this.sets.push(Int32Array.from(sids));
-    this.ids.set(id, state);
-    return state;
+    const rows = this.ids.get(hash);
+    if (rows) rows.push(n * 256);
+    else this.ids.set(hash, [n * 256]);
+    return n * 256;
   }
 
   /**
@@ -447,21 +496,19 @@ export class Redaction {
     const parts: Buffer[] = [];
     let out = base - this.carry.length; // everything before is passed on or redacted
     let quiet = out; // no partial match is live before this offset
-    const C = k.classes;
-    const classOf = k.classOf;
     let trans = k.trans;
     let s = this.state;
     for (let i = 0; i < chunk.length; i++) {
-      const c = classOf[chunk[i] as number] as number;
-      let t = trans[s * C + c] as number;
+      let t = trans[s + (chunk[i] as number)] as number;
       if (t < 0) {
         if (t === UNKNOWN) {
-          t = k.build(s, c);
+          t = k.build(s, chunk[i] as number);
           trans = k.trans;
         }
         if (t === MATCH) {
+          // The match was a live partial match of state s: it began after the last state 0, within hold of here.
           const end = base + i + 1;
-          const start = k.matchStart(this.carry, chunk, base, Math.max(out, end - k.maxMatch), end);
+          const start = k.matchStart(this.carry, chunk, base, Math.max(quiet, end - 1 - (k.hold[s >> 8] as number)), end);
           this.push(parts, chunk, base, out, start);
           parts.push(REDACTED_BYTES);
           this.redactions++;
@@ -475,7 +522,7 @@ export class Redaction {
     }
     this.state = s;
     this.epoch = k.epoch;
-    const hold = s === 0 ? stop : Math.max(out, quiet, stop - (k.hold[s] as number));
+    const hold = s === 0 ? stop : Math.max(out, quiet, stop - (k.hold[s >> 8] as number));
     this.push(parts, chunk, base, out, hold);
     if (hold === stop) this.carry = EMPTY;
     else if (hold < base) this.carry = Buffer.concat([this.carry.subarray(hold - (base - this.carry.length)), chunk]);
@@ -497,9 +544,8 @@ export class Redaction {
     const k = this.k;
     let s = 0;
     for (const b of this.carry) {
-      const c = k.classOf[b] as number;
-      let t = k.trans[s * k.classes + c] as number;
-      if (t === UNKNOWN) t = k.build(s, c);
+      let t = k.trans[s + b] as number;
+      if (t === UNKNOWN) t = k.build(s, b);
       s = t === MATCH ? 0 : t; // a match there would have been redacted already
     }
     this.state = s;

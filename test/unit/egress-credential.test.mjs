@@ -77,6 +77,7 @@ const BAD_ROUTES = [
   [{ format: 'Bearer\n{}' }, 'format', /printable/],
   [{ key: '' }, 'key', /empty/],
   [{ key: 'short' }, 'key', /shorter than 8/],
+  [{ key: 'k'.repeat(8193) }, 'key', /longer than 8192/],
   [{ key: `${KEY_A} x` }, 'key', /position/],
   [{ key: `${KEY_A}\r\nx-evil: 1` }, 'key', /position/],
   [{ caFile: '/nonexistent/ca.pem' }, 'ca_file', /cannot be read \(ENOENT\)/],
@@ -213,15 +214,17 @@ const FORMS = {
   mixedCase: (k, rnd) => anyCase(k, rnd),
   json: (k, rnd) => [...k].map((c) => jsonChar(c, rnd)).join(''),
   jsonAll: (k, rnd) => [...k].map((c) => uChar(c, rnd)).join(''),
-  percent: (k, rnd) => [...k].map((c) => (rnd.chance(0.5) ? pctChar(c, rnd) : c)).join(''),
+  percent: (k, rnd) => pctSome(k, rnd),
   percentAll: (k, rnd) => [...k].map((c) => pctChar(c, rnd)).join(''),
-  percentTwice: (k, rnd) => [...k].map((c) => (rnd.chance(0.5) ? pctChar(c, rnd) : c)).join('').replace(/%/g, '%25'),
+  percentTwice: (k, rnd) => pctSome(pctSome(k, rnd), rnd),
   formEncoded: (k) => new URLSearchParams({ k }).toString().slice(2),
   percentInJson: (k, rnd) => [...encodeURIComponent(k)].map((c) => jsonChar(c, rnd)).join(''),
   mixed: (k, rnd) => [...k].map((c) => oneLayer(c, rnd)).join(''),
   mixedInJson: (k, rnd) => [...[...k].map((c) => oneLayer(c, rnd)).join('')].map((c) => jsonChar(c, rnd)).join(''),
   mixedInPercent: (k, rnd) => pctSome([...k].map((c) => oneLayer(c, rnd)).join(''), rnd),
   hex: (k, rnd) => anyCase(Buffer.from(k).toString('hex'), rnd),
+  hexUpper: (k, rnd) => anyCase(Buffer.from(k.toUpperCase()).toString('hex'), rnd),
+  hexOfPercent: (k, rnd) => anyCase(Buffer.from(encodeURIComponent(k)).toString('hex'), rnd),
   base64: (k, rnd, o) => b64Blob(Buffer.from(k), rnd, o),
   base64Upper: (k, rnd, o) => b64Blob(Buffer.from(k.toUpperCase()), rnd, o),
   base64Lower: (k, rnd, o) => b64Blob(Buffer.from(k.toLowerCase()), rnd, o),
@@ -273,7 +276,7 @@ function keyIn(bytes, key) {
     for (const run of v.match(/[0-9a-fA-F]{16,}/g) ?? []) {
       for (let off = 0; off < 2; off++) {
         const dec = Buffer.from(run.slice(off, off + ((run.length - off) & ~1)), 'hex').toString('latin1');
-        if (dec.toLowerCase().includes(want)) return `hex (offset ${off}) of ${name}`;
+        for (const [inner, w] of textViews(dec)) if (w.toLowerCase().includes(want)) return `hex (offset ${off}) of ${name}, ${inner}`;
       }
     }
   }
@@ -431,7 +434,7 @@ function request(port, { method = 'GET', path, headers = {}, body, socketPath } 
     const req = http.request({ host: '127.0.0.1', port, socketPath, method, path, headers, agent: false }, (res) => {
       const chunks = [];
       res.on('data', (c) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode, statusMessage: res.statusMessage, headers: res.headers, rawHeaders: res.rawHeaders, body: Buffer.concat(chunks) }));
+      res.on('end', () => resolve({ status: res.statusCode, statusMessage: res.statusMessage, headers: res.headers, rawHeaders: res.rawHeaders, rawTrailers: res.rawTrailers, body: Buffer.concat(chunks) }));
       res.on('error', reject);
     });
     req.on('error', reject);
@@ -444,6 +447,14 @@ function assertResponseKeyless(r) {
   assertNoKey(r.rawHeaders.join('\n'), 'response headers');
   assertNoKey(r.body.toString('latin1'), 'response body');
 }
+
+const SSE_FIRST = 'event: message_start\ndata: {"n":1,"t":"caf\\u00e9 50% a\\/b","img":"iVBORw0KGgo="}\n\n';
+/** Ordinary upstream bodies, by content type: they must reach the agent byte for byte. */
+const ORDINARY = {
+  'application/json': Buffer.from(JSON.stringify({ id: 'msg_01', content: [{ type: 'text', text: ordinaryText(prng(21), 20_000) }], usage: { input_tokens: 12 } })),
+  'text/event-stream': Buffer.from(ordinaryText(prng(22), 30_000).replace(/\n/g, '\n\n'), 'latin1'),
+  'application/octet-stream': randBytes(256 * 1024, prng(23)),
+};
 
 describe('credential proxy against an HTTPS upstream', { skip: !haveOpenssl() && 'openssl CLI not found' }, () => {
   let pki;
@@ -493,9 +504,50 @@ describe('credential proxy against an HTTPS upstream', { skip: !haveOpenssl() &&
       res.writeHead(200, { 'content-encoding': 'gzip', 'content-length': body.length });
       return res.end(body);
     }
+    if (p === '/v1/echo-form') {
+      // An upstream that hands the key back encoded: status line, headers, and a body cut into pieces.
+      const key = req.headers['x-api-key'];
+      const form = u.searchParams.get('form');
+      const rnd = prng([...form].reduce((h, c) => h * 31 + c.charCodeAt(0), 7) >>> 0);
+      const enc = () => ALL_FORMS[form](key, rnd);
+      res.statusMessage = `OK ${enc()}`;
+      res.setHeader('x-echo', `you sent ${enc()}`);
+      res.setHeader('link', `<https://x.test/cb?k=${enc()}>; rel="next"`);
+      res.writeHead(200, { 'content-type': 'application/json' });
+      const body = Buffer.from(`{"headers":{"x-api-key":"${enc()}"},"again":"${enc()}"}`, 'latin1');
+      (async () => {
+        for (const piece of randomCuts(body, rnd, 0.08)) {
+          res.write(piece);
+          await sleep(2);
+        }
+        res.end();
+      })();
+      return;
+    }
+    if (p === '/v1/coded') {
+      // The key (base64, in JSON) under a content coding.
+      const coding = u.searchParams.get('coding');
+      const plain = Buffer.from(`{"echo":"${FORMS.base64(req.headers['x-api-key'], prng(9))}"}`);
+      const zip = { gzip: zlib.gzipSync, deflate: zlib.deflateSync, br: zlib.brotliCompressSync }[coding];
+      const body = zip ? zip(plain) : plain;
+      res.writeHead(200, { 'content-type': 'application/json', 'content-encoding': coding, 'content-length': body.length });
+      return res.end(body);
+    }
+    if (p === '/v1/ordinary') {
+      res.writeHead(200, { 'content-type': u.searchParams.get('type') });
+      const body = ORDINARY[u.searchParams.get('type')];
+      (async () => {
+        for (const piece of randomCuts(body, prng(body.length), 0.002)) {
+          res.write(piece);
+          await sleep(1);
+        }
+        res.end();
+      })();
+      return;
+    }
     if (p === '/v1/sse') {
       res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
-      res.write('event: message_start\ndata: {"n":1}\n\n');
+      res.write(SSE_FIRST);
       hooks.sseRelease.then(() => {
         hooks.sseLastSent = true;
         res.write('event: message_stop\ndata: {"n":2}\n\n');
@@ -715,6 +767,117 @@ describe('credential proxy against an HTTPS upstream', { skip: !haveOpenssl() &&
     assert.equal(r.body.toString(), 'gzipped [redacted] body');
   });
 
+  for (const form of Object.keys(ALL_FORMS)) {
+    test(`an upstream echoing the key ${form}: status line, headers and body come back without it in any form`, async () => {
+      const path = `/anth/v1/echo-form?form=${form}`;
+      const r = await through({ path });
+      assert.equal(r.status, 200);
+      assertKeyless(r.statusMessage, KEY_A, 'status line');
+      assertKeyless(r.rawHeaders.join('\n'), KEY_A, 'headers');
+      assertKeyless(r.body, KEY_A, 'body');
+      assert.match(r.statusMessage, /^OK .*\[redacted\]/);
+      assert.match(r.headers['x-echo'], /^you sent .*\[redacted\]/);
+      assert.match(r.headers.link, /\[redacted\]/);
+      assert.equal(r.body.toString('latin1').split('[redacted]').length - 1, 2);
+      const ev = await lastEvent((e) => e.details.path === path);
+      assert.equal(ev.decision, 'allow');
+      assert.equal(ev.details.redactions, 5); // status line, two headers, twice in the body
+    });
+  }
+
+  for (const coding of ['gzip', 'deflate', 'br']) {
+    test(`a ${coding} body with the key (base64) inside is decoded and redacted`, async () => {
+      const r = await through({ path: `/anth/v1/coded?coding=${coding}` });
+      assert.equal(r.status, 200);
+      assert.equal(r.headers['content-encoding'], undefined);
+      assert.match(r.body.toString(), /^\{"echo":".*\[redacted\].*"\}$/);
+      assertKeyless(r.body, KEY_A, 'body');
+    });
+  }
+
+  test('a content coding that cannot be decoded is refused (502 unsupported_content_encoding)', async () => {
+    const path = '/anth/v1/coded?coding=compress';
+    const r = await through({ path });
+    assert.equal(r.status, 502);
+    assert.equal(JSON.parse(r.body).error, 'unsupported_content_encoding');
+    assertKeyless(r.body, KEY_A, 'the refusal');
+    const ev = await lastEvent((e) => e.details.path === path);
+    assert.equal(ev.details.reason, 'unsupported_content_encoding');
+  });
+
+  test('HEAD on a gzip resource: no body to decode, no decoder error', async () => {
+    const r = await through({ method: 'HEAD', path: '/anth/v1/gzip-key' });
+    assert.equal(r.status, 200);
+    assert.equal(r.body.length, 0);
+    const ev = await lastEvent((e) => e.details.path === '/anth/v1/gzip-key' && e.details.method === 'HEAD');
+    assert.equal(ev.decision, 'allow');
+    assert.equal(ev.details.reason, null);
+  });
+
+  for (const type of Object.keys(ORDINARY)) {
+    test(`an ordinary ${type} body without the key passes byte for byte`, async () => {
+      const path = `/anth/v1/ordinary?type=${encodeURIComponent(type)}`;
+      const r = await through({ path });
+      assert.equal(r.status, 200);
+      assert.ok(r.body.equals(ORDINARY[type]), 'the body changed');
+      const ev = await lastEvent((e) => e.details.path === path);
+      assert.equal(ev.details.redactions, 0);
+      assert.equal(ev.details.bytes_down, ORDINARY[type].length);
+    });
+  }
+
+  test('transfer codings: only chunked is accepted; gzip or any other is refused, and trailers are not passed on', async (t) => {
+    // A raw TLS upstream: Node's server would not send these framings.
+    const gz = zlib.gzipSync(`{"key":"${KEY_A}"}`);
+    const chunked = (body) => Buffer.concat([Buffer.from(`${body.length.toString(16)}\r\n`), body, Buffer.from('\r\n0\r\n\r\n')]);
+    const answers = {
+      '/gzip-chunked': Buffer.concat([Buffer.from('HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n'), chunked(gz)]),
+      '/gzip': Buffer.concat([Buffer.from('HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nConnection: close\r\n\r\n'), gz]),
+      '/deflate-chunked': Buffer.concat([Buffer.from('HTTP/1.1 200 OK\r\nTransfer-Encoding: deflate, chunked\r\n\r\n'), chunked(zlib.deflateSync(KEY_A))]),
+      '/identity': Buffer.from(`HTTP/1.1 200 OK\r\nTransfer-Encoding: identity\r\nConnection: close\r\n\r\n${KEY_A}`),
+      '/chunked': Buffer.from(`HTTP/1.1 200 OK\r\nTransfer-Encoding: Chunked\r\nTrailer: x-key\r\n\r\n8\r\nkey is: \r\n${Buffer.byteLength(KEY_A).toString(16)}\r\n${KEY_A}\r\n0\r\nx-key: ${KEY_A}\r\n\r\n`),
+    };
+    const raw = tls.createServer({ key: pki.server.key, cert: pki.server.cert }, (sock) => {
+      sock.on('error', () => {});
+      let head = '';
+      sock.on('data', (c) => {
+        head += c.toString('latin1');
+        if (!head.includes('\r\n\r\n')) return;
+        const path = /^GET (\S+)/.exec(head)[1];
+        sock.end(answers[path]);
+      });
+    });
+    raw.listen(0, '127.0.0.1');
+    await once(raw, 'listening');
+    t.after(() => raw.close());
+    const evs = [];
+    const p4 = new CredentialProxy({
+      routes: [{ name: 'raw', upstream: `https://127.0.0.1:${raw.address().port}`, header: 'x-api-key', format: '{}', key: KEY_A }],
+      extraCaCerts: [pki.caPem],
+      record: (e) => evs.push(e),
+    });
+    t.after(() => p4.close());
+    const p4port = await p4.listenTcp('127.0.0.1', 0);
+    for (const path of ['/gzip-chunked', '/gzip', '/deflate-chunked', '/identity']) {
+      const r = await request(p4port, { path: `/raw${path}` });
+      assert.equal(r.status, 502, path);
+      const j = JSON.parse(r.body);
+      assert.equal(j.error, 'unsupported_transfer_encoding', path);
+      assert.match(j.message, /only chunked is accepted/);
+      assertKeyless(r.body, KEY_A, `${path} refusal`);
+      const ev = await waitFor(() => evs.find((e) => e.details.path === `/raw${path}`), 'the event');
+      assert.equal(ev.decision, 'error');
+      assert.equal(ev.details.reason, 'unsupported_transfer_encoding');
+    }
+    const ok = await request(p4port, { path: '/raw/chunked' });
+    assert.equal(ok.status, 200);
+    assert.equal(ok.body.toString(), 'key is: [redacted]');
+    assert.deepEqual(ok.rawTrailers, []);
+    assert.equal(ok.headers.trailer, undefined);
+    const ev = await waitFor(() => evs.find((e) => e.details.path === '/raw/chunked'), 'the event');
+    assert.equal(ev.details.redactions, 1);
+  });
+
   test('SSE: the first event reaches the client before the upstream sends the last', { timeout: 5000 }, async () => {
     let release;
     hooks.sseRelease = new Promise((r) => (release = r));
@@ -735,7 +898,7 @@ describe('credential proxy against an HTTPS upstream', { skip: !haveOpenssl() &&
       }
     }
     assert.ok(hooks.sseLastSent);
-    assert.equal(text, 'event: message_start\ndata: {"n":1}\n\nevent: message_stop\ndata: {"n":2}\n\n');
+    assert.equal(text, `${SSE_FIRST}event: message_stop\ndata: {"n":2}\n\n`);
   });
 
   test('a chunked request body is streamed upstream as it is written', { timeout: 5000 }, async () => {
