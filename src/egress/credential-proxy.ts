@@ -3,12 +3,14 @@
 // injected as one header; the agent only ever holds a placeholder. Whatever
 // auth the agent sent is stripped, the upstream's certificate is verified,
 // both directions stream, and the key is redacted from everything that comes
-// back (headers, status line, body, error messages). Every request is one
-// 'credential_proxy' event through the record callback, never with the key.
+// back (headers, status line, body, error messages) in every form
+// src/egress/key-redaction.ts knows. Every request is one 'credential_proxy'
+// event through the record callback, never with the key.
 //
 // http-proxy builds and pipes the upstream request (with a keep-alive agent
 // per route); the response is handled here (selfHandleResponse) so that it
-// can be redacted chunk by chunk without buffering.
+// can be redacted chunk by chunk without buffering. Trailers are not passed
+// on, nor are 1xx responses.
 import http from 'node:http';
 import https from 'node:https';
 import tls from 'node:tls';
@@ -17,10 +19,11 @@ import { readFileSync } from 'node:fs';
 import { X509Certificate } from 'node:crypto';
 import { isIP } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { Transform, pipeline, type TransformCallback } from 'node:stream';
+import { Transform, pipeline } from 'node:stream';
 import httpProxy from 'http-proxy';
 import type { AuditEventInput, Decision } from '../gate/types.js';
 import { LaunchError } from '../sandbox/errors.js';
+import { KeyMatcher, KeyRedactor } from './key-redaction.js';
 
 /** One route as configured (profile or [sandbox.agent.credentials.<name>]), its key already resolved. */
 export interface CredentialRoute {
@@ -74,9 +77,10 @@ export interface CredentialProxyOptions {
   maxConnections?: number;
 }
 
-export const REDACTED = '[redacted]';
 /** Keys shorter than this would make redaction eat ordinary text. */
 export const MIN_KEY_LENGTH = 8;
+/** Longer than any API key or bearer token; bounds the compiled redaction patterns. */
+export const MAX_KEY_LENGTH = 8192;
 
 const ROUTE_NAME = /^[a-z0-9_-]{1,64}$/;
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
@@ -169,6 +173,7 @@ export function validateRoute(r: CredentialRoute): ValidatedRoute {
   const key = r.key;
   if (typeof key !== 'string' || key === '') throw routeError(name, 'key', 'is empty: its key_source did not resolve to a value');
   if (key.length < MIN_KEY_LENGTH) throw routeError(name, 'key', `is shorter than ${MIN_KEY_LENGTH} characters, too short to be redacted safely`);
+  if (key.length > MAX_KEY_LENGTH) throw routeError(name, 'key', `is longer than ${MAX_KEY_LENGTH} characters; expected an API key or bearer token`);
   const bad = key.search(/[^\x21-\x7e]/);
   if (bad >= 0) throw routeError(name, 'key', `has a whitespace, control or non-ASCII character at position ${bad} (the value is not shown)`);
 
@@ -214,72 +219,9 @@ export function resolveKeySource(spec: string, env: NodeJS.ProcessEnv | Record<s
   return v === undefined || v === '' ? undefined : v;
 }
 
-/** Replaces every verbatim occurrence of the key. */
-export function redactString(s: string, key: string): string {
-  return key === '' || !s.includes(key) ? s : s.split(key).join(REDACTED);
-}
-
-/**
- * Replaces the key in a byte stream, wherever the chunk boundaries fall.
- * Only a tail that could still be the start of the key is held back, so an
- * SSE event (ending in "\n\n") is passed on at once.
- */
-export class KeyRedactor extends Transform {
-  private readonly needle: Buffer;
-  private readonly replacement = Buffer.from(REDACTED);
-  private carry: Buffer = Buffer.alloc(0);
-  bytesOut = 0;
-  redactions = 0;
-
-  constructor(key: string) {
-    super();
-    this.needle = Buffer.from(key);
-    if (this.needle.length === 0) throw new Error('KeyRedactor: empty key');
-  }
-
-  override _transform(chunk: Buffer | string, _enc: BufferEncoding, cb: TransformCallback): void {
-    const b = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
-    this.emit_(this.scan(this.carry.length ? Buffer.concat([this.carry, b]) : b));
-    cb();
-  }
-
-  override _flush(cb: TransformCallback): void {
-    this.emit_(this.carry); // shorter than the key: cannot hold it
-    this.carry = Buffer.alloc(0);
-    cb();
-  }
-
-  private emit_(b: Buffer): void {
-    if (b.length === 0) return;
-    this.bytesOut += b.length;
-    this.push(b);
-  }
-
-  private scan(buf: Buffer): Buffer {
-    const k = this.needle.length;
-    const parts: Buffer[] = [];
-    let pos = 0;
-    for (let i = buf.indexOf(this.needle, pos); i >= 0; i = buf.indexOf(this.needle, pos)) {
-      parts.push(buf.subarray(pos, i), this.replacement);
-      this.redactions++;
-      pos = i + k;
-    }
-    // Hold back from the earliest position whose remainder is a prefix of the key.
-    let hold = buf.length;
-    const first = this.needle[0];
-    for (let p = Math.max(pos, buf.length - k + 1); p < buf.length; p++) {
-      if (buf[p] === first && buf.subarray(p).equals(this.needle.subarray(0, buf.length - p))) {
-        hold = p;
-        break;
-      }
-    }
-    parts.push(buf.subarray(pos, hold));
-    this.carry = hold < buf.length ? Buffer.from(buf.subarray(hold)) : Buffer.alloc(0);
-    return parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts);
-  }
-}
-
 interface Route extends ValidatedRoute {
+  /** The key's forms, compiled once. */
+  matcher: KeyMatcher;
   agent: https.Agent;
   target: { protocol: 'https:'; host: string; hostname: string; port: number };
 }
@@ -292,6 +234,8 @@ interface ReqState {
   status: number | null;
   bytesUp: number;
   bytesDown: () => number;
+  /** Key occurrences replaced in the response (head and body). */
+  redactions: () => number;
   decision: Decision;
   reason: string | null;
   proxyReq: http.ClientRequest | null;
@@ -335,6 +279,8 @@ function dotSegment(seg: string): boolean {
 
 export class CredentialProxy {
   private readonly routes = new Map<string, Route>();
+  /** Key -> its compiled forms (routes sharing a key share them). */
+  private readonly matchers = new Map<string, KeyMatcher>();
   private readonly proxy: httpProxy;
   private readonly servers: http.Server[] = [];
   private readonly states = new WeakMap<http.IncomingMessage, ReqState>();
@@ -377,8 +323,11 @@ export class CredentialProxy {
       };
       if (pin && isIP(v.hostname) === 0) agentOpts.servername = v.hostname; // SNI and the certificate check stay on the name
       const connectHost = pin ? pin.host : v.hostname;
+      let matcher = this.matchers.get(v.key);
+      if (!matcher) this.matchers.set(v.key, (matcher = new KeyMatcher(v.key)));
       this.routes.set(v.name, {
         ...v,
+        matcher,
         agent: new https.Agent(agentOpts),
         target: { protocol: 'https:', host: connectHost, hostname: connectHost, port: pin ? pin.port : v.port },
       });
@@ -455,6 +404,7 @@ export class CredentialProxy {
       status: null,
       bytesUp: 0,
       bytesDown: () => 0,
+      redactions: () => 0,
       decision: 'allow',
       reason: null,
       proxyReq: null,
@@ -589,45 +539,60 @@ export class CredentialProxy {
       proxyRes.destroy();
       return;
     }
-    const key = route.key;
+    const { matcher } = route;
     const status = proxyRes.statusCode ?? 502;
+    const refuse = (reason: string, message: string) => {
+      proxyRes.destroy();
+      st.decision = 'error';
+      st.reason = reason;
+      st.upstreamFailed = true;
+      this.sendJson(res, st, 502, reason, message);
+    };
 
+    // Node undoes chunked framing only: any other transfer coding would reach
+    // the agent still encoded, where the key cannot be found.
+    const te = proxyRes.headers['transfer-encoding'];
+    if (te !== undefined && te.trim().toLowerCase() !== 'chunked') {
+      return refuse('unsupported_transfer_encoding', `upstream answered with transfer-encoding ${JSON.stringify(te)}; only chunked is accepted, because another coding would reach the agent unchecked for the key`);
+    }
     // Content codings are undone so the key can be found (the upstream was asked for identity).
+    const bodyless = req.method === 'HEAD' || status === 204 || status === 304 || (status >= 100 && status < 200);
     const decoders: Transform[] = [];
     const codings = (proxyRes.headers['content-encoding'] ?? '')
       .split(',')
       .map((s) => s.trim().toLowerCase())
       .filter((s) => s !== '' && s !== 'identity');
-    for (const c of codings.reverse()) {
-      if (c === 'gzip' || c === 'x-gzip') decoders.push(zlib.createGunzip());
-      else if (c === 'deflate') decoders.push(zlib.createInflate());
-      else if (c === 'br') decoders.push(zlib.createBrotliDecompress());
-      else {
-        proxyRes.destroy();
-        st.decision = 'error';
-        st.reason = 'unsupported_content_encoding';
-        st.upstreamFailed = true;
-        return this.sendJson(res, st, 502, 'unsupported_content_encoding', `upstream answered with content-encoding ${JSON.stringify(c)}, which cannot be checked for the key`);
+    for (const c of [...codings].reverse()) {
+      if (c !== 'gzip' && c !== 'x-gzip' && c !== 'deflate' && c !== 'br') {
+        return refuse('unsupported_content_encoding', `upstream answered with content-encoding ${JSON.stringify(c)}, which cannot be checked for the key; only gzip, deflate and br are decoded`);
       }
+      if (bodyless) continue; // nothing to decode (an empty input is a decoder error)
+      decoders.push(c === 'br' ? zlib.createBrotliDecompress() : c === 'deflate' ? zlib.createInflate() : zlib.createGunzip());
     }
-    const bodyless = req.method === 'HEAD' || status === 204 || status === 304 || (status >= 100 && status < 200);
     const listed = typeof proxyRes.headers.connection === 'string' ? proxyRes.headers.connection.split(',').map((s) => s.trim().toLowerCase()) : [];
     const drop = new Set([...STRIP_RESPONSE, ...listed]);
     if (!bodyless) drop.add('content-length'); // redaction may change the length: chunked instead
     if (codings.length) drop.add('content-encoding');
 
+    let headRedactions = 0;
+    const redact = (text: string): string => {
+      const r = matcher.redact(text);
+      headRedactions += r.count;
+      return r.text;
+    };
     const out = new Map<string, { name: string; values: string[] }>();
     const raw = proxyRes.rawHeaders;
     for (let i = 0; i + 1 < raw.length; i += 2) {
       const name = raw[i] as string;
       const lower = name.toLowerCase();
-      if (drop.has(lower) || name.includes(key)) continue;
+      if (drop.has(lower)) continue;
+      if (redact(name) !== name) continue; // a header named after the key: dropped
       const e = out.get(lower) ?? { name, values: [] };
-      e.values.push(redactString(raw[i + 1] as string, key));
+      e.values.push(redact(raw[i + 1] as string));
       out.set(lower, e);
     }
     res.statusCode = status;
-    res.statusMessage = redactString(proxyRes.statusMessage ?? '', key);
+    res.statusMessage = redact(proxyRes.statusMessage ?? '');
     for (const { name, values } of out.values()) {
       try {
         res.setHeader(name, values.length === 1 ? (values[0] as string) : values);
@@ -636,8 +601,9 @@ export class CredentialProxy {
       }
     }
     st.status = status;
-    const redactor = new KeyRedactor(key);
+    const redactor = new KeyRedactor(matcher);
     st.bytesDown = () => redactor.bytesOut;
+    st.redactions = () => headRedactions + redactor.redactions;
     res.flushHeaders(); // an SSE client sees the status before the first event
     const streams: NodeJS.ReadWriteStream[] = [...decoders, redactor];
     pipeline(proxyRes, ...(streams as [Transform]), res, (err) => {
@@ -652,8 +618,7 @@ export class CredentialProxy {
   }
 
   private sendJson(res: http.ServerResponse, st: ReqState, status: number, error: string, message: string): void {
-    const key = st.route?.key;
-    const body = JSON.stringify({ error, message: key ? redactString(message, key) : message });
+    const body = JSON.stringify({ error, message: st.route ? st.route.matcher.redact(message).text : message });
     st.status = status;
     st.bytesDown = () => Buffer.byteLength(body);
     if (res.headersSent || res.destroyed) {
@@ -681,6 +646,7 @@ export class CredentialProxy {
         bytes_up: 0,
         bytes_down: Buffer.byteLength(body),
         duration_ms: round(performance.now() - started),
+        redactions: 0,
         reason: error,
       },
     });
@@ -690,10 +656,9 @@ export class CredentialProxy {
     if (st.recorded) return;
     st.recorded = true;
     if (st.reason === null && !res.writableFinished) st.reason = 'client_aborted';
-    const key = st.route?.key;
     // The path comes from the agent, which never had the key; redacted anyway.
     let path = truncate(st.path);
-    for (const r of this.routes.values()) path = redactString(path, r.key);
+    for (const m of this.matchers.values()) path = m.redact(path).text;
     this.emit({
       event_type: 'credential_proxy',
       decision: st.decision,
@@ -705,7 +670,8 @@ export class CredentialProxy {
         bytes_up: st.bytesUp,
         bytes_down: st.bytesDown(),
         duration_ms: round(performance.now() - st.started),
-        reason: st.reason === null ? null : key ? redactString(st.reason, key) : st.reason,
+        redactions: st.redactions(),
+        reason: st.reason,
       },
     });
   }
