@@ -32,7 +32,10 @@ test('latchgate sandbox --sandbox-config: its mounts reach the plan', (t) => {
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const f = path.join(dir, 'agent.toml');
   writeFileSync(f, `ro_mounts = [${JSON.stringify(dir)}]\n`);
-  const r = spawnSync(process.execPath, [CLI, 'sandbox', '--sandbox-config', f, '--workspace', os.tmpdir(), '--dry-run', '--', 'true'], { encoding: 'utf8', env: { PATH: '/usr/bin:/bin', HOME: dir, XDG_CONFIG_HOME: path.join(dir, 'none') } });
+  const env = { PATH: '/usr/bin:/bin', HOME: dir, XDG_CONFIG_HOME: path.join(dir, 'none') };
+  // A mount is a grant: the file is trusted first.
+  assert.equal(spawnSync(process.execPath, [CLI, 'trust', f], { env }).status, 0);
+  const r = spawnSync(process.execPath, [CLI, 'sandbox', '--sandbox-config', f, '--workspace', os.tmpdir(), '--dry-run', '--', 'true'], { encoding: 'utf8', env });
   assert.equal(r.status, 0, r.stderr);
   const plan = JSON.parse(r.stdout);
   assert.ok(plan.mounts.some((m) => m.kind === 'bind' && m.path === dir && m.readonly));
