@@ -3,7 +3,7 @@
 // is its only principal and operator), the state and runtime directories,
 // latchgate's own files that a box must not write, and opening the gate on
 // the shared state.
-import { realpathSync } from 'node:fs';
+import { mkdirSync, realpathSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { basename, dirname, isAbsolute, join, relative } from 'node:path';
 import { runtimeDir, stateDir, userConfigDir } from '../config/paths.js';
@@ -65,8 +65,11 @@ function realish(p: string): string {
  * roots hold them (a missing one gets a read-only placeholder, so it cannot
  * be created): the configuration files read, the user config directory, the
  * state directories (trust store, ledger, keys) and the runtime directory.
+ * The state and runtime directories are created now (mode 0700, as the gate
+ * creates them), so a box never gets a placeholder there that the launcher
+ * would then fill with its ledger.
  */
-export function ownPaths(s: GateSetup, env: NodeJS.ProcessEnv = process.env): OwnPath[] {
+export function prepareOwnPaths(s: GateSetup, env: NodeJS.ProcessEnv = process.env): OwnPath[] {
   const list: OwnPath[] = [
     ...s.configFiles.map((path) => ({ path, type: 'file' as const, what: 'configuration file' })),
     { path: userConfigDir(env), type: 'dir', what: 'user config directory' },
@@ -74,6 +77,13 @@ export function ownPaths(s: GateSetup, env: NodeJS.ProcessEnv = process.env): Ow
     { path: s.stateDir, type: 'dir', what: 'state directory (ledger, keys)' },
     { path: s.runtimeDir, type: 'dir', what: 'runtime directory' },
   ];
+  for (const o of list.slice(-3)) {
+    try {
+      mkdirSync(o.path, { recursive: true, mode: 0o700 });
+    } catch {
+      // Left missing: the box gets a read-only placeholder there instead.
+    }
+  }
   const seen = new Set<string>();
   return list.map((o) => ({ ...o, path: realish(o.path) })).filter((o) => !seen.has(o.path) && !!seen.add(o.path));
 }

@@ -3,7 +3,7 @@ import { Command, Option } from 'commander';
 import { normalizeAllowHost } from '../config/hosts.js';
 import { applyProfileArgs, describeProfile, listProfiles, loadProfile, mergeProfile, type EffectiveProfile } from '../config/profiles.js';
 import type { BoxGate } from '../sandbox/box-gate.js';
-import { gateSetup, ownPaths, refuseWritableOwnPaths, type GateSetup } from './gate-setup.js';
+import { gateSetup, prepareOwnPaths, refuseWritableOwnPaths, type GateSetup } from './gate-setup.js';
 import { loadAddon } from '../native/addon.js';
 import { LaunchError } from '../sandbox/errors.js';
 import { hostFacts, resolveIdentity } from '../sandbox/identity.js';
@@ -138,7 +138,7 @@ function planFrom(
   const boxGate = makeGate(identity, principal);
   const tty = process.stdin.isTTY;
   const out = process.stdout.isTTY ? process.stdout : undefined;
-  const own = ownPaths(setup);
+  const own = prepareOwnPaths(setup);
   const plan = buildSandboxPlan(
     {
       workspace,

@@ -24,27 +24,27 @@ export function trustCommand(): Command {
     .summary('trust a configuration file that grants more than the defaults')
     .description(
       [
-        'Record that you trust FILE (default: ./.latchgate/latchgate.toml of the current directory) with exactly its',
-        'current content: its real path, the SHA-256 of the content and what it grants, in',
-        '$XDG_STATE_HOME/latchgate/trusted-configs.json (mode 0600).',
-        '',
-        'A configuration file that grants more than the defaults is used by `latchgate sandbox`, `latchgate up` and',
-        'the gate commands only once trusted, and again after every change: a box may have written it. Grants are',
-        'mounts, a workspace outside the directory that holds the file, allow_hosts, allow_ports other than 443,',
-        'pass_env, credential routes, resolve pins, extra_ca_certs, principal, and everything in [gate], [identity],',
-        '[operators], [policy] and [state]. Limits and strict_net only narrow and need no trust; neither does your',
-        'user-level config, $XDG_CONFIG_HOME/latchgate/latchgate.toml.',
-      ].join('\n'),
+        'Record that you trust FILE (default: ./.latchgate/latchgate.toml of the current directory) with exactly its current content: ' +
+          'its real path, the SHA-256 of the content and what it grants, in $XDG_STATE_HOME/latchgate/trusted-configs.json (mode 0600).',
+        'A configuration file that grants more than the defaults is used by `latchgate sandbox`, `latchgate up` and the gate commands ' +
+          'only once trusted, and again after every change: a box may have written it. Grants are mounts, a workspace outside the ' +
+          'directory that holds the file, allow_hosts, allow_ports other than 443, pass_env, credential routes, resolve pins, ' +
+          'extra_ca_certs, principal, and everything in [gate], [identity], [operators], [policy] and [state]. Limits and strict_net ' +
+          'only narrow and need no trust; neither does your user-level config, $XDG_CONFIG_HOME/latchgate/latchgate.toml.',
+      ].join('\n\n'),
     )
     .addHelpText(
       'after',
       [
         '',
+        'Exit status: 0 done; 1 --remove found no record; 125 bad input, an unreadable file or store,',
+        'or a file whose SHA-256 is not the one given.',
+        '',
         'Examples:',
-        '  latchgate trust                               trust ./.latchgate/latchgate.toml as it is now',
-        '  latchgate trust --sha256 HEX ci/latchgate.toml   only if it is still the content you were shown',
-        '  latchgate trust --list                        trusted files, and whether each still matches',
-        '  latchgate trust --remove ci/latchgate.toml    forget it: it is refused again',
+        '  latchgate trust                                   trust ./.latchgate/latchgate.toml as it is now',
+        '  latchgate trust --sha256 HEX ci/latchgate.toml    only if it still has the content you were shown',
+        '  latchgate trust --list                            trusted files, and whether each still matches',
+        '  latchgate trust --remove ci/latchgate.toml        forget it: it is refused again',
       ].join('\n'),
     )
     .argument('[file]', 'configuration file (latchgate.toml or a --sandbox-config file)')

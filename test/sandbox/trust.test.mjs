@@ -139,7 +139,10 @@ for (const mode of MODES) {
     const store = path.join(h, 'state', 'latchgate', 'trusted-configs.json');
     const storeText = readFileSync(store, 'utf8');
     // The box's user owns every directory around it: only the protection stands in the way.
+    // (The user config directory stays missing: a placeholder must keep it from being created.)
+    mkdirSync(path.join(h, 'run', 'latchgate'));
     own(path.join(h, 'state', 'latchgate'));
+    own(path.join(h, 'run', 'latchgate'));
     // root's trust store itself stays root's (a store owned by another user is refused).
     if (mode === 'root' && isRoot) chownSync(store, 0, 0);
     const q = (p) => path.join(h, p);
