@@ -3,7 +3,7 @@
 // is its only principal and operator), the state and runtime directories,
 // latchgate's own files that a box must not write, and opening the gate on
 // the shared state.
-import { mkdirSync, realpathSync } from 'node:fs';
+import { existsSync, mkdirSync, realpathSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { basename, dirname, isAbsolute, join, relative } from 'node:path';
 import { runtimeDir, stateDir, userConfigDir } from '../config/paths.js';
@@ -79,7 +79,9 @@ export function prepareOwnPaths(s: GateSetup, env: NodeJS.ProcessEnv = process.e
   ];
   for (const o of list.slice(-3)) {
     try {
-      mkdirSync(o.path, { recursive: true, mode: 0o700 });
+      // Parents with the usual mode: one the box's user cannot search would keep the box from being built.
+      mkdirSync(dirname(o.path), { recursive: true });
+      if (!existsSync(o.path)) mkdirSync(o.path, { mode: 0o700 });
     } catch {
       // Left missing: the box gets a read-only placeholder there instead.
     }
