@@ -121,7 +121,8 @@ test('the user-level config needs no trust, also when named with --config', (t) 
   mkdirSync(join(s.h, 'cfg', 'latchgate'), { recursive: true });
   writeFileSync(user, `[sandbox.agent]\nrw_mounts = [${JSON.stringify(extra)}]\n`);
   for (const args of [[], ['--config', user]]) {
-    const r = dryRun(s, args, { cwd: s.h });
+    // From the home directory (no project config there); the workspace is the project inside it.
+    const r = dryRun(s, ['--workspace', s.ws, ...args], { cwd: s.h });
     assert.equal(r.code, 0, r.err);
     assert.ok(rwMounts(JSON.parse(r.out)).includes(extra));
   }
