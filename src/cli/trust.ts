@@ -30,7 +30,7 @@ export function trustCommand(): Command {
           'only once trusted, and again after every change: a box may have written it. Grants are mounts, a workspace outside the ' +
           'directory that holds the file, allow_hosts, allow_ports other than 443, pass_env, credential routes, resolve pins, ' +
           'extra_ca_certs, principal, and everything in [gate], [identity], [operators], [policy] and [state]. Limits and strict_net ' +
-          'only narrow and need no trust; neither does your user-level config, $XDG_CONFIG_HOME/latchgate/latchgate.toml.',
+          'only narrow and need no trust; neither does your user-level config, $XDG_CONFIG_HOME/latchgate/latchgate.toml, while only you can write it.',
       ].join('\n\n'),
     )
     .addHelpText(

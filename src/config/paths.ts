@@ -28,11 +28,7 @@ export function projectConfigFile(cwd = process.cwd()): string {
   return join(cwd, '.latchgate', 'latchgate.toml');
 }
 
-/** Config files in the order they are looked for; the first that exists wins. */
-export function configCandidates(env: Env = process.env, cwd = process.cwd()): string[] {
-  const list: string[] = [];
-  if (env.LATCHGATE_CONFIG) list.push(env.LATCHGATE_CONFIG);
-  list.push(projectConfigFile(cwd));
-  list.push(join(userConfigDir(env), 'latchgate.toml'));
-  return list;
+/** The user-level configuration file, trusted without a record (config/trust.ts). */
+export function userConfigFile(env: Env = process.env): string {
+  return join(userConfigDir(env), 'latchgate.toml');
 }

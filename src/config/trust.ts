@@ -5,13 +5,14 @@
 // than the defaults (config/grants.ts) is used only when the trust store
 // (config/trust-store.ts) holds its real path with the SHA-256 of exactly
 // this content, recorded by `latchgate trust`. The user-level config under
-// $XDG_CONFIG_HOME/latchgate/ is the user's own and needs no record.
+// $XDG_CONFIG_HOME/latchgate/ needs no record while it is the user's own
+// (owned by them, writable by no one else).
 import { closeSync, existsSync, fstatSync, openSync, readFileSync, realpathSync, constants as fsc } from 'node:fs';
 import { createHash } from 'node:crypto';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { LaunchError } from '../sandbox/errors.js';
 import { diffGrants, grantsOf, type ConfigKind } from './grants.js';
-import { projectConfigFile, userConfigDir } from './paths.js';
+import { projectConfigFile, userConfigFile } from './paths.js';
 import { emptyConfig, parseConfig, parseStandaloneSandboxConfig, SCHEMA, type LatchgateConfig, type SandboxFileConfig } from './sandbox-config.js';
 import { parseTomlFile, type Schema } from './toml-schema.js';
 import { readTrustStore, trustStorePath, type TrustEntry } from './trust-store.js';
@@ -24,6 +25,9 @@ export interface ConfigSource {
   real: string;
   text: string;
   sha256: string;
+  /** Owner and mode of the file read. */
+  uid: number;
+  mode: number;
 }
 
 type Env = NodeJS.ProcessEnv;
@@ -40,9 +44,10 @@ export function readConfigSource(given: string, origin: ConfigOrigin, cwd = proc
     throw fail((e as NodeJS.ErrnoException).code);
   }
   try {
-    if (!fstatSync(fd).isFile()) throw fail('EISDIR');
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw fail('EISDIR');
     const text = readFileSync(fd, 'utf8');
-    return { origin, real, text, sha256: createHash('sha256').update(text).digest('hex') };
+    return { origin, real, text, sha256: createHash('sha256').update(text).digest('hex'), uid: st.uid, mode: st.mode };
   } finally {
     closeSync(fd);
   }
@@ -64,8 +69,9 @@ function realOrUndefined(p: string): string | undefined {
   }
 }
 
-export function isUserConfig(real: string, env: Env = process.env): boolean {
-  return real === realOrUndefined(join(userConfigDir(env), 'latchgate.toml'));
+/** The user's own config: at $XDG_CONFIG_HOME/latchgate/latchgate.toml, theirs, and writable by no one else. */
+function isUserConfig(src: ConfigSource, env: Env): boolean {
+  return src.real === realOrUndefined(userConfigFile(env)) && src.uid === process.getuid!() && (src.mode & 0o022) === 0;
 }
 
 export interface Assessment {
@@ -83,14 +89,13 @@ export interface Assessment {
 }
 
 const USABLE = new Set<Assessment['status']>(['user-config', 'grant-free', 'trusted']);
-export const isUsable = (a: Assessment) => USABLE.has(a.status);
 
 /** Parses the source (schema errors first) and compares what it grants with the trust store. */
 export function assess(src: ConfigSource, kind: ConfigKind, env: Env = process.env, cwd = process.cwd()): Assessment {
   if (kind === 'sandbox-config') parseStandaloneSandboxConfig(src.real, src.text);
   else parseConfig(src.real, src.text);
   const grants = grantsOf(parseTomlFile(src.real, src.text), kind, { file: src.real, cwd });
-  if (isUserConfig(src.real, env)) return { source: src, grants, status: 'user-config' };
+  if (isUserConfig(src, env)) return { source: src, grants, status: 'user-config' };
   if (grants.length === 0) return { source: src, grants, status: 'grant-free' };
   const entry = readTrustStore(trustStorePath(env)).find((e) => e.path === src.real);
   const same = entry !== undefined && entry.grants.length === grants.length && entry.grants.every((g, i) => g === grants[i]);
@@ -113,7 +118,7 @@ export function grantDiffLines(a: Assessment): string[] {
   return [...a.grants.map((g) => `${before.includes(g) ? ' ' : '+'} ${g}`), ...removed.map((g) => `- ${g}`)];
 }
 
-export function trustCommandFor(src: ConfigSource): string {
+function trustCommandFor(src: ConfigSource): string {
   return `latchgate trust --sha256 ${src.sha256} ${shellWord(src.real)}`;
 }
 
@@ -137,8 +142,8 @@ function refusal(a: Assessment): LaunchError {
 }
 
 /** Throws the refusal (exit 125) unless the file may be used. */
-export function requireTrusted(a: Assessment): void {
-  if (!isUsable(a)) throw refusal(a);
+function requireTrusted(a: Assessment): void {
+  if (!USABLE.has(a.status)) throw refusal(a);
 }
 
 export interface LoadedConfig {
@@ -154,7 +159,7 @@ export interface LoadedConfig {
  */
 export function loadTrustedConfig(explicit?: string, env: Env = process.env, cwd = process.cwd()): LoadedConfig {
   const named: [string, ConfigOrigin][] = explicit ? [[explicit, '--config']] : env.LATCHGATE_CONFIG ? [[env.LATCHGATE_CONFIG, '$LATCHGATE_CONFIG']] : [];
-  const found: [string, ConfigOrigin][] = [[projectConfigFile(cwd), 'project config'], [join(userConfigDir(env), 'latchgate.toml'), 'user config']];
+  const found: [string, ConfigOrigin][] = [[projectConfigFile(cwd), 'project config'], [userConfigFile(env), 'user config']];
   const pick = named[0] ?? found.find(([f]) => existsSync(f));
   if (!pick) return { config: { ...emptyConfig(), file: null }, files: [] };
   const src = readConfigSource(pick[0], pick[1], cwd);

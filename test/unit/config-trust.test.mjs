@@ -127,6 +127,12 @@ test('the user-level config needs no trust, also when named with --config', (t) 
     assert.ok(rwMounts(JSON.parse(r.out)).includes(extra));
   }
   assert.equal(JSON.parse(s.lg(['trust', '--json', user]).out).status, 'user-config');
+  // Only while it is the user's own: writable by others, it needs trust like any other file.
+  chmodSync(user, 0o666);
+  const shared = dryRun(s, ['--workspace', s.ws], { cwd: s.h });
+  assert.equal(shared.code, 125);
+  assert.match(shared.err, /user config .* is not trusted/);
+  chmodSync(user, 0o644);
   // A copy of it elsewhere is not the user's config.
   const copy = join(s.ws, 'copy.toml');
   writeFileSync(copy, readFileSync(user));
