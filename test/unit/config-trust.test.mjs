@@ -8,7 +8,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { appendFileSync, chmodSync, chownSync, existsSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, chownSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LaunchError } from '../../dist/sandbox/errors.js';
@@ -169,6 +169,11 @@ test('--config, $LATCHGATE_CONFIG and --sandbox-config files are refused until t
   assert.ok(JSON.parse(sandboxOnly.out).mounts.some((m) => m.path === sdk && m.readonly));
   const listed = JSON.parse(s.lg(['trust', '--list', '--json']).out).configs;
   assert.deepEqual(listed.map((c) => c.file).sort(), [sc, cfg, fromEnv].sort());
+  // A trusted file that is gone is listed as missing, and its record can still be removed.
+  rmSync(fromEnv);
+  assert.equal(JSON.parse(s.lg(['trust', '--list', '--json']).out).configs.find((c) => c.file === fromEnv).status, 'missing');
+  assert.equal(s.lg(['trust', '--remove', fromEnv]).code, 0);
+  assert.deepEqual(JSON.parse(s.lg(['trust', '--list', '--json']).out).configs.map((c) => c.file).sort(), [sc, cfg].sort());
 });
 
 test('latchgate up and the gate commands refuse an untrusted project config before doing anything', async (t) => {
