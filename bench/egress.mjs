@@ -7,7 +7,7 @@ import { promisify } from 'node:util';
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -67,14 +67,17 @@ function parse(out) {
 }
 
 try {
-  writeFileSync(path.join(dir, 'latchgate.toml'), `[sandbox.agent]\nallow_hosts = ["bench.example.test"]\n\n[sandbox.network.resolve]\n"bench.example.test" = "127.0.0.1:${port}"\n`);
+  // The user-level config of this XDG_CONFIG_HOME (allow_hosts and pins are grants).
+  const cfg = path.join(dir, 'cfg', 'latchgate', 'latchgate.toml');
+  mkdirSync(path.dirname(cfg), { recursive: true });
+  writeFileSync(cfg, `[sandbox.agent]\nallow_hosts = ["bench.example.test"]\n\n[sandbox.network.resolve]\n"bench.example.test" = "127.0.0.1:${port}"\n`);
   const env = { PATH: '/usr/bin:/bin', HOME: dir, XDG_STATE_HOME: path.join(dir, 'state'), XDG_RUNTIME_DIR: path.join(dir, 'run'), XDG_CONFIG_HOME: path.join(dir, 'cfg') };
   const direct = [];
   const tunnel = [];
   for (let i = 0; i < 3; i++) {
     const d = await run('/usr/bin/python3', ['-c', CLIENT, '127.0.0.1', String(port), '-']);
     direct.push(parse(d.stdout));
-    const t = await run(process.execPath, [cli, 'sandbox', '--config', path.join(dir, 'latchgate.toml'), '--workspace', dir, '--', '/usr/bin/python3', '-c', CLIENT, '127.0.0.1', '3128', 'bench.example.test:443'], { env });
+    const t = await run(process.execPath, [cli, 'sandbox', '--config', cfg, '--workspace', dir, '--', '/usr/bin/python3', '-c', CLIENT, '127.0.0.1', '3128', 'bench.example.test:443'], { env });
     tunnel.push(parse(t.stdout));
   }
 

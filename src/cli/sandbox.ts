@@ -3,7 +3,7 @@ import { Command, Option } from 'commander';
 import { normalizeAllowHost } from '../config/hosts.js';
 import { applyProfileArgs, describeProfile, listProfiles, loadProfile, mergeProfile, type EffectiveProfile } from '../config/profiles.js';
 import type { BoxGate } from '../sandbox/box-gate.js';
-import { gateSetup, type GateSetup } from './gate-setup.js';
+import { gateSetup, prepareOwnPaths, refuseWritableOwnPaths, type GateSetup } from './gate-setup.js';
 import { loadAddon } from '../native/addon.js';
 import { LaunchError } from '../sandbox/errors.js';
 import { hostFacts, resolveIdentity } from '../sandbox/identity.js';
@@ -138,6 +138,7 @@ function planFrom(
   const boxGate = makeGate(identity, principal);
   const tty = process.stdin.isTTY;
   const out = process.stdout.isTTY ? process.stdout : undefined;
+  const own = prepareOwnPaths(setup);
   const plan = buildSandboxPlan(
     {
       workspace,
@@ -149,7 +150,7 @@ function planFrom(
       command: commandFor(cmd, eff),
       extraEnv: eff.env,
       extraPath: eff.discovery?.path ?? [],
-      protect: eff.protected,
+      protect: [...eff.protected, ...own],
       files: eff.files,
       stateFiles: { dir: f.dryRun ? '(a directory created at launch)' : stateDirName(), files: eff.stateFiles },
       strictNet: f.strictNet ?? file.strictNet ?? false,
@@ -170,6 +171,7 @@ function planFrom(
       homes: hostHomes(facts.passwd, [process.env.HOME, identity.home]),
     },
   );
+  refuseWritableOwnPaths(plan.writableRoots, own);
   return { plan, egress };
 }
 
@@ -280,8 +282,9 @@ export async function runSandboxCommand(cmd: string[], f: SandboxFlags): Promise
   try {
     const setup = gateSetup(f.config);
     if (f.sandboxConfig) {
-      const { loadStandaloneSandboxConfig } = await import('../config/sandbox-config.js');
-      const agent = loadStandaloneSandboxConfig(f.sandboxConfig);
+      const { loadTrustedSandboxConfig } = await import('../config/trust.js');
+      const { agent, file } = loadTrustedSandboxConfig(f.sandboxConfig);
+      setup.configFiles.push(file);
       // The agent section is replaced; limits and network stay those of latchgate.toml.
       const sb = setup.config.sandbox;
       setup.config.sandbox = { ...agent, limits: sb.limits, strictNet: sb.strictNet, network: sb.network };

@@ -18,11 +18,17 @@ export function runtimeDir(env: Env = process.env, uid = process.getuid!()): str
   return env.XDG_RUNTIME_DIR ? join(env.XDG_RUNTIME_DIR, 'latchgate') : `/tmp/latchgate-${uid}`;
 }
 
-/** Config files in the order they are looked for; the first that exists wins. */
-export function configCandidates(env: Env = process.env, cwd = process.cwd()): string[] {
-  const list: string[] = [];
-  if (env.LATCHGATE_CONFIG) list.push(env.LATCHGATE_CONFIG);
-  list.push(join(cwd, '.latchgate', 'latchgate.toml'));
-  list.push(join(env.XDG_CONFIG_HOME || join(home(env), '.config'), 'latchgate', 'latchgate.toml'));
-  return list;
+/** The user-level configuration directory: $XDG_CONFIG_HOME/latchgate. */
+export function userConfigDir(env: Env = process.env): string {
+  return join(env.XDG_CONFIG_HOME || join(home(env), '.config'), 'latchgate');
+}
+
+/** The project configuration as found from a directory. */
+export function projectConfigFile(cwd = process.cwd()): string {
+  return join(cwd, '.latchgate', 'latchgate.toml');
+}
+
+/** The user-level configuration file, trusted without a record (config/trust.ts). */
+export function userConfigFile(env: Env = process.env): string {
+  return join(userConfigDir(env), 'latchgate.toml');
 }

@@ -1,14 +1,14 @@
 // latchgate.toml: parsed with smol-toml, checked against one schema; unknown
 // keys and wrong types are errors that name the file, the key and what was
 // expected (with the nearest valid name). Found through --config,
-// $LATCHGATE_CONFIG, ./.latchgate/latchgate.toml, $XDG_CONFIG_HOME.
-import { existsSync, readFileSync } from 'node:fs';
+// $LATCHGATE_CONFIG, ./.latchgate/latchgate.toml, $XDG_CONFIG_HOME and used
+// only when trusted (config/trust.ts).
+import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { LaunchError } from '../sandbox/errors.js';
-import { configCandidates } from './paths.js';
 import { checkSchema, parseTomlFile, type Schema } from './toml-schema.js';
 
-const SCHEMA: Schema = {
+export const SCHEMA: Schema = {
   sandbox: {
     agent: {
       workspace: 'string',
@@ -94,6 +94,10 @@ export function loadStandaloneSandboxConfig(file: string): SandboxFileConfig {
   } catch (e) {
     throw new LaunchError(`--sandbox-config ${file}: cannot read it (${(e as NodeJS.ErrnoException).code}); check the path`);
   }
+  return parseStandaloneSandboxConfig(file, text);
+}
+
+export function parseStandaloneSandboxConfig(file: string, text: string): SandboxFileConfig {
   const doc = parseTomlFile(file, text);
   checkSchema(file, doc, (SCHEMA.sandbox as Schema).agent as Schema);
   return fromDocument(file, { sandbox: { agent: doc } }, '').sandbox;
@@ -179,22 +183,4 @@ export function parseSandboxConfig(file: string, text: string): SandboxFileConfi
 
 export function emptyConfig(): LatchgateConfig {
   return parseConfig('(defaults)', '');
-}
-
-/** Reads --config FILE, or the first file found in the usual places, or defaults. */
-export function loadConfig(explicit?: string, env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): LatchgateConfig {
-  const candidates = explicit ? [explicit] : configCandidates(env, cwd);
-  for (const file of candidates) {
-    if (!explicit && !existsSync(file)) continue;
-    let text: string;
-    try {
-      text = readFileSync(file, 'utf8');
-    } catch (e) {
-      throw new LaunchError(`${explicit ? '--config ' : ''}${file}: cannot read it (${(e as NodeJS.ErrnoException).code}); check the path`);
-    }
-    return parseConfig(file, text);
-  }
-  const c = emptyConfig();
-  c.file = null;
-  return c;
 }

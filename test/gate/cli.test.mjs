@@ -181,7 +181,10 @@ test('a non-operator uid cannot administer', { skip: process.getuid() !== 0 ? 'n
   const f = path.join(other, 'latchgate.toml');
   writeFileSync(f, '[operators.admin]\nuid = 0\n\n[state]\ndir = "state"\n');
   chmodSync(f, 0o644);
-  const r = spawnSync(process.execPath, [CLI, 'revoke', '--config', f], { env: { PATH: '/usr/bin:/bin', HOME: other }, encoding: 'utf8', uid: 65534, gid: 65534 });
+  const as65534 = (...args) => spawnSync(process.execPath, [CLI, ...args], { env: { PATH: '/usr/bin:/bin', HOME: other }, encoding: 'utf8', uid: 65534, gid: 65534 });
+  // [operators] and [state] are grants: that user trusts the file first.
+  assert.equal(as65534('trust', f).status, 0);
+  const r = as65534('revoke', '--config', f);
   rmSync(other, { recursive: true, force: true });
   assert.notEqual(r.status, 0);
   assert.match(r.stderr, /uid 65534 is not an operator; add \[operators.<name>\] uid = 65534/);

@@ -57,12 +57,15 @@ export function installAgent({ name, pkg, version, bin }) {
 /**
  * A latchgate.toml pinning each host to 127.0.0.1:port and trusting caFile,
  * with its own state, runtime and config directories, owned by the launcher
- * of the mode. Returns { cfg, env }: env holds PATH (binDir first) and `env`.
+ * of the mode. The file is the user-level config of that XDG_CONFIG_HOME
+ * (pins and CAs are grants: only the user's own config or a trusted one may
+ * hold them). Returns { cfg, env }: env holds PATH (binDir first) and `env`.
  */
 export function agentHome(mode, { prefix, caFile, pins, binDir, env = {}, dirs }) {
   const h = mkdtempSync(path.join(os.tmpdir(), `latchgate-e2e-${prefix}-`));
   dirs.push(h);
-  const cfg = path.join(h, 'latchgate.toml');
+  const cfg = path.join(h, 'cfg', 'latchgate', 'latchgate.toml');
+  mkdirSync(path.dirname(cfg), { recursive: true });
   writeFileSync(cfg, [
     '[sandbox.network]',
     `extra_ca_certs = [${JSON.stringify(caFile)}]`,

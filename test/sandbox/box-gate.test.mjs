@@ -6,7 +6,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import http from 'node:http';
-import { chownSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -25,7 +25,9 @@ after(() => {
 function gateHome(mode) {
   const home = mkdtempSync(path.join(os.tmpdir(), 'latchgate-gatehome-'));
   dirs.push(home);
-  const cfg = path.join(home, 'latchgate.toml');
+  // The user-level config of this XDG_CONFIG_HOME: [gate] and principal are grants.
+  const cfg = path.join(home, 'cfg', 'latchgate', 'latchgate.toml');
+  mkdirSync(path.dirname(cfg), { recursive: true });
   writeFileSync(cfg, `[gate]\nmanifest_dirs = [${JSON.stringify(manifests)}]\n\n[sandbox.agent]\nprincipal = "box-${mode}"\n`);
   if (mode === 'user' && process.getuid() === 0) spawnSync('chown', ['-R', `${testUser().uid}:${testUser().gid}`, home]);
   const env = { XDG_STATE_HOME: path.join(home, 'state'), XDG_RUNTIME_DIR: path.join(home, 'run'), XDG_CONFIG_HOME: path.join(home, 'cfg') };

@@ -7,7 +7,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import https from 'node:https';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { MODES, skipReason, makeWorkspace, cleanupWorkspaces, runBox, distDir, testUser } from '../helpers/sandbox.mjs';
@@ -46,7 +46,9 @@ after(() => {
 function home(mode) {
   const h = mkdtempSync(path.join(os.tmpdir(), 'latchgate-egress-home-'));
   dirs.push(h);
-  const cfg = path.join(h, 'latchgate.toml');
+  // The user-level config of this XDG_CONFIG_HOME: its pins and CA are grants.
+  const cfg = path.join(h, 'cfg', 'latchgate', 'latchgate.toml');
+  mkdirSync(path.dirname(cfg), { recursive: true });
   writeFileSync(cfg, [
     '[sandbox.agent]',
     // localhost: allowlisted, but it resolves (host /etc/hosts) to loopback.

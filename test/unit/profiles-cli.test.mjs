@@ -28,7 +28,11 @@ test('--print-profile prints the merged profile and never the key', (t) => {
   const cfg = join(ws, 'latchgate.toml');
   writeFileSync(cfg, '[sandbox.agent]\nallow_hosts = ["cfg.example.com"]\n[sandbox.agent.credentials.openai]\nupstream = "https://api.openai.com/v1"\nheader = "Authorization"\nformat = "Bearer {}"\nkey_source = "env:OPENAI_API_KEY"\n');
   const secret = 'sk-ant-very-secret-0123456789';
-  const r = run(['sandbox', '--profile', 'claude', '--print-profile', '--config', cfg, '--workspace', ws, '--allow-host', 'flag.example.com'], { ANTHROPIC_API_KEY: secret, OPENAI_API_KEY: secret + '-oai' });
+  // Its allow_hosts and credential route are grants: trusted first, in this test's own state.
+  const xdg = { XDG_STATE_HOME: join(ws, 'state'), XDG_CONFIG_HOME: join(ws, 'cfg') };
+  const trusted = run(['trust', cfg], xdg);
+  assert.equal(trusted.status, 0, trusted.stderr);
+  const r = run(['sandbox', '--profile', 'claude', '--print-profile', '--config', cfg, '--workspace', ws, '--allow-host', 'flag.example.com'], { ...xdg, ANTHROPIC_API_KEY: secret, OPENAI_API_KEY: secret + '-oai' });
   assert.equal(r.status, 0, r.stderr);
   assert.ok(!r.stdout.includes(secret) && !r.stderr.includes(secret));
   const out = JSON.parse(r.stdout);

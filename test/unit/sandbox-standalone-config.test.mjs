@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -32,7 +32,14 @@ test('latchgate sandbox --sandbox-config: its mounts reach the plan', (t) => {
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const f = path.join(dir, 'agent.toml');
   writeFileSync(f, `ro_mounts = [${JSON.stringify(dir)}]\n`);
-  const r = spawnSync(process.execPath, [CLI, 'sandbox', '--sandbox-config', f, '--workspace', os.tmpdir(), '--dry-run', '--', 'true'], { encoding: 'utf8', env: { PATH: '/usr/bin:/bin', HOME: dir, XDG_CONFIG_HOME: path.join(dir, 'none') } });
+  const env = { PATH: '/usr/bin:/bin', HOME: dir, XDG_CONFIG_HOME: path.join(dir, 'none') };
+  // A mount is a grant: the file is trusted first.
+  assert.equal(spawnSync(process.execPath, [CLI, 'trust', f], { env }).status, 0);
+  // The workspace: a project inside HOME (HOME itself or /tmp above it would be refused as a home workspace).
+  const ws = path.join(dir, 'project');
+  mkdirSync(ws);
+  chmodSync(dir, 0o755); // root launches the box as nobody, who must reach it
+  const r = spawnSync(process.execPath, [CLI, 'sandbox', '--sandbox-config', f, '--workspace', ws, '--dry-run', '--', 'true'], { encoding: 'utf8', env });
   assert.equal(r.status, 0, r.stderr);
   const plan = JSON.parse(r.stdout);
   assert.ok(plan.mounts.some((m) => m.kind === 'bind' && m.path === dir && m.readonly));
