@@ -9,13 +9,13 @@
 // piece is moved aside (a git directory without HEAD is no repository to
 // git, so nothing in it runs; its content stays for the user to inspect);
 // with --trust-new-repos they are kept and only reported.
-import { chmodSync, lstatSync, renameSync, writeFileSync } from 'node:fs';
+import { chmodSync, lstatSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
 import { contentHash, readRegular } from './safe-read.js';
 import { dirname, join, relative } from 'node:path';
 import { parseGitConfig } from './git-config.js';
 import { gitlinksOf, looksLikeGitDir, pathKey, pjoin, pointerTarget, showPath, stamp, walkGitDirs, type FsPath, type GitSnapshot } from './git-surface.js';
 
-export type GitFindingKind = 'new-git-dir' | 'new-pointer' | 'submodule-config-changed' | 'new-gitlinks' | 'gitmodules-changed' | 'unlisted';
+export type GitFindingKind = 'new-git-dir' | 'new-pointer' | 'new-tool-config' | 'submodule-config-changed' | 'new-gitlinks' | 'gitmodules-changed' | 'unlisted';
 
 export interface GitFinding {
   kind: GitFindingKind;
@@ -36,6 +36,19 @@ export const DISABLED_SUFFIX = '.latchgate-disabled';
 /** s with control characters (C0, DEL, C1) escaped as \xNN. */
 export function printable(s: string): string {
   return s.replace(/[\x00-\x1f\x7f-\x9f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+}
+
+/** An empty file or directory (a placeholder another box still uses, or nothing at all): it configures nothing. */
+function empty(p: FsPath): boolean {
+  const st = lstatSync(p, { throwIfNoEntry: false });
+  if (!st) return true;
+  if (st.isFile()) return st.size === 0;
+  if (!st.isDirectory()) return false;
+  try {
+    return readdirSync(p).length === 0;
+  } catch {
+    return false;
+  }
 }
 
 /** A free name next to path for the moved-aside piece. */
@@ -109,6 +122,11 @@ export function checkGitSurface(snap: GitSnapshot, o: GitCheckOptions): GitFindi
     if (typeof p === 'string' && knownPointers.has(p)) continue;
     const t = pointerTarget(p);
     act({ kind: 'new-pointer', path: showPath(p), message: `a .git pointer appeared in the box at ${rel(p)}${t ? ` (to ${printable(t)})` : ''}: host git would use that git directory's config and hooks` }, p);
+  }
+  const knownTools = new Set(snap.toolConfigs);
+  for (const p of walk.toolConfigs) {
+    if ((typeof p === 'string' && knownTools.has(p)) || empty(p)) continue;
+    act({ kind: 'new-tool-config', path: showPath(p), message: `${rel(p)} appeared in the box: an agent, editor or latchgate started in that directory would use it` }, p);
   }
   for (const [file, before] of Object.entries(snap.submoduleConfigs)) {
     const now = readRegular(file);

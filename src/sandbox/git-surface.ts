@@ -63,6 +63,8 @@ export interface GitSnapshot {
    * run any other change is undone (git-check.ts).
    */
   submoduleConfigs: Record<string, Buffer>;
+  /** Tool configs (toolConfigName) found at launch. */
+  toolConfigs: string[];
   /** Directories the scan could not list (path -> stamp). */
   unlisted: Record<string, string>;
 }
@@ -190,6 +192,23 @@ export interface WalkResult {
   pointers: FsPath[];
   /** Directories that could not be listed. */
   unlisted: FsPath[];
+  /** Tool configs an agent, editor or latchgate uses when started in their directory (toolConfigName), outside node_modules. */
+  toolConfigs: FsPath[];
+}
+
+/**
+ * Names that make a tool started in their directory run or allow something:
+ * agent settings and MCP servers, editor tasks, hook managers, latchgate's
+ * project config. In .claude and .opencode only the parts that do.
+ */
+const TOOL_CONFIG_NAMES = new Set(['.mcp.json', '.codex', '.cursor', 'opencode.json', 'opencode.jsonc', '.vscode', '.idea', '.aider.conf.yml', '.latchgate', '.pre-commit-config.yaml']);
+const CLAUDE_PARTS = /^(settings.*\.json|commands|agents|hooks|skills)$/;
+const OPENCODE_PARTS = /^(plugins?|tools?|agents?|commands?|modes?|opencode\.jsonc?)$/;
+
+export function toolConfigName(dirBase: string, name: string): boolean {
+  if (dirBase === '.claude') return CLAUDE_PARTS.test(name);
+  if (dirBase === '.opencode') return OPENCODE_PARTS.test(name);
+  return TOOL_CONFIG_NAMES.has(name);
 }
 
 /**
@@ -222,7 +241,7 @@ function listDir(dir: FsPath, fix: boolean, opened: { dir: FsPath; mode: number 
  * still one). Names are read as bytes.
  */
 export function walkGitDirs(roots: readonly FsPath[], o: { fixUnlisted?: boolean } = {}): WalkResult {
-  const out: WalkResult = { gitDirs: [], pointers: [], unlisted: [] };
+  const out: WalkResult = { gitDirs: [], pointers: [], unlisted: [], toolConfigs: [] };
   const stack = [...roots].filter((r) => lstp(r)?.isDirectory());
   const seen = new Set<string>();
   const opened: { dir: FsPath; mode: number }[] = [];
@@ -241,6 +260,7 @@ export function walkGitDirs(roots: readonly FsPath[], o: { fixUnlisted?: boolean
 }
 
 function walk(stack: FsPath[], seen: Set<string>, out: WalkResult, fix: boolean, opened: { dir: FsPath; mode: number }[]): void {
+  const packaged = new Set<string>(); // directories below a node_modules
   while (stack.length > 0) {
     const dir = stack.pop()!;
     const key = pathKey(dir);
@@ -253,10 +273,17 @@ function walk(stack: FsPath[], seen: Set<string>, out: WalkResult, fix: boolean,
     }
     const names = new Set(entries.map((e) => e.name.toString('latin1')));
     if (looksLikeGitDir(dir, names)) out.gitDirs.push(dir);
+    const base = basename(typeof dir === 'string' ? dir : dir.toString('latin1'));
+    // Installed packages ship editor folders of their own: nobody starts a tool in them.
+    const inPackages = packaged.has(key) || base === 'node_modules';
     for (const e of entries) {
+      const name = e.name.toString('latin1');
       const p = pjoin(dir, e.name);
-      if (e.isDirectory()) stack.push(p);
-      else if (e.name.toString('latin1') === '.git') out.pointers.push(p);
+      if (!inPackages && toolConfigName(base, name)) out.toolConfigs.push(p);
+      if (e.isDirectory()) {
+        stack.push(p);
+        if (inPackages) packaged.add(pathKey(p));
+      } else if (name === '.git') out.pointers.push(p);
     }
   }
 }
@@ -379,7 +406,10 @@ export function scanGitSurface(o: GitScanOptions): GitSurface {
   const gitDirs = walk.gitDirs as string[];
   const gitDirSet = new Set(gitDirs);
   const pointers = walk.pointers as string[];
-  const snapshot: GitSnapshot = { gitDirs: [...gitDirs].sort(), pointers: [...pointers].sort(), worktrees: {}, gitmodulesText: {}, submoduleConfigs: {}, unlisted: {} };
+  const toolConfigs = walk.toolConfigs.filter((p): p is string => typeof p === 'string');
+  const snapshot: GitSnapshot = { gitDirs: [...gitDirs].sort(), pointers: [...pointers].sort(), toolConfigs: toolConfigs.sort(), worktrees: {}, gitmodulesText: {}, submoduleConfigs: {}, unlisted: {} };
+  // Tool configs below the roots are kept as they are (the roots' own get placeholders too: protected-paths.ts).
+  for (const p of toolConfigs) add({ path: p, type: lst(p)?.isDirectory() ? 'dir' : 'file', why: 'a tool started in this directory reads it' });
   for (const d of walk.unlisted) snapshot.unlisted[pathKey(d)] = stamp(d);
 
   // Work tree roots: W for W/.git (directory or pointer).

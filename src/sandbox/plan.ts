@@ -135,6 +135,14 @@ function refuseHostInternals(path: string, flag: string): void {
   }
 }
 
+/** A writable tree that is a home directory, or holds one, is refused unless asked for by name. */
+function refuseHome(path: string, flag: string, homes: readonly string[], allowed: boolean | undefined): void {
+  if (homes.length === 0 || allowed) return;
+  const what = homes[0] === path ? 'a home directory' : `an ancestor of the home directory ${homes[0]}`;
+  const fix = flag === '--workspace' ? `use a project directory inside it (e.g. --workspace ${join(homes[0]!, 'project')})` : 'mount the one directory the box needs';
+  throw new LaunchError(`${flag} ${path}: refused: it is ${what}, whose dotfiles (~/.gitconfig, shell rc files, ~/.ssh, ~/.local/bin, ~/.config) run on the host later; ${fix}, or pass --allow-home-workspace to keep every dotfile read-only`);
+}
+
 export function resolveExecPaths(argv0: string, cwd: string, path: string): string[] {
   if (argv0.includes('/')) return [isAbsolute(argv0) ? argv0 : join(cwd, argv0)];
   return path.split(':').filter((d) => d.startsWith('/')).map((d) => join(d, argv0));
@@ -152,10 +160,7 @@ export function buildSandboxPlan(o: SandboxOptions, h: HostFacts): SandboxPlan {
   if (!statSync(workspace).isDirectory()) throw new LaunchError(`--workspace ${o.workspace}: not a directory; pass the project directory`);
   refuseHostInternals(workspace, '--workspace');
   const homes = homesInside(workspace, h.homes);
-  if (homes.length > 0 && !o.allowHomeWorkspace) {
-    const what = homes[0] === workspace ? 'a home directory' : `an ancestor of the home directory ${homes[0]}`;
-    throw new LaunchError(`--workspace ${workspace}: refused: it is ${what}, whose dotfiles (~/.gitconfig, shell rc files, ~/.ssh, ~/.local/bin, ~/.config) run on the host later; use a project directory inside it (e.g. --workspace ${join(homes[0]!, 'project')}), or pass --allow-home-workspace to keep every dotfile read-only`);
-  }
+  refuseHome(workspace, '--workspace', homes, o.allowHomeWorkspace);
   if (id.hostUid === 0 && !accessibleBy(workspace, id.uid, id.gid, { read: true })) {
     throw new LaunchError(`--workspace ${workspace}: uid ${id.uid} (${id.user}), whom the agent runs as when root launches it (${id.source}), cannot open it; run latchgate as the workspace's owner, set SUDO_UID, or give that user access (chown/chmod)`);
   }
@@ -163,6 +168,12 @@ export function buildSandboxPlan(o: SandboxOptions, h: HostFacts): SandboxPlan {
   const rw = o.rw.map((p) => canonical(p, '--rw'));
   ro.forEach((p) => refuseHostInternals(p, '--ro'));
   rw.forEach((p) => refuseHostInternals(p, '--rw'));
+  // A read-write mount of (or around) a home is a home workspace by another name.
+  for (const p of rw) {
+    const inside = homesInside(p, h.homes);
+    refuseHome(p, '--rw', inside, o.allowHomeWorkspace);
+    for (const home of inside) if (!homes.includes(home)) homes.push(home);
+  }
 
   let landlockAbi = h.landlockAbi;
   if (landlockAbi <= 0) {

@@ -12,7 +12,7 @@ import { referencedPaths } from './path-references.js';
 
 /** Directories whose content an editor, agent or latchgate itself uses to decide what runs. */
 export const PROTECTED_DIRS = [
-  '.vscode', '.idea', '.codex', '.cursor', '.opencode', '.latchgate',
+  '.vscode', '.idea', '.codex', '.cursor', '.latchgate',
   '.claude/commands', '.claude/agents', '.claude/hooks', '.claude/skills',
 ];
 /** Files run by every shell, or read by agents at start (MCP servers, hooks, permissions). */

@@ -884,7 +884,7 @@ p legit:wt-file write wt-file.txt
       assert.equal(fs.readFileSync(path.join(gitdir, 'config.worktree'), 'utf8'), before, 'config.worktree unchanged on the host');
     });
 
-    test('submodule: git dirs under .git/modules (nested too) get hooks/config protected; objects stay writable', async () => {
+    test('submodule: git dirs under .git/modules (nested too) get hooks protected; their config is put back after the run; objects stay writable', async () => {
       const ws = gitRepo(makeWorkspace('submod'));
       if (HAS_GIT) {
         const src = gitRepo(makeWorkspace('submod-src'));
@@ -895,6 +895,7 @@ p legit:wt-file write wt-file.txt
           '.git/modules/sub/config': '[core]\n\tworktree = ../../../sub\n',
           '.git/modules/sub/hooks/.keep': '',
           '.git/modules/sub/objects/.keep': '',
+          '.git/modules/sub/refs/heads/.keep': '',
           'sub/.git': 'gitdir: ../.git/modules/sub\n',
         });
       }
@@ -903,7 +904,9 @@ p legit:wt-file write wt-file.txt
         '.git/modules/sub/modules/inner/HEAD': 'ref: refs/heads/main\n',
         '.git/modules/sub/modules/inner/config': '[core]\n\tbare = false\n',
         '.git/modules/sub/modules/inner/objects/.keep': '',
+        '.git/modules/sub/modules/inner/refs/heads/.keep': '',
       });
+      const innerConfig = fs.readFileSync(path.join(ws, '.git/modules/sub/modules/inner/config'), 'utf8');
       const subConfig = fs.readFileSync(path.join(ws, '.git/modules/sub/config'), 'utf8');
       const { results, sec } = await box(mode, `
 p sub-hook write .git/modules/sub/hooks/post-checkout
@@ -914,16 +917,18 @@ p legit:sub-objects write .git/modules/sub/objects/probe-object
 p legit:inner-objects write .git/modules/sub/modules/inner/objects/probe-object
 ${HAS_GIT ? 'sec substatus; git -C sub status --porcelain 2>&1; echo "rc=$?"\nsec end' : ''}
 `, { workspace: ws });
+      // A submodule's config stays writable (git submodule update rewrites core.worktree in it).
       expectResults(results, {
         'sub-hook': 'EROFS',
-        'sub-config': 'EROFS',
+        'sub-config': 'OK',
         'inner-hook': 'EROFS',
-        'inner-config': 'EROFS',
+        'inner-config': 'OK',
         'legit:sub-objects': 'OK',
         'legit:inner-objects': 'OK',
       }, 'submodule git dirs');
       if (HAS_GIT) assert.match(sec.substatus, /rc=0$/, `git status works in the submodule inside the box:\n${sec.substatus}`);
-      assert.equal(fs.readFileSync(path.join(ws, '.git/modules/sub/config'), 'utf8'), subConfig, 'submodule config unchanged');
+      assert.equal(fs.readFileSync(path.join(ws, '.git/modules/sub/config'), 'utf8'), subConfig, 'the submodule config the box wrote is put back');
+      assert.equal(fs.readFileSync(path.join(ws, '.git/modules/sub/modules/inner/config'), 'utf8'), innerConfig);
       assert.ok(!exists(path.join(ws, '.git/modules/sub/modules/inner/hooks')), 'the nested hooks placeholder is gone afterwards');
     });
 

@@ -263,7 +263,8 @@ test('the timer ends intervals without further denials', async () => {
   const c = new DenialCoalescer({ write: (e) => { written.push(e); if (e.details.coalesced) resolve(e); }, classify: denialKind, intervalMs: 20 });
   c.record(refused('a.test'), 'box');
   c.record(refused('a.test'), 'box');
-  const s = await got;
+  const alive = setInterval(() => {}, 1000); // the coalescer's timer does not hold the process open (unref)
+  const s = await got.finally(() => clearInterval(alive));
   assert.equal(s.details.coalesced.count, 1);
   c.close();
   assert.equal(written.length, 2);
