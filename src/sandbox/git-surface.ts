@@ -370,7 +370,7 @@ function realOrUndefined(p: string): string | undefined {
 }
 
 /** Where a path really is: the path with every symlink on the way resolved (its parent's, for a missing one). */
-function realLocation(p: string): string | undefined {
+export function realLocation(p: string): string | undefined {
   const r = realOrUndefined(p);
   if (r) return r;
   const parent = realOrUndefined(dirname(p));

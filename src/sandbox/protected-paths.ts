@@ -6,7 +6,7 @@
 // be created; one that is a symlink is covered, never followed.
 import { lstatSync, readdirSync } from 'node:fs';
 import { isAbsolute, join, relative, dirname } from 'node:path';
-import { globalGitConfigs, looksExecutable, scanGitSurface, type GitSnapshot } from './git-surface.js';
+import { globalGitConfigs, looksExecutable, realLocation, scanGitSurface, type GitSnapshot } from './git-surface.js';
 import { readSmallFile } from './git-config.js';
 import { referencedPaths } from './path-references.js';
 
@@ -134,10 +134,24 @@ function builtinRequests(root: string, writableRoots: readonly string[], extra: 
   return wanted;
 }
 
+/**
+ * The requests and where each really is: a symlink on the way (a .claude
+ * that links to config/claude) is covered where it stands, and what it
+ * leads to inside a writable tree must be protected there too.
+ */
+function withRealLocations(requests: readonly ProtectRequest[], writableRoots: readonly string[]): ProtectRequest[] {
+  const out = [...requests];
+  for (const r of requests) {
+    const real = realLocation(r.path);
+    if (real && real !== r.path && writableRoots.some((w) => isInside(w, real))) out.push({ ...r, path: real });
+  }
+  return out;
+}
+
 /** Actions for the requests inside one root, with the directories above them pinned, parents first. */
 function actionsFor(root: string, writableRoots: readonly string[], requests: readonly ProtectRequest[]): ProtectedAction[] {
   const out = new Map<string, ProtectedAction>();
-  for (const r of requests) {
+  for (const r of withRealLocations(requests, writableRoots)) {
     if (r.path === root || !isInside(root, r.path)) continue;
     const a = actionFor(r.path, r.type, root, r.content);
     if (a && !out.has(a.path)) out.set(a.path, a);

@@ -1,0 +1,284 @@
+// Variants of the host-execution classes (host-exec.test.mjs has the main
+// ones): repositories shaped to slip past a narrow notion of "git directory",
+// hidden where a walk might not look, behind names Node cannot spell, behind
+// symlinks; scripts that protected configs and hooks reach indirectly; the
+// repository around the workspace; tool configs deeper down; submodule
+// configs that are huge, FIFOs or not UTF-8; names that would write to the
+// terminal. Each plants from inside a real box, then the user's next step
+// runs on the host as the user; both launcher modes.
+import { test, describe, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { MODES, skipReason, runBox, makeWorkspace, own, testUser, cleanupWorkspaces } from '../helpers/sandbox.mjs';
+
+const isRoot = process.getuid() === 0;
+const HAS_GIT = fs.existsSync('/usr/bin/git');
+const GIT_ID = ['-c', 'user.name=latchgate-test', '-c', 'user.email=test@example.invalid'];
+const cleanups = [];
+after(() => {
+  for (const f of cleanups.splice(0).reverse()) f();
+  cleanupWorkspaces();
+});
+const exists = (p) => fs.lstatSync(p, { throwIfNoEntry: false }) !== undefined;
+
+function markerDir() {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'latchgate-pwned-'));
+  fs.chmodSync(d, 0o777);
+  cleanups.push(() => fs.rmSync(d, { recursive: true, force: true }));
+  return d;
+}
+
+/** A command as the test user (the workspace owner) on the host. */
+function asUser(cmd, args, cwd, env = {}) {
+  const u = testUser();
+  const opts = { cwd, encoding: 'utf8', env: { PATH: '/usr/bin:/bin', HOME: path.join(os.tmpdir(), 'latchgate-nohome'), GIT_CONFIG_NOSYSTEM: '1', LANG: 'C.UTF-8', ...env }, stdio: ['ignore', 'pipe', 'pipe'] };
+  if (isRoot) Object.assign(opts, { uid: u.uid, gid: u.gid });
+  return spawnSync(cmd, args, opts);
+}
+const hostGit = (cwd, args, env) => asUser('git', args, cwd, env);
+
+function repo(dir) {
+  const g = (...a) => {
+    const r = hostGit(dir, a);
+    assert.equal(r.status, 0, `git ${a.join(' ')}: ${r.stderr}`);
+    return r.stdout;
+  };
+  g('-c', 'init.defaultBranch=main', 'init', '-q');
+  fs.writeFileSync(path.join(dir, 'README.md'), 'readme\n');
+  own(dir);
+  g('add', 'README.md');
+  g(...GIT_ID, 'commit', '-qm', 'initial');
+  return g;
+}
+
+const PRELUDE = `
+w() { if ( printf 'planted\\n' >> "$2" ) 2>/tmp/.e; then echo "@@$1 OK"; else echo "@@$1 $(tr '\\n' ' ' </tmp/.e)"; fi; }
+`;
+const results = (stdout) => Object.fromEntries([...stdout.matchAll(/^@@(\S+) (.*)$/gm)].map((m) => [m[1], /Read-only file system/.test(m[2]) ? 'EROFS' : m[2].trim() === 'OK' ? 'OK' : m[2].trim()]));
+const fsmon = (marks, name) => `"touch ${marks}/${name}; false"`;
+
+for (const mode of MODES) {
+  describe(`host execution variants, launcher as ${mode}`, { skip: skipReason(mode) ?? (HAS_GIT ? false : 'git is not installed') }, () => {
+    test('bare repositories of every shape git accepts (objects a symlink or a file, in a subdirectory or at the root) are disabled', async () => {
+      const ws = makeWorkspace('hv-shapes');
+      repo(ws);
+      const plain = makeWorkspace('hv-shapes-plain'); // no repository at all
+      const marks = markerDir();
+      const shape = (dir, objects) => `mkdir -p ${dir}/refs/heads ${dir}/lib; ${objects}
+printf 'ref: refs/heads/main\\n' > ${dir}/HEAD
+printf '[core]\\n\\tbare = false\\n\\tworktree = .\\n\\tfsmonitor = ${fsmon(marks, dir.replace(/\W/g, '_')).replace(/"/g, '\\"')}\\n' > ${dir}/config`;
+      const r = await runBox(mode, {
+        workspace: ws,
+        args: ['--json'],
+        cmd: ['/bin/sh', '-c', `set -e
+${shape('src', 'ln -s ../.git/objects src/objects')}
+${shape('gen', ': > gen/objects; chmod +x gen/objects')}
+`],
+      });
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(r.json.hostExecution.map((f) => `${f.kind} ${path.relative(ws, f.path)} ${f.action}`).sort(), ['new-git-dir gen disabled', 'new-git-dir src disabled']);
+      const r2 = await runBox(mode, { workspace: plain, args: ['--json'], cmd: ['/bin/sh', '-c', shape('.', ': > ./objects; chmod +x ./objects').replaceAll('./', '')] });
+      assert.equal(r2.code, 0, r2.stderr);
+      assert.deepEqual(r2.json.hostExecution.map((f) => [f.kind, f.action]), [['new-git-dir', 'disabled']]);
+      hostGit(path.join(ws, 'src/lib'), ['status']);
+      hostGit(path.join(ws, 'gen/lib'), ['status']);
+      hostGit(plain, ['status']);
+      assert.deepEqual(fs.readdirSync(marks), []);
+    });
+
+    test('a repository hidden under objects/, behind a name that is not UTF-8, or with a broken shared index beside a gitlink is disabled and the gitlink reported', async () => {
+      const ws = makeWorkspace('hv-hidden');
+      repo(ws);
+      const marks = markerDir();
+      const r = await runBox(mode, {
+        workspace: ws,
+        args: ['--json'],
+        cmd: ['/bin/bash', '-c', `set -e
+mkdir -p vendor/objects vendor/refs && echo 'ref: refs/heads/main' > vendor/HEAD
+git init -q vendor/objects/lib && git config -f vendor/objects/lib/.git/config core.fsmonitor ${fsmon(marks, 'objects')}
+mkdir $'lib\\xef\\xbf\\xbd' && git init -q $'lib\\xff' && git config -f $'lib\\xff/.git/config' core.fsmonitor ${fsmon(marks, 'nonutf8')}
+sha=$(git -C vendor/objects/lib ${GIT_ID.join(' ')} commit -q --allow-empty -m x && git -C vendor/objects/lib rev-parse HEAD)
+git update-index --add --cacheinfo 160000,$sha,vendor/objects/lib
+echo garbage > .git/sharedindex.0123456789012345678901234567890123456789
+`],
+      });
+      assert.equal(r.code, 0, r.stderr);
+      const got = r.json.hostExecution.map((f) => `${f.kind} ${path.relative(ws, f.path) || '.'} ${f.action}`).sort();
+      assert.ok(got.includes('new-git-dir vendor/objects/lib/.git disabled'), got.join('\n'));
+      assert.ok(got.includes('new-git-dir lib\\xff/.git disabled'), got.join('\n'));
+      assert.ok(got.includes('new-gitlinks . reported'), got.join('\n'));
+      assert.match(r.stderr, /lib\\xff\/\.git/, 'the name that is not UTF-8 is shown escaped');
+      hostGit(ws, ['status']);
+      hostGit(path.join(ws, 'vendor/objects/lib'), ['status']);
+      hostGit(path.join(ws, Buffer.from('lib\xff', 'latin1').toString('latin1')), ['status']);
+      execFileSync('/bin/bash', ['-c', `cd $'lib\\xff' && git status >/dev/null 2>&1 || true`], { cwd: ws, env: { PATH: '/usr/bin:/bin', GIT_CONFIG_NOSYSTEM: '1', HOME: '/nonexistent' }, uid: isRoot ? testUser().uid : undefined, gid: isRoot ? testUser().gid : undefined });
+      assert.deepEqual(fs.readdirSync(marks), []);
+    });
+
+    test('a directory its owner made unreadable before the run still gets looked into', async () => {
+      const ws = makeWorkspace('hv-unreadable');
+      repo(ws);
+      fs.mkdirSync(path.join(ws, 'cache/sub'), { recursive: true });
+      own(ws);
+      fs.chmodSync(path.join(ws, 'cache'), 0o311);
+      cleanups.push(() => fs.existsSync(path.join(ws, 'cache')) && fs.chmodSync(path.join(ws, 'cache'), 0o755));
+      const marks = markerDir();
+      const r = await runBox(mode, { workspace: ws, args: ['--json'], cmd: ['/bin/sh', '-c', `git init -q cache/sub/evil && git config -f cache/sub/evil/.git/config core.fsmonitor ${fsmon(marks, 'unreadable')}`] });
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(r.json.hostExecution.map((f) => `${f.kind} ${path.relative(ws, f.path)} ${f.action}`), ['new-git-dir cache/sub/evil/.git disabled']);
+      assert.equal(fs.statSync(path.join(ws, 'cache')).mode & 0o777, 0o311, 'its mode is given back');
+      hostGit(path.join(ws, 'cache/sub/evil'), ['status']);
+      assert.deepEqual(fs.readdirSync(marks), []);
+    });
+
+    test('what a symlink in a protected place leads to stays read-only: a symlinked hooks directory, a symlinked hook, a symlinked settings directory', async () => {
+      const ws = makeWorkspace('hv-links');
+      repo(ws);
+      fs.mkdirSync(path.join(ws, '.githooks'));
+      fs.mkdirSync(path.join(ws, 'scripts'));
+      fs.writeFileSync(path.join(ws, 'scripts/pre-commit'), '#!/bin/sh\nexit 0\n', { mode: 0o755 });
+      fs.mkdirSync(path.join(ws, 'config/claude'), { recursive: true });
+      fs.writeFileSync(path.join(ws, 'config/claude/settings.json'), '{}');
+      fs.rmSync(path.join(ws, '.git/hooks'), { recursive: true });
+      fs.symlinkSync('../.githooks', path.join(ws, '.git/hooks'));
+      fs.symlinkSync('../scripts/pre-commit', path.join(ws, '.githooks/pre-commit'));
+      fs.symlinkSync('config/claude', path.join(ws, '.claude'));
+      execFileSync('chown', ['-hR', `${testUser().uid}:${testUser().gid}`, ws]);
+      const r = await runBox(mode, {
+        workspace: ws,
+        cmd: ['/bin/sh', '-c', `${PRELUDE}
+w hooks-dir .githooks/post-checkout
+w hook-target scripts/pre-commit
+w settings config/claude/settings.json
+w legit:scripts scripts/other.sh
+`],
+      });
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(results(r.stdout), { 'hooks-dir': 'EROFS', 'hook-target': 'EROFS', settings: 'EROFS', 'legit:scripts': 'OK' });
+    });
+
+    test('scripts config reaches indirectly: husky (hooksPath .husky/_), an alias, a trailer command, a script a hook runs, a missing one', async () => {
+      const ws = makeWorkspace('hv-indirect');
+      const g = repo(ws);
+      fs.mkdirSync(path.join(ws, '.husky/_'), { recursive: true });
+      fs.writeFileSync(path.join(ws, '.husky/_/h'), '#!/usr/bin/env sh\nn=$(basename "$0")\ns=$(dirname "$(dirname "$0")")/$n\n[ -f "$s" ] && sh -e "$s"\n', { mode: 0o755 });
+      fs.writeFileSync(path.join(ws, '.husky/_/pre-commit'), '#!/usr/bin/env sh\n. "$(dirname "$0")/h"\n', { mode: 0o755 });
+      fs.writeFileSync(path.join(ws, '.husky/pre-commit'), 'npm test\n');
+      fs.mkdirSync(path.join(ws, 'tools'));
+      fs.writeFileSync(path.join(ws, 'tools/fmt'), 'echo fmt\n'); // not executable: run as `sh tools/fmt`
+      fs.writeFileSync(path.join(ws, 'tools/trailer'), 'echo t\n');
+      fs.writeFileSync(path.join(ws, 'tools/lint-all.sh'), 'echo lint\n');
+      fs.writeFileSync(path.join(ws, '.git/hooks/post-commit'), '#!/bin/sh\nsh tools/lint-all.sh\n', { mode: 0o755 });
+      own(ws);
+      g('config', 'core.hooksPath', '.husky/_');
+      g('config', 'alias.fmt', '!sh tools/fmt');
+      g('config', 'alias.lint', '!./tools/lint.sh');
+      g('config', 'trailer.sign.command', 'sh tools/trailer');
+      const r = await runBox(mode, {
+        workspace: ws,
+        cmd: ['/bin/sh', '-c', `${PRELUDE}
+w husky .husky/pre-commit
+w husky-new .husky/post-checkout
+w alias tools/fmt
+w alias-missing tools/lint.sh
+w trailer tools/trailer
+w hook-script tools/lint-all.sh
+w legit:tools tools/notes.txt
+`],
+      });
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(results(r.stdout), { husky: 'EROFS', 'husky-new': 'EROFS', alias: 'EROFS', 'alias-missing': 'EROFS', trailer: 'EROFS', 'hook-script': 'EROFS', 'legit:tools': 'OK' });
+      assert.equal(exists(path.join(ws, 'tools/lint.sh')), false, 'the placeholder is gone');
+    });
+
+    test('the repository around the workspace: what its config names inside the workspace is protected; tool configs deeper down too, and new ones are disabled', async () => {
+      const mono = makeWorkspace('hv-mono');
+      const g = repo(mono);
+      const ws = path.join(mono, 'frontend');
+      fs.mkdirSync(path.join(ws, '.husky'), { recursive: true });
+      fs.writeFileSync(path.join(ws, '.husky/pre-commit'), 'echo ok\n');
+      fs.mkdirSync(path.join(ws, 'packages/api/.claude'), { recursive: true });
+      fs.writeFileSync(path.join(ws, 'packages/api/.claude/settings.json'), '{}');
+      fs.mkdirSync(path.join(ws, 'packages/web'), { recursive: true });
+      own(mono);
+      g('config', 'core.hooksPath', 'frontend/.husky');
+      const r = await runBox(mode, {
+        workspace: ws,
+        args: ['--json'],
+        cmd: ['/bin/sh', '-c', `${PRELUDE}
+w husky .husky/pre-commit
+w husky-new .husky/post-commit
+w settings packages/api/.claude/settings.json
+printf '{"mcpServers":{"x":{"command":"sh","args":["-c","touch /tmp/x"]}}}' > packages/web/.mcp.json && echo @@new-mcp OK
+mkdir -p packages/web/.vscode && echo '{}' > packages/web/.vscode/tasks.json && echo @@new-vscode OK
+`],
+      });
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(results(r.stdout), { husky: 'EROFS', 'husky-new': 'EROFS', settings: 'EROFS', 'new-mcp': 'OK', 'new-vscode': 'OK' });
+      assert.deepEqual(r.json.hostExecution.map((f) => `${f.kind} ${path.relative(ws, f.path)} ${f.action}`).sort(), ['new-tool-config packages/web/.mcp.json disabled', 'new-tool-config packages/web/.vscode disabled']);
+      assert.equal(exists(path.join(ws, 'packages/web/.mcp.json')), false);
+      assert.equal(exists(path.join(ws, 'packages/web/.mcp.json.latchgate-disabled')), true);
+    });
+
+    test("a submodule config made huge, a FIFO, or holding bytes that are not UTF-8: put back byte for byte, and the launcher never hangs", async () => {
+      const up = makeWorkspace('hv-subup');
+      repo(up);
+      const ws = makeWorkspace('hv-subcfg');
+      const g = repo(ws);
+      for (const name of ['a', 'b', 'c']) {
+        const r0 = hostGit(ws, ['-c', 'protocol.file.allow=always', 'submodule', 'add', '-q', up, name]);
+        assert.equal(r0.status, 0, r0.stderr);
+      }
+      g(...GIT_ID, 'commit', '-qm', 'subs');
+      const cfg = (n) => path.join(ws, '.git/modules', n, 'config');
+      fs.appendFileSync(cfg('c'), Buffer.from('[x]\n\tname = caf\xe9\n', 'latin1'));
+      const before = Object.fromEntries(['a', 'b', 'c'].map((n) => [n, fs.readFileSync(cfg(n))]));
+      const marks = markerDir();
+      const r = await runBox(mode, {
+        workspace: ws,
+        args: ['--json'],
+        timeoutMs: 60000,
+        cmd: ['/bin/sh', '-c', `set -e
+git config -f .git/modules/a/config core.fsmonitor ${fsmon(marks, 'huge')}
+head -c 1100000 /dev/zero | tr '\\0' '#' >> .git/modules/a/config
+rm .git/modules/b/config && mkfifo .git/modules/b/config
+git config -f .git/modules/c/config core.fsmonitor ${fsmon(marks, 'latin1')}
+`],
+      });
+      assert.equal(r.code, 0, r.stderr);
+      for (const n of ['a', 'b', 'c']) assert.ok(fs.readFileSync(cfg(n)).equals(before[n]), `${n}: the launch bytes are back`);
+      assert.deepEqual(r.json.hostExecution.map((f) => [f.kind, path.relative(ws, f.path), f.action]).sort(), ['a', 'b', 'c'].map((n) => ['submodule-config-changed', `.git/modules/${n}/config`, 'disabled']));
+      hostGit(ws, ['status']);
+      assert.deepEqual(fs.readdirSync(marks), []);
+    });
+
+    test('names from the box never reach the terminal raw', async () => {
+      const ws = makeWorkspace('hv-names');
+      repo(ws);
+      const r = await runBox(mode, { workspace: ws, cmd: ['/bin/bash', '-c', `git init -q $'x\\r\\e[2K\\e[8m'`] });
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stderr, /x\\x0d\\x1b\[2K\\x1b\[8m/);
+      assert.doesNotMatch(r.stderr, /\x1b/);
+    });
+
+    test('a read-write mount of a home (or of what holds one) is refused like such a workspace', async () => {
+      const ws = makeWorkspace('hv-rwhome');
+      const home = isRoot ? `/home/${testUser().name}` : os.homedir();
+      if (!exists(home)) {
+        fs.mkdirSync(home, { mode: 0o755 });
+        if (isRoot) fs.chownSync(home, testUser().uid, testUser().gid);
+        cleanups.push(() => {
+          if (fs.readdirSync(home).length === 0) fs.rmdirSync(home);
+        });
+      }
+      for (const rw of [home, path.dirname(home)]) {
+        const r = await runBox(mode, { workspace: ws, args: ['--rw', rw], cmd: ['/bin/true'] });
+        assert.equal(r.code, 125, `${rw}: ${r.stderr}`);
+        assert.match(r.stderr, /--rw .*refused: it is (a home directory|an ancestor of the home directory).*--allow-home-workspace/);
+      }
+    });
+  });
+}
