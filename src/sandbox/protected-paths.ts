@@ -97,8 +97,8 @@ function settingsFilesIn(dir: string): string[] {
   return out;
 }
 
-/** The built-in requests for one writable root, and the scripts its protected settings name. */
-function builtinRequests(root: string, writableRoots: readonly string[], extra: readonly ProtectRequest[], o: ProtectOptions): ProtectRequest[] {
+/** The built-in requests for one writable root. */
+function builtinRequests(root: string): ProtectRequest[] {
   const wanted: ProtectRequest[] = [];
   for (const d of PROTECTED_DIRS) wanted.push({ path: join(root, d), type: 'dir' });
   for (const f of PROTECTED_FILES) wanted.push({ path: join(root, f), type: 'file' });
@@ -116,22 +116,96 @@ function builtinRequests(root: string, writableRoots: readonly string[], extra: 
   // A .git directory that is not a repository (empty, or stray): kept
   // read-only as a whole, or the agent could make it one.
   else if (dotgitSt.isDirectory() && !lst(join(dotgit, 'HEAD'))) wanted.push({ path: dotgit, type: 'dir' });
-  // A script that a protected settings file names (a hook command, a status
-  // line, an MCP server) runs on the host as surely as the settings do.
-  const settings = [...wanted, ...extra].filter((r) => isInside(root, r.path)).flatMap((r) => {
+  return wanted;
+}
+
+/** JSON with comments and trailing commas (VS Code and Claude settings allow both), or undefined. */
+export function parseLenientJson(text: string): unknown {
+  let out = '';
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]!;
+    if (c === '"') {
+      const end = /"(?:[^"\\]|\\.)*"/y;
+      end.lastIndex = i;
+      const m = end.exec(text);
+      if (!m) return undefined;
+      out += m[0];
+      i += m[0].length - 1;
+    } else if (c === '/' && text[i + 1] === '/') {
+      while (i < text.length && text[i] !== '\n') i++;
+    } else if (c === '/' && text[i + 1] === '*') {
+      const e = text.indexOf('*/', i + 2);
+      if (e < 0) return undefined;
+      i = e + 1;
+    } else out += c;
+  }
+  try {
+    return JSON.parse(out.replace(/,(\s*[}\]])/g, '$1'));
+  } catch {
+    return undefined;
+  }
+}
+
+/** Keys whose string values (or arrays of strings) are command lines or programs in agent and editor settings. */
+const COMMAND_KEY = /^(command|commands|args|cmd|program|runtimeExecutable|runtimeArgs|executable|path|script|.*Helper|.*Command|awsAuthRefresh|awsCredentialExport|statusLine|interpreterPath|defaultInterpreterPath)$/i;
+
+/** The command lines a settings file holds: JSON values under command keys; any other text as a whole. */
+function commandLines(text: string): { lines: string[]; structured: boolean } {
+  const doc = parseLenientJson(text);
+  if (doc === undefined) return { lines: [text], structured: false };
+  const lines: string[] = [];
+  const visit = (v: unknown, underCommand: boolean): void => {
+    if (typeof v === 'string') {
+      if (underCommand) lines.push(v);
+    } else if (Array.isArray(v)) v.forEach((x) => visit(x, underCommand));
+    else if (v && typeof v === 'object') for (const [k, x] of Object.entries(v)) visit(x, underCommand || COMMAND_KEY.test(k));
+  };
+  visit(doc, false);
+  return { lines, structured: true };
+}
+
+/**
+ * The scripts and programs protected settings name (a hook command, a status
+ * line, an MCP server, an editor task): they run on the host as surely as
+ * the settings do. In a command line every word that is a path is one, found
+ * or not (a missing one must not be created); words without a slash count
+ * when they name a file in the project. Other text: existing executables.
+ */
+export function scriptsNamedBy(file: string, root: string, writableRoots: readonly string[], home: string | undefined): ProtectRequest[] {
+  const text = readSmallFile(file);
+  if (text === undefined) return [];
+  const inWritable = (p: string) => writableRoots.some((w) => isInside(w, p)) && !writableRoots.includes(p);
+  const vars = { CLAUDE_PROJECT_DIR: root, workspaceFolder: root, workspaceRoot: root, ...(home ? { userHome: home } : {}) };
+  const ctx = { bases: [root, dirname(file)], ...(home ? { home } : {}), vars };
+  const out: ProtectRequest[] = [];
+  const { lines, structured } = commandLines(text);
+  for (const line of lines) {
+    for (const p of referencedPaths(line, ctx)) {
+      if (!inWritable(p)) continue;
+      const st = lst(p);
+      if (!structured) {
+        if (looksExecutable(p)) out.push({ path: p, type: 'file' });
+      } else if (st?.isDirectory()) out.push({ path: p, type: 'dir' });
+      else if (!st || st.isFile() || st.isSymbolicLink()) out.push({ path: p, type: 'file' });
+    }
+    if (!structured) continue;
+    for (const w of line.split(/[\s"'`=,;|&()<>]+/)) {
+      if (!w || w.includes('/') || w.startsWith('-') || w.startsWith('$')) continue;
+      const p = join(root, w);
+      if (inWritable(p) && lst(p)?.isFile()) out.push({ path: p, type: 'file' });
+    }
+  }
+  // A symlink named as a program (a venv's python): replacing it is the attack, so its directory stays put.
+  return out.flatMap((r) => (lst(r.path)?.isSymbolicLink() ? [{ path: dirname(r.path), type: 'dir' as const }] : [r]));
+}
+
+/** Every settings file among the requests inside root (a file, or the settings files of a directory). */
+function settingsFiles(root: string, requests: readonly ProtectRequest[]): string[] {
+  return requests.filter((r) => isInside(root, r.path)).flatMap((r) => {
     const st = lst(r.path);
     if (st?.isFile()) return [r.path];
     return st?.isDirectory() ? settingsFilesIn(r.path) : [];
   });
-  for (const f of settings) {
-    const text = readSmallFile(f);
-    if (text === undefined) continue;
-    const ctx = { bases: [root, dirname(f)], ...(o.home ? { home: o.home } : {}), vars: { CLAUDE_PROJECT_DIR: root } };
-    for (const p of referencedPaths(text, ctx)) {
-      if (writableRoots.some((w) => isInside(w, p)) && looksExecutable(p)) wanted.push({ path: p, type: 'file' });
-    }
-  }
-  return wanted;
 }
 
 /**
@@ -186,7 +260,14 @@ function gitScan(scanRoots: readonly string[], writableRoots: readonly string[],
  */
 export function protectedPathsFor(root: string, writableRoots: readonly string[], extra: readonly ProtectRequest[] = [], o: ProtectOptions = {}): ProtectedAction[] {
   const git = gitScan(writableRoots.includes(root) ? writableRoots : [root, ...writableRoots], writableRoots, o);
-  return actionsFor(root, writableRoots, [...builtinRequests(root, writableRoots, extra, o), ...git.protect, ...extra]);
+  return actionsFor(root, writableRoots, requestsFor(root, writableRoots, [...git.protect, ...extra], o));
+}
+
+/** The built-in requests of a root, the given ones, and the scripts the settings among them name. */
+function requestsFor(root: string, writableRoots: readonly string[], given: readonly ProtectRequest[], o: ProtectOptions): ProtectRequest[] {
+  const all = [...builtinRequests(root), ...given];
+  const named = settingsFiles(root, all).flatMap((f) => scriptsNamedBy(f, root, writableRoots, o.home));
+  return [...all, ...named];
 }
 
 /**
@@ -199,7 +280,7 @@ export function protectionPlan(writableRoots: readonly string[], extra: readonly
   const seen = new Set<string>();
   for (const root of writableRoots) {
     if (!lst(root)?.isDirectory()) continue; // a file mounted read-write has nothing inside it to protect
-    for (const a of actionsFor(root, writableRoots, [...builtinRequests(root, writableRoots, extra, o), ...git.protect, ...extra])) {
+    for (const a of actionsFor(root, writableRoots, requestsFor(root, writableRoots, [...git.protect, ...extra], o))) {
       if (seen.has(a.path)) continue;
       seen.add(a.path);
       actions.push(a);

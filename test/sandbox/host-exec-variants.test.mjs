@@ -194,6 +194,41 @@ w legit:tools tools/notes.txt
       assert.equal(exists(path.join(ws, 'tools/lint.sh')), false, 'the placeholder is gone');
     });
 
+    test('what agent and editor settings run stays read-only: missing scripts, scripts without the executable bit, ${workspaceFolder}, a server directory, a bare file name', async () => {
+      const ws = makeWorkspace('hv-settings');
+      const files = {
+        '.claude/settings.json': JSON.stringify({ hooks: { Stop: [{ hooks: [{ type: 'command', command: '$CLAUDE_PROJECT_DIR/scripts/lint.sh' }, { type: 'command', command: 'bash "$CLAUDE_PROJECT_DIR"/scripts/format' }] }] }, statusLine: { type: 'command', command: 'python3 tools/status.py' } }),
+        '.vscode/tasks.json': '// tasks\n{"version": "2.0.0", "tasks": [{"label": "x", "command": "${workspaceFolder}/tools/task.sh", "runOptions": {"runOn": "folderOpen"}},],}\n',
+        '.mcp.json': JSON.stringify({ mcpServers: { a: { command: 'uv', args: ['run', '--directory', 'tools/mcp', 'server.py'] }, b: { command: 'node', args: ['server.js'] } } }),
+        'scripts/format': 'echo format\n',
+        'tools/status.py': 'print(1)\n',
+        'tools/task.sh': 'echo task\n',
+        'tools/mcp/server.py': 'print(2)\n',
+        'server.js': 'console.log(3)\n',
+        'notes.md': 'notes\n',
+      };
+      for (const [rel, text] of Object.entries(files)) {
+        fs.mkdirSync(path.dirname(path.join(ws, rel)), { recursive: true });
+        fs.writeFileSync(path.join(ws, rel), text);
+      }
+      own(ws);
+      const r = await runBox(mode, {
+        workspace: ws,
+        cmd: ['/bin/sh', '-c', `${PRELUDE}
+w missing scripts/lint.sh
+w no-exec-bit scripts/format
+w status tools/status.py
+w task tools/task.sh
+w server-dir tools/mcp/other.py
+w bare-name server.js
+w legit:notes notes.md
+`],
+      });
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(results(r.stdout), { missing: 'EROFS', 'no-exec-bit': 'EROFS', status: 'EROFS', task: 'EROFS', 'server-dir': 'EROFS', 'bare-name': 'EROFS', 'legit:notes': 'OK' });
+      assert.equal(exists(path.join(ws, 'scripts/lint.sh')), false, 'the placeholder is gone');
+    });
+
     test('the repository around the workspace: what its config names inside the workspace is protected; tool configs deeper down too, and new ones are disabled', async () => {
       const mono = makeWorkspace('hv-mono');
       const g = repo(mono);
