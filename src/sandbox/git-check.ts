@@ -13,9 +13,10 @@ import { chmodSync, lstatSync, readdirSync, renameSync, writeFileSync } from 'no
 import { contentHash, readRegular } from './safe-read.js';
 import { dirname, join, relative } from 'node:path';
 import { parseGitConfig } from './git-config.js';
+import { homeEntries } from './home-workspace.js';
 import { gitlinksOf, looksLikeGitDir, pathKey, pjoin, pointerTarget, showPath, stamp, walkGitDirs, type FsPath, type GitSnapshot } from './git-surface.js';
 
-export type GitFindingKind = 'new-git-dir' | 'new-pointer' | 'new-tool-config' | 'submodule-config-changed' | 'new-gitlinks' | 'gitmodules-changed' | 'unlisted';
+export type GitFindingKind = 'new-git-dir' | 'new-pointer' | 'new-tool-config' | 'new-home-dotfile' | 'submodule-config-changed' | 'new-gitlinks' | 'gitmodules-changed' | 'unlisted';
 
 export interface GitFinding {
   kind: GitFindingKind;
@@ -127,6 +128,15 @@ export function checkGitSurface(snap: GitSnapshot, o: GitCheckOptions): GitFindi
   for (const p of walk.toolConfigs) {
     if ((typeof p === 'string' && knownTools.has(p)) || empty(p)) continue;
     act({ kind: 'new-tool-config', path: showPath(p), message: `${rel(p)} appeared in the box: an agent, editor or latchgate started in that directory would use it` }, p);
+  }
+  // A home as workspace: a dotfile that was not there (~/.bash_aliases, ~/.gdbinit, ~/.kube) runs as you later.
+  for (const [home, before] of Object.entries(snap.homeEntries ?? {})) {
+    const known = new Set(before);
+    for (const n of homeEntries(home)) {
+      const p = join(home, n);
+      if (known.has(n) || empty(p)) continue;
+      act({ kind: 'new-home-dotfile', path: p, message: `${printable(p)} appeared in the box in your home: shells, logins and tools read such files as you` }, p);
+    }
   }
   for (const [file, before] of Object.entries(snap.submoduleConfigs)) {
     const now = readRegular(file);

@@ -65,6 +65,8 @@ export interface GitSnapshot {
   submoduleConfigs: Record<string, Buffer>;
   /** Tool configs (toolConfigName) found at launch. */
   toolConfigs: string[];
+  /** Homes inside the writable trees (--allow-home-workspace) and their dotfiles at launch. */
+  homeEntries?: Record<string, string[]>;
   /** Directories the scan could not list (path -> stamp). */
   unlisted: Record<string, string>;
 }

@@ -11,7 +11,7 @@ import type { ProtectRequest } from './protected-paths.js';
 
 /** What a user's tools read from their home without being asked: created as placeholders when missing. */
 export const HOME_PLACEHOLDERS: ProtectRequest[] = [
-  ...['.gitconfig', '.bashrc', '.bash_profile', '.bash_login', '.bash_logout', '.profile', '.zshrc', '.zshenv', '.zprofile', '.zlogin', '.npmrc', '.pam_environment', '.xprofile', '.xsessionrc']
+  ...['.gitconfig', '.bashrc', '.bash_profile', '.bash_login', '.bash_logout', '.bash_aliases', '.profile', '.zshrc', '.zshenv', '.zprofile', '.zlogin', '.zlogout', '.npmrc', '.pam_environment', '.xprofile', '.xsessionrc', '.xinitrc']
     .map((p) => ({ path: p, type: 'file' as const })),
   ...['.config', '.local', '.ssh', 'bin'].map((p) => ({ path: p, type: 'dir' as const })),
 ];
@@ -87,4 +87,13 @@ export function homeRequests(home: string, keepWritable: readonly string[]): Pro
     if (!lstatSync(p, { throwIfNoEntry: false }) && !keep.some((k) => isInside(p, k) || isInside(k, p))) out.push({ path: p, type: r.type });
   }
   return out;
+}
+
+/** The dotfiles (and bin) a home holds now: after the run, any other is new and moved aside. */
+export function homeEntries(home: string): string[] {
+  try {
+    return readdirSync(home).filter((n) => n.startsWith('.') || n === 'bin').sort();
+  } catch {
+    return [];
+  }
 }

@@ -9,7 +9,7 @@ import { landlockPlan, type LandlockPlan } from './landlock-rules.js';
 import { MountPlanner, mirrorHostPath, type MountEntry } from './mount-plan.js';
 import { asOwner, fsOwnerOf } from './fs-identity.js';
 import type { GitSnapshot } from './git-surface.js';
-import { homeRequests, homesInside } from './home-workspace.js';
+import { homeEntries, homeRequests, homesInside } from './home-workspace.js';
 import { placeholderExcludes, protectionPlan, type ProtectedAction, type ProtectRequest } from './protected-paths.js';
 import { describeSeccompFilter, hostSeccompArch } from './seccomp-filter.js';
 import { checkTmpSize } from './tmp-budget.js';
@@ -253,6 +253,7 @@ export function buildSandboxPlan(o: SandboxOptions, h: HostFacts): SandboxPlan {
   // Read as the agent's user: a symlink the box left in the workspace must not make root read what that user cannot.
   const protection = asOwner(fsOwnerOf(id), () => protectionPlan(writable, extra, { home: gitHome, env: id.hostUid === 0 ? {} : h.env, ...(h.env.PATH ? { path: h.env.PATH } : {}) }));
   const protectedPaths = protection.actions;
+  if (homes.length > 0) protection.git.homeEntries = Object.fromEntries(homes.map((home) => [home, homeEntries(home)]));
   for (const a of protectedPaths) {
     if (a.action === 'mask-symlink') m.mask(a.path, 'protected path is a symlink: covered, not followed');
     else m.protect(a.path, a.action !== 'pin');

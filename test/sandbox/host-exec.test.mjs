@@ -412,6 +412,8 @@ w autostart .config/autostart/x.desktop
 w npmrc .npmrc
 w zshenv .zshenv
 w legit:project project/main.c
+printf 'shell touch /tmp/pwned\\n' > .gdbinit && echo @@new-dotfile OK
+mkdir -p .kube && echo 'users: []' > .kube/config && echo @@new-dotdir OK
 `],
       });
       assert.equal(r.code, 0, r.stderr);
@@ -422,6 +424,12 @@ w legit:project project/main.c
       assert.equal(fs.readFileSync(path.join(home, '.gitconfig'), 'utf8').includes('planted'), false);
       assert.equal(fs.readFileSync(path.join(home, '.ssh/authorized_keys'), 'utf8').includes('planted'), false);
       assert.equal(exists(path.join(home, '.local/bin/git')), false);
+      // Dotfiles nobody had: created in the box, moved aside after it.
+      cleanups.push(() => ['.gdbinit', '.kube'].forEach((n) => fs.rmSync(path.join(home, `${n}.latchgate-disabled`), { recursive: true, force: true })));
+      assert.equal(res['new-dotfile'], 'OK');
+      const moved = r.json.hostExecution.filter((f) => f.kind === 'new-home-dotfile').map((f) => path.basename(f.path)).sort();
+      assert.deepEqual(moved, ['.gdbinit', '.kube']);
+      assert.equal(exists(path.join(home, '.gdbinit')), false);
     });
   });
 }
