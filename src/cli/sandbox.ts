@@ -157,6 +157,7 @@ function planFrom(
       allowDegraded: f.allowDegraded ?? false,
       allowHomeWorkspace: f.allowHomeWorkspace ?? false,
       trustNewRepos: f.trustNewRepos ?? false,
+      baselineDir: setup.runtimeDir,
       limits: { nofile: f.rlimitNofile ?? file.limits.nofile, nproc: f.rlimitNproc ?? file.limits.nproc, tmpSize: f.tmpSize ?? file.limits.tmpSize },
       listenPorts: egress?.listenPorts ?? [],
       ...(egress ? { egress: { env: egress.env, description: egressMod!.describeEgress(egress), proxySocket: boxGate ? join(boxGate.dir, 'proxy.sock') : '(a socket created at launch)' } } : {}),
@@ -333,6 +334,7 @@ export async function runSandboxCommand(cmd: string[], f: SandboxFlags): Promise
         egress!.serve(fds).catch((e) => process.stderr.write(`latchgate: the egress proxies could not start: ${(e as Error).message}\n`));
       },
     });
+    for (const w of result.warnings ?? []) process.stderr.write(`latchgate: warning: ${w}\n`);
     error = result.error ?? reportHostExec(result.hostExec ?? [], boxGate!);
     reportStateFiles(result.stateFiles ?? [], boxGate!);
   } catch (e) {

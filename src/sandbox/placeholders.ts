@@ -42,8 +42,10 @@ export class Placeholders {
   /**
    * Takes the shared lock on each writable root that is a directory (waits
    * while a launcher cleans up). A file mounted read-write has no placeholders.
+   * alone: no other box held any of them at that moment.
    */
-  lock(roots: readonly string[]): void {
+  lock(roots: readonly string[]): { alone: boolean } {
+    let alone = true;
     for (const root of roots) {
       let fd: number | undefined;
       try {
@@ -53,6 +55,8 @@ export class Placeholders {
         throw new LaunchError(`cannot open ${root} to lock it (${(e as Error).message})${this.owner ? `; uid ${this.owner.uid}, whom the box runs as, must be able to read it` : ''}`);
       }
       if (fd === undefined) continue;
+      // Exclusive for a moment when no other box holds the root: then this box is alone on it.
+      if (this.addon.flock(fd, LOCK.EX | LOCK.NB) !== 0) alone = false;
       const r = this.addon.flock(fd, LOCK.SH);
       if (r !== 0) {
         closeSync(fd);
@@ -61,6 +65,7 @@ export class Placeholders {
       }
       this.locks.push(fd);
     }
+    return { alone };
   }
 
   create(actions: readonly ProtectedAction[]): void {

@@ -7,6 +7,7 @@ import { LaunchError } from './errors.js';
 import { accessibleBy, renderGroup, renderPasswd, type Identity } from './identity.js';
 import { landlockPlan, type LandlockPlan } from './landlock-rules.js';
 import { MountPlanner, mirrorHostPath, type MountEntry } from './mount-plan.js';
+import { baselineFile } from './baseline.js';
 import { asOwner, fsOwnerOf } from './fs-identity.js';
 import type { GitSnapshot } from './git-surface.js';
 import { homeEntries, homeRequests, homesInside } from './home-workspace.js';
@@ -53,6 +54,8 @@ export interface SandboxOptions {
   trustNewRepos?: boolean;
   /** Agent state files: the box gets private copies, merged back at exit (state-files.ts). */
   stateFiles?: PlannedStateFiles;
+  /** The launcher's own directory (runtime dir) for the record boxes sharing a workspace compare with (baseline.ts). */
+  baselineDir?: string;
 }
 
 export interface HostFacts {
@@ -86,7 +89,7 @@ export interface SandboxPlan {
   mounts: MountEntry[];
   protectedPaths: ProtectedAction[];
   /** What the after-run check compares with: git's surface at launch (git-check.ts). */
-  hostExec: { trustNewRepos: boolean; homeWorkspace: string[]; git: GitSnapshot };
+  hostExec: { trustNewRepos: boolean; homeWorkspace: string[]; git: GitSnapshot; baselineFile: string | null };
   stateFiles: PlannedStateFiles | null;
   landlock: LandlockPlan & { status: 'enforced' | 'degraded-unavailable' };
   seccomp: ReturnType<typeof describeSeccompFilter>;
@@ -315,7 +318,7 @@ export function buildSandboxPlan(o: SandboxOptions, h: HostFacts): SandboxPlan {
     env,
     mounts: m.entries,
     protectedPaths,
-    hostExec: { trustNewRepos: o.trustNewRepos ?? false, homeWorkspace: homes, git: protection.git },
+    hostExec: { trustNewRepos: o.trustNewRepos ?? false, homeWorkspace: homes, git: protection.git, baselineFile: o.baselineDir ? baselineFile(o.baselineDir, writable) : null },
     stateFiles,
     landlock: { ...ll, status: landlockAbi > 0 ? 'enforced' : 'degraded-unavailable' },
     seccomp: describeSeccompFilter(hostSeccompArch()),

@@ -5,6 +5,7 @@ import { loadAddon, MSG, STEP, STEP_NAMES, type NativeMessage } from '../native/
 import { EXIT_CANNOT_EXECUTE, EXIT_LAUNCHER, EXIT_NOT_FOUND, LaunchError, errnoName } from './errors.js';
 import { toNativePlan } from './native-plan.js';
 import { fsOwnerOf, asOwner } from './fs-identity.js';
+import { shareBaseline } from './baseline.js';
 import { checkGitSurface, type GitFinding } from './git-check.js';
 import { Placeholders } from './placeholders.js';
 import type { SandboxPlan } from './plan.js';
@@ -28,6 +29,8 @@ export interface RunResult {
   error?: LaunchError;
   /** What the box left that the host would run, and what was done about it. */
   hostExec?: GitFinding[];
+  /** Things the user should know that did not stop the run. */
+  warnings?: string[];
   /** What became of each state file's box copy (state-files.ts). */
   stateFiles?: StateMergeReport[];
 }
@@ -73,7 +76,16 @@ function spawnError(e: Error & { step?: string; errno?: number }): LaunchError {
 export async function runSandbox(plan: SandboxPlan, hooks: RunHooks = {}): Promise<RunResult> {
   const id = plan.identity;
   const placeholders = new Placeholders(id.hostUid === 0 ? { uid: id.uid, gid: id.gid } : undefined);
-  placeholders.lock(plan.writableRoots);
+  const { alone } = placeholders.lock(plan.writableRoots);
+  const warnings: string[] = [];
+  if (plan.hostExec.baselineFile) {
+    try {
+      const w = shareBaseline(plan.hostExec.git, plan.hostExec.baselineFile, plan.writableRoots, alone);
+      if (w) warnings.push(w);
+    } catch (e) {
+      warnings.push(`cannot record how the workspace was for boxes started while this one runs (${(e as Error).message}): they will take what this box plants as existing`);
+    }
+  }
   const stateFiles = new StateFileSession(plan.stateFiles, fsOwnerOf(id));
   let result: RunResult;
   try {
@@ -86,6 +98,7 @@ export async function runSandbox(plan: SandboxPlan, hooks: RunHooks = {}): Promi
     placeholders.release();
   }
   result.hostExec = checkHostExecution(plan);
+  result.warnings = warnings;
   return result;
 }
 

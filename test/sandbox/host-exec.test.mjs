@@ -263,6 +263,30 @@ git status --porcelain
       assert.deepEqual(fs.readdirSync(marks), []);
     });
 
+    test('two boxes on one workspace: what the first planted is not taken as existing by the second, whose agent undoes the first check', async () => {
+      const ws = makeWorkspace('hx-two');
+      repo(ws);
+      const marks = markerDir();
+      const env = stateEnv(mode);
+      const waitFor = (p) => `for i in $(seq 300); do [ -e ${p} ] && break; sleep 0.1; done`;
+      const a = runBox(mode, { workspace: ws, env, timeoutMs: 60000, cmd: ['/bin/sh', '-c', `git init -q evil && git config -f evil/.git/config core.fsmonitor "touch ${marks}/evil; false" && touch planted
+${waitFor('go-a')}`] });
+      for (let i = 0; i < 300 && !exists(path.join(ws, 'planted')); i++) await new Promise((r) => setTimeout(r, 100));
+      const b = runBox(mode, { workspace: ws, env, args: ['--json'], timeoutMs: 60000, cmd: ['/bin/sh', '-c', `touch b-started
+${waitFor('evil/.git/HEAD.latchgate-disabled')}
+mv evil/.git/HEAD.latchgate-disabled evil/.git/HEAD && echo undone`] });
+      for (let i = 0; i < 300 && !exists(path.join(ws, 'b-started')); i++) await new Promise((r) => setTimeout(r, 100));
+      fs.writeFileSync(path.join(ws, 'go-a'), '');
+      const [ra, rb] = await Promise.all([a, b]);
+      assert.equal(ra.code, 0, ra.stderr);
+      assert.match(ra.stderr, /a git directory appeared in the box at evil\/\.git.*disabled/);
+      assert.equal(rb.code, 0, rb.stderr);
+      assert.match(rb.stdout, /undone/, 'the second box put HEAD back');
+      assert.deepEqual(rb.json.hostExecution.map((f) => [f.kind, path.relative(ws, f.path), f.action]), [['new-git-dir', 'evil/.git', 'disabled']]);
+      hostGit(path.join(ws, 'evil'), ['status']);
+      assert.deepEqual(fs.readdirSync(marks), []);
+    });
+
     test('without the neutralisation the same plant runs on the host (the test can fail), and --trust-new-repos keeps it on purpose', async () => {
       const ws = makeWorkspace('hx-trust');
       repo(ws);
