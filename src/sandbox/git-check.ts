@@ -14,9 +14,10 @@ import { contentHash, readRegular } from './safe-read.js';
 import { dirname, join, relative } from 'node:path';
 import { parseGitConfig } from './git-config.js';
 import { homeEntries } from './home-workspace.js';
-import { gitlinksOf, looksLikeGitDir, pathKey, pjoin, pointerTarget, showPath, stamp, walkGitDirs, type FsPath, type GitSnapshot } from './git-surface.js';
+import { clearHidingFlags, readIndexEntries } from './git-index.js';
+import { gitlinksOf, looksLikeGitDir, pathKey, pjoin, pointerTarget, showPath, stamp, walkGitDirs, type FsPath, type GitSnapshot, type GitWorktree } from './git-surface.js';
 
-export type GitFindingKind = 'new-git-dir' | 'new-pointer' | 'new-tool-config' | 'new-home-dotfile' | 'submodule-config-changed' | 'new-gitlinks' | 'gitmodules-changed' | 'unlisted';
+export type GitFindingKind = 'new-git-dir' | 'new-pointer' | 'new-tool-config' | 'new-home-dotfile' | 'hidden-from-git' | 'protected-file-staged' | 'rebase-exec' | 'submodule-config-changed' | 'new-gitlinks' | 'gitmodules-changed' | 'unlisted';
 
 export interface GitFinding {
   kind: GitFindingKind;
@@ -155,6 +156,7 @@ export function checkGitSurface(snap: GitSnapshot, o: GitCheckOptions): GitFindi
   }
   for (const [root, wt] of Object.entries(snap.worktrees)) {
     const gd = lstatSync(join(root, '.git'), { throwIfNoEntry: false })?.isDirectory() ? join(root, '.git') : (pointerTarget(join(root, '.git')) ?? wt.gitDir);
+    checkIndexState(root, gd, wt, o, findings, rel);
     if (looksLikeGitDir(gd)) {
       const after = gitlinksOf(gd, 20) ?? gitlinksOf(gd, 32) ?? [];
       const added = after.filter((l) => !(wt.gitlinks ?? []).includes(l));
@@ -184,4 +186,57 @@ export function checkGitSurface(snap: GitSnapshot, o: GitCheckOptions): GitFindi
 function sameBut(a: Buffer, b: Buffer, key: string): boolean {
   const entries = (t: Buffer) => JSON.stringify(parseGitConfig(t.toString('latin1')).filter((e) => `${e.section}.${e.key}` !== key || e.subsection !== null));
   return entries(a) === entries(b);
+}
+
+/**
+ * What the box left in a work tree's git state that the user's next git
+ * command would act on unseen: entries hidden from git status and diff
+ * (assume-valid, skip-worktree: their flags are cleared again); other
+ * content staged or committed for a protected file (git checkout, stash or
+ * reset --hard would write it out: reported); a rebase left stopped with
+ * exec lines to run on git rebase --continue (its state moved aside).
+ */
+function checkIndexState(root: string, gd: string, wt: GitWorktree, o: GitCheckOptions, findings: GitFinding[], rel: (p: FsPath) => string): void {
+  const indexFile = join(gd, 'index');
+  const buf = readRegular(indexFile, 1 << 30);
+  const r = buf ? readIndexEntries(buf, wt.hashLen) : undefined;
+  if (buf && r?.ok) {
+    const hidden = r.entries.filter((e) => (e.assumeValid || e.skipWorktree) && e.path !== '' && !wt.hidden.includes(e.path));
+    if (hidden.length > 0) {
+      const names = hidden.map((e) => printable(e.path)).join(', ');
+      const what = `the box hid ${names} from git status and git diff in ${rel(root)} (assume-unchanged / skip-worktree)`;
+      if (o.trustNewRepos) findings.push({ kind: 'hidden-from-git', path: root, action: 'kept', message: `${what}; kept (--trust-new-repos)` });
+      else {
+        try {
+          const tmp = `${indexFile}.latchgate-${process.pid}`;
+          writeFileSync(tmp, clearHidingFlags(buf, hidden, wt.hashLen), { flag: 'wx', mode: lstatSync(indexFile).mode & 0o777 });
+          renameSync(tmp, indexFile);
+          findings.push({ kind: 'hidden-from-git', path: root, action: 'disabled', message: `${what}; shown again (flags cleared in the index)` });
+        } catch (e) {
+          findings.push({ kind: 'hidden-from-git', path: root, action: 'failed', message: `${what}; could NOT clear them (${printable((e as Error).message)}): run git update-index --no-skip-worktree --no-assume-unchanged on them` });
+        }
+      }
+    }
+    const now = new Map(r.entries.map((e) => [e.path, e.oid]));
+    for (const [p, oid] of Object.entries(wt.protectedOids)) {
+      if (now.get(p) === oid) continue;
+      findings.push({ kind: 'protected-file-staged', path: join(root, p), action: 'reported', message: `the box staged or committed other content for ${printable(p)}, which it could not write (it is protected): git checkout, git stash or git reset --hard would write that content out; see git diff --cached and git log -p -- '${printable(p)}' in ${rel(root)}` });
+    }
+  }
+  const rebase = join(gd, 'rebase-merge');
+  if (!wt.rebasing && lstatSync(rebase, { throwIfNoEntry: false })) {
+    const todo = readRegular(join(rebase, 'git-rebase-todo'))?.toString('utf8') ?? '';
+    if (/^\s*(x|exec)\s/m.test(todo)) {
+      const f = { kind: 'rebase-exec' as const, path: rebase, message: `the box left a rebase stopped in ${rel(root)} with commands to run on git rebase --continue` };
+      if (o.trustNewRepos) findings.push({ ...f, action: 'kept', message: `${f.message}; kept (--trust-new-repos)` });
+      else {
+        try {
+          const moved = moveAside(rebase);
+          findings.push({ ...f, action: 'disabled', moved: { from: showPath(moved.from), to: showPath(moved.to) }, message: `${f.message}; its state moved to ${rel(moved.to)} (git no longer sees a rebase in progress; your branch is where the box left it)` });
+        } catch (e) {
+          findings.push({ ...f, action: 'failed', message: `${f.message}; could NOT move it aside (${printable((e as Error).message)}): run git rebase --abort` });
+        }
+      }
+    }
+  }
 }

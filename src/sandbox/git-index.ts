@@ -1,14 +1,32 @@
-// The gitlinks (submodule entries, mode 160000) recorded in a git index file,
-// read straight from the file (gitformat-index(5): versions 2, 3 and 4, SHA-1
+// What a git index records (entries with their object names and flags,
+// gitlinks: submodule entries, mode 160000), read straight from the file (gitformat-index(5): versions 2, 3 and 4, SHA-1
 // or SHA-256 object names), so that latchgate never has to run git on the
 // host to learn what a box registered. Malformed input never throws: the
 // reader reports it, and callers treat an unreadable index as changed.
+
+import { createHash } from 'node:crypto';
 
 const GITLINK = 0o160000;
 /** Stands for a gitlink whose path is that of an entry in the shared index. */
 export const REPLACED_ENTRY = '(an entry of the shared index)';
 const MAX_ENTRIES = 4_000_000;
 
+export interface IndexEntry {
+  /** '' for a split index entry that replaces one of the shared index. */
+  path: string;
+  mode: number;
+  /** Object name, hex. */
+  oid: string;
+  /** assume-valid: git takes the file as unchanged and never looks. */
+  assumeValid: boolean;
+  /** skip-worktree: git neither looks at nor writes the file. */
+  skipWorktree: boolean;
+  /** Byte offsets of the 16-bit flags and (v3+, extended) the second flags word. */
+  flagsAt: number;
+  flags2At: number | null;
+}
+
+export type IndexEntries = { ok: true; version: number; entries: IndexEntry[]; hashLen: 20 | 32 } | { ok: false; error: string };
 export type IndexRead = { ok: true; version: number; entries: number; gitlinks: string[] } | { ok: false; error: string };
 
 /** Git's offset varint (index v4 path compression). */
@@ -25,17 +43,17 @@ function readVarint(buf: Buffer, pos: number): { value: number; next: number } |
 }
 
 /**
- * Parses index bytes. hashLen: 20 (SHA-1) or 32 (SHA-256, a repository with
- * extensions.objectFormat = sha256).
+ * Every entry of an index. hashLen: 20 (SHA-1) or 32 (SHA-256, a repository
+ * with extensions.objectFormat = sha256).
  */
-export function readIndexGitlinks(buf: Buffer, hashLen: 20 | 32 = 20): IndexRead {
+export function readIndexEntries(buf: Buffer, hashLen: 20 | 32 = 20): IndexEntries {
   if (buf.length < 12) return { ok: false, error: 'shorter than the header' };
   if (buf.toString('latin1', 0, 4) !== 'DIRC') return { ok: false, error: 'not an index (no DIRC signature)' };
   const version = buf.readUInt32BE(4);
   if (version < 2 || version > 4) return { ok: false, error: `unsupported index version ${version}` };
   const count = buf.readUInt32BE(8);
   if (count > MAX_ENTRIES) return { ok: false, error: `implausible entry count ${count}` };
-  const gitlinks: string[] = [];
+  const entries: IndexEntry[] = [];
   let pos = 12;
   let prev = '';
   const fixed = 40 + hashLen + 2; // stat data, mode..size, object name, flags
@@ -43,11 +61,15 @@ export function readIndexGitlinks(buf: Buffer, hashLen: 20 | 32 = 20): IndexRead
     const start = pos;
     if (pos + fixed > buf.length) return { ok: false, error: `entry ${k} is truncated` };
     const mode = buf.readUInt32BE(pos + 24);
-    const flags = buf.readUInt16BE(pos + 40 + hashLen);
+    const oid = buf.toString('hex', pos + 40, pos + 40 + hashLen);
+    const flagsAt = pos + 40 + hashLen;
+    const flags = buf.readUInt16BE(flagsAt);
     pos += fixed;
+    let flags2At: number | null = null;
     if (flags & 0x4000) {
       if (version < 3) return { ok: false, error: `entry ${k} has extended flags in a version ${version} index` };
       if (pos + 2 > buf.length) return { ok: false, error: `entry ${k} is truncated` };
+      flags2At = pos;
       pos += 2;
     }
     let path: string;
@@ -66,10 +88,39 @@ export function readIndexGitlinks(buf: Buffer, hashLen: 20 | 32 = 20): IndexRead
       pos = start + Math.ceil((end - start + 1) / 8) * 8;
       if (pos > buf.length) return { ok: false, error: `entry ${k} is truncated` };
     }
-    // A split index writes an entry that replaces one of the shared index
-    // with an empty path (it takes that entry's path): named here as such.
-    if ((mode & 0o170000) === GITLINK) gitlinks.push(path === '' ? REPLACED_ENTRY : path);
+    entries.push({ path, mode, oid, assumeValid: (flags & 0x8000) !== 0, skipWorktree: flags2At !== null && (buf.readUInt16BE(flags2At) & 0x4000) !== 0, flagsAt, flags2At });
     prev = path;
   }
-  return { ok: true, version, entries: count, gitlinks };
+  return { ok: true, version, entries, hashLen };
+}
+
+/** The gitlinks of an index (a split index's replacing entries named REPLACED_ENTRY). */
+export function readIndexGitlinks(buf: Buffer, hashLen: 20 | 32 = 20): IndexRead {
+  const r = readIndexEntries(buf, hashLen);
+  if (!r.ok) return r;
+  // A split index writes an entry that replaces one of the shared index
+  // with an empty path (it takes that entry's path): named here as such.
+  const gitlinks = r.entries.filter((e) => (e.mode & 0o170000) === GITLINK).map((e) => (e.path === '' ? REPLACED_ENTRY : e.path));
+  return { ok: true, version: r.version, entries: r.entries.length, gitlinks };
+}
+
+/**
+ * The index with assume-valid and skip-worktree cleared on the given
+ * entries and its trailing checksum recomputed (SHA-1 or SHA-256 over all
+ * bytes before it, as git writes it). Extensions are left as they are.
+ */
+export function clearHidingFlags(buf: Buffer, entries: readonly IndexEntry[], hashLen: 20 | 32): Buffer {
+  const out = Buffer.from(buf);
+  for (const e of entries) {
+    out.writeUInt16BE(out.readUInt16BE(e.flagsAt) & ~0x8000, e.flagsAt);
+    if (e.flags2At !== null) out.writeUInt16BE(out.readUInt16BE(e.flags2At) & ~0x4000, e.flags2At);
+  }
+  const body = out.subarray(0, out.length - hashLen);
+  createHash(hashLen === 32 ? 'sha256' : 'sha1').update(body).digest().copy(out, out.length - hashLen);
+  return out;
+}
+
+/** git's object name of a blob with this content (what the index records for the file). */
+export function blobOid(content: Buffer, hashLen: 20 | 32): string {
+  return createHash(hashLen === 32 ? 'sha256' : 'sha1').update(`blob ${content.length}\0`).update(content).digest('hex');
 }

@@ -21,7 +21,7 @@ import { isUtf8 } from 'node:buffer';
 import { contentHash, readHead, readRegular } from './safe-read.js';
 import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { readConfigChain, readSmallFile, resolveConfigPath, type ConfigFileRead } from './git-config.js';
-import { readIndexGitlinks } from './git-index.js';
+import { readIndexEntries, readIndexGitlinks } from './git-index.js';
 import { referencedPaths } from './path-references.js';
 
 export interface GitProtectRequest {
@@ -39,6 +39,29 @@ export interface GitWorktree {
   gitlinks: string[] | null;
   /** SHA-256 of its .gitmodules, or null when absent. */
   gitmodules: string | null;
+  /** Object name length of the repository (20: SHA-1, 32: SHA-256). */
+  hashLen: 20 | 32;
+  /** Index entries git does not look at (assume-valid, skip-worktree) at launch. */
+  hidden: string[];
+  /** A rebase was in progress at launch (rebase-merge/ existed). */
+  rebasing: boolean;
+  /** Protected files tracked in the index (path relative to the work tree -> object name at launch). */
+  protectedOids: Record<string, string>;
+}
+
+/** What a work tree's index and rebase state were at launch. */
+export function worktreeState(w: string, g: string, hashLen: 20 | 32): GitWorktree {
+  const idx = readRegular(join(g, 'index'), 1 << 30);
+  const r = idx ? readIndexEntries(idx, hashLen) : undefined;
+  return {
+    gitDir: g,
+    gitlinks: gitlinksOf(g, hashLen),
+    gitmodules: contentHash(join(w, '.gitmodules')),
+    hashLen,
+    hidden: r?.ok ? r.entries.filter((e) => e.assumeValid || e.skipWorktree).map((e) => e.path) : [],
+    rebasing: lst(join(g, 'rebase-merge')) !== undefined,
+    protectedOids: {},
+  };
 }
 
 /**
@@ -535,7 +558,7 @@ export function scanGitSurface(o: GitScanOptions): GitSurface {
     hookDir(join(g, 'hooks'), wts.length > 0 ? wts : [g], why);
     fromChain(chain.files, wts.length > 0 ? wts : [g]);
     for (const w of wts) {
-      snapshot.worktrees[w] = { gitDir: g, gitlinks: gitlinksOf(g, hashLenOf(chain.files)), gitmodules: contentHash(join(w, '.gitmodules')) };
+      snapshot.worktrees[w] = worktreeState(w, g, hashLenOf(chain.files));
       const bytes = readRegular(join(w, '.gitmodules'));
       if (bytes !== undefined) snapshot.gitmodulesText[w] = bytes;
     }
@@ -543,7 +566,7 @@ export function scanGitSurface(o: GitScanOptions): GitSurface {
   // Linked work trees and submodules (W/.git a pointer to a git directory elsewhere).
   for (const [w, g] of roots) {
     if (snapshot.worktrees[w]) continue;
-    snapshot.worktrees[w] = { gitDir: g, gitlinks: gitlinksOf(g, 20), gitmodules: contentHash(join(w, '.gitmodules')) };
+    snapshot.worktrees[w] = worktreeState(w, g, 20);
     const bytes = readRegular(join(w, '.gitmodules'));
     if (bytes !== undefined) snapshot.gitmodulesText[w] = bytes;
   }

@@ -8,6 +8,8 @@ import { lstatSync, readdirSync } from 'node:fs';
 import { isAbsolute, join, relative, dirname } from 'node:path';
 import { globalGitConfigs, looksExecutable, realLocation, scanGitSurface, type GitSnapshot } from './git-surface.js';
 import { readSmallFile } from './git-config.js';
+import { readIndexEntries } from './git-index.js';
+import { readRegular } from './safe-read.js';
 import { referencedPaths } from './path-references.js';
 
 /** Directories whose content an editor, agent or latchgate itself uses to decide what runs. */
@@ -286,7 +288,26 @@ export function protectionPlan(writableRoots: readonly string[], extra: readonly
       actions.push(a);
     }
   }
+  recordProtectedOids(git.snapshot, actions);
   return { actions, git: git.snapshot };
+}
+
+/**
+ * The object names the index holds for protected files at launch: the box
+ * cannot write those files, but it can stage and commit other content for
+ * them, which git checkout, stash or reset --hard would later write out.
+ */
+function recordProtectedOids(snap: GitSnapshot, actions: readonly ProtectedAction[]): void {
+  for (const [w, wt] of Object.entries(snap.worktrees)) {
+    const covered = actions.filter((a) => (a.action === 'readonly' || a.action === 'placeholder') && isInside(w, a.path)).map((a) => a.path);
+    if (covered.length === 0) continue;
+    const idx = readRegular(join(wt.gitDir, 'index'), 1 << 30);
+    const r = idx ? readIndexEntries(idx, wt.hashLen) : undefined;
+    if (!r?.ok) continue;
+    for (const e of r.entries) {
+      if (e.path !== '' && covered.some((c) => isInside(c, join(w, e.path)))) wt.protectedOids[e.path] = e.oid;
+    }
+  }
 }
 
 /**

@@ -290,6 +290,42 @@ git config -f .git/modules/c/config core.fsmonitor ${fsmon(marks, 'latin1')}
       assert.deepEqual(fs.readdirSync(marks), []);
     });
 
+    test("git state the user's next command acts on unseen: a protected file's content smuggled through the index, hidden entries, a rebase stopped before exec", async () => {
+      const ws = makeWorkspace('hv-state');
+      const g = repo(ws);
+      fs.mkdirSync(path.join(ws, '.githooks'));
+      fs.writeFileSync(path.join(ws, '.githooks/pre-commit'), '#!/bin/sh\nexit 0\n', { mode: 0o755 });
+      fs.writeFileSync(path.join(ws, 'Makefile'), 'all:\n\ttrue\n');
+      own(ws);
+      g('add', '.githooks/pre-commit', 'Makefile');
+      g(...GIT_ID, 'commit', '-qm', 'hooks');
+      g('config', 'core.hooksPath', '.githooks');
+      const marks = markerDir();
+      const r = await runBox(mode, {
+        workspace: ws,
+        args: ['--json'],
+        cmd: ['/bin/sh', '-c', `set -e
+git ${GIT_ID.join(' ')} commit -q --allow-empty -m two
+GIT_SEQUENCE_EDITOR="sed -i '1i break\\nexec touch ${marks}/rebase'" git ${GIT_ID.join(' ')} rebase -q -i HEAD~1
+test -d .git/rebase-merge
+blob=$(printf '#!/bin/sh\\ntouch ${marks}/hook\\n' | git hash-object -w --stdin)
+git update-index --cacheinfo 100755,$blob,.githooks/pre-commit
+git ${GIT_ID.join(' ')} commit -q --no-verify -m smuggle
+printf 'all:\\n\\ttouch ${marks}/make\\n' > Makefile
+git update-index --skip-worktree Makefile
+`],
+      });
+      assert.equal(r.code, 0, r.stderr);
+      const got = Object.fromEntries(r.json.hostExecution.map((f) => [f.kind, f.action]));
+      assert.deepEqual(got, { 'protected-file-staged': 'reported', 'hidden-from-git': 'disabled', 'rebase-exec': 'disabled' }, JSON.stringify(r.json.hostExecution));
+      assert.match(r.stderr, /staged or committed other content for \.githooks\/pre-commit/);
+      const st = hostGit(ws, ['status', '--porcelain']);
+      assert.match(st.stdout, /M Makefile/, 'the edited Makefile shows again');
+      assert.doesNotMatch(hostGit(ws, ['status']).stdout, /rebase/i);
+      hostGit(ws, [...GIT_ID, 'rebase', '--continue']);
+      assert.deepEqual(fs.readdirSync(marks), []);
+    });
+
     test('names from the box never reach the terminal raw', async () => {
       const ws = makeWorkspace('hv-names');
       repo(ws);
