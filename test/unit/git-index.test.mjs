@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { readIndexGitlinks } from '../../dist/sandbox/git-index.js';
+import { blobOid, clearHidingFlags, readIndexEntries, readIndexGitlinks } from '../../dist/sandbox/git-index.js';
 import { gitlinksOf } from '../../dist/sandbox/git-surface.js';
 import { prng, tempDir } from '../fixtures/unit/helpers.mjs';
 
@@ -88,3 +88,21 @@ test('malformed input: a reason, never a throw, never a gitlink that is not ther
   }
   for (const buf of real) assert.deepEqual(new Set(readIndexGitlinks(buf).gitlinks), truth);
 });
+
+for (const version of [2, 3, 4]) {
+  test(`index version ${version}: hidden entries found and shown again; git accepts the rewritten index`, { skip: HAS_GIT ? false : 'git is not installed' }, (t) => {
+    const dir = repo(t, { version });
+    git(dir, 'update-index', '--assume-unchanged', 'a.txt');
+    git(dir, 'update-index', '--skip-worktree', 'src/main.js');
+    const file = join(dir, '.git/index');
+    const r = readIndexEntries(readFileSync(file));
+    assert.equal(r.ok, true, r.error);
+    const hidden = r.entries.filter((e) => e.assumeValid || e.skipWorktree);
+    assert.deepEqual(hidden.map((e) => [e.path, e.assumeValid, e.skipWorktree]).sort(), [['a.txt', true, false], ['src/main.js', false, true]]);
+    writeFileSync(file, clearHidingFlags(readFileSync(file), hidden, 20));
+    const flags = git(dir, 'ls-files', '-v').split('\n').filter(Boolean).map((l) => l.slice(0, 2) + l.split(' ')[1]);
+    assert.ok(flags.includes('H a.txt') && flags.includes('H src/main.js'), flags.join('\n'));
+    assert.equal(spawnSync('git', ['status', '--porcelain'], { cwd: dir, env: ENV }).status, 0, 'git reads the index (its checksum holds)');
+    assert.equal(r.entries.find((e) => e.path === 'a.txt').oid, blobOid(readFileSync(join(dir, 'a.txt')), 20));
+  });
+}
