@@ -111,8 +111,9 @@ export async function listenInBoxDir(socketPath: string, listen: () => Promise<u
   } catch (e) {
     throw new LaunchError(`cannot listen on the box socket ${socketPath}: ${(e as Error).message}`);
   }
-  const st = lstatSync(socketPath);
-  const dir = lstatSync(dirname(socketPath));
+  const st = lstatSync(socketPath, { throwIfNoEntry: false });
+  const dir = lstatSync(dirname(socketPath), { throwIfNoEntry: false });
+  if (!st || !dir) throw new LaunchError(`the box socket ${socketPath} vanished right after it was made (another process of this user removed it); start the box again`);
   if (!st.isSocket() || (st.mode & 0o7777) !== BOX_SOCKET_MODE || st.uid !== process.geteuid!() || st.gid !== dir.gid) {
     throw new LaunchError(`the box socket ${socketPath} came out as ${st.isSocket() ? 'a socket' : 'not a socket'} of mode ${octal(st.mode)}, uid ${st.uid}, gid ${st.gid}; expected mode ${octal(BOX_SOCKET_MODE)} in group ${dir.gid}, which the box needs to connect and nobody else may`);
   }

@@ -15,7 +15,8 @@ import { dirname, join, relative } from 'node:path';
 import { parseGitConfig } from './git-config.js';
 import { homeEntries } from './home-workspace.js';
 import { clearHidingFlags, readIndexEntries } from './git-index.js';
-import { gitlinksOf, looksLikeGitDir, pathKey, pjoin, pointerTarget, showPath, stamp, walkGitDirs, type FsPath, type GitSnapshot, type GitWorktree } from './git-surface.js';
+import { gitlinksOf, type GitSnapshot, type GitWorktree } from './git-surface.js';
+import { looksLikeGitDir, pathKey, pjoin, pointerTarget, showPath, stamp, walkGitDirs, type FsPath } from './tree-walk.js';
 
 export type GitFindingKind = 'new-git-dir' | 'new-pointer' | 'new-tool-config' | 'new-home-dotfile' | 'hidden-from-git' | 'protected-file-staged' | 'rebase-exec' | 'submodule-config-changed' | 'new-gitlinks' | 'gitmodules-changed' | 'unlisted';
 
@@ -38,6 +39,15 @@ export const DISABLED_SUFFIX = '.latchgate-disabled';
 /** s with control characters (C0, DEL, C1) escaped as \xNN. */
 export function printable(s: string): string {
   return s.replace(/[\x00-\x1f\x7f-\x9f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+}
+
+/** Whether uid/gid could have made entries in dir (as its owner, who may chmod, or by its mode). */
+function couldWriteIn(dir: FsPath, who: { uid: number; gid: number }): boolean {
+  const st = lstatSync(dir, { throwIfNoEntry: false });
+  if (!st) return false;
+  if (st.uid === who.uid) return true;
+  const bits = st.gid === who.gid ? (st.mode >> 3) & 7 : st.mode & 7;
+  return (bits & 3) === 3;
 }
 
 /** An empty file or directory (a placeholder another box still uses, or nothing at all): it configures nothing. */
@@ -79,6 +89,8 @@ function moveAside(path: FsPath): { from: FsPath; to: FsPath } {
 
 export interface GitCheckOptions {
   writableRoots: readonly string[];
+  /** The box's user: a directory it could not write in holds nothing of the box's. */
+  owner?: { uid: number; gid: number };
   /** Keep what appeared (--trust-new-repos): report only. */
   trustNewRepos: boolean;
 }
@@ -100,6 +112,7 @@ export function checkGitSurface(snap: GitSnapshot, o: GitCheckOptions): GitFindi
   const walk = walkGitDirs(o.writableRoots, { fixUnlisted: true });
   for (const d of walk.unlisted) {
     if (snap.unlisted[pathKey(d)] === stamp(d)) continue; // unreadable before the run, untouched
+    if (!o.owner || !couldWriteIn(d, o.owner)) continue; // nothing the box's user could have put there
     findings.push({ kind: 'unlisted', path: showPath(d), action: 'failed', message: `cannot list ${rel(d)}, which appeared or changed in the box: a repository inside would run its config on the host; inspect it before using git there` });
   }
 

@@ -6,21 +6,22 @@
 // objects/info/alternates). A box must not be able to change any of it, nor
 // leave a git directory behind that did not exist at launch.
 //
-// At launch: every git directory in the writable trees is found (a `.git`
-// directory, a `.git` file or symlink, or any directory shaped like one:
-// HEAD plus objects/ or commondir, so bare repositories too); its config,
+// At launch: every git directory in the writable trees is found
+// (tree-walk.ts: any shape git accepts, bare ones too); its config,
 // config.worktree, hooks/, commondir and alternates are kept read-only, a
 // missing one gets a placeholder (commondir one that names the directory
-// itself, which git reads as no commondir at all); the files its config
-// chain and the user's global git config include or name as programs or
-// hook directories are kept read-only when they lie in a writable tree.
-// The snapshot records what was there, for checkGitSurface() after the run.
-import { chmodSync, lstatSync, readdirSync, readlinkSync, realpathSync, type Dirent } from 'node:fs';
-import { LaunchError } from './errors.js';
-import { isUtf8 } from 'node:buffer';
-import { contentHash, readHead, readRegular } from './safe-read.js';
+// itself, which git reads as no commondir at all); what its config chain,
+// the global config and the repository around the workspace include or
+// name as programs, scripts, hook or template directories is kept
+// read-only when it lies in a writable tree, wherever symlinks lead; so are
+// tool configs at any depth and PATH directories. The snapshot records what
+// was there, for checkGitSurface() (git-check.ts) after the run.
+import { readdirSync, realpathSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
-import { readConfigChain, readSmallFile, resolveConfigPath, type ConfigFileRead } from './git-config.js';
+import { LaunchError } from './errors.js';
+import { readConfigChain, resolveConfigPath, type ConfigFileRead } from './git-config.js';
+import { contentHash, readHead, readRegular } from './safe-read.js';
+import { looksLikeGitDir, lstp, pathKey, pointerTarget, showPath, stamp, walkGitDirs } from './tree-walk.js';
 import { readIndexEntries, readIndexGitlinks } from './git-index.js';
 import { referencedPaths } from './path-references.js';
 
@@ -59,7 +60,7 @@ export function worktreeState(w: string, g: string, hashLen: 20 | 32): GitWorktr
     gitmodules: contentHash(join(w, '.gitmodules')),
     hashLen,
     hidden: r?.ok ? r.entries.filter((e) => e.assumeValid || e.skipWorktree).map((e) => e.path) : [],
-    rebasing: lst(join(g, 'rebase-merge')) !== undefined,
+    rebasing: lstp(join(g, 'rebase-merge')) !== undefined,
     protectedOids: {},
   };
 }
@@ -120,198 +121,16 @@ const COMMAND_KEYS = new Set([
   'gpg.*.program', 'credential.*.helper', 'mergetool.*.cmd', 'difftool.*.cmd', 'pager.*', 'remote.*.receivepack',
   'remote.*.uploadpack', 'hook.*.command', 'sendemail.sendmailcmd', 'sendemail.smtpserver', 'trailer.*.command',
   'trailer.*.cmd', 'gpg.*.defaultkeycommand', 'difftool.*.path', 'mergetool.*.path', 'browser.*.path', 'browser.*.cmd',
-  'man.*.path', 'man.*.cmd', 'web.browser', 'core.hookspath',
+  'man.*.path', 'man.*.cmd', 'web.browser',
 ]);
 
 
 
-function lst(p: string) {
-  try {
-    return lstatSync(p, { bigint: true });
-  } catch {
-    return undefined; // missing, or a file where a directory was expected
-  }
-}
-
-/** dev:ino:ctime:size:mode of a path itself (not followed), or "absent". */
-export function stamp(p: FsPath): string {
-  try {
-    const s = lstatSync(p, { bigint: true });
-    return `${s.dev}:${s.ino}:${s.ctimeNs}:${s.size}:${s.mode}`;
-  } catch {
-    return 'absent';
-  }
-}
 
 const isInside = (root: string, p: string) => {
   const r = relative(root, p);
   return r === '' || (!r.startsWith('..') && !isAbsolute(r));
 };
-
-/**
- * A path as the kernel has it: a string when it is valid UTF-8, else the raw
- * bytes (Node would turn other names into U+FFFD, and two different names
- * into the same string).
- */
-export type FsPath = string | Buffer;
-
-const SLASH = Buffer.from('/');
-
-/** dir/name, as a string when the result is valid UTF-8. */
-export function pjoin(dir: FsPath, name: string | Buffer): FsPath {
-  if (typeof dir === 'string' && typeof name === 'string') return join(dir, name);
-  const joined = Buffer.concat([typeof dir === 'string' ? Buffer.from(dir) : dir, SLASH, typeof name === 'string' ? Buffer.from(name) : name]);
-  return isUtf8(joined) ? joined.toString('utf8') : joined;
-}
-
-/** A key for sets and maps of paths (bytes kept distinct). */
-export const pathKey = (p: FsPath): string => (typeof p === 'string' ? p : `\0${p.toString('hex')}`);
-
-/** A path for messages: bytes that are not UTF-8 shown as \xNN. */
-export function showPath(p: FsPath): string {
-  return typeof p === 'string' ? p : p.toString('latin1').replace(/[\x80-\xff]/g, (c) => `\\x${c.charCodeAt(0).toString(16)}`);
-}
-
-function lstp(p: FsPath) {
-  try {
-    return lstatSync(p, { bigint: true });
-  } catch {
-    return undefined;
-  }
-}
-
-/**
- * A directory git could take for a git directory, with git's own test made
- * looser, never stricter (setup.c is_git_directory: HEAD, and objects/ and
- * refs/ that are merely accessible, or a commondir): HEAD of any kind but a
- * directory, and objects and refs, or commondir, present as anything at all
- * (a symlink, a file). A directory named .git needs HEAD alone.
- */
-export function looksLikeGitDir(dir: FsPath, names?: ReadonlySet<string>): boolean {
-  if (names && !names.has('HEAD')) return false;
-  const head = lstp(pjoin(dir, 'HEAD'));
-  if (!head || head.isDirectory()) return false;
-  const base = typeof dir === 'string' ? basename(dir) : '';
-  if (base === '.git') return true;
-  const has = (n: string) => (names ? names.has(n) : lstp(pjoin(dir, n)) !== undefined);
-  return (has('objects') && has('refs')) || has('commondir');
-}
-
-/** The git directory a `.git` file (gitdir: line) or symlink points at, resolved (for messages and the launch scan). */
-export function pointerTarget(p: FsPath): string | undefined {
-  const st = lstp(p);
-  if (!st) return undefined;
-  const dir = dirname(typeof p === 'string' ? p : p.toString('utf8'));
-  try {
-    if (st.isSymbolicLink()) return resolve(dir, readlinkSync(p, 'utf8'));
-    const m = /^gitdir:\s*(.+?)\s*$/m.exec(readHead(p, 8192)?.toString('utf8') ?? '');
-    return m ? resolve(dir, m[1]!) : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-export interface WalkResult {
-  gitDirs: FsPath[];
-  /** `.git` files and symlinks (and anything else named .git that is no directory). */
-  pointers: FsPath[];
-  /** Directories that could not be listed. */
-  unlisted: FsPath[];
-  /** Tool configs an agent, editor or latchgate uses when started in their directory (toolConfigName), outside node_modules. */
-  toolConfigs: FsPath[];
-}
-
-/**
- * Names that make a tool started in their directory run or allow something:
- * agent settings and MCP servers, editor tasks, hook managers, latchgate's
- * project config. In .claude and .opencode only the parts that do.
- */
-const TOOL_CONFIG_NAMES = new Set(['.mcp.json', '.codex', '.cursor', 'opencode.json', 'opencode.jsonc', '.vscode', '.idea', '.aider.conf.yml', '.latchgate', '.pre-commit-config.yaml']);
-const CLAUDE_PARTS = /^(settings.*\.json|commands|agents|hooks|skills)$/;
-const OPENCODE_PARTS = /^(plugins?|tools?|agents?|commands?|modes?|opencode\.jsonc?)$/;
-
-export function toolConfigName(dirBase: string, name: string): boolean {
-  if (dirBase === '.claude') return CLAUDE_PARTS.test(name);
-  if (dirBase === '.opencode') return OPENCODE_PARTS.test(name);
-  return TOOL_CONFIG_NAMES.has(name);
-}
-
-/**
- * A directory's entries. One its owner made unreadable or untraversable is
- * opened up for the walk (fix: the caller acts as that owner, opened gets
- * its mode back afterwards), since a repository could hide inside.
- */
-function listDir(dir: FsPath, fix: boolean, opened: { dir: FsPath; mode: number }[]): Dirent<Buffer>[] | undefined {
-  const st = lstp(dir);
-  if (!st?.isDirectory()) return undefined;
-  const mode = Number(st.mode & 0o7777n);
-  if (fix && (mode & 0o500) !== 0o500) {
-    try {
-      chmodSync(dir, mode | 0o500);
-      opened.push({ dir, mode });
-    } catch {
-      // not ours to open: list it if we can anyway
-    }
-  }
-  try {
-    return readdirSync(dir, { withFileTypes: true, encoding: 'buffer' });
-  } catch {
-    return undefined;
-  }
-}
-
-/**
- * Every git directory and `.git` pointer below the roots, without following
- * symlinks, into every directory (objects/ too: a repository hidden there is
- * still one). Names are read as bytes.
- */
-export function walkGitDirs(roots: readonly FsPath[], o: { fixUnlisted?: boolean } = {}): WalkResult {
-  const out: WalkResult = { gitDirs: [], pointers: [], unlisted: [], toolConfigs: [] };
-  const stack = [...roots].filter((r) => lstp(r)?.isDirectory());
-  const seen = new Set<string>();
-  const opened: { dir: FsPath; mode: number }[] = [];
-  try {
-    walk(stack, seen, out, o.fixUnlisted ?? false, opened);
-  } finally {
-    for (const { dir, mode } of opened.reverse()) {
-      try {
-        chmodSync(dir, mode);
-      } catch {
-        // gone meanwhile: so is what was in it
-      }
-    }
-  }
-  return out;
-}
-
-function walk(stack: FsPath[], seen: Set<string>, out: WalkResult, fix: boolean, opened: { dir: FsPath; mode: number }[]): void {
-  const packaged = new Set<string>(); // directories below a node_modules
-  while (stack.length > 0) {
-    const dir = stack.pop()!;
-    const key = pathKey(dir);
-    if (seen.has(key)) continue;
-    seen.add(key);
-    const entries = listDir(dir, fix, opened);
-    if (!entries) {
-      out.unlisted.push(dir);
-      continue;
-    }
-    const names = new Set(entries.map((e) => e.name.toString('latin1')));
-    if (looksLikeGitDir(dir, names)) out.gitDirs.push(dir);
-    const base = basename(typeof dir === 'string' ? dir : dir.toString('latin1'));
-    // Installed packages ship editor folders of their own: nobody starts a tool in them.
-    const inPackages = packaged.has(key) || base === 'node_modules';
-    for (const e of entries) {
-      const name = e.name.toString('latin1');
-      const p = pjoin(dir, e.name);
-      if (!inPackages && toolConfigName(base, name)) out.toolConfigs.push(p);
-      if (e.isDirectory()) {
-        stack.push(p);
-        if (inPackages) packaged.add(pathKey(p));
-      } else if (name === '.git') out.pointers.push(p);
-    }
-  }
-}
 
 /** A git directory under another one's modules/ (a submodule's, as git stores them). */
 function isSubmoduleGitDir(g: string, gitDirs: ReadonlySet<string>): boolean {
@@ -366,7 +185,7 @@ const SCRIPT_EXT = /\.(sh|bash|zsh|fish|py|js|mjs|cjs|ts|rb|pl|php|lua|ps1|exe)$
 
 /** A program or script: what a config naming it would run. */
 export function looksExecutable(p: string): boolean {
-  const st = lst(p);
+  const st = lstp(p);
   if (!st?.isFile()) return false;
   if ((st.mode & 0o111n) !== 0n || SCRIPT_EXT.test(p)) return true;
   return readHead(p, 2)?.toString('latin1') === '#!';
@@ -434,7 +253,7 @@ export function scanGitSurface(o: GitScanOptions): GitSurface {
   const toolConfigs = walk.toolConfigs.filter((p): p is string => typeof p === 'string');
   const snapshot: GitSnapshot = { gitDirs: [...gitDirs].sort(), pointers: [...pointers].sort(), toolConfigs: toolConfigs.sort(), worktrees: {}, gitmodulesText: {}, submoduleConfigs: {}, unlisted: {} };
   // Tool configs below the roots are kept as they are (the roots' own get placeholders too: protected-paths.ts).
-  for (const p of toolConfigs) add({ path: p, type: lst(p)?.isDirectory() ? 'dir' : 'file', why: 'a tool started in this directory reads it' });
+  for (const p of toolConfigs) add({ path: p, type: lstp(p)?.isDirectory() ? 'dir' : 'file', why: 'a tool started in this directory reads it' });
   for (const d of walk.unlisted) snapshot.unlisted[pathKey(d)] = stamp(d);
 
   // Work tree roots: W for W/.git (directory or pointer).
@@ -467,11 +286,11 @@ export function scanGitSurface(o: GitScanOptions): GitSurface {
     for (const n of names) {
       const hook = join(dir, n);
       const real = realLocation(hook);
-      if (real && real !== hook) add({ path: real, type: lst(real)?.isDirectory() ? 'dir' : 'file', why: `the hook ${hook} is a symlink to it` });
+      if (real && real !== hook) add({ path: real, type: lstp(real)?.isDirectory() ? 'dir' : 'file', why: `the hook ${hook} is a symlink to it` });
       const text = readRegular(hook, 256 << 10)?.toString('utf8');
       if (text === undefined) continue;
       for (const p of referencedPaths(text, { bases: [...bases, dir], ...(o.home ? { home: o.home } : {}) })) {
-        if (lst(p)?.isFile()) add({ path: p, type: 'file', why: `run by the hook ${hook}` });
+        if (lstp(p)?.isFile()) add({ path: p, type: 'file', why: `run by the hook ${hook}` });
       }
       if (hooksPath && /\$0|\$\{0\}|BASH_SOURCE/.test(text) && !looksLikeGitDir(dirname(dir))) {
         add({ path: dirname(dir), type: 'dir', why: `hooks in ${dir} run scripts beside it` });
@@ -506,7 +325,7 @@ export function scanGitSurface(o: GitScanOptions): GitSurface {
         }
       }
       for (const p of referencedPaths(f.text, { bases, ...(o.home ? { home: o.home } : {}) })) {
-        if (lst(p)?.isFile()) add({ path: p, type: 'file', why: `named in ${f.file}` });
+        if (lstp(p)?.isFile()) add({ path: p, type: 'file', why: `named in ${f.file}` });
       }
     }
   };
@@ -524,11 +343,11 @@ export function scanGitSurface(o: GitScanOptions): GitSurface {
   for (const w of writable) {
     for (let a = dirname(w); a !== dirname(a); a = dirname(a)) {
       const dotgit = join(a, '.git');
-      const st = lst(dotgit);
+      const st = lstp(dotgit);
       if (!st) continue;
       const g = st.isDirectory() ? dotgit : pointerTarget(dotgit);
       if (!g || !looksLikeGitDir(g)) continue;
-      const common = lst(join(g, 'commondir'))?.isFile() ? resolve(g, readHead(join(g, 'commondir'), 4096)?.toString('utf8').trim() ?? '.') : g;
+      const common = lstp(join(g, 'commondir'))?.isFile() ? resolve(g, readHead(join(g, 'commondir'), 4096)?.toString('utf8').trim() ?? '.') : g;
       const chain = readConfigChain(join(common, 'config'), o.home);
       chainFiles(chain, `included by ${join(common, 'config')}`);
       fromChain(chain.files, [a]);
@@ -537,12 +356,12 @@ export function scanGitSurface(o: GitScanOptions): GitSurface {
   }
 
   for (const g of snapshot.gitDirs) {
-    const linked = !!lst(join(g, 'commondir'))?.isFile();
+    const linked = !!lstp(join(g, 'commondir'))?.isFile();
     const why = `git directory ${g}`;
     if (linked) {
       add({ path: join(g, 'commondir'), type: 'file', why });
       add({ path: join(g, 'config.worktree'), type: 'file', why });
-      if (lst(join(g, 'gitdir'))) add({ path: join(g, 'gitdir'), type: 'file', why });
+      if (lstp(join(g, 'gitdir'))) add({ path: join(g, 'gitdir'), type: 'file', why });
       continue;
     }
     // A submodule config too big to keep (or not a file) stays read-only like the others.
@@ -570,7 +389,7 @@ export function scanGitSurface(o: GitScanOptions): GitSurface {
     const bytes = readRegular(join(w, '.gitmodules'));
     if (bytes !== undefined) snapshot.gitmodulesText[w] = bytes;
   }
-  for (const d of pathDirs(o.env ?? {})) if (lst(d)?.isDirectory()) add({ path: d, type: 'dir', why: 'a directory on your PATH' });
+  for (const d of pathDirs(o.env ?? {})) if (lstp(d)?.isDirectory()) add({ path: d, type: 'dir', why: 'a directory on your PATH' });
   // The texts kept to restore files are not printed with the plan (--dry-run):
   // they are the user's config (URLs may hold tokens), not the plan.
   for (const k of ['gitmodulesText', 'submoduleConfigs'] as const) Object.defineProperty(snapshot, k, { enumerable: false });

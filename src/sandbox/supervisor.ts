@@ -104,7 +104,7 @@ export async function runSandbox(plan: SandboxPlan, hooks: RunHooks = {}): Promi
 
 /** What the box left in its writable trees that host git would run, disabled unless trusted (git-check.ts). */
 function checkHostExecution(plan: SandboxPlan): GitFinding[] {
-  const o = { writableRoots: plan.writableRoots, trustNewRepos: plan.hostExec.trustNewRepos };
+  const o = { writableRoots: plan.writableRoots, trustNewRepos: plan.hostExec.trustNewRepos, owner: { uid: plan.identity.uid, gid: plan.identity.gid } };
   return asOwner(fsOwnerOf(plan.identity), () => checkGitSurface(plan.hostExec.git, o));
 }
 

@@ -326,6 +326,30 @@ git update-index --skip-worktree Makefile
       assert.deepEqual(fs.readdirSync(marks), []);
     });
 
+    test('a root launcher never reads what the agent cannot: a submodule config symlinked to a root-only file is not taken in, nor written back', { skip: mode === 'root' ? false : 'the root launcher is the one that could read more than the agent' }, async () => {
+      const up = makeWorkspace('hv-secretup');
+      repo(up);
+      const ws = makeWorkspace('hv-secret');
+      const g = repo(ws);
+      const r0 = hostGit(ws, ['-c', 'protocol.file.allow=always', 'submodule', 'add', '-q', up, 'lib']);
+      assert.equal(r0.status, 0, r0.stderr);
+      g(...GIT_ID, 'commit', '-qm', 'lib');
+      const secretDir = fs.mkdtempSync(path.join(os.tmpdir(), 'latchgate-rootonly-'));
+      cleanups.push(() => fs.rmSync(secretDir, { recursive: true, force: true }));
+      const secret = path.join(secretDir, 'secret');
+      fs.writeFileSync(secret, 'TOP-SECRET-ROOT-ONLY\n', { mode: 0o600 });
+      const cfg = path.join(ws, '.git/modules/lib/config');
+      // Run 1 leaves the symlink; run 2 replaces it with a file, so a launcher that took the target in would "put it back".
+      const r1 = await runBox(mode, { workspace: ws, cmd: ['/bin/sh', '-c', `ln -sf ${secret} .git/modules/lib/config`] });
+      assert.equal(r1.code, 0, r1.stderr);
+      if (fs.lstatSync(cfg).isSymbolicLink()) {
+        const r2 = await runBox(mode, { workspace: ws, cmd: ['/bin/sh', '-c', 'rm -f .git/modules/lib/config 2>/dev/null; echo "[core]" > .git/modules/lib/config 2>/dev/null; cat .git/modules/lib/config* 2>/dev/null; true'] });
+        assert.doesNotMatch(r2.stdout, /TOP-SECRET/);
+      }
+      const found = spawnSync('grep', ['-rl', 'TOP-SECRET', ws], { encoding: 'utf8' }).stdout.trim().split('\n').filter(Boolean);
+      assert.deepEqual(found, [], 'the root-only content never lands in the workspace');
+    });
+
     test('names from the box never reach the terminal raw', async () => {
       const ws = makeWorkspace('hv-names');
       repo(ws);

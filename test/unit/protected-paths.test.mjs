@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, sep } from 'node:path';
 import { PROTECTED_DIRS, PROTECTED_FILES, protectedPathsFor, protectionPlan } from '../../dist/sandbox/protected-paths.js';
-import { walkGitDirs } from '../../dist/sandbox/git-surface.js';
+import { walkGitDirs } from '../../dist/sandbox/tree-walk.js';
 
 /** The git directories found below the given roots, sorted. */
 const gitDirsIn = (...roots) => [...walkGitDirs(roots).gitDirs].sort();

@@ -1,0 +1,185 @@
+// Walking the box's writable trees for what host tools act on: git
+// directories of any shape git accepts, `.git` pointers, and the configs
+// agents and editors read when started in a directory. Names are bytes (a
+// path is a string only when it is valid UTF-8), symlinks are never
+// followed, and a directory its owner made unreadable is opened for the walk.
+import { chmodSync, lstatSync, readdirSync, readlinkSync, type Dirent } from 'node:fs';
+import { isUtf8 } from 'node:buffer';
+import { basename, dirname, join, resolve } from 'node:path';
+import { readHead } from './safe-read.js';
+
+/** dev:ino:ctime:size:mode of a path itself (not followed), or "absent". */
+export function stamp(p: FsPath): string {
+  try {
+    const s = lstatSync(p, { bigint: true });
+    return `${s.dev}:${s.ino}:${s.ctimeNs}:${s.size}:${s.mode}`;
+  } catch {
+    return 'absent';
+  }
+}
+
+/**
+ * A path as the kernel has it: a string when it is valid UTF-8, else the raw
+ * bytes (Node would turn other names into U+FFFD, and two different names
+ * into the same string).
+ */
+export type FsPath = string | Buffer;
+
+const SLASH = Buffer.from('/');
+
+/** dir/name, as a string when the result is valid UTF-8. */
+export function pjoin(dir: FsPath, name: string | Buffer): FsPath {
+  if (typeof dir === 'string' && typeof name === 'string') return join(dir, name);
+  const joined = Buffer.concat([typeof dir === 'string' ? Buffer.from(dir) : dir, SLASH, typeof name === 'string' ? Buffer.from(name) : name]);
+  return isUtf8(joined) ? joined.toString('utf8') : joined;
+}
+
+/** A key for sets and maps of paths (bytes kept distinct). */
+export const pathKey = (p: FsPath): string => (typeof p === 'string' ? p : `\0${p.toString('hex')}`);
+
+/** A path for messages: bytes that are not UTF-8 shown as \xNN. */
+export function showPath(p: FsPath): string {
+  return typeof p === 'string' ? p : p.toString('latin1').replace(/[\x80-\xff]/g, (c) => `\\x${c.charCodeAt(0).toString(16)}`);
+}
+
+export function lstp(p: FsPath) {
+  try {
+    return lstatSync(p, { bigint: true });
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * A directory git could take for a git directory, with git's own test made
+ * looser, never stricter (setup.c is_git_directory: HEAD, and objects/ and
+ * refs/ that are merely accessible, or a commondir): HEAD of any kind but a
+ * directory, and objects and refs, or commondir, present as anything at all
+ * (a symlink, a file). A directory named .git needs HEAD alone.
+ */
+export function looksLikeGitDir(dir: FsPath, names?: ReadonlySet<string>): boolean {
+  if (names && !names.has('HEAD')) return false;
+  const head = lstp(pjoin(dir, 'HEAD'));
+  if (!head || head.isDirectory()) return false;
+  const base = typeof dir === 'string' ? basename(dir) : '';
+  if (base === '.git') return true;
+  const has = (n: string) => (names ? names.has(n) : lstp(pjoin(dir, n)) !== undefined);
+  return (has('objects') && has('refs')) || has('commondir');
+}
+
+/** The git directory a `.git` file (gitdir: line) or symlink points at, resolved (for messages and the launch scan). */
+export function pointerTarget(p: FsPath): string | undefined {
+  const st = lstp(p);
+  if (!st) return undefined;
+  const dir = dirname(typeof p === 'string' ? p : p.toString('utf8'));
+  try {
+    if (st.isSymbolicLink()) return resolve(dir, readlinkSync(p, 'utf8'));
+    const m = /^gitdir:\s*(.+?)\s*$/m.exec(readHead(p, 8192)?.toString('utf8') ?? '');
+    return m ? resolve(dir, m[1]!) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export interface WalkResult {
+  gitDirs: FsPath[];
+  /** `.git` files and symlinks (and anything else named .git that is no directory). */
+  pointers: FsPath[];
+  /** Directories that could not be listed. */
+  unlisted: FsPath[];
+  /** Tool configs an agent, editor or latchgate uses when started in their directory (toolConfigName), outside node_modules. */
+  toolConfigs: FsPath[];
+}
+
+/**
+ * Names that make a tool started in their directory run or allow something:
+ * agent settings and MCP servers, editor tasks, hook managers, latchgate's
+ * project config. In .claude and .opencode only the parts that do.
+ */
+const TOOL_CONFIG_NAMES = new Set(['.mcp.json', '.codex', '.cursor', 'opencode.json', 'opencode.jsonc', '.vscode', '.idea', '.aider.conf.yml', '.latchgate', '.pre-commit-config.yaml']);
+const CLAUDE_PARTS = /^(settings.*\.json|commands|agents|hooks|skills)$/;
+const OPENCODE_PARTS = /^(plugins?|tools?|agents?|commands?|modes?|opencode\.jsonc?)$/;
+
+export function toolConfigName(dirBase: string, name: string): boolean {
+  if (dirBase === '.claude') return CLAUDE_PARTS.test(name);
+  if (dirBase === '.opencode') return OPENCODE_PARTS.test(name);
+  return TOOL_CONFIG_NAMES.has(name);
+}
+
+/**
+ * A directory's entries. One its owner made unreadable or untraversable is
+ * opened up for the walk (fix: the caller acts as that owner, opened gets
+ * its mode back afterwards), since a repository could hide inside.
+ */
+function listDir(dir: FsPath, fix: boolean, opened: { dir: FsPath; mode: number }[]): Dirent<Buffer>[] | undefined {
+  const st = lstp(dir);
+  if (!st?.isDirectory()) return undefined;
+  const mode = Number(st.mode & 0o7777n);
+  if (fix && (mode & 0o500) !== 0o500) {
+    try {
+      chmodSync(dir, mode | 0o500);
+      opened.push({ dir, mode });
+    } catch {
+      // not ours to open: list it if we can anyway
+    }
+  }
+  try {
+    return readdirSync(dir, { withFileTypes: true, encoding: 'buffer' });
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Every git directory and `.git` pointer below the roots, without following
+ * symlinks, into every directory (objects/ too: a repository hidden there is
+ * still one). Names are read as bytes.
+ */
+export function walkGitDirs(roots: readonly FsPath[], o: { fixUnlisted?: boolean } = {}): WalkResult {
+  const out: WalkResult = { gitDirs: [], pointers: [], unlisted: [], toolConfigs: [] };
+  const stack = [...roots].filter((r) => lstp(r)?.isDirectory());
+  const seen = new Set<string>();
+  const opened: { dir: FsPath; mode: number }[] = [];
+  try {
+    walk(stack, seen, out, o.fixUnlisted ?? false, opened);
+  } finally {
+    for (const { dir, mode } of opened.reverse()) {
+      try {
+        chmodSync(dir, mode);
+      } catch {
+        // gone meanwhile: so is what was in it
+      }
+    }
+  }
+  return out;
+}
+
+function walk(stack: FsPath[], seen: Set<string>, out: WalkResult, fix: boolean, opened: { dir: FsPath; mode: number }[]): void {
+  const packaged = new Set<string>(); // directories below a node_modules
+  while (stack.length > 0) {
+    const dir = stack.pop()!;
+    const key = pathKey(dir);
+    if (seen.has(key)) continue;
+    seen.add(key);
+    const entries = listDir(dir, fix, opened);
+    if (!entries) {
+      out.unlisted.push(dir);
+      continue;
+    }
+    const names = new Set(entries.map((e) => e.name.toString('latin1')));
+    if (looksLikeGitDir(dir, names)) out.gitDirs.push(dir);
+    const base = basename(typeof dir === 'string' ? dir : dir.toString('latin1'));
+    // Installed packages ship editor folders of their own: nobody starts a tool in them.
+    const inPackages = packaged.has(key) || base === 'node_modules';
+    for (const e of entries) {
+      const name = e.name.toString('latin1');
+      const p = pjoin(dir, e.name);
+      if (!inPackages && toolConfigName(base, name)) out.toolConfigs.push(p);
+      if (e.isDirectory()) {
+        stack.push(p);
+        if (inPackages) packaged.add(pathKey(p));
+      } else if (name === '.git') out.pointers.push(p);
+    }
+  }
+}
+
