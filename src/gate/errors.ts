@@ -1,4 +1,4 @@
-// Gate errors: a code from the public API (upstream §3.1) and its HTTP status.
+// Gate errors: a code from the public API (README, HTTP API) and its HTTP status.
 // Bodies are always {"error": "<code>", ...}.
 
 const STATUS: Record<string, number> = {

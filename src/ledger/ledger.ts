@@ -364,7 +364,7 @@ export class Ledger {
 
   /**
    * Consumes the grant and writes its intent in one BEGIN IMMEDIATE
-   * transaction (seed 001, stage 7). Returns false, writing nothing, if the
+   * transaction (the commit stage, src/gate/stages/commit.ts). Returns false, writing nothing, if the
    * grant was already consumed: the caller answers 409.
    */
   consumeGrantAndWriteIntent(intent: ExecutionIntent): boolean {
@@ -384,7 +384,7 @@ export class Ledger {
   }
 
   /**
-   * Evidence finalisation (seed 001): the receipt and the final audit event
+   * Evidence finalisation: the receipt and the final audit event
    * committed in one transaction. If this throws, nothing was stored and the
    * client must get evidence_persistence_failed.
    */

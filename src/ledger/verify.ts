@@ -14,7 +14,7 @@
 // Receipts are checked apart (result_hash recomputed, Ed25519 signature over
 // the ASCII hex result_hash, through the append-only key history). Intents
 // without receipts are listed but do not by themselves make the ledger
-// "not intact": they are the detectable trace of lost evidence (seed 001).
+// "not intact": they are the detectable trace of lost evidence.
 import { canonicalize, sha256Hex } from '../crypto/jcs.js';
 import type { Db } from './db.js';
 import { CHAIN_HASH_FORMAT, eventHash, indexedColumns, LedgerError } from './ledger.js';

@@ -1,5 +1,5 @@
 // Authentication failures of the gate's first stage (lease + DPoP) and of
-// lease issuance. Each carries one of the wire codes of upstream §3.1 (plus
+// lease issuance. Each carries one of the API's wire codes (README, HTTP API; plus
 // `lease_revoked`); the HTTP layer maps it to a status with AUTH_ERROR_STATUS
 // and answers {"error": code, "message": message}.
 
