@@ -12,53 +12,14 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { GIT_ID, HAS_GIT, PRELUDE, cleanupHostExec, exists, fsmon, hostGit, markerDir, onCleanup, repo, results } from '../helpers/host-exec.mjs';
 import { MODES, skipReason, runBox, makeWorkspace, own, testUser, cleanupWorkspaces } from '../helpers/sandbox.mjs';
 
 const isRoot = process.getuid() === 0;
-const HAS_GIT = fs.existsSync('/usr/bin/git');
-const GIT_ID = ['-c', 'user.name=latchgate-test', '-c', 'user.email=test@example.invalid'];
-const cleanups = [];
 after(() => {
-  for (const f of cleanups.splice(0).reverse()) f();
+  cleanupHostExec();
   cleanupWorkspaces();
 });
-const exists = (p) => fs.lstatSync(p, { throwIfNoEntry: false }) !== undefined;
-
-function markerDir() {
-  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'latchgate-pwned-'));
-  fs.chmodSync(d, 0o777);
-  cleanups.push(() => fs.rmSync(d, { recursive: true, force: true }));
-  return d;
-}
-
-/** A command as the test user (the workspace owner) on the host. */
-function asUser(cmd, args, cwd, env = {}) {
-  const u = testUser();
-  const opts = { cwd, encoding: 'utf8', env: { PATH: '/usr/bin:/bin', HOME: path.join(os.tmpdir(), 'latchgate-nohome'), GIT_CONFIG_NOSYSTEM: '1', LANG: 'C.UTF-8', ...env }, stdio: ['ignore', 'pipe', 'pipe'] };
-  if (isRoot) Object.assign(opts, { uid: u.uid, gid: u.gid });
-  return spawnSync(cmd, args, opts);
-}
-const hostGit = (cwd, args, env) => asUser('git', args, cwd, env);
-
-function repo(dir) {
-  const g = (...a) => {
-    const r = hostGit(dir, a);
-    assert.equal(r.status, 0, `git ${a.join(' ')}: ${r.stderr}`);
-    return r.stdout;
-  };
-  g('-c', 'init.defaultBranch=main', 'init', '-q');
-  fs.writeFileSync(path.join(dir, 'README.md'), 'readme\n');
-  own(dir);
-  g('add', 'README.md');
-  g(...GIT_ID, 'commit', '-qm', 'initial');
-  return g;
-}
-
-const PRELUDE = `
-w() { if ( printf 'planted\\n' >> "$2" ) 2>/tmp/.e; then echo "@@$1 OK"; else echo "@@$1 $(tr '\\n' ' ' </tmp/.e)"; fi; }
-`;
-const results = (stdout) => Object.fromEntries([...stdout.matchAll(/^@@(\S+) (.*)$/gm)].map((m) => [m[1], /Read-only file system/.test(m[2]) ? 'EROFS' : m[2].trim() === 'OK' ? 'OK' : m[2].trim()]));
-const fsmon = (marks, name) => `"touch ${marks}/${name}; false"`;
 
 for (const mode of MODES) {
   describe(`host execution variants, launcher as ${mode}`, { skip: skipReason(mode) ?? (HAS_GIT ? false : 'git is not installed') }, () => {
@@ -124,7 +85,7 @@ echo garbage > .git/sharedindex.0123456789012345678901234567890123456789
       fs.mkdirSync(path.join(ws, 'cache/sub'), { recursive: true });
       own(ws);
       fs.chmodSync(path.join(ws, 'cache'), 0o311);
-      cleanups.push(() => fs.existsSync(path.join(ws, 'cache')) && fs.chmodSync(path.join(ws, 'cache'), 0o755));
+      onCleanup(() => fs.existsSync(path.join(ws, 'cache')) && fs.chmodSync(path.join(ws, 'cache'), 0o755));
       const marks = markerDir();
       const r = await runBox(mode, { workspace: ws, args: ['--json'], cmd: ['/bin/sh', '-c', `git init -q cache/sub/evil && git config -f cache/sub/evil/.git/config core.fsmonitor ${fsmon(marks, 'unreadable')}`] });
       assert.equal(r.code, 0, r.stderr);
@@ -335,7 +296,7 @@ git update-index --skip-worktree Makefile
       assert.equal(r0.status, 0, r0.stderr);
       g(...GIT_ID, 'commit', '-qm', 'lib');
       const secretDir = fs.mkdtempSync(path.join(os.tmpdir(), 'latchgate-rootonly-'));
-      cleanups.push(() => fs.rmSync(secretDir, { recursive: true, force: true }));
+      onCleanup(() => fs.rmSync(secretDir, { recursive: true, force: true }));
       const secret = path.join(secretDir, 'secret');
       fs.writeFileSync(secret, 'TOP-SECRET-ROOT-ONLY\n', { mode: 0o600 });
       const cfg = path.join(ws, '.git/modules/lib/config');
@@ -365,7 +326,7 @@ git update-index --skip-worktree Makefile
       if (!exists(home)) {
         fs.mkdirSync(home, { mode: 0o755 });
         if (isRoot) fs.chownSync(home, testUser().uid, testUser().gid);
-        cleanups.push(() => {
+        onCleanup(() => {
           if (fs.readdirSync(home).length === 0) fs.rmdirSync(home);
         });
       }

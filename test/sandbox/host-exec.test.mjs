@@ -5,69 +5,29 @@
 // legitimate git work inside the box still succeeds. Both launcher modes.
 import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { GIT_ID, HAS_GIT, PRELUDE, cleanupHostExec, exists, fsmon, hostGit, markerDir, onCleanup, repo, results } from '../helpers/host-exec.mjs';
 import { MODES, skipReason, runBox, makeWorkspace, own, testUser, cleanupWorkspaces, ROOT } from '../helpers/sandbox.mjs';
 import { haveOpenssl, makePki } from '../fixtures/egress-cred/pki.mjs';
 import { startGitHttps } from '../fixtures/git-https.mjs';
 
 const isRoot = process.getuid() === 0;
-const HAS_GIT = fs.existsSync('/usr/bin/git');
-const GIT_ID = ['-c', 'user.name=latchgate-test', '-c', 'user.email=test@example.invalid'];
-const cleanups = [];
 after(() => {
-  for (const f of cleanups.splice(0).reverse()) f();
+  cleanupHostExec();
   cleanupWorkspaces();
 });
 
-const q = (s) => `'${String(s).replace(/'/g, `'\\''`)}'`;
-const exists = (p) => fs.lstatSync(p, { throwIfNoEntry: false }) !== undefined;
 
-/** A directory for marker files the planted commands would create, writable by the test user, outside every box. */
-function markerDir() {
-  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'latchgate-pwned-'));
-  fs.chmodSync(d, 0o777);
-  cleanups.push(() => fs.rmSync(d, { recursive: true, force: true }));
-  return d;
-}
-
-/** Host git as the test user (the workspace owner), as the user would run it later. */
-function hostGit(cwd, args, env = {}) {
-  const u = testUser();
-  const opts = { cwd, encoding: 'utf8', env: { PATH: '/usr/bin:/bin', HOME: path.join(os.tmpdir(), 'latchgate-nohome'), GIT_CONFIG_NOSYSTEM: '1', LANG: 'C.UTF-8', ...env }, stdio: ['ignore', 'pipe', 'pipe'] };
-  if (isRoot) Object.assign(opts, { uid: u.uid, gid: u.gid });
-  return spawnSync('git', args, opts);
-}
-
-/** A repository with one commit, owned by the test user. */
-function repo(dir) {
-  const g = (...a) => {
-    const r = hostGit(dir, a);
-    assert.equal(r.status, 0, `git ${a.join(' ')}: ${r.stderr}`);
-    return r.stdout;
-  };
-  g('-c', 'init.defaultBranch=main', 'init', '-q');
-  fs.writeFileSync(path.join(dir, 'README.md'), 'readme\n');
-  own(dir);
-  g('add', 'README.md');
-  g(...GIT_ID, 'commit', '-qm', 'initial');
-  return g;
-}
-
-/** Shell helpers for the box: w LABEL FILE appends to FILE and prints `@@LABEL OK` or the error. */
-const PRELUDE = `
-w() { if ( printf 'planted\\n' >> "$2" ) 2>/tmp/.e; then echo "@@$1 OK"; else echo "@@$1 $(tr '\\n' ' ' </tmp/.e)"; fi; }
-`;
-const results = (stdout) => Object.fromEntries([...stdout.matchAll(/^@@(\S+) (.*)$/gm)].map((m) => [m[1], /Read-only file system/.test(m[2]) ? 'EROFS' : m[2].trim() === 'OK' ? 'OK' : m[2].trim()]));
 
 /** A state dir of its own so the ledger of one run can be read. */
 function stateEnv(mode) {
   const d = fs.mkdtempSync(path.join(os.tmpdir(), 'latchgate-hexec-state-'));
   fs.chmodSync(d, 0o755);
   if (mode === 'user' && isRoot) execFileSync('chown', [`${testUser().uid}:${testUser().gid}`, d]);
-  cleanups.push(() => fs.rmSync(d, { recursive: true, force: true }));
+  onCleanup(() => fs.rmSync(d, { recursive: true, force: true }));
   return { XDG_STATE_HOME: d, XDG_RUNTIME_DIR: d };
 }
 
@@ -75,7 +35,7 @@ async function ledgerEvents(env, type) {
   const { Ledger } = await import(path.join(ROOT, 'dist/ledger/ledger.js'));
   const l = Ledger.open(path.join(env.XDG_STATE_HOME, 'latchgate', 'ledger.sqlite3'));
   try {
-    return l.query({ eventType: type });
+    return l.query({ event_type: type });
   } finally {
     l.db.close();
   }
@@ -170,7 +130,7 @@ git status --porcelain >/dev/null
 
     test('legitimate git work leaves nothing to disable: fetch through the CONNECT proxy, submodule update of an existing submodule', { skip: haveOpenssl() ? false : 'openssl is missing (make setup installs it)' }, async (t) => {
       const srv = fs.mkdtempSync(path.join(os.tmpdir(), 'latchgate-gitsrv-'));
-      cleanups.push(() => fs.rmSync(srv, { recursive: true, force: true }));
+      onCleanup(() => fs.rmSync(srv, { recursive: true, force: true }));
       fs.chmodSync(srv, 0o755);
       const pki = makePki(srv);
       // The upstreams are root's: trusted by name for this test's git (safe.directory counts only in a global config).
@@ -219,7 +179,7 @@ git status --porcelain >/dev/null
       const a2 = sys(appWork, 'rev-parse', 'HEAD');
 
       const cfgHome = fs.mkdtempSync(path.join(os.tmpdir(), 'latchgate-hexec-cfg-'));
-      cleanups.push(() => fs.rmSync(cfgHome, { recursive: true, force: true }));
+      onCleanup(() => fs.rmSync(cfgHome, { recursive: true, force: true }));
       fs.mkdirSync(path.join(cfgHome, 'latchgate'));
       fs.writeFileSync(path.join(cfgHome, 'latchgate', 'latchgate.toml'), `[sandbox.agent]\nallow_hosts = ["api.example.test"]\n\n[sandbox.network.resolve]\n"api.example.test" = "127.0.0.1:${server.port}"\n`);
       execFileSync('chmod', ['-R', 'a+rX', cfgHome]);
@@ -404,7 +364,7 @@ w legit:build scripts/build.sh
       if (isRoot && !exists(home)) {
         fs.mkdirSync(home, { mode: 0o755 });
         made = true;
-        cleanups.push(() => fs.rmSync(home, { recursive: true, force: true }));
+        onCleanup(() => fs.rmSync(home, { recursive: true, force: true }));
       }
       const files = { '.gitconfig': '[user]\n\tname = me\n', '.bashrc': '# rc\n', '.ssh/authorized_keys': 'ssh-ed25519 AAAA me\n', 'project/main.c': 'int main;\n' };
       const created = [];
@@ -416,7 +376,7 @@ w legit:build scripts/build.sh
         created.push(p);
       }
       if (isRoot) execFileSync('chown', ['-R', `${u.uid}:${u.gid}`, home]);
-      if (!made) cleanups.push(() => created.forEach((p) => fs.rmSync(p, { force: true })));
+      if (!made) onCleanup(() => created.forEach((p) => fs.rmSync(p, { force: true })));
       const refused = await runBox(mode, { workspace: home, cmd: ['/bin/true'] });
       assert.equal(refused.code, 125);
       assert.match(refused.stderr, /refused: it is a home directory.*--allow-home-workspace/);
@@ -449,7 +409,7 @@ mkdir -p .kube && echo 'users: []' > .kube/config && echo @@new-dotdir OK
       assert.equal(fs.readFileSync(path.join(home, '.ssh/authorized_keys'), 'utf8').includes('planted'), false);
       assert.equal(exists(path.join(home, '.local/bin/git')), false);
       // Dotfiles nobody had: created in the box, moved aside after it.
-      cleanups.push(() => ['.gdbinit', '.kube'].forEach((n) => fs.rmSync(path.join(home, `${n}.latchgate-disabled`), { recursive: true, force: true })));
+      onCleanup(() => ['.gdbinit', '.kube'].forEach((n) => fs.rmSync(path.join(home, `${n}.latchgate-disabled`), { recursive: true, force: true })));
       assert.equal(res['new-dotfile'], 'OK');
       const moved = r.json.hostExecution.filter((f) => f.kind === 'new-home-dotfile').map((f) => path.basename(f.path)).sort();
       assert.deepEqual(moved, ['.gdbinit', '.kube']);
