@@ -15,8 +15,8 @@ import { dirname, join, relative } from 'node:path';
 import { parseGitConfig } from './git-config.js';
 import { homeEntries } from './home-workspace.js';
 import { clearHidingFlags, readIndexEntries } from './git-index.js';
-import { gitlinksOf, type GitSnapshot, type GitWorktree } from './git-surface.js';
-import { looksLikeGitDir, pathKey, pjoin, pointerTarget, showPath, stamp, walkGitDirs, type FsPath } from './tree-walk.js';
+import { gitlinksOf, hiddenEntries, type GitSnapshot, type GitWorktree } from './git-surface.js';
+import { looksLikeGitDir, OpenedDirs, pathKey, pjoin, pointerTarget, showPath, stamp, walkGitDirs, type FsPath } from './tree-walk.js';
 
 export type GitFindingKind = 'new-git-dir' | 'new-pointer' | 'new-tool-config' | 'new-home-dotfile' | 'hidden-from-git' | 'protected-file-staged' | 'rebase-exec' | 'submodule-config-changed' | 'new-gitlinks' | 'gitmodules-changed' | 'unlisted';
 
@@ -52,14 +52,13 @@ function couldWriteIn(dir: FsPath, who: { uid: number; gid: number }): boolean {
 
 /** An empty file or directory (a placeholder another box still uses, or nothing at all): it configures nothing. */
 function empty(p: FsPath): boolean {
-  const st = lstatSync(p, { throwIfNoEntry: false });
-  if (!st) return true;
-  if (st.isFile()) return st.size === 0;
-  if (!st.isDirectory()) return false;
   try {
-    return readdirSync(p).length === 0;
+    const st = lstatSync(p, { throwIfNoEntry: false });
+    if (!st) return true;
+    if (st.isFile()) return st.size === 0;
+    return st.isDirectory() && readdirSync(p).length === 0;
   } catch {
-    return false;
+    return false; // cannot tell: not empty
   }
 }
 
@@ -108,8 +107,17 @@ export function checkGitSurface(snap: GitSnapshot, o: GitCheckOptions): GitFindi
     const root = o.writableRoots.find((w) => p === w || p.startsWith(w + '/'));
     return printable(root ? relative(root, p) || '.' : p);
   };
-  // Directories the box made unreadable are opened (as their owner) and looked into.
-  const walk = walkGitDirs(o.writableRoots, { fixUnlisted: true });
+  // Directories the box made unreadable are opened (as their owner) and looked into; they stay open until the check ends.
+  const opened = new OpenedDirs();
+  try {
+    checkWalked(snap, o, findings, rel, walkGitDirs(o.writableRoots, { fixUnlisted: true, opened }));
+  } finally {
+    opened.close();
+  }
+  return findings;
+}
+
+function checkWalked(snap: GitSnapshot, o: GitCheckOptions, findings: GitFinding[], rel: (p: FsPath) => string, walk: ReturnType<typeof walkGitDirs>): void {
   for (const d of walk.unlisted) {
     if (snap.unlisted[pathKey(d)] === stamp(d)) continue; // unreadable before the run, untouched
     if (!o.owner || !couldWriteIn(d, o.owner)) continue; // nothing the box's user could have put there
@@ -192,12 +200,13 @@ export function checkGitSurface(snap: GitSnapshot, o: GitCheckOptions): GitFindi
       last.message += '; the version from before the run was put back';
     }
   }
-  return findings;
 }
 
 /** Whether two configs hold the same entries once `key` (section.key) is left out (bytes read as latin1: exact). */
 function sameBut(a: Buffer, b: Buffer, key: string): boolean {
-  const entries = (t: Buffer) => JSON.stringify(parseGitConfig(t.toString('latin1')).filter((e) => `${e.section}.${e.key}` !== key || e.subsection !== null));
+  // git skips a UTF-8 byte order mark at the start (config.c); latin1 keeps every other byte distinct.
+  const text = (t: Buffer) => (t[0] === 0xef && t[1] === 0xbb && t[2] === 0xbf ? t.subarray(3) : t).toString('latin1');
+  const entries = (t: Buffer) => JSON.stringify(parseGitConfig(text(t)).filter((e) => `${e.section}.${e.key}` !== key || e.subsection !== null));
   return entries(a) === entries(b);
 }
 
@@ -213,6 +222,11 @@ function checkIndexState(root: string, gd: string, wt: GitWorktree, o: GitCheckO
   const indexFile = join(gd, 'index');
   const buf = readRegular(indexFile, 1 << 30);
   const r = buf ? readIndexEntries(buf, wt.hashLen) : undefined;
+  // Hidden in a shared index (split index), or on an entry that only names one there: not ours to rewrite.
+  const unclearable = hiddenEntries(gd, wt.hashLen).filter((h) => (h.file !== 'index' || h.path === '') && !wt.hidden.includes(h.path));
+  if (unclearable.length > 0) {
+    findings.push({ kind: 'hidden-from-git', path: root, action: o.trustNewRepos ? 'kept' : 'failed', message: `the box hid ${unclearable.length} entr${unclearable.length === 1 ? 'y' : 'ies'} of a split index from git status and git diff in ${rel(root)}${o.trustNewRepos ? '; kept (--trust-new-repos)' : ': run git update-index --no-split-index, then git ls-files -v and git update-index --no-assume-unchanged --no-skip-worktree on the entries marked h or S'}` });
+  }
   if (buf && r?.ok) {
     const hidden = r.entries.filter((e) => (e.assumeValid || e.skipWorktree) && e.path !== '' && !wt.hidden.includes(e.path));
     if (hidden.length > 0) {
@@ -230,26 +244,61 @@ function checkIndexState(root: string, gd: string, wt: GitWorktree, o: GitCheckO
         }
       }
     }
-    const now = new Map(r.entries.map((e) => [e.path, e.oid]));
-    for (const [p, oid] of Object.entries(wt.protectedOids)) {
-      if (now.get(p) === oid) continue;
-      findings.push({ kind: 'protected-file-staged', path: join(root, p), action: 'reported', message: `the box staged or committed other content for ${printable(p)}, which it could not write (it is protected): git checkout, git stash or git reset --hard would write that content out; see git diff --cached and git log -p -- '${printable(p)}' in ${rel(root)}` });
+    // Every entry at or below a protected path: changed, or new where the file was missing (a placeholder).
+    const protectedEntry = (p: string) => wt.protectedPaths.some((c) => p === c || p.startsWith(`${c}/`));
+    for (const e of r.entries) {
+      if (e.path === '' || !protectedEntry(e.path) || wt.protectedOids[e.path] === e.oid) continue;
+      findings.push({ kind: 'protected-file-staged', path: join(root, e.path), action: 'reported', message: `the box staged or committed content for ${printable(e.path)}, which it could not write (it is protected): git checkout, git stash or git reset --hard would write that content out; see git diff --cached and git log -p in ${rel(root)}` });
     }
   }
-  const rebase = join(gd, 'rebase-merge');
-  if (!wt.rebasing && lstatSync(rebase, { throwIfNoEntry: false })) {
-    const todo = readRegular(join(rebase, 'git-rebase-todo'))?.toString('utf8') ?? '';
-    if (/^\s*(x|exec)\s/m.test(todo)) {
-      const f = { kind: 'rebase-exec' as const, path: rebase, message: `the box left a rebase stopped in ${rel(root)} with commands to run on git rebase --continue` };
-      if (o.trustNewRepos) findings.push({ ...f, action: 'kept', message: `${f.message}; kept (--trust-new-repos)` });
-      else {
-        try {
-          const moved = moveAside(rebase);
-          findings.push({ ...f, action: 'disabled', moved: { from: showPath(moved.from), to: showPath(moved.to) }, message: `${f.message}; its state moved to ${rel(moved.to)} (git no longer sees a rebase in progress; your branch is where the box left it)` });
-        } catch (e) {
-          findings.push({ ...f, action: 'failed', message: `${f.message}; could NOT move it aside (${printable((e as Error).message)}): run git rebase --abort` });
-        }
-      }
+  checkRebaseTodo(root, join(gd, 'rebase-merge'), wt, o, findings, rel);
+}
+
+const EXEC_LINE = /^[ \t]*(x|exec)[ \t]/;
+
+/**
+ * exec lines the box added to a rebase's todo (whether the rebase was there
+ * at launch or the box started it) run on git rebase --continue: they are
+ * commented out, the box's todo kept beside. A todo that cannot be read
+ * whole is moved aside with its rebase state when the box started it.
+ */
+function checkRebaseTodo(root: string, rebase: string, wt: GitWorktree, o: GitCheckOptions, findings: GitFinding[], rel: (p: FsPath) => string): void {
+  if (!lstatSync(rebase, { throwIfNoEntry: false })) return;
+  const todoFile = join(rebase, 'git-rebase-todo');
+  const f = { kind: 'rebase-exec' as const, path: rebase, message: `the box left a rebase in ${rel(root)} with commands to run on git rebase --continue` };
+  const buf = readRegular(todoFile, 64 << 20);
+  if (buf === undefined) {
+    if (!lstatSync(todoFile, { throwIfNoEntry: false })) return;
+    if (wt.rebasing) return void findings.push({ ...f, action: 'failed', message: `${f.message}; its todo cannot be read: check .git/rebase-merge/git-rebase-todo before you continue, or run git rebase --abort` });
+    if (o.trustNewRepos) return void findings.push({ ...f, action: 'kept', message: `${f.message}; kept (--trust-new-repos)` });
+    try {
+      const moved = moveAside(rebase);
+      findings.push({ ...f, action: 'disabled', moved: { from: showPath(moved.from), to: showPath(moved.to) }, message: `${f.message}; its state moved to ${rel(moved.to)}` });
+    } catch (e) {
+      findings.push({ ...f, action: 'failed', message: `${f.message}; could NOT move it aside (${printable((e as Error).message)}): run git rebase --abort` });
     }
+    return;
+  }
+  const known = [...wt.rebaseExec];
+  const lines = buf.toString('latin1').split('\n');
+  let added = 0;
+  const out = lines.map((l) => {
+    if (!EXEC_LINE.test(l)) return l;
+    const i = known.indexOf(l);
+    if (i >= 0) return void known.splice(i, 1), l;
+    added++;
+    return `# latchgate: disabled, added in the box: ${l}`;
+  });
+  if (added === 0) return;
+  if (o.trustNewRepos) return void findings.push({ ...f, action: 'kept', message: `${f.message}; kept (--trust-new-repos)` });
+  try {
+    const aside = asideName(todoFile);
+    writeFileSync(aside, buf, { flag: 'wx', mode: 0o600 });
+    const tmp = `${todoFile}.latchgate-${process.pid}`;
+    writeFileSync(tmp, Buffer.from(out.join('\n'), 'latin1'), { flag: 'wx', mode: 0o600 });
+    renameSync(tmp, todoFile);
+    findings.push({ ...f, action: 'disabled', moved: { from: todoFile, to: showPath(aside) }, message: `${f.message}; ${added} exec line(s) commented out (the box's todo kept as ${rel(aside)})` });
+  } catch (e) {
+    findings.push({ ...f, action: 'failed', message: `${f.message}; could NOT disable them (${printable((e as Error).message)}): run git rebase --abort` });
   }
 }

@@ -23,7 +23,7 @@ import { readConfigChain, resolveConfigPath, type ConfigFileRead } from './git-c
 import { contentHash, readHead, readRegular } from './safe-read.js';
 import { looksLikeGitDir, lstp, pathKey, pointerTarget, showPath, stamp, walkGitDirs } from './tree-walk.js';
 import { readIndexEntries, readIndexGitlinks } from './git-index.js';
-import { referencedPaths } from './path-references.js';
+import { explicitPath, pathTokens, referencedPaths, resolveToken } from './path-references.js';
 
 export interface GitProtectRequest {
   path: string;
@@ -46,22 +46,43 @@ export interface GitWorktree {
   hidden: string[];
   /** A rebase was in progress at launch (rebase-merge/ existed). */
   rebasing: boolean;
+  /** The exec lines its todo held at launch (they are the user's). */
+  rebaseExec: string[];
   /** Protected files tracked in the index (path relative to the work tree -> object name at launch). */
   protectedOids: Record<string, string>;
+  /** The protected paths inside the work tree (relative; a directory covers what is below it). */
+  protectedPaths: string[];
+}
+
+/** Index entries git does not look at (assume-valid, skip-worktree), in the index and in its shared index files (split index). */
+export function hiddenEntries(g: string, hashLen: 20 | 32): { path: string; file: string }[] {
+  const out: { path: string; file: string }[] = [];
+  let names: string[] = [];
+  try {
+    names = readdirSync(g).filter((n) => n === 'index' || /^sharedindex\.[0-9a-f]+$/.test(n));
+  } catch {
+    return out;
+  }
+  for (const n of names) {
+    const buf = readRegular(join(g, n), 1 << 30);
+    const r = buf ? readIndexEntries(buf, hashLen) : undefined;
+    if (r?.ok) for (const e of r.entries) if (e.assumeValid || e.skipWorktree) out.push({ path: e.path, file: n });
+  }
+  return out;
 }
 
 /** What a work tree's index and rebase state were at launch. */
 export function worktreeState(w: string, g: string, hashLen: 20 | 32): GitWorktree {
-  const idx = readRegular(join(g, 'index'), 1 << 30);
-  const r = idx ? readIndexEntries(idx, hashLen) : undefined;
   return {
     gitDir: g,
     gitlinks: gitlinksOf(g, hashLen),
     gitmodules: contentHash(join(w, '.gitmodules')),
     hashLen,
-    hidden: r?.ok ? r.entries.filter((e) => e.assumeValid || e.skipWorktree).map((e) => e.path) : [],
+    hidden: hiddenEntries(g, hashLen).map((h) => h.path),
     rebasing: lstp(join(g, 'rebase-merge')) !== undefined,
+    rebaseExec: (readRegular(join(g, 'rebase-merge', 'git-rebase-todo'), 64 << 20)?.toString('latin1') ?? '').split('\n').filter((l) => /^[ \t]*(x|exec)[ \t]/.test(l)),
     protectedOids: {},
+    protectedPaths: [],
   };
 }
 
@@ -131,6 +152,17 @@ const isInside = (root: string, p: string) => {
   const r = relative(root, p);
   return r === '' || (!r.startsWith('..') && !isAbsolute(r));
 };
+
+/**
+ * A linked work tree's git directory: its commondir names another directory.
+ * One naming the directory itself (latchgate's placeholder, possibly left by
+ * a box that still runs or a launcher that was killed) makes it no link.
+ */
+export function isLinkedGitDir(g: string): boolean {
+  if (!lstp(join(g, 'commondir'))?.isFile()) return false;
+  const text = readHead(join(g, 'commondir'), 4096)?.toString('utf8').trim();
+  return text === undefined || resolve(g, text) !== resolve(g);
+}
 
 /** A git directory under another one's modules/ (a submodule's, as git stores them). */
 function isSubmoduleGitDir(g: string, gitDirs: ReadonlySet<string>): boolean {
@@ -289,8 +321,12 @@ export function scanGitSurface(o: GitScanOptions): GitSurface {
       if (real && real !== hook) add({ path: real, type: lstp(real)?.isDirectory() ? 'dir' : 'file', why: `the hook ${hook} is a symlink to it` });
       const text = readRegular(hook, 256 << 10)?.toString('utf8');
       if (text === undefined) continue;
-      for (const p of referencedPaths(text, { bases: [...bases, dir], ...(o.home ? { home: o.home } : {}) })) {
-        if (lstp(p)?.isFile()) add({ path: p, type: 'file', why: `run by the hook ${hook}` });
+      // What the hook names: existing files, and paths written as such even when missing (a script it would run once created).
+      for (const t of pathTokens(text)) {
+        for (const p of resolveToken(t, { bases: [...bases, dir], ...(o.home ? { home: o.home } : {}) })) {
+          const st = lstp(p);
+          if (st ? st.isFile() : explicitPath(t)) add({ path: p, type: 'file', why: `run by the hook ${hook}` });
+        }
       }
       if (hooksPath && /\$0|\$\{0\}|BASH_SOURCE/.test(text) && !looksLikeGitDir(dirname(dir))) {
         add({ path: dirname(dir), type: 'dir', why: `hooks in ${dir} run scripts beside it` });
@@ -356,7 +392,7 @@ export function scanGitSurface(o: GitScanOptions): GitSurface {
   }
 
   for (const g of snapshot.gitDirs) {
-    const linked = !!lstp(join(g, 'commondir'))?.isFile();
+    const linked = isLinkedGitDir(g);
     const why = `git directory ${g}`;
     if (linked) {
       add({ path: join(g, 'commondir'), type: 'file', why });
@@ -389,7 +425,9 @@ export function scanGitSurface(o: GitScanOptions): GitSurface {
     const bytes = readRegular(join(w, '.gitmodules'));
     if (bytes !== undefined) snapshot.gitmodulesText[w] = bytes;
   }
-  for (const d of pathDirs(o.env ?? {})) if (lstp(d)?.isDirectory()) add({ path: d, type: 'dir', why: 'a directory on your PATH' });
+  // Missing ones too (a placeholder keeps them from being created), and where a symlinked one leads (add()).
+  // Not node_modules/.bin: packages are the project's code the user runs anyway, and npm must write there.
+  for (const d of pathDirs(o.env ?? {})) if (!d.split('/').includes('node_modules')) add({ path: d, type: 'dir', why: 'a directory on your PATH' });
   // The texts kept to restore files are not printed with the plan (--dry-run):
   // they are the user's config (URLs may hold tokens), not the plan.
   for (const k of ['gitmodulesText', 'submoduleConfigs'] as const) Object.defineProperty(snapshot, k, { enumerable: false });

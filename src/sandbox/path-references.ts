@@ -61,3 +61,6 @@ export function referencedPaths(text: string, ctx: ReferenceContext, limit = 256
   }
   return [...out];
 }
+
+/** A token written as a path on purpose (./x, ../x, /x, ~/x, $DIR/x): worth protecting even before it exists. */
+export const explicitPath = (token: string): boolean => /^(\.{1,2}\/|\/|~\/|\$)/.test(token);

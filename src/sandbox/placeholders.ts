@@ -21,6 +21,8 @@ import { readRegular } from './safe-read.js';
 import { whyUntrusted } from './trusted-path.js';
 
 export const PLACEHOLDER_XATTR = 'user.latchgate.placeholder';
+/** What placeholder files hold: nothing, or (a commondir) the directory itself. */
+export const PLACEHOLDER_CONTENTS: ReadonlySet<string> = new Set(['', '.\n']);
 
 interface Owned {
   path: string;
@@ -87,7 +89,9 @@ export class Placeholders {
     const content = a.action === 'placeholder' ? (a.content ?? '') : '';
     try {
       if (this.isPlaceholder(a.path)) {
-        this.owned.push({ path: a.path, type, content, marked: true });
+        // Another box's, or a killed launcher's: shared, and removed by the last one out while it still is what a placeholder holds.
+        const now = type === 'dir' ? '' : readRegular(a.path, 64)?.toString();
+        if (now !== undefined && PLACEHOLDER_CONTENTS.has(now)) this.owned.push({ path: a.path, type, content: now, marked: true });
         return;
       }
       if (a.action !== 'placeholder' && lstatSync(a.path, { throwIfNoEntry: false })) return; // the user's own

@@ -299,8 +299,9 @@ export function protectionPlan(writableRoots: readonly string[], extra: readonly
  */
 function recordProtectedOids(snap: GitSnapshot, actions: readonly ProtectedAction[]): void {
   for (const [w, wt] of Object.entries(snap.worktrees)) {
-    const covered = actions.filter((a) => (a.action === 'readonly' || a.action === 'placeholder') && isInside(w, a.path)).map((a) => a.path);
+    const covered = actions.filter((a) => (a.action === 'readonly' || a.action === 'placeholder') && isInside(w, a.path) && a.path !== w).map((a) => a.path);
     if (covered.length === 0) continue;
+    wt.protectedPaths = covered.map((c) => relative(w, c));
     const idx = readRegular(join(wt.gitDir, 'index'), 1 << 30);
     const r = idx ? readIndexEntries(idx, wt.hashLen) : undefined;
     if (!r?.ok) continue;

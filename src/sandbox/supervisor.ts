@@ -105,7 +105,12 @@ export async function runSandbox(plan: SandboxPlan, hooks: RunHooks = {}): Promi
 /** What the box left in its writable trees that host git would run, disabled unless trusted (git-check.ts). */
 function checkHostExecution(plan: SandboxPlan): GitFinding[] {
   const o = { writableRoots: plan.writableRoots, trustNewRepos: plan.hostExec.trustNewRepos, owner: { uid: plan.identity.uid, gid: plan.identity.gid } };
-  return asOwner(fsOwnerOf(plan.identity), () => checkGitSurface(plan.hostExec.git, o));
+  try {
+    return asOwner(fsOwnerOf(plan.identity), () => checkGitSurface(plan.hostExec.git, o));
+  } catch (e) {
+    // Whatever the box left made the check fail: nothing it found can be trusted to be all.
+    return [{ kind: 'unlisted', path: plan.workspace, action: 'failed', message: `the check of what the box left in ${plan.workspace} failed (${(e as Error).message}); it may hold repositories or configs that run on the host: inspect it before using git or agents there` }];
+  }
 }
 
 async function runBox(plan: SandboxPlan, hooks: RunHooks): Promise<RunResult> {

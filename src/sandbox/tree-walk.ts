@@ -135,15 +135,24 @@ function listDir(dir: FsPath, fix: boolean, opened: { dir: FsPath; mode: number 
  * symlinks, into every directory (objects/ too: a repository hidden there is
  * still one). Names are read as bytes.
  */
-export function walkGitDirs(roots: readonly FsPath[], o: { fixUnlisted?: boolean } = {}): WalkResult {
+export function walkGitDirs(roots: readonly FsPath[], o: { fixUnlisted?: boolean; opened?: OpenedDirs } = {}): WalkResult {
   const out: WalkResult = { gitDirs: [], pointers: [], unlisted: [], toolConfigs: [] };
   const stack = [...roots].filter((r) => lstp(r)?.isDirectory());
-  const seen = new Set<string>();
-  const opened: { dir: FsPath; mode: number }[] = [];
+  // Directories opened for the walk get their mode back when it ends, or when the caller says (o.opened).
+  const opened = o.opened ?? new OpenedDirs();
   try {
-    walk(stack, seen, out, o.fixUnlisted ?? false, opened);
+    walk(stack, new Set(), out, o.fixUnlisted ?? false, opened.list);
   } finally {
-    for (const { dir, mode } of opened.reverse()) {
+    if (!o.opened) opened.close();
+  }
+  return out;
+}
+
+/** Directories a walk opened up (unreadable or untraversable to their owner), to be given their modes back. */
+export class OpenedDirs {
+  readonly list: { dir: FsPath; mode: number }[] = [];
+  close(): void {
+    for (const { dir, mode } of this.list.splice(0).reverse()) {
       try {
         chmodSync(dir, mode);
       } catch {
@@ -151,7 +160,6 @@ export function walkGitDirs(roots: readonly FsPath[], o: { fixUnlisted?: boolean
       }
     }
   }
-  return out;
 }
 
 function walk(stack: FsPath[], seen: Set<string>, out: WalkResult, fix: boolean, opened: { dir: FsPath; mode: number }[]): void {
@@ -174,7 +182,8 @@ function walk(stack: FsPath[], seen: Set<string>, out: WalkResult, fix: boolean,
     for (const e of entries) {
       const name = e.name.toString('latin1');
       const p = pjoin(dir, e.name);
-      if (!inPackages && toolConfigName(base, name)) out.toolConfigs.push(p);
+      // A symlinked .claude or .opencode: what it leads to is read as that tool's config.
+      if (!inPackages && (toolConfigName(base, name) || ((name === '.claude' || name === '.opencode') && e.isSymbolicLink()))) out.toolConfigs.push(p);
       if (e.isDirectory()) {
         stack.push(p);
         if (inPackages) packaged.add(pathKey(p));
