@@ -14,6 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { GIT_ID, HAS_GIT, PRELUDE, cleanupHostExec, exists, fsmon, hostGit, markerDir, onCleanup, repo, results } from '../helpers/host-exec.mjs';
 import { MODES, skipReason, runBox, makeWorkspace, own, testUser, cleanupWorkspaces } from '../helpers/sandbox.mjs';
+import { loadAddon } from '../../dist/native/addon.js';
 
 const isRoot = process.getuid() === 0;
 after(() => {
@@ -309,6 +310,115 @@ git update-index --skip-worktree Makefile
       }
       const found = spawnSync('grep', ['-rl', 'TOP-SECRET', ws], { encoding: 'utf8' }).stdout.trim().split('\n').filter(Boolean);
       assert.deepEqual(found, [], 'the root-only content never lands in the workspace');
+    });
+
+    test('a placeholder commondir left by a killed launcher (or held by another box) does not make the repository look linked', async () => {
+      const ws = makeWorkspace('hv-stalecd');
+      repo(ws);
+      const cd = path.join(ws, '.git/commondir');
+      fs.writeFileSync(cd, '.\n');
+      own(ws);
+      assert.equal(loadAddon().setXattr(cd, 'user.latchgate.placeholder', '1'), 0, 'marked as latchgate marks its placeholders');
+      const r = await runBox(mode, { workspace: ws, cmd: ['/bin/sh', '-c', `${PRELUDE}
+w config .git/config
+w hook .git/hooks/post-checkout
+w alternates .git/objects/info/alternates
+`] });
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(results(r.stdout), { config: 'EROFS', hook: 'EROFS', alternates: 'EROFS' });
+      assert.equal(exists(cd), false, 'the stale placeholder is removed by the last box out');
+    });
+
+    test('a rebase in progress at launch: exec lines the box adds are commented out; one it starts with a huge todo is moved aside', async () => {
+      const ws = makeWorkspace('hv-rebase');
+      const g = repo(ws);
+      g(...GIT_ID, 'commit', '-q', '--allow-empty', '-m', 'two');
+      const start = hostGit(ws, [...GIT_ID, 'rebase', '-q', '-i', 'HEAD~1'], { GIT_SEQUENCE_EDITOR: "sed -i '1i break'" });
+      assert.ok(exists(path.join(ws, '.git/rebase-merge')), start.stderr);
+      const marks = markerDir();
+      const r = await runBox(mode, { workspace: ws, args: ['--json'], cmd: ['/bin/sh', '-c', `sed -i '1i exec touch ${marks}/added' .git/rebase-merge/git-rebase-todo`] });
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(r.json.hostExecution.map((f) => [f.kind, f.action]), [['rebase-exec', 'disabled']]);
+      hostGit(ws, [...GIT_ID, 'rebase', '--continue']);
+      assert.deepEqual(fs.readdirSync(marks), []);
+      const ws2 = makeWorkspace('hv-rebase2');
+      const g2 = repo(ws2);
+      g2(...GIT_ID, 'commit', '-q', '--allow-empty', '-m', 'two');
+      const r2 = await runBox(mode, { workspace: ws2, args: ['--json'], cmd: ['/bin/sh', '-c', `GIT_SEQUENCE_EDITOR="sed -i '1i break'" git ${GIT_ID.join(' ')} rebase -q -i HEAD~1; { echo "exec touch ${marks}/big"; head -c 1100000 /dev/zero | tr '\\0' '#'; echo; } >> .git/rebase-merge/git-rebase-todo`] });
+      assert.equal(r2.code, 0, r2.stderr);
+      assert.equal(r2.json.hostExecution.find((f) => f.kind === 'rebase-exec')?.action, 'disabled', JSON.stringify(r2.json.hostExecution));
+      hostGit(ws2, [...GIT_ID, 'rebase', '--continue']);
+      assert.deepEqual(fs.readdirSync(marks), []);
+    });
+
+    test('a submodule config change behind a byte order mark is put back; an unreadable directory with a tool config does not stop the check', async () => {
+      const up = makeWorkspace('hv-bomup');
+      repo(up);
+      const ws = makeWorkspace('hv-bom');
+      const g = repo(ws);
+      const r0 = hostGit(ws, ['-c', 'protocol.file.allow=always', 'submodule', 'add', '-q', up, 'sub']);
+      assert.equal(r0.status, 0, r0.stderr);
+      g(...GIT_ID, 'commit', '-qm', 'sub');
+      const cfg = path.join(ws, '.git/modules/sub/config');
+      const before = fs.readFileSync(cfg);
+      const marks = markerDir();
+      const r = await runBox(mode, { workspace: ws, args: ['--json'], cmd: ['/bin/bash', '-c', `{ printf '\\xef\\xbb\\xbf[core]fsmonitor = "touch ${marks}/bom; false"\\n'; cat .git/modules/sub/config; } > /tmp/c && cat /tmp/c > .git/modules/sub/config
+mkdir -p x/.vscode && echo {} > x/.vscode/settings.json && chmod 000 x`] });
+      assert.equal(r.code, 0, r.stderr);
+      assert.ok(fs.readFileSync(cfg).equals(before), 'the launch bytes are back');
+      const kinds = r.json.hostExecution.map((f) => f.kind).sort();
+      assert.deepEqual(kinds, ['new-tool-config', 'submodule-config-changed']);
+      hostGit(ws, ['status']);
+      assert.deepEqual(fs.readdirSync(marks), []);
+    });
+
+    test('entries hidden through a split index are reported as not undone (exit 125)', async () => {
+      const ws = makeWorkspace('hv-split');
+      const g = repo(ws);
+      fs.writeFileSync(path.join(ws, 'Makefile'), 'all:\n\ttrue\n');
+      own(ws);
+      g('add', 'Makefile');
+      g(...GIT_ID, 'commit', '-qm', 'make');
+      const r = await runBox(mode, { workspace: ws, args: ['--json'], cmd: ['/bin/sh', '-c', 'git update-index --assume-unchanged Makefile && git update-index --split-index && echo changed >> Makefile'] });
+      assert.equal(r.code, 125, r.stderr);
+      assert.deepEqual(r.json.hostExecution.map((f) => [f.kind, f.action]), [['hidden-from-git', 'failed']]);
+      assert.match(r.stderr, /split index.*git update-index --no-split-index/);
+    });
+
+    test('PATH directories in the workspace, missing or symlinked, stay read-only; a symlinked .claude below the root protects its target; a hook script that does not exist yet cannot be created', async () => {
+      const ws = makeWorkspace('hv-path');
+      const g = repo(ws);
+      fs.mkdirSync(path.join(ws, 'tools/bin'), { recursive: true });
+      fs.symlinkSync('tools/bin', path.join(ws, 'lbin'));
+      fs.mkdirSync(path.join(ws, 'sub/cfg'), { recursive: true });
+      fs.writeFileSync(path.join(ws, 'sub/cfg/settings.json'), '{}');
+      fs.symlinkSync('cfg', path.join(ws, 'sub/.claude'));
+      fs.writeFileSync(path.join(ws, '.git/hooks/pre-commit'), '#!/bin/sh\n[ -x ./tools/pre-commit.sh ] && exec ./tools/pre-commit.sh\n', { mode: 0o755 });
+      execFileSync('chown', ['-hR', `${testUser().uid}:${testUser().gid}`, ws]);
+      const r = await runBox(mode, {
+        workspace: ws,
+        args: ['--json'],
+        env: { PATH: `${ws}/bin:${ws}/lbin:/usr/local/bin:/usr/bin:/bin` },
+        cmd: ['/bin/sh', '-c', `${PRELUDE}
+w missing-path-dir bin/ls
+w symlinked-path-dir tools/bin/git
+w claude-target sub/cfg/settings.json
+w hook-script tools/pre-commit.sh
+mkdir -p sub2/oc && ln -s oc sub2/.claude && echo @@new-link OK
+`],
+      });
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(results(r.stdout), { 'missing-path-dir': 'EROFS', 'symlinked-path-dir': 'EROFS', 'claude-target': 'EROFS', 'hook-script': 'EROFS', 'new-link': 'OK' });
+      assert.deepEqual(r.json.hostExecution.map((f) => `${f.kind} ${path.relative(ws, f.path)}`), ['new-tool-config sub2/.claude']);
+      g('status');
+    });
+
+    test('content staged for a protected path that did not exist (a placeholder) is reported', async () => {
+      const ws = makeWorkspace('hv-stagenew');
+      repo(ws);
+      const r = await runBox(mode, { workspace: ws, args: ['--json'], cmd: ['/bin/sh', '-c', `blob=$(echo '{"hooks":{}}' | git hash-object -w --stdin) && git update-index --add --cacheinfo 100644,$blob,.claude/settings.json && git ${GIT_ID.join(' ')} commit -qm s`] });
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(r.json.hostExecution.map((f) => [f.kind, path.relative(ws, f.path), f.action]), [['protected-file-staged', '.claude/settings.json', 'reported']]);
     });
 
     test('names from the box never reach the terminal raw', async () => {
