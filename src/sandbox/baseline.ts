@@ -16,6 +16,7 @@ interface Baseline {
   gitDirs: string[];
   pointers: string[];
   toolConfigs: string[];
+  worldWritable?: string[];
   homeEntries: Record<string, string[]>;
 }
 
@@ -30,7 +31,7 @@ export function baselineFile(dir: string, roots: readonly string[]): string {
  */
 export function shareBaseline(snap: GitSnapshot, file: string, roots: readonly string[], alone: boolean): string | undefined {
   if (alone) {
-    const b: Baseline = { roots: [...roots], gitDirs: snap.gitDirs, pointers: snap.pointers, toolConfigs: snap.toolConfigs, homeEntries: snap.homeEntries ?? {} };
+    const b: Baseline = { roots: [...roots], gitDirs: snap.gitDirs, pointers: snap.pointers, toolConfigs: snap.toolConfigs, worldWritable: snap.worldWritable, homeEntries: snap.homeEntries ?? {} };
     mkdirSync(join(file, '..'), { recursive: true, mode: 0o700 });
     const tmp = `${file}.${process.pid}.tmp`;
     writeFileSync(tmp, JSON.stringify(b), { mode: 0o600 });
@@ -50,6 +51,7 @@ export function shareBaseline(snap: GitSnapshot, file: string, roots: readonly s
   snap.gitDirs = keep(snap.gitDirs, b.gitDirs);
   snap.pointers = keep(snap.pointers, b.pointers);
   snap.toolConfigs = keep(snap.toolConfigs, b.toolConfigs);
+  snap.worldWritable = keep(snap.worldWritable, b.worldWritable ?? []);
   if (snap.homeEntries) for (const h of Object.keys(snap.homeEntries)) snap.homeEntries[h] = keep(snap.homeEntries[h]!, b.homeEntries?.[h] ?? []);
   return undefined;
 }

@@ -18,7 +18,7 @@ import { clearHidingFlags, readIndexEntries } from './git-index.js';
 import { gitlinksOf, hiddenEntries, type GitSnapshot, type GitWorktree } from './git-surface.js';
 import { looksLikeGitDir, OpenedDirs, pathKey, pjoin, pointerTarget, showPath, stamp, walkGitDirs, type FsPath } from './tree-walk.js';
 
-export type GitFindingKind = 'new-git-dir' | 'new-pointer' | 'new-tool-config' | 'new-home-dotfile' | 'hidden-from-git' | 'protected-file-staged' | 'rebase-exec' | 'submodule-config-changed' | 'new-gitlinks' | 'gitmodules-changed' | 'unlisted';
+export type GitFindingKind = 'world-writable' | 'new-git-dir' | 'new-pointer' | 'new-tool-config' | 'new-home-dotfile' | 'hidden-from-git' | 'protected-file-staged' | 'rebase-exec' | 'submodule-config-changed' | 'new-gitlinks' | 'gitmodules-changed' | 'unlisted';
 
 export interface GitFinding {
   kind: GitFindingKind;
@@ -145,6 +145,22 @@ function checkWalked(snap: GitSnapshot, o: GitCheckOptions, findings: GitFinding
     if (typeof p === 'string' && knownPointers.has(p)) continue;
     const t = pointerTarget(p);
     act({ kind: 'new-pointer', path: showPath(p), message: `a .git pointer appeared in the box at ${rel(p)}${t ? ` (to ${printable(t)})` : ''}: host git would use that git directory's config and hooks` }, p);
+  }
+  // A directory the box opened to everyone: another local user could swap in configs or hooks the user runs.
+  const knownOpen = new Set(snap.worldWritable);
+  for (const d of walk.worldWritable) {
+    if (typeof d === 'string' && knownOpen.has(d)) continue;
+    const f = { kind: 'world-writable' as const, path: showPath(d), message: `the box made ${rel(d)} writable by every local user` };
+    if (o.trustNewRepos) {
+      findings.push({ ...f, action: 'kept', message: `${f.message}; kept (--trust-new-repos)` });
+      continue;
+    }
+    try {
+      chmodSync(d, lstatSync(d).mode & 0o7775);
+      findings.push({ ...f, action: 'disabled', message: `${f.message}; write access for others removed` });
+    } catch (e) {
+      findings.push({ ...f, action: 'failed', message: `${f.message}; could NOT remove it (${printable((e as Error).message)}): chmod o-w it` });
+    }
   }
   const knownTools = new Set(snap.toolConfigs);
   for (const p of walk.toolConfigs) {

@@ -110,6 +110,8 @@ export interface GitSnapshot {
   submoduleConfigs: Record<string, Buffer>;
   /** Tool configs (toolConfigName) found at launch. */
   toolConfigs: string[];
+  /** Directories anyone could write in at launch (the user's choice, left alone). */
+  worldWritable: string[];
   /** Homes inside the writable trees (--allow-home-workspace) and their dotfiles at launch. */
   homeEntries?: Record<string, string[]>;
   /** Directories the scan could not list (path -> stamp). */
@@ -283,7 +285,7 @@ export function scanGitSurface(o: GitScanOptions): GitSurface {
   const gitDirSet = new Set(gitDirs);
   const pointers = walk.pointers as string[];
   const toolConfigs = walk.toolConfigs.filter((p): p is string => typeof p === 'string');
-  const snapshot: GitSnapshot = { gitDirs: [...gitDirs].sort(), pointers: [...pointers].sort(), toolConfigs: toolConfigs.sort(), worktrees: {}, gitmodulesText: {}, submoduleConfigs: {}, unlisted: {} };
+  const snapshot: GitSnapshot = { gitDirs: [...gitDirs].sort(), pointers: [...pointers].sort(), toolConfigs: toolConfigs.sort(), worldWritable: walk.worldWritable.filter((p): p is string => typeof p === 'string'), worktrees: {}, gitmodulesText: {}, submoduleConfigs: {}, unlisted: {} };
   // Tool configs below the roots are kept as they are (the roots' own get placeholders too: protected-paths.ts).
   for (const p of toolConfigs) add({ path: p, type: lstp(p)?.isDirectory() ? 'dir' : 'file', why: 'a tool started in this directory reads it' });
   for (const d of walk.unlisted) snapshot.unlisted[pathKey(d)] = stamp(d);

@@ -44,6 +44,17 @@ const SPECIAL: readonly SyscallRow[] = [
   ['ioctl', 16, 29],
   ['socket', 41, 198],
   ['socketpair', 53, 199],
+  // Modes: no set-user-ID or set-group-ID bit on anything the box makes.
+  ['chmod', 90, null],
+  ['fchmod', 91, 52],
+  ['fchmodat', 268, 53],
+  ['fchmodat2', 452, 452],
+  ['creat', 85, null],
+  ['open', 2, null],
+  ['openat', 257, 56],
+  ['openat2', 437, 437],
+  ['mknod', 133, null],
+  ['mknodat', 259, 33],
 ];
 
 // Syscalls refused with EPERM whatever their arguments. Deliberately absent:
@@ -159,6 +170,11 @@ const CLONE_NS_FLAGS =
 
 const TIOCSTI = 0x5412; // push bytes into the terminal's input: escapes to the outer shell
 const TIOCLINUX = 0x541c; // console selection paste, same effect on a VT
+
+const S_ISUID = 0o4000;
+const S_ISGID = 0o2000;
+const O_CREAT = 0o100; // the same on x86_64 and the generic (aarch64) ABI
+const O_TMPFILE_BIT = 0o20000000; // __O_TMPFILE
 
 const AF_UNIX = 1;
 const AF_INET = 2;
@@ -317,11 +333,42 @@ export function buildSeccompFilter(arch: SeccompArch = hostSeccompArch()): Buffe
     a.label('native_abi');
   }
 
-  // 3. clone3 passes its flags in memory, out of the filter's sight: ENOSYS
+  // 3. Set-ID bits (first: openat is frequent and decided here): a file the box leaves behind with S_ISUID/S_ISGID
+  //    would let any other local user act as the box's user (or group) on
+  //    the host after the run. The mode argument is a umode_t (low word);
+  //    open/openat only look at it with O_CREAT or O_TMPFILE. openat2 passes
+  //    its mode in memory: ENOSYS, and libc falls back to openat.
+  const modeCheck = (name: string, modeArg: number, flagsArg?: number): void => {
+    if (SECCOMP_SYSCALL_NUMBERS[arch][name] === undefined) return;
+    ifSyscall(name, (l) => {
+      if (flagsArg !== undefined) {
+        a.load(argLow(flagsArg));
+        a.jump(BPF.JSET_K, O_CREAT | O_TMPFILE_BIT, null, l('allow'));
+      }
+      a.load(argLow(modeArg));
+      a.jump(BPF.JSET_K, S_ISUID | S_ISGID, l('deny'), null);
+      a.label(l('allow'));
+      a.ret(SECCOMP_RET.ALLOW);
+      a.label(l('deny'));
+      a.ret(errno(EPERM));
+    });
+  };
+  modeCheck('openat', 3, 2);
+  modeCheck('open', 2, 1);
+  modeCheck('chmod', 1);
+  modeCheck('fchmod', 1);
+  modeCheck('fchmodat', 2);
+  modeCheck('fchmodat2', 2);
+  modeCheck('creat', 1);
+  modeCheck('mknod', 1);
+  modeCheck('mknodat', 2);
+  ifSyscall('openat2', () => a.ret(errno(ENOSYS)));
+
+  // 4. clone3 passes its flags in memory, out of the filter's sight: ENOSYS
   //    makes libc fall back to clone, whose flags are a register.
   ifSyscall('clone3', () => a.ret(errno(ENOSYS)));
 
-  // 4. clone: no namespace flags. The kernel uses only the low 32 bits of the
+  // 5. clone: no namespace flags. The kernel uses only the low 32 bits of the
   //    flags (kernel/fork.c: lower_32_bits(clone_flags)).
   ifSyscall('clone', (l) => {
     a.load(argLow(0));
@@ -331,7 +378,7 @@ export function buildSeccompFilter(arch: SeccompArch = hostSeccompArch()): Buffe
     a.ret(errno(EPERM));
   });
 
-  // 5. ioctl: no terminal input injection. cmd is an unsigned int in the kernel.
+  // 6. ioctl: no terminal input injection. cmd is an unsigned int in the kernel.
   ifSyscall('ioctl', (l) => {
     a.load(argLow(1));
     a.jump(BPF.JEQ_K, TIOCSTI, l('deny'), null);
@@ -341,7 +388,7 @@ export function buildSeccompFilter(arch: SeccompArch = hostSeccompArch()): Buffe
     a.ret(errno(EPERM));
   });
 
-  // 6. socket: UNIX, INET and INET6; netlink only for NETLINK_ROUTE (what
+  // 7. socket: UNIX, INET and INET6; netlink only for NETLINK_ROUTE (what
   //    getifaddrs and `ip` need). Every other family (packet, vsock, bluetooth,
   //    the rest of netlink...) is kernel attack surface the agent never needs.
   ifSyscall('socket', (l) => {
@@ -366,10 +413,10 @@ export function buildSeccompFilter(arch: SeccompArch = hostSeccompArch()): Buffe
     a.ret(errno(EPERM));
   });
 
-  // 7. Denylist: one `JEQ nr; RET EPERM` pair each, so no jump is ever long.
+  // 8. Denylist: one `JEQ nr; RET EPERM` pair each, so no jump is ever long.
   for (const name of deniedOn(arch)) ifSyscall(name, () => a.ret(errno(EPERM)));
 
-  // 8. Everything else.
+  // 9. Everything else.
   a.ret(SECCOMP_RET.ALLOW);
   return a.assemble();
 }
@@ -395,6 +442,8 @@ export function describeSeccompFilter(arch: SeccompArch = hostSeccompArch()): {
     'ioctl TIOCSTI (0x5412) or TIOCLINUX (0x541c), compared on the low 32 bits of cmd -> EPERM',
     'socket: AF_UNIX, AF_INET, AF_INET6 allowed; AF_NETLINK only with NETLINK_ROUTE; any other family -> EPERM',
     'socketpair: AF_UNIX only; any other family -> EPERM',
+    'chmod, fchmod, fchmodat(2), creat, mknod(at), open/openat with O_CREAT or O_TMPFILE: a mode with S_ISUID or S_ISGID -> EPERM',
+    'openat2 -> ENOSYS (its mode is in memory; libc falls back to openat)',
     `${deniedOn(arch).length} denied syscalls (mount API, unshare/setns, ptrace family, kernel modules/kexec/bpf/perf/userfaultfd, io_uring, keyrings, file handles, obsolete calls) -> EPERM`,
     'every other syscall -> allow',
   ];

@@ -89,6 +89,8 @@ export interface WalkResult {
   unlisted: FsPath[];
   /** Tool configs an agent, editor or latchgate uses when started in their directory (toolConfigName), outside node_modules. */
   toolConfigs: FsPath[];
+  /** Directories anyone may write in (o+w without the sticky bit). */
+  worldWritable: FsPath[];
 }
 
 /**
@@ -111,10 +113,12 @@ export function toolConfigName(dirBase: string, name: string): boolean {
  * opened up for the walk (fix: the caller acts as that owner, opened gets
  * its mode back afterwards), since a repository could hide inside.
  */
-function listDir(dir: FsPath, fix: boolean, opened: { dir: FsPath; mode: number }[]): Dirent<Buffer>[] | undefined {
+function listDir(dir: FsPath, fix: boolean, opened: { dir: FsPath; mode: number }[], out: WalkResult): Dirent<Buffer>[] | undefined {
   const st = lstp(dir);
   if (!st?.isDirectory()) return undefined;
   const mode = Number(st.mode & 0o7777n);
+  // Writable by everyone without the sticky bit: any local user may replace what is in it.
+  if ((mode & 0o1002) === 0o002) out.worldWritable.push(dir);
   if (fix && (mode & 0o500) !== 0o500) {
     try {
       chmodSync(dir, mode | 0o500);
@@ -136,7 +140,7 @@ function listDir(dir: FsPath, fix: boolean, opened: { dir: FsPath; mode: number 
  * still one). Names are read as bytes.
  */
 export function walkGitDirs(roots: readonly FsPath[], o: { fixUnlisted?: boolean; opened?: OpenedDirs } = {}): WalkResult {
-  const out: WalkResult = { gitDirs: [], pointers: [], unlisted: [], toolConfigs: [] };
+  const out: WalkResult = { gitDirs: [], pointers: [], unlisted: [], toolConfigs: [], worldWritable: [] };
   const stack = [...roots].filter((r) => lstp(r)?.isDirectory());
   // Directories opened for the walk get their mode back when it ends, or when the caller says (o.opened).
   const opened = o.opened ?? new OpenedDirs();
@@ -169,7 +173,7 @@ function walk(stack: FsPath[], seen: Set<string>, out: WalkResult, fix: boolean,
     const key = pathKey(dir);
     if (seen.has(key)) continue;
     seen.add(key);
-    const entries = listDir(dir, fix, opened);
+    const entries = listDir(dir, fix, opened, out);
     if (!entries) {
       out.unlisted.push(dir);
       continue;

@@ -421,6 +421,32 @@ mkdir -p sub2/oc && ln -s oc sub2/.claude && echo @@new-link OK
       assert.deepEqual(r.json.hostExecution.map((f) => [f.kind, path.relative(ws, f.path), f.action]), [['protected-file-staged', '.claude/settings.json', 'reported']]);
     });
 
+    test('nothing the box leaves is set-user-ID or set-group-ID (another local user would run it as you)', async () => {
+      const ws = makeWorkspace('hv-setid');
+      const r = await runBox(mode, {
+        workspace: ws,
+        cmd: ['/bin/sh', '-c', `cp /bin/true tool; mkdir shared
+chmod u+s tool 2>/dev/null && echo @@chmod-suid OK || echo @@chmod-suid EPERM
+chmod g+s shared 2>/dev/null && echo @@chmod-sgid OK || echo @@chmod-sgid EPERM
+install -m 4755 /bin/true tool2 2>/dev/null && echo @@install-suid OK || echo @@install-suid EPERM
+python3 -c "import os; os.close(os.open('made', os.O_CREAT | os.O_WRONLY, 0o4755))" 2>/dev/null && echo @@create-suid OK || echo @@create-suid EPERM
+chmod 755 tool && echo @@legit:chmod OK
+echo x > plain && echo @@legit:create OK
+mkdir -p open/shared-tmp && chmod 0777 open . && chmod 1777 open/shared-tmp
+`],
+        args: ['--json'],
+      });
+      assert.equal(r.code, 0, r.stderr);
+      // Directories opened to every local user lose that again (a sticky one is fine).
+      assert.deepEqual(r.json.hostExecution.map((f) => [f.kind, path.relative(ws, f.path) || '.', f.action]).sort(), [['world-writable', '.', 'disabled'], ['world-writable', 'open', 'disabled']]);
+      assert.equal(fs.statSync(ws).mode & 0o002, 0);
+      assert.equal(fs.statSync(path.join(ws, 'open/shared-tmp')).mode & 0o1777, 0o1777);
+      const res = results(r.stdout);
+      assert.deepEqual(res, { 'chmod-suid': 'EPERM', 'chmod-sgid': 'EPERM', 'install-suid': 'EPERM', 'create-suid': 'EPERM', 'legit:chmod': 'OK', 'legit:create': 'OK' });
+      for (const f of ['tool', 'shared', 'plain']) assert.equal(fs.statSync(path.join(ws, f)).mode & 0o6000, 0, f);
+      if (exists(path.join(ws, 'made'))) assert.equal(fs.statSync(path.join(ws, 'made')).mode & 0o6000, 0);
+    });
+
     test('names from the box never reach the terminal raw', async () => {
       const ws = makeWorkspace('hv-names');
       repo(ws);
