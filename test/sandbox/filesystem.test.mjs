@@ -420,7 +420,7 @@ p usr-overwrite write /usr/bin/env
 p usr-truncate truncate /usr/bin/env
 p usr-unlink unlink /usr/bin/env
 p usr-rename rename /usr/bin/env /usr/bin/env2
-p usr-chmod chmod /usr/bin/env 4755
+p usr-chmod chmod /usr/bin/env 777
 p rename-into-etc rename existing.txt /etc/existing.txt
 p rename-into-usr rename existing.txt /usr/existing.txt
 p link-into-usr link existing.txt /usr/bin/planted
