@@ -36,10 +36,10 @@ test('every built-in profile loads with hosts, command and home paths', () => {
   assert.equal(PROFILE_CREDENTIAL_PORT, CREDENTIAL_PORT);
   // What each host agent later runs from its own tree is read-only in the box.
   const must = {
-    'claude-code': ['~/.claude/skills/', '~/.claude/local/', '~/.claude/scheduled_tasks.json', '~/.claude/backups/'],
-    codex: ['~/.codex/hooks.json', '~/.codex/hooks/', '~/.codex/plugins/', '~/.codex/packages/'],
+    'claude-code': ['~/.claude/skills/', '~/.claude/local/', '~/.claude/scheduled_tasks.json', '~/.claude/backups/', '~/.claude/shell-snapshots/'],
+    codex: ['~/.codex/hooks.json', '~/.codex/hooks/', '~/.codex/plugins/', '~/.codex/packages/', '~/.codex/.env'],
     cursor: ['~/.cursor/hooks.json', '~/.cursor/extensions/', '~/.cursor/argv.json'],
-    opencode: ['~/.config/opencode/plugins/', '~/.config/opencode/tools/', '~/.config/opencode/node_modules/', '~/.local/share/opencode/snapshot/'],
+    opencode: ['~/.config/opencode/plugins/', '~/.config/opencode/tools/', '~/.config/opencode/node_modules/', '~/.local/share/opencode/snapshot/', '~/.local/share/opencode/bin/'],
     aider: ['~/.aider/oauth-keys.env', '~/.aider/analytics.json'],
   };
   for (const [name, paths] of Object.entries(must)) for (const x of paths) assert.ok(all.get(name).protected.includes(x), `${name}: ${x} is protected`);
