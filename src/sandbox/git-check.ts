@@ -57,8 +57,8 @@ function empty(p: FsPath): boolean {
     if (!st) return true;
     if (st.isFile()) return st.size === 0;
     return st.isDirectory() && readdirSync(p).length === 0;
-  } catch {
-    return false; // cannot tell: not empty
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'ENOENT'; // gone meanwhile (another box's placeholder); else cannot tell: not empty
   }
 }
 
@@ -131,6 +131,8 @@ function checkWalked(snap: GitSnapshot, o: GitCheckOptions, findings: GitFinding
       const moved = moveAside(piece);
       findings.push({ ...f, action: 'disabled', moved: { from: showPath(moved.from), to: showPath(moved.to) }, message: `${f.message}; disabled: ${rel(moved.from)} moved to ${rel(moved.to)} (inspect it, then move it back to keep it, or rerun with --trust-new-repos)` });
     } catch (e) {
+      // Gone since the walk saw it (another box's placeholder, removed as that box left): nothing left to disable.
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT' && !lstatSync(piece, { throwIfNoEntry: false })) return;
       findings.push({ ...f, action: 'failed', message: `${f.message}; could NOT move ${rel(piece)} aside (${printable((e as Error).message)}): do not run git there until you have removed it` });
     }
   };
