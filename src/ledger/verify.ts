@@ -41,7 +41,7 @@ export interface VerifyReport {
 
 // ---------------------------------------------------------------- receipts
 
-/** The fields result_hash covers (upstream §3.7); failure_class is null when absent. */
+/** The fields result_hash covers; failure_class is null when absent. */
 export type ReceiptHashFields = Pick<
   ExecutionReceipt,
   | 'receipt_id'

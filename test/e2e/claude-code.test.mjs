@@ -1,4 +1,4 @@
-// Issue 4 D, end to end with the real Claude Code: `latchgate sandbox
+// End to end with the real Claude Code: `latchgate sandbox
 // --profile claude-code -- claude -p "say hi"` with ANTHROPIC_API_KEY set
 // only on the host. api.anthropic.com is pinned to a local fake Messages API
 // over TLS (a test CA given as extra_ca_certs); the box reaches it only

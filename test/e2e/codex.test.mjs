@@ -1,4 +1,4 @@
-// Issue 4 D, end to end with the real OpenAI Codex CLI: `latchgate sandbox
+// End to end with the real OpenAI Codex CLI: `latchgate sandbox
 // --profile codex -- codex exec "say hi"` against a fake OpenAI Responses API
 // (TLS, a test CA, api.openai.com pinned to it). Codex talks plain HTTP to the
 // credential route (the profile's -c provider flags: 0.169 ignores

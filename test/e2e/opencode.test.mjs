@@ -1,4 +1,4 @@
-// Issue 4, end to end with the real opencode (npm opencode-ai, a Bun
+// End to end with the real opencode (npm opencode-ai, a Bun
 // binary): `latchgate sandbox --profile opencode -- opencode run -m
 // openai/gpt-4o-mini "say hi"` against the fake OpenAI Responses API (TLS, a
 // test CA, api.openai.com pinned to it). opencode takes base URLs from its

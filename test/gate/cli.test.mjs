@@ -1,4 +1,4 @@
-// The gate's command line (issue 3 F): `latchgate up` on first run with no
+// The gate's command line: `latchgate up` on first run with no
 // prompt, and status, actions, audit, verify, revoke, approvals, policy and
 // keys rotate, each with --json, all on the one shared state.
 import { test, before, after } from 'node:test';

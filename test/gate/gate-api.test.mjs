@@ -1,4 +1,4 @@
-// Issue 3, A/B: the happy paths of the gate's client API over its real Unix
+// The happy paths of the gate's client API over its real Unix
 // sockets: an allowed execution with a signed receipt, receipts read back
 // (per principal), the action catalogue and request schemas.
 import { test } from 'node:test';

@@ -1,4 +1,4 @@
-// Issue 3, D: approvals through the real gate: a high-risk action is held
+// Approvals through the real gate: a high-risk action is held
 // (202), polled, approved or denied by an operator on the admin socket, runs
 // once through the same dispatch tail, and expires.
 import { test } from 'node:test';

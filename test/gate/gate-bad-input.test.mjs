@@ -1,4 +1,4 @@
-// Issue 3, G (bad input): each refusal gets its exact error code and leaves
+// Bad input: each refusal gets its exact error code and leaves
 // an audit event naming that code. Admin acts record the operator.
 //
 // The tests run as one uid, so "a lease used by another principal" uses a

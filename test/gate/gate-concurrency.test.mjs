@@ -1,4 +1,4 @@
-// Issue 3, G (concurrency): parallel executions against one session's budget
+// Concurrency: parallel executions against one session's budget
 // never overspend, and every one of them leaves exactly one decision event.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

@@ -1,4 +1,4 @@
-// Issue 3, G (crash): the gate is killed with SIGKILL after a provider's side
+// Crash: the gate is killed with SIGKILL after a provider's side
 // effect and before its receipt. After a restart on the same state, verify
 // reports exactly that intent, and retrying the request never executes twice.
 import { test } from 'node:test';

@@ -1,4 +1,4 @@
-// Issue 3, B.8-9: dispatch through the provider interface and honest effect
+// Dispatch through the provider interface and honest effect
 // verification: host-observed evidence decides "verified"; a lying provider
 // is caught; failures, crashes, timeouts and bad output are 502 with a
 // signed receipt; every receipt verifies and the chain stays intact.

@@ -1,4 +1,4 @@
-// Issue 3, B.6-7: grants are signed, re-validated before dispatch, and
+// Grants are signed, re-validated before dispatch, and
 // one-shot (the intent is written and the grant consumed in one
 // transaction). Driven through the real stages of a real gate's context.
 import { test } from 'node:test';

@@ -1,4 +1,4 @@
-// Issue 3, G (tampering) through the real gate: after real executions, a
+// Tampering through the real gate: after real executions, a
 // single-row edit, delete, insert or swap in the ledger file is caught by
 // verifyLedger, which names the row. (`latchgate verify` is the CLI face of
 // verifyLedger; it is not built yet, so the function is called directly.)

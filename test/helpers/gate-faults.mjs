@@ -1,4 +1,4 @@
-// Helpers for the gate's fault and bad-input tests (issue 3, parts B, D, G):
+// Helpers for the gate's fault and bad-input tests:
 // ledger look-ups by row id, polling, the crash fixture server, and ledger
 // copies to tamper with.
 import { spawn } from 'node:child_process';

@@ -1,4 +1,4 @@
-// The gate inside the box (issue 3 A): /run/latchgate/gate.sock is the box's
+// The gate inside the box: /run/latchgate/gate.sock is the box's
 // own socket; every caller through it is the box's principal; the box cannot
 // reach the host's gate sockets; `latchgate sandbox` and `latchgate up` share
 // one ledger at the same time.

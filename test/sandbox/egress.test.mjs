@@ -1,4 +1,4 @@
-// The box's network exits, end to end (issue 4 A/B groundwork): curl inside
+// The box's network exits, end to end: curl inside
 // the box reaches an allowlisted name (pinned to a local TLS server) only
 // through the CONNECT proxy, is refused anything else, and calls a
 // credential route whose key is added outside and never seen inside; every

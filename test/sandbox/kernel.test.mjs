@@ -1,7 +1,7 @@
-// The box against the kernel: privilege (anchors §11.12), namespace and
-// kernel-surface primitives (§11.13, §11.15), other processes (§11.14),
-// terminal injection (§11.16), leaked fds (§11.17), resource limits (§11.19),
-// the environment (§11.21) and the launcher's exit codes (issue 2 D).
+// The box against the kernel: privilege, namespace and
+// kernel-surface primitives, other processes,
+// terminal injection, leaked fds, resource limits,
+// the environment and the launcher's exit codes.
 // Every attack is made for real by test/fixtures/escape-probe.c, inside the
 // box, from a root launcher and from an unprivileged one; next to each refusal
 // the legitimate path is shown to work.
@@ -90,7 +90,7 @@ const ZERO_CAPS = '0000000000000000';
 
 for (const mode of MODES) {
   describe(`[${mode} launcher] kernel`, { skip: skipReason(mode) }, () => {
-    // ---- §11.12 privilege ---------------------------------------------------
+    // ---- privilege ---------------------------------------------------
     test('privilege: no capabilities in any set, no_new_privs, seccomp filter mode, never uid 0', async () => {
       const u = testUser();
       const { res, calls } = await probeBox(mode, [['caps', 'caps'], ['setuid0', 'setuid0']], {
@@ -135,7 +135,7 @@ for (const mode of MODES) {
       assert.equal(res.stdout.trim(), String(u.uid));
     });
 
-    // ---- §11.13 / §11.15 namespace and kernel primitives --------------------
+    // ---- namespace and kernel primitives --------------------
     test('namespace, mount and kernel primitives are refused by seccomp (EPERM); clone3 ENOSYS; other ABIs killed', async () => {
       const ws = makeWorkspace('ns');
       const calls = [
@@ -222,7 +222,7 @@ for (const mode of MODES) {
       assert.equal(t.get('FORK'), '7');
     });
 
-    // ---- §11.14 other processes ---------------------------------------------
+    // ---- other processes ---------------------------------------------
     test('other processes: host PIDs invisible; ptrace, process_vm_readv and kill on init refused; /proc/1/root does not lead to the host', async () => {
       let launcherPid;
       const { res, calls } = await probeBox(
@@ -270,7 +270,7 @@ for (const mode of MODES) {
       assert.equal(t.get('CHILDSTATUS'), '143', 'the own child died of SIGTERM');
     });
 
-    // ---- §11.16 terminal injection ------------------------------------------
+    // ---- terminal injection ------------------------------------------
     test('terminal: no controlling terminal; TIOCSTI (also with high bits) and TIOCLINUX refused by the filter', async () => {
       const py = 'import fcntl, termios, array; b = array.array("i", [0]); fcntl.ioctl(0, termios.FIONREAD, b); print("FIONREAD", b[0])';
       const { res, calls } = await probeBox(
@@ -295,7 +295,7 @@ for (const mode of MODES) {
       assert.equal(t.get('FIONREAD'), '5');
     });
 
-    // ---- §11.17 fds ---------------------------------------------------------
+    // ---- fds ---------------------------------------------------------
     test('fds: the command gets stdin, stdout and stderr only', async () => {
       const res = await runBox(mode, { workspace: makeWorkspace('fds'), args: RO_PROBE, cmd: [probe, 'fds'] });
       assert.equal(res.code, 0, res.stderr);
@@ -341,7 +341,7 @@ for (const mode of MODES) {
       }
     });
 
-    // ---- §11.21 environment -------------------------------------------------
+    // ---- environment -------------------------------------------------
     test('environment: exactly the allowlist; a host secret only with --pass-env', async () => {
       const u = testUser();
       const ws = makeWorkspace('env');
@@ -410,7 +410,7 @@ for (const mode of MODES) {
       assert.ok(!existsSync(path.join(ws, 'ran')), 'a refused launch ran the command');
     });
 
-    // ---- rlimits (issue B.6, §11.19) ----------------------------------------
+    // ---- rlimits ----------------------------------------
     test('rlimits: core 0; nofile and nproc defaults; --rlimit-nofile is enforced', async () => {
       const hard = hostHardLimits();
       const ws = makeWorkspace('rlim');
@@ -452,7 +452,7 @@ for (const mode of MODES) {
       assert.ok(elapsed < 10000, `launcher took ${elapsed} ms`);
     });
 
-    // ---- exit codes (issue 2 D) ---------------------------------------------
+    // ---- exit codes ---------------------------------------------
     test('exit codes: the command\'s own, 128+N for a signal, 127 not found, 126 not executable', async () => {
       // One workspace each: concurrent launches on one workspace are lifecycle.test.mjs's matter.
       const ws = makeWorkspace('exit');
@@ -500,7 +500,7 @@ for (const mode of MODES) {
   });
 }
 
-// ---- identity chosen by a root launcher (issue 2 B.1) ------------------------
+// ---- identity chosen by a root launcher ------------------------
 describe('[root launcher] identity', { skip: skipReason('root') }, () => {
   test('root launcher, root-owned workspace, no SUDO_UID: the agent is nobody (65534)', async () => {
     const res = await sh('root', 'echo "$(id -u) $(id -g) $(id -un)"', { workspace: rootOwnedWorkspace() });

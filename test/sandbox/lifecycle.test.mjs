@@ -1,4 +1,4 @@
-// The box's life (issue 2 B.7, anchors §11.18): the launcher exits with the
+// The box's life: the launcher exits with the
 // command's status (128+N for signal N); signals sent to the launcher reach
 // the command; the box's init reaps orphans; when the command exits, whatever
 // it left behind dies with it; when the launcher is killed with SIGKILL, every

@@ -1,5 +1,4 @@
-// The box's network (issue 2 B.10, anchors §11.6) and Unix-socket reach
-// (§11.5): inside there is only `lo`, up; servers of the host, on its loopback
+// The box's network and Unix-socket reach: inside there is only `lo`, up; servers of the host, on its loopback
 // or on its own interface addresses, are unreachable over TCP, UDP and ICMP;
 // raw, packet, vsock and non-route netlink sockets are refused; netlink cannot
 // reconfigure anything; host Unix sockets, abstract or on disk, are out of

@@ -1,4 +1,4 @@
-// Resource and socket escapes (sandbox-anchors §11 items 5 and 19): a memory
+// Resource and socket escapes: a memory
 // fill through /tmp, HOME and /dev/shm stops at the one --tmp-size budget
 // they share; host Unix sockets, by path or abstract name, are out of reach
 // while the box's own sockets work.

@@ -1,4 +1,4 @@
-// The box's CONNECT proxy (issue 4 part A): decisions, limits, ledger events.
+// The box's CONNECT proxy: decisions, limits, ledger events.
 // Loopback only: the "upstream" is a plain TCP echo server on 127.0.0.1 that an
 // allowed name is pinned to (TLS is end-to-end and the proxy only relays
 // bytes), and every DNS answer comes from an injected lookup.
