@@ -12,6 +12,7 @@ test: setup
 
 lint:
 	npx tsc -p tsconfig.json --noEmit
+	node scripts/check-layers.mjs
 	node scripts/build-addon.mjs  # -Wall -Wextra -Werror: warning-clean or it fails
 
 bench: bench-sandbox bench-gate bench-egress

@@ -11,7 +11,7 @@ import type { GateFileConfig, LatchgateConfig } from '../config/sandbox-config.j
 import { loadTrustedConfig } from '../config/trust.js';
 import type { Caller } from '../gate/app.js';
 import type { OpenedGate } from '../gate/factory.js';
-import { LaunchError } from '../sandbox/errors.js';
+import { LaunchError } from '../core/errors.js';
 import type { ProtectRequest } from '../sandbox/protected-paths.js';
 
 export interface GateSetup {

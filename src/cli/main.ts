@@ -7,7 +7,7 @@ import { profilesCommand, sandboxCommand } from './sandbox.js';
 import { trustCommand } from './trust.js';
 import { upCommand } from './up.js';
 import { actionsCommand, approvalsCommand, auditCommand, keysCommand, policyCommand, revokeCommand, statusCommand, verifyCommand } from './gate-commands.js';
-import { LaunchError, EXIT_LAUNCHER } from '../sandbox/errors.js';
+import { LaunchError, EXIT_LAUNCHER } from '../core/errors.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 

@@ -5,7 +5,7 @@ import { applyProfileArgs, describeProfile, listProfiles, loadProfile, mergeProf
 import type { BoxGate } from '../sandbox/box-gate.js';
 import { gateSetup, prepareOwnPaths, refuseWritableOwnPaths, type GateSetup } from './gate-setup.js';
 import { loadAddon } from '../native/addon.js';
-import { LaunchError } from '../sandbox/errors.js';
+import { LaunchError } from '../core/errors.js';
 import { hostFacts, resolveIdentity } from '../sandbox/identity.js';
 import { buildSandboxPlan, readHardLimits, type SandboxPlan } from '../sandbox/plan.js';
 import { runSandbox, type RunResult } from '../sandbox/supervisor.js';

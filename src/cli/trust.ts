@@ -6,7 +6,7 @@ import { resolve } from 'node:path';
 import { projectConfigFile } from '../config/paths.js';
 import { assess, grantDiffLines, kindOf, readConfigSource, shellWord } from '../config/trust.js';
 import { readTrustStore, trustStorePath, writeTrustStore } from '../config/trust-store.js';
-import { LaunchError } from '../sandbox/errors.js';
+import { LaunchError } from '../core/errors.js';
 
 interface TrustFlags {
   list?: boolean;

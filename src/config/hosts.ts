@@ -1,6 +1,6 @@
 // Allowlist entries: bare host names, or "*.example.com" for subdomains.
 import { isIP } from 'node:net';
-import { LaunchError } from '../sandbox/errors.js';
+import { LaunchError } from '../core/errors.js';
 
 const LABEL = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/;
 

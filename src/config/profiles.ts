@@ -5,15 +5,15 @@
 import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync, realpathSync, statSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { LaunchError } from '../sandbox/errors.js';
+import { LaunchError } from '../core/errors.js';
 import type { ProtectRequest } from '../sandbox/protected-paths.js';
 import type { StateFileSpec } from '../sandbox/state-files.js';
 import { compileKeyRules } from '../sandbox/state-merge.js';
 import { didYouMean } from './suggest.js';
 import { checkSchema, parseTomlFile, type Schema } from './toml-schema.js';
+import { isInside } from '../core/paths.js';
+import { BOX_CREDENTIAL_PORT, BOX_RESERVED_PATHS } from '../core/box.js';
 
-/** Inside the box the credential proxy listens here (box-egress.ts CREDENTIAL_PORT). */
-export const PROFILE_CREDENTIAL_PORT = 3129;
 export const PROFILES_DIR = fileURLToPath(new URL('../../profiles/', import.meta.url));
 
 export interface ProfileRoute {
@@ -72,7 +72,7 @@ const ROUTE_SCHEMA: Schema = { upstream: 'string', header: 'string', format: 'st
 const FILE_SCHEMA: Schema = { path: 'string', env: 'string', json: 'string' };
 const STATE_SCHEMA: Schema = { path: 'string', format: 'string', also_at: 'string[]', box_keys: 'string[]', host_only_keys: 'string[]' };
 const FILE_PATH = /^\/run\/latchgate\/[A-Za-z0-9][A-Za-z0-9._-]*$/;
-const BOX_RESERVED = new Set(['/run/latchgate/gate.sock', '/run/latchgate/proxy.sock', '/run/latchgate/state', '/run/latchgate/git-excludes']);
+const BOX_RESERVED = new Set(BOX_RESERVED_PATHS);
 
 /** Parses a JSON object template; "{route_url}" stands for a URL (always JSON-safe). */
 function jsonObject(text: string, where: string): Record<string, unknown> {
@@ -116,9 +116,8 @@ export function parseProfile(name: string, file: string, text: string): AgentPro
     }
   }
   const rw = (doc.rw_paths as string[] | undefined) ?? [];
-  const inside = (p: string, root: string) => p === root || p.startsWith(root + '/');
   for (const p of (doc.protected as string[] | undefined) ?? []) {
-    if (!rw.some((r) => inside(p, r))) throw new LaunchError(`${file}: key "protected": ${p} is not under any rw_paths entry; protect only what the agent can write`);
+    if (!rw.some((r) => isInside(r, p))) throw new LaunchError(`${file}: key "protected": ${p} is not under any rw_paths entry; protect only what the agent can write`);
   }
   const files = new Map<string, ProfileFile>();
   const paths = new Set<string>();
@@ -185,7 +184,6 @@ export function parseProfile(name: string, file: string, text: string): AgentPro
  */
 function parseStateFiles(file: string, tables: Record<string, Record<string, unknown>>, rw: string[]): StateFileSpec[] {
   const out: StateFileSpec[] = [];
-  const inside = (p: string, root: string) => p === root || p.startsWith(root + '/');
   const homePath = (name: string, key: string, p: string) => {
     if (!HOME_PATH.test(p) || p.split('/').includes('..') || p.endsWith('/')) throw new LaunchError(`${file}: [state_files.${name}] key "${key}": ${JSON.stringify(p)}: expected a file under the agent's home, written "~/..." without ".."`);
   };
@@ -197,14 +195,14 @@ function parseStateFiles(file: string, tables: Record<string, Record<string, unk
     }
     const path = t.path as string;
     homePath(name, 'path', path);
-    const r = rw.find((root) => inside(path, root));
+    const r = rw.find((root) => isInside(root, path));
     if (r !== undefined) throw new LaunchError(`${where} key "path": ${path} is inside rw_paths entry ${r}, where the box would write it directly; keep it out of rw_paths`);
     if (out.some((f) => f.path === path)) throw new LaunchError(`${where} key "path": ${path} is already another state file`);
     if (t.format !== 'json') throw new LaunchError(`${where} key "format": expected "json" (the only format merged so far), got ${JSON.stringify(t.format)}`);
     const alsoAt = (t.also_at as string[] | undefined) ?? [];
     for (const p of alsoAt) {
       homePath(name, 'also_at', p);
-      if (!rw.some((root) => inside(p, root) && p !== root)) throw new LaunchError(`${where} key "also_at": ${p} is not inside any rw_paths entry; list only files in the agent's read-write trees`);
+      if (!rw.some((root) => isInside(root, p) && p !== root)) throw new LaunchError(`${where} key "also_at": ${p} is not inside any rw_paths entry; list only files in the agent's read-write trees`);
     }
     try {
       compileKeyRules((t.box_keys as string[]) ?? [], (t.host_only_keys as string[] | undefined) ?? []);
@@ -451,7 +449,7 @@ const keyResolves = (keySource: string | undefined, env: NodeJS.ProcessEnv) => {
   return !!m && (env[m[1]!] ?? '') !== '';
 };
 
-export const routeUrl = (name: string) => `http://127.0.0.1:${PROFILE_CREDENTIAL_PORT}/${name}`;
+export const routeUrl = (name: string) => `http://127.0.0.1:${BOX_CREDENTIAL_PORT}/${name}`;
 
 /**
  * Profile first, then latchgate.toml [sandbox.agent], then CLI flags: lists

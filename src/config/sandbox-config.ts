@@ -5,7 +5,7 @@
 // only when trusted (config/trust.ts).
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { LaunchError } from '../sandbox/errors.js';
+import { LaunchError } from '../core/errors.js';
 import { checkSchema, parseTomlFile, type Schema } from './toml-schema.js';
 
 export const SCHEMA: Schema = {

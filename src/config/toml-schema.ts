@@ -2,7 +2,7 @@
 // type is an error naming the file, the key, what was expected, and the
 // nearest valid name. Shared by latchgate.toml and the agent profiles.
 import { parse, TomlError } from 'smol-toml';
-import { LaunchError } from '../sandbox/errors.js';
+import { LaunchError } from '../core/errors.js';
 import { didYouMean } from './suggest.js';
 
 export type FieldType = 'string' | 'string[]' | 'int' | 'uint' | 'int[]' | 'bool' | 'env';

@@ -7,7 +7,7 @@
 import { closeSync, fstatSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync, constants as fsc } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
-import { LaunchError } from '../sandbox/errors.js';
+import { LaunchError } from '../core/errors.js';
 import { stateDir } from './paths.js';
 
 export interface TrustEntry {

@@ -10,7 +10,7 @@
 import { closeSync, existsSync, fstatSync, openSync, readFileSync, realpathSync, constants as fsc } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { resolve } from 'node:path';
-import { LaunchError } from '../sandbox/errors.js';
+import { LaunchError } from '../core/errors.js';
 import { diffGrants, grantsOf, type ConfigKind } from './grants.js';
 import { projectConfigFile, userConfigFile } from './paths.js';
 import { emptyConfig, parseConfig, parseStandaloneSandboxConfig, SCHEMA, type LatchgateConfig, type SandboxFileConfig } from './sandbox-config.js';

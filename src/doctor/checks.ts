@@ -4,7 +4,7 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:f
 import { release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadAddon } from '../native/addon.js';
-import { errnoName, LaunchError } from '../sandbox/errors.js';
+import { errnoName, LaunchError } from '../core/errors.js';
 import { hostFacts, resolveIdentity } from '../sandbox/identity.js';
 import { buildSandboxPlan, readHardLimits } from '../sandbox/plan.js';
 import { runSandbox } from '../sandbox/supervisor.js';

@@ -29,7 +29,7 @@ import { lstatSync, unlinkSync } from 'node:fs';
 import type http from 'node:http';
 import net from 'node:net';
 import { RequestError, Server } from 'proxy-chain';
-import type { AuditEventInput } from '../gate/types.js';
+import type { AuditEventInput } from '../core/audit-event.js';
 import { HostAllowlist, parseConnectTarget } from './allowlist.js';
 import { spliceRelay, type RelayResult, type SpliceRelay } from './splice-relay.js';
 import { resolveAndCheck } from './ssrf.js';

@@ -21,8 +21,8 @@ import { isIP } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { Transform, pipeline } from 'node:stream';
 import httpProxy from 'http-proxy';
-import type { AuditEventInput, Decision } from '../gate/types.js';
-import { LaunchError } from '../sandbox/errors.js';
+import type { AuditEventInput, Decision } from '../core/audit-event.js';
+import { LaunchError } from '../core/errors.js';
 import { KeyMatcher, KeyRedactor } from './key-redaction.js';
 
 /** One route as configured (profile or [sandbox.agent.credentials.<name>]), its key already resolved. */

@@ -3,7 +3,7 @@
 // name and hands back the exact address to connect to (one lookup, so a DNS
 // answer that changes between check and connect cannot slip through).
 import { promises as dnsPromises } from 'node:dns';
-import { LaunchError } from '../sandbox/errors.js';
+import { LaunchError } from '../core/errors.js';
 import { isLiteralIp, normalizeConnectHost } from './allowlist.js';
 
 export type AddressVerdict = { allowed: boolean; reason?: string };

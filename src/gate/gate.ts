@@ -22,7 +22,7 @@ import { decide, denialError } from './stages/decide.js';
 import { dispatch } from './stages/dispatch.js';
 import { finalize } from './stages/finalize.js';
 import { precheck } from './stages/precheck.js';
-import type { AuditEventInput } from './types.js';
+import type { AuditEventInput } from '../core/audit-event.js';
 
 type Reply = { status: number; body: Record<string, unknown> };
 

@@ -1,9 +1,9 @@
-// Shared shapes of the gate: manifests, policy documents, ledger events,
-// grants and receipts. Stage modules take and return these as plain data.
+// Shapes of the gate: action manifests, plans and grants. Stage modules
+// take and return these as plain data.
+import type { RiskLevel } from '../core/audit-event.js';
+import type { EgressProfile } from '../policy/types.js';
 
-export type RiskLevel = 'low' | 'medium' | 'high' | 'critical';
 export type VerifierKind = 'http_status' | 'fs_hash' | 'none';
-export type EgressProfile = 'none' | 'proxy_allowlist';
 
 /** An action manifest (YAML in definitions/manifests/), after validation and defaults. */
 export interface ActionManifest {
@@ -45,72 +45,6 @@ export interface ActionManifest {
   cost?: number;
 }
 
-/** The decision input document (schema: policies/decision-input.schema.json). */
-export interface PolicyInput {
-  principal: string;
-  session_id: string;
-  scopes: string[];
-  required_scopes: string[];
-  action_id: string;
-  action_version: string;
-  action_risk_level: RiskLevel;
-  action_trust_verdict: 'digest_ok' | 'digest_mismatch' | 'untrusted';
-  action_category: string;
-  request_hash: string;
-  requested_sinks: string[];
-  requested_secrets: string[];
-  egress_profile: EgressProfile;
-  fs_path?: string;
-  budgets_before: { calls_remaining: number; cost_remaining?: number };
-  unresolved_domains: string[];
-  unresolved_paths: string[];
-}
-
-/** The decision output document (schema: policies/decision-output.schema.json). */
-export interface PolicyDecision {
-  allow: boolean;
-  requires_approval: boolean;
-  deny_reason?: string;
-  /** Ids of the policies that decided (for the audit trail). */
-  determining_policies: string[];
-  policy_version: string;
-}
-
-export type Decision = 'allow' | 'allow_unverified' | 'deny' | 'pending_approval' | 'error';
-
-/** What a caller gives Ledger.append; the ledger adds trace_id (if absent), timestamp and prev_hash. */
-export interface AuditEventInput {
-  event_type: string;
-  trace_id?: string;
-  decision?: Decision;
-  subject?: { principal: string; session_id?: string; lease_jti?: string; identity_method?: string };
-  action?: { action_id: string; action_version?: string; action_digest?: string; action_trust_verdict?: string; risk_level?: RiskLevel };
-  request?: { request_hash?: string };
-  policy?: { policy_version?: string; decision?: string; deny_reason?: string; determining_policies?: string[] };
-  budgets_before?: Record<string, number>;
-  budgets_after?: Record<string, number>;
-  execution?: Record<string, unknown>;
-  approval?: { approval_id?: string; approved_by?: string; plan_hash?: string };
-  operator?: { name: string; uid?: number };
-  error?: { code: string; message?: string };
-  /** Event-type specific details (egress events, admin acts). */
-  details?: Record<string, unknown>;
-  sandbox_degraded?: boolean;
-}
-
-export interface AuditEvent extends AuditEventInput {
-  trace_id: string;
-  timestamp: string;
-  prev_hash: string | null;
-}
-
-export type VerificationStatus =
-  | 'verified'
-  | 'verification_failed'
-  | 'unverifiable_declared'
-  | 'provider_failed_before_verification'
-  | 'skipped';
-
 export interface ExecutionPlanCore {
   action_id: string;
   action_version: string;
@@ -138,19 +72,3 @@ export interface ExecutionGrant {
   grant_signing_key_id?: string;
 }
 
-export interface ExecutionReceipt {
-  receipt_id: string;
-  grant_id: string;
-  trace_id: string;
-  provider_module_digest: string;
-  provider_receipt: unknown;
-  normalized_result: { kind: 'success' | 'failure'; summary?: string; reason?: string };
-  verification_outcome: { status: VerificationStatus; evidence?: unknown };
-  effect_evidence: unknown[];
-  result_hash: string;
-  receipt_signature?: string;
-  signing_key_id?: string;
-  started_at: string;
-  finished_at: string;
-  failure_class?: 'provider_error' | 'timeout' | 'policy_violation' | 'verification_failed' | 'cancelled' | 'internal_error';
-}

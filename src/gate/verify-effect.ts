@@ -1,7 +1,8 @@
 // Effect verification with honest outcomes: a result is "verified" only when
 // host-observed evidence confirms it; the provider's own claims are compared
 // against that evidence, never taken on trust.
-import type { ActionManifest, VerificationStatus } from './types.js';
+import type { ActionManifest } from './types.js';
+import type { VerificationStatus } from '../ledger/receipt.js';
 import type { HostEvidence, ProviderOutput } from './providers.js';
 
 export interface VerificationResult {

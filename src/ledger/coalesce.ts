@@ -15,7 +15,7 @@
 // So the full events plus the summaries' counts are exactly the denials
 // recorded, and per source and interval at most about 2 * maxKinds events are
 // written however many denials there were (counts only grow a number).
-import type { AuditEventInput } from '../gate/types.js';
+import type { AuditEventInput } from '../core/audit-event.js';
 
 export interface DenialKind {
   /** Same key (within a source, event type and decision) = same kind. Readable: over-cap summaries list it. */

@@ -11,7 +11,7 @@
 // Everything else is written in full, always: allowed events, errors of
 // requests already forwarded, and anything tied to a session, a grant, an
 // intent, a receipt or an approval.
-import type { AuditEventInput } from '../gate/types.js';
+import type { AuditEventInput } from '../core/audit-event.js';
 import type { DenialKind } from './coalesce.js';
 
 export function denialKind(e: AuditEventInput): DenialKind | null {

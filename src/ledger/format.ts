@@ -4,7 +4,7 @@
 // terminal escape sequences reach the operator's terminal) and the CSV
 // neutralises spreadsheet formulas.
 import { canonicalize } from '../crypto/jcs.js';
-import type { AuditEvent } from '../gate/types.js';
+import type { AuditEvent } from '../core/audit-event.js';
 import type { VerifyReport } from './verify.js';
 
 export type AuditFormat = 'table' | 'json' | 'jsonl' | 'csv';

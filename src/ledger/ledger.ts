@@ -13,7 +13,8 @@
 import { randomUUID } from 'node:crypto';
 import { canonicalize, sha256Hex } from '../crypto/jcs.js';
 import { immediate, openDb, type Db } from './db.js';
-import type { AuditEvent, AuditEventInput, ExecutionReceipt } from '../gate/types.js';
+import type { AuditEvent, AuditEventInput } from '../core/audit-event.js';
+import type { ExecutionReceipt } from './receipt.js';
 
 export const CHAIN_HASH_FORMAT = 'jcs-sha256';
 /** Canonicalisation limits of one event (upstream: 256 KiB, depth 64). */

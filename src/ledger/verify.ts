@@ -19,7 +19,9 @@ import { canonicalize, sha256Hex } from '../crypto/jcs.js';
 import type { Db } from './db.js';
 import { CHAIN_HASH_FORMAT, eventHash, indexedColumns, LedgerError } from './ledger.js';
 import type { KeyStore } from './keys.js';
-import type { AuditEvent, ExecutionGrant, ExecutionReceipt } from '../gate/types.js';
+import type { AuditEvent } from '../core/audit-event.js';
+import type { ExecutionGrant } from '../gate/types.js';
+import type { ExecutionReceipt } from './receipt.js';
 
 export interface BadEvent {
   id: number;

@@ -16,7 +16,7 @@ import { readFileSync } from 'node:fs';
 import { posix } from 'node:path';
 import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
 import { sha256Hex } from '../crypto/jcs.js';
-import type { PolicyDecision, PolicyInput } from '../gate/types.js';
+import type { PolicyDecision, PolicyInput } from './types.js';
 import {
   DEFAULT_DENY_REASON,
   DEFAULT_POLICY_DIR,

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import Ajv2020Module from 'ajv/dist/2020.js';
 import type { ErrorObject, ValidateFunction } from 'ajv';
 import { canonicalize, sha256Hex } from '../crypto/jcs.js';
-import type { PolicyDecision, PolicyInput } from '../gate/types.js';
+import type { PolicyDecision, PolicyInput } from './types.js';
 
 export type PolicyEngineKind = 'cedar' | 'opa-wasm' | 'opa-server';
 

@@ -14,7 +14,7 @@ import '../runtime/wasm-call-inlining.js';
 import { readFileSync } from 'node:fs';
 import { loadPolicy } from '@open-policy-agent/opa-wasm';
 import { sha256Hex } from '../crypto/jcs.js';
-import type { PolicyDecision, PolicyInput } from '../gate/types.js';
+import type { PolicyDecision, PolicyInput } from './types.js';
 import {
   ENGINE_FAILURE,
   describeError,

@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import type { Db } from '../ledger/db.js';
 import { immediate } from '../ledger/db.js';
-import type { AuditEventInput } from '../gate/types.js';
+import type { AuditEventInput } from '../core/audit-event.js';
 import { WILDCARD, effectiveAcl, inspectData, policyFile, type AclEntry, type PolicyData } from './engine.js';
 
 export class PolicyStoreError extends Error {

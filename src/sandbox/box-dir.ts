@@ -13,7 +13,7 @@ import { type Stats, closeSync, fchmodSync, fchownSync, fstatSync, lstatSync, mk
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { LOCK, loadAddon } from '../native/addon.js';
-import { LaunchError } from './errors.js';
+import { LaunchError } from '../core/errors.js';
 import { octal, whyUntrusted } from './trusted-path.js';
 
 export const BOX_DIR_PREFIX = 'latchgate-box-';

@@ -9,12 +9,11 @@ import type { ConnectProxy } from '../egress/connect-proxy.js';
 import type { CredentialProxy, CredentialRoute } from '../egress/credential-proxy.js';
 import { resolveKeySource, validateRoute } from '../egress/credential-proxy.js';
 import { parsePin, type Pin } from '../egress/ssrf.js';
-import type { AuditEventInput } from '../gate/types.js';
+import type { AuditEventInput } from '../core/audit-event.js';
 import { listenInBoxDir } from './box-dir.js';
-import { LaunchError } from './errors.js';
+import { LaunchError } from '../core/errors.js';
+import { BOX_CREDENTIAL_PORT, BOX_PROXY_PORT } from '../core/box.js';
 
-export const PROXY_PORT = 3128;
-export const CREDENTIAL_PORT = 3129;
 
 export interface EgressPlan {
   allowHosts: string[];
@@ -59,7 +58,7 @@ export function planEgress(allowHosts: string[], file: SandboxFileConfig, hostEn
     }
     routes.push(route);
   }
-  const proxy = `http://127.0.0.1:${PROXY_PORT}`;
+  const proxy = `http://127.0.0.1:${BOX_PROXY_PORT}`;
   const env: Record<string, string> = {
     HTTPS_PROXY: proxy,
     https_proxy: proxy,
@@ -69,7 +68,7 @@ export function planEgress(allowHosts: string[], file: SandboxFileConfig, hostEn
     NO_PROXY: 'localhost,127.0.0.1,::1',
     no_proxy: 'localhost,127.0.0.1,::1',
   };
-  for (const r of routes) env[`${r.name.toUpperCase().replace(/-/g, '_')}_BASE_URL`] = `http://127.0.0.1:${CREDENTIAL_PORT}/${r.name}`;
+  for (const r of routes) env[`${r.name.toUpperCase().replace(/-/g, '_')}_BASE_URL`] = `http://127.0.0.1:${BOX_CREDENTIAL_PORT}/${r.name}`;
   return {
     allowHosts,
     allowPorts: file.network.allowPorts ?? [443],
@@ -77,7 +76,7 @@ export function planEgress(allowHosts: string[], file: SandboxFileConfig, hostEn
     extraCaCerts: file.network.extraCaCerts,
     routes,
     env,
-    listenPorts: [PROXY_PORT, CREDENTIAL_PORT],
+    listenPorts: [BOX_PROXY_PORT, BOX_CREDENTIAL_PORT],
   };
 }
 
@@ -87,8 +86,8 @@ export function describeEgress(p: EgressPlan) {
     allow_hosts: p.allowHosts,
     allow_ports: p.allowPorts,
     pinned: Object.fromEntries([...p.pins].map(([h, pin]) => [h, `${pin.ip}:${pin.port}`])),
-    connect_proxy: `127.0.0.1:${PROXY_PORT}`,
-    credential_proxy: `127.0.0.1:${CREDENTIAL_PORT}`,
+    connect_proxy: `127.0.0.1:${BOX_PROXY_PORT}`,
+    credential_proxy: `127.0.0.1:${BOX_CREDENTIAL_PORT}`,
     routes: p.routes.map((r) => ({ name: r.name, upstream: r.upstream, header: r.header })),
   };
 }

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { GateSetup } from '../cli/gate-setup.js';
 import type { OpenedGate } from '../gate/factory.js';
-import type { AuditEventInput } from '../gate/types.js';
+import type { AuditEventInput } from '../core/audit-event.js';
 import { DenialCoalescer } from '../ledger/coalesce.js';
 import { denialKind } from '../ledger/denial-kinds.js';
 import type { Ledger } from '../ledger/ledger.js';

@@ -1,7 +1,7 @@
 // The box's environment: cleared, then a short allowlist from the host, what
 // --pass-env names, and what latchgate sets. Names that would subvert the box
 // or point at host services are refused when asked for, never passed quietly.
-import { LaunchError } from './errors.js';
+import { LaunchError } from '../core/errors.js';
 
 export const BOX_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 

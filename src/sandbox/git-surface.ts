@@ -17,13 +17,14 @@
 // tool configs at any depth and PATH directories. The snapshot records what
 // was there, for checkGitSurface() (git-check.ts) after the run.
 import { readdirSync, realpathSync } from 'node:fs';
-import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
-import { LaunchError } from './errors.js';
+import { basename, dirname, join, resolve } from 'node:path';
+import { LaunchError } from '../core/errors.js';
 import { readConfigChain, resolveConfigPath, type ConfigFileRead } from './git-config.js';
 import { contentHash, readHead, readRegular } from './safe-read.js';
 import { looksLikeGitDir, lstp, pathKey, pointerTarget, showPath, stamp, walkGitDirs } from './tree-walk.js';
 import { readIndexEntries, readIndexGitlinks } from './git-index.js';
 import { explicitPath, pathTokens, referencedPaths, resolveToken } from './path-references.js';
+import { isInside } from '../core/paths.js';
 
 export interface GitProtectRequest {
   path: string;
@@ -149,11 +150,6 @@ const COMMAND_KEYS = new Set([
 
 
 
-
-const isInside = (root: string, p: string) => {
-  const r = relative(root, p);
-  return r === '' || (!r.startsWith('..') && !isAbsolute(r));
-};
 
 /**
  * A linked work tree's git directory: its commondir names another directory.

@@ -5,9 +5,10 @@
 // of each home inside it stays read-only, and the usual ones that do not
 // exist get placeholders so the box cannot create them.
 import { lstatSync, readdirSync, realpathSync } from 'node:fs';
-import { isAbsolute, join, relative } from 'node:path';
+import { join } from 'node:path';
 import { parsePasswd } from './identity.js';
 import type { ProtectRequest } from './protected-paths.js';
+import { isInside } from '../core/paths.js';
 
 /** What a user's tools read from their home without being asked: created as placeholders when missing. */
 export const HOME_PLACEHOLDERS: ProtectRequest[] = [
@@ -15,11 +16,6 @@ export const HOME_PLACEHOLDERS: ProtectRequest[] = [
     .map((p) => ({ path: p, type: 'file' as const })),
   ...['.config', '.local', '.ssh', 'bin'].map((p) => ({ path: p, type: 'dir' as const })),
 ];
-
-const isInside = (root: string, p: string) => {
-  const r = relative(root, p);
-  return r === '' || (!r.startsWith('..') && !isAbsolute(r));
-};
 
 function real(p: string): string | undefined {
   try {

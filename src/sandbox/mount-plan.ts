@@ -3,7 +3,7 @@
 // tree so Landlock can mirror it. Nothing here touches the kernel.
 import { lstatSync, readlinkSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { LaunchError } from './errors.js';
+import { LaunchError } from '../core/errors.js';
 
 export type AccessClass = 'list' | 'read' | 'read-exec' | 'rw' | 'rw-noexec' | 'proc' | 'device' | 'tty';
 

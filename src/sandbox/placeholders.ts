@@ -14,7 +14,7 @@
 import { closeSync, lstatSync, mkdirSync, openSync, readdirSync, rmdirSync, unlinkSync, writeFileSync, constants as fsc } from 'node:fs';
 import { dirname } from 'node:path';
 import { LOCK, loadAddon } from '../native/addon.js';
-import { LaunchError } from './errors.js';
+import { LaunchError } from '../core/errors.js';
 import { asOwner, type FsOwner } from './fs-identity.js';
 import type { ProtectedAction } from './protected-paths.js';
 import { readRegular } from './safe-read.js';

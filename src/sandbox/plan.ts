@@ -1,9 +1,9 @@
 // The launch plan: everything `latchgate sandbox` will do, as plain data that
 // --dry-run prints and tests inspect before anything runs.
-import { existsSync, lstatSync, readFileSync, realpathSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { buildBoxEnv, BOX_PATH } from './env.js';
-import { LaunchError } from './errors.js';
+import { LaunchError } from '../core/errors.js';
 import { accessibleBy, renderGroup, renderPasswd, type Identity } from './identity.js';
 import { landlockPlan, type LandlockPlan } from './landlock-rules.js';
 import { MountPlanner, mirrorHostPath, type MountEntry } from './mount-plan.js';
@@ -15,10 +15,11 @@ import { placeholderExcludes, protectionPlan, type ProtectedAction, type Protect
 import { describeSeccompFilter, hostSeccompArch } from './seccomp-filter.js';
 import { checkTmpSize } from './tmp-budget.js';
 import { planStateFileMounts, type PlannedStateFiles } from './state-files.js';
+import { BOX_GATE_SOCKET, BOX_GIT_EXCLUDES, BOX_PROXY_SOCKET, BOX_RUN_DIR } from '../core/box.js';
+import { isInside } from '../core/paths.js';
 
 export const BOX_HOSTNAME = 'latchgate';
 /** gitignore patterns for the placeholders, read by git in the box as core.excludesFile. */
-const GIT_EXCLUDES = '/run/latchgate/git-excludes';
 
 export interface SandboxOptions {
   workspace: string;
@@ -98,7 +99,7 @@ export interface SandboxPlan {
   noNewPrivs: true;
   namespaces: string[];
   network: { loopbackOnly: true; strictNet: boolean; listenPorts: number[]; allowHosts: string[]; egress: Record<string, unknown> | null };
-  gate: { socket: '/run/latchgate/gate.sock'; principal: string } | null;
+  gate: { socket: typeof BOX_GATE_SOCKET; principal: string } | null;
   terminal: { mode: 'pty'; rows: number; cols: number } | { mode: 'inherit' };
   /** Weaker modes asked for by name; empty at full isolation. */
   degraded: string[];
@@ -133,7 +134,7 @@ function canonical(path: string, flag: string): string {
 }
 
 function refuseHostInternals(path: string, flag: string): void {
-  if (path === '/' || /^\/(proc|dev|sys)(\/|$)/.test(path) || path === '/run/latchgate' || path.startsWith('/run/latchgate/')) {
+  if (path === '/' || /^\/(proc|dev|sys)(\/|$)/.test(path) || isInside(BOX_RUN_DIR, path)) {
     throw new LaunchError(`${flag} ${path}: refused: mounting ${path} would expose the host (or the box's own control paths); mount a narrower directory`);
   }
 }
@@ -208,16 +209,16 @@ export function buildSandboxPlan(o: SandboxOptions, h: HostFacts): SandboxPlan {
   m.symlink('/dev/stdout', '/proc/self/fd/1');
   m.symlink('/dev/stderr', '/proc/self/fd/2');
   m.ensureDir('/run');
-  m.ensureDir('/run/latchgate');
-  m.rule('/run/latchgate', 'list');
+  m.ensureDir(BOX_RUN_DIR);
+  m.rule(BOX_RUN_DIR, 'list');
   for (const f of o.files ?? []) {
     if (!/^\/run\/latchgate\/[^/]+$/.test(f.path)) throw new LaunchError(`generated file ${f.path}: expected a path directly under /run/latchgate/`);
     m.write(f.path, f.content, 0o444);
     m.rule(f.path, 'read', true);
   }
   // A socket must stay writable to be connected to.
-  if (o.gate) m.socket(o.gate.socket, '/run/latchgate/gate.sock');
-  if (o.egress) m.socket(o.egress.proxySocket, '/run/latchgate/proxy.sock');
+  if (o.gate) m.socket(o.gate.socket, BOX_GATE_SOCKET);
+  if (o.egress) m.socket(o.egress.proxySocket, BOX_PROXY_SOCKET);
 
   // Trees at user-chosen paths, parents before children; an explicit bind of
   // /tmp or of HOME replaces the private directory there.
@@ -263,8 +264,8 @@ export function buildSandboxPlan(o: SandboxOptions, h: HostFacts): SandboxPlan {
   }
   const excludes = placeholderExcludes(protectedPaths, [...writable, ...Object.keys(protection.git.worktrees)]);
   if (excludes) {
-    m.write(GIT_EXCLUDES, excludes, 0o444);
-    m.rule(GIT_EXCLUDES, 'read', true);
+    m.write(BOX_GIT_EXCLUDES, excludes, 0o444);
+    m.rule(BOX_GIT_EXCLUDES, 'read', true);
   }
   const stateFiles = o.stateFiles && o.stateFiles.files.length > 0 ? o.stateFiles : null;
   if (stateFiles) planStateFileMounts(m, stateFiles, trees.filter((t) => t.bind).map((t) => t.path), protectedPaths);
@@ -281,11 +282,11 @@ export function buildSandboxPlan(o: SandboxOptions, h: HostFacts): SandboxPlan {
   });
   Object.assign(env, o.extraEnv ?? {});
   // git in the box does not see the placeholders (--pass-env refuses GIT_CONFIG*, so these are ours alone).
-  if (excludes) Object.assign(env, { GIT_CONFIG_COUNT: '1', GIT_CONFIG_KEY_0: 'core.excludesFile', GIT_CONFIG_VALUE_0: GIT_EXCLUDES });
+  if (excludes) Object.assign(env, { GIT_CONFIG_COUNT: '1', GIT_CONFIG_KEY_0: 'core.excludesFile', GIT_CONFIG_VALUE_0: BOX_GIT_EXCLUDES });
   Object.assign(env, o.egress?.env ?? {});
   if (o.gate) {
-    env.LATCHGATE_URL = 'unix:///run/latchgate/gate.sock';
-    env.LATCHGATE_SOCKET = '/run/latchgate/gate.sock';
+    env.LATCHGATE_URL = `unix://${BOX_GATE_SOCKET}`;
+    env.LATCHGATE_SOCKET = BOX_GATE_SOCKET;
     env.LATCHGATE_PUBLIC_URL = o.gate.publicBaseUrl;
   }
   const argv = o.command.length > 0 ? o.command : [id.shell];
@@ -327,7 +328,7 @@ export function buildSandboxPlan(o: SandboxOptions, h: HostFacts): SandboxPlan {
     noNewPrivs: true,
     namespaces: ['user', 'mount', 'pid', 'network', 'uts', 'ipc', 'cgroup'],
     network: { loopbackOnly: true, strictNet: o.strictNet, listenPorts: o.listenPorts, allowHosts: o.allowHosts, egress: o.egress?.description ?? null },
-    gate: o.gate ? { socket: '/run/latchgate/gate.sock', principal: o.gate.principal } : null,
+    gate: o.gate ? { socket: BOX_GATE_SOCKET, principal: o.gate.principal } : null,
     terminal: h.terminal ? { mode: 'pty', ...h.terminal } : { mode: 'inherit' },
     degraded,
   };

@@ -5,12 +5,13 @@
 // missing one gets an empty placeholder (removed after the run) so it cannot
 // be created; one that is a symlink is covered, never followed.
 import { lstatSync, readdirSync } from 'node:fs';
-import { isAbsolute, join, relative, dirname } from 'node:path';
+import { join, relative, dirname } from 'node:path';
 import { globalGitConfigs, looksExecutable, realLocation, scanGitSurface, type GitSnapshot } from './git-surface.js';
 import { readSmallFile } from './git-config.js';
 import { readIndexEntries } from './git-index.js';
 import { readRegular } from './safe-read.js';
 import { referencedPaths } from './path-references.js';
+import { isInside } from '../core/paths.js';
 
 /** Directories whose content an editor, agent or latchgate itself uses to decide what runs. */
 export const PROTECTED_DIRS = [
@@ -55,11 +56,6 @@ function lst(p: string) {
   } catch {
     return undefined;
   }
-}
-
-function isInside(root: string, p: string): boolean {
-  const r = relative(root, p);
-  return r === '' || (!r.startsWith('..') && !isAbsolute(r));
 }
 
 function actionFor(path: string, type: 'file' | 'dir', root: string, content?: string): ProtectedAction | undefined {

@@ -17,14 +17,14 @@ import { chownSync, closeSync, constants as fsc, fchmodSync, fstatSync, fsyncSyn
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { basename, dirname, isAbsolute, join, relative } from 'node:path';
-import { LaunchError } from './errors.js';
+import { LaunchError } from '../core/errors.js';
 import { asOwner, type FsOwner } from './fs-identity.js';
 import type { MountPlanner } from './mount-plan.js';
 import type { ProtectedAction } from './protected-paths.js';
 import { compileKeyRules, isObject, mergeState, sameJson, type JsonObject, type KeyRules } from './state-merge.js';
+import { BOX_STATE_DIR } from '../core/box.js';
 
 /** Where the box sees the private copies. */
-export const STATE_BOX_DIR = '/run/latchgate/state';
 
 /** A state file as the plan carries it (host paths absolute). */
 export interface StateFileSpec {
@@ -45,7 +45,7 @@ export interface PlannedStateFiles {
   files: StateFileSpec[];
 }
 
-export const boxCopyPath = (f: StateFileSpec) => `${STATE_BOX_DIR}/${f.name}.json`;
+export const boxCopyPath = (f: StateFileSpec) => `${BOX_STATE_DIR}/${f.name}.json`;
 const copyPath = (dir: string, f: StateFileSpec) => join(dir, `${f.name}.json`);
 const isUnder = (p: string, root: string) => {
   const r = relative(root, p);
@@ -71,9 +71,9 @@ export function stateDirName(): string {
  */
 export function planStateFileMounts(m: MountPlanner, s: PlannedStateFiles, boundTrees: readonly string[], protectedPaths: readonly ProtectedAction[]): void {
   if (s.files.length === 0) return;
-  m.ensureDir(STATE_BOX_DIR, 0o700);
-  m.entries.push({ kind: 'bind', src: s.dir, path: STATE_BOX_DIR, readonly: false, why: 'state files: private copies, merged back at exit' });
-  m.rule(STATE_BOX_DIR, 'rw-noexec');
+  m.ensureDir(BOX_STATE_DIR, 0o700);
+  m.entries.push({ kind: 'bind', src: s.dir, path: BOX_STATE_DIR, readonly: false, why: 'state files: private copies, merged back at exit' });
+  m.rule(BOX_STATE_DIR, 'rw-noexec');
   for (const f of s.files) {
     const copy = copyPath(s.dir, f);
     const tree = boundTrees.find((t) => isUnder(f.path, t));

@@ -2,7 +2,7 @@
 // messages of the box's init, signal forwarding, terminal relay, exit status.
 import { constants } from 'node:os';
 import { loadAddon, MSG, STEP, STEP_NAMES, type NativeMessage } from '../native/addon.js';
-import { EXIT_CANNOT_EXECUTE, EXIT_LAUNCHER, EXIT_NOT_FOUND, LaunchError, errnoName } from './errors.js';
+import { EXIT_CANNOT_EXECUTE, EXIT_LAUNCHER, EXIT_NOT_FOUND, LaunchError, errnoName } from '../core/errors.js';
 import { toNativePlan } from './native-plan.js';
 import { fsOwnerOf, asOwner } from './fs-identity.js';
 import { shareBaseline } from './baseline.js';

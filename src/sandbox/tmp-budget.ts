@@ -3,7 +3,7 @@
 // kernel reads size=0 as "no limit" (Documentation/filesystems/tmpfs.rst),
 // parses digits with base 0 (010m is 8 MiB, octal) and multiplies in 64 bits
 // without an overflow check, so a careless value could lift the limit.
-import { LaunchError } from './errors.js';
+import { LaunchError } from '../core/errors.js';
 
 const UNIT: Record<string, bigint> = { '': 1n, k: 1n << 10n, m: 1n << 20n, g: 1n << 30n };
 /** Far above any machine's memory and far below where the kernel's arithmetic wraps. */

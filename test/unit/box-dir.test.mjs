@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { LOCK, loadAddon } from '../../dist/native/addon.js';
 import { BOX_DIR_MODE, BoxDir, listenInBoxDir, removeStaleBoxDirs, trustedTmpdir } from '../../dist/sandbox/box-dir.js';
 import { BoxGate } from '../../dist/sandbox/box-gate.js';
-import { LaunchError } from '../../dist/sandbox/errors.js';
+import { LaunchError } from '../../dist/core/errors.js';
 import { assertLaunchError, isRoot, tempDir } from '../fixtures/unit/helpers.mjs';
 import { rootTargets, snapshot, startRacer } from '../helpers/racer.mjs';
 

@@ -11,7 +11,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { appendFileSync, chmodSync, chownSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { LaunchError } from '../../dist/sandbox/errors.js';
+import { LaunchError } from '../../dist/core/errors.js';
 import { readTrustStore, writeTrustStore } from '../../dist/config/trust-store.js';
 import { assertLaunchError, isRoot, tempDir } from '../fixtures/unit/helpers.mjs';
 

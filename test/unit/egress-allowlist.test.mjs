@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { HostAllowlist, isLiteralIp, normalizeConnectHost, parseConnectTarget, MAX_HOST_LENGTH } from '../../dist/egress/allowlist.js';
-import { LaunchError } from '../../dist/sandbox/errors.js';
+import { LaunchError } from '../../dist/core/errors.js';
 import { prng } from '../fixtures/unit/helpers.mjs';
 
 const ENTRIES = ['*.example.com', 'api.foo.com', 'localhost', '*.bücher.example', 'EXACT.org.', '*.deep.a.b.test'];

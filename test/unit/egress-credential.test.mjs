@@ -19,7 +19,7 @@ import { fileURLToPath } from 'node:url';
 import { once } from 'node:events';
 import { CredentialProxy, validateRoute, resolveKeySource } from '../../dist/egress/credential-proxy.js';
 import { KeyMatcher, KeyRedactor, Redaction } from '../../dist/egress/key-redaction.js';
-import { LaunchError } from '../../dist/sandbox/errors.js';
+import { LaunchError } from '../../dist/core/errors.js';
 import { tempDir, prng } from '../fixtures/unit/helpers.mjs';
 import { makePki, haveOpenssl } from '../fixtures/egress-cred/pki.mjs';
 

@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { BlockList } from 'node:net';
 import { classifyAddress, resolveAndCheck, parsePin, parseIPv4, parseIPv6, formatIPv6, addressFamily } from '../../dist/egress/ssrf.js';
-import { LaunchError } from '../../dist/sandbox/errors.js';
+import { LaunchError } from '../../dist/core/errors.js';
 import { prng } from '../fixtures/unit/helpers.mjs';
 
 // ---------------------------------------------------------------------------

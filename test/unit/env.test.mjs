@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { BOX_PATH, buildBoxEnv, refusalReason, validatePassEnv } from '../../dist/sandbox/env.js';
-import { LaunchError } from '../../dist/sandbox/errors.js';
+import { LaunchError } from '../../dist/core/errors.js';
 import { assertLaunchError } from '../fixtures/unit/helpers.mjs';
 
 const HOST_ENV = {

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { normalizeAllowHost } from '../../dist/config/hosts.js';
-import { LaunchError } from '../../dist/sandbox/errors.js';
+import { LaunchError } from '../../dist/core/errors.js';
 import { assertLaunchError, prng } from '../fixtures/unit/helpers.mjs';
 
 const SHAPE = /^(\*\.)?[a-z0-9-]+(\.[a-z0-9-]+)*$/;

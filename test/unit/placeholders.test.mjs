@@ -11,7 +11,7 @@ import { constants as osc, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PLACEHOLDER_XATTR, Placeholders } from '../../dist/sandbox/placeholders.js';
 import { protectedPathsFor } from '../../dist/sandbox/protected-paths.js';
-import { LaunchError } from '../../dist/sandbox/errors.js';
+import { LaunchError } from '../../dist/core/errors.js';
 import { LOCK, loadAddon } from '../../dist/native/addon.js';
 import { assertLaunchError, isRoot, tempDir } from '../fixtures/unit/helpers.mjs';
 import { rootTargets, snapshot, startRacer } from '../helpers/racer.mjs';

@@ -8,7 +8,7 @@ import { BOX_HOSTNAME, DEFAULT_NOFILE, DEFAULT_NPROC, buildSandboxPlan, resolveE
 import { renderGroup, renderPasswd, resolveIdentity } from '../../dist/sandbox/identity.js';
 import { protectedPathsFor } from '../../dist/sandbox/protected-paths.js';
 import { BOX_PATH } from '../../dist/sandbox/env.js';
-import { LaunchError } from '../../dist/sandbox/errors.js';
+import { LaunchError } from '../../dist/core/errors.js';
 import { checkTmpSize } from '../../dist/sandbox/tmp-budget.js';
 import { toNativePlan } from '../../dist/sandbox/native-plan.js';
 import { OP } from '../../dist/native/addon.js';

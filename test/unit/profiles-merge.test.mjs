@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { chmodSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { applyProfileArgs, discoverInstall, loadProfile, mergeProfile } from '../../dist/config/profiles.js';
-import { LaunchError } from '../../dist/sandbox/errors.js';
+import { LaunchError } from '../../dist/core/errors.js';
 import { assertLaunchError, tempDir } from '../fixtures/unit/helpers.mjs';
 
 function exe(p, text) {

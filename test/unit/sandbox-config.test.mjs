@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseSandboxConfig } from '../../dist/config/sandbox-config.js';
-import { LaunchError } from '../../dist/sandbox/errors.js';
+import { LaunchError } from '../../dist/core/errors.js';
 import { assertLaunchError, prng } from '../fixtures/unit/helpers.mjs';
 
 const FILE = '/home/alice/project/latchgate.toml';

@@ -4,7 +4,7 @@ import { canonicalize, canonicalHash } from '../../crypto/jcs.js';
 import type { GateContext } from '../context.js';
 import { GateError } from '../errors.js';
 import type { LoadedAction } from '../registry.js';
-import type { PolicyInput } from '../types.js';
+import type { PolicyInput } from '../../policy/types.js';
 
 export interface Admitted {
   action: LoadedAction;

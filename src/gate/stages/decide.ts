@@ -4,7 +4,7 @@ import { ENGINE_FAILURE } from '../../policy/engine.js';
 import type { BudgetSnapshot } from '../budget.js';
 import type { GateContext } from '../context.js';
 import { GateError } from '../errors.js';
-import type { PolicyDecision, PolicyInput } from '../types.js';
+import type { PolicyDecision, PolicyInput } from '../../policy/types.js';
 import type { Admitted } from './admit.js';
 import type { Session } from './authenticate.js';
 import type { Prechecked } from './precheck.js';

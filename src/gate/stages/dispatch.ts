@@ -2,7 +2,8 @@
 // the outside only through HostIo, which records what really happened.
 import type { GateContext } from '../context.js';
 import { HostIo, type ProviderOutput } from '../providers.js';
-import type { ExecutionGrant, ExecutionReceipt } from '../types.js';
+import type { ExecutionGrant } from '../types.js';
+import type { ExecutionReceipt } from '../../ledger/receipt.js';
 import type { LoadedAction } from '../registry.js';
 import type { ExpandedRequest } from '../templates.js';
 

@@ -7,7 +7,9 @@ import { signReceipt } from '../../ledger/verify.js';
 import type { GateContext } from '../context.js';
 import { GateError } from '../errors.js';
 import type { LoadedAction } from '../registry.js';
-import type { AuditEventInput, ExecutionGrant, ExecutionReceipt } from '../types.js';
+import type { AuditEventInput } from '../../core/audit-event.js';
+import type { ExecutionGrant } from '../types.js';
+import type { ExecutionReceipt } from '../../ledger/receipt.js';
 import { verifyEffect } from '../verify-effect.js';
 import type { Dispatched } from './dispatch.js';
 

@@ -1,0 +1,18 @@
+// Where things are inside the box: the directory the launcher owns, the
+// sockets the parent serves there, and the loopback ports the box's own
+// relays listen on. Profiles, the planner and the egress exits all name
+// these; they are defined once here.
+export const BOX_RUN_DIR = '/run/latchgate';
+export const BOX_GATE_SOCKET = `${BOX_RUN_DIR}/gate.sock`;
+export const BOX_PROXY_SOCKET = `${BOX_RUN_DIR}/proxy.sock`;
+/** Private copies of agent state files (merged back after the run). */
+export const BOX_STATE_DIR = `${BOX_RUN_DIR}/state`;
+/** The generated git excludes file that hides placeholders from git in the box. */
+export const BOX_GIT_EXCLUDES = `${BOX_RUN_DIR}/git-excludes`;
+/** Names under BOX_RUN_DIR a profile's generated files may not take. */
+export const BOX_RESERVED_PATHS: readonly string[] = [BOX_GATE_SOCKET, BOX_PROXY_SOCKET, BOX_STATE_DIR, BOX_GIT_EXCLUDES];
+
+/** The HTTPS CONNECT proxy on the box's loopback. */
+export const BOX_PROXY_PORT = 3128;
+/** The credential-injecting reverse proxy on the box's loopback. */
+export const BOX_CREDENTIAL_PORT = 3129;
