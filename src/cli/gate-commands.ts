@@ -137,7 +137,6 @@ export function verifyCommand(): Command {
 
 export function revokeCommand(): Command {
   return common(new Command('revoke').summary('revoke every lease and grant issued so far (advances the revocation epoch)'))
-    .option('-y, --yes', 'do not ask (always assumed when stdin is not a terminal)')
     .action(async (o: Out) => {
       await withGate(o, (g, s) => {
         const r = g.gate.admin.revokeAll(localOperator(s));
@@ -160,7 +159,7 @@ export function approvalsCommand(): Command {
       print(o, a, () => JSON.stringify(a, null, 2));
     });
   }));
-  c.addCommand(common(new Command('approve').summary('approve: the plan runs now, once')).argument('<id>').option('-y, --yes', 'do not ask').action(async (id: string, o: Out) => {
+  c.addCommand(common(new Command('approve').summary('approve: the plan runs now, once')).argument('<id>').action(async (id: string, o: Out) => {
     await withGate(o, async (g, s) => {
       const r = await g.gate.admin.approve(localOperator(s), id, {});
       print(o, r, () => `approved ${id}: executed, HTTP ${r.http_status}${(r.result as { receipt_id?: string })?.receipt_id ? `, receipt ${(r.result as { receipt_id: string }).receipt_id}` : ''}`);

@@ -182,7 +182,7 @@ test('latchgate up and the gate commands refuse an untrusted project config befo
   const s = setup(t);
   mkdirSync(join(s.ws, '.latchgate', 'manifests'));
   writeFileSync(s.project, `[gate]\nmanifest_dirs = ["manifests"]\n\n[operators.intruder]\nuid = 4242\n`);
-  for (const args of [['status', '--json'], ['audit', '--json'], ['policy', 'grant', 'anyone', 'http_fetch'], ['revoke', '-y']]) {
+  for (const args of [['status', '--json'], ['audit', '--json'], ['policy', 'grant', 'anyone', 'http_fetch'], ['revoke']]) {
     const r = s.lg(args);
     assert.equal(r.code, 125, `${args.join(' ')}: ${r.err}`);
     assert.match(r.err, /project config .* is not trusted/);
