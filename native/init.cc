@@ -79,7 +79,6 @@ void run_init(const ChildPlan& p) {
     if (r != 0) fail(p, STEP_SEND_FDS, -r, 1);
     close(master);
   }
-  send_simple(p.ctl_fd, MSG_READY, 0, 0, 0, 0);
 
   long cmd = raw_fork();
   if (cmd < 0) fail(p, STEP_FORK, errno);
