@@ -345,10 +345,11 @@ void throw_errno(Napi::Env env, const char* step, int err) {
 
 Napi::FunctionReference* Box::constructor = nullptr;
 
+// The class stays unexported: a Box comes only from spawn().
 void Box::Init(Napi::Env env, Napi::Object exports) {
   Napi::Function f = DefineClass(env, "Box", {InstanceMethod("kill", &Box::Kill)});
   constructor = new Napi::FunctionReference(Napi::Persistent(f));
-  exports.Set("Box", f);
+  exports.Set("spawn", Napi::Function::New(env, Box::Spawn, "spawn"));
 }
 
 Box::Box(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Box>(info) {}

@@ -296,3 +296,17 @@ export function childSideProblems(child) {
   }
   return out;
 }
+
+/** The method names an interface of a TypeScript file declares. */
+export function tsMethods(source, name) {
+  const file = ts.createSourceFile('addon.ts', source, ts.ScriptTarget.ES2022, true);
+  let found;
+  file.forEachChild((n) => {
+    if (ts.isInterfaceDeclaration(n) && n.name.text === name) found = n;
+  });
+  if (!found) throw new Error(`no interface ${name}`);
+  return found.members.map((m) => {
+    if (!ts.isMethodSignature(m)) throw new Error(`${name}: ${m.getText()} is not a method`);
+    return m.name.getText();
+  });
+}

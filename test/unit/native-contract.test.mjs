@@ -1,16 +1,17 @@
 // The contract between src/ and the addon, read from both sides' sources: the
 // generated numbers are current and alike on both sides and each is used,
 // parse_plan reads exactly the keys NativePlan declares (with their types) and
-// toNativePlan sends, every ChildPlan field is set and read, and the box's
-// child side neither allocates nor throws. The last tests show each check
-// failing on a changed copy of the sources.
+// toNativePlan sends, the addon exports what NativeAddon declares, every
+// ChildPlan field is set and read, and the box's child side neither allocates
+// nor throws. The last tests show each check failing on a changed copy of the
+// sources.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { HEADER, MODULE, SOURCE, renderProtocol } from '../../scripts/gen-protocol.mjs';
-import { MSG, OP, STEP, STEP_NAMES } from '../../dist/native/addon.js';
+import { MSG, OP, STEP, STEP_NAMES, loadAddon } from '../../dist/native/addon.js';
 import { buildSandboxPlan } from '../../dist/sandbox/plan.js';
 import { resolveIdentity } from '../../dist/sandbox/identity.js';
 import { toNativePlan } from '../../dist/sandbox/native-plan.js';
@@ -22,6 +23,7 @@ import {
   cppPlanKeys,
   missingKeys,
   protocolUsage,
+  tsMethods,
   tsPlanKeys,
   undeclaredKeys,
   valueKeys,
@@ -103,6 +105,12 @@ test('toNativePlan sends every key NativePlan declares and no other, each of the
   for (const key of ['landlock.ports[].port', 'pty.rows', 'ops[].src', 'ops[].data', 'ops[].mode', 'ops[].readonly', 'ops[].recursive', 'ports']) {
     assert.ok(sent.has(key), `the plan of this test sends ${key}`);
   }
+});
+
+test('the addon exports exactly the functions NativeAddon declares', () => {
+  const addon = loadAddon();
+  assert.deepEqual(Object.keys(addon).sort(), tsMethods(addonTs, 'NativeAddon').sort());
+  for (const [name, value] of Object.entries(addon)) assert.equal(typeof value, 'function', name);
 });
 
 test('every ChildPlan field is set by spawn.cc and read by the child', () => {
