@@ -101,7 +101,6 @@ Napi::Value SetTcpCongestion(const Napi::CallbackInfo& info) {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   lg::Box::Init(env, exports);
   lg::Relay::Init(env, exports);
-  exports.Set("spawn", Napi::Function::New(env, lg::Box::Spawn));
   exports.Set("landlockAbi", Napi::Function::New(env, LandlockAbi));
   exports.Set("setWinsize", Napi::Function::New(env, SetWinsize));
   exports.Set("flock", Napi::Function::New(env, Flock));

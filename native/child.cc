@@ -16,12 +16,15 @@
 namespace lg {
 namespace {
 
+// An fd of the launcher left open in the box would be a way out of it.
 void close_inherited(const ChildPlan& p) {
   int a = p.ctl_fd < p.sync_fd ? p.ctl_fd : p.sync_fd;
   int b = p.ctl_fd < p.sync_fd ? p.sync_fd : p.ctl_fd;
-  if (a > 3) syscall(SYS_close_range, 3U, static_cast<unsigned>(a - 1), 0U);
-  if (b > a + 1) syscall(SYS_close_range, static_cast<unsigned>(a + 1), static_cast<unsigned>(b - 1), 0U);
-  syscall(SYS_close_range, static_cast<unsigned>(b + 1), ~0U, 0U);
+  if (a > 3 && syscall(SYS_close_range, 3U, static_cast<unsigned>(a - 1), 0U) != 0)
+    fail(p, STEP_CLOSE_FDS, errno, 0);
+  if (b > a + 1 && syscall(SYS_close_range, static_cast<unsigned>(a + 1), static_cast<unsigned>(b - 1), 0U) != 0)
+    fail(p, STEP_CLOSE_FDS, errno, 1);
+  if (syscall(SYS_close_range, static_cast<unsigned>(b + 1), ~0U, 0U) != 0) fail(p, STEP_CLOSE_FDS, errno, 2);
 }
 
 void hide_host_cmdline(const ChildPlan& p) {
@@ -53,7 +56,8 @@ void send_listeners(const ChildPlan& p) {
     int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (s < 0) fail(p, STEP_LISTEN, errno, static_cast<int>(i));
     int one = 1;
-    setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0)
+      fail(p, STEP_LISTEN, errno, static_cast<int>(i));
     struct sockaddr_in sa;
     memset(&sa, 0, sizeof(sa));
     sa.sin_family = AF_INET;
@@ -79,7 +83,8 @@ void child_main(const ChildPlan& p) {
     ssize_t r = read(p.sync_fd, &go, 1);
     if (r == 1) break;
     if (r < 0 && errno == EINTR) continue;
-    _exit(125);  // the parent went away or refused to map our ids
+    if (r < 0) fail(p, STEP_SYNC, errno);
+    _exit(125);  // end of file: the parent went away or refused to map our ids
   }
   int r = child_set_ids(p);
   if (r != 0) fail(p, STEP_SET_IDS, -r);
@@ -87,9 +92,11 @@ void child_main(const ChildPlan& p) {
   // write end open for the box's life: a hang-up here means it already died.
   if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) fail(p, STEP_PDEATHSIG, errno);
   struct pollfd pf{p.sync_fd, POLLIN, 0};
-  if (poll(&pf, 1, 0) > 0 && (pf.revents & (POLLHUP | POLLERR))) _exit(125);
+  int ready = poll(&pf, 1, 0);
+  if (ready < 0) fail(p, STEP_PDEATHSIG, errno, 1);
+  if (ready > 0 && (pf.revents & (POLLHUP | POLLERR))) _exit(125);
   close(p.sync_fd);
-  prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+  if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) fail(p, STEP_DUMPABLE, errno);
   hide_host_cmdline(p);
   reset_signals(p);
   if (setsid() < 0) fail(p, STEP_SETSID, errno);

@@ -6,41 +6,17 @@
 #include <cstdint>
 #include <linux/filter.h>
 
+#include "protocol.gen.h"  // Step, MsgType, OpKind
+
 namespace lg {
 
-// Steps reported by the child with the errno of the failing call.
-// Keep in sync with kStepNames in spawn.cc.
-enum Step : int32_t {
-  STEP_SYNC = 1, STEP_SET_IDS, STEP_PDEATHSIG, STEP_SIGNALS, STEP_CLOSE_FDS,
-  STEP_SETSID, STEP_HOSTNAME, STEP_MOUNT_PRIVATE, STEP_STAGE_ROOT,
-  STEP_MOUNT_OP, STEP_PIVOT_ROOT, STEP_DETACH_OLDROOT, STEP_ROOT_READONLY,
-  STEP_LOOPBACK, STEP_LISTEN, STEP_SEND_FDS, STEP_PTY, STEP_FORK,
-  STEP_CHDIR, STEP_RLIMIT, STEP_NO_NEW_PRIVS, STEP_LANDLOCK_CREATE,
-  STEP_LANDLOCK_RULE, STEP_LANDLOCK_NET_RULE, STEP_LANDLOCK_RESTRICT,
-  STEP_CAPS, STEP_SECCOMP, STEP_STDIO, STEP_COUNT
-};
-
-enum MsgType : uint32_t {
-  MSG_FAIL = 1,      // step, err, index
-  MSG_LISTEN_FDS,    // fds attached, in plan order
-  MSG_PTY_MASTER,    // one fd attached
-  MSG_READY,         // box assembled, command about to start
-  MSG_PRE_EXEC,      // value = ns from clone() to just before execve()
-  MSG_EXEC_FAIL,     // err, index = candidate
-  MSG_EXIT,          // value = wait status of the command
-};
-
+// One record on the control socket; type is a MsgType.
 struct Msg {
   uint32_t type;
   int32_t step;
   int32_t err;
   int32_t index;
   int64_t value;
-};
-
-enum OpKind : int32_t {
-  OP_MKDIR = 1, OP_MKFILE, OP_BIND, OP_TMPFS, OP_PROC, OP_DEVPTS,
-  OP_SYMLINK, OP_WRITE_FILE, OP_MASK, OP_TMP_BUDGET, OP_BUDGET_DIR
 };
 
 struct MountOp {

@@ -18,9 +18,12 @@
 namespace lg {
 namespace {
 
-void close_all_but(int keep) {
-  if (keep > 3) syscall(SYS_close_range, 3U, static_cast<unsigned>(keep - 1), 0U);
-  syscall(SYS_close_range, static_cast<unsigned>(keep + 1), ~0U, 0U);
+// Closes every fd from first up but the control socket; a failure reports
+// index (below it) or index + 1 (above it).
+void close_all_but_ctl(const ChildPlan& p, unsigned first, int index) {
+  unsigned keep = static_cast<unsigned>(p.ctl_fd);
+  if (keep > first && syscall(SYS_close_range, first, keep - 1, 0U) != 0) fail(p, STEP_CLOSE_FDS, errno, index);
+  if (syscall(SYS_close_range, keep + 1, ~0U, 0U) != 0) fail(p, STEP_CLOSE_FDS, errno, index + 1);
 }
 
 [[noreturn]] void exec_command(const ChildPlan& p, int slave) {
@@ -42,10 +45,10 @@ void close_all_but(int keep) {
     for (int fd = 0; fd <= 2; fd++) {
       if (fcntl(fd, F_SETFD, 0) != 0) continue;
       int fl = fcntl(fd, F_GETFL);
-      if (fl >= 0 && (fl & O_NONBLOCK)) fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+      if (fl >= 0 && (fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) != 0) fail(p, STEP_STDIO, errno, 2);
     }
   }
-  close_all_but(p.ctl_fd);
+  close_all_but_ctl(p, 3, 0);
   if (chdir(p.cwd) != 0) fail(p, STEP_CHDIR, errno);
   apply_rlimits(p);
   set_no_new_privs(p);
@@ -79,15 +82,13 @@ void run_init(const ChildPlan& p) {
     if (r != 0) fail(p, STEP_SEND_FDS, -r, 1);
     close(master);
   }
-  send_simple(p.ctl_fd, MSG_READY, 0, 0, 0, 0);
 
   long cmd = raw_fork();
   if (cmd < 0) fail(p, STEP_FORK, errno);
   if (cmd == 0) exec_command(p, slave);
 
   // init keeps nothing from the host but the control socket.
-  syscall(SYS_close_range, 0U, static_cast<unsigned>(p.ctl_fd - 1), 0U);
-  syscall(SYS_close_range, static_cast<unsigned>(p.ctl_fd + 1), ~0U, 0U);
+  close_all_but_ctl(p, 0, 2);
 
   sigset_t all;
   sigfillset(&all);

@@ -45,6 +45,16 @@ struct PlanStorage {
   const char* keep(const std::string& s) { strings.push_back(s); return strings.back().c_str(); }
 };
 
+// What the parent itself does with the plan (the child never reads it).
+struct ParentPlan {
+  std::string uid_map, gid_map;
+  bool setgroups_deny;
+};
+
+// Every key of the launch plan is read through one of these (get_*: required,
+// opt_*: may be absent or undefined), so a wrong type is a TypeError naming
+// the key, and test/unit/native-contract.test.mjs can list the keys read here
+// with their types and compare them with NativePlan (src/native/addon.ts).
 bool throw_type(Napi::Env env, const std::string& what) {
   Napi::TypeError::New(env, "launch plan: " + what).ThrowAsJavaScriptException();
   return false;
@@ -57,6 +67,11 @@ bool get_string(Napi::Env env, Napi::Object o, const char* key, std::string* out
   return true;
 }
 
+bool opt_string(Napi::Env env, Napi::Object o, const char* key, std::string* out, bool* present) {
+  *present = !o.Get(key).IsUndefined();
+  return !*present || get_string(env, o, key, out);
+}
+
 bool get_number(Napi::Env env, Napi::Object o, const char* key, double* out) {
   Napi::Value v = o.Get(key);
   if (!v.IsNumber()) return throw_type(env, std::string(key) + " must be a number");
@@ -64,10 +79,58 @@ bool get_number(Napi::Env env, Napi::Object o, const char* key, double* out) {
   return true;
 }
 
+// Absent or undefined: fallback.
+bool opt_number(Napi::Env env, Napi::Object o, const char* key, double* out, double fallback) {
+  *out = fallback;
+  return o.Get(key).IsUndefined() || get_number(env, o, key, out);
+}
+
+bool get_bool(Napi::Env env, Napi::Object o, const char* key, bool* out) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsBoolean()) return throw_type(env, std::string(key) + " must be a boolean");
+  *out = v.As<Napi::Boolean>().Value();
+  return true;
+}
+
+// Absent or undefined: false.
+bool opt_bool(Napi::Env env, Napi::Object o, const char* key, bool* out) {
+  *out = false;
+  return o.Get(key).IsUndefined() || get_bool(env, o, key, out);
+}
+
+bool get_buffer(Napi::Env env, Napi::Object o, const char* key, Napi::Buffer<uint8_t>* out) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsBuffer()) return throw_type(env, std::string(key) + " must be a Buffer");
+  *out = v.As<Napi::Buffer<uint8_t>>();
+  return true;
+}
+
+bool get_object(Napi::Env env, Napi::Object o, const char* key, Napi::Object* out) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsObject() || v.IsArray()) return throw_type(env, std::string(key) + " must be an object");
+  *out = v.As<Napi::Object>();
+  return true;
+}
+
+// null (or undefined): *present is false.
+bool get_object_or_null(Napi::Env env, Napi::Object o, const char* key, Napi::Object* out, bool* present) {
+  Napi::Value v = o.Get(key);
+  *present = !v.IsNull() && !v.IsUndefined();
+  return !*present || get_object(env, o, key, out);
+}
+
 bool get_array(Napi::Env env, Napi::Object o, const char* key, Napi::Array* out) {
   Napi::Value v = o.Get(key);
   if (!v.IsArray()) return throw_type(env, std::string(key) + " must be an array");
   *out = v.As<Napi::Array>();
+  return true;
+}
+
+// Element i of the array read from key, which must be an object.
+bool get_item(Napi::Env env, Napi::Array a, uint32_t i, const char* key, Napi::Object* out) {
+  Napi::Value v = a.Get(i);
+  if (!v.IsObject() || v.IsArray()) return throw_type(env, std::string(key) + " must hold objects");
+  *out = v.As<Napi::Object>();
   return true;
 }
 
@@ -83,17 +146,31 @@ bool get_strings(Napi::Env env, Napi::Object o, const char* key, PlanStorage& st
   return true;
 }
 
+bool get_numbers(Napi::Env env, Napi::Object o, const char* key, std::vector<double>* out) {
+  Napi::Array a;
+  if (!get_array(env, o, key, &a)) return false;
+  for (uint32_t i = 0; i < a.Length(); i++) {
+    Napi::Value v = a.Get(i);
+    if (!v.IsNumber()) return throw_type(env, std::string(key) + " must hold numbers");
+    out->push_back(v.As<Napi::Number>().DoubleValue());
+  }
+  return true;
+}
+
 uint64_t to_u64(double d) { return d < 0 ? ~0ULL : static_cast<uint64_t>(d); }
 
-bool parse_plan(Napi::Env env, Napi::Object o, PlanStorage& st, ChildPlan& p) {
+bool parse_plan(Napi::Env env, Napi::Object o, PlanStorage& st, ChildPlan& p, ParentPlan& pp) {
   double n;
   std::string s;
+  bool present;
   memset(&p, 0, sizeof(p));
   if (!get_number(env, o, "uid", &n)) return false;
   p.uid = static_cast<uint32_t>(n);
   if (!get_number(env, o, "gid", &n)) return false;
   p.gid = static_cast<uint32_t>(n);
-  p.drop_groups = o.Get("dropGroups").ToBoolean().Value();
+  if (!get_string(env, o, "uidMap", &pp.uid_map) || !get_string(env, o, "gidMap", &pp.gid_map) ||
+      !get_bool(env, o, "setgroupsDeny", &pp.setgroups_deny) || !get_bool(env, o, "dropGroups", &p.drop_groups))
+    return false;
   if (!get_string(env, o, "hostname", &s)) return false;
   p.hostname = st.keep(s);
   if (!get_string(env, o, "stageDir", &s)) return false;
@@ -102,26 +179,24 @@ bool parse_plan(Napi::Env env, Napi::Object o, PlanStorage& st, ChildPlan& p) {
   Napi::Array ops;
   if (!get_array(env, o, "ops", &ops)) return false;
   for (uint32_t i = 0; i < ops.Length(); i++) {
-    if (!ops.Get(i).IsObject()) return throw_type(env, "ops must hold objects");
-    Napi::Object op = ops.Get(i).As<Napi::Object>();
+    Napi::Object op;
+    if (!get_item(env, ops, i, "ops", &op)) return false;
     MountOp m;
     memset(&m, 0, sizeof(m));
     if (!get_number(env, op, "kind", &n)) return false;
     m.kind = static_cast<int32_t>(n);
     if (!get_string(env, op, "dst", &s)) return false;
     m.dst = st.keep(s);
-    if (op.Has("src")) {
-      if (!get_string(env, op, "src", &s)) return false;
-      m.src = st.keep(s);
-    }
-    if (op.Has("data")) {
-      if (!get_string(env, op, "data", &s)) return false;
+    if (!opt_string(env, op, "src", &s, &present)) return false;
+    if (present) m.src = st.keep(s);
+    if (!opt_string(env, op, "data", &s, &present)) return false;
+    if (present) {
       m.data = st.keep(s);
       m.data_len = s.size();
     }
-    m.mode = op.Has("mode") ? op.Get("mode").As<Napi::Number>().Uint32Value() : 0755;
-    m.readonly = op.Get("readonly").ToBoolean().Value();
-    m.recursive = op.Get("recursive").ToBoolean().Value();
+    if (!opt_number(env, op, "mode", &n, 0755)) return false;
+    m.mode = static_cast<uint32_t>(n);
+    if (!opt_bool(env, op, "readonly", &m.readonly) || !opt_bool(env, op, "recursive", &m.recursive)) return false;
     if ((m.kind == OP_BIND || m.kind == OP_MASK || m.kind == OP_BUDGET_DIR) && m.src == nullptr)
       return throw_type(env, "bind operation without src");
     // A tmpfs without size= would be as large as the kernel's default (half the RAM).
@@ -130,9 +205,8 @@ bool parse_plan(Napi::Env env, Napi::Object o, PlanStorage& st, ChildPlan& p) {
     st.ops.push_back(m);
   }
 
-  Napi::Value llv = o.Get("landlock");
-  if (!llv.IsObject()) return throw_type(env, "landlock must be an object");
-  Napi::Object ll = llv.As<Napi::Object>();
+  Napi::Object ll;
+  if (!get_object(env, o, "landlock", &ll)) return false;
   if (!get_number(env, ll, "abi", &n)) return false;
   p.landlock_abi = static_cast<int>(n);
   if (!get_number(env, ll, "handledFs", &n)) return false;
@@ -144,21 +218,22 @@ bool parse_plan(Napi::Env env, Napi::Object o, PlanStorage& st, ChildPlan& p) {
   Napi::Array a;
   if (!get_array(env, ll, "paths", &a)) return false;
   for (uint32_t i = 0; i < a.Length(); i++) {
-    Napi::Object r = a.Get(i).As<Napi::Object>();
-    if (!get_string(env, r, "path", &s) || !get_number(env, r, "access", &n)) return false;
+    Napi::Object rule;
+    if (!get_item(env, a, i, "paths", &rule)) return false;
+    if (!get_string(env, rule, "path", &s) || !get_number(env, rule, "access", &n)) return false;
     st.ll_paths.push_back({st.keep(s), to_u64(n)});
   }
   if (!get_array(env, ll, "ports", &a)) return false;
   for (uint32_t i = 0; i < a.Length(); i++) {
-    Napi::Object r = a.Get(i).As<Napi::Object>();
+    Napi::Object rule;
+    if (!get_item(env, a, i, "ports", &rule)) return false;
     double port, acc;
-    if (!get_number(env, r, "port", &port) || !get_number(env, r, "access", &acc)) return false;
+    if (!get_number(env, rule, "port", &port) || !get_number(env, rule, "access", &acc)) return false;
     st.ll_ports.push_back({to_u64(port), to_u64(acc)});
   }
 
-  Napi::Value sv = o.Get("seccomp");
-  if (!sv.IsBuffer()) return throw_type(env, "seccomp must be a Buffer of sock_filter");
-  Napi::Buffer<uint8_t> buf = sv.As<Napi::Buffer<uint8_t>>();
+  Napi::Buffer<uint8_t> buf;
+  if (!get_buffer(env, o, "seccomp", &buf)) return false;
   if (buf.Length() == 0 || buf.Length() % sizeof(sock_filter) != 0 ||
       buf.Length() / sizeof(sock_filter) > BPF_MAXINSNS)
     return throw_type(env, "seccomp program has a bad length");
@@ -167,10 +242,11 @@ bool parse_plan(Napi::Env env, Napi::Object o, PlanStorage& st, ChildPlan& p) {
 
   if (!get_array(env, o, "rlimits", &a)) return false;
   for (uint32_t i = 0; i < a.Length(); i++) {
-    Napi::Object r = a.Get(i).As<Napi::Object>();
+    Napi::Object limit;
+    if (!get_item(env, a, i, "rlimits", &limit)) return false;
     double res, soft, hard;
-    if (!get_number(env, r, "resource", &res) || !get_number(env, r, "soft", &soft) ||
-        !get_number(env, r, "hard", &hard))
+    if (!get_number(env, limit, "resource", &res) || !get_number(env, limit, "soft", &soft) ||
+        !get_number(env, limit, "hard", &hard))
       return false;
     st.rlimits.push_back({static_cast<int32_t>(res), to_u64(soft), to_u64(hard)});
   }
@@ -190,17 +266,17 @@ bool parse_plan(Napi::Env env, Napi::Object o, PlanStorage& st, ChildPlan& p) {
   if (!get_string(env, o, "cwd", &s)) return false;
   p.cwd = st.keep(s);
 
-  if (!get_array(env, o, "ports", &a)) return false;
-  if (a.Length() > 16) return throw_type(env, "at most 16 listening ports");
-  for (uint32_t i = 0; i < a.Length(); i++) st.ports.push_back(static_cast<uint16_t>(a.Get(i).As<Napi::Number>().Uint32Value()));
+  std::vector<double> ports;
+  if (!get_numbers(env, o, "ports", &ports)) return false;
+  if (ports.size() > 16) return throw_type(env, "at most 16 listening ports");
+  for (double port : ports) st.ports.push_back(static_cast<uint16_t>(port));
 
-  Napi::Value pty = o.Get("pty");
-  if (pty.IsObject()) {
-    p.pty = true;
-    Napi::Object po = pty.As<Napi::Object>();
-    if (!get_number(env, po, "rows", &n)) return false;
+  Napi::Object pty;
+  if (!get_object_or_null(env, o, "pty", &pty, &p.pty)) return false;
+  if (p.pty) {
+    if (!get_number(env, pty, "rows", &n)) return false;
     p.rows = static_cast<uint16_t>(n);
-    if (!get_number(env, po, "cols", &n)) return false;
+    if (!get_number(env, pty, "cols", &n)) return false;
     p.cols = static_cast<uint16_t>(n);
   }
 
@@ -269,10 +345,11 @@ void throw_errno(Napi::Env env, const char* step, int err) {
 
 Napi::FunctionReference* Box::constructor = nullptr;
 
+// The class stays unexported: a Box comes only from spawn().
 void Box::Init(Napi::Env env, Napi::Object exports) {
   Napi::Function f = DefineClass(env, "Box", {InstanceMethod("kill", &Box::Kill)});
   constructor = new Napi::FunctionReference(Napi::Persistent(f));
-  exports.Set("Box", f);
+  exports.Set("spawn", Napi::Function::New(env, Box::Spawn, "spawn"));
 }
 
 Box::Box(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Box>(info) {}
@@ -300,11 +377,8 @@ Napi::Value Box::Spawn(const Napi::CallbackInfo& info) {
   Napi::Object o = info[0].As<Napi::Object>();
   PlanStorage st;
   ChildPlan p;
-  if (!parse_plan(env, o, st, p)) return env.Undefined();
-  std::string uid_map, gid_map;
-  if (!get_string(env, o, "uidMap", &uid_map) || !get_string(env, o, "gidMap", &gid_map))
-    return env.Undefined();
-  bool deny_setgroups = o.Get("setgroupsDeny").ToBoolean().Value();
+  ParentPlan pp;
+  if (!parse_plan(env, o, st, p, pp)) return env.Undefined();
 
   int ctl[2];
   if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ctl) != 0) {
@@ -341,9 +415,9 @@ Napi::Value Box::Spawn(const Napi::CallbackInfo& info) {
 
   int err = 0;
   const char* step = nullptr;
-  if (deny_setgroups && (err = write_proc(pid, "setgroups", "deny")) != 0) step = "write /proc/PID/setgroups";
-  if (!step && (err = write_proc(pid, "uid_map", uid_map)) != 0) step = "write /proc/PID/uid_map";
-  if (!step && (err = write_proc(pid, "gid_map", gid_map)) != 0) step = "write /proc/PID/gid_map";
+  if (pp.setgroups_deny && (err = write_proc(pid, "setgroups", "deny")) != 0) step = "write /proc/PID/setgroups";
+  if (!step && (err = write_proc(pid, "uid_map", pp.uid_map)) != 0) step = "write /proc/PID/uid_map";
+  if (!step && (err = write_proc(pid, "gid_map", pp.gid_map)) != 0) step = "write /proc/PID/gid_map";
   char go = 1;
   if (!step && write(sync[1], &go, 1) != 1) { err = errno; step = "write sync pipe"; }
   if (step) {

@@ -1,72 +1,11 @@
-// Typed access to the C++ addon (native/). Constants mirror native/common.h.
+// Typed access to the C++ addon (native/). The numbers both sides share are
+// generated from native/protocol.json (protocol.gen.ts).
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export const MSG = {
-  FAIL: 1,
-  LISTEN_FDS: 2,
-  PTY_MASTER: 3,
-  READY: 4,
-  PRE_EXEC: 5,
-  EXEC_FAIL: 6,
-  EXIT: 7,
-} as const;
-
-export const OP = {
-  MKDIR: 1,
-  MKFILE: 2,
-  BIND: 3,
-  TMPFS: 4,
-  PROC: 5,
-  DEVPTS: 6,
-  SYMLINK: 7,
-  WRITE_FILE: 8,
-  MASK: 9,
-  TMP_BUDGET: 10,
-  BUDGET_DIR: 11,
-} as const;
-
-/** Index = native Step value (native/common.h). */
-export const STEP_NAMES = [
-  '',
-  'waiting for the parent',
-  'setting the user and group ids',
-  'arming the parent-death signal',
-  'resetting signals',
-  'closing inherited file descriptors',
-  'starting a new session',
-  'setting the hostname',
-  'making mounts private',
-  'staging the new root',
-  'mount operation',
-  'pivot_root into the new root',
-  'detaching the old root',
-  'making the root read-only',
-  'bringing up the loopback interface',
-  'creating a listening socket',
-  'passing file descriptors to the parent',
-  'creating the terminal',
-  'forking the command',
-  'entering the working directory',
-  'setting a resource limit',
-  'setting no_new_privs',
-  'creating the Landlock ruleset',
-  'adding a Landlock path rule',
-  'adding a Landlock port rule',
-  'enforcing Landlock',
-  'dropping capabilities',
-  'installing the seccomp filter',
-  'attaching the terminal to stdio',
-] as const;
-
-export const STEP = {
-  MOUNT_OP: 10,
-  LANDLOCK_RULE: 23,
-  LANDLOCK_NET_RULE: 24,
-  RLIMIT: 20,
-} as const;
+export { MSG, OP, STEP, STEP_NAMES } from './protocol.gen.js';
 
 export interface NativeMountOp {
   kind: number;

@@ -152,16 +152,6 @@ function deepFreeze(o: unknown): void {
   }
 }
 
-export function dataVersion(data: PolicyData): string {
-  return inspectData(data).version;
-}
-
-/** "<first 16 hex of the policy hash>.<data version>" */
-export function composePolicyVersion(engineVersion: string, data: PolicyData | undefined): string {
-  const dv = data === undefined ? 'nodata' : dataVersion(data);
-  return `${engineVersion.slice(0, 16)}.${dv}`;
-}
-
 // ---- fail-closed helpers ---------------------------------------------------------
 
 export function failClosed(reason: EngineFailureReason, policyVersion: string): PolicyDecision {

@@ -119,8 +119,3 @@ export function clearHidingFlags(buf: Buffer, entries: readonly IndexEntry[], ha
   createHash(hashLen === 32 ? 'sha256' : 'sha1').update(body).digest().copy(out, out.length - hashLen);
   return out;
 }
-
-/** git's object name of a blob with this content (what the index records for the file). */
-export function blobOid(content: Buffer, hashLen: 20 | 32): string {
-  return createHash(hashLen === 32 ? 'sha256' : 'sha1').update(`blob ${content.length}\0`).update(content).digest('hex');
-}

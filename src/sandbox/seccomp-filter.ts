@@ -3,10 +3,10 @@
 // The result is a Buffer of `struct sock_filter` entries that the addon hands
 // unchanged to seccomp(SECCOMP_SET_MODE_FILTER) right before execve. It is
 // built in the parent, before clone(), because the child may only make raw
-// system calls (DESIGN.md, decisions 1 and 3).
+// system calls. The tests run it with test/helpers/bpf.mjs.
 //
-// The program uses only LD W ABS (of nr/arch and argument words), JEQ/JGT/JGE/
-// JSET K, JA, ALU AND K and RET K. Every plain syscall reaches RET ALLOW
+// The program uses only LD W ABS (of nr/arch and argument words), JEQ/JGE/
+// JSET K and RET K. Every plain syscall reaches RET ALLOW
 // after loading nothing but arch and nr, so the kernel's seccomp action cache
 // (5.11+) marks those syscalls as always-allowed and never runs the filter for
 // them; only the few syscalls with argument checks pay for the filter.
@@ -185,23 +185,18 @@ const NETLINK_ROUTE = 0;
 // Offsets in struct seccomp_data: { int nr; u32 arch; u64 instruction_pointer; u64 args[6]; }
 const OFF_NR = 0;
 const OFF_ARCH = 4;
-const SECCOMP_DATA_SIZE = 64;
 // Low 32 bits of args[i] (both supported architectures are little-endian).
 // Every argument checked here is an int/unsigned int in the kernel, which
 // truncates it to 32 bits, so comparing the low word is exactly what the kernel
-// sees; comparing all 64 bits could be bypassed by setting the high ones
-// (CVE-2019-10063, bubblewrap#586).
+// sees; comparing all 64 bits could be bypassed by setting the high ones.
 const argLow = (i: number): number => 16 + 8 * i;
 
 // Classic BPF opcodes (include/uapi/linux/filter.h, bpf_common.h).
 const BPF = Object.freeze({
   LD_W_ABS: 0x20, // BPF_LD | BPF_W | BPF_ABS
-  JA: 0x05, // BPF_JMP | BPF_JA
   JEQ_K: 0x15, // BPF_JMP | BPF_JEQ | BPF_K
-  JGT_K: 0x25, // BPF_JMP | BPF_JGT | BPF_K
   JGE_K: 0x35, // BPF_JMP | BPF_JGE | BPF_K
   JSET_K: 0x45, // BPF_JMP | BPF_JSET | BPF_K
-  AND_K: 0x54, // BPF_ALU | BPF_AND | BPF_K
   RET_K: 0x06, // BPF_RET | BPF_K
 });
 
@@ -448,67 +443,4 @@ export function describeSeccompFilter(arch: SeccompArch = hostSeccompArch()): {
     'every other syscall -> allow',
   ];
   return { arch, deniedSyscalls: deniedOn(arch), rules };
-}
-
-// ---------------------------------------------------------------------------
-// Classic BPF interpreter over struct seccomp_data, for the tests.
-// It supports exactly the instructions the compiler emits and throws on
-// anything else, on loads the kernel would reject, and on running off the end.
-
-/** Run `program` on one syscall; returns the filter's 32-bit verdict. */
-export function runBpf(
-  program: Buffer,
-  data: { nr: number; arch: number; ip?: bigint; args: bigint[] },
-): number {
-  if (program.length === 0 || program.length % INSN_SIZE !== 0) {
-    throw new Error(`runBpf: program length ${program.length} is not a positive multiple of ${INSN_SIZE}`);
-  }
-  if (data.args.length > 6) throw new Error('runBpf: at most 6 arguments');
-  const mem = Buffer.alloc(SECCOMP_DATA_SIZE);
-  mem.writeUInt32LE(data.nr >>> 0, OFF_NR);
-  mem.writeUInt32LE(data.arch >>> 0, OFF_ARCH);
-  mem.writeBigUInt64LE(BigInt.asUintN(64, data.ip ?? 0n), 8);
-  data.args.forEach((arg, i) => mem.writeBigUInt64LE(BigInt.asUintN(64, arg), 16 + 8 * i));
-
-  const len = program.length / INSN_SIZE;
-  let acc = 0;
-  let pc = 0;
-  // Every jump goes forward, so this loop always ends.
-  while (pc < len) {
-    const o = pc * INSN_SIZE;
-    const code = program.readUInt16LE(o);
-    const jt = program.readUInt8(o + 2);
-    const jf = program.readUInt8(o + 3);
-    const k = program.readUInt32LE(o + 4);
-    pc += 1;
-    switch (code) {
-      case BPF.LD_W_ABS:
-        if (k % 4 !== 0 || k + 4 > SECCOMP_DATA_SIZE) throw new Error(`runBpf: bad load offset ${k}`);
-        acc = mem.readUInt32LE(k);
-        break;
-      case BPF.AND_K:
-        acc = (acc & k) >>> 0;
-        break;
-      case BPF.JA:
-        pc += k;
-        break;
-      case BPF.JEQ_K:
-        pc += acc === k ? jt : jf;
-        break;
-      case BPF.JGT_K:
-        pc += acc > k ? jt : jf;
-        break;
-      case BPF.JGE_K:
-        pc += acc >= k ? jt : jf;
-        break;
-      case BPF.JSET_K:
-        pc += (acc & k) !== 0 ? jt : jf;
-        break;
-      case BPF.RET_K:
-        return k;
-      default:
-        throw new Error(`runBpf: unsupported opcode 0x${code.toString(16)} at ${pc - 1}`);
-    }
-  }
-  throw new Error('runBpf: fell off the end of the program');
 }

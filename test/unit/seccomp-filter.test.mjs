@@ -11,8 +11,8 @@ import {
   buildSeccompFilter,
   describeSeccompFilter,
   hostSeccompArch,
-  runBpf,
 } from '../../dist/sandbox/seccomp-filter.js';
+import { runBpf } from '../helpers/bpf.mjs';
 
 const ARCHES = ['x86_64', 'aarch64'];
 const AUDIT = { x86_64: AUDIT_ARCH.X86_64, aarch64: AUDIT_ARCH.AARCH64 };
