@@ -12,7 +12,7 @@ import { loadTrustedConfig } from '../config/trust.js';
 import type { Caller } from '../gate/app.js';
 import type { OpenedGate } from '../gate/factory.js';
 import { LaunchError } from '../core/errors.js';
-import type { ProtectRequest } from '../sandbox/protected-paths.js';
+import type { ProtectRequest } from '../config/box-requests.js';
 
 export interface GateSetup {
   config: LatchgateConfig;
