@@ -5,7 +5,7 @@
 import net from 'node:net';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import type { GateSetup } from '../cli/gate-setup.js';
+import type { GateSetup } from '../gate/setup.js';
 import type { OpenedGate } from '../gate/factory.js';
 import type { AuditEventInput } from '../core/audit-event.js';
 import { DenialCoalescer } from '../ledger/coalesce.js';
