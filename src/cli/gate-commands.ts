@@ -8,7 +8,7 @@ import { request } from 'node:http';
 import type { AuditFormat } from '../ledger/format.js';
 import { GateError } from '../gate/errors.js';
 import { LaunchError } from '../core/errors.js';
-import { gateSetup, localOperator, openSharedGate, type GateSetup } from './gate-setup.js';
+import { gateSetup, localOperator, openSharedGate, type GateSetup } from '../gate/setup.js';
 
 type Out = { json?: boolean; config?: string };
 

@@ -1,20 +1,12 @@
-// `latchgate sandbox`: parse, plan, print or run. No logic beyond that.
+// `latchgate sandbox`: parse, call the launch (src/sandbox/launch.ts), print.
 import { Command, Option } from 'commander';
-import { normalizeAllowHost } from '../config/hosts.js';
-import { applyProfileArgs, describeProfile, listProfiles, loadProfile, mergeProfile, type EffectiveProfile } from '../config/profiles.js';
-import type { BoxGate } from '../sandbox/box-gate.js';
-import { gateSetup, prepareOwnPaths, refuseWritableOwnPaths, type GateSetup } from './gate-setup.js';
-import { loadAddon } from '../native/addon.js';
+import { listProfiles } from '../config/profiles.js';
 import { LaunchError } from '../core/errors.js';
-import { hostFacts, resolveIdentity } from '../sandbox/identity.js';
-import { buildSandboxPlan, readHardLimits, type SandboxPlan } from '../sandbox/plan.js';
-import { runSandbox, type RunResult } from '../sandbox/supervisor.js';
-import type { GitFinding } from '../sandbox/git-check.js';
-import { describeStateMerge, stateDirName, type StateMergeReport } from '../sandbox/state-files.js';
-import { realpathSync } from 'node:fs';
-import { hostHomes } from '../sandbox/home-workspace.js';
-import { join } from 'node:path';
-import { DEFAULTS } from '../gate/defaults.js';
+import { launchSetup, profileView, type LaunchFlags } from '../sandbox/launch-config.js';
+import { planLaunch, prepareLaunch, runLaunch, type LaunchOutput } from '../sandbox/launch.js';
+import type { SandboxPlan } from '../sandbox/plan.js';
+import { describeStateMerge } from '../sandbox/state-files.js';
+import type { RunResult } from '../sandbox/supervisor.js';
 
 const collect = (v: string, prev: string[] | undefined) => [...(prev ?? []), v];
 
@@ -25,25 +17,10 @@ function positiveInt(flag: string) {
   };
 }
 
-interface SandboxFlags {
-  workspace?: string;
-  ro: string[];
-  rw: string[];
-  passEnv: string[];
-  allowHost: string[];
-  profile?: string;
-  config?: string;
-  sandboxConfig?: string;
-  strictNet?: boolean;
-  rlimitNofile?: number;
-  rlimitNproc?: number;
-  tmpSize?: string;
+interface SandboxFlags extends LaunchFlags {
   dryRun?: boolean;
   json?: boolean;
-  allowDegraded?: boolean;
   printProfile?: boolean;
-  allowHomeWorkspace?: boolean;
-  trustNewRepos?: boolean;
 }
 
 export function sandboxCommand(): Command {
@@ -100,103 +77,12 @@ export function sandboxCommand(): Command {
     });
 }
 
-export const DEFAULT_BOX_PRINCIPAL = 'sandbox-agent';
-
 /** The flag that asked for each weaker mode a plan records. */
 const DEGRADED_FLAG: Record<string, string> = {
   'landlock-unavailable': '--allow-degraded',
   'home-workspace': '--allow-home-workspace',
   'trust-new-repos': '--trust-new-repos',
 };
-
-type EgressModule = typeof import('../sandbox/box-egress.js');
-
-function planFrom(
-  cmd: string[],
-  f: SandboxFlags,
-  setup: GateSetup,
-  makeGate: (identity: { uid: number; gid: number }, principal: string) => BoxGate | undefined,
-  egressMod: EgressModule | undefined,
-): { plan: SandboxPlan; egress: ReturnType<EgressModule['planEgress']> } {
-  const cfg = setup.config;
-  const source = cfg.file ?? 'latchgate.toml';
-  const workspace = f.workspace ?? cfg.sandbox.workspace ?? process.cwd();
-  let wsReal: string;
-  try {
-    wsReal = realpathSync(workspace);
-  } catch {
-    throw new LaunchError(`--workspace ${workspace}: no such directory; create it or pass an existing one`);
-  }
-  const facts = hostFacts(wsReal);
-  const identity = resolveIdentity(facts);
-  const eff = effective(f, cfg.sandbox, identity.home);
-  // The egress plan sees the merged routes (optional ones without a key dropped).
-  const file = { ...cfg.sandbox, credentials: eff.credentials as typeof cfg.sandbox.credentials };
-  const allowHosts = hostsFor(f, cfg.sandbox, source);
-  const egress = egressMod?.planEgress([...new Set(allowHosts)], file, process.env, source);
-  const principal = file.principal ?? DEFAULT_BOX_PRINCIPAL;
-  const boxGate = makeGate(identity, principal);
-  const tty = process.stdin.isTTY;
-  const out = process.stdout.isTTY ? process.stdout : undefined;
-  const own = prepareOwnPaths(setup);
-  const plan = buildSandboxPlan(
-    {
-      workspace,
-      ro: eff.ro,
-      rw: eff.rw,
-      passEnv: eff.passEnv,
-      allowHosts: [...new Set(allowHosts)],
-      ...(eff.profile ? { profile: eff.profile } : {}),
-      command: commandFor(cmd, eff),
-      extraEnv: eff.env,
-      extraPath: eff.discovery?.path ?? [],
-      protect: [...eff.protected, ...own],
-      files: eff.files,
-      stateFiles: { dir: f.dryRun ? '(a directory created at launch)' : stateDirName(), files: eff.stateFiles },
-      strictNet: f.strictNet ?? file.strictNet ?? false,
-      allowDegraded: f.allowDegraded ?? false,
-      allowHomeWorkspace: f.allowHomeWorkspace ?? false,
-      trustNewRepos: f.trustNewRepos ?? false,
-      baselineDir: setup.runtimeDir,
-      limits: { nofile: f.rlimitNofile ?? file.limits.nofile, nproc: f.rlimitNproc ?? file.limits.nproc, tmpSize: f.tmpSize ?? file.limits.tmpSize },
-      listenPorts: egress?.listenPorts ?? [],
-      ...(egress ? { egress: { env: egress.env, description: egressMod!.describeEgress(egress), proxySocket: boxGate ? join(boxGate.dir, 'proxy.sock') : '(a socket created at launch)' } } : {}),
-      gate: { socket: boxGate?.socketPath ?? '(a socket created at launch)', principal, publicBaseUrl: setup.gate.publicBaseUrl ?? DEFAULTS.publicBaseUrl },
-    },
-    {
-      identity,
-      env: process.env,
-      landlockAbi: loadAddon().landlockAbi(),
-      hardLimits: readHardLimits(),
-      terminal: tty ? { rows: out?.rows || 24, cols: out?.columns || 80 } : null,
-      homes: hostHomes(facts.passwd, [process.env.HOME, identity.home]),
-    },
-  );
-  refuseWritableOwnPaths(plan.writableRoots, own);
-  return { plan, egress };
-}
-
-/** Profile, then latchgate.toml [sandbox.agent], then flags (config/profiles.ts mergeProfile). */
-function effective(f: SandboxFlags, file: GateSetup['config']['sandbox'], home: string): EffectiveProfile {
-  const profile = f.profile !== undefined ? loadProfile(f.profile) : undefined;
-  return mergeProfile(profile, file, { allowHost: f.allowHost, ro: f.ro, rw: f.rw, passEnv: f.passEnv }, { env: process.env, home, ...(process.env.HOME ? { hostHome: process.env.HOME } : {}) });
-}
-
-/** Allowed hosts, normalised, in merge order: profile, latchgate.toml, --allow-host. */
-function hostsFor(f: SandboxFlags, file: GateSetup['config']['sandbox'], source: string): string[] {
-  const profile = f.profile !== undefined ? loadProfile(f.profile) : undefined;
-  return [
-    ...new Set([
-      ...(profile?.allowHosts ?? []).map((h) => normalizeAllowHost(h, `${profile!.file}: allow_hosts`)),
-      ...file.allowHosts.map((h) => normalizeAllowHost(h, `${source}: [sandbox.agent] allow_hosts`)),
-      ...f.allowHost.map((h) => normalizeAllowHost(h)),
-    ]),
-  ];
-}
-
-function commandFor(cmd: string[], eff: EffectiveProfile): string[] {
-  return applyProfileArgs(cmd.length > 0 ? cmd : eff.command, eff);
-}
 
 /** `latchgate profiles [--json]`: the built-in agent profiles. */
 export function profilesCommand(): Command {
@@ -215,25 +101,6 @@ export function profilesCommand(): Command {
         process.stdout.write(`${p.name.padEnd(w)}  ${p.command.join(' ')}${p.aliases.length ? `  (aliases: ${p.aliases.join(', ')})` : ''}  ${p.description}\n`);
       }
     });
-}
-
-/**
- * Says on stderr and in the ledger what the box left that the host would
- * run; a piece that could not be disabled is a launcher failure (exit 125).
- */
-function reportHostExec(findings: GitFinding[], gate: BoxGate): LaunchError | undefined {
-  for (const f of findings) {
-    process.stderr.write(`latchgate: ${f.action === 'failed' ? 'DANGER: ' : ''}${f.message}\n`);
-    gate.record({
-      event_type: 'sandbox_host_exec',
-      decision: f.action === 'kept' || f.action === 'reported' ? 'allow' : 'deny',
-      subject: { principal: gate.principal },
-      details: { kind: f.kind, path: f.path, action: f.action, ...(f.moved ? { moved_to: f.moved.to } : {}), ...(f.gitlinks ? { gitlinks: f.gitlinks } : {}) },
-    });
-  }
-  const failed = findings.filter((f) => f.action === 'failed');
-  if (failed.length === 0) return undefined;
-  return new LaunchError(`latchgate: ${failed.length} thing(s) the box left could not be disabled (see above); remove them before running git there`);
 }
 
 function summary(plan: SandboxPlan | undefined, r: RunResult | undefined, error: LaunchError | undefined, startedMs: number) {
@@ -259,90 +126,39 @@ function summary(plan: SandboxPlan | undefined, r: RunResult | undefined, error:
   };
 }
 
-/** Says on stderr and in the ledger what became of each state file (key paths only, never values). */
-function reportStateFiles(reports: StateMergeReport[], gate: BoxGate): void {
-  for (const r of reports) {
+/** The launch's own lines on stderr, as it runs. */
+const stderrOutput: LaunchOutput = {
+  degraded: (d) => process.stderr.write(`latchgate: WARNING: running degraded (${d}): asked for with ${DEGRADED_FLAG[d] ?? '--allow-degraded'}\n`),
+  warning: (w) => process.stderr.write(`latchgate: warning: ${w}\n`),
+  hostExec: (f) => process.stderr.write(`latchgate: ${f.action === 'failed' ? 'DANGER: ' : ''}${f.message}\n`),
+  stateFile: (r) => {
     const line = describeStateMerge(r);
     if (line) process.stderr.write(`${line}\n`);
-    gate.record({
-      event_type: 'state_file_merge',
-      decision: r.outcome === 'kept-aside' || r.dropped.length > 0 ? 'deny' : 'allow',
-      subject: { principal: gate.principal },
-      details: { path: r.path, outcome: r.outcome, dropped: r.dropped, ...(r.keptAt ? { kept_at: r.keptAt } : {}), ...(r.reason ? { reason: r.reason } : {}) },
-    });
-  }
-}
+  },
+};
 
 export async function runSandboxCommand(cmd: string[], f: SandboxFlags): Promise<number> {
   const t0 = performance.now();
   let plan: SandboxPlan | undefined;
   let result: RunResult | undefined;
   let error: LaunchError | undefined;
-  let boxGate: BoxGate | undefined;
-  let boxEgress: import('../sandbox/box-egress.js').BoxEgress | undefined;
   try {
-    const setup = gateSetup(f.config);
-    if (f.sandboxConfig) {
-      const { loadTrustedSandboxConfig } = await import('../config/trust.js');
-      const { agent, file } = loadTrustedSandboxConfig(f.sandboxConfig);
-      setup.configFiles.push(file);
-      // The agent section is replaced; limits and network stay those of latchgate.toml.
-      const sb = setup.config.sandbox;
-      setup.config.sandbox = { ...agent, limits: sb.limits, strictNet: sb.strictNet, network: sb.network };
-      setup.config.file = setup.config.file ?? f.sandboxConfig;
-    }
+    const setup = launchSetup(f);
     if (f.printProfile) {
       if (f.profile === undefined) throw new LaunchError('--print-profile: give --profile NAME (see `latchgate profiles`)');
-      let home = process.env.HOME ?? '/';
-      const ws = f.workspace ?? setup.config.sandbox.workspace ?? process.cwd();
-      try {
-        home = resolveIdentity(hostFacts(realpathSync(ws))).home;
-      } catch {
-        // the workspace is checked at launch; HOME stands in for the listing
-      }
-      const eff = effective(f, setup.config.sandbox, home);
-      const allowHosts = hostsFor(f, setup.config.sandbox, setup.config.file ?? 'latchgate.toml');
-      process.stdout.write(JSON.stringify({ ...describeProfile(eff, commandFor(cmd, eff)), allow_hosts: allowHosts }, null, 2) + '\n');
+      process.stdout.write(JSON.stringify(profileView(cmd, f, setup), null, 2) + '\n');
       return 0;
     }
-    const { BoxGate } = await import('../sandbox/box-gate.js');
-    const sb = setup.config.sandbox;
-    // The egress modules load only for boxes that have exits to the network.
-    const egressMod = f.profile !== undefined || f.allowHost.length > 0 || sb.allowHosts.length > 0 || sb.credentials.size > 0 ? await import('../sandbox/box-egress.js') : undefined;
-    const planned = planFrom(cmd, f, setup, (agent, principal) => (f.dryRun ? undefined : (boxGate = new BoxGate(setup, principal, agent))), egressMod);
-    plan = planned.plan;
     if (f.dryRun) {
-      process.stdout.write(JSON.stringify(plan, null, 2) + '\n');
+      process.stdout.write(JSON.stringify((await planLaunch(cmd, f, setup)).plan, null, 2) + '\n');
       return 0;
     }
-    await boxGate!.listen();
-    if (plan.degraded.length > 0) {
-      for (const d of plan.degraded) process.stderr.write(`latchgate: WARNING: running degraded (${d}): asked for with ${DEGRADED_FLAG[d] ?? '--allow-degraded'}\n`);
-      // A weaker mode is recorded in the ledger, not only said.
-      boxGate!.sandboxDegraded = true;
-      const { opened } = await boxGate!.open();
-      opened.gate.event({ event_type: 'sandbox_degraded', decision: 'allow', subject: { principal: boxGate!.principal }, details: { degraded: plan.degraded, workspace: plan.workspace } });
-    }
-    if (planned.egress) {
-      const gate = boxGate!;
-      boxEgress = new egressMod!.BoxEgress(planned.egress, (e) => gate.record({ ...e, subject: { principal: gate.principal } }));
-      await boxEgress.start(join(gate.dir, 'proxy.sock'));
-    }
-    const egress = boxEgress;
-    result = await runSandbox(plan, {
-      onListen: (fds) => {
-        egress!.serve(fds).catch((e) => process.stderr.write(`latchgate: the egress proxies could not start: ${(e as Error).message}\n`));
-      },
-    });
-    for (const w of result.warnings ?? []) process.stderr.write(`latchgate: warning: ${w}\n`);
-    error = result.error ?? reportHostExec(result.hostExec ?? [], boxGate!);
-    reportStateFiles(result.stateFiles ?? [], boxGate!);
+    const launch = await prepareLaunch(cmd, f, setup);
+    plan = launch.plan;
+    ({ result, error } = await runLaunch(launch, stderrOutput));
   } catch (e) {
     if (!(e instanceof LaunchError)) throw e;
     error = e;
-  } finally {
-    await boxEgress?.close();
-    await boxGate?.close();
   }
   if (error) process.stderr.write(`${error.message.startsWith('latchgate:') ? '' : 'latchgate: '}${error.message}\n`);
   if (f.json) process.stderr.write(JSON.stringify(summary(plan, result, error, t0)) + '\n');

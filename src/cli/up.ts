@@ -2,7 +2,7 @@
 // admin socket (and, if asked, loopback HTTP). Never waits on a prompt.
 import { Command } from 'commander';
 import type { FastifyInstance } from 'fastify';
-import { gateSetup, openSharedGate, operatorsByUid } from './gate-setup.js';
+import { gateSetup, openSharedGate, operatorsByUid } from '../gate/setup.js';
 
 export function upCommand(): Command {
   return new Command('up')

@@ -6,9 +6,7 @@ import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync, r
 import { basename, dirname, isAbsolute, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LaunchError } from '../core/errors.js';
-import type { ProtectRequest } from '../sandbox/protected-paths.js';
-import type { StateFileSpec } from '../sandbox/state-files.js';
-import { compileKeyRules } from '../sandbox/state-merge.js';
+import { compileKeyRules, type ProtectRequest, type StateFileSpec } from './box-requests.js';
 import { didYouMean } from './suggest.js';
 import { checkSchema, parseTomlFile, type Schema } from './toml-schema.js';
 import { isInside } from '../core/paths.js';

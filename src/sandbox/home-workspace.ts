@@ -7,7 +7,7 @@
 import { lstatSync, readdirSync, realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import { parsePasswd } from './identity.js';
-import type { ProtectRequest } from './protected-paths.js';
+import type { ProtectRequest } from '../config/box-requests.js';
 import { isInside } from '../core/paths.js';
 
 /** What a user's tools read from their home without being asked: created as placeholders when missing. */

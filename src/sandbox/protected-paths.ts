@@ -12,6 +12,7 @@ import { readIndexEntries } from './git-index.js';
 import { readRegular } from './safe-read.js';
 import { referencedPaths } from './path-references.js';
 import { isInside } from '../core/paths.js';
+import type { ProtectRequest } from '../config/box-requests.js';
 
 /** Directories whose content an editor, agent or latchgate itself uses to decide what runs. */
 export const PROTECTED_DIRS = [
@@ -32,14 +33,6 @@ export type ProtectedAction =
   | { action: 'mask-symlink'; path: string }
   /** content: what the placeholder file holds (default empty). */
   | { action: 'placeholder'; path: string; type: 'file' | 'dir'; content?: string };
-
-/** A path to protect besides the built-in ones (an agent profile's config files and directories). */
-export interface ProtectRequest {
-  path: string;
-  type: 'file' | 'dir';
-  /** Content of the placeholder when the path is missing (default empty). */
-  content?: string;
-}
 
 export interface ProtectOptions {
   /** The host home of the user who runs git and agents later ($HOME, ~ in configs). */

@@ -21,23 +21,9 @@ import { LaunchError } from '../core/errors.js';
 import { asOwner, type FsOwner } from './fs-identity.js';
 import type { MountPlanner } from './mount-plan.js';
 import type { ProtectedAction } from './protected-paths.js';
-import { compileKeyRules, isObject, mergeState, sameJson, type JsonObject, type KeyRules } from './state-merge.js';
+import { isObject, mergeState, sameJson, type JsonObject } from './state-merge.js';
+import { compileKeyRules, type KeyRules, type StateFileSpec } from '../config/box-requests.js';
 import { BOX_STATE_DIR } from '../core/box.js';
-
-/** Where the box sees the private copies. */
-
-/** A state file as the plan carries it (host paths absolute). */
-export interface StateFileSpec {
-  /** The profile's table name: the copy is <name>.json. */
-  name: string;
-  /** The host file, also its path in the box. */
-  path: string;
-  format: 'json';
-  /** Paths inside the agent's read-write trees where it also reads this file if present: the box sees the copy there too. */
-  alsoAt: string[];
-  boxKeys: string[];
-  hostOnlyKeys: string[];
-}
 
 export interface PlannedStateFiles {
   /** The private directory on the host (created at launch). */

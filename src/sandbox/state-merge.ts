@@ -10,38 +10,11 @@
 // Values are plain JSON. Keys are own properties only ("__proto__" and
 // "constructor" are ordinary keys here, never a prototype), and a report
 // names what was dropped by JSON Pointer (RFC 6901), never by value.
+import type { KeyRules } from '../config/box-requests.js';
 
 export type Json = null | boolean | number | string | Json[] | JsonObject;
 export interface JsonObject {
   [key: string]: Json;
-}
-
-/** One key name as box_keys and host_only_keys write it (no dots). */
-export const KEY_NAME = /^[A-Za-z0-9_$@-]+$/;
-
-export interface KeyRules {
-  /** Allowed key paths; "*" matches any one key. */
-  allow: readonly (readonly string[])[];
-  /** Names kept as the host has them at any depth. */
-  hostOnly: ReadonlySet<string>;
-}
-
-/** Parses box_keys ("projects.*.lastCost") and host_only_keys; throws a one-line message naming the bad entry. */
-export function compileKeyRules(boxKeys: readonly string[], hostOnlyKeys: readonly string[]): KeyRules {
-  for (const k of hostOnlyKeys) {
-    if (!KEY_NAME.test(k)) throw new Error(`"host_only_keys": ${JSON.stringify(k)}: expected a key name (letters, digits, _ $ @ -)`);
-  }
-  const hostOnly = new Set(hostOnlyKeys);
-  const allow = boxKeys.map((p) => {
-    const segs = p.split('.');
-    for (const s of segs) {
-      if (s !== '*' && !KEY_NAME.test(s)) throw new Error(`"box_keys": ${JSON.stringify(p)}: expected key names or * joined by dots, e.g. "projects.*.lastCost"`);
-      if (hostOnly.has(s)) throw new Error(`"box_keys": ${JSON.stringify(p)} names ${s}, which is in host_only_keys`);
-    }
-    return segs;
-  });
-  if (allow.length === 0) throw new Error('"box_keys": required, at least one key path the box may change');
-  return { allow, hostOnly };
 }
 
 export const isObject = (v: unknown): v is JsonObject => v !== null && typeof v === 'object' && !Array.isArray(v);

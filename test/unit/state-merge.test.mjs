@@ -8,7 +8,8 @@
 // not touch survive. A failure prints its seed (FUZZ_SEED replays it).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { compileKeyRules, mergeState, pointer, sameJson } from '../../dist/sandbox/state-merge.js';
+import { compileKeyRules } from '../../dist/config/box-requests.js';
+import { mergeState, pointer, sameJson } from '../../dist/sandbox/state-merge.js';
 import { prng } from '../fixtures/unit/helpers.mjs';
 
 const SEED = process.env.FUZZ_SEED ? Number(process.env.FUZZ_SEED) : 0x5a7e_f11e;

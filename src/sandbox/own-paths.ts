@@ -1,49 +1,11 @@
-// What the gate commands share: configuration (used only when trusted,
-// config/trust.ts) with safe first-run defaults (the user running latchgate
-// is its only principal and operator), the state and runtime directories,
-// latchgate's own files that a box must not write, and opening the gate on
-// the shared state.
+// latchgate's own files, which no box may write: the configuration files
+// read, the user config directory, the state and runtime directories.
 import { existsSync, mkdirSync, realpathSync } from 'node:fs';
-import { userInfo } from 'node:os';
 import { basename, dirname, isAbsolute, join, relative } from 'node:path';
-import { runtimeDir, stateDir, userConfigDir } from '../config/paths.js';
-import type { GateFileConfig, LatchgateConfig } from '../config/sandbox-config.js';
-import { loadTrustedConfig } from '../config/trust.js';
-import type { Caller } from '../gate/app.js';
-import type { OpenedGate } from '../gate/factory.js';
+import { stateDir, userConfigDir } from '../config/paths.js';
+import type { ProtectRequest } from '../config/box-requests.js';
+import type { GateSetup } from '../gate/setup.js';
 import { LaunchError } from '../core/errors.js';
-import type { ProtectRequest } from '../sandbox/protected-paths.js';
-
-export interface GateSetup {
-  config: LatchgateConfig;
-  gate: GateFileConfig;
-  stateDir: string;
-  runtimeDir: string;
-  clientSocket: string;
-  adminSocket: string;
-  /** Real paths of the configuration files read (a sandbox adds its --sandbox-config file). */
-  configFiles: string[];
-}
-
-export function gateSetup(configFile?: string): GateSetup {
-  const { config, files } = loadTrustedConfig(configFile);
-  const g = config.gate;
-  const uid = process.getuid!();
-  const me = userInfo().username;
-  // First run, nothing configured: this user may call actions and administer.
-  if (g.principals.size === 0) g.principals.set(uid, { name: me, scopes: ['tools:call', 'audit:read'] });
-  if (g.operators.size === 0) g.operators.set(me, { uid });
-  const rt = g.runtimeDir ?? runtimeDir();
-  return {
-    config,
-    gate: g,
-    stateDir: g.stateDir ?? stateDir(),
-    runtimeDir: rt,
-    clientSocket: join(rt, 'gate.sock'),
-    adminSocket: join(rt, 'gate-admin.sock'),
-    configFiles: files,
-  };
-}
 
 /** A path latchgate itself depends on, with what it is (for error messages). */
 export interface OwnPath extends ProtectRequest {
@@ -100,24 +62,4 @@ export function refuseWritableOwnPaths(writableRoots: readonly string[], own: re
       }
     }
   }
-}
-
-export function operatorsByUid(g: GateFileConfig): Map<number, string> {
-  return new Map([...g.operators].map(([name, o]) => [o.uid, name]));
-}
-
-/** The local user as an operator, for admin acts run by the CLI itself. */
-export function localOperator(s: GateSetup): Caller {
-  const uid = process.getuid!();
-  const name = operatorsByUid(s.gate).get(uid);
-  if (!name) {
-    throw new LaunchError(`uid ${uid} is not an operator; add [operators.<name>] uid = ${uid} to ${s.config.file ?? 'latchgate.toml'}`);
-  }
-  return { principal: `operator:${name}`, scopes: [], uid, operator: name, transport: 'unix' };
-}
-
-/** Loads the gate's modules only when a command needs them (sandbox start-up stays light). */
-export async function openSharedGate(s: GateSetup): Promise<OpenedGate> {
-  const { openGate } = await import('../gate/factory.js');
-  return openGate({ stateDir: s.stateDir, config: s.gate });
 }

@@ -1,0 +1,195 @@
+// `latchgate sandbox` below the command line. The plan is built as data
+// first (planLaunch: what --dry-run prints; prepareLaunch: the same with the
+// box's gate socket made), then runLaunch runs it with the box's gate, its
+// egress exits and its ledger events, and records the after-run checks.
+import { realpathSync } from 'node:fs';
+import { join } from 'node:path';
+import { LaunchError } from '../core/errors.js';
+import { DEFAULTS } from '../gate/defaults.js';
+import type { GateSetup } from '../gate/setup.js';
+import { loadAddon } from '../native/addon.js';
+import type { BoxEgress, EgressPlan } from './box-egress.js';
+import { BoxEvents } from './box-events.js';
+import type { BoxGate } from './box-gate.js';
+import type { GitFinding } from './git-check.js';
+import { hostHomes } from './home-workspace.js';
+import { hostFacts, resolveIdentity } from './identity.js';
+import { agentSettings, workspaceOf, type LaunchFlags, type ProfileLoader } from './launch-config.js';
+import { prepareOwnPaths, refuseWritableOwnPaths } from './own-paths.js';
+import { buildSandboxPlan, readHardLimits, type SandboxPlan } from './plan.js';
+import { stateDirName, type StateMergeReport } from './state-files.js';
+import { runSandbox, type RunResult } from './supervisor.js';
+
+export const DEFAULT_BOX_PRINCIPAL = 'sandbox-agent';
+
+/** What a plan names in place of the sockets and directory only a real launch makes. */
+const MADE_AT_LAUNCH = { socket: '(a socket created at launch)', dir: '(a directory created at launch)' };
+
+export interface LaunchPlan {
+  plan: SandboxPlan;
+  /** The egress exits (keys resolved on the host), when the box has any. */
+  egress: EgressPlan | undefined;
+  /** Who the box is to the gate and in the ledger. */
+  principal: string;
+  /** Where the ledger is. */
+  stateDir: string;
+}
+
+/** A plan ready to run: the box's socket directory and gate exist (closed by runLaunch). */
+export interface Launch extends LaunchPlan {
+  gate: BoxGate;
+}
+
+/** The plan as --dry-run prints it: nothing is made. */
+export async function planLaunch(cmd: string[], f: LaunchFlags, setup: GateSetup, load?: ProfileLoader): Promise<LaunchPlan> {
+  const { launch } = await build(cmd, f, setup, async () => undefined, load);
+  return launch;
+}
+
+/** The plan for a real launch: the box's gate and its socket directory are made (and removed again if planning fails). */
+export async function prepareLaunch(cmd: string[], f: LaunchFlags, setup: GateSetup): Promise<Launch> {
+  const { launch, gate } = await build(cmd, f, setup, async (principal, agent) => new (await import('./box-gate.js')).BoxGate(setup, principal, agent));
+  return { ...launch, gate };
+}
+
+const proxySocketOf = (gate: BoxGate) => join(gate.dir, 'proxy.sock');
+
+/** makeGate: the box's gate for a real launch, none for a plan only printed. */
+async function build<G extends BoxGate | undefined>(
+  cmd: string[],
+  f: LaunchFlags,
+  setup: GateSetup,
+  makeGate: (principal: string, agent: { uid: number; gid: number }) => Promise<G>,
+  load?: ProfileLoader,
+): Promise<{ launch: LaunchPlan; gate: G }> {
+  const cfg = setup.config;
+  const source = cfg.file ?? 'latchgate.toml';
+  const workspace = workspaceOf(f, cfg);
+  let wsReal: string;
+  try {
+    wsReal = realpathSync(workspace);
+  } catch {
+    throw new LaunchError(`--workspace ${workspace}: no such directory; create it or pass an existing one`);
+  }
+  const facts = hostFacts(wsReal);
+  const identity = resolveIdentity(facts);
+  const agent = agentSettings(cmd, f, cfg, identity.home, load);
+  const eff = agent.effective;
+  // The egress plan sees the merged routes (optional ones without a key dropped).
+  const file = { ...cfg.sandbox, credentials: eff.credentials as typeof cfg.sandbox.credentials };
+  // The egress modules load only for boxes that have exits to the network.
+  const egressMod = f.profile !== undefined || f.allowHost.length > 0 || cfg.sandbox.allowHosts.length > 0 || cfg.sandbox.credentials.size > 0 ? await import('./box-egress.js') : undefined;
+  const egress = egressMod?.planEgress(agent.allowHosts, file, process.env, source);
+  const principal = file.principal ?? DEFAULT_BOX_PRINCIPAL;
+  const gate = await makeGate(principal, identity);
+  try {
+    const tty = process.stdin.isTTY;
+    const out = process.stdout.isTTY ? process.stdout : undefined;
+    const own = prepareOwnPaths(setup);
+    const plan = buildSandboxPlan(
+      {
+        workspace,
+        ro: eff.ro,
+        rw: eff.rw,
+        passEnv: eff.passEnv,
+        allowHosts: agent.allowHosts,
+        ...(eff.profile ? { profile: eff.profile } : {}),
+        command: agent.command,
+        extraEnv: eff.env,
+        extraPath: eff.discovery?.path ?? [],
+        protect: [...eff.protected, ...own],
+        files: eff.files,
+        stateFiles: { dir: gate ? stateDirName() : MADE_AT_LAUNCH.dir, files: eff.stateFiles },
+        strictNet: f.strictNet ?? file.strictNet ?? false,
+        allowDegraded: f.allowDegraded ?? false,
+        allowHomeWorkspace: f.allowHomeWorkspace ?? false,
+        trustNewRepos: f.trustNewRepos ?? false,
+        baselineDir: setup.runtimeDir,
+        limits: { nofile: f.rlimitNofile ?? file.limits.nofile, nproc: f.rlimitNproc ?? file.limits.nproc, tmpSize: f.tmpSize ?? file.limits.tmpSize },
+        listenPorts: egress?.listenPorts ?? [],
+        ...(egress ? { egress: { env: egress.env, description: egressMod!.describeEgress(egress), proxySocket: gate ? proxySocketOf(gate) : MADE_AT_LAUNCH.socket } } : {}),
+        gate: { socket: gate?.socketPath ?? MADE_AT_LAUNCH.socket, principal, publicBaseUrl: setup.gate.publicBaseUrl ?? DEFAULTS.publicBaseUrl },
+      },
+      {
+        identity,
+        env: process.env,
+        landlockAbi: loadAddon().landlockAbi(),
+        hardLimits: readHardLimits(),
+        terminal: tty ? { rows: out?.rows || 24, cols: out?.columns || 80 } : null,
+        homes: hostHomes(facts.passwd, [process.env.HOME, identity.home]),
+      },
+    );
+    refuseWritableOwnPaths(plan.writableRoots, own);
+    return { launch: { plan, egress, principal, stateDir: setup.stateDir }, gate };
+  } catch (e) {
+    await gate?.close();
+    throw e;
+  }
+}
+
+/** What the launch says while it runs; the command line prints it. */
+export interface LaunchOutput {
+  /** Before the box starts: a weaker mode it runs in, asked for by name. */
+  degraded(mode: string): void;
+  /** After it exits: something the user should know that did not stop the run. */
+  warning(message: string): void;
+  /** Something the box left that the host would run, and what was done about it. */
+  hostExec(finding: GitFinding): void;
+  /** What became of a state file's box copy. */
+  stateFile(report: StateMergeReport): void;
+}
+
+export interface LaunchOutcome {
+  result: RunResult;
+  /** Set when the launcher decided the exit code: the run's own failure, or what the box left that could not be disabled. */
+  error: LaunchError | undefined;
+}
+
+/** Runs a prepared launch; everything it made is closed when it returns or throws. */
+export async function runLaunch(l: Launch, out: LaunchOutput): Promise<LaunchOutcome> {
+  const { plan, gate } = l;
+  const events = new BoxEvents(l.stateDir, l.principal, plan.degraded.length > 0);
+  let exits: BoxEgress | undefined;
+  try {
+    await gate.listen();
+    if (plan.degraded.length > 0) {
+      for (const d of plan.degraded) out.degraded(d);
+      // A weaker mode is recorded in the ledger, not only said.
+      gate.sandboxDegraded = true;
+      await events.sandboxDegraded(plan.degraded, plan.workspace);
+    }
+    if (l.egress) {
+      const { BoxEgress } = await import('./box-egress.js');
+      exits = new BoxEgress(l.egress, (e) => events.exit(e));
+      await exits.start(proxySocketOf(gate));
+    }
+    const egress = exits;
+    const result = await runSandbox(plan, {
+      onListen: (fds) => {
+        egress!.serve(fds).catch((e) => process.stderr.write(`latchgate: the egress proxies could not start: ${(e as Error).message}\n`));
+      },
+    });
+    for (const w of result.warnings ?? []) out.warning(w);
+    const error = result.error ?? afterRun(result.hostExec ?? [], events, out);
+    for (const r of result.stateFiles ?? []) {
+      out.stateFile(r);
+      events.stateFile(r);
+    }
+    return { result, error };
+  } finally {
+    await exits?.close();
+    await events.close();
+    await gate.close();
+  }
+}
+
+/** Says and records what the box left that the host would run; a piece that could not be disabled is a launcher failure (exit 125). */
+function afterRun(findings: GitFinding[], events: BoxEvents, out: LaunchOutput): LaunchError | undefined {
+  for (const f of findings) {
+    out.hostExec(f);
+    events.hostExec(f);
+  }
+  const failed = findings.filter((f) => f.action === 'failed');
+  if (failed.length === 0) return undefined;
+  return new LaunchError(`latchgate: ${failed.length} thing(s) the box left could not be disabled (see above); remove them before running git there`);
+}
