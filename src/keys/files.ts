@@ -103,9 +103,14 @@ export function readChecked(path: string, role: FileRole): { text: string; stat:
   }
 }
 
-/** Creates the directory (0700) if needed and refuses one others could write into. */
+/** Creates the directory (0700, durably) if needed and refuses one others could write into. */
 export function ensureKeyDir(dir: string): void {
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const first = mkdirSync(dir, { recursive: true, mode: 0o700 });
+  // Each directory made here exists for sure only once its parent is fsynced.
+  for (let d = dir; first !== undefined; d = dirname(d)) {
+    fsyncDir(dirname(d));
+    if (d === first) break;
+  }
   const st = lstatSync(dir);
   if (!st.isDirectory()) {
     throw new KeyStoreError(`key directory ${dir} is not a directory (a symlink or a file); refusing to use it. Fix: put the real directory at ${dir}`);
@@ -116,13 +121,13 @@ export function ensureKeyDir(dir: string): void {
   }
 }
 
-export function fsyncDir(dir: string): void {
+function fsyncDir(dir: string): void {
   let fd: number | undefined;
   try {
     fd = openSync(dir, fs.O_RDONLY | fs.O_DIRECTORY);
     fsyncSync(fd);
   } catch (e) {
-    throw new KeyStoreError(`could not fsync the key directory ${dir} (${(e as Error).message}), so a new key might not survive a crash. Fix: keep the state directory on a local filesystem that supports fsync`);
+    throw new KeyStoreError(`could not fsync the directory ${dir} (${(e as Error).message}), so a new key might not survive a crash. Fix: keep the state directory on a local filesystem that supports fsync`);
   } finally {
     if (fd !== undefined) closeSync(fd);
   }

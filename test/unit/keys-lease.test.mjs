@@ -4,7 +4,6 @@
 // expires, unknown kids, and kid = RFC 7638 thumbprint as jose computes it.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,7 +11,7 @@ import { SignJWT, calculateJwkThumbprint, createLocalJWKSet, decodeJwt, decodePr
 import { AuthError, createDpopKey, issueLease, verifyLease } from '../../dist/gate/auth/index.js';
 import { KeyStore } from '../../dist/keys/store.js';
 import { KeyStoreError } from '../../dist/keys/ed25519.js';
-import { isRoot, tempDir } from '../fixtures/unit/helpers.mjs';
+import { isRoot, runNode, tempDir } from '../fixtures/unit/helpers.mjs';
 
 const STORE_JS = fileURLToPath(new URL('../../dist/keys/store.js', import.meta.url));
 const mode = (p) => statSync(p).mode & 0o777;
@@ -84,16 +83,7 @@ test('two processes creating the lease key at once: one key wins, both sign with
     const s = ks.sign('lease', Buffer.from(String(process.pid)));
     process.stdout.write(JSON.stringify({ ...s, pid: String(process.pid) }));
   `;
-  const run = () =>
-    new Promise((resolve, reject) => {
-      const p = spawn(process.execPath, ['--input-type=module', '-e', script, dir, String(startAt)]);
-      let out = '';
-      let err = '';
-      p.stdout.on('data', (d) => (out += d));
-      p.stderr.on('data', (d) => (err += d));
-      p.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out)) : reject(new Error(err))));
-    });
-  const [a, b] = await Promise.all([run(), run()]);
+  const [a, b] = (await Promise.all([runNode(script, [dir, String(startAt)]), runNode(script, [dir, String(startAt)])])).map((out) => JSON.parse(out));
   assert.equal(a.kid, b.kid);
   const ks = new KeyStore(dir);
   assert.equal(ks.current('lease').kid, a.kid);

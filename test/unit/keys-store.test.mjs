@@ -15,7 +15,7 @@ import { KeyStoreError, jwkThumbprint, rawPublicKey, verifyEd25519 } from '../..
 import { KEY_KINDS } from '../../dist/keys/history.js';
 import { signGrant, verifyGrantSignature, grantSigningBytes } from '../../dist/gate/grant.js';
 import { canonicalize } from '../../dist/crypto/jcs.js';
-import { isRoot, tempDir } from '../fixtures/unit/helpers.mjs';
+import { isRoot, runNode, tempDir } from '../fixtures/unit/helpers.mjs';
 
 const TESTDATA = fileURLToPath(new URL('../../../shared/testdata/ed25519/', import.meta.url));
 const skipNoData = existsSync(join(TESTDATA, 'SOURCE.md')) ? {} : { skip: `no Ed25519 corpus at ${TESTDATA}` };
@@ -216,7 +216,6 @@ test('a key whose history entry was lost is put back into the history before it 
 });
 
 test('a lock left by a process that died is taken over; a held one is waited for', async (t) => {
-  const { spawn } = await import('node:child_process');
   const dir = tempDir(t);
   const lock = join(dir, 'grant-keys.jwks.lock');
   writeFileSync(lock, '');
@@ -227,18 +226,11 @@ test('a lock left by a process that died is taken over; a held one is waited for
   writeFileSync(lock, ''); // held by "another process" for 400 ms
   const storeJs = fileURLToPath(new URL('../../dist/keys/store.js', import.meta.url));
   const started = Date.now();
-  const rotated = new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, ['--input-type=module', '-e', `import { KeyStore } from ${JSON.stringify(storeJs)}; process.stdout.write(JSON.stringify(new KeyStore(${JSON.stringify(dir)}).rotate('grant')));`]);
-    let out = '';
-    let err = '';
-    p.stdout.on('data', (d) => (out += d));
-    p.stderr.on('data', (d) => (err += d));
-    p.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out)) : reject(new Error(err))));
-  });
+  const rotated = runNode(`import { KeyStore } from ${JSON.stringify(storeJs)}; process.stdout.write(JSON.stringify(new KeyStore(process.argv[1]).rotate('grant')));`, [dir]);
   await new Promise((r) => setTimeout(r, 400));
   assert.equal(new KeyStore(dir).current('grant').kid, first, 'nothing changed while the lock was held');
   rmSync(lock);
-  const r = await rotated;
+  const r = JSON.parse(await rotated);
   assert.ok(Date.now() - started >= 400);
   assert.equal(r.previous_kid, first);
   assert.deepEqual(new KeyStore(dir).jwks('grant').keys.map((k) => k.kid), [first, r.kid]);
@@ -334,7 +326,6 @@ test('ed25519-speccheck vectors: pinned policy = OpenSSL 3.0 (cofactorless, S >=
 });
 
 test('four processes creating the keys of a fresh directory at once agree on one key and one history entry', async (t) => {
-  const { spawn } = await import('node:child_process');
   const dir = join(tempDir(t), 'keys');
   const storeJs = fileURLToPath(new URL('../../dist/keys/store.js', import.meta.url));
   const startAt = Date.now() + 300;
@@ -344,16 +335,7 @@ test('four processes creating the keys of a fresh directory at once agree on one
     while (Date.now() < Number(startAt)) {}
     process.stdout.write(new KeyStore(dir).current('receipt').kid);
   `;
-  const run = () =>
-    new Promise((resolve, reject) => {
-      const p = spawn(process.execPath, ['--input-type=module', '-e', script, dir, String(startAt)]);
-      let out = '';
-      let err = '';
-      p.stdout.on('data', (d) => (out += d));
-      p.stderr.on('data', (d) => (err += d));
-      p.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(err))));
-    });
-  const kids = await Promise.all([run(), run(), run(), run()]);
+  const kids = await Promise.all([1, 2, 3, 4].map(() => runNode(script, [dir, String(startAt)])));
   assert.equal(new Set(kids).size, 1, `kids: ${kids}`);
   const ks = new KeyStore(dir);
   assert.equal(ks.current('receipt').kid, kids[0]);

@@ -247,8 +247,8 @@ function invalidLease(message: string, cause?: unknown): AuthError {
 
 /**
  * Verifies a lease JWT: EdDSA signature by a key in the lease key history
- * (found by kid, or by the legacy kid of a key from before), typ at+jwt, iss/aud latchgate, nbf/exp, claim shapes, and the
- * revocation epoch. Throws AuthError `invalid_lease`, `lease_expired` or
+ * (found by kid, or by the kid an older latchgate gave it), typ at+jwt,
+ * iss/aud latchgate, nbf/exp, claim shapes, and the revocation epoch. Throws AuthError `invalid_lease`, `lease_expired` or
  * `lease_revoked`.
  */
 export async function verifyLease(leaseJwt: string, ctx: VerifyLeaseContext, now?: number): Promise<LeaseClaims> {
