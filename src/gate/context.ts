@@ -24,7 +24,7 @@ export interface GateSettings {
 export interface GateContext {
   db: Db;
   ledger: Ledger;
-  /** Every signing key: lease, grant, receipt (one store, one key per kind). */
+  /** Every signing key (src/keys/: lease, grant, receipt, checkpoint; one key per kind). */
   keys: KeyStore;
   replay: ReplayCache;
   registry: Registry;

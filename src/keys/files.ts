@@ -28,7 +28,7 @@ import {
   writeSync,
   type Stats,
 } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { KeyStoreError } from './ed25519.js';
 
 const LOCK_WAIT_MS = 10_000;
@@ -105,11 +105,11 @@ export function readChecked(path: string, role: FileRole): { text: string; stat:
 
 /** Creates the directory (0700, durably) if needed and refuses one others could write into. */
 export function ensureKeyDir(dir: string): void {
-  const first = mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const first = mkdirSync(resolve(dir), { recursive: true, mode: 0o700 });
   // Each directory made here exists for sure only once its parent is fsynced.
-  for (let d = dir; first !== undefined; d = dirname(d)) {
+  for (let d = resolve(dir); first !== undefined; d = dirname(d)) {
     fsyncDir(dirname(d));
-    if (d === first) break;
+    if (d === first || d === dirname(d)) break;
   }
   const st = lstatSync(dir);
   if (!st.isDirectory()) {
