@@ -1,11 +1,10 @@
 // Everything the pipeline stages use, built once per gate process.
 import type { Db, WalSync } from '../ledger/db.js';
-import type { KeyStore } from '../ledger/keys.js';
+import type { KeyStore } from '../keys/store.js';
 import type { Ledger } from '../ledger/ledger.js';
 import type { PolicyEngine } from '../policy/engine.js';
 import type { PolicyStore } from '../policy/store.js';
 import type { Approvals } from './approvals.js';
-import type { FileLeaseKeys } from './auth/keys.js';
 import type { ReplayCache } from './auth/replay.js';
 import type { Budgets } from './budget.js';
 import type { HttpTransport, ProviderTable } from './providers.js';
@@ -25,8 +24,8 @@ export interface GateSettings {
 export interface GateContext {
   db: Db;
   ledger: Ledger;
+  /** Every signing key (src/keys/: lease, grant, receipt, checkpoint; one key per kind). */
   keys: KeyStore;
-  leaseKeys: FileLeaseKeys;
   replay: ReplayCache;
   registry: Registry;
   policy: PolicyEngine;

@@ -4,14 +4,13 @@ import { join } from 'node:path';
 import type { GateFileConfig } from '../config/sandbox-config.js';
 import { Checkpointer } from '../ledger/checkpointer.js';
 import { openDb, WalSync, type Db } from '../ledger/db.js';
-import { KeyStore } from '../ledger/keys.js';
+import { KeyStore } from '../keys/store.js';
 import { Ledger } from '../ledger/ledger.js';
 import { CedarEngine } from '../policy/cedar.js';
 import type { PolicyEngine } from '../policy/engine.js';
 import { OpaServerEngine, OpaWasmEngine } from '../policy/opa.js';
 import { PolicyStore } from '../policy/store.js';
 import { Approvals } from './approvals.js';
-import { FileLeaseKeys } from './auth/keys.js';
 import { ReplayCache } from './auth/replay.js';
 import { Budgets } from './budget.js';
 import { noopProvider } from './builtin-providers.js';
@@ -82,7 +81,6 @@ export async function openGate(o: OpenGateOptions): Promise<OpenedGate> {
     db,
     ledger,
     keys,
-    leaseKeys: new FileLeaseKeys(join(o.stateDir, 'keys')),
     replay: new ReplayCache(db),
     registry,
     policy: await policyEngine(o.config.policy),

@@ -99,7 +99,7 @@ export class Gate implements GateService {
       const req = parseLeaseRequest(body);
       const lease = await issueLease(
         { principal: caller.principal, allowedScopes: caller.scopes, requestedScopes: req.scopes, dpopJwk: req.dpop_jwk, budgets: req.budgets, ttlSeconds: this.ctx.settings.leaseTtlSeconds },
-        { keys: this.ctx.leaseKeys, currentEpoch: this.ctx.state.epoch },
+        { keys: this.ctx.keys, currentEpoch: this.ctx.state.epoch },
       );
       this.ctx.budgets.init(lease.session_id, req.budgets ?? {}, new Date(lease.expires_at));
       this.event({ event_type: 'lease_issued', decision: 'allow', subject: { principal: caller.principal, session_id: lease.session_id, lease_jti: lease.lease_jti, identity_method: caller.transport }, details: { scopes: req.scopes, budgets: req.budgets ?? null, expires_at: lease.expires_at } });
@@ -113,7 +113,7 @@ export class Gate implements GateService {
   }
 
   async jwks(): Promise<Record<string, unknown>> {
-    return { keys: await this.ctx.leaseKeys.publicKeys() };
+    return { ...this.ctx.keys.jwks('lease') };
   }
 
   private describe(id: string, version?: string) {
@@ -365,8 +365,7 @@ class Admin implements AdminService {
   async keysRotate(caller: Caller, body: unknown): Promise<Record<string, unknown>> {
     const kind = (body as { kind?: unknown })?.kind ?? 'receipt';
     if (kind !== 'receipt' && kind !== 'grant' && kind !== 'lease') throw new GateError('invalid_request', 'kind: expected "receipt", "grant" or "lease"');
-    // Leases are signed by their own key file; grants and receipts by the key store.
-    const kid = kind === 'lease' ? (await this.ctx.leaseKeys.rotate()).kid : this.ctx.keys.rotate(kind);
+    const { kid } = this.ctx.keys.rotate(kind);
     this.act(caller, 'admin_keys_rotated', { kind, kid });
     return { kind, kid };
   }

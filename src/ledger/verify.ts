@@ -1,5 +1,4 @@
-// Ledger verification (`latchgate verify`) and the signing helpers of grants
-// and receipts.
+// Ledger verification (`latchgate verify`).
 //
 // The chain walk is read-only and streams rows (iterate()), inside one read
 // transaction, so it sees a consistent snapshot while other processes append.
@@ -11,17 +10,16 @@
 //     is then the first missing id and trace_id is null);
 //   - inserted: the next real event links over it to an earlier one;
 //   - reordered: an event's predecessor is stored after it.
-// Receipts are checked apart (result_hash recomputed, Ed25519 signature over
-// the ASCII hex result_hash, through the append-only key history). Intents
-// without receipts are listed but do not by themselves make the ledger
-// "not intact": they are the detectable trace of lost evidence.
-import { canonicalize, sha256Hex } from '../crypto/jcs.js';
+// Receipts are checked apart (receipt.ts: result_hash recomputed, signature
+// through the append-only key history). Intents without receipts are listed
+// but do not by themselves make the ledger "not intact": they are the
+// detectable trace of lost evidence.
+import { canonicalize } from '../crypto/jcs.js';
+import type { KeyStore } from '../keys/store.js';
 import type { Db } from './db.js';
 import { CHAIN_HASH_FORMAT, eventHash, indexedColumns, LedgerError } from './ledger.js';
-import type { KeyStore } from './keys.js';
 import type { AuditEvent } from '../core/audit-event.js';
-import type { ExecutionGrant } from '../gate/types.js';
-import type { ExecutionReceipt } from './receipt.js';
+import { verifyReceipt, type ExecutionReceipt } from './receipt.js';
 
 export interface BadEvent {
   id: number;
@@ -40,100 +38,6 @@ export interface VerifyReport {
   receipts: { total: number; bad: { receipt_id: string; reason: string }[] };
   intents_without_receipts: { grant_id: string; trace_id: string; action_id: string; started_at: string }[];
 }
-
-// ---------------------------------------------------------------- receipts
-
-/** The fields result_hash covers; failure_class is null when absent. */
-export type ReceiptHashFields = Pick<
-  ExecutionReceipt,
-  | 'receipt_id'
-  | 'grant_id'
-  | 'provider_module_digest'
-  | 'provider_receipt'
-  | 'normalized_result'
-  | 'verification_outcome'
-  | 'effect_evidence'
-  | 'started_at'
-  | 'finished_at'
-  | 'failure_class'
->;
-
-export type UnsignedReceipt = Omit<ExecutionReceipt, 'result_hash' | 'receipt_signature' | 'signing_key_id'> & {
-  result_hash?: string;
-};
-
-/** Hex SHA-256 (no prefix) of the JCS form of the receipt's hashed fields. */
-export function computeResultHash(r: ReceiptHashFields): string {
-  const fields = {
-    receipt_id: r.receipt_id,
-    grant_id: r.grant_id,
-    provider_module_digest: r.provider_module_digest,
-    provider_receipt: r.provider_receipt ?? null,
-    normalized_result: r.normalized_result,
-    verification_outcome: r.verification_outcome,
-    effect_evidence: r.effect_evidence,
-    started_at: r.started_at,
-    finished_at: r.finished_at,
-    failure_class: r.failure_class ?? null,
-  };
-  return sha256Hex(Buffer.from(canonicalize(fields), 'utf8'));
-}
-
-/** Computes result_hash and signs it (Ed25519 over its ASCII hex) with the current receipt key. */
-export function signReceipt(keys: KeyStore, receipt: UnsignedReceipt): ExecutionReceipt {
-  const { receipt_signature: _s, signing_key_id: _k, ...rest } = receipt as ExecutionReceipt;
-  const result_hash = computeResultHash(rest);
-  const { kid, signature } = keys.sign('receipt', Buffer.from(result_hash, 'ascii'));
-  return { ...rest, result_hash, receipt_signature: signature, signing_key_id: kid };
-}
-
-/** Checks a receipt's result_hash and signature; the reason names what failed. */
-export function verifyReceipt(keys: KeyStore, receipt: ExecutionReceipt): { ok: true } | { ok: false; reason: string } {
-  let expected: string;
-  try {
-    expected = computeResultHash(receipt);
-  } catch (e) {
-    return { ok: false, reason: `its fields cannot be canonicalised: ${(e as Error).message}` };
-  }
-  if (receipt.result_hash !== expected) return { ok: false, reason: 'result_hash does not match the receipt fields: the receipt was edited' };
-  if (typeof receipt.receipt_signature !== 'string' || receipt.receipt_signature === '') return { ok: false, reason: 'the receipt is not signed' };
-  if (typeof receipt.signing_key_id !== 'string' || receipt.signing_key_id === '') return { ok: false, reason: 'the receipt has no signing_key_id' };
-  if (!keys.hasKey('receipt', receipt.signing_key_id)) {
-    return { ok: false, reason: `signed with key ${receipt.signing_key_id}, which is not in the receipt key history (receipt-keys.jwks)` };
-  }
-  if (!keys.verify('receipt', receipt.signing_key_id, Buffer.from(receipt.result_hash, 'ascii'), receipt.receipt_signature)) {
-    return { ok: false, reason: `the Ed25519 signature does not verify with key ${receipt.signing_key_id}` };
-  }
-  return { ok: true };
-}
-
-// ------------------------------------------------------------------ grants
-
-/** The bytes a grant signature covers: the JCS of the grant without grant_signature and grant_signing_key_id. */
-export function grantSigningBytes(grant: ExecutionGrant): Buffer {
-  const { grant_signature: _s, grant_signing_key_id: _k, ...unsigned } = grant;
-  return Buffer.from(canonicalize(unsigned), 'utf8');
-}
-
-/** Signs a grant with the current grant key; returns a copy carrying grant_signature (hex) and grant_signing_key_id. */
-export function signGrant(keys: KeyStore, grant: ExecutionGrant): ExecutionGrant {
-  const { kid, signature } = keys.sign('grant', grantSigningBytes(grant));
-  return { ...grant, grant_signature: signature, grant_signing_key_id: kid };
-}
-
-/** True only for a present signature by a known grant key over exactly these fields. */
-export function verifyGrantSignature(keys: KeyStore, grant: ExecutionGrant): boolean {
-  if (typeof grant.grant_signature !== 'string' || typeof grant.grant_signing_key_id !== 'string') return false;
-  let bytes: Buffer;
-  try {
-    bytes = grantSigningBytes(grant);
-  } catch {
-    return false;
-  }
-  return keys.verify('grant', grant.grant_signing_key_id, bytes, grant.grant_signature);
-}
-
-// ------------------------------------------------------------------ ledger
 
 interface Row {
   id: number;

@@ -3,7 +3,8 @@
 // (per principal), the action catalogue and request schemas.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { verifyReceipt, verifyLedger } from '../../dist/ledger/verify.js';
+import { verifyLedger } from '../../dist/ledger/verify.js';
+import { verifyReceipt } from '../../dist/ledger/receipt.js';
 import { Agent, grantAll, request } from '../helpers/gate.mjs';
 import { boxSocket, eventsSince, gateFor, lastEventId } from '../helpers/gate-faults.mjs';
 

@@ -4,7 +4,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { canonicalHash } from '../../dist/crypto/jcs.js';
-import { verifyLedger, verifyReceipt } from '../../dist/ledger/verify.js';
+import { verifyLedger } from '../../dist/ledger/verify.js';
+import { verifyReceipt } from '../../dist/ledger/receipt.js';
 import { Agent, grantAll } from '../helpers/gate.mjs';
 import { admin, eventsSince, gateFor, lastEventId, sleep } from '../helpers/gate-faults.mjs';
 

@@ -2,7 +2,8 @@
 // never overspend, and every one of them leaves exactly one decision event.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { verifyLedger, verifyReceipt } from '../../dist/ledger/verify.js';
+import { verifyLedger } from '../../dist/ledger/verify.js';
+import { verifyReceipt } from '../../dist/ledger/receipt.js';
 import { Agent, grantAll } from '../helpers/gate.mjs';
 import { gateFor } from '../helpers/gate-faults.mjs';
 

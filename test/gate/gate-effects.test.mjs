@@ -4,7 +4,8 @@
 // signed receipt; every receipt verifies and the chain stays intact.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { verifyLedger, verifyReceipt } from '../../dist/ledger/verify.js';
+import { verifyLedger } from '../../dist/ledger/verify.js';
+import { verifyReceipt } from '../../dist/ledger/receipt.js';
 import { fakeTransport } from '../fixtures/providers.mjs';
 import { Agent, grantAll } from '../helpers/gate.mjs';
 import { admin, eventsSince, gateFor, lastEventId } from '../helpers/gate-faults.mjs';

@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import path from 'node:path';
-import { KeyStore } from '../../dist/ledger/keys.js';
+import { KeyStore } from '../../dist/keys/store.js';
 import { Ledger } from '../../dist/ledger/ledger.js';
 import { verifyLedger } from '../../dist/ledger/verify.js';
 import { COALESCE_DEFAULTS } from '../../dist/ledger/coalesce.js';

@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { openDb } from '../../dist/ledger/db.js';
-import { KeyStore } from '../../dist/ledger/keys.js';
+import { KeyStore } from '../../dist/keys/store.js';
 import { verifyLedger } from '../../dist/ledger/verify.js';
 import { buildGateApp } from '../../dist/gate/app.js';
 import { boxIdentity, listenUnix } from '../../dist/gate/transport.js';

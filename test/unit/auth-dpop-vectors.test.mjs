@@ -10,7 +10,6 @@ import { fileURLToPath } from 'node:url';
 import { SignJWT } from 'jose';
 import {
   AuthError,
-  FileLeaseKeys,
   ReplayCache,
   IAT_MAX_AGE_SECONDS,
   IAT_MAX_SKEW_SECONDS,
@@ -21,6 +20,7 @@ import {
   verifyRequest,
   accessTokenHash,
 } from '../../dist/gate/auth/index.js';
+import { KeyStore } from '../../dist/keys/store.js';
 import { openDb } from '../../dist/ledger/db.js';
 import { tempDir } from '../fixtures/unit/helpers.mjs';
 
@@ -47,7 +47,7 @@ const appendChar = (jwt, segment) => {
 
 async function setup(t) {
   const dir = tempDir(t, 'latchgate-auth-vec-');
-  const keys = new FileLeaseKeys(join(dir, 'keys'));
+  const keys = new KeyStore(join(dir, 'keys'));
   const db = openDb(join(dir, 'ledger.db'));
   t.after(() => db.close());
   const replay = new ReplayCache(db);

@@ -8,7 +8,6 @@ import { SignJWT, exportJWK, generateKeyPair, decodeJwt } from 'jose';
 import {
   AuthError,
   AUTH_ERROR_STATUS,
-  FileLeaseKeys,
   ReplayCache,
   accessTokenHash,
   createDpopKey,
@@ -18,6 +17,7 @@ import {
   normalizeHtu,
   verifyRequest,
 } from '../../dist/gate/auth/index.js';
+import { KeyStore } from '../../dist/keys/store.js';
 import { openDb } from '../../dist/ledger/db.js';
 import { tempDir } from '../fixtures/unit/helpers.mjs';
 
@@ -29,7 +29,7 @@ const b64 = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
 async function setup(t) {
   const dir = tempDir(t, 'latchgate-auth-');
   const dbPath = join(dir, 'ledger.db');
-  const keys = new FileLeaseKeys(join(dir, 'keys'));
+  const keys = new KeyStore(join(dir, 'keys'));
   let db = openDb(dbPath);
   t.after(() => db.open && db.close());
   const s = {
@@ -45,7 +45,7 @@ async function setup(t) {
     restart() {
       db.close();
       db = openDb(dbPath);
-      const keys2 = new FileLeaseKeys(join(dir, 'keys'));
+      const keys2 = new KeyStore(join(dir, 'keys'));
       s.ctx = { keys: keys2, replay: new ReplayCache(db), currentEpoch: s.ctx.currentEpoch };
     },
     lease(opts = {}, ctxOver = {}) {
@@ -319,12 +319,12 @@ test('expired lease: lease_expired', async (t) => {
 
 test('lease signed by another key: invalid_lease (unknown kid, and a forged kid)', async (t) => {
   const s = await setup(t);
-  const rogue = new FileLeaseKeys(join(s.dir, 'rogue-keys'));
+  const rogue = new KeyStore(join(s.dir, 'rogue-keys'));
   const foreign = await s.lease({}, { keys: rogue });
   await rejectsWith(s.verify(foreign.lease_jwt, await s.proof(foreign.lease_jwt)), 'invalid_lease', /unknown key/);
   // Same claims signed by the rogue key but claiming our kid.
-  const ours = await s.ctx.keys.current();
-  const theirs = await rogue.current();
+  const ours = s.ctx.keys.current('lease');
+  const theirs = rogue.current('lease');
   const claims = decodeJwt(foreign.lease_jwt);
   const forged = await new SignJWT(claims).setProtectedHeader({ alg: 'EdDSA', typ: 'at+jwt', kid: ours.kid }).sign(theirs.privateKey);
   await rejectsWith(s.verify(forged, await s.proof(forged)), 'invalid_lease', /signature/);
@@ -427,8 +427,8 @@ test('attacker-controlled values in messages are quoted and capped', async (t) =
 test('lease key rotation: leases issued before rotate() still verify, new ones use the new kid', async (t) => {
   const s = await setup(t);
   const before = await s.lease();
-  const kid0 = (await s.keys.current()).kid;
-  const r = await s.keys.rotate();
+  const kid0 = s.keys.current('lease').kid;
+  const r = s.keys.rotate('lease');
   assert.equal(r.previous_kid, kid0);
   assert.notEqual(r.kid, kid0);
   const after = await s.lease();
@@ -437,14 +437,14 @@ test('lease key rotation: leases issued before rotate() still verify, new ones u
   assert.equal(kidOf(after.lease_jwt), r.kid);
   await s.verify(before.lease_jwt, await s.proof(before.lease_jwt));
   await s.verify(after.lease_jwt, await s.proof(after.lease_jwt));
-  // Another process (a fresh FileLeaseKeys on the same directory) verifies both too.
+  // Another process (a fresh KeyStore on the same directory) verifies both too.
   s.restart();
   await s.verify(before.lease_jwt, await s.proof(before.lease_jwt));
   await s.verify(after.lease_jwt, await s.proof(after.lease_jwt));
   // A verifier that loaded the history before the rotation picks the new kid up from disk.
-  const early = new FileLeaseKeys(join(s.dir, 'keys'));
-  await early.publicKeys();
-  await s.keys.rotate();
+  const early = new KeyStore(join(s.dir, 'keys'));
+  early.jwks('lease');
+  s.keys.rotate('lease');
   const third = await s.lease({}, { keys: s.keys });
   await verifyRequest(
     { authorization: `DPoP ${third.lease_jwt}`, dpop: await s.proof(third.lease_jwt), method: 'POST', url: URL_ },

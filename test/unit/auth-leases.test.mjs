@@ -1,14 +1,12 @@
-// Lease issuance (request validation, scope intersection, key binding, claims)
-// and the persisted, rotatable lease signing key.
+// Lease issuance (request validation, scope intersection, key binding,
+// claims). The lease key itself: keys-lease.test.mjs.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { decodeJwt, decodeProtectedHeader, exportJWK, generateKeyPair, importJWK, jwtVerify } from 'jose';
 import {
   AuthError,
   BUILTIN_SCOPES,
-  FileLeaseKeys,
   LEASE_MAX_TTL_SECONDS,
   accessTokenHash,
   createDpopKey,
@@ -18,11 +16,12 @@ import {
   issueLease,
   parseLeaseRequest,
 } from '../../dist/gate/auth/index.js';
+import { KeyStore } from '../../dist/keys/store.js';
 import { tempDir } from '../fixtures/unit/helpers.mjs';
 
 async function setup(t) {
   const dir = tempDir(t, 'latchgate-lease-');
-  const keys = new FileLeaseKeys(join(dir, 'keys'));
+  const keys = new KeyStore(join(dir, 'keys'));
   const key = await createDpopKey();
   const issue = (over = {}, ctx = {}) =>
     issueLease(
@@ -84,7 +83,7 @@ test('the lease JWT: header, claims, key binding, ttl cap', async (t) => {
   const before = Math.floor(Date.now() / 1000);
   const r = await s.issue({ budgets: { max_calls: 10, max_cost: 2.5 } }, { currentEpoch: 7 });
   const header = decodeProtectedHeader(r.lease_jwt);
-  const current = await s.keys.current();
+  const current = s.keys.current('lease');
   assert.deepEqual(header, { alg: 'EdDSA', typ: 'at+jwt', kid: current.kid });
   const c = decodeJwt(r.lease_jwt);
   assert.equal(c.iss, 'latchgate');
@@ -102,7 +101,7 @@ test('the lease JWT: header, claims, key binding, ttl cap', async (t) => {
   assert.equal(r.expires_at, new Date(c.exp * 1000).toISOString().replace('.000Z', 'Z'));
   assert.match(r.expires_at, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
   // Verifiable with the published JWKS entry.
-  const jwk = (await s.keys.publicKeys()).find((k) => k.kid === header.kid);
+  const jwk = s.keys.jwks('lease').keys.find((k) => k.kid === header.kid);
   await jwtVerify(r.lease_jwt, await importJWK(jwk, 'EdDSA'), { typ: 'at+jwt', issuer: 'latchgate', audience: 'latchgate' });
   // No budgets claim when none were asked for.
   assert.equal('budgets' in decodeJwt((await s.issue()).lease_jwt), false);
@@ -181,65 +180,4 @@ test('parseLeaseRequest: strict body, unknown fields rejected at every level', a
   throwsWith(() => parseLeaseRequest({ scopes: ['tools:call'], dpop_jwk: 'jwk' }), 'invalid_request', /dpop_jwk/);
   // JSON.parse of a hostile body: __proto__ is an own key and is refused like any unknown field.
   throwsWith(() => parseLeaseRequest(JSON.parse(`{"scopes":["tools:call"],"dpop_jwk":${JSON.stringify(jwk)},"__proto__":{"x":1}}`)), 'invalid_request', /__proto__/);
-});
-
-test('FileLeaseKeys: persisted Ed25519 key, mode 0600, kid, JWKS history', async (t) => {
-  const s = await setup(t);
-  const cur = await s.keys.current();
-  assert.match(cur.kid, /^[0-9a-f]{16}$/);
-  assert.equal(cur.alg, 'EdDSA');
-  const pem = join(s.dir, 'keys', 'lease-signing-key.pem');
-  assert.equal(statSync(pem).mode & 0o777, 0o600);
-  assert.equal(statSync(join(s.dir, 'keys')).mode & 0o777, 0o700);
-  assert.match(readFileSync(pem, 'utf8'), /^-----BEGIN PRIVATE KEY-----\n/);
-  const jwks = JSON.parse(readFileSync(join(s.dir, 'keys', 'lease-jwks.json'), 'utf8'));
-  assert.deepEqual(Object.keys(jwks), ['keys']);
-  assert.equal(jwks.keys.length, 1);
-  assert.deepEqual(Object.keys(jwks.keys[0]).sort(), ['alg', 'crv', 'kid', 'kty', 'use', 'x']);
-  assert.equal(jwks.keys[0].kid, cur.kid);
-  // A restart reads the same key.
-  assert.equal((await new FileLeaseKeys(join(s.dir, 'keys')).current()).kid, cur.kid);
-  assert.deepEqual(await s.keys.jwks(), jwks);
-});
-
-test('FileLeaseKeys.rotate: append-only history, old private key gone', async (t) => {
-  const s = await setup(t);
-  const k0 = (await s.keys.current()).kid;
-  const pemBefore = readFileSync(join(s.dir, 'keys', 'lease-signing-key.pem'), 'utf8');
-  const r1 = await s.keys.rotate();
-  const r2 = await s.keys.rotate();
-  assert.deepEqual([r1.previous_kid, r2.previous_kid], [k0, r1.kid]);
-  assert.equal((await s.keys.current()).kid, r2.kid);
-  const kids = (await s.keys.publicKeys()).map((k) => k.kid);
-  assert.deepEqual(kids, [k0, r1.kid, r2.kid]);
-  assert.notEqual(readFileSync(join(s.dir, 'keys', 'lease-signing-key.pem'), 'utf8'), pemBefore);
-  assert.equal(statSync(join(s.dir, 'keys', 'lease-signing-key.pem')).mode & 0o777, 0o600);
-  for (const k of await s.keys.publicKeys()) assert.equal('d' in k, false);
-  // A second instance that loaded before the rotation signs with the new key once the file changed.
-  const other = new FileLeaseKeys(join(s.dir, 'keys'));
-  await other.current();
-  await s.keys.rotate();
-  assert.equal((await other.current()).kid, (await s.keys.current()).kid);
-  assert.equal((await other.publicKeys()).length, 4);
-});
-
-test('FileLeaseKeys refuses a key file readable by others, and a corrupt history', async (t) => {
-  const s = await setup(t);
-  await s.keys.current();
-  const pem = join(s.dir, 'keys', 'lease-signing-key.pem');
-  chmodSync(pem, 0o644);
-  await assert.rejects(new FileLeaseKeys(join(s.dir, 'keys')).current(), /chmod 600/);
-  chmodSync(pem, 0o600);
-  writeFileSync(join(s.dir, 'keys', 'lease-jwks.json'), '{"keys":[{"kty":"OKP","crv":"Ed25519","x":"a","kid":"k","d":"secret"}]}');
-  await assert.rejects(new FileLeaseKeys(join(s.dir, 'keys')).publicKeys(), /not an Ed25519 public key/);
-  writeFileSync(join(s.dir, 'keys', 'lease-jwks.json'), 'not json');
-  await assert.rejects(new FileLeaseKeys(join(s.dir, 'keys')).publicKeys(), /not valid JSON/);
-});
-
-test('FileLeaseKeys restores a lost history entry for the current key', async (t) => {
-  const s = await setup(t);
-  const kid = (await s.keys.current()).kid;
-  writeFileSync(join(s.dir, 'keys', 'lease-jwks.json'), '{"keys":[]}\n');
-  const again = new FileLeaseKeys(join(s.dir, 'keys'));
-  assert.deepEqual((await again.publicKeys()).map((k) => k.kid), [kid]);
 });

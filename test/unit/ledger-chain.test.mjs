@@ -8,8 +8,9 @@ import { fileURLToPath } from 'node:url';
 import { createHash } from 'node:crypto';
 import { Ledger, LedgerError, eventHash } from '../../dist/ledger/ledger.js';
 import { openDb, immediate } from '../../dist/ledger/db.js';
-import { KeyStore } from '../../dist/ledger/keys.js';
-import { verifyLedger, signReceipt } from '../../dist/ledger/verify.js';
+import { KeyStore } from '../../dist/keys/store.js';
+import { verifyLedger } from '../../dist/ledger/verify.js';
+import { signReceipt } from '../../dist/ledger/receipt.js';
 import { canonicalize, canonicalHash } from '../../dist/crypto/jcs.js';
 import { tempDir } from '../fixtures/unit/helpers.mjs';
 

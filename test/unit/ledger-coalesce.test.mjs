@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { DenialCoalescer } from '../../dist/ledger/coalesce.js';
 import { denialKind } from '../../dist/ledger/denial-kinds.js';
 import { Ledger } from '../../dist/ledger/ledger.js';
-import { KeyStore } from '../../dist/ledger/keys.js';
+import { KeyStore } from '../../dist/keys/store.js';
 import { verifyLedger } from '../../dist/ledger/verify.js';
 import { prng, tempDir } from '../fixtures/unit/helpers.mjs';
 

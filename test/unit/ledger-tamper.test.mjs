@@ -8,8 +8,9 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { Ledger, eventHash } from '../../dist/ledger/ledger.js';
 import { immediate } from '../../dist/ledger/db.js';
-import { KeyStore } from '../../dist/ledger/keys.js';
-import { verifyLedger, signReceipt, computeResultHash } from '../../dist/ledger/verify.js';
+import { KeyStore } from '../../dist/keys/store.js';
+import { verifyLedger } from '../../dist/ledger/verify.js';
+import { signReceipt, computeResultHash } from '../../dist/ledger/receipt.js';
 import { formatVerifyReport } from '../../dist/ledger/format.js';
 import { canonicalize } from '../../dist/crypto/jcs.js';
 import { prng, tempDir } from '../fixtures/unit/helpers.mjs';
@@ -287,7 +288,7 @@ test('tampered receipts: a bad signature, an edited field, a wrong kid, a stripp
 test('receipts signed before a key rotation still verify after it', (t) => {
   const ctx = setup(t);
   const oldKid = ctx.ledger.getReceipt('r-g1').signing_key_id;
-  const newKid = ctx.keys.rotate('receipt');
+  const newKid = ctx.keys.rotate('receipt').kid;
   assert.notEqual(newKid, oldKid);
   const r = signReceipt(ctx.keys, { ...ctx.ledger.getReceipt('r-g1'), receipt_id: 'r-g3', grant_id: 'g3', trace_id: 't-g3' });
   assert.equal(r.signing_key_id, newKid);

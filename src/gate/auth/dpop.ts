@@ -6,9 +6,9 @@
 // passed everything uses up its jti.
 import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
 import { decodeProtectedHeader } from 'jose';
+import type { KeyStore } from '../../keys/store.js';
 import { AuthError, echo } from './errors.js';
 import { dpopThumbprint, jwkAlgorithm, publicJwkProblem, requiredMembers, type DpopAlgorithm, type DpopPublicJwk } from './jwk.js';
-import type { LeaseKeySource } from './keys.js';
 import { JwsError, verifyCompactJwt } from './jws.js';
 import { verifyLease, type LeaseBudgets } from './leases.js';
 import type { ReplayCache } from './replay.js';
@@ -41,7 +41,7 @@ export interface VerifyRequestInput {
 }
 
 export interface VerifyRequestContext {
-  keys: LeaseKeySource;
+  keys: KeyStore;
   replay: ReplayCache;
   /** The revocation epoch now: leases issued in an earlier epoch are refused. */
   currentEpoch: number;

@@ -1,18 +1,12 @@
 // Stage 1 of the gate pipeline: leases and DPoP. See dpop.ts for the order of checks.
 export { AuthError, AUTH_ERROR_STATUS, type AuthErrorCode } from './errors.js';
 export { dpopThumbprint, publicJwkProblem, type DpopPublicJwk, type DpopAlgorithm } from './jwk.js';
-export {
-  FileLeaseKeys,
-  leaseKid,
-  LEASE_KEY_ALG,
-  type LeaseKeySource,
-  type LeaseSigningKey,
-} from './keys.js';
 export { BUILTIN_SCOPES, isValidScope, intersectScopes } from './scopes.js';
 export { ReplayCache, REPLAY_TTL_SECONDS, type ReplayCacheOptions } from './replay.js';
 export {
   issueLease,
   parseLeaseRequest,
+  LEASE_KEY_ALG,
   verifyLease,
   LEASE_MAX_TTL_SECONDS,
   type IssueLeaseInput,

@@ -4,14 +4,16 @@
 // revocation epoch at issue time.
 import { randomUUID } from 'node:crypto';
 import { SignJWT, decodeProtectedHeader, errors, importJWK, jwtVerify, type JWK } from 'jose';
+import type { KeyStore } from '../../keys/store.js';
 import { AuthError, echo } from './errors.js';
 import { dpopThumbprint, jwkAlgorithm, publicJwkProblem, requiredMembers, type DpopPublicJwk } from './jwk.js';
-import { LEASE_KEY_ALG, type LeaseKeySource } from './keys.js';
 import { intersectScopes, isValidScope } from './scopes.js';
 
 export const LEASE_ISSUER = 'latchgate';
 export const LEASE_AUDIENCE = 'latchgate';
 export const LEASE_TYP = 'at+jwt';
+/** Leases are signed with the store's 'lease' key (Ed25519). */
+export const LEASE_KEY_ALG = 'EdDSA';
 export const LEASE_MAX_TTL_SECONDS = 3600;
 /** At most this many scopes in one lease request. */
 export const LEASE_MAX_SCOPES = 64;
@@ -45,7 +47,7 @@ export interface IssueLeaseInput {
 }
 
 export interface IssueLeaseContext {
-  keys: LeaseKeySource;
+  keys: KeyStore;
   /** The revocation epoch now; written into the lease. */
   currentEpoch: number;
   /** Unix seconds (default: the clock). */
@@ -77,7 +79,7 @@ export interface LeaseClaims {
 }
 
 export interface VerifyLeaseContext {
-  keys: LeaseKeySource;
+  keys: KeyStore;
   currentEpoch: number;
 }
 
@@ -162,7 +164,7 @@ function rfc3339(unixSeconds: number): string {
 /**
  * Issues a lease: scopes = requested ∩ allowed (empty -> AuthError
  * `scope_not_permitted`), bound to the DPoP key's RFC 7638 thumbprint,
- * signed with the key source's current key. Bad input -> `invalid_request`.
+ * signed with the current lease key. Bad input -> `invalid_request`.
  */
 export async function issueLease(input: IssueLeaseInput, ctx: IssueLeaseContext): Promise<IssuedLease> {
   if (!isPlainObject(input)) throw bad('lease input must be an object');
@@ -215,8 +217,7 @@ export async function issueLease(input: IssueLeaseInput, ctx: IssueLeaseContext)
     cnf: { jkt },
     epoch: ctx.currentEpoch,
   };
-  const key = await ctx.keys.current();
-  if (key.alg !== LEASE_KEY_ALG) throw new Error(`lease signing key must be ${LEASE_KEY_ALG}, got ${key.alg}`);
+  const key = ctx.keys.current('lease');
   const lease_jwt = await new SignJWT(claims as unknown as Record<string, unknown>)
     .setProtectedHeader({ alg: LEASE_KEY_ALG, typ: LEASE_TYP, kid: key.kid })
     .sign(key.privateKey);
@@ -224,24 +225,6 @@ export async function issueLease(input: IssueLeaseInput, ctx: IssueLeaseContext)
 }
 
 // -- verification -------------------------------------------------------
-
-/** Imported verification keys by source and kid (the history is append-only, so never stale). */
-const keyCache = new WeakMap<LeaseKeySource, Map<string, CryptoKey | Uint8Array>>();
-
-async function verificationKey(keys: LeaseKeySource, kid: string): Promise<CryptoKey | Uint8Array | undefined> {
-  let byKid = keyCache.get(keys);
-  if (!byKid) keyCache.set(keys, (byKid = new Map()));
-  const hit = byKid.get(kid);
-  if (hit) return hit;
-  const jwk = (await keys.publicKeys()).find((k) => k.kid === kid);
-  if (!jwk) return undefined;
-  if (jwk.kty !== 'OKP' || jwk.crv !== 'Ed25519' || jwk.d !== undefined) {
-    throw new Error(`lease key ${kid} in the key history is not an Ed25519 public key`);
-  }
-  const key = await importJWK({ kty: 'OKP', crv: 'Ed25519', x: jwk.x }, LEASE_KEY_ALG);
-  byKid.set(kid, key);
-  return key;
-}
 
 /**
  * Leases whose signature already verified, by their exact compact form (a
@@ -263,9 +246,9 @@ function invalidLease(message: string, cause?: unknown): AuthError {
 }
 
 /**
- * Verifies a lease JWT: EdDSA signature by a key in the history (found by
- * kid), typ at+jwt, iss/aud latchgate, nbf/exp, claim shapes, and the
- * revocation epoch. Throws AuthError `invalid_lease`, `lease_expired` or
+ * Verifies a lease JWT: EdDSA signature by a key in the lease key history
+ * (found by kid, or by the kid an older latchgate gave it), typ at+jwt,
+ * iss/aud latchgate, nbf/exp, claim shapes, and the revocation epoch. Throws AuthError `invalid_lease`, `lease_expired` or
  * `lease_revoked`.
  */
 export async function verifyLease(leaseJwt: string, ctx: VerifyLeaseContext, now?: number): Promise<LeaseClaims> {
@@ -290,7 +273,7 @@ export async function verifyLease(leaseJwt: string, ctx: VerifyLeaseContext, now
     if (typeof payload.exp === 'number' && nowSeconds >= payload.exp) throw new AuthError('lease_expired', 'lease has expired; request a new one');
     if (typeof payload.nbf === 'number' && nowSeconds < payload.nbf) throw invalidLease('lease rejected: "nbf" claim timestamp check failed');
   } else {
-    const key = await verificationKey(ctx.keys, header.kid);
+    const key = ctx.keys.publicKey('lease', header.kid);
     if (!key) throw invalidLease(`lease was signed by an unknown key (kid ${echo(header.kid)})`);
     try {
       ({ payload } = await jwtVerify(leaseJwt, key, {

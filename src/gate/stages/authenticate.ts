@@ -20,7 +20,7 @@ export async function authenticate(ctx: GateContext, caller: Caller, auth: Reque
   try {
     v = await verifyRequest(
       { authorization: auth.authorization, dpop: auth.dpop, method: auth.method, url: auth.url },
-      { keys: ctx.leaseKeys, replay: ctx.replay, currentEpoch: ctx.state.epoch },
+      { keys: ctx.keys, replay: ctx.replay, currentEpoch: ctx.state.epoch },
     );
   } catch (e) {
     if (e instanceof AuthError) throw new GateError(e.code, e.message);

@@ -1,7 +1,7 @@
 // Stage 6: the plan (what exactly may run), the atomic budget debit, and the
 // Ed25519-signed grant binding plan, sender key, budget and approval.
 import { randomUUID } from 'node:crypto';
-import { signGrant } from '../../ledger/verify.js';
+import { signGrant } from '../grant.js';
 import type { GateContext } from '../context.js';
 import { GateError } from '../errors.js';
 import type { ExecutionGrant, ExecutionPlanCore } from '../types.js';

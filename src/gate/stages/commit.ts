@@ -1,7 +1,7 @@
 // Stage 7: the grant is checked again (signature, expiry, epoch, the action
 // unchanged), then the intent is written and the grant consumed in one
 // transaction: a replayed grant gets 409, a crash leaves an intent to find.
-import { verifyGrantSignature } from '../../ledger/verify.js';
+import { verifyGrantSignature } from '../grant.js';
 import { immediate } from '../../ledger/db.js';
 import type { GateContext } from '../context.js';
 import { GateError } from '../errors.js';

@@ -3,7 +3,7 @@
 // client hears of success only after that commit.
 import { randomUUID } from 'node:crypto';
 import { canonicalHash } from '../../crypto/jcs.js';
-import { signReceipt } from '../../ledger/verify.js';
+import { signReceipt } from '../../ledger/receipt.js';
 import type { GateContext } from '../context.js';
 import { GateError } from '../errors.js';
 import type { LoadedAction } from '../registry.js';

@@ -1,0 +1,239 @@
+// The one store of latchgate's Ed25519 signing keys, one key per kind (a
+// leaked key of one kind cannot sign for another): 'lease' (lease JWTs),
+// 'grant', 'receipt' and 'checkpoint' (ledger checkpoints).
+//
+// On disk, in the store's directory (0700), for each kind:
+//   <kind>.key             the current private key, PKCS8 PEM, 0600
+//   <kind>-keys.jwks       its append-only public history (history.ts), 0644
+//   <kind>-keys.jwks.lock  while a process creates, rotates or migrates it
+// kid = the RFC 7638 thumbprint of the public key. The file, lock and
+// durability rules are in files.ts. `latchgate up` and every `latchgate
+// sandbox` share the directory: a key file that changed on disk (another
+// process rotated) is read again before the next signature.
+import { createPrivateKey, createPublicKey, generateKeyPairSync, sign as cryptoSign, type KeyObject } from 'node:crypto';
+import type { Stats } from 'node:fs';
+import { join } from 'node:path';
+import { jwkThumbprint, KeyStoreError, rawPublicKey, verifyEd25519 } from './ed25519.js';
+import { createDurably, ensureKeyDir, lstatOrNull, readChecked, removeDurably, replaceDurably, sameFile, withLock } from './files.js';
+import { KEY_KINDS, newEntry, parseHistory, publishedJwks, serializeHistory, type Jwks, type KeyKind, type ParsedHistory } from './history.js';
+import { LEGACY_LEASE_JWKS_FILE, LEGACY_LEASE_KEY_FILE, legacyKid } from './legacy.js';
+
+export interface CurrentKey {
+  kind: KeyKind;
+  kid: string;
+  privateKey: KeyObject;
+  publicKey: KeyObject;
+}
+
+interface LoadedKey {
+  stat: Stats;
+  key: CurrentKey;
+}
+
+const HEX_SIG = /^[0-9a-f]{128}$/i;
+
+const now = () => new Date().toISOString();
+
+function pemOf(privateKey: KeyObject): string {
+  return privateKey.export({ format: 'pem', type: 'pkcs8' }) as string;
+}
+
+function parsePrivateKey(path: string, pem: string): KeyObject {
+  let privateKey: KeyObject;
+  try {
+    privateKey = createPrivateKey({ key: pem, format: 'pem' });
+  } catch (e) {
+    throw new KeyStoreError(`private key ${path} is not a PKCS8 PEM private key (${(e as Error).message}). Fix: restore it from a backup, or move it away and latchgate creates a new key`);
+  }
+  if (privateKey.asymmetricKeyType !== 'ed25519') {
+    throw new KeyStoreError(`private key ${path} holds a ${privateKey.asymmetricKeyType} key, not Ed25519. Fix: move it away and latchgate creates a new key`);
+  }
+  return privateKey;
+}
+
+export class KeyStore {
+  private readonly loaded = new Map<KeyKind, LoadedKey>();
+  private readonly histories = new Map<KeyKind, { stat: Stats | null; parsed: ParsedHistory }>();
+  private readonly opened = new Set<KeyKind>();
+
+  constructor(readonly dir: string) {}
+
+  keyPath(kind: KeyKind): string {
+    return join(this.dir, `${kind}.key`);
+  }
+
+  jwksPath(kind: KeyKind): string {
+    return join(this.dir, `${kind}-keys.jwks`);
+  }
+
+  /** The current key of a kind, created on first use, read again when its file changed. */
+  current(kind: KeyKind): CurrentKey {
+    this.open(kind);
+    const st = lstatOrNull(this.keyPath(kind));
+    const cached = this.loaded.get(kind);
+    if (cached && st && sameFile(cached.stat, st)) return cached.key;
+    if (!st) this.create(kind);
+    const loaded = this.readKey(kind);
+    if (!loaded) throw new KeyStoreError(`private key ${this.keyPath(kind)} was removed while latchgate created it. Fix: let one process create the keys`);
+    // A key whose history entry was lost (a crash between writes, a restored
+    // backup) is recorded before it signs anything.
+    if (!this.publicKey(kind, loaded.key.kid)) {
+      this.locked(kind, (jwks, save) => {
+        if (jwks.keys.some((e) => e.kid === loaded.key.kid)) return;
+        jwks.keys.push(newEntry(loaded.key.publicKey, now()));
+        save();
+      });
+    }
+    this.loaded.set(kind, loaded);
+    return loaded.key;
+  }
+
+  /**
+   * Replaces the current key of a kind with a fresh one. Every earlier key
+   * stays in the history (given its retired_at), so its signatures verify.
+   */
+  rotate(kind: KeyKind): { kid: string; previous_kid: string } {
+    this.current(kind);
+    const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+    const at = now();
+    let previous = '';
+    this.locked(kind, (jwks, save) => {
+      // Read again under the lock: another process may have rotated meanwhile.
+      const old = this.readKey(kind);
+      if (!old) throw new KeyStoreError(`private key ${this.keyPath(kind)} was removed during the rotation. Fix: run the rotation again`);
+      previous = old.key.kid;
+      if (!jwks.keys.some((e) => e.kid === previous)) jwks.keys.push(newEntry(old.key.publicKey, at));
+      for (const e of jwks.keys) e.retired_at ??= at;
+      jwks.keys.push(newEntry(publicKey, at));
+      save();
+      replaceDurably(this.keyPath(kind), pemOf(privateKey), 0o600);
+    });
+    return { kid: jwkThumbprint(publicKey), previous_kid: previous };
+  }
+
+  /** Signs bytes with the current key of a kind; the signature in hex. */
+  sign(kind: KeyKind, bytes: Uint8Array): { kid: string; signature: string } {
+    const key = this.current(kind);
+    return { kid: key.kid, signature: cryptoSign(null, bytes, key.privateKey).toString('hex') };
+  }
+
+  /** Verifies a hex signature with the history key of that kid (or legacy kid); false for an unknown kid. */
+  verify(kind: KeyKind, kid: string, bytes: Uint8Array, sigHex: string): boolean {
+    if (typeof sigHex !== 'string' || !HEX_SIG.test(sigHex) || typeof kid !== 'string') return false;
+    const pub = this.publicKey(kind, kid);
+    return pub !== undefined && verifyEd25519(pub, bytes, Buffer.from(sigHex, 'hex'));
+  }
+
+  /**
+   * The public key a kid (or a legacy kid) names in the history of a kind;
+   * undefined when the history does not hold it. Creates nothing. An unknown
+   * kid makes the history be read again, so keys added by another process
+   * are found.
+   */
+  publicKey(kind: KeyKind, kid: string): KeyObject | undefined {
+    this.open(kind);
+    return this.history(kind, false).byKid.get(kid) ?? this.history(kind, true).byKid.get(kid);
+  }
+
+  /** The published history of a kind (with the current key in it). */
+  jwks(kind: KeyKind): Jwks {
+    this.current(kind);
+    return publishedJwks(this.history(kind, true).jwks);
+  }
+
+  // --- internals ---
+
+  /** Once per kind: checks the kind and directory, and carries older files over. */
+  private open(kind: KeyKind): void {
+    if (this.opened.has(kind)) return;
+    if (!(KEY_KINDS as readonly string[]).includes(kind)) {
+      throw new KeyStoreError(`unknown key kind ${JSON.stringify(kind)}; expected one of ${KEY_KINDS.join(', ')}`);
+    }
+    ensureKeyDir(this.dir);
+    const legacyLease = kind === 'lease' && [LEGACY_LEASE_KEY_FILE, LEGACY_LEASE_JWKS_FILE].some((f) => lstatOrNull(join(this.dir, f)));
+    if (legacyLease || this.history(kind, true).converted) this.migrate(kind);
+    this.opened.add(kind);
+  }
+
+  /** Reads and checks the key file; null when there is none. */
+  private readKey(kind: KeyKind): LoadedKey | null {
+    const path = this.keyPath(kind);
+    const file = readChecked(path, 'private key');
+    if (!file) return null;
+    const privateKey = parsePrivateKey(path, file.text);
+    const publicKey = createPublicKey(privateKey);
+    return { stat: file.stat, key: { kind, kid: jwkThumbprint(publicKey), privateKey, publicKey } };
+  }
+
+  private create(kind: KeyKind): void {
+    this.locked(kind, (jwks, save) => {
+      if (lstatOrNull(this.keyPath(kind))) return; // another process created it meanwhile
+      const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+      jwks.keys.push(newEntry(publicKey, now()));
+      save();
+      createDurably(this.keyPath(kind), pemOf(privateKey), 0o600);
+    });
+  }
+
+  private history(kind: KeyKind, refresh: boolean): ParsedHistory {
+    const cached = this.histories.get(kind);
+    if (cached && !refresh) return cached.parsed;
+    const path = this.jwksPath(kind);
+    const st = lstatOrNull(path);
+    if (cached && (st && cached.stat ? sameFile(st, cached.stat) : st === cached.stat)) return cached.parsed;
+    const file = readChecked(path, 'key history');
+    const parsed = file ? parseHistory(kind, path, file.text) : { jwks: { keys: [] }, byKid: new Map(), converted: false };
+    this.histories.set(kind, { stat: file?.stat ?? null, parsed });
+    return parsed;
+  }
+
+  /**
+   * Runs fn under the kind's lock with a fresh copy of its history; save()
+   * writes that copy durably. Every change to a kind's files goes through
+   * here, and writes the history before the key file: no signature ever
+   * exists whose key the history lacks.
+   */
+  private locked(kind: KeyKind, fn: (jwks: Jwks, save: () => void) => void): void {
+    ensureKeyDir(this.dir);
+    withLock(`${this.jwksPath(kind)}.lock`, () => {
+      const jwks = structuredClone(this.history(kind, true).jwks);
+      fn(jwks, () => {
+        replaceDurably(this.jwksPath(kind), serializeHistory(jwks), 0o644);
+        this.histories.delete(kind);
+      });
+    });
+  }
+
+  /**
+   * Writes a history with entries in an older form in today's form, and for
+   * the lease key moves lease-signing-key.pem and lease-jwks.json (see
+   * legacy.ts) to lease.key and lease-keys.jwks. The merged history is
+   * durable before the old files go, so a crash at any point loses no entry:
+   * the next start finishes the move.
+   */
+  private migrate(kind: KeyKind): void {
+    const pemPath = join(this.dir, LEGACY_LEASE_KEY_FILE);
+    const oldHistoryPath = join(this.dir, LEGACY_LEASE_JWKS_FILE);
+    this.locked(kind, (jwks, save) => {
+      if (kind !== 'lease') return save();
+      const pem = readChecked(pemPath, 'private key');
+      const old = readChecked(oldHistoryPath, 'key history');
+      if (!pem && !old) return save(); // another process finished the move
+      // That history recorded no dates: its last change bounds them all.
+      const when = (old ?? pem)!.stat.mtime.toISOString();
+      const older = old ? parseHistory(kind, oldHistoryPath, old.text, when).jwks.keys : [];
+      jwks.keys = [...older.filter((o) => !jwks.keys.some((e) => e.x === o.x)), ...jwks.keys];
+      let current = this.readKey(kind)?.key.kid;
+      if (pem) {
+        const publicKey = createPublicKey(parsePrivateKey(pemPath, pem.text));
+        const kid = jwkThumbprint(publicKey);
+        if (!jwks.keys.some((e) => e.kid === kid)) jwks.keys.push(newEntry(publicKey, when, legacyKid(kind, rawPublicKey(publicKey))));
+        current ??= kid;
+      }
+      for (const e of jwks.keys) if (e.kid !== current) e.retired_at ??= when;
+      save();
+      if (pem) createDurably(this.keyPath(kind), pem.text, 0o600);
+      removeDurably(this.dir, [LEGACY_LEASE_KEY_FILE, LEGACY_LEASE_JWKS_FILE]);
+    });
+  }
+}
