@@ -251,28 +251,32 @@ export interface EventProblem {
   message: string;
 }
 
-type Check = (v: unknown) => string | null;
+/** What is wrong with a field's value: said of the field itself, or of one key of it (key). */
+type Check = (v: unknown) => { key?: string; what: string } | null;
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-const object: Check = (v) => (isObject(v) ? null : 'must be an object');
-/** An object whose listed keys, when present, are strings (and the first one always). */
+const object: Check = (v) => (isObject(v) ? null : { what: 'must be an object' });
+/** An object whose first key is a string, and whose other keys given are strings (strings) or numbers (numbers) when present. */
 const objectWith =
-  (required: string, ...optional: string[]): Check =>
+  (required: string, strings: string[] = [], numbers: string[] = []): Check =>
   (v) => {
-    if (!isObject(v)) return 'must be an object';
-    if (typeof v[required] !== 'string') return `must have a string ${required}`;
-    const bad = optional.find((k) => v[k] !== undefined && typeof v[k] !== 'string');
-    return bad ? `.${bad} must be a string` : null;
+    if (!isObject(v)) return { what: 'must be an object' };
+    if (typeof v[required] !== 'string') return { key: required, what: 'must be a string' };
+    const str = strings.find((k) => v[k] !== undefined && typeof v[k] !== 'string');
+    if (str) return { key: str, what: 'must be a string' };
+    const num = numbers.find((k) => v[k] !== undefined && typeof v[k] !== 'number');
+    return num ? { key: num, what: 'must be a number' } : null;
   };
+const is = (ok: (v: unknown) => boolean, what: string): Check => (v) => (ok(v) ? null : { what });
 
 /**
  * The shape of each top-level field, whatever the type. The mapped type makes
  * the compiler insist on one entry per field of AuditEventInput.
  */
 const SHAPES: { [K in keyof Required<AuditEventInput>]: Check } = {
-  event_type: (v) => (typeof v === 'string' ? null : 'must be a string'),
-  trace_id: (v) => (typeof v === 'string' && v !== '' ? null : 'must be a non-empty string'),
-  decision: (v) => (typeof v === 'string' && Object.prototype.hasOwnProperty.call(DECISIONS, v) ? null : `must be one of ${Object.keys(DECISIONS).join(', ')}`),
-  subject: objectWith('principal', 'session_id', 'lease_jti', 'identity_method'),
+  event_type: is((v) => typeof v === 'string', 'must be a string'),
+  trace_id: is((v) => typeof v === 'string' && v !== '', 'must be a non-empty string'),
+  decision: is((v) => typeof v === 'string' && Object.prototype.hasOwnProperty.call(DECISIONS, v), `must be one of ${Object.keys(DECISIONS).join(', ')}`),
+  subject: objectWith('principal', ['session_id', 'lease_jti', 'identity_method']),
   action: objectWith('action_id'),
   request: object,
   policy: object,
@@ -280,10 +284,10 @@ const SHAPES: { [K in keyof Required<AuditEventInput>]: Check } = {
   budgets_after: object,
   execution: object,
   approval: object,
-  operator: (v) => objectWith('name')(v) ?? ((v as { uid?: unknown }).uid !== undefined && typeof (v as { uid?: unknown }).uid !== 'number' ? '.uid must be a number' : null),
-  error: objectWith('code', 'message'),
+  operator: objectWith('name', [], ['uid']),
+  error: objectWith('code', ['message']),
   details: object,
-  sandbox_degraded: (v) => (typeof v === 'boolean' ? null : 'must be a boolean'),
+  sandbox_degraded: is((v) => typeof v === 'boolean', 'must be a boolean'),
 };
 /** Set by the ledger on every append; whatever a caller passes is replaced. */
 const LEDGER_SET = new Set(['timestamp', 'prev_hash']);
@@ -315,7 +319,7 @@ export function checkEvent(input: unknown): EventProblem | null {
     if (v === undefined || LEDGER_SET.has(k)) continue;
     if (!Object.prototype.hasOwnProperty.call(SHAPES, k)) return problem(k, 'is not a field of a ledger event');
     const bad = SHAPES[k as keyof AuditEventInput](v);
-    if (bad) return problem(k, bad);
+    if (bad) return problem(bad.key === undefined ? k : `${k}.${bad.key}`, bad.what);
   }
   const spec = EVENT_CATALOGUE[type];
   const summary = spec.coalesced === true && isObject(e.details) && e.details.coalesced !== undefined;

@@ -318,8 +318,10 @@ export class Ledger {
   }
 
   /**
-   * Appends one event of any type (gate decisions, admin acts, egress
-   * events) in its own BEGIN IMMEDIATE transaction, and returns it as stored.
+   * Appends one event (gate decisions, admin acts, egress events) in its own
+   * BEGIN IMMEDIATE transaction, and returns it as stored. An event that does
+   * not fit its type's catalogue entry (src/core/event-catalogue.ts) is
+   * refused with EventRefusedError, and nothing is written.
    * Use this unless the event must commit atomically with other writes; then
    * call appendInTransaction() inside your own immediate(db, ...) block.
    * (Called inside an open transaction, append() joins it.)

@@ -266,7 +266,7 @@ function assertRefused(ledger, fn, { eventType, field }) {
   return err;
 }
 
-test('an unknown event type is refused, naming it and the nearest name; nothing is written', (t) => {
+test('an unknown event type, an unknown field or a field of the wrong shape is refused, naming type and field; nothing is written', (t) => {
   const { ledger } = freshLedger(t);
   ledger.append(written.get('admin_drain'));
   const typo = { ...written.get('action_call'), event_type: 'acton_call' };
@@ -276,6 +276,9 @@ test('an unknown event type is refused, naming it and the nearest name; nothing 
   assertRefused(ledger, () => ledger.append({}), { eventType: null, field: 'event_type' });
   assertRefused(ledger, () => ledger.append({ ...written.get('egress'), colour: 'red' }), { eventType: 'egress', field: 'colour' });
   assertRefused(ledger, () => ledger.append({ ...written.get('egress'), decision: 'maybe' }), { eventType: 'egress', field: 'decision' });
+  assertRefused(ledger, () => ledger.append({ ...written.get('action_call'), subject: { principal: 7 } }), { eventType: 'action_call', field: 'subject.principal' });
+  assertRefused(ledger, () => ledger.append({ ...written.get('admin_drain'), operator: { name: 'op', uid: '0' } }), { eventType: 'admin_drain', field: 'operator.uid' });
+  assertRefused(ledger, () => ledger.append({ ...written.get('egress'), details: ['host'] }), { eventType: 'egress', field: 'details' });
   assertRefused(ledger, () => immediate(ledger.db, () => ledger.appendInTransaction(typo)), { eventType: 'acton_call', field: 'event_type' });
 });
 
