@@ -181,7 +181,7 @@ test('the egress exits: CONNECT proxy decisions, credential proxy requests and t
       s.on('error', () => undefined);
     });
 
-  // Credential proxy first: an upstream that is down (error), an unknown route three times (one kind), a CONNECT (refused).
+  // Credential proxy first: a route whose server is down (error), an unknown route three times (one kind), a CONNECT (refused).
   const dead = net.createServer().listen(0, '127.0.0.1');
   await new Promise((r) => dead.once('listening', r));
   const deadPort = dead.address().port;
@@ -339,7 +339,7 @@ test('commitEvidence with an event that does not fit writes neither the event no
   assert.deepEqual(ledger.intentsWithoutReceipts(), []);
 });
 
-test('property (40 seeds): random events at Ledger.append never crash it; a refusal names the field, and an event missing what its type requires is always refused', (t) => {
+test('property: 2400 random events at Ledger.append never crash it; a refusal names the field, and an event missing what its type requires is always refused', (t) => {
   const { dir, ledger } = freshLedger(t);
   const samples = [...written.values()].map((e) => {
     const c = structuredClone(e);
