@@ -1,5 +1,5 @@
 # Common targets. `make test` does the whole set-up on a fresh machine.
-.PHONY: setup build test lint bench bench-sandbox bench-gate bench-egress clean
+.PHONY: setup build test lint docs bench bench-sandbox bench-gate bench-egress clean
 
 setup:
 	bash scripts/setup.sh
@@ -14,6 +14,11 @@ lint:
 	npx tsc -p tsconfig.json --noEmit
 	node scripts/check-layers.mjs
 	node scripts/build-addon.mjs  # -Wall -Wextra -Werror: warning-clean or it fails
+
+# docs/EVENTS.md from the event catalogue (src/core/event-catalogue.ts).
+docs:
+	npx tsc -p tsconfig.json
+	node scripts/gen-event-docs.mjs
 
 bench: bench-sandbox bench-gate bench-egress
 

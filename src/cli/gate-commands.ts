@@ -2,12 +2,14 @@
 // same SQLite file `latchgate up` and every sandbox use), so they also work
 // when no gate is running; the local uid must be an operator, and every act
 // that changes something is recorded with that operator's name.
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { existsSync } from 'node:fs';
 import { request } from 'node:http';
 import type { AuditFormat } from '../ledger/format.js';
 import { GateError } from '../gate/errors.js';
 import { LaunchError } from '../core/errors.js';
+import { EVENT_CATALOGUE, EVENT_TYPES, isEventType, type EventType } from '../core/event-catalogue.js';
+import { closest } from '../config/suggest.js';
 import { gateSetup, localOperator, openSharedGate, type GateSetup } from '../gate/setup.js';
 
 type Out = { json?: boolean; config?: string };
@@ -93,6 +95,26 @@ export function actionsCommand(): Command {
   });
 }
 
+/**
+ * --event-type: a name from the event catalogue, or the start of exactly one
+ * (lease_i is lease_issued). Anything else is refused with the nearest names,
+ * before the ledger is opened.
+ */
+export function resolveEventType(given: string): EventType {
+  if (isEventType(given)) return given;
+  const starts = EVENT_TYPES.filter((n) => n.startsWith(given));
+  if (starts.length === 1) return starts[0]!;
+  if (starts.length > 1) throw new InvalidArgumentError(`it is the start of ${starts.join(', ')}: give more of the name`);
+  const near = closest(given, EVENT_TYPES);
+  throw new InvalidArgumentError(`no event type is called that${near.length ? `; nearest: ${near.join(', ')}` : ''}`);
+}
+
+/** The event types with their meaning, for `latchgate audit --help`. */
+function eventTypesHelp(): string {
+  const w = Math.max(...EVENT_TYPES.map((n) => n.length));
+  return `\nEvent types (--event-type takes a name, or the start of exactly one; docs/EVENTS.md has their fields):\n${EVENT_TYPES.map((n) => `  ${n.padEnd(w)}  ${EVENT_CATALOGUE[n].meaning}`).join('\n')}\n`;
+}
+
 export function auditCommand(): Command {
   return new Command('audit')
     .summary('query the ledger')
@@ -107,7 +129,8 @@ export function auditCommand(): Command {
     .option('--before <time>', 'ISO 8601')
     .option('--trace-id <id>', 'one event')
     .option('--session-id <id>', 'one lease session')
-    .option('--event-type <type>', 'e.g. action_call, lease_issued, approval_granted, policy_grant')
+    .addOption(new Option('--event-type <type>', 'only this event type (listed below; a unique start of a name is enough)').argParser(resolveEventType))
+    .addHelpText('after', eventTypesHelp)
     .action(async (o: Out & Record<string, string | undefined>) => {
       await withGate(o, async (g) => {
         const events = g.gate.admin.auditEvents({

@@ -13,6 +13,9 @@ export function levenshtein(a: string, b: string): number {
   return prev[b.length]!;
 }
 
+/** How far a name may be from a known one to be suggested: a third of the known name, at least 2. */
+const within = (known: string, d: number) => d <= Math.max(2, Math.floor(known.length / 3));
+
 export function nearest(name: string, known: readonly string[]): string | undefined {
   let best: string | undefined;
   let bestD = Infinity;
@@ -23,7 +26,17 @@ export function nearest(name: string, known: readonly string[]): string | undefi
       bestD = d;
     }
   }
-  return best !== undefined && bestD <= Math.max(2, Math.floor(best.length / 3)) ? best : undefined;
+  return best !== undefined && within(best, bestD) ? best : undefined;
+}
+
+/** Up to max known names within the threshold, closest first (ties in the order given). */
+export function closest(name: string, known: readonly string[], max = 3): string[] {
+  return known
+    .map((k, i) => ({ k, i, d: levenshtein(name.toLowerCase(), k.toLowerCase()) }))
+    .filter(({ k, d }) => within(k, d))
+    .sort((a, b) => a.d - b.d || a.i - b.i)
+    .slice(0, max)
+    .map(({ k }) => k);
 }
 
 export function didYouMean(name: string, known: readonly string[]): string {

@@ -1,5 +1,7 @@
 // The shape of a ledger event, shared by everything that writes one (the
 // gate, the box's launcher and its egress exits) and by the ledger itself.
+// Which fields each event type carries: src/core/event-catalogue.ts.
+import type { EventType } from './event-catalogue.js';
 
 export type RiskLevel = 'low' | 'medium' | 'high' | 'critical';
 
@@ -7,7 +9,8 @@ export type Decision = 'allow' | 'allow_unverified' | 'deny' | 'pending_approval
 
 /** What a caller gives Ledger.append; the ledger adds trace_id (if absent), timestamp and prev_hash. */
 export interface AuditEventInput {
-  event_type: string;
+  /** A name from the event catalogue: a typo is a compile error. */
+  event_type: EventType;
   trace_id?: string;
   decision?: Decision;
   subject?: { principal: string; session_id?: string; lease_jti?: string; identity_method?: string };

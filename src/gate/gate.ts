@@ -257,7 +257,7 @@ export function pollView(a: Approval): Record<string, unknown> {
 class Admin implements AdminService {
   constructor(private readonly ctx: GateContext, private readonly gate: Gate) {}
 
-  private act(caller: Caller, event_type: string, details: Record<string, unknown> = {}): void {
+  private act(caller: Caller, event_type: AuditEventInput['event_type'], details: Record<string, unknown> = {}): void {
     this.gate.event({ event_type, decision: 'allow', operator: { name: caller.operator!, ...(caller.uid !== undefined ? { uid: caller.uid } : {}) }, subject: { principal: caller.principal, identity_method: caller.transport }, details });
   }
 

@@ -14,6 +14,8 @@ import { randomUUID } from 'node:crypto';
 import { canonicalize, sha256Hex } from '../crypto/jcs.js';
 import { immediate, openDb, type Db } from './db.js';
 import type { AuditEvent, AuditEventInput } from '../core/audit-event.js';
+import { EVENT_TYPES, checkEvent } from '../core/event-catalogue.js';
+import { nearest } from '../config/suggest.js';
 import type { ExecutionReceipt } from './receipt.js';
 
 export const CHAIN_HASH_FORMAT = 'jcs-sha256';
@@ -57,6 +59,28 @@ export class LedgerError extends Error {
     super(message);
     this.name = 'LedgerError';
   }
+}
+
+/** An event that does not fit its catalogue entry (src/core/event-catalogue.ts): nothing was written. */
+export class EventRefusedError extends LedgerError {
+  constructor(
+    message: string,
+    /** The event's type, when it had a string one. */
+    readonly eventType: string | null,
+    /** The field at fault (a dotted path such as details.reason). */
+    readonly field: string,
+  ) {
+    super(message, 'bad_event');
+    this.name = 'EventRefusedError';
+  }
+}
+
+/** Refuses (throws) an event the catalogue does not allow; an unknown type gets the nearest known name. */
+export function assertEventFits(input: unknown): void {
+  const p = checkEvent(input);
+  if (!p) return;
+  const guess = p.field === 'event_type' && p.event_type !== null ? nearest(p.event_type, EVENT_TYPES) : undefined;
+  throw new EventRefusedError(`${p.message}${guess ? `; did you mean "${guess}"?` : ''}`, p.event_type, p.field);
 }
 
 /** The hash of one event's canonical JSON ("sha256:<hex>"). */
@@ -294,8 +318,10 @@ export class Ledger {
   }
 
   /**
-   * Appends one event of any type (gate decisions, admin acts, egress
-   * events) in its own BEGIN IMMEDIATE transaction, and returns it as stored.
+   * Appends one event (gate decisions, admin acts, egress events) in its own
+   * BEGIN IMMEDIATE transaction, and returns it as stored. An event that does
+   * not fit its type's catalogue entry (src/core/event-catalogue.ts) is
+   * refused with EventRefusedError, and nothing is written.
    * Use this unless the event must commit atomically with other writes; then
    * call appendInTransaction() inside your own immediate(db, ...) block.
    * (Called inside an open transaction, append() joins it.)
@@ -318,9 +344,8 @@ export class Ledger {
     if (!this.db.inTransaction) {
       throw new LedgerError('appendInTransaction() called outside a transaction; use append(), or wrap the call in immediate(db, ...)', 'not_in_transaction');
     }
-    if (!input || typeof input.event_type !== 'string' || input.event_type === '') {
-      throw new LedgerError('an audit event needs a non-empty event_type', 'bad_event');
-    }
+    // Fail closed: an event of no known type, or without what its type requires, is not written.
+    assertEventFits(input);
     const head = s.head.get() as string | undefined;
     const trace_id = input.trace_id ?? randomUUID();
     if (typeof trace_id !== 'string' || trace_id === '') throw new LedgerError('trace_id must be a non-empty string', 'bad_event');
@@ -390,6 +415,7 @@ export class Ledger {
    * client must get evidence_persistence_failed.
    */
   commitEvidence(receipt: ExecutionReceipt, event: AuditEventInput): AuditEvent {
+    assertEventFits(event); // before the receipt is written (appendInTransaction would roll it back too)
     return immediate(this.db, () => {
       this.writeReceipt(receipt);
       return this.appendInTransaction(event);

@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import type { Db } from '../ledger/db.js';
 import { immediate } from '../ledger/db.js';
 import type { AuditEventInput } from '../core/audit-event.js';
+import type { EventType } from '../core/event-catalogue.js';
 import { WILDCARD, effectiveAcl, inspectData, policyFile, type AclEntry, type PolicyData } from './engine.js';
 
 export class PolicyStoreError extends Error {
@@ -17,7 +18,8 @@ export class PolicyStoreError extends Error {
   }
 }
 
-export type PolicyChangeType = 'policy_grant' | 'policy_revoke' | 'policy_allowlist_add' | 'policy_allowlist_remove';
+/** The policy_* event types of the catalogue (src/core/event-catalogue.ts). */
+export type PolicyChangeType = Extract<EventType, `policy_${string}`>;
 
 /** What the caller records in the ledger (add operator, trace id...). */
 export interface PolicyChange extends Pick<AuditEventInput, 'details'> {

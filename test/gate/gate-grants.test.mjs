@@ -61,7 +61,7 @@ test('a grant runs once: committing the same (finished) grant again is 409 grant
   const trace = randomUUID();
   commitIntent(g.ctx, grant, trace);
   const d = await dispatch(g.ctx, admitted.action, grant, plan.request, pre.call);
-  const f = await finalize(g.ctx, admitted.action, grant, d, trace, { event_type: 'action_call', subject: { principal: 'tester' } });
+  const f = await finalize(g.ctx, admitted.action, grant, d, trace, { event_type: 'action_call', subject: { principal: 'tester' }, action: { action_id: admitted.action.manifest.action_id } });
   assert.equal(f.status, 200);
 
   assert.throws(() => commitIntent(g.ctx, grant, randomUUID()), (e) => e.code === 'grant_consumed' && e.status === 409);

@@ -23,12 +23,14 @@ function fresh(t) {
   return { dir, ledger };
 }
 
+// A lease_issued event carries its lease's details (src/core/event-catalogue.ts).
+const LEASE = { scopes: ['tools:call'], budgets: null, expires_at: '2030-01-01T00:00:00.000Z' };
 const ev = (i, extra = {}) => ({
   event_type: i % 3 === 0 ? 'lease_issued' : 'action_call',
   decision: ['allow', 'deny', 'pending_approval'][i % 3],
   subject: { principal: `agent-${i % 2}`, session_id: `s-${i % 4}` },
   action: { action_id: i % 2 ? 'http_fetch' : 'github_create_issue' },
-  details: { n: i },
+  details: { n: i, ...(i % 3 === 0 ? LEASE : {}) },
   ...extra,
 });
 
@@ -52,12 +54,12 @@ test('append: trace_id, ISO timestamp with ms, prev_hash chain, stored bytes are
   assert.equal(row.decision, 'deny');
   assert.equal(row.event_type, 'action_call');
   // a caller cannot choose timestamp or prev_hash
-  const c = ledger.append({ event_type: 'admin_drain', timestamp: '1999-01-01T00:00:00.000Z', prev_hash: null, operator: { name: 'root', uid: 0 } });
+  const c = ledger.append({ event_type: 'admin_drain', decision: 'allow', subject: { principal: 'root' }, details: {}, timestamp: '1999-01-01T00:00:00.000Z', prev_hash: null, operator: { name: 'root', uid: 0 } });
   assert.notEqual(c.timestamp, '1999-01-01T00:00:00.000Z');
   assert.equal(c.prev_hash, canonicalHash(b));
   // undefined fields vanish, as in the stored bytes
-  const d = ledger.append({ event_type: 'x', decision: undefined });
-  assert.equal('decision' in d, false);
+  const d = ledger.append(ev(1, { approval: undefined }));
+  assert.equal('approval' in d, false);
   assert.equal(verifyLedger(ledger.db, new KeyStore(join(tempDir(t), 'k'))).intact, true);
 });
 
@@ -67,7 +69,7 @@ test('append: duplicate trace_id, missing event_type and oversized events are re
   const head = ledger.chainHead();
   assert.throws(() => ledger.append(ev(1, { trace_id: 'dup' })), (e) => e instanceof LedgerError && e.code === 'duplicate_trace_id');
   assert.throws(() => ledger.append({}), (e) => e instanceof LedgerError && e.code === 'bad_event');
-  assert.throws(() => ledger.append({ event_type: 'big', details: { blob: 'x'.repeat(300 * 1024) } }), /exceeds/);
+  assert.throws(() => ledger.append(ev(1, { details: { blob: 'x'.repeat(300 * 1024) } })), /exceeds/);
   assert.equal(ledger.chainHead(), head);
   assert.equal(ledger.count(), 1);
 });
@@ -177,7 +179,7 @@ test('intents, one-shot grants and receipts; evidence commit is atomic', (t) => 
     started_at: '2025-01-01T00:00:00.000Z',
     finished_at: '2025-01-01T00:00:00.010Z',
   });
-  const final = ledger.commitEvidence(receipt, { event_type: 'action_call', trace_id: 't-g1', decision: 'allow', execution: { grant_id: 'g1', receipt_id: 'r1' } });
+  const final = ledger.commitEvidence(receipt, { ...ev(1), trace_id: 't-g1', decision: 'allow', execution: { grant_id: 'g1', receipt_id: 'r1' } });
   assert.equal(final.execution.receipt_id, 'r1');
   assert.deepEqual(ledger.getReceipt('r1'), receipt);
   assert.equal(ledger.getReceipt('nope'), null);
@@ -186,7 +188,7 @@ test('intents, one-shot grants and receipts; evidence commit is atomic', (t) => 
 
   // the receipt and its audit event commit together or not at all
   const before = ledger.count();
-  assert.throws(() => ledger.commitEvidence({ ...receipt, receipt_id: 'r2', grant_id: 'g2' }, { event_type: 'action_call', trace_id: 't-g1' }), /already exists/);
+  assert.throws(() => ledger.commitEvidence({ ...receipt, receipt_id: 'r2', grant_id: 'g2' }, ev(2, { trace_id: 't-g1' })), /already exists/);
   assert.equal(ledger.getReceipt('r2'), null);
   assert.equal(ledger.count(), before);
 });
@@ -210,6 +212,8 @@ test('migrate: idempotent; a ledger with another chain_hash_format is refused wi
   );
 });
 
+const EGRESS_DENIAL = { host: 'api.test', port: 443, resolved_address: null, bytes_up: 0, bytes_down: 0, duration_ms: 0, reason: 'host_not_allowed', transport: 'unix', status: 403 };
+
 test('two processes append 200 events each to the same file at once: 400 events, one unbroken chain', async (t) => {
   const dir = tempDir(t);
   const path = join(dir, 'shared.db');
@@ -222,7 +226,7 @@ test('two processes append 200 events each to the same file at once: 400 events,
     while (Date.now() < Number(startAt)) {}
     const pause = new Int32Array(new SharedArrayBuffer(4));
     for (let i = 0; i < 200; i++) {
-      ledger.append({ event_type: 'egress', subject: { principal: who }, details: { i } });
+      ledger.append({ event_type: 'egress', decision: 'deny', subject: { principal: who }, details: { ...${JSON.stringify(EGRESS_DENIAL)}, i } });
       Atomics.wait(pause, 0, 0, 1); // a gap between requests, as real traffic has: lets the other writer in
     }
     ledger.db.close();

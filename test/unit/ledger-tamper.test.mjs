@@ -24,12 +24,15 @@ function setup(t) {
   t.after(() => ledger.db.close());
   immediate(ledger.db, () => {
     for (let i = 0; i < N; i++) {
+      const admin = i % 5 === 0;
       ledger.appendInTransaction({
-        event_type: i % 5 === 0 ? 'admin_reload' : 'action_call',
+        event_type: admin ? 'admin_reload' : 'action_call',
         decision: i % 2 ? 'allow' : 'deny',
         subject: { principal: `agent-${i % 3}`, session_id: `s-${i % 2}` },
         action: { action_id: `act_${i % 4}` },
-        details: { n: i, note: `event ${i}` },
+        // an admin act names its operator and what the reload did (src/core/event-catalogue.ts)
+        ...(admin ? { operator: { name: 'root', uid: 0 } } : {}),
+        details: { n: i, note: `event ${i}`, ...(admin ? { ok: true, generation: i } : {}) },
       });
     }
   });
@@ -49,7 +52,7 @@ function setup(t) {
       started_at: '2025-01-01T00:00:00.000Z',
       finished_at: '2025-01-01T00:00:00.020Z',
     });
-    ledger.commitEvidence(r, { event_type: 'action_call', decision: 'allow', execution: { grant_id: g, receipt_id: r.receipt_id } });
+    ledger.commitEvidence(r, { event_type: 'action_call', decision: 'allow', subject: { principal: 'agent-1' }, action: { action_id: 'act_1' }, execution: { grant_id: g, receipt_id: r.receipt_id } });
   }
   return { ledger, keys, db: ledger.db, total: N + 2 };
 }
@@ -106,7 +109,7 @@ test('an empty ledger is intact; emptied (all rows deleted) it is not', (t) => {
   t.after(() => ledger.db.close());
   const keys = new KeyStore(join(dir, 'k'));
   assert.equal(verifyLedger(ledger.db, keys).intact, true);
-  ledger.append({ event_type: 'x' });
+  ledger.append({ event_type: 'admin_drain', decision: 'allow', operator: { name: 'root' }, subject: { principal: 'root' }, details: {} });
   ledger.db.exec('DELETE FROM audit_events');
   assertBad(verifyLedger(ledger.db, keys), 1, null, /deleted/);
 });
@@ -292,7 +295,7 @@ test('receipts signed before a key rotation still verify after it', (t) => {
   assert.notEqual(newKid, oldKid);
   const r = signReceipt(ctx.keys, { ...ctx.ledger.getReceipt('r-g1'), receipt_id: 'r-g3', grant_id: 'g3', trace_id: 't-g3' });
   assert.equal(r.signing_key_id, newKid);
-  ctx.ledger.commitEvidence(r, { event_type: 'action_call' });
+  ctx.ledger.commitEvidence(r, { event_type: 'action_call', decision: 'allow', subject: { principal: 'agent-1' }, action: { action_id: 'act_1' } });
   // a fresh KeyStore over the same directory (a restarted gate)
   const report = verifyLedger(ctx.db, new KeyStore(ctx.keys.dir));
   assert.equal(report.intact, true, JSON.stringify(report.receipts.bad));

@@ -1,7 +1,7 @@
 // Edit distance and "did you mean" for unknown names.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { didYouMean, levenshtein, nearest } from '../../dist/config/suggest.js';
+import { closest, didYouMean, levenshtein, nearest } from '../../dist/config/suggest.js';
 import { prng } from '../fixtures/unit/helpers.mjs';
 
 test('levenshtein: known distances', () => {
@@ -48,6 +48,18 @@ test('nearest: the closest known name, case-insensitively, within a threshold', 
   assert.equal(nearest('abcdeWXYZ', ['abcdefghi']), undefined);
   // Ties go to the first known name.
   assert.equal(nearest('ab', ['aa', 'bb']), 'aa');
+});
+
+test('closest: the known names within the threshold, nearest first, at most max', () => {
+  const known = ['lease_issued', 'lease_denied', 'action_call', 'egress'];
+  assert.deepEqual(closest('lease_issue', known), ['lease_issued']);
+  assert.deepEqual(closest('lease_isued', known), ['lease_issued', 'lease_denied'], 'distance 1, then 4');
+  assert.deepEqual(closest('lease_xxxxed', known), ['lease_issued', 'lease_denied'], 'a tie keeps the order given');
+  assert.deepEqual(closest('lease_xxxxed', known, 1), ['lease_issued']);
+  assert.deepEqual(closest('EGRES', known), ['egress']);
+  assert.deepEqual(closest('zzzzzzzz', known), []);
+  // The first of them is what nearest() gives.
+  for (const name of ['lease_isued', 'acton_cal', 'egres', 'zzzz']) assert.equal(closest(name, known)[0], nearest(name, known), name);
 });
 
 test('didYouMean: a suggestion, or the whole list', () => {
