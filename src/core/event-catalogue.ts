@@ -185,19 +185,19 @@ const CATALOGUE = {
   },
   sandbox_degraded: {
     meaning: 'A box started in a weaker mode the user asked for',
-    emitters: ['src/cli/sandbox.ts'],
+    emitters: ['src/sandbox/box-events.ts'],
     fields: LAUNCHER,
     details: { degraded: R, workspace: R },
   },
   sandbox_host_exec: {
     meaning: 'Something the box left that the host would run (a new git directory, a tool config, a home dotfile...): disabled, kept, reported or not disabled',
-    emitters: ['src/cli/sandbox.ts'],
+    emitters: ['src/sandbox/box-events.ts'],
     fields: LAUNCHER,
     details: { kind: R, path: R, action: R, moved_to: O, gitlinks: O },
   },
   state_file_merge: {
     meaning: "What became of an agent state file after the box ran (merged, unchanged or kept aside); key paths only, never values",
-    emitters: ['src/cli/sandbox.ts'],
+    emitters: ['src/sandbox/box-events.ts'],
     fields: LAUNCHER,
     details: { path: R, outcome: R, dropped: R, kept_at: O, reason: O },
   },

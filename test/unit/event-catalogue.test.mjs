@@ -15,8 +15,10 @@ import { EventRefusedError, Ledger, LedgerError, indexedColumns } from '../../di
 import { immediate, openDb } from '../../dist/ledger/db.js';
 import { DenialCoalescer } from '../../dist/ledger/coalesce.js';
 import { denialKind } from '../../dist/ledger/denial-kinds.js';
-import { KeyStore } from '../../dist/ledger/keys.js';
-import { signReceipt, verifyLedger } from '../../dist/ledger/verify.js';
+import { KeyStore } from '../../dist/keys/store.js';
+import { signReceipt } from '../../dist/ledger/receipt.js';
+import { verifyLedger } from '../../dist/ledger/verify.js';
+import { BoxEvents } from '../../dist/sandbox/box-events.js';
 import { PolicyStore } from '../../dist/policy/store.js';
 import { ConnectProxy } from '../../dist/egress/connect-proxy.js';
 import { HostAllowlist } from '../../dist/egress/allowlist.js';
@@ -236,14 +238,19 @@ test('policy store changes, recorded as the admin socket records an act, fit the
   assertAllFit(ledger.query(), 'policy store');
 });
 
-test("the box launcher's reports fit the catalogue (as src/cli/sandbox.ts builds them)", (t) => {
-  const { ledger } = freshLedger(t);
-  const subject = { principal: 'box-agent' };
-  ledger.append({ event_type: 'sandbox_degraded', decision: 'allow', subject, details: { degraded: ['landlock'], workspace: '/home/u/w' } });
-  ledger.append({ event_type: 'sandbox_host_exec', decision: 'deny', subject, details: { kind: 'new-git-dir', path: '/home/u/w/sub/.git', action: 'disabled', moved_to: '/home/u/w/sub/.git.latchgate-disabled' } });
-  ledger.append({ event_type: 'sandbox_host_exec', decision: 'allow', subject, details: { kind: 'new-gitlinks', path: '/home/u/w', action: 'reported', gitlinks: ['vendor/lib'] } });
-  ledger.append({ event_type: 'state_file_merge', decision: 'deny', subject, details: { path: '/home/u/.claude.json', outcome: 'kept-aside', dropped: ['/hooks'], kept_at: '/home/u/.claude.json.box', reason: 'changed on the host' } });
-  assertAllFit(ledger.query(), 'launcher');
+test("the box launcher's reports, written by its event writer, fit the catalogue", async (t) => {
+  const dir = tempDir(t, 'latchgate-box-events-');
+  const events = new BoxEvents(dir, 'box-agent', true);
+  await events.sandboxDegraded(['landlock'], '/home/u/w');
+  events.hostExec({ kind: 'new-git-dir', path: '/home/u/w/sub/.git', action: 'disabled', moved: { from: '/home/u/w/sub/.git/HEAD', to: '/home/u/w/sub/.git/HEAD.latchgate-disabled' } });
+  events.hostExec({ kind: 'new-gitlinks', path: '/home/u/w', action: 'reported', gitlinks: ['vendor/lib'] });
+  events.stateFile({ path: '/home/u/.claude.json', outcome: 'kept-aside', dropped: ['/hooks'], keptAt: '/home/u/.claude.json.box', reason: 'changed on the host' });
+  await events.close();
+  const ledger = new Ledger(openDb(join(dir, 'ledger.sqlite3')));
+  t.after(() => ledger.db.close());
+  const written = ledger.query();
+  assert.deepEqual(written.map((e) => e.event_type).sort(), ['sandbox_degraded', 'sandbox_host_exec', 'sandbox_host_exec', 'state_file_merge']);
+  assertAllFit(written, 'launcher');
 });
 
 test('every catalogue entry was written by the code paths above', () => {
