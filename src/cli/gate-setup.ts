@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, realpathSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { basename, dirname, isAbsolute, join, relative } from 'node:path';
 import { runtimeDir, stateDir, userConfigDir } from '../config/paths.js';
-import type { GateFileConfig, LatchgateConfig } from '../config/sandbox-config.js';
+import type { GateFileConfig, LatchgateConfig } from '../config/latchgate-toml.js';
 import { loadTrustedConfig } from '../config/trust.js';
 import type { Caller } from '../gate/app.js';
 import type { OpenedGate } from '../gate/factory.js';
