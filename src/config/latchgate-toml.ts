@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { LaunchError } from '../core/errors.js';
 import { byUid, checkSchema, leaf, named, parseTomlFile, readToml, table, type Infer } from './toml-schema.js';
 
-const CREDENTIAL = table('A credential route: the box calls `http://127.0.0.1:3129/<name>` (its URL is in `<NAME>_BASE_URL`) and the launcher forwards the call to `upstream` with the key added; the box never holds the key. Over a route of the same name in the agent profile, field by field.', {
+const CREDENTIAL = table('A credential route: the box calls `http://127.0.0.1:3129/<name>` (its URL is in `<NAME>_BASE_URL`) and the launcher forwards the call to `upstream` with the key added; the box never holds the key. It overrides the agent profile\'s route of the same name field by field.', {
   upstream: leaf('string', 'Where calls go: `https://host[:port][/base]`.', { shown: 'the profile\'s; else required' }),
   header: leaf('string', 'The request header that carries the key, e.g. `x-api-key` or `Authorization`.', { shown: 'the profile\'s; else required' }),
   format: leaf('string', 'The header value, `{}` standing for the key, e.g. `"Bearer {}"`.', { shown: 'the profile\'s; else `"{}"`' }),
@@ -25,7 +25,7 @@ export const LATCHGATE_TOML = table('latchgate.toml', {
       rw_mounts: leaf('string[]', 'Host paths mounted read-write.', { default: [] }),
       pass_env: leaf('string[]', 'Host environment variables passed into the box.', { default: [] }),
       principal: leaf('string', 'The gate principal every caller inside the box is.', { shown: '`"sandbox-agent"`' }),
-      credentials: named(CREDENTIAL, 'Credential routes by name.', { label: 'name' }),
+      credentials: named(CREDENTIAL, '', { label: 'name' }),
     }),
     limits: table('Resources of the box.', {
       nofile: leaf('int', 'Open files (RLIMIT_NOFILE), at most the launcher\'s hard limit.', { shown: '`65536`' }),

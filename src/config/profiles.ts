@@ -34,7 +34,7 @@ const FILE = table('A configuration file the launcher writes into the box (read-
   json: leaf('string', 'The base JSON object, as text.', { required: true }),
 });
 
-const STATE_FILE = table('A file the agent keeps its state in that also holds keys its host installation later runs or honours: the box gets a private copy, merged back at exit (sandbox/state-files.ts).', {
+const STATE_FILE = table('A file the agent keeps its state in that also holds keys its host installation later runs or honours: the box gets a private copy, merged back at exit.', {
   path: leaf('string', 'The host file, `"~/..."`, outside `rw_paths`; also its path in the box.', { required: true }),
   format: leaf('string', 'How it is merged: `"json"`.', { required: true }),
   also_at: leaf('string[]', 'Files under `rw_paths` where the agent also looks for it: the box sees its copy there.', { default: [] }),
@@ -54,9 +54,9 @@ export const PROFILE_TOML = table('profiles/<agent>.toml', {
   args: leaf('string[]', 'Inserted after argv[0] when argv[0] is the profile\'s command.', { default: [] }),
   rw_paths: leaf('string[]', '`"~/..."` paths mounted read-write when present on the host.', { default: [] }),
   protected: leaf('string[]', '`"~/..."` paths inside `rw_paths` that stay read-only; a trailing "/" marks a directory.', { default: [] }),
-  credentials: named(ROUTE, 'Credential routes by name.', { label: 'name', pattern: PROFILE_NAME, problem: 'route names are lowercase letters, digits, _ and -' }),
-  files: named(FILE, 'Generated configuration files by name.', { label: 'name' }),
-  state_files: named(STATE_FILE, 'State files by name (the box\'s copy is `<name>.json`).', { label: 'name', pattern: PROFILE_NAME, problem: 'state file names are lowercase letters, digits, _ and -' }),
+  credentials: named(ROUTE, '', { label: 'name', pattern: PROFILE_NAME, problem: 'route names are lowercase letters, digits, _ and -' }),
+  files: named(FILE, '', { label: 'name' }),
+  state_files: named(STATE_FILE, 'The box\'s copy is `<name>.json`.', { label: 'name', pattern: PROFILE_NAME, problem: 'state file names are lowercase letters, digits, _ and -' }),
 });
 
 export type ProfileRoute = Infer<typeof ROUTE>;

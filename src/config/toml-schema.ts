@@ -59,7 +59,7 @@ export interface KeyRule {
   readonly problem?: string;
 }
 
-/** A table of entries under names the file chooses ([operators.alice], a route, a uid). */
+/** A table of entries under names the file chooses ([operators.alice], a route, a uid); doc adds to the entry's. */
 export interface Named<E extends Leaf | Table = Leaf | Table, N extends boolean = boolean> {
   readonly kind: 'named';
   readonly doc: string;
@@ -258,8 +258,9 @@ export function sections(decl: Table, shownPath: string[] = []): SectionRow[] {
     const s = [...shownPath, k];
     if (node.kind === 'table') out.push(...sections(node, s));
     else if (node.kind === 'named') {
-      if (node.entry.kind === 'table') out.push(...sections({ ...node.entry, doc: node.doc }, [...s, `<${node.key.label}>`]));
-      else out.push({ shownPath: s, doc: node.doc });
+      const doc = [node.entry.kind === 'table' ? node.entry.doc : '', node.doc].filter(Boolean).join(' ');
+      if (node.entry.kind === 'table') out.push(...sections({ ...node.entry, doc }, [...s, `<${node.key.label}>`]));
+      else out.push({ shownPath: s, doc });
     }
   }
   return out;
