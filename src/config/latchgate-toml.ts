@@ -5,10 +5,11 @@
 // --config, $LATCHGATE_CONFIG, ./.latchgate/latchgate.toml, $XDG_CONFIG_HOME
 // and used only when trusted (config/trust.ts).
 import { readFileSync } from 'node:fs';
+import { BOX_CREDENTIAL_PORT } from '../core/box.js';
 import { LaunchError } from '../core/errors.js';
 import { byUid, checkSchema, leaf, named, parseTomlFile, readToml, table, type Infer } from './toml-schema.js';
 
-const CREDENTIAL = table('A credential route: the box calls `http://127.0.0.1:3129/<name>` (its URL is in `<NAME>_BASE_URL`) and the launcher forwards the call to `upstream` with the key added; the box never holds the key. It overrides the agent profile\'s route of the same name field by field.', {
+const CREDENTIAL = table(`A credential route: the box calls \`http://127.0.0.1:${BOX_CREDENTIAL_PORT}/<name>\` (its URL is in \`<NAME>_BASE_URL\`) and the launcher forwards the call to \`upstream\` with the key added; the box never holds the key. It overrides the agent profile's route of the same name field by field.`, {
   upstream: leaf('string', 'Where calls go: `https://host[:port][/base]`.', { shown: 'the profile\'s; else required' }),
   header: leaf('string', 'The request header that carries the key, e.g. `x-api-key` or `Authorization`.', { shown: 'the profile\'s; else required' }),
   format: leaf('string', 'The header value, `{}` standing for the key, e.g. `"Bearer {}"`.', { shown: 'the profile\'s; else `"{}"`' }),

@@ -1,7 +1,8 @@
-// Built-in agent profiles: one TOML file per agent under profiles/, checked
-// against one schema (unknown keys refused with the nearest valid name, file
-// and key named), aliases resolved, and the agent's installation discovered
-// on the host PATH at launch.
+// Built-in agent profiles: one TOML file per agent under profiles/, declared
+// once (PROFILE_TOML, which gives their check, their types and their part of
+// docs/CONFIG.md; unknown keys refused with the nearest valid name, file and
+// key named), aliases resolved, and the agent's installation discovered on
+// the host PATH at launch.
 import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync, realpathSync, statSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,7 +18,7 @@ import { BOX_CREDENTIAL_PORT, BOX_RESERVED_PATHS } from '../core/box.js';
 
 export const PROFILES_DIR = fileURLToPath(new URL('../../profiles/', import.meta.url));
 
-const ROUTE = table('A credential route: the box calls `http://127.0.0.1:3129/<name>` and the launcher adds the key, read on the host. latchgate.toml\'s `[sandbox.agent.credentials.<name>]` overrides it field by field.', {
+const ROUTE = table(`A credential route: the box calls \`http://127.0.0.1:${BOX_CREDENTIAL_PORT}/<name>\` and the launcher adds the key, read on the host. latchgate.toml's \`[sandbox.agent.credentials.<name>]\` overrides it field by field.`, {
   upstream: leaf('string', 'Where calls go: `https://host[:port][/base]`.', { required: true }),
   header: leaf('string', 'The request header that carries the key.', { required: true }),
   format: leaf('string', 'The header value, `{}` standing for the key, e.g. `"Bearer {}"`.', { default: '{}' }),

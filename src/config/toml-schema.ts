@@ -146,7 +146,7 @@ function fits(t: FieldType, v: unknown): boolean {
 }
 
 /** A value as an error message shows it: one line, not too long; dates and nan/inf as TOML writes them. */
-function shown(v: unknown): string {
+function display(v: unknown): string {
   let s: string;
   if (v instanceof Date) s = Number.isNaN(v.getTime()) ? 'a date' : `${v.toISOString()} (a date or time)`;
   else if (typeof v === 'number' && !Number.isFinite(v)) s = String(v).replace('Infinity', 'inf').replace('NaN', 'nan');
@@ -175,7 +175,7 @@ function checkNode(file: string, v: unknown, node: Node, path: string[], k: stri
   else if (node.kind === 'named') {
     if (!isTable(v)) throw new LaunchError(`${file}: [${section(at)}] must be a table`);
     for (const [name, x] of Object.entries(v)) checkNode(file, x, node.entry, at, name);
-  } else if (!fits(node.type, v)) throw new LaunchError(`${file}: ${keyAt(path, k)}: expected ${EXPECTED[node.type]}, got ${shown(v)}`);
+  } else if (!fits(node.type, v)) throw new LaunchError(`${file}: ${keyAt(path, k)}: expected ${EXPECTED[node.type]}, got ${display(v)}`);
 }
 
 // ------------------------------------------------------------------ reading
