@@ -19,8 +19,8 @@
 // names something (a credential route, a principal, an operator) is a grant too.
 import { realpathSync } from 'node:fs';
 import { basename, dirname, isAbsolute, relative, resolve } from 'node:path';
-import { SCHEMA } from './sandbox-config.js';
-import type { Schema } from './toml-schema.js';
+import { LATCHGATE_TOML } from './latchgate-toml.js';
+import { isTable, leaves, nodeAt } from './toml-schema.js';
 
 export type ConfigKind = 'latchgate.toml' | 'sandbox-config';
 
@@ -34,8 +34,8 @@ export interface GrantContext {
 }
 
 const NOT_GRANTS = new Set(['sandbox.limits.nofile', 'sandbox.limits.nproc', 'sandbox.limits.tmp_size', 'sandbox.network.strict_net']);
-/** Keys whose relative paths latchgate resolves against the file's directory. */
-const FILE_RELATIVE = new Set(['sandbox.network.extra_ca_certs', 'sandbox.agent.credentials.*.ca_file', 'gate.manifest_dirs', 'state.dir', 'state.runtime_dir', 'policy.opa_wasm']);
+/** Keys whose relative paths latchgate resolves against the file's directory: shown resolved, as they are used. */
+const FILE_RELATIVE = new Set(leaves(LATCHGATE_TOML).filter((l) => l.options.fileRelative).map((l) => l.path.join('.')));
 const MOUNTS = new Set(['sandbox.agent.ro_mounts', 'sandbox.agent.rw_mounts']);
 const DEFAULT_PORTS = new Set([443]);
 
@@ -79,16 +79,8 @@ function label(path: string[]): string {
   return shown.join('.');
 }
 
-function schemaAt(path: string[]): Schema | undefined {
-  let s: Schema | string | undefined = SCHEMA;
-  for (const k of path) {
-    if (typeof s !== 'object') return undefined;
-    s = Object.hasOwn(s, k) ? s[k] : s['*'];
-  }
-  return typeof s === 'object' ? s : undefined;
-}
-
-const isTable = (v: unknown): v is Record<string, unknown> => Object.prototype.toString.call(v) === '[object Object]';
+/** Whether the table at path holds entries under names the file chooses (routes, uids, operators, pins). */
+const isNamed = (path: string[]) => nodeAt(LATCHGATE_TOML, path)?.kind === 'named';
 
 /**
  * The grants of a parsed, schema-checked document. kind 'sandbox-config':
@@ -104,7 +96,7 @@ export function grantsOf(doc: Record<string, unknown>, kind: ConfigKind, ctx: Gr
   };
   const leaf = (path: string[], value: unknown) => {
     const key = path.join('.');
-    const generic = path.map((k, i) => (i > 0 && schemaAt(path.slice(0, i))?.['*'] !== undefined ? '*' : k)).join('.');
+    const generic = path.map((k, i) => (isNamed(path.slice(0, i)) ? '*' : k)).join('.');
     if (NOT_GRANTS.has(key)) return;
     if (key === 'sandbox.agent.workspace') {
       const ws = real(resolve(ctx.cwd, String(value)));
@@ -126,7 +118,7 @@ export function grantsOf(doc: Record<string, unknown>, kind: ConfigKind, ctx: Gr
     if (!isTable(v)) return leaf(path, v);
     const entries = Object.entries(v);
     // An empty table under a keyed one still names a route, principal or operator.
-    if (entries.length === 0 && path.length > 0 && schemaAt(path.slice(0, -1))?.['*'] !== undefined) add(`${label(path)}: {}`);
+    if (entries.length === 0 && path.length > 0 && isNamed(path.slice(0, -1))) add(`${label(path)}: {}`);
     for (const [k, x] of entries) walk([...path, k], x);
   };
   walk([], full);

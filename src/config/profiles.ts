@@ -1,74 +1,74 @@
-// Built-in agent profiles: one TOML file per agent under profiles/, checked
-// against one schema (unknown keys refused with the nearest valid name, file
-// and key named), aliases resolved, and the agent's installation discovered
-// on the host PATH at launch.
+// Built-in agent profiles: one TOML file per agent under profiles/, declared
+// once (PROFILE_TOML, which gives their check, their types and their part of
+// docs/CONFIG.md; unknown keys refused with the nearest valid name, file and
+// key named), aliases resolved, and the agent's installation discovered on
+// the host PATH at launch.
 import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync, realpathSync, statSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LaunchError } from '../core/errors.js';
 import { compileKeyRules, type ProtectRequest, type StateFileSpec } from './box-requests.js';
 import { didYouMean } from './suggest.js';
-import { checkSchema, parseTomlFile, type Schema } from './toml-schema.js';
+import { checkSchema, leaf, named, parseTomlFile, readToml, table, type Infer } from './toml-schema.js';
+import type { ConfigRoute } from './latchgate-toml.js';
 import { isInside } from '../core/paths.js';
 import { BOX_CREDENTIAL_PORT, BOX_RESERVED_PATHS } from '../core/box.js';
 
 export const PROFILES_DIR = fileURLToPath(new URL('../../profiles/', import.meta.url));
 
-export interface ProfileRoute {
-  upstream: string;
-  header: string;
-  format: string;
-  keySource: string;
-  /** A route whose key does not resolve is dropped (subscription logins go through CONNECT). */
-  optional: boolean;
-  /** Set in the box only when the route is active; "{route_url}" is replaced. */
-  placeholderEnv: Record<string, string>;
-  /** Inserted after argv[0] (when it is the profile's command) only when the route is active. */
-  args: string[];
-  /** Generated file name -> a JSON object ("{route_url}" replaced) merged into it when the route is active. */
-  files: Record<string, string>;
-}
+const ROUTE = table(`A credential route: the box calls \`http://127.0.0.1:${BOX_CREDENTIAL_PORT}/<name>\` and the launcher adds the key, read on the host. latchgate.toml's \`[sandbox.agent.credentials.<name>]\` overrides it field by field.`, {
+  upstream: leaf('string', 'Where calls go: `https://host[:port][/base]`.', { required: true }),
+  header: leaf('string', 'The request header that carries the key.', { required: true }),
+  format: leaf('string', 'The header value, `{}` standing for the key, e.g. `"Bearer {}"`.', { default: '{}' }),
+  key_source: leaf('string', 'Where the launcher reads the key on the host: `"env:VAR"`.', { required: true }),
+  optional: leaf('bool', 'A route whose key does not resolve is dropped (subscription logins go through CONNECT).', { default: false }),
+  placeholder_env: leaf('env', 'Set in the box only when the route is active; `{route_url}` is replaced by its URL.', { default: {} }),
+  args: leaf('string[]', 'Inserted after argv[0] (when it is the profile\'s command) only when the route is active; `{route_url}` replaced.', { default: [] }),
+  files: leaf('env', 'A `[files.<name>]` name and a JSON object (`{route_url}` replaced) merged into that file when the route is active.', { default: {} }),
+});
 
-/**
- * A configuration file the launcher writes into the box (read-only) for an
- * agent that takes its provider settings from a file rather than from the
- * environment (opencode): a base JSON object, with the fragments of the
- * active routes merged in, and a variable that points the agent at it.
- */
-export interface ProfileFile {
-  /** Inside the box, under /run/latchgate/. */
-  path: string;
-  /** The variable set to the path inside the box. */
-  env: string;
-  /** The base JSON object, as text. */
-  json: string;
-}
+const FILE = table('A configuration file the launcher writes into the box (read-only) for an agent that takes its provider settings from a file rather than from the environment (opencode): a base JSON object, with the fragments of the active routes merged in, and a variable that points the agent at it.', {
+  path: leaf('string', 'Where the box sees it: a file directly under `/run/latchgate/`.', { required: true }),
+  env: leaf('string', 'The variable set to the path inside the box.', { required: true }),
+  json: leaf('string', 'The base JSON object, as text.', { required: true }),
+});
 
-export interface AgentProfile {
+const STATE_FILE = table('A file the agent keeps its state in that also holds keys its host installation later runs or honours: the box gets a private copy, merged back at exit.', {
+  path: leaf('string', 'The host file, `"~/..."`, outside `rw_paths`; also its path in the box.', { required: true }),
+  format: leaf('string', 'How it is merged: `"json"`.', { required: true }),
+  also_at: leaf('string[]', 'Files under `rw_paths` where the agent also looks for it: the box sees its copy there.', { default: [] }),
+  box_keys: leaf('string[]', 'The key paths whose box changes are merged back (`projects.*.lastCost`); at least one.', { required: true }),
+  host_only_keys: leaf('string[]', 'Key names kept as the host has them, at any depth.', { default: [] }),
+});
+
+const PROFILE_NAME = /^[a-z][a-z0-9_-]*$/;
+
+export const PROFILE_TOML = table('profiles/<agent>.toml', {
+  description: leaf('string', 'One line about the agent, for `latchgate profiles`.', { shown: 'the profile\'s name' }),
+  command: leaf('string[]', 'The agent\'s command: a program name without "/" (found on the host PATH at launch), then its arguments.', { shown: 'required' }),
+  aliases: leaf('string[]', 'Other names `--profile` accepts.', { default: [] }),
+  allow_hosts: leaf('string[]', 'Hosts the box may reach through the CONNECT proxy.', { default: [] }),
+  pass_env: leaf('string[]', 'Host environment variables passed into the box.', { default: [] }),
+  env: leaf('env', 'Fixed, non-secret variables for the box.', { default: {} }),
+  args: leaf('string[]', 'Inserted after argv[0] when argv[0] is the profile\'s command.', { default: [] }),
+  rw_paths: leaf('string[]', '`"~/..."` paths mounted read-write when present on the host.', { default: [] }),
+  protected: leaf('string[]', '`"~/..."` paths inside `rw_paths` that stay read-only; a trailing "/" marks a directory.', { default: [] }),
+  credentials: named(ROUTE, '', { label: 'name', pattern: PROFILE_NAME, problem: 'route names are lowercase letters, digits, _ and -' }),
+  files: named(FILE, '', { label: 'name' }),
+  state_files: named(STATE_FILE, 'The box\'s copy is `<name>.json`.', { label: 'name', pattern: PROFILE_NAME, problem: 'state file names are lowercase letters, digits, _ and -' }),
+});
+
+export type ProfileRoute = Infer<typeof ROUTE>;
+export type ProfileFile = Infer<typeof FILE>;
+export type AgentProfile = Omit<Infer<typeof PROFILE_TOML>, 'description' | 'command' | 'stateFiles'> & {
   name: string;
   file: string;
   description: string;
   command: string[];
-  aliases: string[];
-  allowHosts: string[];
-  passEnv: string[];
-  /** Fixed, non-secret variables for the box. */
-  env: Record<string, string>;
-  /** Inserted after argv[0] when argv[0] is the profile's command. */
-  args: string[];
-  /** "~/..." paths: mounted read-write when present on the host. */
-  rwPaths: string[];
-  /** "~/..." paths inside rwPaths that stay read-only; a trailing "/" marks a directory. */
-  protected: string[];
-  credentials: Map<string, ProfileRoute>;
-  files: Map<string, ProfileFile>;
-  /** Files the box gets a private copy of, merged back at exit (sandbox/state-files.ts); "~/..." paths. */
+  /** Host paths still "~/...". */
   stateFiles: StateFileSpec[];
-}
+};
 
-const ROUTE_SCHEMA: Schema = { upstream: 'string', header: 'string', format: 'string', key_source: 'string', optional: 'bool', placeholder_env: 'env', args: 'string[]', files: 'env' };
-const FILE_SCHEMA: Schema = { path: 'string', env: 'string', json: 'string' };
-const STATE_SCHEMA: Schema = { path: 'string', format: 'string', also_at: 'string[]', box_keys: 'string[]', host_only_keys: 'string[]' };
 const FILE_PATH = /^\/run\/latchgate\/[A-Za-z0-9][A-Za-z0-9._-]*$/;
 const BOX_RESERVED = new Set(BOX_RESERVED_PATHS);
 
@@ -83,95 +83,45 @@ function jsonObject(text: string, where: string): Record<string, unknown> {
   if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new LaunchError(`${where}: expected a JSON object`);
   return v as Record<string, unknown>;
 }
-const SCHEMA: Schema = {
-  description: 'string',
-  command: 'string[]',
-  aliases: 'string[]',
-  allow_hosts: 'string[]',
-  pass_env: 'string[]',
-  env: 'env',
-  args: 'string[]',
-  rw_paths: 'string[]',
-  protected: 'string[]',
-  credentials: { '*': ROUTE_SCHEMA },
-  files: { '*': FILE_SCHEMA },
-  state_files: { '*': STATE_SCHEMA },
-};
-
 const HOME_PATH = /^~\/[^\0]+$/;
 
 /** Parses and validates one profile file's text. */
 export function parseProfile(name: string, file: string, text: string): AgentProfile {
   const doc = parseTomlFile(file, text);
-  checkSchema(file, doc, SCHEMA);
-  const command = (doc.command as string[] | undefined) ?? [];
+  checkSchema(file, doc, PROFILE_TOML);
+  const p = readToml(file, doc, PROFILE_TOML);
+  const command = p.command ?? [];
   if (command.length === 0 || command[0]!.includes('/') || command[0] === '') {
     throw new LaunchError(`${file}: key "command": required, an array whose first item is a program name without "/", e.g. command = ["${name}"]`);
   }
-  for (const key of ['rw_paths', 'protected'] as const) {
-    for (const p of (doc[key] as string[] | undefined) ?? []) {
-      if (!HOME_PATH.test(p) || p.split('/').includes('..')) throw new LaunchError(`${file}: key "${key}": ${JSON.stringify(p)}: expected a path under the agent's home, written "~/..." without ".."`);
+  for (const [key, list] of [['rw_paths', p.rwPaths], ['protected', p.protected]] as const) {
+    for (const x of list) {
+      if (!HOME_PATH.test(x) || x.split('/').includes('..')) throw new LaunchError(`${file}: key "${key}": ${JSON.stringify(x)}: expected a path under the agent's home, written "~/..." without ".."`);
     }
   }
-  const rw = (doc.rw_paths as string[] | undefined) ?? [];
-  for (const p of (doc.protected as string[] | undefined) ?? []) {
-    if (!rw.some((r) => isInside(r, p))) throw new LaunchError(`${file}: key "protected": ${p} is not under any rw_paths entry; protect only what the agent can write`);
+  const rw = p.rwPaths;
+  for (const x of p.protected) {
+    if (!rw.some((r) => isInside(r, x))) throw new LaunchError(`${file}: key "protected": ${x} is not under any rw_paths entry; protect only what the agent can write`);
   }
-  const files = new Map<string, ProfileFile>();
   const paths = new Set<string>();
-  for (const [fname, f] of Object.entries((doc.files ?? {}) as Record<string, Record<string, unknown>>)) {
-    for (const req of ['path', 'env', 'json'] as const) {
-      if (typeof f[req] !== 'string') throw new LaunchError(`${file}: [files.${fname}] key "${req}": required`);
-    }
-    const path = f.path as string;
+  for (const [fname, f] of p.files) {
+    const path = f.path;
     if (!FILE_PATH.test(path) || BOX_RESERVED.has(path)) throw new LaunchError(`${file}: [files.${fname}] key "path": ${JSON.stringify(path)}: expected a file directly under /run/latchgate/ (not gate.sock, proxy.sock, state or git-excludes), e.g. "/run/latchgate/${fname}.json"`);
     if (paths.has(path)) throw new LaunchError(`${file}: [files.${fname}] key "path": ${path} is already the path of another file`);
     paths.add(path);
-    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(f.env as string)) throw new LaunchError(`${file}: [files.${fname}] key "env": expected a variable name, e.g. "OPENCODE_CONFIG"`);
-    jsonObject(f.json as string, `${file}: [files.${fname}] key "json"`);
-    files.set(fname, { path, env: f.env as string, json: f.json as string });
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(f.env)) throw new LaunchError(`${file}: [files.${fname}] key "env": expected a variable name, e.g. "OPENCODE_CONFIG"`);
+    jsonObject(f.json, `${file}: [files.${fname}] key "json"`);
   }
-  const stateFiles = parseStateFiles(file, (doc.state_files ?? {}) as Record<string, Record<string, unknown>>, rw);
-  const credentials = new Map<string, ProfileRoute>();
-  for (const [route, c] of Object.entries((doc.credentials ?? {}) as Record<string, Record<string, unknown>>)) {
-    if (!/^[a-z][a-z0-9_-]*$/.test(route)) throw new LaunchError(`${file}: [credentials.${route}]: route names are lowercase letters, digits, _ and -`);
-    for (const req of ['upstream', 'header', 'key_source'] as const) {
-      if (typeof c[req] !== 'string') throw new LaunchError(`${file}: [credentials.${route}] key "${req}": required`);
-    }
-    const format = (c.format as string | undefined) ?? '{}';
-    if (!format.includes('{}')) throw new LaunchError(`${file}: [credentials.${route}] key "format": must contain {} where the key goes`);
-    if (!/^env:[A-Za-z_][A-Za-z0-9_]*$/.test(c.key_source as string)) throw new LaunchError(`${file}: [credentials.${route}] key "key_source": expected "env:VAR"`);
-    credentials.set(route, {
-      upstream: c.upstream as string,
-      header: c.header as string,
-      format,
-      keySource: c.key_source as string,
-      optional: (c.optional as boolean | undefined) ?? false,
-      placeholderEnv: (c.placeholder_env as Record<string, string> | undefined) ?? {},
-      args: (c.args as string[] | undefined) ?? [],
-      files: (c.files as Record<string, string> | undefined) ?? {},
-    });
-    for (const [fname, fragment] of Object.entries((c.files as Record<string, string> | undefined) ?? {})) {
-      if (!files.has(fname)) throw new LaunchError(`${file}: [credentials.${route}] key "files": no [files.${fname}] in this profile; ${didYouMean(fname, [...files.keys()])}`);
+  const stateFiles = parseStateFiles(file, p.stateFiles, rw);
+  for (const [route, c] of p.credentials) {
+    if (!c.format.includes('{}')) throw new LaunchError(`${file}: [credentials.${route}] key "format": must contain {} where the key goes`);
+    if (!/^env:[A-Za-z_][A-Za-z0-9_]*$/.test(c.keySource)) throw new LaunchError(`${file}: [credentials.${route}] key "key_source": expected "env:VAR"`);
+    for (const [fname, fragment] of Object.entries(c.files)) {
+      if (!p.files.has(fname)) throw new LaunchError(`${file}: [credentials.${route}] key "files": no [files.${fname}] in this profile; ${didYouMean(fname, [...p.files.keys()])}`);
       jsonObject(fragment, `${file}: [credentials.${route}] key "files.${fname}"`);
     }
   }
-  return {
-    name,
-    file,
-    description: (doc.description as string | undefined) ?? name,
-    command,
-    aliases: (doc.aliases as string[] | undefined) ?? [],
-    allowHosts: (doc.allow_hosts as string[] | undefined) ?? [],
-    passEnv: (doc.pass_env as string[] | undefined) ?? [],
-    env: (doc.env as Record<string, string> | undefined) ?? {},
-    args: (doc.args as string[] | undefined) ?? [],
-    rwPaths: rw,
-    protected: (doc.protected as string[] | undefined) ?? [],
-    credentials,
-    files,
-    stateFiles,
-  };
+  return { ...p, name, file, description: p.description ?? name, command, stateFiles };
 }
 
 /**
@@ -180,34 +130,29 @@ export function parseProfile(name: string, file: string, text: string): AgentPro
  * host_only_keys (names kept as the host has them at any depth) and also_at
  * (files under rw_paths where the agent also looks for it).
  */
-function parseStateFiles(file: string, tables: Record<string, Record<string, unknown>>, rw: string[]): StateFileSpec[] {
+function parseStateFiles(file: string, tables: Infer<typeof PROFILE_TOML>['stateFiles'], rw: string[]): StateFileSpec[] {
   const out: StateFileSpec[] = [];
   const homePath = (name: string, key: string, p: string) => {
     if (!HOME_PATH.test(p) || p.split('/').includes('..') || p.endsWith('/')) throw new LaunchError(`${file}: [state_files.${name}] key "${key}": ${JSON.stringify(p)}: expected a file under the agent's home, written "~/..." without ".."`);
   };
-  for (const [name, t] of Object.entries(tables)) {
+  for (const [name, t] of tables) {
     const where = `${file}: [state_files.${name}]`;
-    if (!/^[a-z][a-z0-9_-]*$/.test(name)) throw new LaunchError(`${where}: state file names are lowercase letters, digits, _ and -`);
-    for (const req of ['path', 'format', 'box_keys'] as const) {
-      if (t[req] === undefined) throw new LaunchError(`${where} key "${req}": required`);
-    }
-    const path = t.path as string;
+    const path = t.path;
     homePath(name, 'path', path);
     const r = rw.find((root) => isInside(root, path));
     if (r !== undefined) throw new LaunchError(`${where} key "path": ${path} is inside rw_paths entry ${r}, where the box would write it directly; keep it out of rw_paths`);
     if (out.some((f) => f.path === path)) throw new LaunchError(`${where} key "path": ${path} is already another state file`);
     if (t.format !== 'json') throw new LaunchError(`${where} key "format": expected "json" (the only format merged so far), got ${JSON.stringify(t.format)}`);
-    const alsoAt = (t.also_at as string[] | undefined) ?? [];
-    for (const p of alsoAt) {
+    for (const p of t.alsoAt) {
       homePath(name, 'also_at', p);
       if (!rw.some((root) => isInside(root, p) && p !== root)) throw new LaunchError(`${where} key "also_at": ${p} is not inside any rw_paths entry; list only files in the agent's read-write trees`);
     }
     try {
-      compileKeyRules((t.box_keys as string[]) ?? [], (t.host_only_keys as string[] | undefined) ?? []);
+      compileKeyRules(t.boxKeys, t.hostOnlyKeys);
     } catch (e) {
       throw new LaunchError(`${where} key ${(e as Error).message}`);
     }
-    out.push({ name, path, format: 'json', alsoAt, boxKeys: t.box_keys as string[], hostOnlyKeys: (t.host_only_keys as string[] | undefined) ?? [] });
+    out.push({ name, path, format: 'json', alsoAt: t.alsoAt, boxKeys: t.boxKeys, hostOnlyKeys: t.hostOnlyKeys });
   }
   return out;
 }
@@ -387,15 +332,8 @@ export function discoverInstall(command: string, pathVar: string | undefined, ho
 
 // ---------------------------------------------------------------- merging
 
-export interface ConfigCredential {
-  upstream?: string;
-  header?: string;
-  format?: string;
-  keySource?: string;
-  caFile?: string;
-  /** The file and section that configured it. */
-  origin?: string;
-}
+/** A route as latchgate.toml configures it, with the file and section that did (origin). */
+export type ConfigCredential = Omit<ConfigRoute, 'profileOrigin' | 'from'>;
 
 export interface EffectiveRoute extends ConfigCredential {
   optional: boolean;

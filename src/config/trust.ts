@@ -13,8 +13,8 @@ import { resolve } from 'node:path';
 import { LaunchError } from '../core/errors.js';
 import { diffGrants, grantsOf, type ConfigKind } from './grants.js';
 import { projectConfigFile, userConfigFile } from './paths.js';
-import { emptyConfig, parseConfig, parseStandaloneSandboxConfig, SCHEMA, type LatchgateConfig, type SandboxFileConfig } from './sandbox-config.js';
-import { parseTomlFile, type Schema } from './toml-schema.js';
+import { emptyConfig, LATCHGATE_TOML, parseConfig, parseStandaloneSandboxConfig, type LatchgateConfig, type SandboxFileConfig } from './latchgate-toml.js';
+import { parseTomlFile } from './toml-schema.js';
 import { readTrustStore, trustStorePath, type TrustEntry } from './trust-store.js';
 
 /** How the file came to be read; error messages start with it. */
@@ -53,7 +53,7 @@ export function readConfigSource(given: string, origin: ConfigOrigin, cwd = proc
   }
 }
 
-const AGENT_KEYS = Object.keys((SCHEMA.sandbox as Schema).agent as Schema);
+const AGENT_KEYS = Object.keys(LATCHGATE_TOML.fields.sandbox.fields.agent.fields);
 
 /** A file whose top level holds only [sandbox.agent] keys is a --sandbox-config file. */
 export function kindOf(src: ConfigSource): ConfigKind {

@@ -1,7 +1,7 @@
 // Builds a gate from configuration: one SQLite file and one key directory
 // under the state dir, shared by `latchgate up` and every `latchgate sandbox`.
 import { join } from 'node:path';
-import type { GateFileConfig } from '../config/sandbox-config.js';
+import type { GateFileConfig } from '../config/latchgate-toml.js';
 import { Checkpointer } from '../ledger/checkpointer.js';
 import { openDb, WalSync, type Db } from '../ledger/db.js';
 import { KeyStore } from '../keys/store.js';

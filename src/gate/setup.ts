@@ -6,7 +6,7 @@
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { runtimeDir, stateDir } from '../config/paths.js';
-import type { GateFileConfig, LatchgateConfig } from '../config/sandbox-config.js';
+import type { GateFileConfig, LatchgateConfig } from '../config/latchgate-toml.js';
 import { loadTrustedConfig } from '../config/trust.js';
 import type { Caller } from './app.js';
 import type { OpenedGate } from './factory.js';

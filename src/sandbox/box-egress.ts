@@ -3,7 +3,7 @@
 // proxy (127.0.0.1:3128 inside) and the credential reverse proxy
 // (127.0.0.1:3129 inside), which adds keys the box never holds.
 import { readFileSync } from 'node:fs';
-import type { SandboxFileConfig } from '../config/sandbox-config.js';
+import type { SandboxFileConfig } from '../config/latchgate-toml.js';
 import { HostAllowlist, normalizeConnectHost } from '../egress/allowlist.js';
 import type { ConnectProxy } from '../egress/connect-proxy.js';
 import type { CredentialProxy, CredentialRoute } from '../egress/credential-proxy.js';

@@ -4,7 +4,7 @@
 import { realpathSync } from 'node:fs';
 import { normalizeAllowHost } from '../config/hosts.js';
 import { applyProfileArgs, describeProfile, loadProfile, mergeProfile, type AgentProfile, type EffectiveProfile } from '../config/profiles.js';
-import type { LatchgateConfig, SandboxFileConfig } from '../config/sandbox-config.js';
+import type { LatchgateConfig, SandboxFileConfig } from '../config/latchgate-toml.js';
 import { loadTrustedSandboxConfig } from '../config/trust.js';
 import { gateSetup, type GateSetup } from '../gate/setup.js';
 import { hostFacts, resolveIdentity } from './identity.js';

@@ -143,7 +143,7 @@ test('opencode: the generated config holds the active routes as provider base UR
 
 test('a credential route error names the section that defined it: the profile, latchgate.toml over the profile, or the standalone file', async (t) => {
   const { planEgress } = await import('../../dist/sandbox/box-egress.js');
-  const { loadStandaloneSandboxConfig } = await import('../../dist/config/sandbox-config.js');
+  const { loadStandaloneSandboxConfig } = await import('../../dist/config/latchgate-toml.js');
   const home = tempDir(t);
   const p = loadProfile('claude-code');
   const net = { network: { resolve: new Map(), extraCaCerts: [] } };

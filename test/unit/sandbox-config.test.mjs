@@ -2,7 +2,7 @@
 // its schema with errors that name the file, the key and what was expected.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseSandboxConfig } from '../../dist/config/sandbox-config.js';
+import { parseSandboxConfig } from '../../dist/config/latchgate-toml.js';
 import { LaunchError } from '../../dist/core/errors.js';
 import { assertLaunchError, prng } from '../fixtures/unit/helpers.mjs';
 

@@ -7,7 +7,7 @@ import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:f
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadStandaloneSandboxConfig } from '../../dist/config/sandbox-config.js';
+import { loadStandaloneSandboxConfig } from '../../dist/config/latchgate-toml.js';
 
 const CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
 

@@ -1,0 +1,155 @@
+// latchgate.toml: declared once below (LATCHGATE_TOML), which gives its
+// check, its types and docs/CONFIG.md (scripts/gen-config-docs.mjs). Parsed
+// with smol-toml; unknown keys and wrong types are errors that name the file,
+// the key and what was expected (with the nearest valid name). Found through
+// --config, $LATCHGATE_CONFIG, ./.latchgate/latchgate.toml, $XDG_CONFIG_HOME
+// and used only when trusted (config/trust.ts).
+import { readFileSync } from 'node:fs';
+import { BOX_CREDENTIAL_PORT } from '../core/box.js';
+import { LaunchError } from '../core/errors.js';
+import { byUid, checkSchema, leaf, named, parseTomlFile, readToml, table, type Infer } from './toml-schema.js';
+
+const CREDENTIAL = table(`A credential route: the box calls \`http://127.0.0.1:${BOX_CREDENTIAL_PORT}/<name>\` (its URL is in \`<NAME>_BASE_URL\`) and the launcher forwards the call to \`upstream\` with the key added; the box never holds the key. It overrides the agent profile's route of the same name field by field.`, {
+  upstream: leaf('string', 'Where calls go: `https://host[:port][/base]`.', { shown: 'the profile\'s; else required' }),
+  header: leaf('string', 'The request header that carries the key, e.g. `x-api-key` or `Authorization`.', { shown: 'the profile\'s; else required' }),
+  format: leaf('string', 'The header value, `{}` standing for the key, e.g. `"Bearer {}"`.', { shown: 'the profile\'s; else `"{}"`' }),
+  key_source: leaf('string', 'Where the launcher reads the key on the host: `"env:VAR"`.', { shown: 'the profile\'s; else required' }),
+  ca_file: leaf('string', 'A PEM file of certificates trusted for this upstream (besides the system\'s).', { fileRelative: true }),
+});
+
+export const LATCHGATE_TOML = table('latchgate.toml', {
+  sandbox: table('The box `latchgate sandbox` runs the agent in.', {
+    agent: table('What the box holds and reaches. A `--sandbox-config` file has these keys at its top level and replaces this section.', {
+      workspace: leaf('string', 'The directory the agent works in, mounted read-write at its real path (`--workspace` overrides it); relative to the working directory.', { shown: 'the working directory' }),
+      allow_hosts: leaf('string[]', 'Hosts the box may reach through the CONNECT proxy: exact names, or `*.example.com` for the subdomains (not the apex).', { default: [] }),
+      ro_mounts: leaf('string[]', 'Host paths mounted read-only.', { default: [] }),
+      rw_mounts: leaf('string[]', 'Host paths mounted read-write.', { default: [] }),
+      pass_env: leaf('string[]', 'Host environment variables passed into the box.', { default: [] }),
+      principal: leaf('string', 'The gate principal every caller inside the box is.', { shown: '`"sandbox-agent"`' }),
+      credentials: named(CREDENTIAL, '', { label: 'name' }),
+    }),
+    limits: table('Resources of the box.', {
+      nofile: leaf('int', 'Open files (RLIMIT_NOFILE), at most the launcher\'s hard limit.', { shown: '`65536`' }),
+      nproc: leaf('int', 'Processes (RLIMIT_NPROC), at most the launcher\'s hard limit.', { shown: '`4096`' }),
+      tmp_size: leaf('string', 'Memory shared by `/tmp`, `/dev/shm` and HOME in the box (one tmpfs), e.g. `"4g"` or `"50%"` (`--tmp-size` overrides it).', { shown: '`"50%"`' }),
+    }),
+    network: table('The box\'s network exits.', {
+      strict_net: leaf('bool', 'Landlock TCP rules as well: no `bind`, `connect` only to latchgate\'s exits (`--strict-net`).', { shown: '`false`' }),
+      allow_ports: leaf('int[]', 'Ports the CONNECT proxy allows.', { shown: '`[443]`' }),
+      extra_ca_certs: leaf('string[]', 'PEM files of certificates trusted for credential-route upstreams.', { default: [], fileRelative: true }),
+      resolve: named(leaf('string', 'The address the name resolves to, `"10.0.0.5:443"`.'), 'Operator pins: a host name and the address the proxies use for it instead of DNS (mirrors, tests).', { label: 'host' }),
+    }),
+  }),
+  gate: table('The gate `latchgate up` serves.', {
+    public_base_url: leaf('string', 'The base URL DPoP proofs name as `htu`.', { shown: '`"http://latchgate.local"`' }),
+    lease_ttl_seconds: leaf('int', 'How long a lease lives.', { shown: '`900`' }),
+    max_body_bytes: leaf('int', 'The largest request body accepted.', { shown: '`1048576`' }),
+    approval_ttl_seconds: leaf('int', 'How long an approval request waits for an operator.', { shown: '`300`' }),
+    manifest_dirs: leaf('string[]', 'Directories of action manifests, besides the built-in `definitions/manifests`.', { default: [], fileRelative: true }),
+    expose_http: leaf('string', 'Also serve clients over HTTP on this loopback address, e.g. `"127.0.0.1:8080"` (`--expose-http` overrides it).', { shown: 'not served' }),
+  }),
+  state: table('Where latchgate keeps its files.', {
+    dir: leaf('string', 'The state directory: ledger and keys.', { shown: '`$XDG_STATE_HOME/latchgate`', fileRelative: true }),
+    runtime_dir: leaf('string', 'The runtime directory: the gate\'s sockets.', { shown: '`$XDG_RUNTIME_DIR/latchgate`', fileRelative: true }),
+  }),
+  identity: table('Who calls the gate.', {
+    principals: byUid(
+      table('', {
+        name: leaf('string', 'The principal callers with this peer uid are.', { required: true }),
+        scopes: leaf('string[]', 'The lease scopes it may hold.', { default: ['tools:call'] }),
+      }),
+      'Principals by peer uid (SO_PEERCRED). None configured: the user running latchgate is the only one, with `tools:call` and `audit:read`.',
+    ),
+  }),
+  operators: named(table('', { uid: leaf('uint', 'The peer uid of the operator on the admin socket.', { required: true }) }), 'Operators by name. None configured: the user running latchgate.', { label: 'name' }),
+  policy: table('The policy engine.', {
+    engine: leaf('string', '`"cedar"`, `"opa-wasm"` or `"opa-server"`.', { shown: '`"cedar"`' }),
+    opa_wasm: leaf('string', 'The policy for `opa-wasm`, built with `opa build -t wasm`.', { fileRelative: true }),
+    opa_url: leaf('string', 'The decision URL for `opa-server`, e.g. `"http://127.0.0.1:8181/v1/data/latchgate/decision"`.'),
+    opa_timeout_ms: leaf('int', 'How long `opa-server` may take to decide.', { shown: '`1000`' }),
+  }),
+});
+
+type Toml = Infer<typeof LATCHGATE_TOML>;
+type Network = Toml['sandbox']['network'];
+
+/**
+ * A credential route. origin: the file and section that configured it;
+ * profileOrigin and from: set by mergeProfile for routes an agent profile
+ * defines. Error messages name them.
+ */
+export type ConfigRoute = Infer<typeof CREDENTIAL> & { origin?: string; profileOrigin?: string; from?: 'profile' | 'config' | 'profile+config' };
+
+/** [sandbox.agent] with [sandbox.limits] and [sandbox.network] (strict_net beside them). */
+export type SandboxFileConfig = Omit<Toml['sandbox']['agent'], 'credentials'> & {
+  limits: Toml['sandbox']['limits'];
+  strictNet?: Network['strictNet'];
+  network: Omit<Network, 'strictNet'>;
+  credentials: Map<string, ConfigRoute>;
+};
+
+/** [gate] with [state], [identity], [operators] and [policy]. */
+export type GateFileConfig = Toml['gate'] & {
+  stateDir?: Toml['state']['dir'];
+  runtimeDir?: Toml['state']['runtimeDir'];
+  principals: Toml['identity']['principals'];
+  operators: Toml['operators'];
+  policy: Toml['policy'];
+};
+
+export interface LatchgateConfig {
+  /** The file read, or null when built-in defaults apply. */
+  file: string | null;
+  sandbox: SandboxFileConfig;
+  gate: GateFileConfig;
+}
+
+const AGENT = LATCHGATE_TOML.fields.sandbox.fields.agent;
+
+export function parseConfig(file: string, text: string): LatchgateConfig {
+  const doc = parseTomlFile(file, text);
+  checkSchema(file, doc, LATCHGATE_TOML);
+  return fromDocument(file, doc);
+}
+
+/**
+ * --sandbox-config FILE: a standalone file whose top level holds the keys of
+ * [sandbox.agent]; it replaces that section of latchgate.toml.
+ */
+export function loadStandaloneSandboxConfig(file: string): SandboxFileConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new LaunchError(`--sandbox-config ${file}: cannot read it (${(e as NodeJS.ErrnoException).code}); check the path`);
+  }
+  return parseStandaloneSandboxConfig(file, text);
+}
+
+export function parseStandaloneSandboxConfig(file: string, text: string): SandboxFileConfig {
+  const doc = parseTomlFile(file, text);
+  checkSchema(file, doc, AGENT);
+  return fromDocument(file, { sandbox: { agent: doc } }, '').sandbox;
+}
+
+/** agentSection: how [sandbox.agent] is written in the file (empty: its keys are at the top level). */
+function fromDocument(file: string, doc: Record<string, unknown>, agentSection = 'sandbox.agent.'): LatchgateConfig {
+  const { sandbox, gate, state, identity, operators, policy } = readToml(file, doc, LATCHGATE_TOML);
+  const { strictNet, ...network } = sandbox.network;
+  const credentials = new Map<string, ConfigRoute>();
+  for (const [name, c] of sandbox.agent.credentials) credentials.set(name, { ...c, origin: `${file}: [${agentSection}credentials.${name}]` });
+  return {
+    file,
+    sandbox: { ...sandbox.agent, limits: sandbox.limits, strictNet, network, credentials },
+    gate: { ...gate, stateDir: state.dir, runtimeDir: state.runtimeDir, principals: identity.principals, operators, policy },
+  };
+}
+
+/** Backwards-compatible entry point for the sandbox part alone. */
+export function parseSandboxConfig(file: string, text: string): SandboxFileConfig {
+  return parseConfig(file, text).sandbox;
+}
+
+export function emptyConfig(): LatchgateConfig {
+  return parseConfig('(defaults)', '');
+}
