@@ -145,7 +145,7 @@ test('after the migration a rotation of every kind works: new thumbprint kids, o
   }
   const fresh = signReceipt(s.keys, { ...s.ledger.getReceipt('r-6'), receipt_id: 'r-7', grant_id: 'g-7', trace_id: 't-7' });
   assert.equal(fresh.signing_key_id, rotated.receipt.kid);
-  s.ledger.commitEvidence(fresh, { event_type: 'action_call', trace_id: 't-7' });
+  s.ledger.commitEvidence(fresh, { event_type: 'action_call', trace_id: 't-7', decision: 'allow', subject: { principal: 'agent' }, action: { action_id: 'noop' } });
   const report = verifyLedger(s.ledger.db, new KeyStore(s.keysDir));
   assert.equal(report.intact, true, JSON.stringify(report));
   assert.equal(report.receipts.total, 7);

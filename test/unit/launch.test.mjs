@@ -155,7 +155,7 @@ test('the box\'s events: written through the ledger alone, each marked when the 
   const stateDir = tempDir(t);
   const events = new BoxEvents(stateDir, 'box-agent', true);
   await events.sandboxDegraded(['trust-new-repos'], '/w');
-  events.exit({ event_type: 'egress', decision: 'allow', subject: { principal: 'claimed' }, details: { host: 'api.example.com', port: 443 } });
+  events.exit({ event_type: 'egress', decision: 'allow', subject: { principal: 'claimed' }, details: { host: 'api.example.com', port: 443, resolved_address: '127.0.0.1', bytes_up: 1, bytes_down: 2, duration_ms: 3, reason: null, transport: 'tcp', status: 200 } });
   events.hostExec({ kind: 'new-git-dir', path: '/w/x/.git', action: 'disabled', moved: { from: '/w/x/.git', to: '/w/x/.git.latchgate-disabled' }, message: 'm' });
   events.hostExec({ kind: 'new-gitlinks', path: '/w', action: 'reported', gitlinks: ['sub'], message: 'm' });
   events.stateFile({ name: 'claude', path: '/h/.claude.json', outcome: 'merged', dropped: ['/mcpServers'] });
@@ -168,7 +168,7 @@ test('the box\'s events: written through the ledger alone, each marked when the 
   const box = { principal: 'box-agent' };
   assert.deepEqual(written, [
     { event_type: 'sandbox_degraded', decision: 'allow', subject: box, details: { degraded: ['trust-new-repos'], workspace: '/w' }, sandbox_degraded: true },
-    { event_type: 'egress', decision: 'allow', subject: box, details: { host: 'api.example.com', port: 443 }, sandbox_degraded: true },
+    { event_type: 'egress', decision: 'allow', subject: box, details: { host: 'api.example.com', port: 443, resolved_address: '127.0.0.1', bytes_up: 1, bytes_down: 2, duration_ms: 3, reason: null, transport: 'tcp', status: 200 }, sandbox_degraded: true },
     { event_type: 'sandbox_host_exec', decision: 'deny', subject: box, details: { kind: 'new-git-dir', path: '/w/x/.git', action: 'disabled', moved_to: '/w/x/.git.latchgate-disabled' }, sandbox_degraded: true },
     { event_type: 'sandbox_host_exec', decision: 'allow', subject: box, details: { kind: 'new-gitlinks', path: '/w', action: 'reported', gitlinks: ['sub'] }, sandbox_degraded: true },
     { event_type: 'state_file_merge', decision: 'deny', subject: box, details: { path: '/h/.claude.json', outcome: 'merged', dropped: ['/mcpServers'] }, sandbox_degraded: true },
