@@ -52,11 +52,14 @@ export class Approvals {
       plan_json TEXT NOT NULL, plan_hash TEXT NOT NULL, created_at TEXT NOT NULL, expires_at TEXT NOT NULL,
       decided_by TEXT, decided_at TEXT, reason TEXT, approval_hash TEXT, receipt_id TEXT, result_json TEXT, event_json TEXT)`);
     this.db.exec('CREATE INDEX IF NOT EXISTS approvals_status ON approvals(status)');
-    // A ledger from before approvals kept the held event: its rows keep NULL there.
-    immediate(this.db, () => {
-      const columns = this.db.prepare('SELECT name FROM pragma_table_info(?)').pluck().all('approvals');
-      if (!columns.includes('event_json')) this.db.exec('ALTER TABLE approvals ADD COLUMN event_json TEXT');
-    });
+    // A ledger from before approvals kept the held event: its rows keep NULL
+    // there. Checked again under the write lock, as another gate may add it first.
+    const hasHeldEvent = () => this.db.prepare("SELECT 1 FROM pragma_table_info('approvals') WHERE name = 'event_json'").get() !== undefined;
+    if (!hasHeldEvent()) {
+      immediate(this.db, () => {
+        if (!hasHeldEvent()) this.db.exec('ALTER TABLE approvals ADD COLUMN event_json TEXT');
+      });
+    }
   }
 
   create(p: { action_id: string; principal: string; session_id: string; request_hash: string; plan: unknown; event: HeldEvent }, now = new Date()): Approval {
