@@ -193,3 +193,20 @@ test('an approval stored before approvals kept the held event (an older ledger) 
   assert.equal(final.policy.decision, 'allow');
   assert.deepEqual(final.approval, { approval_id: held.approval_id, approved_by: 'op' });
 });
+
+test('with weaker isolation asked for by name, every event of an execution says so: run, refused, held, approved', async (t) => {
+  const { g } = await gateWithHeldTemplate(t);
+  g.ctx.settings.sandboxDegraded = true;
+  const a = new Agent(g.socket);
+  await a.lease();
+  const before = lastEventId(g);
+  assert.equal((await a.execute('t_ok', { n: 1 })).status, 200);
+  assert.equal((await a.execute('t_ok', { n: 'not a number' })).status, 422);
+  const held = await hold(g, a, { id: 'item-5', note: 'degraded' });
+  assert.equal((await admin(g, 'POST', `/v1/approvals/${held.approval_id}/approve`, {})).status, 200);
+
+  const evs = eventsSince(g, before);
+  const calls = evs.filter((e) => e.event_type === 'action_call');
+  assert.deepEqual(calls.map((e) => e.decision), ['allow', 'deny', 'pending_approval', 'allow']);
+  for (const e of evs) assert.equal(e.sandbox_degraded, true, `${e.event_type} ${e.decision}`);
+});
