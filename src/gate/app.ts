@@ -1,6 +1,6 @@
 // The gate's HTTP API (Fastify), one app used on the client socket, the admin
 // socket, inside `latchgate sandbox` and on an optional TCP port. Routes only
-// parse and reply; every decision is in the service (gate.ts).
+// parse and reply; every decision is in the service (service.ts).
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import { GateError } from './errors.js';
 

@@ -2,6 +2,7 @@
 // operator decides; approval_hash binds (approval_id, plan_hash) into the
 // grant; single use; expiry recorded.
 import { randomUUID } from 'node:crypto';
+import type { AuditEventInput } from '../core/audit-event.js';
 import type { Db } from '../ledger/db.js';
 import { immediate } from '../ledger/db.js';
 import { canonicalHash } from '../crypto/jcs.js';
@@ -28,6 +29,9 @@ export interface Approval {
   result: { status: number; body: Record<string, unknown> } | null;
 }
 
+/** The parts of the held request's audit event that its approved run's event carries on. */
+export type HeldEvent = Pick<AuditEventInput, 'subject' | 'action' | 'request' | 'policy'>;
+
 export class ApprovalError extends Error {
   constructor(readonly code: 'approval_not_found' | 'approval_not_pending' | 'approval_expired' | 'approval_mismatch', message: string) {
     super(message);
@@ -39,32 +43,47 @@ export function approvalHash(approvalId: string, planHash: string): string {
 }
 
 export class Approvals {
-  constructor(private readonly db: Db, private readonly ttlSeconds = 300) {}
+  constructor(private readonly db: Db, readonly ttlSeconds = 300) {}
 
   migrate(): void {
     this.db.exec(`CREATE TABLE IF NOT EXISTS approvals (
       approval_id TEXT PRIMARY KEY, status TEXT NOT NULL, action_id TEXT NOT NULL,
       principal TEXT NOT NULL, session_id TEXT NOT NULL, request_hash TEXT NOT NULL,
       plan_json TEXT NOT NULL, plan_hash TEXT NOT NULL, created_at TEXT NOT NULL, expires_at TEXT NOT NULL,
-      decided_by TEXT, decided_at TEXT, reason TEXT, approval_hash TEXT, receipt_id TEXT, result_json TEXT)`);
+      decided_by TEXT, decided_at TEXT, reason TEXT, approval_hash TEXT, receipt_id TEXT, result_json TEXT, event_json TEXT)`);
     this.db.exec('CREATE INDEX IF NOT EXISTS approvals_status ON approvals(status)');
+    // A ledger from before approvals kept the held event: its rows keep NULL
+    // there. Checked again under the write lock, as another gate may add it first.
+    const hasHeldEvent = () => this.db.prepare("SELECT 1 FROM pragma_table_info('approvals') WHERE name = 'event_json'").get() !== undefined;
+    if (!hasHeldEvent()) {
+      immediate(this.db, () => {
+        if (!hasHeldEvent()) this.db.exec('ALTER TABLE approvals ADD COLUMN event_json TEXT');
+      });
+    }
   }
 
-  create(p: { action_id: string; principal: string; session_id: string; request_hash: string; plan: unknown }, now = new Date()): Approval {
+  create(p: { action_id: string; principal: string; session_id: string; request_hash: string; plan: unknown; event: HeldEvent }, now = new Date()): Approval {
     const id = randomUUID();
     const expires = new Date(now.getTime() + this.ttlSeconds * 1000);
     this.db
-      .prepare(`INSERT INTO approvals (approval_id, status, action_id, principal, session_id, request_hash, plan_json, plan_hash, created_at, expires_at)
-        VALUES (?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?)`)
-      .run(id, p.action_id, p.principal, p.session_id, p.request_hash, JSON.stringify(p.plan), canonicalHash(p.plan), now.toISOString(), expires.toISOString());
+      .prepare(`INSERT INTO approvals (approval_id, status, action_id, principal, session_id, request_hash, plan_json, plan_hash, created_at, expires_at, event_json)
+        VALUES (?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+      .run(id, p.action_id, p.principal, p.session_id, p.request_hash, JSON.stringify(p.plan), canonicalHash(p.plan), now.toISOString(), expires.toISOString(), JSON.stringify(p.event));
     return this.get(id)!;
   }
 
   get(id: string): Approval | undefined {
-    const r = this.db.prepare('SELECT * FROM approvals WHERE approval_id = ?').get(id) as (Omit<Approval, 'plan' | 'result'> & { plan_json: string; result_json: string | null }) | undefined;
+    const r = this.db.prepare('SELECT * FROM approvals WHERE approval_id = ?').get(id) as (Omit<Approval, 'plan' | 'result'> & { plan_json: string; result_json: string | null; event_json: string | null }) | undefined;
     if (!r) return undefined;
-    const { plan_json, result_json, ...rest } = r;
+    // The held event is for the run an approval resumes (heldEvent()), not part of what the API shows.
+    const { plan_json, result_json, event_json: _held, ...rest } = r;
     return { ...rest, plan: JSON.parse(plan_json), result: result_json ? JSON.parse(result_json) : null };
+  }
+
+  /** The held event create() stored; null for an approval stored before approvals kept one. */
+  heldEvent(id: string): HeldEvent | null {
+    const json = this.db.prepare('SELECT event_json FROM approvals WHERE approval_id = ?').pluck().get(id) as string | null | undefined;
+    return json ? (JSON.parse(json) as HeldEvent) : null;
   }
 
   list(status?: ApprovalStatus, limit = 50): Approval[] {
@@ -109,4 +128,15 @@ export class Approvals {
   setResult(id: string, receiptId: string | null, status: number, body: Record<string, unknown>): void {
     this.db.prepare('UPDATE approvals SET receipt_id = ?, result_json = ? WHERE approval_id = ?').run(receiptId, JSON.stringify({ status, body }), id);
   }
+}
+
+/** An approval as its client sees it when polling (the admin list adds to it). */
+export function pollView(a: Approval): Record<string, unknown> {
+  const base: Record<string, unknown> = { approval_id: a.approval_id, status: a.status === 'consumed' ? 'approved' : a.status, action_id: a.action_id, request_hash: a.request_hash, expires_at: a.expires_at };
+  if (a.status === 'pending') base.retry_after_seconds = 2;
+  if (a.decided_by) base.decided_by = a.decided_by;
+  if (a.reason) base.reason = a.reason;
+  if (a.receipt_id) base.receipt_id = a.receipt_id;
+  if (a.result) base.result = a.result;
+  return base;
 }

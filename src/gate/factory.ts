@@ -16,7 +16,7 @@ import { Budgets } from './budget.js';
 import { noopProvider } from './builtin-providers.js';
 import { GateState, type GateContext } from './context.js';
 import { GateError } from './errors.js';
-import { Gate } from './gate.js';
+import { Gate } from './service.js';
 import { GateInstances } from './instances.js';
 import { ProviderTable, type HttpTransport, type Provider } from './providers.js';
 import { Registry } from './registry.js';
@@ -100,7 +100,7 @@ export async function openGate(o: OpenGateOptions): Promise<OpenedGate> {
     instances: new GateInstances(o.stateDir),
     wal: new WalSync(dbPath),
   };
-  const gate = new Gate(ctx, ttl);
+  const gate = new Gate(ctx);
   return {
     db,
     ctx,

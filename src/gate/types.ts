@@ -1,5 +1,5 @@
-// Shapes of the gate: action manifests, plans and grants. Stage modules
-// take and return these as plain data.
+// Shapes of the gate: action manifests, plan cores and grants, as plain
+// data (what an execution carries between stages is in execution.ts).
 import type { RiskLevel } from '../core/audit-event.js';
 import type { EgressProfile } from '../policy/types.js';
 

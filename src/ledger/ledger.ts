@@ -390,7 +390,7 @@ export class Ledger {
 
   /**
    * Consumes the grant and writes its intent in one BEGIN IMMEDIATE
-   * transaction (the commit stage, src/gate/stages/commit.ts). Returns false, writing nothing, if the
+   * transaction (the recordIntent stage, src/gate/stages/record-intent.ts). Returns false, writing nothing, if the
    * grant was already consumed: the caller answers 409.
    */
   consumeGrantAndWriteIntent(intent: ExecutionIntent): boolean {

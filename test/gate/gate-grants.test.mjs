@@ -5,13 +5,15 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { canonicalHash } from '../../dist/crypto/jcs.js';
-import { admit } from '../../dist/gate/stages/admit.js';
-import { authorize, buildPlan } from '../../dist/gate/stages/authorize.js';
-import { commitIntent } from '../../dist/gate/stages/commit.js';
-import { decide } from '../../dist/gate/stages/decide.js';
+import { decidePolicy } from '../../dist/gate/stages/decide-policy.js';
 import { dispatch } from '../../dist/gate/stages/dispatch.js';
-import { finalize } from '../../dist/gate/stages/finalize.js';
-import { precheck } from '../../dist/gate/stages/precheck.js';
+import { planExecution } from '../../dist/gate/stages/plan-execution.js';
+import { precheckTargets } from '../../dist/gate/stages/precheck-targets.js';
+import { recordIntent } from '../../dist/gate/stages/record-intent.js';
+import { reserveAndSignGrant } from '../../dist/gate/stages/reserve-and-sign-grant.js';
+import { resolveAction } from '../../dist/gate/stages/resolve-action.js';
+import { validateRequest } from '../../dist/gate/stages/validate-request.js';
+import { verifyAndReceipt } from '../../dist/gate/stages/verify-and-receipt.js';
 import { Agent, grantAll } from '../helpers/gate.mjs';
 import { eventsWithCode, gateFor, lastEventId } from '../helpers/gate-faults.mjs';
 
@@ -41,50 +43,46 @@ test('ledger.consumeGrantAndWriteIntent: the second call with the same grant id 
   assert.equal(g.ctx.ledger.isGrantConsumed(i.grant_id), true);
 });
 
-/** A real plan and signed grant for t_ok {n}, built by the gate's own stages. */
+/** An execution of t_ok {n} with a real plan and signed grant, built by the gate's own stages. */
 async function grantFor(g, n, sessionId = randomUUID()) {
   const session = { principal: 'tester', session_id: sessionId, lease_jti: randomUUID(), scopes: ['tools:call'], jkt: 'A'.repeat(43) };
-  const body = { n };
-  const admitted = admit(g.ctx, 't_ok', body);
-  const pre = precheck(g.ctx, admitted.action, body);
-  const dec = await decide(g.ctx, session, admitted, pre);
-  assert.equal(dec.decision.allow, true, JSON.stringify(dec.decision));
-  const plan = buildPlan(g.ctx, session, admitted, pre, dec, body);
-  return { plan, admitted, pre, ...authorize(g.ctx, plan) };
+  const x = { traceId: randomUUID(), actionId: 't_ok', request: { n }, session, event: { event_type: 'action_call', subject: { principal: 'tester' } }, onEnd: [] };
+  for (const stage of [resolveAction, validateRequest, precheckTargets, decidePolicy, planExecution, reserveAndSignGrant]) await stage(g.ctx, x);
+  assert.equal(x.decided.decision.allow, true, JSON.stringify(x.decided.decision));
+  return x;
 }
 
 test('a grant runs once: committing the same (finished) grant again is 409 grant_consumed', async (t) => {
   const g = await gateFor(t);
   grantAll(g);
-  const { grant, admitted, pre, plan } = await grantFor(g, 11);
-  assert.match(grant.grant_signature, /^[0-9a-f]+$/);
-  const trace = randomUUID();
-  commitIntent(g.ctx, grant, trace);
-  const d = await dispatch(g.ctx, admitted.action, grant, plan.request, pre.call);
-  const f = await finalize(g.ctx, admitted.action, grant, d, trace, { event_type: 'action_call', subject: { principal: 'tester' }, action: { action_id: admitted.action.manifest.action_id } });
-  assert.equal(f.status, 200);
+  const x = await grantFor(g, 11);
+  assert.match(x.grant.grant_signature, /^[0-9a-f]+$/);
+  recordIntent(g.ctx, x);
+  await dispatch(g.ctx, x);
+  await verifyAndReceipt(g.ctx, x);
+  assert.equal(x.reply.status, 200);
 
-  assert.throws(() => commitIntent(g.ctx, grant, randomUUID()), (e) => e.code === 'grant_consumed' && e.status === 409);
+  assert.throws(() => recordIntent(g.ctx, { ...x, traceId: randomUUID() }), (e) => e.code === 'grant_consumed' && e.status === 409);
   assert.equal(count(g, 'execution_intents'), 1);
 });
 
 test('a grant whose first run has no receipt yet: a second commit is refused (409) and writes nothing', async (t) => {
   const g = await gateFor(t);
   grantAll(g);
-  const { grant } = await grantFor(g, 12);
-  commitIntent(g.ctx, grant, randomUUID());
-  assert.throws(() => commitIntent(g.ctx, grant, randomUUID()), (e) => e.status === 409 && ['grant_consumed', 'previous_outcome_unknown'].includes(e.code));
+  const x = await grantFor(g, 12);
+  recordIntent(g.ctx, x);
+  assert.throws(() => recordIntent(g.ctx, { ...x, traceId: randomUUID() }), (e) => e.status === 409 && ['grant_consumed', 'previous_outcome_unknown'].includes(e.code));
   assert.equal(count(g, 'execution_intents'), 1);
 });
 
 test('an edited grant (signature no longer covers it) is refused before any intent', async (t) => {
   const g = await gateFor(t);
   grantAll(g);
-  const { grant } = await grantFor(g, 13);
-  const forged = { ...grant, core: { ...grant.core, request_hash: canonicalHash({ n: 99 }) } };
-  assert.throws(() => commitIntent(g.ctx, forged, randomUUID()), (e) => e.status >= 400);
-  const unsigned = { ...grant, grant_signature: undefined };
-  assert.throws(() => commitIntent(g.ctx, unsigned, randomUUID()), (e) => e.status >= 400);
+  const x = await grantFor(g, 13);
+  const forged = { ...x.grant, core: { ...x.grant.core, request_hash: canonicalHash({ n: 99 }) } };
+  assert.throws(() => recordIntent(g.ctx, { ...x, grant: forged }), (e) => e.status >= 400);
+  const unsigned = { ...x.grant, grant_signature: undefined };
+  assert.throws(() => recordIntent(g.ctx, { ...x, grant: unsigned }), (e) => e.status >= 400);
   assert.equal(count(g, 'execution_intents'), 0);
   assert.equal(count(g, 'consumed_grants'), 0);
 });
@@ -92,9 +90,9 @@ test('an edited grant (signature no longer covers it) is refused before any inte
 test('a grant issued before revoke-all is refused at commit (lease_revoked)', async (t) => {
   const g = await gateFor(t);
   grantAll(g);
-  const { grant } = await grantFor(g, 14);
+  const x = await grantFor(g, 14);
   g.ctx.state.advanceEpoch();
-  assert.throws(() => commitIntent(g.ctx, grant, randomUUID()), (e) => e.code === 'lease_revoked');
+  assert.throws(() => recordIntent(g.ctx, x), (e) => e.code === 'lease_revoked');
   assert.equal(count(g, 'execution_intents'), 0);
 });
 

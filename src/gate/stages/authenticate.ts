@@ -1,20 +1,21 @@
-// Stage 1: drain guard, lease + DPoP, and the binding of the lease to the
-// caller the transport identified (a lease is never usable by another principal).
+// Drain guard, lease + DPoP, and the binding of the lease to the caller the
+// transport identified (a lease is never usable by another principal).
 import type { Caller, RequestAuth } from '../app.js';
 import { AuthError } from '../auth/errors.js';
 import { verifyRequest } from '../auth/dpop.js';
 import type { GateContext } from '../context.js';
 import { GateError } from '../errors.js';
+import { need, type Execution, type Session } from '../execution.js';
 
-export interface Session {
-  principal: string;
-  session_id: string;
-  lease_jti: string;
-  scopes: string[];
-  jkt: string;
+export async function authenticate(ctx: GateContext, x: Execution): Promise<void> {
+  const caller = need(x, 'caller');
+  const s = await verifySession(ctx, caller, need(x, 'auth'));
+  x.session = s;
+  x.event.subject = { principal: s.principal, session_id: s.session_id, lease_jti: s.lease_jti, identity_method: caller.transport };
 }
 
-export async function authenticate(ctx: GateContext, caller: Caller, auth: RequestAuth): Promise<Session> {
+/** The session a signed request belongs to (also for polls and receipt reads). */
+export async function verifySession(ctx: GateContext, caller: Caller, auth: RequestAuth): Promise<Session> {
   if (ctx.state.draining) throw new GateError('draining', 'the gate is draining: no new executions; retry on another instance or after restart');
   let v;
   try {

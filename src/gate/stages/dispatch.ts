@@ -1,24 +1,13 @@
-// Stage 8: the provider runs under the manifest's wall-clock limit, reaching
-// the outside only through HostIo, which records what really happened.
+// The provider runs under the manifest's wall-clock limit, reaching the
+// outside only through HostIo, which records what really happened.
 import type { GateContext } from '../context.js';
-import { HostIo, type ProviderOutput } from '../providers.js';
-import type { ExecutionGrant } from '../types.js';
-import type { ExecutionReceipt } from '../../ledger/receipt.js';
-import type { LoadedAction } from '../registry.js';
-import type { ExpandedRequest } from '../templates.js';
+import { need, type Dispatched, type Execution } from '../execution.js';
+import { HostIo } from '../providers.js';
 
-export interface Dispatched {
-  output?: ProviderOutput;
-  failure_class?: ExecutionReceipt['failure_class'];
-  error?: string;
-  io: HostIo;
-  started_at: string;
-  finished_at: string;
-  duration_ms: number;
-}
-
-export async function dispatch(ctx: GateContext, action: LoadedAction, grant: ExecutionGrant, request: unknown, call?: ExpandedRequest): Promise<Dispatched> {
-  const m = action.manifest;
+export async function dispatch(ctx: GateContext, x: Execution): Promise<void> {
+  const m = need(x, 'action').manifest;
+  const grant = need(x, 'grant');
+  const call = need(x, 'pre').call;
   const provider = ctx.providers.get(m.provider_module_digest)!;
   const abort = new AbortController();
   const io = new HostIo(ctx.transport, m.resource_limits.max_io_calls, abort.signal);
@@ -31,7 +20,7 @@ export async function dispatch(ctx: GateContext, action: LoadedAction, grant: Ex
   const task = {
     action_id: m.action_id,
     grant_id: grant.grant_id,
-    request,
+    request: x.request,
     ...(call ? { call: { method: call.method, url: call.url, headers: call.headers, ...(call.body !== undefined ? { body: JSON.stringify(call.body) } : {}) } } : {}),
   };
   let r: Omit<Dispatched, 'io' | 'started_at' | 'finished_at' | 'duration_ms'>;
@@ -49,5 +38,5 @@ export async function dispatch(ctx: GateContext, action: LoadedAction, grant: Ex
   } finally {
     clearTimeout(timer);
   }
-  return { ...r, io, started_at, finished_at: new Date().toISOString(), duration_ms: Math.round((performance.now() - t0) * 1000) / 1000 };
+  x.dispatched = { ...r, io, started_at, finished_at: new Date().toISOString(), duration_ms: Math.round((performance.now() - t0) * 1000) / 1000 };
 }

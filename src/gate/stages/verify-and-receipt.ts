@@ -1,25 +1,26 @@
-// Stage 9: response schema, effect verification with honest outcomes, the
-// signed receipt, and receipt + final audit event in one transaction. The
-// client hears of success only after that commit.
+// Response schema, effect verification with honest outcomes, the signed
+// receipt, and receipt + final audit event in one transaction. The client
+// hears of success only after that commit.
 import { randomUUID } from 'node:crypto';
 import { canonicalHash } from '../../crypto/jcs.js';
 import { signReceipt } from '../../ledger/receipt.js';
+import type { AuditEventInput } from '../../core/audit-event.js';
+import type { ExecutionReceipt } from '../../ledger/receipt.js';
+import { stamped } from '../audit.js';
 import type { GateContext } from '../context.js';
 import { GateError } from '../errors.js';
+import { need, type Dispatched, type Execution } from '../execution.js';
 import type { LoadedAction } from '../registry.js';
-import type { AuditEventInput } from '../../core/audit-event.js';
 import type { ExecutionGrant } from '../types.js';
-import type { ExecutionReceipt } from '../../ledger/receipt.js';
 import { verifyEffect } from '../verify-effect.js';
-import type { Dispatched } from './dispatch.js';
 
-export interface Finalized {
-  status: number;
-  body: Record<string, unknown>;
-  receipt: ExecutionReceipt;
+export async function verifyAndReceipt(ctx: GateContext, x: Execution): Promise<void> {
+  const f = await finalize(ctx, need(x, 'action'), need(x, 'grant'), need(x, 'dispatched'), x.traceId, stamped(ctx, x.event));
+  x.receipt = f.receipt;
+  x.reply = { status: f.status, body: f.body };
 }
 
-export async function finalize(ctx: GateContext, action: LoadedAction, grant: ExecutionGrant, d: Dispatched, traceId: string, event: AuditEventInput): Promise<Finalized> {
+async function finalize(ctx: GateContext, action: LoadedAction, grant: ExecutionGrant, d: Dispatched, traceId: string, event: AuditEventInput): Promise<{ status: number; body: Record<string, unknown>; receipt: ExecutionReceipt }> {
   const m = action.manifest;
   let failureClass = d.failure_class;
   let error = d.error;

@@ -1,13 +1,15 @@
-// Stage 7: the grant is checked again (signature, expiry, epoch, the action
+// The grant is checked again (signature, expiry, epoch, the action
 // unchanged), then the intent is written and the grant consumed in one
 // transaction: a replayed grant gets 409, a crash leaves an intent to find.
 import { verifyGrantSignature } from '../grant.js';
 import { immediate } from '../../ledger/db.js';
 import type { GateContext } from '../context.js';
 import { GateError } from '../errors.js';
-import type { ExecutionGrant } from '../types.js';
+import { need, type Execution } from '../execution.js';
 
-export function commitIntent(ctx: GateContext, grant: ExecutionGrant, traceId: string, approvalId?: string, now = new Date()): void {
+export function recordIntent(ctx: GateContext, x: Execution): void {
+  const grant = need(x, 'grant');
+  const now = new Date();
   if (!verifyGrantSignature(ctx.keys, grant)) throw new GateError('internal_error', 'the grant signature does not verify: refusing to dispatch');
   if (grant.core.expires_at <= now.toISOString()) throw new GateError('invalid_request', 'the grant expired before dispatch');
   if (grant.revocation_epoch !== ctx.state.epoch) throw new GateError('lease_revoked', 'grants were revoked (latchgate revoke) after this one was issued');
@@ -21,11 +23,12 @@ export function commitIntent(ctx: GateContext, grant: ExecutionGrant, traceId: s
   if (unknown) {
     throw new GateError('previous_outcome_unknown', `this exact request already started (grant ${unknown.grant_id}, ${unknown.started_at}) and has no receipt; an operator must establish its outcome before it may run again (latchgate verify)`);
   }
+  const approvalId = x.approval?.id;
   const ok = immediate(ctx.db, () => {
     if (approvalId && !ctx.approvals.consumeInTransaction(approvalId)) return false;
     return ctx.ledger.consumeGrantAndWriteIntent({
       grant_id: grant.grant_id,
-      trace_id: traceId,
+      trace_id: x.traceId,
       action_id: grant.core.action_id,
       principal: grant.subject.principal,
       provider_module_digest: grant.core.provider_module_digest,
@@ -36,13 +39,12 @@ export function commitIntent(ctx: GateContext, grant: ExecutionGrant, traceId: s
     });
   });
   if (!ok) throw new GateError('grant_consumed', `grant ${grant.grant_id} (or its approval) was already used: one grant, one execution`);
-}
-
-/** The intent is the evidence that survives a crash during dispatch: on disk before the provider runs. */
-export async function makeIntentDurable(ctx: GateContext): Promise<void> {
-  try {
-    await ctx.wal.sync();
-  } catch (e) {
-    throw new GateError('store_unavailable', `the intent could not be made durable (${(e as Error).message}); nothing was dispatched`);
-  }
+  // The debit stands once the intent does (they commit together): the event says so.
+  const debit = need(x, 'debit');
+  x.event.budgets_before = debit.before;
+  x.event.budgets_after = debit.after;
+  // From the intent on, this grant is in flight (not of unknown outcome) until its receipt.
+  const running = ctx.instances.running;
+  running.add(grant.grant_id);
+  x.onEnd.push(() => running.delete(grant.grant_id));
 }

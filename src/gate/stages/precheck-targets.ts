@@ -1,12 +1,17 @@
-// Stage 5a: domain and path pre-check. Expands the template once to learn
-// the target; a host outside the manifest's allowlist is "unresolved" (the
-// policy asks a human), never silently allowed.
+// Domain and path pre-check. Expands the template once to learn the target;
+// a host outside the manifest's allowlist is "unresolved" (the policy asks a
+// human), never silently allowed.
 import type { GateContext } from '../context.js';
 import { GateError } from '../errors.js';
+import { need, type Execution, type Prechecked } from '../execution.js';
 import type { LoadedAction } from '../registry.js';
 import { HostAllowlist } from '../../egress/allowlist.js';
 import type { ActionManifest } from '../types.js';
-import { expandTemplate, TemplateError, type ExpandedRequest } from '../templates.js';
+import { expandTemplate, TemplateError } from '../templates.js';
+
+export function precheckTargets(_ctx: GateContext, x: Execution): void {
+  x.pre = precheck(need(x, 'action'), x.request);
+}
 
 /** One strict matcher per manifest (the same rules as the box's CONNECT proxy). */
 const allowlists = new WeakMap<ActionManifest, HostAllowlist>();
@@ -16,16 +21,8 @@ function allowlistOf(m: ActionManifest): HostAllowlist {
   return a;
 }
 
-export interface Prechecked {
-  call?: ExpandedRequest;
-  targets: string[];
-  unresolved_domains: string[];
-  unresolved_paths: string[];
-  fs_path?: string;
-  category: string;
-}
-
-export function precheck(_ctx: GateContext, action: LoadedAction, body: unknown): Prechecked {
+/** Also run again for an approved plan, whose expanded call is not stored. */
+export function precheck(action: LoadedAction, body: unknown): Prechecked {
   const m = action.manifest;
   const out: Prechecked = { targets: [], unresolved_domains: [], unresolved_paths: [], category: m.provider_module_digest === 'builtin:fs' ? 'fs' : m.template ? 'http' : 'other' };
   if (m.template) {

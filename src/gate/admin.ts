@@ -1,0 +1,137 @@
+// The admin acts: each needs an operator, and each is recorded with the
+// operator's identity. Approving resumes the held execution's pipeline.
+import type { AuditEventInput } from '../core/audit-event.js';
+import { canonicalHash } from '../crypto/jcs.js';
+import type { LedgerFilters } from '../ledger/ledger.js';
+import { verifyLedger } from '../ledger/verify.js';
+import type { AdminService, Caller } from './app.js';
+import { pollView, type Approval } from './approvals.js';
+import { asGateError } from './audit.js';
+import type { GateContext } from './context.js';
+import { GateError } from './errors.js';
+import type { Pipeline } from './pipeline.js';
+import type { Gate } from './service.js';
+
+export class Admin implements AdminService {
+  constructor(private readonly ctx: GateContext, private readonly gate: Gate, private readonly pipeline: Pipeline) {}
+
+  private act(caller: Caller, event_type: AuditEventInput['event_type'], details: Record<string, unknown> = {}): void {
+    this.gate.event({ event_type, decision: 'allow', operator: { name: caller.operator!, ...(caller.uid !== undefined ? { uid: caller.uid } : {}) }, subject: { principal: caller.principal, identity_method: caller.transport }, details });
+  }
+
+  approvals(q: { status?: string; limit?: number }): Record<string, unknown>[] {
+    this.gate.sweepApprovals();
+    const status = q.status === 'all' ? undefined : (q.status ?? 'pending');
+    return this.ctx.approvals.list(status as Approval['status'] | undefined, q.limit ?? 50).map((a) => ({ ...pollView(a), principal: a.principal, session_id: a.session_id, created_at: a.created_at, plan_hash: a.plan_hash }));
+  }
+
+  approval(id: string): Record<string, unknown> {
+    const a = this.ctx.approvals.get(id);
+    if (!a) throw new GateError('approval_not_found', `no approval ${id}`);
+    return { ...a };
+  }
+
+  async approve(caller: Caller, id: string, _body: unknown): Promise<Record<string, unknown>> {
+    this.gate.sweepApprovals();
+    let a: Approval;
+    try {
+      a = this.ctx.approvals.decide(id, 'approved', caller.operator!);
+    } catch (e) {
+      throw asGateError(e);
+    }
+    if (canonicalHash(a.plan) !== a.plan_hash) throw new GateError('approval_mismatch', `approval ${id}: the stored plan does not match its hash`);
+    this.act(caller, 'approval_granted', { approval_id: id, plan_hash: a.plan_hash, approval_hash: a.approval_hash, action_id: a.action_id, principal: a.principal });
+    const r = await this.pipeline.resume(a, caller.operator!);
+    return { approval_id: id, status: 'approved', http_status: r.status, result: r.body };
+  }
+
+  deny(caller: Caller, id: string, body: unknown): Record<string, unknown> {
+    const reason = typeof (body as { reason?: unknown })?.reason === 'string' ? (body as { reason: string }).reason : undefined;
+    let a: Approval;
+    try {
+      a = this.ctx.approvals.decide(id, 'denied', caller.operator!, reason);
+    } catch (e) {
+      throw asGateError(e);
+    }
+    this.act(caller, 'approval_denied', { approval_id: id, plan_hash: a.plan_hash, reason: reason ?? null, action_id: a.action_id, principal: a.principal });
+    return pollView(a);
+  }
+
+  auditEvents(q: Record<string, string | undefined>): Record<string, unknown>[] {
+    const f: LedgerFilters = {};
+    for (const k of ['action', 'principal', 'decision', 'after', 'before', 'trace_id', 'session_id', 'event_type'] as const) if (q[k] !== undefined) f[k] = q[k];
+    if (q.limit !== undefined) f.limit = Number(q.limit);
+    try {
+      return this.ctx.ledger.query(f) as unknown as Record<string, unknown>[];
+    } catch (e) {
+      throw asGateError(e);
+    }
+  }
+
+  auditVerify(): Record<string, unknown> {
+    return { ...verifyLedger(this.ctx.db, this.ctx.keys) };
+  }
+
+  revokeAll(caller: Caller): Record<string, unknown> {
+    const epoch = this.ctx.state.advanceEpoch();
+    this.act(caller, 'admin_revoke_all', { epoch });
+    return { epoch };
+  }
+
+  epoch(): Record<string, unknown> {
+    return { epoch: this.ctx.state.epoch };
+  }
+
+  drain(caller: Caller): Record<string, unknown> {
+    this.ctx.state.draining = true;
+    this.act(caller, 'admin_drain');
+    return { draining: true };
+  }
+
+  reload(caller: Caller): Record<string, unknown> {
+    const r = this.ctx.registry.reload();
+    this.act(caller, 'admin_reload', { ok: r.ok, generation: r.generation, ...(r.ok ? { actions: r.actions } : { errors: r.message }) });
+    if (!r.ok) throw new GateError('invalid_request', `reload refused, the previous manifests stay active: ${r.message}`);
+    return { ...r };
+  }
+
+  receiptKeys(caller: Caller): Record<string, unknown> {
+    this.act(caller, 'admin_receipt_keys_read');
+    return { ...this.ctx.keys.jwks('receipt') };
+  }
+
+  async keysRotate(caller: Caller, body: unknown): Promise<Record<string, unknown>> {
+    const kind = (body as { kind?: unknown })?.kind ?? 'receipt';
+    if (kind !== 'receipt' && kind !== 'grant' && kind !== 'lease') throw new GateError('invalid_request', 'kind: expected "receipt", "grant" or "lease"');
+    const { kid } = this.ctx.keys.rotate(kind);
+    this.act(caller, 'admin_keys_rotated', { kind, kid });
+    return { kind, kid };
+  }
+
+  policyShow(principal?: string): Record<string, unknown> {
+    return principal ? { ...this.ctx.policyStore.show(principal) } : { principals: this.ctx.policyStore.list() };
+  }
+
+  policyGrant(caller: Caller, body: unknown): Record<string, unknown> {
+    const b = parsePolicyBody(body);
+    const change = this.ctx.policyStore.grant(b.principal, b.actions, b.sinks);
+    this.act(caller, change.event_type, { ...change.details });
+    return { ...change.details };
+  }
+
+  policyRevoke(caller: Caller, body: unknown): Record<string, unknown> {
+    const b = parsePolicyBody(body);
+    const change = this.ctx.policyStore.revoke(b.principal, b.actions);
+    this.act(caller, change.event_type, { ...change.details });
+    return { ...change.details };
+  }
+}
+
+function parsePolicyBody(body: unknown): { principal: string; actions: string[]; sinks?: string[] } {
+  const b = body as { principal?: unknown; actions?: unknown; sinks?: unknown } | undefined;
+  const strings = (v: unknown) => Array.isArray(v) && v.every((x) => typeof x === 'string');
+  if (!b || typeof b.principal !== 'string' || !strings(b.actions) || (b.sinks !== undefined && !strings(b.sinks))) {
+    throw new GateError('invalid_request', 'expected {"principal": string, "actions": [string], "sinks"?: [string]}');
+  }
+  return { principal: b.principal, actions: b.actions as string[], ...(b.sinks ? { sinks: b.sinks as string[] } : {}) };
+}

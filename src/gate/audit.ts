@@ -1,0 +1,30 @@
+// How the gate records: what every event it writes carries, and a failure
+// recorded once (the pipeline, the service and the HTTP layer each may meet
+// the same error).
+import type { AuditEventInput } from '../core/audit-event.js';
+import { LedgerError } from '../ledger/ledger.js';
+import { ApprovalError } from './approvals.js';
+import { AuthError } from './auth/errors.js';
+import type { GateContext } from './context.js';
+import { GateError } from './errors.js';
+
+/** The event with what every event of this gate carries. */
+export function stamped(ctx: GateContext, e: AuditEventInput): AuditEventInput {
+  return ctx.settings.sandboxDegraded ? { ...e, sandbox_degraded: true } : e;
+}
+
+export function appendEvent(ctx: GateContext, e: AuditEventInput): void {
+  ctx.ledger.append(stamped(ctx, e));
+}
+
+/** Marks an error whose audit event is already written. */
+export const recorded = new WeakSet<Error>();
+
+/** The API error a failure becomes; anything else is a fault and goes on as it is. */
+export function asGateError(e: unknown): GateError {
+  if (e instanceof GateError) return e;
+  if (e instanceof AuthError) return new GateError(e.code, e.message);
+  if (e instanceof ApprovalError) return new GateError(e.code, e.message);
+  if (e instanceof LedgerError) return new GateError('invalid_request', e.message);
+  throw e;
+}

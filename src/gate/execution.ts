@@ -1,0 +1,97 @@
+// One execution as the stages fill it in, in the order of the pipeline
+// (src/gate/pipeline.ts): each stage reads what earlier ones left and adds
+// its own part, and the audit event is built along the way.
+import type { AuditEventInput } from '../core/audit-event.js';
+import type { ExecutionReceipt } from '../ledger/receipt.js';
+import type { PolicyDecision, PolicyInput } from '../policy/types.js';
+import type { Caller, RequestAuth } from './app.js';
+import type { BudgetSnapshot } from './budget.js';
+import type { GateContext } from './context.js';
+import type { HostIo, ProviderOutput } from './providers.js';
+import type { LoadedAction } from './registry.js';
+import type { ExpandedRequest } from './templates.js';
+import type { ExecutionGrant, ExecutionPlanCore } from './types.js';
+
+export type Reply = { status: number; body: Record<string, unknown> };
+
+export interface Session {
+  principal: string;
+  session_id: string;
+  lease_jti: string;
+  scopes: string[];
+  jkt: string;
+}
+
+export interface Prechecked {
+  call?: ExpandedRequest;
+  targets: string[];
+  unresolved_domains: string[];
+  unresolved_paths: string[];
+  fs_path?: string;
+  category: string;
+}
+
+export interface Decided {
+  input: PolicyInput;
+  decision: PolicyDecision;
+  budget: BudgetSnapshot;
+}
+
+/** What an approval holds and a grant binds: the plan, and the request it was made for. */
+export interface ExecutionPlan {
+  core: ExecutionPlanCore;
+  session: Session;
+  request: unknown;
+  cost: number;
+}
+
+export interface Dispatched {
+  output?: ProviderOutput;
+  failure_class?: ExecutionReceipt['failure_class'];
+  error?: string;
+  io: HostIo;
+  started_at: string;
+  finished_at: string;
+  duration_ms: number;
+}
+
+export interface Execution {
+  readonly traceId: string;
+  /** The client as the transport identified it; an approved run has none (an operator resumed it). */
+  readonly caller?: Caller;
+  readonly auth?: RequestAuth;
+  readonly actionId: string;
+  /** The request body as sent (an approved run: as its plan holds it). */
+  readonly request: unknown;
+  /** The audit event this execution ends with, whether it runs or is refused. */
+  event: AuditEventInput;
+  /** Undone when the run ends, however it ends. */
+  readonly onEnd: (() => void)[];
+  session?: Session;
+  action?: LoadedAction;
+  trust?: PolicyInput['action_trust_verdict'];
+  requestHash?: string;
+  pre?: Prechecked;
+  decided?: Decided;
+  plan?: ExecutionPlan;
+  /** Set on a run an operator approved. */
+  approval?: { id: string; approved_by: string; approval_hash: string };
+  grant?: ExecutionGrant;
+  debit?: { before: Record<string, number>; after: Record<string, number> };
+  dispatched?: Dispatched;
+  receipt?: ExecutionReceipt;
+  /** The answer; a stage that sets it ends the run. */
+  reply?: Reply;
+}
+
+export type Stage = (ctx: GateContext, x: Execution) => void | Promise<void>;
+
+/** A stage that may run inside a write transaction. */
+export type SyncStage = (ctx: GateContext, x: Execution) => void;
+
+/** What an earlier stage must have set; missing, the pipeline's order is wrong. */
+export function need<K extends keyof Execution>(x: Execution, k: K): NonNullable<Execution[K]> {
+  const v = x[k];
+  if (v === undefined || v === null) throw new Error(`the execution has no ${String(k)} yet: a stage that sets it must run first (src/gate/pipeline.ts)`);
+  return v as NonNullable<Execution[K]>;
+}

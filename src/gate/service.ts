@@ -1,0 +1,163 @@
+// The gate service: what clients ask of the gate (leases, actions,
+// executions, approval polls, receipts). An execution runs the pipeline
+// (src/gate/pipeline.ts); operators' acts are in src/gate/admin.ts.
+import { DenialCoalescer } from '../ledger/coalesce.js';
+import { denialKind } from '../ledger/denial-kinds.js';
+import { Admin } from './admin.js';
+import type { AdminService, Caller, GateService, RequestAuth } from './app.js';
+import { pollView } from './approvals.js';
+import { appendEvent, asGateError, recorded } from './audit.js';
+import { issueLease, parseLeaseRequest } from './auth/leases.js';
+import type { GateContext } from './context.js';
+import { GateError } from './errors.js';
+import type { Reply } from './execution.js';
+import { Pipeline } from './pipeline.js';
+import { verifySession } from './stages/authenticate.js';
+import type { AuditEventInput } from '../core/audit-event.js';
+
+/** Who a refusal is counted against: the caller as the transport identified it. */
+function refusalSource(caller: Caller | undefined): string {
+  return caller ? JSON.stringify([caller.transport, caller.uid ?? null, caller.principal]) : 'unidentified';
+}
+
+export class Gate implements GateService {
+  readonly admin: AdminService;
+  /** A caller hammering the gate with refused requests gets counted summaries, not one event per refusal. */
+  private readonly refusals = new DenialCoalescer({ write: (e) => this.event(e), classify: denialKind });
+
+  private readonly pipeline: Pipeline;
+
+  constructor(private readonly ctx: GateContext) {
+    this.pipeline = new Pipeline(ctx, this);
+    this.admin = new Admin(ctx, this, this.pipeline);
+  }
+
+  get maxBodyBytes(): number {
+    return this.ctx.settings.maxBodyBytes;
+  }
+
+  get publicBaseUrl(): string {
+    return this.ctx.settings.publicBaseUrl;
+  }
+
+  /** Appends an event, adding what every event carries. */
+  event(e: AuditEventInput): void {
+    appendEvent(this.ctx, e);
+  }
+
+  /**
+   * Records a refusal: the first of its kind from this caller in full,
+   * repeats counted into summaries (src/ledger/coalesce.ts, denial-kinds.ts
+   * say which refusals qualify; the others are written in full here too).
+   */
+  refusal(caller: Caller | undefined, e: AuditEventInput): void {
+    this.refusals.record(e, refusalSource(caller));
+  }
+
+  /** Writes the counted refusals; call before the ledger closes. */
+  close(): void {
+    this.refusals.close();
+  }
+
+  health(): Record<string, unknown> {
+    return { status: 'ok' };
+  }
+
+  async ready() {
+    const checks: Record<string, unknown> = { draining: this.ctx.state.draining, actions: this.ctx.registry.list().length, policy_engine: this.ctx.policy.kind };
+    try {
+      this.ctx.db.prepare('SELECT 1').get();
+      checks.ledger = 'ok';
+    } catch (e) {
+      checks.ledger = (e as Error).message;
+      return { status: 'not_ready' as const, checks };
+    }
+    return { status: this.ctx.state.draining ? ('degraded' as const) : ('ready' as const), checks };
+  }
+
+  async issueLease(caller: Caller, body: unknown): Promise<Record<string, unknown>> {
+    try {
+      const req = parseLeaseRequest(body);
+      const lease = await issueLease(
+        { principal: caller.principal, allowedScopes: caller.scopes, requestedScopes: req.scopes, dpopJwk: req.dpop_jwk, budgets: req.budgets, ttlSeconds: this.ctx.settings.leaseTtlSeconds },
+        { keys: this.ctx.keys, currentEpoch: this.ctx.state.epoch },
+      );
+      this.ctx.budgets.init(lease.session_id, req.budgets ?? {}, new Date(lease.expires_at));
+      this.event({ event_type: 'lease_issued', decision: 'allow', subject: { principal: caller.principal, session_id: lease.session_id, lease_jti: lease.lease_jti, identity_method: caller.transport }, details: { scopes: req.scopes, budgets: req.budgets ?? null, expires_at: lease.expires_at } });
+      return { ...lease };
+    } catch (e) {
+      const g = asGateError(e);
+      this.refusal(caller, { event_type: 'lease_denied', decision: 'deny', subject: { principal: caller.principal, identity_method: caller.transport }, error: { code: g.code, message: g.message } });
+      recorded.add(g);
+      throw g;
+    }
+  }
+
+  async jwks(): Promise<Record<string, unknown>> {
+    return { ...this.ctx.keys.jwks('lease') };
+  }
+
+  private describe(id: string, version?: string) {
+    const a = this.ctx.registry.get(id, version);
+    if (!a) throw new GateError('action_not_found', `no action ${JSON.stringify(id)}`);
+    return a;
+  }
+
+  listActions(): Record<string, unknown>[] {
+    return this.ctx.registry.list().map((a) => ({
+      action_id: a.manifest.action_id,
+      version: a.manifest.version,
+      risk_level: a.manifest.risk_level,
+      tags: a.manifest.tags,
+      declared_side_effects: a.manifest.declared_side_effects,
+      action_digest: a.action_digest,
+    }));
+  }
+
+  getAction(id: string): Record<string, unknown> {
+    const a = this.describe(id);
+    return { ...a.manifest, action_digest: a.action_digest, versions: this.ctx.registry.versions(id) };
+  }
+
+  requestSchema(id: string): Record<string, unknown> {
+    return this.describe(id).manifest.io.request_schema;
+  }
+
+  execute(caller: Caller, actionId: string, body: unknown, auth: RequestAuth): Promise<Reply> {
+    return this.pipeline.execute(caller, actionId, body, auth);
+  }
+
+  /** Expired approvals are recorded once, when first noticed. */
+  sweepApprovals(): void {
+    for (const a of this.ctx.approvals.expire()) {
+      this.event({ event_type: 'approval_expired', decision: 'deny', subject: { principal: a.principal, session_id: a.session_id }, action: { action_id: a.action_id }, approval: { approval_id: a.approval_id, plan_hash: a.plan_hash }, details: { expires_at: a.expires_at } });
+    }
+  }
+
+  async pollApproval(caller: Caller, id: string, auth: RequestAuth): Promise<Record<string, unknown>> {
+    const session = await verifySession(this.ctx, caller, auth).catch((e) => {
+      throw asGateError(e);
+    });
+    this.sweepApprovals();
+    const a = this.ctx.approvals.get(id);
+    if (!a || a.principal !== session.principal) throw new GateError('approval_not_found', `no approval ${id} for ${session.principal}`);
+    return pollView(a);
+  }
+
+  async getReceipt(caller: Caller, id: string, auth: RequestAuth | null): Promise<Record<string, unknown>> {
+    const r = this.ctx.ledger.getReceipt(id);
+    if (auth) {
+      const s = await verifySession(this.ctx, caller, auth);
+      const intent = r ? this.ctx.db.prepare('SELECT principal FROM execution_intents WHERE grant_id = ?').get(r.grant_id) as { principal: string } | undefined : undefined;
+      if (!r || intent?.principal !== s.principal) throw new GateError('receipt_not_found', `no receipt ${id} for ${s.principal}`);
+    }
+    if (!r) throw new GateError('receipt_not_found', `no receipt ${id}`);
+    return { ...r };
+  }
+
+  recordRefusal(caller: Caller | undefined, route: string, err: GateError): void {
+    if (recorded.has(err)) return;
+    recorded.add(err);
+    this.refusal(caller, { event_type: 'request_refused', decision: err.status >= 500 ? 'error' : 'deny', subject: { principal: caller?.principal ?? 'unknown', identity_method: caller?.transport }, error: { code: err.code, message: err.message }, details: { route } });
+  }
+}

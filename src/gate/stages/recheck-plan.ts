@@ -1,0 +1,22 @@
+// What may have changed since the plan was made. Manifests may be reloaded
+// while the policy decides: the plan's action must still be the registry's.
+// An approved plan also waited for a human, and comes back from storage:
+// its template is expanded again (the expanded call is not stored) and its
+// request must still hash to what the plan says.
+import { canonicalHash } from '../../crypto/jcs.js';
+import type { GateContext } from '../context.js';
+import { GateError } from '../errors.js';
+import { need, type Execution } from '../execution.js';
+import { precheck } from './precheck-targets.js';
+
+export function recheckPlan(ctx: GateContext, x: Execution): void {
+  const plan = need(x, 'plan');
+  const action = ctx.registry.get(plan.core.action_id, plan.core.action_version);
+  if (!action || action.action_digest !== plan.core.action_digest) {
+    throw new GateError('action_digest_mismatch', `${plan.core.action_id}@${plan.core.action_version} changed since the plan was made`);
+  }
+  x.action = action;
+  if (!x.approval) return;
+  x.pre = precheck(action, plan.request);
+  if (canonicalHash(plan.request) !== plan.core.request_hash) throw new GateError('approval_mismatch', 'the stored request does not match its hash');
+}

@@ -1,0 +1,31 @@
+// The request against the action's input schema, in RFC 8785 canonical
+// form within the action's size limit, and its request_hash.
+import { canonicalize, canonicalHash } from '../../crypto/jcs.js';
+import type { GateContext } from '../context.js';
+import { GateError } from '../errors.js';
+import { need, type Execution } from '../execution.js';
+
+export function validateRequest(ctx: GateContext, x: Execution): void {
+  const action = need(x, 'action');
+  const m = action.manifest;
+  const body = x.request;
+  if (body === undefined) throw new GateError('invalid_request', 'the request body must be a JSON object (Content-Type: application/json)');
+  let canonical: string;
+  try {
+    canonical = canonicalize(body);
+  } catch (e) {
+    throw new GateError('invalid_request', (e as Error).message);
+  }
+  if (Buffer.byteLength(canonical) > m.io.max_request_bytes) {
+    throw new GateError('body_too_large', `the request is ${Buffer.byteLength(canonical)} bytes; ${m.action_id} accepts at most ${m.io.max_request_bytes}`);
+  }
+  const v = ctx.registry.validateRequest(m.action_id, body, m.version);
+  if (!v.ok) {
+    throw new GateError('schema_violation', v.errors.map((e) => `${e.pointer || '/'}: ${e.message}`).join('; '), { errors: v.errors });
+  }
+  x.requestHash = canonicalHash(body);
+  // The event names the action's version, digest and trust only for a request
+  // admitted this far: a refusal before it names the action id asked for.
+  x.event.action = { action_id: m.action_id, action_version: m.version, action_digest: action.action_digest, action_trust_verdict: need(x, 'trust'), risk_level: m.risk_level };
+  x.event.request = { request_hash: x.requestHash };
+}
