@@ -34,9 +34,9 @@ export interface EventTypeSpec {
 const R = 'required';
 const O = 'optional';
 
-/** An operator's act through the admin socket or the CLI (src/gate/gate.ts, Admin.act). */
+/** An operator's act through the admin socket or the CLI (src/gate/admin.ts, Admin.act). */
 const ADMIN_ACT = { decision: R, operator: R, subject: R, details: R } as const;
-const ADMIN = ['src/gate/gate.ts'];
+const ADMIN = ['src/gate/admin.ts'];
 /** What every policy store change records (src/policy/store.ts, PolicyStore.change). */
 const POLICY_CHANGE = { principal: R, changed: R, store_version_before: R, store_version_after: R } as const;
 /** A refusal by the gate, before or after a lease was verified. */
@@ -47,7 +47,7 @@ const LAUNCHER = { decision: R, subject: R, details: R } as const;
 const CATALOGUE = {
   action_call: {
     meaning: 'An execution of an action: held for approval, refused, or run with its receipt',
-    emitters: ['src/gate/gate.ts', 'src/gate/stages/finalize.ts'],
+    emitters: ['src/gate/pipeline.ts', 'src/gate/stages/hold-for-approval.ts'],
     fields: {
       decision: R,
       subject: R,
@@ -65,26 +65,26 @@ const CATALOGUE = {
   },
   lease_issued: {
     meaning: 'A lease (session) issued to a principal',
-    emitters: ['src/gate/gate.ts'],
+    emitters: ['src/gate/service.ts'],
     fields: { decision: R, subject: R, 'subject.session_id': R, details: R },
     details: { scopes: R, budgets: R, expires_at: R },
   },
   lease_denied: {
     meaning: 'A lease request refused',
-    emitters: ['src/gate/gate.ts'],
+    emitters: ['src/gate/service.ts'],
     fields: GATE_REFUSAL,
     coalesced: true,
   },
   request_refused: {
     meaning: 'A request refused with no event of its own (a malformed or oversized body, an unidentified caller, an unknown approval...)',
-    emitters: ['src/gate/gate.ts'],
+    emitters: ['src/gate/service.ts'],
     fields: { ...GATE_REFUSAL, details: R },
     details: { route: R },
     coalesced: true,
   },
   approval_expired: {
     meaning: 'A pending approval expired before an operator decided it',
-    emitters: ['src/gate/gate.ts'],
+    emitters: ['src/gate/service.ts'],
     fields: { decision: R, subject: R, 'subject.session_id': R, action: R, approval: R, details: R },
     details: { expires_at: R },
   },
@@ -132,13 +132,13 @@ const CATALOGUE = {
   },
   policy_grant: {
     meaning: 'An operator granted a principal actions and sinks',
-    emitters: ['src/policy/store.ts', 'src/gate/gate.ts'],
+    emitters: ['src/policy/store.ts', 'src/gate/admin.ts'],
     fields: ADMIN_ACT,
     details: { ...POLICY_CHANGE, actions: R, sinks: R, added_actions: R, added_sinks: R, created_entry: R, inherits_wildcard: O },
   },
   policy_revoke: {
     meaning: 'An operator took actions (and sinks) away from a principal',
-    emitters: ['src/policy/store.ts', 'src/gate/gate.ts'],
+    emitters: ['src/policy/store.ts', 'src/gate/admin.ts'],
     fields: ADMIN_ACT,
     details: { ...POLICY_CHANGE, actions: R, sinks: R, removed_actions: R, removed_sinks: R, removed_entry: R },
   },

@@ -2,7 +2,7 @@
 // recorded once (the pipeline, the service and the HTTP layer each may meet
 // the same error).
 import type { AuditEventInput } from '../core/audit-event.js';
-import { LedgerError } from '../ledger/ledger.js';
+import { EventRefusedError, LedgerError } from '../ledger/ledger.js';
 import { ApprovalError } from './approvals.js';
 import { AuthError } from './auth/errors.js';
 import type { GateContext } from './context.js';
@@ -25,6 +25,8 @@ export function asGateError(e: unknown): GateError {
   if (e instanceof GateError) return e;
   if (e instanceof AuthError) return new GateError(e.code, e.message);
   if (e instanceof ApprovalError) return new GateError(e.code, e.message);
+  // An event the catalogue refuses is the gate's own fault, not the caller's.
+  if (e instanceof EventRefusedError) return new GateError('internal_error', `the gate could not record this request (${e.message}); nothing was executed`);
   if (e instanceof LedgerError) return new GateError('invalid_request', e.message);
   throw e;
 }

@@ -470,3 +470,12 @@ test('latchgate audit: --help lists every event type; a wrong --event-type is re
   assert.equal(ok.status, 0, ok.stderr);
   assert.deepEqual(JSON.parse(ok.stdout), []);
 });
+
+test("an event the catalogue refuses is the gate's fault (500), while a bad audit filter stays the caller's (400)", async () => {
+  const { asGateError } = await import('../../dist/gate/audit.js');
+  const refused = asGateError(new EventRefusedError('action_call event: decision is missing', 'action_call', 'decision'));
+  assert.equal(refused.status, 500);
+  assert.equal(refused.code, 'internal_error');
+  assert.match(refused.message, /decision is missing.*nothing was executed/);
+  assert.equal(asGateError(new LedgerError('limit: expected a positive integer')).status, 400);
+});
