@@ -113,6 +113,7 @@ export class Gate implements GateService {
   }
 
   async jwks(): Promise<Record<string, unknown>> {
+    this.ctx.keys.current('lease'); // published before the first lease it signs (jwks() alone creates nothing)
     return { ...this.ctx.keys.jwks('lease') };
   }
 
@@ -359,6 +360,7 @@ class Admin implements AdminService {
 
   receiptKeys(caller: Caller): Record<string, unknown> {
     this.act(caller, 'admin_receipt_keys_read');
+    this.ctx.keys.current('receipt'); // the key the next receipt is signed with is listed too
     return { ...this.ctx.keys.jwks('receipt') };
   }
 
