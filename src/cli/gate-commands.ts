@@ -10,7 +10,7 @@ import { GateError } from '../gate/errors.js';
 import { LaunchError } from '../core/errors.js';
 import { EVENT_CATALOGUE, EVENT_TYPES, isEventType, type EventType } from '../core/event-catalogue.js';
 import { closest } from '../config/suggest.js';
-import { gateSetup, localOperator, openSharedGate, type GateSetup } from '../gate/setup.js';
+import { gateSetup, localOperator, openSharedGate, stateFiles, type GateSetup } from '../gate/setup.js';
 
 type Out = { json?: boolean; config?: string };
 
@@ -147,14 +147,22 @@ export function auditCommand(): Command {
 
 export function verifyCommand(): Command {
   return common(new Command('verify').summary('verify the ledger: hash chain, receipts, intents without receipts'))
-    .description('Exit 0 when the ledger is intact, 2 when it is not (the first bad event is named).')
+    .description('Exit 0 when the ledger is intact, 2 when it is not (the first bad event is named). Writes nothing: works on a read-only or archived state directory.')
     .action(async (o: Out) => {
-      await withGate(o, async (g) => {
-        const [{ verifyLedger }, { formatVerifyReport }] = await Promise.all([import('../ledger/verify.js'), import('../ledger/format.js')]);
-        const r = verifyLedger(g.db, g.ctx.keys);
-        print(o, r, () => formatVerifyReport(r));
-        process.exitCode = r.intact ? 0 : 2;
-      });
+      // Not through the gate: opening it migrates the database and creates files.
+      const files = stateFiles(gateSetup(o.config).stateDir);
+      const [{ verifyLedgerFile }, { formatVerifyReport }, { LedgerError }, { KeyStore }, { KeyStoreError }] = await Promise.all([
+        import('../ledger/verify.js'), import('../ledger/format.js'), import('../ledger/ledger.js'), import('../keys/store.js'), import('../keys/ed25519.js'),
+      ]);
+      let r;
+      try {
+        r = verifyLedgerFile(files.ledger, new KeyStore(files.keys));
+      } catch (e) {
+        if (e instanceof LedgerError || e instanceof KeyStoreError) throw new LaunchError(e.message, 1);
+        throw e;
+      }
+      print(o, r, () => formatVerifyReport(r));
+      process.exitCode = r.intact ? 0 : 2;
     });
 }
 

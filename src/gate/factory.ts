@@ -1,6 +1,5 @@
 // Builds a gate from configuration: one SQLite file and one key directory
 // under the state dir, shared by `latchgate up` and every `latchgate sandbox`.
-import { join } from 'node:path';
 import type { GateFileConfig } from '../config/latchgate-toml.js';
 import { Checkpointer } from '../ledger/checkpointer.js';
 import { openDb, WalSync, type Db } from '../ledger/db.js';
@@ -20,6 +19,7 @@ import { Gate } from './service.js';
 import { GateInstances } from './instances.js';
 import { ProviderTable, type HttpTransport, type Provider } from './providers.js';
 import { Registry } from './registry.js';
+import { stateFiles } from './setup.js';
 
 import { DEFAULTS } from './defaults.js';
 
@@ -58,14 +58,15 @@ export interface OpenedGate {
 }
 
 export async function openGate(o: OpenGateOptions): Promise<OpenedGate> {
-  const dbPath = join(o.stateDir, 'ledger.sqlite3');
+  const files = stateFiles(o.stateDir);
+  const dbPath = files.ledger;
   const db = openDb(dbPath);
   // Checkpoints copy the WAL into the database with fsyncs: not inside a
   // request's commit (SQLite's automatic ones would), but in a worker.
   db.pragma('wal_autocheckpoint = 0');
   const ledger = new Ledger(db).migrate();
   const checkpoints = dbPath === ':memory:' ? undefined : new Checkpointer(dbPath);
-  const keys = new KeyStore(join(o.stateDir, 'keys'));
+  const keys = new KeyStore(files.keys);
   const registry = new Registry(db, o.config.manifestDirs, { builtin: o.builtinManifests ?? true });
   registry.migrate();
   registry.load();

@@ -94,6 +94,7 @@ export class Gate implements GateService {
   }
 
   async jwks(): Promise<Record<string, unknown>> {
+    this.ctx.keys.current('lease'); // published before the first lease it signs (jwks() alone creates nothing)
     return { ...this.ctx.keys.jwks('lease') };
   }
 

@@ -57,6 +57,11 @@ export function localOperator(s: GateSetup): Caller {
   return { principal: `operator:${name}`, scopes: [], uid, operator: name, transport: 'unix' };
 }
 
+/** The shared state under a state directory: the ledger and the key store. */
+export function stateFiles(stateDir: string): { ledger: string; keys: string } {
+  return { ledger: join(stateDir, 'ledger.sqlite3'), keys: join(stateDir, 'keys') };
+}
+
 /** Loads the gate's modules only when a command needs them (sandbox start-up stays light). */
 export async function openSharedGate(s: GateSetup): Promise<OpenedGate> {
   const { openGate } = await import('./factory.js');

@@ -111,7 +111,21 @@ export function ensureKeyDir(dir: string): void {
     fsyncDir(dirname(d));
     if (d === first || d === dirname(d)) break;
   }
-  const st = lstatSync(dir);
+  checkKeyDir(dir, lstatSync(dir));
+}
+
+/**
+ * Checks the directory as ensureKeyDir() does, creating nothing; false when
+ * there is none (the read paths: a state directory may be read-only).
+ */
+export function existingKeyDir(dir: string): boolean {
+  const st = lstatOrNull(dir);
+  if (!st) return false;
+  checkKeyDir(dir, st);
+  return true;
+}
+
+function checkKeyDir(dir: string, st: Stats): void {
   if (!st.isDirectory()) {
     throw new KeyStoreError(`key directory ${dir} is not a directory (a symlink or a file); refusing to use it. Fix: put the real directory at ${dir}`);
   }

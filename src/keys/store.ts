@@ -10,11 +10,17 @@
 // durability rules are in files.ts. `latchgate up` and every `latchgate
 // sandbox` share the directory: a key file that changed on disk (another
 // process rotated) is read again before the next signature.
+//
+// Reading (publicKey, verify, jwks) writes nothing, creates nothing and takes
+// no lock: verification must work on a read-only or archived state directory
+// and leave it as it was. Files in an older form (legacy.ts) are read as they
+// will be after their migration; that migration is written only on the paths
+// that write anyway (current, and so sign, and rotate).
 import { createPrivateKey, createPublicKey, generateKeyPairSync, sign as cryptoSign, type KeyObject } from 'node:crypto';
 import type { Stats } from 'node:fs';
 import { join } from 'node:path';
 import { jwkThumbprint, KeyStoreError, rawPublicKey, verifyEd25519 } from './ed25519.js';
-import { createDurably, ensureKeyDir, lstatOrNull, readChecked, removeDurably, replaceDurably, sameFile, withLock } from './files.js';
+import { createDurably, ensureKeyDir, existingKeyDir, lstatOrNull, readChecked, removeDurably, replaceDurably, sameFile, withLock } from './files.js';
 import { KEY_KINDS, newEntry, parseHistory, publishedJwks, serializeHistory, type Jwks, type KeyKind, type ParsedHistory } from './history.js';
 import { LEGACY_LEASE_JWKS_FILE, LEGACY_LEASE_KEY_FILE, legacyKid } from './legacy.js';
 
@@ -29,6 +35,20 @@ interface LoadedKey {
   stat: Stats;
   key: CurrentKey;
 }
+
+/** A history as read, with the files it was read from (to notice a change). */
+interface CachedHistory {
+  stats: (Stats | null)[];
+  parsed: ParsedHistory;
+}
+
+/** The lease key files of an older latchgate (legacy.ts); each null when absent. */
+interface LegacyLease {
+  pem: { text: string; stat: Stats } | null;
+  old: { text: string; stat: Stats } | null;
+}
+
+const emptyHistory = (): ParsedHistory => ({ jwks: { keys: [] }, byKid: new Map(), converted: false });
 
 const HEX_SIG = /^[0-9a-f]{128}$/i;
 
@@ -53,8 +73,8 @@ function parsePrivateKey(path: string, pem: string): KeyObject {
 
 export class KeyStore {
   private readonly loaded = new Map<KeyKind, LoadedKey>();
-  private readonly histories = new Map<KeyKind, { stat: Stats | null; parsed: ParsedHistory }>();
-  private readonly opened = new Set<KeyKind>();
+  private readonly histories = new Map<KeyKind, CachedHistory>();
+  private readonly prepared = new Set<KeyKind>();
 
   constructor(readonly dir: string) {}
 
@@ -68,7 +88,7 @@ export class KeyStore {
 
   /** The current key of a kind, created on first use, read again when its file changed. */
   current(kind: KeyKind): CurrentKey {
-    this.open(kind);
+    this.prepare(kind);
     const st = lstatOrNull(this.keyPath(kind));
     const cached = this.loaded.get(kind);
     if (cached && st && sameFile(cached.stat, st)) return cached.key;
@@ -126,33 +146,37 @@ export class KeyStore {
 
   /**
    * The public key a kid (or a legacy kid) names in the history of a kind;
-   * undefined when the history does not hold it. Creates nothing. An unknown
+   * undefined when the history does not hold it. Writes nothing. An unknown
    * kid makes the history be read again, so keys added by another process
    * are found.
    */
   publicKey(kind: KeyKind, kid: string): KeyObject | undefined {
-    this.open(kind);
+    checkKind(kind);
     return this.history(kind, false).byKid.get(kid) ?? this.history(kind, true).byKid.get(kid);
   }
 
-  /** The published history of a kind (with the current key in it). */
+  /**
+   * The published history of a kind; writes nothing, so a kind that never
+   * signed has no key in it yet (every key is in it before it signs).
+   */
   jwks(kind: KeyKind): Jwks {
-    this.current(kind);
+    checkKind(kind);
     return publishedJwks(this.history(kind, true).jwks);
   }
 
   // --- internals ---
 
-  /** Once per kind: checks the kind and directory, and carries older files over. */
-  private open(kind: KeyKind): void {
-    if (this.opened.has(kind)) return;
-    if (!(KEY_KINDS as readonly string[]).includes(kind)) {
-      throw new KeyStoreError(`unknown key kind ${JSON.stringify(kind)}; expected one of ${KEY_KINDS.join(', ')}`);
-    }
+  /**
+   * Once per kind, before its first write: checks the kind and directory,
+   * and writes older files over in today's form.
+   */
+  private prepare(kind: KeyKind): void {
+    if (this.prepared.has(kind)) return;
+    checkKind(kind);
     ensureKeyDir(this.dir);
     const legacyLease = kind === 'lease' && [LEGACY_LEASE_KEY_FILE, LEGACY_LEASE_JWKS_FILE].some((f) => lstatOrNull(join(this.dir, f)));
-    if (legacyLease || this.history(kind, true).converted) this.migrate(kind);
-    this.opened.add(kind);
+    if (legacyLease || this.storedHistory(kind).converted) this.migrate(kind);
+    this.prepared.add(kind);
   }
 
   /** Reads and checks the key file; null when there is none. */
@@ -175,16 +199,70 @@ export class KeyStore {
     });
   }
 
+  /**
+   * The history of a kind as it reads after migrate(), built in memory;
+   * cached, and read again (refresh) when one of its files changed.
+   */
   private history(kind: KeyKind, refresh: boolean): ParsedHistory {
     const cached = this.histories.get(kind);
     if (cached && !refresh) return cached.parsed;
-    const path = this.jwksPath(kind);
-    const st = lstatOrNull(path);
-    if (cached && (st && cached.stat ? sameFile(st, cached.stat) : st === cached.stat)) return cached.parsed;
-    const file = readChecked(path, 'key history');
-    const parsed = file ? parseHistory(kind, path, file.text) : { jwks: { keys: [] }, byKid: new Map(), converted: false };
-    this.histories.set(kind, { stat: file?.stat ?? null, parsed });
+    // Taken before the reads: a change during them makes the next refresh read again.
+    const stats = this.historyFiles(kind).map(lstatOrNull);
+    if (cached && stats.every((st, i) => (st && cached.stats[i] ? sameFile(st, cached.stats[i]) : st === cached.stats[i]))) return cached.parsed;
+    const parsed = this.readHistory(kind);
+    this.histories.set(kind, { stats, parsed });
     return parsed;
+  }
+
+  /** The files a kind's history is read from (the lease key's current kid decides which old entries are retired). */
+  private historyFiles(kind: KeyKind): string[] {
+    const own = [this.jwksPath(kind)];
+    return kind === 'lease' ? [...own, join(this.dir, LEGACY_LEASE_KEY_FILE), join(this.dir, LEGACY_LEASE_JWKS_FILE), this.keyPath(kind)] : own;
+  }
+
+  private readHistory(kind: KeyKind): ParsedHistory {
+    if (!existingKeyDir(this.dir)) return emptyHistory();
+    // The old lease files are read before the history: a migration by another
+    // process in between then shows in the history, which it makes durable
+    // before it removes them, so no entry is missed.
+    const legacy = kind === 'lease' ? this.readLegacyLease() : null;
+    const stored = this.storedHistory(kind);
+    if (!legacy) return stored;
+    // Parsed from the very text migrate() would write: the same answers.
+    return parseHistory(kind, this.jwksPath(kind), serializeHistory(this.withLegacyLease(stored.jwks, legacy)));
+  }
+
+  /** The history file as it is (entries of an older form converted in memory). */
+  private storedHistory(kind: KeyKind): ParsedHistory {
+    const path = this.jwksPath(kind);
+    const file = readChecked(path, 'key history');
+    return file ? parseHistory(kind, path, file.text) : emptyHistory();
+  }
+
+  private readLegacyLease(): LegacyLease | null {
+    const pem = readChecked(join(this.dir, LEGACY_LEASE_KEY_FILE), 'private key');
+    const old = readChecked(join(this.dir, LEGACY_LEASE_JWKS_FILE), 'key history');
+    return pem || old ? { pem, old } : null;
+  }
+
+  /**
+   * The lease history with the old lease files merged in: their entries
+   * first (dated by the old history's last change: it recorded no dates),
+   * the old key under its legacy kid, every key but the current one retired.
+   */
+  private withLegacyLease(jwks: Jwks, { pem, old }: LegacyLease): Jwks {
+    const when = (old ?? pem)!.stat.mtime.toISOString();
+    const older = old ? parseHistory('lease', join(this.dir, LEGACY_LEASE_JWKS_FILE), old.text, when).jwks.keys : [];
+    const keys = [...older.filter((o) => !jwks.keys.some((e) => e.x === o.x)), ...structuredClone(jwks.keys)];
+    let current = this.readKey('lease')?.key.kid;
+    if (pem) {
+      const publicKey = createPublicKey(parsePrivateKey(join(this.dir, LEGACY_LEASE_KEY_FILE), pem.text));
+      const kid = jwkThumbprint(publicKey);
+      if (!keys.some((e) => e.kid === kid)) keys.push(newEntry(publicKey, when, legacyKid('lease', rawPublicKey(publicKey))));
+      current ??= kid;
+    }
+    for (const e of keys) if (e.kid !== current) e.retired_at ??= when;
+    return { keys };
   }
 
   /**
@@ -196,7 +274,7 @@ export class KeyStore {
   private locked(kind: KeyKind, fn: (jwks: Jwks, save: () => void) => void): void {
     ensureKeyDir(this.dir);
     withLock(`${this.jwksPath(kind)}.lock`, () => {
-      const jwks = structuredClone(this.history(kind, true).jwks);
+      const jwks = structuredClone(this.storedHistory(kind).jwks);
       fn(jwks, () => {
         replaceDurably(this.jwksPath(kind), serializeHistory(jwks), 0o644);
         this.histories.delete(kind);
@@ -212,28 +290,19 @@ export class KeyStore {
    * the next start finishes the move.
    */
   private migrate(kind: KeyKind): void {
-    const pemPath = join(this.dir, LEGACY_LEASE_KEY_FILE);
-    const oldHistoryPath = join(this.dir, LEGACY_LEASE_JWKS_FILE);
     this.locked(kind, (jwks, save) => {
-      if (kind !== 'lease') return save();
-      const pem = readChecked(pemPath, 'private key');
-      const old = readChecked(oldHistoryPath, 'key history');
-      if (!pem && !old) return save(); // another process finished the move
-      // That history recorded no dates: its last change bounds them all.
-      const when = (old ?? pem)!.stat.mtime.toISOString();
-      const older = old ? parseHistory(kind, oldHistoryPath, old.text, when).jwks.keys : [];
-      jwks.keys = [...older.filter((o) => !jwks.keys.some((e) => e.x === o.x)), ...jwks.keys];
-      let current = this.readKey(kind)?.key.kid;
-      if (pem) {
-        const publicKey = createPublicKey(parsePrivateKey(pemPath, pem.text));
-        const kid = jwkThumbprint(publicKey);
-        if (!jwks.keys.some((e) => e.kid === kid)) jwks.keys.push(newEntry(publicKey, when, legacyKid(kind, rawPublicKey(publicKey))));
-        current ??= kid;
-      }
-      for (const e of jwks.keys) if (e.kid !== current) e.retired_at ??= when;
+      const legacy = kind === 'lease' ? this.readLegacyLease() : null;
+      if (!legacy) return save(); // (for the lease key: another process finished the move)
+      jwks.keys = this.withLegacyLease(jwks, legacy).keys;
       save();
-      if (pem) createDurably(this.keyPath(kind), pem.text, 0o600);
+      if (legacy.pem) createDurably(this.keyPath(kind), legacy.pem.text, 0o600);
       removeDurably(this.dir, [LEGACY_LEASE_KEY_FILE, LEGACY_LEASE_JWKS_FILE]);
     });
+  }
+}
+
+function checkKind(kind: KeyKind): void {
+  if (!(KEY_KINDS as readonly string[]).includes(kind)) {
+    throw new KeyStoreError(`unknown key kind ${JSON.stringify(kind)}; expected one of ${KEY_KINDS.join(', ')}`);
   }
 }

@@ -2,7 +2,7 @@
 // state registers its tables through migrate(); `latchgate sandbox` and
 // `latchgate up` may open the same file at the same time.
 import Database from 'better-sqlite3';
-import { closeSync, fdatasync as fdatasyncCb, mkdirSync, openSync, statSync } from 'node:fs';
+import { closeSync, constants as fsc, fdatasync as fdatasyncCb, fstatSync, mkdirSync, openSync, readFileSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { promisify } from 'node:util';
 
@@ -21,6 +21,51 @@ export function openDb(path: string): Db {
   db.pragma('busy_timeout = 5000');
   db.pragma('foreign_keys = ON');
   return db;
+}
+
+/**
+ * Opens a database only to read it, writing nothing in its directory (the
+ * verification of an archived or read-only state directory). While a -wal
+ * file exists a process may be writing (or one died): SQLite opens the file
+ * read-only and reads the WAL too. Without one every commit is in the
+ * database file, but SQLite would create the -wal and -shm files to read it,
+ * and cannot read it at all in a read-only directory: the file is read into
+ * memory instead (so memory grows with it), again if it changed meanwhile.
+ */
+export function openDbReadOnly(path: string): Db {
+  for (let attempt = 0; attempt < 3 && statSync(`${path}-wal`, { throwIfNoEntry: false }) === undefined; attempt++) {
+    const image = readUnchanged(path);
+    if (image === 'too large') break;
+    if (image) {
+      // A WAL-mode header would make SQLite look for a WAL beside the copy: none is needed.
+      if (image[18] === 2 && image[19] === 2) image[18] = image[19] = 1;
+      return new Database(image, { readonly: true });
+    }
+  }
+  const db = new Database(path, { readonly: true, fileMustExist: true });
+  db.pragma('busy_timeout = 5000');
+  return db;
+}
+
+/** The whole file, or null when it changed while it was read. */
+function readUnchanged(path: string): Buffer | null | 'too large' {
+  const fd = openSync(path, fsc.O_RDONLY);
+  try {
+    const before = fstatSync(fd);
+    let image: Buffer;
+    try {
+      image = readFileSync(fd);
+    } catch (e) {
+      // Past what one Buffer holds: SQLite reads it in place.
+      if ((e as NodeJS.ErrnoException).code === 'ERR_FS_FILE_TOO_LARGE') return 'too large';
+      throw e;
+    }
+    const after = fstatSync(fd);
+    const same = before.size === after.size && before.mtimeMs === after.mtimeMs && before.ctimeMs === after.ctimeMs && image.length === after.size;
+    return same ? image : null;
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /**

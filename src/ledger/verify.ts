@@ -11,12 +11,14 @@
 //   - inserted: the next real event links over it to an earlier one;
 //   - reordered: an event's predecessor is stored after it.
 // Receipts are checked apart (receipt.ts: result_hash recomputed, signature
-// through the append-only key history). Intents without receipts are listed
+// through the append-only key history). Verification writes nothing, neither
+// in the database nor in the key store: it works on a read-only copy. Intents without receipts are listed
 // but do not by themselves make the ledger "not intact": they are the
 // detectable trace of lost evidence.
 import { canonicalize } from '../crypto/jcs.js';
 import type { KeyStore } from '../keys/store.js';
-import type { Db } from './db.js';
+import { existsSync } from 'node:fs';
+import { openDbReadOnly, type Db } from './db.js';
 import { CHAIN_HASH_FORMAT, eventHash, indexedColumns, LedgerError } from './ledger.js';
 import type { AuditEvent } from '../core/audit-event.js';
 import { verifyReceipt, type ExecutionReceipt } from './receipt.js';
@@ -87,21 +89,51 @@ function contentProblem(row: Row): string | null {
 }
 
 /** Walks the hash chain and checks every receipt. Read-only; never throws for tampering, only for a file that is not a ledger. */
-export function verifyLedger(db: Db, keys: KeyStore): VerifyReport {
-  const tables = new Set(
-    (db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table'`).pluck().all() as string[]),
-  );
-  for (const t of ['audit_events', 'receipts', 'execution_intents', 'ledger_metadata']) {
-    if (!tables.has(t)) throw new LedgerError(`${db.name} is not a latchgate ledger (no ${t} table)`, 'not_a_ledger');
+export function verifyLedger(db: Db, keys: KeyStore, name = db.name): VerifyReport {
+  let tables: Set<string>;
+  try {
+    tables = new Set(db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table'`).pluck().all() as string[]);
+  } catch (e) {
+    if ((e as { code?: unknown }).code !== 'SQLITE_NOTADB') throw e;
+    throw new LedgerError(`${name} is not a latchgate ledger (${(e as Error).message})`, 'not_a_ledger');
   }
-  return db.transaction(() => walk(db, keys))();
+  for (const t of ['audit_events', 'receipts', 'execution_intents', 'ledger_metadata']) {
+    if (!tables.has(t)) throw new LedgerError(`${name} is not a latchgate ledger (no ${t} table)`, 'not_a_ledger');
+  }
+  return db.transaction(() => walk(db, keys, name))();
 }
 
-function walk(db: Db, keys: KeyStore): VerifyReport {
+/**
+ * Verifies the ledger file at path without opening it for writing (no
+ * migration, no -wal or -shm left behind): `latchgate verify` on an archived
+ * or read-only state directory.
+ */
+export function verifyLedgerFile(path: string, keys: KeyStore): VerifyReport {
+  if (!existsSync(path)) {
+    throw new LedgerError(`no ledger at ${path}. Fix: point [state] dir in latchgate.toml (or XDG_STATE_HOME) at the state directory that holds ledger.sqlite3`, 'not_a_ledger');
+  }
+  let db: Db | undefined;
+  try {
+    db = openDbReadOnly(path);
+    return verifyLedger(db, keys, path);
+  } catch (e) {
+    if ((e as { code?: unknown }).code !== 'SQLITE_CANTOPEN') throw e;
+    // SQLite reads a -wal file through its -shm, which it cannot create in a read-only directory.
+    const orphanWal = existsSync(`${path}-wal`) && !existsSync(`${path}-shm`);
+    throw new LedgerError(
+      `cannot open the ledger ${path} to read it (${(e as Error).message})${orphanWal ? `: it has a -wal file (commits not yet in the database file) without its -shm file, which SQLite cannot create here` : ''}. Fix: ${orphanWal ? 'copy ledger.sqlite3 with its -wal file to a writable directory and verify the copy' : `check that ${path} and its directory are readable by this user`}`,
+      'ledger_unreadable',
+    );
+  } finally {
+    db?.close();
+  }
+}
+
+function walk(db: Db, keys: KeyStore, name: string): VerifyReport {
   const meta = (key: string) => db.prepare('SELECT value FROM ledger_metadata WHERE key = ?').pluck().get(key) as string | undefined;
   const format = meta('chain_hash_format');
   if (format !== CHAIN_HASH_FORMAT) {
-    throw new LedgerError(`ledger ${db.name} uses chain_hash_format '${format ?? '(none)'}', not '${CHAIN_HASH_FORMAT}'; it cannot be verified by this latchgate`, 'ledger_format_mismatch');
+    throw new LedgerError(`ledger ${name} uses chain_hash_format '${format ?? '(none)'}', not '${CHAIN_HASH_FORMAT}'; it cannot be verified by this latchgate`, 'ledger_format_mismatch');
   }
   const chainHead = meta('chain_head') ?? '';
 

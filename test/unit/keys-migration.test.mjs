@@ -4,33 +4,31 @@
 // lease key until it expires, every old kid; the old lease files are moved
 // and the histories rewritten without losing an entry, even when a move was
 // cut short; a rotation afterwards works; tampering and wrong keys still fail.
+// Verifying it writes nothing: the old forms are read in memory, with the
+// answers the migration (on the first signature) then makes durable.
 // Each test works on its own copy of the fixture.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, copyFileSync, cpSync, existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { generateKeyPairSync, createHash } from 'node:crypto';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { decodeJwt } from 'jose';
 import { AuthError, verifyLease } from '../../dist/gate/auth/index.js';
 import { verifyGrantSignature } from '../../dist/gate/grant.js';
 import { KeyStore } from '../../dist/keys/store.js';
 import { KeyStoreError, jwkThumbprint } from '../../dist/keys/ed25519.js';
+import { KEY_KINDS } from '../../dist/keys/history.js';
 import { Ledger } from '../../dist/ledger/ledger.js';
 import { signReceipt, verifyReceipt } from '../../dist/ledger/receipt.js';
-import { verifyLedger } from '../../dist/ledger/verify.js';
-import { tempDir } from '../fixtures/unit/helpers.mjs';
+import { verifyLedger, verifyLedgerFile } from '../../dist/ledger/verify.js';
+import { copyStateV1, STATE_V1 as FIXTURE, tempDir, treeSnapshot } from '../fixtures/unit/helpers.mjs';
 
-const FIXTURE = fileURLToPath(new URL('../fixtures/state-v1/', import.meta.url));
 const expected = JSON.parse(readFileSync(join(FIXTURE, 'expected.json'), 'utf8'));
 const fixtureHistory = (name) => JSON.parse(readFileSync(join(FIXTURE, 'keys', name), 'utf8')).keys;
 
-/** A copy of the fixture with the modes git does not keep (0700 directory, 0600 private keys). */
+/** A copy of the fixture, its ledger opened (and so migrated). */
 function copy(t) {
-  const dir = join(tempDir(t, 'latchgate-state-v1-'), 'state');
-  cpSync(FIXTURE, dir, { recursive: true });
-  chmodSync(join(dir, 'keys'), 0o700);
-  for (const f of ['grant.key', 'receipt.key', 'lease-signing-key.pem']) chmodSync(join(dir, 'keys', f), 0o600);
+  const dir = copyStateV1(join(tempDir(t, 'latchgate-state-v1-'), 'state'));
   const ledger = Ledger.open(join(dir, 'ledger.sqlite3'));
   t.after(() => ledger.db.close());
   return { dir, keysDir: join(dir, 'keys'), keys: new KeyStore(join(dir, 'keys')), ledger };
@@ -53,6 +51,35 @@ test('the ledger and every receipt verify; the old kids they name resolve', (t) 
     for (const kid of expected.kids[kind]) assert.ok(s.keys.publicKey(kind, kid), `${kind} ${kid} resolves`);
   }
   assert.equal(s.keys.publicKey('grant', expected.kids.receipt[0]), undefined, 'an old receipt kid is no grant kid');
+});
+
+test('verifying the old state writes nothing, and answers as after the migration that the first signature then writes', async (t) => {
+  const dir = copyStateV1(join(tempDir(t, 'latchgate-state-v1-'), 'state'));
+  const keysDir = join(dir, 'keys');
+  const untouched = treeSnapshot(dir);
+  const keys = new KeyStore(keysDir);
+  const report = verifyLedgerFile(join(dir, 'ledger.sqlite3'), keys);
+  assert.equal(report.intact, true, JSON.stringify(report));
+  assert.deepEqual(report.receipts, { total: 6, bad: [] });
+  for (const kind of ['grant', 'receipt', 'lease']) {
+    for (const kid of expected.kids[kind]) assert.ok(keys.publicKey(kind, kid), `${kind} ${kid} resolves`);
+  }
+  for (const g of expected.grants) assert.equal(verifyGrantSignature(keys, g), true, g.grant_id);
+  for (const lease of [expected.leases.before, expected.leases.after]) {
+    assert.equal((await verifyLease(lease.lease_jwt, { keys, currentEpoch: 0 }, decodeJwt(lease.lease_jwt).iat + 1)).sub, 'agent');
+  }
+  const read = Object.fromEntries(KEY_KINDS.map((kind) => [kind, keys.jwks(kind)]));
+  assert.deepEqual(read.checkpoint, { keys: [] }, 'a kind without a key gets none made');
+  assert.deepEqual(treeSnapshot(dir), untouched, 'no file created, moved, changed or re-moded, no lock taken');
+  // The first signature of each kind migrates, durably; what was read is what it wrote.
+  const signer = new KeyStore(keysDir);
+  for (const kind of ['grant', 'receipt', 'lease']) signer.sign(kind, Buffer.from('x'));
+  assert.deepEqual(readdirSync(keysDir).sort(), ['grant-keys.jwks', 'grant.key', 'lease-keys.jwks', 'lease.key', 'receipt-keys.jwks', 'receipt.key']);
+  const migrated = new KeyStore(keysDir);
+  for (const kind of ['grant', 'receipt', 'lease']) assert.deepEqual(migrated.jwks(kind), read[kind], kind);
+  const ledger = Ledger.open(join(dir, 'ledger.sqlite3'));
+  t.after(() => ledger.db.close());
+  assert.deepEqual(verifyLedger(ledger.db, migrated), report, 'the same report from the migrated state');
 });
 
 test('grants signed before and after the rotation verify by their old kids', (t) => {
@@ -110,8 +137,15 @@ test('a move of the lease files cut short (history written, old files still ther
   rmSync(join(s.keysDir, 'lease.key'));
   for (const f of ['lease-signing-key.pem', 'lease-jwks.json']) copyFileSync(join(FIXTURE, 'keys', f), join(s.keysDir, f));
   chmodSync(join(s.keysDir, 'lease-signing-key.pem'), 0o600);
+  // Reading that state moves nothing and sees the history the move ends with.
+  const halfway = treeSnapshot(s.keysDir);
+  const reader = new KeyStore(s.keysDir);
+  const read = reader.jwks('lease');
+  assert.ok(reader.publicKey('lease', expected.kids.lease[0]));
+  assert.deepEqual(treeSnapshot(s.keysDir), halfway);
   const store = new KeyStore(s.keysDir);
   assert.equal(store.current('lease').kid, carried[1].kid);
+  assert.deepEqual(new KeyStore(s.keysDir).jwks('lease'), read);
   assert.deepEqual(history(s.keysDir, 'lease'), carried);
   assert.equal(existsSync(join(s.keysDir, 'lease-signing-key.pem')), false);
   assert.equal(existsSync(join(s.keysDir, 'lease-jwks.json')), false);

@@ -82,10 +82,15 @@ test('a history or key directory others can write is refused with the fix', (t) 
   new KeyStore(dir).current('receipt');
   const history = join(dir, 'receipt-keys.jwks');
   chmodSync(history, 0o664);
-  assert.throws(() => new KeyStore(dir).current('receipt'), (e) => refused(/writable by group or others/)(e) && e.message.includes(`Fix: chmod 644 ${history}`));
+  // Verifying (publicKey, verify, jwks) refuses them as signing does.
+  for (const use of [(ks) => ks.current('receipt'), (ks) => ks.publicKey('receipt', 'x'), (ks) => ks.jwks('receipt')]) {
+    assert.throws(() => use(new KeyStore(dir)), (e) => refused(/writable by group or others/)(e) && e.message.includes(`Fix: chmod 644 ${history}`));
+  }
   chmodSync(history, 0o644);
   chmodSync(dir, 0o777);
-  assert.throws(() => new KeyStore(dir).current('receipt'), (e) => refused(/key directory .* writable by group or others/)(e) && e.message.includes(`Fix: chmod 700 ${dir}`));
+  for (const use of [(ks) => ks.current('receipt'), (ks) => ks.verify('receipt', 'x', Buffer.alloc(1), '0'.repeat(128)), (ks) => ks.jwks('receipt')]) {
+    assert.throws(() => use(new KeyStore(dir)), (e) => refused(/key directory .* writable by group or others/)(e) && e.message.includes(`Fix: chmod 700 ${dir}`));
+  }
   chmodSync(dir, 0o755);
   assert.match(new KeyStore(dir).current('receipt').kid, THUMBPRINT);
 });
@@ -96,6 +101,9 @@ test('a key file, history or key directory owned by another user is refused, roo
   for (const path of [join(dir, 'checkpoint.key'), join(dir, 'checkpoint-keys.jwks'), dir]) {
     chownSync(path, 4321, 4321);
     assert.throws(() => new KeyStore(dir).current('checkpoint'), (e) => refused(/owned by uid 4321, not by this user \(uid 0\)/)(e) && e.message.includes(`Fix: chown 0 ${path}`), path);
+    if (path !== join(dir, 'checkpoint.key')) {
+      assert.throws(() => new KeyStore(dir).publicKey('checkpoint', 'x'), (e) => refused(/owned by uid 4321/)(e) && e.message.includes(`Fix: chown 0 ${path}`), `reading ${path}`);
+    }
     chownSync(path, 0, 0);
   }
   assert.match(new KeyStore(dir).current('checkpoint').kid, THUMBPRINT);
@@ -113,8 +121,10 @@ test('symlinks (key file, history, key directory), non-Ed25519 and garbage key f
   rmSync(join(dir, 'receipt-keys.jwks'));
   symlinkSync(elsewhere.jwksPath('receipt'), join(dir, 'receipt-keys.jwks'));
   assert.throws(() => new KeyStore(dir).current('receipt'), refused(/receipt-keys\.jwks is a symlink/));
+  assert.throws(() => new KeyStore(dir).publicKey('receipt', 'x'), refused(/receipt-keys\.jwks is a symlink/), 'reading too');
   symlinkSync(join(base, 'elsewhere'), join(base, 'linked'));
   assert.throws(() => new KeyStore(join(base, 'linked')).current('grant'), refused(/not a directory \(a symlink or a file\)/));
+  assert.throws(() => new KeyStore(join(base, 'linked')).jwks('grant'), refused(/not a directory \(a symlink or a file\)/), 'reading too');
 
   const other = tempDir(t);
   writeFileSync(join(other, 'receipt.key'), generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'pem', type: 'pkcs8' }), { mode: 0o600 });
@@ -124,13 +134,18 @@ test('symlinks (key file, history, key directory), non-Ed25519 and garbage key f
   writeFileSync(join(other, 'lease-keys.jwks'), JSON.stringify({ keys: [{ ...elsewhere.jwks('grant').keys[0], d: 'c2VjcmV0' }] }));
   assert.throws(() => new KeyStore(other).current('lease'), refused(/holds private key material/));
   assert.throws(() => new KeyStore(other).current('signing'), refused(/unknown key kind "signing"; expected one of lease, grant, receipt, checkpoint/));
+  assert.throws(() => new KeyStore(other).verify('signing', 'x', Buffer.alloc(1), '0'.repeat(128)), refused(/unknown key kind "signing"/));
+  assert.throws(() => new KeyStore(other).jwks('signing'), refused(/unknown key kind "signing"/));
 });
 
 test('a history entry that does not hold together is refused: a kid not derived from its key, a wrong legacy_kid, one key twice, no created_at', (t) => {
   const dir = tempDir(t);
   const ks = new KeyStore(dir);
+  ks.current('grant');
   const [good] = ks.jwks('grant').keys;
-  const other = new KeyStore(tempDir(t)).jwks('grant').keys[0];
+  const elsewhere = new KeyStore(tempDir(t));
+  elsewhere.current('grant');
+  const other = elsewhere.jwks('grant').keys[0];
   const path = join(dir, 'grant-keys.jwks');
   const cases = [
     [{ ...good, kid: other.kid }, /kid .* is not derived from its key/],
@@ -202,6 +217,29 @@ test('rotation: a new kid, every earlier one kept (retired_at) so its signatures
   assert.equal(stale.verify('receipt', r4.kid, msg, sig4.signature), true);
   assert.equal(stale.sign('receipt', msg).kid, r4.kid);
   assert.deepEqual(readdirSync(dir).filter((n) => n.includes('.tmp') || n.endsWith('.lock')), []);
+});
+
+test('reading creates nothing and waits for no lock: publicKey, verify and jwks of a kind with no key, and of a missing directory', (t) => {
+  const base = tempDir(t);
+  const dir = join(base, 'state', 'keys');
+  const ks = new KeyStore(dir);
+  for (const kind of KEY_KINDS) {
+    assert.equal(ks.publicKey(kind, 'A'.repeat(43)), undefined);
+    assert.equal(ks.verify(kind, 'A'.repeat(43), Buffer.from('x'), '0'.repeat(128)), false);
+    assert.deepEqual(ks.jwks(kind), { keys: [] });
+  }
+  assert.deepEqual(readdirSync(base), [], 'no directory made');
+  const kid = new KeyStore(dir).current('receipt').kid;
+  const before = readdirSync(dir).sort();
+  // Another process holds the lock (rotating): a reader neither waits nor takes it.
+  const lock = join(dir, 'receipt-keys.jwks.lock');
+  writeFileSync(lock, '');
+  const started = Date.now();
+  for (const kind of KEY_KINDS) new KeyStore(dir).jwks(kind);
+  assert.ok(new KeyStore(dir).publicKey('receipt', kid));
+  assert.ok(Date.now() - started < 1000, 'no wait for the lock');
+  rmSync(lock);
+  assert.deepEqual(readdirSync(dir).sort(), before, 'no key made for the other kinds');
 });
 
 test('a key whose history entry was lost is put back into the history before it signs', (t) => {
