@@ -19,6 +19,7 @@ lint:
 docs:
 	npx tsc -p tsconfig.json
 	node scripts/gen-event-docs.mjs
+	node scripts/gen-config-docs.mjs
 
 bench: bench-sandbox bench-gate bench-egress
 

@@ -88,8 +88,8 @@ export function eventHash(eventJson: string): string {
   return `sha256:${sha256Hex(Buffer.from(eventJson, 'utf8'))}`;
 }
 
-/** The values of the indexed columns, as they must be derived from an event. */
-export function indexedColumns(event: AuditEvent): {
+/** The columns of an event row that are derived from the event and indexed. */
+export interface IndexedColumns {
   trace_id: string;
   timestamp: string;
   event_type: string;
@@ -97,7 +97,10 @@ export function indexedColumns(event: AuditEvent): {
   session_id: string | null;
   action_id: string | null;
   decision: string | null;
-} {
+}
+
+/** The values of the indexed columns, as they must be derived from an event. */
+export function indexedColumns(event: AuditEvent): IndexedColumns {
   return {
     trace_id: event.trace_id,
     timestamp: event.timestamp,

@@ -19,7 +19,7 @@ import { canonicalize } from '../crypto/jcs.js';
 import type { KeyStore } from '../keys/store.js';
 import { existsSync } from 'node:fs';
 import { openDbReadOnly, type Db } from './db.js';
-import { CHAIN_HASH_FORMAT, eventHash, indexedColumns, LedgerError } from './ledger.js';
+import { CHAIN_HASH_FORMAT, eventHash, indexedColumns, LedgerError, type IndexedColumns } from './ledger.js';
 import type { AuditEvent } from '../core/audit-event.js';
 import { verifyReceipt, type ExecutionReceipt } from './receipt.js';
 
@@ -41,15 +41,8 @@ export interface VerifyReport {
   intents_without_receipts: { grant_id: string; trace_id: string; action_id: string; started_at: string }[];
 }
 
-interface Row {
+interface Row extends IndexedColumns {
   id: number;
-  trace_id: string;
-  timestamp: string;
-  event_type: string;
-  principal: string | null;
-  session_id: string | null;
-  action_id: string | null;
-  decision: string | null;
   event_json: string;
   hash: string;
 }
