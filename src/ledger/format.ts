@@ -121,7 +121,7 @@ export function formatEvents(events: AuditEvent[], format: AuditFormat): string 
   }
 }
 
-/** The human summary `latchgate verify` prints (upstream wording for the intact case). */
+/** The human summary `latchgate verify` prints (the intact case in the wording scripts match). */
 export function formatVerifyReport(r: VerifyReport): string {
   const out: string[] = [];
   if (r.first_bad) {

@@ -252,7 +252,7 @@ export class Ledger {
       this.db.prepare(`INSERT OR IGNORE INTO ledger_metadata(key, value) VALUES ('chain_hash_format', ?)`).run(CHAIN_HASH_FORMAT);
       const head = this.db.prepare(`SELECT value FROM ledger_metadata WHERE key = 'chain_head'`).get() as { value: string } | undefined;
       if (!head) {
-        // A ledger without a head (older file): recover it from the last row, as upstream does at startup.
+        // A ledger without a head (older file): recover it from the last row.
         const last = this.db.prepare('SELECT hash FROM audit_events ORDER BY id DESC LIMIT 1').get() as { hash: string } | undefined;
         this.db.prepare(`INSERT INTO ledger_metadata(key, value) VALUES ('chain_head', ?)`).run(last?.hash ?? '');
       }

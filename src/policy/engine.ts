@@ -60,7 +60,7 @@ export type EngineFailureReason = (typeof ENGINE_FAILURE)[keyof typeof ENGINE_FA
 /** An engine's evaluation that could not decide: the deny reason and, for logs, why. */
 export type EngineFail = { fail: EngineFailureReason; detail: string };
 
-/** Deny reason when no permit matched (upstream's rule 9). */
+/** Deny reason when no permit matched (the default policy's last rule). */
 export const DEFAULT_DENY_REASON = 'no matching allow rule';
 
 /** Why an engine failed closed, for logs; decide() itself only returns the code. */

@@ -3,7 +3,7 @@
 //    (policy.wasm from the bundle), run in-process by @open-policy-agent/opa-wasm;
 //  - OpaServerEngine: an OPA server's data API (POST {"input": ...} to e.g.
 //    http://127.0.0.1:8181/v1/data/latchgate/decision), with a timeout.
-// Both speak upstream's Rego contract (definitions/policies/opa/latchgate.rego,
+// Both speak the Rego contract of the bundled policy (definitions/policies/opa/latchgate.rego,
 // package latchgate): the input is the PolicyInput document as it is, the
 // answer is `decision` = {allow, requires_approval?, deny_reason?, ...}.
 // Both fail closed: timeout -> policy_engine_timeout, unreachable or not
@@ -30,9 +30,9 @@ export const DEFAULT_OPA_TIMEOUT_MS = 1000;
 
 
 /**
- * Maps the value of upstream's `decision` rule to a PolicyDecision, or says
- * why it is not one. An allow must say requires_approval (upstream's always
- * does) and carry no deny_reason; a deny without a reason gets one.
+ * Maps the value of the policy's `decision` rule to a PolicyDecision, or says
+ * why it is not one. An allow must say requires_approval (the bundled
+ * policy's always does) and carry no deny_reason; a deny without a reason gets one.
  */
 export function mapOpaDecision(result: unknown, policyVersion: string, source: string): PolicyDecision | EngineFail {
   const bad = (why: string): EngineFail => ({ fail: ENGINE_FAILURE.invalidResponse, detail: `${source}: ${why}` });
@@ -169,7 +169,7 @@ export class OpaWasmEngine implements PolicyEngine {
       }
       try {
         if (!this.dataLoaded || this.dataLoaded.data !== data || this.dataLoaded.pv !== pv) {
-          // upstream's Rego reads data.acl, data.latchgate.allowlist and data.policy_version
+          // The bundled Rego reads data.acl, data.latchgate.allowlist and data.policy_version
           policy.setData({ acl: data.acl, allowlist: data.allowlist, latchgate: { allowlist: data.allowlist }, policy_version: pv });
           this.dataLoaded = { data, pv };
         }
@@ -196,7 +196,7 @@ export class OpaWasmEngine implements PolicyEngine {
 // ---- OPA server ------------------------------------------------------------------
 
 export interface OpaServerEngineOptions {
-  /** Whole-request deadline, connection to last byte (default 1000 ms, as upstream). */
+  /** Whole-request deadline, connection to last byte (default 1000 ms). */
   timeoutMs?: number;
   /** Extra request headers (e.g. Authorization for an OPA with authn). */
   headers?: Record<string, string>;

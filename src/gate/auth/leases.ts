@@ -58,7 +58,7 @@ export interface IssuedLease {
   lease_jwt: string;
   session_id: string;
   lease_jti: string;
-  /** RFC 3339 UTC, seconds precision (as upstream). */
+  /** RFC 3339 UTC, seconds precision (what clients parse). */
   expires_at: string;
 }
 

@@ -1,4 +1,4 @@
-// Lease scopes: syntax as upstream (built-ins, or a custom `namespace:name`)
+// Lease scopes: their syntax (built-ins, or a custom `namespace:name`)
 // and the intersection of what a client asks for with what its principal may
 // hold.
 
