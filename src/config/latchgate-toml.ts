@@ -4,9 +4,7 @@
 // the key and what was expected (with the nearest valid name). Found through
 // --config, $LATCHGATE_CONFIG, ./.latchgate/latchgate.toml, $XDG_CONFIG_HOME
 // and used only when trusted (config/trust.ts).
-import { readFileSync } from 'node:fs';
 import { BOX_CREDENTIAL_PORT } from '../core/box.js';
-import { LaunchError } from '../core/errors.js';
 import { byUid, checkSchema, leaf, named, parseTomlFile, readToml, table, type Infer } from './toml-schema.js';
 
 const CREDENTIAL = table(`A credential route: the box calls \`http://127.0.0.1:${BOX_CREDENTIAL_PORT}/<name>\` (its URL is in \`<NAME>_BASE_URL\`) and the launcher forwards the call to \`upstream\` with the key added; the box never holds the key. It overrides the agent profile's route of the same name field by field.`, {
@@ -116,16 +114,6 @@ export function parseConfig(file: string, text: string): LatchgateConfig {
  * --sandbox-config FILE: a standalone file whose top level holds the keys of
  * [sandbox.agent]; it replaces that section of latchgate.toml.
  */
-export function loadStandaloneSandboxConfig(file: string): SandboxFileConfig {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (e) {
-    throw new LaunchError(`--sandbox-config ${file}: cannot read it (${(e as NodeJS.ErrnoException).code}); check the path`);
-  }
-  return parseStandaloneSandboxConfig(file, text);
-}
-
 export function parseStandaloneSandboxConfig(file: string, text: string): SandboxFileConfig {
   const doc = parseTomlFile(file, text);
   checkSchema(file, doc, AGENT);
@@ -146,10 +134,6 @@ function fromDocument(file: string, doc: Record<string, unknown>, agentSection =
 }
 
 /** Backwards-compatible entry point for the sandbox part alone. */
-export function parseSandboxConfig(file: string, text: string): SandboxFileConfig {
-  return parseConfig(file, text).sandbox;
-}
-
 export function emptyConfig(): LatchgateConfig {
   return parseConfig('(defaults)', '');
 }

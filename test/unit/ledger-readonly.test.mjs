@@ -16,13 +16,13 @@ function writeLedger(dir, events) {
   const ledger = Ledger.open(join(dir, 'ledger.sqlite3'));
   const keys = new KeyStore(join(dir, 'keys'));
   ledger.db.pragma('wal_autocheckpoint = 0'); // as the gate: commits stay in the WAL until a checkpoint
-  for (let i = 0; i < events; i++) ledger.append({ event_type: 'action_call', decision: 'allow', details: { n: i } });
+  for (let i = 0; i < events; i++) ledger.append({ event_type: 'action_call', decision: 'allow', subject: { principal: 'agent' }, action: { action_id: 'noop' }, request: { request_hash: `sha256:${i}` } });
   const receipt = signReceipt(keys, {
     receipt_id: 'r-1', grant_id: 'g-1', trace_id: 't-1', provider_module_digest: 'builtin:noop', provider_receipt: {},
     normalized_result: { kind: 'success', summary: 'ok' }, verification_outcome: { status: 'verified', evidence: {} },
     effect_evidence: [], started_at: '2025-01-01T00:00:00.000Z', finished_at: '2025-01-01T00:00:00.010Z',
   });
-  ledger.commitEvidence(receipt, { event_type: 'action_call', decision: 'allow' });
+  ledger.commitEvidence(receipt, { event_type: 'action_call', decision: 'allow', subject: { principal: 'agent' }, action: { action_id: 'noop' } });
   return { ledger, keys };
 }
 
@@ -45,7 +45,7 @@ test('a ledger another connection has open: its commits still in the WAL are ver
   const r = verifyLedgerFile(join(dir, 'ledger.sqlite3'), new KeyStore(join(dir, 'keys')));
   assert.equal(r.intact, true, JSON.stringify(r));
   assert.deepEqual([r.total_events, r.receipts.total], [4, 1]);
-  ledger.append({ event_type: 'action_call', decision: 'deny' });
+  ledger.append({ event_type: 'action_call', decision: 'deny', subject: { principal: 'agent' }, action: { action_id: 'noop' } });
   assert.equal(verifyLedgerFile(join(dir, 'ledger.sqlite3'), new KeyStore(join(dir, 'keys'))).total_events, 5);
 });
 

@@ -1,7 +1,7 @@
 // Runtime discovery with a fake PATH, and the merge order profile < latchgate.toml < flags.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { applyProfileArgs, discoverInstall, loadProfile, mergeProfile } from '../../dist/config/profiles.js';
 import { LaunchError } from '../../dist/core/errors.js';
@@ -143,7 +143,7 @@ test('opencode: the generated config holds the active routes as provider base UR
 
 test('a credential route error names the section that defined it: the profile, latchgate.toml over the profile, or the standalone file', async (t) => {
   const { planEgress } = await import('../../dist/sandbox/box-egress.js');
-  const { loadStandaloneSandboxConfig } = await import('../../dist/config/latchgate-toml.js');
+  const { parseStandaloneSandboxConfig } = await import('../../dist/config/latchgate-toml.js');
   const home = tempDir(t);
   const p = loadProfile('claude-code');
   const net = { network: { resolve: new Map(), extraCaCerts: [] } };
@@ -159,7 +159,7 @@ test('a credential route error names the section that defined it: the profile, l
   // A standalone --sandbox-config file has the agent keys at its top level.
   const f = join(home, 'sb.toml');
   writeFileSync(f, '[credentials.mine]\nupstream = "https://x.example.com"\nheader = "x-api-key"\nkey_source = "env:MINE_KEY"\n');
-  const standalone = loadStandaloneSandboxConfig(f);
+  const standalone = parseStandaloneSandboxConfig(f, readFileSync(f, 'utf8'));
   assertLaunchError(plan({ ...emptyFile(), credentials: standalone.credentials }, { MINE_KEY: 'tiny' }), LaunchError, `${f}: [credentials.mine]`, 'too short');
 });
 

@@ -1,8 +1,8 @@
-// parseSandboxConfig: the [sandbox] part of latchgate.toml, checked against
+// parseConfig(...).sandbox: the [sandbox] part of latchgate.toml, checked against
 // its schema with errors that name the file, the key and what was expected.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseSandboxConfig } from '../../dist/config/latchgate-toml.js';
+import { parseConfig } from '../../dist/config/latchgate-toml.js';
 import { LaunchError } from '../../dist/core/errors.js';
 import { assertLaunchError, prng } from '../fixtures/unit/helpers.mjs';
 
@@ -25,7 +25,7 @@ tmp_size = "2g"
 strict_net = true
 `;
 
-const parse = (text) => parseSandboxConfig(FILE, text);
+const parse = (text) => parseConfig(FILE, text).sandbox;
 
 test('maps every field of a valid document', () => {
   assert.deepEqual(parse(VALID), {

@@ -3,11 +3,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadStandaloneSandboxConfig } from '../../dist/config/latchgate-toml.js';
+import { parseStandaloneSandboxConfig } from '../../dist/config/latchgate-toml.js';
+
+const loadStandaloneSandboxConfig = (f) => parseStandaloneSandboxConfig(f, readFileSync(f, 'utf8'));
 
 const CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
 
