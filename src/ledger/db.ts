@@ -2,8 +2,9 @@
 // state registers its tables through migrate(); `latchgate sandbox` and
 // `latchgate up` may open the same file at the same time.
 import Database from 'better-sqlite3';
-import { closeSync, constants as fsc, fdatasync as fdatasyncCb, fstatSync, mkdirSync, openSync, readFileSync, statSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { closeSync, copyFileSync, constants as fsc, fdatasync as fdatasyncCb, fstatSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 
 const fdatasync = promisify(fdatasyncCb);
@@ -31,8 +32,12 @@ export function openDb(path: string): Db {
  * database file, but SQLite would create the -wal and -shm files to read it,
  * and cannot read it at all in a read-only directory: the file is read into
  * memory instead (so memory grows with it), again if it changed meanwhile.
+ * A -wal without its -shm has no writer (a live one keeps the -shm): SQLite
+ * would build the -shm beside it, so a private copy of both is read instead.
  */
 export function openDbReadOnly(path: string): Db {
+  const exists = (p: string) => statSync(p, { throwIfNoEntry: false }) !== undefined;
+  if (exists(`${path}-wal`) && !exists(`${path}-shm`)) return openPrivateCopy(path);
   for (let attempt = 0; attempt < 3 && statSync(`${path}-wal`, { throwIfNoEntry: false }) === undefined; attempt++) {
     const image = readUnchanged(path);
     if (image === 'too large') break;
@@ -45,6 +50,27 @@ export function openDbReadOnly(path: string): Db {
   const db = new Database(path, { readonly: true, fileMustExist: true });
   db.pragma('busy_timeout = 5000');
   return db;
+}
+
+/** The database and its WAL copied into a private directory, removed again when the copy is closed. */
+function openPrivateCopy(path: string): Db {
+  const dir = mkdtempSync(join(tmpdir(), 'latchgate-verify-'));
+  try {
+    const copy = join(dir, 'ledger.sqlite3');
+    copyFileSync(path, copy);
+    copyFileSync(`${path}-wal`, `${copy}-wal`);
+    const db = new Database(copy, { readonly: true, fileMustExist: true });
+    const close = db.close.bind(db);
+    db.close = () => {
+      close();
+      rmSync(dir, { recursive: true, force: true });
+      return db;
+    };
+    return db;
+  } catch (e) {
+    rmSync(dir, { recursive: true, force: true });
+    throw e;
+  }
 }
 
 /** The whole file, or null when it changed while it was read. */

@@ -111,10 +111,8 @@ export function verifyLedgerFile(path: string, keys: KeyStore): VerifyReport {
     return verifyLedger(db, keys, path);
   } catch (e) {
     if ((e as { code?: unknown }).code !== 'SQLITE_CANTOPEN') throw e;
-    // SQLite reads a -wal file through its -shm, which it cannot create in a read-only directory.
-    const orphanWal = existsSync(`${path}-wal`) && !existsSync(`${path}-shm`);
     throw new LedgerError(
-      `cannot open the ledger ${path} to read it (${(e as Error).message})${orphanWal ? `: it has a -wal file (commits not yet in the database file) without its -shm file, which SQLite cannot create here` : ''}. Fix: ${orphanWal ? 'copy ledger.sqlite3 with its -wal file to a writable directory and verify the copy' : `check that ${path} and its directory are readable by this user`}`,
+      `cannot open the ledger ${path} to read it (${(e as Error).message}). Fix: check that ${path} and its directory are readable by this user`,
       'ledger_unreadable',
     );
   } finally {

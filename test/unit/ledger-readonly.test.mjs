@@ -4,7 +4,8 @@
 // refused with the fix, nothing created.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KeyStore } from '../../dist/keys/store.js';
 import { Ledger, LedgerError } from '../../dist/ledger/ledger.js';
@@ -56,4 +57,19 @@ test('a missing ledger or a file that is no ledger is refused with the fix, and 
   writeFileSync(join(dir, 'ledger.sqlite3'), 'not a database, but long enough to have a header of one '.repeat(4));
   assert.throws(() => verifyLedgerFile(join(dir, 'ledger.sqlite3'), keys), (e) => e instanceof LedgerError && e.code === 'not_a_ledger');
   assert.deepEqual(readdirSync(dir), ['ledger.sqlite3']);
+});
+
+test('a -wal without its -shm (an archive, a copy that left the -shm out): its commits verified, and no -shm made beside it', (t) => {
+  const live = tempDir(t);
+  const { ledger } = writeLedger(live, 3);
+  t.after(() => ledger.db.close());
+  const dir = tempDir(t);
+  for (const f of ['ledger.sqlite3', 'ledger.sqlite3-wal']) writeFileSync(join(dir, f), readFileSync(join(live, f)));
+  cpSync(join(live, 'keys'), join(dir, 'keys'), { recursive: true });
+  const before = treeSnapshot(dir);
+  const r = verifyLedgerFile(join(dir, 'ledger.sqlite3'), new KeyStore(join(dir, 'keys')));
+  assert.equal(r.intact, true, JSON.stringify(r));
+  assert.deepEqual([r.total_events, r.receipts.total], [4, 1], 'the commits only in the WAL are seen');
+  assert.deepEqual(treeSnapshot(dir), before);
+  assert.equal(readdirSync(tmpdir()).some((n) => n.startsWith('latchgate-verify-')), false, 'the private copy is gone');
 });
