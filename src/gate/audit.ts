@@ -17,6 +17,15 @@ export function appendEvent(ctx: GateContext, e: AuditEventInput): void {
   ctx.ledger.append(stamped(ctx, e));
 }
 
+/** Longest error message an event keeps: a message built from the request must not outgrow the event. */
+export const EVENT_MESSAGE_MAX = 2048;
+
+/** The error part of a refusal's event; a long message is cut, saying by how much. */
+export function eventError(g: GateError): { code: string; message: string } {
+  const m = g.message;
+  return { code: g.code, message: m.length <= EVENT_MESSAGE_MAX ? m : `${m.slice(0, EVENT_MESSAGE_MAX)}... (${m.length - EVENT_MESSAGE_MAX} more characters)` };
+}
+
 /** Marks an error whose audit event is already written. */
 export const recorded = new WeakSet<Error>();
 

@@ -8,7 +8,7 @@ import type { AuditEventInput } from '../core/audit-event.js';
 import { immediate } from '../ledger/db.js';
 import type { Caller, RequestAuth } from './app.js';
 import type { Approval } from './approvals.js';
-import { appendEvent, asGateError, recorded } from './audit.js';
+import { appendEvent, asGateError, eventError, recorded } from './audit.js';
 import type { GateContext } from './context.js';
 import { GateError } from './errors.js';
 import { need, type Execution, type Reply, type Stage, type SyncStage } from './execution.js';
@@ -118,7 +118,7 @@ export class Pipeline {
     } catch (e) {
       const g = asGateError(e);
       if (!recorded.has(g)) {
-        const failed: AuditEventInput = { ...x.event, decision: g.status >= 500 ? 'error' : 'deny', error: { code: g.code, message: g.message } };
+        const failed: AuditEventInput = { ...x.event, decision: g.status >= 500 ? 'error' : 'deny', error: eventError(g) };
         // An approved run is an operator's act: its outcome is written in full, never counted into a summary.
         if (x.approval) appendEvent(this.ctx, failed);
         else this.refusals.refusal(x.caller, failed);

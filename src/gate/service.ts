@@ -6,7 +6,7 @@ import { denialKind } from '../ledger/denial-kinds.js';
 import { Admin } from './admin.js';
 import type { AdminService, Caller, GateService, RequestAuth } from './app.js';
 import { pollView } from './approvals.js';
-import { appendEvent, asGateError, recorded } from './audit.js';
+import { appendEvent, asGateError, eventError, recorded } from './audit.js';
 import { issueLease, parseLeaseRequest } from './auth/leases.js';
 import type { GateContext } from './context.js';
 import { GateError } from './errors.js';
@@ -87,7 +87,7 @@ export class Gate implements GateService {
       return { ...lease };
     } catch (e) {
       const g = asGateError(e);
-      this.refusal(caller, { event_type: 'lease_denied', decision: 'deny', subject: { principal: caller.principal, identity_method: caller.transport }, error: { code: g.code, message: g.message } });
+      this.refusal(caller, { event_type: 'lease_denied', decision: 'deny', subject: { principal: caller.principal, identity_method: caller.transport }, error: eventError(g) });
       recorded.add(g);
       throw g;
     }
@@ -159,6 +159,6 @@ export class Gate implements GateService {
   recordRefusal(caller: Caller | undefined, route: string, err: GateError): void {
     if (recorded.has(err)) return;
     recorded.add(err);
-    this.refusal(caller, { event_type: 'request_refused', decision: err.status >= 500 ? 'error' : 'deny', subject: { principal: caller?.principal ?? 'unknown', identity_method: caller?.transport }, error: { code: err.code, message: err.message }, details: { route } });
+    this.refusal(caller, { event_type: 'request_refused', decision: err.status >= 500 ? 'error' : 'deny', subject: { principal: caller?.principal ?? 'unknown', identity_method: caller?.transport }, error: eventError(err), details: { route } });
   }
 }

@@ -139,3 +139,18 @@ test('a store that read the lease history before another store rotated finds the
   assert.equal((await verifyLease(lease_jwt, { keys: early, currentEpoch: 0 })).sub, 'alice');
   assert.equal(early.current('lease').kid, kidOf(lease_jwt), 'and signs with the new key');
 });
+
+test('a lease made with a stolen lease key to outlive revocation is refused: an epoch still to come, or a life longer than any lease gets', async (t) => {
+  const s = await setup(t);
+  const { lease_jwt } = await s.lease();
+  const claims = decodeJwt(lease_jwt);
+  const key = s.keys.current('lease');
+  const sign = (c) => new SignJWT(c).setProtectedHeader({ alg: 'EdDSA', typ: 'at+jwt', kid: key.kid }).sign(key.privateKey);
+  // The honest lease verifies in its epoch and is revoked in the next.
+  assert.equal((await verifyLease(lease_jwt, { keys: s.keys, currentEpoch: 0 })).sub, 'alice');
+  await rejectsWith(verifyLease(lease_jwt, { keys: s.keys, currentEpoch: 1 }), 'lease_revoked', /revoked/);
+  const ahead = await sign({ ...claims, epoch: Number.MAX_SAFE_INTEGER });
+  await rejectsWith(verifyLease(ahead, { keys: s.keys, currentEpoch: 1 }), 'invalid_lease', /after the current epoch 1/);
+  const decade = await sign({ ...claims, exp: claims.iat + 10 * 365 * 86400 });
+  await rejectsWith(verifyLease(decade, { keys: s.keys, currentEpoch: 0 }), 'invalid_lease', /no lease lives longer than 3600 s/);
+});

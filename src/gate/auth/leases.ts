@@ -306,6 +306,12 @@ export async function verifyLease(leaseJwt: string, ctx: VerifyLeaseContext, now
       throw invalidLease((e as Error).message, e);
     }
   }
+  // No lease this gate issued outlives the longest TTL, nor names an epoch still to come:
+  // either is a lease signed elsewhere with a lease key, made to survive revocation.
+  if (typeof p.exp === 'number' && typeof p.iat === 'number' && p.exp - p.iat > LEASE_MAX_TTL_SECONDS) {
+    throw invalidLease(`lease lives ${p.exp - p.iat} s; no lease lives longer than ${LEASE_MAX_TTL_SECONDS} s`);
+  }
+  if (p.epoch > ctx.currentEpoch) throw invalidLease(`lease names epoch ${p.epoch}, after the current epoch ${ctx.currentEpoch}`);
   if (p.epoch < ctx.currentEpoch) {
     throw new AuthError('lease_revoked', `lease was revoked (issued in epoch ${p.epoch}, current epoch ${ctx.currentEpoch})`);
   }
