@@ -71,13 +71,16 @@ try {
   const cfg = path.join(dir, 'cfg', 'latchgate', 'latchgate.toml');
   mkdirSync(path.dirname(cfg), { recursive: true });
   writeFileSync(cfg, `[sandbox.agent]\nallow_hosts = ["bench.example.test"]\n\n[sandbox.network.resolve]\n"bench.example.test" = "127.0.0.1:${port}"\n`);
+  // The workspace is a project directory, not the HOME the launcher refuses as one.
+  const ws = path.join(dir, 'work');
+  mkdirSync(ws, { recursive: true });
   const env = { PATH: '/usr/bin:/bin', HOME: dir, XDG_STATE_HOME: path.join(dir, 'state'), XDG_RUNTIME_DIR: path.join(dir, 'run'), XDG_CONFIG_HOME: path.join(dir, 'cfg') };
   const direct = [];
   const tunnel = [];
   for (let i = 0; i < 3; i++) {
     const d = await run('/usr/bin/python3', ['-c', CLIENT, '127.0.0.1', String(port), '-']);
     direct.push(parse(d.stdout));
-    const t = await run(process.execPath, [cli, 'sandbox', '--config', cfg, '--workspace', dir, '--', '/usr/bin/python3', '-c', CLIENT, '127.0.0.1', '3128', 'bench.example.test:443'], { env });
+    const t = await run(process.execPath, [cli, 'sandbox', '--config', cfg, '--workspace', ws, '--', '/usr/bin/python3', '-c', CLIENT, '127.0.0.1', '3128', 'bench.example.test:443'], { env });
     tunnel.push(parse(t.stdout));
   }
 
