@@ -58,8 +58,6 @@ export const PROFILE_TOML = table('profiles/<agent>.toml', {
   state_files: named(STATE_FILE, 'The box\'s copy is `<name>.json`.', { label: 'name', pattern: PROFILE_NAME, problem: 'state file names are lowercase letters, digits, _ and -' }),
 });
 
-export type ProfileRoute = Infer<typeof ROUTE>;
-export type ProfileFile = Infer<typeof FILE>;
 export type AgentProfile = Omit<Infer<typeof PROFILE_TOML>, 'description' | 'command' | 'stateFiles'> & {
   name: string;
   file: string;
@@ -183,15 +181,6 @@ export function loadProfiles(dir = PROFILES_DIR): Map<string, AgentProfile> {
   return out;
 }
 
-export interface ProfileRef {
-  name: string;
-  command: string;
-}
-
-export function profileNames(): string[] {
-  return [...loadProfiles().keys()];
-}
-
 export function loadProfile(name: string): AgentProfile {
   const all = loadProfiles();
   for (const p of all.values()) if (name === p.name || p.aliases.includes(name)) return p;
@@ -199,10 +188,6 @@ export function loadProfile(name: string): AgentProfile {
   throw new LaunchError(`--profile ${name}: unknown profile; ${didYouMean(name, names)} (available: ${[...all.keys()].join(', ')})`);
 }
 
-export function resolveProfile(name: string): ProfileRef {
-  const p = loadProfile(name);
-  return { name: p.name, command: p.command[0]! };
-}
 
 // ---------------------------------------------------------------- discovery
 

@@ -1,7 +1,13 @@
 // Built-in profile names and aliases.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { profileNames, resolveProfile } from '../../dist/config/profiles.js';
+import { loadProfile, loadProfiles } from '../../dist/config/profiles.js';
+
+const profileNames = () => [...loadProfiles().keys()];
+const resolveProfile = (name) => {
+  const p = loadProfile(name);
+  return { name: p.name, command: p.command[0] };
+};
 import { LaunchError } from '../../dist/core/errors.js';
 import { assertLaunchError } from '../fixtures/unit/helpers.mjs';
 
