@@ -5,7 +5,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { cpSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KeyStore } from '../../dist/keys/store.js';
 import { Ledger, LedgerError } from '../../dist/ledger/ledger.js';
@@ -67,9 +66,19 @@ test('a -wal without its -shm (an archive, a copy that left the -shm out): its c
   for (const f of ['ledger.sqlite3', 'ledger.sqlite3-wal']) writeFileSync(join(dir, f), readFileSync(join(live, f)));
   cpSync(join(live, 'keys'), join(dir, 'keys'), { recursive: true });
   const before = treeSnapshot(dir);
-  const r = verifyLedgerFile(join(dir, 'ledger.sqlite3'), new KeyStore(join(dir, 'keys')));
+  // A temporary directory of this test's own, so that other processes' copies do not count.
+  const tmp = tempDir(t);
+  const saved = process.env.TMPDIR;
+  process.env.TMPDIR = tmp;
+  let r;
+  try {
+    r = verifyLedgerFile(join(dir, 'ledger.sqlite3'), new KeyStore(join(dir, 'keys')));
+  } finally {
+    if (saved === undefined) delete process.env.TMPDIR;
+    else process.env.TMPDIR = saved;
+  }
   assert.equal(r.intact, true, JSON.stringify(r));
   assert.deepEqual([r.total_events, r.receipts.total], [4, 1], 'the commits only in the WAL are seen');
   assert.deepEqual(treeSnapshot(dir), before);
-  assert.equal(readdirSync(tmpdir()).some((n) => n.startsWith('latchgate-verify-')), false, 'the private copy is gone');
+  assert.deepEqual(readdirSync(tmp), [], 'the private copy is gone');
 });
