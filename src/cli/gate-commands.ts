@@ -167,11 +167,14 @@ export function verifyCommand(): Command {
 }
 
 export function revokeCommand(): Command {
-  return common(new Command('revoke').summary('revoke every lease and grant issued so far (advances the revocation epoch)'))
+  return common(new Command('revoke').summary('revoke every lease and grant issued so far, and the pending approvals (advances the revocation epoch)'))
     .action(async (o: Out) => {
       await withGate(o, (g, s) => {
         const r = g.gate.admin.revokeAll(localOperator(s));
-        print(o, r, () => `revoked: every lease and grant before epoch ${r.epoch} is refused from now on`);
+        print(o, r, () => {
+          const n = (r.approvals_revoked as string[]).length;
+          return `revoked: every lease and grant before epoch ${r.epoch} is refused from now on${n ? `; ${n} pending approval${n === 1 ? '' : 's'} revoked` : ''}`;
+        });
       });
     });
 }

@@ -100,11 +100,17 @@ const CATALOGUE = {
     fields: ADMIN_ACT,
     details: { approval_id: R, plan_hash: R, reason: R, action_id: R, principal: R },
   },
+  approval_revoked: {
+    meaning: 'An approval will not run: the lease it was requested under was revoked or expired (marked by a revoke, or refused when approved)',
+    emitters: ADMIN,
+    fields: { decision: R, operator: R, subject: R, 'subject.session_id': R, action: R, approval: R, details: R },
+    details: { cause: R, epoch: O },
+  },
   admin_revoke_all: {
-    meaning: 'An operator revoked every lease and grant issued so far (the revocation epoch advanced)',
+    meaning: 'An operator revoked every lease and grant issued so far (the revocation epoch advanced), and every pending approval with them',
     emitters: ADMIN,
     fields: ADMIN_ACT,
-    details: { epoch: R },
+    details: { epoch: R, approvals_revoked: R },
   },
   admin_drain: {
     meaning: 'An operator set the gate draining (new executions are refused)',

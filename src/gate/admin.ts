@@ -2,10 +2,11 @@
 // operator's identity. Approving resumes the held execution's pipeline.
 import type { AuditEventInput } from '../core/audit-event.js';
 import { canonicalHash } from '../crypto/jcs.js';
+import { immediate } from '../ledger/db.js';
 import type { LedgerFilters } from '../ledger/ledger.js';
 import { verifyLedger } from '../ledger/verify.js';
 import type { AdminService, Caller } from './app.js';
-import { pollView, type Approval } from './approvals.js';
+import { ApprovalError, leaseRefusal, pollView, type Approval, type LeaseRefusal } from './approvals.js';
 import { asGateError } from './audit.js';
 import type { GateContext } from './context.js';
 import { GateError } from './errors.js';
@@ -31,14 +32,45 @@ export class Admin implements AdminService {
     return { ...a };
   }
 
-  async approve(caller: Caller, id: string, _body: unknown): Promise<Record<string, unknown>> {
-    this.gate.sweepApprovals();
-    let a: Approval;
+  /** Records an approval marked revoked: its lease was revoked or expired, so it will not run. */
+  private approvalRevoked(caller: Caller, a: Approval, r: Pick<LeaseRefusal, 'cause'>, epoch?: number): void {
+    this.gate.event({
+      event_type: 'approval_revoked',
+      decision: 'deny',
+      operator: { name: caller.operator!, ...(caller.uid !== undefined ? { uid: caller.uid } : {}) },
+      subject: { principal: a.principal, session_id: a.session_id },
+      action: { action_id: a.action_id },
+      approval: { approval_id: a.approval_id, plan_hash: a.plan_hash },
+      details: { cause: r.cause, ...(epoch !== undefined ? { epoch } : {}) },
+    });
+  }
+
+  /** An approval of an approval whose lease no longer stands. */
+  private refuseStaleLease(caller: Caller, id: string): void {
+    const pending = this.ctx.approvals.get(id);
+    if (pending?.status !== 'pending') return; // decide() refuses it as it is
+    const r = leaseRefusal(pending.plan, this.ctx.state.epoch);
+    if (!r) return;
+    const revoked = this.ctx.approvals.revoke(id, r.message);
+    if (revoked) this.approvalRevoked(caller, revoked, r);
+    throw new GateError(r.code, `approval ${id}: ${r.message}`);
+  }
+
+  private decide(caller: Caller, id: string, verdict: 'approved' | 'denied', reason?: string): Approval {
     try {
-      a = this.ctx.approvals.decide(id, 'approved', caller.operator!);
+      return this.ctx.approvals.decide(id, verdict, caller.operator!, reason);
     } catch (e) {
+      if (e instanceof ApprovalError && e.expired) this.gate.approvalExpired(e.expired);
       throw asGateError(e);
     }
+  }
+
+  async approve(caller: Caller, id: string, _body: unknown): Promise<Record<string, unknown>> {
+    this.gate.sweepApprovals();
+    // Refused before it is marked approved; the resumed run checks again
+    // (recheck-plan), for a revocation made between here and there.
+    this.refuseStaleLease(caller, id);
+    const a = this.decide(caller, id, 'approved');
     if (canonicalHash(a.plan) !== a.plan_hash) throw new GateError('approval_mismatch', `approval ${id}: the stored plan does not match its hash`);
     this.act(caller, 'approval_granted', { approval_id: id, plan_hash: a.plan_hash, approval_hash: a.approval_hash, action_id: a.action_id, principal: a.principal });
     const r = await this.pipeline.resume(a, caller.operator!);
@@ -47,12 +79,7 @@ export class Admin implements AdminService {
 
   deny(caller: Caller, id: string, body: unknown): Record<string, unknown> {
     const reason = typeof (body as { reason?: unknown })?.reason === 'string' ? (body as { reason: string }).reason : undefined;
-    let a: Approval;
-    try {
-      a = this.ctx.approvals.decide(id, 'denied', caller.operator!, reason);
-    } catch (e) {
-      throw asGateError(e);
-    }
+    const a = this.decide(caller, id, 'denied', reason);
     this.act(caller, 'approval_denied', { approval_id: id, plan_hash: a.plan_hash, reason: reason ?? null, action_id: a.action_id, principal: a.principal });
     return pollView(a);
   }
@@ -72,10 +99,15 @@ export class Admin implements AdminService {
     return { ...verifyLedger(this.ctx.db, this.ctx.keys) };
   }
 
+  /** Pending approvals go with the leases they were requested under: in the same transaction, so none is approved under the old epoch in between. */
   revokeAll(caller: Caller): Record<string, unknown> {
-    const epoch = this.ctx.state.advanceEpoch();
-    this.act(caller, 'admin_revoke_all', { epoch });
-    return { epoch };
+    const { epoch, revoked } = immediate(this.ctx.db, () => {
+      const epoch = this.ctx.state.advanceEpoch();
+      return { epoch, revoked: this.ctx.approvals.revokePendingInTransaction(`revoked with every lease (epoch ${epoch})`) };
+    });
+    this.act(caller, 'admin_revoke_all', { epoch, approvals_revoked: revoked.length });
+    for (const a of revoked) this.approvalRevoked(caller, a, { cause: 'lease_revoked' }, epoch);
+    return { epoch, approvals_revoked: revoked.map((a) => a.approval_id) };
   }
 
   epoch(): Record<string, unknown> {

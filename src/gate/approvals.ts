@@ -7,7 +7,7 @@ import type { Db } from '../ledger/db.js';
 import { immediate } from '../ledger/db.js';
 import { canonicalHash } from '../crypto/jcs.js';
 
-export type ApprovalStatus = 'pending' | 'approved' | 'denied' | 'expired' | 'consumed';
+export type ApprovalStatus = 'pending' | 'approved' | 'denied' | 'expired' | 'consumed' | 'revoked';
 
 export interface Approval {
   approval_id: string;
@@ -33,9 +33,45 @@ export interface Approval {
 export type HeldEvent = Pick<AuditEventInput, 'subject' | 'action' | 'request' | 'policy'>;
 
 export class ApprovalError extends Error {
-  constructor(readonly code: 'approval_not_found' | 'approval_not_pending' | 'approval_expired' | 'approval_mismatch', message: string) {
+  constructor(
+    readonly code: 'approval_not_found' | 'approval_not_pending' | 'approval_expired' | 'approval_mismatch' | 'approval_revoked',
+    message: string,
+    /** The approval this refusal marked expired (committed), for its caller to record the expiry. */
+    readonly expired?: Approval,
+  ) {
     super(message);
   }
+}
+
+/** Why an approval's lease no longer stands (its plan holds the lease's epoch and exp). */
+export interface LeaseRefusal {
+  code: 'approval_revoked' | 'approval_lease_expired';
+  /** Recorded in approval_revoked events. */
+  cause: 'lease_revoked' | 'lease_expired' | 'lease_unknown';
+  message: string;
+}
+
+/**
+ * Null while the lease an approval was requested under still stands: its
+ * epoch is the current one and it has not expired. An approval runs as its
+ * requester's act, so it must not outlive the requester's right to act. A
+ * plan stored before plans held the lease's epoch and exp cannot show that,
+ * and is refused.
+ */
+export function leaseRefusal(plan: unknown, currentEpoch: number, now = new Date()): LeaseRefusal | null {
+  const s = (plan as { session?: { lease_epoch?: unknown; lease_expires_at?: unknown } } | null)?.session;
+  const epoch = s?.lease_epoch;
+  const exp = s?.lease_expires_at;
+  if (typeof epoch !== 'number' || typeof exp !== 'number') {
+    return { code: 'approval_revoked', cause: 'lease_unknown', message: "the approval was stored without its lease's epoch and expiry, so its lease cannot be shown to stand; the agent must request it again" };
+  }
+  if (epoch !== currentEpoch) {
+    return { code: 'approval_revoked', cause: 'lease_revoked', message: `the lease the approval was requested under was revoked (issued in epoch ${epoch}, current epoch ${currentEpoch}); the agent must request it again` };
+  }
+  if (now.getTime() >= exp * 1000) {
+    return { code: 'approval_lease_expired', cause: 'lease_expired', message: `the lease the approval was requested under expired at ${new Date(exp * 1000).toISOString()}; the agent must request it again` };
+  }
+  return null;
 }
 
 export function approvalHash(approvalId: string, planHash: string): string {
@@ -102,22 +138,50 @@ export class Approvals {
     });
   }
 
+  /**
+   * An expiry noticed here is committed before the refusal is thrown (a throw
+   * inside the transaction would roll it back); the refusal carries the
+   * approval it marked, so that its expiry is recorded, once.
+   */
   decide(id: string, verdict: 'approved' | 'denied', operator: string, reason?: string, now = new Date()): Approval {
-    return immediate(this.db, () => {
+    const r = immediate(this.db, (): { decided: Approval } | { expired: Approval } => {
       const a = this.get(id);
       if (!a) throw new ApprovalError('approval_not_found', `no approval ${id}`);
       if (a.status === 'expired') throw new ApprovalError('approval_expired', `approval ${id} expired at ${a.expires_at}`);
+      if (a.status === 'revoked') throw new ApprovalError('approval_revoked', `approval ${id} was revoked: ${a.reason ?? 'its lease was revoked'}`);
       if (a.status !== 'pending') throw new ApprovalError('approval_not_pending', `approval ${id} is ${a.status}, not pending`);
       if (a.expires_at <= now.toISOString()) {
-        this.db.prepare("UPDATE approvals SET status = 'expired', decided_at = ? WHERE approval_id = ?").run(now.toISOString(), id);
-        throw new ApprovalError('approval_expired', `approval ${id} expired at ${a.expires_at}`);
+        this.db.prepare("UPDATE approvals SET status = 'expired', decided_at = ? WHERE approval_id = ? AND status = 'pending'").run(now.toISOString(), id);
+        return { expired: this.get(id)! };
       }
       const ah = verdict === 'approved' ? approvalHash(id, a.plan_hash) : null;
       this.db
         .prepare('UPDATE approvals SET status = ?, decided_by = ?, decided_at = ?, reason = ?, approval_hash = ? WHERE approval_id = ?')
         .run(verdict, operator, now.toISOString(), reason ?? null, ah, id);
-      return this.get(id)!;
+      return { decided: this.get(id)! };
     });
+    if ('expired' in r) throw new ApprovalError('approval_expired', `approval ${id} expired at ${r.expired.expires_at}`, r.expired);
+    return r.decided;
+  }
+
+  /** Marks every pending approval revoked (in the caller's transaction, with the epoch's advance); returns them so each is recorded. */
+  revokePendingInTransaction(reason: string, now = new Date()): Approval[] {
+    const ids = this.db.prepare("SELECT approval_id FROM approvals WHERE status = 'pending'").pluck().all() as string[];
+    const mark = this.db.prepare("UPDATE approvals SET status = 'revoked', decided_at = ?, reason = ? WHERE approval_id = ? AND status = 'pending'");
+    for (const id of ids) mark.run(now.toISOString(), reason, id);
+    return ids.map((id) => this.get(id)!);
+  }
+
+  /**
+   * Marks one approval revoked, pending or approved but not yet run (an
+   * approved one: its run refused it). Undefined when it was neither, so a
+   * revocation is recorded once.
+   */
+  revoke(id: string, reason: string, now = new Date()): Approval | undefined {
+    const changed = this.db
+      .prepare("UPDATE approvals SET status = 'revoked', decided_at = COALESCE(decided_at, ?), reason = ? WHERE approval_id = ? AND status IN ('pending', 'approved')")
+      .run(now.toISOString(), reason, id).changes;
+    return changed === 1 ? this.get(id) : undefined;
   }
 
   /** Single use: an approved plan is consumed by exactly one execution (inside the caller's transaction). */

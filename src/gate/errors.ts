@@ -32,6 +32,8 @@ const STATUS: Record<string, number> = {
   previous_outcome_unknown: 409,
   approval_not_pending: 409,
   approval_mismatch: 409,
+  approval_revoked: 409,
+  approval_lease_expired: 409,
   body_too_large: 413,
   unsupported_media_type: 415,
   schema_violation: 422,

@@ -20,6 +20,10 @@ export interface Session {
   lease_jti: string;
   scopes: string[];
   jkt: string;
+  /** The revocation epoch the lease was issued in: an approved plan runs only while it is still current. */
+  lease_epoch: number;
+  /** The lease's exp (unix seconds): an approved plan runs only while its lease lives. */
+  lease_expires_at: number;
 }
 
 export interface Prechecked {

@@ -5,7 +5,7 @@ import { DenialCoalescer } from '../ledger/coalesce.js';
 import { denialKind } from '../ledger/denial-kinds.js';
 import { Admin } from './admin.js';
 import type { AdminService, Caller, GateService, RequestAuth } from './app.js';
-import { pollView } from './approvals.js';
+import { pollView, type Approval } from './approvals.js';
 import { appendEvent, asGateError, eventError, recorded } from './audit.js';
 import { issueLease, parseLeaseRequest } from './auth/leases.js';
 import type { GateContext } from './context.js';
@@ -130,9 +130,12 @@ export class Gate implements GateService {
 
   /** Expired approvals are recorded once, when first noticed. */
   sweepApprovals(): void {
-    for (const a of this.ctx.approvals.expire()) {
-      this.event({ event_type: 'approval_expired', decision: 'deny', subject: { principal: a.principal, session_id: a.session_id }, action: { action_id: a.action_id }, approval: { approval_id: a.approval_id, plan_hash: a.plan_hash }, details: { expires_at: a.expires_at } });
-    }
+    for (const a of this.ctx.approvals.expire()) this.approvalExpired(a);
+  }
+
+  /** Records an approval that was just marked expired (by the sweep, or by a decision that found it past its expiry). */
+  approvalExpired(a: Approval): void {
+    this.event({ event_type: 'approval_expired', decision: 'deny', subject: { principal: a.principal, session_id: a.session_id }, action: { action_id: a.action_id }, approval: { approval_id: a.approval_id, plan_hash: a.plan_hash }, details: { expires_at: a.expires_at } });
   }
 
   async pollApproval(caller: Caller, id: string, auth: RequestAuth): Promise<Record<string, unknown>> {

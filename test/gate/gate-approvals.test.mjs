@@ -7,7 +7,7 @@ import { canonicalHash } from '../../dist/crypto/jcs.js';
 import { verifyLedger } from '../../dist/ledger/verify.js';
 import { verifyReceipt } from '../../dist/ledger/receipt.js';
 import { Agent, grantAll } from '../helpers/gate.mjs';
-import { admin, eventsSince, gateFor, lastEventId, sleep } from '../helpers/gate-faults.mjs';
+import { admin, eventsSince, eventsWithCode, gateFor, lastEventId, sleep } from '../helpers/gate-faults.mjs';
 
 const poll = (a, id) => a.signed('GET', `/v1/approvals/${id}/poll`);
 
@@ -216,4 +216,175 @@ test('denying an expired approval: 403 approval_expired, and the expiry is still
   const expired = eventsSince(g, before).filter((e) => e.event_type === 'approval_expired');
   assert.equal(expired.length, 1, `approval_expired events: ${expired.length}`);
   assert.equal(expired[0].approval.approval_id, held.body.approval_id);
+});
+
+/** Nothing ran for a refused approval: no intent, no grant consumed, no debit, no provider call. */
+function assertNothingRan(g, a, callsRemaining) {
+  assert.equal(g.db.prepare('SELECT count(*) AS n FROM execution_intents').get().n, 0, 'no intent');
+  assert.equal(g.transport.calls.length, 0, 'the provider did not run');
+  assert.equal(g.ctx.budgets.snapshot(a.session_id).calls_remaining, callsRemaining, 'nothing was debited');
+}
+
+test('revoke, then approve: the pending approval is marked revoked, the approval refused (409 approval_revoked), recorded, and nothing runs', async (t) => {
+  const g = await gateFor(t);
+  grantAll(g);
+  const a = new Agent(g.socket);
+  await a.lease({ budgets: { max_calls: 5 } });
+  const held = await a.execute('t_high', { n: 11 });
+  assert.equal(held.status, 202, held.text);
+  const id = held.body.approval_id;
+  const before = lastEventId(g);
+
+  const rv = await admin(g, 'POST', '/v1/admin/revoke-all');
+  assert.equal(rv.status, 200, rv.text);
+  assert.deepEqual(rv.body.approvals_revoked, [id]);
+  assert.equal((await poll(a, id)).status, 401, 'the lease the approval was requested under is revoked');
+
+  const ap = await admin(g, 'POST', `/v1/approvals/${id}/approve`, {});
+  assert.equal(ap.status, 409, ap.text);
+  assert.equal(ap.body.error, 'approval_revoked');
+  assert.match(ap.body.message, /revoked/);
+  assertNothingRan(g, a, 5);
+
+  const evs = eventsSince(g, before);
+  assert.deepEqual(evs.filter((e) => e.event_type !== 'request_refused').map((e) => e.event_type), ['admin_revoke_all', 'approval_revoked'], 'no approval_granted, no action_call');
+  const act = evs.find((e) => e.event_type === 'admin_revoke_all');
+  assert.equal(act.details.approvals_revoked, 1);
+  const revoked = evs.find((e) => e.event_type === 'approval_revoked');
+  assert.equal(revoked.decision, 'deny');
+  assert.equal(revoked.approval.approval_id, id);
+  assert.equal(revoked.details.cause, 'lease_revoked');
+  assert.equal(revoked.details.epoch, 1);
+  assert.equal(revoked.operator.name, 'op');
+  assert.equal(revoked.subject.principal, 'tester');
+  assert.equal(eventsWithCode(g, before, 'approval_revoked').length, 1, 'the refused approval is recorded');
+  assert.equal(verifyLedger(g.db, g.ctx.keys).intact, true);
+
+  // The agent, under a fresh lease, sees it revoked; the operator sees it in the full list.
+  await a.lease();
+  const p = await poll(a, id);
+  assert.equal(p.status, 200, p.text);
+  assert.equal(p.body.status, 'revoked');
+  const list = await admin(g, 'GET', '/v1/approvals?status=all');
+  assert.equal(list.body.approvals.find((x) => x.approval_id === id)?.status, 'revoked');
+  assert.equal((await admin(g, 'GET', '/v1/approvals')).body.approvals.find((x) => x.approval_id === id), undefined, 'no longer pending');
+});
+
+test('a revocation the pending approvals were not marked for (another gate advanced the epoch) still refuses the approval', async (t) => {
+  const g = await gateFor(t);
+  grantAll(g);
+  const a = new Agent(g.socket);
+  await a.lease({ budgets: { max_calls: 5 } });
+  const held = await a.execute('t_high', { n: 12 });
+  assert.equal(held.status, 202, held.text);
+  const id = held.body.approval_id;
+  g.ctx.state.advanceEpoch(); // the epoch alone, as a gate from before approvals were revoked with it does
+  assert.equal(g.ctx.approvals.get(id).status, 'pending');
+  const before = lastEventId(g);
+
+  const ap = await admin(g, 'POST', `/v1/approvals/${id}/approve`, {});
+  assert.equal(ap.status, 409, ap.text);
+  assert.equal(ap.body.error, 'approval_revoked');
+  assertNothingRan(g, a, 5);
+  assert.equal(g.ctx.approvals.get(id).status, 'revoked');
+  const evs = eventsSince(g, before);
+  assert.equal(evs.filter((e) => e.event_type === 'approval_granted' || e.event_type === 'action_call').length, 0);
+  assert.equal(evs.find((e) => e.event_type === 'approval_revoked')?.details.cause, 'lease_revoked');
+});
+
+test('a revocation between the approval and its run: the resumed run refuses it (recheckPlan), records it, and nothing runs', async (t) => {
+  const g = await gateFor(t);
+  grantAll(g);
+  const a = new Agent(g.socket);
+  await a.lease({ budgets: { max_calls: 5 } });
+  const held = await a.execute('t_high', { n: 13 });
+  assert.equal(held.status, 202, held.text);
+  const id = held.body.approval_id;
+  const decide = g.ctx.approvals.decide.bind(g.ctx.approvals);
+  t.mock.method(g.ctx.approvals, 'decide', (...args) => {
+    const r = decide(...args);
+    g.ctx.state.advanceEpoch(); // another process revokes right after the approval is marked
+    return r;
+  });
+  const before = lastEventId(g);
+
+  const ap = await admin(g, 'POST', `/v1/approvals/${id}/approve`, {});
+  assert.equal(ap.status, 409, ap.text);
+  assert.equal(ap.body.error, 'approval_revoked');
+  assertNothingRan(g, a, 5);
+  const calls = eventsSince(g, before).filter((e) => e.event_type === 'action_call');
+  assert.equal(calls.length, 1);
+  assert.equal(calls[0].decision, 'deny');
+  assert.equal(calls[0].error.code, 'approval_revoked');
+  assert.equal(g.ctx.approvals.get(id).status, 'revoked');
+  assert.equal(verifyLedger(g.db, g.ctx.keys).intact, true);
+});
+
+test('an approval whose lease expired is refused (409 approval_lease_expired), recorded, and nothing runs', async (t) => {
+  const g = await gateFor(t, { config: { leaseTtlSeconds: 1 } });
+  grantAll(g);
+  const a = new Agent(g.socket);
+  await a.lease({ budgets: { max_calls: 5 } });
+  const held = await a.execute('t_high', { n: 14 });
+  assert.equal(held.status, 202, held.text);
+  const id = held.body.approval_id;
+  await sleep(1100);
+  assert.ok(Date.parse(held.body.expires_at) > Date.now(), 'the approval itself has not expired');
+  const before = lastEventId(g);
+
+  const ap = await admin(g, 'POST', `/v1/approvals/${id}/approve`, {});
+  assert.equal(ap.status, 409, ap.text);
+  assert.equal(ap.body.error, 'approval_lease_expired');
+  assert.match(ap.body.message, /expired at/);
+  assertNothingRan(g, a, 5);
+  assert.equal(g.ctx.approvals.get(id).status, 'revoked');
+  const evs = eventsSince(g, before);
+  assert.equal(evs.filter((e) => e.event_type === 'approval_granted' || e.event_type === 'action_call').length, 0);
+  assert.equal(evs.find((e) => e.event_type === 'approval_revoked')?.details.cause, 'lease_expired');
+  assert.equal(eventsWithCode(g, before, 'approval_lease_expired').length, 1);
+});
+
+test('after a revoke, a request held under a fresh lease is approved and runs', async (t) => {
+  const g = await gateFor(t);
+  grantAll(g);
+  const a = new Agent(g.socket);
+  await a.lease();
+  const old = await a.execute('t_high', { n: 15 });
+  assert.equal(old.status, 202, old.text);
+  assert.equal((await admin(g, 'POST', '/v1/admin/revoke-all')).status, 200);
+
+  await a.lease({ budgets: { max_calls: 5 } });
+  const held = await a.execute('t_high', { n: 16 });
+  assert.equal(held.status, 202, held.text);
+  const ap = await admin(g, 'POST', `/v1/approvals/${held.body.approval_id}/approve`, {});
+  assert.equal(ap.status, 200, ap.text);
+  assert.equal(ap.body.http_status, 200, JSON.stringify(ap.body));
+  assert.equal(g.ctx.budgets.snapshot(a.session_id).calls_remaining, 4);
+  assert.equal((await poll(a, held.body.approval_id)).body.status, 'approved');
+  assert.equal(g.ctx.approvals.get(old.body.approval_id).status, 'revoked');
+});
+
+test('an expiry noticed by the decision itself is durable and recorded once', async (t) => {
+  const g = await gateFor(t, { config: { approvalTtlSeconds: 1 } });
+  grantAll(g);
+  const a = new Agent(g.socket);
+  await a.lease();
+  const held = await a.execute('t_high', { n: 17 });
+  assert.equal(held.status, 202, held.text);
+  const id = held.body.approval_id;
+  await sleep(1200);
+  const expire = t.mock.method(g.ctx.approvals, 'expire', () => []); // the sweep misses it: the decision notices
+  const before = lastEventId(g);
+
+  const ap = await admin(g, 'POST', `/v1/approvals/${id}/approve`, {});
+  assert.equal(ap.status, 403, ap.text);
+  assert.equal(ap.body.error, 'approval_expired');
+  assert.equal(g.ctx.approvals.get(id).status, 'expired', 'the expiry is kept');
+  const again = await admin(g, 'POST', `/v1/approvals/${id}/deny`, {});
+  assert.equal(again.body.error, 'approval_expired');
+  expire.mock.restore();
+  g.gate.sweepApprovals();
+  const expired = eventsSince(g, before).filter((e) => e.event_type === 'approval_expired');
+  assert.equal(expired.length, 1, 'recorded once');
+  assert.equal(expired[0].approval.approval_id, id);
 });

@@ -161,6 +161,30 @@ for (const c of [
   });
 }
 
+test("an approval stored before plans held the lease's epoch and expiry is refused on approve (fail closed), recorded, and nothing runs", async (t) => {
+  const { g } = await gateWithHeldTemplate(t);
+  const a = new Agent(g.socket);
+  await a.lease({ budgets: { max_calls: 5 } });
+  const held = await hold(g, a, { id: 'item-6', note: 'from before the epoch was kept' });
+  rewritePlan(g, held.approval_id, (p) => {
+    const { lease_epoch: _e, lease_expires_at: _x, ...session } = p.session;
+    return { ...p, session };
+  });
+  const before = lastEventId(g);
+
+  const ap = await admin(g, 'POST', `/v1/approvals/${held.approval_id}/approve`, {});
+  assert.equal(ap.status, 409, ap.text);
+  assert.equal(ap.body.error, 'approval_revoked');
+  assert.match(ap.body.message, /without its lease's epoch and expiry/);
+  assert.equal(g.transport.calls.length, 0);
+  assert.equal(g.db.prepare('SELECT count(*) AS n FROM execution_intents').get().n, 0);
+  assert.equal(g.ctx.budgets.snapshot(a.session_id).calls_remaining, 5, 'nothing was debited');
+  assert.equal(g.ctx.approvals.get(held.approval_id).status, 'revoked');
+  const evs = eventsSince(g, before);
+  assert.equal(evs.filter((e) => e.event_type === 'approval_granted' || e.event_type === 'action_call').length, 0);
+  assert.equal(evs.find((e) => e.event_type === 'approval_revoked')?.details.cause, 'lease_unknown');
+});
+
 test('an approval stored before approvals kept the held event (an older ledger) still resumes, its event made from its plan', async (t) => {
   const stateDir = tempDir(t, 'latchgate-old-approval-');
   let first;

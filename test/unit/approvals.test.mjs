@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { canonicalHash } from '../../dist/crypto/jcs.js';
 import { immediate, openDb } from '../../dist/ledger/db.js';
-import { ApprovalError, Approvals, approvalHash, pollView } from '../../dist/gate/approvals.js';
+import { ApprovalError, Approvals, approvalHash, leaseRefusal, pollView } from '../../dist/gate/approvals.js';
 
 const T0 = new Date('2030-01-01T00:00:00.000Z');
 const at = (seconds) => new Date(T0.getTime() + seconds * 1000);
@@ -82,12 +82,23 @@ test('decide refuses an unknown approval, one already decided, and one past its 
   assert.equal(approvals.get(a.approval_id).status, 'denied', 'a refused decision changes nothing');
 
   const late = create(approvals);
-  assert.throws(() => approvals.decide(late.approval_id, 'approved', 'op', undefined, at(60)), refusedWith('approval_expired'), 'expiry is inclusive');
-  assert.throws(() => approvals.decide(late.approval_id, 'denied', 'op', undefined, at(61)), refusedWith('approval_expired'));
-  // The refusal rolls its transaction back: expire() is what notices the expiry, once, so that it is recorded.
-  assert.equal(approvals.get(late.approval_id).status, 'pending');
-  assert.deepEqual(approvals.expire(at(61)).map((a) => a.approval_id), [late.approval_id]);
-  assert.throws(() => approvals.decide(late.approval_id, 'approved', 'op', undefined, at(62)), refusedWith('approval_expired'));
+  // The decision that notices the expiry keeps it, and hands the approval it marked to its caller (to record it), once.
+  assert.throws(() => approvals.decide(late.approval_id, 'approved', 'op', undefined, at(60)), (e) => e.code === 'approval_expired' && e.expired?.approval_id === late.approval_id && e.expired.status === 'expired', 'expiry is inclusive');
+  assert.equal(approvals.get(late.approval_id).status, 'expired');
+  assert.throws(() => approvals.decide(late.approval_id, 'denied', 'op', undefined, at(61)), (e) => e.code === 'approval_expired' && e.expired === undefined);
+  assert.deepEqual(approvals.expire(at(61)), [], 'already marked: not again');
+});
+
+test('revoke marks a pending or approved approval once; decide refuses a revoked one', (t) => {
+  const { approvals } = approvalsOn(t, 60);
+  const a = create(approvals);
+  const b = create(approvals);
+  approvals.decide(b.approval_id, 'approved', 'op', undefined, at(1));
+  assert.equal(approvals.revoke(a.approval_id, 'why', at(2))?.status, 'revoked');
+  assert.equal(approvals.revoke(a.approval_id, 'why', at(3)), undefined, 'once');
+  assert.equal(approvals.revoke(b.approval_id, 'why', at(3))?.reason, 'why');
+  assert.throws(() => approvals.decide(a.approval_id, 'approved', 'op', undefined, at(4)), refusedWith('approval_revoked'));
+  assert.deepEqual(approvals.list('revoked').map((x) => x.approval_id).sort(), [a.approval_id, b.approval_id].sort());
 });
 
 test('expire marks the pending approvals past their expiry and returns each once', (t) => {
@@ -200,4 +211,14 @@ test('a table from before approvals kept the held event: migrate adds the column
 
   const fresh = create(approvals, at(2));
   assert.deepEqual(approvals.heldEvent(fresh.approval_id), held);
+});
+
+test("leaseRefusal: an approval runs only while its lease's epoch is current and the lease lives; a plan without them is refused", () => {
+  const exp = T0.getTime() / 1000 + 60;
+  const withLease = (lease) => ({ ...plan(), session: { ...plan().session, ...lease } });
+  assert.equal(leaseRefusal(withLease({ lease_epoch: 2, lease_expires_at: exp }), 2, at(59)), null);
+  assert.deepEqual(
+    [leaseRefusal(withLease({ lease_epoch: 2, lease_expires_at: exp }), 3, at(1)), leaseRefusal(withLease({ lease_epoch: 2, lease_expires_at: exp }), 2, at(60)), leaseRefusal(plan(), 0, at(1)), leaseRefusal(null, 0, at(1))].map((r) => [r?.code, r?.cause]),
+    [['approval_revoked', 'lease_revoked'], ['approval_lease_expired', 'lease_expired'], ['approval_revoked', 'lease_unknown'], ['approval_revoked', 'lease_unknown']],
+  );
 });

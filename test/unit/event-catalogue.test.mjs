@@ -123,9 +123,9 @@ test('the gate: leases, executions, approvals, refusals, their counted summaries
   await a.lease({ budgets: { max_calls: 20 } });
   assert.equal((await a.execute('t_ok', { n: 1 })).status, 200);
   assert.equal((await a.execute('t_fail', { n: 1 })).status, 502);
-  // Held for approval: one approved, one denied, one left to expire.
+  // Held for approval: one approved, one denied, one left to expire, one left pending for the revocation.
   const held = [];
-  for (let n = 0; n < 3; n++) {
+  for (let n = 0; n < 4; n++) {
     const r = await a.execute('t_high', { n });
     assert.equal(r.status, 202, r.text);
     held.push(r.body.approval_id);
@@ -156,7 +156,7 @@ test('the gate: leases, executions, approvals, refusals, their counted summaries
   const events = g.ctx.ledger.query({ limit: 10_000 });
   assertAllFit(events, 'gate');
   const types = new Set(events.map((e) => e.event_type));
-  for (const name of ['lease_issued', 'lease_denied', 'action_call', 'request_refused', 'approval_granted', 'approval_denied', 'approval_expired', 'admin_revoke_all', 'admin_reload', 'admin_keys_rotated', 'policy_grant', 'policy_revoke', 'admin_drain', 'admin_receipt_keys_read']) {
+  for (const name of ['lease_issued', 'lease_denied', 'action_call', 'request_refused', 'approval_granted', 'approval_denied', 'approval_expired', 'approval_revoked', 'admin_revoke_all', 'admin_reload', 'admin_keys_rotated', 'policy_grant', 'policy_revoke', 'admin_drain', 'admin_receipt_keys_read']) {
     assert.ok(types.has(name), `the gate wrote ${name}`);
   }
   const summaries = events.filter((e) => e.details?.coalesced);

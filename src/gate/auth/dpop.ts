@@ -57,6 +57,8 @@ export interface VerifiedRequest {
   jkt: string;
   /** The lease's exp (unix seconds), e.g. for budget counter lifetimes. */
   lease_expires_at: number;
+  /** The revocation epoch the lease was issued in (the current one, as it verified). */
+  lease_epoch: number;
 }
 
 export interface VerifyProofInput {
@@ -254,5 +256,6 @@ export async function verifyRequest(input: VerifyRequestInput, ctx: VerifyReques
     ...(lease.budgets ? { budgets: { ...lease.budgets } } : {}),
     jkt: lease.cnf.jkt,
     lease_expires_at: lease.exp,
+    lease_epoch: lease.epoch,
   };
 }

@@ -30,5 +30,5 @@ export async function verifySession(ctx: GateContext, caller: Caller, auth: Requ
   if (v.principal !== caller.principal) {
     throw new GateError('identity_forbidden', `this lease was issued to ${v.principal}, not to the caller ${caller.principal}`);
   }
-  return { principal: v.principal, session_id: v.session_id, lease_jti: v.lease_jti, scopes: v.scopes, jkt: v.jkt };
+  return { principal: v.principal, session_id: v.session_id, lease_jti: v.lease_jti, scopes: v.scopes, jkt: v.jkt, lease_epoch: v.lease_epoch, lease_expires_at: v.lease_expires_at };
 }
