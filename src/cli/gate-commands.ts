@@ -10,12 +10,58 @@ import { GateError } from '../gate/errors.js';
 import { LaunchError } from '../core/errors.js';
 import { EVENT_CATALOGUE, EVENT_TYPES, isEventType, type EventType } from '../core/event-catalogue.js';
 import { closest } from '../config/suggest.js';
+import { canonicalHash, canonicalize } from '../crypto/jcs.js';
+import { displayJson, displayLines, displayText, safeJson, safeJsonText } from './safe-text.js';
 import { gateSetup, localOperator, openSharedGate, stateFiles, type GateSetup } from '../gate/setup.js';
 
 type Out = { json?: boolean; config?: string };
 
+/** Output may carry agents' text: --json keeps it exact but terminal-safe, human output escapes whatever a terminal would act on or hide. */
 function print(o: Out, value: unknown, text: () => string): void {
-  process.stdout.write(o.json ? JSON.stringify(value, null, 2) + '\n' : text() + '\n');
+  process.stdout.write(o.json ? safeJson(value, 2) + '\n' : displayLines(text()) + '\n');
+}
+
+/**
+ * One approval for an operator: the plan's fields, the request as the agent
+ * sent it, and its exact canonical form (the bytes request_hash is over),
+ * every hidden character shown as an escape.
+ */
+export function renderApproval(a: Record<string, unknown>): string {
+  const plan = (a.plan ?? {}) as { core?: Record<string, unknown>; request?: unknown };
+  const core = plan.core ?? {};
+  const t = displayText;
+  const lines = [
+    `approval      ${t(a.approval_id)}  ${t(a.status)}`,
+    `action        ${t(core.action_id ?? a.action_id)} ${t(core.action_version ?? '')}  (${t(core.action_digest ?? '')})`,
+    `principal     ${t(a.principal)}  session ${t(a.session_id)}`,
+    `created       ${t(a.created_at)}  expires ${t(a.expires_at)}`,
+    `plan_hash     ${t(a.plan_hash)}`,
+  ];
+  if (a.decided_by) lines.push(`decided       ${t(a.decided_by)} at ${t(a.decided_at)}${a.reason ? `: ${t(a.reason)}` : ''}`);
+  let canonical: string;
+  let hash: string;
+  try {
+    canonical = canonicalize(plan.request);
+    hash = canonicalHash(plan.request);
+  } catch (e) {
+    canonical = `(cannot be canonicalized: ${(e as Error).message})`;
+    hash = '';
+  }
+  const matches = hash === core.request_hash ? 'matches the plan\'s request_hash' : `DIFFERS from the plan's request_hash ${t(core.request_hash)}`;
+  lines.push(
+    '',
+    'Characters a terminal would act on or hide are shown as \\u{hex}.',
+    '',
+    'request:',
+    displayJson(plan.request).replace(/^/gm, '  '),
+    '',
+    `canonical request (RFC 8785; ${t(hash)}, ${matches}):`,
+    `  ${displayLines(canonical)}`,
+    '',
+    'plan:',
+    displayJson(a.plan).replace(/^/gm, '  '),
+  );
+  return lines.join('\n');
 }
 
 /** Opens the shared gate, runs fn, closes; gate errors become one-line launcher errors. */
@@ -139,7 +185,9 @@ export function auditCommand(): Command {
         });
         const format = (o.json ? 'json' : o.format) as AuditFormat;
         const { formatEvents } = await import('../ledger/format.js');
-        const text = formatEvents(events as never, format);
+        // Events carry agents' text: JSON stays exact but terminal-safe, the table is escaped; CSV is data for a program and stays as it is.
+        const raw = formatEvents(events as never, format);
+        const text = format === 'json' || format === 'jsonl' ? safeJsonText(raw) : format === 'table' ? displayLines(raw) : raw;
         process.stdout.write(text.endsWith('\n') || text === '' ? text : text + '\n');
       });
     });
@@ -184,25 +232,25 @@ export function approvalsCommand(): Command {
   c.addCommand(common(new Command('list').summary('pending approvals (newest first)')).option('--all', 'include decided ones').option('-l, --limit <n>', 'at most N', '50').action(async (o: Out & { all?: boolean; limit: string }) => {
     await withGate(o, (g) => {
       const list = g.gate.admin.approvals({ status: o.all ? 'all' : 'pending', limit: Number(o.limit) });
-      print(o, list, () => (list.length === 0 ? 'no approvals' : list.map((a) => `${a.approval_id}  ${String(a.status).padEnd(9)} ${String(a.action_id).padEnd(22)} ${a.principal}  expires ${a.expires_at}`).join('\n')));
+      print(o, list, () => (list.length === 0 ? 'no approvals' : list.map((a) => `${displayText(a.approval_id)}  ${displayText(a.status).padEnd(9)} ${displayText(a.action_id).padEnd(22)} ${displayText(a.principal)}  expires ${displayText(a.expires_at)}`).join('\n')));
     });
   }));
   c.addCommand(common(new Command('show').summary('one approval with its plan')).argument('<id>').action(async (id: string, o: Out) => {
     await withGate(o, (g) => {
       const a = g.gate.admin.approval(id);
-      print(o, a, () => JSON.stringify(a, null, 2));
+      print(o, a, () => renderApproval(a));
     });
   }));
   c.addCommand(common(new Command('approve').summary('approve: the plan runs now, once')).argument('<id>').action(async (id: string, o: Out) => {
     await withGate(o, async (g, s) => {
       const r = await g.gate.admin.approve(localOperator(s), id, {});
-      print(o, r, () => `approved ${id}: executed, HTTP ${r.http_status}${(r.result as { receipt_id?: string })?.receipt_id ? `, receipt ${(r.result as { receipt_id: string }).receipt_id}` : ''}`);
+      print(o, r, () => `approved ${displayText(id)}: executed, HTTP ${displayText(r.http_status)}${(r.result as { receipt_id?: string })?.receipt_id ? `, receipt ${displayText((r.result as { receipt_id: string }).receipt_id)}` : ''}`);
     });
   }));
   c.addCommand(common(new Command('deny').summary('deny, with a reason the agent sees')).argument('<id>').option('-r, --reason <text>').action(async (id: string, o: Out & { reason?: string }) => {
     await withGate(o, (g, s) => {
       const r = g.gate.admin.deny(localOperator(s), id, { reason: o.reason });
-      print(o, r, () => `denied ${id}${o.reason ? `: ${o.reason}` : ''}`);
+      print(o, r, () => `denied ${displayText(id)}${o.reason ? `: ${displayText(o.reason)}` : ''}`);
     });
   }));
   return c;

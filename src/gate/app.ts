@@ -1,7 +1,8 @@
 // The gate's HTTP API (Fastify), one app used on the client socket, the admin
 // socket, inside `latchgate sandbox` and on an optional TCP port. Routes only
 // parse and reply; every decision is in the service (service.ts).
-import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
+import type { Socket } from 'node:net';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { GateError } from './errors.js';
 
 /** Who is calling, fixed by the transport (peer uid, the box), never by the client. */
@@ -73,9 +74,80 @@ const FASTIFY_ERRORS: Record<string, string> = {
   FST_ERR_CTP_INVALID_JSON_BODY: 'malformed_json',
 };
 
+/** Fastify's own refusals the table above does not name, by their status. */
+function fastifyError(err: FastifyError): GateError | undefined {
+  const known = err.code ? FASTIFY_ERRORS[err.code] : undefined;
+  if (known) return new GateError(known, err.message);
+  if (!err.code?.startsWith('FST_') || !err.statusCode || err.statusCode < 400 || err.statusCode >= 500) return undefined;
+  const code = err.statusCode === 404 ? 'route_not_found' : err.statusCode === 413 ? 'body_too_large' : err.statusCode === 415 ? 'unsupported_media_type' : 'invalid_request';
+  return new GateError(code, err.message);
+}
+
+/** Headers that must appear once: Node keeps only the first Authorization and joins DPoP values, so a second one would pass unseen. */
+const SINGLE_HEADERS = new Set(['authorization', 'dpop']);
+
+/** The first of SINGLE_HEADERS the request carries more than once (names are case-insensitive). */
+export function duplicatedHeader(rawHeaders: string[]): string | undefined {
+  const seen = new Set<string>();
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]!.toLowerCase();
+    if (!SINGLE_HEADERS.has(name)) continue;
+    if (seen.has(name)) return name;
+    seen.add(name);
+  }
+  return undefined;
+}
+
+/** Refusals of a request no route matched are counted under one route, not one per URL a scanner tries. */
+const UNROUTED = '(no route)';
+
 export function buildGateApp(o: AppOptions): FastifyInstance {
   const s = o.service;
-  const app = Fastify({ bodyLimit: s.maxBodyBytes, logger: false, return503OnClosing: true, forceCloseConnections: true });
+  /** Records the refusal (the caller when the connection tells who) and answers in the gate's error format. */
+  const refuse = (req: FastifyRequest, reply: FastifyReply, e: GateError, route: string) => {
+    let who: Caller | undefined;
+    try {
+      who = o.identify(req);
+    } catch {
+      who = undefined;
+    }
+    try {
+      s.recordRefusal(who, route, e);
+    } catch {
+      // the ledger itself is down: the status code still tells the client
+    }
+    return reply.code(e.status).send(e.body());
+  };
+  const routeOf = (req: FastifyRequest) => `${req.method} ${req.routeOptions?.url ?? UNROUTED}`;
+  const app = Fastify({
+    bodyLimit: s.maxBodyBytes,
+    logger: false,
+    return503OnClosing: true,
+    forceCloseConnections: true,
+    // A URL the router cannot decode never reaches a route or the error handler.
+    frameworkErrors: (err, req, reply) => {
+      refuse(req, reply, fastifyError(err) ?? new GateError('invalid_request', err.message), `${req.method} ${UNROUTED}`);
+    },
+    // Malformed HTTP (bad header bytes, a broken request line) fails before there is a request.
+    clientErrorHandler: (err: Error & { code?: string }, socket: Socket) => {
+      if (!socket.writable) return socket.destroy();
+      const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
+      const e = new GateError(tooLarge ? 'body_too_large' : 'invalid_request', tooLarge ? 'the request headers are too large' : `malformed HTTP request (${err.code ?? 'parse error'})`);
+      let who: Caller | undefined;
+      try {
+        who = o.identify({ raw: { socket } } as unknown as FastifyRequest);
+      } catch {
+        who = undefined;
+      }
+      try {
+        s.recordRefusal(who, `- ${UNROUTED}`, e);
+      } catch {
+        // the ledger itself is down: the status code still tells the client
+      }
+      const body = JSON.stringify(e.body());
+      socket.end(`HTTP/1.1 ${e.status} ${tooLarge ? 'Request Header Fields Too Large' : 'Bad Request'}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+    },
+  });
   // JSON only: anything else is refused before a route sees it.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('application/json', { parseAs: 'string', bodyLimit: s.maxBodyBytes }, (_req, text, done) => {
@@ -84,6 +156,11 @@ export function buildGateApp(o: AppOptions): FastifyInstance {
     } catch {
       done(new GateError('malformed_json', 'the body is not valid JSON'), undefined);
     }
+  });
+
+  app.addHook('onRequest', async (req) => {
+    const dup = duplicatedHeader(req.raw.rawHeaders);
+    if (dup) throw new GateError('duplicate_header', `the request carries more than one ${dup === 'dpop' ? 'DPoP' : 'Authorization'} header`);
   });
 
   const caller = (req: FastifyRequest): Caller => o.identify(req);
@@ -140,27 +217,15 @@ export function buildGateApp(o: AppOptions): FastifyInstance {
   }
 
   app.setNotFoundHandler((req, reply) => {
-    const e = new GateError('route_not_found', `no route ${req.method} ${req.url}`);
-    reply.code(e.status).send(e.body());
+    refuse(req, reply, new GateError('route_not_found', `no route ${req.method} ${req.url}`), `${req.method} ${UNROUTED}`);
   });
   app.setErrorHandler((err, req, reply) => {
-    const fe = err as { code?: string; message: string };
     const e = err instanceof GateError ? err
-      : fe.code && FASTIFY_ERRORS[fe.code] ? new GateError(FASTIFY_ERRORS[fe.code]!, fe.message)
-      : new GateError('internal_error', 'internal error');
-    let who: Caller | undefined;
-    try {
-      who = caller(req);
-    } catch {
-      who = undefined;
-    }
-    try {
-      s.recordRefusal(who, `${req.method} ${req.routeOptions.url ?? req.url}`, e);
-    } catch {
-      // the ledger itself is down: the status code still tells the client
-    }
+      : fastifyError(err as FastifyError)
+      // the client hung up mid-body: its refusal, not a fault of the gate
+      ?? ((err as FastifyError).code === 'ECONNRESET' ? new GateError('invalid_request', 'the connection closed before the body was complete') : new GateError('internal_error', 'internal error'));
     if (e.code === 'internal_error') process.stderr.write(`latchgate gate: ${(err as Error).stack ?? String(err)}\n`);
-    reply.code(e.status).send(e.body());
+    return refuse(req, reply, e, routeOf(req));
   });
   return app;
 }

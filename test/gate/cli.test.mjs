@@ -142,6 +142,50 @@ test('audit formats and filters', () => {
   assert.match(lg('audit', '--after', 'yesterday-ish').err, /not a time/);
 });
 
+/** Characters a terminal acts on or hides: a bidi override, a zero-width space, an ANSI colour, a C1 CSI. */
+const HIDDEN = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]/;
+
+test('approvals list/show/approve print no hidden characters from the agent: escapes instead, and the exact canonical request', async () => {
+  const a = new Agent(info.client_socket);
+  await a.lease();
+  // Read naively, "note" would look like "rm -rf ok" in red with the tail reversed.
+  const request = { n: 9, note: 'safe \u202edm- fr- mr\u202c ok\u200b \u001b[31mred\u001b[0m \u009b2J end \\u{202e}', ['k\u202eey']: 'v\u2066x\u2069' };
+  const r = await a.execute('t_noop_high', request);
+  assert.equal(r.status, 202, JSON.stringify(r.body));
+  const id = r.body.approval_id;
+
+  const show = lg('approvals', 'show', id);
+  assert.equal(show.code, 0, show.err);
+  assert.doesNotMatch(show.out, HIDDEN, 'no hidden character reaches the terminal');
+  // C0 is in JSON's own escape (\u001b), the rest in \u{hex}: both visible, neither acted on.
+  for (const esc of ['\\u{202e}', '\\u{202c}', '\\u{200b}', '\\u001b[31m', '\\u{9b}2J', '\\u{2066}']) assert.ok(show.out.includes(esc), `${esc} is shown: ${show.out}`);
+  assert.ok(show.out.includes('\\\\u{202e}'), 'a literal backslash-u the agent typed stays distinguishable from an escape');
+  // The canonical form shown is the exact RFC 8785 text, hidden characters escaped, and its hash is the plan's.
+  const { canonicalize } = await import('../../dist/crypto/jcs.js');
+  const shownCanon = canonicalize(request).replace(/[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]/g, (c) => `\\u{${c.codePointAt(0).toString(16)}}`);
+  assert.ok(show.out.includes(`  ${shownCanon}\n`), `the canonical request is shown: ${show.out}`);
+  assert.match(show.out, /canonical request \(RFC 8785; sha256:[0-9a-f]{64}, matches the plan's request_hash\)/);
+
+  const json = lg('approvals', 'show', id, '--json');
+  assert.doesNotMatch(json.out, HIDDEN, '--json escapes them too (\\uXXXX)');
+  assert.match(json.out, /\\u202e/);
+  assert.match(json.out, /\\u009b/);
+  assert.deepEqual(json.json().plan.request, request, '--json is still the exact value');
+
+  const list = lg('approvals', 'list');
+  assert.ok(list.out.includes(id), list.out);
+  assert.doesNotMatch(list.out, HIDDEN);
+  const listJson = lg('approvals', 'list', '--json');
+  assert.doesNotMatch(listJson.out, HIDDEN);
+
+  const deny = lg('approvals', 'deny', id, '--reason', 'no \u202etxet\u202c \u001b[2J');
+  assert.equal(deny.code, 0, deny.err);
+  assert.doesNotMatch(deny.out, HIDDEN);
+  assert.ok(deny.out.includes('\\u{202e}txet\\u{202c} \\u{1b}[2J'), deny.out);
+  const audit = lg('audit', '--limit', '50');
+  assert.doesNotMatch(audit.out, HIDDEN, 'the audit table is escaped too');
+});
+
 test('keys rotate: a new kid, old receipts still verify; revoke advances the epoch', () => {
   const before = lg('verify', '--json').json();
   const r = lg('keys', 'rotate', '--kind', 'receipt', '--json').json();

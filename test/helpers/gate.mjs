@@ -2,6 +2,7 @@
 // Fastify on Unix sockets, the test providers behind the provider interface,
 // and a client that builds DPoP proofs like an agent SDK would.
 import http from 'node:http';
+import net from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -122,4 +123,47 @@ export class Agent {
 export function grantAll(g, principal = 'tester') {
   const actions = g.ctx.registry.list().map((a) => a.manifest.action_id);
   g.ctx.policyStore.grant(principal, actions, ['http_read', 'http_write', 'fs_read', 'fs_write']);
+}
+
+/**
+ * Bytes written as they are to a Unix socket (duplicate headers, undecodable
+ * URLs, broken HTTP that a client library would refuse to send); resolves
+ * {status, headers, body, text} of the one response.
+ */
+export function rawRequest(socketPath, bytes) {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect(socketPath);
+    const chunks = [];
+    sock.on('data', (d) => chunks.push(d));
+    sock.on('error', reject);
+    sock.on('close', () => {
+      const all = Buffer.concat(chunks).toString('utf8');
+      const at = all.indexOf('\r\n\r\n');
+      const head = at < 0 ? all : all.slice(0, at);
+      let text = at < 0 ? '' : all.slice(at + 4);
+      const [statusLine, ...lines] = head.split('\r\n');
+      const headers = Object.fromEntries(lines.map((l) => [l.slice(0, l.indexOf(':')).toLowerCase(), l.slice(l.indexOf(':') + 1).trim()]));
+      if (headers['transfer-encoding'] === 'chunked') text = dechunk(text);
+      let body;
+      try {
+        body = JSON.parse(text);
+      } catch {
+        body = undefined;
+      }
+      resolve({ status: Number(statusLine.split(' ')[1]), headers, body, text });
+    });
+    // Not end(): a half-closed socket is an abort to the server; Connection: close ends it.
+    sock.write(bytes);
+  });
+}
+
+function dechunk(s) {
+  let out = '';
+  for (let i = 0; ;) {
+    const nl = s.indexOf('\r\n', i);
+    const n = parseInt(s.slice(i, nl), 16);
+    if (!n) return out;
+    out += s.slice(nl + 2, nl + 2 + n);
+    i = nl + 2 + n + 2;
+  }
 }

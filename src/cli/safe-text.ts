@@ -1,0 +1,45 @@
+// Text from agents, made safe to print for an operator. A terminal acts on
+// control characters (escape sequences move the cursor, recolour, erase) and
+// reorders or hides bidi and zero-width characters, so the text an operator
+// reads could differ from the value the gate holds. Every such character is
+// shown as a visible escape instead.
+
+/** C0 and C1 controls and DEL, format characters (bidi controls, zero-width, tags), line and paragraph separators, lone surrogates. */
+const HIDDEN = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Cs}]/gu;
+/** The same, less the newline JSON.stringify uses for layout (C0 inside strings it escapes itself). */
+const HIDDEN_IN_JSON = /[\u007f-\u009f\p{Cf}\p{Zl}\p{Zp}\p{Cs}]/gu;
+
+const codePoint = (c: string) => `\\u{${c.codePointAt(0)!.toString(16)}}`;
+
+/** Plain text for a human: hidden characters as \u{202e}, a backslash doubled so an escape cannot be faked. */
+export function displayText(s: unknown): string {
+  return String(s).replace(/\\/g, '\\\\').replace(HIDDEN, codePoint);
+}
+
+/** Lines for a human whose values are already escaped or JSON: any hidden character left (not the newlines between lines) as \u{202e}. */
+export function displayLines(json: string): string {
+  return json.replace(/[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Cs}]/gu, (c) => (c === '\n' ? c : codePoint(c)));
+}
+
+/** JSON for a human: the value's JSON with hidden characters as \u{202e}. */
+export function displayJson(value: unknown): string {
+  return displayLines(JSON.stringify(value, null, 2));
+}
+
+/**
+ * Exact JSON for machines that is still safe on a terminal: hidden
+ * characters JSON.stringify leaves as they are become \uXXXX escapes (the
+ * same value once parsed).
+ */
+export function safeJson(value: unknown, indent?: number): string {
+  return safeJsonText(JSON.stringify(value, null, indent));
+}
+
+/** JSON text with the hidden characters inside its strings as \uXXXX (outside strings JSON has none). */
+export function safeJsonText(json: string): string {
+  return json.replace(HIDDEN_IN_JSON, (c) => {
+    let out = '';
+    for (let i = 0; i < c.length; i++) out += `\\u${c.charCodeAt(i).toString(16).padStart(4, '0')}`;
+    return out;
+  });
+}
