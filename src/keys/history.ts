@@ -1,8 +1,8 @@
 // The JWKS history of one kind of key: {"keys":[entry, ...]}, oldest first,
 // append-only (an entry is only ever added, or given its retired_at), so a
-// signature made with any key the store ever used still verifies. One format
-// for every kind; entries an older latchgate wrote are read too and carried
-// over (see legacy.ts).
+// signature any key of the store made while it was current still verifies.
+// One format for every kind; entries an older latchgate wrote are read too
+// and carried over (see legacy.ts).
 import type { KeyObject } from 'node:crypto';
 import { ed25519PublicKeyFromRaw, jwkThumbprint, KeyStoreError, rawPublicKey } from './ed25519.js';
 import { legacyKid } from './legacy.js';
@@ -34,6 +34,8 @@ export interface ParsedHistory {
   jwks: Jwks;
   /** The public key under every name it resolves by (kid, and legacy_kid). */
   byKid: Map<string, KeyObject>;
+  /** When each retired key was retired, by kid and legacy kid (absent: the key is current). */
+  retiredAt: Map<string, string>;
   /** Whether some entry was in an older form (and was converted here). */
   converted: boolean;
 }
@@ -84,7 +86,7 @@ export function parseHistory(kind: KeyKind, path: string, text: string, undatedA
   }
   const list = (doc as { keys?: unknown } | null)?.keys;
   if (!Array.isArray(list)) throw broken('has no "keys" array');
-  const out: ParsedHistory = { jwks: { keys: [] }, byKid: new Map(), converted: false };
+  const out: ParsedHistory = { jwks: { keys: [] }, byKid: new Map(), retiredAt: new Map(), converted: false };
   list.forEach((e: Record<string, unknown> | null, i) => {
     const at = `keys[${i}]`;
     if (!e || typeof e !== 'object' || e.kty !== 'OKP' || e.crv !== 'Ed25519' || typeof e.x !== 'string' || !B64URL_32.test(e.x) || typeof e.kid !== 'string') {
@@ -114,6 +116,9 @@ export function parseHistory(kind: KeyKind, path: string, text: string, undatedA
     const publicKey = ed25519PublicKeyFromRaw(raw);
     out.byKid.set(kid, publicKey);
     if (typeof legacy === 'string') out.byKid.set(legacy, publicKey);
+    if (typeof e.retired_at === 'string') {
+      for (const name of typeof legacy === 'string' ? [kid, legacy] : [kid]) out.retiredAt.set(name, e.retired_at);
+    }
     out.jwks.keys.push(entry(e.x, kid, createdAt, e.retired_at as string | undefined, legacy as string | undefined));
   });
   return out;

@@ -11,7 +11,7 @@
 // sandbox` share the directory: a key file that changed on disk (another
 // process rotated) is read again before the next signature.
 //
-// Reading (publicKey, verify, jwks) writes nothing, creates nothing and takes
+// Reading (keyAt, publicKey, verify, jwks) writes nothing, creates nothing and takes
 // no lock: verification must work on a read-only or archived state directory
 // and leave it as it was. Files in an older form (legacy.ts) are read as they
 // will be after their migration; that migration is written only on the paths
@@ -23,6 +23,27 @@ import { jwkThumbprint, KeyStoreError, rawPublicKey, verifyEd25519 } from './ed2
 import { createDurably, ensureKeyDir, existingKeyDir, lstatOrNull, readChecked, removeDurably, replaceDurably, sameFile, withLock } from './files.js';
 import { KEY_KINDS, newEntry, parseHistory, publishedJwks, serializeHistory, type Jwks, type KeyKind, type ParsedHistory } from './history.js';
 import { LEGACY_LEASE_JWKS_FILE, LEGACY_LEASE_KEY_FILE, legacyKid } from './legacy.js';
+
+/**
+ * The time an artifact says it was signed: Unix milliseconds, a Date, or an
+ * RFC 3339 string. Artifacts that carry several times pass the latest
+ * (latestTime), so that backdating one of them does not help.
+ */
+export type SignedAt = number | string | Date;
+
+/** The key a kid names for a signature made at a given time, or why there is none. */
+export type KeyLookup = { key: KeyObject; reason?: undefined } | { key?: undefined; reason: string };
+
+/** The latest of the times given, in Unix ms; NaN when one of them is missing or not a time. */
+export function latestTime(...times: unknown[]): number {
+  let latest = -Infinity;
+  for (const t of times) {
+    const ms = typeof t === 'number' ? t : typeof t === 'string' ? Date.parse(t) : t instanceof Date ? t.getTime() : NaN;
+    if (Number.isNaN(ms)) return NaN;
+    latest = Math.max(latest, ms);
+  }
+  return times.length === 0 ? NaN : latest;
+}
 
 export interface CurrentKey {
   kind: KeyKind;
@@ -48,7 +69,7 @@ interface LegacyLease {
   old: { text: string; stat: Stats } | null;
 }
 
-const emptyHistory = (): ParsedHistory => ({ jwks: { keys: [] }, byKid: new Map(), converted: false });
+const emptyHistory = (): ParsedHistory => ({ jwks: { keys: [] }, byKid: new Map(), retiredAt: new Map(), converted: false });
 
 const HEX_SIG = /^[0-9a-f]{128}$/i;
 
@@ -97,7 +118,7 @@ export class KeyStore {
     if (!loaded) throw new KeyStoreError(`private key ${this.keyPath(kind)} was removed while latchgate created it. Fix: let one process create the keys`);
     // A key whose history entry was lost (a crash between writes, a restored
     // backup) is recorded before it signs anything.
-    if (!this.publicKey(kind, loaded.key.kid)) {
+    if (!this.known(kind, loaded.key.kid)) {
       this.locked(kind, (jwks, save) => {
         if (jwks.keys.some((e) => e.kid === loaded.key.kid)) return;
         jwks.keys.push(newEntry(loaded.key.publicKey, now()));
@@ -110,17 +131,21 @@ export class KeyStore {
 
   /**
    * Replaces the current key of a kind with a fresh one. Every earlier key
-   * stays in the history (given its retired_at), so its signatures verify.
+   * stays in the history (given its retired_at), so what it signed before then verifies.
    */
   rotate(kind: KeyKind): { kid: string; previous_kid: string } {
     this.current(kind);
     const { privateKey, publicKey } = generateKeyPairSync('ed25519');
-    const at = now();
     let previous = '';
     this.locked(kind, (jwks, save) => {
       // Read again under the lock: another process may have rotated meanwhile.
       const old = this.readKey(kind);
       if (!old) throw new KeyStoreError(`private key ${this.keyPath(kind)} was removed during the rotation. Fix: run the rotation again`);
+      // Taken under the lock, just before the writes: a signature by the old
+      // key dated after this time is refused (keyAt), so the old key must
+      // stop signing as close to it as possible (only the history write and
+      // the key file's replacement lie between).
+      const at = now();
       previous = old.key.kid;
       if (!jwks.keys.some((e) => e.kid === previous)) jwks.keys.push(newEntry(old.key.publicKey, at));
       for (const e of jwks.keys) e.retired_at ??= at;
@@ -137,22 +162,54 @@ export class KeyStore {
     return { kid: key.kid, signature: cryptoSign(null, bytes, key.privateKey).toString('hex') };
   }
 
-  /** Verifies a hex signature with the history key of that kid (or legacy kid); false for an unknown kid. */
-  verify(kind: KeyKind, kid: string, bytes: Uint8Array, sigHex: string): boolean {
+  /**
+   * Verifies a hex signature with the history key of that kid (or legacy
+   * kid), made at signedAt (the time the signed artifact claims); false for
+   * an unknown kid, or a retired key and a time after its retirement (keyAt).
+   */
+  verify(kind: KeyKind, kid: string, bytes: Uint8Array, sigHex: string, when: { signedAt: SignedAt }): boolean {
     if (typeof sigHex !== 'string' || !HEX_SIG.test(sigHex) || typeof kid !== 'string') return false;
-    const pub = this.publicKey(kind, kid);
+    // (Without a time, which only an untyped caller can give, no retired key verifies.)
+    const pub = this.publicKey(kind, kid, when?.signedAt ?? NaN);
     return pub !== undefined && verifyEd25519(pub, bytes, Buffer.from(sigHex, 'hex'));
   }
 
+  /** The public key of keyAt, or undefined. */
+  publicKey(kind: KeyKind, kid: string, signedAt: SignedAt): KeyObject | undefined {
+    return this.keyAt(kind, kid, signedAt).key;
+  }
+
   /**
-   * The public key a kid (or a legacy kid) names in the history of a kind;
-   * undefined when the history does not hold it. Writes nothing. An unknown
-   * kid makes the history be read again, so keys added by another process
-   * are found.
+   * The public key a kid (or a legacy kid) names in the history of a kind,
+   * for a signature made at signedAt; otherwise why not. A retired key
+   * verifies only what is dated no later than its retired_at: anyone who
+   * kept a copy of an old private key could otherwise sign with it forever.
+   * An artifact without a valid time gets no retired key.
+   *
+   * What time alone cannot refuse: an artifact signed with a stolen retired
+   * key and dated before the retirement. Signed checkpoints of the ledger,
+   * anchored outside it, are what close that; until then a lease is bounded
+   * anyway (it lives at most LEASE_MAX_TTL_SECONDS from its iat and names
+   * the current epoch, so a backdated one has expired).
+   *
+   * Writes nothing.
    */
-  publicKey(kind: KeyKind, kid: string): KeyObject | undefined {
+  keyAt(kind: KeyKind, kid: string, signedAt: SignedAt): KeyLookup {
     checkKind(kind);
-    return this.history(kind, false).byKid.get(kid) ?? this.history(kind, true).byKid.get(kid);
+    // Always checked against the files (a stat, a read only when they
+    // changed): a key another process retired must not verify from a cache.
+    const h = this.history(kind, true);
+    const key = typeof kid === 'string' ? h.byKid.get(kid) : undefined;
+    if (!key) return { reason: `key ${JSON.stringify(kid)} is not in the ${kind} key history (${kind}-keys.jwks)` };
+    const retired = h.retiredAt.get(kid);
+    if (retired === undefined) return { key };
+    const at = latestTime(signedAt);
+    // Written so that a retired_at or a time that does not parse refuses too.
+    if (!(at <= Date.parse(retired))) {
+      const dated = Math.abs(at) <= 8.64e15 ? `is dated ${new Date(at).toISOString()}, after that` : `carries no valid time (${JSON.stringify(String(signedAt))})`;
+      return { reason: `key ${kid} was retired at ${retired}; the signed ${kind} ${dated}: a retired key signs nothing after its retirement` };
+    }
+    return { key };
   }
 
   /**
@@ -165,6 +222,11 @@ export class KeyStore {
   }
 
   // --- internals ---
+
+  /** Whether the history of a kind lists a kid, at any time. */
+  private known(kind: KeyKind, kid: string): boolean {
+    return this.history(kind, false).byKid.has(kid) || this.history(kind, true).byKid.has(kid);
+  }
 
   /**
    * Once per kind, before its first write: checks the kind and directory,

@@ -1,7 +1,7 @@
 // The execution receipt: what ran, under which grant, with what outcome;
 // its result hash, signing and verification.
 import { canonicalize, sha256Hex } from '../crypto/jcs.js';
-import type { KeyStore } from '../keys/store.js';
+import { latestTime, type KeyStore } from '../keys/store.js';
 
 export type VerificationStatus =
   | 'verified'
@@ -75,7 +75,12 @@ export function signReceipt(keys: KeyStore, receipt: UnsignedReceipt): Execution
   return { ...rest, result_hash, receipt_signature: signature, signing_key_id: kid };
 }
 
-/** Checks a receipt's result_hash and signature (by kid or legacy kid); the reason names what failed. */
+/**
+ * Checks a receipt's result_hash and signature (by kid or legacy kid), by a
+ * key not retired before the receipt's latest time (started_at, finished_at:
+ * both hashed, so neither can be changed without re-signing); the reason
+ * names what failed.
+ */
 export function verifyReceipt(keys: KeyStore, receipt: ExecutionReceipt): { ok: true } | { ok: false; reason: string } {
   let expected: string;
   try {
@@ -86,10 +91,10 @@ export function verifyReceipt(keys: KeyStore, receipt: ExecutionReceipt): { ok: 
   if (receipt.result_hash !== expected) return { ok: false, reason: 'result_hash does not match the receipt fields: the receipt was edited' };
   if (typeof receipt.receipt_signature !== 'string' || receipt.receipt_signature === '') return { ok: false, reason: 'the receipt is not signed' };
   if (typeof receipt.signing_key_id !== 'string' || receipt.signing_key_id === '') return { ok: false, reason: 'the receipt has no signing_key_id' };
-  if (!keys.publicKey('receipt', receipt.signing_key_id)) {
-    return { ok: false, reason: `signed with key ${receipt.signing_key_id}, which is not in the receipt key history (receipt-keys.jwks)` };
-  }
-  if (!keys.verify('receipt', receipt.signing_key_id, Buffer.from(receipt.result_hash, 'ascii'), receipt.receipt_signature)) {
+  const signedAt = latestTime(receipt.started_at, receipt.finished_at);
+  const found = keys.keyAt('receipt', receipt.signing_key_id, signedAt);
+  if (!found.key) return { ok: false, reason: found.reason };
+  if (!keys.verify('receipt', receipt.signing_key_id, Buffer.from(receipt.result_hash, 'ascii'), receipt.receipt_signature, { signedAt })) {
     return { ok: false, reason: `the Ed25519 signature does not verify with key ${receipt.signing_key_id}` };
   }
   return { ok: true };

@@ -1,10 +1,12 @@
 // The lease key: the store's 'lease' kind, which signs lease JWTs with jose.
 // Creation and modes, the file rules, two processes creating it at once,
 // rotation keeping the history, verification by an old kid until the lease
-// expires, unknown kids, and kid = RFC 7638 thumbprint as jose computes it.
+// expires, no lease after the rotation by a copy of the old key, unknown
+// kids, and kid = RFC 7638 thumbprint as jose computes it.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmodSync, chownSync, existsSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync } from 'node:fs';
+import { createPrivateKey, randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SignJWT, calculateJwkThumbprint, createLocalJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify } from 'jose';
@@ -153,4 +155,36 @@ test('a lease made with a stolen lease key to outlive revocation is refused: an 
   await rejectsWith(verifyLease(ahead, { keys: s.keys, currentEpoch: 1 }), 'invalid_lease', /after the current epoch 1/);
   const decade = await sign({ ...claims, exp: claims.iat + 10 * 365 * 86400 });
   await rejectsWith(verifyLease(decade, { keys: s.keys, currentEpoch: 0 }), 'invalid_lease', /no lease lives longer than 3600 s/);
+});
+
+test('a copy of the lease key taken before a rotation signs no lease after it; leases the old key signed before still verify', async (t) => {
+  const s = await setup(t);
+  const before = await s.lease();
+  const stolen = createPrivateKey(readFileSync(join(s.dir, 'lease.key'), 'utf8'));
+  const oldKid = s.keys.current('lease').kid;
+  s.keys.rotate('lease');
+  const retiredAt = s.keys.jwks('lease').keys.find((k) => k.kid === oldKid).retired_at;
+  const claims = decodeJwt(before.lease_jwt);
+  const forge = (iat, nbf = iat, exp = iat + 300) =>
+    new SignJWT({ ...claims, jti: randomUUID(), iat, nbf, exp }).setProtectedHeader({ alg: 'EdDSA', typ: 'at+jwt', kid: oldKid }).sign(stolen);
+  // Issued now, after the rotation, by the old key: refused, in this store and in a restarted one.
+  const now = Math.floor(Date.parse(retiredAt) / 1000) + 1;
+  const forged = await forge(now);
+  for (const keys of [s.keys, new KeyStore(s.dir)]) {
+    await rejectsWith(
+      verifyLease(forged, { keys, currentEpoch: 0 }, now + 1),
+      'invalid_lease',
+      new RegExp(`^lease refused: key ${oldKid} was retired at ${retiredAt.replace(/\./g, '\\.')}; the signed lease is dated ${new Date(now * 1000).toISOString().replace(/\./g, '\\.')}, after that`),
+    );
+  }
+  // Only nbf after the retirement (iat dated back): the latest time the lease claims counts.
+  await rejectsWith(verifyLease(await forge(now - 60, now), { keys: s.keys, currentEpoch: 0 }, now + 1), 'invalid_lease', /was retired at/);
+  // Dated back entirely, time cannot tell it from a lease signed before the rotation; it is bounded
+  // by the longest TTL from its iat (and the current epoch): it expires within the hour after the rotation.
+  const back = Math.floor(Date.parse(retiredAt) / 1000) - 1;
+  await rejectsWith(verifyLease(await forge(back, back, back + 3600), { keys: s.keys, currentEpoch: 0 }, back + 3600), 'lease_expired', /expired/);
+  await rejectsWith(verifyLease(await forge(back, back, back + 3601), { keys: s.keys, currentEpoch: 0 }, back + 1), 'invalid_lease', /no lease lives longer/);
+  // The legitimate lease signed before the rotation, and a new one by the current key, verify.
+  assert.equal((await verifyLease(before.lease_jwt, { keys: new KeyStore(s.dir), currentEpoch: 0 }, claims.iat + 1)).sub, 'alice');
+  assert.equal((await verifyLease((await s.lease()).lease_jwt, { keys: new KeyStore(s.dir), currentEpoch: 0 })).sub, 'alice');
 });

@@ -34,6 +34,9 @@ function copy(t) {
   return { dir, keysDir: join(dir, 'keys'), keys: new KeyStore(join(dir, 'keys')), ledger };
 }
 
+/** A time at which the fixture's first keys were all still current: when its first lease was issued. */
+const FIXTURE_START = decodeJwt(expected.leases.before.lease_jwt).iat * 1000;
+
 const history = (keysDir, kind) => JSON.parse(readFileSync(join(keysDir, `${kind}-keys.jwks`), 'utf8')).keys;
 
 test('the ledger and every receipt verify; the old kids they name resolve', (t) => {
@@ -48,9 +51,9 @@ test('the ledger and every receipt verify; the old kids they name resolve', (t) 
     assert.deepEqual(verifyReceipt(s.keys, r), { ok: true }, receipt_id);
   }
   for (const kind of ['grant', 'receipt', 'lease']) {
-    for (const kid of expected.kids[kind]) assert.ok(s.keys.publicKey(kind, kid), `${kind} ${kid} resolves`);
+    for (const kid of expected.kids[kind]) assert.ok(s.keys.publicKey(kind, kid, FIXTURE_START), `${kind} ${kid} resolves`);
   }
-  assert.equal(s.keys.publicKey('grant', expected.kids.receipt[0]), undefined, 'an old receipt kid is no grant kid');
+  assert.equal(s.keys.publicKey('grant', expected.kids.receipt[0], FIXTURE_START), undefined, 'an old receipt kid is no grant kid');
 });
 
 test('verifying the old state writes nothing, and answers as after the migration that the first signature then writes', async (t) => {
@@ -62,7 +65,7 @@ test('verifying the old state writes nothing, and answers as after the migration
   assert.equal(report.intact, true, JSON.stringify(report));
   assert.deepEqual(report.receipts, { total: 6, bad: [] });
   for (const kind of ['grant', 'receipt', 'lease']) {
-    for (const kid of expected.kids[kind]) assert.ok(keys.publicKey(kind, kid), `${kind} ${kid} resolves`);
+    for (const kid of expected.kids[kind]) assert.ok(keys.publicKey(kind, kid, FIXTURE_START), `${kind} ${kid} resolves`);
   }
   for (const g of expected.grants) assert.equal(verifyGrantSignature(keys, g), true, g.grant_id);
   for (const lease of [expected.leases.before, expected.leases.after]) {
@@ -141,7 +144,7 @@ test('a move of the lease files cut short (history written, old files still ther
   const halfway = treeSnapshot(s.keysDir);
   const reader = new KeyStore(s.keysDir);
   const read = reader.jwks('lease');
-  assert.ok(reader.publicKey('lease', expected.kids.lease[0]));
+  assert.ok(reader.publicKey('lease', expected.kids.lease[0], FIXTURE_START));
   assert.deepEqual(treeSnapshot(s.keysDir), halfway);
   const store = new KeyStore(s.keysDir);
   assert.equal(store.current('lease').kid, carried[1].kid);
@@ -195,13 +198,15 @@ test('tampered receipts and wrong keys in the old state still fail', (t) => {
   };
   edit('r-1', (r) => ({ ...r, normalized_result: { kind: 'success', summary: 'nothing happened' } }));
   edit('r-2', (r) => ({ ...r, receipt_signature: `${r.receipt_signature.slice(0, -2)}${r.receipt_signature.endsWith('00') ? '11' : '00'}` }));
-  edit('r-4', (r) => ({ ...r, signing_key_id: expected.kids.receipt[0] })); // the other (retired) receipt key
+  edit('r-4', (r) => ({ ...r, signing_key_id: expected.kids.receipt[0] })); // the other receipt key, retired before r-4
   edit('r-5', (r) => ({ ...r, signing_key_id: expected.kids.grant[1] })); // a grant key
   const bad = Object.fromEntries(verifyLedger(s.ledger.db, s.keys).receipts.bad.map((b) => [b.receipt_id, b.reason]));
   assert.deepEqual(Object.keys(bad).sort(), ['r-1', 'r-2', 'r-4', 'r-5']);
   assert.match(bad['r-1'], /result_hash does not match/);
   assert.match(bad['r-2'], /signature does not verify/);
-  assert.ok(bad['r-4'].includes(`signature does not verify with key ${expected.kids.receipt[0]}`), bad['r-4']);
+  const retired = fixtureHistory('receipt-keys.jwks')[0].retired_at;
+  const r4 = s.ledger.getReceipt('r-4');
+  assert.equal(bad['r-4'], `key ${expected.kids.receipt[0]} was retired at ${retired}; the signed receipt is dated ${r4.finished_at}, after that: a retired key signs nothing after its retirement`);
   assert.match(bad['r-5'], /not in the receipt key history/);
 });
 

@@ -7,10 +7,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { chmodSync, chownSync, existsSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
-import { generateKeyPairSync, sign } from 'node:crypto';
+import { createPrivateKey, generateKeyPairSync, sign } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { calculateJwkThumbprint } from 'jose';
-import { KeyStore } from '../../dist/keys/store.js';
+import { KeyStore, latestTime } from '../../dist/keys/store.js';
 import { KeyStoreError, jwkThumbprint, rawPublicKey, verifyEd25519 } from '../../dist/keys/ed25519.js';
 import { KEY_KINDS } from '../../dist/keys/history.js';
 import { signGrant, verifyGrantSignature, grantSigningBytes } from '../../dist/gate/grant.js';
@@ -192,6 +192,7 @@ test('rotation: a new kid, every earlier one kept (retired_at) so its signatures
   const dir = tempDir(t);
   const ks = new KeyStore(dir);
   const msg = Buffer.from('old receipt');
+  const signedAt = new Date().toISOString();
   const old = ks.sign('receipt', msg);
   const grantKid = ks.current('grant').kid;
   const r2 = ks.rotate('receipt');
@@ -207,7 +208,7 @@ test('rotation: a new kid, every earlier one kept (retired_at) so its signatures
   assert.ok(jwks.keys[0].retired_at && jwks.keys[1].retired_at && !jwks.keys[2].retired_at);
   assert.ok(jwks.keys[0].retired_at <= jwks.keys[1].retired_at);
   const fresh = new KeyStore(dir); // a restarted gate, or `latchgate verify`
-  assert.equal(fresh.verify('receipt', old.kid, msg, old.signature), true);
+  assert.equal(fresh.verify('receipt', old.kid, msg, old.signature, { signedAt }), true);
   assert.equal(fresh.sign('receipt', msg).kid, r3.kid);
   // A store that read the history before a rotation by another store finds the new kid, and signs with the new key.
   const stale = new KeyStore(dir);
@@ -379,4 +380,57 @@ test('four processes creating the keys of a fresh directory at once agree on one
   assert.equal(ks.current('receipt').kid, kids[0]);
   assert.deepEqual(ks.jwks('receipt').keys.map((k) => k.kid), [kids[0]]);
   assert.deepEqual(readdirSync(dir).sort(), ['receipt-keys.jwks', 'receipt.key']);
+});
+
+test('a retired key verifies only what is dated up to its retired_at; the current key, whatever the time', (t) => {
+  const dir = tempDir(t);
+  const ks = new KeyStore(dir);
+  const msg = Buffer.from('result hash');
+  const old = ks.sign('receipt', msg);
+  const stale = new KeyStore(dir); // has read the history before the rotation, by another store
+  assert.equal(stale.verify('receipt', old.kid, msg, old.signature, { signedAt: Date.now() + 60_000 }), true, 'the current key');
+  const stolen = createPrivateKey(readFileSync(ks.keyPath('receipt'), 'utf8'));
+  const later = Buffer.from('a result hash after the rotation');
+  ks.rotate('receipt');
+  const retiredAt = ks.jwks('receipt').keys.find((k) => k.kid === old.kid).retired_at;
+  const at = Date.parse(retiredAt);
+  // A copy of the old key signs something new after the rotation.
+  const copySig = sign(null, later, stolen).toString('hex');
+  for (const store of [ks, new KeyStore(dir), stale]) {
+    for (const [bytes, sig] of [[msg, old.signature], [later, copySig]]) {
+      assert.equal(store.verify('receipt', old.kid, bytes, sig, { signedAt: retiredAt }), true, 'at its retirement');
+      assert.equal(store.verify('receipt', old.kid, bytes, sig, { signedAt: at - 60_000 }), true, 'before it');
+      assert.equal(store.verify('receipt', old.kid, bytes, sig, { signedAt: new Date(at + 1) }), false, 'a millisecond after');
+      assert.equal(store.verify('receipt', old.kid, bytes, sig, { signedAt: new Date(at + 1000).toISOString() }), false, 'a second after');
+      for (const signedAt of [NaN, 'yesterday', undefined, null]) assert.equal(store.verify('receipt', old.kid, bytes, sig, { signedAt }), false, `no time: ${signedAt}`);
+      assert.equal(store.verify('receipt', old.kid, bytes, sig), false, 'no time given at all');
+    }
+    assert.equal(store.publicKey('receipt', old.kid, at + 1), undefined);
+    assert.ok(store.publicKey('receipt', old.kid, at));
+    assert.deepEqual(store.keyAt('receipt', old.kid, at + 1000), {
+      reason: `key ${old.kid} was retired at ${retiredAt}; the signed receipt is dated ${new Date(at + 1000).toISOString()}, after that: a retired key signs nothing after its retirement`,
+    });
+    assert.match(store.keyAt('receipt', 'A'.repeat(43), at).reason, /is not in the receipt key history/);
+    const fresh = ks.sign('receipt', msg);
+    for (const signedAt of [0, at + 86_400_000, new Date().toISOString()]) assert.equal(store.verify('receipt', fresh.kid, msg, fresh.signature, { signedAt }), true);
+  }
+  // The rule holds for grants too: a grant signed with the old grant key and issued after its retirement is refused.
+  const grant = { grant_id: 'g-1', subject: { principal: 'a', session_id: 's' }, sender_binding: 'x', core: {}, budget_reservation: { calls_before: 1, calls_after: 0 }, issued_at: new Date().toISOString(), revocation_epoch: 0 };
+  const signed = signGrant(ks, grant);
+  const grantKey = createPrivateKey(readFileSync(ks.keyPath('grant'), 'utf8'));
+  assert.equal(verifyGrantSignature(ks, signed), true);
+  ks.rotate('grant');
+  assert.equal(verifyGrantSignature(new KeyStore(dir), signed), true, 'issued before the rotation');
+  const after = { ...grant, issued_at: new Date(Date.now() + 1000).toISOString() };
+  const forged = { ...after, grant_signature: sign(null, grantSigningBytes(after), grantKey).toString('hex'), grant_signing_key_id: signed.grant_signing_key_id };
+  assert.equal(verifyGrantSignature(new KeyStore(dir), forged), false, 'issued after it, by a copy of the old key');
+  const undated = { ...grant, issued_at: 'later' };
+  const undatedSig = sign(null, grantSigningBytes(undated), grantKey).toString('hex');
+  assert.equal(verifyGrantSignature(new KeyStore(dir), { ...undated, grant_signature: undatedSig, grant_signing_key_id: signed.grant_signing_key_id }), false, 'an issued_at that is no time');
+});
+
+test('latestTime: the latest of the times given, NaN when one is missing or not a time', () => {
+  assert.equal(latestTime('2026-01-01T00:00:00.000Z', 1_800_000_000_000, new Date(0)), 1_800_000_000_000);
+  assert.equal(latestTime('2026-01-01T00:00:00.000Z'), Date.parse('2026-01-01T00:00:00.000Z'));
+  for (const bad of [[], [undefined], ['2026-01-01T00:00:00.000Z', null], ['not a date'], [{}]]) assert.ok(Number.isNaN(latestTime(...bad)), JSON.stringify(bad));
 });

@@ -5,12 +5,14 @@
 // afterwards, so the 50-seed property test stays fast.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { createPrivateKey, sign as cryptoSign } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Ledger, eventHash } from '../../dist/ledger/ledger.js';
 import { immediate } from '../../dist/ledger/db.js';
 import { KeyStore } from '../../dist/keys/store.js';
 import { verifyLedger } from '../../dist/ledger/verify.js';
-import { signReceipt, computeResultHash } from '../../dist/ledger/receipt.js';
+import { signReceipt, computeResultHash, verifyReceipt } from '../../dist/ledger/receipt.js';
 import { formatVerifyReport } from '../../dist/ledger/format.js';
 import { canonicalize } from '../../dist/crypto/jcs.js';
 import { prng, tempDir } from '../fixtures/unit/helpers.mjs';
@@ -301,4 +303,31 @@ test('receipts signed before a key rotation still verify after it', (t) => {
   assert.equal(report.intact, true, JSON.stringify(report.receipts.bad));
   assert.equal(report.receipts.total, 3);
   assert.deepEqual(report.intents_without_receipts, []);
+});
+
+test('a receipt signed with a copy of the retired receipt key and dated after its retirement is reported bad; the receipts it signed before verify', (t) => {
+  const ctx = setup(t);
+  const stolen = createPrivateKey(readFileSync(ctx.keys.keyPath('receipt'), 'utf8'));
+  const oldKid = ctx.keys.current('receipt').kid;
+  ctx.keys.rotate('receipt');
+  const retiredAt = ctx.keys.jwks('receipt').keys.find((k) => k.kid === oldKid).retired_at;
+  // Dated after the rotation, hashed and signed as the gate would, but with the old key.
+  const later = new Date(Date.parse(retiredAt) + 1000).toISOString();
+  const fields = { ...ctx.ledger.getReceipt('r-g1'), receipt_id: 'r-g3', grant_id: 'g3', trace_id: 't-g3', started_at: later, finished_at: later };
+  const result_hash = computeResultHash(fields);
+  const forged = { ...fields, result_hash, signing_key_id: oldKid, receipt_signature: cryptoSign(null, Buffer.from(result_hash, 'ascii'), stolen).toString('hex') };
+  ctx.ledger.commitEvidence(forged, { event_type: 'action_call', decision: 'allow', subject: { principal: 'agent-1' }, action: { action_id: 'act_1' } });
+  for (const keys of [ctx.keys, new KeyStore(ctx.keys.dir)]) {
+    const report = verifyLedger(ctx.db, keys);
+    assert.equal(report.intact, false);
+    assert.equal(report.receipts.total, 3);
+    assert.deepEqual(report.receipts.bad, [
+      { receipt_id: 'r-g3', reason: `key ${oldKid} was retired at ${retiredAt}; the signed receipt is dated ${later}, after that: a retired key signs nothing after its retirement` },
+    ]);
+  }
+  // Dating only finished_at back does not help: the latest time the receipt claims counts.
+  const halfBackdated = { ...fields, finished_at: retiredAt };
+  const hash2 = computeResultHash(halfBackdated);
+  const sig2 = cryptoSign(null, Buffer.from(hash2, 'ascii'), stolen).toString('hex');
+  assert.match(verifyReceipt(ctx.keys, { ...halfBackdated, result_hash: hash2, signing_key_id: oldKid, receipt_signature: sig2 }).reason, /was retired at/);
 });

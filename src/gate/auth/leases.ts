@@ -3,8 +3,8 @@
 // claimed by the client), the granted scopes, optional budgets and the
 // revocation epoch at issue time.
 import { randomUUID } from 'node:crypto';
-import { SignJWT, decodeProtectedHeader, errors, importJWK, jwtVerify, type JWK } from 'jose';
-import type { KeyStore } from '../../keys/store.js';
+import { SignJWT, decodeJwt, decodeProtectedHeader, errors, importJWK, jwtVerify, type JWK } from 'jose';
+import { latestTime, type KeyStore } from '../../keys/store.js';
 import { AuthError, echo } from './errors.js';
 import { dpopThumbprint, jwkAlgorithm, publicJwkProblem, requiredMembers, type DpopPublicJwk } from './jwk.js';
 import { intersectScopes, isValidScope } from './scopes.js';
@@ -273,8 +273,22 @@ export async function verifyLease(leaseJwt: string, ctx: VerifyLeaseContext, now
     if (typeof payload.exp === 'number' && nowSeconds >= payload.exp) throw new AuthError('lease_expired', 'lease has expired; request a new one');
     if (typeof payload.nbf === 'number' && nowSeconds < payload.nbf) throw invalidLease('lease rejected: "nbf" claim timestamp check failed');
   } else {
-    const key = ctx.keys.publicKey('lease', header.kid);
-    if (!key) throw invalidLease(`lease was signed by an unknown key (kid ${echo(header.kid)})`);
+    // The key is chosen by the times the lease claims (iat, nbf: the latest),
+    // read before its signature is checked; a lease whose key was retired
+    // before them is refused, whatever its signature.
+    let claimed: Record<string, unknown>;
+    try {
+      claimed = decodeJwt(leaseJwt);
+    } catch (e) {
+      throw invalidLease('lease payload is not base64url-encoded JSON', e);
+    }
+    const ms = (v: unknown) => (typeof v === 'number' ? v * 1000 : NaN);
+    const found = ctx.keys.keyAt('lease', header.kid, latestTime(ms(claimed.iat), ms(claimed.nbf)));
+    const key = found.key;
+    if (!key) {
+      if (!ctx.keys.jwks('lease').keys.some((e) => e.kid === header.kid)) throw invalidLease(`lease was signed by an unknown key (kid ${echo(header.kid)})`);
+      throw invalidLease(`lease refused: ${found.reason}`);
+    }
     try {
       ({ payload } = await jwtVerify(leaseJwt, key, {
         algorithms: [LEASE_KEY_ALG],
