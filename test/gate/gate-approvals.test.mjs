@@ -218,6 +218,17 @@ test('denying an expired approval: 403 approval_expired, and the expiry is still
   assert.equal(expired[0].approval.approval_id, held.body.approval_id);
 });
 
+/** A gate, an agent with a 5-call lease, and its t_high request held for approval. */
+async function heldRequest(t, n) {
+  const g = await gateFor(t);
+  grantAll(g);
+  const a = new Agent(g.socket);
+  await a.lease({ budgets: { max_calls: 5 } });
+  const held = await a.execute('t_high', { n });
+  assert.equal(held.status, 202, held.text);
+  return { g, a, id: held.body.approval_id };
+}
+
 /** Nothing ran for a refused approval: no intent, no grant consumed, no debit, no provider call. */
 function assertNothingRan(g, a, callsRemaining) {
   assert.equal(g.db.prepare('SELECT count(*) AS n FROM execution_intents').get().n, 0, 'no intent');
@@ -226,13 +237,7 @@ function assertNothingRan(g, a, callsRemaining) {
 }
 
 test('revoke, then approve: the pending approval is marked revoked, the approval refused (409 approval_revoked), recorded, and nothing runs', async (t) => {
-  const g = await gateFor(t);
-  grantAll(g);
-  const a = new Agent(g.socket);
-  await a.lease({ budgets: { max_calls: 5 } });
-  const held = await a.execute('t_high', { n: 11 });
-  assert.equal(held.status, 202, held.text);
-  const id = held.body.approval_id;
+  const { g, a, id } = await heldRequest(t, 11);
   const before = lastEventId(g);
 
   const rv = await admin(g, 'POST', '/v1/admin/revoke-all');
@@ -271,13 +276,7 @@ test('revoke, then approve: the pending approval is marked revoked, the approval
 });
 
 test('a revocation the pending approvals were not marked for (another gate advanced the epoch) still refuses the approval', async (t) => {
-  const g = await gateFor(t);
-  grantAll(g);
-  const a = new Agent(g.socket);
-  await a.lease({ budgets: { max_calls: 5 } });
-  const held = await a.execute('t_high', { n: 12 });
-  assert.equal(held.status, 202, held.text);
-  const id = held.body.approval_id;
+  const { g, a, id } = await heldRequest(t, 12);
   g.ctx.state.advanceEpoch(); // the epoch alone, as a gate from before approvals were revoked with it does
   assert.equal(g.ctx.approvals.get(id).status, 'pending');
   const before = lastEventId(g);
@@ -293,13 +292,7 @@ test('a revocation the pending approvals were not marked for (another gate advan
 });
 
 test('a revocation between the approval and its run: the resumed run refuses it (recheckPlan), records it, and nothing runs', async (t) => {
-  const g = await gateFor(t);
-  grantAll(g);
-  const a = new Agent(g.socket);
-  await a.lease({ budgets: { max_calls: 5 } });
-  const held = await a.execute('t_high', { n: 13 });
-  assert.equal(held.status, 202, held.text);
-  const id = held.body.approval_id;
+  const { g, a, id } = await heldRequest(t, 13);
   const decide = g.ctx.approvals.decide.bind(g.ctx.approvals);
   t.mock.method(g.ctx.approvals, 'decide', (...args) => {
     const r = decide(...args);
