@@ -67,6 +67,14 @@ export class Admin implements AdminService {
 
   async approve(caller: Caller, id: string, _body: unknown): Promise<Record<string, unknown>> {
     this.gate.sweepApprovals();
+    const held = this.ctx.approvals.get(id);
+    const self = held && selfApproval(caller, held);
+    if (self) {
+      // Recorded here (once: the HTTP layer skips what is recorded), for the CLI's acts too.
+      const e = new GateError('approver_is_requester', `approval ${id}: ${self}`);
+      this.gate.recordRefusal(caller, `POST /v1/approvals/:id/approve`, e);
+      throw e;
+    }
     // Refused before it is marked approved; the resumed run checks again
     // (recheck-plan), for a revocation made between here and there.
     this.refuseStaleLease(caller, id);
@@ -158,6 +166,24 @@ export class Admin implements AdminService {
     this.act(caller, change.event_type, { ...change.details });
     return { ...change.details };
   }
+}
+
+/**
+ * Why the caller may not approve what an approval holds (null: they may).
+ * The one who asked is not the one who approves: not the same principal,
+ * and not the same uid on the client socket (one user's processes are one
+ * authority). A box's requests come on its own socket, as its principal, so
+ * the user who started the box approves them from the host.
+ */
+export function selfApproval(caller: Caller, a: Approval): string | null {
+  if (a.principal === caller.principal || a.principal === caller.operator || a.principal === `operator:${caller.operator}`) {
+    return `the principal ${a.principal} asked for it, and the approver must not be the requester. Fix: run the agent in \`latchgate sandbox\` (it gets its own principal), or under another uid mapped in [identity.principals]`;
+  }
+  const r = a.requester;
+  if (r?.transport === 'unix' && r.uid !== undefined && r.uid === caller.uid) {
+    return `uid ${r.uid} asked for it on the client socket, and the approver must not be the requester. Fix: run the agent in \`latchgate sandbox\`, or under another uid mapped in [identity.principals]`;
+  }
+  return null;
 }
 
 function parsePolicyBody(body: unknown): { principal: string; actions: string[]; sinks?: string[] } {

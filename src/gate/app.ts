@@ -10,8 +10,12 @@ export interface Caller {
   principal: string;
   scopes: string[];
   uid?: number;
+  /** The peer process (Unix sockets), at the time it connected. */
+  pid?: number;
   /** Set when the caller is a configured operator (admin socket only). */
   operator?: string;
+  /** Why a caller of an operator's uid is not one (it runs inside a sandbox). */
+  operatorRefusal?: string;
   transport: 'unix' | 'box' | 'http';
 }
 
@@ -172,7 +176,7 @@ export function buildGateApp(o: AppOptions): FastifyInstance {
   });
   const operator = (req: FastifyRequest): Caller => {
     const c = caller(req);
-    if (!c.operator) throw new GateError('operator_required', `uid ${c.uid ?? '?'} is not an operator; add it under [operators.<name>] in latchgate.toml`);
+    if (!c.operator) throw new GateError('operator_required', c.operatorRefusal ?? `uid ${c.uid ?? '?'} is not an operator; add it under [operators.<name>] in latchgate.toml`);
     return c;
   };
   type P = { Params: { id: string }; Querystring: Record<string, string | undefined> };

@@ -3,6 +3,7 @@
 // grant; single use; expiry recorded.
 import { randomUUID } from 'node:crypto';
 import type { AuditEventInput } from '../core/audit-event.js';
+import type { Caller } from './app.js';
 import type { Db } from '../ledger/db.js';
 import { immediate } from '../ledger/db.js';
 import { canonicalHash } from '../crypto/jcs.js';
@@ -27,6 +28,24 @@ export interface Approval {
   receipt_id: string | null;
   /** The execution's answer, for the client polling after the approval. */
   result: { status: number; body: Record<string, unknown> } | null;
+  /** Who asked (null for an approval stored before approvals recorded it). */
+  requester: Requester | null;
+}
+
+/** The connection a held request came on: an approver must be someone else. */
+export interface Requester {
+  transport: Caller['transport'];
+  /** The peer uid (Unix sockets). */
+  uid?: number;
+}
+
+/** The stored columns get() turns into an Approval's plan, result and requester. */
+interface Row {
+  plan_json: string;
+  result_json: string | null;
+  event_json: string | null;
+  requester_transport: Caller['transport'] | null;
+  requester_uid: number | null;
 }
 
 /** The parts of the held request's audit event that its approved run's event carries on. */
@@ -88,32 +107,34 @@ export class Approvals {
       plan_json TEXT NOT NULL, plan_hash TEXT NOT NULL, created_at TEXT NOT NULL, expires_at TEXT NOT NULL,
       decided_by TEXT, decided_at TEXT, reason TEXT, approval_hash TEXT, receipt_id TEXT, result_json TEXT, event_json TEXT)`);
     this.db.exec('CREATE INDEX IF NOT EXISTS approvals_status ON approvals(status)');
-    // A ledger from before approvals kept the held event: its rows keep NULL
-    // there. Checked again under the write lock, as another gate may add it first.
-    const hasHeldEvent = () => this.db.prepare("SELECT 1 FROM pragma_table_info('approvals') WHERE name = 'event_json'").get() !== undefined;
-    if (!hasHeldEvent()) {
+    // Columns a ledger from before them lacks: its rows keep NULL there.
+    // Checked again under the write lock, as another gate may add one first.
+    for (const [column, type] of [['event_json', 'TEXT'], ['requester_transport', 'TEXT'], ['requester_uid', 'INTEGER']]) {
+      const has = () => this.db.prepare("SELECT 1 FROM pragma_table_info('approvals') WHERE name = ?").get(column) !== undefined;
+      if (has()) continue;
       immediate(this.db, () => {
-        if (!hasHeldEvent()) this.db.exec('ALTER TABLE approvals ADD COLUMN event_json TEXT');
+        if (!has()) this.db.exec(`ALTER TABLE approvals ADD COLUMN ${column} ${type}`);
       });
     }
   }
 
-  create(p: { action_id: string; principal: string; session_id: string; request_hash: string; plan: unknown; event: HeldEvent }, now = new Date()): Approval {
+  create(p: { action_id: string; principal: string; session_id: string; request_hash: string; plan: unknown; event: HeldEvent; requester: Requester }, now = new Date()): Approval {
     const id = randomUUID();
     const expires = new Date(now.getTime() + this.ttlSeconds * 1000);
     this.db
-      .prepare(`INSERT INTO approvals (approval_id, status, action_id, principal, session_id, request_hash, plan_json, plan_hash, created_at, expires_at, event_json)
-        VALUES (?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
-      .run(id, p.action_id, p.principal, p.session_id, p.request_hash, JSON.stringify(p.plan), canonicalHash(p.plan), now.toISOString(), expires.toISOString(), JSON.stringify(p.event));
+      .prepare(`INSERT INTO approvals (approval_id, status, action_id, principal, session_id, request_hash, plan_json, plan_hash, created_at, expires_at, event_json, requester_transport, requester_uid)
+        VALUES (?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+      .run(id, p.action_id, p.principal, p.session_id, p.request_hash, JSON.stringify(p.plan), canonicalHash(p.plan), now.toISOString(), expires.toISOString(), JSON.stringify(p.event), p.requester.transport, p.requester.uid ?? null);
     return this.get(id)!;
   }
 
   get(id: string): Approval | undefined {
-    const r = this.db.prepare('SELECT * FROM approvals WHERE approval_id = ?').get(id) as (Omit<Approval, 'plan' | 'result'> & { plan_json: string; result_json: string | null; event_json: string | null }) | undefined;
+    const r = this.db.prepare('SELECT * FROM approvals WHERE approval_id = ?').get(id) as (Omit<Approval, 'plan' | 'result' | 'requester'> & Row) | undefined;
     if (!r) return undefined;
     // The held event is for the run an approval resumes (heldEvent()), not part of what the API shows.
-    const { plan_json, result_json, event_json: _held, ...rest } = r;
-    return { ...rest, plan: JSON.parse(plan_json), result: result_json ? JSON.parse(result_json) : null };
+    const { plan_json, result_json, event_json: _held, requester_transport, requester_uid, ...rest } = r;
+    const requester = requester_transport === null ? null : { transport: requester_transport, ...(requester_uid !== null ? { uid: requester_uid } : {}) };
+    return { ...rest, requester, plan: JSON.parse(plan_json), result: result_json ? JSON.parse(result_json) : null };
   }
 
   /** The held event create() stored; null for an approval stored before approvals kept one. */

@@ -17,6 +17,7 @@ const STATUS: Record<string, number> = {
   identity_unauthenticated: 401,
   identity_forbidden: 403,
   operator_required: 403,
+  approver_is_requester: 403,
   scope_not_permitted: 403,
   policy_denied: 403,
   action_digest_mismatch: 403,

@@ -8,28 +8,47 @@ import { dirname } from 'node:path';
 import { loadAddon } from '../native/addon.js';
 import type { Caller } from './app.js';
 import { GateError } from './errors.js';
+import { nestedNamespace } from './peer-namespace.js';
 
 export interface IdentityMap {
   principals: Map<number, { name: string; scopes: string[] }>;
   operators: Map<number, string>;
 }
 
-function peerUid(req: FastifyRequest): number | undefined {
+function peer(req: FastifyRequest): { uid: number; pid: number } | undefined {
   const fd = (req.raw.socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
   if (fd === undefined || fd < 0) return undefined;
   const c = loadAddon().peerCred(fd);
-  return typeof c === 'number' ? undefined : c.uid;
+  return typeof c === 'number' ? undefined : c;
 }
 
-/** Callers on a Unix socket: mapped from the peer's uid. */
+/** The namespace check per connection: its peer process cannot change. */
+const nestedBySocket = new WeakMap<object, string | null>();
+
+/**
+ * Callers on a Unix socket: mapped from the peer's uid. A process of an
+ * operator's uid inside a sandbox or container (peer-namespace.ts) is not
+ * an operator: the box would otherwise approve its own requests.
+ */
 export function unixIdentity(map: IdentityMap): (req: FastifyRequest) => Caller {
   return (req) => {
-    const uid = peerUid(req);
-    if (uid === undefined) throw new GateError('identity_unauthenticated', 'the peer of this connection cannot be identified');
+    const cred = peer(req);
+    if (cred === undefined) throw new GateError('identity_unauthenticated', 'the peer of this connection cannot be identified');
+    const { uid, pid } = cred;
     const p = map.principals.get(uid);
-    const operator = map.operators.get(uid);
-    if (!p && !operator) throw new GateError('identity_unauthenticated', `uid ${uid} is not a known principal; map it under [identity.principals.${uid}] in latchgate.toml`);
-    return { principal: p?.name ?? `operator:${operator}`, scopes: p?.scopes ?? [], uid, operator, transport: 'unix' };
+    let operator = map.operators.get(uid);
+    let operatorRefusal: string | undefined;
+    if (operator !== undefined) {
+      const socket = req.raw.socket;
+      let nested = nestedBySocket.get(socket);
+      if (nested === undefined) nestedBySocket.set(socket, (nested = nestedNamespace(pid)));
+      if (nested) {
+        operatorRefusal = `uid ${uid} is the operator ${operator}, but process ${pid} is not acting as the operator: ${nested}. Operators act from the host, outside every sandbox`;
+        operator = undefined;
+      }
+    }
+    if (!p && !operator) throw new GateError('identity_unauthenticated', operatorRefusal ?? `uid ${uid} is not a known principal; map it under [identity.principals.${uid}] in latchgate.toml`);
+    return { principal: p?.name ?? `operator:${operator}`, scopes: p?.scopes ?? [], uid, pid, operator, ...(operatorRefusal ? { operatorRefusal } : {}), transport: 'unix' };
   };
 }
 

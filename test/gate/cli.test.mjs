@@ -10,7 +10,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import Database from 'better-sqlite3';
-import { Agent } from '../helpers/gate.mjs';
+import { Agent, relayAs } from '../helpers/gate.mjs';
 
 const CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
 const manifests = fileURLToPath(new URL('../fixtures/cli-manifests', import.meta.url));
@@ -38,7 +38,8 @@ before(async () => {
   up = spawn(process.execPath, [CLI, 'up', '--json', '--expose-http', `127.0.0.1:${HTTP_PORT}`], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   up.stdout.on('data', (d) => (out += d));
-  for (let i = 0; i < 200 && !out.includes('\n'); i++) await sleep(25);
+  // Generous: a loaded machine starts node slowly; `up` exiting fails at once.
+  for (let i = 0; i < 2400 && !out.includes('\n') && up.exitCode === null; i++) await sleep(25);
   info = JSON.parse(out.trim());
 });
 
@@ -104,8 +105,20 @@ test('policy grant/show/list/revoke edit the policy data and are recorded with t
   assert.match(lg('policy', 'grant', me, 'no_such_action').err, /no action no_such_action/);
 });
 
-test('an approval: 202 to the agent, approved by the CLI, executed once, visible to the agent', async () => {
-  const a = new Agent(info.client_socket);
+const NEEDS_ROOT = { skip: process.getuid() !== 0 ? 'needs root to run an agent as another uid' : undefined };
+
+/** An agent under a uid of its own (nobody-agent), as the README advises: the operator approves what it asks. */
+async function otherAgent(t) {
+  chmodSync(path.join(home, 'run'), 0o755);
+  chmodSync(path.dirname(info.client_socket), 0o755);
+  const relay = await relayAs(info.client_socket, { uid: 65534, gid: 65534 });
+  t.after(() => relay.close());
+  assert.equal(lg('policy', 'grant', 'nobody-agent', 't_noop,t_noop_high').code, 0);
+  return new Agent(relay.socket);
+}
+
+test('an approval: 202 to the agent, approved by the CLI, executed once, visible to the agent', NEEDS_ROOT, async (t) => {
+  const a = await otherAgent(t);
   await a.lease();
   const r = await a.execute('t_noop_high', { n: 7 });
   assert.equal(r.status, 202, JSON.stringify(r.body));
@@ -145,8 +158,8 @@ test('audit formats and filters', () => {
 /** Characters a terminal acts on or hides: a bidi override, a zero-width space, an ANSI colour, a C1 CSI. */
 const HIDDEN = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]/;
 
-test('approvals list/show/approve print no hidden characters from the agent: escapes instead, and the exact canonical request', async () => {
-  const a = new Agent(info.client_socket);
+test('approvals list/show/approve print no hidden characters from the agent: escapes instead, and the exact canonical request', NEEDS_ROOT, async (t) => {
+  const a = await otherAgent(t);
   await a.lease();
   // Read naively, "note" would look like "rm -rf ok" in red with the tail reversed.
   const request = { n: 9, note: 'safe \u202edm- fr- mr\u202c ok\u200b \u001b[31mred\u001b[0m \u009b2J end \\u{202e}', ['k\u202eey']: 'v\u2066x\u2069' };
@@ -184,6 +197,21 @@ test('approvals list/show/approve print no hidden characters from the agent: esc
   assert.ok(deny.out.includes('\\u{202e}txet\\u{202c} \\u{1b}[2J'), deny.out);
   const audit = lg('audit', '--limit', '50');
   assert.doesNotMatch(audit.out, HIDDEN, 'the audit table is escaped too');
+});
+
+test('an agent running as the operator\'s own uid cannot approve what it asked: approver_is_requester, recorded, still pending', async () => {
+  const a = new Agent(info.client_socket);
+  await a.lease();
+  const r = await a.execute('t_noop_high', { n: 11 });
+  assert.equal(r.status, 202, JSON.stringify(r.body));
+  const self = lg('approvals', 'approve', r.body.approval_id);
+  assert.equal(self.code, 1);
+  assert.match(self.err, /approver_is_requester: .*the principal \S+ asked for it, and the approver must not be the requester\. Fix: run the agent in `latchgate sandbox`/);
+  assert.equal(lg('approvals', 'show', r.body.approval_id, '--json').json().status, 'pending');
+  const refused = lg('audit', '--json', '--event-type', 'request_refused').json();
+  assert.ok(refused.some((e) => e.error.code === 'approver_is_requester'), 'the refusal is recorded');
+  assert.equal((await a.signed('GET', `/v1/approvals/${r.body.approval_id}/poll`)).body.status, 'pending', 'nothing ran');
+  assert.equal(lg('approvals', 'deny', r.body.approval_id, '--reason', 'asked by the operator itself').code, 0, 'denying is still possible');
 });
 
 test('keys rotate: a new kid, old receipts still verify; revoke advances the epoch', () => {

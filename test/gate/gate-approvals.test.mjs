@@ -6,15 +6,17 @@ import assert from 'node:assert/strict';
 import { canonicalHash } from '../../dist/crypto/jcs.js';
 import { verifyLedger } from '../../dist/ledger/verify.js';
 import { verifyReceipt } from '../../dist/ledger/receipt.js';
-import { Agent, grantAll } from '../helpers/gate.mjs';
-import { admin, eventsSince, eventsWithCode, gateFor, lastEventId, sleep } from '../helpers/gate-faults.mjs';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { AGENT, Agent, grantAll } from '../helpers/gate.mjs';
+import { admin, boxSocket, eventsSince, eventsWithCode, gateFor, lastEventId, sleep } from '../helpers/gate-faults.mjs';
 
 const poll = (a, id) => a.signed('GET', `/v1/approvals/${id}/poll`);
 
 test('t_high: 202 pending -> poll pending -> operator approves -> runs once; poll approved with receipt and result', async (t) => {
   const g = await gateFor(t);
   grantAll(g);
-  const a = new Agent(g.socket);
+  const a = new Agent(g.agentSocket);
   await a.lease({ budgets: { max_calls: 5 } });
   const before = lastEventId(g);
 
@@ -109,7 +111,7 @@ test('t_high: 202 pending -> poll pending -> operator approves -> runs once; pol
 test('a denied approval polls as denied with the reason, runs nothing, and is recorded with the operator', async (t) => {
   const g = await gateFor(t);
   grantAll(g);
-  const a = new Agent(g.socket);
+  const a = new Agent(g.agentSocket);
   await a.lease();
   const held = await a.execute('t_high', { n: 4 });
   assert.equal(held.status, 202, held.text);
@@ -142,7 +144,7 @@ test('a denied approval polls as denied with the reason, runs nothing, and is re
 
 test('an unknown approval: poll and approve are 404 approval_not_found', async (t) => {
   const g = await gateFor(t);
-  const a = new Agent(g.socket);
+  const a = new Agent(g.agentSocket);
   await a.lease();
   const missing = '00000000-0000-4000-8000-000000000000';
   const p = await poll(a, missing);
@@ -156,7 +158,7 @@ test('an unknown approval: poll and approve are 404 approval_not_found', async (
 test('an expired approval (approvalTtlSeconds: 1) cannot be approved: 403 approval_expired, and an approval_expired event', async (t) => {
   const g = await gateFor(t, { config: { approvalTtlSeconds: 1 } });
   grantAll(g);
-  const a = new Agent(g.socket);
+  const a = new Agent(g.agentSocket);
   await a.lease();
   const held = await a.execute('t_high', { n: 5 });
   assert.equal(held.status, 202, held.text);
@@ -183,7 +185,7 @@ test('an expired approval (approvalTtlSeconds: 1) cannot be approved: 403 approv
 test('an expired approval is recorded when a poll first notices it', async (t) => {
   const g = await gateFor(t, { config: { approvalTtlSeconds: 1 } });
   grantAll(g);
-  const a = new Agent(g.socket);
+  const a = new Agent(g.agentSocket);
   await a.lease();
   const held = await a.execute('t_high', { n: 6 });
   assert.equal(held.status, 202, held.text);
@@ -202,7 +204,7 @@ test('an expired approval is recorded when a poll first notices it', async (t) =
 test('denying an expired approval: 403 approval_expired, and the expiry is still recorded (once)', async (t) => {
   const g = await gateFor(t, { config: { approvalTtlSeconds: 1 } });
   grantAll(g);
-  const a = new Agent(g.socket);
+  const a = new Agent(g.agentSocket);
   await a.lease();
   const held = await a.execute('t_high', { n: 7 });
   assert.equal(held.status, 202, held.text);
@@ -218,11 +220,11 @@ test('denying an expired approval: 403 approval_expired, and the expiry is still
   assert.equal(expired[0].approval.approval_id, held.body.approval_id);
 });
 
-/** A gate, an agent with a 5-call lease, and its t_high request held for approval. */
-async function heldRequest(t, n) {
+/** A gate, an agent with a 5-call lease (on the agent socket, or on socketOf(g)), and its t_high request held for approval. */
+async function heldRequest(t, n, socketOf = (g) => g.agentSocket) {
   const g = await gateFor(t);
   grantAll(g);
-  const a = new Agent(g.socket);
+  const a = new Agent(await socketOf(g));
   await a.lease({ budgets: { max_calls: 5 } });
   const held = await a.execute('t_high', { n });
   assert.equal(held.status, 202, held.text);
@@ -261,7 +263,7 @@ test('revoke, then approve: the pending approval is marked revoked, the approval
   assert.equal(revoked.details.cause, 'lease_revoked');
   assert.equal(revoked.details.epoch, 1);
   assert.equal(revoked.operator.name, 'op');
-  assert.equal(revoked.subject.principal, 'tester');
+  assert.equal(revoked.subject.principal, AGENT);
   assert.equal(eventsWithCode(g, before, 'approval_revoked').length, 1, 'the refused approval is recorded');
   assert.equal(verifyLedger(g.db, g.ctx.keys).intact, true);
 
@@ -316,7 +318,7 @@ test('a revocation between the approval and its run: the resumed run refuses it 
 test('an approval whose lease expired is refused (409 approval_lease_expired), recorded, and nothing runs', async (t) => {
   const g = await gateFor(t, { config: { leaseTtlSeconds: 1 } });
   grantAll(g);
-  const a = new Agent(g.socket);
+  const a = new Agent(g.agentSocket);
   await a.lease({ budgets: { max_calls: 5 } });
   const held = await a.execute('t_high', { n: 14 });
   assert.equal(held.status, 202, held.text);
@@ -340,7 +342,7 @@ test('an approval whose lease expired is refused (409 approval_lease_expired), r
 test('after a revoke, a request held under a fresh lease is approved and runs', async (t) => {
   const g = await gateFor(t);
   grantAll(g);
-  const a = new Agent(g.socket);
+  const a = new Agent(g.agentSocket);
   await a.lease();
   const old = await a.execute('t_high', { n: 15 });
   assert.equal(old.status, 202, old.text);
@@ -360,7 +362,7 @@ test('after a revoke, a request held under a fresh lease is approved and runs', 
 test('an expiry noticed by the decision itself is durable and recorded once', async (t) => {
   const g = await gateFor(t, { config: { approvalTtlSeconds: 1 } });
   grantAll(g);
-  const a = new Agent(g.socket);
+  const a = new Agent(g.agentSocket);
   await a.lease();
   const held = await a.execute('t_high', { n: 17 });
   assert.equal(held.status, 202, held.text);
@@ -380,4 +382,57 @@ test('an expiry noticed by the decision itself is durable and recorded once', as
   const expired = eventsSince(g, before).filter((e) => e.event_type === 'approval_expired');
   assert.equal(expired.length, 1, 'recorded once');
   assert.equal(expired[0].approval.approval_id, id);
+});
+
+test('the requester cannot approve: the same uid on the client socket, or the same principal on another socket, is refused (403 approver_is_requester), recorded, and nothing runs', async (t) => {
+  for (const [how, socketOf] of [['the same uid', (g) => g.socket], ['the same principal', (g) => boxSocket(t, g, 'tester')]]) {
+    const { g, a, id } = await heldRequest(t, 21, socketOf);
+    const before = lastEventId(g);
+    const ap = await admin(g, 'POST', `/v1/approvals/${id}/approve`, {});
+    assert.equal(ap.status, 403, `${how}: ${ap.text}`);
+    assert.equal(ap.body.error, 'approver_is_requester');
+    assert.match(ap.body.message, how === 'the same uid' ? /the principal tester asked for it|uid \d+ asked for it/ : /the principal tester asked for it/);
+    assertNothingRan(g, a, 5);
+    assert.equal((await poll(a, id)).body.status, 'pending', `${how}: still pending, for another operator`);
+    assert.equal(eventsWithCode(g, before, 'approver_is_requester').length, 1, `${how}: recorded once`);
+    assert.equal(eventsSince(g, before).filter((e) => e.event_type === 'approval_granted').length, 0);
+    // Denying what one asked for oneself is no escalation.
+    assert.equal((await admin(g, 'POST', `/v1/approvals/${id}/deny`, { reason: 'withdrawn' })).status, 200);
+  }
+});
+
+test('a requester uid that is not also a principal of the approver is caught by uid alone (old principal names do not matter)', async (t) => {
+  // The agent socket's principal differs from the operator's, but the row says the request came from the operator's uid.
+  const { g, a, id } = await heldRequest(t, 22);
+  g.db.prepare("UPDATE approvals SET requester_transport = 'unix', requester_uid = ? WHERE approval_id = ?").run(process.getuid(), id);
+  const ap = await admin(g, 'POST', `/v1/approvals/${id}/approve`, {});
+  assert.equal(ap.status, 403, ap.text);
+  assert.match(ap.body.message, new RegExp(`uid ${process.getuid()} asked for it on the client socket`));
+  assertNothingRan(g, a, 5);
+});
+
+/**
+ * A request on the admin socket from a process started with `unshare
+ * args...` (asynchronously: the gate runs in this process): "status error message".
+ */
+async function adminFromNamespace(g, args, method = 'GET', urlPath = '/v1/approvals') {
+  const probe = `const q = require('http').request({ socketPath: process.argv[1], method: process.argv[2], path: process.argv[3], headers: { 'content-type': 'application/json' } }, (s) => { let t = ''; s.on('data', (d) => (t += d)); s.on('end', () => console.log(s.statusCode + ' ' + (JSON.parse(t).error || 'ok') + ' ' + (JSON.parse(t).message || ''))); }); q.end(process.argv[2] === 'POST' ? '{}' : undefined);`;
+  const { stdout } = await promisify(execFile)('unshare', [...args, process.execPath, '-e', probe, g.adminSocket, method, urlPath], { encoding: 'utf8' });
+  return stdout.trim();
+}
+
+test('a process of the operator\'s uid inside a sandbox (a nested PID or user namespace) is not an operator; on the host it is', async (t) => {
+  const { g, a, id } = await heldRequest(t, 23);
+  assert.match(await adminFromNamespace(g, []), /^200 ok/, 'the legitimate path: the operator on the host');
+  const nested = process.getuid() === 0
+    ? [['--pid', '--fork'], ['--user', '--map-root-user'], ['--user', '--map-root-user', '--pid', '--fork', '--mount-proc']]
+    : [['--user', '--map-current-user'], ['--user', '--map-current-user', '--pid', '--fork', '--mount-proc']];
+  for (const args of nested) {
+    const out = await adminFromNamespace(g, args);
+    assert.match(out, /^403 operator_required uid \d+ is the operator op, but process \d+ is not acting as the operator: it runs in a (PID|user) namespace/, `unshare ${args.join(' ')}: ${out}`);
+  }
+  // And so it cannot approve what the box asked.
+  assert.match(await adminFromNamespace(g, nested[0], 'POST', `/v1/approvals/${id}/approve`), /^403 operator_required /);
+  assertNothingRan(g, a, 5);
+  assert.equal((await poll(a, id)).body.status, 'pending');
 });

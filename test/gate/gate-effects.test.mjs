@@ -31,7 +31,7 @@ async function setup(t, status) {
   const transport = fakeTransport(status);
   const g = await gateFor(t, { transport });
   grantAll(g);
-  const a = new Agent(g.socket);
+  const a = new Agent(g.agentSocket);
   await a.lease();
   return { g, a, transport };
 }

@@ -12,7 +12,7 @@ import { canonicalHash } from '../../dist/crypto/jcs.js';
 import { HostAllowlist } from '../../dist/egress/allowlist.js';
 import { openDb } from '../../dist/ledger/db.js';
 import { PIPELINE, RESUME_AFTER_APPROVAL, STAGE_NAMES } from '../../dist/gate/pipeline.js';
-import { Agent, FIXTURE_MANIFESTS, grantAll, startGate } from '../helpers/gate.mjs';
+import { AGENT, Agent, FIXTURE_MANIFESTS, grantAll, startGate } from '../helpers/gate.mjs';
 import { admin, eventsSince, gateFor, lastEventId, tempDir } from '../helpers/gate-faults.mjs';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -52,7 +52,7 @@ test('each stage is the export of its own module, src/gate/stages/<its name in k
 test('an auto-allowed call expands its template and checks its host once', async (t) => {
   const g = await gateFor(t);
   grantAll(g);
-  const a = new Agent(g.socket);
+  const a = new Agent(g.agentSocket);
   await a.lease();
   const matches = t.mock.method(HostAllowlist.prototype, 'matches');
   const r = await a.execute('t_http_honest', { id: 'item-1', note: 'once' });
@@ -82,7 +82,7 @@ async function hold(g, a, body) {
 
 test('an approved execution resumes after the hold: no second authentication, validation or policy decision; the targets, one debit, one run', async (t) => {
   const { g } = await gateWithHeldTemplate(t);
-  const a = new Agent(g.socket);
+  const a = new Agent(g.agentSocket);
   await a.lease({ budgets: { max_calls: 5 } });
   const held = await hold(g, a, { id: 'item-2', note: 'approve me' });
   const before = lastEventId(g);
@@ -111,7 +111,7 @@ test('an approved execution resumes after the hold: no second authentication, va
   assert.equal(final.decision, 'allow');
   assert.deepEqual(final.approval, { approval_id: held.approval_id, approved_by: 'op' });
   assert.equal(final.subject.session_id, a.session_id);
-  assert.equal(final.subject.identity_method, 'unix');
+  assert.equal(final.subject.identity_method, 'box');
   assert.equal(final.action.action_trust_verdict, 'digest_ok');
   assert.equal(final.action.risk_level, 'high');
   assert.equal(final.request.request_hash, held.request_hash);
@@ -134,7 +134,7 @@ for (const c of [
 ]) {
   test(`the resumed run re-checks the stored plan first: ${c.what} is refused (${c.code}), recorded once with the approval, and nothing runs`, async (t) => {
     const { g } = await gateWithHeldTemplate(t);
-    const a = new Agent(g.socket);
+    const a = new Agent(g.agentSocket);
     await a.lease({ budgets: { max_calls: 5 } });
     const held = await hold(g, a, { id: 'item-3', note: 'as held' });
     rewritePlan(g, held.approval_id, c.edit);
@@ -163,7 +163,7 @@ for (const c of [
 
 test("an approval stored before plans held the lease's epoch and expiry is refused on approve (fail closed), recorded, and nothing runs", async (t) => {
   const { g } = await gateWithHeldTemplate(t);
-  const a = new Agent(g.socket);
+  const a = new Agent(g.agentSocket);
   await a.lease({ budgets: { max_calls: 5 } });
   const held = await hold(g, a, { id: 'item-6', note: 'from before the epoch was kept' });
   rewritePlan(g, held.approval_id, (p) => {
@@ -189,14 +189,14 @@ test('an approval stored before approvals kept the held event (an older ledger) 
   const stateDir = tempDir(t, 'latchgate-old-approval-');
   let first;
   const { config } = await gateWithHeldTemplate(t, { gate: async (cfg) => (first = await startGate({ stateDir, config: cfg })) });
-  const a = new Agent(first.socket);
+  const a = new Agent(first.agentSocket);
   await a.lease();
   const held = await hold(first, a, { id: 'item-4', note: 'from before' });
   await first.close({ keepState: true });
 
   // The approvals table as it was before the held event was kept.
   const db = openDb(path.join(stateDir, 'ledger.sqlite3'));
-  db.exec('ALTER TABLE approvals DROP COLUMN event_json');
+  for (const c of ['event_json', 'requester_transport', 'requester_uid']) db.exec(`ALTER TABLE approvals DROP COLUMN ${c}`);
   db.close();
 
   const g = await gateFor(t, { stateDir, config });
@@ -208,7 +208,7 @@ test('an approval stored before approvals kept the held event (an older ledger) 
 
   const final = eventsSince(g, before).find((e) => e.event_type === 'action_call');
   assert.equal(final.decision, 'allow');
-  assert.equal(final.subject.principal, 'tester');
+  assert.equal(final.subject.principal, AGENT);
   assert.equal(final.subject.session_id, a.session_id);
   assert.match(final.subject.lease_jti, /\S/);
   assert.equal(final.subject.identity_method, undefined, 'the plan does not say how the client was identified');
@@ -221,7 +221,7 @@ test('an approval stored before approvals kept the held event (an older ledger) 
 test('with weaker isolation asked for by name, every event of an execution says so: run, refused, held, approved', async (t) => {
   const { g } = await gateWithHeldTemplate(t);
   g.ctx.settings.sandboxDegraded = true;
-  const a = new Agent(g.socket);
+  const a = new Agent(g.agentSocket);
   await a.lease();
   const before = lastEventId(g);
   assert.equal((await a.execute('t_ok', { n: 1 })).status, 200);

@@ -3,18 +3,21 @@
 // and a client that builds DPoP proofs like an agent SDK would.
 import http from 'node:http';
 import net from 'node:net';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { chownSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { openGate } from '../../dist/gate/factory.js';
 import { buildGateApp } from '../../dist/gate/app.js';
-import { listenUnix, unixIdentity } from '../../dist/gate/transport.js';
+import { boxIdentity, listenUnix, unixIdentity } from '../../dist/gate/transport.js';
 import { createDpopKey, makeProof } from '../../dist/gate/auth/client.js';
 import * as P from '../fixtures/providers.mjs';
 
 export const FIXTURE_MANIFESTS = fileURLToPath(new URL('../fixtures/gate-manifests', import.meta.url));
 export const BASE_URL = 'http://latchgate.local';
+/** The principal of a gate's agentSocket. */
+export const AGENT = 'agent';
 
 export const TEST_PROVIDERS = {
   'builtin:test_success': P.success,
@@ -49,15 +52,21 @@ export async function startGate({ stateDir, transport = P.fakeTransport(200), co
   const admin = buildGateApp({ service: opened.gate, role: 'admin', identify: identity });
   await listenUnix(client, path.join(sockDir, 'gate.sock'), 0o666);
   await listenUnix(admin, path.join(sockDir, 'gate-admin.sock'), 0o600);
+  // An agent whose requests the test's own uid (the operator) may approve: a
+  // box's socket, principal AGENT (the uid's own requests it may not).
+  const agent = buildGateApp({ service: opened.gate, role: 'client', identify: boxIdentity(AGENT, ['tools:call', 'audit:read']) });
+  await listenUnix(agent, path.join(sockDir, 'agent.sock'), 0o600);
   return {
     stateDir: dir,
     socket: path.join(sockDir, 'gate.sock'),
+    agentSocket: path.join(sockDir, 'agent.sock'),
     adminSocket: path.join(sockDir, 'gate-admin.sock'),
     ...opened,
     transport,
     async close({ keepState = false } = {}) {
       await client.close();
       await admin.close();
+      await agent.close();
       opened.close();
       rmSync(sockDir, { recursive: true, force: true });
       if (!keepState) rmSync(dir, { recursive: true, force: true });
@@ -91,6 +100,33 @@ export function request(socketPath, method, urlPath, { body, headers = {}, raw }
   });
 }
 
+/**
+ * A Unix socket whose connections reach `target` from a process of another
+ * uid (a relay spawned as that uid): the gate sees that uid as the peer, so
+ * an in-process Agent on the returned socket acts as another local user.
+ * Needs root. Resolves { socket, close }.
+ */
+export async function relayAs(target, { uid, gid }) {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'latchgate-relay-'));
+  chownSync(dir, uid, gid);
+  const socket = path.join(dir, 'relay.sock');
+  const code = `const net = require('net');
+    net.createServer((c) => { const u = net.connect(process.argv[2]); c.pipe(u); u.pipe(c); c.on('error', () => u.destroy()); u.on('error', () => c.destroy()); })
+      .listen(process.argv[1], () => process.stdout.write('ready\\n'));`;
+  const child = spawn(process.execPath, ['-e', code, socket, target], { uid, gid, stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise((resolve, reject) => {
+    child.stdout.once('data', resolve);
+    child.once('exit', (c) => reject(new Error(`relay as uid ${uid} exited with ${c}`)));
+  });
+  return {
+    socket,
+    async close() {
+      child.kill();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
 /** An agent: a DPoP key, a lease, and signed requests. */
 export class Agent {
   constructor(socket) {
@@ -120,9 +156,10 @@ export class Agent {
   }
 }
 
-export function grantAll(g, principal = 'tester') {
+/** Grants every action to the principal (by default both the test uid's and the agent socket's). */
+export function grantAll(g, principal) {
   const actions = g.ctx.registry.list().map((a) => a.manifest.action_id);
-  g.ctx.policyStore.grant(principal, actions, ['http_read', 'http_write', 'fs_read', 'fs_write']);
+  for (const p of principal ? [principal] : ['tester', AGENT]) g.ctx.policyStore.grant(p, actions, ['http_read', 'http_write', 'fs_read', 'fs_write']);
 }
 
 /**

@@ -15,6 +15,7 @@ export function holdForApproval(ctx: GateContext, x: Execution): void {
   // The plan must outlive the wait for a human.
   const expires_at = new Date(Date.parse(plan.core.expires_at) + ctx.approvals.ttlSeconds * 1000).toISOString();
   const { subject, action, request, policy } = x.event;
+  const caller = need(x, 'caller');
   const a = ctx.approvals.create({
     action_id: plan.core.action_id,
     principal: s.principal,
@@ -22,6 +23,7 @@ export function holdForApproval(ctx: GateContext, x: Execution): void {
     request_hash: plan.core.request_hash,
     plan: { ...plan, core: { ...plan.core, expires_at } },
     event: { subject, action, request, policy },
+    requester: { transport: caller.transport, ...(caller.uid !== undefined ? { uid: caller.uid } : {}) },
   });
   appendEvent(ctx, { ...x.event, decision: 'pending_approval', approval: { approval_id: a.approval_id, plan_hash: a.plan_hash } });
   x.reply = { status: 202, body: { decision: 'pending_approval', approval_id: a.approval_id, request_hash: plan.core.request_hash, trace_id: x.traceId, expires_at: a.expires_at } };
