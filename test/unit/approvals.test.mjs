@@ -32,7 +32,7 @@ const plan = (n = 1) => ({ core: { action_id: 't_high', request_hash: canonicalH
 const held = { subject: { principal: 'alice', session_id: 'sess-1', identity_method: 'unix' }, action: { action_id: 't_high', risk_level: 'high' }, request: { request_hash: canonicalHash({ n: 1 }) }, policy: { policy_version: 'p1', decision: 'pending_approval' } };
 
 function create(approvals, now = T0, n = 1) {
-  return approvals.create({ action_id: 't_high', principal: 'alice', session_id: 'sess-1', request_hash: canonicalHash({ n }), plan: plan(n), event: held }, now);
+  return approvals.create({ action_id: 't_high', principal: 'alice', session_id: 'sess-1', request_hash: canonicalHash({ n }), plan: plan(n), event: held, requester: { transport: 'unix', uid: 1000 } }, now);
 }
 
 const refusedWith = (code) => (e) => e instanceof ApprovalError && e.code === code;
@@ -221,4 +221,19 @@ test("leaseRefusal: an approval runs only while its lease's epoch is current and
     [leaseRefusal(withLease({ lease_epoch: 2, lease_expires_at: exp }), 3, at(1)), leaseRefusal(withLease({ lease_epoch: 2, lease_expires_at: exp }), 2, at(60)), leaseRefusal(plan(), 0, at(1)), leaseRefusal(null, 0, at(1))].map((r) => [r?.code, r?.cause]),
     [['approval_revoked', 'lease_revoked'], ['approval_lease_expired', 'lease_expired'], ['approval_revoked', 'lease_unknown'], ['approval_revoked', 'lease_unknown']],
   );
+});
+
+test('an approval keeps who asked; selfApproval refuses that principal and that client-socket uid, and no one else', async (t) => {
+  const { selfApproval } = await import('../../dist/gate/admin.js');
+  const { approvals } = approvalsOn(t);
+  const a = create(approvals);
+  assert.deepEqual(approvals.get(a.approval_id).requester, { transport: 'unix', uid: 1000 });
+  const op = (over) => ({ principal: 'operator:bob', scopes: [], uid: 2000, operator: 'bob', transport: 'unix', ...over });
+  assert.equal(selfApproval(op(), a), null, 'another uid, another principal: may approve');
+  assert.match(selfApproval(op({ uid: 1000 }), a), /uid 1000 asked for it on the client socket/);
+  assert.match(selfApproval(op({ principal: 'alice' }), a), /the principal alice asked for it/);
+  assert.match(selfApproval(op({ operator: 'alice', principal: 'operator:alice' }), a), /the principal alice asked for it/);
+  const fromBox = { ...a, requester: { transport: 'box' } };
+  assert.equal(selfApproval(op({ uid: 1000 }), fromBox), null, "a box's request: the user who started it approves from the host");
+  assert.equal(selfApproval(op({ uid: 1000 }), { ...a, requester: null }), null, 'an approval stored before requesters were: the principal rule alone');
 });
