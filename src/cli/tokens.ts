@@ -9,9 +9,9 @@ import { localOperator } from '../gate/setup.js';
 
 const UNIT_SECONDS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400, w: 7 * 86400 };
 
-/** --expires: `30d`, `12h`, `90m`, `3600s`, `2w`, or `never`; seconds, null for never. */
-export function parseExpiry(v: string): number | null {
-  if (v === 'never') return null;
+/** --expires: `30d`, `12h`, `90m`, `3600s`, `2w` (seconds), or `never`. */
+export function parseExpiry(v: string): number | 'never' {
+  if (v === 'never') return v;
   const m = /^(\d{1,6})([smhdw])$/.exec(v);
   if (!m) throw new InvalidArgumentError('expected a number and a unit (s, m, h, d, w) such as 30d, or "never"');
   return Number(m[1]) * UNIT_SECONDS[m[2]!]!;
@@ -30,9 +30,9 @@ export function tokensCommand(): Command {
     .requiredOption('--principal <name>', 'the principal its callers are: a configured one (at most its scopes) or a name of its own')
     .option('--scopes <list>', 'comma-separated lease scopes (default: the configured principal\'s, else tools:call)', csv)
     .option('--expires <duration>', 'lifetime: 30d (the default), 12h, 90m, 2w, or never', parseExpiry)
-    .action(async (o: Out & { principal: string; scopes?: string[]; expires?: number | null }) => {
+    .action(async (o: Out & { principal: string; scopes?: string[]; expires?: number | 'never' }) => {
       await withGate(o, (g, s) => {
-        const r = g.gate.admin.tokensCreate(localOperator(s), { principal: o.principal, ...(o.scopes ? { scopes: o.scopes } : {}), ...(o.expires !== undefined ? { expires_in_seconds: o.expires } : {}) });
+        const r = g.gate.admin.tokensCreate(localOperator(s), { principal: o.principal, ...(o.scopes ? { scopes: o.scopes } : {}), ...(o.expires !== undefined ? { expires_in_seconds: o.expires === 'never' ? null : o.expires } : {}) });
         print(o, r, () => `${r.token}\n\nissued ${line(r)}\nShown once: only its hash is stored. Send it as "LatchGate-Token: ${String(r.token).slice(0, 4)}..." on every request to the --expose-http port.`);
       });
     }));

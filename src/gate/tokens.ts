@@ -103,7 +103,7 @@ export class ClientTokens {
   /** The token a caller presented, when it is one this gate issued and it still stands; else a 401 GateError. */
   authenticate(presented: string, now = new Date()): ClientToken {
     const m = TOKEN_FORMAT.exec(presented);
-    if (!m) throw new GateError('identity_unauthenticated', `the ${TOKEN_HEADER} header is not a latchgate token (expected ${TOKEN_PREFIX}<16 hex>_<43 base64url>, as \`latchgate tokens create\` prints it)`);
+    if (!m) throw new GateError('identity_unauthenticated', `the LatchGate-Token header is not a latchgate token (expected ${TOKEN_PREFIX}<16 hex>_<43 base64url>, as \`latchgate tokens create\` prints it)`);
     const id = m[1]!;
     const r = this.row(id);
     if (!r || !timingSafeEqual(Buffer.from(r.secret_sha256), sha256(presented))) throw new GateError('identity_unauthenticated', 'the token is not one this gate issued');
