@@ -14,6 +14,14 @@ const args = JSON.parse(process.argv[1]);
 const b64 = (v) => Buffer.from(typeof v === 'string' ? v : JSON.stringify(v)).toString('base64url');
 
 let session = args.session;
+/** The parsed body, or its text when it is not JSON. */
+const jsonOr = (text) => {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+};
 const privateKey = () => createPrivateKey({ key: session.jwk, format: 'jwk' });
 
 function send(method, path, { body, headers = {} } = {}) {
@@ -23,18 +31,10 @@ function send(method, path, { body, headers = {} } = {}) {
     if (args.host !== undefined) h.host = args.host;
     const payload = body === undefined ? undefined : JSON.stringify(body);
     if (payload !== undefined) h['content-type'] = 'application/json';
-    const req = http.request({ host: '127.0.0.1', port: args.port, method, path, headers: h }, (res) => {
+    const req = http.request({ host: '127.0.0.1', port: args.port, method, path, headers: h }, async (res) => {
       let text = '';
-      res.on('data', (d) => (text += d));
-      res.on('end', () => {
-        let parsed;
-        try {
-          parsed = JSON.parse(text);
-        } catch {
-          parsed = text;
-        }
-        resolve({ status: res.statusCode, body: parsed });
-      });
+      for await (const d of res) text += d;
+      resolve({ status: res.statusCode, body: jsonOr(text) });
     });
     req.on('error', (e) => resolve({ status: 0, body: { error: e.code } }));
     req.end(payload);
