@@ -40,7 +40,7 @@ export interface TokenRequest {
   expiresInSeconds: number | null;
 }
 
-type Row = Omit<ClientToken, 'scopes'> & { scopes_json: string; secret_sha256: string };
+type Row = Omit<ClientToken, 'scopes'> & { scopes_json: string; secret_sha256: Buffer };
 
 const sha256 = (s: string) => createHash('sha256').update(s).digest();
 
@@ -106,7 +106,7 @@ export class ClientTokens {
     if (!m) throw new GateError('identity_unauthenticated', `the LatchGate-Token header is not a latchgate token (expected ${TOKEN_PREFIX}<16 hex>_<43 base64url>, as \`latchgate tokens create\` prints it)`);
     const id = m[1]!;
     const r = this.row(id);
-    if (!r || !timingSafeEqual(Buffer.from(r.secret_sha256), sha256(presented))) throw new GateError('identity_unauthenticated', 'the token is not one this gate issued');
+    if (!r || r.secret_sha256.length !== 32 || !timingSafeEqual(r.secret_sha256, sha256(presented))) throw new GateError('identity_unauthenticated', 'the token is not one this gate issued');
     const p = this.problem(id, now);
     if (p) throw new GateError(p.code, p.message);
     return fromRow(r);
