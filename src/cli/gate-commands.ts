@@ -14,10 +14,10 @@ import { canonicalHash, canonicalize } from '../crypto/jcs.js';
 import { displayJson, displayLines, displayText, safeJson, safeJsonText } from './safe-text.js';
 import { gateSetup, localOperator, openSharedGate, stateFiles, type GateSetup } from '../gate/setup.js';
 
-type Out = { json?: boolean; config?: string };
+export type Out = { json?: boolean; config?: string };
 
 /** Output may carry agents' text: --json keeps it exact but terminal-safe, human output escapes whatever a terminal would act on or hide. */
-function print(o: Out, value: unknown, text: () => string): void {
+export function print(o: Out, value: unknown, text: () => string): void {
   process.stdout.write(o.json ? safeJson(value, 2) + '\n' : displayLines(text()) + '\n');
 }
 
@@ -65,7 +65,7 @@ export function renderApproval(a: Record<string, unknown>): string {
 }
 
 /** Opens the shared gate, runs fn, closes; gate errors become one-line launcher errors. */
-async function withGate<T>(o: Out, fn: (g: Awaited<ReturnType<typeof openSharedGate>>, s: GateSetup) => Promise<T> | T): Promise<T> {
+export async function withGate<T>(o: Out, fn: (g: Awaited<ReturnType<typeof openSharedGate>>, s: GateSetup) => Promise<T> | T): Promise<T> {
   const s = gateSetup(o.config);
   const g = await openSharedGate(s);
   try {
@@ -94,7 +94,7 @@ function pingGate(socket: string): Promise<boolean> {
   });
 }
 
-const common = (c: Command) => c.option('--config <file>', 'latchgate.toml').option('--json', 'machine-readable output');
+export const common = (c: Command) => c.option('--config <file>', 'latchgate.toml').option('--json', 'machine-readable output');
 
 export function statusCommand(): Command {
   return common(new Command('status').summary('gate configuration, state and health')).action(async (o: Out) => {

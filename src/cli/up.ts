@@ -1,5 +1,6 @@
 // `latchgate up`: the gate as a standalone server on a client socket and an
-// admin socket (and, if asked, loopback HTTP). Never waits on a prompt.
+// admin socket (and, if asked, loopback HTTP for callers with client
+// tokens). Never waits on a prompt.
 import { Command } from 'commander';
 import type { FastifyInstance } from 'fastify';
 import { gateSetup, openSharedGate, operatorsByUid } from '../gate/setup.js';
@@ -9,12 +10,12 @@ export function upCommand(): Command {
     .summary('run the gate: client and admin sockets')
     .description('Serve the gate on $XDG_RUNTIME_DIR/latchgate/gate.sock (clients) and gate-admin.sock (operators), with the ledger and keys under $XDG_STATE_HOME/latchgate. Works on first run with safe defaults: you are the only principal and operator.')
     .option('--config <file>', 'latchgate.toml')
-    .option('--expose-http <addr>', 'also serve clients on this loopback address (e.g. 127.0.0.1:8080)')
+    .option('--expose-http <addr>', 'also serve clients on this loopback address (e.g. 127.0.0.1:8080); they are identified by client tokens (latchgate tokens create)')
     .option('--non-interactive', 'never prompt (the default when stdin is not a terminal)')
     .option('--json', 'print a JSON line when ready')
     .action(async (o: { config?: string; exposeHttp?: string; json?: boolean }) => {
       const s = gateSetup(o.config);
-      const [{ buildGateApp }, { httpIdentity, listenUnix, parseLoopbackAddress, unixIdentity }] = await Promise.all([import('../gate/app.js'), import('../gate/transport.js')]);
+      const [{ buildGateApp }, { listenUnix, parseLoopbackAddress, tcpHosts, tokenIdentity, unixIdentity }] = await Promise.all([import('../gate/app.js'), import('../gate/transport.js')]);
       const opened = await openSharedGate(s);
       const identity = unixIdentity({ principals: s.gate.principals, operators: operatorsByUid(s.gate) });
       const client = buildGateApp({ service: opened.gate, role: 'client', identify: identity });
@@ -25,10 +26,15 @@ export function upCommand(): Command {
       let http: FastifyInstance | undefined;
       const exposed = o.exposeHttp ?? s.gate.exposeHttp;
       if (exposed) {
-        const { host, port } = parseLoopbackAddress(exposed);
-        const owner = s.gate.principals.get(process.getuid!())!;
-        http = buildGateApp({ service: opened.gate, role: 'client', identify: httpIdentity(owner) });
-        await http.listen({ host, port });
+        const listen = parseLoopbackAddress(exposed);
+        // No peer uid over TCP: callers are who their client token says, never the owner.
+        const identify = tokenIdentity({
+          hosts: tcpHosts(listen, s.gate.httpHosts),
+          origins: new Set(s.gate.httpOrigins.map((o) => o.toLowerCase())),
+          tokens: opened.ctx.tokens,
+        });
+        http = buildGateApp({ service: opened.gate, role: 'client', identify, identifyEveryRequest: true });
+        await http.listen(listen);
       }
       const info = { status: 'ready', client_socket: s.clientSocket, admin_socket: s.adminSocket, state_dir: s.stateDir, http: exposed ?? null, actions: opened.ctx.registry.list().length, policy_engine: opened.ctx.policy.kind };
       process.stdout.write(o.json ? JSON.stringify(info) + '\n' : `latchgate gate ready: ${info.actions} actions, clients on ${s.clientSocket}, operators on ${s.adminSocket}${exposed ? `, http on ${exposed}` : ''}; ledger in ${s.stateDir}\n`);

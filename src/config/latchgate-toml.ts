@@ -44,7 +44,9 @@ export const LATCHGATE_TOML = table('latchgate.toml', {
     max_body_bytes: leaf('int', 'The largest request body accepted.', { shown: '`1048576`' }),
     approval_ttl_seconds: leaf('int', 'How long an approval request waits for an operator.', { shown: '`300`' }),
     manifest_dirs: leaf('string[]', 'Directories of action manifests, besides the built-in `definitions/manifests`.', { default: [], fileRelative: true }),
-    expose_http: leaf('string', 'Also serve clients over HTTP on this loopback address, e.g. `"127.0.0.1:8080"` (`--expose-http` overrides it).', { shown: 'not served' }),
+    expose_http: leaf('string', 'Also serve clients over HTTP on this loopback address, e.g. `"127.0.0.1:8080"` (`--expose-http` overrides it). Its callers are identified only by client tokens (`latchgate tokens create`), sent as `LatchGate-Token: lgt_...` on every request.', { shown: 'not served' }),
+    http_hosts: leaf('string[]', 'Further `Host` header values the HTTP listener answers to, as clients send them (`"gate.internal:8080"`), besides `127.0.0.1:PORT`, `localhost:PORT` and `[::1]:PORT`; any other `Host` is refused (421 `host_not_allowed`).', { default: [] }),
+    http_origins: leaf('string[]', 'Browser origins (`"https://app.example"`) whose pages may call the HTTP listener; a request with any other `Origin` header is refused (403 `origin_not_allowed`).', { default: [] }),
   }),
   state: table('Where latchgate keeps its files.', {
     dir: leaf('string', 'The state directory: ledger and keys.', { shown: '`$XDG_STATE_HOME/latchgate`', fileRelative: true }),

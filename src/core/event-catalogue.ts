@@ -67,7 +67,7 @@ const CATALOGUE = {
     meaning: 'A lease (session) issued to a principal',
     emitters: ['src/gate/service.ts'],
     fields: { decision: R, subject: R, 'subject.session_id': R, details: R },
-    details: { scopes: R, budgets: R, expires_at: R },
+    details: { scopes: R, budgets: R, expires_at: R, token_id: O },
   },
   lease_denied: {
     meaning: 'A lease request refused',
@@ -129,6 +129,18 @@ const CATALOGUE = {
     emitters: ADMIN,
     fields: ADMIN_ACT,
     details: {},
+  },
+  client_token_created: {
+    meaning: 'An operator issued a client token for callers on the TCP listener (its secret is never recorded)',
+    emitters: ADMIN,
+    fields: ADMIN_ACT,
+    details: { token_id: R, principal: R, scopes: R, expires_at: R },
+  },
+  client_token_revoked: {
+    meaning: 'An operator revoked a client token: from the next request on, it and every lease issued through it are refused',
+    emitters: ADMIN,
+    fields: ADMIN_ACT,
+    details: { token_id: R, principal: R },
   },
   admin_keys_rotated: {
     meaning: 'An operator rotated a signing key (receipt, grant or lease)',

@@ -12,6 +12,7 @@ import type { GateContext } from './context.js';
 import { GateError } from './errors.js';
 import type { Pipeline } from './pipeline.js';
 import type { Gate } from './service.js';
+import { parseTokenRequest } from './tokens.js';
 
 export class Admin implements AdminService {
   constructor(private readonly ctx: GateContext, private readonly gate: Gate, private readonly pipeline: Pipeline) {}
@@ -49,7 +50,7 @@ export class Admin implements AdminService {
   private refuseStaleLease(caller: Caller, id: string): void {
     const pending = this.ctx.approvals.get(id);
     if (pending?.status !== 'pending') return; // decide() refuses it as it is
-    const r = leaseRefusal(pending.plan, this.ctx.state.epoch);
+    const r = leaseRefusal(pending.plan, this.ctx.state.epoch, new Date(), this.ctx.tokens);
     if (!r) return;
     const revoked = this.ctx.approvals.revoke(id, r.message);
     if (revoked) this.approvalRevoked(caller, revoked, r);
@@ -147,6 +148,25 @@ export class Admin implements AdminService {
     const { kid } = this.ctx.keys.rotate(kind);
     this.act(caller, 'admin_keys_rotated', { kind, kid });
     return { kind, kid };
+  }
+
+  /** The secret is in this answer only; the event and the store hold its id. */
+  tokensCreate(caller: Caller, body: unknown): Record<string, unknown> {
+    const req = parseTokenRequest(body, this.ctx.settings.principals);
+    const { token, record } = this.ctx.tokens.create(req, caller.operator!);
+    this.act(caller, 'client_token_created', { token_id: record.token_id, principal: record.principal, scopes: record.scopes, expires_at: record.expires_at });
+    return { token, ...record };
+  }
+
+  tokensList(): Record<string, unknown>[] {
+    return this.ctx.tokens.list().map((t) => ({ ...t }));
+  }
+
+  /** From the next request on, the token and every lease issued through it are refused. */
+  tokensRevoke(caller: Caller, id: string): Record<string, unknown> {
+    const t = this.ctx.tokens.revoke(id, caller.operator!);
+    this.act(caller, 'client_token_revoked', { token_id: t.token_id, principal: t.principal });
+    return { ...t };
   }
 
   policyShow(principal?: string): Record<string, unknown> {

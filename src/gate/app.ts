@@ -16,6 +16,8 @@ export interface Caller {
   operator?: string;
   /** Why a caller of an operator's uid is not one (it runs inside a sandbox). */
   operatorRefusal?: string;
+  /** The client token that identified a caller on the TCP listener (src/gate/tokens.ts). */
+  token_id?: string;
   transport: 'unix' | 'box' | 'http';
 }
 
@@ -61,6 +63,9 @@ export interface AdminService {
   policyGrant(caller: Caller, body: unknown): Record<string, unknown>;
   policyRevoke(caller: Caller, body: unknown): Record<string, unknown>;
   keysRotate(caller: Caller, body: unknown): Promise<Record<string, unknown>>;
+  tokensCreate(caller: Caller, body: unknown): Record<string, unknown>;
+  tokensList(): Record<string, unknown>[];
+  tokensRevoke(caller: Caller, id: string): Record<string, unknown>;
 }
 
 export interface AppOptions {
@@ -68,6 +73,8 @@ export interface AppOptions {
   role: 'client' | 'admin';
   /** Resolves the caller from the connection; throws GateError when unknown. */
   identify(req: FastifyRequest): Caller;
+  /** Identify the caller before every request, even those that need no identity (/healthz): the TCP listener, where identify also checks Host and Origin. */
+  identifyEveryRequest?: boolean;
 }
 
 const FASTIFY_ERRORS: Record<string, string> = {
@@ -87,8 +94,8 @@ function fastifyError(err: FastifyError): GateError | undefined {
   return new GateError(code, err.message);
 }
 
-/** Headers that must appear once: Node keeps only the first Authorization and joins DPoP values, so a second one would pass unseen. */
-const SINGLE_HEADERS = new Set(['authorization', 'dpop']);
+/** Headers that must appear once: Node keeps only the first Authorization and joins the values of the others, so a second one would pass unseen. */
+const SINGLE_HEADERS = new Map([['authorization', 'Authorization'], ['dpop', 'DPoP'], ['latchgate-token', 'LatchGate-Token']]);
 
 /** The first of SINGLE_HEADERS the request carries more than once (names are case-insensitive). */
 export function duplicatedHeader(rawHeaders: string[]): string | undefined {
@@ -164,7 +171,8 @@ export function buildGateApp(o: AppOptions): FastifyInstance {
 
   app.addHook('onRequest', async (req) => {
     const dup = duplicatedHeader(req.raw.rawHeaders);
-    if (dup) throw new GateError('duplicate_header', `the request carries more than one ${dup === 'dpop' ? 'DPoP' : 'Authorization'} header`);
+    if (dup) throw new GateError('duplicate_header', `the request carries more than one ${SINGLE_HEADERS.get(dup)} header`);
+    if (o.identifyEveryRequest) o.identify(req);
   });
 
   const caller = (req: FastifyRequest): Caller => o.identify(req);
@@ -218,6 +226,9 @@ export function buildGateApp(o: AppOptions): FastifyInstance {
     app.get<P>('/v1/admin/policy', async (req) => (operator(req), a.policyShow(req.query.principal)));
     app.post('/v1/admin/policy/grant', async (req) => a.policyGrant(operator(req), req.body));
     app.post('/v1/admin/policy/revoke', async (req) => a.policyRevoke(operator(req), req.body));
+    app.get('/v1/admin/tokens', async (req) => (operator(req), { tokens: a.tokensList() }));
+    app.post('/v1/admin/tokens', async (req, reply) => reply.code(201).send(a.tokensCreate(operator(req), req.body)));
+    app.post<P>('/v1/admin/tokens/:id/revoke', async (req) => a.tokensRevoke(operator(req), req.params.id));
   }
 
   app.setNotFoundHandler((req, reply) => {

@@ -7,6 +7,7 @@ import type { Caller } from './app.js';
 import type { Db } from '../ledger/db.js';
 import { immediate } from '../ledger/db.js';
 import { canonicalHash } from '../crypto/jcs.js';
+import type { ClientTokens } from './tokens.js';
 
 export type ApprovalStatus = 'pending' | 'approved' | 'denied' | 'expired' | 'consumed' | 'revoked';
 
@@ -66,7 +67,7 @@ export class ApprovalError extends Error {
 export interface LeaseRefusal {
   code: 'approval_revoked' | 'approval_lease_expired';
   /** Recorded in approval_revoked events. */
-  cause: 'lease_revoked' | 'lease_expired' | 'lease_unknown';
+  cause: 'lease_revoked' | 'lease_expired' | 'lease_unknown' | 'token_revoked' | 'token_expired';
   message: string;
 }
 
@@ -75,10 +76,11 @@ export interface LeaseRefusal {
  * epoch is the current one and it has not expired. An approval runs as its
  * requester's act, so it must not outlive the requester's right to act. A
  * plan stored before plans held the lease's epoch and exp cannot show that,
- * and is refused.
+ * and is refused. So is one whose lease was issued through a client token
+ * that has since been revoked or has expired.
  */
-export function leaseRefusal(plan: unknown, currentEpoch: number, now = new Date()): LeaseRefusal | null {
-  const s = (plan as { session?: { lease_epoch?: unknown; lease_expires_at?: unknown } } | null)?.session;
+export function leaseRefusal(plan: unknown, currentEpoch: number, now = new Date(), tokens?: TokenCheck): LeaseRefusal | null {
+  const s = (plan as { session?: { lease_epoch?: unknown; lease_expires_at?: unknown; token_id?: unknown } } | null)?.session;
   const epoch = s?.lease_epoch;
   const exp = s?.lease_expires_at;
   if (typeof epoch !== 'number' || typeof exp !== 'number') {
@@ -90,8 +92,15 @@ export function leaseRefusal(plan: unknown, currentEpoch: number, now = new Date
   if (now.getTime() >= exp * 1000) {
     return { code: 'approval_lease_expired', cause: 'lease_expired', message: `the lease the approval was requested under expired at ${new Date(exp * 1000).toISOString()}; the agent must request it again` };
   }
+  const token = typeof s?.token_id === 'string' ? tokens?.problem(s.token_id, now) : undefined;
+  if (token) {
+    return { code: 'approval_revoked', cause: token.code === 'token_expired' ? 'token_expired' : 'token_revoked', message: `the lease the approval was requested under was issued through a client token that no longer stands: ${token.message}` };
+  }
   return null;
 }
+
+/** The client tokens' standing, for an approval requested under a lease issued through one. */
+export type TokenCheck = Pick<ClientTokens, 'problem'>;
 
 export function approvalHash(approvalId: string, planHash: string): string {
   return canonicalHash({ approval_id: approvalId, plan_hash: planHash });

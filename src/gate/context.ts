@@ -9,6 +9,7 @@ import type { ReplayCache } from './auth/replay.js';
 import type { Budgets } from './budget.js';
 import type { HttpTransport, ProviderTable } from './providers.js';
 import type { Registry } from './registry.js';
+import type { ClientTokens } from './tokens.js';
 import type { GateInstances } from './instances.js';
 
 export interface GateSettings {
@@ -19,6 +20,8 @@ export interface GateSettings {
   grantTtlSeconds: number;
   /** Recorded on every event when the box runs with weaker isolation asked for by name. */
   sandboxDegraded: boolean;
+  /** The configured principals by name, with the scopes each may hold (what a client token may name). */
+  principals: ReadonlyMap<string, readonly string[]>;
 }
 
 export interface GateContext {
@@ -32,6 +35,8 @@ export interface GateContext {
   policyStore: PolicyStore;
   budgets: Budgets;
   approvals: Approvals;
+  /** The credentials of callers on the TCP listener. */
+  tokens: ClientTokens;
   providers: ProviderTable;
   /** Host HTTP transport for providers (the providers issue supplies the real one). */
   transport?: HttpTransport;

@@ -24,6 +24,8 @@ export interface Session {
   lease_epoch: number;
   /** The lease's exp (unix seconds): an approved plan runs only while its lease lives. */
   lease_expires_at: number;
+  /** The client token the lease was issued through: an approved plan runs only while it stands. */
+  token_id?: string;
 }
 
 export interface Prechecked {

@@ -19,6 +19,7 @@ import { Gate } from './service.js';
 import { GateInstances } from './instances.js';
 import { ProviderTable, type HttpTransport, type Provider } from './providers.js';
 import { Registry } from './registry.js';
+import { ClientTokens } from './tokens.js';
 import { stateFiles } from './setup.js';
 
 import { DEFAULTS } from './defaults.js';
@@ -50,6 +51,13 @@ export async function policyEngine(c: GateFileConfig['policy']): Promise<PolicyE
   throw new GateError('invalid_request', `[policy] engine = ${JSON.stringify(kind)}: expected "cedar", "opa-wasm" or "opa-server"`);
 }
 
+/** Principals by name: the scopes of every uid configured as that name. */
+function principalScopes(configured: Iterable<{ name: string; scopes: string[] }>): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  for (const p of configured) out.set(p.name, [...new Set([...(out.get(p.name) ?? []), ...p.scopes])]);
+  return out;
+}
+
 export interface OpenedGate {
   db: Db;
   ctx: GateContext;
@@ -75,6 +83,8 @@ export async function openGate(o: OpenGateOptions): Promise<OpenedGate> {
   const ttl = o.config.approvalTtlSeconds ?? DEFAULTS.approvalTtlSeconds;
   const approvals = new Approvals(db, ttl);
   approvals.migrate();
+  const tokens = new ClientTokens(db);
+  tokens.migrate();
   const providers = new ProviderTable();
   providers.register('builtin:noop', noopProvider);
   for (const [digest, p] of Object.entries(o.providers ?? {})) providers.register(digest, p);
@@ -88,6 +98,7 @@ export async function openGate(o: OpenGateOptions): Promise<OpenedGate> {
     policyStore: new PolicyStore(db),
     budgets,
     approvals,
+    tokens,
     providers,
     ...(o.transport ? { transport: o.transport } : {}),
     settings: {
@@ -96,6 +107,7 @@ export async function openGate(o: OpenGateOptions): Promise<OpenedGate> {
       maxBodyBytes: o.config.maxBodyBytes ?? DEFAULTS.maxBodyBytes,
       grantTtlSeconds: DEFAULTS.grantTtlSeconds,
       sandboxDegraded: o.sandboxDegraded ?? false,
+      principals: principalScopes(o.config.principals.values()),
     },
     state: new GateState(db),
     instances: new GateInstances(o.stateDir),

@@ -79,11 +79,11 @@ export class Gate implements GateService {
     try {
       const req = parseLeaseRequest(body);
       const lease = await issueLease(
-        { principal: caller.principal, allowedScopes: caller.scopes, requestedScopes: req.scopes, dpopJwk: req.dpop_jwk, budgets: req.budgets, ttlSeconds: this.ctx.settings.leaseTtlSeconds },
+        { principal: caller.principal, allowedScopes: caller.scopes, requestedScopes: req.scopes, dpopJwk: req.dpop_jwk, budgets: req.budgets, ttlSeconds: this.ctx.settings.leaseTtlSeconds, ...(caller.token_id ? { tokenId: caller.token_id } : {}) },
         { keys: this.ctx.keys, currentEpoch: this.ctx.state.epoch },
       );
       this.ctx.budgets.init(lease.session_id, req.budgets ?? {}, new Date(lease.expires_at));
-      this.event({ event_type: 'lease_issued', decision: 'allow', subject: { principal: caller.principal, session_id: lease.session_id, lease_jti: lease.lease_jti, identity_method: caller.transport }, details: { scopes: req.scopes, budgets: req.budgets ?? null, expires_at: lease.expires_at } });
+      this.event({ event_type: 'lease_issued', decision: 'allow', subject: { principal: caller.principal, session_id: lease.session_id, lease_jti: lease.lease_jti, identity_method: caller.transport }, details: { scopes: req.scopes, budgets: req.budgets ?? null, expires_at: lease.expires_at, ...(caller.token_id ? { token_id: caller.token_id } : {}) } });
       return { ...lease };
     } catch (e) {
       const g = asGateError(e);

@@ -1,6 +1,7 @@
 // Where the gate listens and who is calling: Unix sockets identify the peer
 // by SO_PEERCRED (never by anything the client says); the box's own socket
-// has its principal fixed by the launcher; TCP is opt-in and loopback only.
+// has its principal fixed by the launcher; TCP is opt-in, loopback only, and
+// its callers are identified by client tokens (src/gate/tokens.ts).
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { chmodSync, mkdirSync, rmSync } from 'node:fs';
 import { isIP } from 'node:net';
@@ -9,6 +10,7 @@ import { loadAddon } from '../native/addon.js';
 import type { Caller } from './app.js';
 import { GateError } from './errors.js';
 import { nestedNamespace } from './peer-namespace.js';
+import { TOKEN_HEADER, type ClientTokens } from './tokens.js';
 
 export interface IdentityMap {
   principals: Map<number, { name: string; scopes: string[] }>;
@@ -57,9 +59,58 @@ export function boxIdentity(principal: string, scopes: string[]): () => Caller {
   return () => ({ principal, scopes, transport: 'box' });
 }
 
-/** --expose-http: loopback TCP callers act as the given principal. */
-export function httpIdentity(principal: { name: string; scopes: string[] }): () => Caller {
-  return () => ({ principal: principal.name, scopes: principal.scopes, transport: 'http' });
+/** What the TCP listener admits: the Host names it answers to, the browser origins it serves, the client tokens. */
+export interface TcpAdmission {
+  /** Host header values, lowercase (see tcpHosts). */
+  hosts: ReadonlySet<string>;
+  /** Origin header values, lowercase; a request with any other Origin is refused. */
+  origins: ReadonlySet<string>;
+  tokens: Pick<ClientTokens, 'authenticate'>;
+}
+
+const header = (req: FastifyRequest, name: string): string | undefined => {
+  const v = (req.headers as Record<string, string | string[] | undefined> | undefined)?.[name];
+  return typeof v === 'string' ? v : undefined;
+};
+
+/**
+ * --expose-http: a TCP caller has no peer uid, so it is identified only by a
+ * client token (LatchGate-Token: lgt_..., on every request), as the token's
+ * principal with its scopes; never as the gate's owner. First the Host header
+ * must name this listener (a page that rebinds its own name to 127.0.0.1 sends
+ * its own name), and a request from a browser page (it carries Origin) must
+ * come from an origin the configuration lists.
+ */
+export function tokenIdentity(a: TcpAdmission): (req: FastifyRequest) => Caller {
+  return (req) => {
+    const host = header(req, 'host');
+    if (host === undefined || !a.hosts.has(host.toLowerCase())) {
+      throw new GateError('host_not_allowed', `Host ${host === undefined ? '(none)' : JSON.stringify(host.slice(0, 100))} is not a name of this gate; it answers to ${[...a.hosts].join(', ')} (add a name under [gate] http_hosts in latchgate.toml)`);
+    }
+    const origin = header(req, 'origin');
+    if (origin !== undefined && !a.origins.has(origin.toLowerCase())) {
+      throw new GateError('origin_not_allowed', `requests from browser pages are refused: Origin ${JSON.stringify(origin.slice(0, 100))} is not listed under [gate] http_origins in latchgate.toml`);
+    }
+    const token = header(req, TOKEN_HEADER);
+    if (token === undefined) {
+      const misplaced = /^bearer\s+lgt_/i.test(header(req, 'authorization') ?? '') ? ' (not in Authorization, which carries the lease)' : '';
+      throw new GateError('identity_unauthenticated', `callers over TCP are identified by a client token: send LatchGate-Token: lgt_...${misplaced} on every request; an operator issues one with latchgate tokens create`);
+    }
+    const t = a.tokens.authenticate(token);
+    return { principal: t.principal, scopes: t.scopes, token_id: t.token_id, transport: 'http' };
+  };
+}
+
+/** The Host values a loopback listener answers to: its address, the other loopback spellings of it, and the configured names. */
+export function tcpHosts(listen: { host: string; port: number }, configured: readonly string[] = []): Set<string> {
+  const names = new Set(['localhost', '127.0.0.1', '[::1]', listen.host.includes(':') ? `[${listen.host}]` : listen.host]);
+  const out = new Set<string>();
+  for (const n of names) {
+    out.add(`${n}:${listen.port}`);
+    if (listen.port === 80) out.add(n);
+  }
+  for (const c of configured) out.add(c.toLowerCase());
+  return out;
 }
 
 export async function listenUnix(app: FastifyInstance, path: string, mode: number): Promise<void> {

@@ -38,7 +38,7 @@ before(async () => {
   up = spawn(process.execPath, [CLI, 'up', '--json', '--expose-http', `127.0.0.1:${HTTP_PORT}`], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   up.stdout.on('data', (d) => (out += d));
-  // Generous: a loaded machine starts node slowly; `up` exiting fails at once.
+  // A generous bound: the machine may be busy; an `up` that exits ends the wait.
   for (let i = 0; i < 2400 && !out.includes('\n') && up.exitCode === null; i++) await sleep(25);
   info = JSON.parse(out.trim());
 });
@@ -73,10 +73,14 @@ test('peer uids decide: a mapped principal may lease but not administer; an unma
   assert.deepEqual(asNobody.stdout.trim().split('\n'), ['200 ok', '403 operator_required'], asNobody.stderr);
   const asStranger = spawnSync(process.execPath, ['-e', probe, info.client_socket, info.admin_socket], { encoding: 'utf8', uid: 4242, gid: 4242 });
   assert.deepEqual(asStranger.stdout.trim().split('\n'), ['401 identity_unauthenticated', '401 identity_unauthenticated'], asStranger.stderr);
-  const res = await fetch(`http://127.0.0.1:${HTTP_PORT}/v1/actions`);
+  // Over TCP there is no peer uid: a client token, never the owner (test/gate/expose-http.test.mjs).
+  const anonymous = await fetch(`http://127.0.0.1:${HTTP_PORT}/v1/actions`);
+  assert.equal(anonymous.status, 401);
+  const token = lg('tokens', 'create', '--principal', 'http-client', '--json').json().token;
+  const res = await fetch(`http://127.0.0.1:${HTTP_PORT}/v1/actions`, { headers: { 'latchgate-token': token } });
   assert.equal(res.status, 200);
   assert.ok((await res.json()).actions.length >= 8);
-  assert.equal((await fetch(`http://127.0.0.1:${HTTP_PORT}/v1/admin/epoch`)).status, 404, 'admin routes are not on the HTTP port');
+  assert.equal((await fetch(`http://127.0.0.1:${HTTP_PORT}/v1/admin/epoch`, { headers: { 'latchgate-token': token } })).status, 404, 'admin routes are not on the HTTP port');
   const refused = lg('audit', '--json', '--event-type', 'request_refused').json();
   assert.ok(refused.some((e) => e.error.code === 'operator_required'));
   assert.ok(refused.some((e) => e.error.code === 'identity_unauthenticated'));

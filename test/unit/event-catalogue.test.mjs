@@ -146,17 +146,20 @@ test('the gate: leases, executions, approvals, refusals, their counted summaries
     ['/v1/admin/keys/rotate', { kind: 'grant' }],
     ['/v1/admin/policy/grant', { principal: 'someone', actions: ['t_ok'], sinks: [] }],
     ['/v1/admin/policy/revoke', { principal: 'someone', actions: ['t_ok'] }],
-    ['/v1/admin/drain', {}],
   ]) {
     const r = await admin(g, 'POST', path, body);
     assert.equal(r.status, 200, `${path}: ${r.text}`);
   }
+  const token = await admin(g, 'POST', '/v1/admin/tokens', { principal: 'tcp-client' });
+  assert.equal(token.status, 201, token.text);
+  assert.equal((await admin(g, 'POST', `/v1/admin/tokens/${token.body.token_id}/revoke`, {})).status, 200);
+  assert.equal((await admin(g, 'POST', '/v1/admin/drain', {})).status, 200);
   assert.equal((await admin(g, 'GET', '/v1/receipt-keys')).status, 200);
   g.gate.close(); // writes the counted summaries
   const events = g.ctx.ledger.query({ limit: 10_000 });
   assertAllFit(events, 'gate');
   const types = new Set(events.map((e) => e.event_type));
-  for (const name of ['lease_issued', 'lease_denied', 'action_call', 'request_refused', 'approval_granted', 'approval_denied', 'approval_expired', 'approval_revoked', 'admin_revoke_all', 'admin_reload', 'admin_keys_rotated', 'policy_grant', 'policy_revoke', 'admin_drain', 'admin_receipt_keys_read']) {
+  for (const name of ['lease_issued', 'lease_denied', 'action_call', 'request_refused', 'approval_granted', 'approval_denied', 'approval_expired', 'approval_revoked', 'admin_revoke_all', 'admin_reload', 'admin_keys_rotated', 'policy_grant', 'policy_revoke', 'admin_drain', 'admin_receipt_keys_read', 'client_token_created', 'client_token_revoked']) {
     assert.ok(types.has(name), `the gate wrote ${name}`);
   }
   const summaries = events.filter((e) => e.details?.coalesced);

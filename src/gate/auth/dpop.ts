@@ -59,6 +59,8 @@ export interface VerifiedRequest {
   lease_expires_at: number;
   /** The revocation epoch the lease was issued in (the current one, as it verified). */
   lease_epoch: number;
+  /** The client token the lease was issued through, if any. */
+  token_id?: string;
 }
 
 export interface VerifyProofInput {
@@ -257,5 +259,6 @@ export async function verifyRequest(input: VerifyRequestInput, ctx: VerifyReques
     jkt: lease.cnf.jkt,
     lease_expires_at: lease.exp,
     lease_epoch: lease.epoch,
+    ...(lease.tok !== undefined ? { token_id: lease.tok } : {}),
   };
 }

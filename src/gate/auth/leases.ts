@@ -44,6 +44,8 @@ export interface IssueLeaseInput {
   budgets?: LeaseBudgets;
   /** Lease lifetime; capped at LEASE_MAX_TTL_SECONDS. */
   ttlSeconds: number;
+  /** The client token the caller was identified by (TCP listener): the lease is usable only with it. */
+  tokenId?: string;
 }
 
 export interface IssueLeaseContext {
@@ -76,6 +78,8 @@ export interface LeaseClaims {
   budgets?: LeaseBudgets;
   cnf: { jkt: string };
   epoch: number;
+  /** The client token the lease was issued through (src/gate/tokens.ts); absent for a peer-uid or box caller. */
+  tok?: string;
 }
 
 export interface VerifyLeaseContext {
@@ -216,6 +220,7 @@ export async function issueLease(input: IssueLeaseInput, ctx: IssueLeaseContext)
     ...(budgets ? { budgets } : {}),
     cnf: { jkt },
     epoch: ctx.currentEpoch,
+    ...(input.tokenId !== undefined ? { tok: input.tokenId } : {}),
   };
   const key = ctx.keys.current('lease');
   const lease_jwt = await new SignJWT(claims as unknown as Record<string, unknown>)
@@ -240,6 +245,7 @@ function rememberLease(jwt: string, payload: Record<string, unknown>): void {
 
 const B64URL_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 const JKT = /^[A-Za-z0-9_-]{43}$/;
+const TOKEN_ID = /^[0-9a-f]{16}$/;
 
 function invalidLease(message: string, cause?: unknown): AuthError {
   return new AuthError('invalid_lease', message, cause === undefined ? undefined : { cause });
@@ -313,6 +319,7 @@ export async function verifyLease(leaseJwt: string, ctx: VerifyLeaseContext, now
   if (!Array.isArray(p.scope) || !p.scope.every(isValidScope)) throw invalidLease('lease scope must be an array of scopes');
   if (!isPlainObject(cnf) || typeof cnf.jkt !== 'string' || !JKT.test(cnf.jkt)) throw invalidLease('lease has no cnf.jkt');
   if (typeof p.epoch !== 'number' || !Number.isSafeInteger(p.epoch) || p.epoch < 0) throw invalidLease('lease has no epoch');
+  if (p.tok !== undefined && (typeof p.tok !== 'string' || !TOKEN_ID.test(p.tok))) throw invalidLease('lease tok must be a client token id (16 hex digits)');
   if (p.budgets !== undefined) {
     try {
       checkBudgets(p.budgets, 'lease budgets');

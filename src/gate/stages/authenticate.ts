@@ -1,5 +1,6 @@
 // Drain guard, lease + DPoP, and the binding of the lease to the caller the
-// transport identified (a lease is never usable by another principal).
+// transport identified (a lease is never usable by another principal, nor
+// through another client token).
 import type { Caller, RequestAuth } from '../app.js';
 import { AuthError } from '../auth/errors.js';
 import { verifyRequest } from '../auth/dpop.js';
@@ -30,5 +31,10 @@ export async function verifySession(ctx: GateContext, caller: Caller, auth: Requ
   if (v.principal !== caller.principal) {
     throw new GateError('identity_forbidden', `this lease was issued to ${v.principal}, not to the caller ${caller.principal}`);
   }
-  return { principal: v.principal, session_id: v.session_id, lease_jti: v.lease_jti, scopes: v.scopes, jkt: v.jkt, lease_epoch: v.lease_epoch, lease_expires_at: v.lease_expires_at };
+  // A lease issued through a client token is used with that token only (and
+  // dies with it); one issued to a peer uid or a box is never used over TCP.
+  if (v.token_id !== caller.token_id) {
+    throw new GateError('identity_forbidden', v.token_id ? `this lease was issued through client token ${v.token_id}; send that token with it` : 'this lease was not issued through a client token; request a lease with your own token');
+  }
+  return { principal: v.principal, session_id: v.session_id, lease_jti: v.lease_jti, scopes: v.scopes, jkt: v.jkt, lease_epoch: v.lease_epoch, lease_expires_at: v.lease_expires_at, ...(v.token_id ? { token_id: v.token_id } : {}) };
 }

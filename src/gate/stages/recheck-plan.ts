@@ -15,7 +15,7 @@ import { precheck } from './precheck-targets.js';
 export function recheckPlan(ctx: GateContext, x: Execution): void {
   const plan = need(x, 'plan');
   if (x.approval) {
-    const r = leaseRefusal(plan, ctx.state.epoch);
+    const r = leaseRefusal(plan, ctx.state.epoch, new Date(), ctx.tokens);
     if (r) {
       ctx.approvals.revoke(x.approval.id, r.message);
       throw new GateError(r.code, `approval ${x.approval.id}: ${r.message}`);
