@@ -12,6 +12,7 @@ import { PolicyStore } from '../policy/store.js';
 import { Approvals } from './approvals.js';
 import { ReplayCache } from './auth/replay.js';
 import { Budgets } from './budget.js';
+import { BudgetRules } from './budget-rules.js';
 import { noopProvider } from './builtin-providers.js';
 import { GateState, type GateContext } from './context.js';
 import { GateError } from './errors.js';
@@ -50,6 +51,15 @@ export async function policyEngine(c: GateFileConfig['policy']): Promise<PolicyE
   throw new GateError('invalid_request', `[policy] engine = ${JSON.stringify(kind)}: expected "cedar", "opa-wasm" or "opa-server"`);
 }
 
+/** The operator's budgets; one that names an action no manifest defines would never bite, so it is refused. */
+function budgetRules(c: GateFileConfig['budgets'], registry: Registry): BudgetRules {
+  const rules = new BudgetRules(c);
+  for (const a of rules.actionIds()) {
+    if (!registry.get(a.action_id)) throw new GateError('invalid_request', `${a.section}: no action ${JSON.stringify(a.action_id)} is registered; expected an action id from latchgate actions (a typo would leave the action unlimited)`);
+  }
+  return rules;
+}
+
 export interface OpenedGate {
   db: Db;
   ctx: GateContext;
@@ -70,7 +80,7 @@ export async function openGate(o: OpenGateOptions): Promise<OpenedGate> {
   const registry = new Registry(db, o.config.manifestDirs, { builtin: o.builtinManifests ?? true });
   registry.migrate();
   registry.load();
-  const budgets = new Budgets(db);
+  const budgets = new Budgets(db, budgetRules(o.config.budgets, registry));
   budgets.migrate();
   const ttl = o.config.approvalTtlSeconds ?? DEFAULTS.approvalTtlSeconds;
   const approvals = new Approvals(db, ttl);
