@@ -68,16 +68,16 @@ export function budgetReport(b: Budgets, principal?: string, now = new Date()): 
   return { configured: b.rules.configured, day, principals };
 }
 
-const fmt = (l: Left) => (l.limit === null ? `${l.used} used (unlimited)` : `${l.left} of ${l.limit} left`);
-const fmtLease = (p: { calls: number | null; cost: number | null }) => `${p.calls ?? 'unlimited'} calls, ${p.cost ?? 'unlimited'} cost`;
+const fmt = (w: WindowReport) => (['calls', 'cost'] as const).map((k) => (w[k].limit === null ? `${k} ${w[k].used} used (no limit)` : `${k} ${w[k].left} left of ${w[k].limit}`)).join(', ');
+const fmtLease = (p: { calls: number | null; cost: number | null }) => `calls ${p.calls ?? 'no limit'}, cost ${p.cost ?? 'no limit'}`;
 
 /** The report as lines for a terminal. */
 export function budgetLines(r: BudgetReport): string[] {
   const out = [`budgets:    ${r.configured ? `configured, day ${r.day} (UTC)` : 'none configured: every principal is unlimited'}`];
   for (const p of r.principals) {
-    out.push(`  ${p.principal} ${p.source ?? '(unlimited)'}: today ${fmt(p.day.calls)} calls, ${fmt(p.day.cost)} cost; per lease ${fmtLease(p.per_lease)}`);
-    for (const l of p.leases) out.push(`    lease ${l.session_id} (until ${l.expires_at}): ${fmt(l.calls)} calls, ${fmt(l.cost)} cost`);
-    for (const a of p.actions) out.push(`    action ${a.action_id}: today ${fmt(a.day.calls)} calls, ${fmt(a.day.cost)} cost; per lease ${fmtLease(a.per_lease)}`);
+    out.push(`  ${p.principal} ${p.source ?? '(unlimited)'}: today ${fmt(p.day)}; per lease ${fmtLease(p.per_lease)}`);
+    for (const l of p.leases) out.push(`    lease ${l.session_id} (until ${l.expires_at}): ${fmt(l)}`);
+    for (const a of p.actions) out.push(`    action ${a.action_id}: today ${fmt(a.day)}; per lease ${fmtLease(a.per_lease)}`);
   }
   return out;
 }
