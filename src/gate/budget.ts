@@ -131,6 +131,7 @@ export class Budgets {
       });
     }
     this.s = this.prepare();
+    this.sweep();
   }
 
   private prepare() {

@@ -80,7 +80,14 @@ export async function openGate(o: OpenGateOptions): Promise<OpenedGate> {
   const registry = new Registry(db, o.config.manifestDirs, { builtin: o.builtinManifests ?? true });
   registry.migrate();
   registry.load();
-  const budgets = new Budgets(db, budgetRules(o.config.budgets, registry));
+  let rules: BudgetRules;
+  try {
+    rules = budgetRules(o.config.budgets, registry);
+  } catch (e) {
+    db.close();
+    throw e;
+  }
+  const budgets = new Budgets(db, rules);
   budgets.migrate();
   const ttl = o.config.approvalTtlSeconds ?? DEFAULTS.approvalTtlSeconds;
   const approvals = new Approvals(db, ttl);
