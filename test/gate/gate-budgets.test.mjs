@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseConfig } from '../../dist/config/latchgate-toml.js';
 import { Agent, grantAll, request, startGate } from '../helpers/gate.mjs';
-import { gateFor, tempDir } from '../helpers/gate-faults.mjs';
+import { burst, decisionEvents, gateFor, tempDir } from '../helpers/gate-faults.mjs';
 
 /** [budgets] as the gate reads it from latchgate.toml. */
 const budgets = (toml) => parseConfig('budgets-test.toml', toml).gate.budgets;
@@ -19,19 +19,6 @@ async function agent(g, leaseOpts) {
   return a;
 }
 
-async function burst(a, actionId, n) {
-  const p = `/v1/actions/${actionId}/execute`;
-  const proofs = await Promise.all(Array.from({ length: n }, () => a.proof('POST', p)));
-  return Promise.all(proofs.map((proof, i) => a.execute(actionId, { n: i }, { proof })));
-}
-
-function actionCalls(g, sessionId) {
-  return g.db
-    .prepare("SELECT event_json FROM audit_events WHERE event_type = 'action_call' AND session_id = ? ORDER BY id")
-    .all(sessionId)
-    .map((r) => JSON.parse(r.event_json));
-}
-
 test('within the day budget every call runs, and the events show what is left', async (t) => {
   const g = await gateFor(t, { config: { budgets: budgets('[budgets.tester]\ncalls_per_day = 3\n') } });
   grantAll(g);
@@ -40,7 +27,7 @@ test('within the day budget every call runs, and the events show what is left', 
     const r = await a.execute('t_ok', { n: i });
     assert.equal(r.status, 200, r.text);
   }
-  const evs = actionCalls(g, a.session_id);
+  const evs = decisionEvents(g, a.session_id);
   assert.deepEqual(evs.map((e) => e.budgets_after), [{ calls_remaining: 2 }, { calls_remaining: 1 }, { calls_remaining: 0 }]);
 });
 
@@ -67,7 +54,7 @@ test('an agent that takes a new lease after using up its day budget is still ref
   assert.equal(r.body.budget_window.principal, 'tester');
   assert.equal(r.body.budget_window.max, 2);
   // The audit event says the same.
-  const ev = actionCalls(g, b.session_id).at(-1);
+  const ev = decisionEvents(g, b.session_id).at(-1);
   assert.equal(ev.error.code, 'budget_exhausted');
   assert.match(ev.error.message, /day budget/);
   assert.equal(ev.details.budget_window.window, 'day');
