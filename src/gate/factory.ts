@@ -1,6 +1,7 @@
 // Builds a gate from configuration: one SQLite file and one key directory
 // under the state dir, shared by `latchgate up` and every `latchgate sandbox`.
 import type { GateFileConfig } from '../config/latchgate-toml.js';
+import { LaunchError } from '../core/errors.js';
 import { Checkpointer } from '../ledger/checkpointer.js';
 import { openDb, WalSync, type Db } from '../ledger/db.js';
 import { KeyStore } from '../keys/store.js';
@@ -55,7 +56,7 @@ export async function policyEngine(c: GateFileConfig['policy']): Promise<PolicyE
 function budgetRules(c: GateFileConfig['budgets'], registry: Registry): BudgetRules {
   const rules = new BudgetRules(c);
   for (const a of rules.actionIds()) {
-    if (!registry.get(a.action_id)) throw new GateError('invalid_request', `${a.section}: no action ${JSON.stringify(a.action_id)} is registered; expected an action id from latchgate actions (a typo would leave the action unlimited)`);
+    if (!registry.get(a.action_id)) throw new LaunchError(`latchgate.toml ${a.section}: no action ${JSON.stringify(a.action_id)} is registered; expected an action id from latchgate actions (a typo would leave the action unlimited)`);
   }
   return rules;
 }
