@@ -72,6 +72,35 @@ ${sectionList(LATCHGATE_TOML)}
 
 ${keyTable(LATCHGATE_TOML)}
 
+### Budgets
+
+Budgets are the operator's. With no \`[budgets]\` at all, every principal is unlimited: that is the
+first-run default, and only then; once any entry exists, a principal without its own entry and without a
+\`[budgets.default]\` is still unlimited, so set \`[budgets.default]\` to limit everyone else.
+
+\`\`\`toml
+[budgets.default]            # every principal without an entry of its own
+calls_per_day = 200
+
+[budgets.alice]              # replaces [budgets.default] for alice
+calls_per_day = 500          # every UTC day, across all of alice's leases and gate restarts
+cost_per_day = 20
+calls_per_lease = 100
+
+[budgets.alice.actions.http_post]
+calls_per_day = 10           # besides alice's own: this action's calls alone
+\`\`\`
+
+A call counts against every window that applies (the lease's and the day's; the principal's, and the
+action's where one is configured) and is refused (\`403 budget_exhausted\`) by the first that cannot take it;
+the error and the \`action_call\` event (\`details.budget_window\`) name that window, whose it is and where
+its limit was set. A call whose provider never ran is given back to every window it was taken from.
+A lease request's \`budgets\` (\`max_calls\`, \`max_cost\`) may only narrow its own lease: asking for
+more than the principal's \`*_per_lease\` or \`*_per_day\` limit is refused (\`400 budget_exceeds_limit\`,
+naming the field and the limit), never clamped. An action id that no manifest defines is refused when the
+gate opens. \`latchgate status\` and \`latchgate policy show\` (and \`GET /v1/admin/policy\`) show what is
+left. The policy input's \`budgets_before\` is the tightest of the windows of the call.
+
 ## Agent profiles: profiles/<agent>.toml
 
 One file per agent, shipped with latchgate and chosen with \`--profile\`; \`[sandbox.agent]\` in

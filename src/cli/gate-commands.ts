@@ -12,6 +12,7 @@ import { EVENT_CATALOGUE, EVENT_TYPES, isEventType, type EventType } from '../co
 import { closest } from '../config/suggest.js';
 import { canonicalHash, canonicalize } from '../crypto/jcs.js';
 import { displayJson, displayLines, displayText, safeJson, safeJsonText } from './safe-text.js';
+import { budgetLines, budgetReport, type BudgetReport } from '../gate/budget-report.js';
 import { gateSetup, localOperator, openSharedGate, stateFiles, type GateSetup } from '../gate/setup.js';
 
 export type Out = { json?: boolean; config?: string };
@@ -112,6 +113,7 @@ export function statusCommand(): Command {
         revocation_epoch: g.ctx.state.epoch,
         pending_approvals: g.ctx.approvals.list('pending', 1000).length,
         ledger: { events: report.total_events, intact: report.intact, intents_without_receipts: report.intents_without_receipts.length },
+        budgets: budgetReport(g.ctx.budgets),
       };
       print(o, v, () =>
         [
@@ -121,6 +123,7 @@ export function statusCommand(): Command {
           `actions:    ${v.actions}, policy engine ${v.policy_engine}, revocation epoch ${v.revocation_epoch}`,
           `approvals:  ${v.pending_approvals} pending`,
           `ledger:     ${v.ledger.events} events, ${v.ledger.intact ? 'intact' : 'BROKEN (run latchgate verify)'}${v.ledger.intents_without_receipts ? `, ${v.ledger.intents_without_receipts} intents without receipts` : ''}`,
+          ...budgetLines(v.budgets),
         ].join('\n'),
       );
     });
@@ -277,7 +280,8 @@ export function policyCommand(): Command {
   c.addCommand(common(new Command('show').summary('the policy data, or one principal\'s view')).argument('[principal]').action(async (principal: string | undefined, o: Out) => {
     await withGate(o, (g) => {
       const r = g.gate.admin.policyShow(principal);
-      print(o, r, () => JSON.stringify(r, null, 2));
+      const { budgets, ...policy } = r as { budgets: BudgetReport };
+      print(o, r, () => [JSON.stringify(policy, null, 2), ...budgetLines(budgets)].join('\n'));
     });
   }));
   c.addCommand(common(new Command('list').summary('every principal with grants')).action(async (o: Out) => {

@@ -15,6 +15,22 @@ const CREDENTIAL = table(`A credential route: the box calls \`http://127.0.0.1:$
   ca_file: leaf('string', 'A PEM file of certificates trusted for this upstream (besides the system\'s).', { fileRelative: true }),
 });
 
+/** The limits of one budget: per lease, and per UTC day across every lease and gate restart. */
+const budgetLimits = (of: string, narrowed: (field: string, fewer: string) => string) => ({
+  calls_per_lease: leaf('uint', `Calls one lease may make${of}${narrowed('max_calls', 'fewer')}.`, { shown: 'unlimited' }),
+  cost_per_lease: leaf('uint', `Cost units (an action's manifest \`cost\` per call) one lease may spend${of}${narrowed('max_cost', 'less')}.`, { shown: 'unlimited' }),
+  calls_per_day: leaf('uint', `Calls per UTC day${of}, counted across every lease of the principal and across gate restarts: a new lease does not reset it.`, { shown: 'unlimited' }),
+  cost_per_day: leaf('uint', `Cost units per UTC day${of}, counted like \`calls_per_day\`.`, { shown: 'unlimited' }),
+});
+
+const BUDGET = table(
+  'The budgets of one principal, set by the operator. Every call counts against each window that applies (the lease\'s, the day\'s; the principal\'s, and the action\'s where configured); the first one that runs out refuses the call (`budget_exhausted`, naming it). A principal\'s own entry replaces `[budgets.default]` as a whole.',
+  {
+    ...budgetLimits(' (every action together)', (f, fewer) => `; a lease request may ask for ${fewer} (\`budgets.${f}\`), never more than this or the day's limit`),
+    actions: named(table('', budgetLimits(' of this action', () => '')), 'Limits of one action (by its action id: `[budgets.alice.actions.http_post]`; quote an id with dots) for this principal, besides the principal\'s own.', { label: 'action' }),
+  },
+);
+
 export const LATCHGATE_TOML = table('latchgate.toml', {
   sandbox: table('The box `latchgate sandbox` runs the agent in.', {
     agent: table('What the box holds and reaches. A `--sandbox-config` file has these keys at its top level and replaces this section.', {
@@ -62,6 +78,7 @@ export const LATCHGATE_TOML = table('latchgate.toml', {
     ),
   }),
   operators: named(table('', { uid: leaf('uint', 'The peer uid of the operator on the admin socket.', { required: true }) }), 'Operators by name. None configured: the user running latchgate.', { label: 'name' }),
+  budgets: named(BUDGET, 'Budgets by principal; `[budgets.default]` applies to every principal without an entry of its own. None configured (no `[budgets]` at all): every principal is unlimited, the first-run default; a lease request\'s own `budgets` still narrow its lease.', { label: 'principal' }),
   policy: table('The policy engine.', {
     engine: leaf('string', '`"cedar"`, `"opa-wasm"` or `"opa-server"`.', { shown: '`"cedar"`' }),
     opa_wasm: leaf('string', 'The policy for `opa-wasm`, built with `opa build -t wasm`.', { fileRelative: true }),
@@ -88,13 +105,18 @@ export type SandboxFileConfig = Omit<Toml['sandbox']['agent'], 'credentials'> & 
   credentials: Map<string, ConfigRoute>;
 };
 
-/** [gate] with [state], [identity], [operators] and [policy]. */
+/** [budgets]: the operator's limits, by principal. */
+export type BudgetConfig = Toml['budgets'];
+
+/** [gate] with [state], [identity], [operators], [policy] and [budgets]. */
 export type GateFileConfig = Toml['gate'] & {
   stateDir?: Toml['state']['dir'];
   runtimeDir?: Toml['state']['runtimeDir'];
   principals: Toml['identity']['principals'];
   operators: Toml['operators'];
   policy: Toml['policy'];
+  /** Absent: no budgets configured (built by hand, e.g. in tests). */
+  budgets?: BudgetConfig;
 };
 
 export interface LatchgateConfig {
@@ -124,14 +146,14 @@ export function parseStandaloneSandboxConfig(file: string, text: string): Sandbo
 
 /** agentSection: how [sandbox.agent] is written in the file (empty: its keys are at the top level). */
 function fromDocument(file: string, doc: Record<string, unknown>, agentSection = 'sandbox.agent.'): LatchgateConfig {
-  const { sandbox, gate, state, identity, operators, policy } = readToml(file, doc, LATCHGATE_TOML);
+  const { sandbox, gate, state, identity, operators, policy, budgets } = readToml(file, doc, LATCHGATE_TOML);
   const { strictNet, ...network } = sandbox.network;
   const credentials = new Map<string, ConfigRoute>();
   for (const [name, c] of sandbox.agent.credentials) credentials.set(name, { ...c, origin: `${file}: [${agentSection}credentials.${name}]` });
   return {
     file,
     sandbox: { ...sandbox.agent, limits: sandbox.limits, strictNet, network, credentials },
-    gate: { ...gate, stateDir: state.dir, runtimeDir: state.runtimeDir, principals: identity.principals, operators, policy },
+    gate: { ...gate, stateDir: state.dir, runtimeDir: state.runtimeDir, principals: identity.principals, operators, policy, budgets },
   };
 }
 

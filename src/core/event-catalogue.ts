@@ -60,7 +60,10 @@ const CATALOGUE = {
       execution: O,
       approval: O,
       error: O,
+      details: O,
     },
+    // budget_window: the window that ran out, on a budget_exhausted refusal (src/gate/budget.ts, ExhaustedWindow).
+    details: { budget_window: O },
     coalesced: true,
   },
   lease_issued: {

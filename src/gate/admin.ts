@@ -8,6 +8,7 @@ import { verifyLedger } from '../ledger/verify.js';
 import type { AdminService, Caller } from './app.js';
 import { ApprovalError, leaseRefusal, pollView, type Approval, type LeaseRefusal } from './approvals.js';
 import { asGateError } from './audit.js';
+import { budgetReport } from './budget-report.js';
 import type { GateContext } from './context.js';
 import { GateError } from './errors.js';
 import type { Pipeline } from './pipeline.js';
@@ -169,8 +170,10 @@ export class Admin implements AdminService {
     return { ...t };
   }
 
+  /** The policy data (or one principal's view), with what is left of the budgets. */
   policyShow(principal?: string): Record<string, unknown> {
-    return principal ? { ...this.ctx.policyStore.show(principal) } : { principals: this.ctx.policyStore.list() };
+    const budgets = budgetReport(this.ctx.budgets, principal);
+    return principal ? { ...this.ctx.policyStore.show(principal), budgets } : { principals: this.ctx.policyStore.list(), budgets };
   }
 
   policyGrant(caller: Caller, body: unknown): Record<string, unknown> {

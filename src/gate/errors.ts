@@ -4,6 +4,7 @@
 const STATUS: Record<string, number> = {
   malformed_json: 400,
   invalid_request: 400,
+  budget_exceeds_limit: 400,
   duplicate_header: 400,
   missing_auth_header: 401,
   invalid_auth_scheme: 401,

@@ -1,6 +1,7 @@
 // Builds a gate from configuration: one SQLite file and one key directory
 // under the state dir, shared by `latchgate up` and every `latchgate sandbox`.
 import type { GateFileConfig } from '../config/latchgate-toml.js';
+import { LaunchError } from '../core/errors.js';
 import { Checkpointer } from '../ledger/checkpointer.js';
 import { openDb, WalSync, type Db } from '../ledger/db.js';
 import { KeyStore } from '../keys/store.js';
@@ -12,6 +13,7 @@ import { PolicyStore } from '../policy/store.js';
 import { Approvals } from './approvals.js';
 import { ReplayCache } from './auth/replay.js';
 import { Budgets } from './budget.js';
+import { BudgetRules } from './budget-rules.js';
 import { noopProvider } from './builtin-providers.js';
 import { GateState, type GateContext } from './context.js';
 import { GateError } from './errors.js';
@@ -58,6 +60,15 @@ function principalScopes(configured: Iterable<{ name: string; scopes: string[] }
   return out;
 }
 
+/** The operator's budgets; one that names an action no manifest defines would never bite, so it is refused. */
+function budgetRules(c: GateFileConfig['budgets'], registry: Registry): BudgetRules {
+  const rules = new BudgetRules(c);
+  for (const a of rules.actionIds()) {
+    if (!registry.get(a.action_id)) throw new LaunchError(`latchgate.toml ${a.section}: no action ${JSON.stringify(a.action_id)} is registered; expected an action id from latchgate actions (a typo would leave the action unlimited)`);
+  }
+  return rules;
+}
+
 export interface OpenedGate {
   db: Db;
   ctx: GateContext;
@@ -78,7 +89,14 @@ export async function openGate(o: OpenGateOptions): Promise<OpenedGate> {
   const registry = new Registry(db, o.config.manifestDirs, { builtin: o.builtinManifests ?? true });
   registry.migrate();
   registry.load();
-  const budgets = new Budgets(db);
+  let rules: BudgetRules;
+  try {
+    rules = budgetRules(o.config.budgets, registry);
+  } catch (e) {
+    db.close();
+    throw e;
+  }
+  const budgets = new Budgets(db, rules);
   budgets.migrate();
   const ttl = o.config.approvalTtlSeconds ?? DEFAULTS.approvalTtlSeconds;
   const approvals = new Approvals(db, ttl);

@@ -78,11 +78,13 @@ export class Gate implements GateService {
   async issueLease(caller: Caller, body: unknown): Promise<Record<string, unknown>> {
     try {
       const req = parseLeaseRequest(body);
+      // The operator's limits stand: a request may narrow its lease, never widen it.
+      this.ctx.budgets.rules.checkLeaseRequest(caller.principal, req.budgets);
       const lease = await issueLease(
         { principal: caller.principal, allowedScopes: caller.scopes, requestedScopes: req.scopes, dpopJwk: req.dpop_jwk, budgets: req.budgets, ttlSeconds: this.ctx.settings.leaseTtlSeconds, ...(caller.token_id ? { tokenId: caller.token_id } : {}) },
         { keys: this.ctx.keys, currentEpoch: this.ctx.state.epoch },
       );
-      this.ctx.budgets.init(lease.session_id, req.budgets ?? {}, new Date(lease.expires_at));
+      this.ctx.budgets.init({ session_id: lease.session_id, principal: caller.principal }, req.budgets ?? {}, new Date(lease.expires_at));
       this.event({ event_type: 'lease_issued', decision: 'allow', subject: { principal: caller.principal, session_id: lease.session_id, lease_jti: lease.lease_jti, identity_method: caller.transport }, details: { scopes: req.scopes, budgets: req.budgets ?? null, expires_at: lease.expires_at, ...(caller.token_id ? { token_id: caller.token_id } : {}) } });
       return { ...lease };
     } catch (e) {

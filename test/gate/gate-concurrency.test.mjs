@@ -5,21 +5,7 @@ import assert from 'node:assert/strict';
 import { verifyLedger } from '../../dist/ledger/verify.js';
 import { verifyReceipt } from '../../dist/ledger/receipt.js';
 import { Agent, grantAll } from '../helpers/gate.mjs';
-import { gateFor } from '../helpers/gate-faults.mjs';
-
-/** n parallel executions, each with its own fresh DPoP proof (built before any is sent). */
-async function burst(a, actionId, n, body = (i) => ({ n: i })) {
-  const paths = `/v1/actions/${actionId}/execute`;
-  const proofs = await Promise.all(Array.from({ length: n }, () => a.proof('POST', paths)));
-  return Promise.all(proofs.map((proof, i) => a.execute(actionId, body(i), { proof })));
-}
-
-function decisionEvents(g, sessionId) {
-  return g.db
-    .prepare("SELECT event_json FROM audit_events WHERE event_type = 'action_call' AND session_id = ? ORDER BY id")
-    .all(sessionId)
-    .map((r) => JSON.parse(r.event_json));
-}
+import { burst, decisionEvents, gateFor } from '../helpers/gate-faults.mjs';
 
 test('50 parallel t_ok against max_calls 10: exactly 10 succeed, 40 budget_exhausted, 50 decisions in the ledger', async (t) => {
   const g = await gateFor(t);

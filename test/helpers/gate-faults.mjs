@@ -1,6 +1,6 @@
 // Helpers for the gate's fault and bad-input tests:
 // ledger look-ups by row id, polling, the crash fixture server, and ledger
-// copies to tamper with.
+// copies to tamper with, parallel bursts and the action_call events of a session.
 import { spawn } from 'node:child_process';
 import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -158,4 +158,19 @@ export async function boxSocket(t, g, principal, scopes = ['tools:call']) {
   await listenUnix(app, socket, 0o666);
   t.after(() => app.close());
   return socket;
+}
+
+/** n parallel executions, each with its own fresh DPoP proof (built before any is sent). */
+export async function burst(a, actionId, n, body = (i) => ({ n: i })) {
+  const paths = `/v1/actions/${actionId}/execute`;
+  const proofs = await Promise.all(Array.from({ length: n }, () => a.proof('POST', paths)));
+  return Promise.all(proofs.map((proof, i) => a.execute(actionId, body(i), { proof })));
+}
+
+/** The action_call events of a session, oldest first, parsed. */
+export function decisionEvents(g, sessionId) {
+  return g.db
+    .prepare("SELECT event_json FROM audit_events WHERE event_type = 'action_call' AND session_id = ? ORDER BY id")
+    .all(sessionId)
+    .map((r) => JSON.parse(r.event_json));
 }

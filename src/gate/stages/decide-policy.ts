@@ -1,6 +1,7 @@
 // Budget snapshot and policy decision. The engine's answer is one of deny
 // (with its reason), allow, or allow pending a human's approval.
 import { ENGINE_FAILURE } from '../../policy/engine.js';
+import { callSubject, describeExhausted, type ExhaustedWindow } from '../budget.js';
 import type { GateContext } from '../context.js';
 import { GateError } from '../errors.js';
 import { need, type Execution } from '../execution.js';
@@ -12,7 +13,9 @@ export async function decidePolicy(ctx: GateContext, x: Execution): Promise<void
   const s = need(x, 'session');
   const p = need(x, 'pre');
   const m = need(x, 'action').manifest;
-  const budget = ctx.budgets.snapshot(s.session_id);
+  // The tightest of the windows that apply (lease and day; the principal's, the action's).
+  const view = ctx.budgets.view(callSubject(s, m.action_id), m.cost ?? 0);
+  const budget = view.snapshot;
   const input: PolicyInput = {
     principal: s.principal,
     session_id: s.session_id,
@@ -38,13 +41,19 @@ export async function decidePolicy(ctx: GateContext, x: Execution): Promise<void
   x.decided = { input, decision, budget };
   x.event.policy = { policy_version: decision.policy_version, decision: decision.allow ? (decision.requires_approval ? 'pending_approval' : 'allow') : 'deny', determining_policies: decision.determining_policies, ...(decision.deny_reason ? { deny_reason: decision.deny_reason } : {}) };
   x.event.budgets_before = { ...budget };
-  if (!decision.allow) throw denialError(decision);
+  if (!decision.allow) {
+    const e = denialError(decision, view.exhausted);
+    if (e.extra.budget_window) x.event.details = { budget_window: e.extra.budget_window };
+    throw e;
+  }
 }
 
-/** The error a denial becomes: an engine that could not decide is a 503, a rule's denial a 403. */
-function denialError(d: PolicyDecision): GateError {
+/** The error a denial becomes: an engine that could not decide is a 503, a rule's denial a 403; a budget's names the window that ran out. */
+function denialError(d: PolicyDecision, exhausted: ExhaustedWindow | undefined): GateError {
   const reason = d.deny_reason ?? 'denied';
-  if (/budget/i.test(reason)) return new GateError('budget_exhausted', reason, { deny_reason: reason });
+  if (/budget/i.test(reason)) {
+    return new GateError('budget_exhausted', exhausted ? `${reason}: ${describeExhausted(exhausted)}` : reason, { deny_reason: reason, ...(exhausted ? { budget_window: exhausted } : {}) });
+  }
   if (ENGINE_CODES.has(reason)) return new GateError(reason, `the policy engine could not decide (${reason}); nothing was executed`, { deny_reason: reason });
   return new GateError('policy_denied', reason, { deny_reason: reason, policy_version: d.policy_version });
 }

@@ -1,6 +1,7 @@
 // The atomic budget debit, and the Ed25519-signed grant binding plan, sender
 // key, budget and approval.
 import { randomUUID } from 'node:crypto';
+import { callSubject, describeExhausted } from '../budget.js';
 import { signGrant } from '../grant.js';
 import type { GateContext } from '../context.js';
 import { GateError } from '../errors.js';
@@ -9,11 +10,11 @@ import type { ExecutionGrant } from '../types.js';
 
 export function reserveAndSignGrant(ctx: GateContext, x: Execution): void {
   const plan = need(x, 'plan');
-  const debit = ctx.budgets.debit(plan.session.session_id, plan.cost);
+  // Every window the call counts against (lease and day; principal and action), in the pipeline's transaction.
+  const debit = ctx.budgets.debit(callSubject(plan.session, plan.core.action_id), plan.cost);
   if (!debit.ok) {
-    throw new GateError('budget_exhausted', debit.reason === 'calls' ? 'the session has no calls left in its budget' : `the session's cost budget cannot cover ${plan.cost}`, {
-      budgets_before: debit.before,
-    });
+    x.event.details = { budget_window: debit.exhausted };
+    throw new GateError('budget_exhausted', describeExhausted(debit.exhausted), { budgets_before: debit.before, budget_window: debit.exhausted });
   }
   const grant: ExecutionGrant = {
     grant_id: randomUUID(),
@@ -30,5 +31,5 @@ export function reserveAndSignGrant(ctx: GateContext, x: Execution): void {
     revocation_epoch: ctx.state.epoch,
   };
   x.grant = signGrant(ctx.keys, grant);
-  x.debit = { before: { ...debit.before }, after: { ...debit.after } };
+  x.debit = { before: { ...debit.before }, after: { ...debit.after }, taken: debit.taken, cost: plan.cost };
 }

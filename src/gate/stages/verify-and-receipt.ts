@@ -7,6 +7,7 @@ import { signReceipt } from '../../ledger/receipt.js';
 import type { AuditEventInput } from '../../core/audit-event.js';
 import type { ExecutionReceipt } from '../../ledger/receipt.js';
 import { stamped } from '../audit.js';
+import type { WindowKey } from '../budget.js';
 import type { GateContext } from '../context.js';
 import { GateError } from '../errors.js';
 import { need, type Dispatched, type Execution } from '../execution.js';
@@ -15,12 +16,12 @@ import type { ExecutionGrant } from '../types.js';
 import { verifyEffect } from '../verify-effect.js';
 
 export async function verifyAndReceipt(ctx: GateContext, x: Execution): Promise<void> {
-  const f = await finalize(ctx, need(x, 'action'), need(x, 'grant'), need(x, 'dispatched'), x.traceId, stamped(ctx, x.event));
+  const f = await finalize(ctx, need(x, 'action'), need(x, 'grant'), need(x, 'dispatched'), x.traceId, stamped(ctx, x.event), need(x, 'debit'));
   x.receipt = f.receipt;
   x.reply = { status: f.status, body: f.body };
 }
 
-async function finalize(ctx: GateContext, action: LoadedAction, grant: ExecutionGrant, d: Dispatched, traceId: string, event: AuditEventInput): Promise<{ status: number; body: Record<string, unknown>; receipt: ExecutionReceipt }> {
+async function finalize(ctx: GateContext, action: LoadedAction, grant: ExecutionGrant, d: Dispatched, traceId: string, event: AuditEventInput, debit: { taken: readonly WindowKey[]; cost: number }): Promise<{ status: number; body: Record<string, unknown>; receipt: ExecutionReceipt }> {
   const m = action.manifest;
   let failureClass = d.failure_class;
   let error = d.error;
@@ -74,8 +75,8 @@ async function finalize(ctx: GateContext, action: LoadedAction, grant: Execution
   } catch (e) {
     throw new GateError('evidence_persistence_failed', `the outcome could not be recorded (${(e as Error).message}); treat the action's effect as unknown`, { grant_id: grant.grant_id });
   }
-  // The provider never reached the outside: give the budget back.
-  if (failureClass && d.io.ioCalls === 0 && failureClass !== 'verification_failed') ctx.budgets.refund(grant.subject.session_id, grant.budget_reservation.cost_before !== undefined ? (grant.budget_reservation.cost_before - (grant.budget_reservation.cost_after ?? 0)) : 0);
+  // The provider never reached the outside: give the budget back, to every window the debit took from.
+  if (failureClass && d.io.ioCalls === 0 && failureClass !== 'verification_failed') ctx.budgets.refund(debit.taken, debit.cost);
 
   const common = { trace_id: traceId, action_id: m.action_id, grant_id: grant.grant_id, receipt_id: receipt.receipt_id, verification_outcome: verification.status };
   if (failureClass === 'verification_failed') {
