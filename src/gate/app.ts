@@ -56,6 +56,7 @@ export interface AdminService {
   policyShow(principal?: string): Record<string, unknown>;
   policyGrant(caller: Caller, body: unknown): Record<string, unknown>;
   policyRevoke(caller: Caller, body: unknown): Record<string, unknown>;
+  policyAccept(caller: Caller): Record<string, unknown>;
   keysRotate(caller: Caller, body: unknown): Promise<Record<string, unknown>>;
 }
 
@@ -214,6 +215,7 @@ export function buildGateApp(o: AppOptions): FastifyInstance {
     app.get<P>('/v1/admin/policy', async (req) => (operator(req), a.policyShow(req.query.principal)));
     app.post('/v1/admin/policy/grant', async (req) => a.policyGrant(operator(req), req.body));
     app.post('/v1/admin/policy/revoke', async (req) => a.policyRevoke(operator(req), req.body));
+    app.post('/v1/admin/policy/accept', async (req) => a.policyAccept(operator(req)));
   }
 
   app.setNotFoundHandler((req, reply) => {

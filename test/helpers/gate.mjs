@@ -120,9 +120,22 @@ export class Agent {
   }
 }
 
+/** The test's operator ('op', this uid), as the admin socket identifies it. */
+export function operatorCaller() {
+  return { principal: 'operator:op', scopes: [], uid: process.getuid(), operator: 'op', transport: 'unix' };
+}
+
+/** Grants every registered action through the admin act (the change and its chained event together). */
 export function grantAll(g, principal = 'tester') {
   const actions = g.ctx.registry.list().map((a) => a.manifest.action_id);
-  g.ctx.policyStore.grant(principal, actions, ['http_read', 'http_write', 'fs_read', 'fs_write']);
+  g.gate.admin.policyGrant(operatorCaller(), { principal, actions, sinks: ['http_read', 'http_write', 'fs_read', 'fs_write'] });
+}
+
+/** Advances the revocation epoch with its event only (no approvals revoked), as another process might. */
+export function advanceEpochOnly(g) {
+  return g.ctx.state.advanceEpoch((epoch) =>
+    g.ctx.ledger.appendInTransaction({ event_type: 'admin_revoke_all', decision: 'allow', operator: { name: 'op', uid: process.getuid() }, subject: { principal: 'operator:op' }, details: { epoch, approvals_revoked: 0 } }),
+  );
 }
 
 /**
