@@ -34,6 +34,14 @@ function attacker(t, stateDir) {
   return db;
 }
 
+/** Runs SQL statements in one transaction on that connection. */
+function tamper(t, stateDir, ...statements) {
+  const db = attacker(t, stateDir);
+  db.transaction(() => {
+    for (const sql of statements) db.prepare(sql).run();
+  })();
+}
+
 /** `latchgate verify` as the library runs it for the CLI: chain, receipts and the state outside the chain. */
 function verify(stateDir) {
   return verifyLedgerFile(ledgerFile(stateDir), new KeyStore(path.join(stateDir, 'keys')), checkChainedState);
@@ -50,11 +58,17 @@ function cli(home) {
   };
 }
 
-/** A gate whose state directory is home/state/latchgate, so the CLI works on it too. */
-async function gateInHome(t, opts = {}) {
+/** A home whose state directory (home/state/latchgate) the CLI finds. */
+function homeState(t) {
   const home = tempDir(t, 'latchgate-chainstate-');
   const stateDir = path.join(home, 'state', 'latchgate');
   mkdirSync(stateDir, { recursive: true });
+  return { home, stateDir };
+}
+
+/** A gate whose state directory is home/state/latchgate, so the CLI works on it too. */
+async function gateInHome(t, opts = {}) {
+  const { home, stateDir } = homeState(t);
   const g = await gateFor(t, { stateDir, keepState: true, ...opts });
   return { g, home, stateDir, lg: cli(home) };
 }
@@ -81,7 +95,7 @@ test('epoch set back under a running gate: the revoked lease stays refused (503 
   assert.equal((await old.execute('t_ok', { n: 2 })).body.error, 'lease_revoked');
 
   // The attack: the epoch back to 0 would make the revoked lease valid again.
-  attacker(t, stateDir).prepare("UPDATE gate_state SET value = '0' WHERE key = 'revocation_epoch'").run();
+  tamper(t, stateDir, "UPDATE gate_state SET value = '0' WHERE key = 'revocation_epoch'");
   const r = await old.execute('t_ok', { n: 3 });
   assertTampered(r, 'gate_state.revocation_epoch', 0, 1);
   assert.match(r.body.message, /latchgate revoke/);
@@ -117,11 +131,7 @@ test('epoch set back and the revoke event hidden (its event_type column changed)
   await old.lease();
   await admin(g, 'POST', '/v1/admin/revoke-all', {});
   assert.equal((await old.execute('t_ok', { n: 1 })).body.error, 'lease_revoked');
-  const db = attacker(t, stateDir);
-  db.transaction(() => {
-    db.prepare("UPDATE gate_state SET value = '0' WHERE key = 'revocation_epoch'").run();
-    db.prepare("UPDATE audit_events SET event_type = 'admin_drain' WHERE event_type = 'admin_revoke_all'").run();
-  })();
+  tamper(t, stateDir, "UPDATE gate_state SET value = '0' WHERE key = 'revocation_epoch'", "UPDATE audit_events SET event_type = 'admin_drain' WHERE event_type = 'admin_revoke_all'");
   const r = await old.execute('t_ok', { n: 2 });
   assert.equal(r.status, 503, r.text);
   assert.equal(r.body.error, 'state_tampered');
@@ -133,9 +143,7 @@ test('epoch set back and the revoke event hidden (its event_type column changed)
 });
 
 test('epoch set back while the gate is stopped: the restarted gate refuses the old lease, `latchgate up` refuses to start, `latchgate verify` exits 2', async (t) => {
-  const home = tempDir(t, 'latchgate-chainstate-');
-  const stateDir = path.join(home, 'state', 'latchgate');
-  mkdirSync(stateDir, { recursive: true });
+  const { home, stateDir } = homeState(t);
   const lg = cli(home);
   const g1 = await startGate({ stateDir });
   assert.equal((await grant(g1, ['t_ok'])).status, 200);
@@ -144,9 +152,7 @@ test('epoch set back while the gate is stopped: the restarted gate refuses the o
   assert.equal((await admin(g1, 'POST', '/v1/admin/revoke-all', {})).body.epoch, 1);
   await g1.close({ keepState: true });
 
-  const db = new Database(ledgerFile(stateDir));
-  db.prepare("UPDATE gate_state SET value = '0' WHERE key = 'revocation_epoch'").run();
-  db.close();
+  tamper(t, stateDir, "UPDATE gate_state SET value = '0' WHERE key = 'revocation_epoch'");
 
   const g2 = await gateFor(t, { stateDir, keepState: true });
   assert.deepEqual(g2.tampered.map((m) => [m.table, m.found, m.recorded]), [['gate_state.revocation_epoch', 0, 1]]);
@@ -189,11 +195,7 @@ test('policy data widened under a running gate: the widened action is refused (5
   const digest = checkChainedState(g.db).values.policy_digest.table;
 
   // The attack: t_costly added to tester's entry, and the change counter bumped so the running gate reads it.
-  const db = attacker(t, stateDir);
-  db.transaction(() => {
-    db.prepare("INSERT INTO policy_acl (principal, action_id) VALUES ('tester', 't_costly')").run();
-    db.prepare("UPDATE policy_meta SET value = value + 1 WHERE key = 'version'").run();
-  })();
+  tamper(t, stateDir, "INSERT INTO policy_acl (principal, action_id) VALUES ('tester', 't_costly')", "UPDATE policy_meta SET value = value + 1 WHERE key = 'version'");
   const r = await a.execute('t_costly', { n: 2 });
   assert.equal(r.status, 503, r.text);
   assert.equal(r.body.error, 'state_tampered');
@@ -231,15 +233,11 @@ test('policy data widened under a running gate: the widened action is refused (5
 });
 
 test('policy data widened while the gate is stopped, the change counter left alone: the restarted gate refuses policy decisions', async (t) => {
-  const home = tempDir(t, 'latchgate-chainstate-');
-  const stateDir = path.join(home, 'state', 'latchgate');
-  mkdirSync(stateDir, { recursive: true });
+  const { home, stateDir } = homeState(t);
   const g1 = await startGate({ stateDir });
   assert.equal((await grant(g1, ['t_ok'])).status, 200);
   await g1.close({ keepState: true });
-  const db = new Database(ledgerFile(stateDir));
-  db.prepare("INSERT INTO policy_acl (principal, action_id) VALUES ('tester', 't_costly')").run();
-  db.close();
+  tamper(t, stateDir, "INSERT INTO policy_acl (principal, action_id) VALUES ('tester', 't_costly')");
 
   const g2 = await gateFor(t, { stateDir, keepState: true });
   assert.equal(g2.tampered.length, 1);
