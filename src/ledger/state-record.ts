@@ -27,9 +27,13 @@ export interface Recorded<T> {
 
 const sqlList = (types: readonly string[]) => types.map((t) => `'${t}'`).join(', ');
 
-/** The id of the newest event of these types (0 when none): one index look-up, to notice a new record. */
+/**
+ * The id of the newest event of these types (0 when none), to notice a new
+ * record: one seek of the event_type index per type (a max() over one
+ * equality is read from the index's end, whatever the number of events).
+ */
 export function newestRecordSql(types: readonly string[]): string {
-  return `(SELECT coalesce(max(id), 0) FROM audit_events WHERE event_type IN (${sqlList(types)}))`;
+  return `max(0, ${types.map((t) => `coalesce((SELECT max(id) FROM audit_events WHERE event_type = '${t}'), 0)`).join(', ')})`;
 }
 
 /**
