@@ -17,7 +17,8 @@ const config = {
   policy: {},
 };
 const g = await openGate({ stateDir, config });
-g.ctx.policyStore.grant('bench', ['t_noop'], []);
+// The change and its chained event together, as the admin act makes them.
+g.ctx.policyData.change(() => g.ctx.policyStore.grant('bench', ['t_noop'], [], {}, (c) => g.ctx.ledger.append({ event_type: c.event_type, decision: 'allow', operator: { name: 'bench', uid }, subject: { principal: 'bench' }, details: { ...c.details } })));
 const app = buildGateApp({ service: g.gate, role: 'client', identify: unixIdentity({ principals: config.principals, operators: new Map() }) });
 const sock = path.join(mkdtempSync(path.join(os.tmpdir(), 'latchgate-bench-sock-')), 'gate.sock');
 await listenUnix(app, sock, 0o600);

@@ -3,6 +3,7 @@
 // tokens). Never waits on a prompt.
 import { Command } from 'commander';
 import type { FastifyInstance } from 'fastify';
+import { LaunchError } from '../core/errors.js';
 import { gateSetup, openSharedGate, operatorsByUid } from '../gate/setup.js';
 
 export function upCommand(): Command {
@@ -17,6 +18,11 @@ export function upCommand(): Command {
       const s = gateSetup(o.config);
       const [{ buildGateApp }, { listenUnix, parseLoopbackAddress, tcpHosts, tokenIdentity, unixIdentity }] = await Promise.all([import('../gate/app.js'), import('../gate/transport.js')]);
       const opened = await openSharedGate(s);
+      if (opened.tampered.length) {
+        // Fail closed: a gate whose epoch or policy data differs from the chain serves nothing.
+        opened.close();
+        throw new LaunchError(`refusing to serve: state the ledger's chain records was changed outside latchgate.\n${opened.tampered.map((m) => `  ${m.message}`).join('\n')}`, 1);
+      }
       const identity = unixIdentity({ principals: s.gate.principals, operators: operatorsByUid(s.gate) });
       const client = buildGateApp({ service: opened.gate, role: 'client', identify: identity });
       const admin = buildGateApp({ service: opened.gate, role: 'admin', identify: identity });

@@ -62,6 +62,7 @@ export interface AdminService {
   policyShow(principal?: string): Record<string, unknown>;
   policyGrant(caller: Caller, body: unknown): Record<string, unknown>;
   policyRevoke(caller: Caller, body: unknown): Record<string, unknown>;
+  policyAccept(caller: Caller): Record<string, unknown>;
   keysRotate(caller: Caller, body: unknown): Promise<Record<string, unknown>>;
   tokensCreate(caller: Caller, body: unknown): Record<string, unknown>;
   tokensList(): Record<string, unknown>[];
@@ -229,6 +230,7 @@ export function buildGateApp(o: AppOptions): FastifyInstance {
     app.get('/v1/admin/tokens', async (req) => (operator(req), { tokens: a.tokensList() }));
     app.post('/v1/admin/tokens', async (req, reply) => reply.code(201).send(a.tokensCreate(operator(req), req.body)));
     app.post<P>('/v1/admin/tokens/:id/revoke', async (req) => a.tokensRevoke(operator(req), req.params.id));
+    app.post('/v1/admin/policy/accept', async (req) => a.policyAccept(operator(req)));
   }
 
   app.setNotFoundHandler((req, reply) => {

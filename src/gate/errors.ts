@@ -51,6 +51,7 @@ const STATUS: Record<string, number> = {
   action_execution_failed: 502,
   draining: 503,
   replay_cache_unavailable: 503,
+  state_tampered: 503,
   policy_engine_unavailable: 503,
   policy_engine_timeout: 503,
   policy_engine_invalid_response: 503,

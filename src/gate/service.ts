@@ -72,6 +72,15 @@ export class Gate implements GateService {
       checks.ledger = (e as Error).message;
       return { status: 'not_ready' as const, checks };
     }
+    // The state the chain records (revocation epoch, policy data), checked as requests would.
+    try {
+      void this.ctx.state.epoch;
+      this.ctx.policyData.data();
+      checks.chained_state = 'ok';
+    } catch (e) {
+      checks.chained_state = (e as Error).message;
+      return { status: 'not_ready' as const, checks };
+    }
     return { status: this.ctx.state.draining ? ('degraded' as const) : ('ready' as const), checks };
   }
 

@@ -156,10 +156,25 @@ export class Agent {
   }
 }
 
-/** Grants every action to the principal (by default both the test uid's and the agent socket's). */
+/** The test's operator ('op', this uid), as the admin socket identifies it. */
+export function operatorCaller() {
+  return { principal: 'operator:op', scopes: [], uid: process.getuid(), operator: 'op', transport: 'unix' };
+}
+
+/**
+ * Grants every registered action through the admin act (the change and its
+ * chained event together), to the principal (by default both the test uid's and the agent socket's).
+ */
 export function grantAll(g, principal) {
   const actions = g.ctx.registry.list().map((a) => a.manifest.action_id);
-  for (const p of principal ? [principal] : ['tester', AGENT]) g.ctx.policyStore.grant(p, actions, ['http_read', 'http_write', 'fs_read', 'fs_write']);
+  for (const p of principal ? [principal] : ['tester', AGENT]) g.gate.admin.policyGrant(operatorCaller(), { principal: p, actions, sinks: ['http_read', 'http_write', 'fs_read', 'fs_write'] });
+}
+
+/** Advances the revocation epoch with its event only (no approvals revoked), as another process might. */
+export function advanceEpochOnly(g) {
+  return g.ctx.state.advanceEpoch((epoch) =>
+    g.ctx.ledger.appendInTransaction({ event_type: 'admin_revoke_all', decision: 'allow', operator: { name: 'op', uid: process.getuid() }, subject: { principal: 'operator:op' }, details: { epoch, approvals_revoked: 0 } }),
+  );
 }
 
 /**
