@@ -14,11 +14,11 @@ export function upCommand(): Command {
     .option('--json', 'print a JSON line when ready')
     .action(async (o: { config?: string; exposeHttp?: string; json?: boolean }) => {
       const s = gateSetup(o.config);
-      const [{ buildGateApp }, { httpIdentity, listenUnix, parseLoopbackAddress, unixIdentity }] = await Promise.all([import('../gate/app.js'), import('../gate/transport.js')]);
+      const [{ buildGateApp }, { httpIdentity, listenUnix, parseLoopbackAddress, unixIdentity, unixPeer }] = await Promise.all([import('../gate/app.js'), import('../gate/transport.js')]);
       const opened = await openSharedGate(s);
       const identity = unixIdentity({ principals: s.gate.principals, operators: operatorsByUid(s.gate) });
-      const client = buildGateApp({ service: opened.gate, role: 'client', identify: identity });
-      const admin = buildGateApp({ service: opened.gate, role: 'admin', identify: identity });
+      const client = buildGateApp({ service: opened.gate, role: 'client', identify: identity, peer: unixPeer });
+      const admin = buildGateApp({ service: opened.gate, role: 'admin', identify: identity, peer: unixPeer });
       // Peer uids decide who may do what, so the sockets themselves are open to local users.
       await listenUnix(client, s.clientSocket, 0o666);
       await listenUnix(admin, s.adminSocket, 0o666);
@@ -27,7 +27,7 @@ export function upCommand(): Command {
       if (exposed) {
         const { host, port } = parseLoopbackAddress(exposed);
         const owner = s.gate.principals.get(process.getuid!())!;
-        http = buildGateApp({ service: opened.gate, role: 'client', identify: httpIdentity(owner) });
+        http = buildGateApp({ service: opened.gate, role: 'client', identify: httpIdentity(owner), peer: () => 'http' });
         await http.listen({ host, port });
       }
       const info = { status: 'ready', client_socket: s.clientSocket, admin_socket: s.adminSocket, state_dir: s.stateDir, http: exposed ?? null, actions: opened.ctx.registry.list().length, policy_engine: opened.ctx.policy.kind };

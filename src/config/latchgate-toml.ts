@@ -44,6 +44,13 @@ export const LATCHGATE_TOML = table('latchgate.toml', {
     max_body_bytes: leaf('int', 'The largest request body accepted.', { shown: '`1048576`' }),
     approval_ttl_seconds: leaf('int', 'How long an approval request waits for an operator.', { shown: '`300`' }),
     manifest_dirs: leaf('string[]', 'Directories of action manifests, besides the built-in `definitions/manifests`.', { default: [], fileRelative: true }),
+    requests_per_second: leaf('uint', 'Requests one peer (a peer uid, the box, the loopback HTTP port) may make per second; past it the gate answers 429 `rate_limited` with `Retry-After`.', { shown: '`50`' }),
+    request_burst: leaf('uint', 'Requests one peer may make at once before `requests_per_second` applies.', { shown: '`100`' }),
+    max_connections_per_peer: leaf('uint', 'Connections one peer may hold open at once; one more is closed at once (`too_many_connections`, recorded).', { shown: '`64`' }),
+    headers_timeout_ms: leaf('uint', 'Time a client has to send a request\'s headers (at most `request_timeout_ms`); then the gate answers 408 `request_timeout` and closes.', { shown: '`10000`' }),
+    request_timeout_ms: leaf('uint', 'Time a client has to send a whole request, headers and body. The answer is not timed: a long execution runs on.', { shown: '`30000`' }),
+    keep_alive_timeout_ms: leaf('uint', 'How long a kept-alive connection may wait for its next request.', { shown: '`5000`' }),
+    idle_timeout_ms: leaf('uint', 'How long a connection may stay silent while the gate is not working on a request of it.', { shown: '`60000`' }),
     expose_http: leaf('string', 'Also serve clients over HTTP on this loopback address, e.g. `"127.0.0.1:8080"` (`--expose-http` overrides it).', { shown: 'not served' }),
   }),
   state: table('Where latchgate keeps its files.', {

@@ -8,6 +8,7 @@ import type { Approvals } from './approvals.js';
 import type { ReplayCache } from './auth/replay.js';
 import type { Budgets } from './budget.js';
 import type { HttpTransport, ProviderTable } from './providers.js';
+import type { PeerLimitSettings } from './peer-limits.js';
 import type { Registry } from './registry.js';
 import type { GateInstances } from './instances.js';
 
@@ -19,6 +20,8 @@ export interface GateSettings {
   grantTtlSeconds: number;
   /** Recorded on every event when the box runs with weaker isolation asked for by name. */
   sandboxDegraded: boolean;
+  /** What one peer may ask: requests per second, connections, timeouts. */
+  limits: PeerLimitSettings;
 }
 
 export interface GateContext {

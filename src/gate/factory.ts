@@ -15,6 +15,7 @@ import { Budgets } from './budget.js';
 import { noopProvider } from './builtin-providers.js';
 import { GateState, type GateContext } from './context.js';
 import { GateError } from './errors.js';
+import { peerLimits } from './peer-limits.js';
 import { Gate } from './service.js';
 import { GateInstances } from './instances.js';
 import { ProviderTable, type HttpTransport, type Provider } from './providers.js';
@@ -96,6 +97,7 @@ export async function openGate(o: OpenGateOptions): Promise<OpenedGate> {
       maxBodyBytes: o.config.maxBodyBytes ?? DEFAULTS.maxBodyBytes,
       grantTtlSeconds: DEFAULTS.grantTtlSeconds,
       sandboxDegraded: o.sandboxDegraded ?? false,
+      limits: peerLimits(o.config),
     },
     state: new GateState(db),
     instances: new GateInstances(o.stateDir),

@@ -3,7 +3,7 @@
 // has its principal fixed by the launcher; TCP is opt-in and loopback only.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { chmodSync, mkdirSync, rmSync } from 'node:fs';
-import { isIP } from 'node:net';
+import { isIP, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import { loadAddon } from '../native/addon.js';
 import type { Caller } from './app.js';
@@ -14,11 +14,22 @@ export interface IdentityMap {
   operators: Map<number, string>;
 }
 
-function peerUid(req: FastifyRequest): number | undefined {
-  const fd = (req.raw.socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
+function socketPeerUid(socket: Socket): number | undefined {
+  const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
   if (fd === undefined || fd < 0) return undefined;
   const c = loadAddon().peerCred(fd);
   return typeof c === 'number' ? undefined : c.uid;
+}
+
+function peerUid(req: FastifyRequest): number | undefined {
+  return socketPeerUid(req.raw.socket);
+}
+
+/** The peer of a Unix socket connection, for the per-peer limits and counts: its uid (SO_PEERCRED). */
+export function unixPeer(socket: Socket): string {
+  const uid = socketPeerUid(socket);
+  if (uid === undefined) throw new GateError('identity_unauthenticated', 'the peer of this connection cannot be identified');
+  return `uid:${uid}`;
 }
 
 /** Callers on a Unix socket: mapped from the peer's uid. */

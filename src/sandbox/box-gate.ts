@@ -59,7 +59,7 @@ export class BoxGate {
     this.opening ??= (async () => {
       const [{ openGate }, { buildGateApp }, { boxIdentity }] = await Promise.all([import('../gate/factory.js'), import('../gate/app.js'), import('../gate/transport.js')]);
       const opened = await openGate({ stateDir: this.setup.stateDir, config: this.setup.gate, sandboxDegraded: this.sandboxDegraded });
-      const app = buildGateApp({ service: opened.gate, role: 'client', identify: boxIdentity(this.principal, ['tools:call']) });
+      const app = buildGateApp({ service: opened.gate, role: 'client', identify: boxIdentity(this.principal, ['tools:call']), peer: () => `box:${this.principal}` });
       await app.ready();
       return { app, opened };
     })();

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { openGate } from '../../dist/gate/factory.js';
 import { buildGateApp } from '../../dist/gate/app.js';
-import { listenUnix, unixIdentity } from '../../dist/gate/transport.js';
+import { listenUnix, unixIdentity, unixPeer } from '../../dist/gate/transport.js';
 import { createDpopKey, makeProof } from '../../dist/gate/auth/client.js';
 import * as P from '../fixtures/providers.mjs';
 
@@ -45,8 +45,8 @@ export async function startGate({ stateDir, transport = P.fakeTransport(200), co
   const opened = await openGate({ stateDir: dir, config: cfg, providers, transport, builtinManifests: true });
   const identity = unixIdentity({ principals: cfg.principals, operators: new Map([...cfg.operators].map(([n, o]) => [o.uid, n])) });
   const sockDir = mkdtempSync(path.join(os.tmpdir(), 'latchgate-sock-'));
-  const client = buildGateApp({ service: opened.gate, role: 'client', identify: identity });
-  const admin = buildGateApp({ service: opened.gate, role: 'admin', identify: identity });
+  const client = buildGateApp({ service: opened.gate, role: 'client', identify: identity, peer: unixPeer });
+  const admin = buildGateApp({ service: opened.gate, role: 'admin', identify: identity, peer: unixPeer });
   await listenUnix(client, path.join(sockDir, 'gate.sock'), 0o666);
   await listenUnix(admin, path.join(sockDir, 'gate-admin.sock'), 0o600);
   return {
