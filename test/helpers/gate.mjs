@@ -65,7 +65,7 @@ export async function startGate({ stateDir, transport = P.fakeTransport(200), co
   };
 }
 
-/** One HTTP request over a Unix socket; resolves {status, body, text}. */
+/** One HTTP request over a Unix socket; resolves {status, headers, body, text}. */
 export function request(socketPath, method, urlPath, { body, headers = {}, raw } = {}) {
   return new Promise((resolve, reject) => {
     const payload = raw !== undefined ? raw : body === undefined ? undefined : JSON.stringify(body);
@@ -82,7 +82,7 @@ export function request(socketPath, method, urlPath, { body, headers = {}, raw }
         } catch {
           parsed = undefined;
         }
-        resolve({ status: res.statusCode, body: parsed, text });
+        resolve({ status: res.statusCode, headers: res.headers, body: parsed, text });
       });
     });
     req.on('error', reject);
