@@ -72,6 +72,7 @@ test('slowloris from one uid: drip-fed connections closed, over-cap ones refused
   // stopped (a slow client keeps its count up; reconnecting in a tight loop would be a connect flood,
   // which fills the socket's accept queue for every uid alike: no per-uid limit can stand before accept).
   const stop = { now: false };
+  t.after(() => (stop.now = true)); // also when an assertion fails before the flood is stopped
   const ends = [];
   let maxOpen = 0;
   const lane = async () => {
@@ -81,12 +82,13 @@ test('slowloris from one uid: drip-fed connections closed, over-cap ones refused
     }
   };
   const lanes = Array.from({ length: FLOOD }, lane);
-  const watch = setInterval(() => (maxOpen = Math.max(maxOpen, g.gate.guard.connections.of('uid:0'))), 20);
+  const openNow = () => g.gate.guard?.connections.of('uid:0') ?? Infinity;
+  const watch = setInterval(() => (maxOpen = Math.max(maxOpen, openNow())), 20);
   t.after(() => clearInterval(watch));
 
   // Let the flood fill the cap and the first drip-fed ones time out, then the other uid calls.
   await waitFor(() => ends.some((e) => e.status === 408) && ends.filter((e) => e.status === 429).length >= FLOOD - CAP, { timeoutMs: 20000, what: 'the gate to close drip-fed connections and refuse the ones over the cap' });
-  const openDuring = g.gate.guard.connections.of('uid:0');
+  const openDuring = openNow();
   const endsBefore = ends.length;
   const served = await runAs(alice, 'agent-once.mjs', [g.socket, 't_ok']);
   const endedDuring = ends.length - endsBefore;
