@@ -41,6 +41,15 @@ export function closingResponse(e: GateError): string {
   return `HTTP/1.1 ${e.status} ${STATUS_CODES[e.status] ?? 'Error'}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${retry}Connection: close\r\n\r\n${body}`;
 }
 
+/**
+ * For an app whose server never listens, fed connections by another server
+ * (the box's socket, src/sandbox/box-gate.ts): Node checks headersTimeout and
+ * requestTimeout only once its server has emitted 'listening'.
+ */
+export function timeUnlistenedServer(app: FastifyInstance): void {
+  if (!app.server.listening) app.server.emit('listening');
+}
+
 export interface GuardOptions {
   guard: PeerGuard;
   /** The connection's peer as the transport sees it (throws when it cannot tell). */

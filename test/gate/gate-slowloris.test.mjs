@@ -15,8 +15,9 @@ import path from 'node:path';
 import { KeyStore } from '../../dist/keys/store.js';
 import { Ledger } from '../../dist/ledger/ledger.js';
 import { verifyLedger } from '../../dist/ledger/verify.js';
-import { Agent, grantAll, request, startGate, TEST_PROVIDERS } from '../helpers/gate.mjs';
-import { lastEventId, sleep, waitFor } from '../helpers/gate-faults.mjs';
+import { BoxGate } from '../../dist/sandbox/box-gate.js';
+import { Agent, gateConfig, grantAll, request, startGate, TEST_PROVIDERS } from '../helpers/gate.mjs';
+import { lastEventId, sleep, tempDir, waitFor } from '../helpers/gate-faults.mjs';
 import { NEEDS_ROOT, openSocketDir, runAs, systemUser } from '../helpers/other-uid.mjs';
 
 const FLOOD = 600;
@@ -191,4 +192,26 @@ test('an execution slower than every timeout is not cut: the timeouts cover rece
   // And the connection may be used again after a pause shorter than the keep-alive timeout... or a new one is made: both are served.
   const again = await agent.execute('t_ok', { n: 2 });
   assert.equal(again.status, 200, again.text);
+});
+
+test("the box's socket (connections handed over by the launcher's own server): capped per box and timed like the others", async (t) => {
+  const box = new BoxGate({ stateDir: tempDir(t), gate: gateConfig({ ...LIMITS, maxConnectionsPerPeer: 3 }) }, 'box-agent', { uid: process.getuid(), gid: process.getgid() });
+  await box.listen();
+  t.after(() => box.close());
+  const stop = { now: false };
+  t.after(() => (stop.now = true));
+  const ends = await Promise.race([
+    Promise.all(Array.from({ length: 6 }, () => dripper(box.socketPath, '', 100, { stop }))),
+    sleep(20000).then(() => 'still open after 20 s'),
+  ]);
+  assert.notEqual(ends, 'still open after 20 s', 'silent connections to the box socket are closed');
+  const by = (status) => ends.filter((e) => e.status === status).length;
+  assert.equal(by(429), 3, `over the cap of 3: refused at once (${JSON.stringify(ends)})`);
+  assert.equal(by(408), 3, 'within the cap: closed when their headers do not come');
+  // Their places free as the gate sees them close: the box is served again.
+  const ok = await waitFor(async () => {
+    const r = await request(box.socketPath, 'GET', '/v1/actions').catch(() => undefined);
+    return r?.status === 200 && r;
+  }, { timeoutMs: 10000, what: 'the box to be served again' });
+  assert.ok(Array.isArray(ok.body.actions), ok.text);
 });
