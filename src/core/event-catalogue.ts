@@ -86,7 +86,7 @@ const CATALOGUE = {
     meaning: 'A request refused with no event of its own (a malformed or oversized body, an unidentified caller, an unknown approval...)',
     emitters: ['src/gate/service.ts'],
     fields: { ...GATE_REFUSAL, details: R },
-    details: { route: R },
+    details: { route: R, peer: O },
     coalesced: true,
   },
   approval_expired: {

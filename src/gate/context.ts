@@ -9,6 +9,7 @@ import type { Approvals } from './approvals.js';
 import type { ReplayCache } from './auth/replay.js';
 import type { Budgets } from './budget.js';
 import type { HttpTransport, ProviderTable } from './providers.js';
+import type { PeerLimitSettings } from './peer-limits.js';
 import type { Registry } from './registry.js';
 import type { ClientTokens } from './tokens.js';
 import type { GateInstances } from './instances.js';
@@ -25,6 +26,8 @@ export interface GateSettings {
   sandboxDegraded: boolean;
   /** The configured principals by name, with the scopes each may hold (what a client token may name). */
   principals: ReadonlyMap<string, readonly string[]>;
+  /** What one peer may ask: requests per second, connections, timeouts. */
+  limits: PeerLimitSettings;
 }
 
 export interface GateContext {

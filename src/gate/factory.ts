@@ -18,6 +18,7 @@ import { BudgetRules } from './budget-rules.js';
 import { noopProvider } from './builtin-providers.js';
 import { GateState, type GateContext } from './context.js';
 import { GateError } from './errors.js';
+import { peerLimits } from './peer-limits.js';
 import { Gate } from './service.js';
 import { GateInstances } from './instances.js';
 import { ProviderTable, type HttpTransport, type Provider } from './providers.js';
@@ -146,6 +147,7 @@ export async function openGate(o: OpenGateOptions): Promise<OpenedGate> {
       grantTtlSeconds: DEFAULTS.grantTtlSeconds,
       sandboxDegraded: o.sandboxDegraded ?? false,
       principals: principalScopes(o.config.principals.values()),
+      limits: peerLimits(o.config),
     },
     state,
     instances: new GateInstances(o.stateDir),
