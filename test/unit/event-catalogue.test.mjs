@@ -119,7 +119,7 @@ test("indexed fields: the ledger's indexed columns, read from the fields named, 
 test('the gate: leases, executions, approvals, refusals, their counted summaries and every admin act fit the catalogue', async (t) => {
   const g = await gateFor(t);
   grantAll(g);
-  const a = new Agent(g.socket);
+  const a = new Agent(g.agentSocket);
   await a.lease({ budgets: { max_calls: 20 } });
   assert.equal((await a.execute('t_ok', { n: 1 })).status, 200);
   assert.equal((await a.execute('t_fail', { n: 1 })).status, 502);
