@@ -101,7 +101,8 @@ export function statusCommand(): Command {
   return common(new Command('status').summary('gate configuration, state and health')).action(async (o: Out) => {
     await withGate(o, async (g, s) => {
       const running = await pingGate(s.clientSocket);
-      const report = (await import('../ledger/verify.js')).verifyLedger(g.db, g.ctx.keys);
+      const { checkChainedState } = await import('../gate/state-check.js');
+      const report = (await import('../ledger/verify.js')).verifyLedger(g.db, g.ctx.keys, g.db.name, checkChainedState);
       const v = {
         config_file: s.config.file,
         state_dir: s.stateDir,
@@ -110,10 +111,11 @@ export function statusCommand(): Command {
         gate_running: running,
         actions: g.ctx.registry.list().length,
         policy_engine: g.ctx.policy.kind,
-        revocation_epoch: g.ctx.state.epoch,
+        revocation_epoch: report.state?.values['gate_state.revocation_epoch']?.table ?? null,
         pending_approvals: g.ctx.approvals.list('pending', 1000).length,
         ledger: { events: report.total_events, intact: report.intact, intents_without_receipts: report.intents_without_receipts.length },
         budgets: budgetReport(g.ctx.budgets),
+        state_mismatches: report.state?.mismatches.map((m) => m.message) ?? [],
       };
       print(o, v, () =>
         [
@@ -124,6 +126,7 @@ export function statusCommand(): Command {
           `approvals:  ${v.pending_approvals} pending`,
           `ledger:     ${v.ledger.events} events, ${v.ledger.intact ? 'intact' : 'BROKEN (run latchgate verify)'}${v.ledger.intents_without_receipts ? `, ${v.ledger.intents_without_receipts} intents without receipts` : ''}`,
           ...budgetLines(v.budgets),
+          ...v.state_mismatches.map((m) => `TAMPERED:   ${m}`),
         ].join('\n'),
       );
     });
@@ -197,17 +200,17 @@ export function auditCommand(): Command {
 }
 
 export function verifyCommand(): Command {
-  return common(new Command('verify').summary('verify the ledger: hash chain, receipts, intents without receipts'))
-    .description('Exit 0 when the ledger is intact, 2 when it is not (the first bad event is named). Writes nothing: works on a read-only or archived state directory.')
+  return common(new Command('verify').summary('verify the ledger: hash chain, receipts, intents without receipts, the state kept outside the chain'))
+    .description('Exit 0 when the ledger is intact, 2 when it is not (the first bad event is named, and each table whose value differs from what the chain recorded: the revocation epoch, the policy data). Writes nothing: works on a read-only or archived state directory.')
     .action(async (o: Out) => {
       // Not through the gate: opening it migrates the database and creates files.
       const files = stateFiles(gateSetup(o.config).stateDir);
-      const [{ verifyLedgerFile }, { formatVerifyReport }, { LedgerError }, { KeyStore }, { KeyStoreError }] = await Promise.all([
-        import('../ledger/verify.js'), import('../ledger/format.js'), import('../ledger/ledger.js'), import('../keys/store.js'), import('../keys/ed25519.js'),
+      const [{ verifyLedgerFile }, { formatVerifyReport }, { LedgerError }, { KeyStore }, { KeyStoreError }, { checkChainedState }] = await Promise.all([
+        import('../ledger/verify.js'), import('../ledger/format.js'), import('../ledger/ledger.js'), import('../keys/store.js'), import('../keys/ed25519.js'), import('../gate/state-check.js'),
       ]);
       let r;
       try {
-        r = verifyLedgerFile(files.ledger, new KeyStore(files.keys));
+        r = verifyLedgerFile(files.ledger, new KeyStore(files.keys), checkChainedState);
       } catch (e) {
         if (e instanceof LedgerError || e instanceof KeyStoreError) throw new LaunchError(e.message, 1);
         throw e;
@@ -275,6 +278,12 @@ export function policyCommand(): Command {
     await withGate(o, (g, s) => {
       const r = g.gate.admin.policyRevoke(localOperator(s), { principal, actions: csv(actions) });
       print(o, r, () => `revoked from ${principal}: ${csv(actions).join(', ')}`);
+    });
+  }));
+  c.addCommand(common(new Command('accept').summary('record the policy data as it is now (after a state_tampered report and a look at `policy show`)')).action(async (o: Out) => {
+    await withGate(o, (g, s) => {
+      const r = g.gate.admin.policyAccept(localOperator(s));
+      print(o, r, () => `accepted the policy data as it is now (${String(r.policy_digest)}; the chain held ${String(r.recorded_digest ?? 'none')})`);
     });
   }));
   c.addCommand(common(new Command('show').summary('the policy data, or one principal\'s view')).argument('[principal]').action(async (principal: string | undefined, o: Out) => {

@@ -3,6 +3,7 @@
 // tokens). Never waits on a prompt.
 import { Command } from 'commander';
 import type { FastifyInstance } from 'fastify';
+import { LaunchError } from '../core/errors.js';
 import { gateSetup, openSharedGate, operatorsByUid } from '../gate/setup.js';
 
 export function upCommand(): Command {
@@ -15,11 +16,16 @@ export function upCommand(): Command {
     .option('--json', 'print a JSON line when ready')
     .action(async (o: { config?: string; exposeHttp?: string; json?: boolean }) => {
       const s = gateSetup(o.config);
-      const [{ buildGateApp }, { listenUnix, parseLoopbackAddress, tcpHosts, tokenIdentity, unixIdentity }] = await Promise.all([import('../gate/app.js'), import('../gate/transport.js')]);
+      const [{ buildGateApp }, { listenUnix, parseLoopbackAddress, tcpHosts, tokenIdentity, unixIdentity, unixPeer }] = await Promise.all([import('../gate/app.js'), import('../gate/transport.js')]);
       const opened = await openSharedGate(s);
+      if (opened.tampered.length) {
+        // Fail closed: a gate whose epoch or policy data differs from the chain serves nothing.
+        opened.close();
+        throw new LaunchError(`refusing to serve: state the ledger's chain records was changed outside latchgate.\n${opened.tampered.map((m) => `  ${m.message}`).join('\n')}`, 1);
+      }
       const identity = unixIdentity({ principals: s.gate.principals, operators: operatorsByUid(s.gate) });
-      const client = buildGateApp({ service: opened.gate, role: 'client', identify: identity });
-      const admin = buildGateApp({ service: opened.gate, role: 'admin', identify: identity });
+      const client = buildGateApp({ service: opened.gate, role: 'client', identify: identity, peer: unixPeer });
+      const admin = buildGateApp({ service: opened.gate, role: 'admin', identify: identity, peer: unixPeer });
       // Peer uids decide who may do what, so the sockets themselves are open to local users.
       await listenUnix(client, s.clientSocket, 0o666);
       await listenUnix(admin, s.adminSocket, 0o666);
@@ -33,7 +39,7 @@ export function upCommand(): Command {
           origins: new Set(s.gate.httpOrigins.map((o) => o.toLowerCase())),
           tokens: opened.ctx.tokens,
         });
-        http = buildGateApp({ service: opened.gate, role: 'client', identify, identifyEveryRequest: true });
+        http = buildGateApp({ service: opened.gate, role: 'client', identify, identifyEveryRequest: true, peer: () => 'http' });
         await http.listen(listen);
       }
       const info = { status: 'ready', client_socket: s.clientSocket, admin_socket: s.adminSocket, state_dir: s.stateDir, http: exposed ?? null, actions: opened.ctx.registry.list().length, policy_engine: opened.ctx.policy.kind };

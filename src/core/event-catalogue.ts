@@ -37,8 +37,12 @@ const O = 'optional';
 /** An operator's act through the admin socket or the CLI (src/gate/admin.ts, Admin.act). */
 const ADMIN_ACT = { decision: R, operator: R, subject: R, details: R } as const;
 const ADMIN = ['src/gate/admin.ts'];
-/** What every policy store change records (src/policy/store.ts, PolicyStore.change). */
-const POLICY_CHANGE = { principal: R, changed: R, store_version_before: R, store_version_after: R } as const;
+/**
+ * What every policy store change records (src/policy/store.ts, PolicyStore.change): policy_digest is
+ * the SHA-256 of the JCS of the complete policy data after the change, which the gate and `latchgate
+ * verify` compare with the policy tables (src/gate/state-check.ts).
+ */
+const POLICY_CHANGE = { principal: R, changed: R, store_version_before: R, store_version_after: R, policy_digest: R } as const;
 /** A refusal by the gate, before or after a lease was verified. */
 const GATE_REFUSAL = { decision: R, subject: R, error: R } as const;
 /** A record of the box launcher: the box's principal is the subject. */
@@ -82,7 +86,7 @@ const CATALOGUE = {
     meaning: 'A request refused with no event of its own (a malformed or oversized body, an unidentified caller, an unknown approval...)',
     emitters: ['src/gate/service.ts'],
     fields: { ...GATE_REFUSAL, details: R },
-    details: { route: R },
+    details: { route: R, peer: O },
     coalesced: true,
   },
   approval_expired: {
@@ -110,7 +114,7 @@ const CATALOGUE = {
     details: { cause: R, epoch: O },
   },
   admin_revoke_all: {
-    meaning: 'An operator revoked every lease and grant issued so far (the revocation epoch advanced), and every pending approval with them',
+    meaning: 'An operator revoked every lease and grant issued so far (the revocation epoch advanced to details.epoch, in the same transaction), and every pending approval with them',
     emitters: ADMIN,
     fields: ADMIN_ACT,
     details: { epoch: R, approvals_revoked: R },
@@ -174,6 +178,18 @@ const CATALOGUE = {
     emitters: ['src/policy/store.ts'],
     fields: ADMIN_ACT,
     details: { ...POLICY_CHANGE, action_id: R },
+  },
+  policy_accepted: {
+    meaning: 'An operator accepted the policy data as it is now (after it was found to differ from what the chain recorded): details.policy_digest is its digest, recorded_digest the one the chain held before',
+    emitters: ADMIN,
+    fields: ADMIN_ACT,
+    details: { policy_digest: R, recorded_digest: R, store_version: R },
+  },
+  state_baseline: {
+    meaning: 'The first record of the gate state kept outside the chain (revocation epoch, policy data digest), written once by the first gate start on a ledger without one',
+    emitters: ['src/gate/state-baseline.ts'],
+    fields: { decision: R, details: R },
+    details: { epoch: R, epoch_in_table: R, policy_digest: R, store_version: R },
   },
   egress: {
     meaning: "A CONNECT through the box's egress proxy: refused, or a tunnel recorded when it closed",

@@ -4,7 +4,9 @@ import type { AuditEventInput } from '../core/audit-event.js';
 import { canonicalHash } from '../crypto/jcs.js';
 import { immediate } from '../ledger/db.js';
 import type { LedgerFilters } from '../ledger/ledger.js';
+import { recordedPolicyDigest } from '../ledger/state-record.js';
 import { verifyLedger } from '../ledger/verify.js';
+import { policyDigest, readPolicyData, type PolicyChange, type RecordChange } from '../policy/store.js';
 import type { AdminService, Caller } from './app.js';
 import { ApprovalError, leaseRefusal, pollView, type Approval, type LeaseRefusal } from './approvals.js';
 import { asGateError } from './audit.js';
@@ -14,6 +16,7 @@ import { GateError } from './errors.js';
 import type { Pipeline } from './pipeline.js';
 import type { Gate } from './service.js';
 import { parseTokenRequest } from './tokens.js';
+import { checkChainedState } from './state-check.js';
 
 export class Admin implements AdminService {
   constructor(private readonly ctx: GateContext, private readonly gate: Gate, private readonly pipeline: Pipeline) {}
@@ -106,17 +109,22 @@ export class Admin implements AdminService {
   }
 
   auditVerify(): Record<string, unknown> {
-    return { ...verifyLedger(this.ctx.db, this.ctx.keys) };
+    return { ...verifyLedger(this.ctx.db, this.ctx.keys, this.ctx.db.name, checkChainedState) };
   }
 
-  /** Pending approvals go with the leases they were requested under: in the same transaction, so none is approved under the old epoch in between. */
+  /**
+   * Pending approvals go with the leases they were requested under, and the
+   * new epoch with its event: all in one transaction, so none is approved
+   * under the old epoch in between and the table never holds an epoch the
+   * chain does not.
+   */
   revokeAll(caller: Caller): Record<string, unknown> {
-    const { epoch, revoked } = immediate(this.ctx.db, () => {
-      const epoch = this.ctx.state.advanceEpoch();
-      return { epoch, revoked: this.ctx.approvals.revokePendingInTransaction(`revoked with every lease (epoch ${epoch})`) };
+    let revoked: Approval[] = [];
+    const epoch = this.ctx.state.advanceEpoch((epoch) => {
+      revoked = this.ctx.approvals.revokePendingInTransaction(`revoked with every lease (epoch ${epoch})`);
+      this.act(caller, 'admin_revoke_all', { epoch, approvals_revoked: revoked.length });
+      for (const a of revoked) this.approvalRevoked(caller, a, { cause: 'lease_revoked' }, epoch);
     });
-    this.act(caller, 'admin_revoke_all', { epoch, approvals_revoked: revoked.length });
-    for (const a of revoked) this.approvalRevoked(caller, a, { cause: 'lease_revoked' }, epoch);
     return { epoch, approvals_revoked: revoked.map((a) => a.approval_id) };
   }
 
@@ -176,18 +184,34 @@ export class Admin implements AdminService {
     return principal ? { ...this.ctx.policyStore.show(principal), budgets } : { principals: this.ctx.policyStore.list(), budgets };
   }
 
+  /** A policy change and its event, in one transaction; refused while the data differs from the chain. */
+  private policyChange(caller: Caller, fn: (record: RecordChange) => PolicyChange): Record<string, unknown> {
+    const change = this.ctx.policyData.change(() => fn((c) => this.act(caller, c.event_type, { ...c.details })));
+    return { ...change.details };
+  }
+
   policyGrant(caller: Caller, body: unknown): Record<string, unknown> {
     const b = parsePolicyBody(body);
-    const change = this.ctx.policyStore.grant(b.principal, b.actions, b.sinks);
-    this.act(caller, change.event_type, { ...change.details });
-    return { ...change.details };
+    return this.policyChange(caller, (record) => this.ctx.policyStore.grant(b.principal, b.actions, b.sinks, {}, record));
   }
 
   policyRevoke(caller: Caller, body: unknown): Record<string, unknown> {
     const b = parsePolicyBody(body);
-    const change = this.ctx.policyStore.revoke(b.principal, b.actions);
-    this.act(caller, change.event_type, { ...change.details });
-    return { ...change.details };
+    return this.policyChange(caller, (record) => this.ctx.policyStore.revoke(b.principal, b.actions, {}, record));
+  }
+
+  /**
+   * Records the policy data as the tables hold it now as what the chain
+   * compares with: the operator's answer to a state_tampered report, after
+   * inspecting the data (or restoring it by hand).
+   */
+  policyAccept(caller: Caller): Record<string, unknown> {
+    return immediate(this.ctx.db, () => {
+      const data = readPolicyData(this.ctx.db)!;
+      const details = { policy_digest: policyDigest(data), recorded_digest: recordedPolicyDigest(this.ctx.db)?.value ?? null, store_version: this.ctx.policyStore.version() };
+      this.act(caller, 'policy_accepted', details);
+      return { ...details };
+    });
   }
 }
 

@@ -4,6 +4,8 @@
 import type { Socket } from 'node:net';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { GateError } from './errors.js';
+import { closingResponse, guardApp, peerOfSocket, requestTimeout, timeoutOptions } from './http-guards.js';
+import type { PeerGuard } from './peer-limits.js';
 
 /** Who is calling, fixed by the transport (peer uid, the box), never by the client. */
 export interface Caller {
@@ -19,6 +21,8 @@ export interface Caller {
   /** The client token that identified a caller on the TCP listener (src/gate/tokens.ts). */
   token_id?: string;
   transport: 'unix' | 'box' | 'http';
+  /** The peer the transport saw (AppOptions.peer): refusals are counted per peer. */
+  peer?: string;
 }
 
 export interface RequestAuth {
@@ -32,6 +36,8 @@ export interface RequestAuth {
 export interface GateService {
   readonly maxBodyBytes: number;
   readonly publicBaseUrl: string;
+  /** Requests and connections per peer, and the timeouts (src/gate/peer-limits.ts). */
+  readonly guard: PeerGuard;
   health(): Record<string, unknown>;
   ready(): Promise<{ status: 'ready' | 'degraded' | 'not_ready'; checks: Record<string, unknown> }>;
   issueLease(caller: Caller, body: unknown): Promise<Record<string, unknown>>;
@@ -43,8 +49,8 @@ export interface GateService {
   pollApproval(caller: Caller, id: string, auth: RequestAuth): Promise<Record<string, unknown>>;
   getReceipt(caller: Caller, id: string, auth: RequestAuth | null): Promise<Record<string, unknown>>;
   admin: AdminService;
-  /** Every refused request leaves an audit event. */
-  recordRefusal(caller: Caller | undefined, route: string, err: GateError): void;
+  /** Every refused request leaves an audit event, counted per peer when repeated. */
+  recordRefusal(caller: Caller | undefined, route: string, err: GateError, peer?: string): void;
 }
 
 export interface AdminService {
@@ -62,6 +68,7 @@ export interface AdminService {
   policyShow(principal?: string): Record<string, unknown>;
   policyGrant(caller: Caller, body: unknown): Record<string, unknown>;
   policyRevoke(caller: Caller, body: unknown): Record<string, unknown>;
+  policyAccept(caller: Caller): Record<string, unknown>;
   keysRotate(caller: Caller, body: unknown): Promise<Record<string, unknown>>;
   tokensCreate(caller: Caller, body: unknown): Record<string, unknown>;
   tokensList(): Record<string, unknown>[];
@@ -75,6 +82,12 @@ export interface AppOptions {
   identify(req: FastifyRequest): Caller;
   /** Identify the caller before every request, even those that need no identity (/healthz): the TCP listener, where identify also checks Host and Origin. */
   identifyEveryRequest?: boolean;
+  /**
+   * The peer of a connection, told by the transport alone (src/gate/transport.ts
+   * unixPeer; one name for the box's socket or loopback HTTP): limits and
+   * refusal counts are per peer. Throws when it cannot tell.
+   */
+  peer(socket: Socket): string;
 }
 
 const FASTIFY_ERRORS: Record<string, string> = {
@@ -114,24 +127,32 @@ const UNROUTED = '(no route)';
 
 export function buildGateApp(o: AppOptions): FastifyInstance {
   const s = o.service;
-  /** Records the refusal (the caller when the connection tells who) and answers in the gate's error format. */
-  const refuse = (req: FastifyRequest, reply: FastifyReply, e: GateError, route: string) => {
+  const peerOf = (socket: Socket) => peerOfSocket(socket, o.peer);
+  /** Records a refusal against the connection's peer (and the caller when the connection tells who). */
+  const record = (socket: Socket, e: GateError, route: string) => {
     let who: Caller | undefined;
     try {
-      who = o.identify(req);
+      who = o.identify({ raw: { socket } } as unknown as FastifyRequest);
     } catch {
       who = undefined;
     }
     try {
-      s.recordRefusal(who, route, e);
+      s.recordRefusal(who, route, e, peerOf(socket));
     } catch {
       // the ledger itself is down: the status code still tells the client
     }
+  };
+  /** Records the refusal and answers in the gate's error format. */
+  const refuse = (req: FastifyRequest, reply: FastifyReply, e: GateError, route: string) => {
+    record(req.raw.socket, e, route);
+    const retry = e.extra.retry_after_seconds;
+    if (typeof retry === 'number') reply.header('retry-after', String(retry));
     return reply.code(e.status).send(e.body());
   };
   const routeOf = (req: FastifyRequest) => `${req.method} ${req.routeOptions?.url ?? UNROUTED}`;
   const app = Fastify({
     bodyLimit: s.maxBodyBytes,
+    ...timeoutOptions(s.guard.limits),
     logger: false,
     return503OnClosing: true,
     forceCloseConnections: true,
@@ -140,25 +161,19 @@ export function buildGateApp(o: AppOptions): FastifyInstance {
       refuse(req, reply, fastifyError(err) ?? new GateError('invalid_request', err.message), `${req.method} ${UNROUTED}`);
     },
     // Malformed HTTP (bad header bytes, a broken request line) fails before there is a request.
+    // A request too slow to arrive (headersTimeout, requestTimeout) ends here too.
     clientErrorHandler: (err: Error & { code?: string }, socket: Socket) => {
+      const e = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? requestTimeout(s.guard.limits)
+        : err.code === 'HPE_HEADER_OVERFLOW' ? new GateError('body_too_large', 'the request headers are too large')
+        : new GateError('invalid_request', `malformed HTTP request (${err.code ?? 'parse error'})`);
+      // A connection reset by its client is no request to record.
       if (!socket.writable) return socket.destroy();
-      const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
-      const e = new GateError(tooLarge ? 'body_too_large' : 'invalid_request', tooLarge ? 'the request headers are too large' : `malformed HTTP request (${err.code ?? 'parse error'})`);
-      let who: Caller | undefined;
-      try {
-        who = o.identify({ raw: { socket } } as unknown as FastifyRequest);
-      } catch {
-        who = undefined;
-      }
-      try {
-        s.recordRefusal(who, `- ${UNROUTED}`, e);
-      } catch {
-        // the ledger itself is down: the status code still tells the client
-      }
-      const body = JSON.stringify(e.body());
-      socket.end(`HTTP/1.1 ${e.status} ${tooLarge ? 'Request Header Fields Too Large' : 'Bad Request'}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+      record(socket, e, `- ${UNROUTED}`);
+      socket.end(closingResponse(e));
     },
   });
+  guardApp(app, { guard: s.guard, peer: o.peer, record: (socket, _peer, e) => record(socket, e, '- (connection)') });
+
   // JSON only: anything else is refused before a route sees it.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('application/json', { parseAs: 'string', bodyLimit: s.maxBodyBytes }, (_req, text, done) => {
@@ -175,7 +190,7 @@ export function buildGateApp(o: AppOptions): FastifyInstance {
     if (o.identifyEveryRequest) o.identify(req);
   });
 
-  const caller = (req: FastifyRequest): Caller => o.identify(req);
+  const caller = (req: FastifyRequest): Caller => ({ ...o.identify(req), peer: peerOf(req.raw.socket) });
   const auth = (req: FastifyRequest): RequestAuth => ({
     authorization: req.headers.authorization,
     dpop: typeof req.headers.dpop === 'string' ? req.headers.dpop : undefined,
@@ -229,6 +244,7 @@ export function buildGateApp(o: AppOptions): FastifyInstance {
     app.get('/v1/admin/tokens', async (req) => (operator(req), { tokens: a.tokensList() }));
     app.post('/v1/admin/tokens', async (req, reply) => reply.code(201).send(a.tokensCreate(operator(req), req.body)));
     app.post<P>('/v1/admin/tokens/:id/revoke', async (req) => a.tokensRevoke(operator(req), req.params.id));
+    app.post('/v1/admin/policy/accept', async (req) => a.policyAccept(operator(req)));
   }
 
   app.setNotFoundHandler((req, reply) => {

@@ -1,5 +1,6 @@
 // Everything the pipeline stages use, built once per gate process.
-import type { Db, WalSync } from '../ledger/db.js';
+import { immediate, type Db, type WalSync } from '../ledger/db.js';
+import { EPOCH_RECORDS, newestRecordSql, recordedEpoch } from '../ledger/state-record.js';
 import type { KeyStore } from '../keys/store.js';
 import type { Ledger } from '../ledger/ledger.js';
 import type { PolicyEngine } from '../policy/engine.js';
@@ -8,9 +9,12 @@ import type { Approvals } from './approvals.js';
 import type { ReplayCache } from './auth/replay.js';
 import type { Budgets } from './budget.js';
 import type { HttpTransport, ProviderTable } from './providers.js';
+import type { PeerLimitSettings } from './peer-limits.js';
 import type { Registry } from './registry.js';
 import type { ClientTokens } from './tokens.js';
 import type { GateInstances } from './instances.js';
+import { epochMismatch, readTableEpoch, stateTampered } from './state-check.js';
+import type { ChainedPolicy } from './policy-guard.js';
 
 export interface GateSettings {
   publicBaseUrl: string;
@@ -22,6 +26,8 @@ export interface GateSettings {
   sandboxDegraded: boolean;
   /** The configured principals by name, with the scopes each may hold (what a client token may name). */
   principals: ReadonlyMap<string, readonly string[]>;
+  /** What one peer may ask: requests per second, connections, timeouts. */
+  limits: PeerLimitSettings;
 }
 
 export interface GateContext {
@@ -33,6 +39,8 @@ export interface GateContext {
   registry: Registry;
   policy: PolicyEngine;
   policyStore: PolicyStore;
+  /** The policy data, checked against the chain: what decisions and changes use. */
+  policyData: ChainedPolicy;
   budgets: Budgets;
   approvals: Approvals;
   /** The credentials of callers on the TCP listener. */
@@ -47,27 +55,57 @@ export interface GateContext {
   wal: WalSync;
 }
 
-/** Revocation epoch (persisted, shared by processes) and drain flag (this process). */
+/**
+ * Revocation epoch (persisted in gate_state, shared by processes, recorded in
+ * the chain by every advance) and drain flag (this process). Every read of
+ * the epoch is checked against the chain (src/gate/state-check.ts): cheaply
+ * while neither the table nor the chain's newest epoch record moved (one
+ * statement), by reading that record again when either did.
+ */
 export class GateState {
   draining = false;
-  private readonly readEpoch;
-  private readonly bumpEpoch;
+  private readonly db: Db;
+  private readonly probe;
+  private readonly setEpoch;
+  /** The newest chain record this process checked the table against: its row id and value. */
+  private known: { id: number; value: number } | undefined;
 
   constructor(db: Db) {
+    this.db = db;
     db.exec('CREATE TABLE IF NOT EXISTS gate_state (key TEXT PRIMARY KEY, value TEXT NOT NULL)');
     db.prepare("INSERT OR IGNORE INTO gate_state (key, value) VALUES ('revocation_epoch', '0')").run();
-    this.readEpoch = db.prepare("SELECT CAST(value AS INTEGER) FROM gate_state WHERE key = 'revocation_epoch'").pluck();
-    this.bumpEpoch = db.prepare("UPDATE gate_state SET value = CAST(value AS INTEGER) + 1 WHERE key = 'revocation_epoch'");
+    this.probe = db.prepare(`SELECT (SELECT CAST(value AS INTEGER) FROM gate_state WHERE key = 'revocation_epoch') AS epoch, ${newestRecordSql(EPOCH_RECORDS)} AS id`);
+    this.setEpoch = db.prepare("UPDATE gate_state SET value = ? WHERE key = 'revocation_epoch'");
   }
 
-  /** Read from the store every time: another process may have revoked. */
+  /**
+   * The epoch, read from the store every time (another process may have
+   * revoked). Throws GateError state_tampered (503) when the table differs
+   * from the chain's newest record of it.
+   */
   get epoch(): number {
-    return this.readEpoch.get() as number;
+    const p = this.probe.get() as { epoch: number | null; id: number };
+    if (this.known && p.id === this.known.id && p.epoch === this.known.value) return p.epoch;
+    // The table and the record read in one snapshot: a revoke committing meanwhile changes both or neither.
+    const { epoch, rec } = this.db.transaction(() => ({ epoch: readTableEpoch(this.db), rec: recordedEpoch(this.db) }))();
+    const m = epochMismatch(epoch, rec, this.known?.id);
+    if (m) throw stateTampered(m);
+    this.known = { id: rec!.id, value: rec!.value };
+    return rec!.value;
   }
 
-  /** Every lease and grant issued before is refused from now on. */
-  advanceEpoch(): number {
-    this.bumpEpoch.run();
-    return this.epoch;
+  /**
+   * Every lease and grant issued before is refused from now on. The new
+   * epoch is one past both the table's and the chain's (so a lowered table
+   * is repaired), and `record` appends the event carrying it in the same
+   * transaction. Works while the table differs from the chain: it is the fix.
+   */
+  advanceEpoch(record: (epoch: number) => void): number {
+    return immediate(this.db, () => {
+      const next = Math.max(readTableEpoch(this.db) ?? 0, recordedEpoch(this.db)?.value ?? 0) + 1;
+      this.setEpoch.run(String(next));
+      record(next);
+      return next;
+    });
   }
 }

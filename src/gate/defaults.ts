@@ -7,3 +7,14 @@ export const DEFAULTS = {
   approvalTtlSeconds: 300,
   grantTtlSeconds: 60,
 };
+
+/** What one peer may ask of the gate (src/gate/peer-limits.ts), when [gate] says nothing. */
+export const LIMIT_DEFAULTS = {
+  requestsPerSecond: 50,
+  requestBurst: 100,
+  maxConnectionsPerPeer: 64,
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 30_000,
+  keepAliveTimeoutMs: 5_000,
+  idleTimeoutMs: 60_000,
+};

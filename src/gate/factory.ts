@@ -3,7 +3,8 @@
 import type { GateFileConfig } from '../config/latchgate-toml.js';
 import { LaunchError } from '../core/errors.js';
 import { Checkpointer } from '../ledger/checkpointer.js';
-import { openDb, WalSync, type Db } from '../ledger/db.js';
+import { immediate, openDb, WalSync, type Db } from '../ledger/db.js';
+import type { StateMismatch } from '../ledger/state-record.js';
 import { KeyStore } from '../keys/store.js';
 import { Ledger } from '../ledger/ledger.js';
 import { CedarEngine } from '../policy/cedar.js';
@@ -17,12 +18,16 @@ import { BudgetRules } from './budget-rules.js';
 import { noopProvider } from './builtin-providers.js';
 import { GateState, type GateContext } from './context.js';
 import { GateError } from './errors.js';
+import { peerLimits } from './peer-limits.js';
 import { Gate } from './service.js';
 import { GateInstances } from './instances.js';
 import { ProviderTable, type HttpTransport, type Provider } from './providers.js';
+import { ChainedPolicy } from './policy-guard.js';
 import { Registry } from './registry.js';
 import { ClientTokens } from './tokens.js';
 import { stateFiles } from './setup.js';
+import { recordBaseline } from './state-baseline.js';
+import { checkChainedState } from './state-check.js';
 
 import { DEFAULTS } from './defaults.js';
 
@@ -73,6 +78,12 @@ export interface OpenedGate {
   db: Db;
   ctx: GateContext;
   gate: Gate;
+  /**
+   * The state kept outside the chain that differs from it, as found at open
+   * (empty when all is well). Requests relying on it are refused
+   * (state_tampered); `latchgate up` refuses to start.
+   */
+  tampered: StateMismatch[];
   close(): void;
 }
 
@@ -103,6 +114,15 @@ export async function openGate(o: OpenGateOptions): Promise<OpenedGate> {
   approvals.migrate();
   const tokens = new ClientTokens(db);
   tokens.migrate();
+  // The policy data (seeded on first open), the epoch table and the baseline
+  // recording both (on the first start that finds none) in one transaction.
+  const { policyStore, state } = immediate(db, () => {
+    const policyStore = new PolicyStore(db);
+    const state = new GateState(db);
+    recordBaseline(ledger, policyStore, o.sandboxDegraded ?? false);
+    return { policyStore, state };
+  });
+  const tampered = checkChainedState(db).mismatches;
   const providers = new ProviderTable();
   providers.register('builtin:noop', noopProvider);
   for (const [digest, p] of Object.entries(o.providers ?? {})) providers.register(digest, p);
@@ -113,7 +133,8 @@ export async function openGate(o: OpenGateOptions): Promise<OpenedGate> {
     replay: new ReplayCache(db),
     registry,
     policy: await policyEngine(o.config.policy),
-    policyStore: new PolicyStore(db),
+    policyStore,
+    policyData: new ChainedPolicy(db, policyStore),
     budgets,
     approvals,
     tokens,
@@ -126,8 +147,9 @@ export async function openGate(o: OpenGateOptions): Promise<OpenedGate> {
       grantTtlSeconds: DEFAULTS.grantTtlSeconds,
       sandboxDegraded: o.sandboxDegraded ?? false,
       principals: principalScopes(o.config.principals.values()),
+      limits: peerLimits(o.config),
     },
-    state: new GateState(db),
+    state,
     instances: new GateInstances(o.stateDir),
     wal: new WalSync(dbPath),
   };
@@ -136,6 +158,7 @@ export async function openGate(o: OpenGateOptions): Promise<OpenedGate> {
     db,
     ctx,
     gate,
+    tampered,
     close: () => {
       gate.close(); // its counted refusals, while the ledger is open
       checkpoints?.close();

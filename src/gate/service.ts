@@ -11,13 +11,22 @@ import { issueLease, parseLeaseRequest } from './auth/leases.js';
 import type { GateContext } from './context.js';
 import { GateError } from './errors.js';
 import type { Reply } from './execution.js';
+import { PeerGuard } from './peer-limits.js';
 import { Pipeline } from './pipeline.js';
 import { verifySession } from './stages/authenticate.js';
 import type { AuditEventInput } from '../core/audit-event.js';
 
-/** Who a refusal is counted against: the caller as the transport identified it. */
-function refusalSource(caller: Caller | undefined): string {
-  return caller ? JSON.stringify([caller.transport, caller.uid ?? null, caller.principal]) : 'unidentified';
+/**
+ * Who a refusal is counted against: the peer the transport saw (src/gate/app.ts
+ * AppOptions.peer: the peer uid on a Unix socket, the box, loopback HTTP),
+ * whether or not it is a known caller; a caller that came by no socket, by
+ * its uid or principal.
+ */
+function refusalSource(caller: Caller | undefined, peer: string | undefined): string {
+  const p = peer ?? caller?.peer;
+  if (p !== undefined) return p;
+  if (!caller) return 'unidentified';
+  return caller.uid !== undefined ? `uid:${caller.uid}` : `${caller.transport}:${caller.principal}`;
 }
 
 export class Gate implements GateService {
@@ -26,9 +35,12 @@ export class Gate implements GateService {
   private readonly refusals = new DenialCoalescer({ write: (e) => this.event(e), classify: denialKind });
 
   private readonly pipeline: Pipeline;
+  /** Requests and connections per peer, for every socket this gate serves. */
+  readonly guard: PeerGuard;
 
   constructor(private readonly ctx: GateContext) {
     this.pipeline = new Pipeline(ctx, this);
+    this.guard = new PeerGuard(ctx.settings.limits);
     this.admin = new Admin(ctx, this, this.pipeline);
   }
 
@@ -50,8 +62,8 @@ export class Gate implements GateService {
    * repeats counted into summaries (src/ledger/coalesce.ts, denial-kinds.ts
    * say which refusals qualify; the others are written in full here too).
    */
-  refusal(caller: Caller | undefined, e: AuditEventInput): void {
-    this.refusals.record(e, refusalSource(caller));
+  refusal(caller: Caller | undefined, e: AuditEventInput, peer?: string): void {
+    this.refusals.record(e, refusalSource(caller, peer));
   }
 
   /** Writes the counted refusals; call before the ledger closes. */
@@ -70,6 +82,15 @@ export class Gate implements GateService {
       checks.ledger = 'ok';
     } catch (e) {
       checks.ledger = (e as Error).message;
+      return { status: 'not_ready' as const, checks };
+    }
+    // The state the chain records (revocation epoch, policy data), checked as requests would.
+    try {
+      void this.ctx.state.epoch;
+      this.ctx.policyData.data();
+      checks.chained_state = 'ok';
+    } catch (e) {
+      checks.chained_state = (e as Error).message;
       return { status: 'not_ready' as const, checks };
     }
     return { status: this.ctx.state.draining ? ('degraded' as const) : ('ready' as const), checks };
@@ -161,9 +182,10 @@ export class Gate implements GateService {
     return { ...r };
   }
 
-  recordRefusal(caller: Caller | undefined, route: string, err: GateError): void {
+  recordRefusal(caller: Caller | undefined, route: string, err: GateError, peer?: string): void {
     if (recorded.has(err)) return;
     recorded.add(err);
-    this.refusal(caller, { event_type: 'request_refused', decision: err.status >= 500 ? 'error' : 'deny', subject: { principal: caller?.principal ?? 'unknown', identity_method: caller?.transport }, error: eventError(err), details: { route } });
+    const details = peer === undefined ? { route } : { route, peer };
+    this.refusal(caller, { event_type: 'request_refused', decision: err.status >= 500 ? 'error' : 'deny', subject: { principal: caller?.principal ?? 'unknown', identity_method: caller?.transport }, error: eventError(err), details }, peer);
   }
 }

@@ -4,7 +4,7 @@
 // its callers are identified by client tokens (src/gate/tokens.ts).
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { chmodSync, mkdirSync, rmSync } from 'node:fs';
-import { isIP } from 'node:net';
+import { isIP, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import { loadAddon } from '../native/addon.js';
 import type { Caller } from './app.js';
@@ -17,11 +17,18 @@ export interface IdentityMap {
   operators: Map<number, string>;
 }
 
-function peer(req: FastifyRequest): { uid: number; pid: number } | undefined {
-  const fd = (req.raw.socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
+function socketPeer(socket: Socket): { uid: number; pid: number } | undefined {
+  const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
   if (fd === undefined || fd < 0) return undefined;
   const c = loadAddon().peerCred(fd);
   return typeof c === 'number' ? undefined : c;
+}
+
+/** The peer of a Unix socket connection, for the per-peer limits and counts: its uid (SO_PEERCRED). */
+export function unixPeer(socket: Socket): string {
+  const uid = socketPeer(socket)?.uid;
+  if (uid === undefined) throw new GateError('identity_unauthenticated', 'the peer of this connection cannot be identified');
+  return `uid:${uid}`;
 }
 
 /** The namespace check per connection: its peer process cannot change. */
@@ -34,7 +41,7 @@ const nestedBySocket = new WeakMap<object, string | null>();
  */
 export function unixIdentity(map: IdentityMap): (req: FastifyRequest) => Caller {
   return (req) => {
-    const cred = peer(req);
+    const cred = socketPeer(req.raw.socket);
     if (cred === undefined) throw new GateError('identity_unauthenticated', 'the peer of this connection cannot be identified');
     const { uid, pid } = cred;
     const p = map.principals.get(uid);

@@ -67,7 +67,7 @@ function gateKind(e: AuditEventInput): DenialKind | null {
     key = `${code} ${action}`;
   } else if (e.event_type === 'request_refused') {
     const route = str(e.details?.route) ? e.details.route : '';
-    summary.details = { route };
+    summary.details = str(e.details?.peer) ? { route, peer: e.details.peer } : { route };
     key = `${code} ${route}`;
   }
   return { key, summary, ...(str(e.error.message) ? { sample: e.error.message } : {}) };

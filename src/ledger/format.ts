@@ -5,6 +5,7 @@
 // neutralises spreadsheet formulas.
 import { canonicalize } from '../crypto/jcs.js';
 import type { AuditEvent } from '../core/audit-event.js';
+import type { StateReport } from './state-record.js';
 import type { VerifyReport } from './verify.js';
 
 export type AuditFormat = 'table' | 'json' | 'jsonl' | 'csv';
@@ -121,6 +122,16 @@ export function formatEvents(events: AuditEvent[], format: AuditFormat): string 
   }
 }
 
+/** The state kept outside the chain: each table that differs from the chain, or that all match. */
+function formatState(s: StateReport): string[] {
+  if (s.mismatches.length) {
+    return [`${s.mismatches.length} table${s.mismatches.length === 1 ? '' : 's'} DIFFER from what the chain recorded:`, ...s.mismatches.map((m) => `  ${escapeControl(m.message)}`)];
+  }
+  const values = Object.entries(s.values).map(([k, v]) => `${k} ${escapeControl(String(v.table ?? '(none)'))}`).join(', ');
+  if (!s.baseline) return [`State outside the chain: not recorded yet (the next gate start records its baseline); ${values}.`];
+  return [`State outside the chain matches the chain: ${values}.`];
+}
+
 /** The human summary `latchgate verify` prints (the intact case in the wording scripts match). */
 export function formatVerifyReport(r: VerifyReport): string {
   const out: string[] = [];
@@ -143,5 +154,6 @@ export function formatVerifyReport(r: VerifyReport): string {
       out.push(`  grant ${escapeControl(i.grant_id)} action ${escapeControl(i.action_id)} trace_id ${escapeControl(i.trace_id)} started ${escapeControl(i.started_at)}`);
     }
   }
+  if (r.state) out.push(...formatState(r.state));
   return `${out.join('\n')}\n`;
 }

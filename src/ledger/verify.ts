@@ -11,7 +11,10 @@
 //   - inserted: the next real event links over it to an earlier one;
 //   - reordered: an event's predecessor is stored after it.
 // Receipts are checked apart (receipt.ts: result_hash recomputed, signature
-// through the append-only key history). Verification writes nothing, neither
+// through the append-only key history). With a state checker (the gate's,
+// src/gate/state-check.ts), the state kept outside the chain (revocation
+// epoch, policy data) is compared with the chain's newest record of it, in
+// the same read transaction; a mismatch makes the ledger not intact. Verification writes nothing, neither
 // in the database nor in the key store: it works on a read-only copy. Intents without receipts are listed
 // but do not by themselves make the ledger "not intact": they are the
 // detectable trace of lost evidence.
@@ -22,6 +25,10 @@ import { openDbReadOnly, type Db } from './db.js';
 import { CHAIN_HASH_FORMAT, eventHash, indexedColumns, LedgerError, type IndexedColumns } from './ledger.js';
 import type { AuditEvent } from '../core/audit-event.js';
 import { verifyReceipt, type ExecutionReceipt } from './receipt.js';
+import type { StateReport } from './state-record.js';
+
+/** Compares the state kept outside the chain with the chain; only reads. */
+export type StateChecker = (db: Db) => StateReport;
 
 export interface BadEvent {
   id: number;
@@ -39,6 +46,8 @@ export interface VerifyReport {
   first_bad: BadEvent | null;
   receipts: { total: number; bad: { receipt_id: string; reason: string }[] };
   intents_without_receipts: { grant_id: string; trace_id: string; action_id: string; started_at: string }[];
+  /** The state kept outside the chain against the chain (null: not checked). */
+  state: StateReport | null;
 }
 
 interface Row extends IndexedColumns {
@@ -82,7 +91,7 @@ function contentProblem(row: Row): string | null {
 }
 
 /** Walks the hash chain and checks every receipt. Read-only; never throws for tampering, only for a file that is not a ledger. */
-export function verifyLedger(db: Db, keys: KeyStore, name = db.name): VerifyReport {
+export function verifyLedger(db: Db, keys: KeyStore, name = db.name, state?: StateChecker): VerifyReport {
   let tables: Set<string>;
   try {
     tables = new Set(db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table'`).pluck().all() as string[]);
@@ -93,7 +102,7 @@ export function verifyLedger(db: Db, keys: KeyStore, name = db.name): VerifyRepo
   for (const t of ['audit_events', 'receipts', 'execution_intents', 'ledger_metadata']) {
     if (!tables.has(t)) throw new LedgerError(`${name} is not a latchgate ledger (no ${t} table)`, 'not_a_ledger');
   }
-  return db.transaction(() => walk(db, keys, name))();
+  return db.transaction(() => walk(db, keys, name, state))();
 }
 
 /**
@@ -101,14 +110,14 @@ export function verifyLedger(db: Db, keys: KeyStore, name = db.name): VerifyRepo
  * migration, no -wal or -shm left behind): `latchgate verify` on an archived
  * or read-only state directory.
  */
-export function verifyLedgerFile(path: string, keys: KeyStore): VerifyReport {
+export function verifyLedgerFile(path: string, keys: KeyStore, state?: StateChecker): VerifyReport {
   if (!existsSync(path)) {
     throw new LedgerError(`no ledger at ${path}. Fix: point [state] dir in latchgate.toml (or XDG_STATE_HOME) at the state directory that holds ledger.sqlite3`, 'not_a_ledger');
   }
   let db: Db | undefined;
   try {
     db = openDbReadOnly(path);
-    return verifyLedger(db, keys, path);
+    return verifyLedger(db, keys, path, state);
   } catch (e) {
     if ((e as { code?: unknown }).code !== 'SQLITE_CANTOPEN') throw e;
     throw new LedgerError(
@@ -120,7 +129,7 @@ export function verifyLedgerFile(path: string, keys: KeyStore): VerifyReport {
   }
 }
 
-function walk(db: Db, keys: KeyStore, name: string): VerifyReport {
+function walk(db: Db, keys: KeyStore, name: string, stateChecker: StateChecker | undefined): VerifyReport {
   const meta = (key: string) => db.prepare('SELECT value FROM ledger_metadata WHERE key = ?').pluck().get(key) as string | undefined;
   const format = meta('chain_hash_format');
   if (format !== CHAIN_HASH_FORMAT) {
@@ -178,15 +187,17 @@ function walk(db: Db, keys: KeyStore, name: string): VerifyReport {
         ORDER BY i.started_at, i.grant_id`,
     )
     .all() as VerifyReport['intents_without_receipts'];
+  const state = stateChecker ? stateChecker(db) : null;
 
   return {
-    intact: first === null && receipts.bad.length === 0,
+    intact: first === null && receipts.bad.length === 0 && (state?.mismatches.length ?? 0) === 0,
     total_events: total,
     verified_links: links,
     chain_head: chainHead,
     first_bad: first,
     receipts,
     intents_without_receipts: intents,
+    state,
   };
 }
 

@@ -3,8 +3,12 @@
 // the same data. Every change bumps a counter in policy_meta inside the same
 // transaction; data() rebuilds its cached PolicyData when the counter moved.
 // The first store to open a database seeds it from policies/data.json.
-// Changes return a description for the caller to append to the ledger.
+// Changes return a description for the ledger, with the digest of the whole
+// policy data after the change (policyDigest), and hand it to the caller's
+// recorder inside the same transaction: the tables never change without the
+// chain saying so (src/gate/state-check.ts compares the two).
 import { readFileSync } from 'node:fs';
+import { canonicalHash } from '../crypto/jcs.js';
 import type { Db } from '../ledger/db.js';
 import { immediate } from '../ledger/db.js';
 import type { AuditEventInput } from '../core/audit-event.js';
@@ -31,9 +35,14 @@ export interface PolicyChange extends Pick<AuditEventInput, 'details'> {
     /** Store version (change counter) before and after. */
     store_version_before: number;
     store_version_after: number;
+    /** policyDigest() of the complete policy data after the change. */
+    policy_digest: string;
     [k: string]: unknown;
   };
 }
+
+/** Appends a change's ledger event; called inside the change's transaction (a throw rolls the change back). */
+export type RecordChange = (change: PolicyChange) => void;
 
 export interface AclListing {
   principal: string;
@@ -122,6 +131,42 @@ export function readPolicyDataFile(path: string = policyFile('data.json')): Poli
   return { acl: d.acl, allowlist: d.allowlist };
 }
 
+const DIGESTS = new WeakMap<PolicyData, string>();
+
+/** "sha256:<hex>" of the RFC 8785 canonical form of the complete policy data: what the chain records. */
+export function policyDigest(data: PolicyData): string {
+  return canonicalHash(data);
+}
+
+/**
+ * The policy data as the tables hold it, or null when they do not exist (a
+ * database no policy store opened). Only reads: `latchgate verify` uses it on
+ * a read-only copy. Call inside a transaction for a consistent snapshot.
+ */
+export function readPolicyData(db: Db): PolicyData | null {
+  const has = db.prepare(`SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('policy_principals', 'policy_acl', 'policy_sinks', 'policy_allowlist')`).pluck().get() as number;
+  if (has !== 4) return null;
+  const acl = new Map<string, AclEntry>();
+  for (const p of db.prepare('SELECT principal, inherits_wildcard FROM policy_principals ORDER BY principal').all() as { principal: string; inherits_wildcard: number }[]) {
+    const e: AclEntry = { allowed_actions: [], allowed_sinks: [] };
+    if (p.inherits_wildcard === 1) e.inherits_wildcard = true;
+    acl.set(p.principal, e);
+  }
+  for (const r of db.prepare('SELECT principal, action_id FROM policy_acl ORDER BY principal, action_id').all() as { principal: string; action_id: string }[]) acl.get(r.principal)?.allowed_actions.push(r.action_id);
+  for (const r of db.prepare('SELECT principal, sink FROM policy_sinks ORDER BY principal, sink').all() as { principal: string; sink: string }[]) acl.get(r.principal)?.allowed_sinks.push(r.sink);
+  const allow = new Map<string, Map<string, true>>();
+  for (const r of db.prepare('SELECT action_id, principal FROM policy_allowlist ORDER BY action_id, principal').all() as { action_id: string; principal: string }[]) {
+    let m = allow.get(r.action_id);
+    if (!m) allow.set(r.action_id, (m = new Map()));
+    m.set(r.principal, true);
+  }
+  // fromEntries defines own properties, so a name like "__proto__" stays data
+  return {
+    acl: Object.fromEntries(acl),
+    allowlist: Object.fromEntries([...allow].map(([a, m]) => [a, Object.fromEntries(m)])),
+  };
+}
+
 export class PolicyStore {
   private cached: { version: number; data: PolicyData } | undefined;
   private readonly stmts;
@@ -134,11 +179,7 @@ export class PolicyStore {
     this.stmts = {
       version: db.prepare<[], { value: number }>("SELECT value FROM policy_meta WHERE key = 'version'"),
       setVersion: db.prepare<[number]>("INSERT INTO policy_meta (key, value) VALUES ('version', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value"),
-      principals: db.prepare<[], { principal: string; inherits_wildcard: number }>('SELECT principal, inherits_wildcard FROM policy_principals ORDER BY principal'),
       principal: db.prepare<[string], { principal: string; inherits_wildcard: number }>('SELECT principal, inherits_wildcard FROM policy_principals WHERE principal = ?'),
-      acl: db.prepare<[], { principal: string; action_id: string }>('SELECT principal, action_id FROM policy_acl ORDER BY principal, action_id'),
-      sinks: db.prepare<[], { principal: string; sink: string }>('SELECT principal, sink FROM policy_sinks ORDER BY principal, sink'),
-      allowlist: db.prepare<[], { action_id: string; principal: string }>('SELECT action_id, principal FROM policy_allowlist ORDER BY action_id, principal'),
       addPrincipal: db.prepare<[string, number]>('INSERT INTO policy_principals (principal, inherits_wildcard) VALUES (?, ?) ON CONFLICT(principal) DO NOTHING'),
       setInherits: db.prepare<[number, string, number]>('UPDATE policy_principals SET inherits_wildcard = ? WHERE principal = ? AND inherits_wildcard != ?'),
       delPrincipal: db.prepare<[string]>('DELETE FROM policy_principals WHERE principal = ?'),
@@ -184,31 +225,23 @@ export class PolicyStore {
     const v = this.version();
     if (this.cached && this.cached.version === v) return this.cached.data;
     // one read transaction: a consistent snapshot of all tables and the counter
-    const snap = this.db.transaction(() => {
-      const version = this.version();
-      const acl = new Map<string, AclEntry>();
-      for (const p of this.stmts.principals.all()) {
-        const e: AclEntry = { allowed_actions: [], allowed_sinks: [] };
-        if (p.inherits_wildcard === 1) e.inherits_wildcard = true;
-        acl.set(p.principal, e);
-      }
-      for (const r of this.stmts.acl.all()) acl.get(r.principal)?.allowed_actions.push(r.action_id);
-      for (const r of this.stmts.sinks.all()) acl.get(r.principal)?.allowed_sinks.push(r.sink);
-      const allow = new Map<string, Map<string, true>>();
-      for (const r of this.stmts.allowlist.all()) {
-        let m = allow.get(r.action_id);
-        if (!m) allow.set(r.action_id, (m = new Map()));
-        m.set(r.principal, true);
-      }
-      // fromEntries defines own properties, so a name like "__proto__" stays data
-      const data: PolicyData = {
-        acl: Object.fromEntries(acl),
-        allowlist: Object.fromEntries([...allow].map(([a, m]) => [a, Object.fromEntries(m)])),
-      };
-      return { version, data: deepFreeze(data) };
-    })();
+    const snap = this.db.transaction(() => ({ version: this.version(), data: deepFreeze(readPolicyData(this.db) as PolicyData) }))();
     this.cached = snap;
     return snap.data;
+  }
+
+  /** data() read from the tables again, whatever the change counter says. */
+  reload(): PolicyData {
+    this.cached = undefined;
+    return this.data();
+  }
+
+  /** policyDigest() of data(), computed once per snapshot. */
+  digest(): string {
+    const d = this.data();
+    let h = DIGESTS.get(d);
+    if (h === undefined) DIGESTS.set(d, (h = policyDigest(d)));
+    return h;
   }
 
   /** Every ACL entry, sorted by principal. */
@@ -249,25 +282,41 @@ export class PolicyStore {
     type: PolicyChangeType,
     principal: string,
     fn: () => { changed: boolean; details: T },
+    record: RecordChange | undefined,
   ): PolicyChange {
-    const out = immediate(this.db, () => {
+    try {
+      return this.changeInTransaction(type, principal, fn, record);
+    } catch (e) {
+      this.cached = undefined; // it may hold the data of the change rolled back, under a version the next change reuses
+      throw e;
+    }
+  }
+
+  private changeInTransaction<T extends Record<string, unknown>>(
+    type: PolicyChangeType,
+    principal: string,
+    fn: () => { changed: boolean; details: T },
+    record: RecordChange | undefined,
+  ): PolicyChange {
+    return immediate(this.db, () => {
       const before = this.version();
       const r = fn();
       const after = r.changed ? before + 1 : before;
       if (r.changed) this.stmts.setVersion.run(after);
-      return { before, after, r };
+      const change: PolicyChange = {
+        event_type: type,
+        details: { principal, ...r.details, changed: r.changed, store_version_before: before, store_version_after: after, policy_digest: this.digest() },
+      };
+      record?.(change);
+      return change;
     });
-    return {
-      event_type: type,
-      details: { principal, ...out.r.details, changed: out.r.changed, store_version_before: out.before, store_version_after: out.after },
-    };
   }
 
   /**
    * Adds actions and sinks to a principal's entry (creating it; "*" is the
    * wildcard). inherits_wildcard is set when given, kept otherwise.
    */
-  grant(principal: string, actions: string[], sinks: string[] = [], opts: { inheritsWildcard?: boolean } = {}): PolicyChange {
+  grant(principal: string, actions: string[], sinks: string[] = [], opts: { inheritsWildcard?: boolean } = {}, record?: RecordChange): PolicyChange {
     checkName('principal', principal);
     const as = checkNames('action', actions);
     const ss = checkNames('sink', sinks);
@@ -284,7 +333,7 @@ export class PolicyStore {
       const details: Record<string, unknown> = { actions: as, sinks: ss, added_actions, added_sinks, created_entry: created };
       if (opts.inheritsWildcard !== undefined) details['inherits_wildcard'] = opts.inheritsWildcard;
       return { changed, details };
-    });
+    }, record);
   }
 
   /**
@@ -293,7 +342,7 @@ export class PolicyStore {
    * everything its wildcard would have allowed, an absent one falls back to
    * the wildcard.
    */
-  revoke(principal: string, actions: string[], opts: { sinks?: string[]; removeEntry?: boolean } = {}): PolicyChange {
+  revoke(principal: string, actions: string[], opts: { sinks?: string[]; removeEntry?: boolean } = {}, record?: RecordChange): PolicyChange {
     checkName('principal', principal);
     const as = checkNames('action', actions);
     const ss = checkNames('sink', opts.sinks ?? []);
@@ -304,25 +353,25 @@ export class PolicyStore {
       if (opts.removeEntry) removed_entry = this.stmts.delPrincipal.run(principal).changes > 0;
       const changed = removed_actions.length > 0 || removed_sinks.length > 0 || removed_entry;
       return { changed, details: { actions: as, sinks: ss, removed_actions, removed_sinks, removed_entry } };
-    });
+    }, record);
   }
 
   /** Lets a principal's calls of an action skip approval (never skips a deny rule). */
-  allowlistAdd(actionId: string, principal: string): PolicyChange {
+  allowlistAdd(actionId: string, principal: string, record?: RecordChange): PolicyChange {
     checkName('action', actionId);
     checkName('principal', principal);
     return this.change('policy_allowlist_add', principal, () => ({
       changed: this.stmts.addAllow.run(actionId, principal).changes > 0,
       details: { action_id: actionId },
-    }));
+    }), record);
   }
 
-  allowlistRemove(actionId: string, principal: string): PolicyChange {
+  allowlistRemove(actionId: string, principal: string, record?: RecordChange): PolicyChange {
     checkName('action', actionId);
     checkName('principal', principal);
     return this.change('policy_allowlist_remove', principal, () => ({
       changed: this.stmts.delAllow.run(actionId, principal).changes > 0,
       details: { action_id: actionId },
-    }));
+    }), record);
   }
 }

@@ -57,10 +57,11 @@ export class BoxGate {
   /** Opens the gate on the shared state (once). */
   private open(): Promise<{ app: FastifyInstance; opened: OpenedGate }> {
     this.opening ??= (async () => {
-      const [{ openGate }, { buildGateApp }, { boxIdentity }] = await Promise.all([import('../gate/factory.js'), import('../gate/app.js'), import('../gate/transport.js')]);
+      const [{ openGate }, { buildGateApp }, { boxIdentity }, { timeUnlistenedServer }] = await Promise.all([import('../gate/factory.js'), import('../gate/app.js'), import('../gate/transport.js'), import('../gate/http-guards.js')]);
       const opened = await openGate({ stateDir: this.setup.stateDir, config: this.setup.gate, sandboxDegraded: this.sandboxDegraded });
-      const app = buildGateApp({ service: opened.gate, role: 'client', identify: boxIdentity(this.principal, ['tools:call']) });
+      const app = buildGateApp({ service: opened.gate, role: 'client', identify: boxIdentity(this.principal, ['tools:call']), peer: () => `box:${this.principal}` });
       await app.ready();
+      timeUnlistenedServer(app); // connections come from this.server: the timeouts still apply
       return { app, opened };
     })();
     return this.opening;

@@ -8,7 +8,7 @@ import { verifyLedger } from '../../dist/ledger/verify.js';
 import { verifyReceipt } from '../../dist/ledger/receipt.js';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { AGENT, Agent, grantAll } from '../helpers/gate.mjs';
+import { AGENT, Agent, advanceEpochOnly, grantAll } from '../helpers/gate.mjs';
 import { admin, boxSocket, eventsSince, eventsWithCode, gateFor, lastEventId, sleep } from '../helpers/gate-faults.mjs';
 
 const poll = (a, id) => a.signed('GET', `/v1/approvals/${id}/poll`);
@@ -279,7 +279,7 @@ test('revoke, then approve: the pending approval is marked revoked, the approval
 
 test('a revocation the pending approvals were not marked for (another gate advanced the epoch) still refuses the approval', async (t) => {
   const { g, a, id } = await heldRequest(t, 12);
-  g.ctx.state.advanceEpoch(); // the epoch alone, as a gate from before approvals were revoked with it does
+  advanceEpochOnly(g); // the epoch alone, as a gate from before approvals were revoked with it does
   assert.equal(g.ctx.approvals.get(id).status, 'pending');
   const before = lastEventId(g);
 
@@ -298,7 +298,7 @@ test('a revocation between the approval and its run: the resumed run refuses it 
   const decide = g.ctx.approvals.decide.bind(g.ctx.approvals);
   t.mock.method(g.ctx.approvals, 'decide', (...args) => {
     const r = decide(...args);
-    g.ctx.state.advanceEpoch(); // another process revokes right after the approval is marked
+    advanceEpochOnly(g); // another process revokes right after the approval is marked
     return r;
   });
   const before = lastEventId(g);

@@ -15,10 +15,12 @@ import { verifyLedger } from '../../dist/ledger/verify.js';
 import { COALESCE_DEFAULTS } from '../../dist/ledger/coalesce.js';
 import { Agent, grantAll, request, startGate } from '../helpers/gate.mjs';
 import { boxSocket, eventsSince, lastEventId } from '../helpers/gate-faults.mjs';
+import { NEEDS_ROOT, openSocketDir, runAs, systemUser } from '../helpers/other-uid.mjs';
 
 const FLOOD = 2000;
 const TARGETS = 400;
 const EXEC = '/v1/actions/t_ok/execute';
+const UNLIMITED = { requestsPerSecond: 1_000_000, requestBurst: 1_000_000 };
 
 /** Sends `n` requests made by `make(i)` from 50 concurrent clients; returns the count of each status and error. */
 async function flood(n, make, { at, run } = {}) {
@@ -40,7 +42,8 @@ async function flood(n, make, { at, run } = {}) {
 const counted = (events) => events.reduce((n, e) => n + (e.details?.coalesced?.count ?? 1), 0);
 
 test('an unauthenticated flood on the gate: counted, bounded, the real trail in full, the gate still serving', async (t) => {
-  const g = await startGate();
+  // One uid floods here and its agent must keep executing: the per-peer rate (gate-rate-limit.test.mjs) is set out of reach.
+  const g = await startGate({ config: UNLIMITED });
   let closed = false;
   t.after(() => (closed ? rmSync(g.stateDir, { recursive: true, force: true }) : g.close()));
   grantAll(g);
@@ -119,4 +122,51 @@ test('an unauthenticated flood on the gate: counted, bounded, the real trail in 
   const r = verifyLedger(ledger.db, new KeyStore(path.join(g.stateDir, 'keys')));
   assert.equal(r.first_bad, null, JSON.stringify(r.first_bad));
   assert.deepEqual(r.receipts.bad, []);
+});
+
+// A local uid that is no principal floods the client socket: 2000 requests,
+// refused as unauthenticated and, past its rate, as rate_limited. Its
+// refusals are counted against its peer uid (the summaries name it), the
+// counts add up to every request it made, a legitimate agent is unaffected,
+// and the chain verifies.
+test('a flood from an unmapped uid: counted against its peer uid, bounded, every refusal accounted for', { skip: NEEDS_ROOT }, async (t) => {
+  const stranger = systemUser('lgstranger');
+  const g = await startGate();
+  let closed = false;
+  t.after(() => (closed ? rmSync(g.stateDir, { recursive: true, force: true }) : g.close()));
+  grantAll(g);
+  openSocketDir(g.socket);
+  const start = lastEventId(g);
+  const peer = `uid:${stranger.uid}`;
+
+  const flooding = runAs(stranger, 'request-flood.mjs', [g.socket, FLOOD, 'POST', EXEC, 20]);
+  const agent = new Agent(g.socket);
+  await agent.lease();
+  const ok = await agent.execute('t_ok', { n: 1 });
+  const { seen } = await flooding;
+  assert.equal(ok.status, 200, `a mapped agent executes while another uid floods: ${ok.text}`);
+  const answered = Object.values(seen).reduce((a, b) => a + b, 0);
+  assert.equal(answered, FLOOD, JSON.stringify(seen));
+  assert.ok(Object.keys(seen).every((k) => k === '401 identity_unauthenticated' || k === '429 rate_limited'), JSON.stringify(seen));
+  assert.ok(seen['401 identity_unauthenticated'] >= 1, JSON.stringify(seen));
+
+  await g.close({ keepState: true }); // writes what is still counted
+  closed = true;
+  const ledger = Ledger.open(path.join(g.stateDir, 'ledger.sqlite3'));
+  t.after(() => ledger.db.close());
+  const events = ledger.db.prepare('SELECT event_json FROM audit_events WHERE id > ? ORDER BY id').all(start).map((r) => JSON.parse(r.event_json));
+  const theirs = events.filter((e) => e.details?.peer === peer);
+  t.diagnostic(`${events.length} events for ${FLOOD} refusals of ${peer}: ${JSON.stringify(seen)}`);
+  assert.equal(counted(theirs), FLOOD, 'full events plus counts = every request of the flood');
+  for (const [k, n] of Object.entries(seen)) {
+    const code = k.split(' ')[1];
+    assert.equal(counted(theirs.filter((e) => e.error.code === code)), n, `${code}: counted as answered`);
+    assert.equal(theirs.filter((e) => e.error.code === code && !e.details.coalesced).length, 1, `${code}: the first in full`);
+  }
+  assert.ok(theirs.every((e) => e.event_type === 'request_refused' && e.subject.principal === 'unknown'));
+  assert.ok(events.length < 40, `${events.length} events for ${FLOOD} refusals`);
+  assert.ok(events.some((e) => e.event_type === 'action_call' && e.decision === 'allow' && e.subject?.session_id === agent.session_id), "the agent's execution in full");
+
+  const r = verifyLedger(ledger.db, new KeyStore(path.join(g.stateDir, 'keys')));
+  assert.equal(r.first_bad, null, JSON.stringify(r.first_bad));
 });

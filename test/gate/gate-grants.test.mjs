@@ -14,7 +14,7 @@ import { reserveAndSignGrant } from '../../dist/gate/stages/reserve-and-sign-gra
 import { resolveAction } from '../../dist/gate/stages/resolve-action.js';
 import { validateRequest } from '../../dist/gate/stages/validate-request.js';
 import { verifyAndReceipt } from '../../dist/gate/stages/verify-and-receipt.js';
-import { Agent, grantAll } from '../helpers/gate.mjs';
+import { Agent, advanceEpochOnly, grantAll } from '../helpers/gate.mjs';
 import { eventsWithCode, gateFor, lastEventId } from '../helpers/gate-faults.mjs';
 
 function intent(over = {}) {
@@ -91,7 +91,7 @@ test('a grant issued before revoke-all is refused at commit (lease_revoked)', as
   const g = await gateFor(t);
   grantAll(g);
   const x = await grantFor(g, 14);
-  g.ctx.state.advanceEpoch();
+  advanceEpochOnly(g);
   assert.throws(() => recordIntent(g.ctx, x), (e) => e.code === 'lease_revoked');
   assert.equal(count(g, 'execution_intents'), 0);
 });

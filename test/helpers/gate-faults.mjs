@@ -153,7 +153,7 @@ export async function ledgerCopy(t, g) {
  */
 export async function boxSocket(t, g, principal, scopes = ['tools:call']) {
   const dir = tempDir(t, 'latchgate-box-');
-  const app = buildGateApp({ service: g.gate, role: 'client', identify: boxIdentity(principal, scopes) });
+  const app = buildGateApp({ service: g.gate, role: 'client', identify: boxIdentity(principal, scopes), peer: () => `box:${principal}` });
   const socket = path.join(dir, 'gate.sock');
   await listenUnix(app, socket, 0o666);
   t.after(() => app.close());

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { openGate } from '../../dist/gate/factory.js';
 import { buildGateApp } from '../../dist/gate/app.js';
-import { boxIdentity, listenUnix, unixIdentity } from '../../dist/gate/transport.js';
+import { boxIdentity, listenUnix, unixIdentity, unixPeer } from '../../dist/gate/transport.js';
 import { createDpopKey, makeProof } from '../../dist/gate/auth/client.js';
 import * as P from '../fixtures/providers.mjs';
 
@@ -48,13 +48,13 @@ export async function startGate({ stateDir, transport = P.fakeTransport(200), co
   const opened = await openGate({ stateDir: dir, config: cfg, providers, transport, builtinManifests: true });
   const identity = unixIdentity({ principals: cfg.principals, operators: new Map([...cfg.operators].map(([n, o]) => [o.uid, n])) });
   const sockDir = mkdtempSync(path.join(os.tmpdir(), 'latchgate-sock-'));
-  const client = buildGateApp({ service: opened.gate, role: 'client', identify: identity });
-  const admin = buildGateApp({ service: opened.gate, role: 'admin', identify: identity });
+  const client = buildGateApp({ service: opened.gate, role: 'client', identify: identity, peer: unixPeer });
+  const admin = buildGateApp({ service: opened.gate, role: 'admin', identify: identity, peer: unixPeer });
   await listenUnix(client, path.join(sockDir, 'gate.sock'), 0o666);
   await listenUnix(admin, path.join(sockDir, 'gate-admin.sock'), 0o600);
   // An agent whose requests the test's own uid (the operator) may approve: a
   // box's socket, principal AGENT (the uid's own requests it may not).
-  const agent = buildGateApp({ service: opened.gate, role: 'client', identify: boxIdentity(AGENT, ['tools:call', 'audit:read']) });
+  const agent = buildGateApp({ service: opened.gate, role: 'client', identify: boxIdentity(AGENT, ['tools:call', 'audit:read']), peer: () => `box:${AGENT}` });
   await listenUnix(agent, path.join(sockDir, 'agent.sock'), 0o600);
   return {
     stateDir: dir,
@@ -74,7 +74,7 @@ export async function startGate({ stateDir, transport = P.fakeTransport(200), co
   };
 }
 
-/** One HTTP request over a Unix socket; resolves {status, body, text}. */
+/** One HTTP request over a Unix socket; resolves {status, headers, body, text}. */
 export function request(socketPath, method, urlPath, { body, headers = {}, raw } = {}) {
   return new Promise((resolve, reject) => {
     const payload = raw !== undefined ? raw : body === undefined ? undefined : JSON.stringify(body);
@@ -91,7 +91,7 @@ export function request(socketPath, method, urlPath, { body, headers = {}, raw }
         } catch {
           parsed = undefined;
         }
-        resolve({ status: res.statusCode, body: parsed, text });
+        resolve({ status: res.statusCode, headers: res.headers, body: parsed, text });
       });
     });
     req.on('error', reject);
@@ -156,10 +156,25 @@ export class Agent {
   }
 }
 
-/** Grants every action to the principal (by default both the test uid's and the agent socket's). */
+/** The test's operator ('op', this uid), as the admin socket identifies it. */
+export function operatorCaller() {
+  return { principal: 'operator:op', scopes: [], uid: process.getuid(), operator: 'op', transport: 'unix' };
+}
+
+/**
+ * Grants every registered action through the admin act (the change and its
+ * chained event together), to the principal (by default both the test uid's and the agent socket's).
+ */
 export function grantAll(g, principal) {
   const actions = g.ctx.registry.list().map((a) => a.manifest.action_id);
-  for (const p of principal ? [principal] : ['tester', AGENT]) g.ctx.policyStore.grant(p, actions, ['http_read', 'http_write', 'fs_read', 'fs_write']);
+  for (const p of principal ? [principal] : ['tester', AGENT]) g.gate.admin.policyGrant(operatorCaller(), { principal: p, actions, sinks: ['http_read', 'http_write', 'fs_read', 'fs_write'] });
+}
+
+/** Advances the revocation epoch with its event only (no approvals revoked), as another process might. */
+export function advanceEpochOnly(g) {
+  return g.ctx.state.advanceEpoch((epoch) =>
+    g.ctx.ledger.appendInTransaction({ event_type: 'admin_revoke_all', decision: 'allow', operator: { name: 'op', uid: process.getuid() }, subject: { principal: 'operator:op' }, details: { epoch, approvals_revoked: 0 } }),
+  );
 }
 
 /**

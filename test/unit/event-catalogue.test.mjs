@@ -146,6 +146,7 @@ test('the gate: leases, executions, approvals, refusals, their counted summaries
     ['/v1/admin/keys/rotate', { kind: 'grant' }],
     ['/v1/admin/policy/grant', { principal: 'someone', actions: ['t_ok'], sinks: [] }],
     ['/v1/admin/policy/revoke', { principal: 'someone', actions: ['t_ok'] }],
+    ['/v1/admin/policy/accept', {}],
   ]) {
     const r = await admin(g, 'POST', path, body);
     assert.equal(r.status, 200, `${path}: ${r.text}`);
@@ -159,7 +160,7 @@ test('the gate: leases, executions, approvals, refusals, their counted summaries
   const events = g.ctx.ledger.query({ limit: 10_000 });
   assertAllFit(events, 'gate');
   const types = new Set(events.map((e) => e.event_type));
-  for (const name of ['lease_issued', 'lease_denied', 'action_call', 'request_refused', 'approval_granted', 'approval_denied', 'approval_expired', 'approval_revoked', 'admin_revoke_all', 'admin_reload', 'admin_keys_rotated', 'policy_grant', 'policy_revoke', 'admin_drain', 'admin_receipt_keys_read', 'client_token_created', 'client_token_revoked']) {
+  for (const name of ['lease_issued', 'lease_denied', 'action_call', 'request_refused', 'approval_granted', 'approval_denied', 'approval_expired', 'approval_revoked', 'admin_revoke_all', 'admin_reload', 'admin_keys_rotated', 'policy_grant', 'policy_revoke', 'policy_accepted', 'state_baseline', 'admin_drain', 'admin_receipt_keys_read', 'client_token_created', 'client_token_revoked']) {
     assert.ok(types.has(name), `the gate wrote ${name}`);
   }
   const summaries = events.filter((e) => e.details?.coalesced);

@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { writeFileSync } from 'node:fs';
 import { openDb } from '../../dist/ledger/db.js';
-import { PolicyStore, PolicyStoreError, readPolicyDataFile } from '../../dist/policy/store.js';
+import { PolicyStore, PolicyStoreError, policyDigest, readPolicyData, readPolicyDataFile } from '../../dist/policy/store.js';
+import { canonicalHash } from '../../dist/crypto/jcs.js';
 import { CedarEngine } from '../../dist/policy/cedar.js';
 import { input } from '../fixtures/policy/inputs.mjs';
 import { tempDir } from '../fixtures/unit/helpers.mjs';
@@ -50,8 +51,10 @@ test('grant and revoke return ledger descriptions and bump the version only on c
       changed: true,
       store_version_before: 1,
       store_version_after: 2,
+      policy_digest: canonicalHash(s.data()),
     },
   });
+  assert.equal(policyDigest(s.data()), canonicalHash(readPolicyData(a)), 'the digest is over the data as the tables hold it');
   const again = s.grant('agent-1', ['http_fetch']);
   assert.equal(again.details.changed, false);
   assert.deepEqual(again.details.added_actions, []);
@@ -156,4 +159,23 @@ test('the Cedar engine decides on the store\'s data; a grant in one process open
 
   cli.revoke('agent-7', ['http_fetch']);
   assert.equal((await engine.decide(i, gate.data())).allow, false);
+});
+
+test('a change whose recorder throws is rolled back, and the next change does not see its data', (t) => {
+  const { a } = twoConnections(t);
+  const s = new PolicyStore(a);
+  const seen = [];
+  assert.throws(() => s.grant('mallory', ['http_fetch'], [], {}, (c) => {
+    seen.push(c.details.policy_digest);
+    throw new Error('the ledger refused the event');
+  }), /ledger refused/);
+  assert.equal(s.version(), 1);
+  assert.equal(s.data().acl.mallory, undefined, 'the grant did not stay');
+  // The next change takes the same version number: it must not be served the rolled-back snapshot.
+  const g = s.grant('alice', ['github_read'], [], {}, (c) => seen.push(c.details.policy_digest));
+  assert.equal(g.details.store_version_after, 2);
+  assert.equal(s.data().acl.mallory, undefined);
+  assert.deepEqual(s.data().acl.alice.allowed_actions, ['github_read']);
+  assert.equal(seen[1], canonicalHash(readPolicyData(a)), 'the recorder got the digest of the data as committed');
+  assert.notEqual(seen[0], seen[1]);
 });

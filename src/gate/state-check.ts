@@ -1,0 +1,112 @@
+// The gate state kept in plain tables, compared with what the hash chain
+// recorded (src/ledger/state-record.ts): the revocation epoch in gate_state
+// and the policy data in the policy_* tables. Anyone who can write the
+// database could otherwise lower the epoch (making revoked leases valid
+// again) or widen the policy data, and nothing would notice. A mismatch
+// fails closed: the gate answers 503 state_tampered to every request that
+// would rely on the value, naming the table, both values and the fix;
+// `latchgate up` refuses to start; `latchgate verify` reports it.
+import type { Db } from '../ledger/db.js';
+import { recordedEpoch, recordedPolicyDigest, type Recorded, type StateMismatch, type StateReport } from '../ledger/state-record.js';
+import { policyDigest, readPolicyData } from '../policy/store.js';
+import { GateError } from './errors.js';
+
+export const EPOCH_TABLE = 'gate_state.revocation_epoch';
+export const POLICY_TABLES = 'policy_principals, policy_acl, policy_sinks, policy_allowlist';
+
+/** The error a request gets while a value differs from the chain. */
+export function stateTampered(m: StateMismatch): GateError {
+  return new GateError('state_tampered', m.message, { table: m.table, found: m.found, recorded: m.recorded, recorded_by: m.recorded_by });
+}
+
+const by = (r: Recorded<unknown>) => ({ id: r.id, trace_id: r.trace_id, event_type: r.event_type });
+const where = (r: Recorded<unknown>) => `${r.event_type} event id=${r.id}, trace_id ${r.trace_id}`;
+
+/** The checks both values share: no record, an edited record, a record gone from under a running gate. */
+function recordProblem(table: string, what: string, r: Recorded<unknown> | null, fix: string, knownId?: number): StateMismatch | null {
+  const base = { table, recorded: null, recorded_by: null } as const;
+  if (!r) {
+    return { ...base, found: null, message: `${table}: the ledger's chain records no ${what} (its state_baseline event is missing): the chain was edited. Refusing to rely on ${table}. Fix: ${fix}; \`latchgate verify\` names the break` };
+  }
+  if (r.edited) {
+    return { ...base, found: null, recorded_by: by(r), message: `${table}: the ${where(r)} that recorded the ${what} no longer matches its hash: the ledger was edited. Refusing to rely on ${table}. Fix: restore the state directory from a backup; \`latchgate verify\` names the edited event` };
+  }
+  if (knownId !== undefined && r.id < knownId) {
+    return { ...base, found: null, recorded_by: by(r), message: `${table}: the event id=${knownId} that recorded the ${what} is no longer in the chain (the newest record is now id=${r.id}): the ledger was edited. Refusing to rely on ${table}. Fix: restore the state directory from a backup; \`latchgate verify\` names the break` };
+  }
+  return null;
+}
+
+const EPOCH_FIX = 'run `latchgate revoke` (it advances the epoch past both values and records it), or restore the state directory from a backup';
+
+/** The table's epoch against the chain's newest record of it; null when they agree. knownId: the newest record this process saw. */
+export function epochMismatch(found: number | null, r: Recorded<number> | null, knownId?: number): StateMismatch | null {
+  const p = recordProblem(EPOCH_TABLE, 'revocation epoch', r, EPOCH_FIX, knownId);
+  if (p) return { ...p, found };
+  if (found === r!.value) return null;
+  const effect = found === null || found < r!.value ? `, which would make leases and grants revoked since epoch ${found ?? 0} valid again` : '';
+  return {
+    table: EPOCH_TABLE,
+    found,
+    recorded: r!.value,
+    recorded_by: by(r!),
+    message: `${EPOCH_TABLE} is ${found ?? '(missing)'}, but the ledger's chain recorded epoch ${r!.value} (${where(r!)}): the table was changed outside latchgate${effect}. Refusing leases and executions until it is fixed. Fix: ${EPOCH_FIX}`,
+  };
+}
+
+const POLICY_FIX = 'restore the state directory from a backup, or inspect the data (`latchgate policy show`) and, if it is what you want, record it with `latchgate policy accept`';
+
+/** The policy data's digest against the chain's newest record of it; null when they agree. */
+export function policyMismatch(found: string | null, r: Recorded<string> | null, knownId?: number): StateMismatch | null {
+  const p = recordProblem(`policy data (${POLICY_TABLES})`, 'policy data digest', r, POLICY_FIX, knownId);
+  if (p) return { ...p, found };
+  if (found === r!.value) return null;
+  return {
+    table: `policy data (${POLICY_TABLES})`,
+    found,
+    recorded: r!.value,
+    recorded_by: by(r!),
+    message: `the policy data in ${POLICY_TABLES} has digest ${found ?? '(no tables)'}, but the ledger's chain recorded ${r!.value} (${where(r!)}): the tables were changed outside latchgate. Refusing policy decisions and policy changes until it is fixed. Fix: ${POLICY_FIX}`,
+  };
+}
+
+/** gate_state's epoch as stored, or null without the table or row. Only reads. */
+export function readTableEpoch(db: Db): number | null {
+  const has = db.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'gate_state'`).get();
+  if (!has) return null;
+  const v = db.prepare(`SELECT CAST(value AS INTEGER) FROM gate_state WHERE key = 'revocation_epoch'`).pluck().get() as number | undefined;
+  return v ?? null;
+}
+
+/**
+ * Both values against the chain, in one read transaction; writes nothing
+ * (`latchgate verify` runs it on a read-only copy). A ledger no gate of this
+ * version opened yet has no baseline: its epoch is still checked against the
+ * admin_revoke_all events it holds, and its policy data is not checked.
+ */
+export function checkChainedState(db: Db): StateReport {
+  return db.transaction(() => {
+    const epoch = readTableEpoch(db);
+    const epochRec = recordedEpoch(db);
+    const digestRec = recordedPolicyDigest(db);
+    const data = readPolicyData(db);
+    const digest = data ? policyDigest(data) : null;
+    const mismatches: StateMismatch[] = [];
+    // Before any baseline, an absent table means the default (0), as the gate would create it.
+    // Before it, a table ahead of the chain is what an older gate left when it stopped between its
+    // epoch's advance and the event (the baseline then records the table's value).
+    const ahead = !digestRec && epochRec && (epoch ?? 0) > epochRec.value;
+    const e = epochRec && !ahead ? epochMismatch(epoch ?? (digestRec ? null : 0), epochRec) : null;
+    if (e) mismatches.push(e);
+    const p = digestRec ? policyMismatch(digest, digestRec) : null;
+    if (p) mismatches.push(p);
+    return {
+      baseline: digestRec !== null,
+      values: {
+        [EPOCH_TABLE]: { table: epoch, recorded: epochRec?.value ?? null },
+        policy_digest: { table: digest, recorded: digestRec?.value ?? null },
+      },
+      mismatches,
+    };
+  })();
+}

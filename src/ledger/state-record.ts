@@ -1,0 +1,93 @@
+// What the hash chain recorded about the gate state kept outside it, in
+// plain tables: the revocation epoch (every admin_revoke_all carries the new
+// epoch) and the digest of the complete policy data (every policy change
+// carries it). A state_baseline event records both once, on the first start
+// of a gate on a ledger that had no such record. The gate and `latchgate
+// verify` compare the tables with the newest record (src/gate/state-check.ts).
+// Read-only; the rows found are checked against their stored hash, so an
+// edited record is reported rather than believed.
+import type { EventType } from '../core/event-catalogue.js';
+import type { Db } from './db.js';
+import { eventHash } from './ledger.js';
+
+/** The events that record the revocation epoch (details.epoch). */
+export const EPOCH_RECORDS = ['admin_revoke_all', 'state_baseline'] as const satisfies readonly EventType[];
+/** The events that record the policy data's digest (details.policy_digest; older policy events carry none). */
+export const POLICY_RECORDS = ['policy_grant', 'policy_revoke', 'policy_allowlist_add', 'policy_allowlist_remove', 'policy_accepted', 'state_baseline'] as const satisfies readonly EventType[];
+
+export interface Recorded<T> {
+  value: T;
+  /** The recording event's row id, trace id and type. */
+  id: number;
+  trace_id: string;
+  event_type: string;
+  /** The row's event_json no longer matches its stored hash: the record was edited. */
+  edited: boolean;
+}
+
+const sqlList = (types: readonly string[]) => types.map((t) => `'${t}'`).join(', ');
+
+/**
+ * The id of the newest event of these types (0 when none), to notice a new
+ * record: one seek of the event_type index per type (a max() over one
+ * equality is read from the index's end, whatever the number of events).
+ */
+export function newestRecordSql(types: readonly string[]): string {
+  return `max(0, ${types.map((t) => `coalesce((SELECT max(id) FROM audit_events WHERE event_type = '${t}'), 0)`).join(', ')})`;
+}
+
+/**
+ * The newest event of these types whose details[key] passes `valid`, or
+ * null when the chain holds none. Rows are read newest first by the
+ * event_type index; each row read is checked against its hash.
+ */
+export function latestRecorded<T>(db: Db, types: readonly string[], key: string, valid: (v: unknown) => v is T): Recorded<T> | null {
+  const rows = db.prepare(`SELECT id, trace_id, event_type, event_json, hash FROM audit_events WHERE event_type IN (${sqlList(types)}) ORDER BY id DESC`).iterate() as IterableIterator<{
+    id: number;
+    trace_id: string;
+    event_type: string;
+    event_json: string;
+    hash: string;
+  }>;
+  for (const r of rows) {
+    const edited = eventHash(r.event_json) !== r.hash;
+    let details: Record<string, unknown> | undefined;
+    try {
+      details = (JSON.parse(r.event_json) as { details?: Record<string, unknown> }).details;
+    } catch {
+      details = undefined;
+    }
+    const v = details?.[key];
+    if (valid(v)) return { value: v, id: r.id, trace_id: r.trace_id, event_type: r.event_type, edited };
+    if (edited) return { value: undefined as T, id: r.id, trace_id: r.trace_id, event_type: r.event_type, edited };
+  }
+  return null;
+}
+
+export const isEpoch = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+export const isDigest = (v: unknown): v is string => typeof v === 'string' && /^sha256:[0-9a-f]{64}$/.test(v);
+
+export const recordedEpoch = (db: Db): Recorded<number> | null => latestRecorded(db, EPOCH_RECORDS, 'epoch', isEpoch);
+export const recordedPolicyDigest = (db: Db): Recorded<string> | null => latestRecorded(db, POLICY_RECORDS, 'policy_digest', isDigest);
+
+/** A table whose value differs from what the chain recorded, and how to put it right (in message). */
+export interface StateMismatch {
+  /** The table (and key) checked, e.g. gate_state.revocation_epoch. */
+  table: string;
+  /** The value in the table (null: absent). */
+  found: number | string | null;
+  /** The value the chain recorded last (null: none). */
+  recorded: number | string | null;
+  /** The event that recorded it. */
+  recorded_by: { id: number; trace_id: string; event_type: string } | null;
+  /** What is wrong, what the gate does about it, and the fix. */
+  message: string;
+}
+
+/** The state kept outside the chain, compared with the chain (part of `latchgate verify`'s report). */
+export interface StateReport {
+  /** False until the first gate start records a baseline (state_baseline) or a later change records the policy digest. */
+  baseline: boolean;
+  values: Record<string, { table: number | string | null; recorded: number | string | null }>;
+  mismatches: StateMismatch[];
+}
