@@ -102,6 +102,8 @@ export class KeyStore {
   private readonly loaded = new Map<KeyKind, LoadedKey>();
   private readonly histories = new Map<KeyKind, CachedHistory>();
   private readonly prepared = new Set<KeyKind>();
+  /** The root each kind's history must have (recorded in the ledger: src/ledger/key-roots.ts). */
+  private readonly pins = new Map<KeyKind, string>();
 
   constructor(readonly dir: string) {}
 
@@ -143,7 +145,7 @@ export class KeyStore {
     const h = this.history(kind, true);
     const fix = `Fix: restore ${this.keyPath(kind)} and ${this.jwksPath(kind)} together from one backup, or move both away to start a new key history (what the old keys signed then no longer verifies here)`;
     const last = h.jwks.keys.at(-1);
-    const untrusted = h.chain.untrusted.get(kid) ?? (last && h.chain.untrusted.get(last.kid));
+    const untrusted = h.chain.untrusted.get(kid) ?? (last && h.chain.untrusted.get(last.kid)) ?? this.replaced(kind, h);
     if (untrusted) throw new KeyStoreError(`the ${kind} key history cannot be trusted to sign with: ${untrusted}. ${fix}`);
     if (!h.byKid.has(kid)) throw new KeyStoreError(`private key ${this.keyPath(kind)} is key ${kid}, which the ${kind} key history does not list. ${fix}`);
     if (last?.kid !== kid) throw new KeyStoreError(`private key ${this.keyPath(kind)} is key ${kid}, but the newest key in the ${kind} key history is ${last?.kid}${h.retiredAt.has(kid) ? ` (${kid} was retired at ${h.retiredAt.get(kid)})` : ''}. ${fix}`);
@@ -267,7 +269,7 @@ export class KeyStore {
     const h = this.history(kind, true);
     const key = typeof kid === 'string' ? h.byKid.get(kid) : undefined;
     if (!key) return { reason: `key ${JSON.stringify(kid)} is not in the ${kind} key history (${kind}-keys.jwks)` };
-    const untrusted = h.chain.untrusted.get(kid);
+    const untrusted = h.chain.untrusted.get(kid) ?? this.replaced(kind, h);
     if (untrusted) return { reason: untrusted };
     const retired = h.retiredAt.get(kid);
     if (retired === undefined) return { key };
@@ -288,6 +290,19 @@ export class KeyStore {
     checkKind(kind);
     const h = this.history(kind, true);
     return publishedJwks({ keys: h.jwks.keys.filter((e) => !h.chain.untrusted.has(e.kid)) });
+  }
+
+  /** From now on the history of a kind must have this root, or none of its keys signs or verifies. */
+  pin(kind: KeyKind, root: string): void {
+    checkKind(kind);
+    this.pins.set(kind, root);
+  }
+
+  /** Why the kind's history is not the pinned one; undefined when it is (or nothing is pinned). */
+  private replaced(kind: KeyKind, h: ParsedHistory): string | undefined {
+    const pinned = this.pins.get(kind);
+    if (pinned === undefined || h.chain.root === pinned) return undefined;
+    return `the ${kind} key history's root is ${h.chain.root ?? '(none)'}, not ${pinned}, the root the ledger recorded: the key history was replaced`;
   }
 
   /** The chain of a kind's history as it reads now (root, older entries, untrusted keys); writes nothing. */
