@@ -191,6 +191,12 @@ const CATALOGUE = {
     fields: { decision: R, details: R },
     details: { epoch: R, epoch_in_table: R, policy_digest: R, store_version: R },
   },
+  key_history_roots: {
+    meaning: 'The root of each key history (its first key, or the key that sealed an older history): written when a gate first sees a kind with a key; the roots never change, and a history with another root is refused',
+    emitters: ['src/ledger/key-roots.ts'],
+    fields: { decision: R, details: R },
+    details: { roots: R },
+  },
   egress: {
     meaning: "A CONNECT through the box's egress proxy: refused, or a tunnel recorded when it closed",
     emitters: ['src/egress/connect-proxy.ts'],

@@ -27,6 +27,7 @@ import { Registry } from './registry.js';
 import { ClientTokens } from './tokens.js';
 import { stateFiles } from './setup.js';
 import { recordBaseline } from './state-baseline.js';
+import { recordAndPinKeyRoots } from '../ledger/key-roots.js';
 import { checkChainedState } from './state-check.js';
 
 import { DEFAULTS } from './defaults.js';
@@ -100,12 +101,17 @@ export async function openGate(o: OpenGateOptions): Promise<OpenedGate> {
   const registry = new Registry(db, o.config.manifestDirs, { builtin: o.builtinManifests ?? true });
   registry.migrate();
   registry.load();
-  let rules: BudgetRules;
+  // A refusal to open leaves nothing running (the checkpoint worker would keep the process alive).
+  const fail = (e: unknown): never => {
+    checkpoints?.close();
+    db.close();
+    throw e;
+  };
+  let rules!: BudgetRules;
   try {
     rules = budgetRules(o.config.budgets, registry);
   } catch (e) {
-    db.close();
-    throw e;
+    fail(e);
   }
   const budgets = new Budgets(db, rules);
   budgets.migrate();
@@ -122,7 +128,14 @@ export async function openGate(o: OpenGateOptions): Promise<OpenedGate> {
     recordBaseline(ledger, policyStore, o.sandboxDegraded ?? false);
     return { policyStore, state };
   });
-  const tampered = checkChainedState(db).mismatches;
+  // Every signing key exists (or an older history is sealed) before its root is recorded and pinned.
+  try {
+    for (const kind of ['lease', 'grant', 'receipt'] as const) keys.current(kind);
+    immediate(db, () => recordAndPinKeyRoots(ledger, keys));
+  } catch (e) {
+    fail(e);
+  }
+  const tampered = checkChainedState(db, keys).mismatches;
   const providers = new ProviderTable();
   providers.register('builtin:noop', noopProvider);
   for (const [digest, p] of Object.entries(o.providers ?? {})) providers.register(digest, p);

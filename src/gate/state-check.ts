@@ -1,12 +1,16 @@
 // The gate state kept in plain tables, compared with what the hash chain
 // recorded (src/ledger/state-record.ts): the revocation epoch in gate_state
-// and the policy data in the policy_* tables. Anyone who can write the
+// and the policy data in the policy_* tables; and, given the key store, the
+// root of each key history (src/ledger/key-roots.ts). Anyone who can write the
 // database could otherwise lower the epoch (making revoked leases valid
 // again) or widen the policy data, and nothing would notice. A mismatch
 // fails closed: the gate answers 503 state_tampered to every request that
 // would rely on the value, naming the table, both values and the fix;
 // `latchgate up` refuses to start; `latchgate verify` reports it.
+import { KEY_KINDS } from '../keys/history.js';
+import type { KeyStore } from '../keys/store.js';
 import type { Db } from '../ledger/db.js';
+import { keyRootMismatches, recordedKeyRoots } from '../ledger/key-roots.js';
 import { recordedEpoch, recordedPolicyDigest, type Recorded, type StateMismatch, type StateReport } from '../ledger/state-record.js';
 import { policyDigest, readPolicyData } from '../policy/store.js';
 import { GateError } from './errors.js';
@@ -84,7 +88,7 @@ export function readTableEpoch(db: Db): number | null {
  * version opened yet has no baseline: its epoch is still checked against the
  * admin_revoke_all events it holds, and its policy data is not checked.
  */
-export function checkChainedState(db: Db): StateReport {
+export function checkChainedState(db: Db, keys?: KeyStore): StateReport {
   return db.transaction(() => {
     const epoch = readTableEpoch(db);
     const epochRec = recordedEpoch(db);
@@ -100,11 +104,14 @@ export function checkChainedState(db: Db): StateReport {
     if (e) mismatches.push(e);
     const p = digestRec ? policyMismatch(digest, digestRec) : null;
     if (p) mismatches.push(p);
+    const roots = keys ? recordedKeyRoots(db) : null;
+    if (keys) mismatches.push(...keyRootMismatches(db, keys, roots));
     return {
       baseline: digestRec !== null,
       values: {
         [EPOCH_TABLE]: { table: epoch, recorded: epochRec?.value ?? null },
         policy_digest: { table: digest, recorded: digestRec?.value ?? null },
+        ...(keys ? Object.fromEntries(KEY_KINDS.map((k) => [`key_root.${k}`, { table: keys.chain(k).root ?? null, recorded: (roots && !roots.edited ? roots.value[k] : undefined) ?? null }])) : {}),
       },
       mismatches,
     };

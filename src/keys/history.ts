@@ -5,6 +5,7 @@
 // and carried over (see legacy.ts).
 import type { KeyObject } from 'node:crypto';
 import { ed25519PublicKeyFromRaw, jwkThumbprint, KeyStoreError, rawPublicKey } from './ed25519.js';
+import { checkChain, type ChainState, type Endorsement } from './chain.js';
 import { legacyKid } from './legacy.js';
 
 /** What each key signs: lease JWTs, grants, receipts, ledger checkpoints. */
@@ -24,6 +25,8 @@ export interface JwksEntry {
   retired_at?: string;
   /** The kid an older latchgate gave this key: what the artifacts it signed then record. */
   legacy_kid?: string;
+  /** Its place in the history's chain (chain.ts); absent only on an older latchgate's entries. */
+  endorsement?: Endorsement;
 }
 
 export interface Jwks {
@@ -38,10 +41,12 @@ export interface ParsedHistory {
   retiredAt: Map<string, string>;
   /** Whether some entry was in an older form (and was converted here). */
   converted: boolean;
+  /** The endorsements checked: the root, an older latchgate's entries, the keys that verify nothing. */
+  chain: ChainState;
 }
 
 /** An entry with its members in the one order the history is written in. */
-function entry(x: string, kid: string, createdAt: string, retiredAt?: string, legacy?: string): JwksEntry {
+function entry(x: string, kid: string, createdAt: string, retiredAt?: string, legacy?: string, endorsement?: Endorsement): JwksEntry {
   return {
     kty: 'OKP',
     crv: 'Ed25519',
@@ -52,6 +57,7 @@ function entry(x: string, kid: string, createdAt: string, retiredAt?: string, le
     created_at: createdAt,
     ...(retiredAt !== undefined ? { retired_at: retiredAt } : {}),
     ...(legacy !== undefined ? { legacy_kid: legacy } : {}),
+    ...(endorsement !== undefined ? { endorsement: { by: endorsement.by, sig: endorsement.sig } } : {}),
   };
 }
 
@@ -61,11 +67,12 @@ export function newEntry(publicKey: KeyObject, createdAt: string, legacy?: strin
 }
 
 export function serializeHistory(jwks: Jwks): string {
-  const keys = jwks.keys.map((e) => entry(e.x, e.kid, e.created_at, e.retired_at, e.legacy_kid));
+  const keys = jwks.keys.map((e) => entry(e.x, e.kid, e.created_at, e.retired_at, e.legacy_kid, e.endorsement));
   return `${JSON.stringify({ keys }, null, 2)}\n`;
 }
 
 const B64URL_32 = /^[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]$/;
+const B64URL_SIG = /^[A-Za-z0-9_-]{85}[AQgw]$/;
 
 /**
  * Parses and checks a history. An entry whose kid is the one an older
@@ -86,7 +93,7 @@ export function parseHistory(kind: KeyKind, path: string, text: string, undatedA
   }
   const list = (doc as { keys?: unknown } | null)?.keys;
   if (!Array.isArray(list)) throw broken('has no "keys" array');
-  const out: ParsedHistory = { jwks: { keys: [] }, byKid: new Map(), retiredAt: new Map(), converted: false };
+  const out: ParsedHistory = { jwks: { keys: [] }, byKid: new Map(), retiredAt: new Map(), converted: false, chain: { unchained: [], untrusted: new Map() } };
   list.forEach((e: Record<string, unknown> | null, i) => {
     const at = `keys[${i}]`;
     if (!e || typeof e !== 'object' || e.kty !== 'OKP' || e.crv !== 'Ed25519' || typeof e.x !== 'string' || !B64URL_32.test(e.x) || typeof e.kid !== 'string') {
@@ -112,6 +119,10 @@ export function parseHistory(kind: KeyKind, path: string, text: string, undatedA
     if (typeof createdAt !== 'string' || (e.retired_at !== undefined && typeof e.retired_at !== 'string')) {
       throw broken(`has an entry ${at} without created_at, or with a retired_at that is not a string`);
     }
+    const en = e.endorsement as Record<string, unknown> | undefined;
+    if (en !== undefined && (!en || typeof en !== 'object' || typeof en.by !== 'string' || typeof en.sig !== 'string' || !B64URL_SIG.test(en.sig))) {
+      throw broken(`has an entry ${at} whose endorsement is not {"by": kid, "sig": base64url Ed25519 signature}`);
+    }
     if (out.byKid.has(kid)) throw broken(`lists the key ${kid} twice`);
     const publicKey = ed25519PublicKeyFromRaw(raw);
     out.byKid.set(kid, publicKey);
@@ -119,8 +130,9 @@ export function parseHistory(kind: KeyKind, path: string, text: string, undatedA
     if (typeof e.retired_at === 'string') {
       for (const name of typeof legacy === 'string' ? [kid, legacy] : [kid]) out.retiredAt.set(name, e.retired_at);
     }
-    out.jwks.keys.push(entry(e.x, kid, createdAt, e.retired_at as string | undefined, legacy as string | undefined));
+    out.jwks.keys.push(entry(e.x, kid, createdAt, e.retired_at as string | undefined, legacy as string | undefined, en as Endorsement | undefined));
   });
+  out.chain = checkChain(kind, out.jwks.keys);
   return out;
 }
 

@@ -6,6 +6,11 @@
 //   <kind>.key             the current private key, PKCS8 PEM, 0600
 //   <kind>-keys.jwks       its append-only public history (history.ts), 0644
 //   <kind>-keys.jwks.lock  while a process creates, rotates or migrates it
+//   <kind>.key.next        a new key written before the history lists it,
+//                          until it replaces <kind>.key (a crash in between
+//                          is finished by the next writer, recover())
+// The history is a chain (chain.ts): every key is endorsed by the one before
+// it, so a key added to the file by hand verifies nothing.
 // kid = the RFC 7638 thumbprint of the public key. The file, lock and
 // durability rules are in files.ts. `latchgate up` and every `latchgate
 // sandbox` share the directory: a key file that changed on disk (another
@@ -20,6 +25,7 @@ import { createPrivateKey, createPublicKey, generateKeyPairSync, sign as cryptoS
 import type { Stats } from 'node:fs';
 import { join } from 'node:path';
 import { jwkThumbprint, KeyStoreError, rawPublicKey, verifyEd25519 } from './ed25519.js';
+import { checkChain, endorse } from './chain.js';
 import { createDurably, ensureKeyDir, existingKeyDir, lstatOrNull, readChecked, removeDurably, replaceDurably, sameFile, withLock } from './files.js';
 import { KEY_KINDS, newEntry, parseHistory, publishedJwks, serializeHistory, type Jwks, type KeyKind, type ParsedHistory } from './history.js';
 import { LEGACY_LEASE_JWKS_FILE, LEGACY_LEASE_KEY_FILE, legacyKid } from './legacy.js';
@@ -69,7 +75,7 @@ interface LegacyLease {
   old: { text: string; stat: Stats } | null;
 }
 
-const emptyHistory = (): ParsedHistory => ({ jwks: { keys: [] }, byKid: new Map(), retiredAt: new Map(), converted: false });
+const emptyHistory = (): ParsedHistory => ({ jwks: { keys: [] }, byKid: new Map(), retiredAt: new Map(), converted: false, chain: { unchained: [], untrusted: new Map() } });
 
 const HEX_SIG = /^[0-9a-f]{128}$/i;
 
@@ -96,6 +102,8 @@ export class KeyStore {
   private readonly loaded = new Map<KeyKind, LoadedKey>();
   private readonly histories = new Map<KeyKind, CachedHistory>();
   private readonly prepared = new Set<KeyKind>();
+  /** The root each kind's history must have (recorded in the ledger: src/ledger/key-roots.ts). */
+  private readonly pins = new Map<KeyKind, string>();
 
   constructor(readonly dir: string) {}
 
@@ -107,26 +115,40 @@ export class KeyStore {
     return join(this.dir, `${kind}-keys.jwks`);
   }
 
+  private nextPath(kind: KeyKind): string {
+    return `${this.keyPath(kind)}.next`;
+  }
+
   /** The current key of a kind, created on first use, read again when its file changed. */
   current(kind: KeyKind): CurrentKey {
     this.prepare(kind);
+    if (lstatOrNull(this.nextPath(kind))) this.locked(kind, () => this.recover(kind));
     const st = lstatOrNull(this.keyPath(kind));
     const cached = this.loaded.get(kind);
     if (cached && st && sameFile(cached.stat, st)) return cached.key;
     if (!st) this.create(kind);
     const loaded = this.readKey(kind);
     if (!loaded) throw new KeyStoreError(`private key ${this.keyPath(kind)} was removed while latchgate created it. Fix: let one process create the keys`);
-    // A key whose history entry was lost (a crash between writes, a restored
-    // backup) is recorded before it signs anything.
-    if (!this.known(kind, loaded.key.kid)) {
-      this.locked(kind, (jwks, save) => {
-        if (jwks.keys.some((e) => e.kid === loaded.key.kid)) return;
-        jwks.keys.push(newEntry(loaded.key.publicKey, now()));
-        save();
-      });
-    }
+    // A history an older latchgate wrote gets its chain's root before the key signs again.
+    if (this.history(kind, true).chain.root === undefined) this.seal(kind);
+    this.checkSigningKey(kind, loaded.key.kid);
     this.loaded.set(kind, loaded);
     return loaded.key;
+  }
+
+  /**
+   * The key file's key must be the history's last entry, trusted and not
+   * retired: nothing else may sign. A key file from a backup, or one swapped
+   * in by hand, is refused rather than added to the history.
+   */
+  private checkSigningKey(kind: KeyKind, kid: string): void {
+    const h = this.history(kind, true);
+    const fix = `Fix: restore ${this.keyPath(kind)} and ${this.jwksPath(kind)} together from one backup, or move both away to start a new key history (what the old keys signed then no longer verifies here)`;
+    const last = h.jwks.keys.at(-1);
+    const untrusted = h.chain.untrusted.get(kid) ?? (last && h.chain.untrusted.get(last.kid)) ?? this.replaced(kind, h);
+    if (untrusted) throw new KeyStoreError(`the ${kind} key history cannot be trusted to sign with: ${untrusted}. ${fix}`);
+    if (!h.byKid.has(kid)) throw new KeyStoreError(`private key ${this.keyPath(kind)} is key ${kid}, which the ${kind} key history does not list. ${fix}`);
+    if (last?.kid !== kid) throw new KeyStoreError(`private key ${this.keyPath(kind)} is key ${kid}, but the newest key in the ${kind} key history is ${last?.kid}${h.retiredAt.has(kid) ? ` (${kid} was retired at ${h.retiredAt.get(kid)})` : ''}. ${fix}`);
   }
 
   /**
@@ -138,22 +160,68 @@ export class KeyStore {
     const { privateKey, publicKey } = generateKeyPairSync('ed25519');
     let previous = '';
     this.locked(kind, (jwks, save) => {
+      this.recover(kind);
       // Read again under the lock: another process may have rotated meanwhile.
       const old = this.readKey(kind);
       if (!old) throw new KeyStoreError(`private key ${this.keyPath(kind)} was removed during the rotation. Fix: run the rotation again`);
+      this.checkSigningKey(kind, old.key.kid);
+      previous = old.key.kid;
       // Taken under the lock, just before the writes: a signature by the old
       // key dated after this time is refused (keyAt), so the old key must
       // stop signing as close to it as possible (only the history write and
       // the key file's replacement lie between).
       const at = now();
-      previous = old.key.kid;
-      if (!jwks.keys.some((e) => e.kid === previous)) jwks.keys.push(newEntry(old.key.publicKey, at));
       for (const e of jwks.keys) e.retired_at ??= at;
-      jwks.keys.push(newEntry(publicKey, at));
-      save();
-      replaceDurably(this.keyPath(kind), pemOf(privateKey), 0o600);
+      const next = newEntry(publicKey, at);
+      // Endorsed by the key it replaces, over the history as it now stands.
+      next.endorsement = endorse(kind, jwks.keys, next, old.key.privateKey, previous);
+      this.install(kind, privateKey, () => {
+        jwks.keys.push(next);
+        save();
+      });
     });
     return { kid: jwkThumbprint(publicKey), previous_kid: previous };
+  }
+
+  /**
+   * Writes a new private key: first aside (.next), then the history that
+   * lists it (written by addToHistory), then in place. A crash at any point
+   * leaves either the old state or one recover() completes.
+   */
+  private install(kind: KeyKind, privateKey: KeyObject, addToHistory: () => void): void {
+    const pem = pemOf(privateKey);
+    replaceDurably(this.nextPath(kind), pem, 0o600);
+    addToHistory();
+    replaceDurably(this.keyPath(kind), pem, 0o600);
+    removeDurably(this.dir, [`${kind}.key.next`]);
+  }
+
+  /** Under the lock: finishes an install() a crash cut short, or drops its key if the history never listed it. */
+  private recover(kind: KeyKind): void {
+    const next = readChecked(this.nextPath(kind), 'private key');
+    if (!next) return;
+    const kid = jwkThumbprint(createPublicKey(parsePrivateKey(this.nextPath(kind), next.text)));
+    if (this.storedHistory(kind).byKid.has(kid)) replaceDurably(this.keyPath(kind), next.text, 0o600);
+    removeDurably(this.dir, [`${kind}.key.next`]);
+  }
+
+  /**
+   * Gives a history without a root (an older latchgate's) one: the current
+   * key, moved last, endorses itself over the entries before it, which from
+   * then on cannot change without breaking that endorsement.
+   */
+  private seal(kind: KeyKind): void {
+    this.locked(kind, (jwks, save) => {
+      if (checkChain(kind, jwks.keys).root !== undefined) return; // another process sealed it
+      const key = this.readKey(kind);
+      if (!key) return;
+      const i = jwks.keys.findIndex((e) => e.kid === key.key.kid);
+      if (i < 0) return; // checkSigningKey refuses it
+      const [own] = jwks.keys.splice(i, 1);
+      own!.endorsement = endorse(kind, jwks.keys, own!, key.key.privateKey, own!.kid);
+      jwks.keys.push(own!);
+      save();
+    });
   }
 
   /** Signs bytes with the current key of a kind; the signature in hex. */
@@ -201,6 +269,8 @@ export class KeyStore {
     const h = this.history(kind, true);
     const key = typeof kid === 'string' ? h.byKid.get(kid) : undefined;
     if (!key) return { reason: `key ${JSON.stringify(kid)} is not in the ${kind} key history (${kind}-keys.jwks)` };
+    const untrusted = h.chain.untrusted.get(kid) ?? this.replaced(kind, h);
+    if (untrusted) return { reason: untrusted };
     const retired = h.retiredAt.get(kid);
     if (retired === undefined) return { key };
     const at = latestTime(signedAt);
@@ -218,15 +288,30 @@ export class KeyStore {
    */
   jwks(kind: KeyKind): Jwks {
     checkKind(kind);
-    return publishedJwks(this.history(kind, true).jwks);
+    const h = this.history(kind, true);
+    return publishedJwks({ keys: h.jwks.keys.filter((e) => !h.chain.untrusted.has(e.kid)) });
+  }
+
+  /** From now on the history of a kind must have this root, or none of its keys signs or verifies. */
+  pin(kind: KeyKind, root: string): void {
+    checkKind(kind);
+    this.pins.set(kind, root);
+  }
+
+  /** Why the kind's history is not the pinned one; undefined when it is (or nothing is pinned). */
+  private replaced(kind: KeyKind, h: ParsedHistory): string | undefined {
+    const pinned = this.pins.get(kind);
+    if (pinned === undefined || h.chain.root === pinned) return undefined;
+    return `the ${kind} key history's root is ${h.chain.root ?? '(none)'}, not ${pinned}, the root the ledger recorded: the key history was replaced`;
+  }
+
+  /** The chain of a kind's history as it reads now (root, older entries, untrusted keys); writes nothing. */
+  chain(kind: KeyKind): ParsedHistory['chain'] {
+    checkKind(kind);
+    return this.history(kind, true).chain;
   }
 
   // --- internals ---
-
-  /** Whether the history of a kind lists a kid, at any time. */
-  private known(kind: KeyKind, kid: string): boolean {
-    return this.history(kind, false).byKid.has(kid) || this.history(kind, true).byKid.has(kid);
-  }
 
   /**
    * Once per kind, before its first write: checks the kind and directory,
@@ -251,13 +336,21 @@ export class KeyStore {
     return { stat: file.stat, key: { kind, kid: jwkThumbprint(publicKey), privateKey, publicKey } };
   }
 
+  /** The first key of a kind: the root of its chain, endorsed by itself. */
   private create(kind: KeyKind): void {
     this.locked(kind, (jwks, save) => {
+      this.recover(kind);
       if (lstatOrNull(this.keyPath(kind))) return; // another process created it meanwhile
+      if (jwks.keys.length > 0) {
+        throw new KeyStoreError(`private key ${this.keyPath(kind)} is missing, but ${this.jwksPath(kind)} lists ${jwks.keys.length} key(s): the key was removed. Fix: restore it from a backup, or move the history away too to start a new key history (what the old keys signed then no longer verifies here)`);
+      }
       const { privateKey, publicKey } = generateKeyPairSync('ed25519');
-      jwks.keys.push(newEntry(publicKey, now()));
-      save();
-      createDurably(this.keyPath(kind), pemOf(privateKey), 0o600);
+      const root = newEntry(publicKey, now());
+      root.endorsement = endorse(kind, [], root, privateKey, root.kid);
+      this.install(kind, privateKey, () => {
+        jwks.keys.push(root);
+        save();
+      });
     });
   }
 

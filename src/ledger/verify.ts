@@ -28,7 +28,7 @@ import { verifyReceipt, type ExecutionReceipt } from './receipt.js';
 import type { StateReport } from './state-record.js';
 
 /** Compares the state kept outside the chain with the chain; only reads. */
-export type StateChecker = (db: Db) => StateReport;
+export type StateChecker = (db: Db, keys: KeyStore) => StateReport;
 
 export interface BadEvent {
   id: number;
@@ -187,7 +187,7 @@ function walk(db: Db, keys: KeyStore, name: string, stateChecker: StateChecker |
         ORDER BY i.started_at, i.grant_id`,
     )
     .all() as VerifyReport['intents_without_receipts'];
-  const state = stateChecker ? stateChecker(db) : null;
+  const state = stateChecker ? stateChecker(db, keys) : null;
 
   return {
     intact: first === null && receipts.bad.length === 0 && (state?.mismatches.length ?? 0) === 0,

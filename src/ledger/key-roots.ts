@@ -1,0 +1,70 @@
+// The root of each key history (src/keys/chain.ts), kept in the hash chain:
+// a key history replaced as a whole holds together on its own, so its root
+// is compared with the one the ledger recorded when the gate first saw it.
+// A key_history_roots event lists every kind's root; a later one adds kinds
+// that got their first key since, and never changes a root: a different
+// root is a mismatch, reported by the gate (which then refuses to start)
+// and by `latchgate verify`.
+import type { KeyStore } from '../keys/store.js';
+import { KEY_KINDS, type KeyKind } from '../keys/history.js';
+import type { Ledger } from './ledger.js';
+import type { Db } from './db.js';
+import { latestRecorded, type Recorded, type StateMismatch } from './state-record.js';
+
+export type KeyRoots = Partial<Record<KeyKind, string>>;
+
+const KID = /^[A-Za-z0-9_-]{43}$/;
+const isRoots = (v: unknown): v is KeyRoots =>
+  typeof v === 'object' && v !== null && !Array.isArray(v) && Object.entries(v).every(([k, kid]) => (KEY_KINDS as readonly string[]).includes(k) && typeof kid === 'string' && KID.test(kid));
+
+export const recordedKeyRoots = (db: Db): Recorded<KeyRoots> | null => latestRecorded(db, ['key_history_roots'], 'roots', isRoots);
+
+const FIX = 'restore the keys/ directory of this state directory from a backup (the key files and their histories together)';
+
+/** Each kind whose history is broken, or whose root is not the one recorded; [] when all agree. Only reads. */
+export function keyRootMismatches(db: Db, keys: KeyStore, r: Recorded<KeyRoots> | null = recordedKeyRoots(db)): StateMismatch[] {
+  const recordedBy = r ? { id: r.id, trace_id: r.trace_id, event_type: r.event_type } : null;
+  if (r?.edited) {
+    return [{ table: 'keys/', found: null, recorded: null, recorded_by: recordedBy, message: `the key_history_roots event id=${r.id} no longer matches its hash: the ledger was edited, so the key histories' roots cannot be checked. Fix: restore the state directory from a backup; \`latchgate verify\` names the edited event` }];
+  }
+  const out: StateMismatch[] = [];
+  for (const kind of KEY_KINDS) {
+    const chain = keys.chain(kind);
+    const table = `keys/${kind}-keys.jwks`;
+    const recorded = r?.value[kind] ?? null;
+    const [broken] = chain.untrusted.values();
+    if (broken !== undefined) {
+      out.push({ table, found: chain.root ?? null, recorded, recorded_by: recordedBy, message: `${table}: ${broken}; no ${kind} key verifies or signs until it is fixed. Fix: ${FIX}` });
+    } else if (recorded !== null && chain.root !== recorded) {
+      out.push({
+        table,
+        found: chain.root ?? null,
+        recorded,
+        recorded_by: recordedBy,
+        message: `${table} has root ${chain.root ?? '(none)'}, but the ledger's chain recorded root ${recorded} (key_history_roots event id=${r!.id}): the key history was replaced, and its keys verify nothing here. Fix: ${FIX}`,
+      });
+    }
+  }
+  return out;
+}
+
+/**
+ * Records the roots of kinds the chain has none for yet (in one write
+ * transaction of the caller's), and pins every recorded root in the key
+ * store: a history replaced while the gate runs signs and verifies nothing.
+ */
+export function recordAndPinKeyRoots(ledger: Ledger, keys: KeyStore): void {
+  const r = recordedKeyRoots(ledger.db);
+  if (r?.edited) return; // reported by keyRootMismatches
+  const roots: KeyRoots = { ...(r?.value ?? {}) };
+  let added = false;
+  for (const kind of KEY_KINDS) {
+    const chain = keys.chain(kind);
+    if (roots[kind] === undefined && chain.root !== undefined && chain.untrusted.size === 0) {
+      roots[kind] = chain.root;
+      added = true;
+    }
+  }
+  if (added) ledger.appendInTransaction({ event_type: 'key_history_roots', decision: 'allow', details: { roots } });
+  for (const kind of KEY_KINDS) if (roots[kind] !== undefined) keys.pin(kind, roots[kind]!);
+}
