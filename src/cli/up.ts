@@ -15,7 +15,7 @@ export function upCommand(): Command {
     .action(async (o: { config?: string; exposeHttp?: string; json?: boolean }) => {
       const s = gateSetup(o.config);
       const [{ buildGateApp }, { httpIdentity, listenUnix, parseLoopbackAddress, unixIdentity }] = await Promise.all([import('../gate/app.js'), import('../gate/transport.js')]);
-      const opened = await openSharedGate(s);
+      const opened = await openSharedGate(s, 'up');
       const identity = unixIdentity({ principals: s.gate.principals, operators: operatorsByUid(s.gate) });
       const client = buildGateApp({ service: opened.gate, role: 'client', identify: identity });
       const admin = buildGateApp({ service: opened.gate, role: 'admin', identify: identity });

@@ -11,6 +11,7 @@ import { asGateError } from './audit.js';
 import type { GateContext } from './context.js';
 import { GateError } from './errors.js';
 import type { Pipeline } from './pipeline.js';
+import { awaitRotation, rotationWait } from './rotation.js';
 import type { Gate } from './service.js';
 
 export class Admin implements AdminService {
@@ -144,9 +145,13 @@ export class Admin implements AdminService {
   async keysRotate(caller: Caller, body: unknown): Promise<Record<string, unknown>> {
     const kind = (body as { kind?: unknown })?.kind ?? 'receipt';
     if (kind !== 'receipt' && kind !== 'grant' && kind !== 'lease') throw new GateError('invalid_request', 'kind: expected "receipt", "grant" or "lease"');
-    const { kid } = this.ctx.keys.rotate(kind);
-    this.act(caller, 'admin_keys_rotated', { kind, kid });
-    return { kind, kid };
+    const wait = rotationWait((body as { wait_seconds?: unknown })?.wait_seconds);
+    if (typeof wait === 'string') throw new GateError('invalid_request', wait);
+    const rotated = this.ctx.keys.rotate(kind);
+    this.ctx.keyWatch.check(); // this process has switched: published before the others are asked
+    const report = await awaitRotation(this.ctx.instances, { kind, ...rotated }, wait);
+    this.act(caller, 'admin_keys_rotated', { ...report });
+    return { ...report };
   }
 
   policyShow(principal?: string): Record<string, unknown> {

@@ -10,6 +10,7 @@ import type { Budgets } from './budget.js';
 import type { HttpTransport, ProviderTable } from './providers.js';
 import type { Registry } from './registry.js';
 import type { GateInstances } from './instances.js';
+import type { KeyWatch } from './key-watch.js';
 
 export interface GateSettings {
   publicBaseUrl: string;
@@ -38,6 +39,8 @@ export interface GateContext {
   settings: GateSettings;
   state: GateState;
   instances: GateInstances;
+  /** Publishes, in this process's instance file, the kids it signs with (read again when a key file changed). */
+  keyWatch: KeyWatch;
   /** Makes the commits so far durable (before dispatch, before a receipt is announced). */
   wal: WalSync;
 }

@@ -16,7 +16,8 @@ import { noopProvider } from './builtin-providers.js';
 import { GateState, type GateContext } from './context.js';
 import { GateError } from './errors.js';
 import { Gate } from './service.js';
-import { GateInstances } from './instances.js';
+import { GateInstances, type GateRole } from './instances.js';
+import { KeyWatch } from './key-watch.js';
 import { ProviderTable, type HttpTransport, type Provider } from './providers.js';
 import { Registry } from './registry.js';
 import { stateFiles } from './setup.js';
@@ -34,6 +35,8 @@ export interface OpenGateOptions {
   sandboxDegraded?: boolean;
   /** Load the package's definitions/manifests (default true). */
   builtinManifests?: boolean;
+  /** Published in this process's instance file (default 'other'). */
+  role?: GateRole;
 }
 
 export async function policyEngine(c: GateFileConfig['policy']): Promise<PolicyEngine> {
@@ -75,6 +78,7 @@ export async function openGate(o: OpenGateOptions): Promise<OpenedGate> {
   const ttl = o.config.approvalTtlSeconds ?? DEFAULTS.approvalTtlSeconds;
   const approvals = new Approvals(db, ttl);
   approvals.migrate();
+  const instances = new GateInstances(o.stateDir, o.role ?? 'other');
   const providers = new ProviderTable();
   providers.register('builtin:noop', noopProvider);
   for (const [digest, p] of Object.entries(o.providers ?? {})) providers.register(digest, p);
@@ -98,7 +102,8 @@ export async function openGate(o: OpenGateOptions): Promise<OpenedGate> {
       sandboxDegraded: o.sandboxDegraded ?? false,
     },
     state: new GateState(db),
-    instances: new GateInstances(o.stateDir),
+    instances,
+    keyWatch: new KeyWatch(keys, instances),
     wal: new WalSync(dbPath),
   };
   const gate = new Gate(ctx);
@@ -109,6 +114,7 @@ export async function openGate(o: OpenGateOptions): Promise<OpenedGate> {
     close: () => {
       gate.close(); // its counted refusals, while the ledger is open
       checkpoints?.close();
+      ctx.keyWatch.close();
       ctx.instances.close();
       ctx.wal.close();
       db.close();

@@ -58,7 +58,7 @@ export class BoxGate {
   private open(): Promise<{ app: FastifyInstance; opened: OpenedGate }> {
     this.opening ??= (async () => {
       const [{ openGate }, { buildGateApp }, { boxIdentity }] = await Promise.all([import('../gate/factory.js'), import('../gate/app.js'), import('../gate/transport.js')]);
-      const opened = await openGate({ stateDir: this.setup.stateDir, config: this.setup.gate, sandboxDegraded: this.sandboxDegraded });
+      const opened = await openGate({ stateDir: this.setup.stateDir, config: this.setup.gate, sandboxDegraded: this.sandboxDegraded, role: 'sandbox' });
       const app = buildGateApp({ service: opened.gate, role: 'client', identify: boxIdentity(this.principal, ['tools:call']) });
       await app.ready();
       return { app, opened };
