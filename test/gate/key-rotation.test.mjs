@@ -12,7 +12,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import Database from 'better-sqlite3';
-import { Agent } from '../helpers/gate.mjs';
+import { Agent, request } from '../helpers/gate.mjs';
 
 const CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
 const SETUP = new URL('../../dist/gate/setup.js', import.meta.url).href;
@@ -187,4 +187,21 @@ test('--wait is bounded: a negative or too long wait is refused before anything 
   assert.notEqual(long.code, 0);
   assert.match(long.err, /wait_seconds: expected a number of seconds from 0 to 60/);
   assert.equal(lg('audit', '--json', '--event-type', 'admin_keys_rotated').json().length, before);
+});
+
+test("the admin API carries the same report: a rotation through the running gate's admin socket lists that gate as itself and every other gate process", async () => {
+  const other = await secondGate();
+  const r = await request(info.admin_socket, 'POST', '/v1/admin/keys/rotate', { body: { kind: 'grant', wait_seconds: 30 } });
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.body.kind, 'grant');
+  assert.equal(r.body.all_picked_up, true);
+  assert.deepEqual(
+    r.body.processes.filter((p) => p.pid === up.pid || p.pid === other.pid).map((p) => [p.role, p.self, p.kid === r.body.kid, p.picked_up]).sort(),
+    [['other', false, true, true], ['up', true, true, true]],
+  );
+  const bad = await request(info.admin_socket, 'POST', '/v1/admin/keys/rotate', { body: { kind: 'grant', wait_seconds: 'soon' } });
+  assert.equal(bad.status, 400);
+  assert.match(bad.body.message, /wait_seconds: expected a number of seconds/);
+  other.child.kill('SIGKILL');
+  await new Promise((res) => other.child.once('exit', res));
 });
