@@ -149,7 +149,11 @@ export class Admin implements AdminService {
     if (typeof wait === 'string') throw new GateError('invalid_request', wait);
     const rotated = this.ctx.keys.rotate(kind);
     this.ctx.keyWatch.check(); // this process has switched: published before the others are asked
-    const report = await awaitRotation(this.ctx.instances, { kind, ...rotated }, wait);
+    const current = () => {
+      this.ctx.keyWatch.check();
+      return this.ctx.keys.current(kind).kid;
+    };
+    const report = await awaitRotation(this.ctx.instances, { kind, ...rotated }, current, wait);
     this.act(caller, 'admin_keys_rotated', { ...report });
     return { ...report };
   }

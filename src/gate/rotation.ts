@@ -34,22 +34,28 @@ export interface RotationReport {
   processes: RotationProcess[];
 }
 
-function assess(i: LiveInstance, kind: KeyKind, kid: string): RotationProcess {
+/** What one live instance signs with against the current kid (the new one, unless a later rotation replaced it too). */
+function assess(i: LiveInstance, kind: KeyKind, kid: string, current: string): RotationProcess {
   const base = { instance_id: i.id, pid: i.info?.pid ?? null, role: i.info?.role ?? null, started_at: i.info?.started_at ?? null, self: i.self };
   if (!i.info) return { ...base, kid: null, picked_up: false, note: 'it publishes no key state (it is starting, or runs an older latchgate)' };
   if (!i.info.kids) return { ...base, kid: null, picked_up: false, note: `it has not read its keys${i.info.key_error ? `: ${i.info.key_error}` : ' yet'}` };
   const has = i.info.kids[kind];
   if (has === undefined) return { ...base, kid: null, picked_up: true, note: `it has not loaded the ${kind} key; its first signature reads the new one` };
-  if (has === kid) return { ...base, kid: has, picked_up: true };
+  if (has === current) return { ...base, kid: has, picked_up: true, ...(has !== kid ? { note: `it signs with ${has}, made current by a later rotation` } : {}) };
   const why = i.info.key_error ? `; reading the key files failed: ${i.info.key_error}` : '';
   return { ...base, kid: has, picked_up: false, note: `it still signs with ${has}${why}` };
 }
 
-/** Reports which live gate processes sign with the new kid, waiting up to waitSeconds for all of them. */
-export async function awaitRotation(instances: GateInstances, r: { kind: KeyKind; kid: string; previous_kid: string }, waitSeconds: number): Promise<RotationReport> {
+/**
+ * Reports which live gate processes sign with the current kid (current():
+ * read from the key file each time, so a rotation made meanwhile by another
+ * operator is not taken for a lag), waiting up to waitSeconds for all of them.
+ */
+export async function awaitRotation(instances: GateInstances, r: { kind: KeyKind; kid: string; previous_kid: string }, current: () => string, waitSeconds: number): Promise<RotationReport> {
   const deadline = Date.now() + waitSeconds * 1000;
   for (;;) {
-    const processes = instances.live().map((i) => assess(i, r.kind, r.kid));
+    const now = current();
+    const processes = instances.live().map((i) => assess(i, r.kind, r.kid, now));
     const all = processes.every((p) => p.picked_up);
     if (all || Date.now() >= deadline) return { ...r, all_picked_up: all, processes };
     await sleep(POLL_MS);

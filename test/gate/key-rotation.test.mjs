@@ -205,3 +205,30 @@ test("the admin API carries the same report: a rotation through the running gate
   other.child.kill('SIGKILL');
   await new Promise((res) => other.child.once('exit', res));
 });
+
+test('a rotation made by another operator while one waits is not taken for a lag: the processes on the newer key count as picked up', async () => {
+  const other = await secondGate();
+  other.child.kill('SIGSTOP'); // holds the first rotation in its wait
+  const history = path.join(info.state_dir, 'keys', 'lease-keys.jwks');
+  const entries = () => JSON.parse(readFileSync(history, 'utf8')).keys.length;
+  const before = entries();
+  const first = spawn(process.execPath, [CLI, 'keys', 'rotate', '--kind', 'lease', '--json', '--wait', '60'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(first);
+  let out = '';
+  first.stdout.on('data', (d) => (out += d));
+  const exited = new Promise((res) => first.once('exit', (code) => res(code)));
+  for (let i = 0; i < 2400 && entries() === before; i++) await sleep(25);
+  assert.equal(entries(), before + 1, 'the first rotation is made and waits');
+  const again = lg('keys', 'rotate', '--kind', 'lease', '--json', '--wait', '0');
+  assert.equal(again.code, 3, 'the stopped process is behind the second rotation too');
+  other.child.kill('SIGCONT');
+  assert.equal(await exited, 0, out);
+  const report = JSON.parse(out);
+  assert.equal(again.json().previous_kid, report.kid);
+  assert.equal(report.all_picked_up, true);
+  const resumed = byPid(report, other.pid);
+  assert.equal(resumed.kid, again.json().kid);
+  assert.match(resumed.note, /made current by a later rotation/);
+  other.child.kill('SIGKILL');
+  await new Promise((res) => other.child.once('exit', res));
+});
