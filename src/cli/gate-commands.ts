@@ -13,6 +13,7 @@ import { closest } from '../config/suggest.js';
 import { canonicalHash, canonicalize } from '../crypto/jcs.js';
 import { displayJson, displayLines, displayText, safeJson, safeJsonText } from './safe-text.js';
 import { budgetLines, budgetReport, type BudgetReport } from '../gate/budget-report.js';
+import { ROTATION_WAIT_DEFAULT_SECONDS, ROTATION_WAIT_MAX_SECONDS, type RotationReport } from '../gate/rotation.js';
 import { gateSetup, localOperator, openSharedGate, stateFiles, type GateSetup } from '../gate/setup.js';
 
 export type Out = { json?: boolean; config?: string };
@@ -68,7 +69,7 @@ export function renderApproval(a: Record<string, unknown>): string {
 /** Opens the shared gate, runs fn, closes; gate errors become one-line launcher errors. */
 export async function withGate<T>(o: Out, fn: (g: Awaited<ReturnType<typeof openSharedGate>>, s: GateSetup) => Promise<T> | T): Promise<T> {
   const s = gateSetup(o.config);
-  const g = await openSharedGate(s);
+  const g = await openSharedGate(s, 'cli');
   try {
     return await fn(g, s);
   } catch (e) {
@@ -302,13 +303,52 @@ export function policyCommand(): Command {
   return c;
 }
 
+/** `latchgate keys rotate` exits with this when a running gate process did not take the new key in time. */
+export const EXIT_ROTATION_NOT_PICKED_UP = 3;
+
+function seconds(v: string): number {
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isFinite(n) || n < 0) throw new InvalidArgumentError('expected a number of seconds (0 or more)');
+  return n;
+}
+
+/** The rotation report for a terminal: the kids, then one line per running gate process. */
+function renderRotation(r: RotationReport): string {
+  const lines = [`rotated the ${r.kind} key: new kid ${r.kid}, previous kid ${r.previous_kid} (old signatures still verify)`, `running gate processes: ${r.processes.length}`];
+  for (const p of r.processes) {
+    const what = p.picked_up ? 'picked up' : 'NOT picked up';
+    lines.push(`  pid ${p.pid ?? '?'}  ${(p.role ?? '?').padEnd(7)}  ${what}${p.self ? ' (this command)' : ''}${p.note ? `: ${p.note}` : ''}`);
+  }
+  return lines.join('\n');
+}
+
+/** Loud, on stderr: which processes still sign with the retired key, and the fix. */
+function warnLagging(r: RotationReport): void {
+  const lagging = r.processes.filter((p) => !p.picked_up);
+  const list = lagging.map((p) => `  pid ${p.pid ?? '?'} (${p.role ?? 'unknown role'}, instance ${p.instance_id}): ${p.note ?? ''}`).join('\n');
+  process.stderr.write(
+    displayLines(`latchgate: WARNING: ${lagging.length} running gate process(es) did not pick up the new ${r.kind} key ${r.kid}:\n${list}\n` +
+      `What they sign from now on is refused by verification (the previous key ${r.previous_kid} signs nothing dated after its retirement). ` +
+      `Fix: restart those processes (\`latchgate up\`, or the \`latchgate sandbox\` box), or if one was only paused, check again with a longer --wait.`) + '\n',
+  );
+}
+
 export function keysCommand(): Command {
   const c = new Command('keys').summary('signing keys');
-  c.addCommand(common(new Command('rotate').summary('a new signing key; old signatures keep verifying')).addOption(new Option('--kind <kind>', 'which key').choices(['receipt', 'grant', 'lease']).default('receipt')).action(async (o: Out & { kind: string }) => {
-    await withGate(o, async (g, s) => {
-      const r = await g.gate.admin.keysRotate(localOperator(s), { kind: o.kind });
-      print(o, r, () => `rotated the ${o.kind} key: new kid ${r.kid} (old signatures still verify)`);
-    });
-  }));
+  c.addCommand(
+    common(new Command('rotate').summary('a new signing key; old signatures keep verifying; reports which running gate processes took it'))
+      .addOption(new Option('--kind <kind>', 'which key').choices(['receipt', 'grant', 'lease']).default('receipt'))
+      .addOption(new Option('--wait <seconds>', `how long to wait for every running gate process to take the new key (at most ${ROTATION_WAIT_MAX_SECONDS})`).argParser(seconds).default(ROTATION_WAIT_DEFAULT_SECONDS))
+      .action(async (o: Out & { kind: string; wait: number }) => {
+        await withGate(o, async (g, s) => {
+          const r = (await g.gate.admin.keysRotate(localOperator(s), { kind: o.kind, wait_seconds: o.wait })) as unknown as RotationReport;
+          print(o, r, () => renderRotation(r));
+          if (!r.all_picked_up) {
+            warnLagging(r);
+            process.exitCode = EXIT_ROTATION_NOT_PICKED_UP;
+          }
+        });
+      }),
+  );
   return c;
 }

@@ -17,7 +17,7 @@ export function upCommand(): Command {
     .action(async (o: { config?: string; exposeHttp?: string; json?: boolean }) => {
       const s = gateSetup(o.config);
       const [{ buildGateApp }, { listenUnix, parseLoopbackAddress, tcpHosts, tokenIdentity, unixIdentity, unixPeer }] = await Promise.all([import('../gate/app.js'), import('../gate/transport.js')]);
-      const opened = await openSharedGate(s);
+      const opened = await openSharedGate(s, 'up');
       if (opened.tampered.length) {
         // Fail closed: a gate whose epoch or policy data differs from the chain serves nothing.
         opened.close();

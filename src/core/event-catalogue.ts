@@ -150,10 +150,10 @@ const CATALOGUE = {
     details: { token_id: R, principal: R },
   },
   admin_keys_rotated: {
-    meaning: 'An operator rotated a signing key (receipt, grant or lease)',
+    meaning: 'An operator rotated a signing key (receipt, grant or lease); processes lists every running gate process (instance_id, pid, role, started_at, kid, picked_up, self, note) and whether it signs with the new kid',
     emitters: ADMIN,
     fields: ADMIN_ACT,
-    details: { kind: R, kid: R },
+    details: { kind: R, kid: R, previous_kid: R, all_picked_up: R, processes: R },
   },
   policy_grant: {
     meaning: 'An operator granted a principal actions and sinks',

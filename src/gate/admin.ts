@@ -14,6 +14,7 @@ import { budgetReport } from './budget-report.js';
 import type { GateContext } from './context.js';
 import { GateError } from './errors.js';
 import type { Pipeline } from './pipeline.js';
+import { awaitRotation, rotationWait } from './rotation.js';
 import type { Gate } from './service.js';
 import { parseTokenRequest } from './tokens.js';
 import { checkChainedState } from './state-check.js';
@@ -154,9 +155,17 @@ export class Admin implements AdminService {
   async keysRotate(caller: Caller, body: unknown): Promise<Record<string, unknown>> {
     const kind = (body as { kind?: unknown })?.kind ?? 'receipt';
     if (kind !== 'receipt' && kind !== 'grant' && kind !== 'lease') throw new GateError('invalid_request', 'kind: expected "receipt", "grant" or "lease"');
-    const { kid } = this.ctx.keys.rotate(kind);
-    this.act(caller, 'admin_keys_rotated', { kind, kid });
-    return { kind, kid };
+    const wait = rotationWait((body as { wait_seconds?: unknown })?.wait_seconds);
+    if (typeof wait === 'string') throw new GateError('invalid_request', wait);
+    const rotated = this.ctx.keys.rotate(kind);
+    this.ctx.keyWatch.check(); // this process has switched: published before the others are asked
+    const current = () => {
+      this.ctx.keyWatch.check();
+      return this.ctx.keys.current(kind).kid;
+    };
+    const report = await awaitRotation(this.ctx.instances, { kind, ...rotated }, current, wait);
+    this.act(caller, 'admin_keys_rotated', { ...report });
+    return { ...report };
   }
 
   /** The secret is in this answer only; the event and the store hold its id. */

@@ -15,6 +15,7 @@ import type { ClientTokens } from './tokens.js';
 import type { GateInstances } from './instances.js';
 import { epochMismatch, readTableEpoch, stateTampered } from './state-check.js';
 import type { ChainedPolicy } from './policy-guard.js';
+import type { KeyWatch } from './key-watch.js';
 
 export interface GateSettings {
   publicBaseUrl: string;
@@ -51,6 +52,8 @@ export interface GateContext {
   settings: GateSettings;
   state: GateState;
   instances: GateInstances;
+  /** Publishes, in this process's instance file, the kids it signs with (read again when a key file changed). */
+  keyWatch: KeyWatch;
   /** Makes the commits so far durable (before dispatch, before a receipt is announced). */
   wal: WalSync;
 }

@@ -20,7 +20,8 @@ import { GateState, type GateContext } from './context.js';
 import { GateError } from './errors.js';
 import { peerLimits } from './peer-limits.js';
 import { Gate } from './service.js';
-import { GateInstances } from './instances.js';
+import { GateInstances, type GateRole } from './instances.js';
+import { KeyWatch } from './key-watch.js';
 import { ProviderTable, type HttpTransport, type Provider } from './providers.js';
 import { ChainedPolicy } from './policy-guard.js';
 import { Registry } from './registry.js';
@@ -43,6 +44,8 @@ export interface OpenGateOptions {
   sandboxDegraded?: boolean;
   /** Load the package's definitions/manifests (default true). */
   builtinManifests?: boolean;
+  /** Published in this process's instance file (default 'other'). */
+  role?: GateRole;
 }
 
 export async function policyEngine(c: GateFileConfig['policy']): Promise<PolicyEngine> {
@@ -136,6 +139,7 @@ export async function openGate(o: OpenGateOptions): Promise<OpenedGate> {
     fail(e);
   }
   const tampered = checkChainedState(db, keys).mismatches;
+  const instances = new GateInstances(o.stateDir, o.role ?? 'other');
   const providers = new ProviderTable();
   providers.register('builtin:noop', noopProvider);
   for (const [digest, p] of Object.entries(o.providers ?? {})) providers.register(digest, p);
@@ -163,7 +167,8 @@ export async function openGate(o: OpenGateOptions): Promise<OpenedGate> {
       limits: peerLimits(o.config),
     },
     state,
-    instances: new GateInstances(o.stateDir),
+    instances,
+    keyWatch: new KeyWatch(keys, instances),
     wal: new WalSync(dbPath),
   };
   const gate = new Gate(ctx);
@@ -175,6 +180,7 @@ export async function openGate(o: OpenGateOptions): Promise<OpenedGate> {
     close: () => {
       gate.close(); // its counted refusals, while the ledger is open
       checkpoints?.close();
+      ctx.keyWatch.close();
       ctx.instances.close();
       ctx.wal.close();
       db.close();

@@ -10,6 +10,7 @@ import type { GateFileConfig, LatchgateConfig } from '../config/latchgate-toml.j
 import { loadTrustedConfig } from '../config/trust.js';
 import type { Caller } from './app.js';
 import type { OpenedGate } from './factory.js';
+import type { GateRole } from './instances.js';
 import { LaunchError } from '../core/errors.js';
 
 export interface GateSetup {
@@ -63,7 +64,7 @@ export function stateFiles(stateDir: string): { ledger: string; keys: string } {
 }
 
 /** Loads the gate's modules only when a command needs them (sandbox start-up stays light). */
-export async function openSharedGate(s: GateSetup): Promise<OpenedGate> {
+export async function openSharedGate(s: GateSetup, role: GateRole): Promise<OpenedGate> {
   const { openGate } = await import('./factory.js');
-  return openGate({ stateDir: s.stateDir, config: s.gate });
+  return openGate({ stateDir: s.stateDir, config: s.gate, role });
 }

@@ -454,6 +454,18 @@ export class KeyStore {
       removeDurably(this.dir, [LEGACY_LEASE_KEY_FILE, LEGACY_LEASE_JWKS_FILE]);
     });
   }
+
+  /**
+   * The kid each kind this store has loaded signs with now, its key file read
+   * again first when it changed (as current() does before a signature): a
+   * rotation by another process shows here without waiting for a signature.
+   * Kinds never loaded are left out (their first signature reads the file).
+   */
+  refresh(): Partial<Record<KeyKind, string>> {
+    const kids: Partial<Record<KeyKind, string>> = {};
+    for (const kind of [...this.loaded.keys()]) kids[kind] = this.current(kind).kid;
+    return kids;
+  }
 }
 
 function checkKind(kind: KeyKind): void {
