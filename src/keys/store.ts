@@ -104,6 +104,14 @@ export class KeyStore {
   private readonly prepared = new Set<KeyKind>();
   /** The root each kind's history must have (recorded in the ledger: src/ledger/key-roots.ts). */
   private readonly pins = new Map<KeyKind, string>();
+  /** Keys of each kind this process signed with, rotated to, or saw a rotation to recorded: a history without one was rolled back. */
+  private readonly heads = new Map<KeyKind, Set<string>>();
+
+  private mustList(kind: KeyKind, kid: string): void {
+    const set = this.heads.get(kind) ?? new Set<string>();
+    set.add(kid);
+    this.heads.set(kind, set);
+  }
 
   constructor(readonly dir: string) {}
 
@@ -132,6 +140,7 @@ export class KeyStore {
     // A history an older latchgate wrote gets its chain's root before the key signs again.
     if (this.history(kind, true).chain.root === undefined) this.seal(kind);
     this.checkSigningKey(kind, loaded.key.kid);
+    this.mustList(kind, loaded.key.kid);
     this.loaded.set(kind, loaded);
     return loaded.key;
   }
@@ -180,7 +189,9 @@ export class KeyStore {
         save();
       });
     });
-    return { kid: jwkThumbprint(publicKey), previous_kid: previous };
+    const kid = jwkThumbprint(publicKey);
+    this.mustList(kind, kid);
+    return { kid, previous_kid: previous };
   }
 
   /**
@@ -298,11 +309,23 @@ export class KeyStore {
     this.pins.set(kind, root);
   }
 
-  /** Why the kind's history is not the pinned one; undefined when it is (or nothing is pinned). */
+  /** From now on the history of a kind must list this key (the newest one the ledger recorded a rotation to). */
+  pinHead(kind: KeyKind, kid: string): void {
+    checkKind(kind);
+    this.mustList(kind, kid);
+  }
+
+  /** Why the kind's history is not the pinned one, or is older than a key already seen; undefined when neither. */
   private replaced(kind: KeyKind, h: ParsedHistory): string | undefined {
     const pinned = this.pins.get(kind);
-    if (pinned === undefined || h.chain.root === pinned) return undefined;
-    return `the ${kind} key history's root is ${h.chain.root ?? '(none)'}, not ${pinned}, the root the ledger recorded: the key history was replaced`;
+    if (pinned !== undefined && h.chain.root !== pinned) {
+      return `the ${kind} key history's root is ${h.chain.root ?? '(none)'}, not ${pinned}, the root the ledger recorded: the key history was replaced`;
+    }
+    const head = [...(this.heads.get(kind) ?? [])].find((kid) => !h.byKid.has(kid));
+    if (head !== undefined) {
+      return `the ${kind} key history no longer lists key ${head}, which was already current: the key files were rolled back to before a rotation, so a retired key would sign again`;
+    }
+    return undefined;
   }
 
   /** The chain of a kind's history as it reads now (root, older entries, untrusted keys); writes nothing. */

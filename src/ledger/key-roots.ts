@@ -4,7 +4,9 @@
 // A key_history_roots event lists every kind's root; a later one adds kinds
 // that got their first key since, and never changes a root: a different
 // root is a mismatch, reported by the gate (which then refuses to start)
-// and by `latchgate verify`.
+// and by `latchgate verify`. So is a history that no longer lists the key
+// the newest recorded rotation (admin_keys_rotated) made current: key files
+// rolled back to a copy from before a rotation.
 import type { KeyStore } from '../keys/store.js';
 import { KEY_KINDS, type KeyKind } from '../keys/history.js';
 import type { Ledger } from './ledger.js';
@@ -21,13 +23,31 @@ export const recordedKeyRoots = (db: Db): Recorded<KeyRoots> | null => latestRec
 
 const FIX = 'restore the keys/ directory of this state directory from a backup (the key files and their histories together)';
 
-/** Each kind whose history is broken, or whose root is not the one recorded; [] when all agree. Only reads. */
+/** The kid the newest recorded rotation of each kind made current (admin_keys_rotated), with its event id. */
+export function recordedHeads(db: Db): Map<KeyKind, { kid: string; id: number }> {
+  const out = new Map<KeyKind, { kid: string; id: number }>();
+  const rows = db.prepare("SELECT id, event_json FROM audit_events WHERE event_type = 'admin_keys_rotated' ORDER BY id DESC").iterate() as IterableIterator<{ id: number; event_json: string }>;
+  for (const r of rows) {
+    let d: { kind?: unknown; kid?: unknown } | undefined;
+    try {
+      d = (JSON.parse(r.event_json) as { details?: { kind?: unknown; kid?: unknown } }).details;
+    } catch {
+      continue; // an unreadable row is the chain walk's finding
+    }
+    const kind = d?.kind as KeyKind;
+    if ((KEY_KINDS as readonly string[]).includes(kind) && typeof d?.kid === 'string' && !out.has(kind)) out.set(kind, { kid: d.kid, id: r.id });
+  }
+  return out;
+}
+
+/** Each kind whose history is broken, whose root is not the one recorded, or that lacks the key its newest recorded rotation made current; [] when all agree. Only reads. */
 export function keyRootMismatches(db: Db, keys: KeyStore, r: Recorded<KeyRoots> | null = recordedKeyRoots(db)): StateMismatch[] {
   const recordedBy = r ? { id: r.id, trace_id: r.trace_id, event_type: r.event_type } : null;
   if (r?.edited) {
     return [{ table: 'keys/', found: null, recorded: null, recorded_by: recordedBy, message: `the key_history_roots event id=${r.id} no longer matches its hash: the ledger was edited, so the key histories' roots cannot be checked. Fix: restore the state directory from a backup; \`latchgate verify\` names the edited event` }];
   }
   const out: StateMismatch[] = [];
+  const heads = recordedHeads(db);
   for (const kind of KEY_KINDS) {
     const chain = keys.chain(kind);
     const table = `keys/${kind}-keys.jwks`;
@@ -42,6 +62,15 @@ export function keyRootMismatches(db: Db, keys: KeyStore, r: Recorded<KeyRoots> 
         recorded,
         recorded_by: recordedBy,
         message: `${table} has root ${chain.root ?? '(none)'}, but the ledger's chain recorded root ${recorded} (key_history_roots event id=${r!.id}): the key history was replaced, and its keys verify nothing here. Fix: ${FIX}`,
+      });
+    } else if (heads.has(kind) && !keys.jwks(kind).keys.some((k) => k.kid === heads.get(kind)!.kid)) {
+      const h = heads.get(kind)!;
+      out.push({
+        table,
+        found: keys.jwks(kind).keys.at(-1)?.kid ?? null,
+        recorded: h.kid,
+        recorded_by: { id: h.id, trace_id: '', event_type: 'admin_keys_rotated' },
+        message: `${table} does not list key ${h.kid}, which the rotation recorded in admin_keys_rotated event id=${h.id} made current: the key files were rolled back to before that rotation, and a retired key may have signed again. Fix: ${FIX}`,
       });
     }
   }
@@ -67,4 +96,5 @@ export function recordAndPinKeyRoots(ledger: Ledger, keys: KeyStore): void {
   }
   if (added) ledger.appendInTransaction({ event_type: 'key_history_roots', decision: 'allow', details: { roots } });
   for (const kind of KEY_KINDS) if (roots[kind] !== undefined) keys.pin(kind, roots[kind]!);
+  for (const [kind, h] of recordedHeads(ledger.db)) keys.pinHead(kind, h.kid);
 }

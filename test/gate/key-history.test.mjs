@@ -119,3 +119,22 @@ test('attack: a key appended to the receipt history by hand: the gate refuses to
   const ks = new KeyStore(keysDir(stateDir));
   assert.equal(ks.verify('receipt', e.kid, Buffer.from('x'), sign(null, Buffer.from('x'), privateKey).toString('hex'), { signedAt: new Date() }), false);
 });
+
+test('attack: the key files rolled back to a copy from before a rotation: the running gate signs nothing with the retired key, the restarted gate refuses to start, verify reports it', async (t) => {
+  const stateDir = tempDir(t, 'latchgate-roots-');
+  const { g, a } = await gateWithReceipt(t, stateDir);
+  const saved = ['receipt.key', 'receipt-keys.jwks'].map((f) => [f, readFileSync(path.join(keysDir(stateDir), f))]);
+  const rot = await admin(g, 'POST', '/v1/admin/keys/rotate', { kind: 'receipt', wait_seconds: 0 });
+  assert.equal(rot.status, 200, rot.text);
+  assert.equal((await a.execute('t_ok', { n: 4 })).status, 200, 'the legitimate path: the rotated key signs');
+  for (const [f, bytes] of saved) writeFileSync(path.join(keysDir(stateDir), f), bytes, { mode: f.endsWith('.key') ? 0o600 : 0o644 });
+  const before = g.db.prepare('SELECT count(*) FROM receipts').pluck().get();
+  assert.notEqual((await a.execute('t_ok', { n: 5 })).status, 200, 'no receipt signed by the retired key');
+  assert.equal(g.db.prepare('SELECT count(*) FROM receipts').pluck().get(), before);
+  assert.match(g.ctx.keys.keyAt('receipt', saved.length && JSON.parse(saved[1][1]).keys.at(-1).kid, new Date()).reason, /no longer lists key \S+, which was already current: the key files were rolled back/);
+  await g.close({ keepState: true });
+  await assert.rejects(gateFor(t, { stateDir }).then((r) => (r.tampered.length ? Promise.reject(new Error(r.tampered[0].message)) : r)), /does not list key \S+, which the rotation recorded in admin_keys_rotated event id=\d+ made current: the key files were rolled back/);
+  const v = verify(stateDir);
+  assert.equal(v.intact, false);
+  assert.ok(v.state.mismatches.some((m) => /rolled back/.test(m.message)));
+});
