@@ -48,7 +48,6 @@ const STATUS: Record<string, number> = {
   request_timeout: 408,
   schema_violation: 422,
   response_schema_violation: 502,
-  rate_limit_exceeded: 429,
   rate_limited: 429,
   too_many_connections: 429,
   action_execution_failed: 502,

@@ -22,7 +22,15 @@ export class KeyWatch {
 
   constructor(private readonly keys: KeyStore, private readonly instances: GateInstances, intervalMs = KEY_WATCH_INTERVAL_MS) {
     this.check();
-    this.timer = setInterval(() => this.check(), intervalMs);
+    this.timer = setInterval(() => {
+      try {
+        this.check();
+      } catch {
+        // Nowhere to publish (the state directory went away under a gate
+        // that was not closed): a timer must not throw; the report of a
+        // rotation then shows this process as not picked up.
+      }
+    }, intervalMs);
     this.timer.unref(); // never keeps a process alive
   }
 
