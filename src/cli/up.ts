@@ -16,7 +16,7 @@ export function upCommand(): Command {
     .option('--json', 'print a JSON line when ready')
     .action(async (o: { config?: string; exposeHttp?: string; json?: boolean }) => {
       const s = gateSetup(o.config);
-      const [{ buildGateApp }, { listenUnix, parseLoopbackAddress, tcpHosts, tokenIdentity, unixIdentity, unixPeer }] = await Promise.all([import('../gate/app.js'), import('../gate/transport.js')]);
+      const [{ buildGateApp }, { listenUnix, parseLoopbackAddress, tcpHosts, tokenIdentity, tokenPeer, unixIdentity, unixPeer }] = await Promise.all([import('../gate/app.js'), import('../gate/transport.js')]);
       const opened = await openSharedGate(s, 'up');
       if (opened.tampered.length) {
         // Fail closed: a gate whose epoch or policy data differs from the chain serves nothing.
@@ -39,7 +39,7 @@ export function upCommand(): Command {
           origins: new Set(s.gate.httpOrigins.map((o) => o.toLowerCase())),
           tokens: opened.ctx.tokens,
         });
-        http = buildGateApp({ service: opened.gate, role: 'client', identify, identifyEveryRequest: true, peer: () => 'http' });
+        http = buildGateApp({ service: opened.gate, role: 'client', identify, identifyEveryRequest: true, peer: () => 'http', prove: tokenPeer(opened.ctx.tokens) });
         await http.listen(listen);
       }
       const info = { status: 'ready', client_socket: s.clientSocket, admin_socket: s.adminSocket, state_dir: s.stateDir, http: exposed ?? null, actions: opened.ctx.registry.list().length, policy_engine: opened.ctx.policy.kind };

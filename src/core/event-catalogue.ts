@@ -67,7 +67,8 @@ const CATALOGUE = {
       details: O,
     },
     // budget_window: the window that ran out, on a budget_exhausted refusal (src/gate/budget.ts, ExhaustedWindow).
-    details: { budget_window: O },
+    // budget_debit: the windows a run's debit took from, its cost and whether it was refunded (src/gate/budget-check.ts).
+    details: { budget_window: O, budget_debit: O },
     coalesced: true,
   },
   lease_issued: {
@@ -190,6 +191,12 @@ const CATALOGUE = {
     emitters: ['src/gate/state-baseline.ts'],
     fields: { decision: R, details: R },
     details: { epoch: R, epoch_in_table: R, policy_digest: R, store_version: R },
+  },
+  budget_counts_restored: {
+    meaning: 'A gate found budget windows counting fewer calls than the chain records (the table was edited) and put them back to the chain\'s count',
+    emitters: ['src/gate/budget-check.ts'],
+    fields: { decision: R, details: R },
+    details: { windows: R },
   },
   key_history_roots: {
     meaning: 'The root of each key history (its first key, or the key that sealed an older history): written when a gate first sees a kind with a key; the roots never change, and a history with another root is refused',

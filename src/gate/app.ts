@@ -88,6 +88,8 @@ export interface AppOptions {
    * refusal counts are per peer. Throws when it cannot tell.
    */
   peer(socket: Socket): string;
+  /** The peer a request proves, where peer() tells callers apart no better than by transport (src/gate/http-guards.ts GuardOptions.prove). */
+  prove?(req: FastifyRequest): string | undefined;
 }
 
 const FASTIFY_ERRORS: Record<string, string> = {
@@ -108,7 +110,7 @@ function fastifyError(err: FastifyError): GateError | undefined {
 }
 
 /** Headers that must appear once: Node keeps only the first Authorization and joins the values of the others, so a second one would pass unseen. */
-const SINGLE_HEADERS = new Map([['authorization', 'Authorization'], ['dpop', 'DPoP'], ['latchgate-token', 'LatchGate-Token']]);
+const SINGLE_HEADERS = new Map([['host', 'Host'], ['authorization', 'Authorization'], ['dpop', 'DPoP'], ['latchgate-token', 'LatchGate-Token']]);
 
 /** The first of SINGLE_HEADERS the request carries more than once (names are case-insensitive). */
 export function duplicatedHeader(rawHeaders: string[]): string | undefined {
@@ -172,7 +174,7 @@ export function buildGateApp(o: AppOptions): FastifyInstance {
       socket.end(closingResponse(e));
     },
   });
-  guardApp(app, { guard: s.guard, peer: o.peer, record: (socket, _peer, e) => record(socket, e, '- (connection)') });
+  guardApp(app, { guard: s.guard, peer: o.peer, prove: o.prove, record: (socket, _peer, e) => record(socket, e, '- (connection)') });
 
   // JSON only: anything else is refused before a route sees it.
   app.removeAllContentTypeParsers();
@@ -185,6 +187,8 @@ export function buildGateApp(o: AppOptions): FastifyInstance {
   });
 
   app.addHook('onRequest', async (req) => {
+    // The gate is no proxy: a target in absolute form (`GET http://other/...`) names an authority the Host check never saw.
+    if (!req.raw.url?.startsWith('/')) throw new GateError('invalid_request', 'the request target must be a path (origin form, RFC 9112 section 3.2.1), not an absolute URL or *');
     const dup = duplicatedHeader(req.raw.rawHeaders);
     if (dup) throw new GateError('duplicate_header', `the request carries more than one ${SINGLE_HEADERS.get(dup)} header`);
     if (o.identifyEveryRequest) o.identify(req);

@@ -39,6 +39,9 @@ export interface WindowKey {
   day: string;
 }
 
+/** A window a debit took from, with the time its row may be swept (recorded in the execution's event). */
+export type TakenWindow = WindowKey & { expires_at: string };
+
 /** A window with its limits and its usage. */
 export interface WindowState extends WindowRule {
   key: WindowKey;
@@ -68,7 +71,7 @@ export interface ExhaustedWindow {
 }
 
 export type DebitResult =
-  | { ok: true; before: BudgetSnapshot; after: BudgetSnapshot; taken: WindowKey[] }
+  | { ok: true; before: BudgetSnapshot; after: BudgetSnapshot; taken: TakenWindow[] }
   | { ok: false; before: BudgetSnapshot; reason: 'calls' | 'cost'; exhausted: ExhaustedWindow };
 
 interface Row {
@@ -81,7 +84,7 @@ interface Row {
 }
 
 /** Day rows are kept this many days after their day began: today's and the last ones', for status. */
-const DAY_ROWS_KEPT_DAYS = 3;
+export const DAY_ROWS_KEPT_DAYS = 3;
 const DAY_MS = 86_400_000;
 
 export const utcDay = (now: Date) => now.toISOString().slice(0, 10);
@@ -257,7 +260,7 @@ export class Budgets {
     const exhausted = Budgets.short(ws, who, cost);
     if (exhausted) return { ok: false, before, reason: exhausted.limit, exhausted };
     for (const w of ws) this.stmts.add.run({ ...w.key, principal: who.principal, cost, expires_at: w.expires_at });
-    return { ok: true, before, after: Budgets.snap(this.windows(who, now)), taken: ws.map((w) => w.key) };
+    return { ok: true, before, after: Budgets.snap(this.windows(who, now)), taken: ws.map((w) => ({ ...w.key, expires_at: w.expires_at })) };
   }
 
   /** Gives a debit back to every window it took from, when the provider never ran (failure before dispatch). */

@@ -5,7 +5,7 @@ import type { AuditEventInput } from '../core/audit-event.js';
 import type { ExecutionReceipt } from '../ledger/receipt.js';
 import type { PolicyDecision, PolicyInput } from '../policy/types.js';
 import type { Caller, RequestAuth } from './app.js';
-import type { BudgetSnapshot, WindowKey } from './budget.js';
+import type { BudgetSnapshot, TakenWindow } from './budget.js';
 import type { GateContext } from './context.js';
 import type { HostIo, ProviderOutput } from './providers.js';
 import type { LoadedAction } from './registry.js';
@@ -84,7 +84,7 @@ export interface Execution {
   approval?: { id: string; approved_by: string; approval_hash: string };
   grant?: ExecutionGrant;
   /** The debit: the policy's view before and after, and the windows it took from (a refund gives back to each). */
-  debit?: { before: Record<string, number>; after: Record<string, number>; taken: WindowKey[]; cost: number };
+  debit?: { before: Record<string, number>; after: Record<string, number>; taken: TakenWindow[]; cost: number };
   dispatched?: Dispatched;
   receipt?: ExecutionReceipt;
   /** The answer; a stage that sets it ends the run. */

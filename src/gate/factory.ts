@@ -30,6 +30,7 @@ import { stateFiles } from './setup.js';
 import { recordBaseline } from './state-baseline.js';
 import { recordAndPinKeyRoots } from '../ledger/key-roots.js';
 import { checkChainedState } from './state-check.js';
+import { budgetRestoredMessage, restoreBudgetCounts } from './budget-check.js';
 
 import { DEFAULTS } from './defaults.js';
 
@@ -138,6 +139,8 @@ export async function openGate(o: OpenGateOptions): Promise<OpenedGate> {
   } catch (e) {
     fail(e);
   }
+  const restored = restoreBudgetCounts(ledger);
+  if (restored.length) process.stderr.write(`latchgate: warning: ${budgetRestoredMessage(restored)}\n`);
   const tampered = checkChainedState(db, keys).mismatches;
   const instances = new GateInstances(o.stateDir, o.role ?? 'other');
   const providers = new ProviderTable();

@@ -9,7 +9,13 @@
 //     counted as they are accepted: one over the cap is answered 429
 //     `too_many_connections` and closed at once, before HTTP reads from it;
 //   - requests per peer (RequestRate): past the rate, 429 `rate_limited` with
-//     Retry-After, before anything else runs.
+//     Retry-After, before anything else runs;
+//   - on a transport whose connections all look alike (the loopback TCP
+//     port), a request that proves who sent it (a valid client token) moves
+//     its connection to that caller's own count and bucket (`prove`); the
+//     connections that proved nothing share one pool, and a new connection
+//     past its cap pushes out the oldest of them that is not being served,
+//     so holding unfinished connections cannot lock the proven callers out.
 // Every refusal here is recorded like any other (counted per peer,
 // src/ledger/coalesce.ts).
 import { STATUS_CODES, type ServerResponse } from 'node:http';
@@ -56,12 +62,20 @@ export interface GuardOptions {
   peer(socket: Socket): string;
   /** Records a refusal made here (the request, when there is one, is not yet routed). */
   record(socket: Socket, peer: string, e: GateError): void;
+  /**
+   * The peer a request proves it comes from, more precise than its
+   * connection's (a client token's id), or undefined when it proves nothing.
+   * Only for transports whose peer() cannot tell callers apart.
+   */
+  prove?(req: FastifyRequest): string | undefined;
 }
 
 const UNTOLD = 'unidentified';
 
-/** The peer of every connection the guarded apps accepted. */
+/** The peer of every connection the guarded apps accepted (the one it proved, once it did). */
 const peers = new WeakMap<Socket, string>();
+/** Connections counted in PeerGuard.connections (against their entry in peers). */
+const counted = new WeakSet<Socket>();
 
 /** The peer a connection was counted against (computed now for one the guard did not see). */
 export function peerOfSocket(socket: Socket, peer: (s: Socket) => string): string {
@@ -80,13 +94,11 @@ export function peerOfSocket(socket: Socket, peer: (s: Socket) => string): strin
 export function guardApp(app: FastifyInstance, o: GuardOptions): void {
   const { guard } = o;
   const { limits } = guard;
-  // Before the HTTP server's own listener: an over-cap connection is closed before anything reads it.
-  app.server.prependListener('connection', (socket: Socket) => {
-    const peer = peerOfSocket(socket, o.peer);
-    if (guard.connections.admit(peer)) {
-      socket.once('close', () => guard.connections.release(peer));
-      return;
-    }
+  // Requests being worked on, by connection: their silence is the gate's, not the client's.
+  const working = new WeakMap<Socket, ServerResponse>();
+  /** Connections that have proved nothing yet, oldest first (only where requests can prove a peer). */
+  const unproven = new Set<Socket>();
+  const overCap = (socket: Socket, peer: string) => {
     const e = new GateError('too_many_connections', `${peer} already holds ${limits.maxConnectionsPerPeer} connections to the gate: close some (or reuse them), or raise [gate] max_connections_per_peer in latchgate.toml`, { retry_after_seconds: 1 });
     try {
       o.record(socket, peer, e);
@@ -96,10 +108,46 @@ export function guardApp(app: FastifyInstance, o: GuardOptions): void {
     // A short write to a fresh socket goes out at once; then nothing more is read.
     if (socket.writable) socket.write(closingResponse(e));
     socket.destroy();
+  };
+  /** Makes room in the pool of unproven connections: the oldest one no request of which is being served goes. */
+  const pushOutOldest = (): boolean => {
+    for (const old of unproven) {
+      if (working.has(old)) continue;
+      unproven.delete(old);
+      // Released now: 'close' comes on a later tick, and finds it no longer counted.
+      if (counted.delete(old)) guard.connections.release(peers.get(old) ?? UNTOLD);
+      old.destroy();
+      return true;
+    }
+    return false;
+  };
+
+  // Before the HTTP server's own listener: an over-cap connection is closed before anything reads it.
+  app.server.prependListener('connection', (socket: Socket) => {
+    const peer = peerOfSocket(socket, o.peer);
+    // The count released on close is the one the connection is in then (prove() may have moved it).
+    socket.once('close', () => {
+      unproven.delete(socket);
+      if (counted.delete(socket)) guard.connections.release(peers.get(socket) ?? peer);
+    });
+    if (!guard.connections.admit(peer)) {
+      if (!(o.prove && pushOutOldest() && guard.connections.admit(peer))) return overCap(socket, peer);
+    }
+    counted.add(socket);
+    if (o.prove) unproven.add(socket);
   });
 
-  // Requests being worked on, by connection: their silence is the gate's, not the client's.
-  const working = new WeakMap<Socket, ServerResponse>();
+  /** Moves a connection to the peer its request proved, counted there; false when that peer is at its cap. */
+  const moveTo = (socket: Socket, proven: string): boolean => {
+    const from = peers.get(socket);
+    if (from === proven) return true;
+    if (!guard.connections.admit(proven)) return false;
+    if (from !== undefined && counted.has(socket)) guard.connections.release(from);
+    counted.add(socket);
+    peers.set(socket, proven);
+    unproven.delete(socket);
+    return true;
+  };
   app.server.on('timeout', (socket: Socket) => {
     const res = working.get(socket);
     if (res && !res.headersSent) return;
@@ -107,7 +155,13 @@ export function guardApp(app: FastifyInstance, o: GuardOptions): void {
   });
 
   app.addHook('onRequest', async (req: FastifyRequest, reply) => {
-    const peer = peerOfSocket(req.raw.socket, o.peer);
+    const socket = req.raw.socket;
+    const proven = o.prove?.(req);
+    if (proven !== undefined && !moveTo(socket, proven)) {
+      reply.header('connection', 'close');
+      throw new GateError('too_many_connections', `${proven} already holds ${limits.maxConnectionsPerPeer} connections to the gate: close some (or reuse them), or raise [gate] max_connections_per_peer in latchgate.toml`, { retry_after_seconds: 1 });
+    }
+    const peer = peerOfSocket(socket, o.peer);
     const wait = guard.rate.take(peer);
     if (wait > 0) {
       throw new GateError('rate_limited', `${peer} made more than ${limits.requestBurst} requests at once or ${limits.requestsPerSecond} a second: retry after ${wait} s, or raise [gate] requests_per_second or request_burst in latchgate.toml`, { retry_after_seconds: wait });

@@ -13,6 +13,7 @@ import type { Db } from '../ledger/db.js';
 import { keyRootMismatches, recordedKeyRoots } from '../ledger/key-roots.js';
 import { recordedEpoch, recordedPolicyDigest, type Recorded, type StateMismatch, type StateReport } from '../ledger/state-record.js';
 import { policyDigest, readPolicyData } from '../policy/store.js';
+import { budgetMismatches } from './budget-check.js';
 import { GateError } from './errors.js';
 
 export const EPOCH_TABLE = 'gate_state.revocation_epoch';
@@ -104,6 +105,7 @@ export function checkChainedState(db: Db, keys?: KeyStore): StateReport {
     if (e) mismatches.push(e);
     const p = digestRec ? policyMismatch(digest, digestRec) : null;
     if (p) mismatches.push(p);
+    mismatches.push(...budgetMismatches(db));
     const roots = keys ? recordedKeyRoots(db) : null;
     if (keys) mismatches.push(...keyRootMismatches(db, keys, roots));
     return {

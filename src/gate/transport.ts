@@ -108,6 +108,24 @@ export function tokenIdentity(a: TcpAdmission): (req: FastifyRequest) => Caller 
   };
 }
 
+/**
+ * The peer a TCP request proves: its client token's id when the token is one
+ * this gate issued and still stands. Its connection then counts against that
+ * token's own share (src/gate/http-guards.ts), not the pool every tokenless
+ * connection shares.
+ */
+export function tokenPeer(tokens: Pick<ClientTokens, 'authenticate'>): (req: FastifyRequest) => string | undefined {
+  return (req) => {
+    const token = header(req, TOKEN_HEADER);
+    if (token === undefined) return undefined;
+    try {
+      return `token:${tokens.authenticate(token).token_id}`;
+    } catch {
+      return undefined;
+    }
+  };
+}
+
 /** The Host values a loopback listener answers to: its address, the other loopback spellings of it, and the configured names. */
 export function tcpHosts(listen: { host: string; port: number }, configured: readonly string[] = []): Set<string> {
   const names = new Set(['localhost', '127.0.0.1', '[::1]', listen.host.includes(':') ? `[${listen.host}]` : listen.host]);

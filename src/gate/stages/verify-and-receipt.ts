@@ -7,7 +7,7 @@ import { signReceipt } from '../../ledger/receipt.js';
 import type { AuditEventInput } from '../../core/audit-event.js';
 import type { ExecutionReceipt } from '../../ledger/receipt.js';
 import { stamped } from '../audit.js';
-import type { WindowKey } from '../budget.js';
+import type { TakenWindow } from '../budget.js';
 import type { GateContext } from '../context.js';
 import { GateError } from '../errors.js';
 import { need, type Dispatched, type Execution } from '../execution.js';
@@ -21,7 +21,7 @@ export async function verifyAndReceipt(ctx: GateContext, x: Execution): Promise<
   x.reply = { status: f.status, body: f.body };
 }
 
-async function finalize(ctx: GateContext, action: LoadedAction, grant: ExecutionGrant, d: Dispatched, traceId: string, event: AuditEventInput, debit: { taken: readonly WindowKey[]; cost: number }): Promise<{ status: number; body: Record<string, unknown>; receipt: ExecutionReceipt }> {
+async function finalize(ctx: GateContext, action: LoadedAction, grant: ExecutionGrant, d: Dispatched, traceId: string, event: AuditEventInput, debit: { taken: readonly TakenWindow[]; cost: number }): Promise<{ status: number; body: Record<string, unknown>; receipt: ExecutionReceipt }> {
   const m = action.manifest;
   let failureClass = d.failure_class;
   let error = d.error;
@@ -56,11 +56,15 @@ async function finalize(ctx: GateContext, action: LoadedAction, grant: Execution
 
   const verified = verification.status === 'verified' || verification.status === 'unverifiable_declared';
   const decision = failureClass ? 'error' : verified ? 'allow' : 'allow_unverified';
+  // The provider never reached the outside: the budget is given back (below, once the evidence stands).
+  const refund = failureClass !== undefined && d.io.ioCalls === 0 && failureClass !== 'verification_failed';
   try {
     ctx.ledger.commitEvidence(receipt, {
       ...event,
       trace_id: traceId,
       decision,
+      // What the budget windows must count at least (src/gate/budget-check.ts).
+      details: { ...event.details, budget_debit: { windows: debit.taken, cost: debit.cost, refunded: refund } },
       execution: {
         grant_id: grant.grant_id,
         receipt_id: receipt.receipt_id,
@@ -75,8 +79,7 @@ async function finalize(ctx: GateContext, action: LoadedAction, grant: Execution
   } catch (e) {
     throw new GateError('evidence_persistence_failed', `the outcome could not be recorded (${(e as Error).message}); treat the action's effect as unknown`, { grant_id: grant.grant_id });
   }
-  // The provider never reached the outside: give the budget back, to every window the debit took from.
-  if (failureClass && d.io.ioCalls === 0 && failureClass !== 'verification_failed') ctx.budgets.refund(debit.taken, debit.cost);
+  if (refund) ctx.budgets.refund(debit.taken, debit.cost);
 
   const common = { trace_id: traceId, action_id: m.action_id, grant_id: grant.grant_id, receipt_id: receipt.receipt_id, verification_outcome: verification.status };
   if (failureClass === 'verification_failed') {

@@ -1,0 +1,106 @@
+// Budget usage lives in a plain table (budget_windows); the hash chain records
+// every debit in its execution's action_call event. Someone who can write the
+// SQLite file lowers the count (or deletes the rows) to get a used-up day
+// budget back: `latchgate verify` reports the window, and the next gate to
+// open the ledger puts the count back to the chain's (recording
+// budget_counts_restored), so the calls stay refused. Next to it, the
+// legitimate shapes that must not be reported: a refunded failure, a count
+// above the chain's (a call in flight or cut by a crash).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { parseConfig } from '../../dist/config/latchgate-toml.js';
+import { checkChainedState } from '../../dist/gate/state-check.js';
+import { KeyStore } from '../../dist/keys/store.js';
+import { verifyLedgerFile } from '../../dist/ledger/verify.js';
+import { Agent, grantAll, startGate } from '../helpers/gate.mjs';
+import { tempDir } from '../helpers/gate-faults.mjs';
+
+const budgets = parseConfig('budgets-test.toml', '[budgets.tester]\ncalls_per_day = 3\ncalls_per_lease = 100\n').gate.budgets;
+const ledgerFile = (stateDir) => path.join(stateDir, 'ledger.sqlite3');
+const verify = (stateDir) => verifyLedgerFile(ledgerFile(stateDir), new KeyStore(path.join(stateDir, 'keys')), checkChainedState);
+
+function tamper(stateDir, sql) {
+  const db = new Database(ledgerFile(stateDir));
+  try {
+    db.exec(sql);
+  } finally {
+    db.close();
+  }
+}
+
+/** A gate on stateDir (kept when it closes), with the day budget; the test's uid is granted every fixture action. */
+async function gate(t, stateDir) {
+  const g = await startGate({ stateDir, config: { budgets } });
+  t.after(() => g.close({ keepState: true }).catch(() => {}));
+  grantAll(g);
+  return g;
+}
+
+async function useUpTheDay(t, stateDir) {
+  const g = await gate(t, stateDir);
+  const a = new Agent(g.socket);
+  await a.lease();
+  for (let i = 0; i < 3; i++) assert.equal((await a.execute('t_ok', { n: i })).status, 200);
+  const refused = await a.execute('t_ok', { n: 3 });
+  assert.equal(refused.body.error, 'budget_exhausted', refused.text);
+  await g.close({ keepState: true });
+}
+
+async function nextCall(t, stateDir) {
+  const g = await gate(t, stateDir);
+  const a = new Agent(g.socket);
+  await a.lease();
+  const r = await a.execute('t_ok', { n: 99 });
+  const restored = g.db.prepare("SELECT event_json FROM audit_events WHERE event_type = 'budget_counts_restored'").pluck().all().map((j) => JSON.parse(j));
+  await g.close({ keepState: true });
+  return { r, restored };
+}
+
+for (const [name, sql] of [
+  ['lowered to zero', 'UPDATE budget_windows SET calls_used = 0, cost_used = 0'],
+  ['deleted', 'DELETE FROM budget_windows'],
+]) {
+  test(`a used-up day budget whose rows were ${name} in SQLite: verify reports it, the next gate puts the count back and refuses the call`, async (t) => {
+    const stateDir = tempDir(t);
+    await useUpTheDay(t, stateDir);
+    assert.deepEqual(verify(stateDir).state.mismatches, []);
+
+    tamper(stateDir, sql);
+    const v = verify(stateDir);
+    const day = v.state.mismatches.filter((m) => m.table === 'budget_windows');
+    assert.ok(day.length >= 1, JSON.stringify(v.state));
+    assert.ok(day.some((m) => m.recorded === 3 && /day window of tester/.test(m.message)), day.map((m) => m.message).join('\n'));
+    assert.match(day[0].message, /Fix: /);
+
+    const { r, restored } = await nextCall(t, stateDir);
+    assert.equal(r.status, 403, r.text);
+    assert.equal(r.body.error, 'budget_exhausted');
+    assert.equal(restored.length, 1);
+    assert.ok(restored[0].details.windows.some((w) => w.window === 'day' && w.owner === 'tester' && w.chain.calls === 3));
+    // Restored: verify is clean again, and the restore is itself in the chain.
+    const after = verify(stateDir);
+    assert.deepEqual(after.state.mismatches, []);
+    assert.equal(after.intact, true);
+  });
+}
+
+test('a refunded failure and a count above the chain (a call in flight or cut by a crash) are not reported', async (t) => {
+  const stateDir = tempDir(t);
+  const g = await gate(t, stateDir);
+  const a = new Agent(g.socket);
+  await a.lease();
+  assert.equal((await a.execute('t_ok', { n: 1 })).status, 200);
+  const failed = await a.execute('t_fail', { n: 2 });
+  assert.equal(failed.status, 502, failed.text);
+  await g.close({ keepState: true });
+  assert.deepEqual(verify(stateDir).state.mismatches, []);
+
+  tamper(stateDir, 'UPDATE budget_windows SET calls_used = calls_used + 1');
+  assert.deepEqual(verify(stateDir).state.mismatches, []);
+  // Two of the three calls left after the one that ran (the refunded failure gave its call back; the +1 stands).
+  const { r, restored } = await nextCall(t, stateDir);
+  assert.equal(r.status, 200, r.text);
+  assert.deepEqual(restored, []);
+});
