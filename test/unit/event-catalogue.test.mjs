@@ -3,6 +3,7 @@
 // ledger refuses any other event and writes nothing, docs/EVENTS.md is what
 // the catalogue gives, and `latchgate audit --event-type` completes and
 // suggests from it.
+import { restoreBudgetCounts } from '../../dist/gate/budget-check.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -156,11 +157,14 @@ test('the gate: leases, executions, approvals, refusals, their counted summaries
   assert.equal((await admin(g, 'POST', `/v1/admin/tokens/${token.body.token_id}/revoke`, {})).status, 200);
   assert.equal((await admin(g, 'POST', '/v1/admin/drain', {})).status, 200);
   assert.equal((await admin(g, 'GET', '/v1/receipt-keys')).status, 200);
+  // A budget count lowered in the table, put back to the chain's as a gate opening the ledger does.
+  g.db.prepare('UPDATE budget_windows SET calls_used = 0').run();
+  assert.ok(restoreBudgetCounts(g.ctx.ledger).length > 0);
   g.gate.close(); // writes the counted summaries
   const events = g.ctx.ledger.query({ limit: 10_000 });
   assertAllFit(events, 'gate');
   const types = new Set(events.map((e) => e.event_type));
-  for (const name of ['lease_issued', 'lease_denied', 'action_call', 'request_refused', 'approval_granted', 'approval_denied', 'approval_expired', 'approval_revoked', 'admin_revoke_all', 'admin_reload', 'admin_keys_rotated', 'policy_grant', 'policy_revoke', 'policy_accepted', 'state_baseline', 'admin_drain', 'admin_receipt_keys_read', 'client_token_created', 'client_token_revoked']) {
+  for (const name of ['lease_issued', 'lease_denied', 'action_call', 'request_refused', 'approval_granted', 'approval_denied', 'approval_expired', 'approval_revoked', 'admin_revoke_all', 'admin_reload', 'admin_keys_rotated', 'policy_grant', 'policy_revoke', 'policy_accepted', 'state_baseline', 'admin_drain', 'admin_receipt_keys_read', 'client_token_created', 'client_token_revoked', 'budget_counts_restored']) {
     assert.ok(types.has(name), `the gate wrote ${name}`);
   }
   const summaries = events.filter((e) => e.details?.coalesced);
