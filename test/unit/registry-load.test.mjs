@@ -46,11 +46,11 @@ function hasIssue(err, { line, field, message }) {
 test('the shipped definitions load, with digests, defaults and no warnings', () => {
   const r = registry();
   const res = r.load();
-  assert.equal(res.actions, 6);
+  assert.equal(res.actions, 9);
   assert.deepEqual(res.warnings, []);
   assert.deepEqual(
     r.list().map((a) => a.manifest.action_id),
-    ['fs_read', 'fs_write', 'github_create_issue', 'github_read', 'http_fetch', 'http_post'],
+    ['fs_read', 'fs_write', 'github_comment_issue', 'github_create_issue', 'github_read', 'http_fetch', 'http_post', 'slack_notify_channel', 'webhook_notify'],
   );
   for (const a of r.list()) {
     assert.match(a.action_digest, /^sha256:[0-9a-f]{64}$/);
@@ -74,6 +74,13 @@ test('the shipped definitions load, with digests, defaults and no warnings', () 
   const issue = r.get('github_create_issue').manifest;
   assert.equal(issue.risk_level, 'high');
   assert.equal(issue.template.method, 'POST');
+  const comment = r.get('github_comment_issue').manifest;
+  assert.equal(comment.risk_level, 'high');
+  assert.match(comment.template.url_template, /\/issues\/\{\{number\}\}\/comments$/);
+  const slack = r.get('slack_notify_channel').manifest;
+  assert.deepEqual(slack.secrets, [{ name: 'SLACK_BOT_TOKEN', required: true }]);
+  assert.deepEqual(slack.egress.allowed_domains, ['slack.com']);
+  assert.equal(r.get('webhook_notify').manifest.risk_level, 'medium');
   const fsw = r.get('fs_write').manifest;
   assert.equal(fsw.provider_module_digest, 'builtin:fs');
   assert.deepEqual(fsw.fs.allowed_operations, ['create', 'overwrite']);
@@ -258,7 +265,7 @@ test('versions: get() is the highest, get(id, v) a specific one, list() the late
   assert.equal(r.get('echo', '2.0.0'), undefined);
   assert.equal(r.get('nope'), undefined);
   assert.equal(r.list().filter((a) => a.manifest.action_id === 'echo').length, 1);
-  assert.equal(r.list().length, 7);
+  assert.equal(r.list().length, 10);
 });
 
 test('validateRequest names the JSON pointer of each offending field', () => {
