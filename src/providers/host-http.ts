@@ -9,7 +9,8 @@
 //     egress.allowed_domains, no userinfo, no literal IP, an allowed port;
 //   - headers are checked (http-headers.ts), the body capped;
 //   - {{secret:NAME}} in header values is filled from the SecretSource, only
-//     for the action's declared secrets, never in the URL or method;
+//     for the action's declared secrets, never in the URL or method, and
+//     never over plain http;
 //   - the name is resolved once on the host with resolveAndCheck
 //     (src/egress/ssrf.ts): every address outside the private, loopback,
 //     link-local, metadata, CGNAT, ULA and mapped ranges, or the operator's
@@ -215,6 +216,9 @@ export function createHttpHost(opts: HttpHostOptions): HttpHost {
     }
     const copy = body === undefined ? undefined : Uint8Array.from(body); // the provider's memory may change after the call
     const filled = await fillSecrets(headers, o.declared, opts.secrets);
+    if (filled.values.length > 0 && target.scheme !== 'https') {
+      throw new HostIoError('secret_over_plain_http', `a secret is sent only over https://, not to ${target.url}`);
+    }
     const redactWith = await redactors();
 
     const r = await resolveAndCheck(target.host, target.port, { pinned: o.pins, timeoutMs: Math.max(1, deadline - Date.now()), ...(opts.lookup ? { lookup: opts.lookup } : {}) });

@@ -92,7 +92,9 @@ export function parseHttpTarget(url: unknown, rules: TargetRules): HttpTarget {
     return refuse('bad_url', 'the URL does not parse');
   }
   // The parser must have read the host this module checked.
-  if (u.hostname !== host || (u.port === '' ? defaultPort : Number(u.port)) !== port) return refuse('bad_url', 'the URL\'s host is ambiguous');
+  if (u.hostname.replace(/\.$/, '') !== host || (u.port === '' ? defaultPort : Number(u.port)) !== port) {
+    return refuse('bad_url', 'the URL parser reads another host or port than the text names; write the host plainly');
+  }
   const path = `${u.pathname}${u.search}`;
   const hostHeader = port === defaultPort ? host : `${host}:${port}`;
   return { scheme: kind, host, port, path, url: `${kind}://${hostHeader}${path}`, hostHeader };

@@ -317,6 +317,9 @@ test('attack: other schemes, ports, and URLs a parser would rewrite are refused'
   const ok = await host(get('https://api.example.test:443/echo'));
   assert.equal(ok.status, 200);
   assert.equal(seen[0].headers.host, 'api.example.test');
+  // A fully qualified name with its trailing dot is the same host.
+  assert.equal((await host(get('https://api.example.test./echo'))).status, 200);
+  assert.equal(seen[1].headers.host, 'api.example.test');
 });
 
 test('attack: plain http:// is refused unless the host is pinned and allow_plain_http is set', { skip }, async () => {
@@ -329,6 +332,9 @@ test('attack: plain http:// is refused unless the host is pinned and allow_plain
   const r = await open(get('http://plain.example.test/echo'));
   assert.equal(r.status, 200);
   assert.equal(seen[0].headers.host, 'plain.example.test');
+  // A secret never travels in clear, even to the pinned upstream.
+  await refused(open(get('http://plain.example.test/echo', [['Authorization', 'Bearer {{secret:API_TOKEN}}']])), 'secret_over_plain_http');
+  assert.equal(seen.length, 1);
 });
 
 // ------------------------------------------------------------ where the name resolves
