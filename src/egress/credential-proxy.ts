@@ -16,7 +16,6 @@ import https from 'node:https';
 import tls from 'node:tls';
 import zlib from 'node:zlib';
 import { readFileSync } from 'node:fs';
-import { X509Certificate } from 'node:crypto';
 import { isIP } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { Transform, pipeline } from 'node:stream';
@@ -24,6 +23,7 @@ import httpProxy from 'http-proxy';
 import type { AuditEventInput, Decision } from '../core/audit-event.js';
 import { LaunchError } from '../core/errors.js';
 import { KeyMatcher, KeyRedactor } from './key-redaction.js';
+import { defaultTrust, extraCaCerts, parsePemCerts, TLS_CODES } from './trust-roots.js';
 
 /** One route as configured (profile or [sandbox.agent.credentials.<name>]), its key already resolved. */
 export interface CredentialRoute {
@@ -123,13 +123,6 @@ const FORBIDDEN_ROUTE_HEADERS = new Set([
 function routeError(name: unknown, field: string, why: string): LaunchError {
   const label = typeof name === 'string' && name !== '' ? JSON.stringify(name) : '(unnamed)';
   return new LaunchError(`credential route ${label}: ${field} ${why}`);
-}
-
-/** PEM text -> its certificates (each parsed, so a broken one is an error here, not at the first request). */
-function parsePemCerts(pem: string): string[] {
-  const blocks = pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
-  for (const b of blocks) new X509Certificate(b); // throws on a malformed certificate
-  return blocks;
 }
 
 /** Checks one route; every error names the route and the field, and never contains the key. */
@@ -247,32 +240,6 @@ interface ReqState {
   recorded: boolean;
 }
 
-const SYSTEM_BUNDLES = ['/etc/ssl/certs/ca-certificates.crt', '/etc/pki/tls/certs/ca-bundle.crt', '/etc/ssl/ca-bundle.pem', '/etc/ssl/cert.pem'];
-
-/** Node's bundled roots, the system bundle (first found) and NODE_EXTRA_CA_CERTS. */
-function defaultTrust(): string[] {
-  const out = [...tls.rootCertificates];
-  for (const p of SYSTEM_BUNDLES) {
-    try {
-      out.push(readFileSync(p, 'utf8'));
-      break;
-    } catch {
-      /* next */
-    }
-  }
-  const extra = process.env.NODE_EXTRA_CA_CERTS;
-  if (extra) {
-    try {
-      out.push(readFileSync(extra, 'utf8'));
-    } catch {
-      /* Node ignores an unreadable one too (with a warning at startup) */
-    }
-  }
-  return out;
-}
-
-const TLS_CODES = /CERT|SELF_SIGNED|UNABLE_TO_|ERR_TLS|ERR_SSL|HOSTNAME|ALTNAME|EPROTO|CRL|CHAIN|SIGNATURE/;
-
 function dotSegment(seg: string): boolean {
   return /^(\.|%2e){1,2}$/i.test(seg);
 }
@@ -292,17 +259,7 @@ export class CredentialProxy {
   constructor(private readonly opts: CredentialProxyOptions) {
     if (!opts || !Array.isArray(opts.routes)) throw new LaunchError('credential proxy: routes must be a list');
     if (typeof opts.record !== 'function') throw new LaunchError('credential proxy: record must be a function');
-    const extra: string[] = [];
-    (opts.extraCaCerts ?? []).forEach((pem, i) => {
-      let certs: string[];
-      try {
-        certs = typeof pem === 'string' ? parsePemCerts(pem) : [];
-      } catch (e) {
-        throw new LaunchError(`extra_ca_certs[${i}]: malformed certificate (${(e as Error).message})`);
-      }
-      if (certs.length === 0) throw new LaunchError(`extra_ca_certs[${i}]: no PEM certificate (-----BEGIN CERTIFICATE-----) found`);
-      extra.push(...certs);
-    });
+    const extra = extraCaCerts(opts.extraCaCerts ?? []);
     this.idleTimeoutMs = opts.idleTimeoutMs ?? 300_000;
     this.maxConnections = opts.maxConnections ?? 256;
     const base = opts.routes.length ? defaultTrust() : [];

@@ -237,6 +237,21 @@ export function parsePin(spec: string, source = '[sandbox.network.resolve]'): Pi
   return { ip, port: Number(portText) };
 }
 
+/**
+ * A table of pins as a config file writes it (host name -> "ip:port"), keyed
+ * by the normalised host name. section names the table in errors, e.g.
+ * "latchgate.toml: [gate.resolve]".
+ */
+export function parsePins(table: ReadonlyMap<string, string>, section: string): Map<string, Pin> {
+  const pins = new Map<string, Pin>();
+  for (const [name, spec] of table) {
+    const host = normalizeConnectHost(name);
+    if (!host) throw new LaunchError(`${section} key "${name}": expected a host name`);
+    pins.set(host, parsePin(spec, `${section} ${name}`));
+  }
+  return pins;
+}
+
 /** RFC 5952 text for eight groups (lowercase, longest run of two or more zero groups compressed). */
 export function formatIPv6(g: readonly number[]): string {
   let bestAt = -1;

@@ -4,11 +4,11 @@
 // (127.0.0.1:3129 inside), which adds keys the box never holds.
 import { readFileSync } from 'node:fs';
 import type { SandboxFileConfig } from '../config/latchgate-toml.js';
-import { HostAllowlist, normalizeConnectHost } from '../egress/allowlist.js';
+import { HostAllowlist } from '../egress/allowlist.js';
 import type { ConnectProxy } from '../egress/connect-proxy.js';
 import type { CredentialProxy, CredentialRoute } from '../egress/credential-proxy.js';
 import { resolveKeySource, validateRoute } from '../egress/credential-proxy.js';
-import { parsePin, type Pin } from '../egress/ssrf.js';
+import { parsePins, type Pin } from '../egress/ssrf.js';
 import type { AuditEventInput } from '../core/audit-event.js';
 import { listenInBoxDir } from './box-dir.js';
 import { LaunchError } from '../core/errors.js';
@@ -30,12 +30,7 @@ export interface EgressPlan {
 /** Builds the egress part of a launch from configuration; keys are read from the host environment here. */
 export function planEgress(allowHosts: string[], file: SandboxFileConfig, hostEnv: NodeJS.ProcessEnv, source: string): EgressPlan | undefined {
   if (allowHosts.length === 0 && file.credentials.size === 0) return undefined;
-  const pins = new Map<string, Pin>();
-  for (const [name, spec] of file.network.resolve) {
-    const host = normalizeConnectHost(name);
-    if (!host) throw new LaunchError(`${source}: [sandbox.network.resolve] key "${name}": expected a host name`);
-    pins.set(host, parsePin(spec, `${source}: [sandbox.network.resolve] ${name}`));
-  }
+  const pins = parsePins(file.network.resolve, `${source}: [sandbox.network.resolve]`);
   const routes: CredentialRoute[] = [];
   for (const [name, c] of file.credentials) {
     // Name the section that defined the route: the profile's, latchgate.toml's, or both.

@@ -1,0 +1,278 @@
+// The providers' HTTP host: the one way a WebAssembly provider reaches the
+// network. The runtime calls it on the gate's main thread with the request the
+// provider built; every refusal or failure is a HostIoError whose code goes
+// back to the provider. In order:
+//   - the method must be one the action allows (egress.allowed_methods);
+//   - the URL is read by http-target.ts with the CONNECT proxy's rules: https
+//     only (plain http only to an operator-pinned host, and only when
+//     allow_plain_http says so: a local test upstream), a host in the action's
+//     egress.allowed_domains, no userinfo, no literal IP, an allowed port;
+//   - headers are checked (http-headers.ts), the body capped;
+//   - {{secret:NAME}} in header values is filled from the SecretSource, only
+//     for the action's declared secrets, never in the URL or method, and
+//     never over plain http;
+//   - the name is resolved once on the host with resolveAndCheck
+//     (src/egress/ssrf.ts): every address outside the private, loopback,
+//     link-local, metadata, CGNAT, ULA and mapped ranges, or the operator's
+//     pin; the connection goes to exactly that address (http-transport.ts);
+//   - the response (a 3xx too: redirects are not followed) comes back with
+//     every declared secret redacted from its headers and body
+//     (src/egress/key-redaction.ts), in every form that module knows.
+// Each call, refused or not, adds one entry to `evidence`.
+import { createHash } from 'node:crypto';
+import { LaunchError } from '../core/errors.js';
+import { HostAllowlist, normalizeConnectHost } from '../egress/allowlist.js';
+import { KeyMatcher, Redaction } from '../egress/key-redaction.js';
+import { resolveAndCheck, type LookupFn, type Pin } from '../egress/ssrf.js';
+import { extraCaCerts } from '../egress/trust-roots.js';
+import { HostIoError } from './host-error.js';
+import { checkHeaders, checkSecretValue, fillSecrets, type HeaderList } from './http-headers.js';
+import { parseHttpTarget, type HttpTarget } from './http-target.js';
+import { exchange, secureContextFor } from './http-transport.js';
+import { SECRET_NAME, type SecretSource } from './secret-source.js';
+
+/** The methods a provider can ever use (src/gate/manifest-schema.ts HTTP_METHODS, plus OPTIONS). */
+export const HOST_HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
+
+export interface HttpHostOptions {
+  /** The action's egress.allowed_domains: exact names and "*.example.com", matched as the CONNECT proxy matches. */
+  allowed_domains: readonly string[];
+  /** The action's egress.allowed_methods. */
+  allowed_methods: readonly string[];
+  /** Ports a URL may name (default [443], as the CONNECT proxy's allow_ports). */
+  allowed_ports?: readonly number[];
+  /** Operator pins ([gate.resolve], parsed with parsePins): host name -> the address to connect to instead of resolving it. */
+  pins?: ReadonlyMap<string, Pin>;
+  /** Allow plain http:// to a pinned host (local test upstreams only). Default false. */
+  allow_plain_http?: boolean;
+  /** Extra trusted CA certificates, PEM text ([gate] extra_ca_certs, read). */
+  ca?: readonly string[];
+  /** The whole call, lookup to last response byte, in milliseconds. */
+  timeout_ms: number;
+  max_response_bytes: number;
+  max_request_bytes: number;
+  secrets: SecretSource;
+  /** The action's declared secret names: the only ones filled, and all of them redacted from responses. */
+  declared_secrets: readonly string[];
+  /** Tests only: the DNS lookup resolveAndCheck uses. */
+  lookup?: LookupFn;
+}
+
+export interface HttpRequest {
+  method: string;
+  url: string;
+  headers: [string, string][];
+  body?: Uint8Array;
+}
+
+export interface HttpResponse {
+  status: number;
+  headers: [string, string][];
+  body: Uint8Array;
+}
+
+/** What the host observed of one call (a refused call too: status 0 and its error code). */
+export interface HttpEvidence {
+  kind: 'http';
+  method: string;
+  /** The URL as requested (normalised host, no fragment); secrets never appear in URLs. */
+  url: string;
+  /** The upstream's status; 0 when there was no response. */
+  status: number;
+  /** SHA-256 (hex) of the body handed to the provider (after redaction); '' when there was none. */
+  body_sha256: string;
+  /** The address connected to (the checked address or the pin), null when the call ended before. */
+  address: string | null;
+  port: number | null;
+  pinned: boolean;
+  duration_ms: number;
+  /** Occurrences of a secret replaced in the response's headers and body. */
+  redactions: number;
+  /** The HostIoError code of a refused or failed call. */
+  error?: string;
+}
+
+export interface HttpHost {
+  (req: HttpRequest): Promise<HttpResponse>;
+  readonly evidence: HttpEvidence[];
+}
+
+function positive(v: unknown, field: string): number {
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0) throw new LaunchError(`http host: ${field} must be a positive integer (got ${String(v)})`);
+  return v;
+}
+
+/** Checks the options once; every error names the field and what was expected. */
+function checkOptions(o: HttpHostOptions) {
+  if (!o || typeof o !== 'object') throw new LaunchError('http host: options are required');
+  const allowlist = new HostAllowlist(o.allowed_domains ?? [], 'egress.allowed_domains');
+  const methods = new Set<string>();
+  for (const m of o.allowed_methods ?? []) {
+    const up = typeof m === 'string' ? m.toUpperCase() : '';
+    if (!(HOST_HTTP_METHODS as readonly string[]).includes(up)) throw new LaunchError(`http host: egress.allowed_methods entry ${JSON.stringify(m)} is not one of ${HOST_HTTP_METHODS.join(', ')}`);
+    methods.add(up);
+  }
+  const ports = new Set<number>();
+  for (const p of o.allowed_ports ?? [443]) {
+    if (!Number.isInteger(p) || p < 1 || p > 65535) throw new LaunchError(`http host: allowed_ports entry ${String(p)} is not a port (1-65535)`);
+    ports.add(p);
+  }
+  const pins = new Map<string, Pin>();
+  for (const [name, pin] of o.pins ?? []) {
+    const host = normalizeConnectHost(name);
+    if (host === null) throw new LaunchError(`http host: pin ${JSON.stringify(name)}: expected a host name`);
+    pins.set(host, pin);
+  }
+  const declared = new Set<string>();
+  for (const n of o.declared_secrets ?? []) {
+    if (typeof n !== 'string' || !SECRET_NAME.test(n)) throw new LaunchError(`http host: declared secret ${JSON.stringify(n)} is not a secret name (letters, digits and "_", not starting with a digit)`);
+    declared.add(n);
+  }
+  if (!o.secrets || typeof o.secrets.get !== 'function') throw new LaunchError('http host: secrets must be a SecretSource (an object with get(name))');
+  return {
+    allowlist,
+    methods,
+    ports,
+    pins,
+    declared,
+    plainHttp: o.allow_plain_http === true,
+    secureContext: secureContextFor(extraCaCerts(o.ca ?? [], 'extra_ca_certs')),
+    timeoutMs: positive(o.timeout_ms, 'timeout_ms'),
+    maxResponseBytes: positive(o.max_response_bytes, 'max_response_bytes'),
+    maxRequestBytes: positive(o.max_request_bytes, 'max_request_bytes'),
+  };
+}
+
+const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+
+/** Replaces every match of each matcher in headers and body; returns the count. */
+function redact(matchers: readonly KeyMatcher[], headers: HeaderList, body: Buffer): { headers: HeaderList; body: Buffer; count: number } {
+  let count = 0;
+  const text = (s: string) => {
+    for (const m of matchers) {
+      const r = m.redact(s);
+      count += r.count;
+      s = r.text;
+    }
+    return s;
+  };
+  const out: HeaderList = [];
+  for (const [name, value] of headers) {
+    if (text(name) !== name) continue; // a header named after a secret: dropped
+    out.push([name, text(value)]);
+  }
+  let b = body;
+  for (const m of matchers) {
+    const r = new Redaction(m);
+    const head = r.write(b);
+    b = Buffer.concat([head, r.end()]);
+    count += r.redactions;
+  }
+  if (b.length !== body.length) {
+    // A redaction changed the length: the upstream's Content-Length no longer describes the body.
+    return { headers: out.filter(([n]) => n.toLowerCase() !== 'content-length'), body: b, count };
+  }
+  return { headers: out, body: b, count };
+}
+
+export function createHttpHost(opts: HttpHostOptions): HttpHost {
+  const o = checkOptions(opts);
+  const rules = { allowlist: o.allowlist, ports: o.ports, plainHttp: (h: string) => o.plainHttp && o.pins.has(h) };
+  const evidence: HttpEvidence[] = [];
+  /** One compiled matcher per secret value. */
+  const matchers = new Map<string, KeyMatcher>();
+
+  /** Matchers for every declared secret that has a usable value: what a response must not carry back. */
+  async function redactors(): Promise<KeyMatcher[]> {
+    const out: KeyMatcher[] = [];
+    for (const name of o.declared) {
+      const v = await opts.secrets.get(name);
+      if (v === undefined) continue;
+      try {
+        checkSecretValue(name, v);
+      } catch {
+        continue; // never sent (fillSecrets refuses it), and too short to search for
+      }
+      let m = matchers.get(v);
+      if (m === undefined) matchers.set(v, (m = new KeyMatcher(v)));
+      out.push(m);
+    }
+    return out;
+  }
+
+  async function call(req: HttpRequest, ev: HttpEvidence, deadline: number): Promise<HttpResponse> {
+    const method = typeof req?.method === 'string' ? req.method.toUpperCase() : '';
+    ev.method = method;
+    if (!o.methods.has(method)) {
+      throw new HostIoError('method_not_allowed', `method ${JSON.stringify(String(req?.method).slice(0, 32))} is not allowed (allowed: ${[...o.methods].join(', ') || 'none'})`);
+    }
+    const target: HttpTarget = parseHttpTarget(req.url, rules);
+    ev.url = target.url;
+    const headers = checkHeaders(req.headers);
+    const body = req.body;
+    if (body !== undefined && !(body instanceof Uint8Array)) throw new HostIoError('bad_body', 'the body must be bytes (a Uint8Array) or absent');
+    if (body !== undefined && body.byteLength > o.maxRequestBytes) {
+      throw new HostIoError('request_too_large', `the request body of ${body.byteLength} bytes is larger than the limit of ${o.maxRequestBytes} bytes`);
+    }
+    const copy = body === undefined ? undefined : Uint8Array.from(body); // the provider's memory may change after the call
+    const filled = await fillSecrets(headers, o.declared, opts.secrets);
+    if (filled.values.length > 0 && target.scheme !== 'https') {
+      throw new HostIoError('secret_over_plain_http', `a secret is sent only over https://, not to ${target.url}`);
+    }
+    const redactWith = await redactors();
+
+    const r = await resolveAndCheck(target.host, target.port, { pinned: o.pins, timeoutMs: Math.max(1, deadline - Date.now()), ...(opts.lookup ? { lookup: opts.lookup } : {}) });
+    if (!r.ok) {
+      if (/timed out/.test(r.reason)) throw new HostIoError('timeout', `${target.host} did not resolve within the call's time limit`);
+      if (r.reason.startsWith('DNS lookup')) throw new HostIoError('dns_failed', r.reason);
+      throw new HostIoError('address_not_allowed', r.reason);
+    }
+    ev.address = r.address;
+    ev.port = r.port;
+    ev.pinned = r.pinned;
+    const raw = await exchange({
+      target,
+      address: r.address,
+      port: r.port,
+      family: r.family,
+      method,
+      headers: filled.headers,
+      body: copy,
+      deadline,
+      maxResponseBytes: o.maxResponseBytes,
+      secureContext: o.secureContext,
+    });
+    const clean = redact(redactWith, raw.headers, raw.body);
+    ev.status = raw.status;
+    ev.redactions = clean.count;
+    ev.body_sha256 = sha256(clean.body);
+    return { status: raw.status, headers: clean.headers, body: new Uint8Array(clean.body.buffer, clean.body.byteOffset, clean.body.byteLength) };
+  }
+
+  const host = async (req: HttpRequest): Promise<HttpResponse> => {
+    const started = Date.now();
+    const ev: HttpEvidence = {
+      kind: 'http',
+      method: '',
+      url: typeof req?.url === 'string' ? req.url.slice(0, 2048) : '',
+      status: 0,
+      body_sha256: '',
+      address: null,
+      port: null,
+      pinned: false,
+      duration_ms: 0,
+      redactions: 0,
+    };
+    try {
+      return await call(req, ev, started + o.timeoutMs);
+    } catch (e) {
+      const err = e instanceof HostIoError ? e : new HostIoError('internal_error', `the HTTP host failed unexpectedly (${(e as Error)?.name ?? typeof e})`);
+      ev.error = err.code;
+      throw err;
+    } finally {
+      ev.duration_ms = Date.now() - started;
+      evidence.push(ev);
+    }
+  };
+  return Object.assign(host, { evidence });
+}

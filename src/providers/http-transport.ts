@@ -1,0 +1,155 @@
+// One HTTP exchange of the providers' HTTP host (host-http.ts), on a fresh
+// connection to an address already checked: the socket goes to exactly that
+// address (no name is resolved here), TLS is verified against the URL's host
+// name (rejectUnauthorized, Node's checkServerIdentity), redirects are not
+// followed, the whole exchange ends at the deadline, and the response body is
+// read only up to its cap: one byte more and the socket is destroyed.
+import http from 'node:http';
+import https from 'node:https';
+import type net from 'node:net';
+import tls from 'node:tls';
+import { defaultTrust, TLS_CODES } from '../egress/trust-roots.js';
+import { HostIoError } from './host-error.js';
+import type { HeaderList } from './http-headers.js';
+import type { HttpTarget } from './http-target.js';
+
+export interface Exchange {
+  target: HttpTarget;
+  /** The checked address and port to connect to (a pin's, or the name's first checked address). */
+  address: string;
+  port: number;
+  family: 4 | 6;
+  method: string;
+  /** The provider's headers with secrets filled; the host adds Host, Accept-Encoding and Content-Length. */
+  headers: HeaderList;
+  body: Uint8Array | undefined;
+  /** Milliseconds since the epoch by which the whole response must have arrived. */
+  deadline: number;
+  maxResponseBytes: number;
+  secureContext: tls.SecureContext;
+}
+
+export interface RawResponse {
+  status: number;
+  /** The response's header fields as received (hop-by-hop fields dropped). */
+  headers: HeaderList;
+  body: Buffer;
+}
+
+/** Response fields about this connection only: not handed to the provider. */
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-connection', 'proxy-authenticate']);
+const BODYLESS_METHODS = new Set(['GET', 'HEAD', 'DELETE', 'OPTIONS']);
+
+const contexts = new Map<string, tls.SecureContext>();
+let baseTrust: string[] | undefined;
+
+/** The TLS context trusting the default roots plus extra (PEM certificates), built once per distinct extra list. */
+export function secureContextFor(extra: readonly string[]): tls.SecureContext {
+  const key = extra.join('\n');
+  let ctx = contexts.get(key);
+  if (ctx === undefined) {
+    baseTrust ??= defaultTrust();
+    ctx = tls.createSecureContext({ ca: [...baseTrust, ...extra] });
+    if (contexts.size >= 16) contexts.delete(contexts.keys().next().value as string);
+    contexts.set(key, ctx);
+  }
+  return ctx;
+}
+
+/** Never called for an IP address; should Node ever try to resolve a name here, the connect fails. */
+const noLookup: net.LookupFunction = (hostname, _options, callback) => {
+  callback(Object.assign(new Error(`refused to resolve ${hostname} a second time`), { code: 'ENOTFOUND' }), '', 4);
+};
+
+/** A failed request as the provider sees it. */
+function failure(err: NodeJS.ErrnoException, where: string): HostIoError {
+  const code = typeof err.code === 'string' ? err.code : '';
+  if (TLS_CODES.test(code) || /certificate|SSL|TLS/i.test(err.message)) return new HostIoError('tls_failed', `${where} failed TLS verification (${code || 'TLS error'}: ${err.message})`);
+  if (code.startsWith('HPE_')) return new HostIoError('bad_response', `${where} sent a malformed HTTP response (${code})`);
+  if (code === 'ECONNRESET' || code === 'EPIPE') return new HostIoError('upstream_aborted', `${where} closed the connection (${code})`);
+  return new HostIoError('connect_failed', `could not reach ${where} (${code || err.message})`);
+}
+
+/** Performs the exchange; rejects with a HostIoError. */
+export function exchange(x: Exchange): Promise<RawResponse> {
+  const where = x.target.hostHeader;
+  return new Promise<RawResponse>((resolve, reject) => {
+    let settled = false;
+    let res: http.IncomingMessage | undefined;
+    const options: https.RequestOptions = {
+      host: x.address,
+      port: x.port,
+      family: x.family,
+      lookup: noLookup,
+      method: x.method,
+      path: x.target.path,
+      agent: false,
+      setHost: false,
+      insecureHTTPParser: false,
+    };
+    if (x.target.scheme === 'https') {
+      Object.assign(options, { servername: x.target.host, rejectUnauthorized: true, secureContext: x.secureContext, checkServerIdentity: tls.checkServerIdentity });
+    }
+    const req = (x.target.scheme === 'https' ? https : http).request(options);
+    const fail = (e: HostIoError) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      res?.destroy();
+      req.destroy();
+      reject(e);
+    };
+    const timer = setTimeout(
+      () => fail(new HostIoError('timeout', `${where} did not answer completely within the call's time limit`)),
+      Math.max(0, x.deadline - Date.now()),
+    );
+    req.on('error', (e: NodeJS.ErrnoException) => fail(failure(e, where)));
+    req.on('response', (r) => {
+      res = r;
+      r.on('error', () => fail(new HostIoError('upstream_aborted', `${where} broke off the response`)));
+      r.on('aborted', () => fail(new HostIoError('upstream_aborted', `${where} broke off the response`)));
+      const bodyless = x.method === 'HEAD' || r.statusCode === 204 || r.statusCode === 304;
+      const te = r.headers['transfer-encoding'];
+      if (te !== undefined && te.trim().toLowerCase() !== 'chunked') {
+        return fail(new HostIoError('bad_response', `${where} answered with transfer-encoding ${JSON.stringify(te.slice(0, 64))}; only chunked is read`));
+      }
+      const codings = (r.headers['content-encoding'] ?? '').split(',').map((s) => s.trim().toLowerCase()).filter((s) => s !== '' && s !== 'identity');
+      if (codings.length > 0 && !bodyless) {
+        return fail(new HostIoError('unsupported_content_encoding', `${where} answered with content-encoding ${JSON.stringify(codings.join(', ').slice(0, 64))} although the host asked for identity; an encoded body cannot be searched for secrets`));
+      }
+      const declared = Number(r.headers['content-length']);
+      const tooLarge = () => new HostIoError('response_too_large', `${where}'s response body is larger than the limit of ${x.maxResponseBytes} bytes`);
+      if (!bodyless && Number.isFinite(declared) && declared > x.maxResponseBytes) return fail(tooLarge());
+      const chunks: Buffer[] = [];
+      let total = 0;
+      r.on('data', (c: Buffer) => {
+        total += c.length;
+        if (total > x.maxResponseBytes) return fail(tooLarge());
+        chunks.push(c);
+      });
+      r.on('end', () => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        const headers: HeaderList = [];
+        for (let i = 0; i + 1 < r.rawHeaders.length; i += 2) {
+          const name = r.rawHeaders[i] as string;
+          if (!HOP_BY_HOP.has(name.toLowerCase())) headers.push([name, r.rawHeaders[i + 1] as string]);
+        }
+        resolve({ status: r.statusCode ?? 0, headers, body: Buffer.concat(chunks, total) });
+        req.destroy();
+      });
+    });
+    req.setHeader('Host', x.target.hostHeader);
+    req.setHeader('Accept-Encoding', 'identity');
+    const grouped = new Map<string, { name: string; values: string[] }>();
+    for (const [name, value] of x.headers) {
+      const g = grouped.get(name.toLowerCase()) ?? { name, values: [] };
+      g.values.push(value);
+      grouped.set(name.toLowerCase(), g);
+    }
+    for (const { name, values } of grouped.values()) req.setHeader(name, values.length === 1 ? (values[0] as string) : values);
+    if (x.body !== undefined || !BODYLESS_METHODS.has(x.method)) req.setHeader('Content-Length', String(x.body?.byteLength ?? 0));
+    req.end(x.body === undefined ? undefined : Buffer.from(x.body));
+  });
+}

@@ -1,0 +1,527 @@
+// The providers' HTTP host against a real HTTPS upstream on 127.0.0.1 (a test
+// CA made with openssl at test time), reached only through operator pins.
+// Every attack a provider can make with a request is performed for real:
+// hosts outside the allowlist (suffix tricks, userinfo, literal IPs), names
+// resolving to private addresses, DNS rebinding, methods, redirects, a wrong
+// certificate, oversized and slow responses, header injection, secrets where
+// they do not belong and an upstream echoing a secret back. Next to each, the
+// legitimate request still works.
+//
+// Every TLS connection the host opens is observed (tls.connect is wrapped for
+// the whole file): one to anything but 127.0.0.1 is recorded and sent to a
+// local sink that hangs up, so no test ever reaches the network.
+import { test, before, after, beforeEach } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import https from 'node:https';
+import net from 'node:net';
+import tls from 'node:tls';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { once } from 'node:events';
+import { createHttpHost } from '../../dist/providers/host-http.js';
+import { HostIoError } from '../../dist/providers/host-error.js';
+import { EnvSecretSource, SECRET_ENV_PREFIX } from '../../dist/providers/secret-source.js';
+import { parsePin } from '../../dist/egress/ssrf.js';
+import { haveOpenssl, makePki } from '../fixtures/egress-cred/pki.mjs';
+
+const skip = haveOpenssl() ? false : 'openssl is not installed';
+
+const SECRET = `tok-${randomBytes(18).toString('hex')}`;
+const OTHER_SECRET = `oth-${randomBytes(18).toString('hex')}`;
+const SECRET_B64 = Buffer.from(SECRET).toString('base64');
+const env = { [`${SECRET_ENV_PREFIX}API_TOKEN`]: SECRET, [`${SECRET_ENV_PREFIX}OTHER`]: OTHER_SECRET, [`${SECRET_ENV_PREFIX}BAD`]: 'abcdefgh\r\nX-Evil: 1' };
+
+let dir;
+let pki;
+let upstream; // the HTTPS upstream
+let plain; // a plain-HTTP upstream
+let sink; // where stray connections end
+let upstreamPort;
+let plainPort;
+/** Requests the upstreams received, in order. */
+let seen = [];
+/** TCP connections the HTTPS upstream accepted. */
+let upstreamConnections = 0;
+/** Hosts tls.connect was asked for that were not 127.0.0.1 (sent to the sink instead). */
+let strayConnects = [];
+/** Every host tls.connect was asked for. */
+let connects = [];
+/** Bytes the endless body wrote, and whether its response was closed. */
+let big = { written: 0, closed: null };
+let slow = { closed: null };
+const realTlsConnect = tls.connect;
+
+function record(req, body) {
+  seen.push({ method: req.method, url: req.url, headers: req.headers, rawHeaders: req.rawHeaders, body });
+}
+
+function handler(req, res) {
+  const chunks = [];
+  req.on('data', (c) => chunks.push(c));
+  req.on('end', () => {
+    const body = Buffer.concat(chunks).toString('utf8');
+    record(req, body);
+    const path = req.url.split('?')[0];
+    if (path === '/echo') {
+      res.writeHead(200, { 'content-type': 'application/json', 'x-upstream': 'yes' });
+      res.end(JSON.stringify({ method: req.method, url: req.url, body }));
+    } else if (path === '/echo-secret') {
+      const auth = String(req.headers.authorization ?? '');
+      const key = auth.replace(/^Bearer /, '');
+      res.writeHead(200, { 'x-echo': auth, 'x-echo-b64': Buffer.from(key).toString('base64'), 'content-type': 'text/plain' });
+      res.end(`raw=${key}\nb64=${Buffer.from(key).toString('base64')}\njson=${JSON.stringify({ k: key })}\npct=${encodeURIComponent(key)}\nhex=${Buffer.from(key).toString('hex')}\n`);
+    } else if (path === '/redirect') {
+      res.writeHead(302, { location: 'https://169.254.169.254/latest/meta-data/' });
+      res.end();
+    } else if (path === '/big') {
+      big = { written: 0, closed: null };
+      big.closed = once(res, 'close');
+      res.writeHead(200, { 'content-type': 'application/octet-stream' });
+      const chunk = Buffer.alloc(64 * 1024, 0x61);
+      const pump = () => {
+        while (!res.destroyed) {
+          big.written += chunk.length;
+          if (!res.write(chunk)) return void res.once('drain', pump);
+        }
+      };
+      pump();
+    } else if (path === '/big-declared') {
+      res.writeHead(200, { 'content-length': String(10 * 1024 ** 3) });
+      res.write('x');
+    } else if (path === '/slow') {
+      slow.closed = once(res, 'close');
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.write('first byte, then nothing');
+    } else {
+      res.writeHead(404);
+      res.end('no such path');
+    }
+  });
+}
+
+before(async () => {
+  if (skip) return;
+  dir = mkdtempSync(join(tmpdir(), 'latchgate-httphost-'));
+  pki = makePki(dir, 'DNS:svc.public.test,DNS:xn--bcher-kva.example');
+  upstream = https.createServer({ key: pki.server.key, cert: pki.server.cert }, handler);
+  upstream.on('connection', () => upstreamConnections++);
+  upstream.listen(0, '127.0.0.1');
+  await once(upstream, 'listening');
+  upstreamPort = upstream.address().port;
+  plain = http.createServer(handler);
+  plain.listen(0, '127.0.0.1');
+  await once(plain, 'listening');
+  plainPort = plain.address().port;
+  sink = net.createServer((s) => s.destroy());
+  sink.listen(0, '127.0.0.1');
+  await once(sink, 'listening');
+  const sinkPort = sink.address().port;
+  tls.connect = function (...args) {
+    const o = args.find((a) => a && typeof a === 'object') ?? {};
+    connects.push(o.host);
+    if (o.host !== '127.0.0.1') {
+      strayConnects.push(o.host);
+      o.host = '127.0.0.1';
+      o.port = sinkPort;
+    }
+    return realTlsConnect.apply(this, args);
+  };
+});
+
+after(async () => {
+  tls.connect = realTlsConnect;
+  if (skip) return;
+  upstream.closeAllConnections();
+  plain.closeAllConnections();
+  await Promise.all([upstream, plain, sink].map((s) => new Promise((r) => s.close(r))));
+  rmSync(dir, { recursive: true, force: true });
+});
+
+beforeEach(() => {
+  seen = [];
+  upstreamConnections = 0;
+  strayConnects = [];
+  connects = [];
+});
+
+/** A lookup that answers from a table and counts its calls; unknown names fail as DNS would. */
+function tableLookup(table) {
+  const calls = [];
+  const fn = async (name) => {
+    calls.push(name);
+    const answer = table[name];
+    if (answer === undefined) throw Object.assign(new Error(`${name} not found`), { code: 'ENOTFOUND' });
+    const list = typeof answer === 'function' ? answer(calls.filter((c) => c === name).length) : answer;
+    return list.map((address) => ({ address, family: net.isIP(address) }));
+  };
+  return Object.assign(fn, { calls });
+}
+
+function makeHost(over = {}) {
+  const lookup = over.lookup ?? tableLookup({});
+  const pins = new Map([
+    ['api.example.test', parsePin(`127.0.0.1:${upstreamPort}`)],
+    ['other.example.test', parsePin(`127.0.0.1:${upstreamPort}`)],
+    ['svc.public.test', parsePin(`127.0.0.1:${upstreamPort}`)],
+    ['xn--bcher-kva.example', parsePin(`127.0.0.1:${upstreamPort}`)],
+    // Pinned but NOT in the allowlist: a pin alone must not make a host reachable.
+    ['evil.test', parsePin(`127.0.0.1:${upstreamPort}`)],
+    ['api.example.test.evil.test', parsePin(`127.0.0.1:${upstreamPort}`)],
+    ['plain.example.test', parsePin(`127.0.0.1:${plainPort}`)],
+    ...(over.extraPins ?? []),
+  ]);
+  const host = createHttpHost({
+    allowed_domains: ['api.example.test', 'other.example.test', '*.public.test', 'bücher.example', 'plain.example.test'],
+    allowed_methods: ['GET', 'POST'],
+    pins,
+    ca: [pki.caPem],
+    timeout_ms: 5000,
+    max_response_bytes: 256 * 1024,
+    max_request_bytes: 4096,
+    secrets: new EnvSecretSource(env),
+    declared_secrets: ['API_TOKEN', 'MISSING', 'BAD'],
+    lookup,
+    ...over.opts,
+  });
+  return { host, lookup };
+}
+
+async function refused(promise, code) {
+  const err = await promise.then(
+    (r) => assert.fail(`expected HostIoError ${code}, got a response with status ${r.status}`),
+    (e) => e,
+  );
+  assert.ok(err instanceof HostIoError, `expected a HostIoError, got ${err?.stack ?? err}`);
+  assert.equal(err.code, code, `expected ${code}, got ${err.code}: ${err.message}`);
+  return err;
+}
+
+const text = (r) => Buffer.from(r.body).toString('utf8');
+const get = (url, headers = []) => ({ method: 'GET', url, headers });
+
+function assertNothingSent() {
+  assert.equal(seen.length, 0, `the upstream received ${JSON.stringify(seen.map((s) => s.url))}`);
+  assert.equal(upstreamConnections, 0, 'the upstream was connected to');
+  assert.deepEqual(strayConnects, [], 'a connection was opened elsewhere');
+}
+
+// ------------------------------------------------------------ the legitimate path
+
+test('legitimate: the upstream receives exactly the request, with the secret filled in', { skip }, async () => {
+  const { host } = makeHost();
+  const r = await host({
+    method: 'POST',
+    url: 'https://api.example.test/echo?q=1#frag',
+    headers: [
+      ['Authorization', 'Bearer {{secret:API_TOKEN}}'],
+      ['X-Trace', 'abc'],
+      ['Accept', 'a/b'],
+      ['Accept', 'c/d'],
+    ],
+    body: new TextEncoder().encode('hello'),
+  });
+  assert.equal(r.status, 200);
+  assert.equal(seen.length, 1);
+  const got = seen[0];
+  assert.equal(got.method, 'POST');
+  assert.equal(got.url, '/echo?q=1');
+  assert.equal(got.body, 'hello');
+  assert.equal(got.headers.host, 'api.example.test');
+  assert.equal(got.headers.authorization, `Bearer ${SECRET}`);
+  assert.equal(got.headers['x-trace'], 'abc');
+  assert.equal(got.headers.accept, 'a/b, c/d');
+  assert.equal(got.headers['content-length'], '5');
+  assert.equal(got.headers['accept-encoding'], 'identity');
+  const names = got.rawHeaders.filter((_, i) => i % 2 === 0).map((n) => n.toLowerCase()).sort();
+  assert.deepEqual(names, ['accept', 'accept', 'accept-encoding', 'authorization', 'connection', 'content-length', 'host', 'x-trace']);
+  assert.deepEqual(JSON.parse(text(r)), { method: 'POST', url: '/echo?q=1', body: 'hello' });
+  assert.ok(r.headers.some(([n, v]) => n.toLowerCase() === 'x-upstream' && v === 'yes'));
+  assert.equal(host.evidence.length, 1);
+  const ev = host.evidence[0];
+  assert.equal(ev.kind, 'http');
+  assert.equal(ev.method, 'POST');
+  assert.equal(ev.url, 'https://api.example.test/echo?q=1');
+  assert.equal(ev.status, 200);
+  assert.equal(ev.body_sha256, createHash('sha256').update(r.body).digest('hex'));
+  assert.equal(ev.address, '127.0.0.1');
+  assert.equal(ev.port, upstreamPort);
+  assert.equal(ev.pinned, true);
+  assert.equal(typeof ev.duration_ms, 'number');
+  assert.equal(ev.error, undefined);
+  assert.ok(!JSON.stringify(host.evidence).includes(SECRET), 'the evidence holds the secret');
+  assert.deepEqual(strayConnects, []);
+});
+
+test('legitimate: a wildcard entry and an IDN host match as the CONNECT proxy matches them', { skip }, async () => {
+  const { host, lookup } = makeHost();
+  assert.equal((await host(get('https://svc.public.test/echo'))).status, 200);
+  const r = await host(get('https://BÜCHER.example/echo'));
+  assert.equal(r.status, 200);
+  assert.equal(seen[1].headers.host, 'xn--bcher-kva.example');
+  assert.equal(host.evidence[1].url, 'https://xn--bcher-kva.example/echo');
+  assert.equal(lookup.calls.length, 0, 'pinned names are not looked up');
+});
+
+// ------------------------------------------------------------ where the request goes
+
+test('attack: a host outside the allowlist is refused, even when it is pinned', { skip }, async () => {
+  const { host, lookup } = makeHost();
+  await refused(host(get('https://evil.test/echo')), 'host_not_allowed');
+  await refused(host(get('https://example.test/echo')), 'host_not_allowed');
+  assert.equal(lookup.calls.length, 0);
+  assertNothingSent();
+  assert.equal(host.evidence.length, 2);
+  assert.equal(host.evidence[0].error, 'host_not_allowed');
+  assert.equal(host.evidence[0].status, 0);
+  assert.equal(host.evidence[0].address, null);
+});
+
+test('attack: suffix tricks do not match an allowlist entry', { skip }, async () => {
+  const { host } = makeHost();
+  await refused(host(get('https://api.example.test.evil.test/echo')), 'host_not_allowed');
+  await refused(host(get('https://xapi.example.test/echo')), 'host_not_allowed');
+  await refused(host(get('https://public.test/echo')), 'host_not_allowed'); // "*.public.test" is not the apex
+  assertNothingSent();
+});
+
+test('attack: userinfo in the URL is refused', { skip }, async () => {
+  const { host } = makeHost();
+  await refused(host(get('https://api.example.test@evil.test/echo')), 'userinfo_refused');
+  await refused(host(get('https://user:pass@api.example.test/echo')), 'userinfo_refused');
+  await refused(host(get('https://api.example.test%40evil.test/echo')), 'bad_url');
+  assertNothingSent();
+});
+
+test('attack: literal IPs in every spelling are refused', { skip }, async () => {
+  const { host } = makeHost();
+  for (const u of [`https://127.0.0.1:${upstreamPort}/echo`, 'https://[::1]/echo', 'https://2130706433/echo', 'https://0x7f000001/echo', 'https://127.1/echo']) {
+    await refused(host(get(u)), 'literal_ip');
+  }
+  assertNothingSent();
+});
+
+test('attack: other schemes, ports, and URLs a parser would rewrite are refused', { skip }, async () => {
+  const { host } = makeHost();
+  await refused(host(get('ftp://api.example.test/echo')), 'scheme_not_allowed');
+  await refused(host(get('//api.example.test/echo')), 'scheme_not_allowed');
+  await refused(host(get('https://api.example.test:8443/echo')), 'port_not_allowed');
+  await refused(host(get('https://api.example.test:0443/echo')), 'bad_url');
+  await refused(host(get('https://api.exam\nple.test/echo')), 'bad_url'); // the URL parser drops the newline
+  await refused(host(get('https:\\\\api.example.test\\echo')), 'bad_url');
+  await refused(host(get('https://api.example.test\\@evil.test/')), 'bad_url');
+  assertNothingSent();
+  // The legitimate path: the default port, and the same port spelled out.
+  const ok = await host(get('https://api.example.test:443/echo'));
+  assert.equal(ok.status, 200);
+  assert.equal(seen[0].headers.host, 'api.example.test');
+  // A fully qualified name with its trailing dot is the same host.
+  assert.equal((await host(get('https://api.example.test./echo'))).status, 200);
+  assert.equal(seen[1].headers.host, 'api.example.test');
+});
+
+test('attack: plain http:// is refused unless the host is pinned and allow_plain_http is set', { skip }, async () => {
+  const { host } = makeHost({ opts: { allowed_ports: [443, 80] } });
+  await refused(host(get('http://plain.example.test/echo')), 'plain_http_refused');
+  const { host: open } = makeHost({ opts: { allowed_ports: [443, 80], allow_plain_http: true } });
+  await refused(open(get('http://unpinned.public.test/echo')), 'plain_http_refused'); // allowlisted, not pinned
+  assert.equal(seen.length, 0);
+  // Legitimate: the pinned local test upstream.
+  const r = await open(get('http://plain.example.test/echo'));
+  assert.equal(r.status, 200);
+  assert.equal(seen[0].headers.host, 'plain.example.test');
+  // A secret never travels in clear, even to the pinned upstream.
+  await refused(open(get('http://plain.example.test/echo', [['Authorization', 'Bearer {{secret:API_TOKEN}}']])), 'secret_over_plain_http');
+  assert.equal(seen.length, 1);
+});
+
+// ------------------------------------------------------------ where the name resolves
+
+test('attack: a name resolving to loopback, private, metadata or mapped addresses is refused before connecting', { skip }, async () => {
+  const table = {
+    'loop.public.test': ['127.0.0.1'],
+    'ten.public.test': ['10.1.2.3'],
+    'meta.public.test': ['169.254.169.254'],
+    'mapped.public.test': ['::ffff:127.0.0.1'],
+    'cgnat.public.test': ['100.64.0.1'],
+    'ula.public.test': ['fd00::1'],
+    'mixed.public.test': ['93.184.216.34', '127.0.0.1'],
+  };
+  const lookup = tableLookup(table);
+  // The upstream's port is allowed, so a connect to 127.0.0.1 would reach it.
+  const { host } = makeHost({ lookup, opts: { allowed_ports: [443, upstreamPort] } });
+  for (const name of Object.keys(table)) {
+    const err = await refused(host(get(`https://${name}:${upstreamPort}/echo`)), 'address_not_allowed');
+    assert.match(err.message, new RegExp(name.replace(/\./g, '\\.')));
+  }
+  assert.equal(lookup.calls.length, Object.keys(table).length);
+  assertNothingSent();
+});
+
+test('attack: DNS rebinding: the name is resolved once and the checked address is the one connected to', { skip }, async () => {
+  // First answer public (passes the check), every later answer the loopback upstream.
+  const lookup = tableLookup({ 'rebind.public.test': (n) => (n === 1 ? ['93.184.216.34'] : ['127.0.0.1']) });
+  const { host } = makeHost({ lookup, opts: { allowed_ports: [443, upstreamPort] } });
+  await assert.rejects(host(get(`https://rebind.public.test:${upstreamPort}/echo`)), HostIoError);
+  assert.equal(lookup.calls.length, 1, 'the name was looked up more than once');
+  assert.deepEqual(connects, ['93.184.216.34'], 'the connection did not go to the checked address');
+  assert.equal(upstreamConnections, 0, 'the rebound (loopback) address was reached');
+  assert.equal(host.evidence[0].address, '93.184.216.34');
+  assert.equal(seen.length, 0);
+});
+
+// ------------------------------------------------------------ method, redirect, TLS
+
+test('attack: a method the action does not allow is refused', { skip }, async () => {
+  const { host } = makeHost();
+  await refused(host({ method: 'DELETE', url: 'https://api.example.test/echo', headers: [] }), 'method_not_allowed');
+  await refused(host({ method: 'CONNECT', url: 'https://api.example.test/echo', headers: [] }), 'method_not_allowed');
+  await refused(host({ method: 'G{{secret:API_TOKEN}}', url: 'https://api.example.test/echo', headers: [] }), 'method_not_allowed');
+  assertNothingSent();
+  assert.equal((await host({ method: 'post', url: 'https://api.example.test/echo', headers: [] })).status, 200);
+  assert.equal(seen[0].method, 'POST');
+});
+
+test('attack: a redirect to a private address is handed back, not followed', { skip }, async () => {
+  const { host, lookup } = makeHost();
+  const r = await host(get('https://api.example.test/redirect'));
+  assert.equal(r.status, 302);
+  assert.ok(r.headers.some(([n, v]) => n.toLowerCase() === 'location' && v === 'https://169.254.169.254/latest/meta-data/'));
+  assert.equal(seen.length, 1);
+  assert.deepEqual(connects, ['127.0.0.1']);
+  assert.equal(lookup.calls.length, 0);
+  assert.equal(host.evidence.length, 1);
+  assert.equal(host.evidence[0].status, 302);
+});
+
+test('attack: a certificate for another name is refused', { skip }, async () => {
+  const { host } = makeHost();
+  // other.example.test is allowlisted and pinned to the upstream, whose certificate names api.example.test.
+  const err = await refused(host(get('https://other.example.test/echo')), 'tls_failed');
+  assert.match(err.message, /other\.example\.test/);
+  assert.equal(seen.length, 0, 'the request was sent over a connection with the wrong certificate');
+  // A certificate from a CA nobody trusts: the same upstream without the test CA.
+  const { host: noCa } = makeHost({ opts: { ca: [] } });
+  await refused(noCa(get('https://api.example.test/echo')), 'tls_failed');
+  assert.equal(seen.length, 0);
+});
+
+// ------------------------------------------------------------ response size and time
+
+test('attack: an endless response is cut at max_response_bytes and its socket closed', { skip, timeout: 60_000 }, async () => {
+  const { host } = makeHost();
+  const heapBefore = process.memoryUsage().heapUsed;
+  await refused(host(get('https://api.example.test/big')), 'response_too_large');
+  await big.closed; // the upstream saw its response closed: the host stopped reading and hung up
+  assert.ok(big.written < 512 * 1024 * 1024, `the upstream wrote ${big.written} bytes`);
+  assert.ok(process.memoryUsage().heapUsed - heapBefore < 128 * 1024 * 1024, 'the host buffered far more than the cap');
+  // A declared length over the cap is refused without reading the body.
+  await refused(host(get('https://api.example.test/big-declared')), 'response_too_large');
+  assert.equal(host.evidence.at(-1).error, 'response_too_large');
+  // Legitimate: a response under the cap.
+  assert.equal((await host(get('https://api.example.test/echo'))).status, 200);
+});
+
+test('attack: a slow upstream is cut at the call timeout', { skip, timeout: 60_000 }, async () => {
+  const { host } = makeHost({ opts: { timeout_ms: 1000 } });
+  await refused(host(get('https://api.example.test/slow')), 'timeout');
+  await slow.closed;
+  assert.equal(host.evidence[0].error, 'timeout');
+  assert.equal((await host(get('https://api.example.test/echo'))).status, 200);
+});
+
+test('attack: an oversized request body is refused', { skip }, async () => {
+  const { host } = makeHost();
+  await refused(host({ method: 'POST', url: 'https://api.example.test/echo', headers: [], body: new Uint8Array(4097) }), 'request_too_large');
+  assertNothingSent();
+  assert.equal((await host({ method: 'POST', url: 'https://api.example.test/echo', headers: [], body: new Uint8Array(4096) })).status, 200);
+});
+
+// ------------------------------------------------------------ headers
+
+test('attack: CR, LF or NUL in a header is refused', { skip }, async () => {
+  const { host } = makeHost();
+  await refused(host(get('https://api.example.test/echo', [['X-A', 'v\r\nX-Injected: 1']])), 'bad_header');
+  await refused(host(get('https://api.example.test/echo', [['X-A', 'v\nX-Injected: 1']])), 'bad_header');
+  await refused(host(get('https://api.example.test/echo', [['X-A', 'v\0']])), 'bad_header');
+  await refused(host(get('https://api.example.test/echo', [['X-A\r\nX-Injected', '1']])), 'bad_header');
+  assertNothingSent();
+  assert.equal((await host(get('https://api.example.test/echo', [['X-A', 'v\tw']]))).status, 200);
+  assert.equal(seen[0].headers['x-a'], 'v\tw');
+});
+
+test('attack: the provider may not set Host or the framing, hop-by-hop and proxy headers', { skip }, async () => {
+  const { host } = makeHost();
+  for (const name of ['Host', 'host', 'Content-Length', 'Transfer-Encoding', 'Connection', 'Proxy-Authorization', 'Upgrade', 'TE', 'Accept-Encoding']) {
+    await refused(host(get('https://api.example.test/echo', [[name, name === 'Host' || name === 'host' ? 'evil.test' : '1']])), 'header_not_allowed');
+  }
+  assertNothingSent();
+});
+
+// ------------------------------------------------------------ secrets
+
+test('attack: {{secret:NAME}} in the URL is never filled (refused)', { skip }, async () => {
+  const { host } = makeHost();
+  await refused(host(get('https://api.example.test/echo?t={{secret:API_TOKEN}}')), 'secret_not_allowed');
+  await refused(host(get('https://api.example.test/echo?t=%7B%7Bsecret:API_TOKEN%7D%7D')), 'secret_not_allowed');
+  assertNothingSent();
+  assert.ok(!JSON.stringify(host.evidence).includes(SECRET));
+});
+
+test('attack: an undeclared secret is not filled', { skip }, async () => {
+  const { host } = makeHost();
+  await refused(host(get('https://api.example.test/echo', [['Authorization', 'Bearer {{secret:OTHER}}']])), 'secret_not_declared');
+  await refused(host(get('https://api.example.test/echo', [['Authorization', 'Bearer {{secret:MISSING}}']])), 'secret_missing');
+  const bad = await refused(host(get('https://api.example.test/echo', [['Authorization', 'Bearer {{secret:BAD}}']])), 'secret_invalid');
+  assert.ok(!bad.message.includes('abcdefgh'), 'the message shows the value');
+  assertNothingSent();
+  // Near-miss spellings are not placeholders: sent as written.
+  const r = await host(get('https://api.example.test/echo', [['X-Literal', '{{ secret:API_TOKEN }} {secret:API_TOKEN}']]));
+  assert.equal(r.status, 200);
+  assert.equal(seen[0].headers['x-literal'], '{{ secret:API_TOKEN }} {secret:API_TOKEN}');
+});
+
+test('attack: an upstream echoing the secret back hands the provider only [redacted]', { skip }, async () => {
+  const { host } = makeHost();
+  const r = await host(get('https://api.example.test/echo-secret', [['Authorization', 'Bearer {{secret:API_TOKEN}}']]));
+  assert.equal(r.status, 200);
+  assert.equal(seen[0].headers.authorization, `Bearer ${SECRET}`, 'the upstream did not get the secret');
+  const all = `${r.headers.map(([n, v]) => `${n}: ${v}`).join('\n')}\n${text(r)}`;
+  for (const form of [SECRET, SECRET_B64.slice(0, 24), encodeURIComponent(SECRET), Buffer.from(SECRET).toString('hex')]) {
+    assert.ok(!all.includes(form), `the provider got the secret (${form.slice(0, 12)}...) in\n${all}`);
+  }
+  assert.match(all, /\[redacted\]/);
+  assert.ok(host.evidence[0].redactions >= 6, `only ${host.evidence[0].redactions} redactions`);
+  assert.equal(host.evidence[0].body_sha256, createHash('sha256').update(r.body).digest('hex'));
+});
+
+test('attack: a declared secret not used in this request is still redacted from the response', { skip }, async () => {
+  // An upstream that remembered the secret from an earlier call echoes it on a call without it.
+  const { host } = makeHost();
+  await host(get('https://api.example.test/echo', [['Authorization', 'Bearer {{secret:API_TOKEN}}']]));
+  const r = await host(get(`https://api.example.test/echo?remembered=${SECRET}`));
+  assert.ok(!text(r).includes(SECRET));
+  assert.ok(host.evidence[1].redactions >= 1);
+});
+
+test('EnvSecretSource reads LATCHGATE_SECRET_<NAME>, nothing else', async () => {
+  const s = new EnvSecretSource({ LATCHGATE_SECRET_A_B: 'v1', OTHER: 'x', LATCHGATE_SECRET_E: '' });
+  assert.equal(await s.get('A_B'), 'v1');
+  assert.equal(await s.get('a_b'), undefined);
+  assert.equal(await s.get('OTHER'), undefined);
+  assert.equal(await s.get('E'), undefined);
+  assert.equal(await s.get('../x'), undefined);
+  assert.equal(await s.get('__proto__'), undefined);
+});
+
+test('createHttpHost refuses bad options, naming the field', { skip }, () => {
+  const base = { allowed_domains: ['a.test'], allowed_methods: ['GET'], timeout_ms: 1, max_response_bytes: 1, max_request_bytes: 1, secrets: new EnvSecretSource({}), declared_secrets: [] };
+  assert.throws(() => createHttpHost({ ...base, allowed_domains: ['127.0.0.1'] }), /egress\.allowed_domains/);
+  assert.throws(() => createHttpHost({ ...base, allowed_methods: ['TRACE'] }), /allowed_methods/);
+  assert.throws(() => createHttpHost({ ...base, timeout_ms: 0 }), /timeout_ms/);
+  assert.throws(() => createHttpHost({ ...base, declared_secrets: ['a-b'] }), /declared secret/);
+  assert.throws(() => createHttpHost({ ...base, ca: ['not a pem'] }), /extra_ca_certs\[0\]/);
+  assert.throws(() => createHttpHost({ ...base, allowed_ports: [70000] }), /allowed_ports/);
+});
