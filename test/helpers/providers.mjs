@@ -2,7 +2,7 @@
 // components (jco's bundled wasm-tools: parse, embed the WIT, component new).
 import { componentEmbed, componentNew, parse } from '@bytecodealliance/jco';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -37,3 +37,34 @@ export const LIMITS = {
   max_response_bytes: 1 << 20,
   max_host_response_bytes: 1 << 20,
 };
+
+/**
+ * Builds a JavaScript provider with componentize-js (slow: seconds), cached
+ * under the OS temp dir by a hash of the source, the WIT and the toolchain.
+ */
+export async function buildJs(source, world) {
+  const { _setPreopens } = await import('@bytecodealliance/preview2-shim/filesystem');
+  _setPreopens({ '/': '/' }); // preview2-shim starts with none; componentize reads the WIT through it
+  const { componentize } = await import('@bytecodealliance/componentize-js');
+  const version = JSON.parse(readFileSync(join(ROOT, 'node_modules/@bytecodealliance/componentize-js/package.json'), 'utf8')).version;
+  const hash = createHash('sha256').update(`${version}\n${world}\n`).update(WIT).update(readFileSync(source)).digest('hex').slice(0, 32);
+  const cacheDir = join(tmpdir(), 'latchgate-test-providers');
+  const file = join(cacheDir, `${hash}.wasm`);
+  let bytes;
+  try {
+    bytes = readFileSync(file);
+  } catch {
+    const { component } = await componentize({
+      sourcePath: source,
+      witPath: join(ROOT, 'wit'),
+      worldName: world,
+      disableFeatures: ['stdio', 'random', 'clocks', 'http', 'fetch-event'],
+    });
+    mkdirSync(cacheDir, { recursive: true });
+    const tmp = `${file}.${process.pid}.tmp`;
+    writeFileSync(tmp, component);
+    renameSync(tmp, file);
+    bytes = component;
+  }
+  return { file, digest: digestOf(bytes) };
+}
