@@ -147,3 +147,13 @@ test('output that is not {"output": ...} JSON is invalid_output; a trap is a tra
   assert.equal(e.error, 'boom');
   await stillServes();
 });
+
+test('a provider that traps because its memory is at memory_mb fails as memory_exhausted', async () => {
+  // The 2 MiB task does not fit in 1 MiB: the guest's allocator traps when memory.grow fails.
+  const task = { mode: 'g', pad: 'x'.repeat(2 << 20) };
+  const r = await rt.run(p.digest, task, { ...LIMITS, memory_mb: 1, max_request_bytes: 4 << 20 }, hosts());
+  assert.equal(r.failure_class, 'memory_exhausted', JSON.stringify(r));
+  const fits = await rt.run(p.digest, task, { ...LIMITS, memory_mb: 8, max_request_bytes: 4 << 20 }, hosts());
+  assert.equal(fits.ok, true, JSON.stringify(fits));
+  await stillServes();
+});
