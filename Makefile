@@ -33,7 +33,7 @@ bench-egress: setup
 	node bench/egress.mjs
 
 clean:
-	rm -rf build dist
+	rm -rf build dist providers/build
 
 bench-providers: setup
 	node --expose-gc bench/providers.mjs
