@@ -3,10 +3,11 @@
 // create or overwrite, default overwrite), create, overwrite, delete, list or
 // stat; request has path and, for writes, content_base64 and optionally
 // expected_before_hash. Outputs match definitions/manifests/fs_*.yaml.
-import { cabi_realloc, liftString, returnResult } from '../lib/abi';
+import { cabi_realloc } from '../lib/abi';
+import { executeTask } from '../lib/task';
 import { base64Decode, base64Encode, sha256 } from '../lib/bytes';
 import { list, log, read, remove, stat, write } from '../lib/io';
-import { JValue, Kind, Obj, Parser } from '../lib/json';
+import { JValue, Kind, Obj } from '../lib/json';
 
 export { cabi_realloc };
 
@@ -94,9 +95,5 @@ function run(task: JValue): string {
 }
 
 export function execute(ptr: usize, len: usize): usize {
-  const p = new Parser(liftString(ptr, len));
-  const task = p.document();
-  if (task == null || task.kind != Kind.Obj) return returnResult(false, 'invalid_task: the task is not a JSON object (' + p.error + ')');
-  const out = run(task);
-  return returnResult(out.charCodeAt(0) == 79, out.substring(1));
+  return executeTask(ptr, len, run);
 }

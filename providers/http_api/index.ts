@@ -3,7 +3,8 @@
 // returns {status, headers, body} (definitions/schemas/http_api_response.json):
 // the body parsed when the response is JSON, as text when it is UTF-8, else
 // {"base64": ...}. Its receipt is what it believes it did.
-import { cabi_realloc, liftString, returnResult } from '../lib/abi';
+import { cabi_realloc } from '../lib/abi';
+import { executeTask } from '../lib/task';
 import { base64Encode, isUtf8 } from '../lib/bytes';
 import { fetch, log } from '../lib/io';
 import { JValue, Kind, Obj, Parser, quote, stringify } from '../lib/json';
@@ -64,9 +65,5 @@ function run(task: JValue): string {
 }
 
 export function execute(ptr: usize, len: usize): usize {
-  const p = new Parser(liftString(ptr, len));
-  const task = p.document();
-  if (task == null || task.kind != Kind.Obj) return returnResult(false, 'invalid_task: the task is not a JSON object (' + p.error + ')');
-  const out = run(task);
-  return returnResult(out.charCodeAt(0) == 79, out.substring(1));
+  return executeTask(ptr, len, run);
 }
