@@ -58,7 +58,11 @@ export class HostBridge {
   private log(args: unknown[]): undefined {
     const [level, message, fields] = args as [LogLevel, string, [string, string][]];
     if (++this.logLines > MAX_LOG_LINES || !LEVELS.includes(level)) return undefined;
-    this.hosts.log?.(level, message, fields);
+    try {
+      this.hosts.log?.(level, message, fields);
+    } catch {
+      // A failing log sink is the gate's problem, not the provider's.
+    }
     return undefined;
   }
 

@@ -157,3 +157,13 @@ test('a provider that traps because its memory is at memory_mb fails as memory_e
   assert.equal(fits.ok, true, JSON.stringify(fits));
   await stillServes();
 });
+
+test('a host call that never answers is cut off at timeout_seconds', async () => {
+  let calls = 0;
+  const stuck = { http: () => (calls++, new Promise(() => {})), log: () => {} };
+  const r = await rt.run(p.digest, { mode: 'h' }, { ...LIMITS, timeout_seconds: 1 }, stuck);
+  assert.equal(r.failure_class, 'timeout', JSON.stringify(r));
+  assert.equal(calls, 1);
+  assert.equal(r.io_calls, 1);
+  await stillServes();
+});
