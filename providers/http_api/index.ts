@@ -8,12 +8,13 @@ import { executeTask } from '../lib/task';
 import { base64Encode, isUtf8 } from '../lib/bytes';
 import { fetch, log } from '../lib/io';
 import { JValue, Kind, Obj, Parser, quote, stringify } from '../lib/json';
+import { decodeUtf8 } from '../lib/text';
 
 export { cabi_realloc };
 
 function body(contentType: string, b: Uint8Array): string {
   if (!isUtf8(b)) return new Obj().str('base64', base64Encode(b)).toString();
-  const text = String.UTF8.decodeUnsafe(b.dataStart, b.length);
+  const text = decodeUtf8(b.dataStart, b.length);
   if (contentType.toLowerCase().includes('json')) {
     const v = new Parser(text).document();
     if (v != null) return stringify(v);

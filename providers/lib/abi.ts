@@ -1,6 +1,7 @@
 // Canonical ABI glue for the built-in providers (AssemblyScript, stub
 // runtime: nothing is freed, the instance lives for one call). Layouts follow
 // the component model's canonical ABI for the types of wit/latchgate-io.wit.
+import { decodeUtf8, encodeUtf8 } from './text';
 
 /** The host allocates strings and lists it hands back with this. */
 export function cabi_realloc(old: usize, oldSize: usize, align: usize, size: usize): usize {
@@ -12,7 +13,7 @@ export function cabi_realloc(old: usize, oldSize: usize, align: usize, size: usi
 }
 
 export function liftString(ptr: usize, len: usize): string {
-  return String.UTF8.decodeUnsafe(ptr, len);
+  return decodeUtf8(ptr, len);
 }
 
 export function liftBytes(ptr: usize, len: usize): Uint8Array {
@@ -30,7 +31,7 @@ export class Lowered {
 }
 
 export function lowerString(s: string): Lowered {
-  const buf = String.UTF8.encode(s);
+  const buf = encodeUtf8(s);
   return new Lowered(changetype<usize>(buf), <usize>buf.byteLength);
 }
 

@@ -1,5 +1,21 @@
 // A small JSON reader and writer (RFC 8259) for task and output documents.
 
+// @ts-ignore: decorator
+@inline
+function plain(c: u32): bool {
+  return c >= 32 && c != 34 && c != 92;
+}
+
+/** True when the 8 UTF-16 units at `p` need no escaping (one loop iteration, one unit of fuel, for 8). */
+// @ts-ignore: decorator
+@inline
+function plain8(p: usize): bool {
+  return (
+    plain(load<u16>(p)) && plain(load<u16>(p + 2)) && plain(load<u16>(p + 4)) && plain(load<u16>(p + 6)) &&
+    plain(load<u16>(p + 8)) && plain(load<u16>(p + 10)) && plain(load<u16>(p + 12)) && plain(load<u16>(p + 14))
+  );
+}
+
 export enum Kind {
   Null,
   Bool,
@@ -150,7 +166,10 @@ export class Parser {
     this.pos++; // opening quote
     const parts: string[] = [];
     let start = this.pos;
+    const base = changetype<usize>(this.text);
+    const n = this.text.length;
     while (true) {
+      while (this.pos + 8 <= n && plain8(base + (<usize>this.pos << 1))) this.pos += 8;
       if (this.pos >= this.text.length) {
         this.fail('unterminated string');
         return null;
@@ -200,9 +219,13 @@ const HEX = '0123456789abcdef';
 export function quote(s: string): string {
   const parts: string[] = ['"'];
   let start = 0;
-  for (let i = 0; i < s.length; i++) {
+  const base = changetype<usize>(s);
+  const n = s.length;
+  for (let i = 0; i < n; i++) {
+    while (i + 8 <= n && plain8(base + (<usize>i << 1))) i += 8;
+    if (i >= n) break;
     const c = s.charCodeAt(i);
-    if (c >= 32 && c != 34 && c != 92) continue;
+    if (plain(c)) continue;
     parts.push(s.substring(start, i));
     if (c == 34) parts.push('\\"');
     else if (c == 92) parts.push('\\\\');

@@ -147,3 +147,34 @@ test('fs lists and stats; each built-in is refused the interface of the other', 
   const crossed2 = await rt.run(built.http_api.digest, call(), FS, {});
   assert.equal(crossed2.failure_class, 'provider_import_denied');
 });
+
+test('fs hashes and encodes every length exactly (SHA-256 padding and base64 edges)', async () => {
+  const files = new Map();
+  const fs = fsHost(files);
+  for (const n of [0, 1, 2, 3, 11, 12, 13, 55, 56, 57, 63, 64, 65, 119, 120, 127, 128, 129, 1000]) {
+    const content = Buffer.from(Array.from({ length: n }, (_, i) => (i * 37 + n) & 255));
+    files.set('f', content);
+    const r = await rt.run(built.fs.digest, { op: 'read', request: { path: 'f' } }, FS, { fs });
+    assert.equal(r.output.sha256, sha(content), `sha256 of ${n} bytes`);
+    assert.equal(r.output.content_base64, content.toString('base64'), `base64 of ${n} bytes`);
+    const w = await rt.run(built.fs.digest, { op: 'write', request: { path: 'g', content_base64: content.toString('base64') } }, FS, { fs });
+    assert.equal(w.output.sha256, sha(content), `decoded ${n} bytes`);
+    assert.ok(Buffer.from(files.get('g')).equals(content));
+  }
+  for (const bad of ['bm9=', 'bmw==', 'b===', 'bm8', 'bm8=x', '____']) {
+    const r = await rt.run(built.fs.digest, { op: 'write', request: { path: 'g', content_base64: bad } }, FS, { fs });
+    assert.match(r.error ?? '', /^invalid_task: /, `${bad} is not canonical base64`);
+  }
+});
+
+test('http_api keeps UTF-8 text exact and sends malformed UTF-8 as base64', async () => {
+  for (const text of ['héllo wörld ✓ 😀', 'a'.repeat(100) + 'é' + 'b'.repeat(33)]) {
+    const r = await rt.run(built.http_api.digest, call(), HTTP, { http: httpHost({ status: 200, headers: [], body: Buffer.from(text) }) });
+    assert.equal(r.output.body, text);
+  }
+  for (const bytes of [[0xc0, 0xaf], [0xed, 0xa0, 0x80], [0xf4, 0x90, 0x80, 0x80], [0x61, 0xe2, 0x82], [0x80]]) {
+    const b = Buffer.from([...Buffer.from('x'.repeat(40)), ...bytes]);
+    const r = await rt.run(built.http_api.digest, call(), HTTP, { http: httpHost({ status: 200, headers: [], body: b }) });
+    assert.deepEqual(r.output.body, { base64: b.toString('base64') }, `${Buffer.from(bytes).toString('hex')} is not UTF-8`);
+  }
+});
