@@ -95,8 +95,9 @@ async function run(msg: RunMessage): Promise<DoneMessage> {
         return m;
       },
       imports(msg.linked),
+      // Synchronous: the modules are compiled already, and this is the worker's thread.
       async (m, imp = {}) => {
-        const inst = await WebAssembly.instantiate(m, { ...imp, [FUEL_MODULE]: { [FUEL_FIELD]: fuel } });
+        const inst = new WebAssembly.Instance(m, { ...imp, [FUEL_MODULE]: { [FUEL_FIELD]: fuel } });
         for (const v of Object.values(inst.exports)) if (v instanceof WebAssembly.Memory) memories.push(v);
         return inst;
       },
