@@ -3,11 +3,9 @@
 // first line; this is the second), counts I/O calls against max_io_calls,
 // runs the host function and bounds what goes back to the provider.
 import { HostIoError } from './host-error.js';
-import type { HostAnswer, HostMessage } from './runtime-protocol.js';
+import { MAX_LOG_LINES, type HostAnswer, type HostMessage } from './runtime-protocol.js';
 import type { Hosts, IoInterface, LogLevel } from './runtime-types.js';
 
-/** Log lines kept per call; later ones are dropped (a provider cannot flood the gate's log). */
-export const MAX_LOG_LINES = 256;
 const LEVELS: readonly string[] = ['debug', 'info', 'warn', 'error'];
 
 /** Rough byte size of a host answer: the bytes and strings in it. */

@@ -56,18 +56,19 @@ export class WorkerPool {
 
   async run(job: Job): Promise<Outcome> {
     if (this.closed) return { result: refusal('provider_busy', 'the provider runtime is closed') };
-    if (this.active >= this.size) {
-      if (this.queue.length >= this.queueLimit)
-        return { result: refusal('provider_busy', `${this.size} provider calls are running and ${this.queue.length} are waiting (the queue limit): try again later`) };
-      await new Promise<void>((go) => this.queue.push(go));
-    }
-    this.active++;
+    if (this.active < this.size) this.active++;
+    else if (this.queue.length >= this.queueLimit)
+      return { result: refusal('provider_busy', `${this.size} provider calls are running and ${this.queue.length} are waiting (the queue limit): try again later`) };
+    // A finished call hands its slot straight to the first waiter, so `active` never overshoots.
+    else await new Promise<void>((go) => this.queue.push(go));
     try {
+      if (this.closed) return { result: refusal('provider_busy', 'the provider runtime is closed') };
       if (job.signal?.aborted) return { result: ended('aborted', 'the call was aborted before it started', job.bridge) };
       return await this.exec(this.idle.pop() ?? spawn(), job);
     } finally {
-      this.active--;
-      this.queue.shift()?.();
+      const next = this.queue.shift();
+      if (next) next();
+      else this.active--;
     }
   }
 

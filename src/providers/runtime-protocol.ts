@@ -1,6 +1,9 @@
 // Messages between the runtime (main thread) and its call workers.
 import type { IoInterface } from './runtime-types.js';
 
+/** Log lines kept per call; later ones are dropped (a provider cannot flood the gate's log). */
+export const MAX_LOG_LINES = 256;
+
 /** Main → worker: run one call on a fresh instance. */
 export interface RunMessage {
   type: 'run';

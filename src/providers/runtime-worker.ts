@@ -6,6 +6,7 @@ import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from '
 import type { DoneMessage, HostAnswer, HostMessage, RunMessage } from './runtime-protocol.js';
 import type { IoInterface } from './runtime-types.js';
 import { FUEL_FIELD, FUEL_MODULE } from './runtime-fuel-names.js';
+import { MAX_LOG_LINES } from './runtime-protocol.js';
 
 interface Glue {
   instantiate(
@@ -19,6 +20,7 @@ const { signal, answers } = workerData as { signal: SharedArrayBuffer; answers: 
 const flag = new Int32Array(signal);
 const loaded = new Map<string, { glue: Glue; modules: Record<string, WebAssembly.Module> }>();
 let hostMs = 0;
+let logLines = 0;
 
 /** Forwards one host call and blocks until it is answered. */
 function host(iface: IoInterface, fn: string, args: unknown[]): unknown {
@@ -57,7 +59,8 @@ function imports(linked: IoInterface[]): Record<string, Record<string, Fn>> {
     },
     'latchgate:io/log': {
       log: ((level: string, message: string, fields: [string, string][]) => {
-        host('latchgate:io/log', 'log', [level, message, fields]);
+        // Lines past the cap are dropped here, without a trip to the main thread.
+        if (++logLines <= MAX_LOG_LINES) host('latchgate:io/log', 'log', [level, message, fields]);
       }) as Fn,
     },
   };
@@ -77,6 +80,7 @@ async function load(msg: RunMessage): Promise<{ glue: Glue; modules: Record<stri
 
 async function run(msg: RunMessage): Promise<DoneMessage> {
   hostMs = 0;
+  logLines = 0;
   const fuel = new WebAssembly.Global({ value: 'i64', mutable: true }, BigInt(msg.fuel));
   const memories: WebAssembly.Memory[] = [];
   const used = (): number => msg.fuel - Math.max(0, Number(fuel.value as bigint));

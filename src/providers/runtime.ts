@@ -24,12 +24,14 @@ const DIGEST = /^sha256:[0-9a-f]{64}$/;
 /** "latchgate:io/http@0.1.0" and "latchgate:io/http" name the same interface. */
 const unversioned = (name: string): string => name.replace(/@[^/]*$/, '');
 
+/** Throws on limits no manifest could carry (a caller's bug: fail closed, loudly). */
 function checkLimits(l: RunLimits): void {
   for (const k of ['fuel', 'memory_mb', 'timeout_seconds', 'max_io_calls', 'max_request_bytes', 'max_response_bytes', 'max_host_response_bytes'] as const) {
     const v = l[k];
-    if (!Number.isSafeInteger(v) || v < (k === 'max_io_calls' ? 0 : 1)) throw new Error(`resource limit ${k} must be a positive integer, got ${String(v)}`);
+    if (!Number.isSafeInteger(v) || v < (k === 'max_io_calls' ? 0 : 1)) throw new TypeError(`provider limit ${k} must be a positive integer, got ${String(v)}`);
   }
-  if (l.memory_mb > 4096) throw new Error(`resource limit memory_mb is at most 4096 (wasm32), got ${l.memory_mb}`);
+  if (l.memory_mb > 4096) throw new TypeError(`provider limit memory_mb is at most 4096 (wasm32), got ${l.memory_mb}`);
+  if (!Array.isArray(l.required_imports)) throw new TypeError('provider limit required_imports must be a list of interface names');
 }
 
 export class ProviderRuntime {
@@ -65,10 +67,10 @@ export class ProviderRuntime {
   async run(digest: string, task: unknown, limits: RunLimits, hosts: Hosts, signal?: AbortSignal): Promise<RunResult> {
     const entry = this.loaded.get(digest);
     if (!entry) return refusal('provider_untrusted', `no provider with digest ${digest} is loaded`);
+    checkLimits(limits);
     let code: CompileOutput;
     try {
       code = await entry;
-      checkLimits(limits);
     } catch (e) {
       return refusal('provider_untrusted', e instanceof Error ? e.message : String(e));
     }

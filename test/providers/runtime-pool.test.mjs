@@ -39,3 +39,45 @@ test('past poolSize running and queueLimit waiting, a call is refused with provi
   const after = await rt.run(p.digest, { mode: 'g' }, limits, {});
   assert.equal(after.ok, true, 'the pool serves again');
 });
+
+test('however calls arrive and finish, no more than poolSize run at once', async (t) => {
+  const dir = tempDir(t);
+  const p = await buildWat('limits', dir);
+  const rt = new ProviderRuntime({ cacheDir: join(dir, 'cache'), poolSize: 2, queueLimit: 20 });
+  t.after(() => rt.close());
+  await rt.load(p.file, p.digest);
+  let inside = 0;
+  let most = 0;
+  const waiting = [];
+  const http = async () => {
+    most = Math.max(most, ++inside);
+    await new Promise((r) => waiting.push(r));
+    inside--;
+    return { status: 200, headers: [], body: new Uint8Array() };
+  };
+  const limits = { ...LIMITS, max_io_calls: 1 };
+  const calls = Array.from({ length: 8 }, () => rt.run(p.digest, { mode: 'h' }, limits, { http }));
+  let released = 0;
+  while (released < 8) {
+    await new Promise((r) => setImmediate(r));
+    const r = waiting.shift();
+    if (r) {
+      r();
+      released++;
+    }
+  }
+  const results = await Promise.all(calls);
+  assert.ok(results.every((r) => r.ok && r.output.ok === 1), JSON.stringify(results.find((r) => !r.ok)));
+  assert.equal(most, 2);
+});
+
+test('limits no manifest could carry are refused loudly', async (t) => {
+  const dir = tempDir(t);
+  const p = await buildWat('limits', dir);
+  const rt = new ProviderRuntime({ cacheDir: join(dir, 'cache') });
+  t.after(() => rt.close());
+  await rt.load(p.file, p.digest);
+  await assert.rejects(rt.run(p.digest, { mode: 'g' }, { ...LIMITS, fuel: 0 }, {}), /provider limit fuel must be a positive integer/);
+  await assert.rejects(rt.run(p.digest, { mode: 'g' }, { ...LIMITS, memory_mb: 5000 }, {}), /memory_mb is at most 4096/);
+  assert.equal((await rt.run(p.digest, { mode: 'g' }, LIMITS, {})).ok, true);
+});
