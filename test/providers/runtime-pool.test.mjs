@@ -1,14 +1,22 @@
 // The bounded pool: poolSize calls run at once, queueLimit wait, and a call
 // past that is refused with provider_busy at once; the queued ones still run.
-import { test } from 'node:test';
+import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { ProviderRuntime } from '../../dist/providers/runtime.js';
-import { buildWat, LIMITS, tempDir } from '../helpers/providers.mjs';
+import { buildWat, LIMITS } from '../helpers/providers.mjs';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+
+// One build and one compile cache for the file: each test's runtime loads from it.
+const dir = mkdtempSync(join(tmpdir(), 'lg-prov-pool-'));
+let p;
+before(async () => {
+  p = await buildWat('limits', dir);
+});
+after(() => rmSync(dir, { recursive: true, force: true }));
 
 test('past poolSize running and queueLimit waiting, a call is refused with provider_busy', async (t) => {
-  const dir = tempDir(t);
-  const p = await buildWat('limits', dir);
   const rt = new ProviderRuntime({ cacheDir: join(dir, 'cache'), poolSize: 1, queueLimit: 1 });
   t.after(() => rt.close());
   await rt.load(p.file, p.digest);
@@ -41,8 +49,6 @@ test('past poolSize running and queueLimit waiting, a call is refused with provi
 });
 
 test('however calls arrive and finish, no more than poolSize run at once', async (t) => {
-  const dir = tempDir(t);
-  const p = await buildWat('limits', dir);
   const rt = new ProviderRuntime({ cacheDir: join(dir, 'cache'), poolSize: 2, queueLimit: 20 });
   t.after(() => rt.close());
   await rt.load(p.file, p.digest);
@@ -72,8 +78,6 @@ test('however calls arrive and finish, no more than poolSize run at once', async
 });
 
 test('limits no manifest could carry are refused loudly', async (t) => {
-  const dir = tempDir(t);
-  const p = await buildWat('limits', dir);
   const rt = new ProviderRuntime({ cacheDir: join(dir, 'cache') });
   t.after(() => rt.close());
   await rt.load(p.file, p.digest);
