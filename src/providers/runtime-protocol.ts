@@ -36,7 +36,7 @@ export interface DoneMessage {
   /** The guest's ok string (size-checked), when ok. */
   json?: string;
   error?: string;
-  failure_class?: 'provider_error' | 'trap' | 'fuel_exhausted' | 'memory_exhausted' | 'response_too_large' | 'provider_import_denied';
+  failure_class?: 'provider_error' | 'trap' | 'fuel_exhausted' | 'memory_exhausted' | 'response_too_large';
   fuel_used: number;
   instantiate_ms: number;
   guest_ms: number;
