@@ -4,9 +4,9 @@
 // runs the host function and bounds what goes back to the provider.
 import { HostIoError } from './host-error.js';
 import { MAX_LOG_LINES, type HostAnswer, type HostMessage } from './runtime-protocol.js';
-import type { Hosts, IoInterface, LogLevel } from './runtime-types.js';
+import { fsPath, fsWriteArgs, httpArgs, logArgs } from './runtime-args.js';
+import type { Hosts, IoInterface } from './runtime-types.js';
 
-const LEVELS: readonly string[] = ['debug', 'info', 'warn', 'error'];
 
 /** Rough byte size of a host answer: the bytes and strings in it. */
 function sizeOf(v: unknown): number {
@@ -54,10 +54,10 @@ export class HostBridge {
   }
 
   private log(args: unknown[]): undefined {
-    const [level, message, fields] = args as [LogLevel, string, [string, string][]];
-    if (++this.logLines > MAX_LOG_LINES || !LEVELS.includes(level)) return undefined;
+    const line = logArgs(args);
+    if (++this.logLines > MAX_LOG_LINES || !line) return undefined;
     try {
-      this.hosts.log?.(level, message, fields);
+      this.hosts.log?.(...line);
     } catch {
       // A failing log sink is the gate's problem, not the provider's.
     }
@@ -68,22 +68,21 @@ export class HostBridge {
     if (iface === 'latchgate:io/http') {
       if (!this.hosts.http) throw new HostIoError('host_unavailable', 'no HTTP host is configured for this call');
       if (fn !== 'fetch') throw new HostIoError('unknown_function', `latchgate:io/http has no function ${fn}`);
-      return this.hosts.http(args[0] as Parameters<NonNullable<Hosts['http']>>[0]);
+      return this.hosts.http(httpArgs(args));
     }
     const fs = this.hosts.fs;
     if (!fs) throw new HostIoError('host_unavailable', 'no file host is configured for this call');
-    const path = args[0] as string;
     switch (fn) {
       case 'read':
-        return fs.read(path);
+        return fs.read(fsPath(fn, args));
       case 'write':
-        return fs.write(path, args[1] as Uint8Array, args[2] === 'create' ? 'create' : 'overwrite');
+        return fs.write(...fsWriteArgs(args));
       case 'delete':
-        return fs.delete(path);
+        return fs.delete(fsPath(fn, args));
       case 'list':
-        return fs.list(path);
+        return fs.list(fsPath(fn, args));
       case 'stat':
-        return fs.stat(path);
+        return fs.stat(fsPath(fn, args));
       default:
         throw new HostIoError('unknown_function', `latchgate:io/fs has no function ${fn}`);
     }

@@ -11,10 +11,10 @@ export const WIT = readFileSync(join(ROOT, 'wit/latchgate-io.wit'), 'utf8');
 
 export const digestOf = (bytes) => `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
 
-/** Builds test/fixtures/providers/<name>.wat for `world` into `dir`; returns { file, digest }. */
-export async function buildWat(name, dir, world = 'provider') {
+/** Builds test/fixtures/providers/<name>.wat for `world` of `wit` into `dir`; returns { file, digest }. */
+export async function buildWat(name, dir, world = 'provider', wit = WIT) {
   const core = await parse(readFileSync(join(ROOT, 'test/fixtures/providers', `${name}.wat`), 'utf8'));
-  const component = await componentNew(await componentEmbed({ binary: core, witSource: WIT, world }));
+  const component = await componentNew(await componentEmbed({ binary: core, witSource: wit, world }));
   const file = join(dir, `${name}.wasm`);
   writeFileSync(file, component);
   return { file, digest: digestOf(component) };

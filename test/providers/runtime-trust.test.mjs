@@ -81,3 +81,41 @@ test('a cache entry swapped for an unmetered module is discarded and rebuilt', a
   const r = await second.run(p.digest, { mode: 'l' }, { ...LIMITS, fuel: 10_000 }, {});
   assert.equal(r.failure_class, 'fuel_exhausted', JSON.stringify(r));
 });
+
+test('a component that declares its own types for a latchgate:io function cannot hand the host anything but the WIT shapes', async (t) => {
+  const dir = tempDir(t);
+  const fake = 'package latchgate:io@0.1.0;\ninterface http { fetch: func(req: u32) -> u32; }\nworld fake { import http; export execute: func(task-json: string) -> result<string, string>; }\n';
+  const p = await buildWat('fake-http', dir, 'fake', fake);
+  const rt = new ProviderRuntime({ cacheDir: join(dir, 'cache') });
+  t.after(() => rt.close());
+  await rt.load(p.file, p.digest);
+  let calls = 0;
+  const r = await rt.run(p.digest, {}, { ...LIMITS, required_imports: ['latchgate:io/http'] }, { http: async () => (calls++, { status: 200, headers: [], body: new Uint8Array() }) });
+  assert.equal(r.ok, false, JSON.stringify(r));
+  assert.match(r.error, /invalid_arguments: http\.fetch/);
+  assert.equal(calls, 0, 'the HTTP host never saw the call');
+  assert.equal(r.io_calls, 1);
+});
+
+test('host arguments are checked and rebuilt before a host sees them', async () => {
+  const seen = [];
+  const hosts = { http: async (req) => (seen.push(req), { status: 200, headers: [], body: new Uint8Array() }), fs: { write: async (...a) => seen.push(a) }, log: (...a) => seen.push(a) };
+  const bridge = new HostBridge(hosts, new Set(['latchgate:io/http', 'latchgate:io/fs', 'latchgate:io/log']), 10, 1024);
+  const call = (iface, fn, args) => bridge.handle({ type: 'host', iface, fn, args });
+  for (const [iface, fn, args] of [
+    ['latchgate:io/http', 'fetch', [{ method: 1, url: 'u', headers: [] }]],
+    ['latchgate:io/http', 'fetch', [{ method: 'GET', url: 'u', headers: [['a']] }]],
+    ['latchgate:io/http', 'fetch', [{ method: 'GET', url: 'u', headers: [], body: 'text' }]],
+    ['latchgate:io/fs', 'write', ['p', new Uint8Array(1), 'append']],
+    ['latchgate:io/fs', 'write', [{ toString: () => 'p' }, new Uint8Array(1), 'create']],
+  ]) {
+    const a = await call(iface, fn, args);
+    assert.equal(a.ok, false);
+    assert.match(a.error, /^invalid_arguments: /);
+  }
+  assert.equal((await call('latchgate:io/log', 'log', ['loud', 'm', []])).ok, true, 'a malformed log line is dropped, not an error');
+  assert.deepEqual(seen, []);
+  const ok = await call('latchgate:io/http', 'fetch', [{ method: 'GET', url: 'https://x/', headers: [['a', 'b']], extra: 'dropped' }]);
+  assert.equal(ok.ok, true);
+  assert.deepEqual(seen, [{ method: 'GET', url: 'https://x/', headers: [['a', 'b']] }]);
+});
