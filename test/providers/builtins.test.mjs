@@ -7,10 +7,11 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { ProviderRuntime } from '../../dist/providers/runtime.js';
+import { builtinProvider } from '../../dist/providers/builtins.js';
 import { HostIoError } from '../../dist/providers/host-error.js';
 import { buildProviders } from '../../scripts/build-providers.mjs';
 import { LIMITS } from '../helpers/providers.mjs';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 
 const dir = mkdtempSync(join(tmpdir(), 'lg-prov-builtins-'));
@@ -177,4 +178,15 @@ test('http_api keeps UTF-8 text exact and sends malformed UTF-8 as base64', asyn
     const r = await rt.run(built.http_api.digest, call(), HTTP, { http: httpHost({ status: 200, headers: [], body: b }) });
     assert.deepEqual(r.output.body, { base64: b.toString('base64') }, `${Buffer.from(bytes).toString('hex')} is not UTF-8`);
   }
+});
+
+test('the build is skipped when the sources did not change; builtinProvider finds what it built', async () => {
+  const before = statSync(built.http_api.file);
+  const again = await buildProviders({ quiet: true });
+  const after = statSync(again.http_api.file);
+  assert.equal(after.ino, before.ino, 'not rewritten');
+  assert.equal(after.mtimeMs, before.mtimeMs);
+  assert.deepEqual(builtinProvider('http_api'), built.http_api);
+  assert.deepEqual(builtinProvider('fs'), built.fs);
+  assert.throws(() => builtinProvider('fs', join(dir, 'nowhere/')), (e) => e.failure_class === 'provider_untrusted' && /build-providers/.test(e.message));
 });
