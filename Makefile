@@ -1,5 +1,5 @@
 # Common targets. `make test` does the whole set-up on a fresh machine.
-.PHONY: setup build test lint docs bench bench-sandbox bench-gate bench-egress clean
+.PHONY: setup build test lint docs bench bench-sandbox bench-gate bench-egress bench-providers clean
 
 setup:
 	bash scripts/setup.sh
@@ -21,7 +21,7 @@ docs:
 	node scripts/gen-event-docs.mjs
 	node scripts/gen-config-docs.mjs
 
-bench: bench-sandbox bench-gate bench-egress
+bench: bench-sandbox bench-gate bench-egress bench-providers
 
 bench-sandbox: setup
 	node bench/sandbox.mjs
@@ -33,4 +33,7 @@ bench-egress: setup
 	node bench/egress.mjs
 
 clean:
-	rm -rf build dist
+	rm -rf build dist providers/build
+
+bench-providers: setup
+	node --expose-gc bench/providers.mjs

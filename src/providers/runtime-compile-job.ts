@@ -1,0 +1,33 @@
+// Worker thread: turns a component into what the runtime instantiates
+// (jco's JS glue and the core modules, fuel-metered). Slow (seconds for a
+// large component), hence off the gate's main thread; runtime-compile.ts
+// starts it and caches the result.
+import { parentPort, workerData } from 'node:worker_threads';
+import { transpile } from '@bytecodealliance/jco';
+import { meterFuel } from './runtime-fuel.js';
+
+export interface CompileOutput {
+  js: string;
+  /** Core module file name (as the glue asks for it) to its metered bytes. */
+  modules: Record<string, Uint8Array>;
+  /** The component's imports, as jco names them ("latchgate:io/http"). */
+  imports: string[];
+}
+
+async function compile(component: Uint8Array): Promise<CompileOutput> {
+  // base64Cutoff 0: no core module inlined into the glue, where it would escape metering.
+  const t = await transpile(component, { name: 'component', instantiation: 'async', noTypescript: true, quiet: true, base64Cutoff: 0 });
+  const js = t.files['component.js'];
+  if (!js) throw new Error('jco produced no component.js');
+  const modules: Record<string, Uint8Array> = {};
+  for (const [name, bytes] of Object.entries(t.files)) if (name.endsWith('.wasm')) modules[name] = meterFuel(bytes);
+  const text = new TextDecoder().decode(js);
+  for (const m of text.matchAll(/getCoreModule\('([^']+)'\)/g)) if (!modules[m[1]!]) throw new Error(`the glue asks for core module ${m[1]}, which jco did not emit`);
+  if (/base64Compile\(/.test(text)) throw new Error('the glue compiles a core module inline, outside fuel metering');
+  return { js: text, modules, imports: t.imports };
+}
+
+compile(workerData as Uint8Array).then(
+  (out) => parentPort!.postMessage({ ok: true, out }),
+  (e: unknown) => parentPort!.postMessage({ ok: false, error: e instanceof Error ? e.message : String(e) }),
+);

@@ -1,0 +1,45 @@
+// Compile once per digest: from the on-disk cache when a verified entry is
+// there, else in a one-off worker thread (runtime-compile-job.ts), then
+// cached. Per memory cap, the core modules are compiled by V8 once and the
+// WebAssembly.Module objects shared with every call worker.
+import { Worker } from 'node:worker_threads';
+import { readCache, writeCache } from './runtime-cache.js';
+import type { CompileOutput } from './runtime-compile-job.js';
+import { capMemory } from './runtime-memory.js';
+
+const JOB_URL = new URL('./runtime-compile-job.js', import.meta.url);
+/** Compiles run one at a time: metering a 12 MB module takes hundreds of MB for seconds. */
+let queue: Promise<unknown> = Promise.resolve();
+
+function compileInWorker(component: Uint8Array): Promise<CompileOutput> {
+  return new Promise((resolve, reject) => {
+    // stderr piped and dropped: binaryen warns about name sections it does not know.
+    const w = new Worker(JOB_URL, { workerData: component, stderr: true });
+    w.stderr.resume();
+    w.once('message', (m: { ok: true; out: CompileOutput } | { ok: false; error: string }) => {
+      void w.terminate();
+      if (m.ok) resolve(m.out);
+      else reject(new Error(m.error));
+    });
+    w.once('error', reject);
+    w.once('exit', (code) => reject(new Error(`the compile worker exited (code ${code})`)));
+  });
+}
+
+/** The compiled form of the component with this digest (its bytes already checked against it). */
+export async function compiled(cacheDir: string, digest: string, component: Uint8Array): Promise<CompileOutput> {
+  const cached = readCache(cacheDir, digest);
+  if (cached) return cached;
+  const job = queue.then(() => compileInWorker(component));
+  queue = job.catch(() => undefined);
+  const out = await job;
+  writeCache(cacheDir, digest, out);
+  return out;
+}
+
+/** The core modules with their memories capped at `maxPages`, compiled. */
+export async function instantiable(modules: Record<string, Uint8Array>, maxPages: number): Promise<Record<string, WebAssembly.Module>> {
+  const out: Record<string, WebAssembly.Module> = {};
+  for (const [name, bytes] of Object.entries(modules)) out[name] = await WebAssembly.compile(capMemory(bytes, maxPages) as Uint8Array<ArrayBuffer>);
+  return out;
+}

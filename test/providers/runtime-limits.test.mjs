@@ -1,0 +1,169 @@
+// The provider runtime under attack: a test provider (test/fixtures/providers/
+// limits.wat) breaks one limit per mode; each call must end with the right
+// failure class, and the runtime must go on serving ordinary calls after it.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { ProviderRuntime } from '../../dist/providers/runtime.js';
+import { HostIoError } from '../../dist/providers/host-error.js';
+import { buildWat, LIMITS } from '../helpers/providers.mjs';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const dir = mkdtempSync(join(tmpdir(), 'lg-prov-limits-'));
+let rt;
+let p;
+
+/** Hosts that count their calls. */
+function hosts({ body = new Uint8Array(3), file = 'hello world', httpError } = {}) {
+  const seen = { http: 0, fs: 0, log: 0 };
+  return {
+    seen,
+    http: async () => {
+      seen.http++;
+      if (httpError) throw httpError;
+      return { status: 200, headers: [['content-type', 'text/plain']], body };
+    },
+    fs: {
+      read: async () => {
+        seen.fs++;
+        return new TextEncoder().encode(file);
+      },
+    },
+    log: () => void seen.log++,
+  };
+}
+
+/** An ordinary call: proves the runtime still serves after a failure. */
+async function stillServes() {
+  const r = await rt.run(p.digest, { mode: 'g' }, LIMITS, hosts());
+  assert.equal(r.ok, true, JSON.stringify(r));
+  assert.deepEqual(r.output, { calls: 1 });
+}
+
+before(async () => {
+  p = await buildWat('limits', dir);
+  rt = new ProviderRuntime({ cacheDir: join(dir, 'cache'), poolSize: 2 });
+  await rt.load(p.file, p.digest);
+});
+after(async () => {
+  await rt.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test('every call gets a fresh instance: a global set in one call is unset in the next', async () => {
+  for (let i = 0; i < 3; i++) {
+    const r = await rt.run(p.digest, { mode: 'g' }, LIMITS, hosts());
+    assert.equal(r.ok, true, JSON.stringify(r));
+    assert.deepEqual(r.output, { calls: 1 }, 'the instance counter would read 2, 3 if an instance were reused');
+  }
+});
+
+test('an endless loop runs out of fuel deterministically; a call within its fuel passes', async () => {
+  const r = await rt.run(p.digest, { mode: 'l' }, { ...LIMITS, fuel: 50_000 }, hosts());
+  assert.equal(r.ok, false);
+  assert.equal(r.failure_class, 'fuel_exhausted', JSON.stringify(r));
+  assert.equal(r.fuel_used, 50_000);
+  const ok = await rt.run(p.digest, { mode: 'g' }, { ...LIMITS, fuel: 1_000 }, hosts());
+  assert.equal(ok.ok, true, JSON.stringify(ok));
+  assert.ok(ok.fuel_used > 0 && ok.fuel_used < 1_000);
+  await stillServes();
+});
+
+test('memory growth stops at memory_mb inside the guest', async () => {
+  for (const memory_mb of [8, 16]) {
+    const r = await rt.run(p.digest, { mode: 'm' }, { ...LIMITS, memory_mb }, hosts());
+    assert.equal(r.ok, true, JSON.stringify(r));
+    assert.deepEqual(r.output, { pages: memory_mb * 16 }, 'memory.grow must fail at the limit');
+  }
+  await stillServes();
+});
+
+test('a provider that never yields is stopped at timeout_seconds', async () => {
+  const r = await rt.run(p.digest, { mode: 'l' }, { ...LIMITS, fuel: Number.MAX_SAFE_INTEGER, timeout_seconds: 1 }, hosts());
+  assert.equal(r.ok, false);
+  assert.equal(r.failure_class, 'timeout', JSON.stringify(r));
+  await stillServes();
+});
+
+test('an aborted call stops its provider', async () => {
+  const ac = new AbortController();
+  const running = rt.run(p.digest, { mode: 'l' }, { ...LIMITS, fuel: Number.MAX_SAFE_INTEGER }, hosts(), ac.signal);
+  setImmediate(() => ac.abort());
+  const r = await running;
+  assert.equal(r.failure_class, 'aborted', JSON.stringify(r));
+  await stillServes();
+});
+
+test('I/O calls past max_io_calls are refused to the provider and never reach the host', async () => {
+  const h = hosts();
+  const r = await rt.run(p.digest, { mode: 'h' }, { ...LIMITS, max_io_calls: 3 }, h);
+  assert.equal(r.ok, true, JSON.stringify(r));
+  assert.deepEqual(r.output, { ok: 3 });
+  assert.equal(h.seen.http, 3);
+  assert.equal(r.io_calls, 4, 'the refused fourth call counts');
+  assert.equal(h.seen.log, 4, 'log lines are not I/O calls');
+  const wide = hosts();
+  const all = await rt.run(p.digest, { mode: 'h' }, { ...LIMITS, max_io_calls: 8 }, wide);
+  assert.deepEqual(all.output, { ok: 8 });
+  assert.equal(wide.seen.http, 8);
+});
+
+test('a host refusal goes back to the provider as its error code', async () => {
+  const h = hosts({ httpError: new HostIoError('egress_denied', 'example.test is not allowed') });
+  const r = await rt.run(p.digest, { mode: 'h' }, LIMITS, h);
+  assert.deepEqual(r.output, { ok: 0 });
+  assert.equal(r.io_calls, 1);
+  const fsDenied = await rt.run(p.digest, { mode: 'r' }, { ...LIMITS, max_host_response_bytes: 4 }, hosts({ file: 'more than four bytes' }));
+  assert.equal(fsDenied.failure_class, 'provider_error');
+  assert.match(fsDenied.error, /^host_response_too_large: /);
+  const read = await rt.run(p.digest, { mode: 'r' }, LIMITS, hosts({ file: 'twelve bytes' }));
+  assert.deepEqual(read.output, { size: 12 });
+});
+
+test('output over max_response_bytes is refused; within it passes', async () => {
+  const r = await rt.run(p.digest, { mode: 'o' }, { ...LIMITS, max_response_bytes: 1000 }, hosts());
+  assert.equal(r.failure_class, 'response_too_large', JSON.stringify(r));
+  const ok = await rt.run(p.digest, { mode: 'o' }, { ...LIMITS, max_response_bytes: 200_000 }, hosts());
+  assert.equal(ok.ok, true);
+  assert.equal(ok.output.length, 99_989);
+  await stillServes();
+});
+
+test('a task over max_request_bytes never reaches the provider', async () => {
+  const h = hosts();
+  const r = await rt.run(p.digest, { mode: 'h', pad: 'x'.repeat(2000) }, { ...LIMITS, max_request_bytes: 1024 }, h);
+  assert.equal(r.failure_class, 'request_too_large', JSON.stringify(r));
+  assert.equal(h.seen.http + h.seen.log, 0);
+});
+
+test('output that is not {"output": ...} JSON is invalid_output; a trap is a trap', async () => {
+  const j = await rt.run(p.digest, { mode: 'j' }, LIMITS, hosts());
+  assert.equal(j.failure_class, 'invalid_output', JSON.stringify(j));
+  const t = await rt.run(p.digest, { mode: 't' }, LIMITS, hosts());
+  assert.equal(t.failure_class, 'trap', JSON.stringify(t));
+  const e = await rt.run(p.digest, { mode: 'e' }, LIMITS, hosts());
+  assert.equal(e.failure_class, 'provider_error');
+  assert.equal(e.error, 'boom');
+  await stillServes();
+});
+
+test('a provider that traps because its memory is at memory_mb fails as memory_exhausted', async () => {
+  // The 2 MiB task does not fit in 1 MiB: the guest's allocator traps when memory.grow fails.
+  const task = { mode: 'g', pad: 'x'.repeat(2 << 20) };
+  const r = await rt.run(p.digest, task, { ...LIMITS, memory_mb: 1, max_request_bytes: 4 << 20 }, hosts());
+  assert.equal(r.failure_class, 'memory_exhausted', JSON.stringify(r));
+  const fits = await rt.run(p.digest, task, { ...LIMITS, memory_mb: 8, max_request_bytes: 4 << 20 }, hosts());
+  assert.equal(fits.ok, true, JSON.stringify(fits));
+  await stillServes();
+});
+
+test('a host call that never answers is cut off at timeout_seconds', async () => {
+  let calls = 0;
+  const stuck = { http: () => (calls++, new Promise(() => {})), log: () => {} };
+  const r = await rt.run(p.digest, { mode: 'h' }, { ...LIMITS, timeout_seconds: 1 }, stuck);
+  assert.equal(r.failure_class, 'timeout', JSON.stringify(r));
+  assert.equal(calls, 1);
+  assert.equal(r.io_calls, 1);
+  await stillServes();
+});
