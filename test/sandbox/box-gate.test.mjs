@@ -94,8 +94,12 @@ test('[user] the host gate of `latchgate up` is out of reach; up and a box share
   });
   try {
     let ready = '';
+    let upErr = '';
     up.stdout.on('data', (d) => (ready += d));
-    for (let i = 0; i < 100 && !ready.includes('"ready"'); i++) await sleep(50);
+    up.stderr.on('data', (d) => (upErr += d));
+    // Generous: on a busy machine the gate's first start (keys, ledger, policy engine) takes seconds.
+    for (let i = 0; i < 1200 && !ready.includes('"ready"') && up.exitCode === null; i++) await sleep(50);
+    assert.ok(ready.includes('"ready"'), `latchgate up did not report ready: ${upErr}`);
     const info = JSON.parse(ready.trim());
     assert.ok(existsSync(info.client_socket));
     const ws = makeWorkspace('boxgate');
