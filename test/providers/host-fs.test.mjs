@@ -132,13 +132,20 @@ for (const mode of MODES) {
   });
 
   test(`[${mode.name}] a symlink inside the root cannot carry an allowed name to a denied file`, async (t) => {
-    const { root, host } = fixture(t, mode, { allowed_paths: ['src/**'], denied_paths: ['**/.env'] });
+    const { root, host } = fixture(t, mode, { allowed_paths: ['src/**'], denied_paths: ['**/.env', 'secrets/**'] });
     writeFileSync(join(root, '.env'), 'TOKEN=1');
+    mkdirSync(join(root, 'secrets'));
+    writeFileSync(join(root, 'secrets/key'), 'KEY');
     mkdirSync(join(root, 'src'));
     symlinkSync('../.env', join(root, 'src/notes.txt'));
+    symlinkSync('../secrets', join(root, 'src/vendor'));
     writeFileSync(join(root, 'src/ok.txt'), 'fine');
     assert.equal(await outcome(host.read('src/notes.txt')), 'symlink_refused');
+    assert.equal(await outcome(host.read('src/vendor/key')), 'symlink_refused');
+    assert.equal(await outcome(host.write('src/vendor/key', Buffer.from('x'), 'overwrite')), 'symlink_refused');
+    assert.equal(readFileSync(join(root, 'secrets/key'), 'utf8'), 'KEY');
     assert.equal(await outcome(host.read('.env')), 'path_denied');
+    assert.equal(await outcome(host.read('secrets/key')), 'path_denied');
     assert.equal(text(await host.read('src/ok.txt')), 'fine');
   });
 
@@ -389,4 +396,21 @@ test('native: forcing the walk resolves component by component (the fallback whe
     closeSync(fd);
     assert.throws(() => addon.openBeneath(dirfd, '../x', F.O_RDONLY, 0, walk), (e) => e.step === 'path' && e.errno === 22);
   }
+});
+
+test('native: renameAt with noreplace never replaces an existing name (what create relies on when a name appears after its check)', (t) => {
+  const base = tempDir(t, 'latchgate-fshost-');
+  writeFileSync(join(base, 'tmp'), 'ours');
+  writeFileSync(join(base, 'theirs'), 'theirs');
+  const addon = loadAddon();
+  const dirfd = openSync(base, fsc.O_RDONLY | fsc.O_DIRECTORY);
+  t.after(() => closeSync(dirfd));
+  assert.throws(() => addon.renameAt(dirfd, 'tmp', 'theirs', true), (e) => e.errno === 17);
+  assert.equal(readFileSync(join(base, 'theirs'), 'utf8'), 'theirs');
+  assert.throws(() => addon.renameAt(dirfd, 'tmp', '../escape', false), (e) => e.step === 'name' && e.errno === 22);
+  addon.renameAt(dirfd, 'tmp', 'fresh', true);
+  assert.equal(readFileSync(join(base, 'fresh'), 'utf8'), 'ours');
+  addon.renameAt(dirfd, 'fresh', 'theirs', false);
+  assert.equal(readFileSync(join(base, 'theirs'), 'utf8'), 'ours');
+  assert.deepEqual(readdirSync(base), ['theirs']);
 });
