@@ -238,7 +238,9 @@ Napi::Value ListDir(const Napi::CallbackInfo& info) {
   return out;
 }
 
-Napi::Object OpenFlags(Napi::Env env) {
+// openFlags() -> the open(2) flags the calls above take, by name.
+Napi::Value OpenFlags(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
   Napi::Object o = Napi::Object::New(env);
   const std::pair<const char*, int> flags[] = {
       {"O_RDONLY", O_RDONLY}, {"O_WRONLY", O_WRONLY},     {"O_CREAT", O_CREAT},       {"O_EXCL", O_EXCL},
@@ -256,7 +258,7 @@ void InitOpenat(Napi::Env env, Napi::Object exports) {
   exports.Set("renameAt", Napi::Function::New(env, RenameAt));
   exports.Set("unlinkAt", Napi::Function::New(env, UnlinkAt));
   exports.Set("listDir", Napi::Function::New(env, ListDir));
-  exports.Set("openFlags", OpenFlags(env));
+  exports.Set("openFlags", Napi::Function::New(env, OpenFlags));
 }
 
 }  // namespace lg

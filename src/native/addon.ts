@@ -133,7 +133,7 @@ export interface NativeAddon {
   /** At most max entries of the directory fd (an O_PATH fd will do), each lstat'ed through it. Throws {step, errno}. */
   listDir(fd: number, max: number): { name: string; kind: 'file' | 'dir' | 'symlink' | 'other'; size: number }[];
   /** The open(2) flags the calls above take (O_PATH is not in fs.constants). */
-  readonly openFlags: Readonly<Record<'O_RDONLY' | 'O_WRONLY' | 'O_CREAT' | 'O_EXCL' | 'O_PATH' | 'O_DIRECTORY' | 'O_NOFOLLOW' | 'O_NONBLOCK' | 'O_NOCTTY' | 'O_CLOEXEC', number>>;
+  openFlags(): Readonly<Record<'O_RDONLY' | 'O_WRONLY' | 'O_CREAT' | 'O_EXCL' | 'O_PATH' | 'O_DIRECTORY' | 'O_NOFOLLOW' | 'O_NONBLOCK' | 'O_NOCTTY' | 'O_CLOEXEC', number>>;
   relay(
     fdA: number,
     fdB: number,

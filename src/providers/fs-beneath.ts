@@ -76,7 +76,7 @@ export class FdScope {
 
 /** Opens things beneath one root directory; walk forces the fallback without openat2. */
 export class Beneath {
-  readonly flags: NativeAddon['openFlags'];
+  readonly flags: ReturnType<NativeAddon['openFlags']>;
   private readonly addon: NativeAddon;
 
   constructor(
@@ -84,7 +84,7 @@ export class Beneath {
     private readonly walk: boolean,
   ) {
     this.addon = loadAddon();
-    this.flags = this.addon.openFlags;
+    this.flags = this.addon.openFlags();
   }
 
   get native(): NativeAddon {

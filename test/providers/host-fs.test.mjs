@@ -377,7 +377,7 @@ test('native: forcing the walk resolves component by component (the fallback whe
   writeFileSync(join(base, 'd/f'), 'f');
   symlinkSync('d', join(base, 'l'));
   const addon = loadAddon();
-  const F = addon.openFlags;
+  const F = addon.openFlags();
   const dirfd = openSync(base, fsc.O_RDONLY | fsc.O_DIRECTORY);
   t.after(() => closeSync(dirfd));
   const stepOf = (walk) => {
