@@ -4,7 +4,8 @@
 // RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS, or, where
 // openat2 is missing (ENOSYS, kernels before 5.6) or the caller asks for it,
 // a walk that opens one component at a time with O_NOFOLLOW (O_DIRECTORY for
-// the directories on the way). Both refuse "..", ".", empty components and
+// the directories on the way); a seccomp filter answering EPERM for openat2
+// gets the walk too. Both refuse "..", ".", empty components and
 // absolute paths before the kernel sees them. Renames and unlinks take a
 // directory fd and a single name, so they resolve nothing either.
 #include <napi.h>
@@ -121,7 +122,10 @@ Napi::Value OpenBeneath(const Napi::CallbackInfo& info) {
   const char* step = "openat2";
   int fd = -1;
   if (!info[4].As<Napi::Boolean>().Value()) fd = Openat2(dirfd, path.c_str(), flags, static_cast<unsigned>(mode));
-  if (info[4].As<Napi::Boolean>().Value() || (fd < 0 && errno == ENOSYS)) fd = Walk(dirfd, parts, flags, static_cast<unsigned>(mode), &step);
+  // ENOSYS: a kernel before 5.6; EPERM: a seccomp filter (some container
+  // runtimes) refusing a syscall it does not know. The walk is as strict, and
+  // reports the real error if there is one.
+  if (info[4].As<Napi::Boolean>().Value() || (fd < 0 && (errno == ENOSYS || errno == EPERM))) fd = Walk(dirfd, parts, flags, static_cast<unsigned>(mode), &step);
   if (fd < 0) {
     ThrowErrno(env, step, path, errno);
     return env.Undefined();

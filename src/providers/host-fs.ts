@@ -14,7 +14,8 @@
 // FIFOs are opened O_NONBLOCK so that one cannot stall the gate. Writes go
 // to a temporary file in the same directory and are renamed over the name;
 // create never replaces anything (RENAME_NOREPLACE), overwrite only an
-// existing regular file, keeping its mode (and owner, when the gate is root).
+// existing regular file, keeping its mode (and owner, when the gate is root;
+// a new file then belongs to its directory's owner).
 //
 // `evidence` holds what was done, one entry per completed call:
 // read: sha256_before and sha256_after of the content (the same: a read
@@ -119,7 +120,7 @@ export class FsHost {
 
   async read(path: string): Promise<Uint8Array> {
     const p = this.admit('read', path, false);
-    return this.run((scope, root) => {
+    return this.run('read', p, (scope, root) => {
       const F = this.beneath.flags;
       const fd = this.beneath.open(scope, root, p.text, F.O_RDONLY | F.O_NONBLOCK | F.O_NOCTTY, 'read');
       const st = regularFile(fd, 'read', p.text);
@@ -138,7 +139,7 @@ export class FsHost {
     if (!(data instanceof Uint8Array)) throw new HostIoError('invalid_argument', 'write data must be bytes (a Uint8Array)');
     this.capSize(data.length, mode, p);
     const { parent, name } = splitParent(p);
-    this.run((scope, root) => {
+    this.run(mode, p, (scope, root) => {
       const dir = this.beneath.openDir(scope, root, parent, mode);
       const before = mode === 'overwrite' ? this.existingFile(scope, dir, name, p, mode) : this.mustBeAbsent(scope, dir, name, p);
       this.replace(scope, dir, name, p, data, mode, before?.st);
@@ -149,7 +150,7 @@ export class FsHost {
   async delete(path: string): Promise<void> {
     const p = this.admit('delete', path, false);
     const { parent, name } = splitParent(p);
-    this.run((scope, root) => {
+    this.run('delete', p, (scope, root) => {
       const dir = this.beneath.openDir(scope, root, parent, 'delete');
       const { fd, st, sha256 } = this.existingFile(scope, dir, name, p, 'delete');
       try {
@@ -170,7 +171,7 @@ export class FsHost {
   /** The entries of a directory ("." is the root), sorted by name; entries matching a denied glob are left out. */
   async list(path: string): Promise<FsEntry[]> {
     const p = this.admit('list', path, true);
-    return this.run((scope, root) => {
+    return this.run('list', p, (scope, root) => {
       const dir = this.beneath.openDir(scope, root, p.text, 'list');
       let entries: FsEntry[];
       try {
@@ -190,7 +191,7 @@ export class FsHost {
   /** What path is ("." is the root); a symlink is reported as one, never followed. */
   async stat(path: string): Promise<FsStat> {
     const p = this.admit('stat', path, true);
-    return this.run((scope, root) => {
+    return this.run('stat', p, (scope, root) => {
       const fd = this.beneath.open(scope, root, p.text, this.beneath.flags.O_PATH, 'stat');
       const st = fstatSync(fd);
       this.evidence.push({ kind: 'fs', op: 'stat', path: p.text });
@@ -212,12 +213,12 @@ export class FsHost {
   }
 
   /** fn with the root's fd; every fd opened through scope is closed afterwards. */
-  private run<T>(fn: (scope: FdScope, root: number) => T): T {
+  private run<T>(op: FsOperation, p: RelPath, fn: (scope: FdScope, root: number) => T): T {
     const scope = new FdScope();
     try {
       return fn(scope, this.beneath.openRoot(scope));
     } catch (e) {
-      throw hostErrorOf(e, 'fs', '');
+      throw hostErrorOf(e, op, p.text);
     } finally {
       scope.close();
     }
@@ -249,10 +250,11 @@ export class FsHost {
     const fd = this.beneath.open(scope, dir, tmp, F.O_WRONLY | F.O_CREAT | F.O_EXCL, mode, old ? 0o600 : 0o666);
     try {
       writeAll(fd, data);
-      if (old) {
-        if (process.geteuid?.() === 0) fchownSync(fd, old.uid, old.gid); // before fchmod: a chown clears set-id bits
-        fchmodSync(fd, old.mode & 0o7777);
-      }
+      // A gate running as root leaves files to whom they belong: the old
+      // file's owner, or for a new one the directory's (the root's user).
+      const owner = old ?? fstatSync(dir);
+      if (process.geteuid?.() === 0) fchownSync(fd, owner.uid, owner.gid); // before fchmod: a chown clears set-id bits
+      if (old) fchmodSync(fd, old.mode & 0o7777);
       fsyncSync(fd);
       this.beneath.native.renameAt(dir, tmp, name, mode === 'create');
     } catch (e) {

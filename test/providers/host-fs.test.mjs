@@ -9,12 +9,13 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer } from 'node:net';
-import { existsSync, linkSync, lstatSync, mkdirSync, readFileSync, readdirSync, statSync, symlinkSync, truncateSync, writeFileSync, openSync, closeSync, constants as fsc } from 'node:fs';
+import { chmodSync, chownSync, existsSync, linkSync, lstatSync, mkdirSync, readFileSync, readdirSync, statSync, symlinkSync, truncateSync, writeFileSync, openSync, closeSync, constants as fsc } from 'node:fs';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { FsHost } from '../../dist/providers/host-fs.js';
 import { loadAddon } from '../../dist/native/addon.js';
 import { isRoot, tempDir } from '../fixtures/unit/helpers.mjs';
+import { NEEDS_ROOT, runAs, systemUser } from '../helpers/other-uid.mjs';
 
 const MODES = [
   { name: 'openat2', forceWalk: false },
@@ -305,6 +306,41 @@ for (const mode of MODES) {
     assert.equal(await outcome(host.list('.')), 'too_many_entries', '4 entries, at most 3');
     await host.delete('new-at');
     assert.equal((await host.list('.')).length, 3);
+  });
+}
+
+test('a gate running as root leaves files to their owners: an overwritten file keeps owner and mode, a new one is its directory owner\'s', { skip: NEEDS_ROOT }, async (t) => {
+  const { root, host } = fixture(t, MODES[0]);
+  const [user, other] = [{ uid: 4321, gid: 4322 }, { uid: 4323, gid: 4324 }];
+  mkdirSync(join(root, 'src'));
+  chownSync(join(root, 'src'), user.uid, user.gid);
+  writeFileSync(join(root, 'src/theirs.txt'), 'old');
+  chownSync(join(root, 'src/theirs.txt'), other.uid, other.gid);
+  chmodSync(join(root, 'src/theirs.txt'), 0o640);
+  await host.write('src/theirs.txt', Buffer.from('new'), 'overwrite');
+  await host.write('src/new.txt', Buffer.from('new'), 'create');
+  const owner = (p) => {
+    const st = statSync(join(root, p));
+    return { uid: st.uid, gid: st.gid, mode: st.mode & 0o7777 };
+  };
+  assert.deepEqual(owner('src/theirs.txt'), { ...other, mode: 0o640 });
+  assert.deepEqual({ ...owner('src/new.txt'), mode: undefined }, { ...user, mode: undefined });
+});
+
+for (const mode of MODES) {
+  test(`[${mode.name}] the host run by the root's owner (not root): the legitimate operations work, a symlink out is refused`, { skip: NEEDS_ROOT }, async (t) => {
+    const owner = systemUser('lgfsowner');
+    const { base, root, outside } = fixture(t, mode);
+    mkdirSync(join(root, 'src'));
+    writeFileSync(join(root, 'src/a.txt'), 'hello');
+    symlinkSync(outside, join(root, 'out'));
+    chmodSync(join(outside, 'secret'), 0o644);
+    execFileSync('chown', ['-hR', `${owner.uid}:${owner.gid}`, root]);
+    chmodSync(base, 0o755);
+    const got = await runAs(owner, 'fs-host-ops.mjs', [root, mode.forceWalk]);
+    assert.deepEqual(got, { read: 'hello', create: 'ok', overwrite: 'ok', list: 'a.txt,b.txt', stat: 4, delete: 'ok', symlink: 'symlink_refused' });
+    assert.equal(readFileSync(join(root, 'src/a.txt'), 'utf8'), 'changed');
+    assert.equal(statSync(join(root, 'src/a.txt')).uid, owner.uid);
   });
 }
 
