@@ -14,8 +14,9 @@
 // FIFOs are opened O_NONBLOCK so that one cannot stall the gate. Writes go
 // to a temporary file in the same directory and are renamed over the name;
 // create never replaces anything (RENAME_NOREPLACE), overwrite only an
-// existing regular file, keeping its mode (and owner, when the gate is root;
-// a new file then belongs to its directory's owner).
+// existing regular file, keeping its permission bits (set-uid and set-gid
+// dropped) and owner (when the gate is root; a new file then belongs to its
+// directory's owner).
 //
 // `evidence` holds what was done, one entry per completed call:
 // read: sha256_before and sha256_after of the content (the same: a read
@@ -254,7 +255,7 @@ export class FsHost {
       // file's owner, or for a new one the directory's (the root's user).
       const owner = old ?? fstatSync(dir);
       if (process.geteuid?.() === 0) fchownSync(fd, owner.uid, owner.gid); // before fchmod: a chown clears set-id bits
-      if (old) fchmodSync(fd, old.mode & 0o7777);
+      if (old) fchmodSync(fd, old.mode & 0o1777); // the permissions, not set-uid/set-gid: new content earns no privilege
       fsyncSync(fd);
       this.beneath.native.renameAt(dir, tmp, name, mode === 'create');
     } catch (e) {

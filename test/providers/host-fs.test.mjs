@@ -309,7 +309,7 @@ for (const mode of MODES) {
   });
 }
 
-test('a gate running as root leaves files to their owners: an overwritten file keeps owner and mode, a new one is its directory owner\'s', { skip: NEEDS_ROOT }, async (t) => {
+test('a gate running as root leaves files to their owners: an overwritten file keeps owner and permissions (not set-uid), a new one is its directory owner\'s', { skip: NEEDS_ROOT }, async (t) => {
   const { root, host } = fixture(t, MODES[0]);
   const [user, other] = [{ uid: 4321, gid: 4322 }, { uid: 4323, gid: 4324 }];
   mkdirSync(join(root, 'src'));
@@ -317,14 +317,18 @@ test('a gate running as root leaves files to their owners: an overwritten file k
   writeFileSync(join(root, 'src/theirs.txt'), 'old');
   chownSync(join(root, 'src/theirs.txt'), other.uid, other.gid);
   chmodSync(join(root, 'src/theirs.txt'), 0o640);
+  writeFileSync(join(root, 'src/tool'), 'old');
+  chmodSync(join(root, 'src/tool'), 0o4755);
   await host.write('src/theirs.txt', Buffer.from('new'), 'overwrite');
   await host.write('src/new.txt', Buffer.from('new'), 'create');
+  await host.write('src/tool', Buffer.from('new'), 'overwrite');
   const owner = (p) => {
     const st = statSync(join(root, p));
     return { uid: st.uid, gid: st.gid, mode: st.mode & 0o7777 };
   };
   assert.deepEqual(owner('src/theirs.txt'), { ...other, mode: 0o640 });
   assert.deepEqual({ ...owner('src/new.txt'), mode: undefined }, { ...user, mode: undefined });
+  assert.deepEqual(owner('src/tool'), { uid: 0, gid: 0, mode: 0o755 }, 'set-uid is not carried over to new content');
 });
 
 for (const mode of MODES) {
