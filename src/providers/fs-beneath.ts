@@ -91,13 +91,26 @@ export class Beneath {
     return this.addon;
   }
 
-  /** The root's directory fd, registered with scope. The root itself is configuration: it may be reached through a symlink. */
+  /**
+   * The root's directory fd, registered with scope. The directories above it
+   * are configuration and may be reached through symlinks; the root itself
+   * may not be one (whoever can write its parent could point it anywhere
+   * between two calls), and must belong to the gate's user unless the gate
+   * is root.
+   */
   openRoot(scope: FdScope): number {
+    const shown = JSON.stringify(this.root);
+    let fd: number;
     try {
-      return scope.add(openSync(this.root, fsc.O_RDONLY | fsc.O_DIRECTORY));
+      fd = scope.add(openSync(this.root, fsc.O_RDONLY | fsc.O_DIRECTORY | fsc.O_NOFOLLOW));
     } catch (e) {
-      throw new HostIoError('root_unavailable', `the fs root ${JSON.stringify(this.root)} cannot be opened as a directory: ${e instanceof Error ? e.message : String(e)}`);
+      if ((e as NodeJS.ErrnoException).code === 'ELOOP') throw new HostIoError('root_unavailable', `the fs root ${shown} is a symbolic link: configure the directory's real path`);
+      throw new HostIoError('root_unavailable', `the fs root ${shown} cannot be opened as a directory: ${e instanceof Error ? e.message : String(e)}`);
     }
+    const euid = process.geteuid?.() ?? 0;
+    const owner = fstatSync(fd).uid;
+    if (euid !== 0 && owner !== euid) throw new HostIoError('root_unavailable', `the fs root ${shown} belongs to uid ${owner}, not to the gate's uid ${euid}: run the gate as the root's owner`);
+    return fd;
   }
 
   /**

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer } from 'node:net';
-import { chmodSync, chownSync, existsSync, linkSync, lstatSync, mkdirSync, readFileSync, readdirSync, statSync, symlinkSync, truncateSync, writeFileSync, openSync, closeSync, constants as fsc } from 'node:fs';
+import { chmodSync, chownSync, existsSync, linkSync, renameSync, lstatSync, mkdirSync, readFileSync, readdirSync, statSync, symlinkSync, truncateSync, writeFileSync, openSync, closeSync, constants as fsc } from 'node:fs';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { FsHost } from '../../dist/providers/host-fs.js';
@@ -405,10 +405,34 @@ test('a configuration the host cannot honour is refused at construction, naming 
   assert.throws(() => new FsHost({ ...ok, denied_paths: ['**', 'a**'] }), /fs\.denied_paths\[1\].*whole component/);
 });
 
-test('the root going away is reported as root_unavailable', async (t) => {
+test('a root gone, or swapped for a symlink between calls, is root_unavailable', async (t) => {
   const base = tempDir(t, 'latchgate-fshost-');
-  const host = new FsHost({ root: join(base, 'gone'), allowed_operations: ['read'], allowed_paths: ['**'], denied_paths: [], max_file_bytes: 10 });
+  const root = join(base, 'root');
+  mkdirSync(join(base, 'elsewhere'));
+  writeFileSync(join(base, 'elsewhere/a'), 'elsewhere');
+  const host = new FsHost({ root, allowed_operations: ['read'], allowed_paths: ['**'], denied_paths: [], max_file_bytes: 100 });
   assert.equal(await outcome(host.read('a')), 'root_unavailable');
+  mkdirSync(root);
+  writeFileSync(join(root, 'a'), 'root');
+  assert.equal(text(await host.read('a')), 'root');
+  renameSync(root, join(base, 'was-root'));
+  symlinkSync(join(base, 'elsewhere'), root);
+  assert.equal(await outcome(host.read('a')), 'root_unavailable');
+  // the directories above the root may be symlinks (configuration)
+  const up = join(tempDir(t, 'latchgate-fshost-'), 'up');
+  symlinkSync(base, up);
+  const viaLink = new FsHost({ root: join(up, 'was-root'), allowed_operations: ['read'], allowed_paths: ['**'], denied_paths: [], max_file_bytes: 100 });
+  assert.equal(text(await viaLink.read('a')), 'root');
+});
+
+test('a root owned by another user than the gate\'s (not root) is refused', { skip: NEEDS_ROOT }, async (t) => {
+  const owner = systemUser('lgfsowner');
+  const { base, root } = fixture(t, MODES[0]);
+  chmodSync(base, 0o755);
+  writeFileSync(join(root, 'a'), 'a');
+  chmodSync(join(root, 'a'), 0o644);
+  const got = await runAs(owner, 'fs-host-ops.mjs', [root, false]);
+  assert.equal(got.read, 'root_unavailable', 'root\'s directory, a gate running as another uid');
 });
 
 test('native: forcing the walk resolves component by component (the fallback where openat2 is missing)', (t) => {
