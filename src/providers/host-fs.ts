@@ -22,7 +22,8 @@
 // read: sha256_before and sha256_after of the content (the same: a read
 // changes nothing) and bytes; create/overwrite: sha256_before (overwrite),
 // sha256_after of the new content and bytes; delete: sha256_before and
-// bytes; list and stat: op and path.
+// bytes (neither when another entry was swapped in: file_changed); list and
+// stat: op and path.
 import { randomBytes } from 'node:crypto';
 import { fchmodSync, fchownSync, fstatSync, fsyncSync, type Stats } from 'node:fs';
 import { isAbsolute } from 'node:path';
@@ -159,8 +160,11 @@ export class FsHost {
       } catch (e) {
         throw hostErrorOf(e, 'delete', p.text);
       }
-      // The checked file has no name left, unless another entry was swapped
-      // in between the check and the unlink: then that one went instead.
+      // Linux has no "unlink if this inode": an entry swapped in at the same
+      // name between the check and the unlink goes instead (a name the
+      // globs allowed; removing a name never touches what it links to). It
+      // is noticed when the checked file still has its link: the evidence
+      // then records a delete at that path without the checked file's digest.
       if (fstatSync(fd).nlink !== 0) {
         this.evidence.push({ kind: 'fs', op: 'delete', path: p.text });
         throw new HostIoError('file_changed', `delete ${JSON.stringify(p.text)}: the name was replaced while it was deleted; the entry removed is not the file that was checked`);

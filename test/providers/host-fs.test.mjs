@@ -183,6 +183,26 @@ for (const mode of MODES) {
     assert.ok(enough(), `the race was run: the symlink was met and the real directory read (${JSON.stringify(seen)})`);
   });
 
+  test(`[${mode.name}] another file swapped in between delete's check and its unlink is noticed, not recorded as the checked one`, async (t) => {
+    const { root, host } = fixture(t, mode, { max_file_bytes: 1 << 21 });
+    const swapper = spawn(process.execPath, [new URL('../helpers/name-swapper.mjs', import.meta.url).pathname, root], { stdio: ['ignore', 'pipe', 'inherit'] });
+    t.after(() => swapper.kill('SIGKILL'));
+    await once(swapper.stdout, 'data');
+    const seen = { ok: 0, file_changed: 0, not_found: 0, other: [] };
+    for (let i = 0; i < 200_000 && seen.file_changed < 3; i++) {
+      const code = await outcome(host.delete('v'));
+      if (code in seen) seen[code]++;
+      else seen.other.push(code);
+    }
+    swapper.kill('SIGKILL');
+    await once(swapper, 'exit');
+    assert.deepEqual(seen.other, [], JSON.stringify(seen));
+    assert.ok(seen.file_changed >= 3, `the swap was caught in the act (${JSON.stringify(seen)})`);
+    const deletes = host.evidence.filter((e) => e.op === 'delete');
+    assert.equal(deletes.filter((e) => e.sha256_before === undefined).length, seen.file_changed, 'a swapped delete records no digest of a file it did not remove');
+    assert.equal(deletes.length, seen.ok + seen.file_changed);
+  });
+
   test(`[${mode.name}] a hard link to a file outside the root is neither read, overwritten nor deleted`, async (t) => {
     const { root, outside, host } = fixture(t, mode);
     linkSync(join(outside, 'secret'), join(root, 'notes.txt'));
