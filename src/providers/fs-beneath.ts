@@ -5,23 +5,22 @@
 // opens is registered with it and closed when it ends.
 import { closeSync, constants as fsc, fstatSync, openSync } from 'node:fs';
 import { constants as osc } from 'node:os';
+import { errnoName } from '../core/errors.js';
 import { loadAddon, type NativeAddon } from '../native/addon.js';
 import { HostIoError } from './host-error.js';
 
-const ERRNO_NAMES = new Map<number, string>(Object.entries(osc.errno).map(([name, n]) => [n, name]));
-
 /** The errno name of a native ({errno > 0}) or Node ({code}) error, or undefined. */
-function errnoName(e: unknown): string | undefined {
+function errorName(e: unknown): string | undefined {
   if (typeof e !== 'object' || e === null) return undefined;
   const { code, errno } = e as { code?: unknown; errno?: unknown };
   if (typeof code === 'string' && code.startsWith('E')) return code;
-  return typeof errno === 'number' ? ERRNO_NAMES.get(Math.abs(errno)) : undefined;
+  return typeof errno === 'number' ? errnoName(Math.abs(errno)) : undefined;
 }
 
 /** A kernel error on `path` during `what`, as the HostIoError the provider gets back. */
 export function hostErrorOf(e: unknown, what: string, path: string): HostIoError {
   if (e instanceof HostIoError) return e;
-  const name = errnoName(e);
+  const name = errorName(e);
   const p = JSON.stringify(path);
   const detail = e instanceof Error ? e.message : String(e);
   switch (name) {
