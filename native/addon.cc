@@ -1,5 +1,6 @@
 // Module entry: the box (spawn.cc), the egress tunnels' splice relay
-// (relay.cc) and small kernel probes used by the planner and `latchgate doctor`.
+// (relay.cc), files beneath a directory fd for the provider fs host
+// (openat.cc) and small kernel probes used by the planner and `latchgate doctor`.
 #include <napi.h>
 
 #include <cerrno>
@@ -18,6 +19,7 @@
 
 namespace lg {
 Napi::Value WithFsIds(const Napi::CallbackInfo& info);
+void InitOpenat(Napi::Env env, Napi::Object exports);
 }
 
 namespace {
@@ -109,6 +111,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("peerCred", Napi::Function::New(env, PeerCred));
   exports.Set("setTcpCongestion", Napi::Function::New(env, SetTcpCongestion));
   exports.Set("withFsIds", Napi::Function::New(env, lg::WithFsIds));
+  lg::InitOpenat(env, exports);
   return exports;
 }
 

@@ -3,6 +3,7 @@
 // misspelt field is an error, never silently ignored. Each leaf carries a
 // `description` that the registry quotes as "expected ..." in its errors, so
 // the schema is also the source of the error wording.
+import { FS_OPERATIONS } from '../providers/fs-operations.js';
 import type { ActionManifest } from './types.js';
 
 export const MANIFEST_SCHEMA_ID = 'https://latchgate.dev/schemas/action-manifest.schema.json';
@@ -11,7 +12,7 @@ export const RISK_LEVELS = ['low', 'medium', 'high', 'critical'] as const;
 export const VERIFIER_KINDS = ['http_status', 'fs_hash', 'none'] as const;
 export const EGRESS_PROFILES = ['none', 'proxy_allowlist'] as const;
 export const HTTP_METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD'] as const;
-export const FS_OPERATIONS = ['read', 'create', 'overwrite', 'delete'] as const;
+export { FS_OPERATIONS };
 
 const KIB = 1024;
 const MIB = 1024 * 1024;

@@ -17,6 +17,8 @@ import { normalizeAllowHost } from '../config/hosts.js';
 import { didYouMean } from '../config/suggest.js';
 import { applyManifestDefaults, MANIFEST_SCHEMA, type RawManifest } from './manifest-schema.js';
 import { checkTemplate, hostMatches, templatePlaceholders, TemplateError } from './templates.js';
+import { compileGlob, GlobError } from '../providers/fs-glob.js';
+import type { FsOperation } from '../providers/fs-operations.js';
 import type { ActionManifest } from './types.js';
 
 const Ajv2020 = Ajv2020Module.default;
@@ -32,7 +34,8 @@ const MAX_SCHEMA_BYTES = 1024 * 1024;
 const MAX_REQUEST_ERRORS = 20;
 const RISK_RATIONALE = /^[ \t]*#[ \t]*Risk rationale:/im;
 const HTTP_SINK: Record<string, string> = { GET: 'http_read', HEAD: 'http_read', POST: 'http_write', PUT: 'http_write', PATCH: 'http_write', DELETE: 'http_delete' };
-const FS_SINK: Record<string, string> = { read: 'fs_read', create: 'fs_write', overwrite: 'fs_write', delete: 'fs_delete' };
+// list and stat reveal names and sizes: reads as far as policy is concerned.
+const FS_SINK: Record<FsOperation, string> = { read: 'fs_read', create: 'fs_write', overwrite: 'fs_write', delete: 'fs_delete', list: 'fs_read', stat: 'fs_read' };
 
 // ---------------------------------------------------------------- errors
 
@@ -425,6 +428,16 @@ export function parseManifest(text: string, file: string, options: ParseOptions 
   if (egress.profile === 'proxy_allowlist' && egress.allowed_domains.length === 0) {
     at(['egress', 'allowed_domains'], 'profile "proxy_allowlist" needs at least one allowed domain');
   }
+  for (const key of ['allowed_paths', 'denied_paths'] as const) {
+    (m.fs?.[key] ?? []).forEach((g, i) => {
+      try {
+        compileGlob(g, `fs.${key}[${i}]`);
+      } catch (e) {
+        if (!(e instanceof GlobError)) throw e;
+        at(['fs', key, i], e.message.replace(/^fs\.\w+\[\d+\]: /, ''));
+      }
+    });
+  }
   const secretNames = new Set<string>();
   (m.secrets ?? []).forEach((s, i) => {
     if (secretNames.has(s.name)) at(['secrets', i, 'name'], `secret "${s.name}" is declared twice`);
@@ -472,7 +485,7 @@ export function parseManifest(text: string, file: string, options: ParseOptions 
     if (sink) implied.push([sink, ['template', 'method'], `a ${m.template.method} template`]);
   }
   for (const [i, op] of (m.fs?.allowed_operations ?? []).entries()) {
-    const sink = FS_SINK[op];
+    const sink = FS_SINK[op as FsOperation];
     if (sink) implied.push([sink, ['fs', 'allowed_operations', i], `fs operation "${op}"`]);
   }
   const reported = new Set<string>();

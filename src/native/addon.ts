@@ -117,6 +117,23 @@ export interface NativeAddon {
    * Never closes the fds; onDone is called exactly once. Throws (with step and
    * errno) if it cannot start.
    */
+  /**
+   * Opens path beneath the directory dirfd (native/openat.cc): openat2 with
+   * RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS, or a walk of
+   * openat(O_NOFOLLOW) calls one component at a time where openat2 is missing
+   * (ENOSYS) or walk is true. O_NOFOLLOW and O_CLOEXEC are always added; a
+   * path that is absolute or has "", "." or ".." components is refused
+   * (EINVAL, step "path"). Throws an Error with step and errno.
+   */
+  openBeneath(dirfd: number, path: string, flags: number, mode: number, walk: boolean): number;
+  /** renameat of two names in dirfd; noreplace: fails with EEXIST when `to` exists. Throws {step, errno}. */
+  renameAt(dirfd: number, from: string, to: string, noreplace: boolean): void;
+  /** unlinkat of one non-directory name in dirfd. Throws {step, errno}. */
+  unlinkAt(dirfd: number, name: string): void;
+  /** At most max entries of the directory fd (an O_PATH fd will do), each lstat'ed through it. Throws {step, errno}. */
+  listDir(fd: number, max: number): { name: string; kind: 'file' | 'dir' | 'symlink' | 'other'; size: number }[];
+  /** The open(2) flags the calls above take (O_PATH is not in fs.constants). */
+  openFlags(): Readonly<Record<'O_RDONLY' | 'O_WRONLY' | 'O_CREAT' | 'O_EXCL' | 'O_PATH' | 'O_DIRECTORY' | 'O_NOFOLLOW' | 'O_NONBLOCK' | 'O_NOCTTY' | 'O_CLOEXEC', number>>;
   relay(
     fdA: number,
     fdB: number,

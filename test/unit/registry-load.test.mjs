@@ -222,6 +222,15 @@ test('cross-field checks: egress, secrets, methods, hosts', (t) => {
     /:10: fs\.allowed_operations\[1\]: fs operation "delete" is a "fs_delete" side effect/,
   );
   assert.throws(
+    () => parseManifest(base.head.replace('builtin:http_api', 'builtin:fs') + base.io + 'fs:\n  allowed_operations: [list]\ndeclared_side_effects: [fs_write]\n', file),
+    /fs\.allowed_operations\[0\]: fs operation "list" is a "fs_read" side effect/,
+  );
+  assert.throws(
+    () => parseManifest(base.head.replace('builtin:http_api', 'builtin:fs') + base.io + 'fs:\n  allowed_operations: [read]\n  allowed_paths: ["src/**", "a**b"]\n  denied_paths: ["/etc/**"]\ndeclared_side_effects: [fs_read]\n', file),
+    (e) => e instanceof RegistryError && /:11: fs\.allowed_paths\[1\]: the glob "a\*\*b" has "\*\*" inside/.test(e.message) && /:12: fs\.denied_paths\[0\]: the glob "\/etc\/\*\*" is absolute/.test(e.message),
+  );
+  parseManifest(base.head.replace('builtin:http_api', 'builtin:fs') + base.io + 'fs:\n  allowed_operations: [read, list, stat]\n  allowed_paths: ["src/**"]\n  denied_paths: ["**/.env"]\ndeclared_side_effects: [fs_read]\n', file);
+  assert.throws(
     () => parseManifest(base.head.replace('builtin:http_api', 'builtin:noop') + 'io:\n  request_schema: {type: array}\n', file),
     /must describe a JSON object/,
   );

@@ -1,0 +1,268 @@
+// Files beneath a directory fd, for the provider file-system host
+// (src/providers/host-fs.ts). Every path is resolved by the kernel relative to
+// the root's fd and never through a symbolic link: openat2(2) with
+// RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS, or, where
+// openat2 is missing (ENOSYS, kernels before 5.6) or the caller asks for it,
+// a walk that opens one component at a time with O_NOFOLLOW (O_DIRECTORY for
+// the directories on the way); a seccomp filter answering EPERM for openat2
+// gets the walk too. Both refuse "..", ".", empty components and
+// absolute paths before the kernel sees them. Renames and unlinks take a
+// directory fd and a single name, so they resolve nothing either.
+#include <napi.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstdio>
+#include <cstring>
+#include <dirent.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <string>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <vector>
+
+namespace lg {
+namespace {
+
+constexpr uint64_t kResolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+
+void ThrowErrno(Napi::Env env, const char* step, const std::string& what, int err) {
+  Napi::Error e = Napi::Error::New(env, std::string(step) + " \"" + what + "\": " + strerror(err) + " (errno " + std::to_string(err) + ")");
+  e.Set("step", Napi::String::New(env, step));
+  e.Set("errno", Napi::Number::New(env, err));
+  e.ThrowAsJavaScriptException();
+}
+
+// A name inside one directory: not empty, not "." or "..", no "/" or NUL.
+bool IsName(const std::string& s) {
+  return !s.empty() && s != "." && s != ".." && s.find('/') == std::string::npos && s.find('\0') == std::string::npos;
+}
+
+// path split on "/": each part a name (so no absolute path, "..", "." or "//").
+bool SplitRelative(const std::string& path, std::vector<std::string>* out) {
+  size_t start = 0;
+  while (true) {
+    size_t slash = path.find('/', start);
+    std::string part = path.substr(start, slash == std::string::npos ? std::string::npos : slash - start);
+    if (!IsName(part)) return false;
+    out->push_back(part);
+    if (slash == std::string::npos) return true;
+    start = slash + 1;
+  }
+}
+
+bool IntArg(const Napi::Value& v, int* out) {
+  if (!v.IsNumber()) return false;
+  *out = v.As<Napi::Number>().Int32Value();
+  return true;
+}
+
+int Openat2(int dirfd, const char* path, int flags, unsigned mode) {
+  struct open_how how{};
+  how.flags = static_cast<uint64_t>(flags);
+  how.mode = (flags & (O_CREAT | O_TMPFILE)) ? mode : 0;
+  how.resolve = kResolve;
+  int fd;
+  do fd = static_cast<int>(syscall(SYS_openat2, dirfd, path, &how, sizeof(how)));
+  while (fd < 0 && errno == EINTR);
+  return fd;
+}
+
+// One component at a time, never following a symlink. A symlink on the way
+// reports ELOOP, as openat2 with RESOLVE_NO_SYMLINKS does. Sets *step.
+int Walk(int dirfd, const std::vector<std::string>& parts, int flags, unsigned mode, const char** step) {
+  int cur = dirfd;
+  for (size_t i = 0; i + 1 < parts.size(); i++) {
+    *step = "openat (directory on the way)";
+    int next = openat(cur, parts[i].c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (next < 0 && errno == ENOTDIR) {
+      struct stat st{};
+      if (fstatat(cur, parts[i].c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode)) errno = ELOOP;
+      else errno = ENOTDIR;
+    }
+    int saved = errno;
+    if (cur != dirfd) close(cur);
+    if (next < 0) {
+      errno = saved;
+      return -1;
+    }
+    cur = next;
+  }
+  *step = "openat";
+  int fd;
+  do fd = openat(cur, parts.back().c_str(), flags | O_NOFOLLOW | O_CLOEXEC, mode);
+  while (fd < 0 && errno == EINTR);
+  int saved = errno;
+  if (cur != dirfd) close(cur);
+  errno = saved;
+  return fd;
+}
+
+// openBeneath(dirfd, path, flags, mode, walk) -> fd. O_NOFOLLOW and O_CLOEXEC
+// are always added. walk: true skips openat2 (the fallback, for tests).
+// Throws an Error with step and errno.
+Napi::Value OpenBeneath(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int dirfd = -1;
+  int flags = 0;
+  int mode = 0;
+  if (info.Length() < 5 || !IntArg(info[0], &dirfd) || !info[1].IsString() || !IntArg(info[2], &flags) || !IntArg(info[3], &mode) || !info[4].IsBoolean()) {
+    Napi::TypeError::New(env, "openBeneath(dirfd, path, flags, mode, walk): numbers, a string and a boolean").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  std::string path = info[1].As<Napi::String>().Utf8Value();
+  std::vector<std::string> parts;
+  if (path.size() >= PATH_MAX || !SplitRelative(path, &parts)) {
+    ThrowErrno(env, "path", path, EINVAL);
+    return env.Undefined();
+  }
+  flags |= O_NOFOLLOW | O_CLOEXEC;
+  const char* step = "openat2";
+  int fd = -1;
+  if (!info[4].As<Napi::Boolean>().Value()) fd = Openat2(dirfd, path.c_str(), flags, static_cast<unsigned>(mode));
+  // ENOSYS: a kernel before 5.6; EPERM: a seccomp filter (some container
+  // runtimes) refusing a syscall it does not know. The walk is as strict, and
+  // reports the real error if there is one.
+  if (info[4].As<Napi::Boolean>().Value() || (fd < 0 && (errno == ENOSYS || errno == EPERM))) fd = Walk(dirfd, parts, flags, static_cast<unsigned>(mode), &step);
+  if (fd < 0) {
+    ThrowErrno(env, step, path, errno);
+    return env.Undefined();
+  }
+  return Napi::Number::New(env, fd);
+}
+
+// renameAt(dirfd, from, to, noreplace): both names in the directory dirfd.
+// noreplace: RENAME_NOREPLACE, or (where renameat2 cannot) link then unlink,
+// which fails the same way (EEXIST) when `to` exists.
+Napi::Value RenameAt(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int dirfd = -1;
+  if (info.Length() < 4 || !IntArg(info[0], &dirfd) || !info[1].IsString() || !info[2].IsString() || !info[3].IsBoolean()) {
+    Napi::TypeError::New(env, "renameAt(dirfd, from, to, noreplace): a number, two names and a boolean").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  std::string from = info[1].As<Napi::String>().Utf8Value();
+  std::string to = info[2].As<Napi::String>().Utf8Value();
+  if (!IsName(from) || !IsName(to)) {
+    ThrowErrno(env, "name", IsName(from) ? to : from, EINVAL);
+    return env.Undefined();
+  }
+  if (!info[3].As<Napi::Boolean>().Value()) {
+    if (renameat(dirfd, from.c_str(), dirfd, to.c_str()) != 0) ThrowErrno(env, "renameat", to, errno);
+    return env.Undefined();
+  }
+  if (syscall(SYS_renameat2, dirfd, from.c_str(), dirfd, to.c_str(), RENAME_NOREPLACE) == 0) return env.Undefined();
+  if (errno != EINVAL && errno != ENOSYS) {
+    ThrowErrno(env, "renameat2", to, errno);
+    return env.Undefined();
+  }
+  if (linkat(dirfd, from.c_str(), dirfd, to.c_str(), 0) != 0) {
+    ThrowErrno(env, "linkat", to, errno);
+    return env.Undefined();
+  }
+  if (unlinkat(dirfd, from.c_str(), 0) != 0) ThrowErrno(env, "unlinkat", from, errno);
+  return env.Undefined();
+}
+
+// unlinkAt(dirfd, name): removes a non-directory entry of dirfd.
+Napi::Value UnlinkAt(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int dirfd = -1;
+  if (info.Length() < 2 || !IntArg(info[0], &dirfd) || !info[1].IsString()) {
+    Napi::TypeError::New(env, "unlinkAt(dirfd, name): a number and a name").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  std::string name = info[1].As<Napi::String>().Utf8Value();
+  if (!IsName(name)) ThrowErrno(env, "name", name, EINVAL);
+  else if (unlinkat(dirfd, name.c_str(), 0) != 0) ThrowErrno(env, "unlinkat", name, errno);
+  return env.Undefined();
+}
+
+const char* KindOf(mode_t m) {
+  if (S_ISREG(m)) return "file";
+  if (S_ISDIR(m)) return "dir";
+  if (S_ISLNK(m)) return "symlink";
+  return "other";
+}
+
+// listDir(fd, max) -> [{name, kind, size}], at most max entries ("." and ".."
+// left out), each lstat'ed through fd (fstatat AT_SYMLINK_NOFOLLOW). fd is
+// not consumed: the listing reads a duplicate of it.
+Napi::Value ListDir(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = -1;
+  int max = 0;
+  if (info.Length() < 2 || !IntArg(info[0], &fd) || !IntArg(info[1], &max) || max < 0) {
+    Napi::TypeError::New(env, "listDir(fd, max): a directory fd and a count").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  // Its own open file description (a dup would share the offset with fd).
+  int own = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (own < 0) {
+    ThrowErrno(env, "openat", ".", errno);
+    return env.Undefined();
+  }
+  DIR* d = fdopendir(own);
+  if (d == nullptr) {
+    int err = errno;
+    close(own);
+    ThrowErrno(env, "fdopendir", ".", err);
+    return env.Undefined();
+  }
+  Napi::Array out = Napi::Array::New(env);
+  uint32_t n = 0;
+  while (n < static_cast<uint32_t>(max)) {
+    errno = 0;
+    struct dirent* e = readdir(d);
+    if (e == nullptr) {
+      if (errno != 0) {
+        int err = errno;
+        closedir(d);
+        ThrowErrno(env, "readdir", ".", err);
+        return env.Undefined();
+      }
+      break;
+    }
+    if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+    struct stat st{};
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("name", Napi::String::New(env, e->d_name));
+    if (fstatat(fd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+      o.Set("kind", Napi::String::New(env, KindOf(st.st_mode)));
+      o.Set("size", Napi::Number::New(env, static_cast<double>(st.st_size)));
+    } else {
+      o.Set("kind", Napi::String::New(env, "other"));  // gone since readdir
+      o.Set("size", Napi::Number::New(env, 0));
+    }
+    out.Set(n++, o);
+  }
+  closedir(d);
+  return out;
+}
+
+// openFlags() -> the open(2) flags the calls above take, by name.
+Napi::Value OpenFlags(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+  const std::pair<const char*, int> flags[] = {
+      {"O_RDONLY", O_RDONLY}, {"O_WRONLY", O_WRONLY},     {"O_CREAT", O_CREAT},       {"O_EXCL", O_EXCL},
+      {"O_PATH", O_PATH},     {"O_DIRECTORY", O_DIRECTORY}, {"O_NOFOLLOW", O_NOFOLLOW}, {"O_NONBLOCK", O_NONBLOCK},
+      {"O_NOCTTY", O_NOCTTY}, {"O_CLOEXEC", O_CLOEXEC},
+  };
+  for (const auto& f : flags) o.Set(f.first, Napi::Number::New(env, f.second));
+  return o;
+}
+
+}  // namespace
+
+void InitOpenat(Napi::Env env, Napi::Object exports) {
+  exports.Set("openBeneath", Napi::Function::New(env, OpenBeneath));
+  exports.Set("renameAt", Napi::Function::New(env, RenameAt));
+  exports.Set("unlinkAt", Napi::Function::New(env, UnlinkAt));
+  exports.Set("listDir", Napi::Function::New(env, ListDir));
+  exports.Set("openFlags", Napi::Function::New(env, OpenFlags));
+}
+
+}  // namespace lg
