@@ -73,6 +73,15 @@ export const LATCHGATE_TOML = table('latchgate.toml', {
     extra_ca_certs: leaf('string[]', 'PEM files of certificates trusted, besides the system\'s, for the HTTPS upstreams WebAssembly providers reach through the gate\'s HTTP host (a corporate mirror, a test upstream).', { default: [], fileRelative: true }),
     resolve: named(leaf('string', 'The address the name resolves to, `"10.0.0.5:443"`.'), 'Operator pins for the providers\' HTTP host: a host name and the address it connects to instead of resolving the name (mirrors, tests). A pinned address is not checked against the private ranges (a pin is how a loopback or LAN upstream becomes reachable); the certificate is still verified against the name, and the host must still be in the action\'s `egress.allowed_domains`.', { label: 'host' }),
   }),
+  providers: table('The WebAssembly providers that run actions (docs/PROVIDERS.md) and the file roots of their host I/O.', {
+    pool_size: leaf('uint', 'Provider calls that run at once, each in a worker thread of its own.', { shown: '`4`' }),
+    queue_limit: leaf('uint', 'Provider calls that may wait for a worker; past it the gate answers 429 `provider_busy`.', { shown: '`64`' }),
+    fs: table('Where `builtin:fs` actions (fs_read, fs_write, ...) read and write: every path a provider names is beneath the call\'s root, opened so that no `..` or symbolic link leads out of it.', {
+      root: leaf('string', 'The root of every principal and action without one of its own.', { shown: 'none: fs actions fail with `fs_root_missing`; the gate of a box (`latchgate sandbox`) uses the box\'s workspace', fileRelative: true }),
+      principals: named(leaf('string', 'The directory.', { fileRelative: true }), 'Roots by principal.', { label: 'principal' }),
+      actions: named(leaf('string', 'The directory.', { fileRelative: true }), 'Roots by action id (quote an id with dots); an action\'s root wins over its principal\'s.', { label: 'action' }),
+    }),
+  }),
   state: table('Where latchgate keeps its files.', {
     dir: leaf('string', 'The state directory: ledger and keys.', { shown: '`$XDG_STATE_HOME/latchgate`', fileRelative: true }),
     runtime_dir: leaf('string', 'The runtime directory: the gate\'s sockets.', { shown: '`$XDG_RUNTIME_DIR/latchgate`', fileRelative: true }),
@@ -126,7 +135,12 @@ export type GateFileConfig = Toml['gate'] & {
   policy: Toml['policy'];
   /** Absent: no budgets configured (built by hand, e.g. in tests). */
   budgets?: BudgetConfig;
+  /** Absent: the defaults (built by hand, e.g. in tests). */
+  providers?: ProviderConfig;
 };
+
+/** [providers]: the provider pool and the fs roots. */
+export type ProviderConfig = Toml['providers'];
 
 export interface LatchgateConfig {
   /** The file read, or null when built-in defaults apply. */
@@ -155,14 +169,14 @@ export function parseStandaloneSandboxConfig(file: string, text: string): Sandbo
 
 /** agentSection: how [sandbox.agent] is written in the file (empty: its keys are at the top level). */
 function fromDocument(file: string, doc: Record<string, unknown>, agentSection = 'sandbox.agent.'): LatchgateConfig {
-  const { sandbox, gate, state, identity, operators, policy, budgets } = readToml(file, doc, LATCHGATE_TOML);
+  const { sandbox, gate, state, identity, operators, policy, budgets, providers } = readToml(file, doc, LATCHGATE_TOML);
   const { strictNet, ...network } = sandbox.network;
   const credentials = new Map<string, ConfigRoute>();
   for (const [name, c] of sandbox.agent.credentials) credentials.set(name, { ...c, origin: `${file}: [${agentSection}credentials.${name}]` });
   return {
     file,
     sandbox: { ...sandbox.agent, limits: sandbox.limits, strictNet, network, credentials },
-    gate: { ...gate, stateDir: state.dir, runtimeDir: state.runtimeDir, principals: identity.principals, operators, policy, budgets },
+    gate: { ...gate, stateDir: state.dir, runtimeDir: state.runtimeDir, principals: identity.principals, operators, policy, budgets, providers },
   };
 }
 

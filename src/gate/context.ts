@@ -9,6 +9,8 @@ import type { Approvals } from './approvals.js';
 import type { ReplayCache } from './auth/replay.js';
 import type { Budgets } from './budget.js';
 import type { HttpTransport, ProviderTable } from './providers.js';
+import type { ProviderHostSettings } from './provider-hosts.js';
+import type { WasmProviders } from './wasm-providers.js';
 import type { PeerLimitSettings } from './peer-limits.js';
 import type { Registry } from './registry.js';
 import type { ClientTokens } from './tokens.js';
@@ -47,7 +49,11 @@ export interface GateContext {
   /** The credentials of callers on the TCP listener. */
   tokens: ClientTokens;
   providers: ProviderTable;
-  /** Host HTTP transport for providers (the providers issue supplies the real one). */
+  /** The WebAssembly providers' runtime, and the actions whose provider was refused (with why). */
+  wasm: WasmProviders;
+  /** What every provider call's host functions are made from (src/gate/provider-hosts.ts). */
+  providerHosts: ProviderHostSettings;
+  /** A plain HTTP transport for providers written in TypeScript (tests). */
   transport?: HttpTransport;
   settings: GateSettings;
   state: GateState;

@@ -1,5 +1,7 @@
 // Builds a gate from configuration: one SQLite file and one key directory
 // under the state dir, shared by `latchgate up` and every `latchgate sandbox`.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { GateFileConfig } from '../config/latchgate-toml.js';
 import { LaunchError } from '../core/errors.js';
 import { Checkpointer } from '../ledger/checkpointer.js';
@@ -30,6 +32,11 @@ import { stateFiles } from './setup.js';
 import { recordBaseline } from './state-baseline.js';
 import { recordAndPinKeyRoots } from '../ledger/key-roots.js';
 import { checkChainedState } from './state-check.js';
+import { parsePins } from '../egress/ssrf.js';
+import { extraCaCerts } from '../egress/trust-roots.js';
+import { EnvSecretSource } from '../providers/secret-source.js';
+import type { ProviderHostSettings } from './provider-hosts.js';
+import { WasmProviders } from './wasm-providers.js';
 import { budgetRestoredMessage, restoreBudgetCounts } from './budget-check.js';
 
 import { DEFAULTS } from './defaults.js';
@@ -47,6 +54,29 @@ export interface OpenGateOptions {
   builtinManifests?: boolean;
   /** Published in this process's instance file (default 'other'). */
   role?: GateRole;
+  /** The fs root when [providers.fs] sets none: a box's workspace. */
+  fsRoot?: string;
+}
+
+/** [gate.resolve], [gate] extra_ca_certs and [providers.fs] as every provider call's hosts use them. */
+function providerHostSettings(c: GateFileConfig, fsRoot: string | undefined): ProviderHostSettings {
+  const ca = extraCaCerts(
+    (c.extraCaCerts ?? []).map((f) => {
+      try {
+        return readFileSync(f, 'utf8');
+      } catch (e) {
+        throw new GateError('invalid_request', `[gate] extra_ca_certs: ${f} cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); fix the path or remove it`);
+      }
+    }),
+    '[gate] extra_ca_certs',
+  );
+  const fs = c.providers?.fs;
+  return {
+    pins: parsePins(c.resolve ?? new Map(), '[gate.resolve]'),
+    ca,
+    secrets: new EnvSecretSource(),
+    fs: { principals: fs?.principals ?? new Map(), actions: fs?.actions ?? new Map(), ...(fs?.root ?? fsRoot ? { root: fs?.root ?? fsRoot } : {}) },
+  };
 }
 
 export async function policyEngine(c: GateFileConfig['policy']): Promise<PolicyEngine> {
@@ -146,6 +176,15 @@ export async function openGate(o: OpenGateOptions): Promise<OpenedGate> {
   const providers = new ProviderTable();
   providers.register('builtin:noop', noopProvider);
   for (const [digest, p] of Object.entries(o.providers ?? {})) providers.register(digest, p);
+  let providerHosts!: ProviderHostSettings;
+  try {
+    providerHosts = providerHostSettings(o.config, o.fsRoot);
+  } catch (e) {
+    fail(e);
+  }
+  const pc = o.config.providers;
+  const wasm = new WasmProviders({ cacheDir: join(o.stateDir, 'provider-cache'), ...(pc?.poolSize ? { poolSize: pc.poolSize } : {}), ...(pc?.queueLimit ? { queueLimit: pc.queueLimit } : {}) });
+  wasm.register(providers, registry.list());
   const ctx: GateContext = {
     db,
     ledger,
@@ -159,6 +198,8 @@ export async function openGate(o: OpenGateOptions): Promise<OpenedGate> {
     approvals,
     tokens,
     providers,
+    wasm,
+    providerHosts,
     ...(o.transport ? { transport: o.transport } : {}),
     settings: {
       publicBaseUrl: o.config.publicBaseUrl ?? DEFAULTS.publicBaseUrl,
@@ -186,6 +227,7 @@ export async function openGate(o: OpenGateOptions): Promise<OpenedGate> {
       ctx.keyWatch.close();
       ctx.instances.close();
       ctx.wal.close();
+      void wasm.close();
       db.close();
     },
   };

@@ -1,8 +1,15 @@
 // The provider interface: what the gate dispatches to after a grant is
 // consumed. Providers reach the outside only through HostIo, which records
-// what really happened (the evidence effect verification trusts). The
-// WebAssembly runtime and the built-in providers plug in here.
+// what really happened (the evidence effect verification trusts): the host
+// functions of a WebAssembly provider's call (src/gate/provider-hosts.ts), or
+// the plain HTTP transport of a provider written in TypeScript (the test
+// providers). The WebAssembly providers are src/gate/wasm-providers.ts.
 import { createHash } from 'node:crypto';
+import type { FsEvidence } from '../providers/host-fs.js';
+import type { HttpEvidence } from '../providers/host-http.js';
+import type { FailureClass, Hosts } from '../providers/runtime-types.js';
+import type { CallHosts, ProviderLogLine } from './provider-hosts.js';
+import type { ActionManifest } from './types.js';
 
 export interface HttpCall {
   method: string;
@@ -18,31 +25,54 @@ export interface HttpResult {
 }
 
 /** What the host observed: the only facts verification relies on. */
-export interface HostEvidence {
-  kind: 'http';
-  method: string;
-  url: string;
-  status: number;
-  body_sha256: string;
-}
+export type HostEvidence = { kind: 'http'; method: string; url: string; status: number; body_sha256: string } | HttpEvidence | FsEvidence;
 
 export type HttpTransport = (call: HttpCall, signal: AbortSignal) => Promise<HttpResult>;
 
 export class HostIo {
-  readonly evidence: HostEvidence[] = [];
+  private readonly own: HostEvidence[] = [];
   private calls = 0;
 
   constructor(
     private readonly transport: HttpTransport | undefined,
     private readonly maxIoCalls: number,
     private readonly signal: AbortSignal,
+    private readonly call?: CallHosts,
   ) {}
+
+  /** Everything the hosts observed, in the order of the calls. */
+  get evidence(): HostEvidence[] {
+    return [...this.own, ...(this.call?.http?.evidence ?? []), ...(this.call?.fs?.evidence ?? [])];
+  }
+
+  /** What the provider wrote to its log. */
+  get logs(): readonly ProviderLogLine[] {
+    return this.call?.logs ?? [];
+  }
+
+  /** The host functions of a WebAssembly provider's call, each counted as one I/O call. */
+  hosts(): Hosts {
+    const c = this.call;
+    if (!c) return {};
+    const count = <A extends unknown[], R>(f: (...a: A) => Promise<R>) => (...a: A): Promise<R> => {
+      this.calls++;
+      return f(...a);
+    };
+    const fs = c.fs;
+    return {
+      ...(c.http ? { http: count(c.http) } : {}),
+      ...(fs
+        ? { fs: { read: count((p) => fs.read(p)), write: count((p, d, m) => fs.write(p, d, m)), delete: count((p) => fs.delete(p)), list: count((p) => fs.list(p)), stat: count((p) => fs.stat(p)) } }
+        : {}),
+      log: c.log,
+    };
+  }
 
   async http(call: HttpCall): Promise<HttpResult> {
     if (++this.calls > this.maxIoCalls) throw new Error(`I/O call budget of ${this.maxIoCalls} exhausted`);
     if (!this.transport) throw new Error('no HTTP transport is configured for this provider');
     const r = await this.transport(call, this.signal);
-    this.evidence.push({ kind: 'http', method: call.method, url: call.url, status: r.status, body_sha256: createHash('sha256').update(r.body).digest('hex') });
+    this.own.push({ kind: 'http', method: call.method, url: call.url, status: r.status, body_sha256: createHash('sha256').update(r.body).digest('hex') });
     return r;
   }
 
@@ -67,10 +97,14 @@ export interface ProviderOutput {
   error?: string;
   /** The provider's own account of what it did: recorded, never trusted. */
   provider_receipt?: unknown;
+  /** Why a WebAssembly provider's call failed, as its runtime classed it (fuel, memory, time, output...). */
+  failure_class?: FailureClass;
+  /** What a WebAssembly provider's call used. */
+  runtime?: { io_calls: number; fuel_used?: number; instantiate_ms: number; guest_ms: number; host_io_ms: number };
 }
 
 export interface Provider {
-  execute(task: RunTask, io: HostIo, signal: AbortSignal): Promise<ProviderOutput>;
+  execute(task: RunTask, io: HostIo, signal: AbortSignal, manifest: ActionManifest): Promise<ProviderOutput>;
 }
 
 /** Providers by module digest ("sha256:..." or "builtin:<name>"). */

@@ -35,6 +35,16 @@ export function verifyEffect(m: ActionManifest, p: ProviderOutput | undefined, e
     }
     return ok ? { status: 'verified', evidence: last } : { status: 'verification_failed', evidence: last, reason: `status ${last.status} is not a success` };
   }
-  // fs_hash: verified against host-observed file hashes once the fs provider exists.
+  if (m.verifier_kind === 'fs_hash') {
+    // The content the host read or wrote (or, for a delete, what was there) against the hash the provider reports.
+    const last = evidence.filter((e) => e.kind === 'fs').at(-1);
+    if (!last) return { status: 'verification_failed', reason: 'no file operation was observed by the host' };
+    const observed = last.sha256_after ?? last.sha256_before;
+    const claimed = typeof out.sha256 === 'string' ? out.sha256 : undefined;
+    if (claimed !== undefined && observed !== undefined && claimed !== `sha256:${observed}`) {
+      return { status: 'verification_failed', evidence: last, reason: `the provider reported content ${claimed}; the host observed sha256:${observed} at ${last.path}` };
+    }
+    return { status: 'verified', evidence: last };
+  }
   return { status: 'verification_failed', reason: `no host evidence for verifier ${m.verifier_kind}` };
 }

@@ -2,6 +2,7 @@
 // its result hash, signing and verification.
 import { canonicalize, sha256Hex } from '../crypto/jcs.js';
 import { latestTime, type KeyStore } from '../keys/store.js';
+import type { ReceiptFailureClass } from '../core/failure-class.js';
 
 export type VerificationStatus =
   | 'verified'
@@ -24,7 +25,7 @@ export interface ExecutionReceipt {
   signing_key_id?: string;
   started_at: string;
   finished_at: string;
-  failure_class?: 'provider_error' | 'timeout' | 'policy_violation' | 'verification_failed' | 'cancelled' | 'internal_error';
+  failure_class?: ReceiptFailureClass;
 }
 
 // ------------------------------------------------ result hash and signature

@@ -29,6 +29,7 @@ import { HostIoError } from './host-error.js';
 import { checkHeaders, checkSecretValue, fillSecrets, type HeaderList } from './http-headers.js';
 import { parseHttpTarget, type HttpTarget } from './http-target.js';
 import { exchange, secureContextFor } from './http-transport.js';
+import type { HttpHost, HttpRequest, HttpResponse } from './runtime-types.js';
 import { SECRET_NAME, type SecretSource } from './secret-source.js';
 
 /** The methods a provider can ever use (src/gate/manifest-schema.ts HTTP_METHODS, plus OPTIONS). */
@@ -58,19 +59,6 @@ export interface HttpHostOptions {
   lookup?: LookupFn;
 }
 
-export interface HttpRequest {
-  method: string;
-  url: string;
-  headers: [string, string][];
-  body?: Uint8Array;
-}
-
-export interface HttpResponse {
-  status: number;
-  headers: [string, string][];
-  body: Uint8Array;
-}
-
 /** What the host observed of one call (a refused call too: status 0 and its error code). */
 export interface HttpEvidence {
   kind: 'http';
@@ -92,8 +80,8 @@ export interface HttpEvidence {
   error?: string;
 }
 
-export interface HttpHost {
-  (req: HttpRequest): Promise<HttpResponse>;
+/** The http host function of one action, with what it observed of every call. */
+export interface RecordingHttpHost extends HttpHost {
   readonly evidence: HttpEvidence[];
 }
 
@@ -175,7 +163,7 @@ function redact(matchers: readonly KeyMatcher[], headers: HeaderList, body: Buff
   return { headers: out, body: b, count };
 }
 
-export function createHttpHost(opts: HttpHostOptions): HttpHost {
+export function createHttpHost(opts: HttpHostOptions): RecordingHttpHost {
   const o = checkOptions(opts);
   const rules = { allowlist: o.allowlist, ports: o.ports, plainHttp: (h: string) => o.plainHttp && o.pins.has(h) };
   const evidence: HttpEvidence[] = [];

@@ -2,6 +2,8 @@
 // runs under (from the action manifest), the host functions it may reach
 // (docs/PROVIDERS.md) and what a call returns.
 
+import type { ProviderFailureClass } from '../core/failure-class.js';
+
 /** The interfaces of wit/latchgate-io.wit a manifest may list in required_imports. */
 export const IO_INTERFACES = ['latchgate:io/http', 'latchgate:io/fs', 'latchgate:io/log'] as const;
 export type IoInterface = (typeof IO_INTERFACES)[number];
@@ -57,19 +59,8 @@ export interface Hosts {
   log?: LogHost;
 }
 
-export type FailureClass =
-  | 'provider_untrusted'
-  | 'provider_import_denied'
-  | 'provider_busy'
-  | 'request_too_large'
-  | 'response_too_large'
-  | 'invalid_output'
-  | 'fuel_exhausted'
-  | 'memory_exhausted'
-  | 'timeout'
-  | 'aborted'
-  | 'trap'
-  | 'provider_error';
+/** Why a call failed (src/core/failure-class.ts). */
+export type FailureClass = ProviderFailureClass;
 
 export interface RunTimings {
   instantiate_ms: number;

@@ -23,6 +23,8 @@ export class BoxGate {
     private readonly setup: GateSetup,
     private readonly principal: string,
     agent: { uid: number; gid: number },
+    /** The box's workspace: the file root of its fs actions unless [providers.fs] sets one. */
+    private readonly workspace?: string,
   ) {
     // The launcher's, searchable by the agent's group only (box-dir.ts).
     this.boxDir = BoxDir.create(agent.gid);
@@ -58,7 +60,7 @@ export class BoxGate {
   private open(): Promise<{ app: FastifyInstance; opened: OpenedGate }> {
     this.opening ??= (async () => {
       const [{ openGate }, { buildGateApp }, { boxIdentity }, { timeUnlistenedServer }] = await Promise.all([import('../gate/factory.js'), import('../gate/app.js'), import('../gate/transport.js'), import('../gate/http-guards.js')]);
-      const opened = await openGate({ stateDir: this.setup.stateDir, config: this.setup.gate, sandboxDegraded: this.sandboxDegraded, role: 'sandbox' });
+      const opened = await openGate({ stateDir: this.setup.stateDir, config: this.setup.gate, sandboxDegraded: this.sandboxDegraded, role: 'sandbox', ...(this.workspace ? { fsRoot: this.workspace } : {}) });
       const app = buildGateApp({ service: opened.gate, role: 'client', identify: boxIdentity(this.principal, ['tools:call']), peer: () => `box:${this.principal}` });
       await app.ready();
       timeUnlistenedServer(app); // connections come from this.server: the timeouts still apply

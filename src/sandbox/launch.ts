@@ -48,7 +48,7 @@ export async function planLaunch(cmd: string[], f: LaunchFlags, setup: GateSetup
 
 /** The plan for a real launch: the box's gate and its socket directory are made (and removed again if planning fails). */
 export async function prepareLaunch(cmd: string[], f: LaunchFlags, setup: GateSetup): Promise<Launch> {
-  const { launch, gate } = await build(cmd, f, setup, async (principal, agent) => new (await import('./box-gate.js')).BoxGate(setup, principal, agent));
+  const { launch, gate } = await build(cmd, f, setup, async (principal, agent, workspace) => new (await import('./box-gate.js')).BoxGate(setup, principal, agent, workspace));
   return { ...launch, gate };
 }
 
@@ -59,7 +59,7 @@ async function build<G extends BoxGate | undefined>(
   cmd: string[],
   f: LaunchFlags,
   setup: GateSetup,
-  makeGate: (principal: string, agent: { uid: number; gid: number }) => Promise<G>,
+  makeGate: (principal: string, agent: { uid: number; gid: number }, workspace: string) => Promise<G>,
   load?: ProfileLoader,
 ): Promise<{ launch: LaunchPlan; gate: G }> {
   const cfg = setup.config;
@@ -81,7 +81,7 @@ async function build<G extends BoxGate | undefined>(
   const egressMod = f.profile !== undefined || f.allowHost.length > 0 || cfg.sandbox.allowHosts.length > 0 || cfg.sandbox.credentials.size > 0 ? await import('./box-egress.js') : undefined;
   const egress = egressMod?.planEgress(agent.allowHosts, file, process.env, source);
   const principal = file.principal ?? DEFAULT_BOX_PRINCIPAL;
-  const gate = await makeGate(principal, identity);
+  const gate = await makeGate(principal, identity, wsReal);
   try {
     const tty = process.stdin.isTTY;
     const out = process.stdout.isTTY ? process.stdout : undefined;

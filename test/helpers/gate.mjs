@@ -167,7 +167,7 @@ export function operatorCaller() {
  */
 export function grantAll(g, principal) {
   const actions = g.ctx.registry.list().map((a) => a.manifest.action_id);
-  for (const p of principal ? [principal] : ['tester', AGENT]) g.gate.admin.policyGrant(operatorCaller(), { principal: p, actions, sinks: ['http_read', 'http_write', 'fs_read', 'fs_write'] });
+  for (const p of principal ? [principal] : ['tester', AGENT]) g.gate.admin.policyGrant(operatorCaller(), { principal: p, actions, sinks: ['http_read', 'http_write', 'fs_read', 'fs_write', 'fs_delete'] });
 }
 
 /** Advances the revocation epoch with its event only (no approvals revoked), as another process might. */

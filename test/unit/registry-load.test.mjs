@@ -46,11 +46,11 @@ function hasIssue(err, { line, field, message }) {
 test('the shipped definitions load, with digests, defaults and no warnings', () => {
   const r = registry();
   const res = r.load();
-  assert.equal(res.actions, 9);
+  assert.equal(res.actions, 11);
   assert.deepEqual(res.warnings, []);
   assert.deepEqual(
     r.list().map((a) => a.manifest.action_id),
-    ['fs_read', 'fs_write', 'github_comment_issue', 'github_create_issue', 'github_read', 'http_fetch', 'http_post', 'slack_notify_channel', 'webhook_notify'],
+    ['fs_delete', 'fs_list', 'fs_read', 'fs_write', 'github_comment_issue', 'github_create_issue', 'github_read', 'http_fetch', 'http_post', 'slack_notify_channel', 'webhook_notify'],
   );
   for (const a of r.list()) {
     assert.match(a.action_digest, /^sha256:[0-9a-f]{64}$/);
@@ -274,7 +274,7 @@ test('versions: get() is the highest, get(id, v) a specific one, list() the late
   assert.equal(r.get('echo', '2.0.0'), undefined);
   assert.equal(r.get('nope'), undefined);
   assert.equal(r.list().filter((a) => a.manifest.action_id === 'echo').length, 1);
-  assert.equal(r.list().length, 10);
+  assert.equal(r.list().length, 12);
 });
 
 test('validateRequest names the JSON pointer of each offending field', () => {

@@ -62,5 +62,13 @@ test('http_status: a provider claiming another status than the host saw is caugh
 });
 
 test('a verifier without host evidence of its kind (fs_hash): verification_failed, never verified on the provider\'s word', () => {
-  assert.deepEqual(verifyEffect(manifest('fs_hash'), ok({ sha256: 'x' }), [http(200)]), { status: 'verification_failed', reason: 'no host evidence for verifier fs_hash' });
+  assert.deepEqual(verifyEffect(manifest('fs_hash'), ok({ sha256: 'x' }), [http(200)]), { status: 'verification_failed', reason: 'no file operation was observed by the host' });
+});
+
+test('fs_hash: verified by the content hash the host observed; a provider claiming other content is caught', () => {
+  const read = { kind: 'fs', op: 'read', path: 'src/a', sha256_before: 'ab', sha256_after: 'ab', bytes: 2 };
+  assert.deepEqual(verifyEffect(manifest('fs_hash'), ok({ sha256: 'sha256:ab' }), [read]), { status: 'verified', evidence: read });
+  assert.deepEqual(verifyEffect(manifest('fs_hash'), ok({ sha256: 'sha256:cd' }), [read]), { status: 'verification_failed', evidence: read, reason: 'the provider reported content sha256:cd; the host observed sha256:ab at src/a' });
+  const del = { kind: 'fs', op: 'delete', path: 'src/b', sha256_before: 'ef', bytes: 1 };
+  assert.equal(verifyEffect(manifest('fs_hash'), ok({ path: 'src/b', deleted: true }), [read, del]).status, 'verified');
 });

@@ -1,7 +1,10 @@
 // The provider runs under the manifest's wall-clock limit, reaching the
-// outside only through HostIo, which records what really happened.
+// outside only through HostIo, which records what really happened: the host
+// functions made for this action and principal (src/gate/provider-hosts.ts).
 import type { GateContext } from '../context.js';
+import { GateError } from '../errors.js';
 import { need, type Dispatched, type Execution } from '../execution.js';
+import { callHosts, type CallHosts } from '../provider-hosts.js';
 import { HostIo } from '../providers.js';
 
 export async function dispatch(ctx: GateContext, x: Execution): Promise<void> {
@@ -10,7 +13,14 @@ export async function dispatch(ctx: GateContext, x: Execution): Promise<void> {
   const call = need(x, 'pre').call;
   const provider = ctx.providers.get(m.provider_module_digest)!;
   const abort = new AbortController();
-  const io = new HostIo(ctx.transport, m.resource_limits.max_io_calls, abort.signal);
+  let hosts: CallHosts | undefined;
+  let unserved: string | undefined;
+  try {
+    hosts = callHosts(ctx.providerHosts, m, grant.subject.principal);
+  } catch (e) {
+    unserved = e instanceof GateError ? `${e.code}: ${e.message}` : (e as Error).message;
+  }
+  const io = new HostIo(ctx.transport, m.resource_limits.max_io_calls, abort.signal, hosts);
   const t0 = performance.now();
   const started_at = new Date().toISOString();
   let timer: NodeJS.Timeout | undefined;
@@ -25,12 +35,14 @@ export async function dispatch(ctx: GateContext, x: Execution): Promise<void> {
   };
   let r: Omit<Dispatched, 'io' | 'started_at' | 'finished_at' | 'duration_ms'>;
   try {
-    const out = await Promise.race([provider.execute(task, io, abort.signal), limit]);
+    // The configuration cannot serve the action (no file root, say): nothing runs, and the receipt says why.
+    if (unserved !== undefined) throw new Error(unserved);
+    const out = await Promise.race([provider.execute(task, io, abort.signal, m), limit]);
     if (out === 'timeout') {
       abort.abort();
       r = { failure_class: 'timeout', error: `the provider exceeded ${m.resource_limits.timeout_seconds} s` };
     } else {
-      r = out.ok ? { output: out } : { output: out, failure_class: 'provider_error', error: out.error ?? 'the provider reported a failure' };
+      r = out.ok ? { output: out } : { output: out, failure_class: out.failure_class ?? 'provider_error', error: out.error ?? 'the provider reported a failure' };
     }
   } catch (e) {
     abort.abort();

@@ -85,8 +85,12 @@ async function finalize(ctx: GateContext, action: LoadedAction, grant: Execution
   if (failureClass === 'verification_failed') {
     return { status: 403, receipt, body: { error: 'verification_failed', message: `the effect of this ${m.risk_level}-risk action could not be verified: ${'reason' in verification ? verification.reason : ''}`, ...common } };
   }
+  if (failureClass === 'provider_busy') {
+    // Every provider worker was busy and the queue full: nothing ran, the budget was given back; try again.
+    return { status: 429, receipt, body: { error: 'provider_busy', message: `${error ?? 'every provider worker is busy'}; retry shortly, or raise [providers] pool_size or queue_limit in latchgate.toml`, failure_class: failureClass, retry_after_seconds: 1, ...common } };
+  }
   if (failureClass) {
-    const code = failureClass === 'timeout' ? 'action_execution_failed' : error?.startsWith("the provider's output breaks") ? 'response_schema_violation' : 'action_execution_failed';
+    const code = error?.startsWith("the provider's output breaks") ? 'response_schema_violation' : 'action_execution_failed';
     return { status: 502, receipt, body: { error: code, message: error ?? failureClass, failure_class: failureClass, ...common } };
   }
   return {
@@ -97,7 +101,7 @@ async function finalize(ctx: GateContext, action: LoadedAction, grant: Execution
       ...common,
       output,
       verification: { outcome: verification.status, is_fully_successful: verified },
-      runtime: { duration_ms: d.duration_ms, io_calls: d.io.ioCalls },
+      runtime: { duration_ms: d.duration_ms, io_calls: d.io.ioCalls, ...(d.output?.runtime ? { fuel_used: d.output.runtime.fuel_used, instantiate_ms: d.output.runtime.instantiate_ms, guest_ms: d.output.runtime.guest_ms, host_io_ms: d.output.runtime.host_io_ms } : {}) },
       ...(grant.approved_by ? { approval: { approved_by: grant.approved_by, approval_hash: grant.approval_hash } } : {}),
     },
   };

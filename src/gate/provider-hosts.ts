@@ -1,0 +1,81 @@
+// The host functions one provider call may reach, made for that call's action
+// and principal only: an HTTP host limited to the action's egress allowlist,
+// methods and declared secrets (src/providers/host-http.ts), an fs host under
+// the call's root with the action's globs and operations
+// (src/providers/host-fs.ts), and a log. Only what the manifest's
+// required_imports names is made; the runtime links nothing else.
+import type { ProviderConfig } from '../config/latchgate-toml.js';
+import type { Pin } from '../egress/ssrf.js';
+import { FsHost } from '../providers/host-fs.js';
+import { createHttpHost, type RecordingHttpHost } from '../providers/host-http.js';
+import type { FsOperation } from '../providers/host-fs.js';
+import type { LogLevel } from '../providers/runtime-types.js';
+import type { SecretSource } from '../providers/secret-source.js';
+import { GateError } from './errors.js';
+import type { ActionManifest } from './types.js';
+
+/** What the operator configured for every call's hosts. */
+export interface ProviderHostSettings {
+  /** [gate.resolve], parsed. */
+  pins: ReadonlyMap<string, Pin>;
+  /** [gate] extra_ca_certs, read (PEM text). */
+  ca: readonly string[];
+  secrets: SecretSource;
+  /** [providers.fs]; a box's gate sets root to its workspace when none is configured. */
+  fs?: ProviderConfig['fs'];
+}
+
+/** One log line a provider wrote, as the receipt's provider log keeps it. */
+export interface ProviderLogLine {
+  level: LogLevel;
+  message: string;
+  fields: [string, string][];
+}
+
+export interface CallHosts {
+  http?: RecordingHttpHost;
+  fs?: FsHost;
+  log: (level: LogLevel, message: string, fields: [string, string][]) => void;
+  readonly logs: ProviderLogLine[];
+}
+
+const has = (m: ActionManifest, iface: string) => m.required_imports.some((i) => i.replace(/@[^/]*$/, '') === iface);
+
+/** The root of a call: the action's, else the principal's, else the default; a GateError fs_root_missing when none is configured. */
+export function fsRootFor(fs: ProviderConfig['fs'] | undefined, actionId: string, principal: string): string {
+  const root = fs?.actions?.get(actionId) ?? fs?.principals?.get(principal) ?? fs?.root;
+  if (root === undefined) {
+    throw new GateError('fs_root_missing', `${actionId} reads or writes files, but no file root is configured for it: set [providers.fs] root (or [providers.fs.principals] ${principal} = "...", or [providers.fs.actions] "${actionId}" = "...") in latchgate.toml`, { action_id: actionId });
+  }
+  return root;
+}
+
+/** The hosts of one call of `m` by `principal`. Throws GateError (before anything runs) when the configuration cannot serve the action. */
+export function callHosts(s: ProviderHostSettings, m: ActionManifest, principal: string): CallHosts {
+  const logs: ProviderLogLine[] = [];
+  const out: CallHosts = { logs, log: (level, message, fields) => void logs.push({ level, message, fields }) };
+  if (has(m, 'latchgate:io/http')) {
+    out.http = createHttpHost({
+      allowed_domains: m.egress.allowed_domains,
+      allowed_methods: m.egress.allowed_methods.length ? m.egress.allowed_methods : m.template ? [m.template.method] : [],
+      pins: s.pins,
+      ca: s.ca,
+      timeout_ms: m.resource_limits.timeout_seconds * 1000,
+      max_response_bytes: m.resource_limits.max_host_response_bytes,
+      max_request_bytes: m.io.max_request_bytes,
+      secrets: s.secrets,
+      declared_secrets: m.secrets.map((x) => x.name),
+    });
+  }
+  if (has(m, 'latchgate:io/fs')) {
+    if (!m.fs) throw new GateError('invalid_request', `${m.action_id} imports latchgate:io/fs but its manifest has no fs section`);
+    out.fs = new FsHost({
+      root: fsRootFor(s.fs, m.action_id, principal),
+      allowed_operations: m.fs.allowed_operations as FsOperation[],
+      allowed_paths: m.fs.allowed_paths,
+      denied_paths: m.fs.denied_paths,
+      max_file_bytes: m.fs.max_file_bytes,
+    });
+  }
+  return out;
+}

@@ -1,0 +1,228 @@
+// The built-in actions run for real through the gate's socket: the
+// WebAssembly providers (builtin:http_api, builtin:fs) on fresh instances,
+// their host I/O the only way out. HTTP actions reach a local HTTPS upstream
+// that stands in for api.github.com and slack.com (pinned with
+// [gate.resolve], its certificate from a test CA in [gate] extra_ca_certs);
+// the upstream receives exactly the request the manifest's template
+// describes, with the secret the host filled in; the receipt is signed,
+// stored and verified, and the chain verifies. The high-risk one goes through
+// approval. fs actions read and write under the configured root only.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import https from 'node:https';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { verifyReceipt } from '../../dist/ledger/receipt.js';
+import { verifyLedger } from '../../dist/ledger/verify.js';
+import { Agent, grantAll, startGate } from '../helpers/gate.mjs';
+import { admin } from '../helpers/gate-faults.mjs';
+import { haveOpenssl, makePki } from '../fixtures/egress-cred/pki.mjs';
+
+const skip = haveOpenssl() ? false : 'the openssl CLI is needed to make the test CA';
+const TOKEN = 'ghp_' + 'x'.repeat(36);
+const SLACK = 'xoxb-' + '1'.repeat(30);
+
+let dir;
+let root;
+let upstream;
+let g;
+/** Requests the upstream received. */
+const seen = [];
+
+before(async () => {
+  if (skip) return;
+  dir = mkdtempSync(path.join(os.tmpdir(), 'latchgate-builtins-'));
+  const pki = makePki(dir, 'DNS:api.github.com,DNS:slack.com');
+  upstream = https.createServer({ key: pki.server.key, cert: pki.server.cert }, (req, res) => {
+    const chunks = [];
+    req.on('data', (c) => chunks.push(c));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks).toString('utf8');
+      seen.push({ method: req.method, url: req.url, headers: req.headers, body });
+      if (req.url === '/repos/octo/demo/issues' && req.method === 'POST') {
+        res.writeHead(201, { 'content-type': 'application/json' });
+        return res.end(JSON.stringify({ id: 7, number: 42, html_url: 'https://github.com/octo/demo/issues/42', echoed_auth: req.headers.authorization }));
+      }
+      if (req.url === '/api/chat.postMessage') {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        return res.end(JSON.stringify({ ok: true, ts: '1.2' }));
+      }
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.end(`hello from ${req.url}`);
+    });
+  });
+  await new Promise((r) => upstream.listen(0, '127.0.0.1', r));
+  const port = upstream.address().port;
+  root = path.join(dir, 'workspace');
+  mkdirSync(path.join(root, 'src'), { recursive: true });
+  writeFileSync(path.join(root, 'src', 'hello.txt'), 'hello, file\n');
+  writeFileSync(path.join(root, '.env'), 'SECRET=1\n');
+  process.env.LATCHGATE_SECRET_GITHUB_TOKEN = TOKEN;
+  process.env.LATCHGATE_SECRET_SLACK_BOT_TOKEN = SLACK;
+  g = await startGate({
+    stateDir: path.join(dir, 'state'),
+    config: {
+      resolve: new Map([['api.github.com', `127.0.0.1:${port}`], ['slack.com', `127.0.0.1:${port}`]]),
+      extraCaCerts: [pki.caFile],
+      providers: { fs: { root, principals: new Map(), actions: new Map() } },
+    },
+  });
+  grantAll(g);
+});
+
+after(async () => {
+  if (skip) return;
+  await g?.close();
+  upstream?.close();
+  delete process.env.LATCHGATE_SECRET_GITHUB_TOKEN;
+  delete process.env.LATCHGATE_SECRET_SLACK_BOT_TOKEN;
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** The stored receipt of a response, checked to verify, and the ledger's chain intact. */
+function receiptOf(body) {
+  assert.ok(body.receipt_id, `no receipt_id in ${JSON.stringify(body)}`);
+  const r = g.ctx.ledger.getReceipt(body.receipt_id);
+  assert.ok(r, `receipt ${body.receipt_id} is not stored`);
+  assert.deepEqual(verifyReceipt(g.ctx.keys, r), { ok: true });
+  const v = verifyLedger(g.db, g.ctx.keys);
+  assert.equal(v.intact, true, JSON.stringify(v.first_bad ?? v.receipts));
+  return r;
+}
+
+async function agent(socket = g.socket) {
+  const a = new Agent(socket);
+  await a.lease();
+  return a;
+}
+
+const sha256 = (b) => createHash('sha256').update(b).digest('hex');
+
+test('http_fetch: the upstream gets exactly the GET the template describes; the output, the host evidence and the receipt agree', { skip }, async () => {
+  const before = seen.length;
+  const a = await agent();
+  const r = await a.execute('http_fetch', { url: 'https://api.github.com/zen?x=1' });
+  assert.equal(r.status, 200, r.text);
+  const got = seen.slice(before);
+  assert.equal(got.length, 1);
+  assert.equal(got[0].method, 'GET');
+  assert.equal(got[0].url, '/zen?x=1');
+  assert.equal(got[0].headers.host, 'api.github.com');
+  assert.equal(got[0].headers.accept, 'application/json, text/plain;q=0.9, */*;q=0.5');
+  assert.equal(got[0].headers.authorization, undefined);
+  assert.equal(r.body.output.status, 200);
+  assert.equal(r.body.output.body, 'hello from /zen?x=1');
+  assert.equal(r.body.verification.outcome, 'verified');
+  const receipt = receiptOf(r.body);
+  const http = receipt.effect_evidence.filter((e) => e.kind === 'http');
+  assert.equal(http.length, 1);
+  assert.equal(http[0].status, 200);
+  assert.equal(http[0].url, 'https://api.github.com/zen?x=1');
+  assert.equal(http[0].body_sha256, sha256('hello from /zen?x=1'));
+  assert.match(receipt.provider_module_digest, /^builtin:http_api$/);
+});
+
+test('http_fetch to a host outside its allowlist, or to another port, is refused before anything runs', { skip }, async () => {
+  const before = seen.length;
+  const a = await agent();
+  const r = await a.execute('http_fetch', { url: 'https://evil.example/steal' });
+  assert.equal(r.status, 400, r.text);
+  assert.match(r.body.message, /not in the action's egress allowlist/);
+  const port = await a.execute('http_fetch', { url: 'https://api.github.com:8443/x' });
+  assert.equal(port.status, 400, port.text);
+  assert.equal(seen.length, before, 'nothing reached the upstream');
+});
+
+test('github_create_issue: held for approval, approved by the operator, sent with the injected token; the token is nowhere in the output, receipt or ledger', { skip }, async () => {
+  const before = seen.length;
+  const a = await agent(g.agentSocket);
+  const held = await a.execute('github_create_issue', { owner: 'octo', repo: 'demo', title: 'Found a bug', body: 'Steps: ...', labels: ['bug'] });
+  assert.equal(held.status, 202, held.text);
+  assert.equal(seen.length, before, 'nothing is sent before the approval');
+  const ap = await admin(g, 'POST', `/v1/approvals/${held.body.approval_id}/approve`, {});
+  assert.equal(ap.status, 200, ap.text);
+  assert.equal(ap.body.http_status, 200, JSON.stringify(ap.body));
+  const got = seen.slice(before);
+  assert.equal(got.length, 1);
+  assert.equal(got[0].method, 'POST');
+  assert.equal(got[0].url, '/repos/octo/demo/issues');
+  assert.equal(got[0].headers.authorization, `Bearer ${TOKEN}`);
+  assert.equal(got[0].headers['x-github-api-version'], '2022-11-28');
+  assert.deepEqual(JSON.parse(got[0].body), { title: 'Found a bug', body: 'Steps: ...', labels: ['bug'] });
+  const result = ap.body.result;
+  assert.equal(result.verification.outcome, 'verified');
+  assert.equal(result.output.status, 201);
+  assert.equal(result.output.body.number, 42);
+  // The upstream echoed the token back: the host redacted it before the provider saw it.
+  assert.ok(!JSON.stringify(result).includes(TOKEN), 'the token reached the output');
+  const receipt = receiptOf(result);
+  assert.ok(!JSON.stringify(receipt).includes(TOKEN));
+  const ledgerText = g.db.prepare('SELECT group_concat(event_json) FROM audit_events').pluck().get();
+  assert.ok(!ledgerText.includes(TOKEN), 'the token is in the ledger');
+});
+
+test('slack_notify_channel posts the message with the bot token', { skip }, async () => {
+  const before = seen.length;
+  const a = await agent();
+  const r = await a.execute('slack_notify_channel', { channel: 'C01234567', message: 'deploy done' });
+  assert.equal(r.status, 200, r.text);
+  const got = seen.slice(before);
+  assert.equal(got.length, 1);
+  assert.equal(got[0].url, '/api/chat.postMessage');
+  assert.equal(got[0].headers.authorization, `Bearer ${SLACK}`);
+  assert.deepEqual(JSON.parse(got[0].body), { channel: 'C01234567', text: 'deploy done' });
+  assert.equal(r.body.verification.outcome, 'verified');
+});
+
+test('fs_read and fs_write work under the root; the host-observed hashes verify the result', { skip }, async () => {
+  const a = await agent();
+  const read = await a.execute('fs_read', { path: 'src/hello.txt' });
+  assert.equal(read.status, 200, read.text);
+  assert.equal(Buffer.from(read.body.output.content_base64, 'base64').toString(), 'hello, file\n');
+  assert.equal(read.body.output.sha256, `sha256:${sha256('hello, file\n')}`);
+  assert.equal(read.body.verification.outcome, 'verified');
+  const rr = receiptOf(read.body);
+  assert.deepEqual(rr.effect_evidence.map((e) => [e.kind, e.op, e.path]), [['fs', 'read', 'src/hello.txt']]);
+
+  const content = 'written by the gate\n';
+  const w = await a.execute('fs_write', { path: 'src/new.txt', content_base64: Buffer.from(content).toString('base64'), mode: 'create' });
+  assert.equal(w.status, 200, w.text);
+  assert.equal(readFileSync(path.join(root, 'src', 'new.txt'), 'utf8'), content);
+  assert.equal(w.body.verification.outcome, 'verified');
+  assert.equal(receiptOf(w.body).effect_evidence.at(-1).sha256_after, sha256(content));
+});
+
+test('fs actions refuse what their globs deny and anything outside the root; nothing is read or written', { skip }, async () => {
+  const a = await agent();
+  for (const p of ['.env', '../state/ledger.sqlite3', '/etc/passwd', 'src/../.env']) {
+    const r = await a.execute('fs_read', { path: p });
+    assert.notEqual(r.status, 200, `${p}: ${r.text}`);
+    assert.ok(!JSON.stringify(r.body).includes('SECRET=1'), `${p}: the content leaked`);
+  }
+  const w = await a.execute('fs_write', { path: 'package.json', content_base64: Buffer.from('{}').toString('base64'), mode: 'create' });
+  assert.notEqual(w.status, 200, w.text);
+  assert.equal(existsSync(path.join(root, 'package.json')), false);
+});
+
+test('fs_list lists a directory without the denied names; fs_delete waits for approval, then deletes and records the hash of what it deleted', { skip }, async () => {
+  writeFileSync(path.join(root, 'src', 'old.txt'), 'old\n');
+  writeFileSync(path.join(root, 'src', '.env'), 'SECRET=2\n');
+  const a = await agent(g.agentSocket);
+  const list = await a.execute('fs_list', { path: 'src' });
+  assert.equal(list.status, 200, list.text);
+  const names = list.body.output.entries.map((e) => e.name);
+  assert.ok(names.includes('old.txt') && names.includes('hello.txt'), names.join(','));
+  assert.ok(!names.includes('.env'), 'a denied name is listed');
+
+  const held = await a.execute('fs_delete', { path: 'src/old.txt' });
+  assert.equal(held.status, 202, held.text);
+  assert.equal(existsSync(path.join(root, 'src', 'old.txt')), true, 'deleted before the approval');
+  const ap = await admin(g, 'POST', `/v1/approvals/${held.body.approval_id}/approve`, {});
+  assert.equal(ap.status, 200, ap.text);
+  assert.equal(ap.body.http_status, 200, JSON.stringify(ap.body.result));
+  assert.equal(existsSync(path.join(root, 'src', 'old.txt')), false);
+  const receipt = receiptOf(ap.body.result);
+  assert.deepEqual(receipt.effect_evidence.map((e) => [e.op, e.path, e.sha256_before]), [['delete', 'src/old.txt', sha256('old\n')]]);
+});
