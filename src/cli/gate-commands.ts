@@ -12,6 +12,7 @@ import { EVENT_CATALOGUE, EVENT_TYPES, isEventType, type EventType } from '../co
 import { closest } from '../config/suggest.js';
 import { canonicalHash, canonicalize } from '../crypto/jcs.js';
 import { displayJson, displayLines, displayText, safeJson, safeJsonText } from './safe-text.js';
+import { actionLines } from './action-view.js';
 import { budgetLines, budgetReport, type BudgetReport } from '../gate/budget-report.js';
 import { ROTATION_WAIT_DEFAULT_SECONDS, ROTATION_WAIT_MAX_SECONDS, type RotationReport } from '../gate/rotation.js';
 import { gateSetup, localOperator, openSharedGate, stateFiles, type GateSetup } from '../gate/setup.js';
@@ -139,7 +140,7 @@ export function actionsCommand(): Command {
     await withGate(o, (g) => {
       if (id) {
         const a = g.gate.getAction(id);
-        print(o, a, () => JSON.stringify(a, null, 2));
+        print(o, a, () => actionLines(a as Parameters<typeof actionLines>[0]).join('\n'));
       } else {
         const list = g.gate.listActions();
         print(o, list, () => list.map((a) => `${String(a.action_id).padEnd(24)} ${String(a.version).padEnd(8)} ${String(a.risk_level).padEnd(9)} ${(a.declared_side_effects as string[]).join(',')}`).join('\n'));

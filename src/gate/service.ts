@@ -140,7 +140,17 @@ export class Gate implements GateService {
 
   getAction(id: string): Record<string, unknown> {
     const a = this.describe(id);
-    return { ...a.manifest, action_digest: a.action_digest, versions: this.ctx.registry.versions(id) };
+    const m = a.manifest;
+    const refused = this.ctx.wasm.refused.get(m.action_id);
+    const component = this.ctx.wasm.components.get(m.provider_module_digest);
+    const provider = {
+      module: m.provider_module_digest,
+      ...(component ? { component_digest: component } : {}),
+      trusted: refused === undefined && this.ctx.providers.has(m.provider_module_digest),
+      ...(refused !== undefined ? { refused } : {}),
+      imports: m.required_imports,
+    };
+    return { ...m, action_digest: a.action_digest, provider, versions: this.ctx.registry.versions(id) };
   }
 
   requestSchema(id: string): Record<string, unknown> {

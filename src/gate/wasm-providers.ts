@@ -74,6 +74,8 @@ export class WasmProviders {
   readonly runtime: ProviderRuntime;
   /** Why an action's provider was not registered, by action id: the answer its calls get. */
   readonly refused = new Map<string, string>();
+  /** The component digest each registered provider_module_digest runs ("builtin:fs" -> "sha256:..."). */
+  readonly components = new Map<string, string>();
 
   constructor(opts: { cacheDir: string; poolSize?: number; queueLimit?: number }) {
     this.runtime = new ProviderRuntime(opts);
@@ -90,20 +92,23 @@ export class WasmProviders {
       if (table.has(d)) continue;
       try {
         const p = this.providerFor(m, a.file);
-        if (p) table.register(d, p);
+        if (p) {
+          table.register(d, p.provider);
+          this.components.set(d, p.digest);
+        }
       } catch (e) {
         this.refused.set(m.action_id, (e as Error).message);
       }
     }
   }
 
-  private providerFor(m: ActionManifest, manifestFile: string): Provider | undefined {
+  private providerFor(m: ActionManifest, manifestFile: string): { provider: Provider; digest: string } | undefined {
     const d = m.provider_module_digest;
     const name = d.startsWith('builtin:') ? d.slice('builtin:'.length) : undefined;
     if (name !== undefined) {
       if (!(BUILTIN_PROVIDERS as readonly string[]).includes(name)) return undefined;
       const b = builtinProvider(name as BuiltinProvider);
-      return new WasmProvider(this.runtime, b.file, b.digest, name as BuiltinProvider);
+      return { provider: new WasmProvider(this.runtime, b.file, b.digest, name as BuiltinProvider), digest: b.digest };
     }
     if (!m.provider_source) throw new ProviderRefused('provider_untrusted', `${m.action_id}: provider_module_digest ${d} needs provider_source (the component file, relative to the manifest)`);
     const file = isAbsolute(m.provider_source) ? m.provider_source : resolve(dirname(manifestFile), m.provider_source);
@@ -116,7 +121,7 @@ export class WasmProviders {
     if (actual !== d) {
       throw new ProviderRefused('provider_untrusted', `${m.action_id}: provider_source ${file} has digest ${actual}, not the ${d} its manifest trusts: rebuild the provider from its source, or check the file and update provider_module_digest (latchgate providers digest FILE)`);
     }
-    return new WasmProvider(this.runtime, file, d, undefined);
+    return { provider: new WasmProvider(this.runtime, file, d, undefined), digest: d };
   }
 
   close(): Promise<void> {

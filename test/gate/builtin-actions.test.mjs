@@ -9,7 +9,6 @@
 // approval. fs actions read and write under the configured root only.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import https from 'node:https';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -18,43 +17,35 @@ import { verifyReceipt } from '../../dist/ledger/receipt.js';
 import { verifyLedger } from '../../dist/ledger/verify.js';
 import { Agent, grantAll, startGate } from '../helpers/gate.mjs';
 import { admin } from '../helpers/gate-faults.mjs';
-import { haveOpenssl, makePki } from '../fixtures/egress-cred/pki.mjs';
+import { NO_OPENSSL, tlsUpstream } from '../helpers/tls-upstream.mjs';
 
-const skip = haveOpenssl() ? false : 'the openssl CLI is needed to make the test CA';
+const skip = NO_OPENSSL;
 const TOKEN = 'ghp_' + 'x'.repeat(36);
 const SLACK = 'xoxb-' + '1'.repeat(30);
 
 let dir;
 let root;
-let upstream;
+let up;
+let seen;
 let g;
-/** Requests the upstream received. */
-const seen = [];
 
 before(async () => {
   if (skip) return;
-  dir = mkdtempSync(path.join(os.tmpdir(), 'latchgate-builtins-'));
-  const pki = makePki(dir, 'DNS:api.github.com,DNS:slack.com');
-  upstream = https.createServer({ key: pki.server.key, cert: pki.server.cert }, (req, res) => {
-    const chunks = [];
-    req.on('data', (c) => chunks.push(c));
-    req.on('end', () => {
-      const body = Buffer.concat(chunks).toString('utf8');
-      seen.push({ method: req.method, url: req.url, headers: req.headers, body });
-      if (req.url === '/repos/octo/demo/issues' && req.method === 'POST') {
-        res.writeHead(201, { 'content-type': 'application/json' });
-        return res.end(JSON.stringify({ id: 7, number: 42, html_url: 'https://github.com/octo/demo/issues/42', echoed_auth: req.headers.authorization }));
-      }
-      if (req.url === '/api/chat.postMessage') {
-        res.writeHead(200, { 'content-type': 'application/json' });
-        return res.end(JSON.stringify({ ok: true, ts: '1.2' }));
-      }
-      res.writeHead(200, { 'content-type': 'text/plain' });
-      res.end(`hello from ${req.url}`);
-    });
+  up = await tlsUpstream(['api.github.com', 'slack.com'], (req, res) => {
+    if (req.url === '/repos/octo/demo/issues' && req.method === 'POST') {
+      res.writeHead(201, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ id: 7, number: 42, html_url: 'https://github.com/octo/demo/issues/42', echoed_auth: req.headers.authorization }));
+      return true;
+    }
+    if (req.url === '/api/chat.postMessage') {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ ok: true, ts: '1.2' }));
+      return true;
+    }
+    return false;
   });
-  await new Promise((r) => upstream.listen(0, '127.0.0.1', r));
-  const port = upstream.address().port;
+  seen = up.seen;
+  dir = mkdtempSync(path.join(os.tmpdir(), 'latchgate-builtins-'));
   root = path.join(dir, 'workspace');
   mkdirSync(path.join(root, 'src'), { recursive: true });
   writeFileSync(path.join(root, 'src', 'hello.txt'), 'hello, file\n');
@@ -63,11 +54,7 @@ before(async () => {
   process.env.LATCHGATE_SECRET_SLACK_BOT_TOKEN = SLACK;
   g = await startGate({
     stateDir: path.join(dir, 'state'),
-    config: {
-      resolve: new Map([['api.github.com', `127.0.0.1:${port}`], ['slack.com', `127.0.0.1:${port}`]]),
-      extraCaCerts: [pki.caFile],
-      providers: { fs: { root, principals: new Map(), actions: new Map() } },
-    },
+    config: { resolve: up.pins(), extraCaCerts: [up.caFile], providers: { fs: { root, principals: new Map(), actions: new Map() } } },
   });
   grantAll(g);
 });
@@ -75,7 +62,7 @@ before(async () => {
 after(async () => {
   if (skip) return;
   await g?.close();
-  upstream?.close();
+  up?.close();
   delete process.env.LATCHGATE_SECRET_GITHUB_TOKEN;
   delete process.env.LATCHGATE_SECRET_SLACK_BOT_TOKEN;
   rmSync(dir, { recursive: true, force: true });

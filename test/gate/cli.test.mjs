@@ -90,6 +90,14 @@ test('actions lists and shows; an unknown one is an error', () => {
   const list = lg('actions', '--json').json();
   assert.ok(list.some((a) => a.action_id === 't_noop_high' && a.risk_level === 'high'));
   assert.equal(lg('actions', 't_noop', '--json').json().provider_module_digest, 'builtin:noop');
+  // For a person: the provider and the component digest it is trusted by, limits, egress, secret names only.
+  const shown = lg('actions', 'github_create_issue');
+  assert.equal(shown.code, 0, shown.err);
+  assert.match(shown.out, /^provider +builtin:http_api: component sha256:[0-9a-f]{64}$/m);
+  assert.match(shown.out, /^imports +latchgate:io\/http, latchgate:io\/log$/m);
+  assert.match(shown.out, /^limits +fuel 5000000, memory 128 MB, 30 s, 3 I\/O calls/m);
+  assert.match(shown.out, /^egress +api\.github\.com \(POST\)$/m);
+  assert.match(shown.out, /^secrets +GITHUB_TOKEN \(required\)$/m);
   const bad = lg('actions', 'nope');
   assert.notEqual(bad.code, 0);
   assert.match(bad.err, /action_not_found/);
