@@ -64,6 +64,13 @@ export class ProviderRuntime {
     await p;
   }
 
+  /** The interfaces a loaded component imports ("latchgate:io/http@0.1.0"). */
+  async imports(digest: string): Promise<string[]> {
+    const entry = this.loaded.get(digest);
+    if (!entry) throw new ProviderRefused('provider_untrusted', `no provider with digest ${digest} is loaded`);
+    return [...(await entry).imports];
+  }
+
   async run(digest: string, task: unknown, limits: RunLimits, hosts: Hosts, signal?: AbortSignal): Promise<RunResult> {
     const entry = this.loaded.get(digest);
     if (!entry) return refusal('provider_untrusted', `no provider with digest ${digest} is loaded`);
