@@ -41,6 +41,9 @@ export function fsOperation(m: ActionManifest): string {
 
 /** A component the runtime runs: the file and the digest it must have. */
 class WasmProvider implements Provider {
+  // The runtime stops the guest at timeout_seconds, counted from when a worker takes the call.
+  readonly timesItself = true;
+
   constructor(
     private readonly runtime: ProviderRuntime,
     private readonly file: string,
@@ -48,13 +51,18 @@ class WasmProvider implements Provider {
     private readonly builtin: BuiltinProvider | undefined,
   ) {}
 
-  async execute(task: RunTask, io: HostIo, signal: AbortSignal, m: ActionManifest): Promise<ProviderOutput> {
+  /** Hashes the file again (a swapped file is refused) and compiles it on first use (cached by digest, on disk too). */
+  async prepare(): Promise<ProviderOutput | undefined> {
     try {
       await this.runtime.load(this.file, this.digest);
+      return undefined;
     } catch (e) {
       const refused = e instanceof ProviderRefused ? e : new ProviderRefused('provider_untrusted', (e as Error).message);
       return { ok: false, error: refused.message, failure_class: refused.failure_class };
     }
+  }
+
+  async execute(task: RunTask, io: HostIo, signal: AbortSignal, m: ActionManifest): Promise<ProviderOutput> {
     const input = this.builtin === 'fs' ? { op: fsOperation(m), request: task.request } : task;
     const r = await this.runtime.run(this.digest, input, runLimits(m), io.hosts(), signal);
     return {

@@ -38,6 +38,7 @@ io:
     additionalProperties: false
     properties:
       url: { type: string, pattern: "^https://api\\\\.github\\\\.com/" }
+      mode: { enum: [spin] }
   max_request_bytes: 4096
   max_response_bytes: 65536
 resource_limits:
@@ -100,6 +101,18 @@ test('a componentize-js provider registered by its digest runs through the gate,
   const shown = g.gate.getAction('words').provider;
   assert.equal(shown.trusted, true);
   assert.equal(shown.component_digest, digestOf(readFileSync(component)));
+});
+
+test('a provider that loops forever runs out of fuel: 502 with fuel_exhausted in its receipt, and the gate serves the next call', { skip }, async () => {
+  const a = await agent();
+  const spin = await a.execute('words', { url: 'https://api.github.com/x', mode: 'spin' });
+  assert.equal(spin.status, 502, spin.text);
+  assert.equal(spin.body.failure_class, 'fuel_exhausted');
+  const receipt = g.ctx.ledger.getReceipt(spin.body.receipt_id);
+  assert.equal(receipt.failure_class, 'fuel_exhausted');
+  assert.deepEqual(verifyReceipt(g.ctx.keys, receipt), { ok: true });
+  const next = await a.execute('words', { url: 'https://api.github.com/after' });
+  assert.equal(next.status, 200, next.text);
 });
 
 test('a manifest whose digest the file does not have is refused, provider_untrusted, and recorded', { skip }, async () => {

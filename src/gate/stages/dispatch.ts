@@ -21,11 +21,15 @@ export async function dispatch(ctx: GateContext, x: Execution): Promise<void> {
     unserved = e instanceof GateError ? `${e.code}: ${e.message}` : (e as Error).message;
   }
   const io = new HostIo(ctx.transport, m.resource_limits.max_io_calls, abort.signal, hosts);
+  // A component is hashed again and, the first time, compiled: not part of the call's time.
+  const unready = unserved === undefined ? await provider.prepare?.() : undefined;
   const t0 = performance.now();
   const started_at = new Date().toISOString();
   let timer: NodeJS.Timeout | undefined;
+  // A provider that times itself (waiting for a free worker is not its time) gets this timer as a backstop only.
+  const limitMs = m.resource_limits.timeout_seconds * 1000;
   const limit = new Promise<'timeout'>((resolve) => {
-    timer = setTimeout(() => resolve('timeout'), m.resource_limits.timeout_seconds * 1000);
+    timer = setTimeout(() => resolve('timeout'), provider.timesItself ? limitMs * 2 + 10_000 : limitMs);
   });
   const task = {
     action_id: m.action_id,
@@ -37,7 +41,7 @@ export async function dispatch(ctx: GateContext, x: Execution): Promise<void> {
   try {
     // The configuration cannot serve the action (no file root, say): nothing runs, and the receipt says why.
     if (unserved !== undefined) throw new Error(unserved);
-    const out = await Promise.race([provider.execute(task, io, abort.signal, m), limit]);
+    const out = unready ?? (await Promise.race([provider.execute(task, io, abort.signal, m), limit]));
     if (out === 'timeout') {
       abort.abort();
       r = { failure_class: 'timeout', error: `the provider exceeded ${m.resource_limits.timeout_seconds} s` };
