@@ -10,6 +10,7 @@
 import type { Db } from '../ledger/db.js';
 import type { Ledger } from '../ledger/ledger.js';
 import type { StateMismatch } from '../ledger/state-record.js';
+import { chainedRowsOf } from '../ledger/state-record.js';
 import { LEASE_MAX_TTL_SECONDS } from './auth/leases.js';
 import { DAY_ROWS_KEPT_DAYS, type TakenWindow, type WindowKey } from './budget.js';
 
@@ -49,53 +50,78 @@ function debitOf(details: unknown): RecordedDebit | undefined {
   return d;
 }
 
-/** The windows still open at `now` whose row counts less than the chain's events (or is gone). Only reads. */
-export function budgetShortfalls(db: Db, now = new Date()): BudgetShortfall[] {
-  if (!db.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'budget_windows'`).get()) return [];
+/** What the chain says of the budget windows still open. */
+export interface BudgetCheck {
+  short: BudgetShortfall[];
+  /** action_call events read for the check that no longer match their hash (or their indexed type): the chain was edited. */
+  edited: { id: number; trace_id: string }[];
+}
+
+/**
+ * The windows still open at `now` whose row counts less than the chain's
+ * events (or is gone). The events are read from the table itself, newest
+ * first, each checked against its hash (src/ledger/state-record.ts
+ * chainedRowsOf), until one is older than any window still open. Only reads.
+ */
+export function checkBudgets(db: Db, now = new Date()): BudgetCheck {
+  const out: BudgetCheck = { short: [], edited: [] };
+  if (!db.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'budget_windows'`).get()) return out;
   // Every window still open began at most this long ago (a day window is kept DAY_ROWS_KEPT_DAYS from its day's start).
   const since = new Date(now.getTime() - (DAY_ROWS_KEPT_DAYS + 1) * DAY_MS - LEASE_MAX_TTL_SECONDS * 1000).toISOString();
-  const rows = db.prepare(`SELECT id, trace_id, principal, event_json FROM audit_events WHERE event_type = 'action_call' AND timestamp >= ? ORDER BY id`).iterate(since) as IterableIterator<{ id: number; trace_id: string; principal: string | null; event_json: string }>;
   const sums = new Map<string, Omit<BudgetShortfall, 'table'>>();
   const nowIso = now.toISOString();
-  for (const r of rows) {
-    let debit: RecordedDebit | undefined;
-    try {
-      debit = debitOf((JSON.parse(r.event_json) as { details?: unknown }).details);
-    } catch {
-      debit = undefined; // an unreadable event is verify's to report, not this check's
+  for (const r of chainedRowsOf(db, ['action_call'])) {
+    if (r.edited) {
+      out.edited.push({ id: r.id, trace_id: r.trace_id });
+      continue;
     }
+    const at = r.event?.timestamp;
+    if (typeof at === 'string' && at < since) break;
+    const debit = debitOf(r.event?.details);
     if (!debit || debit.refunded) continue;
+    const principal = (r.event?.subject as { principal?: unknown } | undefined)?.principal;
     for (const w of debit.windows) {
       if (w.expires_at <= nowIso) continue;
       const k = keyOf(w);
-      const s = sums.get(k) ?? { key: { window: w.window, owner: w.owner, action: w.action, day: w.day }, principal: r.principal ?? '', expires_at: w.expires_at, chain: { calls: 0, cost: 0 }, by: { id: r.id, trace_id: r.trace_id } };
+      // Newest first: the first event seen for a window is its newest.
+      const s = sums.get(k) ?? { key: { window: w.window, owner: w.owner, action: w.action, day: w.day }, principal: typeof principal === 'string' ? principal : '', expires_at: w.expires_at, chain: { calls: 0, cost: 0 }, by: { id: r.id, trace_id: r.trace_id } };
       s.chain.calls += 1;
       s.chain.cost += debit.cost;
-      s.by = { id: r.id, trace_id: r.trace_id };
       sums.set(k, s);
     }
   }
   const row = db.prepare('SELECT calls_used, cost_used FROM budget_windows WHERE window = @window AND owner = @owner AND action = @action AND day = @day');
-  const out: BudgetShortfall[] = [];
   for (const s of sums.values()) {
-    const r = row.get(s.key) as { calls_used: number; cost_used: number } | undefined;
-    if (r && r.calls_used >= s.chain.calls && r.cost_used >= s.chain.cost - COST_SLACK) continue;
-    out.push({ ...s, table: r ? { calls: r.calls_used, cost: r.cost_used } : null });
+    const r = row.get(s.key) as { calls_used: unknown; cost_used: unknown } | undefined;
+    const calls = typeof r?.calls_used === 'number' ? r.calls_used : NaN;
+    const cost = typeof r?.cost_used === 'number' ? r.cost_used : NaN;
+    if (r && calls >= s.chain.calls && cost >= s.chain.cost - COST_SLACK) continue;
+    out.short.push({ ...s, table: r ? { calls, cost } : null });
   }
   return out;
 }
 
 const describe = (k: WindowKey) => `the ${k.window} window of ${k.window === 'lease' ? `lease ${k.owner}` : `${k.owner} on ${k.day}`}${k.action ? ` for ${k.action}` : ''}`;
 
-/** The shortfalls as `latchgate verify` reports them. */
+/** The shortfalls and edited debit records as `latchgate verify` reports them. */
 export function budgetMismatches(db: Db, now = new Date()): StateMismatch[] {
-  return budgetShortfalls(db, now).map((s) => ({
-    table: 'budget_windows',
-    found: s.table ? s.table.calls : null,
-    recorded: s.chain.calls,
-    recorded_by: { ...s.by, event_type: 'action_call' },
-    message: `budget_windows: ${describe(s.key)} counts ${s.table ? `${s.table.calls} calls (cost ${s.table.cost})` : 'nothing (its row is gone)'}, but the ledger's chain records ${s.chain.calls} calls (cost ${s.chain.cost}) in it (the newest: action_call event id=${s.by.id}, trace_id ${s.by.trace_id}): the table was changed outside latchgate to allow calls the budget refuses. Fix: start the gate (latchgate up, or any latchgate command that opens it): it puts the count back to the chain's and records budget_counts_restored; or restore the state directory from a backup`,
-  }));
+  const c = checkBudgets(db, now);
+  return [
+    ...c.edited.map((e) => ({
+      table: 'budget_windows',
+      found: null,
+      recorded: null,
+      recorded_by: { ...e, event_type: 'action_call' },
+      message: `budget_windows: the action_call event id=${e.id} (trace_id ${e.trace_id}) that records a debit no longer matches its hash, or its event_type column was changed: the ledger was edited, and the budget's use cannot be told. Refusing to rely on budget_windows. Fix: restore the state directory from a backup; \`latchgate verify\` names the edited event`,
+    })),
+    ...c.short.map((s) => ({
+      table: 'budget_windows',
+      found: s.table ? s.table.calls : null,
+      recorded: s.chain.calls,
+      recorded_by: { ...s.by, event_type: 'action_call' },
+      message: `budget_windows: ${describe(s.key)} counts ${s.table ? `${s.table.calls} calls (cost ${s.table.cost})` : 'nothing (its row is gone)'}, but the ledger's chain records ${s.chain.calls} calls (cost ${s.chain.cost}) in it (the newest: action_call event id=${s.by.id}, trace_id ${s.by.trace_id}): the table was changed outside latchgate to allow calls the budget refuses. Fix: start the gate (latchgate up, or any latchgate command that opens it): it puts the count back to the chain's and records budget_counts_restored; or restore the state directory from a backup`,
+    })),
+  ];
 }
 
 /**
@@ -105,11 +131,11 @@ export function budgetMismatches(db: Db, now = new Date()): StateMismatch[] {
 export function restoreBudgetCounts(ledger: Ledger, now = new Date()): BudgetShortfall[] {
   const db = ledger.db;
   return db.transaction(() => {
-    const short = budgetShortfalls(db, now);
+    const short = checkBudgets(db, now).short;
     if (!short.length) return short;
     const put = db.prepare(`INSERT INTO budget_windows (window, owner, action, day, principal, calls_used, cost_used, expires_at)
       VALUES (@window, @owner, @action, @day, @principal, @calls, @cost, @expires_at)
-      ON CONFLICT (window, owner, action, day) DO UPDATE SET calls_used = MAX(calls_used, excluded.calls_used), cost_used = MAX(cost_used, excluded.cost_used)`);
+      ON CONFLICT (window, owner, action, day) DO UPDATE SET calls_used = excluded.calls_used, cost_used = excluded.cost_used`);
     for (const s of short) put.run({ ...s.key, principal: s.principal, calls: s.chain.calls, cost: s.chain.cost, expires_at: s.expires_at });
     ledger.appendInTransaction({
       event_type: 'budget_counts_restored',

@@ -10,6 +10,12 @@
 //     `too_many_connections` and closed at once, before HTTP reads from it;
 //   - requests per peer (RequestRate): past the rate, 429 `rate_limited` with
 //     Retry-After, before anything else runs;
+//   - one request at a time per connection: a request that arrives while
+//     another of its connection is being answered (HTTP pipelining, which
+//     no client of the gate needs) closes the connection at once, unread;
+//     otherwise one read of a socket could hand the parser thousands of
+//     requests, all worked on before anyone else is served; a connection
+//     refused for its rate is closed as well (it comes back through accept);
 //   - on a transport whose connections all look alike (the loopback TCP
 //     port), a request that proves who sent it (a valid client token) moves
 //     its connection to that caller's own count and bucket (`prove`); the
@@ -156,6 +162,12 @@ export function guardApp(app: FastifyInstance, o: GuardOptions): void {
 
   app.addHook('onRequest', async (req: FastifyRequest, reply) => {
     const socket = req.raw.socket;
+    if (working.get(socket)?.writableEnded === false) {
+      // Pipelined: the request before it is still being answered. Nothing more is read from this connection.
+      socket.destroy();
+      return reply.hijack();
+    }
+    working.set(socket, reply.raw);
     const proven = o.prove?.(req);
     if (proven !== undefined && !moveTo(socket, proven)) {
       reply.header('connection', 'close');
@@ -164,9 +176,9 @@ export function guardApp(app: FastifyInstance, o: GuardOptions): void {
     const peer = peerOfSocket(socket, o.peer);
     const wait = guard.rate.take(peer);
     if (wait > 0) {
+      reply.header('connection', 'close');
       throw new GateError('rate_limited', `${peer} made more than ${limits.requestBurst} requests at once or ${limits.requestsPerSecond} a second: retry after ${wait} s, or raise [gate] requests_per_second or request_burst in latchgate.toml`, { retry_after_seconds: wait });
     }
-    working.set(req.raw.socket, reply.raw);
   });
   app.addHook('onResponse', async (req) => {
     working.delete(req.raw.socket);

@@ -34,7 +34,7 @@ function recordProblem(table: string, what: string, r: Recorded<unknown> | null,
     return { ...base, found: null, message: `${table}: the ledger's chain records no ${what} (its state_baseline event is missing): the chain was edited. Refusing to rely on ${table}. Fix: ${fix}; \`latchgate verify\` names the break` };
   }
   if (r.edited) {
-    return { ...base, found: null, recorded_by: by(r), message: `${table}: the ${where(r)} that recorded the ${what} no longer matches its hash: the ledger was edited. Refusing to rely on ${table}. Fix: restore the state directory from a backup; \`latchgate verify\` names the edited event` };
+    return { ...base, found: null, recorded_by: by(r), message: `${table}: the ${where(r)} that recorded the ${what} no longer matches its hash, or its event_type column was changed: the ledger was edited. Refusing to rely on ${table}. Fix: restore the state directory from a backup; \`latchgate verify\` names the edited event` };
   }
   if (knownId !== undefined && r.id < knownId) {
     return { ...base, found: null, recorded_by: by(r), message: `${table}: the event id=${knownId} that recorded the ${what} is no longer in the chain (the newest record is now id=${r.id}): the ledger was edited. Refusing to rely on ${table}. Fix: restore the state directory from a backup; \`latchgate verify\` names the break` };

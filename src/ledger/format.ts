@@ -155,5 +155,9 @@ export function formatVerifyReport(r: VerifyReport): string {
     }
   }
   if (r.state) out.push(...formatState(r.state));
+  if (!r.database.ok) {
+    out.push(`The SQLite file itself is inconsistent (PRAGMA integrity_check): an index or the schema was edited, which can hide events from the gate's look-ups. Fix: restore the state directory from a backup.`);
+    for (const p of r.database.problems) out.push(`  ${escapeControl(p)}`);
+  }
   return `${out.join('\n')}\n`;
 }

@@ -11,7 +11,7 @@ import type { KeyStore } from '../keys/store.js';
 import { KEY_KINDS, type KeyKind } from '../keys/history.js';
 import type { Ledger } from './ledger.js';
 import type { Db } from './db.js';
-import { latestRecorded, type Recorded, type StateMismatch } from './state-record.js';
+import { chainedRowsOf, latestRecorded, type Recorded, type StateMismatch } from './state-record.js';
 
 export type KeyRoots = Partial<Record<KeyKind, string>>;
 
@@ -26,14 +26,9 @@ const FIX = 'restore the keys/ directory of this state directory from a backup (
 /** The kid the newest recorded rotation of each kind made current (admin_keys_rotated), with its event id. */
 export function recordedHeads(db: Db): Map<KeyKind, { kid: string; id: number }> {
   const out = new Map<KeyKind, { kid: string; id: number }>();
-  const rows = db.prepare("SELECT id, event_json FROM audit_events WHERE event_type = 'admin_keys_rotated' ORDER BY id DESC").iterate() as IterableIterator<{ id: number; event_json: string }>;
-  for (const r of rows) {
-    let d: { kind?: unknown; kid?: unknown } | undefined;
-    try {
-      d = (JSON.parse(r.event_json) as { details?: { kind?: unknown; kid?: unknown } }).details;
-    } catch {
-      continue; // an unreadable row is the chain walk's finding
-    }
+  for (const r of chainedRowsOf(db, ['admin_keys_rotated'])) {
+    // An edited or unreadable row is the chain walk's finding.
+    const d = r.event?.details as { kind?: unknown; kid?: unknown } | undefined;
     const kind = d?.kind as KeyKind;
     if ((KEY_KINDS as readonly string[]).includes(kind) && typeof d?.kid === 'string' && !out.has(kind)) out.set(kind, { kid: d.kid, id: r.id });
   }

@@ -25,8 +25,6 @@ export interface Recorded<T> {
   edited: boolean;
 }
 
-const sqlList = (types: readonly string[]) => types.map((t) => `'${t}'`).join(', ');
-
 /**
  * The id of the newest event of these types (0 when none), to notice a new
  * record: one seek of the event_type index per type (a max() over one
@@ -36,13 +34,29 @@ export function newestRecordSql(types: readonly string[]): string {
   return `max(0, ${types.map((t) => `coalesce((SELECT max(id) FROM audit_events WHERE event_type = '${t}'), 0)`).join(', ')})`;
 }
 
+/** One row as the chain wrote it, read for a check of the state outside the chain. */
+export interface ChainedRow {
+  id: number;
+  trace_id: string;
+  /** The type its event_json names (the hashed bytes), not the indexed column's. */
+  event_type: string;
+  event: Record<string, unknown> | undefined;
+  /** The event_json no longer matches its hash, or the event_type column disagrees with it: the row was edited. */
+  edited: boolean;
+}
+
 /**
- * The newest event of these types whose details[key] passes `valid`, or
- * null when the chain holds none. Rows are read newest first by the
- * event_type index; each row read is checked against its hash.
+ * The rows whose event (the hashed JSON) is of one of these types, newest
+ * first. Read from the table itself, never through an index (NOT INDEXED) and
+ * never by the event_type column: neither is covered by the chain's hashes, so
+ * either could be edited to hide a row from this look-up while every event
+ * still verifies. A cheap substring test of event_json picks the candidates;
+ * each is parsed and checked against its hash.
  */
-export function latestRecorded<T>(db: Db, types: readonly string[], key: string, valid: (v: unknown) => v is T): Recorded<T> | null {
-  const rows = db.prepare(`SELECT id, trace_id, event_type, event_json, hash FROM audit_events WHERE event_type IN (${sqlList(types)}) ORDER BY id DESC`).iterate() as IterableIterator<{
+export function* chainedRowsOf(db: Db, types: readonly string[]): Generator<ChainedRow> {
+  const wanted = new Set(types);
+  const names = types.map((t) => `instr(event_json, '"event_type":${JSON.stringify(t).replace(/'/g, "''")}') > 0`).join(' OR ');
+  const rows = db.prepare(`SELECT id, trace_id, event_type, event_json, hash FROM audit_events NOT INDEXED WHERE ${names} ORDER BY id DESC`).iterate() as IterableIterator<{
     id: number;
     trace_id: string;
     event_type: string;
@@ -50,16 +64,28 @@ export function latestRecorded<T>(db: Db, types: readonly string[], key: string,
     hash: string;
   }>;
   for (const r of rows) {
-    const edited = eventHash(r.event_json) !== r.hash;
-    let details: Record<string, unknown> | undefined;
+    let event: Record<string, unknown> | undefined;
     try {
-      details = (JSON.parse(r.event_json) as { details?: Record<string, unknown> }).details;
+      event = JSON.parse(r.event_json) as Record<string, unknown>;
     } catch {
-      details = undefined;
+      event = undefined;
     }
-    const v = details?.[key];
-    if (valid(v)) return { value: v, id: r.id, trace_id: r.trace_id, event_type: r.event_type, edited };
-    if (edited) return { value: undefined as T, id: r.id, trace_id: r.trace_id, event_type: r.event_type, edited };
+    const type = typeof event?.event_type === 'string' ? event.event_type : r.event_type;
+    if (!wanted.has(type)) continue; // the text appeared deeper in some other event
+    yield { id: r.id, trace_id: r.trace_id, event_type: type, event, edited: eventHash(r.event_json) !== r.hash || r.event_type !== type };
+  }
+}
+
+/**
+ * The newest event of these types whose details[key] passes `valid`, or
+ * null when the chain holds none (src/ledger/state-record.ts chainedRowsOf:
+ * the table itself, each row checked against its hash).
+ */
+export function latestRecorded<T>(db: Db, types: readonly string[], key: string, valid: (v: unknown) => v is T): Recorded<T> | null {
+  for (const r of chainedRowsOf(db, types)) {
+    const v = (r.event?.details as Record<string, unknown> | undefined)?.[key];
+    if (valid(v)) return { value: v, id: r.id, trace_id: r.trace_id, event_type: r.event_type, edited: r.edited };
+    if (r.edited) return { value: undefined as T, id: r.id, trace_id: r.trace_id, event_type: r.event_type, edited: true };
   }
   return null;
 }

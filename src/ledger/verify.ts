@@ -48,6 +48,12 @@ export interface VerifyReport {
   intents_without_receipts: { grant_id: string; trace_id: string; action_id: string; started_at: string }[];
   /** The state kept outside the chain against the chain (null: not checked). */
   state: StateReport | null;
+  /**
+   * SQLite's own check of the file (PRAGMA integrity_check): an index that
+   * disagrees with its table can hide rows from look-ups by a column while
+   * every event still verifies, so a problem here is a broken ledger too.
+   */
+  database: { ok: boolean; problems: string[] };
 }
 
 interface Row extends IndexedColumns {
@@ -188,9 +194,12 @@ function walk(db: Db, keys: KeyStore, name: string, stateChecker: StateChecker |
     )
     .all() as VerifyReport['intents_without_receipts'];
   const state = stateChecker ? stateChecker(db, keys) : null;
+  const checked = (db.pragma('integrity_check(20)') as { integrity_check: string }[]).map((r) => r.integrity_check);
+  const database = { ok: checked.length === 1 && checked[0] === 'ok', problems: checked.filter((p) => p !== 'ok') };
 
   return {
-    intact: first === null && receipts.bad.length === 0 && (state?.mismatches.length ?? 0) === 0,
+    intact: first === null && receipts.bad.length === 0 && (state?.mismatches.length ?? 0) === 0 && database.ok,
+    database,
     total_events: total,
     verified_links: links,
     chain_head: chainHead,

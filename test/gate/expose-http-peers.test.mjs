@@ -5,7 +5,8 @@
 // one pool, whose oldest idle member a new connection pushes out once it is
 // full. So a local user without a token, holding unfinished connections or
 // flooding requests, cannot lock out the token holders. Also here: the TCP
-// port refuses a second Host header and a request target in absolute form.
+// port refuses a second Host header and a request target in absolute form,
+// and a connection that pipelines requests is closed after its first answer.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
@@ -164,4 +165,25 @@ test('the TCP port refuses a second Host header and a request target in absolute
   assert.deepEqual(twice, { status: 400, error: 'duplicate_header' });
   const absolute = await raw(`GET http://evil.example/healthz HTTP/1.1\r\nHost: ${host}\r\nLatchGate-Token: ${token}\r\nConnection: close\r\n\r\n`);
   assert.deepEqual(absolute, { status: 400, error: 'invalid_request' });
+});
+
+test('a connection that pipelines requests gets one answer and is closed; the token holder is served meanwhile', async () => {
+  const PIPELINED = 300;
+  const one = `GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\n`;
+  const answers = await Promise.all(
+    Array.from({ length: 10 }, () => new Promise((resolve) => {
+      const s = net.connect(port, '127.0.0.1', () => s.write(one.repeat(PIPELINED)));
+      let text = '';
+      s.on('data', (d) => (text += d));
+      s.on('error', () => {});
+      s.on('close', () => resolve(text.split('HTTP/1.1 ').length - 1));
+    })),
+  );
+  for (const n of answers) assert.ok(n <= 2, `a pipelining connection got ${n} answers of ${PIPELINED}`);
+  const r = await get('/v1/actions', { headers: withToken() });
+  assert.equal(r.status, 200, `${r.status} ${r.error}`);
+  // An ordinary kept-alive client, one request after another on one connection, is served throughout.
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  for (let i = 0; i < 5; i++) assert.equal((await get('/v1/actions', { agent, headers: withToken() })).status, 200);
+  agent.destroy();
 });

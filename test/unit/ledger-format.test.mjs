@@ -113,9 +113,11 @@ test('unknown format is an error naming the valid ones', () => {
 });
 
 test('verify report: intact and broken wording', () => {
-  const base = { intact: true, total_events: 3, verified_links: 2, chain_head: 'sha256:x', first_bad: null, receipts: { total: 1, bad: [] }, intents_without_receipts: [] };
+  const base = { intact: true, total_events: 3, verified_links: 2, chain_head: 'sha256:x', first_bad: null, receipts: { total: 1, bad: [] }, intents_without_receipts: [], database: { ok: true, problems: [] } };
   assert.equal(formatVerifyReport(base), 'Ledger integrity verified: 3 events, 2 links intact.\nReceipts: 1 verified.\n');
   const broken = formatVerifyReport({ ...base, intact: false, first_bad: { id: 2, trace_id: null, reason: 'missing: event id=2 was deleted' }, receipts: { total: 1, bad: [{ receipt_id: 'r1', reason: 'the receipt is not signed' }] } });
   assert.match(broken, /^BROKEN at id=2 trace_id=\(missing\): missing: event id=2 was deleted\n/);
   assert.match(broken, /1 of 1 receipts FAIL verification:\n  receipt r1: the receipt is not signed/);
+  const index = formatVerifyReport({ ...base, intact: false, database: { ok: false, problems: ['row 5 missing from index audit_events_event_type'] } });
+  assert.match(index, /The SQLite file itself is inconsistent \(PRAGMA integrity_check\).*Fix: restore the state directory from a backup\.\n  row 5 missing from index audit_events_event_type\n$/);
 });
