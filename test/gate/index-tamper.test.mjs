@@ -58,6 +58,20 @@ function hideFromIndex(stateDir, types, after = []) {
   }
 }
 
+const BUDGETS = parseConfig('b.toml', '[budgets.tester]\ncalls_per_day = 2\n').gate.budgets;
+
+/** A state directory whose principal used its whole day budget (2 calls). */
+async function usedUpDay(t) {
+  const stateDir = tempDir(t);
+  const g = await startGate({ stateDir, config: { budgets: BUDGETS } });
+  grantAll(g);
+  const a = new Agent(g.socket);
+  await a.lease();
+  for (let i = 0; i < 2; i++) assert.equal((await a.execute('t_ok', { n: i })).status, 200);
+  await g.close({ keepState: true });
+  return stateDir;
+}
+
 test('a revocation hidden from the event_type index (and the epoch set back) is still found; verify reports the edited index', async (t) => {
   const stateDir = tempDir(t);
   const g = await startGate({ stateDir });
@@ -82,19 +96,12 @@ test('a revocation hidden from the event_type index (and the epoch set back) is 
 });
 
 test('debits hidden from the event_type index (and the day row zeroed) are still counted: the next gate puts the count back and refuses', async (t) => {
-  const stateDir = tempDir(t);
-  const budgets = parseConfig('b.toml', '[budgets.tester]\ncalls_per_day = 2\n').gate.budgets;
-  const g = await startGate({ stateDir, config: { budgets } });
-  grantAll(g);
-  const a = new Agent(g.socket);
-  await a.lease();
-  for (let i = 0; i < 2; i++) assert.equal((await a.execute('t_ok', { n: i })).status, 200);
-  await g.close({ keepState: true });
+  const stateDir = await usedUpDay(t);
 
   hideFromIndex(stateDir, ['action_call'], ['UPDATE budget_windows SET calls_used = 0, cost_used = 0']);
   assert.ok(verify(stateDir).state.mismatches.some((m) => m.table === 'budget_windows' && m.recorded === 2));
 
-  const again = await startGate({ stateDir, config: { budgets } });
+  const again = await startGate({ stateDir, config: { budgets: BUDGETS } });
   t.after(() => again.close({ keepState: true }).catch(() => {}));
   const b = new Agent(again.socket);
   await b.lease();
@@ -104,21 +111,14 @@ test('debits hidden from the event_type index (and the day row zeroed) are still
 });
 
 test('an action_call whose event_type column was changed is no debit the gate restores from: verify and the gate report the edited row', async (t) => {
-  const stateDir = tempDir(t);
-  const budgets = parseConfig('b.toml', '[budgets.tester]\ncalls_per_day = 2\n').gate.budgets;
-  const g = await startGate({ stateDir, config: { budgets } });
-  grantAll(g);
-  const a = new Agent(g.socket);
-  await a.lease();
-  for (let i = 0; i < 2; i++) assert.equal((await a.execute('t_ok', { n: i })).status, 200);
-  await g.close({ keepState: true });
+  const stateDir = await usedUpDay(t);
 
   const db = new Database(ledgerFile(stateDir));
   db.exec("UPDATE audit_events SET event_type = 'admin_drain' WHERE event_type = 'action_call'; UPDATE budget_windows SET calls_used = 0");
   db.close();
   const edited = verify(stateDir).state.mismatches.filter((m) => m.table === 'budget_windows' && /no longer matches its hash, or its event_type column was changed/.test(m.message));
   assert.ok(edited.length >= 2, JSON.stringify(verify(stateDir).state.mismatches.map((m) => m.message)));
-  const again = await startGate({ stateDir, config: { budgets } });
+  const again = await startGate({ stateDir, config: { budgets: BUDGETS } });
   t.after(() => again.close({ keepState: true }).catch(() => {}));
   assert.ok(again.tampered.some((m) => m.table === 'budget_windows'), 'latchgate up would refuse to start');
 });
