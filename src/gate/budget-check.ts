@@ -50,9 +50,22 @@ function debitOf(details: unknown): RecordedDebit | undefined {
   return d;
 }
 
+/** A window whose own debits, as the chain records them, went past the limit each debit recorded. */
+export interface BudgetOverspend {
+  key: WindowKey;
+  /** The calls (and cost) the window had counted with the debit that went over. */
+  calls: number;
+  cost: number;
+  max_calls?: number;
+  max_cost?: number;
+  by: { id: number; trace_id: string };
+}
+
 /** What the chain says of the budget windows still open. */
 export interface BudgetCheck {
   short: BudgetShortfall[];
+  /** Windows the chain shows spent past their limit: the count was lowered while a gate ran, and put back. */
+  overspent: BudgetOverspend[];
   /** action_call events read for the check that no longer match their hash (or their indexed type): the chain was edited. */
   edited: { id: number; trace_id: string }[];
 }
@@ -64,11 +77,13 @@ export interface BudgetCheck {
  * chainedRowsOf), until one is older than any window still open. Only reads.
  */
 export function checkBudgets(db: Db, now = new Date()): BudgetCheck {
-  const out: BudgetCheck = { short: [], edited: [] };
+  const out: BudgetCheck = { short: [], overspent: [], edited: [] };
   if (!db.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'budget_windows'`).get()) return out;
   // Every window still open began at most this long ago (a day window is kept DAY_ROWS_KEPT_DAYS from its day's start).
   const since = new Date(now.getTime() - (DAY_ROWS_KEPT_DAYS + 1) * DAY_MS - LEASE_MAX_TTL_SECONDS * 1000).toISOString();
   const sums = new Map<string, Omit<BudgetShortfall, 'table'>>();
+  /** Each window's debits, newest first, with the limits they were held to. */
+  const debits = new Map<string, { cost: number; max_calls?: number; max_cost?: number; id: number; trace_id: string }[]>();
   const nowIso = now.toISOString();
   for (const r of chainedRowsOf(db, ['action_call'])) {
     if (r.edited) {
@@ -88,7 +103,25 @@ export function checkBudgets(db: Db, now = new Date()): BudgetCheck {
       s.chain.calls += 1;
       s.chain.cost += debit.cost;
       sums.set(k, s);
+      const list = debits.get(k) ?? [];
+      list.push({ cost: debit.cost, ...(w.max_calls !== undefined ? { max_calls: w.max_calls } : {}), ...(w.max_cost !== undefined ? { max_cost: w.max_cost } : {}), id: r.id, trace_id: r.trace_id });
+      debits.set(k, list);
     }
+  }
+  // The chain alone: the i-th debit of a window (oldest first) must fit the limits that debit was held to.
+  // The first one (the oldest) that went over is reported.
+  for (const [k, list] of debits) {
+    let calls = list.length;
+    let cost = list.reduce((n, d) => n + d.cost, 0);
+    let first: BudgetOverspend | undefined;
+    for (const d of list) {
+      if ((d.max_calls !== undefined && calls > d.max_calls) || (d.max_cost !== undefined && cost > d.max_cost + COST_SLACK)) {
+        first = { key: sums.get(k)!.key, calls, cost, ...(d.max_calls !== undefined ? { max_calls: d.max_calls } : {}), ...(d.max_cost !== undefined ? { max_cost: d.max_cost } : {}), by: { id: d.id, trace_id: d.trace_id } };
+      }
+      calls -= 1;
+      cost -= d.cost;
+    }
+    if (first) out.overspent.push(first);
   }
   const row = db.prepare('SELECT calls_used, cost_used FROM budget_windows WHERE window = @window AND owner = @owner AND action = @action AND day = @day');
   for (const s of sums.values()) {
@@ -100,6 +133,9 @@ export function checkBudgets(db: Db, now = new Date()): BudgetCheck {
   }
   return out;
 }
+
+/** The table name of a history finding: nothing to put back, so it does not stop a gate from starting. */
+export const BUDGET_HISTORY = 'budget_windows (history)';
 
 const describe = (k: WindowKey) => `the ${k.window} window of ${k.window === 'lease' ? `lease ${k.owner}` : `${k.owner} on ${k.day}`}${k.action ? ` for ${k.action}` : ''}`;
 
@@ -113,6 +149,13 @@ export function budgetMismatches(db: Db, now = new Date()): StateMismatch[] {
       recorded: null,
       recorded_by: { ...e, event_type: 'action_call' },
       message: `budget_windows: the action_call event id=${e.id} (trace_id ${e.trace_id}) that records a debit no longer matches its hash, or its event_type column was changed: the ledger was edited, and the budget's use cannot be told. Refusing to rely on budget_windows. Fix: restore the state directory from a backup; \`latchgate verify\` names the edited event`,
+    })),
+    ...c.overspent.map((o) => ({
+      table: BUDGET_HISTORY,
+      found: o.calls,
+      recorded: o.max_calls ?? null,
+      recorded_by: { ...o.by, event_type: 'action_call' },
+      message: `${BUDGET_HISTORY}: ${describe(o.key)} was spent past its limit: the chain's action_call event id=${o.by.id} (trace_id ${o.by.trace_id}) is call ${o.calls} (cost ${o.cost}) against a limit of ${o.max_calls ?? 'unlimited'} calls (cost ${o.max_cost ?? 'unlimited'}) that the same event records. budget_windows was lowered while a gate ran and put back since. Fix: find who could write the state directory; make it writable only by the gate's user`,
     })),
     ...c.short.map((s) => ({
       table: 'budget_windows',

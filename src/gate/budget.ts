@@ -39,8 +39,12 @@ export interface WindowKey {
   day: string;
 }
 
-/** A window a debit took from, with the time its row may be swept (recorded in the execution's event). */
-export type TakenWindow = WindowKey & { expires_at: string };
+/**
+ * A window a debit took from, with the time its row may be swept and the
+ * limits it was held to then (recorded in the execution's event, so the chain
+ * alone shows whether a window was ever overspent).
+ */
+export type TakenWindow = WindowKey & { expires_at: string; max_calls?: number; max_cost?: number };
 
 /** A window with its limits and its usage. */
 export interface WindowState extends WindowRule {
@@ -260,7 +264,7 @@ export class Budgets {
     const exhausted = Budgets.short(ws, who, cost);
     if (exhausted) return { ok: false, before, reason: exhausted.limit, exhausted };
     for (const w of ws) this.stmts.add.run({ ...w.key, principal: who.principal, cost, expires_at: w.expires_at });
-    return { ok: true, before, after: Budgets.snap(this.windows(who, now)), taken: ws.map((w) => ({ ...w.key, expires_at: w.expires_at })) };
+    return { ok: true, before, after: Budgets.snap(this.windows(who, now)), taken: ws.map((w) => ({ ...w.key, expires_at: w.expires_at, ...(w.limits.calls !== undefined ? { max_calls: w.limits.calls } : {}), ...(w.limits.cost !== undefined ? { max_cost: w.limits.cost } : {}) })) };
   }
 
   /** Gives a debit back to every window it took from, when the provider never ran (failure before dispatch). */

@@ -37,7 +37,7 @@ import { extraCaCerts } from '../egress/trust-roots.js';
 import { EnvSecretSource } from '../providers/secret-source.js';
 import type { ProviderHostSettings } from './provider-hosts.js';
 import { WasmProviders } from './wasm-providers.js';
-import { budgetRestoredMessage, restoreBudgetCounts } from './budget-check.js';
+import { BUDGET_HISTORY, budgetRestoredMessage, restoreBudgetCounts } from './budget-check.js';
 
 import { DEFAULTS } from './defaults.js';
 
@@ -171,7 +171,10 @@ export async function openGate(o: OpenGateOptions): Promise<OpenedGate> {
   }
   const restored = restoreBudgetCounts(ledger);
   if (restored.length) process.stderr.write(`latchgate: warning: ${budgetRestoredMessage(restored)}\n`);
-  const tampered = checkChainedState(db, keys).mismatches;
+  const found = checkChainedState(db, keys).mismatches;
+  // What happened in the past (a window overspent) is reported; what the gate would rely on now fails closed.
+  for (const m of found.filter((x) => x.table === BUDGET_HISTORY)) process.stderr.write(`latchgate: warning: ${m.message}\n`);
+  const tampered = found.filter((x) => x.table !== BUDGET_HISTORY);
   const instances = new GateInstances(o.stateDir, o.role ?? 'other');
   const providers = new ProviderTable();
   providers.register('builtin:noop', noopProvider);

@@ -104,3 +104,26 @@ test('a refunded failure and a count above the chain (a call in flight or cut by
   assert.equal(r.status, 200, r.text);
   assert.deepEqual(restored, []);
 });
+
+test("a count lowered while the gate runs, spent, then put back to the chain's: verify shows the window was spent past the limit its debits recorded", async (t) => {
+  const stateDir = tempDir(t);
+  const g = await gate(t, stateDir);
+  const a = new Agent(g.socket);
+  await a.lease();
+  for (let i = 0; i < 3; i++) assert.equal((await a.execute('t_ok', { n: i })).status, 200);
+  tamper(stateDir, "UPDATE budget_windows SET calls_used = 0 WHERE window = 'day'");
+  // The running gate trusts its table: two more calls.
+  for (let i = 3; i < 5; i++) assert.equal((await a.execute('t_ok', { n: i })).status, 200);
+  tamper(stateDir, "UPDATE budget_windows SET calls_used = 5 WHERE window = 'day'");
+  await g.close({ keepState: true });
+  const v = verify(stateDir);
+  assert.equal(v.intact, false);
+  const over = v.state.mismatches.filter((m) => m.table === 'budget_windows (history)');
+  assert.equal(over.length, 1, JSON.stringify(v.state.mismatches));
+  assert.equal(over[0].found, 4);
+  assert.equal(over[0].recorded, 3);
+  assert.match(over[0].message, /day window of tester on \d{4}-\d\d-\d\d was spent past its limit: .* is call 4 .* against a limit of 3 calls/);
+  // Nothing to put back: the next gate starts (and says so), the day stays used up.
+  const { r } = await nextCall(t, stateDir);
+  assert.equal(r.body.error, 'budget_exhausted');
+});
