@@ -1,0 +1,92 @@
+#!/usr/bin/env node
+// make bench-providers (second part): one http_fetch execution through the
+// gate's socket (lease, DPoP, schema, policy, budget, grant, the WebAssembly
+// provider on a fresh instance, its HTTP host on a fresh TLS connection to a
+// local upstream, receipt in the ledger) against the same request made
+// directly with Node's https on a fresh TLS connection: the floor. p50 and
+// p99 of each, the execution split into instantiate, guest, host I/O and the
+// rest (the gate's own work), and the RSS 4 executions in flight add.
+import https from 'node:https';
+import { readFileSync } from 'node:fs';
+import { Agent, grantAll, startGate } from '../test/helpers/gate.mjs';
+import { tlsUpstream } from '../test/helpers/tls-upstream.mjs';
+
+const N = Number(process.env.BENCH_CALLS ?? 200);
+const pct = (xs, p) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))];
+const ms = (x) => `${x.toFixed(2)} ms`;
+
+let hold;
+const up = await tlsUpstream(['api.github.com'], (req, res) => {
+  if (req.url !== '/slow') return false;
+  hold.then(() => res.end('slow'));
+  return true;
+});
+const g = await startGate({ config: { resolve: up.pins(), extraCaCerts: [up.caFile] } });
+grantAll(g);
+const a = new Agent(g.socket);
+await a.lease({ budgets: undefined });
+const url = 'https://api.github.com/bench';
+
+// Direct: a fresh TLS connection per request, as the provider's HTTP host makes it.
+const ca = readFileSync(up.caFile);
+const direct = () =>
+  new Promise((resolve, reject) => {
+    const req = https.request({ host: '127.0.0.1', port: up.port, servername: 'api.github.com', path: '/bench', headers: { host: 'api.github.com' }, ca, agent: false }, (res) => {
+      res.resume();
+      res.on('end', resolve);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+
+for (let i = 0; i < 20; i++) {
+  await direct();
+  const r = await a.execute('http_fetch', { url });
+  if (r.status !== 200) throw new Error(`http_fetch: ${r.status} ${r.text}`);
+}
+const d = [];
+const e = [];
+const inst = [];
+const guest = [];
+const io = [];
+const rest = [];
+for (let i = 0; i < N; i++) {
+  let t = performance.now();
+  await direct();
+  d.push(performance.now() - t);
+  t = performance.now();
+  const r = await a.execute('http_fetch', { url });
+  const total = performance.now() - t;
+  e.push(total);
+  const rt = r.body.runtime;
+  inst.push(rt.instantiate_ms);
+  guest.push(rt.guest_ms);
+  io.push(rt.host_io_ms);
+  rest.push(total - rt.instantiate_ms - rt.guest_ms - rt.host_io_ms);
+}
+// RSS: 4 executions held inside their HTTP call at once.
+global.gc?.();
+const before = process.memoryUsage().rss;
+let release;
+hold = new Promise((r) => (release = r));
+const agents = await Promise.all([0, 1, 2, 3].map(async () => {
+  const x = new Agent(g.socket);
+  await x.lease();
+  return x;
+}));
+const calls = agents.map((x) => x.execute('http_fetch', { url: 'https://api.github.com/slow' }));
+while (up.seen.filter((s) => s.url === '/slow').length < 4) await new Promise((r) => setTimeout(r, 10));
+const during = process.memoryUsage().rss;
+release();
+await Promise.all(calls);
+
+console.log(`http_fetch through the gate vs the same request direct (fresh TLS each), ${N} sequential after 20 warm-up`);
+console.log(`direct https          p50 ${ms(pct(d, 0.5))}  p99 ${ms(pct(d, 0.99))}`);
+console.log(`gate execution        p50 ${ms(pct(e, 0.5))}  p99 ${ms(pct(e, 0.99))}  ratio p50 ${(pct(e, 0.5) / pct(d, 0.5)).toFixed(2)}x (goal <= 3x)`);
+console.log(`  instantiate         p50 ${ms(pct(inst, 0.5))}  p99 ${ms(pct(inst, 0.99))}`);
+console.log(`  guest               p50 ${ms(pct(guest, 0.5))}  p99 ${ms(pct(guest, 0.99))}`);
+console.log(`  host I/O            p50 ${ms(pct(io, 0.5))}  p99 ${ms(pct(io, 0.99))}`);
+console.log(`  gate (the rest)     p50 ${ms(pct(rest, 0.5))}  p99 ${ms(pct(rest, 0.99))}`);
+console.log(`RSS added by 4 executions in flight: ${((during - before) / 4 / 2 ** 20).toFixed(1)} MiB each (goal <= 30 MiB)`);
+await g.close();
+up.close();
