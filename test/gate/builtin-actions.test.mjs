@@ -22,6 +22,7 @@ import { NO_OPENSSL, tlsUpstream } from '../helpers/tls-upstream.mjs';
 const skip = NO_OPENSSL;
 const TOKEN = 'ghp_' + 'x'.repeat(36);
 const SLACK = 'xoxb-' + '1'.repeat(30);
+const HOOK = 'whsec_' + '2'.repeat(24);
 
 let dir;
 let root;
@@ -31,7 +32,7 @@ let g;
 
 before(async () => {
   if (skip) return;
-  up = await tlsUpstream(['api.github.com', 'slack.com'], (req, res) => {
+  up = await tlsUpstream(['api.github.com', 'slack.com', 'httpbin.org', 'hooks.example.com'], (req, res) => {
     if (req.url === '/repos/octo/demo/issues' && req.method === 'POST') {
       res.writeHead(201, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ id: 7, number: 42, html_url: 'https://github.com/octo/demo/issues/42', echoed_auth: req.headers.authorization }));
@@ -52,6 +53,7 @@ before(async () => {
   writeFileSync(path.join(root, '.env'), 'SECRET=1\n');
   process.env.LATCHGATE_SECRET_GITHUB_TOKEN = TOKEN;
   process.env.LATCHGATE_SECRET_SLACK_BOT_TOKEN = SLACK;
+  process.env.LATCHGATE_SECRET_WEBHOOK_TOKEN = HOOK;
   g = await startGate({
     stateDir: path.join(dir, 'state'),
     config: { resolve: up.pins(), extraCaCerts: [up.caFile], providers: { fs: { root, principals: new Map(), actions: new Map() } } },
@@ -65,6 +67,7 @@ after(async () => {
   up?.close();
   delete process.env.LATCHGATE_SECRET_GITHUB_TOKEN;
   delete process.env.LATCHGATE_SECRET_SLACK_BOT_TOKEN;
+  delete process.env.LATCHGATE_SECRET_WEBHOOK_TOKEN;
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -212,4 +215,27 @@ test('fs_list lists a directory without the denied names; fs_delete waits for ap
   assert.equal(existsSync(path.join(root, 'src', 'old.txt')), false);
   const receipt = receiptOf(ap.body.result);
   assert.deepEqual(receipt.effect_evidence.map((e) => [e.op, e.path, e.sha256_before]), [['delete', 'src/old.txt', sha256('old\n')]]);
+});
+
+test('github_read, github_comment_issue (approved), http_post and webhook_notify send what their templates describe', { skip }, async () => {
+  const before = seen.length;
+  const a = await agent(g.agentSocket);
+  const read = await a.execute('github_read', { owner: 'octo', repo: 'demo', resource: 'issues' });
+  assert.equal(read.status, 200, read.text);
+  const held = await a.execute('github_comment_issue', { owner: 'octo', repo: 'demo', number: 42, body: 'Fixed in #43.' });
+  assert.equal(held.status, 202, held.text);
+  const ap = await admin(g, 'POST', `/v1/approvals/${held.body.approval_id}/approve`, {});
+  assert.equal(ap.status, 200, ap.text);
+  const post = await a.execute('http_post', { url: 'https://httpbin.org/post', body: { a: [1, 2] } });
+  assert.equal(post.status, 200, post.text);
+  const hook = await a.execute('webhook_notify', { event: 'build.finished', text: 'green', severity: 'info' });
+  assert.equal(hook.status, 200, hook.text);
+  const got = seen.slice(before).map((s) => [s.method, s.headers.host, s.url, s.headers.authorization ?? null, s.body]);
+  assert.deepEqual(got, [
+    ['GET', 'api.github.com', '/repos/octo/demo/issues', `Bearer ${TOKEN}`, ''],
+    ['POST', 'api.github.com', '/repos/octo/demo/issues/42/comments', `Bearer ${TOKEN}`, JSON.stringify({ body: 'Fixed in #43.' })],
+    ['POST', 'httpbin.org', '/post', null, JSON.stringify({ a: [1, 2] })],
+    ['POST', 'hooks.example.com', '/latchgate/build.finished', `Bearer ${HOOK}`, JSON.stringify({ event: 'build.finished', text: 'green', severity: 'info' })],
+  ]);
+  for (const r of [read.body, ap.body.result, post.body, hook.body]) receiptOf(r);
 });
