@@ -76,7 +76,7 @@ export interface BudgetCheck {
  * first, each checked against its hash (src/ledger/state-record.ts
  * chainedRowsOf), until one is older than any window still open. Only reads.
  */
-export function checkBudgets(db: Db, now = new Date()): BudgetCheck {
+export function checkBudgets(db: Db, now = new Date(), history = false): BudgetCheck {
   const out: BudgetCheck = { short: [], overspent: [], edited: [] };
   if (!db.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'budget_windows'`).get()) return out;
   // Every window still open began at most this long ago (a day window is kept DAY_ROWS_KEPT_DAYS from its day's start).
@@ -91,12 +91,14 @@ export function checkBudgets(db: Db, now = new Date()): BudgetCheck {
       continue;
     }
     const at = r.event?.timestamp;
-    if (typeof at === 'string' && at < since) break;
+    // The whole chain for verify's overspend check (history); the windows still open otherwise.
+    if (!history && typeof at === 'string' && at < since) break;
     const debit = debitOf(r.event?.details);
     if (!debit || debit.refunded) continue;
     const principal = (r.event?.subject as { principal?: unknown } | undefined)?.principal;
     for (const w of debit.windows) {
-      if (w.expires_at <= nowIso) continue;
+      const open = w.expires_at > nowIso;
+      if (!open && !history) continue;
       const k = keyOf(w);
       // Newest first: the first event seen for a window is its newest.
       const s = sums.get(k) ?? { key: { window: w.window, owner: w.owner, action: w.action, day: w.day }, principal: typeof principal === 'string' ? principal : '', expires_at: w.expires_at, chain: { calls: 0, cost: 0 }, by: { id: r.id, trace_id: r.trace_id } };
@@ -125,6 +127,7 @@ export function checkBudgets(db: Db, now = new Date()): BudgetCheck {
   }
   const row = db.prepare('SELECT calls_used, cost_used FROM budget_windows WHERE window = @window AND owner = @owner AND action = @action AND day = @day');
   for (const s of sums.values()) {
+    if (s.expires_at <= nowIso) continue; // a window past its expiry has no row to compare
     const r = row.get(s.key) as { calls_used: unknown; cost_used: unknown } | undefined;
     const calls = typeof r?.calls_used === 'number' ? r.calls_used : NaN;
     const cost = typeof r?.cost_used === 'number' ? r.cost_used : NaN;
@@ -139,9 +142,9 @@ export const BUDGET_HISTORY = 'budget_windows (history)';
 
 const describe = (k: WindowKey) => `the ${k.window} window of ${k.window === 'lease' ? `lease ${k.owner}` : `${k.owner} on ${k.day}`}${k.action ? ` for ${k.action}` : ''}`;
 
-/** The shortfalls and edited debit records as `latchgate verify` reports them. */
-export function budgetMismatches(db: Db, now = new Date()): StateMismatch[] {
-  const c = checkBudgets(db, now);
+/** The shortfalls, overspends (over the whole chain with history) and edited debit records as `latchgate verify` reports them. */
+export function budgetMismatches(db: Db, now = new Date(), history = false): StateMismatch[] {
+  const c = checkBudgets(db, now, history);
   return [
     ...c.edited.map((e) => ({
       table: 'budget_windows',

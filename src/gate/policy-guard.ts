@@ -8,7 +8,7 @@ import { immediate } from '../ledger/db.js';
 import { newestRecordSql, POLICY_RECORDS, recordedPolicyDigest } from '../ledger/state-record.js';
 import type { PolicyData } from '../policy/engine.js';
 import type { PolicyChange, PolicyStore } from '../policy/store.js';
-import { policyMismatch, stateTampered } from './state-check.js';
+import { policyMismatch, schemaObjects, stateTampered } from './state-check.js';
 
 export class ChainedPolicy {
   private readonly probe;
@@ -31,6 +31,9 @@ export class ChainedPolicy {
 
   /** Checks the data against the chain inside the caller's transaction; returns it. */
   private check(): PolicyData {
+    // A trigger could make a change write other data than the digest its event records.
+    const schema = schemaObjects(this.db);
+    if (schema.length) throw stateTampered(schema[0]!);
     const p = this.probe.get() as { version: number; newest: number };
     const data = this.store.reload(); // the tables as they are, not a snapshot kept under an unchanged counter
     const rec = recordedPolicyDigest(this.db);

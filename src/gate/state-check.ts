@@ -84,12 +84,28 @@ export function readTableEpoch(db: Db): number | null {
 }
 
 /**
+ * Triggers and views in the ledger: latchgate creates none, and one could
+ * rewrite what a change writes (swallow a policy revoke, add a grant, undo a
+ * debit) after the chain recorded what the change meant to do.
+ */
+export function schemaObjects(db: Db): StateMismatch[] {
+  const found = db.prepare(`SELECT type, name, tbl_name FROM sqlite_master WHERE type IN ('trigger', 'view') ORDER BY type, name`).all() as { type: string; name: string; tbl_name: string }[];
+  return found.map((o) => ({
+    table: 'sqlite_master',
+    found: `${o.type} ${o.name}`,
+    recorded: null,
+    recorded_by: null,
+    message: `the ledger holds a ${o.type} ${JSON.stringify(o.name)} on ${o.tbl_name}; latchgate creates none, and one can change what the gate writes after the chain recorded it. Refusing to rely on the state outside the chain. Fix: restore the state directory from a backup (or inspect it and DROP ${o.type.toUpperCase()} ${JSON.stringify(o.name)} with the sqlite3 CLI, then run latchgate verify)`,
+  }));
+}
+
+/**
  * Both values against the chain, in one read transaction; writes nothing
  * (`latchgate verify` runs it on a read-only copy). A ledger no gate of this
  * version opened yet has no baseline: its epoch is still checked against the
  * admin_revoke_all events it holds, and its policy data is not checked.
  */
-export function checkChainedState(db: Db, keys?: KeyStore): StateReport {
+export function checkChainedState(db: Db, keys?: KeyStore, full = false): StateReport {
   return db.transaction(() => {
     const epoch = readTableEpoch(db);
     const epochRec = recordedEpoch(db);
@@ -105,7 +121,7 @@ export function checkChainedState(db: Db, keys?: KeyStore): StateReport {
     if (e) mismatches.push(e);
     const p = digestRec ? policyMismatch(digest, digestRec) : null;
     if (p) mismatches.push(p);
-    mismatches.push(...budgetMismatches(db));
+    mismatches.push(...schemaObjects(db), ...budgetMismatches(db, new Date(), full));
     const roots = keys ? recordedKeyRoots(db) : null;
     if (keys) mismatches.push(...keyRootMismatches(db, keys, roots));
     return {

@@ -28,7 +28,8 @@ import { verifyReceipt, type ExecutionReceipt } from './receipt.js';
 import type { StateReport } from './state-record.js';
 
 /** Compares the state kept outside the chain with the chain; only reads. */
-export type StateChecker = (db: Db, keys: KeyStore) => StateReport;
+/** full: check the whole history too (verify), not only what a gate relies on now. */
+export type StateChecker = (db: Db, keys: KeyStore, full?: boolean) => StateReport;
 
 export interface BadEvent {
   id: number;
@@ -193,7 +194,7 @@ function walk(db: Db, keys: KeyStore, name: string, stateChecker: StateChecker |
         ORDER BY i.started_at, i.grant_id`,
     )
     .all() as VerifyReport['intents_without_receipts'];
-  const state = stateChecker ? stateChecker(db, keys) : null;
+  const state = stateChecker ? stateChecker(db, keys, true) : null;
   const checked = (db.pragma('integrity_check(20)') as { integrity_check: string }[]).map((r) => r.integrity_check);
   const database = { ok: checked.length === 1 && checked[0] === 'ok', problems: checked.filter((p) => p !== 'ok') };
 

@@ -127,3 +127,23 @@ test("a count lowered while the gate runs, spent, then put back to the chain's: 
   const { r } = await nextCall(t, stateDir);
   assert.equal(r.body.error, 'budget_exhausted');
 });
+
+test('the overspend stays in verify after the window expired (the whole chain is checked), and a trigger in the ledger is reported and refuses policy changes', async (t) => {
+  const { budgetMismatches } = await import('../../dist/gate/budget-check.js');
+  const stateDir = tempDir(t);
+  const g = await gate(t, stateDir);
+  const a = new Agent(g.socket);
+  await a.lease();
+  for (let i = 0; i < 3; i++) assert.equal((await a.execute('t_ok', { n: i })).status, 200);
+  tamper(stateDir, "UPDATE budget_windows SET calls_used = 0 WHERE window = 'day'");
+  assert.equal((await a.execute('t_ok', { n: 3 })).status, 200);
+  const later = new Date(Date.now() + 10 * 86_400_000);
+  const found = budgetMismatches(g.db, later, true).filter((m) => m.table === 'budget_windows (history)');
+  assert.equal(found.length, 1);
+  assert.equal(found[0].found, 4);
+  // A trigger that would swallow a policy revoke: reported, and the revoke is refused rather than recorded.
+  tamper(stateDir, "CREATE TRIGGER keep_acl BEFORE DELETE ON policy_acl BEGIN SELECT RAISE(IGNORE); END");
+  const v = verify(stateDir);
+  assert.ok(v.state.mismatches.some((m) => m.table === 'sqlite_master' && m.found === 'trigger keep_acl'), JSON.stringify(v.state.mismatches));
+  assert.throws(() => g.gate.admin.policyRevoke({ principal: 'operator:op', scopes: [], uid: process.getuid(), operator: 'op', transport: 'unix' }, { principal: 'tester', actions: ['t_ok'] }), /state_tampered|trigger "keep_acl"/);
+});
