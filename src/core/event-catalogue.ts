@@ -142,13 +142,14 @@ const CATALOGUE = {
     meaning: 'An operator issued a client token for callers on the TCP listener (its secret is never recorded)',
     emitters: ADMIN,
     fields: ADMIN_ACT,
-    details: { token_id: R, principal: R, scopes: R, expires_at: R },
+    // tokens_digest: the digest of the whole client_tokens table after the change (src/gate/tokens.ts).
+    details: { token_id: R, principal: R, scopes: R, expires_at: R, tokens_digest: O },
   },
   client_token_revoked: {
     meaning: 'An operator revoked a client token: from the next request on, it and every lease issued through it are refused',
     emitters: ADMIN,
     fields: ADMIN_ACT,
-    details: { token_id: R, principal: R },
+    details: { token_id: R, principal: R, tokens_digest: O },
   },
   admin_keys_rotated: {
     meaning: 'An operator rotated a signing key (receipt, grant or lease); processes lists every running gate process (instance_id, pid, role, started_at, kid, picked_up, self, note) and whether it signs with the new kid',

@@ -171,8 +171,12 @@ export class Admin implements AdminService {
   /** The secret is in this answer only; the event and the store hold its id. */
   tokensCreate(caller: Caller, body: unknown): Record<string, unknown> {
     const req = parseTokenRequest(body, this.ctx.settings.principals);
-    const { token, record } = this.ctx.tokens.create(req, caller.operator!);
-    this.act(caller, 'client_token_created', { token_id: record.token_id, principal: record.principal, scopes: record.scopes, expires_at: record.expires_at });
+    // The row and the event that records the table's digest together.
+    const { token, record } = immediate(this.ctx.db, () => {
+      const made = this.ctx.tokens.create(req, caller.operator!);
+      this.act(caller, 'client_token_created', { token_id: made.record.token_id, principal: made.record.principal, scopes: made.record.scopes, expires_at: made.record.expires_at, tokens_digest: this.ctx.tokens.digest() });
+      return made;
+    });
     return { token, ...record };
   }
 
@@ -182,8 +186,11 @@ export class Admin implements AdminService {
 
   /** From the next request on, the token and every lease issued through it are refused. */
   tokensRevoke(caller: Caller, id: string): Record<string, unknown> {
-    const t = this.ctx.tokens.revoke(id, caller.operator!);
-    this.act(caller, 'client_token_revoked', { token_id: t.token_id, principal: t.principal });
+    const t = immediate(this.ctx.db, () => {
+      const revoked = this.ctx.tokens.revoke(id, caller.operator!);
+      this.act(caller, 'client_token_revoked', { token_id: revoked.token_id, principal: revoked.principal, tokens_digest: this.ctx.tokens.digest() });
+      return revoked;
+    });
     return { ...t };
   }
 

@@ -14,6 +14,7 @@ import { keyRootMismatches, recordedKeyRoots } from '../ledger/key-roots.js';
 import { recordedEpoch, recordedPolicyDigest, type Recorded, type StateMismatch, type StateReport } from '../ledger/state-record.js';
 import { policyDigest, readPolicyData } from '../policy/store.js';
 import { budgetMismatches } from './budget-check.js';
+import { tokensMismatch } from './tokens.js';
 import { GateError } from './errors.js';
 
 export const EPOCH_TABLE = 'gate_state.revocation_epoch';
@@ -121,6 +122,8 @@ export function checkChainedState(db: Db, keys?: KeyStore, full = false): StateR
     if (e) mismatches.push(e);
     const p = digestRec ? policyMismatch(digest, digestRec) : null;
     if (p) mismatches.push(p);
+    const tokens = tokensMismatch(db);
+    if (tokens) mismatches.push(tokens);
     mismatches.push(...schemaObjects(db), ...budgetMismatches(db, new Date(), full));
     const roots = keys ? recordedKeyRoots(db) : null;
     if (keys) mismatches.push(...keyRootMismatches(db, keys, roots));

@@ -5,9 +5,16 @@
 // store keeps only its SHA-256 (the secret is 256 random bits, so a plain
 // hash is as strong as a slow one) and compares it in constant time. Every
 // request reads the token's row again, so a revocation or an expiry counts
-// from the next request on, in every process sharing the state.
+// from the next request on, in every process sharing the state. The table is
+// outside the hash chain, so every change records the digest of the whole
+// table in its chained event, and a token is only accepted while the table
+// still has that digest: a row edited by hand (a revocation undone, a token
+// pointed at another principal or minted) stops every token (503
+// state_tampered) instead of being believed.
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { canonicalHash } from '../crypto/jcs.js';
 import type { Db } from '../ledger/db.js';
+import { newestRecordSql, recordedTokensDigest, TOKEN_RECORDS, type Recorded, type StateMismatch } from '../ledger/state-record.js';
 import { isValidScope } from './auth/scopes.js';
 import { GateError } from './errors.js';
 
@@ -49,8 +56,54 @@ function fromRow(r: Row): ClientToken {
   return { ...rest, scopes: JSON.parse(scopes_json) as string[] };
 }
 
+/** The digest of the whole client_tokens table (every column, rows by id): what token events record. */
+export function tokensDigest(db: Db): string {
+  const has = db.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'client_tokens'`).get();
+  const rows = has ? (db.prepare('SELECT * FROM client_tokens ORDER BY token_id').all() as Row[]) : [];
+  return canonicalHash(rows.map((r) => ({ ...r, secret_sha256: Buffer.isBuffer(r.secret_sha256) ? r.secret_sha256.toString('hex') : String(r.secret_sha256) })));
+}
+
+const EMPTY_DIGEST = canonicalHash([]);
+
+/** The table against the chain's newest record of it; null when they agree (an empty table needs no record). */
+export function tokensMismatch(db: Db, knownId?: number, r: Recorded<string> | null = recordedTokensDigest(db)): StateMismatch | null {
+  const found = tokensDigest(db);
+  const fix = 'restore the state directory from a backup; or, if the table is what you want, revoke and issue the tokens again with latchgate tokens (each change records the table)';
+  if (r?.edited) return { table: 'client_tokens', found, recorded: null, recorded_by: { id: r.id, trace_id: r.trace_id, event_type: r.event_type }, message: `client_tokens: the ${r.event_type} event id=${r.id} that recorded the table's digest no longer matches its hash: the ledger was edited. Refusing every client token. Fix: ${fix}` };
+  if (knownId !== undefined && (r?.id ?? 0) < knownId) return { table: 'client_tokens', found, recorded: null, recorded_by: null, message: `client_tokens: the event id=${knownId} that recorded the table is no longer in the chain: the ledger was edited. Refusing every client token. Fix: ${fix}` };
+  const recorded = r?.value ?? EMPTY_DIGEST;
+  if (found === recorded) return null;
+  return {
+    table: 'client_tokens',
+    found,
+    recorded,
+    recorded_by: r ? { id: r.id, trace_id: r.trace_id, event_type: r.event_type } : null,
+    message: `client_tokens has digest ${found}, but the ledger's chain recorded ${recorded}${r ? ` (${r.event_type} event id=${r.id})` : ' (no token was ever issued)'}: the table was changed outside latchgate (a revocation undone, a token re-pointed or minted). Refusing every client token until it is fixed. Fix: ${fix}`,
+  };
+}
+
 export class ClientTokens {
-  constructor(private readonly db: Db) {}
+  private readonly newest;
+  /** The chain's newest record of the table, read again only when a newer one appears. */
+  private known: { newest: number; record: Recorded<string> | null; recordId: number } | undefined;
+
+  constructor(private readonly db: Db) {
+    this.newest = db.prepare(`SELECT ${newestRecordSql(TOKEN_RECORDS)}`).pluck();
+  }
+
+  /** The digest of the table now, for the event of a change just made. */
+  digest(): string {
+    return tokensDigest(this.db);
+  }
+
+  /** Throws GateError state_tampered while the table differs from what the chain recorded. */
+  private checkChained(): void {
+    const newest = this.newest.get() as number;
+    const record = this.known && this.known.newest === newest ? this.known.record : recordedTokensDigest(this.db);
+    const m = tokensMismatch(this.db, this.known?.recordId, record);
+    if (m) throw new GateError('state_tampered', m.message, { table: m.table, found: m.found, recorded: m.recorded, recorded_by: m.recorded_by });
+    this.known = { newest, record, recordId: record?.id ?? 0 };
+  }
 
   migrate(): void {
     this.db.exec(`CREATE TABLE IF NOT EXISTS client_tokens (
@@ -102,6 +155,7 @@ export class ClientTokens {
 
   /** The token a caller presented, when it is one this gate issued and it still stands; else a 401 GateError. */
   authenticate(presented: string, now = new Date()): ClientToken {
+    this.checkChained();
     const m = TOKEN_FORMAT.exec(presented);
     if (!m) throw new GateError('identity_unauthenticated', `the LatchGate-Token header is not a latchgate token (expected ${TOKEN_PREFIX}<16 hex>_<43 base64url>, as \`latchgate tokens create\` prints it)`);
     const id = m[1]!;

@@ -95,6 +95,9 @@ export const isDigest = (v: unknown): v is string => typeof v === 'string' && /^
 
 export const recordedEpoch = (db: Db): Recorded<number> | null => latestRecorded(db, EPOCH_RECORDS, 'epoch', isEpoch);
 export const recordedPolicyDigest = (db: Db): Recorded<string> | null => latestRecorded(db, POLICY_RECORDS, 'policy_digest', isDigest);
+/** The events that record the digest of the client_tokens table after their change (details.tokens_digest). */
+export const TOKEN_RECORDS = ['client_token_created', 'client_token_revoked'] as const satisfies readonly EventType[];
+export const recordedTokensDigest = (db: Db): Recorded<string> | null => latestRecorded(db, TOKEN_RECORDS, 'tokens_digest', isDigest);
 
 /** A table whose value differs from what the chain recorded, and how to put it right (in message). */
 export interface StateMismatch {

@@ -13,7 +13,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { buildGateApp } from '../../dist/gate/app.js';
 import { tcpHosts, tokenIdentity, tokenPeer } from '../../dist/gate/transport.js';
-import { startGate } from '../helpers/gate.mjs';
+import { operatorCaller, startGate } from '../helpers/gate.mjs';
 import { waitFor } from '../helpers/gate-faults.mjs';
 
 const CAP = 20;
@@ -27,7 +27,7 @@ let token;
 
 before(async () => {
   g = await startGate({ config: LIMITS });
-  ({ token } = g.ctx.tokens.create({ principal: 'tcp-agent', scopes: ['tools:call'], expiresInSeconds: null }, 'op'));
+  ({ token } = g.gate.admin.tokensCreate(operatorCaller(), { principal: 'tcp-agent' }));
   const hosts = new Set(); // filled once the port is known
   app = buildGateApp({
     service: g.gate,
@@ -137,7 +137,7 @@ test("a tokenless request flood drains only the tokenless bucket; the token hold
 });
 
 test("connections that proved a token are never pushed out by unproven ones, and a token's own connections are capped", async () => {
-  const { token: other } = g.ctx.tokens.create({ principal: 'tcp-agent', scopes: ['tools:call'], expiresInSeconds: null }, 'op');
+  const { token: other } = g.gate.admin.tokensCreate(operatorCaller(), { principal: 'tcp-agent' });
   const agent = new http.Agent({ keepAlive: true, maxSockets: CAP, maxFreeSockets: CAP });
   // CAP requests at once: CAP proven connections of this token.
   const first = await Promise.all(Array.from({ length: CAP }, () => get('/v1/actions', { agent, headers: withToken(other) })));

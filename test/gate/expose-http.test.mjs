@@ -204,13 +204,17 @@ test('a revoked token is refused on its next request, and the leases issued thro
   assert.equal(ev[0].details.principal, AGENT);
 });
 
-test('an expired token is refused; a lease from a peer uid is not usable over TCP', { skip }, async () => {
+test('a token row edited in the table (here its expiry) stops every token until it is put back; a lease from a peer uid is not usable over TCP', { skip }, async () => {
+  // Expiry itself is unit-tested (test/unit/client-tokens.test.mjs); a row changed outside latchgate is tampering.
   const t = newToken(AGENT, '--expires', '60s');
   const db = new Database(path.join(info.state_dir, 'ledger.sqlite3'));
-  db.prepare('UPDATE client_tokens SET expires_at = ? WHERE token_id = ?').run(new Date(Date.now() - 1000).toISOString(), t.token_id);
-  db.close();
+  db.prepare('UPDATE client_tokens SET expires_at = ? WHERE token_id = ?').run(new Date(Date.now() + 365 * 86400e3).toISOString(), t.token_id);
   const r = asOther({ token: t.token, steps: [{ do: 'get', path: '/v1/actions' }] }).results[0];
-  assert.deepEqual([r.status, r.body.error], [401, 'token_expired']);
+  assert.deepEqual([r.status, r.body.error], [503, 'state_tampered']);
+  db.prepare('UPDATE client_tokens SET expires_at = ? WHERE token_id = ?').run(t.expires_at, t.token_id);
+  db.close();
+  const back = asOther({ token: t.token, steps: [{ do: 'get', path: '/v1/actions' }] }).results[0];
+  assert.equal(back.status, 200);
   // A token for the owner's own configured name (an operator's explicit act) does not
   // make the owner's Unix-socket lease usable over TCP: that lease names no token.
   const ownerToken = newToken(OWNER);
@@ -266,7 +270,8 @@ test('tokens create/list/revoke with --json, and their refusals', { skip }, () =
   assert.ok(list.every((x) => !('token' in x) && !('secret_sha256' in x)));
   assert.match(lg('tokens', 'list').out, new RegExp(`${t.token_id}  cli-agent  \\[tools:call, audit:read\\]  expires `));
   const created = audit('--event-type', 'client_token_created').find((e) => e.details.token_id === t.token_id);
-  assert.deepEqual(created.details, { token_id: t.token_id, principal: 'cli-agent', scopes: ['tools:call', 'audit:read'], expires_at: t.expires_at });
+  assert.match(created.details.tokens_digest, /^sha256:[0-9a-f]{64}$/);
+  assert.deepEqual(created.details, { token_id: t.token_id, principal: 'cli-agent', scopes: ['tools:call', 'audit:read'], expires_at: t.expires_at, tokens_digest: created.details.tokens_digest });
   assert.equal(created.operator.name, 'admin');
 
   const rev = lg('tokens', 'revoke', t.token_id, '--json');

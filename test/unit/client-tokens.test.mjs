@@ -5,13 +5,23 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { openDb } from '../../dist/ledger/db.js';
+import { Ledger } from '../../dist/ledger/ledger.js';
 import { ClientTokens, parseTokenRequest } from '../../dist/gate/tokens.js';
 import { tcpHosts, tokenIdentity } from '../../dist/gate/transport.js';
 
+/** A token store on a ledger whose every change records the table's digest, as the admin acts do. */
 function store() {
-  const t = new ClientTokens(openDb(':memory:'));
+  const db = openDb(':memory:');
+  const ledger = new Ledger(db).migrate();
+  const t = new ClientTokens(db);
   t.migrate();
-  return t;
+  const recorded = (event_type, fn) => (...args) => {
+    const r = fn(...args);
+    const id = r.record?.token_id ?? r.token_id;
+    ledger.append({ event_type, decision: 'allow', operator: { name: 'op' }, subject: { principal: 'operator:op' }, details: { token_id: id, principal: 'agent', ...(event_type === 'client_token_created' ? { scopes: [], expires_at: null } : {}), tokens_digest: t.digest() } });
+    return r;
+  };
+  return Object.assign(Object.create(t), { create: recorded('client_token_created', t.create.bind(t)), revoke: recorded('client_token_revoked', t.revoke.bind(t)), db });
 }
 
 const thrown = (fn) => {
@@ -76,4 +86,18 @@ test('the TCP listener: the Host must name it and an Origin must be listed, befo
   assert.equal(code(() => identify(req({ host: '127.0.0.1:8080' }))), 'identity_unauthenticated');
   assert.match(thrown(() => identify(req({ host: '127.0.0.1:8080', authorization: `Bearer ${token}` }))).message, /not in Authorization/);
   assert.equal(code(() => identify({ raw: {} })), 'host_not_allowed', 'a connection without a request (malformed HTTP) identifies no one');
+});
+
+test('a client_tokens row edited outside latchgate (a revocation undone, a token re-pointed or minted) stops every token: state_tampered', () => {
+  const s = store();
+  const { token, record } = s.create({ principal: 'agent', scopes: ['tools:call'], expiresInSeconds: null }, 'op');
+  const other = s.create({ principal: 'agent', scopes: ['tools:call'], expiresInSeconds: null }, 'op');
+  s.revoke(record.token_id, 'op');
+  assert.equal(code(() => s.authenticate(token)), 'token_revoked');
+  assert.equal(s.authenticate(other.token).principal, 'agent');
+  s.db.prepare('UPDATE client_tokens SET revoked_at = NULL, revoked_by = NULL WHERE token_id = ?').run(record.token_id);
+  const e = thrown(() => s.authenticate(token));
+  assert.equal(e?.code, 'state_tampered');
+  assert.match(e.message, /client_tokens has digest sha256:[0-9a-f]{64}, but the ledger's chain recorded sha256:[0-9a-f]{64}.*Refusing every client token/);
+  assert.equal(code(() => s.authenticate(other.token)), 'state_tampered', 'every token, not just the edited one');
 });
