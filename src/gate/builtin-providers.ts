@@ -1,6 +1,6 @@
-// Providers compiled into latchgate. `builtin:noop` does nothing and says so
-// (verifier "none" actions; benchmarks). The HTTP and filesystem providers
-// arrive with the providers issue.
+// The one provider written in TypeScript: `builtin:noop` does nothing and
+// says so (verifier "none" actions; benchmarks). builtin:http_api and
+// builtin:fs are WebAssembly components (src/gate/wasm-providers.ts).
 import type { Provider } from './providers.js';
 
 export const noopProvider: Provider = {

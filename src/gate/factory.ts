@@ -46,7 +46,7 @@ export { DEFAULTS };
 export interface OpenGateOptions {
   stateDir: string;
   config: GateFileConfig;
-  /** Extra providers by digest (tests; the providers issue adds the real ones). */
+  /** Extra providers by digest, written in TypeScript (tests); the WebAssembly ones come from the manifests (src/gate/wasm-providers.ts). */
   providers?: Record<string, Provider>;
   transport?: HttpTransport;
   sandboxDegraded?: boolean;
