@@ -105,13 +105,19 @@ test('a refunded failure and a count above the chain (a call in flight or cut by
   assert.deepEqual(restored, []);
 });
 
-test("a count lowered while the gate runs, spent, then put back to the chain's: verify shows the window was spent past the limit its debits recorded", async (t) => {
+/** A gate whose principal used its 3 calls of the day, then the day's count lowered to 0 under it (the gate keeps running). */
+async function dayLoweredWhileRunning(t) {
   const stateDir = tempDir(t);
   const g = await gate(t, stateDir);
   const a = new Agent(g.socket);
   await a.lease();
   for (let i = 0; i < 3; i++) assert.equal((await a.execute('t_ok', { n: i })).status, 200);
   tamper(stateDir, "UPDATE budget_windows SET calls_used = 0 WHERE window = 'day'");
+  return { stateDir, g, a };
+}
+
+test("a count lowered while the gate runs, spent, then put back to the chain's: verify shows the window was spent past the limit its debits recorded", async (t) => {
+  const { stateDir, g, a } = await dayLoweredWhileRunning(t);
   // The running gate trusts its table: two more calls.
   for (let i = 3; i < 5; i++) assert.equal((await a.execute('t_ok', { n: i })).status, 200);
   tamper(stateDir, "UPDATE budget_windows SET calls_used = 5 WHERE window = 'day'");
@@ -130,12 +136,7 @@ test("a count lowered while the gate runs, spent, then put back to the chain's: 
 
 test('the overspend stays in verify after the window expired (the whole chain is checked), and a trigger in the ledger is reported and refuses policy changes', async (t) => {
   const { budgetMismatches } = await import('../../dist/gate/budget-check.js');
-  const stateDir = tempDir(t);
-  const g = await gate(t, stateDir);
-  const a = new Agent(g.socket);
-  await a.lease();
-  for (let i = 0; i < 3; i++) assert.equal((await a.execute('t_ok', { n: i })).status, 200);
-  tamper(stateDir, "UPDATE budget_windows SET calls_used = 0 WHERE window = 'day'");
+  const { stateDir, g, a } = await dayLoweredWhileRunning(t);
   assert.equal((await a.execute('t_ok', { n: 3 })).status, 200);
   const later = new Date(Date.now() + 10 * 86_400_000);
   const found = budgetMismatches(g.db, later, true).filter((m) => m.table === 'budget_windows (history)');
