@@ -16,7 +16,6 @@ import { authenticate } from './stages/authenticate.js';
 import { decidePolicy } from './stages/decide-policy.js';
 import { dispatch } from './stages/dispatch.js';
 import { approvedExecution, holdForApproval } from './stages/hold-for-approval.js';
-import { makeIntentDurable } from './stages/make-intent-durable.js';
 import { planExecution } from './stages/plan-execution.js';
 import { precheckTargets } from './stages/precheck-targets.js';
 import { recheckPlan } from './stages/recheck-plan.js';
@@ -44,7 +43,6 @@ export const PIPELINE: readonly Step[] = [
   // Debit, grant and intent commit together: a refusal on the way rolls the
   // debit back, and no other gate can slip in between.
   { together: [reserveAndSignGrant, recordIntent] },
-  makeIntentDurable,
   dispatch,
   verifyAndReceipt,
 ];

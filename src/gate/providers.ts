@@ -33,11 +33,18 @@ export class HostIo {
   private readonly own: HostEvidence[] = [];
   private calls = 0;
 
+  /**
+   * `durable` settles once the call's intent is on disk: every I/O call waits
+   * for it, so the provider may be instantiated and start while the intent is
+   * being synced, yet nothing leaves the gate before it survives a power cut.
+   * If it fails, every I/O call fails with it and nothing is done.
+   */
   constructor(
     private readonly transport: HttpTransport | undefined,
     private readonly maxIoCalls: number,
     private readonly signal: AbortSignal,
     private readonly call?: CallHosts,
+    private readonly durable: Promise<void> = Promise.resolve(),
   ) {}
 
   /** Everything the hosts observed, in the order of the calls. */
@@ -54,8 +61,9 @@ export class HostIo {
   hosts(): Hosts {
     const c = this.call;
     if (!c) return {};
-    const count = <A extends unknown[], R>(f: (...a: A) => Promise<R>) => (...a: A): Promise<R> => {
+    const count = <A extends unknown[], R>(f: (...a: A) => Promise<R>) => async (...a: A): Promise<R> => {
       this.calls++;
+      await this.durable;
       return f(...a);
     };
     const fs = c.fs;
@@ -71,6 +79,7 @@ export class HostIo {
   async http(call: HttpCall): Promise<HttpResult> {
     if (++this.calls > this.maxIoCalls) throw new Error(`I/O call budget of ${this.maxIoCalls} exhausted`);
     if (!this.transport) throw new Error('no HTTP transport is configured for this provider');
+    await this.durable;
     const r = await this.transport(call, this.signal);
     this.own.push({ kind: 'http', method: call.method, url: call.url, status: r.status, body_sha256: createHash('sha256').update(r.body).digest('hex') });
     return r;

@@ -2,7 +2,7 @@
 // each call on a fresh instance in a worker thread under the manifest's
 // limits, with only the host imports the manifest links. docs/PROVIDERS.md.
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { HostBridge } from './runtime-bridge.js';
 import { compiled, instantiable } from './runtime-compile.js';
 import type { CompileOutput } from './runtime-compile-job.js';
@@ -36,6 +36,8 @@ function checkLimits(l: RunLimits): void {
 
 export class ProviderRuntime {
   private readonly loaded = new Map<string, Promise<CompileOutput>>();
+  /** file -> its identity (device, inode, size, mtime, ctime) when it last hashed to a digest. */
+  private readonly hashed = new Map<string, string>();
   private readonly byMemory = new Map<string, Promise<Record<string, WebAssembly.Module>>>();
   private readonly pool: WorkerPool;
   private readonly cacheDir: string;
@@ -48,13 +50,23 @@ export class ProviderRuntime {
   /**
    * Loads the component in `file`, which must hash to `expectedDigest`
    * (else ProviderRefused provider_untrusted, before anything is compiled).
+   * A file is hashed again whenever its identity changed since it last
+   * matched: any write or rename onto it changes its ctime, which no caller
+   * can set back. (What runs is always compiled from bytes that matched.)
    */
   async load(file: string, expectedDigest: string): Promise<void> {
     if (!DIGEST.test(expectedDigest)) throw new ProviderRefused('provider_untrusted', `provider digest must be "sha256:<64 lower-case hex>", got "${expectedDigest}"`);
+    // Taken before the read: a change during the read leaves a stale identity, so the next call hashes again.
+    const st = await stat(file, { bigint: true });
+    const identity = `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}:${expectedDigest}`;
+    if (this.hashed.get(file) === identity && this.loaded.has(expectedDigest)) return void (await this.loaded.get(expectedDigest));
     const bytes = await readFile(file);
     const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
-    if (digest !== expectedDigest)
+    if (digest !== expectedDigest) {
+      this.hashed.delete(file);
       throw new ProviderRefused('provider_untrusted', `${file} has digest ${digest}, not the ${expectedDigest} the manifest trusts: rebuild the provider or update provider_module_digest`);
+    }
+    this.hashed.set(file, identity);
     let p = this.loaded.get(digest);
     if (!p) {
       p = compiled(this.cacheDir, digest, bytes);

@@ -5,7 +5,7 @@
 // in a module without its fuel meter.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { readdirSync, readFileSync, renameSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from '@bytecodealliance/jco';
 import { ProviderRuntime } from '../../dist/providers/runtime.js';
@@ -27,6 +27,25 @@ test('a component whose digest is not the expected one is refused before it is c
   await rt.load(p.file, p.digest);
   const ok = await rt.run(p.digest, { mode: 'g' }, LIMITS, {});
   assert.equal(ok.ok, true, JSON.stringify(ok));
+});
+
+test('a loaded file changed afterwards is refused at the next load: rewritten in place with the same size, or replaced by rename', async (t) => {
+  const dir = tempDir(t);
+  const p = await buildWat('limits', dir);
+  const good = readFileSync(p.file);
+  const rt = new ProviderRuntime({ cacheDir: join(dir, 'cache') });
+  t.after(() => rt.close());
+  await rt.load(p.file, p.digest);
+  await rt.load(p.file, p.digest); // unchanged: accepted again
+  const bad = Buffer.from(good);
+  bad[bad.length - 1] ^= 1;
+  writeFileSync(p.file, bad);
+  await assert.rejects(rt.load(p.file, p.digest), (e) => e.failure_class === 'provider_untrusted');
+  writeFileSync(p.file, good);
+  await rt.load(p.file, p.digest); // the trusted bytes again
+  writeFileSync(`${p.file}.new`, bad);
+  renameSync(`${p.file}.new`, p.file);
+  await assert.rejects(rt.load(p.file, p.digest), (e) => e.failure_class === 'provider_untrusted');
 });
 
 test('a component importing an interface outside required_imports is not instantiated', async (t) => {

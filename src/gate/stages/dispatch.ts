@@ -1,6 +1,10 @@
 // The provider runs under the manifest's wall-clock limit, reaching the
 // outside only through HostIo, which records what really happened: the host
 // functions made for this action and principal (src/gate/provider-hosts.ts).
+// The intent is the evidence that survives a crash during the call: its sync
+// to disk starts here and runs while the provider is instantiated and starts,
+// and HostIo holds every I/O call until it has landed. A failed sync fails
+// the call before anything left the gate.
 import type { GateContext } from '../context.js';
 import { GateError } from '../errors.js';
 import { need, type Dispatched, type Execution } from '../execution.js';
@@ -20,7 +24,13 @@ export async function dispatch(ctx: GateContext, x: Execution): Promise<void> {
   } catch (e) {
     unserved = e instanceof GateError ? `${e.code}: ${e.message}` : (e as Error).message;
   }
-  const io = new HostIo(ctx.transport, m.resource_limits.max_io_calls, abort.signal, hosts);
+  let syncError: Error | undefined;
+  const durable = ctx.wal.sync().catch((e: unknown) => {
+    syncError = e instanceof Error ? e : new Error(String(e));
+    throw new Error(`store_unavailable: the intent could not be made durable (${syncError.message}); nothing was done`);
+  });
+  durable.catch(() => undefined); // read below, after the provider
+  const io = new HostIo(ctx.transport, m.resource_limits.max_io_calls, abort.signal, hosts, durable);
   // A component is hashed again and, the first time, compiled: not part of the call's time.
   const unready = unserved === undefined ? await provider.prepare?.() : undefined;
   const t0 = performance.now();
@@ -54,5 +64,7 @@ export async function dispatch(ctx: GateContext, x: Execution): Promise<void> {
   } finally {
     clearTimeout(timer);
   }
+  await durable.catch(() => undefined);
+  if (syncError) throw new GateError('store_unavailable', `the intent could not be made durable (${syncError.message}); nothing was dispatched`);
   x.dispatched = { ...r, io, started_at, finished_at: new Date().toISOString(), duration_ms: Math.round((performance.now() - t0) * 1000) / 1000 };
 }

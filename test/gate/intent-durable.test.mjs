@@ -1,0 +1,122 @@
+// The intent is on disk before anything leaves the gate. Its sync runs while
+// the provider is instantiated and starts, so these tests hold the sync (or
+// fail it) and watch the outside: no HTTP request reaches the upstream and no
+// file is written until the sync has landed, and a failed sync fails the call
+// with nothing done. Beside them, the same calls go through once it lands.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Agent, grantAll, startGate } from '../helpers/gate.mjs';
+import { NO_OPENSSL, tlsUpstream } from '../helpers/tls-upstream.mjs';
+
+const skip = NO_OPENSSL;
+let dir;
+let root;
+let up;
+let g;
+
+before(async () => {
+  if (skip) return;
+  up = await tlsUpstream(['api.github.com'], () => false);
+  dir = mkdtempSync(path.join(os.tmpdir(), 'latchgate-durable-'));
+  root = path.join(dir, 'workspace');
+  mkdirSync(path.join(root, 'src'), { recursive: true });
+  g = await startGate({
+    stateDir: path.join(dir, 'state'),
+    config: { resolve: up.pins(), extraCaCerts: [up.caFile], providers: { fs: { root, principals: new Map(), actions: new Map() } } },
+  });
+  grantAll(g);
+  // Each provider compiled and its worker warm, so a held call reaches its I/O at once.
+  const a = await agent();
+  for (const [action, body] of [
+    ['http_fetch', { url: 'https://api.github.com/warm' }],
+    ['fs_write', { path: 'src/warm.txt', content_base64: '', mode: 'create' }],
+  ]) {
+    const r = await a.execute(action, body);
+    assert.equal(r.status, 200, r.text);
+  }
+});
+
+after(async () => {
+  if (skip) return;
+  await g?.close();
+  up?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** Replaces the gate's WAL sync until restored: the next sync waits for release() (or fails with fail()). */
+function holdNextSync() {
+  const wal = g.ctx.wal;
+  const real = wal.sync.bind(wal);
+  let release;
+  let fail;
+  let entered;
+  const reached = new Promise((r) => (entered = r));
+  const held = new Promise((resolve, reject) => {
+    release = resolve;
+    fail = reject;
+  });
+  wal.sync = () => {
+    wal.sync = real; // only the first (the intent's) is held
+    entered();
+    return held.then(() => real());
+  };
+  return { reached, release: () => release(), fail: (e) => fail(e), restore: () => (wal.sync = real) };
+}
+
+async function agent() {
+  const a = new Agent(g.socket);
+  await a.lease();
+  return a;
+}
+
+const call = {
+  http: { action: 'http_fetch', body: { url: 'https://api.github.com/durable' }, happened: () => up.seen.some((s) => s.url === '/durable') },
+  fs: { action: 'fs_write', body: { path: 'src/durable.txt', content_base64: Buffer.from('x').toString('base64'), mode: 'create' }, happened: () => existsSync(path.join(root, 'src', 'durable.txt')) },
+};
+
+for (const [kind, c] of Object.entries(call)) {
+  test(`${kind}: nothing happens while the intent's sync is pending; the call completes once it lands`, { skip }, async () => {
+    const a = await agent();
+    const hold = holdNextSync();
+    try {
+      const pending = a.execute(c.action, c.body);
+      await hold.reached;
+      // Long enough for the provider to be instantiated and reach its I/O call many times over.
+      await sleep(400);
+      assert.equal(c.happened(), false, 'the effect happened before the intent was on disk');
+      hold.release();
+      const r = await pending;
+      assert.equal(r.status, 200, r.text);
+      assert.equal(c.happened(), true);
+    } finally {
+      hold.restore();
+    }
+  });
+}
+
+test('a failed intent sync fails the call with 503 store_unavailable and nothing done: no request, no file', { skip }, async () => {
+  const a = await agent();
+  const before = up.seen.length;
+  for (const c of [
+    { action: 'http_fetch', body: { url: 'https://api.github.com/never' }, happened: () => up.seen.length > before },
+    { action: 'fs_write', body: { path: 'src/never.txt', content_base64: Buffer.from('x').toString('base64'), mode: 'create' }, happened: () => existsSync(path.join(root, 'src', 'never.txt')) },
+  ]) {
+    const hold = holdNextSync();
+    try {
+      const pending = a.execute(c.action, c.body);
+      await hold.reached;
+      hold.fail(new Error('EIO: simulated'));
+      const r = await pending;
+      assert.equal(r.status, 503, r.text);
+      assert.equal(r.body.error, 'store_unavailable');
+      assert.match(r.body.message, /EIO: simulated.*nothing was dispatched/);
+      assert.equal(c.happened(), false);
+    } finally {
+      hold.restore();
+    }
+  }
+});
