@@ -34,6 +34,7 @@ import { recordAndPinKeyRoots } from '../ledger/key-roots.js';
 import { checkChainedState } from './state-check.js';
 import { parsePins } from '../egress/ssrf.js';
 import { extraCaCerts } from '../egress/trust-roots.js';
+import { secureContextFor } from '../providers/http-transport.js';
 import { EnvSecretSource } from '../providers/secret-source.js';
 import type { ProviderHostSettings } from './provider-hosts.js';
 import { WasmProviders } from './wasm-providers.js';
@@ -73,7 +74,7 @@ function providerHostSettings(c: GateFileConfig, fsRoot: string | undefined): Pr
   const fs = c.providers?.fs;
   return {
     pins: parsePins(c.resolve ?? new Map(), '[gate.resolve]'),
-    ca,
+    trust: secureContextFor(ca),
     secrets: new EnvSecretSource(),
     fs: { principals: fs?.principals ?? new Map(), actions: fs?.actions ?? new Map(), ...(fs?.root ?? fsRoot ? { root: fs?.root ?? fsRoot } : {}) },
   };

@@ -4,6 +4,7 @@
 // the call's root with the action's globs and operations
 // (src/providers/host-fs.ts), and a log. Only what the manifest's
 // required_imports names is made; the runtime links nothing else.
+import type { SecureContext } from 'node:tls';
 import type { ProviderConfig } from '../config/latchgate-toml.js';
 import type { Pin } from '../egress/ssrf.js';
 import { FsHost } from '../providers/host-fs.js';
@@ -18,8 +19,8 @@ import type { ActionManifest } from './types.js';
 export interface ProviderHostSettings {
   /** [gate.resolve], parsed. */
   pins: ReadonlyMap<string, Pin>;
-  /** [gate] extra_ca_certs, read (PEM text). */
-  ca: readonly string[];
+  /** The default roots and [gate] extra_ca_certs, built once (secureContextFor). */
+  trust: SecureContext;
   secrets: SecretSource;
   /** [providers.fs]; a box's gate sets root to its workspace when none is configured. */
   fs?: ProviderConfig['fs'];
@@ -59,7 +60,7 @@ export function callHosts(s: ProviderHostSettings, m: ActionManifest, principal:
       allowed_domains: m.egress.allowed_domains,
       allowed_methods: m.egress.allowed_methods.length ? m.egress.allowed_methods : m.template ? [m.template.method] : [],
       pins: s.pins,
-      ca: s.ca,
+      trust: s.trust,
       timeout_ms: m.resource_limits.timeout_seconds * 1000,
       max_response_bytes: m.resource_limits.max_host_response_bytes,
       max_request_bytes: m.io.max_request_bytes,

@@ -20,6 +20,7 @@
 //     (src/egress/key-redaction.ts), in every form that module knows.
 // Each call, refused or not, adds one entry to `evidence`.
 import { createHash } from 'node:crypto';
+import tls from 'node:tls';
 import { LaunchError } from '../core/errors.js';
 import { HostAllowlist, normalizeConnectHost } from '../egress/allowlist.js';
 import { KeyMatcher, Redaction } from '../egress/key-redaction.js';
@@ -48,6 +49,8 @@ export interface HttpHostOptions {
   allow_plain_http?: boolean;
   /** Extra trusted CA certificates, PEM text ([gate] extra_ca_certs, read). */
   ca?: readonly string[];
+  /** Or the TLS context already built from them with secureContextFor (a gate builds it once, not per call). */
+  trust?: tls.SecureContext;
   /** The whole call, lookup to last response byte, in milliseconds. */
   timeout_ms: number;
   max_response_bytes: number;
@@ -90,6 +93,13 @@ function positive(v: unknown, field: string): number {
   return v;
 }
 
+function trustOf(o: HttpHostOptions): tls.SecureContext {
+  if (o.trust === undefined) return secureContextFor(extraCaCerts(o.ca ?? [], 'extra_ca_certs'));
+  if (o.ca !== undefined) throw new LaunchError('http host: give ca or trust, not both');
+  if (typeof o.trust !== 'object' || o.trust === null || !('context' in o.trust)) throw new LaunchError('http host: trust must be a TLS SecureContext (secureContextFor)');
+  return o.trust;
+}
+
 /** Checks the options once; every error names the field and what was expected. */
 function checkOptions(o: HttpHostOptions) {
   if (!o || typeof o !== 'object') throw new LaunchError('http host: options are required');
@@ -124,7 +134,7 @@ function checkOptions(o: HttpHostOptions) {
     pins,
     declared,
     plainHttp: o.allow_plain_http === true,
-    secureContext: secureContextFor(extraCaCerts(o.ca ?? [], 'extra_ca_certs')),
+    secureContext: trustOf(o),
     timeoutMs: positive(o.timeout_ms, 'timeout_ms'),
     maxResponseBytes: positive(o.max_response_bytes, 'max_response_bytes'),
     maxRequestBytes: positive(o.max_request_bytes, 'max_request_bytes'),

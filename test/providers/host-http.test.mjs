@@ -25,6 +25,8 @@ import { createHttpHost } from '../../dist/providers/host-http.js';
 import { HostIoError } from '../../dist/providers/host-error.js';
 import { EnvSecretSource, SECRET_ENV_PREFIX } from '../../dist/providers/secret-source.js';
 import { parsePin } from '../../dist/egress/ssrf.js';
+import { extraCaCerts } from '../../dist/egress/trust-roots.js';
+import { secureContextFor } from '../../dist/providers/http-transport.js';
 import { haveOpenssl, makePki } from '../fixtures/egress-cred/pki.mjs';
 
 const skip = haveOpenssl() ? false : 'openssl is not installed';
@@ -408,6 +410,15 @@ test('attack: a certificate for another name is refused', { skip }, async () => 
   assert.equal(seen.length, 0);
 });
 
+test('a TLS context built once (trust) is what ca builds: the test CA trusted through it, refused without it', { skip }, async () => {
+  const { host: without } = makeHost({ opts: { ca: undefined, trust: secureContextFor([]) } });
+  await refused(without(get('https://api.example.test/echo')), 'tls_failed');
+  assert.equal(seen.length, 0);
+  const { host: withCa } = makeHost({ opts: { ca: undefined, trust: secureContextFor(extraCaCerts([pki.caPem])) } });
+  assert.equal((await withCa(get('https://api.example.test/echo'))).status, 200);
+  assert.equal(seen.length, 1);
+});
+
 // ------------------------------------------------------------ response size and time
 
 test('attack: an endless response is cut at max_response_bytes and its socket closed', { skip, timeout: 60_000 }, async () => {
@@ -524,4 +535,6 @@ test('createHttpHost refuses bad options, naming the field', { skip }, () => {
   assert.throws(() => createHttpHost({ ...base, declared_secrets: ['a-b'] }), /declared secret/);
   assert.throws(() => createHttpHost({ ...base, ca: ['not a pem'] }), /extra_ca_certs\[0\]/);
   assert.throws(() => createHttpHost({ ...base, allowed_ports: [70000] }), /allowed_ports/);
+  assert.throws(() => createHttpHost({ ...base, ca: [], trust: secureContextFor([]) }), /ca or trust, not both/);
+  assert.throws(() => createHttpHost({ ...base, trust: {} }), /trust must be a TLS SecureContext/);
 });
