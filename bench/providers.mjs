@@ -4,7 +4,9 @@
 // (AssemblyScript, ~30 KB component) and an equivalent JavaScript provider
 // (componentize-js, ~12 MB). Per toolchain: p50/p90 of a whole
 // ProviderRuntime.run (worker hop, fresh instance, one HTTP host call,
-// fuel metering), the instantiate and guest parts, and the RSS a call in
+// fuel metering; calls back to back, so a call may wait for the instance its
+// worker makes ahead), the instantiate and guest parts (instantiate counted
+// whether or not it was made ahead), and the RSS a call in
 // flight adds (4 calls held inside their HTTP call at once) and what the
 // runtime with 4 warm workers holds. Run with --expose-gc for steadier RSS.
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -38,6 +40,7 @@ async function measure(name, provider, task) {
     const inst = [];
     const guest = [];
     const both = [];
+    let ahead = 0;
     for (let i = 0; i < N; i++) {
       const t = performance.now();
       const r = await rt.run(provider.digest, task, LIM, { http });
@@ -46,6 +49,7 @@ async function measure(name, provider, task) {
       inst.push(r.timings.instantiate_ms);
       guest.push(r.timings.guest_ms);
       both.push(r.timings.instantiate_ms + r.timings.guest_ms);
+      if (r.timings.made_ahead) ahead++;
     }
     // RSS added per call in flight: warm 4 workers, then hold 4 calls inside their HTTP call.
     await Promise.all([0, 1, 2, 3].map(() => rt.run(provider.digest, task, LIM, { http })));
@@ -68,7 +72,7 @@ async function measure(name, provider, task) {
     release();
     await Promise.all(calls);
     console.log(
-      `${name.padEnd(34)} run p50 ${ms(pct(total, 0.5))}  p90 ${ms(pct(total, 0.9))}  instantiate p50 ${ms(pct(inst, 0.5))}  guest p50 ${ms(pct(guest, 0.5))}  instantiate+call p50 ${ms(pct(both, 0.5))}  RSS per call in flight ${((during - before) / 4 / 2 ** 20).toFixed(1)} MiB  (4 warm workers: ${warm.toFixed(0)} MiB)`,
+      `${name.padEnd(34)} run p50 ${ms(pct(total, 0.5))}  p90 ${ms(pct(total, 0.9))}  instantiate p50 ${ms(pct(inst, 0.5))}  guest p50 ${ms(pct(guest, 0.5))}  instantiate+call p50 ${ms(pct(both, 0.5))} (instance made ahead in ${ahead} of ${N})  RSS per call in flight ${((during - before) / 4 / 2 ** 20).toFixed(1)} MiB  (4 warm workers: ${warm.toFixed(0)} MiB)`,
     );
   } finally {
     await rt.close();

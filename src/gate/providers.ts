@@ -109,7 +109,7 @@ export interface ProviderOutput {
   /** Why a WebAssembly provider's call failed, as its runtime classed it (fuel, memory, time, output...). */
   failure_class?: FailureClass;
   /** What a WebAssembly provider's call used. */
-  runtime?: { io_calls: number; fuel_used?: number; instantiate_ms: number; guest_ms: number; host_io_ms: number };
+  runtime?: { io_calls: number; fuel_used?: number; instantiate_ms: number; made_ahead?: boolean; guest_ms: number; host_io_ms: number };
 }
 
 export interface Provider {

@@ -29,7 +29,8 @@ import { extraCaCerts } from '../egress/trust-roots.js';
 import { HostIoError } from './host-error.js';
 import { checkHeaders, checkSecretValue, fillSecrets, type HeaderList } from './http-headers.js';
 import { parseHttpTarget, type HttpTarget } from './http-target.js';
-import { exchange, secureContextFor } from './http-transport.js';
+import { connectionKey, exchange, openConnection, secureContextFor } from './http-transport.js';
+import type net from 'node:net';
 import type { HttpHost, HttpRequest, HttpResponse } from './runtime-types.js';
 import { SECRET_NAME, type SecretSource } from './secret-source.js';
 
@@ -86,6 +87,17 @@ export interface HttpEvidence {
 /** The http host function of one action, with what it observed of every call. */
 export interface RecordingHttpHost extends HttpHost {
   readonly evidence: HttpEvidence[];
+  /**
+   * Opens the connection a request to `url` would use, before the provider
+   * asks for it, with every check that request gets (allowlist, port,
+   * scheme, resolution and address rules, TLS verification when it is
+   * used). The provider's first request to the same name and checked
+   * address takes it; nothing is written on it before. A URL that would be
+   * refused opens nothing (its request is refused when the provider makes it).
+   */
+  preconnect(url: string): void;
+  /** Closes a connection opened ahead and never taken. */
+  close(): void;
 }
 
 function positive(v: unknown, field: string): number {
@@ -198,6 +210,32 @@ export function createHttpHost(opts: HttpHostOptions): RecordingHttpHost {
     return out;
   }
 
+  /** The connection opened ahead, until a request takes it or the host is closed. */
+  let ahead: { key: string; socket: net.Socket } | undefined;
+  let closed = false;
+
+  async function preconnect(url: string, deadline: number): Promise<void> {
+    const target = parseHttpTarget(url, rules);
+    const r = await resolveAndCheck(target.host, target.port, { pinned: o.pins, timeoutMs: Math.max(1, deadline - Date.now()), ...(opts.lookup ? { lookup: opts.lookup } : {}) });
+    if (!r.ok || closed || ahead) return;
+    const c = { target, address: r.address, port: r.port, family: r.family, secureContext: o.secureContext };
+    const socket = openConnection(c);
+    socket.on('error', () => socket.destroy()); // the request that takes it opens its own instead (below)
+    socket.setTimeout(Math.max(1, deadline - Date.now()), () => socket.destroy());
+    ahead = { key: connectionKey(c), socket };
+  }
+
+  /** The connection opened ahead for this exact target, if it is still usable; taken once. */
+  function takeAhead(key: string): net.Socket | undefined {
+    const a = ahead;
+    if (!a || a.key !== key) return undefined;
+    ahead = undefined;
+    if (a.socket.destroyed) return undefined;
+    a.socket.setTimeout(0);
+    a.socket.removeAllListeners('error');
+    return a.socket;
+  }
+
   async function call(req: HttpRequest, ev: HttpEvidence, deadline: number): Promise<HttpResponse> {
     const method = typeof req?.method === 'string' ? req.method.toUpperCase() : '';
     ev.method = method;
@@ -228,7 +266,7 @@ export function createHttpHost(opts: HttpHostOptions): RecordingHttpHost {
     ev.address = r.address;
     ev.port = r.port;
     ev.pinned = r.pinned;
-    const raw = await exchange({
+    const x = {
       target,
       address: r.address,
       port: r.port,
@@ -239,7 +277,8 @@ export function createHttpHost(opts: HttpHostOptions): RecordingHttpHost {
       deadline,
       maxResponseBytes: o.maxResponseBytes,
       secureContext: o.secureContext,
-    });
+    };
+    const raw = await exchange(x, takeAhead(connectionKey(x)));
     const clean = redact(redactWith, raw.headers, raw.body);
     ev.status = raw.status;
     ev.redactions = clean.count;
@@ -272,5 +311,16 @@ export function createHttpHost(opts: HttpHostOptions): RecordingHttpHost {
       evidence.push(ev);
     }
   };
-  return Object.assign(host, { evidence });
+  return Object.assign(host, {
+    evidence,
+    preconnect(url: string) {
+      // A refusal here is no answer to anyone: the provider's own request gets it.
+      preconnect(url, Date.now() + o.timeoutMs).catch(() => undefined);
+    },
+    close() {
+      closed = true;
+      ahead?.socket.destroy();
+      ahead = undefined;
+    },
+  });
 }

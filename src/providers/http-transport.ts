@@ -5,8 +5,7 @@
 // followed, the whole exchange ends at the deadline, and the response body is
 // read only up to its cap: one byte more and the socket is destroyed.
 import http from 'node:http';
-import https from 'node:https';
-import type net from 'node:net';
+import net from 'node:net';
 import tls from 'node:tls';
 import { defaultTrust, TLS_CODES } from '../egress/trust-roots.js';
 import { HostIoError } from './host-error.js';
@@ -70,27 +69,40 @@ function failure(err: NodeJS.ErrnoException, where: string): HostIoError {
   return new HostIoError('connect_failed', `could not reach ${where} (${code || err.message})`);
 }
 
-/** Performs the exchange; rejects with a HostIoError. */
-export function exchange(x: Exchange): Promise<RawResponse> {
+/** Where one connection goes: a checked address, and for https the name its certificate must carry. */
+export type ConnectionTarget = Pick<Exchange, 'target' | 'address' | 'port' | 'family' | 'secureContext'>;
+
+/**
+ * Opens the connection an exchange uses: TCP to exactly the checked address
+ * (nothing is resolved), and for https TLS verified against the URL's host
+ * name (rejectUnauthorized, Node's checkServerIdentity). The HTTP host may
+ * open it before the provider asks (preconnect); no request byte is written
+ * until exchange() takes it.
+ */
+export function openConnection(c: ConnectionTarget): net.Socket {
+  const base = { host: c.address, port: c.port, family: c.family, lookup: noLookup };
+  if (c.target.scheme !== 'https') return net.connect(base);
+  return tls.connect({ ...base, servername: c.target.host, rejectUnauthorized: true, secureContext: c.secureContext, checkServerIdentity: tls.checkServerIdentity });
+}
+
+/** The connection key an opened connection serves: scheme, name and checked address. */
+export const connectionKey = (c: ConnectionTarget): string => `${c.target.scheme}://${c.target.host}:${c.port}@${c.address}`;
+
+/** Performs the exchange on `socket` (opened for this target by openConnection) or on a new connection; rejects with a HostIoError. */
+export function exchange(x: Exchange, socket?: net.Socket): Promise<RawResponse> {
   const where = x.target.hostHeader;
   return new Promise<RawResponse>((resolve, reject) => {
     let settled = false;
     let res: http.IncomingMessage | undefined;
-    const options: https.RequestOptions = {
-      host: x.address,
-      port: x.port,
-      family: x.family,
-      lookup: noLookup,
+    const options: http.RequestOptions = {
       method: x.method,
       path: x.target.path,
-      agent: false,
+      // No agent: with createConnection alone the request uses exactly this connection, and it is never pooled.
       setHost: false,
       insecureHTTPParser: false,
+      createConnection: () => socket ?? openConnection(x),
     };
-    if (x.target.scheme === 'https') {
-      Object.assign(options, { servername: x.target.host, rejectUnauthorized: true, secureContext: x.secureContext, checkServerIdentity: tls.checkServerIdentity });
-    }
-    const req = (x.target.scheme === 'https' ? https : http).request(options);
+    const req = http.request(options);
     const fail = (e: HostIoError) => {
       if (settled) return;
       settled = true;

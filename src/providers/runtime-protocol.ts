@@ -39,6 +39,8 @@ export interface DoneMessage {
   failure_class?: 'provider_error' | 'trap' | 'fuel_exhausted' | 'memory_exhausted' | 'response_too_large';
   fuel_used: number;
   instantiate_ms: number;
+  /** The instance was made while the worker was idle, before the call came: instantiate_ms was not spent on the call's path. */
+  made_ahead: boolean;
   guest_ms: number;
   host_io_ms: number;
 }

@@ -63,7 +63,10 @@ export interface Hosts {
 export type FailureClass = ProviderFailureClass;
 
 export interface RunTimings {
+  /** How long the call's instance took to make. */
   instantiate_ms: number;
+  /** It was made ahead, while the worker was idle: not on the call's path. */
+  made_ahead?: boolean;
   guest_ms: number;
   host_io_ms: number;
 }

@@ -1,7 +1,13 @@
-// A call worker: for every run message it instantiates the provider afresh
-// (nothing survives between calls), runs `execute` and reports. Host imports
-// are forwarded to the main thread: post the call, block on Atomics.wait
-// until the main thread has put the answer on the answer port.
+// A call worker: every run message gets an instance of its own (nothing
+// survives between calls), runs `execute` and reports. Host imports are
+// forwarded to the main thread: post the call, block on Atomics.wait until the
+// main thread has put the answer on the answer port.
+//
+// Once a call has ended, the worker makes the next call's instance while it
+// is idle: a fresh instance of the same code, memory cap and imports, used by
+// at most one call and thrown away if the next call differs. Only small
+// instances are kept ready (SPARE_MAX_BYTES of linear memory), and one that
+// calls a host import while no call runs is discarded.
 import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
 import type { DoneMessage, HostAnswer, HostMessage, RunMessage } from './runtime-protocol.js';
 import type { IoInterface } from './runtime-types.js';
@@ -21,9 +27,30 @@ const flag = new Int32Array(signal);
 const loaded = new Map<string, { glue: Glue; modules: Record<string, WebAssembly.Module> }>();
 let hostMs = 0;
 let logLines = 0;
+/** True while a call runs: the only time a host import may be called. */
+let inCall = false;
+
+/** Instances larger than this, or slower to make, are made when their call comes, not kept ready. */
+const SPARE_MAX_BYTES = 16 * 2 ** 20;
+const SPARE_MAX_MS = 50;
+/** How long the instance of the call that ran last took to make. */
+let lastMadeMs = Infinity;
+
+interface Made {
+  instance: { execute(task: string): string };
+  fuel: WebAssembly.Global;
+  memories: WebAssembly.Memory[];
+  /** Fuel the module's start code used. */
+  startFuel: number;
+  ms: number;
+}
+/** The next call's instance, made ahead for code `key` with imports `linked`. */
+let spare: { key: string; linked: string; made: Promise<Made> } | undefined;
 
 /** Forwards one host call and blocks until it is answered. */
 function host(iface: IoInterface, fn: string, args: unknown[]): unknown {
+  // jco's glue links imports only once every core instance exists, so start code cannot reach one today; should that change, an instance made ahead still never does.
+  if (!inCall) throw new Error(`${iface}.${fn} was called while no call runs (from the module's start code)`);
   const t = performance.now();
   Atomics.store(flag, 0, 0);
   parentPort!.postMessage({ type: 'host', iface, fn, args } satisfies HostMessage);
@@ -78,20 +105,13 @@ async function load(msg: RunMessage): Promise<{ glue: Glue; modules: Record<stri
   return entry;
 }
 
-async function run(msg: RunMessage): Promise<DoneMessage> {
-  hostMs = 0;
-  logLines = 0;
-  const fuel = new WebAssembly.Global({ value: 'i64', mutable: true }, BigInt(msg.fuel));
-  const memories: WebAssembly.Memory[] = [];
-  const used = (): number => msg.fuel - Math.max(0, Number(fuel.value as bigint));
+/** A fresh instance of the code, metered from `fuelLimit`; its start code runs now. */
+async function instantiate(msg: RunMessage, fuelLimit: number): Promise<Made> {
   const t0 = performance.now();
-  let t1 = t0;
-  const done = (d: Omit<DoneMessage, 'type' | 'fuel_used' | 'instantiate_ms' | 'guest_ms' | 'host_io_ms'>): DoneMessage => {
-    const end = performance.now();
-    return { type: 'done', ...d, fuel_used: used(), instantiate_ms: t1 - t0, guest_ms: Math.max(0, end - t1 - hostMs), host_io_ms: hostMs };
-  };
+  const fuel = new WebAssembly.Global({ value: 'i64', mutable: true }, BigInt(fuelLimit));
+  const memories: WebAssembly.Memory[] = [];
+  const { glue, modules } = await load(msg);
   try {
-    const { glue, modules } = await load(msg);
     const instance = await glue.instantiate(
       (name) => {
         const m = modules[name];
@@ -106,8 +126,76 @@ async function run(msg: RunMessage): Promise<DoneMessage> {
         return inst;
       },
     );
+    return { instance, fuel, memories, startFuel: fuelLimit - Number(fuel.value as bigint), ms: performance.now() - t0 };
+  } catch (e) {
+    throw Object.assign(e instanceof Error ? e : new Error(String(e)), { fuel, memories });
+  }
+}
+
+/** The spare for this call if it was made for the same code and imports, else undefined (and the spare is dropped). */
+async function takeSpare(msg: RunMessage): Promise<Made | undefined> {
+  const s = spare;
+  spare = undefined;
+  if (!s || s.key !== msg.key || s.linked !== msg.linked.join(',')) return undefined;
+  try {
+    const made = await s.made;
+    return made.startFuel <= msg.fuel ? made : undefined;
+  } catch {
+    return undefined; // made again below, inside the call, where its failure is reported
+  }
+}
+
+/** Makes the next call's instance for the code and imports of the call that just ended. */
+function prepareSpare(msg: RunMessage): void {
+  const linked = msg.linked.join(',');
+  const made = instantiate(msg, msg.fuel).then((m) => {
+    if (m.memories.reduce((n, x) => n + x.buffer.byteLength, 0) > SPARE_MAX_BYTES) throw new Error('too large to keep ready');
+    return m;
+  });
+  made.catch(() => {
+    if (spare?.made === made) spare = undefined;
+  });
+  spare = { key: msg.key, linked, made };
+}
+
+async function run(msg: RunMessage): Promise<DoneMessage> {
+  hostMs = 0;
+  logLines = 0;
+  let fuel: WebAssembly.Global | undefined;
+  let memories: WebAssembly.Memory[] = [];
+  let instantiateMs = 0;
+  let madeAhead = false;
+  lastMadeMs = Infinity;
+  const used = (): number => (fuel ? msg.fuel - Math.max(0, Number(fuel.value as bigint)) : 0);
+  const t0 = performance.now();
+  let t1 = t0;
+  const done = (d: Omit<DoneMessage, 'type' | 'fuel_used' | 'instantiate_ms' | 'made_ahead' | 'guest_ms' | 'host_io_ms'>): DoneMessage => {
+    const end = performance.now();
+    return { type: 'done', ...d, fuel_used: used(), instantiate_ms: instantiateMs, made_ahead: madeAhead, guest_ms: Math.max(0, end - t1 - hostMs), host_io_ms: hostMs };
+  };
+  try {
+    let made = await takeSpare(msg);
+    if (made) {
+      // Its start code's fuel counts against this call, as if it had run now.
+      made.fuel.value = BigInt(msg.fuel - made.startFuel);
+      instantiateMs = made.ms;
+      madeAhead = true;
+    } else {
+      inCall = true; // start code runs inside the call: its host imports are the call's
+      try {
+        made = await instantiate(msg, msg.fuel);
+      } catch (e) {
+        ({ fuel, memories } = e as { fuel: WebAssembly.Global; memories: WebAssembly.Memory[] });
+        instantiateMs = performance.now() - t0;
+        throw e;
+      }
+      instantiateMs = made.ms;
+    }
+    ({ fuel, memories } = made);
+    lastMadeMs = made.ms;
     t1 = performance.now();
-    const out = instance.execute(msg.task);
+    inCall = true;
+    const out = made.instance.execute(msg.task);
     if (typeof out !== 'string') return done({ ok: false, failure_class: 'trap', error: 'execute returned no string' });
     if (Buffer.byteLength(out) > msg.max_response_bytes)
       return done({ ok: false, failure_class: 'response_too_large', error: `the provider returned ${Buffer.byteLength(out)} bytes, over max_response_bytes (${msg.max_response_bytes})` });
@@ -119,13 +207,20 @@ async function run(msg: RunMessage): Promise<DoneMessage> {
       return done({ ok: false, failure_class: 'provider_error', error: p.length > 4096 ? `${p.slice(0, 4096)}…` : p });
     }
     const message = e instanceof Error ? e.message : String(e);
-    if ((fuel.value as bigint) < 0n) return done({ ok: false, failure_class: 'fuel_exhausted', error: `the provider ran out of fuel (limit ${msg.fuel})` });
+    if (fuel && (fuel.value as bigint) < 0n) return done({ ok: false, failure_class: 'fuel_exhausted', error: `the provider ran out of fuel (limit ${msg.fuel})` });
     if (e instanceof WebAssembly.RuntimeError && memories.some((m) => m.buffer.byteLength + 65536 > msg.memory_bytes))
       return done({ ok: false, failure_class: 'memory_exhausted', error: `the provider trapped at its memory limit of ${msg.memory_bytes / 2 ** 20} MiB: ${message}` });
     return done({ ok: false, failure_class: 'trap', error: `the provider trapped: ${message}` });
+  } finally {
+    inCall = false;
   }
 }
 
 parentPort!.on('message', (msg: RunMessage) => {
-  void run(msg).then((d) => parentPort!.postMessage(d));
+  void run(msg).then((d) => {
+    parentPort!.postMessage(d);
+    // After a failure the pool replaces this worker: no spare is worth making.
+    // Right after the answer is posted: the next run message is read only once this is done.
+    if ((d.ok || d.failure_class === 'provider_error') && lastMadeMs <= SPARE_MAX_MS) prepareSpare(msg);
+  });
 });

@@ -128,7 +128,7 @@ export class ProviderRuntime {
     });
     if ('result' in outcome) return outcome.result;
     const d = outcome.done;
-    const base = { io_calls: bridge.ioCalls, fuel_used: d.fuel_used, timings: { instantiate_ms: d.instantiate_ms, guest_ms: d.guest_ms, host_io_ms: d.host_io_ms } };
+    const base = { io_calls: bridge.ioCalls, fuel_used: d.fuel_used, timings: { instantiate_ms: d.instantiate_ms, made_ahead: d.made_ahead, guest_ms: d.guest_ms, host_io_ms: d.host_io_ms } };
     if (!d.ok) return { ok: false, error: d.error ?? 'the provider failed', failure_class: d.failure_class ?? 'trap', ...base };
     return { ...parseOutput(d.json ?? ''), ...base };
   }

@@ -84,14 +84,18 @@ for (const [kind, c] of Object.entries(call)) {
     const hold = holdNextSync();
     try {
       const pending = a.execute(c.action, c.body);
+      const connections = up.connections;
       await hold.reached;
       // Long enough for the provider to be instantiated and reach its I/O call many times over.
       await sleep(400);
       assert.equal(c.happened(), false, 'the effect happened before the intent was on disk');
+      // The template's target is connected to meanwhile (no request on it yet), and that connection is the one used.
+      if (kind === 'http') assert.equal(up.connections, connections + 1, 'the connection was not opened ahead');
       hold.release();
       const r = await pending;
       assert.equal(r.status, 200, r.text);
       assert.equal(c.happened(), true);
+      if (kind === 'http') assert.equal(up.connections, connections + 1, 'the request did not use the connection opened ahead');
     } finally {
       hold.restore();
     }

@@ -10,7 +10,7 @@ import { haveOpenssl, makePki } from '../fixtures/egress-cred/pki.mjs';
 
 export const NO_OPENSSL = haveOpenssl() ? false : 'the openssl CLI is needed to make the test CA';
 
-/** Starts the upstream; handle(req, res, body) answers (default: 200 text naming the URL). Resolves {port, seen, caFile, pins(names), close}. */
+/** Starts the upstream; handle(req, res, body) answers (default: 200 text naming the URL). Resolves {port, seen, connections, caFile, pins(names), close}. */
 export async function tlsUpstream(names, handle) {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'latchgate-upstream-'));
   const pki = makePki(dir, names.map((n) => `DNS:${n}`).join(','));
@@ -26,11 +26,17 @@ export async function tlsUpstream(names, handle) {
       res.end(`hello from ${req.url}`);
     });
   });
+  const stats = { connections: 0 };
+  server.on('secureConnection', () => stats.connections++);
   await new Promise((r) => server.listen(0, '127.0.0.1', r));
   const port = server.address().port;
   return {
     port,
     seen,
+    /** TLS connections accepted so far. */
+    get connections() {
+      return stats.connections;
+    },
     caFile: pki.caFile,
     /** [gate.resolve] as the gate's config holds it: every name to this upstream. */
     pins: () => new Map(names.map((n) => [n, `127.0.0.1:${port}`])),

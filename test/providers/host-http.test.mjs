@@ -419,6 +419,77 @@ test('a TLS context built once (trust) is what ca builds: the test CA trusted th
   assert.equal(seen.length, 1);
 });
 
+// ------------------------------------------------------------ connections opened ahead
+
+/** Waits until cond() holds (or fails after a few seconds). */
+async function until(cond, what) {
+  for (let i = 0; i < 300 && !cond(); i++) await new Promise((r) => setTimeout(r, 10));
+  assert.ok(cond(), what);
+}
+
+test('legitimate: a connection opened ahead carries nothing until the request, which then uses it', { skip }, async () => {
+  const { host } = makeHost();
+  host.preconnect('https://api.example.test/echo');
+  await until(() => upstreamConnections === 1, 'the connection was not opened ahead');
+  await new Promise((r) => setTimeout(r, 100));
+  assert.equal(seen.length, 0, 'something was sent on the connection opened ahead');
+  const r = await host(get('https://api.example.test/echo'));
+  assert.equal(r.status, 200);
+  assert.equal(upstreamConnections, 1, 'the request opened a connection of its own');
+  assert.equal(seen.length, 1);
+  // Taken once: the next request connects again.
+  assert.equal((await host(get('https://api.example.test/echo'))).status, 200);
+  assert.equal(upstreamConnections, 2);
+  host.close();
+});
+
+test('attack: opening ahead applies every check a request gets: a URL that would be refused opens nothing', { skip }, async () => {
+  const lookup = tableLookup({ 'loop.public.test': ['127.0.0.1'], 'meta.public.test': ['169.254.169.254'] });
+  const { host } = makeHost({ lookup });
+  for (const url of [
+    'https://evil.test/echo', // pinned, not allowlisted
+    'https://api.example.test.evil.test/echo',
+    'https://127.0.0.1/echo',
+    'https://[::1]/echo',
+    'https://user:pw@api.example.test/echo',
+    'http://api.example.test/echo', // plain http without allow_plain_http
+    `https://api.example.test:${upstreamPort}/echo`, // a port not allowed
+    'https://loop.public.test/echo', // resolves to loopback
+    'https://meta.public.test/echo', // resolves to the metadata address
+    'ftp://api.example.test/',
+    'not a url',
+  ]) host.preconnect(url);
+  await new Promise((r) => setTimeout(r, 300));
+  assertNothingSent();
+  assert.deepEqual(connects, []);
+  host.close();
+});
+
+test('attack: a connection opened ahead serves only its own name and address; a request elsewhere connects (and is checked) itself', { skip }, async () => {
+  const { host } = makeHost();
+  host.preconnect('https://api.example.test/echo');
+  await until(() => upstreamConnections === 1, 'the connection was not opened ahead');
+  // other.example.test is pinned to the same address, but its certificate does not name it: the connection for api.example.test must not carry it.
+  await refused(host(get('https://other.example.test/echo')), 'tls_failed');
+  assert.equal(upstreamConnections, 2);
+  assert.equal(seen.length, 0);
+  host.close();
+  // Closed with the host: a request now connects afresh.
+  assert.equal((await host(get('https://api.example.test/echo'))).status, 200);
+  assert.equal(upstreamConnections, 3);
+});
+
+test('attack: a connection opened ahead that fails TLS verification is not used; the request fails verification itself', { skip }, async () => {
+  const { host } = makeHost();
+  host.preconnect('https://other.example.test/echo');
+  await until(() => upstreamConnections === 1, 'the connection was not opened ahead');
+  await new Promise((r) => setTimeout(r, 100));
+  const err = await refused(host(get('https://other.example.test/echo')), 'tls_failed');
+  assert.match(err.message, /other\.example\.test/);
+  assert.equal(seen.length, 0);
+  host.close();
+});
+
 // ------------------------------------------------------------ response size and time
 
 test('attack: an endless response is cut at max_response_bytes and its socket closed', { skip, timeout: 60_000 }, async () => {

@@ -52,10 +52,30 @@ after(async () => {
 });
 
 test('every call gets a fresh instance: a global set in one call is unset in the next', async () => {
-  for (let i = 0; i < 3; i++) {
+  const ahead = [];
+  for (let i = 0; i < 5; i++) {
     const r = await rt.run(p.digest, { mode: 'g' }, LIMITS, hosts());
     assert.equal(r.ok, true, JSON.stringify(r));
     assert.deepEqual(r.output, { calls: 1 }, 'the instance counter would read 2, 3 if an instance were reused');
+    ahead.push(r.timings.made_ahead);
+  }
+  // The instances made ahead (while the worker was idle, once its first instances were quick to make) are fresh too.
+  assert.ok(ahead.slice(3).every(Boolean), `instances made ahead: ${ahead}`);
+});
+
+test('an instance made ahead counts like one made in the call: the same fuel, and only for the same memory cap', async () => {
+  const used = [];
+  for (let i = 0; i < 3; i++) {
+    const r = await rt.run(p.digest, { mode: 'g' }, { ...LIMITS, fuel: 1_000 + i }, hosts());
+    assert.equal(r.ok, true, JSON.stringify(r));
+    used.push(r.fuel_used);
+  }
+  assert.equal(new Set(used).size, 1, `fuel used differs: ${used}`);
+  // The instance made ahead for one memory cap never serves a call with another.
+  for (const memory_mb of [16, 8, 8, 16, 16]) {
+    const r = await rt.run(p.digest, { mode: 'm' }, { ...LIMITS, memory_mb }, hosts());
+    assert.equal(r.ok, true, JSON.stringify(r));
+    assert.deepEqual(r.output, { pages: memory_mb * 16 }, `memory_mb ${memory_mb} (made ahead: ${r.timings.made_ahead})`);
   }
 });
 

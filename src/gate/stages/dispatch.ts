@@ -4,7 +4,9 @@
 // The intent is the evidence that survives a crash during the call: its sync
 // to disk starts here and runs while the provider is instantiated and starts,
 // and HostIo holds every I/O call until it has landed. A failed sync fails
-// the call before anything left the gate.
+// the call before anything left the gate. The connection to the target of
+// the action's template is opened meanwhile too (every check of a request
+// included); no request is written on it before the intent has landed.
 import type { GateContext } from '../context.js';
 import { GateError } from '../errors.js';
 import { need, type Dispatched, type Execution } from '../execution.js';
@@ -24,6 +26,7 @@ export async function dispatch(ctx: GateContext, x: Execution): Promise<void> {
   } catch (e) {
     unserved = e instanceof GateError ? `${e.code}: ${e.message}` : (e as Error).message;
   }
+  if (call && hosts?.http) hosts.http.preconnect(call.url);
   let syncError: Error | undefined;
   const durable = ctx.wal.sync().catch((e: unknown) => {
     syncError = e instanceof Error ? e : new Error(String(e));
@@ -63,6 +66,7 @@ export async function dispatch(ctx: GateContext, x: Execution): Promise<void> {
     r = { failure_class: 'provider_error', error: (e as Error).message };
   } finally {
     clearTimeout(timer);
+    hosts?.http?.close();
   }
   await durable.catch(() => undefined);
   if (syncError) throw new GateError('store_unavailable', `the intent could not be made durable (${syncError.message}); nothing was dispatched`);

@@ -101,7 +101,7 @@ async function finalize(ctx: GateContext, action: LoadedAction, grant: Execution
       ...common,
       output,
       verification: { outcome: verification.status, is_fully_successful: verified },
-      runtime: { duration_ms: d.duration_ms, io_calls: d.io.ioCalls, ...(d.output?.runtime ? { fuel_used: d.output.runtime.fuel_used, instantiate_ms: d.output.runtime.instantiate_ms, guest_ms: d.output.runtime.guest_ms, host_io_ms: d.output.runtime.host_io_ms } : {}) },
+      runtime: { duration_ms: d.duration_ms, io_calls: d.io.ioCalls, ...(d.output?.runtime ? { fuel_used: d.output.runtime.fuel_used, instantiate_ms: d.output.runtime.instantiate_ms, made_ahead: d.output.runtime.made_ahead === true, guest_ms: d.output.runtime.guest_ms, host_io_ms: d.output.runtime.host_io_ms } : {}) },
       ...(grant.approved_by ? { approval: { approved_by: grant.approved_by, approval_hash: grant.approval_hash } } : {}),
     },
   };
