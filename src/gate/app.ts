@@ -42,6 +42,7 @@ export interface GateService {
   ready(): Promise<{ status: 'ready' | 'degraded' | 'not_ready'; checks: Record<string, unknown> }>;
   issueLease(caller: Caller, body: unknown): Promise<Record<string, unknown>>;
   jwks(): Promise<Record<string, unknown>>;
+  receiptKeys(): Record<string, unknown>;
   listActions(): Record<string, unknown>[];
   getAction(id: string): Record<string, unknown>;
   requestSchema(id: string): Record<string, unknown>;
@@ -227,6 +228,8 @@ export function buildGateApp(o: AppOptions): FastifyInstance {
     if (o.role === 'admin') return s.getReceipt(operator(req), req.params.id, null);
     return s.getReceipt(caller(req), req.params.id, auth(req));
   });
+  // Receipt public keys, for clients that verify their receipts (an operator's read is recorded, below).
+  if (o.role === 'client') app.get('/v1/receipt-keys', async (req) => (caller(req), s.receiptKeys()));
 
   if (o.role === 'admin') {
     const a = s.admin;

@@ -116,6 +116,12 @@ export class Gate implements GateService {
     }
   }
 
+  /** The receipt key history (public keys only), as clients verify receipts with it. */
+  receiptKeys(): Record<string, unknown> {
+    this.ctx.keys.current('receipt'); // the key the next receipt is signed with is listed too
+    return { ...this.ctx.keys.jwks('receipt') };
+  }
+
   async jwks(): Promise<Record<string, unknown>> {
     this.ctx.keys.current('lease'); // published before the first lease it signs (jwks() alone creates nothing)
     return { ...this.ctx.keys.jwks('lease') };
