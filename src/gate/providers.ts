@@ -6,6 +6,7 @@
 // providers). The WebAssembly providers are src/gate/wasm-providers.ts.
 import { createHash } from 'node:crypto';
 import type { FsEvidence } from '../providers/host-fs.js';
+import { HostIoError } from '../providers/host-error.js';
 import type { HttpEvidence } from '../providers/host-http.js';
 import type { FailureClass, Hosts } from '../providers/runtime-types.js';
 import type { CallHosts, ProviderLogLine } from './provider-hosts.js';
@@ -32,12 +33,14 @@ export type HttpTransport = (call: HttpCall, signal: AbortSignal) => Promise<Htt
 export class HostIo {
   private readonly own: HostEvidence[] = [];
   private calls = 0;
+  private ended = false;
 
   /**
    * `durable` settles once the call's intent is on disk: every I/O call waits
    * for it, so the provider may be instantiated and start while the intent is
    * being synced, yet nothing leaves the gate before it survives a power cut.
-   * If it fails, every I/O call fails with it and nothing is done.
+   * If it fails, every I/O call fails with it and nothing is done; if the
+   * call ends first (end()), every I/O call still waiting is refused.
    */
   constructor(
     private readonly transport: HttpTransport | undefined,
@@ -46,6 +49,21 @@ export class HostIo {
     private readonly call?: CallHosts,
     private readonly durable: Promise<void> = Promise.resolve(),
   ) {}
+
+  /**
+   * The call is over (returned, failed, timed out or aborted): an I/O call
+   * still waiting for the intent is refused when it lands, so nothing is done
+   * after the receipt's account of the call is settled.
+   */
+  end(): void {
+    this.ended = true;
+  }
+
+  /** Waits for the intent to be durable; throws if it failed or the call ended meanwhile. */
+  private async ready(): Promise<void> {
+    await this.durable;
+    if (this.ended || this.signal.aborted) throw new HostIoError('call_ended', 'the call ended (timed out, failed or was aborted) before this I/O call could be made; nothing was done');
+  }
 
   /** Everything the hosts observed, in the order of the calls. */
   get evidence(): HostEvidence[] {
@@ -63,7 +81,7 @@ export class HostIo {
     if (!c) return {};
     const count = <A extends unknown[], R>(f: (...a: A) => Promise<R>) => async (...a: A): Promise<R> => {
       this.calls++;
-      await this.durable;
+      await this.ready();
       return f(...a);
     };
     const fs = c.fs;
@@ -79,7 +97,7 @@ export class HostIo {
   async http(call: HttpCall): Promise<HttpResult> {
     if (++this.calls > this.maxIoCalls) throw new Error(`I/O call budget of ${this.maxIoCalls} exhausted`);
     if (!this.transport) throw new Error('no HTTP transport is configured for this provider');
-    await this.durable;
+    await this.ready();
     const r = await this.transport(call, this.signal);
     this.own.push({ kind: 'http', method: call.method, url: call.url, status: r.status, body_sha256: createHash('sha256').update(r.body).digest('hex') });
     return r;

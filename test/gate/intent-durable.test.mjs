@@ -11,6 +11,12 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, grantAll, startGate } from '../helpers/gate.mjs';
 import { NO_OPENSSL, tlsUpstream } from '../helpers/tls-upstream.mjs';
+import { readFileSync } from 'node:fs';
+import { FsHost } from '../../dist/providers/host-fs.js';
+import { createHttpHost } from '../../dist/providers/host-http.js';
+import { EnvSecretSource } from '../../dist/providers/secret-source.js';
+import { parsePin } from '../../dist/egress/ssrf.js';
+import { HostIo } from '../../dist/gate/providers.js';
 
 const skip = NO_OPENSSL;
 let dir;
@@ -124,3 +130,89 @@ test('a failed intent sync fails the call with 503 store_unavailable and nothing
     }
   }
 });
+
+test('an I/O call held for the intent is not done once its call has ended (timed out while the sync was pending)', { skip }, async () => {
+  const a = await agent();
+  const target = path.join(root, 'src', 'late.txt');
+  const hold = holdNextSync();
+  // Every write the file host is asked to do, to wait for them.
+  const writes = [];
+  const write = FsHost.prototype.write;
+  FsHost.prototype.write = function (...args) {
+    const p = write.apply(this, args);
+    writes.push(p);
+    return p;
+  };
+  // What the provider's call returned: it ends (at its timeout) while the sync is still held.
+  const provider = g.ctx.providers.get('builtin:fs');
+  const execute = provider.execute;
+  let ended;
+  provider.execute = function (...args) {
+    provider.execute = execute;
+    ended = execute.apply(this, args);
+    return ended;
+  };
+  try {
+    const pending = a.execute('fs_write', { path: 'src/late.txt', content_base64: Buffer.from('late').toString('base64'), mode: 'create' });
+    await hold.reached;
+    await waitUntil(() => ended !== undefined);
+    // The runtime stops the provider at its timeout (fs_write: 10 s) while its write waits for the sync.
+    const out = await ended;
+    assert.equal(out.failure_class, 'timeout', JSON.stringify(out));
+    hold.release();
+    const r = await pending;
+    assert.notEqual(r.status, 200, r.text);
+    await Promise.allSettled(writes);
+    assert.equal(writes.length, 0, 'the file host was asked to write after its call had ended');
+    assert.equal(existsSync(target), false, 'the write was done after its call had ended');
+  } finally {
+    hold.restore();
+    provider.execute = execute;
+    FsHost.prototype.write = write;
+  }
+  // The same write in a call of its own goes through.
+  const r = await a.execute('fs_write', { path: 'src/late.txt', content_base64: Buffer.from('late').toString('base64'), mode: 'create' });
+  assert.equal(r.status, 200, r.text);
+  assert.equal(existsSync(target), true);
+});
+
+/** HostIo as dispatch makes it, over a real HTTP host for the upstream, with the intent's sync in the test's hands. */
+function heldHostIo() {
+  const http = createHttpHost({
+    allowed_domains: ['api.github.com'],
+    allowed_methods: ['GET'],
+    pins: new Map([['api.github.com', parsePin(`127.0.0.1:${up.port}`)]]),
+    ca: [readFileSync(up.caFile, 'utf8')],
+    timeout_ms: 30_000,
+    max_response_bytes: 65536,
+    max_request_bytes: 4096,
+    secrets: new EnvSecretSource({}),
+    declared_secrets: [],
+  });
+  let land;
+  const durable = new Promise((r) => (land = r));
+  const io = new HostIo(undefined, 8, new AbortController().signal, { http, logs: [], log: () => undefined }, durable);
+  return { io, land: () => land() };
+}
+
+test('an HTTP request held for the intent is not sent once its call has ended; one whose call still runs is', { skip }, async () => {
+  const before = up.seen.length;
+  const ended = heldHostIo();
+  const late = ended.io.hosts().http({ method: 'GET', url: 'https://api.github.com/late', headers: [] });
+  late.catch(() => undefined);
+  ended.io.end(); // the call timed out, failed or was aborted while its request waited
+  ended.land();
+  await assert.rejects(late, (e) => e.code === 'call_ended');
+  assert.equal(up.seen.length, before, 'the request reached the upstream after its call had ended');
+
+  const running = heldHostIo();
+  const ok = running.io.hosts().http({ method: 'GET', url: 'https://api.github.com/in-time', headers: [] });
+  running.land();
+  assert.equal((await ok).status, 200);
+  assert.ok(up.seen.some((s) => s.url === '/in-time'));
+  running.io.end();
+});
+
+async function waitUntil(cond) {
+  while (!cond()) await sleep(10);
+}

@@ -66,6 +66,8 @@ export async function dispatch(ctx: GateContext, x: Execution): Promise<void> {
     r = { failure_class: 'provider_error', error: (e as Error).message };
   } finally {
     clearTimeout(timer);
+    // Whatever still waits for the intent is refused when it lands: the call is over.
+    io.end();
     hosts?.http?.close();
   }
   await durable.catch(() => undefined);
