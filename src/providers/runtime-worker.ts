@@ -29,6 +29,8 @@ let hostMs = 0;
 let logLines = 0;
 /** True while a call runs: the only time a host import may be called. */
 let inCall = false;
+/** The meter of the instance being made ahead, while its start code runs. */
+let makingAhead: { fuel: WebAssembly.Global; touched: boolean } | undefined;
 
 /** Instances larger than this, or slower to make, are made when their call comes, not kept ready. */
 const SPARE_MAX_BYTES = 16 * 2 ** 20;
@@ -49,8 +51,16 @@ let spare: { key: string; linked: string; made: Promise<Made> } | undefined;
 
 /** Forwards one host call and blocks until it is answered. */
 function host(iface: IoInterface, fn: string, args: unknown[]): unknown {
-  // jco's glue links imports only once every core instance exists, so start code cannot reach one today; should that change, an instance made ahead still never does.
-  if (!inCall) throw new Error(`${iface}.${fn} was called while no call runs (from the module's start code)`);
+  // jco's glue links imports only once every core instance exists, so start code cannot reach one
+  // today. Should that change, an instance made ahead still never does: its fuel is taken (it traps
+  // at its next metered step, whatever it does with the error) and it is thrown away.
+  if (!inCall) {
+    if (makingAhead) {
+      makingAhead.touched = true;
+      makingAhead.fuel.value = -1n;
+    }
+    throw new Error(`${iface}.${fn} was called while no call runs (from the module's start code)`);
+  }
   const t = performance.now();
   Atomics.store(flag, 0, 0);
   parentPort!.postMessage({ type: 'host', iface, fn, args } satisfies HostMessage);
@@ -111,6 +121,7 @@ async function instantiate(msg: RunMessage, fuelLimit: number): Promise<Made> {
   const fuel = new WebAssembly.Global({ value: 'i64', mutable: true }, BigInt(fuelLimit));
   const memories: WebAssembly.Memory[] = [];
   const { glue, modules } = await load(msg);
+  const ahead = inCall ? undefined : (makingAhead = { fuel, touched: false });
   try {
     const instance = await glue.instantiate(
       (name) => {
@@ -126,9 +137,12 @@ async function instantiate(msg: RunMessage, fuelLimit: number): Promise<Made> {
         return inst;
       },
     );
+    if (ahead?.touched) throw new Error('its start code called a host import');
     return { instance, fuel, memories, startFuel: fuelLimit - Number(fuel.value as bigint), ms: performance.now() - t0 };
   } catch (e) {
     throw Object.assign(e instanceof Error ? e : new Error(String(e)), { fuel, memories });
+  } finally {
+    if (makingAhead === ahead) makingAhead = undefined;
   }
 }
 
