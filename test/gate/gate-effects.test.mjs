@@ -146,7 +146,8 @@ test('t_hang: the 1 s wall-clock limit ends it: 502, failure_class timeout, a si
   assert.equal(r.status, 502, r.text);
   assert.equal(r.body.error, 'action_execution_failed');
   assert.equal(r.body.failure_class, 'timeout');
-  assert.ok(ms >= 950 && ms < 3000, `timed out after ~1 s, took ${ms} ms`);
+  // Ended by its own 1 s limit: not before it, and long before any other limit would have.
+  assert.ok(ms >= 950 && ms < 15_000, `timed out after ~1 s, took ${ms} ms`);
   const rc = receiptOf(g, r.body);
   assert.equal(rc.failure_class, 'timeout');
   assert.equal(rc.verification_outcome.status, 'provider_failed_before_verification');

@@ -98,9 +98,11 @@ test('[user] the host gate of `latchgate up` is out of reach; up and a box share
     up.stdout.on('data', (d) => (ready += d));
     up.stderr.on('data', (d) => (upErr += d));
     // Generous: on a busy machine the gate's first start (keys, ledger, policy engine) takes seconds.
-    for (let i = 0; i < 1200 && !ready.includes('"ready"') && up.exitCode === null; i++) await sleep(50);
-    assert.ok(ready.includes('"ready"'), `latchgate up did not report ready: ${upErr}`);
-    const info = JSON.parse(ready.trim());
+    // A whole line: the JSON may arrive in more than one chunk.
+    const line = () => ready.split('\n').slice(0, -1).find((l) => l.includes('"ready"'));
+    for (let i = 0; i < 1200 && !line() && up.exitCode === null; i++) await sleep(50);
+    assert.ok(line(), `latchgate up did not report ready: ${upErr}`);
+    const info = JSON.parse(line());
     assert.ok(existsSync(info.client_socket));
     const ws = makeWorkspace('boxgate');
     // Boxes and the host gate append to one ledger concurrently: the host gate

@@ -482,7 +482,8 @@ test('slow headers (1 byte per second) get 408 after headerTimeoutMs; so does a 
   const took = Date.now() - t0;
   assert.equal(slow.status, 408, slow.raw);
   assert.equal(silent.status, 408, silent.raw);
-  assert.ok(took >= 1100 && took < 4000, `took ${took} ms`);
+  // Cut at the header timeout: not before it, and long before the slow client would have finished (~40 s).
+  assert.ok(took >= 1100 && took < 20_000, `took ${took} ms`);
   assert.equal(events.length, 2);
   for (const e of events) assert.deepEqual([e.decision, e.details.reason, e.details.status], ['deny', 'header_timeout', 408]);
 });
