@@ -71,6 +71,12 @@ const CATALOGUE = {
     details: { budget_window: O, budget_debit: O },
     coalesced: true,
   },
+  idempotent_replay: {
+    meaning: 'A retried execution (same Idempotency-Key, same request) answered with the first one\'s stored answer: nothing ran again',
+    emitters: ['src/gate/stages/replay-idempotent.ts'],
+    fields: { decision: R, subject: R, 'subject.session_id': R, action: R, request: R, details: R },
+    details: { idempotency_key: R, first_trace_id: R, status: R },
+  },
   lease_issued: {
     meaning: 'A lease (session) issued to a principal',
     emitters: ['src/gate/service.ts'],

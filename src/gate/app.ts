@@ -4,6 +4,7 @@
 import type { Socket } from 'node:net';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { GateError } from './errors.js';
+import { idempotencyKeyOf } from './idempotency.js';
 import { closingResponse, guardApp, peerOfSocket, requestTimeout, timeoutOptions } from './http-guards.js';
 import type { PeerGuard } from './peer-limits.js';
 
@@ -28,6 +29,8 @@ export interface Caller {
 export interface RequestAuth {
   authorization?: string;
   dpop?: string;
+  /** The Idempotency-Key header, checked (src/gate/idempotency.ts). */
+  idempotencyKey?: string;
   method: string;
   /** Absolute URL the DPoP proof must name (public base URL + path). */
   url: string;
@@ -111,7 +114,7 @@ function fastifyError(err: FastifyError): GateError | undefined {
 }
 
 /** Headers that must appear once: Node keeps only the first Authorization and joins the values of the others, so a second one would pass unseen. */
-const SINGLE_HEADERS = new Map([['host', 'Host'], ['authorization', 'Authorization'], ['dpop', 'DPoP'], ['latchgate-token', 'LatchGate-Token']]);
+const SINGLE_HEADERS = new Map([['host', 'Host'], ['authorization', 'Authorization'], ['dpop', 'DPoP'], ['latchgate-token', 'LatchGate-Token'], ['idempotency-key', 'Idempotency-Key']]);
 
 /** The first of SINGLE_HEADERS the request carries more than once (names are case-insensitive). */
 export function duplicatedHeader(rawHeaders: string[]): string | undefined {
@@ -199,6 +202,7 @@ export function buildGateApp(o: AppOptions): FastifyInstance {
   const auth = (req: FastifyRequest): RequestAuth => ({
     authorization: req.headers.authorization,
     dpop: typeof req.headers.dpop === 'string' ? req.headers.dpop : undefined,
+    idempotencyKey: idempotencyKeyOf(req.headers['idempotency-key']),
     method: req.method,
     url: s.publicBaseUrl.replace(/\/$/, '') + req.url,
   });

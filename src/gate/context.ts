@@ -6,6 +6,7 @@ import type { Ledger } from '../ledger/ledger.js';
 import type { PolicyEngine } from '../policy/engine.js';
 import type { PolicyStore } from '../policy/store.js';
 import type { Approvals } from './approvals.js';
+import type { IdempotencyKeys } from './idempotency.js';
 import type { ReplayCache } from './auth/replay.js';
 import type { Budgets } from './budget.js';
 import type { HttpTransport, ProviderTable } from './providers.js';
@@ -46,6 +47,8 @@ export interface GateContext {
   policyData: ChainedPolicy;
   budgets: Budgets;
   approvals: Approvals;
+  /** Idempotency keys and the answers they got. */
+  idempotency: IdempotencyKeys;
   /** The credentials of callers on the TCP listener. */
   tokens: ClientTokens;
   providers: ProviderTable;

@@ -9,6 +9,7 @@ import type { BudgetSnapshot, TakenWindow } from './budget.js';
 import type { GateContext } from './context.js';
 import type { HostIo, ProviderOutput } from './providers.js';
 import type { LoadedAction } from './registry.js';
+import type { KeyedRequest } from './idempotency.js';
 import type { ExpandedRequest } from './templates.js';
 import type { ExecutionGrant, ExecutionPlanCore } from './types.js';
 
@@ -77,6 +78,10 @@ export interface Execution {
   action?: LoadedAction;
   trust?: PolicyInput['action_trust_verdict'];
   requestHash?: string;
+  /** The request's Idempotency-Key, new to its principal: claimed with the intent or the hold, answered at the end. */
+  idempotency?: KeyedRequest;
+  /** True once that key is claimed: the run's answer is stored under it. */
+  idempotencyClaimed?: boolean;
   pre?: Prechecked;
   decided?: Decided;
   plan?: ExecutionPlan;

@@ -28,6 +28,7 @@ import { ProviderTable, type HttpTransport, type Provider } from './providers.js
 import { ChainedPolicy } from './policy-guard.js';
 import { Registry } from './registry.js';
 import { ClientTokens } from './tokens.js';
+import { IdempotencyKeys } from './idempotency.js';
 import { stateFiles } from './setup.js';
 import { recordBaseline } from './state-baseline.js';
 import { recordAndPinKeyRoots } from '../ledger/key-roots.js';
@@ -155,6 +156,8 @@ export async function openGate(o: OpenGateOptions): Promise<OpenedGate> {
   approvals.migrate();
   const tokens = new ClientTokens(db);
   tokens.migrate();
+  const idempotency = new IdempotencyKeys(db);
+  idempotency.migrate();
   // The policy data (seeded on first open), the epoch table and the baseline
   // recording both (on the first start that finds none) in one transaction.
   const { policyStore, state } = immediate(db, () => {
@@ -200,6 +203,7 @@ export async function openGate(o: OpenGateOptions): Promise<OpenedGate> {
     policyData: new ChainedPolicy(db, policyStore),
     budgets,
     approvals,
+    idempotency,
     tokens,
     providers,
     wasm,

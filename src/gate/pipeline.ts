@@ -20,6 +20,7 @@ import { planExecution } from './stages/plan-execution.js';
 import { precheckTargets } from './stages/precheck-targets.js';
 import { recheckPlan } from './stages/recheck-plan.js';
 import { recordIntent } from './stages/record-intent.js';
+import { replayIdempotent } from './stages/replay-idempotent.js';
 import { reserveAndSignGrant } from './stages/reserve-and-sign-grant.js';
 import { resolveAction } from './stages/resolve-action.js';
 import { validateRequest } from './stages/validate-request.js';
@@ -35,6 +36,7 @@ export const PIPELINE: readonly Step[] = [
   authenticate,
   resolveAction,
   validateRequest,
+  replayIdempotent,
   precheckTargets,
   decidePolicy,
   planExecution,
@@ -107,7 +109,10 @@ export class Pipeline {
             const pending = step(this.ctx, x);
             if (pending) await pending;
           }
-          if (x.reply) return x.reply;
+          if (x.reply) {
+            if (x.idempotency && x.idempotencyClaimed) this.ctx.idempotency.answer(x.idempotency, x.reply);
+            return x.reply;
+          }
         }
       } finally {
         for (const f of x.onEnd) f();

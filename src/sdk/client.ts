@@ -35,6 +35,12 @@ export interface LatchGateClientOptions {
 
 export interface ExecuteOptions {
   signal?: AbortSignal;
+  /**
+   * Makes a retry safe: the gate answers a request with a key this caller
+   * already used for the same request with that request's answer, and runs
+   * nothing again (a new key per logical action; a UUID is a good one).
+   */
+  idempotencyKey?: string;
 }
 
 export interface ExecuteResult {
@@ -46,6 +52,8 @@ export interface ExecuteResult {
   verification: { outcome: string; isFullySuccessful: boolean };
   requestHash: string | undefined;
   decision: string;
+  /** True when this is the stored answer of an earlier request with the same idempotency key. */
+  replayed: boolean;
   /** The gate's whole answer. */
   raw: Record<string, unknown>;
 }
@@ -119,7 +127,7 @@ export class LatchGateClient {
    * LatchGateError subclass for every refusal and failure.
    */
   async execute(actionId: string, params: unknown, o: ExecuteOptions = {}): Promise<ExecuteResult> {
-    const r = await this.signed('POST', `/v1/actions/${encodeURIComponent(actionId)}/execute`, params, o.signal);
+    const r = await this.signed('POST', `/v1/actions/${encodeURIComponent(actionId)}/execute`, params, o.signal, o.idempotencyKey !== undefined ? { 'idempotency-key': o.idempotencyKey } : {});
     if (r.status === 202) throw new LatchGateApprovalRequired(r.body as { approval_id: string; request_hash: string });
     return resultOf(r.status, r.body);
   }
@@ -212,12 +220,12 @@ export class LatchGateClient {
   }
 
   /** A request with the lease and a fresh proof; a lease_expired answer renews the lease and sends it once more. */
-  private async signed(method: string, path: string, body: unknown, signal?: AbortSignal): Promise<{ status: number; body: unknown }> {
+  private async signed(method: string, path: string, body: unknown, signal?: AbortSignal, extra: Record<string, string> = {}): Promise<{ status: number; body: unknown }> {
     for (let attempt = 0; ; attempt++) {
       const lease = await this.currentLease(signal);
       const key = await this.dpopKey();
       const dpop = await makeProof({ key, method, url: this.transport.htu(path), leaseJwt: lease.jwt });
-      const r = await this.transport.request(method, path, { ...this.headers(), authorization: `DPoP ${lease.jwt}`, dpop }, body, signal);
+      const r = await this.transport.request(method, path, { ...this.headers(), ...extra, authorization: `DPoP ${lease.jwt}`, dpop }, body, signal);
       const code = (r.body as { error?: unknown } | undefined)?.error;
       if (r.status === 401 && code === 'lease_expired' && attempt === 0) {
         if (this.lease && (await this.lease.catch(() => undefined)) === lease) this.lease = undefined;
@@ -271,6 +279,7 @@ function resultOf(status: number, body: unknown): ExecuteResult {
     verification: { outcome: String(v.outcome ?? b.verification_outcome ?? ''), isFullySuccessful: v.is_fully_successful === true },
     requestHash: typeof b.request_hash === 'string' ? b.request_hash : undefined,
     decision: String(b.decision ?? ''),
+    replayed: b.idempotent_replay === true,
     raw: b,
   };
 }

@@ -3,18 +3,12 @@
 // format ({error, message}) and leaves one refusal event, like any other.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Agent, grantAll, rawRequest } from '../helpers/gate.mjs';
-import { eventsSince, eventsWithCode, gateFor, lastEventId } from '../helpers/gate-faults.mjs';
+import { rawRequest } from '../helpers/gate.mjs';
+import { eventsSince, eventsWithCode, lastEventId, leasedGate } from '../helpers/gate-faults.mjs';
 
 const EXEC = '/v1/actions/t_ok/execute';
 
-async function setup(t) {
-  const g = await gateFor(t);
-  grantAll(g);
-  const a = new Agent(g.socket);
-  await a.lease();
-  return { g, a };
-}
+const setup = leasedGate;
 
 /** An HTTP/1.1 request as bytes: [name, value] header pairs kept in order and case, duplicates included. */
 function http1(method, path, headers = [], body) {

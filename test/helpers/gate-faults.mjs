@@ -11,7 +11,7 @@ import { KeyStore } from '../../dist/keys/store.js';
 import { verifyLedger } from '../../dist/ledger/verify.js';
 import { buildGateApp } from '../../dist/gate/app.js';
 import { boxIdentity, listenUnix } from '../../dist/gate/transport.js';
-import { FIXTURE_MANIFESTS, request, startGate, TEST_PROVIDERS } from './gate.mjs';
+import { Agent, FIXTURE_MANIFESTS, grantAll, request, startGate, TEST_PROVIDERS } from './gate.mjs';
 
 export const CRASH_MANIFESTS = fileURLToPath(new URL('../fixtures/gate-crash-manifests', import.meta.url));
 export const CRASH_SERVER = fileURLToPath(new URL('../fixtures/gate-crash-server.mjs', import.meta.url));
@@ -28,6 +28,15 @@ export async function gateFor(t, opts = {}) {
   const g = await startGate(opts);
   t.after(() => g.close(opts.keepState ? { keepState: true } : {}));
   return g;
+}
+
+/** A gate closed after the test, every action granted, and an agent on its socket holding a lease. */
+export async function leasedGate(t) {
+  const g = await gateFor(t);
+  grantAll(g);
+  const a = new Agent(g.socket);
+  await a.lease();
+  return { g, a };
 }
 
 /** The id of the newest audit event (0 for an empty ledger). */

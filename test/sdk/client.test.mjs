@@ -12,6 +12,7 @@ import path from 'node:path';
 import {
   LatchGateApprovalRequired,
   LatchGateClient,
+  LatchGateConflict,
   LatchGateConnectionError,
   LatchGateDenied,
   LatchGateError,
@@ -56,6 +57,18 @@ test('LATCHGATE_URL=unix://... and LATCHGATE_PUBLIC_URL, as a box sets them: exe
   const receipt = await c.getReceipt(r.receiptId);
   assert.equal(receipt.receipt_id, r.receiptId);
   assert.deepEqual(await c.verifyReceipt(receipt), { ok: true, kid: receipt.signing_key_id });
+  c.close();
+});
+
+test('an idempotency key makes a retry safe: the same receipt back, marked replayed, and one run', async () => {
+  const c = client();
+  const key = `retry-${Date.now()}`;
+  const first = await c.execute('t_ok', { n: 11 }, { idempotencyKey: key });
+  const again = await c.execute('t_ok', { n: 11 }, { idempotencyKey: key });
+  assert.equal(first.replayed, false);
+  assert.equal(again.replayed, true);
+  assert.equal(again.receiptId, first.receiptId);
+  await assert.rejects(c.execute('t_ok', { n: 12 }, { idempotencyKey: key }), (e) => e instanceof LatchGateConflict && e.code === 'idempotency_key_reused' && e.status === 422);
   c.close();
 });
 

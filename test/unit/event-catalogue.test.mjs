@@ -123,6 +123,8 @@ test('the gate: leases, executions, approvals, refusals, their counted summaries
   const a = new Agent(g.agentSocket);
   await a.lease({ budgets: { max_calls: 20 } });
   assert.equal((await a.execute('t_ok', { n: 1 })).status, 200);
+  // A retry with the same Idempotency-Key: answered from the first (idempotent_replay).
+  for (let i = 0; i < 2; i++) assert.equal((await a.execute('t_ok', { n: 9 }, { headers: { 'idempotency-key': 'catalogue-key' } })).status, 200);
   assert.equal((await a.execute('t_fail', { n: 1 })).status, 502);
   // Held for approval: one approved, one denied, one left to expire, one left pending for the revocation.
   const held = [];

@@ -4,6 +4,7 @@
 // what was stored.
 import { randomUUID } from 'node:crypto';
 import type { Approval, HeldEvent } from '../approvals.js';
+import { immediate } from '../../ledger/db.js';
 import { appendEvent } from '../audit.js';
 import type { GateContext } from '../context.js';
 import { need, type Execution, type ExecutionPlan } from '../execution.js';
@@ -16,14 +17,21 @@ export function holdForApproval(ctx: GateContext, x: Execution): void {
   const expires_at = new Date(Date.parse(plan.core.expires_at) + ctx.approvals.ttlSeconds * 1000).toISOString();
   const { subject, action, request, policy } = x.event;
   const caller = need(x, 'caller');
-  const a = ctx.approvals.create({
-    action_id: plan.core.action_id,
-    principal: s.principal,
-    session_id: s.session_id,
-    request_hash: plan.core.request_hash,
-    plan: { ...plan, core: { ...plan.core, expires_at } },
-    event: { subject, action, request, policy },
-    requester: { transport: caller.transport, ...(caller.uid !== undefined ? { uid: caller.uid } : {}) },
+  // With an Idempotency-Key, the key is claimed with the hold: its answer is this 202, so a retry gets the same approval.
+  const a = immediate(ctx.db, () => {
+    if (x.idempotency) {
+      ctx.idempotency.claim(x.idempotency, x.traceId);
+      x.idempotencyClaimed = true;
+    }
+    return ctx.approvals.create({
+      action_id: plan.core.action_id,
+      principal: s.principal,
+      session_id: s.session_id,
+      request_hash: plan.core.request_hash,
+      plan: { ...plan, core: { ...plan.core, expires_at } },
+      event: { subject, action, request, policy },
+      requester: { transport: caller.transport, ...(caller.uid !== undefined ? { uid: caller.uid } : {}) },
+    });
   });
   appendEvent(ctx, { ...x.event, decision: 'pending_approval', approval: { approval_id: a.approval_id, plan_hash: a.plan_hash } });
   x.reply = { status: 202, body: { decision: 'pending_approval', approval_id: a.approval_id, request_hash: plan.core.request_hash, trace_id: x.traceId, expires_at: a.expires_at } };

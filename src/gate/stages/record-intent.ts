@@ -26,7 +26,7 @@ export function recordIntent(ctx: GateContext, x: Execution): void {
   const approvalId = x.approval?.id;
   const ok = immediate(ctx.db, () => {
     if (approvalId && !ctx.approvals.consumeInTransaction(approvalId)) return false;
-    return ctx.ledger.consumeGrantAndWriteIntent({
+    const wrote = ctx.ledger.consumeGrantAndWriteIntent({
       grant_id: grant.grant_id,
       trace_id: x.traceId,
       action_id: grant.core.action_id,
@@ -37,6 +37,12 @@ export function recordIntent(ctx: GateContext, x: Execution): void {
       started_at: now.toISOString(),
       instance_id: ctx.instances.id,
     });
+    // The key is claimed with the intent, or not at all (a lost race rolls the debit and the intent back).
+    if (wrote && x.idempotency) {
+      ctx.idempotency.claim(x.idempotency, x.traceId, now);
+      x.idempotencyClaimed = true;
+    }
+    return wrote;
   });
   if (!ok) throw new GateError('grant_consumed', `grant ${grant.grant_id} (or its approval) was already used: one grant, one execution`);
   // The debit stands once the intent does (they commit together): the event says so.
