@@ -10,7 +10,10 @@ import { need, type Execution } from '../execution.js';
 export function replayIdempotent(ctx: GateContext, x: Execution): void {
   const key = x.auth?.idempotencyKey;
   if (key === undefined) return;
-  const keyed = { principal: need(x, 'session').principal, key, action_id: need(x, 'action').manifest.action_id, request_hash: need(x, 'requestHash') };
+  const session = need(x, 'session');
+  // A key is its caller's: the principal, and the client token when the lease came through one.
+  const owner = session.token_id === undefined ? session.principal : `${session.principal} token:${session.token_id}`;
+  const keyed = { principal: owner, key, action_id: need(x, 'action').manifest.action_id, request_hash: need(x, 'requestHash') };
   const stored = ctx.idempotency.lookup(keyed);
   if (!stored) {
     x.idempotency = keyed;
