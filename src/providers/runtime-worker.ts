@@ -120,9 +120,9 @@ async function instantiate(msg: RunMessage, fuelLimit: number): Promise<Made> {
   const t0 = performance.now();
   const fuel = new WebAssembly.Global({ value: 'i64', mutable: true }, BigInt(fuelLimit));
   const memories: WebAssembly.Memory[] = [];
-  const { glue, modules } = await load(msg);
   const ahead = inCall ? undefined : (makingAhead = { fuel, touched: false });
   try {
+    const { glue, modules } = await load(msg);
     const instance = await glue.instantiate(
       (name) => {
         const m = modules[name];
@@ -199,7 +199,7 @@ async function run(msg: RunMessage): Promise<DoneMessage> {
       try {
         made = await instantiate(msg, msg.fuel);
       } catch (e) {
-        ({ fuel, memories } = e as { fuel: WebAssembly.Global; memories: WebAssembly.Memory[] });
+        ({ fuel, memories = [] } = e as { fuel?: WebAssembly.Global; memories?: WebAssembly.Memory[] });
         instantiateMs = performance.now() - t0;
         throw e;
       }
