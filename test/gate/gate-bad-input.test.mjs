@@ -223,7 +223,7 @@ test('admin routes on the client socket are 404 route_not_found, and audited', a
     ['GET', '/v1/audit/events'],
     ['GET', '/v1/audit/verify'],
     ['POST', '/v1/admin/policy/grant'],
-    ['GET', '/v1/receipt-keys'],
+    ['GET', '/v1/admin/tokens'],
   ]) {
     const before = lastEventId(g);
     const r = await request(g.socket, method, path, method === 'POST' ? { body: {} } : {});
@@ -234,6 +234,22 @@ test('admin routes on the client socket are 404 route_not_found, and audited', a
   assert.equal(g.ctx.state.epoch, 0);
   assert.equal(g.ctx.state.draining, false);
   assert.equal(g.ctx.approvals.get(held.body.approval_id).status, 'pending');
+});
+
+test('the receipt public keys are served to clients too (to verify their receipts), with no operator act recorded', async (t) => {
+  const { g } = await setup(t);
+  const before = lastEventId(g);
+  const r = await request(g.socket, 'GET', '/v1/receipt-keys');
+  assert.equal(r.status, 200, r.text);
+  assert.ok(r.body.keys.length >= 1);
+  for (const k of r.body.keys) {
+    assert.equal(k.kty, 'OKP');
+    assert.equal(k.d, undefined, 'a private key part was published');
+  }
+  assert.equal(eventsSince(g, before).filter((e) => e.event_type.startsWith('admin_')).length, 0);
+  const op = await request(g.adminSocket, 'GET', '/v1/receipt-keys');
+  assert.deepEqual(op.body, r.body);
+  assert.equal(eventsSince(g, before).filter((e) => e.event_type === 'admin_receipt_keys_read').length, 1, "the operator's read is recorded");
 });
 
 test('every refusal above leaves the chain intact', async (t) => {
