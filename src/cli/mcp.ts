@@ -7,7 +7,6 @@ import { fileURLToPath } from 'node:url';
 import { LaunchError } from '../core/errors.js';
 import { CLIENTS, scopesOf, targetFor, type ClientName, type Scope } from '../mcp/clients.js';
 import { applyInstall } from '../mcp/install.js';
-import { serveStdio } from '../mcp/server.js';
 import { LatchGateClient, type LatchGateClientOptions } from '../sdk/index.js';
 import { displayLines } from './safe-text.js';
 
@@ -58,6 +57,8 @@ const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.me
 /** Runs the stdio server until the client closes it. */
 export async function runServe(o: ServeOpts): Promise<void> {
   if (o.refresh <= 0) throw new LaunchError('--refresh: expected more than 0 seconds');
+  // Loaded here, not with the CLI: the MCP SDK is for this command only.
+  const { serveStdio } = await import('../mcp/server.js');
   await serveStdio({ client: clientOptions(o), waitApprovalSeconds: o.waitApproval, refreshSeconds: o.refresh, version: VERSION });
 }
 

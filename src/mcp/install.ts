@@ -8,7 +8,6 @@
 import { randomBytes } from 'node:crypto';
 import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, realpathSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { isDeepStrictEqual } from 'node:util';
 import { parse as parseToml, stringify as stringifyToml } from 'smol-toml';
 import { LaunchError } from '../core/errors.js';
 import { ENTRY_NAME, type Target } from './clients.js';
@@ -40,7 +39,7 @@ export function applyInstall(target: Target, o: { remove?: boolean; dryRun?: boo
   if (table !== undefined && !isObject(table)) throw new LaunchError(`${file}: "${target.key}" is not a table of servers (it is ${Array.isArray(table) ? 'an array' : typeof table}); fix it by hand, nothing was written`);
   const before = table && Object.prototype.hasOwnProperty.call(table, ENTRY_NAME) ? table[ENTRY_NAME] : undefined;
   const after = o.remove ? undefined : target.entry;
-  const outcome: Outcome = isDeepStrictEqual(before, after) ? (o.remove ? 'absent' : 'unchanged') : o.remove ? 'removed' : before === undefined && !exists ? 'created' : 'updated';
+  const outcome: Outcome = sameData(before, after) ? (o.remove ? 'absent' : 'unchanged') : o.remove ? 'removed' : before === undefined && !exists ? 'created' : 'updated';
   const report = { target, outcome, before, after, written: false, diff: entryDiff(target, before, after) };
   if (outcome === 'unchanged' || outcome === 'absent' || o.dryRun) return report;
   const next: Doc = { ...doc, [target.key]: { ...(table ?? {}) } };
@@ -49,6 +48,21 @@ export function applyInstall(target: Target, o: { remove?: boolean; dryRun?: boo
   else servers[ENTRY_NAME] = after;
   writeAtomic(file, target.format === 'toml' ? tomlText(text ?? '', next, target.key) : jsonText(text, next));
   return { ...report, written: true };
+}
+
+/**
+ * Equal as data: the same keys and values, whatever the objects' prototypes
+ * (a TOML parser's tables have none) or the keys' order; dates by their time.
+ */
+export function sameData(a: unknown, b: unknown): boolean {
+  if (a instanceof Date || b instanceof Date) return a instanceof Date && b instanceof Date && String(a) === String(b) && a.getTime() === b.getTime();
+  if (Array.isArray(a) || Array.isArray(b)) return Array.isArray(a) && Array.isArray(b) && a.length === b.length && a.every((x, i) => sameData(x, b[i]));
+  if (a && b && typeof a === 'object' && typeof b === 'object') {
+    const ka = Object.keys(a);
+    const kb = Object.keys(b);
+    return ka.length === kb.length && ka.every((k) => Object.prototype.hasOwnProperty.call(b, k) && sameData((a as Doc)[k], (b as Doc)[k]));
+  }
+  return Object.is(a, b);
 }
 
 function parseDoc(t: Target, text: string): Doc {
@@ -87,7 +101,7 @@ function tomlText(old: string, doc: Doc, key: string): string {
   if (body.trim() === '') body = '';
   if (servers[ENTRY_NAME] !== undefined) body += `${body ? '\n' : ''}${stringifyToml({ [key]: { [ENTRY_NAME]: servers[ENTRY_NAME] } }).trim()}\n`;
   try {
-    if (isDeepStrictEqual(parseToml(body), doc)) return body;
+    if (sameData(parseToml(body), doc)) return body;
   } catch {
     // spliced into something this reading did not foresee: written anew below
   }
@@ -117,6 +131,6 @@ export function writeAtomic(file: string, text: string): void {
 
 function entryDiff(t: Target, before: unknown, after: unknown): string {
   const show = (v: unknown) => (t.format === 'toml' ? stringifyToml({ [t.key]: { [ENTRY_NAME]: v } }).trim() : JSON.stringify({ [ENTRY_NAME]: v }, null, 2)).split('\n');
-  if (isDeepStrictEqual(before, after)) return before === undefined ? '' : show(before).map((l) => `  ${l}`).join('\n');
+  if (sameData(before, after)) return before === undefined ? '' : show(before).map((l) => `  ${l}`).join('\n');
   return [...(before !== undefined ? show(before).map((l) => `- ${l}`) : []), ...(after !== undefined ? show(after).map((l) => `+ ${l}`) : [])].join('\n');
 }

@@ -139,6 +139,28 @@ test('policy: a grant shows up by itself (the server re-lists while connected) w
   assert.equal(listChanged.count, now);
 });
 
+test('callable is per principal: a principal with no grant is offered no tools; another principal\'s grant changes nothing; its own grant adds the tool', async (t) => {
+  const g2 = await startGate();
+  t.after(() => g2.close());
+  const { client, listChanged } = await mcpClient(t, g2.agentSocket, ['--refresh', '0.2']);
+  assert.deepEqual((await client.listTools()).tools, []);
+  g2.gate.admin.policyGrant(operatorCaller(), { principal: 'tester', actions: ['t_ok'], sinks: ['http_read'] });
+  const seen = listChanged.count;
+  // The agent's own grant: its listing changes (and only then is list_changed sent).
+  await new Promise((r) => setTimeout(r, 600));
+  assert.equal(listChanged.count, seen, 'another principal\'s grant is not this principal\'s change');
+  assert.deepEqual((await client.listTools()).tools, []);
+  // An executing call is still the gate's decision: the tool is not offered, and nothing runs.
+  await assert.rejects(client.callTool({ name: 't_ok', arguments: { n: 1 } }), (e) => e.code === ErrorCode.InvalidParams);
+  g2.gate.admin.policyGrant(operatorCaller(), { principal: AGENT, actions: ['t_ok'], sinks: ['http_read'] });
+  await listChanged.after(seen);
+  assert.deepEqual((await client.listTools()).tools.map((x) => x.name), ['t_ok']);
+  // A sink the principal lacks: the action is not offered (the gate would deny it).
+  g2.gate.admin.policyGrant(operatorCaller(), { principal: AGENT, actions: ['http_post'], sinks: [] });
+  await new Promise((r) => setTimeout(r, 600));
+  assert.deepEqual((await client.listTools()).tools.map((x) => x.name), ['t_ok']);
+});
+
 test('approval, --wait-approval 0: answered at once, naming the approval id and the operator\'s command; the operator\'s approval runs it', async (t) => {
   const { client } = await mcpClient(t, g.agentSocket);
   const r = await client.callTool({ name: 't_high', arguments: { n: 5 } });
