@@ -25,6 +25,8 @@ const seconds = (max: number) => (v: string) => {
   return n;
 };
 
+const DEFAULT_REFRESH = 5;
+
 /** The options `serve` takes (and `install` writes into the client's command). */
 function serveOptions(c: Command): Command {
   return c
@@ -33,7 +35,7 @@ function serveOptions(c: Command): Command {
     .option('--public-url <url>', "the gate's public base URL that DPoP proofs name (default: LATCHGATE_PUBLIC_URL, else http://latchgate.local)")
     .addOption(new Option('--wait-approval <seconds>', 'how long a call that needs an approval waits for it, with progress notifications (0: answer at once with the approval id)').argParser(seconds(86_400)).default(0))
     .option('--agent-id <name>', 'the name this agent gives itself (default: LATCHGATE_AGENT_ID, else a random one)')
-    .addOption(new Option('--refresh <seconds>', "how often the tool list is read again while a client is connected (a policy change is announced with tools/list_changed)").argParser(seconds(3600)).default(5));
+    .addOption(new Option('--refresh <seconds>', "how often the tool list is read again while a client is connected (a policy change is announced with tools/list_changed)").argParser(seconds(3600)).default(DEFAULT_REFRESH));
 }
 
 function clientOptions(o: ServeOpts): LatchGateClientOptions {
@@ -47,7 +49,8 @@ function clientOptions(o: ServeOpts): LatchGateClientOptions {
   try {
     new LatchGateClient(c).close(); // the options checked now, not at the first call
   } catch (e) {
-    throw new LaunchError((e as Error).message);
+    // The SDK names its options; here they are flags.
+    throw new LaunchError((e as Error).message.replace(/^baseUrl\b/, '--url').replace(/^publicBaseUrl\b/, '--public-url').replace(/^socket\b/, '--socket'));
   }
   return c;
 }
@@ -92,6 +95,7 @@ function serverArgs(o: InstallOpts): string[] {
   if (o.publicUrl !== undefined) args.push('--public-url', o.publicUrl);
   if (o.waitApproval) args.push('--wait-approval', String(o.waitApproval));
   if (o.agentId !== undefined) args.push('--agent-id', o.agentId);
+  if (o.refresh !== undefined && o.refresh !== DEFAULT_REFRESH) args.push('--refresh', String(o.refresh));
   return args;
 }
 
@@ -129,8 +133,8 @@ Config files (HOME, XDG_CONFIG_HOME and CODEX_HOME are honoured):
 
 Only the "latchgate" entry is written or removed; every other server and setting is kept.
 A file that does not parse is refused and left as it is. The entry starts this node and
-this latchgate by absolute path; --socket, --url, --public-url, --wait-approval and
---agent-id are passed on to \`latchgate mcp serve\`.`;
+this latchgate by absolute path; --socket, --url, --public-url, --wait-approval,
+--agent-id and --refresh are passed on to \`latchgate mcp serve\`.`;
 
 export function mcpCommand(): Command {
   const c = new Command('mcp').summary('the gate\'s actions as MCP tools: serve them, install them in an MCP client');

@@ -15,11 +15,13 @@ export const MCP_BIN = fileURLToPath(new URL('../../dist/cli/latchgate-mcp.js', 
  * Starts `latchgate mcp serve --socket <socket> ...args` and connects a client;
  * closed after the test. Resolves { client, stderr(), listChanged: {count, next()} }.
  */
-export async function mcpClient(t, socket, args = [], { command = [CLI, 'mcp', 'serve'], env = {} } = {}) {
+export async function mcpClient(t, socket, args = [], { command = [CLI, 'mcp', 'serve'], env = {}, viaEnv = false } = {}) {
   const transport = new StdioClientTransport({
     command: process.execPath,
-    args: [...command, '--socket', socket, '--public-url', BASE_URL, ...args],
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root', ...env },
+    // viaEnv: the gate named as a box names it, LATCHGATE_URL and LATCHGATE_PUBLIC_URL, no options.
+    args: [...command, ...(viaEnv ? [] : ['--socket', socket, '--public-url', BASE_URL]), ...args],
+    ...(viaEnv ? { env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root', LATCHGATE_URL: `unix://${socket}`, LATCHGATE_PUBLIC_URL: BASE_URL, ...env } } : {}),
+    ...(viaEnv ? {} : { env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root', ...env } }),
     stderr: 'pipe',
   });
   let err = '';

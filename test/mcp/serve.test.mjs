@@ -38,9 +38,9 @@ function approvalOf(r) {
   return a.approval_id;
 }
 
-test('initialize: the server names itself and offers tools with list_changed; the bin serves the same', async (t) => {
-  for (const command of [undefined, [MCP_BIN], [MCP_BIN, 'serve']]) {
-    const { client } = await mcpClient(t, g.agentSocket, [], command ? { command } : {});
+test('initialize: the server names itself and offers tools with list_changed; the bin serves the same; LATCHGATE_URL as a box sets it', async (t) => {
+  for (const o of [{}, { command: [MCP_BIN] }, { command: [MCP_BIN, 'serve'] }, { viaEnv: true }]) {
+    const { client } = await mcpClient(t, g.agentSocket, [], o);
     assert.equal(client.getServerVersion().name, 'latchgate');
     assert.deepEqual(client.getServerCapabilities().tools, { listChanged: true });
     assert.ok((await client.listTools()).tools.some((x) => x.name === 't_ok'));
@@ -274,4 +274,22 @@ test('nothing but JSON-RPC on stdout: every line the server writes is a JSON-RPC
   assert.ok(lines.every((m) => m.jsonrpc === '2.0'));
   assert.deepEqual(lines.map((m) => m.id), [1, 2, 3]);
   assert.match(err, /latchgate mcp: serving the gate at unix:\/\//);
+});
+
+test('the client goes away while a call waits for its approval: the server exits at once, not after --wait-approval', { timeout: 60_000 }, async (t) => {
+  const child = spawn(process.execPath, [CLI, 'mcp', 'serve', '--socket', g.agentSocket, '--public-url', BASE_URL, '--wait-approval', '600'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  t.after(() => child.kill());
+  let out = '';
+  child.stdout.on('data', (d) => (out += d));
+  const send = (m) => child.stdin.write(`${JSON.stringify({ jsonrpc: '2.0', ...m })}\n`);
+  send({ id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } });
+  send({ method: 'notifications/initialized' });
+  send({ id: 2, method: 'tools/call', params: { name: 't_high', arguments: { n: 11 }, _meta: { progressToken: 'p1' } } });
+  const progress = await waitFor(() => out.split('\n').filter(Boolean).map((l) => JSON.parse(l)).find((m) => m.method === 'notifications/progress'), { timeoutMs: 30_000, what: 'a progress notification' });
+  assert.equal(progress.params.progressToken, 'p1');
+  const exited = new Promise((r) => child.once('exit', r));
+  child.stdin.end();
+  assert.equal(await exited, 0);
+  const id = /approve (\S+)/.exec(progress.params.message)[1];
+  await admin(g, 'POST', `/v1/approvals/${id}/deny`, {});
 });
