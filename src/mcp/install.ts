@@ -100,8 +100,11 @@ function tomlText(old: string, doc: Doc, key: string): string {
   let body = kept.join('\n').replace(/\n*$/, '\n');
   if (body.trim() === '') body = '';
   if (servers[ENTRY_NAME] !== undefined) body += `${body ? '\n' : ''}${stringifyToml({ [key]: { [ENTRY_NAME]: servers[ENTRY_NAME] } }).trim()}\n`;
+  // A table of servers left empty by a removal is as good as none (the text has no header for it).
+  const withoutServers = Object.fromEntries(Object.entries(doc).filter(([k]) => k !== key));
   try {
-    if (sameData(parseToml(body), doc)) return body;
+    const parsed = parseToml(body);
+    if (sameData(parsed, doc) || (Object.keys(servers).length === 0 && sameData(parsed, withoutServers))) return body;
   } catch {
     // spliced into something this reading did not foresee: written anew below
   }

@@ -42,9 +42,9 @@ export class GateMcpServer {
   readonly gate: LatchGateClient;
   private readonly catalogue: Catalogue;
   private readonly log: (line: string) => void;
-  /** The fingerprint of the set the client was last given, and the last one announced. */
+  /** The fingerprint of the set the client was last given, and of the set the last listing found. */
   private listed: string | undefined;
-  private announced: string | undefined;
+  private seen: string | undefined;
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
   private failing = false;
@@ -62,7 +62,7 @@ export class GateMcpServer {
     );
     this.server.setRequestHandler(ListToolsRequestSchema, async () => {
       const set = await this.list();
-      this.listed = set.fingerprint;
+      this.listed = this.seen = set.fingerprint;
       return { tools: set.tools };
     });
     // Registered with the params unchecked, so that the server's own check of
@@ -103,10 +103,10 @@ export class GateMcpServer {
       const set = await this.catalogue.refresh();
       if (this.failing) this.log('the gate answers again');
       this.failing = false;
-      if (this.listed !== undefined && set.fingerprint !== this.listed && set.fingerprint !== this.announced) {
-        this.announced = set.fingerprint;
-        await this.server.sendToolListChanged();
-      }
+      const before = this.seen;
+      this.seen = set.fingerprint;
+      // Announced once per change, and only when the client holds another set than this one.
+      if (this.listed !== undefined && set.fingerprint !== before && set.fingerprint !== this.listed) await this.server.sendToolListChanged();
     } catch (e) {
       if (!this.failing) this.log(`cannot list the gate's actions: ${(e as Error).message}`);
       this.failing = true;

@@ -158,6 +158,18 @@ test('merge into an existing file: every other server and setting kept; a second
   }));
 });
 
+test('codex: install and remove in a commented config.toml with no other server: the comments and other tables stay', async (t) => {
+  const s = sandbox(t);
+  const file = path.join(s.home, '.codex', 'config.toml');
+  mkdirSync(path.dirname(file));
+  const original = '# top comment\nmodel = "o3" # inline\n\n[profiles.fast]\nmodel = "o4-mini"\n';
+  writeFileSync(file, original);
+  assert.equal((await s.run('--client', 'codex')).code, 0);
+  assert.match(readFileSync(file, 'utf8'), /^# top comment\nmodel = "o3" # inline\n/);
+  assert.equal((await s.run('--client', 'codex', '--remove')).code, 0);
+  assert.equal(readFileSync(file, 'utf8'), original, 'byte for byte what it was');
+});
+
 test('--dry-run writes nothing, and shows the change', async (t) => {
   const s = sandbox(t);
   const r = await s.run('--client', 'cursor', '--dry-run');

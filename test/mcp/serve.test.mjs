@@ -18,6 +18,9 @@ import { CLI, mcpClient, MCP_BIN, textOf } from '../helpers/mcp.mjs';
 
 const MCP_MANIFESTS = fileURLToPath(new URL('../fixtures/mcp-manifests', import.meta.url));
 
+/** Every test: a notification that never comes fails it instead of hanging the suite. */
+const T = { timeout: 60_000 };
+
 let g;
 before(async () => {
   g = await startGate({ config: { manifestDirs: [FIXTURE_MANIFESTS, MCP_MANIFESTS] } });
@@ -38,7 +41,7 @@ function approvalOf(r) {
   return a.approval_id;
 }
 
-test('initialize: the server names itself and offers tools with list_changed; the bin serves the same; LATCHGATE_URL as a box sets it', async (t) => {
+test('initialize: the server names itself and offers tools with list_changed; the bin serves the same; LATCHGATE_URL as a box sets it', T, async (t) => {
   for (const o of [{}, { command: [MCP_BIN] }, { command: [MCP_BIN, 'serve'] }, { viaEnv: true }]) {
     const { client } = await mcpClient(t, g.agentSocket, [], o);
     assert.equal(client.getServerVersion().name, 'latchgate');
@@ -47,7 +50,7 @@ test('initialize: the server names itself and offers tools with list_changed; th
   }
 });
 
-test('tools/list: one tool per callable action, the request schema as inputSchema, annotations from risk and side effects', async (t) => {
+test('tools/list: one tool per callable action, the request schema as inputSchema, annotations from risk and side effects', T, async (t) => {
   const { client } = await mcpClient(t, g.agentSocket);
   const { tools } = await client.listTools();
   const by = new Map(tools.map((x) => [x.name, x]));
@@ -69,7 +72,7 @@ test('tools/list: one tool per callable action, the request schema as inputSchem
   assert.equal(by.get('http_post').annotations.openWorldHint, true);
 });
 
-test('tools/call: the output, structuredContent where an outputSchema is declared, and a receipt the SDK verifies', async (t) => {
+test('tools/call: the output, structuredContent where an outputSchema is declared, and a receipt the SDK verifies', T, async (t) => {
   const { client } = await mcpClient(t, g.agentSocket);
   await client.listTools(); // the client validates structuredContent against the listed outputSchema
   const r = await client.callTool({ name: 't_typed', arguments: { n: 3 } });
@@ -90,7 +93,7 @@ test('tools/call: the output, structuredContent where an outputSchema is declare
   assert.deepEqual(JSON.parse(plain.content[0].text), { done: true, echo: { n: 1 } });
 });
 
-test('tools/call: a schema violation and a failed run are tool errors with the gate\'s code; misuse is a JSON-RPC error', async (t) => {
+test('tools/call: a schema violation and a failed run are tool errors with the gate\'s code; misuse is a JSON-RPC error', T, async (t) => {
   const { client } = await mcpClient(t, g.agentSocket);
   const bad = await client.callTool({ name: 't_ok', arguments: { n: -1 } });
   assert.equal(bad.isError, true);
@@ -107,7 +110,7 @@ test('tools/call: a schema violation and a failed run are tool errors with the g
   assert.equal((await client.callTool({ name: 't_ok', arguments: { n: 2 } })).isError, undefined);
 });
 
-test('policy: a revoked action is denied (policy_denied), then announced with list_changed and gone from tools/list', async (t) => {
+test('policy: a revoked action is denied (policy_denied), then announced with list_changed and gone from tools/list', T, async (t) => {
   const { client, listChanged } = await mcpClient(t, g.agentSocket, ['--refresh', '3600']);
   t.after(() => grant(['t_fail']));
   assert.ok((await client.listTools()).tools.some((x) => x.name === 't_fail'));
@@ -123,7 +126,7 @@ test('policy: a revoked action is denied (policy_denied), then announced with li
   await assert.rejects(client.callTool({ name: 't_fail', arguments: { n: 1 } }), (e) => e.code === ErrorCode.InvalidParams);
 });
 
-test('policy: a grant shows up by itself (the server re-lists while connected) with list_changed', async (t) => {
+test('policy: a grant shows up by itself (the server re-lists while connected) with list_changed', T, async (t) => {
   revoke(['t_fail']);
   t.after(() => grant(['t_fail']));
   const { client, listChanged } = await mcpClient(t, g.agentSocket, ['--refresh', '0.2']);
@@ -137,9 +140,19 @@ test('policy: a grant shows up by itself (the server re-lists while connected) w
   await client.listTools();
   await new Promise((r) => setTimeout(r, 600));
   assert.equal(listChanged.count, now);
+  // Revoked (announced), granted again before the client re-listed (it holds that set: nothing to
+  // announce), revoked again: a change from what the client holds, announced again.
+  revoke(['t_fail']);
+  await listChanged.after(now);
+  grant(['t_fail']);
+  await new Promise((r) => setTimeout(r, 2000)); // ten listing periods: the server has seen the grant
+  const again = listChanged.count;
+  revoke(['t_fail']);
+  await listChanged.after(again);
+  assert.ok(!(await client.listTools()).tools.some((x) => x.name === 't_fail'));
 });
 
-test('callable is per principal: a principal with no grant is offered no tools; another principal\'s grant changes nothing; its own grant adds the tool', async (t) => {
+test('callable is per principal: a principal with no grant is offered no tools; another principal\'s grant changes nothing; its own grant adds the tool', T, async (t) => {
   const g2 = await startGate();
   t.after(() => g2.close());
   const { client, listChanged } = await mcpClient(t, g2.agentSocket, ['--refresh', '0.2']);
@@ -161,7 +174,7 @@ test('callable is per principal: a principal with no grant is offered no tools; 
   assert.deepEqual((await client.listTools()).tools.map((x) => x.name), ['t_ok']);
 });
 
-test('approval, --wait-approval 0: answered at once, naming the approval id and the operator\'s command; the operator\'s approval runs it', async (t) => {
+test('approval, --wait-approval 0: answered at once, naming the approval id and the operator\'s command; the operator\'s approval runs it', T, async (t) => {
   const { client } = await mcpClient(t, g.agentSocket);
   const r = await client.callTool({ name: 't_high', arguments: { n: 5 } });
   assert.equal(r.isError, undefined, 'a pending approval is not an error of the tool');
@@ -172,7 +185,7 @@ test('approval, --wait-approval 0: answered at once, naming the approval id and 
   assert.equal(approved.status, 200, approved.text);
 });
 
-test('approval, --wait-approval: progress while waiting, the operator approves, the call completes with the gate\'s run', async (t) => {
+test('approval, --wait-approval: progress while waiting, the operator approves, the call completes with the gate\'s run', T, async (t) => {
   const { client } = await mcpClient(t, g.agentSocket, ['--wait-approval', '60']);
   const progress = [];
   let approving;
@@ -195,7 +208,7 @@ test('approval, --wait-approval: progress while waiting, the operator approves, 
   c.close();
 });
 
-test('approval, --wait-approval: the client cancels the waiting call; the server stops waiting and keeps serving', async (t) => {
+test('approval, --wait-approval: the client cancels the waiting call; the server stops waiting and keeps serving', T, async (t) => {
   const m = await mcpClient(t, g.agentSocket, ['--wait-approval', '600']);
   const ac = new AbortController();
   let id;
@@ -215,7 +228,7 @@ test('approval, --wait-approval: the client cancels the waiting call; the server
   await admin(g, 'POST', `/v1/approvals/${id}/deny`, {});
 });
 
-test('approval, --wait-approval N: nobody decides within N seconds, the approval-pending result', async (t) => {
+test('approval, --wait-approval N: nobody decides within N seconds, the approval-pending result', T, async (t) => {
   const { client } = await mcpClient(t, g.agentSocket, ['--wait-approval', '1']);
   const r = await client.callTool({ name: 't_high', arguments: { n: 9 } });
   assert.equal(r.isError, undefined);
@@ -224,7 +237,7 @@ test('approval, --wait-approval N: nobody decides within N seconds, the approval
   await admin(g, 'POST', `/v1/approvals/${id}/deny`, {});
 });
 
-test('approval, --wait-approval: a denial ends the wait with a tool error approval_denied', async (t) => {
+test('approval, --wait-approval: a denial ends the wait with a tool error approval_denied', T, async (t) => {
   const { client } = await mcpClient(t, g.agentSocket, ['--wait-approval', '60']);
   let denying;
   const r = await client.callTool({ name: 't_high', arguments: { n: 10 } }, undefined, {
@@ -254,7 +267,7 @@ test('gate down: a call is a tool error gate_unreachable with the fix, tools/lis
   await assert.rejects(client.listTools(), (e) => e.code === ErrorCode.InternalError && /gate_unreachable/.test(e.message) && /latchgate up/.test(e.message));
 });
 
-test('nothing but JSON-RPC on stdout: every line the server writes is a JSON-RPC message; diagnostics go to stderr', async (t) => {
+test('nothing but JSON-RPC on stdout: every line the server writes is a JSON-RPC message; diagnostics go to stderr', T, async (t) => {
   const child = spawn(process.execPath, [CLI, 'mcp', 'serve', '--socket', g.agentSocket, '--public-url', BASE_URL], { stdio: ['pipe', 'pipe', 'pipe'] });
   t.after(() => child.kill());
   let out = '';
