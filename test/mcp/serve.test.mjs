@@ -163,6 +163,10 @@ test('callable is per principal: a principal with no grant is offered no tools; 
   await new Promise((r) => setTimeout(r, 600));
   assert.equal(listChanged.count, seen, 'another principal\'s grant is not this principal\'s change');
   assert.deepEqual((await client.listTools()).tools, []);
+  // GET /v1/actions says it per caller: the tester's socket sees its grant, the agent's does not.
+  const callable = async (socket) => (await new LatchGateClient({ socket, publicBaseUrl: BASE_URL }).listActions()).filter((a) => a.callable).map((a) => a.action_id);
+  assert.deepEqual(await callable(g2.socket), ['t_ok']);
+  assert.deepEqual(await callable(g2.agentSocket), []);
   // An executing call is still the gate's decision: the tool is not offered, and nothing runs.
   await assert.rejects(client.callTool({ name: 't_ok', arguments: { n: 1 } }), (e) => e.code === ErrorCode.InvalidParams);
   g2.gate.admin.policyGrant(operatorCaller(), { principal: AGENT, actions: ['t_ok'], sinks: ['http_read'] });
