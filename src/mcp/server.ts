@@ -194,7 +194,7 @@ export async function serveStdio(o: McpServeOptions): Promise<void> {
   const closed = new Promise<void>((resolve) => (s.server.onclose = resolve));
   const close = () => void s.server.close().catch(() => undefined);
   process.stdin.once('end', close);
-  process.stdout.once('error', close); // the client went away (EPIPE)
+  process.stdout.on('error', close); // the client went away (EPIPE), however many writes fail
   const ep = s.gate.endpoint;
   (o.log ?? ((l: string) => process.stderr.write(`latchgate mcp: ${l}\n`)))(`serving the gate at ${ep.socket ? `unix://${ep.socket}` : ep.baseUrl} as ${s.gate.agentId}`);
   await s.server.connect(transport);
