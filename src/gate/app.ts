@@ -46,7 +46,7 @@ export interface GateService {
   issueLease(caller: Caller, body: unknown): Promise<Record<string, unknown>>;
   jwks(): Promise<Record<string, unknown>>;
   receiptKeys(): Record<string, unknown>;
-  listActions(): Record<string, unknown>[];
+  listActions(caller?: Caller): Record<string, unknown>[];
   getAction(id: string): Record<string, unknown>;
   requestSchema(id: string): Record<string, unknown>;
   execute(caller: Caller, actionId: string, body: unknown, auth: RequestAuth): Promise<{ status: number; body: Record<string, unknown> }>;
@@ -220,7 +220,7 @@ export function buildGateApp(o: AppOptions): FastifyInstance {
   });
   app.post('/v1/leases', async (req, reply) => reply.code(201).send(await s.issueLease(caller(req), req.body)));
   app.get('/.well-known/jwks.json', async () => s.jwks());
-  app.get('/v1/actions', async (req) => (caller(req), { actions: s.listActions() }));
+  app.get('/v1/actions', async (req) => ({ actions: s.listActions(caller(req)) }));
   app.get<P>('/v1/actions/:id', async (req) => (caller(req), s.getAction(req.params.id)));
   app.get<P>('/v1/actions/:id/schema/request', async (req) => (caller(req), s.requestSchema(req.params.id)));
   app.post<P>('/v1/actions/:id/execute', async (req, reply) => {

@@ -14,6 +14,7 @@ import type { Reply } from './execution.js';
 import { PeerGuard } from './peer-limits.js';
 import { Pipeline } from './pipeline.js';
 import { verifySession } from './stages/authenticate.js';
+import { callableBy } from './callable.js';
 import type { AuditEventInput } from '../core/audit-event.js';
 
 /**
@@ -133,7 +134,14 @@ export class Gate implements GateService {
     return a;
   }
 
-  listActions(): Record<string, unknown>[] {
+  /**
+   * The registered actions; for a caller, each says whether the policy data
+   * grants it to the caller's principal (`callable`, src/gate/callable.ts):
+   * what an agent's tool list shows. The decision at execute time stays the
+   * policy engine's.
+   */
+  listActions(caller?: Caller): Record<string, unknown>[] {
+    const may = caller ? callableBy(this.ctx, caller) : undefined;
     return this.ctx.registry.list().map((a) => ({
       action_id: a.manifest.action_id,
       version: a.manifest.version,
@@ -141,6 +149,7 @@ export class Gate implements GateService {
       tags: a.manifest.tags,
       declared_side_effects: a.manifest.declared_side_effects,
       action_digest: a.action_digest,
+      ...(may ? { callable: may(a.manifest) } : {}),
     }));
   }
 

@@ -77,6 +77,8 @@ export interface ActionSummary {
   version: string;
   description?: string;
   risk_level?: string;
+  /** Whether the policy data grants the action to this caller (what an agent's tool list offers; the gate decides each call). */
+  callable?: boolean;
   [field: string]: unknown;
 }
 
