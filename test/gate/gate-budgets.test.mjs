@@ -159,11 +159,12 @@ test('a call whose provider never ran is given back to every window it took from
 });
 
 test('expired leases leave no budget rows; day rows of past days are swept', async (t) => {
-  const g = await gateFor(t, { config: { leaseTtlSeconds: 1, budgets: budgets('[budgets.tester]\ncalls_per_day = 1000\n') } });
+  // Short leases, yet long enough that the fresh one below outlives its call on a loaded machine.
+  const g = await gateFor(t, { config: { leaseTtlSeconds: 4, budgets: budgets('[budgets.tester]\ncalls_per_day = 1000\n') } });
   grantAll(g);
   const leaseRow = g.db.prepare("SELECT count(*) AS n FROM budget_windows WHERE window = 'lease' AND owner = ?");
   const old = [];
-  for (let i = 0; i < 40; i++) {
+  for (let i = 0; i < 20; i++) {
     const a = await agent(g);
     assert.equal(leaseRow.get(a.session_id).n, 1, 'each lease has its row while it lives');
     old.push(a);
