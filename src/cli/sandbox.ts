@@ -46,6 +46,11 @@ export function sandboxCommand(): Command {
         '  latchgate sandbox -- make test             one command',
         '  latchgate sandbox --ro /opt/sdk --pass-env GOFLAGS -- go test ./...',
         '  latchgate sandbox --dry-run -- npm test    print the launch plan as JSON',
+        '  latchgate sandbox --profile claude-code    Claude Code, with the gate\'s actions as its MCP tools',
+        '',
+        'Inside the box, LATCHGATE_URL names the gate and `latchgate` / `latchgate-mcp` run read-only;',
+        'the box is the gate principal sandbox-<profile> (or [sandbox.agent] principal): grant it',
+        'actions on the host with `latchgate policy grant sandbox-claude-code http_fetch`.',
       ].join('\n'),
     )
     .argument('[cmd...]', 'command and arguments (put them after --)')
@@ -67,6 +72,7 @@ export function sandboxCommand(): Command {
     .option('--print-profile', 'print the effective agent profile (--profile merged with latchgate.toml and flags) as JSON and exit; never a key')
     .option('--allow-degraded', 'run without Landlock when the kernel has none (recorded as degraded)')
     .option('--allow-home-workspace', 'allow a workspace that is (or contains) a home directory; its dotfiles stay read-only (recorded)')
+    .option('--no-gate-tools', "do not give the agent the gate's actions as MCP tools (its profile's [gate_tools])")
     .option('--trust-new-repos', 'keep git repositories and .git pointers the box creates instead of disabling them at exit (recorded)')
     .action(async (cmd: string[], flags: SandboxFlags & { roMount?: string[] }) => {
       flags.ro = [...(flags.ro ?? []), ...(flags.roMount ?? [])];

@@ -4,7 +4,8 @@ import { Command } from 'commander';
 import { realpathSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { projectConfigFile } from '../config/paths.js';
-import { assess, grantDiffLines, kindOf, readConfigSource, shellWord } from '../config/trust.js';
+import { assess, grantDiffLines, kindOf, readConfigSource } from '../config/trust.js';
+import { shellWord } from '../core/shell-word.js';
 import { readTrustStore, trustStorePath, writeTrustStore } from '../config/trust-store.js';
 import { LaunchError } from '../core/errors.js';
 

@@ -39,7 +39,8 @@ export const LATCHGATE_TOML = table('latchgate.toml', {
       ro_mounts: leaf('string[]', 'Host paths mounted read-only.', { default: [] }),
       rw_mounts: leaf('string[]', 'Host paths mounted read-write.', { default: [] }),
       pass_env: leaf('string[]', 'Host environment variables passed into the box.', { default: [] }),
-      principal: leaf('string', 'The gate principal every caller inside the box is.', { shown: '`"sandbox-agent"`' }),
+      principal: leaf('string', 'The gate principal every caller inside the box is; grant it actions with `latchgate policy grant`.', { shown: '`"sandbox-<profile>"` with `--profile` (`sandbox-claude-code`, ...), else `"sandbox-agent"`' }),
+      gate_tools: leaf('bool', 'Give an agent whose profile has `[gate_tools]` the gate\'s actions as MCP tools for the run (`--no-gate-tools` turns it off).', { default: true }),
       credentials: named(CREDENTIAL, '', { label: 'name' }),
     }),
     limits: table('Resources of the box.', {

@@ -12,7 +12,7 @@ import { didYouMean } from './suggest.js';
 import { checkSchema, leaf, named, parseTomlFile, readToml, table, type Infer } from './toml-schema.js';
 import type { ConfigRoute } from './latchgate-toml.js';
 import { isInside } from '../core/paths.js';
-import { BOX_CREDENTIAL_PORT, BOX_RESERVED_PATHS } from '../core/box.js';
+import { BOX_CREDENTIAL_PORT, BOX_MCP_COMMAND, BOX_RESERVED_PATHS } from '../core/box.js';
 
 export const PROFILES_DIR = fileURLToPath(new URL('../../profiles/', import.meta.url));
 
@@ -27,10 +27,16 @@ const ROUTE = table(`A credential route: the box calls \`http://127.0.0.1:${BOX_
   files: leaf('env', 'A `[files.<name>]` name and a JSON object (`{route_url}` replaced) merged into that file when the route is active.', { default: {} }),
 });
 
-const FILE = table('A configuration file the launcher writes into the box (read-only) for an agent that takes its provider settings from a file rather than from the environment (opencode): a base JSON object, with the fragments of the active routes merged in, and a variable that points the agent at it.', {
+const FILE = table('A configuration file the launcher writes into the box (read-only) for an agent that takes its settings from a file rather than from the environment (opencode, or an MCP configuration given by flag): a base JSON object, with the fragments of the active routes and of `[gate_tools]` merged in.', {
   path: leaf('string', 'Where the box sees it: a file directly under `/run/latchgate/`.', { required: true }),
-  env: leaf('string', 'The variable set to the path inside the box.', { required: true }),
+  env: leaf('string', 'The variable set to the path inside the box. Without one, the file is written only when a fragment was merged into it (the agent is pointed at it by an argument).', { shown: 'none' }),
   json: leaf('string', 'The base JSON object, as text.', { required: true }),
+});
+
+const GATE_TOOLS = table('How the agent gets the gate\'s actions as MCP tools for this run (the server `latchgate`, run in the box as `/run/latchgate/bin/latchgate-mcp`); applied unless `--no-gate-tools` or `[sandbox.agent] gate_tools = false`. Only latchgate\'s tools are let run without a prompt: the gate decides every call.', {
+  args: leaf('string[]', 'Inserted after argv[0] (when it is the profile\'s command).', { default: [] }),
+  env: leaf('env', 'Variables set in the box.', { default: {} }),
+  files: leaf('env', 'A `[files.<name>]` name and a JSON object merged into that file.', { default: {} }),
 });
 
 const STATE_FILE = table('A file the agent keeps its state in that also holds keys its host installation later runs or honours: the box gets a private copy, merged back at exit.', {
@@ -55,6 +61,7 @@ export const PROFILE_TOML = table('profiles/<agent>.toml', {
   protected: leaf('string[]', '`"~/..."` paths inside `rw_paths` that stay read-only; a trailing "/" marks a directory.', { default: [] }),
   credentials: named(ROUTE, '', { label: 'name', pattern: PROFILE_NAME, problem: 'route names are lowercase letters, digits, _ and -' }),
   files: named(FILE, '', { label: 'name' }),
+  gate_tools: GATE_TOOLS,
   state_files: named(STATE_FILE, 'The box\'s copy is `<name>.json`.', { label: 'name', pattern: PROFILE_NAME, problem: 'state file names are lowercase letters, digits, _ and -' }),
 });
 
@@ -107,18 +114,22 @@ export function parseProfile(name: string, file: string, text: string): AgentPro
     if (!FILE_PATH.test(path) || BOX_RESERVED.has(path)) throw new LaunchError(`${file}: [files.${fname}] key "path": ${JSON.stringify(path)}: expected a file directly under /run/latchgate/ (not gate.sock, proxy.sock, state or git-excludes), e.g. "/run/latchgate/${fname}.json"`);
     if (paths.has(path)) throw new LaunchError(`${file}: [files.${fname}] key "path": ${path} is already the path of another file`);
     paths.add(path);
-    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(f.env)) throw new LaunchError(`${file}: [files.${fname}] key "env": expected a variable name, e.g. "OPENCODE_CONFIG"`);
+    if (f.env !== undefined && !/^[A-Za-z_][A-Za-z0-9_]*$/.test(f.env)) throw new LaunchError(`${file}: [files.${fname}] key "env": expected a variable name, e.g. "OPENCODE_CONFIG"`);
     jsonObject(f.json, `${file}: [files.${fname}] key "json"`);
   }
   const stateFiles = parseStateFiles(file, p.stateFiles, rw);
+  const checkFragments = (section: string, fragments: Record<string, string>) => {
+    for (const [fname, fragment] of Object.entries(fragments)) {
+      if (!p.files.has(fname)) throw new LaunchError(`${file}: ${section} key "files": no [files.${fname}] in this profile; ${didYouMean(fname, [...p.files.keys()])}`);
+      jsonObject(fragment, `${file}: ${section} key "files.${fname}"`);
+    }
+  };
   for (const [route, c] of p.credentials) {
     if (!c.format.includes('{}')) throw new LaunchError(`${file}: [credentials.${route}] key "format": must contain {} where the key goes`);
     if (!/^env:[A-Za-z_][A-Za-z0-9_]*$/.test(c.keySource)) throw new LaunchError(`${file}: [credentials.${route}] key "key_source": expected "env:VAR"`);
-    for (const [fname, fragment] of Object.entries(c.files)) {
-      if (!p.files.has(fname)) throw new LaunchError(`${file}: [credentials.${route}] key "files": no [files.${fname}] in this profile; ${didYouMean(fname, [...p.files.keys()])}`);
-      jsonObject(fragment, `${file}: [credentials.${route}] key "files.${fname}"`);
-    }
+    checkFragments(`[credentials.${route}]`, c.files);
   }
+  checkFragments('[gate_tools]', p.gateTools.files);
   return { ...p, name, file, description: p.description ?? name, command, stateFiles };
 }
 
@@ -197,7 +208,7 @@ const isUnder = (p: string, root: string) => {
   const r = relative(root, p);
   return r === '' || (!r.startsWith('..') && !isAbsolute(r));
 };
-const inSystemTree = (p: string) => SYSTEM_TREES.some((t) => isUnder(p, t));
+export const inSystemTree = (p: string) => SYSTEM_TREES.some((t) => isUnder(p, t));
 
 export interface Discovery {
   /** The command as found on the host PATH (null: not found, nothing mounted). */
@@ -262,6 +273,24 @@ function shebang(file: string): string[] | undefined {
 }
 
 /**
+ * The read-only mounts that make `file` (a real path, reached from
+ * launcherDir) run in a box: its installation, the deepest common ancestor
+ * of both unless that is too broad; nothing for what lives in a system tree.
+ */
+export function installMounts(launcherDir: string, file: string, homes: string[]): string[] {
+  if (inSystemTree(file)) return [];
+  const realLauncherDir = existsSync(launcherDir) ? realpathSync(launcherDir) : launcherDir;
+  let common = commonAncestor(realLauncherDir, dirname(file));
+  // A prefix's bin directory stands for the prefix (its lib/ and share/ come with it).
+  if (basename(common) === 'bin' && !tooBroad(dirname(common), homes)) common = dirname(common);
+  if (!tooBroad(common, homes)) return [common];
+  const inst = installDir(file);
+  const out = [tooBroad(inst, homes) ? dirname(file) : inst];
+  if (!inSystemTree(launcherDir) && !isUnder(launcherDir, out[0]!)) out.push(launcherDir);
+  return out;
+}
+
+/**
  * Finds `command` on the host PATH, follows symlinks, and plans read-only
  * mounts of its installation (the deepest common ancestor of the launcher's
  * directory and the real file, unless that is too broad) and of the
@@ -274,19 +303,7 @@ export function discoverInstall(command: string, pathVar: string | undefined, ho
   out.launcher = launcher;
   const real = realpathSync(launcher);
   out.real = real;
-  const addInstall = (launcherDir: string, file: string) => {
-    if (inSystemTree(file)) return;
-    const realLauncherDir = existsSync(launcherDir) ? realpathSync(launcherDir) : launcherDir;
-    let common = commonAncestor(realLauncherDir, dirname(file));
-    // A prefix's bin directory stands for the prefix (its lib/ and share/ come with it).
-    if (basename(common) === 'bin' && !tooBroad(dirname(common), homes)) common = dirname(common);
-    if (!tooBroad(common, homes)) out.ro.push(common);
-    else {
-      const inst = installDir(file);
-      out.ro.push(tooBroad(inst, homes) ? dirname(file) : inst);
-      if (!inSystemTree(launcherDir) && !isUnder(launcherDir, out.ro.at(-1)!)) out.ro.push(launcherDir);
-    }
-  };
+  const addInstall = (launcherDir: string, file: string) => out.ro.push(...installMounts(launcherDir, file, homes));
   addInstall(dirname(launcher), real);
   if (!inSystemTree(launcher) && !out.ro.some((r) => join(r, 'bin') === dirname(launcher))) out.path.push(dirname(launcher));
   const sb = shebang(real);
@@ -347,6 +364,8 @@ export interface EffectiveProfile {
   stateFiles: StateFileSpec[];
   dropped: string[];
   discovery: Discovery | null;
+  /** The profile's [gate_tools] wiring, when applied: its arguments, variables and the files it merged into. */
+  gateTools: { args: string[]; env: Record<string, string>; files: string[] } | null;
 }
 
 export interface GeneratedFile {
@@ -380,7 +399,7 @@ export const routeUrl = (name: string) => `http://127.0.0.1:${BOX_CREDENTIAL_POR
 export function mergeProfile(
   profile: AgentProfile | undefined,
   file: { allowHosts: string[]; roMounts: string[]; rwMounts: string[]; passEnv: string[]; credentials: Map<string, ConfigCredential> },
-  flags: { allowHost: string[]; ro: string[]; rw: string[]; passEnv: string[] },
+  flags: { allowHost: string[]; ro: string[]; rw: string[]; passEnv: string[]; gateTools?: boolean },
   host: { env: NodeJS.ProcessEnv; home: string; hostHome?: string },
 ): EffectiveProfile {
   const uniq = (xs: string[]) => [...new Set(xs)];
@@ -409,17 +428,27 @@ export function mergeProfile(
   const env: Record<string, string> = { ...(profile?.env ?? {}) };
   const args = [...(profile?.args ?? [])];
   const docs = new Map([...(profile?.files ?? [])].map(([n, f]) => [n, JSON.parse(f.json) as Record<string, unknown>]));
-  for (const [name, r] of profile?.credentials ?? []) {
-    if (!credentials.has(name)) continue;
-    for (const [k, v] of Object.entries(r.placeholderEnv)) env[k] = v.replaceAll('{route_url}', routeUrl(name));
-    args.push(...r.args.map((a) => a.replaceAll('{route_url}', routeUrl(name))));
-    for (const [fname, fragment] of Object.entries(r.files)) {
-      docs.set(fname, deepMerge(docs.get(fname)!, JSON.parse(fragment.replaceAll('{route_url}', routeUrl(name))) as Record<string, unknown>));
+  const merged = new Set<string>();
+  const apply = (part: { env: Record<string, string>; args: string[]; files: Record<string, string> }, fill: (text: string) => string) => {
+    for (const [k, v] of Object.entries(part.env)) env[k] = fill(v);
+    args.push(...part.args.map(fill));
+    for (const [fname, fragment] of Object.entries(part.files)) {
+      docs.set(fname, deepMerge(docs.get(fname)!, JSON.parse(fill(fragment)) as Record<string, unknown>));
+      merged.add(fname);
     }
+  };
+  for (const [name, r] of profile?.credentials ?? []) {
+    if (credentials.has(name)) apply({ ...r, env: r.placeholderEnv }, (t) => t.replaceAll('{route_url}', routeUrl(name)));
   }
+  const gt = profile?.gateTools;
+  const wired = !!gt && (gt.args.length > 0 || Object.keys(gt.env).length > 0 || Object.keys(gt.files).length > 0);
+  const gateTools = wired && flags.gateTools !== false ? { args: gt.args, env: gt.env, files: Object.keys(gt.files).map((n) => profile!.files.get(n)!.path) } : null;
+  if (gateTools) apply(gt!, (t) => t);
   const files: GeneratedFile[] = [];
   for (const [fname, f] of profile?.files ?? []) {
-    env[f.env] = f.path;
+    // A file no variable names is read only through an argument, which only a merged fragment brings.
+    if (f.env === undefined && !merged.has(fname)) continue;
+    if (f.env !== undefined) env[f.env] = f.path;
     files.push({ path: f.path, content: `${JSON.stringify(docs.get(fname), null, 2)}\n` });
   }
   const rwProfile = (profile?.rwPaths ?? []).map(expand).filter(present);
@@ -447,6 +476,7 @@ export function mergeProfile(
     stateFiles,
     dropped,
     discovery,
+    gateTools,
   };
 }
 
@@ -475,6 +505,7 @@ export function describeProfile(eff: EffectiveProfile, argv: string[]) {
     ),
     generated_files: Object.fromEntries(eff.files.map((f) => [f.path, JSON.parse(f.content) as unknown])),
     state_files: eff.stateFiles.map((f) => ({ name: f.name, path: f.path, format: f.format, also_at: f.alsoAt, box_keys: f.boxKeys, host_only_keys: f.hostOnlyKeys })),
+    gate_tools: eff.gateTools ? { mcp_server: { name: 'latchgate', command: BOX_MCP_COMMAND }, args: eff.gateTools.args, env: eff.gateTools.env, files: eff.gateTools.files } : null,
     dropped_optional_routes: eff.dropped,
     discovery: eff.discovery,
   };

@@ -11,6 +11,7 @@ import { closeSync, existsSync, fstatSync, openSync, readFileSync, realpathSync,
 import { createHash } from 'node:crypto';
 import { resolve } from 'node:path';
 import { LaunchError } from '../core/errors.js';
+import { shellWord } from '../core/shell-word.js';
 import { diffGrants, grantsOf, type ConfigKind } from './grants.js';
 import { projectConfigFile, userConfigFile } from './paths.js';
 import { emptyConfig, LATCHGATE_TOML, parseConfig, parseStandaloneSandboxConfig, type LatchgateConfig, type SandboxFileConfig } from './latchgate-toml.js';
@@ -101,11 +102,6 @@ export function assess(src: ConfigSource, kind: ConfigKind, env: Env = process.e
   const same = entry !== undefined && entry.grants.length === grants.length && entry.grants.every((g, i) => g === grants[i]);
   const status = entry === undefined ? 'untrusted' : entry.sha256 !== src.sha256 ? 'changed' : same ? 'trusted' : 'retargeted';
   return { source: src, grants, status, ...(entry ? { entry } : {}) };
-}
-
-/** A path as a shell word (single-quoted unless plainly safe). */
-export function shellWord(s: string): string {
-  return /^[A-Za-z0-9_/.,:@%+=-]+$/.test(s) ? s : `'${s.replaceAll("'", `'\\''`)}'`;
 }
 
 /**

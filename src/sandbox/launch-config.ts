@@ -26,6 +26,8 @@ export interface LaunchFlags {
   allowDegraded?: boolean;
   allowHomeWorkspace?: boolean;
   trustNewRepos?: boolean;
+  /** false: --no-gate-tools. */
+  gateTools?: boolean;
 }
 
 /** Reads an agent profile by name or alias (tests count the reads). */
@@ -60,14 +62,20 @@ export interface AgentSettings {
   allowHosts: string[];
   /** The command given, else the profile's, with the profile's arguments. */
   command: string[];
+  /** Who the box is to the gate: [sandbox.agent] principal, else one per profile, else the default. */
+  principal: string;
 }
+
+/** The principal of a box with neither a profile nor [sandbox.agent] principal. */
+export const DEFAULT_BOX_PRINCIPAL = 'sandbox-agent';
 
 /** home: the box's HOME, where the profile's ~ paths point. */
 export function agentSettings(cmd: string[], f: LaunchFlags, config: LatchgateConfig, home: string, load: ProfileLoader = loadProfile): AgentSettings {
   const profile = f.profile !== undefined ? load(f.profile) : undefined;
   const file = config.sandbox;
   const source = config.file ?? 'latchgate.toml';
-  const effective = mergeProfile(profile, file, { allowHost: f.allowHost, ro: f.ro, rw: f.rw, passEnv: f.passEnv }, { env: process.env, home, ...(process.env.HOME ? { hostHome: process.env.HOME } : {}) });
+  const gateTools = f.gateTools !== false && file.gateTools;
+  const effective = mergeProfile(profile, file, { allowHost: f.allowHost, ro: f.ro, rw: f.rw, passEnv: f.passEnv, gateTools }, { env: process.env, home, ...(process.env.HOME ? { hostHome: process.env.HOME } : {}) });
   const allowHosts = [
     ...new Set([
       ...(profile?.allowHosts ?? []).map((h) => normalizeAllowHost(h, `${profile!.file}: allow_hosts`)),
@@ -75,7 +83,8 @@ export function agentSettings(cmd: string[], f: LaunchFlags, config: LatchgateCo
       ...f.allowHost.map((h) => normalizeAllowHost(h)),
     ]),
   ];
-  return { effective, allowHosts, command: applyProfileArgs(cmd.length > 0 ? cmd : effective.command, effective) };
+  const principal = file.principal ?? (profile ? `sandbox-${profile.name}` : DEFAULT_BOX_PRINCIPAL);
+  return { effective, allowHosts, command: applyProfileArgs(cmd.length > 0 ? cmd : effective.command, effective), principal };
 }
 
 /** --print-profile: the effective profile and its allowed hosts; never a key. */
@@ -87,5 +96,5 @@ export function profileView(cmd: string[], f: LaunchFlags, setup: GateSetup) {
     // the workspace is checked at launch; HOME stands in for the listing
   }
   const a = agentSettings(cmd, f, setup.config, home);
-  return { ...describeProfile(a.effective, a.command), allow_hosts: a.allowHosts };
+  return { ...describeProfile(a.effective, a.command), allow_hosts: a.allowHosts, principal: a.principal };
 }

@@ -15,12 +15,11 @@ import type { GitFinding } from './git-check.js';
 import { hostHomes } from './home-workspace.js';
 import { hostFacts, resolveIdentity } from './identity.js';
 import { agentSettings, workspaceOf, type LaunchFlags, type ProfileLoader } from './launch-config.js';
+import { installOwnPaths, latchgateInBox, refuseUnreadableInstall } from './latchgate-in-box.js';
 import { prepareOwnPaths, refuseWritableOwnPaths } from './own-paths.js';
-import { buildSandboxPlan, readHardLimits, type SandboxPlan } from './plan.js';
+import { boxGateEnv, buildSandboxPlan, readHardLimits, type SandboxPlan } from './plan.js';
 import { stateDirName, type StateMergeReport } from './state-files.js';
 import { runSandbox, type RunResult } from './supervisor.js';
-
-export const DEFAULT_BOX_PRINCIPAL = 'sandbox-agent';
 
 /** What a plan names in place of the sockets and directory only a real launch makes. */
 const MADE_AT_LAUNCH = { socket: '(a socket created at launch)', dir: '(a directory created at launch)' };
@@ -80,12 +79,16 @@ async function build<G extends BoxGate | undefined>(
   // The egress modules load only for boxes that have exits to the network.
   const egressMod = f.profile !== undefined || f.allowHost.length > 0 || cfg.sandbox.allowHosts.length > 0 || cfg.sandbox.credentials.size > 0 ? await import('./box-egress.js') : undefined;
   const egress = egressMod?.planEgress(agent.allowHosts, file, process.env, source);
-  const principal = file.principal ?? DEFAULT_BOX_PRINCIPAL;
+  const principal = agent.principal;
+  const homes = hostHomes(facts.passwd, [process.env.HOME, identity.home]);
+  const publicBaseUrl = setup.gate.publicBaseUrl ?? DEFAULTS.publicBaseUrl;
+  const self = latchgateInBox(homes, boxGateEnv(publicBaseUrl));
+  if (eff.gateTools) refuseUnreadableInstall(self, identity);
   const gate = await makeGate(principal, identity, wsReal);
   try {
     const tty = process.stdin.isTTY;
     const out = process.stdout.isTTY ? process.stdout : undefined;
-    const own = prepareOwnPaths(setup);
+    const own = [...prepareOwnPaths(setup), ...installOwnPaths(self)];
     const plan = buildSandboxPlan(
       {
         workspace,
@@ -99,6 +102,7 @@ async function build<G extends BoxGate | undefined>(
         extraPath: eff.discovery?.path ?? [],
         protect: [...eff.protected, ...own],
         files: eff.files,
+        self,
         stateFiles: { dir: gate ? stateDirName() : MADE_AT_LAUNCH.dir, files: eff.stateFiles },
         strictNet: f.strictNet ?? file.strictNet ?? false,
         allowDegraded: f.allowDegraded ?? false,
@@ -108,7 +112,7 @@ async function build<G extends BoxGate | undefined>(
         limits: { nofile: f.rlimitNofile ?? file.limits.nofile, nproc: f.rlimitNproc ?? file.limits.nproc, tmpSize: f.tmpSize ?? file.limits.tmpSize },
         listenPorts: egress?.listenPorts ?? [],
         ...(egress ? { egress: { env: egress.env, description: egressMod!.describeEgress(egress), proxySocket: gate ? proxySocketOf(gate) : MADE_AT_LAUNCH.socket } } : {}),
-        gate: { socket: gate?.socketPath ?? MADE_AT_LAUNCH.socket, principal, publicBaseUrl: setup.gate.publicBaseUrl ?? DEFAULTS.publicBaseUrl },
+        gate: { socket: gate?.socketPath ?? MADE_AT_LAUNCH.socket, principal, publicBaseUrl, tools: eff.gateTools !== null },
       },
       {
         identity,
@@ -116,7 +120,7 @@ async function build<G extends BoxGate | undefined>(
         landlockAbi: loadAddon().landlockAbi(),
         hardLimits: readHardLimits(),
         terminal: tty ? { rows: out?.rows || 24, cols: out?.columns || 80 } : null,
-        homes: hostHomes(facts.passwd, [process.env.HOME, identity.home]),
+        homes,
       },
     );
     refuseWritableOwnPaths(plan.writableRoots, own);

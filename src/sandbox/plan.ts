@@ -16,7 +16,7 @@ import type { ProtectRequest } from '../config/box-requests.js';
 import { describeSeccompFilter, hostSeccompArch } from './seccomp-filter.js';
 import { checkTmpSize } from './tmp-budget.js';
 import { planStateFileMounts, type PlannedStateFiles } from './state-files.js';
-import { BOX_GATE_SOCKET, BOX_GIT_EXCLUDES, BOX_PROXY_SOCKET, BOX_RUN_DIR } from '../core/box.js';
+import { BOX_BIN_DIR, BOX_GATE_SOCKET, BOX_MCP_COMMAND, BOX_GIT_EXCLUDES, BOX_PROXY_SOCKET, BOX_RUN_DIR } from '../core/box.js';
 import { isInside } from '../core/paths.js';
 
 export const BOX_HOSTNAME = 'latchgate';
@@ -36,7 +36,8 @@ export interface SandboxOptions {
   /** Ports the box's init listens on (127.0.0.1) and hands to the parent. */
   listenPorts: number[];
   /** The host socket of this box's gate, mounted at /run/latchgate/gate.sock. */
-  gate?: { socket: string; principal: string; publicBaseUrl: string };
+  /** tools: the agent is given the gate's actions as MCP tools (its profile's [gate_tools]). */
+  gate?: { socket: string; principal: string; publicBaseUrl: string; tools: boolean };
   /** The egress proxies: variables for the box and a description for the plan (no keys). */
   egress?: { env: Record<string, string>; description: Record<string, unknown>; proxySocket: string };
   /** Fixed variables for the box (agent profiles: placeholder keys, switches). Set after
@@ -50,6 +51,8 @@ export interface SandboxOptions {
   protect?: ProtectRequest[];
   /** Files written read-only into the box under /run/latchgate/ (agent configuration the profile generates). */
   files?: { path: string; content: string }[];
+  /** latchgate itself (latchgate-in-box.ts): host paths mounted read-only where the box does not see them yet, and the commands of /run/latchgate/bin. */
+  self?: { ro: string[]; bin: { name: string; content: string }[] };
   /** A workspace that is (or contains) a home directory, asked for by name; its dotfiles stay read-only. */
   allowHomeWorkspace?: boolean;
   /** Keep git repositories and pointers the box creates (reported, not disabled). */
@@ -100,7 +103,8 @@ export interface SandboxPlan {
   noNewPrivs: true;
   namespaces: string[];
   network: { loopbackOnly: true; strictNet: boolean; listenPorts: number[]; allowHosts: string[]; egress: Record<string, unknown> | null };
-  gate: { socket: typeof BOX_GATE_SOCKET; principal: string } | null;
+  /** tools: the MCP server the agent is configured with, if any. */
+  gate: { socket: typeof BOX_GATE_SOCKET; principal: string; tools: typeof BOX_MCP_COMMAND | null } | null;
   terminal: { mode: 'pty'; rows: number; cols: number } | { mode: 'inherit' };
   /** Weaker modes asked for by name; empty at full isolation. */
   degraded: string[];
@@ -156,6 +160,11 @@ export function resolveExecPaths(argv0: string, cwd: string, path: string): stri
 function clampLimit(name: string, wanted: number, hard: number): RlimitEntry['soft'] {
   if (!Number.isInteger(wanted) || wanted <= 0) throw new LaunchError(`limit ${name}: expected a positive integer, got ${wanted}`);
   return Math.min(wanted, hard);
+}
+
+/** The variables that point a client in the box at the box's gate. */
+export function boxGateEnv(publicBaseUrl: string): Record<string, string> {
+  return { LATCHGATE_URL: `unix://${BOX_GATE_SOCKET}`, LATCHGATE_SOCKET: BOX_GATE_SOCKET, LATCHGATE_PUBLIC_URL: publicBaseUrl };
 }
 
 export function buildSandboxPlan(o: SandboxOptions, h: HostFacts): SandboxPlan {
@@ -217,6 +226,8 @@ export function buildSandboxPlan(o: SandboxOptions, h: HostFacts): SandboxPlan {
     m.write(f.path, f.content, 0o444);
     m.rule(f.path, 'read', true);
   }
+  for (const b of o.self?.bin ?? []) m.write(`${BOX_BIN_DIR}/${b.name}`, b.content, 0o555);
+  if (o.self) m.rule(BOX_BIN_DIR, 'read-exec');
   // A socket must stay writable to be connected to.
   if (o.gate) m.socket(o.gate.socket, BOX_GATE_SOCKET);
   if (o.egress) m.socket(o.egress.proxySocket, BOX_PROXY_SOCKET);
@@ -236,6 +247,8 @@ export function buildSandboxPlan(o: SandboxOptions, h: HostFacts): SandboxPlan {
   add({ path: workspace, bind: { src: workspace, readonly: false }, flag: '--workspace' });
   for (const p of rw) add({ path: p, bind: { src: p, readonly: false }, flag: '--rw' });
   for (const p of ro) add({ path: p, bind: { src: p, readonly: true }, flag: '--ro' });
+  const selfRo = (o.self?.ro ?? []).filter((p) => !trees.some((t) => t.bind && isInside(t.path, p)));
+  for (const p of selfRo) add({ path: p, bind: { src: p, readonly: true }, flag: 'latchgate in the box' });
   trees.sort((a, b) => a.path.split('/').length - b.path.split('/').length);
   // One tmpfs of --tmp-size holds /dev/shm, /tmp and HOME: together they take
   // no more memory than that (a tmpfs each could take the size each).
@@ -271,7 +284,7 @@ export function buildSandboxPlan(o: SandboxOptions, h: HostFacts): SandboxPlan {
   const stateFiles = o.stateFiles && o.stateFiles.files.length > 0 ? o.stateFiles : null;
   if (stateFiles) planStateFileMounts(m, stateFiles, trees.filter((t) => t.bind).map((t) => t.path), protectedPaths);
 
-  const extraPath = [...ro.flatMap((p) => [join(p, 'bin'), join(p, 'sbin')]).filter((p) => existsSync(p)), ...(o.extraPath ?? [])];
+  const extraPath = [...[...ro, ...selfRo].flatMap((p) => [join(p, 'bin'), join(p, 'sbin')]).filter((p) => existsSync(p)), ...(o.extraPath ?? []), ...(o.self ? [BOX_BIN_DIR] : [])];
   const env = buildBoxEnv({
     hostEnv: h.env,
     passEnv: o.passEnv,
@@ -285,11 +298,7 @@ export function buildSandboxPlan(o: SandboxOptions, h: HostFacts): SandboxPlan {
   // git in the box does not see the placeholders (--pass-env refuses GIT_CONFIG*, so these are ours alone).
   if (excludes) Object.assign(env, { GIT_CONFIG_COUNT: '1', GIT_CONFIG_KEY_0: 'core.excludesFile', GIT_CONFIG_VALUE_0: BOX_GIT_EXCLUDES });
   Object.assign(env, o.egress?.env ?? {});
-  if (o.gate) {
-    env.LATCHGATE_URL = `unix://${BOX_GATE_SOCKET}`;
-    env.LATCHGATE_SOCKET = BOX_GATE_SOCKET;
-    env.LATCHGATE_PUBLIC_URL = o.gate.publicBaseUrl;
-  }
+  if (o.gate) Object.assign(env, boxGateEnv(o.gate.publicBaseUrl));
   const argv = o.command.length > 0 ? o.command : [id.shell];
   const cwd = workspace;
   const execPaths = resolveExecPaths(argv[0]!, cwd, env.PATH ?? BOX_PATH);
@@ -329,7 +338,7 @@ export function buildSandboxPlan(o: SandboxOptions, h: HostFacts): SandboxPlan {
     noNewPrivs: true,
     namespaces: ['user', 'mount', 'pid', 'network', 'uts', 'ipc', 'cgroup'],
     network: { loopbackOnly: true, strictNet: o.strictNet, listenPorts: o.listenPorts, allowHosts: o.allowHosts, egress: o.egress?.description ?? null },
-    gate: o.gate ? { socket: BOX_GATE_SOCKET, principal: o.gate.principal } : null,
+    gate: o.gate ? { socket: BOX_GATE_SOCKET, principal: o.gate.principal, tools: o.gate.tools ? BOX_MCP_COMMAND : null } : null,
     terminal: h.terminal ? { mode: 'pty', ...h.terminal } : { mode: 'inherit' },
     degraded,
   };

@@ -13,8 +13,8 @@ import { loadProfile } from '../../dist/config/profiles.js';
 import { LaunchError } from '../../dist/core/errors.js';
 import { BOX_DIR_PREFIX } from '../../dist/sandbox/box-dir.js';
 import { BoxEvents } from '../../dist/sandbox/box-events.js';
-import { agentSettings, withAgentSection } from '../../dist/sandbox/launch-config.js';
-import { DEFAULT_BOX_PRINCIPAL, planLaunch, prepareLaunch } from '../../dist/sandbox/launch.js';
+import { agentSettings, DEFAULT_BOX_PRINCIPAL, withAgentSection } from '../../dist/sandbox/launch-config.js';
+import { planLaunch, prepareLaunch } from '../../dist/sandbox/launch.js';
 import { Ledger } from '../../dist/ledger/ledger.js';
 import { tempDir } from '../fixtures/unit/helpers.mjs';
 
@@ -114,7 +114,7 @@ test('a plan only printed makes nothing: its sockets are named, not created', as
   const { plan, egress, principal } = await planLaunch(['true'], flags({ workspace: root, allowHost: ['api.example.com'] }), gateSetup());
   assert.deepEqual(readdirSync(parent), [], 'no box directory');
   assert.equal(principal, DEFAULT_BOX_PRINCIPAL);
-  assert.deepEqual(plan.gate, { socket: '/run/latchgate/gate.sock', principal: DEFAULT_BOX_PRINCIPAL });
+  assert.deepEqual(plan.gate, { socket: '/run/latchgate/gate.sock', principal: DEFAULT_BOX_PRINCIPAL, tools: null });
   const sockets = plan.mounts.filter((m) => m.kind === 'bind' && m.path.startsWith('/run/latchgate/') && m.path.endsWith('.sock'));
   assert.deepEqual(sockets.map((m) => [m.path, m.src]), [['/run/latchgate/gate.sock', '(a socket created at launch)'], ['/run/latchgate/proxy.sock', '(a socket created at launch)']]);
   assert.deepEqual(egress.allowHosts, ['api.example.com']);

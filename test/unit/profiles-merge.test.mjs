@@ -125,7 +125,9 @@ test('opencode: the generated config holds the active routes as provider base UR
     return JSON.parse(eff.files[0].content);
   };
   const none = doc(merged({}));
-  assert.deepEqual(none, { $schema: 'https://opencode.ai/config.json', autoupdate: false, share: 'disabled', snapshot: false }, 'no route: the base only');
+  const { mcp, permission, ...rest } = none;
+  assert.deepEqual(rest, { $schema: 'https://opencode.ai/config.json', autoupdate: false, share: 'disabled', snapshot: false }, 'no route: the base only');
+  assert.deepEqual([Object.keys(mcp), permission], [['latchgate'], { 'latchgate_*': 'allow' }], 'and the gate\'s tools');
   const secret = 'sk-openai-secret-0123456789';
   const oai = merged({ OPENAI_API_KEY: secret });
   assert.deepEqual(doc(oai).provider, { openai: { options: { baseURL: 'http://127.0.0.1:3129/openai' } } });

@@ -1,0 +1,115 @@
+// latchgate itself inside the box, read-only, so the agent can run
+// `latchgate` and start the MCP server `latchgate-mcp` there: the package
+// (compiled code, dependencies, package.json) and the Node that runs it are
+// mounted at their host paths, and /run/latchgate/bin holds two commands
+// that run them. Inside the box both reach the host only through the gate
+// socket, as the box's principal; nothing here is trusted by the host. The
+// host runs the same files after the box exits, so they are latchgate's own
+// paths: read-only in the box wherever a writable mount holds them.
+import { existsSync, lstatSync, readFileSync, realpathSync, statSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { installMounts, inSystemTree } from '../config/profiles.js';
+import { LaunchError } from '../core/errors.js';
+import { shellWord } from '../core/shell-word.js';
+import type { Identity } from './identity.js';
+import type { OwnPath } from './own-paths.js';
+
+/** What a package outside an installed node_modules (a clone) runs or reads: code, addon, providers, definitions. */
+const PACKAGE_PARTS = ['package.json', 'dist', 'node_modules', 'build', 'providers', 'profiles', 'definitions', 'policies'];
+
+const COMMANDS = { latchgate: 'dist/cli/main.js', 'latchgate-mcp': 'dist/cli/latchgate-mcp.js' };
+
+export interface LatchgateInBox {
+  /** The package root and the Node binary (real paths) the commands run. */
+  root: string;
+  node: string;
+  /** Host paths mounted read-only at their own path: Node's installation, then the package's. */
+  ro: string[];
+  /** The package's paths as found (a part may be a symlink) and as mounted (real). */
+  packagePaths: string[];
+  nodeRo: string[];
+  /** The commands written into /run/latchgate/bin. */
+  bin: { name: string; content: string }[];
+}
+
+/** Where Node finds package `name` from directory `from`: node_modules/name there or in a parent. */
+function findPackage(from: string, name: string): string | undefined {
+  for (let d = from; ; d = dirname(d)) {
+    const c = join(d, 'node_modules', name);
+    if (existsSync(join(c, 'package.json'))) return c;
+    if (d === '/') return undefined;
+  }
+}
+
+/** The package directories root loads at run time: itself and its dependencies, transitively. */
+function dependencyClosure(root: string): string[] {
+  const seen = new Set([root]);
+  for (const queue = [root]; queue.length > 0; ) {
+    const dir = queue.pop()!;
+    const pj = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { dependencies?: Record<string, string>; optionalDependencies?: Record<string, string> };
+    for (const dep of Object.keys({ ...pj.dependencies, ...pj.optionalDependencies })) {
+      const found = findPackage(dir, dep);
+      if (found === undefined || seen.has(found)) continue;
+      seen.add(found);
+      queue.push(found);
+    }
+  }
+  return [...seen];
+}
+
+/** The package root: this file is dist/sandbox/latchgate-in-box.js. */
+export const packageRoot = () => realpathSync(fileURLToPath(new URL('../../', import.meta.url)));
+
+/**
+ * gateEnv: the variables that find the box's gate (LATCHGATE_URL...), set by
+ * the commands themselves: agents start MCP servers with an environment of
+ * their own choosing, which need not carry the box's.
+ */
+export function latchgateInBox(homes: string[], gateEnv: Record<string, string>, root = packageRoot(), node = process.execPath): LatchgateInBox {
+  const nodeReal = realpathSync(node);
+  const packagePaths: string[] = [];
+  if (!inSystemTree(root)) {
+    // An installed package's dependencies may be hoisted beside it, among the project's own.
+    if (basename(dirname(root)) === 'node_modules') packagePaths.push(...dependencyClosure(root));
+    else packagePaths.push(...PACKAGE_PARTS.map((p) => join(root, p)).filter((p) => existsSync(p)));
+  }
+  const nodeRo = installMounts(dirname(node), nodeReal, homes);
+  const ro = [...new Set([...nodeRo, ...packagePaths.map((p) => realpathSync(p))])];
+  const vars = Object.entries(gateEnv).map(([k, v]) => `${k}=${shellWord(v)} `).join('');
+  const bin = Object.entries(COMMANDS).map(([name, script]) => ({ name, content: `#!/bin/sh\n${vars}exec ${shellWord(nodeReal)} ${shellWord(join(root, script))} "$@"\n` }));
+  return { root, node: nodeReal, ro, packagePaths, nodeRo, bin };
+}
+
+/**
+ * A root launcher runs the agent as another user, who must be able to read
+ * the package and run Node, or every gate tool would fail inside the box.
+ * Only the mounted trees' own modes count: the box makes their parents.
+ */
+export function refuseUnreadableInstall(self: LatchgateInBox, id: Pick<Identity, 'hostUid' | 'uid' | 'gid' | 'user'>): void {
+  if (id.hostUid !== 0) return;
+  const may = (path: string, bit: number) => {
+    const st = statSync(path);
+    const shift = st.uid === id.uid ? 6 : st.gid === id.gid ? 3 : 0;
+    return ((st.mode >> shift) & bit) !== 0;
+  };
+  const script = join(self.root, COMMANDS['latchgate-mcp']);
+  const ok = [self.root, join(self.root, 'dist'), dirname(script)].every((d) => may(d, 1)) && may(script, 4) && may(self.node, 1);
+  if (!ok) {
+    throw new LaunchError(`the gate's tools need latchgate in the box, but uid ${id.uid} (${id.user}), whom the agent runs as, cannot read ${script} or run ${self.node}; make them readable (chmod -R a+rX ${shellWord(join(self.root, 'dist'))}), or pass --no-gate-tools`);
+  }
+}
+
+/**
+ * The installation as latchgate's own paths (own-paths.ts): the host runs
+ * it after the box exits, so where a writable mount holds it, it stays
+ * read-only in the box, and a writable mount inside it is refused.
+ */
+export function installOwnPaths(self: LatchgateInBox): OwnPath[] {
+  const entry = (path: string, what: string): OwnPath => ({ path, type: lstatSync(path).isDirectory() ? 'dir' : 'file', what });
+  const seen = new Set<string>();
+  return [
+    ...self.nodeRo.map((p) => entry(p, 'Node.js installation (it runs latchgate)')),
+    ...[...self.packagePaths, ...self.ro.filter((p) => !self.nodeRo.includes(p))].map((p) => entry(p, 'installation')),
+  ].filter((o) => !seen.has(o.path) && !!seen.add(o.path));
+}
