@@ -133,6 +133,70 @@ async function checkResults(t, agent, results, diag) {
   t.diagnostic(`${agent}: receipt ${receiptId} (verified), failure receipt ${failedId}`);
 }
 
+/** POST body as JSON to the fake over plain HTTP; resolves the response text. */
+async function post(fake, urlPath, body) {
+  const r = await fetch(`${fake.url}${urlPath}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  return r.text();
+}
+/** The data of each SSE event. */
+const events = (text) => text.split('\n\n').filter(Boolean).map((e) => JSON.parse(e.split('\n').find((l) => l.startsWith('data: ')).slice(6)));
+
+test('the fakes play a script: a tool call, then a text, to requests that offer tools; the fixed reply otherwise and after it', async () => {
+  const a = await startFakeAnthropic({ script: [{ tool: 'mcp__latchgate__t_ok', input: { n: 7 } }, { text: 'after the call' }] });
+  const r = await startFakeResponses({ script: [{ tool: 't_ok', namespace: 'mcp__latchgate', input: { n: 7 } }, { text: 'after the call' }] });
+  try {
+    // Messages API: no tools, the fixed text; then the tool_use streamed; then the text, unstreamed; then the fixed text.
+    const plain = events(await post(a, '/v1/messages', { stream: true, messages: [] }));
+    assert.equal(plain.filter((e) => e.type === 'content_block_delta').map((e) => e.delta.text).join(''), 'hi from the fake API');
+    assert.equal(a.pending(), 2, 'a request without tools takes no step');
+    const ev = events(await post(a, '/v1/messages', { stream: true, tools: [{ name: 'x' }], messages: [] }));
+    const block = ev.find((e) => e.type === 'content_block_start').content_block;
+    assert.match(block.id, /^toolu_/);
+    assert.deepEqual({ ...block, id: undefined }, { type: 'tool_use', id: undefined, name: 'mcp__latchgate__t_ok', input: {} });
+    assert.deepEqual(JSON.parse(ev.filter((e) => e.type === 'content_block_delta').map((e) => e.delta.partial_json).join('')), { n: 7 });
+    assert.equal(ev.find((e) => e.type === 'message_delta').delta.stop_reason, 'tool_use');
+    const text = JSON.parse(await post(a, '/v1/messages', { tools: [{ name: 'x' }], messages: [] }));
+    assert.deepEqual([text.content, text.stop_reason], [[{ type: 'text', text: 'after the call' }], 'end_turn']);
+    assert.equal(JSON.parse(await post(a, '/v1/messages', { tools: [{ name: 'x' }], messages: [] })).content[0].text, 'hi from the fake API');
+    // Responses API: the function_call with its namespace, arguments in pieces; the text; then the fixed reply.
+    const call = events(await post(r, '/v1/responses', { tools: [{ type: 'function', name: 'x' }], input: [] }));
+    const item = call.find((e) => e.type === 'response.output_item.done').item;
+    assert.deepEqual({ ...item, call_id: undefined, id: undefined }, { type: 'function_call', status: 'completed', namespace: 'mcp__latchgate', name: 't_ok', arguments: '{"n":7}', call_id: undefined, id: undefined });
+    assert.equal(call.filter((e) => e.type === 'response.function_call_arguments.delta').map((e) => e.delta).join(''), '{"n":7}');
+    assert.deepEqual(call.at(-1).response.output, [item]);
+    // The "responses-lite" shape: tools in an additional_tools input item.
+    const said = events(await post(r, '/v1/responses', { input: [{ type: 'additional_tools', tools: [] }] }));
+    assert.equal(said.find((e) => e.type === 'response.output_text.done').text, 'after the call');
+    assert.equal(events(await post(r, '/v1/responses', { tools: [{ type: 'function', name: 'x' }], input: [] })).find((e) => e.type === 'response.output_text.done').text, 'hi from the fake API');
+    assert.equal(r.pending(), 0);
+  } finally {
+    await a.close();
+    await r.close();
+  }
+});
+
+test('toolResults: each result once, in order, from either API; receiptIdIn and outputIn read latchgate-mcp\'s text', () => {
+  const id = '0b5e2f3c-1d2e-4f5a-8b9c-0d1e2f3a4b5c';
+  const okText = `{\n  "done": true\n}`;
+  const claude = [
+    { method: 'HEAD', url: '/', body: undefined },
+    { method: 'POST', url: '/v1/messages', body: { messages: [{ role: 'user', content: 'hi' }] } },
+    { method: 'POST', url: '/v1/messages', body: { messages: [{ role: 'user', content: [{ type: 'tool_result', tool_use_id: 'a', content: [{ type: 'text', text: okText }, { type: 'text', text: `receipt ${id}; verification verified; trace x` }] }] }] } },
+    { method: 'POST', url: '/v1/messages', body: { messages: [{ role: 'user', content: [{ type: 'tool_result', tool_use_id: 'a', content: [] }] }, { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'b', is_error: true, content: 'schema_violation: /n: must be >= 0' }] }] } },
+  ];
+  const c = toolResults('claude-code', claude);
+  assert.deepEqual(c.map((x) => [x.id, x.isError]), [['a', false], ['b', true]]);
+  assert.equal(receiptIdIn(c[0].text), id);
+  assert.deepEqual(outputIn(c[0].text), { done: true });
+  assert.equal(c[1].text, 'schema_violation: /n: must be >= 0');
+  const codex = [{ method: 'POST', url: '/v1/responses', body: JSON.stringify({ input: [{ type: 'function_call_output', call_id: 'c', output: [{ type: 'input_text', text: 'Wall time: 0.1 seconds\nOutput:' }, { type: 'input_text', text: okText }, { type: 'input_text', text: `receipt ${id}; verification verified` }] }] }) }];
+  const x = toolResults('codex', codex);
+  assert.deepEqual([x.length, x[0].isError, receiptIdIn(x[0].text), outputIn(x[0].text)], [1, undefined, id, { done: true }]);
+  const oc = toolResults('opencode', [{ method: 'POST', url: '/v1/responses', body: JSON.stringify({ input: [{ type: 'function_call_output', call_id: 'd', output: `${okText}\n\nreceipt ${id}; verification verified` }] }) }]);
+  assert.deepEqual([oc.length, receiptIdIn(oc[0].text), outputIn(oc[0].text)], [1, id, { done: true }]);
+  assert.equal(receiptIdIn('no receipt here'), undefined);
+});
+
 const diagOf = (r, requests, ms) => `exit ${r.code ?? r.signal} in ${ms} ms\nfake saw: ${requests.map((q) => `${q.method} ${q.url}`).join('; ') || 'nothing'}\nstdout: ${r.stdout.slice(-2000)}\nstderr: ${r.stderr.slice(-3000)}`;
 
 test('Claude Code: --mcp-config (inline JSON), --strict-mcp-config and --allowedTools mcp__latchgate call latchgate\'s tools without a prompt; Bash stays refused', { timeout: 300_000 }, async (t) => {
@@ -154,7 +218,7 @@ test('Claude Code: --mcp-config (inline JSON), --strict-mcp-config and --allowed
   const env = {
     PATH: `${a.binDir}:${SYS_PATH}`, HOME: home,
     ANTHROPIC_BASE_URL: fake.url, ANTHROPIC_API_KEY: 'sk-ant-test-key',
-    // agents-e2e.md §1: no traffic but the model API, and no minutes of retries.
+    // No traffic but the model API, and a failed request fails at once instead of retrying for minutes.
     CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1', CLAUDE_CODE_MAX_RETRIES: '0',
     ...gateEnv(),
   };
@@ -182,14 +246,15 @@ for (const model of ['fake-model', undefined]) {
     if (a.skip) return t.skip(a.skip);
     const home = fresh('latchgate-e2e-mcp-codex-home-');
     const ws = fresh('latchgate-e2e-mcp-codex-ws-');
-    // agents-e2e.md §3: CODEX_HOME under the temp dir breaks Codex's own sandbox.
+    // Codex refuses to put its sandbox helper under the temp dir: CODEX_HOME lives outside it.
     mkdirSync(path.join(os.homedir(), '.cache'), { recursive: true });
     const codexHome = fresh('latchgate-e2e-codex-home-', path.join(os.homedir(), '.cache'));
     const fake = responsesFake;
     const from = fake.requests.length;
     scriptToolCall(fake, { agent: 'codex', calls: CALLS('codex'), thenText: FINAL });
     const q = JSON.stringify;
-    // The model API: a custom provider (0.169 ignores OPENAI_BASE_URL), no retries, nothing else contacted.
+    // The model API: a custom provider (0.169 ignores OPENAI_BASE_URL), no retries, no plugins,
+    // analytics or update check (nothing else contacted).
     const provider = [
       ...(model ? ['-c', `model=${q(model)}`] : []),
       '-c', 'model_provider="fake"', '-c', 'model_providers.fake.name="fake"',
@@ -235,7 +300,7 @@ test('opencode: OPENCODE_CONFIG_CONTENT with mcp.latchgate and "latchgate_*": "a
   const w = mcpWiring('opencode', { command: process.execPath, args: [MCP_BIN] });
   const env = {
     PATH: `${a.binDir}:${SYS_PATH}`, HOME: home, OPENCODE_CONFIG: userCfg, OPENAI_API_KEY: 'sk-test-key',
-    // agents-e2e.md §4: no models list fetch, no self-update.
+    // No fetch of the models list from models.opencode.ai, no self-update.
     OPENCODE_DISABLE_MODELS_FETCH: '1', OPENCODE_DISABLE_AUTOUPDATE: '1',
     ...w.env, ...gateEnv(),
   };

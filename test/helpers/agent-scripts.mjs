@@ -26,9 +26,12 @@
 //   `mcp__latchgate__TOOL` work too, and `--settings '{"permissions":
 //   {"allow":["mcp__latchgate"]}}'` likewise. A Bash command that writes is
 //   still refused under it (only Claude Code's own read-only commands run).
-// - `--allowedTools` (and `--mcp-config`) take several values: given twice,
-//   or as "A,B" or "A B" in one argument, the lists are merged. Being
-//   variadic, they swallow a prompt that follows them: the prompt goes first.
+// - `--allowedTools` and `--mcp-config` take several values: given twice
+//   (a user's own and ours), or as "A,B" or "A B" in one argument, the lists
+//   (and the servers) are merged. Being variadic, they swallow a prompt that
+//   follows them ("Error: Input must be provided either through stdin or as
+//   a prompt argument when using --print", exit 1): the prompt goes first,
+//   or after `--`.
 // - `--disallowedTools mcp__latchgate__X` removes the tool altogether
 //   ("No such tool available").
 // - The server inherits Claude Code's whole environment: LATCHGATE_URL set
