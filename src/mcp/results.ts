@@ -44,7 +44,7 @@ export function pendingResult(e: LatchGateApprovalRequired, tool: Tool | undefin
     `Approval id: ${e.approvalId}`,
     `An operator approves it with: ${command}`,
     waitedSeconds > 0 ? `Waited ${waitedSeconds} s; it is still pending.` : undefined,
-    `The gate holds this exact request and runs it itself once approved (its result goes into the receipt); calling the tool again asks for another approval.`,
+    `The gate holds this exact request and runs it itself once approved. Call the tool again with the same arguments after the approval to get its result.`,
   ].filter((l) => l !== undefined).join('\n');
   return {
     content: [{ type: 'text', text }],

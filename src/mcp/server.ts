@@ -11,6 +11,7 @@ import { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
 import { CallToolRequestSchema, ErrorCode, ListToolsRequestSchema, McpError, type CallToolResult, type ServerNotification, type Tool } from '@modelcontextprotocol/sdk/types.js';
 import { LatchGateApprovalRequired, LatchGateClient, LatchGateConnectionError, LatchGateError, type LatchGateClientOptions } from '../sdk/index.js';
+import { canonicalize } from '../crypto/jcs.js';
 import { Catalogue, type ToolSet } from './catalogue.js';
 import { approveCommand, errorResult, pendingResult, successResult } from './results.js';
 
@@ -33,6 +34,9 @@ const LOOSE_CALL = CallToolRequestSchema.omit({ params: true }).passthrough();
 
 /** Codes after which the set of tools may well have changed. */
 const POLICY_CODES = new Set(['policy_denied', 'action_not_found', 'provider_untrusted', 'scope_not_permitted']);
+/** Held calls remembered for their retries (the oldest is forgotten first). */
+const MAX_HELD = 256;
+
 /** How often progress is reported while a call waits for its approval, and the approval polled. */
 const PROGRESS_MS = 1000;
 const APPROVAL_POLL_MS = 500;
@@ -48,6 +52,8 @@ export class GateMcpServer {
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
   private failing = false;
+  /** Calls this server was told need an approval, by tool and arguments: a retry answers from that approval instead of asking for another. */
+  private readonly held = new Map<string, LatchGateApprovalRequired>();
 
   constructor(private readonly o: McpServeOptions) {
     this.log = o.log ?? ((line) => process.stderr.write(`latchgate mcp: ${line}\n`));
@@ -125,14 +131,45 @@ export class GateMcpServer {
     const actionId = set.actions.get(name);
     if (actionId === undefined) throw new McpError(ErrorCode.InvalidParams, `unknown tool ${JSON.stringify(name)}: it is not an action this principal may call (tools/list names them)`);
     const tool = set.byName.get(name);
+    const key = `${name}\0${canonicalize(args ?? {})}`;
+    const held = this.held.get(key);
+    if (held) return this.retryHeld(key, held, tool, extra);
     try {
       return successResult(await this.gate.execute(actionId, args ?? {}, { signal: extra.signal }), tool);
     } catch (e) {
-      if (e instanceof LatchGateApprovalRequired) return this.awaitApproval(e, tool, extra);
+      if (e instanceof LatchGateApprovalRequired) return this.holdAndWait(key, e, tool, extra);
       if (extra.signal.aborted) throw e; // cancelled: the client expects no answer
       if (!(e instanceof LatchGateError)) throw e;
       if (POLICY_CODES.has(e.code)) void this.recheck();
       return errorResult(e);
+    }
+  }
+
+  /** Remembers a held call while its answer is still "pending" (a cancelled wait leaves the approval standing). */
+  private async holdAndWait(key: string, e: LatchGateApprovalRequired, tool: Tool | undefined, extra: CallExtra): Promise<CallToolResult> {
+    this.held.delete(key);
+    this.held.set(key, e);
+    if (this.held.size > MAX_HELD) this.held.delete(this.held.keys().next().value!);
+    const r = await this.awaitApproval(e, tool, extra);
+    if ((r._meta?.['latchgate/approval'] as { status?: string } | undefined)?.status !== 'pending') this.held.delete(key);
+    return r;
+  }
+
+  /**
+   * The same call again after it was held: still pending, the same approval
+   * is named; approved, the gate's run of the held request is the answer;
+   * denied, expired or revoked, that is the answer, and the next retry asks anew.
+   */
+  private async retryHeld(key: string, e: LatchGateApprovalRequired, tool: Tool | undefined, extra: CallExtra): Promise<CallToolResult> {
+    try {
+      const { status } = await this.gate.getApprovalStatus(e.approvalId, { signal: extra.signal });
+      if (status === 'pending') return this.holdAndWait(key, e, tool, extra);
+      this.held.delete(key);
+      return successResult(await this.gate.waitForApproval(e.approvalId, { signal: extra.signal, intervalMs: APPROVAL_POLL_MS }), tool, e.approvalId);
+    } catch (err) {
+      if (extra.signal.aborted || !(err instanceof LatchGateError)) throw err;
+      this.held.delete(key);
+      return errorResult(err);
     }
   }
 

@@ -189,6 +189,30 @@ test('approval, --wait-approval 0: answered at once, naming the approval id and 
   assert.equal(approved.status, 200, approved.text);
 });
 
+test('approval, a retry of the held call: the same approval while pending, the gate\'s run once approved, the denial once denied; then a new approval', T, async (t) => {
+  const { client } = await mcpClient(t, g.agentSocket);
+  const call = (n) => client.callTool({ name: 't_high', arguments: { n } });
+  const id = approvalOf(await call(11));
+  assert.equal(approvalOf(await call(11)), id, 'still pending: the same approval, no second one');
+  assert.notEqual(approvalOf(await call(12)), id, 'other arguments are another request');
+  assert.equal((await admin(g, 'POST', `/v1/approvals/${id}/approve`, {})).status, 200);
+  const done = await call(11);
+  assert.equal(done.isError, undefined);
+  assert.deepEqual(JSON.parse(done.content[0].text), { done: true, echo: { n: 11 } });
+  assert.equal(done._meta['latchgate/receipt'].approval_id, id);
+  const c = sdk();
+  assert.equal((await c.verifyReceipt(await c.getReceipt(done._meta['latchgate/receipt'].receipt_id))).ok, true);
+  c.close();
+  // The run was answered once: the same call now is a new request, held anew.
+  const again = approvalOf(await call(11));
+  assert.notEqual(again, id);
+  assert.equal((await admin(g, 'POST', `/v1/approvals/${again}/deny`, {})).status, 200);
+  const denied = await call(11);
+  assert.equal(denied.isError, true);
+  assert.match(textOf(denied), /approval_denied/);
+  assert.notEqual(approvalOf(await call(11)), again, 'after a denial the next call asks anew');
+});
+
 test('approval, --wait-approval: progress while waiting, the operator approves, the call completes with the gate\'s run', T, async (t) => {
   const { client } = await mcpClient(t, g.agentSocket, ['--wait-approval', '60']);
   const progress = [];
