@@ -16,13 +16,13 @@ import { dirname } from 'node:path';
 import { LOCK, loadAddon } from '../native/addon.js';
 import { LaunchError } from '../core/errors.js';
 import { asOwner, type FsOwner } from './fs-identity.js';
-import type { ProtectedAction } from './protected-paths.js';
+import { PLACEHOLDER_CONTENT, type ProtectedAction } from './protected-paths.js';
 import { readRegular } from './safe-read.js';
 import { whyUntrusted } from './trusted-path.js';
 
 export const PLACEHOLDER_XATTR = 'user.latchgate.placeholder';
-/** What placeholder files hold: nothing, or (a commondir) the directory itself. */
-export const PLACEHOLDER_CONTENTS: ReadonlySet<string> = new Set(['', '.\n']);
+/** What placeholder files hold: nothing, (a commondir) the directory itself, or (a JSON config) an empty one. */
+export const PLACEHOLDER_CONTENTS: ReadonlySet<string> = new Set(['', '.\n', ...Object.values(PLACEHOLDER_CONTENT)]);
 
 interface Owned {
   path: string;

@@ -25,6 +25,18 @@ export const PROTECTED_FILES = [
   '.mcp.json', '.claude/settings.json', '.claude/settings.local.json', 'opencode.json', 'opencode.jsonc',
   '.aider.conf.yml', '.pre-commit-config.yaml',
 ];
+/**
+ * What a missing protected file's placeholder holds when empty would not
+ * parse: an agent that finds an invalid .mcp.json may load no MCP server at
+ * all, so the JSON ones say "nothing" in JSON.
+ */
+export const PLACEHOLDER_CONTENT: Readonly<Record<string, string>> = {
+  '.mcp.json': '{"mcpServers": {}}\n',
+  '.claude/settings.json': '{}\n',
+  '.claude/settings.local.json': '{}\n',
+  'opencode.json': '{}\n',
+  'opencode.jsonc': '{}\n',
+};
 
 export type ProtectedAction =
   | { action: 'readonly'; path: string; type: 'file' | 'dir' }
@@ -92,7 +104,7 @@ function settingsFilesIn(dir: string): string[] {
 function builtinRequests(root: string): ProtectRequest[] {
   const wanted: ProtectRequest[] = [];
   for (const d of PROTECTED_DIRS) wanted.push({ path: join(root, d), type: 'dir' });
-  for (const f of PROTECTED_FILES) wanted.push({ path: join(root, f), type: 'file' });
+  for (const f of PROTECTED_FILES) wanted.push({ path: join(root, f), type: 'file', ...(PLACEHOLDER_CONTENT[f] ? { content: PLACEHOLDER_CONTENT[f] } : {}) });
   const claude = join(root, '.claude');
   if (lst(claude)?.isDirectory()) {
     for (const name of readdirSync(claude)) {
