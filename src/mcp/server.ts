@@ -81,6 +81,16 @@ export class GateMcpServer {
     this.server.oninitialized = () => this.schedule();
   }
 
+  /**
+   * Lists the gate's actions once before the first answer (bounded by the
+   * list timeout; a failure is answered later, at tools/list): clients that
+   * list tools right after initialize, and start their first turn soon
+   * after, then see them even while the gate is still opening.
+   */
+  async warm(): Promise<void> {
+    await this.catalogue.refresh().catch(() => undefined);
+  }
+
   /** Stops re-listing and closes the gate client's connections (the MCP transport is the caller's). */
   dispose(): void {
     this.closed = true;
@@ -234,6 +244,7 @@ export async function serveStdio(o: McpServeOptions): Promise<void> {
   process.stdout.on('error', close); // the client went away (EPIPE), however many writes fail
   const ep = s.gate.endpoint;
   (o.log ?? ((l: string) => process.stderr.write(`latchgate mcp: ${l}\n`)))(`serving the gate at ${ep.socket ? `unix://${ep.socket}` : ep.baseUrl} as ${s.gate.agentId}`);
+  await s.warm();
   await s.server.connect(transport);
   await closed;
   s.dispose();

@@ -56,6 +56,15 @@ export class BoxGate {
     );
   }
 
+  /**
+   * Opens the gate now, in the background, for a box whose agent will call
+   * it at once (its MCP server lists the tools as it starts); a failure is
+   * reported when a connection comes.
+   */
+  prewarm(): void {
+    this.open().catch(() => undefined);
+  }
+
   /** Opens the gate on the shared state (once). */
   private open(): Promise<{ app: FastifyInstance; opened: OpenedGate }> {
     this.opening ??= (async () => {

@@ -156,6 +156,7 @@ export async function runLaunch(l: Launch, out: LaunchOutput): Promise<LaunchOut
   let exits: BoxEgress | undefined;
   try {
     await gate.listen();
+    if (plan.gate?.tools) gate.prewarm();
     if (plan.degraded.length > 0) {
       for (const d of plan.degraded) out.degraded(d);
       // A weaker mode is recorded in the ledger, not only said.

@@ -24,6 +24,7 @@ import { makeCerts, startFakeResponses } from '../fixtures/e2e-codex/fake-respon
 
 const AGENTS = {
   'claude-code': { pkg: '@anthropic-ai/claude-code', version: '2.1.197', bin: 'claude', api: 'anthropic' },
+  codex: { pkg: '@openai/codex', version: '0.169.0', bin: 'codex', api: 'openai' },
   opencode: { pkg: 'opencode-ai', version: '1.18.33', bin: 'opencode', api: 'openai' },
 };
 const KEY = `sk-host-only-${process.pid}-${Date.now()}-gate0123456789`;
@@ -96,6 +97,7 @@ function cliAsync(mode, args, env) {
 }
 
 const COMMAND = {
+  codex: (prompt) => ['codex', 'exec', '--skip-git-repo-check', prompt],
   'claude-code': (prompt) => ['claude', '-p', prompt],
   opencode: (prompt) => ['opencode', 'run', '-m', 'openai/gpt-4o-mini', prompt],
 };
@@ -141,14 +143,8 @@ function assertReceipt(mode, s, text, actionId, diag) {
   return { receiptId, event: ev };
 }
 
-// Codex is wired too (profiles/codex.toml) but not run in a box here yet: in
-// the box it says "untrusted project-local configuration is disabled" and
-// offers no latchgate tools (docs/MCP.md). The real Codex calling
-// latchgate-mcp outside a box is in agent-mcp-host.test.mjs.
-const IN_BOX = ['claude-code', 'opencode'];
-
 for (const mode of MODES) {
-  for (const agent of IN_BOX) {
+  for (const agent of Object.keys(AGENTS)) {
     test(`[${mode}] ${agent} in its box calls the gate's http_fetch through the MCP tools it was given; the gate alone reaches the upstream`, { skip: skipReason(mode), timeout: 600_000 }, async (t) => {
       if (setupError) return t.skip(setupError);
       const s = setup(mode, agent);

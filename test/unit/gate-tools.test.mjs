@@ -49,6 +49,7 @@ test('codex: -c overrides name the server and approve its tools; the user\'s con
   const overrides = args.flatMap((a, i) => (args[i - 1] === '-c' ? [a] : []));
   assert.ok(overrides.includes(`mcp_servers.latchgate.command="${MCP}"`), args.join(' '));
   assert.ok(overrides.includes('mcp_servers.latchgate.default_tools_approval_mode="approve"'));
+  assert.ok(overrides.includes('mcp_servers.latchgate.required=true'), 'Codex waits for the tools before its first turn');
   assert.deepEqual(args.slice(-2), ['exec', 'hi']);
 });
 
