@@ -241,7 +241,7 @@ test('Claude Code: --mcp-config (inline JSON), --strict-mcp-config and --allowed
 
 for (const model of ['fake-model', undefined]) {
   const which = model ? `model "${model}": MCP tools in a namespace in tools` : 'its default model: tools as additional_tools, MCP as a deferred namespace';
-  test(`Codex (${which}): -c mcp_servers.latchgate.{command,args,env_vars,default_tools_approval_mode} call latchgate's tools under the read-only sandbox`, { timeout: 300_000 }, async (t) => {
+  test(`Codex (${which}): -c mcp_servers.latchgate.{command,args,env_vars,default_tools_approval_mode,required} call latchgate's tools under the read-only sandbox`, { timeout: 300_000 }, async (t) => {
     const a = installed('codex');
     if (a.skip) return t.skip(a.skip);
     const home = fresh('latchgate-e2e-mcp-codex-home-');

@@ -220,6 +220,8 @@ export function mcpWiring(agent, { command, args = [], env, server = SERVER, str
         ...(forwardEnv.length ? ['-c', `${k}.env_vars=${tomlArray(forwardEnv)}`] : []),
         ...(env ? ['-c', `${k}.env=${tomlTable(env)}`] : []),
         '-c', `${k}.default_tools_approval_mode="approve"`,
+        // Without it Codex may start its first turn before the server listed its tools.
+        '-c', `${k}.required=true`,
       ],
       env: {},
     };

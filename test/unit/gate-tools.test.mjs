@@ -38,6 +38,7 @@ test('claude-code: an MCP config given by --mcp-config and only latchgate\'s too
   assert.deepEqual(p.generated_files['/run/latchgate/mcp.json'], { mcpServers: { latchgate: { type: 'stdio', command: MCP, args: [] } } });
   assert.deepEqual(p.gate_tools.mcp_server, { name: 'latchgate', command: MCP });
   assert.deepEqual(p.gate_tools.files, ['/run/latchgate/mcp.json']);
+  assert.equal(p.env.MCP_CONNECTION_NONBLOCKING, 'false', 'Claude Code waits for the tools before the first turn');
   assert.ok(!p.command.some((a) => /dangerously|bypassPermissions|--strict-mcp-config/.test(a)), 'no blanket bypass, the user\'s own MCP servers still load');
 });
 
