@@ -17,6 +17,7 @@ import { homeEntries } from './home-workspace.js';
 import { clearHidingFlags, readIndexEntries } from './git-index.js';
 import { gitlinksOf, hiddenEntries, type GitSnapshot, type GitWorktree } from './git-surface.js';
 import { looksLikeGitDir, OpenedDirs, pathKey, pjoin, pointerTarget, showPath, stamp, walkGitDirs, type FsPath } from './tree-walk.js';
+import { PLACEHOLDER_CONTENT } from './protected-paths.js';
 
 export type GitFindingKind = 'world-writable' | 'new-git-dir' | 'new-pointer' | 'new-tool-config' | 'new-home-dotfile' | 'hidden-from-git' | 'protected-file-staged' | 'rebase-exec' | 'submodule-config-changed' | 'new-gitlinks' | 'gitmodules-changed' | 'unlisted';
 
@@ -50,12 +51,15 @@ function couldWriteIn(dir: FsPath, who: { uid: number; gid: number }): boolean {
   return (bits & 3) === 3;
 }
 
+/** What a JSON placeholder holds: an empty document, which configures nothing either. */
+const EMPTY_JSON = new Set(Object.values(PLACEHOLDER_CONTENT));
+
 /** An empty file or directory (a placeholder another box still uses, or nothing at all): it configures nothing. */
 function empty(p: FsPath): boolean {
   try {
     const st = lstatSync(p, { throwIfNoEntry: false });
     if (!st) return true;
-    if (st.isFile()) return st.size === 0;
+    if (st.isFile()) return st.size === 0 || (st.size <= 64 && EMPTY_JSON.has(readRegular(p, 64)?.toString() ?? ''));
     return st.isDirectory() && readdirSync(p).length === 0;
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === 'ENOENT'; // gone meanwhile (another box's placeholder); else cannot tell: not empty

@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { MODES, skipReason, runBox, sh, makeWorkspace, own, testUser, cleanupWorkspaces } from '../helpers/sandbox.mjs';
+import { MODES, skipReason, runBox, sh, makeWorkspace, own, testUser, cleanupWorkspaces, distDir } from '../helpers/sandbox.mjs';
 import { buildEscapeProbe } from '../helpers/escape-probe.mjs';
 
 const isRoot = process.getuid() === 0;
@@ -323,6 +323,8 @@ p legit:read-zero read /dev/zero
       for (const l of SYSTEM_LINKS) if (exists(`/${l}`)) want.add(l);
       want.add(expectedHome().split('/')[1]);
       want.add(ws.split('/')[1]);
+      // latchgate itself, read-only at its host path, and the Node that runs it (outside the system trees).
+      for (const p of [distDir(mode), fs.realpathSync(process.execPath)]) if (!/^\/(usr|bin|sbin|lib[^/]*)\//.test(p)) want.add(p.split('/')[1]);
       assert.deepEqual(sorted(lines(sec.root)), sorted(want), 'entries of / inside the box');
       for (const gone of ['root', 'var', 'sys', 'boot', 'srv', 'mnt', 'opt', 'media']) {
         assert.ok(!lines(sec.root).includes(gone), `/${gone} must not exist in the box`);

@@ -77,8 +77,12 @@ const replaceViaRename = (doc) => `t=$(readlink -f "$HOME/.claude.json") && prin
 
 for (const mode of MODES) {
   describe(`${mode} launcher`, { skip: skipReason(mode) ?? notRoot }, () => {
-    test('the box adds MCP servers at both levels and counts a startup: the count lands, no server does', async () => {
+    test('the box adds MCP servers at both levels and counts a startup: the count lands, no server does', async (t) => {
       const orig = freshState();
+      // The launcher's own temp directory: other tests' boxes make private directories in the shared one meanwhile.
+      const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'latchgate-state-tmp-'));
+      fs.chmodSync(tmp, 0o1777); // sticky, as the launcher requires of a temp directory others may write
+      t.after(() => fs.rmSync(tmp, { recursive: true, force: true }));
       const boxDoc = {
         numStartups: 6,
         mcpServers: { mine: { command: 'sh', args: ['-c', 'echo changed'] }, evil: { command: 'sh', args: ['-c', 'touch /tmp/pwned'] } },
@@ -88,7 +92,7 @@ for (const mode of MODES) {
         '[ -L "$HOME/.claude.json" ] && echo IS-LINK',
         'grep -q my-own-server "$HOME/.claude.json" && echo COPY-HAS-STATE',
         replaceViaRename(boxDoc),
-      ].join('\n'), { workspace: makeWorkspace('state'), args: ['--profile', 'claude-code'] });
+      ].join('\n'), { workspace: makeWorkspace('state'), args: ['--profile', 'claude-code'], env: { TMPDIR: tmp } });
       assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
       assert.match(r.stdout, /IS-LINK/);
       assert.match(r.stdout, /COPY-HAS-STATE/);
@@ -105,7 +109,7 @@ for (const mode of MODES) {
       assert.ok(line, r.stderr);
       for (const p of ['/mcpServers', '/projects/~1p/allowedTools', '/projects/~1p/mcpServers', '/projects/~1q/hasTrustDialogAccepted']) assert.ok(line.includes(p), line);
       assert.ok(!r.stderr.includes('touch /tmp/pwned') && !r.stderr.includes('Bash(*)'), 'values reached stderr');
-      assert.deepEqual(fs.readdirSync(os.tmpdir()).filter((n) => /^latchgate-state-[0-9a-f]{18}$/.test(n)), [], 'the private directory was left behind');
+      assert.deepEqual(fs.readdirSync(tmp).filter((n) => /^latchgate-state-[0-9a-f]{18}$/.test(n)), [], 'the private directory was left behind');
     });
 
     test('the box cannot create ~/.claude/.config.json on the host; what it writes there is its own state', async () => {
@@ -113,7 +117,7 @@ for (const mode of MODES) {
       const r = await sh(mode, [
         `printf '%s' ${q(JSON.stringify({ numStartups: 9, mcpServers: { evil: { command: 'evil' } } }))} > "$HOME/.claude/.config.json" && echo WROTE`,
         'rm -f "$HOME/.claude/.config.json" 2>/dev/null || echo RM-REFUSED',
-      ].join('\n'), { workspace: makeWorkspace('state'), args: ['--profile', 'claude-code'] });
+      ].join('\n'), { workspace: makeWorkspace('state'), args: ['--profile', 'claude-code'], env: { TMPDIR: tmp } });
       assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
       assert.match(r.stdout, /WROTE/);
       assert.match(r.stdout, /RM-REFUSED/);
@@ -158,7 +162,7 @@ for (const mode of MODES) {
       const r = await sh(mode, [
         'cat "$HOME/.claude.json"; echo',
         replaceViaRename({ numStartups: 1, mcpServers: { evil: { command: 'evil' } } }),
-      ].join('\n'), { workspace: makeWorkspace('state'), args: ['--profile', 'claude-code'] });
+      ].join('\n'), { workspace: makeWorkspace('state'), args: ['--profile', 'claude-code'], env: { TMPDIR: tmp } });
       assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
       assert.match(r.stdout, /^\{\}$/m);
       assert.deepEqual(readState(), { numStartups: 1 });

@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { chownSync, closeSync, constants as fsc, existsSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, renameSync, rmSync, rmdirSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { chownSync, closeSync, constants as fsc, existsSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, renameSync, rmSync, rmdirSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { once } from 'node:events';
 import { constants as osc, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -101,7 +101,8 @@ test('works on the actions protectedPathsFor gives for an empty root', (t) => {
   for (const a of actions) {
     const st = lstatSync(a.path);
     assert.equal(a.action === 'pin' || a.type === 'dir' ? st.isDirectory() : st.isFile(), true, a.path);
-    if (a.action !== 'pin') assert.ok(a.type === 'dir' ? st.isDirectory() : st.size === 0, `${a.path} is not empty`);
+    // Files hold what the plan says: nothing, or an empty JSON document for the JSON configs agents parse.
+    if (a.action !== 'pin') assert.ok(a.type === 'dir' ? st.isDirectory() : readFileSync(a.path, 'utf8') === (a.content ?? ''), `${a.path} does not hold ${JSON.stringify(a.content ?? '')}`);
   }
   // Now nothing is missing: the second plan has no placeholders at all.
   assert.deepEqual(protectedPathsFor(root, [root]).filter((a) => a.action === 'placeholder'), []);

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, sep } from 'node:path';
-import { PROTECTED_DIRS, PROTECTED_FILES, protectedPathsFor, protectionPlan } from '../../dist/sandbox/protected-paths.js';
+import { PLACEHOLDER_CONTENT, PROTECTED_DIRS, PROTECTED_FILES, protectedPathsFor, protectionPlan } from '../../dist/sandbox/protected-paths.js';
 import { walkGitDirs } from '../../dist/sandbox/tree-walk.js';
 
 /** The git directories found below the given roots, sorted. */
@@ -73,7 +73,7 @@ test('an empty root gets a placeholder for every protected path, and its missing
   assertPinnedAncestors(actions, [root]);
   const expected = [
     ...PROTECTED_DIRS.map((d) => ({ action: 'placeholder', path: join(root, d), type: 'dir' })),
-    ...PROTECTED_FILES.map((f) => ({ action: 'placeholder', path: join(root, f), type: 'file' })),
+    ...PROTECTED_FILES.map((f) => ({ action: 'placeholder', path: join(root, f), type: 'file', ...(PLACEHOLDER_CONTENT[f] ? { content: PLACEHOLDER_CONTENT[f] } : {}) })),
     // No repository: an empty read-only .git keeps the agent from making one.
     { action: 'placeholder', path: join(root, '.git'), type: 'dir' },
     { action: 'pin', path: join(root, '.claude') },
@@ -83,6 +83,9 @@ test('an empty root gets a placeholder for every protected path, and its missing
   // The lists cover the usual suspects.
   for (const f of ['.bashrc', '.profile', '.zshrc', '.mcp.json', '.claude/settings.json']) assert.ok(PROTECTED_FILES.includes(f), f);
   for (const d of ['.vscode', '.claude/commands']) assert.ok(PROTECTED_DIRS.includes(d), d);
+  // An agent that finds an empty .mcp.json may load no MCP server at all: JSON placeholders parse.
+  for (const [f, content] of Object.entries(PLACEHOLDER_CONTENT)) assert.doesNotThrow(() => JSON.parse(content), f);
+  assert.deepEqual(JSON.parse(PLACEHOLDER_CONTENT['.mcp.json']), { mcpServers: {} });
 });
 
 test('existing protected paths are read-only; .claude/settings*.json are found by name', (t) => {
@@ -101,7 +104,7 @@ test('existing protected paths are read-only; .claude/settings*.json are found b
   assert.deepEqual(a[join(root, '.claude/settings.team.json')], { action: 'readonly', path: join(root, '.claude/settings.team.json'), type: 'file' });
   assert.deepEqual(a[join(root, '.claude/commands')], { action: 'readonly', path: join(root, '.claude/commands'), type: 'dir' });
   assert.deepEqual(a[join(root, '.claude')], { action: 'pin', path: join(root, '.claude') });
-  assert.deepEqual(a[join(root, '.claude/settings.local.json')], { action: 'placeholder', path: join(root, '.claude/settings.local.json'), type: 'file' });
+  assert.deepEqual(a[join(root, '.claude/settings.local.json')], { action: 'placeholder', path: join(root, '.claude/settings.local.json'), type: 'file', content: '{}\n' });
   assert.deepEqual(a[join(root, '.claude/agents')], { action: 'placeholder', path: join(root, '.claude/agents'), type: 'dir' });
   assert.equal(a[join(root, '.claude/notes.json')], undefined);
   assert.equal(a[join(root, '.vscode/tasks.json')], undefined, 'covered by .vscode');

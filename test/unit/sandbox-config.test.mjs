@@ -39,6 +39,7 @@ test('maps every field of a valid document', () => {
     principal: undefined,
     network: { allowPorts: undefined, extraCaCerts: [], resolve: new Map() },
     credentials: new Map(),
+    gateTools: true,
   });
 });
 
@@ -50,7 +51,7 @@ test('inline tables and dotted keys mean the same', () => {
 });
 
 test('an empty document (or empty sections) gives the defaults', () => {
-  const defaults = { workspace: undefined, allowHosts: [], roMounts: [], rwMounts: [], passEnv: [], principal: undefined, limits: { nofile: undefined, nproc: undefined, tmpSize: undefined }, strictNet: undefined, network: { allowPorts: undefined, extraCaCerts: [], resolve: new Map() }, credentials: new Map() };
+  const defaults = { workspace: undefined, allowHosts: [], roMounts: [], rwMounts: [], passEnv: [], principal: undefined, limits: { nofile: undefined, nproc: undefined, tmpSize: undefined }, strictNet: undefined, network: { allowPorts: undefined, extraCaCerts: [], resolve: new Map() }, credentials: new Map(), gateTools: true };
   assert.deepEqual(parse(''), defaults);
   assert.deepEqual(parse('# nothing\n'), defaults);
   assert.deepEqual(parse('[sandbox]\n[sandbox.agent]\n[sandbox.limits]\n[sandbox.network]\n'), defaults);
