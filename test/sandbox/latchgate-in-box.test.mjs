@@ -1,0 +1,68 @@
+// latchgate itself inside the box (src/sandbox/latchgate-in-box.ts): the
+// commands of /run/latchgate/bin run it, read-only; and where the workspace
+// holds the installation the host runs latchgate from, the box cannot change
+// what the host will run: its code, dependencies, addon, package.json, nor
+// the directories above them (renamed away), while other files there stay
+// the agent's to write.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { cpSync, lstatSync, mkdirSync, readFileSync, readlinkSync, symlinkSync } from 'node:fs';
+import path from 'node:path';
+import { MODES, skipReason, runBox, runNode, makeWorkspace, own, cleanupWorkspaces, distDir } from '../helpers/sandbox.mjs';
+import { shq } from '../helpers/probe-calls.mjs';
+
+after(() => cleanupWorkspaces());
+
+for (const mode of MODES) {
+  test(`[${mode}] latchgate and latchgate-mcp run in the box, read-only`, { skip: skipReason(mode), timeout: 120_000 }, async () => {
+    const ws = makeWorkspace('self');
+    const root = path.dirname(distDir(mode));
+    const main = path.join(root, 'dist/cli/main.js');
+    const r = await runBox(mode, {
+      workspace: ws,
+      cmd: ['/bin/sh', '-c', `latchgate --version; command -v latchgate-mcp; latchgate-mcp --help >/dev/null && echo mcp-help-ok; if (echo evil >> ${shq(main)}) 2>/dev/null; then echo WROTE; else echo DENIED; fi`],
+    });
+    assert.equal(r.code, 0, r.stderr);
+    const version = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')).version;
+    assert.match(r.stdout, new RegExp(`^${version.replace(/\./g, '\\.')}$`, 'm'), r.stdout);
+    assert.match(r.stdout, /^\/run\/latchgate\/bin\/latchgate-mcp$/m);
+    assert.match(r.stdout, /^mcp-help-ok$/m, r.stderr);
+    assert.match(r.stdout, /^DENIED$/m);
+  });
+
+  test(`[${mode}] the installation inside the workspace: the box cannot change what the host runs from it`, { skip: skipReason(mode), timeout: 180_000 }, async () => {
+    const ws = makeWorkspace('self-ws');
+    const src = path.dirname(distDir(mode));
+    const tool = path.join(ws, 'tool');
+    mkdirSync(tool);
+    for (const p of ['package.json', 'dist', 'profiles', 'definitions', 'policies', 'build/Release/latchgate.node', 'providers/build']) cpSync(path.join(src, p), path.join(tool, p), { recursive: true });
+    symlinkSync(path.join(src, 'node_modules'), path.join(tool, 'node_modules'));
+    own(ws);
+    const main = path.join(tool, 'dist/cli/main.js');
+    const before = readFileSync(main, 'utf8');
+    const attempts = {
+      'append-code': `echo evil >> ${shq(main)}`,
+      'replace-code': `rm -f ${shq(main)} && echo evil > ${shq(main)}`,
+      'rename-dist': `mv ${shq(path.join(tool, 'dist'))} ${shq(path.join(tool, 'dist.old'))}`,
+      'rename-install': `mv ${shq(tool)} ${shq(path.join(ws, 'tool.old'))}`,
+      'swap-deps': `rm ${shq(path.join(tool, 'node_modules'))} && ln -s /tmp ${shq(path.join(tool, 'node_modules'))}`,
+      'package-json': `echo '{"type":"commonjs"}' > ${shq(path.join(tool, 'package.json'))}`,
+      addon: `cp /bin/true ${shq(path.join(tool, 'build/Release/latchgate.node'))}`,
+      providers: `touch ${shq(path.join(tool, 'providers/build/evil.wasm'))}`,
+      policies: `echo '{}' > ${shq(path.join(tool, 'policies/data.json'))}`,
+    };
+    const tries = Object.entries(attempts).map(([k, c]) => `if (${c}) 2>/dev/null; then echo "TRY ${k} WROTE"; else echo "TRY ${k} DENIED"; fi`).join('\n');
+    const legit = `echo notes > ${shq(path.join(tool, 'NOTES.md'))} && echo ok > ${shq(path.join(ws, 'legit.txt'))} && echo LEGIT-OK`;
+    // The copy's own launcher: the installation it runs from is the one inside the workspace.
+    const r = await runNode(mode, [main, 'sandbox', '--workspace', ws, '--', '/bin/sh', '-c', `${tries}\n${legit}`], { env: { XDG_STATE_HOME: path.join(ws, '.state'), XDG_RUNTIME_DIR: path.join(ws, '.run'), XDG_CONFIG_HOME: path.join(ws, '.cfg') }, timeoutMs: 120_000 });
+    assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
+    const wrote = r.stdout.split('\n').filter((l) => / WROTE$/.test(l));
+    assert.deepEqual(wrote, [], `the box changed the installation the host runs:\n${r.stdout}`);
+    assert.equal(Object.keys(attempts).filter((k) => r.stdout.includes(`TRY ${k} DENIED`)).length, Object.keys(attempts).length, r.stdout);
+    assert.match(r.stdout, /^LEGIT-OK$/m, `other files there stay writable: ${r.stdout}\n${r.stderr}`);
+    assert.equal(readFileSync(main, 'utf8'), before);
+    assert.ok(lstatSync(path.join(tool, 'node_modules')).isSymbolicLink());
+    assert.equal(readlinkSync(path.join(tool, 'node_modules')), path.join(src, 'node_modules'));
+    assert.equal(readFileSync(path.join(tool, 'NOTES.md'), 'utf8'), 'notes\n');
+  });
+}
