@@ -34,6 +34,15 @@ const LOOSE_CALL = CallToolRequestSchema.omit({ params: true }).passthrough();
 
 /** Codes after which the set of tools may well have changed. */
 const POLICY_CODES = new Set(['policy_denied', 'action_not_found', 'provider_untrusted', 'scope_not_permitted']);
+/** A call's identity for its retries: tool and canonical arguments (none for arguments JCS refuses; the gate refuses them too). */
+function heldKey(name: string, args: Record<string, unknown> | undefined): string | undefined {
+  try {
+    return `${name}\0${canonicalize(args ?? {})}`;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Held calls remembered for their retries (the oldest is forgotten first). */
 const MAX_HELD = 256;
 
@@ -141,13 +150,13 @@ export class GateMcpServer {
     const actionId = set.actions.get(name);
     if (actionId === undefined) throw new McpError(ErrorCode.InvalidParams, `unknown tool ${JSON.stringify(name)}: it is not an action this principal may call (tools/list names them)`);
     const tool = set.byName.get(name);
-    const key = `${name}\0${canonicalize(args ?? {})}`;
-    const held = this.held.get(key);
-    if (held) return this.retryHeld(key, held, tool, extra);
+    const key = heldKey(name, args);
+    const held = key === undefined ? undefined : this.held.get(key);
+    if (held) return this.retryHeld(key!, held, tool, extra);
     try {
       return successResult(await this.gate.execute(actionId, args ?? {}, { signal: extra.signal }), tool);
     } catch (e) {
-      if (e instanceof LatchGateApprovalRequired) return this.holdAndWait(key, e, tool, extra);
+      if (e instanceof LatchGateApprovalRequired) return key === undefined ? this.awaitApproval(e, tool, extra) : this.holdAndWait(key, e, tool, extra);
       if (extra.signal.aborted) throw e; // cancelled: the client expects no answer
       if (!(e instanceof LatchGateError)) throw e;
       if (POLICY_CODES.has(e.code)) void this.recheck();
