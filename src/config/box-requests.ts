@@ -9,6 +9,8 @@ export interface ProtectRequest {
   type: 'file' | 'dir';
   /** Content of the placeholder when the path is missing (default empty). */
   content?: string;
+  /** false: not settings (latchgate's own installation), so not searched for the scripts it names. */
+  scan?: false;
 }
 
 /** A state file as the plan carries it (host paths absolute). */

@@ -14,6 +14,7 @@ import { LaunchError } from '../core/errors.js';
 import { shellWord } from '../core/shell-word.js';
 import type { Identity } from './identity.js';
 import type { OwnPath } from './own-paths.js';
+import { isInside } from '../core/paths.js';
 
 /** What a package outside an installed node_modules (a clone) runs or reads: code, addon, providers, definitions. */
 const PACKAGE_PARTS = ['package.json', 'dist', 'node_modules', 'build', 'providers', 'profiles', 'definitions', 'policies'];
@@ -106,10 +107,30 @@ export function refuseUnreadableInstall(self: LatchgateInBox, id: Pick<Identity,
  * read-only in the box, and a writable mount inside it is refused.
  */
 export function installOwnPaths(self: LatchgateInBox): OwnPath[] {
-  const entry = (path: string, what: string): OwnPath => ({ path, type: lstatSync(path).isDirectory() ? 'dir' : 'file', what });
+  const entry = (path: string, what: string): OwnPath => ({ path, type: lstatSync(path).isDirectory() ? 'dir' : 'file', what, scan: false });
   const seen = new Set<string>();
   return [
     ...self.nodeRo.map((p) => entry(p, 'Node.js installation (it runs latchgate)')),
     ...[...self.packagePaths, ...self.ro.filter((p) => !self.nodeRo.includes(p))].map((p) => entry(p, 'installation')),
   ].filter((o) => !seen.has(o.path) && !!seen.add(o.path));
+}
+
+/**
+ * Node looks a module it does not find inside the package up in the
+ * node_modules of every directory above it (ESM also in
+ * node_modules/node_modules, scope folders, .bin): a box that can write
+ * any of those could plant code the host's next `latchgate` loads. So no
+ * writable mount may hold, or lie inside, one of those lookup directories:
+ * latchgate must be installed outside the box's reach, or be the
+ * workspace itself (whose node_modules stays read-only).
+ */
+export function refuseWritableModulePaths(self: LatchgateInBox, writableRoots: readonly string[]): void {
+  for (let dir = dirname(self.root); ; dir = dirname(dir)) {
+    const lookup = join(dir, 'node_modules');
+    const w = writableRoots.find((root) => isInside(root, lookup) || isInside(lookup, root));
+    if (w !== undefined) {
+      throw new LaunchError(`${w}: refused as a writable mount: latchgate runs from ${self.root}, and Node loads modules it does not find there from ${lookup}, which the box could then write; install latchgate outside the box's reach (npm install -g latchgate) or pass a --workspace that does not hold ${dir}`);
+    }
+    if (dir === '/') return;
+  }
 }

@@ -15,11 +15,19 @@ import type { GitFinding } from './git-check.js';
 import { hostHomes } from './home-workspace.js';
 import { hostFacts, resolveIdentity } from './identity.js';
 import { agentSettings, workspaceOf, type LaunchFlags, type ProfileLoader } from './launch-config.js';
-import { installOwnPaths, latchgateInBox, refuseUnreadableInstall } from './latchgate-in-box.js';
+import { installOwnPaths, latchgateInBox, refuseUnreadableInstall, refuseWritableModulePaths } from './latchgate-in-box.js';
 import { prepareOwnPaths, refuseWritableOwnPaths } from './own-paths.js';
 import { boxGateEnv, buildSandboxPlan, readHardLimits, type SandboxPlan } from './plan.js';
 import { stateDirName, type StateMergeReport } from './state-files.js';
 import { runSandbox, type RunResult } from './supervisor.js';
+
+const realOrSelf = (p: string) => {
+  try {
+    return realpathSync(p);
+  } catch {
+    return p; // the plan reports it
+  }
+};
 
 /** What a plan names in place of the sockets and directory only a real launch makes. */
 const MADE_AT_LAUNCH = { socket: '(a socket created at launch)', dir: '(a directory created at launch)' };
@@ -84,6 +92,8 @@ async function build<G extends BoxGate | undefined>(
   const publicBaseUrl = setup.gate.publicBaseUrl ?? DEFAULTS.publicBaseUrl;
   const self = latchgateInBox(homes, boxGateEnv(publicBaseUrl));
   if (eff.gateTools) refuseUnreadableInstall(self, identity);
+  // Before the plan, which walks the writable trees: a refusal here is cheap.
+  refuseWritableModulePaths(self, [wsReal, ...eff.rw.map(realOrSelf)]);
   const gate = await makeGate(principal, identity, wsReal);
   try {
     const tty = process.stdin.isTTY;

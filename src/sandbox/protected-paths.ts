@@ -204,7 +204,7 @@ export function scriptsNamedBy(file: string, root: string, writableRoots: readon
 
 /** Every settings file among the requests inside root (a file, or the settings files of a directory). */
 function settingsFiles(root: string, requests: readonly ProtectRequest[]): string[] {
-  return requests.filter((r) => isInside(root, r.path)).flatMap((r) => {
+  return requests.filter((r) => r.scan !== false && isInside(root, r.path)).flatMap((r) => {
     const st = lst(r.path);
     if (st?.isFile()) return [r.path];
     return st?.isDirectory() ? settingsFilesIn(r.path) : [];

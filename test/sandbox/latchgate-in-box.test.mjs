@@ -6,7 +6,7 @@
 // the agent's to write.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { cpSync, lstatSync, mkdirSync, readFileSync, readlinkSync, symlinkSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readFileSync, readlinkSync, symlinkSync } from 'node:fs';
 import path from 'node:path';
 import { MODES, skipReason, runBox, runNode, makeWorkspace, own, cleanupWorkspaces, distDir } from '../helpers/sandbox.mjs';
 import { shq } from '../helpers/probe-calls.mjs';
@@ -30,39 +30,54 @@ for (const mode of MODES) {
     assert.match(r.stdout, /^DENIED$/m);
   });
 
-  test(`[${mode}] the installation inside the workspace: the box cannot change what the host runs from it`, { skip: skipReason(mode), timeout: 180_000 }, async () => {
-    const ws = makeWorkspace('self-ws');
+  /** A copy of latchgate at dir (its dependencies linked), owned by the agent's user, and the path of its CLI. */
+  const copyInstall = (dir) => {
     const src = path.dirname(distDir(mode));
-    const tool = path.join(ws, 'tool');
-    mkdirSync(tool);
-    for (const p of ['package.json', 'dist', 'profiles', 'definitions', 'policies', 'build/Release/latchgate.node', 'providers/build']) cpSync(path.join(src, p), path.join(tool, p), { recursive: true });
-    symlinkSync(path.join(src, 'node_modules'), path.join(tool, 'node_modules'));
+    mkdirSync(dir, { recursive: true });
+    for (const p of ['package.json', 'dist', 'profiles', 'definitions', 'policies', 'build/Release/latchgate.node', 'providers/build']) cpSync(path.join(src, p), path.join(dir, p), { recursive: true });
+    symlinkSync(path.join(src, 'node_modules'), path.join(dir, 'node_modules'));
+    return { src, main: path.join(dir, 'dist/cli/main.js') };
+  };
+  const copyEnv = (ws) => ({ env: { XDG_STATE_HOME: path.join(ws, '.state'), XDG_RUNTIME_DIR: path.join(ws, '.run'), XDG_CONFIG_HOME: path.join(ws, '.cfg') }, timeoutMs: 120_000 });
+
+  test(`[${mode}] the workspace is latchgate's installation: the box cannot change what the host runs from it`, { skip: skipReason(mode), timeout: 180_000 }, async () => {
+    const ws = makeWorkspace('self-ws');
+    const { src, main } = copyInstall(ws);
     own(ws);
-    const main = path.join(tool, 'dist/cli/main.js');
     const before = readFileSync(main, 'utf8');
     const attempts = {
       'append-code': `echo evil >> ${shq(main)}`,
       'replace-code': `rm -f ${shq(main)} && echo evil > ${shq(main)}`,
-      'rename-dist': `mv ${shq(path.join(tool, 'dist'))} ${shq(path.join(tool, 'dist.old'))}`,
-      'rename-install': `mv ${shq(tool)} ${shq(path.join(ws, 'tool.old'))}`,
-      'swap-deps': `rm ${shq(path.join(tool, 'node_modules'))} && ln -s /tmp ${shq(path.join(tool, 'node_modules'))}`,
-      'package-json': `echo '{"type":"commonjs"}' > ${shq(path.join(tool, 'package.json'))}`,
-      addon: `cp /bin/true ${shq(path.join(tool, 'build/Release/latchgate.node'))}`,
-      providers: `touch ${shq(path.join(tool, 'providers/build/evil.wasm'))}`,
-      policies: `echo '{}' > ${shq(path.join(tool, 'policies/data.json'))}`,
+      'rename-dist': `mv ${shq(path.join(ws, 'dist'))} ${shq(path.join(ws, 'dist.old'))}`,
+      'swap-deps': `rm ${shq(path.join(ws, 'node_modules'))} && ln -s /tmp ${shq(path.join(ws, 'node_modules'))}`,
+      'package-json': `echo '{"type":"commonjs"}' > ${shq(path.join(ws, 'package.json'))}`,
+      addon: `cp /bin/true ${shq(path.join(ws, 'build/Release/latchgate.node'))}`,
+      providers: `touch ${shq(path.join(ws, 'providers/build/evil.wasm'))}`,
+      policies: `echo '{}' > ${shq(path.join(ws, 'policies/data.json'))}`,
     };
     const tries = Object.entries(attempts).map(([k, c]) => `if (${c}) 2>/dev/null; then echo "TRY ${k} WROTE"; else echo "TRY ${k} DENIED"; fi`).join('\n');
-    const legit = `echo notes > ${shq(path.join(tool, 'NOTES.md'))} && echo ok > ${shq(path.join(ws, 'legit.txt'))} && echo LEGIT-OK`;
-    // The copy's own launcher: the installation it runs from is the one inside the workspace.
-    const r = await runNode(mode, [main, 'sandbox', '--workspace', ws, '--', '/bin/sh', '-c', `${tries}\n${legit}`], { env: { XDG_STATE_HOME: path.join(ws, '.state'), XDG_RUNTIME_DIR: path.join(ws, '.run'), XDG_CONFIG_HOME: path.join(ws, '.cfg') }, timeoutMs: 120_000 });
+    const legit = `echo notes > ${shq(path.join(ws, 'NOTES.md'))} && echo LEGIT-OK`;
+    // The copy's own launcher: the installation it runs from is the workspace.
+    const r = await runNode(mode, [main, 'sandbox', '--workspace', ws, '--', '/bin/sh', '-c', `${tries}\n${legit}`], copyEnv(ws));
     assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
     const wrote = r.stdout.split('\n').filter((l) => / WROTE$/.test(l));
     assert.deepEqual(wrote, [], `the box changed the installation the host runs:\n${r.stdout}`);
     assert.equal(Object.keys(attempts).filter((k) => r.stdout.includes(`TRY ${k} DENIED`)).length, Object.keys(attempts).length, r.stdout);
     assert.match(r.stdout, /^LEGIT-OK$/m, `other files there stay writable: ${r.stdout}\n${r.stderr}`);
     assert.equal(readFileSync(main, 'utf8'), before);
-    assert.ok(lstatSync(path.join(tool, 'node_modules')).isSymbolicLink());
-    assert.equal(readlinkSync(path.join(tool, 'node_modules')), path.join(src, 'node_modules'));
-    assert.equal(readFileSync(path.join(tool, 'NOTES.md'), 'utf8'), 'notes\n');
+    assert.equal(readlinkSync(path.join(ws, 'node_modules')), path.join(src, 'node_modules'));
+    assert.equal(readFileSync(path.join(ws, 'NOTES.md'), 'utf8'), 'notes\n');
+  });
+
+  test(`[${mode}] latchgate installed below the workspace is refused: the box could plant modules Node would load from above it`, { skip: skipReason(mode), timeout: 120_000 }, async () => {
+    const ws = makeWorkspace('self-below');
+    const { main } = copyInstall(path.join(ws, 'tools', 'latchgate'));
+    own(ws);
+    const r = await runNode(mode, [main, 'sandbox', '--workspace', ws, '--', '/bin/sh', '-c', 'echo RAN'], copyEnv(ws));
+    assert.equal(r.code, 125, `${r.stdout}\n${r.stderr}`);
+    assert.ok(!r.stdout.includes('RAN'), 'the command ran');
+    assert.match(r.stderr, new RegExp(`${ws.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: refused as a writable mount: latchgate runs from .*/tools/latchgate, and Node loads modules it does not find there from .*/tools/node_modules`));
+    assert.match(r.stderr, /npm install -g latchgate/);
+    assert.ok(!existsSync(path.join(ws, 'tools', 'node_modules')));
   });
 }

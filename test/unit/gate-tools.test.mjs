@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { readFileSync, realpathSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseProfile } from '../../dist/config/profiles.js';
 import { tempDir } from '../fixtures/unit/helpers.mjs';
@@ -115,6 +115,12 @@ test('a writable mount holding latchgate\'s installation leaves it read-only; on
   const plan = json(['sandbox', '--dry-run', '--workspace', ROOT, '--', 'true']);
   const ro = new Set(plan.mounts.filter((m) => m.kind === 'bind' && m.readonly && m.why === 'protected path').map((m) => m.path));
   for (const part of ['dist', 'node_modules', 'package.json', 'build', 'providers']) assert.ok(ro.has(join(ROOT, part)), `${part} read-only in the box: ${[...ro].join(' ')}`);
+  // Its files are code, not an agent's settings: nothing in them (lock files' integrity strings) becomes a placeholder.
+  assert.deepEqual(plan.mounts.filter((m) => m.path?.includes('sha512-')).map((m) => m.path), []);
+  // Node looks modules up above the installation too: a writable mount there is refused before anything is walked.
+  const above = run(['sandbox', '--dry-run', '--workspace', ws, '--rw', join(dirname(ROOT), 'node_modules'), '--', 'true']);
+  assert.equal(above.status, 125);
+  assert.match(above.stderr, /refused as a writable mount: latchgate runs from .*, and Node loads modules it does not find there from .*\/node_modules, which the box could then write; install latchgate outside/);
   for (const part of ['dist', 'build/Release', 'node_modules/commander']) {
     const r = run(['sandbox', '--dry-run', '--workspace', ws, '--rw', join(ROOT, part), '--', 'true']);
     assert.equal(r.status, 125);
