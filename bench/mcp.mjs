@@ -7,7 +7,10 @@
 // the same request made directly with Node's https (same CA, a fresh TLS
 // connection, as the provider makes it), and the same http_fetch sent to the
 // gate's socket without MCP (bench/provider-exec.mjs's path), in the same run.
-// p50 and p99 of each, what MCP adds over direct, and the goal.
+// p50 and p99 of each, what MCP adds over direct, the goal, and where the
+// added time goes: the MCP hop (MCP over the socket path), the gate's own
+// work, the provider's guest and its host I/O (the gate's runtime figures of
+// the socket path's calls; p50 of each part, so they need not add up).
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { Agent, BASE_URL } from '../test/helpers/gate.mjs';
@@ -41,6 +44,7 @@ const viaMcp = async () => {
 const viaGate = async () => {
   const r = await a.execute('http_fetch', { url: URL_BENCH });
   if (r.status !== 200) throw new Error(`http_fetch: ${r.status} ${r.text}`);
+  return r.body.runtime;
 };
 
 for (let i = 0; i < WARM; i++) {
@@ -51,15 +55,22 @@ for (let i = 0; i < WARM; i++) {
 const d = [];
 const e = [];
 const m = [];
+const guest = [];
+const io = [];
+const rest = [];
 const time = async (f, xs) => {
   const t = performance.now();
-  await f();
+  const r = await f();
   xs.push(performance.now() - t);
+  return r;
 };
 for (let i = 0; i < N; i++) {
   // Interleaved, so that a noisy moment of the machine hits all three alike.
   await time(direct, d);
-  await time(viaGate, e);
+  const rt = await time(viaGate, e);
+  guest.push(rt.guest_ms);
+  io.push(rt.host_io_ms);
+  rest.push(e.at(-1) - (rt.made_ahead ? 0 : rt.instantiate_ms) - rt.guest_ms - rt.host_io_ms);
   await time(viaMcp, m);
 }
 await client.close();
@@ -70,5 +81,10 @@ console.log(`MCP tools/call http_fetch end to end vs the same request direct (fr
 console.log(`direct https          p50 ${ms(pct(d, 0.5))}  p99 ${ms(pct(d, 0.99))}`);
 console.log(`gate socket (no MCP)  p50 ${ms(pct(e, 0.5))}  p99 ${ms(pct(e, 0.99))}`);
 console.log(`MCP tools/call        p50 ${ms(pct(m, 0.5))}  p99 ${ms(pct(m, 0.99))}  added p50 ${ms(added)}  ratio p50 ${(pct(m, 0.5) / pct(d, 0.5)).toFixed(2)}x`);
-console.log(`  of which MCP (stdio, adapter, SDK) over the gate socket: p50 ${ms(pct(m, 0.5) - pct(e, 0.5))}`);
+const row = (label, x) => console.log(`  ${label.padEnd(92)} ${ms(x)}`);
+console.log('where the added time goes, p50 of each part (they need not add up):');
+row('MCP hop: stdio, latchgate-mcp, its SDK and DPoP proof (the MCP call less the socket call)', pct(m, 0.5) - pct(e, 0.5));
+row("the gate's own work: HTTP, lease, DPoP, schema, policy, budget, grant, intent, receipt", pct(rest, 0.5));
+row("the provider's guest (WebAssembly)", pct(guest, 0.5));
+row(`the provider's host I/O: the HTTPS request itself (direct: ${ms(pct(d, 0.5))})`, pct(io, 0.5));
 console.log(`goal: <= ${GOAL_MS} ms p50 added: ${added <= GOAL_MS ? 'met' : 'NOT met'}`);
