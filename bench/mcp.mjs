@@ -10,7 +10,10 @@
 // p50 and p99 of each, what MCP adds over direct, the goal, and where the
 // added time goes: the MCP hop (MCP over the socket path), the gate's own
 // work, the provider's guest and its host I/O (the gate's runtime figures of
-// the socket path's calls; p50 of each part, so they need not add up).
+// the socket path's calls; p50 of each part, so they need not add up), with
+// the server's own part split by bench/fixtures/mcp-split.mjs (all calls,
+// warm-up included).
+import { fileURLToPath } from 'node:url';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { Agent, BASE_URL } from '../test/helpers/gate.mjs';
@@ -26,7 +29,8 @@ const a = new Agent(g.socket);
 await a.lease();
 const transport = new StdioClientTransport({
   command: process.execPath,
-  args: [MCP_BIN, '--socket', g.socket, '--public-url', BASE_URL],
+  // The split of the server's own time (bench/fixtures/mcp-split.mjs), printed when it exits.
+  args: ['--import', fileURLToPath(new URL('./fixtures/mcp-split.mjs', import.meta.url)), MCP_BIN, '--socket', g.socket, '--public-url', BASE_URL],
   env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root' },
   stderr: 'pipe',
 });
@@ -74,6 +78,8 @@ for (let i = 0; i < N; i++) {
   await time(viaMcp, m);
 }
 await client.close();
+for (let i = 0; i < 100 && !/^mcp-split /m.test(stderr); i++) await new Promise((r) => setTimeout(r, 50));
+const inside = JSON.parse(/^mcp-split (.*)$/m.exec(stderr)?.[1] ?? '{}');
 await close();
 
 const added = pct(m, 0.5) - pct(d, 0.5);
@@ -81,9 +87,11 @@ console.log(`MCP tools/call http_fetch end to end vs the same request direct (fr
 console.log(`direct https          p50 ${ms(pct(d, 0.5))}  p99 ${ms(pct(d, 0.99))}`);
 console.log(`gate socket (no MCP)  p50 ${ms(pct(e, 0.5))}  p99 ${ms(pct(e, 0.99))}`);
 console.log(`MCP tools/call        p50 ${ms(pct(m, 0.5))}  p99 ${ms(pct(m, 0.99))}  added p50 ${ms(added)}  ratio p50 ${(pct(m, 0.5) / pct(d, 0.5)).toFixed(2)}x`);
-const row = (label, x) => console.log(`  ${label.padEnd(92)} ${ms(x)}`);
+const row = (label, x) => console.log(`  ${label.padEnd(104)} ${ms(x)}`);
 console.log('where the added time goes, p50 of each part (they need not add up):');
-row('MCP hop: stdio, latchgate-mcp, its SDK and DPoP proof (the MCP call less the socket call)', pct(m, 0.5) - pct(e, 0.5));
+row('MCP hop: stdio both ways and latchgate-mcp (the MCP call less the socket call, whose client signs a proof too)', pct(m, 0.5) - pct(e, 0.5));
+const part = (x) => (x === undefined ? 'n/a' : ms(x));
+console.log(`    inside latchgate-mcp: read to execute ${part(inside.parse)}, lease + DPoP proof ${part(inside.proof)}, answer written ${part(inside.answer)}`);
 row("the gate's own work: HTTP, lease, DPoP, schema, policy, budget, grant, intent, receipt", pct(rest, 0.5));
 row("the provider's guest (WebAssembly)", pct(guest, 0.5));
 row(`the provider's host I/O: the HTTPS request itself (direct: ${ms(pct(d, 0.5))})`, pct(io, 0.5));
