@@ -1,5 +1,5 @@
 # Common targets. `make test` does the whole set-up on a fresh machine.
-.PHONY: setup build test lint docs bench bench-sandbox bench-gate bench-egress bench-providers clean
+.PHONY: setup build test lint docs bench bench-sandbox bench-gate bench-egress bench-providers bench-mcp clean
 
 setup:
 	bash scripts/setup.sh
@@ -21,7 +21,7 @@ docs:
 	node scripts/gen-event-docs.mjs
 	node scripts/gen-config-docs.mjs
 
-bench: bench-sandbox bench-gate bench-egress bench-providers
+bench: bench-sandbox bench-gate bench-egress bench-providers bench-mcp
 
 bench-sandbox: setup
 	node bench/sandbox.mjs
@@ -31,6 +31,10 @@ bench-gate: setup
 
 bench-egress: setup
 	node bench/egress.mjs
+
+# One MCP tools/call end to end (client -> latchgate-mcp -> gate -> http_api) against the request made directly.
+bench-mcp: setup
+	node bench/mcp.mjs
 
 clean:
 	rm -rf build dist providers/build

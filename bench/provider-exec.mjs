@@ -8,38 +8,20 @@
 // rest (the gate's own work), and the RSS 4 executions in flight add. An
 // instance made ahead (while its worker was idle) is not on the call's path:
 // its time is shown, and not subtracted from the rest.
-import https from 'node:https';
-import { readFileSync } from 'node:fs';
-import { Agent, grantAll, startGate } from '../test/helpers/gate.mjs';
-import { tlsUpstream } from '../test/helpers/tls-upstream.mjs';
+import { Agent } from '../test/helpers/gate.mjs';
+import { httpFetchSetup, ms, pct, URL_BENCH } from './http-fetch-setup.mjs';
 
 const N = Number(process.env.BENCH_CALLS ?? 200);
-const pct = (xs, p) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))];
-const ms = (x) => `${x.toFixed(2)} ms`;
 
 let hold;
-const up = await tlsUpstream(['api.github.com'], (req, res) => {
+const { up, g, direct, close } = await httpFetchSetup((req, res) => {
   if (req.url !== '/slow') return false;
   hold.then(() => res.end('slow'));
   return true;
 });
-const g = await startGate({ config: { resolve: up.pins(), extraCaCerts: [up.caFile] } });
-grantAll(g);
 const a = new Agent(g.socket);
 await a.lease({ budgets: undefined });
-const url = 'https://api.github.com/bench';
-
-// Direct: a fresh TLS connection per request, as the provider's HTTP host makes it.
-const ca = readFileSync(up.caFile);
-const direct = () =>
-  new Promise((resolve, reject) => {
-    const req = https.request({ host: '127.0.0.1', port: up.port, servername: 'api.github.com', path: '/bench', headers: { host: 'api.github.com' }, ca, agent: false }, (res) => {
-      res.resume();
-      res.on('end', resolve);
-    });
-    req.on('error', reject);
-    req.end();
-  });
+const url = URL_BENCH;
 
 for (let i = 0; i < 20; i++) {
   await direct();
@@ -92,5 +74,4 @@ console.log(`  guest               p50 ${ms(pct(guest, 0.5))}  p99 ${ms(pct(gues
 console.log(`  host I/O            p50 ${ms(pct(io, 0.5))}  p99 ${ms(pct(io, 0.99))}`);
 console.log(`  gate (the rest)     p50 ${ms(pct(rest, 0.5))}  p99 ${ms(pct(rest, 0.99))}`);
 console.log(`RSS added by 4 executions in flight: ${((during - before) / 4 / 2 ** 20).toFixed(1)} MiB each (goal <= 30 MiB)`);
-await g.close();
-up.close();
+await close();

@@ -58,6 +58,13 @@ function checkHttpUrl(url: string, field: string): void {
   if (u.search || u.hash || u.username || u.password) throw new TypeError(`${field}: a base URL has no query, fragment or user info, got ${JSON.stringify(url)}`);
 }
 
+/** Marks a failure of a request sent on a kept-alive connection before any answer came. */
+const REUSED = Symbol('reused connection');
+
+/** The request went on a kept-alive connection the other end had closed: it failed writing or before any answer. */
+const staleConnection = (e: unknown): boolean =>
+  (e as { [REUSED]?: boolean })?.[REUSED] === true && ['ECONNRESET', 'EPIPE'].includes((e as NodeJS.ErrnoException).code ?? '');
+
 /** One gate request; resolves with the status and the parsed JSON body, rejects with LatchGateConnectionError. */
 export class Transport {
   private readonly agent: http.Agent;
@@ -88,7 +95,15 @@ export class Transport {
         status = r.status;
         text = await r.text();
       } else {
-        ({ status, text } = await this.nodeRequest(method, path, h, payload, signal));
+        ({ status, text } = await this.nodeRequest(method, path, h, payload, signal).catch((e: unknown) => {
+          // A kept-alive connection the gate had already closed (idle past its
+          // keep_alive_timeout_ms while this process's event loop was held up):
+          // the gate never read the request. Once more, on a new connection.
+          // The same DPoP proof goes with it: had the gate read the first after
+          // all, it refuses the second as a replay, so nothing runs twice.
+          if (!staleConnection(e)) throw e;
+          return this.nodeRequest(method, path, h, payload, signal, false);
+        }));
       }
     } catch (e) {
       if ((e as Error).name === 'AbortError') throw e;
@@ -104,7 +119,8 @@ export class Transport {
     }
   }
 
-  private nodeRequest(method: string, path: string, headers: Record<string, string>, payload: string | undefined, signal?: AbortSignal): Promise<{ status: number; text: string }> {
+  /** One exchange; `pooled` false: on a connection of its own, never a kept-alive one. */
+  private nodeRequest(method: string, path: string, headers: Record<string, string>, payload: string | undefined, signal?: AbortSignal, pooled = true): Promise<{ status: number; text: string }> {
     return new Promise((resolve, reject) => {
       const e = this.endpoint;
       const target = e.socket !== undefined ? { socketPath: e.socket, path } : (() => {
@@ -112,13 +128,15 @@ export class Transport {
         return { hostname: u.hostname, port: u.port, path: u.pathname + u.search };
       })();
       const mod = e.baseUrl?.startsWith('https:') ? https : http;
-      const req = mod.request({ ...target, method, headers: payload === undefined ? headers : { ...headers, 'content-length': String(Buffer.byteLength(payload)) }, agent: this.agent, ...(signal ? { signal } : {}) }, (res) => {
+      let answered = false;
+      const req = mod.request({ ...target, method, headers: payload === undefined ? headers : { ...headers, 'content-length': String(Buffer.byteLength(payload)) }, agent: pooled ? this.agent : false, ...(signal ? { signal } : {}) }, (res) => {
+        answered = true;
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
         res.on('error', reject);
       });
-      req.on('error', reject);
+      req.on('error', (e: NodeJS.ErrnoException) => reject(req.reusedSocket && !answered ? Object.assign(e, { [REUSED]: true }) : e));
       req.end(payload);
     });
   }

@@ -74,13 +74,28 @@ export async function startGate({ stateDir, transport = P.fakeTransport(200), co
   };
 }
 
-/** One HTTP request over a Unix socket; resolves {status, headers, body, text}. */
-export function request(socketPath, method, urlPath, { body, headers = {}, raw } = {}) {
+/**
+ * One HTTP request over a Unix socket; resolves {status, headers, body, text}.
+ * Sent once more, on a new connection, when it went on a kept-alive one the
+ * gate had closed (this process's event loop held up meanwhile, by a
+ * spawnSync say) and failed before any answer, as the SDK does
+ * (src/sdk/transport.ts).
+ */
+export function request(socketPath, method, urlPath, opts = {}) {
+  return send(socketPath, method, urlPath, opts, undefined).catch((e) => {
+    if (!(e.staleConnection && ['ECONNRESET', 'EPIPE'].includes(e.code))) throw e;
+    return send(socketPath, method, urlPath, opts, false);
+  });
+}
+
+function send(socketPath, method, urlPath, { body, headers = {}, raw } = {}, agent) {
   return new Promise((resolve, reject) => {
     const payload = raw !== undefined ? raw : body === undefined ? undefined : JSON.stringify(body);
     const h = { ...headers };
     if (payload !== undefined && !Object.keys(h).some((k) => k.toLowerCase() === 'content-type')) h['content-type'] = 'application/json';
-    const req = http.request({ socketPath, method, path: urlPath, headers: h }, (res) => {
+    let answered = false;
+    const req = http.request({ socketPath, method, path: urlPath, headers: h, ...(agent === false ? { agent } : {}) }, (res) => {
+      answered = true;
       let text = '';
       res.setEncoding('utf8');
       res.on('data', (d) => (text += d));
@@ -94,7 +109,7 @@ export function request(socketPath, method, urlPath, { body, headers = {}, raw }
         resolve({ status: res.statusCode, headers: res.headers, body: parsed, text });
       });
     });
-    req.on('error', reject);
+    req.on('error', (e) => reject(Object.assign(e, { staleConnection: req.reusedSocket && !answered })));
     if (payload !== undefined) req.write(payload);
     req.end();
   });

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { SignJWT, exportJWK, generateKeyPair, decodeJwt } from 'jose';
+import { SignJWT, compactVerify, exportJWK, generateKeyPair, decodeJwt } from 'jose';
 import {
   AuthError,
   AUTH_ERROR_STATUS,
@@ -116,6 +116,28 @@ test('valid request: lease + proof verify and return the lease facts', async (t)
     { authorization: [`DPoP ${issued.lease_jwt}`], dpop: [await s.proof(issued.lease_jwt)], method: 'POST', url: URL_ },
     s.ctx,
   );
+});
+
+test('makeProof, ES256 signed at once: a JWS (R || S) that jose and the gate verify; a key not P-256 or not private is refused, never signed with', async (t) => {
+  const s = await setup(t);
+  const { lease_jwt } = await s.lease();
+  const proof = await makeProof({ key: s.key, method: 'POST', url: URL_, leaseJwt: lease_jwt });
+  // RFC 7515 compact form with the protected header a DPoP proof carries, verified by jose with the public key alone.
+  const { payload, protectedHeader } = await compactVerify(proof, s.key.publicKey);
+  assert.deepEqual(protectedHeader, { typ: 'dpop+jwt', alg: 'ES256', jwk: { kty: 'EC', crv: 'P-256', x: s.key.jwk.x, y: s.key.jwk.y } });
+  const claims = JSON.parse(Buffer.from(payload).toString('utf8'));
+  assert.deepEqual(Object.keys(claims).sort(), ['ath', 'htm', 'htu', 'iat', 'jti']);
+  assert.equal(claims.ath, accessTokenHash(lease_jwt));
+  assert.equal(Buffer.from(proof.split('.')[2], 'base64url').length, 64, 'R || S, 32 bytes each (RFC 7518 3.4), not DER');
+  await s.verify(lease_jwt, proof);
+  // Another signature over the same claims does not verify: the signature covers them.
+  const [h, , sig] = proof.split('.');
+  const forged = `${h}.${b64({ ...claims, htu: `${BASE}/v1/actions/other/execute` })}.${sig}`;
+  await assert.rejects(s.verify(lease_jwt, forged), (e) => e.code === 'invalid_dpop');
+  // A P-384 key labelled ES256, and a public key: refused, as jose refuses them (no P-384 signature passed off as ES256).
+  const p384 = await crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-384' }, false, ['sign', 'verify']);
+  await assert.rejects(makeProof({ key: p384.privateKey, jwk: s.key.jwk, alg: 'ES256', method: 'POST', url: URL_ }), /P-256/);
+  await assert.rejects(makeProof({ key: s.key.publicKey, jwk: s.key.jwk, method: 'POST', url: URL_ }), TypeError);
 });
 
 test('valid request with an Ed25519 (EdDSA) DPoP key', async (t) => {

@@ -1,6 +1,11 @@
 // The client side of DPoP: a key pair and proofs for gate requests. Used by
-// the tests, the CLI and the SDK.
-import { randomUUID } from 'node:crypto';
+// the tests, the CLI and the SDK. An ES256 proof with a P-256 signing key is
+// signed with node:crypto at once (RFC 7515 compact serialization, the
+// signature as R || S per RFC 7518 §3.4), not as a WebCrypto job on the
+// libuv thread pool: a proof is on every request's path, and the pool's
+// hand-off costs more than the signature. Any other key or algorithm goes
+// through jose.
+import { KeyObject, randomUUID, sign } from 'node:crypto';
 import { SignJWT, exportJWK, generateKeyPair, type JWK } from 'jose';
 import { accessTokenHash } from './dpop.js';
 import type { DpopPublicJwk } from './jwk.js';
@@ -54,7 +59,27 @@ export async function makeProof(input: MakeProofInput): Promise<string> {
   if (input.leaseJwt !== undefined) payload.ath = accessTokenHash(input.leaseJwt);
   const j = jwk as JWK;
   const publicJwk: JWK = j.kty === 'EC' ? { kty: 'EC', crv: j.crv, x: j.x, y: j.y } : { kty: j.kty, crv: j.crv, x: j.x };
-  return new SignJWT(payload)
-    .setProtectedHeader({ typ: 'dpop+jwt', alg, jwk: publicJwk })
-    .sign(privateKey);
+  const header = { typ: 'dpop+jwt', alg, jwk: publicJwk };
+  const signer = alg === 'ES256' ? es256Signer(privateKey) : undefined;
+  if (signer) {
+    const input = `${b64url(JSON.stringify(header))}.${b64url(JSON.stringify(payload))}`;
+    return `${input}.${sign('sha256', Buffer.from(input), { key: signer, dsaEncoding: 'ieee-p1363' }).toString('base64url')}`;
+  }
+  return new SignJWT(payload).setProtectedHeader(header).sign(privateKey);
+}
+
+const b64url = (s: string) => Buffer.from(s, 'utf8').toString('base64url');
+
+/** The KeyObject of each CryptoKey signed with so far (the CryptoKey stays as made: not extractable through WebCrypto). */
+const es256Signers = new WeakMap<CryptoKey, KeyObject>();
+
+/** The key to sign ES256 with synchronously: a private ECDSA P-256 key allowed to sign; undefined for any other (jose checks and refuses it). */
+function es256Signer(key: CryptoKey): KeyObject | undefined {
+  let k = es256Signers.get(key);
+  if (k) return k;
+  const a = key.algorithm as EcKeyAlgorithm;
+  if (key.type !== 'private' || a.name !== 'ECDSA' || a.namedCurve !== 'P-256' || !key.usages.includes('sign')) return undefined;
+  k = KeyObject.from(key);
+  es256Signers.set(key, k);
+  return k;
 }
