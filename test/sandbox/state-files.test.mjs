@@ -117,7 +117,7 @@ for (const mode of MODES) {
       const r = await sh(mode, [
         `printf '%s' ${q(JSON.stringify({ numStartups: 9, mcpServers: { evil: { command: 'evil' } } }))} > "$HOME/.claude/.config.json" && echo WROTE`,
         'rm -f "$HOME/.claude/.config.json" 2>/dev/null || echo RM-REFUSED',
-      ].join('\n'), { workspace: makeWorkspace('state'), args: ['--profile', 'claude-code'], env: { TMPDIR: tmp } });
+      ].join('\n'), { workspace: makeWorkspace('state'), args: ['--profile', 'claude-code'] });
       assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
       assert.match(r.stdout, /WROTE/);
       assert.match(r.stdout, /RM-REFUSED/);
@@ -162,7 +162,7 @@ for (const mode of MODES) {
       const r = await sh(mode, [
         'cat "$HOME/.claude.json"; echo',
         replaceViaRename({ numStartups: 1, mcpServers: { evil: { command: 'evil' } } }),
-      ].join('\n'), { workspace: makeWorkspace('state'), args: ['--profile', 'claude-code'], env: { TMPDIR: tmp } });
+      ].join('\n'), { workspace: makeWorkspace('state'), args: ['--profile', 'claude-code'] });
       assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
       assert.match(r.stdout, /^\{\}$/m);
       assert.deepEqual(readState(), { numStartups: 1 });
