@@ -13,6 +13,7 @@
 // reader holds it up) while it copies the few frames the passive
 // checkpoint left, and the next commit starts again at the WAL's head,
 // overwriting blocks the file already has.
+import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 
 const WORKER = `
@@ -44,7 +45,8 @@ export class Checkpointer {
   private readonly worker: Worker;
 
   constructor(dbPath: string, o: CheckpointerOptions = {}) {
-    const driver = new URL(import.meta.resolve('better-sqlite3')).pathname;
+    // fileURLToPath, not .pathname: a path with a space or non-ASCII is percent-encoded in the URL.
+    const driver = fileURLToPath(import.meta.resolve('better-sqlite3'));
     const workerData = { path: dbPath, driver, intervalMs: o.intervalMs ?? 250, restartBytes: o.restartBytes ?? 16 * 1024 * 1024 };
     this.worker = new Worker(WORKER, { eval: true, workerData });
     this.worker.on('error', () => {

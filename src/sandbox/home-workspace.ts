@@ -14,7 +14,8 @@ import { isInside } from '../core/paths.js';
 export const HOME_PLACEHOLDERS: ProtectRequest[] = [
   ...['.gitconfig', '.bashrc', '.bash_profile', '.bash_login', '.bash_logout', '.bash_aliases', '.profile', '.zshrc', '.zshenv', '.zprofile', '.zlogin', '.zlogout', '.npmrc', '.pam_environment', '.xprofile', '.xsessionrc', '.xinitrc']
     .map((p) => ({ path: p, type: 'file' as const })),
-  ...['.config', '.local', '.ssh', 'bin'].map((p) => ({ path: p, type: 'dir' as const })),
+  // .node_modules, .node_libraries: Node's global folders, searched by every require() that misses.
+  ...['.config', '.local', '.ssh', 'bin', '.node_modules', '.node_libraries'].map((p) => ({ path: p, type: 'dir' as const })),
 ];
 
 function real(p: string): string | undefined {

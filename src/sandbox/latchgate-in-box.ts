@@ -6,7 +6,7 @@
 // socket, as the box's principal; nothing here is trusted by the host. The
 // host runs the same files after the box exits, so they are latchgate's own
 // paths: read-only in the box wherever a writable mount holds them.
-import { existsSync, lstatSync, readFileSync, realpathSync, statSync } from 'node:fs';
+import { existsSync, lstatSync, readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { installMounts, inSystemTree } from '../config/profiles.js';
@@ -17,7 +17,7 @@ import type { OwnPath } from './own-paths.js';
 import { isInside } from '../core/paths.js';
 
 /** What a package outside an installed node_modules (a clone) runs or reads: code, addon, providers, definitions. */
-const PACKAGE_PARTS = ['package.json', 'dist', 'node_modules', 'build', 'providers', 'profiles', 'definitions', 'policies'];
+const PACKAGE_PARTS = ['package.json', 'dist', 'node_modules', 'build', 'providers', 'wit', 'profiles', 'definitions', 'policies'];
 
 const COMMANDS = { latchgate: 'dist/cli/main.js', 'latchgate-mcp': 'dist/cli/latchgate-mcp.js' };
 
@@ -29,6 +29,8 @@ export interface LatchgateInBox {
   ro: string[];
   /** The package's paths as found (a part may be a symlink) and as mounted (real). */
   packagePaths: string[];
+  /** Where linked dependencies (`file:`, `npm link`) of a clone really are. */
+  linked: string[];
   nodeRo: string[];
   /** The commands written into /run/latchgate/bin. */
   bin: { name: string; content: string }[];
@@ -41,6 +43,30 @@ function findPackage(from: string, name: string): string | undefined {
     if (existsSync(join(c, 'package.json'))) return c;
     if (d === '/') return undefined;
   }
+}
+
+/** Where the packages in a node_modules that are symbolic links (`file:` dependencies, `npm link`) really are. */
+function linkedPackages(dir: string): string[] {
+  const out: string[] = [];
+  const entries = (d: string) => {
+    try {
+      return readdirSync(d, { withFileTypes: true });
+    } catch {
+      return [];
+    }
+  };
+  for (const e of entries(dir)) {
+    const p = join(dir, e.name);
+    if (e.isDirectory() && e.name.startsWith('@')) out.push(...entries(p).filter((s) => s.isSymbolicLink()).map((s) => join(p, s.name)));
+    else if (e.isSymbolicLink()) out.push(p);
+  }
+  return out.flatMap((p) => {
+    try {
+      return [realpathSync(p)];
+    } catch {
+      return []; // dangling: Node cannot load it either
+    }
+  });
 }
 
 /** The package directories root loads at run time: itself and its dependencies, transitively. */
@@ -70,16 +96,20 @@ export const packageRoot = () => realpathSync(fileURLToPath(new URL('../../', im
 export function latchgateInBox(homes: string[], gateEnv: Record<string, string>, root = packageRoot(), node = process.execPath): LatchgateInBox {
   const nodeReal = realpathSync(node);
   const packagePaths: string[] = [];
+  const linked: string[] = [];
   if (!inSystemTree(root)) {
     // An installed package's dependencies may be hoisted beside it, among the project's own.
     if (basename(dirname(root)) === 'node_modules') packagePaths.push(...dependencyClosure(root));
-    else packagePaths.push(...PACKAGE_PARTS.map((p) => join(root, p)).filter((p) => existsSync(p)));
+    else {
+      linked.push(...linkedPackages(join(root, 'node_modules')));
+      packagePaths.push(...PACKAGE_PARTS.map((p) => join(root, p)).filter((p) => existsSync(p)), ...linked);
+    }
   }
   const nodeRo = installMounts(dirname(node), nodeReal, homes);
   const ro = [...new Set([...nodeRo, ...packagePaths.map((p) => realpathSync(p))])];
   const vars = Object.entries(gateEnv).map(([k, v]) => `${k}=${shellWord(v)} `).join('');
   const bin = Object.entries(COMMANDS).map(([name, script]) => ({ name, content: `#!/bin/sh\n${vars}exec ${shellWord(nodeReal)} ${shellWord(join(root, script))} "$@"\n` }));
-  return { root, node: nodeReal, ro, packagePaths, nodeRo, bin };
+  return { root, node: nodeReal, ro, packagePaths, linked, nodeRo, bin };
 }
 
 /**
@@ -109,7 +139,20 @@ export function refuseUnreadableInstall(self: LatchgateInBox, id: Pick<Identity,
 export function installOwnPaths(self: LatchgateInBox): OwnPath[] {
   const entry = (path: string, what: string): OwnPath => ({ path, type: lstatSync(path).isDirectory() ? 'dir' : 'file', what, scan: false });
   const seen = new Set<string>();
+  // Node's global folder, searched by every require() that misses: <prefix>/lib/node, prefix two
+  // levels above the binary (a read-only placeholder where it is missing inside a writable tree).
+  const globalFolder: OwnPath = { path: join(dirname(dirname(self.node)), 'lib', 'node'), type: 'dir', what: 'Node.js global module folder', scan: false };
+  // A linked dependency inside the package resolves its own dependencies upwards from where it
+  // really is: each node_modules on the way to the package root stays as it is (or absent).
+  const lookups: OwnPath[] = self.linked.filter((p) => isInside(self.root, p)).flatMap((p) => {
+    const out: OwnPath[] = [];
+    for (let d = p; d !== self.root; d = dirname(d)) out.push({ path: join(d, 'node_modules'), type: 'dir', what: 'module folder a linked dependency searches', scan: false });
+    return out;
+  });
   return [
+    entry(self.node, 'Node.js binary (it runs latchgate)'),
+    globalFolder,
+    ...lookups,
     ...self.nodeRo.map((p) => entry(p, 'Node.js installation (it runs latchgate)')),
     ...[...self.packagePaths, ...self.ro.filter((p) => !self.nodeRo.includes(p))].map((p) => entry(p, 'installation')),
   ].filter((o) => !seen.has(o.path) && !!seen.add(o.path));
@@ -125,11 +168,15 @@ export function installOwnPaths(self: LatchgateInBox): OwnPath[] {
  * workspace itself (whose node_modules stays read-only).
  */
 export function refuseWritableModulePaths(self: LatchgateInBox, writableRoots: readonly string[]): void {
-  for (let dir = dirname(self.root); ; dir = dirname(dir)) {
+  for (const from of [self.root, ...self.linked.filter((p) => !isInside(self.root, p))]) refuseAbove(from, self.root, writableRoots);
+}
+
+function refuseAbove(from: string, root: string, writableRoots: readonly string[]): void {
+  for (let dir = dirname(from); ; dir = dirname(dir)) {
     const lookup = join(dir, 'node_modules');
     const w = writableRoots.find((root) => isInside(root, lookup) || isInside(lookup, root));
     if (w !== undefined) {
-      throw new LaunchError(`${w}: refused as a writable mount: latchgate runs from ${self.root}, and Node loads modules it does not find there from ${lookup}, which the box could then write; install latchgate outside the box's reach (npm install -g latchgate) or pass a --workspace that does not hold ${dir}`);
+      throw new LaunchError(`${w}: refused as a writable mount: latchgate runs from ${root}, and Node loads modules it does not find ${from === root ? 'there' : `in its dependency ${from}`} from ${lookup}, which the box could then write; install latchgate outside the box's reach (npm install -g latchgate) or pass a --workspace that does not hold ${dir}`);
     }
     if (dir === '/') return;
   }
