@@ -41,4 +41,4 @@ clean:
 
 bench-providers: setup
 	node --expose-gc bench/providers.mjs
-	node --expose-gc bench/provider-exec.mjs
+	node bench/provider-exec.mjs

@@ -1,16 +1,18 @@
 // What the http_fetch benchmarks share (bench/provider-exec.mjs,
-// bench/mcp.mjs): a local TLS upstream on loopback with a test CA, named
-// api.github.com (one of http_fetch's allowed hosts); an in-process gate
+// bench/mcp.mjs), each part in its own process as deployed: a local TLS
+// upstream on loopback with a test CA, named api.github.com (one of
+// http_fetch's allowed hosts; bench/fixtures/http-fetch-upstream.mjs); a gate
 // that pins that name to it ([gate.resolve]) and trusts the CA, with every
-// action granted; and the floor: the same request made directly with Node's
-// https, on a fresh TLS connection as the provider's HTTP host makes one
+// action granted (bench/fixtures/http-fetch-gate.mjs); and, in the caller's
+// process, the floor: the same request made directly with Node's https, on a
+// fresh TLS connection as the provider's HTTP host makes one
 // (src/providers/http-transport.ts), with its TLS context made once, as the
 // gate makes it.
+import { spawn } from 'node:child_process';
 import https from 'node:https';
 import tls from 'node:tls';
 import { readFileSync } from 'node:fs';
-import { grantAll, startGate } from '../test/helpers/gate.mjs';
-import { tlsUpstream } from '../test/helpers/tls-upstream.mjs';
+import { createInterface } from 'node:readline';
 
 export const HOST = 'api.github.com';
 export const URL_BENCH = `https://${HOST}/bench`;
@@ -18,32 +20,43 @@ export const URL_BENCH = `https://${HOST}/bench`;
 export const pct = (xs, p) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))];
 export const ms = (x) => `${x.toFixed(2)} ms`;
 
-/**
- * Starts the upstream (handle as tlsUpstream takes it) and the gate.
- * Resolves { up, g, direct(), close() }.
- */
-export async function httpFetchSetup(handle) {
-  const up = await tlsUpstream([HOST], handle);
-  // Calls back to back from one peer, faster than [gate] requests_per_second allows by default.
-  const g = await startGate({ config: { resolve: up.pins(), extraCaCerts: [up.caFile], requestsPerSecond: 10_000, requestBurst: 10_000 } });
-  grantAll(g);
-  const secureContext = tls.createSecureContext({ ca: readFileSync(up.caFile) });
+/** Starts `script` (bench/fixtures/) with an IPC channel; resolves the child and the first line it prints. */
+async function child(script, args, flags = []) {
+  const p = spawn(process.execPath, [...flags, new URL(`./fixtures/${script}`, import.meta.url).pathname, ...args], { stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
+  const first = new Promise((resolve, reject) => {
+    createInterface({ input: p.stdout }).once('line', resolve);
+    p.once('exit', (code) => reject(new Error(`bench/fixtures/${script} exited (${code}) before it was ready`)));
+  });
+  return { p, line: await first };
+}
+
+/** Resolves { up: { slowSeen(), release() }, g: { socket, pid, gc() }, direct(), close() }. */
+export async function httpFetchSetup() {
+  const upstream = await child('http-fetch-upstream.mjs', [HOST]);
+  const { port, caFile } = JSON.parse(upstream.line);
+  let slow = 0;
+  upstream.p.on('message', (m) => m === 'slow' && slow++);
+  const gate = await child('http-fetch-gate.mjs', [String(port), caFile, HOST], ['--expose-gc']);
+  const secureContext = tls.createSecureContext({ ca: readFileSync(caFile) });
   const direct = (path = '/bench') =>
     new Promise((resolve, reject) => {
-      const req = https.request({ host: '127.0.0.1', port: up.port, servername: HOST, path, headers: { host: HOST }, secureContext, agent: false }, (res) => {
+      const req = https.request({ host: '127.0.0.1', port, servername: HOST, path, headers: { host: HOST }, secureContext, agent: false }, (res) => {
         res.resume();
         res.on('end', resolve);
       });
       req.on('error', reject);
       req.end();
     });
+  const gone = (p) => new Promise((r) => (p.exitCode !== null ? r() : p.once('exit', r)));
   return {
-    up,
-    g,
+    up: { slowSeen: () => slow, release: () => upstream.p.send('release') },
+    g: { socket: gate.line, pid: gate.p.pid, gc: () => new Promise((r) => { gate.p.once('message', r); gate.p.send('gc'); }) },
     direct,
     async close() {
-      await g.close();
-      up.close();
+      gate.p.disconnect();
+      await gone(gate.p);
+      upstream.p.disconnect();
+      await gone(upstream.p);
     },
   };
 }

@@ -3,22 +3,22 @@
 // gate's socket (lease, DPoP, schema, policy, budget, grant, the WebAssembly
 // provider on a fresh instance, its HTTP host on a fresh TLS connection to a
 // local upstream, receipt in the ledger) against the same request made
-// directly with Node's https on a fresh TLS connection: the floor. p50 and
-// p99 of each, the execution split into instantiate, guest, host I/O and the
-// rest (the gate's own work), and the RSS 4 executions in flight add. An
-// instance made ahead (while its worker was idle) is not on the call's path:
-// its time is shown, and not subtracted from the rest.
+// directly with Node's https on a fresh TLS connection: the floor. The gate
+// and the upstream run in processes of their own (bench/http-fetch-setup.mjs).
+// p50 and p99 of each, the execution split into instantiate, guest, host I/O
+// and the rest (the gate's own work), and the RSS 4 executions in flight add
+// to the gate's process. An instance made ahead (while its worker was idle)
+// is not on the call's path: its time is shown, and not subtracted from the
+// rest.
+import { readFileSync } from 'node:fs';
 import { Agent } from '../test/helpers/gate.mjs';
 import { httpFetchSetup, ms, pct, URL_BENCH } from './http-fetch-setup.mjs';
 
 const N = Number(process.env.BENCH_CALLS ?? 200);
 
-let hold;
-const { up, g, direct, close } = await httpFetchSetup((req, res) => {
-  if (req.url !== '/slow') return false;
-  hold.then(() => res.end('slow'));
-  return true;
-});
+const { up, g, direct, close } = await httpFetchSetup();
+/** The gate process's resident set, in bytes. */
+const gateRss = () => Number(/^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${g.pid}/status`, 'utf8'))[1]) * 1024;
 const a = new Agent(g.socket);
 await a.lease({ budgets: undefined });
 const url = URL_BENCH;
@@ -50,20 +50,19 @@ for (let i = 0; i < N; i++) {
   io.push(rt.host_io_ms);
   rest.push(total - (rt.made_ahead ? 0 : rt.instantiate_ms) - rt.guest_ms - rt.host_io_ms);
 }
-// RSS: 4 executions held inside their HTTP call at once.
-global.gc?.();
-const before = process.memoryUsage().rss;
-let release;
-hold = new Promise((r) => (release = r));
+// RSS: 4 executions held inside their HTTP call at once. (The gate's last
+// call has just ended: its heap is as after any call.)
+await g.gc();
+const before = gateRss();
 const agents = await Promise.all([0, 1, 2, 3].map(async () => {
   const x = new Agent(g.socket);
   await x.lease();
   return x;
 }));
 const calls = agents.map((x) => x.execute('http_fetch', { url: 'https://api.github.com/slow' }));
-while (up.seen.filter((s) => s.url === '/slow').length < 4) await new Promise((r) => setTimeout(r, 10));
-const during = process.memoryUsage().rss;
-release();
+while (up.slowSeen() < 4) await new Promise((r) => setTimeout(r, 10));
+const during = gateRss();
+up.release();
 await Promise.all(calls);
 
 console.log(`http_fetch through the gate vs the same request direct (fresh TLS each), ${N} sequential after 20 warm-up`);

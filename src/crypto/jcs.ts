@@ -24,55 +24,68 @@ function escapePointer(k: string): string {
 export function canonicalize(value: unknown, limits: CanonicalizeLimits = {}): string {
   const maxDepth = limits.maxDepth ?? DEFAULT_LIMITS.maxDepth;
   const maxBytes = limits.maxBytes ?? DEFAULT_LIMITS.maxBytes;
-  const out: string[] = [];
-  let size = 0;
-  const emit = (s: string, path: string) => {
-    size += s.length;
-    if (size > maxBytes) throw new CanonicalizationError(`canonical form exceeds ${maxBytes} bytes`, path);
-    out.push(s);
+  let out = '';
+  // The keys and indexes down to the value being written: its JSON pointer is made only for an error.
+  const at: (string | number)[] = [];
+  const fail = (message: string): never => {
+    throw new CanonicalizationError(message, at.map((k) => `/${typeof k === 'number' ? k : escapePointer(k)}`).join(''));
   };
-  const walk = (v: unknown, path: string, depth: number): void => {
-    if (depth > maxDepth) throw new CanonicalizationError(`nesting deeper than ${maxDepth}`, path);
-    if (v === null) return emit('null', path);
+  const emit = (s: string) => {
+    out += s;
+    if (out.length > maxBytes) fail(`canonical form exceeds ${maxBytes} bytes`);
+  };
+  const walk = (v: unknown, depth: number): void => {
+    if (depth > maxDepth) fail(`nesting deeper than ${maxDepth}`);
+    if (v === null) return emit('null');
     switch (typeof v) {
       case 'boolean':
-        return emit(v ? 'true' : 'false', path);
+        return emit(v ? 'true' : 'false');
       case 'number':
-        if (!Number.isFinite(v)) throw new CanonicalizationError('a number that is not finite (NaN or Infinity) has no JSON form', path);
-        return emit(JSON.stringify(v), path); // ES6 Number::toString, as RFC 8785 requires (-0 -> 0)
+        if (!Number.isFinite(v)) fail('a number that is not finite (NaN or Infinity) has no JSON form');
+        return emit(JSON.stringify(v)); // ES6 Number::toString, as RFC 8785 requires (-0 -> 0)
       case 'string':
-        return emit(JSON.stringify(v), path); // JSON.stringify escapes exactly as RFC 8785 §3.2.2.2 (lone surrogates as \u)
+        return emit(JSON.stringify(v)); // JSON.stringify escapes exactly as RFC 8785 §3.2.2.2 (lone surrogates as \u)
       case 'object': {
         if (Array.isArray(v)) {
-          emit('[', path);
-          v.forEach((x, i) => {
-            if (i > 0) emit(',', path);
-            walk(x === undefined ? null : x, `${path}/${i}`, depth + 1);
-          });
-          return emit(']', path);
+          emit('[');
+          for (let i = 0; i < v.length; i++) {
+            if (i > 0) emit(',');
+            at.push(i);
+            const x: unknown = v[i];
+            walk(x === undefined ? null : x, depth + 1);
+            at.pop();
+          }
+          return emit(']');
         }
-        if (Object.getPrototypeOf(v) !== Object.prototype && Object.getPrototypeOf(v) !== null) {
+        const proto: unknown = Object.getPrototypeOf(v);
+        if (proto !== Object.prototype && proto !== null) {
           const json = (v as { toJSON?: () => unknown }).toJSON;
-          if (typeof json === 'function') return walk(json.call(v), path, depth);
-          throw new CanonicalizationError(`a ${(v as object).constructor?.name ?? 'non-plain'} object has no JSON form`, path);
+          if (typeof json === 'function') return walk(json.call(v), depth);
+          fail(`a ${(v as object).constructor?.name ?? 'non-plain'} object has no JSON form`);
         }
         // Keys sorted by UTF-16 code units: JavaScript's default string order.
-        const keys = Object.keys(v as object).filter((k) => (v as Record<string, unknown>)[k] !== undefined).sort();
-        emit('{', path);
-        keys.forEach((k, i) => {
-          if (i > 0) emit(',', path);
-          emit(JSON.stringify(k), path);
-          emit(':', path);
-          walk((v as Record<string, unknown>)[k], `${path}/${escapePointer(k)}`, depth + 1);
-        });
-        return emit('}', path);
+        const o = v as Record<string, unknown>;
+        const keys = Object.keys(o).sort();
+        emit('{');
+        let first = true;
+        for (const k of keys) {
+          const x = o[k];
+          if (x === undefined) continue;
+          emit(first ? JSON.stringify(k) : `,${JSON.stringify(k)}`);
+          first = false;
+          emit(':');
+          at.push(k);
+          walk(x, depth + 1);
+          at.pop();
+        }
+        return emit('}');
       }
       default:
-        throw new CanonicalizationError(`a ${typeof v} has no JSON form`, path);
+        return fail(`a ${typeof v} has no JSON form`);
     }
   };
-  walk(value, '', 0);
-  return out.join('');
+  walk(value, 0);
+  return out;
 }
 
 export function sha256Hex(data: string | Uint8Array): string {

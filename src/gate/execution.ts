@@ -8,6 +8,7 @@ import type { Caller, RequestAuth } from './app.js';
 import type { BudgetSnapshot, TakenWindow } from './budget.js';
 import type { GateContext } from './context.js';
 import type { HostIo, ProviderOutput } from './providers.js';
+import type { CallHosts } from './provider-hosts.js';
 import type { LoadedAction } from './registry.js';
 import type { KeyedRequest } from './idempotency.js';
 import type { ExpandedRequest } from './templates.js';
@@ -87,6 +88,8 @@ export interface Execution {
   plan?: ExecutionPlan;
   /** Set on a run an operator approved. */
   approval?: { id: string; approved_by: string; approval_hash: string };
+  /** The call's host functions, or why the configuration cannot serve the action (then nothing runs). */
+  hosts?: { hosts: CallHosts; unserved?: undefined } | { hosts?: undefined; unserved: string };
   grant?: ExecutionGrant;
   /** The debit: the policy's view before and after, and the windows it took from (a refund gives back to each). */
   debit?: { before: Record<string, number>; after: Record<string, number>; taken: TakenWindow[]; cost: number };

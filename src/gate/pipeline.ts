@@ -16,6 +16,7 @@ import { authenticate } from './stages/authenticate.js';
 import { decidePolicy } from './stages/decide-policy.js';
 import { dispatch } from './stages/dispatch.js';
 import { approvedExecution, holdForApproval } from './stages/hold-for-approval.js';
+import { openCallHosts } from './stages/open-call-hosts.js';
 import { planExecution } from './stages/plan-execution.js';
 import { precheckTargets } from './stages/precheck-targets.js';
 import { recheckPlan } from './stages/recheck-plan.js';
@@ -42,6 +43,7 @@ export const PIPELINE: readonly Step[] = [
   planExecution,
   holdForApproval,
   recheckPlan,
+  openCallHosts,
   // Debit, grant and intent commit together: a refusal on the way rolls the
   // debit back, and no other gate can slip in between.
   { together: [reserveAndSignGrant, recordIntent] },

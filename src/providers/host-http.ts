@@ -94,8 +94,10 @@ export interface RecordingHttpHost extends HttpHost {
    * used). The provider's first request to the same name and checked
    * address takes it; nothing is written on it before. A URL that would be
    * refused opens nothing (its request is refused when the provider makes it).
+   * Settles (never rejects) once the connection is being opened, or nothing
+   * will be: at once for a pinned name, after the lookup for another.
    */
-  preconnect(url: string): void;
+  preconnect(url: string): Promise<void>;
   /** Closes a connection opened ahead and never taken. */
   close(): void;
 }
@@ -315,7 +317,7 @@ export function createHttpHost(opts: HttpHostOptions): RecordingHttpHost {
     evidence,
     preconnect(url: string) {
       // A refusal here is no answer to anyone: the provider's own request gets it.
-      preconnect(url, Date.now() + o.timeoutMs).catch(() => undefined);
+      return preconnect(url, Date.now() + o.timeoutMs).catch(() => undefined);
     },
     close() {
       closed = true;

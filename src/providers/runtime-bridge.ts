@@ -44,7 +44,7 @@ export class HostBridge {
 
   private async dispatch({ iface, fn, args }: HostMessage): Promise<unknown> {
     if (!this.linked.has(iface)) throw new HostIoError('provider_import_denied', `${iface} is not in this action's required_imports`);
-    if (iface === 'latchgate:io/log') return this.log(args);
+    if (iface === 'latchgate:io/log') throw new HostIoError('unknown_function', 'latchgate:io/log lines are posted, not called');
     if (++this.calls > this.maxIoCalls) throw new HostIoError('io_limit_exceeded', `this call may make at most ${this.maxIoCalls} I/O calls (max_io_calls)`);
     const value = await this.io(iface, fn, args);
     const size = sizeOf(value);
@@ -53,15 +53,16 @@ export class HostBridge {
     return value;
   }
 
-  private log(args: unknown[]): undefined {
+  /** A log line the worker posted (LogMessage); dropped when log is not linked, malformed or past the cap. */
+  log(args: unknown[]): void {
+    if (!this.linked.has('latchgate:io/log')) return;
     const line = logArgs(args);
-    if (++this.logLines > MAX_LOG_LINES || !line) return undefined;
+    if (++this.logLines > MAX_LOG_LINES || !line) return;
     try {
       this.hosts.log?.(...line);
     } catch {
       // A failing log sink is the gate's problem, not the provider's.
     }
-    return undefined;
   }
 
   private async io(iface: IoInterface, fn: string, args: unknown[]): Promise<unknown> {

@@ -4,7 +4,7 @@
 // call trapped, timed out or was aborted is terminated and replaced.
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import type { HostBridge } from './runtime-bridge.js';
-import type { DoneMessage, HostMessage, RunMessage } from './runtime-protocol.js';
+import type { DoneMessage, HostMessage, LogMessage, RunMessage } from './runtime-protocol.js';
 import { refusal, type RunResult } from './runtime-types.js';
 
 export interface Job {
@@ -92,7 +92,11 @@ export class WorkerPool {
         else void w.worker.terminate();
         resolve(outcome);
       };
-      const onMessage = (m: HostMessage | DoneMessage): void => {
+      const onMessage = (m: HostMessage | LogMessage | DoneMessage): void => {
+        if (m.type === 'log') {
+          if (!settled) job.bridge.log(m.args);
+          return;
+        }
         if (m.type === 'done') {
           // After a trap the worker is replaced, though the instance is gone anyway.
           finish({ done: m }, m.ok || m.failure_class === 'provider_error' || m.failure_class === 'response_too_large');

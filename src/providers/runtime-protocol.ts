@@ -26,6 +26,16 @@ export interface HostMessage {
   args: unknown[];
 }
 
+/**
+ * Worker → main: a log line. It returns nothing to the provider, so the
+ * worker does not wait for it; it arrives before the call's done message
+ * (one port, in order) and counts toward MAX_LOG_LINES on both sides.
+ */
+export interface LogMessage {
+  type: 'log';
+  args: unknown[];
+}
+
 /** Main → worker (on the answer port): the outcome of a host call. */
 export type HostAnswer = { ok: true; value: unknown } | { ok: false; error: string };
 

@@ -9,7 +9,7 @@
 // instances are kept ready (SPARE_MAX_BYTES of linear memory), and one that
 // calls a host import while no call runs is discarded.
 import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
-import type { DoneMessage, HostAnswer, HostMessage, RunMessage } from './runtime-protocol.js';
+import type { DoneMessage, HostAnswer, HostMessage, LogMessage, RunMessage } from './runtime-protocol.js';
 import type { IoInterface } from './runtime-types.js';
 import { FUEL_FIELD, FUEL_MODULE } from './runtime-fuel-names.js';
 import { MAX_LOG_LINES } from './runtime-protocol.js';
@@ -49,8 +49,8 @@ interface Made {
 /** The next call's instance, made ahead for code `key` with imports `linked`. */
 let spare: { key: string; linked: string; made: Promise<Made> } | undefined;
 
-/** Forwards one host call and blocks until it is answered. */
-function host(iface: IoInterface, fn: string, args: unknown[]): unknown {
+/** Refuses a host import outside a call. */
+function needCall(iface: IoInterface, fn: string): void {
   // jco's glue links imports only once every core instance exists, so start code cannot reach one
   // today. Should that change, an instance made ahead still never does: its fuel is taken (it traps
   // at its next metered step, whatever it does with the error) and it is thrown away.
@@ -61,6 +61,11 @@ function host(iface: IoInterface, fn: string, args: unknown[]): unknown {
     }
     throw new Error(`${iface}.${fn} was called while no call runs (from the module's start code)`);
   }
+}
+
+/** Forwards one host call and blocks until it is answered. */
+function host(iface: IoInterface, fn: string, args: unknown[]): unknown {
+  needCall(iface, fn);
   const t = performance.now();
   Atomics.store(flag, 0, 0);
   parentPort!.postMessage({ type: 'host', iface, fn, args } satisfies HostMessage);
@@ -96,8 +101,9 @@ function imports(linked: IoInterface[]): Record<string, Record<string, Fn>> {
     },
     'latchgate:io/log': {
       log: ((level: string, message: string, fields: [string, string][]) => {
-        // Lines past the cap are dropped here, without a trip to the main thread.
-        if (++logLines <= MAX_LOG_LINES) host('latchgate:io/log', 'log', [level, message, fields]);
+        // Posted without waiting (it answers nothing); lines past the cap are dropped here.
+        needCall('latchgate:io/log', 'log');
+        if (++logLines <= MAX_LOG_LINES) parentPort!.postMessage({ type: 'log', args: [level, message, fields] } satisfies LogMessage);
       }) as Fn,
     },
   };

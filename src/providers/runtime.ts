@@ -2,7 +2,8 @@
 // each call on a fresh instance in a worker thread under the manifest's
 // limits, with only the host imports the manifest links. docs/PROVIDERS.md.
 import { createHash } from 'node:crypto';
-import { readFile, stat } from 'node:fs/promises';
+import { statSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { HostBridge } from './runtime-bridge.js';
 import { compiled, instantiable } from './runtime-compile.js';
 import type { CompileOutput } from './runtime-compile-job.js';
@@ -57,7 +58,8 @@ export class ProviderRuntime {
   async load(file: string, expectedDigest: string): Promise<void> {
     if (!DIGEST.test(expectedDigest)) throw new ProviderRefused('provider_untrusted', `provider digest must be "sha256:<64 lower-case hex>", got "${expectedDigest}"`);
     // Taken before the read: a change during the read leaves a stale identity, so the next call hashes again.
-    const st = await stat(file, { bigint: true });
+    // A synchronous stat of a local file is a few microseconds; a thread-pool turn would be on every call's path.
+    const st = statSync(file, { bigint: true });
     const identity = `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}:${expectedDigest}`;
     if (this.hashed.get(file) === identity && this.loaded.has(expectedDigest)) return void (await this.loaded.get(expectedDigest));
     const bytes = await readFile(file);

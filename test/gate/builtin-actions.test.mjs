@@ -15,8 +15,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { verifyReceipt } from '../../dist/ledger/receipt.js';
 import { verifyLedger } from '../../dist/ledger/verify.js';
-import { Agent, grantAll, startGate } from '../helpers/gate.mjs';
-import { admin } from '../helpers/gate-faults.mjs';
+import { Agent, grantAll, operatorCaller, startGate } from '../helpers/gate.mjs';
+import { admin, waitFor } from '../helpers/gate-faults.mjs';
 import { NO_OPENSSL, tlsUpstream } from '../helpers/tls-upstream.mjs';
 
 const skip = NO_OPENSSL;
@@ -123,6 +123,32 @@ test('http_fetch to a host outside its allowlist, or to another port, is refused
   const port = await a.execute('http_fetch', { url: 'https://api.github.com:8443/x' });
   assert.equal(port.status, 400, port.text);
   assert.equal(seen.length, before, 'nothing reached the upstream');
+});
+
+test('the connection to a call\'s target opens only once the policy allowed it and no human holds it; a run refused later closes it unused', { skip }, async () => {
+  const a = await agent();
+  // Denied: tester loses http_fetch for this case.
+  g.gate.admin.policyRevoke(operatorCaller(), { principal: 'tester', actions: ['http_fetch'] });
+  try {
+    const conns = up.connections;
+    const denied = await a.execute('http_fetch', { url: 'https://api.github.com/denied' });
+    assert.equal(denied.status, 403, denied.text);
+    // Held for a human: the request is stored, nothing is opened.
+    const held = await (await agent(g.agentSocket)).execute('github_create_issue', { owner: 'octo', repo: 'demo', title: 'held', body: 'b', labels: [] });
+    assert.equal(held.status, 202, held.text);
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(up.connections, conns, 'no TLS connection was opened for a denied or held call');
+  } finally {
+    grantAll(g);
+  }
+  // One call left on the lease, two calls at once: both may pass the policy's view, one loses the debit.
+  const before = seen.length;
+  const b = new Agent(g.socket);
+  await b.lease({ budgets: { max_calls: 1 } });
+  const rs = await Promise.all([0, 1].map((i) => b.execute('http_fetch', { url: `https://api.github.com/race-${i}` })));
+  assert.deepEqual(rs.map((r) => r.status).sort(), [200, 403], rs.map((r) => r.text).join('\n'));
+  assert.equal(seen.length - before, 1, 'one request reached the upstream');
+  await waitFor(async () => (await up.open()) === 0, { timeoutMs: 10_000, what: 'every connection the gate opened to be closed' });
 });
 
 test('github_create_issue: held for approval, approved by the operator, sent with the injected token; the token is nowhere in the output, receipt or ledger', { skip }, async () => {

@@ -37,6 +37,8 @@ export async function tlsUpstream(names, handle) {
     get connections() {
       return stats.connections;
     },
+    /** Resolves how many connections are open now. */
+    open: () => new Promise((resolve, reject) => server.getConnections((e, n) => (e ? reject(e) : resolve(n)))),
     caFile: pki.caFile,
     /** [gate.resolve] as the gate's config holds it: every name to this upstream. */
     pins: () => new Map(names.map((n) => [n, `127.0.0.1:${port}`])),

@@ -1,16 +1,14 @@
 // The provider runs under the manifest's wall-clock limit, reaching the
 // outside only through HostIo, which records what really happened: the host
-// functions made for this action and principal (src/gate/provider-hosts.ts).
-// The intent is the evidence that survives a crash during the call: its sync
-// to disk starts here and runs while the provider is instantiated and starts,
-// and HostIo holds every I/O call until it has landed. A failed sync fails
-// the call before anything left the gate. The connection to the target of
-// the action's template is opened meanwhile too (every check of a request
-// included); no request is written on it before the intent has landed.
+// functions made for this action and principal (openCallHosts, which also
+// opened the connection to the template's target). The intent is the
+// evidence that survives a crash during the call: its sync to disk starts
+// here and runs while the provider is instantiated and starts, and HostIo
+// holds every I/O call until it has landed. A failed sync fails the call
+// before anything left the gate.
 import type { GateContext } from '../context.js';
 import { GateError } from '../errors.js';
 import { need, type Dispatched, type Execution } from '../execution.js';
-import { callHosts, type CallHosts } from '../provider-hosts.js';
 import { HostIo } from '../providers.js';
 
 export async function dispatch(ctx: GateContext, x: Execution): Promise<void> {
@@ -19,14 +17,7 @@ export async function dispatch(ctx: GateContext, x: Execution): Promise<void> {
   const call = need(x, 'pre').call;
   const provider = ctx.providers.get(m.provider_module_digest)!;
   const abort = new AbortController();
-  let hosts: CallHosts | undefined;
-  let unserved: string | undefined;
-  try {
-    hosts = callHosts(ctx.providerHosts, m, grant.subject.principal);
-  } catch (e) {
-    unserved = e instanceof GateError ? `${e.code}: ${e.message}` : (e as Error).message;
-  }
-  if (call && hosts?.http) hosts.http.preconnect(call.url);
+  const { hosts, unserved } = need(x, 'hosts');
   let syncError: Error | undefined;
   const durable = ctx.wal.sync().catch((e: unknown) => {
     syncError = e instanceof Error ? e : new Error(String(e));
