@@ -54,6 +54,11 @@ function describe(entry: string, position: number): string {
   return entry === '' ? `PATH entry ${position} is empty (a leading, trailing or doubled ':'), which means the current directory` : `PATH entry ${position} ${JSON.stringify(entry)} is relative to the current directory`;
 }
 
+/** The entry written absolute, as a fix to suggest (a leading ~ is only bash's: execvp and env look for a directory named ~). */
+function absoluteExample(entry: string): string {
+  return entry.startsWith('~') ? `"$HOME${entry.slice(1)}"` : JSON.stringify(resolve(entry === '' ? '.' : entry));
+}
+
 /**
  * Refuses a PATH with relative or empty entries unless allowed; returns
  * whether it had any (a weaker mode to record).
@@ -65,7 +70,7 @@ export function checkRelativePath(path: string | undefined, allowed: boolean): b
   const first = bad[0]!;
   const more = bad.length > 1 ? ` (and ${bad.slice(1).map((e) => (e.entry === '' ? `entry ${e.position}, empty` : `entry ${e.position} ${JSON.stringify(e.entry)}`)).join('; ')})` : '';
   throw new LaunchError(
-    `${describe(first.entry, first.position)}${more}: every directory the box can write (the workspace, its subdirectories, each --rw) would become a place to plant the commands you type after it exits; remove the entry from PATH or make it absolute (e.g. ${JSON.stringify(resolve(first.entry === '' ? '.' : first.entry))}), or pass --allow-relative-path to run anyway`,
+    `${describe(first.entry, first.position)}${more}: every directory the box can write (the workspace, its subdirectories, each --rw) would become a place to plant the commands you type after it exits; remove the entry from PATH or make it absolute (e.g. ${absoluteExample(first.entry)}), or pass --allow-relative-path to run anyway`,
   );
 }
 

@@ -107,6 +107,8 @@ test('relative and empty PATH entries are refused, naming the entry, its positio
     [`/usr/bin:`, ['PATH entry 2 is empty']],
     ['', ['PATH entry 1 is empty']],
     [`bin:/usr/bin:`, ['PATH entry 1 "bin" is relative', 'entry 3, empty']],
+    // bash expands a leading ~ when it searches; execvp and `env node` look for a directory named ~ below the current one.
+    [`~/bin:${SYSTEM}`, ['PATH entry 1 "~/bin" is relative', '"$HOME/bin"']],
   ];
   for (const [path, patterns] of cases) {
     assertLaunchError(() => buildSandboxPlan(options(ws), facts(path)), LaunchError, ...patterns, 'remove the entry from PATH or make it absolute', '--allow-relative-path');
