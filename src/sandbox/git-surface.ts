@@ -14,7 +14,7 @@
 // the global config and the repository around the workspace include or
 // name as programs, scripts, hook or template directories is kept
 // read-only when it lies in a writable tree, wherever symlinks lead; so are
-// tool configs at any depth and PATH directories. The snapshot records what
+// tool configs at any depth and PATH directories (host-path.ts). The snapshot records what
 // was there, for checkGitSurface() (git-check.ts) after the run.
 import { readdirSync, realpathSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
@@ -25,6 +25,7 @@ import { looksLikeGitDir, lstp, pathKey, pointerTarget, showPath, stamp, walkGit
 import { readIndexEntries, readIndexGitlinks } from './git-index.js';
 import { explicitPath, pathTokens, referencedPaths, resolveToken } from './path-references.js';
 import { isInside } from '../core/paths.js';
+import { pathRequests } from './host-path.js';
 
 export interface GitProtectRequest {
   path: string;
@@ -251,11 +252,6 @@ export function realLocation(p: string): string | undefined {
   return parent ? join(parent, basename(p)) : undefined;
 }
 
-/** Directories on the user's PATH: a program dropped there runs instead of the real one. */
-function pathDirs(env: NodeJS.ProcessEnv): string[] {
-  return (env.PATH ?? '').split(':').filter((d) => d.startsWith('/'));
-}
-
 /**
  * Scans the writable trees at launch: what to protect and the snapshot to
  * compare with after the run.
@@ -423,9 +419,9 @@ export function scanGitSurface(o: GitScanOptions): GitSurface {
     const bytes = readRegular(join(w, '.gitmodules'));
     if (bytes !== undefined) snapshot.gitmodulesText[w] = bytes;
   }
-  // Missing ones too (a placeholder keeps them from being created), and where a symlinked one leads (add()).
-  // Not node_modules/.bin: packages are the project's code the user runs anyway, and npm must write there.
-  for (const d of pathDirs(o.env ?? {})) if (!d.split('/').includes('node_modules')) add({ path: d, type: 'dir', why: 'a directory on your PATH' });
+  // PATH directories (host-path.ts): missing ones too (a placeholder keeps them from being created),
+  // and where a symlinked one leads (add()); in a node_modules one only the names the host runs by itself.
+  for (const r of pathRequests(o.env?.PATH)) add(r);
   // The texts kept to restore files are not printed with the plan (--dry-run):
   // they are the user's config (URLs may hold tokens), not the plan.
   for (const k of ['gitmodulesText', 'submoduleConfigs'] as const) Object.defineProperty(snapshot, k, { enumerable: false });

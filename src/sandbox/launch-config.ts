@@ -26,6 +26,7 @@ export interface LaunchFlags {
   allowDegraded?: boolean;
   allowHomeWorkspace?: boolean;
   trustNewRepos?: boolean;
+  allowRelativePath?: boolean;
   /** false: --no-gate-tools. */
   gateTools?: boolean;
 }

@@ -118,6 +118,7 @@ async function build<G extends BoxGate | undefined>(
         allowDegraded: f.allowDegraded ?? false,
         allowHomeWorkspace: f.allowHomeWorkspace ?? false,
         trustNewRepos: f.trustNewRepos ?? false,
+        allowRelativePath: f.allowRelativePath ?? false,
         baselineDir: setup.runtimeDir,
         limits: { nofile: f.rlimitNofile ?? file.limits.nofile, nproc: f.rlimitNproc ?? file.limits.nproc, tmpSize: f.tmpSize ?? file.limits.tmpSize },
         listenPorts: egress?.listenPorts ?? [],

@@ -11,6 +11,7 @@ import { baselineFile } from './baseline.js';
 import { asOwner, fsOwnerOf } from './fs-identity.js';
 import type { GitSnapshot } from './git-surface.js';
 import { homeEntries, homeRequests, homesInside } from './home-workspace.js';
+import { checkRelativePath, refuseWritablePathRoots } from './host-path.js';
 import { placeholderExcludes, protectionPlan, type ProtectedAction } from './protected-paths.js';
 import type { ProtectRequest } from '../config/box-requests.js';
 import { describeSeccompFilter, hostSeccompArch } from './seccomp-filter.js';
@@ -57,6 +58,8 @@ export interface SandboxOptions {
   allowHomeWorkspace?: boolean;
   /** Keep git repositories and pointers the box creates (reported, not disabled). */
   trustNewRepos?: boolean;
+  /** Launch although the host PATH has relative or empty entries (host-path.ts), asked for by name. */
+  allowRelativePath?: boolean;
   /** Agent state files: the box gets private copies, merged back at exit (state-files.ts). */
   stateFiles?: PlannedStateFiles;
   /** The launcher's own directory (runtime dir) for the record boxes sharing a workspace compare with (baseline.ts). */
@@ -170,6 +173,8 @@ export function boxGateEnv(publicBaseUrl: string): Record<string, string> {
 export function buildSandboxPlan(o: SandboxOptions, h: HostFacts): SandboxPlan {
   const id = h.identity;
   const degraded: string[] = [];
+  // The launcher's own PATH, before anything is walked: the user's commands after the box are found through it.
+  const relativePath = checkRelativePath(h.env.PATH, o.allowRelativePath ?? false);
   const workspace = canonical(resolve(o.workspace), '--workspace');
   if (!statSync(workspace).isDirectory()) throw new LaunchError(`--workspace ${o.workspace}: not a directory; pass the project directory`);
   refuseHostInternals(workspace, '--workspace');
@@ -262,9 +267,11 @@ export function buildSandboxPlan(o: SandboxOptions, h: HostFacts): SandboxPlan {
   }
 
   const writable = [workspace, ...rw];
+  refuseWritablePathRoots(h.env.PATH, [{ path: workspace, flag: '--workspace' }, ...rw.map((p) => ({ path: p, flag: '--rw' }))]);
   // Weaker modes asked for by name are recorded like the others.
   if (homes.length > 0) degraded.push('home-workspace');
   if (o.trustNewRepos) degraded.push('trust-new-repos');
+  if (relativePath) degraded.push('relative-path');
   // The rw mounts inside a home (an agent's own config) stay writable; the rest of its dotfiles do not.
   const extra = [...(o.protect ?? []), ...homes.flatMap((home) => homeRequests(home, rw))];
   const gitHome = id.hostUid === 0 ? id.home : (h.env.HOME ?? id.home);

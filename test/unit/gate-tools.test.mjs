@@ -11,7 +11,7 @@ import { readFileSync, realpathSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseProfile } from '../../dist/config/profiles.js';
-import { tempDir } from '../fixtures/unit/helpers.mjs';
+import { absolutePath, tempDir } from '../fixtures/unit/helpers.mjs';
 
 const ROOT = realpathSync(fileURLToPath(new URL('../..', import.meta.url)));
 const MAIN = join(ROOT, 'dist/cli/main.js');
@@ -19,7 +19,7 @@ const MCP = '/run/latchgate/bin/latchgate-mcp';
 
 function setup(t) {
   const ws = tempDir(t);
-  const env = { PATH: process.env.PATH, HOME: process.env.HOME, XDG_STATE_HOME: join(ws, 'state'), XDG_CONFIG_HOME: join(ws, 'cfg'), XDG_RUNTIME_DIR: join(ws, 'run') };
+  const env = { PATH: absolutePath(), HOME: process.env.HOME, XDG_STATE_HOME: join(ws, 'state'), XDG_CONFIG_HOME: join(ws, 'cfg'), XDG_RUNTIME_DIR: join(ws, 'run') };
   const run = (args, more = {}) => spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8', cwd: ws, env: { ...env, ...more } });
   const json = (args, more) => {
     const r = run(args, more);

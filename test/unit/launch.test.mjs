@@ -16,7 +16,7 @@ import { BoxEvents } from '../../dist/sandbox/box-events.js';
 import { agentSettings, DEFAULT_BOX_PRINCIPAL, withAgentSection } from '../../dist/sandbox/launch-config.js';
 import { planLaunch, prepareLaunch } from '../../dist/sandbox/launch.js';
 import { Ledger } from '../../dist/ledger/ledger.js';
-import { tempDir } from '../fixtures/unit/helpers.mjs';
+import { absolutePath, tempDir } from '../fixtures/unit/helpers.mjs';
 
 const MAIN = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
 const LAUNCH = new URL('../../dist/sandbox/launch.js', import.meta.url).href;
@@ -32,10 +32,10 @@ const flags = (over = {}) => ({ ro: [], rw: [], passEnv: [], allowHost: [], ...o
 function isolate(t) {
   const root = tempDir(t, 'latchgate-launch-');
   const env = { XDG_STATE_HOME: join(root, 'state'), XDG_CONFIG_HOME: join(root, 'config'), XDG_RUNTIME_DIR: join(root, 'run') };
-  const saved = Object.fromEntries(['LATCHGATE_CONFIG', 'TMPDIR', ...Object.keys(env)].map((k) => [k, process.env[k]]));
+  const saved = Object.fromEntries(['LATCHGATE_CONFIG', 'TMPDIR', 'PATH', ...Object.keys(env)].map((k) => [k, process.env[k]]));
   const cwd = process.cwd();
   delete process.env.LATCHGATE_CONFIG;
-  Object.assign(process.env, env);
+  Object.assign(process.env, env, { PATH: absolutePath() });
   process.chdir(root);
   t.after(() => {
     process.chdir(cwd);
