@@ -36,7 +36,8 @@ export async function httpFetchSetup() {
   const { port, caFile } = JSON.parse(upstream.line);
   let slow = 0;
   upstream.p.on('message', (m) => m === 'slow' && slow++);
-  const gate = await child('http-fetch-gate.mjs', [String(port), caFile, HOST], ['--expose-gc']);
+  // BENCH_GATE_FLAGS: node flags for the gate's process (--cpu-prof, say).
+  const gate = await child('http-fetch-gate.mjs', [String(port), caFile, HOST], ['--expose-gc', ...(process.env.BENCH_GATE_FLAGS?.split(' ').filter(Boolean) ?? [])]);
   const secureContext = tls.createSecureContext({ ca: readFileSync(caFile) });
   const direct = (path = '/bench') =>
     new Promise((resolve, reject) => {

@@ -63,6 +63,18 @@ export interface Dispatched {
   duration_ms: number;
 }
 
+/** The provider's call, started before the grant: its I/O waits for release() (dispatch, once the intent is durable). */
+export interface ProviderRun {
+  /** The id the grant will carry (the provider's task names it). */
+  grantId: string;
+  io: HostIo;
+  outcome: Promise<Omit<Dispatched, 'io' | 'started_at' | 'finished_at' | 'duration_ms'>>;
+  /** Lets the I/O calls go, or fails each of them with `failure`. */
+  release(failure?: Error): void;
+  started_at: string;
+  t0: number;
+}
+
 export interface Execution {
   readonly traceId: string;
   /** The client as the transport identified it; an approved run has none (an operator resumed it). */
@@ -90,6 +102,7 @@ export interface Execution {
   approval?: { id: string; approved_by: string; approval_hash: string };
   /** The call's host functions, or why the configuration cannot serve the action (then nothing runs). */
   hosts?: { hosts: CallHosts; unserved?: undefined } | { hosts?: undefined; unserved: string };
+  providerRun?: ProviderRun;
   grant?: ExecutionGrant;
   /** The debit: the policy's view before and after, and the windows it took from (a refund gives back to each). */
   debit?: { before: Record<string, number>; after: Record<string, number>; taken: TakenWindow[]; cost: number };

@@ -18,6 +18,7 @@ import { dispatch } from './stages/dispatch.js';
 import { approvedExecution, holdForApproval } from './stages/hold-for-approval.js';
 import { openCallHosts } from './stages/open-call-hosts.js';
 import { planExecution } from './stages/plan-execution.js';
+import { startProvider } from './stages/start-provider.js';
 import { precheckTargets } from './stages/precheck-targets.js';
 import { recheckPlan } from './stages/recheck-plan.js';
 import { recordIntent } from './stages/record-intent.js';
@@ -44,6 +45,7 @@ export const PIPELINE: readonly Step[] = [
   holdForApproval,
   recheckPlan,
   openCallHosts,
+  startProvider,
   // Debit, grant and intent commit together: a refusal on the way rolls the
   // debit back, and no other gate can slip in between.
   { together: [reserveAndSignGrant, recordIntent] },

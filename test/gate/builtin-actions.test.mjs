@@ -151,6 +151,21 @@ test('the connection to a call\'s target opens only once the policy allowed it a
   await waitFor(async () => (await up.open()) === 0, { timeoutMs: 10_000, what: 'every connection the gate opened to be closed' });
 });
 
+test('the provider starts before the grant and intent are made, but a run refused there does nothing: its request never leaves the gate', { skip }, async (t) => {
+  const a = await agent();
+  const before = seen.length;
+  // The intent cannot be written (as when the grant was already used): 409 after the provider started.
+  t.mock.method(g.ctx.ledger, 'consumeGrantAndWriteIntent', () => false, { times: 1 });
+  const r = await a.execute('http_fetch', { url: 'https://api.github.com/never' });
+  assert.equal(r.status, 409, r.text);
+  assert.equal(r.body.error, 'grant_consumed');
+  await new Promise((res) => setTimeout(res, 300));
+  assert.equal(seen.length, before, 'the refused run sent nothing');
+  const ok = await a.execute('http_fetch', { url: 'https://api.github.com/after' });
+  assert.equal(ok.status, 200, ok.text);
+  assert.deepEqual(seen.slice(before).map((x) => x.url), ['/after']);
+});
+
 test('github_create_issue: held for approval, approved by the operator, sent with the injected token; the token is nowhere in the output, receipt or ledger', { skip }, async () => {
   const before = seen.length;
   const a = await agent(g.agentSocket);

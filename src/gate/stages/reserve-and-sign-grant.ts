@@ -1,6 +1,5 @@
 // The atomic budget debit, and the Ed25519-signed grant binding plan, sender
 // key, budget and approval.
-import { randomUUID } from 'node:crypto';
 import { callSubject, describeExhausted } from '../budget.js';
 import { signGrant } from '../grant.js';
 import type { GateContext } from '../context.js';
@@ -17,7 +16,7 @@ export function reserveAndSignGrant(ctx: GateContext, x: Execution): void {
     throw new GateError('budget_exhausted', describeExhausted(debit.exhausted), { budgets_before: debit.before, budget_window: debit.exhausted });
   }
   const grant: ExecutionGrant = {
-    grant_id: randomUUID(),
+    grant_id: need(x, 'providerRun').grantId,
     subject: { principal: plan.session.principal, session_id: plan.session.session_id },
     sender_binding: plan.session.jkt,
     core: plan.core,

@@ -1,0 +1,70 @@
+// The provider starts once the plan is final and its hosts are made: its
+// instance is taken and its code runs while the grant is signed and the
+// intent written, on the worker's thread. It reaches the outside only through
+// HostIo, which holds every I/O call until dispatch has made the intent
+// durable, so nothing leaves the gate before the grant, the debit and the
+// intent stand and would survive a power cut. A run that ends before
+// dispatch (a budget spent meanwhile, say) stops the provider; an I/O call
+// it made is refused, never done.
+import { randomUUID } from 'node:crypto';
+import type { GateContext } from '../context.js';
+import { need, type Execution, type ProviderRun } from '../execution.js';
+import { HostIo } from '../providers.js';
+
+export async function startProvider(ctx: GateContext, x: Execution): Promise<void> {
+  const m = need(x, 'action').manifest;
+  const call = need(x, 'pre').call;
+  const { hosts, unserved } = need(x, 'hosts');
+  const provider = ctx.providers.get(m.provider_module_digest)!;
+  // The grant's id, known now: the provider's task names it (reserveAndSignGrant signs it).
+  const grantId = randomUUID();
+  const abort = new AbortController();
+  let release!: (failure?: Error) => void;
+  const landed = new Promise<void>((resolve, reject) => {
+    release = (failure) => (failure ? reject(failure) : resolve());
+  });
+  landed.catch(() => undefined); // read by each I/O call
+  const io = new HostIo(ctx.transport, m.resource_limits.max_io_calls, abort.signal, hosts, landed);
+  // A component is hashed again and, the first time, compiled: not part of the call's time.
+  const unready = unserved === undefined ? await provider.prepare?.() : undefined;
+  const t0 = performance.now();
+  const started_at = new Date().toISOString();
+  const task = {
+    action_id: m.action_id,
+    grant_id: grantId,
+    request: x.request,
+    ...(call ? { call: { method: call.method, url: call.url, headers: call.headers, ...(call.body !== undefined ? { body: JSON.stringify(call.body) } : {}) } } : {}),
+  };
+  const outcome = (async (): Promise<Awaited<ProviderRun['outcome']>> => {
+    let timer: NodeJS.Timeout | undefined;
+    // A provider that times itself (waiting for a free worker is not its time) gets this timer as a backstop only.
+    const limitMs = m.resource_limits.timeout_seconds * 1000;
+    const limit = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), provider.timesItself ? limitMs * 2 + 10_000 : limitMs);
+    });
+    try {
+      // The configuration cannot serve the action (no file root, say): nothing runs, and the receipt says why.
+      if (unserved !== undefined) throw new Error(unserved);
+      const out = unready ?? (await Promise.race([provider.execute(task, io, abort.signal, m), limit]));
+      if (out === 'timeout') {
+        abort.abort();
+        return { failure_class: 'timeout', error: `the provider exceeded ${m.resource_limits.timeout_seconds} s` };
+      }
+      return out.ok ? { output: out } : { output: out, failure_class: out.failure_class ?? 'provider_error', error: out.error ?? 'the provider reported a failure' };
+    } catch (e) {
+      abort.abort();
+      return { failure_class: 'provider_error', error: (e as Error).message };
+    } finally {
+      clearTimeout(timer);
+      // Whatever still waits for the intent is refused when it lands: the call is over.
+      io.end();
+      hosts?.http?.close();
+    }
+  })();
+  x.providerRun = { grantId, io, outcome, release, started_at, t0 };
+  x.onEnd.push(() => {
+    if (x.dispatched) return;
+    release(new Error('call_ended: the run ended before dispatch; nothing was done'));
+    abort.abort();
+  });
+}
