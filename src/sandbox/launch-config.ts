@@ -26,6 +26,8 @@ export interface LaunchFlags {
   allowDegraded?: boolean;
   allowHomeWorkspace?: boolean;
   trustNewRepos?: boolean;
+  /** Run although latchgate's installation has hard links a writable mount could reach (recorded as degraded). */
+  trustLinkedInstall?: boolean;
   /** false: --no-gate-tools. */
   gateTools?: boolean;
 }

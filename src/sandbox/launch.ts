@@ -15,7 +15,7 @@ import type { GitFinding } from './git-check.js';
 import { hostHomes } from './home-workspace.js';
 import { hostFacts, resolveIdentity } from './identity.js';
 import { agentSettings, workspaceOf, type LaunchFlags, type ProfileLoader } from './launch-config.js';
-import { installOwnPaths, latchgateInBox, refuseUnreadableInstall, refuseWritableModulePaths } from './latchgate-in-box.js';
+import { installOwnPaths, latchgateInBox, refuseLinkedInstall, refuseUnreadableInstall, refuseWritableModulePaths } from './latchgate-in-box.js';
 import { prepareOwnPaths, refuseWritableOwnPaths } from './own-paths.js';
 import { boxGateEnv, buildSandboxPlan, readHardLimits, type SandboxPlan } from './plan.js';
 import { stateDirName, type StateMergeReport } from './state-files.js';
@@ -93,7 +93,9 @@ async function build<G extends BoxGate | undefined>(
   const self = latchgateInBox(homes, boxGateEnv(publicBaseUrl));
   if (eff.gateTools) refuseUnreadableInstall(self, identity);
   // Before the plan, which walks the writable trees: a refusal here is cheap.
-  refuseWritableModulePaths(self, [wsReal, ...eff.rw.map(realOrSelf)]);
+  const writable = [wsReal, ...eff.rw.map(realOrSelf)];
+  refuseWritableModulePaths(self, writable);
+  if (!f.trustLinkedInstall) refuseLinkedInstall(self, writable);
   const gate = await makeGate(principal, identity, wsReal);
   try {
     const tty = process.stdin.isTTY;
@@ -118,6 +120,7 @@ async function build<G extends BoxGate | undefined>(
         allowDegraded: f.allowDegraded ?? false,
         allowHomeWorkspace: f.allowHomeWorkspace ?? false,
         trustNewRepos: f.trustNewRepos ?? false,
+        trustLinkedInstall: f.trustLinkedInstall ?? false,
         baselineDir: setup.runtimeDir,
         limits: { nofile: f.rlimitNofile ?? file.limits.nofile, nproc: f.rlimitNproc ?? file.limits.nproc, tmpSize: f.tmpSize ?? file.limits.tmpSize },
         listenPorts: egress?.listenPorts ?? [],

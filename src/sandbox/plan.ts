@@ -57,6 +57,8 @@ export interface SandboxOptions {
   allowHomeWorkspace?: boolean;
   /** Keep git repositories and pointers the box creates (reported, not disabled). */
   trustNewRepos?: boolean;
+  /** latchgate's installation not checked for hard links a writable mount could reach: asked for by name (latchgate-in-box.ts). */
+  trustLinkedInstall?: boolean;
   /** Agent state files: the box gets private copies, merged back at exit (state-files.ts). */
   stateFiles?: PlannedStateFiles;
   /** The launcher's own directory (runtime dir) for the record boxes sharing a workspace compare with (baseline.ts). */
@@ -265,6 +267,7 @@ export function buildSandboxPlan(o: SandboxOptions, h: HostFacts): SandboxPlan {
   // Weaker modes asked for by name are recorded like the others.
   if (homes.length > 0) degraded.push('home-workspace');
   if (o.trustNewRepos) degraded.push('trust-new-repos');
+  if (o.trustLinkedInstall) degraded.push('trust-linked-install');
   // The rw mounts inside a home (an agent's own config) stay writable; the rest of its dotfiles do not.
   const extra = [...(o.protect ?? []), ...homes.flatMap((home) => homeRequests(home, rw))];
   const gitHome = id.hostUid === 0 ? id.home : (h.env.HOME ?? id.home);

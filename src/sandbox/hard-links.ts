@@ -1,0 +1,124 @@
+// Hard links to latchgate's own files. The box keeps those files read-only
+// by path, but a file is its inode: any other name it has (a hard link)
+// inside a writable mount writes the same content, which the host runs
+// after the box exits. pnpm installs packages as hard links into its
+// content store, and `cp -al` makes such copies. The box cannot make new
+// links to the read-only names (link(2) across mounts fails with EXDEV), so
+// the links that count are those that exist at launch: a regular file with
+// more links than the installation itself holds, on the filesystem of a
+// writable mount, is refused. A file with one link, or whose every link is
+// in the installation (node-gyp links build/Release/x.node to
+// obj.target/x.node), or that lies on a filesystem no writable mount is on,
+// cannot be reached that way.
+import { lstatSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { LaunchError } from '../core/errors.js';
+import { isInside } from '../core/paths.js';
+
+/** A file of the trees that has names outside them, on a writable mount's filesystem. */
+export interface AliasedFile {
+  path: string;
+  nlink: number;
+  /** Its names found in the trees. */
+  found: number;
+  /** The writable mounts on its filesystem. */
+  mounts: string[];
+}
+
+const MOUNTINFO = '/proc/self/mountinfo';
+
+/** Mount points as /proc/self/mountinfo has them (octal escapes for space, tab, newline, backslash undone). */
+export function mountPoints(text = readFileSync(MOUNTINFO, 'utf8')): string[] {
+  return text
+    .split('\n')
+    .map((l) => l.split(' ')[4])
+    .filter((p): p is string => p !== undefined)
+    .map((p) => p.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))));
+}
+
+const devOf = (p: string) => {
+  try {
+    return statSync(p).dev;
+  } catch {
+    return undefined;
+  }
+};
+
+/** The filesystems of a tree: its own and those mounted below it. */
+function devicesOf(root: string, mounts: readonly string[]): number[] {
+  return [root, ...mounts.filter((m) => m !== root && isInside(root, m))].map(devOf).filter((d): d is number => d !== undefined);
+}
+
+/** st_dev of each filesystem the box can write through, with the writable mounts on it (the box binds them with their submounts). */
+export function writableFilesystems(writableRoots: readonly string[], mounts: readonly string[] = mountPoints()): Map<number, string[]> {
+  const out = new Map<number, string[]>();
+  for (const w of writableRoots) {
+    for (const d of devicesOf(w, mounts)) {
+      const list = out.get(d) ?? [];
+      if (!list.includes(w)) list.push(w);
+      out.set(d, list);
+    }
+  }
+  return out;
+}
+
+/** The trees as real, existing paths, none inside another (each name is counted once). */
+function outermost(trees: readonly string[]): string[] {
+  const sorted = [...new Set(trees)].sort((a, b) => a.length - b.length);
+  const out: string[] = [];
+  for (const t of sorted) if (!out.some((o) => isInside(o, t))) out.push(t);
+  return out;
+}
+
+/**
+ * The regular files under trees (real paths, symlinks not followed) with
+ * more links than the trees hold, on a filesystem in writable. Only trees
+ * on such a filesystem (or with one mounted below) are walked.
+ */
+export function aliasableFiles(trees: readonly string[], writable: ReadonlyMap<number, string[]>, mounts: readonly string[] = mountPoints()): AliasedFile[] {
+  if (writable.size === 0) return [];
+  const linked = new Map<string, { path: string; nlink: number; dev: number; names: Set<string> }>();
+  const note = (p: string) => {
+    const s = lstatSync(p, { throwIfNoEntry: false });
+    if (!s || !s.isFile() || s.nlink < 2) return;
+    const key = `${s.dev}:${s.ino}`;
+    const seen = linked.get(key) ?? { path: p, nlink: s.nlink, dev: s.dev, names: new Set<string>() };
+    seen.names.add(p);
+    linked.set(key, seen);
+  };
+  for (const root of outermost(trees)) {
+    if (!devicesOf(root, mounts).some((d) => writable.has(d))) continue;
+    if (!statSync(root, { throwIfNoEntry: false })?.isDirectory()) {
+      note(root);
+      continue;
+    }
+    for (const stack = [root]; stack.length > 0; ) {
+      const dir = stack.pop()!;
+      let entries;
+      try {
+        entries = readdirSync(dir, { withFileTypes: true });
+      } catch {
+        continue; // unreadable to the launcher: nothing it runs
+      }
+      for (const e of entries) {
+        if (e.isDirectory()) stack.push(join(dir, e.name));
+        else if (e.isFile()) note(join(dir, e.name));
+      }
+    }
+  }
+  return [...linked.values()]
+    .filter((f) => f.names.size < f.nlink && writable.has(f.dev))
+    .map((f) => ({ path: f.path, nlink: f.nlink, found: f.names.size, mounts: writable.get(f.dev)! }));
+}
+
+/** The refusal for files a writable mount could reach by another name; what names the fix is the caller's. */
+export function refuseAliasedFiles(files: readonly AliasedFile[], what: string, fix: string): void {
+  if (files.length === 0) return;
+  const shown = files.slice(0, 3).map((f) => `${f.path} (${f.nlink} links, ${f.found} of them in it)`);
+  const more = files.length > shown.length ? ` and ${files.length - shown.length} more` : '';
+  const mounts = [...new Set(files.flatMap((f) => f.mounts))];
+  throw new LaunchError(
+    `${what} has files with hard links outside it, which the box could write through: ${shown.join(', ')}${more}; ` +
+      `they are on the filesystem of the writable mount${mounts.length > 1 ? 's' : ''} ${mounts.join(', ')}, and a write through a name there changes what the host runs after the box exits; ${fix}`,
+  );
+}
