@@ -101,7 +101,7 @@ test('links whose other names lie on a filesystem no writable mount is on are ac
   assert.throws(() => refuseLinkedInstall(self, [join(fs, 'store')]), refused(main, join(fs, 'store')));
   // A writable mount that holds the tmpfs's mount point: the box gets the tmpfs with it.
   const above = dirname(fs);
-  assert.ok(writableFilesystems([above]).has(statSync(main).dev));
+  assert.ok(writableFilesystems([above]).has(statSync(main, { bigint: true }).dev));
   assert.throws(() => refuseLinkedInstall(self, [above]), refused(main, above));
 });
 
