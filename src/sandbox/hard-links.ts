@@ -72,18 +72,21 @@ function outermost(trees: readonly string[]): string[] {
 
 /**
  * The regular files under trees (real paths, symlinks not followed) with
- * more links than the trees hold, on a filesystem in writable. Only trees
+ * more links than the trees hold, on a filesystem in writable. A name under
+ * a writable mount inside a tree is not held by it. Only trees
  * on such a filesystem (or with one mounted below) are walked, by the addon
  * (native/linkwalk.cc: an fstatat per file, a third of what a walk in JS costs).
  */
 export function aliasableFiles(trees: readonly string[], writable: ReadonlyMap<bigint, string[]>, mounts: readonly string[] = mountPoints()): AliasedFile[] {
   const roots = outermost(trees).filter((t) => devicesOf(t, mounts).some((d) => writable.has(d)));
   if (roots.length === 0) return [];
+  const inner = [...new Set([...writable.values()].flat())].filter((w) => roots.some((t) => isInside(t, w)));
   const byInode = new Map<string, { path: string; nlink: number; dev: bigint; names: Set<string> }>();
   for (const f of loadAddon().linkedFiles(roots)) {
     const key = `${f.dev}:${f.ino}`;
     const seen = byInode.get(key) ?? { path: f.path, nlink: f.nlink, dev: f.dev, names: new Set<string>() };
-    seen.names.add(f.path);
+    if (!inner.some((w) => isInside(w, f.path))) seen.names.add(f.path);
+    if (seen.path !== f.path && inner.some((w) => isInside(w, seen.path))) seen.path = f.path; // name the installation's own
     byInode.set(key, seen);
   }
   return [...byInode.values()]

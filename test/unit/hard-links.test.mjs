@@ -90,6 +90,14 @@ test('a hard link inside the workspace that holds the installation, outside its 
   assert.throws(() => refuseLinkedInstall(self, [root]), refused(main, root));
 });
 
+test('a link from a writable mount inside the installation is not one of the installation\'s own names', (t) => {
+  const { self, root, main } = install(tempDir(t));
+  const cache = join(root, 'node_modules', 'cache');
+  mkdirSync(cache);
+  linkSync(main, join(cache, 'main.js'));
+  assert.throws(() => refuseLinkedInstall(self, [cache]), refused(`${main} (2 links, 1 of them in it)`, cache));
+});
+
 test('links whose other names lie on a filesystem no writable mount is on are accepted; a writable mount on it, or one holding it, is refused', { skip: isRoot ? undefined : 'needs root to mount a tmpfs' }, (t) => {
   const fs = tmpfs(t);
   const { self, main } = install(fs);
