@@ -2,7 +2,8 @@
 // launch's check of latchgate's own installation (src/sandbox/hard-links.ts).
 // The trees hold some 12,000 files; a walk in JS pays a Stats object and a
 // full path lookup per file, this one an fstatat(2) relative to the open
-// directory. Symbolic links are never followed (O_NOFOLLOW, AT_SYMLINK_NOFOLLOW).
+// directory, on a thread of libuv's pool while the launch goes on planning.
+// Symbolic links are never followed (O_NOFOLLOW, AT_SYMLINK_NOFOLLOW).
 #include <napi.h>
 
 #include <cerrno>
@@ -12,6 +13,7 @@
 #include <string>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <utility>
 #include <vector>
 
 namespace lg {
@@ -99,41 +101,72 @@ struct Walk {
   }
 };
 
-// linkedFiles(roots: string[]) -> [{ path, dev: bigint, ino: bigint, nlink }]
+// The walk runs on a thread of libuv's pool, so the launch goes on
+// planning meanwhile; the promise settles on the JS thread.
+class LinkedFilesWorker : public Napi::AsyncWorker {
+ public:
+  LinkedFilesWorker(Napi::Env env, std::vector<std::string> roots)
+      : Napi::AsyncWorker(env, "latchgate:linkedFiles"), deferred_(Napi::Promise::Deferred::New(env)), roots_(std::move(roots)) {}
+
+  Napi::Promise Promise() { return deferred_.Promise(); }
+
+  void Execute() override {
+    for (const std::string& r : roots_) {
+      if (walk_.err != 0) break;
+      walk_.Root(r);
+    }
+  }
+
+  void OnOK() override {
+    Napi::Env env = Env();
+    if (walk_.err != 0) {
+      Napi::Error e = Napi::Error::New(env, "walking \"" + walk_.where + "\": " + strerror(walk_.err) + " (errno " + std::to_string(walk_.err) + ")");
+      e.Set("step", Napi::String::New(env, "walk"));
+      e.Set("errno", Napi::Number::New(env, walk_.err));
+      deferred_.Reject(e.Value());
+      return;
+    }
+    Napi::Array out = Napi::Array::New(env, walk_.out.size());
+    for (size_t i = 0; i < walk_.out.size(); i++) {
+      const Linked& l = walk_.out[i];
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("path", Napi::String::New(env, l.path));
+      o.Set("dev", Napi::BigInt::New(env, l.dev));
+      o.Set("ino", Napi::BigInt::New(env, l.ino));
+      o.Set("nlink", Napi::Number::New(env, static_cast<double>(l.nlink)));
+      out.Set(static_cast<uint32_t>(i), o);
+    }
+    deferred_.Resolve(out);
+  }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  std::vector<std::string> roots_;
+  Walk walk_;
+};
+
+// linkedFiles(roots: string[]) -> Promise<[{ path, dev: bigint, ino: bigint, nlink }]>
 Napi::Value LinkedFiles(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  const char* usage = "linkedFiles(roots): an array of absolute paths";
   if (info.Length() < 1 || !info[0].IsArray()) {
-    Napi::TypeError::New(env, "linkedFiles(roots): an array of absolute paths").ThrowAsJavaScriptException();
+    Napi::TypeError::New(env, usage).ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  Napi::Array roots = info[0].As<Napi::Array>();
-  Walk w;
-  for (uint32_t i = 0; i < roots.Length() && w.err == 0; i++) {
-    Napi::Value v = roots.Get(i);
+  Napi::Array arr = info[0].As<Napi::Array>();
+  std::vector<std::string> roots;
+  for (uint32_t i = 0; i < arr.Length(); i++) {
+    Napi::Value v = arr.Get(i);
     if (!v.IsString()) {
-      Napi::TypeError::New(env, "linkedFiles(roots): an array of absolute paths").ThrowAsJavaScriptException();
+      Napi::TypeError::New(env, usage).ThrowAsJavaScriptException();
       return env.Undefined();
     }
-    w.Root(v.As<Napi::String>().Utf8Value());
+    roots.push_back(v.As<Napi::String>().Utf8Value());
   }
-  if (w.err != 0) {
-    Napi::Error e = Napi::Error::New(env, "walking \"" + w.where + "\": " + strerror(w.err) + " (errno " + std::to_string(w.err) + ")");
-    e.Set("step", Napi::String::New(env, "walk"));
-    e.Set("errno", Napi::Number::New(env, w.err));
-    e.ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
-  Napi::Array out = Napi::Array::New(env, w.out.size());
-  for (size_t i = 0; i < w.out.size(); i++) {
-    const Linked& l = w.out[i];
-    Napi::Object o = Napi::Object::New(env);
-    o.Set("path", Napi::String::New(env, l.path));
-    o.Set("dev", Napi::BigInt::New(env, l.dev));
-    o.Set("ino", Napi::BigInt::New(env, l.ino));
-    o.Set("nlink", Napi::Number::New(env, static_cast<double>(l.nlink)));
-    out.Set(static_cast<uint32_t>(i), o);
-  }
-  return out;
+  auto* worker = new LinkedFilesWorker(env, std::move(roots));
+  Napi::Promise p = worker->Promise();
+  worker->Queue();  // deletes itself once settled
+  return p;
 }
 
 }  // namespace

@@ -75,17 +75,18 @@ function outermost(trees: readonly string[]): string[] {
  * more links than the trees hold, on a filesystem in writable. A name under
  * a writable mount inside a tree is not held by it. Only trees
  * on such a filesystem (or with one mounted below) are walked, by the addon
- * (native/linkwalk.cc: an fstatat per file, about a third of the CPU a walk in JS
- * costs). A walk that fails (but for a directory the launcher cannot read) refuses.
+ * off the JS thread (native/linkwalk.cc: an fstatat per file, about a third
+ * of the CPU a walk in JS costs). A walk that fails (but for a directory the
+ * launcher cannot read) refuses.
  */
-export function aliasableFiles(trees: readonly string[], writable: ReadonlyMap<bigint, string[]>, mounts: readonly string[] = mountPoints()): AliasedFile[] {
+export async function aliasableFiles(trees: readonly string[], writable: ReadonlyMap<bigint, string[]>, mounts: readonly string[] = mountPoints()): Promise<AliasedFile[]> {
   const roots = outermost(trees).filter((t) => devicesOf(t, mounts).some((d) => writable.has(d)));
   if (roots.length === 0) return [];
   const inner = [...new Set([...writable.values()].flat())].filter((w) => roots.some((t) => isInside(t, w)));
   const byInode = new Map<string, { path: string; nlink: number; dev: bigint; names: Set<string> }>();
   let linked;
   try {
-    linked = loadAddon().linkedFiles(roots);
+    linked = await loadAddon().linkedFiles(roots);
   } catch (e) {
     throw new LaunchError(`cannot check ${roots.join(', ')} for hard links a writable mount could reach: ${(e as Error).message}`);
   }

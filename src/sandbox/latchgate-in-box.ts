@@ -179,10 +179,11 @@ export function refuseWritableModulePaths(self: LatchgateInBox, writableRoots: r
 
 /**
  * The installation is read-only by path; a hard link to one of its files
- * from a writable mount would still write it (hard-links.ts). Refused at
- * launch unless asked for by name (--trust-linked-install, recorded).
+ * from a writable mount would still write it (hard-links.ts). Rejects with
+ * the refusal; the launch awaits it before the box runs, unless asked not
+ * to by name (--trust-linked-install, recorded).
  */
-export function refuseLinkedInstall(self: LatchgateInBox, writableRoots: readonly string[]): void {
+export async function refuseLinkedInstall(self: LatchgateInBox, writableRoots: readonly string[]): Promise<void> {
   const own = installOwnPaths(self).map((o) => o.path);
   const trees = [...self.runs, ...own].flatMap((p) => {
     try {
@@ -191,7 +192,7 @@ export function refuseLinkedInstall(self: LatchgateInBox, writableRoots: readonl
       return []; // absent (a lookup folder that does not exist): nothing there to run
     }
   });
-  const files = aliasableFiles(trees, writableFilesystems(writableRoots));
+  const files = await aliasableFiles(trees, writableFilesystems(writableRoots));
   refuseAliasedFiles(
     files,
     `latchgate's installation (${self.root}, with the Node.js at ${self.node})`,

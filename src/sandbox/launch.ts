@@ -95,7 +95,9 @@ async function build<G extends BoxGate | undefined>(
   // Before the plan, which walks the writable trees: a refusal here is cheap.
   const writable = [wsReal, ...eff.rw.map(realOrSelf)];
   refuseWritableModulePaths(self, writable);
-  if (!f.trustLinkedInstall) refuseLinkedInstall(self, writable);
+  // Walked off the JS thread while the gate and the plan are made; awaited before the box runs.
+  const linkCheck = f.trustLinkedInstall ? undefined : refuseLinkedInstall(self, writable);
+  linkCheck?.catch(() => {}); // settled below, or moot when planning fails first
   const gate = await makeGate(principal, identity, wsReal);
   try {
     const tty = process.stdin.isTTY;
@@ -137,6 +139,7 @@ async function build<G extends BoxGate | undefined>(
       },
     );
     refuseWritableOwnPaths(plan.writableRoots, own);
+    await linkCheck;
     return { launch: { plan, egress, principal, stateDir: setup.stateDir }, gate };
   } catch (e) {
     await gate?.close();

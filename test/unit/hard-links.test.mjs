@@ -52,65 +52,65 @@ function tmpfs(t) {
   return at;
 }
 
-test('an installation file hard-linked from a writable mount is refused, naming the file, its links, the mount and the fix', (t) => {
+test('an installation file hard-linked from a writable mount is refused, naming the file, its links, the mount and the fix', async (t) => {
   const { self, main } = install(tempDir(t));
   const rw = tempDir(t);
   linkSync(main, join(rw, 'alias.js'));
   // What the box would do through the writable name: the host's file changes.
   writeFileSync(join(rw, 'alias.js'), 'console.log("planted")\n');
   assert.equal(readFileSync(main, 'utf8'), 'console.log("planted")\n');
-  assert.throws(() => refuseLinkedInstall(self, [rw]), refused(main, '(2 links, 1 of them in it)', rw, 'npm install -g latchgate', 'another filesystem', '--trust-linked-install'));
+  await assert.rejects(refuseLinkedInstall(self, [rw]), refused(main, '(2 links, 1 of them in it)', rw, 'npm install -g latchgate', 'another filesystem', '--trust-linked-install'));
   // Whichever writable mount holds the other name: the workspace counts as much as --rw.
-  assert.throws(() => refuseLinkedInstall(self, [tempDir(t), rw]), refused(main));
+  await assert.rejects(refuseLinkedInstall(self, [tempDir(t), rw]), refused(main));
 });
 
-test('the same installation without links outside it starts: one link each, or both names of node-gyp\'s addon in it', (t) => {
+test('the same installation without links outside it starts: one link each, or both names of node-gyp\'s addon in it', async (t) => {
   const { self, root } = install(tempDir(t));
   assert.equal(statSync(join(root, 'build/Release/addon.node')).nlink, 2);
-  assert.doesNotThrow(() => refuseLinkedInstall(self, [tempDir(t)]));
+  await assert.doesNotReject(refuseLinkedInstall(self, [tempDir(t)]));
   // The installation as the workspace: its files are its own, read-only in the box.
-  assert.doesNotThrow(() => refuseLinkedInstall(self, [root]));
+  await assert.doesNotReject(refuseLinkedInstall(self, [root]));
 });
 
-test('the Node binary and a linked dependency are latchgate\'s own files too', (t) => {
+test('the Node binary and a linked dependency are latchgate\'s own files too', async (t) => {
   const a = install(tempDir(t));
   const rw = tempDir(t);
   linkSync(a.node, join(rw, 'node'));
-  assert.throws(() => refuseLinkedInstall(a.self, [rw]), refused(a.node, rw));
+  await assert.rejects(refuseLinkedInstall(a.self, [rw]), refused(a.node, rw));
   const b = install(tempDir(t));
   const dep = join(b.root, 'vendor/linked/index.js');
   linkSync(dep, join(rw, 'dep.js'));
-  assert.throws(() => refuseLinkedInstall(b.self, [rw]), refused(dep, rw));
+  await assert.rejects(refuseLinkedInstall(b.self, [rw]), refused(dep, rw));
 });
 
-test('a hard link inside the workspace that holds the installation, outside its own paths, is refused', (t) => {
+test('a hard link inside the workspace that holds the installation, outside its own paths, is refused', async (t) => {
   const { self, root, main } = install(tempDir(t));
   mkdirSync(join(root, 'notes'));
   linkSync(main, join(root, 'notes', 'main.js'));
-  assert.throws(() => refuseLinkedInstall(self, [root]), refused(main, root));
+  await assert.rejects(refuseLinkedInstall(self, [root]), refused(main, root));
 });
 
-test('a link from a writable mount inside the installation is not one of the installation\'s own names', (t) => {
+test('a link from a writable mount inside the installation is not one of the installation\'s own names', async (t) => {
   const { self, root, main } = install(tempDir(t));
   const cache = join(root, 'node_modules', 'cache');
   mkdirSync(cache);
   linkSync(main, join(cache, 'main.js'));
-  assert.throws(() => refuseLinkedInstall(self, [cache]), refused(`${main} (2 links, 1 of them in it)`, cache));
+  await assert.rejects(refuseLinkedInstall(self, [cache]), refused(`${main} (2 links, 1 of them in it)`, cache));
 });
 
-test('links whose other names lie on a filesystem no writable mount is on are accepted; a writable mount on it, or one holding it, is refused', { skip: isRoot ? undefined : 'needs root to mount a tmpfs' }, (t) => {
+test('links whose other names lie on a filesystem no writable mount is on are accepted; a writable mount on it, or one holding it, is refused', { skip: isRoot ? undefined : 'needs root to mount a tmpfs' }, async (t) => {
   const fs = tmpfs(t);
   const { self, main } = install(fs);
   mkdirSync(join(fs, 'store'));
   linkSync(main, join(fs, 'store', 'main.js')); // as pnpm's content store would
   const elsewhere = tempDir(t);
   assert.notEqual(statSync(elsewhere).dev, statSync(main).dev);
-  assert.doesNotThrow(() => refuseLinkedInstall(self, [elsewhere]));
-  assert.throws(() => refuseLinkedInstall(self, [join(fs, 'store')]), refused(main, join(fs, 'store')));
+  await assert.doesNotReject(refuseLinkedInstall(self, [elsewhere]));
+  await assert.rejects(refuseLinkedInstall(self, [join(fs, 'store')]), refused(main, join(fs, 'store')));
   // A writable mount that holds the tmpfs's mount point: the box gets the tmpfs with it.
   const above = dirname(fs);
   assert.ok(writableFilesystems([above]).has(statSync(main, { bigint: true }).dev));
-  assert.throws(() => refuseLinkedInstall(self, [above]), refused(main, above));
+  await assert.rejects(refuseLinkedInstall(self, [above]), refused(main, above));
 });
 
 test('mount points are read from mountinfo with their escapes undone', () => {
@@ -127,7 +127,7 @@ function copyCheckout(dir) {
   return join(dir, 'dist/cli/main.js');
 }
 
-test('latchgate sandbox refuses a linked installation with exit 125 before planning, unless --trust-linked-install asks for it, which the plan records', (t) => {
+test('latchgate sandbox refuses a linked installation with exit 125 before the box runs, unless --trust-linked-install asks for it, which the plan records', async (t) => {
   const home = tempDir(t);
   const env = { PATH: process.env.PATH, HOME: home, XDG_STATE_HOME: join(home, 'state'), XDG_CONFIG_HOME: join(home, 'config'), XDG_RUNTIME_DIR: join(home, 'run') };
   const main = copyCheckout(join(tempDir(t), 'latchgate'));
@@ -149,4 +149,12 @@ test('latchgate sandbox refuses a linked installation with exit 125 before plann
   assert.deepEqual(JSON.parse(trusted.stdout).degraded, ['trust-linked-install']);
   const help = spawnSync(process.execPath, [main, 'sandbox', '--help'], { encoding: 'utf8', env });
   assert.match(help.stdout, /--trust-linked-install/);
+  // The walk runs while the launch plans: a refusal found first ends the launch as cleanly.
+  const state = join(env.XDG_STATE_HOME, 'latchgate');
+  mkdirSync(state, { recursive: true });
+  linkSync(join(rw, 'launch.js'), join(state, 'launch.js'));
+  const both = spawnSync(process.execPath, [main, 'sandbox', '--dry-run', '--no-gate-tools', '--workspace', ws, '--rw', state, '--', 'true'], { encoding: 'utf8', cwd: ws, env });
+  assert.equal(both.status, 125, both.stderr);
+  assert.match(both.stderr, /^latchgate: .*refused as a writable mount: it is latchgate's state directory/);
+  assert.equal(both.stderr.split('\n').filter(Boolean).length, 1, both.stderr);
 });
