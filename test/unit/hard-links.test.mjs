@@ -15,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { LaunchError } from '../../dist/core/errors.js';
 import { latchgateInBox, refuseLinkedInstall } from '../../dist/sandbox/latchgate-in-box.js';
 import { mountPoints, writableFilesystems } from '../../dist/sandbox/hard-links.js';
+import { loadAddon } from '../../dist/native/addon.js';
 import { tempDir } from '../fixtures/unit/helpers.mjs';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -111,6 +112,24 @@ test('links whose other names lie on a filesystem no writable mount is on are ac
   const above = dirname(fs);
   assert.ok(writableFilesystems([above]).has(statSync(main, { bigint: true }).dev));
   await assert.rejects(refuseLinkedInstall(self, [above]), refused(main, above));
+});
+
+test('the addon\'s walk reports regular files with more than one link, never through a symlink', async (t) => {
+  const dir = tempDir(t);
+  const outside = join(tempDir(t), 'outside.js');
+  writeFileSync(outside, 'x');
+  linkSync(outside, join(tempDir(t), 'other-name.js'));
+  mkdirSync(join(dir, 'a/b'), { recursive: true });
+  writeFileSync(join(dir, 'a/b/one.js'), 'x');
+  writeFileSync(join(dir, 'a/two.js'), 'x');
+  linkSync(join(dir, 'a/two.js'), join(dir, 'a/b/two-again.js'));
+  symlinkSync(outside, join(dir, 'a/link-to-outside.js'));
+  symlinkSync(dirname(outside), join(dir, 'a/link-to-dir'));
+  const found = await loadAddon().linkedFiles([dir, join(dir, 'a/two.js'), join(dir, 'absent')]);
+  assert.deepEqual(found.map((f) => f.path).sort(), [join(dir, 'a/b/two-again.js'), join(dir, 'a/two.js'), join(dir, 'a/two.js')].sort());
+  const st = statSync(join(dir, 'a/two.js'), { bigint: true });
+  assert.ok(found.every((f) => f.dev === st.dev && f.ino === st.ino && f.nlink === 2));
+  assert.throws(() => loadAddon().linkedFiles('/'), TypeError);
 });
 
 test('mount points are read from mountinfo with their escapes undone', () => {
