@@ -16,7 +16,8 @@
         "native/fdpass.cc",
         "native/relay.cc",
         "native/fsident.cc",
-        "native/openat.cc"
+        "native/openat.cc",
+        "native/linkwalk.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_CPP_EXCEPTIONS"],

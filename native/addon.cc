@@ -1,6 +1,7 @@
 // Module entry: the box (spawn.cc), the egress tunnels' splice relay
 // (relay.cc), files beneath a directory fd for the provider fs host
-// (openat.cc) and small kernel probes used by the planner and `latchgate doctor`.
+// (openat.cc), the files with more than one hard link under a few trees
+// (linkwalk.cc) and small kernel probes used by the planner and `latchgate doctor`.
 #include <napi.h>
 
 #include <cerrno>
@@ -20,6 +21,7 @@
 namespace lg {
 Napi::Value WithFsIds(const Napi::CallbackInfo& info);
 void InitOpenat(Napi::Env env, Napi::Object exports);
+void InitLinkwalk(Napi::Env env, Napi::Object exports);
 }
 
 namespace {
@@ -112,6 +114,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setTcpCongestion", Napi::Function::New(env, SetTcpCongestion));
   exports.Set("withFsIds", Napi::Function::New(env, lg::WithFsIds));
   lg::InitOpenat(env, exports);
+  lg::InitLinkwalk(env, exports);
   return exports;
 }
 

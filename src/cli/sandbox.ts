@@ -73,6 +73,7 @@ export function sandboxCommand(): Command {
     .option('--allow-degraded', 'run without Landlock when the kernel has none (recorded as degraded)')
     .option('--allow-home-workspace', 'allow a workspace that is (or contains) a home directory; its dotfiles stay read-only (recorded)')
     .option('--no-gate-tools', "do not give the agent the gate's actions as MCP tools (its profile's [gate_tools])")
+    .option('--trust-linked-install', "run although latchgate's installation has files with hard links on a writable mount's filesystem (a pnpm install), which the box could write through (recorded)")
     .option('--trust-new-repos', 'keep git repositories and .git pointers the box creates instead of disabling them at exit (recorded)')
     .option('--allow-relative-path', 'launch although your PATH has relative or empty entries (., bin, node_modules/.bin, ::), through which the box could plant the commands you type later (recorded)')
     .action(async (cmd: string[], flags: SandboxFlags & { roMount?: string[] }) => {
@@ -90,6 +91,7 @@ const DEGRADED_FLAG: Record<string, string> = {
   'home-workspace': '--allow-home-workspace',
   'trust-new-repos': '--trust-new-repos',
   'relative-path': '--allow-relative-path',
+  'trust-linked-install': '--trust-linked-install',
 };
 
 /** `latchgate profiles [--json]`: the built-in agent profiles. */

@@ -132,6 +132,13 @@ export interface NativeAddon {
   unlinkAt(dirfd: number, name: string): void;
   /** At most max entries of the directory fd (an O_PATH fd will do), each lstat'ed through it. Throws {step, errno}. */
   listDir(fd: number, max: number): { name: string; kind: 'file' | 'dir' | 'symlink' | 'other'; size: number }[];
+  /**
+   * The regular files with more than one hard link under roots (absolute
+   * paths; a root may be a file), symlinks never followed, walked on a thread
+   * of libuv's pool (native/linkwalk.cc). A directory the caller cannot open
+   * or list is passed over; any other failure rejects with {step: "walk", errno}.
+   */
+  linkedFiles(roots: string[]): Promise<{ path: string; dev: bigint; ino: bigint; nlink: number }[]>;
   /** The open(2) flags the calls above take (O_PATH is not in fs.constants). */
   openFlags(): Readonly<Record<'O_RDONLY' | 'O_WRONLY' | 'O_CREAT' | 'O_EXCL' | 'O_PATH' | 'O_DIRECTORY' | 'O_NOFOLLOW' | 'O_NONBLOCK' | 'O_NOCTTY' | 'O_CLOEXEC', number>>;
   relay(

@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { installMounts, inSystemTree } from '../config/profiles.js';
 import { LaunchError } from '../core/errors.js';
 import { shellWord } from '../core/shell-word.js';
+import { aliasableFiles, refuseAliasedFiles, writableFilesystems } from './hard-links.js';
 import type { Identity } from './identity.js';
 import type { OwnPath } from './own-paths.js';
 import { isInside } from '../core/paths.js';
@@ -32,6 +33,12 @@ export interface LatchgateInBox {
   /** Where linked dependencies (`file:`, `npm link`) of a clone really are. */
   linked: string[];
   nodeRo: string[];
+  /**
+   * Every tree the host runs latchgate from (real paths): Node, its
+   * installation, the package and its dependencies, also where a system
+   * tree holds them and nothing here is mounted.
+   */
+  runs: string[];
   /** The commands written into /run/latchgate/bin. */
   bin: { name: string; content: string }[];
 }
@@ -95,21 +102,20 @@ export const packageRoot = () => realpathSync(fileURLToPath(new URL('../../', im
  */
 export function latchgateInBox(homes: string[], gateEnv: Record<string, string>, root = packageRoot(), node = process.execPath): LatchgateInBox {
   const nodeReal = realpathSync(node);
-  const packagePaths: string[] = [];
-  const linked: string[] = [];
-  if (!inSystemTree(root)) {
-    // An installed package's dependencies may be hoisted beside it, among the project's own.
-    if (basename(dirname(root)) === 'node_modules') packagePaths.push(...dependencyClosure(root));
-    else {
-      linked.push(...linkedPackages(join(root, 'node_modules')));
-      packagePaths.push(...PACKAGE_PARTS.map((p) => join(root, p)).filter((p) => existsSync(p)), ...linked);
-    }
-  }
+  // An installed package's dependencies may be hoisted beside it, among the project's own.
+  const installed = basename(dirname(root)) === 'node_modules';
+  const linkedHere = installed ? [] : linkedPackages(join(root, 'node_modules'));
+  const trees = installed ? dependencyClosure(root) : [...PACKAGE_PARTS.map((p) => join(root, p)).filter((p) => existsSync(p)), ...linkedHere];
+  // A system tree is read-only in the box already: nothing of it is mounted.
+  const system = inSystemTree(root);
+  const packagePaths = system ? [] : trees;
+  const linked = system ? [] : linkedHere;
   const nodeRo = installMounts(dirname(node), nodeReal, homes);
   const ro = [...new Set([...nodeRo, ...packagePaths.map((p) => realpathSync(p))])];
+  const runs = [...new Set([nodeReal, ...nodeRo, ...trees.map((p) => realpathSync(p))])];
   const vars = Object.entries(gateEnv).map(([k, v]) => `${k}=${shellWord(v)} `).join('');
   const bin = Object.entries(COMMANDS).map(([name, script]) => ({ name, content: `#!/bin/sh\n${vars}exec ${shellWord(nodeReal)} ${shellWord(join(root, script))} "$@"\n` }));
-  return { root, node: nodeReal, ro, packagePaths, linked, nodeRo, bin };
+  return { root, node: nodeReal, ro, packagePaths, linked, nodeRo, runs, bin };
 }
 
 /**
@@ -169,6 +175,29 @@ export function installOwnPaths(self: LatchgateInBox): OwnPath[] {
  */
 export function refuseWritableModulePaths(self: LatchgateInBox, writableRoots: readonly string[]): void {
   for (const from of [self.root, ...self.linked.filter((p) => !isInside(self.root, p))]) refuseAbove(from, self.root, writableRoots);
+}
+
+/**
+ * The installation is read-only by path; a hard link to one of its files
+ * from a writable mount would still write it (hard-links.ts). Rejects with
+ * the refusal; the launch awaits it before the box runs, unless asked not
+ * to by name (--trust-linked-install, recorded).
+ */
+export async function refuseLinkedInstall(self: LatchgateInBox, writableRoots: readonly string[]): Promise<void> {
+  const own = installOwnPaths(self).map((o) => o.path);
+  const trees = [...self.runs, ...own].flatMap((p) => {
+    try {
+      return [realpathSync(p)];
+    } catch {
+      return []; // absent (a lookup folder that does not exist): nothing there to run
+    }
+  });
+  const files = await aliasableFiles(trees, writableFilesystems(writableRoots));
+  refuseAliasedFiles(
+    files,
+    `latchgate's installation (${self.root}, with the Node.js at ${self.node})`,
+    'install latchgate with npm, which copies its files (npm install -g latchgate), or give --workspace and --rw directories on another filesystem; --trust-linked-install runs anyway (recorded as degraded)',
+  );
 }
 
 function refuseAbove(from: string, root: string, writableRoots: readonly string[]): void {

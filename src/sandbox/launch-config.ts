@@ -27,6 +27,8 @@ export interface LaunchFlags {
   allowHomeWorkspace?: boolean;
   trustNewRepos?: boolean;
   allowRelativePath?: boolean;
+  /** Run although latchgate's installation has hard links a writable mount could reach (recorded as degraded). */
+  trustLinkedInstall?: boolean;
   /** false: --no-gate-tools. */
   gateTools?: boolean;
 }

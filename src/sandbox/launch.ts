@@ -15,7 +15,7 @@ import type { GitFinding } from './git-check.js';
 import { hostHomes } from './home-workspace.js';
 import { hostFacts, resolveIdentity } from './identity.js';
 import { agentSettings, workspaceOf, type LaunchFlags, type ProfileLoader } from './launch-config.js';
-import { installOwnPaths, latchgateInBox, refuseUnreadableInstall, refuseWritableModulePaths } from './latchgate-in-box.js';
+import { installOwnPaths, latchgateInBox, refuseLinkedInstall, refuseUnreadableInstall, refuseWritableModulePaths } from './latchgate-in-box.js';
 import { prepareOwnPaths, refuseWritableOwnPaths } from './own-paths.js';
 import { boxGateEnv, buildSandboxPlan, readHardLimits, type SandboxPlan } from './plan.js';
 import { stateDirName, type StateMergeReport } from './state-files.js';
@@ -93,7 +93,11 @@ async function build<G extends BoxGate | undefined>(
   const self = latchgateInBox(homes, boxGateEnv(publicBaseUrl));
   if (eff.gateTools) refuseUnreadableInstall(self, identity);
   // Before the plan, which walks the writable trees: a refusal here is cheap.
-  refuseWritableModulePaths(self, [wsReal, ...eff.rw.map(realOrSelf)]);
+  const writable = [wsReal, ...eff.rw.map(realOrSelf)];
+  refuseWritableModulePaths(self, writable);
+  // Walked off the JS thread while the gate and the plan are made; awaited before the box runs.
+  const linkCheck = f.trustLinkedInstall ? undefined : refuseLinkedInstall(self, writable);
+  linkCheck?.catch(() => {}); // settled below, or moot when planning fails first
   const gate = await makeGate(principal, identity, wsReal);
   try {
     const tty = process.stdin.isTTY;
@@ -119,6 +123,7 @@ async function build<G extends BoxGate | undefined>(
         allowHomeWorkspace: f.allowHomeWorkspace ?? false,
         trustNewRepos: f.trustNewRepos ?? false,
         allowRelativePath: f.allowRelativePath ?? false,
+        trustLinkedInstall: f.trustLinkedInstall ?? false,
         baselineDir: setup.runtimeDir,
         limits: { nofile: f.rlimitNofile ?? file.limits.nofile, nproc: f.rlimitNproc ?? file.limits.nproc, tmpSize: f.tmpSize ?? file.limits.tmpSize },
         listenPorts: egress?.listenPorts ?? [],
@@ -135,6 +140,7 @@ async function build<G extends BoxGate | undefined>(
       },
     );
     refuseWritableOwnPaths(plan.writableRoots, own);
+    await linkCheck;
     return { launch: { plan, egress, principal, stateDir: setup.stateDir }, gate };
   } catch (e) {
     await gate?.close();

@@ -60,6 +60,8 @@ export interface SandboxOptions {
   trustNewRepos?: boolean;
   /** Launch although the host PATH has relative or empty entries (host-path.ts), asked for by name. */
   allowRelativePath?: boolean;
+  /** latchgate's installation not checked for hard links a writable mount could reach: asked for by name (latchgate-in-box.ts). */
+  trustLinkedInstall?: boolean;
   /** Agent state files: the box gets private copies, merged back at exit (state-files.ts). */
   stateFiles?: PlannedStateFiles;
   /** The launcher's own directory (runtime dir) for the record boxes sharing a workspace compare with (baseline.ts). */
@@ -272,6 +274,7 @@ export function buildSandboxPlan(o: SandboxOptions, h: HostFacts): SandboxPlan {
   if (homes.length > 0) degraded.push('home-workspace');
   if (o.trustNewRepos) degraded.push('trust-new-repos');
   if (relativePath) degraded.push('relative-path');
+  if (o.trustLinkedInstall) degraded.push('trust-linked-install');
   // The rw mounts inside a home (an agent's own config) stay writable; the rest of its dotfiles do not.
   const extra = [...(o.protect ?? []), ...homes.flatMap((home) => homeRequests(home, rw))];
   const gitHome = id.hostUid === 0 ? id.home : (h.env.HOME ?? id.home);

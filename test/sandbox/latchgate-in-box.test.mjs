@@ -6,7 +6,7 @@
 // the agent's to write.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { cpSync, existsSync, mkdirSync, readFileSync, readlinkSync, symlinkSync } from 'node:fs';
+import { cpSync, existsSync, linkSync, mkdirSync, readdirSync, readFileSync, readlinkSync, realpathSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { MODES, skipReason, runBox, runNode, makeWorkspace, own, cleanupWorkspaces, distDir } from '../helpers/sandbox.mjs';
 import { shq } from '../helpers/probe-calls.mjs';
@@ -35,14 +35,16 @@ for (const mode of MODES) {
     const src = path.dirname(distDir(mode));
     mkdirSync(dir, { recursive: true });
     for (const p of ['package.json', 'dist', 'profiles', 'definitions', 'policies', 'build/Release/latchgate.node', 'providers/build']) cpSync(path.join(src, p), path.join(dir, p), { recursive: true });
-    symlinkSync(path.join(src, 'node_modules'), path.join(dir, 'node_modules'));
-    return { src, main: path.join(dir, 'dist/cli/main.js') };
+    // Where the dependencies really are: the box mounts them there (a checkout's node_modules may itself be a link).
+    const deps = realpathSync(path.join(src, 'node_modules'));
+    symlinkSync(deps, path.join(dir, 'node_modules'));
+    return { src, deps, main: path.join(dir, 'dist/cli/main.js') };
   };
   const copyEnv = (ws) => ({ env: { XDG_STATE_HOME: path.join(ws, '.state'), XDG_RUNTIME_DIR: path.join(ws, '.run'), XDG_CONFIG_HOME: path.join(ws, '.cfg') }, timeoutMs: 120_000 });
 
   test(`[${mode}] the workspace is latchgate's installation: the box cannot change what the host runs from it`, { skip: skipReason(mode), timeout: 180_000 }, async () => {
     const ws = makeWorkspace('self-ws');
-    const { src, main } = copyInstall(ws);
+    const { deps, main } = copyInstall(ws);
     own(ws);
     const before = readFileSync(main, 'utf8');
     const attempts = {
@@ -65,7 +67,7 @@ for (const mode of MODES) {
     assert.equal(Object.keys(attempts).filter((k) => r.stdout.includes(`TRY ${k} DENIED`)).length, Object.keys(attempts).length, r.stdout);
     assert.match(r.stdout, /^LEGIT-OK$/m, `other files there stay writable: ${r.stdout}\n${r.stderr}`);
     assert.equal(readFileSync(main, 'utf8'), before);
-    assert.equal(readlinkSync(path.join(ws, 'node_modules')), path.join(src, 'node_modules'));
+    assert.equal(readlinkSync(path.join(ws, 'node_modules')), deps);
     assert.equal(readFileSync(path.join(ws, 'NOTES.md'), 'utf8'), 'notes\n');
   });
 
@@ -79,5 +81,68 @@ for (const mode of MODES) {
     assert.match(r.stderr, new RegExp(`${ws.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: refused as a writable mount: latchgate runs from .*/tools/latchgate, and Node loads modules it does not find there from .*/tools/node_modules`));
     assert.match(r.stderr, /npm install -g latchgate/);
     assert.ok(!existsSync(path.join(ws, 'tools', 'node_modules')));
+  });
+
+  /**
+   * A copy of latchgate at dir whose node_modules is a directory of links to
+   * the dependencies where they are (the box mounts those at their own
+   * paths), so the copy also runs inside the box; the path of its CLI.
+   */
+  const copyRunnable = (dir) => {
+    const src = path.dirname(distDir(mode));
+    mkdirSync(dir, { recursive: true });
+    for (const p of ['package.json', 'dist', 'profiles', 'definitions', 'policies', 'build/Release/latchgate.node', 'providers/build']) cpSync(path.join(src, p), path.join(dir, p), { recursive: true });
+    const deps = realpathSync(path.join(src, 'node_modules'));
+    const linkAll = (from, to) => {
+      mkdirSync(to);
+      for (const e of readdirSync(from, { withFileTypes: true })) {
+        if (e.name.startsWith('.')) continue;
+        if (e.name.startsWith('@') && e.isDirectory()) linkAll(path.join(from, e.name), path.join(to, e.name));
+        else symlinkSync(path.join(from, e.name), path.join(to, e.name));
+      }
+    };
+    linkAll(deps, path.join(dir, 'node_modules'));
+    return path.join(dir, 'dist/cli/main.js');
+  };
+
+  test(`[${mode}] a file of the installation hard-linked from a --rw directory: the launch is refused before anything runs`, { skip: skipReason(mode), timeout: 120_000 }, async () => {
+    const ws = makeWorkspace('self-linked');
+    const rw = makeWorkspace('self-linked-rw');
+    const main = copyRunnable(path.join(makeWorkspace('self-linked-copy'), 'latchgate'));
+    const alias = path.join(rw, 'main.js');
+    linkSync(main, alias); // as a pnpm store or a `cp -al` copy holds one
+    own(rw);
+    const before = readFileSync(main, 'utf8');
+    // The alias is the installation's file: a write through it changes what the host runs.
+    writeFileSync(alias, `${before}// planted\n`);
+    assert.equal(readFileSync(main, 'utf8'), `${before}// planted\n`);
+    writeFileSync(alias, before);
+    const r = await runNode(mode, [main, 'sandbox', '--workspace', ws, '--rw', rw, '--', '/bin/sh', '-c', `echo RAN; touch ${shq(path.join(rw, 'ran'))}; echo planted >> ${shq(alias)}`], copyEnv(ws));
+    assert.equal(readFileSync(main, 'utf8'), before, 'the box changed the installation the host runs, through its hard link');
+    assert.equal(r.code, 125, `${r.stdout}\n${r.stderr}`);
+    assert.ok(!r.stdout.includes('RAN'), 'the command ran');
+    assert.deepEqual(readdirSync(rw), ['main.js'], 'the box ran');
+    assert.ok(r.stderr.includes(`${main} (2 links, 1 of them in it)`), r.stderr);
+    assert.match(r.stderr, /has files with hard links outside it, which the box could write through/);
+    assert.ok(r.stderr.includes(rw), r.stderr);
+    assert.match(r.stderr, /npm install -g latchgate/);
+    assert.match(r.stderr, /--trust-linked-install/);
+  });
+
+  test(`[${mode}] the same installation without links outside it starts and runs latchgate; the box cannot link its files into a writable mount`, { skip: skipReason(mode), timeout: 120_000 }, async () => {
+    const ws = makeWorkspace('self-unlinked');
+    const rw = makeWorkspace('self-unlinked-rw');
+    const main = copyRunnable(path.join(makeWorkspace('self-unlinked-copy'), 'latchgate'));
+    const before = readFileSync(main, 'utf8');
+    const links = [path.join(rw, 'alias.js'), path.join(ws, 'alias.js')].map((to) => `if ln ${shq(main)} ${shq(to)} 2>/tmp/ln.err; then echo "LINKED ${to}"; else echo "NOT LINKED: $(cat /tmp/ln.err)"; fi`).join('\n');
+    const r = await runNode(mode, [main, 'sandbox', '--workspace', ws, '--rw', rw, '--', '/bin/sh', '-c', `latchgate --version\n${links}`], copyEnv(ws));
+    assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
+    const version = JSON.parse(readFileSync(path.join(main, '../../../package.json'), 'utf8')).version;
+    assert.match(r.stdout, new RegExp(`^${version.replace(/\./g, '\\.')}$`, 'm'), `${r.stdout}\n${r.stderr}`);
+    // link(2) from a read-only mount to another mount fails with EXDEV: only links made before the launch count.
+    assert.doesNotMatch(r.stdout, /^LINKED/m, r.stdout);
+    assert.equal(r.stdout.match(/^NOT LINKED: .*Invalid cross-device link/gm)?.length, 2, r.stdout);
+    assert.equal(statSync(main).nlink, 1);
+    assert.equal(readFileSync(main, 'utf8'), before);
   });
 }
