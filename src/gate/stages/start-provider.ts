@@ -62,6 +62,8 @@ export async function startProvider(ctx: GateContext, x: Execution): Promise<voi
     }
   })();
   x.providerRun = { grantId, io, outcome, release, started_at, t0 };
+  // The stages after this one run without a break: one turn of the loop lets the call reach its worker first.
+  await new Promise((go) => setImmediate(go));
   x.onEnd.push(() => {
     if (x.dispatched) return;
     release(new Error('call_ended: the run ended before dispatch; nothing was done'));
