@@ -133,6 +133,12 @@ export interface ProviderOutput {
 export interface Provider {
   /** True when the provider stops a call at the manifest's timeout itself (the WebAssembly runtime): the gate's own timer is then only a backstop. */
   readonly timesItself?: boolean;
+  /**
+   * True when every effect of the provider goes through HostIo (a WebAssembly
+   * component: it has no other way out). Only such a provider starts before
+   * its intent is durable (startProvider); any other runs once dispatch lets it.
+   */
+  readonly confined?: boolean;
   /** Work done once per provider before its first call (a WebAssembly component's compile), outside the call's time limit; a failure says why it cannot run. */
   prepare?(): Promise<ProviderOutput | undefined>;
   execute(task: RunTask, io: HostIo, signal: AbortSignal, manifest: ActionManifest): Promise<ProviderOutput>;
