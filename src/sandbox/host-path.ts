@@ -14,7 +14,9 @@
 //   one: the launch is refused unless --allow-relative-path asks for it.
 import { resolve } from 'node:path';
 import { LaunchError } from '../core/errors.js';
+import { isInside } from '../core/paths.js';
 import { lookupPath } from './lookup-path.js';
+import { insideOnDisk, mountTable, type MountEntry } from './mount-location.js';
 
 /**
  * Commands run by name without the user choosing a package: node (every
@@ -87,12 +89,18 @@ export function checkRelativePath(path: string | undefined, allowed: boolean): b
  * (roots: real paths, with the flag that mounts each), where its lookup
  * leads (lookup-path.ts): it cannot be kept read-only without taking the
  * tree from the box. A node_modules one is not refused: the names the host
- * runs from it are kept below the root.
+ * runs from it are kept below the root. An entry that a writable tree
+ * shows through another mount of the same directory (a bind mount,
+ * mount-location.ts) is refused too: only paths below the roots are kept.
  */
-export function refuseWritablePathRoots(path: string | undefined, roots: readonly { path: string; flag: string }[]): void {
+export function refuseWritablePathRoots(path: string | undefined, roots: readonly { path: string; flag: string }[], table: readonly MountEntry[] = mountTable()): void {
   for (const { entry, position } of entries(path)) {
     if (!entry.startsWith('/')) continue;
     const dir = lookupPath(entry).path;
+    const alias = roots.find((r) => !isInside(r.path, dir) && insideOnDisk(r.path, dir, table));
+    if (alias) {
+      throw new LaunchError(`PATH entry ${position} ${JSON.stringify(entry)} is inside ${alias.flag} ${alias.path} through another mount of the same directory (a bind mount): the box could put any command there, which you would run after it exits; remove it from PATH, or mount a directory that does not hold it`);
+    }
     if (inModules(entry, dir)) continue;
     const root = roots.find((r) => r.path === dir);
     if (!root) continue;

@@ -11,7 +11,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { PRELUDE, exists, results } from '../helpers/host-exec.mjs';
-import { MODES, skipReason, runBox, makeWorkspace, own, testUser, cleanupWorkspaces } from '../helpers/sandbox.mjs';
+import { MODES, skipReason, runBox, makeWorkspace, own, testUser, cleanupWorkspaces, bindAlias } from '../helpers/sandbox.mjs';
 
 const SYSTEM = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 after(() => cleanupWorkspaces());
@@ -119,6 +119,25 @@ t legit:dir 'mkdir -p src/lib && printf x > src/lib/x'
       const sub = await runBox(mode, { workspace: ws, env: { PATH: `${out}/sub:${SYSTEM}` }, cmd: ['/bin/sh', '-c', `${PRELUDE}\nw sub ${ws}/sub/ls\nw top ${ws}/ran`] });
       assert.equal(sub.code, 0, sub.stderr);
       assert.deepEqual(results(sub.stdout), { sub: 'EROFS', top: 'OK' });
+    });
+
+    test('a PATH directory that a --rw shows through a bind mount refuses the launch; a bind mount of another directory runs', { skip: process.getuid() !== 0 && 'needs root to bind-mount' }, async () => {
+      const ws = makeWorkspace('hp-bind');
+      const tools = makeWorkspace('hp-bind-tools');
+      fs.mkdirSync(path.join(tools, 'bin'));
+      own(tools);
+      const alias = bindAlias(tools);
+      const other = makeWorkspace('hp-bind-other');
+      const otherAlias = bindAlias(other);
+      const hostPath = `${tools}/bin:${SYSTEM}`;
+      const plant = `printf '#!/bin/sh\\necho planted\\n' > ${alias}/bin/ls && chmod +x ${alias}/bin/ls; echo ran`;
+      const r = await runBox(mode, { workspace: ws, env: { PATH: hostPath }, args: ['--rw', alias], cmd: ['/bin/sh', '-c', plant] });
+      assert.equal(r.code, 125, r.stderr);
+      assert.match(r.stderr, /PATH entry 1 ".*\/bin" is inside --rw .* through another mount of the same directory \(a bind mount\)/);
+      assert.ok(!r.stdout.includes('ran') && !exists(path.join(tools, 'bin/ls')), 'the box ran');
+      const ok = await runBox(mode, { workspace: ws, env: { PATH: hostPath }, args: ['--rw', otherAlias], cmd: ['/bin/sh', '-c', `echo notes > ${otherAlias}/NOTES.md && echo ran`] });
+      assert.equal(ok.code, 0, ok.stderr);
+      assert.equal(fs.readFileSync(path.join(other, 'NOTES.md'), 'utf8'), 'notes\n');
     });
 
     test('a relative or empty entry in the launcher\'s PATH, or the workspace itself on it, refuses the launch (exit 125) naming it; --allow-relative-path runs', async () => {

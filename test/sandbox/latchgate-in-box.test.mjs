@@ -8,8 +8,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { cpSync, existsSync, linkSync, mkdirSync, readdirSync, readFileSync, readlinkSync, realpathSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { execFileSync } from 'node:child_process';
-import { MODES, skipReason, runBox, runNode, makeWorkspace, own, cleanupWorkspaces, distDir } from '../helpers/sandbox.mjs';
+import { MODES, skipReason, runBox, runNode, makeWorkspace, own, cleanupWorkspaces, distDir, bindAlias } from '../helpers/sandbox.mjs';
 import { shq } from '../helpers/probe-calls.mjs';
 
 after(() => cleanupWorkspaces());
@@ -135,38 +134,31 @@ for (const mode of MODES) {
     const copy = makeWorkspace('self-bind-copy');
     const main = copyRunnable(path.join(copy, 'latchgate'));
     own(copy);
-    const alias = makeWorkspace('self-bind-alias');
+    const alias = bindAlias(copy);
     const other = makeWorkspace('self-bind-other');
-    const otherAlias = makeWorkspace('self-bind-other-alias');
-    execFileSync('mount', ['--bind', copy, alias]);
-    execFileSync('mount', ['--bind', other, otherAlias]);
-    try {
-      // The alias is the installation: a write through it changes what the host runs.
-      const before = readFileSync(main, 'utf8');
-      const through = path.join(alias, 'latchgate/dist/cli/main.js');
-      writeFileSync(through, `${before}// planted\n`);
-      assert.equal(readFileSync(main, 'utf8'), `${before}// planted\n`);
-      writeFileSync(through, before);
-      for (const [rw, why] of [
-        // The installation's parent, whose node_modules Node searches.
-        [alias, /refused as a writable mount: latchgate runs from .*, and Node loads modules it does not find there from .*\/node_modules, which the box could then write \(.* shows the same directory through another mount\)/],
-        // The installation itself, below the alias.
-        [path.join(alias, 'latchgate'), /refused as a writable mount: it holds latchgate's installation .* through another mount of the same directory/],
-      ]) {
-        const r = await runNode(mode, [main, 'sandbox', '--workspace', ws, '--rw', rw, '--', '/bin/sh', '-c', `echo RAN; echo planted >> ${shq(through)}`], copyEnv(ws));
-        assert.equal(r.code, 125, `${r.stdout}\n${r.stderr}`);
-        assert.ok(!r.stdout.includes('RAN'), 'the command ran');
-        assert.match(r.stderr, why);
-        assert.equal(readFileSync(main, 'utf8'), before, 'the box changed the installation the host runs, through a bind mount');
-      }
-      const ok = await runNode(mode, [main, 'sandbox', '--workspace', ws, '--rw', otherAlias, '--', '/bin/sh', '-c', `echo notes > ${shq(path.join(otherAlias, 'NOTES.md'))} && echo LEGIT-OK`], copyEnv(ws));
-      assert.equal(ok.code, 0, `${ok.stdout}\n${ok.stderr}`);
-      assert.match(ok.stdout, /^LEGIT-OK$/m);
-      assert.equal(readFileSync(path.join(other, 'NOTES.md'), 'utf8'), 'notes\n');
-    } finally {
-      execFileSync('umount', [alias]);
-      execFileSync('umount', [otherAlias]);
+    const otherAlias = bindAlias(other);
+    // The alias is the installation: a write through it changes what the host runs.
+    const before = readFileSync(main, 'utf8');
+    const through = path.join(alias, 'latchgate/dist/cli/main.js');
+    writeFileSync(through, `${before}// planted\n`);
+    assert.equal(readFileSync(main, 'utf8'), `${before}// planted\n`);
+    writeFileSync(through, before);
+    for (const [rw, why] of [
+      // The installation's parent, whose node_modules Node searches.
+      [alias, /refused as a writable mount: latchgate runs from .*, and Node loads modules it does not find there from .*\/node_modules, which the box could then write \(.* shows the same directory through another mount\)/],
+      // The installation itself, below the alias.
+      [path.join(alias, 'latchgate'), /refused as a writable mount: it holds latchgate's installation .* through another mount of the same directory/],
+    ]) {
+      const r = await runNode(mode, [main, 'sandbox', '--workspace', ws, '--rw', rw, '--', '/bin/sh', '-c', `echo RAN; echo planted >> ${shq(through)}`], copyEnv(ws));
+      assert.equal(r.code, 125, `${r.stdout}\n${r.stderr}`);
+      assert.ok(!r.stdout.includes('RAN'), 'the command ran');
+      assert.match(r.stderr, why);
+      assert.equal(readFileSync(main, 'utf8'), before, 'the box changed the installation the host runs, through a bind mount');
     }
+    const ok = await runNode(mode, [main, 'sandbox', '--workspace', ws, '--rw', otherAlias, '--', '/bin/sh', '-c', `echo notes > ${shq(path.join(otherAlias, 'NOTES.md'))} && echo LEGIT-OK`], copyEnv(ws));
+    assert.equal(ok.code, 0, `${ok.stdout}\n${ok.stderr}`);
+    assert.match(ok.stdout, /^LEGIT-OK$/m);
+    assert.equal(readFileSync(path.join(other, 'NOTES.md'), 'utf8'), 'notes\n');
   });
 
   test(`[${mode}] the same installation without links outside it starts and runs latchgate; the box cannot link its files into a writable mount`, { skip: skipReason(mode), timeout: 120_000 }, async () => {
