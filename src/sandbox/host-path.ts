@@ -21,9 +21,9 @@ import { insideOnDisk, mountTable, type MountEntry } from './mount-location.js';
 /**
  * Commands run by name without the user choosing a package: node (every
  * `#!/usr/bin/env node` script, latchgate's own), latchgate's commands, the
- * package managers that come with node.
+ * package managers that come with node (corepack's shims among them).
  */
-export const HOST_RUN_NAMES: readonly string[] = ['node', 'nodejs', 'latchgate', 'latchgate-mcp', 'npm', 'npx', 'corepack'];
+export const HOST_RUN_NAMES: readonly string[] = ['node', 'nodejs', 'latchgate', 'latchgate-mcp', 'npm', 'npx', 'corepack', 'yarn', 'yarnpkg', 'pnpm', 'pnpx'];
 
 export interface PathRequest {
   path: string;

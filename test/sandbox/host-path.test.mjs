@@ -41,6 +41,7 @@ w node .bin/node
 w latchgate .bin/latchgate
 w latchgate-mcp .bin/latchgate-mcp
 w npx .bin/npx
+w pnpm .bin/pnpm
 t rm-node 'rm -f .bin/node && ! test -e .bin/node'
 t symlink-node 'ln -sfn /tmp/evil .bin/node'
 t replace-node 'printf "${plant}" > .bin/.n && chmod +x .bin/.n && mv -f .bin/.n .bin/node'
@@ -55,11 +56,11 @@ w legit:pkg pkg/cli.js
       });
       assert.equal(r.code, 0, r.stderr);
       const res = results(r.stdout);
-      for (const k of ['node', 'latchgate', 'latchgate-mcp', 'npx', 'nodejs-target']) assert.equal(res[k], 'EROFS', `${k}: ${r.stdout}`);
+      for (const k of ['node', 'latchgate', 'latchgate-mcp', 'npx', 'pnpm', 'nodejs-target']) assert.equal(res[k], 'EROFS', `${k}: ${r.stdout}`);
       for (const k of ['rm-node', 'symlink-node', 'replace-node', 'replace-nodejs', 'move-bin', 'move-modules']) assert.notEqual(res[k], 'OK', `${k}: ${r.stdout}`);
       for (const k of ['legit:new-bin', 'legit:link', 'legit:pkg']) assert.equal(res[k], 'OK', `${k}: ${r.stdout}`);
       // After the box: nothing of latchgate's names in node_modules/.bin, the placeholders gone, the package's bins there.
-      for (const n of ['node', 'latchgate', 'latchgate-mcp', 'npm', 'npx', 'corepack']) assert.ok(!exists(path.join(bin, n)), `${n} left in ${bin}`);
+      for (const n of ['node', 'latchgate', 'latchgate-mcp', 'npm', 'npx', 'corepack', 'yarn', 'pnpm']) assert.ok(!exists(path.join(bin, n)), `${n} left in ${bin}`);
       assert.equal(fs.readlinkSync(path.join(bin, 'nodejs')), '../node/bin/node');
       assert.equal(fs.readFileSync(path.join(ws, 'node_modules/node/bin/node'), 'utf8'), '#!/bin/sh\necho real\n');
       assert.ok(!exists(path.join(ws, 'node_modules/.bin-old')) && !exists(path.join(ws, 'nm-old')));
