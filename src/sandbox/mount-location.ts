@@ -38,11 +38,13 @@ export function diskLocation(p: string, table: readonly MountEntry[]): { dev: st
 
 /**
  * Whether inner lies in outer's tree on disk (both real paths), by the
- * paths given or through another mount of the same directory.
+ * paths given or through another mount of the same directory: outer's own
+ * or one mounted below it (the box binds a tree with its submounts).
  */
 export function insideOnDisk(outer: string, inner: string, table: readonly MountEntry[]): boolean {
   if (isInside(outer, inner)) return true;
-  const a = diskLocation(outer, table);
   const b = diskLocation(inner, table);
-  return a !== undefined && b !== undefined && a.dev === b.dev && isInside(a.path, b.path);
+  if (b === undefined) return false;
+  const below = table.filter((m) => m.point !== outer && isInside(outer, m.point)).map((m) => ({ dev: m.dev, path: m.root }));
+  return [diskLocation(outer, table), ...below].some((a) => a !== undefined && a.dev === b.dev && isInside(a.path, b.path));
 }

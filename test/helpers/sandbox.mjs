@@ -136,11 +136,10 @@ export function cleanupWorkspaces() {
 }
 
 const binds = [];
-/** A new directory showing dir through a bind mount (needs root); cleanupWorkspaces unmounts it. */
-export function bindAlias(dir) {
-  const alias = makeWorkspace('bind');
+/** A directory (a new one, or alias) showing dir through a bind mount (needs root); cleanupWorkspaces unmounts it. */
+export function bindAlias(dir, alias = makeWorkspace('bind')) {
   execFileSync('mount', ['--bind', dir, alias]);
-  binds.push(alias);
+  binds.unshift(alias); // unmounted before any it lies in
   return alias;
 }
 

@@ -137,6 +137,10 @@ for (const mode of MODES) {
     const alias = bindAlias(copy);
     const other = makeWorkspace('self-bind-other');
     const otherAlias = bindAlias(other);
+    const mountedInside = makeWorkspace('self-bind-holder');
+    mkdirSync(path.join(mountedInside, 'vendor'));
+    own(mountedInside);
+    bindAlias(copy, path.join(mountedInside, 'vendor'));
     // The alias is the installation: a write through it changes what the host runs.
     const before = readFileSync(main, 'utf8');
     const through = path.join(alias, 'latchgate/dist/cli/main.js');
@@ -148,8 +152,10 @@ for (const mode of MODES) {
       [alias, /refused as a writable mount: latchgate runs from .*, and Node loads modules it does not find there from .*\/node_modules, which the box could then write \(.* shows the same directory through another mount\)/],
       // The installation itself, below the alias.
       [path.join(alias, 'latchgate'), /refused as a writable mount: it holds latchgate's installation .* through another mount of the same directory/],
+      // A directory with the installation mounted inside it (the box binds a tree with its submounts).
+      [mountedInside, /holder-.*: refused as a writable mount: latchgate runs from .*, and Node loads modules it does not find there from .*\/node_modules, which the box could then write \(.* shows the same directory through another mount\)/],
     ]) {
-      const r = await runNode(mode, [main, 'sandbox', '--workspace', ws, '--rw', rw, '--', '/bin/sh', '-c', `echo RAN; echo planted >> ${shq(through)}`], copyEnv(ws));
+      const r = await runNode(mode, [main, 'sandbox', '--workspace', ws, '--rw', rw, '--', '/bin/sh', '-c', `echo RAN; echo planted >> ${shq(through)}; echo planted >> ${shq(path.join(mountedInside, 'vendor/latchgate/dist/cli/main.js'))}`], copyEnv(ws));
       assert.equal(r.code, 125, `${r.stdout}\n${r.stderr}`);
       assert.ok(!r.stdout.includes('RAN'), 'the command ran');
       assert.match(r.stderr, why);

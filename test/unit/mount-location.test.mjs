@@ -13,6 +13,7 @@ const TEXT = [
   '30 22 8:1 / /home rw - ext4 /dev/sda1 rw',
   '31 22 8:1 /u/.local /srv/alias rw - ext4 /dev/sda1 rw',
   '32 22 8:2 /data /mnt/with\\040space rw - ext4 /dev/sdb1 rw',
+  '33 22 8:1 /u/tools /work/proj/vendor rw - ext4 /dev/sda1 rw',
   '',
 ].join('\n');
 const table = mountTable(TEXT);
@@ -30,6 +31,9 @@ test('inside on disk: through a bind mount in both directions, by path as before
   assert.ok(insideOnDisk('/srv', '/srv/alias', table)); // by path
   assert.ok(!insideOnDisk('/srv/alias', '/home/u/project', table));
   assert.ok(!insideOnDisk('/mnt/with space', '/home/u/.local/state', table));
+  // A mount below the outer tree counts: the box binds the tree with it.
+  assert.ok(insideOnDisk('/work/proj', '/home/u/tools/latchgate/dist', table));
+  assert.ok(!insideOnDisk('/work/proj', '/home/u/other', table));
 });
 
 test('a writable mount that shows the state directory through a bind mount is refused; one beside it is not', () => {
