@@ -16,7 +16,7 @@
 // read-only when it lies in a writable tree, wherever symlinks lead; so are
 // tool configs at any depth and PATH directories (host-path.ts). The snapshot records what
 // was there, for checkGitSurface() (git-check.ts) after the run.
-import { readdirSync, realpathSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { LaunchError } from '../core/errors.js';
 import { readConfigChain, resolveConfigPath, type ConfigFileRead } from './git-config.js';
@@ -26,6 +26,7 @@ import { readIndexEntries, readIndexGitlinks } from './git-index.js';
 import { explicitPath, pathTokens, referencedPaths, resolveToken } from './path-references.js';
 import { isInside } from '../core/paths.js';
 import { pathRequests } from './host-path.js';
+import { lookupPath } from './lookup-path.js';
 
 export interface GitProtectRequest {
   path: string;
@@ -236,22 +237,6 @@ function commandPaths(value: string): string[] {
     .filter((w) => w.length > 1 && !w.startsWith('-') && !/^[a-z][a-z0-9+.-]*:\/\//i.test(w) && (w.includes('/') || w.startsWith('~')));
 }
 
-function realOrUndefined(p: string): string | undefined {
-  try {
-    return realpathSync(p);
-  } catch {
-    return undefined;
-  }
-}
-
-/** Where a path really is: the path with every symlink on the way resolved (its parent's, for a missing one). */
-export function realLocation(p: string): string | undefined {
-  const r = realOrUndefined(p);
-  if (r) return r;
-  const parent = realOrUndefined(dirname(p));
-  return parent ? join(parent, basename(p)) : undefined;
-}
-
 /**
  * Scans the writable trees at launch: what to protect and the snapshot to
  * compare with after the run.
@@ -265,10 +250,14 @@ export function scanGitSurface(o: GitScanOptions): GitSurface {
    * directory above it) leading into a writable tree would let the box
    * rewrite the target while only the link is covered.
    */
-  const add = (r: GitProtectRequest, depth = 0) => {
-    if (inWritable(r.path) && !protect.has(r.path)) protect.set(r.path, r);
-    const real = realLocation(r.path);
-    if (real && real !== r.path && depth < 8) add({ ...r, path: real, why: `${r.why} (through a symlink)` }, depth + 1);
+  const add = (r: GitProtectRequest) => {
+    const keep = (k: GitProtectRequest) => inWritable(k.path) && !protect.has(k.path) && protect.set(k.path, k);
+    // A path written with `..` is only where its lookup leads.
+    if (resolve(r.path) === r.path) keep(r);
+    const { path: real, links } = lookupPath(r.path);
+    // A symlink on the way that the box could retarget is kept as it is (covered, never followed).
+    for (const l of links) keep({ path: l, type: 'file', why: `${r.why} (a symlink on the way to ${real})` });
+    if (real !== r.path) keep({ ...r, path: real, why: `${r.why} (through a symlink)` });
   };
   const walk = walkGitDirs(o.scanRoots ?? writable, { fixUnlisted: true });
   const odd = [...walk.gitDirs, ...walk.pointers].find((p) => typeof p !== 'string');
@@ -311,8 +300,8 @@ export function scanGitSurface(o: GitScanOptions): GitSurface {
     }
     for (const n of names) {
       const hook = join(dir, n);
-      const real = realLocation(hook);
-      if (real && real !== hook) add({ path: real, type: lstp(real)?.isDirectory() ? 'dir' : 'file', why: `the hook ${hook} is a symlink to it` });
+      const real = lookupPath(hook).path;
+      if (real !== hook) add({ path: real, type: lstp(real)?.isDirectory() ? 'dir' : 'file', why: `the hook ${hook} is a symlink to it` });
       const text = readRegular(hook, 256 << 10)?.toString('utf8');
       if (text === undefined) continue;
       // What the hook names: existing files, and paths written as such even when missing (a script it would run once created).

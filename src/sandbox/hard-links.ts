@@ -10,10 +10,11 @@
 // in the installation (node-gyp links build/Release/x.node to
 // obj.target/x.node), or that lies on a filesystem no writable mount is on,
 // cannot be reached that way.
-import { readFileSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { LaunchError } from '../core/errors.js';
 import { isInside } from '../core/paths.js';
 import { loadAddon } from '../native/addon.js';
+import { mountTable } from './mount-location.js';
 
 /** A file of the trees that has names outside them, on a writable mount's filesystem. */
 export interface AliasedFile {
@@ -25,15 +26,9 @@ export interface AliasedFile {
   mounts: string[];
 }
 
-const MOUNTINFO = '/proc/self/mountinfo';
-
-/** Mount points as /proc/self/mountinfo has them (octal escapes for space, tab, newline, backslash undone). */
-export function mountPoints(text = readFileSync(MOUNTINFO, 'utf8')): string[] {
-  return text
-    .split('\n')
-    .map((l) => l.split(' ')[4])
-    .filter((p): p is string => p !== undefined)
-    .map((p) => p.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))));
+/** Mount points as /proc/self/mountinfo has them (mount-location.ts). */
+export function mountPoints(text?: string): string[] {
+  return mountTable(text).map((m) => m.point);
 }
 
 const devOf = (p: string) => {

@@ -12,16 +12,18 @@
 // - A relative or empty entry is resolved against whatever directory the
 //   user's shell is in later, so any directory the box could write becomes
 //   one: the launch is refused unless --allow-relative-path asks for it.
-import { realpathSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { LaunchError } from '../core/errors.js';
+import { isInside } from '../core/paths.js';
+import { lookupPath } from './lookup-path.js';
+import { insideOnDisk, mountTable, type MountEntry } from './mount-location.js';
 
 /**
  * Commands run by name without the user choosing a package: node (every
  * `#!/usr/bin/env node` script, latchgate's own), latchgate's commands, the
- * package managers that come with node.
+ * package managers that come with node (corepack's shims among them).
  */
-export const HOST_RUN_NAMES: readonly string[] = ['node', 'nodejs', 'latchgate', 'latchgate-mcp', 'npm', 'npx', 'corepack'];
+export const HOST_RUN_NAMES: readonly string[] = ['node', 'nodejs', 'latchgate', 'latchgate-mcp', 'npm', 'npx', 'corepack', 'yarn', 'yarnpkg', 'pnpm', 'pnpx'];
 
 export interface PathRequest {
   path: string;
@@ -34,17 +36,25 @@ function entries(path: string | undefined): { entry: string; position: number }[
   return path === undefined ? [] : path.split(':').map((entry, i) => ({ entry, position: i + 1 }));
 }
 
-/** What to keep read-only for the absolute entries of PATH (add() keeps those inside writable trees, and where symlinks lead). */
+/** A node_modules directory (npm writes its .bin), as the entry is written or where it leads. */
+const inModules = (entry: string, dir: string) => [resolve(entry), dir].some((d) => d.split('/').includes('node_modules'));
+
+/**
+ * What to keep read-only for the absolute entries of PATH, as written: the
+ * kernel looks an entry up as it stands (a `..` after a symlink leaves the
+ * directory the symlink leads to, not the one written before it), so add()
+ * keeps where its lookup leads (lookup-path.ts) and the symlinks on the way.
+ */
 export function pathRequests(path: string | undefined): PathRequest[] {
   const out: PathRequest[] = [];
   for (const { entry } of entries(path)) {
     if (!entry.startsWith('/')) continue;
-    const dir = resolve(entry);
-    if (!dir.split('/').includes('node_modules')) {
-      out.push({ path: dir, type: 'dir', why: 'a directory on your PATH' });
+    const dir = lookupPath(entry).path;
+    if (!inModules(entry, dir)) {
+      out.push({ path: entry, type: 'dir', why: `a directory on your PATH${dir === entry ? '' : ` (${dir})`}` });
       continue;
     }
-    for (const name of HOST_RUN_NAMES) out.push({ path: resolve(dir, name), type: 'file', why: `a command the host runs by name from ${dir} on your PATH` });
+    for (const name of HOST_RUN_NAMES) out.push({ path: `${entry.replace(/\/+$/, '')}/${name}`, type: 'file', why: `a command the host runs by name from ${dir} on your PATH` });
   }
   return out;
 }
@@ -74,27 +84,25 @@ export function checkRelativePath(path: string | undefined, allowed: boolean): b
   );
 }
 
-/** Where a directory really is, or the path itself when it cannot be resolved (missing). */
-function real(dir: string): string {
-  try {
-    return realpathSync(dir);
-  } catch {
-    return dir;
-  }
-}
-
 /**
  * Refuses an absolute PATH entry that is one of the writable trees itself
- * (roots: real paths, with the flag that mounts each): it cannot be kept
- * read-only without taking the tree from the box. A node_modules one is not
- * refused: the names the host runs from it are kept below the root.
+ * (roots: real paths, with the flag that mounts each), where its lookup
+ * leads (lookup-path.ts): it cannot be kept read-only without taking the
+ * tree from the box. A node_modules one is not refused: the names the host
+ * runs from it are kept below the root. An entry that a writable tree
+ * shows through another mount of the same directory (a bind mount,
+ * mount-location.ts) is refused too: only paths below the roots are kept.
  */
-export function refuseWritablePathRoots(path: string | undefined, roots: readonly { path: string; flag: string }[]): void {
+export function refuseWritablePathRoots(path: string | undefined, roots: readonly { path: string; flag: string }[], table: readonly MountEntry[] = mountTable()): void {
   for (const { entry, position } of entries(path)) {
     if (!entry.startsWith('/')) continue;
-    const dir = resolve(entry);
-    if (dir.split('/').includes('node_modules')) continue;
-    const root = roots.find((r) => r.path === dir || r.path === real(dir));
+    const dir = lookupPath(entry).path;
+    const alias = roots.find((r) => !isInside(r.path, dir) && insideOnDisk(r.path, dir, table));
+    if (alias) {
+      throw new LaunchError(`PATH entry ${position} ${JSON.stringify(entry)} is inside ${alias.flag} ${alias.path} through another mount of the same directory (a bind mount): the box could put any command there, which you would run after it exits; remove it from PATH, or mount a directory that does not hold it`);
+    }
+    if (inModules(entry, dir)) continue;
+    const root = roots.find((r) => r.path === dir);
     if (!root) continue;
     throw new LaunchError(`PATH entry ${position} ${JSON.stringify(entry)} is the directory mounted read-write by ${root.flag} ${root.path}: the box could put any command there, which you would run after it exits; remove it from PATH (or put the commands in a subdirectory, e.g. ${JSON.stringify(resolve(dir, 'bin'))}, and that on PATH), or mount another directory`);
   }

@@ -15,6 +15,7 @@ import { shellWord } from '../core/shell-word.js';
 import { aliasableFiles, refuseAliasedFiles, writableFilesystems } from './hard-links.js';
 import type { Identity } from './identity.js';
 import type { OwnPath } from './own-paths.js';
+import { insideOnDisk, mountTable, type MountEntry } from './mount-location.js';
 import { isInside } from '../core/paths.js';
 
 /** What a package outside an installed node_modules (a clone) runs or reads: code, addon, providers, definitions. */
@@ -173,8 +174,8 @@ export function installOwnPaths(self: LatchgateInBox): OwnPath[] {
  * latchgate must be installed outside the box's reach, or be the
  * workspace itself (whose node_modules stays read-only).
  */
-export function refuseWritableModulePaths(self: LatchgateInBox, writableRoots: readonly string[]): void {
-  for (const from of [self.root, ...self.linked.filter((p) => !isInside(self.root, p))]) refuseAbove(from, self.root, writableRoots);
+export function refuseWritableModulePaths(self: LatchgateInBox, writableRoots: readonly string[], table: readonly MountEntry[] = mountTable()): void {
+  for (const from of [self.root, ...self.linked.filter((p) => !isInside(self.root, p))]) refuseAbove(from, self.root, writableRoots, table);
 }
 
 /**
@@ -200,12 +201,14 @@ export async function refuseLinkedInstall(self: LatchgateInBox, writableRoots: r
   );
 }
 
-function refuseAbove(from: string, root: string, writableRoots: readonly string[]): void {
+/** Each node_modules Node searches above from, checked against the writable roots on disk (another mount of the same directory too). */
+function refuseAbove(from: string, root: string, writableRoots: readonly string[], table: readonly MountEntry[]): void {
   for (let dir = dirname(from); ; dir = dirname(dir)) {
     const lookup = join(dir, 'node_modules');
-    const w = writableRoots.find((root) => isInside(root, lookup) || isInside(lookup, root));
+    const w = writableRoots.find((root) => insideOnDisk(root, lookup, table) || insideOnDisk(lookup, root, table));
     if (w !== undefined) {
-      throw new LaunchError(`${w}: refused as a writable mount: latchgate runs from ${root}, and Node loads modules it does not find ${from === root ? 'there' : `in its dependency ${from}`} from ${lookup}, which the box could then write; install latchgate outside the box's reach (npm install -g latchgate) or pass a --workspace that does not hold ${dir}`);
+      const alias = isInside(w, lookup) || isInside(lookup, w) ? '' : ` (${w} shows the same directory through another mount)`;
+      throw new LaunchError(`${w}: refused as a writable mount: latchgate runs from ${root}, and Node loads modules it does not find ${from === root ? 'there' : `in its dependency ${from}`} from ${lookup}, which the box could then write${alias}; install latchgate outside the box's reach (npm install -g latchgate) or pass a --workspace that does not hold ${dir}`);
     }
     if (dir === '/') return;
   }

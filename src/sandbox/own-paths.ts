@@ -1,11 +1,13 @@
 // latchgate's own files, which no box may write: the configuration files
 // read, the user config directory, the state and runtime directories.
 import { existsSync, mkdirSync, realpathSync } from 'node:fs';
-import { basename, dirname, isAbsolute, join, relative } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { stateDir, userConfigDir } from '../config/paths.js';
 import type { ProtectRequest } from '../config/box-requests.js';
 import type { GateSetup } from '../gate/setup.js';
 import { LaunchError } from '../core/errors.js';
+import { isInside } from '../core/paths.js';
+import { insideOnDisk, mountTable, type MountEntry } from './mount-location.js';
 
 /** A path latchgate itself depends on, with what it is (for error messages). */
 export interface OwnPath extends ProtectRequest {
@@ -52,13 +54,21 @@ export function prepareOwnPaths(s: GateSetup, env: NodeJS.ProcessEnv = process.e
   return list.map((o) => ({ ...o, path: realish(o.path) })).filter((o) => !seen.has(o.path) && !!seen.add(o.path));
 }
 
-/** A writable root that is one of latchgate's own paths or lies inside one cannot be protected: refused. */
-export function refuseWritableOwnPaths(writableRoots: readonly string[], own: readonly OwnPath[]): void {
+/**
+ * A writable root that is one of latchgate's own paths or lies inside one
+ * cannot be protected: refused. So is one that holds an own path through
+ * another mount of the same directory (a bind mount, mount-location.ts):
+ * only the paths written below the root are kept read-only.
+ */
+export function refuseWritableOwnPaths(writableRoots: readonly string[], own: readonly OwnPath[], table: readonly MountEntry[] = mountTable()): void {
   for (const root of writableRoots) {
     for (const o of own) {
-      const r = relative(o.path, root);
-      if (r === '' || (!r.startsWith('..') && !isAbsolute(r))) {
-        throw new LaunchError(`${root}: refused as a writable mount: it is ${r === '' ? '' : 'inside '}latchgate's ${o.what} ${o.path}, which a box must not write; mount a directory that does not hold it`);
+      if (insideOnDisk(o.path, root, table)) {
+        const how = isInside(o.path, root) ? (o.path === root ? '' : 'inside ') : 'through another mount of the same directory, ';
+        throw new LaunchError(`${root}: refused as a writable mount: it is ${how}latchgate's ${o.what} ${o.path}, which a box must not write; mount a directory that does not hold it`);
+      }
+      if (!isInside(root, o.path) && insideOnDisk(root, o.path, table)) {
+        throw new LaunchError(`${root}: refused as a writable mount: it holds latchgate's ${o.what} ${o.path} through another mount of the same directory (a bind mount), which a box must not write and which is kept read-only only at its own path; mount a directory that does not hold it`);
       }
     }
   }

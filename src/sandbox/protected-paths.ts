@@ -6,7 +6,8 @@
 // be created; one that is a symlink is covered, never followed.
 import { lstatSync, readdirSync } from 'node:fs';
 import { join, relative, dirname } from 'node:path';
-import { globalGitConfigs, looksExecutable, realLocation, scanGitSurface, type GitSnapshot } from './git-surface.js';
+import { globalGitConfigs, looksExecutable, scanGitSurface, type GitSnapshot } from './git-surface.js';
+import { lookupPath } from './lookup-path.js';
 import { readSmallFile } from './git-config.js';
 import { readIndexEntries } from './git-index.js';
 import { readRegular } from './safe-read.js';
@@ -218,9 +219,12 @@ function settingsFiles(root: string, requests: readonly ProtectRequest[]): strin
  */
 function withRealLocations(requests: readonly ProtectRequest[], writableRoots: readonly string[]): ProtectRequest[] {
   const out = [...requests];
+  const writable = (p: string) => writableRoots.some((w) => isInside(w, p));
   for (const r of requests) {
-    const real = realLocation(r.path);
-    if (real && real !== r.path && writableRoots.some((w) => isInside(w, real))) out.push({ ...r, path: real });
+    const { path: real, links } = lookupPath(r.path);
+    if (real !== r.path && writable(real)) out.push({ ...r, path: real });
+    // A symlink on the way (also outside the root the request is in) would move the lookup elsewhere once retargeted.
+    for (const l of links) if (writable(l)) out.push({ path: l, type: 'file' });
   }
   return out;
 }

@@ -123,7 +123,24 @@ export function own(p) {
 }
 
 export function cleanupWorkspaces() {
-  for (const d of workspaces.splice(0)) rmSync(d, { recursive: true, force: true });
+  // A bind mount first: removing it while mounted would remove what it shows.
+  const stuck = binds.splice(0).filter((d) => {
+    try {
+      execFileSync('umount', [d]);
+      return false;
+    } catch {
+      return true;
+    }
+  });
+  for (const d of workspaces.splice(0)) if (!stuck.includes(d)) rmSync(d, { recursive: true, force: true });
+}
+
+const binds = [];
+/** A directory (a new one, or alias) showing dir through a bind mount (needs root); cleanupWorkspaces unmounts it. */
+export function bindAlias(dir, alias = makeWorkspace('bind')) {
+  execFileSync('mount', ['--bind', dir, alias]);
+  binds.unshift(alias); // unmounted before any it lies in
+  return alias;
 }
 
 /**

@@ -8,7 +8,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { cpSync, existsSync, linkSync, mkdirSync, readdirSync, readFileSync, readlinkSync, realpathSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { MODES, skipReason, runBox, runNode, makeWorkspace, own, cleanupWorkspaces, distDir } from '../helpers/sandbox.mjs';
+import { MODES, skipReason, runBox, runNode, makeWorkspace, own, cleanupWorkspaces, distDir, bindAlias } from '../helpers/sandbox.mjs';
 import { shq } from '../helpers/probe-calls.mjs';
 
 after(() => cleanupWorkspaces());
@@ -127,6 +127,44 @@ for (const mode of MODES) {
     assert.ok(r.stderr.includes(rw), r.stderr);
     assert.match(r.stderr, /npm install -g latchgate/);
     assert.match(r.stderr, /--trust-linked-install/);
+  });
+
+  test(`[${mode}] a --rw directory that shows the installation through a bind mount is refused before anything runs; a bind mount of another directory runs`, { skip: skipReason(mode) || (process.getuid() !== 0 && 'needs root to bind-mount'), timeout: 120_000 }, async () => {
+    const ws = makeWorkspace('self-bind');
+    const copy = makeWorkspace('self-bind-copy');
+    const main = copyRunnable(path.join(copy, 'latchgate'));
+    own(copy);
+    const alias = bindAlias(copy);
+    const other = makeWorkspace('self-bind-other');
+    const otherAlias = bindAlias(other);
+    const mountedInside = makeWorkspace('self-bind-holder');
+    mkdirSync(path.join(mountedInside, 'vendor'));
+    own(mountedInside);
+    bindAlias(copy, path.join(mountedInside, 'vendor'));
+    // The alias is the installation: a write through it changes what the host runs.
+    const before = readFileSync(main, 'utf8');
+    const through = path.join(alias, 'latchgate/dist/cli/main.js');
+    writeFileSync(through, `${before}// planted\n`);
+    assert.equal(readFileSync(main, 'utf8'), `${before}// planted\n`);
+    writeFileSync(through, before);
+    for (const [rw, why] of [
+      // The installation's parent, whose node_modules Node searches.
+      [alias, /refused as a writable mount: latchgate runs from .*, and Node loads modules it does not find there from .*\/node_modules, which the box could then write \(.* shows the same directory through another mount\)/],
+      // The installation itself, below the alias.
+      [path.join(alias, 'latchgate'), /refused as a writable mount: it holds latchgate's installation .* through another mount of the same directory/],
+      // A directory with the installation mounted inside it (the box binds a tree with its submounts).
+      [mountedInside, /holder-.*: refused as a writable mount: latchgate runs from .*, and Node loads modules it does not find there from .*\/node_modules, which the box could then write \(.* shows the same directory through another mount\)/],
+    ]) {
+      const r = await runNode(mode, [main, 'sandbox', '--workspace', ws, '--rw', rw, '--', '/bin/sh', '-c', `echo RAN; echo planted >> ${shq(through)}; echo planted >> ${shq(path.join(mountedInside, 'vendor/latchgate/dist/cli/main.js'))}`], copyEnv(ws));
+      assert.equal(r.code, 125, `${r.stdout}\n${r.stderr}`);
+      assert.ok(!r.stdout.includes('RAN'), 'the command ran');
+      assert.match(r.stderr, why);
+      assert.equal(readFileSync(main, 'utf8'), before, 'the box changed the installation the host runs, through a bind mount');
+    }
+    const ok = await runNode(mode, [main, 'sandbox', '--workspace', ws, '--rw', otherAlias, '--', '/bin/sh', '-c', `echo notes > ${shq(path.join(otherAlias, 'NOTES.md'))} && echo LEGIT-OK`], copyEnv(ws));
+    assert.equal(ok.code, 0, `${ok.stdout}\n${ok.stderr}`);
+    assert.match(ok.stdout, /^LEGIT-OK$/m);
+    assert.equal(readFileSync(path.join(other, 'NOTES.md'), 'utf8'), 'notes\n');
   });
 
   test(`[${mode}] the same installation without links outside it starts and runs latchgate; the box cannot link its files into a writable mount`, { skip: skipReason(mode), timeout: 120_000 }, async () => {

@@ -33,7 +33,7 @@ function facts(path) {
 const options = (workspace, over = {}) => ({ workspace, ro: [], rw: [], passEnv: [], allowHosts: [], command: ['/bin/true'], strictNet: false, allowDegraded: false, limits: {}, listenPorts: [], ...over });
 
 test('the names latchgate needs are among those a node_modules directory on PATH keeps read-only', () => {
-  for (const n of ['node', 'nodejs', 'latchgate', 'latchgate-mcp', 'npm', 'npx', 'corepack']) assert.ok(HOST_RUN_NAMES.includes(n), n);
+  for (const n of ['node', 'nodejs', 'latchgate', 'latchgate-mcp', 'npm', 'npx', 'corepack', 'yarn', 'yarnpkg', 'pnpm', 'pnpx']) assert.ok(HOST_RUN_NAMES.includes(n), n);
 });
 
 test('an absolute node_modules/.bin in the workspace on PATH: node, latchgate, npm... read-only (placeholders where missing); the directory itself stays writable', (t) => {
