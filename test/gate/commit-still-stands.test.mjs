@@ -1,12 +1,13 @@
-// A lease revoked while a call is on its way is refused where the call
-// commits (the budget debit, the grant, the intent), not only when the
-// request arrived: the run may wait between the two (the policy engine, a
-// provider's first compile, the connection opened ahead), and a revocation
-// that lands meanwhile must stop it with nothing done. These tests hold a
-// call in that window (its provider's preparation, as a first compile would)
-// and revoke every lease meanwhile (revoke-all), for the agent's own call
-// and for an approved one. Beside each, the same call held the same way and
-// not revoked goes through.
+// What a call was allowed on is checked again where it commits (the budget
+// debit, the grant, the intent), not only when the request arrived: the run
+// may wait between the two (the policy engine, a provider's first compile,
+// the connection opened ahead), and an operator's change that lands
+// meanwhile must stop it with nothing done. These tests hold a call in that
+// window (its provider's preparation, as a first compile would) and, while
+// it waits, revoke every lease (revoke-all; the agent's own call and an
+// approved one) or take the action from the principal's policy grant. Beside
+// each, the same call held the same way goes through when nothing changed,
+// or when called again under a policy that still allows it.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Agent, grantAll } from '../helpers/gate.mjs';
@@ -97,6 +98,37 @@ for (const revoke of [true, false]) {
     } else {
       assert.equal(ap.status, 200, ap.text);
       assert.equal(ap.body.http_status, 200, ap.text);
+      assert.equal(transport.calls.length, 1);
+    }
+  });
+}
+
+for (const change of ['revoke', 'unrelated']) {
+  test(`a call waiting to commit when the policy changes (${change === 'revoke' ? 'the action taken from the principal: 409 policy_changed, nothing sent; called again, 403' : 'another principal granted: 409 policy_changed; called again, it runs'})`, async (t) => {
+    const { g, provider, transport } = await heldGate(t);
+    const a = new Agent(g.socket);
+    await a.lease({ budgets: { max_calls: 5 } });
+    provider.hold();
+    const pending = a.execute('t_ok', { n: 4 });
+    await provider.reached;
+    const body = change === 'revoke' ? { principal: 'tester', actions: ['t_ok'] } : { principal: 'someone-else', actions: ['t_ok'] };
+    const changed = await admin(g, 'POST', `/v1/admin/policy/${change === 'revoke' ? 'revoke' : 'grant'}`, body);
+    assert.equal(changed.status, 200, changed.text);
+    provider.release();
+    const r = await pending;
+    assert.equal(r.status, 409, r.text);
+    assert.equal(r.body.error, 'policy_changed');
+    assert.match(r.body.message, /nothing was done: call again/);
+    assert.equal(transport.calls.length, 0, 'the call ran on a policy decision the operator had changed');
+    assert.equal(intents(g), 0);
+    assert.equal(g.ctx.budgets.snapshot(a.session_id).calls_remaining, 5, 'the refused call was debited');
+    const again = await a.execute('t_ok', { n: 4 });
+    if (change === 'revoke') {
+      assert.equal(again.status, 403, again.text);
+      assert.equal(again.body.error, 'policy_denied');
+      assert.equal(transport.calls.length, 0);
+    } else {
+      assert.equal(again.status, 200, again.text);
       assert.equal(transport.calls.length, 1);
     }
   });
