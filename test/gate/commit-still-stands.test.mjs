@@ -46,16 +46,22 @@ async function heldGate(t) {
   return { g, provider, transport };
 }
 
+/** A gate, and an agent's call of t_ok (five calls in its lease) waiting in its provider's preparation. */
+async function heldCall(t, body) {
+  const held = await heldGate(t);
+  const a = new Agent(held.g.socket);
+  await a.lease({ budgets: { max_calls: 5 } });
+  held.provider.hold();
+  const pending = a.execute('t_ok', body);
+  await held.provider.reached;
+  return { ...held, a, pending };
+}
+
 const intents = (g) => g.db.prepare('SELECT count(*) AS n FROM execution_intents').get().n;
 
 for (const revoke of [true, false]) {
   test(`a call waiting to commit when every lease is revoked: ${revoke ? '401 lease_revoked, nothing sent, nothing debited' : 'not revoked, it runs'}`, async (t) => {
-    const { g, provider, transport } = await heldGate(t);
-    const a = new Agent(g.socket);
-    await a.lease({ budgets: { max_calls: 5 } });
-    provider.hold();
-    const pending = a.execute('t_ok', { n: 1 });
-    await provider.reached;
+    const { g, provider, transport, a, pending } = await heldCall(t, { n: 1 });
     if (revoke) assert.equal((await admin(g, 'POST', '/v1/admin/revoke-all')).status, 200);
     provider.release();
     const r = await pending;
@@ -105,12 +111,7 @@ for (const revoke of [true, false]) {
 
 for (const change of ['revoke', 'unrelated']) {
   test(`a call waiting to commit when the policy changes (${change === 'revoke' ? 'the action taken from the principal: 409 policy_changed, nothing sent; called again, 403' : 'another principal granted: 409 policy_changed; called again, it runs'})`, async (t) => {
-    const { g, provider, transport } = await heldGate(t);
-    const a = new Agent(g.socket);
-    await a.lease({ budgets: { max_calls: 5 } });
-    provider.hold();
-    const pending = a.execute('t_ok', { n: 4 });
-    await provider.reached;
+    const { g, provider, transport, a, pending } = await heldCall(t, { n: 4 });
     const body = change === 'revoke' ? { principal: 'tester', actions: ['t_ok'] } : { principal: 'someone-else', actions: ['t_ok'] };
     const changed = await admin(g, 'POST', `/v1/admin/policy/${change === 'revoke' ? 'revoke' : 'grant'}`, body);
     assert.equal(changed.status, 200, changed.text);
