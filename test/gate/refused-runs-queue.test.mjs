@@ -5,7 +5,8 @@
 // busy, such runs used to wait in the queue until a worker came free, so a
 // handful of cheap refused requests filled it and the calls that go on were
 // answered 429 provider_busy. The legitimate call beside them waits for the
-// busy worker and runs.
+// busy worker and runs. Nor does such a run make the gate stop and spawn a
+// worker (what an agent could otherwise repeat at will).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
@@ -17,17 +18,14 @@ import { Agent, grantAll, startGate } from '../helpers/gate.mjs';
 import { waitFor } from '../helpers/gate-faults.mjs';
 import { NO_OPENSSL, tlsUpstream } from '../helpers/tls-upstream.mjs';
 
-test('runs refused at commit take no place in the provider queue: a call made meanwhile waits for the busy worker and runs', { skip: NO_OPENSSL }, async (t) => {
-  const stuck = [];
-  const up = await tlsUpstream(['api.github.com'], (req, res) => {
-    if (req.url !== '/busy') return false;
-    stuck.push(res); // answered when the test says so
-    return true;
-  });
+/** A run of this exact request has no receipt: every new one is refused at commit (409 previous_outcome_unknown). */
+const orphan = { url: 'https://api.github.com/orphan' };
+
+/** A gate reaching `up` (closed after the test), every action granted, an agent with a lease, and the orphan's intent. */
+async function gateOn(t, up, providers) {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'latchgate-queue-'));
-  const g = await startGate({ stateDir: path.join(dir, 'state'), config: { resolve: up.pins(), extraCaCerts: [up.caFile], providers: { poolSize: 1, queueLimit: 4 } } });
+  const g = await startGate({ stateDir: path.join(dir, 'state'), config: { resolve: up.pins(), extraCaCerts: [up.caFile], ...(providers ? { providers } : {}) } });
   t.after(async () => {
-    for (const s of stuck) s.destroy();
     await g.close();
     up.close();
     rmSync(dir, { recursive: true, force: true });
@@ -35,9 +33,19 @@ test('runs refused at commit take no place in the provider queue: a call made me
   grantAll(g);
   const a = new Agent(g.socket);
   await a.lease();
-  // A run of this exact request has no receipt: every new one is refused at commit.
-  const orphan = { url: 'https://api.github.com/orphan' };
   g.ctx.ledger.consumeGrantAndWriteIntent({ grant_id: randomUUID(), trace_id: randomUUID(), action_id: 'http_fetch', principal: 'tester', provider_module_digest: 'builtin:http_api', request_hash: canonicalHash(orphan), started_at: new Date().toISOString() });
+  return { g, a };
+}
+
+test('runs refused at commit take no place in the provider queue: a call made meanwhile waits for the busy worker and runs', { skip: NO_OPENSSL }, async (t) => {
+  const stuck = [];
+  const up = await tlsUpstream(['api.github.com'], (req, res) => {
+    if (req.url !== '/busy') return false;
+    stuck.push(res); // answered when the test says so
+    return true;
+  });
+  t.after(() => stuck.forEach((s) => s.destroy()));
+  const { g, a } = await gateOn(t, up, { poolSize: 1, queueLimit: 4 });
 
   // The one worker is busy with a call its upstream has not answered yet.
   const busy = a.execute('http_fetch', { url: 'https://api.github.com/busy' });
@@ -61,4 +69,19 @@ test('runs refused at commit take no place in the provider queue: a call made me
   assert.equal(r.status, 200, r.text);
   assert.ok(up.seen.some((s) => s.url === '/legit'));
   assert.ok(!up.seen.some((s) => s.url === '/orphan'), 'a refused run reached the upstream');
+});
+
+test('runs refused at commit never take a worker: the idle workers are the same ones after 20 of them, and the next call runs on one', { skip: NO_OPENSSL }, async (t) => {
+  const up = await tlsUpstream(['api.github.com'], () => false);
+  const { g, a } = await gateOn(t, up);
+  assert.equal((await a.execute('http_fetch', { url: 'https://api.github.com/warm' })).status, 200);
+  const pool = g.ctx.providers.get('builtin:http_api').runtime.pool;
+  const idle = () => pool.idle.map((w) => w.worker.threadId).sort();
+  const before = idle();
+  assert.ok(before.length >= 1);
+  for (let i = 0; i < 20; i++) assert.equal((await a.execute('http_fetch', orphan)).status, 409);
+  // A refused run that took a worker would have had it stopped (aborted) and a new one spawned.
+  assert.deepEqual(idle(), before, 'refused runs made the gate stop and spawn workers');
+  assert.equal((await a.execute('http_fetch', { url: 'https://api.github.com/after' })).status, 200);
+  assert.ok(!up.seen.some((s) => s.url === '/orphan'));
 });
