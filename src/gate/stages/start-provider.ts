@@ -39,16 +39,16 @@ export async function startProvider(ctx: GateContext, x: Execution): Promise<voi
   };
   const outcome = (async (): Promise<Awaited<ProviderRun['outcome']>> => {
     let timer: NodeJS.Timeout | undefined;
-    // A provider that times itself (waiting for a free worker is not its time) gets this timer as a backstop only.
-    const limitMs = m.resource_limits.timeout_seconds * 1000;
-    const limit = new Promise<'timeout'>((resolve) => {
-      timer = setTimeout(() => resolve('timeout'), provider.timesItself ? limitMs * 2 + 10_000 : limitMs);
-    });
     try {
       // The configuration cannot serve the action (no file root, say): nothing runs, and the receipt says why.
       if (unserved !== undefined) throw new Error(unserved);
       // Rejects (nothing started) when the run ends before dispatch.
       if (!provider.confined && !unready) await landed;
+      // A provider that times itself (waiting for a free worker is not its time) gets this timer as a backstop only.
+      const limitMs = m.resource_limits.timeout_seconds * 1000;
+      const limit = new Promise<'timeout'>((resolve) => {
+        timer = setTimeout(() => resolve('timeout'), provider.timesItself ? limitMs * 2 + 10_000 : limitMs);
+      });
       const out = unready ?? (await Promise.race([provider.execute(task, io, abort.signal, m), limit]));
       if (out === 'timeout') {
         abort.abort();
