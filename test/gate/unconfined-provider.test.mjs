@@ -8,11 +8,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { appendFileSync, existsSync, readFileSync } from 'node:fs';
+import { appendFileSync } from 'node:fs';
 import path from 'node:path';
 import { canonicalHash } from '../../dist/crypto/jcs.js';
 import { Agent, grantAll } from '../helpers/gate.mjs';
-import { gateFor, holdNextSync, tempDir } from '../helpers/gate-faults.mjs';
+import { gateFor, holdNextSync, markerCount, tempDir } from '../helpers/gate-faults.mjs';
 
 async function gateWithActingProvider(t) {
   const marker = path.join(tempDir(t), 'effect.log');
@@ -26,7 +26,7 @@ async function gateWithActingProvider(t) {
   grantAll(g);
   const a = new Agent(g.socket);
   await a.lease();
-  const effects = () => (existsSync(marker) ? readFileSync(marker, 'utf8').trim().split('\n').length : 0);
+  const effects = () => markerCount(marker);
   return { g, a, effects };
 }
 
