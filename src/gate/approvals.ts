@@ -7,7 +7,9 @@ import type { Caller } from './app.js';
 import type { Db } from '../ledger/db.js';
 import { immediate } from '../ledger/db.js';
 import { canonicalHash } from '../crypto/jcs.js';
-import type { ClientTokens } from './tokens.js';
+import { leaseProblem, type LeaseCause, type LeaseFields, type TokenCheck } from './lease-standing.js';
+
+export type { TokenCheck };
 
 export type ApprovalStatus = 'pending' | 'approved' | 'denied' | 'expired' | 'consumed' | 'revoked';
 
@@ -67,7 +69,7 @@ export class ApprovalError extends Error {
 export interface LeaseRefusal {
   code: 'approval_revoked' | 'approval_lease_expired';
   /** Recorded in approval_revoked events. */
-  cause: 'lease_revoked' | 'lease_expired' | 'lease_unknown' | 'token_revoked' | 'token_expired';
+  cause: LeaseCause;
   message: string;
 }
 
@@ -80,27 +82,12 @@ export interface LeaseRefusal {
  * that has since been revoked or has expired.
  */
 export function leaseRefusal(plan: unknown, currentEpoch: number, now = new Date(), tokens?: TokenCheck): LeaseRefusal | null {
-  const s = (plan as { session?: { lease_epoch?: unknown; lease_expires_at?: unknown; token_id?: unknown } } | null)?.session;
-  const epoch = s?.lease_epoch;
-  const exp = s?.lease_expires_at;
-  if (typeof epoch !== 'number' || typeof exp !== 'number') {
-    return { code: 'approval_revoked', cause: 'lease_unknown', message: "the approval was stored without its lease's epoch and expiry, so its lease cannot be shown to stand; the agent must request it again" };
-  }
-  if (epoch !== currentEpoch) {
-    return { code: 'approval_revoked', cause: 'lease_revoked', message: `the lease the approval was requested under was revoked (issued in epoch ${epoch}, current epoch ${currentEpoch}); the agent must request it again` };
-  }
-  if (now.getTime() >= exp * 1000) {
-    return { code: 'approval_lease_expired', cause: 'lease_expired', message: `the lease the approval was requested under expired at ${new Date(exp * 1000).toISOString()}; the agent must request it again` };
-  }
-  const token = typeof s?.token_id === 'string' ? tokens?.problem(s.token_id, now) : undefined;
-  if (token) {
-    return { code: 'approval_revoked', cause: token.code === 'token_expired' ? 'token_expired' : 'token_revoked', message: `the lease the approval was requested under was issued through a client token that no longer stands: ${token.message}` };
-  }
-  return null;
+  const s = (plan as { session?: LeaseFields } | null)?.session;
+  const p = leaseProblem(s, currentEpoch, now, tokens, 'the lease the approval was requested under');
+  if (!p) return null;
+  return { code: p.cause === 'lease_expired' ? 'approval_lease_expired' : 'approval_revoked', cause: p.cause, message: `${p.message}; the agent must request it again` };
 }
 
-/** The client tokens' standing, for an approval requested under a lease issued through one. */
-export type TokenCheck = Pick<ClientTokens, 'problem'>;
 
 export function approvalHash(approvalId: string, planHash: string): string {
   return canonicalHash({ approval_id: approvalId, plan_hash: planHash });

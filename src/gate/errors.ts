@@ -38,6 +38,7 @@ const STATUS: Record<string, number> = {
   token_not_found: 404,
   grant_consumed: 409,
   previous_outcome_unknown: 409,
+  policy_changed: 409,
   approval_not_pending: 409,
   approval_mismatch: 409,
   approval_revoked: 409,

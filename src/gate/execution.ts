@@ -4,6 +4,7 @@
 import type { AuditEventInput } from '../core/audit-event.js';
 import type { ExecutionReceipt } from '../ledger/receipt.js';
 import type { PolicyDecision, PolicyInput } from '../policy/types.js';
+import type { PolicyData } from '../policy/engine.js';
 import type { Caller, RequestAuth } from './app.js';
 import type { BudgetSnapshot, TakenWindow } from './budget.js';
 import type { GateContext } from './context.js';
@@ -43,6 +44,8 @@ export interface Decided {
   input: PolicyInput;
   decision: PolicyDecision;
   budget: BudgetSnapshot;
+  /** The policy data the decision was made on: the call commits only while it is still the gate's (src/gate/still-stands.ts). */
+  data: PolicyData;
 }
 
 /** What an approval holds and a grant binds: the plan, and the request it was made for. */

@@ -134,9 +134,11 @@ export interface Provider {
   /** True when the provider stops a call at the manifest's timeout itself (the WebAssembly runtime): the gate's own timer is then only a backstop. */
   readonly timesItself?: boolean;
   /**
-   * True when every effect of the provider goes through HostIo (a WebAssembly
-   * component: it has no other way out). Only such a provider starts before
-   * its intent is durable (startProvider); any other runs once dispatch lets it.
+   * True when the provider cannot reach the outside but through HostIo (a
+   * WebAssembly component: its code has no other import): it may start
+   * while the intent is made durable, its I/O held until then. Any other
+   * provider (TypeScript in the gate's process, which could write a file or
+   * open a socket itself) is started only once the intent is durable.
    */
   readonly confined?: boolean;
   /** Work done once per provider before its first call (a WebAssembly component's compile), outside the call's time limit; a failure says why it cannot run. */

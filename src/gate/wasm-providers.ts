@@ -43,6 +43,7 @@ export function fsOperation(m: ActionManifest): string {
 class WasmProvider implements Provider {
   // The runtime stops the guest at timeout_seconds, counted from when a worker takes the call.
   readonly timesItself = true;
+  // The guest's only imports are the host functions HostIo holds until the intent is durable.
   readonly confined = true;
 
   constructor(

@@ -3,7 +3,7 @@
 // first line; this is the second), counts I/O calls against max_io_calls,
 // runs the host function and bounds what goes back to the provider.
 import { HostIoError } from './host-error.js';
-import { MAX_LOG_LINES, type HostAnswer, type HostMessage } from './runtime-protocol.js';
+import { LogBudget, type HostAnswer, type HostMessage } from './runtime-protocol.js';
 import { fsPath, fsWriteArgs, httpArgs, logArgs } from './runtime-args.js';
 import type { Hosts, IoInterface } from './runtime-types.js';
 
@@ -19,7 +19,7 @@ function sizeOf(v: unknown): number {
 
 export class HostBridge {
   private calls = 0;
-  private logLines = 0;
+  private readonly logBudget = new LogBudget();
 
   constructor(
     private readonly hosts: Hosts,
@@ -53,11 +53,11 @@ export class HostBridge {
     return value;
   }
 
-  /** A log line the worker posted (LogMessage); dropped when log is not linked, malformed or past the cap. */
+  /** A log line the worker posted (LogMessage); dropped when log is not linked, malformed or past the caps. */
   log(args: unknown[]): void {
     if (!this.linked.has('latchgate:io/log')) return;
     const line = logArgs(args);
-    if (++this.logLines > MAX_LOG_LINES || !line) return;
+    if (!line || !this.logBudget.take(line[1], line[2])) return;
     try {
       this.hosts.log?.(...line);
     } catch {

@@ -1,7 +1,10 @@
 // The call workers: at most `size` calls run at once, each in its own worker
 // thread; up to `queueLimit` more wait, and past that a call is refused with
 // provider_busy. Idle workers stay warm for the next call; a worker whose
-// call trapped, timed out or was aborted is terminated and replaced.
+// call trapped, timed out or was aborted is terminated and replaced. A call
+// aborted before it got a worker (the gate refused its run meanwhile) takes
+// no slot and no place in the queue: it leaves the queue when aborted, so
+// refused runs cannot crowd out the calls that go on.
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import type { HostBridge } from './runtime-bridge.js';
 import type { DoneMessage, HostMessage, LogMessage, RunMessage } from './runtime-protocol.js';
@@ -56,20 +59,40 @@ export class WorkerPool {
 
   async run(job: Job): Promise<Outcome> {
     if (this.closed) return { result: refusal('provider_busy', 'the provider runtime is closed') };
+    const notStarted = (): Outcome => ({ result: ended('aborted', 'the call was aborted before it started', job.bridge) });
+    if (job.signal?.aborted) return notStarted();
     if (this.active < this.size) this.active++;
     else if (this.queue.length >= this.queueLimit)
       return { result: refusal('provider_busy', `${this.size} provider calls are running and ${this.queue.length} are waiting (the queue limit): try again later`) };
     // A finished call hands its slot straight to the first waiter, so `active` never overshoots.
-    else await new Promise<void>((go) => this.queue.push(go));
+    else if (!(await this.slot(job.signal))) return notStarted();
     try {
       if (this.closed) return { result: refusal('provider_busy', 'the provider runtime is closed') };
-      if (job.signal?.aborted) return { result: ended('aborted', 'the call was aborted before it started', job.bridge) };
+      if (job.signal?.aborted) return notStarted();
       return await this.exec(this.idle.pop() ?? spawn(), job);
     } finally {
       const next = this.queue.shift();
       if (next) next();
       else this.active--;
     }
+  }
+
+  /** Waits in the queue for a slot: true once handed one, false when `signal` aborts first (the place is given up). */
+  private slot(signal: AbortSignal | undefined): Promise<boolean> {
+    return new Promise<boolean>((resolve) => {
+      const go = (): void => {
+        signal?.removeEventListener('abort', leave);
+        resolve(true);
+      };
+      const leave = (): void => {
+        const i = this.queue.indexOf(go);
+        if (i < 0) return; // already handed a slot: the run checks the signal itself
+        this.queue.splice(i, 1);
+        resolve(false);
+      };
+      this.queue.push(go);
+      signal?.addEventListener('abort', leave, { once: true });
+    });
   }
 
   async close(): Promise<void> {

@@ -4,6 +4,39 @@ import type { IoInterface } from './runtime-types.js';
 /** Log lines kept per call; later ones are dropped (a provider cannot flood the gate's log). */
 export const MAX_LOG_LINES = 256;
 
+/**
+ * Log text kept per call (message and fields, in UTF-16 code units): the
+ * line that would pass it and every later one are dropped, so a provider
+ * cannot make the gate's thread copy and hold more than this per call.
+ */
+export const MAX_LOG_BYTES = 65536;
+
+/** The size of one log line as MAX_LOG_BYTES counts it; 0 for a malformed one. */
+export function logLineSize(message: unknown, fields: unknown): number {
+  if (typeof message !== 'string' || !Array.isArray(fields)) return 0;
+  let n = message.length;
+  for (const f of fields) if (Array.isArray(f)) for (const part of f) n += typeof part === 'string' ? part.length : 0;
+  return n;
+}
+
+/** Counts one call's log lines against MAX_LOG_LINES and MAX_LOG_BYTES; true while a line still fits. */
+export class LogBudget {
+  private lines = 0;
+  private bytes = 0;
+
+  take(message: unknown, fields: unknown): boolean {
+    if (this.lines >= MAX_LOG_LINES) return false;
+    const size = logLineSize(message, fields);
+    if (this.bytes + size > MAX_LOG_BYTES) {
+      this.lines = MAX_LOG_LINES; // later lines are dropped too: the log keeps its order
+      return false;
+    }
+    this.lines++;
+    this.bytes += size;
+    return true;
+  }
+}
+
 /** Main → worker: run one call on a fresh instance. */
 export interface RunMessage {
   type: 'run';
@@ -29,7 +62,9 @@ export interface HostMessage {
 /**
  * Worker → main: a log line. It returns nothing to the provider, so the
  * worker does not wait for it; it arrives before the call's done message
- * (one port, in order) and counts toward MAX_LOG_LINES on both sides.
+ * (one port, in order) and counts toward MAX_LOG_LINES and MAX_LOG_BYTES on
+ * both sides (LogBudget): the worker does not post a line past them, and the
+ * gate drops one should it arrive.
  */
 export interface LogMessage {
   type: 'log';

@@ -12,7 +12,7 @@ import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from '
 import type { DoneMessage, HostAnswer, HostMessage, LogMessage, RunMessage } from './runtime-protocol.js';
 import type { IoInterface } from './runtime-types.js';
 import { FUEL_FIELD, FUEL_MODULE } from './runtime-fuel-names.js';
-import { MAX_LOG_LINES } from './runtime-protocol.js';
+import { LogBudget } from './runtime-protocol.js';
 
 interface Glue {
   instantiate(
@@ -26,7 +26,8 @@ const { signal, answers } = workerData as { signal: SharedArrayBuffer; answers: 
 const flag = new Int32Array(signal);
 const loaded = new Map<string, { glue: Glue; modules: Record<string, WebAssembly.Module> }>();
 let hostMs = 0;
-let logLines = 0;
+/** The running call's log lines and bytes. */
+let logBudget = new LogBudget();
 /** True while a call runs: the only time a host import may be called. */
 let inCall = false;
 /** The meter of the instance being made ahead, while its start code runs. */
@@ -101,9 +102,9 @@ function imports(linked: IoInterface[]): Record<string, Record<string, Fn>> {
     },
     'latchgate:io/log': {
       log: ((level: string, message: string, fields: [string, string][]) => {
-        // Posted without waiting (it answers nothing); lines past the cap are dropped here.
+        // Posted without waiting (it answers nothing); lines past the caps are dropped here.
         needCall('latchgate:io/log', 'log');
-        if (++logLines <= MAX_LOG_LINES) parentPort!.postMessage({ type: 'log', args: [level, message, fields] } satisfies LogMessage);
+        if (logBudget.take(message, fields)) parentPort!.postMessage({ type: 'log', args: [level, message, fields] } satisfies LogMessage);
       }) as Fn,
     },
   };
@@ -180,7 +181,7 @@ function prepareSpare(msg: RunMessage): void {
 
 async function run(msg: RunMessage): Promise<DoneMessage> {
   hostMs = 0;
-  logLines = 0;
+  logBudget = new LogBudget();
   let fuel: WebAssembly.Global | undefined;
   let memories: WebAssembly.Memory[] = [];
   let instantiateMs = 0;

@@ -73,7 +73,7 @@ export class LatchGateApprovalRequired extends LatchGateError {
 const FAMILIES: [RegExp, typeof LatchGateError][] = [
   [/^budget_/, LatchGateBudgetExceeded],
   [/^(action|receipt|approval|token|route)_not_found$/, LatchGateNotFound],
-  [/^(grant_consumed|previous_outcome_unknown|approval_not_pending|approval_mismatch|approval_revoked|approval_lease_expired|token_already_revoked|idempotency_key_reused|idempotency_in_progress)$/, LatchGateConflict],
+  [/^(grant_consumed|previous_outcome_unknown|policy_changed|approval_not_pending|approval_mismatch|approval_revoked|approval_lease_expired|token_already_revoked|idempotency_key_reused|idempotency_in_progress)$/, LatchGateConflict],
   [/^(action_execution_failed|response_schema_violation)$/, LatchGateExecutionFailed],
   [/^(malformed_json|invalid_request|duplicate_header|body_too_large|unsupported_media_type|schema_violation|request_timeout)$/, LatchGateInvalidRequest],
 ];

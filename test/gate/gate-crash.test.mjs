@@ -3,7 +3,6 @@
 // reports exactly that intent, and retrying the request never executes twice.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { canonicalHash } from '../../dist/crypto/jcs.js';
 import { verifyLedger } from '../../dist/ledger/verify.js';
@@ -34,7 +33,8 @@ test('SIGKILL between intent and receipt: verify reports the intent; the same re
     (r) => ({ answered: r }),
     (e) => ({ error: e }),
   );
-  await waitFor(() => existsSync(marker), { timeoutMs: 10_000, what: 'the side effect (marker file)' });
+  // Its line written, not only the file created: the kill must come after the whole side effect.
+  await waitFor(() => markerCount(marker) === 1, { timeoutMs: 10_000, what: 'the side effect (a line in the marker file)' });
   server.child.kill('SIGKILL');
   const { signal } = await server.exited;
   assert.equal(signal, 'SIGKILL');

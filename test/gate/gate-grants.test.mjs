@@ -8,9 +8,9 @@ import { canonicalHash } from '../../dist/crypto/jcs.js';
 import { decidePolicy } from '../../dist/gate/stages/decide-policy.js';
 import { dispatch } from '../../dist/gate/stages/dispatch.js';
 import { openCallHosts } from '../../dist/gate/stages/open-call-hosts.js';
-import { startProvider } from '../../dist/gate/stages/start-provider.js';
 import { planExecution } from '../../dist/gate/stages/plan-execution.js';
 import { precheckTargets } from '../../dist/gate/stages/precheck-targets.js';
+import { startProvider } from '../../dist/gate/stages/start-provider.js';
 import { recordIntent } from '../../dist/gate/stages/record-intent.js';
 import { reserveAndSignGrant } from '../../dist/gate/stages/reserve-and-sign-grant.js';
 import { resolveAction } from '../../dist/gate/stages/resolve-action.js';
@@ -47,7 +47,8 @@ test('ledger.consumeGrantAndWriteIntent: the second call with the same grant id 
 
 /** An execution of t_ok {n} with a real plan and signed grant, built by the gate's own stages. */
 async function grantFor(g, n, sessionId = randomUUID()) {
-  const session = { principal: 'tester', session_id: sessionId, lease_jti: randomUUID(), scopes: ['tools:call'], jkt: 'A'.repeat(43) };
+  // A lease of the current epoch, living an hour: reserveAndSignGrant refuses one that no longer stands.
+  const session = { principal: 'tester', session_id: sessionId, lease_jti: randomUUID(), scopes: ['tools:call'], jkt: 'A'.repeat(43), lease_epoch: g.ctx.state.epoch, lease_expires_at: Math.floor(Date.now() / 1000) + 3600 };
   const x = { traceId: randomUUID(), actionId: 't_ok', request: { n }, session, event: { event_type: 'action_call', subject: { principal: 'tester' } }, onEnd: [] };
   for (const stage of [resolveAction, validateRequest, precheckTargets, decidePolicy, planExecution, openCallHosts, startProvider, reserveAndSignGrant]) await stage(g.ctx, x);
   assert.equal(x.decided.decision.allow, true, JSON.stringify(x.decided.decision));

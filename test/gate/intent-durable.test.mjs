@@ -10,6 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, grantAll, startGate } from '../helpers/gate.mjs';
+import { holdNextSync } from '../helpers/gate-faults.mjs';
 import { NO_OPENSSL, tlsUpstream } from '../helpers/tls-upstream.mjs';
 import { readFileSync } from 'node:fs';
 import { FsHost } from '../../dist/providers/host-fs.js';
@@ -53,26 +54,6 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-/** Replaces the gate's WAL sync until restored: the next sync waits for release() (or fails with fail()). */
-function holdNextSync() {
-  const wal = g.ctx.wal;
-  const real = wal.sync.bind(wal);
-  let release;
-  let fail;
-  let entered;
-  const reached = new Promise((r) => (entered = r));
-  const held = new Promise((resolve, reject) => {
-    release = resolve;
-    fail = reject;
-  });
-  wal.sync = () => {
-    wal.sync = real; // only the first (the intent's) is held
-    entered();
-    return held.then(() => real());
-  };
-  return { reached, release: () => release(), fail: (e) => fail(e), restore: () => (wal.sync = real) };
-}
-
 async function agent() {
   const a = new Agent(g.socket);
   await a.lease();
@@ -87,7 +68,7 @@ const call = {
 for (const [kind, c] of Object.entries(call)) {
   test(`${kind}: nothing happens while the intent's sync is pending; the call completes once it lands`, { skip }, async () => {
     const a = await agent();
-    const hold = holdNextSync();
+    const hold = holdNextSync(g);
     try {
       const pending = a.execute(c.action, c.body);
       const connections = up.connections;
@@ -115,7 +96,7 @@ test('a failed intent sync fails the call with 503 store_unavailable and nothing
     { action: 'http_fetch', body: { url: 'https://api.github.com/never' }, happened: () => up.seen.length > before },
     { action: 'fs_write', body: { path: 'src/never.txt', content_base64: Buffer.from('x').toString('base64'), mode: 'create' }, happened: () => existsSync(path.join(root, 'src', 'never.txt')) },
   ]) {
-    const hold = holdNextSync();
+    const hold = holdNextSync(g);
     try {
       const pending = a.execute(c.action, c.body);
       await hold.reached;
@@ -134,7 +115,7 @@ test('a failed intent sync fails the call with 503 store_unavailable and nothing
 test('an I/O call held for the intent is not done once its call has ended (timed out while the sync was pending)', { skip }, async () => {
   const a = await agent();
   const target = path.join(root, 'src', 'late.txt');
-  const hold = holdNextSync();
+  const hold = holdNextSync(g);
   // Every write the file host is asked to do, to wait for them.
   const writes = [];
   const write = FsHost.prototype.write;

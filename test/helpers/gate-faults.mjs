@@ -183,3 +183,23 @@ export function decisionEvents(g, sessionId) {
     .all(sessionId)
     .map((r) => JSON.parse(r.event_json));
 }
+
+/** Replaces gate g's WAL sync until restored: the next sync waits for release() (or fails with fail()). */
+export function holdNextSync(g) {
+  const wal = g.ctx.wal;
+  const real = wal.sync.bind(wal);
+  let release;
+  let fail;
+  let entered;
+  const reached = new Promise((r) => (entered = r));
+  const held = new Promise((resolve, reject) => {
+    release = resolve;
+    fail = reject;
+  });
+  wal.sync = () => {
+    wal.sync = real; // only the first (the intent's) is held
+    entered();
+    return held.then(() => real());
+  };
+  return { reached, release: () => release(), fail: (e) => fail(e), restore: () => (wal.sync = real) };
+}

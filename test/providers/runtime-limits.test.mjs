@@ -187,3 +187,25 @@ test('a host call that never answers is cut off at timeout_seconds', async () =>
   assert.equal(r.io_calls, 1);
   await stillServes();
 });
+
+test('log lines are capped in bytes too: 300 lines of 1 MiB reach the gate as at most MAX_LOG_BYTES; a few short lines all arrive', async () => {
+  const { MAX_LOG_BYTES, MAX_LOG_LINES } = await import('../../dist/providers/runtime-protocol.js');
+  let bytes = 0;
+  let lines = 0;
+  const h = { ...hosts(), log: (level, message, fields) => {
+    lines++;
+    bytes += message.length + fields.reduce((n, [k, v]) => n + k.length + v.length, 0);
+  } };
+  // Posted without waiting, each line would be copied to the gate's thread: 300 MiB in one call.
+  const r = await rt.run(p.digest, { mode: 'b' }, { ...LIMITS, memory_mb: 16 }, h);
+  assert.equal(r.ok, true, JSON.stringify(r));
+  assert.deepEqual(r.output, { ok: 300 }, 'the provider wrote every line (the ones past the cap are dropped, not failed)');
+  assert.ok(bytes <= MAX_LOG_BYTES, `the gate received ${bytes} bytes of log lines, over ${MAX_LOG_BYTES}`);
+  assert.ok(lines <= MAX_LOG_LINES);
+  // Short lines (mode h logs "hello" before each request) are all kept.
+  const ok = hosts();
+  const r2 = await rt.run(p.digest, { mode: 'h' }, { ...LIMITS, max_io_calls: 8 }, ok);
+  assert.equal(r2.ok, true, JSON.stringify(r2));
+  assert.equal(ok.seen.log, 9);
+  await stillServes();
+});

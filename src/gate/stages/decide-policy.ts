@@ -37,8 +37,9 @@ export async function decidePolicy(ctx: GateContext, x: Execution): Promise<void
     unresolved_domains: p.unresolved_domains,
     unresolved_paths: p.unresolved_paths,
   };
-  const decision = await ctx.policy.decide(input, ctx.policyData.data());
-  x.decided = { input, decision, budget };
+  const data = ctx.policyData.data();
+  const decision = await ctx.policy.decide(input, data);
+  x.decided = { input, decision, budget, data };
   x.event.policy = { policy_version: decision.policy_version, decision: decision.allow ? (decision.requires_approval ? 'pending_approval' : 'allow') : 'deny', determining_policies: decision.determining_policies, ...(decision.deny_reason ? { deny_reason: decision.deny_reason } : {}) };
   x.event.budgets_before = { ...budget };
   if (!decision.allow) {

@@ -1,14 +1,21 @@
 // The atomic budget debit, and the Ed25519-signed grant binding plan, sender
-// key, budget and approval.
+// key, budget and approval. What the call was allowed on must still stand
+// here, where it commits (src/gate/still-stands.ts: the lease, the policy data): a
+// change that landed while the run waited refuses the call before anything
+// is debited, signed or sent. The grant carries the lease's epoch, so
+// recordIntent refuses it too should the epoch move before the intent is
+// written.
 import { callSubject, describeExhausted } from '../budget.js';
 import { signGrant } from '../grant.js';
 import type { GateContext } from '../context.js';
 import { GateError } from '../errors.js';
 import { need, type Execution } from '../execution.js';
+import { stillStands } from '../still-stands.js';
 import type { ExecutionGrant } from '../types.js';
 
 export function reserveAndSignGrant(ctx: GateContext, x: Execution): void {
   const plan = need(x, 'plan');
+  stillStands(ctx, x);
   // Every window the call counts against (lease and day; principal and action), in the pipeline's transaction.
   const debit = ctx.budgets.debit(callSubject(plan.session, plan.core.action_id), plan.cost);
   if (!debit.ok) {
@@ -27,8 +34,9 @@ export function reserveAndSignGrant(ctx: GateContext, x: Execution): void {
     },
     ...(x.approval ? { approved_by: x.approval.approved_by, approval_hash: x.approval.approval_hash } : {}),
     issued_at: new Date().toISOString(),
-    revocation_epoch: ctx.state.epoch,
+    revocation_epoch: plan.session.lease_epoch,
   };
   x.grant = signGrant(ctx.keys, grant);
   x.debit = { before: { ...debit.before }, after: { ...debit.after }, taken: debit.taken, cost: plan.cost };
 }
+

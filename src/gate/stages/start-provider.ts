@@ -5,9 +5,9 @@
 // durable, so nothing leaves the gate before the grant, the debit and the
 // intent stand and would survive a power cut. A run that ends before
 // dispatch (a budget spent meanwhile, say) stops the provider; an I/O call
-// it made is refused, never done. Only a provider confined to HostIo (a
-// WebAssembly component) starts early: any other could act without asking,
-// so it runs once dispatch has made the intent durable.
+// it made is refused, never done. Only a confined provider (a WebAssembly
+// component, Provider.confined) starts early: any other could act without
+// HostIo, and is started once the intent is durable (or not at all).
 import { randomUUID } from 'node:crypto';
 import type { GateContext } from '../context.js';
 import { need, type Execution, type ProviderRun } from '../execution.js';
@@ -39,15 +39,16 @@ export async function startProvider(ctx: GateContext, x: Execution): Promise<voi
   };
   const outcome = (async (): Promise<Awaited<ProviderRun['outcome']>> => {
     let timer: NodeJS.Timeout | undefined;
-    // A provider that times itself (waiting for a free worker is not its time) gets this timer as a backstop only.
-    const limitMs = m.resource_limits.timeout_seconds * 1000;
-    const limit = new Promise<'timeout'>((resolve) => {
-      timer = setTimeout(() => resolve('timeout'), provider.timesItself ? limitMs * 2 + 10_000 : limitMs);
-    });
     try {
       // The configuration cannot serve the action (no file root, say): nothing runs, and the receipt says why.
       if (unserved !== undefined) throw new Error(unserved);
+      // Rejects (nothing started) when the run ends before dispatch.
       if (!provider.confined && !unready) await landed;
+      // A provider that times itself (waiting for a free worker is not its time) gets this timer as a backstop only.
+      const limitMs = m.resource_limits.timeout_seconds * 1000;
+      const limit = new Promise<'timeout'>((resolve) => {
+        timer = setTimeout(() => resolve('timeout'), provider.timesItself ? limitMs * 2 + 10_000 : limitMs);
+      });
       const out = unready ?? (await Promise.race([provider.execute(task, io, abort.signal, m), limit]));
       if (out === 'timeout') {
         abort.abort();
