@@ -221,7 +221,7 @@ export class LatchGateClient {
     return new Map(body.keys.filter((k): k is { kid: string } => !!k && typeof (k as { kid?: unknown }).kid === 'string').map((k) => [k.kid, k as Record<string, unknown>]));
   }
 
-  /** A request with the lease and a fresh proof; a lease_expired answer renews the lease and sends it once more. */
+  /** A request with the lease and a fresh proof; a lease_expired answer renews the lease and sends it once more, a policy_changed one (nothing done) is sent once more. */
   private async signed(method: string, path: string, body: unknown, signal?: AbortSignal, extra: Record<string, string> = {}): Promise<{ status: number; body: unknown }> {
     for (let attempt = 0; ; attempt++) {
       const lease = await this.currentLease(signal);
@@ -233,6 +233,8 @@ export class LatchGateClient {
         if (this.lease && (await this.lease.catch(() => undefined)) === lease) this.lease = undefined;
         continue;
       }
+      // The policy changed while the call waited: nothing was done, and the gate asks for the call again.
+      if (r.status === 409 && code === 'policy_changed' && attempt === 0) continue;
       return r;
     }
   }

@@ -10,7 +10,8 @@
 // or when called again under a policy that still allows it.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Agent, grantAll } from '../helpers/gate.mjs';
+import { LatchGateClient } from '../../dist/sdk/index.js';
+import { Agent, BASE_URL, grantAll } from '../helpers/gate.mjs';
 import { admin, gateFor } from '../helpers/gate-faults.mjs';
 import { fakeTransport } from '../fixtures/providers.mjs';
 
@@ -134,3 +135,18 @@ for (const change of ['revoke', 'unrelated']) {
     }
   });
 }
+
+test('the SDK sends a call refused with policy_changed once more (nothing was done), and it runs once', async (t) => {
+  const { g, provider, transport } = await heldGate(t);
+  const c = new LatchGateClient({ socket: g.socket, publicBaseUrl: BASE_URL });
+  provider.hold();
+  const pending = c.execute('t_ok', { n: 5 });
+  await provider.reached;
+  const changed = await admin(g, 'POST', '/v1/admin/policy/grant', { principal: 'someone-else', actions: ['t_ok'] });
+  assert.equal(changed.status, 200, changed.text);
+  provider.release();
+  const r = await pending;
+  assert.deepEqual(r.output, { status: 200, echo: { n: 5 } });
+  assert.equal(transport.calls.length, 1, 'the call ran exactly once');
+  assert.equal(intents(g), 1);
+});

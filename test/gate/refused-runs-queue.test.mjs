@@ -71,7 +71,7 @@ test('runs refused at commit take no place in the provider queue: a call made me
   assert.ok(!up.seen.some((s) => s.url === '/orphan'), 'a refused run reached the upstream');
 });
 
-test('runs refused at commit never take a worker: the idle workers are the same ones after 20 of them, and the next call runs on one', { skip: NO_OPENSSL }, async (t) => {
+test('runs of a request whose earlier run has no receipt never take a worker or open a connection: the idle workers are the same ones after 20 of them, and the next call runs on one', { skip: NO_OPENSSL }, async (t) => {
   const up = await tlsUpstream(['api.github.com'], () => false);
   const { g, a } = await gateOn(t, up);
   assert.equal((await a.execute('http_fetch', { url: 'https://api.github.com/warm' })).status, 200);
@@ -79,7 +79,10 @@ test('runs refused at commit never take a worker: the idle workers are the same 
   const idle = () => pool.idle.map((w) => w.worker.threadId).sort();
   const before = idle();
   assert.ok(before.length >= 1);
+  const conns = up.connections;
   for (let i = 0; i < 20; i++) assert.equal((await a.execute('http_fetch', orphan)).status, 409);
+  await new Promise((r) => setTimeout(r, 200));
+  assert.equal(up.connections, conns, 'refused runs opened connections to the upstream');
   // A refused run that took a worker would have had it stopped (aborted) and a new one spawned.
   assert.deepEqual(idle(), before, 'refused runs made the gate stop and spawn workers');
   assert.equal((await a.execute('http_fetch', { url: 'https://api.github.com/after' })).status, 200);

@@ -10,10 +10,13 @@ import type { GateContext } from '../context.js';
 import { GateError } from '../errors.js';
 import { need, type Execution } from '../execution.js';
 import { callHosts } from '../provider-hosts.js';
+import { refuseUnknownOutcome } from './record-intent.js';
 
 export async function openCallHosts(ctx: GateContext, x: Execution): Promise<void> {
   const m = need(x, 'action').manifest;
-  const principal = need(x, 'plan').session.principal;
+  const plan = need(x, 'plan');
+  const principal = plan.session.principal;
+  refuseUnknownOutcome(ctx, plan.core.request_hash, plan.core.action_id, principal);
   try {
     const hosts = callHosts(ctx.providerHosts, m, principal);
     x.hosts = { hosts };

@@ -7,6 +7,20 @@ import type { GateContext } from '../context.js';
 import { GateError } from '../errors.js';
 import { need, type Execution } from '../execution.js';
 
+/**
+ * Never run a request twice when a previous run of it has an unknown outcome
+ * (an identical request still being dispatched by a live gate is not one of
+ * those): 409 previous_outcome_unknown. Checked where the intent is written,
+ * and before anything is opened or started for the call (openCallHosts), so
+ * an agent repeating such a request opens no connection and takes no worker.
+ */
+export function refuseUnknownOutcome(ctx: GateContext, requestHash: string, actionId: string, principal: string): void {
+  const unknown = ctx.ledger.unfinishedIntent(requestHash, actionId, principal, (i) => ctx.instances.isRunning(i));
+  if (unknown) {
+    throw new GateError('previous_outcome_unknown', `this exact request already started (grant ${unknown.grant_id}, ${unknown.started_at}) and has no receipt; an operator must establish its outcome before it may run again (latchgate verify)`);
+  }
+}
+
 export function recordIntent(ctx: GateContext, x: Execution): void {
   const grant = need(x, 'grant');
   const now = new Date();
@@ -17,12 +31,7 @@ export function recordIntent(ctx: GateContext, x: Execution): void {
   if (!current || current.action_digest !== grant.core.action_digest) {
     throw new GateError('action_digest_mismatch', `${grant.core.action_id}@${grant.core.action_version} changed after the grant was issued`);
   }
-  // Never run a request twice when a previous run of it has an unknown outcome.
-  // (An identical request still being dispatched by a live gate is not one of those.)
-  const unknown = ctx.ledger.unfinishedIntent(grant.core.request_hash, grant.core.action_id, grant.subject.principal, (i) => ctx.instances.isRunning(i));
-  if (unknown) {
-    throw new GateError('previous_outcome_unknown', `this exact request already started (grant ${unknown.grant_id}, ${unknown.started_at}) and has no receipt; an operator must establish its outcome before it may run again (latchgate verify)`);
-  }
+  refuseUnknownOutcome(ctx, grant.core.request_hash, grant.core.action_id, grant.subject.principal);
   const approvalId = x.approval?.id;
   const ok = immediate(ctx.db, () => {
     if (approvalId && !ctx.approvals.consumeInTransaction(approvalId)) return false;

@@ -18,6 +18,7 @@ export async function startProvider(ctx: GateContext, x: Execution): Promise<voi
   const call = need(x, 'pre').call;
   const { hosts, unserved } = need(x, 'hosts');
   const provider = ctx.providers.get(m.provider_module_digest)!;
+
   // The grant's id, known now: the provider's task names it (reserveAndSignGrant signs it).
   const grantId = randomUUID();
   const abort = new AbortController();
