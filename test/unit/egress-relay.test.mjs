@@ -7,7 +7,7 @@ import test from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -85,7 +85,15 @@ async function waitFor(pred, what, timeoutMs = 20_000) {
 
 const closed = (sock) => (sock.closed ? Promise.resolve() : new Promise((r) => sock.once('close', r)));
 const fdCount = () => readdirSync('/proc/self/fd').length;
-const threadCount = () => readdirSync('/proc/self/task').length;
+/** Relay threads only (the addon names them), so threads of V8 or libuv coming and going do not count. */
+const threadCount = () =>
+  readdirSync('/proc/self/task').filter((tid) => {
+    try {
+      return readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim() === 'lg-relay';
+    } catch {
+      return false; // the thread ended while we looked
+    }
+  }).length;
 
 /** Starts a relay and records every onDone call. */
 function relay(a, b, opts = {}) {
@@ -248,8 +256,9 @@ test('a peer that resets ends the relay with an error naming its side; no fd or 
     await r.done;
     await Promise.all([closed(w.c), closed(w.s)]);
   }
+  await waitFor(() => threadCount() === 0, `the warm-up relay's thread to end (now ${threadCount()})`);
   const fds0 = fdCount();
-  const threads0 = threadCount();
+  const threads0 = 0;
   const { c, a, b, s } = await tunnel(t);
   const r = relay(a, b);
   const chunk = Buffer.alloc(64 * 1024, 1);
