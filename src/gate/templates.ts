@@ -15,6 +15,15 @@
 //                   in place for the transport layer (listed in secretRefs).
 //   body_template   a string that is exactly "{{x}}" takes x's JSON value and
 //                   type; a placeholder inside a longer string is interpolated.
+//                   {{secret:NAME}} may stand in a string of a JSON body (the
+//                   template's Content-Type is JSON, the body an object or
+//                   array), left in place for the transport, which fills it
+//                   JSON-escaped (src/providers/http-body.ts).
+// Secrets never go in the URL, and a request value can never make a
+// placeholder the transport would fill: a value holding "{{secret:" (in any
+// letter case and spacing), or one that would make it together with the
+// template text around it, is refused wherever it goes.
+import { isJsonContentType } from '../providers/http-body.js';
 import type { ActionManifest } from './types.js';
 
 export type HttpTemplate = NonNullable<ActionManifest['template']>;
@@ -25,7 +34,7 @@ export interface ExpandedRequest {
   headers: Record<string, string>;
   /** The expanded body_template; undefined when the template has none. */
   body: unknown;
-  /** Secret names referenced by {{secret:NAME}} in header values, in order, each once. */
+  /** Secret names referenced by {{secret:NAME}} in header values and the body, in order, each once. */
   secretRefs: string[];
 }
 
@@ -54,6 +63,7 @@ const VAR_PATH = /^[A-Za-z_][A-Za-z0-9_-]*(?:\.[A-Za-z_][A-Za-z0-9_-]*)*$/;
 const SECRET_REF = /^secret:\s*([A-Za-z_][A-Za-z0-9_]*)$/;
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 const MAX_DEPTH = 64;
+const SECRET_PLACES = 'secrets may only appear in header values and in strings of a JSON body_template';
 
 /** Splits a template string into text and placeholders; malformed or unbalanced braces are errors. */
 function tokenize(s: string, where: string): Part[] {
@@ -126,6 +136,35 @@ function secretPlaceholder(name: string): string {
   return `{{secret:${name}}}`;
 }
 
+/** The start of a secret placeholder, read more broadly than the transport reads it (src/providers/http-headers.ts). */
+const FORGED = /\{\{\s*secret\s*:/i;
+
+/**
+ * Refuses text made from template text and request values (the template's
+ * own secret placeholders stand as NUL, which no placeholder contains) that
+ * holds the start of a secret placeholder.
+ */
+function refuseForged(shadow: string, where: string, variable?: string): void {
+  if (FORGED.test(shadow)) throw new TemplateError('a request value would make a "{{secret:" placeholder here; refused (only the template names secrets)', where, variable);
+}
+
+/** A request value taken whole into the body: no string or key in it may hold a secret placeholder. */
+function refuseForgedJson(v: unknown, path: string, where: string): void {
+  if (typeof v === 'string') refuseForged(v, where, path);
+  else if (Array.isArray(v)) for (const x of v) refuseForgedJson(x, path, where);
+  else if (v !== null && typeof v === 'object') {
+    for (const [k, x] of Object.entries(v)) {
+      refuseForged(k, where, path);
+      refuseForgedJson(x, path, where);
+    }
+  }
+}
+
+function contentTypeOf(headers: Record<string, string>): string | undefined {
+  for (const [n, v] of Object.entries(headers)) if (n.toLowerCase() === 'content-type') return v;
+  return undefined;
+}
+
 // ---------------------------------------------------------------- URL
 
 interface UrlShape {
@@ -146,7 +185,7 @@ function urlShape(t: string): UrlShape {
   const parts = tokenize(t, where);
   if (parts.length === 1 && parts[0]!.kind === 'var') return { mode: 'whole', parts, authorityEnd: 0, origin: '', hostname: '' };
   for (const p of parts) {
-    if (p.kind === 'secret') throw new TemplateError(`${p.raw}: secrets may only appear in header values`, where, p.name);
+    if (p.kind === 'secret') throw new TemplateError(`${p.raw}: never in the URL; ${SECRET_PLACES}`, where, p.name);
   }
   const scheme = /^(https?):\/\//i.exec(t);
   if (!scheme) throw new TemplateError(`must start with "https://" or "http://" and a fixed host, got ${JSON.stringify(abbrev(t))}`, where);
@@ -220,7 +259,7 @@ function expandUrl(t: string, vars: Record<string, unknown>, options: ExpandOpti
       if (p.text.includes('?')) inQuery = true;
       continue;
     }
-    if (p.kind !== 'var') throw new TemplateError(`${p.raw}: secrets may only appear in header values`, where, p.name);
+    if (p.kind !== 'var') throw new TemplateError(`${p.raw}: ${SECRET_PLACES}`, where, p.name);
     const s = scalar(resolveVar(vars, p, where), p.path, where, 'a URL');
     if (!inQuery && s === '') throw new TemplateError(`variable "${p.path}" is empty; it would leave an empty path segment`, where, p.path);
     let enc: string;
@@ -253,6 +292,13 @@ function expandUrl(t: string, vars: Record<string, unknown>, options: ExpandOpti
 
 const BAD_HEADER_CHAR = /[^\t\x20-\x7e\x80-\xff]/;
 
+/** A declared secret's placeholder, as the transport reads it; the name noted in refs. */
+function secretRef(name: string, secrets: ReadonlySet<string>, refs: string[], where: string): string {
+  if (!secrets.has(name)) throw new TemplateError(`secret "${name}" is not declared in the manifest's secrets`, where, name);
+  if (!refs.includes(name)) refs.push(name);
+  return secretPlaceholder(name);
+}
+
 function expandHeaders(headers: Record<string, string>, vars: Record<string, unknown>, secrets: ReadonlySet<string>, refs: string[]): Record<string, string> {
   const out: Record<string, string> = {};
   const seen = new Set<string>();
@@ -263,12 +309,14 @@ function expandHeaders(headers: Record<string, string>, vars: Record<string, unk
     seen.add(name.toLowerCase());
     if (typeof tmpl !== 'string') throw new TemplateError('a header value must be a string', where);
     let value = '';
+    let shadow = '';
     for (const p of tokenize(tmpl, where)) {
-      if (p.kind === 'text') value += p.text;
-      else if (p.kind === 'secret') {
-        if (!secrets.has(p.name)) throw new TemplateError(`secret "${p.name}" is not declared in the manifest's secrets`, where, p.name);
-        if (!refs.includes(p.name)) refs.push(p.name);
-        value += secretPlaceholder(p.name);
+      if (p.kind === 'text') {
+        value += p.text;
+        shadow += p.text;
+      } else if (p.kind === 'secret') {
+        value += secretRef(p.name, secrets, refs, where);
+        shadow += '\0';
       } else {
         const s = scalar(resolveVar(vars, p, where), p.path, where, 'a header value');
         if (/[\r\n\0]/.test(s)) throw new TemplateError(`variable "${p.path}" contains CR, LF or NUL; refused in a header value`, where, p.path);
@@ -276,8 +324,10 @@ function expandHeaders(headers: Record<string, string>, vars: Record<string, unk
         // The transport layer replaces {{secret:NAME}}; a value must not be able to forge one.
         if (s.includes('{{') || s.includes('}}')) throw new TemplateError(`variable "${p.path}" contains "{{" or "}}"; refused in a header value`, where, p.path);
         value += s;
+        shadow += s;
       }
     }
+    refuseForged(shadow, where);
     if (/[\r\n\0]/.test(value) || BAD_HEADER_CHAR.test(value)) throw new TemplateError('contains a character not allowed in a header value', where);
     out[name] = value;
   }
@@ -302,25 +352,46 @@ function cloneJson(v: unknown, path: string, where: string, depth = 0): unknown 
   throw new TemplateError(`variable "${path}" has no JSON form`, where, path);
 }
 
-function expandBody(node: unknown, vars: Record<string, unknown>, where: string, depth: number): unknown {
+interface BodyContext {
+  vars: Record<string, unknown>;
+  secrets: ReadonlySet<string>;
+  refs: string[];
+  /** The template's Content-Type is JSON: the only body the transport fills secrets in. */
+  json: boolean;
+}
+
+function expandBody(node: unknown, c: BodyContext, where: string, depth: number): unknown {
   if (depth > MAX_DEPTH) throw new TemplateError(`nested deeper than ${MAX_DEPTH}`, where);
   if (typeof node === 'string') {
     const parts = tokenize(node, where);
-    for (const p of parts) {
-      if (p.kind === 'secret') throw new TemplateError(`${p.raw}: secrets may only appear in header values`, where, p.name);
-    }
     const only = parts.length === 1 ? parts[0] : undefined;
-    if (only?.kind === 'var') return cloneJson(resolveVar(vars, only, where), only.path, where);
+    if (only?.kind === 'var') {
+      const v = cloneJson(resolveVar(c.vars, only, where), only.path, where);
+      refuseForgedJson(v, only.path, where);
+      return v;
+    }
     let s = '';
-    for (const p of parts) s += p.kind === 'var' ? scalar(resolveVar(vars, p, where), p.path, where, 'a string') : p.kind === 'text' ? p.text : '';
+    let shadow = '';
+    for (const p of parts) {
+      if (p.kind === 'secret') {
+        if (depth === 0 || !c.json) throw new TemplateError(`${p.raw}: ${SECRET_PLACES} (a Content-Type: application/json header, a body that is an object or array)`, where, p.name);
+        s += secretRef(p.name, c.secrets, c.refs, where);
+        shadow += '\0';
+      } else {
+        const t = p.kind === 'var' ? scalar(resolveVar(c.vars, p, where), p.path, where, 'a string') : p.text;
+        s += t;
+        shadow += t;
+      }
+    }
+    refuseForged(shadow, where);
     return s;
   }
-  if (Array.isArray(node)) return node.map((x, i) => expandBody(x, vars, `${where}/${i}`, depth + 1));
+  if (Array.isArray(node)) return node.map((x, i) => expandBody(x, c, `${where}/${i}`, depth + 1));
   if (isPlainObject(node)) {
     const o: Record<string, unknown> = {};
     for (const [k, x] of Object.entries(node)) {
       if (k.includes('{{') || k.includes('}}')) throw new TemplateError('placeholders are not allowed in keys', `${where}/${k}`);
-      Object.defineProperty(o, k, { value: expandBody(x, vars, `${where}/${k}`, depth + 1), enumerable: true, writable: true, configurable: true });
+      Object.defineProperty(o, k, { value: expandBody(x, c, `${where}/${k}`, depth + 1), enumerable: true, writable: true, configurable: true });
     }
     return o;
   }
@@ -345,8 +416,10 @@ export function expandTemplate(
   if (typeof template.method !== 'string' || !/^[A-Z]+$/.test(template.method)) throw new TemplateError('not an HTTP method', 'method');
   const secretRefs: string[] = [];
   const url = expandUrl(template.url_template, vars, options);
-  const headers = expandHeaders(template.headers ?? {}, vars, new Set(secretsNames), secretRefs);
-  const body = template.body_template === undefined ? undefined : expandBody(template.body_template, vars, 'body_template', 0);
+  const secrets = new Set(secretsNames);
+  const headers = expandHeaders(template.headers ?? {}, vars, secrets, secretRefs);
+  const json = isJsonContentType(contentTypeOf(template.headers ?? {}));
+  const body = template.body_template === undefined ? undefined : expandBody(template.body_template, { vars, secrets, refs: secretRefs, json }, 'body_template', 0);
   return { method: template.method, url, headers, body, secretRefs };
 }
 
@@ -409,8 +482,8 @@ export interface TemplateInfo {
 /**
  * Load-time checks of a template's structure: placeholders well formed, the
  * URL's origin fixed with placeholders only in path and query (or a whole-URL
- * template), header names valid and distinct, no secrets outside header
- * values, no placeholders in body keys.
+ * template), header names valid and distinct, secrets only in header
+ * values and strings of a JSON body, no placeholders in body keys.
  */
 export function checkTemplate(template: HttpTemplate): { problems: TemplateProblem[]; info?: TemplateInfo } {
   const problems: TemplateProblem[] = [];
@@ -437,6 +510,7 @@ export function checkTemplate(template: HttpTemplate): { problems: TemplateProbl
       problems.push({ location, message: strip(e) });
     }
   }
+  const json = isJsonContentType(contentTypeOf(template.headers ?? {}));
   const walk = (n: unknown, location: (string | number)[]): void => {
     if (location.length > MAX_DEPTH) {
       problems.push({ location, message: `nested deeper than ${MAX_DEPTH}` });
@@ -445,7 +519,9 @@ export function checkTemplate(template: HttpTemplate): { problems: TemplateProbl
     if (typeof n === 'string') {
       try {
         for (const p of tokenize(n, location.join('/'))) {
-          if (p.kind === 'secret') problems.push({ location, message: `${p.raw}: secrets may only appear in header values` });
+          if (p.kind === 'secret' && (location.length === 1 || !json)) {
+            problems.push({ location, message: `${p.raw}: ${SECRET_PLACES} (a Content-Type: application/json header, a body that is an object or array)` });
+          }
         }
       } catch (e) {
         if (!(e instanceof TemplateError)) throw e;

@@ -8,7 +8,8 @@
 //     allow_plain_http says so: a local test upstream), a host in the action's
 //     egress.allowed_domains, no userinfo, no literal IP, an allowed port;
 //   - headers are checked (http-headers.ts), the body capped;
-//   - {{secret:NAME}} in header values is filled from the SecretSource, only
+//   - {{secret:NAME}} in header values, and in the strings of a JSON body
+//     (JSON-escaped, http-body.ts), is filled from the SecretSource, only
 //     for the action's declared secrets, never in the URL or method, and
 //     never over plain http;
 //   - the name is resolved once on the host with resolveAndCheck
@@ -27,6 +28,7 @@ import { KeyMatcher, Redaction } from '../egress/key-redaction.js';
 import { resolveAndCheck, type LookupFn, type Pin } from '../egress/ssrf.js';
 import { extraCaCerts } from '../egress/trust-roots.js';
 import { HostIoError } from './host-error.js';
+import { fillBodySecrets } from './http-body.js';
 import { checkHeaders, checkSecretValue, fillSecrets, type HeaderList } from './http-headers.js';
 import { parseHttpTarget, type HttpTarget } from './http-target.js';
 import { connectionKey, exchange, openConnection, secureContextFor } from './http-transport.js';
@@ -254,7 +256,8 @@ export function createHttpHost(opts: HttpHostOptions): RecordingHttpHost {
     }
     const copy = body === undefined ? undefined : Uint8Array.from(body); // the provider's memory may change after the call
     const filled = await fillSecrets(headers, o.declared, opts.secrets);
-    if (filled.values.length > 0 && target.scheme !== 'https') {
+    const filledBody = await fillBodySecrets(copy, headers, o.declared, opts.secrets);
+    if (filled.values.length + filledBody.values.length > 0 && target.scheme !== 'https') {
       throw new HostIoError('secret_over_plain_http', `a secret is sent only over https://, not to ${target.url}`);
     }
     const redactWith = await redactors();
@@ -275,7 +278,7 @@ export function createHttpHost(opts: HttpHostOptions): RecordingHttpHost {
       family: r.family,
       method,
       headers: filled.headers,
-      body: copy,
+      body: filledBody.body,
       deadline,
       maxResponseBytes: o.maxResponseBytes,
       secureContext: o.secureContext,

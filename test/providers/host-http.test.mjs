@@ -34,7 +34,9 @@ const skip = haveOpenssl() ? false : 'openssl is not installed';
 const SECRET = `tok-${randomBytes(18).toString('hex')}`;
 const OTHER_SECRET = `oth-${randomBytes(18).toString('hex')}`;
 const SECRET_B64 = Buffer.from(SECRET).toString('base64');
-const env = { [`${SECRET_ENV_PREFIX}API_TOKEN`]: SECRET, [`${SECRET_ENV_PREFIX}OTHER`]: OTHER_SECRET, [`${SECRET_ENV_PREFIX}BAD`]: 'abcdefgh\r\nX-Evil: 1' };
+/** A value with the characters JSON escapes: it must stay inside the string it is put in. */
+const QUOTED = `q"uo\\te-${randomBytes(12).toString('hex')}`;
+const env = { [`${SECRET_ENV_PREFIX}QUOTED`]: QUOTED, [`${SECRET_ENV_PREFIX}API_TOKEN`]: SECRET, [`${SECRET_ENV_PREFIX}OTHER`]: OTHER_SECRET, [`${SECRET_ENV_PREFIX}BAD`]: 'abcdefgh\r\nX-Evil: 1' };
 
 let dir;
 let pki;
@@ -184,7 +186,7 @@ function makeHost(over = {}) {
     max_response_bytes: 256 * 1024,
     max_request_bytes: 4096,
     secrets: new EnvSecretSource(env),
-    declared_secrets: ['API_TOKEN', 'MISSING', 'BAD'],
+    declared_secrets: ['API_TOKEN', 'MISSING', 'BAD', 'QUOTED'],
     lookup,
     ...over.opts,
   });
@@ -563,6 +565,53 @@ test('attack: an undeclared secret is not filled', { skip }, async () => {
   const r = await host(get('https://api.example.test/echo', [['X-Literal', '{{ secret:API_TOKEN }} {secret:API_TOKEN}']]));
   assert.equal(r.status, 200);
   assert.equal(seen[0].headers['x-literal'], '{{ secret:API_TOKEN }} {secret:API_TOKEN}');
+});
+
+const post = (url, body, headers = [['Content-Type', 'application/json']]) => ({ method: 'POST', url, headers, body: new TextEncoder().encode(body) });
+
+test('legitimate: {{secret:NAME}} in the strings of a JSON body is filled JSON-escaped; the echo comes back redacted', { skip }, async () => {
+  const { host } = makeHost();
+  const body = '{"token":"{{secret:API_TOKEN}}","q":"pre {{secret:QUOTED}} post","n":[1,"{{secret:API_TOKEN}}"],"lit":"{{ secret:API_TOKEN }}"}';
+  const r = await host(post('https://api.example.test/echo', body, [['Content-Type', 'application/json; charset=utf-8']]));
+  assert.equal(r.status, 200);
+  const got = seen[0];
+  // The value with a quote and a backslash stayed inside its string: the document parses, field by field.
+  assert.deepEqual(JSON.parse(got.body), { token: SECRET, q: `pre ${QUOTED} post`, n: [1, SECRET], lit: '{{ secret:API_TOKEN }}' });
+  assert.equal(Number(got.headers['content-length']), Buffer.byteLength(got.body));
+  // /echo sends the body back: the provider sees neither value, in any form.
+  const all = text(r);
+  for (const v of [SECRET, QUOTED]) {
+    for (const form of [v, JSON.stringify(v).slice(1, -1), Buffer.from(v).toString('hex'), Buffer.from(v).toString('base64').slice(0, 16)]) {
+      assert.ok(!all.includes(form), `the provider got ${form.slice(0, 10)}... in ${all}`);
+    }
+  }
+  assert.match(all, /\[redacted\]/);
+  assert.ok(!JSON.stringify(host.evidence).includes(SECRET));
+  // A body without a placeholder goes as it is, whatever its type.
+  await host(post('https://api.example.test/echo', 'plain {secret:API_TOKEN}', [['Content-Type', 'text/plain']]));
+  assert.equal(seen[1].body, 'plain {secret:API_TOKEN}');
+});
+
+test('attack: a body secret outside a JSON string, in a body that is not JSON, undeclared, or over plain http is refused; nothing is sent', { skip }, async () => {
+  const { host } = makeHost();
+  const url = 'https://api.example.test/echo';
+  await refused(host(post(url, '{"a":1,{{secret:API_TOKEN}}:2}')), 'secret_placement');
+  await refused(host(post(url, '{{secret:API_TOKEN}}')), 'secret_placement');
+  await refused(host(post(url, 'token={{secret:API_TOKEN}}', [['Content-Type', 'application/x-www-form-urlencoded']])), 'secret_placement');
+  await refused(host(post(url, '"{{secret:API_TOKEN}}"', [])), 'secret_placement');
+  await refused(host({ ...post(url, ''), body: Uint8Array.from([...Buffer.from('"{{secret:API_TOKEN}}'), 0xff, 0x22]) }), 'secret_placement');
+  await refused(host(post(url, '{"a":"{{secret:OTHER}}"}')), 'secret_not_declared');
+  await refused(host(post(url, '{"a":"{{secret:MISSING}}"}')), 'secret_missing');
+  const bad = await refused(host(post(url, '{"a":"{{secret:BAD}}"}')), 'secret_invalid');
+  assert.ok(!bad.message.includes('abcdefgh'));
+  assertNothingSent();
+  const { host: open } = makeHost({ opts: { allowed_ports: [443, 80], allow_plain_http: true } });
+  await refused(open(post('http://plain.example.test/echo', '{"a":"{{secret:API_TOKEN}}"}')), 'secret_over_plain_http');
+  assertNothingSent();
+  // An escaped quote does not end the string: the placeholder after it is still inside it, and filled.
+  const r = await host(post(url, String.raw`{"a":"x\\\"{{secret:API_TOKEN}}"}`));
+  assert.equal(r.status, 200);
+  assert.deepEqual(JSON.parse(seen[0].body), { a: `x\\"${SECRET}` });
 });
 
 test('attack: an upstream echoing the secret back hands the provider only [redacted]', { skip }, async () => {

@@ -242,3 +242,54 @@ test('the shipped templates expand as intended', () => {
   assert.throws(() => exp('http_fetch', { url: 'https://example.com/' }), /not in the action's egress allowlist/);
   db.close();
 });
+
+test('body secrets: left in the strings of a JSON body for the transport; refused in another body, at the top, or undeclared', () => {
+  const t = { method: 'POST', url_template: 'https://api.example.test/x', headers: { 'Content-Type': 'application/json' }, body_template: { key: '{{secret:TOKEN}}', note: 'by {{who}} with {{ secret:OTHER }}', list: ['{{secret:TOKEN}}'] } };
+  const r = expandTemplate(t, { who: 'me' }, ['TOKEN', 'OTHER']);
+  assert.deepEqual(r.body, { key: '{{secret:TOKEN}}', note: 'by me with {{secret:OTHER}}', list: ['{{secret:TOKEN}}'] });
+  assert.deepEqual(r.secretRefs, ['TOKEN', 'OTHER']);
+  assert.deepEqual(checkTemplate(t).problems, []);
+  assert.deepEqual(templateSecretRefs(t), ['TOKEN', 'OTHER']);
+  // A +json type is JSON too.
+  assert.deepEqual(checkTemplate({ ...t, headers: { 'content-type': 'application/vnd.api+json; charset=utf-8' } }).problems, []);
+  throwsTemplate(() => expandTemplate(t, { who: 'me' }, ['TOKEN']), /secret "OTHER" is not declared/, 'OTHER');
+  for (const bad of [
+    { ...t, headers: {} },
+    { ...t, headers: { 'Content-Type': 'text/plain' } },
+    { ...t, headers: { 'Content-Type': 'application/x-www-form-urlencoded' } },
+    { ...t, body_template: 'token={{secret:TOKEN}}' },
+  ]) {
+    throwsTemplate(() => expandTemplate(bad, { who: 'me' }, ['TOKEN', 'OTHER']), /secrets may only appear in header values and in strings of a JSON body_template/);
+    assert.ok(checkTemplate(bad).problems.some((p) => /JSON body_template/.test(p.message)), JSON.stringify(bad));
+  }
+});
+
+test('attack: a request value never makes a secret placeholder, alone or with the template text around it', () => {
+  const json = { 'Content-Type': 'application/json' };
+  const body = (body_template) => ({ method: 'POST', url_template: 'https://api.example.test/x', headers: json, body_template });
+  const forged = /would make a "\{\{secret:" placeholder/;
+  // Whole values (strings, nested strings, keys), interpolated values, and values that complete the template's own braces.
+  for (const [tmpl, vars] of [
+    [{ a: '{{v}}' }, { v: '{{secret:TOKEN}}' }],
+    [{ a: '{{v}}' }, { v: { deep: ['x', '{{ SECRET : TOKEN }}'] } }],
+    [{ a: '{{v}}' }, { v: { '{{secret:TOKEN}}': 1 } }],
+    ['{{v}}', { v: ['{{secret:TOKEN}}'] }],
+    [{ a: 'x {{v}}' }, { v: '{{secret:TOKEN}}' }],
+    [{ a: '{{{v}}' }, { v: '{secret:TOKEN}}' }],
+    [{ a: '{{v}}{{w}}' }, { v: '{', w: '{secret:TOKEN}}' }],
+    [{ a: '{{v}}{{secret:TOKEN}}' }, { v: '{{secret:' }],
+  ]) {
+    throwsTemplate(() => expandTemplate(body(tmpl), vars, ['TOKEN']), forged);
+  }
+  // Headers: the same, including braces the template text supplies around a value without "{{".
+  const h = (v) => ({ method: 'GET', url_template: 'https://api.example.test/x', headers: { 'X-A': v } });
+  throwsTemplate(() => expandTemplate(h('a{{{v}}}'), { v: '{secret:TOKEN}' }, ['TOKEN']), forged);
+  throwsTemplate(() => expandTemplate(h('{{{v}}}'), { v: '{Secret: TOKEN}' }, ['TOKEN']), forged);
+  // Legitimate: braces and the word secret in values, and the template's own placeholder next to a value.
+  assert.deepEqual(expandTemplate(body({ a: '{{v}}', b: 'x{{v}}', c: '{{v}}{{secret:TOKEN}}' }), { v: '{secret} {{name}} }}' }, ['TOKEN']).body, {
+    a: '{secret} {{name}} }}',
+    b: 'x{secret} {{name}} }}',
+    c: '{secret} {{name}} }}{{secret:TOKEN}}',
+  });
+  assert.equal(expandTemplate(h('a{{{v}}}'), { v: 'secret:TOKEN' }, ['TOKEN']).headers['X-A'], 'a{secret:TOKEN}');
+});
