@@ -5,13 +5,14 @@
 // --config, $LATCHGATE_CONFIG, ./.latchgate/latchgate.toml, $XDG_CONFIG_HOME
 // and used only when trusted (config/trust.ts).
 import { BOX_CREDENTIAL_PORT } from '../core/box.js';
+import { KEY_SOURCE_DOC } from './key-source.js';
 import { byUid, checkSchema, leaf, named, parseTomlFile, readToml, table, type Infer } from './toml-schema.js';
 
 const CREDENTIAL = table(`A credential route: the box calls \`http://127.0.0.1:${BOX_CREDENTIAL_PORT}/<name>\` (its URL is in \`<NAME>_BASE_URL\`) and the launcher forwards the call to \`upstream\` with the key added; the box never holds the key. It overrides the agent profile's route of the same name field by field.`, {
   upstream: leaf('string', 'Where calls go: `https://host[:port][/base]`.', { shown: 'the profile\'s; else required' }),
   header: leaf('string', 'The request header that carries the key, e.g. `x-api-key` or `Authorization`.', { shown: 'the profile\'s; else required' }),
   format: leaf('string', 'The header value, `{}` standing for the key, e.g. `"Bearer {}"`.', { shown: 'the profile\'s; else `"{}"`' }),
-  key_source: leaf('string', 'Where the launcher reads the key on the host: `"env:VAR"`.', { shown: 'the profile\'s; else required' }),
+  key_source: leaf('string', KEY_SOURCE_DOC, { shown: 'the profile\'s; else required' }),
   ca_file: leaf('string', 'A PEM file of certificates trusted for this upstream (besides the system\'s).', { fileRelative: true }),
 });
 

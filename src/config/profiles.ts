@@ -8,6 +8,7 @@ import { basename, dirname, isAbsolute, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LaunchError } from '../core/errors.js';
 import { compileKeyRules, type ProtectRequest, type StateFileSpec } from './box-requests.js';
+import { parseKeySource, KEY_SOURCE_DOC } from './key-source.js';
 import { didYouMean } from './suggest.js';
 import { checkSchema, leaf, named, parseTomlFile, readToml, table, type Infer } from './toml-schema.js';
 import type { ConfigRoute } from './latchgate-toml.js';
@@ -20,7 +21,7 @@ const ROUTE = table(`A credential route: the box calls \`http://127.0.0.1:${BOX_
   upstream: leaf('string', 'Where calls go: `https://host[:port][/base]`.', { required: true }),
   header: leaf('string', 'The request header that carries the key.', { required: true }),
   format: leaf('string', 'The header value, `{}` standing for the key, e.g. `"Bearer {}"`.', { default: '{}' }),
-  key_source: leaf('string', 'Where the launcher reads the key on the host: `"env:VAR"`.', { required: true }),
+  key_source: leaf('string', KEY_SOURCE_DOC, { required: true }),
   optional: leaf('bool', 'A route whose key does not resolve is dropped (subscription logins go through CONNECT).', { default: false }),
   placeholder_env: leaf('env', 'Set in the box only when the route is active; `{route_url}` is replaced by its URL.', { default: {} }),
   args: leaf('string[]', 'Inserted after argv[0] (when it is the profile\'s command) only when the route is active; `{route_url}` replaced.', { default: [] }),
@@ -126,7 +127,7 @@ export function parseProfile(name: string, file: string, text: string): AgentPro
   };
   for (const [route, c] of p.credentials) {
     if (!c.format.includes('{}')) throw new LaunchError(`${file}: [credentials.${route}] key "format": must contain {} where the key goes`);
-    if (!/^env:[A-Za-z_][A-Za-z0-9_]*$/.test(c.keySource)) throw new LaunchError(`${file}: [credentials.${route}] key "key_source": expected "env:VAR"`);
+    parseKeySource(c.keySource, `${file}: [credentials.${route}] key "key_source"`);
     checkFragments(`[credentials.${route}]`, c.files);
   }
   checkFragments('[gate_tools]', p.gateTools.files);
@@ -384,9 +385,16 @@ function deepMerge(a: Record<string, unknown>, b: Record<string, unknown>): Reco
   return out;
 }
 
+/**
+ * Whether key_source resolves on the host now, as far as can be told without
+ * reading a secret: an env: variable is set. A sops:, file: or cmd: source
+ * counts as resolving (it is read once, at launch, where a failure stops the
+ * launch): an optional route is dropped only for an unset variable.
+ */
 const keyResolves = (keySource: string | undefined, env: NodeJS.ProcessEnv) => {
-  const m = keySource ? /^env:(.+)$/.exec(keySource) : null;
-  return !!m && (env[m[1]!] ?? '') !== '';
+  if (!keySource) return false;
+  const m = /^env:(.+)$/.exec(keySource);
+  return m ? (env[m[1]!] ?? '') !== '' : true;
 };
 
 export const routeUrl = (name: string) => `http://127.0.0.1:${BOX_CREDENTIAL_PORT}/${name}`;

@@ -84,7 +84,6 @@ export const MAX_KEY_LENGTH = 8192;
 
 const ROUTE_NAME = /^[a-z0-9_-]{1,64}$/;
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
-const ENV_VAR = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 /** Request headers the agent may not set upstream: its own auth, and hop-by-hop headers. */
 const STRIP_REQUEST = [
@@ -197,19 +196,6 @@ export function validateRoute(r: CredentialRoute): ValidatedRoute {
     key,
     caCerts,
   };
-}
-
-/**
- * key_source = "env:VAR": the variable's value, or undefined when it is unset
- * or empty (the caller decides whether the route is optional).
- */
-export function resolveKeySource(spec: string, env: NodeJS.ProcessEnv | Record<string, string | undefined>, field = 'key_source'): string | undefined {
-  const m = typeof spec === 'string' ? /^env:(.*)$/.exec(spec) : null;
-  if (!m || !ENV_VAR.test(m[1] ?? '')) {
-    throw new LaunchError(`${field} ${JSON.stringify(spec)}: expected "env:VAR" naming an environment variable, e.g. "env:ANTHROPIC_API_KEY"`);
-  }
-  const v = env[m[1] as string];
-  return v === undefined || v === '' ? undefined : v;
 }
 
 interface Route extends ValidatedRoute {

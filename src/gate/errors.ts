@@ -64,6 +64,8 @@ const STATUS: Record<string, number> = {
   policy_engine_timeout: 503,
   policy_engine_invalid_response: 503,
   store_unavailable: 503,
+  secret_missing: 503,
+  secrets_unavailable: 503,
   evidence_persistence_failed: 500,
   internal_error: 500,
 };

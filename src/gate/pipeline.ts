@@ -23,6 +23,7 @@ import { precheckTargets } from './stages/precheck-targets.js';
 import { recheckPlan } from './stages/recheck-plan.js';
 import { recordIntent } from './stages/record-intent.js';
 import { replayIdempotent } from './stages/replay-idempotent.js';
+import { requireSecrets } from './stages/require-secrets.js';
 import { reserveAndSignGrant } from './stages/reserve-and-sign-grant.js';
 import { resolveAction } from './stages/resolve-action.js';
 import { validateRequest } from './stages/validate-request.js';
@@ -44,6 +45,7 @@ export const PIPELINE: readonly Step[] = [
   planExecution,
   holdForApproval,
   recheckPlan,
+  requireSecrets,
   openCallHosts,
   startProvider,
   // Debit, grant and intent commit together: a refusal on the way rolls the

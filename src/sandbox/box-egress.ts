@@ -7,7 +7,8 @@ import type { SandboxFileConfig } from '../config/latchgate-toml.js';
 import { HostAllowlist } from '../egress/allowlist.js';
 import type { ConnectProxy } from '../egress/connect-proxy.js';
 import type { CredentialProxy, CredentialRoute } from '../egress/credential-proxy.js';
-import { resolveKeySource, validateRoute } from '../egress/credential-proxy.js';
+import { validateRoute } from '../egress/credential-proxy.js';
+import { resolveKeySource, type KeySourceContext } from '../secrets/key-source.js';
 import { parsePins, type Pin } from '../egress/ssrf.js';
 import type { AuditEventInput } from '../core/audit-event.js';
 import { listenInBoxDir } from './box-dir.js';
@@ -20,18 +21,18 @@ export interface EgressPlan {
   allowPorts: number[];
   pins: Map<string, Pin>;
   extraCaCerts: string[];
-  /** Routes with their keys resolved on the host (never printed: see describe()). */
-  routes: CredentialRoute[];
+  /** Routes with their keys resolved on the host (never printed: see describeEgress()), and where each key came from. */
+  routes: (CredentialRoute & { keySource: string })[];
   /** What the box's environment gets. */
   env: Record<string, string>;
   listenPorts: number[];
 }
 
-/** Builds the egress part of a launch from configuration; keys are read from the host environment here. */
-export function planEgress(allowHosts: string[], file: SandboxFileConfig, hostEnv: NodeJS.ProcessEnv, source: string): EgressPlan | undefined {
+/** Builds the egress part of a launch from configuration; keys are read on the host here (key_source). */
+export async function planEgress(allowHosts: string[], file: SandboxFileConfig, keys: KeySourceContext, source: string): Promise<EgressPlan | undefined> {
   if (allowHosts.length === 0 && file.credentials.size === 0) return undefined;
   const pins = parsePins(file.network.resolve, `${source}: [sandbox.network.resolve]`);
-  const routes: CredentialRoute[] = [];
+  const routes: EgressPlan['routes'] = [];
   for (const [name, c] of file.credentials) {
     // Name the section that defined the route: the profile's, latchgate.toml's, or both.
     const own = c.origin ?? `${source}: [sandbox.agent.credentials.${name}]`;
@@ -40,12 +41,15 @@ export function planEgress(allowHosts: string[], file: SandboxFileConfig, hostEn
     if (missing) throw new LaunchError(`${where} key "${missing === 'keySource' ? 'key_source' : missing}": required`);
     let key: string | undefined;
     try {
-      key = resolveKeySource(c.keySource!, hostEnv);
+      key = await resolveKeySource(c.keySource!, keys, '"key_source"');
     } catch (e) {
-      throw new LaunchError(`${where} key "key_source": ${(e as Error).message}`);
+      throw new LaunchError(`${where} key ${(e as Error).message}`);
     }
-    if (key === undefined) throw new LaunchError(`${where}: ${c.keySource} is not set on the host; export it before launching (the box never sees it)`);
-    const route: CredentialRoute = { name, upstream: c.upstream!, header: c.header!, format: c.format ?? '{}', key, ...(c.caFile ? { caFile: c.caFile } : {}) };
+    if (key === undefined) {
+      const fix = c.keySource!.startsWith('sops:') ? `add it with latchgate secrets set ${c.keySource!.slice(5)}` : 'export it before launching';
+      throw new LaunchError(`${where}: ${c.keySource} is not set on the host; ${fix} (the box never sees it)`);
+    }
+    const route = { name, upstream: c.upstream!, header: c.header!, format: c.format ?? '{}', key, keySource: c.keySource!, ...(c.caFile ? { caFile: c.caFile } : {}) };
     try {
       validateRoute(route);
     } catch (e) {
@@ -75,7 +79,7 @@ export function planEgress(allowHosts: string[], file: SandboxFileConfig, hostEn
   };
 }
 
-/** The plan as --dry-run prints it: route names and upstreams, never keys. */
+/** The plan as --dry-run prints it: route names, upstreams and where each key comes from, never a key. */
 export function describeEgress(p: EgressPlan) {
   return {
     allow_hosts: p.allowHosts,
@@ -83,7 +87,7 @@ export function describeEgress(p: EgressPlan) {
     pinned: Object.fromEntries([...p.pins].map(([h, pin]) => [h, `${pin.ip}:${pin.port}`])),
     connect_proxy: `127.0.0.1:${BOX_PROXY_PORT}`,
     credential_proxy: `127.0.0.1:${BOX_CREDENTIAL_PORT}`,
-    routes: p.routes.map((r) => ({ name: r.name, upstream: r.upstream, header: r.header })),
+    routes: p.routes.map((r) => ({ name: r.name, upstream: r.upstream, header: r.header, key_source: r.keySource })),
   };
 }
 

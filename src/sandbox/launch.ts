@@ -3,11 +3,13 @@
 // box's gate socket made), then runLaunch runs it with the box's gate, its
 // egress exits and its ledger events, and records the after-run checks.
 import { realpathSync } from 'node:fs';
+import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { LaunchError } from '../core/errors.js';
 import { DEFAULTS } from '../gate/defaults.js';
 import type { GateSetup } from '../gate/setup.js';
 import { loadAddon } from '../native/addon.js';
+import type { KeySourceContext } from '../secrets/key-source.js';
 import type { BoxEgress, EgressPlan } from './box-egress.js';
 import { BoxEvents } from './box-events.js';
 import type { BoxGate } from './box-gate.js';
@@ -28,6 +30,11 @@ const realOrSelf = (p: string) => {
     return p; // the plan reports it
   }
 };
+
+/** Where the launcher reads the credential routes' keys: the host environment, home and SOPS file. */
+function keySources(_setup: GateSetup): KeySourceContext {
+  return { env: process.env, home: homedir() };
+}
 
 /** What a plan names in place of the sockets and directory only a real launch makes. */
 const MADE_AT_LAUNCH = { socket: '(a socket created at launch)', dir: '(a directory created at launch)' };
@@ -86,7 +93,7 @@ async function build<G extends BoxGate | undefined>(
   const file = { ...cfg.sandbox, credentials: eff.credentials as typeof cfg.sandbox.credentials };
   // The egress modules load only for boxes that have exits to the network.
   const egressMod = f.profile !== undefined || f.allowHost.length > 0 || cfg.sandbox.allowHosts.length > 0 || cfg.sandbox.credentials.size > 0 ? await import('./box-egress.js') : undefined;
-  const egress = egressMod?.planEgress(agent.allowHosts, file, process.env, source);
+  const egress = await egressMod?.planEgress(agent.allowHosts, file, keySources(setup), source);
   const principal = agent.principal;
   const homes = hostHomes(facts.passwd, [process.env.HOME, identity.home]);
   const publicBaseUrl = setup.gate.publicBaseUrl ?? DEFAULTS.publicBaseUrl;

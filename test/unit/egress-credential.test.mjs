@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { once } from 'node:events';
-import { CredentialProxy, validateRoute, resolveKeySource } from '../../dist/egress/credential-proxy.js';
+import { CredentialProxy, validateRoute } from '../../dist/egress/credential-proxy.js';
 import { KeyMatcher, KeyRedactor, Redaction } from '../../dist/egress/key-redaction.js';
 import { LaunchError } from '../../dist/core/errors.js';
 import { tempDir, prng } from '../fixtures/unit/helpers.mjs';
@@ -113,17 +113,6 @@ test('CredentialProxy refuses duplicate routes and bad extra CA certificates', (
   const record = () => {};
   assert.throws(() => new CredentialProxy({ routes: [GOOD, GOOD], record }), /credential route "anthropic": name is defined twice/);
   assert.throws(() => new CredentialProxy({ routes: [GOOD], record, extraCaCerts: ['nope'] }), /extra_ca_certs\[0\]: no PEM certificate/);
-});
-
-test('resolveKeySource: env:VAR only', () => {
-  const env = { ANTHROPIC_API_KEY: KEY_A, EMPTY: '' };
-  assert.equal(resolveKeySource('env:ANTHROPIC_API_KEY', env), KEY_A);
-  assert.equal(resolveKeySource('env:UNSET_VAR', env), undefined);
-  assert.equal(resolveKeySource('env:EMPTY', env), undefined);
-  for (const bad of ['ANTHROPIC_API_KEY', 'env:', 'env:1A', 'env:A-B', 'file:/run/key', 'sops:x', ' env:A', '']) {
-    assert.throws(() => resolveKeySource(bad, env), (e) => e instanceof LaunchError && /key_source/.test(e.message) && /"env:VAR"/.test(e.message), bad);
-  }
-  assert.throws(() => resolveKeySource('file:x', env, '[sandbox.agent.credentials.x] key_source'), /\[sandbox\.agent\.credentials\.x\] key_source "file:x"/);
 });
 
 async function redactChunks(key, chunks) {

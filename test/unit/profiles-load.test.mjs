@@ -58,7 +58,7 @@ test('unknown keys are refused with the file, the key and the nearest name', () 
   assertLaunchError(() => parseProfile('x', '/p/x.toml', 'command = ["x"]\nrw_paths = ["~/../etc"]\n'), LaunchError, 'key "rw_paths"');
   assertLaunchError(() => parseProfile('x', '/p/x.toml', 'command = ["x"]\nrw_paths = ["~/.x"]\nprotected = ["~/.y/z"]\n'), LaunchError, 'key "protected"', 'not under any rw_paths');
   assertLaunchError(() => parseProfile('x', '/p/x.toml', 'command = ["x"]\n[credentials.a]\nupstream="https://a"\nheader="h"\n'), LaunchError, '[credentials.a] key "key_source": required');
-  assertLaunchError(() => parseProfile('x', '/p/x.toml', 'command = ["x"]\n[credentials.a]\nupstream="https://a"\nheader="h"\nkey_source="file:/k"\n'), LaunchError, 'expected "env:VAR"');
+  assertLaunchError(() => parseProfile('x', '/p/x.toml', 'command = ["x"]\n[credentials.a]\nupstream="https://a"\nheader="h"\nkey_source="file:k"\n'), LaunchError, '[credentials.a] key "key_source" "file:k": after "file:" comes an absolute path', '"sops:NAME"');
   assertLaunchError(() => parseProfile('x', '/p/x.toml', 'command = ["x"]\n[credentials.a]\nupstream="https://a"\nheader="h"\nformat="Bearer"\nkey_source="env:A"\n'), LaunchError, 'key "format"', '{}');
   assertLaunchError(() => parseProfile('x', '/p/x.toml', 'command = ["x"\n'), LaunchError, '/p/x.toml', 'not valid TOML');
 });

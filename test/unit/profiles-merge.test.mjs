@@ -151,18 +151,23 @@ test('a credential route error names the section that defined it: the profile, l
   const net = { network: { resolve: new Map(), extraCaCerts: [] } };
   const plan = (file, env) => {
     const eff = mergeProfile(p, file, noFlags(), { env: { PATH: '/nonexistent', ...env }, home });
-    return () => planEgress(eff.allowHosts, { ...file, ...net, credentials: eff.credentials }, env, '/etc/latchgate.toml');
+    return () => planEgress(eff.allowHosts, { ...file, ...net, credentials: eff.credentials }, { env }, '/etc/latchgate.toml');
+  };
+  const assertLaunchError = async (fn, _type, ...patterns) => {
+    const e = await fn().then(() => assert.fail(`expected a LaunchError matching ${patterns.join(', ')}`), (x) => x);
+    assert.ok(e instanceof LaunchError, `expected a LaunchError, got ${e?.stack ?? e}`);
+    for (const pat of patterns) assert.ok(e.message.includes(pat), `${JSON.stringify(e.message)} should include ${JSON.stringify(pat)}`);
   };
   // Only in the profile: a key too short to redact.
-  assertLaunchError(plan(emptyFile(), { ANTHROPIC_API_KEY: 'short' }), LaunchError, `${p.file}: [credentials.anthropic]`, 'too short');
+  await assertLaunchError(plan(emptyFile(), { ANTHROPIC_API_KEY: 'short' }), LaunchError, `${p.file}: [credentials.anthropic]`, 'too short');
   // latchgate.toml over the profile: both are named.
   const cfg = { ...emptyFile(), credentials: new Map([['anthropic', { upstream: 'http://api.anthropic.com', origin: '/etc/latchgate.toml: [sandbox.agent.credentials.anthropic]' }]]) };
-  assertLaunchError(plan(cfg, { ANTHROPIC_API_KEY: 'sk-ant-0123456789' }), LaunchError, `/etc/latchgate.toml: [sandbox.agent.credentials.anthropic] (over ${p.file}: [credentials.anthropic])`, 'https://');
+  await assertLaunchError(plan(cfg, { ANTHROPIC_API_KEY: 'sk-ant-0123456789' }), LaunchError, `/etc/latchgate.toml: [sandbox.agent.credentials.anthropic] (over ${p.file}: [credentials.anthropic])`, 'https://');
   // A standalone --sandbox-config file has the agent keys at its top level.
   const f = join(home, 'sb.toml');
   writeFileSync(f, '[credentials.mine]\nupstream = "https://x.example.com"\nheader = "x-api-key"\nkey_source = "env:MINE_KEY"\n');
   const standalone = parseStandaloneSandboxConfig(f, readFileSync(f, 'utf8'));
-  assertLaunchError(plan({ ...emptyFile(), credentials: standalone.credentials }, { MINE_KEY: 'tiny' }), LaunchError, `${f}: [credentials.mine]`, 'too short');
+  await assertLaunchError(plan({ ...emptyFile(), credentials: standalone.credentials }, { MINE_KEY: 'tiny' }), LaunchError, `${f}: [credentials.mine]`, 'too short');
 });
 
 test('state files: expanded under the agent home, only when their directory exists; also_at paths become protected placeholders', (t) => {

@@ -1,0 +1,38 @@
+// Where the gate's providers get secret values (src/providers/secret-source.ts):
+// the SOPS file (src/secrets/resolver.ts) when there is one, then the gate's
+// environment (LATCHGATE_SECRET_<NAME>). The file wins: a name set in both
+// is taken from the file, and the gate says so once per name on stderr (the
+// variable is shadowed, never silently). Neither source's errors hold a value.
+import { EnvSecretSource, type SecretSource } from '../providers/secret-source.js';
+import type { SecretResolver } from '../secrets/resolver.js';
+
+export class GateSecrets implements SecretSource {
+  private readonly env: EnvSecretSource;
+  private readonly warned = new Set<string>();
+
+  constructor(
+    /** The SOPS store, when the gate has one. */
+    readonly store: SecretResolver | undefined,
+    env: Readonly<Record<string, string | undefined>> = process.env,
+    private readonly warn: (message: string) => void = (m) => process.stderr.write(`latchgate: warning: ${m}\n`),
+  ) {
+    this.env = new EnvSecretSource(env);
+  }
+
+  async get(name: string): Promise<string | undefined> {
+    const fromFile = this.store ? await this.store.get(name) : undefined;
+    const fromEnv = await this.env.get(name);
+    if (fromFile === undefined) return fromEnv;
+    if (fromEnv !== undefined && !this.warned.has(name)) {
+      this.warned.add(name);
+      this.warn(`secret ${name} is set both in ${this.store!.file} and as LATCHGATE_SECRET_${name}; the file's value is used (unset the variable to silence this)`);
+    }
+    return fromFile;
+  }
+
+  /** `latchgate reload`: the file read again now; how many values it holds (0 without a store). */
+  async reload(): Promise<{ file: string | null; secrets: number }> {
+    if (!this.store) return { file: null, secrets: 0 };
+    return { file: this.store.file, secrets: await this.store.reload() };
+  }
+}
