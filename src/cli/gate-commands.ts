@@ -235,6 +235,17 @@ export function revokeCommand(): Command {
     });
 }
 
+export function reloadCommand(): Command {
+  return common(
+    new Command('reload').summary("read the SOPS secrets file again now: this command checks it, and every running gate process on the state directory drops its cached values (they are read again at the next use)"),
+  ).action(async (o: Out) => {
+    await withGate(o, async (g, s) => {
+      const r = await g.gate.admin.secretsReload(localOperator(s));
+      print(o, r, () => (r.file ? `reloaded: ${r.file} holds ${r.secrets} secret${r.secrets === 1 ? '' : 's'}; running gates read it again at the next use` : 'no SOPS secrets file is configured ([secrets] sops_file) or present; the gate reads LATCHGATE_SECRET_* from its environment'));
+    });
+  });
+}
+
 export function approvalsCommand(): Command {
   const c = new Command('approvals').summary('list, show, approve or deny pending approvals');
   c.addCommand(common(new Command('list').summary('pending approvals (newest first)')).option('--all', 'include decided ones').option('-l, --limit <n>', 'at most N', '50').action(async (o: Out & { all?: boolean; limit: string }) => {

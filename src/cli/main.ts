@@ -9,7 +9,7 @@ import { tokensCommand } from './tokens.js';
 import { providersCommand } from './providers.js';
 import { upCommand } from './up.js';
 import { mcpCommand } from './mcp.js';
-import { actionsCommand, approvalsCommand, auditCommand, keysCommand, policyCommand, revokeCommand, statusCommand, verifyCommand } from './gate-commands.js';
+import { actionsCommand, approvalsCommand, auditCommand, keysCommand, policyCommand, reloadCommand, revokeCommand, statusCommand, verifyCommand } from './gate-commands.js';
 import { LaunchError, EXIT_LAUNCHER } from '../core/errors.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -20,7 +20,7 @@ const program = new Command('latchgate')
   .enablePositionalOptions();
 
 const sandbox = sandboxCommand().passThroughOptions();
-const commands = [sandbox, profilesCommand(), trustCommand(), upCommand(), statusCommand(), doctorCommand(), actionsCommand(), auditCommand(), verifyCommand(), revokeCommand(), approvalsCommand(), policyCommand(), keysCommand(), tokensCommand(), providersCommand(), mcpCommand()];
+const commands = [sandbox, profilesCommand(), trustCommand(), upCommand(), statusCommand(), doctorCommand(), actionsCommand(), auditCommand(), verifyCommand(), revokeCommand(), reloadCommand(), approvalsCommand(), policyCommand(), keysCommand(), tokensCommand(), providersCommand(), mcpCommand()];
 const all = (c: Command): Command[] => [c, ...c.commands.flatMap(all)];
 for (const cmd of [program, ...commands.flatMap(all)]) {
   // Usage errors are launcher errors: 125, so they never look like the agent's exit code.

@@ -138,6 +138,12 @@ const CATALOGUE = {
     fields: ADMIN_ACT,
     details: { ok: R, generation: R, actions: O, errors: O },
   },
+  admin_secrets_reloaded: {
+    meaning: "An operator had the SOPS secrets file read again (`latchgate reload`): file, the number of values it holds, or ok false and why it cannot be read; never a value",
+    emitters: ADMIN,
+    fields: ADMIN_ACT,
+    details: { ok: R, file: R, secrets: O, error: O },
+  },
   admin_receipt_keys_read: {
     meaning: "An operator read the receipt keys' public half",
     emitters: ADMIN,

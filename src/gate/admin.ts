@@ -146,6 +146,24 @@ export class Admin implements AdminService {
     return { ...r };
   }
 
+  /**
+   * `latchgate reload`: the SOPS secrets file read again now (a file that no
+   * longer decrypts is refused, and the gate keeps no value from it), and
+   * every other gate process on this state directory told to drop its cache.
+   * Recorded with the file and the number of values, never a value.
+   */
+  async secretsReload(caller: Caller): Promise<Record<string, unknown>> {
+    try {
+      const r = await this.ctx.providerHosts.secrets.reload();
+      this.act(caller, 'admin_secrets_reloaded', { ok: true, file: r.file, secrets: r.secrets });
+      return { ok: true, ...r };
+    } catch (e) {
+      const message = (e as Error).message;
+      this.act(caller, 'admin_secrets_reloaded', { ok: false, file: this.ctx.providerHosts.secrets.file, error: message });
+      throw new GateError('secrets_unavailable', `the secrets file cannot be read, so the gate has no value from it until it can: ${message}`);
+    }
+  }
+
   receiptKeys(caller: Caller): Record<string, unknown> {
     this.act(caller, 'admin_receipt_keys_read');
     return this.gate.receiptKeys();

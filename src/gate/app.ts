@@ -68,6 +68,7 @@ export interface AdminService {
   epoch(): Record<string, unknown>;
   drain(caller: Caller): Record<string, unknown>;
   reload(caller: Caller): Record<string, unknown>;
+  secretsReload(caller: Caller): Promise<Record<string, unknown>>;
   receiptKeys(caller: Caller): Record<string, unknown>;
   policyShow(principal?: string): Record<string, unknown>;
   policyGrant(caller: Caller, body: unknown): Record<string, unknown>;
@@ -247,6 +248,7 @@ export function buildGateApp(o: AppOptions): FastifyInstance {
     app.get('/v1/admin/epoch', async (req) => (operator(req), a.epoch()));
     app.post('/v1/admin/drain', async (req) => a.drain(operator(req)));
     app.post('/v1/admin/reload', async (req) => a.reload(operator(req)));
+    app.post('/v1/admin/secrets/reload', async (req) => a.secretsReload(operator(req)));
     app.get('/v1/receipt-keys', async (req) => a.receiptKeys(operator(req)));
     app.post('/v1/admin/keys/rotate', async (req) => a.keysRotate(operator(req), req.body ?? {}));
     app.get<P>('/v1/admin/policy', async (req) => (operator(req), a.policyShow(req.query.principal)));

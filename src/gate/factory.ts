@@ -36,12 +36,15 @@ import { checkChainedState } from './state-check.js';
 import { parsePins } from '../egress/ssrf.js';
 import { extraCaCerts } from '../egress/trust-roots.js';
 import { secureContextFor } from '../providers/http-transport.js';
-import { EnvSecretSource } from '../providers/secret-source.js';
+import { GateSecrets } from './secret-sources.js';
 import type { ProviderHostSettings } from './provider-hosts.js';
 import { WasmProviders } from './wasm-providers.js';
 import { BUDGET_HISTORY, budgetRestoredMessage, restoreBudgetCounts } from './budget-check.js';
 
 import { DEFAULTS } from './defaults.js';
+
+/** Beside the ledger: `latchgate reload` touches it, every gate process on the state directory drops its cached secrets. */
+export const SECRETS_RELOAD_MARKER = 'secrets-reload';
 
 export { DEFAULTS };
 
@@ -61,7 +64,7 @@ export interface OpenGateOptions {
 }
 
 /** [gate.resolve], [gate] extra_ca_certs and [providers.fs] as every provider call's hosts use them. */
-function providerHostSettings(c: GateFileConfig, fsRoot: string | undefined): ProviderHostSettings {
+function providerHostSettings(c: GateFileConfig, fsRoot: string | undefined, secrets: GateSecrets): ProviderHostSettings {
   const ca = extraCaCerts(
     (c.extraCaCerts ?? []).map((f) => {
       try {
@@ -76,9 +79,19 @@ function providerHostSettings(c: GateFileConfig, fsRoot: string | undefined): Pr
   return {
     pins: parsePins(c.resolve ?? new Map(), '[gate.resolve]'),
     trust: secureContextFor(ca),
-    secrets: new EnvSecretSource(),
+    secrets,
     fs: { principals: fs?.principals ?? new Map(), actions: fs?.actions ?? new Map(), ...(fs?.root ?? fsRoot ? { root: fs?.root ?? fsRoot } : {}) },
   };
+}
+
+/**
+ * The gate's secrets: the SOPS file when [secrets] sops_file is set or the
+ * default file exists (read once now: a file that is missing, unreadable or
+ * fails its MAC stops the start, naming the fix; its values are dropped
+ * again until a call needs them), then LATCHGATE_SECRET_*.
+ */
+async function gateSecrets(_c: GateFileConfig, stateDir: string): Promise<GateSecrets> {
+  return new GateSecrets(undefined, join(stateDir, SECRETS_RELOAD_MARKER));
 }
 
 export async function policyEngine(c: GateFileConfig['policy']): Promise<PolicyEngine> {
@@ -185,7 +198,7 @@ export async function openGate(o: OpenGateOptions): Promise<OpenedGate> {
   for (const [digest, p] of Object.entries(o.providers ?? {})) providers.register(digest, p);
   let providerHosts!: ProviderHostSettings;
   try {
-    providerHosts = providerHostSettings(o.config, o.fsRoot);
+    providerHosts = providerHostSettings(o.config, o.fsRoot, await gateSecrets(o.config, o.stateDir));
   } catch (e) {
     fail(e);
   }

@@ -11,8 +11,8 @@ import { FsHost } from '../providers/host-fs.js';
 import { createHttpHost, type RecordingHttpHost } from '../providers/host-http.js';
 import type { FsOperation } from '../providers/host-fs.js';
 import type { LogLevel } from '../providers/runtime-types.js';
-import type { SecretSource } from '../providers/secret-source.js';
 import { GateError } from './errors.js';
+import type { GateSecrets } from './secret-sources.js';
 import type { ActionManifest } from './types.js';
 
 /** What the operator configured for every call's hosts. */
@@ -21,7 +21,8 @@ export interface ProviderHostSettings {
   pins: ReadonlyMap<string, Pin>;
   /** The default roots and [gate] extra_ca_certs, built once (secureContextFor). */
   trust: SecureContext;
-  secrets: SecretSource;
+  /** The SOPS store, then LATCHGATE_SECRET_* (src/gate/secret-sources.ts). */
+  secrets: GateSecrets;
   /** [providers.fs]; a box's gate sets root to its workspace when none is configured. */
   fs?: ProviderConfig['fs'];
 }

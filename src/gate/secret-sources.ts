@@ -3,6 +3,7 @@
 // environment (LATCHGATE_SECRET_<NAME>). The file wins: a name set in both
 // is taken from the file, and the gate says so once per name on stderr (the
 // variable is shadowed, never silently). Neither source's errors hold a value.
+import { writeFileSync } from 'node:fs';
 import { EnvSecretSource, type SecretSource } from '../providers/secret-source.js';
 import type { SecretResolver } from '../secrets/resolver.js';
 
@@ -13,6 +14,8 @@ export class GateSecrets implements SecretSource {
   constructor(
     /** The SOPS store, when the gate has one. */
     readonly store: SecretResolver | undefined,
+    /** Touched by reload(): every gate process on the state directory drops its cache (SecretResolverOptions.reloadMarker). */
+    private readonly reloadMarker?: string,
     env: Readonly<Record<string, string | undefined>> = process.env,
     private readonly warn: (message: string) => void = (m) => process.stderr.write(`latchgate: warning: ${m}\n`),
   ) {
@@ -30,8 +33,14 @@ export class GateSecrets implements SecretSource {
     return fromFile;
   }
 
+  /** The SOPS file, or null when the gate has none. */
+  get file(): string | null {
+    return this.store?.file ?? null;
+  }
+
   /** `latchgate reload`: the file read again now; how many values it holds (0 without a store). */
   async reload(): Promise<{ file: string | null; secrets: number }> {
+    if (this.reloadMarker) writeFileSync(this.reloadMarker, `${new Date().toISOString()}\n`, { mode: 0o600 });
     if (!this.store) return { file: null, secrets: 0 };
     return { file: this.store.file, secrets: await this.store.reload() };
   }
