@@ -146,6 +146,7 @@ test('the gate: leases, executions, approvals, refusals, their counted summaries
   for (const [path, body] of [
     ['/v1/admin/revoke-all', {}],
     ['/v1/admin/reload', {}],
+    ['/v1/admin/secrets/reload', {}],
     ['/v1/admin/keys/rotate', { kind: 'grant' }],
     ['/v1/admin/policy/grant', { principal: 'someone', actions: ['t_ok'], sinks: [] }],
     ['/v1/admin/policy/revoke', { principal: 'someone', actions: ['t_ok'] }],
@@ -166,7 +167,7 @@ test('the gate: leases, executions, approvals, refusals, their counted summaries
   const events = g.ctx.ledger.query({ limit: 10_000 });
   assertAllFit(events, 'gate');
   const types = new Set(events.map((e) => e.event_type));
-  for (const name of ['lease_issued', 'lease_denied', 'action_call', 'request_refused', 'approval_granted', 'approval_denied', 'approval_expired', 'approval_revoked', 'admin_revoke_all', 'admin_reload', 'admin_keys_rotated', 'policy_grant', 'policy_revoke', 'policy_accepted', 'state_baseline', 'admin_drain', 'admin_receipt_keys_read', 'client_token_created', 'client_token_revoked', 'budget_counts_restored']) {
+  for (const name of ['lease_issued', 'lease_denied', 'action_call', 'request_refused', 'approval_granted', 'approval_denied', 'approval_expired', 'approval_revoked', 'admin_revoke_all', 'admin_reload', 'admin_secrets_reloaded', 'admin_keys_rotated', 'policy_grant', 'policy_revoke', 'policy_accepted', 'state_baseline', 'admin_drain', 'admin_receipt_keys_read', 'client_token_created', 'client_token_revoked', 'budget_counts_restored']) {
     assert.ok(types.has(name), `the gate wrote ${name}`);
   }
   const summaries = events.filter((e) => e.details?.coalesced);
