@@ -85,10 +85,10 @@ function providerHostSettings(c: GateFileConfig, fsRoot: string | undefined, sec
 }
 
 /**
- * The gate's secrets: the SOPS file when [secrets] sops_file is set or the
- * default file exists (read once now: a file that is missing, unreadable or
- * fails its MAC stops the start, naming the fix; its values are dropped
- * again until a call needs them), then LATCHGATE_SECRET_*.
+ * The gate's secrets: LATCHGATE_SECRET_*, behind the SOPS store's place in
+ * GateSecrets. The store (a SecretResolver over readSopsFile, when [secrets]
+ * sops_file is set or the default file exists, checked at start) is wired
+ * here once the SOPS reader is merged.
  */
 async function gateSecrets(_c: GateFileConfig, stateDir: string): Promise<GateSecrets> {
   return new GateSecrets(undefined, join(stateDir, SECRETS_RELOAD_MARKER));

@@ -31,7 +31,7 @@ const realOrSelf = (p: string) => {
   }
 };
 
-/** Where the launcher reads the credential routes' keys: the host environment, home and SOPS file. */
+/** Where the launcher reads the credential routes' keys: the host environment and home (the SOPS store joins once the reader is merged). */
 function keySources(_setup: GateSetup): KeySourceContext {
   return { env: process.env, home: homedir() };
 }
