@@ -99,6 +99,11 @@ export const LATCHGATE_TOML = table('latchgate.toml', {
   }),
   operators: named(table('', { uid: leaf('uint', 'The peer uid of the operator on the admin socket.', { required: true }) }), 'Operators by name. None configured: the user running latchgate.', { label: 'name' }),
   budgets: named(BUDGET, 'Budgets by principal; `[budgets.default]` applies to every principal without an entry of its own. None configured (no `[budgets]` at all): every principal is unlimited, the first-run default; a lease request\'s own `budgets` still narrow its lease.', { label: 'principal' }),
+  secrets: table('The SOPS file (encrypted to age recipients) that credentials are read from on the host, decrypted only when they are used (docs/SECRETS.md); `latchgate secrets` manages it.', {
+    sops_file: leaf('string', 'The SOPS file of secrets: a YAML, JSON or dotenv file that sops or `latchgate secrets` wrote.', { shown: '`$XDG_CONFIG_HOME/latchgate/secrets.enc.yaml`', fileRelative: true }),
+    age_key_file: leaf('string', 'The age identity file (`AGE-SECRET-KEY-1...` lines, mode 0600) that decrypts it, besides `$SOPS_AGE_KEY` and `$SOPS_AGE_KEY_FILE`.', { shown: '`$XDG_CONFIG_HOME/latchgate/age-key.txt`', fileRelative: true }),
+    cache_seconds: leaf('uint', 'How long decrypted values stay in memory before the file is read and decrypted again.', { default: 300 }),
+  }),
   policy: table('The policy engine.', {
     engine: leaf('string', '`"cedar"`, `"opa-wasm"` or `"opa-server"`.', { shown: '`"cedar"`' }),
     opa_wasm: leaf('string', 'The policy for `opa-wasm`, built with `opa build -t wasm`.', { fileRelative: true }),
@@ -141,6 +146,9 @@ export type GateFileConfig = Toml['gate'] & {
   providers?: ProviderConfig;
 };
 
+/** [secrets]: where the SOPS file and the age key are, and how long values are kept. */
+export type SecretsFileConfig = Toml['secrets'];
+
 /** [providers]: the provider pool and the fs roots. */
 export type ProviderConfig = Toml['providers'];
 
@@ -149,6 +157,8 @@ export interface LatchgateConfig {
   file: string | null;
   sandbox: SandboxFileConfig;
   gate: GateFileConfig;
+  /** Absent: the defaults (built by hand, e.g. in tests). */
+  secrets?: SecretsFileConfig;
 }
 
 const AGENT = LATCHGATE_TOML.fields.sandbox.fields.agent;
@@ -171,7 +181,7 @@ export function parseStandaloneSandboxConfig(file: string, text: string): Sandbo
 
 /** agentSection: how [sandbox.agent] is written in the file (empty: its keys are at the top level). */
 function fromDocument(file: string, doc: Record<string, unknown>, agentSection = 'sandbox.agent.'): LatchgateConfig {
-  const { sandbox, gate, state, identity, operators, policy, budgets, providers } = readToml(file, doc, LATCHGATE_TOML);
+  const { sandbox, gate, state, identity, operators, policy, budgets, providers, secrets } = readToml(file, doc, LATCHGATE_TOML);
   const { strictNet, ...network } = sandbox.network;
   const credentials = new Map<string, ConfigRoute>();
   for (const [name, c] of sandbox.agent.credentials) credentials.set(name, { ...c, origin: `${file}: [${agentSection}credentials.${name}]` });
@@ -179,6 +189,7 @@ function fromDocument(file: string, doc: Record<string, unknown>, agentSection =
     file,
     sandbox: { ...sandbox.agent, limits: sandbox.limits, strictNet, network, credentials },
     gate: { ...gate, stateDir: state.dir, runtimeDir: state.runtimeDir, principals: identity.principals, operators, policy, budgets, providers },
+    secrets,
   };
 }
 
