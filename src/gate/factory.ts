@@ -2,7 +2,7 @@
 // under the state dir, shared by `latchgate up` and every `latchgate sandbox`.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { GateFileConfig } from '../config/latchgate-toml.js';
+import type { GateFileConfig, SecretsFileConfig } from '../config/latchgate-toml.js';
 import { LaunchError } from '../core/errors.js';
 import { Checkpointer } from '../ledger/checkpointer.js';
 import { immediate, openDb, WalSync, type Db } from '../ledger/db.js';
@@ -37,6 +37,7 @@ import { parsePins } from '../egress/ssrf.js';
 import { extraCaCerts } from '../egress/trust-roots.js';
 import { secureContextFor } from '../providers/http-transport.js';
 import { GateSecrets } from './secret-sources.js';
+import { checkSopsStore, describeSources, sopsStore } from '../secrets/sops-store.js';
 import type { ProviderHostSettings } from './provider-hosts.js';
 import { WasmProviders } from './wasm-providers.js';
 import { BUDGET_HISTORY, budgetRestoredMessage, restoreBudgetCounts } from './budget-check.js';
@@ -61,6 +62,8 @@ export interface OpenGateOptions {
   role?: GateRole;
   /** The fs root when [providers.fs] sets none: a box's workspace. */
   fsRoot?: string;
+  /** [secrets]: the SOPS file and its age key (absent: the defaults). */
+  secrets?: SecretsFileConfig;
 }
 
 /** [gate.resolve], [gate] extra_ca_certs and [providers.fs] as every provider call's hosts use them. */
@@ -85,13 +88,16 @@ function providerHostSettings(c: GateFileConfig, fsRoot: string | undefined, sec
 }
 
 /**
- * The gate's secrets: LATCHGATE_SECRET_*, behind the SOPS store's place in
- * GateSecrets. The store (a SecretResolver over readSopsFile, when [secrets]
- * sops_file is set or the default file exists, checked at start) is wired
- * here once the SOPS reader is merged.
+ * The gate's secrets: the SOPS store [secrets] asks for (src/secrets/sops-store.ts),
+ * then LATCHGATE_SECRET_*. `latchgate up` reads the file at start and does
+ * not serve with one it cannot read; other roles read it at first use (a
+ * box's launcher has checked it already; `latchgate audit` needs none).
  */
-async function gateSecrets(_c: GateFileConfig, stateDir: string): Promise<GateSecrets> {
-  return new GateSecrets(undefined, join(stateDir, SECRETS_RELOAD_MARKER));
+async function gateSecrets(c: SecretsFileConfig | undefined, stateDir: string, role: GateRole): Promise<{ secrets: GateSecrets; sources: string }> {
+  const reloadMarker = join(stateDir, SECRETS_RELOAD_MARKER);
+  const store = sopsStore(c, { reloadMarker });
+  const values = role === 'up' ? await checkSopsStore(store, 'latchgate up') : undefined;
+  return { secrets: new GateSecrets(store.resolver, reloadMarker), sources: describeSources(store, values) };
 }
 
 export async function policyEngine(c: GateFileConfig['policy']): Promise<PolicyEngine> {
@@ -134,6 +140,8 @@ export interface OpenedGate {
    * (state_tampered); `latchgate up` refuses to start.
    */
   tampered: StateMismatch[];
+  /** Where the gate's secrets come from (no value): for start-up output. */
+  secretSources: string;
   close(): void;
 }
 
@@ -197,8 +205,11 @@ export async function openGate(o: OpenGateOptions): Promise<OpenedGate> {
   providers.register('builtin:noop', noopProvider);
   for (const [digest, p] of Object.entries(o.providers ?? {})) providers.register(digest, p);
   let providerHosts!: ProviderHostSettings;
+  let secretSources!: string;
   try {
-    providerHosts = providerHostSettings(o.config, o.fsRoot, await gateSecrets(o.config, o.stateDir));
+    const s = await gateSecrets(o.secrets, o.stateDir, o.role ?? 'other');
+    secretSources = s.sources;
+    providerHosts = providerHostSettings(o.config, o.fsRoot, s.secrets);
   } catch (e) {
     fail(e);
   }
@@ -242,6 +253,7 @@ export async function openGate(o: OpenGateOptions): Promise<OpenedGate> {
     ctx,
     gate,
     tampered,
+    secretSources,
     close: () => {
       gate.close(); // its counted refusals, while the ledger is open
       checkpoints?.close();

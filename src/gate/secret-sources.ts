@@ -4,6 +4,7 @@
 // is taken from the file, and the gate says so once per name on stderr (the
 // variable is shadowed, never silently). Neither source's errors hold a value.
 import { writeFileSync } from 'node:fs';
+import { HostIoError } from '../providers/host-error.js';
 import { EnvSecretSource, type SecretSource } from '../providers/secret-source.js';
 import type { SecretResolver } from '../secrets/resolver.js';
 
@@ -23,7 +24,7 @@ export class GateSecrets implements SecretSource {
   }
 
   async get(name: string): Promise<string | undefined> {
-    const fromFile = this.store ? await this.store.get(name) : undefined;
+    const fromFile = await this.fromFile(name);
     const fromEnv = await this.env.get(name);
     if (fromFile === undefined) return fromEnv;
     if (fromEnv !== undefined && !this.warned.has(name)) {
@@ -31,6 +32,20 @@ export class GateSecrets implements SecretSource {
       this.warn(`secret ${name} is set both in ${this.store!.file} and as LATCHGATE_SECRET_${name}; the file's value is used (unset the variable to silence this)`);
     }
     return fromFile;
+  }
+
+  /**
+   * The file's value. A file that cannot be read now (changed to one that no
+   * longer decrypts, its key gone) fails closed: the resolver keeps no value
+   * past a change it cannot read, and the environment does not stand in.
+   */
+  private async fromFile(name: string): Promise<string | undefined> {
+    if (!this.store) return undefined;
+    try {
+      return await this.store.get(name);
+    } catch (e) {
+      throw new HostIoError('secrets_unavailable', `secret ${name}: the SOPS file cannot be read: ${(e as Error).message}`);
+    }
   }
 
   /** The SOPS file, or null when the gate has none. */

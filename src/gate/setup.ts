@@ -66,5 +66,5 @@ export function stateFiles(stateDir: string): { ledger: string; keys: string } {
 /** Loads the gate's modules only when a command needs them (sandbox start-up stays light). */
 export async function openSharedGate(s: GateSetup, role: GateRole): Promise<OpenedGate> {
   const { openGate } = await import('./factory.js');
-  return openGate({ stateDir: s.stateDir, config: s.gate, role });
+  return openGate({ stateDir: s.stateDir, config: s.gate, role, ...(s.config.secrets ? { secrets: s.config.secrets } : {}) });
 }

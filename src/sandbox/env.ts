@@ -49,6 +49,7 @@ const REFUSED_PREFIXES: [string, string][] = [
   ['LD_', 'the dynamic loader obeys LD_* variables'],
   ['BASH_FUNC_', 'it defines bash functions in every bash'],
   ['LATCHGATE_', 'LATCHGATE_* variables are set by latchgate'],
+  ['SOPS_AGE_', 'it holds or names the age key that opens every secret'],
   ['GIT_CONFIG', 'it injects git configuration (which can run commands)'],
 ];
 

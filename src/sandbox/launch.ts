@@ -10,6 +10,7 @@ import { DEFAULTS } from '../gate/defaults.js';
 import type { GateSetup } from '../gate/setup.js';
 import { loadAddon } from '../native/addon.js';
 import type { KeySourceContext } from '../secrets/key-source.js';
+import { checkSopsStore, secretFiles, sopsStore } from '../secrets/sops-store.js';
 import type { BoxEgress, EgressPlan } from './box-egress.js';
 import { BoxEvents } from './box-events.js';
 import type { BoxGate } from './box-gate.js';
@@ -31,9 +32,17 @@ const realOrSelf = (p: string) => {
   }
 };
 
-/** Where the launcher reads the credential routes' keys: the host environment and home (the SOPS store joins once the reader is merged). */
-function keySources(_setup: GateSetup): KeySourceContext {
-  return { env: process.env, home: homedir() };
+/**
+ * Where the launcher reads the credential routes' keys: the SOPS store
+ * [secrets] names (read here, on the host, before anything of the box is
+ * made: a file that cannot be read ends the launch as it ends `latchgate up`),
+ * the host environment and home.
+ */
+async function keySources(setup: GateSetup): Promise<KeySourceContext> {
+  const store = sopsStore(setup.config.secrets);
+  await checkSopsStore(store, 'latchgate sandbox');
+  const resolver = store.resolver;
+  return { env: process.env, home: homedir(), ...(resolver ? { sops: () => resolver } : {}) };
 }
 
 /** What a plan names in place of the sockets and directory only a real launch makes. */
@@ -93,7 +102,8 @@ async function build<G extends BoxGate | undefined>(
   const file = { ...cfg.sandbox, credentials: eff.credentials as typeof cfg.sandbox.credentials };
   // The egress modules load only for boxes that have exits to the network.
   const egressMod = f.profile !== undefined || f.allowHost.length > 0 || cfg.sandbox.allowHosts.length > 0 || cfg.sandbox.credentials.size > 0 ? await import('./box-egress.js') : undefined;
-  const egress = await egressMod?.planEgress(agent.allowHosts, file, keySources(setup), source);
+  const keys = await keySources(setup);
+  const egress = await egressMod?.planEgress(agent.allowHosts, file, keys, source);
   const principal = agent.principal;
   const homes = hostHomes(facts.passwd, [process.env.HOME, identity.home]);
   const publicBaseUrl = setup.gate.publicBaseUrl ?? DEFAULTS.publicBaseUrl;
@@ -123,6 +133,7 @@ async function build<G extends BoxGate | undefined>(
         extraPath: eff.discovery?.path ?? [],
         protect: [...eff.protected, ...own],
         files: eff.files,
+        hide: secretFiles(cfg.secrets),
         self,
         stateFiles: { dir: gate ? stateDirName() : MADE_AT_LAUNCH.dir, files: eff.stateFiles },
         strictNet: f.strictNet ?? file.strictNet ?? false,

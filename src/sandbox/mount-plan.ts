@@ -94,6 +94,17 @@ export class MountPlanner {
     this.entries.push({ kind: 'bind', src: path, path, readonly, why: readonly ? 'protected path' : 'pinned above a protected path' });
   }
 
+  /** Whether a host path exists and a bind mount of the plan shows it in the box. */
+  showsHostPath(path: string): boolean {
+    if (this.hostTreeOf(path) === undefined) return false;
+    try {
+      lstatSync(path);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
   /** Covers a name (even a symlink) with an empty read-only file. */
   mask(path: string, why: string): void {
     this.entries.push({ kind: 'mask', path, why });

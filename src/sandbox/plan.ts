@@ -50,6 +50,8 @@ export interface SandboxOptions {
    *  (agent profiles: hooks and settings under ~/.claude, ~/.codex); a missing
    *  one gets a placeholder of its type, so the agent cannot create it. */
   protect?: ProtectRequest[];
+  /** Host files no process in the box may read (the SOPS secrets file, the age key files): covered where a mount shows them. */
+  hide?: readonly string[];
   /** Files written read-only into the box under /run/latchgate/ (agent configuration the profile generates). */
   files?: { path: string; content: string }[];
   /** latchgate itself (latchgate-in-box.ts): host paths mounted read-only where the box does not see them yet, and the commands of /run/latchgate/bin. */
@@ -170,6 +172,23 @@ function clampLimit(name: string, wanted: number, hard: number): RlimitEntry['so
 /** The variables that point a client in the box at the box's gate. */
 export function boxGateEnv(publicBaseUrl: string): Record<string, string> {
   return { LATCHGATE_URL: `unix://${BOX_GATE_SOCKET}`, LATCHGATE_SOCKET: BOX_GATE_SOCKET, LATCHGATE_PUBLIC_URL: publicBaseUrl };
+}
+
+/**
+ * The real paths of the regular files to hide that exist. The box mounts every tree
+ * at its real path, so a name reached through a symlink leads there too.
+ */
+function hiddenFiles(paths: readonly string[]): string[] {
+  const out = new Set<string>();
+  for (const p of paths) {
+    try {
+      const real = realpathSync(p);
+      if (statSync(real).isFile()) out.add(real);
+    } catch {
+      // Not there: nothing to hide.
+    }
+  }
+  return [...out];
 }
 
 export function buildSandboxPlan(o: SandboxOptions, h: HostFacts): SandboxPlan {
@@ -293,6 +312,8 @@ export function buildSandboxPlan(o: SandboxOptions, h: HostFacts): SandboxPlan {
   }
   const stateFiles = o.stateFiles && o.stateFiles.files.length > 0 ? o.stateFiles : null;
   if (stateFiles) planStateFileMounts(m, stateFiles, trees.filter((t) => t.bind).map((t) => t.path), protectedPaths);
+  // Last, over every tree and protected path: a secret file a mount shows is read as empty.
+  for (const p of hiddenFiles(o.hide ?? [])) if (m.showsHostPath(p)) m.mask(p, 'a secrets file or age key: never readable in the box');
 
   const extraPath = [...[...ro, ...selfRo].flatMap((p) => [join(p, 'bin'), join(p, 'sbin')]).filter((p) => existsSync(p)), ...(o.extraPath ?? []), ...(o.self ? [BOX_BIN_DIR] : [])];
   const env = buildBoxEnv({
