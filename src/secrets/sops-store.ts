@@ -9,6 +9,7 @@
 import { lstatSync } from 'node:fs';
 import type { SecretsFileConfig } from '../config/latchgate-toml.js';
 import { LaunchError } from '../core/errors.js';
+import { SecretsError } from './errors.js';
 import { loadAgeIdentities } from './identities.js';
 import { secretsLocations } from './locations.js';
 import { SecretResolver } from './resolver.js';
@@ -66,9 +67,10 @@ export async function checkSopsStore(s: SopsStore, who: string): Promise<number>
   try {
     return await s.resolver.reload();
   } catch (e) {
-    const why = s.configured ? 'the file [secrets] sops_file names' : 'the default secrets file, which exists';
+    const why = s.configured ? 'the file [secrets] sops_file names' : 'the default secrets file (it exists)';
+    const code = e instanceof SecretsError ? ` (${e.code})` : '';
     throw new LaunchError(
-      `${who} does not start: ${why} cannot be used: ${(e as Error).message}. Fix the file or its age key (latchgate secrets list shows whether it opens), or ${s.configured ? 'remove [secrets] sops_file from latchgate.toml' : `move ${s.file} away`} to read secrets from LATCHGATE_SECRET_* only`,
+      `${who} does not start: ${why} cannot be used${code}: ${(e as Error).message}. Fix the file or its age key (latchgate secrets list shows whether it opens), or ${s.configured ? 'remove [secrets] sops_file from latchgate.toml' : `move ${s.file} away`} to read secrets from LATCHGATE_SECRET_* only`,
     );
   }
 }
