@@ -26,8 +26,3 @@ export class SecretsError extends Error {
   }
 }
 
-/** Names a place in a message: `FILE: key path a:b:` or just the file. */
-export function where(file: string | undefined, keyPath?: string): string {
-  const f = file ?? '(secrets file)';
-  return keyPath === undefined ? f : `${f}: key ${keyPath}`;
-}
