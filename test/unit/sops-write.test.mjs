@@ -5,13 +5,14 @@
 // terminal.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { generateAgeIdentity, parseAgeIdentity } from '../../dist/secrets/age.js';
 import { ATOMIC_STEPS } from '../../dist/secrets/atomic-write.js';
+import { withFileLock } from '../../dist/secrets/file-lock.js';
 import { loadAgeIdentities } from '../../dist/secrets/identities.js';
 import { openSopsFile } from '../../dist/secrets/sops-read.js';
 import { addRecipient, getSecret, initSecrets, listSecrets, removeRecipient, removeSecret, rotateDataKey, setSecret } from '../../dist/secrets/secrets-file.js';
@@ -172,4 +173,34 @@ test('latchgate secrets: values only from stdin, never argv; a terminal gets no 
   assert.ok(readdirSync(join(d, 'config/latchgate')).includes('other.enc.yaml'));
   const help = spawnSync(process.execPath, [CLI, 'secrets', 'set', '--help'], { encoding: 'utf8' });
   assert.match(help.stdout, /stdin/);
+});
+
+test('concurrent changes all land: eight processes set eight names at once, each holding the file lock in turn', async () => {
+  const f = await fresh();
+  const names = Array.from({ length: 8 }, (_, i) => `CONCURRENT_${i}`);
+  const runs = names.map(
+    (name) =>
+      new Promise((resolve) => {
+        const c = spawn(process.execPath, [CLI, 'secrets', 'set', name, '--file', f.sopsFile, '--age-key-file', f.ageKeyFile], { stdio: ['pipe', 'ignore', 'pipe'] });
+        let err = '';
+        c.stderr.on('data', (b) => (err += b));
+        c.on('close', (status) => resolve({ name, status, err }));
+        c.stdin.end(`value-of-${name}\n`);
+      }),
+  );
+  for (const r of await Promise.all(runs)) assert.equal(r.status, 0, `${r.name}: ${r.err}`);
+  for (const name of names) assert.equal(await getSecret(f, name), `value-of-${name}`);
+  assert.ok(!existsSync(`${f.sopsFile}.lock`), 'the lock is released');
+});
+
+test('the file lock: a dead holder\'s lock is taken over; a live holder is waited for, then refused naming it', async () => {
+  const f = await fresh();
+  const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' });
+  writeFileSync(`${f.sopsFile}.lock`, `${dead.stdout}\n`);
+  await setSecret(f, 'AFTER_CRASH', 'v1');
+  assert.equal(await getSecret(f, 'AFTER_CRASH'), 'v1');
+  writeFileSync(`${f.sopsFile}.lock`, `${process.pid}\n`); // alive: this process
+  await assert.rejects(withFileLock(f.sopsFile, async () => 'never', 100), code('locked', new RegExp(`pid ${process.pid}`)));
+  rmSync(`${f.sopsFile}.lock`);
+  assert.equal(await withFileLock(f.sopsFile, async () => 'ran'), 'ran');
 });
