@@ -13,6 +13,14 @@ import type { GateContext } from '../context.js';
 import { need, type Execution, type ProviderRun } from '../execution.js';
 import { HostIo } from '../providers.js';
 
+/**
+ * Resolves once the event loop has been through its poll phase: the first
+ * immediate runs in this turn's check phase, the second in the next turn's,
+ * after that turn has handled the I/O that was ready (a connect completed,
+ * say).
+ */
+const afterPoll = (): Promise<void> => new Promise((go) => setImmediate(() => setImmediate(go)));
+
 export async function startProvider(ctx: GateContext, x: Execution): Promise<void> {
   const m = need(x, 'action').manifest;
   const call = need(x, 'pre').call;
@@ -67,8 +75,11 @@ export async function startProvider(ctx: GateContext, x: Execution): Promise<voi
     }
   })();
   x.providerRun = { grantId, io, outcome, release, started_at, t0 };
-  // The stages after this one run without a break: one turn of the loop lets the call reach its worker first.
-  await new Promise((go) => setImmediate(go));
+  // The stages after this one run without a break (the debit, grant and intent): first the call
+  // reaches its worker, and the loop polls once, so the connection openCallHosts started sends its
+  // TLS ClientHello now, where a loopback or LAN connect has completed, and the handshake runs
+  // while the grant is signed and the intent made durable, not after.
+  await afterPoll();
   x.onEnd.push(() => {
     if (x.dispatched) return;
     release(new Error('call_ended: the run ended before dispatch; nothing was done'));
