@@ -100,7 +100,8 @@ export function secretsCommand(): Command {
       print(o, { ...l, recipient: r.recipient }, () => `created ${l.ageKeyFile} (age identity, mode 0600; back it up: without it the secrets are lost)\ncreated ${l.sopsFile} (encrypted to ${r.recipient})`);
     })));
 
-  c.addCommand(withOptions(new Command('set').summary('set a secret; the value from stdin, or typed at a prompt with echo off'))
+  c.addCommand(withOptions(new Command('set').summary('set a secret; the value from stdin, or typed at a prompt with echo off')
+    .description('Sets NAME to the value read from stdin (one trailing newline dropped), or typed at a prompt with echo off when stdin is a terminal:\n  printf %s "$KEY" | latchgate secrets set OPENAI_API_KEY\nThe value is never an argument: shell history and `ps` would keep it.'))
     .argument('<name>', 'UPPER_SNAKE_CASE name')
     .argument('[value...]', 'refused: values never come from the command line')
     .action(run(async (name: string, extra: string[], o: Opts) => {
@@ -112,7 +113,8 @@ export function secretsCommand(): Command {
       process.stderr.write(`set ${name} in ${ref.sopsFile}\n`);
     })));
 
-  c.addCommand(withOptions(new Command('get').summary('print a secret\'s value to a pipe (to a terminal only with --reveal)'))
+  c.addCommand(withOptions(new Command('get').summary('print a secret\'s value to a pipe (to a terminal only with --reveal)')
+    .description('Prints the value of NAME exactly (no newline added) when stdout is a pipe or a file, e.g. `OPENAI_API_KEY=$(latchgate secrets get OPENAI_API_KEY) cmd`; to a terminal only with --reveal.'))
     .argument('<name>')
     .option('--reveal', 'print it even to a terminal')
     .action(run(async (name: string, o: Opts & { reveal?: boolean }) => {

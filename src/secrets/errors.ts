@@ -10,7 +10,7 @@ export type SecretsErrorCode =
   | 'age_armor' | 'age_header' | 'age_stanza' | 'age_header_mac' | 'age_payload' | 'bad_data_key'
   | 'bad_value' | 'value_auth_failed' | 'unencrypted_value' | 'mac_only_encrypted'
   | 'mac_auth_failed' | 'mac_mismatch'
-  | 'bad_name' | 'no_such_secret' | 'no_such_recipient' | 'unsupported_key_service' | 'exists' | 'last_recipient' | 'lockout' | 'write_failed';
+  | 'bad_name' | 'no_such_secret' | 'no_such_recipient' | 'unsupported_key_service' | 'exists' | 'last_recipient' | 'lockout' | 'locked' | 'write_failed';
 
 export class SecretsError extends Error {
   readonly code: SecretsErrorCode;
@@ -26,8 +26,3 @@ export class SecretsError extends Error {
   }
 }
 
-/** Names a place in a message: `FILE: key path a:b:` or just the file. */
-export function where(file: string | undefined, keyPath?: string): string {
-  const f = file ?? '(secrets file)';
-  return keyPath === undefined ? f : `${f}: key ${keyPath}`;
-}

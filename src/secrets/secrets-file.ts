@@ -4,12 +4,14 @@
 // `latchgate_changed_unencrypted` (NAME -> RFC 3339 time): its `_unencrypted`
 // suffix keeps it readable, sops and other tools accept it, and the MAC
 // covers its values. Every change rewrites the file atomically; the data key
-// stays unless a recipient is removed or `rotate` asks for a new one.
+// stays unless a recipient is removed or `rotate` asks for a new one. One
+// change at a time: each holds the file's lock (file-lock.ts).
 import { mkdir, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { generateAgeIdentity, parseAgeRecipient, type AgeIdentity } from './age.js';
 import { writeFileAtomic, type AtomicOptions } from './atomic-write.js';
 import { SecretsError } from './errors.js';
+import { withFileLock } from './file-lock.js';
 import { nowRfc3339 } from './sops-metadata.js';
 import { openSopsFile, type OpenedSops } from './sops-read.js';
 import { newDataKey, type EncryptOptions } from './sops-encrypt.js';
@@ -130,7 +132,12 @@ export async function rotateDataKey(ref: SecretsFileRef): Promise<void> {
 
 interface Change { plain: SopsMap; recipients?: string[]; newDataKey?: boolean }
 
-async function rewrite(ref: SecretsFileRef, change: (o: OpenedSops) => Change): Promise<void> {
+/** Read, change, write: under the file's lock, so concurrent changes all land. */
+function rewrite(ref: SecretsFileRef, change: (o: OpenedSops) => Change): Promise<void> {
+  return withFileLock(ref.sopsFile, () => rewriteLocked(ref, change));
+}
+
+async function rewriteLocked(ref: SecretsFileRef, change: (o: OpenedSops) => Change): Promise<void> {
   const opened = await openSopsFile({ file: ref.sopsFile, identities: [...ref.identities] });
   if (opened.document.format !== 'yaml') {
     throw new SecretsError('unsupported_format', `${ref.sopsFile}: latchgate writes SOPS YAML files only, and this one is ${opened.document.format}; edit it with sops, or convert it (sops -d --output-type yaml, then latchgate secrets set)`, { file: ref.sopsFile });
