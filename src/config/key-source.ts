@@ -23,7 +23,7 @@ const MAX_ARG_LENGTH = 4096;
 
 /** key_source as docs/CONFIG.md describes it. */
 export const KEY_SOURCE_DOC =
-  'Where the launcher reads the key on the host (the box never sees it): `"env:VAR"` (an environment variable), `"sops:NAME"` (a key of the SOPS secrets file, [secrets]), `"file:PATH"` (the first line of a regular file of mode 600 or stricter; PATH absolute or `~/...`) or `\'cmd:["pass","show","anthropic"]\'` (the first line a program prints: a JSON array run without a shell, killed after 5 s; its stderr is never shown). `--dry-run` and `--print-profile` show this spec, never the key.';
+  'Where the launcher reads the key on the host (the box never sees it): `"env:VAR"` (an environment variable), `"sops:NAME"` (a key of the SOPS secrets file, [secrets]), `"file:PATH"` (the first line of a regular file of mode 600 or stricter, in a directory the box does not mount; PATH absolute or `~/...`) or `\'cmd:["pass","show","anthropic"]\'` (the first line a program prints: a JSON array run without a shell and without the secret variables, killed after 5 s; its stderr is never shown). `--dry-run` and `--print-profile` show this spec, never the key.';
 
 export const KEY_SOURCE_FORMS = '"env:VAR", "sops:NAME", "file:/path/to/key" or \'cmd:["pass","show","anthropic"]\'';
 

@@ -9,8 +9,9 @@ import { LaunchError } from '../core/errors.js';
 import { DEFAULTS } from '../gate/defaults.js';
 import type { GateSetup } from '../gate/setup.js';
 import { loadAddon } from '../native/addon.js';
-import type { KeySourceContext } from '../secrets/key-source.js';
-import { checkSopsStore, secretFiles, sopsStore } from '../secrets/sops-store.js';
+import { parseKeySource, type KeySource } from '../config/key-source.js';
+import { keyFilePath, type KeySourceContext } from '../secrets/key-source.js';
+import { ageKeyFiles, checkSopsStore, secretFiles, sopsStore, type KeyFile } from '../secrets/sops-store.js';
 import type { BoxEgress, EgressPlan } from './box-egress.js';
 import { BoxEvents } from './box-events.js';
 import type { BoxGate } from './box-gate.js';
@@ -38,11 +39,31 @@ const realOrSelf = (p: string) => {
  * made: a file that cannot be read ends the launch as it ends `latchgate up`),
  * the host environment and home.
  */
-async function keySources(setup: GateSetup): Promise<KeySourceContext> {
+async function keySources(setup: GateSetup, specs: KeySource[]): Promise<KeySourceContext> {
   const store = sopsStore(setup.config.secrets);
   await checkSopsStore(store, 'latchgate sandbox');
   const resolver = store.resolver;
-  return { env: process.env, home: homedir(), ...(resolver ? { sops: () => resolver } : {}) };
+  const secretVariables = specs.flatMap((s) => (s.kind === 'env' ? [s.variable] : []));
+  return { env: process.env, home: homedir(), secretVariables, ...(resolver ? { sops: () => resolver } : {}) };
+}
+
+/** The routes' key sources, parsed (planEgress names a bad one with its section). */
+function routeKeySources(credentials: Map<string, { keySource?: string | undefined }>): { name: string; source: KeySource }[] {
+  const out: { name: string; source: KeySource }[] = [];
+  for (const [name, c] of credentials) {
+    try {
+      if (c.keySource) out.push({ name, source: parseKeySource(c.keySource) });
+    } catch {
+      // Refused with its section's name when the egress is planned.
+    }
+  }
+  return out;
+}
+
+/** Every file that opens a secret: the age key files and the routes' file: sources. The box must not see their directories. */
+function keyFiles(setup: GateSetup, routes: { name: string; source: KeySource }[], home: string): KeyFile[] {
+  const files = routes.flatMap(({ name, source: s }) => (s.kind === 'file' ? [{ path: keyFilePath(s.path, home), what: `the key file of credential route "${name}" (key_source file:)` }] : []));
+  return [...ageKeyFiles(setup.config.secrets), ...files];
 }
 
 /** What a plan names in place of the sockets and directory only a real launch makes. */
@@ -102,7 +123,8 @@ async function build<G extends BoxGate | undefined>(
   const file = { ...cfg.sandbox, credentials: eff.credentials as typeof cfg.sandbox.credentials };
   // The egress modules load only for boxes that have exits to the network.
   const egressMod = f.profile !== undefined || f.allowHost.length > 0 || cfg.sandbox.allowHosts.length > 0 || cfg.sandbox.credentials.size > 0 ? await import('./box-egress.js') : undefined;
-  const keys = await keySources(setup);
+  const routes = routeKeySources(file.credentials);
+  const keys = await keySources(setup, routes.map((r) => r.source));
   const egress = await egressMod?.planEgress(agent.allowHosts, file, keys, source);
   const principal = agent.principal;
   const homes = hostHomes(facts.passwd, [process.env.HOME, identity.home]);
@@ -134,6 +156,7 @@ async function build<G extends BoxGate | undefined>(
         protect: [...eff.protected, ...own],
         files: eff.files,
         hide: secretFiles(cfg.secrets),
+        keyFiles: keyFiles(setup, routes, homedir()),
         self,
         stateFiles: { dir: gate ? stateDirName() : MADE_AT_LAUNCH.dir, files: eff.stateFiles },
         strictNet: f.strictNet ?? file.strictNet ?? false,

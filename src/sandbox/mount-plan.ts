@@ -4,6 +4,7 @@
 import { lstatSync, readlinkSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { LaunchError } from '../core/errors.js';
+import { isInside } from '../core/paths.js';
 
 export type AccessClass = 'list' | 'read' | 'read-exec' | 'rw' | 'rw-noexec' | 'proc' | 'device' | 'tty';
 
@@ -37,6 +38,8 @@ export class MountPlanner {
   private readonly nodes = new Map<string, Node>([['/', 'dir']]);
   /** Box paths whose content comes from the host (binds): below them, paths exist iff they exist on the host. */
   private readonly hostTrees = new Set<string>();
+  /** Directories covered by maskDir: nothing of the host below them shows. */
+  private readonly maskedDirs = new Set<string>();
 
   private hostTreeOf(path: string): string | undefined {
     for (let p = path; ; p = dirname(p)) {
@@ -97,12 +100,23 @@ export class MountPlanner {
   /** Whether a host path exists and a bind mount of the plan shows it in the box. */
   showsHostPath(path: string): boolean {
     if (this.hostTreeOf(path) === undefined) return false;
+    for (const d of this.maskedDirs) if (isInside(d, path)) return false;
     try {
       lstatSync(path);
       return true;
     } catch {
       return false;
     }
+  }
+
+  /**
+   * Covers a directory with an empty read-only tmpfs. Unlike a mask on a file,
+   * it stays when the host renames a new file over a name in it (rename(2)
+   * detaches mounts on the name it replaces, in every namespace).
+   */
+  maskDir(path: string, why: string): void {
+    this.entries.push({ kind: 'tmpfs', path, options: 'ro,mode=0555,size=4k', why });
+    this.maskedDirs.add(path);
   }
 
   /** Covers a name (even a symlink) with an empty read-only file. */

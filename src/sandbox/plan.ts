@@ -1,7 +1,7 @@
 // The launch plan: everything `latchgate sandbox` will do, as plain data that
 // --dry-run prints and tests inspect before anything runs.
 import { existsSync, readFileSync, realpathSync, statSync } from 'node:fs';
-import { isAbsolute, join, resolve } from 'node:path';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { buildBoxEnv, BOX_PATH } from './env.js';
 import { LaunchError } from '../core/errors.js';
 import { accessibleBy, renderGroup, renderPasswd, type Identity } from './identity.js';
@@ -52,6 +52,9 @@ export interface SandboxOptions {
   protect?: ProtectRequest[];
   /** Host files no process in the box may read (the SOPS secrets file, the age key files): covered where a mount shows them. */
   hide?: readonly string[];
+  /** Files that open every secret (age key files, file: key sources): the box must not see the directory that holds each
+   *  (a mask over the file itself falls off when the host replaces the file by rename). */
+  keyFiles?: readonly { path: string; what: string }[];
   /** Files written read-only into the box under /run/latchgate/ (agent configuration the profile generates). */
   files?: { path: string; content: string }[];
   /** latchgate itself (latchgate-in-box.ts): host paths mounted read-only where the box does not see them yet, and the commands of /run/latchgate/bin. */
@@ -191,6 +194,48 @@ function hiddenFiles(paths: readonly string[]): string[] {
   return [...out];
 }
 
+type KeyDir = { path: string; file: string; what: string };
+
+/**
+ * The real directories of the key files: the file's own (its real path) and
+ * the one its name is in (where a rename puts a new file). Each file has a
+ * single name: a hard link could show it in a mounted tree.
+ */
+function keyDirs(files: readonly { path: string; what: string }[]): KeyDir[] {
+  const out = new Map<string, KeyDir>();
+  const add = (dir: string, f: { path: string; what: string }) => {
+    try {
+      const real = realpathSync(dir);
+      if (!out.has(real)) out.set(real, { path: real, file: f.path, what: f.what });
+    } catch {
+      // No such directory: nothing there to show.
+    }
+  };
+  for (const f of files) {
+    add(dirname(f.path), f);
+    let real: string;
+    try {
+      real = realpathSync(f.path);
+    } catch {
+      continue; // not there (yet): its directory above is still covered
+    }
+    add(dirname(real), f);
+    const st = statSync(real);
+    if (st.isFile() && st.nlink > 1) {
+      throw new LaunchError(`${f.path} (${f.what}) has ${st.nlink} hard links: another name of it may be in a tree the box shows; keep one name (cp it to a new file, then remove the others)`);
+    }
+  }
+  return [...out.values()];
+}
+
+/** A key directory that is a mount root, or holds one, cannot be covered without hiding what the user asked for. */
+function refuseKeyDirRoot(dir: KeyDir, roots: { path: string; flag: string }[]): void {
+  const root = roots.find((r) => isInside(dir.path, r.path));
+  if (!root) return;
+  const how = root.path === dir.path ? 'is' : 'holds';
+  throw new LaunchError(`${dir.file} (${dir.what}) is in ${dir.path}, which ${how} the box's ${root.flag} ${root.path}: the box would read it; move the key file into a directory of its own outside the box's mounts (e.g. ~/.config/latchgate/) and point the configuration at it`);
+}
+
 export function buildSandboxPlan(o: SandboxOptions, h: HostFacts): SandboxPlan {
   const id = h.identity;
   const degraded: string[] = [];
@@ -312,7 +357,14 @@ export function buildSandboxPlan(o: SandboxOptions, h: HostFacts): SandboxPlan {
   }
   const stateFiles = o.stateFiles && o.stateFiles.files.length > 0 ? o.stateFiles : null;
   if (stateFiles) planStateFileMounts(m, stateFiles, trees.filter((t) => t.bind).map((t) => t.path), protectedPaths);
-  // Last, over every tree and protected path: a secret file a mount shows is read as empty.
+  // Last, over every tree and protected path: a key file's directory a mount shows is an empty
+  // read-only directory (names renamed into it later stay covered), a secret file is read as empty.
+  const roots = trees.filter((t) => t.bind).map((t) => ({ path: t.path, flag: t.flag }));
+  for (const dir of keyDirs(o.keyFiles ?? [])) {
+    if (!m.showsHostPath(dir.path)) continue;
+    refuseKeyDirRoot(dir, roots);
+    m.maskDir(dir.path, 'holds a key that opens secrets: never readable in the box');
+  }
   for (const p of hiddenFiles(o.hide ?? [])) if (m.showsHostPath(p)) m.mask(p, 'a secrets file or age key: never readable in the box');
 
   const extraPath = [...[...ro, ...selfRo].flatMap((p) => [join(p, 'bin'), join(p, 'sbin')]).filter((p) => existsSync(p)), ...(o.extraPath ?? []), ...(o.self ? [BOX_BIN_DIR] : [])];

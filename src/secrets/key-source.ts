@@ -14,12 +14,14 @@ export const KEY_COMMAND_TIMEOUT_MS = 5000;
 const MAX_KEY_SOURCE_BYTES = 64 * 1024;
 
 export interface KeySourceContext {
-  /** The host environment (env: sources; a cmd: source's environment). */
+  /** The host environment (env: sources; a cmd: source's, less its secrets: keyCommandEnv). */
   env: Readonly<Record<string, string | undefined>>;
   /** The host home directory, for file:~/... */
   home?: string;
   /** The SOPS store for sops: sources; a function that throws (naming the fix) when there is none. */
   sops?: () => { get(name: string): Promise<string | undefined> };
+  /** Variables of env that hold secrets (the env: sources' own): a cmd: program does not get them. */
+  secretVariables?: readonly string[];
   /** cmd: time limit (default KEY_COMMAND_TIMEOUT_MS). */
   timeoutMs?: number;
 }
@@ -43,10 +45,30 @@ export async function resolveKeySource(spec: string | KeySource, ctx: KeySourceC
       return ctx.sops().get(s.name);
     }
     case 'file':
-      return readKeyFile(s.path.startsWith('~/') ? join(ctx.home ?? '/nonexistent', s.path.slice(2)) : s.path, field);
+      return readKeyFile(keyFilePath(s.path, ctx.home), field);
     case 'cmd':
       return runKeyCommand(s.argv, ctx, field);
   }
+}
+
+/** Where a file: source reads: PATH, or ~/... under home. */
+export function keyFilePath(path: string, home: string | undefined): string {
+  return path.startsWith('~/') ? join(home ?? '/nonexistent', path.slice(2)) : path;
+}
+
+/**
+ * A cmd: program's environment: the launcher's, minus what holds a secret
+ * (LATCHGATE_SECRET_*, the inline age key $SOPS_AGE_KEY, the variables the
+ * env: sources read). What password managers need (HOME, PATH, GNUPGHOME,
+ * GPG_*, XDG_*, DISPLAY, ...) stays.
+ */
+export function keyCommandEnv(env: KeySourceContext['env'], secretVariables: readonly string[] = []): NodeJS.ProcessEnv {
+  const out: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(env)) {
+    if (v === undefined || k.startsWith('LATCHGATE_SECRET_') || k === 'SOPS_AGE_KEY' || secretVariables.includes(k)) continue;
+    out[k] = v;
+  }
+  return out;
 }
 
 /** The first line of a regular file only its owner may read. */
@@ -87,7 +109,7 @@ function runKeyCommand(argv: string[], ctx: KeySourceContext, field: string): Pr
   const timeoutMs = ctx.timeoutMs ?? KEY_COMMAND_TIMEOUT_MS;
   return new Promise((resolve, reject) => {
     const fail = (why: string) => reject(new LaunchError(`${where}: ${why}`));
-    const child = spawn(argv[0]!, argv.slice(1), { shell: false, stdio: ['ignore', 'pipe', 'pipe'], env: ctx.env as NodeJS.ProcessEnv });
+    const child = spawn(argv[0]!, argv.slice(1), { shell: false, stdio: ['ignore', 'pipe', 'pipe'], env: keyCommandEnv(ctx.env, ctx.secretVariables) });
     const out: Buffer[] = [];
     let outBytes = 0;
     let errBytes = 0;

@@ -35,10 +35,25 @@ const exists = (p: string): boolean => {
   }
 };
 
+/** A file that opens secrets, with what names it (for messages). */
+export interface KeyFile {
+  path: string;
+  what: string;
+}
+
+/** The age key files that open the SOPS file (configured or default, and $SOPS_AGE_KEY_FILE), whether or not they exist. */
+export function ageKeyFiles(c: SecretsFileConfig | undefined, env: NodeJS.ProcessEnv = process.env): KeyFile[] {
+  const where = secretsLocations({ secrets: { sopsFile: c?.sopsFile, ageKeyFile: c?.ageKeyFile } }, env);
+  return [
+    { path: where.ageKeyFile, what: c?.ageKeyFile ? 'the age key file ([secrets] age_key_file)' : 'the default age key file' },
+    ...(env.SOPS_AGE_KEY_FILE ? [{ path: env.SOPS_AGE_KEY_FILE, what: 'the age key file $SOPS_AGE_KEY_FILE' }] : []),
+  ];
+}
+
 /** The files that hold or open the secrets (the SOPS file, the age key files), whether or not they exist: a box must not read them. */
 export function secretFiles(c: SecretsFileConfig | undefined, env: NodeJS.ProcessEnv = process.env): string[] {
   const where = secretsLocations({ secrets: { sopsFile: c?.sopsFile, ageKeyFile: c?.ageKeyFile } }, env);
-  return [where.sopsFile, where.ageKeyFile, ...(env.SOPS_AGE_KEY_FILE ? [env.SOPS_AGE_KEY_FILE] : [])];
+  return [where.sopsFile, ...ageKeyFiles(c, env).map((k) => k.path)];
 }
 
 /** The store [secrets] asks for; nothing is decrypted yet. */

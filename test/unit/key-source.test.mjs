@@ -91,6 +91,27 @@ test('cmd: the first line a program prints, run without a shell; failure, timeou
   assert.ok(dir);
 });
 
+test('cmd: the program gets the launcher environment without its secrets, and with what password managers need', async () => {
+  const node = process.execPath;
+  const host = {
+    PATH: process.env.PATH,
+    HOME: '/home/u',
+    GNUPGHOME: '/home/u/.gnupg',
+    GPG_TTY: '/dev/pts/1',
+    XDG_RUNTIME_DIR: '/run/user/1',
+    DISPLAY: ':0',
+    SOPS_AGE_KEY_FILE: '/home/u/age.txt',
+    LATCHGATE_SECRET_API_KEY: 'gate-secret',
+    SOPS_AGE_KEY: 'AGE-SECRET-KEY-1XYZ',
+    A_KEY: KEY,
+  };
+  const print = `cmd:${JSON.stringify([node, '-e', 'process.stdout.write(Object.keys(process.env).sort().join(",") + "\\n")'])}`;
+  // A_KEY is the variable another route's env: source reads.
+  const seen = (await resolveKeySource(print, { env: host, secretVariables: ['A_KEY'] })).split(',');
+  for (const kept of ['PATH', 'HOME', 'GNUPGHOME', 'GPG_TTY', 'XDG_RUNTIME_DIR', 'DISPLAY', 'SOPS_AGE_KEY_FILE']) assert.ok(seen.includes(kept), `${kept} missing: ${seen}`);
+  for (const secret of ['LATCHGATE_SECRET_API_KEY', 'SOPS_AGE_KEY', 'A_KEY']) assert.ok(!seen.includes(secret), `${secret} reached the program: ${seen}`);
+});
+
 test('sops: the store\'s value; none configured is an error naming the fix', async () => {
   const store = { get: async (n) => (n === 'ANTHROPIC_API_KEY' ? KEY : undefined) };
   assert.equal(await resolveKeySource('sops:ANTHROPIC_API_KEY', { env, sops: () => store }), KEY);

@@ -2,7 +2,7 @@
 // plan is plain data, checked here before anything runs.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, existsSync, mkdirSync, realpathSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, linkSync, mkdirSync, realpathSync, symlinkSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { BOX_HOSTNAME, DEFAULT_NOFILE, DEFAULT_NPROC, buildSandboxPlan, resolveExecPaths } from '../../dist/sandbox/plan.js';
 import { renderGroup, renderPasswd, resolveIdentity } from '../../dist/sandbox/identity.js';
@@ -450,4 +450,47 @@ test('state files: the private directory at /run/latchgate/state, a symlink at t
   assert.ok(inHome.landlock.paths.some((p) => p.path === spec.path && p.class === 'rw-noexec'));
   // No state files: nothing at /run/latchgate/state.
   assert.equal(buildSandboxPlan(options(ws), facts({ identity: identity({ home }) })).stateFiles, null);
+});
+
+test('key files: the directory of each (its name and its real path) a mount shows is an empty read-only tmpfs; the SOPS file stays masked itself', (t) => {
+  const ws = tempDir(t);
+  const tree = tempDir(t);
+  for (const d of ['keys', 'real', 'other']) mkdirSync(join(tree, d));
+  writeFileSync(join(tree, 'real', 'age.txt'), 'AGE-SECRET-KEY-1X\n', { mode: 0o600 });
+  symlinkSync(join(tree, 'real', 'age.txt'), join(tree, 'keys', 'age.txt'));
+  writeFileSync(join(tree, 'keys', 'secrets.enc.yaml'), 'x: ENC[]\n');
+  writeFileSync(join(tree, 'other', 'secrets.enc.yaml'), 'x: ENC[]\n');
+  const outside = tempDir(t);
+  writeFileSync(join(outside, 'k'), 'sk\n', { mode: 0o600 });
+  const keyFiles = [{ path: join(tree, 'keys', 'age.txt'), what: 'the age key' }, { path: join(outside, 'k'), what: 'a file: key' }, { path: join(tree, 'none', 'k'), what: 'absent' }];
+  const hide = [join(tree, 'keys', 'secrets.enc.yaml'), join(tree, 'other', 'secrets.enc.yaml')];
+  const m = buildSandboxPlan(options(ws, { ro: [tree], keyFiles, hide }), facts()).mounts;
+  const covers = m.filter((e) => e.kind === 'tmpfs' && e.options.split(',').includes('ro')).map((e) => e.path);
+  assert.deepEqual(covers.sort(), [join(tree, 'keys'), join(tree, 'real')].sort(), 'the link\'s directory and the real file\'s; not a directory no mount shows');
+  assert.ok(idx(m, tmpfsAt(join(tree, 'keys'))) > idx(m, bindAt(tree)), 'over the tree');
+  const masks = m.filter((e) => e.kind === 'mask').map((e) => e.path);
+  assert.deepEqual(masks, [join(tree, 'other', 'secrets.enc.yaml')], 'a file under a covered directory needs no mask (its mountpoint is gone); one elsewhere keeps its own');
+  const native = toNativePlan({ ...buildSandboxPlan(options(ws, { ro: [tree], keyFiles }), facts()), mounts: m }, 40).ops.find((o) => o.dst === `/newroot${join(tree, 'keys')}`);
+  assert.deepEqual({ kind: native.kind, data: native.data }, { kind: OP.TMPFS, data: 'ro,mode=0555,size=4k' });
+  // Without key files nothing is covered: the legitimate tree is whole.
+  assert.ok(!buildSandboxPlan(options(ws, { ro: [tree] }), facts()).mounts.some((e) => e.kind === 'tmpfs' && e.path.startsWith(tree)));
+});
+
+test('key files: a directory that is, or holds, the workspace or a mount root is refused with the fix; so is a key file with hard links', (t) => {
+  const tree = tempDir(t);
+  const ws = join(tree, 'ws');
+  for (const d of [ws, join(tree, 'cfg', 'sub')]) mkdirSync(d, { recursive: true });
+  for (const [file, over, root] of [
+    [join(ws, 'k'), {}, `which is the box's --workspace ${ws}`],
+    [join(tree, 'k'), { ro: [tree] }, `which is the box's --ro ${tree}`],
+    [join(tree, 'cfg', 'k'), { rw: [join(tree, 'cfg', 'sub')], ro: [tree] }, `which holds the box's --rw ${join(tree, 'cfg', 'sub')}`],
+    [join(tree, 'cfg', 'k'), { workspace: join(tree, 'cfg', 'sub'), ro: [tree] }, `which holds the box's --workspace ${join(tree, 'cfg', 'sub')}`],
+  ]) {
+    writeFileSync(file, 'sk\n', { mode: 0o600 });
+    assertLaunchError(() => buildSandboxPlan(options(ws, { ...over, keyFiles: [{ path: file, what: 'a file: key' }] }), facts()), LaunchError, `${file} (a file: key) is in ${dirname(file)}`, root, 'move the key file into a directory of its own');
+  }
+  const other = tempDir(t);
+  writeFileSync(join(other, 'k'), 'sk\n', { mode: 0o600 });
+  linkSync(join(other, 'k'), join(other, 'k2'));
+  assertLaunchError(() => buildSandboxPlan(options(ws, { keyFiles: [{ path: join(other, 'k'), what: 'a file: key' }] }), facts()), LaunchError, 'has 2 hard links', 'keep one name');
 });
