@@ -16,7 +16,7 @@ import { nowRfc3339 } from './sops-metadata.js';
 import { openSopsFile, type OpenedSops } from './sops-read.js';
 import { newDataKey, type EncryptOptions } from './sops-encrypt.js';
 import { writeSopsFile } from './sops-write.js';
-import { secretValues } from './secret-values.js';
+import { secretEntries, secretValues, unusableError } from './secret-values.js';
 import { isMap, type SopsMap, type SopsNode } from './sops-value.js';
 
 export const SECRET_NAME_RULE = /^[A-Z][A-Z0-9_]*$/;
@@ -68,7 +68,8 @@ export async function listSecrets(ref: SecretsFileRef): Promise<{ secrets: Secre
 export async function getSecret(ref: SecretsFileRef, name: string): Promise<string> {
   checkSecretName(name);
   const opened = await openSopsFile({ file: ref.sopsFile, identities: [...ref.identities] });
-  const v = secretValues(opened.document).get(name);
+  const v = secretEntries(opened.document).get(name);
+  if (v !== undefined && typeof v !== 'string') throw unusableError(ref.sopsFile, name, v);
   if (v === undefined) throw new SecretsError('no_such_secret', `${ref.sopsFile}: no secret ${name} (\`latchgate secrets list\` shows the names)`, { file: ref.sopsFile, keyPath: `["${name}"]` });
   return v;
 }
