@@ -9,7 +9,7 @@
 import { mkdir, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { generateAgeIdentity, parseAgeRecipient, type AgeIdentity } from './age.js';
-import { writeFileAtomic, type AtomicOptions } from './atomic-write.js';
+import { writeFileAtomic, writeTarget, type AtomicOptions } from './atomic-write.js';
 import { SecretsError } from './errors.js';
 import { withFileLock } from './file-lock.js';
 import { nowRfc3339 } from './sops-metadata.js';
@@ -133,9 +133,14 @@ export async function rotateDataKey(ref: SecretsFileRef): Promise<void> {
 
 interface Change { plain: SopsMap; recipients?: string[]; newDataKey?: boolean }
 
-/** Read, change, write: under the file's lock, so concurrent changes all land. */
-function rewrite(ref: SecretsFileRef, change: (o: OpenedSops) => Change): Promise<void> {
-  return withFileLock(ref.sopsFile, () => rewriteLocked(ref, change));
+/**
+ * Read, change, write: under the file's lock, so concurrent changes all land.
+ * A symlink is resolved first: the lock and the write are on the real file,
+ * whichever name a writer used.
+ */
+async function rewrite(ref: SecretsFileRef, change: (o: OpenedSops) => Change): Promise<void> {
+  const real = { ...ref, sopsFile: await writeTarget(ref.sopsFile) };
+  return withFileLock(real.sopsFile, () => rewriteLocked(real, change));
 }
 
 async function rewriteLocked(ref: SecretsFileRef, change: (o: OpenedSops) => Change): Promise<void> {
