@@ -68,10 +68,10 @@ export class SecretResolver {
     return [...(await this.all()).keys()];
   }
 
-  /** Reads the file now, whatever the cache holds; returns how many values it has. Throws when it cannot be read. */
+  /** Reads the file now, whatever the cache holds; returns how many usable secrets it has. Throws when it cannot be read. */
   async reload(): Promise<number> {
     this.drop();
-    return (await this.all()).size;
+    return [...(await this.all()).values()].filter((v) => typeof v === 'string').length;
   }
 
   /** Forgets every decrypted value. */
