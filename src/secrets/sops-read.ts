@@ -135,6 +135,7 @@ function openDataKey(md: SopsMetadata, identities: readonly AgeIdentity[], file:
     } catch (e) {
       if (!(e instanceof SecretsError)) throw e;
       failures.push({ i, error: e });
+      if (e.code === 'too_many_stanzas') break; // the budget is spent: no entry after it is tried
     }
   }
   const describe = (f: { i: number; error: SecretsError }, code = f.error.code) =>
