@@ -6,6 +6,7 @@
 import { writeFileSync } from 'node:fs';
 import { HostIoError } from '../providers/host-error.js';
 import { EnvSecretSource, type SecretSource } from '../providers/secret-source.js';
+import { SecretsError } from '../secrets/errors.js';
 import type { SecretResolver } from '../secrets/resolver.js';
 
 export class GateSecrets implements SecretSource {
@@ -44,6 +45,7 @@ export class GateSecrets implements SecretSource {
     try {
       return await this.store.get(name);
     } catch (e) {
+      if (e instanceof SecretsError && e.code === 'secret_unusable') throw new HostIoError('secret_unusable', `secret ${name}: ${e.message}`);
       throw new HostIoError('secrets_unavailable', `secret ${name}: the SOPS file cannot be read: ${(e as Error).message}`);
     }
   }

@@ -47,9 +47,36 @@ function x25519Public(pub: Buffer): KeyObject {
   return createPublicKey({ key: Buffer.concat([SPKI_X25519, pub]), format: 'der', type: 'spki' });
 }
 
+/** Each private key's public half, computed once: a file may be tried against it many times. */
+const publicOf = new WeakMap<KeyObject, Buffer>();
+
 function rawPublic(key: KeyObject): Buffer {
-  return ((key.type === 'public' ? key : createPublicKey(key)).export({ format: 'der', type: 'spki' }) as Buffer).subarray(-32);
+  let pub = publicOf.get(key);
+  if (!pub) {
+    pub = ((key.type === 'public' ? key : createPublicKey(key)).export({ format: 'der', type: 'spki' }) as Buffer).subarray(-32);
+    publicOf.set(key, pub);
+  }
+  return pub;
 }
+
+/**
+ * Most stanzas one age file may have. Each X25519 stanza costs a DH, an HKDF
+ * and an AEAD per identity before the header MAC can be checked, so their
+ * number bounds the work a crafted file causes; sops writes one per entry.
+ */
+export const MAX_STANZAS = 64;
+
+/**
+ * How many (stanza, identity) tries one read may make in all, across every
+ * age file of a SOPS document: each is an X25519, an HKDF and an AEAD, about
+ * half a millisecond, so this keeps a crafted file's cost near 100 ms.
+ */
+export const MAX_UNWRAP_TRIES = 128;
+
+/** Shared by every ageDecrypt of one read: what is left of MAX_UNWRAP_TRIES. */
+export interface UnwrapBudget { tries: number }
+
+export const newUnwrapBudget = (): UnwrapBudget => ({ tries: MAX_UNWRAP_TRIES });
 
 /** One identity line, `AGE-SECRET-KEY-1...`. */
 export function parseAgeIdentity(text: string, source: string): AgeIdentity {
@@ -150,6 +177,7 @@ function parseHeader(file: Buffer): Header {
       return { stanzas, mac, macInput: file.subarray(0, start + 3), payload: file.subarray(pos) };
     }
     if (!l.startsWith('-> ')) throw headerError('a line that is neither a stanza (-> ) nor the MAC (--- )');
+    if (stanzas.length === MAX_STANZAS) throw new SecretsError('too_many_stanzas', `age header: more than ${MAX_STANZAS} stanzas (sops writes one per recipient entry); refused unread, as trying each costs work per identity`);
     const args = l.slice(3).split(' ');
     if (args.some((a) => a === '')) throw headerError('a stanza with an empty argument');
     const parts: Buffer[] = [];
@@ -164,13 +192,22 @@ function parseHeader(file: Buffer): Header {
   }
 }
 
-function unwrapX25519(s: Stanza, identities: readonly AgeIdentity[]): Buffer | null {
+function unwrapX25519(s: Stanza, identities: readonly AgeIdentity[], budget: UnwrapBudget): Buffer | null {
   const share = s.args.length === 1 ? b64raw(s.args[0]!) : null;
   if (!share || share.length !== 32 || s.body.length !== 32) throw headerError('malformed X25519 stanza');
+  let sharePublic: KeyObject;
+  try {
+    sharePublic = x25519Public(share);
+  } catch {
+    return null;
+  }
   for (const id of identities) {
+    if (budget.tries-- <= 0) {
+      throw new SecretsError('too_many_stanzas', `age: gave up after ${MAX_UNWRAP_TRIES} tries of a stanza against an identity without finding the data key; a SOPS file has one stanza per recipient, so this one was made to cost work (or lists far more recipients than latchgate reads)`);
+    }
     let shared: Buffer;
     try {
-      shared = diffieHellman({ privateKey: id.key, publicKey: x25519Public(share) });
+      shared = diffieHellman({ privateKey: id.key, publicKey: sharePublic });
     } catch {
       return null; // a low-order share: OpenSSL refuses the all-zero secret
     }
@@ -185,13 +222,13 @@ function unwrapX25519(s: Stanza, identities: readonly AgeIdentity[]): Buffer | n
 // --- decrypt / encrypt ---------------------------------------------------
 
 /** The plaintext of a binary age file, or a SecretsError saying which part failed. */
-export function ageDecrypt(file: Buffer, identities: readonly AgeIdentity[]): Buffer {
+export function ageDecrypt(file: Buffer, identities: readonly AgeIdentity[], budget: UnwrapBudget = newUnwrapBudget()): Buffer {
   const h = parseHeader(file);
   if (h.stanzas.some((s) => s.type === 'scrypt') && h.stanzas.length > 1) throw headerError('an scrypt stanza must be the only one');
   let fileKey: Buffer | null = null;
   for (const s of h.stanzas) {
     if (s.type !== 'X25519') continue;
-    fileKey = unwrapX25519(s, identities);
+    fileKey = unwrapX25519(s, identities, budget);
     if (fileKey) break;
   }
   if (!fileKey) {

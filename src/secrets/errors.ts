@@ -10,7 +10,7 @@ export type SecretsErrorCode =
   | 'age_armor' | 'age_header' | 'age_stanza' | 'age_header_mac' | 'age_payload' | 'bad_data_key'
   | 'bad_value' | 'value_auth_failed' | 'unencrypted_value' | 'mac_only_encrypted'
   | 'mac_auth_failed' | 'mac_mismatch'
-  | 'bad_name' | 'no_such_secret' | 'no_such_recipient' | 'unsupported_key_service' | 'exists' | 'last_recipient' | 'lockout' | 'locked' | 'write_failed';
+  | 'secret_unusable' | 'too_many_stanzas' | 'bad_name' | 'no_such_secret' | 'no_such_recipient' | 'unsupported_key_service' | 'exists' | 'last_recipient' | 'lockout' | 'locked' | 'write_failed';
 
 export class SecretsError extends Error {
   readonly code: SecretsErrorCode;

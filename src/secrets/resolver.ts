@@ -6,12 +6,13 @@
 // the reload marker beside the ledger, seen by every gate process sharing
 // the state directory). Errors name the file and the fix, never a value.
 import { statSync, type BigIntStats } from 'node:fs';
+import { UnusableSecret, unusableError } from './secret-values.js';
 
 export interface SecretResolverOptions {
   /** The SOPS file (for stat and messages). */
   file: string;
-  /** Decrypts the file: its top-level values by name. Throws with a message that holds no value. */
-  load: () => Promise<Map<string, string>>;
+  /** Decrypts the file: its top-level values by name (or why one is unusable). Throws with a message that holds no value. */
+  load: () => Promise<Map<string, string | UnusableSecret>>;
   /** How long decrypted values are kept, in seconds (0: read on every use). */
   cacheSeconds: number;
   /** A file whose change drops every cache (`latchgate reload` touches it); absent is fine. */
@@ -32,10 +33,10 @@ function identity(path: string): string {
 }
 
 export class SecretResolver {
-  private values: Map<string, string> | undefined;
+  private values: Map<string, string | UnusableSecret> | undefined;
   private version = '';
   private expiry: NodeJS.Timeout | undefined;
-  private loading: Promise<Map<string, string>> | undefined;
+  private loading: Promise<Map<string, string | UnusableSecret>> | undefined;
 
   constructor(private readonly o: SecretResolverOptions) {
     if (!Number.isInteger(o.cacheSeconds) || o.cacheSeconds < 0) throw new Error(`[secrets] cache_seconds must be a whole number of seconds, 0 or more (got ${String(o.cacheSeconds)})`);
@@ -50,10 +51,16 @@ export class SecretResolver {
     return `${identity(this.o.file)}|${this.o.reloadMarker ? identity(this.o.reloadMarker) : ''}`;
   }
 
-  /** The value of a top-level key, or undefined when the file has none. */
+  /**
+   * The value of a top-level key, or undefined when the file does not
+   * mention it. A name it mentions with no usable value is an error (never
+   * undefined: the caller would fall back to the environment).
+   */
   async get(name: string): Promise<string | undefined> {
     const v = (await this.all()).get(name);
-    return v === undefined || v === '' ? undefined : v;
+    if (v instanceof UnusableSecret) throw unusableError(this.o.file, name, v);
+    if (v === '') throw unusableError(this.o.file, name, new UnusableSecret('its value is empty'));
+    return v;
   }
 
   /** The names the file holds (for the shadowing check; no values leave). */
@@ -61,10 +68,10 @@ export class SecretResolver {
     return [...(await this.all()).keys()];
   }
 
-  /** Reads the file now, whatever the cache holds; returns how many values it has. Throws when it cannot be read. */
+  /** Reads the file now, whatever the cache holds; returns how many usable secrets it has. Throws when it cannot be read. */
   async reload(): Promise<number> {
     this.drop();
-    return (await this.all()).size;
+    return [...(await this.all()).values()].filter((v) => typeof v === 'string').length;
   }
 
   /** Forgets every decrypted value. */
@@ -75,7 +82,7 @@ export class SecretResolver {
     this.expiry = undefined;
   }
 
-  private async all(): Promise<Map<string, string>> {
+  private async all(): Promise<Map<string, string | UnusableSecret>> {
     const now = this.current();
     if (this.values && this.version === now) return this.values;
     if (this.values) this.drop();
@@ -86,7 +93,7 @@ export class SecretResolver {
     return this.loading;
   }
 
-  private async read(version: string): Promise<Map<string, string>> {
+  private async read(version: string): Promise<Map<string, string | UnusableSecret>> {
     const values = await this.o.load();
     if (this.o.cacheSeconds > 0) {
       this.values = values;

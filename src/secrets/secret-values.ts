@@ -1,25 +1,53 @@
-// The named secrets of a SOPS document: its top-level keys whose values are
-// scalars the file keeps encrypted, each as the text sops prints for it
-// (stores.ValToString: ints in decimal, floats like 1.5 or 2.0, true/false).
-// Nested maps and lists are not secrets, nor is the binary store's one `data`
-// value, nor a value left unencrypted (`NAME_unencrypted`, or outside an
-// encrypted_regex): the MAC covers its value but not its name, so its name
-// could be changed unseen.
+// The named secrets of a SOPS document: its top-level keys. A secret is an
+// encrypted value of type str. Every other top-level key is still a name the
+// file mentions, kept with why it is no secret (a list, a map, null, "", an
+// int, a value left unencrypted): SOPS authenticates values and their key
+// paths, not the tree's shape (wrapping a value into a list, adding "" or
+// null, the type: field leave the MAC unchanged), so a name the file mentions
+// must never be read from anywhere else; the caller refuses it, naming why.
 import { SecretsError } from './errors.js';
 import { typedTrees, type SopsDocument } from './sops-read.js';
 import { extractPath } from './sops-tree.js';
-import { isMap, scalarText } from './sops-value.js';
+import { isMap, type SopsNode } from './sops-value.js';
 
 export { SecretsError } from './errors.js';
 
-export function secretValues(doc: SopsDocument): Map<string, string> {
+/** A top-level name of the file whose value is not a usable secret. */
+export class UnusableSecret {
+  constructor(readonly why: string) {}
+}
+
+function unusable(v: SopsNode, unencrypted: boolean): string | null {
+  if (unencrypted) return 'its value is not encrypted (the MAC does not bind its name)';
+  if (v === null) return 'its value is null';
+  if (isMap(v)) return 'its value is a map, not a string';
+  if (Array.isArray(v)) return 'its value is a list, not a string';
+  if (v === '') return 'its value is empty ("", which SOPS neither encrypts nor MACs)';
+  if (typeof v !== 'string') return 'its value is not of type str (secrets are strings; the type: field of ENC[] is not authenticated)';
+  return null;
+}
+
+/** Every top-level name: its value, or why it is not a usable secret. */
+export function secretEntries(doc: SopsDocument): Map<string, string | UnusableSecret> {
   const typed = typedTrees.get(doc);
   if (!typed) throw new SecretsError('malformed_file', 'secretValues: pass the document readSopsFile returned (not a copy): only it carries which values were encrypted');
-  const out = new Map<string, string>();
+  const out = new Map<string, string | UnusableSecret>();
   if (doc.format === 'binary') return out;
   for (const [k, v] of typed.plain) {
-    if (v === null || isMap(v) || Array.isArray(v) || typed.unencrypted.has(extractPath([k]))) continue;
-    out.set(k, scalarText(v));
+    const why = unusable(v, typed.unencrypted.has(extractPath([k])));
+    out.set(k, why === null ? (v as string) : new UnusableSecret(why));
   }
   return out;
+}
+
+/** The usable secrets only (names and values). */
+export function secretValues(doc: SopsDocument): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const [k, v] of secretEntries(doc)) if (typeof v === 'string') out.set(k, v);
+  return out;
+}
+
+/** The error for a name the file mentions but cannot serve. */
+export function unusableError(file: string, name: string, u: UnusableSecret): SecretsError {
+  return new SecretsError('secret_unusable', `${file}: ${name} is in the file but is not a usable secret: ${u.why}; the file may have been altered without sops. Set it again with \`latchgate secrets set ${name}\`, or remove it (\`latchgate secrets remove ${name}\`); the environment (LATCHGATE_SECRET_${name}) never stands in for a name the file holds`, { file, keyPath: extractPath([name]) });
 }

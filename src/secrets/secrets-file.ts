@@ -9,14 +9,14 @@
 import { mkdir, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { generateAgeIdentity, parseAgeRecipient, type AgeIdentity } from './age.js';
-import { writeFileAtomic, type AtomicOptions } from './atomic-write.js';
+import { writeFileAtomic, writeTarget, type AtomicOptions } from './atomic-write.js';
 import { SecretsError } from './errors.js';
 import { withFileLock } from './file-lock.js';
 import { nowRfc3339 } from './sops-metadata.js';
 import { openSopsFile, type OpenedSops } from './sops-read.js';
 import { newDataKey, type EncryptOptions } from './sops-encrypt.js';
 import { writeSopsFile } from './sops-write.js';
-import { secretValues } from './secret-values.js';
+import { secretEntries, secretValues, unusableError } from './secret-values.js';
 import { isMap, type SopsMap, type SopsNode } from './sops-value.js';
 
 export const SECRET_NAME_RULE = /^[A-Z][A-Z0-9_]*$/;
@@ -68,7 +68,8 @@ export async function listSecrets(ref: SecretsFileRef): Promise<{ secrets: Secre
 export async function getSecret(ref: SecretsFileRef, name: string): Promise<string> {
   checkSecretName(name);
   const opened = await openSopsFile({ file: ref.sopsFile, identities: [...ref.identities] });
-  const v = secretValues(opened.document).get(name);
+  const v = secretEntries(opened.document).get(name);
+  if (v !== undefined && typeof v !== 'string') throw unusableError(ref.sopsFile, name, v);
   if (v === undefined) throw new SecretsError('no_such_secret', `${ref.sopsFile}: no secret ${name} (\`latchgate secrets list\` shows the names)`, { file: ref.sopsFile, keyPath: `["${name}"]` });
   return v;
 }
@@ -132,9 +133,14 @@ export async function rotateDataKey(ref: SecretsFileRef): Promise<void> {
 
 interface Change { plain: SopsMap; recipients?: string[]; newDataKey?: boolean }
 
-/** Read, change, write: under the file's lock, so concurrent changes all land. */
-function rewrite(ref: SecretsFileRef, change: (o: OpenedSops) => Change): Promise<void> {
-  return withFileLock(ref.sopsFile, () => rewriteLocked(ref, change));
+/**
+ * Read, change, write: under the file's lock, so concurrent changes all land.
+ * A symlink is resolved first: the lock and the write are on the real file,
+ * whichever name a writer used.
+ */
+async function rewrite(ref: SecretsFileRef, change: (o: OpenedSops) => Change): Promise<void> {
+  const real = { ...ref, sopsFile: await writeTarget(ref.sopsFile) };
+  return withFileLock(real.sopsFile, () => rewriteLocked(real, change));
 }
 
 async function rewriteLocked(ref: SecretsFileRef, change: (o: OpenedSops) => Change): Promise<void> {

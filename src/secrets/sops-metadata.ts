@@ -23,6 +23,16 @@ export const SOPS_FORMAT_VERSION = '3.9.0';
 const RULE_KINDS: CryptRuleKind[] = ['unencrypted_suffix', 'encrypted_suffix', 'unencrypted_regex', 'encrypted_regex'];
 const OTHER_SERVICES = ['kms', 'gcp_kms', 'hckms', 'azure_kv', 'hc_vault', 'pgp'];
 
+/**
+ * Most sops.age entries a file may have (one per recipient). Each is tried
+ * with every identity until one opens, so their number bounds a crafted
+ * file's cost.
+ */
+export const MAX_AGE_ENTRIES = 64;
+
+/** Longest armored age file of one entry: 64 stanzas and a data key fit in a tenth of it. */
+export const MAX_AGE_ENC_CHARS = 64 * 1024;
+
 const isEmpty = (v: SopsNode | undefined): boolean => v === undefined || v === null || v === '' || (Array.isArray(v) && v.length === 0);
 
 export function readMetadata(m: SopsMap, file: string): SopsMetadata {
@@ -54,10 +64,12 @@ export function readMetadata(m: SopsMap, file: string): SopsMetadata {
   const age: AgeEntry[] = [];
   if (!isEmpty(ageNode)) {
     if (!Array.isArray(ageNode)) throw bad('bad_metadata', 'sops.age must be a list');
+    if (ageNode.length > MAX_AGE_ENTRIES) throw bad('bad_metadata', `sops.age has ${ageNode.length} entries, more than the ${MAX_AGE_ENTRIES} latchgate reads (one per recipient); remove recipients with \`sops updatekeys\``);
     ageNode.forEach((e, i) => {
       const recipient = isMap(e) ? e.get('recipient') : undefined;
       const enc = isMap(e) ? e.get('enc') : undefined;
       if (typeof recipient !== 'string' || typeof enc !== 'string') throw bad('bad_metadata', `sops.age[${i}] must have the strings recipient and enc`);
+      if (enc.length > MAX_AGE_ENC_CHARS) throw bad('bad_metadata', `sops.age[${i}].enc is ${enc.length} characters, more than the ${MAX_AGE_ENC_CHARS} of any age file sops writes for one recipient`);
       age.push({ recipient, enc });
     });
   }

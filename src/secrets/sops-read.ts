@@ -5,7 +5,7 @@
 // is returned. Each failure is its own SecretsError code naming the file and
 // the key path.
 import { readFile, stat } from 'node:fs/promises';
-import { ageDecrypt, dearmor, type AgeIdentity } from './age.js';
+import { ageDecrypt, dearmor, newUnwrapBudget, type AgeIdentity } from './age.js';
 import { SecretsError } from './errors.js';
 import { lastModifiedAad, readMetadata, type SopsMetadata } from './sops-metadata.js';
 import { formatOf, parseStore, type SopsFormat } from './sops-stores.js';
@@ -39,8 +39,12 @@ export interface OpenedSops {
   metadata: SopsMetadata;
 }
 
-/** A secrets file is small; past this it is refused before it is read whole. */
-export const MAX_SOPS_FILE_BYTES = 8 * 1024 * 1024;
+/**
+ * A secrets file is small; past this it is refused before it is read whole.
+ * Parsing is linear but not free (about 30 ms a MiB of YAML), and the gate
+ * reads the file on its main thread.
+ */
+export const MAX_SOPS_FILE_BYTES = 1024 * 1024;
 
 /**
  * What secretValues needs of each document read here: the typed tree (ints
@@ -107,7 +111,9 @@ export function decryptSopsText(text: string, o: { file: string; format: SopsFor
 
 /**
  * The 32-byte data key from the first age entry an identity opens (the
- * recipient strings are hints, as for sops: every entry is tried). When none
+ * recipient strings are hints, as for sops: every entry is tried, those
+ * naming one of our identities first; all share one budget of tries,
+ * age.ts MAX_UNWRAP_TRIES). When none
  * opens, the error is the most telling one: a failure after an identity
  * matched (the enc field was altered), an entry whose recipient is one of
  * ours that did not open, an unsupported recipient type, else "wrong key".
@@ -119,18 +125,23 @@ function openDataKey(md: SopsMetadata, identities: readonly AgeIdentity[], file:
   }
   const ours = new Set(identities.map((i) => i.publicKey));
   const failures: { i: number; error: SecretsError }[] = [];
-  for (const [i, entry] of md.age.entries()) {
+  const budget = newUnwrapBudget();
+  const order = [...md.age.entries()].sort(([, a], [, b]) => Number(ours.has(b.recipient)) - Number(ours.has(a.recipient)));
+  for (const [i, entry] of order) {
     try {
-      const key = ageDecrypt(dearmor(entry.enc), identities);
+      const key = ageDecrypt(dearmor(entry.enc), identities, budget);
       if (key.length !== 32) throw new SecretsError('bad_data_key', `the age file holds ${key.length} bytes, not a 32-byte data key`);
       return key;
     } catch (e) {
       if (!(e instanceof SecretsError)) throw e;
       failures.push({ i, error: e });
+      if (e.code === 'too_many_stanzas') break; // the budget is spent: no entry after it is tried
     }
   }
   const describe = (f: { i: number; error: SecretsError }, code = f.error.code) =>
     new SecretsError(code, `${file}: sops.age[${f.i}].enc (recipient ${md.age[f.i]!.recipient.slice(0, 20)}...): ${f.error.message}`, { file, keyPath: `sops.age[${f.i}].enc` });
+  const tooMuch = failures.find((f) => f.error.code === 'too_many_stanzas');
+  if (tooMuch) throw describe(tooMuch);
   const afterMatch = failures.find((f) => ['age_header_mac', 'age_payload', 'bad_data_key'].includes(f.error.code));
   if (afterMatch) throw describe(afterMatch);
   const mine = failures.find((f) => ours.has(md.age[f.i]!.recipient));

@@ -14,7 +14,7 @@ import { loadAgeIdentities } from './identities.js';
 import { secretsLocations } from './locations.js';
 import { SecretResolver } from './resolver.js';
 import { readSopsFile } from './sops-read.js';
-import { secretValues } from './secret-values.js';
+import { secretEntries } from './secret-values.js';
 
 export interface SopsStore {
   /** The value cache over the file, or undefined when there is no file to read. */
@@ -67,7 +67,7 @@ export function sopsStore(c: SecretsFileConfig | undefined, o: { env?: NodeJS.Pr
     cacheSeconds: c?.cacheSeconds ?? 300,
     ...(o.reloadMarker ? { reloadMarker: o.reloadMarker } : {}),
     // Identities are looked up on every read: a key file replaced (rotation) is taken at once.
-    load: async () => secretValues(await readSopsFile({ file: where.sopsFile, identities: loadAgeIdentities({ ageKeyFile: where.ageKeyFile, env }) })),
+    load: async () => secretEntries(await readSopsFile({ file: where.sopsFile, identities: loadAgeIdentities({ ageKeyFile: where.ageKeyFile, env }) })),
   });
   return { resolver, file: where.sopsFile, configured };
 }

@@ -36,22 +36,6 @@ export function goFloatF(v: number): string {
   return neg ? `-${s}` : s;
 }
 
-/** stores.ValToString for a float: FormatFloat(v, 'G', -1, 64), with ".0" added when it reads like an int. */
-export function goFloatString(v: number): string {
-  if (Number.isNaN(v)) return 'NaN';
-  if (!Number.isFinite(v)) return v > 0 ? '+Inf' : '-Inf';
-  const { neg, digits, exp } = shortest(v);
-  let s: string;
-  if (exp < -4 || exp >= 6) {
-    const mant = digits.length > 1 ? `${digits[0]}.${digits.slice(1)}` : digits;
-    s = `${mant}E${exp < 0 ? '-' : '+'}${String(Math.abs(exp)).padStart(2, '0')}`;
-  } else {
-    s = goFloatF(Math.abs(v));
-    if (!s.includes('.')) s += '.0';
-  }
-  return neg ? `-${s}` : s;
-}
-
 function shortest(v: number): { neg: boolean; digits: string; exp: number } {
   const neg = v < 0 || Object.is(v, -0);
   if (v === 0) return { neg, digits: '0', exp: 0 };
@@ -67,16 +51,6 @@ export function macBytes(v: SopsScalar): Buffer {
   if (v instanceof GoFloat) return Buffer.from(goFloatF(v.value));
   if (v instanceof GoTime) return Buffer.from(v.text);
   return Buffer.from(v);
-}
-
-/** How sops prints a scalar as plain text (stores.ValToString): the form a secret's value takes. */
-export function scalarText(v: SopsScalar): string {
-  if (typeof v === 'string') return v;
-  if (typeof v === 'bigint') return v.toString();
-  if (typeof v === 'boolean') return v ? 'true' : 'false';
-  if (v instanceof GoFloat) return goFloatString(v.value);
-  if (v instanceof GoTime) return v.text;
-  return Buffer.from(v).toString('utf8');
 }
 
 // --- ENC[...] ------------------------------------------------------------

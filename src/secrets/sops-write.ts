@@ -20,6 +20,7 @@ export async function writeSopsFile(
   try {
     await writeFileAtomic(file, text, o.atomic);
   } catch (e) {
+    if (e instanceof SecretsError) throw e;
     const err = e as NodeJS.ErrnoException;
     if (err.code === 'EEXIST') throw new SecretsError('exists', `${file} exists already; latchgate does not overwrite it (move it away first)`, { file });
     throw new SecretsError('write_failed', `${file}: cannot write the secrets file: ${err.code ?? err.message}`, { file });

@@ -11,7 +11,7 @@ import { parse as parseYaml } from 'yaml';
 import { generateAgeIdentity, parseAgeIdentity } from '../../dist/secrets/age.js';
 import { readSopsFile, decryptSopsText } from '../../dist/secrets/sops-read.js';
 import { encryptSopsYaml } from '../../dist/secrets/sops-encrypt.js';
-import { secretValues, SecretsError } from '../../dist/secrets/secret-values.js';
+import { secretEntries, secretValues, SecretsError } from '../../dist/secrets/secret-values.js';
 import { GoFloat } from '../../dist/secrets/sops-value.js';
 import { corpusEntries, corpusIdentities, corpusMissing, corpusPath, sopsFiles } from '../helpers/sops-corpus.mjs';
 
@@ -170,14 +170,20 @@ test('secretValues: top-level encrypted scalars as sops prints them; nested, une
   assert.throws(() => secretValues({ ...env }), (e) => e instanceof SecretsError);
 });
 
-test('secretValues prints ints, floats and bools as sops does (stores.ValToString)', async () => {
+test('secretValues holds the str values only; every other top-level name is in secretEntries with why it is no secret', async () => {
   const id = generateAgeIdentity();
   const tree = new Map([
     ['INT', 42n], ['BIG', 9007199254740993n], ['F', new GoFloat(2)], ['F2', new GoFloat(1.5)], ['F3', new GoFloat(1e21)], ['F4', new GoFloat(0.00001)],
     ['T', true], ['N', false], ['E', ''], ['S', 'x'], ['NESTED', new Map([['A', 'b']])], ['LIST', ['a']], ['NULL', null],
   ]);
   const doc = await readSopsFile({ file: put('t.yaml', encryptSopsYaml(tree, { recipients: [id.recipient] })), identities: [parseAgeIdentity(id.secretKey, 't')] });
-  assert.deepEqual(Object.fromEntries(secretValues(doc)), { INT: '42', BIG: '9007199254740993', F: '2.0', F2: '1.5', F3: '1E+21', F4: '1E-05', T: 'true', N: 'false', E: '', S: 'x' });
+  assert.deepEqual(Object.fromEntries(secretValues(doc)), { S: 'x' });
+  const why = Object.fromEntries([...secretEntries(doc)].map(([k, v]) => [k, typeof v === 'string' ? v : v.why.split(' (')[0]]));
+  assert.deepEqual(why, {
+    INT: 'its value is not of type str', BIG: 'its value is not of type str', F: 'its value is not of type str', F2: 'its value is not of type str',
+    F3: 'its value is not of type str', F4: 'its value is not of type str', T: 'its value is not of type str', N: 'its value is not of type str',
+    E: 'its value is empty', S: 'x', NESTED: 'its value is a map, not a string', LIST: 'its value is a list, not a string', NULL: 'its value is null',
+  });
   assert.equal(doc.tree.BIG, 9007199254740993n, 'ints past 2^53 stay exact');
   assert.equal(doc.tree.INT, 42);
 });
