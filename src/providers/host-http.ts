@@ -156,7 +156,7 @@ function checkOptions(o: HttpHostOptions) {
     throw new LaunchError('http host: secrets must be a SecretSource (an object with get(name) and redactionValues())');
   }
   const t = o.secret_template;
-  if (t !== undefined && (typeof t !== 'object' || t === null || typeof t.method !== 'string' || typeof t.url !== 'string' || typeof t.headers !== 'object' || (t.body !== undefined && typeof t.body !== 'string'))) {
+  if (t !== undefined && (typeof t !== 'object' || t === null || typeof t.method !== 'string' || typeof t.url !== 'string' || typeof t.headers !== 'object' || t.headers === null || (t.body !== undefined && typeof t.body !== 'string'))) {
     throw new LaunchError('http host: secret_template must be {method, url, headers, body?} as the gate rendered the template');
   }
   return {
