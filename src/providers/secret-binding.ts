@@ -26,11 +26,6 @@ const START = Buffer.from('{{secret:');
 const refuse = (why: string) =>
   new HostIoError('secret_placement', `${why}; a {{secret:NAME}} is filled only in the request the manifest's template renders, exactly as rendered (method, URL, the template's headers, its body)`);
 
-/** Whether the provider's request holds a placeholder the host would fill, in a header value or the body. */
-export function holdsSecret(headers: HeaderList, body: Uint8Array | undefined): boolean {
-  return secretRefs(headers).length > 0 || (body !== undefined && Buffer.from(body.buffer, body.byteOffset, body.byteLength).indexOf(START) >= 0);
-}
-
 /**
  * Throws secret_placement unless every placeholder of the request stands
  * where `template` put it. `templateTarget` is template.url read by the
@@ -45,8 +40,9 @@ export function checkSecretPlacement(
   headers: HeaderList,
   body: Uint8Array | undefined,
 ): void {
-  if (!holdsSecret(headers, body)) return;
-  if (template === undefined || templateTarget === undefined) throw refuse('this action has no template to place a secret in');
+  const bodyHolds = body !== undefined && Buffer.from(body.buffer, body.byteOffset, body.byteLength).indexOf(START) >= 0;
+  if (!bodyHolds && secretRefs(headers).length === 0) return;
+  if (template === undefined || templateTarget === undefined) throw refuse('this call has no template (or its URL is not one this action may reach) to place a secret in');
   if (method !== template.method.toUpperCase()) throw refuse(`the method ${method} is not the template's ${template.method}`);
   if (target.url !== templateTarget.url) throw refuse(`the URL ${target.url} is not the template's`);
   const wanted = new Map(Object.entries(template.headers).map(([n, v]) => [n.toLowerCase(), v]));
@@ -58,7 +54,5 @@ export function checkSecretPlacement(
     if (used.has(lower)) throw refuse(`the header ${name} is given twice`);
     used.add(lower);
   }
-  if (body !== undefined && Buffer.from(body.buffer, body.byteOffset, body.byteLength).indexOf(START) >= 0) {
-    if (template.body === undefined || !Buffer.from(template.body, 'utf8').equals(body)) throw refuse('the body is not the template\'s');
-  }
+  if (bodyHolds && (template.body === undefined || !Buffer.from(template.body, 'utf8').equals(body))) throw refuse("the body is not the template's");
 }
