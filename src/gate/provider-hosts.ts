@@ -1,6 +1,7 @@
 // The host functions one provider call may reach, made for that call's action
 // and principal only: an HTTP host limited to the action's egress allowlist,
-// methods and declared secrets (src/providers/host-http.ts), an fs host under
+// methods and declared secrets, which it fills only in the request the gate
+// rendered from the action's template (src/providers/host-http.ts), an fs host under
 // the call's root with the action's globs and operations
 // (src/providers/host-fs.ts), and a log. Only what the manifest's
 // required_imports names is made; the runtime links nothing else.
@@ -13,6 +14,7 @@ import type { FsOperation } from '../providers/host-fs.js';
 import type { LogLevel } from '../providers/runtime-types.js';
 import { GateError } from './errors.js';
 import type { GateSecrets } from './secret-sources.js';
+import type { ExpandedRequest } from './templates.js';
 import type { ActionManifest } from './types.js';
 
 /** What the operator configured for every call's hosts. */
@@ -52,8 +54,17 @@ export function fsRootFor(fs: ProviderConfig['fs'] | undefined, actionId: string
   return root;
 }
 
-/** The hosts of one call of `m` by `principal`. Throws GateError (before anything runs) when the configuration cannot serve the action. */
-export function callHosts(s: ProviderHostSettings, m: ActionManifest, principal: string): CallHosts {
+/** The body text of a rendered template, as the provider's task carries it (src/gate/stages/start-provider.ts). */
+export function callBodyText(call: ExpandedRequest): string | undefined {
+  return call.body === undefined ? undefined : JSON.stringify(call.body);
+}
+
+/**
+ * The hosts of one call of `m` by `principal`; `call` is the gate's rendering
+ * of the action's template for it (the only request a secret is filled in).
+ * Throws GateError (before anything runs) when the configuration cannot serve the action.
+ */
+export function callHosts(s: ProviderHostSettings, m: ActionManifest, principal: string, call?: ExpandedRequest): CallHosts {
   const logs: ProviderLogLine[] = [];
   const out: CallHosts = { logs, log: (level, message, fields) => void logs.push({ level, message, fields }) };
   if (has(m, 'latchgate:io/http')) {
@@ -67,6 +78,7 @@ export function callHosts(s: ProviderHostSettings, m: ActionManifest, principal:
       max_request_bytes: m.io.max_request_bytes,
       secrets: s.secrets,
       declared_secrets: m.secrets.map((x) => x.name),
+      ...(call ? { secret_template: { method: call.method, url: call.url, headers: call.headers, body: callBodyText(call) } } : {}),
     });
   }
   if (has(m, 'latchgate:io/fs')) {

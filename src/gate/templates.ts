@@ -479,6 +479,16 @@ export interface TemplateInfo {
   hostname?: string;
 }
 
+/** templatePlaceholders, with the malformed ones (reported by checkTemplate itself) left out. */
+function safePlaceholders(template: HttpTemplate): TemplatePlaceholder[] {
+  try {
+    return templatePlaceholders(template);
+  } catch (e) {
+    if (e instanceof TemplateError) return [];
+    throw e;
+  }
+}
+
 /**
  * Load-time checks of a template's structure: placeholders well formed, the
  * URL's origin fixed with placeholders only in path and query (or a whole-URL
@@ -536,6 +546,13 @@ export function checkTemplate(template: HttpTemplate): { problems: TemplateProbl
     }
   };
   if (template.body_template !== undefined) walk(template.body_template, ['body_template']);
+  // The request would choose the URL, so where the secret goes (an allowlisted host that stores or
+  // echoes its input hands it back past any redaction): a secret needs a template with a fixed origin.
+  if (info?.urlMode === 'whole') {
+    for (const p of safePlaceholders(template)) {
+      if (p.kind === 'secret') problems.push({ location: p.location, message: `{{secret:${p.name}}}: a whole-URL template ("{{url}}") may not send a secret; write the origin in url_template` });
+    }
+  }
   return info ? { problems, info } : { problems };
 }
 

@@ -10,30 +10,38 @@
 //   - headers are checked (http-headers.ts), the body capped;
 //   - {{secret:NAME}} in header values, and in the strings of a JSON body
 //     (JSON-escaped, http-body.ts), is filled from the SecretSource, only
-//     for the action's declared secrets, never in the URL or method, and
-//     never over plain http;
+//     for the action's declared secrets, only in the request the gate
+//     rendered from the manifest's template, exactly as rendered
+//     (secret-binding.ts), never in the URL or method, and never over
+//     plain http; a call of an action with secrets may not ask for a range
+//     (Range, If-Range) nor take a 206: a stored value read back in slices
+//     is beyond any redaction;
 //   - the name is resolved once on the host with resolveAndCheck
 //     (src/egress/ssrf.ts): every address outside the private, loopback,
 //     link-local, metadata, CGNAT, ULA and mapped ranges, or the operator's
 //     pin; the connection goes to exactly that address (http-transport.ts);
 //   - the response (a 3xx too: redirects are not followed) comes back with
-//     every declared secret redacted from its headers and body
-//     (src/egress/key-redaction.ts), in every form that module knows.
+//     every secret the gate holds (not only the action's, and values
+//     replaced lately too: SecretSource.redactionValues) redacted from its
+//     headers and body (src/egress/key-redaction.ts), in every form that
+//     module knows.
 // Each call, refused or not, adds one entry to `evidence`.
 import { createHash } from 'node:crypto';
 import tls from 'node:tls';
 import { LaunchError } from '../core/errors.js';
 import { HostAllowlist, normalizeConnectHost } from '../egress/allowlist.js';
-import { KeyMatcher, Redaction } from '../egress/key-redaction.js';
+import { Redaction, type KeyMatcher } from '../egress/key-redaction.js';
 import { resolveAndCheck, type LookupFn, type Pin } from '../egress/ssrf.js';
 import { extraCaCerts } from '../egress/trust-roots.js';
 import { HostIoError } from './host-error.js';
 import { fillBodySecrets } from './http-body.js';
-import { checkHeaders, checkSecretValue, fillSecrets, type HeaderList } from './http-headers.js';
+import { checkHeaders, fillSecrets, type HeaderList } from './http-headers.js';
 import { parseHttpTarget, type HttpTarget } from './http-target.js';
 import { connectionKey, exchange, openConnection, secureContextFor } from './http-transport.js';
 import type net from 'node:net';
 import type { HttpHost, HttpRequest, HttpResponse } from './runtime-types.js';
+import { checkSecretPlacement, type SecretTemplate } from './secret-binding.js';
+import { redactorsFor } from './secret-redactors.js';
 import { SECRET_NAME, type SecretSource } from './secret-source.js';
 
 /** The methods a provider can ever use (src/gate/manifest-schema.ts HTTP_METHODS, plus OPTIONS). */
@@ -59,8 +67,10 @@ export interface HttpHostOptions {
   max_response_bytes: number;
   max_request_bytes: number;
   secrets: SecretSource;
-  /** The action's declared secret names: the only ones filled, and all of them redacted from responses. */
+  /** The action's declared secret names: the only ones filled (every secret the source holds is redacted from responses). */
   declared_secrets: readonly string[];
+  /** The gate's rendering of the action's template for this call: the only request a secret is filled in. None: no secret is filled. */
+  secret_template?: SecretTemplate;
   /** Tests only: the DNS lookup resolveAndCheck uses. */
   lookup?: LookupFn;
 }
@@ -142,7 +152,13 @@ function checkOptions(o: HttpHostOptions) {
     if (typeof n !== 'string' || !SECRET_NAME.test(n)) throw new LaunchError(`http host: declared secret ${JSON.stringify(n)} is not a secret name (letters, digits and "_", not starting with a digit)`);
     declared.add(n);
   }
-  if (!o.secrets || typeof o.secrets.get !== 'function') throw new LaunchError('http host: secrets must be a SecretSource (an object with get(name))');
+  if (!o.secrets || typeof o.secrets.get !== 'function' || typeof o.secrets.redactionValues !== 'function') {
+    throw new LaunchError('http host: secrets must be a SecretSource (an object with get(name) and redactionValues())');
+  }
+  const t = o.secret_template;
+  if (t !== undefined && (typeof t !== 'object' || t === null || typeof t.method !== 'string' || typeof t.url !== 'string' || typeof t.headers !== 'object' || t.headers === null || (t.body !== undefined && typeof t.body !== 'string'))) {
+    throw new LaunchError('http host: secret_template must be {method, url, headers, body?} as the gate rendered the template');
+  }
   return {
     allowlist,
     methods,
@@ -193,25 +209,12 @@ export function createHttpHost(opts: HttpHostOptions): RecordingHttpHost {
   const o = checkOptions(opts);
   const rules = { allowlist: o.allowlist, ports: o.ports, plainHttp: (h: string) => o.plainHttp && o.pins.has(h) };
   const evidence: HttpEvidence[] = [];
-  /** One compiled matcher per secret value. */
-  const matchers = new Map<string, KeyMatcher>();
-
-  /** Matchers for every declared secret that has a usable value: what a response must not carry back. */
-  async function redactors(): Promise<KeyMatcher[]> {
-    const out: KeyMatcher[] = [];
-    for (const name of o.declared) {
-      const v = await opts.secrets.get(name);
-      if (v === undefined) continue;
-      try {
-        checkSecretValue(name, v);
-      } catch {
-        continue; // never sent (fillSecrets refuses it), and too short to search for
-      }
-      let m = matchers.get(v);
-      if (m === undefined) matchers.set(v, (m = new KeyMatcher(v)));
-      out.push(m);
-    }
-    return out;
+  /** The template's URL read as a request's is; undefined when it cannot be (no request then matches it). */
+  let templateTarget: HttpTarget | undefined;
+  try {
+    if (opts.secret_template) templateTarget = parseHttpTarget(opts.secret_template.url, rules);
+  } catch {
+    templateTarget = undefined;
   }
 
   /** The connection opened ahead, until a request takes it or the host is closed. */
@@ -255,12 +258,16 @@ export function createHttpHost(opts: HttpHostOptions): RecordingHttpHost {
       throw new HostIoError('request_too_large', `the request body of ${body.byteLength} bytes is larger than the limit of ${o.maxRequestBytes} bytes`);
     }
     const copy = body === undefined ? undefined : Uint8Array.from(body); // the provider's memory may change after the call
+    checkSecretPlacement(opts.secret_template, templateTarget, method, target, headers, copy);
+    if (o.declared.size > 0 && headers.some(([n]) => /^(if-)?range$/i.test(n))) {
+      throw new HostIoError('range_not_allowed', 'an action with secrets may not ask for part of a response (Range, If-Range): a stored value read back in slices escapes redaction');
+    }
     const filled = await fillSecrets(headers, o.declared, opts.secrets);
     const filledBody = await fillBodySecrets(copy, headers, o.declared, opts.secrets);
     if (filled.values.length + filledBody.values.length > 0 && target.scheme !== 'https') {
       throw new HostIoError('secret_over_plain_http', `a secret is sent only over https://, not to ${target.url}`);
     }
-    const redactWith = await redactors();
+    const redactWith = await redactorsFor(opts.secrets, [...filled.values, ...filledBody.values]);
 
     const r = await resolveAndCheck(target.host, target.port, { pinned: o.pins, timeoutMs: Math.max(1, deadline - Date.now()), ...(opts.lookup ? { lookup: opts.lookup } : {}) });
     if (!r.ok) {
@@ -284,6 +291,10 @@ export function createHttpHost(opts: HttpHostOptions): RecordingHttpHost {
       secureContext: o.secureContext,
     };
     const raw = await exchange(x, takeAhead(connectionKey(x)));
+    if (raw.status === 206 && o.declared.size > 0) {
+      ev.status = raw.status;
+      throw new HostIoError('range_not_allowed', 'the upstream answered with part of a resource (206) to an action with secrets; the response is not handed back');
+    }
     const clean = redact(redactWith, raw.headers, raw.body);
     ev.status = raw.status;
     ev.redactions = clean.count;

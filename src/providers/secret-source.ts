@@ -1,7 +1,7 @@
 // Where the providers' HTTP host (host-http.ts) gets the values of the
 // secrets a manifest declares. The provider never sees a value: the host
-// fills {{secret:NAME}} in a header value on its way out, and redacts every
-// declared secret from what comes back.
+// fills {{secret:NAME}} in the request the manifest's template renders, and
+// redacts every secret the gate holds from what comes back.
 //
 // EnvSecretSource reads the gate's environment: the secret NAME is the
 // variable LATCHGATE_SECRET_NAME, with NAME spelled exactly as the manifest
@@ -18,6 +18,13 @@ export const SECRET_ENV_PREFIX = 'LATCHGATE_SECRET_';
 export interface SecretSource {
   /** The secret's value, or undefined when it has none (unset or empty). */
   get(name: string): Promise<string | undefined>;
+  /**
+   * Every value a response must not carry back, whatever action asks: each
+   * name's current value, and values replaced not long ago (an old key often
+   * stays valid for a while). Only for building redaction matchers: never
+   * shown to a provider, a log or a receipt.
+   */
+  redactionValues(): Promise<string[]>;
 }
 
 export class EnvSecretSource implements SecretSource {
@@ -29,5 +36,15 @@ export class EnvSecretSource implements SecretSource {
     const key = `${SECRET_ENV_PREFIX}${name}`;
     const v = Object.hasOwn(this.env, key) ? this.env[key] : undefined;
     return typeof v === 'string' && v !== '' ? v : undefined;
+  }
+
+  /** The value of every LATCHGATE_SECRET_<NAME> with a valid name (the environment does not change). */
+  async redactionValues(): Promise<string[]> {
+    const out: string[] = [];
+    for (const [key, v] of Object.entries(this.env)) {
+      if (!key.startsWith(SECRET_ENV_PREFIX) || !SECRET_NAME.test(key.slice(SECRET_ENV_PREFIX.length))) continue;
+      if (typeof v === 'string' && v !== '') out.push(v);
+    }
+    return out;
   }
 }

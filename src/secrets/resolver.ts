@@ -68,6 +68,11 @@ export class SecretResolver {
     return [...(await this.all()).keys()];
   }
 
+  /** Every usable value the file holds, read once (for redaction; the caller keeps them from every output). */
+  async allValues(): Promise<string[]> {
+    return [...(await this.all()).values()].filter((v): v is string => typeof v === 'string' && v !== '');
+  }
+
   /** Reads the file now, whatever the cache holds; returns how many usable secrets it has. Throws when it cannot be read. */
   async reload(): Promise<number> {
     this.drop();

@@ -24,6 +24,9 @@ import { once } from 'node:events';
 import { createHttpHost } from '../../dist/providers/host-http.js';
 import { HostIoError } from '../../dist/providers/host-error.js';
 import { EnvSecretSource, SECRET_ENV_PREFIX } from '../../dist/providers/secret-source.js';
+import { GateSecrets, RETAIN_REPLACED_MS } from '../../dist/gate/secret-sources.js';
+import { SecretResolver } from '../../dist/secrets/resolver.js';
+import { redactorsFor } from '../../dist/providers/secret-redactors.js';
 import { parsePin } from '../../dist/egress/ssrf.js';
 import { extraCaCerts } from '../../dist/egress/trust-roots.js';
 import { secureContextFor } from '../../dist/providers/http-transport.js';
@@ -47,6 +50,8 @@ let upstreamPort;
 let plainPort;
 /** Requests the upstreams received, in order. */
 let seen = [];
+/** What the storage paths (/store/...) hold. */
+const stored = new Map();
 /** TCP connections the HTTPS upstream accepted. */
 let upstreamConnections = 0;
 /** Hosts tls.connect was asked for that were not 127.0.0.1 (sent to the sink instead). */
@@ -77,6 +82,26 @@ function handler(req, res) {
       const key = auth.replace(/^Bearer /, '');
       res.writeHead(200, { 'x-echo': auth, 'x-echo-b64': Buffer.from(key).toString('base64'), 'content-type': 'text/plain' });
       res.end(`raw=${key}\nb64=${Buffer.from(key).toString('base64')}\njson=${JSON.stringify({ k: key })}\npct=${encodeURIComponent(key)}\nhex=${Buffer.from(key).toString('hex')}\n`);
+    } else if (path.startsWith('/store/')) {
+      // A storage API: PUT keeps the body, GET gives it back, whole or the byte range asked for.
+      if (req.method === 'PUT') {
+        stored.set(path, Buffer.from(body));
+        res.writeHead(201);
+        res.end();
+        return;
+      }
+      const data = stored.get(path) ?? Buffer.alloc(0);
+      const range = /^bytes=(\d+)-(\d+)$/.exec(String(req.headers.range ?? ''));
+      if (range) {
+        res.writeHead(206, { 'content-type': 'application/octet-stream', 'content-range': `bytes ${range[1]}-${range[2]}/${data.length}` });
+        res.end(data.subarray(Number(range[1]), Number(range[2]) + 1));
+      } else {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(data);
+      }
+    } else if (path === '/partial') {
+      res.writeHead(206, { 'content-type': 'text/plain', 'content-range': 'bytes 0-3/100' });
+      res.end(`part ${String(req.headers.authorization ?? '').slice(7, 15)}`);
     } else if (path === '/redirect') {
       res.writeHead(302, { location: 'https://169.254.169.254/latest/meta-data/' });
       res.end();
@@ -188,10 +213,19 @@ function makeHost(over = {}) {
     secrets: new EnvSecretSource(env),
     declared_secrets: ['API_TOKEN', 'MISSING', 'BAD', 'QUOTED'],
     lookup,
+    ...(over.template ? { secret_template: templateOf(over.template) } : {}),
     ...over.opts,
   });
   return { host, lookup };
 }
+
+/** The gate's rendering of a template (src/gate/provider-hosts.ts secret_template) that renders exactly `req`. */
+function templateOf(req) {
+  return { method: req.method, url: req.url, headers: Object.fromEntries(req.headers ?? []), ...(req.body ? { body: Buffer.from(req.body).toString('utf8') } : {}) };
+}
+
+/** `req` sent by a host whose action's template renders exactly it (the one request a secret is filled in). */
+const sendTemplated = (req, over = {}) => makeHost({ ...over, template: req }).host(req);
 
 async function refused(promise, code) {
   const err = await promise.then(
@@ -215,8 +249,7 @@ function assertNothingSent() {
 // ------------------------------------------------------------ the legitimate path
 
 test('legitimate: the upstream receives exactly the request, with the secret filled in', { skip }, async () => {
-  const { host } = makeHost();
-  const r = await host({
+  const req = {
     method: 'POST',
     url: 'https://api.example.test/echo?q=1#frag',
     headers: [
@@ -226,7 +259,9 @@ test('legitimate: the upstream receives exactly the request, with the secret fil
       ['Accept', 'c/d'],
     ],
     body: new TextEncoder().encode('hello'),
-  });
+  };
+  const { host } = makeHost({ template: req });
+  const r = await host(req);
   assert.equal(r.status, 200);
   assert.equal(seen.length, 1);
   const got = seen[0];
@@ -337,7 +372,8 @@ test('attack: plain http:// is refused unless the host is pinned and allow_plain
   assert.equal(r.status, 200);
   assert.equal(seen[0].headers.host, 'plain.example.test');
   // A secret never travels in clear, even to the pinned upstream.
-  await refused(open(get('http://plain.example.test/echo', [['Authorization', 'Bearer {{secret:API_TOKEN}}']])), 'secret_over_plain_http');
+  const withSecret = get('http://plain.example.test/echo', [['Authorization', 'Bearer {{secret:API_TOKEN}}']]);
+  await refused(sendTemplated(withSecret, { opts: { allowed_ports: [443, 80], allow_plain_http: true } }), 'secret_over_plain_http');
   assert.equal(seen.length, 1);
 });
 
@@ -556,9 +592,9 @@ test('attack: {{secret:NAME}} in the URL is never filled (refused)', { skip }, a
 
 test('attack: an undeclared secret is not filled', { skip }, async () => {
   const { host } = makeHost();
-  await refused(host(get('https://api.example.test/echo', [['Authorization', 'Bearer {{secret:OTHER}}']])), 'secret_not_declared');
-  await refused(host(get('https://api.example.test/echo', [['Authorization', 'Bearer {{secret:MISSING}}']])), 'secret_missing');
-  const bad = await refused(host(get('https://api.example.test/echo', [['Authorization', 'Bearer {{secret:BAD}}']])), 'secret_invalid');
+  await refused(sendTemplated(get('https://api.example.test/echo', [['Authorization', 'Bearer {{secret:OTHER}}']])), 'secret_not_declared');
+  await refused(sendTemplated(get('https://api.example.test/echo', [['Authorization', 'Bearer {{secret:MISSING}}']])), 'secret_missing');
+  const bad = await refused(sendTemplated(get('https://api.example.test/echo', [['Authorization', 'Bearer {{secret:BAD}}']])), 'secret_invalid');
   assert.ok(!bad.message.includes('abcdefgh'), 'the message shows the value');
   assertNothingSent();
   // Near-miss spellings are not placeholders: sent as written.
@@ -570,9 +606,10 @@ test('attack: an undeclared secret is not filled', { skip }, async () => {
 const post = (url, body, headers = [['Content-Type', 'application/json']]) => ({ method: 'POST', url, headers, body: new TextEncoder().encode(body) });
 
 test('legitimate: {{secret:NAME}} in the strings of a JSON body is filled JSON-escaped; the echo comes back redacted', { skip }, async () => {
-  const { host } = makeHost();
   const body = '{"token":"{{secret:API_TOKEN}}","q":"pre {{secret:QUOTED}} post","n":[1,"{{secret:API_TOKEN}}"],"lit":"{{ secret:API_TOKEN }}"}';
-  const r = await host(post('https://api.example.test/echo', body, [['Content-Type', 'application/json; charset=utf-8']]));
+  const req = post('https://api.example.test/echo', body, [['Content-Type', 'application/json; charset=utf-8']]);
+  const { host } = makeHost({ template: req });
+  const r = await host(req);
   assert.equal(r.status, 200);
   const got = seen[0];
   // The value with a quote and a backslash stayed inside its string: the document parses, field by field.
@@ -593,30 +630,30 @@ test('legitimate: {{secret:NAME}} in the strings of a JSON body is filled JSON-e
 });
 
 test('attack: a body secret outside a JSON string, in a body that is not JSON, undeclared, or over plain http is refused; nothing is sent', { skip }, async () => {
-  const { host } = makeHost();
   const url = 'https://api.example.test/echo';
-  await refused(host(post(url, '{"a":1,{{secret:API_TOKEN}}:2}')), 'secret_placement');
-  await refused(host(post(url, '{{secret:API_TOKEN}}')), 'secret_placement');
-  await refused(host(post(url, 'token={{secret:API_TOKEN}}', [['Content-Type', 'application/x-www-form-urlencoded']])), 'secret_placement');
-  await refused(host(post(url, '"{{secret:API_TOKEN}}"', [])), 'secret_placement');
-  await refused(host({ ...post(url, ''), body: Uint8Array.from([...Buffer.from('"{{secret:API_TOKEN}}'), 0xff, 0x22]) }), 'secret_placement');
-  await refused(host(post(url, '{"a":"{{secret:OTHER}}"}')), 'secret_not_declared');
-  await refused(host(post(url, '{"a":"{{secret:MISSING}}"}')), 'secret_missing');
-  const bad = await refused(host(post(url, '{"a":"{{secret:BAD}}"}')), 'secret_invalid');
+  // Each request is its action's template exactly (the gate would never render these; the transport refuses them anyway).
+  await refused(sendTemplated(post(url, '{"a":1,{{secret:API_TOKEN}}:2}')), 'secret_placement');
+  await refused(sendTemplated(post(url, '{{secret:API_TOKEN}}')), 'secret_placement');
+  await refused(sendTemplated(post(url, 'token={{secret:API_TOKEN}}', [['Content-Type', 'application/x-www-form-urlencoded']])), 'secret_placement');
+  await refused(sendTemplated(post(url, '"{{secret:API_TOKEN}}"', [])), 'secret_placement');
+  await refused(sendTemplated({ ...post(url, ''), body: Uint8Array.from([...Buffer.from('"{{secret:API_TOKEN}}'), 0xff, 0x22]) }), 'secret_placement');
+  await refused(sendTemplated(post(url, '{"a":"{{secret:OTHER}}"}')), 'secret_not_declared');
+  await refused(sendTemplated(post(url, '{"a":"{{secret:MISSING}}"}')), 'secret_missing');
+  const bad = await refused(sendTemplated(post(url, '{"a":"{{secret:BAD}}"}')), 'secret_invalid');
   assert.ok(!bad.message.includes('abcdefgh'));
   assertNothingSent();
-  const { host: open } = makeHost({ opts: { allowed_ports: [443, 80], allow_plain_http: true } });
-  await refused(open(post('http://plain.example.test/echo', '{"a":"{{secret:API_TOKEN}}"}')), 'secret_over_plain_http');
+  await refused(sendTemplated(post('http://plain.example.test/echo', '{"a":"{{secret:API_TOKEN}}"}'), { opts: { allowed_ports: [443, 80], allow_plain_http: true } }), 'secret_over_plain_http');
   assertNothingSent();
   // An escaped quote does not end the string: the placeholder after it is still inside it, and filled.
-  const r = await host(post(url, String.raw`{"a":"x\\\"{{secret:API_TOKEN}}"}`));
+  const r = await sendTemplated(post(url, String.raw`{"a":"x\\\"{{secret:API_TOKEN}}"}`));
   assert.equal(r.status, 200);
   assert.deepEqual(JSON.parse(seen[0].body), { a: `x\\"${SECRET}` });
 });
 
 test('attack: an upstream echoing the secret back hands the provider only [redacted]', { skip }, async () => {
-  const { host } = makeHost();
-  const r = await host(get('https://api.example.test/echo-secret', [['Authorization', 'Bearer {{secret:API_TOKEN}}']]));
+  const req = get('https://api.example.test/echo-secret', [['Authorization', 'Bearer {{secret:API_TOKEN}}']]);
+  const { host } = makeHost({ template: req });
+  const r = await host(req);
   assert.equal(r.status, 200);
   assert.equal(seen[0].headers.authorization, `Bearer ${SECRET}`, 'the upstream did not get the secret');
   const all = `${r.headers.map(([n, v]) => `${n}: ${v}`).join('\n')}\n${text(r)}`;
@@ -630,11 +667,160 @@ test('attack: an upstream echoing the secret back hands the provider only [redac
 
 test('attack: a declared secret not used in this request is still redacted from the response', { skip }, async () => {
   // An upstream that remembered the secret from an earlier call echoes it on a call without it.
-  const { host } = makeHost();
-  await host(get('https://api.example.test/echo', [['Authorization', 'Bearer {{secret:API_TOKEN}}']]));
+  const req = get('https://api.example.test/echo', [['Authorization', 'Bearer {{secret:API_TOKEN}}']]);
+  const { host } = makeHost({ template: req });
+  await host(req);
   const r = await host(get(`https://api.example.test/echo?remembered=${SECRET}`));
   assert.ok(!text(r).includes(SECRET));
   assert.ok(host.evidence[1].redactions >= 1);
+});
+
+// ------------------------------------------------------------ where a secret may go: only the template's request
+
+/** The template of the tests below: a GET of /echo-secret with the secret in Authorization. */
+const AUTH_GET = get('https://api.example.test/echo-secret?v=1', [['Authorization', 'Bearer {{secret:API_TOKEN}}'], ['Accept', 'text/plain']]);
+
+test('attack: a secret sent anywhere but the template\'s method and URL is refused; nothing is sent', { skip }, async () => {
+  const { host } = makeHost({ template: AUTH_GET });
+  const auth = [['Authorization', 'Bearer {{secret:API_TOKEN}}']];
+  for (const url of [
+    'https://api.example.test/echo', // another path of the same host: one that reflects its input
+    'https://api.example.test/echo-secret', // the query left out
+    'https://api.example.test/echo-secret?v=2', // another query
+    'https://other.example.test/echo-secret?v=1', // another allowlisted host
+    'https://svc.public.test/echo-secret?v=1', // a wildcard-allowlisted host
+  ]) {
+    const err = await refused(host(get(url, auth)), 'secret_placement');
+    assert.match(err.message, /template/);
+  }
+  await refused(host({ ...AUTH_GET, method: 'POST' }), 'secret_placement');
+  // In a body: to a store the provider could read back in pieces.
+  await refused(host({ method: 'POST', url: 'https://api.example.test/store/x', headers: [['Content-Type', 'application/json']], body: new TextEncoder().encode('{"v":"{{secret:API_TOKEN}}"}') }), 'secret_placement');
+  assertNothingSent();
+  assert.ok(!JSON.stringify(host.evidence).includes(SECRET));
+});
+
+test('attack: a placeholder in a header or body the template does not put it in is refused, even on the template\'s URL', { skip }, async () => {
+  const { host } = makeHost({ template: AUTH_GET });
+  const url = AUTH_GET.url;
+  const with_ = (...headers) => host(get(url, [['Authorization', 'Bearer {{secret:API_TOKEN}}'], ...headers]));
+  await refused(host(get(url, [['X-Echo', 'Bearer {{secret:API_TOKEN}}']])), 'secret_placement'); // a header the upstream reflects
+  await refused(host(get(url, [['Accept', '{{secret:API_TOKEN}}']])), 'secret_placement'); // a template header without a secret
+  await refused(host(get(url, [['Authorization', 'Basic {{secret:API_TOKEN}}']])), 'secret_placement'); // the template's header, another value
+  await refused(host(get(url, [['Authorization', '{{secret:API_TOKEN}}{{secret:API_TOKEN}}']])), 'secret_placement');
+  await refused(with_(['Authorization', 'Bearer {{secret:API_TOKEN}}']), 'secret_placement'); // given twice
+  await refused(with_(['X-Copy', '{{secret:API_TOKEN}}']), 'secret_placement');
+  // A body the template has none of, holding a placeholder.
+  await refused(host({ ...AUTH_GET, headers: [...AUTH_GET.headers, ['Content-Type', 'application/json']], body: new TextEncoder().encode('{"e":"{{secret:API_TOKEN}}"}') }), 'secret_placement');
+  // A body template: the body must be exactly the rendered one.
+  const body = '{"text":"hi","auth":"token={{secret:API_TOKEN}}"}';
+  const put = post('https://api.example.test/echo', body);
+  const { host: bodyHost } = makeHost({ template: put });
+  for (const changed of [
+    '{"text":"{{secret:API_TOKEN}}","auth":"token={{secret:API_TOKEN}}"}', // moved into the field the upstream stores
+    '{"text":"{{secret:API_TOKEN}}","text":"hi","auth":"token={{secret:API_TOKEN}}"}', // a duplicate key a parser would drop
+    '{"auth":"token={{secret:API_TOKEN}}","text":"hi"}', // reordered
+    '{"text":"hi","auth":"token={{secret:API_TOKEN}}","x":"{{secret:API_TOKEN}}"}',
+  ]) {
+    await refused(bodyHost(post(put.url, changed)), 'secret_placement');
+  }
+  assertNothingSent();
+});
+
+test('legitimate: the template\'s own request is filled and sent; requests without a secret go anywhere allowed', { skip }, async () => {
+  const { host } = makeHost({ template: AUTH_GET });
+  // Header names are matched as HTTP matches them, whatever their case; the fragment is not part of the URL.
+  const r = await host({ ...AUTH_GET, url: `${AUTH_GET.url}#f`, headers: [['authorization', 'Bearer {{secret:API_TOKEN}}'], ['X-Trace', '1']] });
+  assert.equal(r.status, 200);
+  assert.equal(seen[0].headers.authorization, `Bearer ${SECRET}`);
+  assert.ok(!text(r).includes(SECRET));
+  const other = await host(get('https://api.example.test/echo?free=1', [['X-Trace', '2']]));
+  assert.equal(other.status, 200);
+  const body = '{"text":"hi","auth":"token={{secret:API_TOKEN}}"}';
+  const put = post('https://api.example.test/echo', body);
+  const { host: bodyHost } = makeHost({ template: put });
+  assert.equal((await bodyHost(put)).status, 200);
+  assert.deepEqual(JSON.parse(seen[2].body), { text: 'hi', auth: `token=${SECRET}` });
+});
+
+test('attack: an action with secrets may not read a stored value back in ranges; a 206 is not handed back', { skip }, async () => {
+  // The manifest's own template stores the secret (the worst case): the whole object comes back redacted...
+  const put = { method: 'PUT', url: 'https://api.example.test/store/k', headers: [['Content-Type', 'application/json']], body: new TextEncoder().encode('{"v":"{{secret:API_TOKEN}}"}') };
+  const { host } = makeHost({ template: put, opts: { allowed_methods: ['GET', 'PUT'] } });
+  assert.equal((await host(put)).status, 201);
+  const whole = await host(get(put.url));
+  assert.ok(!text(whole).includes(SECRET) && text(whole).includes('[redacted]'));
+  // ...and slices of it, which no redaction can recognise, are refused before the request goes out.
+  const sent = seen.length;
+  await refused(host(get(put.url, [['Range', 'bytes=6-11']])), 'range_not_allowed');
+  await refused(host(get(put.url, [['range', 'bytes=6-11']])), 'range_not_allowed');
+  await refused(host(get(put.url, [['If-Range', '"x"']])), 'range_not_allowed');
+  assert.equal(seen.length, sent, 'a ranged request was sent');
+  // An upstream answering 206 unasked: the part is not handed back.
+  const part = await refused(host(get('https://api.example.test/partial')), 'range_not_allowed');
+  assert.match(part.message, /206/);
+  assert.equal(host.evidence.at(-1).status, 206);
+  // An action without secrets reads ranges as before.
+  const { host: plainHost } = makeHost({ opts: { declared_secrets: [] } });
+  const r = await plainHost(get('https://api.example.test/partial'));
+  assert.equal(r.status, 206);
+});
+
+test('attack: an action that declares no secret reads another\'s secret from a store: redacted; so is every secret the gate holds', { skip }, async () => {
+  const put = { method: 'PUT', url: 'https://api.example.test/store/shared', headers: [['Content-Type', 'application/json']], body: new TextEncoder().encode('{"v":"{{secret:API_TOKEN}}"}') };
+  const { host: writer } = makeHost({ template: put, opts: { allowed_methods: ['GET', 'PUT'] } });
+  assert.equal((await writer(put)).status, 201);
+  assert.ok(stored.get('/store/shared').includes(SECRET), 'the secret was not stored');
+  const { host: reader } = makeHost({ opts: { declared_secrets: [] } });
+  const r = await reader(get(put.url));
+  assert.equal(text(r), '{"v":"[redacted]"}');
+  assert.equal(reader.evidence[0].redactions, 1);
+  // A secret no action here declares (OTHER) is redacted too, in every form.
+  const echo = await reader(get(`https://api.example.test/echo?a=${OTHER_SECRET}&b=${Buffer.from(OTHER_SECRET).toString('base64')}`));
+  assert.ok(!text(echo).includes(OTHER_SECRET) && !text(echo).includes(Buffer.from(OTHER_SECRET).toString('base64')), text(echo));
+});
+
+test('attack: a secret replaced in the SOPS file is still redacted (for RETAIN_REPLACED_MS); the value filled in a call is redacted in that call', { skip }, async (t) => {
+  const rdir = mkdtempSync(join(tmpdir(), 'latchgate-rotate-'));
+  t.after(() => rmSync(rdir, { recursive: true, force: true }));
+  const OLD = `old-${randomBytes(16).toString('hex')}`;
+  const NEW = `new-${randomBytes(16).toString('hex')}`;
+  const file = new Map([['API_TOKEN', OLD]]);
+  // cache_seconds 0: every use reads the file again, as after `latchgate secrets set` with a cache.
+  const resolver = new SecretResolver({ file: join(rdir, 'secrets.enc.yaml'), load: async () => new Map(file), cacheSeconds: 0 });
+  let clock = 1_000_000;
+  const secrets = new GateSecrets(resolver, undefined, {}, () => {}, () => clock);
+  const put = { method: 'PUT', url: 'https://api.example.test/store/rot', headers: [['Content-Type', 'application/json']], body: new TextEncoder().encode('{"v":"{{secret:API_TOKEN}}"}') };
+  const hostOf = () => makeHost({ template: put, opts: { allowed_methods: ['GET', 'PUT'], secrets } }).host;
+  assert.equal((await hostOf()(put)).status, 201);
+  file.set('API_TOKEN', NEW); // rotated
+  clock += RETAIN_REPLACED_MS - 1;
+  const r = await hostOf()(get(put.url));
+  assert.equal(text(r), '{"v":"[redacted]"}', 'the old value came back');
+  // Retention is bounded: an hour after the gate last saw it current, the old value is forgotten.
+  clock += 2;
+  assert.ok(!(await secrets.redactionValues()).includes(OLD));
+  assert.ok((await secrets.redactionValues()).includes(NEW));
+  // The value filled is redacted from that call's response even if the file changed in between.
+  const flip = { redactionValues: async () => [], get: async () => OLD };
+  const echo = get('https://api.example.test/echo-secret', [['Authorization', 'Bearer {{secret:API_TOKEN}}']]);
+  const e = await makeHost({ template: echo, opts: { secrets: flip } }).host(echo);
+  assert.ok(!text(e).includes(OLD), text(e));
+});
+
+test('redaction matchers are compiled once per value and source, and forgotten with the value', async () => {
+  const values = ['first-value-0123456789', 'second-value-0123456789'];
+  const source = { get: async () => undefined, redactionValues: async () => [...values] };
+  const a = await redactorsFor(source, []);
+  const b = await redactorsFor(source, []);
+  assert.equal(a.length, 2);
+  assert.ok(a.every((m, i) => m === b[i]), 'matchers were rebuilt');
+  values.pop();
+  assert.equal((await redactorsFor(source, [])).length, 1);
+  values.push('second-value-0123456789');
+  assert.notEqual((await redactorsFor(source, []))[1], a[1], 'a forgotten value kept its matcher');
+  // Values too short to search for are left out (the host never fills them).
+  assert.equal((await redactorsFor({ get: source.get, redactionValues: async () => ['short'] }, [])).length, 0);
 });
 
 test('EnvSecretSource reads LATCHGATE_SECRET_<NAME>, nothing else', async () => {
@@ -645,6 +831,7 @@ test('EnvSecretSource reads LATCHGATE_SECRET_<NAME>, nothing else', async () => 
   assert.equal(await s.get('E'), undefined);
   assert.equal(await s.get('../x'), undefined);
   assert.equal(await s.get('__proto__'), undefined);
+  assert.deepEqual(await s.redactionValues(), ['v1']);
 });
 
 test('createHttpHost refuses bad options, naming the field', { skip }, () => {
@@ -657,4 +844,6 @@ test('createHttpHost refuses bad options, naming the field', { skip }, () => {
   assert.throws(() => createHttpHost({ ...base, allowed_ports: [70000] }), /allowed_ports/);
   assert.throws(() => createHttpHost({ ...base, ca: [], trust: secureContextFor([]) }), /ca or trust, not both/);
   assert.throws(() => createHttpHost({ ...base, trust: {} }), /trust must be a TLS SecureContext/);
+  assert.throws(() => createHttpHost({ ...base, secrets: { get: async () => undefined } }), /redactionValues/);
+  assert.throws(() => createHttpHost({ ...base, secret_template: { method: 'GET' } }), /secret_template/);
 });

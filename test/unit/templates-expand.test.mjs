@@ -197,6 +197,14 @@ test('whole-URL templates: the host must be in the egress allowlist', () => {
   assert.deepEqual(checkTemplate(t), { problems: [], info: { urlMode: 'whole' } });
 });
 
+test('checkTemplate: a whole-URL template may not send a secret (the request would choose where it goes); a fixed origin may', () => {
+  const whole = { method: 'POST', url_template: '{{url}}', headers: { Authorization: 'Bearer {{secret:TOKEN}}', 'Content-Type': 'application/json' }, body_template: { k: 'x {{secret:TOKEN}}' } };
+  const { problems } = checkTemplate(whole);
+  assert.deepEqual(problems.map((p) => p.location), [['headers', 'Authorization'], ['body_template', 'k']]);
+  assert.match(problems[0].message, /whole-URL template .* may not send a secret; write the origin in url_template/);
+  assert.deepEqual(checkTemplate({ ...whole, url_template: 'https://api.example.test/{{path}}' }).problems, []);
+});
+
 test('hostMatches: exact names and subdomains of *.suffix only', () => {
   assert.equal(hostMatches('api.com', ['api.com']), true);
   assert.equal(hostMatches('API.com.', ['api.com']), true);

@@ -17,13 +17,13 @@ export async function openCallHosts(ctx: GateContext, x: Execution): Promise<voi
   const plan = need(x, 'plan');
   const principal = plan.session.principal;
   refuseUnknownOutcome(ctx, plan.core.request_hash, plan.core.action_id, principal);
+  const call = need(x, 'pre').call;
   try {
-    const hosts = callHosts(ctx.providerHosts, m, principal);
+    const hosts = callHosts(ctx.providerHosts, m, principal, call);
     x.hosts = { hosts };
     const http = hosts.http;
     if (!http) return;
     x.onEnd.push(() => http.close());
-    const call = need(x, 'pre').call;
     // The stages after this one run without a break: the connection starts now, or (a name to look
     // up) once the lookup is back, whenever that is; the run waits one turn of the loop at most.
     if (call) await Promise.race([http.preconnect(call.url), new Promise((go) => setImmediate(go))]);

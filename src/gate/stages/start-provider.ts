@@ -11,6 +11,7 @@
 import { randomUUID } from 'node:crypto';
 import type { GateContext } from '../context.js';
 import { need, type Execution, type ProviderRun } from '../execution.js';
+import { callBodyText } from '../provider-hosts.js';
 import { HostIo } from '../providers.js';
 
 /**
@@ -44,7 +45,7 @@ export async function startProvider(ctx: GateContext, x: Execution): Promise<voi
     action_id: m.action_id,
     grant_id: grantId,
     request: x.request,
-    ...(call ? { call: { method: call.method, url: call.url, headers: call.headers, ...(call.body !== undefined ? { body: JSON.stringify(call.body) } : {}) } } : {}),
+    ...(call ? { call: { method: call.method, url: call.url, headers: call.headers, ...(call.body !== undefined ? { body: callBodyText(call) } : {}) } } : {}),
   };
   const outcome = (async (): Promise<Awaited<ProviderRun['outcome']>> => {
     let timer: NodeJS.Timeout | undefined;
