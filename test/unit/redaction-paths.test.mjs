@@ -86,6 +86,7 @@ function viaProxy() {
 }
 
 async function viaProviderHost() {
+  const req = { method: 'GET', url: 'https://api.example.test/echo', headers: [['x-api-key', '{{secret:TWO}}']] };
   const host = createHttpHost({
     allowed_domains: ['api.example.test'],
     allowed_methods: ['GET'],
@@ -96,9 +97,11 @@ async function viaProviderHost() {
     max_request_bytes: 4096,
     secrets: new EnvSecretSource({ [`${SECRET_ENV_PREFIX}TWO`]: KEY }),
     declared_secrets: ['TWO'],
+    // The gate's rendering of the action's template: the one request the secret is filled in.
+    secret_template: { method: req.method, url: req.url, headers: Object.fromEntries(req.headers) },
   });
   try {
-    const r = await host({ method: 'GET', url: 'https://api.example.test/echo', headers: [['x-api-key', '{{secret:TWO}}']] });
+    const r = await host(req);
     return { header: r.headers.find(([n]) => n === 'x-echo')?.[1], body: Buffer.from(r.body).toString() };
   } finally {
     host.close();
