@@ -97,9 +97,7 @@ export class MerkleStore {
     }
     if (eventId !== st.lastEventId + 1) {
       // Events appended without the tree (by an older latchgate) go in first, in id order.
-      for (const r of this.s.between.iterate(st.lastEventId, eventId) as IterableIterator<{ id: number; event_json: string }>) {
-        this.fold(st, r.id, Buffer.from(r.event_json, 'utf8'));
-      }
+      for (const r of this.s.between.all(st.lastEventId, eventId) as { id: number; event_json: string }[]) this.fold(st, r.id, Buffer.from(r.event_json, 'utf8'));
     }
     this.fold(st, eventId, eventBytes);
     this.save(st);

@@ -73,16 +73,14 @@ export function merkle(sha256: Sha256): Merkle {
     if (index >= size) throw new MerkleProofError('index_out_of_range', `leaf index ${index} is not below the tree size ${size}`);
     hash32('leafHash', leafHash);
     hashes32(proof);
-    const want = inclusionProofLength(index, size);
-    if (proof.length !== want) {
-      throw new MerkleProofError('wrong_proof_length', `the inclusion proof of leaf ${index} in a tree of ${size} has ${proof.length} hashes; it needs ${want}`);
-    }
+    const wrongLength = () =>
+      new MerkleProofError('wrong_proof_length', `the inclusion proof of leaf ${index} in a tree of ${size} has ${proof.length} hashes; it needs ${inclusionProofLength(index, size)}`);
     // RFC 9162 2.1.3.2, step by step (fn: the leaf's position, sn: the last leaf's).
     let fn = index;
     let sn = size - 1n;
     let r = leafHash;
     for (const p of proof) {
-      if (sn === 0n) throw new MerkleProofError('wrong_proof_length', 'the inclusion proof has more hashes than the tree has levels');
+      if (sn === 0n) throw wrongLength();
       if ((fn & 1n) === 1n || fn === sn) {
         r = nodeHash(p, r);
         while ((fn & 1n) === 0n && fn !== 0n) {
@@ -95,7 +93,7 @@ export function merkle(sha256: Sha256): Merkle {
       fn >>= 1n;
       sn >>= 1n;
     }
-    if (sn !== 0n) throw new MerkleProofError('wrong_proof_length', 'the inclusion proof ends below the root');
+    if (sn !== 0n) throw wrongLength();
     return r;
   }
 
@@ -128,11 +126,9 @@ export function merkle(sha256: Sha256): Merkle {
         if (!equal(root1, root2)) throw new MerkleProofError('root_mismatch', `the trees have the same size (${m}) but different roots: ${hex(root1)} and ${hex(root2)}`);
         return;
       }
-      const want = consistencyProofLength(m, n);
-      if (proof.length !== want) {
-        throw new MerkleProofError('wrong_proof_length', `the consistency proof from ${m} to ${n} leaves has ${proof.length} hashes; it needs ${want}`);
-      }
-      // RFC 9162 2.1.4.2, step by step.
+      const wrongLength = () =>
+        new MerkleProofError('wrong_proof_length', `the consistency proof from ${m} to ${n} leaves has ${proof.length} hashes; it needs ${consistencyProofLength(m, n)}`);
+      // RFC 9162 2.1.4.2, step by step (an empty proof, refused by its step 1, ends below the root).
       const path = isPowerOfTwo(m) ? [root1, ...proof] : proof;
       let fn = m - 1n;
       let sn = n - 1n;
@@ -140,10 +136,10 @@ export function merkle(sha256: Sha256): Merkle {
         fn >>= 1n;
         sn >>= 1n;
       }
-      let fr = path[0] as Uint8Array;
+      let fr = (path[0] ?? root1) as Uint8Array;
       let sr = fr;
       for (const c of path.slice(1)) {
-        if (sn === 0n) throw new MerkleProofError('wrong_proof_length', 'the consistency proof has more hashes than the tree has levels');
+        if (sn === 0n) throw wrongLength();
         if ((fn & 1n) === 1n || fn === sn) {
           fr = nodeHash(c, fr);
           sr = nodeHash(c, sr);
@@ -157,7 +153,7 @@ export function merkle(sha256: Sha256): Merkle {
         fn >>= 1n;
         sn >>= 1n;
       }
-      if (sn !== 0n) throw new MerkleProofError('wrong_proof_length', 'the consistency proof ends below the root');
+      if (sn !== 0n) throw wrongLength();
       if (!equal(fr, root1)) throw new MerkleProofError('root_mismatch', `the consistency proof leads to ${hex(fr)} for the tree of ${m}, not to root1 ${hex(root1)}`);
       if (!equal(sr, root2)) throw new MerkleProofError('root_mismatch', `the consistency proof leads to ${hex(sr)} for the tree of ${n}, not to root2 ${hex(root2)}`);
     },
