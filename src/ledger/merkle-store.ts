@@ -30,11 +30,12 @@ export class MerkleStoreError extends Error {
   }
 }
 
-/** The tree's size and the id of the last event it holds, in ledger_metadata beside chain_head. */
+/** The tree's size and the id of the last event it holds: ledger_metadata's merkle_tree, beside chain_head. */
 interface TreeState {
   size: number;
   lastEventId: number;
 }
+const EMPTY_STATE = JSON.stringify({ size: 0, last_event_id: 0 });
 
 export class MerkleStore {
   private stmts?: ReturnType<MerkleStore['prepare']>;
@@ -51,14 +52,14 @@ export class MerkleStore {
     if (db.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'merkle_nodes'`).get() === undefined) {
       // event_id: set on leaves, the audit_events row the leaf hashes.
       db.exec('CREATE TABLE merkle_nodes (pos INTEGER PRIMARY KEY, hash BLOB NOT NULL, event_id INTEGER)');
-      db.exec(`INSERT OR REPLACE INTO ledger_metadata(key, value) VALUES ('merkle_size', '0'), ('merkle_last_event_id', '0')`);
+      db.prepare(`INSERT OR REPLACE INTO ledger_metadata(key, value) VALUES ('merkle_tree', ?)`).run(EMPTY_STATE);
     }
     const { size } = this.state();
     const last = db.prepare('SELECT max(pos) FROM merkle_nodes').pluck().get() as number | null;
     const want = size === 0 ? null : nodeCount(size) - 1;
     if (last !== want) {
       throw new MerkleStoreError(
-        `the ledger's Merkle tree is damaged: merkle_size is ${size}, so the last node should be at position ${want ?? '(none)'}, but it is at ${last ?? '(none)'} (merkle_nodes or ledger_metadata was edited). ` +
+        `the ledger's Merkle tree is damaged: its size is ${size}, so the last node should be at position ${want ?? '(none)'}, but it is at ${last ?? '(none)'} (merkle_nodes or ledger_metadata was edited). ` +
           'Fix: restore the state directory from a backup; or drop the merkle_nodes table to rebuild the tree from the events at the next start (its roots then no longer match any published before)',
         'merkle_damaged',
       );
@@ -157,10 +158,8 @@ export class MerkleStore {
   private prepare() {
     const db = this.db;
     return {
-      size: db.prepare(`SELECT value FROM ledger_metadata WHERE key = 'merkle_size'`).pluck(),
-      lastEventId: db.prepare(`SELECT value FROM ledger_metadata WHERE key = 'merkle_last_event_id'`).pluck(),
-      setSize: db.prepare(`UPDATE ledger_metadata SET value = ? WHERE key = 'merkle_size'`),
-      setLastEventId: db.prepare(`UPDATE ledger_metadata SET value = ? WHERE key = 'merkle_last_event_id'`),
+      state: db.prepare(`SELECT value FROM ledger_metadata WHERE key = 'merkle_tree'`).pluck(),
+      setState: db.prepare(`UPDATE ledger_metadata SET value = ? WHERE key = 'merkle_tree'`),
       insert: db.prepare('INSERT INTO merkle_nodes(pos, hash, event_id) VALUES (?, ?, ?)'),
       node: db.prepare('SELECT hash FROM merkle_nodes WHERE pos = ?').pluck(),
       leaf: db.prepare('SELECT hash, event_id FROM merkle_nodes WHERE pos = ?'),
@@ -175,21 +174,25 @@ export class MerkleStore {
   }
 
   private state(): TreeState {
-    const size = this.s.size.get() as string | undefined;
-    const lastEventId = this.s.lastEventId.get() as string | undefined;
-    if (size === undefined || lastEventId === undefined) {
+    const text = this.s.state.get() as string | undefined;
+    let v: { size?: unknown; last_event_id?: unknown } | undefined;
+    try {
+      v = text === undefined ? undefined : (JSON.parse(text) as typeof v);
+    } catch {
+      v = undefined;
+    }
+    if (!v || !Number.isSafeInteger(v.size) || !Number.isSafeInteger(v.last_event_id)) {
       throw new MerkleStoreError(
-        "the ledger's Merkle tree has no recorded size (merkle_size or merkle_last_event_id is missing from ledger_metadata: it was edited). " +
+        `the ledger's Merkle tree has no recorded state (ledger_metadata merkle_tree is ${text === undefined ? 'missing' : JSON.stringify(text)}, expected {"size":N,"last_event_id":N}: it was edited). ` +
           'Fix: restore the state directory from a backup; or drop the merkle_nodes table to rebuild the tree from the events at the next start',
         'merkle_damaged',
       );
     }
-    return { size: Number(size), lastEventId: Number(lastEventId) };
+    return { size: v.size as number, lastEventId: v.last_event_id as number };
   }
 
   private save(st: TreeState): void {
-    this.s.setSize.run(String(st.size));
-    this.s.setLastEventId.run(String(st.lastEventId));
+    this.s.setState.run(JSON.stringify({ size: st.size, last_event_id: st.lastEventId }));
   }
 
   /** Appends one leaf and stores each subtree root it completes (a right child whose left sibling is stored). */

@@ -150,7 +150,7 @@ test('a ledger from before the tree: built once at open (in chunks of 10000 even
   appendMany(ledger, 23_456, 2000);
   const head = ledger.merkle.head();
   // The ledger as an older latchgate left it: no tree, no tree state.
-  ledger.db.exec(`DROP TABLE merkle_nodes; DELETE FROM ledger_metadata WHERE key IN ('merkle_size', 'merkle_last_event_id')`);
+  ledger.db.exec(`DROP TABLE merkle_nodes; DELETE FROM ledger_metadata WHERE key = 'merkle_tree'`);
   ledger.db.close();
   const again = reopen(t, path);
   assert.deepEqual(again.merkle.head(), head);
@@ -235,7 +235,7 @@ test('tampering: an event edited and the tree rebuilt from the edited events: no
   const row = ledger.db.prepare('SELECT event_json FROM audit_events WHERE id = 150').get();
   const edited = row.event_json.replace('"n":149', '"n":9149');
   ledger.db.prepare('UPDATE audit_events SET event_json = ? WHERE id = 150').run(edited);
-  ledger.db.exec(`DROP TABLE merkle_nodes; DELETE FROM ledger_metadata WHERE key IN ('merkle_size', 'merkle_last_event_id')`);
+  ledger.db.exec(`DROP TABLE merkle_nodes; DELETE FROM ledger_metadata WHERE key = 'merkle_tree'`);
   ledger.db.close();
   const rebuilt = reopen(t, path);
   const now = rebuilt.merkle.head();
@@ -255,7 +255,7 @@ test('tampering: the newest events deleted and the tree rebuilt: the tree is sma
   const { path, ledger } = fresh(t);
   appendMany(ledger, 120);
   const checkpoint = ledger.merkle.head();
-  ledger.db.exec(`DELETE FROM audit_events WHERE id > 110; DROP TABLE merkle_nodes; DELETE FROM ledger_metadata WHERE key IN ('merkle_size', 'merkle_last_event_id')`);
+  ledger.db.exec(`DELETE FROM audit_events WHERE id > 110; DROP TABLE merkle_nodes; DELETE FROM ledger_metadata WHERE key = 'merkle_tree'`);
   ledger.db.close();
   const rebuilt = reopen(t, path);
   assert.equal(rebuilt.merkle.treeSize(), 110);
@@ -266,24 +266,26 @@ test('tampering: the newest events deleted and the tree rebuilt: the tree is sma
 test('a damaged tree is refused at open with the fix; the tree state must match its nodes', (t) => {
   const { path, ledger } = fresh(t);
   appendMany(ledger, 40);
-  ledger.db.exec(`UPDATE ledger_metadata SET value = '39' WHERE key = 'merkle_size'`);
+  const setState = (value) => {
+    const db = openDb(path);
+    db.prepare(`UPDATE ledger_metadata SET value = ? WHERE key = 'merkle_tree'`).run(value);
+    db.close();
+  };
   ledger.db.close();
-  const damaged = (e) => e instanceof MerkleStoreError && e.code === 'merkle_damaged' && /Fix: restore the state directory/.test(e.message);
-  assert.throws(() => Ledger.open(path), damaged);
-  const db = openDb(path);
-  db.exec(`UPDATE ledger_metadata SET value = '40' WHERE key = 'merkle_size'`);
-  db.exec(`DELETE FROM ledger_metadata WHERE key = 'merkle_last_event_id'`);
-  db.close();
-  assert.throws(() => Ledger.open(path), damaged);
-  const db2 = openDb(path);
-  db2.exec(`INSERT INTO ledger_metadata(key, value) VALUES ('merkle_last_event_id', '40')`);
-  db2.close();
+  const damaged = (re) => (e) => e instanceof MerkleStoreError && e.code === 'merkle_damaged' && re.test(e.message) && /Fix: restore the state directory/.test(e.message);
+  setState('{"size":39,"last_event_id":40}');
+  assert.throws(() => Ledger.open(path), damaged(/its size is 39, so the last node should be at position 73, but it is at 77/));
+  setState('{"size":40}');
+  assert.throws(() => Ledger.open(path), damaged(/merkle_tree is "\{\\"size\\":40\}", expected/));
+  setState('40');
+  assert.throws(() => Ledger.open(path), damaged(/expected \{"size":N,"last_event_id":N\}/));
+  setState('{"size":40,"last_event_id":40}');
   const ok = reopen(t, path);
   assert.equal(ok.merkle.treeSize(), 40);
   // A node deleted (leaves 32..39, the root's right part): what needs it fails loudly, the rest is still given.
   ok.db.prepare('DELETE FROM merkle_nodes WHERE pos = ?').run(nodePos(3, 4));
-  assert.throws(() => ok.merkle.merkleRoot(), damaged);
-  assert.throws(() => ok.merkle.inclusionProof(20, 40), damaged);
+  assert.throws(() => ok.merkle.merkleRoot(), damaged(new RegExp(`no node at position ${nodePos(3, 4)}`)));
+  assert.throws(() => ok.merkle.inclusionProof(20, 40), damaged(/no node/));
   nodeMerkle.verifyInclusion(3, 8, ok.merkle.leaf(3).hash, ok.merkle.inclusionProof(3, 8), naiveRoot(storedLeafHashes(ok).slice(0, 8)));
 });
 
