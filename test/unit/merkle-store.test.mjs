@@ -14,7 +14,9 @@ import { immediate, openDb } from '../../dist/ledger/db.js';
 import { MerkleStoreError, leafPos, nodePos } from '../../dist/ledger/merkle-store.js';
 import { MerkleProofError } from '../../dist/verify/merkle.js';
 import { nodeMerkle } from '../../dist/crypto/merkle.js';
-import { prng, tempDir } from '../fixtures/unit/helpers.mjs';
+import { KeyStore } from '../../dist/keys/store.js';
+import { verifyLedger } from '../../dist/ledger/verify.js';
+import { copyStateV1, prng, tempDir } from '../fixtures/unit/helpers.mjs';
 
 const LEDGER_JS = fileURLToPath(new URL('../../dist/ledger/ledger.js', import.meta.url));
 
@@ -160,6 +162,20 @@ test('a ledger from before the tree: built once at open (in chunks of 10000 even
   again.append(ev(-1));
   assert.deepEqual(again.merkle.merkleRoot(), naiveRoot(storedLeafHashes(again)));
   nodeMerkle.verifyConsistency(head.size, head.size + 1, again.merkle.consistencyProof(head.size, head.size + 1), head.root, again.merkle.merkleRoot());
+});
+
+test('the ledger an older latchgate wrote (test/fixtures/state-v1): the tree is built at open, its chain still verifies, appends go on', (t) => {
+  const dir = copyStateV1(tempDir(t));
+  const ledger = reopen(t, join(dir, 'ledger.sqlite3'));
+  const leaves = storedLeafHashes(ledger);
+  assert.equal(leaves.length, 8);
+  assert.equal(ledger.merkle.treeSize(), 8);
+  assert.deepEqual(ledger.merkle.merkleRoot(), naiveRoot(leaves));
+  ledger.append(ev(8));
+  assert.deepEqual(ledger.merkle.merkleRoot(), naiveRoot(storedLeafHashes(ledger)));
+  const report = verifyLedger(ledger.db, new KeyStore(join(dir, 'keys')));
+  assert.equal(report.intact, true, JSON.stringify(report.first_bad));
+  assert.equal(report.total_events, 9);
 });
 
 test('events an older latchgate appended without the tree are folded in, in id order, before the next leaf', (t) => {
