@@ -222,14 +222,19 @@ function checkLimit(limit: number, max: number): number {
 
 export class Ledger {
   readonly db: Db;
-  /** The Merkle tree over the events: roots and proofs for any size so far. */
-  readonly merkle: MerkleStore;
+  private readonly tree: MerkleStore;
   private migrated = false;
   private stmts?: ReturnType<Ledger['prepare']>;
 
   constructor(db: Db) {
     this.db = db;
-    this.merkle = new MerkleStore(db);
+    this.tree = new MerkleStore(db);
+  }
+
+  /** The Merkle tree over the events: roots and proofs for any size so far (docs/EVIDENCE.md). */
+  get merkle(): MerkleStore {
+    this.ready();
+    return this.tree;
   }
 
   /** Opens (creating if needed) the ledger file and migrates it. */
@@ -262,7 +267,7 @@ export class Ledger {
         const last = this.db.prepare('SELECT hash FROM audit_events ORDER BY id DESC LIMIT 1').get() as { hash: string } | undefined;
         this.db.prepare(`INSERT INTO ledger_metadata(key, value) VALUES ('chain_head', ?)`).run(last?.hash ?? '');
       }
-      this.merkle.migrate();
+      this.tree.migrate();
     });
     const format = (this.db.prepare(`SELECT value FROM ledger_metadata WHERE key = 'chain_hash_format'`).get() as { value: string }).value;
     if (format !== CHAIN_HASH_FORMAT) {
@@ -272,7 +277,7 @@ export class Ledger {
         'ledger_format_mismatch',
       );
     }
-    this.merkle.catchUp();
+    this.tree.catchUp();
     this.migrated = true;
     return this;
   }
@@ -367,7 +372,7 @@ export class Ledger {
     const hash = eventHash(bytes);
     if (s.traceExists.get(trace_id)) throw new LedgerError(`an audit event with trace_id ${trace_id} already exists`, 'duplicate_trace_id');
     const { lastInsertRowid } = s.insertEvent.run({ ...indexedColumns(stored), event_json, hash });
-    this.merkle.append(Number(lastInsertRowid), bytes);
+    this.tree.append(Number(lastInsertRowid), bytes);
     s.setHead.run(hash);
     return stored;
   }

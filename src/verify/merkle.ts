@@ -136,7 +136,7 @@ export function merkle(sha256: Sha256): Merkle {
         fn >>= 1n;
         sn >>= 1n;
       }
-      let fr = (path[0] ?? root1) as Uint8Array;
+      let fr = path[0] ?? root1;
       let sr = fr;
       for (const c of path.slice(1)) {
         if (sn === 0n) throw wrongLength();

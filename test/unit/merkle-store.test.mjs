@@ -329,8 +329,9 @@ test('bad sizes and indices are refused with the range expected', (t) => {
   assert.throws(() => ledger.merkle.consistencyProof(5, 4), bad('bad_tree_size', /size1 \(5\) is above size2 \(4\)/));
   assert.throws(() => ledger.merkle.merkleRoot(11), bad('bad_tree_size', /got 11/));
   assert.throws(() => ledger.merkle.leaf(10), bad('bad_leaf_index', /got 10/));
-  // The legitimate edges.
+  // The legitimate edges; a Ledger not yet migrated migrates first, as for its other reads.
   assert.deepEqual(ledger.merkle.merkleRoot(0), sha());
+  assert.deepEqual(new Ledger(openDb(':memory:')).merkle.head(), { size: 0, root: sha() });
   assert.deepEqual(ledger.merkle.consistencyProof(10, 10), []);
   assert.deepEqual(ledger.merkle.inclusionProof(0, 1), []);
 });
