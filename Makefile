@@ -1,5 +1,5 @@
 # Common targets. `make test` does the whole set-up on a fresh machine.
-.PHONY: setup build test lint docs bench bench-sandbox bench-gate bench-egress bench-providers bench-mcp clean
+.PHONY: setup build test lint docs bench bench-sandbox bench-gate bench-egress bench-providers bench-mcp bench-ledger clean
 
 setup:
 	bash scripts/setup.sh
@@ -21,7 +21,7 @@ docs:
 	node scripts/gen-event-docs.mjs
 	node scripts/gen-config-docs.mjs
 
-bench: bench-sandbox bench-gate bench-egress bench-providers bench-mcp
+bench: bench-sandbox bench-gate bench-egress bench-providers bench-mcp bench-ledger
 
 bench-sandbox: setup
 	node bench/sandbox.mjs
@@ -35,6 +35,10 @@ bench-egress: setup
 # One MCP tools/call end to end (client -> latchgate-mcp -> gate -> http_api) against the request made directly.
 bench-mcp: setup
 	node bench/mcp.mjs
+
+# Append throughput with the Merkle tree against without, then proof times at 10^6 events.
+bench-ledger: build
+	node bench/ledger.mjs
 
 clean:
 	rm -rf build dist providers/build

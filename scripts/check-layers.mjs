@@ -7,7 +7,7 @@ import { dirname, join, normalize, relative } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 /** Bottom first. */
-export const LAYERS = ['core', 'crypto', 'runtime', 'native', 'config', 'secrets', 'keys', 'ledger', 'policy', 'egress', 'providers', 'gate', 'sdk', 'mcp', 'sandbox', 'doctor', 'cli'];
+export const LAYERS = ['core', 'verify', 'crypto', 'runtime', 'native', 'config', 'secrets', 'keys', 'ledger', 'policy', 'egress', 'providers', 'gate', 'sdk', 'mcp', 'sandbox', 'doctor', 'cli'];
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) main(process.argv[2]);
 

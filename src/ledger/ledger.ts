@@ -9,7 +9,9 @@
 // The stored event_json is exactly those canonical bytes, and `hash` is their
 // hash, so a JSONL export can be re-verified line by line by anyone.
 // ledger_metadata.chain_head holds the hash of the last event, which is what
-// reveals a deleted or edited last event.
+// reveals a deleted or edited last event. Beside the chain, the same bytes
+// are the leaves of a Merkle tree (merkle-store.ts), grown in each append's
+// transaction.
 import { randomUUID } from 'node:crypto';
 import { canonicalize, sha256Hex } from '../crypto/jcs.js';
 import { immediate, openDb, type Db } from './db.js';
@@ -17,6 +19,7 @@ import type { AuditEvent, AuditEventInput } from '../core/audit-event.js';
 import { EVENT_TYPES, checkEvent } from '../core/event-catalogue.js';
 import { nearest } from '../config/suggest.js';
 import type { ExecutionReceipt } from './receipt.js';
+import { MerkleStore } from './merkle-store.js';
 
 export const CHAIN_HASH_FORMAT = 'jcs-sha256';
 /** Canonicalisation limits of one event (upstream: 256 KiB, depth 64). */
@@ -83,9 +86,9 @@ export function assertEventFits(input: unknown): void {
   throw new EventRefusedError(`${p.message}${guess ? `; did you mean "${guess}"?` : ''}`, p.event_type, p.field);
 }
 
-/** The hash of one event's canonical JSON ("sha256:<hex>"). */
-export function eventHash(eventJson: string): string {
-  return `sha256:${sha256Hex(Buffer.from(eventJson, 'utf8'))}`;
+/** The hash of one event's canonical JSON, as text or its UTF-8 bytes ("sha256:<hex>"). */
+export function eventHash(eventJson: string | Uint8Array): string {
+  return `sha256:${sha256Hex(typeof eventJson === 'string' ? Buffer.from(eventJson, 'utf8') : eventJson)}`;
 }
 
 /** The columns of an event row that are derived from the event and indexed. */
@@ -219,11 +222,19 @@ function checkLimit(limit: number, max: number): number {
 
 export class Ledger {
   readonly db: Db;
+  private readonly tree: MerkleStore;
   private migrated = false;
   private stmts?: ReturnType<Ledger['prepare']>;
 
   constructor(db: Db) {
     this.db = db;
+    this.tree = new MerkleStore(db);
+  }
+
+  /** The Merkle tree over the events: roots and proofs for any size so far (docs/EVIDENCE.md). */
+  get merkle(): MerkleStore {
+    this.ready();
+    return this.tree;
   }
 
   /** Opens (creating if needed) the ledger file and migrates it. */
@@ -256,6 +267,7 @@ export class Ledger {
         const last = this.db.prepare('SELECT hash FROM audit_events ORDER BY id DESC LIMIT 1').get() as { hash: string } | undefined;
         this.db.prepare(`INSERT INTO ledger_metadata(key, value) VALUES ('chain_head', ?)`).run(last?.hash ?? '');
       }
+      this.tree.migrate();
     });
     const format = (this.db.prepare(`SELECT value FROM ledger_metadata WHERE key = 'chain_hash_format'`).get() as { value: string }).value;
     if (format !== CHAIN_HASH_FORMAT) {
@@ -265,6 +277,7 @@ export class Ledger {
         'ledger_format_mismatch',
       );
     }
+    this.tree.catchUp();
     this.migrated = true;
     return this;
   }
@@ -355,9 +368,11 @@ export class Ledger {
     const event = { ...input, trace_id, timestamp: new Date().toISOString(), prev_hash: head ? head : null } as AuditEvent;
     const event_json = canonicalize(event, EVENT_LIMITS);
     const stored = JSON.parse(event_json) as AuditEvent;
-    const hash = eventHash(event_json);
+    const bytes = Buffer.from(event_json, 'utf8');
+    const hash = eventHash(bytes);
     if (s.traceExists.get(trace_id)) throw new LedgerError(`an audit event with trace_id ${trace_id} already exists`, 'duplicate_trace_id');
-    s.insertEvent.run({ ...indexedColumns(stored), event_json, hash });
+    const { lastInsertRowid } = s.insertEvent.run({ ...indexedColumns(stored), event_json, hash });
+    this.tree.append(Number(lastInsertRowid), bytes);
     s.setHead.run(hash);
     return stored;
   }
