@@ -37,7 +37,7 @@ import { parsePins } from '../egress/ssrf.js';
 import { extraCaCerts } from '../egress/trust-roots.js';
 import { secureContextFor } from '../providers/http-transport.js';
 import { GateSecrets } from './secret-sources.js';
-import { checkSopsStore, describeSources, sopsStore } from '../secrets/sops-store.js';
+import { checkSopsStore, describeSources, secretFiles, sopsStore } from '../secrets/sops-store.js';
 import type { ProviderHostSettings } from './provider-hosts.js';
 import { WasmProviders } from './wasm-providers.js';
 import { BUDGET_HISTORY, budgetRestoredMessage, restoreBudgetCounts } from './budget-check.js';
@@ -67,7 +67,7 @@ export interface OpenGateOptions {
 }
 
 /** [gate.resolve], [gate] extra_ca_certs and [providers.fs] as every provider call's hosts use them. */
-function providerHostSettings(c: GateFileConfig, fsRoot: string | undefined, secrets: GateSecrets): ProviderHostSettings {
+function providerHostSettings(c: GateFileConfig, fsRoot: string | undefined, secrets: GateSecrets, protectedFiles: readonly string[]): ProviderHostSettings {
   const ca = extraCaCerts(
     (c.extraCaCerts ?? []).map((f) => {
       try {
@@ -83,6 +83,7 @@ function providerHostSettings(c: GateFileConfig, fsRoot: string | undefined, sec
     pins: parsePins(c.resolve ?? new Map(), '[gate.resolve]'),
     trust: secureContextFor(ca),
     secrets,
+    protectedFiles,
     fs: { principals: fs?.principals ?? new Map(), actions: fs?.actions ?? new Map(), ...(fs?.root ?? fsRoot ? { root: fs?.root ?? fsRoot } : {}) },
   };
 }
@@ -209,7 +210,7 @@ export async function openGate(o: OpenGateOptions): Promise<OpenedGate> {
   try {
     const s = await gateSecrets(o.secrets, o.stateDir, o.role ?? 'other');
     secretSources = s.sources;
-    providerHosts = providerHostSettings(o.config, o.fsRoot, s.secrets);
+    providerHosts = providerHostSettings(o.config, o.fsRoot, s.secrets, secretFiles(o.secrets));
   } catch (e) {
     fail(e);
   }

@@ -27,6 +27,8 @@ export interface ProviderHostSettings {
   secrets: GateSecrets;
   /** [providers.fs]; a box's gate sets root to its workspace when none is configured. */
   fs?: ProviderConfig['fs'];
+  /** The secrets file and its age keys: never read, written or deleted through the fs host (FsHostOptions.protectedFiles). */
+  protectedFiles: readonly string[];
 }
 
 /** One log line a provider wrote, as the receipt's provider log keeps it. */
@@ -89,7 +91,7 @@ export function callHosts(s: ProviderHostSettings, m: ActionManifest, principal:
       allowed_paths: m.fs.allowed_paths,
       denied_paths: m.fs.denied_paths,
       max_file_bytes: m.fs.max_file_bytes,
-    });
+    }, { protectedFiles: s.protectedFiles });
   }
   return out;
 }

@@ -25,7 +25,7 @@
 // bytes (neither when another entry was swapped in: file_changed); list and
 // stat: op and path.
 import { randomBytes } from 'node:crypto';
-import { fchmodSync, fchownSync, fstatSync, fsyncSync, type Stats } from 'node:fs';
+import { fchmodSync, fchownSync, fstatSync, fsyncSync, statSync, type Stats } from 'node:fs';
 import { isAbsolute } from 'node:path';
 import { sha256Hex } from '../crypto/jcs.js';
 import { Beneath, FdScope, hostErrorOf } from './fs-beneath.js';
@@ -52,6 +52,13 @@ export interface FsHostConfig {
 export interface FsHostOptions {
   /** Resolve by the O_NOFOLLOW walk even where openat2 exists (tests of the fallback). */
   forceWalk?: boolean;
+  /**
+   * Files no provider may read, overwrite or delete wherever a root shows
+   * them (the secrets file and the age keys that open it). Compared by the
+   * file each path names at the time of the call (device and inode), so a
+   * hard link, another name or a file saved by rename is the same file.
+   */
+  protectedFiles?: readonly string[];
 }
 
 export interface FsEvidence {
@@ -104,6 +111,7 @@ export class FsHost {
   private readonly beneath: Beneath;
   private readonly maxFileBytes: number;
   private readonly maxListEntries: number;
+  private readonly protectedFiles: readonly string[];
 
   /** Throws an Error naming the field when the configuration is invalid (a bad glob included). */
   constructor(config: FsHostConfig, options: FsHostOptions = {}) {
@@ -118,6 +126,22 @@ export class FsHost {
     this.beneath = new Beneath(config.root, options.forceWalk === true);
     this.maxFileBytes = config.max_file_bytes;
     this.maxListEntries = config.max_list_entries ?? DEFAULT_MAX_LIST_ENTRIES;
+    this.protectedFiles = options.protectedFiles ?? [];
+  }
+
+  /** Refuses the open file when it is one of the protected files now. */
+  private refuseProtected(st: Stats, op: FsOperation, p: RelPath): void {
+    for (const f of this.protectedFiles) {
+      let other: Stats;
+      try {
+        other = statSync(f);
+      } catch {
+        continue; // no such file now: nothing there to protect
+      }
+      if (other.dev === st.dev && other.ino === st.ino) {
+        throw new HostIoError('path_denied', `${op} ${JSON.stringify(p.text)}: is the gate's secrets file or an age key that opens it; no provider reads, writes or deletes it`);
+      }
+    }
   }
 
   async read(path: string): Promise<Uint8Array> {
@@ -126,6 +150,7 @@ export class FsHost {
       const F = this.beneath.flags;
       const fd = this.beneath.open(scope, root, p.text, F.O_RDONLY | F.O_NONBLOCK | F.O_NOCTTY, 'read');
       const st = regularFile(fd, 'read', p.text);
+      this.refuseProtected(st, 'read', p);
       this.capSize(st.size, 'read', p);
       const data = readCapped(fd, this.maxFileBytes);
       this.capSize(data.length, 'read', p);
@@ -234,6 +259,7 @@ export class FsHost {
     const F = this.beneath.flags;
     const fd = this.beneath.open(scope, dir, name, F.O_RDONLY | F.O_NONBLOCK | F.O_NOCTTY, op);
     const st = regularFile(fd, op, p.text);
+    this.refuseProtected(st, op, p);
     return { fd, st, sha256: hashFd(fd) };
   }
 

@@ -21,6 +21,7 @@ import { NO_OPENSSL, tlsUpstream } from '../helpers/tls-upstream.mjs';
 
 const skip = NO_OPENSSL;
 const TOKEN = 'ghp_' + 'x'.repeat(36);
+const AGE_KEY = 'AGE-SECRET-KEY-1' + 'Q'.repeat(58);
 const SLACK = 'xoxb-' + '1'.repeat(30);
 const HOOK = 'whsec_' + '2'.repeat(24);
 
@@ -51,12 +52,17 @@ before(async () => {
   mkdirSync(path.join(root, 'src'), { recursive: true });
   writeFileSync(path.join(root, 'src', 'hello.txt'), 'hello, file\n');
   writeFileSync(path.join(root, '.env'), 'SECRET=1\n');
+  // The age key of [secrets], kept (unwisely) under the fs root.
+  mkdirSync(path.join(root, 'docs', 'keys'), { recursive: true });
+  writeFileSync(path.join(root, 'docs', 'keys', 'age-key.txt'), `${AGE_KEY}\n`, { mode: 0o600 });
+  writeFileSync(path.join(root, 'docs', 'keys', 'readme.txt'), 'beside the key\n');
   process.env.LATCHGATE_SECRET_GITHUB_TOKEN = TOKEN;
   process.env.LATCHGATE_SECRET_SLACK_BOT_TOKEN = SLACK;
   process.env.LATCHGATE_SECRET_WEBHOOK_TOKEN = HOOK;
   g = await startGate({
     stateDir: path.join(dir, 'state'),
     config: { resolve: up.pins(), extraCaCerts: [up.caFile], providers: { fs: { root, principals: new Map(), actions: new Map() } } },
+    secrets: { ageKeyFile: path.join(root, 'docs', 'keys', 'age-key.txt'), cacheSeconds: 300 },
   });
   grantAll(g);
 });
@@ -235,6 +241,19 @@ test('fs actions refuse what their globs deny and anything outside the root; not
   const w = await a.execute('fs_write', { path: 'package.json', content_base64: Buffer.from('{}').toString('base64'), mode: 'create' });
   assert.notEqual(w.status, 200, w.text);
   assert.equal(existsSync(path.join(root, 'package.json')), false);
+});
+
+test('the age key of [secrets] under the fs root is never read, overwritten or deleted through fs actions; the file beside it is', { skip }, async () => {
+  const a = await agent();
+  const ok = await a.execute('fs_read', { path: 'docs/keys/readme.txt' });
+  assert.equal(ok.status, 200, ok.text);
+  const r = await a.execute('fs_read', { path: 'docs/keys/age-key.txt' });
+  assert.notEqual(r.status, 200, r.text);
+  assert.match(r.text, /path_denied/);
+  assert.ok(!r.text.includes(AGE_KEY), 'the key leaked');
+  const w = await a.execute('fs_write', { path: 'docs/keys/age-key.txt', content_base64: Buffer.from('AGE-SECRET-KEY-1MINE').toString('base64'), mode: 'overwrite' });
+  assert.notEqual(w.status, 200, w.text);
+  assert.equal(readFileSync(path.join(root, 'docs', 'keys', 'age-key.txt'), 'utf8'), `${AGE_KEY}\n`);
 });
 
 test('fs_list lists a directory without the denied names; fs_delete waits for approval, then deletes and records the hash of what it deleted', { skip }, async () => {

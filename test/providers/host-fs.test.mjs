@@ -498,3 +498,35 @@ test('native: renameAt with noreplace never replaces an existing name (what crea
   assert.equal(readFileSync(join(base, 'theirs'), 'utf8'), 'ours');
   assert.deepEqual(readdirSync(base), ['theirs']);
 });
+
+for (const mode of MODES) {
+  test(`[${mode.name}] the secrets file and its age keys inside a root: never read, overwritten or deleted, under any name or after a save by rename; the files beside them are`, async (t) => {
+    const base = tempDir(t, 'latchgate-fshost-keys-');
+    const root = join(base, 'root');
+    const keys = join(root, '.config', 'latchgate');
+    mkdirSync(keys, { recursive: true });
+    const key = join(keys, 'age-key.txt');
+    const sops = join(root, 'secrets.enc.yaml');
+    writeFileSync(key, 'AGE-SECRET-KEY-1TEST\n', { mode: 0o600 });
+    writeFileSync(sops, 'data: ENC[...]\n');
+    writeFileSync(join(keys, 'notes.txt'), 'beside the key\n');
+    // The configured path may itself be another name for the key (a symlink outside the root).
+    symlinkSync(key, join(base, 'key-link'));
+    const host = new FsHost(
+      { root, allowed_operations: ALL_OPS, allowed_paths: ['**'], denied_paths: [], max_file_bytes: 1 << 20 },
+      { forceWalk: mode.forceWalk, protectedFiles: [join(base, 'key-link'), sops] },
+    );
+    assert.equal(text(await host.read('.config/latchgate/notes.txt')), 'beside the key\n', 'a file beside the key is read');
+    for (const path of ['.config/latchgate/age-key.txt', 'secrets.enc.yaml']) {
+      assert.equal(await outcome(host.read(path)), 'path_denied', `read ${path}`);
+      assert.equal(await outcome(host.write(path, new TextEncoder().encode('x'), 'overwrite')), 'path_denied', `overwrite ${path}`);
+      assert.equal(await outcome(host.delete(path)), 'path_denied', `delete ${path}`);
+    }
+    assert.equal(readFileSync(key, 'utf8'), 'AGE-SECRET-KEY-1TEST\n', 'the key is as it was');
+    // The host saves a new key by rename: a new inode, the same protection.
+    writeFileSync(`${key}.new`, 'AGE-SECRET-KEY-1NEW\n', { mode: 0o600 });
+    renameSync(`${key}.new`, key);
+    assert.equal(await outcome(host.read('.config/latchgate/age-key.txt')), 'path_denied', 'the key saved by rename');
+    assert.equal(await outcome(host.stat('.config/latchgate/age-key.txt')), 'ok', 'stat shows it is there, never its content');
+  });
+}
