@@ -25,13 +25,19 @@ export interface SopsStore {
   configured: boolean;
 }
 
+/**
+ * Whether the default file is there to be used. A path this user cannot even
+ * look up (EACCES: a HOME of another user's, as `sudo -u` leaves it;
+ * ENOTDIR) holds no file of this user's: no store, and the start-up line says
+ * so. A file [secrets] sops_file names is never judged here: it must open.
+ */
 const exists = (p: string): boolean => {
   try {
     lstatSync(p);
     return true;
   } catch (e) {
-    // Any other failure (EACCES, ENOTDIR) counts as there: reading it then fails, loudly.
-    return (e as NodeJS.ErrnoException).code !== 'ENOENT';
+    const code = (e as NodeJS.ErrnoException).code;
+    return code !== 'ENOENT' && code !== 'EACCES' && code !== 'ENOTDIR';
   }
 };
 
