@@ -16,12 +16,16 @@ const u8 = (b) => new Uint8Array(b);
 
 const fails = (reason, re) => (e) => e instanceof MerkleProofError && e.reason === reason && re.test(e.message);
 
-test('src/verify/ imports nothing and uses no Node API (it must run in a browser)', () => {
+test('src/verify/ imports only its own files and uses no Node API (it must run in a browser)', () => {
   const files = readdirSync(VERIFY_SRC).filter((f) => f.endsWith('.ts'));
   assert.ok(files.includes('merkle.ts'));
   for (const f of files) {
     const text = readFileSync(join(VERIFY_SRC, f), 'utf8').replace(/\/\/.*$/gm, '');
-    assert.doesNotMatch(text, /^\s*(import|export)\b[^;]*\bfrom\s*['"]/m, `${f} imports a module`);
+    for (const m of text.matchAll(/^\s*(?:import|export)\b[^;]*?\bfrom\s*['"]([^'"]+)['"]/gm)) {
+      assert.match(m[1], /^\.\/[a-z0-9-]+\.js$/, `${f} imports ${m[1]}, which is not a file of src/verify/`);
+      assert.ok(files.includes(m[1].slice(2, -3) + '.ts'), `${f} imports ${m[1]}, which is not in src/verify/`);
+    }
+    assert.doesNotMatch(text, /\bimport\s*\(/, `${f} imports a module at run time`);
     assert.doesNotMatch(text, /\b(require|Buffer|process|__dirname|globalThis)\b|node:/, `${f} uses a Node API`);
   }
 });
