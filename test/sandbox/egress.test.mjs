@@ -5,76 +5,39 @@
 // decision is in the ledger.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import https from 'node:https';
-import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { rmSync } from 'node:fs';
 import path from 'node:path';
-import { MODES, skipReason, makeWorkspace, cleanupWorkspaces, runBox, distDir, testUser } from '../helpers/sandbox.mjs';
-import { haveOpenssl, makePki } from '../fixtures/egress-cred/pki.mjs';
+import { MODES, skipReason, makeWorkspace, cleanupWorkspaces, runBox } from '../helpers/sandbox.mjs';
+import { boxUpstream, cliAs as cli, credentialHome, haveOpenssl } from '../helpers/box-upstream.mjs';
 
 const KEY = `sk-host-only-${process.pid}-0123456789abcdef`;
 const dirs = [];
 let pki;
-let server;
+let upstream;
 let port;
 const seen = [];
 
 before(async () => {
-  if (!haveOpenssl()) return;
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'latchgate-egress-pki-'));
-  dirs.push(dir);
-  pki = makePki(dir);
-  chmodSync(dir, 0o755);
-  for (const f of ['ca.pem']) chmodSync(path.join(dir, f), 0o644);
-  server = https.createServer({ key: pki.server.key, cert: pki.server.cert }, (req, res) => {
+  upstream = await boxUpstream('egress', (req, res) => {
     seen.push({ url: req.url, key: req.headers['x-api-key'] });
     res.setHeader('content-type', 'text/plain');
     // An upstream that echoes what it got: the key must still not reach the box.
     res.end(`hello from upstream ${req.url} key=${req.headers['x-api-key'] ?? '-'}\n`);
   });
-  await new Promise((r) => server.listen(0, '127.0.0.1', r));
-  port = server.address().port;
+  ({ pki, port } = upstream ?? {});
 });
 
 after(() => {
-  server?.close();
+  upstream?.close();
   cleanupWorkspaces();
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
 function home(mode) {
-  const h = mkdtempSync(path.join(os.tmpdir(), 'latchgate-egress-home-'));
-  dirs.push(h);
   // The user-level config of this XDG_CONFIG_HOME: its pins and CA are grants.
-  const cfg = path.join(h, 'cfg', 'latchgate', 'latchgate.toml');
-  mkdirSync(path.dirname(cfg), { recursive: true });
-  writeFileSync(cfg, [
-    '[sandbox.agent]',
-    // localhost: allowlisted, but it resolves (host /etc/hosts) to loopback.
-    'allow_hosts = ["api.example.test", "localhost"]',
-    '',
-    '[sandbox.agent.credentials.fake]',
-    'upstream = "https://api.example.test/v1"',
-    'header = "x-api-key"',
-    'key_source = "env:FAKE_API_KEY"',
-    '',
-    '[sandbox.network]',
-    `extra_ca_certs = [${JSON.stringify(pki.caFile)}]`,
-    '',
-    '[sandbox.network.resolve]',
-    `"api.example.test" = "127.0.0.1:${port}"`,
-    '',
-  ].join('\n'));
-  if (mode === 'user' && process.getuid() === 0) spawnSync('chown', ['-R', `${testUser().uid}:${testUser().gid}`, h]);
-  return { cfg, env: { XDG_STATE_HOME: path.join(h, 'state'), XDG_RUNTIME_DIR: path.join(h, 'run'), XDG_CONFIG_HOME: path.join(h, 'cfg'), FAKE_API_KEY: KEY } };
-}
-
-function cli(mode, args, env) {
-  const u = testUser();
-  const opts = { encoding: 'utf8', maxBuffer: 256 * 1024 * 1024, env: { PATH: '/usr/bin:/bin', ...env } };
-  if (mode === 'user' && process.getuid() === 0) Object.assign(opts, { uid: u.uid, gid: u.gid });
-  return spawnSync(process.execPath, [path.join(distDir(mode), 'cli', 'main.js'), ...args], opts);
+  // localhost: allowlisted, but it resolves (host /etc/hosts) to loopback.
+  const h = credentialHome(mode, 'egress', upstream, { keySource: 'env:FAKE_API_KEY', head: ['[sandbox.agent]', 'allow_hosts = ["api.example.test", "localhost"]', ''], dirs });
+  return { cfg: h.cfg, env: { ...h.env, FAKE_API_KEY: KEY } };
 }
 
 const SCRIPT = (ca) => `

@@ -7,14 +7,11 @@
 // mounted tree is readable.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import https from 'node:https';
-import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import os from 'node:os';
 import path from 'node:path';
-import { MODES, skipReason, makeWorkspace, cleanupWorkspaces, runBox, own, testUser } from '../helpers/sandbox.mjs';
-import { haveOpenssl, makePki } from '../fixtures/egress-cred/pki.mjs';
+import { MODES, skipReason, makeWorkspace, cleanupWorkspaces, runBox, own } from '../helpers/sandbox.mjs';
+import { boxUpstream, credentialHome, haveOpenssl } from '../helpers/box-upstream.mjs';
 
 const tag = `${process.pid}-${Date.now().toString(36)}`;
 const AGE = `AGE-SECRET-KEY-1OLD${tag}`.toUpperCase();
@@ -23,54 +20,27 @@ const FILE_KEY = `sk-filekey-old-${tag}`;
 const FILE_KEY_NEW = `sk-filekey-new-${tag}`;
 const dirs = [];
 let pki;
-let server;
-let port;
+let upstream;
 const seen = [];
 
 before(async () => {
-  if (!haveOpenssl()) return;
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'latchgate-keyfiles-pki-'));
-  dirs.push(dir);
-  pki = makePki(dir);
-  chmodSync(dir, 0o755);
-  server = https.createServer({ key: pki.server.key, cert: pki.server.cert }, (req, res) => {
+  upstream = await boxUpstream('keyfiles', (req, res) => {
     seen.push(req.headers['x-api-key']);
     res.end('upstream ok\n');
   });
-  await new Promise((r) => server.listen(0, '127.0.0.1', r));
-  port = server.address().port;
+  pki = upstream?.pki;
 });
 
 after(() => {
-  server?.close();
+  upstream?.close();
   cleanupWorkspaces();
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
 /** A config home whose latchgate.toml names the age key file and a route with a file: key. */
 function config(mode, { ageKeyFile, fileKey }) {
-  const h = mkdtempSync(path.join(os.tmpdir(), 'latchgate-keyfiles-home-'));
-  dirs.push(h);
-  const cfg = path.join(h, 'cfg', 'latchgate', 'latchgate.toml');
-  mkdirSync(path.dirname(cfg), { recursive: true });
-  writeFileSync(cfg, [
-    '[secrets]',
-    `age_key_file = ${JSON.stringify(ageKeyFile)}`,
-    '',
-    '[sandbox.agent.credentials.fake]',
-    'upstream = "https://api.example.test/v1"',
-    'header = "x-api-key"',
-    `key_source = ${JSON.stringify(`file:${fileKey}`)}`,
-    '',
-    '[sandbox.network]',
-    `extra_ca_certs = [${JSON.stringify(pki.caFile)}]`,
-    '',
-    '[sandbox.network.resolve]',
-    `"api.example.test" = "127.0.0.1:${port}"`,
-    '',
-  ].join('\n'));
-  if (mode === 'user' && process.getuid() === 0) spawnSync('chown', ['-R', `${testUser().uid}:${testUser().gid}`, h]);
-  return { cfg, env: { XDG_STATE_HOME: path.join(h, 'state'), XDG_RUNTIME_DIR: path.join(h, 'run'), XDG_CONFIG_HOME: path.join(h, 'cfg') } };
+  const h = credentialHome(mode, 'keyfiles', upstream, { keySource: `file:${fileKey}`, head: ['[secrets]', `age_key_file = ${JSON.stringify(ageKeyFile)}`, ''], dirs });
+  return { cfg: h.cfg, env: h.env };
 }
 
 /** Writes a key file owned by the test user, mode 600; by rename over the old one when there is one (as editors save). */

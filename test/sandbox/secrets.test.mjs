@@ -11,22 +11,18 @@
 // directory; and `--dry-run` and `--print-profile` output.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import https from 'node:https';
-import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { chmodSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { MODES, skipReason, makeWorkspace, cleanupWorkspaces, runBox, distDir, testUser } from '../helpers/sandbox.mjs';
-import { haveOpenssl, makePki } from '../fixtures/egress-cred/pki.mjs';
+import { MODES, skipReason, makeWorkspace, cleanupWorkspaces, runBox } from '../helpers/sandbox.mjs';
+import { boxUpstream, cliAs as cli, credentialHome, haveOpenssl } from '../helpers/box-upstream.mjs';
 import { leaks } from '../helpers/secrets-gate.mjs';
 
 /** With a quote and a backslash, so its JSON-escaped form differs. */
 const KEY = `sk-sops-${randomBytes(12).toString('hex')}-"q\\b`;
 const dirs = [];
 let pki;
-let server;
-let port;
+let upstream;
 const seen = [];
 
 /** The key as an upstream might echo it: base64url at an odd offset, hex upper case, \u-escaped JSON, percent-encoded twice. */
@@ -43,67 +39,31 @@ function trickyEcho(key) {
 }
 
 before(async () => {
-  if (!haveOpenssl()) return;
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'latchgate-secbox-pki-'));
-  dirs.push(dir);
-  pki = makePki(dir);
-  chmodSync(dir, 0o755);
-  chmodSync(pki.caFile, 0o644);
-  server = https.createServer({ key: pki.server.key, cert: pki.server.cert }, (req, res) => {
+  upstream = await boxUpstream('secbox', (req, res) => {
     const key = req.headers['x-api-key'];
     seen.push(key);
     res.setHeader('content-type', 'text/plain');
     res.setHeader('x-echo', String(key));
     res.end(`upstream got:\n${key ? trickyEcho(key) : '-'}\n`);
   });
-  await new Promise((r) => server.listen(0, '127.0.0.1', r));
-  port = server.address().port;
+  pki = upstream?.pki;
 });
 
 after(() => {
-  server?.close();
+  upstream?.close();
   cleanupWorkspaces();
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
-function cli(mode, args, env, input) {
-  const u = testUser();
-  const opts = { encoding: 'utf8', input: input ?? '', env: { PATH: '/usr/bin:/bin', ...env } };
-  if (mode === 'user' && process.getuid() === 0) Object.assign(opts, { uid: u.uid, gid: u.gid });
-  return spawnSync(process.execPath, [path.join(distDir(mode), 'cli', 'main.js'), ...args], opts);
-}
-
 /** A home whose latchgate.toml routes "fake" to the upstream with the key from the SOPS file, written by latchgate secrets. */
 function home(mode) {
-  const h = mkdtempSync(path.join(os.tmpdir(), 'latchgate-secbox-home-'));
-  dirs.push(h);
-  chmodSync(h, 0o755);
-  const cfgDir = path.join(h, 'cfg', 'latchgate');
-  mkdirSync(cfgDir, { recursive: true });
-  const cfg = path.join(cfgDir, 'latchgate.toml');
-  writeFileSync(cfg, [
-    '[sandbox.agent]',
-    'allow_hosts = ["api.example.test"]',
-    '',
-    '[sandbox.agent.credentials.fake]',
-    'upstream = "https://api.example.test/v1"',
-    'header = "x-api-key"',
-    'key_source = "sops:FAKE_API_KEY"',
-    '',
-    '[sandbox.network]',
-    `extra_ca_certs = [${JSON.stringify(pki.caFile)}]`,
-    '',
-    '[sandbox.network.resolve]',
-    `"api.example.test" = "127.0.0.1:${port}"`,
-    '',
-  ].join('\n'));
-  if (mode === 'user' && process.getuid() === 0) spawnSync('chown', ['-R', `${testUser().uid}:${testUser().gid}`, h]);
-  const env = { XDG_STATE_HOME: path.join(h, 'state'), XDG_RUNTIME_DIR: path.join(h, 'run'), XDG_CONFIG_HOME: path.join(h, 'cfg') };
+  const h = credentialHome(mode, 'secbox', upstream, { keySource: 'sops:FAKE_API_KEY', head: ['[sandbox.agent]', 'allow_hosts = ["api.example.test"]', ''], dirs });
+  chmodSync(h.home, 0o755);
   for (const [args, input] of [[['secrets', 'init'], ''], [['secrets', 'set', 'FAKE_API_KEY'], KEY]]) {
-    const r = cli(mode, [...args, '--config', cfg], env, input);
+    const r = cli(mode, [...args, '--config', h.cfg], h.env, input);
     assert.equal(r.status, 0, r.stderr);
   }
-  return { cfg, cfgDir, env, ageKeyFile: path.join(cfgDir, 'age-key.txt'), sopsFile: path.join(cfgDir, 'secrets.enc.yaml') };
+  return { cfg: h.cfg, cfgDir: h.cfgDir, env: h.env, ageKeyFile: path.join(h.cfgDir, 'age-key.txt'), sopsFile: path.join(h.cfgDir, 'secrets.enc.yaml') };
 }
 
 // Inside the box: call the route, try to read the secret files, then dump
