@@ -21,7 +21,7 @@
 // field; nothing here throws anything but PolicyTestFileError.
 import { closeSync, fstatSync, openSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { LineCounter, parseDocument } from 'yaml';
+import { isMap, isScalar, isSeq, LineCounter, parseDocument } from 'yaml';
 import { nearest } from '../config/suggest.js';
 import { inspectData, validateInput, type PolicyData } from './engine.js';
 import type { Outcome } from './replay.js';
@@ -93,14 +93,27 @@ export function parsePolicyTestFile(text: string, file: string): PolicyTestCase[
     const line = first.pos?.[0] !== undefined ? lc.linePos(first.pos[0]).line : undefined;
     throw new PolicyTestFileError(file, line, '', `not valid YAML or JSON: ${first.message.split('\n')[0]}`);
   }
+  // The line of a key (where the field is named) or of a list item; the nearest enclosing one when it is not there.
   const lineOf = (path: (string | number)[]): number | undefined => {
-    try {
-      const n = doc.getIn(path, true) as { range?: unknown } | undefined;
-      const off = n && typeof n === 'object' && Array.isArray(n.range) ? (n.range[0] as unknown) : undefined;
-      return typeof off === 'number' ? lc.linePos(off).line : undefined;
-    } catch {
-      return undefined;
+    const start = (n: unknown) => (n && typeof n === 'object' && Array.isArray((n as { range?: unknown }).range) ? ((n as { range: unknown[] }).range[0] as number) : undefined);
+    let line: number | undefined;
+    let node: unknown = doc.contents;
+    for (const seg of path) {
+      let at: number | undefined;
+      if (isMap(node)) {
+        const pair = node.items.find((p) => (isScalar(p.key) ? String(p.key.value) : String(p.key)) === String(seg));
+        at = start(pair?.key);
+        node = pair?.value;
+      } else if (isSeq(node)) {
+        node = node.items[Number(seg)];
+        at = start(node);
+      } else {
+        break;
+      }
+      if (at === undefined) break;
+      line = lc.linePos(at).line;
     }
+    return line ?? (start(doc.contents) !== undefined ? lc.linePos(start(doc.contents)!).line : undefined);
   };
   let root: unknown;
   try {
