@@ -83,6 +83,11 @@ before(async () => {
     await new Promise((r) => setTimeout(r, 5)); // a later timestamp for --since
     await call('tester-2', tester, 't_ok', 4, 200);
     await call('agent-1', agent, 't_ok', 5, 200);
+    // The tables edited outside latchgate, then accepted by an operator: the chain cannot rebuild
+    // that change, the policy_accepted event carries the data instead.
+    g.db.prepare(`DELETE FROM policy_acl WHERE principal = 'agent' AND action_id = 't_ok'`).run();
+    g.gate.admin.policyAccept(operatorCaller());
+    await call('agent-after-accept', agent, 't_ok', 6, 403);
     // A decision event from before inputs were recorded: no policy.input.
     const { input: _input, ...policy } = steps['tester-1'].policy;
     g.ctx.ledger.append({ event_type: 'action_call', decision: 'allow', subject: steps['tester-1'].subject, action: steps['tester-1'].action, request: steps['tester-1'].request, policy });
@@ -112,16 +117,16 @@ test('each decision event records the exact input the engine got, and the chain 
     assert.deepEqual(history.lookup(dataVersionOf(e.policy.policy_version)), { data: want.data }, 'the data rebuilt is the one decided on');
     checked++;
   }
-  assert.equal(checked, 5, 'five decisions recorded their input (the approved run and the old-format event did not)');
+  assert.equal(checked, 6, 'six decisions recorded their input (the approved run and the old-format event did not)');
   assert.equal(steps['agent-approved'].policy.input, undefined, 'an approved run does not repeat the held decision\'s input');
   assert.equal(steps['agent-held'].decision, 'pending_approval');
 });
 
 test('the same policy: every decision replayed, none changes; the approved run and the old-format event are counted', async () => {
   const r = await replay(POLICIES);
-  assert.equal(r.decisions, 6);
-  assert.equal(r.replayed, 5);
-  assert.equal(r.unchanged, 5);
+  assert.equal(r.decisions, 7);
+  assert.equal(r.replayed, 6);
+  assert.equal(r.unchanged, 6);
   assert.equal(r.changed, 0);
   assert.deepEqual(r.changes, []);
   assert.equal(r.approved_runs, 1);
@@ -133,7 +138,7 @@ test('the same policy: every decision replayed, none changes; the approved run a
   assert.deepEqual(lg('--policy', POLICIES, '--json').json(), JSON.parse(JSON.stringify(r)));
   const t = lg('--policy', POLICIES, '--fail-on-change');
   assert.equal(t.code, 0, `nothing changed: ${t.err}`);
-  assert.match(t.out, /decisions: 6 selected, 5 replayed, 1 not replayable; 1 approved run/);
+  assert.match(t.out, /decisions: 7 selected, 6 replayed, 1 not replayable; 1 approved run/);
   assert.match(t.out, /changes: {3}none/);
 });
 
@@ -145,9 +150,9 @@ test('a stricter candidate: exactly the allowed calls it forbids go allow -> den
 forbid (principal == LatchGate::Principal::"tester", action, resource == LatchGate::Tool::"t_ok");
 `);
   const r = await replay(strict);
-  assert.equal(r.replayed, 5);
+  assert.equal(r.replayed, 6);
   assert.equal(r.changed, 2);
-  assert.equal(r.unchanged, 3);
+  assert.equal(r.unchanged, 4);
   assert.deepEqual(r.changes, [{
     from: 'allow', to: 'deny', action_id: 't_ok',
     reason: 'deny-tester-t-ok: tester may not call t_ok', recorded_reason: 'allow-default',
@@ -161,12 +166,12 @@ forbid (principal == LatchGate::Principal::"tester", action, resource == LatchGa
   assert.ok(table.out.includes(steps['tester-1'].trace_id));
 });
 
-test('a looser candidate (no ACL rule): the denial goes deny -> allow, nothing else', async () => {
+test('a looser candidate (no ACL rule): the denials go deny -> allow, nothing else', async () => {
   const loose = candidate('loose', DEFAULT_CEDAR.replace(/@id\("deny-not-in-acl"\)[\s\S]*?\n\};\n/, ''));
   assert.ok(!readFileSync(path.join(loose, 'latchgate.cedar'), 'utf8').includes('deny-not-in-acl"'));
   const r = await replay(loose);
-  assert.equal(r.changed, 1);
-  assert.deepEqual(r.changes.map((g) => [g.from, g.to, g.action_id, g.reason, g.count, g.trace_ids]), [['deny', 'allow', 't_ok', 'allow-default', 1, [steps['tester-denied'].trace_id]]]);
+  assert.equal(r.changed, 2);
+  assert.deepEqual(r.changes.map((g) => [g.from, g.to, g.action_id, g.reason, g.count, g.trace_ids]), [['deny', 'allow', 't_ok', 'allow-default', 2, [steps['tester-denied'].trace_id, steps['agent-after-accept'].trace_id]]]);
   assert.match(r.changes[0].recorded_reason, /^deny-not-in-acl:/);
 });
 
@@ -184,7 +189,7 @@ test('filters: --since, --until and --action select decisions by time and action
   const strict = path.join(work, 'strict');
   const since = steps['tester-2'].timestamp;
   const later = lg('--policy', strict, '--json', '--since', since).json();
-  assert.equal(later.decisions, 3, 'tester-2, agent-1 and the old-format event');
+  assert.equal(later.decisions, 4, 'tester-2, agent-1, agent-after-accept and the old-format event');
   assert.deepEqual(later.changes.map((g) => [g.count, g.trace_ids]), [[1, [steps['tester-2'].trace_id]]]);
   assert.equal(later.approved_runs, 0);
   const earlier = await replay(strict, { until: since });
@@ -201,10 +206,13 @@ test('filters: --since, --until and --action select decisions by time and action
   assert.match(bad.err, /--since.*ISO 8601/);
 });
 
-test('--data current decides on the data the tables hold now, and says so: the revoked call then comes out allowed', async () => {
+test('--data current decides on the data the tables hold now, and says so: the call made while revoked comes out allowed, the one made before the edit denied', async () => {
   const r = await replay(POLICIES, { data: 'current' });
   assert.equal(r.data, 'current');
-  assert.deepEqual(r.changes.map((g) => [g.from, g.to, g.count, g.trace_ids]), [['deny', 'allow', 1, [steps['tester-denied'].trace_id]]]);
+  assert.deepEqual(r.changes.map((g) => [g.from, g.to, g.count, g.trace_ids]), [
+    ['allow', 'deny', 1, [steps['agent-1'].trace_id]],
+    ['deny', 'allow', 1, [steps['tester-denied'].trace_id]],
+  ]);
 });
 
 test('replay writes nothing: the state directory is byte for byte what it was', async () => {
@@ -223,7 +231,7 @@ test('replay writes nothing: the state directory is byte for byte what it was', 
   const current = lg('--policy', POLICIES, '--data', 'current', '--json');
   assert.equal(current.code, 0, current.err);
   assert.equal(current.json().data, 'current');
-  assert.equal(current.json().changed, 1);
+  assert.equal(current.json().changed, 2);
   assert.deepEqual(snapshot(), before);
 });
 
