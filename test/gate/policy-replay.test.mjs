@@ -13,6 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Agent, grantAll, operatorCaller, startGate } from '../helpers/gate.mjs';
+import { buildFakeOpaWasm } from '../fixtures/policy/fake-opa-wasm.mjs';
 import { inputOfEvent } from '../../dist/policy/recorded-input.js';
 import { dataVersionOf, PolicyDataHistory } from '../../dist/policy/data-history.js';
 import { verifyLedger } from '../../dist/ledger/verify.js';
@@ -183,6 +184,26 @@ permit (principal, action == LatchGate::Action::"execute", resource == LatchGate
 `);
   const r = await replay(asking);
   assert.deepEqual(r.changes.map((g) => [g.from, g.to, g.action_id, g.reason, g.count]), [['allow', 'pending_approval', 't_ok', 'approval-t-ok', 3]]);
+});
+
+test('an OPA wasm candidate (a directory holding policy.wasm, or the file): every decision re-decided by it', async () => {
+  // An OPA-ABI module that answers allow without approval to everything (no opa binary here to build real Rego).
+  const dir = path.join(work, 'opa');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(path.join(dir, 'policy.wasm'), buildFakeOpaWasm({ result: JSON.stringify([{ result: { allow: true, requires_approval: false } }]) }));
+  for (const at of [dir, path.join(dir, 'policy.wasm')]) {
+    const r = await replay(at);
+    assert.equal(r.policy.engine, 'opa-wasm');
+    assert.equal(r.replayed, 6);
+    assert.deepEqual(r.changes.map((g) => [g.from, g.to, g.action_id, g.count]), [
+      ['deny', 'allow', 't_ok', 2],
+      ['pending_approval', 'allow', 't_high', 1],
+    ]);
+  }
+  // A directory holding both kinds is ambiguous: refused.
+  copyFileSync(path.join(dir, 'policy.wasm'), path.join(work, 'strict', 'policy.wasm'));
+  await assert.rejects(loadPolicyAt(path.join(work, 'strict')), /holds both latchgate\.cedar and policy\.wasm/);
+  rmSync(path.join(work, 'strict', 'policy.wasm'));
 });
 
 test('filters: --since, --until and --action select decisions by time and action', async () => {
