@@ -110,12 +110,21 @@ function applyChange(type: string, d: PolicyData, det: Record<string, unknown>):
   }
 }
 
+/**
+ * How many states are kept for lookups, the most recently made or used
+ * first: a decision is made on the data of its time, which is the newest
+ * state or one shortly before it (a change that landed while it was
+ * decided). A state pushed out is not guessed at: a decision naming it is
+ * not replayable, and says so.
+ */
+export const KEPT_STATES = 1024;
+
 export class PolicyDataHistory {
   /** The data after the last event applied; undefined while unknown (why: `unknown`). */
   private current: PolicyData | undefined;
   private unknown = 'no event so far records the complete policy data (state_baseline or policy_accepted with details.data)';
-  private readonly byDigest = new Map<string, PolicyData>();
-  private readonly byVersion = new Map<string, PolicyData>();
+  /** Known states by data version, least recently made or used first. */
+  private readonly states = new Map<string, { digest: string; data: PolicyData }>();
 
   /** Takes one event of the chain, in chain order; events that do not touch the policy data are ignored. */
   apply(e: AuditEventInput & { trace_id?: string }): void {
@@ -148,8 +157,8 @@ export class PolicyDataHistory {
     }
     if (typeof next === 'string') {
       // A digest seen before names a state known exactly (a revoke undoing a grant, say).
-      const seen = this.byDigest.get(digest);
-      if (seen) this.set(digest, seen);
+      const seen = this.states.get(versionOfDigest(digest));
+      if (seen?.digest === digest) this.set(digest, seen.data);
       else this.lose(`${where}: ${next}`);
       return;
     }
@@ -158,8 +167,10 @@ export class PolicyDataHistory {
 
   private set(digest: string, data: PolicyData): void {
     this.current = data;
-    this.byDigest.set(digest, data);
-    this.byVersion.set(versionOfDigest(digest), data);
+    const v = versionOfDigest(digest);
+    this.states.delete(v);
+    this.states.set(v, { digest, data });
+    if (this.states.size > KEPT_STATES) this.states.delete(this.states.keys().next().value!);
   }
 
   /** From here on the data is unknown (an event that cannot be trusted or applied), until a known state is named again. */
@@ -170,8 +181,12 @@ export class PolicyDataHistory {
 
   /** The data of this version if the chain so far rebuilt it, else why not. */
   lookup(version: string): { data: PolicyData } | { problem: string } {
-    const d = this.byVersion.get(version);
-    if (d) return { data: d };
-    return { problem: `the policy data of version ${version} is not rebuilt from the chain before this event${this.current ? '' : ` (${this.unknown})`}` };
+    const s = this.states.get(version);
+    if (s) {
+      this.states.delete(version);
+      this.states.set(version, s);
+      return { data: s.data };
+    }
+    return { problem: `the policy data of version ${version} is not rebuilt from the chain before this event (or is older than the ${KEPT_STATES} states kept)${this.current ? '' : `; ${this.unknown}`}` };
   }
 }

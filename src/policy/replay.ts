@@ -136,6 +136,7 @@ export async function replayDecisions(db: Db, name: string, engine: PolicyEngine
   for (const { event: e, edited } of chainEvents(db)) {
     if (!e || typeof e.event_type !== 'string') continue;
     if (isPolicyDataEvent(e.event_type)) {
+      if (current) continue; // --data current: the history is not used
       if (edited) history.lose(`the ${e.event_type} event ${String(e.trace_id)} was edited after it was written (run latchgate verify)`);
       else history.apply(e);
       continue;

@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { openDb } from '../../dist/ledger/db.js';
 import { PolicyStore, PolicyStoreError, policyDigest } from '../../dist/policy/store.js';
-import { dataRecord, dataVersionOf, PolicyDataHistory, RECORDED_DATA_MAX_BYTES } from '../../dist/policy/data-history.js';
+import { dataRecord, dataVersionOf, KEPT_STATES, PolicyDataHistory, RECORDED_DATA_MAX_BYTES } from '../../dist/policy/data-history.js';
 import { prng } from '../fixtures/unit/helpers.mjs';
 
 const SEED = process.env.FUZZ_SEED ? Number(process.env.FUZZ_SEED) : 0x5eed_da7a;
@@ -131,4 +131,20 @@ test('dataRecord carries the data up to RECORDED_DATA_MAX_BYTES and says why bey
   assert.match(big.data_omitted, new RegExp(`^the policy data is \\d+ bytes, over the ${RECORDED_DATA_MAX_BYTES} an event carries$`));
   assert.equal(dataVersionOf('61e5b8497ff97e6f.086467e3399ad17f'), '086467e3399ad17f');
   for (const v of ['61e5b8497ff97e6f.invalid', 'opa-server:v1', '', undefined, 42, '61e5b8497ff97e6f.086467e3399ad17f0']) assert.equal(dataVersionOf(v), null, String(v));
+});
+
+test(`at most ${KEPT_STATES} states are kept, the most recently made or used: an older one is reported, not guessed`, () => {
+  const h = new PolicyDataHistory();
+  const dataOf = (i) => ({ acl: { [`p${i}`]: { allowed_actions: ['a'], allowed_sinks: [] } }, allowlist: {} });
+  const versions = [];
+  for (let i = 0; i <= KEPT_STATES + 1; i++) {
+    const data = dataOf(i);
+    h.apply({ event_type: 'policy_accepted', trace_id: `a${i}`, details: { policy_digest: policyDigest(data), recorded_digest: null, store_version: i, data } });
+    versions.push(version(policyDigest(data)));
+    if (i === 5) assert.deepEqual(h.lookup(versions[1]), { data: dataOf(1) }); // used: kept longer
+  }
+  assert.match(h.lookup(versions[0]).problem, new RegExp(`not rebuilt from the chain before this event \\(or is older than the ${KEPT_STATES} states kept\\)`));
+  assert.deepEqual(h.lookup(versions[1]), { data: dataOf(1) });
+  assert.match(h.lookup(versions[2]).problem, /older than/);
+  assert.deepEqual(h.lookup(versions.at(-1)), { data: dataOf(KEPT_STATES + 1) });
 });
