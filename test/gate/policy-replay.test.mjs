@@ -41,8 +41,10 @@ function candidate(name, cedarText, schemaText) {
   return dir;
 }
 
+/** The command, on the ledger found where the gate keeps it ($XDG_STATE_HOME/latchgate/) unless --ledger is given. */
 function lg(...args) {
-  const r = spawnSync(process.execPath, [CLI, 'policy', 'replay', '--ledger', ledger, ...args], { encoding: 'utf8', env: { PATH: '/usr/bin:/bin', HOME: work } });
+  const env = { PATH: '/usr/bin:/bin', HOME: work, XDG_STATE_HOME: path.join(work, 'xdg'), XDG_CONFIG_HOME: path.join(work, 'config'), XDG_RUNTIME_DIR: path.join(work, 'run') };
+  const r = spawnSync(process.execPath, [CLI, 'policy', 'replay', ...args], { encoding: 'utf8', env });
   return { code: r.status, out: r.stdout, err: r.stderr, json: () => JSON.parse(r.stdout) };
 }
 
@@ -53,7 +55,7 @@ async function replay(policyDir, opts = {}) {
 }
 
 before(async () => {
-  const g = await startGate({ stateDir: path.join(work, 'state') });
+  const g = await startGate({ stateDir: path.join(work, 'xdg', 'latchgate') });
   ledger = path.join(g.stateDir, 'ledger.sqlite3');
   const decide = g.ctx.policy.decide.bind(g.ctx.policy);
   g.ctx.policy.decide = (input, data) => {
@@ -136,8 +138,8 @@ test('the same policy: every decision replayed, none changes; the approved run a
   assert.match(r.not_replayable_reasons[0].reason, /^no recorded input: policy\.input is absent/);
   assert.deepEqual(r.not_replayable_reasons[0].trace_ids, [steps['old-format'].trace_id]);
   // The command says the same, in JSON and in its table.
-  assert.deepEqual(lg('--policy', POLICIES, '--json').json(), JSON.parse(JSON.stringify(r)));
-  const t = lg('--policy', POLICIES, '--fail-on-change');
+  assert.deepEqual(lg('--policy', POLICIES, '--json').json(), JSON.parse(JSON.stringify(r)), 'the ledger of the state directory');
+  const t = lg('--ledger', ledger, '--policy', POLICIES, '--fail-on-change');
   assert.equal(t.code, 0, `nothing changed: ${t.err}`);
   assert.match(t.out, /decisions: 7 selected, 6 replayed, 1 not replayable; 1 approved run/);
   assert.match(t.out, /changes: {3}none/);
