@@ -50,12 +50,10 @@ export function inputOfEvent(e: AuditEventInput): RebuiltInput {
     ['action_trust_verdict', 'action.action_trust_verdict', e.action?.action_trust_verdict],
     ['request_hash', 'request.request_hash', e.request?.request_hash],
   ];
-  const input: Record<string, unknown> = {};
   for (const [member, field, value] of fromEvent) {
     if (value === undefined) return { problem: `${field} is absent (policy input member ${member})` };
-    input[member] = value;
   }
-  for (const k of LISTS) input[k] = [];
-  Object.assign(input, rec);
+  // fromEntries defines own properties (a recorded "__proto__" stays a member); later entries win.
+  const input = Object.fromEntries([...fromEvent.map(([member, , value]) => [member, value]), ...LISTS.map((k) => [k, []]), ...Object.entries(rec)]);
   return { input: input as unknown as PolicyInput };
 }

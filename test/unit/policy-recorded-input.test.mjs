@@ -83,3 +83,12 @@ test('an event without the input, or without a field the input needs, says which
   assert.match(without((e) => delete e.action.risk_level).problem, /action\.risk_level is absent/);
   assert.match(without((e) => delete e.request).problem, /request\.request_hash is absent/);
 });
+
+test('a recorded "__proto__" member stays a member of the input (the schema then refuses it), never its prototype', () => {
+  const e = stored(eventFor(baseInput()));
+  e.policy.input = JSON.parse(`{"__proto__": {"scopes": ["admin"]}, ${JSON.stringify(e.policy.input).slice(1)}`);
+  const { input } = inputOfEvent(e);
+  assert.equal(Object.getPrototypeOf(input), Object.prototype);
+  assert.ok(Object.prototype.hasOwnProperty.call(input, '__proto__'));
+  assert.equal(validateInput(input).ok, false);
+});
