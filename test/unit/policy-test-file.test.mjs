@@ -163,7 +163,7 @@ test(`fuzz (seed ${SEED}, ${FUZZ_CASES} cases): the parser returns valid cases o
     }
     good++;
   }
-  assert.ok(good > 50 && refused > 50, `${good} parsed, ${refused} refused`);
+  assert.ok(good > 20 && refused > 200, `${good} parsed, ${refused} refused`);
 });
 
 // ---- the command ------------------------------------------------------------
