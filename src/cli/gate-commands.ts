@@ -13,6 +13,7 @@ import { closest } from '../config/suggest.js';
 import { canonicalHash, canonicalize } from '../crypto/jcs.js';
 import { displayJson, displayLines, displayText, safeJson, safeJsonText } from './safe-text.js';
 import { actionLines } from './action-view.js';
+import { policyReplayCommand, policyTestCommand } from './policy-tools.js';
 import { budgetLines, budgetReport, type BudgetReport } from '../gate/budget-report.js';
 import { ROTATION_WAIT_DEFAULT_SECONDS, ROTATION_WAIT_MAX_SECONDS, type RotationReport } from '../gate/rotation.js';
 import { gateSetup, localOperator, openSharedGate, stateFiles, type GateSetup } from '../gate/setup.js';
@@ -276,7 +277,7 @@ export function approvalsCommand(): Command {
 }
 
 export function policyCommand(): Command {
-  const c = new Command('policy').summary('grant, revoke and show what principals may do');
+  const c = new Command('policy').summary('grant, revoke and show what principals may do; replay and test policies');
   const csv = (v: string) => v.split(',').map((x) => x.trim()).filter(Boolean);
   c.addCommand(common(new Command('grant').summary('allow a principal some actions')).argument('<principal>', 'principal, or * for everyone').argument('<actions>', 'comma-separated action ids').option('--sinks <list>', 'comma-separated sinks (default: what the actions declare)').action(async (principal: string, actions: string, o: Out & { sinks?: string }) => {
     await withGate(o, (g, s) => {
@@ -312,6 +313,8 @@ export function policyCommand(): Command {
       print(o, r, () => (r.length === 0 ? 'no grants (everything is denied)' : r.map((e) => JSON.stringify(e)).join('\n')));
     });
   }));
+  c.addCommand(policyReplayCommand());
+  c.addCommand(policyTestCommand());
   return c;
 }
 

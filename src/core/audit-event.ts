@@ -16,7 +16,8 @@ export interface AuditEventInput {
   subject?: { principal: string; session_id?: string; lease_jti?: string; identity_method?: string };
   action?: { action_id: string; action_version?: string; action_digest?: string; action_trust_verdict?: string; risk_level?: RiskLevel };
   request?: { request_hash?: string };
-  policy?: { policy_version?: string; decision?: string; deny_reason?: string; determining_policies?: string[] };
+  /** input: what a decision needs beyond the event's other fields to be made again (src/policy/recorded-input.ts). */
+  policy?: { policy_version?: string; decision?: string; deny_reason?: string; determining_policies?: string[]; input?: Record<string, unknown> };
   budgets_before?: Record<string, number>;
   budgets_after?: Record<string, number>;
   execution?: Record<string, unknown>;

@@ -59,6 +59,9 @@ const CATALOGUE = {
       action: R,
       request: O,
       policy: O,
+      // What a decision needs beyond the event's other fields to be made again (src/policy/recorded-input.ts);
+      // absent on a run an operator approved (its held pending_approval event has it) and on events written before.
+      'policy.input': O,
       budgets_before: O,
       budgets_after: O,
       execution: O,
@@ -194,16 +197,18 @@ const CATALOGUE = {
     details: { ...POLICY_CHANGE, action_id: R },
   },
   policy_accepted: {
-    meaning: 'An operator accepted the policy data as it is now (after it was found to differ from what the chain recorded): details.policy_digest is its digest, recorded_digest the one the chain held before',
+    meaning: 'An operator accepted the policy data as it is now (after it was found to differ from what the chain recorded): details.policy_digest is its digest, data the data, recorded_digest the digest the chain held before',
     emitters: ADMIN,
     fields: ADMIN_ACT,
-    details: { policy_digest: R, recorded_digest: R, store_version: R },
+    // data: the complete policy data accepted, or data_omitted saying why not (src/policy/data-history.ts).
+    details: { policy_digest: R, recorded_digest: R, store_version: R, data: O, data_omitted: O },
   },
   state_baseline: {
-    meaning: 'The first record of the gate state kept outside the chain (revocation epoch, policy data digest), written once by the first gate start on a ledger without one',
+    meaning: 'The first record of the gate state kept outside the chain (revocation epoch, policy data digest and the data), written once by the first gate start on a ledger without one',
     emitters: ['src/gate/state-baseline.ts'],
     fields: { decision: R, details: R },
-    details: { epoch: R, epoch_in_table: R, policy_digest: R, store_version: R },
+    // data: the complete policy data, where the chain's record of it starts, or data_omitted saying why not (src/policy/data-history.ts).
+    details: { epoch: R, epoch_in_table: R, policy_digest: R, store_version: R, data: O, data_omitted: O },
   },
   budget_counts_restored: {
     meaning: 'A gate found budget windows counting fewer calls than the chain records (the table was edited) and put them back to the chain\'s count',

@@ -6,6 +6,7 @@ import { immediate } from '../ledger/db.js';
 import type { LedgerFilters } from '../ledger/ledger.js';
 import { recordedPolicyDigest } from '../ledger/state-record.js';
 import { verifyLedger } from '../ledger/verify.js';
+import { dataRecord } from '../policy/data-history.js';
 import { policyDigest, readPolicyData, type PolicyChange, type RecordChange } from '../policy/store.js';
 import type { AdminService, Caller } from './app.js';
 import { ApprovalError, leaseRefusal, pollView, type Approval, type LeaseRefusal } from './approvals.js';
@@ -242,7 +243,8 @@ export class Admin implements AdminService {
     return immediate(this.ctx.db, () => {
       const data = readPolicyData(this.ctx.db)!;
       const details = { policy_digest: policyDigest(data), recorded_digest: recordedPolicyDigest(this.ctx.db)?.value ?? null, store_version: this.ctx.policyStore.version() };
-      this.act(caller, 'policy_accepted', details);
+      // The data itself too: the chain cannot rebuild data changed outside it (src/policy/data-history.ts).
+      this.act(caller, 'policy_accepted', { ...details, ...dataRecord(data) });
       return { ...details };
     });
   }

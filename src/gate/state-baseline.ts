@@ -10,6 +10,7 @@
 import type { Ledger } from '../ledger/ledger.js';
 import { immediate } from '../ledger/db.js';
 import { recordedEpoch, recordedPolicyDigest } from '../ledger/state-record.js';
+import { dataRecord } from '../policy/data-history.js';
 import type { PolicyStore } from '../policy/store.js';
 import { readTableEpoch } from './state-check.js';
 
@@ -23,7 +24,8 @@ export function recordBaseline(ledger: Ledger, store: PolicyStore, sandboxDegrad
     ledger.appendInTransaction({
       event_type: 'state_baseline',
       decision: 'allow',
-      details: { epoch, epoch_in_table: table, policy_digest: store.digest(), store_version: store.version() },
+      // The complete data too: the start the chain rebuilds the policy data from (src/policy/data-history.ts).
+      details: { epoch, epoch_in_table: table, policy_digest: store.digest(), store_version: store.version(), ...dataRecord(store.data()) },
       ...(sandboxDegraded ? { sandbox_degraded: true } : {}),
     });
     return true;

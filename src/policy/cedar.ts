@@ -47,7 +47,11 @@ export interface CedarPolicyMeta {
 }
 
 export class CedarPolicyError extends Error {
-  constructor(message: string) {
+  constructor(
+    message: string,
+    /** Which file is at fault: the policy set or the schema. */
+    readonly source: 'policy' | 'schema' = 'policy',
+  ) {
     super(message);
     this.name = 'CedarPolicyError';
   }
@@ -71,8 +75,26 @@ export interface CedarEngineOptions {
 }
 
 
-function messages(errors: { message: string }[] | undefined): string {
-  return (errors ?? []).map((e) => e.message).join('; ') || 'unknown error';
+type CedarDiagnostic = { message: string; help?: string | null; sourceLocations?: { start: number }[] };
+
+/** "line L, column C" of a character offset into a text. */
+function position(text: string, at: number): string {
+  const before = text.slice(0, at);
+  return `line ${before.split('\n').length}, column ${at - before.lastIndexOf('\n')}`;
+}
+
+/** Cedar's source locations are UTF-8 byte offsets: the character offset into the same text. */
+function charOffset(text: string, byteOffset: number): number {
+  return Buffer.from(text, 'utf8').subarray(0, byteOffset).toString('utf8').length;
+}
+
+/** Cedar's errors as one line; with `locate`, each says where (from its first source location, a byte offset). */
+function messages(errors: CedarDiagnostic[] | undefined, locate?: (byteOffset: number) => string): string {
+  const one = (e: CedarDiagnostic) => {
+    const at = e.sourceLocations?.[0]?.start;
+    return `${locate && at !== undefined ? `${locate(at)}: ` : ''}${e.message}${e.help ? ` (${e.help})` : ''}`;
+  };
+  return (errors ?? []).map(one).join('; ') || 'unknown error';
 }
 
 // fs_path as the policy sees it: posix-normalised ("." and ".." segments and
@@ -94,16 +116,16 @@ function toLong(n: number): number {
 
 function parsePolicySet(text: string): Map<string, { text: string; meta: CedarPolicyMeta }> {
   const parts = cedar.policySetTextToParts(text);
-  if (parts.type !== 'success') throw new CedarPolicyError(`policy set does not parse: ${messages(parts.errors)}`);
+  if (parts.type !== 'success') throw new CedarPolicyError(`policy set does not parse: ${messages(parts.errors, (b) => position(text, charOffset(text, b)))}`);
   if (parts.policy_templates.length > 0) throw new CedarPolicyError('policy templates are not supported in the latchgate policy set');
   if (parts.policies.length === 0) throw new CedarPolicyError('the policy set is empty');
   const out = new Map<string, { text: string; meta: CedarPolicyMeta }>();
   parts.policies.forEach((ptext, i) => {
     const j = cedar.policyToJson(ptext);
-    if (j.type !== 'success') throw new CedarPolicyError(`policy #${i + 1} does not parse: ${messages(j.errors)}`);
+    if (j.type !== 'success') throw new CedarPolicyError(`policy #${i + 1} (${position(text, text.indexOf(ptext))}) does not parse: ${messages(j.errors)}`);
     const annotations = { ...(j.json.annotations ?? {}) } as Record<string, string>;
     const id = annotations['id'];
-    if (!id) throw new CedarPolicyError(`policy #${i + 1} has no @id("...") annotation (every policy needs a unique id for the audit trail)`);
+    if (!id) throw new CedarPolicyError(`policy #${i + 1} (${position(text, text.indexOf(ptext))}) has no @id("...") annotation (every policy needs a unique id for the audit trail)`);
     if (out.has(id)) throw new CedarPolicyError(`two policies have @id("${id}")`);
     const effect = j.json.effect;
     const orderText = annotations['order'];
@@ -159,13 +181,17 @@ export class CedarEngine implements PolicyEngine {
       metas.set(id, p.meta);
     }
     const schemaCheck = cedar.checkParseSchema(schemaText);
-    if (schemaCheck.type !== 'success') throw new CedarPolicyError(`schema does not parse: ${messages(schemaCheck.errors)}`);
+    if (schemaCheck.type !== 'success') throw new CedarPolicyError(`schema does not parse: ${messages(schemaCheck.errors, (b) => position(schemaText, charOffset(schemaText, b)))}`, 'schema');
     const v = cedar.validate({ schema: schemaText, policies: { staticPolicies }, validationSettings: { mode: 'strict' } });
     if (v.type !== 'success') throw new CedarPolicyError(`policy validation failed: ${messages(v.errors)}`);
     if (v.validationErrors.length > 0) {
-      throw new CedarPolicyError(
-        `policies do not match the schema: ${v.validationErrors.map((e) => `${e.policyId}: ${e.error.message}`).join('; ')}`,
-      );
+      // Locations are within each policy's own text: placed in the file by where that text starts.
+      const inFile = (id: string) => {
+        const ptext = staticPolicies[id] ?? '';
+        const base = policyText.indexOf(ptext);
+        return (b: number) => (base < 0 ? `policy ${id}` : position(policyText, base + charOffset(ptext, b)));
+      };
+      throw new CedarPolicyError(`policies do not match the schema: ${v.validationErrors.map((e) => `${e.policyId}: ${messages([e.error], inFile(e.policyId))}`).join('; ')}`);
     }
     const tag = `${this.version.slice(0, 16)}-${process.pid}-${nextId++}`;
     this.policySetId = `latchgate-${tag}`;

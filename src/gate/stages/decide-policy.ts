@@ -5,6 +5,7 @@ import { callSubject, describeExhausted, type ExhaustedWindow } from '../budget.
 import type { GateContext } from '../context.js';
 import { GateError } from '../errors.js';
 import { need, type Execution } from '../execution.js';
+import { recordedInput } from '../../policy/recorded-input.js';
 import type { PolicyDecision, PolicyInput } from '../../policy/types.js';
 
 const ENGINE_CODES = new Set<string>([ENGINE_FAILURE.unavailable, ENGINE_FAILURE.timeout, ENGINE_FAILURE.invalidResponse]);
@@ -40,7 +41,15 @@ export async function decidePolicy(ctx: GateContext, x: Execution): Promise<void
   const data = ctx.policyData.data();
   const decision = await ctx.policy.decide(input, data);
   x.decided = { input, decision, budget, data };
-  x.event.policy = { policy_version: decision.policy_version, decision: decision.allow ? (decision.requires_approval ? 'pending_approval' : 'allow') : 'deny', determining_policies: decision.determining_policies, ...(decision.deny_reason ? { deny_reason: decision.deny_reason } : {}) };
+  // The input, as much of it as the event does not hold already: the decision can be made again (`latchgate policy replay`).
+  // policy_version names the policy data too (its second half: the data version, src/policy/engine.ts).
+  x.event.policy = {
+    policy_version: decision.policy_version,
+    decision: decision.allow ? (decision.requires_approval ? 'pending_approval' : 'allow') : 'deny',
+    determining_policies: decision.determining_policies,
+    ...(decision.deny_reason ? { deny_reason: decision.deny_reason } : {}),
+    input: recordedInput(input),
+  };
   x.event.budgets_before = { ...budget };
   if (!decision.allow) {
     const e = denialError(decision, view.exhausted);

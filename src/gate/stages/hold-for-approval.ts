@@ -42,6 +42,8 @@ export function approvedExecution(ctx: GateContext, a: Approval, operator: strin
   const plan = a.plan as ExecutionPlan;
   const held = ctx.approvals.heldEvent(a.approval_id) ?? planEvent(plan);
   const traceId = randomUUID();
+  // Not a decision of its own (the held event is): it does not repeat the decision's input.
+  const { input: _decided, ...policy } = held.policy ?? {};
   return {
     traceId,
     actionId: plan.core.action_id,
@@ -54,7 +56,7 @@ export function approvedExecution(ctx: GateContext, a: Approval, operator: strin
       event_type: 'action_call',
       trace_id: traceId,
       ...held,
-      policy: { ...held.policy, decision: 'allow' },
+      policy: { ...policy, decision: 'allow' },
       approval: { approval_id: a.approval_id, approved_by: operator },
     },
   };
