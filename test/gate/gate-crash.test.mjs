@@ -47,7 +47,7 @@ test('SIGKILL between intent and receipt: verify reports the intent; the same re
   assert.equal(markerCount(marker), 1);
 
   // Before any gate starts again, nothing accounts for the intent: latchgate verify says the gate stopped.
-  const crashed = cliVerify(t, stateDir);
+  const crashed = cliVerify(t, stateDir, { text: true });
   assert.equal(crashed.code, 2, crashed.text);
   const [stopped] = crashed.report.intents_without_receipts;
   assert.equal(stopped.status, 'unexplained');
@@ -68,7 +68,7 @@ test('SIGKILL between intent and receipt: verify reports the intent; the same re
   assert.equal(recorded.event_type, 'execution_interrupted');
   assert.equal(recorded.trace_id, orphan.trace_id);
   assert.equal(recorded.execution.grant_id, orphan.grant_id);
-  const restarted = cliVerify(t, stateDir);
+  const restarted = cliVerify(t, stateDir, { text: true });
   assert.equal(restarted.code, 0, restarted.text);
   assert.match(restarted.text, /grant \S+ action t_side_effect .*: interrupted \(the gate stopped before its receipt; execution_interrupted event id=\d+\)/);
   const row = g.db.prepare('SELECT * FROM execution_intents WHERE grant_id = ?').get(orphan.grant_id);
