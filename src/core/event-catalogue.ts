@@ -75,7 +75,7 @@ const CATALOGUE = {
     coalesced: true,
   },
   execution_interrupted: {
-    meaning: 'A gate found the intent of an execution whose gate process stopped (a crash, a kill) after dispatching it and before its receipt: the outcome is unknown, and the same request is refused until an operator settles it',
+    meaning: 'A gate found the intent of an execution whose gate process stopped (a crash, a kill) after dispatching it and before its receipt: the outcome is unknown, and the same request is not run again (previous_outcome_unknown)',
     emitters: ['src/gate/interrupted.ts'],
     // trace_id is the intent's: the action_call of that trace was never written.
     fields: { decision: R, subject: R, action: R, execution: R, 'execution.grant_id': R, details: R },

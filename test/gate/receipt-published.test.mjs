@@ -8,8 +8,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
+import { buildGateApp } from '../../dist/gate/app.js';
+import { listenUnix, unixIdentity, unixPeer } from '../../dist/gate/transport.js';
 import { canonicalize } from '../../dist/crypto/jcs.js';
 import { verifyReceiptWith } from '../../dist/sdk/receipts.js';
 import { Agent, grantAll, request } from '../helpers/gate.mjs';
@@ -61,6 +64,19 @@ function verifyIndependently(keys, receipt) {
 
 // ------------------------------------------------ the gate
 
+/** A client socket of gate g on which this process's uid is no principal and no operator. */
+async function strangerSocket(t, g) {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'latchgate-stranger-'));
+  const app = buildGateApp({ service: g.gate, role: 'client', identify: unixIdentity({ principals: new Map(), operators: new Map() }), peer: unixPeer });
+  const socket = path.join(dir, 'gate.sock');
+  await listenUnix(app, socket, 0o600);
+  t.after(async () => {
+    await app.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  return socket;
+}
+
 test('receipts of the real gate verify with the published keys and docs/FORMATS.md alone; edits, downgrades and a retired key are refused', async (t) => {
   const g = await gateFor(t);
   grantAll(g);
@@ -77,10 +93,14 @@ test('receipts of the real gate verify with the published keys and docs/FORMATS.
   const third = await a.execute('t_ok', { n: 3 });
   assert.equal(third.status, 200, third.text);
 
-  // Published with no authentication: no lease, no proof, no token; on the box's socket and the local one alike.
+  // Published with no authentication: no lease, no proof, no token; on the box's socket and the local one alike,
+  // and to a peer the gate cannot identify at all (its uid mapped to no principal), which /v1/receipt-keys refuses.
   const published = await request(g.agentSocket, 'GET', '/.well-known/latchgate-receipt-keys.json');
   assert.equal(published.status, 200, published.text);
   assert.deepEqual((await request(g.socket, 'GET', '/.well-known/latchgate-receipt-keys.json')).body, published.body);
+  const stranger = await strangerSocket(t, g);
+  assert.deepEqual((await request(stranger, 'GET', '/.well-known/latchgate-receipt-keys.json')).body, published.body);
+  assert.equal((await request(stranger, 'GET', '/v1/receipt-keys')).body.error, 'identity_unauthenticated');
   assert.equal(published.body.keys.length, 2);
   const [old, current] = published.body.keys;
   assert.ok(old.created_at && old.retired_at && current.created_at && current.retired_at === undefined);
