@@ -102,7 +102,7 @@ test('the default plan: system trees read-only, own /etc files, private /tmp and
   assert.equal(plan.capabilities, 'all dropped');
   assert.equal(plan.noNewPrivs, true);
   for (const ns of ['user', 'mount', 'pid', 'network', 'uts', 'ipc']) assert.ok(plan.namespaces.includes(ns), ns);
-  assert.deepEqual(plan.network, { loopbackOnly: true, strictNet: false, listenPorts: [], allowHosts: [], egress: null });
+  assert.deepEqual(plan.network, { loopbackOnly: true, strictNet: false, listenPorts: [], dns: null, allowHosts: [], egress: null });
   assert.deepEqual(plan.terminal, { mode: 'inherit' });
   assert.deepEqual(plan.degraded, []);
   assert.deepEqual(plan.rlimits.map((r) => [r.name, r.soft, r.hard]), [['core', 0, 0], ['nofile', DEFAULT_NOFILE, DEFAULT_NOFILE], ['nproc', DEFAULT_NPROC, DEFAULT_NPROC]]);
