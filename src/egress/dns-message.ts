@@ -16,8 +16,8 @@ export const EDE_PROHIBITED = 18;
 const TYPE_OPT = 41;
 /** The UDP payload size this server says it takes (RFC 9715's default). */
 const OUR_UDP_SIZE = 1232;
-/** Bytes of EXTRA-TEXT at most: an answer stays under 512 bytes, which every client takes. */
-export const MAX_EXTRA_TEXT = 180;
+/** Every client takes an answer of this size (RFC 1035 §4.2.1); EXTRA-TEXT is cut to fit it. */
+export const MAX_ANSWER = 512;
 /** OPT plus at most a TSIG or SIG(0): more additional records than this is not a stub's query. */
 const MAX_ADDITIONAL = 4;
 
@@ -145,17 +145,19 @@ export function parseQuery(b: Uint8Array): ParsedPacket {
 /**
  * The answer to a query (or to what could be read of one): no records, the
  * response code, and for a query with an OPT record our own OPT carrying an
- * Extended DNS Error with text (printable ASCII, at most MAX_EXTRA_TEXT bytes).
+ * Extended DNS Error with text (printable ASCII, cut so the answer fits MAX_ANSWER).
  */
 export function buildAnswer(
   q: { id: number; opcode: number; rd: boolean; question: DnsQuestion | null; edns: DnsQuery['edns'] },
   rcode: number,
   ede?: { code: number; text: string },
 ): Uint8Array {
-  const text = ede ? Buffer.from(ede.text.replace(/[^\x20-\x7e]/g, '?').slice(0, MAX_EXTRA_TEXT), 'ascii') : Buffer.alloc(0);
+  const qlen = q.question ? q.question.wire.length : 0;
+  // Header, question, OPT and the option's own fields; what is left is the text's (at least 200 bytes: a question is at most 259).
+  const room = MAX_ANSWER - (12 + qlen + 11 + 6);
+  const text = ede ? Buffer.from(ede.text.replace(/[^\x20-\x7e]/g, '?').slice(0, room), 'ascii') : Buffer.alloc(0);
   const option = ede && q.edns && rcode !== BADVERS ? 4 + 2 + text.length : 0;
   const opt = q.edns ? 11 + option : 0;
-  const qlen = q.question ? q.question.wire.length : 0;
   const out = Buffer.alloc(12 + qlen + opt);
   out.writeUInt16BE(q.id, 0);
   out.writeUInt16BE(0x8000 | ((q.opcode & 0xf) << 11) | (q.rd ? 0x0100 : 0) | (rcode & 0xf), 2);
