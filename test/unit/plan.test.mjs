@@ -315,6 +315,24 @@ test('--strict-net needs Landlock ABI 4', (t) => {
   assert.deepEqual(plan.network.listenPorts, [7000]);
 });
 
+test("the box's resolver: resolv.conf names it, the addon makes its sockets (TCP after the exits', UDP), --strict-net lets TCP reach it", (t) => {
+  const ws = tempDir(t);
+  const without = buildSandboxPlan(options(ws, { listenPorts: [3128, 3129] }), facts());
+  assert.equal(without.network.dns, null);
+  assert.ok(!without.mounts.some((m) => m.path === '/etc/resolv.conf'), 'no resolver, no resolv.conf');
+  assert.deepEqual([toNativePlan(without, 40).ports, toNativePlan(without, 40).udpPorts], [[3128, 3129], []]);
+
+  const plan = buildSandboxPlan(options(ws, { listenPorts: [3128, 3129], dns: true, strictNet: true }), facts({ landlockAbi: 4 }));
+  assert.deepEqual(plan.network.dns, { nameserver: '127.0.0.1', port: 53 });
+  const conf = plan.mounts.find((m) => m.path === '/etc/resolv.conf');
+  assert.equal(conf.kind, 'write');
+  assert.match(conf.content, /^nameserver 127\.0\.0\.1$/m);
+  assert.match(conf.content, /^# latchgate: this box resolves no names itself/m, 'an agent reading it learns why');
+  const native = toNativePlan(plan, 40);
+  assert.deepEqual([native.ports, native.udpPorts], [[3128, 3129, 53], [53]]);
+  assert.deepEqual(plan.landlock.ports.map((p) => p.port), [3128, 3129, 53]);
+});
+
 test('limits: clamped to the hard limits; invalid ones refused', (t) => {
   const ws = tempDir(t);
   const rl = (plan) => Object.fromEntries(plan.rlimits.map((r) => [r.name, [r.soft, r.hard]]));
