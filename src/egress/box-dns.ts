@@ -10,8 +10,9 @@
 //
 // Bounds, since the box may flood it: answers (and events) at most
 // queriesPerSecond with a burst, beyond which packets are dropped unanswered
-// and counted; TCP connections capped, each closed when idle, one message in
-// flight, 65535 bytes at most (RFC 7766 framing).
+// and counted; TCP connections capped, each closed when idle or when it
+// leaves 64 KiB of answers unread, messages of 65535 bytes at most (RFC 7766
+// framing).
 import dgram from 'node:dgram';
 import net from 'node:net';
 import type { AuditEventInput } from '../core/audit-event.js';
@@ -49,6 +50,9 @@ export interface BoxDnsStats {
 }
 
 type Transport = 'udp' | 'tcp';
+
+/** Answers a TCP client may leave unread before it is cut off. */
+const MAX_UNREAD = 64 * 1024;
 
 const RCODE_NAMES: Record<number, string> = { 1: 'FORMERR', 4: 'NOTIMP', 5: 'REFUSED', 16: 'BADVERS' };
 
@@ -162,8 +166,9 @@ export class BoxDns {
         const msg = buf.subarray(2, 2 + len);
         buf = buf.subarray(2 + len);
         const answer = this.#answer(msg, 'tcp');
-        if (!answer) {
-          c.destroy(); // nothing to say to this connection
+        // Nothing to say to it, or it does not read its answers (they would pile up in the launcher).
+        if (!answer || c.writableLength > MAX_UNREAD) {
+          c.destroy();
           return;
         }
         const framed = Buffer.alloc(2 + answer.length);

@@ -301,6 +301,23 @@ test('TCP connections are capped: the one past the cap is closed at once, the ot
   for (const s of sockets) s.destroy();
 });
 
+test('a TCP client that does not read its answers is cut off (they would pile up in the launcher)', { timeout: 30000 }, async (t) => {
+  const { ports, events } = await startDns(t, { limits: { queriesPerSecond: 1_000_000, burst: 1_000_000 } });
+  // Answers of 512 bytes (the longest name, and EDNS: the reason's text fills the rest), more of them than the kernel's socket buffers hold.
+  const m = query(Array.from({ length: 4 }, () => 'u'.repeat(62)).join('.'), { additional: [opt()] });
+  const frames = Buffer.concat(Array.from({ length: 60_000 }, () => Buffer.concat([u16(m.length), m])));
+  const closed = await new Promise((resolve) => {
+    const s = net.connect(ports.tcp, '127.0.0.1', () => {
+      s.pause(); // never reads
+      s.write(frames);
+    });
+    s.on('error', () => undefined);
+    s.on('close', () => resolve(true));
+  });
+  assert.ok(closed);
+  assert.ok(events.length < 60_000, `cut off before every query was answered (${events.length})`);
+});
+
 test('an idle TCP connection is closed', { timeout: 15000 }, async (t) => {
   const { dns, ports } = await startDns(t, { limits: { tcpIdleMs: 200 } });
   await new Promise((resolve) => {
