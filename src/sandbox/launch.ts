@@ -228,6 +228,9 @@ export async function runLaunch(l: Launch, out: LaunchOutput): Promise<LaunchOut
   };
   let exits: BoxEgress | undefined;
   let dns: BoxDns | undefined;
+  // Loaded while the gate and the exits start.
+  const dnsModules = plan.network.dns ? Promise.all([import('../egress/box-dns.js'), import('../egress/allowlist.js')]) : undefined;
+  dnsModules?.catch(() => undefined); // awaited below
   try {
     await gate.listen();
     if (plan.gate?.tools) gate.prewarm();
@@ -242,8 +245,8 @@ export async function runLaunch(l: Launch, out: LaunchOutput): Promise<LaunchOut
       exits = new BoxEgress(l.egress, exit);
       await exits.start(proxySocketOf(gate));
     }
-    if (plan.network.dns) {
-      const [{ BoxDns }, { HostAllowlist }] = await Promise.all([import('../egress/box-dns.js'), import('../egress/allowlist.js')]);
+    if (dnsModules) {
+      const [{ BoxDns }, { HostAllowlist }] = await dnsModules;
       dns = new BoxDns({ allowlist: l.egress ? new HostAllowlist(l.egress.allowHosts) : null, record: exit });
     }
     const egress = exits;
