@@ -49,29 +49,40 @@ void reset_signals(const ChildPlan& p) {
   if (sigprocmask(SIG_SETMASK, &all, nullptr) != 0) fail(p, STEP_SIGNALS, errno);
 }
 
+// A socket of the given type bound to 127.0.0.1:port inside the box's network
+// namespace (the namespace's capabilities are still held, so port 53 binds).
+int bound_socket(const ChildPlan& p, int type, uint16_t port, int index) {
+  int s = socket(AF_INET, type | SOCK_CLOEXEC, 0);
+  if (s < 0) fail(p, STEP_LISTEN, errno, index);
+  int one = 1;
+  if (setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0) fail(p, STEP_LISTEN, errno, index);
+  struct sockaddr_in sa;
+  memset(&sa, 0, sizeof(sa));
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(port);
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (bind(s, reinterpret_cast<struct sockaddr*>(&sa), sizeof(sa)) != 0) fail(p, STEP_LISTEN, errno, index);
+  return s;
+}
+
+// The exits' sockets, made here and served by the parent: the TCP ones
+// listening, in plan order, then the UDP ones (index n_ports + i in a failure).
 void send_listeners(const ChildPlan& p) {
-  if (p.n_ports == 0) return;
+  size_t n = p.n_ports + p.n_udp_ports;
+  if (n == 0) return;
   int fds[16];
   for (size_t i = 0; i < p.n_ports; i++) {
-    int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (s < 0) fail(p, STEP_LISTEN, errno, static_cast<int>(i));
-    int one = 1;
-    if (setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0)
-      fail(p, STEP_LISTEN, errno, static_cast<int>(i));
-    struct sockaddr_in sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons(p.ports[i]);
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (bind(s, reinterpret_cast<struct sockaddr*>(&sa), sizeof(sa)) != 0)
-      fail(p, STEP_LISTEN, errno, static_cast<int>(i));
+    int s = bound_socket(p, SOCK_STREAM, p.ports[i], static_cast<int>(i));
     if (listen(s, 511) != 0) fail(p, STEP_LISTEN, errno, static_cast<int>(i));
     fds[i] = s;
   }
-  Msg m{MSG_LISTEN_FDS, 0, 0, static_cast<int32_t>(p.n_ports), 0};
-  int r = send_msg(p.ctl_fd, m, fds, p.n_ports);
+  for (size_t i = 0; i < p.n_udp_ports; i++) {
+    fds[p.n_ports + i] = bound_socket(p, SOCK_DGRAM, p.udp_ports[i], static_cast<int>(p.n_ports + i));
+  }
+  Msg m{MSG_LISTEN_FDS, 0, 0, static_cast<int32_t>(n), 0};
+  int r = send_msg(p.ctl_fd, m, fds, n);
   if (r != 0) fail(p, STEP_SEND_FDS, -r, 0);
-  for (size_t i = 0; i < p.n_ports; i++) close(fds[i]);
+  for (size_t i = 0; i < n; i++) close(fds[i]);
 }
 
 }  // namespace

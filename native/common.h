@@ -54,7 +54,8 @@ struct ChildPlan {
   char* const* envp;
   const char* const* exec_paths; size_t n_exec_paths;
   const char* cwd;
-  const uint16_t* ports; size_t n_ports;
+  const uint16_t* ports; size_t n_ports;          // TCP, listening
+  const uint16_t* udp_ports; size_t n_udp_ports;  // UDP, bound (the box's DNS)
   bool pty; uint16_t rows, cols;
   int64_t t0_ns;
   // The parent's argv/environ area, blanked in the box's init so that

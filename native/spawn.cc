@@ -42,6 +42,7 @@ struct PlanStorage {
   std::vector<char*> argv, envp;
   std::vector<const char*> exec_paths;
   std::vector<uint16_t> ports;
+  std::vector<uint16_t> udp_ports;
   const char* keep(const std::string& s) { strings.push_back(s); return strings.back().c_str(); }
 };
 
@@ -268,8 +269,12 @@ bool parse_plan(Napi::Env env, Napi::Object o, PlanStorage& st, ChildPlan& p, Pa
 
   std::vector<double> ports;
   if (!get_numbers(env, o, "ports", &ports)) return false;
-  if (ports.size() > 16) return throw_type(env, "at most 16 listening ports");
+  std::vector<double> udp_ports;
+  if (!get_numbers(env, o, "udpPorts", &udp_ports)) return false;
+  // One control message carries them all (fdpass.cc: at most 16 fds).
+  if (ports.size() + udp_ports.size() > 16) return throw_type(env, "at most 16 listening ports");
   for (double port : ports) st.ports.push_back(static_cast<uint16_t>(port));
+  for (double port : udp_ports) st.udp_ports.push_back(static_cast<uint16_t>(port));
 
   Napi::Object pty;
   if (!get_object_or_null(env, o, "pty", &pty, &p.pty)) return false;
@@ -296,6 +301,8 @@ bool parse_plan(Napi::Env env, Napi::Object o, PlanStorage& st, ChildPlan& p, Pa
   p.n_exec_paths = st.exec_paths.size();
   p.ports = st.ports.data();
   p.n_ports = st.ports.size();
+  p.udp_ports = st.udp_ports.data();
+  p.n_udp_ports = st.udp_ports.size();
   return true;
 }
 

@@ -8,7 +8,7 @@ import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const { EVENT_CATALOGUE, EVENT_TYPES, INDEXED_FIELDS, SUMMARY_FIELDS, indexedFieldsOf } = await import(new URL('../dist/core/event-catalogue.js', import.meta.url).href);
+const { EVENT_CATALOGUE, EVENT_TYPES, EVENT_TYPE_GROUPS, INDEXED_FIELDS, SUMMARY_FIELDS, indexedFieldsOf } = await import(new URL('../dist/core/event-catalogue.js', import.meta.url).href);
 
 const code = (s) => `\`${s}\``;
 const cell = (xs) => (xs.length ? xs.join(', ') : '-').replace(/\|/g, '\\|');
@@ -44,6 +44,7 @@ function render() {
     ...INDEXED_FIELDS.map((f) => `| ${code(f.column)} | ${code(f.field)} | ${f.option.split(', ').map(code).join(', ')} |`),
     '',
     '`--event-type` takes a name below, or the start of exactly one (`lease_i` is `lease_issued`).',
+    ...Object.entries(EVENT_TYPE_GROUPS).map(([name, types]) => `${code(`--event-type ${name}`)} selects its whole group: ${types.map(code).join(', ')}.`),
     '',
     '## Event types',
     '',

@@ -8,7 +8,7 @@ import { request } from 'node:http';
 import type { AuditFormat } from '../ledger/format.js';
 import { GateError } from '../gate/errors.js';
 import { LaunchError } from '../core/errors.js';
-import { EVENT_CATALOGUE, EVENT_TYPES, isEventType, type EventType } from '../core/event-catalogue.js';
+import { EVENT_CATALOGUE, EVENT_TYPES, EVENT_TYPE_GROUPS, isEventType, type EventType } from '../core/event-catalogue.js';
 import { closest } from '../config/suggest.js';
 import { canonicalHash, canonicalize } from '../crypto/jcs.js';
 import { displayJson, displayLines, displayText, safeJson, safeJsonText } from './safe-text.js';
@@ -167,7 +167,8 @@ export function resolveEventType(given: string): EventType {
 /** The event types with their meaning, for `latchgate audit --help`. */
 function eventTypesHelp(): string {
   const w = Math.max(...EVENT_TYPES.map((n) => n.length));
-  return `\nEvent types (--event-type takes a name, or the start of exactly one; docs/EVENTS.md has their fields):\n${EVENT_TYPES.map((n) => `  ${n.padEnd(w)}  ${EVENT_CATALOGUE[n].meaning}`).join('\n')}\n`;
+  const groups = Object.entries(EVENT_TYPE_GROUPS).map(([name, types]) => `${name} selects ${(types ?? []).join(', ')}`);
+  return `\nEvent types (--event-type takes a name, or the start of exactly one; ${groups.join('; ')}; docs/EVENTS.md has their fields):\n${EVENT_TYPES.map((n) => `  ${n.padEnd(w)}  ${EVENT_CATALOGUE[n].meaning}`).join('\n')}\n`;
 }
 
 export function auditCommand(): Command {
@@ -184,7 +185,7 @@ export function auditCommand(): Command {
     .option('--before <time>', 'ISO 8601')
     .option('--trace-id <id>', 'one event')
     .option('--session-id <id>', 'one lease session')
-    .addOption(new Option('--event-type <type>', 'only this event type (listed below; a unique start of a name is enough)').argParser(resolveEventType))
+    .addOption(new Option('--event-type <type>', 'only this event type (listed below; a unique start of a name is enough; egress: every exit of the box)').argParser(resolveEventType))
     .addHelpText('after', eventTypesHelp)
     .action(async (o: Out & Record<string, string | undefined>) => {
       await withGate(o, async (g) => {

@@ -1,10 +1,12 @@
 // `latchgate sandbox`: parse, call the launch (src/sandbox/launch.ts), print.
+import { fstatSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { listProfiles } from '../config/profiles.js';
 import { LaunchError } from '../core/errors.js';
 import { launchSetup, profileView, type LaunchFlags } from '../sandbox/launch-config.js';
 import { planLaunch, prepareLaunch, runLaunch, type LaunchOutput } from '../sandbox/launch.js';
 import type { SandboxPlan } from '../sandbox/plan.js';
+import { describeNotice, type DenialReport } from '../sandbox/denials.js';
 import { describeStateMerge } from '../sandbox/state-files.js';
 import type { RunResult } from '../sandbox/supervisor.js';
 
@@ -113,7 +115,7 @@ export function profilesCommand(): Command {
     });
 }
 
-function summary(plan: SandboxPlan | undefined, r: RunResult | undefined, error: LaunchError | undefined, startedMs: number) {
+function summary(plan: SandboxPlan | undefined, r: RunResult | undefined, error: LaunchError | undefined, startedMs: number, denials: DenialReport | undefined) {
   return {
     exitCode: error?.exitCode ?? r?.exitCode ?? 125,
     durationMs: Math.round((r?.durationMs ?? performance.now() - startedMs) * 1000) / 1000,
@@ -133,25 +135,52 @@ function summary(plan: SandboxPlan | undefined, r: RunResult | undefined, error:
       : null,
     degraded: plan?.degraded ?? [],
     hostExecution: (r?.hostExec ?? []).map((f) => ({ kind: f.kind, path: f.path, action: f.action, ...(f.moved ? { movedTo: f.moved.to } : {}), ...(f.gitlinks ? { gitlinks: f.gitlinks } : {}) })),
+    denials: denials ?? { total: 0, connect: 0, credential: 0, dns: 0, hosts: [], otherHosts: 0 },
   };
 }
 
-/** The launch's own lines on stderr, as it runs. */
-const stderrOutput: LaunchOutput = {
-  degraded: (d) => process.stderr.write(`latchgate: WARNING: running degraded (${d}): asked for with ${DEGRADED_FLAG[d] ?? '--allow-degraded'}\n`),
-  warning: (w) => process.stderr.write(`latchgate: warning: ${w}\n`),
-  hostExec: (f) => process.stderr.write(`latchgate: ${f.action === 'failed' ? 'DANGER: ' : ''}${f.message}\n`),
-  stateFile: (r) => {
-    const line = describeStateMerge(r);
-    if (line) process.stderr.write(`${line}\n`);
-  },
-};
+/**
+ * Whether the launcher's stderr is a terminal the agent draws on: the one
+ * its own stderr is (no PTY), or the one its PTY is relayed to. Lines
+ * written there while it runs would break its screen, so refusals are then
+ * only said at exit.
+ */
+function stderrIsTheAgentsTerminal(plan: SandboxPlan): boolean {
+  if (!process.stderr.isTTY) return false;
+  if (plan.terminal.mode === 'inherit') return true;
+  const rdev = (fd: number) => {
+    try {
+      return fstatSync(fd).rdev;
+    } catch {
+      return -1;
+    }
+  };
+  const err = rdev(2);
+  return err === rdev(0) || err === rdev(1);
+}
+
+/** The launch's own lines on stderr, as it runs; refusals as they happen only when live. */
+function stderrOutput(live: boolean): LaunchOutput {
+  return {
+    degraded: (d) => process.stderr.write(`latchgate: WARNING: running degraded (${d}): asked for with ${DEGRADED_FLAG[d] ?? '--allow-degraded'}\n`),
+    warning: (w) => process.stderr.write(`latchgate: warning: ${w}\n`),
+    hostExec: (f) => process.stderr.write(`latchgate: ${f.action === 'failed' ? 'DANGER: ' : ''}${f.message}\n`),
+    stateFile: (r) => {
+      const line = describeStateMerge(r);
+      if (line) process.stderr.write(`${line}\n`);
+    },
+    denied: (n) => {
+      if (live) process.stderr.write(`latchgate: ${describeNotice(n)}\n`);
+    },
+  };
+}
 
 export async function runSandboxCommand(cmd: string[], f: SandboxFlags): Promise<number> {
   const t0 = performance.now();
   let plan: SandboxPlan | undefined;
   let result: RunResult | undefined;
   let error: LaunchError | undefined;
+  let denials: DenialReport | undefined;
   try {
     const setup = launchSetup(f);
     if (f.printProfile) {
@@ -165,12 +194,15 @@ export async function runSandboxCommand(cmd: string[], f: SandboxFlags): Promise
     }
     const launch = await prepareLaunch(cmd, f, setup);
     plan = launch.plan;
-    ({ result, error } = await runLaunch(launch, stderrOutput));
+    const outcome = await runLaunch(launch, stderrOutput(!stderrIsTheAgentsTerminal(launch.plan)));
+    ({ result, error } = outcome);
+    denials = outcome.denials.report();
+    for (const line of outcome.denials.lines(launch.principal)) process.stderr.write(`latchgate: ${line}\n`);
   } catch (e) {
     if (!(e instanceof LaunchError)) throw e;
     error = e;
   }
   if (error) process.stderr.write(`${error.message.startsWith('latchgate:') ? '' : 'latchgate: '}${error.message}\n`);
-  if (f.json) process.stderr.write(JSON.stringify(summary(plan, result, error, t0)) + '\n');
+  if (f.json) process.stderr.write(JSON.stringify(summary(plan, result, error, t0, denials)) + '\n');
   return error?.exitCode ?? result?.exitCode ?? 125;
 }

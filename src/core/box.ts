@@ -20,3 +20,6 @@ export const BOX_RESERVED_PATHS: readonly string[] = [BOX_GATE_SOCKET, BOX_PROXY
 export const BOX_PROXY_PORT = 3128;
 /** The credential-injecting reverse proxy on the box's loopback. */
 export const BOX_CREDENTIAL_PORT = 3129;
+/** The box's resolver (/etc/resolv.conf in the box): it refuses every query at once and records the name. */
+export const BOX_DNS_ADDRESS = '127.0.0.1';
+export const BOX_DNS_PORT = 53;

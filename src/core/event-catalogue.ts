@@ -261,6 +261,14 @@ const CATALOGUE = {
     details: { route: R, method: R, path: R, status: R, bytes_up: R, bytes_down: R, duration_ms: R, redactions: R, reason: R },
     coalesced: true,
   },
+  egress_dns: {
+    meaning: "A DNS query to the box's resolver, refused at once (the box resolves no names; hosts are reached by name through the CONNECT proxy): the name, its type, whether the proxy would allow it",
+    emitters: ['src/egress/box-dns.ts'],
+    fields: { decision: R, subject: O, details: R },
+    // name and qtype are null when the query could not be read (reason malformed_query, detail says why).
+    details: { name: R, qtype: R, reason: R, rcode: R, transport: R, allowlisted: R, detail: O },
+    coalesced: true,
+  },
   sandbox_degraded: {
     meaning: 'A box started in a weaker mode the user asked for',
     emitters: ['src/sandbox/box-events.ts'],
@@ -285,6 +293,20 @@ export type EventType = keyof typeof CATALOGUE;
 export const EVENT_CATALOGUE: Readonly<Record<EventType, EventTypeSpec>> = CATALOGUE;
 /** The names, in catalogue order. */
 export const EVENT_TYPES = Object.keys(CATALOGUE) as readonly EventType[];
+
+/**
+ * Names that select more than their own type in `latchgate audit --event-type`
+ * and the admin API's event_type: egress is every decision of the box's
+ * network exits (the CONNECT proxy, the credential proxy, the resolver).
+ */
+export const EVENT_TYPE_GROUPS: Readonly<Partial<Record<EventType, readonly EventType[]>>> = {
+  egress: ['egress', 'credential_proxy', 'egress_dns'],
+};
+
+/** The event types a filter on name selects: its group, or itself. */
+export function eventTypesSelectedBy(name: string): readonly string[] {
+  return (isEventType(name) ? EVENT_TYPE_GROUPS[name] : undefined) ?? [name];
+}
 
 export function isEventType(name: unknown): name is EventType {
   return typeof name === 'string' && Object.prototype.hasOwnProperty.call(CATALOGUE, name);

@@ -32,6 +32,7 @@ import { RequestError, Server } from 'proxy-chain';
 import type { AuditEventInput } from '../core/audit-event.js';
 import { HostAllowlist, parseConnectTarget } from './allowlist.js';
 import { spliceRelay, type RelayResult, type SpliceRelay } from './splice-relay.js';
+import { boxAdvice, denialFix } from './denial-advice.js';
 import { resolveAndCheck } from './ssrf.js';
 
 type ResolveOpts = NonNullable<Parameters<typeof resolveAndCheck>[2]>;
@@ -156,10 +157,18 @@ function positive(v: number | undefined, fallback: number, name: string): number
 
 /** A refusal decided (and already recorded) by the proxy. */
 class Denial extends RequestError {
-  /** extra: validated, client-safe text appended to the reason's message. */
-  constructor(readonly reason: string, status: number, readonly extra: string) {
+  /** extra: validated, client-safe text appended to the reason's message; refusal: what the answer names besides. */
+  constructor(readonly reason: string, status: number, readonly extra: string, readonly refusal: Refusal) {
     super(`${MESSAGES[reason] ?? 'refused'}${extra}`, status);
   }
+}
+
+/** What a refusal's answer names besides its reason: the validated host and port, and what would allow it (denial-advice.ts). */
+interface Refusal {
+  host?: string;
+  port?: number;
+  fix?: string;
+  advice: string[];
 }
 
 /** One CONNECT allowed by policy, from the decision to the close of both sockets. */
@@ -241,15 +250,30 @@ class Front extends Server {
     this.hooks.failed(request, error, this);
   }
 
-  /** Answers a refusal and closes: fixed text per reason plus a validated extra, never request data. */
-  answer(socket: net.Socket, status: number, reason: string, extra = ''): void {
+  /**
+   * Answers a refusal and closes: fixed text per reason plus a validated
+   * extra, then what would allow it, never request data. JSON when the
+   * client asked for it (Accept: application/json), text otherwise; the
+   * reason also in the x-latchgate-reason header.
+   */
+  answer(socket: net.Socket, status: number, reason: string, extra = '', refusal: Refusal = { advice: [] }, json = false): void {
     if (socket.destroyed || !socket.writable) {
       socket.destroy();
       return;
     }
-    const text = MESSAGES[reason] ?? 'refused';
-    this.sendSocketResponse(socket, status, {}, `latchgate egress proxy: ${text}${extra} [${reason}]\n`);
+    const text = `${MESSAGES[reason] ?? 'refused'}${extra}`;
+    const headers = { 'x-latchgate-reason': reason, ...(json ? { 'content-type': 'application/json' } : {}) };
+    const body = json
+      ? `${JSON.stringify({ error: reason, message: text, ...(refusal.host ? { host: refusal.host } : {}), ...(refusal.port ? { port: refusal.port } : {}), ...(refusal.fix ? { fix: refusal.fix } : {}), advice: refusal.advice.join(' ') })}\n`
+      : [`latchgate egress proxy: ${text} [${reason}]`, ...refusal.advice, ''].join('\n');
+    this.sendSocketResponse(socket, status, headers, body);
   }
+}
+
+/** The client asked for a JSON answer. */
+function wantsJson(request: http.IncomingMessage): boolean {
+  const accept = request.headers.accept;
+  return typeof accept === 'string' && /\bapplication\/json\b/i.test(accept);
 }
 
 export class ConnectProxy {
@@ -412,10 +436,16 @@ export class ConnectProxy {
     if (o.method !== undefined) d.method = truncate(o.method);
     if (o.addresses !== undefined) d.addresses = o.addresses.slice(0, 16);
     this.#emit('deny', d);
+    const host = o.host && SAFE_HOST.test(o.host) ? o.host : undefined;
+    const port = o.port ?? undefined;
     let extra = '';
-    if (reason === 'host_not_allowed' && o.host && SAFE_HOST.test(o.host)) extra = `: ${o.host}`;
-    if (reason === 'port_not_allowed' && o.port) extra = `: ${o.port} (allowed: ${[...this.#allowPorts].join(', ')})`;
-    return new Denial(reason, status, extra);
+    if (reason === 'host_not_allowed' && host) extra = `: ${host}`;
+    if (reason === 'port_not_allowed' && port) extra = `: ${port} (allowed: ${[...this.#allowPorts].join(', ')})`;
+    // What would allow it, for the agent to relay: never the resolved addresses, which are the host's to know.
+    const target = { reason, host: host ?? null, port: port ?? null, allowPorts: [...this.#allowPorts] };
+    const fix = denialFix(target, 'box') ?? undefined;
+    const refusal: Refusal = { ...(host ? { host } : {}), ...(port ? { port } : {}), ...(fix ? { fix } : {}), advice: boxAdvice(target) };
+    return new Denial(reason, status, extra, refusal);
   }
 
   async #prepare(request: http.IncomingMessage, transport: Transport): Promise<{ customConnectServer: http.Server }> {
@@ -640,8 +670,8 @@ export class ConnectProxy {
         /* host stays null; the target is kept */
       }
     }
-    this.#deny(transport, status, reason, { started, host: host === null ? null : truncate(host), port, target: url, method });
-    front.answer(request.socket, status, reason);
+    const denial = this.#deny(transport, status, reason, { started, host: host === null ? null : truncate(host), port, target: url, method });
+    front.answer(request.socket, status, reason, '', denial.refusal, wantsJson(request));
   }
 
   #clientError(err: NodeJS.ErrnoException, socket: net.Socket, transport: Transport, front: Front): void {
@@ -668,7 +698,7 @@ export class ConnectProxy {
     const socket = request.socket;
     if (err instanceof Denial) {
       this.#answered.add(socket);
-      front.answer(socket, err.statusCode, err.reason, err.extra);
+      front.answer(socket, err.statusCode, err.reason, err.extra, err.refusal, wantsJson(request));
       return;
     }
     const t = this.#bySocket.get(socket);

@@ -1,9 +1,10 @@
 // Which ledger events are denials that may be counted into summaries
 // (src/ledger/coalesce.ts), and what a denial's kind is. Only refusals that
 // leave nothing behind qualify:
-//   - a box exit's refusal before anything was forwarded (egress and
-//     credential_proxy events with decision deny), of kind reason + target
-//     (host:port and listener, or the credential route) + status;
+//   - a box exit's refusal before anything was forwarded (egress,
+//     credential_proxy and egress_dns events with decision deny), of kind
+//     reason + target (host:port and listener, the credential route, or the
+//     name asked of the box's resolver) + status;
 //   - the gate's refusals of a caller without a session: no lease and DPoP
 //     verified (action_call with no session_id), a request refused before any
 //     route ran (request_refused), a lease refused (lease_denied), of kind
@@ -20,6 +21,8 @@ export function denialKind(e: AuditEventInput): DenialKind | null {
       return e.decision === 'deny' ? egressKind(e) : null;
     case 'credential_proxy':
       return e.decision === 'deny' ? credentialKind(e) : null;
+    case 'egress_dns':
+      return e.decision === 'deny' ? dnsKind(e) : null;
     case 'action_call':
     case 'request_refused':
     case 'lease_denied':
@@ -51,6 +54,17 @@ function credentialKind(e: AuditEventInput): DenialKind | null {
     key: `${reason} /${String(route ?? '-')} ${String(status)}`,
     summary: { event_type: e.event_type, decision: 'deny', ...subjectOf(e), details: { route, reason, status } },
     ...(str(d.method) && str(d.path) ? { sample: `${d.method} ${d.path}` } : {}),
+  };
+}
+
+function dnsKind(e: AuditEventInput): DenialKind | null {
+  const d = e.details ?? {};
+  if (!str(d.reason)) return null;
+  const { name = null, reason, rcode = null, transport = null, allowlisted = null } = d;
+  return {
+    key: `${reason} ${String(name ?? '-')} via ${String(transport)} ${String(rcode)}`,
+    summary: { event_type: e.event_type, decision: 'deny', ...subjectOf(e), details: { name, reason, rcode, transport, allowlisted } },
+    ...(str(d.qtype) || str(d.detail) ? { sample: [d.qtype, d.detail].filter(str).join(' ') } : {}),
   };
 }
 

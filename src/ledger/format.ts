@@ -11,7 +11,11 @@ import type { VerifyReport } from './verify.js';
 export type AuditFormat = 'table' | 'json' | 'jsonl' | 'csv';
 export const AUDIT_FORMATS: readonly AuditFormat[] = ['table', 'json', 'jsonl', 'csv'];
 
-export const TABLE_COLUMNS = ['timestamp', 'event_type', 'decision', 'principal', 'action_id', 'trace_id'] as const;
+/** host, reason, error: what a refusal was of and why (a box exit's target, the gate's deny reason or error code). */
+export const TABLE_COLUMNS = ['timestamp', 'event_type', 'decision', 'principal', 'action_id', 'host', 'reason', 'error', 'trace_id'] as const;
+type TableColumn = (typeof TABLE_COLUMNS)[number];
+/** A cell longer than this is cut (the whole value is in --format json). */
+const TABLE_CELL_MAX = 60;
 export const CSV_COLUMNS = [
   'timestamp',
   'event_type',
@@ -100,10 +104,39 @@ export function formatTable(events: AuditEvent[]): string {
 }
 
 /** A table cell: the field, and for a summary of counted denials how many it stands for. */
-function tableCell(e: AuditEvent, col: (typeof TABLE_COLUMNS)[number]): string {
+function tableCell(e: AuditEvent, col: TableColumn): string {
+  if (col === 'host' || col === 'reason' || col === 'error') {
+    const v = refusalField(e, col);
+    return v.length > TABLE_CELL_MAX ? `${v.slice(0, TABLE_CELL_MAX - 1)}…` : v;
+  }
   const v = eventField(e, col);
   const count = (e.details?.coalesced as { count?: unknown } | undefined)?.count;
   return col === 'decision' && typeof count === 'number' ? `${v} x${count}` : v;
+}
+
+const text = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined);
+
+/**
+ * What a refusal was of and why: the host (with its port) a box exit was
+ * asked for, the name asked of its resolver or the credential route; the
+ * reason (the exit's, or the policy's deny reason); the error code, or what
+ * the exit found (a resolver or connect error).
+ */
+function refusalField(e: AuditEvent, col: 'host' | 'reason' | 'error'): string {
+  const d = (e.details ?? {}) as Record<string, unknown>;
+  switch (col) {
+    case 'host': {
+      const host = text(d.host);
+      if (host) return typeof d.port === 'number' ? `${host}:${d.port}` : host;
+      if (e.event_type === 'egress_dns') return text(d.name) ?? '';
+      if (e.event_type === 'credential_proxy') return text(d.route) ? `route ${d.route as string}` : '';
+      return '';
+    }
+    case 'reason':
+      return text(d.reason) ?? text(e.policy?.deny_reason) ?? '';
+    case 'error':
+      return text(e.error?.code) ?? text(d.detail) ?? '';
+  }
 }
 
 /** Renders events in one of the audit formats; the output ends with a newline (json: a pretty array). */

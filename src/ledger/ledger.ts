@@ -16,7 +16,7 @@ import { randomUUID } from 'node:crypto';
 import { canonicalize, sha256Hex } from '../crypto/jcs.js';
 import { immediate, openDb, type Db } from './db.js';
 import type { AuditEvent, AuditEventInput } from '../core/audit-event.js';
-import { EVENT_TYPES, checkEvent } from '../core/event-catalogue.js';
+import { EVENT_TYPES, checkEvent, eventTypesSelectedBy } from '../core/event-catalogue.js';
 import { nearest } from '../config/suggest.js';
 import type { ExecutionReceipt } from './receipt.js';
 import { MerkleStore } from './merkle-store.js';
@@ -52,6 +52,7 @@ export interface LedgerFilters {
   before?: string;
   trace_id?: string;
   session_id?: string;
+  /** One event type, or a group of them (EVENT_TYPE_GROUPS: egress is every box exit's). */
   event_type?: string;
   /** query(): default 100, at most 10000. exportJsonl(): no limit unless given. Keeps the newest N. */
   limit?: number;
@@ -202,7 +203,12 @@ function buildWhere(filters: LedgerFilters): { where: string; params: unknown[] 
   eq('decision', filters.decision);
   eq('trace_id', filters.trace_id);
   eq('session_id', filters.session_id);
-  eq('event_type', filters.event_type);
+  if (filters.event_type !== undefined) {
+    // A group name (egress) selects every type of its group.
+    const types = eventTypesSelectedBy(filters.event_type);
+    clauses.push(`event_type IN (${types.map(() => '?').join(', ')})`);
+    params.push(...types);
+  }
   if (filters.after !== undefined) {
     clauses.push('timestamp >= ?');
     params.push(normaliseTime('after', filters.after));

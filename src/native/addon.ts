@@ -42,7 +42,10 @@ export interface NativePlan {
   envp: string[];
   execPaths: string[];
   cwd: string;
+  /** TCP ports the box's init listens on (127.0.0.1), in order. */
   ports: number[];
+  /** UDP ports it binds (127.0.0.1); their fds follow the TCP ones in LISTEN_FDS. */
+  udpPorts: number[];
   pty: { rows: number; cols: number } | null;
 }
 

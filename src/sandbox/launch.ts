@@ -12,8 +12,11 @@ import { loadAddon } from '../native/addon.js';
 import { parseKeySource, type KeySource } from '../config/key-source.js';
 import { keyFilePath, type KeySourceContext } from '../secrets/key-source.js';
 import { ageKeyFiles, checkSopsStore, secretFiles, sopsStore, type KeyFile } from '../secrets/sops-store.js';
+import type { AuditEventInput } from '../core/audit-event.js';
+import type { BoxDns } from '../egress/box-dns.js';
 import type { BoxEgress, EgressPlan } from './box-egress.js';
 import { BoxEvents } from './box-events.js';
+import { DenialSummary, type DenialNotice } from './denials.js';
 import type { BoxGate } from './box-gate.js';
 import type { GitFinding } from './git-check.js';
 import { hostHomes } from './home-workspace.js';
@@ -168,6 +171,7 @@ async function build<G extends BoxGate | undefined>(
         baselineDir: setup.runtimeDir,
         limits: { nofile: f.rlimitNofile ?? file.limits.nofile, nproc: f.rlimitNproc ?? file.limits.nproc, tmpSize: f.tmpSize ?? file.limits.tmpSize },
         listenPorts: egress?.listenPorts ?? [],
+        dns: true,
         ...(egress ? { egress: { env: egress.env, description: egressMod!.describeEgress(egress), proxySocket: gate ? proxySocketOf(gate) : MADE_AT_LAUNCH.socket } } : {}),
         gate: { socket: gate?.socketPath ?? MADE_AT_LAUNCH.socket, principal, publicBaseUrl, tools: eff.gateTools !== null },
       },
@@ -199,10 +203,14 @@ export interface LaunchOutput {
   hostExec(finding: GitFinding): void;
   /** What became of a state file's box copy. */
   stateFile(report: StateMergeReport): void;
+  /** While the box runs: the first refusal of a kind of a host by the box's network exits. */
+  denied(notice: DenialNotice): void;
 }
 
 export interface LaunchOutcome {
   result: RunResult;
+  /** The run's network refusals, per host, with what would allow each. */
+  denials: DenialSummary;
   /** Set when the launcher decided the exit code: the run's own failure, or what the box left that could not be disabled. */
   error: LaunchError | undefined;
 }
@@ -211,7 +219,18 @@ export interface LaunchOutcome {
 export async function runLaunch(l: Launch, out: LaunchOutput): Promise<LaunchOutcome> {
   const { plan, gate } = l;
   const events = new BoxEvents(l.stateDir, l.principal, plan.degraded.length > 0);
+  const denials = new DenialSummary({ allowPorts: l.egress?.allowPorts ?? [443], proxied: l.egress !== undefined });
+  // Every decision of the exits: to the ledger, and to the run's summary of refusals.
+  const exit = (e: AuditEventInput) => {
+    events.exit(e);
+    const notice = denials.add(e);
+    if (notice) out.denied(notice);
+  };
   let exits: BoxEgress | undefined;
+  let dns: BoxDns | undefined;
+  // Loaded while the gate and the exits start.
+  const dnsModules = plan.network.dns ? Promise.all([import('../egress/box-dns.js'), import('../egress/allowlist.js')]) : undefined;
+  dnsModules?.catch(() => undefined); // awaited below
   try {
     await gate.listen();
     if (plan.gate?.tools) gate.prewarm();
@@ -223,13 +242,20 @@ export async function runLaunch(l: Launch, out: LaunchOutput): Promise<LaunchOut
     }
     if (l.egress) {
       const { BoxEgress } = await import('./box-egress.js');
-      exits = new BoxEgress(l.egress, (e) => events.exit(e));
+      exits = new BoxEgress(l.egress, exit);
       await exits.start(proxySocketOf(gate));
     }
+    if (dnsModules) {
+      const [{ BoxDns }, { HostAllowlist }] = await dnsModules;
+      dns = new BoxDns({ allowlist: l.egress ? new HostAllowlist(l.egress.allowHosts) : null, record: exit });
+    }
     const egress = exits;
+    const resolver = dns;
     const result = await runSandbox(plan, {
-      onListen: (fds) => {
-        egress!.serve(fds).catch((e) => process.stderr.write(`latchgate: the egress proxies could not start: ${(e as Error).message}\n`));
+      onListen: (fds, dnsFds) => {
+        const failed = (what: string) => (e: Error) => process.stderr.write(`latchgate: ${what} could not start: ${e.message}\n`);
+        if (egress) egress.serve(fds).catch(failed('the egress proxies'));
+        if (resolver && dnsFds) resolver.serveFds(dnsFds).catch(failed("the box's resolver"));
       },
     });
     for (const w of result.warnings ?? []) out.warning(w);
@@ -238,9 +264,9 @@ export async function runLaunch(l: Launch, out: LaunchOutput): Promise<LaunchOut
       out.stateFile(r);
       events.stateFile(r);
     }
-    return { result, error };
+    return { result, error, denials };
   } finally {
-    await exits?.close();
+    await Promise.all([exits?.close(), dns?.close()]);
     await events.close();
     await gate.close();
   }

@@ -69,7 +69,9 @@ export function toNativePlan(plan: SandboxPlan, capLast: number): NativePlan {
     envp: Object.entries(plan.env).map(([k, v]) => `${k}=${v}`),
     execPaths: plan.command.execPaths,
     cwd: plan.command.cwd,
-    ports: plan.network.listenPorts,
+    // The DNS resolver's TCP socket after the exits', its UDP one last (supervisor.ts splits them).
+    ports: [...plan.network.listenPorts, ...(plan.network.dns ? [plan.network.dns.port] : [])],
+    udpPorts: plan.network.dns ? [plan.network.dns.port] : [],
     pty: plan.terminal.mode === 'pty' ? { rows: plan.terminal.rows, cols: plan.terminal.cols } : null,
   };
 }

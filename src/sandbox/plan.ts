@@ -17,7 +17,7 @@ import type { ProtectRequest } from '../config/box-requests.js';
 import { describeSeccompFilter, hostSeccompArch } from './seccomp-filter.js';
 import { checkTmpSize } from './tmp-budget.js';
 import { planStateFileMounts, type PlannedStateFiles } from './state-files.js';
-import { BOX_BIN_DIR, BOX_GATE_SOCKET, BOX_MCP_COMMAND, BOX_GIT_EXCLUDES, BOX_PROXY_SOCKET, BOX_RUN_DIR } from '../core/box.js';
+import { BOX_BIN_DIR, BOX_DNS_ADDRESS, BOX_DNS_PORT, BOX_GATE_SOCKET, BOX_MCP_COMMAND, BOX_GIT_EXCLUDES, BOX_PROXY_SOCKET, BOX_RUN_DIR } from '../core/box.js';
 import { isInside } from '../core/paths.js';
 
 export const BOX_HOSTNAME = 'latchgate';
@@ -36,6 +36,8 @@ export interface SandboxOptions {
   limits: { nofile?: number; nproc?: number; tmpSize?: string };
   /** Ports the box's init listens on (127.0.0.1) and hands to the parent. */
   listenPorts: number[];
+  /** The box gets a resolver on its loopback (served by the launcher: src/egress/box-dns.ts) and an /etc/resolv.conf naming it. */
+  dns?: boolean;
   /** The host socket of this box's gate, mounted at /run/latchgate/gate.sock. */
   /** tools: the agent is given the gate's actions as MCP tools (its profile's [gate_tools]). */
   gate?: { socket: string; principal: string; publicBaseUrl: string; tools: boolean };
@@ -112,7 +114,15 @@ export interface SandboxPlan {
   capabilities: 'all dropped';
   noNewPrivs: true;
   namespaces: string[];
-  network: { loopbackOnly: true; strictNet: boolean; listenPorts: number[]; allowHosts: string[]; egress: Record<string, unknown> | null };
+  network: {
+    loopbackOnly: true;
+    strictNet: boolean;
+    listenPorts: number[];
+    /** The resolver on the box's loopback (UDP and TCP), when it has one. */
+    dns: { nameserver: typeof BOX_DNS_ADDRESS; port: typeof BOX_DNS_PORT } | null;
+    allowHosts: string[];
+    egress: Record<string, unknown> | null;
+  };
   /** tools: the MCP server the agent is configured with, if any. */
   gate: { socket: typeof BOX_GATE_SOCKET; principal: string; tools: typeof BOX_MCP_COMMAND | null } | null;
   terminal: { mode: 'pty'; rows: number; cols: number } | { mode: 'inherit' };
@@ -132,6 +142,14 @@ const ETC_ENTRIES = [
   'ssl', 'ca-certificates', 'ca-certificates.conf', 'pki', 'crypto-policies', 'ld.so.cache', 'ld.so.conf',
   'ld.so.conf.d', 'nsswitch.conf', 'alternatives', 'localtime', 'timezone', 'mime.types', 'inputrc', 'terminfo',
 ];
+/** What a program (or an agent reading it) finds in the box's /etc/resolv.conf. */
+const RESOLV_CONF = [
+  '# latchgate: this box resolves no names itself. The resolver below (the launcher\'s) refuses every',
+  '# query at once and records the name; allowlisted hosts are reached by name through HTTPS_PROXY.',
+  `nameserver ${BOX_DNS_ADDRESS}`,
+  'options attempts:1',
+  '',
+].join('\n');
 const DEVICES = ['null', 'zero', 'full', 'random', 'urandom', 'tty'];
 
 function canonical(path: string, flag: string): string {
@@ -280,6 +298,7 @@ export function buildSandboxPlan(o: SandboxOptions, h: HostFacts): SandboxPlan {
   m.write('/etc/group', renderGroup(id));
   m.write('/etc/hosts', '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n');
   m.write('/etc/hostname', `${BOX_HOSTNAME}\n`);
+  if (o.dns) m.write('/etc/resolv.conf', RESOLV_CONF);
   m.special('proc', '/proc', 'proc');
   m.tmpfs('/dev', 'mode=0755,size=64k', 'list', 'minimal /dev');
   for (const d of DEVICES) m.bind(`/dev/${d}`, `/dev/${d}`, false, 'device', 'device');
@@ -396,7 +415,8 @@ export function buildSandboxPlan(o: SandboxOptions, h: HostFacts): SandboxPlan {
   rlimits[1]!.soft = rlimits[1]!.hard = nofile;
   rlimits[2]!.soft = rlimits[2]!.hard = nproc;
 
-  const ll = landlockPlan(landlockAbi, m.access, o.strictNet, o.listenPorts);
+  // --strict-net: the resolver's TCP port is one of latchgate's exits too.
+  const ll = landlockPlan(landlockAbi, m.access, o.strictNet, [...o.listenPorts, ...(o.dns ? [BOX_DNS_PORT] : [])]);
   if (o.strictNet && landlockAbi < 4) {
     throw new LaunchError(`--strict-net needs Landlock ABI 4 or newer (TCP rules); this kernel offers ${landlockAbi > 0 ? `ABI ${landlockAbi}` : 'no Landlock'}; drop --strict-net or upgrade the kernel`);
   }
@@ -420,7 +440,14 @@ export function buildSandboxPlan(o: SandboxOptions, h: HostFacts): SandboxPlan {
     capabilities: 'all dropped',
     noNewPrivs: true,
     namespaces: ['user', 'mount', 'pid', 'network', 'uts', 'ipc', 'cgroup'],
-    network: { loopbackOnly: true, strictNet: o.strictNet, listenPorts: o.listenPorts, allowHosts: o.allowHosts, egress: o.egress?.description ?? null },
+    network: {
+      loopbackOnly: true,
+      strictNet: o.strictNet,
+      listenPorts: o.listenPorts,
+      dns: o.dns ? { nameserver: BOX_DNS_ADDRESS, port: BOX_DNS_PORT } : null,
+      allowHosts: o.allowHosts,
+      egress: o.egress?.description ?? null,
+    },
     gate: o.gate ? { socket: BOX_GATE_SOCKET, principal: o.gate.principal, tools: o.gate.tools ? BOX_MCP_COMMAND : null } : null,
     terminal: h.terminal ? { mode: 'pty', ...h.terminal } : { mode: 'inherit' },
     degraded,

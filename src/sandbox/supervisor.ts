@@ -14,8 +14,8 @@ import { StateFileSession, type StateMergeReport } from './state-files.js';
 import { TerminalRelay } from './terminal.js';
 
 export interface RunHooks {
-  /** Listening sockets made inside the box for plan.network.listenPorts, in order. */
-  onListen?(fds: number[]): void;
+  /** Listening sockets made inside the box for plan.network.listenPorts, in order; and the resolver's two sockets when plan.network.dns is set. */
+  onListen?(fds: number[], dns?: { tcp: number; udp: number }): void;
 }
 
 export interface RunResult {
@@ -133,9 +133,13 @@ async function runBox(plan: SandboxPlan, hooks: RunHooks): Promise<RunResult> {
               case MSG.FAIL:
                 failure ??= new LaunchError(`latchgate: building the box failed at ${describeStep(plan, m)}: ${errnoName(m.errno)}; ${fixFor(m.errno, plan, m)}`);
                 break;
-              case MSG.LISTEN_FDS:
-                if (hooks.onListen) hooks.onListen(m.fds);
+              case MSG.LISTEN_FDS: {
+                // native-plan.ts: the exits' TCP sockets, then the resolver's TCP and UDP ones.
+                const n = plan.network.listenPorts.length;
+                const dns = plan.network.dns && m.fds.length === n + 2 ? { tcp: m.fds[n]!, udp: m.fds[n + 1]! } : undefined;
+                if (hooks.onListen) hooks.onListen(m.fds.slice(0, n), dns);
                 break;
+              }
               case MSG.PTY_MASTER:
                 if (m.fds[0] !== undefined) terminal.attach(m.fds[0]);
                 break;

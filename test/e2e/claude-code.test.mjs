@@ -114,8 +114,9 @@ for (const mode of MODES) {
 
     // The profile switches off Claude Code's nonessential traffic (agents-e2e.md §1):
     // nothing went out through the CONNECT proxy, allowed or not.
+    // (--event-type egress is every exit's events: the CONNECT proxy's are those of type egress.)
     const g = auditEvents(mode, s.cfg, s.env, 'egress');
-    assert.deepEqual(g.events.map((e) => `${e.decision} ${e.details?.host}:${e.details?.port}`), [], 'CONNECT egress from Claude Code');
+    assert.deepEqual(g.events.filter((e) => e.event_type === 'egress').map((e) => `${e.decision} ${e.details?.host}:${e.details?.port}`), [], 'CONNECT egress from Claude Code');
     assert.ok(!g.text.includes(KEY), 'the key is in the ledger');
   });
 }

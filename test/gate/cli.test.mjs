@@ -156,7 +156,7 @@ test('an approval: 202 to the agent, approved by the CLI, executed once, visible
 
 test('audit formats and filters', () => {
   const table = lg('audit');
-  assert.match(table.out.split('\n')[0], /^TIMESTAMP\s+EVENT_TYPE\s+DECISION\s+PRINCIPAL\s+ACTION_ID\s+TRACE_ID$/);
+  assert.match(table.out.split('\n')[0], /^TIMESTAMP\s+EVENT_TYPE\s+DECISION\s+PRINCIPAL\s+ACTION_ID\s+HOST\s+REASON\s+ERROR\s+TRACE_ID$/);
   const jsonl = lg('audit', '--format', 'jsonl', '-l', '5').out.trim().split('\n');
   assert.equal(jsonl.length, 5);
   for (const l of jsonl) assert.ok(JSON.parse(l).trace_id);

@@ -333,9 +333,11 @@ test('refused CONNECTs: right status, one deny event with its reason, no request
     const before = events.length;
     const r = await exchange(port, `CONNECT ${target} HTTP/1.1\r\nHost: ${target}\r\n\r\n`);
     assert.equal(r.status, status, `${target}: ${r.raw}`);
-    assert.match(r.body, new RegExp(`\\[${reason}\\]\\n$`), `${target}: body names the reason`);
+    assert.match(r.body.split('\n')[0], new RegExp(`\\[${reason}\\]$`), `${target}: body names the reason`);
     const named = target.replace(/:[0-9]*$/, '');
-    if (reason !== 'host_not_allowed' && named.length >= 4) assert.ok(!r.raw.includes(named), `${target}: the target is not echoed`);
+    // A validated host name is named back (what would allow it names it); nothing else of the request is.
+    const namesHost = ['host_not_allowed', 'address_not_allowed', 'dns_failed', 'dns_timeout'].includes(reason);
+    if (!namesHost && named.length >= 4) assert.ok(!r.raw.includes(named), `${target}: the target is not echoed`);
     assert.ok(!r.raw.includes('<script>'), 'no markup echoed');
     const e = onlyNewEvent(events, before, 'deny', reason);
     assert.equal(e.details.status, status);
@@ -351,6 +353,47 @@ test('the host named in a refusal is the validated, normalised name only', async
   const r = await exchange(port, 'CONNECT Evil.Example.:443 HTTP/1.1\r\n\r\n');
   assert.equal(r.status, 403);
   assert.match(r.body, /not in the egress allowlist: evil\.example \[host_not_allowed\]/);
+});
+
+test('a refusal says what would allow it (text, or JSON when asked), and never the addresses the host resolved', async (t) => {
+  const { port } = await startProxy(t);
+  let r = await exchange(port, 'CONNECT denied.example:443 HTTP/1.1\r\n\r\n');
+  assert.equal(r.status, 403);
+  assert.match(r.raw, /\r\nx-latchgate-reason: host_not_allowed\r\n/);
+  assert.match(r.raw, /\r\ncontent-type: text\/plain/);
+  assert.equal(
+    r.body,
+    'latchgate egress proxy: this host is not in the egress allowlist: denied.example [host_not_allowed]\n' +
+      'To allow it, ask the user who started this box for: --allow-host denied.example. Nothing inside the box can change it.\n',
+  );
+
+  r = await exchange(port, 'CONNECT denied.example:443 HTTP/1.1\r\nAccept: application/json\r\n\r\n');
+  assert.equal(r.status, 403);
+  assert.match(r.raw, /\r\ncontent-type: application\/json\r\n/);
+  assert.deepEqual(JSON.parse(r.body), {
+    error: 'host_not_allowed',
+    message: 'this host is not in the egress allowlist: denied.example',
+    host: 'denied.example',
+    port: 443,
+    fix: '--allow-host denied.example',
+    advice: 'To allow it, ask the user who started this box for: --allow-host denied.example. Nothing inside the box can change it.',
+  });
+
+  r = await exchange(port, 'CONNECT api.test.example:8443 HTTP/1.1\r\n\r\n');
+  assert.match(r.body, /^To allow it, ask the user who started this box for: allow_ports = \[443, 8443\] in \[sandbox\.network\]\./m);
+
+  // An allowlisted name that resolves to a private address: the pin is named, the address is not (it is the host's to know).
+  r = await exchange(port, 'CONNECT private.dns.test.example:443 HTTP/1.1\r\nAccept: application/json\r\n\r\n');
+  const body = JSON.parse(r.body);
+  assert.equal(body.error, 'address_not_allowed');
+  assert.match(body.fix, /^a pin for private\.dns\.test\.example in \[sandbox\.network\.resolve\]/);
+  assert.ok(!r.raw.includes('10.0.0.1'), 'the resolved address stays on the host');
+
+  r = await exchange(port, 'CONNECT 192.0.2.1:443 HTTP/1.1\r\n\r\n');
+  assert.match(r.body, /^Instead: name a host instead of an address/m);
+  // A malformed request gets no advice: nothing the user sets would allow it.
+  r = await exchange(port, 'CONNECT %%% HTTP/1.1\r\n\r\n');
+  assert.match(r.body, /^latchgate egress proxy: [^\n]*\[bad_target\]\n$/);
 });
 
 test('an empty allowlist means no egress at all', async (t) => {
@@ -625,7 +668,7 @@ test('hostile CONNECT lines (500, seeded): never crash, never tunnel, every one 
       continue;
     }
     assert.ok([400, 403, 408, 431, 502].includes(r.status), `seed ${seed} line ${i} ${line}: ${r.raw.slice(0, 200)}`);
-    assert.match(r.body, /^latchgate egress proxy: [^\r\n<>]* \[[a-z_]+\]\n$/, `line ${i}: fixed-form body`);
+    assert.match(r.body, /^latchgate egress proxy: [^\r\n<>]* \[[a-z_]+\]\n(?:(?:To allow it, ask the user who started this box for|Instead): [^\r\n<>]*\n)?$/, `line ${i}: fixed-form body`);
   }
   assert.equal(events.length, 500, `seed ${seed}: one event per line`);
   assert.equal(events.filter((e) => e.decision === 'allow').length, tunnels);

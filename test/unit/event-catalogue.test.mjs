@@ -26,6 +26,8 @@ import { PolicyStore } from '../../dist/policy/store.js';
 import { ConnectProxy } from '../../dist/egress/connect-proxy.js';
 import { HostAllowlist } from '../../dist/egress/allowlist.js';
 import { CredentialProxy } from '../../dist/egress/credential-proxy.js';
+import { BoxDns } from '../../dist/egress/box-dns.js';
+import dgram from 'node:dgram';
 import { auditCommand, resolveEventType } from '../../dist/cli/gate-commands.js';
 import { Agent, grantAll, request } from '../helpers/gate.mjs';
 import { admin, gateFor } from '../helpers/gate-faults.mjs';
@@ -177,7 +179,7 @@ test('the gate: leases, executions, approvals, refusals, their counted summaries
   assert.ok(events.some((e) => e.event_type === 'action_call' && e.execution?.receipt_id && e.execution?.receipt_hash), 'a final action_call, written with its receipt and its hash');
 });
 
-test('the egress exits: CONNECT proxy decisions, credential proxy requests and their counted summaries fit the catalogue', async (t) => {
+test('the egress exits: CONNECT proxy decisions, credential proxy requests, DNS refusals and their counted summaries fit the catalogue', async (t) => {
   const { ledger } = freshLedger(t);
   // As the box records them (src/cli/sandbox.ts, src/sandbox/box-gate.ts): with the box's principal, repeated refusals counted.
   const box = new DenialCoalescer({ write: (e) => ledger.append(e), classify: denialKind, timer: false, maxKinds: 3 });
@@ -229,11 +231,28 @@ test('the egress exits: CONNECT proxy decisions, credential proxy requests and t
   await exchange(port, 'CONNECT %%% HTTP/1.1\r\n\r\n');
   await proxy.close();
   await waitFor(() => ledger.query({ event_type: 'egress', decision: 'allow' }).length === 1, 'the tunnel, recorded when it closed');
+
+  // The resolver: a query (twice: counted), one over TCP, a malformed one (FORMERR), a garbage packet (dropped, not recorded).
+  // (as a source of its own: the box's kinds above are over the cap of 3 by now, and these must be in full)
+  const dns = new BoxDns({ allowlist: new HostAllowlist(['api.test.example']), record: (e) => box.record({ ...e, subject: { principal: 'box' } }, 'box-dns') });
+  const ports = await dns.listen('127.0.0.1', 0);
+  const udp = dgram.createSocket('udp4');
+  t.after(() => udp.close());
+  const ask = (packet) => new Promise((resolve) => {
+    udp.once('message', (m) => resolve(m));
+    udp.send(packet, ports.udp, '127.0.0.1');
+  });
+  const query = (name, extra = Buffer.alloc(0)) => Buffer.concat([Buffer.from([0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0]), ...name.split('.').map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l)])), Buffer.from([0, 0, 1, 0, 1]), extra]);
+  for (const name of ['registry.npmjs.org', 'registry.npmjs.org', 'api.test.example']) assert.equal((await ask(query(name)))[3] & 0xf, 5, 'REFUSED');
+  assert.equal((await ask(query('x.example', Buffer.from([0xff]))))[3] & 0xf, 1, 'FORMERR');
+  const tcp = await exchange(ports.tcp, Buffer.concat([Buffer.from([0, query('tcp.example').length]), query('tcp.example')]), (s, got) => got.length >= 2 && s.end());
+  assert.ok(tcp.length > 2);
+  await dns.close();
   box.close(); // writes the counted summaries
 
   const events = ledger.query({ limit: 10_000 });
   assertAllFit(events, 'egress');
-  assert.deepEqual([...new Set(events.map((e) => e.event_type))].sort(), ['credential_proxy', 'egress']);
+  assert.deepEqual([...new Set(events.map((e) => e.event_type))].sort(), ['credential_proxy', 'egress', 'egress_dns']);
   const summaries = events.filter((e) => e.details?.coalesced);
   assert.ok(summaries.some((e) => e.event_type === 'egress' && e.details.coalesced.over_cap), 'an over-cap egress summary');
   assert.ok(summaries.some((e) => e.event_type === 'egress' && !e.details.coalesced.over_cap), 'a summary of one egress kind');

@@ -38,9 +38,9 @@ test('table: header and aligned columns; missing values as "-"; control characte
   const out = formatEvents(events, 'table');
   const lines = out.trimEnd().split('\n');
   assert.equal(lines.length, 4);
-  assert.match(lines[0], /^TIMESTAMP\s+EVENT_TYPE\s+DECISION\s+PRINCIPAL\s+ACTION_ID\s+TRACE_ID$/);
+  assert.match(lines[0], /^TIMESTAMP\s+EVENT_TYPE\s+DECISION\s+PRINCIPAL\s+ACTION_ID\s+HOST\s+REASON\s+ERROR\s+TRACE_ID$/);
   const col = (name) => lines[0].indexOf(name);
-  for (const name of ['EVENT_TYPE', 'DECISION', 'PRINCIPAL', 'ACTION_ID', 'TRACE_ID']) {
+  for (const name of ['EVENT_TYPE', 'DECISION', 'PRINCIPAL', 'ACTION_ID', 'HOST', 'REASON', 'ERROR', 'TRACE_ID']) {
     for (const l of lines.slice(1)) assert.equal(l[col(name) - 1], ' ', `column ${name} aligned in ${JSON.stringify(l)}`);
   }
   assert.ok(lines[1].startsWith('2025-01-01T00:00:00.000Z  action_call  allow'));
@@ -48,7 +48,7 @@ test('table: header and aligned columns; missing values as "-"; control characte
   assert.ok(!out.includes('\u001b'), 'no escape sequence reaches the terminal');
   assert.ok(out.includes('\\u001b[31mred'));
   assert.ok(lines[2].includes('evil, "quoted"\\u000aname'));
-  assert.equal(formatEvents([], 'table'), 'TIMESTAMP  EVENT_TYPE  DECISION  PRINCIPAL  ACTION_ID  TRACE_ID\n');
+  assert.equal(formatEvents([], 'table'), 'TIMESTAMP  EVENT_TYPE  DECISION  PRINCIPAL  ACTION_ID  HOST  REASON  ERROR  TRACE_ID\n');
 });
 
 test('json and jsonl round-trip; jsonl lines are the canonical bytes', () => {

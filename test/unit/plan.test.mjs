@@ -102,7 +102,7 @@ test('the default plan: system trees read-only, own /etc files, private /tmp and
   assert.equal(plan.capabilities, 'all dropped');
   assert.equal(plan.noNewPrivs, true);
   for (const ns of ['user', 'mount', 'pid', 'network', 'uts', 'ipc']) assert.ok(plan.namespaces.includes(ns), ns);
-  assert.deepEqual(plan.network, { loopbackOnly: true, strictNet: false, listenPorts: [], allowHosts: [], egress: null });
+  assert.deepEqual(plan.network, { loopbackOnly: true, strictNet: false, listenPorts: [], dns: null, allowHosts: [], egress: null });
   assert.deepEqual(plan.terminal, { mode: 'inherit' });
   assert.deepEqual(plan.degraded, []);
   assert.deepEqual(plan.rlimits.map((r) => [r.name, r.soft, r.hard]), [['core', 0, 0], ['nofile', DEFAULT_NOFILE, DEFAULT_NOFILE], ['nproc', DEFAULT_NPROC, DEFAULT_NPROC]]);
@@ -313,6 +313,24 @@ test('--strict-net needs Landlock ABI 4', (t) => {
   assert.deepEqual(plan.landlock.ports, [{ port: 7000, access: 2 }]);
   assert.equal(plan.network.strictNet, true);
   assert.deepEqual(plan.network.listenPorts, [7000]);
+});
+
+test("the box's resolver: resolv.conf names it, the addon makes its sockets (TCP after the exits', UDP), --strict-net lets TCP reach it", (t) => {
+  const ws = tempDir(t);
+  const without = buildSandboxPlan(options(ws, { listenPorts: [3128, 3129] }), facts());
+  assert.equal(without.network.dns, null);
+  assert.ok(!without.mounts.some((m) => m.path === '/etc/resolv.conf'), 'no resolver, no resolv.conf');
+  assert.deepEqual([toNativePlan(without, 40).ports, toNativePlan(without, 40).udpPorts], [[3128, 3129], []]);
+
+  const plan = buildSandboxPlan(options(ws, { listenPorts: [3128, 3129], dns: true, strictNet: true }), facts({ landlockAbi: 4 }));
+  assert.deepEqual(plan.network.dns, { nameserver: '127.0.0.1', port: 53 });
+  const conf = plan.mounts.find((m) => m.path === '/etc/resolv.conf');
+  assert.equal(conf.kind, 'write');
+  assert.match(conf.content, /^nameserver 127\.0\.0\.1$/m);
+  assert.match(conf.content, /^# latchgate: this box resolves no names itself/m, 'an agent reading it learns why');
+  const native = toNativePlan(plan, 40);
+  assert.deepEqual([native.ports, native.udpPorts], [[3128, 3129, 53], [53]]);
+  assert.deepEqual(plan.landlock.ports.map((p) => p.port), [3128, 3129, 53]);
 });
 
 test('limits: clamped to the hard limits; invalid ones refused', (t) => {
