@@ -26,6 +26,7 @@ import { CHAIN_HASH_FORMAT, eventHash, indexedColumns, LedgerError, type Indexed
 import type { AuditEvent } from '../core/audit-event.js';
 import { verifyReceipt, type ExecutionReceipt } from './receipt.js';
 import type { StateReport } from './state-record.js';
+import { checkCheckpoints, type CheckpointInputs, type CheckpointReport } from './tree-verify.js';
 
 /** Compares the state kept outside the chain with the chain; only reads. */
 /** full: check the whole history too (verify), not only what a gate relies on now. */
@@ -55,6 +56,8 @@ export interface VerifyReport {
    * every event still verifies, so a problem here is a broken ledger too.
    */
   database: { ok: boolean; problems: string[] };
+  /** The signed checkpoints of the Merkle tree against the tree recomputed from the events (src/ledger/tree-verify.ts). */
+  checkpoints: CheckpointReport;
 }
 
 interface Row extends IndexedColumns {
@@ -98,7 +101,7 @@ function contentProblem(row: Row): string | null {
 }
 
 /** Walks the hash chain and checks every receipt. Read-only; never throws for tampering, only for a file that is not a ledger. */
-export function verifyLedger(db: Db, keys: KeyStore, name = db.name, state?: StateChecker): VerifyReport {
+export function verifyLedger(db: Db, keys: KeyStore, name = db.name, state?: StateChecker, checkpoints?: CheckpointInputs): VerifyReport {
   let tables: Set<string>;
   try {
     tables = new Set(db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table'`).pluck().all() as string[]);
@@ -109,7 +112,7 @@ export function verifyLedger(db: Db, keys: KeyStore, name = db.name, state?: Sta
   for (const t of ['audit_events', 'receipts', 'execution_intents', 'ledger_metadata']) {
     if (!tables.has(t)) throw new LedgerError(`${name} is not a latchgate ledger (no ${t} table)`, 'not_a_ledger');
   }
-  return db.transaction(() => walk(db, keys, name, state))();
+  return db.transaction(() => walk(db, keys, name, state, checkpoints))();
 }
 
 /**
@@ -117,14 +120,14 @@ export function verifyLedger(db: Db, keys: KeyStore, name = db.name, state?: Sta
  * migration, no -wal or -shm left behind): `latchgate verify` on an archived
  * or read-only state directory.
  */
-export function verifyLedgerFile(path: string, keys: KeyStore, state?: StateChecker): VerifyReport {
+export function verifyLedgerFile(path: string, keys: KeyStore, state?: StateChecker, checkpoints?: CheckpointInputs): VerifyReport {
   if (!existsSync(path)) {
     throw new LedgerError(`no ledger at ${path}. Fix: point [state] dir in latchgate.toml (or XDG_STATE_HOME) at the state directory that holds ledger.sqlite3`, 'not_a_ledger');
   }
   let db: Db | undefined;
   try {
     db = openDbReadOnly(path);
-    return verifyLedger(db, keys, path, state);
+    return verifyLedger(db, keys, path, state, checkpoints);
   } catch (e) {
     if ((e as { code?: unknown }).code !== 'SQLITE_CANTOPEN') throw e;
     throw new LedgerError(
@@ -136,7 +139,7 @@ export function verifyLedgerFile(path: string, keys: KeyStore, state?: StateChec
   }
 }
 
-function walk(db: Db, keys: KeyStore, name: string, stateChecker: StateChecker | undefined): VerifyReport {
+function walk(db: Db, keys: KeyStore, name: string, stateChecker: StateChecker | undefined, checkpointInputs: CheckpointInputs | undefined): VerifyReport {
   const meta = (key: string) => db.prepare('SELECT value FROM ledger_metadata WHERE key = ?').pluck().get(key) as string | undefined;
   const format = meta('chain_hash_format');
   if (format !== CHAIN_HASH_FORMAT) {
@@ -197,10 +200,12 @@ function walk(db: Db, keys: KeyStore, name: string, stateChecker: StateChecker |
   const state = stateChecker ? stateChecker(db, keys, true) : null;
   const checked = (db.pragma('integrity_check(20)') as { integrity_check: string }[]).map((r) => r.integrity_check);
   const database = { ok: checked.length === 1 && checked[0] === 'ok', problems: checked.filter((p) => p !== 'ok') };
+  const checkpoints = checkCheckpoints(db, keys, checkpointInputs);
 
   return {
-    intact: first === null && receipts.bad.length === 0 && (state?.mismatches.length ?? 0) === 0 && database.ok,
+    intact: first === null && receipts.bad.length === 0 && (state?.mismatches.length ?? 0) === 0 && database.ok && checkpoints.ok,
     database,
+    checkpoints,
     total_events: total,
     verified_links: links,
     chain_head: chainHead,
