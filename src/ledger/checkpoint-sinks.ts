@@ -69,10 +69,12 @@ async function syncDir(dir: string): Promise<void> {
 /** checkpoints.log: each note appended whole, in one write, and made durable (fdatasync) before the next. */
 export class LogSink implements CheckpointSink {
   readonly name = 'log';
-  constructor(readonly target: string) {}
+  /** The same wherever the state directory is moved: its progress goes with it. */
+  readonly target = CHECKPOINT_LOG;
+  constructor(readonly path: string) {}
 
   async deliver(cp: StoredCheckpoint): Promise<void> {
-    const fh = await open(this.target, fsc.O_WRONLY | fsc.O_APPEND | fsc.O_CREAT | fsc.O_NOFOLLOW, 0o644);
+    const fh = await open(this.path, fsc.O_WRONLY | fsc.O_APPEND | fsc.O_CREAT | fsc.O_NOFOLLOW, 0o644);
     try {
       // A blank line after each note: the next one starts after it.
       await fh.write(`${cp.note}\n`);
@@ -80,7 +82,7 @@ export class LogSink implements CheckpointSink {
     } finally {
       await fh.close();
     }
-    await syncDir(dirname(this.target));
+    await syncDir(dirname(this.path));
   }
 }
 

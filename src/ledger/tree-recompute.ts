@@ -8,7 +8,13 @@
 // Give it the sizes to stop at (sorted); it hands back the root at each, and
 // for each two consecutive sizes the consistency proof between them, as
 // RFC 9162 builds it, from the recomputed tree.
+import * as crypto from 'node:crypto';
 import { nodeMerkle } from '../crypto/merkle.js';
+
+// RFC 9162's leaf hash, SHA-256(0x00 || bytes), of an event's stored text: U+0000 is the one byte 0x00 in
+// UTF-8, so the text with it in front hashes to the same; crypto.hash (Node >= 20.12) encodes it without a Buffer.
+const leafHashOfText: (text: string) => Uint8Array =
+  typeof crypto.hash === 'function' ? (text) => crypto.hash('sha256', `\u0000${text}`, 'buffer') : (text) => nodeMerkle.leafHash(Buffer.from(text, 'utf8'));
 
 interface Range {
   start: number;
@@ -83,7 +89,7 @@ export class TreeRecompute {
 
   /** Adds the next leaf (its bytes: the event's stored event_json). */
   push(leaf: Uint8Array | string): void {
-    let hash = nodeMerkle.leafHash(typeof leaf === 'string' ? Buffer.from(leaf, 'utf8') : leaf);
+    let hash = typeof leaf === 'string' ? leafHashOfText(leaf) : nodeMerkle.leafHash(leaf);
     let start = this.leaves;
     let len = 1;
     this.keep(0, start, hash);

@@ -149,6 +149,7 @@ export function checkCheckpoints(db: Db, keys: KeyStore, inputs: CheckpointInput
     tableNotes.add(row.note);
     claims.push({ size: c.size, root: c.rootHash, where });
   }
+  const tableSizes = new Set(claims.map((c) => c.size));
   if (origin === null && (rows.length > 0 || inputs.external)) {
     problems.unshift({ kind: 'origin', where: 'ledger_metadata', message: `the ledger's id (ledger_metadata ledger_id) is ${id === undefined ? 'missing' : JSON.stringify(id)}, not 32 hex digits, yet checkpoints name it: it was edited. ${FIX}` });
   }
@@ -158,7 +159,6 @@ export function checkCheckpoints(db: Db, keys: KeyStore, inputs: CheckpointInput
   if (inputs.log && inputs.log.text !== null) {
     const entries = splitNotes(inputs.log.text);
     log = { path: inputs.log.path, entries: entries.length };
-    const bySize = new Map(claims.map((c) => [c.size, c]));
     entries.forEach((e, i) => {
       const where = `checkpoints.log entry ${i + 1}`;
       if ('error' in e) return void problem({ kind: 'malformed', where, message: `${where} is not a signed checkpoint: ${e.error}` });
@@ -166,8 +166,7 @@ export function checkCheckpoints(db: Db, keys: KeyStore, inputs: CheckpointInput
       const c = opener.open(e.note, where, problem);
       if (!c) return;
       claims.push({ size: c.size, root: c.rootHash, where });
-      const inTable = bySize.get(c.size);
-      if (!inTable) {
+      if (!tableSizes.has(c.size)) {
         problem({ kind: 'deleted', where, size: c.size, message: `the checkpoint of size ${c.size} in ${inputs.log!.path} (${where}) is not in the checkpoints table: it was deleted from the table. ${FIX}` });
       }
     });
@@ -180,6 +179,10 @@ export function checkCheckpoints(db: Db, keys: KeyStore, inputs: CheckpointInput
     const c = opener.open(inputs.external.note, where, problem, inputs.external.trustedKey);
     if (c) {
       claims.push({ size: c.size, root: c.rootHash, where });
+      // Every checkpoint of this ledger is stored before it leaves: one the table lacks was deleted from it.
+      if (!tableSizes.has(c.size)) {
+        problem({ kind: 'deleted', where, size: c.size, message: `the checkpoint of size ${c.size} in ${where} is not in the checkpoints table: it was deleted from the table. ${FIX}` });
+      }
       external = { file: where, size: c.size, root: hex(c.rootHash), key: inputs.external.trustedKey ? 'given' : 'history', extended: false };
     }
   }
