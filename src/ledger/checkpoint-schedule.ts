@@ -25,7 +25,7 @@ export class CheckpointSchedule {
   private running: Promise<void> | undefined;
   private again = false;
   private stopped = false;
-  /** Refusals already reported: one that repeats at every round is reported once. */
+  /** Refusals already reported, by reason: one that repeats at every round (its numbers moving) is reported once. */
   private readonly refusals = new Set<string>();
   private readonly record: (e: AuditEventInput) => void;
   private readonly warn: (message: string) => void;
@@ -101,8 +101,8 @@ export class CheckpointSchedule {
 
   private refused(e: Error): void {
     const code = e instanceof CheckpointRefusedError ? e.code : 'checkpoint_failed';
-    if (this.refusals.has(e.message)) return;
-    this.refusals.add(e.message);
+    if (this.refusals.has(code)) return;
+    this.refusals.add(code);
     this.warn(`no checkpoint signed: ${e.message}`);
     try {
       this.record({ event_type: 'checkpoint_refused', decision: 'error', details: { reason: code, error: e.message } });
