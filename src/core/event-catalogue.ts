@@ -218,8 +218,8 @@ const CATALOGUE = {
     details: { roots: R },
   },
   checkpoint_refused: {
-    meaning: "A gate or `latchgate checkpoint` signed no checkpoint of the ledger's tree: the tree no longer extends the latest checkpoint (events deleted, history rewritten) or the ledger's id was edited (reason, error); recorded once per process and error",
-    emitters: ['src/ledger/checkpoint-schedule.ts'],
+    meaning: "A gate or `latchgate checkpoint` signed no checkpoint of the ledger's tree: the tree no longer extends the latest checkpoint (events deleted, history rewritten) or the ledger's id was edited (reason, error); recorded once per process and reason",
+    emitters: ['src/ledger/checkpoint-schedule.ts', 'src/cli/checkpoint.ts'],
     fields: { decision: R, details: R },
     details: { reason: R, error: R },
   },

@@ -76,14 +76,13 @@ interface PendingBreak {
   nextLinkOk?: boolean;
 }
 
-function contentProblem(row: Row): string | null {
-  let event: AuditEvent;
-  try {
-    event = JSON.parse(row.event_json) as AuditEvent;
-  } catch {
-    return 'event_json is not valid JSON: the event was edited';
-  }
-  if (!event || typeof event !== 'object' || Array.isArray(event)) return 'event_json is not an object: the event was edited';
+/** What JSON.parse gave for a row's event_json (parsed once per row), or NOT_JSON. */
+const NOT_JSON = Symbol('not JSON');
+
+function contentProblem(row: Row, parsed: unknown, computed: string): string | null {
+  if (parsed === NOT_JSON) return 'event_json is not valid JSON: the event was edited';
+  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) return 'event_json is not an object: the event was edited';
+  const event = parsed as AuditEvent;
   let canonical: string;
   try {
     canonical = canonicalize(event);
@@ -91,7 +90,7 @@ function contentProblem(row: Row): string | null {
     return `event_json cannot be canonicalised (${(e as Error).message}): the event was edited`;
   }
   if (canonical !== row.event_json) return 'event_json is not in canonical (JCS) form: it was edited outside the ledger';
-  if (eventHash(row.event_json) !== row.hash) return 'the stored hash does not match event_json: the event was edited';
+  if (computed !== row.hash) return 'the stored hash does not match event_json: the event was edited';
   const cols = indexedColumns(event);
   for (const [col, want] of Object.entries(cols)) {
     const have = row[col as keyof Row];
@@ -161,12 +160,13 @@ function walk(db: Db, keys: KeyStore, name: string, stateChecker: StateChecker |
   for (const row of it) {
     total++;
     const computed = eventHash(row.event_json);
-    let linked: unknown;
+    let parsed: unknown = NOT_JSON;
     try {
-      linked = (JSON.parse(row.event_json) as AuditEvent).prev_hash;
+      parsed = JSON.parse(row.event_json);
     } catch {
-      linked = undefined;
+      // contentProblem names it
     }
+    const linked = parsed === NOT_JSON || parsed === null || parsed === undefined ? undefined : (parsed as { prev_hash?: unknown }).prev_hash;
     if (awaitingNext && pending) {
       pending.nextLinkOk = linked === pending.computed;
       awaitingNext = false;
@@ -174,7 +174,7 @@ function walk(db: Db, keys: KeyStore, name: string, stateChecker: StateChecker |
     const linkOk = linked === prevHash || (prev === null && linked === null);
     if (linkOk && prev !== null) links++;
     if (!first && !pending) {
-      const problem = contentProblem(row);
+      const problem = contentProblem(row, parsed, computed);
       if (problem) first = { id: row.id, trace_id: row.trace_id, reason: problem };
       else if (!linkOk) {
         pending = { row: { id: row.id, trace_id: row.trace_id }, prev, prevHash, computed, linked };

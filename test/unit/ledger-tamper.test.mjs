@@ -184,16 +184,20 @@ test('deleting a middle, the first or the last event is caught, naming the missi
 });
 
 test('deleting the last event and moving chain_head back to the new last event is the one rewrite a chain alone cannot see', (t) => {
-  // Documented limit (DESIGN: signed checkpoints come later): an attacker who
-  // rewrites the tail and chain_head consistently, and fixes sqlite_sequence,
-  // leaves a valid shorter chain. Pinned here so the limit stays visible.
+  // An attacker who rewrites the tail and chain_head consistently, and fixes
+  // sqlite_sequence, leaves a valid shorter chain. Pinned here so the limit
+  // stays visible: the stored Merkle tree still shows it, and once that is
+  // trimmed too, only a checkpoint does (test/gate/checkpoint-tamper.test.mjs).
   const ctx = setup(t);
   const report = attack(ctx, (db) => {
     db.prepare('DELETE FROM audit_events WHERE id = ?').run(ctx.total);
     db.prepare(`UPDATE ledger_metadata SET value = ? WHERE key = 'chain_head'`).run(rowById(db, ctx.total - 1).hash);
     db.prepare(`UPDATE sqlite_sequence SET seq = ? WHERE name = 'audit_events'`).run(ctx.total - 1);
   });
-  assert.equal(report.intact, true);
+  assert.equal(report.first_bad, null, 'the chain alone holds');
+  assert.equal(report.intact, false);
+  assert.deepEqual(report.checkpoints.problems.map((p) => p.kind), ['tree_mismatch']);
+  assert.match(report.checkpoints.problems[0].message, new RegExp(`the stored Merkle tree holds ${ctx.total} leaves, but the ledger only ${ctx.total - 1} events`));
 });
 
 test('a forged event inserted in the middle, with a valid-looking hash and link, is caught at the forged row', (t) => {
