@@ -219,14 +219,7 @@ export function verifyCommand(): Command {
         import('../ledger/verify.js'), import('../ledger/format.js'), import('../ledger/ledger.js'), import('../keys/store.js'), import('../keys/ed25519.js'), import('../gate/state-check.js'),
         import('../ledger/tree-verify.js'), import('../ledger/checkpoint-sinks.js'),
       ]);
-      let external;
-      if (o.checkpoint !== undefined) {
-        try {
-          external = { file: o.checkpoint, note: readFileSync(o.checkpoint, 'utf8'), ...(o.trustedKey !== undefined ? { trustedKey: o.trustedKey } : {}) };
-        } catch (e) {
-          throw new LaunchError(`--checkpoint ${o.checkpoint} cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); give the file of a signed checkpoint`, 1);
-        }
-      }
+      const external = o.checkpoint === undefined ? undefined : await readExternalCheckpoint(o.checkpoint, o.trustedKey);
       let r;
       try {
         // The log before the database's snapshot: every note in it is then in the snapshot's table too.
@@ -239,6 +232,29 @@ export function verifyCommand(): Command {
       print(o, r, () => formatVerifyReport(r));
       process.exitCode = r.intact ? 0 : 2;
     });
+}
+
+/** --checkpoint FILE and --trusted-key VKEY, refused (exit 1) when they are not a signed checkpoint and a verifier key. */
+async function readExternalCheckpoint(file: string, trustedKey: string | undefined): Promise<{ file: string; note: string; trustedKey?: string }> {
+  const [{ noteVerifier }, { parseNote }, { parseCheckpoint }] = await Promise.all([import('../crypto/signed-note.js'), import('../verify/note.js'), import('../verify/checkpoint.js')]);
+  let note: string;
+  try {
+    note = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new LaunchError(`--checkpoint ${file} cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); give the file of a signed checkpoint`, 1);
+  }
+  try {
+    parseCheckpoint(parseNote(note).text);
+  } catch (e) {
+    throw new LaunchError(`--checkpoint ${file} is not a signed checkpoint (${(e as Error).message}); give a file \`latchgate checkpoint\` printed or a directory sink wrote`, 1);
+  }
+  if (trustedKey === undefined) return { file, note };
+  try {
+    noteVerifier(trustedKey);
+  } catch (e) {
+    throw new LaunchError(`--trusted-key is not a verifier key (${(e as Error).message}); give the one \`latchgate checkpoint --print-key\` printed`, 1);
+  }
+  return { file, note, trustedKey };
 }
 
 export function revokeCommand(): Command {

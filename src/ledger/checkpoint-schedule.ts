@@ -22,9 +22,10 @@ export class CheckpointSchedule {
   private count = 0;
   private timer: NodeJS.Timeout | undefined;
   private unsubscribe: (() => void) | undefined;
-  private running: Promise<void> | undefined;
+  private publishing: Promise<void> | undefined;
   private again = false;
   private stopped = false;
+  private halted = false;
   /** Refusals already reported, by reason: one that repeats at every round (its numbers moving) is reported once. */
   private readonly refusals = new Set<string>();
   private readonly record: (e: AuditEventInput) => void;
@@ -55,25 +56,22 @@ export class CheckpointSchedule {
     return this;
   }
 
-  /** Signs the head (unless it did not move) and publishes; a call during a round makes one more round after it. */
+  /**
+   * Signs the head (unless it did not move), then publishes. Signing is
+   * done at once; publishing one round at a time (a call during a round
+   * makes one more round after it), so a slow sink delays deliveries, never
+   * the next signature.
+   */
   run(): Promise<void> {
-    if (this.stopped) return Promise.resolve();
-    if (this.running) {
-      this.again = true;
-      return this.running;
-    }
-    this.running = (async () => {
-      do {
-        this.again = false;
-        this.count = 0;
-        await this.round();
-      } while (this.again && !this.stopped);
-    })().finally(() => (this.running = undefined));
-    return this.running;
+    if (this.halted) return Promise.resolve();
+    this.count = 0;
+    this.sign();
+    return this.publish();
   }
 
   /** Stops counting and the timer (a round under way goes on). */
   halt(): void {
+    this.halted = true; // a round already queued (setImmediate) does nothing either
     this.unsubscribe?.();
     this.unsubscribe = undefined;
     if (this.timer) clearInterval(this.timer);
@@ -83,20 +81,33 @@ export class CheckpointSchedule {
   /** Stops counting and the timer, then signs and publishes one last time (gate shutdown). */
   async stop(): Promise<void> {
     this.halt();
-    await this.running;
     if (this.stopped) return;
+    this.sign();
+    await this.publish();
     this.stopped = true;
-    await this.round();
   }
 
-  private async round(): Promise<void> {
+  private sign(): void {
     try {
       this.store.signCheckpoint();
     } catch (e) {
       this.refused(e as Error);
     }
-    // Pending deliveries are retried even when nothing new was signed.
-    await this.publisher.publish();
+  }
+
+  /** Pending deliveries are retried even when nothing new was signed. */
+  private publish(): Promise<void> {
+    if (this.publishing) {
+      this.again = true;
+      return this.publishing;
+    }
+    this.publishing = (async () => {
+      do {
+        this.again = false;
+        await this.publisher.publish();
+      } while (this.again && !this.stopped);
+    })().finally(() => (this.publishing = undefined));
+    return this.publishing;
   }
 
   private refused(e: Error): void {

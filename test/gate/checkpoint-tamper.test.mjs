@@ -257,6 +257,15 @@ test('the checkpoint kept elsewhere, against a ledger cut below it, or checked w
   const bad = lg(home, 'verify', '--checkpoint', path.join(base, 'no-such-file'));
   assert.equal(bad.code, 1);
   assert.match(bad.err, /--checkpoint .*no-such-file cannot be read \(ENOENT\)/);
+  const notes = path.join(base, 'not-a-checkpoint.txt');
+  writeFileSync(notes, 'meeting notes\n');
+  const notCp = lg(home, 'verify', '--checkpoint', notes);
+  assert.equal(notCp.code, 1);
+  assert.match(notCp.err, /--checkpoint .*not-a-checkpoint\.txt is not a signed checkpoint \(the note has no blank line before its signatures\)/);
+  const badKey = lg(home, 'verify', '--checkpoint', external, '--trusted-key', 'latchgate+12345678+AAAA');
+  assert.equal(badKey.code, 1);
+  assert.match(badKey.err, /--trusted-key is not a verifier key \(the verifier key is not base64 of 0x01/);
+  assert.match(lg(home, 'verify', '--trusted-key', vkeyAtExternal).err, /--trusted-key checks the checkpoint given with --checkpoint FILE/);
 });
 
 test('checkpoints.log cut short in the middle of a note: reported, naming the entry', () => {
