@@ -33,6 +33,12 @@ const PER_ROUND = 64;
 /** The part of a failing command's stderr or an endpoint's answer kept in the message. */
 const DETAIL_MAX = 1024;
 
+/** What a command or an endpoint said, for one line of a message: controls shown as escapes, never sent to a terminal as they are. */
+function said(text: string): string {
+  const t = text.trim().slice(0, DETAIL_MAX);
+  return t ? `: ${t.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)}` : '';
+}
+
 export interface CheckpointSink {
   /** Its progress row's key: 'log', or the name of its [ledger.checkpoints.sinks.<name>] section. */
   readonly name: string;
@@ -171,9 +177,8 @@ export class CommandSink implements CheckpointSink {
       });
       child.on('close', (code, signal) => {
         clearTimeout(timer);
-        const said = stderr.trim() ? `: ${stderr.trim().slice(0, DETAIL_MAX)}` : '';
-        if (timedOut) reject(new Error(`${this.argv[0]} did not finish within ${this.timeoutMs} ms and was killed${said}`));
-        else if (code !== 0) reject(new Error(`${this.argv[0]} exited with ${signal ? `signal ${signal}` : `code ${code}`}${said}`));
+        if (timedOut) reject(new Error(`${this.argv[0]} did not finish within ${this.timeoutMs} ms and was killed${said(stderr)}`));
+        else if (code !== 0) reject(new Error(`${this.argv[0]} exited with ${signal ? `signal ${signal}` : `code ${code}`}${said(stderr)}`));
         else resolve();
       });
       child.stdin.end(cp.note);
@@ -216,7 +221,7 @@ export class HttpsSink implements CheckpointSink {
           res.on('end', () => {
             const status = res.statusCode ?? 0;
             if (status >= 200 && status < 300) resolve();
-            else reject(new Error(`${this.url.href} answered HTTP ${status}${text.trim() ? `: ${text.trim().slice(0, DETAIL_MAX)}` : ''}`));
+            else reject(new Error(`${this.url.href} answered HTTP ${status}${said(text)}`));
           });
           res.on('error', reject);
         },

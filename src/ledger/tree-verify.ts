@@ -151,7 +151,7 @@ export function checkCheckpoints(db: Db, keys: KeyStore, inputs: CheckpointInput
   }
   const tableSizes = new Set(claims.map((c) => c.size));
   if (origin === null && (rows.length > 0 || inputs.external)) {
-    problems.unshift({ kind: 'origin', where: 'ledger_metadata', message: `the ledger's id (ledger_metadata ledger_id) is ${id === undefined ? 'missing' : JSON.stringify(id)}, not 32 hex digits, yet checkpoints name it: it was edited. ${FIX}` });
+    problem({ kind: 'origin', where: 'ledger_metadata', message: `the ledger's id (ledger_metadata ledger_id) is ${id === undefined ? 'missing' : JSON.stringify(id)}, not 32 hex digits, yet checkpoints name it: it was edited. ${FIX}` });
   }
 
   // checkpoints.log: every note in it must be in the table (it was written from there).
@@ -161,7 +161,10 @@ export function checkCheckpoints(db: Db, keys: KeyStore, inputs: CheckpointInput
     log = { path: inputs.log.path, entries: entries.length };
     entries.forEach((e, i) => {
       const where = `checkpoints.log entry ${i + 1}`;
-      if ('error' in e) return void problem({ kind: 'malformed', where, message: `${where} is not a signed checkpoint: ${e.error}` });
+      if ('error' in e) {
+        const last = i === entries.length - 1 ? 'if the machine lost power while this last entry was written, remove the partial entry from the file; otherwise ' : '';
+        return void problem({ kind: 'malformed', where, message: `${where} is not a signed checkpoint: ${e.error}. Fix: ${last}${FIX.slice('Fix: '.length)}` });
+      }
       if (tableNotes.has(e.note)) return;
       const c = opener.open(e.note, where, problem);
       if (!c) return;

@@ -103,10 +103,11 @@ test('a command: argv without a shell, the note on stdin, a clean environment; a
   assert.equal(seen.env.LATCHGATE_CHECKPOINT_ORIGIN, a.origin);
   assert.equal(seen.env.LATCHGATE_SECRET_TEST_CP, undefined, "the gate's environment stays with the gate");
 
-  const failing = new CommandSink('script', [process.execPath, '-e', 'process.stderr.write("disk full"); process.exit(3)'], 10_000);
+  const failing = new CommandSink('script', [process.execPath, '-e', 'process.stderr.write("disk\\u001b[2J full\\n"); process.exit(3)'], 10_000);
   s.grow();
   const [f] = await s.publisher([failing]).publish();
-  assert.match(f.error, /exited with code 3: disk full/);
+  assert.match(f.error, /exited with code 3: disk\\u001b\[2J full$/, 'what it said, its controls shown as escapes');
+  assert.doesNotMatch(s.warnings.join(''), /\u001b/, 'no control character reaches the terminal');
   const hanging = new CommandSink('script', [process.execPath, '-e', 'setTimeout(() => {}, 60000)'], 300);
   const [h] = await s.publisher([hanging]).publish();
   assert.match(h.error, /did not finish within 300 ms and was killed/);
