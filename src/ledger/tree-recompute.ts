@@ -75,8 +75,15 @@ export class TreeRecompute {
   /** Complete subtrees right of the previous stop that the proof to the next stop needs: level -> start -> hash. */
   private wanted = new Map<number, Map<number, Uint8Array | null>>();
 
-  /** sizes: the sizes to stop at, ascending, distinct, each >= 0. */
-  constructor(sizes: readonly number[]) {
+  /**
+   * sizes: the sizes to stop at, ascending, distinct, each >= 0. onStop is
+   * called at each (default: kept for results()); a verifier of many
+   * checkpoints handles each there, so memory stays O(log n).
+   */
+  constructor(
+    sizes: readonly number[],
+    private readonly onStop: (stop: TreeStop) => void = (stop) => this.out.push(stop),
+  ) {
     this.stops = [...sizes];
     for (let i = 1; i < this.stops.length; i++) if (!(this.stops[i]! > this.stops[i - 1]!)) throw new RangeError('stop sizes must be distinct and ascending');
     if (this.stops[0] === 0) this.stop();
@@ -105,7 +112,7 @@ export class TreeRecompute {
     if (this.leaves === this.stops[this.stopAt]) this.stop();
   }
 
-  /** The stops reached so far, in order. */
+  /** The stops reached so far, in order (when no onStop was given). */
   results(): TreeStop[] {
     return this.out;
   }
@@ -134,7 +141,7 @@ export class TreeRecompute {
     const size = this.leaves;
     const stop: TreeStop = { size, root: this.fold(0) };
     if (this.prev && this.prev.size > 0) stop.proofFromPrevious = { from: this.prev.size, proof: this.proof(this.prev, size) };
-    this.out.push(stop);
+    this.onStop(stop);
     this.stopAt++;
     this.prev = { size, stack: this.stack.map((e) => ({ ...e })) };
     // The next stop's proof: register the complete subtrees right of here that it needs.

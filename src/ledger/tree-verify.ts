@@ -193,63 +193,71 @@ export function checkCheckpoints(db: Db, keys: KeyStore, inputs: CheckpointInput
   // Forks: one size, two roots.
   const bySize = new Map<number, Claim[]>();
   for (const c of claims) bySize.set(c.size, [...(bySize.get(c.size) ?? []), c]);
+  const forked = new Set<number>();
   for (const [size, cs] of bySize) {
     const other = cs.find((c) => !same(c.root, cs[0]!.root));
     if (other) {
+      forked.add(size);
       problem({ kind: 'fork', where: other.where, size, message: `two checkpoints of size ${size} have different roots: ${hex(cs[0]!.root)} (${cs[0]!.where}) and ${hex(other.root)} (${other.where}); a fork: the history was rewritten and signed again. ${FIX}` });
     }
   }
 
-  // The tree recomputed from the events, stopping at every size a checkpoint or the stored tree names.
+  // Checkpoints of more events than there are.
   const treeSize = db.prepare('SELECT count(*) FROM audit_events').pluck().get() as number;
-  const stored = storedTree(db, problem);
-  const sizes = [...new Set([...bySize.keys(), ...(stored ? [stored.size] : []), treeSize])].filter((s) => s <= treeSize).sort((a, b) => a - b);
-  const tree = new TreeRecompute(sizes);
-  for (const json of db.prepare('SELECT event_json FROM audit_events ORDER BY id').pluck().iterate() as IterableIterator<string>) tree.push(json);
-  const roots = new Map(tree.results().map((s) => [s.size, s]));
-
   for (const [size, cs] of [...bySize].sort((a, b) => a[0] - b[0])) {
+    if (size <= treeSize) continue;
     for (const c of cs) {
-      if (size > treeSize) {
-        const ext = c.where === inputs.external?.file;
-        problem({
-          kind: 'truncated',
-          where: c.where,
-          size,
-          message: `the ledger was truncated below the checkpoint: the checkpoint of size ${size} (${c.where}) covers ${size} events, the ledger holds ${treeSize}; ${ext ? 'events it covers were deleted' : 'the newest events were deleted'}. ${FIX}`,
-        });
-      } else if (!same(roots.get(size)!.root, c.root)) {
-        problem({
-          kind: 'rewritten',
-          where: c.where,
-          size,
-          message: `history was rewritten: the root of the first ${size} events, recomputed from the events, is ${hex(roots.get(size)!.root)}, not ${hex(c.root)} as the checkpoint of size ${size} (${c.where}) says: events it covers were changed, removed or added. ${FIX}`,
-        });
-      }
+      const ext = c.where === inputs.external?.file;
+      problem({
+        kind: 'truncated',
+        where: c.where,
+        size,
+        message: `the ledger was truncated below the checkpoint: the checkpoint of size ${size} (${c.where}) covers ${size} events, the ledger holds ${treeSize}; ${ext ? 'events it covers were deleted' : 'the newest events were deleted'}. ${FIX}`,
+      });
     }
   }
-  const bad = new Set(problems.filter((p) => p.size !== undefined && (p.kind === 'rewritten' || p.kind === 'fork')).map((p) => p.size));
-  for (const s of tree.results()) {
-    // Each checkpoint against the next, and the latest against the ledger as it is (claimed roots: checked equal above).
-    const p = s.proofFromPrevious;
-    if (!p || bad.has(p.from) || bad.has(s.size)) continue;
-    try {
-      nodeMerkle.verifyConsistency(p.from, s.size, p.proof, roots.get(p.from)!.root, s.root);
-    } catch (e) {
-      if (!(e instanceof MerkleProofError)) throw e;
-      problem({ kind: 'inconsistent', where: 'recomputed tree', size: s.size, message: `the tree of ${s.size} events does not extend the one of ${p.from}: ${e.message}` });
-    }
-  }
-  if (stored && stored.size <= treeSize && !same(roots.get(stored.size)!.root, stored.root)) {
-    problem({
-      kind: 'tree_mismatch',
-      where: 'merkle_nodes',
-      size: stored.size,
-      message: `the stored Merkle tree (merkle_nodes) has root ${hex(stored.root)} at its size ${stored.size}, but the events give ${hex(roots.get(stored.size)!.root)}: the events or the stored tree were edited, and checkpoints signed from here would not match the events. ${FIX}`,
-    });
-  } else if (stored && stored.size > treeSize) {
+
+  // The tree recomputed from the events, stopping at every size a checkpoint or the stored tree names, and at the end.
+  const stored = storedTree(db, problem);
+  if (stored && stored.size > treeSize) {
     problem({ kind: 'tree_mismatch', where: 'merkle_nodes', size: stored.size, message: `the stored Merkle tree holds ${stored.size} leaves, but the ledger only ${treeSize} events: events were deleted. ${FIX}` });
   }
+  const sizes = [...new Set([...bySize.keys(), ...(stored ? [stored.size] : []), treeSize])].filter((s) => s <= treeSize).sort((a, b) => a - b);
+  let prev: { root: Uint8Array; sound: boolean } | undefined;
+  const tree = new TreeRecompute(sizes, (stop) => {
+    // Every checkpoint of this size against the root recomputed at it.
+    let sound = !forked.has(stop.size);
+    for (const c of bySize.get(stop.size) ?? []) {
+      if (same(stop.root, c.root)) continue;
+      sound = false;
+      problem({
+        kind: 'rewritten',
+        where: c.where,
+        size: stop.size,
+        message: `history was rewritten: the root of the first ${stop.size} events, recomputed from the events, is ${hex(stop.root)}, not ${hex(c.root)} as the checkpoint of size ${stop.size} (${c.where}) says: events it covers were changed, removed or added. ${FIX}`,
+      });
+    }
+    // This checkpoint (or the ledger as it is, at the last stop) extends the one before: the consistency proof between their roots.
+    const p = stop.proofFromPrevious;
+    if (p && prev?.sound && sound) {
+      try {
+        nodeMerkle.verifyConsistency(p.from, stop.size, p.proof, prev.root, stop.root);
+      } catch (e) {
+        if (!(e instanceof MerkleProofError)) throw e;
+        problem({ kind: 'inconsistent', where: 'recomputed tree', size: stop.size, message: `the tree of ${stop.size} events does not extend the one of ${p.from}: ${e.message}` });
+      }
+    }
+    if (stored?.size === stop.size && !same(stored.root, stop.root)) {
+      problem({
+        kind: 'tree_mismatch',
+        where: 'merkle_nodes',
+        size: stored.size,
+        message: `the stored Merkle tree (merkle_nodes) has root ${hex(stored.root)} at its size ${stored.size}, but the events give ${hex(stop.root)}: the events or the stored tree were edited, and checkpoints signed from here would not match the events. ${FIX}`,
+      });
+    }
+    prev = { root: stop.root, sound };
+  });
+  for (const json of db.prepare('SELECT event_json FROM audit_events ORDER BY id').pluck().iterate() as IterableIterator<string>) tree.push(json);
   if (external && !problems.some((p) => p.where === external!.file)) external.extended = true;
 
   const latest = rows.at(-1);
