@@ -15,7 +15,7 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { constants as fsc, readFileSync, statSync } from 'node:fs';
-import { link, open, readFile, unlink } from 'node:fs/promises';
+import { link, open, readFile, rename, unlink } from 'node:fs/promises';
 import { request } from 'node:https';
 import { dirname, join } from 'node:path';
 import { rootCertificates } from 'node:tls';
@@ -125,9 +125,12 @@ export class DirectorySink implements CheckpointSink {
       try {
         await link(tmp, file);
       } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+        const code = (e as NodeJS.ErrnoException).code;
+        // A filesystem without hard links (vfat, some network ones): renamed instead, over nothing (checked just above).
+        if (code === 'EPERM' || code === 'ENOTSUP' || code === 'EOPNOTSUPP' || code === 'ENOSYS') await rename(tmp, file);
+        else if (code !== 'EEXIST') throw e;
       } finally {
-        await unlink(tmp);
+        await unlink(tmp).catch(() => undefined);
       }
       await syncDir(this.dir);
     }

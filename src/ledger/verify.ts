@@ -11,7 +11,10 @@
 //   - inserted: the next real event links over it to an earlier one;
 //   - reordered: an event's predecessor is stored after it.
 // Receipts are checked apart (receipt.ts: result_hash recomputed, signature
-// through the append-only key history). With a state checker (the gate's,
+// through the append-only key history), and so are the signed checkpoints
+// of the Merkle tree, against the tree recomputed from the events
+// (tree-verify.ts: what a chain alone cannot show, events deleted at its end
+// or the whole chain rewritten). With a state checker (the gate's,
 // src/gate/state-check.ts), the state kept outside the chain (revocation
 // epoch, policy data) is compared with the chain's newest record of it, in
 // the same read transaction; a mismatch makes the ledger not intact. Verification writes nothing, neither
