@@ -143,6 +143,13 @@ test('the newest events deleted back past a checkpoint, chain_head and the store
   assertChainPasses(r.report);
   assertCaught(r, 'truncated', new RegExp(`truncated below the checkpoint: the checkpoint of size ${sizes[1]} .* the ledger holds ${keep}`));
   assert.match(lg(home, 'verify').out, /Checkpoints FAIL: the ledger was truncated below the checkpoint/);
+  // Nothing is signed over the cut: that would launder it.
+  const before = sql(home, 'SELECT count(*) FROM checkpoints;');
+  const refused = lg(home, 'checkpoint');
+  assert.equal(refused.code, 2, refused.out);
+  assert.match(refused.err, /no checkpoint signed: the ledger's tree holds \d+ events, fewer than the latest checkpoint \(size \d+\): events were deleted/);
+  assert.equal(sql(home, 'SELECT count(*) FROM checkpoints;'), before);
+  assert.match(sql(home, `SELECT event_json FROM audit_events WHERE event_type = 'checkpoint_refused';`), /"reason":"checkpoint_truncated"/);
 });
 
 test('every event deleted, chain_head emptied, the stored tree emptied: truncated', () => {
