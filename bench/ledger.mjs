@@ -8,17 +8,32 @@
 // 2. A ledger of BENCH_EVENTS (default 10^6) events, written in one bulk SQL
 //    insert, its tree built at open (the migration of a ledger from before
 //    the tree), then proof generation times at that size.
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+// 3. `latchgate verify` as a user runs it (the CLI, a process of its own) on
+//    a ledger of BENCH_VERIFY_EVENTS (default 10^6) events appended through
+//    the Ledger, with a signed checkpoint every 1000 in the table and in
+//    checkpoints.log: the whole verification (chain, receipts, state, SQLite's
+//    integrity check, every checkpoint against the tree recomputed from the
+//    events) in events per second; then the checkpoint part alone, in process.
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import os from 'node:os';
 import path from 'node:path';
 import { Ledger } from '../dist/ledger/ledger.js';
-import { openDb } from '../dist/ledger/db.js';
+import { immediate, openDb, openDbReadOnly } from '../dist/ledger/db.js';
 import { nodeMerkle } from '../dist/crypto/merkle.js';
+import { KeyStore } from '../dist/keys/store.js';
+import { TreeCheckpoints } from '../dist/ledger/tree-checkpoints.js';
+import { CheckpointPublisher, LogSink } from '../dist/ledger/checkpoint-sinks.js';
+import { checkCheckpoints, readCheckpointLog } from '../dist/ledger/tree-verify.js';
 
 const ROUNDS = 5;
 const PER_ROUND = 2000;
 const EVENTS = Number(process.env.BENCH_EVENTS ?? 1_000_000);
 const PROOFS = 2000;
+const VERIFY_EVENTS = Number(process.env.BENCH_VERIFY_EVENTS ?? 1_000_000);
+const CHECKPOINT_EVERY = 1000;
+const CLI = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'latchgate-bench-ledger-'));
 process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
@@ -127,5 +142,48 @@ function bigLedger() {
   ledger.db.close();
 }
 
+async function verifyThroughput() {
+  const home = path.join(dir, 'verify-home');
+  const state = path.join(home, 'state', 'latchgate');
+  mkdirSync(state, { recursive: true });
+  const ledger = Ledger.open(path.join(state, 'ledger.sqlite3'));
+  const keys = new KeyStore(path.join(state, 'keys'));
+  const store = new TreeCheckpoints(ledger, keys);
+  const log = new CheckpointPublisher(store, [new LogSink(path.join(state, 'checkpoints.log'))]);
+  let t0 = process.hrtime.bigint();
+  for (let n = 0; n < VERIFY_EVENTS; ) {
+    const upTo = Math.min(VERIFY_EVENTS, n + CHECKPOINT_EVERY);
+    immediate(ledger.db, () => {
+      for (; n < upTo; n++) ledger.appendInTransaction(event(n));
+    });
+    store.signCheckpoint();
+    await log.publish();
+  }
+  const writeS = Number(process.hrtime.bigint() - t0) / 1e9;
+  const checkpoints = store.listCheckpoints().length;
+  ledger.db.close();
+  console.log(`\nlatchgate verify on ${VERIFY_EVENTS} events with ${checkpoints} checkpoints (written through the Ledger in ${writeS.toFixed(1)} s):`);
+  const env = { PATH: process.env.PATH, HOME: home, XDG_STATE_HOME: path.join(home, 'state'), XDG_CONFIG_HOME: path.join(home, 'config'), XDG_RUNTIME_DIR: path.join(home, 'run') };
+  const runs = [];
+  for (let i = 0; i < 2; i++) {
+    t0 = process.hrtime.bigint();
+    const r = spawnSync(process.execPath, [CLI, 'verify', '--json'], { env, encoding: 'utf8', maxBuffer: 1 << 26 });
+    runs.push(Number(process.hrtime.bigint() - t0) / 1e9);
+    const report = JSON.parse(r.stdout);
+    if (r.status !== 0 || report.checkpoints.stored !== checkpoints) throw new Error(`verify failed: exit ${r.status} ${r.stderr} ${JSON.stringify(report.checkpoints.problems)}`);
+  }
+  const best = Math.min(...runs);
+  console.log(`  the whole \`latchgate verify\` (best of ${runs.length})  ${best.toFixed(1)} s  ${Math.round(VERIFY_EVENTS / best)} events/s (goal: 50000)`);
+  const db = openDbReadOnly(path.join(state, 'ledger.sqlite3'));
+  const logText = readCheckpointLog(path.join(state, 'checkpoints.log'));
+  t0 = process.hrtime.bigint();
+  const report = db.transaction(() => checkCheckpoints(db, new KeyStore(path.join(state, 'keys')), { log: logText }))();
+  const cpS = Number(process.hrtime.bigint() - t0) / 1e9;
+  db.close();
+  if (!report.ok) throw new Error(JSON.stringify(report.problems));
+  console.log(`  of which the checkpoints (${checkpoints} signatures, the tree recomputed, ${checkpoints - 1} consistency proofs)  ${cpS.toFixed(1)} s  ${Math.round(VERIFY_EVENTS / cpS)} events/s`);
+}
+
 appendThroughput();
 bigLedger();
+await verifyThroughput();

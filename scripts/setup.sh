@@ -14,7 +14,7 @@ command -v tmux >/dev/null || need+=(tmux)
 command -v openssl >/dev/null || need+=(openssl)
 command -v perl >/dev/null || need+=(perl)
 command -v age >/dev/null || need+=(age)  # interop tests of the secrets files (test/unit/sops-interop.test.mjs)
-command -v sqlite3 >/dev/null || need+=(sqlite3)  # ledger tampering as an attacker would (test/gate/receipt-evidence.test.mjs)
+command -v sqlite3 >/dev/null || need+=(sqlite3)  # ledger tampering as an attacker would (test/gate/receipt-evidence.test.mjs, checkpoint-tamper.test.mjs)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "setup: missing packages ${need[*]}: install them with: sudo apt-get install -y ${need[*]}" >&2

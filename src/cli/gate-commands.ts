@@ -3,7 +3,8 @@
 // when no gate is running; the local uid must be an operator, and every act
 // that changes something is recorded with that operator's name.
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { request } from 'node:http';
 import type { AuditFormat } from '../ledger/format.js';
 import { GateError } from '../gate/errors.js';
@@ -204,18 +205,28 @@ export function auditCommand(): Command {
 }
 
 export function verifyCommand(): Command {
-  return common(new Command('verify').summary('verify the ledger: hash chain, receipts, intents without receipts, the state kept outside the chain'))
-    .description('Exit 0 when the ledger is intact, 2 when it is not (the first bad event is named; each receipt that fails its signature, that no chained event names, or that an event names but is missing or differs; each intent without a receipt that no event accounts for and no running gate holds; and each table whose value differs from what the chain recorded: the revocation epoch, the policy data). Writes nothing: works on a read-only or archived state directory.')
-    .action(async (o: Out) => {
+  return common(new Command('verify').summary('verify the ledger: hash chain, receipts, signed checkpoints, intents without receipts, the state kept outside the chain'))
+    .description(
+      'Exit 0 when the ledger is intact, 2 when it is not (the first bad event is named; each receipt that fails its signature, that no chained event names, or that an event names but is missing or differs; each intent without a receipt that no event accounts for and no running gate holds; each table whose value differs from what the chain recorded: the revocation epoch, the policy data; and the first checkpoint problem: a checkpoint not signed by the checkpoint key history, a fork, events deleted or rewritten below a checkpoint, a checkpoint deleted from the table but kept in checkpoints.log). ' +
+        'With --checkpoint FILE (a signed checkpoint kept elsewhere), also proves that the ledger extends it. Writes nothing: works on a read-only or archived state directory.',
+    )
+    .option('--checkpoint <file>', 'a signed checkpoint of this ledger kept elsewhere (`latchgate checkpoint` output, a file of a directory sink): the ledger must extend it')
+    .option('--trusted-key <vkey>', 'the verifier key to check --checkpoint with (`latchgate checkpoint --print-key`, kept elsewhere); default: the checkpoint keys of the state directory, which its writers could have replaced')
+    .action(async (o: Out & { checkpoint?: string; trustedKey?: string }) => {
+      if (o.trustedKey !== undefined && o.checkpoint === undefined) throw new LaunchError('--trusted-key checks the checkpoint given with --checkpoint FILE; give that too', 1);
       // Not through the gate: opening it migrates the database and creates files.
       const stateDir = gateSetup(o.config).stateDir;
       const files = stateFiles(stateDir);
-      const [{ verifyLedgerFile }, { formatVerifyReport }, { LedgerError }, { KeyStore }, { KeyStoreError }, { checkChainedState }, { intentInFlight }] = await Promise.all([
+      const [{ verifyLedgerFile }, { formatVerifyReport }, { LedgerError }, { KeyStore }, { KeyStoreError }, { checkChainedState }, { intentInFlight }, { readCheckpointLog }, { CHECKPOINT_LOG }] = await Promise.all([
         import('../ledger/verify.js'), import('../ledger/format.js'), import('../ledger/ledger.js'), import('../keys/store.js'), import('../keys/ed25519.js'), import('../gate/state-check.js'), import('../gate/instances.js'),
+        import('../ledger/tree-verify.js'), import('../ledger/checkpoint-sinks.js'),
       ]);
+      const external = o.checkpoint === undefined ? undefined : await readExternalCheckpoint(o.checkpoint, o.trustedKey);
       let r;
       try {
-        r = verifyLedgerFile(files.ledger, new KeyStore(files.keys), checkChainedState, { inFlight: (i) => intentInFlight(stateDir, i) });
+        // The log before the database's snapshot: every note in it is then in the snapshot's table too.
+        const log = readCheckpointLog(join(stateDir, CHECKPOINT_LOG));
+        r = verifyLedgerFile(files.ledger, new KeyStore(files.keys), checkChainedState, { inFlight: (i) => intentInFlight(stateDir, i), checkpoints: { log, ...(external ? { external } : {}) } });
       } catch (e) {
         if (e instanceof LedgerError || e instanceof KeyStoreError) throw new LaunchError(e.message, 1);
         throw e;
@@ -223,6 +234,29 @@ export function verifyCommand(): Command {
       print(o, r, () => formatVerifyReport(r));
       process.exitCode = r.intact ? 0 : 2;
     });
+}
+
+/** --checkpoint FILE and --trusted-key VKEY, refused (exit 1) when they are not a signed checkpoint and a verifier key. */
+async function readExternalCheckpoint(file: string, trustedKey: string | undefined): Promise<{ file: string; note: string; trustedKey?: string }> {
+  const [{ noteVerifier }, { parseNote }, { parseCheckpoint }] = await Promise.all([import('../crypto/signed-note.js'), import('../verify/note.js'), import('../verify/checkpoint.js')]);
+  let note: string;
+  try {
+    note = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new LaunchError(`--checkpoint ${file} cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); give the file of a signed checkpoint`, 1);
+  }
+  try {
+    parseCheckpoint(parseNote(note).text);
+  } catch (e) {
+    throw new LaunchError(`--checkpoint ${file} is not a signed checkpoint (${(e as Error).message}); give a file \`latchgate checkpoint\` printed or a directory sink wrote`, 1);
+  }
+  if (trustedKey === undefined) return { file, note };
+  try {
+    noteVerifier(trustedKey);
+  } catch (e) {
+    throw new LaunchError(`--trusted-key is not a verifier key (${(e as Error).message}); give the one \`latchgate checkpoint --print-key\` printed`, 1);
+  }
+  return { file, note, trustedKey };
 }
 
 export function revokeCommand(): Command {
@@ -354,7 +388,7 @@ export function keysCommand(): Command {
   const c = new Command('keys').summary('signing keys');
   c.addCommand(
     common(new Command('rotate').summary('a new signing key; old signatures keep verifying; reports which running gate processes took it'))
-      .addOption(new Option('--kind <kind>', 'which key').choices(['receipt', 'grant', 'lease']).default('receipt'))
+      .addOption(new Option('--kind <kind>', 'which key').choices(['receipt', 'grant', 'lease', 'checkpoint']).default('receipt'))
       .addOption(new Option('--wait <seconds>', `how long to wait for every running gate process to take the new key (at most ${ROTATION_WAIT_MAX_SECONDS})`).argParser(seconds).default(ROTATION_WAIT_DEFAULT_SECONDS))
       .action(async (o: Out & { kind: string; wait: number }) => {
         await withGate(o, async (g, s) => {

@@ -26,8 +26,11 @@
 // gate's, src/gate/state-check.ts), the state kept outside the chain
 // (revocation epoch, policy data) is compared with the chain's newest record
 // of it, in the same read transaction; a mismatch makes the ledger not
-// intact. Verification writes nothing, neither in the database nor in the
-// key store: it works on a read-only copy.
+// intact. The signed checkpoints of the Merkle tree are checked against the
+// tree recomputed from the events (tree-verify.ts: what a chain alone cannot
+// show, events deleted at its end or the whole chain rewritten).
+// Verification writes nothing, neither in the database nor in the key store:
+// it works on a read-only copy.
 import { canonicalize } from '../crypto/jcs.js';
 import type { KeyStore } from '../keys/store.js';
 import { existsSync } from 'node:fs';
@@ -36,6 +39,7 @@ import { CHAIN_HASH_FORMAT, eventHash, indexedColumns, LedgerError, type Indexed
 import type { AuditEvent } from '../core/audit-event.js';
 import { verifyReceipt, type ExecutionReceipt } from './receipt.js';
 import type { StateReport } from './state-record.js';
+import { checkCheckpoints, type CheckpointInputs, type CheckpointReport } from './tree-verify.js';
 
 /** Compares the state kept outside the chain with the chain; only reads. */
 /** full: check the whole history too (verify), not only what a gate relies on now. */
@@ -44,6 +48,8 @@ export type StateChecker = (db: Db, keys: KeyStore, full?: boolean) => StateRepo
 export interface VerifyOptions {
   /** Whether a live gate process may still be dispatching this intent (src/gate/instances.ts); default: none is. */
   inFlight?: (intent: { grant_id: string; instance_id: string | null }) => boolean;
+  /** Checkpoints kept elsewhere, and the keys to trust for them (tree-verify.ts). */
+  checkpoints?: CheckpointInputs;
 }
 
 /**
@@ -88,6 +94,8 @@ export interface VerifyReport {
    * every event still verifies, so a problem here is a broken ledger too.
    */
   database: { ok: boolean; problems: string[] };
+  /** The signed checkpoints of the Merkle tree against the tree recomputed from the events (src/ledger/tree-verify.ts). */
+  checkpoints: CheckpointReport;
 }
 
 interface Row extends IndexedColumns {
@@ -106,14 +114,13 @@ interface PendingBreak {
   nextLinkOk?: boolean;
 }
 
-function contentProblem(row: Row): string | null {
-  let event: AuditEvent;
-  try {
-    event = JSON.parse(row.event_json) as AuditEvent;
-  } catch {
-    return 'event_json is not valid JSON: the event was edited';
-  }
-  if (!event || typeof event !== 'object' || Array.isArray(event)) return 'event_json is not an object: the event was edited';
+/** What JSON.parse gave for a row's event_json (parsed once per row), or NOT_JSON. */
+const NOT_JSON = Symbol('not JSON');
+
+function contentProblem(row: Row, parsed: unknown, computed: string): string | null {
+  if (parsed === NOT_JSON) return 'event_json is not valid JSON: the event was edited';
+  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) return 'event_json is not an object: the event was edited';
+  const event = parsed as AuditEvent;
   let canonical: string;
   try {
     canonical = canonicalize(event);
@@ -121,7 +128,7 @@ function contentProblem(row: Row): string | null {
     return `event_json cannot be canonicalised (${(e as Error).message}): the event was edited`;
   }
   if (canonical !== row.event_json) return 'event_json is not in canonical (JCS) form: it was edited outside the ledger';
-  if (eventHash(row.event_json) !== row.hash) return 'the stored hash does not match event_json: the event was edited';
+  if (computed !== row.hash) return 'the stored hash does not match event_json: the event was edited';
   const cols = indexedColumns(event);
   for (const [col, want] of Object.entries(cols)) {
     const have = row[col as keyof Row];
@@ -193,12 +200,13 @@ function walk(db: Db, keys: KeyStore, name: string, stateChecker: StateChecker |
   for (const row of it) {
     total++;
     const computed = eventHash(row.event_json);
-    let event: AuditEvent | undefined;
+    let parsed: unknown = NOT_JSON;
     try {
-      event = JSON.parse(row.event_json) as AuditEvent;
+      parsed = JSON.parse(row.event_json);
     } catch {
-      event = undefined;
+      // contentProblem names it
     }
+    const event = parsed !== NOT_JSON && parsed !== null && typeof parsed === 'object' ? (parsed as AuditEvent) : undefined;
     const linked: unknown = event?.prev_hash;
     const named = event ? receiptOf(row, event) : null;
     if (named) missingReceipts.push(named);
@@ -209,7 +217,7 @@ function walk(db: Db, keys: KeyStore, name: string, stateChecker: StateChecker |
     const linkOk = linked === prevHash || (prev === null && linked === null);
     if (linkOk && prev !== null) links++;
     if (!first && !pending) {
-      const problem = contentProblem(row);
+      const problem = contentProblem(row, parsed, computed);
       if (problem) first = { id: row.id, trace_id: row.trace_id, reason: problem };
       else if (!linkOk) {
         pending = { row: { id: row.id, trace_id: row.trace_id }, prev, prevHash, computed, linked };
@@ -232,10 +240,12 @@ function walk(db: Db, keys: KeyStore, name: string, stateChecker: StateChecker |
   const state = stateChecker ? stateChecker(db, keys, true) : null;
   const checked = (db.pragma('integrity_check(20)') as { integrity_check: string }[]).map((r) => r.integrity_check);
   const database = { ok: checked.length === 1 && checked[0] === 'ok', problems: checked.filter((p) => p !== 'ok') };
+  const checkpoints = checkCheckpoints(db, keys, opts.checkpoints);
 
   return {
-    intact: first === null && receipts.bad.length === 0 && intents.every((i) => i.status !== 'unexplained') && (state?.mismatches.length ?? 0) === 0 && database.ok,
+    intact: first === null && receipts.bad.length === 0 && intents.every((i) => i.status !== 'unexplained') && (state?.mismatches.length ?? 0) === 0 && database.ok && checkpoints.ok,
     database,
+    checkpoints,
     total_events: total,
     verified_links: links,
     chain_head: chainHead,

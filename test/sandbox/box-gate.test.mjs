@@ -67,6 +67,11 @@ for (const mode of MODES) {
     const v = cli(mode, ['verify', '--config', g.cfg, '--json'], g.env);
     assert.equal(v.status, 0, v.stdout);
     assert.equal(JSON.parse(v.stdout).receipts.total, 1);
+    // The box's gate signed a checkpoint as it closed, covering what it recorded.
+    const all = JSON.parse(cli(mode, ['audit', '--config', g.cfg, '--json', '--limit', '1000'], g.env).stdout);
+    const covered = all.findIndex((e) => e.execution?.receipt_id === out.body.receipt_id) + 1;
+    const latest = JSON.parse(v.stdout).checkpoints.latest;
+    assert.ok(latest && latest.size >= covered && covered > 0, `checkpoint ${JSON.stringify(latest)}, the action_call is event ${covered}`);
   });
 
   test(`[${mode}] an action the box's principal was not granted is denied and recorded`, { skip: skipReason(mode) }, async () => {

@@ -22,6 +22,9 @@ import { verifyLedger } from '../../dist/ledger/verify.js';
 import { GateInstances } from '../../dist/gate/instances.js';
 import { recordInterrupted } from '../../dist/gate/interrupted.js';
 import { BoxEvents } from '../../dist/sandbox/box-events.js';
+import { TreeCheckpoints } from '../../dist/ledger/tree-checkpoints.js';
+import { CheckpointPublisher, DirectorySink } from '../../dist/ledger/checkpoint-sinks.js';
+import { CheckpointSchedule } from '../../dist/ledger/checkpoint-schedule.js';
 import { PolicyStore } from '../../dist/policy/store.js';
 import { ConnectProxy } from '../../dist/egress/connect-proxy.js';
 import { HostAllowlist } from '../../dist/egress/allowlist.js';
@@ -293,6 +296,27 @@ test('a gate that opens after another stopped between intent and receipt records
   t.after(() => instances.close());
   assert.deepEqual(recordInterrupted(ledger, instances).map((i) => i.grant_id), ['g-int']);
   assertAllFit(ledger.query(), 'interrupted');
+});
+
+test('checkpoints: a refusal to sign, a sink that fails and recovers, as the schedule and the sinks record them, fit the catalogue', async (t) => {
+  const { dir, ledger } = freshLedger(t);
+  const store = new TreeCheckpoints(ledger, new KeyStore(join(dir, 'keys')));
+  const out = join(dir, 'out');
+  const publisher = new CheckpointPublisher(store, [new DirectorySink('outside', out)], undefined, () => undefined);
+  const schedule = new CheckpointSchedule(store, publisher, { everyEvents: 0, everySeconds: 0, warn: () => undefined });
+  ledger.append(written.get('admin_drain') ?? { event_type: 'admin_drain', decision: 'allow', operator: { name: 'op' }, subject: { principal: 'op' }, details: {} });
+  await schedule.run(); // the directory is missing: checkpoint_sink_failed
+  mkdirSync(out);
+  await schedule.run(); // checkpoint_sink_recovered
+  const sinks = ledger.query({ limit: 10_000 }).filter((e) => e.event_type.startsWith('checkpoint_'));
+  assert.deepEqual(sinks.map((e) => e.event_type), ['checkpoint_sink_failed', 'checkpoint_sink_recovered']);
+  assertAllFit(sinks, 'checkpoint sinks');
+  // The tree cut below the latest checkpoint: checkpoint_refused.
+  ledger.db.exec(`DELETE FROM audit_events; DELETE FROM merkle_nodes; UPDATE ledger_metadata SET value = '{"size":0,"last_event_id":0}' WHERE key = 'merkle_tree'`);
+  await schedule.run();
+  const refused = ledger.query({ event_type: 'checkpoint_refused' });
+  assert.equal(refused.length, 1);
+  assertAllFit(refused, 'checkpoint refusal');
 });
 
 test('every catalogue entry was written by the code paths above', () => {

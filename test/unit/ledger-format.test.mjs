@@ -113,8 +113,17 @@ test('unknown format is an error naming the valid ones', () => {
 });
 
 test('verify report: intact and broken wording', () => {
-  const base = { intact: true, total_events: 3, verified_links: 2, chain_head: 'sha256:x', first_bad: null, receipts: { total: 1, bad: [] }, intents_without_receipts: [], database: { ok: true, problems: [] } };
-  assert.equal(formatVerifyReport(base), 'Ledger integrity verified: 3 events, 2 links intact.\nReceipts: 1 verified.\n');
+  const checkpoints = { ok: true, origin: 'latchgate.local/ledger/x', tree_size: 3, stored: 0, latest: null, log: null, external: null, problems: [] };
+  const base = { intact: true, total_events: 3, verified_links: 2, chain_head: 'sha256:x', first_bad: null, receipts: { total: 1, bad: [] }, intents_without_receipts: [], database: { ok: true, problems: [] }, checkpoints };
+  assert.equal(formatVerifyReport(base), 'Ledger integrity verified: 3 events, 2 links intact.\nReceipts: 1 verified.\nCheckpoints: none stored yet (a gate signs them as it runs; `latchgate checkpoint` signs one now).\n');
+  const signed = formatVerifyReport({ ...base, checkpoints: { ...checkpoints, stored: 2, latest: { size: 3, root: 'ab', created_at: '2030-01-01T00:00:00.000Z' }, log: { path: '/s/checkpoints.log', entries: 2 } } });
+  assert.match(signed, /\nCheckpoints: 2 signed, the latest of size 3 \(2030-01-01T00:00:00\.000Z\); each matches the tree recomputed from the 3 events; \/s\/checkpoints\.log agrees \(2 entries\)\.\n$/);
+  const problems = [
+    { kind: 'truncated', where: 'checkpoints table', size: 9, message: 'the ledger was truncated below the checkpoint: ...' },
+    { kind: 'tree_mismatch', where: 'merkle_nodes', message: 'the stored Merkle tree \u001b[31m...' },
+  ];
+  const failed = formatVerifyReport({ ...base, intact: false, checkpoints: { ...checkpoints, ok: false, problems } });
+  assert.match(failed, /\nCheckpoints FAIL: the ledger was truncated below the checkpoint: \.\.\.\n1 more checkpoint problem\(s\):\n  the stored Merkle tree \\u001b\[31m\.\.\.\n$/);
   const broken = formatVerifyReport({ ...base, intact: false, first_bad: { id: 2, trace_id: null, reason: 'missing: event id=2 was deleted' }, receipts: { total: 1, bad: [{ receipt_id: 'r1', reason: 'the receipt is not signed' }] } });
   assert.match(broken, /^BROKEN at id=2 trace_id=\(missing\): missing: event id=2 was deleted\n/);
   assert.match(broken, /1 of 1 receipts FAIL verification:\n  receipt r1: the receipt is not signed/);

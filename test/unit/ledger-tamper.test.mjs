@@ -225,9 +225,10 @@ test('deleting the last event and moving chain_head back: caught by sqlite_seque
 });
 
 test('the one rewrite a chain alone cannot see: the last event, tied to no evidence, deleted with chain_head and sqlite_sequence moved back', (t) => {
-  // Documented limit (DESIGN: signed checkpoints come later): an attacker who
-  // rewrites the tail and chain_head consistently, and fixes sqlite_sequence,
-  // leaves a valid shorter chain. Pinned here so the limit stays visible.
+  // An attacker who rewrites the tail and chain_head consistently, and fixes
+  // sqlite_sequence, leaves a valid shorter chain. Pinned here so the limit
+  // stays visible: the stored Merkle tree still shows it, and once that is
+  // trimmed too, only a checkpoint does (test/gate/checkpoint-tamper.test.mjs).
   const ctx = setup(t);
   ctx.ledger.append({ event_type: 'admin_drain', decision: 'allow', operator: { name: 'root' }, subject: { principal: 'root' }, details: {} });
   const last = ctx.total + 1;
@@ -236,7 +237,10 @@ test('the one rewrite a chain alone cannot see: the last event, tied to no evide
     db.prepare(`UPDATE ledger_metadata SET value = ? WHERE key = 'chain_head'`).run(rowById(db, last - 1).hash);
     db.prepare(`UPDATE sqlite_sequence SET seq = ? WHERE name = 'audit_events'`).run(last - 1);
   });
-  assert.equal(report.intact, true);
+  assert.equal(report.first_bad, null, 'the chain alone holds');
+  assert.equal(report.intact, false);
+  assert.deepEqual(report.checkpoints.problems.map((p) => p.kind), ['tree_mismatch']);
+  assert.match(report.checkpoints.problems[0].message, new RegExp(`the stored Merkle tree holds ${last} leaves, but the ledger only ${last - 1} events`));
 });
 
 test('ids renumbered with the links intact (an event moved to a higher id, or the first one): the gap is caught', (t) => {
