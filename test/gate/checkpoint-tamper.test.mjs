@@ -128,6 +128,13 @@ test('the ledger grew after the checkpoint kept elsewhere: it still verifies aga
   assert.ok(r.report.checkpoints.tree_size > r.report.checkpoints.external.size + 40);
 });
 
+// What an attacker who cuts the newest events also makes fit, so that the
+// chain and its evidence alone pass: the id counter, and the receipts and
+// intents of the events cut.
+const TAIL_FITTED = `UPDATE sqlite_sequence SET seq = (SELECT max(id) FROM audit_events) WHERE name = 'audit_events';
+     DELETE FROM receipts WHERE trace_id NOT IN (SELECT trace_id FROM audit_events);
+     DELETE FROM execution_intents WHERE trace_id NOT IN (SELECT trace_id FROM audit_events);`;
+
 test('the newest events deleted back past a checkpoint, chain_head and the stored tree made to fit: truncated below the checkpoint', () => {
   const home = copy('truncated');
   const keep = sizes[1] - 3; // below the second checkpoint
@@ -136,6 +143,7 @@ test('the newest events deleted back past a checkpoint, chain_head and the store
     home,
     `DELETE FROM audit_events WHERE id > (SELECT id FROM audit_events ORDER BY id LIMIT 1 OFFSET ${keep - 1});
      UPDATE ledger_metadata SET value = (SELECT hash FROM audit_events ORDER BY id DESC LIMIT 1) WHERE key = 'chain_head';
+     ${TAIL_FITTED}
      DELETE FROM merkle_nodes WHERE pos >= ${tree.nodes};
      UPDATE ledger_metadata SET value = '${tree.state}' WHERE key = 'merkle_tree';`,
   );
@@ -220,6 +228,7 @@ test('history rewritten and the checkpoints signed again with the stolen key, ch
     home,
     `DELETE FROM checkpoints; DELETE FROM audit_events WHERE id > (SELECT id FROM audit_events ORDER BY id LIMIT 1 OFFSET ${logged - 1});
      UPDATE ledger_metadata SET value = (SELECT hash FROM audit_events ORDER BY id DESC LIMIT 1) WHERE key = 'chain_head';
+     ${TAIL_FITTED}
      DELETE FROM merkle_nodes WHERE pos >= ${tree.nodes}; UPDATE ledger_metadata SET value = '${tree.state}' WHERE key = 'merkle_tree';`,
   );
   const l2 = Ledger.open(ledgerOf(home));
@@ -251,6 +260,7 @@ test('the checkpoint kept elsewhere, against a ledger cut below it, or checked w
     home,
     `DELETE FROM checkpoints; DELETE FROM audit_events WHERE id > (SELECT id FROM audit_events ORDER BY id LIMIT 1 OFFSET ${size - 3});
      UPDATE ledger_metadata SET value = (SELECT hash FROM audit_events ORDER BY id DESC LIMIT 1) WHERE key = 'chain_head';
+     ${TAIL_FITTED}
      DELETE FROM merkle_nodes WHERE pos >= ${tree.nodes}; UPDATE ledger_metadata SET value = '${tree.state}' WHERE key = 'merkle_tree';`,
   );
   rmSync(path.join(stateOf(home), 'checkpoints.log'));
