@@ -26,7 +26,14 @@ export const MAX_PROOF_HASHES = 64;
 const MAX_BUNDLE_CHARS = 16 * 1024 * 1024;
 
 /** An RFC 3339 date-time with seconds and a zone. */
-const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})$/;
+const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.\d+)?(?:[Zz]|[+-](\d{2}):(\d{2}))$/;
+
+/** Whether the fields of an RFC 3339 text name a real instant (Date.parse takes February 30 and 24:00). */
+function realDateTime(m: RegExpExecArray): boolean {
+  const [y, mo, d, h, mi, s, zh = '0', zm = '0'] = m.slice(1).map((v) => (v === undefined ? undefined : Number(v)));
+  const days = new Date(Date.UTC(y!, mo!, 0)).getUTCDate(); // the last day of that month
+  return mo! >= 1 && mo! <= 12 && d! >= 1 && d! <= days && h! <= 23 && mi! <= 59 && s! <= 59 && Number(zh) <= 23 && Number(zm) <= 59;
+}
 
 /** An Ed25519 public JWK as latchgate's key histories list them; other members (use, alg, endorsement...) are kept. */
 export interface ReceiptKeyJwk {
@@ -109,7 +116,7 @@ function string(path: string, v: unknown, pattern?: RegExp, what?: string): stri
 
 function time(path: string, v: unknown): string {
   const t = string(path, v, RFC3339, 'an RFC 3339 date-time (e.g. 2025-01-31T12:00:00.000Z)');
-  if (Number.isNaN(Date.parse(t))) throw new BundleFormatError(path, `${JSON.stringify(t)} is not a real date-time`);
+  if (!realDateTime(RFC3339.exec(t)!) || Number.isNaN(Date.parse(t))) throw new BundleFormatError(path, `${JSON.stringify(t)} is not a real date-time`);
   return t;
 }
 

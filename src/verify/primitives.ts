@@ -16,6 +16,21 @@ export function sha256(...chunks: Uint8Array[]): Uint8Array {
   return h.digest();
 }
 
+// The subgroup check of a key costs a scalar multiplication; a bundle's few keys sign several things.
+const keyChecks = new Map<string, boolean>();
+
+function primeOrderKey(publicKey: Uint8Array): boolean {
+  const id = Array.from(publicKey, (b) => b.toString(16).padStart(2, '0')).join('');
+  let ok = keyChecks.get(id);
+  if (ok === undefined) {
+    const a = Point.fromBytes(publicKey, false); // throws for a non-canonical or undecodable key
+    ok = !a.is0() && a.isTorsionFree();
+    if (keyChecks.size >= 64) keyChecks.clear();
+    keyChecks.set(id, ok);
+  }
+  return ok;
+}
+
 /**
  * Ed25519 verification (RFC 8032 5.1.7) under one pinned policy: the key
  * and R canonically encoded, S below the group order, and both the key and
@@ -29,9 +44,8 @@ export function sha256(...chunks: Uint8Array[]): Uint8Array {
 export function ed25519Verify(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
   if (!(publicKey instanceof Uint8Array) || !(signature instanceof Uint8Array) || publicKey.length !== 32 || signature.length !== 64) return false;
   try {
-    const a = Point.fromBytes(publicKey, false);
     const r = Point.fromBytes(signature.subarray(0, 32), false);
-    if (a.is0() || !a.isTorsionFree() || !r.isTorsionFree()) return false;
+    if (!primeOrderKey(publicKey) || !r.isTorsionFree()) return false;
     return verify(signature, message, publicKey, { zip215: false });
   } catch {
     return false;
