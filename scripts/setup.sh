@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One-time set-up on a fresh Debian machine: the system packages the tests use
 # (cc for the escape probe, tmux for the terminal tests, openssl for test
-# certificates), then npm ci, which
+# certificates, chromium for the verify page), then npm ci, which
 # compiles the addon and the TypeScript.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +14,7 @@ command -v tmux >/dev/null || need+=(tmux)
 command -v openssl >/dev/null || need+=(openssl)
 command -v perl >/dev/null || need+=(perl)
 command -v age >/dev/null || need+=(age)  # interop tests of the secrets files (test/unit/sops-interop.test.mjs)
+command -v chromium >/dev/null || need+=(chromium)  # the receipt bundle verify page, tested in it (test/e2e/verify-page.test.mjs)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "setup: missing packages ${need[*]}: install them with: sudo apt-get install -y ${need[*]}" >&2
