@@ -27,7 +27,7 @@ function readText(path: string, what: string): string {
 
 /** A vkey or JSON given on the command line, else the file it names. */
 function trustedKeyText(arg: string): { text: string; source: string } {
-  if (arg.trimStart().startsWith('{') || /^[^+\s/]+\+[0-9a-f]{8}\+/.test(arg)) return { text: arg, source: '--trusted-key' };
+  if (arg.trimStart().startsWith('{') || /^[^+\s]+\+[0-9a-f]{8}\+[A-Za-z0-9+/]+=*$/.test(arg.trim())) return { text: arg, source: '--trusted-key' };
   return { text: readText(arg, 'trusted key file'), source: arg };
 }
 
