@@ -104,7 +104,7 @@ export function statusCommand(): Command {
     await withGate(o, async (g, s) => {
       const running = await pingGate(s.clientSocket);
       const { checkChainedState } = await import('../gate/state-check.js');
-      const report = (await import('../ledger/verify.js')).verifyLedger(g.db, g.ctx.keys, g.db.name, checkChainedState);
+      const report = (await import('../ledger/verify.js')).verifyLedger(g.db, g.ctx.keys, g.db.name, checkChainedState, { inFlight: (i) => g.ctx.instances.isRunning(i) });
       const v = {
         config_file: s.config.file,
         state_dir: s.stateDir,
@@ -203,16 +203,17 @@ export function auditCommand(): Command {
 
 export function verifyCommand(): Command {
   return common(new Command('verify').summary('verify the ledger: hash chain, receipts, intents without receipts, the state kept outside the chain'))
-    .description('Exit 0 when the ledger is intact, 2 when it is not (the first bad event is named, and each table whose value differs from what the chain recorded: the revocation epoch, the policy data). Writes nothing: works on a read-only or archived state directory.')
+    .description('Exit 0 when the ledger is intact, 2 when it is not (the first bad event is named; each receipt that fails its signature, that no chained event names, or that an event names but is missing or differs; each intent without a receipt that no event accounts for and no running gate holds; and each table whose value differs from what the chain recorded: the revocation epoch, the policy data). Writes nothing: works on a read-only or archived state directory.')
     .action(async (o: Out) => {
       // Not through the gate: opening it migrates the database and creates files.
-      const files = stateFiles(gateSetup(o.config).stateDir);
-      const [{ verifyLedgerFile }, { formatVerifyReport }, { LedgerError }, { KeyStore }, { KeyStoreError }, { checkChainedState }] = await Promise.all([
-        import('../ledger/verify.js'), import('../ledger/format.js'), import('../ledger/ledger.js'), import('../keys/store.js'), import('../keys/ed25519.js'), import('../gate/state-check.js'),
+      const stateDir = gateSetup(o.config).stateDir;
+      const files = stateFiles(stateDir);
+      const [{ verifyLedgerFile }, { formatVerifyReport }, { LedgerError }, { KeyStore }, { KeyStoreError }, { checkChainedState }, { intentInFlight }] = await Promise.all([
+        import('../ledger/verify.js'), import('../ledger/format.js'), import('../ledger/ledger.js'), import('../keys/store.js'), import('../keys/ed25519.js'), import('../gate/state-check.js'), import('../gate/instances.js'),
       ]);
       let r;
       try {
-        r = verifyLedgerFile(files.ledger, new KeyStore(files.keys), checkChainedState);
+        r = verifyLedgerFile(files.ledger, new KeyStore(files.keys), checkChainedState, { inFlight: (i) => intentInFlight(stateDir, i) });
       } catch (e) {
         if (e instanceof LedgerError || e instanceof KeyStoreError) throw new LaunchError(e.message, 1);
         throw e;

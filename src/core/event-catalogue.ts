@@ -62,6 +62,9 @@ const CATALOGUE = {
       budgets_before: O,
       budgets_after: O,
       execution: O,
+      // The receipt of a run (src/ledger/ledger.ts, commitEvidence): its id and result_hash, so this chained event proves it.
+      'execution.receipt_id': O,
+      'execution.receipt_hash': O,
       approval: O,
       error: O,
       details: O,
@@ -70,6 +73,13 @@ const CATALOGUE = {
     // budget_debit: the windows a run's debit took from, its cost and whether it was refunded (src/gate/budget-check.ts).
     details: { budget_window: O, budget_debit: O },
     coalesced: true,
+  },
+  execution_interrupted: {
+    meaning: 'A gate found the intent of an execution whose gate process stopped (a crash, a kill) after dispatching it and before its receipt: the outcome is unknown, and the same request is refused until an operator settles it',
+    emitters: ['src/gate/interrupted.ts'],
+    // trace_id is the intent's: the action_call of that trace was never written.
+    fields: { decision: R, subject: R, action: R, execution: R, 'execution.grant_id': R, details: R },
+    details: { started_at: R, instance_id: R, request_hash: R },
   },
   idempotent_replay: {
     meaning: 'A retried execution (same Idempotency-Key, same request) answered with the first one\'s stored answer: nothing ran again',

@@ -110,7 +110,7 @@ export class Admin implements AdminService {
   }
 
   auditVerify(): Record<string, unknown> {
-    return { ...verifyLedger(this.ctx.db, this.ctx.keys, this.ctx.db.name, checkChainedState) };
+    return { ...verifyLedger(this.ctx.db, this.ctx.keys, this.ctx.db.name, checkChainedState, { inFlight: (i) => this.ctx.instances.isRunning(i) }) };
   }
 
   /**

@@ -221,6 +221,8 @@ export function buildGateApp(o: AppOptions): FastifyInstance {
   });
   app.post('/v1/leases', async (req, reply) => reply.code(201).send(await s.issueLease(caller(req), req.body)));
   app.get('/.well-known/jwks.json', async () => s.jwks());
+  // The receipt key history (current and retired keys, their dates and endorsements): anyone holding a receipt checks it with these.
+  app.get('/.well-known/latchgate-receipt-keys.json', async () => s.receiptKeys());
   app.get('/v1/actions', async (req) => ({ actions: s.listActions(caller(req)) }));
   app.get<P>('/v1/actions/:id', async (req) => (caller(req), s.getAction(req.params.id)));
   app.get<P>('/v1/actions/:id/schema/request', async (req) => (caller(req), s.requestSchema(req.params.id)));

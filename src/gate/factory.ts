@@ -8,7 +8,7 @@ import { Checkpointer } from '../ledger/checkpointer.js';
 import { immediate, openDb, WalSync, type Db } from '../ledger/db.js';
 import type { StateMismatch } from '../ledger/state-record.js';
 import { KeyStore } from '../keys/store.js';
-import { Ledger } from '../ledger/ledger.js';
+import { Ledger, type ExecutionIntent } from '../ledger/ledger.js';
 import { CedarEngine } from '../policy/cedar.js';
 import type { PolicyEngine } from '../policy/engine.js';
 import { OpaServerEngine, OpaWasmEngine } from '../policy/opa.js';
@@ -23,6 +23,7 @@ import { GateError } from './errors.js';
 import { peerLimits } from './peer-limits.js';
 import { Gate } from './service.js';
 import { GateInstances, type GateRole } from './instances.js';
+import { recordInterrupted } from './interrupted.js';
 import { KeyWatch } from './key-watch.js';
 import { ProviderTable, type HttpTransport, type Provider } from './providers.js';
 import { ChainedPolicy } from './policy-guard.js';
@@ -202,6 +203,18 @@ export async function openGate(o: OpenGateOptions): Promise<OpenedGate> {
   for (const m of found.filter((x) => x.table === BUDGET_HISTORY)) process.stderr.write(`latchgate: warning: ${m.message}\n`);
   const tampered = found.filter((x) => x.table !== BUDGET_HISTORY);
   const instances = new GateInstances(o.stateDir, o.role ?? 'other');
+  let interrupted: ExecutionIntent[] = [];
+  try {
+    interrupted = recordInterrupted(ledger, instances);
+  } catch (e) {
+    instances.close();
+    fail(e);
+  }
+  if (interrupted.length) {
+    process.stderr.write(
+      `latchgate: warning: ${interrupted.length} execution(s) stopped between intent and receipt (grant ${interrupted.map((i) => i.grant_id).join(', ')}); recorded as execution_interrupted. Their outcome is unknown: check whether the side effect happened (latchgate verify lists them)\n`,
+    );
+  }
   const providers = new ProviderTable();
   providers.register('builtin:noop', noopProvider);
   for (const [digest, p] of Object.entries(o.providers ?? {})) providers.register(digest, p);

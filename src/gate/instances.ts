@@ -38,6 +38,34 @@ export interface LiveInstance {
   info: InstanceInfo | null;
 }
 
+/** Whether the process that holds this lock file lives; opens it read-only and writes nothing. */
+function lockHeld(file: string): boolean {
+  let fd: number;
+  try {
+    fd = openSync(file, fsc.O_RDONLY);
+  } catch {
+    return false;
+  }
+  try {
+    // A shared probe: two processes probing a dead instance at once do not
+    // see each other's probe as its holder.
+    const r = loadAddon().flock(fd, LOCK.SH | LOCK.NB);
+    if (r === 0) loadAddon().flock(fd, LOCK.UN);
+    return r !== 0; // held: its process lives
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Whether the gate process that wrote an intent may still be dispatching it,
+ * seen from outside any gate (`latchgate verify`): its instance still holds
+ * its lock. Creates nothing, so it works on a read-only state directory.
+ */
+export function intentInFlight(stateDir: string, intent: { instance_id?: string | null }): boolean {
+  return typeof intent.instance_id === 'string' && /^[0-9a-f-]{36}$/.test(intent.instance_id) && lockHeld(join(stateDir, 'instances', `${intent.instance_id}.lock`));
+}
+
 export class GateInstances {
   readonly id = randomUUID();
   private readonly dir: string;
@@ -111,21 +139,7 @@ export class GateInstances {
   }
 
   private alive(id: string): boolean {
-    let fd: number;
-    try {
-      fd = openSync(this.file(id), fsc.O_RDWR);
-    } catch {
-      return false;
-    }
-    try {
-      // A shared probe: two processes probing a dead instance at once do not
-      // see each other's probe as its holder.
-      const r = loadAddon().flock(fd, LOCK.SH | LOCK.NB);
-      if (r === 0) loadAddon().flock(fd, LOCK.UN);
-      return r !== 0; // held: its process lives
-    } finally {
-      closeSync(fd);
-    }
+    return lockHeld(this.file(id));
   }
 
   /** Removes the files of dead instances (their intents keep the id). */

@@ -132,6 +132,13 @@ function formatState(s: StateReport): string[] {
   return [`State outside the chain matches the chain: ${values}.`];
 }
 
+const INTENT_STATUS: Record<VerifyReport['intents_without_receipts'][number]['status'], (eventId: number | null) => string> = {
+  interrupted: (id) => `interrupted (the gate stopped before its receipt; execution_interrupted event id=${id})`,
+  failed: (id) => `failed (event id=${id} recorded the error)`,
+  in_flight: () => 'in flight (a running gate is dispatching it)',
+  unexplained: () => 'unexplained',
+};
+
 /** The human summary `latchgate verify` prints (the intact case in the wording scripts match). */
 export function formatVerifyReport(r: VerifyReport): string {
   const out: string[] = [];
@@ -148,10 +155,16 @@ export function formatVerifyReport(r: VerifyReport): string {
   } else {
     out.push(`Receipts: ${r.receipts.total} verified.`);
   }
-  if (r.intents_without_receipts.length) {
-    out.push(`${r.intents_without_receipts.length} execution intents have no receipt (the outcome was never recorded; check whether the side effect happened):`);
-    for (const i of r.intents_without_receipts) {
-      out.push(`  grant ${escapeControl(i.grant_id)} action ${escapeControl(i.action_id)} trace_id ${escapeControl(i.trace_id)} started ${escapeControl(i.started_at)}`);
+  const unexplained = r.intents_without_receipts.filter((i) => i.status === 'unexplained');
+  if (unexplained.length) {
+    out.push(`${unexplained.length} execution intents have no receipt and no event accounts for it:`);
+    for (const i of unexplained) out.push(`  ${escapeControl(i.reason ?? '')}`);
+  }
+  const accounted = r.intents_without_receipts.filter((i) => i.status !== 'unexplained');
+  if (accounted.length) {
+    out.push(`${accounted.length} execution intents have no receipt (the outcome was never recorded; check whether the side effect happened):`);
+    for (const i of accounted) {
+      out.push(`  grant ${escapeControl(i.grant_id)} action ${escapeControl(i.action_id)} trace_id ${escapeControl(i.trace_id)} started ${escapeControl(i.started_at)}: ${INTENT_STATUS[i.status](i.event_id)}`);
     }
   }
   if (r.state) out.push(...formatState(r.state));

@@ -224,6 +224,8 @@ export class Ledger {
   readonly db: Db;
   private readonly tree: MerkleStore;
   private migrated = false;
+  /** Set while commitEvidence appends the event of the receipt it writes. */
+  private withReceipt = false;
   private stmts?: ReturnType<Ledger['prepare']>;
 
   constructor(db: Db) {
@@ -313,6 +315,12 @@ export class Ledger {
            FROM open_intents o JOIN execution_intents i ON i.grant_id = o.grant_id
           WHERE o.request_hash = ? AND o.action_id = ? AND o.principal = ?`,
       ),
+      unaccounted: db.prepare(
+        `SELECT i.grant_id, i.trace_id, i.action_id, i.principal, i.provider_module_digest, i.request_hash, i.approved_by, i.started_at, i.instance_id
+           FROM open_intents o JOIN execution_intents i ON i.grant_id = o.grant_id
+          WHERE NOT EXISTS (SELECT 1 FROM audit_events a WHERE a.trace_id = i.trace_id)
+          ORDER BY i.started_at, i.grant_id`,
+      ),
       openIntent: db.prepare(`INSERT INTO open_intents(grant_id, request_hash, action_id, principal) VALUES (@grant_id, @request_hash, @action_id, @principal)`),
       closeIntent: db.prepare(
         `DELETE FROM open_intents WHERE (request_hash, action_id, principal, grant_id) IN
@@ -362,6 +370,9 @@ export class Ledger {
     }
     // Fail closed: an event of no known type, or without what its type requires, is not written.
     assertEventFits(input);
+    if (input.execution?.receipt_id !== undefined && !this.withReceipt) {
+      throw new EventRefusedError(`${input.event_type} event: execution.receipt_id names a receipt, and such an event is written only together with its receipt (commitEvidence)`, input.event_type, 'execution.receipt_id');
+    }
     const head = s.head.get() as string | undefined;
     const trace_id = input.trace_id ?? randomUUID();
     if (typeof trace_id !== 'string' || trace_id === '') throw new LedgerError('trace_id must be a non-empty string', 'bad_event');
@@ -430,13 +441,29 @@ export class Ledger {
   /**
    * Evidence finalisation: the receipt and the final audit event
    * committed in one transaction. If this throws, nothing was stored and the
-   * client must get evidence_persistence_failed.
+   * client must get evidence_persistence_failed. The event is the receipt's:
+   * it carries the receipt's trace_id, and execution.receipt_id and
+   * execution.receipt_hash (its result_hash) are set here, so the chained
+   * event proves the receipt (`latchgate verify` checks both directions).
    */
   commitEvidence(receipt: ExecutionReceipt, event: AuditEventInput): AuditEvent {
-    assertEventFits(event); // before the receipt is written (appendInTransaction would roll it back too)
+    if (event.trace_id !== undefined && event.trace_id !== receipt.trace_id) {
+      throw new LedgerError(`the event completing receipt ${receipt.receipt_id} has trace_id ${event.trace_id}, not the receipt's ${receipt.trace_id}`, 'bad_event');
+    }
+    const bound: AuditEventInput = {
+      ...event,
+      trace_id: receipt.trace_id,
+      execution: { ...event.execution, receipt_id: receipt.receipt_id, receipt_hash: receipt.result_hash },
+    };
+    assertEventFits(bound); // before the receipt is written (appendInTransaction would roll it back too)
     return immediate(this.db, () => {
       this.writeReceipt(receipt);
-      return this.appendInTransaction(event);
+      this.withReceipt = true;
+      try {
+        return this.appendInTransaction(bound);
+      } finally {
+        this.withReceipt = false;
+      }
     });
   }
 
@@ -464,6 +491,14 @@ export class Ledger {
       if (out.approved_by === null) delete out.approved_by;
       return out;
     });
+  }
+
+  /**
+   * Intents with no receipt and no event of their trace: runs still going,
+   * or left by a gate process that stopped between intent and receipt.
+   */
+  unaccountedIntents(): ExecutionIntent[] {
+    return this.s.unaccounted.all() as ExecutionIntent[];
   }
 
   /** Matching events, oldest first; the newest `limit` of them (default 100, at most 10000). */

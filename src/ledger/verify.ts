@@ -10,14 +10,24 @@
 //     is then the first missing id and trace_id is null);
 //   - inserted: the next real event links over it to an earlier one;
 //   - reordered: an event's predecessor is stored after it.
+//   - renumbered: an id gap where the links hold, or ids after the last
+//     event that sqlite_sequence says were handed out (the last events
+//     deleted and chain_head moved back).
 // Receipts are checked apart (receipt.ts: result_hash recomputed, signature
-// through the append-only key history). With a state checker (the gate's,
-// src/gate/state-check.ts), the state kept outside the chain (revocation
-// epoch, policy data) is compared with the chain's newest record of it, in
-// the same read transaction; a mismatch makes the ledger not intact. Verification writes nothing, neither
-// in the database nor in the key store: it works on a read-only copy. Intents without receipts are listed
-// but do not by themselves make the ledger "not intact": they are the
-// detectable trace of lost evidence.
+// through the append-only key history), and against the chain: every event
+// that names a receipt (execution.receipt_id) finds it, with the result_hash
+// the event recorded (execution.receipt_hash) and the event's trace, and
+// every receipt is named by the event of its trace. An intent without a
+// receipt must be accounted for by an event of its trace (the
+// execution_interrupted a restarted gate writes, or an action_call that
+// recorded the failure) or by a gate still running it (inFlight); otherwise
+// the ledger is not intact: the gate stopped before the receipt and no gate
+// has started since, or evidence was deleted. With a state checker (the
+// gate's, src/gate/state-check.ts), the state kept outside the chain
+// (revocation epoch, policy data) is compared with the chain's newest record
+// of it, in the same read transaction; a mismatch makes the ledger not
+// intact. Verification writes nothing, neither in the database nor in the
+// key store: it works on a read-only copy.
 import { canonicalize } from '../crypto/jcs.js';
 import type { KeyStore } from '../keys/store.js';
 import { existsSync } from 'node:fs';
@@ -30,6 +40,28 @@ import type { StateReport } from './state-record.js';
 /** Compares the state kept outside the chain with the chain; only reads. */
 /** full: check the whole history too (verify), not only what a gate relies on now. */
 export type StateChecker = (db: Db, keys: KeyStore, full?: boolean) => StateReport;
+
+export interface VerifyOptions {
+  /** Whether a live gate process may still be dispatching this intent (src/gate/instances.ts); default: none is. */
+  inFlight?: (intent: { grant_id: string; instance_id: string | null }) => boolean;
+}
+
+/**
+ * An intent with no receipt, and what accounts for it: an event of its trace
+ * (execution_interrupted, or an action_call that recorded the failure), a gate
+ * still running it, or nothing (unexplained: the ledger is not intact).
+ */
+export interface IntentWithoutReceipt {
+  grant_id: string;
+  trace_id: string;
+  action_id: string;
+  started_at: string;
+  status: 'interrupted' | 'failed' | 'in_flight' | 'unexplained';
+  /** The event that accounts for it (interrupted, failed). */
+  event_id: number | null;
+  /** Why it is unexplained. */
+  reason?: string;
+}
 
 export interface BadEvent {
   id: number;
@@ -45,8 +77,9 @@ export interface VerifyReport {
   verified_links: number;
   chain_head: string;
   first_bad: BadEvent | null;
+  /** bad: receipts that fail their signature, that no chained event names, or that an event names and that are missing or differ. */
   receipts: { total: number; bad: { receipt_id: string; reason: string }[] };
-  intents_without_receipts: { grant_id: string; trace_id: string; action_id: string; started_at: string }[];
+  intents_without_receipts: IntentWithoutReceipt[];
   /** The state kept outside the chain against the chain (null: not checked). */
   state: StateReport | null;
   /**
@@ -98,7 +131,7 @@ function contentProblem(row: Row): string | null {
 }
 
 /** Walks the hash chain and checks every receipt. Read-only; never throws for tampering, only for a file that is not a ledger. */
-export function verifyLedger(db: Db, keys: KeyStore, name = db.name, state?: StateChecker): VerifyReport {
+export function verifyLedger(db: Db, keys: KeyStore, name = db.name, state?: StateChecker, opts: VerifyOptions = {}): VerifyReport {
   let tables: Set<string>;
   try {
     tables = new Set(db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table'`).pluck().all() as string[]);
@@ -109,7 +142,7 @@ export function verifyLedger(db: Db, keys: KeyStore, name = db.name, state?: Sta
   for (const t of ['audit_events', 'receipts', 'execution_intents', 'ledger_metadata']) {
     if (!tables.has(t)) throw new LedgerError(`${name} is not a latchgate ledger (no ${t} table)`, 'not_a_ledger');
   }
-  return db.transaction(() => walk(db, keys, name, state))();
+  return db.transaction(() => walk(db, keys, name, state, opts))();
 }
 
 /**
@@ -117,14 +150,14 @@ export function verifyLedger(db: Db, keys: KeyStore, name = db.name, state?: Sta
  * migration, no -wal or -shm left behind): `latchgate verify` on an archived
  * or read-only state directory.
  */
-export function verifyLedgerFile(path: string, keys: KeyStore, state?: StateChecker): VerifyReport {
+export function verifyLedgerFile(path: string, keys: KeyStore, state?: StateChecker, opts: VerifyOptions = {}): VerifyReport {
   if (!existsSync(path)) {
     throw new LedgerError(`no ledger at ${path}. Fix: point [state] dir in latchgate.toml (or XDG_STATE_HOME) at the state directory that holds ledger.sqlite3`, 'not_a_ledger');
   }
   let db: Db | undefined;
   try {
     db = openDbReadOnly(path);
-    return verifyLedger(db, keys, path, state);
+    return verifyLedger(db, keys, path, state, opts);
   } catch (e) {
     if ((e as { code?: unknown }).code !== 'SQLITE_CANTOPEN') throw e;
     throw new LedgerError(
@@ -136,7 +169,7 @@ export function verifyLedgerFile(path: string, keys: KeyStore, state?: StateChec
   }
 }
 
-function walk(db: Db, keys: KeyStore, name: string, stateChecker: StateChecker | undefined): VerifyReport {
+function walk(db: Db, keys: KeyStore, name: string, stateChecker: StateChecker | undefined, opts: VerifyOptions): VerifyReport {
   const meta = (key: string) => db.prepare('SELECT value FROM ledger_metadata WHERE key = ?').pluck().get(key) as string | undefined;
   const format = meta('chain_hash_format');
   if (format !== CHAIN_HASH_FORMAT) {
@@ -151,6 +184,8 @@ function walk(db: Db, keys: KeyStore, name: string, stateChecker: StateChecker |
   let first: BadEvent | null = null;
   let pending: PendingBreak | null = null;
   let awaitingNext = false;
+  const receiptOf = namedReceiptChecker(db);
+  const missingReceipts: { receipt_id: string; reason: string }[] = [];
 
   const it = db
     .prepare('SELECT id, trace_id, timestamp, event_type, principal, session_id, action_id, decision, event_json, hash FROM audit_events ORDER BY id')
@@ -158,12 +193,15 @@ function walk(db: Db, keys: KeyStore, name: string, stateChecker: StateChecker |
   for (const row of it) {
     total++;
     const computed = eventHash(row.event_json);
-    let linked: unknown;
+    let event: AuditEvent | undefined;
     try {
-      linked = (JSON.parse(row.event_json) as AuditEvent).prev_hash;
+      event = JSON.parse(row.event_json) as AuditEvent;
     } catch {
-      linked = undefined;
+      event = undefined;
     }
+    const linked: unknown = event?.prev_hash;
+    const named = event ? receiptOf(row, event) : null;
+    if (named) missingReceipts.push(named);
     if (awaitingNext && pending) {
       pending.nextLinkOk = linked === pending.computed;
       awaitingNext = false;
@@ -176,7 +214,7 @@ function walk(db: Db, keys: KeyStore, name: string, stateChecker: StateChecker |
       else if (!linkOk) {
         pending = { row: { id: row.id, trace_id: row.trace_id }, prev, prevHash, computed, linked };
         awaitingNext = true;
-      }
+      } else first = idGap(row, prev);
     }
     prev = { id: row.id, trace_id: row.trace_id };
     prevHash = computed;
@@ -187,19 +225,16 @@ function walk(db: Db, keys: KeyStore, name: string, stateChecker: StateChecker |
   if (!first) first = checkHead(db, chainHead, prev, prevHash, total);
 
   const receipts = checkReceipts(db, keys);
-  const intents = db
-    .prepare(
-      `SELECT i.grant_id, i.trace_id, i.action_id, i.started_at FROM execution_intents i
-        WHERE NOT EXISTS (SELECT 1 FROM receipts r WHERE r.grant_id = i.grant_id)
-        ORDER BY i.started_at, i.grant_id`,
-    )
-    .all() as VerifyReport['intents_without_receipts'];
+  // One finding per receipt: its own (signature, hash) before how the chain names it.
+  const found = new Set(receipts.bad.map((b) => b.receipt_id));
+  receipts.bad.push(...missingReceipts.filter((m) => !found.has(m.receipt_id)));
+  const intents = intentsWithoutReceipts(db, opts);
   const state = stateChecker ? stateChecker(db, keys, true) : null;
   const checked = (db.pragma('integrity_check(20)') as { integrity_check: string }[]).map((r) => r.integrity_check);
   const database = { ok: checked.length === 1 && checked[0] === 'ok', problems: checked.filter((p) => p !== 'ok') };
 
   return {
-    intact: first === null && receipts.bad.length === 0 && (state?.mismatches.length ?? 0) === 0 && database.ok,
+    intact: first === null && receipts.bad.length === 0 && intents.every((i) => i.status !== 'unexplained') && (state?.mismatches.length ?? 0) === 0 && database.ok,
     database,
     total_events: total,
     verified_links: links,
@@ -269,49 +304,150 @@ function checkHead(db: Db, head: string, last: { id: number; trace_id: string } 
     if (head === '') return null;
     return { id: 1, trace_id: null, reason: `missing: the ledger holds no events but chain_head names one (${head}); ${seq > 0 ? `events id=1..${seq}` : 'all events'} were deleted` };
   }
-  if (head === lastHash) return null;
+  if (head === lastHash) return seq > last.id ? deletedAtEnd(last.id, seq, 'chain_head was moved back to the event before them') : null;
   if (head === '') return { id: last.id, trace_id: last.trace_id, reason: 'chain_head is empty but the ledger holds events: chain_head was reset' };
   const named = rowWithHash(db, head);
   if (named && named.id < last.id) {
     const after = rowAfter(db, named.id) ?? last;
     return { id: after.id, trace_id: after.trace_id, reason: `not part of the chain: chain_head ends at event id=${named.id}; the events after it were not appended by the ledger` };
   }
-  if (seq > last.id) {
-    const a = last.id + 1;
-    return { id: a, trace_id: null, reason: `missing: chain_head names an event that is not there; ${a === seq ? `the last event (id=${a}) was` : `the last events (id=${a}..${seq}) were`} deleted` };
-  }
+  if (seq > last.id) return deletedAtEnd(last.id, seq, 'chain_head names an event that is not there');
   return { id: last.id, trace_id: last.trace_id, reason: 'chain_head does not match the last event: the last event was edited (and its hash recomputed), or chain_head was changed' };
+}
+
+/** The events after the last one that sqlite_sequence says were appended: deleted. */
+function deletedAtEnd(lastId: number, seq: number, how: string): BadEvent {
+  const a = lastId + 1;
+  return { id: a, trace_id: null, reason: `missing: ${how}; ${a === seq ? `the last event (id=${a}) was` : `the last events (id=${a}..${seq}) were`} deleted (sqlite_sequence records id=${seq} as handed out)` };
+}
+
+/**
+ * Ids run 1, 2, 3... without a gap (the ledger never deletes, and a rolled
+ * back append gives its id back): a gap where the links hold means events
+ * were deleted and the ids of those after them changed.
+ */
+function idGap(row: { id: number }, prev: { id: number } | null): BadEvent | null {
+  const want = prev ? prev.id + 1 : 1;
+  if (row.id === want) return null;
+  const range = want === row.id - 1 ? `event id=${want} is` : `events id=${want}..${row.id - 1} are`;
+  const link = prev ? `event id=${row.id} links to event id=${prev.id}` : `the first event has id=${row.id}`;
+  return { id: want, trace_id: null, reason: `missing: ${range} not there, and ${link}: events were deleted and the ids of others changed` };
+}
+
+interface ReceiptRow {
+  receipt_id: string;
+  grant_id: string;
+  trace_id: string | null;
+  receipt_json: string;
+}
+
+const parseObject = (json: string): Record<string, unknown> | null => {
+  try {
+    const v: unknown = JSON.parse(json);
+    return v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : null;
+  } catch {
+    return null;
+  }
+};
+
+/** An event's execution.receipt_id and receipt_hash, when it names a receipt. */
+function receiptNamed(event: AuditEvent): { receipt_id: string; receipt_hash: unknown } | null {
+  const x = event.execution;
+  return x && typeof x === 'object' && typeof x.receipt_id === 'string' ? { receipt_id: x.receipt_id, receipt_hash: x.receipt_hash } : null;
+}
+
+/**
+ * For each chained event that names a receipt: the receipt is there, of the
+ * event's trace, with the result_hash the event recorded (a format-2 receipt
+ * is always named with one; a format-1 receipt of an older ledger may be
+ * named without). Returns the problem, or null.
+ */
+function namedReceiptChecker(db: Db): (row: { id: number; trace_id: string }, event: AuditEvent) => { receipt_id: string; reason: string } | null {
+  const get = db.prepare('SELECT receipt_id, grant_id, trace_id, receipt_json FROM receipts WHERE receipt_id = ?');
+  return (row, event) => {
+    const named = receiptNamed(event);
+    if (!named) return null;
+    const at = `event id=${row.id} (trace_id ${row.trace_id})`;
+    const bad = (reason: string) => ({ receipt_id: named.receipt_id, reason });
+    const r = get.get(named.receipt_id) as ReceiptRow | undefined;
+    if (!r) return bad(`missing: ${at} names this receipt, which is not in the receipts table: it was deleted`);
+    if (r.trace_id !== row.trace_id) return bad(`${at} names this receipt, but the receipt is of trace ${r.trace_id ?? '(none)'}: the receipt was replaced`);
+    const receipt = parseObject(r.receipt_json);
+    if (!receipt) return null; // reported by checkReceipts
+    if (named.receipt_hash === undefined) {
+      return receipt.receipt_format === undefined ? null : bad(`${at} names this format-${String(receipt.receipt_format)} receipt without its receipt_hash: the receipt was replaced`);
+    }
+    if (named.receipt_hash !== receipt.result_hash) {
+      return bad(`its result_hash ${JSON.stringify(receipt.result_hash)} is not the receipt_hash ${JSON.stringify(named.receipt_hash)} that ${at} recorded: the receipt was replaced`);
+    }
+    return null;
+  };
 }
 
 function checkReceipts(db: Db, keys: KeyStore): VerifyReport['receipts'] {
   let total = 0;
   const bad: { receipt_id: string; reason: string }[] = [];
-  const rows = db.prepare('SELECT receipt_id, grant_id, trace_id, receipt_json FROM receipts ORDER BY created_at, receipt_id').iterate() as IterableIterator<{
-    receipt_id: string;
-    grant_id: string;
-    trace_id: string | null;
-    receipt_json: string;
-  }>;
+  // With the event of the receipt's trace, which must be the one naming it.
+  const rows = db
+    .prepare(
+      `SELECT r.receipt_id, r.grant_id, r.trace_id, r.receipt_json, a.id AS event_id, a.event_json
+         FROM receipts r LEFT JOIN audit_events a ON a.trace_id = r.trace_id
+        ORDER BY r.created_at, r.receipt_id`,
+    )
+    .iterate() as IterableIterator<ReceiptRow & { event_id: number | null; event_json: string | null }>;
   for (const row of rows) {
     total++;
-    let receipt: ExecutionReceipt;
-    try {
-      receipt = JSON.parse(row.receipt_json) as ExecutionReceipt;
-    } catch {
-      bad.push({ receipt_id: row.receipt_id, reason: 'receipt_json is not valid JSON: the receipt was edited' });
-      continue;
-    }
-    if (!receipt || typeof receipt !== 'object') {
-      bad.push({ receipt_id: row.receipt_id, reason: 'receipt_json is not an object: the receipt was edited' });
-      continue;
-    }
-    const mismatch = (['receipt_id', 'grant_id', 'trace_id'] as const).find((k) => (receipt[k] ?? null) !== row[k]);
-    if (mismatch) {
-      bad.push({ receipt_id: row.receipt_id, reason: `column ${mismatch} disagrees with receipt_json: the row was edited` });
-      continue;
-    }
-    const v = verifyReceipt(keys, receipt);
-    if (!v.ok) bad.push({ receipt_id: row.receipt_id, reason: v.reason });
+    const problem = receiptProblem(row, keys) ?? unnamed(row);
+    if (problem) bad.push({ receipt_id: row.receipt_id, reason: problem });
   }
   return { total, bad };
+}
+
+function receiptProblem(row: ReceiptRow, keys: KeyStore): string | null {
+  let receipt: ExecutionReceipt;
+  try {
+    receipt = JSON.parse(row.receipt_json) as ExecutionReceipt;
+  } catch {
+    return 'receipt_json is not valid JSON: the receipt was edited';
+  }
+  if (!receipt || typeof receipt !== 'object') return 'receipt_json is not an object: the receipt was edited';
+  const mismatch = (['receipt_id', 'grant_id', 'trace_id'] as const).find((k) => (receipt[k] ?? null) !== row[k]);
+  if (mismatch) return `column ${mismatch} disagrees with receipt_json: the row was edited`;
+  const v = verifyReceipt(keys, receipt);
+  return v.ok ? null : v.reason;
+}
+
+/** Why no chained event names this receipt (the event of its trace must), or null when one does. */
+function unnamed(row: ReceiptRow & { event_id: number | null; event_json: string | null }): string | null {
+  const event = row.event_json === null ? null : (parseObject(row.event_json) as AuditEvent | null);
+  if (event && receiptNamed(event)?.receipt_id === row.receipt_id) return null;
+  const found = row.event_id === null ? `no event of its trace (${row.trace_id ?? 'none'}) is in the ledger` : `the event of its trace (id=${row.event_id}) does not name it`;
+  return `no chained event names this receipt: ${found}; it was added to the receipts table outside the gate`;
+}
+
+/**
+ * The intents without a receipt, each with what accounts for it (the event
+ * of its trace, or a live gate); an unexplained one says what happened.
+ */
+function intentsWithoutReceipts(db: Db, opts: VerifyOptions): IntentWithoutReceipt[] {
+  const rows = db
+    .prepare(
+      `SELECT i.grant_id, i.trace_id, i.action_id, i.started_at, i.instance_id, a.id AS event_id, a.event_json
+         FROM execution_intents i LEFT JOIN audit_events a ON a.trace_id = i.trace_id
+        WHERE NOT EXISTS (SELECT 1 FROM receipts r WHERE r.grant_id = i.grant_id)
+        ORDER BY i.started_at, i.grant_id`,
+    )
+    .all() as { grant_id: string; trace_id: string; action_id: string; started_at: string; instance_id: string | null; event_id: number | null; event_json: string | null }[];
+  return rows.map(({ instance_id, event_id, event_json, ...i }) => {
+    const event = event_json === null ? null : (parseObject(event_json) as AuditEvent | null);
+    if (event?.event_type === 'execution_interrupted' && event.execution?.grant_id === i.grant_id) return { ...i, status: 'interrupted', event_id };
+    if (event?.event_type === 'action_call' && event.error !== undefined && !receiptNamed(event)) return { ...i, status: 'failed', event_id };
+    if (opts.inFlight?.({ grant_id: i.grant_id, instance_id })) return { ...i, status: 'in_flight', event_id: null };
+    const what = `the intent of grant ${i.grant_id} (action ${i.action_id}, trace_id ${i.trace_id}, started ${i.started_at})`;
+    const reason =
+      event_id === null
+        ? `interrupted: the gate stopped after ${what} and before its receipt, and no gate has recorded it since (a gate that starts on this state directory writes its execution_interrupted event). Check whether the side effect happened`
+        : `${what} has no receipt, but its event id=${event_id} does not account for that: the receipt was deleted`;
+    return { ...i, status: 'unexplained', event_id: null, reason };
+  });
 }

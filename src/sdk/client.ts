@@ -92,6 +92,8 @@ interface Lease {
 /** Renew when this share of the lease's life is left (and at least RENEW_MIN_MS). */
 const RENEW_SHARE = 0.1;
 const RENEW_MIN_MS = 15_000;
+/** The gate's receipt key history, published without authentication (src/gate/app.ts). */
+const RECEIPT_KEYS_PATH = '/.well-known/latchgate-receipt-keys.json';
 
 export class LatchGateClient {
   readonly agentId: string;
@@ -177,7 +179,7 @@ export class LatchGateClient {
   }
 
   /**
-   * Checks a receipt against the gate's receipt keys (GET /v1/receipt-keys):
+   * Checks a receipt against the gate's receipt keys (GET /.well-known/latchgate-receipt-keys.json):
    * its result_hash over its fields (RFC 8785), its Ed25519 signature, and a
    * key not retired before the receipt's time. Keys are fetched once, and
    * again when a receipt names a key not seen yet.
@@ -216,8 +218,8 @@ export class LatchGateClient {
   }
 
   private async fetchReceiptKeys(signal?: AbortSignal): Promise<ReceiptKeySet> {
-    const body = (await this.plain('GET', '/v1/receipt-keys', signal)) as { keys?: unknown };
-    if (!body || !Array.isArray(body.keys)) throw new LatchGateConnectionError('bad_answer', 'the gate answered /v1/receipt-keys without a keys list');
+    const body = (await this.plain('GET', RECEIPT_KEYS_PATH, signal)) as { keys?: unknown };
+    if (!body || !Array.isArray(body.keys)) throw new LatchGateConnectionError('bad_answer', `the gate answered ${RECEIPT_KEYS_PATH} without a keys list`);
     return new Map(body.keys.filter((k): k is { kid: string } => !!k && typeof (k as { kid?: unknown }).kid === 'string').map((k) => [k.kid, k as Record<string, unknown>]));
   }
 

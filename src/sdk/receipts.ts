@@ -1,13 +1,13 @@
 // Receipt verification on the client's side, with the gate's published
 // receipt keys (JWKS entries: Ed25519 `x`, `kid`, `retired_at` once retired):
-// the result_hash recomputed over the receipt's fields (RFC 8785, as
+// the result_hash recomputed over the receipt (RFC 8785, either format, as
 // src/ledger/receipt.ts computes it), the signature over its ASCII hex, and a
 // key that was not retired before the receipt's latest time.
 import { createPublicKey, verify } from 'node:crypto';
 import { latestTime } from '../keys/store.js';
-import { computeResultHash, type ReceiptHashFields } from '../ledger/receipt.js';
+import { computeResultHash, ReceiptFormatError } from '../ledger/receipt.js';
 
-/** Receipt keys by kid, as GET /v1/receipt-keys lists them. */
+/** Receipt keys by kid, as GET /.well-known/latchgate-receipt-keys.json lists them. */
 export type ReceiptKeySet = ReadonlyMap<string, Record<string, unknown>>;
 
 export type ReceiptVerification = { ok: true; kid: string } | { ok: false; reason: string };
@@ -15,9 +15,9 @@ export type ReceiptVerification = { ok: true; kid: string } | { ok: false; reaso
 export function verifyReceiptWith(keys: ReceiptKeySet, receipt: Record<string, unknown>): ReceiptVerification {
   let expected: string;
   try {
-    expected = computeResultHash(receipt as unknown as ReceiptHashFields);
+    expected = computeResultHash(receipt);
   } catch (e) {
-    return { ok: false, reason: `its fields cannot be canonicalised: ${(e as Error).message}` };
+    return { ok: false, reason: e instanceof ReceiptFormatError ? e.message : `its fields cannot be canonicalised: ${(e as Error).message}` };
   }
   if (receipt.result_hash !== expected) return { ok: false, reason: 'result_hash does not match the receipt fields: the receipt was edited' };
   const kid = receipt.signing_key_id;

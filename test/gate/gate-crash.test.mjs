@@ -1,6 +1,8 @@
 // Crash: the gate is killed with SIGKILL after a provider's side
-// effect and before its receipt. After a restart on the same state, verify
-// reports exactly that intent, and retrying the request never executes twice.
+// effect and before its receipt. Until a gate starts again, verify fails,
+// naming the interrupted intent; the restarted gate records it
+// (execution_interrupted), verify then reports exactly that intent and is
+// intact, and retrying the request never executes twice.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
@@ -9,7 +11,9 @@ import { verifyLedger } from '../../dist/ledger/verify.js';
 import { Agent } from '../helpers/gate.mjs';
 import {
   admin,
+  cliVerify,
   crashGateOptions,
+  eventsSince,
   eventsWithCode,
   gateFor,
   lastEventId,
@@ -42,6 +46,14 @@ test('SIGKILL between intent and receipt: verify reports the intent; the same re
   assert.ok(outcome.error, `the client never hears an outcome, got ${JSON.stringify(outcome.answered)}`);
   assert.equal(markerCount(marker), 1);
 
+  // Before any gate starts again, nothing accounts for the intent: latchgate verify says the gate stopped.
+  const crashed = cliVerify(t, stateDir, { text: true });
+  assert.equal(crashed.code, 2, crashed.text);
+  const [stopped] = crashed.report.intents_without_receipts;
+  assert.equal(stopped.status, 'unexplained');
+  assert.match(stopped.reason, /^interrupted: the gate stopped after the intent of grant \S+ \(action t_side_effect, trace_id \S+, started \S+\) and before its receipt/);
+  assert.match(crashed.text, /1 execution intents have no receipt and no event accounts for it:\n {2}interrupted: the gate stopped after the intent of grant/);
+
   // 2. Restart in-process on the same state dir, with a provider that records each run.
   const g = await gateFor(t, crashGateOptions(stateDir, sideEffectProvider(marker)));
   const v = verifyLedger(g.db, g.ctx.keys);
@@ -49,6 +61,16 @@ test('SIGKILL between intent and receipt: verify reports the intent; the same re
   assert.equal(v.intents_without_receipts.length, 1, JSON.stringify(v.intents_without_receipts));
   const orphan = v.intents_without_receipts[0];
   assert.equal(orphan.action_id, 't_side_effect');
+  assert.equal(orphan.grant_id, stopped.grant_id);
+  // The restarted gate recorded it, in the intent's trace.
+  assert.equal(orphan.status, 'interrupted');
+  const recorded = eventsSince(g, 0).find((e) => e.id === orphan.event_id);
+  assert.equal(recorded.event_type, 'execution_interrupted');
+  assert.equal(recorded.trace_id, orphan.trace_id);
+  assert.equal(recorded.execution.grant_id, orphan.grant_id);
+  const restarted = cliVerify(t, stateDir, { text: true });
+  assert.equal(restarted.code, 0, restarted.text);
+  assert.match(restarted.text, /grant \S+ action t_side_effect .*: interrupted \(the gate stopped before its receipt; execution_interrupted event id=\d+\)/);
   const row = g.db.prepare('SELECT * FROM execution_intents WHERE grant_id = ?').get(orphan.grant_id);
   assert.equal(row.request_hash, canonicalHash({ n: 1 }));
   assert.equal(row.principal, 'tester');

@@ -121,10 +121,14 @@ test('an edited receipt of a real execution is named in receipts.bad', async (t)
   const v = copy.verify();
   assert.equal(v.intact, false);
   assert.deepEqual(v.receipts.bad.map((b) => b.receipt_id), [r.receipt_id]);
-  // Deleting a receipt leaves its intent without one: reported apart.
+  // Deleting a receipt: the chained event that named it finds it missing, and its intent is accounted for by nothing.
   const copy2 = await ledgerCopy(t, g);
   const gone = copy2.db.prepare('SELECT receipt_id, grant_id FROM receipts LIMIT 1').get();
   copy2.db.prepare('DELETE FROM receipts WHERE receipt_id = ?').run(gone.receipt_id);
   const v2 = copy2.verify();
-  assert.deepEqual(v2.intents_without_receipts.map((i) => i.grant_id), [gone.grant_id]);
+  assert.equal(v2.intact, false);
+  assert.deepEqual(v2.receipts.bad.map((b) => b.receipt_id), [gone.receipt_id]);
+  assert.match(v2.receipts.bad[0].reason, /^missing: event id=\d+ \(trace_id [0-9a-f-]+\) names this receipt, which is not in the receipts table: it was deleted$/);
+  assert.deepEqual(v2.intents_without_receipts.map((i) => [i.grant_id, i.status]), [[gone.grant_id, 'unexplained']]);
+  assert.match(v2.intents_without_receipts[0].reason, /has no receipt, but its event id=\d+ does not account for that: the receipt was deleted/);
 });

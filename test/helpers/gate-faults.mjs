@@ -1,8 +1,9 @@
 // Helpers for the gate's fault and bad-input tests:
 // ledger look-ups by row id, polling, the crash fixture server, and ledger
 // copies to tamper with, parallel bursts and the action_call events of a session.
-import { spawn } from 'node:child_process';
-import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,6 +15,7 @@ import { boxIdentity, listenUnix } from '../../dist/gate/transport.js';
 import { Agent, FIXTURE_MANIFESTS, grantAll, request, startGate, TEST_PROVIDERS } from './gate.mjs';
 
 export const CRASH_MANIFESTS = fileURLToPath(new URL('../fixtures/gate-crash-manifests', import.meta.url));
+const CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
 export const CRASH_SERVER = fileURLToPath(new URL('../fixtures/gate-crash-server.mjs', import.meta.url));
 
 /** A fresh temporary directory removed after the test. */
@@ -135,6 +137,42 @@ export async function spawnCrashServer(t, { stateDir, markerFile }) {
   t.after(() => rmSync(path.dirname(info.socket), { recursive: true, force: true }));
   await waitFor(() => existsSync(info.socket), { what: 'the crash server socket' });
   return { child, exited, stderr: () => stderr, ...info };
+}
+
+/**
+ * `latchgate verify --json` run as a command on stateDir (reached as the
+ * default state directory, $XDG_STATE_HOME/latchgate, a link to it; no
+ * configuration): its exit code and report, and with text: true its human
+ * output too (a second run, which must exit the same).
+ */
+export function cliVerify(t, stateDir, { text = false } = {}) {
+  const home = tempDir(t, 'latchgate-verify-home-');
+  mkdirSync(path.join(home, 'state'));
+  symlinkSync(stateDir, path.join(home, 'state', 'latchgate'));
+  const env = { PATH: '/usr/bin:/bin', HOME: home, XDG_STATE_HOME: path.join(home, 'state'), XDG_CONFIG_HOME: path.join(home, 'config'), XDG_RUNTIME_DIR: path.join(home, 'run') };
+  const run = (...extra) => spawnSync(process.execPath, [CLI, 'verify', ...extra], { env, cwd: home, encoding: 'utf8' });
+  const json = run('--json');
+  let report;
+  try {
+    report = JSON.parse(json.stdout);
+  } catch {
+    throw new Error(`latchgate verify --json printed no report (exit ${json.status}): ${json.stdout}${json.stderr}`);
+  }
+  const out = { code: json.status, report, stderr: json.stderr, text: '' };
+  if (text) {
+    const human = run();
+    assert.equal(human.status, json.status, `--json and text agree: ${human.stderr}`);
+    out.text = human.stdout;
+  }
+  return out;
+}
+
+/** Runs SQL on a ledger file with the sqlite3 command (as someone who can write the state directory would); throws on an error. */
+export function sqlite3(file, sql) {
+  const r = spawnSync('sqlite3', ['-bail', file], { input: sql, encoding: 'utf8' });
+  if (r.error) throw new Error(`sqlite3 could not run (${r.error.message}); scripts/setup.sh installs it`);
+  if (r.status !== 0) throw new Error(`sqlite3 ${file}: ${r.stderr}`);
+  return r.stdout;
 }
 
 /** Admin request on the operator socket. */

@@ -19,6 +19,8 @@ import { denialKind } from '../../dist/ledger/denial-kinds.js';
 import { KeyStore } from '../../dist/keys/store.js';
 import { signReceipt } from '../../dist/ledger/receipt.js';
 import { verifyLedger } from '../../dist/ledger/verify.js';
+import { GateInstances } from '../../dist/gate/instances.js';
+import { recordInterrupted } from '../../dist/gate/interrupted.js';
 import { BoxEvents } from '../../dist/sandbox/box-events.js';
 import { PolicyStore } from '../../dist/policy/store.js';
 import { ConnectProxy } from '../../dist/egress/connect-proxy.js';
@@ -172,7 +174,7 @@ test('the gate: leases, executions, approvals, refusals, their counted summaries
   }
   const summaries = events.filter((e) => e.details?.coalesced);
   assert.deepEqual([...new Set(summaries.map((e) => e.event_type))].sort(), ['action_call', 'lease_denied', 'request_refused']);
-  assert.ok(events.some((e) => e.event_type === 'action_call' && e.execution?.receipt_id), 'a final action_call, written with its receipt');
+  assert.ok(events.some((e) => e.event_type === 'action_call' && e.execution?.receipt_id && e.execution?.receipt_hash), 'a final action_call, written with its receipt and its hash');
 });
 
 test('the egress exits: CONNECT proxy decisions, credential proxy requests and their counted summaries fit the catalogue', async (t) => {
@@ -264,6 +266,16 @@ test("the box launcher's reports, written by its event writer, fit the catalogue
   assertAllFit(written, 'launcher');
 });
 
+test('a gate that opens after another stopped between intent and receipt records the interruption, as the catalogue says', async (t) => {
+  const { dir, ledger } = freshLedger(t);
+  // An intent whose gate process is gone (its instance id holds no lock).
+  ledger.consumeGrantAndWriteIntent({ grant_id: 'g-int', trace_id: 't-int', action_id: 't_ok', principal: 'tester', provider_module_digest: 'builtin:x', request_hash: 'sha256:00', started_at: new Date().toISOString(), instance_id: '00000000-0000-4000-8000-000000000000' });
+  const instances = new GateInstances(dir);
+  t.after(() => instances.close());
+  assert.deepEqual(recordInterrupted(ledger, instances).map((i) => i.grant_id), ['g-int']);
+  assertAllFit(ledger.query(), 'interrupted');
+});
+
 test('every catalogue entry was written by the code paths above', () => {
   assert.deepEqual([...written.keys()].sort(), [...EVENT_TYPES].sort());
 });
@@ -298,6 +310,10 @@ test('an unknown event type, an unknown field or a field of the wrong shape is r
   assertRefused(ledger, () => ledger.append({ ...written.get('admin_drain'), operator: { name: 'op', uid: '0' } }), { eventType: 'admin_drain', field: 'operator.uid' });
   assertRefused(ledger, () => ledger.append({ ...written.get('egress'), details: ['host'] }), { eventType: 'egress', field: 'details' });
   assertRefused(ledger, () => immediate(ledger.db, () => ledger.appendInTransaction(typo)), { eventType: 'acton_call', field: 'event_type' });
+  // An event that names a receipt comes only with the receipt: append() cannot claim one.
+  const claims = { ...written.get('action_call'), trace_id: 'claims-a-receipt', execution: { grant_id: 'g', receipt_id: 'r', receipt_hash: '00'.repeat(32) } };
+  assertRefused(ledger, () => ledger.append(claims), { eventType: 'action_call', field: 'execution.receipt_id' });
+  assertRefused(ledger, () => immediate(ledger.db, () => ledger.appendInTransaction(claims)), { eventType: 'action_call', field: 'execution.receipt_id' });
 });
 
 test('every required field of every type, when missing, is refused naming the type and the field; nothing is written', (t) => {
@@ -308,6 +324,7 @@ test('every required field of every type, when missing, is refused naming the ty
     const full = structuredClone(written.get(name));
     delete full.trace_id;
     delete full.details?.coalesced;
+    delete full.execution?.receipt_id; // (written only with its receipt)
     const required = [
       ...Object.entries(spec.fields).filter(([, p]) => p === 'required').map(([f]) => f),
       ...Object.entries(spec.details ?? {}).filter(([, p]) => p === 'required').map(([k]) => `details.${k}`),
@@ -362,6 +379,9 @@ test('property: 2400 random events at Ledger.append never crash it; a refusal na
   const samples = [...written.values()].map((e) => {
     const c = structuredClone(e);
     delete c.trace_id;
+    // An event naming a receipt is written only with it (commitEvidence; refused below).
+    delete c.execution?.receipt_id;
+    delete c.execution?.receipt_hash;
     return c;
   });
   const junk = (r, depth = 0) => {

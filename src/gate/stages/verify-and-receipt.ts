@@ -21,6 +21,12 @@ export async function verifyAndReceipt(ctx: GateContext, x: Execution): Promise<
   x.reply = { status: f.status, body: f.body };
 }
 
+/** The kid of the grant key that signed the grant (recordIntent checked that signature). */
+function grantKeyId(grant: ExecutionGrant): string {
+  if (!grant.grant_signing_key_id) throw new GateError('internal_error', `grant ${grant.grant_id} carries no grant_signing_key_id: refusing to write its receipt without it`);
+  return grant.grant_signing_key_id;
+}
+
 async function finalize(ctx: GateContext, action: LoadedAction, grant: ExecutionGrant, d: Dispatched, traceId: string, event: AuditEventInput, debit: { taken: readonly TakenWindow[]; cost: number }): Promise<{ status: number; body: Record<string, unknown>; receipt: ExecutionReceipt }> {
   const m = action.manifest;
   let failureClass = d.failure_class;
@@ -40,11 +46,23 @@ async function finalize(ctx: GateContext, action: LoadedAction, grant: Execution
   const highRisk = m.risk_level === 'high' || m.risk_level === 'critical';
   if (!failureClass && verification.status === 'verification_failed' && highRisk) failureClass = 'verification_failed';
 
+  const responseHash = output !== undefined ? canonicalHash(output) : undefined;
+  // Format 2 (docs/FORMATS.md): the receipt alone says what ran, for whom, on what, under which grant.
   const receipt = signReceipt(ctx.keys, {
     receipt_id: randomUUID(),
-    grant_id: grant.grant_id,
     trace_id: traceId,
-    provider_module_digest: m.provider_module_digest,
+    action_id: grant.core.action_id,
+    action_version: grant.core.action_version,
+    action_digest: grant.core.action_digest,
+    provider_module_digest: grant.core.provider_module_digest,
+    principal: grant.subject.principal,
+    session_id: grant.subject.session_id,
+    request_hash: grant.core.request_hash,
+    grant_id: grant.grant_id,
+    grant_hash: canonicalHash(grant),
+    grant_key_id: grantKeyId(grant),
+    ...(grant.approved_by !== undefined ? { approved_by: grant.approved_by, approval_hash: grant.approval_hash } : {}),
+    ...(responseHash !== undefined ? { response_hash: responseHash } : {}),
     provider_receipt: d.output?.provider_receipt ?? null,
     normalized_result: failureClass ? { kind: 'failure', reason: error ?? failureClass } : { kind: 'success', summary: 'completed' },
     verification_outcome: { status: verification.status, ...('evidence' in verification && verification.evidence !== undefined ? { evidence: verification.evidence } : {}) },
@@ -65,13 +83,13 @@ async function finalize(ctx: GateContext, action: LoadedAction, grant: Execution
       decision,
       // What the budget windows must count at least (src/gate/budget-check.ts).
       details: { ...event.details, budget_debit: { windows: debit.taken, cost: debit.cost, refunded: refund } },
+      // (commitEvidence adds receipt_id and receipt_hash: the receipt's result_hash.)
       execution: {
         grant_id: grant.grant_id,
-        receipt_id: receipt.receipt_id,
         verification_outcome: verification.status,
         duration_ms: d.duration_ms,
         io_calls_made: d.io.ioCalls,
-        ...(output !== undefined ? { response_hash: canonicalHash(output) } : {}),
+        ...(responseHash !== undefined ? { response_hash: responseHash } : {}),
         ...(failureClass ? { failure_class: failureClass } : {}),
       },
     });
