@@ -3,7 +3,8 @@
 // when no gate is running; the local uid must be an operator, and every act
 // that changes something is recorded with that operator's name.
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { request } from 'node:http';
 import type { AuditFormat } from '../ledger/format.js';
 import { GateError } from '../gate/errors.js';
@@ -202,18 +203,35 @@ export function auditCommand(): Command {
 }
 
 export function verifyCommand(): Command {
-  return common(new Command('verify').summary('verify the ledger: hash chain, receipts, intents without receipts, the state kept outside the chain'))
-    .description('Exit 0 when the ledger is intact, 2 when it is not (the first bad event is named; each receipt that fails its signature, that no chained event names, or that an event names but is missing or differs; each intent without a receipt that no event accounts for and no running gate holds; and each table whose value differs from what the chain recorded: the revocation epoch, the policy data). Writes nothing: works on a read-only or archived state directory.')
-    .action(async (o: Out) => {
+  return common(new Command('verify').summary('verify the ledger: hash chain, receipts, signed checkpoints, intents without receipts, the state kept outside the chain'))
+    .description(
+      'Exit 0 when the ledger is intact, 2 when it is not (the first bad event is named; each receipt that fails its signature, that no chained event names, or that an event names but is missing or differs; each intent without a receipt that no event accounts for and no running gate holds; each table whose value differs from what the chain recorded: the revocation epoch, the policy data; and the first checkpoint problem: a checkpoint not signed by the checkpoint key history, a fork, events deleted or rewritten below a checkpoint, a checkpoint deleted from the table but kept in checkpoints.log). ' +
+        'With --checkpoint FILE (a signed checkpoint kept elsewhere), also proves that the ledger extends it. Writes nothing: works on a read-only or archived state directory.',
+    )
+    .option('--checkpoint <file>', 'a signed checkpoint of this ledger kept elsewhere (`latchgate checkpoint` output, a file of a directory sink): the ledger must extend it')
+    .option('--trusted-key <vkey>', 'the verifier key to check --checkpoint with (`latchgate checkpoint --print-key`, kept elsewhere); default: the checkpoint keys of the state directory, which its writers could have replaced')
+    .action(async (o: Out & { checkpoint?: string; trustedKey?: string }) => {
+      if (o.trustedKey !== undefined && o.checkpoint === undefined) throw new LaunchError('--trusted-key checks the checkpoint given with --checkpoint FILE; give that too', 1);
       // Not through the gate: opening it migrates the database and creates files.
       const stateDir = gateSetup(o.config).stateDir;
       const files = stateFiles(stateDir);
-      const [{ verifyLedgerFile }, { formatVerifyReport }, { LedgerError }, { KeyStore }, { KeyStoreError }, { checkChainedState }, { intentInFlight }] = await Promise.all([
-        import('../ledger/verify.js'), import('../ledger/format.js'), import('../ledger/ledger.js'), import('../keys/store.js'), import('../keys/ed25519.js'), import('../gate/state-check.js'), import('../gate/instances.js'),
+      const [{ verifyLedgerFile }, { formatVerifyReport }, { LedgerError }, { KeyStore }, { KeyStoreError }, { checkChainedState }, { readCheckpointLog }, { CHECKPOINT_LOG }, { intentInFlight }] = await Promise.all([
+        import('../ledger/verify.js'), import('../ledger/format.js'), import('../ledger/ledger.js'), import('../keys/store.js'), import('../keys/ed25519.js'), import('../gate/state-check.js'),
+        import('../ledger/tree-verify.js'), import('../ledger/checkpoint-sinks.js'), import('../gate/instances.js'),
       ]);
+      let external;
+      if (o.checkpoint !== undefined) {
+        try {
+          external = { file: o.checkpoint, note: readFileSync(o.checkpoint, 'utf8'), ...(o.trustedKey !== undefined ? { trustedKey: o.trustedKey } : {}) };
+        } catch (e) {
+          throw new LaunchError(`--checkpoint ${o.checkpoint} cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); give the file of a signed checkpoint`, 1);
+        }
+      }
       let r;
       try {
-        r = verifyLedgerFile(files.ledger, new KeyStore(files.keys), checkChainedState, { inFlight: (i) => intentInFlight(stateDir, i) });
+        // The log before the database's snapshot: every note in it is then in the snapshot's table too.
+        const log = readCheckpointLog(join(stateDir, CHECKPOINT_LOG));
+        r = verifyLedgerFile(files.ledger, new KeyStore(files.keys), checkChainedState, { inFlight: (i) => intentInFlight(stateDir, i), checkpoints: { log, ...(external ? { external } : {}) } });
       } catch (e) {
         if (e instanceof LedgerError || e instanceof KeyStoreError) throw new LaunchError(e.message, 1);
         throw e;
@@ -350,7 +368,7 @@ export function keysCommand(): Command {
   const c = new Command('keys').summary('signing keys');
   c.addCommand(
     common(new Command('rotate').summary('a new signing key; old signatures keep verifying; reports which running gate processes took it'))
-      .addOption(new Option('--kind <kind>', 'which key').choices(['receipt', 'grant', 'lease']).default('receipt'))
+      .addOption(new Option('--kind <kind>', 'which key').choices(['receipt', 'grant', 'lease', 'checkpoint']).default('receipt'))
       .addOption(new Option('--wait <seconds>', `how long to wait for every running gate process to take the new key (at most ${ROTATION_WAIT_MAX_SECONDS})`).argParser(seconds).default(ROTATION_WAIT_DEFAULT_SECONDS))
       .action(async (o: Out & { kind: string; wait: number }) => {
         await withGate(o, async (g, s) => {

@@ -46,6 +46,7 @@ export function upCommand(): Command {
       process.stdout.write(o.json ? JSON.stringify(info) + '\n' : `latchgate gate ready: ${info.actions} actions, clients on ${s.clientSocket}, operators on ${s.adminSocket}${exposed ? `, http on ${exposed}` : ''}; ledger in ${s.stateDir}; secrets from ${info.secrets}\n`);
       const stop = async () => {
         await Promise.allSettled([client.close(), admin.close(), http?.close()]);
+        await opened.finalCheckpoint();
         opened.close();
         process.exit(0);
       };

@@ -84,6 +84,26 @@ export const LATCHGATE_TOML = table('latchgate.toml', {
       actions: named(leaf('string', 'The directory.', { fileRelative: true }), 'Roots by action id (quote an id with dots); an action\'s root wins over its principal\'s.', { label: 'action' }),
     }),
   }),
+  ledger: table('The ledger (docs/EVIDENCE.md).', {
+    checkpoints: table(
+      'Signed checkpoints of the ledger\'s Merkle tree: a gate (`latchgate up`, a box\'s) signs one every `every_events` events it appends or every `every_seconds` seconds, whichever comes first (never when the ledger did not grow), and at shutdown; `latchgate checkpoint` signs one at once. Each goes to the ledger, to `checkpoints.log` in the state directory, and to every sink below.',
+      {
+        every_events: leaf('uint', 'Events a gate process appends between two checkpoints (`0`: not by count).', { default: 1000 }),
+        every_seconds: leaf('uint', 'Seconds between two checkpoints (`0`: not by time).', { default: 60 }),
+        sinks: named(
+          table('', {
+            directory: leaf('string', 'A directory (on another disk or mount than the state directory; it must exist) that gets one file per checkpoint, `<size, 16 digits>.checkpoint`, written aside, synced and linked into place, never overwritten.', { fileRelative: true }),
+            command: leaf('string[]', 'A program and its arguments, run without a shell for each checkpoint with the signed note on stdin and `LATCHGATE_CHECKPOINT_SIZE` and `LATCHGATE_CHECKPOINT_ORIGIN` set (and `PATH`, `HOME`, `USER`, `LOGNAME`, `LANG`, `LC_ALL`, `TZ`; nothing else of the gate\'s environment); exit 0 is success. For a shell pipeline, name the shell: `["sh", "-c", "..."]`.'),
+            url: leaf('string', 'An `https://` URL the signed note is POSTed to (`text/plain`); a 2xx answer is success. No redirect is followed.'),
+            ca_file: leaf('string', 'A PEM file of certificates trusted for `url`, besides the system\'s.', { fileRelative: true }),
+            timeout_ms: leaf('int', 'How long a `command` or `url` delivery may take before it counts as failed.', { shown: '`10000`' }),
+          }),
+          'A place every checkpoint is also delivered to, at least once: exactly one of `directory`, `command` or `url`. A failed delivery is reported on stderr and in the ledger (`checkpoint_sink_failed`) and retried at every later checkpoint until the sink takes it; nothing is dropped, and the gate\'s requests never wait for a sink.',
+          { label: 'name', pattern: /^(?!log$)[A-Za-z0-9_-]+$/, problem: 'expected a name of letters, digits, _ and - (not "log": that is the state directory\'s checkpoints.log)' },
+        ),
+      },
+    ),
+  }),
   state: table('Where latchgate keeps its files.', {
     dir: leaf('string', 'The state directory: ledger and keys.', { shown: '`$XDG_STATE_HOME/latchgate`', fileRelative: true }),
     runtime_dir: leaf('string', 'The runtime directory: the gate\'s sockets.', { shown: '`$XDG_RUNTIME_DIR/latchgate`', fileRelative: true }),
@@ -144,7 +164,12 @@ export type GateFileConfig = Toml['gate'] & {
   budgets?: BudgetConfig;
   /** Absent: the defaults (built by hand, e.g. in tests). */
   providers?: ProviderConfig;
+  /** [ledger.checkpoints]; absent: the defaults (built by hand, e.g. in tests). */
+  checkpoints?: CheckpointConfig;
 };
+
+/** [ledger.checkpoints], each sink with the file and section that configured it (origin, for messages). */
+export type CheckpointConfig = Omit<Toml['ledger']['checkpoints'], 'sinks'> & { sinks: Map<string, Toml['ledger']['checkpoints']['sinks'] extends Map<string, infer S> ? S & { origin?: string } : never> };
 
 /** [secrets]: where the SOPS file and the age key are, and how long values are kept. */
 export type SecretsFileConfig = Toml['secrets'];
@@ -181,14 +206,17 @@ export function parseStandaloneSandboxConfig(file: string, text: string): Sandbo
 
 /** agentSection: how [sandbox.agent] is written in the file (empty: its keys are at the top level). */
 function fromDocument(file: string, doc: Record<string, unknown>, agentSection = 'sandbox.agent.'): LatchgateConfig {
-  const { sandbox, gate, state, identity, operators, policy, budgets, providers, secrets } = readToml(file, doc, LATCHGATE_TOML);
+  const { sandbox, gate, state, identity, operators, policy, budgets, providers, secrets, ledger } = readToml(file, doc, LATCHGATE_TOML);
   const { strictNet, ...network } = sandbox.network;
   const credentials = new Map<string, ConfigRoute>();
   for (const [name, c] of sandbox.agent.credentials) credentials.set(name, { ...c, origin: `${file}: [${agentSection}credentials.${name}]` });
   return {
     file,
     sandbox: { ...sandbox.agent, limits: sandbox.limits, strictNet, network, credentials },
-    gate: { ...gate, stateDir: state.dir, runtimeDir: state.runtimeDir, principals: identity.principals, operators, policy, budgets, providers },
+    gate: {
+      ...gate, stateDir: state.dir, runtimeDir: state.runtimeDir, principals: identity.principals, operators, policy, budgets, providers,
+      checkpoints: { ...ledger.checkpoints, sinks: new Map([...ledger.checkpoints.sinks].map(([name, c]) => [name, { ...c, origin: `${file}: [ledger.checkpoints.sinks.${name}]` }])) },
+    },
     secrets,
   };
 }

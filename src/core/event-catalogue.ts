@@ -174,7 +174,7 @@ const CATALOGUE = {
     details: { token_id: R, principal: R, tokens_digest: O },
   },
   admin_keys_rotated: {
-    meaning: 'An operator rotated a signing key (receipt, grant or lease); processes lists every running gate process (instance_id, pid, role, started_at, kid, picked_up, self, note) and whether it signs with the new kid',
+    meaning: 'An operator rotated a signing key (receipt, grant, lease or checkpoint); processes lists every running gate process (instance_id, pid, role, started_at, kid, picked_up, self, note) and whether it signs with the new kid',
     emitters: ADMIN,
     fields: ADMIN_ACT,
     details: { kind: R, kid: R, previous_kid: R, all_picked_up: R, processes: R },
@@ -226,6 +226,24 @@ const CATALOGUE = {
     emitters: ['src/ledger/key-roots.ts'],
     fields: { decision: R, details: R },
     details: { roots: R },
+  },
+  checkpoint_refused: {
+    meaning: "A gate or `latchgate checkpoint` signed no checkpoint of the ledger's tree: the tree no longer extends the latest checkpoint (events deleted, history rewritten) or the ledger's id was edited (reason, error); recorded once per process and error",
+    emitters: ['src/ledger/checkpoint-schedule.ts'],
+    fields: { decision: R, details: R },
+    details: { reason: R, error: R },
+  },
+  checkpoint_sink_failed: {
+    meaning: 'A checkpoint sink (a directory, command or HTTPS endpoint of [ledger.checkpoints.sinks], or checkpoints.log) failed to take a checkpoint: recorded when it starts failing; it is retried at every later checkpoint, with what waits for it (pending), until it takes them',
+    emitters: ['src/ledger/checkpoint-sinks.ts'],
+    fields: { decision: R, details: R },
+    details: { sink: R, target: R, size: R, error: R, pending: R },
+  },
+  checkpoint_sink_recovered: {
+    meaning: 'A checkpoint sink that had failed took the checkpoints waiting for it (failures: the failed rounds before; delivered_size: the largest it now holds)',
+    emitters: ['src/ledger/checkpoint-sinks.ts'],
+    fields: { decision: R, details: R },
+    details: { sink: R, target: R, failures: R, delivered_size: R },
   },
   egress: {
     meaning: "A CONNECT through the box's egress proxy: refused, or a tunnel recorded when it closed",

@@ -171,7 +171,7 @@ export class Admin implements AdminService {
 
   async keysRotate(caller: Caller, body: unknown): Promise<Record<string, unknown>> {
     const kind = (body as { kind?: unknown })?.kind ?? 'receipt';
-    if (kind !== 'receipt' && kind !== 'grant' && kind !== 'lease') throw new GateError('invalid_request', 'kind: expected "receipt", "grant" or "lease"');
+    if (kind !== 'receipt' && kind !== 'grant' && kind !== 'lease' && kind !== 'checkpoint') throw new GateError('invalid_request', 'kind: expected "receipt", "grant", "lease" or "checkpoint"');
     const wait = rotationWait((body as { wait_seconds?: unknown })?.wait_seconds);
     if (typeof wait === 'string') throw new GateError('invalid_request', wait);
     const rotated = this.ctx.keys.rotate(kind);

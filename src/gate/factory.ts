@@ -5,6 +5,9 @@ import { join } from 'node:path';
 import type { GateFileConfig, SecretsFileConfig } from '../config/latchgate-toml.js';
 import { LaunchError } from '../core/errors.js';
 import { Checkpointer } from '../ledger/checkpointer.js';
+import { CHECKPOINT_LOG, CheckpointPublisher, LogSink, sinksFromConfig, type CheckpointSink } from '../ledger/checkpoint-sinks.js';
+import { CheckpointSchedule, DEFAULT_EVERY_EVENTS, DEFAULT_EVERY_SECONDS } from '../ledger/checkpoint-schedule.js';
+import { TreeCheckpoints } from '../ledger/tree-checkpoints.js';
 import { immediate, openDb, WalSync, type Db } from '../ledger/db.js';
 import type { StateMismatch } from '../ledger/state-record.js';
 import { KeyStore } from '../keys/store.js';
@@ -37,6 +40,7 @@ import { checkChainedState } from './state-check.js';
 import { parsePins } from '../egress/ssrf.js';
 import { extraCaCerts } from '../egress/trust-roots.js';
 import { secureContextFor } from '../providers/http-transport.js';
+import { appendEvent } from './audit.js';
 import { GateSecrets } from './secret-sources.js';
 import { checkSopsStore, describeSources, secretFiles, sopsStore } from '../secrets/sops-store.js';
 import type { ProviderHostSettings } from './provider-hosts.js';
@@ -144,6 +148,10 @@ export interface OpenedGate {
   tampered: StateMismatch[];
   /** Where the gate's secrets come from (no value): for start-up output. */
   secretSources: string;
+  /** The ledger's signed checkpoints and where they go (docs/EVIDENCE.md); schedule: the gates that sign as they run (`up`, a box's). */
+  checkpoints: { store: TreeCheckpoints; publisher: CheckpointPublisher; schedule?: CheckpointSchedule };
+  /** Signs and publishes a last checkpoint (gate shutdown): call before close(). */
+  finalCheckpoint(): Promise<void>;
   close(): void;
 }
 
@@ -167,8 +175,10 @@ export async function openGate(o: OpenGateOptions): Promise<OpenedGate> {
     throw e;
   };
   let rules!: BudgetRules;
+  let sinks!: CheckpointSink[];
   try {
     rules = budgetRules(o.config.budgets, registry);
+    sinks = sinksFromConfig(o.config.checkpoints?.sinks ?? new Map());
   } catch (e) {
     fail(e);
   }
@@ -191,7 +201,7 @@ export async function openGate(o: OpenGateOptions): Promise<OpenedGate> {
   });
   // Every signing key exists (or an older history is sealed) before its root is recorded and pinned.
   try {
-    for (const kind of ['lease', 'grant', 'receipt'] as const) keys.current(kind);
+    for (const kind of ['lease', 'grant', 'receipt', 'checkpoint'] as const) keys.current(kind);
     immediate(db, () => recordAndPinKeyRoots(ledger, keys));
   } catch (e) {
     fail(e);
@@ -262,13 +272,26 @@ export async function openGate(o: OpenGateOptions): Promise<OpenedGate> {
     wal: new WalSync(dbPath),
   };
   const gate = new Gate(ctx);
+  const store = new TreeCheckpoints(ledger, keys);
+  const publisher = new CheckpointPublisher(store, [new LogSink(join(o.stateDir, CHECKPOINT_LOG)), ...sinks], (e) => appendEvent(ctx, e));
+  const cp = o.config.checkpoints;
+  const schedule =
+    o.role === 'up' || o.role === 'sandbox'
+      ? new CheckpointSchedule(store, publisher, { everyEvents: cp?.everyEvents ?? DEFAULT_EVERY_EVENTS, everySeconds: cp?.everySeconds ?? DEFAULT_EVERY_SECONDS, record: (e) => appendEvent(ctx, e) }).start()
+      : undefined;
   return {
     db,
     ctx,
     gate,
     tampered,
     secretSources,
+    checkpoints: { store, publisher, ...(schedule ? { schedule } : {}) },
+    finalCheckpoint: async () => {
+      gate.close(); // its counted refusals first: the last checkpoint covers them
+      await schedule?.stop();
+    },
     close: () => {
+      schedule?.halt();
       gate.close(); // its counted refusals, while the ledger is open
       checkpoints?.close();
       ctx.keyWatch.close();

@@ -7,6 +7,7 @@ import { canonicalize } from '../crypto/jcs.js';
 import type { AuditEvent } from '../core/audit-event.js';
 import type { StateReport } from './state-record.js';
 import type { VerifyReport } from './verify.js';
+import { checkpointLines } from './tree-verify.js';
 
 export type AuditFormat = 'table' | 'json' | 'jsonl' | 'csv';
 export const AUDIT_FORMATS: readonly AuditFormat[] = ['table', 'json', 'jsonl', 'csv'];
@@ -168,6 +169,7 @@ export function formatVerifyReport(r: VerifyReport): string {
     }
   }
   if (r.state) out.push(...formatState(r.state));
+  out.push(...checkpointLines(r.checkpoints).map(escapeControl));
   if (!r.database.ok) {
     out.push(`The SQLite file itself is inconsistent (PRAGMA integrity_check): an index or the schema was edited, which can hide events from the gate's look-ups. Fix: restore the state directory from a backup.`);
     for (const p of r.database.problems) out.push(`  ${escapeControl(p)}`);

@@ -20,6 +20,7 @@ import { EVENT_TYPES, checkEvent } from '../core/event-catalogue.js';
 import { nearest } from '../config/suggest.js';
 import type { ExecutionReceipt } from './receipt.js';
 import { MerkleStore } from './merkle-store.js';
+import { migrateCheckpoints } from './tree-checkpoints.js';
 
 export const CHAIN_HASH_FORMAT = 'jcs-sha256';
 /** Canonicalisation limits of one event (upstream: 256 KiB, depth 64). */
@@ -227,6 +228,7 @@ export class Ledger {
   /** Set while commitEvidence appends the event of the receipt it writes. */
   private withReceipt = false;
   private stmts?: ReturnType<Ledger['prepare']>;
+  private readonly appendListeners = new Set<() => void>();
 
   constructor(db: Db) {
     this.db = db;
@@ -270,6 +272,7 @@ export class Ledger {
         this.db.prepare(`INSERT INTO ledger_metadata(key, value) VALUES ('chain_head', ?)`).run(last?.hash ?? '');
       }
       this.tree.migrate();
+      migrateCheckpoints(this.db);
     });
     const format = (this.db.prepare(`SELECT value FROM ledger_metadata WHERE key = 'chain_hash_format'`).get() as { value: string }).value;
     if (format !== CHAIN_HASH_FORMAT) {
@@ -385,7 +388,19 @@ export class Ledger {
     const { lastInsertRowid } = s.insertEvent.run({ ...indexedColumns(stored), event_json, hash });
     this.tree.append(Number(lastInsertRowid), bytes);
     s.setHead.run(hash);
+    for (const listener of this.appendListeners) listener();
     return stored;
+  }
+
+  /**
+   * Calls `listener` after each event this process appends, inside the
+   * append's transaction (which may still roll back): it must only count or
+   * schedule (the checkpoint trigger, src/ledger/checkpoint-schedule.ts),
+   * never write or throw. Returns the function that removes it.
+   */
+  onAppend(listener: () => void): () => void {
+    this.appendListeners.add(listener);
+    return () => this.appendListeners.delete(listener);
   }
 
   /** The hash of the last event ('' for an empty ledger). */

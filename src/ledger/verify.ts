@@ -36,6 +36,7 @@ import { CHAIN_HASH_FORMAT, eventHash, indexedColumns, LedgerError, type Indexed
 import type { AuditEvent } from '../core/audit-event.js';
 import { verifyReceipt, type ExecutionReceipt } from './receipt.js';
 import type { StateReport } from './state-record.js';
+import { checkCheckpoints, type CheckpointInputs, type CheckpointReport } from './tree-verify.js';
 
 /** Compares the state kept outside the chain with the chain; only reads. */
 /** full: check the whole history too (verify), not only what a gate relies on now. */
@@ -44,6 +45,8 @@ export type StateChecker = (db: Db, keys: KeyStore, full?: boolean) => StateRepo
 export interface VerifyOptions {
   /** Whether a live gate process may still be dispatching this intent (src/gate/instances.ts); default: none is. */
   inFlight?: (intent: { grant_id: string; instance_id: string | null }) => boolean;
+  /** The checkpoint log and a checkpoint kept elsewhere, to check the stored checkpoints against (tree-verify.ts). */
+  checkpoints?: CheckpointInputs;
 }
 
 /**
@@ -88,6 +91,8 @@ export interface VerifyReport {
    * every event still verifies, so a problem here is a broken ledger too.
    */
   database: { ok: boolean; problems: string[] };
+  /** The signed checkpoints of the Merkle tree against the tree recomputed from the events (src/ledger/tree-verify.ts). */
+  checkpoints: CheckpointReport;
 }
 
 interface Row extends IndexedColumns {
@@ -232,10 +237,12 @@ function walk(db: Db, keys: KeyStore, name: string, stateChecker: StateChecker |
   const state = stateChecker ? stateChecker(db, keys, true) : null;
   const checked = (db.pragma('integrity_check(20)') as { integrity_check: string }[]).map((r) => r.integrity_check);
   const database = { ok: checked.length === 1 && checked[0] === 'ok', problems: checked.filter((p) => p !== 'ok') };
+  const checkpoints = checkCheckpoints(db, keys, opts.checkpoints);
 
   return {
-    intact: first === null && receipts.bad.length === 0 && intents.every((i) => i.status !== 'unexplained') && (state?.mismatches.length ?? 0) === 0 && database.ok,
+    intact: first === null && receipts.bad.length === 0 && intents.every((i) => i.status !== 'unexplained') && (state?.mismatches.length ?? 0) === 0 && database.ok && checkpoints.ok,
     database,
+    checkpoints,
     total_events: total,
     verified_links: links,
     chain_head: chainHead,

@@ -83,6 +83,7 @@ export class BoxGate {
     if (this.opening) {
       const { app, opened } = await this.opening.catch(() => ({ app: undefined, opened: undefined }));
       await app?.close();
+      await opened?.finalCheckpoint();
       opened?.close();
     }
     this.boxDir.remove();
