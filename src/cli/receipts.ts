@@ -1,15 +1,20 @@
 // `latchgate receipts`: receipt bundles, the evidence of one execution that
 // anyone can check offline (docs/EVIDENCE.md, "Receipt bundles").
+//   export ID     writes the bundle of a receipt of this state directory's ledger
 //   verify FILE   checks a bundle with src/verify/ (the code the page runs)
 import { Command } from 'commander';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { LaunchError } from '../core/errors.js';
 import { verifyBundle, type BundleReport, type CheckStatus } from '../verify/bundle.js';
 import { BundleFormatError } from '../verify/bundle-format.js';
 import { JsonSyntaxError, parseJson } from '../verify/json.js';
 import { mergeTrustedKeys, parseTrustedKeys, type TrustedKeys } from '../verify/trusted-keys.js';
-import { print, type Out } from './gate-commands.js';
+import { BundleExportError, exportReceiptBundle } from '../ledger/receipt-bundle.js';
+import { CheckpointRefusedError } from '../ledger/tree-checkpoints.js';
+import { KeyStoreError } from '../keys/ed25519.js';
+import { displayText } from './safe-text.js';
+import { common, print, withGate, type Out } from './gate-commands.js';
 
 /** Where `npm run build` writes the page (scripts/build-verify-page.mjs). */
 export const VERIFY_PAGE = fileURLToPath(new URL('../verify.html', import.meta.url));
@@ -58,8 +63,74 @@ export function renderReport(file: string, r: BundleReport): string {
   return [`receipt bundle ${file}`, ...r.checks.map((c) => `  ${LABEL[c.status].padEnd(12)} ${c.title}: ${c.detail}`), r.summary].join('\n');
 }
 
+/** Writes a new file, never over an existing one (an earlier bundle is evidence too). */
+function writeNew(path: string, text: string): void {
+  try {
+    writeFileSync(path, text, { flag: 'wx', mode: 0o644 });
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new LaunchError(code === 'EEXIST' ? `--out ${path} exists: give another file, or move it away first` : `cannot write --out ${path}: ${code ?? (e as Error).message}`, 1);
+  }
+}
+
+function exportCommand(): Command {
+  return common(new Command('export').summary('write the bundle of one receipt: the receipt, its key, its ledger event, the proof into a signed checkpoint'))
+    .description(
+      'The bundle is checked before it is written, as an auditor holding this state directory\'s keys would check it. When no signed checkpoint covers the receipt\'s event yet, one is signed and delivered as `latchgate checkpoint` does. ' +
+        'An auditor verifies the bundle with `latchgate receipts verify FILE --trusted-key <receipt key history> --trusted-key <checkpoint key>`, or in the page `latchgate receipts verify --print-page-path` names.',
+    )
+    .argument('<id>', 'the receipt id (receipt_id in the gate\'s answer, or execution.receipt_id in `latchgate audit`)')
+    .option('--out <file>', 'write the bundle to this new file (default: standard output)')
+    .option('--newer', 'add the latest checkpoint and the consistency proof from the one the receipt\'s proof is in')
+    .action(async (id: string, o: Out & { out?: string; newer?: boolean }) => {
+      await withGate(o, async (g) => {
+        const { store, publisher } = g.checkpoints;
+        const signCheckpoint = () => {
+          try {
+            return store.signCheckpoint();
+          } catch (e) {
+            if (!(e instanceof CheckpointRefusedError || e instanceof KeyStoreError || (e as NodeJS.ErrnoException).code === 'EACCES')) throw e;
+            throw new BundleExportError(`no signed checkpoint covers this receipt's event, and none could be signed here (${(e as Error).message}). Fix: run \`latchgate checkpoint\` as the gate's operator, then export again`, 'no_checkpoint');
+          }
+        };
+        let exported;
+        try {
+          exported = exportReceiptBundle(g.ctx.ledger, g.ctx.keys, store, id, { newer: o.newer === true, signCheckpoint });
+        } catch (e) {
+          if (e instanceof BundleExportError) throw new LaunchError(`receipts export: ${e.message}`, 1);
+          throw e;
+        }
+        if (exported.signed) {
+          for (const sink of await publisher.publish()) {
+            if (sink.error !== undefined) process.stderr.write(`latchgate: warning: the checkpoint signed for this bundle did not reach sink ${displayText(sink.sink)}: ${displayText(sink.error)} (it is retried at the next checkpoint)\n`);
+          }
+        }
+        const { bundle } = exported;
+        const text = `${JSON.stringify(bundle, null, 2)}\n`;
+        if (o.out === undefined) {
+          process.stdout.write(text);
+          return;
+        }
+        writeNew(o.out, text);
+        const facts = {
+          file: o.out,
+          receipt_id: id,
+          leaf_index: bundle.event.leaf_index,
+          checkpoint_size: Number(bundle.checkpoint.note.split('\n')[1]),
+          ...(bundle.newer_checkpoint ? { newer_checkpoint_size: Number(bundle.newer_checkpoint.note.split('\n')[1]) } : {}),
+          checkpoint_signed: exported.signed !== undefined,
+        };
+        print(o, facts, () =>
+          `wrote the bundle of receipt ${displayText(id)} to ${displayText(o.out)}: event leaf ${facts.leaf_index} in the signed checkpoint of size ${facts.checkpoint_size}${exported.signed ? ' (signed now)' : ''}` +
+            `${facts.newer_checkpoint_size !== undefined ? `, consistent with the latest of size ${facts.newer_checkpoint_size}` : ''}`,
+        );
+      });
+    });
+}
+
 export function receiptsCommand(): Command {
   const c = new Command('receipts').summary('receipt bundles: one execution\'s evidence, checked offline');
+  c.addCommand(exportCommand());
   c.addCommand(
     new Command('verify')
       .summary('check a receipt bundle: the receipt, its signature and key, its ledger event, the event in a signed checkpoint')
