@@ -83,6 +83,7 @@ function exportCommand(): Command {
     .option('--out <file>', 'write the bundle to this new file (default: standard output)')
     .option('--newer', 'add the latest checkpoint and the consistency proof from the one the receipt\'s proof is in')
     .action(async (id: string, o: Out & { out?: string; newer?: boolean }) => {
+      if (o.out !== undefined && existsSync(o.out)) throw new LaunchError(`--out ${o.out} exists: give another file, or move it away first`, 1);
       await withGate(o, async (g) => {
         const { store, publisher } = g.checkpoints;
         const signCheckpoint = () => {
