@@ -10,6 +10,8 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ed25519Verify, sha256 } from '../../dist/verify/primitives.js';
 import { verifyEd25519 as opensslVerify } from '../../dist/keys/ed25519.js';
+import { Point, utils } from '@noble/ed25519';
+import { sha512 } from '@noble/hashes/sha2';
 
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 const CORPUS = join(process.env.LATCHGATE_TESTDATA ?? resolve(repoRoot, '..', 'shared', 'testdata'), 'ed25519');
@@ -69,4 +71,27 @@ test('sha256 is SHA-256 of the chunks joined', () => {
   const parts = ['', 'a', 'bc', 'x'.repeat(1000)].map((s) => new Uint8Array(Buffer.from(s)));
   assert.equal(Buffer.from(sha256(...parts)).toString('hex'), createHash('sha256').update(Buffer.concat(parts)).digest('hex'));
   assert.equal(Buffer.from(sha256()).toString('hex'), 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855');
+});
+
+test('a signature whose R has a small-order component (cofactored equation holds, cofactorless does not) is refused, as OpenSSL refuses it', () => {
+  // Made with the private scalar: R' = rB + T with T of order 2, S = r + k'a where k' hashes R'.
+  const L = 2n ** 252n + 27742317777372353535851937790883648493n;
+  const le = (b) => b.reduceRight((n, x) => (n << 8n) | BigInt(x), 0n);
+  const toLe32 = (n) => Uint8Array.from({ length: 32 }, (_, i) => Number((n >> BigInt(8 * i)) & 0xffn));
+  const secret = new Uint8Array(32).fill(7);
+  const { scalar: a, pointBytes: A } = utils.getExtendedPublicKey(secret);
+  const T = Point.fromBytes(Uint8Array.from([0xec, ...new Array(30).fill(0xff), 0x7f])); // (0, -1): order 2
+  assert.ok(T.multiply(2n).is0() && !T.is0());
+  const msg = new Uint8Array(Buffer.from('pay 10'));
+  const sigWith = (torsion) => {
+    const r = 123456789n;
+    const R = torsion ? Point.BASE.multiply(r).add(T) : Point.BASE.multiply(r);
+    const k = le(sha512(new Uint8Array([...R.toBytes(), ...A, ...msg]))) % L;
+    return new Uint8Array([...R.toBytes(), ...toLe32((r + k * a) % L)]);
+  };
+  assert.equal(ed25519Verify(A, msg, sigWith(false)), true, 'the same construction without T is a valid signature');
+  assert.equal(opensslVerify(Buffer.from(A), msg, Buffer.from(sigWith(false))), true);
+  const bad = sigWith(true);
+  assert.equal(opensslVerify(Buffer.from(A), msg, Buffer.from(bad)), false, 'OpenSSL (cofactorless) refuses it');
+  assert.equal(ed25519Verify(A, msg, bad), false);
 });
