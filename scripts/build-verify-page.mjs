@@ -11,7 +11,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import ts from 'typescript';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -56,12 +56,12 @@ export function buildPage() {
     }
     visiting.delete(file);
     ids.set(file, order.length);
-    order.push({ file: relative(ROOT, file), code });
+    order.push(code);
     return ids.get(file);
   };
   const entries = Object.fromEntries(Object.entries(ENTRIES).map(([k, f]) => [k, visit(f)]));
   // JSON in a <script> element: '<' escaped, so no "</script>" or "<!--" in a module ends it.
-  const data = JSON.stringify({ modules: order.map((m) => m.code), files: order.map((m) => m.file), entries }).replace(/</g, '\\u003c');
+  const data = JSON.stringify({ modules: order, entries }).replace(/</g, '\\u003c');
   const template = readFileSync(join(HERE, 'template.html'), 'utf8');
   const ui = readFileSync(join(HERE, 'ui.js'), 'utf8');
   const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'));
@@ -77,7 +77,7 @@ export function buildPage() {
     .replace('{{UI}}', () => script);
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const out = join(ROOT, 'dist', 'verify.html');
   writeFileSync(out, buildPage());
   console.log(`verify page: ${relative(ROOT, out)}`);
