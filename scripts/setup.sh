@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One-time set-up on a fresh Debian machine: the system packages the tests use
 # (cc for the escape probe, tmux for the terminal tests, openssl for test
-# certificates, sqlite3 to tamper with ledgers), then npm ci, which
+# certificates, sqlite3 to tamper with ledgers, chromium for the verify page),
+# then npm ci, which
 # compiles the addon and the TypeScript.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +16,7 @@ command -v openssl >/dev/null || need+=(openssl)
 command -v perl >/dev/null || need+=(perl)
 command -v age >/dev/null || need+=(age)  # interop tests of the secrets files (test/unit/sops-interop.test.mjs)
 command -v sqlite3 >/dev/null || need+=(sqlite3)  # ledger tampering as an attacker would (test/gate/receipt-evidence.test.mjs, checkpoint-tamper.test.mjs)
+command -v chromium >/dev/null || need+=(chromium)  # the receipt bundle verify page, tested in it (test/e2e/verify-page.test.mjs)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "setup: missing packages ${need[*]}: install them with: sudo apt-get install -y ${need[*]}" >&2

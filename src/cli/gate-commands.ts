@@ -217,9 +217,9 @@ export function verifyCommand(): Command {
       // Not through the gate: opening it migrates the database and creates files.
       const stateDir = gateSetup(o.config).stateDir;
       const files = stateFiles(stateDir);
-      const [{ verifyLedgerFile }, { formatVerifyReport }, { LedgerError }, { KeyStore }, { KeyStoreError }, { checkChainedState }, { intentInFlight }, { readCheckpointLog }, { CHECKPOINT_LOG }] = await Promise.all([
-        import('../ledger/verify.js'), import('../ledger/format.js'), import('../ledger/ledger.js'), import('../keys/store.js'), import('../keys/ed25519.js'), import('../gate/state-check.js'), import('../gate/instances.js'),
-        import('../ledger/tree-verify.js'), import('../ledger/checkpoint-sinks.js'),
+      const [{ verifyLedgerFile }, { formatVerifyReport }, { LedgerError }, { KeyStore }, { KeyStoreError }, { checkChainedState }, { readCheckpointLog }, { CHECKPOINT_LOG }, { intentInFlight }] = await Promise.all([
+        import('../ledger/verify.js'), import('../ledger/format.js'), import('../ledger/ledger.js'), import('../keys/store.js'), import('../keys/ed25519.js'), import('../gate/state-check.js'),
+        import('../ledger/tree-verify.js'), import('../ledger/checkpoint-sinks.js'), import('../gate/instances.js'),
       ]);
       const external = o.checkpoint === undefined ? undefined : await readExternalCheckpoint(o.checkpoint, o.trustedKey);
       let r;

@@ -11,6 +11,7 @@ import { upCommand } from './up.js';
 import { mcpCommand } from './mcp.js';
 import { secretsCommand } from './secrets.js';
 import { checkpointCommand } from './checkpoint.js';
+import { receiptsCommand } from './receipts.js';
 import { actionsCommand, approvalsCommand, auditCommand, keysCommand, policyCommand, reloadCommand, revokeCommand, statusCommand, verifyCommand } from './gate-commands.js';
 import { LaunchError, EXIT_LAUNCHER } from '../core/errors.js';
 
@@ -22,7 +23,7 @@ const program = new Command('latchgate')
   .enablePositionalOptions();
 
 const sandbox = sandboxCommand().passThroughOptions();
-const commands = [sandbox, profilesCommand(), trustCommand(), upCommand(), statusCommand(), doctorCommand(), actionsCommand(), auditCommand(), verifyCommand(), checkpointCommand(), revokeCommand(), reloadCommand(), approvalsCommand(), policyCommand(), keysCommand(), tokensCommand(), providersCommand(), mcpCommand(), secretsCommand()];
+const commands = [sandbox, profilesCommand(), trustCommand(), upCommand(), statusCommand(), doctorCommand(), actionsCommand(), auditCommand(), verifyCommand(), checkpointCommand(), revokeCommand(), reloadCommand(), approvalsCommand(), policyCommand(), keysCommand(), tokensCommand(), providersCommand(), mcpCommand(), secretsCommand(), receiptsCommand()];
 const all = (c: Command): Command[] => [c, ...c.commands.flatMap(all)];
 for (const cmd of [program, ...commands.flatMap(all)]) {
   // Usage errors are launcher errors: 125, so they never look like the agent's exit code.

@@ -48,7 +48,7 @@ export type StateChecker = (db: Db, keys: KeyStore, full?: boolean) => StateRepo
 export interface VerifyOptions {
   /** Whether a live gate process may still be dispatching this intent (src/gate/instances.ts); default: none is. */
   inFlight?: (intent: { grant_id: string; instance_id: string | null }) => boolean;
-  /** Checkpoints kept elsewhere, and the keys to trust for them (tree-verify.ts). */
+  /** The checkpoint log and a checkpoint kept elsewhere, to check the stored checkpoints against (tree-verify.ts). */
   checkpoints?: CheckpointInputs;
 }
 

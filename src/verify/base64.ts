@@ -45,3 +45,15 @@ export function decodeBase64(text: string): Uint8Array | null {
   }
   return out;
 }
+
+/** base64url without padding (RFC 4648 section 5), as JWKs and RFC 7638 thumbprints use it. */
+export function encodeBase64Url(bytes: Uint8Array): string {
+  return encodeBase64(bytes).replace(/=+$/, '').replace(/\+/g, '-').replace(/\//g, '_');
+}
+
+/** The bytes of a canonical unpadded base64url text, or null when it is not one. */
+export function decodeBase64Url(text: string): Uint8Array | null {
+  if (/[+/=]/.test(text) || text.length % 4 === 1) return null;
+  const std = text.replace(/-/g, '+').replace(/_/g, '/');
+  return decodeBase64(std + '='.repeat((4 - (std.length % 4)) % 4));
+}

@@ -4,9 +4,17 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { join, resolve } from 'node:path';
 import { canonicalize, canonicalHash, CanonicalizationError } from '../../dist/crypto/jcs.js';
+import * as standalone from '../../dist/verify/jcs.js';
 
-const shared = fileURLToPath(new URL('../../../shared/testdata/', import.meta.url));
+// LATCHGATE_TESTDATA overrides where the shared corpora are (a worktree elsewhere).
+const shared = join(process.env.LATCHGATE_TESTDATA ?? resolve(fileURLToPath(new URL('../..', import.meta.url)), '..', 'shared', 'testdata'), '/');
+
+test('one implementation: src/crypto/jcs.ts re-exports the standalone src/verify/jcs.ts (the bundle verifier hashes the same bytes)', () => {
+  assert.equal(canonicalize, standalone.canonicalize);
+  assert.equal(CanonicalizationError, standalone.CanonicalizationError);
+});
 const jcsDir = `${shared}jcs/testdata`;
 const missing = (p) => (existsSync(p) ? false : `shared testdata not present (${p})`);
 

@@ -16,18 +16,32 @@ const u8 = (b) => new Uint8Array(b);
 
 const fails = (reason, re) => (e) => e instanceof MerkleProofError && e.reason === reason && re.test(e.message);
 
-test('src/verify/ imports only its own files and uses no Node API (it must run in a browser)', () => {
+// The only code src/verify/ takes from outside: pure-JS SHA-256/SHA-512 and
+// Ed25519, imported by primitives.ts alone (and inlined into dist/verify.html).
+const NOBLE = new Set(['@noble/ed25519', '@noble/hashes/sha2']);
+
+test('src/verify/ imports only its own files and, in primitives.ts, the two @noble modules; it uses no Node API (it must run in a browser)', () => {
   const files = readdirSync(VERIFY_SRC).filter((f) => f.endsWith('.ts'));
-  assert.ok(files.includes('merkle.ts'));
+  assert.ok(files.includes('merkle.ts') && files.includes('primitives.ts'));
+  const external = [];
   for (const f of files) {
     const text = readFileSync(join(VERIFY_SRC, f), 'utf8').replace(/\/\/.*$/gm, '');
     for (const m of text.matchAll(/^\s*(?:import|export)\b[^;]*?\bfrom\s*['"]([^'"]+)['"]/gm)) {
-      assert.match(m[1], /^\.\/[a-z0-9-]+\.js$/, `${f} imports ${m[1]}, which is not a file of src/verify/`);
+      if (NOBLE.has(m[1])) {
+        assert.equal(f, 'primitives.ts', `${f} imports ${m[1]}: only primitives.ts may`);
+        external.push(m[1]);
+        continue;
+      }
+      assert.match(m[1], /^\.\/[a-z0-9-]+\.js$/, `${f} imports ${m[1]}, which is not a file of src/verify/ nor ${[...NOBLE].join(' or ')}`);
       assert.ok(files.includes(m[1].slice(2, -3) + '.ts'), `${f} imports ${m[1]}, which is not in src/verify/`);
     }
     assert.doesNotMatch(text, /\bimport\s*\(/, `${f} imports a module at run time`);
     assert.doesNotMatch(text, /\b(require|Buffer|process|__dirname|globalThis)\b|node:/, `${f} uses a Node API`);
   }
+  assert.deepEqual(external.sort(), [...NOBLE].sort());
+  // Run-time dependencies of the package, so an install brings them.
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8'));
+  for (const name of ['@noble/ed25519', '@noble/hashes']) assert.ok(pkg.dependencies[name], `package.json dependencies lack ${name}`);
 });
 
 test('hashing is RFC 9162 2.1.1 over the SHA-256 passed in', () => {
