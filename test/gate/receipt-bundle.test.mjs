@@ -40,16 +40,21 @@ async function auditorKeys(g, vkey) {
 
 const trusted = (keys) => mergeTrustedKeys(parseTrustedKeys(keys.jwks, 'jwks'), parseTrustedKeys(keys.vkey, 'vkey'));
 
-test('a real receipt: exported, verified with the published keys by the CLI and the page; still verifying after a key rotation; each tampering named', async (t) => {
+/** A state directory, a real gate on it with every action granted, an agent with a lease, and one run's receipt id. */
+async function gateWithReceipt(t) {
   const s = setup(t);
   const g = await startGate({ stateDir: s.stateDir });
   t.after(() => g.close({ keepState: true }));
   grantAll(g);
   const a = new Agent(g.socket);
   await a.lease();
-  const run1 = await a.execute('t_ok', { n: 1 });
-  assert.equal(run1.status, 200, run1.text);
-  const r1 = run1.body.receipt_id;
+  const run = await a.execute('t_ok', { n: 1 });
+  assert.equal(run.status, 200, run.text);
+  return { s, g, a, receiptId: run.body.receipt_id };
+}
+
+test('a real receipt: exported, verified with the published keys by the CLI and the page; still verifying after a key rotation; each tampering named', async (t) => {
+  const { s, g, a, receiptId: r1 } = await gateWithReceipt(t);
 
   // No checkpoint covers the new event: export signs one (the CLI is the gate's operator).
   const e1 = s.lg('receipts', 'export', r1, '--out', s.file('r1.json'), '--json');
@@ -151,15 +156,7 @@ test('a real receipt: exported, verified with the published keys by the CLI and 
 });
 
 test('export refuses what it cannot vouch for: an unknown id, a format-1 receipt, an edited receipt, an event not yet in any checkpoint when it cannot sign', async (t) => {
-  const s = setup(t);
-  const g = await startGate({ stateDir: s.stateDir });
-  t.after(() => g.close({ keepState: true }));
-  grantAll(g);
-  const a = new Agent(g.socket);
-  await a.lease();
-  const run = await a.execute('t_ok', { n: 1 });
-  assert.equal(run.status, 200, run.text);
-  const id = run.body.receipt_id;
+  const { s, g, receiptId: id } = await gateWithReceipt(t);
   const { store } = g.checkpoints;
   const exp = (rid, opts) => exportReceiptBundle(g.ctx.ledger, g.ctx.keys, store, rid, opts);
   const refused = (code, re) => (e) => e.name === 'BundleExportError' && e.code === code && re.test(e.message);
