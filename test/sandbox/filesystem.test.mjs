@@ -26,7 +26,7 @@ const ETC_ALLOWLIST = [
   'ssl', 'ca-certificates', 'ca-certificates.conf', 'pki', 'crypto-policies', 'ld.so.cache', 'ld.so.conf',
   'ld.so.conf.d', 'nsswitch.conf', 'alternatives', 'localtime', 'timezone', 'mime.types', 'inputrc', 'terminfo',
 ];
-const ETC_GENERATED = ['passwd', 'group', 'hosts', 'hostname'];
+const ETC_GENERATED = ['passwd', 'group', 'hosts', 'hostname', 'resolv.conf'];
 const DEV_ENTRIES = ['null', 'zero', 'full', 'random', 'urandom', 'tty', 'pts', 'ptmx', 'shm', 'fd', 'stdin', 'stdout', 'stderr'];
 const SYSTEM_LINKS = ['bin', 'sbin', 'lib', 'lib32', 'lib64', 'libx32'];
 
@@ -296,6 +296,7 @@ sec passwd; cat /etc/passwd
 sec group; cat /etc/group
 sec hosts; cat /etc/hosts
 sec hostname; cat /etc/hostname
+sec resolv; cat /etc/resolv.conf
 sec uname; uname -n
 sec devnull; echo data > /dev/null && echo written
 sec urandom; head -c 32 /dev/urandom | wc -c
@@ -303,7 +304,7 @@ sec pwd; pwd
 sec end
 for d in /root /var /sys /boot /srv /mnt /opt /media /run/user /var/run/docker.sock /run/docker.sock \\
          /run/dbus/system_bus_socket /run/podman/podman.sock /run/containerd/containerd.sock /tmp/.X11-unix \\
-         /etc/shadow /etc/gshadow /etc/resolv.conf /etc/ssh /etc/sudoers ${otherHomes().map(q).join(' ')}; do
+         /etc/shadow /etc/gshadow /etc/ssh /etc/sudoers ${otherHomes().map(q).join(' ')}; do
   p "absent:$d" read "$d"
 done
 p legit:read-passwd read /etc/passwd
@@ -348,16 +349,16 @@ p legit:read-zero read /dev/zero
       expectResults(results, expected, 'absent host paths vs readable box files');
     });
 
-    test('/etc holds only the allowlisted host entries plus generated passwd, group, hosts, hostname', async () => {
+    test('/etc holds only the allowlisted host entries plus generated passwd, group, hosts, hostname, resolv.conf', async () => {
       const { sec } = await layout();
       const want = ETC_ALLOWLIST.filter((e) => exists(`/etc/${e}`)).concat(ETC_GENERATED);
       assert.deepEqual(sorted(lines(sec.etc)), sorted(want), 'entries of /etc inside the box');
-      for (const gone of ['resolv.conf', 'shadow', 'gshadow', 'ssh', 'sudoers', 'sudoers.d', 'machine-id', 'environment']) {
+      for (const gone of ['shadow', 'gshadow', 'ssh', 'sudoers', 'sudoers.d', 'machine-id', 'environment']) {
         assert.ok(!lines(sec.etc).includes(gone), `/etc/${gone} must not exist in the box`);
       }
     });
 
-    test('generated passwd and group hold only root, the agent and nobody; hosts is localhost only; hostname is latchgate', async () => {
+    test('generated passwd and group hold only root, the agent and nobody; hosts is localhost only; hostname is latchgate; resolv.conf names only the box resolver', async () => {
       const { sec } = await layout();
       const u = testUser();
       const pw = lines(sec.passwd).map((l) => l.split(':'));
@@ -377,6 +378,9 @@ p legit:read-zero read /dev/zero
       }
       assert.ok(hosts.some((l) => /^127\.0\.0\.1\s+localhost\b/.test(l)), 'localhost resolves to 127.0.0.1');
       assert.equal(sec.hostname, 'latchgate');
+      // Not the host's resolvers: only the box's own, which refuses every name (src/egress/box-dns.ts).
+      const resolvers = lines(sec.resolv).filter((l) => !l.startsWith('#') && l.trim() !== '');
+      assert.deepEqual(resolvers.filter((l) => l.startsWith('nameserver')), ['nameserver 127.0.0.1'], `resolv.conf:\n${sec.resolv}`);
       assert.equal(sec.uname, 'latchgate');
     });
 
