@@ -59,8 +59,9 @@ function loadRequest(path: string): { value: unknown } {
 
 const LABEL: Record<CheckStatus, string> = { ok: 'ok', failed: 'FAILED', not_checked: 'not checked' };
 
+/** One line per check: a detail quotes the bundle, so each goes through displayText (a newline in it cannot start a line of its own). */
 export function renderReport(file: string, r: BundleReport): string {
-  return [`receipt bundle ${file}`, ...r.checks.map((c) => `  ${LABEL[c.status].padEnd(12)} ${c.title}: ${c.detail}`), r.summary].join('\n');
+  return [`receipt bundle ${displayText(file)}`, ...r.checks.map((c) => `  ${LABEL[c.status].padEnd(12)} ${c.title}: ${displayText(c.detail)}`), displayText(r.summary)].join('\n');
 }
 
 /** Writes a new file, never over an existing one (an earlier bundle is evidence too). */

@@ -1,6 +1,6 @@
 // Everything the pipeline stages use, built once per gate process.
 import { immediate, type Db, type WalSync } from '../ledger/db.js';
-import { EPOCH_RECORDS, newestRecordSql, recordedEpoch } from '../ledger/state-record.js';
+import { EPOCH_RECORDS, epochRegression, newestRecordSql, recordedEpoch } from '../ledger/state-record.js';
 import type { KeyStore } from '../keys/store.js';
 import type { Ledger } from '../ledger/ledger.js';
 import type { PolicyEngine } from '../policy/engine.js';
@@ -16,7 +16,7 @@ import type { PeerLimitSettings } from './peer-limits.js';
 import type { Registry } from './registry.js';
 import type { ClientTokens } from './tokens.js';
 import type { GateInstances } from './instances.js';
-import { epochMismatch, readTableEpoch, stateTampered } from './state-check.js';
+import { epochGoneBack, epochMismatch, readTableEpoch, stateTampered } from './state-check.js';
 import type { ChainedPolicy } from './policy-guard.js';
 import type { KeyWatch } from './key-watch.js';
 
@@ -99,8 +99,8 @@ export class GateState {
     const p = this.probe.get() as { epoch: number | null; id: number };
     if (this.known && p.id === this.known.id && p.epoch === this.known.value) return p.epoch;
     // The table and the record read in one snapshot: a revoke committing meanwhile changes both or neither.
-    const { epoch, rec } = this.db.transaction(() => ({ epoch: readTableEpoch(this.db), rec: recordedEpoch(this.db) }))();
-    const m = epochMismatch(epoch, rec, this.known?.id);
+    const { epoch, rec, back } = this.db.transaction(() => ({ epoch: readTableEpoch(this.db), rec: recordedEpoch(this.db), back: epochRegression(this.db) }))();
+    const m = epochMismatch(epoch, rec, this.known?.id) ?? epochGoneBack(epoch, back);
     if (m) throw stateTampered(m);
     this.known = { id: rec!.id, value: rec!.value };
     return rec!.value;
@@ -114,7 +114,7 @@ export class GateState {
    */
   advanceEpoch(record: (epoch: number) => void): number {
     return immediate(this.db, () => {
-      const next = Math.max(readTableEpoch(this.db) ?? 0, recordedEpoch(this.db)?.value ?? 0) + 1;
+      const next = Math.max(readTableEpoch(this.db) ?? 0, recordedEpoch(this.db)?.value ?? 0, epochRegression(this.db)?.earlier.epoch ?? 0) + 1;
       this.setEpoch.run(String(next));
       record(next);
       return next;

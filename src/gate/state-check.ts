@@ -11,7 +11,7 @@ import { KEY_KINDS } from '../keys/history.js';
 import type { KeyStore } from '../keys/store.js';
 import type { Db } from '../ledger/db.js';
 import { keyRootMismatches, recordedKeyRoots } from '../ledger/key-roots.js';
-import { recordedEpoch, recordedPolicyDigest, type Recorded, type StateMismatch, type StateReport } from '../ledger/state-record.js';
+import { epochRegression, recordedEpoch, recordedPolicyDigest, type Recorded, type StateMismatch, type StateReport } from '../ledger/state-record.js';
 import { policyDigest, readPolicyData } from '../policy/store.js';
 import { budgetMismatches } from './budget-check.js';
 import { tokensMismatch } from './tokens.js';
@@ -57,6 +57,18 @@ export function epochMismatch(found: number | null, r: Recorded<number> | null, 
     recorded: r!.value,
     recorded_by: by(r!),
     message: `${EPOCH_TABLE} is ${found ?? '(missing)'}, but the ledger's chain recorded epoch ${r!.value} (${where(r!)}): the table was changed outside latchgate${effect}. Refusing leases and executions until it is fixed. Fix: ${EPOCH_FIX}`,
+  };
+}
+
+/** The chain's newest epoch record below an earlier one (state-record.ts epochRegression) as a mismatch; null when there is none. */
+export function epochGoneBack(found: number | null, back: ReturnType<typeof epochRegression>): StateMismatch | null {
+  if (!back) return null;
+  return {
+    table: EPOCH_TABLE,
+    found,
+    recorded: back.earlier.epoch,
+    recorded_by: { id: back.id, trace_id: '', event_type: 'epoch record' },
+    message: `${EPOCH_TABLE}: the ledger's chain recorded epoch ${back.earlier.epoch} (event id=${back.earlier.id}), and event id=${back.id} records epoch ${back.epoch} after it: an epoch never goes back, so that event was appended outside latchgate, which would make leases and grants revoked since epoch ${back.epoch} valid again. Refusing leases and executions until it is fixed. Fix: ${EPOCH_FIX}`,
   };
 }
 
@@ -120,6 +132,8 @@ export function checkChainedState(db: Db, keys?: KeyStore, full = false): StateR
     const ahead = !digestRec && epochRec && (epoch ?? 0) > epochRec.value;
     const e = epochRec && !ahead ? epochMismatch(epoch ?? (digestRec ? null : 0), epochRec) : null;
     if (e) mismatches.push(e);
+    const back = e ? null : epochGoneBack(epoch, epochRegression(db));
+    if (back) mismatches.push(back);
     const p = digestRec ? policyMismatch(digest, digestRec) : null;
     if (p) mismatches.push(p);
     const tokens = tokensMismatch(db);

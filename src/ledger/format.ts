@@ -178,7 +178,7 @@ export function formatVerifyReport(r: VerifyReport): string {
   const out: string[] = [];
   if (r.first_bad) {
     const b = r.first_bad;
-    out.push(`BROKEN at id=${b.id} trace_id=${b.trace_id ?? '(missing)'}: ${escapeControl(b.reason)}`);
+    out.push(`BROKEN at id=${b.id} trace_id=${escapeControl(b.trace_id ?? '(missing)')}: ${escapeControl(b.reason)}`);
     out.push(`Checked ${r.total_events} events, ${r.verified_links} links intact.`);
   } else {
     out.push(`Ledger integrity verified: ${r.total_events} events, ${r.verified_links} links intact.`);

@@ -11,7 +11,7 @@ import type { KeyStore } from '../keys/store.js';
 import { KEY_KINDS, type KeyKind } from '../keys/history.js';
 import type { Ledger } from './ledger.js';
 import type { Db } from './db.js';
-import { chainedRowsOf, latestRecorded, type Recorded, type StateMismatch } from './state-record.js';
+import { chainedRowsOf, type Recorded, type StateMismatch } from './state-record.js';
 
 export type KeyRoots = Partial<Record<KeyKind, string>>;
 
@@ -19,7 +19,41 @@ const KID = /^[A-Za-z0-9_-]{43}$/;
 const isRoots = (v: unknown): v is KeyRoots =>
   typeof v === 'object' && v !== null && !Array.isArray(v) && Object.entries(v).every(([k, kid]) => (KEY_KINDS as readonly string[]).includes(k) && typeof kid === 'string' && KID.test(kid));
 
-export const recordedKeyRoots = (db: Db): Recorded<KeyRoots> | null => latestRecorded(db, ['key_history_roots'], 'roots', isRoots);
+/** The roots the chain recorded: each kind's from the event that first recorded it, and any later event that records another. */
+export interface RecordedRoots extends Recorded<KeyRoots> {
+  /** The event that recorded each kind's root (its first record). */
+  recordedIn: Partial<Record<KeyKind, number>>;
+  /** A later key_history_roots event that names another root for a kind: latchgate never writes one, so it was appended by hand. */
+  changed: { kind: KeyKind; root: string; id: number }[];
+}
+
+/**
+ * Every key_history_roots event, oldest first: a root is recorded once and
+ * never changes, so the first record of a kind is the one that counts. The
+ * newest alone would not do: anyone who can write the database can append an
+ * event to the chain (no key is needed for that), and one that re-records the
+ * root of a history replaced as a whole would make the replacement verify.
+ */
+export function recordedKeyRoots(db: Db): RecordedRoots | null {
+  const rows = [...chainedRowsOf(db, ['key_history_roots'])].reverse();
+  const newest = rows.at(-1);
+  if (!newest) return null;
+  const at = { id: newest.id, trace_id: newest.trace_id, event_type: newest.event_type };
+  const edited = rows.find((r) => r.edited);
+  if (edited) return { value: {}, id: edited.id, trace_id: edited.trace_id, event_type: edited.event_type, edited: true, recordedIn: {}, changed: [] };
+  const out: RecordedRoots = { value: {}, ...at, edited: false, recordedIn: {}, changed: [] };
+  for (const r of rows) {
+    const roots = (r.event?.details as Record<string, unknown> | undefined)?.roots;
+    if (!isRoots(roots)) continue;
+    for (const [kind, root] of Object.entries(roots) as [KeyKind, string][]) {
+      if (out.value[kind] === undefined) {
+        out.value[kind] = root;
+        out.recordedIn[kind] = r.id;
+      } else if (out.value[kind] !== root) out.changed.push({ kind, root, id: r.id });
+    }
+  }
+  return Object.keys(out.value).length ? out : null;
+}
 
 const FIX = 'restore the keys/ directory of this state directory from a backup (the key files and their histories together)';
 
@@ -36,7 +70,7 @@ export function recordedHeads(db: Db): Map<KeyKind, { kid: string; id: number }>
 }
 
 /** Each kind whose history is broken, whose root is not the one recorded, or that lacks the key its newest recorded rotation made current; [] when all agree. Only reads. */
-export function keyRootMismatches(db: Db, keys: KeyStore, r: Recorded<KeyRoots> | null = recordedKeyRoots(db)): StateMismatch[] {
+export function keyRootMismatches(db: Db, keys: KeyStore, r: RecordedRoots | null = recordedKeyRoots(db)): StateMismatch[] {
   const recordedBy = r ? { id: r.id, trace_id: r.trace_id, event_type: r.event_type } : null;
   if (r?.edited) {
     return [{ table: 'keys/', found: null, recorded: null, recorded_by: recordedBy, message: `the key_history_roots event id=${r.id} no longer matches its hash: the ledger was edited, so the key histories' roots cannot be checked. Fix: restore the state directory from a backup; \`latchgate verify\` names the edited event` }];
@@ -48,7 +82,16 @@ export function keyRootMismatches(db: Db, keys: KeyStore, r: Recorded<KeyRoots> 
     const table = `keys/${kind}-keys.jwks`;
     const recorded = r?.value[kind] ?? null;
     const [broken] = chain.untrusted.values();
-    if (broken !== undefined) {
+    const changed = r?.changed.find((c) => c.kind === kind);
+    if (changed) {
+      out.push({
+        table,
+        found: chain.root ?? null,
+        recorded,
+        recorded_by: { id: changed.id, trace_id: '', event_type: 'key_history_roots' },
+        message: `the ledger's chain recorded root ${recorded} for ${table} (key_history_roots event id=${r!.recordedIn[kind]}), and then root ${changed.root} (event id=${changed.id}): a root is recorded once and never changes, so that event was appended outside latchgate, to make a replaced key history verify. No ${kind} key of the other root is trusted. Fix: ${FIX}, and the ledger from a backup taken before event id=${changed.id}`,
+      });
+    } else if (broken !== undefined) {
       out.push({ table, found: chain.root ?? null, recorded, recorded_by: recordedBy, message: `${table}: ${broken}; no ${kind} key verifies or signs until it is fixed. Fix: ${FIX}` });
     } else if (recorded !== null && chain.root !== recorded) {
       out.push({
@@ -56,7 +99,7 @@ export function keyRootMismatches(db: Db, keys: KeyStore, r: Recorded<KeyRoots> 
         found: chain.root ?? null,
         recorded,
         recorded_by: recordedBy,
-        message: `${table} has root ${chain.root ?? '(none)'}, but the ledger's chain recorded root ${recorded} (key_history_roots event id=${r!.id}): the key history was replaced, and its keys verify nothing here. Fix: ${FIX}`,
+        message: `${table} has root ${chain.root ?? '(none)'}, but the ledger's chain recorded root ${recorded} (key_history_roots event id=${r!.recordedIn[kind]}): the key history was replaced, and its keys verify nothing here. Fix: ${FIX}`,
       });
     } else if (heads.has(kind) && !keys.jwks(kind).keys.some((k) => k.kid === heads.get(kind)!.kid)) {
       const h = heads.get(kind)!;

@@ -94,6 +94,24 @@ export const isEpoch = (v: unknown): v is number => typeof v === 'number' && Num
 export const isDigest = (v: unknown): v is string => typeof v === 'string' && /^sha256:[0-9a-f]{64}$/.test(v);
 
 export const recordedEpoch = (db: Db): Recorded<number> | null => latestRecorded(db, EPOCH_RECORDS, 'epoch', isEpoch);
+/**
+ * The newest record of the epoch when it is below one the chain recorded
+ * before it, or null. The epoch only moves forward, and the newest record is
+ * what the table must hold; anyone who can write the database can append an
+ * event to the chain (no key is needed), so a lowered table with an appended
+ * record of the lower value would otherwise match. (A later revoke, past
+ * both values, puts it right.)
+ */
+export function epochRegression(db: Db): { id: number; epoch: number; earlier: { id: number; epoch: number } } | null {
+  const records = [...chainedRowsOf(db, EPOCH_RECORDS)].flatMap((r) => {
+    const epoch = (r.event?.details as Record<string, unknown> | undefined)?.epoch;
+    return r.edited || !isEpoch(epoch) ? [] : [{ id: r.id, epoch }]; // an edited record is the chain walk's finding
+  });
+  const [newest, ...earlier] = records; // newest first
+  const highest = earlier.reduce<{ id: number; epoch: number } | undefined>((h, r) => (!h || r.epoch > h.epoch ? r : h), undefined);
+  return newest && highest && newest.epoch < highest.epoch ? { ...newest, earlier: highest } : null;
+}
+
 export const recordedPolicyDigest = (db: Db): Recorded<string> | null => latestRecorded(db, POLICY_RECORDS, 'policy_digest', isDigest);
 /** The events that record the digest of the client_tokens table after their change (details.tokens_digest). */
 export const TOKEN_RECORDS = ['client_token_created', 'client_token_revoked'] as const satisfies readonly EventType[];

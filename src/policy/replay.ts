@@ -10,6 +10,7 @@
 // counted, with why, never dropped.
 import type { AuditEvent } from '../core/audit-event.js';
 import { openDbReadOnly, type Db } from '../ledger/db.js';
+import { canonicalize } from '../crypto/jcs.js';
 import { eventHash, LedgerError } from '../ledger/ledger.js';
 import { dataVersionOf, isPolicyDataEvent, PolicyDataHistory } from './data-history.js';
 import type { PolicyData, PolicyEngine, PolicyEngineKind } from './engine.js';
@@ -81,22 +82,47 @@ const reasonOf = (outcome: string, denyReason: unknown, policies: unknown): stri
 const TYPES = ['action_call', 'state_baseline', 'policy_accepted', 'policy_grant', 'policy_revoke', 'policy_allowlist_add', 'policy_allowlist_remove'];
 
 /**
- * Rows in chain order whose event_json names one of TYPES, from the table
- * itself (the event_type column and its index are not covered by the chain's
- * hashes); the type is taken from the parsed event.
+ * The events of TYPES in chain order, each with whether the chain still
+ * holds it. Every row is read (from the table itself: the event_type column
+ * and its index are not covered by the chain's hashes, and a substring test
+ * of the text misses a type spelt with an escape) and its type taken from
+ * the parsed event. A row's own hash is not enough to call it intact: whoever
+ * edits an event can recompute that too, so the next event's prev_hash (or
+ * chain_head, for the last) must still name it, and its text must be its
+ * canonical form. (A break is put on the event before it: the edited one, or
+ * the one before an inserted or deleted event.) A row that is not JSON at all is yielded too (event undefined): it
+ * may have been a decision.
  */
-function* chainEvents(db: Db): Generator<{ event: AuditEvent | undefined; edited: boolean }> {
-  const names = TYPES.map((t) => `instr(event_json, '"event_type":"${t}"') > 0`).join(' OR ');
-  const rows = db.prepare(`SELECT event_json, hash FROM audit_events NOT INDEXED WHERE ${names} ORDER BY id`).iterate() as IterableIterator<{ event_json: string; hash: string }>;
+function* chainEvents(db: Db): Generator<{ event: AuditEvent | undefined; traceId: string; edited: boolean }> {
+  const head = db.prepare(`SELECT value FROM ledger_metadata WHERE key = 'chain_head'`).pluck().get() as string | undefined;
+  const rows = db.prepare('SELECT trace_id, event_json, hash FROM audit_events ORDER BY id').iterate() as IterableIterator<{ trace_id: string; event_json: string; hash: string }>;
+  let held: { event: AuditEvent | undefined; traceId: string; edited: boolean; hash: string } | undefined;
+  const release = (nextLink: unknown) => {
+    if (!held) return undefined;
+    const out = { event: held.event, traceId: held.traceId, edited: held.edited || nextLink !== held.hash };
+    return out.event === undefined || TYPES.includes(String(out.event.event_type)) ? out : undefined;
+  };
   for (const r of rows) {
     let event: AuditEvent | undefined;
     try {
-      event = JSON.parse(r.event_json) as AuditEvent;
+      const v: unknown = JSON.parse(r.event_json);
+      event = v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as AuditEvent) : undefined;
     } catch {
       event = undefined;
     }
-    yield { event, edited: event === undefined || eventHash(r.event_json) !== r.hash };
+    const out = release(event?.prev_hash);
+    if (out) yield out;
+    const hash = eventHash(r.event_json);
+    let canonical = false;
+    try {
+      canonical = event !== undefined && canonicalize(event) === r.event_json;
+    } catch {
+      // no canonical form: edited
+    }
+    held = { event, traceId: r.trace_id, hash, edited: !canonical || hash !== r.hash };
   }
+  const last = release(head);
+  if (last) yield last;
 }
 
 /** Replays the decisions of the ledger open in `db` with `engine`. */
@@ -133,8 +159,13 @@ export async function replayDecisions(db: Db, name: string, engine: PolicyEngine
     report.not_replayable++;
   };
 
-  for (const { event: e, edited } of chainEvents(db)) {
-    if (!e || typeof e.event_type !== 'string') continue;
+  for (const { event: e, traceId, edited } of chainEvents(db)) {
+    if (!e) {
+      // Its type cannot be read, so it cannot be left out as "not a decision".
+      report.decisions++;
+      notReplayable('the event is not a JSON object: it was edited after it was written, and may have been a decision (run latchgate verify)', traceId);
+      continue;
+    }
     if (isPolicyDataEvent(e.event_type)) {
       if (current) continue; // --data current: the history is not used
       if (edited) history.lose(`the ${e.event_type} event ${String(e.trace_id)} was edited after it was written (run latchgate verify)`);
@@ -152,7 +183,7 @@ export async function replayDecisions(db: Db, name: string, engine: PolicyEngine
     report.decisions++;
     const trace = String(e.trace_id);
     if (edited) {
-      notReplayable('the event was edited after it was written (its hash does not match; run latchgate verify)', trace);
+      notReplayable('the chain does not hold at this event: it was edited after it was written (its hash, its canonical form, or the next event\'s link to it), or an event after it was inserted or deleted; run latchgate verify', trace);
       continue;
     }
     const from = e.policy.decision;

@@ -25,6 +25,14 @@ export const BUNDLE_FORMAT = 'latchgate-receipt-bundle/1';
 export const MAX_PROOF_HASHES = 64;
 const MAX_BUNDLE_CHARS = 16 * 1024 * 1024;
 
+/**
+ * A key id: an RFC 7638 thumbprint (43 base64url characters) or the 16 hex
+ * digits an older latchgate gave. Nothing else: a kid is printed in the
+ * report, so one holding a newline or a terminal control could forge lines.
+ */
+const KEY_ID = /^[A-Za-z0-9_-]{1,64}$/;
+const KEY_ID_WHAT = 'a key id (an RFC 7638 thumbprint in base64url, or 16 hex digits)';
+
 /** An RFC 3339 date-time with seconds and a zone. */
 const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.\d+)?(?:[Zz]|[+-](\d{2}):(\d{2}))$/;
 
@@ -139,7 +147,7 @@ export function readJwk(path: string, v: unknown): ReceiptKeyJwk {
   if (o.crv !== 'Ed25519') throw new BundleFormatError(`${path}.crv`, `expected "Ed25519", got ${describeValue(o.crv)}`);
   const x = string(`${path}.x`, o.x, undefined, 'base64url of a 32-byte Ed25519 key');
   if (!jwkPublicKey(x)) throw new BundleFormatError(`${path}.x`, `expected unpadded base64url of 32 bytes, got ${describeValue(x)}`);
-  string(`${path}.kid`, o.kid, /./, 'a non-empty key id');
+  string(`${path}.kid`, o.kid, KEY_ID, KEY_ID_WHAT);
   if (o.created_at !== undefined) time(`${path}.created_at`, o.created_at);
   if (o.retired_at !== undefined) time(`${path}.retired_at`, o.retired_at);
   return o as ReceiptKeyJwk;
@@ -154,7 +162,7 @@ function readReceipt(path: string, v: unknown): BundleReceipt {
   string(`${path}.receipt_id`, r.receipt_id, /./, 'a non-empty receipt id');
   string(`${path}.result_hash`, r.result_hash, /^[0-9a-f]{64}$/, 'a SHA-256 in 64 lowercase hex digits');
   string(`${path}.receipt_signature`, r.receipt_signature, /^[0-9a-f]{128}$/, 'an Ed25519 signature in 128 lowercase hex digits');
-  string(`${path}.signing_key_id`, r.signing_key_id, /./, 'a non-empty key id');
+  string(`${path}.signing_key_id`, r.signing_key_id, KEY_ID, KEY_ID_WHAT);
   time(`${path}.started_at`, r.started_at);
   time(`${path}.finished_at`, r.finished_at);
   if (r.request_hash !== undefined) string(`${path}.request_hash`, r.request_hash, /^sha256:[0-9a-f]{64}$/, '"sha256:" and 64 lowercase hex digits');

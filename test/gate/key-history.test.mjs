@@ -12,6 +12,7 @@ import { KeyStore } from '../../dist/keys/store.js';
 import { jwkThumbprint, rawPublicKey } from '../../dist/keys/ed25519.js';
 import { endorse } from '../../dist/keys/chain.js';
 import { verifyLedgerFile } from '../../dist/ledger/verify.js';
+import { Ledger } from '../../dist/ledger/ledger.js';
 import { signReceipt, verifyReceipt } from '../../dist/ledger/receipt.js';
 import { checkChainedState } from '../../dist/gate/state-check.js';
 import { Agent, grantAll, startGate } from '../helpers/gate.mjs';
@@ -137,4 +138,35 @@ test('attack: the key files rolled back to a copy from before a rotation: the ru
   const v = verify(stateDir);
   assert.equal(v.intact, false);
   assert.ok(v.state.mismatches.some((m) => /rolled back/.test(m.message)));
+});
+
+test('attack: the receipt history replaced, every receipt re-signed with it, and a key_history_roots event naming its root appended to the chain (no key needed): the first recorded root stands, the gate pins it, verify names the appended event', async (t) => {
+  const stateDir = tempDir(t, 'latchgate-roots-');
+  const { g, receipt } = await gateWithReceipt(t, stateDir);
+  const [first] = roots(g);
+  await g.close({ keepState: true });
+  const attacker = replaceReceiptChain(stateDir);
+  const ledger = Ledger.open(path.join(stateDir, 'ledger.sqlite3'));
+  t.after(() => ledger.db.open && ledger.db.close());
+  // result_hash does not cover the signature fields: re-signed, each receipt still matches the receipt_hash its event recorded.
+  for (const row of ledger.db.prepare('SELECT receipt_id, receipt_json FROM receipts').all()) {
+    ledger.db.prepare('UPDATE receipts SET receipt_json = ? WHERE receipt_id = ?').run(JSON.stringify(signReceipt(attacker, JSON.parse(row.receipt_json))), row.receipt_id);
+  }
+  ledger.append({ event_type: 'key_history_roots', decision: 'allow', details: { roots: { ...first.details.roots, receipt: attacker.chain('receipt').root } } });
+  const appended = ledger.db.prepare('SELECT max(id) AS id FROM audit_events').get();
+  ledger.db.close();
+
+  const v = verify(stateDir);
+  assert.equal(v.first_bad, null, 'the chain itself holds: the event was appended as the ledger appends');
+  assert.equal(v.intact, false);
+  const m = v.state.mismatches.find((x) => x.table === 'keys/receipt-keys.jwks');
+  assert.ok(m, JSON.stringify(v.state));
+  assert.equal(m.recorded, first.details.roots.receipt, 'the first recorded root is the one that counts');
+  assert.match(m.message, new RegExp(`recorded root ${first.details.roots.receipt} .*and then root ${attacker.chain('receipt').root} \\(event id=${appended.id}\\): a root is recorded once and never changes.*Fix: `));
+  assert.equal(v.state.values['key_root.receipt'].recorded, first.details.roots.receipt);
+
+  const reopened = await gateFor(t, { stateDir });
+  assert.ok(reopened.tampered.some((x) => x.table === 'keys/receipt-keys.jwks'), JSON.stringify(reopened.tampered));
+  const stored = JSON.parse(reopened.db.prepare('SELECT receipt_json FROM receipts WHERE receipt_id = ?').pluck().get(receipt));
+  assert.equal(verifyReceipt(reopened.ctx.keys, stored).ok, false, 'the gate pins the first root: the re-signed receipt verifies with nothing');
 });

@@ -284,3 +284,46 @@ test('a ledger that is not there exits 2 and names it', () => {
   assert.equal(r.status, 2, r.stderr);
   assert.match(r.stderr, /no-ledger\.sqlite3/);
 });
+
+/** A copy of the scenario's ledger, edited by `edit(db)` with the sqlite3 library: what someone who can write the file does. */
+async function hostileCopy(name, edit) {
+  const { default: Database } = await import('better-sqlite3');
+  const file = path.join(work, `${name}.sqlite3`);
+  const src = new Database(ledger, { readonly: true });
+  await src.backup(file);
+  src.close();
+  const db = new Database(file);
+  try {
+    edit(db);
+  } finally {
+    db.close();
+  }
+  return file;
+}
+
+const sha = (s) => `sha256:${createHash('sha256').update(s, 'utf8').digest('hex')}`;
+
+test('attack: a decision edited with its own hash recomputed, or its type spelt with an escape, is counted as edited, never replayed as recorded nor dropped', async () => {
+  const p = await loadPolicyAt(POLICIES);
+  const t1 = steps['tester-1'].trace_id;
+  const t2 = steps['tester-2'].trace_id;
+  const file = await hostileCopy('edited', (db) => {
+    const row = (trace) => db.prepare('SELECT id, event_json FROM audit_events WHERE trace_id = ?').get(trace);
+    // tester-1's allow rewritten as a deny, its hash recomputed (the next event's prev_hash no longer links to it).
+    const a = row(t1);
+    const denied = a.event_json.replace('"decision":"allow"', '"decision":"deny"');
+    assert.notEqual(denied, a.event_json);
+    db.prepare('UPDATE audit_events SET event_json = ?, hash = ? WHERE id = ?').run(denied, sha(denied), a.id);
+    // tester-2's event_type written with a JSON escape: the same event once parsed, other bytes.
+    const b = row(t2);
+    const escaped = b.event_json.replace('"event_type":"action_call"', '"event_type":"action\\u005fcall"');
+    assert.notEqual(escaped, b.event_json);
+    db.prepare('UPDATE audit_events SET event_json = ?, hash = ? WHERE id = ?').run(escaped, sha(escaped), b.id);
+  });
+  const r = await replayLedgerFile(file, p.engine, p.files);
+  assert.equal(r.decisions, 7, 'no decision dropped');
+  const edited = r.not_replayable_reasons.find((x) => /edited/.test(x.reason));
+  assert.ok(edited, JSON.stringify(r.not_replayable_reasons));
+  assert.deepEqual([...edited.trace_ids].sort(), [t1, t2].sort());
+  assert.equal(r.changed, 0, 'an edited decision is not replayed as if the gate had recorded it');
+});

@@ -352,3 +352,36 @@ test('an epoch lowered before the first start of this version: the baseline reco
   await a.lease();
   assert.equal(verify(stateDir).intact, true);
 });
+
+test('attack: epoch set back and a record of the lower epoch appended to the chain (no key needed): the restarted gate refuses the old lease, verify names the appended record', async (t) => {
+  const stateDir = tempDir(t, 'latchgate-state-');
+  const g1 = await startGate({ stateDir });
+  assert.equal((await grant(g1, ['t_ok'])).status, 200);
+  const old = new Agent(g1.socket);
+  await old.lease();
+  assert.equal((await admin(g1, 'POST', '/v1/admin/revoke-all', {})).body.epoch, 1);
+  await g1.close({ keepState: true });
+
+  tamper(t, stateDir, "UPDATE gate_state SET value = '0' WHERE key = 'revocation_epoch'");
+  const ledger = Ledger.open(ledgerFile(stateDir));
+  const real = ledger.query({ event_type: 'admin_revoke_all', limit: 1 })[0];
+  const { event_type, decision, subject, operator, details } = real;
+  ledger.append({ event_type, decision, subject, operator, details: { ...details, epoch: 0 } });
+  const appended = ledger.db.prepare('SELECT max(id) AS id FROM audit_events').get().id;
+  ledger.db.close();
+
+  const v = verify(stateDir);
+  assert.equal(v.first_bad, null, 'the chain itself holds: the record was appended as the ledger appends');
+  assert.equal(v.intact, false);
+  const m = v.state.mismatches.find((x) => x.table === 'gate_state.revocation_epoch');
+  assert.ok(m, JSON.stringify(v.state.mismatches));
+  assert.match(m.message, new RegExp(`recorded epoch 1 \\(event id=\\d+\\), and event id=${appended} records epoch 0 after it: an epoch never goes back.*Fix: run \`latchgate revoke\``));
+
+  const g2 = await gateFor(t, { stateDir, keepState: true });
+  assert.ok(g2.tampered.some((x) => x.table === 'gate_state.revocation_epoch'), JSON.stringify(g2.tampered));
+  old.socket = g2.socket;
+  assert.notEqual((await old.execute('t_ok', { n: 1 })).status, 200, 'the revoked lease stays refused');
+  // The fix the message gives: a revoke past both values.
+  assert.equal((await admin(g2, 'POST', '/v1/admin/revoke-all', {})).status, 200);
+  assert.equal(verify(stateDir).intact, true);
+});

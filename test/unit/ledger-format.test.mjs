@@ -127,6 +127,10 @@ test('verify report: intact and broken wording', () => {
   const broken = formatVerifyReport({ ...base, intact: false, first_bad: { id: 2, trace_id: null, reason: 'missing: event id=2 was deleted' }, receipts: { total: 1, bad: [{ receipt_id: 'r1', reason: 'the receipt is not signed' }] } });
   assert.match(broken, /^BROKEN at id=2 trace_id=\(missing\): missing: event id=2 was deleted\n/);
   assert.match(broken, /1 of 1 receipts FAIL verification:\n  receipt r1: the receipt is not signed/);
+  // The bad row's trace_id is its (edited) column: a newline in it cannot start a line that reads as the verdict.
+  const forged = formatVerifyReport({ ...base, intact: false, first_bad: { id: 2, trace_id: 't\nLedger integrity verified: 3 events, 2 links intact.', reason: 'column trace_id disagrees with event_json' } });
+  assert.match(forged, /^BROKEN at id=2 trace_id=t\\u000aLedger integrity verified/);
+  assert.ok(!forged.split('\n').some((l) => l.startsWith('Ledger integrity verified')), forged);
   const index = formatVerifyReport({ ...base, intact: false, database: { ok: false, problems: ['row 5 missing from index audit_events_event_type'] } });
   assert.match(index, /The SQLite file itself is inconsistent \(PRAGMA integrity_check\).*Fix: restore the state directory from a backup\.\n  row 5 missing from index audit_events_event_type\n$/);
 });

@@ -96,3 +96,22 @@ test('--print-page-path prints where the built verify page is', () => {
   assert.match(r.stdout.trim(), /\/dist\/verify\.html$/);
   assert.ok(existsSync(r.stdout.trim()));
 });
+
+test('a bundle cannot forge report lines: a key id with a newline is refused, and every detail stays on its own line', (t) => {
+  const s = setup(t);
+  const forged = `verified: receipt ${s.f.receipt.receipt_id} is signed by a trusted key and its event is in the log ${s.f.origin} at size 7`;
+  const lines = (out) => out.split('\n');
+  // The receipt's signing_key_id and the bundle key's kid carry a newline and a line that reads as the verdict.
+  const b = structuredClone(s.f.bundle);
+  b.receipt.signing_key_id = b.receipt_key.kid = `x\n${forged}`;
+  const r = run(s.file('kid.json', b), '--trusted-key', s.jwks, '--trusted-key', s.vkey);
+  assert.equal(r.status, 2);
+  assert.match(r.stdout, /^NOT VERIFIED: bundle failed: \$\.receipt\.signing_key_id: expected a key id/m);
+  assert.ok(!lines(r.stdout).some((l) => l.startsWith('verified:')), r.stdout);
+  // Whatever else reaches a line (here the file's own name) is escaped, not laid out.
+  const named = s.file(`b\n${forged.replaceAll('/', '_')}.json`, s.f.bundle);
+  const r2 = run(named, '--trusted-key', s.jwks, '--trusted-key', s.vkey);
+  assert.equal(r2.status, 0, r2.stdout + r2.stderr);
+  assert.equal(lines(r2.stdout).filter((l) => l.startsWith('verified:')).length, 1, r2.stdout);
+  assert.match(r2.stdout, /^receipt bundle .*b\\u\{a\}verified: receipt/m);
+});
