@@ -132,7 +132,8 @@ function contentProblem(row: Row, parsed: unknown, computed: string): string | n
   }
   if (computed !== row.hash) return 'the stored hash does not match event_json: the event was edited';
   const cols = indexedColumns(event);
-  for (const [col, want] of Object.entries(cols)) {
+  for (const col in cols) {
+    const want = cols[col as keyof IndexedColumns];
     const have = row[col as keyof Row];
     if (have !== want) return `column ${col} (${JSON.stringify(have)}) disagrees with event_json (${JSON.stringify(want)}): the row was edited`;
   }
