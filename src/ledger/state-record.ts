@@ -103,7 +103,7 @@ const recordType = (event: unknown, column: string): string => {
 export class ChainIndex {
   private readonly ids = new Map<string, number[]>();
   private readonly editedIds = new Set<number>();
-  private last = 0;
+  private last = -Infinity; // an attacker can store ids of 0 and below
 
   /** One row, in ascending id order: its parsed event_json (undefined: not JSON) and whether its stored hash matched. */
   add(row: { id: number; event_type: string }, event: unknown, hashMatches: boolean): void {

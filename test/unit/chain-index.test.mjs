@@ -40,6 +40,12 @@ function fill(db, seed) {
     }
     insert.run(event.trace_id, event.timestamp, column, json, hash);
   }
+  // Rows the ledger never writes: ids of 0 and below.
+  const ids = db.prepare('INSERT INTO audit_events (id, trace_id, timestamp, event_type, event_json, hash) VALUES (?, ?, ?, ?, ?, ?)');
+  for (const id of [0, -7]) {
+    const json = canonicalize({ event_type: 'admin_revoke_all', trace_id: `t-${seed}-id${id}`, details: { epoch: 99 } });
+    ids.run(id, `t-${seed}-id${id}`, '2030-01-01T00:00:00.000Z', 'admin_revoke_all', json, eventHash(json));
+  }
 }
 
 test('property (5 seeds): the look-ups verify answers from its chain walk are the scan\'s, row for row, and no scan is made', (t) => {
