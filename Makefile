@@ -1,5 +1,5 @@
 # Common targets. `make test` does the whole set-up on a fresh machine.
-.PHONY: setup build test lint docs bench bench-sandbox bench-gate bench-egress bench-providers bench-mcp bench-ledger clean
+.PHONY: setup build test lint docs bench bench-sandbox bench-gate bench-gate-compare bench-egress bench-providers bench-mcp bench-ledger clean
 
 setup:
 	bash scripts/setup.sh
@@ -28,6 +28,10 @@ bench-sandbox: setup
 
 bench-gate: setup
 	node bench/gate.mjs
+
+# bench-gate of this checkout against the commit before the Merkle tree, alternating runs: what the evidence costs an execute.
+bench-gate-compare: setup
+	node bench/gate-compare.mjs
 
 bench-egress: setup
 	node bench/egress.mjs

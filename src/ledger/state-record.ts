@@ -54,25 +54,99 @@ export interface ChainedRow {
  * each is parsed and checked against its hash.
  */
 export function* chainedRowsOf(db: Db, types: readonly string[]): Generator<ChainedRow> {
-  const wanted = new Set(types);
+  const index = served.get(db);
+  if (index) {
+    yield* index.rowsOf(db, types);
+    return;
+  }
   const names = types.map((t) => `instr(event_json, '"event_type":${JSON.stringify(t).replace(/'/g, "''")}') > 0`).join(' OR ');
-  const rows = db.prepare(`SELECT id, trace_id, event_type, event_json, hash FROM audit_events NOT INDEXED WHERE ${names} ORDER BY id DESC`).iterate() as IterableIterator<{
-    id: number;
-    trace_id: string;
-    event_type: string;
-    event_json: string;
-    hash: string;
-  }>;
+  const rows = db.prepare(`SELECT id, trace_id, event_type, event_json, hash FROM audit_events NOT INDEXED WHERE ${names} ORDER BY id DESC`).iterate() as IterableIterator<StoredRow>;
+  const wanted = new Set(types);
   for (const r of rows) {
-    let event: Record<string, unknown> | undefined;
-    try {
-      event = JSON.parse(r.event_json) as Record<string, unknown>;
-    } catch {
-      event = undefined;
-    }
-    const type = typeof event?.event_type === 'string' ? event.event_type : r.event_type;
+    const event = parseEvent(r.event_json);
+    const type = recordType(event, r.event_type);
     if (!wanted.has(type)) continue; // the text appeared deeper in some other event
     yield { id: r.id, trace_id: r.trace_id, event_type: type, event, edited: eventHash(r.event_json) !== r.hash || r.event_type !== type };
+  }
+}
+
+interface StoredRow {
+  id: number;
+  trace_id: string;
+  event_type: string;
+  event_json: string;
+  hash: string;
+}
+
+function parseEvent(json: string): Record<string, unknown> | undefined {
+  try {
+    return JSON.parse(json) as Record<string, unknown>;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The type a row is looked up by: its event_json's event_type, or the column's when event_json names none. */
+const recordType = (event: unknown, column: string): string => {
+  const t = (event as { event_type?: unknown } | null | undefined)?.event_type;
+  return typeof t === 'string' ? t : column;
+};
+
+/**
+ * What the chain walk of `latchgate verify` learnt of every row, so the state
+ * checks that follow it in the same read transaction find their rows without
+ * a scan of the whole table each: the ids of each type (as chainedRowsOf
+ * types a row) and the rows whose hash or event_type column disagreed with
+ * event_json. A row is then read by its id (the table's own key, not an
+ * index) and parsed again; the result is the scan's, row for row.
+ */
+export class ChainIndex {
+  private readonly ids = new Map<string, number[]>();
+  private readonly editedIds = new Set<number>();
+  private last = -Infinity; // an attacker can store ids of 0 and below
+
+  /** One row, in ascending id order: its parsed event_json (undefined: not JSON) and whether its stored hash matched. */
+  add(row: { id: number; event_type: string }, event: unknown, hashMatches: boolean): void {
+    if (row.id <= this.last) throw new Error('internal: ChainIndex rows must come in ascending id order');
+    this.last = row.id;
+    const type = recordType(event, row.event_type);
+    let list = this.ids.get(type);
+    if (!list) this.ids.set(type, (list = []));
+    list.push(row.id);
+    if (!hashMatches || row.event_type !== type) this.editedIds.add(row.id);
+  }
+
+  *rowsOf(db: Db, types: readonly string[]): Generator<ChainedRow> {
+    const get = db.prepare('SELECT id, trace_id, event_type, event_json, hash FROM audit_events WHERE id = ?');
+    // The scan's text test too: it also keeps rows whose own type is wanted only when some wanted name is in the text.
+    const names = types.map((t) => `"event_type":${JSON.stringify(t)}`);
+    const lists = [...new Set(types)].map((t) => this.ids.get(t) ?? []);
+    const at = lists.map((l) => l.length - 1);
+    for (;;) {
+      // Newest first across the types: the largest id left.
+      let k = -1;
+      for (let i = 0; i < lists.length; i++) if (at[i]! >= 0 && (k < 0 || lists[i]![at[i]!]! > lists[k]![at[k]!]!)) k = i;
+      if (k < 0) return;
+      const id = lists[k]![at[k]!--]!;
+      const r = get.get(id) as StoredRow | undefined;
+      if (!r) throw new Error(`internal: event id=${id} read by the chain walk is gone from its snapshot`);
+      if (!names.some((n) => r.event_json.includes(n))) continue;
+      const event = parseEvent(r.event_json);
+      yield { id: r.id, trace_id: r.trace_id, event_type: recordType(event, r.event_type), event, edited: this.editedIds.has(id) };
+    }
+  }
+}
+
+const served = new WeakMap<Db, ChainIndex>();
+
+/** Runs fn with chainedRowsOf(db, ...) answered from index (built by a walk of every row in the same read transaction). */
+export function withChainIndex<T>(db: Db, index: ChainIndex, fn: () => T): T {
+  if (!db.inTransaction) throw new Error('internal: a ChainIndex holds only inside the read transaction that built it');
+  served.set(db, index);
+  try {
+    return fn();
+  } finally {
+    served.delete(db);
   }
 }
 

@@ -119,7 +119,20 @@ export function splitNotes(text: string): ({ note: string } | { error: string })
   return out;
 }
 
+/** Checks the checkpoints against the tree recomputed from the events, in a pass of its own over them. Only reads. */
 export function checkCheckpoints(db: Db, keys: KeyStore, inputs: CheckpointInputs = {}): CheckpointReport {
+  const check = checkpointCheck(db, keys, inputs);
+  for (const json of db.prepare('SELECT event_json FROM audit_events ORDER BY id').pluck().iterate() as IterableIterator<string>) check.push(json);
+  return check.finish();
+}
+
+/**
+ * The same check fed by a caller's own pass over the events (the chain walk
+ * of verify.ts: one read of each event for the chain and the tree): push()
+ * every event_json in id order, every one, inside the read transaction this
+ * was started in, then finish().
+ */
+export function checkpointCheck(db: Db, keys: KeyStore, inputs: CheckpointInputs = {}): { push(eventJson: string): void; finish(): CheckpointReport } {
   const problems: CheckpointProblem[] = [];
   const problem = (p: CheckpointProblem) => problems.length < MAX_PROBLEMS && problems.push(p);
   const id = storedLedgerId(db);
@@ -257,20 +270,22 @@ export function checkCheckpoints(db: Db, keys: KeyStore, inputs: CheckpointInput
     }
     prev = { root: stop.root, sound };
   });
-  for (const json of db.prepare('SELECT event_json FROM audit_events ORDER BY id').pluck().iterate() as IterableIterator<string>) tree.push(json);
-  if (external && !problems.some((p) => p.where === external!.file)) external.extended = true;
-
-  const latest = rows.at(-1);
-  return {
-    ok: problems.length === 0,
-    origin,
-    tree_size: treeSize,
-    stored: rows.length,
-    latest: latest ? { size: latest.size, root: hex(latest.root), created_at: latest.created_at } : null,
-    log,
-    external,
-    problems: order(problems),
+  const finish = (): CheckpointReport => {
+    if (tree.size !== treeSize) throw new Error(`internal: ${tree.size} events pushed for a ledger of ${treeSize}`);
+    if (external && !problems.some((p) => p.where === external!.file)) external.extended = true;
+    const latest = rows.at(-1);
+    return {
+      ok: problems.length === 0,
+      origin,
+      tree_size: treeSize,
+      stored: rows.length,
+      latest: latest ? { size: latest.size, root: hex(latest.root), created_at: latest.created_at } : null,
+      log,
+      external,
+      problems: order(problems),
+    };
   };
+  return { push: (json) => tree.push(json), finish };
 }
 
 const RANK: CheckpointProblemKind[] = ['origin', 'malformed', 'unknown_key', 'forged', 'edited', 'deleted', 'fork', 'truncated', 'rewritten', 'inconsistent', 'tree_mismatch'];

@@ -31,15 +31,15 @@
 // show, events deleted at its end or the whole chain rewritten).
 // Verification writes nothing, neither in the database nor in the key store:
 // it works on a read-only copy.
-import { canonicalize } from '../crypto/jcs.js';
+import { canonicalize, isCanonicalText } from '../crypto/jcs.js';
 import type { KeyStore } from '../keys/store.js';
 import { existsSync } from 'node:fs';
 import { openDbReadOnly, type Db } from './db.js';
 import { CHAIN_HASH_FORMAT, eventHash, indexedColumns, LedgerError, type IndexedColumns } from './ledger.js';
 import type { AuditEvent } from '../core/audit-event.js';
 import { verifyReceipt, type ExecutionReceipt } from './receipt.js';
-import type { StateReport } from './state-record.js';
-import { checkCheckpoints, type CheckpointInputs, type CheckpointReport } from './tree-verify.js';
+import { ChainIndex, withChainIndex, type StateReport } from './state-record.js';
+import { checkpointCheck, type CheckpointInputs, type CheckpointReport } from './tree-verify.js';
 
 /** Compares the state kept outside the chain with the chain; only reads. */
 /** full: check the whole history too (verify), not only what a gate relies on now. */
@@ -121,16 +121,19 @@ function contentProblem(row: Row, parsed: unknown, computed: string): string | n
   if (parsed === NOT_JSON) return 'event_json is not valid JSON: the event was edited';
   if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) return 'event_json is not an object: the event was edited';
   const event = parsed as AuditEvent;
-  let canonical: string;
-  try {
-    canonical = canonicalize(event);
-  } catch (e) {
-    return `event_json cannot be canonicalised (${(e as Error).message}): the event was edited`;
+  if (!isCanonicalText(row.event_json, event)) {
+    let canonical: string;
+    try {
+      canonical = canonicalize(event);
+    } catch (e) {
+      return `event_json cannot be canonicalised (${(e as Error).message}): the event was edited`;
+    }
+    if (canonical !== row.event_json) return 'event_json is not in canonical (JCS) form: it was edited outside the ledger';
   }
-  if (canonical !== row.event_json) return 'event_json is not in canonical (JCS) form: it was edited outside the ledger';
   if (computed !== row.hash) return 'the stored hash does not match event_json: the event was edited';
   const cols = indexedColumns(event);
-  for (const [col, want] of Object.entries(cols)) {
+  for (const col in cols) {
+    const want = cols[col as keyof IndexedColumns];
     const have = row[col as keyof Row];
     if (have !== want) return `column ${col} (${JSON.stringify(have)}) disagrees with event_json (${JSON.stringify(want)}): the row was edited`;
   }
@@ -193,6 +196,9 @@ function walk(db: Db, keys: KeyStore, name: string, stateChecker: StateChecker |
   let awaitingNext = false;
   const receiptOf = namedReceiptChecker(db);
   const missingReceipts: { receipt_id: string; reason: string }[] = [];
+  // One read of each event serves the chain, the Merkle tree the checkpoints are checked against, and the state checks' look-ups.
+  const tree = checkpointCheck(db, keys, opts.checkpoints);
+  const index = new ChainIndex();
 
   const it = db
     .prepare('SELECT id, trace_id, timestamp, event_type, principal, session_id, action_id, decision, event_json, hash FROM audit_events ORDER BY id')
@@ -207,6 +213,8 @@ function walk(db: Db, keys: KeyStore, name: string, stateChecker: StateChecker |
       // contentProblem names it
     }
     const event = parsed !== NOT_JSON && parsed !== null && typeof parsed === 'object' ? (parsed as AuditEvent) : undefined;
+    tree.push(row.event_json);
+    index.add(row, parsed === NOT_JSON ? undefined : parsed, computed === row.hash);
     const linked: unknown = event?.prev_hash;
     const named = event ? receiptOf(row, event) : null;
     if (named) missingReceipts.push(named);
@@ -237,10 +245,10 @@ function walk(db: Db, keys: KeyStore, name: string, stateChecker: StateChecker |
   const found = new Set(receipts.bad.map((b) => b.receipt_id));
   receipts.bad.push(...missingReceipts.filter((m) => !found.has(m.receipt_id)));
   const intents = intentsWithoutReceipts(db, opts);
-  const state = stateChecker ? stateChecker(db, keys, true) : null;
+  const state = stateChecker ? withChainIndex(db, index, () => stateChecker(db, keys, true)) : null;
   const checked = (db.pragma('integrity_check(20)') as { integrity_check: string }[]).map((r) => r.integrity_check);
   const database = { ok: checked.length === 1 && checked[0] === 'ok', problems: checked.filter((p) => p !== 'ok') };
-  const checkpoints = checkCheckpoints(db, keys, opts.checkpoints);
+  const checkpoints = tree.finish();
 
   return {
     intact: first === null && receipts.bad.length === 0 && intents.every((i) => i.status !== 'unexplained') && (state?.mismatches.length ?? 0) === 0 && database.ok && checkpoints.ok,

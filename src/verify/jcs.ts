@@ -88,3 +88,46 @@ export function canonicalize(value: unknown, limits: CanonicalizeLimits = {}): s
   walk(value, 0);
   return out;
 }
+
+/**
+ * Whether text is the canonical form of parsed (JSON.parse(text)), by a
+ * quicker road than canonicalize(parsed) === text: for a value JSON.parse
+ * made (plain objects and arrays, finite numbers, strings, booleans, null),
+ * JSON.stringify writes numbers, strings and arrays exactly as canonicalize
+ * does, and object members in their own key order. So when every object's
+ * keys are already in canonicalize's order (UTF-16 code units) and the value
+ * is within the default depth and size limits, the two forms are the same
+ * string. true means canonicalize(parsed) === text; false means nothing: ask
+ * canonicalize.
+ */
+export function isCanonicalText(text: string, parsed: unknown): boolean {
+  return text.length <= DEFAULT_LIMITS.maxBytes && sortedWithin(parsed, 0) && JSON.stringify(parsed) === text;
+}
+
+/** Every object's keys in ascending UTF-16 order, and no value deeper than canonicalize allows. */
+function sortedWithin(v: unknown, depth: number): boolean {
+  if (depth > DEFAULT_LIMITS.maxDepth) return false;
+  if (v === null) return true;
+  switch (typeof v) {
+    case 'string':
+    case 'boolean':
+    case 'number': // 1e999 parses to Infinity, which JSON.stringify writes as null: never the text
+      return true;
+    case 'object':
+      break;
+    default:
+      return false; // no JSON form: canonicalize says why
+  }
+  if (Array.isArray(v)) {
+    for (const x of v) if (!sortedWithin(x, depth + 1)) return false;
+    return true;
+  }
+  if (Object.getPrototypeOf(v) !== Object.prototype) return false;
+  let prev: string | undefined;
+  for (const k in v) {
+    if (prev !== undefined && !(prev < k)) return false;
+    prev = k;
+    if (!sortedWithin((v as Record<string, unknown>)[k], depth + 1)) return false;
+  }
+  return true;
+}

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join, resolve } from 'node:path';
-import { canonicalize, canonicalHash, CanonicalizationError } from '../../dist/crypto/jcs.js';
+import { canonicalize, canonicalHash, CanonicalizationError, isCanonicalText } from '../../dist/crypto/jcs.js';
 import * as standalone from '../../dist/verify/jcs.js';
 
 // LATCHGATE_TESTDATA overrides where the shared corpora are (a worktree elsewhere).
@@ -101,4 +101,49 @@ test('property: canonical form is valid JSON, parses back to the same value, and
       assert.equal(canonicalize(JSON.parse(JSON.stringify(shuffled, null, 2))), c);
     }
   }
+});
+
+/** What isCanonicalText's true must imply: canonicalize(JSON.parse(text)) === text (false where canonicalize refuses). */
+const canonicalBySlowRoad = (text, parsed) => {
+  try {
+    return canonicalize(parsed) === text;
+  } catch (e) {
+    if (e instanceof CanonicalizationError) return false;
+    throw e;
+  }
+};
+
+/** Texts of one value: canonical, as JSON.stringify writes it (own key order), members reversed, spaced, and key order shuffled only deep inside. */
+function spellings(v) {
+  const reverse = (x) => (Array.isArray(x) ? x.map(reverse) : x && typeof x === 'object' ? Object.fromEntries(Object.entries(x).reverse().map(([k, y]) => [k, reverse(y)])) : x);
+  return [canonicalize(v), JSON.stringify(v), JSON.stringify(reverse(v)), JSON.stringify(v, null, 1), JSON.stringify({ a: 1, z: [reverse(v)] })];
+}
+
+test('property: isCanonicalText(text, JSON.parse(text)) only when canonicalize(JSON.parse(text)) === text (RFC 8785 corpus, random values, the edge cases)', { skip: missing(jcsDir) }, () => {
+  const texts = [];
+  for (const n of readdirSync(`${jcsDir}/input`).filter((x) => x.endsWith('.json'))) {
+    const input = readFileSync(`${jcsDir}/input/${n}`, 'utf8');
+    texts.push(input, readFileSync(`${jcsDir}/output/${n}`, 'utf8'), ...spellings(JSON.parse(input)));
+  }
+  const r = prng(20261204);
+  for (let i = 0; i < 3000; i++) texts.push(...spellings(randomValue(r)));
+  // Integer-like keys (JavaScript orders them first, numerically), duplicate keys, number and string spellings JCS writes otherwise,
+  // and the limits: nesting of 64 and 65, a text past 4 MiB.
+  texts.push(
+    '{"1":1,"10":2,"9":3}', '{"10":1,"9":2}', '{"9":1,"10":2}', '{"a":1,"a":1}', '{"a":1,"b":2,"a":1}', '{"b":1,"a":2}',
+    '[1.0]', '[1e2]', '[1e999]', '[-1e999]', '[100]', '[-0]', '[0]', '[1E+2]', '["\\u0041"]', '["A"]', '["\\/"]', '["\\ud800"]', '["\\u001f"]', '["\\u007f"]',
+    '{"__proto__":1,"a":2}', '{"toJSON":"x"}', '{"":1,"a":{"":[]}}',
+    `${'['.repeat(64)}1${']'.repeat(64)}`, `${'['.repeat(65)}1${']'.repeat(65)}`, `${'['.repeat(66)}${']'.repeat(66)}`,
+    JSON.stringify(['x'.repeat(4 * 1024 * 1024 - 4)]), JSON.stringify(['x'.repeat(4 * 1024 * 1024 - 3)]),
+  );
+  let fast = 0;
+  for (const text of texts) {
+    const parsed = JSON.parse(text);
+    // false only sends the caller to canonicalize (integer-like keys, which JavaScript orders apart, take that road).
+    if (!isCanonicalText(text, parsed)) continue;
+    assert.ok(canonicalBySlowRoad(text, parsed), `isCanonicalText took for canonical what canonicalize does not: ${text.slice(0, 200)}`);
+    fast++;
+  }
+  // The quick road is taken (not only refused): every canonical text without integer-like keys takes it.
+  assert.ok(fast >= 3000, `only ${fast} texts took the quick road`);
 });

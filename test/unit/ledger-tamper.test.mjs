@@ -180,6 +180,21 @@ test('property (50 seeds): editing any single event is caught at that event, whe
   assert.equal(verifyLedger(ctx.db, ctx.keys).intact, true, 'every attack was rolled back');
 });
 
+test('an event written compact with its keys out of JCS order (as JSON.stringify writes it), hash recomputed, is caught as not canonical', (t) => {
+  const ctx = setup(t);
+  const victim = rowById(ctx.db, 7);
+  const e = JSON.parse(victim.event_json);
+  // The same members, compact, in an order that is not the canonical one: at the top level, and only deep inside.
+  const top = JSON.stringify(Object.fromEntries(Object.entries(e).reverse()));
+  const deep = JSON.stringify({ ...e, details: Object.fromEntries(Object.entries(e.details).reverse()) });
+  for (const json of [top, deep]) {
+    assert.notEqual(json, victim.event_json);
+    const report = attack(ctx, (db) => db.prepare('UPDATE audit_events SET event_json = ?, hash = ? WHERE id = 7').run(json, eventHash(json)));
+    assertBad(report, 7, victim.trace_id, /not in canonical \(JCS\) form/);
+  }
+  assert.equal(verifyLedger(ctx.db, ctx.keys).intact, true);
+});
+
 test('editing an indexed column only (event_json untouched) is caught at that row', (t) => {
   const ctx = setup(t);
   for (const [col, value] of [['principal', 'mallory'], ['decision', 'allow_unverified'], ['action_id', 'other'], ['session_id', null], ['event_type', 'lease_issued'], ['timestamp', '2031-01-01T00:00:00.000Z'], ['trace_id', 'forged-trace']]) {
