@@ -6,7 +6,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -63,10 +63,12 @@ after(() => {
 test('every 3 events the gate appends: a checkpoint, in the table, checkpoints.log and the directory; the unreachable sink recorded once', async () => {
   const agent = new Agent(info.client_socket);
   for (let i = 0; i < 9; i++) await agent.lease(); // 9 lease_issued events, each answered though a sink is down
-  for (let i = 0; i < 400 && rows('SELECT size FROM checkpoints').length < 3; i++) await sleep(25);
+  for (let i = 0; i < 2400 && rows('SELECT size FROM checkpoints').length < 3; i++) await sleep(25);
   const cps = rows('SELECT size, note FROM checkpoints ORDER BY size');
   assert.ok(cps.length >= 3, `checkpoints: ${JSON.stringify(cps.map((c) => c.size))}`);
-  for (let i = 0; i < 400 && readdirSync(outside).length < cps.length; i++) await sleep(25);
+  // Delivered after the signing, in the background: wait for each file itself (a file being written aside is no delivery).
+  const delivered = () => cps.every((c) => existsSync(path.join(outside, checkpointFileName(c.size))));
+  for (let i = 0; i < 2400 && !delivered(); i++) await sleep(25);
   for (const c of cps) assert.equal(readFileSync(path.join(outside, checkpointFileName(c.size)), 'utf8'), c.note);
   const failed = lg('audit', '--json', '--event-type', 'checkpoint_sink_failed').out;
   const events = JSON.parse(failed);
