@@ -142,15 +142,21 @@ test('epoch set back and the revoke event hidden (its event_type column changed)
   assert.match(v.first_bad.reason, /column event_type/);
 });
 
-test('epoch set back while the gate is stopped: the restarted gate refuses the old lease, `latchgate up` refuses to start, `latchgate verify` exits 2', async (t) => {
-  const { home, stateDir } = homeState(t);
-  const lg = cli(home);
+/** A gate run on stateDir that grants t_ok, leases an agent, revokes every lease (epoch 1) and stops: the agent holds the revoked lease. */
+async function revokedLease(stateDir) {
   const g1 = await startGate({ stateDir });
   assert.equal((await grant(g1, ['t_ok'])).status, 200);
   const old = new Agent(g1.socket);
   await old.lease();
   assert.equal((await admin(g1, 'POST', '/v1/admin/revoke-all', {})).body.epoch, 1);
   await g1.close({ keepState: true });
+  return old;
+}
+
+test('epoch set back while the gate is stopped: the restarted gate refuses the old lease, `latchgate up` refuses to start, `latchgate verify` exits 2', async (t) => {
+  const { home, stateDir } = homeState(t);
+  const lg = cli(home);
+  const old = await revokedLease(stateDir);
 
   tamper(t, stateDir, "UPDATE gate_state SET value = '0' WHERE key = 'revocation_epoch'");
 
@@ -355,12 +361,7 @@ test('an epoch lowered before the first start of this version: the baseline reco
 
 test('attack: epoch set back and a record of the lower epoch appended to the chain (no key needed): the restarted gate refuses the old lease, verify names the appended record', async (t) => {
   const stateDir = tempDir(t, 'latchgate-state-');
-  const g1 = await startGate({ stateDir });
-  assert.equal((await grant(g1, ['t_ok'])).status, 200);
-  const old = new Agent(g1.socket);
-  await old.lease();
-  assert.equal((await admin(g1, 'POST', '/v1/admin/revoke-all', {})).body.epoch, 1);
-  await g1.close({ keepState: true });
+  const old = await revokedLease(stateDir);
 
   tamper(t, stateDir, "UPDATE gate_state SET value = '0' WHERE key = 'revocation_epoch'");
   const ledger = Ledger.open(ledgerFile(stateDir));
