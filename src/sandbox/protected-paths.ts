@@ -101,6 +101,22 @@ function settingsFilesIn(dir: string): string[] {
   return out;
 }
 
+/**
+ * The names in a directory; none when it went away since it was seen (a
+ * box started at once on the same workspace removes the placeholders it
+ * made as it ends). The settings files agents read are in PROTECTED_FILES
+ * whether or not the directory is there.
+ */
+function namesIn(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return [];
+    throw e;
+  }
+}
+
 /** The built-in requests for one writable root. */
 function builtinRequests(root: string): ProtectRequest[] {
   const wanted: ProtectRequest[] = [];
@@ -108,7 +124,7 @@ function builtinRequests(root: string): ProtectRequest[] {
   for (const f of PROTECTED_FILES) wanted.push({ path: join(root, f), type: 'file', ...(PLACEHOLDER_CONTENT[f] ? { content: PLACEHOLDER_CONTENT[f] } : {}) });
   const claude = join(root, '.claude');
   if (lst(claude)?.isDirectory()) {
-    for (const name of readdirSync(claude)) {
+    for (const name of namesIn(claude)) {
       if (/^settings.*\.json$/.test(name)) wanted.push({ path: join(claude, name), type: 'file' });
     }
   }
