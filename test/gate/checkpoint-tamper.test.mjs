@@ -135,18 +135,22 @@ const TAIL_FITTED = `UPDATE sqlite_sequence SET seq = (SELECT max(id) FROM audit
      DELETE FROM receipts WHERE trace_id NOT IN (SELECT trace_id FROM audit_events);
      DELETE FROM execution_intents WHERE trace_id NOT IN (SELECT trace_id FROM audit_events);`;
 
-test('the newest events deleted back past a checkpoint, chain_head and the stored tree made to fit: truncated below the checkpoint', () => {
-  const home = copy('truncated');
-  const keep = sizes[1] - 3; // below the second checkpoint
+/** Keeps the first `keep` events and makes the chain, the id counter, the evidence and the stored tree fit, as an attacker would. */
+function cutTail(home, keep, { dropCheckpoints = false } = {}) {
   const tree = attackerTree(home, keep);
   sql(
     home,
-    `DELETE FROM audit_events WHERE id > (SELECT id FROM audit_events ORDER BY id LIMIT 1 OFFSET ${keep - 1});
+    `${dropCheckpoints ? 'DELETE FROM checkpoints; ' : ''}DELETE FROM audit_events WHERE id > (SELECT id FROM audit_events ORDER BY id LIMIT 1 OFFSET ${keep - 1});
      UPDATE ledger_metadata SET value = (SELECT hash FROM audit_events ORDER BY id DESC LIMIT 1) WHERE key = 'chain_head';
      ${TAIL_FITTED}
-     DELETE FROM merkle_nodes WHERE pos >= ${tree.nodes};
-     UPDATE ledger_metadata SET value = '${tree.state}' WHERE key = 'merkle_tree';`,
+     DELETE FROM merkle_nodes WHERE pos >= ${tree.nodes}; UPDATE ledger_metadata SET value = '${tree.state}' WHERE key = 'merkle_tree';`,
   );
+}
+
+test('the newest events deleted back past a checkpoint, chain_head and the stored tree made to fit: truncated below the checkpoint', () => {
+  const home = copy('truncated');
+  const keep = sizes[1] - 3; // below the second checkpoint
+  cutTail(home, keep);
   const r = verify(home);
   assertChainPasses(r.report);
   assertCaught(r, 'truncated', new RegExp(`truncated below the checkpoint: the checkpoint of size ${sizes[1]} .* the ledger holds ${keep}`));
@@ -223,14 +227,7 @@ test('history rewritten and the checkpoints signed again with the stolen key, ch
   // The attacker holds the state directory, so the checkpoint key too: the table is signed anew over the
   // rewritten tree, at a size the log holds a checkpoint of too (the newest events trimmed to reach one).
   const logged = sizes[2];
-  const tree = attackerTree(home, logged);
-  sql(
-    home,
-    `DELETE FROM checkpoints; DELETE FROM audit_events WHERE id > (SELECT id FROM audit_events ORDER BY id LIMIT 1 OFFSET ${logged - 1});
-     UPDATE ledger_metadata SET value = (SELECT hash FROM audit_events ORDER BY id DESC LIMIT 1) WHERE key = 'chain_head';
-     ${TAIL_FITTED}
-     DELETE FROM merkle_nodes WHERE pos >= ${tree.nodes}; UPDATE ledger_metadata SET value = '${tree.state}' WHERE key = 'merkle_tree';`,
-  );
+  cutTail(home, logged, { dropCheckpoints: true });
   const l2 = Ledger.open(ledgerOf(home));
   const s2 = new TreeCheckpoints(l2, new KeyStore(path.join(stateOf(home), 'keys')));
   assert.equal(s2.signCheckpoint().size, logged);
@@ -255,14 +252,7 @@ test('the checkpoints table emptied: the ones in checkpoints.log, or kept elsewh
 test('the checkpoint kept elsewhere, against a ledger cut below it, or checked with a key that did not sign it', () => {
   const home = copy('external');
   const size = Number(readFileSync(external, 'utf8').split('\n')[1]);
-  const tree = attackerTree(home, size - 2);
-  sql(
-    home,
-    `DELETE FROM checkpoints; DELETE FROM audit_events WHERE id > (SELECT id FROM audit_events ORDER BY id LIMIT 1 OFFSET ${size - 3});
-     UPDATE ledger_metadata SET value = (SELECT hash FROM audit_events ORDER BY id DESC LIMIT 1) WHERE key = 'chain_head';
-     ${TAIL_FITTED}
-     DELETE FROM merkle_nodes WHERE pos >= ${tree.nodes}; UPDATE ledger_metadata SET value = '${tree.state}' WHERE key = 'merkle_tree';`,
-  );
+  cutTail(home, size - 2, { dropCheckpoints: true });
   rmSync(path.join(stateOf(home), 'checkpoints.log'));
   const alone = verify(home);
   assert.equal(alone.code, 0, 'with the table and log gone, nothing in the state directory shows it');
