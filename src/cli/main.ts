@@ -12,6 +12,7 @@ import { mcpCommand } from './mcp.js';
 import { secretsCommand } from './secrets.js';
 import { actionsCommand, approvalsCommand, auditCommand, keysCommand, policyCommand, reloadCommand, revokeCommand, statusCommand, verifyCommand } from './gate-commands.js';
 import { LaunchError, EXIT_LAUNCHER } from '../core/errors.js';
+import { loadAddon } from '../native/addon.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -33,6 +34,11 @@ for (const cmd of [program, ...commands.flatMap(all)]) {
   });
 }
 for (const cmd of commands) program.addCommand(cmd);
+// A missing or broken addon is said up front, in one line with its fix, whatever
+// the command (doctor reports it among its checks).
+program.hook('preAction', (_program, action) => {
+  if (action.name() !== 'doctor') loadAddon();
+});
 
 try {
   await program.parseAsync(process.argv);
