@@ -15,7 +15,7 @@
 // src/native/ (gen-protocol.mjs); a package has them already.
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -69,6 +69,11 @@ function compile(root) {
   // configure + build, not rebuild: build/ stays, make recompiles what changed.
   const args = ['configure', 'build', '--release', '--jobs=max'];
   if (existsSync(resolve(prefix, 'include/node/node_api.h'))) args.push(`--nodedir=${prefix}`);
+  // make copies its link output into Release/ as a hard link, and keeps a file there
+  // that is newer: one that is not that link (a prebuilt binary, a damaged file) is linked again.
+  const built = addonPaths(root).built;
+  const linked = join(dirname(built), 'obj.target', 'latchgate.node');
+  if (existsSync(linked) && existsSync(built) && statSync(linked).ino !== statSync(built).ino) rmSync(linked);
   const gyp = require.resolve('node-gyp/bin/node-gyp.js');
   const r = spawnSync(process.execPath, [gyp, ...args], { cwd: root, encoding: 'utf8', maxBuffer: 64 << 20 });
   return { ok: r.status === 0, output: `${r.stdout ?? ''}${r.stderr ?? ''}${r.error ? `${r.error.message}\n` : ''}` };
