@@ -4,14 +4,11 @@
 // want a command of its own.
 import { CommanderError } from 'commander';
 import { EXIT_LAUNCHER, LaunchError } from '../core/errors.js';
-import { loadAddon } from '../native/addon.js';
 import { serveCommand } from './mcp.js';
 
 const argv = process.argv.slice();
 if (argv[2] === 'serve') argv.splice(2, 1);
 const program = serveCommand('latchgate-mcp').usage('[serve] [options]').exitOverride();
-// As every latchgate command: a missing or broken addon in one line, with its fix.
-program.hook('preAction', () => void loadAddon());
 program.configureOutput({ outputError: (msg, write) => write(`latchgate-mcp: ${msg.replace(/^error: /, '').trim()}; see \`latchgate-mcp --help\`\n`) });
 
 try {

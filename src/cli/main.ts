@@ -35,9 +35,11 @@ for (const cmd of [program, ...commands.flatMap(all)]) {
 }
 for (const cmd of commands) program.addCommand(cmd);
 // A missing or broken addon is said up front, in one line with its fix, whatever
-// the command (doctor reports it among its checks).
+// the command. Doctor reports it among its checks; the MCP server (here and as
+// latchgate-mcp) never loads it: its calls go through the gate's socket, and
+// agents wait for its first answer.
 program.hook('preAction', (_program, action) => {
-  if (action.name() !== 'doctor') loadAddon();
+  if (action.name() !== 'doctor' && !(action.name() === 'serve' && action.parent?.name() === 'mcp')) loadAddon();
 });
 
 try {

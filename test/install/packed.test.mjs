@@ -158,7 +158,9 @@ for (const mode of MODES) {
       assert.equal(s.ledger.intact, true);
       assert.equal(s.client_socket, ready.client_socket);
     } finally {
+      const closed = new Promise((resolve) => (up.exitCode === null ? up.on('close', resolve) : resolve()));
       up.kill('SIGTERM');
+      await closed;
     }
 
     if (mode === 'root') {
