@@ -7,7 +7,7 @@
 // are read from the CLI's own help, so a new one is covered without listing it.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { copyFileSync, cpSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
@@ -40,17 +40,16 @@ const run = (bin, args, env, cwd) =>
   });
 
 /** Every leaf command of the CLI, as argv with a placeholder for each required argument, read from its --help. */
-function commands(main, env) {
-  const help = (path) => spawnSync(process.execPath, [main, ...path, '--help'], { encoding: 'utf8', env }).stdout;
-  const leaves = (path) => {
-    const text = help(path);
+async function commands(main, env) {
+  const leaves = async (path) => {
+    const text = (await run(main, [...path, '--help'], env)).stdout;
     const block = text.split(/^Commands:$/m)[1];
     if (block === undefined) {
       const usage = text.match(/^Usage: .*$/m)[0];
       return [[...path, ...[...usage.matchAll(/<[^>]+>/g)].map(() => 'x')]];
     }
     const names = [...block.matchAll(/^ {2}([a-z][a-z-]*)\b/gm)].map((m) => m[1]).filter((n) => n !== 'help');
-    return names.flatMap((n) => leaves([...path, n]));
+    return (await Promise.all(names.map((n) => leaves([...path, n])))).flat();
   };
   return leaves([]);
 }
@@ -93,7 +92,7 @@ for (const [kind, breakIt] of Object.entries(BROKEN)) {
     const main = join(root, 'dist/cli/main.js');
     const line = new RegExp(`^latchgate: ${SAYS[kind].replace('<file>', escape(file))}: run \`npm run build\` in ${escape(root)}\n$`);
     // Every command for one kind of damage; one command stands for the others (the same loader says it).
-    const argvs = kind === 'not a shared object' ? commands(main, env) : [['status']];
+    const argvs = kind === 'not a shared object' ? await commands(main, env) : [['status']];
     assert.ok(argvs.length > 30 || kind !== 'not a shared object', `commands read from --help: ${argvs.map((a) => a.join(' ')).join(', ')}`);
     // What commander asks for before any action runs: a required option gets a placeholder, a choice its first value.
     const runGiving = async (args) => {
