@@ -91,6 +91,7 @@ function place(from, to) {
  * 'prebuilt' or 'source'. Throws with the compiler's output when it cannot.
  */
 export function buildAddon({ root = ROOT, fromSource = false, prebuild = false } = {}) {
+  if (prebuild && PLATFORM !== 'linux-x64') throw new Error(`build-addon: the package ships a linux-x64 binary; this is ${PLATFORM}`);
   if (existsSync(join(root, 'src', 'native'))) {
     for (const f of writeProtocol(root)) console.log(`build-addon: regenerated ${f}`);
   }
@@ -117,7 +118,6 @@ export function buildAddon({ root = ROOT, fromSource = false, prebuild = false }
     how = 'source';
   }
   if (prebuild) {
-    if (PLATFORM !== 'linux-x64') throw new Error(`build-addon: the package ships a linux-x64 binary; this is ${PLATFORM}`);
     rmSync(dirname(p.prebuilt), { recursive: true, force: true });
     place(p.built, p.prebuilt);
     writeFileSync(p.prebuiltStamp, `${JSON.stringify({ ...inputs, node: process.version })}\n`);
