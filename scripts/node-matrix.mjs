@@ -27,14 +27,18 @@ const { versions: VERSIONS } = JSON.parse(readFileSync(join(ROOT, 'scripts', 'no
  * What CI runs on another Node: what could break there, and nothing
  * else, so the whole run stays within its 15 minutes. The addon's load and
  * calls, better-sqlite3 (a native module built per ABI), WebAssembly (Cedar,
- * jco components), WebCrypto and jose, Node's HTTP client and server under
- * the gate and the SDK, the splice relay's thread, and real boxes (root and
- * unprivileged, network and terminal).
+ * V8's JS->Wasm calls, jco components), the URL parser's host names (IDN:
+ * Node 24's lets invalid punycode through), WebCrypto and jose, Node's HTTP
+ * client and server under the gate and the SDK, the splice relay's thread,
+ * and real boxes (root and unprivileged, network and terminal).
  */
 export const CI_TESTS = [
   'test/unit/native-contract.test.mjs',
   'test/unit/ledger-chain.test.mjs',
   'test/unit/policy-cedar.test.mjs',
+  'test/unit/wasm-call-deopt.test.mjs',
+  'test/unit/hosts.test.mjs',
+  'test/unit/egress-allowlist.test.mjs',
   'test/providers/builtins.test.mjs',
   'test/providers/host-http.test.mjs',
   'test/unit/auth-dpop.test.mjs',
