@@ -26,7 +26,7 @@ test-node-ci: setup
 node-ci-prepare:
 	node scripts/node-matrix.mjs prepare $(NODE_CI)
 
-# npm pack, then npm i -g --prefix from the tarball as root and as an unprivileged user (~2 min).
+# npm pack, then npm i -g --prefix from the tarball as root and as an unprivileged user (~3 min; CI runs it when its 15 minutes allow).
 test-install: setup
 	node scripts/run-tests.mjs test/install/packed.test.mjs
 
