@@ -68,7 +68,7 @@ const BROKEN = {
 };
 const SAYS = {
   missing: 'the native addon is missing \\(<file>\\)',
-  'not a shared object': 'the native addon <file> does not load \\(cannot dynamically load position-independent executable\\)',
+  'not a shared object': 'the native addon <file> does not load \\([^\\n]+\\)', // dlopen's words (glibc: "cannot dynamically load position-independent executable")
   empty: 'the native addon <file> does not load \\(file too short\\)',
   'another library': 'the native addon <file> is from another version of latchgate \\(it has no spawn, landlockAbi, .*\\)',
 };
