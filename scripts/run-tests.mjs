@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// Runs every test/**/*.test.mjs with node:test (two at a time: 2-core CI).
+// Runs every test/**/*.test.mjs with node:test (two at a time: 2-core CI),
+// but test/install/ (npm installs, minutes: `make test-install`) unless named.
 import { spawnSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -7,7 +8,7 @@ import { join } from 'node:path';
 function find(dir) {
   return readdirSync(dir).flatMap((n) => {
     const p = join(dir, n);
-    if (statSync(p).isDirectory()) return n === 'fixtures' ? [] : find(p);
+    if (statSync(p).isDirectory()) return n === 'fixtures' || p === join('test', 'install') ? [] : find(p);
     return n.endsWith('.test.mjs') ? [p] : [];
   });
 }

@@ -14,6 +14,7 @@ import { checkpointCommand } from './checkpoint.js';
 import { receiptsCommand } from './receipts.js';
 import { actionsCommand, approvalsCommand, auditCommand, keysCommand, policyCommand, reloadCommand, revokeCommand, statusCommand, verifyCommand } from './gate-commands.js';
 import { LaunchError, EXIT_LAUNCHER } from '../core/errors.js';
+import { loadAddon } from '../native/addon.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -35,6 +36,13 @@ for (const cmd of [program, ...commands.flatMap(all)]) {
   });
 }
 for (const cmd of commands) program.addCommand(cmd);
+// A missing or broken addon is said up front, in one line with its fix, whatever
+// the command. Doctor reports it among its checks; the MCP server (here and as
+// latchgate-mcp) never loads it: its calls go through the gate's socket, and
+// agents wait for its first answer.
+program.hook('preAction', (_program, action) => {
+  if (action.name() !== 'doctor' && !(action.name() === 'serve' && action.parent?.name() === 'mcp')) loadAddon();
+});
 
 try {
   await program.parseAsync(process.argv);

@@ -1,8 +1,20 @@
 // Allowlist entries: bare host names, or "*.example.com" for subdomains.
 import { isIP } from 'node:net';
+import { domainToASCII, domainToUnicode } from 'node:url';
 import { LaunchError } from '../core/errors.js';
 
 const LABEL = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/;
+
+/**
+ * An "xn--" label names a Unicode label only if it is that label's punycode:
+ * it decodes, and the decoded label encodes back to it. Checked here because
+ * Node's URL parser stopped checking it (Node 24 passes "xn--zz" through), so
+ * every Node version reads the same names.
+ */
+function isALabel(label: string): boolean {
+  const unicode = domainToUnicode(label);
+  return unicode !== '' && unicode !== label && domainToASCII(unicode) === label;
+}
 
 export function normalizeAllowHost(raw: string, source = '--allow-host'): string {
   const fail = (why: string) => {
@@ -30,6 +42,6 @@ export function normalizeAllowHost(raw: string, source = '--allow-host'): string
   }
   if (isIP(ascii) || /^[\d.]+$/.test(ascii) || /^[\d.]+$/.test(h)) fail('an IP address is not a host name (literal-IP egress is refused)');
   const labels = ascii.split('.');
-  if (labels.length < (wildcard ? 2 : 1) || !labels.every((l) => LABEL.test(l))) fail('not a valid host name');
+  if (labels.length < (wildcard ? 2 : 1) || !labels.every((l) => LABEL.test(l) && (!l.startsWith('xn--') || isALabel(l)))) fail('not a valid host name');
   return (wildcard ? '*.' : '') + ascii;
 }

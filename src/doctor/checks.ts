@@ -3,7 +3,7 @@
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { release, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadAddon } from '../native/addon.js';
+import { AddonError, loadAddon } from '../native/addon.js';
 import { errnoName, LaunchError } from '../core/errors.js';
 import { hostFacts, resolveIdentity } from '../sandbox/identity.js';
 import { buildSandboxPlan, readHardLimits } from '../sandbox/plan.js';
@@ -107,7 +107,15 @@ export async function runDoctor(): Promise<DoctorReport> {
   const checks: Check[] = [{ name: 'kernel', status: 'ok', detail: `Linux ${release()}, running as uid ${uid}` }];
   checks.push(...userNamespaceChecks(uid));
 
-  const abi = loadAddon().landlockAbi();
+  // Landlock's ABI and the live probe need the addon: without it there is no box to report on.
+  let abi: number;
+  try {
+    abi = loadAddon().landlockAbi();
+  } catch (e) {
+    if (!(e instanceof AddonError)) throw e;
+    checks.push({ name: 'native addon', status: 'fail', detail: e.problem, fix: e.fix });
+    return { checks, isolation: 'unavailable', landlockAbi: 0 };
+  }
   if (abi > 0) {
     checks.push({ name: 'Landlock', status: 'ok', detail: `ABI ${abi}${abi >= 4 ? ' (TCP rules available for --strict-net)' : ''}${abi >= 6 ? ', signal and abstract-socket scoping' : ''}` });
   } else {

@@ -2,8 +2,10 @@
 // generated from native/protocol.json (protocol.gen.ts).
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { LaunchError } from '../core/errors.js';
+import { shellWord } from '../core/shell-word.js';
 
 export { MSG, OP, STEP, STEP_NAMES } from './protocol.gen.js';
 
@@ -156,16 +158,67 @@ export interface NativeAddon {
 
 export const LOCK = { SH: 1, EX: 2, NB: 4, UN: 8 } as const;
 
+/** Every function of NativeAddon: an addon without one of them is from another version. */
+const FUNCTIONS: Record<keyof NativeAddon, true> = {
+  spawn: true,
+  landlockAbi: true,
+  setWinsize: true,
+  flock: true,
+  setXattr: true,
+  getXattr: true,
+  peerCred: true,
+  setTcpCongestion: true,
+  withFsIds: true,
+  openBeneath: true,
+  renameAt: true,
+  unlinkAt: true,
+  listDir: true,
+  linkedFiles: true,
+  openFlags: true,
+  relay: true,
+};
+
+/** The addon is missing or does not load: one line, with the command that fixes it. */
+export class AddonError extends LaunchError {
+  constructor(readonly problem: string, readonly fix: string) {
+    super(`${problem}: ${fix}`);
+    this.name = 'AddonError';
+  }
+}
+
+/**
+ * The command that puts a working addon back (scripts/build-addon.mjs: the
+ * prebuilt binary if it loads, else a build from source), for the way this
+ * copy of latchgate was installed.
+ */
+export function addonFix(root: string): string {
+  const parent = dirname(root);
+  if (basename(parent) !== 'node_modules') return `run \`npm run build\` in ${shellWord(root)}`;
+  const name = basename(root);
+  // npm -g --prefix P keeps its packages in P/lib/node_modules.
+  if (basename(dirname(parent)) === 'lib') return `run \`npm rebuild -g --prefix ${shellWord(dirname(dirname(parent)))} ${name}\``;
+  return `run \`npm rebuild ${name}\` in ${shellWord(dirname(parent))}`;
+}
+
 let cached: NativeAddon | undefined;
 
-/** Loads build/Release/latchgate.node from the package root. */
+/** Loads build/Release/latchgate.node from the package root; an AddonError says why it cannot. */
 export function loadAddon(): NativeAddon {
   if (cached) return cached;
   const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
   const path = join(root, 'build', 'Release', 'latchgate.node');
-  if (!existsSync(path)) {
-    throw new Error(`the native addon is not built (${path} is missing): run \`npm ci\` or \`make build\` in ${root}`);
+  const fix = addonFix(root);
+  if (!existsSync(path)) throw new AddonError(`the native addon is missing (${path})`, fix);
+  let addon: Partial<NativeAddon>;
+  try {
+    addon = createRequire(import.meta.url)(path) as Partial<NativeAddon>;
+  } catch (e) {
+    // dlopen's reason ("invalid ELF header", "undefined symbol: x"), without the path it repeats.
+    const why = (e instanceof Error ? e.message : String(e)).split('\n')[0]!.replace(`${path}: `, '');
+    throw new AddonError(`the native addon ${path} does not load (${why})`, fix);
   }
-  cached = createRequire(import.meta.url)(path) as NativeAddon;
+  const missing = Object.keys(FUNCTIONS).filter((f) => typeof addon[f as keyof NativeAddon] !== 'function');
+  if (missing.length > 0) throw new AddonError(`the native addon ${path} is from another version of latchgate (it has no ${missing.join(', ')})`, fix);
+  cached = addon as NativeAddon;
   return cached;
 }

@@ -18,8 +18,12 @@ import type { OwnPath } from './own-paths.js';
 import { insideOnDisk, mountTable, type MountEntry } from './mount-location.js';
 import { isInside } from '../core/paths.js';
 
-/** What a package outside an installed node_modules (a clone) runs or reads: code, addon, providers, definitions. */
-const PACKAGE_PARTS = ['package.json', 'dist', 'node_modules', 'build', 'providers', 'wit', 'profiles', 'definitions', 'policies'];
+/**
+ * What a package outside an installed node_modules (a clone) runs or reads:
+ * code, addon, providers, definitions; and the prebuilt addon (after `npm
+ * pack`), which `npm run build`, the repair an addon error names, would install.
+ */
+const PACKAGE_PARTS = ['package.json', 'dist', 'node_modules', 'build', 'prebuilds', 'providers', 'wit', 'profiles', 'definitions', 'policies'];
 
 const COMMANDS = { latchgate: 'dist/cli/main.js', 'latchgate-mcp': 'dist/cli/latchgate-mcp.js' };
 

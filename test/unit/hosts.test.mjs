@@ -19,6 +19,8 @@ test('accepts host names and normalizes them', () => {
   assert.equal(normalizeAllowHost('bücher.example'), 'xn--bcher-kva.example');
   assert.equal(normalizeAllowHost('*.bücher.example'), '*.xn--bcher-kva.example');
   assert.equal(normalizeAllowHost('xn--bcher-kva.example'), 'xn--bcher-kva.example');
+  assert.equal(normalizeAllowHost('XN--BCHER-KVA.example'), 'xn--bcher-kva.example');
+  assert.equal(normalizeAllowHost('*.xn--nxasmq6b.example'), '*.xn--nxasmq6b.example');
   const label63 = 'a'.repeat(63);
   assert.equal(normalizeAllowHost(`${label63}.com`), `${label63}.com`);
 });
@@ -51,6 +53,10 @@ const REFUSED = [
   [`x.${'b'.repeat(64)}`, /not a valid host name/],
   ['exa mple.com', /not a valid host name/],
   ['a_b.com', /not a valid host name/],
+  // "xn--" labels that are no label's punycode, whatever the Node version's URL parser lets through.
+  ['xn--zz.example.com', /not a valid host name/],
+  ['*.xn--zz.example.com', /not a valid host name/],
+  ['xn--.example.com', /not a valid host name/],
 ];
 
 for (const [input, why] of REFUSED) {

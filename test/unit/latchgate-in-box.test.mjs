@@ -63,3 +63,13 @@ test('a home workspace keeps Node\'s global folders in HOME read-only', () => {
   const dirs = HOME_PLACEHOLDERS.filter((r) => r.type === 'dir').map((r) => r.path);
   for (const d of ['.node_modules', '.node_libraries']) assert.ok(dirs.includes(d), d);
 });
+
+test('a clone\'s prebuilt addon (prebuilds/, made by npm pack) is the installation\'s: `npm run build`, the repair an addon error names, would install it', (t) => {
+  const { root, node } = layout(t);
+  mkdirSync(join(root, 'prebuilds', 'linux-x64'), { recursive: true });
+  mkdirSync(join(root, 'notes'));
+  const self = latchgateInBox([], {}, root, node);
+  assert.ok(self.packagePaths.includes(join(root, 'prebuilds')), self.packagePaths.join('\n'));
+  assert.ok(self.ro.includes(realpathSync(join(root, 'prebuilds'))));
+  assert.ok(!self.packagePaths.includes(join(root, 'notes')), 'other files of a clone stay the workspace\'s');
+});
