@@ -13,7 +13,10 @@
 // are the leaves of a Merkle tree (merkle-store.ts), grown in each append's
 // transaction.
 import { randomUUID } from 'node:crypto';
-import { canonicalize, sha256Hex } from '../crypto/jcs.js';
+import { canonicalize } from '../crypto/jcs.js';
+import { eventHash, indexedColumns } from './event-row.js';
+
+export { eventHash, indexedColumns, type IndexedColumns } from './event-row.js';
 import { immediate, openDb, type Db } from './db.js';
 import type { AuditEvent, AuditEventInput } from '../core/audit-event.js';
 import { EVENT_TYPES, checkEvent, eventTypesSelectedBy } from '../core/event-catalogue.js';
@@ -86,36 +89,6 @@ export function assertEventFits(input: unknown): void {
   if (!p) return;
   const guess = p.field === 'event_type' && p.event_type !== null ? nearest(p.event_type, EVENT_TYPES) : undefined;
   throw new EventRefusedError(`${p.message}${guess ? `; did you mean "${guess}"?` : ''}`, p.event_type, p.field);
-}
-
-/** The hash of one event's canonical JSON, as text or its UTF-8 bytes ("sha256:<hex>"). */
-export function eventHash(eventJson: string | Uint8Array): string {
-  // A string is hashed as its UTF-8 bytes, without a copy into a Buffer first.
-  return `sha256:${sha256Hex(eventJson)}`;
-}
-
-/** The columns of an event row that are derived from the event and indexed. */
-export interface IndexedColumns {
-  trace_id: string;
-  timestamp: string;
-  event_type: string;
-  principal: string | null;
-  session_id: string | null;
-  action_id: string | null;
-  decision: string | null;
-}
-
-/** The values of the indexed columns, as they must be derived from an event. */
-export function indexedColumns(event: AuditEvent): IndexedColumns {
-  return {
-    trace_id: event.trace_id,
-    timestamp: event.timestamp,
-    event_type: event.event_type,
-    principal: event.subject?.principal ?? null,
-    session_id: event.subject?.session_id ?? null,
-    action_id: event.action?.action_id ?? null,
-    decision: event.decision ?? null,
-  };
 }
 
 const SCHEMA = `

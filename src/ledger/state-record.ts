@@ -8,7 +8,8 @@
 // edited record is reported rather than believed.
 import type { EventType } from '../core/event-catalogue.js';
 import type { Db } from './db.js';
-import { eventHash } from './ledger.js';
+import { eventHash } from './event-row.js';
+import { recordType } from './verify-row.js';
 
 /** The events that record the revocation epoch (details.epoch). */
 export const EPOCH_RECORDS = ['admin_revoke_all', 'state_baseline'] as const satisfies readonly EventType[];
@@ -87,10 +88,6 @@ function parseEvent(json: string): Record<string, unknown> | undefined {
 }
 
 /** The type a row is looked up by: its event_json's event_type, or the column's when event_json names none. */
-const recordType = (event: unknown, column: string): string => {
-  const t = (event as { event_type?: unknown } | null | undefined)?.event_type;
-  return typeof t === 'string' ? t : column;
-};
 
 /**
  * What the chain walk of `latchgate verify` learnt of every row, so the state
@@ -105,15 +102,14 @@ export class ChainIndex {
   private readonly editedIds = new Set<number>();
   private last = -Infinity; // an attacker can store ids of 0 and below
 
-  /** One row, in ascending id order: its parsed event_json (undefined: not JSON) and whether its stored hash matched. */
-  add(row: { id: number; event_type: string }, event: unknown, hashMatches: boolean): void {
-    if (row.id <= this.last) throw new Error('internal: ChainIndex rows must come in ascending id order');
-    this.last = row.id;
-    const type = recordType(event, row.event_type);
+  /** One row, in ascending id order: its event_type column, its type (recordType of its event) and whether its stored hash matched. */
+  add(id: number, column: string, type: string, hashMatches: boolean): void {
+    if (id <= this.last) throw new Error('internal: ChainIndex rows must come in ascending id order');
+    this.last = id;
     let list = this.ids.get(type);
     if (!list) this.ids.set(type, (list = []));
-    list.push(row.id);
-    if (!hashMatches || row.event_type !== type) this.editedIds.add(row.id);
+    list.push(id);
+    if (!hashMatches || column !== type) this.editedIds.add(id);
   }
 
   *rowsOf(db: Db, types: readonly string[]): Generator<ChainedRow> {

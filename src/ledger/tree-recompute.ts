@@ -13,7 +13,7 @@ import { nodeMerkle } from '../crypto/merkle.js';
 
 // RFC 9162's leaf hash, SHA-256(0x00 || bytes), of an event's stored text: U+0000 is the one byte 0x00 in
 // UTF-8, so the text with it in front hashes to the same; crypto.hash (Node >= 20.12) encodes it without a Buffer.
-const leafHashOfText: (text: string) => Uint8Array =
+export const leafHashOfText: (text: string) => Uint8Array =
   typeof crypto.hash === 'function' ? (text) => crypto.hash('sha256', `\u0000${text}`, 'buffer') : (text) => nodeMerkle.leafHash(Buffer.from(text, 'utf8'));
 
 interface Range {
@@ -96,7 +96,12 @@ export class TreeRecompute {
 
   /** Adds the next leaf (its bytes: the event's stored event_json). */
   push(leaf: Uint8Array | string): void {
-    let hash = typeof leaf === 'string' ? leafHashOfText(leaf) : nodeMerkle.leafHash(leaf);
+    this.pushLeafHash(typeof leaf === 'string' ? leafHashOfText(leaf) : nodeMerkle.leafHash(leaf));
+  }
+
+  /** Adds the next leaf by its leaf hash (computed elsewhere, e.g. by a worker thread). */
+  pushLeafHash(leafHash: Uint8Array): void {
+    let hash = leafHash;
     let start = this.leaves;
     let len = 1;
     this.keep(0, start, hash);

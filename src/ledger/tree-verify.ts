@@ -132,7 +132,7 @@ export function checkCheckpoints(db: Db, keys: KeyStore, inputs: CheckpointInput
  * every event_json in id order, every one, inside the read transaction this
  * was started in, then finish().
  */
-export function checkpointCheck(db: Db, keys: KeyStore, inputs: CheckpointInputs = {}): { push(eventJson: string): void; finish(): CheckpointReport } {
+export function checkpointCheck(db: Db, keys: KeyStore, inputs: CheckpointInputs = {}): { push(eventJson: string): void; pushLeafHash(leafHash: Uint8Array): void; finish(): CheckpointReport } {
   const problems: CheckpointProblem[] = [];
   const problem = (p: CheckpointProblem) => problems.length < MAX_PROBLEMS && problems.push(p);
   const id = storedLedgerId(db);
@@ -285,7 +285,7 @@ export function checkpointCheck(db: Db, keys: KeyStore, inputs: CheckpointInputs
       problems: order(problems),
     };
   };
-  return { push: (json) => tree.push(json), finish };
+  return { push: (json) => tree.push(json), pushLeafHash: (h) => tree.pushLeafHash(h), finish };
 }
 
 const RANK: CheckpointProblemKind[] = ['origin', 'malformed', 'unknown_key', 'forged', 'edited', 'deleted', 'fork', 'truncated', 'rewritten', 'inconsistent', 'tree_mismatch'];

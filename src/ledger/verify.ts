@@ -31,15 +31,16 @@
 // show, events deleted at its end or the whole chain rewritten).
 // Verification writes nothing, neither in the database nor in the key store:
 // it works on a read-only copy.
-import { canonicalize, isCanonicalText } from '../crypto/jcs.js';
 import type { KeyStore } from '../keys/store.js';
 import { existsSync } from 'node:fs';
 import { openDbReadOnly, type Db } from './db.js';
-import { CHAIN_HASH_FORMAT, eventHash, indexedColumns, LedgerError, type IndexedColumns } from './ledger.js';
+import { CHAIN_HASH_FORMAT, eventHash, LedgerError } from './ledger.js';
 import type { AuditEvent } from '../core/audit-event.js';
 import { verifyReceipt, type ExecutionReceipt } from './receipt.js';
 import { ChainIndex, withChainIndex, type StateReport } from './state-record.js';
 import { checkpointCheck, type CheckpointInputs, type CheckpointReport } from './tree-verify.js';
+import { receiptNamed, ROW_COLUMNS, type NamedReceipt, type RawRow } from './verify-row.js';
+import { factsOf, verifyThreads } from './verify-pool.js';
 
 /** Compares the state kept outside the chain with the chain; only reads. */
 /** full: check the whole history too (verify), not only what a gate relies on now. */
@@ -98,12 +99,6 @@ export interface VerifyReport {
   checkpoints: CheckpointReport;
 }
 
-interface Row extends IndexedColumns {
-  id: number;
-  event_json: string;
-  hash: string;
-}
-
 interface PendingBreak {
   row: { id: number; trace_id: string };
   prev: { id: number; trace_id: string } | null;
@@ -112,32 +107,6 @@ interface PendingBreak {
   linked: unknown;
   /** Does the link from this row to the next (or chain_head) still hold? */
   nextLinkOk?: boolean;
-}
-
-/** What JSON.parse gave for a row's event_json (parsed once per row), or NOT_JSON. */
-const NOT_JSON = Symbol('not JSON');
-
-function contentProblem(row: Row, parsed: unknown, computed: string): string | null {
-  if (parsed === NOT_JSON) return 'event_json is not valid JSON: the event was edited';
-  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) return 'event_json is not an object: the event was edited';
-  const event = parsed as AuditEvent;
-  if (!isCanonicalText(row.event_json, event)) {
-    let canonical: string;
-    try {
-      canonical = canonicalize(event);
-    } catch (e) {
-      return `event_json cannot be canonicalised (${(e as Error).message}): the event was edited`;
-    }
-    if (canonical !== row.event_json) return 'event_json is not in canonical (JCS) form: it was edited outside the ledger';
-  }
-  if (computed !== row.hash) return 'the stored hash does not match event_json: the event was edited';
-  const cols = indexedColumns(event);
-  for (const col in cols) {
-    const want = cols[col as keyof IndexedColumns];
-    const have = row[col as keyof Row];
-    if (have !== want) return `column ${col} (${JSON.stringify(have)}) disagrees with event_json (${JSON.stringify(want)}): the row was edited`;
-  }
-  return null;
 }
 
 /** Walks the hash chain and checks every receipt. Read-only; never throws for tampering, only for a file that is not a ledger. */
@@ -200,23 +169,17 @@ function walk(db: Db, keys: KeyStore, name: string, stateChecker: StateChecker |
   const tree = checkpointCheck(db, keys, opts.checkpoints);
   const index = new ChainIndex();
 
-  const it = db
-    .prepare('SELECT id, trace_id, timestamp, event_type, principal, session_id, action_id, decision, event_json, hash FROM audit_events ORDER BY id')
-    .iterate() as IterableIterator<Row>;
-  for (const row of it) {
+  const rows = db.prepare(`SELECT ${ROW_COLUMNS} FROM audit_events ORDER BY id`).raw(true).iterate() as IterableIterator<RawRow>;
+  const maxId = (db.prepare('SELECT max(id) FROM audit_events').pluck().get() as number | null) ?? 0;
+  // The facts of each row alone (verify-row.ts), from worker threads on a large ledger; what links rows is checked here, in order.
+  for (const [raw, facts] of factsOf(rows, verifyThreads(maxId))) {
+    const [id, trace_id, , event_type, , , , , , hash] = raw;
+    const row = { id, trace_id };
     total++;
-    const computed = eventHash(row.event_json);
-    let parsed: unknown = NOT_JSON;
-    try {
-      parsed = JSON.parse(row.event_json);
-    } catch {
-      // contentProblem names it
-    }
-    const event = parsed !== NOT_JSON && parsed !== null && typeof parsed === 'object' ? (parsed as AuditEvent) : undefined;
-    tree.push(row.event_json);
-    index.add(row, parsed === NOT_JSON ? undefined : parsed, computed === row.hash);
-    const linked: unknown = event?.prev_hash;
-    const named = event ? receiptOf(row, event) : null;
+    const { computed, linked } = facts;
+    tree.pushLeafHash(facts.leaf);
+    index.add(id, event_type, facts.type, computed === hash);
+    const named = facts.named ? receiptOf(row, facts.named) : null;
     if (named) missingReceipts.push(named);
     if (awaitingNext && pending) {
       pending.nextLinkOk = linked === pending.computed;
@@ -225,14 +188,13 @@ function walk(db: Db, keys: KeyStore, name: string, stateChecker: StateChecker |
     const linkOk = linked === prevHash || (prev === null && linked === null);
     if (linkOk && prev !== null) links++;
     if (!first && !pending) {
-      const problem = contentProblem(row, parsed, computed);
-      if (problem) first = { id: row.id, trace_id: row.trace_id, reason: problem };
+      if (facts.problem) first = { id, trace_id, reason: facts.problem };
       else if (!linkOk) {
-        pending = { row: { id: row.id, trace_id: row.trace_id }, prev, prevHash, computed, linked };
+        pending = { row, prev, prevHash, computed, linked };
         awaitingNext = true;
       } else first = idGap(row, prev);
     }
-    prev = { id: row.id, trace_id: row.trace_id };
+    prev = row;
     prevHash = computed;
   }
   if (awaitingNext && pending) pending.nextLinkOk = chainHead === pending.computed;
@@ -267,7 +229,7 @@ function walk(db: Db, keys: KeyStore, name: string, stateChecker: StateChecker |
 /** The row whose computed hash is h (its stored hash must agree), if any. */
 function rowWithHash(db: Db, h: unknown): { id: number; trace_id: string } | null {
   if (typeof h !== 'string' || h === '') return null;
-  const rows = db.prepare('SELECT id, trace_id, event_json FROM audit_events WHERE hash = ? ORDER BY id').all(h) as Row[];
+  const rows = db.prepare('SELECT id, trace_id, event_json FROM audit_events WHERE hash = ? ORDER BY id').all(h) as { id: number; trace_id: string; event_json: string }[];
   const r = rows.find((x) => eventHash(x.event_json) === h);
   return r ? { id: r.id, trace_id: r.trace_id } : null;
 }
@@ -368,23 +330,15 @@ const parseObject = (json: string): Record<string, unknown> | null => {
   }
 };
 
-/** An event's execution.receipt_id and receipt_hash, when it names a receipt. */
-function receiptNamed(event: AuditEvent): { receipt_id: string; receipt_hash: unknown } | null {
-  const x = event.execution;
-  return x && typeof x === 'object' && typeof x.receipt_id === 'string' ? { receipt_id: x.receipt_id, receipt_hash: x.receipt_hash } : null;
-}
-
 /**
  * For each chained event that names a receipt: the receipt is there, of the
  * event's trace, with the result_hash the event recorded (a format-2 receipt
  * is always named with one; a format-1 receipt of an older ledger may be
  * named without). Returns the problem, or null.
  */
-function namedReceiptChecker(db: Db): (row: { id: number; trace_id: string }, event: AuditEvent) => { receipt_id: string; reason: string } | null {
+function namedReceiptChecker(db: Db): (row: { id: number; trace_id: string }, named: NamedReceipt) => { receipt_id: string; reason: string } | null {
   const get = db.prepare('SELECT receipt_id, grant_id, trace_id, receipt_json FROM receipts WHERE receipt_id = ?');
-  return (row, event) => {
-    const named = receiptNamed(event);
-    if (!named) return null;
+  return (row, named) => {
     const at = `event id=${row.id} (trace_id ${row.trace_id})`;
     const bad = (reason: string) => ({ receipt_id: named.receipt_id, reason });
     const r = get.get(named.receipt_id) as ReceiptRow | undefined;
