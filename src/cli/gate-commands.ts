@@ -208,7 +208,7 @@ export function verifyCommand(): Command {
   return common(new Command('verify').summary('verify the ledger: hash chain, receipts, signed checkpoints, intents without receipts, the state kept outside the chain'))
     .description(
       'Exit 0 when the ledger is intact, 2 when it is not (the first bad event is named; each receipt that fails its signature, that no chained event names, or that an event names but is missing or differs; each intent without a receipt that no event accounts for and no running gate holds; each table whose value differs from what the chain recorded: the revocation epoch, the policy data; and the first checkpoint problem: a checkpoint not signed by the checkpoint key history, a fork, events deleted or rewritten below a checkpoint, a checkpoint deleted from the table but kept in checkpoints.log). ' +
-        'With --checkpoint FILE (a signed checkpoint kept elsewhere), also proves that the ledger extends it. Writes nothing: works on a read-only or archived state directory.',
+        'With --checkpoint FILE (a signed checkpoint kept elsewhere), also proves that the ledger extends it. Writes nothing: works on a read-only or archived state directory. From 20 000 events on, the work on each event runs in worker threads, one per core up to 4 (LATCHGATE_VERIFY_THREADS=N sets the number; 0 verifies in one thread).',
     )
     .option('--checkpoint <file>', 'a signed checkpoint of this ledger kept elsewhere (`latchgate checkpoint` output, a file of a directory sink): the ledger must extend it')
     .option('--trusted-key <vkey>', 'the verifier key to check --checkpoint with (`latchgate checkpoint --print-key`, kept elsewhere); default: the checkpoint keys of the state directory, which its writers could have replaced')
