@@ -26,6 +26,7 @@ import { KeyStore } from '../dist/keys/store.js';
 import { TreeCheckpoints } from '../dist/ledger/tree-checkpoints.js';
 import { CheckpointPublisher, LogSink } from '../dist/ledger/checkpoint-sinks.js';
 import { checkCheckpoints, readCheckpointLog } from '../dist/ledger/tree-verify.js';
+import { verifyLedgerFile } from '../dist/ledger/verify.js';
 
 const ROUNDS = 5;
 const PER_ROUND = 2000;
@@ -186,6 +187,23 @@ async function verifyThroughput() {
   // The CPU time of the process: what a machine with a core to spare gives, whatever else ran meanwhile.
   const cpu = Math.min(...cpus);
   console.log(`  its CPU time (user + system, best of ${cpus.length})  ${cpu.toFixed(1)} s  ${Math.round(VERIFY_EVENTS / cpu)} events per CPU second`);
+  // In this process, the CPU time of the walk's own thread apart from the worker threads': on a machine with the
+  // cores free, the wall time is about the larger of the walk thread's time and all threads' time over the cores.
+  const threadCpu = () => {
+    const f = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100;
+  };
+  const keysDir = path.join(state, 'keys');
+  const c0 = threadCpu();
+  const p0 = process.cpuUsage();
+  const inProcess = verifyLedgerFile(path.join(state, 'ledger.sqlite3'), new KeyStore(keysDir), undefined, { checkpoints: { log: readCheckpointLog(path.join(state, 'checkpoints.log')) } });
+  const all = process.cpuUsage(p0);
+  if (!inProcess.intact) throw new Error('verify in process: not intact');
+  const walkCpu = threadCpu() - c0;
+  const allCpu = (all.user + all.system) / 1e6;
+  const cores = os.availableParallelism();
+  const free = Math.max(walkCpu, allCpu / cores);
+  console.log(`  in process: the walk's thread ${walkCpu.toFixed(1)} s CPU, all threads ${allCpu.toFixed(1)} s; with ${cores} free cores about ${free.toFixed(1)} s  ${Math.round(VERIFY_EVENTS / free)} events/s`);
   const db = openDbReadOnly(path.join(state, 'ledger.sqlite3'));
   const logText = readCheckpointLog(path.join(state, 'checkpoints.log'));
   t0 = process.hrtime.bigint();
