@@ -1,7 +1,9 @@
-// The user's global git configuration as host git itself reads it for the
-// workspace: `git config --global --includes --list`, so include.path and
-// every includeIf condition (gitdir:, onbranch:, hasconfig:) apply exactly as
-// they would for a commit there. It runs as the agent's user, with that
+// The user's global git configuration as host git itself reads it for a
+// commit in the workspace: `git config --list --includes --show-scope` there,
+// keeping the global scope (both ~/.config/git/config and ~/.gitconfig, which
+// `git config --global` would not both read), so include.path and every
+// includeIf condition (gitdir:, onbranch:, hasconfig:) apply exactly as they
+// would for a commit there. It runs as the agent's user, with that
 // user's HOME (and, for a launcher that is that user, its XDG_CONFIG_HOME and
 // GIT_CONFIG_GLOBAL). Listing the config runs no hook, alias, helper or
 // filter; a file that blocks the read (a FIFO) only costs the timeout.
@@ -39,17 +41,29 @@ export function findGit(): string | undefined {
   return undefined;
 }
 
-/** Splits `git config --null --list` output: records end in NUL, a key and its value are split by the first newline. */
-export function parseGitList(out: Buffer): { entries: GitListEntry[]; notUtf8: string[] } {
+/**
+ * Splits `git config --null --list` output: records end in NUL, a key and its
+ * value are split by the first newline. With --show-scope (scope given) each
+ * entry is preceded by a record naming its scope; only entries of that scope are kept.
+ */
+export function parseGitList(out: Buffer, scope?: string): { entries: GitListEntry[]; notUtf8: string[] } {
   const entries: GitListEntry[] = [];
   const notUtf8: string[] = [];
   const utf8 = new TextDecoder('utf-8', { fatal: true });
   let start = 0;
-  while (start < out.length) {
+  const next = () => {
     let end = out.indexOf(0, start);
     if (end < 0) end = out.length;
     const rec = out.subarray(start, end);
     start = end + 1;
+    return rec;
+  };
+  while (start < out.length) {
+    if (scope !== undefined && next().toString('latin1') !== scope) {
+      next();
+      continue;
+    }
+    const rec = next();
     const nl = rec.indexOf(0x0a);
     const keyBytes = nl < 0 ? rec : rec.subarray(0, nl);
     try {
@@ -61,7 +75,7 @@ export function parseGitList(out: Buffer): { entries: GitListEntry[]; notUtf8: s
   return { entries, notUtf8 };
 }
 
-/** The environment git gets: the user's own config locations only, messages in English (matched below). */
+/** The environment git gets: the user's own config locations only (no system config), messages in English. */
 function gitEnv(id: Identity, hostEnv: NodeJS.ProcessEnv): Record<string, string> {
   const env: Record<string, string> = { PATH: BOX_PATH, LC_ALL: 'C', GIT_CONFIG_NOSYSTEM: '1', GIT_TERMINAL_PROMPT: '0' };
   if (id.hostUid === 0) {
@@ -80,8 +94,8 @@ function gitEnv(id: Identity, hostEnv: NodeJS.ProcessEnv): Record<string, string
  */
 export function readHostGitConfig(id: Identity, workspace: string, hostEnv: NodeJS.ProcessEnv, git = findGit()): HostGitRead | null {
   if (!git) return null;
-  const from = `${git} config --global --includes --list, as ${id.user} (uid ${id.uid}) in ${workspace}`;
-  const r = spawnSync(git, ['config', '--global', '--includes', '--null', '--list'], {
+  const from = `${git} config --list --includes --show-scope (its global scope), as ${id.user} (uid ${id.uid}) in ${workspace}`;
+  const r = spawnSync(git, ['config', '--list', '--includes', '--show-scope', '--null'], {
     cwd: workspace,
     env: gitEnv(id, hostEnv),
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -96,10 +110,6 @@ export function readHostGitConfig(id: Identity, workspace: string, hostEnv: Node
     const problem = code === 'ETIMEDOUT' ? `host git did not answer within ${TIMEOUT_MS / 1000} s` : code === 'ENOBUFS' ? `its output is larger than ${MAX_BYTES} bytes` : r.error.message;
     return { ok: false, problem, from };
   }
-  if (r.status !== 0) {
-    // No global file at all: git's own "unable to read config file '…': No such file or directory".
-    if (/^fatal: unable to read config file .*: No such file or directory$/.test(stderr)) return { ok: true, entries: [], from, notUtf8: [] };
-    return { ok: false, problem: stderr || `host git exited with ${r.status ?? r.signal}`, from };
-  }
-  return { ok: true, from, ...parseGitList(r.stdout) };
+  if (r.status !== 0) return { ok: false, problem: stderr || `host git exited with ${r.status ?? r.signal}`, from };
+  return { ok: true, from, ...parseGitList(r.stdout, 'global') };
 }
