@@ -20,7 +20,7 @@ const CARRIED = [
 ] as const;
 const CARRIED_BY_LOWER = new Map<string, string>(CARRIED.map((k) => [k.toLowerCase(), k]));
 /** Signing needs the private key or an agent socket in the box: neither is handed over, so signing is off there. */
-const SIGNING = ['commit.gpgsign', 'tag.gpgsign'];
+const SIGNING = ['commit.gpgsign', 'tag.gpgsign', 'tag.forcesignannotated'];
 
 export interface BoxGitPlan {
   /** The generated global config in the box (GIT_CONFIG_GLOBAL); read-only. */
@@ -35,7 +35,7 @@ export interface BoxGitPlan {
   carried: string[];
   /** The other keys of the host's config, names only (a subsection, which may hold a URL with a token, as "*"). */
   leftOut: string[];
-  /** Whether the host's config signs commits or tags (commit.gpgsign, tag.gpgsign): the box does not. */
+  /** Whether the host's config signs commits or tags (commit.gpgsign, tag.gpgsign, tag.forceSignAnnotated): the box does not. */
   hostSigns: boolean;
   /** The line said at launch (LaunchOutput.note), when there is something to say. */
   note: string | null;
@@ -117,6 +117,6 @@ export function gitLaunchNote(p: Omit<BoxGitPlan, 'note'>, hasRepository: boolea
   if (p.problem) parts.push(`your git config could not be read (${p.problem}), so the box has no git identity`);
   else if (hasRepository) parts.push(identity.length > 0 ? `${identity.join(', ')} from your git config` : 'no identity in your git config (git will ask for one)');
   if (hasRepository) parts.push('git config cannot write there (read-only: "Device or resource busy" for .git/config, "Read-only file system" for --global): run it outside the box');
-  if (p.hostSigns) parts.push('commits and tags are not signed there (your commit.gpgsign/tag.gpgsign): no signing key or agent is handed to the box; sign them outside it');
+  if (p.hostSigns) parts.push('commits and tags are not signed there, though your config signs them: no signing key or agent is handed to the box; sign them outside it');
   return parts.length > 0 ? `git in the box: ${parts.join('; ')}` : null;
 }

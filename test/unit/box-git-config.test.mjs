@@ -110,6 +110,7 @@ test('signing: the host signs when commit.gpgsign or tag.gpgsign reads as true (
   for (const v of [null, 'true', 'YES', 'on', '1', '2k', ' true ']) assert.equal(signs([['commit.gpgsign', v]]), true, String(v));
   for (const v of ['false', 'no', 'off', '0', '', 'maybe']) assert.equal(signs([['commit.gpgsign', v]]), false, String(v));
   assert.equal(signs([['tag.gpgsign', 'true']]), true);
+  assert.equal(signs([['tag.forcesignannotated', 'yes']]), true);
   assert.equal(signs([['commit.gpgsign', 'true'], ['commit.gpgsign', 'false']]), false);
   assert.equal(signs([['gpg.format', 'ssh'], ['user.signingkey', 'k']]), false);
 });
