@@ -1,10 +1,10 @@
 // The user's global git configuration as host git itself reads it for a
-// commit in the workspace: `git config --list --includes --show-scope` there,
-// keeping the global scope (both ~/.config/git/config and ~/.gitconfig, which
-// `git config --global` would not both read), so include.path and every
-// includeIf condition (gitdir:, onbranch:, hasconfig:) apply exactly as they
-// would for a commit there. It runs as the agent's user, with that
-// user's HOME (and, for a launcher that is that user, its XDG_CONFIG_HOME and
+// commit in the workspace: `git config --list --includes --show-scope` run
+// there, of which the global scope is kept (~/.config/git/config and
+// ~/.gitconfig both, which `git config --global` would not both read), so
+// include.path and every includeIf condition (gitdir:, onbranch:, hasconfig:)
+// apply as they would. It runs as the agent's user, with that user's HOME
+// (and, for a launcher that is that user, its XDG_CONFIG_HOME and
 // GIT_CONFIG_GLOBAL). Listing the config runs no hook, alias, helper or
 // filter; a file that blocks the read (a FIFO) only costs the timeout.
 import { spawnSync } from 'node:child_process';
