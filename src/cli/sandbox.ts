@@ -163,6 +163,7 @@ function stderrIsTheAgentsTerminal(plan: SandboxPlan): boolean {
 function stderrOutput(live: boolean): LaunchOutput {
   return {
     degraded: (d) => process.stderr.write(`latchgate: WARNING: running degraded (${d}): asked for with ${DEGRADED_FLAG[d] ?? '--allow-degraded'}\n`),
+    note: (n) => process.stderr.write(`latchgate: ${n}\n`),
     warning: (w) => process.stderr.write(`latchgate: warning: ${w}\n`),
     hostExec: (f) => process.stderr.write(`latchgate: ${f.action === 'failed' ? 'DANGER: ' : ''}${f.message}\n`),
     stateFile: (r) => {

@@ -112,7 +112,7 @@ export function parseProfile(name: string, file: string, text: string): AgentPro
   const paths = new Set<string>();
   for (const [fname, f] of p.files) {
     const path = f.path;
-    if (!FILE_PATH.test(path) || BOX_RESERVED.has(path)) throw new LaunchError(`${file}: [files.${fname}] key "path": ${JSON.stringify(path)}: expected a file directly under /run/latchgate/ (not gate.sock, proxy.sock, state or git-excludes), e.g. "/run/latchgate/${fname}.json"`);
+    if (!FILE_PATH.test(path) || BOX_RESERVED.has(path)) throw new LaunchError(`${file}: [files.${fname}] key "path": ${JSON.stringify(path)}: expected a file directly under /run/latchgate/ (not gate.sock, proxy.sock, state, git-excludes or gitconfig), e.g. "/run/latchgate/${fname}.json"`);
     if (paths.has(path)) throw new LaunchError(`${file}: [files.${fname}] key "path": ${path} is already the path of another file`);
     paths.add(path);
     if (f.env !== undefined && !/^[A-Za-z_][A-Za-z0-9_]*$/.test(f.env)) throw new LaunchError(`${file}: [files.${fname}] key "env": expected a variable name, e.g. "OPENCODE_CONFIG"`);

@@ -9,12 +9,14 @@ export const BOX_PROXY_SOCKET = `${BOX_RUN_DIR}/proxy.sock`;
 export const BOX_STATE_DIR = `${BOX_RUN_DIR}/state`;
 /** The generated git excludes file that hides placeholders from git in the box. */
 export const BOX_GIT_EXCLUDES = `${BOX_RUN_DIR}/git-excludes`;
+/** The generated global git config (the user's identity and safe settings; GIT_CONFIG_GLOBAL names it). */
+export const BOX_GIT_CONFIG = `${BOX_RUN_DIR}/gitconfig`;
 /** The commands that run latchgate itself in the box (`latchgate`, `latchgate-mcp`). */
 export const BOX_BIN_DIR = `${BOX_RUN_DIR}/bin`;
 /** The gate's MCP server as an agent's configuration in the box names it. */
 export const BOX_MCP_COMMAND = `${BOX_BIN_DIR}/latchgate-mcp`;
 /** Names under BOX_RUN_DIR a profile's generated files may not take. */
-export const BOX_RESERVED_PATHS: readonly string[] = [BOX_GATE_SOCKET, BOX_PROXY_SOCKET, BOX_STATE_DIR, BOX_GIT_EXCLUDES, BOX_BIN_DIR];
+export const BOX_RESERVED_PATHS: readonly string[] = [BOX_GATE_SOCKET, BOX_PROXY_SOCKET, BOX_STATE_DIR, BOX_GIT_EXCLUDES, BOX_GIT_CONFIG, BOX_BIN_DIR];
 
 /** The HTTPS CONNECT proxy on the box's loopback. */
 export const BOX_PROXY_PORT = 3128;

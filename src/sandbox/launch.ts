@@ -20,6 +20,7 @@ import { DenialSummary, type DenialNotice } from './denials.js';
 import type { BoxGate } from './box-gate.js';
 import type { GitFinding } from './git-check.js';
 import { hostHomes } from './home-workspace.js';
+import { readHostGitConfig } from './host-git-config.js';
 import { hostFacts, resolveIdentity } from './identity.js';
 import { agentSettings, workspaceOf, type LaunchFlags, type ProfileLoader } from './launch-config.js';
 import { installOwnPaths, latchgateInBox, refuseLinkedInstall, refuseUnreadableInstall, refuseWritableModulePaths } from './latchgate-in-box.js';
@@ -169,6 +170,7 @@ async function build<G extends BoxGate | undefined>(
         allowRelativePath: f.allowRelativePath ?? false,
         trustLinkedInstall: f.trustLinkedInstall ?? false,
         baselineDir: setup.runtimeDir,
+        hostGit: readHostGitConfig(identity, wsReal, process.env),
         limits: { nofile: f.rlimitNofile ?? file.limits.nofile, nproc: f.rlimitNproc ?? file.limits.nproc, tmpSize: f.tmpSize ?? file.limits.tmpSize },
         listenPorts: egress?.listenPorts ?? [],
         dns: true,
@@ -197,6 +199,8 @@ async function build<G extends BoxGate | undefined>(
 export interface LaunchOutput {
   /** Before the box starts: a weaker mode it runs in, asked for by name. */
   degraded(mode: string): void;
+  /** Before the box starts: how the box differs from the host where the user would not expect it (git's config). */
+  note(message: string): void;
   /** After it exits: something the user should know that did not stop the run. */
   warning(message: string): void;
   /** Something the box left that the host would run, and what was done about it. */
@@ -240,6 +244,7 @@ export async function runLaunch(l: Launch, out: LaunchOutput): Promise<LaunchOut
       gate.sandboxDegraded = true;
       await events.sandboxDegraded(plan.degraded, plan.workspace);
     }
+    if (plan.git.note) out.note(plan.git.note);
     if (l.egress) {
       const { BoxEgress } = await import('./box-egress.js');
       exits = new BoxEgress(l.egress, exit);

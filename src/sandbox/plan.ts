@@ -17,7 +17,9 @@ import type { ProtectRequest } from '../config/box-requests.js';
 import { describeSeccompFilter, hostSeccompArch } from './seccomp-filter.js';
 import { checkTmpSize } from './tmp-budget.js';
 import { planStateFileMounts, type PlannedStateFiles } from './state-files.js';
-import { BOX_BIN_DIR, BOX_DNS_ADDRESS, BOX_DNS_PORT, BOX_GATE_SOCKET, BOX_MCP_COMMAND, BOX_GIT_EXCLUDES, BOX_PROXY_SOCKET, BOX_RUN_DIR } from '../core/box.js';
+import { BOX_BIN_DIR, BOX_DNS_ADDRESS, BOX_DNS_PORT, BOX_GATE_SOCKET, BOX_MCP_COMMAND, BOX_GIT_CONFIG, BOX_GIT_EXCLUDES, BOX_PROXY_SOCKET, BOX_RUN_DIR } from '../core/box.js';
+import { boxGitConfig, gitLaunchNote, type BoxGitPlan } from './box-git-config.js';
+import type { HostGitRead } from './host-git-config.js';
 import { isInside } from '../core/paths.js';
 
 export const BOX_HOSTNAME = 'latchgate';
@@ -73,6 +75,8 @@ export interface SandboxOptions {
   stateFiles?: PlannedStateFiles;
   /** The launcher's own directory (runtime dir) for the record boxes sharing a workspace compare with (baseline.ts). */
   baselineDir?: string;
+  /** The user's global git config as host git read it (host-git-config.ts); null or absent: none (the box's is then empty). */
+  hostGit?: HostGitRead | null;
 }
 
 export interface HostFacts {
@@ -108,6 +112,8 @@ export interface SandboxPlan {
   /** What the after-run check compares with: git's surface at launch (git-check.ts). */
   hostExec: { trustNewRepos: boolean; homeWorkspace: string[]; git: GitSnapshot; baselineFile: string | null };
   stateFiles: PlannedStateFiles | null;
+  /** The box's global git config: what it carries of the user's, and the line said at launch (box-git-config.ts). */
+  git: BoxGitPlan;
   landlock: LandlockPlan & { status: 'enforced' | 'degraded-unavailable' };
   seccomp: ReturnType<typeof describeSeccompFilter>;
   rlimits: RlimitEntry[];
@@ -296,7 +302,8 @@ export function buildSandboxPlan(o: SandboxOptions, h: HostFacts): SandboxPlan {
   for (const e of ETC_ENTRIES) mirrorHostPath(m, `/etc/${e}`, 'read', 'system configuration');
   m.write('/etc/passwd', renderPasswd(id));
   m.write('/etc/group', renderGroup(id));
-  m.write('/etc/hosts', '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n');
+  // The box's own name resolves from the file, as git does when it guesses an identity: never a refused DNS query.
+  m.write('/etc/hosts', `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.0.1\t${BOX_HOSTNAME}\n`);
   m.write('/etc/hostname', `${BOX_HOSTNAME}\n`);
   if (o.dns) m.write('/etc/resolv.conf', RESOLV_CONF);
   m.special('proc', '/proc', 'proc');
@@ -316,6 +323,9 @@ export function buildSandboxPlan(o: SandboxOptions, h: HostFacts): SandboxPlan {
     m.write(f.path, f.content, 0o444);
     m.rule(f.path, 'read', true);
   }
+  const gitConfig = boxGitConfig(o.hostGit ?? null);
+  m.write(BOX_GIT_CONFIG, gitConfig.content, 0o444);
+  m.rule(BOX_GIT_CONFIG, 'read', true);
   for (const b of o.self?.bin ?? []) m.write(`${BOX_BIN_DIR}/${b.name}`, b.content, 0o555);
   if (o.self) m.rule(BOX_BIN_DIR, 'read-exec');
   // A socket must stay writable to be connected to.
@@ -350,6 +360,11 @@ export function buildSandboxPlan(o: SandboxOptions, h: HostFacts): SandboxPlan {
     if (!t.bind) m.budgetDir(t.path, t.path === '/tmp' ? 0o1777 : 0o700, 'rw', t.flag);
     else m.bind(t.bind.src, t.path, t.bind.readonly, t.bind.readonly ? 'read-exec' : 'rw', t.flag);
   }
+  // ~/.gitconfig in the box's own HOME leads to the generated config too (for git run without our
+  // environment); never where HOME, or that name, shows the host's.
+  const homeGitConfig = join(id.home, '.gitconfig');
+  const ownHome = trees.some((t) => t.path === id.home && !t.bind) && !trees.some((t) => t.bind && isInside(t.path, homeGitConfig));
+  if (ownHome) m.symlink(homeGitConfig, BOX_GIT_CONFIG);
 
   const writable = [workspace, ...rw];
   refuseWritablePathRoots(h.env.PATH, [{ path: workspace, flag: '--workspace' }, ...rw.map((p) => ({ path: p, flag: '--rw' }))]);
@@ -399,6 +414,10 @@ export function buildSandboxPlan(o: SandboxOptions, h: HostFacts): SandboxPlan {
   Object.assign(env, o.extraEnv ?? {});
   // git in the box does not see the placeholders (--pass-env refuses GIT_CONFIG*, so these are ours alone).
   if (excludes) Object.assign(env, { GIT_CONFIG_COUNT: '1', GIT_CONFIG_KEY_0: 'core.excludesFile', GIT_CONFIG_VALUE_0: BOX_GIT_EXCLUDES });
+  // Its global config is the generated one, whatever HOME shows (a home workspace shows the host's).
+  env.GIT_CONFIG_GLOBAL = BOX_GIT_CONFIG;
+  const gitPlan = { ...gitConfig.plan, homeLink: ownHome ? homeGitConfig : null };
+  const git: BoxGitPlan = { ...gitPlan, note: gitLaunchNote(gitPlan, protection.git.gitDirs.length > 0) };
   Object.assign(env, o.egress?.env ?? {});
   if (o.gate) Object.assign(env, boxGateEnv(o.gate.publicBaseUrl));
   const argv = o.command.length > 0 ? o.command : [id.shell];
@@ -434,6 +453,7 @@ export function buildSandboxPlan(o: SandboxOptions, h: HostFacts): SandboxPlan {
     protectedPaths,
     hostExec: { trustNewRepos: o.trustNewRepos ?? false, homeWorkspace: homes, git: protection.git, baselineFile: o.baselineDir ? baselineFile(o.baselineDir, writable) : null },
     stateFiles,
+    git,
     landlock: { ...ll, status: landlockAbi > 0 ? 'enforced' : 'degraded-unavailable' },
     seccomp: describeSeccompFilter(hostSeccompArch()),
     rlimits,

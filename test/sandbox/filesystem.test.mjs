@@ -374,7 +374,7 @@ p legit:read-zero read /dev/zero
       for (const l of hosts) {
         const [addr, ...names] = l.split(/\s+/);
         assert.ok(['127.0.0.1', '::1'].includes(addr), `hosts line not loopback: ${l}`);
-        for (const n of names) assert.match(n, /^(localhost|ip6-localhost|ip6-loopback)$/, `hosts name: ${l}`);
+        for (const n of names) assert.match(n, /^(localhost|ip6-localhost|ip6-loopback|latchgate)$/, `hosts name: ${l}`);
       }
       assert.ok(hosts.some((l) => /^127\.0\.0\.1\s+localhost\b/.test(l)), 'localhost resolves to 127.0.0.1');
       assert.equal(sec.hostname, 'latchgate');
@@ -401,7 +401,7 @@ p legit:read-zero read /dev/zero
       assert.deepEqual(lines(sec.run), ['latchgate'], 'entries of /run');
       assert.equal(sec.home, expectedHome(), 'HOME inside');
       assert.deepEqual(lines(sec.homeparent), [path.basename(expectedHome())], `entries of ${path.dirname(expectedHome())}`);
-      assert.deepEqual(lines(sec.homelist), [], 'HOME starts empty');
+      assert.deepEqual(lines(sec.homelist), ['.gitconfig'], 'HOME starts empty but for the link to the generated git config');
     });
 
     // ---- 2. writes outside the roots ------------------------------------

@@ -363,8 +363,8 @@ for (const mode of MODES) {
         HISTFILE: '/tmp/hist',
       };
       const parseEnv = (out) => Object.fromEntries(out.split('\n').filter(Boolean).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
-      // GIT_CONFIG_*: latchgate's own, hiding its placeholders from git in the box (core.excludesFile).
-      const base = ['COLORTERM', 'GIT_CONFIG_COUNT', 'GIT_CONFIG_KEY_0', 'GIT_CONFIG_VALUE_0', 'HOME', 'LANG', 'LATCHGATE_PUBLIC_URL', 'LATCHGATE_SANDBOX', 'LATCHGATE_SOCKET', 'LATCHGATE_URL', 'LATCHGATE_WORKSPACE', 'LC_TIME', 'LOGNAME', 'PATH', 'SHELL', 'TERM', 'USER'];
+      // GIT_CONFIG_*: latchgate's own, hiding its placeholders from git in the box (core.excludesFile) and naming its generated global config.
+      const base = ['COLORTERM', 'GIT_CONFIG_COUNT', 'GIT_CONFIG_GLOBAL', 'GIT_CONFIG_KEY_0', 'GIT_CONFIG_VALUE_0', 'HOME', 'LANG', 'LATCHGATE_PUBLIC_URL', 'LATCHGATE_SANDBOX', 'LATCHGATE_SOCKET', 'LATCHGATE_URL', 'LATCHGATE_WORKSPACE', 'LC_TIME', 'LOGNAME', 'PATH', 'SHELL', 'TERM', 'USER'];
 
       const plain = await runBox(mode, { workspace: ws, env: hostEnv, cmd: ['/usr/bin/env'] });
       assert.equal(plain.code, 0, plain.stderr);
@@ -383,6 +383,7 @@ for (const mode of MODES) {
       assert.equal(env.LATCHGATE_SANDBOX, '1');
       assert.equal(env.LATCHGATE_WORKSPACE, realpathSync(ws));
       assert.deepEqual([env.GIT_CONFIG_COUNT, env.GIT_CONFIG_KEY_0, env.GIT_CONFIG_VALUE_0], ['1', 'core.excludesFile', '/run/latchgate/git-excludes']);
+      assert.equal(env.GIT_CONFIG_GLOBAL, '/run/latchgate/gitconfig');
       assert.equal(env.LATCHGATE_SOCKET, '/run/latchgate/gate.sock');
       assert.equal(env.LATCHGATE_URL, 'unix:///run/latchgate/gate.sock');
       assert.equal(env.TERM, 'xterm-256color');

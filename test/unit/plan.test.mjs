@@ -512,3 +512,39 @@ test('key files: a directory that is, or holds, the workspace or a mount root is
   linkSync(join(other, 'k'), join(other, 'k2'));
   assertLaunchError(() => buildSandboxPlan(options(ws, { keyFiles: [{ path: join(other, 'k'), what: 'a file: key' }] }), facts()), LaunchError, 'has 2 hard links', 'keep one name');
 });
+
+test("git: the generated global config is read-only under /run/latchgate, GIT_CONFIG_GLOBAL names it, the private HOME's ~/.gitconfig leads to it; never where HOME shows the host's", (t) => {
+  const base = tempDir(t);
+  const home = join(base, 'home/alice');
+  const ws = join(home, 'project');
+  mkdirSync(join(ws, '.git'), { recursive: true });
+  writeFileSync(join(ws, '.git', 'HEAD'), 'ref: refs/heads/main\n');
+  mkdirSync(join(ws, '.git', 'objects'));
+  mkdirSync(join(ws, '.git', 'refs'));
+  const hostGit = { ok: true, from: 'test', notUtf8: [], entries: [{ key: 'user.name', value: 'Ada' }, { key: 'credential.helper', value: 'store' }] };
+  const plan = buildSandboxPlan(options(ws, { hostGit }), facts({ identity: identity({ home }) }));
+  const file = plan.mounts.find((e) => e.kind === 'write' && e.path === '/run/latchgate/gitconfig');
+  assert.equal(file.mode, 0o444);
+  assert.match(file.content, /\n\[user\]\n\tname = "Ada"\n$/);
+  assert.ok(!file.content.includes('store'));
+  assert.ok(plan.landlock.paths.some((p) => p.path === '/run/latchgate/gitconfig' && p.class === 'read'), 'Landlock: read only');
+  assert.equal(plan.env.GIT_CONFIG_GLOBAL, '/run/latchgate/gitconfig');
+  const link = idx(plan.mounts, (e) => e.kind === 'symlink' && e.path === join(home, '.gitconfig'));
+  assert.ok(link > idx(plan.mounts, budgetDirAt(home)), '~/.gitconfig made inside the private HOME');
+  assert.equal(plan.mounts[link].target, '/run/latchgate/gitconfig');
+  assert.deepEqual({ ...plan.git, note: undefined }, { globalConfig: '/run/latchgate/gitconfig', homeLink: join(home, '.gitconfig'), readFrom: 'test', problem: null, carried: ['user.name'], leftOut: ['credential.helper'], hostSigns: false, note: undefined });
+  assert.match(plan.git.note, /^git in the box: user\.name from your git config; git config cannot write there/, 'a repository in the workspace: the note says why config writes fail');
+  assert.match(plan.mounts.find((e) => e.kind === 'write' && e.path === '/etc/hosts').content, /^127\.0\.0\.1\tlatchgate$/m, "the box's own name resolves from /etc/hosts");
+
+  // No host read (no git on the host): an empty config all the same, so the host's is never read in the box.
+  const none = buildSandboxPlan(options(ws), facts({ identity: identity({ home }) }));
+  assert.equal(none.env.GIT_CONFIG_GLOBAL, '/run/latchgate/gitconfig');
+  assert.deepEqual(none.git.carried, []);
+  assert.equal(none.git.note, null);
+
+  // HOME shown from the host (an explicit --rw of it): no link is made there, the variable still names the generated file.
+  const bound = buildSandboxPlan(options(ws, { rw: [home], hostGit }), facts({ identity: identity({ home }) }));
+  assert.ok(!bound.mounts.some((e) => e.kind === 'symlink' && e.path.endsWith('/.gitconfig')));
+  assert.equal(bound.git.homeLink, null);
+  assert.equal(bound.env.GIT_CONFIG_GLOBAL, '/run/latchgate/gitconfig');
+});
