@@ -30,11 +30,13 @@ const { versions: VERSIONS } = JSON.parse(readFileSync(join(ROOT, 'scripts', 'no
  * V8's JS->Wasm calls, jco components), the URL parser's host names (IDN:
  * Node 24's lets invalid punycode through), WebCrypto and jose, Node's HTTP
  * client and server under the gate and the SDK, the splice relay's thread,
+ * the verifier's worker threads (SharedArrayBuffer, Atomics.wait),
  * and real boxes (root and unprivileged, network and terminal).
  */
 export const CI_TESTS = [
   'test/unit/native-contract.test.mjs',
   'test/unit/ledger-chain.test.mjs',
+  'test/unit/verify-threads.test.mjs',
   'test/unit/policy-cedar.test.mjs',
   'test/unit/wasm-call-deopt.test.mjs',
   'test/unit/hosts.test.mjs',
