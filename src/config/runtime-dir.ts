@@ -47,7 +47,7 @@ export function checkFallbackRuntimeDir(dir: string, uid: number, create: boolea
   }
   if (!st) return; // missing and not to be made: no gate listens there
   const refuse = (what: string, fix: string) => {
-    throw new LaunchError(`runtime directory ${dir} (used because XDG_RUNTIME_DIR is unset) ${what}, so another user could own the gate's sockets: refused; ${fix} ${FIX}`);
+    throw new LaunchError(`runtime directory ${dir} (used because XDG_RUNTIME_DIR is unset) ${what}, so another user could own or swap the gate's sockets: refused; ${fix} ${FIX}`);
   };
   if (st.isSymbolicLink()) refuse('is a symlink', `remove it (rm ${dir}) if you did not make it,`);
   if (!st.isDirectory()) refuse('is not a directory', `remove it (rm ${dir}) if you did not make it,`);
