@@ -14,7 +14,7 @@ import { LOCK, loadAddon } from '../native/addon.js';
 /** `latchgate up` exits with this when another `up` serves the same sockets or state. */
 export const EXIT_GATE_RUNNING = 4;
 
-export const UP_LOCK = 'up.lock';
+const UP_LOCK = 'up.lock';
 
 /** What a running `up` writes in its lock files. */
 export interface UpLockInfo {
