@@ -61,8 +61,6 @@ export function upCommand(): Command {
         http = buildGateApp({ service: opened.gate, role: 'client', identify, identifyEveryRequest: true, peer: () => 'http', prove: tokenPeer(opened.ctx.tokens) });
         await http.listen(listen);
       }
-      const info = { status: 'ready', client_socket: s.clientSocket, admin_socket: s.adminSocket, state_dir: s.stateDir, http: exposed ?? null, actions: opened.ctx.registry.list().length, policy_engine: opened.ctx.policy.kind, secrets: opened.secretSources };
-      process.stdout.write(o.json ? JSON.stringify(info) + '\n' : `latchgate gate ready: ${info.actions} actions, clients on ${s.clientSocket}, operators on ${s.adminSocket}${exposed ? `, http on ${exposed}` : ''}; ledger in ${s.stateDir}; secrets from ${info.secrets}\n`);
       const stop = async () => {
         await Promise.allSettled([client.close(), admin.close(), http?.close()]);
         await opened.finalCheckpoint();
@@ -71,5 +69,8 @@ export function upCommand(): Command {
       };
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
+      // Ready is said only once a stop signal is handled: whoever waits for the line may stop the gate at once.
+      const info = { status: 'ready', client_socket: s.clientSocket, admin_socket: s.adminSocket, state_dir: s.stateDir, http: exposed ?? null, actions: opened.ctx.registry.list().length, policy_engine: opened.ctx.policy.kind, secrets: opened.secretSources };
+      process.stdout.write(o.json ? JSON.stringify(info) + '\n' : `latchgate gate ready: ${info.actions} actions, clients on ${s.clientSocket}, operators on ${s.adminSocket}${exposed ? `, http on ${exposed}` : ''}; ledger in ${s.stateDir}; secrets from ${info.secrets}\n`);
     });
 }
