@@ -14,6 +14,7 @@ import { closest } from '../config/suggest.js';
 import { canonicalHash, canonicalize } from '../crypto/jcs.js';
 import { displayJson, displayLines, displayText, safeJson, safeJsonText } from './safe-text.js';
 import { actionLines } from './action-view.js';
+import { textTable } from '../core/text-table.js';
 import { policyReplayCommand, policyTestCommand } from './policy-tools.js';
 import { budgetLines, budgetReport, type BudgetReport } from '../gate/budget-report.js';
 import { ROTATION_WAIT_DEFAULT_SECONDS, ROTATION_WAIT_MAX_SECONDS, type RotationReport } from '../gate/rotation.js';
@@ -145,7 +146,7 @@ export function actionsCommand(): Command {
         print(o, a, () => actionLines(a as Parameters<typeof actionLines>[0]).join('\n'));
       } else {
         const list = g.gate.listActions();
-        print(o, list, () => list.map((a) => `${String(a.action_id).padEnd(24)} ${String(a.version).padEnd(8)} ${String(a.risk_level).padEnd(9)} ${(a.declared_side_effects as string[]).join(',')}`).join('\n'));
+        print(o, list, () => (list.length === 0 ? 'no actions' : textTable(['ACTION_ID', 'VERSION', 'RISK_LEVEL', 'DECLARED_SIDE_EFFECTS'], list.map((a) => [displayText(a.action_id), displayText(a.version), displayText(a.risk_level), (a.declared_side_effects as string[]).map(displayText).join(', ')]))));
       }
     });
   });
@@ -288,7 +289,7 @@ export function approvalsCommand(): Command {
   c.addCommand(common(new Command('list').summary('pending approvals (newest first)')).option('--all', 'include decided ones').option('-l, --limit <n>', 'at most N', '50').action(async (o: Out & { all?: boolean; limit: string }) => {
     await withGate(o, (g) => {
       const list = g.gate.admin.approvals({ status: o.all ? 'all' : 'pending', limit: Number(o.limit) });
-      print(o, list, () => (list.length === 0 ? 'no approvals' : list.map((a) => `${displayText(a.approval_id)}  ${displayText(a.status).padEnd(9)} ${displayText(a.action_id).padEnd(22)} ${displayText(a.principal)}  expires ${displayText(a.expires_at)}`).join('\n')));
+      print(o, list, () => (list.length === 0 ? 'no approvals' : textTable(['APPROVAL_ID', 'STATUS', 'ACTION_ID', 'PRINCIPAL', 'EXPIRES_AT'], list.map((a) => [a.approval_id, a.status, a.action_id, a.principal, a.expires_at].map(displayText)))));
     });
   }));
   c.addCommand(common(new Command('show').summary('one approval with its plan')).argument('<id>').action(async (id: string, o: Out) => {
@@ -346,7 +347,7 @@ export function policyCommand(): Command {
   c.addCommand(common(new Command('list').summary('every principal with grants')).action(async (o: Out) => {
     await withGate(o, (g) => {
       const r = g.ctx.policyStore.list();
-      print(o, r, () => (r.length === 0 ? 'no grants (everything is denied)' : r.map((e) => JSON.stringify(e)).join('\n')));
+      print(o, r, () => (r.length === 0 ? 'no grants (everything is denied)' : textTable(['PRINCIPAL', 'ALLOWED_ACTIONS', 'ALLOWED_SINKS', 'INHERITS_WILDCARD'], r.map((e) => [displayText(e.principal), e.allowed_actions.map(displayText).join(', '), e.allowed_sinks.map(displayText).join(', '), e.inherits_wildcard ? 'yes' : 'no']))));
     });
   }));
   c.addCommand(policyReplayCommand());

@@ -21,7 +21,27 @@ const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.ur
 const program = new Command('latchgate')
   .description('Execution security kernel for AI agents: run them in a box whose only exits latchgate serves and records.')
   .version(pkg.version)
-  .enablePositionalOptions();
+  .enablePositionalOptions()
+  .addHelpText(
+    'after',
+    [
+      '',
+      'Files:',
+      '  $XDG_CONFIG_HOME/latchgate   configuration (latchgate.toml)',
+      '  $XDG_STATE_HOME/latchgate    the ledger and keys',
+      "  $XDG_RUNTIME_DIR/latchgate   the gate's sockets; without XDG_RUNTIME_DIR,",
+      '                               /tmp/latchgate-<uid>, made mode 0700 and refused',
+      "                               (exit 125) when it is a symlink, another user's,",
+      '                               or open to others',
+      '',
+      'Exit status:',
+      '  0    done',
+      '  1    no command given (this help, on stderr, as git does; --help prints it',
+      '       on stdout and exits 0); the same for a command group without its subcommand',
+      '  125  a usage error, or latchgate itself failed',
+      "  a command's own codes are in its --help (sandbox: the command's status)",
+    ].join('\n'),
+  );
 
 const sandbox = sandboxCommand().passThroughOptions();
 const commands = [sandbox, profilesCommand(), trustCommand(), upCommand(), statusCommand(), doctorCommand(), actionsCommand(), auditCommand(), verifyCommand(), checkpointCommand(), revokeCommand(), reloadCommand(), approvalsCommand(), policyCommand(), keysCommand(), tokensCommand(), providersCommand(), mcpCommand(), secretsCommand(), receiptsCommand()];
@@ -48,8 +68,9 @@ try {
   await program.parseAsync(process.argv);
 } catch (e) {
   if (e instanceof CommanderError) {
-    const ok = e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help';
-    process.exitCode = ok ? 0 : EXIT_LAUNCHER;
+    // Help asked for, and the version: 0. Help because a command was missing: 1 (commander's code for it), as git does.
+    const ok = e.code === 'commander.helpDisplayed' || e.code === 'commander.version';
+    process.exitCode = ok ? 0 : e.code === 'commander.help' ? e.exitCode : EXIT_LAUNCHER;
   } else if (e instanceof LaunchError) {
     process.stderr.write(`latchgate: ${e.message}\n`);
     process.exitCode = e.exitCode;

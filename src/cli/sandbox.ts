@@ -3,6 +3,7 @@ import { fstatSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { listProfiles } from '../config/profiles.js';
 import { LaunchError } from '../core/errors.js';
+import { textTable } from '../core/text-table.js';
 import { launchSetup, profileView, type LaunchFlags } from '../sandbox/launch-config.js';
 import { planLaunch, prepareLaunch, runLaunch, type LaunchOutput } from '../sandbox/launch.js';
 import type { SandboxPlan } from '../sandbox/plan.js';
@@ -108,10 +109,7 @@ export function profilesCommand(): Command {
         process.stdout.write(JSON.stringify(all, null, 2) + '\n');
         return;
       }
-      const w = Math.max(...all.map((p) => p.name.length));
-      for (const p of all) {
-        process.stdout.write(`${p.name.padEnd(w)}  ${p.command.join(' ')}${p.aliases.length ? `  (aliases: ${p.aliases.join(', ')})` : ''}  ${p.description}\n`);
-      }
+      process.stdout.write(textTable(['NAME', 'COMMAND', 'ALIASES', 'DESCRIPTION'], all.map((p) => [p.name, p.command.join(' '), p.aliases.join(', '), p.description])) + '\n');
     });
 }
 

@@ -14,6 +14,7 @@ import {
 } from '../secrets/secrets-file.js';
 import { print } from './gate-commands.js';
 import { displayText } from './safe-text.js';
+import { textTable } from '../core/text-table.js';
 
 type Opts = { config?: string; file?: string; ageKeyFile?: string; json?: boolean };
 
@@ -129,7 +130,7 @@ export function secretsCommand(): Command {
       const ref = fileRef(o);
       const r = await listSecrets(ref);
       print(o, { file: ref.sopsFile, ...r }, () => (r.secrets.length === 0 ? `no secrets in ${ref.sopsFile}`
-        : r.secrets.map((s) => `${displayText(s.name)}  ${s.changed === null ? '(set outside latchgate)' : `set ${displayText(s.changed)}`}`).join('\n')));
+        : textTable(['NAME', 'CHANGED'], r.secrets.map((s) => [displayText(s.name), s.changed === null ? '(set outside latchgate)' : displayText(s.changed)]))));
     })));
 
   c.addCommand(withOptions(new Command('remove').summary('delete a secret')).argument('<name>')
@@ -143,7 +144,7 @@ export function secretsCommand(): Command {
   rec.addCommand(withOptions(new Command('list').summary('the recipients (age1...)'), true)
     .action(run(async (o: Opts) => {
       const r = await listSecrets(fileRef(o));
-      print(o, r.recipients, () => r.recipients.join('\n'));
+      print(o, r.recipients, () => (r.recipients.length === 0 ? 'no recipients' : textTable(['RECIPIENT'], r.recipients.map((x) => [displayText(x)]))));
     })));
   rec.addCommand(withOptions(new Command('add').summary('encrypt the data key to one more recipient')).argument('<recipient>', 'age1...')
     .action(run(async (recipient: string, o: Opts) => {

@@ -4,6 +4,7 @@
 // request, so a new or revoked token counts from its next request on.
 import { Command, InvalidArgumentError } from 'commander';
 import { displayText } from './safe-text.js';
+import { textTable } from '../core/text-table.js';
 import { common, print, withGate, type Out } from './gate-commands.js';
 import { localOperator } from '../gate/setup.js';
 
@@ -19,9 +20,10 @@ export function parseExpiry(v: string): number | 'never' {
 
 const csv = (v: string) => v.split(',').map((x) => x.trim()).filter(Boolean);
 
-function line(t: Record<string, unknown>): string {
+/** A token's columns: id, principal, scopes, and whether it was revoked, expires or never does. */
+function cells(t: Record<string, unknown>): string[] {
   const state = t.revoked_at ? `revoked ${displayText(t.revoked_at)}` : t.expires_at ? `expires ${displayText(t.expires_at)}` : 'never expires';
-  return `${displayText(t.token_id)}  ${displayText(t.principal)}  [${(t.scopes as string[]).map(displayText).join(', ')}]  ${state}`;
+  return [displayText(t.token_id), displayText(t.principal), (t.scopes as string[]).map(displayText).join(', '), state];
 }
 
 export function tokensCommand(): Command {
@@ -33,13 +35,13 @@ export function tokensCommand(): Command {
     .action(async (o: Out & { principal: string; scopes?: string[]; expires?: number | 'never' }) => {
       await withGate(o, (g, s) => {
         const r = g.gate.admin.tokensCreate(localOperator(s), { principal: o.principal, ...(o.scopes ? { scopes: o.scopes } : {}), ...(o.expires !== undefined ? { expires_in_seconds: o.expires === 'never' ? null : o.expires } : {}) });
-        print(o, r, () => `${r.token}\n\nissued ${line(r)}\nShown once: only its hash is stored. Send it as "LatchGate-Token: ${String(r.token).slice(0, 4)}..." on every request to the --expose-http port.`);
+        print(o, r, () => `${r.token}\n\nissued ${cells(r).join('  ')}\nShown once: only its hash is stored. Send it as "LatchGate-Token: ${String(r.token).slice(0, 4)}..." on every request to the --expose-http port.`);
       });
     }));
   c.addCommand(common(new Command('list').summary('every token: id, principal, scopes, expiry or revocation (never a secret)')).action(async (o: Out) => {
     await withGate(o, (g) => {
       const list = g.gate.admin.tokensList();
-      print(o, list, () => (list.length === 0 ? 'no tokens' : list.map(line).join('\n')));
+      print(o, list, () => (list.length === 0 ? 'no tokens' : textTable(['TOKEN_ID', 'PRINCIPAL', 'SCOPES', 'STATE'], list.map(cells))));
     });
   }));
   c.addCommand(common(new Command('revoke').summary('revoke a token and every lease issued through it, from their next request on')).argument('<id>', 'the token id (latchgate tokens list)').action(async (id: string, o: Out) => {

@@ -5,17 +5,36 @@ import { Command } from 'commander';
 import type { FastifyInstance } from 'fastify';
 import { LaunchError } from '../core/errors.js';
 import { gateSetup, openSharedGate, operatorsByUid } from '../gate/setup.js';
+import { EXIT_GATE_RUNNING, lockUp } from '../gate/up-lock.js';
 
 export function upCommand(): Command {
   return new Command('up')
     .summary('run the gate: client and admin sockets')
-    .description('Serve the gate on $XDG_RUNTIME_DIR/latchgate/gate.sock (clients) and gate-admin.sock (operators), with the ledger and keys under $XDG_STATE_HOME/latchgate. Works on first run with safe defaults: you are the only principal and operator.')
+    .description(
+      'Serve the gate on $XDG_RUNTIME_DIR/latchgate/gate.sock (clients) and gate-admin.sock (operators), with the ledger and keys under $XDG_STATE_HOME/latchgate. Works on first run with safe defaults: you are the only principal and operator.\n\n' +
+        'Without XDG_RUNTIME_DIR the sockets go in /tmp/latchgate-<uid>, made mode 0700; an existing one is used only when it is a real directory (not a symlink) owned by you that no one else can enter, refused otherwise (exit 125). ' +
+        'One `up` serves a runtime directory and a state directory: a second one is refused, naming the first\'s pid and socket; a gate that died (even by kill -9) leaves nothing that blocks the next.',
+    )
+    .addHelpText(
+      'after',
+      [
+        '',
+        'Exit status:',
+        '  0    stopped by SIGINT or SIGTERM',
+        "  1    refused to serve: the ledger's chain shows state changed outside latchgate",
+        `  ${EXIT_GATE_RUNNING}    a gate is already running on the same runtime or state directory`,
+        '       (the message names its pid and socket)',
+        '  125  any other launcher error (bad option, an unsafe runtime directory)',
+      ].join('\n'),
+    )
     .option('--config <file>', 'latchgate.toml')
     .option('--expose-http <addr>', 'also serve clients on this loopback address (e.g. 127.0.0.1:8080); they are identified by client tokens (latchgate tokens create)')
     .option('--non-interactive', 'never prompt (the default when stdin is not a terminal)')
     .option('--json', 'print a JSON line when ready')
     .action(async (o: { config?: string; exposeHttp?: string; json?: boolean }) => {
       const s = gateSetup(o.config);
+      // Before anything is opened or bound: a second gate must not unlink the first one's sockets.
+      lockUp([s.runtimeDir, s.stateDir], { pid: process.pid, client_socket: s.clientSocket, admin_socket: s.adminSocket, state_dir: s.stateDir });
       const [{ buildGateApp }, { listenUnix, parseLoopbackAddress, tcpHosts, tokenIdentity, tokenPeer, unixIdentity, unixPeer }] = await Promise.all([import('../gate/app.js'), import('../gate/transport.js')]);
       const opened = await openSharedGate(s, 'up');
       if (opened.tampered.length) {
@@ -42,8 +61,6 @@ export function upCommand(): Command {
         http = buildGateApp({ service: opened.gate, role: 'client', identify, identifyEveryRequest: true, peer: () => 'http', prove: tokenPeer(opened.ctx.tokens) });
         await http.listen(listen);
       }
-      const info = { status: 'ready', client_socket: s.clientSocket, admin_socket: s.adminSocket, state_dir: s.stateDir, http: exposed ?? null, actions: opened.ctx.registry.list().length, policy_engine: opened.ctx.policy.kind, secrets: opened.secretSources };
-      process.stdout.write(o.json ? JSON.stringify(info) + '\n' : `latchgate gate ready: ${info.actions} actions, clients on ${s.clientSocket}, operators on ${s.adminSocket}${exposed ? `, http on ${exposed}` : ''}; ledger in ${s.stateDir}; secrets from ${info.secrets}\n`);
       const stop = async () => {
         await Promise.allSettled([client.close(), admin.close(), http?.close()]);
         await opened.finalCheckpoint();
@@ -52,5 +69,8 @@ export function upCommand(): Command {
       };
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
+      // Ready is said only once a stop signal is handled: whoever waits for the line may stop the gate at once.
+      const info = { status: 'ready', client_socket: s.clientSocket, admin_socket: s.adminSocket, state_dir: s.stateDir, http: exposed ?? null, actions: opened.ctx.registry.list().length, policy_engine: opened.ctx.policy.kind, secrets: opened.secretSources };
+      process.stdout.write(o.json ? JSON.stringify(info) + '\n' : `latchgate gate ready: ${info.actions} actions, clients on ${s.clientSocket}, operators on ${s.adminSocket}${exposed ? `, http on ${exposed}` : ''}; ledger in ${s.stateDir}; secrets from ${info.secrets}\n`);
     });
 }

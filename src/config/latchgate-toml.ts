@@ -105,8 +105,8 @@ export const LATCHGATE_TOML = table('latchgate.toml', {
     ),
   }),
   state: table('Where latchgate keeps its files.', {
-    dir: leaf('string', 'The state directory: ledger and keys.', { shown: '`$XDG_STATE_HOME/latchgate`', fileRelative: true }),
-    runtime_dir: leaf('string', 'The runtime directory: the gate\'s sockets.', { shown: '`$XDG_RUNTIME_DIR/latchgate`', fileRelative: true }),
+    dir: leaf('string', 'The state directory: ledger and keys (one `latchgate up` per directory).', { shown: '`$XDG_STATE_HOME/latchgate`', fileRelative: true }),
+    runtime_dir: leaf('string', 'The runtime directory: the gate\'s sockets (and `latchgate up`\'s lock, one `up` per directory). Without it and without XDG_RUNTIME_DIR, `/tmp/latchgate-<uid>`: made mode 0700, and refused when it is a symlink, another user\'s or open to others.', { shown: '`$XDG_RUNTIME_DIR/latchgate`', fileRelative: true }),
   }),
   identity: table('Who calls the gate.', {
     principals: byUid(

@@ -14,8 +14,14 @@ export function stateDir(env: Env = process.env): string {
   return join(env.XDG_STATE_HOME || join(home(env), '.local', 'state'), 'latchgate');
 }
 
+/** Where the sockets go, as a path only: resolveRuntimeDir (runtime-dir.ts) checks the /tmp fallback before anything uses it. */
 export function runtimeDir(env: Env = process.env, uid = process.getuid!()): string {
-  return env.XDG_RUNTIME_DIR ? join(env.XDG_RUNTIME_DIR, 'latchgate') : `/tmp/latchgate-${uid}`;
+  return env.XDG_RUNTIME_DIR ? join(env.XDG_RUNTIME_DIR, 'latchgate') : fallbackRuntimeDir(uid);
+}
+
+/** The runtime directory when XDG_RUNTIME_DIR is unset. */
+export function fallbackRuntimeDir(uid: number): string {
+  return `/tmp/latchgate-${uid}`;
 }
 
 /** The user-level configuration directory: $XDG_CONFIG_HOME/latchgate. */

@@ -5,7 +5,8 @@
 // and opening the gate on the shared state.
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
-import { runtimeDir, stateDir } from '../config/paths.js';
+import { stateDir } from '../config/paths.js';
+import { resolveRuntimeDir } from '../config/runtime-dir.js';
 import type { GateFileConfig, LatchgateConfig } from '../config/latchgate-toml.js';
 import { loadTrustedConfig } from '../config/trust.js';
 import type { Caller } from './app.js';
@@ -32,7 +33,8 @@ export function gateSetup(configFile?: string): GateSetup {
   // First run, nothing configured: this user may call actions and administer.
   if (g.principals.size === 0) g.principals.set(uid, { name: me, scopes: ['tools:call', 'audit:read'] });
   if (g.operators.size === 0) g.operators.set(me, { uid });
-  const rt = g.runtimeDir ?? runtimeDir();
+  // Made (and, as /tmp's fallback, checked) now: the name is ours before any socket goes in it.
+  const rt = resolveRuntimeDir({ configured: g.runtimeDir, create: true });
   return {
     config,
     gate: g,

@@ -8,6 +8,7 @@ import type { AuditEvent } from '../core/audit-event.js';
 import type { StateReport } from './state-record.js';
 import type { VerifyReport } from './verify.js';
 import { checkpointLines } from './tree-verify.js';
+import { textTable } from '../core/text-table.js';
 
 export type AuditFormat = 'table' | 'json' | 'jsonl' | 'csv';
 export const AUDIT_FORMATS: readonly AuditFormat[] = ['table', 'json', 'jsonl', 'csv'];
@@ -93,15 +94,7 @@ export function jsonlLine(e: AuditEvent): string {
 }
 
 export function formatTable(events: AuditEvent[]): string {
-  const header = TABLE_COLUMNS.map((c) => c.toUpperCase());
-  const rows = events.map((e) => TABLE_COLUMNS.map((c) => escapeControl(tableCell(e, c)) || '-'));
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (cells: string[]) =>
-    cells
-      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!)))
-      .join('  ')
-      .trimEnd();
-  return `${[line(header), ...rows.map(line)].join('\n')}\n`;
+  return `${textTable(TABLE_COLUMNS.map((c) => c.toUpperCase()), events.map((e) => TABLE_COLUMNS.map((c) => escapeControl(tableCell(e, c)))))}\n`;
 }
 
 /** A table cell: the field, and for a summary of counted denials how many it stands for. */

@@ -6,7 +6,8 @@
 // the approval: the gate holds that exact request and runs it when an
 // operator approves, so waitForApproval() returns that run's result.
 import { randomUUID } from 'node:crypto';
-import { runtimeDir } from '../config/paths.js';
+import { resolveRuntimeDir } from '../config/runtime-dir.js';
+import { LaunchError } from '../core/errors.js';
 import { createDpopKey, makeProof, type DpopKey } from '../gate/auth/client.js';
 import { gateError, LatchGateApprovalRequired, LatchGateConnectionError } from './errors.js';
 import { verifyReceiptWith, type ReceiptKeySet, type ReceiptVerification } from './receipts.js';
@@ -95,6 +96,16 @@ const RENEW_MIN_MS = 15_000;
 /** The gate's receipt key history, published without authentication (src/gate/app.ts). */
 const RECEIPT_KEYS_PATH = '/.well-known/latchgate-receipt-keys.json';
 
+/** The CLI's runtime directory, refused as the CLI refuses it: a client must not send its lease to a socket another user could own. */
+function defaultRuntimeDir(env: NodeJS.ProcessEnv): string {
+  try {
+    return resolveRuntimeDir({ env, uid: process.getuid?.() ?? 0 });
+  } catch (e) {
+    if (e instanceof LaunchError) throw new LatchGateConnectionError('runtime_dir_unsafe', e.message);
+    throw e;
+  }
+}
+
 export class LatchGateClient {
   readonly agentId: string;
   private readonly transport: Transport;
@@ -108,7 +119,7 @@ export class LatchGateClient {
   constructor(o: LatchGateClientOptions = {}) {
     const env = o.env ?? process.env;
     this.agentId = o.agentId ?? env.LATCHGATE_AGENT_ID ?? `agent-${randomUUID().slice(0, 8)}`;
-    const endpoint = resolveEndpoint(o, env, () => `${runtimeDir(env, process.getuid?.() ?? 0)}/gate.sock`);
+    const endpoint = resolveEndpoint(o, env, () => `${defaultRuntimeDir(env)}/gate.sock`);
     this.transport = new Transport(endpoint, o.fetch);
     this.token = o.token ?? (env.LATCHGATE_TOKEN || undefined);
     this.scopes = o.scopes ?? ['tools:call'];

@@ -20,7 +20,10 @@ test('latchgate profiles --json lists names, aliases and default commands', () =
   assert.deepEqual(claude.command, ['claude']);
   const plain = run(['profiles']);
   assert.equal(plain.status, 0);
-  assert.match(plain.stdout, /codex\s+codex\s+\(aliases: openai-codex\)/);
+  const [header, ...rows] = plain.stdout.trimEnd().split('\n');
+  assert.match(header, /^NAME +COMMAND +ALIASES +DESCRIPTION$/);
+  assert.deepEqual(rows.map((r) => r.split(/ {2,}/)[0]), list.map((p) => p.name), 'one row per profile, in --json order');
+  assert.ok(rows.some((r) => /^codex +codex +openai-codex +OpenAI/.test(r)));
 });
 
 test('--print-profile prints the merged profile and never the key', (t) => {
