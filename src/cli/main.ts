@@ -16,6 +16,15 @@ import { actionsCommand, approvalsCommand, auditCommand, keysCommand, policyComm
 import { LaunchError, EXIT_LAUNCHER } from '../core/errors.js';
 import { loadAddon } from '../native/addon.js';
 
+// A reader that went away (`latchgate profiles | head`): stop quietly with the status of a program killed by
+// SIGPIPE (128 + 13), as git and coreutils do, instead of a stack trace.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EPIPE') throw e;
+    process.exit(141);
+  });
+}
+
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
 const program = new Command('latchgate')

@@ -4,7 +4,7 @@
 // directory's /tmp fallback and the exit codes.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 const CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
@@ -42,4 +42,16 @@ test('the help documents the files, the /tmp runtime directory and the exit code
   assert.match(help, /\$XDG_RUNTIME_DIR\/latchgate +the gate's sockets; without XDG_RUNTIME_DIR,\n +\/tmp\/latchgate-<uid>, made mode 0700 and refused/);
   assert.match(help, /^Exit status:\n {2}0 +done\n {2}1 +no command given/m);
   assert.match(help, /^ {2}125 +a usage error, or latchgate itself failed$/m);
+});
+
+test('a reader that goes away (`latchgate profiles | head`): exit 141 as after SIGPIPE, no stack trace', async () => {
+  for (const args of [['profiles'], ['--help']]) {
+    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: process.env.PATH, HOME: process.env.HOME } });
+    child.stdout.destroy(); // the read end closed before the command writes
+    let err = '';
+    child.stderr.on('data', (d) => (err += d));
+    const code = await new Promise((resolve) => child.on('close', resolve));
+    assert.equal(code, 141, `${args.join(' ')}: ${err}`);
+    assert.equal(err, '', args.join(' '));
+  }
 });
