@@ -7,11 +7,12 @@
 // is mounted as it is. Where the kernel cannot idmap a tree the launch is
 // refused, with the fix: nothing falls back to a read-only workspace silently.
 import { statSync } from 'node:fs';
+import { isAbsolute } from 'node:path';
 import { LaunchError, errnoName } from '../core/errors.js';
 import { isInside } from '../core/paths.js';
 import { loadAddon } from '../native/addon.js';
 import type { Identity, IdmapPlan } from './identity.js';
-import type { MountEntry } from './mount-plan.js';
+import { SOCKET_WHY, type MountEntry } from './mount-plan.js';
 
 /**
  * The idmap with its trees: the workspace, then each --rw directory of the
@@ -24,20 +25,24 @@ export function planIdmap(id: Identity, workspace: string, rw: readonly string[]
   const failure = loadAddon().idmapCheck(trees, id.idmap.uidMap, id.idmap.gidMap);
   if (failure) {
     throw new LaunchError(
-      `--workspace ${workspace} is owned by uid ${hostUid}, so the box's user (nobody) gets it through an idmapped mount, which this kernel refused for ${failure.path || 'it'} (${failure.step}: ${errnoName(failure.errno)}; it needs Linux 5.12+ and a filesystem that supports idmapped mounts); chown the workspace to a user and run latchgate as that user (or set SUDO_UID)`,
+      `--workspace ${workspace} belongs to uid ${hostUid}: the box's user (nobody, never root) would get it through an idmapped mount, which the kernel refused for ${failure.path || 'it'} (${failure.step}: ${errnoName(failure.errno)}; needs Linux 5.12+ and a filesystem that supports idmapped mounts); chown -R the workspace to a user and run latchgate as that user, or set SUDO_UID=<uid>`,
     );
   }
   return { ...id.idmap, trees };
 }
 
-/** The tree of the idmap a host path lies in (the deepest), if any. */
+/** The tree of the idmap an absolute host path lies in (the deepest), if any. */
 export function idmapTreeOf(trees: readonly string[], path: string): string | undefined {
+  if (!isAbsolute(path)) return undefined;
   let best: string | undefined;
   for (const t of trees) if (isInside(t, path) && (!best || t.length > best.length)) best = t;
   return best;
 }
 
-/** Marks the binds whose source lies in an idmapped tree: the box sees them through the idmap too. */
+/**
+ * Marks the binds whose source lies in an idmapped tree: the box sees them
+ * through the idmap too. Not the exits' sockets, which stay the launcher's.
+ */
 export function markIdmapped(entries: MountEntry[], trees: readonly string[]): void {
-  for (const e of entries) if (e.kind === 'bind' && idmapTreeOf(trees, e.src) !== undefined) e.idmapped = true;
+  for (const e of entries) if (e.kind === 'bind' && e.why !== SOCKET_WHY && idmapTreeOf(trees, e.src) !== undefined) e.idmapped = true;
 }

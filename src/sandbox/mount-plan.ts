@@ -34,6 +34,9 @@ export interface AccessRule {
 
 type Node = 'dir' | 'file' | 'symlink';
 
+/** What a socket's bind says it is. */
+export const SOCKET_WHY = 'the gate socket';
+
 /** Builds mount entries in order, creating mountpoints on the way. */
 export class MountPlanner {
   readonly entries: MountEntry[] = [];
@@ -89,7 +92,7 @@ export class MountPlanner {
   /** A host Unix socket made visible at path (created just before launch, so not checked here). */
   socket(src: string, path: string): void {
     this.ensure(path, 'file');
-    this.entries.push({ kind: 'bind', src, path, readonly: false, why: 'the gate socket' });
+    this.entries.push({ kind: 'bind', src, path, readonly: false, why: SOCKET_WHY });
   }
 
   /**
