@@ -108,11 +108,12 @@ test('[root] a root-owned workspace: the agent is nobody with no capabilities; w
   const ws = rootWorkspace(0o700);
   writeFileSync(path.join(ws, 'root-file'), 'the workspace\'s own\n', { mode: 0o600 });
   const ro = rootOnlyTree();
-  const r = await runBox('root', { workspace: ws, args: ['--ro', ro], cmd: [...python(ATTACKS), ro] });
+  const r = await runBox('root', { workspace: ws, args: ['--ro', ro, '--json'], cmd: [...python(ATTACKS), ro] });
   assert.equal(r.code, 0, r.stderr);
   const out = JSON.parse(r.stdout.trim().split('\n').pop());
   assert.deepEqual(out.ids, [Array(4).fill(String(NOBODY)), Array(4).fill(String(NOBODY))], 'nobody, never uid 0');
   assert.equal(out.capEff, 0, 'no capability left');
+  assert.deepEqual([r.json.isolation.uid, r.json.isolation.idmapped], [NOBODY, [ws]], 'the --json summary says so');
   assert.deepEqual(out.uidMap, [String(NOBODY), String(NOBODY), '1'], 'uid 0 is not mapped in the box');
   // The legitimate path: the workspace is the agent's to read and write.
   assert.equal(out.write, 'ok');
