@@ -6,7 +6,8 @@
 // (and what of them the box mounts again: protected paths); every other tree
 // is mounted as it is. Where the kernel cannot idmap a tree the launch is
 // refused, with the fix: nothing falls back to a read-only workspace silently.
-import { statSync } from 'node:fs';
+import { realpathSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { isAbsolute } from 'node:path';
 import { LaunchError, errnoName } from '../core/errors.js';
 import { isInside } from '../core/paths.js';
@@ -22,6 +23,13 @@ export function planIdmap(id: Identity, workspace: string, rw: readonly string[]
   if (!id.idmap) return null;
   const { hostUid } = id.idmap;
   const trees = [workspace, ...rw.filter((p) => !isInside(workspace, p) && statSync(p).uid === hostUid)];
+  // The box's sockets and state copies live in TMPDIR, in directories root's ownership keeps
+  // safe (box-dir.ts): through the idmap the box could change them.
+  const tmp = realpathSync(tmpdir());
+  const holder = trees.find((t) => isInside(t, tmp));
+  if (holder) {
+    throw new LaunchError(`TMPDIR ${tmp} is inside ${holder}, which the box's user writes as root through the idmap: it could swap the box's sockets there; set TMPDIR to a directory outside the workspace (e.g. TMPDIR=/tmp)`);
+  }
   const failure = loadAddon().idmapCheck(trees, id.idmap.uidMap, id.idmap.gidMap);
   if (failure) {
     throw new LaunchError(

@@ -163,6 +163,19 @@ test('[root] the plan shows the idmap: the workspace and --rw directories of roo
   assert.deepEqual(binds, { [ws]: true, [rootRw]: true, [userRw]: false, [ro]: false });
   assert.deepEqual(p.mounts.filter((e) => e.kind === 'idmap-tree').map((e) => e.src), [ws, rootRw]);
   for (const e of p.mounts) if (e.idmapped) assert.ok(e.src === ws || e.src.startsWith(`${ws}/`) || e.src === rootRw || e.src.startsWith(`${rootRw}/`), `${e.src} idmapped`);
+  // Both idmapped trees, in the box: what it writes there is root's on the host.
+  const r = await runBox('root', { workspace: ws, args: ['--rw', rootRw], cmd: ['/bin/sh', '-c', `touch made ${rootRw}/made`] });
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual([lstatSync(path.join(ws, 'made')).uid, lstatSync(path.join(rootRw, 'made')).uid], [0, 0]);
+});
+
+test('[root] a TMPDIR inside the root-owned workspace is refused: the box could swap its own sockets there', { skip: skipReason('root') }, async () => {
+  const ws = rootWorkspace();
+  mkdirSync(path.join(ws, 'tmp'), { mode: 0o1777 });
+  const r = await runBox('root', { workspace: ws, env: { TMPDIR: path.join(ws, 'tmp') }, cmd: ['/bin/true'] });
+  assert.equal(r.code, 125, r.stderr);
+  assert.match(r.stderr, /^latchgate: TMPDIR \S+ is inside \S+, which the box's user writes as root through the idmap: .*set TMPDIR to a directory outside the workspace/m);
+  assert.deepEqual(readdirSync(path.join(ws, 'tmp')), []);
 });
 
 test('[root] a workspace of a normal user still maps as before: the box is that user, no idmap', { skip: skipReason('root') }, async () => {
