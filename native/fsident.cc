@@ -14,11 +14,11 @@
 // and goes back to the launcher's namespace afterwards. A directory above a
 // tree that the user may not search (/root) is covered there by an empty
 // tmpfs holding only the way to the tree, as the box's root does: what the
-// user could not reach stays out of reach, the tree is reached. unshare(CLONE_NEWNS)
-// gives the thread a filesystem context (cwd, root, umask) of its own from
-// then on; both are restored to what they were, and latchgate changes
-// neither later (no process.chdir; box-dir.ts sets the umask around a call
-// made on this same thread).
+// user could not reach stays out of reach, the tree is reached.
+// unshare(CLONE_NEWNS) gives the thread a filesystem context (cwd, root,
+// umask) of its own from then on; cwd and root are restored, and latchgate
+// changes none of them later on another thread's behalf (no process.chdir;
+// box-dir.ts sets the umask around a call made on this same thread).
 #include <napi.h>
 
 #include <cerrno>
