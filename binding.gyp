@@ -16,6 +16,7 @@
         "native/fdpass.cc",
         "native/relay.cc",
         "native/fsident.cc",
+        "native/idmap.cc",
         "native/openat.cc",
         "native/linkwalk.cc"
       ],

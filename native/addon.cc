@@ -1,7 +1,8 @@
 // Module entry: the box (spawn.cc), the egress tunnels' splice relay
 // (relay.cc), files beneath a directory fd for the provider fs host
 // (openat.cc), the files with more than one hard link under a few trees
-// (linkwalk.cc) and small kernel probes used by the planner and `latchgate doctor`.
+// (linkwalk.cc), idmapped mounts (idmap.cc) and small kernel probes used by
+// the planner and `latchgate doctor`.
 #include <napi.h>
 
 #include <cerrno>
@@ -17,6 +18,7 @@
 #include "common.h"
 #include "relay.h"
 #include "spawn.h"
+#include "idmap.h"
 
 namespace lg {
 Napi::Value WithFsIds(const Napi::CallbackInfo& info);
@@ -113,6 +115,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("peerCred", Napi::Function::New(env, PeerCred));
   exports.Set("setTcpCongestion", Napi::Function::New(env, SetTcpCongestion));
   exports.Set("withFsIds", Napi::Function::New(env, lg::WithFsIds));
+  lg::InitIdmap(env, exports);
   lg::InitOpenat(env, exports);
   lg::InitLinkwalk(env, exports);
   return exports;

@@ -16,15 +16,17 @@
 namespace lg {
 namespace {
 
-// An fd of the launcher left open in the box would be a way out of it.
+// An fd of the launcher left open in the box would be a way out of it: all
+// but the kept ones (ascending) are closed; a failure's index is the gap's.
 void close_inherited(const ChildPlan& p) {
-  int a = p.ctl_fd < p.sync_fd ? p.ctl_fd : p.sync_fd;
-  int b = p.ctl_fd < p.sync_fd ? p.sync_fd : p.ctl_fd;
-  if (a > 3 && syscall(SYS_close_range, 3U, static_cast<unsigned>(a - 1), 0U) != 0)
-    fail(p, STEP_CLOSE_FDS, errno, 0);
-  if (b > a + 1 && syscall(SYS_close_range, static_cast<unsigned>(a + 1), static_cast<unsigned>(b - 1), 0U) != 0)
-    fail(p, STEP_CLOSE_FDS, errno, 1);
-  if (syscall(SYS_close_range, static_cast<unsigned>(b + 1), ~0U, 0U) != 0) fail(p, STEP_CLOSE_FDS, errno, 2);
+  unsigned from = 3;
+  for (size_t i = 0; i <= p.n_keep_fds; i++) {
+    unsigned to = i < p.n_keep_fds ? static_cast<unsigned>(p.keep_fds[i]) : ~0U;
+    if (i < p.n_keep_fds && to < from) continue;
+    unsigned last = i < p.n_keep_fds ? to - 1 : ~0U;
+    if (to > from && syscall(SYS_close_range, from, last, 0U) != 0) fail(p, STEP_CLOSE_FDS, errno, static_cast<int>(i));
+    if (i < p.n_keep_fds) from = to + 1;
+  }
 }
 
 void hide_host_cmdline(const ChildPlan& p) {

@@ -29,6 +29,7 @@ struct MountOp {
   uint32_t mode;
   bool readonly;
   bool recursive;
+  int fd;            // OP_IDMAP_TREE: the parent's idmapped copy of src
 };
 
 struct LandlockPathRule { const char* path; uint64_t access; };
@@ -38,6 +39,8 @@ struct RlimitSpec { int32_t resource; uint64_t soft; uint64_t hard; };
 struct ChildPlan {
   int ctl_fd;
   int sync_fd;
+  // Every fd the child keeps from the parent (ctl, sync, idmapped trees), ascending.
+  const int* keep_fds; size_t n_keep_fds;
   uint32_t uid, gid;
   bool drop_groups;
   const char* hostname;

@@ -109,6 +109,16 @@ int run_op(const MountOp& op) {
       return 0;
     case OP_BUDGET_DIR:
       return budget_dir(op);
+    case OP_IDMAP_TREE: {
+      // Outside /newroot like the tmp budget: the box's binds of the tree
+      // and of protected paths in it are copies of this mount (copies keep
+      // the idmap); it goes with the staging root.
+      if (mkdir(op.dst, 0700) != 0) return -errno;
+      int r = static_cast<int>(syscall(SYS_move_mount, op.fd, "", AT_FDCWD, op.dst, MOVE_MOUNT_F_EMPTY_PATH));
+      int e = errno;
+      close(op.fd);
+      return r == 0 ? 0 : -e;
+    }
     case OP_PROC:
       if (mount("proc", op.dst, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0) return -errno;
       return 0;

@@ -60,6 +60,7 @@ enum OpKind : int32_t {
   OP_MASK = 9,  // src (/dev/null of the host) bound read-only over dst
   OP_TMP_BUDGET = 10,  // the tmpfs the private directories share, outside the box root
   OP_BUDGET_DIR = 11,  // a new directory src of the tmp budget attached on dst
+  OP_IDMAP_TREE = 12,  // the idmapped copy of the host tree src (made by the parent, fd) attached on dst, outside the box root
 };
 
 }  // namespace lg

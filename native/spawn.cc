@@ -4,6 +4,7 @@
 #include <napi.h>
 #include <uv.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstring>
@@ -19,6 +20,7 @@
 #include <vector>
 
 #include "common.h"
+#include "idmap.h"
 #include "spawn.h"
 
 #ifndef CLONE_PIDFD
@@ -43,6 +45,7 @@ struct PlanStorage {
   std::vector<const char*> exec_paths;
   std::vector<uint16_t> ports;
   std::vector<uint16_t> udp_ports;
+  std::vector<int> keep_fds;
   const char* keep(const std::string& s) { strings.push_back(s); return strings.back().c_str(); }
 };
 
@@ -50,6 +53,9 @@ struct PlanStorage {
 struct ParentPlan {
   std::string uid_map, gid_map;
   bool setgroups_deny;
+  // The idmap of OP_IDMAP_TREE operations (idmap.cc), when the plan has any.
+  bool idmap = false;
+  std::string idmap_uid_map, idmap_gid_map;
 };
 
 // Every key of the launch plan is read through one of these (get_*: required,
@@ -198,13 +204,21 @@ bool parse_plan(Napi::Env env, Napi::Object o, PlanStorage& st, ChildPlan& p, Pa
     if (!opt_number(env, op, "mode", &n, 0755)) return false;
     m.mode = static_cast<uint32_t>(n);
     if (!opt_bool(env, op, "readonly", &m.readonly) || !opt_bool(env, op, "recursive", &m.recursive)) return false;
-    if ((m.kind == OP_BIND || m.kind == OP_MASK || m.kind == OP_BUDGET_DIR) && m.src == nullptr)
+    if ((m.kind == OP_BIND || m.kind == OP_MASK || m.kind == OP_BUDGET_DIR || m.kind == OP_IDMAP_TREE) && m.src == nullptr)
       return throw_type(env, "bind operation without src");
+    m.fd = -1;
     // A tmpfs without size= would be as large as the kernel's default (half the RAM).
     if (m.kind == OP_TMP_BUDGET && (m.data == nullptr || strstr(m.data, "size=") == nullptr))
       return throw_type(env, "tmp budget without a size");
     st.ops.push_back(m);
   }
+
+  Napi::Object idmap;
+  if (!get_object_or_null(env, o, "idmap", &idmap, &pp.idmap)) return false;
+  if (pp.idmap && (!get_string(env, idmap, "uidMap", &pp.idmap_uid_map) || !get_string(env, idmap, "gidMap", &pp.idmap_gid_map)))
+    return false;
+  for (const MountOp& m : st.ops)
+    if (m.kind == OP_IDMAP_TREE && !pp.idmap) return throw_type(env, "an idmapped tree without idmap");
 
   Napi::Object ll;
   if (!get_object(env, o, "landlock", &ll)) return false;
@@ -341,11 +355,40 @@ int write_proc(pid_t pid, const char* file, const std::string& content) {
   return w == static_cast<ssize_t>(content.size()) ? 0 : EIO;
 }
 
-void throw_errno(Napi::Env env, const char* step, int err) {
-  Napi::Error e = Napi::Error::New(env, std::string(step) + ": " + strerror(err));
+void throw_errno(Napi::Env env, const std::string& step, int err) {
+  Napi::Error e = Napi::Error::New(env, step + ": " + strerror(err));
   e.Set("step", Napi::String::New(env, step));
   e.Set("errno", Napi::Number::New(env, err));
   e.ThrowAsJavaScriptException();
+}
+
+void close_fds(const std::vector<int>& fds) {
+  for (int fd : fds) close(fd);
+}
+
+// The idmapped copies the OP_IDMAP_TREE operations attach: made here, as
+// root in the launcher's namespaces (the box could not), kept open across
+// clone() for the child. false (and a thrown error naming the tree) on failure.
+bool make_idmapped_trees(Napi::Env env, const ParentPlan& pp, PlanStorage& st, std::vector<int>* fds) {
+  if (!pp.idmap) return true;
+  const char* step = nullptr;
+  int ns = idmap_userns(pp.idmap_uid_map, pp.idmap_gid_map, &step);
+  if (ns < 0) {
+    throw_errno(env, step, -ns);
+    return false;
+  }
+  for (MountOp& m : st.ops) {
+    if (m.kind != OP_IDMAP_TREE) continue;
+    int fd = idmapped_tree(m.src, ns, &step);
+    if (fd < 0) {
+      close_fds(*fds);
+      throw_errno(env, std::string(step) + " (" + m.src + ")", -fd);
+      return false;
+    }
+    m.fd = fd;
+    fds->push_back(fd);
+  }
+  return true;
 }
 
 }  // namespace
@@ -386,10 +429,14 @@ Napi::Value Box::Spawn(const Napi::CallbackInfo& info) {
   ChildPlan p;
   ParentPlan pp;
   if (!parse_plan(env, o, st, p, pp)) return env.Undefined();
+  std::vector<int> trees;
+  if (!make_idmapped_trees(env, pp, st, &trees)) return env.Undefined();
 
   int ctl[2];
   if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ctl) != 0) {
-    throw_errno(env, "socketpair (control socket)", errno);
+    int e = errno;
+    close_fds(trees);
+    throw_errno(env, "socketpair (control socket)", e);
     return env.Undefined();
   }
   int sync[2];
@@ -397,11 +444,18 @@ Napi::Value Box::Spawn(const Napi::CallbackInfo& info) {
     int e = errno;
     close(ctl[0]);
     close(ctl[1]);
+    close_fds(trees);
     throw_errno(env, "pipe2 (sync pipe)", e);
     return env.Undefined();
   }
   p.ctl_fd = ctl[1];
   p.sync_fd = sync[0];
+  st.keep_fds = trees;
+  st.keep_fds.push_back(p.ctl_fd);
+  st.keep_fds.push_back(p.sync_fd);
+  std::sort(st.keep_fds.begin(), st.keep_fds.end());
+  p.keep_fds = st.keep_fds.data();
+  p.n_keep_fds = st.keep_fds.size();
   find_args_area(p);
   p.t0_ns = monotonic_ns();
 
@@ -413,6 +467,7 @@ Napi::Value Box::Spawn(const Napi::CallbackInfo& info) {
   int clone_err = errno;
   close(ctl[1]);
   close(sync[0]);
+  close_fds(trees);  // the child has its own copies
   if (pid < 0) {
     close(ctl[0]);
     close(sync[1]);

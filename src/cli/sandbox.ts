@@ -124,6 +124,8 @@ function summary(plan: SandboxPlan | undefined, r: RunResult | undefined, error:
       ? {
           namespaces: plan.namespaces,
           uid: plan.identity.uid,
+          // A root-owned workspace given to that uid: the trees it sees through the idmap.
+          idmapped: plan.identity.idmap?.trees ?? [],
           landlock: { abi: plan.landlock.abi, status: plan.landlock.status, strictNet: plan.network.strictNet },
           seccomp: true,
           noNewPrivs: plan.noNewPrivs,

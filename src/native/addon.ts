@@ -49,6 +49,8 @@ export interface NativePlan {
   /** UDP ports it binds (127.0.0.1); their fds follow the TCP ones in LISTEN_FDS. */
   udpPorts: number[];
   pty: { rows: number; cols: number } | null;
+  /** The idmap of the IDMAP_TREE operations (native/idmap.cc), or null when there are none. */
+  idmap: { uidMap: string; gidMap: string } | null;
 }
 
 export interface NativeMessage {
@@ -112,9 +114,15 @@ export interface NativeAddon {
    * Calls fn with this thread's fsuid/fsgid (and groups) set to uid/gid and
    * restores them afterwards, also when fn throws (native/fsident.cc). Throws
    * a TypeError on bad arguments, or an Error with step and errno when the
-   * identity cannot be taken (not root); fn is not called then.
+   * identity cannot be taken (not root); fn is not called then. view: the
+   * thread meanwhile sees each path through its idmapped copy (native/idmap.cc).
    */
-  withFsIds(uid: number, gid: number, fn: () => unknown): unknown;
+  withFsIds(uid: number, gid: number, fn: () => unknown, view?: { uidMap: string; gidMap: string; paths: string[] }): unknown;
+  /**
+   * Whether the kernel idmaps each path (native/idmap.cc: the mounts are made
+   * and dropped): null, or the first failure with its step and errno. Root only.
+   */
+  idmapCheck(paths: string[], uidMap: string, gidMap: string): { step: string; errno: number; path: string } | null;
   /**
    * Relays two connected, non-blocking sockets with splice() on a thread of
    * its own until both directions end, an error, idleMs without a byte
@@ -169,6 +177,7 @@ const FUNCTIONS: Record<keyof NativeAddon, true> = {
   peerCred: true,
   setTcpCongestion: true,
   withFsIds: true,
+  idmapCheck: true,
   openBeneath: true,
   renameAt: true,
   unlinkAt: true,

@@ -56,6 +56,7 @@ export const OP = {
   MASK: 9,
   TMP_BUDGET: 10,
   BUDGET_DIR: 11,
+  IDMAP_TREE: 12,
 } as const;
 
 /** The text of each step, indexed by its value. */

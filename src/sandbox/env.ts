@@ -5,6 +5,15 @@ import { LaunchError } from '../core/errors.js';
 
 export const BOX_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
+/**
+ * The prompt of a shell in the box, unless --pass-env PS1 asks for the host's:
+ * it says where the shell is. sh (dash) and bash both expand $USER and $PWD
+ * in it and read "\$" as "$" ("#" for root, never the case here); the box's
+ * /etc has no bash.bashrc and its HOME no .bashrc to override it (a home
+ * workspace's own .bashrc may, and stays read-only).
+ */
+export const BOX_PS1 = '[latchgate] $USER@latchgate:$PWD\\$ ';
+
 const ALWAYS_PASSED = ['TERM', 'LANG', 'COLORTERM'];
 
 /** Set by latchgate itself; passing them would be ambiguous. */
@@ -95,7 +104,10 @@ export function buildBoxEnv(i: BoxEnvInput): Record<string, string> {
   env.USER = i.user;
   env.LOGNAME = i.user;
   env.SHELL = i.shell;
+  if (!i.passEnv.includes('PS1')) env.PS1 = BOX_PS1;
   env.LATCHGATE_SANDBOX = '1';
+  // For prompts and scripts that ask whether they run in a box.
+  env.LATCHGATE_BOX = '1';
   env.LATCHGATE_WORKSPACE = i.workspace;
   return env;
 }

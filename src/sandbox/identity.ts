@@ -1,8 +1,9 @@
 // Who the agent is inside the box: never uid 0. A normal user keeps their own
-// uid/gid; root hands the box to SUDO_UID, else the workspace owner, else
-// nobody. Also renders the box's /etc/passwd and /etc/group.
+// uid/gid; root hands the box to SUDO_UID, else the workspace owner; a
+// workspace of root's own goes to nobody through an idmapped mount (idmap.ts).
+// Also renders the box's /etc/passwd and /etc/group.
 import { readFileSync, statSync, existsSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { basename, dirname } from 'node:path';
 
 export const NOBODY = 65534;
 
@@ -23,11 +24,30 @@ export interface Identity {
   home: string;
   shell: string;
   /** How the uid was chosen, for the plan and the --json summary. */
-  source: 'self' | 'sudo' | 'workspace-owner' | 'nobody';
+  source: 'self' | 'sudo' | 'workspace-owner' | 'root-workspace';
+  /** The login shell from the host's passwd when it is no shell (nologin, false) or not in the box; shell is then /bin/sh. */
+  shellReplaced?: string;
   uidMap: string;
   gidMap: string;
   setgroupsDeny: boolean;
   dropGroups: boolean;
+  /** A root-owned workspace given to the box's user through an idmapped mount (idmap.ts), else null. */
+  idmap: IdmapPlan | null;
+}
+
+/**
+ * The idmap of a root launch on a root-owned workspace: through the mount,
+ * files of host uid hostUid (gid hostGid) are the box user's, and what the box
+ * user creates is hostUid's on disk. Only trees (the workspace and the --rw
+ * directories of the same owner, filled in by the plan) are mounted so.
+ */
+export interface IdmapPlan {
+  hostUid: number;
+  hostGid: number;
+  /** The idmap's user namespace: "<host id> <box id> 1". */
+  uidMap: string;
+  gidMap: string;
+  trees: string[];
 }
 
 export function parsePasswd(text: string): PasswdEntry[] {
@@ -116,15 +136,17 @@ export function resolveIdentity(h: IdentityHost): Identity {
     gid = h.workspaceOwner.gid !== 0 ? h.workspaceOwner.gid : undefined;
     source = 'workspace-owner';
   } else {
+    // Root's own workspace: nobody inside, the workspace's owner on disk.
     uid = NOBODY;
     gid = NOBODY;
-    source = 'nobody';
+    source = 'root-workspace';
   }
   const entry = users.find((u) => u.uid === uid);
   gid ??= entry && entry.gid !== 0 ? entry.gid : uid === NOBODY ? NOBODY : uid;
   if (gid === 0) gid = NOBODY;
   const user = entry?.name ?? (uid === NOBODY ? 'nobody' : `user${uid}`);
-  const shell = entry && existsInBoxPath(entry.shell) ? entry.shell : '/bin/sh';
+  const shell = entry && isLoginShell(entry.shell) ? entry.shell : '/bin/sh';
+  const owner = h.workspaceOwner;
   return {
     hostUid: h.uid,
     uid,
@@ -133,6 +155,7 @@ export function resolveIdentity(h: IdentityHost): Identity {
     group: groups.get(gid) ?? (gid === NOBODY ? 'nogroup' : user),
     home: usableHome(entry?.home, user),
     shell,
+    ...(entry && shell !== entry.shell ? { shellReplaced: entry.shell } : {}),
     source,
     uidMap: `${uid} ${uid} 1\n`,
     gidMap: `${gid} ${gid} 1\n`,
@@ -140,12 +163,19 @@ export function resolveIdentity(h: IdentityHost): Identity {
     // setgroups for the gid map; root instead clears the supplementary groups.
     setgroupsDeny: h.uid !== 0,
     dropGroups: h.uid === 0,
+    idmap:
+      source === 'root-workspace'
+        ? { hostUid: owner.uid, hostGid: owner.gid, uidMap: `${owner.uid} ${uid} 1\n`, gidMap: `${owner.gid} ${gid} 1\n`, trees: [] }
+        : null,
   };
 }
 
-/** Shells under the read-only system trees are the ones present inside. */
-function existsInBoxPath(shell: string): boolean {
-  return /^\/(usr\/)?(s?bin)\//.test(shell) && existsSync(shell);
+/** Accounts that must not log in have these as their shell: a box started without a command gets /bin/sh instead. */
+const NO_SHELLS = new Set(['nologin', 'false']);
+
+/** A shell under the read-only system trees (the ones present inside) that lets one log in. */
+function isLoginShell(shell: string): boolean {
+  return /^\/(usr\/)?(s?bin)\//.test(shell) && !NO_SHELLS.has(basename(shell)) && existsSync(shell);
 }
 
 export function renderPasswd(id: Identity): string {

@@ -11,7 +11,10 @@ export type AccessClass = 'list' | 'read' | 'read-exec' | 'rw' | 'rw-noexec' | '
 export type MountEntry =
   | { kind: 'mkdir'; path: string; mode: number }
   | { kind: 'mkfile'; path: string }
-  | { kind: 'bind'; src: string; path: string; readonly: boolean; why: string }
+  /** idmapped: src lies in a tree of the idmap (idmap.ts) and is seen through it. */
+  | { kind: 'bind'; src: string; path: string; readonly: boolean; why: string; idmapped?: true }
+  /** The idmapped copy of a host tree, made by the launcher and kept outside the box root; binds of it copy it. */
+  | { kind: 'idmap-tree'; src: string; why: string }
   | { kind: 'mask'; path: string; why: string }
   | { kind: 'tmpfs'; path: string; options: string; why: string }
   /** One tmpfs of this size, mounted outside the box root: the budget-dir entries share it. */
@@ -30,6 +33,9 @@ export interface AccessRule {
 }
 
 type Node = 'dir' | 'file' | 'symlink';
+
+/** What a socket's bind says it is. */
+export const SOCKET_WHY = 'the gate socket';
 
 /** Builds mount entries in order, creating mountpoints on the way. */
 export class MountPlanner {
@@ -86,7 +92,7 @@ export class MountPlanner {
   /** A host Unix socket made visible at path (created just before launch, so not checked here). */
   socket(src: string, path: string): void {
     this.ensure(path, 'file');
-    this.entries.push({ kind: 'bind', src, path, readonly: false, why: 'the gate socket' });
+    this.entries.push({ kind: 'bind', src, path, readonly: false, why: SOCKET_WHY });
   }
 
   /**
@@ -129,6 +135,11 @@ export class MountPlanner {
     this.entries.push({ kind: 'tmpfs', path, options, why });
     this.hostTrees.delete(path);
     this.access.push({ path, access, isFile: false });
+  }
+
+  /** An idmapped copy of the host tree src for the binds of paths in it (idmap.ts); before them. */
+  idmapTree(src: string, why: string): void {
+    this.entries.push({ kind: 'idmap-tree', src, why });
   }
 
   /** Starts the budget; shared lists the paths that its budgetDir() calls will mount. */

@@ -1,7 +1,9 @@
 // Translates a SandboxPlan into the addon's form: host sources under the
 // staging root's /oldroot, box targets under /newroot, the tmp budget at the
-// staging root's /tmp-budget (never in the box; detached with the staging root).
+// staging root's /tmp-budget and the idmapped trees at /idmap-<n> (never in
+// the box; detached with the staging root).
 import { OP, type NativeMountOp, type NativePlan } from '../native/addon.js';
+import { idmapTreeOf } from './idmap.js';
 import type { MountEntry } from './mount-plan.js';
 import type { SandboxPlan } from './plan.js';
 import { buildSeccompFilter, hostSeccompArch } from './seccomp-filter.js';
@@ -9,16 +11,27 @@ import { buildSeccompFilter, hostSeccompArch } from './seccomp-filter.js';
 const OLD = '/oldroot';
 const NEW = '/newroot';
 const BUDGET = '/tmp-budget';
+const IDMAP = '/idmap-';
+
+/** Where a bind's source is in the staging root: under the old root, or in the idmapped copy of its tree. */
+function bindSource(src: string, idmapped: boolean, trees: readonly string[]): string {
+  const tree = idmapped ? idmapTreeOf(trees, src) : undefined;
+  if (tree === undefined) return OLD + src;
+  return IDMAP + trees.indexOf(tree) + src.slice(tree.length);
+}
 
 /** One operation per entry: a failure's index names the plan entry. */
-function op(e: MountEntry, index: number): NativeMountOp {
+function op(e: MountEntry, index: number, trees: readonly string[]): NativeMountOp {
   switch (e.kind) {
     case 'mkdir':
       return { kind: OP.MKDIR, dst: NEW + e.path, mode: e.mode };
     case 'mkfile':
       return { kind: OP.MKFILE, dst: NEW + e.path, mode: 0o644 };
+    case 'idmap-tree':
+      // src is opened by the parent, in the host's namespace.
+      return { kind: OP.IDMAP_TREE, src: e.src, dst: IDMAP + trees.indexOf(e.src) };
     case 'bind':
-      return { kind: OP.BIND, src: OLD + e.src, dst: NEW + e.path, readonly: e.readonly, recursive: true };
+      return { kind: OP.BIND, src: bindSource(e.src, e.idmapped ?? false, trees), dst: NEW + e.path, readonly: e.readonly, recursive: true };
     case 'mask':
       return { kind: OP.MASK, src: `${OLD}/dev/null`, dst: NEW + e.path, readonly: true, recursive: false };
     case 'tmpfs':
@@ -40,6 +53,7 @@ function op(e: MountEntry, index: number): NativeMountOp {
 
 export function toNativePlan(plan: SandboxPlan, capLast: number): NativePlan {
   const id = plan.identity;
+  const trees = plan.mounts.flatMap((e) => (e.kind === 'idmap-tree' ? [e.src] : []));
   return {
     uid: id.uid,
     gid: id.gid,
@@ -49,7 +63,7 @@ export function toNativePlan(plan: SandboxPlan, capLast: number): NativePlan {
     dropGroups: id.dropGroups,
     hostname: plan.hostname,
     stageDir: '/tmp',
-    ops: plan.mounts.map(op),
+    ops: plan.mounts.map((e, i) => op(e, i, trees)),
     landlock: {
       abi: plan.landlock.abi,
       handledFs: plan.landlock.handledFs,
@@ -73,5 +87,6 @@ export function toNativePlan(plan: SandboxPlan, capLast: number): NativePlan {
     ports: [...plan.network.listenPorts, ...(plan.network.dns ? [plan.network.dns.port] : [])],
     udpPorts: plan.network.dns ? [plan.network.dns.port] : [],
     pty: plan.terminal.mode === 'pty' ? { rows: plan.terminal.rows, cols: plan.terminal.cols } : null,
+    idmap: id.idmap ? { uidMap: id.idmap.uidMap, gidMap: id.idmap.gidMap } : null,
   };
 }

@@ -171,7 +171,8 @@ export class Placeholders {
       return this.asOwner(fn);
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
-      if (!this.owner || (code !== 'EACCES' && code !== 'EPERM')) throw e;
+      // Through an idmap, root's directories are the box's: none is root's alone.
+      if (!this.owner || this.owner.view || (code !== 'EACCES' && code !== 'EPERM')) throw e;
       let above = dirname(path);
       while (!lstatSync(above, { throwIfNoEntry: false })) above = dirname(above);
       if (whyUntrusted(above, true) !== undefined) throw e;

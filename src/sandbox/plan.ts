@@ -11,6 +11,7 @@ import { baselineFile } from './baseline.js';
 import { asOwner, fsOwnerOf } from './fs-identity.js';
 import type { GitSnapshot } from './git-surface.js';
 import { homeEntries, homeRequests, homesInside } from './home-workspace.js';
+import { markIdmapped, planIdmap } from './idmap.js';
 import { checkRelativePath, refuseWritablePathRoots } from './host-path.js';
 import { placeholderExcludes, protectionPlan, type ProtectedAction } from './protected-paths.js';
 import type { ProtectRequest } from '../config/box-requests.js';
@@ -261,7 +262,7 @@ function refuseKeyDirRoot(dir: KeyDir, roots: { path: string; flag: string }[]):
 }
 
 export function buildSandboxPlan(o: SandboxOptions, h: HostFacts): SandboxPlan {
-  const id = h.identity;
+  let id = h.identity;
   const degraded: string[] = [];
   // The launcher's own PATH, before anything is walked: the user's commands after the box are found through it.
   const relativePath = checkRelativePath(h.env.PATH, o.allowRelativePath ?? false);
@@ -270,13 +271,15 @@ export function buildSandboxPlan(o: SandboxOptions, h: HostFacts): SandboxPlan {
   refuseHostInternals(workspace, '--workspace');
   const homes = homesInside(workspace, h.homes);
   refuseHome(workspace, '--workspace', homes, o.allowHomeWorkspace);
-  if (id.hostUid === 0 && !accessibleBy(workspace, id.uid, id.gid, { read: true })) {
+  if (id.hostUid === 0 && !id.idmap && !accessibleBy(workspace, id.uid, id.gid, { read: true })) {
     throw new LaunchError(`--workspace ${workspace}: uid ${id.uid} (${id.user}), whom the agent runs as when root launches it (${id.source}), cannot open it; run latchgate as the workspace's owner, set SUDO_UID, or give that user access (chown/chmod)`);
   }
   const ro = o.ro.map((p) => canonical(p, '--ro'));
   const rw = o.rw.map((p) => canonical(p, '--rw'));
   ro.forEach((p) => refuseHostInternals(p, '--ro'));
   rw.forEach((p) => refuseHostInternals(p, '--rw'));
+  const idmap = planIdmap(id, workspace, rw);
+  if (idmap) id = { ...id, idmap };
   // A read-write mount of (or around) a home is a home workspace by another name.
   for (const p of rw) {
     const inside = homesInside(p, h.homes);
@@ -295,6 +298,7 @@ export function buildSandboxPlan(o: SandboxOptions, h: HostFacts): SandboxPlan {
 
   const m = new MountPlanner();
   m.rule('/', 'list');
+  for (const t of idmap?.trees ?? []) m.idmapTree(t, `uid ${idmap!.hostUid} on disk is the box's ${id.user} here`);
   if (!existsSync('/usr')) throw new LaunchError('the host has no /usr: cannot assemble the box root');
   for (const t of SYSTEM_TREES) mirrorHostPath(m, t, 'read-exec', 'system');
   m.ensureDir('/etc');
@@ -400,6 +404,7 @@ export function buildSandboxPlan(o: SandboxOptions, h: HostFacts): SandboxPlan {
     m.maskDir(dir.path, 'holds a key that opens secrets: never readable in the box');
   }
   for (const p of hiddenFiles(o.hide ?? [])) if (m.showsHostPath(p)) m.mask(p, 'a secrets file or age key: never readable in the box');
+  if (idmap) markIdmapped(m.entries, idmap.trees);
 
   const extraPath = [...[...ro, ...selfRo].flatMap((p) => [join(p, 'bin'), join(p, 'sbin')]).filter((p) => existsSync(p)), ...(o.extraPath ?? []), ...(o.self ? [BOX_BIN_DIR] : [])];
   const env = buildBoxEnv({

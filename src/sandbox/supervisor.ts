@@ -42,7 +42,14 @@ function describeStep(plan: SandboxPlan, m: NativeMessage): string {
   if (m.step === STEP.MOUNT_OP) {
     const e = plan.mounts[m.index];
     if (!e) return name;
-    const what = e.kind === 'bind' ? `bind ${e.src} -> ${e.path}${e.readonly ? ' (read-only)' : ''}` : e.kind === 'tmp-budget' ? `tmp-budget size=${e.size}` : `${e.kind} ${e.path}`;
+    const what =
+      e.kind === 'bind'
+        ? `bind ${e.src} -> ${e.path}${e.readonly ? ' (read-only)' : ''}${e.idmapped ? ' (idmapped)' : ''}`
+        : e.kind === 'tmp-budget'
+          ? `tmp-budget size=${e.size}`
+          : e.kind === 'idmap-tree'
+            ? `idmapped copy of ${e.src}`
+            : `${e.kind} ${e.path}`;
     return `${name} (${what})`;
   }
   if (m.step === STEP.LANDLOCK_RULE) return `${name} (${plan.landlock.paths[m.index]?.path ?? m.index})`;
@@ -75,7 +82,7 @@ function spawnError(e: Error & { step?: string; errno?: number }): LaunchError {
  */
 export async function runSandbox(plan: SandboxPlan, hooks: RunHooks = {}): Promise<RunResult> {
   const id = plan.identity;
-  const placeholders = new Placeholders(id.hostUid === 0 ? { uid: id.uid, gid: id.gid } : undefined);
+  const placeholders = new Placeholders(fsOwnerOf(id));
   const { alone } = placeholders.lock(plan.writableRoots);
   const warnings: string[] = [];
   if (plan.hostExec.baselineFile) {

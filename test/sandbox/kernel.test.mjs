@@ -364,7 +364,7 @@ for (const mode of MODES) {
       };
       const parseEnv = (out) => Object.fromEntries(out.split('\n').filter(Boolean).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
       // GIT_CONFIG_*: latchgate's own, hiding its placeholders from git in the box (core.excludesFile) and naming its generated global config.
-      const base = ['COLORTERM', 'GIT_CONFIG_COUNT', 'GIT_CONFIG_GLOBAL', 'GIT_CONFIG_KEY_0', 'GIT_CONFIG_VALUE_0', 'HOME', 'LANG', 'LATCHGATE_PUBLIC_URL', 'LATCHGATE_SANDBOX', 'LATCHGATE_SOCKET', 'LATCHGATE_URL', 'LATCHGATE_WORKSPACE', 'LC_TIME', 'LOGNAME', 'PATH', 'SHELL', 'TERM', 'USER'];
+      const base = ['COLORTERM', 'GIT_CONFIG_COUNT', 'GIT_CONFIG_GLOBAL', 'GIT_CONFIG_KEY_0', 'GIT_CONFIG_VALUE_0', 'HOME', 'LANG', 'LATCHGATE_BOX', 'LATCHGATE_PUBLIC_URL', 'LATCHGATE_SANDBOX', 'LATCHGATE_SOCKET', 'LATCHGATE_URL', 'LATCHGATE_WORKSPACE', 'LC_TIME', 'LOGNAME', 'PATH', 'PS1', 'SHELL', 'TERM', 'USER'];
 
       const plain = await runBox(mode, { workspace: ws, env: hostEnv, cmd: ['/usr/bin/env'] });
       assert.equal(plain.code, 0, plain.stderr);

@@ -43,7 +43,8 @@ for (const mode of MODES) {
     const script = `cd ${ws} && stty -g > ${ws}/.stty-before; ${asUser}${process.execPath} ${cli} sandbox --ro ${path.dirname(probe)} -- /bin/bash --norc --noprofile; echo "EXITED:$?"; stty -g > ${ws}/.stty-after; sleep 60`;
     tmux('new-session', '-d', '-s', session, '-x', '120', '-y', '40', `/bin/sh -c '${script}'`);
 
-    await screenMatching(session, /bash-[\d.]+\$\s*$/m);
+    // The box's prompt (PS1 from its environment: --norc reads no rc file to change it).
+    await screenMatching(session, new RegExp(`^\\[latchgate\\] ${u.name}@latchgate:${ws}\\$\\s*$`, 'm'));
     tmux('send-keys', '-t', session, 'tty; stty size', 'Enter');
     await screenMatching(session, /^\/dev\/pts\/0\n40 120$/m);
 

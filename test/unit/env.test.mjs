@@ -1,7 +1,7 @@
 // The box's environment: an allowlist, never the host's secrets.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { BOX_PATH, buildBoxEnv, refusalReason, validatePassEnv } from '../../dist/sandbox/env.js';
+import { BOX_PATH, BOX_PS1, buildBoxEnv, refusalReason, validatePassEnv } from '../../dist/sandbox/env.js';
 import { LaunchError } from '../../dist/core/errors.js';
 import { assertLaunchError } from '../fixtures/unit/helpers.mjs';
 
@@ -53,9 +53,18 @@ test('keeps TERM, LANG, LC_* and COLORTERM, sets its own variables, drops the re
     USER: 'alice',
     LOGNAME: 'alice',
     SHELL: '/bin/bash',
+    PS1: BOX_PS1,
     LATCHGATE_SANDBOX: '1',
+    LATCHGATE_BOX: '1',
     LATCHGATE_WORKSPACE: '/home/alice/project',
   });
+});
+
+test('the prompt says the shell is in the box, unless --pass-env PS1 asks for the host\'s', () => {
+  assert.match(BOX_PS1, /^\[latchgate\] \$USER@latchgate:\$PWD\\\$ $/);
+  assert.equal(buildBoxEnv(input({ hostEnv: { PS1: 'host> ' } })).PS1, BOX_PS1, 'the host prompt is not passed on its own');
+  assert.equal(buildBoxEnv(input({ hostEnv: { PS1: 'host> ' }, passEnv: ['PS1'] })).PS1, 'host> ');
+  assert.throws(() => buildBoxEnv(input({ passEnv: ['LATCHGATE_BOX'] })), /LATCHGATE_\* variables are set by latchgate/);
 });
 
 test('passes exactly the --pass-env names on top', () => {

@@ -115,15 +115,41 @@ test('root without SUDO_UID hands the box to the workspace owner', () => {
   assertNeverRoot(id);
 });
 
-test('root with a root-owned workspace runs the box as nobody', () => {
-  const id = resolveIdentity(host({ uid: 0, gid: 0, workspaceOwner: { uid: 0, gid: 0 } }));
+test('root with a root-owned workspace runs the box as nobody, the workspace\'s owner idmapped onto it', () => {
+  const id = resolveIdentity(host({ uid: 0, gid: 0, workspaceOwner: { uid: 0, gid: 50 } }));
   assert.equal(id.uid, NOBODY);
   assert.equal(id.gid, NOBODY);
   assert.equal(id.user, 'nobody');
   assert.equal(id.group, 'nogroup');
-  assert.equal(id.source, 'nobody');
+  assert.equal(id.source, 'root-workspace');
   assert.equal(id.home, '/home/nobody', '/nonexistent is not a usable home');
   assertNeverRoot(id);
+  // Through the mount, disk uid 0 (gid 50) is nobody (nogroup); the trees are the plan's.
+  assert.deepEqual(id.idmap, { hostUid: 0, hostGid: 50, uidMap: `0 ${NOBODY} 1\n`, gidMap: `50 ${NOBODY} 1\n`, trees: [] });
+  // nobody's login shell lets no one in: a box without a command gets /bin/sh.
+  assert.equal(id.shell, '/bin/sh');
+  assert.equal(id.shellReplaced, '/usr/sbin/nologin');
+  assert.match(renderPasswd(id), /^nobody:x:65534:65534:nobody:\/home\/nobody:\/bin\/sh$/m);
+});
+
+test('no idmap when root hands the box to SUDO_UID or to the workspace\'s owner, nor for a normal user', () => {
+  for (const h of [host(), host({ uid: 0, gid: 0, env: { SUDO_UID: '1000' }, workspaceOwner: { uid: 0, gid: 0 } }), host({ uid: 0, gid: 0, workspaceOwner: { uid: 1000, gid: 1000 } })]) {
+    assert.equal(resolveIdentity(h).idmap, null, JSON.stringify(h.env));
+  }
+});
+
+test('a login shell that lets no one in (nologin, false) is replaced by /bin/sh; a real one is kept', () => {
+  const shellOf = (shell) => resolveIdentity(host({ passwd: `alice:x:1000:1000:Alice:/home/alice:${shell}\n` }));
+  for (const shell of ['/usr/sbin/nologin', '/sbin/nologin', '/bin/false', '/usr/bin/false']) {
+    if (!existsSync(shell)) continue;
+    assert.equal(shellOf(shell).shell, '/bin/sh', shell);
+    assert.equal(shellOf(shell).shellReplaced, shell);
+  }
+  assert.ok(existsSync('/usr/sbin/nologin') || existsSync('/bin/false'), 'the host has no nologin or false to try');
+  assert.equal(shellOf('/bin/sh').shell, '/bin/sh');
+  assert.equal(shellOf('/bin/sh').shellReplaced, undefined);
+  assert.equal(shellOf('/usr/bin/no-such-shell').shell, '/bin/sh', 'missing');
+  assert.equal(shellOf('/usr/bin/no-such-shell').shellReplaced, '/usr/bin/no-such-shell');
 });
 
 test('never uid or gid 0, whatever the host says', () => {
@@ -153,7 +179,7 @@ test('never uid or gid 0, whatever the host says', () => {
   assert.equal(resolveIdentity(cases[2]).gid, 1002);
   assert.equal(resolveIdentity(cases[4]).gid, 1002);
   // Malformed SUDO_UID values are ignored.
-  for (const i of [5, 6, 7, 8, 9, 10]) assert.equal(resolveIdentity(cases[i]).source, 'nobody', JSON.stringify(cases[i].env));
+  for (const i of [5, 6, 7, 8, 9, 10]) assert.equal(resolveIdentity(cases[i]).source, 'root-workspace', JSON.stringify(cases[i].env));
 });
 
 test('home comes from passwd, with /home/<name> for unusable ones', () => {
