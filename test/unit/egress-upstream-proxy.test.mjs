@@ -411,3 +411,20 @@ describe('credential proxy through an upstream proxy', { skip: !haveOpenssl() &&
     assert.equal(events[0].details.upstream_proxy, undefined);
   });
 });
+
+// ------------------------------------------------------------- the user's summary
+
+test('DenialSummary: a failed upstream proxy (a CONNECT denial, a credential route error) is said with the fix naming the proxy and its source', async () => {
+  const { DenialSummary } = await import('../../dist/sandbox/denials.js');
+  const sum = new DenialSummary({ allowPorts: [443], proxied: true });
+  const via = { url: 'http://***@proxy.corp.example:3128', source: "HTTPS_PROXY (the launcher's environment)" };
+  const n1 = sum.add({ event_type: 'egress', decision: 'deny', details: { host: 'api.example.com', port: 443, reason: 'upstream_proxy_unreachable', upstream_proxy: via } });
+  assert.equal(n1.reason, 'upstream_proxy_unreachable');
+  assert.match(n1.fix, /upstream proxy http:\/\/\*\*\*@proxy\.corp\.example:3128 \(from HTTPS_PROXY \(the launcher's environment\)\) is reachable/);
+  const n2 = sum.add({ event_type: 'credential_proxy', decision: 'error', details: { route: 'openai', path: '/openai/v1', reason: 'upstream_proxy_refused', upstream_proxy: via } });
+  assert.equal(n2.host, 'credential route openai');
+  assert.match(n2.fix, /upstream proxy/);
+  assert.equal(sum.add({ event_type: 'credential_proxy', decision: 'error', details: { route: 'openai', path: '/openai/v1', reason: 'upstream_timeout' } }), null, 'other upstream errors are not refusals');
+  assert.equal(sum.report().total, 2);
+  assert.match(sum.lines('p').join('\n'), /api\.example\.com: CONNECT :443 upstream_proxy_unreachable x1; fix: check that the upstream proxy/);
+});
