@@ -41,7 +41,7 @@ const FILE_RELATIVE = new Set(leaves(LATCHGATE_TOML).filter((l) => l.options.fil
 const MOUNTS = new Set(['sandbox.agent.ro_mounts', 'sandbox.agent.rw_mounts']);
 const DEFAULT_PORTS = new Set([443]);
 /** Keys whose values are shown with the userinfo of a URL replaced. */
-const REDACTED_USERINFO = new Set(['sandbox.network.upstream_proxy']);
+const REDACTED_USERINFO = new Set(['sandbox.network.upstream_proxy', 'gate.upstream_proxy']);
 const redactUserinfo = (v: string) => v.replace(/^([a-z][a-z0-9+.-]*:\/\/)?[^/?#]*@/i, '$1***@');
 
 function defaultRealpath(p: string): string | undefined {

@@ -16,6 +16,8 @@ import { HostAllowlist } from '../../dist/egress/allowlist.js';
 import { LaunchError } from '../../dist/core/errors.js';
 import { NoProxy, openTunnel, parseProxyUrl, upstreamProxyFrom, UpstreamProxyError } from '../../dist/egress/upstream-proxy.js';
 import { closedPort, upstreamProxy } from '../helpers/upstream-proxy.mjs';
+import { createHttpHost } from '../../dist/providers/host-http.js';
+import { EnvSecretSource } from '../../dist/providers/secret-source.js';
 import { tempDir, prng } from '../fixtures/unit/helpers.mjs';
 import { makePki, haveOpenssl } from '../fixtures/egress-cred/pki.mjs';
 
@@ -325,7 +327,7 @@ describe('credential proxy through an upstream proxy', { skip: !haveOpenssl() &&
   let upPort;
   const got = [];
   before(async () => {
-    pki = makePki(tempDir({ after }, 'latchgate-upstream-cred-'));
+    pki = makePki(tempDir({ after }, 'latchgate-upstream-cred-'), 'DNS:named.example.test');
     server = https.createServer({ key: pki.server.key, cert: pki.server.cert }, (req, res) => {
       got.push({ url: req.url, key: req.headers['x-api-key'] });
       res.end(`upstream saw ${req.url}`);
@@ -401,6 +403,59 @@ describe('credential proxy through an upstream proxy', { skip: !haveOpenssl() &&
     assert.equal(events[0].details.upstream_proxy.url, `http://***@127.0.0.1:${dead.port}`);
   });
 
+  /** The providers' HTTP host of an action allowed api/named/private.example.test, through proxy. */
+  function httpHost(proxy) {
+    return createHttpHost({
+      allowed_domains: ['api.example.test', 'named.example.test', 'private.example.test'],
+      allowed_methods: ['GET'],
+      pins: new Map([['api.example.test', { ip: '127.0.0.1', port: upPort }]]),
+      ca: [pki.caPem],
+      timeout_ms: 5000,
+      max_response_bytes: 4096,
+      max_request_bytes: 4096,
+      secrets: new EnvSecretSource({}),
+      declared_secrets: [],
+      upstream_proxy: proxy,
+      lookup: async (name) => {
+        if (name === 'private.example.test') return [{ address: '10.0.0.1', family: 4 }];
+        throw Object.assign(new Error('ENOTFOUND'), { code: 'ENOTFOUND' });
+      },
+    });
+  }
+  const text = (r) => Buffer.from(r.body).toString('utf8');
+
+  test("the gate's providers' HTTP host goes through it too: a pinned name by its address, an unresolvable one by name; a private one is refused before it", async (t) => {
+    const up = await withProxy(t, { auth: `alice:${SECRET}`, names: { 'named.example.test': upPort } });
+    const host = httpHost(proxyOf(up.url()));
+    got.length = 0;
+    assert.equal(text(await host({ method: 'GET', url: 'https://api.example.test/pinned', headers: [] })), 'upstream saw /pinned');
+    assert.equal(text(await host({ method: 'GET', url: 'https://named.example.test/named', headers: [] })), 'upstream saw /named');
+    await assert.rejects(host({ method: 'GET', url: 'https://private.example.test/x', headers: [] }), (e) => e.code === 'address_not_allowed');
+    await assert.rejects(host({ method: 'GET', url: 'https://elsewhere.example.test/x', headers: [] }), (e) => e.code === 'host_not_allowed');
+    assert.deepEqual(up.seen.map((s) => s.target), [`127.0.0.1:${upPort}`, 'named.example.test:443']);
+    assert.ok(up.seen.every((s) => s.authorization === `Basic ${Buffer.from(`alice:${SECRET}`).toString('base64')}`));
+    assert.deepEqual(host.evidence.slice(0, 2).map((e) => [e.upstream_proxy, e.address, e.pinned]), [
+      [`http://***@127.0.0.1:${up.port}`, '127.0.0.1', true],
+      [`http://***@127.0.0.1:${up.port}`, null, false],
+    ]);
+    assert.ok(!JSON.stringify(host.evidence).includes(SECRET));
+  });
+
+  test("the providers' HTTP host: an unreachable proxy is the provider's upstream_proxy_unreachable, naming neither the proxy nor its credential; a MITM inside the tunnel fails TLS", async (t) => {
+    const dead = proxyOf(`http://alice:${SECRET}@127.0.0.1:${await closedPort()}`);
+    await assert.rejects(httpHost(dead)({ method: 'GET', url: 'https://api.example.test/x', headers: [] }), (e) => {
+      assert.equal(e.code, 'upstream_proxy_unreachable');
+      assert.ok(!e.message.includes(SECRET) && !e.message.includes(String(dead.port)), e.message);
+      return true;
+    });
+    const rogue = tls.createServer({ key: pki.rogue.key, cert: pki.rogue.cert }, (s) => s.end());
+    await new Promise((r) => rogue.listen(0, '127.0.0.1', r));
+    t.after(() => rogue.close());
+    const up = await withProxy(t, { names: { 'named.example.test': rogue.address().port } });
+    await assert.rejects(httpHost(proxyOf(up.url('')))({ method: 'GET', url: 'https://named.example.test/x', headers: [] }), (e) => e.code === 'tls_failed');
+    assert.equal(up.seen.length, 1);
+  });
+
   test('a route no_proxy names goes direct', async (t) => {
     const up = await withProxy(t, {});
     const { port, events } = await credProxy(t, proxyOf(up.url(''), ['.example.test']));
@@ -427,4 +482,11 @@ test('DenialSummary: a failed upstream proxy (a CONNECT denial, a credential rou
   assert.equal(sum.add({ event_type: 'credential_proxy', decision: 'error', details: { route: 'openai', path: '/openai/v1', reason: 'upstream_timeout' } }), null, 'other upstream errors are not refusals');
   assert.equal(sum.report().total, 2);
   assert.match(sum.lines('p').join('\n'), /api\.example\.com: CONNECT :443 upstream_proxy_unreachable x1; fix: check that the upstream proxy/);
+});
+
+test('a config granting an upstream proxy is shown for trust without its credentials', async () => {
+  const { grantsOf } = await import('../../dist/config/grants.js');
+  const doc = { sandbox: { network: { upstream_proxy: `http://alice:${SECRET}@proxy.corp.example:3128`, no_proxy: ['.corp.example'] } }, gate: { upstream_proxy: `bob:${SECRET}@gw.corp.example:8080` } };
+  const lines = grantsOf(doc, 'latchgate.toml', { file: '/etc/latchgate/latchgate.toml', cwd: '/' });
+  assert.deepEqual(lines, ['upstream_proxy: http://***@proxy.corp.example:3128', 'no_proxy: .corp.example', 'gate.upstream_proxy: ***@gw.corp.example:8080']);
 });
