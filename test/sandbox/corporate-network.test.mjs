@@ -48,7 +48,7 @@ after(() => {
 });
 
 /** A config home whose latchgate.toml allowlists the names, pins them to the upstream, routes "fake" to it and trusts caFile. */
-function home(mode, caFile = upstream.pki.caFile) {
+function home(mode, caFile = upstream.pki.caFile, network = []) {
   const h = mkdtempSync(path.join(os.tmpdir(), 'latchgate-corpnet-home-'));
   dirs.push(h);
   const cfgDir = path.join(h, 'cfg', 'latchgate');
@@ -66,6 +66,7 @@ function home(mode, caFile = upstream.pki.caFile) {
     '',
     '[sandbox.network]',
     `extra_ca_certs = [${JSON.stringify(caFile)}]`,
+    ...network,
     '',
     '[sandbox.network.resolve]',
     `"api.example.test" = ${pin}`,
@@ -173,6 +174,13 @@ for (const mode of MODES) {
     assert.deepEqual(plan.network.egress.ca_bundle.extra_ca_certs, [upstream.pki.caFile]);
     for (const v of ['SSL_CERT_FILE', 'NODE_EXTRA_CA_CERTS', 'REQUESTS_CA_BUNDLE', 'CURL_CA_BUNDLE', 'GIT_SSL_CAINFO']) assert.equal(plan.env[v], '/run/latchgate/ca-bundle.pem', v);
     assert.equal(plan.env.HTTPS_PROXY, 'http://127.0.0.1:3128');
+
+    // The config's upstream_proxy wins over the environment's, and the plan says so.
+    const c = home(mode, undefined, [`upstream_proxy = ${JSON.stringify(proxy.url())}`, 'no_proxy = [".corp.example"]']);
+    const r3 = await runBox(mode, { workspace: ws, env: corporate(c, 'http://other:secret@127.0.0.1:1'), args: ['--config', c.cfg, '--dry-run'], cmd: ['true'] });
+    assert.equal(r3.code, 0, r3.stderr);
+    assert.deepEqual(JSON.parse(r3.stdout).network.egress.upstream_proxy, { url: `http://***@127.0.0.1:${proxy.port}`, source: `${c.cfg}: [sandbox.network] upstream_proxy`, no_proxy: ['.corp.example'], no_proxy_source: `${c.cfg}: [sandbox.network] no_proxy` });
+    assert.ok(!r3.stdout.includes(PROXY_PASSWORD));
 
     const missing = path.join(path.dirname(upstream.pki.caFile), 'no-such-ca.pem');
     const m = home(mode, missing);
