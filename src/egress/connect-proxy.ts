@@ -44,7 +44,7 @@ import { HostAllowlist, parseConnectTarget } from './allowlist.js';
 import { spliceRelay, type RelayResult, type SpliceRelay } from './splice-relay.js';
 import { boxAdvice, denialFix } from './denial-advice.js';
 import { resolveAndCheck, type ResolveResult } from './ssrf.js';
-import { describeUpstreamProxy, openTunnel, UpstreamProxyError, type UpstreamProxy } from './upstream-proxy.js';
+import { describeUpstreamProxy, openTunnel, PROXY_LOOKUP_MS, UpstreamProxyError, type UpstreamProxy } from './upstream-proxy.js';
 
 type ResolveOpts = NonNullable<Parameters<typeof resolveAndCheck>[2]>;
 
@@ -120,9 +120,6 @@ interface EgressDetails {
   upstream_proxy?: { url: string; source: string };
   proxy_target?: string;
 }
-
-/** How long the launcher's own lookup of a name bound for the upstream proxy may take before the name is left to the proxy. */
-const PROXY_LOOKUP_MS = 2000;
 
 const DEFAULTS = {
   maxTunnels: 64,

@@ -44,6 +44,13 @@ export class UpstreamProxyError extends Error {
   }
 }
 
+/**
+ * How long the host's own lookup of a name bound for the upstream proxy may
+ * take (for the address check it can still make) before the name is left to
+ * the proxy to resolve.
+ */
+export const PROXY_LOOKUP_MS = 2000;
+
 const DEFAULT_SCHEME = /^[a-z][a-z0-9+.-]*:\/\//i;
 
 /**

@@ -37,7 +37,7 @@ import { HostAllowlist, normalizeConnectHost } from '../egress/allowlist.js';
 import { Redaction, type KeyMatcher } from '../egress/key-redaction.js';
 import { resolveAndCheck, type LookupFn, type Pin } from '../egress/ssrf.js';
 import { extraCaCerts } from '../egress/trust-roots.js';
-import type { UpstreamProxy } from '../egress/upstream-proxy.js';
+import { PROXY_LOOKUP_MS, type UpstreamProxy } from '../egress/upstream-proxy.js';
 import { HostIoError } from './host-error.js';
 import { fillBodySecrets } from './http-body.js';
 import { checkHeaders, fillSecrets, type HeaderList } from './http-headers.js';
@@ -104,9 +104,6 @@ export interface HttpEvidence {
   /** The upstream proxy the call went through (its URL without credentials). */
   upstream_proxy?: string;
 }
-
-/** How long the gate's own lookup of a name bound for the upstream proxy may take before the name is left to the proxy. */
-const PROXY_LOOKUP_MS = 2000;
 
 /** The http host function of one action, with what it observed of every call. */
 export interface RecordingHttpHost extends HttpHost {

@@ -30,7 +30,7 @@ export interface Exchange {
   deadline: number;
   maxResponseBytes: number;
   secureContext: tls.SecureContext;
-  /** Set when the exchange goes through the upstream proxy: it is asked to CONNECT to proxyTarget. */
+  /** Set when the exchange goes through the upstream proxy (via), which is asked to CONNECT to host:port. */
   proxy?: { via: UpstreamProxy; host: string; port: number };
 }
 
