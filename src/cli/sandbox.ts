@@ -2,6 +2,7 @@
 import { fstatSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { listProfiles } from '../config/profiles.js';
+import { BOX_CA_BUNDLE } from '../core/box.js';
 import { LaunchError } from '../core/errors.js';
 import { textTable } from '../core/text-table.js';
 import { launchSetup, profileView, type LaunchFlags } from '../sandbox/launch-config.js';
@@ -86,6 +87,15 @@ export function sandboxCommand(): Command {
       flags.allowHost ??= [];
       process.exitCode = await runSandboxCommand(cmd, flags);
     });
+}
+
+/** The plan as printed: the CA bundle's write entry without its PEM text (network.egress.ca_bundle says what is in it). */
+function shortCaBundle(_key: string, v: unknown): unknown {
+  const e = v as { kind?: unknown; path?: unknown; content?: unknown } | null;
+  if (e && e.kind === 'write' && e.path === BOX_CA_BUNDLE && typeof e.content === 'string') {
+    return { ...e, content: `(${Buffer.byteLength(e.content)} bytes: the system's CA certificates and extra_ca_certs, see network.egress.ca_bundle)` };
+  }
+  return v;
 }
 
 /** The flag that asked for each weaker mode a plan records. */
@@ -190,7 +200,7 @@ export async function runSandboxCommand(cmd: string[], f: SandboxFlags): Promise
       return 0;
     }
     if (f.dryRun) {
-      process.stdout.write(JSON.stringify((await planLaunch(cmd, f, setup)).plan, null, 2) + '\n');
+      process.stdout.write(JSON.stringify((await planLaunch(cmd, f, setup)).plan, shortCaBundle, 2) + '\n');
       return 0;
     }
     const launch = await prepareLaunch(cmd, f, setup);

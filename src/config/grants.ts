@@ -17,6 +17,8 @@
 // credential route, resolve pins, extra_ca_certs, principal, and every key of
 // [gate], [identity], [operators], [policy] and [state]. An empty table that
 // names something (a credential route, a principal, an operator) is a grant too.
+// upstream_proxy is shown without its credentials (user:password@), which
+// would otherwise be printed and kept in the trust store.
 import { realpathSync } from 'node:fs';
 import { basename, dirname, isAbsolute, relative, resolve } from 'node:path';
 import { LATCHGATE_TOML } from './latchgate-toml.js';
@@ -38,6 +40,9 @@ const NOT_GRANTS = new Set(['sandbox.limits.nofile', 'sandbox.limits.nproc', 'sa
 const FILE_RELATIVE = new Set(leaves(LATCHGATE_TOML).filter((l) => l.options.fileRelative).map((l) => l.path.join('.')));
 const MOUNTS = new Set(['sandbox.agent.ro_mounts', 'sandbox.agent.rw_mounts']);
 const DEFAULT_PORTS = new Set([443]);
+/** Keys whose values are shown with the userinfo of a URL replaced. */
+const REDACTED_USERINFO = new Set(['sandbox.network.upstream_proxy', 'gate.upstream_proxy']);
+const redactUserinfo = (v: string) => v.replace(/^([a-z][a-z0-9+.-]*:\/\/)?[^/?#]*@/i, '$1***@');
 
 function defaultRealpath(p: string): string | undefined {
   try {
@@ -106,7 +111,7 @@ export function grantsOf(doc: Record<string, unknown>, kind: ConfigKind, ctx: Gr
     }
     for (const v of Array.isArray(value) ? value : [value]) {
       if (key === 'sandbox.network.allow_ports' && DEFAULT_PORTS.has(v as number)) continue;
-      let shown = showValue(FILE_RELATIVE.has(generic) && !isAbsolute(String(v)) ? resolve(base, String(v)) : v);
+      let shown = showValue(FILE_RELATIVE.has(generic) && !isAbsolute(String(v)) ? resolve(base, String(v)) : REDACTED_USERINFO.has(key) ? redactUserinfo(String(v)) : v);
       if (MOUNTS.has(key)) {
         const r = real(String(v));
         if (r !== undefined && r !== v) shown += ` -> ${showValue(r)}`;

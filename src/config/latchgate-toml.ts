@@ -52,8 +52,10 @@ export const LATCHGATE_TOML = table('latchgate.toml', {
     network: table('The box\'s network exits.', {
       strict_net: leaf('bool', 'Landlock TCP rules as well: no `bind`, `connect` only to latchgate\'s exits (`--strict-net`).', { shown: '`false`' }),
       allow_ports: leaf('int[]', 'Ports the CONNECT proxy allows.', { shown: '`[443]`' }),
-      extra_ca_certs: leaf('string[]', 'PEM files of certificates trusted for credential-route upstreams.', { default: [], fileRelative: true }),
-      resolve: named(leaf('string', 'The address the name resolves to, `"10.0.0.5:443"`.'), 'Operator pins: a host name and the address the proxies use for it instead of DNS (mirrors, tests).', { label: 'host' }),
+      extra_ca_certs: leaf('string[]', 'PEM files of certificates trusted for credential-route upstreams, and inside the box: the box gets a bundle of the system\'s CAs and these at `/run/latchgate/ca-bundle.pem`, named by `SSL_CERT_FILE`, `NODE_EXTRA_CA_CERTS`, `REQUESTS_CA_BUNDLE`, `CURL_CA_BUNDLE` and `GIT_SSL_CAINFO` (a TLS-inspecting corporate proxy\'s CA, a private mirror\'s). A file that cannot be read stops the launch.', { default: [], fileRelative: true }),
+      upstream_proxy: leaf('string', 'The host\'s own HTTP proxy, `http://[user:password@]host:port`, through which both exits (the CONNECT proxy and the credential proxy) reach the internet: each allowed tunnel is a CONNECT through it. `"none"`: no proxy, whatever the environment says. The credentials never enter the box and are never printed.', { shown: '`$https_proxy`, else `$HTTPS_PROXY`, else none' }),
+      no_proxy: leaf('string[]', 'Hosts the exits reach directly, not through `upstream_proxy`, with curl\'s rules: `example.com` (or `.example.com`) matches it and every name below it, `:port` narrows an entry, `"*"` is every host; an address or CIDR range (`10.0.0.0/8`, `[::1]`) matches a pinned address.', { shown: '`$no_proxy`, else `$NO_PROXY`' }),
+      resolve: named(leaf('string', 'The address the name resolves to, `"10.0.0.5:443"`.'), 'Operator pins: a host name and the address the proxies use for it instead of DNS (mirrors, tests). Through `upstream_proxy`, a pinned name is asked for by its pinned address.', { label: 'host' }),
     }),
   }),
   gate: table('The gate `latchgate up` serves.', {
@@ -73,6 +75,8 @@ export const LATCHGATE_TOML = table('latchgate.toml', {
     http_hosts: leaf('string[]', 'Further `Host` header values the HTTP listener answers to, as clients send them (`"gate.internal:8080"`), besides `127.0.0.1:PORT`, `localhost:PORT` and `[::1]:PORT`; any other `Host` is refused (421 `host_not_allowed`).', { default: [] }),
     http_origins: leaf('string[]', 'Browser origins (`"https://app.example"`) whose pages may call the HTTP listener; a request with any other `Origin` header is refused (403 `origin_not_allowed`).', { default: [] }),
     extra_ca_certs: leaf('string[]', 'PEM files of certificates trusted, besides the system\'s, for the HTTPS upstreams WebAssembly providers reach through the gate\'s HTTP host (a corporate mirror, a test upstream).', { default: [], fileRelative: true }),
+    upstream_proxy: leaf('string', 'The host\'s own HTTP proxy, `http://[user:password@]host:port`, through which the providers\' HTTP host reaches the internet (a CONNECT tunnel per request, TLS inside it to the upstream). `"none"`: no proxy, whatever the environment says. The credentials are never printed.', { shown: '`$https_proxy`, else `$HTTPS_PROXY`, else none' }),
+    no_proxy: leaf('string[]', 'Hosts the providers\' HTTP host reaches directly, not through `upstream_proxy`, with the rules of `[sandbox.network]` `no_proxy`.', { shown: '`$no_proxy`, else `$NO_PROXY`' }),
     resolve: named(leaf('string', 'The address the name resolves to, `"10.0.0.5:443"`.'), 'Operator pins for the providers\' HTTP host: a host name and the address it connects to instead of resolving the name (mirrors, tests). A pinned address is not checked against the private ranges (a pin is how a loopback or LAN upstream becomes reachable); the certificate is still verified against the name, and the host must still be in the action\'s `egress.allowed_domains`.', { label: 'host' }),
   }),
   providers: table('The WebAssembly providers that run actions (docs/PROVIDERS.md) and the file roots of their host I/O.', {

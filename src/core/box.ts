@@ -15,8 +15,10 @@ export const BOX_GIT_CONFIG = `${BOX_RUN_DIR}/gitconfig`;
 export const BOX_BIN_DIR = `${BOX_RUN_DIR}/bin`;
 /** The gate's MCP server as an agent's configuration in the box names it. */
 export const BOX_MCP_COMMAND = `${BOX_BIN_DIR}/latchgate-mcp`;
+/** The run's CA bundle (the system's CAs and extra_ca_certs), when extra_ca_certs names any. */
+export const BOX_CA_BUNDLE = `${BOX_RUN_DIR}/ca-bundle.pem`;
 /** Names under BOX_RUN_DIR a profile's generated files may not take. */
-export const BOX_RESERVED_PATHS: readonly string[] = [BOX_GATE_SOCKET, BOX_PROXY_SOCKET, BOX_STATE_DIR, BOX_GIT_EXCLUDES, BOX_GIT_CONFIG, BOX_BIN_DIR];
+export const BOX_RESERVED_PATHS: readonly string[] = [BOX_GATE_SOCKET, BOX_PROXY_SOCKET, BOX_STATE_DIR, BOX_GIT_EXCLUDES, BOX_GIT_CONFIG, BOX_BIN_DIR, BOX_CA_BUNDLE];
 
 /** The HTTPS CONNECT proxy on the box's loopback. */
 export const BOX_PROXY_PORT = 3128;

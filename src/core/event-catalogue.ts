@@ -269,6 +269,9 @@ const CATALOGUE = {
       target: O,
       method: O,
       addresses: O,
+      // Through the host's upstream proxy: its redacted URL and where it was configured ({url, source}), and the host:port it was asked to CONNECT to.
+      upstream_proxy: O,
+      proxy_target: O,
     },
     coalesced: true,
   },
@@ -276,7 +279,7 @@ const CATALOGUE = {
     meaning: "A request through the box's credential proxy (the key added on the way out)",
     emitters: ['src/egress/credential-proxy.ts'],
     fields: { decision: R, subject: O, details: R },
-    details: { route: R, method: R, path: R, status: R, bytes_up: R, bytes_down: R, duration_ms: R, redactions: R, reason: R },
+    details: { route: R, method: R, path: R, status: R, bytes_up: R, bytes_down: R, duration_ms: R, redactions: R, reason: R, upstream_proxy: O },
     coalesced: true,
   },
   egress_dns: {

@@ -20,6 +20,16 @@
 // a denial at once with its reason, an allowed tunnel when it closes, with the
 // bytes each way and its duration.
 //
+// With an upstream proxy (the host's own, upstream-proxy.ts), an allowed
+// CONNECT is passed on to it, unless its no_proxy list names the host: the
+// same checks run first (a refused host never reaches the upstream proxy),
+// then CONNECT host:port (a pinned name: its pinned address and port) goes to
+// the upstream proxy, which resolves the name. The launcher still resolves
+// the name itself when it can and refuses one that resolves to an address the
+// box may not reach; a name it cannot resolve (no outside DNS behind the
+// proxy) is left to the proxy, which is then the only judge of the address
+// (README: "Corporate networks").
+//
 // Once the tunnel is established, its bytes are relayed by the kernel
 // (splice-relay.ts, native/relay.cc: splice() through pipes on a thread per
 // tunnel), not through Node streams: half-close, idle timeout and the byte
@@ -33,7 +43,8 @@ import type { AuditEventInput } from '../core/audit-event.js';
 import { HostAllowlist, parseConnectTarget } from './allowlist.js';
 import { spliceRelay, type RelayResult, type SpliceRelay } from './splice-relay.js';
 import { boxAdvice, denialFix } from './denial-advice.js';
-import { resolveAndCheck } from './ssrf.js';
+import { resolveAndCheck, type ResolveResult } from './ssrf.js';
+import { describeUpstreamProxy, openTunnel, PROXY_LOOKUP_MS, UpstreamProxyError, type UpstreamProxy } from './upstream-proxy.js';
 
 type ResolveOpts = NonNullable<Parameters<typeof resolveAndCheck>[2]>;
 
@@ -73,6 +84,8 @@ export interface ConnectProxyOptions {
    * net.connect({host: address, port, family}).
    */
   connect?: (address: string, port: number, family: 4 | 6) => net.Socket;
+  /** The host's own proxy, through which tunnels to hosts its no_proxy list does not name are opened. */
+  upstreamProxy?: UpstreamProxy | null;
 }
 
 export interface ConnectProxyStats {
@@ -103,6 +116,9 @@ interface EgressDetails {
   target?: string;
   method?: string;
   addresses?: string[];
+  /** The upstream proxy the tunnel went through (redacted URL and where it was configured), and what it was asked to CONNECT to. */
+  upstream_proxy?: { url: string; source: string };
+  proxy_target?: string;
 }
 
 const DEFAULTS = {
@@ -140,6 +156,10 @@ const MESSAGES: Record<string, string> = {
   internal_error: 'internal error in the egress proxy',
   proxy_closing: 'the egress proxy is shutting down',
   ledger_unavailable: 'the audit ledger is unavailable, egress is refused',
+  upstream_proxy_unreachable: "the host's upstream proxy could not be reached",
+  upstream_proxy_refused: "the host's upstream proxy refused the tunnel",
+  upstream_proxy_timeout: "the host's upstream proxy did not answer in time",
+  upstream_proxy_bad_answer: "the host's upstream proxy gave no usable answer",
 };
 
 const SAFE_HOST = /^[a-z0-9.-]{1,253}$/;
@@ -181,6 +201,8 @@ interface Tunnel {
   upstream: net.Socket | null;
   resolved: string | null;
   pinned: boolean;
+  /** Set when the tunnel goes through the upstream proxy: what it was asked to CONNECT to. */
+  proxyTarget: string | null;
   /**
    * opening: resolving and connecting (a failure is recorded as a denial);
    * open: upstream connected, recorded as allowed once both sockets closed;
@@ -282,6 +304,7 @@ export class ConnectProxy {
   readonly #resolveOpts: ResolveOpts;
   readonly #record: (event: AuditEventInput) => void;
   readonly #connect: (address: string, port: number, family: 4 | 6) => net.Socket;
+  readonly #upstream: UpstreamProxy | null;
   readonly #limits: Required<ConnectProxyLimits>;
   readonly #fronts = new Set<Front>();
   readonly #tunnels = new Set<Tunnel>();
@@ -308,6 +331,7 @@ export class ConnectProxy {
     if (opts.pinned !== undefined) this.#resolveOpts.pinned = opts.pinned;
     this.#record = opts.record;
     this.#connect = opts.connect ?? ((address, port, family) => net.connect({ host: address, port, family }));
+    this.#upstream = opts.upstreamProxy ?? null;
     const l = opts.limits ?? {};
     this.#limits = {
       maxTunnels: positive(l.maxTunnels, DEFAULTS.maxTunnels, 'maxTunnels'),
@@ -435,6 +459,7 @@ export class ConnectProxy {
     if (o.target !== undefined) d.target = truncate(o.target);
     if (o.method !== undefined) d.method = truncate(o.method);
     if (o.addresses !== undefined) d.addresses = o.addresses.slice(0, 16);
+    if (o.proxyTarget !== undefined) Object.assign(d, this.#viaDetails(o.proxyTarget));
     this.#emit('deny', d);
     const host = o.host && SAFE_HOST.test(o.host) ? o.host : undefined;
     const port = o.port ?? undefined;
@@ -466,7 +491,7 @@ export class ConnectProxy {
     // Allowed by policy: the tunnel holds a slot from here until it is recorded.
     const t: Tunnel = {
       host, port, transport, started, client, upstream: null, resolved: null, pinned: false,
-      phase: 'opening', reason: null, clientClosed: false, upstreamClosed: false, spliced: false,
+      proxyTarget: null, phase: 'opening', reason: null, clientClosed: false, upstreamClosed: false, spliced: false,
       relay: null, relayed: null,
     };
     this.#tunnels.add(t);
@@ -479,7 +504,7 @@ export class ConnectProxy {
       this.#maybeDone(t);
     });
     // A failure while opening: recorded as a denial, the slot released at once.
-    const fail = (status: number, reason: string, extra: Pick<DenyInfo, 'resolved' | 'detail' | 'addresses' | 'pinned'> = {}): Denial => {
+    const fail = (status: number, reason: string, extra: Pick<DenyInfo, 'resolved' | 'detail' | 'addresses' | 'pinned' | 'proxyTarget'> = {}): Denial => {
       t.phase = 'done';
       this.#tunnels.delete(t);
       this.#bySocket.delete(client);
@@ -490,27 +515,36 @@ export class ConnectProxy {
       return err;
     };
 
-    const r = await resolveAndCheck(host, port, this.#resolveOpts);
-    if (t.clientClosed) throw fail(499, 'client_closed_early', r.ok ? { resolved: r.address, pinned: r.pinned } : { detail: r.reason });
-    if (!r.ok) {
+    // Through the upstream proxy unless no_proxy names the host (or, for a pinned name, its address).
+    const pin = this.#resolveOpts.pinned?.get(host);
+    const proxy = this.#upstream !== null && !this.#upstream.noProxy.bypasses(host, port, pin?.ip) ? this.#upstream : null;
+    let r: ResolveResult | null = await resolveAndCheck(host, port, proxy && !pin ? { ...this.#resolveOpts, timeoutMs: Math.min(PROXY_LOOKUP_MS, this.#limits.connectTimeoutMs) } : this.#resolveOpts);
+    // A name the launcher cannot resolve is the upstream proxy's to resolve.
+    if (proxy && !r.ok && r.reason.startsWith('DNS lookup')) r = null;
+    if (t.clientClosed) throw fail(499, 'client_closed_early', r === null ? {} : r.ok ? { resolved: r.address, pinned: r.pinned } : { detail: r.reason });
+    if (r !== null && !r.ok) {
       if (r.reason.startsWith('DNS lookup')) {
         const timeout = /timed out|ETIMEOUT/.test(r.reason);
         throw fail(timeout ? 504 : 502, timeout ? 'dns_timeout' : 'dns_failed', { detail: r.reason, addresses: r.addresses });
       }
       throw fail(403, 'address_not_allowed', { detail: r.reason, addresses: r.addresses });
     }
-    t.resolved = r.address;
-    t.pinned = r.pinned;
-    const where = { resolved: r.address, pinned: r.pinned };
+    // Through the proxy, a name is passed on as a name (the proxy connects where it resolves it), a pin as its address.
+    const target = r !== null && r.pinned ? { host: r.address, port: r.port } : { host, port };
+    t.pinned = r?.pinned ?? false;
+    t.resolved = proxy && !t.pinned ? null : (r?.address ?? null);
+    if (proxy) t.proxyTarget = `${target.host.includes(':') ? `[${target.host}]` : target.host}:${target.port}`;
+    const where = { resolved: t.resolved, pinned: t.pinned, ...(t.proxyTarget ? { proxyTarget: t.proxyTarget } : {}) };
 
     let up: net.Socket;
     try {
-      up = await this.#openUpstream(t, r.address, r.port, r.family);
+      up = proxy ? await this.#openThroughProxy(t, proxy, target.host, target.port) : await this.#openUpstream(t, r!.address, target.port, (r as { family: 4 | 6 }).family);
     } catch (e) {
       const err = e as NodeJS.ErrnoException;
       if (t.clientClosed) throw fail(499, 'client_closed_early', where);
-      if (err.code === 'ETIMEDOUT') throw fail(504, 'upstream_connect_timeout', { ...where, detail: `port ${r.port}` });
-      throw fail(502, 'upstream_connect_failed', { ...where, detail: `${err.code ?? err.message} (port ${r.port})` });
+      if (err instanceof UpstreamProxyError) throw fail(err.reason === 'upstream_proxy_timeout' ? 504 : 502, err.reason, { ...where, detail: err.message });
+      if (err.code === 'ETIMEDOUT') throw fail(504, 'upstream_connect_timeout', { ...where, detail: `port ${target.port}` });
+      throw fail(502, 'upstream_connect_failed', { ...where, detail: `${err.code ?? err.message} (port ${target.port})` });
     }
     if (t.clientClosed) {
       up.destroy();
@@ -529,6 +563,27 @@ export class ConnectProxy {
       this.#maybeDone(t);
     });
     return { customConnectServer: this.#splicer as unknown as http.Server };
+  }
+
+  /** A tunnel through the upstream proxy to host:port within connectTimeoutMs; given up when the client leaves. */
+  async #openThroughProxy(t: Tunnel, proxy: UpstreamProxy, host: string, port: number): Promise<net.Socket> {
+    const abort = new AbortController();
+    const onClientClose = () => abort.abort();
+    t.client.once('close', onClientClose);
+    try {
+      const sock = await openTunnel(proxy, host, port, { timeoutMs: this.#limits.connectTimeoutMs, signal: abort.signal });
+      t.upstream = sock;
+      return sock;
+    } finally {
+      t.client.off('close', onClientClose);
+    }
+  }
+
+  /** What an event of a tunnel through the upstream proxy says of it (never its credentials). */
+  #viaDetails(proxyTarget: string): Pick<EgressDetails, 'upstream_proxy' | 'proxy_target'> {
+    if (!this.#upstream) return {};
+    const { url, source } = describeUpstreamProxy(this.#upstream);
+    return { upstream_proxy: { url, source }, proxy_target: proxyTarget };
   }
 
   /** Connects to exactly address:port within connectTimeoutMs; rejects (and destroys the socket) on error, timeout or client close. */
@@ -627,6 +682,7 @@ export class ConnectProxy {
       status: 200,
       pinned: t.pinned,
     };
+    if (t.proxyTarget !== null) Object.assign(d, this.#viaDetails(t.proxyTarget));
     if (!t.spliced) d.detail = 'closed before the tunnel was spliced';
     else if (t.detail !== undefined) d.detail = truncate(t.detail);
     this.#emit('allow', d);
@@ -730,6 +786,7 @@ interface DenyInfo {
   method?: string;
   addresses?: string[];
   pinned?: boolean;
+  proxyTarget?: string;
 }
 
 /**

@@ -11,6 +11,11 @@
 // per route); the response is handled here (selfHandleResponse) so that it
 // can be redacted chunk by chunk without buffering. Trailers are not passed
 // on, nor are 1xx responses.
+//
+// With an upstream proxy (the host's own, upstream-proxy.ts), a route whose
+// upstream its no_proxy list does not name gets an agent that opens each
+// connection as a CONNECT tunnel through it; TLS and the certificate check
+// run inside the tunnel, end to end with the upstream, as without it.
 import http from 'node:http';
 import https from 'node:https';
 import tls from 'node:tls';
@@ -20,10 +25,13 @@ import { isIP } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { Transform, pipeline } from 'node:stream';
 import httpProxy from 'http-proxy';
+import type net from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { AuditEventInput, Decision } from '../core/audit-event.js';
 import { LaunchError } from '../core/errors.js';
 import { KeyMatcher, KeyRedactor } from './key-redaction.js';
 import { defaultTrust, extraCaCerts, parsePemCerts, TLS_CODES } from './trust-roots.js';
+import { describeUpstreamProxy, openTunnel, UpstreamProxyError, type UpstreamProxy } from './upstream-proxy.js';
 
 /** One route as configured (profile or [sandbox.agent.credentials.<name>]), its key already resolved. */
 export interface CredentialRoute {
@@ -75,6 +83,34 @@ export interface CredentialProxyOptions {
   idleTimeoutMs?: number;
   /** Concurrent client connections per listener; default 256. */
   maxConnections?: number;
+  /** The host's own proxy: routes whose upstream its no_proxy list does not name are reached through it. */
+  upstreamProxy?: UpstreamProxy | null;
+}
+
+/** Connecting through the upstream proxy, its answer included, within this. */
+const TUNNEL_TIMEOUT_MS = 30_000;
+
+/** An agent whose connections are CONNECT tunnels through the upstream proxy, with TLS to the upstream inside. */
+class TunnelAgent extends https.Agent {
+  constructor(opts: https.AgentOptions, private readonly proxy: UpstreamProxy, private readonly timeoutMs: number) {
+    super(opts);
+  }
+
+  override createConnection(options: https.RequestOptions, callback?: (err: Error | null, stream: Duplex) => void): undefined {
+    const done = callback ?? (() => undefined);
+    openTunnel(this.proxy, String(options.host), Number(options.port), { timeoutMs: this.timeoutMs }).then(
+      (sock: net.Socket) => {
+        if (sock.readableLength > 0) {
+          sock.destroy();
+          done(new UpstreamProxyError('upstream_proxy_bad_answer', `the upstream proxy ${this.proxy.display} sent bytes of its own into the tunnel before TLS began`), undefined as unknown as Duplex);
+          return;
+        }
+        done(null, tls.connect({ ...(options as tls.ConnectionOptions), socket: sock }));
+      },
+      (e: Error) => done(e, undefined as unknown as Duplex),
+    );
+    return undefined;
+  }
 }
 
 /** Keys shorter than this would make redaction eat ordinary text. */
@@ -203,6 +239,8 @@ interface Route extends ValidatedRoute {
   matcher: KeyMatcher;
   agent: https.Agent;
   target: { protocol: 'https:'; host: string; hostname: string; port: number };
+  /** The upstream proxy the route goes through, as events name it. */
+  via: { url: string; source: string } | null;
 }
 
 interface ReqState {
@@ -268,11 +306,15 @@ export class CredentialProxy {
       const connectHost = pin ? pin.host : v.hostname;
       let matcher = this.matchers.get(v.key);
       if (!matcher) this.matchers.set(v.key, (matcher = new KeyMatcher(v.key)));
+      // no_proxy is matched with the upstream's name and port, and the pinned address when there is one.
+      const proxy = opts.upstreamProxy && !opts.upstreamProxy.noProxy.bypasses(v.hostname, v.port, pin?.host) ? opts.upstreamProxy : null;
+      const { url, source } = proxy ? describeUpstreamProxy(proxy) : { url: '', source: '' };
       this.routes.set(v.name, {
         ...v,
         matcher,
-        agent: new https.Agent(agentOpts),
+        agent: proxy ? new TunnelAgent(agentOpts, proxy, Math.min(TUNNEL_TIMEOUT_MS, this.idleTimeoutMs)) : new https.Agent(agentOpts),
         target: { protocol: 'https:', host: connectHost, hostname: connectHost, port: pin ? pin.port : v.port },
+        via: proxy ? { url, source } : null,
       });
     }
     this.proxy = httpProxy.createProxyServer({ xfwd: false, changeOrigin: false, selfHandleResponse: true, secure: true });
@@ -444,7 +486,12 @@ export class CredentialProxy {
     let status = 502;
     let kind: string;
     let msg: string;
-    if (st.timedOut || code === 'ETIMEDOUT') {
+    if (err instanceof UpstreamProxyError) {
+      // The box is not told where the host's proxy is; the user who started it gets the fix (DenialSummary).
+      status = err.reason === 'upstream_proxy_timeout' ? 504 : 502;
+      kind = err.reason;
+      msg = `upstream ${where} not reached: the host's upstream proxy failed (${err.reason}${err.status ? ` ${err.status}` : ''}); the user who started this box can fix it`;
+    } else if (st.timedOut || code === 'ETIMEDOUT') {
       status = 504;
       kind = 'upstream_timeout';
       msg = `upstream ${where} did not answer within ${Math.round(this.idleTimeoutMs / 1000)} s`;
@@ -615,6 +662,7 @@ export class CredentialProxy {
         duration_ms: round(performance.now() - st.started),
         redactions: st.redactions(),
         reason: st.reason,
+        ...(st.route?.via ? { upstream_proxy: st.route.via } : {}),
       },
     });
   }

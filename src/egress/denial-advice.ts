@@ -3,7 +3,8 @@
 // resolver (its Extended DNS Error text) and the launcher's summary of the
 // run's denials (read by the user who started the box). The box is told what
 // to ask for; the user also gets what only the host knows (the addresses a
-// name resolved to), which never goes into the box.
+// name resolved to, the upstream proxy), which never goes into the box.
+import { upstreamProxyFix } from './upstream-proxy.js';
 
 /** Who reads the advice: the agent inside the box, or the user who started it. */
 export type Audience = 'box' | 'operator';
@@ -22,6 +23,8 @@ export interface RefusedTarget {
   proxied?: boolean;
   /** A box-dns refusal: the name is one the CONNECT proxy would allow. */
   allowlisted?: boolean;
+  /** The upstream proxy the exit went through (redacted URL and where it was configured; operator only). */
+  upstreamProxy?: { url: string; source: string } | null;
 }
 
 /** Host names and route names as they may be printed: what the proxy and the resolver validated. */
@@ -71,6 +74,13 @@ export function denialFix(t: RefusedTarget, audience: Audience): string | null {
       if (t.allowlisted) return 'it is allowed: connect through HTTPS_PROXY by name';
       if (!allowHost) return null;
       return `${allowHost}, then connect through HTTPS_PROXY by name${t.proxied ? '' : ' (the box then gets one)'}`;
+    case 'upstream_proxy_unreachable':
+    case 'upstream_proxy_refused':
+    case 'upstream_proxy_timeout':
+    case 'upstream_proxy_bad_answer':
+      // The box is not told where the host's proxy is.
+      if (audience === 'box' || !t.upstreamProxy) return "a working upstream proxy on the host (HTTPS_PROXY, or upstream_proxy in [sandbox.network])";
+      return upstreamProxyFix({ display: t.upstreamProxy.url, source: t.upstreamProxy.source });
     case 'unknown_route':
       return host ? `a [sandbox.agent.credentials.${host}] section in latchgate.toml` : 'a [sandbox.agent.credentials.NAME] section in latchgate.toml';
     default:

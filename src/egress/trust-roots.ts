@@ -31,6 +31,45 @@ export function defaultTrust(): string[] {
   return out;
 }
 
+/**
+ * The system's CA bundle as tools in the box read it: the first system
+ * bundle found, else Node's bundled roots (path null).
+ */
+export function systemCaBundle(): { path: string | null; pem: string } {
+  for (const p of SYSTEM_BUNDLES) {
+    try {
+      return { path: p, pem: readFileSync(p, 'utf8') };
+    } catch {
+      /* next */
+    }
+  }
+  return { path: null, pem: `${tls.rootCertificates.join('\n')}\n` };
+}
+
+/**
+ * The extra_ca_certs files, read and checked: a file that cannot be read, or
+ * holds no well-formed certificate, is a LaunchError naming field[i] and the
+ * file. Returns each file's certificates, in order.
+ */
+export function readExtraCaFiles(files: readonly string[], field: string): string[][] {
+  return files.map((f, i) => {
+    let text: string;
+    try {
+      text = readFileSync(f, 'utf8');
+    } catch (e) {
+      throw new LaunchError(`${field}[${i}]: ${f} cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); fix the path or remove the entry`);
+    }
+    let certs: string[];
+    try {
+      certs = parsePemCerts(text);
+    } catch (e) {
+      throw new LaunchError(`${field}[${i}]: ${f} holds a malformed certificate (${(e as Error).message})`);
+    }
+    if (certs.length === 0) throw new LaunchError(`${field}[${i}]: ${f} holds no PEM certificate (-----BEGIN CERTIFICATE-----)`);
+    return certs;
+  });
+}
+
 /** PEM text -> its certificates (each parsed, so a broken one is an error here, not at the first request). */
 export function parsePemCerts(pem: string): string[] {
   const blocks = pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];

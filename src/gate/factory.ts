@@ -39,6 +39,7 @@ import { recordAndPinKeyRoots } from '../ledger/key-roots.js';
 import { checkChainedState } from './state-check.js';
 import { parsePins } from '../egress/ssrf.js';
 import { extraCaCerts } from '../egress/trust-roots.js';
+import { upstreamProxyFrom, type UpstreamProxy } from '../egress/upstream-proxy.js';
 import { secureContextFor } from '../providers/http-transport.js';
 import { appendEvent } from './audit.js';
 import { GateSecrets } from './secret-sources.js';
@@ -87,10 +88,20 @@ function providerHostSettings(c: GateFileConfig, fsRoot: string | undefined, sec
   return {
     pins: parsePins(c.resolve ?? new Map(), '[gate.resolve]'),
     trust: secureContextFor(ca),
+    upstreamProxy: gateUpstreamProxy(c),
     secrets,
     protectedFiles,
     fs: { principals: fs?.principals ?? new Map(), actions: fs?.actions ?? new Map(), ...(fs?.root ?? fsRoot ? { root: fs?.root ?? fsRoot } : {}) },
   };
+}
+
+/** [gate] upstream_proxy over the gate's https_proxy / HTTPS_PROXY (src/egress/upstream-proxy.ts). */
+function gateUpstreamProxy(c: GateFileConfig): UpstreamProxy | null {
+  try {
+    return upstreamProxyFrom({ upstreamProxy: c.upstreamProxy, noProxy: c.noProxy, section: '[gate]' }, process.env);
+  } catch (e) {
+    throw new GateError('invalid_request', (e as Error).message);
+  }
 }
 
 /**

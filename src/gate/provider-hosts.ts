@@ -8,6 +8,7 @@
 import type { SecureContext } from 'node:tls';
 import type { ProviderConfig } from '../config/latchgate-toml.js';
 import type { Pin } from '../egress/ssrf.js';
+import type { UpstreamProxy } from '../egress/upstream-proxy.js';
 import { FsHost } from '../providers/host-fs.js';
 import { createHttpHost, type RecordingHttpHost } from '../providers/host-http.js';
 import type { FsOperation } from '../providers/host-fs.js';
@@ -23,6 +24,8 @@ export interface ProviderHostSettings {
   pins: ReadonlyMap<string, Pin>;
   /** The default roots and [gate] extra_ca_certs, built once (secureContextFor). */
   trust: SecureContext;
+  /** [gate] upstream_proxy, else the gate's HTTPS_PROXY: the HTTP host's way out (null: direct). */
+  upstreamProxy?: UpstreamProxy | null;
   /** The SOPS store, then LATCHGATE_SECRET_* (src/gate/secret-sources.ts). */
   secrets: GateSecrets;
   /** [providers.fs]; a box's gate sets root to its workspace when none is configured. */
@@ -75,6 +78,7 @@ export function callHosts(s: ProviderHostSettings, m: ActionManifest, principal:
       allowed_methods: m.egress.allowed_methods.length ? m.egress.allowed_methods : m.template ? [m.template.method] : [],
       pins: s.pins,
       trust: s.trust,
+      upstream_proxy: s.upstreamProxy ?? null,
       timeout_ms: m.resource_limits.timeout_seconds * 1000,
       max_response_bytes: m.resource_limits.max_host_response_bytes,
       max_request_bytes: m.io.max_request_bytes,

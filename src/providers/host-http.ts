@@ -20,6 +20,10 @@
 //     (src/egress/ssrf.ts): every address outside the private, loopback,
 //     link-local, metadata, CGNAT, ULA and mapped ranges, or the operator's
 //     pin; the connection goes to exactly that address (http-transport.ts);
+//     through the gate's upstream proxy (upstream_proxy, unless no_proxy names
+//     the host) a name the gate cannot resolve is passed on by name, and a
+//     pinned one by its address: the proxy then resolves the name (as the
+//     box's CONNECT proxy does, src/egress/connect-proxy.ts);
 //   - the response (a 3xx too: redirects are not followed) comes back with
 //     every secret the gate holds (not only the action's, and values
 //     replaced lately too: SecretSource.redactionValues) redacted from its
@@ -33,6 +37,7 @@ import { HostAllowlist, normalizeConnectHost } from '../egress/allowlist.js';
 import { Redaction, type KeyMatcher } from '../egress/key-redaction.js';
 import { resolveAndCheck, type LookupFn, type Pin } from '../egress/ssrf.js';
 import { extraCaCerts } from '../egress/trust-roots.js';
+import { PROXY_LOOKUP_MS, type UpstreamProxy } from '../egress/upstream-proxy.js';
 import { HostIoError } from './host-error.js';
 import { fillBodySecrets } from './http-body.js';
 import { checkHeaders, fillSecrets, type HeaderList } from './http-headers.js';
@@ -62,6 +67,8 @@ export interface HttpHostOptions {
   ca?: readonly string[];
   /** Or the TLS context already built from them with secureContextFor (a gate builds it once, not per call). */
   trust?: tls.SecureContext;
+  /** The host's own proxy ([gate] upstream_proxy, else HTTPS_PROXY): hosts its no_proxy list does not name are reached through it. */
+  upstream_proxy?: UpstreamProxy | null;
   /** The whole call, lookup to last response byte, in milliseconds. */
   timeout_ms: number;
   max_response_bytes: number;
@@ -94,6 +101,8 @@ export interface HttpEvidence {
   redactions: number;
   /** The HostIoError code of a refused or failed call. */
   error?: string;
+  /** The upstream proxy the call went through (its URL without credentials). */
+  upstream_proxy?: string;
 }
 
 /** The http host function of one action, with what it observed of every call. */
@@ -221,8 +230,15 @@ export function createHttpHost(opts: HttpHostOptions): RecordingHttpHost {
   let ahead: { key: string; socket: net.Socket } | undefined;
   let closed = false;
 
+  /** The upstream proxy a request to target goes through, or null (none configured, or no_proxy names it). */
+  function proxyFor(target: HttpTarget): UpstreamProxy | null {
+    const p = opts.upstream_proxy ?? null;
+    return p && !p.noProxy.bypasses(target.host, target.port, o.pins.get(target.host)?.ip) ? p : null;
+  }
+
   async function preconnect(url: string, deadline: number): Promise<void> {
     const target = parseHttpTarget(url, rules);
+    if (proxyFor(target)) return; // a tunnel is opened by the request itself
     const r = await resolveAndCheck(target.host, target.port, { pinned: o.pins, timeoutMs: Math.max(1, deadline - Date.now()), ...(opts.lookup ? { lookup: opts.lookup } : {}) });
     if (!r.ok || closed || ahead) return;
     const c = { target, address: r.address, port: r.port, family: r.family, secureContext: o.secureContext };
@@ -269,20 +285,27 @@ export function createHttpHost(opts: HttpHostOptions): RecordingHttpHost {
     }
     const redactWith = await redactorsFor(opts.secrets, [...filled.values, ...filledBody.values]);
 
-    const r = await resolveAndCheck(target.host, target.port, { pinned: o.pins, timeoutMs: Math.max(1, deadline - Date.now()), ...(opts.lookup ? { lookup: opts.lookup } : {}) });
-    if (!r.ok) {
+    const proxy = proxyFor(target);
+    const lookupMs = Math.max(1, deadline - Date.now());
+    const r = await resolveAndCheck(target.host, target.port, { pinned: o.pins, timeoutMs: proxy ? Math.min(PROXY_LOOKUP_MS, lookupMs) : lookupMs, ...(opts.lookup ? { lookup: opts.lookup } : {}) });
+    // Through the proxy, a name the gate cannot resolve is the proxy's to resolve.
+    const unresolved = proxy !== null && !r.ok && r.reason.startsWith('DNS lookup');
+    if (!r.ok && !unresolved) {
       if (/timed out/.test(r.reason)) throw new HostIoError('timeout', `${target.host} did not resolve within the call's time limit`);
       if (r.reason.startsWith('DNS lookup')) throw new HostIoError('dns_failed', r.reason);
       throw new HostIoError('address_not_allowed', r.reason);
     }
-    ev.address = r.address;
-    ev.port = r.port;
-    ev.pinned = r.pinned;
+    const pinned = r.ok && r.pinned;
+    ev.address = r.ok && (pinned || !proxy) ? r.address : null;
+    ev.port = r.ok ? r.port : target.port;
+    ev.pinned = pinned;
+    if (proxy) ev.upstream_proxy = proxy.display;
     const x = {
       target,
-      address: r.address,
-      port: r.port,
-      family: r.family,
+      address: r.ok ? r.address : target.host,
+      port: r.ok ? r.port : target.port,
+      family: r.ok ? r.family : (4 as const),
+      ...(proxy ? { proxy: { via: proxy, host: pinned ? r.address : target.host, port: pinned ? r.port : target.port } } : {}),
       method,
       headers: filled.headers,
       body: filledBody.body,
@@ -290,7 +313,7 @@ export function createHttpHost(opts: HttpHostOptions): RecordingHttpHost {
       maxResponseBytes: o.maxResponseBytes,
       secureContext: o.secureContext,
     };
-    const raw = await exchange(x, takeAhead(connectionKey(x)));
+    const raw = await exchange(x, proxy ? undefined : takeAhead(connectionKey(x)));
     if (raw.status === 206 && o.declared.size > 0) {
       ev.status = raw.status;
       throw new HostIoError('range_not_allowed', 'the upstream answered with part of a resource (206) to an action with secrets; the response is not handed back');

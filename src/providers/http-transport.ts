@@ -4,10 +4,14 @@
 // name (rejectUnauthorized, Node's checkServerIdentity), redirects are not
 // followed, the whole exchange ends at the deadline, and the response body is
 // read only up to its cap: one byte more and the socket is destroyed.
+// Through the upstream proxy (src/egress/upstream-proxy.ts) the connection
+// is a CONNECT tunnel to the name (a pinned name: its address), with TLS to
+// the upstream inside it, checked as without the proxy.
 import http from 'node:http';
 import net from 'node:net';
 import tls from 'node:tls';
 import { defaultTrust, TLS_CODES } from '../egress/trust-roots.js';
+import { openTunnel, UpstreamProxyError, type UpstreamProxy } from '../egress/upstream-proxy.js';
 import { HostIoError } from './host-error.js';
 import type { HeaderList } from './http-headers.js';
 import type { HttpTarget } from './http-target.js';
@@ -26,6 +30,8 @@ export interface Exchange {
   deadline: number;
   maxResponseBytes: number;
   secureContext: tls.SecureContext;
+  /** Set when the exchange goes through the upstream proxy (via), which is asked to CONNECT to host:port. */
+  proxy?: { via: UpstreamProxy; host: string; port: number };
 }
 
 export interface RawResponse {
@@ -62,6 +68,8 @@ const noLookup: net.LookupFunction = (hostname, _options, callback) => {
 
 /** A failed request as the provider sees it. */
 function failure(err: NodeJS.ErrnoException, where: string): HostIoError {
+  // The provider is not told where the gate's proxy is; the code says what failed.
+  if (err instanceof UpstreamProxyError) return new HostIoError(err.reason, `could not reach ${where} through the gate's upstream proxy (${err.reason}${err.status ? ` ${err.status}` : ''})`);
   const code = typeof err.code === 'string' ? err.code : '';
   if (TLS_CODES.test(code) || /certificate|SSL|TLS/i.test(err.message)) return new HostIoError('tls_failed', `${where} failed TLS verification (${code || 'TLS error'}: ${err.message})`);
   if (code.startsWith('HPE_')) return new HostIoError('bad_response', `${where} sent a malformed HTTP response (${code})`);
@@ -85,6 +93,17 @@ export function openConnection(c: ConnectionTarget): net.Socket {
   return tls.connect({ ...base, servername: c.target.host, rejectUnauthorized: true, secureContext: c.secureContext, checkServerIdentity: tls.checkServerIdentity });
 }
 
+/** The connection through the upstream proxy: a tunnel, then (https) TLS to the upstream inside it, verified as openConnection does. */
+async function openThroughProxy(c: ConnectionTarget & Pick<Exchange, 'deadline'>, p: NonNullable<Exchange['proxy']>): Promise<net.Socket> {
+  const sock = await openTunnel(p.via, p.host, p.port, { timeoutMs: Math.max(1, c.deadline - Date.now()) });
+  if (c.target.scheme !== 'https') return sock;
+  if (sock.readableLength > 0) {
+    sock.destroy();
+    throw new UpstreamProxyError('upstream_proxy_bad_answer', 'the upstream proxy sent bytes of its own into the tunnel before TLS began');
+  }
+  return tls.connect({ socket: sock, servername: c.target.host, rejectUnauthorized: true, secureContext: c.secureContext, checkServerIdentity: tls.checkServerIdentity });
+}
+
 /** The connection key an opened connection serves: scheme, name and checked address. */
 export const connectionKey = (c: ConnectionTarget): string => `${c.target.scheme}://${c.target.host}:${c.port}@${c.address}`;
 
@@ -100,7 +119,15 @@ export function exchange(x: Exchange, socket?: net.Socket): Promise<RawResponse>
       // No agent: with createConnection alone the request uses exactly this connection, and it is never pooled.
       setHost: false,
       insecureHTTPParser: false,
-      createConnection: () => socket ?? openConnection(x),
+      createConnection: (_o, created) => {
+        if (socket) return socket;
+        if (!x.proxy) return openConnection(x);
+        openThroughProxy(x, x.proxy).then(
+          (s) => created?.(null, s),
+          (e: Error) => created?.(e, undefined as unknown as net.Socket),
+        );
+        return undefined;
+      },
     };
     const req = http.request(options);
     const fail = (e: HostIoError) => {

@@ -1,8 +1,10 @@
 // The box's two network exits, served by the launcher on listening sockets
 // the box's init made inside its network namespace: the allowlisted CONNECT
 // proxy (127.0.0.1:3128 inside) and the credential reverse proxy
-// (127.0.0.1:3129 inside), which adds keys the box never holds.
-import { readFileSync } from 'node:fs';
+// (127.0.0.1:3129 inside), which adds keys the box never holds. Both reach
+// the internet through the host's upstream proxy when it has one
+// (src/egress/upstream-proxy.ts); extra_ca_certs are trusted by both and,
+// through a CA bundle generated for the run, by the tools in the box.
 import type { SandboxFileConfig } from '../config/latchgate-toml.js';
 import { HostAllowlist } from '../egress/allowlist.js';
 import type { ConnectProxy } from '../egress/connect-proxy.js';
@@ -13,23 +15,53 @@ import { parsePins, type Pin } from '../egress/ssrf.js';
 import type { AuditEventInput } from '../core/audit-event.js';
 import { listenInBoxDir } from './box-dir.js';
 import { LaunchError } from '../core/errors.js';
-import { BOX_CREDENTIAL_PORT, BOX_PROXY_PORT } from '../core/box.js';
+import { BOX_CA_BUNDLE, BOX_CREDENTIAL_PORT, BOX_PROXY_PORT } from '../core/box.js';
+import { readExtraCaFiles, systemCaBundle } from '../egress/trust-roots.js';
+import { describeUpstreamProxy, upstreamProxyFrom, type UpstreamProxy } from '../egress/upstream-proxy.js';
 
+/** The variables that point TLS clients in the box (OpenSSL, curl, Node, Python requests, git) at the CA bundle. */
+export const CA_BUNDLE_ENV = ['SSL_CERT_FILE', 'NODE_EXTRA_CA_CERTS', 'REQUESTS_CA_BUNDLE', 'CURL_CA_BUNDLE', 'GIT_SSL_CAINFO'] as const;
+
+/** The run's CA bundle: the system's CAs and the extra ones, written into the box at BOX_CA_BUNDLE. */
+export interface CaBundle {
+  content: string;
+  /** The system bundle it starts with (null: Node's bundled roots). */
+  system: string | null;
+  /** The extra_ca_certs files it adds. */
+  extra: string[];
+  /** Certificates it adds. */
+  extraCertificates: number;
+}
 
 export interface EgressPlan {
   allowHosts: string[];
   allowPorts: number[];
   pins: Map<string, Pin>;
+  /** The extra_ca_certs files' certificates, read and checked when the plan was made. */
   extraCaCerts: string[];
+  /** The box's CA bundle, when extra_ca_certs names any file. */
+  caBundle: CaBundle | null;
+  /** The host's own proxy both exits go through; null: they connect directly. */
+  upstreamProxy: UpstreamProxy | null;
   /** Routes with their keys resolved on the host (never printed: see describeEgress()), and where each key came from. */
   routes: (CredentialRoute & { keySource: string })[];
   /** What the box's environment gets. */
   env: Record<string, string>;
+  /** Files written into the box (the CA bundle). */
+  files: { path: string; content: string }[];
   listenPorts: number[];
 }
 
-/** Builds the egress part of a launch from configuration; keys are read on the host here (key_source). */
-export async function planEgress(allowHosts: string[], file: SandboxFileConfig, keys: KeySourceContext, source: string): Promise<EgressPlan | undefined> {
+/**
+ * Builds the egress part of a launch from configuration; keys are read on the
+ * host here (key_source), and the CA files and the upstream proxy (config over
+ * hostEnv) are checked even for a box that ends up without exits.
+ */
+export async function planEgress(allowHosts: string[], file: SandboxFileConfig, keys: KeySourceContext, source: string, hostEnv: NodeJS.ProcessEnv): Promise<EgressPlan | undefined> {
+  const caField = `${source}: [sandbox.network] extra_ca_certs`;
+  const caFiles = file.network.extraCaCerts;
+  const extraCaCerts = readExtraCaFiles(caFiles, caField).flat();
+  const upstreamProxy = upstreamProxyFrom({ upstreamProxy: file.network.upstreamProxy, noProxy: file.network.noProxy, section: `${source}: [sandbox.network]` }, hostEnv);
   if (allowHosts.length === 0 && file.credentials.size === 0) return undefined;
   const pins = parsePins(file.network.resolve, `${source}: [sandbox.network.resolve]`);
   const routes: EgressPlan['routes'] = [];
@@ -68,13 +100,23 @@ export async function planEgress(allowHosts: string[], file: SandboxFileConfig, 
     no_proxy: 'localhost,127.0.0.1,::1',
   };
   for (const r of routes) env[`${r.name.toUpperCase().replace(/-/g, '_')}_BASE_URL`] = `http://127.0.0.1:${BOX_CREDENTIAL_PORT}/${r.name}`;
+  let caBundle: CaBundle | null = null;
+  if (caFiles.length > 0) {
+    // TLS through the CONNECT tunnel is the box's own, end to end: its tools must trust what the operator trusts.
+    const system = systemCaBundle();
+    caBundle = { content: `${system.pem.trimEnd()}\n${extraCaCerts.join('\n')}\n`, system: system.path, extra: [...caFiles], extraCertificates: extraCaCerts.length };
+    for (const name of CA_BUNDLE_ENV) env[name] = BOX_CA_BUNDLE;
+  }
   return {
     allowHosts,
     allowPorts: file.network.allowPorts ?? [443],
     pins,
-    extraCaCerts: file.network.extraCaCerts,
+    extraCaCerts,
+    caBundle,
+    upstreamProxy,
     routes,
     env,
+    files: caBundle ? [{ path: BOX_CA_BUNDLE, content: caBundle.content }] : [],
     listenPorts: [BOX_PROXY_PORT, BOX_CREDENTIAL_PORT],
   };
 }
@@ -88,6 +130,9 @@ export function describeEgress(p: EgressPlan) {
     connect_proxy: `127.0.0.1:${BOX_PROXY_PORT}`,
     credential_proxy: `127.0.0.1:${BOX_CREDENTIAL_PORT}`,
     routes: p.routes.map((r) => ({ name: r.name, upstream: r.upstream, header: r.header, key_source: r.keySource })),
+    // Redacted: the proxy's credentials are never printed.
+    upstream_proxy: p.upstreamProxy ? describeUpstreamProxy(p.upstreamProxy) : null,
+    ca_bundle: p.caBundle ? { path: BOX_CA_BUNDLE, system: p.caBundle.system ?? "Node's bundled roots", extra_ca_certs: p.caBundle.extra, extra_certificates: p.caBundle.extraCertificates, env: [...CA_BUNDLE_ENV] } : null,
   };
 }
 
@@ -104,12 +149,13 @@ export class BoxEgress {
    */
   async start(proxySocket: string): Promise<void> {
     const [{ ConnectProxy }, { CredentialProxy }] = await Promise.all([import('../egress/connect-proxy.js'), import('../egress/credential-proxy.js')]);
-    const extraCaCerts = this.plan.extraCaCerts.map((f) => readFileSync(f, 'utf8'));
-    this.connect = new ConnectProxy({ allowlist: new HostAllowlist(this.plan.allowHosts), allowPorts: this.plan.allowPorts, pinned: this.plan.pins, record: this.record });
+    const upstreamProxy = this.plan.upstreamProxy;
+    this.connect = new ConnectProxy({ allowlist: new HostAllowlist(this.plan.allowHosts), allowPorts: this.plan.allowPorts, pinned: this.plan.pins, record: this.record, upstreamProxy });
     this.credentials = new CredentialProxy({
       routes: this.plan.routes,
       record: this.record,
-      extraCaCerts,
+      extraCaCerts: this.plan.extraCaCerts,
+      upstreamProxy,
       resolve: (host) => {
         const pin = this.plan.pins.get(host);
         return pin ? { host: pin.ip, port: pin.port } : undefined;

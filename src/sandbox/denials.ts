@@ -54,6 +54,11 @@ export interface DenialContext {
 }
 
 const str = (v: unknown): string | null => (typeof v === 'string' && v !== '' ? v : null);
+/** An event's upstream_proxy detail, when it is one the exits wrote. */
+function viaProxy(v: unknown): { url: string; source: string } | null {
+  const o = v as { url?: unknown; source?: unknown } | null;
+  return o && typeof o.url === 'string' && typeof o.source === 'string' ? { url: o.url, source: o.source } : null;
+}
 /** A DNS name in presentation form is printable ASCII; anything else is not shown. */
 const DNS_NAME = /^[\x21-\x7e]{1,1024}$/;
 
@@ -65,7 +70,9 @@ export class DenialSummary {
 
   /** Takes one event of the box's exits; returns a notice when it is the first refusal of its kind for its host. */
   add(e: AuditEventInput): DenialNotice | null {
-    if (e.decision !== 'deny') return null;
+    // A credential route's upstream proxy failing is an error, not a refusal, but the user must hear of it the same way.
+    const proxyFailed = e.decision === 'error' && /^upstream_proxy_/.test(String((e.details as { reason?: unknown } | undefined)?.reason));
+    if (e.decision !== 'deny' && !proxyFailed) return null;
     const r = this.#refusal(e);
     if (!r) return null;
     this.#counts.total++;
@@ -126,7 +133,7 @@ export class DenialSummary {
         const host = printableName(d.host) ? d.host : null;
         const addresses = Array.isArray(d.addresses) ? d.addresses.filter((a): a is string => typeof a === 'string' && /^[0-9a-f.:]{2,45}$/i.test(a)) : [];
         const where = reason === 'address_not_allowed' && addresses[0] ? ` (resolves to ${addresses[0]})` : '';
-        const fix = denialFix({ reason, host, port, addresses, allowPorts: this.context.allowPorts }, 'operator');
+        const fix = denialFix({ reason, host, port, addresses, allowPorts: this.context.allowPorts, upstreamProxy: viaProxy(d.upstream_proxy) }, 'operator');
         return { exit: 'connect', host: host ?? '(no host named)', what: `CONNECT${port ? ` :${port}` : ''} ${reason}${where}`, reason, fix };
       }
       case 'egress_dns': {
@@ -138,7 +145,7 @@ export class DenialSummary {
       case 'credential_proxy': {
         const route = printableName(d.route) ? d.route : null;
         const asked = reason === 'unknown_route' ? /^\/([a-z0-9_-]{1,64})(?:[/?]|$)/.exec(str(d.path) ?? '')?.[1] ?? null : route;
-        const fix = denialFix({ reason, host: asked }, 'operator');
+        const fix = denialFix({ reason, host: asked, upstreamProxy: viaProxy(d.upstream_proxy) }, 'operator');
         return { exit: 'credential', host: `credential route ${asked ?? '(none named)'}`, what: `credential proxy ${reason}`, reason, fix };
       }
       default:

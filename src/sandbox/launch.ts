@@ -129,7 +129,7 @@ async function build<G extends BoxGate | undefined>(
   const egressMod = f.profile !== undefined || f.allowHost.length > 0 || cfg.sandbox.allowHosts.length > 0 || cfg.sandbox.credentials.size > 0 ? await import('./box-egress.js') : undefined;
   const routes = routeKeySources(file.credentials);
   const keys = await keySources(setup, routes.map((r) => r.source));
-  const egress = await egressMod?.planEgress(agent.allowHosts, file, keys, source);
+  const egress = await egressMod?.planEgress(agent.allowHosts, file, keys, source, process.env);
   const principal = agent.principal;
   const homes = hostHomes(facts.passwd, [process.env.HOME, identity.home]);
   const publicBaseUrl = setup.gate.publicBaseUrl ?? DEFAULTS.publicBaseUrl;
@@ -158,7 +158,7 @@ async function build<G extends BoxGate | undefined>(
         extraEnv: eff.env,
         extraPath: eff.discovery?.path ?? [],
         protect: [...eff.protected, ...own],
-        files: eff.files,
+        files: [...eff.files, ...(egress?.files ?? [])],
         hide: secretFiles(cfg.secrets),
         keyFiles: keyFiles(setup, routes, homedir()),
         self,

@@ -12,11 +12,11 @@ import { haveOpenssl, makePki } from '../fixtures/egress-cred/pki.mjs';
 
 export { haveOpenssl };
 
-/** Starts the upstream; handle(req, res) answers. Resolves {pki, port, close()}; null without openssl. */
-export async function boxUpstream(prefix, handle) {
+/** Starts the upstream; handle(req, res) answers; extraSans: more names its certificate holds ("DNS:a.test"). Resolves {pki, port, close()}; null without openssl. */
+export async function boxUpstream(prefix, handle, extraSans = '') {
   if (!haveOpenssl()) return null;
   const dir = mkdtempSync(path.join(os.tmpdir(), `latchgate-${prefix}-pki-`));
-  const pki = makePki(dir);
+  const pki = makePki(dir, extraSans);
   // The unprivileged launcher reads the CA (extra_ca_certs).
   chmodSync(dir, 0o755);
   chmodSync(pki.caFile, 0o644);

@@ -151,7 +151,7 @@ test('a credential route error names the section that defined it: the profile, l
   const net = { network: { resolve: new Map(), extraCaCerts: [] } };
   const plan = (file, env) => {
     const eff = mergeProfile(p, file, noFlags(), { env: { PATH: '/nonexistent', ...env }, home });
-    return () => planEgress(eff.allowHosts, { ...file, ...net, credentials: eff.credentials }, { env }, '/etc/latchgate.toml');
+    return () => planEgress(eff.allowHosts, { ...file, ...net, credentials: eff.credentials }, { env }, '/etc/latchgate.toml', env ?? {});
   };
   const assertLaunchError = async (fn, _type, ...patterns) => {
     const e = await fn().then(() => assert.fail(`expected a LaunchError matching ${patterns.join(', ')}`), (x) => x);

@@ -37,10 +37,17 @@ test('maps every field of a valid document', () => {
     limits: { nofile: 4096, nproc: 512, tmpSize: '2g' },
     strictNet: true,
     principal: undefined,
-    network: { allowPorts: undefined, extraCaCerts: [], resolve: new Map() },
+    network: { allowPorts: undefined, extraCaCerts: [], upstreamProxy: undefined, noProxy: undefined, resolve: new Map() },
     credentials: new Map(),
     gateTools: true,
   });
+});
+
+test('[sandbox.network] upstream_proxy and no_proxy are read as written (checked when the launch is planned)', () => {
+  const r = parse('[sandbox.network]\nupstream_proxy = "http://u:p@proxy.corp:3128"\nno_proxy = [".corp", "10.0.0.0/8"]\n');
+  assert.equal(r.network.upstreamProxy, 'http://u:p@proxy.corp:3128');
+  assert.deepEqual(r.network.noProxy, ['.corp', '10.0.0.0/8']);
+  assertLaunchError(() => parse('[sandbox.network]\nupstream_proxy = 3128\n'), LaunchError, FILE, 'upstream_proxy');
 });
 
 test('inline tables and dotted keys mean the same', () => {
@@ -51,7 +58,7 @@ test('inline tables and dotted keys mean the same', () => {
 });
 
 test('an empty document (or empty sections) gives the defaults', () => {
-  const defaults = { workspace: undefined, allowHosts: [], roMounts: [], rwMounts: [], passEnv: [], principal: undefined, limits: { nofile: undefined, nproc: undefined, tmpSize: undefined }, strictNet: undefined, network: { allowPorts: undefined, extraCaCerts: [], resolve: new Map() }, credentials: new Map(), gateTools: true };
+  const defaults = { workspace: undefined, allowHosts: [], roMounts: [], rwMounts: [], passEnv: [], principal: undefined, limits: { nofile: undefined, nproc: undefined, tmpSize: undefined }, strictNet: undefined, network: { allowPorts: undefined, extraCaCerts: [], upstreamProxy: undefined, noProxy: undefined, resolve: new Map() }, credentials: new Map(), gateTools: true };
   assert.deepEqual(parse(''), defaults);
   assert.deepEqual(parse('# nothing\n'), defaults);
   assert.deepEqual(parse('[sandbox]\n[sandbox.agent]\n[sandbox.limits]\n[sandbox.network]\n'), defaults);
