@@ -175,6 +175,32 @@ test('latchgate secrets: values only from stdin, never argv; a terminal gets no 
   assert.match(help.stdout, /stdin/);
 });
 
+test('latchgate secrets set on a terminal: the value typed at a prompt with echo off is set, and never shown', async () => {
+  const d = join(dir, `cli${n++}`);
+  mkdirSync(d);
+  assert.equal(cli(d, ['init']).status, 0);
+  const typed = 'sk-typed-at-the-prompt-42';
+  // script(1) gives the command a pty; everything the terminal shows comes back on its stdout.
+  const c = spawn('script', ['-qec', [process.execPath, CLI, 'secrets', 'set', 'TYPED_KEY'].join(' '), '/dev/null'], { env: cliEnv(d), cwd: d, stdio: ['pipe', 'pipe', 'pipe'] });
+  let screen = '';
+  const closed = new Promise((resolve) => c.on('close', resolve));
+  await new Promise((resolve, reject) => {
+    c.stdout.on('data', (b) => {
+      screen += b;
+      if (screen.includes('value of TYPED_KEY: ')) resolve();
+    });
+    c.on('close', () => reject(new Error(`no prompt: ${screen}`)));
+  });
+  // Typed only once the prompt is up: echo is off by then.
+  c.stdin.write(`${typed}\r`);
+  const status = await closed;
+  assert.equal(status, 0, screen);
+  assert.match(screen, /set TYPED_KEY in /);
+  assert.ok(!screen.includes(typed), `the terminal showed the value: ${JSON.stringify(screen)}`);
+  const got = cli(d, ['get', 'TYPED_KEY']);
+  assert.equal(got.stdout, typed, got.stderr);
+});
+
 test('concurrent changes all land: eight processes set eight names at once, each holding the file lock in turn', async () => {
   const f = await fresh();
   const names = Array.from({ length: 8 }, (_, i) => `CONCURRENT_${i}`);
