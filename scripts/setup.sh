@@ -15,6 +15,7 @@ command -v tmux >/dev/null || need+=(tmux)
 command -v openssl >/dev/null || need+=(openssl)
 command -v perl >/dev/null || need+=(perl)
 command -v age >/dev/null || need+=(age)  # interop tests of the secrets files (test/unit/sops-interop.test.mjs)
+command -v strace >/dev/null || need+=(strace)  # the secrets file's atomic write as the kernel sees it (test/unit/sops-write.test.mjs)
 command -v sqlite3 >/dev/null || need+=(sqlite3)  # ledger tampering as an attacker would (test/gate/receipt-evidence.test.mjs, checkpoint-tamper.test.mjs)
 command -v chromium >/dev/null || need+=(chromium)  # the receipt bundle verify page, tested in it (test/e2e/verify-page.test.mjs)
 if [ ${#need[@]} -gt 0 ]; then
