@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { decryptSops } from 'sops-age';
 import { ageDecrypt, ageEncrypt, armor, dearmor, generateAgeIdentity, parseAgeIdentities } from '../../dist/secrets/age.js';
 import { openSopsFile } from '../../dist/secrets/sops-read.js';
-import { initSecrets, setSecret } from '../../dist/secrets/secrets-file.js';
+import { addRecipient, initSecrets, rotateDataKey, setSecret } from '../../dist/secrets/secrets-file.js';
 import { loadAgeIdentities } from '../../dist/secrets/identities.js';
 import { parseStore } from '../../dist/secrets/sops-stores.js';
 import { SecretsError } from '../../dist/secrets/secret-values.js';
@@ -34,7 +34,7 @@ async function ourFile() {
   return { sopsFile, ageKeyFile, ref };
 }
 
-test('Debian age decrypts the data key from the sops.age[].enc latchgate writes: the key our reader uses', async () => {
+test('Debian age decrypts the data key from the sops.age[].enc latchgate writes: the key our reader uses, also for a recipient added and after rotate', async () => {
   const { sopsFile, ageKeyFile, ref } = await ourFile();
   const { dataKey, metadata } = await openSopsFile({ file: sopsFile, identities: ref.identities });
   const enc = join(dir, 'enc.age');
@@ -42,6 +42,19 @@ test('Debian age decrypts the data key from the sops.age[].enc latchgate writes:
   const key = ageCli('-d', '-i', ageKeyFile, enc);
   assert.equal(key.length, 32);
   assert.ok(key.equals(dataKey));
+  // After `recipients add` and `rotate`, each entry opens with its own recipient's key, to the new data key.
+  const other = generateAgeIdentity();
+  const otherKeyFile = join(dir, 'other-key.txt');
+  writeFileSync(otherKeyFile, `${other.secretKey}\n`, { mode: 0o600 });
+  await addRecipient(ref, other.recipient);
+  await rotateDataKey(ref);
+  const after = await openSopsFile({ file: sopsFile, identities: ref.identities });
+  assert.ok(!after.dataKey.equals(dataKey));
+  assert.deepEqual(after.metadata.age.map((e) => e.recipient), [ref.identities[0].publicKey, other.recipient]);
+  after.metadata.age.forEach((e, i) => {
+    writeFileSync(enc, e.enc);
+    assert.ok(ageCli('-d', '-i', [ageKeyFile, otherKeyFile][i], enc).equals(after.dataKey), `entry ${i}`);
+  });
 });
 
 test('the sops-age package decrypts latchgate\'s files to the same values, and our MAC check accepts them', async () => {
