@@ -62,9 +62,9 @@ async function readStdin(): Promise<string> {
 
 /**
  * A line typed at the terminal with echo off. Echo goes off before the
- * prompt is shown (as getpass(3) does): setRawMode waits for output already
- * written to drain, so a value typed as soon as a prompt shown first appears
- * could still be echoed.
+ * prompt is shown, as getpass(3) does: setRawMode waits for written output
+ * to drain, so with the prompt first, what was typed just as it appeared
+ * was still echoed.
  */
 function promptHidden(question: string): Promise<string> {
   const stdin = process.stdin;
