@@ -16,6 +16,7 @@ command -v openssl >/dev/null || need+=(openssl)
 command -v perl >/dev/null || need+=(perl)
 command -v age >/dev/null || need+=(age)  # interop tests of the secrets files (test/unit/sops-interop.test.mjs)
 command -v git >/dev/null || need+=(git)  # git in and around the box (test/sandbox/host-exec*.test.mjs, git-identity.test.mjs, test/unit/box-git-config.test.mjs)
+command -v strace >/dev/null || need+=(strace)  # the secrets file's atomic write as the kernel sees it (test/unit/sops-write.test.mjs)
 command -v sqlite3 >/dev/null || need+=(sqlite3)  # ledger tampering as an attacker would (test/gate/receipt-evidence.test.mjs, checkpoint-tamper.test.mjs)
 command -v chromium >/dev/null || need+=(chromium)  # the receipt bundle verify page, tested in it (test/e2e/verify-page.test.mjs)
 if [ ${#need[@]} -gt 0 ]; then

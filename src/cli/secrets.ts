@@ -61,11 +61,16 @@ async function readStdin(): Promise<string> {
   return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
 }
 
-/** A line typed at the terminal with echo off. */
+/**
+ * A line typed at the terminal with echo off. Echo goes off before the
+ * prompt is shown, as getpass(3) does: setRawMode waits for written output
+ * to drain, so with the prompt first, what was typed just as it appeared
+ * was still echoed.
+ */
 function promptHidden(question: string): Promise<string> {
   const stdin = process.stdin;
-  process.stderr.write(question);
   stdin.setRawMode(true);
+  process.stderr.write(question);
   stdin.setEncoding('utf8');
   stdin.resume();
   return new Promise((resolve, reject) => {

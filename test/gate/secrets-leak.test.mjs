@@ -8,13 +8,13 @@
 // 500 error. Afterwards the value is searched for, plain, base64 (standard
 // and url), hex and JSON-escaped, in every answer the agent got, the
 // receipts, the ledger's SQLite file and WAL, `latchgate audit` in every
-// format, `latchgate verify`, and everything the gate wrote on stdout and
-// stderr. A required secret without a value ends its run before any
-// connection, the event naming the secret.
+// format, `latchgate verify`, everything the gate wrote on stdout and
+// stderr, and every file left in the gate's home. A required secret without
+// a value ends its run before any connection, the event naming the secret.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent } from '../helpers/gate.mjs';
@@ -22,6 +22,11 @@ import { leaks, secretsHome, startUp } from '../helpers/secrets-gate.mjs';
 import { NO_OPENSSL, tlsUpstream } from '../helpers/tls-upstream.mjs';
 
 const skip = NO_OPENSSL;
+
+/** Every regular file under dir (sockets and other special files left out). */
+function regularFiles(dir) {
+  return readdirSync(dir, { withFileTypes: true, recursive: true }).filter((e) => e.isFile()).map((e) => path.join(e.parentPath ?? e.path, e.name));
+}
 
 for (const source of ['env', 'sops']) {
   describe(`the secret from ${source === 'env' ? 'the environment' : 'a SOPS file'}`, { skip }, () => {
@@ -118,7 +123,7 @@ for (const source of ['env', 'sops']) {
       assert.match(e.error.message, /PROBE_ABSENT/);
     });
 
-    test("after the runs: the ledger file and WAL, audit in every format, verify, reload, and the gate's own output hold no form of the secret", async () => {
+    test("after the runs: the ledger file and WAL, audit in every format, verify, reload, the gate's own output and every file in its home hold no form of the secret", async () => {
       const stateDir = info.state_dir;
       for (const format of ['table', 'json', 'jsonl', 'csv']) {
         const r = h.lg(['audit', '--format', format, '-l', '1000']);
@@ -143,6 +148,10 @@ for (const source of ['env', 'sops']) {
       for (const f of [ledger, `${ledger}-wal`]) if (existsSync(f)) clean(readFileSync(f), `${f} after the gate stopped`);
       clean(up.out.stdout, "the gate's stdout");
       clean(up.out.stderr, "the gate's stderr");
+      // Every file the gate and the CLI left in the home (state, runtime, config, checkpoints, keys), whatever its name.
+      const files = regularFiles(h.home);
+      assert.ok(files.includes(ledger), `the walk missed the ledger: ${files}`);
+      for (const f of files) clean(readFileSync(f), f);
     });
   });
 }

@@ -13,18 +13,30 @@ import { setTimeout as sleep } from 'node:timers/promises';
 export const CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
 export const SECRETS_MANIFESTS = fileURLToPath(new URL('../fixtures/secrets-manifests', import.meta.url));
 
+/**
+ * The base64 characters that encode v alone, whatever bytes surround it:
+ * inside a longer text v starts at a byte offset of 0, 1 or 2 modulo 3;
+ * the characters whose 6 bits all fall inside v are the ones kept.
+ */
+function base64Core(b, offset, alphabet) {
+  const text = Buffer.concat([Buffer.alloc(offset), b]).toString(alphabet);
+  return text.slice(Math.ceil((offset * 4) / 3), Math.floor(((offset + b.length) * 4) / 3));
+}
+
 /** Every form a value must not appear in. */
 export function forms(v) {
   const b = Buffer.from(v);
-  return {
+  const out = {
     plain: v,
     json: JSON.stringify(v).slice(1, -1),
     hex: b.toString('hex'),
     HEX: b.toString('hex').toUpperCase(),
-    base64: b.toString('base64').replace(/=+$/, ''),
-    base64url: b.toString('base64url'),
     percent: encodeURIComponent(v),
   };
+  for (const alphabet of ['base64', 'base64url']) {
+    for (const offset of [0, 1, 2]) out[offset === 0 ? alphabet : `${alphabet}+${offset}`] = base64Core(b, offset, alphabet);
+  }
+  return out;
 }
 
 /** The forms of value found in what (a string or bytes): empty when clean. */

@@ -7,8 +7,8 @@
 // both files read as empty there. Then everything the box can see is
 // searched for the key in every form: its environment, /proc/*/environ and
 // /proc/*/cmdline of every process it sees, every file it can read under
-// HOME, /tmp, the workspace, /run/latchgate and the mounted config
-// directory; and `--dry-run` and `--print-profile` output.
+// HOME, /tmp, /var/tmp, /dev/shm, /etc, the workspace, /run/latchgate and the
+// mounted config directory; and `--dry-run` and `--print-profile` output.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -87,7 +87,7 @@ const walk = (d, depth = 0) => {
     else if (e.isFile()) { try { if (fs.statSync(p).size < 4 << 20) dump(p, fs.readFileSync(p, "latin1")); } catch {} }
   }
 };
-for (const d of [process.env.HOME, "/tmp", process.cwd(), "/run/latchgate", process.argv[1]]) walk(d);
+for (const d of [process.env.HOME, "/tmp", "/var/tmp", "/dev/shm", "/etc", process.cwd(), "/run/latchgate", process.argv[1]]) walk(d);
 ' ${cfgDir}
 `;
 
@@ -114,6 +114,7 @@ for (const mode of MODES) {
     assert.match(out, new RegExp(`^size ${h.sopsFile}=0$`, 'm'), 'the SOPS file is readable in the box');
     assert.match(out, /^listing=0$/m, "the age key's directory is not covered in the box");
     assert.ok(out.includes('=== /proc/1/environ'), 'the walk did not read /proc');
+    assert.ok(out.includes('=== /etc/passwd'), 'the walk did not read /etc, where the launcher writes files');
     assert.ok(!out.includes(ageKey), 'the age secret key is readable in the box');
     assert.ok(!out.includes(encValue), "the SOPS file's content is readable in the box");
     // No form of the key anywhere the box can see, nor in what the launcher printed.

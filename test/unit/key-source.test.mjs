@@ -118,3 +118,23 @@ test('sops: the store\'s value; none configured is an error naming the fix', asy
   assert.equal(await resolveKeySource('sops:OTHER', { env, sops: () => store }), undefined);
   await refused(resolveKeySource('sops:ANTHROPIC_API_KEY', { env }, FIELD), 'no SOPS secrets file', 'latchgate secrets set ANTHROPIC_API_KEY');
 });
+
+/** Whether p settles within ms of real time (setImmediate turns: the test's mocked setTimeout cannot wait). */
+async function settlesWithin(p, ms) {
+  let settled = false;
+  p.then(() => (settled = true), () => (settled = true));
+  const end = Date.now() + ms;
+  while (!settled && Date.now() < end) await new Promise((r) => setImmediate(r));
+  return settled;
+}
+
+test('cmd: without a time limit given, a program is killed after 5 s, not before', async (t) => {
+  t.mock.timers.enable({ apis: ['setTimeout'] });
+  // It ends itself after 20 s (its own clock, not mocked), so a failing run leaves no process behind.
+  const running = resolveKeySource(`cmd:${JSON.stringify([process.execPath, '-e', 'setTimeout(() => {}, 20000)'])}`, { env }, FIELD);
+  t.mock.timers.tick(4999);
+  assert.equal(await settlesWithin(running, 500), false, 'the program was stopped before 5 s');
+  t.mock.timers.tick(1);
+  assert.equal(await settlesWithin(running, 15000), true, 'the program still runs after 5 s');
+  await refused(running, FIELD, 'did not finish within 5 s and was killed');
+});

@@ -87,3 +87,24 @@ test('the gate: the file wins over LATCHGATE_SECRET_*, a shadowed variable is re
   assert.deepEqual(await none.reload(), { file: null, secrets: 0 });
   assert.deepEqual(await g.reload(), { file: s.file, secrets: 2 });
 });
+
+test('decrypted values are kept cache_seconds (300, the default of [secrets]), then dropped: the next use reads the file again', async (t) => {
+  t.mock.timers.enable({ apis: ['setTimeout'] });
+  const s = store(t);
+  assert.equal(await s.r.get('A'), 'value-a-1');
+  t.mock.timers.tick(299_999);
+  await s.r.get('A');
+  assert.equal(s.reads(), 1, 'read again before 300 s had passed');
+  t.mock.timers.tick(1);
+  await s.r.get('A');
+  assert.equal(s.reads(), 2, 'still held after 300 s');
+  // The timer starts again with the new read.
+  t.mock.timers.tick(299_999);
+  await s.r.get('B');
+  assert.equal(s.reads(), 2);
+  const short = store(t, 5);
+  await short.r.get('A');
+  t.mock.timers.tick(5000);
+  await short.r.get('A');
+  assert.equal(short.reads(), 2, 'cache_seconds 5 held the values longer');
+});

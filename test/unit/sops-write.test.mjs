@@ -128,6 +128,31 @@ test('a crash after any step of the atomic write leaves a whole file that decryp
   }
 });
 
+test('the atomic write, as the kernel sees it (strace): temp file created exclusively, written, fsynced, renamed over the file, then the directory fsynced', () => {
+  const d = join(dir, `st${n++}`);
+  mkdirSync(d);
+  assert.equal(cli(d, ['init']).status, 0);
+  const file = join(d, 'config/latchgate/secrets.enc.yaml');
+  const log = join(d, 'strace.log');
+  const r = spawnSync('strace', ['-f', '-qq', '-e', 'trace=openat,write,pwrite64,writev,fsync,fdatasync,rename,renameat,renameat2', '-o', log, process.execPath, CLI, 'secrets', 'set', 'K'], { env: cliEnv(d), input: 'v', encoding: 'utf8', cwd: d });
+  assert.equal(r.status, 0, r.stderr);
+  const calls = readFileSync(log, 'utf8').split('\n').map((l) => l.replace(/^\d+\s+/, '')).filter((l) => !l.startsWith('<...'));
+  const at = (re, from = 0) => {
+    const i = calls.findIndex((l, k) => k >= from && re.test(l));
+    assert.ok(i >= 0, `no ${re} after call ${from} in:\n${calls.slice(from).filter((l) => l.includes(d) || /fsync|fdatasync/.test(l)).join('\n')}`);
+    return i;
+  };
+  const esc = (t) => t.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const created = at(new RegExp(`^openat\\(AT_FDCWD, "(${esc(join(d, 'config/latchgate/.secrets.enc.yaml.'))}[0-9a-f]+\\.tmp)", [^)]*O_CREAT\\|O_EXCL[^)]*\\) = (\\d+)`));
+  const [, tmp, fd] = /"([^"]+)".* = (\d+)$/.exec(calls[created]);
+  const written = at(new RegExp(`^(p?write|writev|pwrite64)\\(${fd},`), created);
+  const synced = at(new RegExp(`^f(data)?sync\\(${fd}[,)< ]`), written);
+  const renamed = at(new RegExp(`^rename(at2?)?\\(.*"${esc(tmp)}", .*"${esc(file)}"`), synced);
+  const dirOpened = at(new RegExp(`^openat\\(AT_FDCWD, "${esc(join(d, 'config/latchgate'))}", O_RDONLY[^)]*\\) = (\\d+)`), renamed);
+  const dirFd = /= (\d+)$/.exec(calls[dirOpened])[1];
+  at(new RegExp(`^f(data)?sync\\(${dirFd}[,)< ]`), dirOpened);
+});
+
 // --- the command -----------------------------------------------------------
 
 function cliEnv(d) {
@@ -173,6 +198,32 @@ test('latchgate secrets: values only from stdin, never argv; a terminal gets no 
   assert.ok(readdirSync(join(d, 'config/latchgate')).includes('other.enc.yaml'));
   const help = spawnSync(process.execPath, [CLI, 'secrets', 'set', '--help'], { encoding: 'utf8' });
   assert.match(help.stdout, /stdin/);
+});
+
+test('latchgate secrets set on a terminal: the value typed at a prompt with echo off is set, and never shown', async () => {
+  const d = join(dir, `cli${n++}`);
+  mkdirSync(d);
+  assert.equal(cli(d, ['init']).status, 0);
+  const typed = 'sk-typed-at-the-prompt-42';
+  // script(1) gives the command a pty; everything the terminal shows comes back on its stdout.
+  const c = spawn('script', ['-qec', [process.execPath, CLI, 'secrets', 'set', 'TYPED_KEY'].join(' '), '/dev/null'], { env: cliEnv(d), cwd: d, stdio: ['pipe', 'pipe', 'pipe'] });
+  let screen = '';
+  const closed = new Promise((resolve) => c.on('close', resolve));
+  await new Promise((resolve, reject) => {
+    c.stdout.on('data', (b) => {
+      screen += b;
+      if (screen.includes('value of TYPED_KEY: ')) resolve();
+    });
+    c.on('close', () => reject(new Error(`no prompt: ${screen}`)));
+  });
+  // Typed only once the prompt is up: echo is off by then.
+  c.stdin.write(`${typed}\r`);
+  const status = await closed;
+  assert.equal(status, 0, screen);
+  assert.match(screen, /set TYPED_KEY in /);
+  assert.ok(!screen.includes(typed), `the terminal showed the value: ${JSON.stringify(screen)}`);
+  const got = cli(d, ['get', 'TYPED_KEY']);
+  assert.equal(got.stdout, typed, got.stderr);
 });
 
 test('concurrent changes all land: eight processes set eight names at once, each holding the file lock in turn', async () => {
