@@ -1,6 +1,6 @@
 // Host checks for `latchgate doctor`: what the kernel offers, what blocks the
 // box, the exact fix, and a live probe through the real launch path.
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AddonError, loadAddon } from '../native/addon.js';
@@ -134,9 +134,31 @@ export async function runDoctor(): Promise<DoctorReport> {
     : { name: 'PTYs', status: 'warn', detail: 'no /dev/ptmx: interactive agents will not get a terminal' });
   checks.push({ name: 'cgroups', status: 'ok', detail: `${cgroupVersion()}; the box uses rlimits (nofile, nproc, core) and sized tmpfs` });
 
+  if (uid === 0) checks.push(idmapCheck(process.cwd()));
+
   const live = await probe();
   checks.push(live);
   const hardFail = checks.some((c) => c.status === 'fail' && c.name !== 'Landlock');
   const isolation: IsolationLevel = live.status !== 'ok' || hardFail ? 'unavailable' : abi > 0 ? 'full' : 'degraded';
   return { checks, isolation, landlockAbi: abi };
+}
+
+/**
+ * Root only: whether a root launch could give a root-owned workspace here (the
+ * current directory) to the box's user through an idmapped mount
+ * (src/sandbox/idmap.ts); where the kernel or the filesystem cannot, such a
+ * launch is refused, so doctor says so before.
+ */
+export function idmapCheck(dir: string): Check {
+  const name = 'idmapped workspace (root launches)';
+  const nobody = 65534;
+  const { uid, gid } = statSync(dir);
+  const failure = loadAddon().idmapCheck([dir], `${uid} ${nobody} 1\n`, `${gid} ${nobody} 1\n`);
+  if (!failure) return { name, status: 'ok', detail: `${dir} can be idmapped: a root launch on a root-owned workspace here runs the agent as nobody, and what it writes lands as root` };
+  return {
+    name,
+    status: 'warn',
+    detail: `the kernel cannot idmap ${dir} (${failure.step}: ${errnoName(failure.errno)}; needs Linux 5.12+ and a filesystem with idmapped mounts): a root launch on a root-owned workspace here is refused`,
+    fix: 'run latchgate as the user who owns the workspace (chown -R it to that user), or set SUDO_UID=<uid>',
+  };
 }
