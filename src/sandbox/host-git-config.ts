@@ -7,8 +7,13 @@
 // (and, for a launcher that is that user, its XDG_CONFIG_HOME and
 // GIT_CONFIG_GLOBAL). Listing the config runs no hook, alias, helper or
 // filter; a file that blocks the read (a FIFO) only costs the timeout.
+// A root launch on a root-owned workspace (the agent is nobody, writing as
+// root through the idmap) carries root's own identity: read as root with the
+// launcher's HOME, outside the workspace, so no config the agent wrote there
+// is read with root's rights (includeIf gitdir: does not apply then).
 import { spawnSync } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
+import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { BOX_PATH } from './env.js';
 import type { Identity } from './identity.js';
@@ -78,12 +83,13 @@ export function parseGitList(out: Buffer, scope?: string): { entries: GitListEnt
 /** The environment git gets: the user's own config locations only (no system config), messages in English. */
 function gitEnv(id: Identity, hostEnv: NodeJS.ProcessEnv): Record<string, string> {
   const env: Record<string, string> = { PATH: BOX_PATH, LC_ALL: 'C', GIT_CONFIG_NOSYSTEM: '1', GIT_TERMINAL_PROMPT: '0' };
-  if (id.hostUid === 0) {
+  if (id.hostUid === 0 && id.source !== 'root-workspace') {
     // Root's environment is not the agent's user's: that user's home from passwd, as its own git would find it.
     env.HOME = id.home;
     return env;
   }
-  env.HOME = hostEnv.HOME || id.home;
+  // The launcher's own config: its HOME (root's for a root-owned workspace, whose agent acts for root).
+  env.HOME = hostEnv.HOME || (id.source === 'root-workspace' ? userInfo().homedir : id.home);
   for (const k of ['XDG_CONFIG_HOME', 'GIT_CONFIG_GLOBAL'] as const) if (hostEnv[k]) env[k] = hostEnv[k];
   return env;
 }
@@ -94,15 +100,17 @@ function gitEnv(id: Identity, hostEnv: NodeJS.ProcessEnv): Record<string, string
  */
 export function readHostGitConfig(id: Identity, workspace: string, hostEnv: NodeJS.ProcessEnv, git = findGit()): HostGitRead | null {
   if (!git) return null;
-  const from = `${git} config --list --includes --show-scope (its global scope), as ${id.user} (uid ${id.uid}) in ${workspace}`;
+  const forRoot = id.source === 'root-workspace';
+  const cwd = forRoot ? '/' : workspace;
+  const from = `${git} config --list --includes --show-scope (its global scope), as ${forRoot ? 'root (uid 0)' : `${id.user} (uid ${id.uid})`} in ${cwd}`;
   const r = spawnSync(git, ['config', '--list', '--includes', '--show-scope', '--null'], {
-    cwd: workspace,
+    cwd,
     env: gitEnv(id, hostEnv),
     stdio: ['ignore', 'pipe', 'pipe'],
     timeout: TIMEOUT_MS,
     killSignal: 'SIGKILL',
     maxBuffer: MAX_BYTES,
-    ...(id.hostUid === 0 ? { uid: id.uid, gid: id.gid } : {}),
+    ...(id.hostUid === 0 && !forRoot ? { uid: id.uid, gid: id.gid } : {}),
   });
   const stderr = r.stderr?.toString('utf8').trim().split('\n')[0] ?? '';
   if (r.error) {

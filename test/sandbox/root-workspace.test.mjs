@@ -267,3 +267,25 @@ for (const mode of MODES) {
     assert.match(i.stderr, new RegExp(`\\[latchgate\\] ${testUser().name}@latchgate:${ws}\\$ `));
   });
 }
+
+test('[root] git in a root-owned workspace commits as root\'s own identity (the launcher\'s HOME); host git reads nothing the agent wrote there', { skip: skipReason('root') }, async () => {
+  const ws = rootWorkspace();
+  const git = (...args) => execFileSync('git', ['-C', ws, ...args], { encoding: 'utf8', env: { PATH: '/usr/bin:/bin', HOME: '/nonexistent', GIT_CONFIG_NOSYSTEM: '1' } });
+  git('init', '-q', '-b', 'main');
+  // What an earlier box could have left: the repository's config including a FIFO, which would hold a git
+  // that reads it (as root) until the launcher's timeout, and then give the box no identity.
+  execFileSync('mkfifo', [path.join(ws, 'hold.fifo')]);
+  git('config', 'include.path', path.join(ws, 'hold.fifo'));
+  const home = mkdtempSync(path.join(os.tmpdir(), 'latchgate-roothome-'));
+  scratch.push(home);
+  writeFileSync(path.join(home, '.gitconfig'), '[user]\n\tname = Root Operator\n\temail = root@example.test\n[credential]\n\thelper = store\n');
+  const r = await runBox('root', {
+    workspace: ws,
+    env: { HOME: home },
+    cmd: ['/bin/sh', '-c', 'git config --global --get user.name; git config --global --get credential.helper; echo "helper=$?"'],
+  });
+  assert.equal(r.code, 0, r.stderr);
+  assert.doesNotMatch(r.stderr, /did not answer/, 'host git did not read the workspace');
+  assert.match(r.stdout, /^Root Operator$/m, r.stdout + r.stderr);
+  assert.match(r.stdout, /^helper=1$/m, 'the credential helper is not carried');
+});
