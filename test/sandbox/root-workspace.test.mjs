@@ -178,6 +178,47 @@ test('[root] a TMPDIR inside the root-owned workspace is refused: the box could 
   assert.deepEqual(readdirSync(path.join(ws, 'tmp')), []);
 });
 
+test('[root] a system tree (/etc, /usr, a directory in /var) is never idmapped: not as the workspace, not as --rw, not through a bind mount of it inside the workspace, not holding /tmp; refused before the box runs, exit 125', { skip: skipReason('root') }, async () => {
+  // The attack, for real: with /etc the box's, a file in /etc/cron.d is root's cron job.
+  const proof = `latchgate-attack-${process.pid}`;
+  const planted = ['/etc', '/etc/cron.d', '/usr/local/bin', '/var/tmp'].map((d) => path.join(d, proof));
+  scratch.push(...planted);
+  const write = (dir) => ['/bin/sh', '-c', `echo '* * * * * root id' > ${dir}/${proof}`];
+  const refusedAs = (r, tree, how) => {
+    assert.equal(r.code, 125, r.stdout + r.stderr);
+    assert.match(r.stderr, new RegExp(`^latchgate: ${tree} belongs to root and ${how}\\b.*: the box's user would own it as root on the host through the idmapped mount.*chown -R it to a user and run latchgate as that user$`, 'm'));
+  };
+  for (const dir of ['/etc', '/usr/local/bin', '/var/tmp']) {
+    const r = await runBox('root', { workspace: dir, cmd: write(dir) });
+    refusedAs(r, dir, dir === '/etc' ? 'is /etc' : `lies in ${dir === '/var/tmp' ? '/var' : '/usr'}`);
+  }
+  // Read-only binds: nothing here may write (or a cleanup remove) the system's files.
+  const bindAlias = (src, dst) => {
+    execFileSync('mount', ['--bind', src, dst]);
+    mounts.unshift(dst);
+    execFileSync('mount', ['-o', 'remount,bind,ro', dst]);
+  };
+  const ws = rootWorkspace();
+  refusedAs(await runBox('root', { workspace: ws, args: ['--rw', '/etc/cron.d'], cmd: write('/etc/cron.d') }), '/etc/cron.d', 'lies in /etc');
+  // /etc/cron.d shown inside the workspace by a bind mount, or the workspace itself one.
+  const inside = path.join(ws, 'cron');
+  mkdirSync(inside);
+  bindAlias('/etc/cron.d', inside);
+  refusedAs(await runBox('root', { workspace: ws, cmd: write('cron') }), ws, `has a mount at ${inside} that lies in /etc`);
+  const alias = rootWorkspace();
+  bindAlias('/etc/cron.d', alias);
+  refusedAs(await runBox('root', { workspace: alias, cmd: write('.') }), alias, 'lies in /etc');
+  // /tmp below the workspace: the box would own every user's files there (another's runtime directory).
+  const tmpAlias = rootWorkspace();
+  mkdirSync(path.join(tmpAlias, 'tmp'));
+  bindAlias('/tmp', path.join(tmpAlias, 'tmp'));
+  refusedAs(await runBox('root', { workspace: tmpAlias, args: ['--dry-run'] }), tmpAlias, "holds /tmp");
+  for (const p of planted) assert.ok(!existsSync(p), `${p} was written`);
+  // The legitimate path: a root-owned project directory elsewhere still runs.
+  const r = await runBox('root', { workspace: rootWorkspace(), cmd: write('.') });
+  assert.equal(r.code, 0, r.stderr);
+});
+
 test('[root] a workspace of a normal user still maps as before: the box is that user, no idmap', { skip: skipReason('root') }, async () => {
   const u = testUser();
   const ws = makeWorkspace('owner');
