@@ -17,6 +17,7 @@ import { MODES, skipReason, makeWorkspace, cleanupWorkspaces, runBox, testUser, 
 
 const { hostFacts, resolveIdentity } = await import(path.join(ROOT, 'dist/sandbox/identity.js'));
 const { asOwner, fsOwnerOf } = await import(path.join(ROOT, 'dist/sandbox/fs-identity.js'));
+const { loadAddon } = await import(path.join(ROOT, 'dist/native/addon.js'));
 
 const NOBODY = 65534;
 const scratch = [];
@@ -266,6 +267,37 @@ test('[root] the launcher\'s own work in a root-owned workspace (placeholders, t
   // Back in the launcher's namespace, at its cwd.
   assert.deepEqual(readdirSync(path.dirname(ws)).sort(), ['beside', 'ws']);
   assert.equal(process.cwd(), cwd);
+});
+
+test('[root] a symlink swapped in on a tree\'s path after the plan (by a box writing the directory above it) is never followed: the idmap and the launcher\'s view refuse it (ELOOP) instead of idmapping what it names', { skip: skipReason('root') }, () => {
+  // An outer root-owned workspace (another box's) holds the path of a tree this launch
+  // planned as a directory; that box put a symlink to a root-only directory there since.
+  const outer = rootWorkspace();
+  const target = rootOnlyTree();
+  const tree = path.join(outer, 'inner');
+  symlinkSync(target, tree);
+  const { idmapCheck, withFsIds } = loadAddon();
+  const maps = { uidMap: `0 ${NOBODY} 1\n`, gidMap: `0 ${NOBODY} 1\n` };
+  // The box's own idmap is made by the same call idmapCheck makes.
+  const check = idmapCheck([tree], maps.uidMap, maps.gidMap);
+  assert.equal(check?.errno, 40, `ELOOP expected: ${JSON.stringify(check)}`);
+  assert.match(check.step, /RESOLVE_NO_SYMLINKS/);
+  let ran = false;
+  assert.throws(
+    () => withFsIds(NOBODY, NOBODY, () => {
+      ran = true;
+      writeFileSync(path.join(tree, 'planted'), 'x'); // as the box's user, the root-only directory its own
+    }, { ...maps, paths: [outer, tree] }),
+    (e) => e.errno === 40 && /RESOLVE_NO_SYMLINKS/.test(e.step),
+  );
+  assert.equal(ran, false);
+  assert.deepEqual(readdirSync(target), ['secret'], 'nothing was planted where the symlink leads');
+  // The legitimate path: the same trees as real directories.
+  rmSync(tree);
+  mkdirSync(tree);
+  assert.equal(idmapCheck([tree], maps.uidMap, maps.gidMap), null);
+  withFsIds(NOBODY, NOBODY, () => writeFileSync(path.join(tree, 'made'), 'x'), { ...maps, paths: [outer, tree] });
+  assert.equal(lstatSync(path.join(tree, 'made')).uid, 0);
 });
 
 test('[root] the kernel refuses to idmap the workspace (ramfs): the launch and its --dry-run refuse with the fix, exit 125', { skip: skipReason('root') }, async () => {
