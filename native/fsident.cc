@@ -39,6 +39,9 @@
 #ifndef MOVE_MOUNT_F_EMPTY_PATH
 #define MOVE_MOUNT_F_EMPTY_PATH 0x00000004
 #endif
+#ifndef MOVE_MOUNT_T_EMPTY_PATH
+#define MOVE_MOUNT_T_EMPTY_PATH 0x00000040
+#endif
 
 namespace lg {
 namespace {
@@ -143,7 +146,11 @@ int Enter(uid_t uid, gid_t gid, const std::string& uid_map, const std::string& g
   };
   for (const std::string& p : paths) {
     struct stat st;
-    if (stat(p.c_str(), &st) != 0) { *step = "stat (the view's tree)"; return undo(errno); }
+    int at = open_no_symlinks(p.c_str(), 0);
+    if (at < 0) { *step = "openat2 RESOLVE_NO_SYMLINKS (the view's tree; a symlink on its path is refused)"; return undo(-at); }
+    int r = fstat(at, &st);
+    close(at);
+    if (r != 0) { *step = "fstat (the view's tree)"; return undo(errno); }
     dirs.push_back(S_ISDIR(st.st_mode));
     int fd = idmapped_tree(p.c_str(), ns, step);
     if (fd < 0) return undo(-fd);
@@ -160,7 +167,12 @@ int Enter(uid_t uid, gid_t gid, const std::string& uid_map, const std::string& g
   std::vector<std::string> covered;
   for (size_t i = 0; err == 0 && i < trees.size(); i++) {
     err = OpenWayTo(paths[i], dirs[i], uid, gid, covered, step);
-    if (err == 0 && syscall(SYS_move_mount, trees[i], "", AT_FDCWD, paths[i].c_str(), MOVE_MOUNT_F_EMPTY_PATH) != 0) err = errno, *step = "move_mount (the idmapped tree over its path)";
+    // Onto the path reached through no symlink either: one swapped in above
+    // a tree would put the copy over the directory it names.
+    int to = err == 0 ? open_no_symlinks(paths[i].c_str(), 0) : -1;
+    if (err == 0 && to < 0) err = -to, *step = "openat2 RESOLVE_NO_SYMLINKS (the view's mountpoint; a symlink on its path is refused)";
+    if (err == 0 && syscall(SYS_move_mount, trees[i], "", to, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) != 0) err = errno, *step = "move_mount (the idmapped tree over its path)";
+    if (to >= 0) close(to);
   }
   for (int fd : trees) close(fd);
   trees.clear();

@@ -19,6 +19,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include <linux/mount.h>
+#include <linux/openat2.h>
 
 #include "idmap.h"
 
@@ -107,9 +108,26 @@ int idmap_userns(const std::string& uid_map, const std::string& gid_map, const c
   return fd;
 }
 
+int open_no_symlinks(const char* path, int flags) {
+  // A tree's path is a real path, checked by the plan: a symlink on it now
+  // was swapped in since (by a box writing a directory above it), and
+  // following it would idmap whatever it names (/etc) to the box.
+  struct open_how how{};
+  how.flags = static_cast<uint64_t>(flags | O_PATH | O_CLOEXEC);
+  how.resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+  int fd;
+  do fd = static_cast<int>(syscall(SYS_openat2, AT_FDCWD, path, &how, sizeof(how)));
+  while (fd < 0 && errno == EINTR);
+  return fd < 0 ? -errno : fd;
+}
+
 int idmapped_tree(const char* path, int userns_fd, const char** step) {
-  int fd = static_cast<int>(syscall(SYS_open_tree, AT_FDCWD, path, OPEN_TREE_CLONE | AT_RECURSIVE | O_CLOEXEC));
-  if (fd < 0) { *step = "open_tree (a copy of the tree to idmap)"; return -errno; }
+  int at = open_no_symlinks(path, 0);
+  if (at < 0) { *step = "openat2 RESOLVE_NO_SYMLINKS (the tree to idmap; a symlink on its path is refused)"; return at; }
+  int fd = static_cast<int>(syscall(SYS_open_tree, at, "", OPEN_TREE_CLONE | AT_RECURSIVE | AT_EMPTY_PATH | O_CLOEXEC));
+  int err = errno;
+  close(at);
+  if (fd < 0) { *step = "open_tree (a copy of the tree to idmap)"; return -err; }
   // nosuid and nodev with the idmap: a set-ID file or a device node on disk
   // is none in the box, whoever made it.
   MountAttr a{MOUNT_ATTR_IDMAP | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, 0, 0, static_cast<uint64_t>(userns_fd)};

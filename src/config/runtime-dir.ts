@@ -33,8 +33,13 @@ export function resolveRuntimeDir(o: RuntimeDirOptions = {}): string {
 
 const FIX = 'or set XDG_RUNTIME_DIR to a directory only you can enter (e.g. /run/user/$(id -u), as a login session sets it)';
 
-/** /tmp/latchgate-<uid>: created 0700 when missing (if asked), else it must be this uid's own private, real directory. */
-export function checkFallbackRuntimeDir(dir: string, uid: number, create: boolean): void {
+/**
+ * /tmp/latchgate-<uid>: created 0700 when missing (if asked), else it must be
+ * this uid's own private, real directory. mustExist: a client about to
+ * connect; a directory missing now could be made by another user before the
+ * connect, who would then serve the socket the client sends its lease to.
+ */
+export function checkFallbackRuntimeDir(dir: string, uid: number, create: boolean, mustExist = false): void {
   let st = lstatOrUndefined(dir);
   if (!st && create) {
     try {
@@ -44,6 +49,9 @@ export function checkFallbackRuntimeDir(dir: string, uid: number, create: boolea
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw new LaunchError(`runtime directory ${dir}: cannot create it (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); ${FIX}`);
     }
     st = lstatOrUndefined(dir);
+  }
+  if (!st && mustExist) {
+    throw new LaunchError(`runtime directory ${dir} (used because XDG_RUNTIME_DIR is unset) does not exist, so no gate of yours listens there (and another user could make it before this client connects): refused; start the gate with latchgate up, ${FIX}`);
   }
   if (!st) return; // missing and not to be made: no gate listens there
   const refuse = (what: string, fix: string) => {

@@ -6,7 +6,7 @@
 // (and what of them the box mounts again: protected paths); every other tree
 // is mounted as it is. Where the kernel cannot idmap a tree the launch is
 // refused, with the fix: nothing falls back to a read-only workspace silently.
-import { realpathSync, statSync } from 'node:fs';
+import { existsSync, realpathSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { isAbsolute } from 'node:path';
 import { LaunchError, errnoName } from '../core/errors.js';
@@ -14,6 +14,41 @@ import { isInside } from '../core/paths.js';
 import { loadAddon } from '../native/addon.js';
 import type { Identity, IdmapPlan } from './identity.js';
 import { SOCKET_WHY, type MountEntry } from './mount-plan.js';
+import { insideOnDisk, mountTable, type MountEntry as MountInfo } from './mount-location.js';
+
+/**
+ * Where the host runs, loads or trusts files as root (configuration, cron
+ * and systemd units, binaries, libraries, the boot loader, package state,
+ * the runtime sockets): through the idmap the box would own them.
+ */
+export const SYSTEM_TREES: readonly string[] = ['/etc', '/usr', '/bin', '/sbin', '/lib', '/lib32', '/lib64', '/libx32', '/boot', '/var', '/run', '/opt', '/snap'];
+/** Shared directories (others' files, the runtime directories' fallback): the box may not own them, nor what holds them. */
+const SHARED_TREES: readonly string[] = ['/tmp'];
+
+/**
+ * Refuses an idmapped tree that is, lies in or holds a system tree, or holds
+ * a shared one, compared on disk (mount-location.ts): a bind mount of /etc
+ * elsewhere, or one mounted inside the workspace, is /etc all the same.
+ */
+export function refuseSystemTrees(trees: readonly string[], table: readonly MountInfo[] = mountTable()): void {
+  const real = (p: string) => (existsSync(p) ? realpathSync(p) : undefined);
+  const system = SYSTEM_TREES.map(real).filter((p): p is string => p !== undefined);
+  const shared = SHARED_TREES.map(real).filter((p): p is string => p !== undefined);
+  for (const tree of trees) {
+    // The tree and every mount below it (the idmap takes them all along).
+    for (const point of [tree, ...table.filter((m) => m.point !== tree && isInside(tree, m.point)).map((m) => m.point)]) {
+      const lies = system.find((s) => insideOnDisk(s, point, table));
+      const holds = [...system, ...shared].find((s) => insideOnDisk(point, s, table));
+      const hit = lies ?? holds;
+      if (hit === undefined) continue;
+      const what = lies === undefined ? `holds ${hit}` : point === hit ? `is ${hit}` : `lies in ${hit}`;
+      const how = point === tree ? `${what} (on disk: a bind mount counts)` : `has a mount at ${point} that ${what}`;
+      throw new LaunchError(
+        `${tree} belongs to root and ${how}: the box's user would own it as root on the host through the idmapped mount (what root runs or trusts there, or other users' files), so it is refused; give the box a project directory outside the system's trees (e.g. /srv/project or /root/project), or chown -R it to a user and run latchgate as that user`,
+      );
+    }
+  }
+}
 
 /**
  * The idmap with its trees: the workspace, then each --rw directory of the
@@ -23,6 +58,7 @@ export function planIdmap(id: Identity, workspace: string, rw: readonly string[]
   if (!id.idmap) return null;
   const { hostUid } = id.idmap;
   const trees = [workspace, ...rw.filter((p) => !isInside(workspace, p) && statSync(p).uid === hostUid)];
+  refuseSystemTrees(trees);
   // The box's sockets and state copies live in TMPDIR, in directories root's ownership keeps
   // safe (box-dir.ts): through the idmap the box could change them.
   const tmp = realpathSync(tmpdir());

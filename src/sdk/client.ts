@@ -6,7 +6,8 @@
 // the approval: the gate holds that exact request and runs it when an
 // operator approves, so waitForApproval() returns that run's result.
 import { randomUUID } from 'node:crypto';
-import { resolveRuntimeDir } from '../config/runtime-dir.js';
+import { checkFallbackRuntimeDir, resolveRuntimeDir } from '../config/runtime-dir.js';
+import { fallbackRuntimeDir } from '../config/paths.js';
 import { LaunchError } from '../core/errors.js';
 import { createDpopKey, makeProof, type DpopKey } from '../gate/auth/client.js';
 import { gateError, LatchGateApprovalRequired, LatchGateConnectionError } from './errors.js';
@@ -96,14 +97,30 @@ const RENEW_MIN_MS = 15_000;
 /** The gate's receipt key history, published without authentication (src/gate/app.ts). */
 const RECEIPT_KEYS_PATH = '/.well-known/latchgate-receipt-keys.json';
 
-/** The CLI's runtime directory, refused as the CLI refuses it: a client must not send its lease to a socket another user could own. */
-function defaultRuntimeDir(env: NodeJS.ProcessEnv): string {
+/**
+ * The CLI's runtime directory's socket, refused as the CLI refuses it: a client
+ * must not send its lease to a socket another user could own. The /tmp
+ * fallback is checked now and again before each request, when it must exist
+ * (checkFallbackRuntimeDir): missing now, another user could make it later.
+ */
+function defaultSocket(env: NodeJS.ProcessEnv): { socket: string; verify: () => void } {
+  const uid = process.getuid?.() ?? 0;
+  const refused = (e: unknown) => (e instanceof LaunchError ? new LatchGateConnectionError('runtime_dir_unsafe', e.message) : e);
+  let dir: string;
   try {
-    return resolveRuntimeDir({ env, uid: process.getuid?.() ?? 0 });
+    dir = resolveRuntimeDir({ env, uid });
   } catch (e) {
-    if (e instanceof LaunchError) throw new LatchGateConnectionError('runtime_dir_unsafe', e.message);
-    throw e;
+    throw refused(e);
   }
+  const fallback = dir === fallbackRuntimeDir(uid);
+  const verify = () => {
+    try {
+      if (fallback) checkFallbackRuntimeDir(dir, uid, false, true);
+    } catch (e) {
+      throw refused(e);
+    }
+  };
+  return { socket: `${dir}/gate.sock`, verify };
 }
 
 export class LatchGateClient {
@@ -119,7 +136,7 @@ export class LatchGateClient {
   constructor(o: LatchGateClientOptions = {}) {
     const env = o.env ?? process.env;
     this.agentId = o.agentId ?? env.LATCHGATE_AGENT_ID ?? `agent-${randomUUID().slice(0, 8)}`;
-    const endpoint = resolveEndpoint(o, env, () => `${defaultRuntimeDir(env)}/gate.sock`);
+    const endpoint = resolveEndpoint(o, env, () => defaultSocket(env));
     this.transport = new Transport(endpoint, o.fetch);
     this.token = o.token ?? (env.LATCHGATE_TOKEN || undefined);
     this.scopes = o.scopes ?? ['tools:call'];
@@ -128,7 +145,8 @@ export class LatchGateClient {
 
   /** Where this client sends its requests. */
   get endpoint(): { socket?: string; baseUrl?: string; publicBaseUrl: string } {
-    return { ...this.transport.endpoint };
+    const { socket, baseUrl, publicBaseUrl } = this.transport.endpoint;
+    return { ...(socket !== undefined ? { socket } : {}), ...(baseUrl !== undefined ? { baseUrl } : {}), publicBaseUrl };
   }
 
   /** Makes the key and takes a lease now (otherwise the first call does). */

@@ -15,6 +15,8 @@ export interface GateEndpoint {
   baseUrl?: string;
   /** What DPoP proofs name as htu: the gate's [gate] public_base_url (default http://latchgate.local). */
   publicBaseUrl: string;
+  /** Checks the socket's directory before each request (throws to refuse it): a directory only checked once could be another user's by then. */
+  verify?: () => void;
 }
 
 export interface Answer {
@@ -25,7 +27,7 @@ export interface Answer {
 export type FetchLike = (url: string, init: { method: string; headers: Record<string, string>; body?: string; signal?: AbortSignal }) => Promise<{ status: number; text(): Promise<string> }>;
 
 /** The default gate: LATCHGATE_URL, else LATCHGATE_SOCKET, else the socket `latchgate up` serves for this user. */
-export function resolveEndpoint(o: { socket?: string | undefined; baseUrl?: string | undefined; publicBaseUrl?: string | undefined }, env: NodeJS.ProcessEnv, defaultSocket: () => string): GateEndpoint {
+export function resolveEndpoint(o: { socket?: string | undefined; baseUrl?: string | undefined; publicBaseUrl?: string | undefined }, env: NodeJS.ProcessEnv, defaultSocket: () => { socket: string; verify: () => void }): GateEndpoint {
   const publicBaseUrl = trimSlash(o.publicBaseUrl ?? env.LATCHGATE_PUBLIC_URL ?? 'http://latchgate.local');
   checkHttpUrl(publicBaseUrl, 'publicBaseUrl (LATCHGATE_PUBLIC_URL)');
   if (o.socket !== undefined) return { socket: checkSocket(o.socket, 'socket'), publicBaseUrl };
@@ -37,7 +39,8 @@ export function resolveEndpoint(o: { socket?: string | undefined; baseUrl?: stri
     return { baseUrl: trimSlash(url), publicBaseUrl };
   }
   if (env.LATCHGATE_SOCKET) return { socket: checkSocket(env.LATCHGATE_SOCKET, 'LATCHGATE_SOCKET'), publicBaseUrl };
-  return { socket: defaultSocket(), publicBaseUrl };
+  const d = defaultSocket();
+  return { socket: d.socket, publicBaseUrl, verify: d.verify };
 }
 
 const trimSlash = (u: string) => u.replace(/\/+$/, '');
@@ -87,6 +90,7 @@ export class Transport {
     const h: Record<string, string> = { accept: 'application/json', ...headers };
     if (payload !== undefined) h['content-type'] = 'application/json';
     const where = this.endpoint.socket ?? this.endpoint.baseUrl ?? '';
+    this.endpoint.verify?.();
     let status: number;
     let text: string;
     try {

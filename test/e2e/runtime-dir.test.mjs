@@ -9,6 +9,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
+import http from 'node:http';
+import { once } from 'node:events';
 import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -136,4 +138,68 @@ test('/tmp/latchgate-<uid> missing: made 0700 for the user, and the gate serves 
   assert.ok(lstatSync(ready.client_socket).isSocket());
   up.kill('SIGTERM');
   assert.equal(await new Promise((r) => up.once('exit', r)), 0);
+});
+
+/**
+ * The SDK's client made as the user while the directory is missing (no gate yet), then asked to
+ * connect once `plant` ran: what its first request met ("ok", or the error), as one line.
+ */
+async function sdkConnectAfter(plant) {
+  const code = `import(${JSON.stringify(SDK)}).then(async ({ LatchGateClient }) => {
+    const c = new LatchGateClient();
+    console.log('made');
+    await new Promise((r) => process.stdin.once('data', r));
+    try { await c.connect(); console.log('ok'); } catch (e) { console.log(e.constructor.name + ' ' + e.code + ' ' + e.message); }
+    c.close?.();
+    process.exit(0);
+  });`;
+  const child = spawn(process.execPath, ['-e', code], { env, uid: USER, gid: USER, stdio: ['pipe', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout.on('data', (d) => (out += d));
+  while (!out.includes('made\n')) await once(child.stdout, 'data');
+  await plant();
+  child.stdin.write('go\n');
+  await once(child, 'exit');
+  return out.split('\n').filter(Boolean).pop();
+}
+
+test('/tmp/latchgate-<uid> missing when the SDK\'s client is made, then made by another user (uid 4242) with a socket of theirs: the client refuses to send its first request there', { skip }, async (t) => {
+  t.after(() => rmSync(DIR, { recursive: true, force: true }));
+  assert.ok(!existsSync(DIR));
+  // The other user's "gate": it records every request it gets.
+  const seen = [];
+  const fake = http.createServer((req, res) => {
+    seen.push(`${req.method} ${req.url}`);
+    res.writeHead(500).end('{}');
+  });
+  t.after(() => fake.close());
+  const line = await sdkConnectAfter(async () => {
+    mkdirSync(DIR, { mode: 0o755 });
+    fake.listen(path.join(DIR, 'gate.sock'));
+    await once(fake, 'listening');
+    chmodSync(path.join(DIR, 'gate.sock'), 0o777);
+    chownSync(DIR, OTHER, OTHER);
+  });
+  assert.match(line, new RegExp(`^LatchGateConnectionError runtime_dir_unsafe runtime directory ${DIR} .*is owned by uid ${OTHER}, not by you`));
+  assert.deepEqual(seen, [], 'no request reached the other user\'s socket');
+  // Still missing when it connects: refused too (the other user could make it in between).
+  rmSync(DIR, { recursive: true, force: true });
+  fake.close();
+  const missing = await sdkConnectAfter(async () => {});
+  assert.match(missing, new RegExp(`^LatchGateConnectionError runtime_dir_unsafe runtime directory ${DIR} .*does not exist, so no gate of yours listens there.*latchgate up`));
+  assert.ok(!existsSync(DIR));
+  // The legitimate path: the user's own private directory by then, and its request goes there.
+  const own = http.createServer((req, res) => {
+    seen.push(`${req.method} ${req.url}`);
+    res.writeHead(500).end('{}');
+  });
+  t.after(() => own.close());
+  await sdkConnectAfter(async () => {
+    mkdirSync(DIR, { mode: 0o700 });
+    own.listen(path.join(DIR, 'gate.sock'));
+    await once(own, 'listening');
+    chmodSync(path.join(DIR, 'gate.sock'), 0o777);
+    chownSync(DIR, USER, USER);
+  });
+  assert.deepEqual(seen, ['POST /v1/leases']);
 });

@@ -17,6 +17,7 @@ import { MODES, skipReason, makeWorkspace, cleanupWorkspaces, runBox, testUser, 
 
 const { hostFacts, resolveIdentity } = await import(path.join(ROOT, 'dist/sandbox/identity.js'));
 const { asOwner, fsOwnerOf } = await import(path.join(ROOT, 'dist/sandbox/fs-identity.js'));
+const { loadAddon } = await import(path.join(ROOT, 'dist/native/addon.js'));
 
 const NOBODY = 65534;
 const scratch = [];
@@ -178,6 +179,47 @@ test('[root] a TMPDIR inside the root-owned workspace is refused: the box could 
   assert.deepEqual(readdirSync(path.join(ws, 'tmp')), []);
 });
 
+test('[root] a system tree (/etc, /usr, a directory in /var) is never idmapped: not as the workspace, not as --rw, not through a bind mount of it inside the workspace, not holding /tmp; refused before the box runs, exit 125', { skip: skipReason('root') }, async () => {
+  // The attack, for real: with /etc the box's, a file in /etc/cron.d is root's cron job.
+  const proof = `latchgate-attack-${process.pid}`;
+  const planted = ['/etc', '/etc/cron.d', '/usr/local/bin', '/var/tmp'].map((d) => path.join(d, proof));
+  scratch.push(...planted);
+  const write = (dir) => ['/bin/sh', '-c', `echo '* * * * * root id' > ${dir}/${proof}`];
+  const refusedAs = (r, tree, how) => {
+    assert.equal(r.code, 125, r.stdout + r.stderr);
+    assert.match(r.stderr, new RegExp(`^latchgate: ${tree} belongs to root and ${how}\\b.*: the box's user would own it as root on the host through the idmapped mount.*chown -R it to a user and run latchgate as that user$`, 'm'));
+  };
+  for (const dir of ['/etc', '/usr/local/bin', '/var/tmp']) {
+    const r = await runBox('root', { workspace: dir, cmd: write(dir) });
+    refusedAs(r, dir, dir === '/etc' ? 'is /etc' : `lies in ${dir === '/var/tmp' ? '/var' : '/usr'}`);
+  }
+  // Read-only binds: nothing here may write (or a cleanup remove) the system's files.
+  const bindAlias = (src, dst) => {
+    execFileSync('mount', ['--bind', src, dst]);
+    mounts.unshift(dst);
+    execFileSync('mount', ['-o', 'remount,bind,ro', dst]);
+  };
+  const ws = rootWorkspace();
+  refusedAs(await runBox('root', { workspace: ws, args: ['--rw', '/etc/cron.d'], cmd: write('/etc/cron.d') }), '/etc/cron.d', 'lies in /etc');
+  // /etc/cron.d shown inside the workspace by a bind mount, or the workspace itself one.
+  const inside = path.join(ws, 'cron');
+  mkdirSync(inside);
+  bindAlias('/etc/cron.d', inside);
+  refusedAs(await runBox('root', { workspace: ws, cmd: write('cron') }), ws, `has a mount at ${inside} that lies in /etc`);
+  const alias = rootWorkspace();
+  bindAlias('/etc/cron.d', alias);
+  refusedAs(await runBox('root', { workspace: alias, cmd: write('.') }), alias, 'lies in /etc');
+  // /tmp below the workspace: the box would own every user's files there (another's runtime directory).
+  const tmpAlias = rootWorkspace();
+  mkdirSync(path.join(tmpAlias, 'tmp'));
+  bindAlias('/tmp', path.join(tmpAlias, 'tmp'));
+  refusedAs(await runBox('root', { workspace: tmpAlias, args: ['--dry-run'] }), tmpAlias, "holds /tmp");
+  for (const p of planted) assert.ok(!existsSync(p), `${p} was written`);
+  // The legitimate path: a root-owned project directory elsewhere still runs.
+  const r = await runBox('root', { workspace: rootWorkspace(), cmd: write('.') });
+  assert.equal(r.code, 0, r.stderr);
+});
+
 test('[root] a workspace of a normal user still maps as before: the box is that user, no idmap', { skip: skipReason('root') }, async () => {
   const u = testUser();
   const ws = makeWorkspace('owner');
@@ -225,6 +267,37 @@ test('[root] the launcher\'s own work in a root-owned workspace (placeholders, t
   // Back in the launcher's namespace, at its cwd.
   assert.deepEqual(readdirSync(path.dirname(ws)).sort(), ['beside', 'ws']);
   assert.equal(process.cwd(), cwd);
+});
+
+test('[root] a symlink swapped in on a tree\'s path after the plan (by a box writing the directory above it) is never followed: the idmap and the launcher\'s view refuse it (ELOOP) instead of idmapping what it names', { skip: skipReason('root') }, () => {
+  // An outer root-owned workspace (another box's) holds the path of a tree this launch
+  // planned as a directory; that box put a symlink to a root-only directory there since.
+  const outer = rootWorkspace();
+  const target = rootOnlyTree();
+  const tree = path.join(outer, 'inner');
+  symlinkSync(target, tree);
+  const { idmapCheck, withFsIds } = loadAddon();
+  const maps = { uidMap: `0 ${NOBODY} 1\n`, gidMap: `0 ${NOBODY} 1\n` };
+  // The box's own idmap is made by the same call idmapCheck makes.
+  const check = idmapCheck([tree], maps.uidMap, maps.gidMap);
+  assert.equal(check?.errno, 40, `ELOOP expected: ${JSON.stringify(check)}`);
+  assert.match(check.step, /RESOLVE_NO_SYMLINKS/);
+  let ran = false;
+  assert.throws(
+    () => withFsIds(NOBODY, NOBODY, () => {
+      ran = true;
+      writeFileSync(path.join(tree, 'planted'), 'x'); // as the box's user, the root-only directory its own
+    }, { ...maps, paths: [outer, tree] }),
+    (e) => e.errno === 40 && /RESOLVE_NO_SYMLINKS/.test(e.step),
+  );
+  assert.equal(ran, false);
+  assert.deepEqual(readdirSync(target), ['secret'], 'nothing was planted where the symlink leads');
+  // The legitimate path: the same trees as real directories.
+  rmSync(tree);
+  mkdirSync(tree);
+  assert.equal(idmapCheck([tree], maps.uidMap, maps.gidMap), null);
+  withFsIds(NOBODY, NOBODY, () => writeFileSync(path.join(tree, 'made'), 'x'), { ...maps, paths: [outer, tree] });
+  assert.equal(lstatSync(path.join(tree, 'made')).uid, 0);
 });
 
 test('[root] the kernel refuses to idmap the workspace (ramfs): the launch and its --dry-run refuse with the fix, exit 125', { skip: skipReason('root') }, async () => {
