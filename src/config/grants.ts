@@ -15,11 +15,14 @@
 // the real path when a symlink leads elsewhere), any other workspace,
 // allow_hosts, allow_ports other than 443, pass_env, every field of a
 // credential route, resolve pins, extra_ca_certs, principal, and every key of
-// [gate], [identity], [operators], [policy] and [state]. An empty table that
+// [gate], [identity], [operators], [policy] and [state]. A CA certificate
+// file (extra_ca_certs, ca_file) is shown with its content's SHA-256: the
+// certificates are what is trusted, so a changed file is a changed grant. An empty table that
 // names something (a credential route, a principal, an operator) is a grant too.
 // upstream_proxy is shown without its credentials (user:password@), which
 // would otherwise be printed and kept in the trust store.
-import { realpathSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { readFileSync, realpathSync } from 'node:fs';
 import { basename, dirname, isAbsolute, relative, resolve } from 'node:path';
 import { LATCHGATE_TOML } from './latchgate-toml.js';
 import { isTable, leaves, nodeAt } from './toml-schema.js';
@@ -38,6 +41,17 @@ export interface GrantContext {
 const NOT_GRANTS = new Set(['sandbox.limits.nofile', 'sandbox.limits.nproc', 'sandbox.limits.tmp_size', 'sandbox.network.strict_net']);
 /** Keys whose relative paths latchgate resolves against the file's directory: shown resolved, as they are used. */
 const FILE_RELATIVE = new Set(leaves(LATCHGATE_TOML).filter((l) => l.options.fileRelative).map((l) => l.path.join('.')));
+/** Keys naming a file whose content is what is trusted (CA certificates): the grant names the content's hash too. */
+const CONTENT_TRUSTED = new Set(leaves(LATCHGATE_TOML).filter((l) => l.options.contentTrusted).map((l) => l.path.join('.')));
+
+/** "sha256:<hex>" of a file's content, or why it cannot be read: a grant line that changes with the content. */
+function contentHash(file: string): string {
+  try {
+    return `sha256:${createHash('sha256').update(readFileSync(file)).digest('hex')}`;
+  } catch (e) {
+    return `cannot be read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`;
+  }
+}
 const MOUNTS = new Set(['sandbox.agent.ro_mounts', 'sandbox.agent.rw_mounts']);
 const DEFAULT_PORTS = new Set([443]);
 /** Keys whose values are shown with the userinfo of a URL replaced. */
@@ -111,7 +125,10 @@ export function grantsOf(doc: Record<string, unknown>, kind: ConfigKind, ctx: Gr
     }
     for (const v of Array.isArray(value) ? value : [value]) {
       if (key === 'sandbox.network.allow_ports' && DEFAULT_PORTS.has(v as number)) continue;
-      let shown = showValue(FILE_RELATIVE.has(generic) && !isAbsolute(String(v)) ? resolve(base, String(v)) : REDACTED_USERINFO.has(key) ? redactUserinfo(String(v)) : v);
+      const file = FILE_RELATIVE.has(generic) && !isAbsolute(String(v)) ? resolve(base, String(v)) : String(v);
+      let shown = showValue(FILE_RELATIVE.has(generic) ? file : REDACTED_USERINFO.has(key) ? redactUserinfo(String(v)) : v);
+      // A box that can write the certificate file could otherwise change what a trusted config makes the host trust.
+      if (CONTENT_TRUSTED.has(generic)) shown += ` (${showValue(contentHash(file))})`;
       if (MOUNTS.has(key)) {
         const r = real(String(v));
         if (r !== undefined && r !== v) shown += ` -> ${showValue(r)}`;

@@ -32,6 +32,8 @@ export interface LeafOptions<T extends FieldType> {
   readonly required?: true;
   /** A relative path (or each one of a list) is resolved against the directory of the file. */
   readonly fileRelative?: true;
+  /** The file's content is what is trusted (a CA certificate): a trusted config naming it holds only while the content is the same (grants.ts). */
+  readonly contentTrusted?: true;
 }
 
 /** A key and its value. */

@@ -123,7 +123,7 @@ function refusal(a: Assessment): LaunchError {
   const why = {
     untrusted: ['is not trusted and grants more than the defaults', 'against the defaults'],
     changed: [`changed since you trusted it (${a.entry?.trusted_at})`, 'against the version you trusted'],
-    retargeted: ['is unchanged since you trusted it, but a path it names now leads elsewhere', 'against what it granted when you trusted it'],
+    retargeted: ['is unchanged since you trusted it, but a path it names now leads elsewhere or a certificate file it names changed', 'against what it granted when you trusted it'],
   }[a.status as 'untrusted' | 'changed' | 'retargeted'];
   const lines = grantDiffLines(a);
   return new LaunchError(

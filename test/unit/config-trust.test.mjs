@@ -260,3 +260,27 @@ test('an untrusted-looking store fails closed: the sandbox refuses rather than t
   assert.equal(r.code, 125);
   assert.match(r.err, /trust store .*writable by others/);
 });
+
+test('a trusted config holds only while the CA certificate files it names are the same: a box that rewrote one makes it refused, with the hashes', (t) => {
+  const s = setup(t);
+  const ca = join(s.ws, 'certs', 'corp.pem');
+  mkdirSync(join(s.ws, 'certs'));
+  writeFileSync(ca, '-----BEGIN CERTIFICATE-----\nMIIBtrusted\n-----END CERTIFICATE-----\n');
+  writeFileSync(s.project, `[sandbox.network]\nextra_ca_certs = ["../certs/corp.pem"]\n`);
+  const first = dryRun(s);
+  assert.equal(first.code, 125, first.err);
+  assert.match(first.err, new RegExp(`^ {2}\\+ extra_ca_certs: ${ca} \\(sha256:[0-9a-f]{64}\\)$`, 'm'));
+  assert.equal(s.lg(trustArgs(first.err)).code, 0);
+  // What a box writing the workspace could do: the config untouched, the certificate replaced.
+  writeFileSync(ca, '-----BEGIN CERTIFICATE-----\nMIIBattacker\n-----END CERTIFICATE-----\n');
+  const after = dryRun(s);
+  assert.equal(after.code, 125, after.err);
+  assert.equal(after.out, '');
+  assert.match(after.err, /is unchanged since you trusted it, but a path it names now leads elsewhere or a certificate file it names changed/);
+  assert.match(after.err, new RegExp(`^ {2}\\+ extra_ca_certs: ${ca} \\(sha256:`, 'm'));
+  assert.match(after.err, new RegExp(`^ {2}- extra_ca_certs: ${ca} \\(sha256:`, 'm'));
+  // Trusted again as it is now, it is used.
+  assert.equal(s.lg(trustArgs(after.err)).code, 0);
+  const used = dryRun(s);
+  assert.equal(used.code, 0, used.err);
+});
