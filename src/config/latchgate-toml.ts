@@ -12,8 +12,8 @@ const CREDENTIAL = table(`A credential route: the box calls \`http://127.0.0.1:$
   upstream: leaf('string', 'Where calls go: `https://host[:port][/base]`.', { shown: 'the profile\'s; else required' }),
   header: leaf('string', 'The request header that carries the key, e.g. `x-api-key` or `Authorization`.', { shown: 'the profile\'s; else required' }),
   format: leaf('string', 'The header value, `{}` standing for the key, e.g. `"Bearer {}"`.', { shown: 'the profile\'s; else `"{}"`' }),
-  key_source: leaf('string', KEY_SOURCE_DOC, { shown: 'the profile\'s; else required' }),
-  ca_file: leaf('string', 'A PEM file of certificates trusted for this upstream (besides the system\'s).', { fileRelative: true, contentTrusted: true }),
+  key_source: leaf('string', KEY_SOURCE_DOC, { shown: 'the profile\'s; else required', protectInBox: 'program' }),
+  ca_file: leaf('string', 'A PEM file of certificates trusted for this upstream (besides the system\'s).', { fileRelative: true, contentTrusted: true, protectInBox: 'file' }),
 });
 
 /** The limits of one budget: per lease, and per UTC day across every lease and gate restart. */
@@ -52,7 +52,7 @@ export const LATCHGATE_TOML = table('latchgate.toml', {
     network: table('The box\'s network exits.', {
       strict_net: leaf('bool', 'Landlock TCP rules as well: no `bind`, `connect` only to latchgate\'s exits (`--strict-net`).', { shown: '`false`' }),
       allow_ports: leaf('int[]', 'Ports the CONNECT proxy allows.', { shown: '`[443]`' }),
-      extra_ca_certs: leaf('string[]', 'PEM files of certificates trusted for credential-route upstreams, and inside the box: the box gets a bundle of the system\'s CAs and these at `/run/latchgate/ca-bundle.pem`, named by `SSL_CERT_FILE`, `NODE_EXTRA_CA_CERTS`, `REQUESTS_CA_BUNDLE`, `CURL_CA_BUNDLE` and `GIT_SSL_CAINFO` (a TLS-inspecting corporate proxy\'s CA, a private mirror\'s). A file that cannot be read stops the launch.', { default: [], fileRelative: true, contentTrusted: true }),
+      extra_ca_certs: leaf('string[]', 'PEM files of certificates trusted for credential-route upstreams, and inside the box: the box gets a bundle of the system\'s CAs and these at `/run/latchgate/ca-bundle.pem`, named by `SSL_CERT_FILE`, `NODE_EXTRA_CA_CERTS`, `REQUESTS_CA_BUNDLE`, `CURL_CA_BUNDLE` and `GIT_SSL_CAINFO` (a TLS-inspecting corporate proxy\'s CA, a private mirror\'s). A file that cannot be read stops the launch.', { default: [], fileRelative: true, contentTrusted: true, protectInBox: 'file' }),
       upstream_proxy: leaf('string', 'The host\'s own HTTP proxy, `http://[user:password@]host:port`, through which both exits (the CONNECT proxy and the credential proxy) reach the internet: each allowed tunnel is a CONNECT through it. `"none"`: no proxy, whatever the environment says. The credentials never enter the box and are never printed.', { shown: '`$https_proxy`, else `$HTTPS_PROXY`, else none' }),
       no_proxy: leaf('string[]', 'Hosts the exits reach directly, not through `upstream_proxy`, with curl\'s rules: `example.com` (or `.example.com`) matches it and every name below it, `:port` narrows an entry, `"*"` is every host; an address or CIDR range (`10.0.0.0/8`, `[::1]`) matches a pinned address.', { shown: '`$no_proxy`, else `$NO_PROXY`' }),
       resolve: named(leaf('string', 'The address the name resolves to, `"10.0.0.5:443"`.'), 'Operator pins: a host name and the address the proxies use for it instead of DNS (mirrors, tests). Through `upstream_proxy`, a pinned name is asked for by its pinned address.', { label: 'host' }),
@@ -63,7 +63,7 @@ export const LATCHGATE_TOML = table('latchgate.toml', {
     lease_ttl_seconds: leaf('int', 'How long a lease lives.', { shown: '`900`' }),
     max_body_bytes: leaf('int', 'The largest request body accepted.', { shown: '`1048576`' }),
     approval_ttl_seconds: leaf('int', 'How long an approval request waits for an operator.', { shown: '`300`' }),
-    manifest_dirs: leaf('string[]', 'Directories of action manifests, besides the built-in `definitions/manifests`.', { default: [], fileRelative: true }),
+    manifest_dirs: leaf('string[]', 'Directories of action manifests, besides the built-in `definitions/manifests`.', { default: [], fileRelative: true, protectInBox: 'dir' }),
     requests_per_second: leaf('uint', 'Requests one peer (a peer uid, the box, the loopback HTTP port) may make per second; past it the gate answers 429 `rate_limited` with `Retry-After`.', { shown: '`50`' }),
     request_burst: leaf('uint', 'Requests one peer may make at once before `requests_per_second` applies.', { shown: '`100`' }),
     max_connections_per_peer: leaf('uint', 'Connections one peer may hold open at once; one more is closed at once (`too_many_connections`, recorded).', { shown: '`64`' }),
@@ -74,7 +74,7 @@ export const LATCHGATE_TOML = table('latchgate.toml', {
     expose_http: leaf('string', 'Also serve clients over HTTP on this loopback address, e.g. `"127.0.0.1:8080"` (`--expose-http` overrides it). Its callers are identified only by client tokens (`latchgate tokens create`), sent as `LatchGate-Token: lgt_...` on every request.', { shown: 'not served' }),
     http_hosts: leaf('string[]', 'Further `Host` header values the HTTP listener answers to, as clients send them (`"gate.internal:8080"`), besides `127.0.0.1:PORT`, `localhost:PORT` and `[::1]:PORT`; any other `Host` is refused (421 `host_not_allowed`).', { default: [] }),
     http_origins: leaf('string[]', 'Browser origins (`"https://app.example"`) whose pages may call the HTTP listener; a request with any other `Origin` header is refused (403 `origin_not_allowed`).', { default: [] }),
-    extra_ca_certs: leaf('string[]', 'PEM files of certificates trusted, besides the system\'s, for the HTTPS upstreams WebAssembly providers reach through the gate\'s HTTP host (a corporate mirror, a test upstream).', { default: [], fileRelative: true, contentTrusted: true }),
+    extra_ca_certs: leaf('string[]', 'PEM files of certificates trusted, besides the system\'s, for the HTTPS upstreams WebAssembly providers reach through the gate\'s HTTP host (a corporate mirror, a test upstream).', { default: [], fileRelative: true, contentTrusted: true, protectInBox: 'file' }),
     upstream_proxy: leaf('string', 'The host\'s own HTTP proxy, `http://[user:password@]host:port`, through which the providers\' HTTP host reaches the internet (a CONNECT tunnel per request, TLS inside it to the upstream). `"none"`: no proxy, whatever the environment says. The credentials are never printed.', { shown: '`$https_proxy`, else `$HTTPS_PROXY`, else none' }),
     no_proxy: leaf('string[]', 'Hosts the providers\' HTTP host reaches directly, not through `upstream_proxy`, with the rules of `[sandbox.network]` `no_proxy`.', { shown: '`$no_proxy`, else `$NO_PROXY`' }),
     resolve: named(leaf('string', 'The address the name resolves to, `"10.0.0.5:443"`.'), 'Operator pins for the providers\' HTTP host: a host name and the address it connects to instead of resolving the name (mirrors, tests). A pinned address is not checked against the private ranges (a pin is how a loopback or LAN upstream becomes reachable); the certificate is still verified against the name, and the host must still be in the action\'s `egress.allowed_domains`.', { label: 'host' }),
@@ -96,10 +96,10 @@ export const LATCHGATE_TOML = table('latchgate.toml', {
         every_seconds: leaf('uint', 'Seconds between two checkpoints (`0`: not by time).', { default: 60 }),
         sinks: named(
           table('', {
-            directory: leaf('string', 'A directory (on another disk or mount than the state directory; it must exist) that gets one file per checkpoint, `<size, 16 digits>.checkpoint`, written aside, synced and linked into place, never overwritten.', { fileRelative: true }),
-            command: leaf('string[]', 'A program and its arguments, run without a shell for each checkpoint with the signed note on stdin and `LATCHGATE_CHECKPOINT_SIZE` and `LATCHGATE_CHECKPOINT_ORIGIN` set (and `PATH`, `HOME`, `USER`, `LOGNAME`, `LANG`, `LC_ALL`, `TZ`; nothing else of the gate\'s environment); exit 0 is success. For a shell pipeline, name the shell: `["sh", "-c", "..."]`.'),
+            directory: leaf('string', 'A directory (on another disk or mount than the state directory; it must exist) that gets one file per checkpoint, `<size, 16 digits>.checkpoint`, written aside, synced and linked into place, never overwritten.', { fileRelative: true, protectInBox: 'dir' }),
+            command: leaf('string[]', 'A program and its arguments, run without a shell for each checkpoint with the signed note on stdin and `LATCHGATE_CHECKPOINT_SIZE` and `LATCHGATE_CHECKPOINT_ORIGIN` set (and `PATH`, `HOME`, `USER`, `LOGNAME`, `LANG`, `LC_ALL`, `TZ`; nothing else of the gate\'s environment); exit 0 is success. For a shell pipeline, name the shell: `["sh", "-c", "..."]`.', { protectInBox: 'program' }),
             url: leaf('string', 'An `https://` URL the signed note is POSTed to (`text/plain`); a 2xx answer is success. No redirect is followed.'),
-            ca_file: leaf('string', 'A PEM file of certificates trusted for `url`, besides the system\'s.', { fileRelative: true, contentTrusted: true }),
+            ca_file: leaf('string', 'A PEM file of certificates trusted for `url`, besides the system\'s.', { fileRelative: true, contentTrusted: true, protectInBox: 'file' }),
             timeout_ms: leaf('int', 'How long a `command` or `url` delivery may take before it counts as failed.', { shown: '`10000`' }),
           }),
           'A place every checkpoint is also delivered to, at least once: exactly one of `directory`, `command` or `url`. A failed delivery is reported on stderr and in the ledger (`checkpoint_sink_failed`) and retried at every later checkpoint until the sink takes it; nothing is dropped, and the gate\'s requests never wait for a sink.',
@@ -130,7 +130,7 @@ export const LATCHGATE_TOML = table('latchgate.toml', {
   }),
   policy: table('The policy engine.', {
     engine: leaf('string', '`"cedar"`, `"opa-wasm"` or `"opa-server"`.', { shown: '`"cedar"`' }),
-    opa_wasm: leaf('string', 'The policy for `opa-wasm`, built with `opa build -t wasm`.', { fileRelative: true }),
+    opa_wasm: leaf('string', 'The policy for `opa-wasm`, built with `opa build -t wasm`.', { fileRelative: true, protectInBox: 'file' }),
     opa_url: leaf('string', 'The decision URL for `opa-server`, e.g. `"http://127.0.0.1:8181/v1/data/latchgate/decision"`.'),
     opa_timeout_ms: leaf('int', 'How long `opa-server` may take to decide.', { shown: '`1000`' }),
   }),

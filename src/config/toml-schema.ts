@@ -34,6 +34,12 @@ export interface LeafOptions<T extends FieldType> {
   readonly fileRelative?: true;
   /** The file's content is what is trusted (a CA certificate): a trusted config naming it holds only while the content is the same (grants.ts). */
   readonly contentTrusted?: true;
+  /**
+   * What the host later trusts or runs from this path (certificates, manifests, a policy, checkpoints, a program it
+   * runs): read-only in every box (trusted-paths.ts). 'program': the program of an argv (its first element) or of a
+   * key source's cmd:, when given as a path.
+   */
+  readonly protectInBox?: 'file' | 'dir' | 'program';
 }
 
 /** A key and its value. */

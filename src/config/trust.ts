@@ -10,6 +10,7 @@
 import { closeSync, existsSync, fstatSync, openSync, readFileSync, realpathSync, constants as fsc } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { resolve } from 'node:path';
+import { trustedPathsOf, type TrustedPath } from './trusted-paths.js';
 import { LaunchError } from '../core/errors.js';
 import { shellWord } from '../core/shell-word.js';
 import { diffGrants, grantsOf, type ConfigKind } from './grants.js';
@@ -146,6 +147,8 @@ export interface LoadedConfig {
   config: LatchgateConfig;
   /** Real paths of the files read (kept read-only inside the box). */
   files: string[];
+  /** What they name that the host trusts or runs (kept read-only inside the box too). */
+  trustedPaths: TrustedPath[];
 }
 
 /**
@@ -157,15 +160,16 @@ export function loadTrustedConfig(explicit?: string, env: Env = process.env, cwd
   const named: [string, ConfigOrigin][] = explicit ? [[explicit, '--config']] : env.LATCHGATE_CONFIG ? [[env.LATCHGATE_CONFIG, '$LATCHGATE_CONFIG']] : [];
   const found: [string, ConfigOrigin][] = [[projectConfigFile(cwd), 'project config'], [userConfigFile(env), 'user config']];
   const pick = named[0] ?? found.find(([f]) => existsSync(f));
-  if (!pick) return { config: { ...emptyConfig(), file: null }, files: [] };
+  if (!pick) return { config: { ...emptyConfig(), file: null }, files: [], trustedPaths: [] };
   const src = readConfigSource(pick[0], pick[1], cwd);
   requireTrusted(assess(src, 'latchgate.toml', env, cwd));
-  return { config: parseConfig(src.real, src.text), files: [src.real] };
+  return { config: parseConfig(src.real, src.text), files: [src.real], trustedPaths: trustedPathsOf(parseTomlFile(src.real, src.text), src.real) };
 }
 
 /** --sandbox-config FILE, used only when it may be. */
-export function loadTrustedSandboxConfig(file: string, env: Env = process.env, cwd = process.cwd()): { agent: SandboxFileConfig; file: string } {
+export function loadTrustedSandboxConfig(file: string, env: Env = process.env, cwd = process.cwd()): { agent: SandboxFileConfig; file: string; trustedPaths: TrustedPath[] } {
   const src = readConfigSource(file, '--sandbox-config', cwd);
   requireTrusted(assess(src, 'sandbox-config', env, cwd));
-  return { agent: parseStandaloneSandboxConfig(src.real, src.text), file: src.real };
+  const trustedPaths = trustedPathsOf({ sandbox: { agent: parseTomlFile(src.real, src.text) } }, src.real);
+  return { agent: parseStandaloneSandboxConfig(src.real, src.text), file: src.real, trustedPaths };
 }

@@ -9,6 +9,7 @@ import { stateDir } from '../config/paths.js';
 import { resolveRuntimeDir } from '../config/runtime-dir.js';
 import type { GateFileConfig, LatchgateConfig } from '../config/latchgate-toml.js';
 import { loadTrustedConfig } from '../config/trust.js';
+import type { TrustedPath } from '../config/trusted-paths.js';
 import type { Caller } from './app.js';
 import type { OpenedGate } from './factory.js';
 import type { GateRole } from './instances.js';
@@ -23,10 +24,12 @@ export interface GateSetup {
   adminSocket: string;
   /** Real paths of the configuration files read (a sandbox adds its --sandbox-config file). */
   configFiles: string[];
+  /** What those files name that the host trusts or runs (config/trusted-paths.ts). */
+  trustedPaths: TrustedPath[];
 }
 
 export function gateSetup(configFile?: string): GateSetup {
-  const { config, files } = loadTrustedConfig(configFile);
+  const { config, files, trustedPaths } = loadTrustedConfig(configFile);
   const g = config.gate;
   const uid = process.getuid!();
   const me = userInfo().username;
@@ -43,6 +46,7 @@ export function gateSetup(configFile?: string): GateSetup {
     clientSocket: join(rt, 'gate.sock'),
     adminSocket: join(rt, 'gate-admin.sock'),
     configFiles: files,
+    trustedPaths,
   };
 }
 

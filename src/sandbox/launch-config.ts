@@ -40,8 +40,9 @@ export type ProfileLoader = (name: string) => AgentProfile;
 export function launchSetup(f: Pick<LaunchFlags, 'config' | 'sandboxConfig'>): GateSetup {
   const setup = gateSetup(f.config);
   if (f.sandboxConfig) {
-    const { agent, file } = loadTrustedSandboxConfig(f.sandboxConfig);
+    const { agent, file, trustedPaths } = loadTrustedSandboxConfig(f.sandboxConfig);
     setup.configFiles.push(file);
+    setup.trustedPaths.push(...trustedPaths);
     setup.config = withAgentSection(setup.config, agent, f.sandboxConfig);
   }
   return setup;

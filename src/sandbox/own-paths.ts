@@ -1,5 +1,7 @@
 // latchgate's own files, which no box may write: the configuration files
-// read, the user config directory, the state and runtime directories.
+// read and what they name that the host trusts or runs (certificates,
+// manifests, a policy, checkpoints, programs), the user config directory,
+// the state and runtime directories.
 import { existsSync, mkdirSync, realpathSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { stateDir, userConfigDir } from '../config/paths.js';
@@ -36,6 +38,8 @@ function realish(p: string): string {
 export function prepareOwnPaths(s: GateSetup, env: NodeJS.ProcessEnv = process.env): OwnPath[] {
   const list: OwnPath[] = [
     ...s.configFiles.map((path) => ({ path, type: 'file' as const, what: 'configuration file' })),
+    // What the configuration names that the host trusts or runs later: a box rewriting it would be trusted next time.
+    ...s.trustedPaths.map((t) => ({ path: t.path, type: t.type, what: `${t.key} (named by the configuration; the host trusts or runs it)` })),
     { path: userConfigDir(env), type: 'dir', what: 'user config directory' },
     { path: stateDir(env), type: 'dir', what: 'state directory (trust store, ledger, keys)' },
     { path: s.stateDir, type: 'dir', what: 'state directory (ledger, keys)' },

@@ -96,6 +96,69 @@ for (const mode of MODES) {
     assert.equal(readFileSync(path.join(ws, 'legit.txt'), 'utf8'), 'ok\n');
   });
 
+  test(`[${mode}] what a trusted configuration names that the host trusts or runs (manifests, a policy, a checkpoint program, a key command, a CA file) cannot be changed from the box`, { skip: skipReason(mode) }, async () => {
+    const { env } = xdgHome();
+    const ws = makeWorkspace('trust-named');
+    const ops = path.join(ws, 'ops');
+    mkdirSync(path.join(ops, 'manifests'), { recursive: true });
+    writeFileSync(path.join(ops, 'manifests', 'a.yaml'), 'id: a\n');
+    writeFileSync(path.join(ops, 'publish.sh'), '#!/bin/sh\nexit 0\n', { mode: 0o755 });
+    writeFileSync(path.join(ops, 'getkey.sh'), '#!/bin/sh\necho sk-test-0123456789abcdef\n', { mode: 0o755 });
+    writeFileSync(path.join(ops, 'ca.pem'), 'placeholder\n');
+    mkdirSync(path.join(ws, 'ci'));
+    const cfg = path.join(ws, 'ci', 'latchgate.toml');
+    writeFileSync(
+      cfg,
+      [
+        '[gate]',
+        'manifest_dirs = ["../ops/manifests"]',
+        'extra_ca_certs = ["../ops/ca.pem"]',
+        '[policy]',
+        'opa_wasm = "../ops/policy.wasm"',
+        '[ledger.checkpoints.sinks.publish]',
+        `command = [${JSON.stringify(path.join(ops, 'publish.sh'))}]`,
+        '[sandbox.agent.credentials.example]',
+        'upstream = "https://api.example.com"',
+        'header = "x-api-key"',
+        `key_source = 'cmd:[${JSON.stringify(path.join(ops, 'getkey.sh'))}]'`,
+        '',
+      ].join('\n'),
+    );
+    own(ws);
+    trust(mode, env, cfg);
+    const r = await runBox(mode, {
+      workspace: ws,
+      env,
+      args: ['--config', cfg, '--dry-run'],
+    });
+    // The plan is enough to see the mounts; then the box itself tries.
+    assert.equal(r.code, 0, r.stderr);
+    const run = await runBox(mode, {
+      workspace: ws,
+      env,
+      args: ['--config', cfg],
+      cmd: ['/bin/sh', '-c', `${tries({
+        'add-manifest': 'echo "id: evil" > ops/manifests/evil.yaml',
+        'edit-manifest': 'echo "id: evil" >> ops/manifests/a.yaml',
+        'rename-manifests': 'mv ops/manifests ops/m2',
+        'plant-policy': 'echo evil > ops/policy.wasm',
+        'edit-checkpoint-program': 'echo "curl evil" >> ops/publish.sh',
+        'replace-key-command': 'echo "#!/bin/sh" > ops/new.sh && mv ops/new.sh ops/getkey.sh',
+        'replace-ca': 'echo evil > ops/ca.pem',
+      })}\necho ok > ops/notes.txt`],
+    });
+    assert.equal(run.code, 0, run.stderr);
+    assert.deepEqual(wrote(run.stdout), [], `the box changed what the host trusts:\n${run.stdout}`);
+    assert.equal(readFileSync(path.join(ops, 'manifests', 'a.yaml'), 'utf8'), 'id: a\n');
+    assert.ok(!existsSync(path.join(ops, 'manifests', 'evil.yaml')));
+    assert.ok(!existsSync(path.join(ops, 'policy.wasm')) || readFileSync(path.join(ops, 'policy.wasm'), 'utf8') === '', 'no policy planted');
+    assert.equal(readFileSync(path.join(ops, 'publish.sh'), 'utf8'), '#!/bin/sh\nexit 0\n');
+    assert.equal(readFileSync(path.join(ops, 'getkey.sh'), 'utf8'), '#!/bin/sh\necho sk-test-0123456789abcdef\n');
+    assert.equal(readFileSync(path.join(ops, 'ca.pem'), 'utf8'), 'placeholder\n');
+    // The legitimate path: the rest of the workspace stays writable.
+    assert.equal(readFileSync(path.join(ops, 'notes.txt'), 'utf8'), 'ok\n');
+  });
+
   test(`[${mode}] a configuration file changed after it was trusted is refused with the diff, and nothing runs`, { skip: skipReason(mode) }, async () => {
     const variants = {
       'project config': (ws) => ({ file: path.join(ws, '.latchgate', 'latchgate.toml'), args: [], env: {} }),
