@@ -5,6 +5,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <linux/filter.h>
+#include <string>
+#include <sys/types.h>
 
 #include "protocol.gen.h"  // Step, MsgType, OpKind
 
@@ -100,5 +102,7 @@ int open_box_pty(const ChildPlan& p, int* slave_out);
 [[noreturn]] void child_main(const ChildPlan& p);
 // raw fork without atfork handlers (the parent may be multi-threaded)
 long raw_fork();
+// spawn.cc: a user namespace's maps, written by its parent (idmap.cc too)
+int write_proc(pid_t pid, const char* file, const std::string& content);
 
 }  // namespace lg

@@ -21,6 +21,7 @@
 #include <linux/mount.h>
 #include <linux/openat2.h>
 
+#include "common.h"
 #include "idmap.h"
 
 #ifndef CLONE_PIDFD
@@ -48,16 +49,6 @@ namespace {
 
 struct MountAttr { uint64_t attr_set, attr_clr, propagation, userns_fd; };
 
-int write_file(const std::string& path, const std::string& content) {
-  int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
-  if (fd < 0) return errno;
-  ssize_t w = write(fd, content.data(), content.size());
-  int e = errno;
-  close(fd);
-  if (w < 0) return e;
-  return w == static_cast<ssize_t>(content.size()) ? 0 : EIO;
-}
-
 // A new user namespace with these maps, held by an fd: a helper process is
 // cloned into it (a multi-threaded process cannot unshare one), its maps
 // written, its namespace opened, and the helper ended.
@@ -81,11 +72,11 @@ int new_userns(const std::string& uid_map, const std::string& gid_map, const cha
     *step = "clone (the idmap's user namespace)";
     return -err;
   }
-  std::string proc = "/proc/" + std::to_string(pid) + "/";
+  std::string ns = "/proc/" + std::to_string(pid) + "/ns/user";
   int fd = -1;
-  if ((err = write_file(proc + "uid_map", uid_map)) != 0) *step = "write uid_map (the idmap's user namespace)";
-  else if ((err = write_file(proc + "gid_map", gid_map)) != 0) *step = "write gid_map (the idmap's user namespace)";
-  else if ((fd = open((proc + "ns/user").c_str(), O_RDONLY | O_CLOEXEC)) < 0) err = errno, *step = "open the idmap's user namespace";
+  if ((err = write_proc(static_cast<pid_t>(pid), "uid_map", uid_map)) != 0) *step = "write uid_map (the idmap's user namespace)";
+  else if ((err = write_proc(static_cast<pid_t>(pid), "gid_map", gid_map)) != 0) *step = "write gid_map (the idmap's user namespace)";
+  else if ((fd = open(ns.c_str(), O_RDONLY | O_CLOEXEC)) < 0) err = errno, *step = "open the idmap's user namespace";
   close(pipefd[1]);  // the helper reads end of file and exits
   siginfo_t si;
   while (waitid(static_cast<idtype_t>(P_PIDFD), pidfd, &si, WEXITED) != 0 && errno == EINTR) {

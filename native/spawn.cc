@@ -344,17 +344,6 @@ void find_args_area(ChildPlan& p) {
   p.env_end = reinterpret_cast<char*>(v[51]);
 }
 
-int write_proc(pid_t pid, const char* file, const std::string& content) {
-  std::string path = "/proc/" + std::to_string(pid) + "/" + file;
-  int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
-  if (fd < 0) return errno;
-  ssize_t w = write(fd, content.data(), content.size());
-  int e = errno;
-  close(fd);
-  if (w < 0) return e;
-  return w == static_cast<ssize_t>(content.size()) ? 0 : EIO;
-}
-
 void throw_errno(Napi::Env env, const std::string& step, int err) {
   Napi::Error e = Napi::Error::New(env, step + ": " + strerror(err));
   e.Set("step", Napi::String::New(env, step));
@@ -392,6 +381,18 @@ bool make_idmapped_trees(Napi::Env env, const ParentPlan& pp, PlanStorage& st, s
 }
 
 }  // namespace
+
+// One write of the whole content to /proc/<pid>/<file> (uid_map, gid_map, setgroups): 0, or the errno.
+int write_proc(pid_t pid, const char* file, const std::string& content) {
+  std::string path = "/proc/" + std::to_string(pid) + "/" + file;
+  int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return errno;
+  ssize_t w = write(fd, content.data(), content.size());
+  int e = errno;
+  close(fd);
+  if (w < 0) return e;
+  return w == static_cast<ssize_t>(content.size()) ? 0 : EIO;
+}
 
 Napi::FunctionReference* Box::constructor = nullptr;
 
