@@ -43,7 +43,9 @@ const run = (bin, args, env, cwd) =>
 async function commands(main, env) {
   const leaves = async (path) => {
     const text = (await run(main, [...path, '--help'], env)).stdout;
-    const block = text.split(/^Commands:$/m)[1];
+    // The Commands: section only: it ends at the next section (Files:, Exit status:), whose lines are no commands.
+    const block = text.split(/^Commands:$/m)[1]?.split(/^\S/m)[0];
+    if (path.length > 3) throw new Error(`commands nested deeper than any latchgate has: ${path.join(' ')}`);
     if (block === undefined) {
       const usage = text.match(/^Usage: .*$/m)[0];
       return [[...path, ...[...usage.matchAll(/<[^>]+>/g)].map(() => 'x')]];
