@@ -6,12 +6,13 @@
 // audit.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Agent } from '../helpers/gate.mjs';
+import { spawnUp } from '../helpers/up.mjs';
 
 const CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
 const manifests = fileURLToPath(new URL('../fixtures/cli-manifests', import.meta.url));
@@ -39,18 +40,10 @@ before(async () => {
   ok(['tokens', 'create', '--principal', 'lists-client']);
   ok(['secrets', 'init']);
   ok(['secrets', 'set', 'LISTS_KEY'], 'value');
-  up = spawn(process.execPath, [CLI, 'up', '--json'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  up.stderr.on('data', (d) => (err += d));
-  const ready = await new Promise((resolve) => {
-    up.stdout.on('data', (d) => {
-      out += d;
-      if (out.includes('\n')) resolve(JSON.parse(out));
-    });
-    up.once('exit', (code) => resolve({ exited: code }));
-  });
-  assert.equal(ready.status, 'ready', `up: ${JSON.stringify(ready)} ${err}`);
+  const started = await spawnUp(CLI, { env });
+  up = started.proc;
+  const { ready } = started;
+  assert.equal(ready?.status, 'ready', `up: ${started.output()}`);
   const agent = new Agent(ready.client_socket);
   await agent.lease();
   assert.equal((await agent.execute('t_noop_high', { n: 1 })).status, 202, 'a pending approval to list');

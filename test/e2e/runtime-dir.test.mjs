@@ -15,6 +15,7 @@ import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, re
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { spawnUp } from '../helpers/up.mjs';
 
 const CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
 const SDK = new URL('../../dist/sdk/index.js', import.meta.url).href;
@@ -121,19 +122,9 @@ test('/tmp/latchgate-<uid> missing: made 0700 for the user, and the gate serves 
   assert.deepEqual([st.uid, st.mode & 0o777], [USER, 0o700]);
   assert.equal(sdkAsUser(), 'ok', 'the SDK takes it');
 
-  const up = spawn(process.execPath, [CLI, 'up', '--json'], { env, uid: USER, gid: USER, stdio: ['ignore', 'pipe', 'pipe'] });
+  const { proc: up, ready, output } = await spawnUp(CLI, { env, uid: USER, gid: USER });
   t.after(() => up.kill('SIGKILL'));
-  let out = '';
-  let err = '';
-  up.stderr.on('data', (d) => (err += d));
-  const ready = await new Promise((resolve) => {
-    up.stdout.on('data', (d) => {
-      out += d;
-      if (out.includes('\n')) resolve(JSON.parse(out));
-    });
-    up.once('exit', () => resolve(undefined));
-  });
-  assert.equal(ready?.status, 'ready', `${out}${err}`);
+  assert.equal(ready?.status, 'ready', output());
   assert.equal(ready.client_socket, `${DIR}/gate.sock`);
   assert.ok(lstatSync(ready.client_socket).isSocket());
   up.kill('SIGTERM');

@@ -4,12 +4,13 @@
 // leaves its lock file and sockets behind; they do not block the next `up`.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { spawnUp } from '../helpers/up.mjs';
 
 const CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
 const home = mkdtempSync(path.join(os.tmpdir(), 'latchgate-up-once-'));
@@ -28,20 +29,10 @@ after(async () => {
 
 /** `latchgate up --json` in the background: its ready line, or how it ended. */
 async function startUp(extraEnv = {}) {
-  const p = spawn(process.execPath, [CLI, 'up', '--json'], { env: { ...env, ...extraEnv }, stdio: ['ignore', 'pipe', 'pipe'] });
-  gates.push(p);
-  let out = '';
-  let err = '';
-  p.stderr.on('data', (d) => (err += d));
-  const ready = await new Promise((resolve) => {
-    p.stdout.on('data', (d) => {
-      out += d;
-      if (out.includes('\n')) resolve(JSON.parse(out));
-    });
-    p.once('exit', () => resolve(undefined));
-  });
-  assert.equal(ready?.status, 'ready', `up did not start: ${out}${err}`);
-  return { proc: p, info: ready };
+  const { proc, ready, output } = await spawnUp(CLI, { env: { ...env, ...extraEnv } });
+  gates.push(proc);
+  assert.equal(ready?.status, 'ready', `up did not start: ${output()}`);
+  return { proc, info: ready };
 }
 
 /** A second `up` run to its end (it must not start: a bound keeps a broken one from hanging the suite). */
