@@ -22,32 +22,13 @@
 #include <linux/openat2.h>
 
 #include "common.h"
+#include "kernel-abi.h"
 #include "idmap.h"
 
-#ifndef CLONE_PIDFD
-#define CLONE_PIDFD 0x00001000
-#endif
-#ifndef P_PIDFD
-#define P_PIDFD 3
-#endif
-#ifndef OPEN_TREE_CLONE
-#define OPEN_TREE_CLONE 1
-#endif
-#ifndef AT_RECURSIVE
-#define AT_RECURSIVE 0x8000
-#endif
-#ifndef MOUNT_ATTR_IDMAP
-#define MOUNT_ATTR_IDMAP 0x00100000
-#endif
-#ifndef MOUNT_ATTR_NOSUID
-#define MOUNT_ATTR_NOSUID 0x00000002
-#define MOUNT_ATTR_NODEV 0x00000004
-#endif
 
 namespace lg {
 namespace {
 
-struct MountAttr { uint64_t attr_set, attr_clr, propagation, userns_fd; };
 
 // A new user namespace with these maps, held by an fd: a helper process is
 // cloned into it (a multi-threaded process cannot unshare one), its maps

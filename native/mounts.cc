@@ -11,26 +11,12 @@
 #include <linux/mount.h>
 
 #include "common.h"
+#include "kernel-abi.h"
 
-#ifndef OPEN_TREE_CLONE
-#define OPEN_TREE_CLONE 1
-#endif
-#ifndef AT_RECURSIVE
-#define AT_RECURSIVE 0x8000
-#endif
-#ifndef MOVE_MOUNT_F_EMPTY_PATH
-#define MOVE_MOUNT_F_EMPTY_PATH 0x00000004
-#endif
-#ifndef MOUNT_ATTR_RDONLY
-#define MOUNT_ATTR_RDONLY 0x00000001
-#define MOUNT_ATTR_NOSUID 0x00000002
-#define MOUNT_ATTR_NODEV 0x00000004
-#endif
 
 namespace lg {
 namespace {
 
-struct MountAttr { uint64_t attr_set, attr_clr, propagation, userns_fd; };
 
 int set_attr(int dfd, const char* path, unsigned flags, uint64_t set) {
   MountAttr a{set, 0, 0, 0};

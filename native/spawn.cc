@@ -20,15 +20,10 @@
 #include <vector>
 
 #include "common.h"
+#include "kernel-abi.h"
 #include "idmap.h"
 #include "spawn.h"
 
-#ifndef CLONE_PIDFD
-#define CLONE_PIDFD 0x00001000
-#endif
-#ifndef P_PIDFD
-#define P_PIDFD 3
-#endif
 
 namespace lg {
 namespace {
