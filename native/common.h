@@ -21,6 +21,9 @@ struct Msg {
   int64_t value;
 };
 
+// An O_PATH fd of path with no symlink on the way, or -errno (openat.cc).
+int open_no_symlinks(const char* path, int flags);
+
 struct MountOp {
   int32_t kind;
   const char* src;   // host path, already prefixed with the old root
@@ -31,6 +34,10 @@ struct MountOp {
   uint32_t mode;
   bool readonly;
   bool recursive;
+  // Inside a writable tree: resolved with no symlink on the way (dst may be
+  // one in the last place: a mask covers it).
+  bool no_follow_src;
+  bool no_follow_dst;
   int fd;            // OP_IDMAP_TREE: the parent's idmapped copy of src
 };
 

@@ -34,6 +34,7 @@
 #include <unistd.h>
 #include <vector>
 
+#include "common.h"
 #include "idmap.h"
 
 #ifndef MOVE_MOUNT_F_EMPTY_PATH

@@ -19,7 +19,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include <linux/mount.h>
-#include <linux/openat2.h>
 
 #include "common.h"
 #include "kernel-abi.h"
@@ -78,19 +77,6 @@ int idmap_userns(const std::string& uid_map, const std::string& gid_map, const c
   int fd = new_userns(uid_map, gid_map, step);
   if (fd >= 0) cache[key] = fd;
   return fd;
-}
-
-int open_no_symlinks(const char* path, int flags) {
-  // A tree's path is a real path, checked by the plan: a symlink on it now
-  // was swapped in since (by a box writing a directory above it), and
-  // following it would idmap whatever it names (/etc) to the box.
-  struct open_how how{};
-  how.flags = static_cast<uint64_t>(flags | O_PATH | O_CLOEXEC);
-  how.resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
-  int fd;
-  do fd = static_cast<int>(syscall(SYS_openat2, AT_FDCWD, path, &how, sizeof(how)));
-  while (fd < 0 && errno == EINTR);
-  return fd < 0 ? -errno : fd;
 }
 
 int idmapped_tree(const char* path, int userns_fd, const char** step) {

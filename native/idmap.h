@@ -14,8 +14,6 @@ int idmap_userns(const std::string& uid_map, const std::string& gid_map, const c
 // nodev: an fd for move_mount(2), or -errno with *step naming the failed call.
 // path must hold no symlink (else -ELOOP): a real path, as the plan made it.
 int idmapped_tree(const char* path, int userns_fd, const char** step);
-// An O_PATH fd of path (plus flags) reached through no symlink, or -errno.
-int open_no_symlinks(const char* path, int flags);
 void InitIdmap(Napi::Env env, Napi::Object exports);
 
 }  // namespace lg

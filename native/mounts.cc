@@ -3,6 +3,7 @@
 // /newroot (and may mount the tmp budget beside it); then pivot_root into it
 // and detach everything else.
 #include <cerrno>
+#include <cstring>
 #include <fcntl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -23,23 +24,86 @@ int set_attr(int dfd, const char* path, unsigned flags, uint64_t set) {
   return static_cast<int>(syscall(SYS_mount_setattr, dfd, path, flags, &a, sizeof(a)));
 }
 
+// Moves the detached mount fd onto op.dst (fd is closed): never following a
+// symlink in the last place (a protected path replaced by one is covered),
+// and with no_follow_dst none on the way either.
+int attach(int fd, const MountOp& op) {
+  int r;
+  int e = 0;
+  if (op.no_follow_dst) {
+    int dfd = open_no_symlinks(op.dst, O_NOFOLLOW);
+    if (dfd < 0) {
+      close(fd);
+      return dfd;
+    }
+    r = static_cast<int>(syscall(SYS_move_mount, fd, "", dfd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH));
+    e = errno;
+    close(dfd);
+  } else {
+    r = static_cast<int>(syscall(SYS_move_mount, fd, "", AT_FDCWD, op.dst, MOVE_MOUNT_F_EMPTY_PATH));
+    e = errno;
+  }
+  close(fd);
+  return r == 0 ? 0 : -e;
+}
+
 // A detached copy of src, made read-only (only adding flags: the source's
-// locked nosuid/nodev/noexec stay), attached on dst without following a
-// symlink there, so a protected path replaced by a symlink is covered.
+// locked nosuid/nodev/noexec stay), then attached. With no_follow_src (a
+// protected path bound from itself) src is reached through no symlink at
+// all: a name swapped for one since the plan would bind what it names.
 int bind(const MountOp& op) {
   unsigned tflags = OPEN_TREE_CLONE | O_CLOEXEC | (op.recursive ? AT_RECURSIVE : 0);
-  int fd = static_cast<int>(syscall(SYS_open_tree, AT_FDCWD, op.src, tflags));
-  if (fd < 0) return -errno;
+  int fd;
+  if (op.no_follow_src) {
+    int sfd = open_no_symlinks(op.src, 0);
+    if (sfd < 0) return sfd;
+    fd = static_cast<int>(syscall(SYS_open_tree, sfd, "", tflags | AT_EMPTY_PATH));
+    int e = errno;
+    close(sfd);
+    if (fd < 0) return -e;
+  } else {
+    fd = static_cast<int>(syscall(SYS_open_tree, AT_FDCWD, op.src, tflags));
+    if (fd < 0) return -errno;
+  }
   uint64_t set = MOUNT_ATTR_NOSUID | (op.readonly ? MOUNT_ATTR_RDONLY : 0);
   if (set_attr(fd, "", AT_EMPTY_PATH | (op.recursive ? AT_RECURSIVE : 0), set) != 0) {
     int e = errno;
     close(fd);
     return -e;
   }
-  int r = static_cast<int>(syscall(SYS_move_mount, fd, "", AT_FDCWD, op.dst, MOVE_MOUNT_F_EMPTY_PATH));
-  int e = errno;
-  close(fd);
-  return r == 0 ? 0 : -e;
+  return attach(fd, op);
+}
+
+// A tmpfs on a directory reached through no symlink (no_follow_dst), by the
+// mount API that takes an fd: fsopen, each option of op.data as mount(2)'s
+// data string would give it (key=value, or a flag such as ro), fsmount.
+int tmpfs_no_follow(const MountOp& op) {
+  char opts[256];
+  size_t n = op.data ? op.data_len : 0;
+  if (n >= sizeof(opts)) return -E2BIG;
+  if (n) memcpy(opts, op.data, n);
+  opts[n] = '\0';
+  int dfd = open_no_symlinks(op.dst, O_DIRECTORY);
+  if (dfd < 0) return dfd;
+  int fs = static_cast<int>(syscall(SYS_fsopen, "tmpfs", FSOPEN_CLOEXEC));
+  int e = fs < 0 ? errno : 0;
+  for (char* key = opts; e == 0 && *key;) {
+    char* end = strchr(key, ',');
+    if (end) *end = '\0';
+    char* value = strchr(key, '=');
+    if (value) *value++ = '\0';
+    long r = value ? syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING, key, value, 0) : syscall(SYS_fsconfig, fs, FSCONFIG_SET_FLAG, key, nullptr, 0);
+    if (r != 0) e = errno;
+    key = end ? end + 1 : key + strlen(key);
+  }
+  if (e == 0 && syscall(SYS_fsconfig, fs, FSCONFIG_CMD_CREATE, nullptr, nullptr, 0) != 0) e = errno;
+  int mfd = e == 0 ? static_cast<int>(syscall(SYS_fsmount, fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV)) : -1;
+  if (e == 0 && mfd < 0) e = errno;
+  if (e == 0 && syscall(SYS_move_mount, mfd, "", dfd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) != 0) e = errno;
+  if (mfd >= 0) close(mfd);
+  if (fs >= 0) close(fs);
+  close(dfd);
+  return -e;
 }
 
 int write_file(const MountOp& op) {
@@ -85,6 +149,7 @@ int run_op(const MountOp& op) {
     case OP_MASK:
       return bind(op);
     case OP_TMPFS:
+      if (op.no_follow_dst) return tmpfs_no_follow(op);
       if (mount("tmpfs", op.dst, "tmpfs", MS_NOSUID | MS_NODEV, op.data) != 0) return -errno;
       return 0;
     case OP_TMP_BUDGET:

@@ -23,6 +23,8 @@
 #include <unistd.h>
 #include <vector>
 
+#include "common.h"
+
 namespace lg {
 namespace {
 
@@ -257,7 +259,38 @@ Napi::Value OpenFlags(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
+// An O_PATH fd of path (plus flags: O_NOFOLLOW keeps a symlink in the last
+// place, O_DIRECTORY asks for a directory) reached through no symlink, or
+// -errno (ELOOP for a symlink on the way). Paths the plan made real: a
+// symlink on one now was swapped in since, by a box writing the tree.
+// Async-signal-safe: the box's child calls it between clone() and execve().
+int open_no_symlinks(const char* path, int flags) {
+  struct open_how how{};
+  how.flags = static_cast<uint64_t>(flags | O_PATH | O_CLOEXEC);
+  how.resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+  int fd;
+  do fd = static_cast<int>(syscall(SYS_openat2, AT_FDCWD, path, &how, sizeof(how)));
+  while (fd < 0 && errno == EINTR);
+  return fd < 0 ? -errno : fd;
+}
+
+namespace {
+// openNoSymlinks(path, flags) -> an O_PATH fd (flags added: O_DIRECTORY,
+// O_NOFOLLOW), or -errno: for the launcher's own work in a writable tree.
+Napi::Value OpenNoSymlinks(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int flags = 0;
+  if (info.Length() < 2 || !info[0].IsString() || !IntArg(info[1], &flags)) {
+    Napi::TypeError::New(env, "openNoSymlinks(path, flags): a string and a number").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  std::string path = info[0].As<Napi::String>().Utf8Value();
+  return Napi::Number::New(env, open_no_symlinks(path.c_str(), flags));
+}
+}  // namespace
+
 void InitOpenat(Napi::Env env, Napi::Object exports) {
+  exports.Set("openNoSymlinks", Napi::Function::New(env, OpenNoSymlinks));
   exports.Set("openBeneath", Napi::Function::New(env, OpenBeneath));
   exports.Set("renameAt", Napi::Function::New(env, RenameAt));
   exports.Set("unlinkAt", Napi::Function::New(env, UnlinkAt));

@@ -199,6 +199,7 @@ bool parse_plan(Napi::Env env, Napi::Object o, PlanStorage& st, ChildPlan& p, Pa
     if (!opt_number(env, op, "mode", &n, 0755)) return false;
     m.mode = static_cast<uint32_t>(n);
     if (!opt_bool(env, op, "readonly", &m.readonly) || !opt_bool(env, op, "recursive", &m.recursive)) return false;
+    if (!opt_bool(env, op, "noFollowSrc", &m.no_follow_src) || !opt_bool(env, op, "noFollowDst", &m.no_follow_dst)) return false;
     if ((m.kind == OP_BIND || m.kind == OP_MASK || m.kind == OP_BUDGET_DIR || m.kind == OP_IDMAP_TREE) && m.src == nullptr)
       return throw_type(env, "bind operation without src");
     m.fd = -1;

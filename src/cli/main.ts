@@ -13,7 +13,7 @@ import { secretsCommand } from './secrets.js';
 import { checkpointCommand } from './checkpoint.js';
 import { receiptsCommand } from './receipts.js';
 import { actionsCommand, approvalsCommand, auditCommand, keysCommand, policyCommand, reloadCommand, revokeCommand, statusCommand, verifyCommand } from './gate-commands.js';
-import { LaunchError, EXIT_LAUNCHER } from '../core/errors.js';
+import { asLaunchError, EXIT_LAUNCHER } from '../core/errors.js';
 import { loadAddon } from '../native/addon.js';
 
 // A reader that went away (`latchgate profiles | head`): stop quietly with the status of a program killed by
@@ -80,10 +80,9 @@ try {
     // Help asked for, and the version: 0. Help because a command was missing: 1 (commander's code for it), as git does.
     const ok = e.code === 'commander.helpDisplayed' || e.code === 'commander.version';
     process.exitCode = ok ? 0 : e.code === 'commander.help' ? e.exitCode : EXIT_LAUNCHER;
-  } else if (e instanceof LaunchError) {
-    process.stderr.write(`latchgate: ${e.message}\n`);
-    process.exitCode = e.exitCode;
   } else {
-    throw e;
+    const l = asLaunchError(e);
+    process.stderr.write(`latchgate: ${l.message}\n`);
+    process.exitCode = l.exitCode;
   }
 }

@@ -3,7 +3,7 @@ import { fstatSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { listProfiles } from '../config/profiles.js';
 import { BOX_CA_BUNDLE } from '../core/box.js';
-import { LaunchError } from '../core/errors.js';
+import { asLaunchError, LaunchError } from '../core/errors.js';
 import { textTable } from '../core/text-table.js';
 import { launchSetup, profileView, type LaunchFlags } from '../sandbox/launch-config.js';
 import { planLaunch, prepareLaunch, runLaunch, type LaunchOutput } from '../sandbox/launch.js';
@@ -210,8 +210,7 @@ export async function runSandboxCommand(cmd: string[], f: SandboxFlags): Promise
     denials = outcome.denials.report();
     for (const line of outcome.denials.lines(launch.principal)) process.stderr.write(`latchgate: ${line}\n`);
   } catch (e) {
-    if (!(e instanceof LaunchError)) throw e;
-    error = e;
+    error = asLaunchError(e);
   }
   if (error) process.stderr.write(`${error.message.startsWith('latchgate:') ? '' : 'latchgate: '}${error.message}\n`);
   if (f.json) process.stderr.write(JSON.stringify(summary(plan, result, error, t0, denials)) + '\n');

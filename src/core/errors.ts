@@ -13,6 +13,17 @@ export class LaunchError extends Error {
   }
 }
 
+/**
+ * Any error as a launcher failure (exit 125) in one line: one latchgate did
+ * not expect here says so, and LATCHGATE_DEBUG=1 adds where it came from.
+ */
+export function asLaunchError(e: unknown): LaunchError {
+  if (e instanceof LaunchError) return e;
+  const err = e instanceof Error ? e : new Error(String(e));
+  const where = process.env.LATCHGATE_DEBUG ? `\n${err.stack ?? ''}` : ' (unexpected here; LATCHGATE_DEBUG=1 shows where it came from)';
+  return new LaunchError(`${err.message.split('\n')[0]}${where}`);
+}
+
 const errnoNames = new Map<number, string>(
   Object.entries(constants.errno).map(([name, num]) => [num, name]),
 );

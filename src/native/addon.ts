@@ -17,6 +17,9 @@ export interface NativeMountOp {
   mode?: number;
   readonly?: boolean;
   recursive?: boolean;
+  /** Resolve dst (src) with no symlink on the way: openat2 RESOLVE_NO_SYMLINKS. */
+  noFollowDst?: boolean;
+  noFollowSrc?: boolean;
 }
 
 export interface NativePlan {
@@ -139,6 +142,8 @@ export interface NativeAddon {
    * (EINVAL, step "path"). Throws an Error with step and errno.
    */
   openBeneath(dirfd: number, path: string, flags: number, mode: number, walk: boolean): number;
+  /** An O_PATH fd of path reached through no symlink (openat2 RESOLVE_NO_SYMLINKS; flags such as O_DIRECTORY added), or -errno. */
+  openNoSymlinks(path: string, flags: number): number;
   /** renameat of two names in dirfd; noreplace: fails with EEXIST when `to` exists. Throws {step, errno}. */
   renameAt(dirfd: number, from: string, to: string, noreplace: boolean): void;
   /** unlinkat of one non-directory name in dirfd. Throws {step, errno}. */
@@ -179,6 +184,7 @@ const FUNCTIONS: Record<keyof NativeAddon, true> = {
   withFsIds: true,
   idmapCheck: true,
   openBeneath: true,
+  openNoSymlinks: true,
   renameAt: true,
   unlinkAt: true,
   listDir: true,

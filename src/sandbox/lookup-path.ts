@@ -7,6 +7,7 @@
 // found there by the host after the box exits.
 import { lstatSync, readlinkSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { LaunchError } from '../core/errors.js';
 
 /** Symlinks the kernel follows in one lookup before ELOOP (fs/namei.c MAXSYMLINKS). */
 const MAX_LINKS = 40;
@@ -27,6 +28,7 @@ export function lookupPath(p: string): Lookup {
   const todo = names(p);
   let at = '/';
   let missing = false;
+  let changed = 0;
   while (todo.length > 0) {
     const name = todo.shift()!;
     if (name === '..') {
@@ -42,8 +44,16 @@ export function lookupPath(p: string): Lookup {
         st = undefined; // missing, or not searchable: created (or not) below what exists
       }
       if (st?.isSymbolicLink() && links.length < MAX_LINKS) {
+        let target;
+        try {
+          target = readlinkSync(next);
+        } catch (e) {
+          // Replaced since the lstat (a box running on the same tree): look at the name again.
+          if (++changed > MAX_LINKS) throw new LaunchError(`${next} keeps changing while it is looked up (${(e as NodeJS.ErrnoException).code}), likely by another box on the same workspace; stop it, then run again`);
+          todo.unshift(name);
+          continue;
+        }
         links.push(next);
-        const target = readlinkSync(next);
         todo.unshift(...names(target));
         if (target.startsWith('/')) at = '/';
         continue;

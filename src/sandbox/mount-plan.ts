@@ -8,19 +8,23 @@ import { isInside } from '../core/paths.js';
 
 export type AccessClass = 'list' | 'read' | 'read-exec' | 'rw' | 'rw-noexec' | 'proc' | 'device' | 'tty';
 
+/**
+ * noFollow: the path is inside a writable tree (markNoFollow), and so is src
+ * when it equals path; the addon resolves them with no symlink on the way.
+ */
 export type MountEntry =
   | { kind: 'mkdir'; path: string; mode: number }
   | { kind: 'mkfile'; path: string }
   /** idmapped: src lies in a tree of the idmap (idmap.ts) and is seen through it. */
-  | { kind: 'bind'; src: string; path: string; readonly: boolean; why: string; idmapped?: true }
+  | { kind: 'bind'; src: string; path: string; readonly: boolean; why: string; idmapped?: true; noFollow?: true }
   /** The idmapped copy of a host tree, made by the launcher and kept outside the box root; binds of it copy it. */
   | { kind: 'idmap-tree'; src: string; why: string }
-  | { kind: 'mask'; path: string; why: string }
-  | { kind: 'tmpfs'; path: string; options: string; why: string }
+  | { kind: 'mask'; path: string; why: string; noFollow?: true }
+  | { kind: 'tmpfs'; path: string; options: string; why: string; noFollow?: true }
   /** One tmpfs of this size, mounted outside the box root: the budget-dir entries share it. */
   | { kind: 'tmp-budget'; size: string; shared: string[]; why: string }
   /** A fresh directory of the tmp-budget (the agent's, with this mode) mounted at path. */
-  | { kind: 'budget-dir'; path: string; mode: number; why: string }
+  | { kind: 'budget-dir'; path: string; mode: number; why: string; noFollow?: true }
   | { kind: 'proc'; path: string }
   | { kind: 'devpts'; path: string }
   | { kind: 'symlink'; path: string; target: string }
@@ -196,4 +200,22 @@ export function mirrorHostPath(m: MountPlanner, path: string, access: AccessClas
   if (st.isSymbolicLink()) m.symlink(path, readlinkSync(path));
   else m.bind(path, path, true, access, why);
   return true;
+}
+
+/**
+ * Marks every mount at a path strictly inside a writable tree (and a bind's
+ * source there: a protected path is bound from itself) to be resolved with no
+ * symlink on the way. A box already running on the same tree can swap a name
+ * for a symlink between this plan and the mount; followed, the mount would
+ * show (a pin: writably) whatever the link names, outside the tree. The
+ * plan's own paths there never pass through one: a symlinked protected path
+ * or ancestor is masked itself (protected-paths.ts).
+ */
+export function markNoFollow(entries: MountEntry[], writableRoots: readonly string[]): void {
+  const inside = (p: string) => writableRoots.some((w) => p !== w && isInside(w, p));
+  for (const e of entries) {
+    if (!('path' in e) || !inside(e.path)) continue;
+    if (e.kind === 'bind' || e.kind === 'mask' || e.kind === 'tmpfs' || e.kind === 'budget-dir') e.noFollow = true;
+    else throw new LaunchError(`internal: the plan makes a ${e.kind} at ${e.path}, inside a writable tree, which the box could swap for a symlink meanwhile; refusing to launch`);
+  }
 }

@@ -20,6 +20,9 @@ function bindSource(src: string, idmapped: boolean, trees: readonly string[]): s
   return IDMAP + trees.indexOf(tree) + src.slice(tree.length);
 }
 
+/** An entry inside a writable tree: its target, and its source when that is the same path, resolved with no symlink. */
+const noFollow = (marked: true | undefined, src: boolean) => (marked ? { noFollowDst: true, noFollowSrc: src } : {});
+
 /** One operation per entry: a failure's index names the plan entry. */
 function op(e: MountEntry, index: number, trees: readonly string[]): NativeMountOp {
   switch (e.kind) {
@@ -31,15 +34,15 @@ function op(e: MountEntry, index: number, trees: readonly string[]): NativeMount
       // src is opened by the parent, in the host's namespace.
       return { kind: OP.IDMAP_TREE, src: e.src, dst: IDMAP + trees.indexOf(e.src) };
     case 'bind':
-      return { kind: OP.BIND, src: bindSource(e.src, e.idmapped ?? false, trees), dst: NEW + e.path, readonly: e.readonly, recursive: true };
+      return { kind: OP.BIND, src: bindSource(e.src, e.idmapped ?? false, trees), dst: NEW + e.path, readonly: e.readonly, recursive: true, ...noFollow(e.noFollow, e.src === e.path) };
     case 'mask':
-      return { kind: OP.MASK, src: `${OLD}/dev/null`, dst: NEW + e.path, readonly: true, recursive: false };
+      return { kind: OP.MASK, src: `${OLD}/dev/null`, dst: NEW + e.path, readonly: true, recursive: false, ...noFollow(e.noFollow, false) };
     case 'tmpfs':
-      return { kind: OP.TMPFS, dst: NEW + e.path, data: e.options };
+      return { kind: OP.TMPFS, dst: NEW + e.path, data: e.options, ...noFollow(e.noFollow, false) };
     case 'tmp-budget':
       return { kind: OP.TMP_BUDGET, dst: BUDGET, data: `mode=0700,size=${e.size}` };
     case 'budget-dir':
-      return { kind: OP.BUDGET_DIR, src: `${BUDGET}/${index}`, dst: NEW + e.path, mode: e.mode, readonly: false, recursive: false };
+      return { kind: OP.BUDGET_DIR, src: `${BUDGET}/${index}`, dst: NEW + e.path, mode: e.mode, readonly: false, recursive: false, ...noFollow(e.noFollow, false) };
     case 'proc':
       return { kind: OP.PROC, dst: NEW + e.path };
     case 'devpts':

@@ -10,11 +10,14 @@
 // A root launcher does all of it as the agent's user (fs-identity.ts): the
 // workspace is that user's, who could swap a symlink into any path here, so
 // every path is resolved, and every file made, with that user's rights
-// (as root only where no one but root can change the way there: act()).
+// (as root only where no one but root can change the way there: act()),
+// and each path is reached through its parent directory opened with no
+// symlink on the way (beneath()): a box on the same workspace that swaps a
+// name above it for a symlink makes the launch fail, never act elsewhere.
 import { closeSync, lstatSync, mkdirSync, openSync, readdirSync, rmdirSync, unlinkSync, writeFileSync, constants as fsc } from 'node:fs';
-import { dirname } from 'node:path';
+import { basename, dirname } from 'node:path';
 import { LOCK, loadAddon } from '../native/addon.js';
-import { LaunchError } from '../core/errors.js';
+import { errnoName, LaunchError } from '../core/errors.js';
 import { asOwner, type FsOwner } from './fs-identity.js';
 import { PLACEHOLDER_CONTENT, type ProtectedAction } from './protected-paths.js';
 import { readRegular } from './safe-read.js';
@@ -88,36 +91,73 @@ export class Placeholders {
     const type = a.action === 'pin' ? 'dir' : a.type;
     const content = a.action === 'placeholder' ? (a.content ?? '') : '';
     try {
-      if (this.isPlaceholder(a.path)) {
-        // Another box's, or a killed launcher's: shared, and removed by the last one out while it still is what a placeholder holds.
-        const now = type === 'dir' ? '' : readRegular(a.path, 64)?.toString();
-        if (now !== undefined && PLACEHOLDER_CONTENTS.has(now)) this.owned.push({ path: a.path, type, content: now, marked: true });
-        return;
-      }
-      if (a.action !== 'placeholder' && lstatSync(a.path, { throwIfNoEntry: false })) return; // the user's own
       this.mkdirs(dirname(a.path));
-      if (type === 'dir') mkdirSync(a.path, { mode: 0o755 });
-      else writeFileSync(a.path, content, { flag: 'wx', mode: 0o644 });
-      this.mark(a.path, type, content);
+      this.beneath(a.path, (at) => {
+        if (this.isPlaceholder(at)) {
+          // Another box's, or a killed launcher's: shared, and removed by the last one out while it still is what a placeholder holds.
+          const now = type === 'dir' ? '' : readRegular(at, 64)?.toString();
+          if (now !== undefined && PLACEHOLDER_CONTENTS.has(now)) this.owned.push({ path: a.path, type, content: now, marked: true });
+          return;
+        }
+        if (a.action !== 'placeholder' && lstatSync(at, { throwIfNoEntry: false })) return; // the user's own
+        if (type === 'dir') mkdirSync(at, { mode: 0o755 });
+        else writeFileSync(at, content, { flag: 'wx', mode: 0o644 });
+        this.mark(a.path, at, type, content);
+      });
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e; // else it appeared meanwhile: mounted read-only as it is
     }
   }
 
-  private isPlaceholder(path: string): boolean {
-    return this.addon.getXattr(path, PLACEHOLDER_XATTR) !== null;
+  /**
+   * fn with the path as /proc/self/fd/N/name, N its parent opened with no
+   * symlink on the way (the plan's paths are real paths: one there now was
+   * swapped in since). Throws ELOOP (as an errno error, for the callers' codes) then.
+   */
+  private beneath<T>(path: string, fn: (at: string) => T): T {
+    const fd = this.addon.openNoSymlinks(dirname(path), this.addon.openFlags().O_DIRECTORY);
+    if (fd < 0) {
+      const code = errnoName(-fd);
+      throw Object.assign(new Error(`${code}: ${dirname(path)} is not the directory it was when the box was planned${code === 'ELOOP' ? ' (a symlink is on its way now)' : ''}`), { code, errno: fd });
+    }
+    const at = `/proc/self/fd/${fd}/`;
+    try {
+      return fn(at + basename(path));
+    } catch (e) {
+      // Errors name the path, not the fd.
+      if (e instanceof Error) e.message = e.message.replaceAll(at, `${dirname(path)}/`);
+      throw e;
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  private isPlaceholder(at: string): boolean {
+    return this.addon.getXattr(at, PLACEHOLDER_XATTR) !== null;
+  }
+
+  /** Whether path exists (its parent missing: no). */
+  private present(path: string): boolean {
+    try {
+      return this.beneath(path, (at) => lstatSync(at, { throwIfNoEntry: false }) !== undefined);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      throw e;
+    }
   }
 
   private mkdirs(dir: string): void {
-    if (lstatSync(dir, { throwIfNoEntry: false })) return;
+    if (this.present(dir)) return;
     this.mkdirs(dirname(dir));
-    mkdirSync(dir, { mode: 0o755 });
-    this.mark(dir, 'dir', '');
+    this.beneath(dir, (at) => {
+      mkdirSync(at, { mode: 0o755 });
+      this.mark(dir, at, 'dir', '');
+    });
   }
 
-  private mark(path: string, type: 'file' | 'dir', content: string): void {
+  private mark(path: string, at: string, type: 'file' | 'dir', content: string): void {
     // On a filesystem without user xattrs only this launcher knows it made it.
-    const marked = this.addon.setXattr(path, PLACEHOLDER_XATTR, '1') === 0;
+    const marked = this.addon.setXattr(at, PLACEHOLDER_XATTR, '1') === 0;
     this.owned.push({ path, type, content, marked });
   }
 
@@ -145,10 +185,12 @@ export class Placeholders {
   /** Throws only EACCES or EPERM (for act()); anything else means it is gone or not ours. */
   private removeIfUnused(o: Owned): void {
     try {
-      if (o.marked && !this.isPlaceholder(o.path)) return; // replaced by someone else's
-      const st = lstatSync(o.path);
-      if (o.type === 'dir' && st.isDirectory() && readdirSync(o.path).length === 0) rmdirSync(o.path);
-      if (o.type === 'file' && st.isFile() && st.size === Buffer.byteLength(o.content) && readRegular(o.path)?.toString() === o.content) unlinkSync(o.path);
+      this.beneath(o.path, (at) => {
+        if (o.marked && !this.isPlaceholder(at)) return; // replaced by someone else's
+        const st = lstatSync(at);
+        if (o.type === 'dir' && st.isDirectory() && readdirSync(at).length === 0) rmdirSync(at);
+        if (o.type === 'file' && st.isFile() && st.size === Buffer.byteLength(o.content) && readRegular(at)?.toString() === o.content) unlinkSync(at);
+      });
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       if (code === 'EACCES' || code === 'EPERM') throw e;

@@ -6,7 +6,7 @@ import { buildBoxEnv, BOX_PATH } from './env.js';
 import { LaunchError } from '../core/errors.js';
 import { accessibleBy, renderGroup, renderPasswd, type Identity } from './identity.js';
 import { landlockPlan, type LandlockPlan } from './landlock-rules.js';
-import { MountPlanner, mirrorHostPath, type MountEntry } from './mount-plan.js';
+import { markNoFollow, MountPlanner, mirrorHostPath, type MountEntry } from './mount-plan.js';
 import { baselineFile } from './baseline.js';
 import { asOwner, fsOwnerOf } from './fs-identity.js';
 import type { GitSnapshot } from './git-surface.js';
@@ -405,6 +405,7 @@ export function buildSandboxPlan(o: SandboxOptions, h: HostFacts): SandboxPlan {
   }
   for (const p of hiddenFiles(o.hide ?? [])) if (m.showsHostPath(p)) m.mask(p, 'a secrets file or age key: never readable in the box');
   if (idmap) markIdmapped(m.entries, idmap.trees);
+  markNoFollow(m.entries, writable);
 
   const extraPath = [...[...ro, ...selfRo].flatMap((p) => [join(p, 'bin'), join(p, 'sbin')]).filter((p) => existsSync(p)), ...(o.extraPath ?? []), ...(o.self ? [BOX_BIN_DIR] : [])];
   const env = buildBoxEnv({

@@ -61,6 +61,10 @@ function describeStep(plan: SandboxPlan, m: NativeMessage): string {
 function fixFor(errno: number, plan?: SandboxPlan, m?: NativeMessage): string {
   const code = errnoName(errno);
   const e = m?.step === STEP.MOUNT_OP ? plan?.mounts[m.index] : undefined;
+  // Inside a writable tree a name the plan saw may since be gone, or be a symlink (refused: ELOOP), or the wrong type.
+  if (e && 'noFollow' in e && e.noFollow && ['ELOOP', 'ENOENT', 'ENOTDIR', 'EISDIR', 'EINVAL'].includes(code)) {
+    return `a name on ${e.path} changed after the box was planned (removed, or replaced by a symlink or another type), likely by another box on the same workspace; nothing was mounted through it: look at ${e.path}, then run again`;
+  }
   if (e?.kind === 'bind' && code === 'EACCES') {
     return `the box is built as uid ${plan!.identity.uid} (${plan!.identity.user}), which may not open ${e.src}: give that user access or drop the mount`;
   }

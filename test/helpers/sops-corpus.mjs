@@ -2,12 +2,11 @@
 // keys), read in place: $LATCHGATE_TESTDATA/sops-age, else ../shared/testdata
 // beside the repository. Absent: tests skip, saying so.
 import { existsSync, readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { parseAgeIdentities } from '../../dist/secrets/age.js';
+import { testdata } from './testdata.mjs';
 
-const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
-export const CORPUS = join(process.env.LATCHGATE_TESTDATA || resolve(repoRoot, '..', 'shared', 'testdata'), 'sops-age');
+export const CORPUS = testdata('sops-age');
 export const corpusMissing = existsSync(join(CORPUS, 'expected.json')) ? null : `the sops-age corpus is not at ${CORPUS} (set LATCHGATE_TESTDATA)`;
 
 /** expected.json's entries; [] when the corpus is absent. */

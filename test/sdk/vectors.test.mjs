@@ -10,15 +10,14 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, generateKeyPairSync, sign } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { resolve } from 'node:path';
 import { LatchGateClient, verifyReceiptWith } from 'latchgate';
 import { grantAll, startGate } from '../helpers/gate.mjs';
+import { testdata } from '../helpers/testdata.mjs';
 
-const here = dirname(fileURLToPath(import.meta.url));
-const VECTORS = resolve(here, '../../../shared/testdata/latchgate-vectors');
+const VECTORS = testdata('latchgate-vectors');
 const present = existsSync(VECTORS);
-const skip = present ? false : 'shared testdata not present (../shared/testdata/latchgate-vectors)';
+const skip = present ? false : `shared testdata not present (${VECTORS}; set LATCHGATE_TESTDATA)`;
 const read = (f) => JSON.parse(readFileSync(resolve(VECTORS, f), 'utf8'));
 
 test('DPoP htu normalisation: the SDK\'s proofs pass a gate whose public base URL is spelled the other way', { skip }, async () => {

@@ -5,8 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
-import { join, resolve, dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { SignJWT } from 'jose';
 import {
   AuthError,
@@ -23,11 +22,11 @@ import {
 import { KeyStore } from '../../dist/keys/store.js';
 import { openDb } from '../../dist/ledger/db.js';
 import { tempDir } from '../fixtures/unit/helpers.mjs';
+import { testdata } from '../helpers/testdata.mjs';
 
-const here = dirname(fileURLToPath(import.meta.url));
-const VECTORS = resolve(here, '../../../shared/testdata/latchgate-vectors/dpop/test_cases.json');
+const VECTORS = testdata('latchgate-vectors', 'dpop', 'test_cases.json');
 const present = existsSync(VECTORS);
-const skip = present ? false : 'shared testdata not present';
+const skip = present ? false : `shared testdata not present (${VECTORS}; set LATCHGATE_TESTDATA)`;
 const doc = present ? JSON.parse(readFileSync(VECTORS, 'utf8')) : { test_cases: [], htu_normalisation_cases: [] };
 
 const BASE = 'http://localhost:3000';

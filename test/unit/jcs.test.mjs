@@ -3,13 +3,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { canonicalize, canonicalHash, CanonicalizationError, isCanonicalText } from '../../dist/crypto/jcs.js';
 import * as standalone from '../../dist/verify/jcs.js';
+import { testdata } from '../helpers/testdata.mjs';
 
-// LATCHGATE_TESTDATA overrides where the shared corpora are (a worktree elsewhere).
-const shared = join(process.env.LATCHGATE_TESTDATA ?? resolve(fileURLToPath(new URL('../..', import.meta.url)), '..', 'shared', 'testdata'), '/');
+const shared = testdata('/');
 
 test('one implementation: src/crypto/jcs.ts re-exports the standalone src/verify/jcs.ts (the bundle verifier hashes the same bytes)', () => {
   assert.equal(canonicalize, standalone.canonicalize);

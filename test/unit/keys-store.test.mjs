@@ -16,8 +16,9 @@ import { KEY_KINDS } from '../../dist/keys/history.js';
 import { signGrant, verifyGrantSignature, grantSigningBytes } from '../../dist/gate/grant.js';
 import { canonicalize } from '../../dist/crypto/jcs.js';
 import { isRoot, runNode, tempDir } from '../fixtures/unit/helpers.mjs';
+import { testdata } from '../helpers/testdata.mjs';
 
-const TESTDATA = fileURLToPath(new URL('../../../shared/testdata/ed25519/', import.meta.url));
+const TESTDATA = testdata('ed25519');
 const skipNoData = existsSync(join(TESTDATA, 'SOURCE.md')) ? {} : { skip: `no Ed25519 corpus at ${TESTDATA}` };
 const rootOnly = isRoot ? {} : { skip: 'giving a file to another uid needs root' };
 

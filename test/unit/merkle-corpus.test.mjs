@@ -5,14 +5,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { MerkleProofError } from '../../dist/verify/merkle.js';
 import { nodeMerkle } from '../../dist/crypto/merkle.js';
+import { testdata } from '../helpers/testdata.mjs';
 
-const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
-const TESTDATA = process.env.LATCHGATE_TESTDATA ?? resolve(repoRoot, '..', 'shared', 'testdata');
-const CORPUS = join(TESTDATA, 'merkle', 'testdata');
+const CORPUS = testdata('merkle', 'testdata');
 const skip = existsSync(CORPUS) ? false : `Merkle corpus not present at ${CORPUS} (set LATCHGATE_TESTDATA to the shared testdata folder)`;
 
 function* jsonFiles(dir) {

@@ -6,15 +6,14 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, generateKeyPairSync, sign } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { ed25519Verify, sha256 } from '../../dist/verify/primitives.js';
 import { verifyEd25519 as opensslVerify } from '../../dist/keys/ed25519.js';
 import { Point, utils } from '@noble/ed25519';
 import { sha512 } from '@noble/hashes/sha2';
+import { testdata } from '../helpers/testdata.mjs';
 
-const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
-const CORPUS = join(process.env.LATCHGATE_TESTDATA ?? resolve(repoRoot, '..', 'shared', 'testdata'), 'ed25519');
+const CORPUS = testdata('ed25519');
 const skip = existsSync(join(CORPUS, 'SOURCE.md')) ? false : `Ed25519 corpus not present at ${CORPUS} (set LATCHGATE_TESTDATA to the shared testdata folder)`;
 const hexBytes = (h) => new Uint8Array(Buffer.from(h, 'hex'));
 
