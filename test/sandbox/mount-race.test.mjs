@@ -27,9 +27,9 @@ after(() => {
 });
 
 // Swaps <ws>/.claude between the real directory and a symlink to <target>,
-// renames only, until killed. A directory the launcher made meanwhile where
-// one of the two belongs (a placeholder for .claude/hooks) is removed, so the
-// swapping goes on. Prints "ready" first.
+// renames only, until killed or its parent is gone. A directory the launcher
+// made meanwhile where one of the two belongs (a placeholder for
+// .claude/hooks) is removed, so the swapping goes on. Prints "ready" first.
 const FLIPPER = `
 const fs = require('fs');
 const [ws, target] = process.argv.slice(1);
@@ -39,7 +39,9 @@ const mv = (a, b) => { try { fs.renameSync(a, b); return true; } catch { return 
 const stray = (p) => { try { if (lst(p)?.isDirectory()) fs.rmSync(p, { recursive: true, force: true }); } catch {} };
 fs.symlinkSync(target, link);
 process.stdout.write('ready\\n');
-for (;;) {
+const parent = process.ppid;
+for (let i = 0; ; i++) {
+  if (i % 1000 === 0 && process.ppid !== parent) process.exit(0); // the test is gone
   if (!mv(name, real) && lst(real)) stray(name);
   stray(link);
   if (!lst(link)) try { fs.symlinkSync(target, link); } catch {}
