@@ -277,14 +277,22 @@ int open_no_symlinks(const char* path, int flags) {
 namespace {
 // openNoSymlinks(path, flags) -> an O_PATH fd (flags added: O_DIRECTORY,
 // O_NOFOLLOW), or -errno: for the launcher's own work in a writable tree.
+// path: a string, or the bytes of a name that is not UTF-8 (a Buffer).
 Napi::Value OpenNoSymlinks(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int flags = 0;
-  if (info.Length() < 2 || !info[0].IsString() || !IntArg(info[1], &flags)) {
-    Napi::TypeError::New(env, "openNoSymlinks(path, flags): a string and a number").ThrowAsJavaScriptException();
+  if (info.Length() < 2 || !(info[0].IsString() || info[0].IsBuffer()) || !IntArg(info[1], &flags)) {
+    Napi::TypeError::New(env, "openNoSymlinks(path, flags): a string or Buffer and a number").ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  std::string path = info[0].As<Napi::String>().Utf8Value();
+  std::string path;
+  if (info[0].IsString()) {
+    path = info[0].As<Napi::String>().Utf8Value();
+  } else {
+    Napi::Buffer<char> b = info[0].As<Napi::Buffer<char>>();
+    path.assign(b.Data(), b.Length());
+  }
+  if (path.find('\0') != std::string::npos) return Napi::Number::New(env, -EINVAL);
   return Napi::Number::New(env, open_no_symlinks(path.c_str(), flags));
 }
 }  // namespace

@@ -142,8 +142,8 @@ export interface NativeAddon {
    * (EINVAL, step "path"). Throws an Error with step and errno.
    */
   openBeneath(dirfd: number, path: string, flags: number, mode: number, walk: boolean): number;
-  /** An O_PATH fd of path reached through no symlink (openat2 RESOLVE_NO_SYMLINKS; flags such as O_DIRECTORY added), or -errno. */
-  openNoSymlinks(path: string, flags: number): number;
+  /** An O_PATH fd of path (a Buffer: a path that is not UTF-8) reached through no symlink (openat2 RESOLVE_NO_SYMLINKS; flags such as O_DIRECTORY added), or -errno. */
+  openNoSymlinks(path: string | Buffer, flags: number): number;
   /** renameat of two names in dirfd; noreplace: fails with EEXIST when `to` exists. Throws {step, errno}. */
   renameAt(dirfd: number, from: string, to: string, noreplace: boolean): void;
   /** unlinkat of one non-directory name in dirfd. Throws {step, errno}. */

@@ -9,9 +9,17 @@
 // piece is moved aside (a git directory without HEAD is no repository to
 // git, so nothing in it runs; its content stays for the user to inspect);
 // with --trust-new-repos they are kept and only reported.
+//
+// Another box may still run on these trees and swap any name at any moment:
+// everything done here (a rename, a chmod, a file written) reaches its path
+// through no symlink (no-follow.ts), and writes only inside the writable
+// trees, so a swap makes an action fail (reported, exit 125), never land
+// outside them.
 import { chmodSync, lstatSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
 import { contentHash, readRegular } from './safe-read.js';
-import { dirname, join, relative } from 'node:path';
+import { join, relative } from 'node:path';
+import { isInside } from '../core/paths.js';
+import { atPath, inDir, inParent, type Opened } from './no-follow.js';
 import { parseGitConfig } from './git-config.js';
 import { homeEntries } from './home-workspace.js';
 import { clearHidingFlags, readIndexEntries } from './git-index.js';
@@ -57,37 +65,42 @@ const EMPTY_JSON = new Set(Object.values(PLACEHOLDER_CONTENT));
 /** An empty file or directory (a placeholder another box still uses, or nothing at all): it configures nothing. */
 function empty(p: FsPath): boolean {
   try {
-    const st = lstatSync(p, { throwIfNoEntry: false });
-    if (!st) return true;
-    if (st.isFile()) return st.size === 0 || (st.size <= 64 && EMPTY_JSON.has(readRegular(p, 64)?.toString() ?? ''));
-    return st.isDirectory() && readdirSync(p).length === 0;
+    return atPath(p, (it) => {
+      const st = it.stat();
+      if (st.isFile()) return st.size === 0 || (st.size <= 64 && EMPTY_JSON.has(readRegular(it.self, 64)?.toString() ?? ''));
+      return st.isDirectory() && readdirSync(it.self).length === 0;
+    });
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === 'ENOENT'; // gone meanwhile (another box's placeholder); else cannot tell: not empty
   }
 }
 
-/** A free name next to path for the moved-aside piece. */
-function asideName(path: FsPath): FsPath {
+const withSuffix = (p: FsPath, suffix: string): FsPath => (typeof p === 'string' ? `${p}${suffix}` : Buffer.concat([p, Buffer.from(suffix)]));
+
+/** A suffix that makes a free name beside name in the directory dir, for the moved-aside piece. */
+function asideSuffix(dir: Opened, name: FsPath): string {
   for (let i = 0; ; i++) {
     const suffix = `${DISABLED_SUFFIX}${i === 0 ? '' : `-${i}`}`;
-    const cand = typeof path === 'string' ? `${path}${suffix}` : Buffer.concat([path, Buffer.from(suffix)]);
-    if (!lstatSync(cand, { throwIfNoEntry: false })) return cand;
+    if (!lstatSync(dir.at(withSuffix(name, suffix)), { throwIfNoEntry: false })) return suffix;
   }
 }
 
-/** Renames path aside; a directory the owner made unwritable is made writable for it first. */
+/** Renames path aside in its directory; that directory, if its owner made it unwritable, is made writable for it first. */
 function moveAside(path: FsPath): { from: FsPath; to: FsPath } {
-  const to = asideName(path);
-  try {
-    renameSync(path, to);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code !== 'EACCES' && code !== 'EPERM') throw e;
-    const parent = typeof path === 'string' ? dirname(path) : path.subarray(0, path.lastIndexOf(0x2f));
-    chmodSync(parent, (lstatSync(parent).mode & 0o7777) | 0o300);
-    renameSync(path, to);
-  }
-  return { from: path, to };
+  const suffix = inParent(path, (dir, name) => {
+    const sfx = asideSuffix(dir, name);
+    const rename = () => renameSync(dir.at(name), dir.at(withSuffix(name, sfx)));
+    try {
+      rename();
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code !== 'EACCES' && code !== 'EPERM') throw e;
+      chmodSync(dir.self, (dir.stat().mode & 0o7777) | 0o300);
+      rename();
+    }
+    return sfx;
+  });
+  return { from: path, to: withSuffix(path, suffix) };
 }
 
 export interface GitCheckOptions {
@@ -162,7 +175,7 @@ function checkWalked(snap: GitSnapshot, o: GitCheckOptions, findings: GitFinding
       continue;
     }
     try {
-      chmodSync(d, lstatSync(d).mode & 0o7775);
+      inDir(d, (dir) => chmodSync(dir.self, dir.stat().mode & 0o7775));
       findings.push({ ...f, action: 'disabled', message: `${f.message}; write access for others removed` });
     } catch (e) {
       findings.push({ ...f, action: 'failed', message: `${f.message}; could NOT remove it (${printable((e as Error).message)}): chmod o-w it` });
@@ -191,15 +204,12 @@ function checkWalked(snap: GitSnapshot, o: GitCheckOptions, findings: GitFinding
       continue;
     }
     act(f, file); // whatever it is now (a FIFO, a huge file, a symlink): moved aside, the launch bytes put back
-    const last = findings.at(-1)!;
-    if (last.action === 'disabled') {
-      writeFileSync(file, before, { flag: 'wx' });
-      last.message += '; the version from before the run was put back';
-    }
+    putBack(findings.at(-1)!, file, before);
   }
   for (const [root, wt] of Object.entries(snap.worktrees)) {
     const gd = lstatSync(join(root, '.git'), { throwIfNoEntry: false })?.isDirectory() ? join(root, '.git') : (pointerTarget(join(root, '.git')) ?? wt.gitDir);
-    checkIndexState(root, gd, wt, o, findings, rel);
+    // A git directory outside the writable trees (a linked work tree's, or one a pointer names now) is none the box could write: not ours to rewrite.
+    if (o.writableRoots.some((w) => isInside(w, gd))) checkIndexState(root, gd, wt, o, findings, rel);
     if (looksLikeGitDir(gd)) {
       const after = gitlinksOf(gd, 20) ?? gitlinksOf(gd, 32) ?? [];
       const added = after.filter((l) => !(wt.gitlinks ?? []).includes(l));
@@ -216,11 +226,18 @@ function checkWalked(snap: GitSnapshot, o: GitCheckOptions, findings: GitFinding
       continue;
     }
     act(f, gm);
-    const last = findings.at(-1)!;
-    if (last.action === 'disabled' && original !== undefined) {
-      writeFileSync(gm, original, { flag: 'wx' });
-      last.message += '; the version from before the run was put back';
-    }
+    if (original !== undefined) putBack(findings.at(-1)!, gm, original);
+  }
+}
+
+/** After a piece was moved aside (finding f disabled), the launch bytes written back as a new file at its path. */
+function putBack(f: GitFinding, path: string, bytes: Buffer): void {
+  if (f.action !== 'disabled') return;
+  try {
+    inParent(path, (dir, name) => writeFileSync(dir.at(name), bytes, { flag: 'wx' }));
+    f.message += '; the version from before the run was put back';
+  } catch (e) {
+    f.message += `; the version from before the run could NOT be put back (${printable((e as Error).message)})`;
   }
 }
 
@@ -257,9 +274,7 @@ function checkIndexState(root: string, gd: string, wt: GitWorktree, o: GitCheckO
       if (o.trustNewRepos) findings.push({ kind: 'hidden-from-git', path: root, action: 'kept', message: `${what}; kept (--trust-new-repos)` });
       else {
         try {
-          const tmp = `${indexFile}.latchgate-${process.pid}`;
-          writeFileSync(tmp, clearHidingFlags(buf, hidden, wt.hashLen), { flag: 'wx', mode: lstatSync(indexFile).mode & 0o777 });
-          renameSync(tmp, indexFile);
+          replaceIn(indexFile, clearHidingFlags(buf, hidden, wt.hashLen));
           findings.push({ kind: 'hidden-from-git', path: root, action: 'disabled', message: `${what}; shown again (flags cleared in the index)` });
         } catch (e) {
           findings.push({ kind: 'hidden-from-git', path: root, action: 'failed', message: `${what}; could NOT clear them (${printable((e as Error).message)}): run git update-index --no-skip-worktree --no-assume-unchanged on them` });
@@ -274,6 +289,25 @@ function checkIndexState(root: string, gd: string, wt: GitWorktree, o: GitCheckO
     }
   }
   checkRebaseTodo(root, join(gd, 'rebase-merge'), wt, o, findings, rel);
+}
+
+/** Replaces file's content by a rename over it, in its directory reached through no symlink; the file's mode is kept. */
+function replaceIn(file: string, bytes: Buffer): void {
+  inParent(file, (dir, name) => {
+    const tmp = `${name as string}.latchgate-${process.pid}`;
+    const st = lstatSync(dir.at(name));
+    writeFileSync(dir.at(tmp), bytes, { flag: 'wx', mode: st.isFile() ? st.mode & 0o777 : 0o600 });
+    renameSync(dir.at(tmp), dir.at(name));
+  });
+}
+
+/** Keeps bytes beside file under a free name (returned), in its directory reached through no symlink. */
+function keepBeside(file: string, bytes: Buffer): string {
+  return inParent(file, (dir, name) => {
+    const suffix = asideSuffix(dir, name);
+    writeFileSync(dir.at(withSuffix(name, suffix)), bytes, { flag: 'wx', mode: 0o600 });
+    return file + suffix;
+  });
 }
 
 const EXEC_LINE = /^[ \t]*(x|exec)[ \t]/;
@@ -314,12 +348,9 @@ function checkRebaseTodo(root: string, rebase: string, wt: GitWorktree, o: GitCh
   if (added === 0) return;
   if (o.trustNewRepos) return void findings.push({ ...f, action: 'kept', message: `${f.message}; kept (--trust-new-repos)` });
   try {
-    const aside = asideName(todoFile);
-    writeFileSync(aside, buf, { flag: 'wx', mode: 0o600 });
-    const tmp = `${todoFile}.latchgate-${process.pid}`;
-    writeFileSync(tmp, Buffer.from(out.join('\n'), 'latin1'), { flag: 'wx', mode: 0o600 });
-    renameSync(tmp, todoFile);
-    findings.push({ ...f, action: 'disabled', moved: { from: todoFile, to: showPath(aside) }, message: `${f.message}; ${added} exec line(s) commented out (the box's todo kept as ${rel(aside)})` });
+    const aside = keepBeside(todoFile, buf);
+    replaceIn(todoFile, Buffer.from(out.join('\n'), 'latin1'));
+    findings.push({ ...f, action: 'disabled', moved: { from: todoFile, to: aside }, message: `${f.message}; ${added} exec line(s) commented out (the box's todo kept as ${rel(aside)})` });
   } catch (e) {
     findings.push({ ...f, action: 'failed', message: `${f.message}; could NOT disable them (${printable((e as Error).message)}): run git rebase --abort` });
   }

@@ -15,10 +15,11 @@
 // symlink on the way (beneath()): a box on the same workspace that swaps a
 // name above it for a symlink makes the launch fail, never act elsewhere.
 import { closeSync, lstatSync, mkdirSync, openSync, readdirSync, rmdirSync, unlinkSync, writeFileSync, constants as fsc } from 'node:fs';
-import { basename, dirname } from 'node:path';
+import { dirname } from 'node:path';
 import { LOCK, loadAddon } from '../native/addon.js';
-import { errnoName, LaunchError } from '../core/errors.js';
+import { LaunchError } from '../core/errors.js';
 import { asOwner, type FsOwner } from './fs-identity.js';
+import { inParent } from './no-follow.js';
 import { PLACEHOLDER_CONTENT, type ProtectedAction } from './protected-paths.js';
 import { readRegular } from './safe-read.js';
 import { whyUntrusted } from './trusted-path.js';
@@ -109,27 +110,9 @@ export class Placeholders {
     }
   }
 
-  /**
-   * fn with the path as /proc/self/fd/N/name, N its parent opened with no
-   * symlink on the way (the plan's paths are real paths: one there now was
-   * swapped in since). Throws ELOOP (as an errno error, for the callers' codes) then.
-   */
+  /** fn on the path through its parent opened with no symlink on the way (no-follow.ts: ELOOP, as an errno error, when one is there now). */
   private beneath<T>(path: string, fn: (at: string) => T): T {
-    const fd = this.addon.openNoSymlinks(dirname(path), this.addon.openFlags().O_DIRECTORY);
-    if (fd < 0) {
-      const code = errnoName(-fd);
-      throw Object.assign(new Error(`${code}: ${dirname(path)} is not the directory it was when the box was planned${code === 'ELOOP' ? ' (a symlink is on its way now)' : ''}`), { code, errno: fd });
-    }
-    const at = `/proc/self/fd/${fd}/`;
-    try {
-      return fn(at + basename(path));
-    } catch (e) {
-      // Errors name the path, not the fd.
-      if (e instanceof Error) e.message = e.message.replaceAll(at, `${dirname(path)}/`);
-      throw e;
-    } finally {
-      closeSync(fd);
-    }
+    return inParent(path, (dir, name) => fn(dir.at(name) as string));
   }
 
   private isPlaceholder(at: string): boolean {

@@ -3,9 +3,10 @@
 // agents and editors read when started in a directory. Names are bytes (a
 // path is a string only when it is valid UTF-8), symlinks are never
 // followed, and a directory its owner made unreadable is opened for the walk.
-import { chmodSync, lstatSync, readdirSync, readlinkSync, type Dirent } from 'node:fs';
+import { chmodSync, closeSync, lstatSync, readdirSync, readlinkSync, type Dirent } from 'node:fs';
 import { isUtf8 } from 'node:buffer';
 import { basename, dirname, join, resolve } from 'node:path';
+import { openDirNoFollow, type Opened } from './no-follow.js';
 import { readHead } from './safe-read.js';
 
 /** dev:ino:ctime:size:mode of a path itself (not followed), or "absent". */
@@ -109,29 +110,45 @@ export function toolConfigName(dirBase: string, name: string): boolean {
 }
 
 /**
- * A directory's entries. One its owner made unreadable or untraversable is
- * opened up for the walk (fix: the caller acts as that owner, opened gets
- * its mode back afterwards), since a repository could hide inside.
+ * A directory's entries, read through the directory itself opened with no
+ * symlink on the way (no-follow.ts): one swapped for a symlink meanwhile is
+ * not listed, and nothing outside the tree is listed or opened in its name.
+ * One its owner made unreadable or untraversable is opened up for the walk
+ * (fix: the caller acts as that owner; opened keeps it open and gives that
+ * same directory its mode back afterwards), since a repository could hide inside.
  */
-function listDir(dir: FsPath, fix: boolean, opened: { dir: FsPath; mode: number }[], out: WalkResult): Dirent<Buffer>[] | undefined {
-  const st = lstp(dir);
-  if (!st?.isDirectory()) return undefined;
-  const mode = Number(st.mode & 0o7777n);
-  // Writable by everyone without the sticky bit: any local user may replace what is in it.
-  if ((mode & 0o1002) === 0o002) out.worldWritable.push(dir);
-  if (fix && (mode & 0o500) !== 0o500) {
-    try {
-      chmodSync(dir, mode | 0o500);
-      opened.push({ dir, mode });
-    } catch {
-      // not ours to open: list it if we can anyway
-    }
-  }
+function listDir(dir: FsPath, fix: boolean, opened: OpenedDir[], out: WalkResult): Dirent<Buffer>[] | undefined {
+  let d: Opened;
   try {
-    return readdirSync(dir, { withFileTypes: true, encoding: 'buffer' });
+    d = openDirNoFollow(dir);
   } catch {
     return undefined;
   }
+  let kept = false;
+  try {
+    const mode = d.stat().mode & 0o7777;
+    // Writable by everyone without the sticky bit: any local user may replace what is in it.
+    if ((mode & 0o1002) === 0o002) out.worldWritable.push(dir);
+    if (fix && (mode & 0o500) !== 0o500) {
+      try {
+        chmodSync(d.self, mode | 0o500);
+        opened.push({ dir: d, mode });
+        kept = true;
+      } catch {
+        // not ours to open: list it if we can anyway
+      }
+    }
+    return readdirSync(d.self, { withFileTypes: true, encoding: 'buffer' });
+  } catch {
+    return undefined;
+  } finally {
+    if (!kept) closeSync(d.fd);
+  }
+}
+
+interface OpenedDir {
+  dir: Opened;
+  mode: number;
 }
 
 /**
@@ -152,21 +169,23 @@ export function walkGitDirs(roots: readonly FsPath[], o: { fixUnlisted?: boolean
   return out;
 }
 
-/** Directories a walk opened up (unreadable or untraversable to their owner), to be given their modes back. */
+/** Directories a walk opened up (unreadable or untraversable to their owner), held open to give each its mode back. */
 export class OpenedDirs {
-  readonly list: { dir: FsPath; mode: number }[] = [];
+  readonly list: OpenedDir[] = [];
   close(): void {
     for (const { dir, mode } of this.list.splice(0).reverse()) {
       try {
-        chmodSync(dir, mode);
+        chmodSync(dir.self, mode);
       } catch {
-        // gone meanwhile: so is what was in it
+        // not ours any more: left as it is
+      } finally {
+        closeSync(dir.fd);
       }
     }
   }
 }
 
-function walk(stack: FsPath[], seen: Set<string>, out: WalkResult, fix: boolean, opened: { dir: FsPath; mode: number }[]): void {
+function walk(stack: FsPath[], seen: Set<string>, out: WalkResult, fix: boolean, opened: OpenedDir[]): void {
   const packaged = new Set<string>(); // directories below a node_modules
   while (stack.length > 0) {
     const dir = stack.pop()!;
