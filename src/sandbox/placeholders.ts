@@ -15,16 +15,26 @@
 // symlink on the way (beneath()): a box on the same workspace that swaps a
 // name above it for a symlink makes the launch fail, never act elsewhere.
 import { closeSync, lstatSync, mkdirSync, openSync, readdirSync, rmdirSync, unlinkSync, writeFileSync, constants as fsc } from 'node:fs';
+import { constants as osConstants } from 'node:os';
 import { dirname } from 'node:path';
 import { LOCK, loadAddon } from '../native/addon.js';
 import { LaunchError } from '../core/errors.js';
 import { asOwner, type FsOwner } from './fs-identity.js';
-import { inParent } from './no-follow.js';
+import { inDir, inParent } from './no-follow.js';
 import { PLACEHOLDER_CONTENT, type ProtectedAction } from './protected-paths.js';
 import { readRegular } from './safe-read.js';
 import { whyUntrusted } from './trusted-path.js';
 
 export const PLACEHOLDER_XATTR = 'user.latchgate.placeholder';
+/**
+ * How long a launch waits for a root's shared lock. Another launcher holds it
+ * exclusively only while it removes its placeholders; anything holding it
+ * longer (a box's process running flock on a directory it can write) would
+ * otherwise keep every launch there waiting, silently, for ever.
+ */
+const LOCK_WAIT_MS = 5000;
+const EWOULDBLOCK = osConstants.errno.EWOULDBLOCK;
+const PAUSE = new Int32Array(new SharedArrayBuffer(4));
 /** What placeholder files hold: nothing, (a commondir) the directory itself, or (a JSON config) an empty one. */
 export const PLACEHOLDER_CONTENTS: ReadonlySet<string> = new Set(['', '.\n', ...Object.values(PLACEHOLDER_CONTENT)]);
 
@@ -47,15 +57,17 @@ export class Placeholders {
 
   /**
    * Takes the shared lock on each writable root that is a directory (waits
-   * while a launcher cleans up). A file mounted read-write has no placeholders.
-   * alone: no other box held any of them at that moment.
+   * while a launcher cleans up, at most LOCK_WAIT_MS). A file mounted
+   * read-write has no placeholders. alone: no other box held any of them at
+   * that moment.
    */
   lock(roots: readonly string[]): { alone: boolean } {
     let alone = true;
     for (const root of roots) {
       let fd: number | undefined;
       try {
-        fd = this.asOwner(() => (lstatSync(root, { throwIfNoEntry: false })?.isDirectory() ? openSync(root, fsc.O_RDONLY | fsc.O_DIRECTORY | fsc.O_NOFOLLOW) : undefined));
+        // Opened again through /proc from a descriptor reached through no symlink (flock needs a real descriptor).
+        fd = this.asOwner(() => (lstatSync(root, { throwIfNoEntry: false })?.isDirectory() ? inDir(root, (d) => openSync(d.self, fsc.O_RDONLY | fsc.O_DIRECTORY)) : undefined));
       } catch (e) {
         this.unlock();
         throw new LaunchError(`cannot open ${root} to lock it (${(e as Error).message})${this.owner ? `; uid ${this.owner.uid}, whom the box runs as, must be able to read it` : ''}`);
@@ -63,15 +75,28 @@ export class Placeholders {
       if (fd === undefined) continue;
       // Exclusive for a moment when no other box holds the root: then this box is alone on it.
       if (this.addon.flock(fd, LOCK.EX | LOCK.NB) !== 0) alone = false;
-      const r = this.addon.flock(fd, LOCK.SH);
+      const r = this.lockShared(fd);
       if (r !== 0) {
         closeSync(fd);
         this.unlock();
+        if (r === -EWOULDBLOCK) {
+          throw new LaunchError(`cannot lock ${root} to share its placeholders with other boxes: something has held it locked exclusively for over ${LOCK_WAIT_MS / 1000} s, longer than a leaving box ever does (a process running flock on it, in another box that can write it?); find it with \`lslocks\` or \`fuser -v ${root}\`, end it, then start the box again`);
+        }
         throw new LaunchError(`cannot lock ${root} (errno ${-r}) to share its placeholders with other boxes`);
       }
       this.locks.push(fd);
     }
     return { alone };
+  }
+
+  /** flock LOCK_SH, waiting at most LOCK_WAIT_MS: 0, or -errno (-EWOULDBLOCK when the wait ran out). */
+  private lockShared(fd: number): number {
+    const deadline = Date.now() + LOCK_WAIT_MS;
+    for (;;) {
+      const r = this.addon.flock(fd, LOCK.SH | LOCK.NB);
+      if (r !== -EWOULDBLOCK || Date.now() >= deadline) return r;
+      Atomics.wait(PAUSE, 0, 0, 20);
+    }
   }
 
   create(actions: readonly ProtectedAction[]): void {
