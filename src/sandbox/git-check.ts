@@ -237,7 +237,8 @@ function putBack(f: GitFinding, path: string, bytes: Buffer): void {
     inParent(path, (dir, name) => writeFileSync(dir.at(name), bytes, { flag: 'wx' }));
     f.message += '; the version from before the run was put back';
   } catch (e) {
-    f.message += `; the version from before the run could NOT be put back (${printable((e as Error).message)})`;
+    f.action = 'failed';
+    f.message += `; the version from before the run could NOT be put back (${printable((e as Error).message)}): restore it from the moved-aside file`;
   }
 }
 

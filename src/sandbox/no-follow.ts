@@ -41,7 +41,7 @@ export interface Opened {
 
 const WHY: Record<string, string> = {
   ELOOP: 'a symlink is on its way now (swapped in since latchgate looked at it, by another box on the same tree?); not followed',
-  ENOTDIR: 'a name on its way is no directory now',
+  ENOTDIR: 'it, or a name on its way, is no directory now (a symlink swapped in since latchgate looked at it?); not followed',
   ENOENT: 'it is gone',
 };
 
