@@ -3,11 +3,11 @@
 // mapped ids so files it creates belong to the agent's user on the host.
 #include <cerrno>
 #include <cstring>
-#include <grp.h>
 #include <net/if.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "common.h"
@@ -18,9 +18,13 @@ int child_set_ids(const ChildPlan& p) {
   // Keep the namespace's capabilities across the uid change: the box is
   // still being assembled. They are dropped before execve (caps_rlimits.cc).
   if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0) return -errno;
-  if (p.drop_groups && setgroups(0, nullptr) != 0) return -errno;
-  if (setresgid(p.gid, p.gid, p.gid) != 0) return -errno;
-  if (setresuid(p.uid, p.uid, p.uid) != 0) return -errno;
+  // Raw syscalls: after a raw clone() glibc's wrappers would apply the
+  // change to every thread glibc thinks this process has (setxid), the
+  // parent's, which do not exist here, and wait forever on one that was
+  // being created at the clone. The kernel changes only this, the one thread.
+  if (p.drop_groups && syscall(SYS_setgroups, 0, nullptr) != 0) return -errno;
+  if (syscall(SYS_setresgid, p.gid, p.gid, p.gid) != 0) return -errno;
+  if (syscall(SYS_setresuid, p.uid, p.uid, p.uid) != 0) return -errno;
   return 0;
 }
 

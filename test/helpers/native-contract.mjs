@@ -269,6 +269,9 @@ export function childPlanProblems(commonH, spawnCc, child) {
 
 // What may not run between clone() and execve(): the child is a copy of a
 // multi-threaded process, where a lock another thread held stays locked.
+/** glibc's set-id calls, which signal and wait for the process's other threads (nptl setxid). */
+export const SET_ID_WRAPPER = /\b(setgroups|set(?:res|re|e)?[ug]id)\s*\(/;
+
 const CHILD_FORBIDDEN = [
   [/\bstd::/, 'the C++ library (allocates)'],
   [/\bnew\b|\bdelete\b/, 'new/delete'],
@@ -276,6 +279,8 @@ const CHILD_FORBIDDEN = [
   [/\b(throw|try|catch)\b/, 'exceptions'],
   [/\bNapi::|\bnapi_|\buv_/, 'Node-API or libuv'],
   [/\b(f?printf|fopen|opendir|getpw\w*|getgr\w*|syslog|strerror|setenv|putenv)\s*\(/, 'a libc call that allocates or locks'],
+  // glibc applies these to every thread it knows of: after a raw clone() the parent's, which are not there.
+  [SET_ID_WRAPPER, "a glibc set-id wrapper (it waits for the parent's threads; use syscall(SYS_...))"],
 ];
 const CHILD_INCLUDES = /#include\s*[<"](string|vector|deque|memory|map|functional|napi\.h|uv\.h|iostream|sstream)[>"]/;
 

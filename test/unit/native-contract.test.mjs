@@ -7,6 +7,7 @@
 // sources.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -27,6 +28,7 @@ import {
   tsPlanKeys,
   undeclaredKeys,
   valueKeys,
+  SET_ID_WRAPPER,
 } from '../helpers/native-contract.mjs';
 import { tempDir } from '../fixtures/unit/helpers.mjs';
 
@@ -125,6 +127,13 @@ test('the child side (from clone() to execve()) neither allocates nor throws, an
   assert.deepEqual(childSideProblems(child), []);
 });
 
+test("the built addon calls none of glibc's set-id wrappers (after the box's raw clone() they wait for the parent's threads, and hung a launch)", () => {
+  const undefinedSymbols = execFileSync('nm', ['-D', '--undefined-only', join(ROOT, 'build', 'Release', 'latchgate.node')], { encoding: 'utf8' });
+  const names = undefinedSymbols.split('\n').map((l) => l.trim().split(/\s+/).pop()?.replace(/@.*$/, '') ?? '');
+  assert.ok(names.includes('syscall'), `nm listed no syscall import: ${undefinedSymbols.slice(0, 300)}`);
+  assert.deepEqual(names.filter((n) => SET_ID_WRAPPER.test(`${n}(`)), []);
+});
+
 // ---- the checks above fail on a difference
 
 test('the checks fail on a renamed, retyped or unread plan key', () => {
@@ -187,11 +196,13 @@ test('the checks fail on a ChildPlan field nothing sets or reads, and on allocat
   const bad = new Map([
     ['a.cc', '#include <string>\nvoid f() { std::string s = "x"; }'],
     ['b.cc', 'void g(const ChildPlan& p) { char* b = static_cast<char*>(malloc(4)); fail(p, 3); }'],
+    ['c.cc', 'int h(const ChildPlan& p) { syscall(SYS_setgroups, 0, nullptr); return setresuid(p.uid, p.uid, p.uid); }'],
   ]);
   assert.deepEqual(childSideProblems(bad), [
     'a.cc: includes string',
     'a.cc: the C++ library (allocates) (std::)',
     'b.cc: malloc and friends (malloc()',
     'b.cc: fail(p, 3); does not name a step and an errno',
+    "c.cc: a glibc set-id wrapper (it waits for the parent's threads; use syscall(SYS_...)) (setresuid()",
   ]);
 });
