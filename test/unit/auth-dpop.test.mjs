@@ -18,6 +18,7 @@ import {
   verifyRequest,
 } from '../../dist/gate/auth/index.js';
 import { KeyStore } from '../../dist/keys/store.js';
+import { verifyEd25519 } from '../../dist/keys/ed25519.js';
 import { openDb } from '../../dist/ledger/db.js';
 import { tempDir } from '../fixtures/unit/helpers.mjs';
 
@@ -270,6 +271,21 @@ test('proof with alg none, HS256 or another alg is refused', async (t) => {
   const edJwk = await exportJWK(ed.publicKey);
   const mixed = await handProof({ typ: 'dpop+jwt', alg: 'ES256', jwk: edJwk }, proofPayload(lease_jwt), async () => 'AAAA');
   await rejectsWith(s.verify(lease_jwt, mixed), 'invalid_dpop', /alg/);
+});
+
+test('an Ed25519 key of small order is refused for a lease, and a signature forged under one is not valid (OpenSSL 3.0 takes it for any message)', async (t) => {
+  const s = await setup(t);
+  const identity = Buffer.alloc(32);
+  identity[0] = 1; // the neutral point: [0]B = R + [k]A holds for every message with R = it and S = 0
+  const forged = Buffer.concat([identity, Buffer.alloc(32)]);
+  assert.equal(verifyEd25519(identity, Buffer.from('any message at all'), forged), false);
+  const order8 = Buffer.from('c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a', 'hex');
+  for (const x of [identity, order8, Buffer.from('edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f', 'hex')]) {
+    await assert.rejects(
+      async () => issueLease({ principal: 'alice', allowedScopes: ['tools:call'], requestedScopes: ['tools:call'], dpopJwk: { kty: 'OKP', crv: 'Ed25519', x: x.toString('base64url') }, ttlSeconds: 60 }, { keys: s.keys, currentEpoch: 0 }),
+      /dpop_jwk\.x is a point of small order or not reduced/,
+    );
+  }
 });
 
 test('proof with a private jwk is refused', async (t) => {

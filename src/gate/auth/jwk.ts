@@ -2,6 +2,7 @@
 // Ed25519 (EdDSA), public members only. One checker shared by lease issuance
 // (the request's dpop_jwk) and proof verification (the proof header's jwk).
 import { calculateJwkThumbprint, type JWK } from 'jose';
+import { weakEd25519Point } from '../../keys/ed25519.js';
 
 export type DpopPublicJwk =
   | { kty: 'EC'; crv: 'P-256'; x: string; y: string }
@@ -41,6 +42,9 @@ export function publicJwkProblem(jwk: unknown, where: string): string | undefine
     if (typeof o[m] !== 'string' || !COORD_32.test(o[m] as string)) {
       return `${where}.${m} must be 32 bytes in base64url without padding`;
     }
+  }
+  if (o.kty === 'OKP' && weakEd25519Point(Buffer.from(o.x as string, 'base64url'))) {
+    return `${where}.x is a point of small order or not reduced, which no Ed25519 key pair gives (signatures under it could be forged): generate a new key`;
   }
   for (const k of Object.keys(o)) {
     if (!members.includes(k) && !OPTIONAL_MEMBERS.has(k)) return `${where} has an unknown member "${k.slice(0, 32)}"`;

@@ -4,6 +4,7 @@
 // (P-256, raw r||s signature) and EdDSA (Ed25519), no unencoded payloads and
 // no critical extensions. Claim checks as jose's jwtVerify makes them.
 import { verify as cryptoVerify, type KeyObject } from 'node:crypto';
+import { verifyEd25519 } from '../../keys/ed25519.js';
 
 export type JwsAlgorithm = 'ES256' | 'EdDSA';
 
@@ -46,7 +47,7 @@ export function verifyCompactJwt(token: string, key: KeyObject, alg: JwsAlgorith
   const data = Buffer.from(`${h}.${p}`, 'ascii');
   const ok = alg === 'ES256'
     ? sig.length === 64 && cryptoVerify('sha256', data, { key, dsaEncoding: 'ieee-p1363' }, sig)
-    : sig.length === 64 && cryptoVerify(null, data, key, sig);
+    : verifyEd25519(key, data, sig);
   if (!ok) throw new JwsError('signature verification failed', 'signature');
   const payload = json(p, 'payload');
   for (const c of ['iat', 'exp', 'nbf'] as const) {
