@@ -36,13 +36,7 @@
 
 #include "common.h"
 #include "idmap.h"
-
-#ifndef MOVE_MOUNT_F_EMPTY_PATH
-#define MOVE_MOUNT_F_EMPTY_PATH 0x00000004
-#endif
-#ifndef MOVE_MOUNT_T_EMPTY_PATH
-#define MOVE_MOUNT_T_EMPTY_PATH 0x00000040
-#endif
+#include "kernel-abi.h"
 
 namespace lg {
 namespace {
