@@ -140,12 +140,22 @@ try {
   const engine = CedarEngine.load();
   const input = { principal: 'bench', session_id: 's', scopes: ['tools:call'], required_scopes: [], action_id: 't_noop', action_version: '1.0.0', action_risk_level: 'low', action_trust_verdict: 'digest_ok', action_category: 'other', request_hash: 'sha256:' + '0'.repeat(64), requested_sinks: [], requested_secrets: [], egress_profile: 'none', budgets_before: { calls_remaining: 100 }, unresolved_domains: [], unresolved_paths: [] };
   const data = { acl: { bench: { allowed_actions: ['t_noop'], allowed_sinks: [] } }, allowlist: {} };
-  for (let i = 0; i < 500; i++) await engine.decide(input, data);
+  // Each decision with a budget left of its own, so Cedar decides every one (CedarEngine remembers the decision of a request it saw).
+  const fresh = (i) => ({ ...input, budgets_before: { calls_remaining: 1_000_000 + i } });
+  for (let i = 0; i < 500; i++) await engine.decide(fresh(-1 - i), data);
   const dec = [];
+  for (let i = 0; i < 5000; i++) {
+    const x = fresh(i);
+    const a = performance.now();
+    await engine.decide(x, data);
+    dec.push(performance.now() - a);
+  }
+  if (engine.counts.remembered !== 0) throw new Error(`the policy bench decided ${engine.counts.remembered} requests from memory, not by Cedar`);
+  const remembered = [];
   for (let i = 0; i < 5000; i++) {
     const a = performance.now();
     await engine.decide(input, data);
-    dec.push(performance.now() - a);
+    remembered.push(performance.now() - a);
   }
 
   const { fs, rtt } = floor;
@@ -166,9 +176,11 @@ try {
   row('16 clients p50', fmt(pct(conc, 50)), '(informative)', true);
   row('16 clients p99', fmt(pct(conc, 99)), '(informative)', true);
   row('16 clients throughput', `${(conc.length / secs).toFixed(0)} /s`, '>= 500/s', conc.length / secs >= 500);
-  console.log('policy decision alone (Cedar, 5000 decisions)');
+  console.log('policy decision alone (Cedar, 5000 decisions, each request new)');
   row('p50', `${(pct(dec, 50) * 1000).toFixed(0)} µs`, '(informative)', true);
   row('p99', `${(pct(dec, 99) * 1000).toFixed(0)} µs`, '<= 200 µs', pct(dec, 99) <= 0.2);
+  console.log('  the same request again (the decision remembered, as for an agent repeating a call), 5000 decisions:');
+  row('p50', `${(pct(remembered, 50) * 1000).toFixed(0)} µs`, '(informative)', true);
 } finally {
   server.kill('SIGTERM');
   agent.destroy();

@@ -341,3 +341,59 @@ test('policy data is frozen at its first decision (engines cache per object)', a
   assert.ok(Object.isFrozen(d) && Object.isFrozen(d.acl['*'].allowed_actions));
   assert.throws(() => d.acl['*'].allowed_actions.push('fs_read'), TypeError);
 });
+
+// ---- decisions remembered by exact request ----------------------------------------
+
+test('legitimate: the same request under the same policies and data is decided by Cedar once, then remembered', async () => {
+  const e = CedarEngine.load();
+  const d = data();
+  const first = await e.decide(input(), d);
+  assert.deepEqual(e.counts, { evaluated: 1, remembered: 0 });
+  const again = await e.decide(input(), data()); // an equal data object decides alike
+  assert.deepEqual(again, first);
+  assert.deepEqual(e.counts, { evaluated: 1, remembered: 1 });
+  // What the caller does with an answer does not reach the next one.
+  again.determining_policies.push('edited');
+  again.allow = false;
+  assert.deepEqual(await e.decide(input(), d), first);
+});
+
+test('attack: a remembered decision never outlives a change of what it was decided on', async () => {
+  const e = CedarEngine.load();
+  const carol = input({ principal: 'carol' });
+  await allowedBy(e, carol, data());
+  // The operator takes http_fetch away from the wildcard: denied at once, not the remembered allow.
+  const revoked = data({ acl: { '*': { allowed_actions: ['wiki_read'], allowed_sinks: ['http_read'] } } });
+  assert.equal((await e.decide(carol, revoked)).allow, false);
+  // The budget runs out: the same call otherwise.
+  assert.equal((await e.decide(input({ budgets_before: { calls_remaining: 0 } }), data())).allow, false);
+  // Another principal, scope, sink or risk: each decided on its own.
+  assert.equal((await e.decide(input({ principal: 'bob' }), data())).allow, false);
+  assert.equal((await e.decide(input({ scopes: [] }), data())).allow, false);
+  assert.equal((await e.decide(input({ requested_sinks: ['http_write'] }), data())).allow, false);
+  assert.equal((await e.decide(input({ action_risk_level: 'high' }), data())).requires_approval, true);
+  assert.equal(e.counts.remembered, 0, 'a changed request was answered from an earlier decision');
+  // Other policies (a reload is another engine): their own decisions.
+  const strict = CedarEngine.load({ policyText: '@id("no") @reason("no: nothing") forbid (principal, action, resource);' });
+  assert.equal((await strict.decide(carol, data())).allow, false);
+});
+
+test('fail closed: an evaluation that failed is not remembered; each request reports its fault again', async () => {
+  const seen = [];
+  const e = CedarEngine.load({
+    onFault: (f) => seen.push(f),
+    policyText: `
+      @id("forbid-overflow") @reason("forbid-overflow: x")
+      forbid (principal, action, resource) when { context.calls_remaining + 9223372036854775807 > 0 };
+      @id("allow") permit (principal, action, resource);`,
+  });
+  for (let i = 0; i < 2; i++) assert.equal((await e.decide(input(), data())).deny_reason, ENGINE_FAILURE.evaluationError);
+  assert.equal(seen.length, 2);
+  assert.deepEqual(e.counts, { evaluated: 2, remembered: 0 });
+});
+
+async function allowedBy(e, i, d) {
+  const r = await e.decide(i, d);
+  assert.equal(r.allow, true, JSON.stringify(r));
+  return r;
+}
