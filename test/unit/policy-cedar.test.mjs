@@ -279,14 +279,17 @@ test('fail closed: an answer that does not match decision-output.schema.json', a
   assert.equal(r.deny_reason, ENGINE_FAILURE.invalidResponse);
 });
 
+/** A forbid whose condition overflows (an evaluation error) where calls_remaining > 0, and a permit. */
+const OVERFLOWING = `
+  @id("forbid-overflow") @reason("forbid-overflow: x")
+  forbid (principal, action, resource) when { context.calls_remaining + 9223372036854775807 > 0 };
+  @id("allow") permit (principal, action, resource);`;
+
 test('fail closed: a policy that errors at evaluation (Cedar would skip it) denies', async () => {
   const seen = [];
   const e = CedarEngine.load({
     onFault: (f) => seen.push(f),
-    policyText: `
-      @id("forbid-overflow") @reason("forbid-overflow: x")
-      forbid (principal, action, resource) when { context.calls_remaining + 9223372036854775807 > 0 };
-      @id("allow") permit (principal, action, resource);`,
+    policyText: OVERFLOWING,
   });
   const r = await e.decide(input(), data());
   assert.equal(r.allow, false);
@@ -382,10 +385,7 @@ test('fail closed: an evaluation that failed is not remembered; each request rep
   const seen = [];
   const e = CedarEngine.load({
     onFault: (f) => seen.push(f),
-    policyText: `
-      @id("forbid-overflow") @reason("forbid-overflow: x")
-      forbid (principal, action, resource) when { context.calls_remaining + 9223372036854775807 > 0 };
-      @id("allow") permit (principal, action, resource);`,
+    policyText: OVERFLOWING,
   });
   for (let i = 0; i < 2; i++) assert.equal((await e.decide(input(), data())).deny_reason, ENGINE_FAILURE.evaluationError);
   assert.equal(seen.length, 2);
