@@ -1,6 +1,8 @@
 #!/usr/bin/env node
-// make bench-gate-compare: what the evidence (the Merkle tree, signed
-// checkpoints, receipt format 2, the recorded policy input) costs an execute.
+// make bench-gate-compare: bench-gate's execute of this checkout against the
+// commit before the evidence (the Merkle tree, signed checkpoints, receipt
+// format 2, the recorded policy input): what an execute costs now, the
+// evidence and every change since included.
 // The gate of this checkout and the gate of the commit before the tree
 // (BASE_COMMIT, in a worktree of its own, built once) run side by side, each
 // its own bench/gate-server.mjs process, and one client drives them
@@ -177,7 +179,7 @@ for (let i = 0; i < ROUNDS; i++) {
   });
   console.log(`round ${i + 1}: ${parts.join('; ')}`);
 }
-console.log(`\ncost of the evidence, median of ${ROUNDS} rounds (positive: this checkout is slower):`);
+console.log(`\nthis checkout against the commit before the tree (the evidence and every change since), median of ${ROUNDS} rounds; positive: this checkout is slower:`);
 for (const [k, name, , , note] of KINDS) {
   const m = median(costs[k]);
   const judged = note.startsWith('(goal') ? ` ${(m - 1) * 100 <= GOAL ? 'met' : 'NOT met'}` : '';
