@@ -23,6 +23,7 @@ import {
   ENGINE_FAILURE,
   WILDCARD,
   guardedDecide,
+  inspectData,
   policyFile,
   type EngineFail,
   type FaultListener,
@@ -151,6 +152,19 @@ function parsePolicySet(text: string): Map<string, { text: string; meta: CedarPo
 
 let nextId = 0;
 const DECISION_CACHE_SIZE = 1024;
+/** Requests above this (a long fs_path or many unresolved names) are not remembered: 1 024 of them stay within about 16 MiB. */
+const DECISION_KEY_MAX_CHARS = 8192;
+
+/**
+ * A plain copy of an array of the input: the request is serialized twice (the
+ * key here, and Cedar's call in its glue), and an array with its own toJSON could
+ * read otherwise the second time.
+ */
+function plain<T>(xs: readonly T[]): T[] {
+  const out = new Array<T>(xs.length);
+  for (let i = 0; i < xs.length; i++) out[i] = xs[i]!;
+  return out;
+}
 
 interface AclView {
   has_entry: boolean;
@@ -255,6 +269,7 @@ export class CedarEngine implements PolicyEngine {
 
   /** The Cedar request for an input (exposed for tests and `policy explain`-style tools). */
   request(input: PolicyInput, data: PolicyData): { principal: { type: string; id: string }; resource: { type: string; id: string }; context: Record<string, unknown> } {
+    inspectData(data); // frozen before its ACL is cached (decide() has done it already; a caller of this may not have)
     const acl = this.aclFor(data, input.principal);
     const list = Object.prototype.hasOwnProperty.call(data.allowlist, input.action_id) ? data.allowlist[input.action_id] : undefined;
     const allowlisted = list !== undefined && Object.prototype.hasOwnProperty.call(list, input.principal) && list[input.principal] === true;
@@ -264,7 +279,7 @@ export class CedarEngine implements PolicyEngine {
         inherits_wildcard: acl.inherits_wildcard,
         own_allows_action: acl.actions.has(input.action_id),
         wildcard_allows_action: acl.wildcardActions.has(input.action_id),
-        sinks_not_own: input.requested_sinks.filter((s) => !acl.sinks.has(s)),
+        sinks_not_own: plain(input.requested_sinks).filter((s) => !acl.sinks.has(s)),
         wildcard_sinks: acl.wildcardSinks,
       },
       tool: {
@@ -272,17 +287,17 @@ export class CedarEngine implements PolicyEngine {
         version: input.action_version,
         risk_level: input.action_risk_level,
         category: input.action_category,
-        required_scopes: input.required_scopes,
+        required_scopes: plain(input.required_scopes),
         allowlisted,
       },
       trust_verdict: input.action_trust_verdict,
-      scopes: input.scopes,
-      requested_sinks: input.requested_sinks,
-      requested_secrets: input.requested_secrets,
+      scopes: plain(input.scopes),
+      requested_sinks: plain(input.requested_sinks),
+      requested_secrets: plain(input.requested_secrets),
       egress_profile: input.egress_profile,
       calls_remaining: toLong(input.budgets_before.calls_remaining),
-      unresolved_domains: input.unresolved_domains,
-      unresolved_paths: input.unresolved_paths,
+      unresolved_domains: plain(input.unresolved_domains),
+      unresolved_paths: plain(input.unresolved_paths),
     };
     if (input.fs_path !== undefined) context['fs_path'] = normalizeFsPath(input.fs_path);
     if (input.budgets_before.cost_remaining !== undefined) context['cost_remaining'] = toLong(input.budgets_before.cost_remaining);
@@ -293,7 +308,13 @@ export class CedarEngine implements PolicyEngine {
     const req = this.request(input, data);
     // Cedar decides from the request alone (no entities, nothing from the clock):
     // the same request under the same policies and data gets the same decision.
-    const key = `${policyVersion}\n${JSON.stringify(req)}`;
+    // Remembered per session: another lease of the principal cannot time whether
+    // this one made a call. A request too large to keep is decided every time.
+    const key = `${policyVersion}\n${input.session_id}\n${JSON.stringify(req)}`;
+    if (key.length > DECISION_KEY_MAX_CHARS) {
+      this.counts.evaluated++;
+      return this.decideAfresh(req, policyVersion);
+    }
     const known = this.decisions.get(key);
     if (known) {
       this.decisions.delete(key); // most recently used last

@@ -145,11 +145,18 @@ export function inspectData(data: PolicyData): { version: string; check: SchemaC
   return info;
 }
 
-function deepFreeze(o: unknown): void {
-  if (o && typeof o === 'object' && !Object.isFrozen(o)) {
+/**
+ * Freezes o and everything below it. A node already frozen is still walked:
+ * a caller may have frozen the top alone, and an edit below it would change
+ * the data under a version (and the decisions remembered for it) computed before.
+ */
+export function deepFreeze<T>(o: T, seen: WeakSet<object> = new WeakSet()): T {
+  if (o && typeof o === 'object' && !seen.has(o)) {
+    seen.add(o);
     Object.freeze(o);
-    for (const v of Object.values(o)) deepFreeze(v);
+    for (const v of Object.values(o)) deepFreeze(v, seen);
   }
+  return o;
 }
 
 // ---- fail-closed helpers ---------------------------------------------------------

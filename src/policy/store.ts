@@ -13,7 +13,7 @@ import type { Db } from '../ledger/db.js';
 import { immediate } from '../ledger/db.js';
 import type { AuditEventInput } from '../core/audit-event.js';
 import type { EventType } from '../core/event-catalogue.js';
-import { WILDCARD, effectiveAcl, inspectData, policyFile, type AclEntry, type PolicyData } from './engine.js';
+import { WILDCARD, deepFreeze, effectiveAcl, inspectData, policyFile, type AclEntry, type PolicyData } from './engine.js';
 
 export class PolicyStoreError extends Error {
   constructor(message: string) {
@@ -108,14 +108,6 @@ CREATE TABLE IF NOT EXISTS policy_meta (
   value INTEGER NOT NULL
 );
 `;
-
-function deepFreeze<T>(o: T): T {
-  if (o && typeof o === 'object' && !Object.isFrozen(o)) {
-    Object.freeze(o);
-    for (const v of Object.values(o as object)) deepFreeze(v);
-  }
-  return o;
-}
 
 /** Reads and checks a data.json (a "$comment" key is allowed and dropped). */
 export function readPolicyDataFile(path: string = policyFile('data.json')): PolicyData {

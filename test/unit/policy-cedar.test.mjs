@@ -392,6 +392,43 @@ test('fail closed: an evaluation that failed is not remembered; each request rep
   assert.deepEqual(e.counts, { evaluated: 2, remembered: 0 });
 });
 
+test('attack: an input that reads otherwise the second time it is serialized gets what a fresh engine decides', async () => {
+  const e = CedarEngine.load();
+  await allowedBy(e, input(), data());
+  // scopes: [] with a toJSON that says tools:call once, then []: the key and Cedar must read the same.
+  let reads = 0;
+  const scopes = [];
+  Object.defineProperty(scopes, 'toJSON', { value: () => (reads++ === 0 ? ['tools:call'] : []) });
+  const r = await e.decide(input({ scopes }), data());
+  assert.equal(r.allow, false, JSON.stringify(r));
+  assert.equal(r.determining_policies[0], 'deny-missing-tools-call-scope');
+});
+
+test('attack: another session of the same principal is decided by Cedar, not answered from this one\'s calls', async () => {
+  const e = CedarEngine.load();
+  await allowedBy(e, input({ session_id: 'sess-a' }), data());
+  await allowedBy(e, input({ session_id: 'sess-b' }), data());
+  assert.deepEqual(e.counts, { evaluated: 2, remembered: 0 });
+});
+
+test('attack: requests too large to keep are decided every time and never fill the memory', async () => {
+  const e = CedarEngine.load();
+  const long = input({ unresolved_domains: Array.from({ length: 40 }, (_, i) => `${String(i).padStart(3, '0')}.${'x'.repeat(240)}.example`) });
+  for (let i = 0; i < 3; i++) assert.equal((await e.decide(long, data())).requires_approval, true);
+  assert.deepEqual(e.counts, { evaluated: 3, remembered: 0 });
+});
+
+test('attack: data frozen at its top only is frozen throughout once decided on; asking for the request first freezes it too', async () => {
+  const e = CedarEngine.load();
+  const d = Object.freeze(data());
+  await allowedBy(e, input(), d);
+  assert.ok(Object.isFrozen(d.acl['*'].allowed_actions), 'an edit below a frozen top would change the data under the version already computed');
+  assert.throws(() => d.acl['*'].allowed_actions.pop());
+  const d2 = data();
+  e.request(input(), d2);
+  assert.ok(Object.isFrozen(d2.acl['*'].allowed_actions), 'the ACL was cached for data that can still change');
+});
+
 async function allowedBy(e, i, d) {
   const r = await e.decide(i, d);
   assert.equal(r.allow, true, JSON.stringify(r));
