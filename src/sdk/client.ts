@@ -94,6 +94,8 @@ interface Lease {
 /** Renew when this share of the lease's life is left (and at least RENEW_MIN_MS). */
 const RENEW_SHARE = 0.1;
 const RENEW_MIN_MS = 15_000;
+/** A proof made ahead is used within this (the gate takes a proof's iat up to 60 s old). */
+const SPARE_PROOF_MAX_AGE_MS = 20_000;
 /** The gate's receipt key history, published without authentication (src/gate/app.ts). */
 const RECEIPT_KEYS_PATH = '/.well-known/latchgate-receipt-keys.json';
 
@@ -132,6 +134,7 @@ export class LatchGateClient {
   private key: Promise<DpopKey> | undefined;
   private lease: Promise<Lease> | undefined;
   private receiptKeys: ReceiptKeySet | undefined;
+  private spareProof: { method: string; url: string; leaseJwt: string; madeAt: number; proof: Promise<string> } | undefined;
 
   constructor(o: LatchGateClientOptions = {}) {
     const env = o.env ?? process.env;
@@ -257,8 +260,10 @@ export class LatchGateClient {
     for (let attempt = 0; ; attempt++) {
       const lease = await this.currentLease(signal);
       const key = await this.dpopKey();
-      const dpop = await makeProof({ key, method, url: this.transport.htu(path), leaseJwt: lease.jwt });
+      const url = this.transport.htu(path);
+      const dpop = await this.proof(key, method, url, lease.jwt);
       const r = await this.transport.request(method, path, { ...this.headers(), ...extra, authorization: `DPoP ${lease.jwt}`, dpop }, body, signal);
+      this.makeSpareProof(key, method, url, lease.jwt);
       const code = (r.body as { error?: unknown } | undefined)?.error;
       if (r.status === 401 && code === 'lease_expired' && attempt === 0) {
         if (this.lease && (await this.lease.catch(() => undefined)) === lease) this.lease = undefined;
@@ -268,6 +273,32 @@ export class LatchGateClient {
       if (r.status === 409 && code === 'policy_changed' && attempt === 0) continue;
       return r;
     }
+  }
+
+  /**
+   * A proof for this request: the one made ahead for the same method, URL and
+   * lease, if it is recent enough, or a new one. Each is used once (its own jti).
+   */
+  private proof(key: DpopKey, method: string, url: string, leaseJwt: string): Promise<string> {
+    const s = this.spareProof;
+    this.spareProof = undefined;
+    if (s && s.method === method && s.url === url && s.leaseJwt === leaseJwt && Date.now() - s.madeAt < SPARE_PROOF_MAX_AGE_MS) return s.proof.catch(() => makeProof({ key, method, url, leaseJwt }));
+    return makeProof({ key, method, url, leaseJwt });
+  }
+
+  /**
+   * Signs the proof of the next call to the same action while nothing waits on
+   * this client (an agent repeats its calls): the signature is then off the
+   * next call's path. Kept in memory beside the key that made it, and dropped
+   * once older than SPARE_PROOF_MAX_AGE_MS, well within the gate's window for a proof's iat.
+   */
+  private makeSpareProof(key: DpopKey, method: string, url: string, leaseJwt: string): void {
+    setImmediate(() => {
+      if (this.spareProof) return;
+      const proof = makeProof({ key, method, url, leaseJwt });
+      proof.catch(() => undefined); // a proof that could not be made is made again when needed
+      this.spareProof = { method, url, leaseJwt, madeAt: Date.now(), proof };
+    }).unref();
   }
 
   private dpopKey(): Promise<DpopKey> {

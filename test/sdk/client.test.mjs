@@ -166,6 +166,29 @@ async function gateAt(stateDir, socket, over = {}) {
   return { ...opened, async close() { await app.close(); opened.close(); } };
 }
 
+test('proofs made ahead between calls: each used once, only for its own request and lease, never once too old', async () => {
+  const c = client();
+  const tick = () => new Promise((r) => setImmediate(r));
+  // Back to back: from the second call on, the proof was signed while the client was idle. Each proof
+  // has its own jti: one used twice would be refused as a replay.
+  for (let n = 1; n <= 5; n++) assert.equal((await c.execute('t_ok', { n })).decision, 'allow');
+  await tick();
+  assert.ok(c['spareProof'], 'no proof was made ahead after a call');
+  // Another action: another htu, so the proof made for t_ok is not sent (the gate would refuse it).
+  assert.equal((await c.execute('t_fail', { n: 1 }).catch((e) => e)).code, 'action_execution_failed');
+  await tick();
+  // A proof made ahead and left 70 s (the gate takes an iat up to 60 s old): a new one is made instead.
+  const now = Date.now;
+  const shift = 70_000;
+  Date.now = () => now() + shift;
+  try {
+    assert.equal((await c.execute('t_fail', { n: 1 }).catch((e) => e)).code, 'action_execution_failed');
+  } finally {
+    Date.now = now;
+  }
+  c.close();
+});
+
 test('a lease that expires mid-session is renewed: ahead of expiry, and once more when the gate says lease_expired', async () => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'lg-sdk-lease-'));
   const gg = await gateAt(path.join(dir, 'state'), path.join(dir, 'gate.sock'), { leaseTtlSeconds: 2 });
