@@ -90,7 +90,7 @@ console.log(`gate socket (no MCP)  p50 ${ms(pct(e, 0.5))}  p99 ${ms(pct(e, 0.99)
 console.log(`MCP tools/call        p50 ${ms(pct(m, 0.5))}  p99 ${ms(pct(m, 0.99))}  added p50 ${ms(added)}  ratio p50 ${(pct(m, 0.5) / pct(d, 0.5)).toFixed(2)}x`);
 const row = (label, x) => console.log(`  ${label.padEnd(92)} ${ms(x)}`);
 console.log('where the added time goes, p50 of each part (they need not add up):');
-row('MCP hop: stdio both ways and latchgate-mcp (MCP call less socket call; both sign a proof)', pct(m, 0.5) - pct(e, 0.5));
+row('MCP hop: stdio both ways and latchgate-mcp (the MCP call less the socket call)', pct(m, 0.5) - pct(e, 0.5));
 const part = (x) => (x === undefined ? 'n/a' : ms(x));
 console.log(`    inside latchgate-mcp: read to execute ${part(inside.parse)}, lease + DPoP proof ${part(inside.proof)}, answer written ${part(inside.answer)}`);
 row("the gate's own work: HTTP, lease, DPoP, schema, policy, budget, grant, intent, receipt", pct(rest, 0.5));
