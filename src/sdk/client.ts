@@ -94,8 +94,8 @@ interface Lease {
 /** Renew when this share of the lease's life is left (and at least RENEW_MIN_MS). */
 const RENEW_SHARE = 0.1;
 const RENEW_MIN_MS = 15_000;
-/** A proof made ahead is used within this (the gate takes a proof's iat up to 60 s old). */
-const SPARE_PROOF_MAX_AGE_MS = 20_000;
+/** A proof made ahead is used within this, then dropped (the gate takes a proof's iat up to 60 s old: 50 s are left for the clocks' skew). */
+const SPARE_PROOF_MAX_AGE_MS = 10_000;
 /** The gate's receipt key history, published without authentication (src/gate/app.ts). */
 const RECEIPT_KEYS_PATH = '/.well-known/latchgate-receipt-keys.json';
 
@@ -134,7 +134,8 @@ export class LatchGateClient {
   private key: Promise<DpopKey> | undefined;
   private lease: Promise<Lease> | undefined;
   private receiptKeys: ReceiptKeySet | undefined;
-  private spareProof: { method: string; url: string; leaseJwt: string; madeAt: number; proof: Promise<string> } | undefined;
+  /** Private (#): a usable proof must not show where the client is printed or logged (util.inspect). */
+  #spareProof: { method: string; url: string; leaseJwt: string; madeAt: number; madeAtWall: number; proof: Promise<string> } | undefined;
 
   constructor(o: LatchGateClientOptions = {}) {
     const env = o.env ?? process.env;
@@ -280,9 +281,11 @@ export class LatchGateClient {
    * lease, if it is recent enough, or a new one. Each is used once (its own jti).
    */
   private proof(key: DpopKey, method: string, url: string, leaseJwt: string): Promise<string> {
-    const s = this.spareProof;
-    this.spareProof = undefined;
-    if (s && s.method === method && s.url === url && s.leaseJwt === leaseJwt && Date.now() - s.madeAt < SPARE_PROOF_MAX_AGE_MS) return s.proof.catch(() => makeProof({ key, method, url, leaseJwt }));
+    const s = this.#spareProof;
+    this.#spareProof = undefined;
+    // Young by both clocks: the monotonic one, and the wall clock its iat was read from (stepped, say by NTP).
+    const young = (s: { madeAt: number; madeAtWall: number }) => performance.now() - s.madeAt < SPARE_PROOF_MAX_AGE_MS && Math.abs(Date.now() - s.madeAtWall) < SPARE_PROOF_MAX_AGE_MS;
+    if (s && s.method === method && s.url === url && s.leaseJwt === leaseJwt && young(s)) return s.proof.catch(() => makeProof({ key, method, url, leaseJwt }));
     return makeProof({ key, method, url, leaseJwt });
   }
 
@@ -294,10 +297,14 @@ export class LatchGateClient {
    */
   private makeSpareProof(key: DpopKey, method: string, url: string, leaseJwt: string): void {
     setImmediate(() => {
-      if (this.spareProof) return;
+      if (this.#spareProof) return;
       const proof = makeProof({ key, method, url, leaseJwt });
       proof.catch(() => undefined); // a proof that could not be made is made again when needed
-      this.spareProof = { method, url, leaseJwt, madeAt: Date.now(), proof };
+      const spare = { method, url, leaseJwt, madeAt: performance.now(), madeAtWall: Date.now(), proof };
+      this.#spareProof = spare;
+      setTimeout(() => {
+        if (this.#spareProof === spare) this.#spareProof = undefined;
+      }, SPARE_PROOF_MAX_AGE_MS).unref();
     }).unref();
   }
 

@@ -159,9 +159,13 @@ test('a lease used by another principal: 403 identity_forbidden, audited, nothin
   const otherSocket = await boxSocket(t, g, 'other-agent');
   // The thief has the lease and even the DPoP key; the transport says it is someone else.
   const thief = Object.assign(new Agent(otherSocket), { key: a.key, lease_jwt: a.lease_jwt, session_id: a.session_id });
-  const { event } = await refused(g, () => thief.execute('t_ok', { n: 1 }), 403, 'identity_forbidden');
+  const stolen = await a.proof('POST', EXEC);
+  const { event } = await refused(g, () => thief.execute('t_ok', { n: 1 }, { proof: stolen }), 403, 'identity_forbidden');
   assert.equal(event.subject.principal, 'other-agent');
   assert.equal(g.db.prepare('SELECT count(*) AS n FROM execution_intents').get().n, 0);
+  // The refused use did not use the proof up: it is still good for the lease's holder.
+  const own = await a.execute('t_ok', { n: 3 }, { proof: stolen });
+  assert.equal(own.status, 200, own.text);
   // Its receipts are not readable from there either.
   const mine = await a.execute('t_ok', { n: 2 });
   assert.equal(mine.status, 200, mine.text);

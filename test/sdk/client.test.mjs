@@ -8,6 +8,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
+import { inspect } from 'node:util';
 import path from 'node:path';
 import {
   LatchGateApprovalRequired,
@@ -173,7 +174,11 @@ test('proofs made ahead between calls: each used once, only for its own request 
   // has its own jti: one used twice would be refused as a replay.
   for (let n = 1; n <= 5; n++) assert.equal((await c.execute('t_ok', { n })).decision, 'allow');
   await tick();
-  assert.ok(c['spareProof'], 'no proof was made ahead after a call');
+  // The proof made ahead does not show where the client is printed or logged: all this client's
+  // proofs start with the same header (its key), which must not be in what inspect shows.
+  const { makeProof } = await import('../../dist/gate/auth/client.js');
+  const header = (await makeProof({ key: await c['key'], method: 'POST', url: `${BASE_URL}/v1/actions/t_ok/execute` })).split('.')[0];
+  assert.ok(!inspect(c, { depth: Infinity, showHidden: true }).includes(header), 'a usable proof shows in util.inspect(client)');
   // Another action: another htu, so the proof made for t_ok is not sent (the gate would refuse it).
   assert.equal((await c.execute('t_fail', { n: 1 }).catch((e) => e)).code, 'action_execution_failed');
   await tick();

@@ -2,8 +2,9 @@
 // its DPoP proof (DPoP: <proof>) per RFC 9449. Order: header shapes, lease
 // (signature, claims, expiry, revocation epoch), proof (structure, typ, alg,
 // embedded public jwk, signature, key binding to cnf.jkt, htm, htu, iat
-// window, ath, jti), and last the jti replay cache, so only a request that
-// passed everything uses up its jti.
+// window, ath, jti), whether the caller may use the lease (the caller's own
+// check), and last the jti replay cache, so only a request that passed
+// everything uses up its jti.
 import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
 import { decodeProtectedHeader } from 'jose';
 import type { KeyStore } from '../../keys/store.js';
@@ -45,6 +46,12 @@ export interface VerifyRequestContext {
   replay: ReplayCache;
   /** The revocation epoch now: leases issued in an earlier epoch are refused. */
   currentEpoch: number;
+  /**
+   * Whether this caller may use the lease (its principal, and the client token it was issued
+   * through); throws to refuse. Asked before the proof's jti is used up, so a proof sent by
+   * another caller (refused) is still good for the lease's holder.
+   */
+  mayUse?: (lease: { principal: string; token_id?: string }) => void;
 }
 
 export interface VerifiedRequest {
@@ -248,6 +255,7 @@ export async function verifyRequest(input: VerifyRequestInput, ctx: VerifyReques
 
   const lease = await verifyLease(leaseJwt, { keys: ctx.keys, currentEpoch: ctx.currentEpoch }, now);
   const verified = await verifyProof({ proof, method: input.method, url: input.url, leaseJwt, jkt: lease.cnf.jkt, now });
+  ctx.mayUse?.({ principal: lease.sub, ...(lease.tok !== undefined ? { token_id: lease.tok } : {}) });
   ctx.replay.checkAndStore(verified.jti, now);
 
   return {
