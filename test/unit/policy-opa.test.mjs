@@ -117,6 +117,19 @@ test('OPA server: no answer within the timeout -> policy_engine_timeout', async 
   assert.match(faults[0].detail, /150 ms/);
 });
 
+test('OPA server: the deadline holds even where the HTTP client does not stop at the abort', async (t) => {
+  // fetch as it behaved once in the suite: the abort ignored, the answer read 20 s later.
+  const real = globalThis.fetch;
+  globalThis.fetch = (url, { signal: _ignored, ...init }) => real(url, init);
+  t.after(() => (globalThis.fetch = real));
+  const e = opa('/slow', { timeoutMs: 150 });
+  const t0 = Date.now();
+  const r = await e.decide(input(), data());
+  assert.equal(r.allow, false);
+  assert.equal(r.deny_reason, ENGINE_FAILURE.timeout);
+  assert.ok(Date.now() - t0 < 15_000, 'the decision waited for the answer instead of the deadline');
+});
+
 test('OPA server: connection refused -> policy_engine_unavailable', async () => {
   const s = createServer();
   await new Promise((r) => s.listen(0, '127.0.0.1', r));
