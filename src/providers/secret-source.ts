@@ -3,7 +3,7 @@
 // fills {{secret:NAME}} in the request the manifest's template renders, and
 // redacts every secret the gate holds from what comes back.
 //
-// EnvSecretSource reads the gate's environment: the secret NAME is the
+// EnvSecretSource reads the gate's environment once, when made: the secret NAME is the
 // variable LATCHGATE_SECRET_NAME, with NAME spelled exactly as the manifest
 // declares it (names are letters, digits and "_"; environment variable
 // names are case-sensitive). A store with encrypted files can take its place
@@ -28,23 +28,22 @@ export interface SecretSource {
 }
 
 export class EnvSecretSource implements SecretSource {
-  /** env: the environment to read (default: the gate's own). */
-  constructor(private readonly env: Readonly<Record<string, string | undefined>> = process.env) {}
+  /** LATCHGATE_SECRET_<NAME> with a valid NAME, read once: get() and redactionValues() agree, and a call does not walk process.env. */
+  readonly #values = new Map<string, string>();
 
-  async get(name: string): Promise<string | undefined> {
-    if (typeof name !== 'string' || !SECRET_NAME.test(name)) return undefined;
-    const key = `${SECRET_ENV_PREFIX}${name}`;
-    const v = Object.hasOwn(this.env, key) ? this.env[key] : undefined;
-    return typeof v === 'string' && v !== '' ? v : undefined;
+  /** env: the environment to read (default: the gate's own), as it is now: a later change is not seen. */
+  constructor(env: Readonly<Record<string, string | undefined>> = process.env) {
+    for (const [key, v] of Object.entries(env)) {
+      if (!key.startsWith(SECRET_ENV_PREFIX) || !SECRET_NAME.test(key.slice(SECRET_ENV_PREFIX.length))) continue;
+      if (typeof v === 'string' && v !== '') this.#values.set(key.slice(SECRET_ENV_PREFIX.length), v);
+    }
   }
 
-  /** The value of every LATCHGATE_SECRET_<NAME> with a valid name (the environment does not change). */
+  async get(name: string): Promise<string | undefined> {
+    return typeof name === 'string' ? this.#values.get(name) : undefined;
+  }
+
   async redactionValues(): Promise<string[]> {
-    const out: string[] = [];
-    for (const [key, v] of Object.entries(this.env)) {
-      if (!key.startsWith(SECRET_ENV_PREFIX) || !SECRET_NAME.test(key.slice(SECRET_ENV_PREFIX.length))) continue;
-      if (typeof v === 'string' && v !== '') out.push(v);
-    }
-    return out;
+    return [...this.#values.values()];
   }
 }

@@ -834,6 +834,17 @@ test('EnvSecretSource reads LATCHGATE_SECRET_<NAME>, nothing else', async () => 
   assert.deepEqual(await s.redactionValues(), ['v1']);
 });
 
+test('EnvSecretSource reads the environment once: what it serves and what it redacts never disagree', async () => {
+  const env = { LATCHGATE_SECRET_A: 'first-value-0123456789' };
+  const s = new EnvSecretSource(env);
+  env.LATCHGATE_SECRET_B = 'added-later-0123456789';
+  env.LATCHGATE_SECRET_A = 'changed-later-0123456789';
+  // A value it would fill into a request is always among those it redacts.
+  assert.equal(await s.get('B'), undefined);
+  assert.equal(await s.get('A'), 'first-value-0123456789');
+  assert.deepEqual(await s.redactionValues(), ['first-value-0123456789']);
+});
+
 test('createHttpHost refuses bad options, naming the field', { skip }, () => {
   const base = { allowed_domains: ['a.test'], allowed_methods: ['GET'], timeout_ms: 1, max_response_bytes: 1, max_request_bytes: 1, secrets: new EnvSecretSource({}), declared_secrets: [] };
   assert.throws(() => createHttpHost({ ...base, allowed_domains: ['127.0.0.1'] }), /egress\.allowed_domains/);
