@@ -53,6 +53,10 @@ export function isLiteralIp(host: string): boolean {
   }
 }
 
+const NORMALIZED_KEPT = 1024;
+/** normalizeConnectHost's answers, the oldest forgotten first. */
+const normalized = new Map<string, string | null>();
+
 /**
  * The normalised form of a host named in a CONNECT request, or null when it is
  * not a syntactically valid DNS name (including every literal IP spelling).
@@ -60,6 +64,16 @@ export function isLiteralIp(host: string): boolean {
  */
 export function normalizeConnectHost(host: string): string | null {
   if (typeof host !== 'string' || host === '' || host.length > 4 * MAX_HOST_LENGTH) return null;
+  // A pure function of the string, asked several times per request for the same few names (a URL parse and NFKC each time).
+  const known = normalized.get(host);
+  if (known !== undefined) return known;
+  const out = normalizeConnectHostAfresh(host);
+  if (normalized.size >= NORMALIZED_KEPT) normalized.delete(normalized.keys().next().value as string);
+  normalized.set(host, out);
+  return out;
+}
+
+function normalizeConnectHostAfresh(host: string): string | null {
   if (!HOST_CHARS.test(host)) return null;
   if (isLiteralIp(host)) return null;
   let out: string;

@@ -264,7 +264,9 @@ export class Budgets {
     const exhausted = Budgets.short(ws, who, cost);
     if (exhausted) return { ok: false, before, reason: exhausted.limit, exhausted };
     for (const w of ws) this.stmts.add.run({ ...w.key, principal: who.principal, cost, expires_at: w.expires_at });
-    return { ok: true, before, after: Budgets.snap(this.windows(who, now)), taken: ws.map((w) => ({ ...w.key, expires_at: w.expires_at, ...(w.limits.calls !== undefined ? { max_calls: w.limits.calls } : {}), ...(w.limits.cost !== undefined ? { max_cost: w.limits.cost } : {}) })) };
+    // What the statement just added to each row, in this transaction: the windows as read again would be.
+    const after = Budgets.snap(ws.map((w) => ({ ...w, used: { calls: w.used.calls + 1, cost: w.used.cost + cost } })));
+    return { ok: true, before, after, taken: ws.map((w) => ({ ...w.key, expires_at: w.expires_at, ...(w.limits.calls !== undefined ? { max_calls: w.limits.calls } : {}), ...(w.limits.cost !== undefined ? { max_cost: w.limits.cost } : {}) })) };
   }
 
   /** Gives a debit back to every window it took from, when the provider never ran (failure before dispatch). */

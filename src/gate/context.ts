@@ -1,5 +1,5 @@
 // Everything the pipeline stages use, built once per gate process.
-import { immediate, type Db, type WalSync } from '../ledger/db.js';
+import { ChangeStamp, immediate, type Db, type WalSync } from '../ledger/db.js';
 import { EPOCH_RECORDS, epochRegression, newestRecordSql, recordedEpoch } from '../ledger/state-record.js';
 import type { KeyStore } from '../keys/store.js';
 import type { Ledger } from '../ledger/ledger.js';
@@ -70,9 +70,10 @@ export interface GateContext {
 /**
  * Revocation epoch (persisted in gate_state, shared by processes, recorded in
  * the chain by every advance) and drain flag (this process). Every read of
- * the epoch is checked against the chain (src/gate/state-check.ts): cheaply
- * while neither the table nor the chain's newest epoch record moved (one
- * statement), by reading that record again when either did.
+ * the epoch is checked against the chain (src/gate/state-check.ts): not at
+ * all while nothing was written (ChangeStamp), cheaply while neither the
+ * table nor the chain's newest epoch record moved (one statement), by
+ * reading that record again when either did.
  */
 export class GateState {
   draining = false;
@@ -81,6 +82,9 @@ export class GateState {
   private readonly setEpoch;
   /** The newest chain record this process checked the table against: its row id and value. */
   private known: { id: number; value: number } | undefined;
+  /** The change stamp `known` was last found true at. */
+  private knownAt = '';
+  private readonly changes: ChangeStamp;
 
   constructor(db: Db) {
     this.db = db;
@@ -88,6 +92,7 @@ export class GateState {
     db.prepare("INSERT OR IGNORE INTO gate_state (key, value) VALUES ('revocation_epoch', '0')").run();
     this.probe = db.prepare(`SELECT (SELECT CAST(value AS INTEGER) FROM gate_state WHERE key = 'revocation_epoch') AS epoch, ${newestRecordSql(EPOCH_RECORDS)} AS id`);
     this.setEpoch = db.prepare("UPDATE gate_state SET value = ? WHERE key = 'revocation_epoch'");
+    this.changes = ChangeStamp.of(db);
   }
 
   /**
@@ -96,13 +101,20 @@ export class GateState {
    * from the chain's newest record of it.
    */
   get epoch(): number {
+    // Nothing written since the last look (by another connection, or a record or the table by this one): the answer stands.
+    const stamp = this.changes.current();
+    if (this.known && this.knownAt === stamp) return this.known.value;
     const p = this.probe.get() as { epoch: number | null; id: number };
-    if (this.known && p.id === this.known.id && p.epoch === this.known.value) return p.epoch;
+    if (this.known && p.id === this.known.id && p.epoch === this.known.value) {
+      this.knownAt = stamp;
+      return p.epoch;
+    }
     // The table and the record read in one snapshot: a revoke committing meanwhile changes both or neither.
     const { epoch, rec, back } = this.db.transaction(() => ({ epoch: readTableEpoch(this.db), rec: recordedEpoch(this.db), back: epochRegression(this.db) }))();
     const m = epochMismatch(epoch, rec, this.known?.id) ?? epochGoneBack(epoch, back);
     if (m) throw stateTampered(m);
     this.known = { id: rec!.id, value: rec!.value };
+    this.knownAt = stamp;
     return rec!.value;
   }
 
@@ -116,6 +128,7 @@ export class GateState {
     return immediate(this.db, () => {
       const next = Math.max(readTableEpoch(this.db) ?? 0, recordedEpoch(this.db)?.value ?? 0, epochRegression(this.db)?.earlier.epoch ?? 0) + 1;
       this.setEpoch.run(String(next));
+      this.changes.noteOwnWrite();
       record(next);
       return next;
     });

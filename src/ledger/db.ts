@@ -95,6 +95,40 @@ function readUnchanged(path: string): Buffer | null | 'too large' {
 }
 
 /**
+ * Whether what a connection reads may have moved since it last looked: another
+ * connection committed (PRAGMA data_version, which changes exactly then; see
+ * https://sqlite.org/pragma.html#pragma_data_version), or this process wrote
+ * through a path that says so (noteOwnWrite). The gate's checks of its plain
+ * tables against the chain skip their probe query while the stamp stands.
+ * One per connection (ChangeStamp.of).
+ */
+export class ChangeStamp {
+  private static readonly byDb = new WeakMap<Db, ChangeStamp>();
+  private own = 0;
+  private readonly dataVersion: Database.Statement<[], number>;
+
+  private constructor(db: Db) {
+    this.dataVersion = db.prepare<[], number>('PRAGMA data_version').pluck();
+  }
+
+  static of(db: Db): ChangeStamp {
+    let s = ChangeStamp.byDb.get(db);
+    if (!s) ChangeStamp.byDb.set(db, (s = new ChangeStamp(db)));
+    return s;
+  }
+
+  /** Equal to an earlier value while nothing it watches was written meanwhile. */
+  current(): string {
+    return `${this.dataVersion.get()}.${this.own}`;
+  }
+
+  /** This connection wrote what a stamp must see (data_version moves only for other connections). */
+  noteOwnWrite(): void {
+    this.own++;
+  }
+}
+
+/**
  * Runs fn in a BEGIN IMMEDIATE transaction: the write lock is taken up front,
  * so read-then-write sequences (budget debit, grant consumption, chain
  * append) cannot interleave with another process's. Inside an open

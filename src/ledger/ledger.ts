@@ -17,7 +17,8 @@ import { canonicalize } from '../crypto/jcs.js';
 import { eventHash, indexedColumns } from './event-row.js';
 
 export { eventHash, indexedColumns, type IndexedColumns } from './event-row.js';
-import { immediate, openDb, type Db } from './db.js';
+import { ChangeStamp, immediate, openDb, type Db } from './db.js';
+import { STATE_RECORDS } from './state-record.js';
 import type { AuditEvent, AuditEventInput } from '../core/audit-event.js';
 import { EVENT_TYPES, checkEvent, eventTypesSelectedBy } from '../core/event-catalogue.js';
 import { nearest } from '../config/suggest.js';
@@ -368,6 +369,8 @@ export class Ledger {
     const { lastInsertRowid } = s.insertEvent.run({ ...indexedColumns(stored), event_json, hash });
     this.tree.append(Number(lastInsertRowid), bytes);
     s.setHead.run(hash);
+    // A new record of the epoch or the policy: the gate's checks of those tables look again.
+    if (STATE_RECORDS.has(stored.event_type)) ChangeStamp.of(this.db).noteOwnWrite();
     for (const listener of this.appendListeners) listener();
     return stored;
   }

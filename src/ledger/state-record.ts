@@ -15,6 +15,8 @@ import { recordType } from './verify-row.js';
 export const EPOCH_RECORDS = ['admin_revoke_all', 'state_baseline'] as const satisfies readonly EventType[];
 /** The events that record the policy data's digest (details.policy_digest; older policy events carry none). */
 export const POLICY_RECORDS = ['policy_grant', 'policy_revoke', 'policy_allowlist_add', 'policy_allowlist_remove', 'policy_accepted', 'state_baseline'] as const satisfies readonly EventType[];
+/** Every type above. */
+export const STATE_RECORDS: ReadonlySet<string> = new Set([...EPOCH_RECORDS, ...POLICY_RECORDS]);
 
 export interface Recorded<T> {
   value: T;

@@ -10,7 +10,7 @@
 import { readFileSync } from 'node:fs';
 import { canonicalHash } from '../crypto/jcs.js';
 import type { Db } from '../ledger/db.js';
-import { immediate } from '../ledger/db.js';
+import { ChangeStamp, immediate } from '../ledger/db.js';
 import type { AuditEventInput } from '../core/audit-event.js';
 import type { EventType } from '../core/event-catalogue.js';
 import { WILDCARD, deepFreeze, effectiveAcl, inspectData, policyFile, type AclEntry, type PolicyData } from './engine.js';
@@ -294,7 +294,10 @@ export class PolicyStore {
       const before = this.version();
       const r = fn();
       const after = r.changed ? before + 1 : before;
-      if (r.changed) this.stmts.setVersion.run(after);
+      if (r.changed) {
+        this.stmts.setVersion.run(after);
+        ChangeStamp.of(this.db).noteOwnWrite();
+      }
       const change: PolicyChange = {
         event_type: type,
         details: { principal, ...r.details, changed: r.changed, store_version_before: before, store_version_after: after, policy_digest: this.digest() },

@@ -132,6 +132,23 @@ test('the day window is the principal\'s: every lease counts against it, and it 
   for (let i = 0; i < 5; i++) assert.equal(b.debit('q1', 0, day1).ok, true);
 });
 
+test('what a debit says is left after it is what the windows hold once it committed, over every window and fractional costs', (t) => {
+  const { b } = budgetsOn(t, { toml: '[budgets.p]\ncalls_per_day = 400\ncost_per_day = 90\ncost_per_lease = 70\n[budgets.p.actions.a]\ncalls_per_lease = 300\ncost_per_day = 60\n' });
+  b.init(lease('s1'), { max_calls: 250, max_cost: 55 }, LATER);
+  b.init(lease('s2'), {}, LATER);
+  const costs = [0, 0.1, 0.2, 0.3, 1, 2.5, 0.7, 1e-9, 3.3];
+  let granted = 0;
+  for (let i = 0; i < 200; i++) {
+    const session = i % 3 ? 's1' : 's2';
+    const subject = { principal: 'p', session_id: session, action_id: i % 2 ? 'a' : 'b', lease_expires_at: Math.floor(LATER.getTime() / 1000) };
+    const r = b.debit(subject, costs[i % costs.length]);
+    if (!r.ok) continue;
+    granted++;
+    assert.deepEqual(r.after, b.snapshot(subject), `debit ${i}`);
+  }
+  assert.ok(granted > 50 && granted < 200, `both granted and refused debits were made (${granted} granted)`);
+});
+
 /** In a worker thread, on its own connection: one debit of `cost` from each session, in order; resolves how many were granted. */
 function debitInWorker(file, sessions, cost, toml = '') {
   const worker = new Worker(

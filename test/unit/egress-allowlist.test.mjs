@@ -173,6 +173,11 @@ test('normalizeConnectHost: the table', () => {
     ['a.com:443', null],
   ];
   for (const [input, want] of T) assert.equal(normalizeConnectHost(input), want, JSON.stringify(input));
+  // Answers are remembered (a bounded table): asked again, and again after more names than it keeps, the same.
+  for (const [input, want] of T) assert.equal(normalizeConnectHost(input), want, `${JSON.stringify(input)}, asked again`);
+  for (let i = 0; i < 3000; i++) assert.equal(normalizeConnectHost(`h${i}.0x${i}`), null);
+  for (let i = 0; i < 3000; i++) assert.equal(normalizeConnectHost(`Host${i}.Example.COM`), `host${i}.example.com`);
+  for (const [input, want] of T) assert.equal(normalizeConnectHost(input), want, `${JSON.stringify(input)}, asked after 6000 others`);
 });
 
 test('isLiteralIp: the table', () => {
