@@ -48,6 +48,8 @@ export class HostIo {
     private readonly signal: AbortSignal,
     private readonly call?: CallHosts,
     private readonly durable: Promise<void> = Promise.resolve(),
+    /** Settles once the gate is done with the call (its receipt written): the runtime makes its next instance then. */
+    readonly settled?: Promise<void>,
   ) {}
 
   /**

@@ -66,7 +66,7 @@ class WasmProvider implements Provider {
 
   async execute(task: RunTask, io: HostIo, signal: AbortSignal, m: ActionManifest): Promise<ProviderOutput> {
     const input = this.builtin === 'fs' ? { op: fsOperation(m), request: task.request } : task;
-    const r = await this.runtime.run(this.digest, input, runLimits(m), io.hosts(), signal);
+    const r = await this.runtime.run(this.digest, input, runLimits(m), io.hosts(), signal, io.settled);
     return {
       ok: r.ok,
       ...(r.output !== undefined ? { output: r.output } : {}),

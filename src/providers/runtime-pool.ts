@@ -7,7 +7,7 @@
 // refused runs cannot crowd out the calls that go on.
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import type { HostBridge } from './runtime-bridge.js';
-import type { DoneMessage, HostMessage, LogMessage, RunMessage } from './runtime-protocol.js';
+import type { DoneMessage, HostMessage, LogMessage, RunMessage, SpareMessage } from './runtime-protocol.js';
 import { refusal, type RunResult } from './runtime-types.js';
 
 export interface Job {
@@ -16,6 +16,12 @@ export interface Job {
   bridge: HostBridge;
   timeoutMs: number;
   signal?: AbortSignal;
+  /**
+   * Settles when the caller is done with the call's outcome (the gate: its
+   * receipt committed): only then does the worker make the next call's
+   * instance, off the CPU the answer's way back needs. Without it, at once.
+   */
+  spareAfter?: Promise<unknown>;
 }
 
 export type Outcome = { done: DoneMessage } | { result: RunResult };
@@ -123,6 +129,12 @@ export class WorkerPool {
         if (m.type === 'done') {
           // After a trap the worker is replaced, though the instance is gone anyway.
           finish({ done: m }, m.ok || m.failure_class === 'provider_error' || m.failure_class === 'response_too_large');
+          // A worker another call has taken meanwhile makes that call's instance itself.
+          const spare = (): void => {
+            if (this.idle.includes(w)) w.worker.postMessage({ type: 'spare' } satisfies SpareMessage);
+          };
+          if (job.spareAfter) job.spareAfter.then(spare, spare);
+          else spare();
           return;
         }
         void job.bridge.handle(m).then((answer) => {

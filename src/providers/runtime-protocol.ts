@@ -51,6 +51,15 @@ export interface RunMessage {
   memory_bytes: number;
 }
 
+/**
+ * Main → worker: the caller is done with the call that ran last (its evidence
+ * written): make the next call's instance now. Until then the worker leaves
+ * the CPU to the work on the call's answer.
+ */
+export interface SpareMessage {
+  type: 'spare';
+}
+
 /** Worker → main: a host call; the worker blocks until the answer is on its port. */
 export interface HostMessage {
   type: 'host';

@@ -9,7 +9,7 @@
 // instances are kept ready (SPARE_MAX_BYTES of linear memory), and one that
 // calls a host import while no call runs is discarded.
 import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
-import type { DoneMessage, HostAnswer, HostMessage, LogMessage, RunMessage } from './runtime-protocol.js';
+import type { DoneMessage, HostAnswer, HostMessage, LogMessage, RunMessage, SpareMessage } from './runtime-protocol.js';
 import type { IoInterface } from './runtime-types.js';
 import { FUEL_FIELD, FUEL_MODULE } from './runtime-fuel-names.js';
 import { LogBudget } from './runtime-protocol.js';
@@ -237,11 +237,20 @@ async function run(msg: RunMessage): Promise<DoneMessage> {
   }
 }
 
-parentPort!.on('message', (msg: RunMessage) => {
+/** The call whose instance is worth making again, once the pool says so (SpareMessage). */
+let spareFor: RunMessage | undefined;
+
+parentPort!.on('message', (msg: RunMessage | SpareMessage) => {
+  if (msg.type === 'spare') {
+    const m = spareFor;
+    spareFor = undefined;
+    if (m) prepareSpare(m);
+    return;
+  }
+  spareFor = undefined; // a call came first: it makes its own instance
   void run(msg).then((d) => {
     parentPort!.postMessage(d);
     // After a failure the pool replaces this worker: no spare is worth making.
-    // Right after the answer is posted: the next run message is read only once this is done.
-    if ((d.ok || d.failure_class === 'provider_error') && lastMadeMs <= SPARE_MAX_MS) prepareSpare(msg);
+    if ((d.ok || d.failure_class === 'provider_error') && lastMadeMs <= SPARE_MAX_MS) spareFor = msg;
   });
 });

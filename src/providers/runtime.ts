@@ -85,7 +85,8 @@ export class ProviderRuntime {
     return [...(await entry).imports];
   }
 
-  async run(digest: string, task: unknown, limits: RunLimits, hosts: Hosts, signal?: AbortSignal): Promise<RunResult> {
+  /** spareAfter: see Job.spareAfter. */
+  async run(digest: string, task: unknown, limits: RunLimits, hosts: Hosts, signal?: AbortSignal, spareAfter?: Promise<unknown>): Promise<RunResult> {
     const entry = this.loaded.get(digest);
     if (!entry) return refusal('provider_untrusted', `no provider with digest ${digest} is loaded`);
     checkLimits(limits);
@@ -127,6 +128,7 @@ export class ProviderRuntime {
       bridge,
       timeoutMs: limits.timeout_seconds * 1000,
       ...(signal ? { signal } : {}),
+      ...(spareAfter ? { spareAfter } : {}),
     });
     if ('result' in outcome) return outcome.result;
     const d = outcome.done;

@@ -63,6 +63,27 @@ test('every call gets a fresh instance: a global set in one call is unset in the
   assert.ok(ahead.filter(Boolean).length >= 2, `instances made ahead: ${ahead}`);
 });
 
+test('the next instance is made once the caller is done with the call (spareAfter), never before', async (t) => {
+  const one = new ProviderRuntime({ cacheDir: join(dir, 'cache'), poolSize: 1 });
+  t.after(() => one.close());
+  await one.load(p.file, p.digest);
+  const settle = () => new Promise((r) => setTimeout(r, 150));
+  const call = async (spareAfter) => {
+    const r = await one.run(p.digest, { mode: 'g' }, LIMITS, hosts(), undefined, spareAfter);
+    assert.equal(r.ok, true, JSON.stringify(r));
+    await settle();
+    return r.timings.made_ahead;
+  };
+  await call(); // the first call makes its own; after it, one is made at once (no spareAfter)
+  assert.equal(await call(new Promise(() => {})), true, 'made ahead after a call without spareAfter');
+  // spareAfter never settles: the worker waits, and the next call makes its own.
+  let done;
+  assert.equal(await call(new Promise((r) => (done = r))), false, 'an instance was made before the caller was done');
+  done();
+  await settle();
+  assert.equal(await call(), true, 'no instance made once the caller was done');
+});
+
 test('an instance made ahead counts like one made in the call: the same fuel, and only for the same memory cap', async () => {
   const used = [];
   for (let i = 0; i < 3; i++) {

@@ -36,7 +36,11 @@ export async function startProvider(ctx: GateContext, x: Execution): Promise<voi
     release = (failure) => (failure ? reject(failure) : resolve());
   });
   landed.catch(() => undefined); // read by each I/O call
-  const io = new HostIo(ctx.transport, m.resource_limits.max_io_calls, abort.signal, hosts, landed);
+  // The run's end (its answer and receipt settled, or a refusal): the provider's worker may make its next instance.
+  let ended!: () => void;
+  const settled = new Promise<void>((resolve) => (ended = resolve));
+  x.onEnd.push(() => ended());
+  const io = new HostIo(ctx.transport, m.resource_limits.max_io_calls, abort.signal, hosts, landed, settled);
   // A component is hashed again and, the first time, compiled: not part of the call's time.
   const unready = unserved === undefined ? await provider.prepare?.() : undefined;
   const t0 = performance.now();
