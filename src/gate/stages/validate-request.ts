@@ -1,6 +1,6 @@
 // The request against the action's input schema, in RFC 8785 canonical
 // form within the action's size limit, and its request_hash.
-import { canonicalize, canonicalHash } from '../../crypto/jcs.js';
+import { canonicalize, sha256Hex } from '../../crypto/jcs.js';
 import type { GateContext } from '../context.js';
 import { GateError } from '../errors.js';
 import { need, type Execution } from '../execution.js';
@@ -23,7 +23,8 @@ export function validateRequest(ctx: GateContext, x: Execution): void {
   if (!v.ok) {
     throw new GateError('schema_violation', v.errors.map((e) => `${e.pointer || '/'}: ${e.message}`).join('; '), { errors: v.errors });
   }
-  x.requestHash = canonicalHash(body);
+  // canonicalHash(body), from the canonical form made above (the schema check changes nothing: no defaults, no coercion).
+  x.requestHash = `sha256:${sha256Hex(Buffer.from(canonical, 'utf8'))}`;
   // The event names the action's version, digest and trust only for a request
   // admitted this far: a refusal before it names the action id asked for.
   x.event.action = { action_id: m.action_id, action_version: m.version, action_digest: action.action_digest, action_trust_verdict: need(x, 'trust'), risk_level: m.risk_level };
