@@ -10,13 +10,13 @@
 // executes); those first executes after start are shown apart.
 import { spawn } from 'node:child_process';
 import http from 'node:http';
-import { closeSync, fdatasync, fsyncSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
-import { promisify } from 'node:util';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createDpopKey, makeProof } from '../dist/gate/auth/client.js';
 import { CedarEngine } from '../dist/policy/cedar.js';
+import { SyncProbe } from './sync-probe.mjs';
 
 const N = Number(process.env.BENCH_GATE_N ?? 600);
 const WARMUP = Number(process.env.BENCH_GATE_WARMUP ?? 1000);
@@ -40,28 +40,19 @@ const fmt = (x) => `${x.toFixed(3)} ms`;
 
 /**
  * This machine's floor for one execute, probed between blocks of executes so
- * that both see the same load: two fdatasyncs, each after a 32 KiB write
- * (about an execute's WAL frames; the intent before dispatch, the receipt
- * before the answer) cycling through a preallocated 16 MiB, as the ledger's
- * WAL does, and one bare node:http POST round trip over a Unix socket (a child
- * process answers). Each sample is one such triple, summed.
+ * that both see the same load: two fdatasyncs (bench/sync-probe.mjs) and one
+ * bare node:http POST round trip over a Unix socket (a child process
+ * answers). Each sample is one such triple, summed.
  */
-const WAL_BYTES = 16 * 1024 * 1024;
-
 class Floor {
   fs = [];
   rtt = [];
-  #fd;
+  #probe;
   #child;
   #sock;
-  #sync = promisify(fdatasync);
-  #buf = Buffer.alloc(32 * 1024, 1);
-  #pos = 0;
 
   constructor(dir) {
-    this.#fd = openSync(path.join(dir, 'fsync-probe'), 'w');
-    for (let i = 0; i < WAL_BYTES; i += this.#buf.length) writeSync(this.#fd, this.#buf);
-    fsyncSync(this.#fd);
+    this.#probe = new SyncProbe(dir);
     this.#sock = path.join(dir, 'echo.sock');
     this.#child = spawn(process.execPath, ['-e', `require('node:http').createServer((q, r) => { q.resume(); q.on('end', () => { r.setHeader('content-type', 'application/json'); r.end('{"ok":true}'); }); }).listen(${JSON.stringify(this.#sock)}, () => console.log('up'))`], { stdio: ['ignore', 'pipe', 'inherit'] });
   }
@@ -71,17 +62,9 @@ class Floor {
     for (let i = 0; i < 100; i++) await req(this.#sock, 'POST', '/x', { n: 1 }); // warm-up
   }
 
-  async #fsync() {
-    writeSync(this.#fd, this.#buf, 0, this.#buf.length, this.#pos);
-    this.#pos = (this.#pos + this.#buf.length) % WAL_BYTES;
-    const t0 = performance.now();
-    await this.#sync(this.#fd);
-    return performance.now() - t0;
-  }
-
   async probe(n) {
     for (let i = 0; i < n; i++) {
-      this.fs.push(await this.#fsync(), await this.#fsync());
+      this.fs.push(await this.#probe.once(), await this.#probe.once());
       const t0 = performance.now();
       await req(this.#sock, 'POST', '/x', { n: 1 });
       this.rtt.push(performance.now() - t0);
@@ -94,7 +77,7 @@ class Floor {
   }
 
   close() {
-    closeSync(this.#fd);
+    this.#probe.close();
     this.#child.kill();
   }
 }
