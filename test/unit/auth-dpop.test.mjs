@@ -3,6 +3,7 @@
 // legitimate request must pass (so no test can pass by breaking everything).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { SignJWT, compactVerify, exportJWK, generateKeyPair, decodeJwt } from 'jose';
 import {
@@ -17,6 +18,7 @@ import {
   normalizeHtu,
   verifyRequest,
 } from '../../dist/gate/auth/index.js';
+import { verifyProof } from '../../dist/gate/auth/dpop.js';
 import { KeyStore } from '../../dist/keys/store.js';
 import { verifyEd25519 } from '../../dist/keys/ed25519.js';
 import { openDb } from '../../dist/ledger/db.js';
@@ -526,4 +528,30 @@ test('proof JWS edge cases: crit, b64, DER signatures, bad time claims, a tamper
   await rejectsWith(s.verify(own, forged), 'invalid_dpop', /signature verification failed/);
   const arrayPayload = `${b64(header)}.${Buffer.from('[1]').toString('base64url')}`;
   await rejectsWith(s.verify(own, `${arrayPayload}.${p1363(arrayPayload)}`), 'invalid_dpop', /not a JSON object/);
+});
+
+test('createDpopKey: WebCrypto will not export its private key; proofs by it and by any other key verify, and no runtime warning is emitted (Node 24 deprecates KeyObject.from of a non-extractable key)', async () => {
+  const key = await createDpopKey();
+  assert.equal(key.privateKey.extractable, false);
+  await assert.rejects(crypto.subtle.exportKey('pkcs8', key.privateKey));
+  const url = 'https://gate.test/v1/actions/a/execute';
+  const now = Math.floor(Date.now() / 1000);
+  const check = async (k, jwk) => {
+    const proof = await makeProof({ key: k, jwk, method: 'POST', url, leaseJwt: 'lease.jwt.x' });
+    const v = await verifyProof({ proof, method: 'POST', url, leaseJwt: 'lease.jwt.x', jkt: await dpopThumbprint(jwk), now });
+    assert.equal(typeof v.jti, 'string');
+  };
+  await check(key.privateKey, key.jwk);
+  // A key made elsewhere: non-extractable (signed through WebCrypto) and extractable (signed at once).
+  for (const extractable of [false, true]) {
+    const other = await crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, extractable, ['sign', 'verify']);
+    const j = await crypto.subtle.exportKey('jwk', other.publicKey);
+    await check(other.privateKey, { kty: 'EC', crv: 'P-256', x: j.x, y: j.y });
+  }
+  // A process's first use, where Node prints a deprecation (once per process): nothing on stderr.
+  const client = new URL('../../dist/gate/auth/client.js', import.meta.url).href;
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', `import { createDpopKey, makeProof } from ${JSON.stringify(client)}; const k = await createDpopKey(); await makeProof({ key: k, method: 'POST', url: 'https://gate.test/x' }); await new Promise((r) => setImmediate(r)); console.log('signed');`], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout, 'signed\n');
+  assert.equal(r.stderr, '', 'a warning was printed');
 });

@@ -5,8 +5,8 @@
 // libuv thread pool: a proof is on every request's path, and the pool's
 // hand-off costs more than the signature. Any other key or algorithm goes
 // through jose.
-import { KeyObject, randomUUID, sign } from 'node:crypto';
-import { SignJWT, exportJWK, generateKeyPair, type JWK } from 'jose';
+import { KeyObject, generateKeyPairSync, randomUUID, sign, webcrypto } from 'node:crypto';
+import { SignJWT, type JWK } from 'jose';
 import { accessTokenHash } from './dpop.js';
 import type { DpopPublicJwk } from './jwk.js';
 
@@ -19,10 +19,22 @@ export interface DpopKey {
   alg: 'ES256';
 }
 
-/** A fresh ES256 (P-256) DPoP key pair. */
+const P256 = { name: 'ECDSA', namedCurve: 'P-256' } as const;
+
+/**
+ * A fresh ES256 (P-256) DPoP key pair. Made with node:crypto, whose private
+ * KeyObject is kept here to sign with (es256Signers); what the caller gets is
+ * a CryptoKey of it that WebCrypto will not export. (Node 24 deprecates
+ * turning a non-extractable CryptoKey into a KeyObject, DEP0204.)
+ */
 export async function createDpopKey(): Promise<DpopKey> {
-  const { privateKey, publicKey } = await generateKeyPair('ES256');
-  const j = await exportJWK(publicKey);
+  const pair = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const pkcs8 = pair.privateKey.export({ format: 'der', type: 'pkcs8' });
+  const privateKey = await webcrypto.subtle.importKey('pkcs8', pkcs8, P256, false, ['sign']);
+  pkcs8.fill(0);
+  const publicKey = await webcrypto.subtle.importKey('spki', pair.publicKey.export({ format: 'der', type: 'spki' }), P256, true, ['verify']);
+  es256Signers.set(privateKey, pair.privateKey);
+  const j = pair.publicKey.export({ format: 'jwk' });
   return { privateKey, publicKey, jwk: { kty: 'EC', crv: 'P-256', x: j.x!, y: j.y! }, alg: 'ES256' };
 }
 
@@ -70,15 +82,19 @@ export async function makeProof(input: MakeProofInput): Promise<string> {
 
 const b64url = (s: string) => Buffer.from(s, 'utf8').toString('base64url');
 
-/** The KeyObject of each CryptoKey signed with so far (the CryptoKey stays as made: not extractable through WebCrypto). */
+/** The KeyObject of each CryptoKey signed with so far: made with it (createDpopKey), or an extractable key's own. The CryptoKey stays as it was. */
 const es256Signers = new WeakMap<CryptoKey, KeyObject>();
 
-/** The key to sign ES256 with synchronously: a private ECDSA P-256 key allowed to sign; undefined for any other (jose checks and refuses it). */
+/**
+ * The key to sign ES256 with synchronously: a private ECDSA P-256 key allowed
+ * to sign, made by createDpopKey or extractable; undefined for any other
+ * (jose signs it through WebCrypto, or checks and refuses it).
+ */
 function es256Signer(key: CryptoKey): KeyObject | undefined {
   let k = es256Signers.get(key);
   if (k) return k;
   const a = key.algorithm as EcKeyAlgorithm;
-  if (key.type !== 'private' || a.name !== 'ECDSA' || a.namedCurve !== 'P-256' || !key.usages.includes('sign')) return undefined;
+  if (!key.extractable || key.type !== 'private' || a.name !== 'ECDSA' || a.namedCurve !== 'P-256' || !key.usages.includes('sign')) return undefined;
   k = KeyObject.from(key);
   es256Signers.set(key, k);
   return k;
