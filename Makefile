@@ -57,8 +57,9 @@ bench-egress: setup
 	node bench/egress.mjs
 
 # One MCP tools/call end to end (client -> latchgate-mcp -> gate -> http_api) against the request made directly.
+# NODE=22 or 24: on that Node (its package fetched into .cache/, as test-node-matrix does).
 bench-mcp: setup
-	node bench/mcp.mjs
+	$(if $(NODE),node scripts/node-matrix.mjs run $(NODE) bench/mcp.mjs,node bench/mcp.mjs)
 
 # Append throughput with the Merkle tree against without, then proof times at 10^6 events.
 bench-ledger: build

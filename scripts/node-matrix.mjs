@@ -9,6 +9,9 @@
 //
 //   node scripts/node-matrix.mjs prepare <major>...       fetch Node, make the dependencies (the slow part)
 //   node scripts/node-matrix.mjs test [--ci] <major>...   prepare, copy the project, then run the tests
+//   node scripts/node-matrix.mjs run <major> <script> [args...]
+//                                                        prepare, copy the project, then run one script there
+//                                                        with that Node (a benchmark: `make bench-mcp NODE=24`)
 //
 // test: the whole suite, with the addon built from source by that Node (it
 // must build everywhere). --ci: the tests in CI_TESTS, with the addon the
@@ -153,10 +156,19 @@ export function runTests(node, tree, files) {
 
 function main(argv) {
   const [command, ...rest] = argv;
+  if (command === 'run') {
+    const [major, script, ...args] = rest;
+    if (!major || !script) throw new Error('usage: node scripts/node-matrix.mjs run <major> <script> [args...]');
+    const node = fetchNode(major);
+    const tree = copyProject(node, 'prebuilt');
+    const r = spawnSync(node.node, [script, ...args], { cwd: tree, env: withNode(node), stdio: 'inherit' });
+    process.exitCode = r.status ?? 1;
+    return;
+  }
   const ci = rest.includes('--ci');
   const majors = rest.filter((a) => a !== '--ci');
   if (!['prepare', 'test'].includes(command) || majors.length === 0) {
-    throw new Error('usage: node scripts/node-matrix.mjs prepare <major>... | test [--ci] <major>...');
+    throw new Error('usage: node scripts/node-matrix.mjs prepare <major>... | test [--ci] <major>... | run <major> <script> [args...]');
   }
   const failed = [];
   for (const major of majors) {
