@@ -112,8 +112,8 @@ function namesDns(san: string | undefined): san is string {
  * only the leaf's subjectaltname and, where that names no DNS name, its
  * subject. So it gets the subjectaltname string of the leaf (X509Certificate,
  * the same string getPeerCertificate gives) when that names a DNS name, and
- * the leaf as getPeerCertificate(false) gives it (toLegacyObject) otherwise. Nothing else asks
- * these sockets for their certificate.
+ * the leaf as getPeerCertificate(false) gives it (toLegacyObject) otherwise.
+ * Nothing else asks these sockets for their certificate.
  */
 function checkedByLeaf(socket: tls.TLSSocket): tls.TLSSocket {
   socket.getPeerCertificate = function leafCertificate(this: tls.TLSSocket) {

@@ -3,8 +3,8 @@
 // forwarded to the main thread: post the call, block on Atomics.wait until the
 // main thread has put the answer on the answer port.
 //
-// Once a call has ended, the worker makes the next call's instance while it
-// is idle: a fresh instance of the same code, memory cap and imports, used by
+// Once a call has ended and the pool says its caller is done with it
+// (SpareMessage), the worker makes the next call's instance: a fresh instance of the same code, memory cap and imports, used by
 // at most one call and thrown away if the next call differs. Only small
 // instances are kept ready (SPARE_MAX_BYTES of linear memory), and one that
 // calls a host import while no call runs is discarded.
