@@ -191,6 +191,26 @@ test('sign/verify: right kid verifies; wrong kid, wrong kind, unknown kid, alter
   assert.equal(ks.verify('checkpoint', cp.kid, msg, cp.signature), true, 'the checkpoint key signs and verifies like the others');
 });
 
+test("a store's own signatures (remembered, so verifying them again is cheap) verify only over the bytes, kind and kid they were made with", (t) => {
+  const ks = new KeyStore(tempDir(t));
+  const bytes = Buffer.from('a grant, as JCS');
+  const { kid, signature } = ks.sign('grant', bytes);
+  const original = Buffer.from(bytes);
+  bytes[0] ^= 1; // the caller's buffer changed after signing: the store kept a copy
+  assert.equal(ks.verify('grant', kid, bytes, signature), false, 'the bytes as changed');
+  assert.equal(ks.verify('grant', kid, original, signature), true, 'the bytes signed');
+  assert.equal(ks.verify('grant', kid, original.subarray(1), signature), false, 'a part of them');
+  assert.equal(ks.verify('receipt', kid, original, signature), false, 'another kind');
+  assert.equal(ks.verify('grant', ks.current('receipt').kid, original, signature), false, 'another kid');
+  const rotated = ks.rotate('grant');
+  assert.equal(ks.verify('grant', rotated.kid, original, signature), false, 'the new key of the kind');
+  assert.equal(ks.verify('grant', kid, original, signature, { signedAt: Date.now() + 60_000 }), false, 'made after the key retired (keyAt still decides)');
+  // Past the ones remembered, the same answers come from the signature itself.
+  for (let i = 0; i < 100; i++) ks.sign('grant', Buffer.from(`other ${i}`));
+  assert.equal(ks.verify('grant', kid, original, signature, { signedAt: 0 }), true);
+  assert.equal(ks.verify('grant', kid, bytes, signature, { signedAt: 0 }), false);
+});
+
 test('rotation: a new kid, every earlier one kept (retired_at) so its signatures verify, also from another store', (t) => {
   const dir = tempDir(t);
   const ks = new KeyStore(dir);
