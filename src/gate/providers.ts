@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import type { FsEvidence } from '../providers/host-fs.js';
 import { HostIoError } from '../providers/host-error.js';
 import type { HttpEvidence } from '../providers/host-http.js';
-import type { FailureClass, Hosts } from '../providers/runtime-types.js';
+import type { FailureClass, Hosts, HttpRequest } from '../providers/runtime-types.js';
 import type { CallHosts, ProviderLogLine } from './provider-hosts.js';
 import type { ActionManifest } from './types.js';
 
@@ -86,9 +86,17 @@ export class HostIo {
       await this.ready();
       return f(...a);
     };
-    const fs = c.fs;
+    const { http, fs } = c;
     return {
-      ...(c.http ? { http: count(c.http) } : {}),
+      // The HTTP host checks a request while the intent is made durable, and sends it only after (mayGo).
+      ...(http
+        ? {
+            http: async (req: HttpRequest) => {
+              this.calls++;
+              return http(req, () => this.ready());
+            },
+          }
+        : {}),
       ...(fs
         ? { fs: { read: count((p) => fs.read(p)), write: count((p, d, m) => fs.write(p, d, m)), delete: count((p) => fs.delete(p)), list: count((p) => fs.list(p)), stat: count((p) => fs.stat(p)) } }
         : {}),

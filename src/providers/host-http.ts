@@ -259,7 +259,8 @@ export function createHttpHost(opts: HttpHostOptions): RecordingHttpHost {
     return a.socket;
   }
 
-  async function call(req: HttpRequest, ev: HttpEvidence, deadline: number): Promise<HttpResponse> {
+  /** The request checked and its secrets filled: nothing leaves the gate here (no lookup, no byte sent). */
+  async function prepare(req: HttpRequest, ev: HttpEvidence) {
     const method = typeof req?.method === 'string' ? req.method.toUpperCase() : '';
     ev.method = method;
     if (!o.methods.has(method)) {
@@ -284,7 +285,11 @@ export function createHttpHost(opts: HttpHostOptions): RecordingHttpHost {
       throw new HostIoError('secret_over_plain_http', `a secret is sent only over https://, not to ${target.url}`);
     }
     const redactWith = await redactorsFor(opts.secrets, [...filled.values, ...filledBody.values]);
+    return { method, target, filled, filledBody, redactWith };
+  }
 
+  async function send(p: Awaited<ReturnType<typeof prepare>>, ev: HttpEvidence, deadline: number): Promise<HttpResponse> {
+    const { method, target, filled, filledBody, redactWith } = p;
     const proxy = proxyFor(target);
     const lookupMs = Math.max(1, deadline - Date.now());
     const r = await resolveAndCheck(target.host, target.port, { pinned: o.pins, timeoutMs: proxy ? Math.min(PROXY_LOOKUP_MS, lookupMs) : lookupMs, ...(opts.lookup ? { lookup: opts.lookup } : {}) });
@@ -325,8 +330,7 @@ export function createHttpHost(opts: HttpHostOptions): RecordingHttpHost {
     return { status: raw.status, headers: clean.headers, body: new Uint8Array(clean.body.buffer, clean.body.byteOffset, clean.body.byteLength) };
   }
 
-  const host = async (req: HttpRequest): Promise<HttpResponse> => {
-    const started = Date.now();
+  const host = async (req: HttpRequest, mayGo?: () => Promise<void>): Promise<HttpResponse> => {
     const ev: HttpEvidence = {
       kind: 'http',
       method: '',
@@ -339,8 +343,14 @@ export function createHttpHost(opts: HttpHostOptions): RecordingHttpHost {
       duration_ms: 0,
       redactions: 0,
     };
+    // The checks and the secrets while the caller's intent is still being made durable (mayGo);
+    // their refusal, like the request itself, only once it is: an I/O call is answered after that.
+    const prepared = prepare(req, ev);
+    prepared.catch(() => undefined);
+    if (mayGo) await mayGo(); // a refusal here (the call ended first) is no request: nothing recorded
+    const started = Date.now();
     try {
-      return await call(req, ev, started + o.timeoutMs);
+      return await send(await prepared, ev, started + o.timeoutMs);
     } catch (e) {
       const err = e instanceof HostIoError ? e : new HostIoError('internal_error', `the HTTP host failed unexpectedly (${(e as Error)?.name ?? typeof e})`);
       ev.error = err.code;

@@ -39,7 +39,12 @@ export interface HttpResponse {
   body: Uint8Array;
 }
 
-export type HttpHost = (req: HttpRequest) => Promise<HttpResponse>;
+/**
+ * mayGo, when given, settles once the request may leave the gate (the call's
+ * intent is durable) and rejects when it may not: the host checks the
+ * request meanwhile and sends nothing before.
+ */
+export type HttpHost = (req: HttpRequest, mayGo?: () => Promise<void>) => Promise<HttpResponse>;
 
 export interface FsHost {
   read(path: string): Promise<Uint8Array>;

@@ -481,6 +481,58 @@ test('legitimate: a connection opened ahead carries nothing until the request, w
   host.close();
 });
 
+test('a request is checked and its secrets filled while the intent is made durable (mayGo), and sent, answered or recorded only after; refused there, nothing at all', { skip }, async () => {
+  const asked = [];
+  const env$ = new EnvSecretSource(env);
+  const secrets = { get: (n) => (asked.push(n), env$.get(n)), redactionValues: () => env$.redactionValues() };
+  const req = { method: 'GET', url: 'https://api.example.test/echo', headers: [['Authorization', 'Bearer {{secret:API_TOKEN}}']] };
+  const { host } = makeHost({ template: req, opts: { secrets } });
+  const gate = () => {
+    let open;
+    const landed = new Promise((r) => (open = r));
+    return { mayGo: () => landed, open };
+  };
+  const settledLater = (p) => {
+    const s = { done: false };
+    p.then(() => (s.done = true), () => (s.done = true));
+    return s;
+  };
+
+  const first = gate();
+  const sending = host(req, first.mayGo);
+  const sent = settledLater(sending);
+  await until(() => asked.includes('API_TOKEN'), 'the secret was not filled while the intent was made durable');
+  await new Promise((r) => setTimeout(r, 50));
+  assertNothingSent();
+  assert.equal(sent.done, false, 'answered before the intent was durable');
+  assert.equal(host.evidence.length, 0);
+  first.open();
+  const r = await sending;
+  assert.equal(r.status, 200);
+  assert.equal(seen.length, 1);
+  assert.equal(seen[0].headers.authorization, `Bearer ${SECRET}`);
+  assert.equal(host.evidence.length, 1);
+
+  // A refusal of the checks is the provider's answer too: given only once the call may go on.
+  const second = gate();
+  const refusing = host({ method: 'DELETE', url: 'https://api.example.test/echo', headers: [] }, second.mayGo);
+  const refusal = settledLater(refusing);
+  await new Promise((r) => setTimeout(r, 50));
+  assert.equal(refusal.done, false, 'refused before the intent was durable');
+  second.open();
+  await refused(refusing, 'method_not_allowed');
+  assert.equal(host.evidence.length, 2);
+  assert.equal(host.evidence[1].error, 'method_not_allowed');
+
+  // The call ended before its intent stood: mayGo's refusal is the answer; nothing sent, nothing recorded.
+  const ended = new HostIoError('call_ended', 'the call ended before this I/O call could be made');
+  await assert.rejects(host(req, () => Promise.reject(ended)), (e) => e === ended);
+  await assert.rejects(host({ method: 'DELETE', url: req.url, headers: [] }, () => Promise.reject(ended)), (e) => e === ended);
+  assert.equal(seen.length, 1);
+  assert.equal(upstreamConnections, 1);
+  assert.equal(host.evidence.length, 2);
+});
+
 test('attack: opening ahead applies every check a request gets: a URL that would be refused opens nothing', { skip }, async () => {
   const lookup = tableLookup({ 'loop.public.test': ['127.0.0.1'], 'meta.public.test': ['169.254.169.254'] });
   const { host } = makeHost({ lookup });
