@@ -64,6 +64,10 @@ export class HostIo {
   /** Waits for the intent to be durable; throws if it failed or the call ended meanwhile. */
   private async ready(): Promise<void> {
     await this.durable;
+    this.refuseIfEnded();
+  }
+
+  private refuseIfEnded(): void {
     if (this.ended || this.signal.aborted) throw new HostIoError('call_ended', 'the call ended (timed out, failed or was aborted) before this I/O call could be made; nothing was done');
   }
 
@@ -93,6 +97,8 @@ export class HostIo {
         ? {
             http: async (req: HttpRequest) => {
               this.calls++;
+              // A call that has ended gets nothing done, not even its request checked or its secrets read.
+              this.refuseIfEnded();
               return http(req, () => this.ready());
             },
           }

@@ -113,7 +113,9 @@ export class KeyStore {
    * bytes signed. A kid is its key's thumbprint and Ed25519 is
    * deterministic, so verifying one of them over the same bytes by the same
    * kid needs no curve arithmetic (about 0.13 ms: a grant is verified as it
-   * is committed, right after it was signed). keyAt's checks still run.
+   * is committed, right after it was signed). keyAt's checks still run. What
+   * this gives up: a signature the signing itself got wrong (a hardware
+   * fault) passes that check unnoticed; any other verifier still refuses it.
    */
   private readonly ownSignatures = new Map<string, { kind: KeyKind; kid: string; bytes: Buffer }>();
 
@@ -265,7 +267,7 @@ export class KeyStore {
     const pub = this.publicKey(kind, kid, when?.signedAt ?? NaN);
     if (pub === undefined) return false;
     const own = this.ownSignatures.get(sigHex);
-    if (own !== undefined && own.kind === kind && own.kid === kid && own.bytes.equals(bytes)) return true;
+    if (own !== undefined && own.kind === kind && own.kid === kid && bytes instanceof Uint8Array && own.bytes.equals(bytes)) return true;
     return verifyEd25519(pub, bytes, Buffer.from(sigHex, 'hex'));
   }
 

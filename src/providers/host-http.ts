@@ -119,7 +119,7 @@ export interface RecordingHttpHost extends HttpHost {
    * will be: at once for a pinned name, after the lookup for another.
    */
   preconnect(url: string): Promise<void>;
-  /** Closes a connection opened ahead and never taken. */
+  /** The call has ended: closes a connection opened ahead and never taken, cuts an exchange under way, refuses any request after. */
   close(): void;
 }
 
@@ -228,7 +228,8 @@ export function createHttpHost(opts: HttpHostOptions): RecordingHttpHost {
 
   /** The connection opened ahead, until a request takes it or the host is closed. */
   let ahead: { key: string; socket: net.Socket } | undefined;
-  let closed = false;
+  /** Aborted by close(), the call's end: nothing is opened or sent after, and an exchange under way is cut. */
+  const ending = new AbortController();
 
   /** The upstream proxy a request to target goes through, or null (none configured, or no_proxy names it). */
   function proxyFor(target: HttpTarget): UpstreamProxy | null {
@@ -240,7 +241,7 @@ export function createHttpHost(opts: HttpHostOptions): RecordingHttpHost {
     const target = parseHttpTarget(url, rules);
     if (proxyFor(target)) return; // a tunnel is opened by the request itself
     const r = await resolveAndCheck(target.host, target.port, { pinned: o.pins, timeoutMs: Math.max(1, deadline - Date.now()), ...(opts.lookup ? { lookup: opts.lookup } : {}) });
-    if (!r.ok || closed || ahead) return;
+    if (!r.ok || ending.signal.aborted || ahead) return;
     const c = { target, address: r.address, port: r.port, family: r.family, secureContext: o.secureContext };
     const socket = openConnection(c);
     socket.on('error', () => socket.destroy()); // the request that takes it opens its own instead (below)
@@ -284,12 +285,12 @@ export function createHttpHost(opts: HttpHostOptions): RecordingHttpHost {
     if (filled.values.length + filledBody.values.length > 0 && target.scheme !== 'https') {
       throw new HostIoError('secret_over_plain_http', `a secret is sent only over https://, not to ${target.url}`);
     }
-    const redactWith = await redactorsFor(opts.secrets, [...filled.values, ...filledBody.values]);
-    return { method, target, filled, filledBody, redactWith };
+    return { method, target, filled, filledBody };
   }
 
   async function send(p: Awaited<ReturnType<typeof prepare>>, ev: HttpEvidence, deadline: number): Promise<HttpResponse> {
-    const { method, target, filled, filledBody, redactWith } = p;
+    const { method, target, filled, filledBody } = p;
+    if (ending.signal.aborted) throw new HostIoError('call_ended', 'the call ended before this request could be made; nothing was done');
     const proxy = proxyFor(target);
     const lookupMs = Math.max(1, deadline - Date.now());
     const r = await resolveAndCheck(target.host, target.port, { pinned: o.pins, timeoutMs: proxy ? Math.min(PROXY_LOOKUP_MS, lookupMs) : lookupMs, ...(opts.lookup ? { lookup: opts.lookup } : {}) });
@@ -318,7 +319,9 @@ export function createHttpHost(opts: HttpHostOptions): RecordingHttpHost {
       maxResponseBytes: o.maxResponseBytes,
       secureContext: o.secureContext,
     };
-    const raw = await exchange(x, proxy ? undefined : takeAhead(connectionKey(x)));
+    // What to redact as the request goes: every value current now, and the ones this request carries.
+    const redactWith = await redactorsFor(opts.secrets, [...filled.values, ...filledBody.values]);
+    const raw = await exchange({ ...x, signal: ending.signal }, proxy ? undefined : takeAhead(connectionKey(x)));
     if (raw.status === 206 && o.declared.size > 0) {
       ev.status = raw.status;
       throw new HostIoError('range_not_allowed', 'the upstream answered with part of a resource (206) to an action with secrets; the response is not handed back');
@@ -343,11 +346,15 @@ export function createHttpHost(opts: HttpHostOptions): RecordingHttpHost {
       duration_ms: 0,
       redactions: 0,
     };
-    // The checks and the secrets while the caller's intent is still being made durable (mayGo);
-    // their refusal, like the request itself, only once it is: an I/O call is answered after that.
+    // The checks and the secrets while the caller's intent is still being made durable; their
+    // refusal, like the request itself, only once mayGo says the call may go on, asked once they are
+    // done (a call that ended meanwhile sends nothing). A refusal of mayGo is no request: nothing recorded.
     const prepared = prepare(req, ev);
-    prepared.catch(() => undefined);
-    if (mayGo) await mayGo(); // a refusal here (the call ended first) is no request: nothing recorded
+    await prepared.then(
+      () => undefined,
+      () => undefined,
+    );
+    if (mayGo) await mayGo();
     const started = Date.now();
     try {
       return await send(await prepared, ev, started + o.timeoutMs);
@@ -367,7 +374,7 @@ export function createHttpHost(opts: HttpHostOptions): RecordingHttpHost {
       return preconnect(url, Date.now() + o.timeoutMs).catch(() => undefined);
     },
     close() {
-      closed = true;
+      ending.abort();
       ahead?.socket.destroy();
       ahead = undefined;
     },

@@ -32,6 +32,8 @@ export interface Exchange {
   secureContext: tls.SecureContext;
   /** Set when the exchange goes through the upstream proxy (via), which is asked to CONNECT to host:port. */
   proxy?: { via: UpstreamProxy; host: string; port: number };
+  /** Aborted when the call this exchange belongs to has ended: whatever is still under way is cut. */
+  signal?: AbortSignal;
 }
 
 export interface RawResponse {
@@ -145,8 +147,15 @@ export const connectionKey = (c: ConnectionTarget): string => `${c.target.scheme
 export function exchange(x: Exchange, socket?: net.Socket): Promise<RawResponse> {
   const where = x.target.hostHeader;
   return new Promise<RawResponse>((resolve, reject) => {
+    const ended = () => new HostIoError('call_ended', `the call ended before ${where} answered; the exchange was cut`);
+    // Nothing is opened or written for a call that has ended.
+    if (x.signal?.aborted) {
+      socket?.destroy();
+      return reject(ended());
+    }
     let settled = false;
     let res: http.IncomingMessage | undefined;
+    const cut = () => fail(ended());
     const options: http.RequestOptions = {
       method: x.method,
       path: x.target.path,
@@ -168,6 +177,7 @@ export function exchange(x: Exchange, socket?: net.Socket): Promise<RawResponse>
       if (settled) return;
       settled = true;
       clearTimeout(timer);
+      x.signal?.removeEventListener('abort', cut);
       res?.destroy();
       req.destroy();
       reject(e);
@@ -177,6 +187,7 @@ export function exchange(x: Exchange, socket?: net.Socket): Promise<RawResponse>
       Math.max(0, x.deadline - Date.now()),
     );
     req.on('error', (e: NodeJS.ErrnoException) => fail(failure(e, where)));
+    x.signal?.addEventListener('abort', cut, { once: true });
     req.on('response', (r) => {
       res = r;
       r.on('error', () => fail(new HostIoError('upstream_aborted', `${where} broke off the response`)));
@@ -204,6 +215,7 @@ export function exchange(x: Exchange, socket?: net.Socket): Promise<RawResponse>
         if (settled) return;
         settled = true;
         clearTimeout(timer);
+        x.signal?.removeEventListener('abort', cut);
         const headers: HeaderList = [];
         for (let i = 0; i + 1 < r.rawHeaders.length; i += 2) {
           const name = r.rawHeaders[i] as string;

@@ -158,7 +158,7 @@ test('an I/O call held for the intent is not done once its call has ended (timed
 });
 
 /** HostIo as dispatch makes it, over a real HTTP host for the upstream, with the intent's sync in the test's hands. */
-function heldHostIo() {
+function heldHostIo(secrets = new EnvSecretSource({}), template) {
   const http = createHttpHost({
     allowed_domains: ['api.github.com'],
     allowed_methods: ['GET'],
@@ -167,14 +167,55 @@ function heldHostIo() {
     timeout_ms: 30_000,
     max_response_bytes: 65536,
     max_request_bytes: 4096,
-    secrets: new EnvSecretSource({}),
-    declared_secrets: [],
+    secrets,
+    declared_secrets: template ? ['TOKEN'] : [],
+    ...(template ? { secret_template: template } : {}),
   });
   let land;
   const durable = new Promise((r) => (land = r));
   const io = new HostIo(undefined, 8, new AbortController().signal, { http, logs: [], log: () => undefined }, durable);
-  return { io, land: () => land() };
+  return { io, http, land: () => land() };
 }
+
+/** A secret source whose reads are counted and take `ms` each. */
+function slowSecrets(ms) {
+  const env = new EnvSecretSource({ LATCHGATE_SECRET_TOKEN: 'tok-held-0123456789' });
+  const s = { reads: 0, get: async (n) => (s.reads++, await sleep(ms), env.get(n)), redactionValues: () => env.redactionValues() };
+  return s;
+}
+
+test('a call that ended gets nothing done for a later I/O call, not even its secrets read; one that ends while its request is checked sends nothing', { skip }, async () => {
+  const req = { method: 'GET', url: 'https://api.github.com/held-secret', headers: [['Authorization', 'Bearer {{secret:TOKEN}}']] };
+  const template = { method: 'GET', url: req.url, headers: { Authorization: 'Bearer {{secret:TOKEN}}' } };
+  const sent = () => up.seen.filter((s) => s.url === '/held-secret').length;
+
+  const refused = slowSecrets(0);
+  const over = heldHostIo(refused, template);
+  over.io.end();
+  over.land();
+  await assert.rejects(over.io.hosts().http(req), (e) => e.code === 'call_ended');
+  assert.equal(refused.reads, 0, 'a secret was read for a call that had ended');
+
+  // The intent landed; the call ends (its timeout, say) while the request's secret is still being read.
+  const slow = slowSecrets(150);
+  const ending = heldHostIo(slow, template);
+  ending.land();
+  const late = ending.io.hosts().http(req);
+  late.catch(() => undefined);
+  await waitUntil(() => slow.reads === 1);
+  ending.io.end();
+  ending.http.close();
+  await assert.rejects(late, (e) => e.code === 'call_ended');
+  await sleep(100);
+  assert.equal(sent(), 0, 'the request reached the upstream after its call had ended');
+
+  // Legitimate: the same request in a call that goes on is sent with its secret.
+  const going = heldHostIo(slowSecrets(20), template);
+  going.land();
+  assert.equal((await going.io.hosts().http(req)).status, 200);
+  assert.equal(sent(), 1);
+  going.io.end();
+});
 
 test('an HTTP request held for the intent is not sent once its call has ended; one whose call still runs is', { skip }, async () => {
   const before = up.seen.length;

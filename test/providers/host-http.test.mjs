@@ -564,9 +564,9 @@ test('attack: a connection opened ahead serves only its own name and address; a 
   assert.equal(upstreamConnections, 2);
   assert.equal(seen.length, 0);
   host.close();
-  // Closed with the host: a request now connects afresh.
-  assert.equal((await host(get('https://api.example.test/echo'))).status, 200);
-  assert.equal(upstreamConnections, 3);
+  // Closed with the host (its call ended): a request now is refused, and connects nowhere.
+  await refused(host(get('https://api.example.test/echo')), 'call_ended');
+  assert.equal(upstreamConnections, 2);
 });
 
 test('attack: a connection opened ahead that fails TLS verification is not used; the request fails verification itself', { skip }, async () => {
@@ -602,6 +602,18 @@ test('attack: a slow upstream is cut at the call timeout', { skip, timeout: 60_0
   await slow.closed;
   assert.equal(host.evidence[0].error, 'timeout');
   assert.equal((await host(get('https://api.example.test/echo'))).status, 200);
+});
+
+test('attack: the call ends (close) while a response is still coming: the exchange is cut, and nothing is sent after', { skip, timeout: 60_000 }, async () => {
+  const { host } = makeHost();
+  const pending = host(get('https://api.example.test/slow'), async () => undefined);
+  await until(() => seen.some((s) => s.url === '/slow'), 'the slow request did not arrive');
+  host.close();
+  await refused(pending, 'call_ended');
+  await slow.closed;
+  assert.equal(host.evidence[0].error, 'call_ended');
+  await refused(host(get('https://api.example.test/echo'), async () => undefined), 'call_ended');
+  assert.equal(seen.length, 1, 'a request was sent after the call had ended');
 });
 
 test('attack: an oversized request body is refused', { skip }, async () => {
