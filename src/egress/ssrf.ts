@@ -293,7 +293,8 @@ export type ResolveResult =
   | { ok: true; address: string; family: 4 | 6; port: number; pinned: boolean }
   | { ok: false; reason: string; addresses: string[] };
 
-const defaultLookup: LookupFn = (hostname, options) => dnsPromises.lookup(hostname, options);
+/** The system resolver (getaddrinfo), as resolveAndCheck uses it when given no lookup. */
+export const defaultLookup: LookupFn = (hostname, options) => dnsPromises.lookup(hostname, options);
 
 /**
  * Resolves host once and checks every address it resolves to. A pinned name

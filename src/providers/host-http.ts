@@ -35,7 +35,7 @@ import tls from 'node:tls';
 import { LaunchError } from '../core/errors.js';
 import { HostAllowlist, normalizeConnectHost } from '../egress/allowlist.js';
 import { Redaction, type KeyMatcher } from '../egress/key-redaction.js';
-import { resolveAndCheck, type LookupFn, type Pin } from '../egress/ssrf.js';
+import { defaultLookup, resolveAndCheck, type LookupFn, type Pin } from '../egress/ssrf.js';
 import { extraCaCerts } from '../egress/trust-roots.js';
 import { PROXY_LOOKUP_MS, type UpstreamProxy } from '../egress/upstream-proxy.js';
 import { HostIoError } from './host-error.js';
@@ -228,8 +228,17 @@ export function createHttpHost(opts: HttpHostOptions): RecordingHttpHost {
 
   /** The connection opened ahead, until a request takes it or the host is closed. */
   let ahead: { key: string; socket: net.Socket } | undefined;
-  /** Aborted by close(), the call's end: nothing is opened or sent after, and an exchange under way is cut. */
+  /** Aborted by close(), the call's end: nothing is looked up, read, opened or sent after, and an exchange under way is cut. */
   const ending = new AbortController();
+  const goingOn = (): void => {
+    if (ending.signal.aborted) throw new HostIoError('call_ended', 'the call ended before this request could be made; nothing was done');
+  };
+  // The lookup and the secrets' reads refuse at the moment they would start, once the call has ended.
+  const lookup: LookupFn = async (name, lo) => (goingOn(), (opts.lookup ?? defaultLookup)(name, lo));
+  const liveSecrets: SecretSource = {
+    get: async (name) => (goingOn(), opts.secrets.get(name)),
+    redactionValues: async () => (goingOn(), opts.secrets.redactionValues()),
+  };
 
   /** The upstream proxy a request to target goes through, or null (none configured, or no_proxy names it). */
   function proxyFor(target: HttpTarget): UpstreamProxy | null {
@@ -240,7 +249,7 @@ export function createHttpHost(opts: HttpHostOptions): RecordingHttpHost {
   async function preconnect(url: string, deadline: number): Promise<void> {
     const target = parseHttpTarget(url, rules);
     if (proxyFor(target)) return; // a tunnel is opened by the request itself
-    const r = await resolveAndCheck(target.host, target.port, { pinned: o.pins, timeoutMs: Math.max(1, deadline - Date.now()), ...(opts.lookup ? { lookup: opts.lookup } : {}) });
+    const r = await resolveAndCheck(target.host, target.port, { pinned: o.pins, timeoutMs: Math.max(1, deadline - Date.now()), lookup });
     if (!r.ok || ending.signal.aborted || ahead) return;
     const c = { target, address: r.address, port: r.port, family: r.family, secureContext: o.secureContext };
     const socket = openConnection(c);
@@ -280,8 +289,8 @@ export function createHttpHost(opts: HttpHostOptions): RecordingHttpHost {
     if (o.declared.size > 0 && headers.some(([n]) => /^(if-)?range$/i.test(n))) {
       throw new HostIoError('range_not_allowed', 'an action with secrets may not ask for part of a response (Range, If-Range): a stored value read back in slices escapes redaction');
     }
-    const filled = await fillSecrets(headers, o.declared, opts.secrets);
-    const filledBody = await fillBodySecrets(copy, headers, o.declared, opts.secrets);
+    const filled = await fillSecrets(headers, o.declared, liveSecrets);
+    const filledBody = await fillBodySecrets(copy, headers, o.declared, liveSecrets);
     if (filled.values.length + filledBody.values.length > 0 && target.scheme !== 'https') {
       throw new HostIoError('secret_over_plain_http', `a secret is sent only over https://, not to ${target.url}`);
     }
@@ -290,10 +299,11 @@ export function createHttpHost(opts: HttpHostOptions): RecordingHttpHost {
 
   async function send(p: Awaited<ReturnType<typeof prepare>>, ev: HttpEvidence, deadline: number): Promise<HttpResponse> {
     const { method, target, filled, filledBody } = p;
-    if (ending.signal.aborted) throw new HostIoError('call_ended', 'the call ended before this request could be made; nothing was done');
+    goingOn();
     const proxy = proxyFor(target);
     const lookupMs = Math.max(1, deadline - Date.now());
-    const r = await resolveAndCheck(target.host, target.port, { pinned: o.pins, timeoutMs: proxy ? Math.min(PROXY_LOOKUP_MS, lookupMs) : lookupMs, ...(opts.lookup ? { lookup: opts.lookup } : {}) });
+    const r = await resolveAndCheck(target.host, target.port, { pinned: o.pins, timeoutMs: proxy ? Math.min(PROXY_LOOKUP_MS, lookupMs) : lookupMs, lookup });
+    goingOn(); // (a lookup refused as the call ended reads as a failed one: this names it)
     // Through the proxy, a name the gate cannot resolve is the proxy's to resolve.
     const unresolved = proxy !== null && !r.ok && r.reason.startsWith('DNS lookup');
     if (!r.ok && !unresolved) {
@@ -301,6 +311,11 @@ export function createHttpHost(opts: HttpHostOptions): RecordingHttpHost {
       if (r.reason.startsWith('DNS lookup')) throw new HostIoError('dns_failed', r.reason);
       throw new HostIoError('address_not_allowed', r.reason);
     }
+    // What to redact as the request goes: every value current now, and the ones this request carries.
+    goingOn();
+    const redactWith = await redactorsFor(opts.secrets, [...filled.values, ...filledBody.values]);
+    // From here to the exchange's start nothing waits: the call cannot end in between.
+    goingOn();
     const pinned = r.ok && r.pinned;
     ev.address = r.ok && (pinned || !proxy) ? r.address : null;
     ev.port = r.ok ? r.port : target.port;
@@ -319,8 +334,6 @@ export function createHttpHost(opts: HttpHostOptions): RecordingHttpHost {
       maxResponseBytes: o.maxResponseBytes,
       secureContext: o.secureContext,
     };
-    // What to redact as the request goes: every value current now, and the ones this request carries.
-    const redactWith = await redactorsFor(opts.secrets, [...filled.values, ...filledBody.values]);
     const raw = await exchange({ ...x, signal: ending.signal }, proxy ? undefined : takeAhead(connectionKey(x)));
     if (raw.status === 206 && o.declared.size > 0) {
       ev.status = raw.status;

@@ -130,8 +130,13 @@ function checkedByLeaf(socket: tls.TLSSocket): tls.TLSSocket {
 }
 
 /** The connection through the upstream proxy: a tunnel, then (https) TLS to the upstream inside it, verified as openConnection does. */
-async function openThroughProxy(c: ConnectionTarget & Pick<Exchange, 'deadline'>, p: NonNullable<Exchange['proxy']>): Promise<net.Socket> {
-  const sock = await openTunnel(p.via, p.host, p.port, { timeoutMs: Math.max(1, c.deadline - Date.now()) });
+async function openThroughProxy(c: ConnectionTarget & Pick<Exchange, 'deadline' | 'signal'>, p: NonNullable<Exchange['proxy']>): Promise<net.Socket> {
+  // The call's end cuts the tunnel under way (no CONNECT after it), and starts nothing in one it left behind.
+  const sock = await openTunnel(p.via, p.host, p.port, { timeoutMs: Math.max(1, c.deadline - Date.now()), ...(c.signal ? { signal: c.signal } : {}) });
+  if (c.signal?.aborted) {
+    sock.destroy();
+    throw new HostIoError('call_ended', `the call ended while the tunnel to ${c.target.hostHeader} was being opened; nothing was sent in it`);
+  }
   if (c.target.scheme !== 'https') return sock;
   if (sock.readableLength > 0) {
     sock.destroy();
@@ -147,15 +152,15 @@ export const connectionKey = (c: ConnectionTarget): string => `${c.target.scheme
 export function exchange(x: Exchange, socket?: net.Socket): Promise<RawResponse> {
   const where = x.target.hostHeader;
   return new Promise<RawResponse>((resolve, reject) => {
-    const ended = () => new HostIoError('call_ended', `the call ended before ${where} answered; the exchange was cut`);
     // Nothing is opened or written for a call that has ended.
     if (x.signal?.aborted) {
       socket?.destroy();
-      return reject(ended());
+      return reject(new HostIoError('call_ended', `the call ended before ${where} was asked; nothing was sent`));
     }
     let settled = false;
     let res: http.IncomingMessage | undefined;
-    const cut = () => fail(ended());
+    // Cut once under way: the request may have reached the upstream (call_cut, not call_ended).
+    const cut = () => fail(new HostIoError('call_cut', `the call ended while ${where} was being asked; the exchange was cut, and the request may have reached it`));
     const options: http.RequestOptions = {
       method: x.method,
       path: x.target.path,

@@ -609,9 +609,10 @@ test('attack: the call ends (close) while a response is still coming: the exchan
   const pending = host(get('https://api.example.test/slow'), async () => undefined);
   await until(() => seen.some((s) => s.url === '/slow'), 'the slow request did not arrive');
   host.close();
-  await refused(pending, 'call_ended');
+  // Cut under way: the request had gone, so the code says it may have reached the upstream.
+  await refused(pending, 'call_cut');
   await slow.closed;
-  assert.equal(host.evidence[0].error, 'call_ended');
+  assert.equal(host.evidence[0].error, 'call_cut');
   await refused(host(get('https://api.example.test/echo'), async () => undefined), 'call_ended');
   assert.equal(seen.length, 1, 'a request was sent after the call had ended');
 });
@@ -668,6 +669,69 @@ test('attack: an undeclared secret is not filled', { skip }, async () => {
 });
 
 const post = (url, body, headers = [['Content-Type', 'application/json']]) => ({ method: 'POST', url, headers, body: new TextEncoder().encode(body) });
+
+test('attack: once the call has ended (close), nothing more is done for a request under way: no further secret read, no lookup started; its evidence names no address', { skip }, async () => {
+  const go = async () => undefined;
+  // Ended while the header's secret was read: the body's is not read, nor every value for the redaction.
+  const reads = [];
+  const env$ = new EnvSecretSource(env);
+  let first;
+  const secrets = {
+    get: async (n) => {
+      reads.push(n);
+      if (reads.length === 1) first.close();
+      return env$.get(n);
+    },
+    redactionValues: async () => (reads.push('(all, for the redaction)'), env$.redactionValues()),
+  };
+  const req = post('https://api.example.test/echo', '{"k":"{{secret:API_TOKEN}}"}', [
+    ['Authorization', 'Bearer {{secret:QUOTED}}'],
+    ['Content-Type', 'application/json'],
+  ]);
+  ({ host: first } = makeHost({ template: req, opts: { secrets } }));
+  await refused(first(req, go), 'call_ended');
+  assert.deepEqual(reads, ['QUOTED']);
+  assertNothingSent();
+
+  // Ended while its name was being looked up: nothing is connected to, and the evidence says so.
+  let answer;
+  const held = Object.assign(async () => new Promise((r) => (answer = r)), { calls: [] });
+  const { host: second } = makeHost({ lookup: held });
+  const pending = second(get('https://unpinned.public.test/echo'), go);
+  await until(() => answer !== undefined, 'the name was not looked up');
+  second.close();
+  answer([{ address: '93.184.216.34', family: 4 }]);
+  await refused(pending, 'call_ended');
+  assert.equal(second.evidence[0].address, null);
+  assertNothingSent();
+
+  // Ended at any turn of the event loop's microtasks after the call may go on: no lookup starts.
+  let lookedBefore = 0;
+  const lookedAfter = [];
+  for (let turns = 0; turns < 8; turns++) {
+    let ended = false;
+    const lookup = async () => {
+      if (ended) lookedAfter.push(turns);
+      else lookedBefore++;
+      throw Object.assign(new Error('not found'), { code: 'ENOTFOUND' });
+    };
+    const { host } = makeHost({ lookup });
+    const endLater = () => {
+      let p = Promise.resolve();
+      for (let i = 0; i < turns; i++) p = p.then(() => undefined);
+      void p.then(() => {
+        ended = true;
+        host.close();
+      });
+      return Promise.resolve();
+    };
+    const e = await host(get('https://unpinned.public.test/echo'), endLater).catch((x) => x);
+    assert.ok(['call_ended', 'dns_failed'].includes(e.code), `${turns} turns: ${e.code}`);
+  }
+  assert.deepEqual(lookedAfter, [], 'a lookup started after the call ended');
+  assert.ok(lookedBefore > 0 && lookedBefore < 8, `the sweep never raced the lookup (${lookedBefore} of 8 looked up)`);
+  assertNothingSent();
+});
 
 test('legitimate: {{secret:NAME}} in the strings of a JSON body is filled JSON-escaped; the echo comes back redacted', { skip }, async () => {
   const body = '{"token":"{{secret:API_TOKEN}}","q":"pre {{secret:QUOTED}} post","n":[1,"{{secret:API_TOKEN}}"],"lit":"{{ secret:API_TOKEN }}"}';

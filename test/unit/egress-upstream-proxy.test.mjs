@@ -456,6 +456,37 @@ describe('credential proxy through an upstream proxy', { skip: !haveOpenssl() &&
     assert.equal(up.seen.length, 1);
   });
 
+  test("the providers' HTTP host: the call's end cuts a tunnel still waiting for the proxy's answer, and nothing goes into it; after the end no CONNECT is sent", async (t) => {
+    /** A proxy that reads CONNECT and answers only when told; what each connection sent, and whether it closed. */
+    const conns = [];
+    const srv = net.createServer((s) => {
+      const c = { text: '', closed: false, answer: () => s.write('HTTP/1.1 200 Connection established\r\n\r\n') };
+      conns.push(c);
+      s.on('data', (d) => (c.text += d.toString('latin1')));
+      s.on('close', () => (c.closed = true));
+      s.on('error', () => undefined);
+    });
+    await new Promise((r) => srv.listen(0, '127.0.0.1', r));
+    t.after(() => srv.close());
+    const waitFor = async (cond, what) => {
+      for (let i = 0; i < 300 && !cond(); i++) await new Promise((r) => setTimeout(r, 10));
+      assert.ok(cond(), what);
+    };
+    const host = httpHost(proxyOf(`http://127.0.0.1:${srv.address().port}`));
+    const pending = host({ method: 'GET', url: 'https://api.example.test/held', headers: [] }, async () => undefined);
+    await waitFor(() => conns[0]?.text.endsWith('\r\n\r\n'), 'no CONNECT reached the proxy');
+    const sentBefore = conns[0].text;
+    host.close();
+    await assert.rejects(pending, (e) => ['call_cut', 'call_ended'].includes(e.code));
+    await waitFor(() => conns[0].closed, 'the tunnel was left open after the call ended');
+    conns[0].answer();
+    await settle();
+    assert.equal(conns[0].text, sentBefore, 'bytes went into the tunnel after the call ended');
+    await assert.rejects(host({ method: 'GET', url: 'https://api.example.test/later', headers: [] }, async () => undefined), (e) => e.code === 'call_ended');
+    await settle();
+    assert.equal(conns.length, 1, 'a CONNECT was sent after the call ended');
+  });
+
   test('a route no_proxy names goes direct', async (t) => {
     const up = await withProxy(t, {});
     const { port, events } = await credProxy(t, proxyOf(up.url(''), ['.example.test']));
