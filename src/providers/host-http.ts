@@ -312,7 +312,6 @@ export function createHttpHost(opts: HttpHostOptions): RecordingHttpHost {
       throw new HostIoError('address_not_allowed', r.reason);
     }
     // What to redact as the request goes: every value current now, and the ones this request carries.
-    goingOn();
     const redactWith = await redactorsFor(opts.secrets, [...filled.values, ...filledBody.values]);
     // From here to the exchange's start nothing waits: the call cannot end in between.
     goingOn();
