@@ -235,10 +235,7 @@ export function createHttpHost(opts: HttpHostOptions): RecordingHttpHost {
   };
   // The lookup and the secrets' reads refuse at the moment they would start, once the call has ended.
   const lookup: LookupFn = async (name, lo) => (goingOn(), (opts.lookup ?? defaultLookup)(name, lo));
-  const liveSecrets: SecretSource = {
-    get: async (name) => (goingOn(), opts.secrets.get(name)),
-    redactionValues: async () => (goingOn(), opts.secrets.redactionValues()),
-  };
+  const liveSecrets: Pick<SecretSource, 'get'> = { get: async (name) => (goingOn(), opts.secrets.get(name)) };
 
   /** The upstream proxy a request to target goes through, or null (none configured, or no_proxy names it). */
   function proxyFor(target: HttpTarget): UpstreamProxy | null {

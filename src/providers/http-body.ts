@@ -37,7 +37,7 @@ export async function fillBodySecrets(
   body: Uint8Array | undefined,
   headers: HeaderList,
   declared: ReadonlySet<string>,
-  source: SecretSource,
+  source: Pick<SecretSource, 'get'>,
 ): Promise<{ body: Uint8Array | undefined; values: string[] }> {
   if (body === undefined || Buffer.from(body.buffer, body.byteOffset, body.byteLength).indexOf(START) < 0) return { body, values: [] };
   if (!isJsonContentType(contentType(headers))) {

@@ -90,7 +90,7 @@ export function checkSecretValue(name: string, value: string): string {
  * declared are filled (else secret_not_declared); a name without a value is
  * secret_missing. Returns the filled headers and the values used.
  */
-export async function fillSecrets(headers: HeaderList, declared: ReadonlySet<string>, source: SecretSource): Promise<{ headers: HeaderList; values: string[] }> {
+export async function fillSecrets(headers: HeaderList, declared: ReadonlySet<string>, source: Pick<SecretSource, 'get'>): Promise<{ headers: HeaderList; values: string[] }> {
   const names = secretRefs(headers);
   const values = new Map<string, string>();
   for (const name of names) {
