@@ -8,6 +8,9 @@ import { idempotencyKeyOf } from './idempotency.js';
 import { closingResponse, guardApp, peerOfSocket, requestTimeout, timeoutOptions } from './http-guards.js';
 import type { PeerGuard } from './peer-limits.js';
 
+/** The content type fastify gives a body it serializes itself. */
+const JSON_TYPE = 'application/json; charset=utf-8';
+
 /** Who is calling, fixed by the transport (peer uid, the box), never by the client. */
 export interface Caller {
   principal: string;
@@ -49,7 +52,7 @@ export interface GateService {
   listActions(caller?: Caller): Record<string, unknown>[];
   getAction(id: string): Record<string, unknown>;
   requestSchema(id: string): Record<string, unknown>;
-  execute(caller: Caller, actionId: string, body: unknown, auth: RequestAuth): Promise<{ status: number; body: Record<string, unknown> }>;
+  execute(caller: Caller, actionId: string, body: unknown, auth: RequestAuth): Promise<{ status: number; body: Record<string, unknown>; text?: string }>;
   pollApproval(caller: Caller, id: string, auth: RequestAuth): Promise<Record<string, unknown>>;
   getReceipt(caller: Caller, id: string, auth: RequestAuth | null): Promise<Record<string, unknown>>;
   admin: AdminService;
@@ -228,7 +231,8 @@ export function buildGateApp(o: AppOptions): FastifyInstance {
   app.get<P>('/v1/actions/:id/schema/request', async (req) => (caller(req), s.requestSchema(req.params.id)));
   app.post<P>('/v1/actions/:id/execute', async (req, reply) => {
     const r = await s.execute(caller(req), req.params.id, req.body, auth(req));
-    return reply.code(r.status).send(r.body);
+    // The same bytes fastify's serializer makes of the body, made while the evidence was synced.
+    return r.text === undefined ? reply.code(r.status).send(r.body) : reply.code(r.status).type(JSON_TYPE).send(r.text);
   });
   app.get<P>('/v1/approvals/:id/poll', async (req) => s.pollApproval(caller(req), req.params.id, auth(req)));
   app.get<P>('/v1/receipts/:id', async (req) => {

@@ -15,7 +15,8 @@ import type { KeyedRequest } from './idempotency.js';
 import type { ExpandedRequest } from './templates.js';
 import type { ExecutionGrant, ExecutionPlanCore } from './types.js';
 
-export type Reply = { status: number; body: Record<string, unknown> };
+/** text: the body as JSON, when made ahead (while the evidence was synced); the body otherwise. */
+export type Reply = { status: number; body: Record<string, unknown>; text?: string };
 
 export interface Session {
   principal: string;

@@ -67,9 +67,9 @@ export class IdempotencyKeys {
     if (res.changes !== 1) throw new GateError('idempotency_in_progress', 'another request with this Idempotency-Key started first: retry in a moment to get its answer', { retry_after_seconds: 1 });
   }
 
-  /** Stores the answer the claimed request got. */
+  /** Stores the answer the claimed request got: its status and body (its text is made again from the body). */
   answer(r: Pick<KeyedRequest, 'principal' | 'key'>, reply: Reply): void {
-    this.db.prepare('UPDATE idempotency_keys SET reply_json = ? WHERE principal = ? AND key = ?').run(JSON.stringify(reply), r.principal, r.key);
+    this.db.prepare('UPDATE idempotency_keys SET reply_json = ? WHERE principal = ? AND key = ?').run(JSON.stringify({ status: reply.status, body: reply.body }), r.principal, r.key);
   }
 
   private sweep(now: Date): void {

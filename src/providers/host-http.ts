@@ -182,6 +182,9 @@ function checkOptions(o: HttpHostOptions) {
   };
 }
 
+/** The reason every host's `ending` aborts with: made once, as a DOMException made at each call's end costs its stack trace. */
+const CALL_OVER = Object.freeze(new DOMException('the call has ended', 'AbortError'));
+
 const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 
 /** Replaces every match of each matcher in headers and body; returns the count. */
@@ -383,7 +386,7 @@ export function createHttpHost(opts: HttpHostOptions): RecordingHttpHost {
       return preconnect(url, Date.now() + o.timeoutMs).catch(() => undefined);
     },
     close() {
-      ending.abort();
+      ending.abort(CALL_OVER);
       ahead?.socket.destroy();
       ahead = undefined;
     },

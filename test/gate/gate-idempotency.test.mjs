@@ -24,6 +24,10 @@ test('a retry with the same key gets the first answer; nothing runs again; witho
   assert.equal(again.body.receipt_id, first.body.receipt_id);
   assert.equal(again.body.trace_id, first.body.trace_id);
   assert.equal(again.body.idempotent_replay, true);
+  assert.deepEqual(again.body, { ...first.body, idempotent_replay: true });
+  // What is kept is the answer's status and body, once (not its serialized text beside them).
+  const kept = JSON.parse(g.db.prepare('SELECT reply_json FROM idempotency_keys WHERE key = ?').get('k-1').reply_json);
+  assert.deepEqual(kept, { status: 200, body: first.body });
   assert.equal(intents(g, 't_ok'), 1, 'the retry ran the action again');
   const ev = eventsSince(g, before);
   assert.equal(ev.filter((e) => e.event_type === 'action_call' && e.decision === 'allow').length, 1);

@@ -1,4 +1,5 @@
-// The intent is on disk before anything leaves the gate. Its sync runs while
+// The intent is on disk before anything leaves the gate, and the receipt
+// before the client hears of the outcome. Its sync runs while
 // the provider is instantiated and starts, so these tests hold the sync (or
 // fail it) and watch the outside: no HTTP request reaches the upstream and no
 // file is written until the sync has landed, and a failed sync fails the call
@@ -7,10 +8,12 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
+import http from 'node:http';
 import path from 'node:path';
+import { Worker } from 'node:worker_threads';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, grantAll, startGate } from '../helpers/gate.mjs';
-import { holdNextSync } from '../helpers/gate-faults.mjs';
+import { eventsSince, holdNextSync, lastEventId } from '../helpers/gate-faults.mjs';
 import { NO_OPENSSL, tlsUpstream } from '../helpers/tls-upstream.mjs';
 import { readFileSync } from 'node:fs';
 import { FsHost } from '../../dist/providers/host-fs.js';
@@ -233,6 +236,76 @@ test('an HTTP request held for the intent is not sent once its call has ended; o
   assert.equal((await ok).status, 200);
   assert.ok(up.seen.some((s) => s.url === '/in-time'));
   running.io.end();
+});
+
+test("the client hears of the outcome only once its receipt's sync has landed, as JSON of the body; a failed one answers evidence_persistence_failed, never the output", { skip }, async () => {
+  const a = await agent();
+  const hold = holdNextSync(g, 2); // the intent's sync runs; the receipt's is held
+  try {
+    let answered = false;
+    const pending = a.execute('http_fetch', { url: 'https://api.github.com/receipt-held' }).finally(() => (answered = true));
+    await hold.reached;
+    await sleep(200);
+    assert.equal(answered, false, 'the client was answered before the receipt was on disk');
+    hold.release();
+    const r = await pending;
+    assert.equal(r.status, 200, r.text);
+    // The answer made while the receipt was synced is exactly the body's JSON, typed as fastify types its own.
+    assert.equal(r.headers['content-type'], 'application/json; charset=utf-8');
+    assert.equal(r.text, JSON.stringify(r.body));
+    assert.equal(typeof r.body.receipt_id, 'string');
+    assert.equal(r.body.output.status, 200);
+  } finally {
+    hold.restore();
+  }
+
+  // The receipt's sync fails (rejecting, throwing at once, rejecting with no Error): the call's one
+  // event stands, written with its receipt, and no second one is tried for its trace.
+  const wal = g.ctx.wal;
+  const real = wal.sync;
+  for (const [i, fail] of [() => Promise.reject(new Error('EIO: simulated')), () => { throw new Error('EIO: simulated'); }, () => Promise.reject(undefined)].entries()) {
+    let syncs = 0;
+    wal.sync = function () {
+      return ++syncs === 2 ? fail() : real.call(this);
+    };
+    try {
+      const from = lastEventId(g);
+      const r = await a.execute('http_fetch', { url: `https://api.github.com/receipt-lost-${i}` });
+      assert.equal(r.status, 500, r.text);
+      assert.equal(r.body.error, 'evidence_persistence_failed', r.text);
+      assert.match(r.body.message, /could not be made durable.*effect as unknown/);
+      assert.equal(r.body.output, undefined, 'the output went out though its receipt is not on disk');
+      assert.ok(up.seen.some((x) => x.url === `/receipt-lost-${i}`), 'the request was made: its effect is what the client must treat as unknown');
+      const events = eventsSince(g, from);
+      assert.deepEqual(events.map((e) => [e.event_type, e.decision, e.execution?.grant_id]), [['action_call', 'allow', r.body.grant_id]], 'one event for the call, the one written with its receipt');
+    } finally {
+      wal.sync = real;
+    }
+  }
+});
+
+test("the provider's worker is asked to make its next instance only after the answer is written", { skip }, async () => {
+  const a = await agent();
+  const order = [];
+  const post = Worker.prototype.postMessage;
+  const end = http.ServerResponse.prototype.end;
+  Worker.prototype.postMessage = function (m, ...rest) {
+    if (m?.type === 'spare') order.push('spare');
+    return post.call(this, m, ...rest);
+  };
+  http.ServerResponse.prototype.end = function (...args) {
+    if (this.req?.url?.endsWith('/execute')) order.push('answer');
+    return end.apply(this, args);
+  };
+  try {
+    const r = await a.execute('http_fetch', { url: 'https://api.github.com/spare' });
+    assert.equal(r.status, 200, r.text);
+    await waitUntil(() => order.includes('spare'));
+    assert.deepEqual(order, ['answer', 'spare'], 'the next instance was asked for before the answer was written');
+  } finally {
+    Worker.prototype.postMessage = post;
+    http.ServerResponse.prototype.end = end;
+  }
 });
 
 async function waitUntil(cond) {

@@ -222,8 +222,12 @@ export function decisionEvents(g, sessionId) {
     .map((r) => JSON.parse(r.event_json));
 }
 
-/** Replaces gate g's WAL sync until restored: the next sync waits for release() (or fails with fail()). */
-export function holdNextSync(g) {
+/**
+ * Replaces gate g's WAL sync until restored: the next sync (the `nth` from
+ * now: an execute's intent is its first, its receipt its second) waits for
+ * release() (or fails with fail()); the others run as they would.
+ */
+export function holdNextSync(g, nth = 1) {
   const wal = g.ctx.wal;
   const real = wal.sync.bind(wal);
   let release;
@@ -234,8 +238,10 @@ export function holdNextSync(g) {
     release = resolve;
     fail = reject;
   });
+  let seen = 0;
   wal.sync = () => {
-    wal.sync = real; // only the first (the intent's) is held
+    if (++seen < nth) return real();
+    wal.sync = real; // only that one is held
     entered();
     return held.then(() => real());
   };

@@ -36,10 +36,13 @@ export async function startProvider(ctx: GateContext, x: Execution): Promise<voi
     release = (failure) => (failure ? reject(failure) : resolve());
   });
   landed.catch(() => undefined); // read by each I/O call
-  // The run's end (its answer and receipt settled, or a refusal): the provider's worker may make its next instance.
+  // The run's end (its answer and receipt settled, or a refusal): the provider's worker may make its next
+  // instance. The pipeline ends before the HTTP layer writes the answer, in the same turn of the event
+  // loop: the immediate comes after that write, so neither the message to the worker nor the instance's
+  // making holds the answer up.
   let ended!: () => void;
   const settled = new Promise<void>((resolve) => (ended = resolve));
-  x.onEnd.push(() => ended());
+  x.onEnd.push(() => setImmediate(ended));
   const io = new HostIo(ctx.transport, m.resource_limits.max_io_calls, abort.signal, hosts, landed, settled);
   // A component is hashed again and, the first time, compiled: not part of the call's time.
   const unready = unserved === undefined ? await provider.prepare?.() : undefined;

@@ -6,7 +6,7 @@ import { canonicalHash } from '../../crypto/jcs.js';
 import { signReceipt } from '../../ledger/receipt.js';
 import type { AuditEventInput } from '../../core/audit-event.js';
 import type { ExecutionReceipt } from '../../ledger/receipt.js';
-import { stamped } from '../audit.js';
+import { recorded, stamped } from '../audit.js';
 import type { TakenWindow } from '../budget.js';
 import type { GateContext } from '../context.js';
 import { GateError } from '../errors.js';
@@ -18,7 +18,7 @@ import { verifyEffect } from '../verify-effect.js';
 export async function verifyAndReceipt(ctx: GateContext, x: Execution): Promise<void> {
   const f = await finalize(ctx, need(x, 'action'), need(x, 'grant'), need(x, 'dispatched'), x.traceId, stamped(ctx, x.event), need(x, 'debit'));
   x.receipt = f.receipt;
-  x.reply = { status: f.status, body: f.body };
+  x.reply = { status: f.status, body: f.body, text: f.text };
 }
 
 /** The kid of the grant key that signed the grant (recordIntent checked that signature). */
@@ -27,7 +27,7 @@ function grantKeyId(grant: ExecutionGrant): string {
   return grant.grant_signing_key_id;
 }
 
-async function finalize(ctx: GateContext, action: LoadedAction, grant: ExecutionGrant, d: Dispatched, traceId: string, event: AuditEventInput, debit: { taken: readonly TakenWindow[]; cost: number }): Promise<{ status: number; body: Record<string, unknown>; receipt: ExecutionReceipt }> {
+async function finalize(ctx: GateContext, action: LoadedAction, grant: ExecutionGrant, d: Dispatched, traceId: string, event: AuditEventInput, debit: { taken: readonly TakenWindow[]; cost: number }): Promise<{ status: number; body: Record<string, unknown>; text: string; receipt: ExecutionReceipt }> {
   const m = action.manifest;
   let failureClass = d.failure_class;
   let error = d.error;
@@ -93,34 +93,62 @@ async function finalize(ctx: GateContext, action: LoadedAction, grant: Execution
         ...(failureClass ? { failure_class: failureClass } : {}),
       },
     });
-    await ctx.wal.sync(); // the client hears of it only once it would survive a power cut
   } catch (e) {
-    throw new GateError('evidence_persistence_failed', `the outcome could not be recorded (${(e as Error).message}); treat the action's effect as unknown`, { grant_id: grant.grant_id });
+    throw evidenceLost(e, grant, false);
+  }
+  let synced: Promise<void>;
+  try {
+    synced = ctx.wal.sync();
+  } catch (e) {
+    throw evidenceLost(e, grant, true);
+  }
+
+  // The answer is made, and serialized, while the sync runs; the client hears of it only once the
+  // evidence would survive a power cut.
+  const common = { trace_id: traceId, action_id: m.action_id, grant_id: grant.grant_id, receipt_id: receipt.receipt_id, verification_outcome: verification.status };
+  const { status, body } = ((): { status: number; body: Record<string, unknown> } => {
+    if (failureClass === 'verification_failed') {
+      return { status: 403, body: { error: 'verification_failed', message: `the effect of this ${m.risk_level}-risk action could not be verified: ${'reason' in verification ? verification.reason : ''}`, ...common } };
+    }
+    if (failureClass === 'provider_busy') {
+      // Every provider worker was busy and the queue full: nothing ran, the budget was given back; try again.
+      return { status: 429, body: { error: 'provider_busy', message: `${error ?? 'every provider worker is busy'}; retry shortly, or raise [providers] pool_size or queue_limit in latchgate.toml`, failure_class: failureClass, retry_after_seconds: 1, ...common } };
+    }
+    if (failureClass) {
+      const code = error?.startsWith("the provider's output breaks") ? 'response_schema_violation' : 'action_execution_failed';
+      return { status: 502, body: { error: code, message: error ?? failureClass, failure_class: failureClass, ...common } };
+    }
+    return {
+      status: 200,
+      body: {
+        decision,
+        ...common,
+        output,
+        verification: { outcome: verification.status, is_fully_successful: verified },
+        runtime: { duration_ms: d.duration_ms, io_calls: d.io.ioCalls, ...(d.output?.runtime ? { fuel_used: d.output.runtime.fuel_used, instantiate_ms: d.output.runtime.instantiate_ms, made_ahead: d.output.runtime.made_ahead === true, guest_ms: d.output.runtime.guest_ms, host_io_ms: d.output.runtime.host_io_ms } : {}) },
+        ...(grant.approved_by ? { approval: { approved_by: grant.approved_by, approval_hash: grant.approval_hash } } : {}),
+      },
+    };
+  })();
+  const text = JSON.stringify(body);
+  try {
+    await synced;
+  } catch (e) {
+    throw evidenceLost(e, grant, true);
   }
   if (refund) ctx.budgets.refund(debit.taken, debit.cost);
+  return { status, body, text, receipt };
+}
 
-  const common = { trace_id: traceId, action_id: m.action_id, grant_id: grant.grant_id, receipt_id: receipt.receipt_id, verification_outcome: verification.status };
-  if (failureClass === 'verification_failed') {
-    return { status: 403, receipt, body: { error: 'verification_failed', message: `the effect of this ${m.risk_level}-risk action could not be verified: ${'reason' in verification ? verification.reason : ''}`, ...common } };
-  }
-  if (failureClass === 'provider_busy') {
-    // Every provider worker was busy and the queue full: nothing ran, the budget was given back; try again.
-    return { status: 429, receipt, body: { error: 'provider_busy', message: `${error ?? 'every provider worker is busy'}; retry shortly, or raise [providers] pool_size or queue_limit in latchgate.toml`, failure_class: failureClass, retry_after_seconds: 1, ...common } };
-  }
-  if (failureClass) {
-    const code = error?.startsWith("the provider's output breaks") ? 'response_schema_violation' : 'action_execution_failed';
-    return { status: 502, receipt, body: { error: code, message: error ?? failureClass, failure_class: failureClass, ...common } };
-  }
-  return {
-    status: 200,
-    receipt,
-    body: {
-      decision,
-      ...common,
-      output,
-      verification: { outcome: verification.status, is_fully_successful: verified },
-      runtime: { duration_ms: d.duration_ms, io_calls: d.io.ioCalls, ...(d.output?.runtime ? { fuel_used: d.output.runtime.fuel_used, instantiate_ms: d.output.runtime.instantiate_ms, made_ahead: d.output.runtime.made_ahead === true, guest_ms: d.output.runtime.guest_ms, host_io_ms: d.output.runtime.host_io_ms } : {}) },
-      ...(grant.approved_by ? { approval: { approved_by: grant.approved_by, approval_hash: grant.approval_hash } } : {}),
-    },
-  };
+/**
+ * The outcome's evidence failed. `committed`: its receipt and event were
+ * written (only their sync failed), so the pipeline records no other event
+ * for the call: one trace, one event, and the one it has may not survive a
+ * power cut, which the client is told.
+ */
+function evidenceLost(e: unknown, grant: ExecutionGrant, committed: boolean): GateError {
+  const what = committed ? 'the outcome was written but could not be made durable' : 'the outcome could not be recorded';
+  const g = new GateError('evidence_persistence_failed', `${what} (${e instanceof Error ? e.message : String(e)}); treat the action's effect as unknown`, { grant_id: grant.grant_id });
+  if (committed) recorded.add(g);
+  return g;
 }
