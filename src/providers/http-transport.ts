@@ -227,7 +227,8 @@ export function exchange(x: Exchange, socket?: net.Socket): Promise<RawResponse>
           if (!HOP_BY_HOP.has(name.toLowerCase())) headers.push([name, r.rawHeaders[i + 1] as string]);
         }
         resolve({ status: r.statusCode ?? 0, headers, body: Buffer.concat(chunks, total) });
-        req.destroy();
+        // Closed once the answer is on its way to the provider: nothing more is read from it.
+        setImmediate(() => req.destroy());
       });
     });
     req.setHeader('Host', x.target.hostHeader);
