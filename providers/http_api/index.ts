@@ -2,11 +2,13 @@
 // (task.call: method, url, headers, body) through latchgate:io/http and
 // returns {status, headers, body} (definitions/schemas/http_api_response.json):
 // the body parsed when the response is JSON, as text when it is UTF-8, else
-// {"base64": ...}. Its receipt is what it believes it did.
+// {"base64": ...}. Its receipt is what it believes it did (method, URL,
+// status, body size): no log line repeats it, which would cost a host call
+// on every request's way back.
 import { cabi_realloc } from '../lib/abi';
 import { executeTask } from '../lib/task';
 import { base64Encode, isUtf8 } from '../lib/bytes';
-import { fetch, log } from '../lib/io';
+import { fetch } from '../lib/io';
 import { JValue, Kind, Obj, Parser, quote, stringify } from '../lib/json';
 import { decodeUtf8 } from '../lib/text';
 
@@ -59,7 +61,6 @@ function run(task: JValue): string {
     if (name == 'content-type') contentType = value;
     hs.str(name, value);
   }
-  log(1, 'http_api', ['method', 'url', 'status'], [method, url, r.status.toString()]);
   const output = new Obj().num('status', r.status).raw('headers', hs.toString()).raw('body', body(contentType, r.body));
   const receipt = new Obj().str('claim', 'http').str('method', method).str('url', url).num('status', r.status).num('body_bytes', r.body.length);
   return 'O' + new Obj().raw('output', output.toString()).raw('receipt', receipt.toString()).toString();

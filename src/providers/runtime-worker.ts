@@ -22,6 +22,10 @@ interface Glue {
   ): Promise<{ execute(task: string): string }>;
 }
 
+// jco's glue reads process.env.JCO_DEBUG at each of its debug-log calls, dozens per call; this
+// thread's environment, a copy as a plain object, answers without a lookup through the process's.
+process.env = { ...process.env };
+
 const { signal, answers } = workerData as { signal: SharedArrayBuffer; answers: MessagePort };
 const flag = new Int32Array(signal);
 const loaded = new Map<string, { glue: Glue; modules: Record<string, WebAssembly.Module> }>();
