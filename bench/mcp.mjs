@@ -111,7 +111,7 @@ const row = (label, x) => console.log(`  ${label.padEnd(92)} ${ms(x)}`);
 console.log('where the added time goes, p50 of each part (they need not add up):');
 row('MCP hop: stdio both ways and latchgate-mcp (the MCP call less the socket call)', pct(m, 0.5) - pct(e, 0.5));
 const part = (x) => (x === undefined ? 'n/a' : ms(x));
-console.log(`    inside latchgate-mcp: read to execute ${part(inside.parse)}, lease + DPoP proof ${part(inside.proof)}, answer written ${part(inside.answer)}`);
+console.log(`    inside latchgate-mcp: read to execute ${part(inside.parse)}, lease + DPoP proof ${part(inside.proof)}, the gate's answer ${part(inside.http)} (the socket call: ${ms(pct(e, 0.5))}), answer written ${part(inside.answer)}`);
 row("the gate's own work: HTTP, lease, DPoP, schema, policy, budget, grant, intent, receipt", pct(rest, 0.5));
 row("the provider's guest (WebAssembly)", pct(guest, 0.5));
 row(`the provider's host I/O: the HTTPS request itself (direct: ${ms(pct(d, 0.5))})`, pct(io, 0.5));
