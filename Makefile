@@ -1,5 +1,5 @@
 # Common targets. `make test` does the whole set-up on a fresh machine.
-.PHONY: setup build test test-node-matrix test-node-ci node-ci-prepare test-install lint docs bench bench-sandbox bench-gate bench-gate-compare bench-egress bench-providers bench-mcp bench-ledger clean
+.PHONY: setup build test test-node-matrix test-node-ci node-ci-prepare test-install lint docs bench bench-sandbox bench-gate bench-gate-compare bench-egress bench-providers bench-mcp bench-mcp-compare bench-ledger clean
 
 setup:
 	bash scripts/setup.sh
@@ -60,6 +60,10 @@ bench-egress: setup
 # NODE=22 or 24: on that Node (its package fetched into .cache/, as test-node-matrix does).
 bench-mcp: setup
 	$(if $(NODE),node scripts/node-matrix.mjs run $(NODE) bench/mcp.mjs,node bench/mcp.mjs)
+
+# bench-mcp's call of this checkout against BENCH_BASE's (default HEAD^), side by side at the same time.
+bench-mcp-compare: setup
+	node bench/mcp-compare.mjs
 
 # Append throughput with the Merkle tree against without, then proof times at 10^6 events.
 bench-ledger: build

@@ -16,13 +16,13 @@
 // BENCH_COMPARE_ROUNDS rounds (default 3); BENCH_COMPARE_N sequential pairs
 // per round (default 1000); BENCH_BASE_DIR: an already built checkout to
 // compare with instead.
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { createDpopKey, makeProof } from '../dist/gate/auth/client.js';
+import { baseCheckout, cpuOf, git, here } from './base-checkout.mjs';
 
 const BASE_COMMIT = '6f27a58^';
 const ROUNDS = Number(process.env.BENCH_COMPARE_ROUNDS ?? 3);
@@ -34,29 +34,6 @@ const BURSTS = 12; // bursts per side and round
 const BASE_URL = 'http://latchgate.local';
 const ACTION_PATH = '/v1/actions/t_noop/execute';
 const GOAL = 5;
-const here = fileURLToPath(new URL('..', import.meta.url));
-const git = (...args) => execFileSync('git', ['-C', here, ...args], { encoding: 'utf8' }).trim();
-
-function baseCheckout() {
-  if (process.env.BENCH_BASE_DIR) return process.env.BENCH_BASE_DIR;
-  const commit = git('rev-parse', '--short', BASE_COMMIT);
-  const dir = path.join(os.tmpdir(), `latchgate-bench-base-${commit}`);
-  if (!existsSync(path.join(dir, 'dist', 'gate', 'factory.js'))) {
-    if (!existsSync(dir)) git('worktree', 'add', '--detach', dir, commit);
-    if (!existsSync(path.join(dir, 'node_modules'))) symlinkSync(path.join(here, 'node_modules'), path.join(dir, 'node_modules'));
-    for (const step of [['scripts/build-addon.mjs'], ['scripts/build-providers.mjs'], [path.join(here, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json']]) {
-      const r = spawnSync(process.execPath, step, { cwd: dir, stdio: ['ignore', 'ignore', 'inherit'] });
-      if (r.status !== 0) throw new Error(`building ${dir} (${step.join(' ')}) failed: exit ${r.status}`);
-    }
-  }
-  return dir;
-}
-
-/** CPU seconds of a process so far, all its threads: utime + stime of /proc/PID/stat (proc(5) fields 14 and 15, USER_HZ = 100). */
-function cpuOf(pid) {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
 
 /** One side: the gate of checkout `dir` in its own process, on a fresh state directory, with a lease. */
 async function startSide(name, dir) {
@@ -160,7 +137,7 @@ async function round(baseDir) {
   }
 }
 
-const baseDir = baseCheckout();
+const baseDir = baseCheckout(BASE_COMMIT);
 const KINDS = [
   ['p50', 'sequential p50', (b, h) => h.p50 / b.p50, (x) => `${x.p50.toFixed(3)} ms`, '(goal: <= 5%)'],
   ['p99', 'sequential p99', (b, h) => h.p99 / b.p99, (x) => `${x.p99.toFixed(3)} ms`, "(informative: the tail is the machine's)"],
