@@ -135,7 +135,15 @@ async function runBox(plan: SandboxPlan, hooks: RunHooks): Promise<RunResult> {
 
   try {
     const exited = new Promise<{ code: number; signal: number }>((resolve, reject) => {
-      let box;
+      let box: { kill(signal: number): void } | undefined;
+      // Forwarding starts before the box does: the command may run, and be seen running, before
+      // spawn returns, and a signal sent then must reach it rather than end this process. (Node runs
+      // these handlers from the event loop, so after spawn has returned.)
+      for (const sig of FORWARDED) {
+        const f = () => box?.kill(constants.signals[sig]);
+        forwarders.set(sig, f);
+        process.on(sig, f);
+      }
       try {
         box = addon.spawn(
           toNativePlan(plan, readCapLast()),
@@ -176,12 +184,6 @@ async function runBox(plan: SandboxPlan, hooks: RunHooks): Promise<RunResult> {
         );
       } catch (e) {
         reject(spawnError(e as Error));
-        return;
-      }
-      for (const sig of FORWARDED) {
-        const f = () => box.kill(constants.signals[sig]);
-        forwarders.set(sig, f);
-        process.on(sig, f);
       }
     });
     const initExit = await exited;

@@ -34,6 +34,20 @@ after(() => {
 // so that its RESULT line and its exit status (159 = killed by SIGSYS) are
 // attributed to the right attack.
 
+// A kernel without the i386 entry (IA32 emulation off, as on some VM
+// kernels) faults `int $0x80` before any syscall runs, box or not: there the
+// probe's own SIGSEGV report is the refusal, and seccomp's kill of that ABI
+// cannot be seen. Asked once, outside any box.
+const INT80_FAULTS_ON_HOST = /^RESULT int80-getpid ERR SIGSEGV/m.test(execFileSync(probe, ['int80-getpid'], { encoding: 'utf8' }));
+
+/** The i386 ABI call `key` never ran: killed by seccomp, or faulted by a kernel that has no such entry. */
+function expectNoI386Syscall(calls, key, res, t) {
+  if (!INT80_FAULTS_ON_HOST) return expectKilledBySigsys(calls, key, res);
+  const c = callOf(calls, key, res);
+  assert.deepEqual([c.status, c.lines], [0, [`RESULT ${key.replace(/-packet$/, '')} ERR SIGSEGV 0`]], `${key}: expected the fault this kernel gives int $0x80 outside the box too`);
+  t.diagnostic(`${key}: this kernel has no int $0x80 entry (it faults outside the box too), so seccomp's kill of the i386 ABI is not exercised here`);
+}
+
 function expectKilledBySigsys(calls, key, res) {
   const c = callOf(calls, key, res);
   assert.equal(c.status, SIGSYS_STATUS, `${key}: expected the probe to die of SIGSYS (status ${SIGSYS_STATUS}), got status ${c.status}: ${c.lines.join(' | ')}`);
@@ -136,7 +150,7 @@ for (const mode of MODES) {
     });
 
     // ---- namespace and kernel primitives --------------------
-    test('namespace, mount and kernel primitives are refused by seccomp (EPERM); clone3 ENOSYS; other ABIs killed', async () => {
+    test('namespace, mount and kernel primitives are refused by seccomp (EPERM); clone3 ENOSYS; other ABIs killed', async (t) => {
       const ws = makeWorkspace('ns');
       const calls = [
         ['unshare-user', 'unshare-user'],
@@ -183,7 +197,8 @@ for (const mode of MODES) {
       // /proc/1 is the box's init, not dumpable: the open itself may be refused.
       expectErr(got, 'setns-init-mnt', ['EPERM', 'EACCES'], res);
       expectErr(got, 'clone3', ['ENOSYS'], res);
-      for (const key of ['x32-getpid', 'int80-getpid', 'int80-socketcall', 'int80-socketcall-packet']) expectKilledBySigsys(got, key, res);
+      expectKilledBySigsys(got, 'x32-getpid', res);
+      for (const key of ['int80-getpid', 'int80-socketcall', 'int80-socketcall-packet']) expectNoI386Syscall(got, key, res, t);
       assert.ok(tagged(res.stdout).has('ALIVE'), 'the shell went on after the killed probes');
     });
 
