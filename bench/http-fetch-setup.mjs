@@ -13,6 +13,8 @@ import https from 'node:https';
 import tls from 'node:tls';
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 export const HOST = 'api.github.com';
 export const URL_BENCH = `https://${HOST}/bench`;
@@ -20,12 +22,15 @@ export const URL_BENCH = `https://${HOST}/bench`;
 export const pct = (xs, p) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))];
 export const ms = (x) => `${x.toFixed(2)} ms`;
 
-/** Starts `script` (bench/fixtures/) with an IPC channel; resolves the child and the first line it prints. */
-async function child(script, args, flags = []) {
-  const p = spawn(process.execPath, [...flags, new URL(`./fixtures/${script}`, import.meta.url).pathname, ...args], { stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
+/**
+ * Starts `script` (bench/fixtures/ of checkout `dir`, this one by default, run
+ * in it) with an IPC channel; resolves the child and the first line it prints.
+ */
+export async function child(script, args, flags = [], dir = fileURLToPath(new URL('..', import.meta.url))) {
+  const p = spawn(process.execPath, [...flags, path.join(dir, 'bench', 'fixtures', script), ...args], { cwd: dir, stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
   const first = new Promise((resolve, reject) => {
     createInterface({ input: p.stdout }).once('line', resolve);
-    p.once('exit', (code) => reject(new Error(`bench/fixtures/${script} exited (${code}) before it was ready`)));
+    p.once('exit', (code) => reject(new Error(`${dir}: bench/fixtures/${script} exited (${code}) before it was ready`)));
   });
   return { p, line: await first };
 }

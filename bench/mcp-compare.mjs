@@ -10,31 +10,20 @@
 // process's CPU time per call. BENCH_BASE: the commit to compare with
 // (default HEAD^), built once in a worktree (bench/base-checkout.mjs), or
 // BENCH_BASE_DIR: a built checkout; BENCH_COMPARE_N pairs (default 600).
-import { spawn } from 'node:child_process';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { Agent, BASE_URL } from '../test/helpers/gate.mjs';
 import { baseCheckout, cpuOf, git, here } from './base-checkout.mjs';
-import { HOST, ms, pct, URL_BENCH } from './http-fetch-setup.mjs';
+import { child, HOST, ms, pct, URL_BENCH } from './http-fetch-setup.mjs';
 
 const BASE = process.env.BENCH_BASE ?? 'HEAD^';
 const N = Number(process.env.BENCH_COMPARE_N ?? 600);
 const WARM = 400;
 
-/** bench/fixtures/<script> of checkout `dir` with an IPC channel; the child and the first line it prints. */
-function child(dir, script, args) {
-  const p = spawn(process.execPath, [path.join(dir, 'bench', 'fixtures', script), ...args], { cwd: dir, stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
-  return new Promise((resolve, reject) => {
-    createInterface({ input: p.stdout }).once('line', (line) => resolve({ p, line }));
-    p.once('exit', (code) => reject(new Error(`${dir}: bench/fixtures/${script} exited (${code}) before it was ready`)));
-  });
-}
-
 /** One side: the gate and latchgate-mcp of checkout `dir`, an agent on the gate's socket and an MCP client. */
 async function side(name, dir, port, caFile) {
-  const gate = await child(dir, 'http-fetch-gate.mjs', [String(port), caFile, HOST]);
+  const gate = await child('http-fetch-gate.mjs', [String(port), caFile, HOST], [], dir);
   const agent = new Agent(gate.line);
   await agent.lease();
   const transport = new StdioClientTransport({
@@ -76,7 +65,7 @@ async function pairs(a, b, kind, n) {
 }
 
 const baseDir = baseCheckout(BASE);
-const upstream = await child(here, 'http-fetch-upstream.mjs', [HOST]);
+const upstream = await child('http-fetch-upstream.mjs', [HOST]);
 const { port, caFile } = JSON.parse(upstream.line);
 const head = await side('this checkout', here, port, caFile);
 const base = await side(`base ${process.env.BENCH_BASE_DIR ? baseDir : git('rev-parse', '--short', BASE)}`, baseDir, port, caFile);
