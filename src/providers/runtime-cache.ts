@@ -8,8 +8,8 @@ import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node
 import { join } from 'node:path';
 import type { CompileOutput } from './runtime-compile-job.js';
 
-/** Bump when the compile step changes, so old entries are rebuilt. */
-const FORMAT = 1;
+/** Bump when the compile step changes, so old entries are rebuilt (2: the glue of jco-transpile 0.1.1). */
+const FORMAT = 2;
 
 interface Meta {
   format: number;

@@ -2,8 +2,15 @@
 // (jco's JS glue and the core modules, fuel-metered). Slow (seconds for a
 // large component), hence off the gate's main thread; runtime-compile.ts
 // starts it and caches the result.
+//
+// The glue comes from @bytecodealliance/jco-transpile pinned at 0.1.1, not
+// from the jco package's own transpile: later versions wrap every call in
+// the component model's async task bookkeeping, which a synchronous call
+// pays for too. Measured on the built-in http_api component: 0.09 ms per
+// call and 0.22 ms per instantiation with 0.1.1, against 0.34 ms and 0.6 ms
+// (docs/PROVIDERS.md). A pin moved forward must keep that.
 import { parentPort, workerData } from 'node:worker_threads';
-import { transpile } from '@bytecodealliance/jco';
+import { transpileBytes } from '@bytecodealliance/jco-transpile';
 import { meterFuel } from './runtime-fuel.js';
 
 export interface CompileOutput {
@@ -16,7 +23,7 @@ export interface CompileOutput {
 
 async function compile(component: Uint8Array): Promise<CompileOutput> {
   // base64Cutoff 0: no core module inlined into the glue, where it would escape metering.
-  const t = await transpile(component, { name: 'component', instantiation: 'async', noTypescript: true, quiet: true, base64Cutoff: 0 });
+  const t = await transpileBytes(component, { name: 'component', instantiation: 'async', emitTypescriptDeclarations: false, base64Cutoff: 0 });
   const js = t.files['component.js'];
   if (!js) throw new Error('jco produced no component.js');
   const modules: Record<string, Uint8Array> = {};

@@ -11,7 +11,7 @@ import { builtinProvider } from '../../dist/providers/builtins.js';
 import { HostIoError } from '../../dist/providers/host-error.js';
 import { buildProviders } from '../../scripts/build-providers.mjs';
 import { LIMITS } from '../helpers/providers.mjs';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 
 const dir = mkdtempSync(join(tmpdir(), 'lg-prov-builtins-'));
@@ -189,4 +189,14 @@ test('the build is skipped when the sources did not change; builtinProvider find
   assert.deepEqual(builtinProvider('http_api'), built.http_api);
   assert.deepEqual(builtinProvider('fs'), built.fs);
   assert.throws(() => builtinProvider('fs', join(dir, 'nowhere/')), (e) => e.failure_class === 'provider_untrusted' && /build-providers/.test(e.message));
+});
+
+test("the built-ins' glue is the pinned transpiler's: without the async subtasks and waitables later ones wrap every call in", () => {
+  // src/providers/runtime-compile-job.ts; those later versions are several times slower per call and
+  // per instantiation (docs/PROVIDERS.md), and a pin moved to one of them fails here.
+  for (const name of ['http_api', 'fs']) {
+    const glue = readFileSync(join(dir, 'cache', built[name].digest.slice('sha256:'.length), 'component.js'), 'utf8');
+    assert.match(glue, /export (async )?function instantiate\(/, `${name}: not jco glue`);
+    assert.doesNotMatch(glue, /class (Waitable|AsyncSubtask)\b/, `${name}: the glue has the async task bookkeeping of later transpilers`);
+  }
 });
