@@ -10,7 +10,10 @@
 // call and 0.22 ms per instantiation with 0.1.1, against 0.34 ms and 0.6 ms
 // (docs/PROVIDERS.md). A pin moved forward must keep that.
 import { parentPort, workerData } from 'node:worker_threads';
+import { componentWit } from '@bytecodealliance/jco';
 import { transpileBytes } from '@bytecodealliance/jco-transpile';
+import { checkComponentNames } from './component-names.js';
+import { checkWorld } from './component-world.js';
 import { meterFuel } from './runtime-fuel.js';
 
 export interface CompileOutput {
@@ -22,6 +25,9 @@ export interface CompileOutput {
 }
 
 async function compile(component: Uint8Array): Promise<CompileOutput> {
+  // Before any glue is generated: names that would be code in it, and a world other than a provider's.
+  checkComponentNames(component);
+  checkWorld(await componentWit(component));
   // base64Cutoff 0: no core module inlined into the glue, where it would escape metering.
   const t = await transpileBytes(component, { name: 'component', instantiation: 'async', emitTypescriptDeclarations: false, base64Cutoff: 0 });
   const js = t.files['component.js'];

@@ -75,7 +75,7 @@ export class WorkerPool {
     try {
       if (this.closed) return { result: refusal('provider_busy', 'the provider runtime is closed') };
       if (job.signal?.aborted) return notStarted();
-      return await this.exec(this.idle.pop() ?? spawn(), job);
+      return await this.exec(this.idle.pop() ?? this.spawn(), job);
     } finally {
       const next = this.queue.shift();
       if (next) next();
@@ -99,6 +99,19 @@ export class WorkerPool {
       this.queue.push(go);
       signal?.addEventListener('abort', leave, { once: true });
     });
+  }
+
+  /** A new worker; an error or exit of it while it is idle (no call's listeners on it) retires it, rather than being thrown on this thread. */
+  private spawn(): CallWorker {
+    const w = spawn();
+    const retire = (): void => {
+      const i = this.idle.indexOf(w);
+      if (i >= 0) this.idle.splice(i, 1);
+      void w.worker.terminate();
+    };
+    w.worker.on('error', retire);
+    w.worker.on('exit', retire);
+    return w;
   }
 
   async close(): Promise<void> {

@@ -26,6 +26,12 @@ interface Glue {
 // thread's environment, a copy as a plain object, answers without a lookup through the process's.
 process.env = { ...process.env };
 
+// The glue registers every resource it lifts with a FinalizationRegistry, whose callback runs the
+// guest's destructor from a garbage collection: guest code outside any call, its failure thrown on
+// this thread while no call runs. A provider's world has no resource (component-world.ts); should one
+// get through, the glue finds no FinalizationRegistry and drops its handles without a destructor.
+(globalThis as { FinalizationRegistry?: unknown }).FinalizationRegistry = undefined;
+
 const { signal, answers } = workerData as { signal: SharedArrayBuffer; answers: MessagePort };
 const flag = new Int32Array(signal);
 const loaded = new Map<string, { glue: Glue; modules: Record<string, WebAssembly.Module> }>();
@@ -67,9 +73,9 @@ let spare: { key: string; linked: string; made: Promise<Made> } | undefined;
 
 /** Refuses a host import outside a call. */
 function needCall(iface: IoInterface, fn: string): void {
-  // jco's glue links imports only once every core instance exists, so start code cannot reach one
-  // today. Should that change, an instance made ahead still never does: its fuel is taken (it traps
-  // at its next metered step, whatever it does with the error) and it is thrown away.
+  // A component's start code can reach a lowered import (a component can hand one to a core instance
+  // it instantiates). An instance made ahead never gets it: its fuel is taken (it traps at its next
+  // metered step, whatever it does with the error) and it is thrown away.
   if (!inCall) {
     if (makingAhead) {
       makingAhead.touched = true;

@@ -1,0 +1,138 @@
+// A hostile component against the glue generator and the worker: names that
+// would be JavaScript in the generated glue, a world with a resource whose
+// destructor a garbage collection would run outside any call, and a worker
+// that fails while idle. Each is refused or contained; next to them a
+// well-formed component of the same shape runs.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parse } from '@bytecodealliance/jco';
+import { ProviderRuntime } from '../../dist/providers/runtime.js';
+import { WorkerPool } from '../../dist/providers/runtime-pool.js';
+import { HostBridge } from '../../dist/providers/runtime-bridge.js';
+import { checkWorld } from '../../dist/providers/component-world.js';
+import { LIMITS } from '../helpers/providers.mjs';
+
+const dir = mkdtempSync(join(tmpdir(), 'lg-prov-hostile-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+const MARK = join(dir, 'ran');
+
+async function load(name, wat) {
+  const bytes = await parse(wat);
+  const file = join(dir, `${name}.wasm`);
+  writeFileSync(file, bytes);
+  const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+  const rt = new ProviderRuntime({ cacheDir: join(dir, 'cache'), poolSize: 1 });
+  const loaded = await rt.load(file, digest).then(() => undefined, (e) => e);
+  return { rt, digest, loaded };
+}
+
+/** JavaScript that, should it ever run, writes MARK. */
+const PAYLOAD = `x'];process.getBuiltinModule('node:fs').writeFileSync(${JSON.stringify(MARK)}, 'ran');//`;
+
+/** A provider whose execute answers {"output":"hi"}; `exportName` is its core export's name, `extra` more of the core module. */
+const provider = (exportName, extra = '') => `(component
+  (core module $m
+    (memory (export "memory") 1)
+    (data (i32.const 100) "{\\"output\\":\\"hi\\"}")
+    (data (i32.const 0) "\\00\\00\\00\\00\\64\\00\\00\\00\\0f\\00\\00\\00")
+    (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32) i32.const 1024)
+    (func $e (param i32 i32) (result i32) i32.const 0)
+    (export ${JSON.stringify(exportName)} (func $e))
+    (export "x" (func $e))
+    ${extra})
+  (core instance $i (instantiate $m))
+  (type $r (result string (error string)))
+  (type $ft (func (param "task-json" string) (result $r)))
+  (func $f (type $ft) (canon lift (core func $i ${JSON.stringify(exportName)}) (memory (core memory $i "memory")) (realloc (core func $i "cabi_realloc"))))
+  (export "execute" (func $f))
+)`;
+
+test('a core export named with JavaScript in it is refused before any glue is made; the same provider with a plain name runs', async (t) => {
+  const bad = await load('export-name', provider(PAYLOAD));
+  t.after(() => bad.rt.close());
+  assert.ok(bad.loaded instanceof Error, 'the component was loaded');
+  assert.match(bad.loaded.message, /core import or export named .*refused/);
+  const r = await bad.rt.run(bad.digest, {}, { ...LIMITS, required_imports: [] }, {});
+  assert.equal(r.ok, false);
+  assert.equal(existsSync(MARK), false, 'the name ran as JavaScript');
+
+  const good = await load('export-plain', provider('run'));
+  t.after(() => good.rt.close());
+  assert.equal(good.loaded, undefined, String(good.loaded?.message));
+  const ok = await good.rt.run(good.digest, {}, { ...LIMITS, required_imports: [] }, {});
+  assert.equal(ok.ok, true, JSON.stringify(ok));
+  assert.equal(ok.output, 'hi');
+});
+
+test("names in core imports and in the component's own core instances are read too", async (t) => {
+  const importName = `(component
+    (core module $h (func (export "f")))
+    (core instance $hi (instantiate $h))
+    (core module $m (import ${JSON.stringify(PAYLOAD)} "f" (func)))
+    (core instance $i (instantiate $m (with ${JSON.stringify(PAYLOAD)} (instance $hi))))
+  )`;
+  const inlineExport = `(component
+    (core module $h (func (export "f")))
+    (core instance $hi (instantiate $h))
+    (core instance $inline (export ${JSON.stringify(PAYLOAD)} (func $hi "f")) (export "f" (func $hi "f")))
+    (core module $m (import "m" "f" (func)))
+    (core instance $i (instantiate $m (with "m" (instance $inline))))
+  )`;
+  for (const [name, wat] of [['import-name', importName], ['inline-export', inlineExport]]) {
+    const c = await load(name, wat);
+    t.after(() => c.rt.close());
+    assert.ok(c.loaded instanceof Error, `${name}: loaded`);
+    assert.match(c.loaded.message, /core import or export named .*refused/, name);
+  }
+  assert.equal(existsSync(MARK), false);
+});
+
+test('a world with anything but execute and latchgate:io imports is refused: a resource export, a second function', async (t) => {
+  const resource = `(component
+    (core module $dt (func (export "dtor") (param i32) unreachable))
+    (core instance $dti (instantiate $dt))
+    (type $R (resource (rep i32) (dtor (core func $dti "dtor"))))
+    (instance $ii (export "r" (type $R)))
+    (export "my:pkg/res" (instance $ii))
+  )`;
+  const c = await load('resource', resource);
+  t.after(() => c.rt.close());
+  assert.ok(c.loaded instanceof Error);
+  assert.match(c.loaded.message, /world has "export my:pkg\/res;".*refused/);
+
+  const execute = 'export execute: func(task-json: string) -> result<string, string>;';
+  const world = (...lines) => `package root:component;\n\nworld root {\n${lines.map((l) => `  ${l}\n`).join('')}}\n`;
+  assert.doesNotThrow(() => checkWorld(world('import latchgate:io/http@0.1.0;', 'import latchgate:io/log@0.1.0;', '', execute)));
+  for (const bad of [
+    world(execute, 'export other: func();'),
+    world('import wasi:cli/environment@0.2.0;', execute),
+    world('export execute: func(task-json: string) -> result<string, list<r>>;'),
+    world(execute, execute),
+    world(),
+    'no world at all',
+  ]) assert.throws(() => checkWorld(bad), /refused/, bad);
+});
+
+test('a worker that fails while idle is retired: nothing is thrown on the gate thread, and the next call gets a new worker', async (t) => {
+  // Glue whose instance throws from a timer after its call has answered: as a guest destructor run by a collection would.
+  const js = `export async function instantiate() {
+    return { execute() { setTimeout(() => { throw new Error('late failure'); }, 20); return JSON.stringify({ output: 'hi' }); } };
+  }`;
+  const pool = new WorkerPool(1, 0);
+  t.after(() => pool.close());
+  const job = () => ({
+    msg: { type: 'run', key: 'late', task: '{}', fuel: 1000, linked: [], max_response_bytes: 1 << 20, memory_bytes: 1 << 20 },
+    code: { js, modules: {} },
+    bridge: new HostBridge({}, new Set(), 1, 1 << 20),
+    timeoutMs: 5000,
+  });
+  const first = await pool.run(job());
+  assert.equal(first.done?.ok, true, JSON.stringify(first));
+  await new Promise((r) => setTimeout(r, 300));
+  const second = await pool.run(job());
+  assert.equal(second.done?.ok, true, JSON.stringify(second));
+});
