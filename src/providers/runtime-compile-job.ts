@@ -12,7 +12,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { componentWit } from '@bytecodealliance/jco';
 import { transpileBytes } from '@bytecodealliance/jco-transpile';
-import { checkComponentNames } from './component-names.js';
+import { checkComponentBinary } from './component-binary.js';
 import { checkWorld } from './component-world.js';
 import { meterFuel } from './runtime-fuel.js';
 
@@ -25,8 +25,8 @@ export interface CompileOutput {
 }
 
 async function compile(component: Uint8Array): Promise<CompileOutput> {
-  // Before any glue is generated: names that would be code in it, and a world other than a provider's.
-  checkComponentNames(component);
+  // Before any glue is generated: names that would be code in it, built-ins and a world other than a provider's.
+  checkComponentBinary(component);
   checkWorld(await componentWit(component));
   // base64Cutoff 0: no core module inlined into the glue, where it would escape metering.
   const t = await transpileBytes(component, { name: 'component', instantiation: 'async', emitTypescriptDeclarations: false, base64Cutoff: 0 });

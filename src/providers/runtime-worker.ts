@@ -32,6 +32,25 @@ process.env = { ...process.env };
 // get through, the glue finds no FinalizationRegistry and drops its handles without a destructor.
 (globalThis as { FinalizationRegistry?: unknown }).FinalizationRegistry = undefined;
 
+// What the glue lifts out of the guest's memory must be what the canonical ABI allows, or the call
+// traps: strings are decoded fatally (invalid UTF-8 is an error, never U+FFFD), and a byte list is
+// copied out of the memory only whole (ArrayBuffer slice clips a range past the end, silently).
+// The glue and this file are the only code of this thread that reaches these globals; Node's own
+// modules hold the originals.
+const Decoder = globalThis.TextDecoder;
+globalThis.TextDecoder = class FatalTextDecoder extends Decoder {
+  constructor(label?: string, options?: TextDecoderOptions) {
+    super(label, { ...options, fatal: true });
+  }
+} as typeof TextDecoder;
+const slice = ArrayBuffer.prototype.slice;
+ArrayBuffer.prototype.slice = function wholeSlice(this: ArrayBuffer, begin = 0, end = this.byteLength): ArrayBuffer {
+  if (!Number.isSafeInteger(begin) || !Number.isSafeInteger(end) || begin < 0 || end < begin || end > this.byteLength) {
+    throw new RangeError(`bytes ${begin} to ${end} are outside the provider's memory of ${this.byteLength} bytes`);
+  }
+  return slice.call(this, begin, end);
+};
+
 const { signal, answers } = workerData as { signal: SharedArrayBuffer; answers: MessagePort };
 const flag = new Int32Array(signal);
 const loaded = new Map<string, { glue: Glue; modules: Record<string, WebAssembly.Module> }>();

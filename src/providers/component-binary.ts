@@ -1,4 +1,8 @@
-// The names a component hands the JS glue generator unchecked. jco writes the
+// What is read of a component's binary before its JS glue is generated: the
+// names the generator would write into the glue, and the canonical built-ins
+// the component uses.
+//
+// Names. jco writes the
 // import and export names of core modules, and the names of the component's
 // own core instances (their instantiation arguments and inline exports), into
 // the glue as they are, inside JS string literals and comments: a name with a
@@ -9,6 +13,15 @@
 // (imports, exports, types) are not read here: the component validator that
 // runs first refuses any that is not a kebab-case or interface name (the
 // component model's binary format, "Import and Export Definitions").
+//
+// Built-ins. A provider's world (component-world.ts) is one synchronous
+// function; of the canonical built-ins it needs lift and lower, and resource
+// new, drop and rep for resources of its own inside it. The others (async
+// tasks, streams, futures, waitables, contexts, threads, error contexts) are
+// the glue's JS machinery, some of which runs guest code after the call has
+// answered: a component that uses one, or an async or callback option, is
+// refused.
+//
 // Anything this reader does not understand is refused too.
 
 /** What a core name may be made of: what compilers and adapters emit (`cabi_realloc`, `[export]ns:pkg/iface@1.0.0`, `$imports`, `0`). */
@@ -106,12 +119,41 @@ function coreNames(r: Reader, out: string[]): void {
   }
 }
 
-/** Every core name of a component: its core modules', its core instances', and those of the components it nests. */
+const RESOURCE_BUILTINS = new Set([0x02, 0x03, 0x04]); // resource.new, resource.drop, resource.rep
+
+/** The options of a lift or lower: string encoding, memory, realloc, post-return; nothing async. */
+function canonOptions(s: Reader): void {
+  for (let n = s.leb(); n > 0; n--) {
+    const opt = s.byte();
+    if (opt >= 0x03 && opt <= 0x05) s.leb();
+    else if (opt > 0x02) throw new Refused(`the canonical option 0x${opt.toString(16)} (async or callback), which a provider's synchronous execute has no use for`);
+  }
+}
+
+/** The canon section: lifts, lowers and the resource built-ins, nothing else. */
+function canonBuiltins(s: Reader): void {
+  for (let n = s.leb(); n > 0; n--) {
+    const op = s.byte();
+    if (op === 0x00 || op === 0x01) {
+      if (s.byte() !== 0x00) throw new Error('a lift or lower of an unknown kind');
+      s.leb();
+      canonOptions(s);
+      if (op === 0x00) s.leb();
+    } else if (RESOURCE_BUILTINS.has(op)) s.leb();
+    else throw new Refused(`the canonical built-in 0x${op.toString(16)} (async tasks, streams, futures, waitables, contexts, threads or error contexts), which a provider may not use`);
+  }
+}
+
+/** A refusal of what was read, not a failure to read it. */
+class Refused extends Error {}
+
+/** Every core name of a component: its core modules', its core instances', and those of the components it nests; its built-ins checked. */
 function componentNames(r: Reader, out: string[]): void {
   header(r, 1);
   for (const [id, s] of r.sections()) {
     if (id === 1) coreNames(s, out);
     else if (id === 4) componentNames(s, out);
+    else if (id === 8) canonBuiltins(s);
     else if (id === 2) {
       for (let n = s.leb(); n > 0; n--) {
         const form = s.byte();
@@ -134,12 +176,13 @@ function componentNames(r: Reader, out: string[]): void {
   }
 }
 
-/** Throws, naming it, when a core name of the component is one the glue generator cannot be given, or the binary cannot be read. */
-export function checkComponentNames(component: Uint8Array): void {
+/** Throws, naming it, when the component uses a built-in a provider may not, has a core name the glue generator cannot be given, or cannot be read. */
+export function checkComponentBinary(component: Uint8Array): void {
   const names: string[] = [];
   try {
     componentNames(new Reader(component, 0, component.length), names);
   } catch (e) {
+    if (e instanceof Refused) throw new Error(`the component uses ${e.message}; it is refused`);
     throw new Error(`the component's core modules and instances could not be read (${(e as Error).message}); it is refused`);
   }
   const bad = names.find((n) => !NAME.test(n));

@@ -1,7 +1,9 @@
 // A hostile component against the glue generator and the worker: names that
 // would be JavaScript in the generated glue, a world with a resource whose
-// destructor a garbage collection would run outside any call, and a worker
-// that fails while idle. Each is refused or contained; next to them a
+// destructor a garbage collection would run outside any call, canonical
+// built-ins whose JS machinery runs guest code later, values the canonical
+// ABI does not allow (a byte list past the end of memory, invalid UTF-8), and
+// a worker that fails while idle. Each is refused or trapped; next to them a
 // well-formed component of the same shape runs.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -9,12 +11,12 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parse } from '@bytecodealliance/jco';
+import { componentEmbed, componentNew, parse } from '@bytecodealliance/jco';
 import { ProviderRuntime } from '../../dist/providers/runtime.js';
 import { WorkerPool } from '../../dist/providers/runtime-pool.js';
 import { HostBridge } from '../../dist/providers/runtime-bridge.js';
 import { checkWorld } from '../../dist/providers/component-world.js';
-import { LIMITS } from '../helpers/providers.mjs';
+import { LIMITS, WIT } from '../helpers/providers.mjs';
 
 const dir = mkdtempSync(join(tmpdir(), 'lg-prov-hostile-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -115,6 +117,57 @@ test('a world with anything but execute and latchgate:io imports is refused: a r
     world(),
     'no world at all',
   ]) assert.throws(() => checkWorld(bad), /refused/, bad);
+});
+
+test('a component that uses a canonical built-in beyond lift, lower and its own resources is refused', async (t) => {
+  for (const builtin of ['waitable-set.new', 'context.get i32 0', 'backpressure.inc']) {
+    const c = await load(`builtin-${builtin.split(' ')[0]}`, `(component (core func (canon ${builtin})))`);
+    t.after(() => c.rt.close());
+    assert.ok(c.loaded instanceof Error, `${builtin}: loaded`);
+    assert.match(c.loaded.message, /uses the canonical built-in .*refused/, builtin);
+  }
+});
+
+/** A fs-provider whose execute first calls write(path, body, mode) with the given pointers and lengths, then answers {"output":1}. */
+async function fsWriter(name, [pathPtr, pathLen, bodyPtr, bodyLen]) {
+  const core = await parse(`(module
+    (import "latchgate:io/fs@0.1.0" "write" (func $w (param i32 i32 i32 i32 i32 i32)))
+    (memory (export "memory") 1)
+    (data (i32.const 64) "{\\"output\\":1}out.txt\\ff\\fe")
+    (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32) (i32.const 2048))
+    (func (export "execute") (param i32 i32) (result i32)
+      (call $w (i32.const ${pathPtr}) (i32.const ${pathLen}) (i32.const ${bodyPtr}) (i32.const ${bodyLen}) (i32.const 1) (i32.const 512))
+      (i32.store8 (i32.const 16) (i32.const 0)) (i32.store (i32.const 20) (i32.const 64))
+      (i32.store (i32.const 24) (i32.const 12)) (i32.const 16))
+    (func (export "cabi_post_execute") (param i32)))`);
+  const bytes = await componentNew(await componentEmbed({ binary: core, witSource: WIT, world: 'fs-provider' }));
+  const file = join(dir, `${name}.wasm`);
+  writeFileSync(file, bytes);
+  const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+  const rt = new ProviderRuntime({ cacheDir: join(dir, 'cache'), poolSize: 1 });
+  await rt.load(file, digest);
+  const writes = [];
+  const hosts = { fs: { write: async (path, data, mode) => void writes.push({ path, data, mode }) } };
+  const r = await rt.run(digest, {}, { ...LIMITS, required_imports: ['latchgate:io/fs', 'latchgate:io/log'] }, hosts);
+  await rt.close();
+  return { r, writes };
+}
+
+test('a byte list past the end of the memory, or a string of invalid UTF-8, traps: the host is never called with a clipped or mended value', async () => {
+  // 'out.txt' is at 76 (7 bytes), followed by two bytes that are not UTF-8.
+  const fine = await fsWriter('write-fine', [76, 7, 64, 12]);
+  assert.equal(fine.r.ok, true, JSON.stringify(fine.r));
+  assert.deepEqual(fine.writes.map((w) => [w.path, Buffer.from(w.data).toString()]), [['out.txt', '{"output":1}']]);
+
+  const clipped = await fsWriter('write-past-end', [76, 7, 65500, 100000]);
+  assert.equal(clipped.r.ok, false, JSON.stringify(clipped.r));
+  assert.equal(clipped.r.failure_class, 'trap', JSON.stringify(clipped.r));
+  assert.deepEqual(clipped.writes, [], 'the host wrote a clipped body');
+
+  const mended = await fsWriter('write-bad-utf8', [76, 9, 64, 12]);
+  assert.equal(mended.r.ok, false, JSON.stringify(mended.r));
+  assert.equal(mended.r.failure_class, 'trap', JSON.stringify(mended.r));
+  assert.deepEqual(mended.writes, [], 'the host got a path with U+FFFD in it');
 });
 
 test('a worker that fails while idle is retired: nothing is thrown on the gate thread, and the next call gets a new worker', async (t) => {
