@@ -80,8 +80,8 @@ interface Made {
  * The instance of the call that ran last, held (never called again) until the next call has
  * run. V8 holds a function's optimized code only weakly: a collection that finds no function
  * of the glue alive that has run (the worker idle between calls, its spare not yet run) drops
- * that code, and every next instance runs the glue unoptimized and compiles it again, about
- * half a millisecond of CPU per call. Only a small instance is held, as a spare is; its
+ * that code, and every next instance runs the glue unoptimized and compiles it again, CPU
+ * spent on every call. Only a small instance is held, as a spare is; its
  * memory, the finished call's, is reachable from nothing else.
  */
 const lastRun: { instance?: unknown } = {};
