@@ -33,14 +33,15 @@ process.env = { ...process.env };
 (globalThis as { FinalizationRegistry?: unknown }).FinalizationRegistry = undefined;
 
 // What the glue lifts out of the guest's memory must be what the canonical ABI allows, or the call
-// traps: strings are decoded fatally (invalid UTF-8 is an error, never U+FFFD), and a byte list is
+// traps: strings are decoded fatally (invalid UTF-8 is an error, never U+FFFD) and whole (a leading
+// byte-order mark is part of the string, not dropped), and a byte list is
 // copied out of the memory only whole (ArrayBuffer slice clips a range past the end, silently).
 // The glue and this file are the only code of this thread that reaches these globals; Node's own
 // modules hold the originals.
 const Decoder = globalThis.TextDecoder;
 globalThis.TextDecoder = class FatalTextDecoder extends Decoder {
   constructor(label?: string, options?: TextDecoderOptions) {
-    super(label, { ...options, fatal: true });
+    super(label, { ...options, fatal: true, ignoreBOM: true });
   }
 } as typeof TextDecoder;
 const slice = ArrayBuffer.prototype.slice;

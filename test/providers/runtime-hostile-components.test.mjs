@@ -129,11 +129,11 @@ test('a component that uses a canonical built-in beyond lift, lower and its own 
 });
 
 /** A fs-provider whose execute first calls write(path, body, mode) with the given pointers and lengths, then answers {"output":1}. */
-async function fsWriter(name, [pathPtr, pathLen, bodyPtr, bodyLen]) {
+async function fsWriter(name, [pathPtr, pathLen, bodyPtr, bodyLen], path = 'out.txt\\ff\\fe') {
   const core = await parse(`(module
     (import "latchgate:io/fs@0.1.0" "write" (func $w (param i32 i32 i32 i32 i32 i32)))
     (memory (export "memory") 1)
-    (data (i32.const 64) "{\\"output\\":1}out.txt\\ff\\fe")
+    (data (i32.const 64) "{\\"output\\":1}${path}")
     (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32) (i32.const 2048))
     (func (export "execute") (param i32 i32) (result i32)
       (call $w (i32.const ${pathPtr}) (i32.const ${pathLen}) (i32.const ${bodyPtr}) (i32.const ${bodyLen}) (i32.const 1) (i32.const 512))
@@ -153,7 +153,7 @@ async function fsWriter(name, [pathPtr, pathLen, bodyPtr, bodyLen]) {
   return { r, writes };
 }
 
-test('a byte list past the end of the memory, or a string of invalid UTF-8, traps: the host is never called with a clipped or mended value', async () => {
+test('a byte list past the end of the memory, or a string of invalid UTF-8, traps: the host is never called with a clipped or mended value; a leading byte-order mark arrives as sent', async () => {
   // 'out.txt' is at 76 (7 bytes), followed by two bytes that are not UTF-8.
   const fine = await fsWriter('write-fine', [76, 7, 64, 12]);
   assert.equal(fine.r.ok, true, JSON.stringify(fine.r));
@@ -168,6 +168,11 @@ test('a byte list past the end of the memory, or a string of invalid UTF-8, trap
   assert.equal(mended.r.ok, false, JSON.stringify(mended.r));
   assert.equal(mended.r.failure_class, 'trap', JSON.stringify(mended.r));
   assert.deepEqual(mended.writes, [], 'the host got a path with U+FFFD in it');
+
+  // A leading byte-order mark is part of the string the guest sent: the host gets it, not a shortened path.
+  const bom = await fsWriter('write-bom', [76, 10, 64, 12], '\\ef\\bb\\bfout.txt');
+  assert.equal(bom.r.ok, true, JSON.stringify(bom.r));
+  assert.deepEqual(bom.writes.map((w) => w.path), ['\uFEFFout.txt']);
 });
 
 test('a worker that fails while idle is retired: nothing is thrown on the gate thread, and the next call gets a new worker', async (t) => {
