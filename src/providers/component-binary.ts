@@ -2,17 +2,17 @@
 // names the generator would write into the glue, and the canonical built-ins
 // the component uses.
 //
-// Names. jco writes the
-// import and export names of core modules, and the names of the component's
-// own core instances (their instantiation arguments and inline exports), into
-// the glue as they are, inside JS string literals and comments: a name with a
-// quote in it is JavaScript the gate would run. Core WebAssembly allows any
-// UTF-8 in those names (WebAssembly core spec, 5.2.4 and 5.5.10), so they are
-// read here, from the component's binary, before anything is generated, and a
-// component with a name outside NAME is refused. The component-level names
-// (imports, exports, types) are not read here: the component validator that
-// runs first refuses any that is not a kebab-case or interface name (the
-// component model's binary format, "Import and Export Definitions").
+// Names. jco writes the import and export names of core modules, and the
+// names of the component's own core instances (their instantiation arguments
+// and inline exports), into the glue as they are, inside JS string literals
+// and comments: a name with a quote in it is JavaScript the gate would run.
+// Core WebAssembly allows any UTF-8 in those names (WebAssembly core spec,
+// 5.2.4 and 5.5.10), so they are read here, from the component's binary, and
+// a component with a name outside NAME is refused. The component-level names
+// (imports, exports, types) are not read here: the component validator,
+// which runs before the generator writes anything (and in componentWit),
+// refuses any that is not a kebab-case or interface name (the component
+// model's binary format, "Import and Export Definitions").
 //
 // Built-ins. A provider's world (component-world.ts) is one synchronous
 // function; of the canonical built-ins it needs lift and lower, and resource
@@ -25,7 +25,7 @@
 // Anything this reader does not understand is refused too.
 
 /** What a core name may be made of: what compilers and adapters emit (`cabi_realloc`, `[export]ns:pkg/iface@1.0.0`, `$imports`, `0`). */
-export const NAME = /^[A-Za-z0-9_.:@/$#+\-[\]]*$/;
+const NAME = /^[A-Za-z0-9_.:@/$#+\-[\]]*$/;
 
 class Reader {
   constructor(
