@@ -27,6 +27,8 @@
 /** What a core name may be made of: what compilers and adapters emit (`cabi_realloc`, `[export]ns:pkg/iface@1.0.0`, `$imports`, `0`). */
 const NAME = /^[A-Za-z0-9_.:@/$#+\-[\]]*$/;
 
+const UTF8 = new TextDecoder('utf-8', { fatal: true });
+
 class Reader {
   constructor(
     readonly bytes: Uint8Array,
@@ -53,7 +55,7 @@ class Reader {
   name(): string {
     const n = this.leb();
     if (this.at + n > this.end) throw new Error('truncated name');
-    const s = new TextDecoder('utf-8', { fatal: true }).decode(this.bytes.subarray(this.at, this.at + n));
+    const s = UTF8.decode(this.bytes.subarray(this.at, this.at + n));
     this.at += n;
     return s;
   }
