@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import type { CompileOutput } from './runtime-compile-job.js';
 
 /** Bump when the compile step changes, so old entries are rebuilt (2: the glue of jco-transpile 0.1.1). */
-const FORMAT = 2;
+const FORMAT = 3;
 
 interface Meta {
   format: number;

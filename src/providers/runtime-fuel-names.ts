@@ -1,3 +1,10 @@
-// Where the fuel global is imported from (runtime-fuel.ts meters, runtime-worker.ts supplies).
+// Where the fuel global is imported from (runtime-fuel.ts meters, runtime-worker.ts supplies),
+// and what work by a length costs in it.
 export const FUEL_MODULE = 'latchgate';
 export const FUEL_FIELD = 'fuel';
+/**
+ * Bytes per unit of fuel, about what one loop iteration costs, for work whose
+ * size a length sets: a bulk memory instruction (runtime-fuel-bulk.ts), the
+ * arguments of a host import (runtime-worker.ts). Each also costs one unit.
+ */
+export const BULK_BYTES_PER_UNIT = 64;

@@ -5,7 +5,9 @@
 // mutable i64 global the module imports as `latchgate`.`fuel`; the runtime
 // creates it per call, sets the budget and reads what is left. Below zero the
 // module traps with `unreachable`, so an endless loop ends deterministically.
+// A bulk memory instruction is charged by its length (runtime-fuel-bulk.ts).
 import binaryen from 'binaryen';
+import { chargeBulkInstructions } from './runtime-fuel-bulk.js';
 import { FUEL_FIELD, FUEL_MODULE } from './runtime-fuel-names.js';
 
 const F = binaryen.Features;
@@ -52,6 +54,7 @@ export function meterFuel(bytes: Uint8Array): Uint8Array {
       [],
       m.block(null, [m.global.set(fuel, m.i64.sub(left(), m.i64.const(1n))), m.if(m.i64.lt_s(left(), m.i64.const(0n)), m.unreachable())]),
     );
+    chargeBulkInstructions(m, fuel);
     if (!m.validate()) throw new Error('the metered module does not validate (it uses WebAssembly features the gate does not run)');
     return m.emitBinary();
   } finally {

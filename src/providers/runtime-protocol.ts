@@ -19,6 +19,15 @@ export function logLineSize(message: unknown, fields: unknown): number {
   return n;
 }
 
+/** Rough byte size of a host call's arguments or answer: the bytes and strings in it. */
+export function byteSize(v: unknown): number {
+  if (v instanceof Uint8Array) return v.byteLength;
+  if (typeof v === 'string') return Buffer.byteLength(v);
+  if (Array.isArray(v)) return v.reduce((n: number, x) => n + 8 + byteSize(x), 0);
+  if (v && typeof v === 'object') return Object.values(v).reduce((n: number, x) => n + 8 + byteSize(x), 0);
+  return 8;
+}
+
 /** Counts one call's log lines against MAX_LOG_LINES and MAX_LOG_BYTES; true while a line still fits. */
 export class LogBudget {
   private lines = 0;

@@ -11,8 +11,8 @@
 import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
 import type { DoneMessage, HostAnswer, HostMessage, LogMessage, RunMessage, SpareMessage } from './runtime-protocol.js';
 import type { IoInterface } from './runtime-types.js';
-import { FUEL_FIELD, FUEL_MODULE } from './runtime-fuel-names.js';
-import { LogBudget } from './runtime-protocol.js';
+import { BULK_BYTES_PER_UNIT, FUEL_FIELD, FUEL_MODULE } from './runtime-fuel-names.js';
+import { byteSize, LogBudget } from './runtime-protocol.js';
 
 interface Glue {
   instantiate(
@@ -60,6 +60,10 @@ let hostMs = 0;
 let logBudget = new LogBudget();
 /** True while a call runs: the only time a host import may be called. */
 let inCall = false;
+/** The running call's fuel: a host import charges what it carries to it. */
+let callFuel: WebAssembly.Global | undefined;
+/** Set once the gate refused an I/O call past max_io_calls: the later ones are refused here, never posted. */
+let ioClosed: string | undefined;
 /** The meter of the instance being made ahead, while its start code runs. */
 let makingAhead: { fuel: WebAssembly.Global; touched: boolean } | undefined;
 
@@ -105,9 +109,25 @@ function needCall(iface: IoInterface, fn: string): void {
   }
 }
 
+/**
+ * Charges a host import's arguments to the call's fuel, as a bulk memory
+ * instruction is charged (runtime-fuel-bulk.ts): the glue has just copied
+ * them out of the guest's memory, and an I/O call posts them to the gate's
+ * thread, work by their length that would otherwise cost the guest one loop
+ * iteration. Throws once the fuel is spent (the call fails as fuel_exhausted).
+ */
+function charge(args: unknown): void {
+  if (!callFuel) return;
+  const left = (callFuel.value as bigint) - BigInt(1 + Math.floor(byteSize(args) / BULK_BYTES_PER_UNIT));
+  callFuel.value = left;
+  if (left < 0n) throw new Error('the fuel ran out in a host import');
+}
+
 /** Forwards one host call and blocks until it is answered. */
 function host(iface: IoInterface, fn: string, args: unknown[]): unknown {
   needCall(iface, fn);
+  charge(args);
+  if (ioClosed) throw { payload: ioClosed };
   const t = performance.now();
   Atomics.store(flag, 0, 0);
   parentPort!.postMessage({ type: 'host', iface, fn, args } satisfies HostMessage);
@@ -115,7 +135,10 @@ function host(iface: IoInterface, fn: string, args: unknown[]): unknown {
   const answer = receiveMessageOnPort(answers)?.message as HostAnswer | undefined;
   hostMs += performance.now() - t;
   if (!answer) throw new Error('host answer missing');
-  if (!answer.ok) throw { payload: answer.error }; // jco turns { payload } into the err case
+  if (!answer.ok) {
+    if (answer.error.startsWith('io_limit_exceeded:')) ioClosed = answer.error;
+    throw { payload: answer.error }; // jco turns { payload } into the err case
+  }
   return answer.value;
 }
 
@@ -145,6 +168,7 @@ function imports(linked: IoInterface[]): Record<string, Record<string, Fn>> {
       log: ((level: string, message: string, fields: [string, string][]) => {
         // Posted without waiting (it answers nothing); lines past the caps are dropped here.
         needCall('latchgate:io/log', 'log');
+        charge([message, fields]);
         if (logBudget.take(message, fields)) parentPort!.postMessage({ type: 'log', args: [level, message, fields] } satisfies LogMessage);
       }) as Fn,
     },
@@ -169,6 +193,7 @@ async function instantiate(msg: RunMessage, fuelLimit: number): Promise<Made> {
   const fuel = new WebAssembly.Global({ value: 'i64', mutable: true }, BigInt(fuelLimit));
   const memories: WebAssembly.Memory[] = [];
   const ahead = inCall ? undefined : (makingAhead = { fuel, touched: false });
+  if (inCall) callFuel = fuel; // its start code's host imports are the call's
   try {
     const { glue, modules } = await load(msg);
     const instance = await glue.instantiate(
@@ -223,6 +248,7 @@ function prepareSpare(msg: RunMessage): void {
 async function run(msg: RunMessage): Promise<DoneMessage> {
   hostMs = 0;
   logBudget = new LogBudget();
+  ioClosed = undefined;
   let fuel: WebAssembly.Global | undefined;
   let memories: WebAssembly.Memory[] = [];
   let instantiateMs = 0;
@@ -257,6 +283,7 @@ async function run(msg: RunMessage): Promise<DoneMessage> {
     lastMadeMs = made.ms;
     t1 = performance.now();
     inCall = true;
+    callFuel = fuel;
     const out = made.instance.execute(msg.task);
     lastRun.instance = linearBytes(made.memories) <= SPARE_MAX_BYTES ? made.instance : undefined;
     if (typeof out !== 'string') return done({ ok: false, failure_class: 'trap', error: 'execute returned no string' });
@@ -276,6 +303,7 @@ async function run(msg: RunMessage): Promise<DoneMessage> {
     return done({ ok: false, failure_class: 'trap', error: `the provider trapped: ${message}` });
   } finally {
     inCall = false;
+    callFuel = undefined;
   }
 }
 

@@ -114,6 +114,61 @@ test('an endless loop runs out of fuel deterministically; a call within its fuel
   await stillServes();
 });
 
+test('a bulk memory instruction spends fuel by its length: fill, copy and init in a loop run out of fuel, not on to the timeout', async () => {
+  // Each loop would be 100000 (50000) units if an instruction cost one whatever its length: well
+  // within this fuel, while filling and copying 100 GB and 50 GB until the timeout stopped them.
+  for (const mode of ['f', 'c', 'i']) {
+    const r = await rt.run(p.digest, { mode }, { ...LIMITS, fuel: 200_000, timeout_seconds: 10 }, hosts());
+    assert.equal(r.ok, false, `${mode}: ${JSON.stringify(r)}`);
+    assert.equal(r.failure_class, 'fuel_exhausted', `${mode}: ${JSON.stringify(r)}`);
+    assert.equal(r.fuel_used, 200_000);
+  }
+  await stillServes();
+});
+
+test('a bulk memory instruction within the fuel runs, charged one unit plus one per 64 bytes', async () => {
+  const plain = await rt.run(p.digest, { mode: 'g' }, LIMITS, hosts());
+  const fill = await rt.run(p.digest, { mode: 'k' }, LIMITS, hosts());
+  assert.equal(fill.ok, true, JSON.stringify(fill));
+  assert.deepEqual(fill.output, plain.output);
+  // k is g after one memory.fill of 128 KiB.
+  assert.equal(fill.fuel_used - plain.fuel_used, 1 + 131072 / 64);
+});
+
+test('a provider whose code holds table.fill (work by a length the meter cannot charge) is refused at load, naming it', async (t) => {
+  const tf = await buildWat('table-fill', dir);
+  const own = new ProviderRuntime({ cacheDir: join(dir, 'cache-table-fill'), poolSize: 1 });
+  t.after(() => own.close());
+  await assert.rejects(own.load(tf.file, tf.digest), /table\.fill instruction, which the fuel meter cannot charge/);
+});
+
+test("a host import's arguments spend fuel by their length: 1 MiB log lines or request bodies in a loop run out of fuel", async () => {
+  // Without the charge, each line or request costs the guest one loop iteration, while the glue
+  // copies 1 MiB out of its memory and the request is posted to the gate's thread.
+  const h = hosts();
+  const lines = await rt.run(p.digest, { mode: 'b' }, { ...LIMITS, memory_mb: 16 }, h);
+  assert.equal(lines.failure_class, 'fuel_exhausted', JSON.stringify(lines));
+  assert.equal(lines.fuel_used, LIMITS.fuel);
+  assert.ok(h.seen.log <= 1, `log lines past the byte cap are dropped (${h.seen.log} arrived)`);
+  const posts = hosts();
+  const r = await rt.run(p.digest, { mode: 'a' }, { ...LIMITS, memory_mb: 16, max_io_calls: 1000 }, posts);
+  assert.equal(r.failure_class, 'fuel_exhausted', JSON.stringify(r));
+  // 1 MiB is 16385 units: the fuel (1,000,000) lets about 61 requests through, not 1000.
+  assert.ok(posts.seen.http > 0 && posts.seen.http <= Math.ceil(LIMITS.fuel / 16385), `requests that reached the host: ${posts.seen.http}`);
+  await stillServes();
+});
+
+test('I/O calls a provider goes on making past max_io_calls are refused in its worker: nothing more is posted to the gate', async () => {
+  const h = hosts();
+  const r = await rt.run(p.digest, { mode: 'a' }, { ...LIMITS, memory_mb: 16, max_io_calls: 3, fuel: 100_000_000 }, h);
+  assert.equal(r.ok, true, JSON.stringify(r));
+  assert.deepEqual(r.output, { ok: 3 });
+  assert.equal(h.seen.http, 3);
+  // The gate's bridge counted the three and refused the fourth; the other 996 never left the worker.
+  assert.equal(r.io_calls, 4);
+  await stillServes();
+});
+
 test('memory growth stops at memory_mb inside the guest', async () => {
   for (const memory_mb of [8, 16]) {
     const r = await rt.run(p.digest, { mode: 'm' }, { ...LIMITS, memory_mb }, hosts());
@@ -221,7 +276,8 @@ test('log lines are capped in bytes too: 300 lines of 1 MiB reach the gate as at
     bytes += message.length + fields.reduce((n, [k, v]) => n + k.length + v.length, 0);
   } };
   // Posted without waiting, each line would be copied to the gate's thread: 300 MiB in one call.
-  const r = await rt.run(p.digest, { mode: 'b' }, { ...LIMITS, memory_mb: 16 }, h);
+  // (Each line's text is charged to the fuel: 300 lines of 1 MiB need about 4.9 million units.)
+  const r = await rt.run(p.digest, { mode: 'b' }, { ...LIMITS, memory_mb: 16, fuel: 10_000_000 }, h);
   assert.equal(r.ok, true, JSON.stringify(r));
   assert.deepEqual(r.output, { ok: 300 }, 'the provider wrote every line (the ones past the cap are dropped, not failed)');
   assert.ok(bytes <= MAX_LOG_BYTES, `the gate received ${bytes} bytes of log lines, over ${MAX_LOG_BYTES}`);
