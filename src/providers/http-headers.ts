@@ -8,10 +8,9 @@
 // for an unencoded body so the response can be searched for the secrets.
 import { MAX_KEY_LENGTH, MIN_KEY_LENGTH } from '../egress/credential-proxy.js';
 import { HostIoError } from './host-error.js';
+import { MAX_HEADER_COUNT } from './runtime-args.js';
 import type { SecretSource } from './secret-source.js';
 
-/** Header fields one request may carry. */
-export const MAX_HEADER_COUNT = 100;
 /** Bytes of header names and values together, before secrets are filled. */
 export const MAX_HEADER_BYTES = 32 * 1024;
 

@@ -7,6 +7,9 @@ import type { HttpRequest, LogLevel } from './runtime-types.js';
 
 const LEVELS: readonly string[] = ['debug', 'info', 'warn', 'error'];
 
+/** Header fields one request may carry. */
+export const MAX_HEADER_COUNT = 100;
+
 function bad(what: string): never {
   throw new HostIoError('invalid_arguments', `${what} (the component's types do not match wit/latchgate-io.wit)`);
 }
@@ -18,6 +21,7 @@ export function httpArgs(args: unknown[]): HttpRequest {
   const r = args[0] as Record<string, unknown> | undefined;
   if (args.length !== 1 || !r || typeof r !== 'object') bad('http.fetch takes one request record');
   if (typeof r.method !== 'string' || typeof r.url !== 'string') bad('http.fetch: method and url must be strings');
+  if (Array.isArray(r.headers) && r.headers.length > MAX_HEADER_COUNT) throw new HostIoError('headers_too_large', `more than ${MAX_HEADER_COUNT} header fields`);
   if (!isPairs(r.headers)) bad('http.fetch: headers must be a list of (name, value) strings');
   if (r.body !== undefined && !(r.body instanceof Uint8Array)) bad('http.fetch: body must be bytes');
   if (r.timeout_ms !== undefined && !(Number.isInteger(r.timeout_ms) && (r.timeout_ms as number) >= 0)) bad('http.fetch: timeout-ms must be a u32');

@@ -3,9 +3,18 @@
 // first line; this is the second), counts I/O calls against max_io_calls,
 // runs the host function and bounds what goes back to the provider.
 import { HostIoError } from './host-error.js';
-import { byteSize, LogBudget, type HostAnswer, type HostMessage } from './runtime-protocol.js';
+import { LogBudget, type HostAnswer, type HostMessage } from './runtime-protocol.js';
 import { fsPath, fsWriteArgs, httpArgs, logArgs } from './runtime-args.js';
 import type { Hosts, IoInterface } from './runtime-types.js';
+
+/** Rough byte size of a host answer: the bytes and strings in it. */
+function sizeOf(v: unknown): number {
+  if (v instanceof Uint8Array) return v.byteLength;
+  if (typeof v === 'string') return Buffer.byteLength(v);
+  if (Array.isArray(v)) return v.reduce((n: number, x) => n + 8 + sizeOf(x), 0);
+  if (v && typeof v === 'object') return Object.values(v).reduce((n: number, x) => n + 8 + sizeOf(x), 0);
+  return 8;
+}
 
 
 export class HostBridge {
@@ -38,7 +47,7 @@ export class HostBridge {
     if (iface === 'latchgate:io/log') throw new HostIoError('unknown_function', 'latchgate:io/log lines are posted, not called');
     if (++this.calls > this.maxIoCalls) throw new HostIoError('io_limit_exceeded', `this call may make at most ${this.maxIoCalls} I/O calls (max_io_calls)`);
     const value = await this.io(iface, fn, args);
-    const size = byteSize(value);
+    const size = sizeOf(value);
     if (size > this.maxAnswerBytes)
       throw new HostIoError('host_response_too_large', `the answer of ${iface}.${fn} is ${size} bytes, over max_host_response_bytes (${this.maxAnswerBytes})`);
     return value;

@@ -5,7 +5,7 @@
 import { Worker } from 'node:worker_threads';
 import { readCache, writeCache } from './runtime-cache.js';
 import type { CompileOutput } from './runtime-compile-job.js';
-import { capMemory } from './runtime-memory.js';
+import { capMemory, definesMemory } from './runtime-memory.js';
 
 const JOB_URL = new URL('./runtime-compile-job.js', import.meta.url);
 /** Compiles run one at a time: metering a 12 MB module takes hundreds of MB for seconds. */
@@ -37,9 +37,19 @@ export async function compiled(cacheDir: string, digest: string, component: Uint
   return out;
 }
 
-/** The core modules with their memories capped at `maxPages`, compiled. */
-export async function instantiable(modules: Record<string, Uint8Array>, maxPages: number): Promise<Record<string, WebAssembly.Module>> {
-  const out: Record<string, WebAssembly.Module> = {};
-  for (const [name, bytes] of Object.entries(modules)) out[name] = await WebAssembly.compile(capMemory(bytes, maxPages) as Uint8Array<ArrayBuffer>);
+/** A provider's core modules as a call worker instantiates them. */
+export interface Instantiable {
+  modules: Record<string, WebAssembly.Module>;
+  /** The modules that define a memory of their own (the worker lets one instance of them be made per call). */
+  memoryModules: string[];
+}
+
+/** The core modules with their memories capped at `maxPages` (and their tables: runtime-memory.ts), compiled. */
+export async function instantiable(modules: Record<string, Uint8Array>, maxPages: number): Promise<Instantiable> {
+  const out: Instantiable = { modules: {}, memoryModules: [] };
+  for (const [name, bytes] of Object.entries(modules)) {
+    out.modules[name] = await WebAssembly.compile(capMemory(bytes, maxPages) as Uint8Array<ArrayBuffer>);
+    if (definesMemory(bytes)) out.memoryModules.push(name);
+  }
   return out;
 }

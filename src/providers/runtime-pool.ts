@@ -41,7 +41,7 @@ function spawn(): CallWorker {
   const worker = new Worker(WORKER_URL, {
     workerData: { signal, answers: port2 },
     transferList: [port2],
-    // Caps the glue's JS heap; linear memory is capped per module (runtime-memory.ts).
+    // Caps the glue's JS heap; linear memory and tables are capped per module (runtime-memory.ts).
     resourceLimits: { maxOldGenerationSizeMb: 256 },
   });
   worker.unref();

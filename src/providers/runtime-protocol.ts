@@ -11,21 +11,18 @@ export const MAX_LOG_LINES = 256;
  */
 export const MAX_LOG_BYTES = 65536;
 
+/** What each field of a log line counts for besides its text: a line of many empty fields is no free line. */
+const LOG_FIELD_OVERHEAD = 16;
+
 /** The size of one log line as MAX_LOG_BYTES counts it; 0 for a malformed one. */
 export function logLineSize(message: unknown, fields: unknown): number {
   if (typeof message !== 'string' || !Array.isArray(fields)) return 0;
   let n = message.length;
-  for (const f of fields) if (Array.isArray(f)) for (const part of f) n += typeof part === 'string' ? part.length : 0;
+  for (const f of fields) {
+    n += LOG_FIELD_OVERHEAD;
+    if (Array.isArray(f)) for (const part of f) n += typeof part === 'string' ? part.length : 0;
+  }
   return n;
-}
-
-/** Rough byte size of a host call's arguments or answer: the bytes and strings in it. */
-export function byteSize(v: unknown): number {
-  if (v instanceof Uint8Array) return v.byteLength;
-  if (typeof v === 'string') return Buffer.byteLength(v);
-  if (Array.isArray(v)) return v.reduce((n: number, x) => n + 8 + byteSize(x), 0);
-  if (v && typeof v === 'object') return Object.values(v).reduce((n: number, x) => n + 8 + byteSize(x), 0);
-  return 8;
 }
 
 /** Counts one call's log lines against MAX_LOG_LINES and MAX_LOG_BYTES; true while a line still fits. */
@@ -52,7 +49,7 @@ export interface RunMessage {
   /** Cache key of the code: digest and memory cap. */
   key: string;
   /** The code, when this worker has not seen the key yet. */
-  code?: { js: string; modules: Record<string, WebAssembly.Module> };
+  code?: { js: string; modules: Record<string, WebAssembly.Module>; memoryModules: string[] };
   task: string;
   fuel: number;
   linked: IoInterface[];

@@ -12,7 +12,9 @@ import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from '
 import type { DoneMessage, HostAnswer, HostMessage, LogMessage, RunMessage, SpareMessage } from './runtime-protocol.js';
 import type { IoInterface } from './runtime-types.js';
 import { BULK_BYTES_PER_UNIT, FUEL_FIELD, FUEL_MODULE } from './runtime-fuel-names.js';
-import { byteSize, LogBudget } from './runtime-protocol.js';
+import { LogBudget } from './runtime-protocol.js';
+import { HostIoError } from './host-error.js';
+import { fsPath, fsWriteArgs, httpArgs, logArgs } from './runtime-args.js';
 
 interface Glue {
   instantiate(
@@ -54,7 +56,21 @@ ArrayBuffer.prototype.slice = function wholeSlice(this: ArrayBuffer, begin = 0, 
 
 const { signal, answers } = workerData as { signal: SharedArrayBuffer; answers: MessagePort };
 const flag = new Int32Array(signal);
-const loaded = new Map<string, { glue: Glue; modules: Record<string, WebAssembly.Module> }>();
+/** A provider's code as loaded: its glue, its core modules, and those of them that define a memory. */
+interface Loaded {
+  glue: Glue;
+  modules: Record<string, WebAssembly.Module>;
+  memoryModules: ReadonlySet<WebAssembly.Module>;
+}
+const loaded = new Map<string, Loaded>();
+/**
+ * Core instances one instance of a component may make (a built-in or a
+ * componentize-js provider makes 3), and of them, instances of a module with
+ * a memory of its own: each copies its data segments in and holds up to
+ * memory_mb, work and memory no fuel is charged for.
+ */
+const CORE_INSTANCES_MAX = 16;
+const MEMORY_INSTANCES_MAX = 1;
 let hostMs = 0;
 /** The running call's log lines and bytes. */
 let logBudget = new LogBudget();
@@ -110,24 +126,50 @@ function needCall(iface: IoInterface, fn: string): void {
 }
 
 /**
+ * What a host import's arguments cost in fuel: one unit, one per
+ * BULK_BYTES_PER_UNIT bytes of strings and bytes, and one per list element
+ * and record field, each of which the glue lifted on its own.
+ */
+function units(v: unknown): number {
+  if (v instanceof Uint8Array) return Math.floor(v.byteLength / BULK_BYTES_PER_UNIT);
+  if (typeof v === 'string') return Math.floor(v.length / BULK_BYTES_PER_UNIT);
+  let n = 0;
+  if (Array.isArray(v)) for (const x of v) n += 1 + units(x);
+  else if (v !== null && typeof v === 'object') for (const x of Object.values(v)) n += 1 + units(x);
+  return n;
+}
+
+/**
  * Charges a host import's arguments to the call's fuel, as a bulk memory
  * instruction is charged (runtime-fuel-bulk.ts): the glue has just copied
- * them out of the guest's memory, and an I/O call posts them to the gate's
- * thread, work by their length that would otherwise cost the guest one loop
- * iteration. Throws once the fuel is spent (the call fails as fuel_exhausted).
+ * them out of the guest's memory, by whatever types the component declared,
+ * work by their size that would otherwise cost the guest one loop iteration.
+ * Throws once the fuel is spent (the call fails as fuel_exhausted).
  */
-function charge(args: unknown): void {
+function charge(args: unknown[]): void {
   if (!callFuel) return;
-  const left = (callFuel.value as bigint) - BigInt(1 + Math.floor(byteSize(args) / BULK_BYTES_PER_UNIT));
+  const left = (callFuel.value as bigint) - BigInt(1 + units(args));
   callFuel.value = left;
   if (left < 0n) throw new Error('the fuel ran out in a host import');
 }
 
-/** Forwards one host call and blocks until it is answered. */
-function host(iface: IoInterface, fn: string, args: unknown[]): unknown {
+/**
+ * Forwards one I/O call and blocks until it is answered. Its arguments are
+ * charged, then checked here as the gate's thread checks them again
+ * (runtime-args.ts): a call of the wrong shape, or past max_io_calls once
+ * the gate refused one, is refused without being posted.
+ */
+function host(iface: IoInterface, fn: string, lifted: unknown[], wire: (a: unknown[]) => unknown[]): unknown {
   needCall(iface, fn);
-  charge(args);
+  charge(lifted);
   if (ioClosed) throw { payload: ioClosed };
+  let args: unknown[];
+  try {
+    args = wire(lifted);
+  } catch (e) {
+    if (e instanceof HostIoError) throw { payload: `${e.code}: ${e.message}` };
+    throw e;
+  }
   const t = performance.now();
   Atomics.store(flag, 0, 0);
   parentPort!.postMessage({ type: 'host', iface, fn, args } satisfies HostMessage);
@@ -142,46 +184,58 @@ function host(iface: IoInterface, fn: string, args: unknown[]): unknown {
   return answer.value;
 }
 
+/** The request record as the glue lifts it (timeoutMs), as the gate's thread reads it (timeout_ms). */
+function fetchArgs(a: unknown[]): unknown[] {
+  const r = a[0] as { method?: unknown; url?: unknown; headers?: unknown; body?: unknown; timeoutMs?: unknown } | undefined;
+  const req = a.length === 1 && r !== null && typeof r === 'object' ? { method: r.method, url: r.url, headers: r.headers, body: r.body, timeout_ms: r.timeoutMs } : r;
+  return [httpArgs(a.length === 1 ? [req] : a)];
+}
+const pathArgs = (fn: string) => (a: unknown[]) => (a.length === 1 ? [fsPath(fn, a)] : refuseArity(`fs.${fn}`));
+function refuseArity(what: string): never {
+  throw new HostIoError('invalid_arguments', `${what} takes other arguments (the component's types do not match wit/latchgate-io.wit)`);
+}
+
 type Fn = (...args: never[]) => unknown;
 /** The JS shapes jco's glue calls, for the linked interfaces only. */
 function imports(linked: IoInterface[]): Record<string, Record<string, Fn>> {
   const all: Record<IoInterface, Record<string, Fn>> = {
     'latchgate:io/http': {
-      fetch: ((req: { method: string; url: string; headers: [string, string][]; body?: Uint8Array; timeoutMs?: number }) =>
-        host('latchgate:io/http', 'fetch', [{ method: req.method, url: req.url, headers: req.headers, body: req.body, timeout_ms: req.timeoutMs }])) as Fn,
+      fetch: ((...a: unknown[]) => host('latchgate:io/http', 'fetch', a, fetchArgs)) as Fn,
     },
     'latchgate:io/fs': {
-      read: ((path: string) => host('latchgate:io/fs', 'read', [path])) as Fn,
-      write: ((path: string, data: Uint8Array, mode: string) => {
-        host('latchgate:io/fs', 'write', [path, data, mode]);
+      read: ((...a: unknown[]) => host('latchgate:io/fs', 'read', a, pathArgs('read'))) as Fn,
+      write: ((...a: unknown[]) => {
+        host('latchgate:io/fs', 'write', a, (x) => (x.length === 3 ? fsWriteArgs(x) : refuseArity('fs.write')));
       }) as Fn,
-      delete: ((path: string) => {
-        host('latchgate:io/fs', 'delete', [path]);
+      delete: ((...a: unknown[]) => {
+        host('latchgate:io/fs', 'delete', a, pathArgs('delete'));
       }) as Fn,
-      list: ((path: string) => host('latchgate:io/fs', 'list', [path])) as Fn,
-      stat: ((path: string) => {
-        const s = host('latchgate:io/fs', 'stat', [path]) as { kind: string; size: number; mtime_ms: number };
+      list: ((...a: unknown[]) => host('latchgate:io/fs', 'list', a, pathArgs('list'))) as Fn,
+      stat: ((...a: unknown[]) => {
+        const s = host('latchgate:io/fs', 'stat', a, pathArgs('stat')) as { kind: string; size: number; mtime_ms: number };
         return { kind: s.kind, size: s.size, mtimeMs: s.mtime_ms };
       }) as Fn,
     },
     'latchgate:io/log': {
-      log: ((level: string, message: string, fields: [string, string][]) => {
-        // Posted without waiting (it answers nothing); lines past the caps are dropped here.
+      log: ((...a: unknown[]) => {
+        // Posted without waiting (it answers nothing); a malformed line, or one past the caps, is dropped here.
         needCall('latchgate:io/log', 'log');
-        charge([message, fields]);
-        if (logBudget.take(message, fields)) parentPort!.postMessage({ type: 'log', args: [level, message, fields] } satisfies LogMessage);
+        charge(a);
+        const line = a.length === 3 ? logArgs(a) : undefined;
+        if (line && logBudget.take(line[1], line[2])) parentPort!.postMessage({ type: 'log', args: line } satisfies LogMessage);
       }) as Fn,
     },
   };
   return Object.fromEntries(linked.map((i) => [i, all[i]]));
 }
 
-async function load(msg: RunMessage): Promise<{ glue: Glue; modules: Record<string, WebAssembly.Module> }> {
+async function load(msg: RunMessage): Promise<Loaded> {
   let entry = loaded.get(msg.key);
   if (!entry) {
     if (!msg.code) throw new Error(`worker has no code for ${msg.key}`);
     const glue = (await import(`data:text/javascript;base64,${Buffer.from(msg.code.js).toString('base64')}`)) as Glue;
-    entry = { glue, modules: msg.code.modules };
+    const { modules, memoryModules } = msg.code;
+    entry = { glue, modules, memoryModules: new Set(memoryModules.map((n) => modules[n]).filter((m) => m !== undefined)) };
     loaded.set(msg.key, entry);
   }
   return entry;
@@ -195,7 +249,9 @@ async function instantiate(msg: RunMessage, fuelLimit: number): Promise<Made> {
   const ahead = inCall ? undefined : (makingAhead = { fuel, touched: false });
   if (inCall) callFuel = fuel; // its start code's host imports are the call's
   try {
-    const { glue, modules } = await load(msg);
+    const { glue, modules, memoryModules } = await load(msg);
+    let instances = 0;
+    let withMemory = 0;
     const instance = await glue.instantiate(
       (name) => {
         const m = modules[name];
@@ -205,6 +261,10 @@ async function instantiate(msg: RunMessage, fuelLimit: number): Promise<Made> {
       imports(msg.linked),
       // Synchronous: the modules are compiled already, and this is the worker's thread.
       async (m, imp = {}) => {
+        if (++instances > CORE_INSTANCES_MAX) throw new Error(`the component makes more than ${CORE_INSTANCES_MAX} core instances; the gate runs at most that many`);
+        if (memoryModules.has(m) && ++withMemory > MEMORY_INSTANCES_MAX) {
+          throw new Error(`the component makes more than ${MEMORY_INSTANCES_MAX} core instance with a memory of its own; the gate runs at most that many`);
+        }
         const inst = new WebAssembly.Instance(m, { ...imp, [FUEL_MODULE]: { [FUEL_FIELD]: fuel } });
         for (const v of Object.values(inst.exports)) if (v instanceof WebAssembly.Memory) memories.push(v);
         return inst;

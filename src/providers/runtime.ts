@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import { statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { HostBridge } from './runtime-bridge.js';
-import { compiled, instantiable } from './runtime-compile.js';
+import { compiled, instantiable, type Instantiable } from './runtime-compile.js';
 import type { CompileOutput } from './runtime-compile-job.js';
 import { PAGE } from './runtime-memory.js';
 import { WorkerPool } from './runtime-pool.js';
@@ -39,7 +39,7 @@ export class ProviderRuntime {
   private readonly loaded = new Map<string, Promise<CompileOutput>>();
   /** file -> its identity (device, inode, size, mtime, ctime) when it last hashed to a digest. */
   private readonly hashed = new Map<string, string>();
-  private readonly byMemory = new Map<string, Promise<Record<string, WebAssembly.Module>>>();
+  private readonly byMemory = new Map<string, Promise<Instantiable>>();
   private readonly pool: WorkerPool;
   private readonly cacheDir: string;
 
@@ -113,7 +113,7 @@ export class ProviderRuntime {
       modules = instantiable(code.modules, maxPages);
       this.byMemory.set(key, modules);
     }
-    let compiledModules: Record<string, WebAssembly.Module>;
+    let compiledModules: Instantiable;
     try {
       compiledModules = await modules;
     } catch (e) {
@@ -124,7 +124,7 @@ export class ProviderRuntime {
     const bridge = new HostBridge(hosts, new Set(linked), limits.max_io_calls, limits.max_host_response_bytes);
     const outcome = await this.pool.run({
       msg: { type: 'run', key, task: json, fuel: limits.fuel, linked, max_response_bytes: limits.max_response_bytes, memory_bytes: maxPages * PAGE },
-      code: { js: code.js, modules: compiledModules },
+      code: { js: code.js, ...compiledModules },
       bridge,
       timeoutMs: limits.timeout_seconds * 1000,
       ...(signal ? { signal } : {}),

@@ -184,7 +184,7 @@ test('a worker that fails while idle is retired: nothing is thrown on the gate t
   t.after(() => pool.close());
   const job = () => ({
     msg: { type: 'run', key: 'late', task: '{}', fuel: 1000, linked: [], max_response_bytes: 1 << 20, memory_bytes: 1 << 20 },
-    code: { js, modules: {} },
+    code: { js, modules: {}, memoryModules: [] },
     bridge: new HostBridge({}, new Set(), 1, 1 << 20),
     timeoutMs: 5000,
   });
