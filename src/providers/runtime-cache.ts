@@ -8,8 +8,8 @@ import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node
 import { join } from 'node:path';
 import type { CompileOutput } from './runtime-compile-job.js';
 
-/** Bump when the compile step changes, so old entries are rebuilt (2: the glue of jco-transpile 0.1.1). */
-const FORMAT = 3;
+/** Bump when the compile step changes, so old entries are rebuilt (2: the glue of jco-transpile 0.1.1; 4: fuel charged per region of straight-line code). */
+const FORMAT = 4;
 
 interface Meta {
   format: number;

@@ -1,60 +1,174 @@
 // Fuel metering for a core module: V8 has no instruction counter, so the
-// module is rewritten with binaryen to spend one unit of fuel at every
-// function entry and every loop header (binaryen's log-execution pass, whose
-// hook is then replaced by a function in the module itself). The fuel is a
-// mutable i64 global the module imports as `latchgate`.`fuel`; the runtime
-// creates it per call, sets the budget and reads what is left. Below zero the
-// module traps with `unreachable`, so an endless loop ends deterministically.
-// A bulk memory instruction is charged by its length (runtime-fuel-bulk.ts).
+// module is rewritten with binaryen to count what it runs in a mutable i64
+// global it imports as `latchgate`.`fuel` (the runtime creates it per call
+// with the budget and reads what is left). The code is cut into regions of
+// straight-line code, one for each place a branch can land: a function's
+// body, a loop's body, an if's arms, and the rest of a block after a block,
+// if or loop in it. Each region starts by taking its size from the fuel (an
+// instruction counts 1, one that calls into the engine more: WEIGHTS); the
+// regions at a function's entry and a loop's header also check it, and below
+// zero the module traps with `unreachable`, so an endless loop ends
+// deterministically and no straight-line code runs uncounted. A region is
+// charged in full even where a branch leaves it early: a call is charged at
+// least what it runs. A bulk memory instruction (memory.fill, memory.copy,
+// memory.init) is charged by its length too, through a function the meter
+// adds. The runtime's fuel unit is FUEL_SCALE of these counts.
 import binaryen from 'binaryen';
-import { chargeBulkInstructions } from './runtime-fuel-bulk.js';
-import { FUEL_FIELD, FUEL_MODULE } from './runtime-fuel-names.js';
+import { BULK, operands, set, get, type Ref } from './runtime-fuel-kinds.js';
+import { BULK_BYTES_PER_UNIT, FUEL_FIELD, FUEL_MODULE, FUEL_SCALE } from './runtime-fuel-names.js';
 
-const F = binaryen.Features;
+const b = binaryen;
+const F = b.Features;
 /**
  * What Node 20's V8 accepts. Features.All makes binaryen emit encodings it
  * rejects (e.g. "unknown import kind 0x7f"), so the set is explicit.
  */
-const FEATURES =
-  F.MutableGlobals | F.NontrappingFPToInt | F.SignExt | F.SIMD128 | F.BulkMemory | F.BulkMemoryOpt | F.Multivalue | F.ReferenceTypes;
+const FEATURES = F.MutableGlobals | F.NontrappingFPToInt | F.SignExt | F.SIMD128 | F.BulkMemory | F.BulkMemoryOpt | F.Multivalue | F.ReferenceTypes;
 
-function importedFunctions(m: binaryen.Module): Set<string> {
-  const names = new Set<string>();
-  for (let i = 0; i < m.getNumFunctions(); i++) {
-    const f = binaryen.getFunctionInfo(m.getFunctionByIndex(i));
-    if (f.module) names.add(f.name);
-  }
-  return names;
-}
+/** Counts of instructions that call into the engine (about 200 ns for memory.grow, against 1 ns for an add). */
+const WEIGHTS = new Map<number, number>([
+  [b.MemoryGrowId, 200],
+  [b.TableGrowId, 200],
+  [b.CallIndirectId, 2],
+]);
+/** Integer division and remainder take tens of cycles. */
+const SLOW_BINARY = new Set<number>([b.DivSInt32, b.DivUInt32, b.RemSInt32, b.RemUInt32, b.DivSInt64, b.DivUInt64, b.RemSInt64, b.RemUInt64]);
+const binaryOp = (b as unknown as { _BinaryenBinaryGetOp(e: Ref): number })._BinaryenBinaryGetOp;
+const weight = (id: number, e: Ref): number => (id === b.BinaryId ? (SLOW_BINARY.has(binaryOp(e)) ? 8 : 1) : (WEIGHTS.get(id) ?? 1));
+
+const FUEL = '__latchgate_fuel';
+const BULK_CHARGE = '__latchgate_bulk_fuel';
 
 function importsFrom(m: binaryen.Module, module: string): boolean {
-  for (let i = 0; i < m.getNumFunctions(); i++) if (binaryen.getFunctionInfo(m.getFunctionByIndex(i)).module === module) return true;
-  for (let i = 0; i < m.getNumGlobals(); i++) if (binaryen.getGlobalInfo(m.getGlobalByIndex(i)).module === module) return true;
+  for (let i = 0; i < m.getNumFunctions(); i++) if (b.getFunctionInfo(m.getFunctionByIndex(i)).module === module) return true;
+  for (let i = 0; i < m.getNumGlobals(); i++) if (b.getGlobalInfo(m.getGlobalByIndex(i)).module === module) return true;
   return false;
+}
+
+const isControl = (e: Ref): boolean => {
+  const id = b.getExpressionId(e);
+  return id === b.BlockId || id === b.IfId || id === b.LoopId;
+};
+
+/** A region still to charge: a function body, a loop body, an if arm, or a block's children from `from` on. */
+type Region = { body: number } | { loop: Ref } | { arm: Ref; which: 'true' | 'false' } | { block: Ref; from: number };
+
+class Meter {
+  bulkUsed = false;
+  private readonly todo: Region[] = [];
+
+  constructor(private readonly m: binaryen.Module) {}
+
+  private take(n: number): Ref {
+    return this.m.global.set(FUEL, this.m.i64.sub(this.m.global.get(FUEL, b.i64), this.m.i64.const(BigInt(n))));
+  }
+
+  private check(): Ref {
+    return this.m.if(this.m.i64.lt_s(this.m.global.get(FUEL, b.i64), this.m.i64.const(0n)), this.m.unreachable());
+  }
+
+  /** body, preceded by the charge of n (and the check, at an entry or a loop header). */
+  private led(n: number, body: Ref, checked: boolean): Ref {
+    return this.m.block(null, [this.take(n), ...(checked ? [this.check()] : []), body], b.auto);
+  }
+
+  /**
+   * The size of the straight-line code from the roots on, leaving out (and
+   * queueing as regions of their own) loop bodies, if arms, and the rest of
+   * a block after a block, if or loop; bulk instructions get their charge.
+   */
+  private size(roots: Ref[], where: string): number {
+    let n = 0;
+    const stack = [...roots];
+    while (stack.length > 0) {
+      const e = stack.pop() as Ref;
+      const id = b.getExpressionId(e);
+      if (id === b.LoopId) {
+        n += 1;
+        this.todo.push({ loop: e });
+      } else if (id === b.IfId) {
+        n += 1;
+        stack.push(get.ifCondition(e));
+        this.todo.push({ arm: e, which: 'true' });
+        if (get.ifFalse(e) !== 0) this.todo.push({ arm: e, which: 'false' });
+      } else if (id === b.BlockId) {
+        n += 1;
+        const count = get.blockCount(e);
+        for (let i = 0; i < count; i++) {
+          const c = get.blockChild(e, i);
+          stack.push(c);
+          if (isControl(c)) {
+            if (i + 1 < count) this.todo.push({ block: e, from: i + 1 });
+            break;
+          }
+        }
+      } else {
+        n += weight(id, e);
+        stack.push(...operands(e, where));
+        const bulk = BULK.get(id);
+        if (bulk) {
+          // The length is evaluated after the other operands, as before; its charge comes after it, before the instruction.
+          bulk.setSize(e, this.m.call(BULK_CHARGE, [bulk.size(e)], b.i32));
+          this.bulkUsed = true;
+        }
+      }
+    }
+    return n;
+  }
+
+  /** Charges every region of function f. */
+  function(f: number): void {
+    const info = b.getFunctionInfo(f);
+    if (info.module || !info.body) return; // imported: no body
+    const where = `function ${info.name}`;
+    this.todo.push({ body: f });
+    while (this.todo.length > 0) {
+      const r = this.todo.pop() as Region;
+      if ('body' in r) {
+        const body = b.getFunctionInfo(r.body).body;
+        set.functionBody(r.body, this.led(this.size([body], where), body, true));
+      } else if ('loop' in r) {
+        const body = get.loopBody(r.loop);
+        set.loopBody(r.loop, this.led(this.size([body], where), body, true));
+      } else if ('arm' in r) {
+        const arm = r.which === 'true' ? get.ifTrue(r.arm) : get.ifFalse(r.arm);
+        const n = this.size([arm], where);
+        (r.which === 'true' ? set.ifTrue : set.ifFalse)(r.arm, this.led(n, arm, false));
+      } else {
+        // Children from..last, where last is the first block, if or loop among them (or the end).
+        const count = get.blockCount(r.block);
+        let last = r.from;
+        while (last + 1 < count && !isControl(get.blockChild(r.block, last))) last++;
+        const children: Ref[] = [];
+        for (let i = r.from; i <= last; i++) children.push(get.blockChild(r.block, i));
+        set.blockInsert(r.block, r.from, this.take(this.size(children, where)));
+        // The rest of the block, one place further on for the charge put in before it.
+        if (last + 1 < count) this.todo.push({ block: r.block, from: last + 2 });
+      }
+    }
+  }
+
+  /** The function a bulk instruction's length goes through: one unit and one per BULK_BYTES_PER_UNIT bytes, then the check. */
+  addBulkCharge(): void {
+    const m = this.m;
+    const n = () => m.local.get(0, b.i32);
+    const units = m.i64.add(m.i64.const(1n), m.i64.extend_u(m.i32.shr_u(n(), m.i32.const(Math.log2(BULK_BYTES_PER_UNIT)))));
+    const charge = m.global.set(FUEL, m.i64.sub(m.global.get(FUEL, b.i64), m.i64.mul(units, m.i64.const(BigInt(FUEL_SCALE)))));
+    m.addFunction(BULK_CHARGE, b.createType([b.i32]), b.i32, [], m.block(null, [charge, this.check(), n()], b.i32));
+  }
 }
 
 /** The module with fuel metering; throws when it cannot be metered. */
 export function meterFuel(bytes: Uint8Array): Uint8Array {
-  const m = binaryen.readBinaryWithFeatures(bytes, FEATURES);
+  const m = b.readBinaryWithFeatures(bytes, FEATURES);
   try {
     // A module that imported the fuel global itself could refill it.
     if (importsFrom(m, FUEL_MODULE)) throw new Error(`a core module imports from "${FUEL_MODULE}", which is reserved for the gate's fuel meter`);
-    const before = importedFunctions(m);
-    m.runPasses(['log-execution']);
-    const hook = [...importedFunctions(m)].find((n) => !before.has(n));
-    if (hook === undefined) throw new Error('binaryen log-execution added no hook');
-    const fuel = '__latchgate_fuel';
-    m.removeFunction(hook);
-    m.addGlobalImport(fuel, FUEL_MODULE, FUEL_FIELD, binaryen.i64, true);
-    const left = () => m.global.get(fuel, binaryen.i64);
-    m.addFunction(
-      hook,
-      binaryen.createType([binaryen.i32]),
-      binaryen.none,
-      [],
-      m.block(null, [m.global.set(fuel, m.i64.sub(left(), m.i64.const(1n))), m.if(m.i64.lt_s(left(), m.i64.const(0n)), m.unreachable())]),
-    );
-    chargeBulkInstructions(m, fuel);
+    m.addGlobalImport(FUEL, FUEL_MODULE, FUEL_FIELD, b.i64, true);
+    const meter = new Meter(m);
+    const count = m.getNumFunctions();
+    for (let i = 0; i < count; i++) meter.function(m.getFunctionByIndex(i));
+    if (meter.bulkUsed) meter.addBulkCharge();
     if (!m.validate()) throw new Error('the metered module does not validate (it uses WebAssembly features the gate does not run)');
     return m.emitBinary();
   } finally {

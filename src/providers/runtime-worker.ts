@@ -11,7 +11,10 @@
 import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
 import type { DoneMessage, HostAnswer, HostMessage, LogMessage, RunMessage, SpareMessage } from './runtime-protocol.js';
 import type { IoInterface } from './runtime-types.js';
-import { BULK_BYTES_PER_UNIT, FUEL_FIELD, FUEL_MODULE } from './runtime-fuel-names.js';
+import { BULK_BYTES_PER_UNIT, FUEL_FIELD, FUEL_MODULE, FUEL_SCALE } from './runtime-fuel-names.js';
+
+/** A fuel budget in the meter's counts (the global holds counts; limits and reports are in units). */
+const counts = (units: number): bigint => BigInt(units) * BigInt(FUEL_SCALE);
 import { LogBudget } from './runtime-protocol.js';
 import { HostIoError } from './host-error.js';
 import { fsPath, fsWriteArgs, httpArgs, logArgs } from './runtime-args.js';
@@ -93,8 +96,8 @@ interface Made {
   instance: { execute(task: string): string };
   fuel: WebAssembly.Global;
   memories: WebAssembly.Memory[];
-  /** Fuel the module's start code used. */
-  startFuel: number;
+  /** Fuel the module's start code used, in the meter's counts. */
+  startFuel: bigint;
   ms: number;
 }
 /**
@@ -148,7 +151,7 @@ function units(v: unknown): number {
  */
 function charge(args: unknown[]): void {
   if (!callFuel) return;
-  const left = (callFuel.value as bigint) - BigInt(1 + units(args));
+  const left = (callFuel.value as bigint) - counts(1 + units(args));
   callFuel.value = left;
   if (left < 0n) throw new Error('the fuel ran out in a host import');
 }
@@ -244,7 +247,7 @@ async function load(msg: RunMessage): Promise<Loaded> {
 /** A fresh instance of the code, metered from `fuelLimit`; its start code runs now. */
 async function instantiate(msg: RunMessage, fuelLimit: number): Promise<Made> {
   const t0 = performance.now();
-  const fuel = new WebAssembly.Global({ value: 'i64', mutable: true }, BigInt(fuelLimit));
+  const fuel = new WebAssembly.Global({ value: 'i64', mutable: true }, counts(fuelLimit));
   const memories: WebAssembly.Memory[] = [];
   const ahead = inCall ? undefined : (makingAhead = { fuel, touched: false });
   if (inCall) callFuel = fuel; // its start code's host imports are the call's
@@ -271,7 +274,7 @@ async function instantiate(msg: RunMessage, fuelLimit: number): Promise<Made> {
       },
     );
     if (ahead?.touched) throw new Error('its start code called a host import');
-    return { instance, fuel, memories, startFuel: fuelLimit - Number(fuel.value as bigint), ms: performance.now() - t0 };
+    return { instance, fuel, memories, startFuel: counts(fuelLimit) - (fuel.value as bigint), ms: performance.now() - t0 };
   } catch (e) {
     throw Object.assign(e instanceof Error ? e : new Error(String(e)), { fuel, memories });
   } finally {
@@ -286,7 +289,7 @@ async function takeSpare(msg: RunMessage): Promise<Made | undefined> {
   if (!s || s.key !== msg.key || s.linked !== msg.linked.join(',')) return undefined;
   try {
     const made = await s.made;
-    return made.startFuel <= msg.fuel ? made : undefined;
+    return made.startFuel <= counts(msg.fuel) ? made : undefined;
   } catch {
     return undefined; // made again below, inside the call, where its failure is reported
   }
@@ -314,7 +317,7 @@ async function run(msg: RunMessage): Promise<DoneMessage> {
   let instantiateMs = 0;
   let madeAhead = false;
   lastMadeMs = Infinity;
-  const used = (): number => (fuel ? msg.fuel - Math.max(0, Number(fuel.value as bigint)) : 0);
+  const used = (): number => (fuel ? msg.fuel - Math.floor(Math.max(0, Number(fuel.value as bigint)) / FUEL_SCALE) : 0);
   const t0 = performance.now();
   let t1 = t0;
   const done = (d: Omit<DoneMessage, 'type' | 'fuel_used' | 'instantiate_ms' | 'made_ahead' | 'guest_ms' | 'host_io_ms'>): DoneMessage => {
@@ -325,7 +328,7 @@ async function run(msg: RunMessage): Promise<DoneMessage> {
     let made = await takeSpare(msg);
     if (made) {
       // Its start code's fuel counts against this call, as if it had run now.
-      made.fuel.value = BigInt(msg.fuel - made.startFuel);
+      made.fuel.value = counts(msg.fuel) - made.startFuel;
       instantiateMs = made.ms;
       madeAhead = true;
     } else {

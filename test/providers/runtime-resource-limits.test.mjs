@@ -1,4 +1,5 @@
-// A hostile provider against what the fuel does not count by itself: tables
+// A hostile provider against what the fuel does not count by itself: long
+// straight-line code (the meter must charge it by its size), tables
 // on the worker's JS heap (one too large aborted the whole process), core
 // instances made at every call (data copied, memories allocated, no guest
 // code run), and host import arguments whose lifting is work by their size
@@ -80,6 +81,32 @@ test('tables are capped: three declared with 10 million entries are refused (the
   t.after(() => grow.close());
   const g = await grow.run({ fuel: 1000 });
   assert.equal(g.ok, true, JSON.stringify(g));
+});
+
+test('straight-line code is charged by its size: a function of 20,000 divisions called in a loop runs out of fuel, not on to the timeout', async (t) => {
+  // Counted by calls and loop iterations alone, each call would cost a unit or two: 100,000 calls
+  // (two billion divisions) would fit in this fuel and run until the timeout.
+  const divisions = '(local.set $x (i32.div_u (local.get $x) (i32.const 3)))\n'.repeat(20_000);
+  const heavy = await core('straight-line', `${STD}
+    (func $heavy (local $x i32) (local.set $x (i32.const -1)) ${divisions})
+    (func (export "execute") (param i32 i32) (result i32) (local $i i32)
+      (loop $again
+        (call $heavy)
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br_if $again (i32.lt_u (local.get $i) (i32.const 100000))))
+      (call $ok))`);
+  t.after(() => heavy.close());
+  const r = await heavy.run({ fuel: 1_000_000, timeout_seconds: 10 });
+  assert.equal(r.failure_class, 'fuel_exhausted', JSON.stringify(r));
+  assert.equal(r.fuel_used, 1_000_000);
+  // The same function called a few times runs within the fuel.
+  const few = await core('straight-line-few', `${STD}
+    (func $heavy (local $x i32) (local.set $x (i32.const -1)) ${divisions})
+    (func (export "execute") (param i32 i32) (result i32) (call $heavy) (call $heavy) (call $ok))`);
+  t.after(() => few.close());
+  const ok = await few.run({ fuel: 1_000_000 });
+  assert.equal(ok.ok, true, JSON.stringify(ok));
+  assert.ok(ok.fuel_used > 2 * 20_000 / 8, `two calls of 20,000 divisions used ${ok.fuel_used} units`);
 });
 
 /** A component that instantiates `$blob` `count` times next to its provider module. */

@@ -1,18 +1,12 @@
-// Fuel for the bulk instructions: memory.fill, memory.copy and memory.init
-// do work in proportion to a length operand, yet the fuel meter
-// (runtime-fuel.ts) counts only function entries and loop headers, so one of
-// them would cost no more than a `nop`. Every one is rewritten to pass its
-// length through a function of the module that charges one unit per
-// BULK_BYTES_PER_UNIT bytes (and one for the instruction) before the
-// instruction runs, trapping like the meter below zero. The walk knows every
-// expression kind the gate's WebAssembly features allow; a kind it does not
-// know (table.fill, table.copy and table.init among them, whose work also
-// grows with a length) fails the metering, so nothing it cannot charge runs.
+// The expression kinds the fuel meter (runtime-fuel.ts) walks: every kind the
+// gate's WebAssembly features allow, with the C API getters of its operands.
+// A kind missing here (table.fill, table.copy and table.init among them,
+// whose work grows with a length the meter cannot charge) fails the
+// metering, so nothing the meter cannot see runs.
 import binaryen from 'binaryen';
-import { BULK_BYTES_PER_UNIT } from './runtime-fuel-names.js';
 
 const b = binaryen;
-type Ref = number;
+export type Ref = number;
 /** binaryen.js's C API (its type declarations leave it out): getters of an expression's operands, by name. */
 const api = binaryen as unknown as Record<string, (...a: number[]) => number>;
 const fn = (name: string): ((...a: number[]) => number) => {
@@ -73,7 +67,7 @@ const KINDS: [number, string[]][] = [
 ];
 
 type Operand = { one: (e: Ref) => Ref } | { count: (e: Ref) => number; at: (e: Ref, i: number) => Ref };
-const OPERANDS = new Map<number, Operand[]>(
+export const OPERANDS = new Map<number, Operand[]>(
   KINDS.map(([id, names]) => [
     id,
     names.map((n): Operand => {
@@ -86,68 +80,46 @@ const OPERANDS = new Map<number, Operand[]>(
 );
 
 /** The kinds whose length operand sets their work, and how to replace it. */
-const BULK = new Map<number, { size: (e: Ref) => Ref; setSize: (e: Ref, size: Ref) => void }>(
+export const BULK = new Map<number, { size: (e: Ref) => Ref; setSize: (e: Ref, size: Ref) => void }>(
   (['MemoryFill', 'MemoryCopy', 'MemoryInit'] as const).map((k) => [b[`${k}Id`], { size: fn(`${k}GetSize`), setSize: fn(`${k}SetSize`) }]),
 );
 
-const KIND_NAMES = new Map<number, string>([
+export const KIND_NAMES = new Map<number, string>([
   [fn('TableFillId')(), 'table.fill'],
   [fn('TableCopyId')(), 'table.copy'],
   [fn('TableInitId')(), 'table.init'],
 ]);
 
-/**
- * Rewrites every bulk memory instruction of m's functions to charge its
- * length to the fuel global `fuel` (an i64 the module has already); throws
- * when a function holds an expression kind the walk does not know.
- */
-export function chargeBulkInstructions(m: binaryen.Module, fuel: string): void {
-  const charge = '__latchgate_bulk_fuel';
-  let used = false;
-  const stack: Ref[] = [];
-  for (let i = 0; i < m.getNumFunctions(); i++) {
-    const f = b.getFunctionInfo(m.getFunctionByIndex(i));
-    if (f.module || !f.body) continue; // imported: no body
-    stack.push(f.body);
-    while (stack.length > 0) {
-      const e = stack.pop() as Ref;
-      const id = b.getExpressionId(e);
-      const operands = OPERANDS.get(id);
-      if (operands === undefined) {
-        throw new Error(`function ${f.name} holds a ${KIND_NAMES.get(id) ?? `kind ${id}`} instruction, which the fuel meter cannot charge by its length`);
-      }
-      for (const o of operands) {
-        if ('one' in o) {
-          const c = o.one(e);
-          if (c !== 0) stack.push(c); // 0: an optional operand that is absent
-        } else {
-          for (let i = 0, n = o.count(e); i < n; i++) stack.push(o.at(e, i));
-        }
-      }
-      const bulk = BULK.get(id);
-      if (bulk) {
-        // The length is evaluated after the other operands, as before; the charge comes after it, before the instruction.
-        bulk.setSize(e, m.call(charge, [bulk.size(e)], b.i32));
-        used = true;
-      }
+/** The operands of `e`, in order; throws, naming the kind, when the meter does not know it. */
+export function operands(e: Ref, where: string): Ref[] {
+  const id = b.getExpressionId(e);
+  const os = OPERANDS.get(id);
+  if (os === undefined) throw new Error(`${where} holds a ${KIND_NAMES.get(id) ?? `kind ${id}`} instruction, which the fuel meter cannot charge`);
+  const out: Ref[] = [];
+  for (const o of os) {
+    if ('one' in o) {
+      const c = o.one(e);
+      if (c !== 0) out.push(c); // 0: an optional operand that is absent
+    } else {
+      for (let i = 0, n = o.count(e); i < n; i++) out.push(o.at(e, i));
     }
   }
-  if (!used) return;
-  const left = () => m.global.get(fuel, b.i64);
-  const n = () => m.local.get(0, b.i32);
-  m.addFunction(
-    charge,
-    b.createType([b.i32]),
-    b.i32,
-    [],
-    m.block(
-      null,
-      [
-        m.global.set(fuel, m.i64.sub(left(), m.i64.add(m.i64.const(1n), m.i64.extend_u(m.i32.shr_u(n(), m.i32.const(Math.log2(BULK_BYTES_PER_UNIT))))))),
-        m.if(m.i64.lt_s(left(), m.i64.const(0n)), m.unreachable()),
-        n(),
-      ],
-      b.i32,
-    ),
-  );
+  return out;
 }
+
+/** Setters the meter uses to put its charges in. */
+export const set = {
+  functionBody: fn('FunctionSetBody') as unknown as (f: number, body: Ref) => void,
+  loopBody: fn('LoopSetBody') as unknown as (e: Ref, body: Ref) => void,
+  ifTrue: fn('IfSetIfTrue') as unknown as (e: Ref, arm: Ref) => void,
+  ifFalse: fn('IfSetIfFalse') as unknown as (e: Ref, arm: Ref) => void,
+  blockInsert: fn('BlockInsertChildAt') as unknown as (e: Ref, i: number, child: Ref) => void,
+};
+export const get = {
+  loopBody: fn('LoopGetBody'),
+  ifTrue: fn('IfGetIfTrue'),
+  ifFalse: fn('IfGetIfFalse'),
+  ifCondition: fn('IfGetCondition'),
+  blockCount: fn('BlockGetNumChildren'),
+  blockChild: fn('BlockGetChildAt') as (e: Ref, i: number) => Ref,
+};
