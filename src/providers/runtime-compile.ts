@@ -10,12 +10,19 @@ import { capMemory, definesMemory } from './runtime-memory.js';
 const JOB_URL = new URL('./runtime-compile-job.js', import.meta.url);
 /** Compiles run one at a time: metering a 12 MB module takes hundreds of MB for seconds. */
 let queue: Promise<unknown> = Promise.resolve();
+/** A compile still running after this is stopped and the provider refused: it would hold every later one up. */
+const COMPILE_TIMEOUT_MS = 300_000;
 
 function compileInWorker(component: Uint8Array): Promise<CompileOutput> {
   return new Promise((resolve, reject) => {
     // stderr piped and dropped: binaryen warns about name sections it does not know.
     const w = new Worker(JOB_URL, { workerData: component, stderr: true });
     w.stderr.resume();
+    const timer = setTimeout(() => {
+      reject(new Error(`compiling and metering the provider took longer than ${COMPILE_TIMEOUT_MS / 1000} s; it is refused`));
+      void w.terminate();
+    }, COMPILE_TIMEOUT_MS);
+    w.once('exit', () => clearTimeout(timer));
     w.once('message', (m: { ok: true; out: CompileOutput } | { ok: false; error: string }) => {
       void w.terminate();
       if (m.ok) resolve(m.out);

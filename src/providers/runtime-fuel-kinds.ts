@@ -113,7 +113,7 @@ export const set = {
   loopBody: fn('LoopSetBody') as unknown as (e: Ref, body: Ref) => void,
   ifTrue: fn('IfSetIfTrue') as unknown as (e: Ref, arm: Ref) => void,
   ifFalse: fn('IfSetIfFalse') as unknown as (e: Ref, arm: Ref) => void,
-  blockInsert: fn('BlockInsertChildAt') as unknown as (e: Ref, i: number, child: Ref) => void,
+  blockChild: fn('BlockSetChildAt') as unknown as (e: Ref, i: number, child: Ref) => void,
 };
 export const get = {
   loopBody: fn('LoopGetBody'),

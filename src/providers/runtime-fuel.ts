@@ -5,10 +5,11 @@
 // straight-line code, one for each place a branch can land: a function's
 // body, a loop's body, an if's arms, and the rest of a block after a block,
 // if or loop in it. Each region starts by taking its size from the fuel (an
-// instruction counts 1, one that calls into the engine more: WEIGHTS); the
-// regions at a function's entry and a loop's header also check it, and below
-// zero the module traps with `unreachable`, so an endless loop ends
-// deterministically and no straight-line code runs uncounted. A region is
+// instruction counts 1, slow arithmetic and calls into the engine more:
+// SLOW_OPS, WEIGHTS) and checking it: below zero the module traps with
+// `unreachable`, so an endless loop ends deterministically and no
+// straight-line code runs before it is paid for (a call returns into a region
+// its caller paid for in full). A region is
 // charged in full even where a branch leaves it early: a call is charged at
 // least what it runs. A bulk memory instruction (memory.fill, memory.copy,
 // memory.init) is charged by its length too, through a function the meter
@@ -31,10 +32,27 @@ const WEIGHTS = new Map<number, number>([
   [b.TableGrowId, 200],
   [b.CallIndirectId, 2],
 ]);
-/** Integer division and remainder take tens of cycles. */
-const SLOW_BINARY = new Set<number>([b.DivSInt32, b.DivUInt32, b.RemSInt32, b.RemUInt32, b.DivSInt64, b.DivUInt64, b.RemSInt64, b.RemUInt64]);
-const binaryOp = (b as unknown as { _BinaryenBinaryGetOp(e: Ref): number })._BinaryenBinaryGetOp;
-const weight = (id: number, e: Ref): number => (id === b.BinaryId ? (SLOW_BINARY.has(binaryOp(e)) ? 8 : 1) : (WEIGHTS.get(id) ?? 1));
+/**
+ * Counts of the slow arithmetic, measured against an add: square roots and
+ * vector conversions take 11 to 18 times as long, divisions (integer, float,
+ * vector) and vector popcnt 5 to 8. (What no count covers: a load that misses
+ * the cache. A call chasing pointers through a large memory runs several
+ * times longer than its fuel suggests; timeout_seconds bounds it.)
+ */
+const SLOW_OPS = new Map<number, number>(
+  Object.entries(b as unknown as Record<string, unknown>).flatMap(([name, op]): [number, number][] => {
+    if (typeof op !== 'number') return [];
+    if (/^Sqrt|^(TruncSat|Convert).*Vec/.test(name)) return [[op, 16]];
+    if (/^(Div|Rem)|^PopcntVec/.test(name)) return [[op, 8]];
+    return [];
+  }),
+);
+const api = b as unknown as { _BinaryenBinaryGetOp(e: Ref): number; _BinaryenUnaryGetOp(e: Ref): number };
+function weight(id: number, e: Ref): number {
+  if (id === b.BinaryId) return SLOW_OPS.get(api._BinaryenBinaryGetOp(e)) ?? 1;
+  if (id === b.UnaryId) return SLOW_OPS.get(api._BinaryenUnaryGetOp(e)) ?? 1;
+  return WEIGHTS.get(id) ?? 1;
+}
 
 const FUEL = '__latchgate_fuel';
 const BULK_CHARGE = '__latchgate_bulk_fuel';
@@ -67,9 +85,9 @@ class Meter {
     return this.m.if(this.m.i64.lt_s(this.m.global.get(FUEL, b.i64), this.m.i64.const(0n)), this.m.unreachable());
   }
 
-  /** body, preceded by the charge of n (and the check, at an entry or a loop header). */
-  private led(n: number, body: Ref, checked: boolean): Ref {
-    return this.m.block(null, [this.take(n), ...(checked ? [this.check()] : []), body], b.auto);
+  /** body, preceded by the charge of n and the check. */
+  private led(n: number, body: Ref): Ref {
+    return this.m.block(null, [this.take(n), this.check(), body], b.auto);
   }
 
   /**
@@ -126,14 +144,14 @@ class Meter {
       const r = this.todo.pop() as Region;
       if ('body' in r) {
         const body = b.getFunctionInfo(r.body).body;
-        set.functionBody(r.body, this.led(this.size([body], where), body, true));
+        set.functionBody(r.body, this.led(this.size([body], where), body));
       } else if ('loop' in r) {
         const body = get.loopBody(r.loop);
-        set.loopBody(r.loop, this.led(this.size([body], where), body, true));
+        set.loopBody(r.loop, this.led(this.size([body], where), body));
       } else if ('arm' in r) {
         const arm = r.which === 'true' ? get.ifTrue(r.arm) : get.ifFalse(r.arm);
         const n = this.size([arm], where);
-        (r.which === 'true' ? set.ifTrue : set.ifFalse)(r.arm, this.led(n, arm, false));
+        (r.which === 'true' ? set.ifTrue : set.ifFalse)(r.arm, this.led(n, arm));
       } else {
         // Children from..last, where last is the first block, if or loop among them (or the end).
         const count = get.blockCount(r.block);
@@ -141,9 +159,9 @@ class Meter {
         while (last + 1 < count && !isControl(get.blockChild(r.block, last))) last++;
         const children: Ref[] = [];
         for (let i = r.from; i <= last; i++) children.push(get.blockChild(r.block, i));
-        set.blockInsert(r.block, r.from, this.take(this.size(children, where)));
-        // The rest of the block, one place further on for the charge put in before it.
-        if (last + 1 < count) this.todo.push({ block: r.block, from: last + 2 });
+        // The charge wraps the region's first child: putting a child in would copy the block's list each time.
+        set.blockChild(r.block, r.from, this.led(this.size(children, where), children[0] as Ref));
+        if (last + 1 < count) this.todo.push({ block: r.block, from: last + 1 });
       }
     }
   }

@@ -324,6 +324,7 @@ async function run(msg: RunMessage): Promise<DoneMessage> {
     const end = performance.now();
     return { type: 'done', ...d, fuel_used: used(), instantiate_ms: instantiateMs, made_ahead: madeAhead, guest_ms: Math.max(0, end - t1 - hostMs), host_io_ms: hostMs };
   };
+  const outOfFuel = (): DoneMessage => done({ ok: false, failure_class: 'fuel_exhausted', error: `the provider ran out of fuel (limit ${msg.fuel})` });
   try {
     let made = await takeSpare(msg);
     if (made) {
@@ -348,6 +349,8 @@ async function run(msg: RunMessage): Promise<DoneMessage> {
     inCall = true;
     callFuel = fuel;
     const out = made.instance.execute(msg.task);
+    // (The meter traps before a region it cannot pay for; this covers fuel a host import's charge took last.)
+    if ((fuel.value as bigint) < 0n) return outOfFuel();
     lastRun.instance = linearBytes(made.memories) <= SPARE_MAX_BYTES ? made.instance : undefined;
     if (typeof out !== 'string') return done({ ok: false, failure_class: 'trap', error: 'execute returned no string' });
     if (Buffer.byteLength(out) > msg.max_response_bytes)
@@ -360,7 +363,7 @@ async function run(msg: RunMessage): Promise<DoneMessage> {
       return done({ ok: false, failure_class: 'provider_error', error: p.length > 4096 ? `${p.slice(0, 4096)}…` : p });
     }
     const message = e instanceof Error ? e.message : String(e);
-    if (fuel && (fuel.value as bigint) < 0n) return done({ ok: false, failure_class: 'fuel_exhausted', error: `the provider ran out of fuel (limit ${msg.fuel})` });
+    if (fuel && (fuel.value as bigint) < 0n) return outOfFuel();
     if (e instanceof WebAssembly.RuntimeError && memories.some((m) => m.buffer.byteLength + 65536 > msg.memory_bytes))
       return done({ ok: false, failure_class: 'memory_exhausted', error: `the provider trapped at its memory limit of ${msg.memory_bytes / 2 ** 20} MiB: ${message}` });
     return done({ ok: false, failure_class: 'trap', error: `the provider trapped: ${message}` });

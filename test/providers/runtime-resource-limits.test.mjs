@@ -109,6 +109,23 @@ test('straight-line code is charged by its size: a function of 20,000 divisions 
   assert.ok(ok.fuel_used > 2 * 20_000 / 8, `two calls of 20,000 divisions used ${ok.fuel_used} units`);
 });
 
+test('straight-line code run on the way back from a deep recursion is paid for before it runs: the call runs out of fuel', async (t) => {
+  // Each of 20,000 frames runs a tail of 5,000 adds after its recursive call returns: 6 million units
+  // of work. Were only function entries and loop headers checked, the tails would all run, the fuel
+  // far below zero, and the call succeed.
+  const tail = '(local.set $x (i32.add (local.get $x) (i32.const 3)))\n'.repeat(5_000);
+  const deep = await core('unwind', `${STD}
+    (func $f (param $d i32) (local $x i32)
+      (if (local.get $d) (then (call $f (i32.sub (local.get $d) (i32.const 1)))))
+      ${tail})
+    (func (export "execute") (param i32 i32) (result i32) (call $f (i32.const 20000)) (call $ok))`);
+  t.after(() => deep.close());
+  const r = await deep.run({ fuel: 100_000, timeout_seconds: 30 });
+  assert.equal(r.failure_class, 'fuel_exhausted', JSON.stringify(r));
+  const shallow = await deep.run({ fuel: 10_000_000 });
+  assert.equal(shallow.ok, true, JSON.stringify(shallow));
+});
+
 /** A component that instantiates `$blob` `count` times next to its provider module. */
 function instancesOf(blob, count) {
   return `(component
