@@ -5,8 +5,9 @@
 // straight-line code, one for each place a branch can land: a function's
 // body, a loop's body, an if's arms, and the rest of a block after a block,
 // if or loop in it. Each region starts by taking its size from the fuel (an
-// instruction counts 1, slow arithmetic and calls into the engine more:
-// SLOW_OPS, WEIGHTS) and checking it: below zero the module traps with
+// instruction counts 1; slow arithmetic, calls into the engine or out of the
+// module, and a function's declared locals more: SLOW_UNARY, SLOW_BINARY,
+// WEIGHTS, IMPORTED_CALL, LOCAL) and checking it: below zero the module traps with
 // `unreachable`, so an endless loop ends deterministically and no
 // straight-line code runs before it is paid for (a call returns into a region
 // its caller paid for in full). A region is
@@ -17,6 +18,7 @@
 import binaryen from 'binaryen';
 import { BULK, operands, set, get, type Ref } from './runtime-fuel-kinds.js';
 import { BULK_BYTES_PER_UNIT, FUEL_FIELD, FUEL_MODULE, FUEL_SCALE } from './runtime-fuel-names.js';
+import { leb, sectionBody } from './runtime-memory.js';
 
 const b = binaryen;
 const F = b.Features;
@@ -35,27 +37,66 @@ const WEIGHTS = new Map<number, number>([
 /**
  * Counts of the slow arithmetic, measured against an add: square roots and
  * vector conversions take 11 to 18 times as long, divisions (integer, float,
- * vector) and vector popcnt 5 to 8. (What no count covers: a load that misses
- * the cache. A call chasing pointers through a large memory runs several
- * times longer than its fuel suggests; timeout_seconds bounds it.)
+ * vector) and vector popcnt 5 to 8. Unary and binary operations are numbered
+ * apart (the same number names one of each), so each has its map. (What no
+ * count covers: a load that misses the cache. A call chasing pointers through
+ * a large memory runs several times longer than its fuel suggests;
+ * timeout_seconds bounds it.)
  */
-const SLOW_OPS = new Map<number, number>(
-  Object.entries(b as unknown as Record<string, unknown>).flatMap(([name, op]): [number, number][] => {
-    if (typeof op !== 'number') return [];
-    if (/^Sqrt|^(TruncSat|Convert).*Vec/.test(name)) return [[op, 16]];
-    if (/^(Div|Rem)|^PopcntVec/.test(name)) return [[op, 8]];
-    return [];
-  }),
-);
+function opWeights(weightOf: (name: string) => number | undefined): Map<number, number> {
+  return new Map(
+    Object.entries(b as unknown as Record<string, unknown>).flatMap(([name, op]): [number, number][] => {
+      const w = typeof op === 'number' ? weightOf(name) : undefined;
+      return w === undefined ? [] : [[op as number, w]];
+    }),
+  );
+}
+const SLOW_UNARY = opWeights((name) => (/^Sqrt|^(TruncSat|Convert).*Vec/.test(name) ? 16 : /^PopcntVec/.test(name) ? 8 : undefined));
+const SLOW_BINARY = opWeights((name) => (/^(Div|Rem)/.test(name) ? 8 : undefined));
+/** A call out of the module (a host import, a canonical built-in such as resource.new) runs JavaScript: about one unit. */
+const IMPORTED_CALL = 64;
+/** Each local a function declares is zeroed at each call (a vector one costs two). */
+const LOCAL = 1;
+const VECTOR_LOCAL = 2;
 const api = b as unknown as { _BinaryenBinaryGetOp(e: Ref): number; _BinaryenUnaryGetOp(e: Ref): number };
-function weight(id: number, e: Ref): number {
-  if (id === b.BinaryId) return SLOW_OPS.get(api._BinaryenBinaryGetOp(e)) ?? 1;
-  if (id === b.UnaryId) return SLOW_OPS.get(api._BinaryenUnaryGetOp(e)) ?? 1;
-  return WEIGHTS.get(id) ?? 1;
+
+/** Locals one function, and all of a module's functions, may declare: binaryen takes time and memory for each (StarlingMonkey: 136 at most, 58,560 in all). */
+const LOCALS_PER_FUNCTION = 10_000;
+const LOCALS_PER_MODULE = 1_000_000;
+
+/** Refuses a module declaring more locals than the limits, read from its code section before binaryen sees it. */
+function checkLocals(bytes: Uint8Array): void {
+  const code = sectionBody(bytes, 10);
+  if (!code) return;
+  let [count, p] = leb(code, 0);
+  let total = 0;
+  for (let f = 0; f < count; f++) {
+    const [size, body] = leb(code, p);
+    let [groups, q] = leb(code, body);
+    let locals = 0;
+    for (; groups > 0; groups--) {
+      const [n, r] = leb(code, q);
+      locals += n;
+      q = r + 1; // the group's value type (one byte for every type the gate runs)
+      if (locals > LOCALS_PER_FUNCTION) throw new Error(`function ${f} of a core module declares more than ${LOCALS_PER_FUNCTION} locals; the gate runs at most that many`);
+    }
+    total += locals;
+    if (total > LOCALS_PER_MODULE) throw new Error(`a core module declares more than ${LOCALS_PER_MODULE} locals in all; the gate runs at most that many`);
+    p = body + size;
+  }
 }
 
-const FUEL = '__latchgate_fuel';
-const BULK_CHARGE = '__latchgate_bulk_fuel';
+/**
+ * A name no global or function of the module has: binaryen takes names from
+ * the module's name section, and adding an import under a name a global
+ * already has would make that global, which the guest writes, the fuel.
+ */
+function freshName(m: binaryen.Module, base: string): string {
+  for (let i = 0; ; i++) {
+    const name = i === 0 ? base : `${base}_${i}`;
+    if (m.getGlobal(name) === 0 && m.getFunction(name) === 0) return name;
+  }
+}
 
 function importsFrom(m: binaryen.Module, module: string): boolean {
   for (let i = 0; i < m.getNumFunctions(); i++) if (b.getFunctionInfo(m.getFunctionByIndex(i)).module === module) return true;
@@ -75,14 +116,33 @@ class Meter {
   bulkUsed = false;
   private readonly todo: Region[] = [];
 
-  constructor(private readonly m: binaryen.Module) {}
+  /** The functions the module imports: a call to one runs JavaScript. */
+  private readonly imported = new Set<string>();
+
+  constructor(
+    private readonly m: binaryen.Module,
+    private readonly fuel: string,
+    private readonly bulkCharge: string,
+  ) {
+    for (let i = 0; i < m.getNumFunctions(); i++) {
+      const f = b.getFunctionInfo(m.getFunctionByIndex(i));
+      if (f.module) this.imported.add(f.name);
+    }
+  }
+
+  private weight(id: number, e: Ref): number {
+    if (id === b.BinaryId) return SLOW_BINARY.get(api._BinaryenBinaryGetOp(e)) ?? 1;
+    if (id === b.UnaryId) return SLOW_UNARY.get(api._BinaryenUnaryGetOp(e)) ?? 1;
+    if (id === b.CallId && this.imported.has((b.getExpressionInfo(e) as binaryen.CallInfo).target)) return IMPORTED_CALL;
+    return WEIGHTS.get(id) ?? 1;
+  }
 
   private take(n: number): Ref {
-    return this.m.global.set(FUEL, this.m.i64.sub(this.m.global.get(FUEL, b.i64), this.m.i64.const(BigInt(n))));
+    return this.m.global.set(this.fuel, this.m.i64.sub(this.m.global.get(this.fuel, b.i64), this.m.i64.const(BigInt(n))));
   }
 
   private check(): Ref {
-    return this.m.if(this.m.i64.lt_s(this.m.global.get(FUEL, b.i64), this.m.i64.const(0n)), this.m.unreachable());
+    return this.m.if(this.m.i64.lt_s(this.m.global.get(this.fuel, b.i64), this.m.i64.const(0n)), this.m.unreachable());
   }
 
   /** body, preceded by the charge of n and the check. */
@@ -121,12 +181,12 @@ class Meter {
           }
         }
       } else {
-        n += weight(id, e);
+        n += this.weight(id, e);
         stack.push(...operands(e, where));
         const bulk = BULK.get(id);
         if (bulk) {
           // The length is evaluated after the other operands, as before; its charge comes after it, before the instruction.
-          bulk.setSize(e, this.m.call(BULK_CHARGE, [bulk.size(e)], b.i32));
+          bulk.setSize(e, this.m.call(this.bulkCharge, [bulk.size(e)], b.i32));
           this.bulkUsed = true;
         }
       }
@@ -143,8 +203,9 @@ class Meter {
     while (this.todo.length > 0) {
       const r = this.todo.pop() as Region;
       if ('body' in r) {
-        const body = b.getFunctionInfo(r.body).body;
-        set.functionBody(r.body, this.led(this.size([body], where), body));
+        const { body, vars } = b.getFunctionInfo(r.body);
+        const locals = (vars ?? []).reduce((n, t) => n + (t === b.v128 ? VECTOR_LOCAL : LOCAL), 0);
+        set.functionBody(r.body, this.led(locals + this.size([body], where), body));
       } else if ('loop' in r) {
         const body = get.loopBody(r.loop);
         set.loopBody(r.loop, this.led(this.size([body], where), body));
@@ -171,19 +232,23 @@ class Meter {
     const m = this.m;
     const n = () => m.local.get(0, b.i32);
     const units = m.i64.add(m.i64.const(1n), m.i64.extend_u(m.i32.shr_u(n(), m.i32.const(Math.log2(BULK_BYTES_PER_UNIT)))));
-    const charge = m.global.set(FUEL, m.i64.sub(m.global.get(FUEL, b.i64), m.i64.mul(units, m.i64.const(BigInt(FUEL_SCALE)))));
-    m.addFunction(BULK_CHARGE, b.createType([b.i32]), b.i32, [], m.block(null, [charge, this.check(), n()], b.i32));
+    const charge = m.global.set(this.fuel, m.i64.sub(m.global.get(this.fuel, b.i64), m.i64.mul(units, m.i64.const(BigInt(FUEL_SCALE)))));
+    m.addFunction(this.bulkCharge, b.createType([b.i32]), b.i32, [], m.block(null, [charge, this.check(), n()], b.i32));
   }
 }
 
 /** The module with fuel metering; throws when it cannot be metered. */
 export function meterFuel(bytes: Uint8Array): Uint8Array {
+  checkLocals(bytes);
   const m = b.readBinaryWithFeatures(bytes, FEATURES);
   try {
     // A module that imported the fuel global itself could refill it.
     if (importsFrom(m, FUEL_MODULE)) throw new Error(`a core module imports from "${FUEL_MODULE}", which is reserved for the gate's fuel meter`);
-    m.addGlobalImport(FUEL, FUEL_MODULE, FUEL_FIELD, b.i64, true);
-    const meter = new Meter(m);
+    const fuel = freshName(m, '__latchgate_fuel');
+    const globals = m.getNumGlobals();
+    m.addGlobalImport(fuel, FUEL_MODULE, FUEL_FIELD, b.i64, true);
+    if (m.getNumGlobals() !== globals + 1) throw new Error('the fuel meter could not add its global');
+    const meter = new Meter(m, fuel, freshName(m, '__latchgate_bulk_fuel'));
     const count = m.getNumFunctions();
     for (let i = 0; i < count; i++) meter.function(m.getFunctionByIndex(i));
     if (meter.bulkUsed) meter.addBulkCharge();

@@ -14,7 +14,7 @@ export const TABLE_MAX_ENTRIES = 100_000;
 /** Tables one core module may define. */
 export const TABLES_MAX = 4;
 
-function leb(bytes: Uint8Array, at: number): [value: number, next: number] {
+export function leb(bytes: Uint8Array, at: number): [value: number, next: number] {
   let value = 0;
   let shift = 0;
   for (;;) {
@@ -56,6 +56,17 @@ function rewriteSection(module: Uint8Array, id: number, rewrite: (body: Uint8Arr
     at = end;
   }
   return module;
+}
+
+/** The body of the section with id `id`, or undefined. */
+export function sectionBody(module: Uint8Array, id: number): Uint8Array | undefined {
+  let at = 8; // magic and version
+  while (at < module.length) {
+    const [size, body] = leb(module, at + 1);
+    if (module[at] === id) return module.subarray(body, body + size);
+    at = body + size;
+  }
+  return undefined;
 }
 
 /** True when the module defines a memory of its own (an imported one is another instance's). */

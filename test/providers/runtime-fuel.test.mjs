@@ -50,3 +50,37 @@ test('every place a branch lands is paid for: br_table cases, if arms, the rest 
     assert.ok(-fuel.value <= 2_000n, `case ${n}: fuel left ${fuel.value}`);
   }
 });
+
+test("a module's own global named as the meter names its fuel is not the fuel: setting it refills nothing", async () => {
+  // binaryen takes names from the name section: adding the fuel import under a name the module's
+  // global has would have made that global, which the guest writes, the fuel.
+  for (const decl of ['(global $__latchgate_fuel (mut i64) (i64.const 0))', '(import "env" "g" (global $__latchgate_fuel (mut i64)))']) {
+    const env = { g: new WebAssembly.Global({ value: 'i64', mutable: true }, 0n) };
+    const global = new WebAssembly.Global({ value: 'i64', mutable: true }, 1000n);
+    const bytes = meterFuel(await parse(`(module ${decl}
+      (func (export "f") (local $i i32)
+        (loop $again
+          (global.set $__latchgate_fuel (i64.const 1000000))
+          (local.set $i (i32.add (local.get $i) (i32.const 1)))
+          (br_if $again (i32.lt_u (local.get $i) (i32.const 100000000))))))`));
+    const { instance } = await WebAssembly.instantiate(bytes, { latchgate: { fuel: global }, env });
+    assert.throws(() => instance.exports.f(), WebAssembly.RuntimeError, decl);
+    assert.ok(global.value < 0n, `${decl}: fuel left ${global.value}`);
+  }
+});
+
+test('declared locals are paid for at each call (the engine zeroes them), and a function may declare at most 10,000', async () => {
+  const { exports, fuel } = await metered(`(module (func (export "f") (local ${'v128 '.repeat(5_000)})))`, 1_000_000);
+  exports.f();
+  assert.ok(1_000_000n - fuel.value >= 10_000n, `a call with 5,000 vector locals used ${1_000_000n - fuel.value} counts`);
+  await assert.rejects(async () => meterFuel(await parse(`(module (func (local ${'i32 '.repeat(10_001)})))`)), /declares more than 10000 locals/);
+});
+
+test('a call to an imported function (JavaScript: a host import, a canonical built-in) costs a unit', async () => {
+  const global = new WebAssembly.Global({ value: 'i64', mutable: true }, 1_000_000n);
+  const bytes = meterFuel(await parse(`(module (import "env" "h" (func $h))
+    (func (export "f") (call $h) (call $h) (call $h) (call $h)))`));
+  const { instance } = await WebAssembly.instantiate(bytes, { latchgate: { fuel: global }, env: { h: () => {} } });
+  instance.exports.f();
+  assert.ok(1_000_000n - global.value >= 4n * 64n, `four imported calls used ${1_000_000n - global.value} counts`);
+});
