@@ -4,17 +4,16 @@
 // with the budget and reads what is left). The code is cut into regions of
 // straight-line code, one for each place a branch can land: a function's
 // body, a loop's body, an if's arms, and the rest of a block after a block,
-// if or loop in it. Each region starts by taking its size from the fuel (an
-// instruction counts 1; slow arithmetic, calls into the engine or out of the
-// module, and a function's declared locals more: SLOW_UNARY, SLOW_BINARY,
-// WEIGHTS, IMPORTED_CALL, LOCAL) and checking it: below zero the module traps with
-// `unreachable`, so an endless loop ends deterministically and no
-// straight-line code runs before it is paid for (a call returns into a region
-// its caller paid for in full). A region is
-// charged in full even where a branch leaves it early: a call is charged at
-// least what it runs. A bulk memory instruction (memory.fill, memory.copy,
-// memory.init) is charged by its length too, through a function the meter
-// adds. The runtime's fuel unit is FUEL_SCALE of these counts.
+// if or loop in it. Each region starts by taking its size from the fuel and
+// checking it: an instruction counts 1; slow arithmetic, calls into the
+// engine or out of the module, and a function's declared locals more
+// (SLOW_UNARY, SLOW_BINARY, WEIGHTS, IMPORTED_CALL, LOCAL). Below zero the
+// module traps with `unreachable`, so an endless loop ends deterministically
+// and no straight-line code runs before it is paid for (a call returns into
+// a region its caller paid for in full). A region is charged in full even
+// where a branch leaves it early. A bulk memory instruction (memory.fill,
+// memory.copy, memory.init) is charged by its length too, through a function
+// the meter adds. The runtime's fuel unit is FUEL_SCALE of these counts.
 import binaryen from 'binaryen';
 import { BULK, operands, set, get, type Ref } from './runtime-fuel-kinds.js';
 import { BULK_BYTES_PER_UNIT, FUEL_FIELD, FUEL_MODULE, FUEL_SCALE } from './runtime-fuel-names.js';

@@ -38,45 +38,40 @@ function encode(value: number): number[] {
   return out;
 }
 
-/** The section with id `id` rewritten by `rewrite` (its body in, the new body out); the module unchanged without one. */
-function rewriteSection(module: Uint8Array, id: number, rewrite: (body: Uint8Array) => number[]): Uint8Array {
+/** Where the section with id `id` is: its start, its body's start and its end; undefined without one. */
+function findSection(module: Uint8Array, id: number): { at: number; body: number; end: number } | undefined {
   let at = 8; // magic and version
   while (at < module.length) {
     const [size, body] = leb(module, at + 1);
-    const end = body + size;
-    if (module[at] === id) {
-      const content = rewrite(module.subarray(body, end));
-      const section = [id, ...encode(content.length), ...content];
-      const out = new Uint8Array(module.length - (end - at) + section.length);
-      out.set(module.subarray(0, at), 0);
-      out.set(section, at);
-      out.set(module.subarray(end), at + section.length);
-      return out;
-    }
-    at = end;
-  }
-  return module;
-}
-
-/** The body of the section with id `id`, or undefined. */
-export function sectionBody(module: Uint8Array, id: number): Uint8Array | undefined {
-  let at = 8; // magic and version
-  while (at < module.length) {
-    const [size, body] = leb(module, at + 1);
-    if (module[at] === id) return module.subarray(body, body + size);
+    if (module[at] === id) return { at, body, end: body + size };
     at = body + size;
   }
   return undefined;
 }
 
+/** The body of the section with id `id`, or undefined. */
+export function sectionBody(module: Uint8Array, id: number): Uint8Array | undefined {
+  const s = findSection(module, id);
+  return s && module.subarray(s.body, s.end);
+}
+
+/** The section with id `id` rewritten by `rewrite` (its body in, the new body out); the module unchanged without one. */
+function rewriteSection(module: Uint8Array, id: number, rewrite: (body: Uint8Array) => number[]): Uint8Array {
+  const s = findSection(module, id);
+  if (!s) return module;
+  const content = rewrite(module.subarray(s.body, s.end));
+  const section = [id, ...encode(content.length), ...content];
+  const out = new Uint8Array(module.length - (s.end - s.at) + section.length);
+  out.set(module.subarray(0, s.at), 0);
+  out.set(section, s.at);
+  out.set(module.subarray(s.end), s.at + section.length);
+  return out;
+}
+
 /** True when the module defines a memory of its own (an imported one is another instance's). */
 export function definesMemory(module: Uint8Array): boolean {
-  let defines = false;
-  rewriteSection(module, 5, (body) => {
-    defines = leb(body, 0)[0] > 0;
-    return [...body];
-  });
-  return defines;
+  const memories = sectionBody(module, 5);
+  return memories !== undefined && leb(memories, 0)[0] > 0;
 }
 
 /** Reads limits (flag 0: min; 1: min and max) at p; refuses any other flag (shared, 64-bit). */

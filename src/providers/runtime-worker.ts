@@ -12,12 +12,12 @@ import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from '
 import type { DoneMessage, HostAnswer, HostMessage, LogMessage, RunMessage, SpareMessage } from './runtime-protocol.js';
 import type { IoInterface } from './runtime-types.js';
 import { BULK_BYTES_PER_UNIT, FUEL_FIELD, FUEL_MODULE, FUEL_SCALE } from './runtime-fuel-names.js';
-
-/** A fuel budget in the meter's counts (the global holds counts; limits and reports are in units). */
-const counts = (units: number): bigint => BigInt(units) * BigInt(FUEL_SCALE);
 import { LogBudget } from './runtime-protocol.js';
 import { HostIoError } from './host-error.js';
 import { fsPath, fsWriteArgs, httpArgs, logArgs } from './runtime-args.js';
+
+/** A fuel budget in the meter's counts (the global holds counts; limits and reports are in units). */
+const counts = (units: number): bigint => BigInt(units) * BigInt(FUEL_SCALE);
 
 interface Glue {
   instantiate(
@@ -144,7 +144,7 @@ function units(v: unknown): number {
 
 /**
  * Charges a host import's arguments to the call's fuel, as a bulk memory
- * instruction is charged (runtime-fuel-bulk.ts): the glue has just copied
+ * instruction is charged (runtime-fuel.ts): the glue has just copied
  * them out of the guest's memory, by whatever types the component declared,
  * work by their size that would otherwise cost the guest one loop iteration.
  * Throws once the fuel is spent (the call fails as fuel_exhausted).
