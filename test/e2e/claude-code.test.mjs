@@ -52,12 +52,14 @@ function setup(mode) {
 }
 
 // Everything the box can see of itself: its environment, every process's,
-// and every file under HOME after Claude Code has run and written its state.
+// and every file under HOME after Claude Code has run and written its state
+// (-R: ~/.claude.json is a symlink to the box's private copy, which the scan
+// must read too; Claude Code writes other files under HOME only sometimes).
 const INSPECT = `
 claude -p "say hi" >/dev/null 2>&1; echo "claude2=$?"
 echo "--- env"; env
 echo "--- environ"; cat /proc/[0-9]*/environ 2>/dev/null | tr '\\0' '\\n'
-echo "--- home $HOME"; grep -r -a -I . "$HOME" 2>/dev/null
+echo "--- home $HOME"; grep -R -a -I . "$HOME" 2>/dev/null
 echo "--- files"; find "$HOME" -type f 2>/dev/null
 `;
 
