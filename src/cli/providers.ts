@@ -1,5 +1,5 @@
-// `latchgate providers build|digest|check`: what an operator needs to make a
-// custom provider and trust it by its digest (docs/PROVIDERS.md).
+// `latchgate providers build|digest|check|logs`: what an operator needs to make a
+// custom provider, trust it by its digest and read what it logged (docs/PROVIDERS.md).
 import { Command, Option } from 'commander';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -9,6 +9,7 @@ import { buildJsProvider, digestOfBytes, PROVIDER_WORLDS, type ProviderWorld } f
 import { ProviderRuntime } from '../providers/runtime.js';
 import { IO_INTERFACES } from '../providers/runtime-types.js';
 import { print, withGate, type Out } from './gate-commands.js';
+import { providerLogsCommand } from './provider-logs.js';
 
 function read(file: string): Buffer {
   try {
@@ -21,7 +22,7 @@ function read(file: string): Buffer {
 const unversioned = (i: string) => i.replace(/@[^/]*$/, '');
 
 export function providersCommand(): Command {
-  const c = new Command('providers').summary('build, hash and check WebAssembly providers');
+  const c = new Command('providers').summary('build, hash and check WebAssembly providers; read their logs');
   c.addCommand(
     new Command('build')
       .summary('build a provider from a JavaScript ES module with componentize-js')
@@ -82,5 +83,6 @@ export function providersCommand(): Command {
         if (problems.length) process.exitCode = 1;
       }),
   );
+  c.addCommand(providerLogsCommand());
   return c;
 }

@@ -19,6 +19,7 @@ import type { GateInstances } from './instances.js';
 import { epochGoneBack, epochMismatch, readTableEpoch, stateTampered } from './state-check.js';
 import type { ChainedPolicy } from './policy-guard.js';
 import type { KeyWatch } from './key-watch.js';
+import type { ProviderLogFile } from './provider-log.js';
 
 export interface GateSettings {
   publicBaseUrl: string;
@@ -65,6 +66,8 @@ export interface GateContext {
   keyWatch: KeyWatch;
   /** Makes the commits so far durable (before dispatch, before a receipt is announced). */
   wal: WalSync;
+  /** Where the providers' log lines go (src/gate/provider-log.ts). */
+  providerLog: ProviderLogFile;
 }
 
 /**

@@ -28,6 +28,7 @@ import { Gate } from './service.js';
 import { GateInstances, type GateRole } from './instances.js';
 import { recordInterrupted } from './interrupted.js';
 import { KeyWatch } from './key-watch.js';
+import { PROVIDER_LOG, ProviderLogFile } from './provider-log.js';
 import { ProviderTable, type HttpTransport, type Provider } from './providers.js';
 import { ChainedPolicy } from './policy-guard.js';
 import { Registry } from './registry.js';
@@ -281,6 +282,7 @@ export async function openGate(o: OpenGateOptions): Promise<OpenedGate> {
     instances,
     keyWatch: new KeyWatch(keys, instances),
     wal: new WalSync(dbPath),
+    providerLog: new ProviderLogFile(join(o.stateDir, PROVIDER_LOG)),
   };
   const gate = new Gate(ctx);
   const store = new TreeCheckpoints(ledger, keys);
@@ -308,6 +310,7 @@ export async function openGate(o: OpenGateOptions): Promise<OpenedGate> {
       ctx.keyWatch.close();
       ctx.instances.close();
       ctx.wal.close();
+      ctx.providerLog.close();
       void wasm.close();
       db.close();
     },

@@ -34,8 +34,9 @@ export interface ProviderHostSettings {
   protectedFiles: readonly string[];
 }
 
-/** One log line a provider wrote, as the receipt's provider log keeps it. */
+/** One log line a provider wrote, and when (src/gate/provider-log.ts keeps them). */
 export interface ProviderLogLine {
+  time: string;
   level: LogLevel;
   message: string;
   fields: [string, string][];
@@ -71,7 +72,7 @@ export function callBodyText(call: ExpandedRequest): string | undefined {
  */
 export function callHosts(s: ProviderHostSettings, m: ActionManifest, principal: string, call?: ExpandedRequest): CallHosts {
   const logs: ProviderLogLine[] = [];
-  const out: CallHosts = { logs, log: (level, message, fields) => void logs.push({ level, message, fields }) };
+  const out: CallHosts = { logs, log: (level, message, fields) => void logs.push({ time: new Date().toISOString(), level, message, fields }) };
   if (has(m, 'latchgate:io/http')) {
     out.http = createHttpHost({
       allowed_domains: m.egress.allowed_domains,

@@ -7,7 +7,8 @@
 // Tests run in order.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -18,6 +19,7 @@ import { NO_OPENSSL, tlsUpstream } from '../helpers/tls-upstream.mjs';
 
 const skip = NO_OPENSSL;
 const SOURCE = fileURLToPath(new URL('../fixtures/providers/custom-js/provider.js', import.meta.url));
+const CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
 
 let dir;
 let up;
@@ -38,7 +40,7 @@ io:
     additionalProperties: false
     properties:
       url: { type: string, pattern: "^https://api\\\\.github\\\\.com/" }
-      mode: { enum: [spin] }
+      mode: { enum: [spin, escape] }
   max_request_bytes: 4096
   max_response_bytes: 65536
 resource_limits:
@@ -68,7 +70,8 @@ before(async () => {
   writeFileSync(path.join(manifests, 'words.yaml'), manifest('words', digest, '../words.wasm'));
   writeFileSync(path.join(manifests, 'tampered.yaml'), manifest('words_tampered', `sha256:${'0'.repeat(64)}`, '../words.wasm'));
   up = await tlsUpstream(['api.github.com']);
-  g = await startGate({ stateDir: path.join(dir, 'state'), config: { manifestDirs: [FIXTURE_MANIFESTS, manifests], resolve: up.pins(), extraCaCerts: [up.caFile] } });
+  // The default state directory of a CLI whose XDG_STATE_HOME is dir.
+  g = await startGate({ stateDir: path.join(dir, 'latchgate'), config: { manifestDirs: [FIXTURE_MANIFESTS, manifests], resolve: up.pins(), extraCaCerts: [up.caFile] } });
   grantAll(g);
 });
 
@@ -126,6 +129,54 @@ test('a manifest whose digest the file does not have is refused, provider_untrus
   const ev = g.ctx.ledger.query({ limit: 5 }).find((e) => e.event_type === 'action_call' && e.error?.code === 'provider_untrusted');
   assert.ok(ev, 'the refusal is in the ledger');
   assert.equal(g.gate.getAction('words_tampered').provider.trusted, false);
+});
+
+/** `latchgate providers logs ...` as the operator of the gate's state directory runs it. */
+function logs(...args) {
+  const env = { PATH: '/usr/bin:/bin', HOME: dir, XDG_STATE_HOME: dir, XDG_CONFIG_HOME: path.join(dir, 'config') };
+  const r = spawnSync(process.execPath, [CLI, 'providers', 'logs', ...args], { env, encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  return r;
+}
+const jsonLines = (out) => out.split('\n').filter(Boolean).map((l) => JSON.parse(l));
+
+test('what a provider logs is kept for the operator, by call, failed calls included: `providers logs` filters it, escapes it on a terminal, and the agent never gets it', { skip }, async () => {
+  const a = await agent();
+  const ok = await a.execute('words', { url: 'https://api.github.com/logged' });
+  assert.equal(ok.status, 200, ok.text);
+  assert.ok(!ok.text.includes('fetched'), 'the log line is not in the answer');
+  const spin = await a.execute('words', { url: 'https://api.github.com/x', mode: 'spin' });
+  assert.equal(spin.body.failure_class, 'fuel_exhausted', spin.text);
+  const loud = await a.execute('words', { url: 'https://api.github.com/loud', mode: 'escape' });
+  assert.equal(loud.status, 200, loud.text);
+  const [okR, spinR, loudR] = [ok, spin, loud].map((r) => g.ctx.ledger.getReceipt(r.body.receipt_id));
+
+  const one = jsonLines(logs('--trace-id', okR.trace_id, '--json').stdout);
+  assert.equal(one.length, 1);
+  assert.deepEqual({ ...one[0], time: undefined }, { time: undefined, trace_id: okR.trace_id, action_id: 'words', principal: okR.principal, level: 'info', message: 'fetched', fields: [['status', '200']] });
+  assert.ok(Date.parse(one[0].time) <= Date.now());
+  // The call that ran out of fuel: what it logged before is there.
+  assert.deepEqual(jsonLines(logs('--trace-id', spinR.trace_id, '--json').stdout).map((r) => [r.level, r.message]), [['warn', 'spinning']]);
+
+  // A terminal gets the control characters as visible escapes; --json keeps the exact text, escaped as JSON.
+  const text = logs('--level', 'error').stdout;
+  assert.equal(text.split('\n').filter(Boolean).length, 1, text);
+  assert.ok(text.includes(loudR.trace_id) && text.includes('error words'), text);
+  assert.ok(text.includes('clear\\u{1b}[2Jscreen k\\u{202e}=v\\u{7}'), text);
+  assert.ok(!/[\u0000-\u0009\u000b-\u001f\u202e]/.test(text), 'a control character reached the terminal');
+  const raw = logs('--level', 'error', '--json').stdout;
+  assert.ok(!/[\u0000-\u0009\u000b-\u001f\u202e]/.test(raw), raw);
+  assert.deepEqual(jsonLines(raw).map((r) => [r.message, r.fields]), [['clear\u001b[2Jscreen', [['k\u202e', 'v\u0007']]]]);
+
+  // The newest last; --limit keeps the newest.
+  const all = jsonLines(logs('--action', 'words', '--limit', '0', '--json').stdout);
+  assert.deepEqual(all.slice(-4).map((r) => [r.trace_id, r.message]), [[okR.trace_id, 'fetched'], [spinR.trace_id, 'spinning'], [loudR.trace_id, 'clear\u001b[2Jscreen'], [loudR.trace_id, 'fetched']]);
+  assert.deepEqual(jsonLines(logs('-n', '1', '--json').stdout).map((r) => r.trace_id), [loudR.trace_id]);
+  const none = logs('--principal', 'nobody');
+  assert.equal(none.stdout, '');
+  assert.match(none.stderr, /no provider log lines match/);
+  // Kept in the state directory, for its owner alone.
+  assert.equal(statSync(path.join(dir, 'latchgate', 'provider-logs.jsonl')).mode & 0o777, 0o600);
 });
 
 test('a component file swapped after the gate registered it is refused at its next call (runs last: it spoils the file)', { skip }, async () => {

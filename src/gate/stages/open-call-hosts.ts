@@ -5,7 +5,7 @@
 // Nothing is opened for a call the policy refused or a human must approve:
 // those ended before this stage. No request byte is written on the connection
 // before the intent has landed (dispatch); a run that ends before dispatch
-// closes it unused.
+// closes it unused. The provider's log lines are kept as the run ends.
 import type { GateContext } from '../context.js';
 import { GateError } from '../errors.js';
 import { need, type Execution } from '../execution.js';
@@ -21,6 +21,8 @@ export async function openCallHosts(ctx: GateContext, x: Execution): Promise<voi
   try {
     const hosts = callHosts(ctx.providerHosts, m, principal, call);
     x.hosts = { hosts };
+    // Whatever the provider logged, the run done or failed.
+    x.onEnd.push(() => ctx.providerLog.append(hosts.logs.map((l) => ({ time: l.time, trace_id: x.traceId, action_id: m.action_id, principal, level: l.level, message: l.message, fields: l.fields }))));
     const http = hosts.http;
     if (!http) return;
     x.onEnd.push(() => http.close());
