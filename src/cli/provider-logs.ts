@@ -2,10 +2,10 @@
 // the state directory's provider log (src/gate/provider-log.ts), filtered,
 // the newest last; --follow goes on printing lines as gates append them.
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { closeSync, fstatSync, openSync, readSync, statSync } from 'node:fs';
+import { closeSync, fstatSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { gateSetup } from '../gate/setup.js';
-import { LOG_LEVELS, matches, parseProviderLog, PROVIDER_LOG, PROVIDER_LOG_MAX_BYTES, readIfThere, type ProviderLogFilter, type ProviderLogRecord } from '../gate/provider-log.js';
+import { LOG_LEVELS, matches, openLogToRead, parseProviderLog, PROVIDER_LOG, PROVIDER_LOG_MAX_BYTES, readFrom, type ProviderLogFilter, type ProviderLogRecord } from '../gate/provider-log.js';
 import type { LogLevel } from '../providers/runtime-types.js';
 import { displayText, safeJsonText } from './safe-text.js';
 
@@ -28,76 +28,114 @@ function count(v: string): number {
   return Number(v);
 }
 
-/** A provider's text, escaped: a log line cannot move the cursor or hide itself on the operator's terminal. */
+/** A provider's text in quotes, escaped: its bounds show, and nothing in it acts on the terminal. */
+const quoted = (s: string) => `"${displayText(s).replace(/"/g, '\\"')}"`;
+
 function textLine(r: ProviderLogRecord): string {
-  const fields = r.fields.map(([k, v]) => ` ${displayText(k)}=${displayText(v)}`).join('');
-  return `${r.time} ${r.level.padEnd(5)} ${displayText(r.action_id)} ${displayText(r.principal)} ${r.trace_id}  ${displayText(r.message)}${fields}`;
+  const fields = r.fields.map(([k, v]) => ` ${quoted(k)}=${quoted(v)}`).join('');
+  return `${displayText(r.time)} ${r.level.padEnd(5)} ${displayText(r.action_id)} ${displayText(r.principal)} ${displayText(r.trace_id)} ${quoted(r.message)}${fields}`;
 }
 
-function show(o: LogsOptions, records: readonly ProviderLogRecord[]): void {
-  if (records.length === 0) return;
-  process.stdout.write(records.map((r) => (o.json ? safeJsonText(JSON.stringify(r)) : textLine(r))).join('\n') + '\n');
+/**
+ * On a terminal, a line is cut at its width: a line that wrapped would start
+ * a row with the provider's text, which could pass for a line of its own.
+ * Every character past ASCII counts two columns (wide, or a mark: never
+ * more than that), so a cut line never wraps.
+ */
+function fitted(line: string, columns: number | undefined): string {
+  if (!columns) return line;
+  let width = 0;
+  let i = 0;
+  for (const c of line) {
+    const w = c.charCodeAt(0) < 0x80 ? 1 : 2;
+    if (width + w > columns - 1) return `${line.slice(0, i)}…`;
+    width += w;
+    i += c.length;
+  }
+  return line;
+}
+
+class Printer {
+  cut = 0;
+  private readonly columns = process.stdout.isTTY ? process.stdout.columns : undefined;
+
+  constructor(private readonly o: LogsOptions) {}
+
+  show(records: readonly ProviderLogRecord[]): void {
+    if (records.length === 0) return;
+    const lines = records.map((r) => {
+      if (this.o.json) return safeJsonText(JSON.stringify(r));
+      const line = textLine(r);
+      const fit = fitted(line, this.columns);
+      if (fit !== line) this.cut++;
+      return fit;
+    });
+    process.stdout.write(lines.join('\n') + '\n');
+  }
 }
 
 function noteUnreadable(path: string, n: number): void {
   if (n > 0) process.stderr.write(`latchgate: ${n} line(s) of ${path} are not provider log lines (cut short by a crash, or edited): skipped\n`);
 }
 
-/** The bytes appended to fd since `from`. */
-function readNew(fd: number, from: number): Buffer {
-  const size = fstatSync(fd).size;
-  if (size <= from) return Buffer.alloc(0);
-  const buf = Buffer.alloc(size - from);
-  let got = 0;
-  while (got < buf.length) {
-    const n = readSync(fd, buf, got, buf.length - got, from + got);
-    if (n === 0) break;
-    got += n;
-  }
-  return buf.subarray(0, got);
+/** The complete lines of bytes as text, and what is left after the last newline (a line still being written). */
+function completeLines(bytes: Buffer): { text: string; rest: Buffer } {
+  const cut = bytes.lastIndexOf(0x0a) + 1;
+  return { text: bytes.subarray(0, cut).toString('utf8'), rest: bytes.subarray(cut) };
 }
 
+type FileId = string;
+const idOf = (st: { dev: number; ino: number }): FileId => `${st.dev}:${st.ino}`;
+
 /** Prints the lines appended from now on, across renames to `.1`, until the process is stopped. */
-async function follow(o: LogsOptions, path: string, filter: ProviderLogFilter, start: { fd: number; pos: number; ino: number }): Promise<never> {
-  let { fd, pos, ino } = start;
-  let carry = Buffer.alloc(0);
+async function follow(path: string, filter: ProviderLogFilter, out: Printer, start: { fd: number | undefined; pos: number; rest: Buffer; seen: Set<FileId> }): Promise<never> {
+  let { fd, pos, rest } = start;
+  const { seen } = start;
   const take = (bytes: Buffer) => {
-    if (bytes.length === 0) return;
-    pos += bytes.length;
-    const all = Buffer.concat([carry, bytes]);
-    // The last piece may be a line still being written (cut anywhere, even inside a character).
-    const cut = all.lastIndexOf(0x0a) + 1;
-    carry = all.subarray(cut);
-    const { records, unreadable } = parseProviderLog(all.subarray(0, cut).toString('utf8'));
+    const { text, rest: left } = completeLines(Buffer.concat([rest, bytes]));
+    rest = left;
+    const { records, unreadable } = parseProviderLog(text);
     noteUnreadable(path, unreadable);
-    show(o, records.filter((r) => matches(r, filter)));
+    out.show(records.filter((r) => matches(r, filter)));
+  };
+  const drain = () => {
+    if (fd === undefined) return;
+    const bytes = readFrom(fd, pos);
+    pos += bytes.length;
+    take(bytes);
   };
   for (;;) {
     await new Promise((go) => setTimeout(go, FOLLOW_INTERVAL_MS));
-    if (fd >= 0) take(readNew(fd, pos));
+    drain();
     const st = statSync(path, { throwIfNoEntry: false });
-    if (st && st.ino !== ino) {
-      // Rotated (or made): the old file was read to its end above; the new one from its start.
-      if (fd >= 0) closeSync(fd);
-      // Rotated twice since the last look: the file in between is `.1` now.
-      const between = statSync(`${path}.1`, { throwIfNoEntry: false });
-      if (fd >= 0 && between && between.ino !== ino && between.ino !== st.ino) {
-        carry = Buffer.alloc(0);
-        take(Buffer.from(readIfThere(`${path}.1`)));
+    if (!st || (fd !== undefined && idOf(st) === idOf(fstatSync(fd)))) continue;
+    // Another file there now: the old one read to its very end first (lines appended just before it was renamed).
+    drain();
+    if (fd !== undefined) closeSync(fd);
+    rest = Buffer.alloc(0);
+    // Renamed twice since the last look: the file in between is `.1` now.
+    const between = openLogToRead(`${path}.1`);
+    if (between !== undefined) {
+      if (!seen.has(idOf(fstatSync(between))) && idOf(fstatSync(between)) !== idOf(st)) {
+        seen.add(idOf(fstatSync(between)));
+        take(readFrom(between, 0));
+        rest = Buffer.alloc(0);
       }
-      fd = openSync(path, 'r');
-      ino = fstatSync(fd).ino;
-      pos = 0;
-      carry = Buffer.alloc(0);
-      take(readNew(fd, 0));
+      closeSync(between);
     }
+    fd = openLogToRead(path);
+    pos = 0;
+    if (fd !== undefined) seen.add(idOf(fstatSync(fd)));
+    drain();
   }
 }
 
 export function providerLogsCommand(): Command {
   return new Command('logs')
     .summary('print what providers logged (latchgate:io/log), newest last')
-    .description(`Print the lines providers wrote with latchgate:io/log, each with its time, level, action, principal and trace id (the trace id of the call's event in \`latchgate audit\`). Gates keep them in ${PROVIDER_LOG} in the state directory: ${MIB} MiB at most, and the ${MIB} MiB before in ${PROVIDER_LOG}.1.`)
+    .description(
+      `Print the lines providers wrote with latchgate:io/log, each with its time, level, action, principal and trace id (the trace id of the call's event in \`latchgate audit\`), then the provider's message and fields in quotes. On a terminal a line is cut at its width (--json prints every line whole). Gates keep them in ${PROVIDER_LOG} in the state directory: ${MIB} MiB at most, and the ${MIB} MiB before in ${PROVIDER_LOG}.1.`,
+    )
     .option('--config <file>', 'latchgate.toml')
     .option('--action <id>', "only this action's calls")
     .option('--trace-id <id>', 'only this call')
@@ -109,26 +147,31 @@ export function providerLogsCommand(): Command {
     .action(async (o: LogsOptions) => {
       const path = join(gateSetup(o.config).stateDir, PROVIDER_LOG);
       const filter: ProviderLogFilter = { ...(o.action ? { action: o.action } : {}), ...(o.traceId ? { trace_id: o.traceId } : {}), ...(o.principal ? { principal: o.principal } : {}), ...(o.level ? { level: o.level } : {}) };
+      const seen = new Set<FileId>();
       // The older file first, then the newer through a descriptor: --follow reads on from where this read ends.
-      const older = readIfThere(`${path}.1`);
-      let fd = -1;
-      try {
-        fd = openSync(path, 'r');
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      const olderFd = openLogToRead(`${path}.1`);
+      let older = '';
+      if (olderFd !== undefined) {
+        seen.add(idOf(fstatSync(olderFd)));
+        older = readFrom(olderFd, 0).toString('utf8');
+        closeSync(olderFd);
       }
-      const newer = fd >= 0 ? readNew(fd, 0).toString('utf8') : '';
+      const fd = openLogToRead(path);
+      if (fd !== undefined) seen.add(idOf(fstatSync(fd)));
+      const newer = fd !== undefined ? readFrom(fd, 0) : Buffer.alloc(0);
       // In --follow, a last line still being written is read whole later.
-      const cut = o.follow ? newer.lastIndexOf('\n') + 1 : newer.length;
-      const { records, unreadable } = parseProviderLog(`${older}\n${newer.slice(0, cut)}`);
+      const { text, rest } = o.follow ? completeLines(newer) : { text: newer.toString('utf8'), rest: Buffer.alloc(0) };
+      const { records, unreadable } = parseProviderLog(`${older}\n${text}`);
       noteUnreadable(path, unreadable);
       const shown = records.filter((r) => matches(r, filter));
-      show(o, o.limit === 0 ? shown : shown.slice(-o.limit));
+      const out = new Printer(o);
+      out.show(o.limit === 0 ? shown : shown.slice(-o.limit));
+      if (out.cut > 0) process.stderr.write(`latchgate: ${out.cut} line(s) cut at the terminal's width; --json prints them whole\n`);
       if (!o.follow) {
-        if (fd >= 0) closeSync(fd);
+        if (fd !== undefined) closeSync(fd);
         if (shown.length === 0 && !o.json) process.stderr.write(`latchgate: no provider log lines${records.length ? ' match' : ` in ${path}`}\n`);
         return;
       }
-      await follow(o, path, filter, { fd, pos: Buffer.byteLength(newer.slice(0, cut)), ino: fd >= 0 ? fstatSync(fd).ino : -1 });
+      await follow(path, filter, out, { fd, pos: newer.length, rest, seen });
     });
 }

@@ -4,21 +4,28 @@
 // reads could differ from the value the gate holds. Every such character is
 // shown as a visible escape instead.
 
-/** C0 and C1 controls and DEL, format characters (bidi controls, zero-width, tags), line and paragraph separators, lone surrogates. */
-const HIDDEN = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Cs}]/gu;
+/**
+ * C0 and C1 controls and DEL, format characters (bidi controls, zero-width,
+ * tags), line and paragraph separators, lone surrogates; and what a terminal
+ * draws as nothing or as the font likes: default-ignorable code points
+ * (variation selectors, Hangul fillers), unassigned and private-use ones.
+ */
+const HIDDEN = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Cs}\p{Default_Ignorable_Code_Point}\p{Cn}\p{Co}]/gu;
 /** The same, less the newline JSON.stringify uses for layout (C0 inside strings it escapes itself). */
-const HIDDEN_IN_JSON = /[\u007f-\u009f\p{Cf}\p{Zl}\p{Zp}\p{Cs}]/gu;
+const HIDDEN_IN_JSON = /[\u007f-\u009f\p{Cf}\p{Zl}\p{Zp}\p{Cs}\p{Default_Ignorable_Code_Point}\p{Cn}\p{Co}]/gu;
+/** Combining marks past the second on one character: a stack of them draws over the lines around it. */
+const STACKED_MARKS = /(?<=\p{M}{2})\p{M}/gu;
 
 const codePoint = (c: string) => `\\u{${c.codePointAt(0)!.toString(16)}}`;
 
 /** Plain text for a human: hidden characters as \u{202e}, a backslash doubled so an escape cannot be faked. */
 export function displayText(s: unknown): string {
-  return String(s).replace(/\\/g, '\\\\').replace(HIDDEN, codePoint);
+  return String(s).replace(/\\/g, '\\\\').replace(HIDDEN, codePoint).replace(STACKED_MARKS, codePoint);
 }
 
 /** Lines for a human whose values are already escaped or JSON: any hidden character left (not the newlines between lines) as \u{202e}. */
 export function displayLines(json: string): string {
-  return json.replace(/[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Cs}]/gu, (c) => (c === '\n' ? c : codePoint(c)));
+  return json.replace(HIDDEN, (c) => (c === '\n' ? c : codePoint(c))).replace(STACKED_MARKS, codePoint);
 }
 
 /** JSON for a human: the value's JSON with hidden characters as \u{202e}. */
@@ -37,9 +44,12 @@ export function safeJson(value: unknown, indent?: number): string {
 
 /** JSON text with the hidden characters inside its strings as \uXXXX (outside strings JSON has none). */
 export function safeJsonText(json: string): string {
-  return json.replace(HIDDEN_IN_JSON, (c) => {
-    let out = '';
-    for (let i = 0; i < c.length; i++) out += `\\u${c.charCodeAt(i).toString(16).padStart(4, '0')}`;
-    return out;
-  });
+  return json.replace(HIDDEN_IN_JSON, jsonEscape).replace(STACKED_MARKS, jsonEscape);
+}
+
+/** A character as JSON's \uXXXX escapes (an astral one as its surrogate pair). */
+function jsonEscape(c: string): string {
+  let out = '';
+  for (let i = 0; i < c.length; i++) out += `\\u${c.charCodeAt(i).toString(16).padStart(4, '0')}`;
+  return out;
 }

@@ -162,7 +162,7 @@ test('what a provider logs is kept for the operator, by call, failed calls inclu
   const text = logs('--level', 'error').stdout;
   assert.equal(text.split('\n').filter(Boolean).length, 1, text);
   assert.ok(text.includes(loudR.trace_id) && text.includes('error words'), text);
-  assert.ok(text.includes('clear\\u{1b}[2Jscreen k\\u{202e}=v\\u{7}'), text);
+  assert.ok(text.includes(' "clear\\u{1b}[2Jscreen" "k\\u{202e}"="v\\u{7}"'), text);
   assert.ok(!/[\u0000-\u0009\u000b-\u001f\u202e]/.test(text), 'a control character reached the terminal');
   const raw = logs('--level', 'error', '--json').stdout;
   assert.ok(!/[\u0000-\u0009\u000b-\u001f\u202e]/.test(raw), raw);

@@ -22,3 +22,27 @@ test('safeJson: the exact value once parsed, with no hidden character in the tex
   assert.match(s, /\\u202e/);
   assert.match(s, /\\udb40\\udc41/, 'an astral tag character as its surrogate pair');
 });
+
+// Characters a terminal draws as nothing, or as whatever the font has: fillers, selectors, unassigned and private-use.
+const INVISIBLE = ['\u3164', '\u115f', '\u1160', '\uffa0', '\u034f', '\u17b4', '\u180b', '\ufe0f', '\u{e0100}', '\u2065', '\u{e0080}', '\ue000', '\u{f0000}', '\u0378'];
+
+test('default-ignorable, unassigned and private-use characters are escaped too, in text and in JSON', () => {
+  for (const c of INVISIBLE) {
+    const hex = c.codePointAt(0).toString(16);
+    assert.equal(displayText(`a${c}b`), `a\\u{${hex}}b`, hex);
+    assert.equal(displayLines(`a${c}\nb`), `a\\u{${hex}}\nb`, hex);
+    const s = safeJson({ v: `a${c}b` });
+    assert.ok(!s.includes(c), hex);
+    assert.deepEqual(JSON.parse(s), { v: `a${c}b` });
+  }
+  // Text of other scripts stays as it is.
+  assert.equal(displayText('héllo 日本 ✓ Ωμέγα'), 'héllo 日本 ✓ Ωμέγα');
+});
+
+test('a stack of combining marks keeps two on a character; the rest are escaped, and JSON parses back the same', () => {
+  const zalgo = `e\u0301\u0302\u0303\u0304x\u0301`;
+  assert.equal(displayText(zalgo), 'e\u0301\u0302\\u{303}\\u{304}x\u0301');
+  const s = safeJson({ zalgo });
+  assert.ok(s.includes('\u0301\u0302\\u0303\\u0304'), s);
+  assert.deepEqual(JSON.parse(s), { zalgo });
+});
