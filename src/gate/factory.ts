@@ -29,6 +29,7 @@ import { GateInstances, type GateRole } from './instances.js';
 import { recordInterrupted } from './interrupted.js';
 import { KeyWatch } from './key-watch.js';
 import { PROVIDER_LOG, ProviderLogFile } from './provider-log.js';
+import type { OwnPath } from './own-paths.js';
 import { ProviderTable, type HttpTransport, type Provider } from './providers.js';
 import { ChainedPolicy } from './policy-guard.js';
 import { Registry } from './registry.js';
@@ -71,10 +72,12 @@ export interface OpenGateOptions {
   fsRoot?: string;
   /** [secrets]: the SOPS file and its age key (absent: the defaults). */
   secrets?: SecretsFileConfig;
+  /** latchgate's own files and directories (src/gate/own-paths.ts): no provider reads or writes them; the state directory always. */
+  ownPaths?: readonly OwnPath[];
 }
 
 /** [gate.resolve], [gate] extra_ca_certs and [providers.fs] as every provider call's hosts use them. */
-function providerHostSettings(c: GateFileConfig, fsRoot: string | undefined, secrets: GateSecrets, protectedFiles: readonly string[]): ProviderHostSettings {
+function providerHostSettings(c: GateFileConfig, fsRoot: string | undefined, secrets: GateSecrets, protect: Pick<ProviderHostSettings, 'protectedFiles' | 'protectedDirs'>): ProviderHostSettings {
   const ca = extraCaCerts(
     (c.extraCaCerts ?? []).map((f) => {
       try {
@@ -91,7 +94,7 @@ function providerHostSettings(c: GateFileConfig, fsRoot: string | undefined, sec
     trust: secureContextFor(ca),
     upstreamProxy: gateUpstreamProxy(c),
     secrets,
-    protectedFiles,
+    ...protect,
     fs: { principals: fs?.principals ?? new Map(), actions: fs?.actions ?? new Map(), ...(fs?.root ?? fsRoot ? { root: fs?.root ?? fsRoot } : {}) },
   };
 }
@@ -245,7 +248,11 @@ export async function openGate(o: OpenGateOptions): Promise<OpenedGate> {
   try {
     const s = await gateSecrets(o.secrets, o.stateDir, o.role ?? 'other');
     secretSources = s.sources;
-    providerHosts = providerHostSettings(o.config, o.fsRoot, s.secrets, secretFiles(o.secrets));
+    const own = [...(o.ownPaths ?? []), { path: o.stateDir, type: 'dir' as const, what: 'state directory (ledger, keys)' }];
+    providerHosts = providerHostSettings(o.config, o.fsRoot, s.secrets, {
+      protectedFiles: [...secretFiles(o.secrets), ...own.filter((p) => p.type === 'file').map((p) => p.path)],
+      protectedDirs: own.filter((p) => p.type === 'dir').map(({ path, what }) => ({ path, what })),
+    });
   } catch (e) {
     fail(e);
   }

@@ -30,8 +30,10 @@ export interface ProviderHostSettings {
   secrets: GateSecrets;
   /** [providers.fs]; a box's gate sets root to its workspace when none is configured. */
   fs?: ProviderConfig['fs'];
-  /** The secrets file and its age keys: never read, written or deleted through the fs host (FsHostOptions.protectedFiles). */
+  /** The secrets file and its age keys, latchgate's configuration files: never read, written or deleted through the fs host (FsHostOptions.protectedFiles). */
   protectedFiles: readonly string[];
+  /** latchgate's state, configuration and runtime directories: nothing in them is served by the fs host (FsHostOptions.protectedDirs). */
+  protectedDirs: readonly { path: string; what: string }[];
 }
 
 /** One log line a provider wrote, and when (src/gate/provider-log.ts keeps them). */
@@ -96,7 +98,7 @@ export function callHosts(s: ProviderHostSettings, m: ActionManifest, principal:
       allowed_paths: m.fs.allowed_paths,
       denied_paths: m.fs.denied_paths,
       max_file_bytes: m.fs.max_file_bytes,
-    }, { protectedFiles: s.protectedFiles });
+    }, { protectedFiles: s.protectedFiles, protectedDirs: s.protectedDirs });
   }
   return out;
 }

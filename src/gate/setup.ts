@@ -72,5 +72,6 @@ export function stateFiles(stateDir: string): { ledger: string; keys: string } {
 /** Loads the gate's modules only when a command needs them (sandbox start-up stays light). */
 export async function openSharedGate(s: GateSetup, role: GateRole): Promise<OpenedGate> {
   const { openGate } = await import('./factory.js');
-  return openGate({ stateDir: s.stateDir, config: s.gate, role, ...(s.config.secrets ? { secrets: s.config.secrets } : {}) });
+  const { ownPaths } = await import('./own-paths.js');
+  return openGate({ stateDir: s.stateDir, config: s.gate, role, ownPaths: ownPaths(s), ...(s.config.secrets ? { secrets: s.config.secrets } : {}) });
 }

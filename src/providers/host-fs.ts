@@ -25,8 +25,8 @@
 // bytes (neither when another entry was swapped in: file_changed); list and
 // stat: op and path.
 import { randomBytes } from 'node:crypto';
-import { fchmodSync, fchownSync, fstatSync, fsyncSync, statSync, type Stats } from 'node:fs';
-import { isAbsolute } from 'node:path';
+import { fchmodSync, fchownSync, fstatSync, fsyncSync, readlinkSync, statSync, type Stats } from 'node:fs';
+import { dirname, isAbsolute } from 'node:path';
 import { sha256Hex } from '../crypto/jcs.js';
 import { Beneath, FdScope, hostErrorOf } from './fs-beneath.js';
 import { hashFd, kindOf, readCapped, regularFile, writeAll, type FsKind } from './fs-fd.js';
@@ -59,6 +59,14 @@ export interface FsHostOptions {
    * hard link, another name or a file saved by rename is the same file.
    */
   protectedFiles?: readonly string[];
+  /**
+   * Directories no provider may read, list, write or delete in, wherever a
+   * root shows them or lies in them (latchgate's state, configuration and
+   * runtime directories, what the configuration names). Compared by device
+   * and inode with every directory above what a call opened, so another
+   * mount of the same directory (a bind mount) is the same directory.
+   */
+  protectedDirs?: readonly { path: string; what: string }[];
 }
 
 export interface FsEvidence {
@@ -112,6 +120,7 @@ export class FsHost {
   private readonly maxFileBytes: number;
   private readonly maxListEntries: number;
   private readonly protectedFiles: readonly string[];
+  private readonly protectedDirs: readonly { path: string; what: string }[];
 
   /** Throws an Error naming the field when the configuration is invalid (a bad glob included). */
   constructor(config: FsHostConfig, options: FsHostOptions = {}) {
@@ -127,6 +136,33 @@ export class FsHost {
     this.maxFileBytes = config.max_file_bytes;
     this.maxListEntries = config.max_list_entries ?? DEFAULT_MAX_LIST_ENTRIES;
     this.protectedFiles = options.protectedFiles ?? [];
+    this.protectedDirs = options.protectedDirs ?? [];
+  }
+
+  /**
+   * Refuses what fd opened when it lies in a protected directory (or is
+   * one): every directory from it up to / is compared with them.
+   */
+  private refuseInProtectedDir(fd: number, op: FsOperation, p: RelPath): void {
+    if (this.protectedDirs.length === 0) return;
+    const dirs = new Map<string, string>();
+    for (const d of this.protectedDirs) {
+      const st = statSync(d.path, { throwIfNoEntry: false });
+      if (st?.isDirectory()) dirs.set(`${st.dev}:${st.ino}`, d.what);
+    }
+    if (dirs.size === 0) return;
+    let at: string;
+    try {
+      at = readlinkSync(`/proc/self/fd/${fd}`);
+    } catch (e) {
+      throw new HostIoError('path_denied', `${op} ${JSON.stringify(p.text)}: where it lies cannot be told (${(e as Error).message}); refused`);
+    }
+    for (let dir = at; ; dir = dirname(dir)) {
+      const st = statSync(dir, { throwIfNoEntry: false });
+      const what = st && dirs.get(`${st.dev}:${st.ino}`);
+      if (what) throw new HostIoError('path_denied', `${op} ${JSON.stringify(p.text)}: is in latchgate's ${what}; no provider reads, lists, writes or deletes there`);
+      if (dir === '/' || !isAbsolute(dir)) return;
+    }
   }
 
   /** Refuses the open file when it is one of the protected files now. */
@@ -151,6 +187,7 @@ export class FsHost {
       const fd = this.beneath.open(scope, root, p.text, F.O_RDONLY | F.O_NONBLOCK | F.O_NOCTTY, 'read');
       const st = regularFile(fd, 'read', p.text);
       this.refuseProtected(st, 'read', p);
+      this.refuseInProtectedDir(fd, 'read', p);
       this.capSize(st.size, 'read', p);
       const data = readCapped(fd, this.maxFileBytes);
       this.capSize(data.length, 'read', p);
@@ -168,6 +205,7 @@ export class FsHost {
     const { parent, name } = splitParent(p);
     this.run(mode, p, (scope, root) => {
       const dir = this.beneath.openDir(scope, root, parent, mode);
+      this.refuseInProtectedDir(dir, mode, p);
       const before = mode === 'overwrite' ? this.existingFile(scope, dir, name, p, mode) : this.mustBeAbsent(scope, dir, name, p);
       this.replace(scope, dir, name, p, data, mode, before?.st);
       this.evidence.push({ kind: 'fs', op: mode, path: p.text, ...(before ? { sha256_before: before.sha256 } : {}), sha256_after: sha256Hex(data), bytes: data.length });
@@ -179,6 +217,7 @@ export class FsHost {
     const { parent, name } = splitParent(p);
     this.run('delete', p, (scope, root) => {
       const dir = this.beneath.openDir(scope, root, parent, 'delete');
+      this.refuseInProtectedDir(dir, 'delete', p);
       const { fd, st, sha256 } = this.existingFile(scope, dir, name, p, 'delete');
       try {
         this.beneath.native.unlinkAt(dir, name);
@@ -203,6 +242,7 @@ export class FsHost {
     const p = this.admit('list', path, true);
     return this.run('list', p, (scope, root) => {
       const dir = this.beneath.openDir(scope, root, p.text, 'list');
+      this.refuseInProtectedDir(dir, 'list', p);
       let entries: FsEntry[];
       try {
         entries = this.beneath.native.listDir(dir, this.maxListEntries + 1);
@@ -223,6 +263,7 @@ export class FsHost {
     const p = this.admit('stat', path, true);
     return this.run('stat', p, (scope, root) => {
       const fd = this.beneath.open(scope, root, p.text, this.beneath.flags.O_PATH, 'stat');
+      this.refuseInProtectedDir(fd, 'stat', p);
       const st = fstatSync(fd);
       this.evidence.push({ kind: 'fs', op: 'stat', path: p.text });
       return { kind: kindOf(st), size: st.size, mtime_ms: Math.floor(st.mtimeMs) };

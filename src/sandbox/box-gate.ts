@@ -6,6 +6,7 @@ import net from 'node:net';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { GateSetup } from '../gate/setup.js';
+import { ownPaths } from '../gate/own-paths.js';
 import type { OpenedGate } from '../gate/factory.js';
 import { BoxDir, listenInBoxDir } from './box-dir.js';
 
@@ -69,7 +70,7 @@ export class BoxGate {
   private open(): Promise<{ app: FastifyInstance; opened: OpenedGate }> {
     this.opening ??= (async () => {
       const [{ openGate }, { buildGateApp }, { boxIdentity }, { timeUnlistenedServer }] = await Promise.all([import('../gate/factory.js'), import('../gate/app.js'), import('../gate/transport.js'), import('../gate/http-guards.js')]);
-      const opened = await openGate({ stateDir: this.setup.stateDir, config: this.setup.gate, sandboxDegraded: this.sandboxDegraded, role: 'sandbox', ...(this.setup.config.secrets ? { secrets: this.setup.config.secrets } : {}), ...(this.workspace ? { fsRoot: this.workspace } : {}) });
+      const opened = await openGate({ stateDir: this.setup.stateDir, config: this.setup.gate, sandboxDegraded: this.sandboxDegraded, role: 'sandbox', ownPaths: ownPaths(this.setup), ...(this.setup.config.secrets ? { secrets: this.setup.config.secrets } : {}), ...(this.workspace ? { fsRoot: this.workspace } : {}) });
       const app = buildGateApp({ service: opened.gate, role: 'client', identify: boxIdentity(this.principal, ['tools:call']), peer: () => `box:${this.principal}` });
       await app.ready();
       timeUnlistenedServer(app); // connections come from this.server: the timeouts still apply

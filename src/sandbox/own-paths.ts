@@ -1,20 +1,13 @@
-// latchgate's own files, which no box may write: the configuration files
-// read and what they name that the host trusts or runs (certificates,
-// manifests, a policy, checkpoints, programs), the user config directory,
-// the state and runtime directories.
+// latchgate's own files (src/gate/own-paths.ts), which no box may write.
 import { existsSync, mkdirSync, realpathSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { stateDir, userConfigDir } from '../config/paths.js';
-import type { ProtectRequest } from '../config/box-requests.js';
+import { ownPaths, type OwnPath } from '../gate/own-paths.js';
 import type { GateSetup } from '../gate/setup.js';
 import { LaunchError } from '../core/errors.js';
 import { isInside } from '../core/paths.js';
 import { insideOnDisk, mountTable, type MountEntry } from './mount-location.js';
 
-/** A path latchgate itself depends on, with what it is (for error messages). */
-export interface OwnPath extends ProtectRequest {
-  what: string;
-}
+export type { OwnPath };
 
 /** The real path of p, or of its deepest existing ancestor with the rest appended. */
 function realish(p: string): string {
@@ -36,15 +29,7 @@ function realish(p: string): string {
  * would then fill with its ledger.
  */
 export function prepareOwnPaths(s: GateSetup, env: NodeJS.ProcessEnv = process.env): OwnPath[] {
-  const list: OwnPath[] = [
-    ...s.configFiles.map((path) => ({ path, type: 'file' as const, what: 'configuration file' })),
-    // What the configuration names that the host trusts or runs later: a box rewriting it would be trusted next time.
-    ...s.trustedPaths.map((t) => ({ path: t.path, type: t.type, what: `${t.key} (named by the configuration; the host trusts or runs it)` })),
-    { path: userConfigDir(env), type: 'dir', what: 'user config directory' },
-    { path: stateDir(env), type: 'dir', what: 'state directory (trust store, ledger, keys)' },
-    { path: s.stateDir, type: 'dir', what: 'state directory (ledger, keys)' },
-    { path: s.runtimeDir, type: 'dir', what: 'runtime directory' },
-  ];
+  const list = ownPaths(s, env);
   for (const o of list.slice(-3)) {
     try {
       // Parents with the usual mode: one the box's user cannot search would keep the box from being built.

@@ -15,6 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { verifyReceipt } from '../../dist/ledger/receipt.js';
 import { verifyLedger } from '../../dist/ledger/verify.js';
+import { callHosts } from '../../dist/gate/provider-hosts.js';
 import { Agent, grantAll, operatorCaller, startGate } from '../helpers/gate.mjs';
 import { admin, waitFor } from '../helpers/gate-faults.mjs';
 import { NO_OPENSSL, tlsUpstream } from '../helpers/tls-upstream.mjs';
@@ -254,6 +255,15 @@ test('the age key of [secrets] under the fs root is never read, overwritten or d
   const w = await a.execute('fs_write', { path: 'docs/keys/age-key.txt', content_base64: Buffer.from('AGE-SECRET-KEY-1MINE').toString('base64'), mode: 'overwrite' });
   assert.notEqual(w.status, 200, w.text);
   assert.equal(readFileSync(path.join(root, 'docs', 'keys', 'age-key.txt'), 'utf8'), `${AGE_KEY}\n`);
+});
+
+test("a gate's fs host never serves its own state directory, even from a root that holds it (the provider hosts as the gate makes them)", { skip }, async () => {
+  // The gate's state directory is dir/state: a root of dir holds it.
+  const hosts = callHosts({ ...g.ctx.providerHosts, fs: { root: dir, principals: new Map(), actions: new Map() } }, g.ctx.registry.get('fs_list').manifest, 'tester');
+  assert.deepEqual((await hosts.fs.list('.')).map((e) => e.name).sort(), ['state', 'workspace']);
+  for (const p of ['state', 'state/keys']) {
+    await assert.rejects(hosts.fs.list(p), (e) => e.code === 'path_denied' && /latchgate's state directory \(ledger, keys\)/.test(e.message), p);
+  }
 });
 
 test('fs_list lists a directory without the denied names; fs_delete waits for approval, then deletes and records the hash of what it deleted', { skip }, async () => {

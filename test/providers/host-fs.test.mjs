@@ -530,3 +530,59 @@ for (const mode of MODES) {
     assert.equal(await outcome(host.stat('.config/latchgate/age-key.txt')), 'ok', 'stat shows it is there, never its content');
   });
 }
+
+for (const mode of MODES) {
+  test(`[${mode.name}] latchgate's own directories: nothing in them read, listed, stat'ed, written or deleted, whether the root holds one, lies in one or shows one through a bind mount; the rest of the root is served`, async (t) => {
+    const base = tempDir(t, 'latchgate-fshost-own-');
+    // A root of $HOME: the state directory (keys, ledger) below it.
+    const root = join(base, 'home');
+    const state = join(root, '.local', 'state', 'latchgate');
+    mkdirSync(join(state, 'keys'), { recursive: true });
+    writeFileSync(join(state, 'keys', 'receipt.key'), 'PRIVATE\n', { mode: 0o600 });
+    writeFileSync(join(state, 'ledger.sqlite3'), 'LEDGER');
+    mkdirSync(join(root, 'src'));
+    writeFileSync(join(root, 'src', 'a.txt'), 'mine\n');
+    const own = [{ path: state, what: 'state directory (ledger, keys)' }];
+    const host = (r) => new FsHost({ root: r, allowed_operations: ALL_OPS, allowed_paths: ['**'], denied_paths: [], max_file_bytes: 1 << 20 }, { forceWalk: mode.forceWalk, protectedDirs: own });
+    const h = host(root);
+    const denied = async (p, name) => {
+      let e;
+      try {
+        await p;
+      } catch (x) {
+        e = x;
+      }
+      assert.equal(e?.code, 'path_denied', `${name}: ${e?.message ?? 'served'}`);
+      assert.match(e.message, /is in latchgate's state directory \(ledger, keys\); no provider reads, lists, writes or deletes there/);
+    };
+    const attempts = (hh, prefix) => [
+      [hh.read(`${prefix}keys/receipt.key`), 'read a key'],
+      [hh.read(`${prefix}ledger.sqlite3`), 'read the ledger'],
+      [hh.list(`${prefix}keys`), 'list the keys'],
+      [hh.list(prefix ? prefix.slice(0, -1) : '.'), 'list the state directory'],
+      [hh.stat(`${prefix}keys/receipt.key`), 'stat a key'],
+      [hh.write(`${prefix}keys/receipt.key`, new TextEncoder().encode('x'), 'overwrite'), 'overwrite a key'],
+      [hh.write(`${prefix}keys/new.key`, new TextEncoder().encode('x'), 'create'), 'create in the keys'],
+      [hh.delete(`${prefix}ledger.sqlite3`), 'delete the ledger'],
+    ];
+    for (const [p, name] of attempts(h, '.local/state/latchgate/')) await denied(p, name);
+    assert.equal(readFileSync(join(state, 'keys', 'receipt.key'), 'utf8'), 'PRIVATE\n');
+    assert.ok(existsSync(join(state, 'ledger.sqlite3')) && !existsSync(join(state, 'keys', 'new.key')));
+    // The rest of the root is served, the way to the state directory listed by name.
+    assert.equal(text(await h.read('src/a.txt')), 'mine\n');
+    assert.deepEqual((await h.list('.local/state')).map((e) => e.name), ['latchgate']);
+    // A root inside the state directory: nothing of it.
+    for (const [p, name] of attempts(host(state), '')) await denied(p, name);
+    // The state directory shown again inside the root by a bind mount (root only: mounts).
+    if (isRoot) {
+      const alias = join(root, 'src', 'alias');
+      mkdirSync(alias);
+      execFileSync('mount', ['--bind', state, alias]);
+      try {
+        for (const [p, name] of attempts(h, 'src/alias/')) await denied(p, `${name} through a bind mount`);
+      } finally {
+        execFileSync('umount', ['-l', alias]);
+      }
+    }
+  });
+}
