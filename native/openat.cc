@@ -6,8 +6,12 @@
 // a walk that opens one component at a time with O_NOFOLLOW (O_DIRECTORY for
 // the directories on the way); a seccomp filter answering EPERM for openat2
 // gets the walk too. Both refuse "..", ".", empty components and
-// absolute paths before the kernel sees them. Renames and unlinks take a
-// directory fd and a single name, so they resolve nothing either.
+// absolute paths before the kernel sees them, and neither crosses a mount
+// point below the root (RESOLVE_NO_XDEV; the walk compares mount ids): a
+// mount there could show files the host must never serve (latchgate's state,
+// /proc). Renames and unlinks take a directory fd and a single name, so they
+// resolve nothing either. openParent opens a directory's "..", so that where
+// an open file lies is read up from the file itself, never from a path.
 #include <napi.h>
 
 #include <cerrno>
@@ -28,7 +32,42 @@
 namespace lg {
 namespace {
 
-constexpr uint64_t kResolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+constexpr uint64_t kResolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV;
+
+// The mount an fd is on: statx's mount id (5.8), else name_to_handle_at's,
+// else (a file system without file handles) its device.
+struct MountOf {
+  bool has_id = false;
+  uint64_t id = 0;
+  dev_t dev = 0;
+};
+
+bool GetMount(int fd, MountOf* m) {
+  struct stat st {};
+  if (fstat(fd, &st) != 0) return false;
+  m->dev = st.st_dev;
+#ifdef STATX_MNT_ID
+  struct statx sx {};
+  if (statx(fd, "", AT_EMPTY_PATH, STATX_MNT_ID, &sx) == 0 && (sx.stx_mask & STATX_MNT_ID)) {
+    m->has_id = true;
+    m->id = sx.stx_mnt_id;
+    return true;
+  }
+#endif
+  alignas(struct file_handle) unsigned char buf[sizeof(struct file_handle) + MAX_HANDLE_SZ];
+  auto* fh = reinterpret_cast<struct file_handle*>(buf);
+  fh->handle_bytes = MAX_HANDLE_SZ;
+  int mount_id = 0;
+  if (name_to_handle_at(fd, "", fh, &mount_id, AT_EMPTY_PATH) == 0) {
+    m->has_id = true;
+    m->id = static_cast<uint64_t>(mount_id);
+  }
+  return true;
+}
+
+bool SameMount(const MountOf& a, const MountOf& b) {
+  return a.has_id && b.has_id ? a.id == b.id : a.dev == b.dev;
+}
 
 void ThrowErrno(Napi::Env env, const char* step, const std::string& what, int err) {
   Napi::Error e = Napi::Error::New(env, std::string(step) + " \"" + what + "\": " + strerror(err) + " (errno " + std::to_string(err) + ")");
@@ -72,9 +111,23 @@ int Openat2(int dirfd, const char* path, int flags, unsigned mode) {
   return fd;
 }
 
-// One component at a time, never following a symlink. A symlink on the way
-// reports ELOOP, as openat2 with RESOLVE_NO_SYMLINKS does. Sets *step.
+// One component at a time, never following a symlink or crossing a mount
+// point. A symlink on the way reports ELOOP, as openat2 with
+// RESOLVE_NO_SYMLINKS does; a mount EXDEV, as RESOLVE_NO_XDEV does. Sets *step.
 int Walk(int dirfd, const std::vector<std::string>& parts, int flags, unsigned mode, const char** step) {
+  MountOf root;
+  *step = "fstat (the root's mount)";
+  if (!GetMount(dirfd, &root)) return -1;
+  // fd is on the root's mount, or closed with errno EXDEV (or the error of looking).
+  auto onRootMount = [&](int fd) {
+    MountOf m;
+    if (GetMount(fd, &m) && SameMount(root, m)) return true;
+    int saved = m.dev == 0 && !m.has_id ? errno : EXDEV;
+    close(fd);
+    errno = saved;
+    *step = "mount (a mount point below the root)";
+    return false;
+  };
   int cur = dirfd;
   for (size_t i = 0; i + 1 < parts.size(); i++) {
     *step = "openat (directory on the way)";
@@ -90,6 +143,7 @@ int Walk(int dirfd, const std::vector<std::string>& parts, int flags, unsigned m
       errno = saved;
       return -1;
     }
+    if (!onRootMount(next)) return -1;
     cur = next;
   }
   *step = "openat";
@@ -99,7 +153,27 @@ int Walk(int dirfd, const std::vector<std::string>& parts, int flags, unsigned m
   int saved = errno;
   if (cur != dirfd) close(cur);
   errno = saved;
+  if (fd >= 0 && !onRootMount(fd)) return -1;
   return fd;
+}
+
+// openParent(fd) -> the fd of the directory ".." of the directory fd (O_PATH):
+// at a mount's root, the directory it is mounted on, as the kernel walks "..".
+Napi::Value OpenParent(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = -1;
+  if (info.Length() < 1 || !IntArg(info[0], &fd)) {
+    Napi::TypeError::New(env, "openParent(fd): a number").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  int parent;
+  do parent = openat(fd, "..", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  while (parent < 0 && errno == EINTR);
+  if (parent < 0) {
+    ThrowErrno(env, "openat \"..\"", "..", errno);
+    return env.Undefined();
+  }
+  return Napi::Number::New(env, parent);
 }
 
 // openBeneath(dirfd, path, flags, mode, walk) -> fd. O_NOFOLLOW and O_CLOEXEC
@@ -300,6 +374,7 @@ Napi::Value OpenNoSymlinks(const Napi::CallbackInfo& info) {
 void InitOpenat(Napi::Env env, Napi::Object exports) {
   exports.Set("openNoSymlinks", Napi::Function::New(env, OpenNoSymlinks));
   exports.Set("openBeneath", Napi::Function::New(env, OpenBeneath));
+  exports.Set("openParent", Napi::Function::New(env, OpenParent));
   exports.Set("renameAt", Napi::Function::New(env, RenameAt));
   exports.Set("unlinkAt", Napi::Function::New(env, UnlinkAt));
   exports.Set("listDir", Napi::Function::New(env, ListDir));

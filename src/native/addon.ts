@@ -135,13 +135,16 @@ export interface NativeAddon {
    */
   /**
    * Opens path beneath the directory dirfd (native/openat.cc): openat2 with
-   * RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS, or a walk of
-   * openat(O_NOFOLLOW) calls one component at a time where openat2 is missing
-   * (ENOSYS) or walk is true. O_NOFOLLOW and O_CLOEXEC are always added; a
-   * path that is absolute or has "", "." or ".." components is refused
-   * (EINVAL, step "path"). Throws an Error with step and errno.
+   * RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS |
+   * RESOLVE_NO_XDEV, or a walk of openat(O_NOFOLLOW) calls one component at a
+   * time, comparing mount ids, where openat2 is missing (ENOSYS) or walk is
+   * true. O_NOFOLLOW and O_CLOEXEC are always added; a path that is absolute
+   * or has "", "." or ".." components is refused (EINVAL, step "path"); a
+   * mount point below dirfd on the way is EXDEV. Throws an Error with step and errno.
    */
   openBeneath(dirfd: number, path: string, flags: number, mode: number, walk: boolean): number;
+  /** An O_PATH fd of the directory ".." of the directory fd (at a mount's root: what it is mounted on). Throws {step, errno}. */
+  openParent(fd: number): number;
   /** An O_PATH fd of path (a Buffer: a path that is not UTF-8) reached through no symlink (openat2 RESOLVE_NO_SYMLINKS; flags such as O_DIRECTORY added), or -errno. */
   openNoSymlinks(path: string | Buffer, flags: number): number;
   /** renameat of two names in dirfd; noreplace: fails with EEXIST when `to` exists. Throws {step, errno}. */
@@ -184,6 +187,7 @@ const FUNCTIONS: Record<keyof NativeAddon, true> = {
   withFsIds: true,
   idmapCheck: true,
   openBeneath: true,
+  openParent: true,
   openNoSymlinks: true,
   renameAt: true,
   unlinkAt: true,

@@ -27,7 +27,8 @@ export function hostErrorOf(e: unknown, what: string, path: string): HostIoError
     case 'ELOOP':
       return new HostIoError('symlink_refused', `${what} ${p}: the path is or passes through a symbolic link, and the fs host follows none (not even one that stays inside the root)`);
     case 'EXDEV':
-      return new HostIoError('path_outside_root', `${what} ${p}: the path resolves outside the root`);
+      // Paths are relative, without ".." or symlinks: what openat2 refuses here is a mount point on the way.
+      return new HostIoError('mount_crossed', `${what} ${p}: the path crosses a mount point below the root, and the fs host serves the root's own mount only (another mount could show files it must never serve)`);
     case 'ENOENT':
       return new HostIoError('not_found', `${what} ${p}: no such file or directory`);
     case 'ENOTDIR':

@@ -25,8 +25,8 @@
 // bytes (neither when another entry was swapped in: file_changed); list and
 // stat: op and path.
 import { randomBytes } from 'node:crypto';
-import { fchmodSync, fchownSync, fstatSync, fsyncSync, readlinkSync, statSync, type Stats } from 'node:fs';
-import { dirname, isAbsolute } from 'node:path';
+import { fchmodSync, fchownSync, fstatSync, fsyncSync, readdirSync, statSync, type Stats } from 'node:fs';
+import { isAbsolute, join } from 'node:path';
 import { sha256Hex } from '../crypto/jcs.js';
 import { Beneath, FdScope, hostErrorOf } from './fs-beneath.js';
 import { hashFd, kindOf, readCapped, regularFile, writeAll, type FsKind } from './fs-fd.js';
@@ -140,28 +140,41 @@ export class FsHost {
   }
 
   /**
-   * Refuses what fd opened when it lies in a protected directory (or is
-   * one): every directory from it up to / is compared with them.
+   * Refuses a call in a protected directory: the directory dirFd (where the
+   * call reads, lists, writes or deletes) and every one above it, read up
+   * through ".." from the fd itself (never from a path, which could be
+   * renamed meanwhile), compared with them by device and inode.
    */
-  private refuseInProtectedDir(fd: number, op: FsOperation, p: RelPath): void {
+  private refuseInProtectedDir(scope: FdScope, dirFd: number, op: FsOperation, p: RelPath): void {
     if (this.protectedDirs.length === 0) return;
     const dirs = new Map<string, string>();
-    for (const d of this.protectedDirs) {
-      const st = statSync(d.path, { throwIfNoEntry: false });
-      if (st?.isDirectory()) dirs.set(`${st.dev}:${st.ino}`, d.what);
-    }
+    // The directories two levels below too: a root that is another mount of one of them (keys/, a
+    // compiled provider's) has none of the protected ones above it.
+    const add = (path: string, what: string, depth: number) => {
+      const st = statSync(path, { throwIfNoEntry: false });
+      if (!st?.isDirectory()) return;
+      dirs.set(`${st.dev}:${st.ino}`, what);
+      if (depth === 0) return;
+      let names: string[] = [];
+      try {
+        names = readdirSync(path);
+      } catch {
+        return; // unreadable: nothing below it is served from here either
+      }
+      for (const n of names.slice(0, 256)) add(join(path, n), what, depth - 1);
+    };
+    for (const d of this.protectedDirs) add(d.path, d.what, 2);
     if (dirs.size === 0) return;
-    let at: string;
-    try {
-      at = readlinkSync(`/proc/self/fd/${fd}`);
-    } catch (e) {
-      throw new HostIoError('path_denied', `${op} ${JSON.stringify(p.text)}: where it lies cannot be told (${(e as Error).message}); refused`);
-    }
-    for (let dir = at; ; dir = dirname(dir)) {
-      const st = statSync(dir, { throwIfNoEntry: false });
-      const what = st && dirs.get(`${st.dev}:${st.ino}`);
+    let cur = dirFd;
+    let st = fstatSync(cur);
+    for (;;) {
+      const what = dirs.get(`${st.dev}:${st.ino}`);
       if (what) throw new HostIoError('path_denied', `${op} ${JSON.stringify(p.text)}: is in latchgate's ${what}; no provider reads, lists, writes or deletes there`);
-      if (dir === '/' || !isAbsolute(dir)) return;
+      const parent = scope.add(this.beneath.native.openParent(cur));
+      const up = fstatSync(parent);
+      if (up.dev === st.dev && up.ino === st.ino) return; // "/" is its own parent
+      cur = parent;
+      st = up;
     }
   }
 
@@ -182,12 +195,14 @@ export class FsHost {
 
   async read(path: string): Promise<Uint8Array> {
     const p = this.admit('read', path, false);
+    const { parent, name } = splitParent(p);
     return this.run('read', p, (scope, root) => {
       const F = this.beneath.flags;
-      const fd = this.beneath.open(scope, root, p.text, F.O_RDONLY | F.O_NONBLOCK | F.O_NOCTTY, 'read');
+      const dir = this.beneath.openDir(scope, root, parent, 'read');
+      this.refuseInProtectedDir(scope, dir, 'read', p);
+      const fd = this.beneath.open(scope, dir, name, F.O_RDONLY | F.O_NONBLOCK | F.O_NOCTTY, 'read');
       const st = regularFile(fd, 'read', p.text);
       this.refuseProtected(st, 'read', p);
-      this.refuseInProtectedDir(fd, 'read', p);
       this.capSize(st.size, 'read', p);
       const data = readCapped(fd, this.maxFileBytes);
       this.capSize(data.length, 'read', p);
@@ -205,7 +220,7 @@ export class FsHost {
     const { parent, name } = splitParent(p);
     this.run(mode, p, (scope, root) => {
       const dir = this.beneath.openDir(scope, root, parent, mode);
-      this.refuseInProtectedDir(dir, mode, p);
+      this.refuseInProtectedDir(scope, dir, mode, p);
       const before = mode === 'overwrite' ? this.existingFile(scope, dir, name, p, mode) : this.mustBeAbsent(scope, dir, name, p);
       this.replace(scope, dir, name, p, data, mode, before?.st);
       this.evidence.push({ kind: 'fs', op: mode, path: p.text, ...(before ? { sha256_before: before.sha256 } : {}), sha256_after: sha256Hex(data), bytes: data.length });
@@ -217,7 +232,7 @@ export class FsHost {
     const { parent, name } = splitParent(p);
     this.run('delete', p, (scope, root) => {
       const dir = this.beneath.openDir(scope, root, parent, 'delete');
-      this.refuseInProtectedDir(dir, 'delete', p);
+      this.refuseInProtectedDir(scope, dir, 'delete', p);
       const { fd, st, sha256 } = this.existingFile(scope, dir, name, p, 'delete');
       try {
         this.beneath.native.unlinkAt(dir, name);
@@ -242,7 +257,7 @@ export class FsHost {
     const p = this.admit('list', path, true);
     return this.run('list', p, (scope, root) => {
       const dir = this.beneath.openDir(scope, root, p.text, 'list');
-      this.refuseInProtectedDir(dir, 'list', p);
+      this.refuseInProtectedDir(scope, dir, 'list', p);
       let entries: FsEntry[];
       try {
         entries = this.beneath.native.listDir(dir, this.maxListEntries + 1);
@@ -262,8 +277,12 @@ export class FsHost {
   async stat(path: string): Promise<FsStat> {
     const p = this.admit('stat', path, true);
     return this.run('stat', p, (scope, root) => {
-      const fd = this.beneath.open(scope, root, p.text, this.beneath.flags.O_PATH, 'stat');
-      this.refuseInProtectedDir(fd, 'stat', p);
+      const { parent, name } = p.components.length ? splitParent(p) : { parent: '.', name: '.' };
+      const dir = this.beneath.openDir(scope, root, parent, 'stat');
+      this.refuseInProtectedDir(scope, dir, 'stat', p);
+      const fd = this.beneath.open(scope, dir, name, this.beneath.flags.O_PATH, 'stat');
+      // A directory stat'ed is where a list would look.
+      if (fstatSync(fd).isDirectory()) this.refuseInProtectedDir(scope, fd, 'stat', p);
       const st = fstatSync(fd);
       this.evidence.push({ kind: 'fs', op: 'stat', path: p.text });
       return { kind: kindOf(st), size: st.size, mtime_ms: Math.floor(st.mtimeMs) };

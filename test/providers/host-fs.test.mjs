@@ -532,7 +532,7 @@ for (const mode of MODES) {
 }
 
 for (const mode of MODES) {
-  test(`[${mode.name}] latchgate's own directories: nothing in them read, listed, stat'ed, written or deleted, whether the root holds one, lies in one or shows one through a bind mount; the rest of the root is served`, async (t) => {
+  test(`[${mode.name}] latchgate's own directories: nothing in them read, listed, stat'ed, written or deleted, whether the root holds one, lies in one or is another mount of a part of one; no call crosses a mount below the root; the rest of the root is served`, async (t) => {
     const base = tempDir(t, 'latchgate-fshost-own-');
     // A root of $HOME: the state directory (keys, ledger) below it.
     const root = join(base, 'home');
@@ -573,16 +573,43 @@ for (const mode of MODES) {
     assert.deepEqual((await h.list('.local/state')).map((e) => e.name), ['latchgate']);
     // A root inside the state directory: nothing of it.
     for (const [p, name] of attempts(host(state), '')) await denied(p, name);
-    // The state directory shown again inside the root by a bind mount (root only: mounts).
+    // Mounts (root only): the state directory, or a part of it, shown again.
     if (isRoot) {
+      // Below the root: no call crosses a mount point there, whatever it shows.
       const alias = join(root, 'src', 'alias');
       mkdirSync(alias);
-      execFileSync('mount', ['--bind', state, alias]);
+      writeFileSync(join(root, 'src', 'ledger-file'), '');
+      execFileSync('mount', ['--bind', join(state, 'keys'), alias]);
+      execFileSync('mount', ['--bind', join(state, 'ledger.sqlite3'), join(root, 'src', 'ledger-file')]);
       try {
-        for (const [p, name] of attempts(h, 'src/alias/')) await denied(p, `${name} through a bind mount`);
+        for (const [p, name] of [[h.read('src/alias/receipt.key'), 'read a key'], [h.list('src/alias'), 'list the keys'], [h.write('src/alias/new.key', new TextEncoder().encode('x'), 'create'), 'create in the keys'], [h.read('src/ledger-file'), 'read the ledger mounted as a file'], [h.stat('src/alias/receipt.key'), 'stat a key']]) {
+          let e;
+          try {
+            await p;
+          } catch (x) {
+            e = x;
+          }
+          assert.equal(e?.code, 'mount_crossed', `${name}: ${e?.message ?? 'served'}`);
+          assert.match(e.message, /crosses a mount point below the root/);
+        }
+        // A root that is itself another mount of a part of it (keys/): nothing of it.
+        const keysRoot = join(base, 'keys-mount');
+        mkdirSync(keysRoot);
+        execFileSync('mount', ['--bind', join(state, 'keys'), keysRoot]);
+        try {
+          for (const [p, name] of [[host(keysRoot).read('receipt.key'), 'read a key'], [host(keysRoot).list('.'), 'list'], [host(keysRoot).stat('.'), 'stat']]) await denied(p, `${name} from a root mounted from the keys`);
+        } finally {
+          execFileSync('umount', ['-l', keysRoot]);
+        }
       } finally {
         execFileSync('umount', ['-l', alias]);
+        execFileSync('umount', ['-l', join(root, 'src', 'ledger-file')]);
       }
+      assert.ok(!existsSync(join(state, 'keys', 'new.key')));
+      // A root of /: /proc (the gate's own environment, its secrets) is another mount.
+      const all = new FsHost({ root: '/', allowed_operations: ALL_OPS, allowed_paths: ['**'], denied_paths: [], max_file_bytes: 1 << 20 }, { forceWalk: mode.forceWalk });
+      await assert.rejects(all.read(`proc/${process.pid}/environ`), (e) => e.code === 'mount_crossed', 'read /proc/<pid>/environ');
+      await assert.rejects(all.list('proc'), (e) => e.code === 'mount_crossed', 'list /proc');
     }
   });
 }
