@@ -55,18 +55,24 @@ function fitted(line: string, columns: number | undefined): string {
   return line;
 }
 
+/** A terminal's width now (it may have been resized); one that tells none (0) is taken as 80 columns. */
+function terminalColumns(): number | undefined {
+  if (!process.stdout.isTTY) return undefined;
+  return process.stdout.columns || 80;
+}
+
 class Printer {
   cut = 0;
-  private readonly columns = process.stdout.isTTY ? process.stdout.columns : undefined;
 
   constructor(private readonly o: LogsOptions) {}
 
   show(records: readonly ProviderLogRecord[]): void {
     if (records.length === 0) return;
+    const columns = terminalColumns();
     const lines = records.map((r) => {
       if (this.o.json) return safeJsonText(JSON.stringify(r));
       const line = textLine(r);
-      const fit = fitted(line, this.columns);
+      const fit = fitted(line, columns);
       if (fit !== line) this.cut++;
       return fit;
     });
@@ -85,12 +91,18 @@ function completeLines(bytes: Buffer): { text: string; rest: Buffer } {
 }
 
 type FileId = string;
-const idOf = (st: { dev: number; ino: number }): FileId => `${st.dev}:${st.ino}`;
+const idOf = (fd: number): FileId => {
+  const st = fstatSync(fd);
+  return `${st.dev}:${st.ino}`;
+};
 
-/** Prints the lines appended from now on, across renames to `.1`, until the process is stopped. */
-async function follow(path: string, filter: ProviderLogFilter, out: Printer, start: { fd: number | undefined; pos: number; rest: Buffer; seen: Set<FileId> }): Promise<never> {
-  let { fd, pos, rest } = start;
-  const { seen } = start;
+/**
+ * Prints the lines appended from now on, across renames to `.1`, until the
+ * process is stopped. The files compared by inode are held open while
+ * compared, so an inode number cannot be reused meanwhile.
+ */
+async function follow(path: string, filter: ProviderLogFilter, out: Printer, start: { fd: number | undefined; pos: number; rest: Buffer; older: number | undefined }): Promise<never> {
+  let { fd, pos, rest, older } = start;
   const take = (bytes: Buffer) => {
     const { text, rest: left } = completeLines(Buffer.concat([rest, bytes]));
     rest = left;
@@ -108,24 +120,28 @@ async function follow(path: string, filter: ProviderLogFilter, out: Printer, sta
     await new Promise((go) => setTimeout(go, FOLLOW_INTERVAL_MS));
     drain();
     const st = statSync(path, { throwIfNoEntry: false });
-    if (!st || (fd !== undefined && idOf(st) === idOf(fstatSync(fd)))) continue;
+    if (!st || (fd !== undefined && `${st.dev}:${st.ino}` === idOf(fd))) continue;
     // Another file there now: the old one read to its very end first (lines appended just before it was renamed).
     drain();
-    if (fd !== undefined) closeSync(fd);
     rest = Buffer.alloc(0);
-    // Renamed twice since the last look: the file in between is `.1` now.
+    // Renamed twice since the last look: the file in between is `.1` now (not the old file, not one
+    // read before). Whatever `.1` is stays open until the next change: known by its inode meanwhile.
+    let nextOlder: number | undefined;
     const between = openLogToRead(`${path}.1`);
     if (between !== undefined) {
-      if (!seen.has(idOf(fstatSync(between))) && idOf(fstatSync(between)) !== idOf(st)) {
-        seen.add(idOf(fstatSync(between)));
+      const id = idOf(between);
+      const known = (fd !== undefined && id === idOf(fd)) || (older !== undefined && id === idOf(older)) || id === `${st.dev}:${st.ino}`;
+      if (!known) {
         take(readFrom(between, 0));
         rest = Buffer.alloc(0);
       }
-      closeSync(between);
+      nextOlder = between;
     }
+    if (fd !== undefined) closeSync(fd);
+    if (older !== undefined) closeSync(older);
+    older = nextOlder;
     fd = openLogToRead(path);
     pos = 0;
-    if (fd !== undefined) seen.add(idOf(fstatSync(fd)));
     drain();
   }
 }
@@ -147,18 +163,12 @@ export function providerLogsCommand(): Command {
     .action(async (o: LogsOptions) => {
       const path = join(gateSetup(o.config).stateDir, PROVIDER_LOG);
       const filter: ProviderLogFilter = { ...(o.action ? { action: o.action } : {}), ...(o.traceId ? { trace_id: o.traceId } : {}), ...(o.principal ? { principal: o.principal } : {}), ...(o.level ? { level: o.level } : {}) };
-      const seen = new Set<FileId>();
-      // The older file first, then the newer through a descriptor: --follow reads on from where this read ends.
-      const olderFd = openLogToRead(`${path}.1`);
-      let older = '';
-      if (olderFd !== undefined) {
-        seen.add(idOf(fstatSync(olderFd)));
-        older = readFrom(olderFd, 0).toString('utf8');
-        closeSync(olderFd);
-      }
+      // The newer file first, then the older: a rotation in between shows as the older being the newer one.
       const fd = openLogToRead(path);
-      if (fd !== undefined) seen.add(idOf(fstatSync(fd)));
+      const olderFd = openLogToRead(`${path}.1`);
       const newer = fd !== undefined ? readFrom(fd, 0) : Buffer.alloc(0);
+      const sameAsNewer = olderFd !== undefined && fd !== undefined && idOf(olderFd) === idOf(fd);
+      const older = olderFd !== undefined && !sameAsNewer ? readFrom(olderFd, 0).toString('utf8') : '';
       // In --follow, a last line still being written is read whole later.
       const { text, rest } = o.follow ? completeLines(newer) : { text: newer.toString('utf8'), rest: Buffer.alloc(0) };
       const { records, unreadable } = parseProviderLog(`${older}\n${text}`);
@@ -169,9 +179,10 @@ export function providerLogsCommand(): Command {
       if (out.cut > 0) process.stderr.write(`latchgate: ${out.cut} line(s) cut at the terminal's width; --json prints them whole\n`);
       if (!o.follow) {
         if (fd !== undefined) closeSync(fd);
+        if (olderFd !== undefined) closeSync(olderFd);
         if (shown.length === 0 && !o.json) process.stderr.write(`latchgate: no provider log lines${records.length ? ' match' : ` in ${path}`}\n`);
         return;
       }
-      await follow(path, filter, out, { fd, pos: newer.length, rest, seen });
+      await follow(path, filter, out, { fd, pos: newer.length, rest, older: olderFd });
     });
 }

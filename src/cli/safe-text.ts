@@ -8,11 +8,13 @@
  * C0 and C1 controls and DEL, format characters (bidi controls, zero-width,
  * tags), line and paragraph separators, lone surrogates; and what a terminal
  * draws as nothing or as the font likes: default-ignorable code points
- * (variation selectors, Hangul fillers), unassigned and private-use ones.
+ * (variation selectors, Hangul fillers), unassigned and private-use ones,
+ * and the Hangul vowel and final jamo, which join the letter before them
+ * (zero width on their own).
  */
-const HIDDEN = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Cs}\p{Default_Ignorable_Code_Point}\p{Cn}\p{Co}]/gu;
+const HIDDEN = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Cs}\p{Default_Ignorable_Code_Point}\p{Cn}\p{Co}\u1160-\u11ff\ud7b0-\ud7ff]/gu;
 /** The same, less the newline JSON.stringify uses for layout (C0 inside strings it escapes itself). */
-const HIDDEN_IN_JSON = /[\u007f-\u009f\p{Cf}\p{Zl}\p{Zp}\p{Cs}\p{Default_Ignorable_Code_Point}\p{Cn}\p{Co}]/gu;
+const HIDDEN_IN_JSON = /[\u007f-\u009f\p{Cf}\p{Zl}\p{Zp}\p{Cs}\p{Default_Ignorable_Code_Point}\p{Cn}\p{Co}\u1160-\u11ff\ud7b0-\ud7ff]/gu;
 /** Combining marks past the second on one character: a stack of them draws over the lines around it. */
 const STACKED_MARKS = /(?<=\p{M}{2})\p{M}/gu;
 

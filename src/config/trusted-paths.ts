@@ -4,6 +4,7 @@
 // checkpoint sink's command, a key source's cmd:): a box must not write
 // them, or the next gate or launch would trust what the agent put there. The
 // sandbox keeps them read-only like latchgate's own files (own-paths.ts).
+import { lstatSync } from 'node:fs';
 import { isAbsolute, resolve, dirname } from 'node:path';
 import { LATCHGATE_TOML } from './latchgate-toml.js';
 import { isTable, leaves } from './toml-schema.js';
@@ -39,6 +40,10 @@ export function trustedPathsOf(doc: Record<string, unknown>, file: string): Trus
         const argv = Array.isArray(v) ? v : typeof v === 'string' && v.startsWith('cmd:') ? programOf(v) : [];
         const program = argv[0];
         if (typeof program === 'string' && isAbsolute(program)) out.push({ path: program, type: 'file', key: at.join('.') });
+        // A script it is given (["/bin/sh", "/path/push.sh"]) runs as surely as the program.
+        for (const w of argv.slice(1)) {
+          if (typeof w === 'string' && isAbsolute(w) && lstatSync(w, { throwIfNoEntry: false })?.isFile()) out.push({ path: w, type: 'file', key: at.join('.') });
+        }
         return;
       }
       for (const x of Array.isArray(v) ? v : [v]) {

@@ -27,6 +27,7 @@ import { peerLimits } from './peer-limits.js';
 import { Gate } from './service.js';
 import { GateInstances, type GateRole } from './instances.js';
 import { recordInterrupted } from './interrupted.js';
+import { fileURLToPath } from 'node:url';
 import { KeyWatch } from './key-watch.js';
 import { PROVIDER_LOG, ProviderLogFile } from './provider-log.js';
 import type { OwnPath } from './own-paths.js';
@@ -75,6 +76,9 @@ export interface OpenGateOptions {
   /** latchgate's own files and directories (src/gate/own-paths.ts): no provider reads or writes them; the state directory always. */
   ownPaths?: readonly OwnPath[];
 }
+
+/** The package this gate runs from (dist/gate/factory.js is two levels down). */
+const INSTALL_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
 /** [gate.resolve], [gate] extra_ca_certs and [providers.fs] as every provider call's hosts use them. */
 function providerHostSettings(c: GateFileConfig, fsRoot: string | undefined, secrets: GateSecrets, protect: Pick<ProviderHostSettings, 'protectedFiles' | 'protectedDirs'>): ProviderHostSettings {
@@ -248,7 +252,7 @@ export async function openGate(o: OpenGateOptions): Promise<OpenedGate> {
   try {
     const s = await gateSecrets(o.secrets, o.stateDir, o.role ?? 'other');
     secretSources = s.sources;
-    const own = [...(o.ownPaths ?? []), { path: o.stateDir, type: 'dir' as const, what: 'state directory (ledger, keys)' }];
+    const own = [...(o.ownPaths ?? []), { path: o.stateDir, type: 'dir' as const, what: 'state directory (ledger, keys)' }, { path: INSTALL_ROOT, type: 'dir' as const, what: 'installation (the code every later latchgate command runs)' }];
     providerHosts = providerHostSettings(o.config, o.fsRoot, s.secrets, {
       protectedFiles: [...secretFiles(o.secrets), ...own.filter((p) => p.type === 'file').map((p) => p.path)],
       protectedDirs: own.filter((p) => p.type === 'dir').map(({ path, what }) => ({ path, what })),

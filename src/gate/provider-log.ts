@@ -181,10 +181,11 @@ export class ProviderLogFile {
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
       const st = lstatSync(lock, { throwIfNoEntry: false });
-      // Left by a gate that died holding it: removed, and the next append rotates.
-      if (st && Date.now() - st.mtimeMs > LOCK_STALE_MS) unlinkSync(lock);
+      // Left by a gate that died holding it: removed (unless another gate did first), and the next append rotates.
+      if (st && Date.now() - st.mtimeMs > LOCK_STALE_MS) unlinkIfSame(lock, st);
       return;
     }
+    const mineLock = fstatSync(held);
     try {
       const there = lstatSync(this.path, { throwIfNoEntry: false });
       const mine = fstatSync(fd);
@@ -198,11 +199,8 @@ export class ProviderLogFile {
       this.closeFd();
     } finally {
       closeSync(held);
-      try {
-        unlinkSync(lock);
-      } catch {
-        // taken for stale and removed by another gate meanwhile: nothing left to release
-      }
+      // Only this gate's lock: one that stalled past LOCK_STALE_MS may have had it taken over.
+      unlinkIfSame(lock, mineLock);
     }
   }
 
@@ -225,6 +223,17 @@ export class ProviderLogFile {
 
 function sameFile(a: Stats, b: Stats): boolean {
   return a.ino === b.ino && a.dev === b.dev;
+}
+
+/** Removes path when it is still the file st describes; gone already is fine. */
+function unlinkIfSame(path: string, st: Stats): void {
+  const now = lstatSync(path, { throwIfNoEntry: false });
+  if (!now || !sameFile(now, st)) return;
+  try {
+    unlinkSync(path);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+  }
 }
 
 /** A regular file of this user with one name: no FIFO, no file of another user, no hard link to a file elsewhere. */

@@ -25,8 +25,8 @@
 // bytes (neither when another entry was swapped in: file_changed); list and
 // stat: op and path.
 import { randomBytes } from 'node:crypto';
-import { fchmodSync, fchownSync, fstatSync, fsyncSync, readdirSync, statSync, type Stats } from 'node:fs';
-import { isAbsolute, join } from 'node:path';
+import { fchmodSync, fchownSync, fstatSync, fsyncSync, lstatSync, readdirSync, readlinkSync, statSync, type Stats } from 'node:fs';
+import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { sha256Hex } from '../crypto/jcs.js';
 import { Beneath, FdScope, hostErrorOf } from './fs-beneath.js';
 import { hashFd, kindOf, readCapped, regularFile, writeAll, type FsKind } from './fs-fd.js';
@@ -112,6 +112,17 @@ function checkConfig(c: FsHostConfig): void {
   }
 }
 
+/** Where a path names, through its symbolic links (a few), even when nothing is there. */
+function linkTarget(path: string): string {
+  let p = path;
+  for (let i = 0; i < 8; i++) {
+    const st = lstatSync(p, { throwIfNoEntry: false });
+    if (!st?.isSymbolicLink()) return p;
+    p = resolve(dirname(p), readlinkSync(p));
+  }
+  return p;
+}
+
 export class FsHost {
   readonly evidence: FsEvidence[] = [];
   private readonly ops: ReadonlySet<FsOperation>;
@@ -193,6 +204,18 @@ export class FsHost {
     }
   }
 
+  /** Refuses to make a protected file that is not there yet (by its directory and name): it would be trusted once made. */
+  private refuseProtectedName(dir: number, name: string, op: FsOperation, p: RelPath): void {
+    const here = fstatSync(dir);
+    for (const f of this.protectedFiles.map(linkTarget)) {
+      if (basename(f) !== name) continue;
+      const parent = statSync(dirname(f), { throwIfNoEntry: false });
+      if (parent && parent.dev === here.dev && parent.ino === here.ino) {
+        throw new HostIoError('path_denied', `${op} ${JSON.stringify(p.text)}: is where latchgate reads its secrets, a key or its configuration; no provider makes it`);
+      }
+    }
+  }
+
   async read(path: string): Promise<Uint8Array> {
     const p = this.admit('read', path, false);
     const { parent, name } = splitParent(p);
@@ -221,6 +244,7 @@ export class FsHost {
     this.run(mode, p, (scope, root) => {
       const dir = this.beneath.openDir(scope, root, parent, mode);
       this.refuseInProtectedDir(scope, dir, mode, p);
+      this.refuseProtectedName(dir, name, mode, p);
       const before = mode === 'overwrite' ? this.existingFile(scope, dir, name, p, mode) : this.mustBeAbsent(scope, dir, name, p);
       this.replace(scope, dir, name, p, data, mode, before?.st);
       this.evidence.push({ kind: 'fs', op: mode, path: p.text, ...(before ? { sha256_before: before.sha256 } : {}), sha256_after: sha256Hex(data), bytes: data.length });

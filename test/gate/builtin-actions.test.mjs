@@ -13,6 +13,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { verifyReceipt } from '../../dist/ledger/receipt.js';
 import { verifyLedger } from '../../dist/ledger/verify.js';
 import { callHosts } from '../../dist/gate/provider-hosts.js';
@@ -264,6 +265,10 @@ test("a gate's fs host never serves its own state directory, even from a root th
   for (const p of ['state', 'state/keys']) {
     await assert.rejects(hosts.fs.list(p), (e) => e.code === 'path_denied' && /latchgate's state directory \(ledger, keys\)/.test(e.message), p);
   }
+  // Nor latchgate's installation: a root that holds it cannot have its code rewritten.
+  const repo = fileURLToPath(new URL('../..', import.meta.url));
+  const above = callHosts({ ...g.ctx.providerHosts, fs: { root: path.dirname(repo), principals: new Map(), actions: new Map() } }, g.ctx.registry.get('fs_list').manifest, 'tester');
+  await assert.rejects(above.fs.list(`${path.basename(repo)}/dist`), (e) => e.code === 'path_denied' && /latchgate's installation/.test(e.message));
 });
 
 test('fs_list lists a directory without the denied names; fs_delete waits for approval, then deletes and records the hash of what it deleted', { skip }, async () => {

@@ -24,7 +24,7 @@ test('safeJson: the exact value once parsed, with no hidden character in the tex
 });
 
 // Characters a terminal draws as nothing, or as whatever the font has: fillers, selectors, unassigned and private-use.
-const INVISIBLE = ['\u3164', '\u115f', '\u1160', '\uffa0', '\u034f', '\u17b4', '\u180b', '\ufe0f', '\u{e0100}', '\u2065', '\u{e0080}', '\ue000', '\u{f0000}', '\u0378'];
+const INVISIBLE = ['\u1161', '\u11a8', '\ud7b0', '\u3164', '\u115f', '\u1160', '\uffa0', '\u034f', '\u17b4', '\u180b', '\ufe0f', '\u{e0100}', '\u2065', '\u{e0080}', '\ue000', '\u{f0000}', '\u0378'];
 
 test('default-ignorable, unassigned and private-use characters are escaped too, in text and in JSON', () => {
   for (const c of INVISIBLE) {

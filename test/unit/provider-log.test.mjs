@@ -248,6 +248,11 @@ test("text output: the provider's text quoted and escaped, every printed field e
   assert.ok(rows[0].endsWith('…'), rows[0]);
   assert.ok(!rows[0].includes('forged'), rows[0]);
   assert.match(tty.stdout, /1 line\(s\) cut at the terminal's width; --json prints them whole/);
+  // A terminal that tells no width (a serial console): cut at 80 columns all the same.
+  const unknown = spawnSync('script', ['-qec', `stty cols 0 rows 0; ${process.execPath} ${CLI} providers logs`, '/dev/null'], { env, encoding: 'utf8' });
+  const unknownRows = unknown.stdout.split(/\r?\n/).filter((l) => l.startsWith('20'));
+  assert.equal(unknownRows.length, 2, unknown.stdout);
+  for (const row of unknownRows) assert.ok([...row].length <= 80, row);
 });
 
 test('`providers logs --follow` prints every line appended after it started once: across two rotations between two looks, lines appended just before a rotation, a line cut mid-write, a file removed and made again', async (t) => {
