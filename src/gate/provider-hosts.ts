@@ -9,7 +9,7 @@ import type { SecureContext } from 'node:tls';
 import type { ProviderConfig } from '../config/latchgate-toml.js';
 import type { Pin } from '../egress/ssrf.js';
 import type { UpstreamProxy } from '../egress/upstream-proxy.js';
-import { FsHost } from '../providers/host-fs.js';
+import { FsHost, type ProtectedDir } from '../providers/host-fs.js';
 import { createHttpHost, type RecordingHttpHost } from '../providers/host-http.js';
 import type { FsOperation } from '../providers/host-fs.js';
 import type { LogLevel } from '../providers/runtime-types.js';
@@ -33,7 +33,7 @@ export interface ProviderHostSettings {
   /** The secrets file and its age keys, latchgate's configuration files: never read, written or deleted through the fs host (FsHostOptions.protectedFiles). */
   protectedFiles: readonly string[];
   /** latchgate's state, configuration and runtime directories: nothing in them is served by the fs host (FsHostOptions.protectedDirs). */
-  protectedDirs: readonly { path: string; what: string }[];
+  protectedDirs: readonly ProtectedDir[];
 }
 
 /** One log line a provider wrote, and when (src/gate/provider-log.ts keeps them). */

@@ -66,7 +66,14 @@ export interface FsHostOptions {
    * and inode with every directory above what a call opened, so another
    * mount of the same directory (a bind mount) is the same directory.
    */
-  protectedDirs?: readonly { path: string; what: string }[];
+  protectedDirs?: readonly ProtectedDir[];
+}
+
+/** A directory no call works in; `below`: how many levels of its subdirectories are compared too (default 0). */
+export interface ProtectedDir {
+  path: string;
+  what: string;
+  below?: number;
 }
 
 export interface FsEvidence {
@@ -131,7 +138,7 @@ export class FsHost {
   private readonly maxFileBytes: number;
   private readonly maxListEntries: number;
   private readonly protectedFiles: readonly string[];
-  private readonly protectedDirs: readonly { path: string; what: string }[];
+  private readonly protectedDirs: readonly ProtectedDir[];
 
   /** Throws an Error naming the field when the configuration is invalid (a bad glob included). */
   constructor(config: FsHostConfig, options: FsHostOptions = {}) {
@@ -159,8 +166,8 @@ export class FsHost {
   private refuseInProtectedDir(scope: FdScope, dirFd: number, op: FsOperation, p: RelPath): void {
     if (this.protectedDirs.length === 0) return;
     const dirs = new Map<string, string>();
-    // The directories two levels below too: a root that is another mount of one of them (keys/, a
-    // compiled provider's) has none of the protected ones above it.
+    // Their subdirectories too, as far as `below` says: a root that is another mount of one of
+    // them (keys/, a compiled provider's) has none of the protected ones above it.
     const add = (path: string, what: string, depth: number) => {
       const st = statSync(path, { throwIfNoEntry: false });
       if (!st?.isDirectory()) return;
@@ -174,7 +181,7 @@ export class FsHost {
       }
       for (const n of names.slice(0, 256)) add(join(path, n), what, depth - 1);
     };
-    for (const d of this.protectedDirs) add(d.path, d.what, 2);
+    for (const d of this.protectedDirs) add(d.path, d.what, d.below ?? 0);
     if (dirs.size === 0) return;
     let cur = dirFd;
     let st = fstatSync(cur);

@@ -547,7 +547,7 @@ for (const mode of MODES) {
     writeFileSync(join(state, 'ledger.sqlite3'), 'LEDGER');
     mkdirSync(join(root, 'src'));
     writeFileSync(join(root, 'src', 'a.txt'), 'mine\n');
-    const own = [{ path: state, what: 'state directory (ledger, keys)' }];
+    const own = [{ path: state, what: 'state directory (ledger, keys)', below: 2 }];
     const host = (r) => new FsHost({ root: r, allowed_operations: ALL_OPS, allowed_paths: ['**'], denied_paths: [], max_file_bytes: 1 << 20 }, { forceWalk: mode.forceWalk, protectedDirs: own });
     const h = host(root);
     const denied = async (p, name) => {
