@@ -28,8 +28,11 @@ function count(v: string): number {
   return Number(v);
 }
 
+/** Characters that pass for a quote: inside a quoted text they would fake its end. */
+const QUOTE_LIKE = /[\u02ba\u05f4\u201c-\u201f\u2033\u2036\u3003\uff02]/gu;
+
 /** A provider's text in quotes, escaped: its bounds show, and nothing in it acts on the terminal. */
-const quoted = (s: string) => `"${displayText(s).replace(/"/g, '\\"')}"`;
+const quoted = (s: string) => `"${displayText(s).replace(/"/g, '\\"').replace(QUOTE_LIKE, (c) => `\\u{${c.codePointAt(0)!.toString(16)}}`)}"`;
 
 function textLine(r: ProviderLogRecord): string {
   const fields = r.fields.map(([k, v]) => ` ${quoted(k)}=${quoted(v)}`).join('');
@@ -130,13 +133,15 @@ async function follow(path: string, filter: ProviderLogFilter, out: Printer, sta
     const between = openLogToRead(`${path}.1`);
     if (between !== undefined) {
       const id = idOf(between);
-      const known = (fd !== undefined && id === idOf(fd)) || (older !== undefined && id === idOf(older)) || id === `${st.dev}:${st.ino}`;
+      const known = (fd !== undefined && id === idOf(fd)) || (older !== undefined && id === idOf(older));
       if (!known) {
         take(readFrom(between, 0));
         rest = Buffer.alloc(0);
       }
       nextOlder = between;
     }
+    // A gate that wrote just as it was renamed: its lines are in the old file still.
+    drain();
     if (fd !== undefined) closeSync(fd);
     if (older !== undefined) closeSync(older);
     older = nextOlder;

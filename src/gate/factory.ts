@@ -252,10 +252,10 @@ export async function openGate(o: OpenGateOptions): Promise<OpenedGate> {
   try {
     const s = await gateSecrets(o.secrets, o.stateDir, o.role ?? 'other');
     secretSources = s.sources;
-    const own: OwnPath[] = [...(o.ownPaths ?? []), { path: o.stateDir, type: 'dir', what: 'state directory (ledger, keys)', below: 2 }, { path: INSTALL_ROOT, type: 'dir', what: 'installation (the code every later latchgate command runs)' }];
+    const own: OwnPath[] = [...(o.ownPaths ?? []), { path: o.stateDir, type: 'dir', what: 'state directory (ledger, keys)' }, { path: INSTALL_ROOT, type: 'dir', what: 'installation (the code every later latchgate command runs)' }];
     providerHosts = providerHostSettings(o.config, o.fsRoot, s.secrets, {
       protectedFiles: [...secretFiles(o.secrets), ...own.filter((p) => p.type === 'file').map((p) => p.path)],
-      protectedDirs: own.filter((p) => p.type === 'dir').map(({ path, what, below }) => ({ path, what, ...(below ? { below } : {}) })),
+      protectedDirs: own.filter((p) => p.type === 'dir').map(({ path, what }) => ({ path, what })),
     });
   } catch (e) {
     fail(e);

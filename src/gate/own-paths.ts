@@ -11,8 +11,6 @@ import type { GateSetup } from './setup.js';
 /** A path latchgate itself depends on, with what it is (for error messages). */
 export interface OwnPath extends ProtectRequest {
   what: string;
-  /** For the fs host: how many levels of a directory's subdirectories it compares too (a root mounted from one of them). */
-  below?: number;
 }
 
 /** The directories come last: the state directories, then the runtime directory. */
@@ -22,8 +20,8 @@ export function ownPaths(s: Pick<GateSetup, 'configFiles' | 'trustedPaths' | 'st
     // What the configuration names that the host trusts or runs later: rewritten, it would be trusted next time.
     ...s.trustedPaths.map((t) => ({ path: t.path, type: t.type, what: `${t.key} (named by the configuration; the host trusts or runs it)` })),
     { path: userConfigDir(env), type: 'dir', what: 'user config directory' },
-    { path: stateDir(env), type: 'dir', what: 'state directory (trust store, ledger, keys)', below: 2 },
-    { path: s.stateDir, type: 'dir', what: 'state directory (ledger, keys)', below: 2 },
+    { path: stateDir(env), type: 'dir', what: 'state directory (trust store, ledger, keys)' },
+    { path: s.stateDir, type: 'dir', what: 'state directory (ledger, keys)' },
     { path: s.runtimeDir, type: 'dir', what: 'runtime directory' },
   ];
 }

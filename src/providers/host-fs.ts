@@ -25,8 +25,10 @@
 // bytes (neither when another entry was swapped in: file_changed); list and
 // stat: op and path.
 import { randomBytes } from 'node:crypto';
-import { fchmodSync, fchownSync, fstatSync, fsyncSync, lstatSync, readdirSync, readlinkSync, statSync, type Stats } from 'node:fs';
-import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
+import { fchmodSync, fchownSync, fstatSync, fsyncSync, lstatSync, readlinkSync, realpathSync, statSync, type Stats } from 'node:fs';
+import { basename, dirname, isAbsolute, resolve } from 'node:path';
+import { diskLocation, insideOnDisk, mountOf, mountTable, overlayLayers } from '../core/mount-location.js';
+import { isInside } from '../core/paths.js';
 import { sha256Hex } from '../crypto/jcs.js';
 import { Beneath, FdScope, hostErrorOf } from './fs-beneath.js';
 import { hashFd, kindOf, readCapped, regularFile, writeAll, type FsKind } from './fs-fd.js';
@@ -69,11 +71,10 @@ export interface FsHostOptions {
   protectedDirs?: readonly ProtectedDir[];
 }
 
-/** A directory no call works in; `below`: how many levels of its subdirectories are compared too (default 0). */
+/** A directory no call works in, and what it is (for the refusal). */
 export interface ProtectedDir {
   path: string;
   what: string;
-  below?: number;
 }
 
 export interface FsEvidence {
@@ -166,22 +167,10 @@ export class FsHost {
   private refuseInProtectedDir(scope: FdScope, dirFd: number, op: FsOperation, p: RelPath): void {
     if (this.protectedDirs.length === 0) return;
     const dirs = new Map<string, string>();
-    // Their subdirectories too, as far as `below` says: a root that is another mount of one of
-    // them (keys/, a compiled provider's) has none of the protected ones above it.
-    const add = (path: string, what: string, depth: number) => {
-      const st = statSync(path, { throwIfNoEntry: false });
-      if (!st?.isDirectory()) return;
-      dirs.set(`${st.dev}:${st.ino}`, what);
-      if (depth === 0) return;
-      let names: string[] = [];
-      try {
-        names = readdirSync(path);
-      } catch {
-        return; // unreadable: nothing below it is served from here either
-      }
-      for (const n of names.slice(0, 256)) add(join(path, n), what, depth - 1);
-    };
-    for (const d of this.protectedDirs) add(d.path, d.what, d.below ?? 0);
+    for (const d of this.protectedDirs) {
+      const st = statSync(d.path, { throwIfNoEntry: false });
+      if (st?.isDirectory()) dirs.set(`${st.dev}:${st.ino}`, d.what);
+    }
     if (dirs.size === 0) return;
     let cur = dirFd;
     let st = fstatSync(cur);
@@ -207,6 +196,35 @@ export class FsHost {
       }
       if (other.dev === st.dev && other.ino === st.ino) {
         throw new HostIoError('path_denied', `${op} ${JSON.stringify(p.text)}: is the gate's secrets file or an age key that opens it; no provider reads, writes or deletes it`);
+      }
+    }
+  }
+
+  /**
+   * Refuses every call when the root is another mount of a part of a
+   * protected directory (a bind mount of any depth: where it lies on its
+   * filesystem, /proc/self/mountinfo), or an overlay one of whose layers
+   * holds a protected directory or lies in one: the walk up through ".."
+   * from there never meets the protected directory itself.
+   */
+  private refuseRootOnProtected(root: number, op: FsOperation, p: RelPath): void {
+    if (this.protectedDirs.length === 0) return;
+    const table = mountTable();
+    const at = readlinkSync(`/proc/self/fd/${root}`);
+    const here = diskLocation(at, table);
+    const layers = overlayLayers(mountOf(at, table) ?? { dev: '', root: '', point: '' });
+    for (const d of this.protectedDirs) {
+      let real: string;
+      try {
+        real = realpathSync(d.path);
+      } catch {
+        continue; // not there: nothing of it to show
+      }
+      const there = diskLocation(real, table);
+      const refuse = (why: string) => new HostIoError('path_denied', `${op} ${JSON.stringify(p.text)}: the root ${at} ${why} latchgate's ${d.what}; no provider reads, lists, writes or deletes there`);
+      if (here && there && here.dev === there.dev && isInside(there.path, here.path)) throw refuse('lies in (through this or another mount)');
+      for (const layer of layers) {
+        if (insideOnDisk(layer, real, table) || insideOnDisk(real, layer, table)) throw refuse(`is an overlay whose layer ${layer} holds or lies in`);
       }
     }
   }
@@ -337,7 +355,9 @@ export class FsHost {
   private run<T>(op: FsOperation, p: RelPath, fn: (scope: FdScope, root: number) => T): T {
     const scope = new FdScope();
     try {
-      return fn(scope, this.beneath.openRoot(scope));
+      const root = this.beneath.openRoot(scope);
+      this.refuseRootOnProtected(root, op, p);
+      return fn(scope, root);
     } catch (e) {
       throw hostErrorOf(e, op, p.text);
     } finally {

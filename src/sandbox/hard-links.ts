@@ -14,7 +14,7 @@ import { statSync } from 'node:fs';
 import { LaunchError } from '../core/errors.js';
 import { isInside } from '../core/paths.js';
 import { loadAddon } from '../native/addon.js';
-import { mountTable } from './mount-location.js';
+import { mountTable } from '../core/mount-location.js';
 
 /** A file of the trees that has names outside them, on a writable mount's filesystem. */
 export interface AliasedFile {
@@ -26,7 +26,7 @@ export interface AliasedFile {
   mounts: string[];
 }
 
-/** Mount points as /proc/self/mountinfo has them (mount-location.ts). */
+/** Mount points as /proc/self/mountinfo has them (src/core/mount-location.ts). */
 export function mountPoints(text?: string): string[] {
   return mountTable(text).map((m) => m.point);
 }

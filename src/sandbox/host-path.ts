@@ -16,7 +16,7 @@ import { resolve } from 'node:path';
 import { LaunchError } from '../core/errors.js';
 import { isInside } from '../core/paths.js';
 import { lookupPath } from './lookup-path.js';
-import { insideOnDisk, mountTable, type MountEntry } from './mount-location.js';
+import { insideOnDisk, mountTable, type MountEntry } from '../core/mount-location.js';
 
 /**
  * Commands run by name without the user choosing a package: node (every
@@ -91,7 +91,7 @@ export function checkRelativePath(path: string | undefined, allowed: boolean): b
  * tree from the box. A node_modules one is not refused: the names the host
  * runs from it are kept below the root. An entry that a writable tree
  * shows through another mount of the same directory (a bind mount,
- * mount-location.ts) is refused too: only paths below the roots are kept.
+ * src/core/mount-location.ts) is refused too: only paths below the roots are kept.
  */
 export function refuseWritablePathRoots(path: string | undefined, roots: readonly { path: string; flag: string }[], table: readonly MountEntry[] = mountTable()): void {
   for (const { entry, position } of entries(path)) {

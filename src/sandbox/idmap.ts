@@ -14,7 +14,7 @@ import { isInside } from '../core/paths.js';
 import { loadAddon } from '../native/addon.js';
 import type { Identity, IdmapPlan } from './identity.js';
 import { SOCKET_WHY, type MountEntry } from './mount-plan.js';
-import { insideOnDisk, mountTable, type MountEntry as MountInfo } from './mount-location.js';
+import { insideOnDisk, mountTable, type MountEntry as MountInfo } from '../core/mount-location.js';
 
 /**
  * Where the host runs, loads or trusts files as root (configuration, cron
@@ -27,7 +27,7 @@ const SHARED_TREES: readonly string[] = ['/tmp'];
 
 /**
  * Refuses an idmapped tree that is, lies in or holds a system tree, or holds
- * a shared one, compared on disk (mount-location.ts): a bind mount of /etc
+ * a shared one, compared on disk (src/core/mount-location.ts): a bind mount of /etc
  * elsewhere, or one mounted inside the workspace, is /etc all the same.
  */
 export function refuseSystemTrees(trees: readonly string[], table: readonly MountInfo[] = mountTable()): void {

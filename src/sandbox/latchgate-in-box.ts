@@ -15,7 +15,7 @@ import { shellWord } from '../core/shell-word.js';
 import { aliasableFiles, refuseAliasedFiles, writableFilesystems } from './hard-links.js';
 import type { Identity } from './identity.js';
 import type { OwnPath } from './own-paths.js';
-import { insideOnDisk, mountTable, type MountEntry } from './mount-location.js';
+import { insideOnDisk, mountTable, type MountEntry } from '../core/mount-location.js';
 import { isInside } from '../core/paths.js';
 
 /**

@@ -5,7 +5,7 @@ import { ownPaths, type OwnPath } from '../gate/own-paths.js';
 import type { GateSetup } from '../gate/setup.js';
 import { LaunchError } from '../core/errors.js';
 import { isInside } from '../core/paths.js';
-import { insideOnDisk, mountTable, type MountEntry } from './mount-location.js';
+import { insideOnDisk, mountTable, type MountEntry } from '../core/mount-location.js';
 
 export type { OwnPath };
 
@@ -46,7 +46,7 @@ export function prepareOwnPaths(s: GateSetup, env: NodeJS.ProcessEnv = process.e
 /**
  * A writable root that is one of latchgate's own paths or lies inside one
  * cannot be protected: refused. So is one that holds an own path through
- * another mount of the same directory (a bind mount, mount-location.ts):
+ * another mount of the same directory (a bind mount, src/core/mount-location.ts):
  * only the paths written below the root are kept read-only.
  */
 export function refuseWritableOwnPaths(writableRoots: readonly string[], own: readonly OwnPath[], table: readonly MountEntry[] = mountTable()): void {

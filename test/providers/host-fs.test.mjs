@@ -547,7 +547,7 @@ for (const mode of MODES) {
     writeFileSync(join(state, 'ledger.sqlite3'), 'LEDGER');
     mkdirSync(join(root, 'src'));
     writeFileSync(join(root, 'src', 'a.txt'), 'mine\n');
-    const own = [{ path: state, what: 'state directory (ledger, keys)', below: 2 }];
+    const own = [{ path: state, what: 'state directory (ledger, keys)' }];
     const host = (r) => new FsHost({ root: r, allowed_operations: ALL_OPS, allowed_paths: ['**'], denied_paths: [], max_file_bytes: 1 << 20 }, { forceWalk: mode.forceWalk, protectedDirs: own });
     const h = host(root);
     const denied = async (p, name) => {
@@ -558,7 +558,7 @@ for (const mode of MODES) {
         e = x;
       }
       assert.equal(e?.code, 'path_denied', `${name}: ${e?.message ?? 'served'}`);
-      assert.match(e.message, /is in latchgate's state directory \(ledger, keys\); no provider reads, lists, writes or deletes there/);
+      assert.match(e.message, /(is in|the root .* lies in \(through this or another mount\)) latchgate's state directory \(ledger, keys\); no provider reads, lists, writes or deletes there/);
     };
     const attempts = (hh, prefix) => [
       [hh.read(`${prefix}keys/receipt.key`), 'read a key'],
@@ -590,15 +590,37 @@ for (const mode of MODES) {
         for (const [p, name] of [[h.read('src/alias/receipt.key'), 'read a key'], [h.list('src/alias'), 'list the keys'], [h.write('src/alias/new.key', new TextEncoder().encode('x'), 'create'), 'create in the keys'], [h.read('src/ledger-file'), 'read the ledger mounted as a file'], [h.stat('src/alias/receipt.key'), 'stat a key']]) {
           await assert.rejects(p, (e) => e.code === 'mount_crossed' && /crosses a mount point below the root/.test(e.message), name);
         }
-        // A root that is itself another mount of a part of it (keys/): nothing of it.
-        const keysRoot = join(base, 'keys-mount');
-        mkdirSync(keysRoot);
-        execFileSync('mount', ['--bind', join(state, 'keys'), keysRoot]);
+        // A root that is itself another mount of a part of it, at any depth, or an overlay made of it: nothing of it.
+        const deep = join(state, 'provider-cache', 'h1', 'deep');
+        mkdirSync(deep, { recursive: true });
+        writeFileSync(join(deep, 'compiled.bin'), 'CODE');
+        const mounted = [];
+        const mountAt = (name, ...args) => {
+          const at = join(base, name);
+          mkdirSync(at);
+          execFileSync('mount', [...args, at]);
+          mounted.push(at);
+          return at;
+        };
         try {
-          for (const [p, name] of [[host(keysRoot).read('receipt.key'), 'read a key'], [host(keysRoot).list('.'), 'list'], [host(keysRoot).stat('.'), 'stat']]) await denied(p, `${name} from a root mounted from the keys`);
+          const roots = [
+            [mountAt('keys-mount', '--bind', join(state, 'keys')), 'receipt.key', 'a bind mount of keys/'],
+            [mountAt('deep-mount', '--bind', deep), 'compiled.bin', 'a bind mount three levels down'],
+          ];
+          for (const d of ['upper', 'work', 'low']) mkdirSync(join(base, d));
+          roots.push([mountAt('over-lower', '-t', 'overlay', 'overlay', '-o', `lowerdir=${state}:${join(base, 'low')},upperdir=${join(base, 'upper')},workdir=${join(base, 'work')}`), 'keys/receipt.key', 'an overlay over the state directory']);
+          mkdirSync(join(base, 'work2'));
+          roots.push([mountAt('over-upper', '-t', 'overlay', 'overlay', '-o', `lowerdir=${join(base, 'low')},upperdir=${join(state, 'keys')},workdir=${join(base, 'work2')}`), 'receipt.key', 'an overlay writing into keys/']);
+          for (const [r, file, what] of roots) {
+            const hr = host(r);
+            for (const [p, name] of [[hr.read(file), 'read'], [hr.list('.'), 'list'], [hr.stat('.'), 'stat'], [hr.write('planted', new TextEncoder().encode('x'), 'create'), 'create']]) {
+              await assert.rejects(p, (e) => e.code === 'path_denied' && /the root .* latchgate's state directory \(ledger, keys\)/.test(e.message), `${name} from ${what}`);
+            }
+          }
         } finally {
-          execFileSync('umount', ['-l', keysRoot]);
+          for (const at of mounted.reverse()) execFileSync('umount', ['-l', at]);
         }
+        assert.ok(!existsSync(join(state, 'keys', 'planted')) && !existsSync(join(deep, 'planted')));
       } finally {
         execFileSync('umount', ['-l', alias]);
         execFileSync('umount', ['-l', join(root, 'src', 'ledger-file')]);

@@ -3,7 +3,7 @@
 // (a bind mount) is found like one that holds them by path.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { diskLocation, insideOnDisk, mountTable } from '../../dist/sandbox/mount-location.js';
+import { diskLocation, insideOnDisk, mountTable } from '../../dist/core/mount-location.js';
 import { refuseWritableOwnPaths } from '../../dist/sandbox/own-paths.js';
 import { LaunchError } from '../../dist/core/errors.js';
 

@@ -253,6 +253,9 @@ test("text output: the provider's text quoted and escaped, every printed field e
   const unknownRows = unknown.stdout.split(/\r?\n/).filter((l) => l.startsWith('20'));
   assert.equal(unknownRows.length, 2, unknown.stdout);
   for (const row of unknownRows) assert.ok([...row].length <= 80, row);
+  // A character that passes for a quote cannot fake the end of the provider's text.
+  log.append([rec('t3', 'a\u201c b\uff02')]);
+  assert.ok(spawnSync(process.execPath, [CLI, 'providers', 'logs', '--trace-id', 't3'], { env, encoding: 'utf8' }).stdout.includes(' "a\\u{201c} b\\u{ff02}"'));
 });
 
 test('`providers logs --follow` prints every line appended after it started once: across two rotations between two looks, lines appended just before a rotation, a line cut mid-write, a file removed and made again', async (t) => {

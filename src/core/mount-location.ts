@@ -15,6 +15,9 @@ export interface MountEntry {
   /** The directory of that filesystem shown at point. */
   root: string;
   point: string;
+  /** The filesystem type ("overlay", "ext4"), and its super options (an overlay's layers: lowerdir=, upperdir=). */
+  fsType?: string;
+  superOptions?: string;
 }
 
 /** A mountinfo field with its octal escapes (space, tab, newline, backslash) undone. */
@@ -26,13 +29,35 @@ export function mountTable(text = readFileSync('/proc/self/mountinfo', 'utf8')):
     .split('\n')
     .map((l) => l.split(' '))
     .filter((f) => f.length > 4)
-    .map((f) => ({ dev: f[2]!, root: unescape(f[3]!), point: unescape(f[4]!) }));
+    .map((f) => {
+      // After the optional fields, "-" then the type, the source and the super options.
+      const dash = f.indexOf('-', 6);
+      return { dev: f[2]!, root: unescape(f[3]!), point: unescape(f[4]!), ...(dash > 0 ? { fsType: f[dash + 1] ?? '', superOptions: unescape(f[dash + 3] ?? '') } : {}) };
+    });
+}
+
+/** The mount a real absolute path is on (the last of those mounted over it). */
+export function mountOf(p: string, table: readonly MountEntry[]): MountEntry | undefined {
+  let best: MountEntry | undefined;
+  for (const m of table) if (isInside(m.point, p) && (!best || m.point.length >= best.point.length)) best = m;
+  return best;
+}
+
+/** The directories an overlay mount is made of (lowerdir, upperdir, workdir); none for another type. */
+export function overlayLayers(m: MountEntry): string[] {
+  if (m.fsType !== 'overlay' || !m.superOptions) return [];
+  const out: string[] = [];
+  // Options are comma-separated; lowerdir's layers colon-separated; a layer's own ":" or "," is escaped with "\\".
+  for (const opt of m.superOptions.split(/(?<!\\),/)) {
+    const [k, v] = [opt.slice(0, opt.indexOf('=')), opt.slice(opt.indexOf('=') + 1)];
+    if (k === 'lowerdir' || k === 'upperdir' || k === 'workdir') out.push(...v.split(/(?<!\\):/).map((x) => x.replace(/\\([:,\\])/g, '$1')).filter(Boolean));
+  }
+  return out;
 }
 
 /** Where a real absolute path lies: its filesystem and its path from that filesystem's root. */
 export function diskLocation(p: string, table: readonly MountEntry[]): { dev: string; path: string } | undefined {
-  let best: MountEntry | undefined;
-  for (const m of table) if (isInside(m.point, p) && (!best || m.point.length >= best.point.length)) best = m;
+  const best = mountOf(p, table);
   return best && { dev: best.dev, path: join(best.root, relative(best.point, p)) };
 }
 
