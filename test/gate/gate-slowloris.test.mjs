@@ -203,7 +203,7 @@ test('an execution slower than every timeout is not cut: the timeouts cover rece
 });
 
 test("the box's socket (connections handed over by the launcher's own server): capped per box and timed like the others", async (t) => {
-  const box = new BoxGate({ stateDir: tempDir(t), gate: gateConfig({ ...LIMITS, maxConnectionsPerPeer: 3 }), config: {} }, 'box-agent', { uid: process.getuid(), gid: process.getgid() });
+  const box = new BoxGate({ stateDir: tempDir(t), gate: gateConfig({ ...LIMITS, maxConnectionsPerPeer: 3 }), config: {}, configFiles: [], trustedPaths: [], runtimeDir: tempDir(t) }, 'box-agent', { uid: process.getuid(), gid: process.getgid() });
   await box.listen();
   t.after(() => box.close());
   const stop = { now: false };

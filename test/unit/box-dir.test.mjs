@@ -192,7 +192,7 @@ test('a racer of the agent\'s uid swapping symlinks into the socket directory: r
     // Until the racer has gone at enough box directories (it may be slow to get the CPU), within a bound.
     for (; boxes < 2000 && (boxes < 50 || racer.counts.blocked + racer.counts.socket < 10); boxes++) {
       // The whole socket life of a box, through the class the launcher uses.
-      const gate = new BoxGate({ stateDir, gate: {}, config: {} }, 'racer-test', AGENT);
+      const gate = new BoxGate({ stateDir, gate: {}, config: {}, configFiles: [], trustedPaths: [], runtimeDir: stateDir }, 'racer-test', AGENT);
       try {
         await gate.listen();
       } catch (e) {
