@@ -124,27 +124,21 @@ async function follow(path: string, filter: ProviderLogFilter, out: Printer, sta
     drain();
     const st = statSync(path, { throwIfNoEntry: false });
     if (!st || (fd !== undefined && `${st.dev}:${st.ino}` === idOf(fd))) continue;
-    // Another file there now: the old one read to its very end first (lines appended just before it was renamed).
+    // Another file there now. Renamed twice since the last look: the file in between is `.1` now (not
+    // the old file, not one read before). Whatever `.1` is stays open until the next change: known by
+    // its inode meanwhile.
+    const between = openLogToRead(`${path}.1`);
+    const unread = between !== undefined && !(fd !== undefined && idOf(between) === idOf(fd)) && !(older !== undefined && idOf(between) === idOf(older));
+    // The old file read to its very end first (a gate may write just as it is renamed), then the one between.
     drain();
     rest = Buffer.alloc(0);
-    // Renamed twice since the last look: the file in between is `.1` now (not the old file, not one
-    // read before). Whatever `.1` is stays open until the next change: known by its inode meanwhile.
-    let nextOlder: number | undefined;
-    const between = openLogToRead(`${path}.1`);
-    if (between !== undefined) {
-      const id = idOf(between);
-      const known = (fd !== undefined && id === idOf(fd)) || (older !== undefined && id === idOf(older));
-      if (!known) {
-        take(readFrom(between, 0));
-        rest = Buffer.alloc(0);
-      }
-      nextOlder = between;
+    if (unread) {
+      take(readFrom(between, 0));
+      rest = Buffer.alloc(0);
     }
-    // A gate that wrote just as it was renamed: its lines are in the old file still.
-    drain();
     if (fd !== undefined) closeSync(fd);
     if (older !== undefined) closeSync(older);
-    older = nextOlder;
+    older = between;
     fd = openLogToRead(path);
     pos = 0;
     drain();
