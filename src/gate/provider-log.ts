@@ -155,7 +155,7 @@ export class ProviderLogFile {
   private current(): number {
     if (this.fd >= 0) {
       const there = lstatSync(this.path, { throwIfNoEntry: false });
-      if (there && sameFile(there, fstatSync(this.fd))) return this.fd;
+      if (there && sameInode(there, fstatSync(this.fd))) return this.fd;
       this.closeFd();
     }
     // O_NOFOLLOW: a link put in the state directory does not redirect the writes.
@@ -189,7 +189,7 @@ export class ProviderLogFile {
     try {
       const there = lstatSync(this.path, { throwIfNoEntry: false });
       const mine = fstatSync(fd);
-      if (!there || !sameFile(there, mine) || mine.size + adding <= this.maxBytes) return;
+      if (!there || !sameInode(there, mine) || mine.size + adding <= this.maxBytes) return;
       try {
         renameSync(this.path, `${this.path}.1`);
       } catch (e) {
@@ -221,14 +221,14 @@ export class ProviderLogFile {
   }
 }
 
-function sameFile(a: Stats, b: Stats): boolean {
+function sameInode(a: Stats, b: Stats): boolean {
   return a.ino === b.ino && a.dev === b.dev;
 }
 
 /** Removes path when it is still the file st describes; gone already is fine. */
 function unlinkIfSame(path: string, st: Stats): void {
   const now = lstatSync(path, { throwIfNoEntry: false });
-  if (!now || !sameFile(now, st)) return;
+  if (!now || !sameInode(now, st)) return;
   try {
     unlinkSync(path);
   } catch (e) {
@@ -237,7 +237,7 @@ function unlinkIfSame(path: string, st: Stats): void {
 }
 
 /** A regular file of this user with one name: no FIFO, no file of another user, no hard link to a file elsewhere. */
-export function checkOwnFile(st: Stats): void {
+function checkOwnFile(st: Stats): void {
   if (!st.isFile()) throw new Error('it is not a regular file');
   const uid = process.getuid?.();
   if (uid !== undefined && st.uid !== uid) throw new Error(`it is owned by uid ${st.uid}, not by this user`);
