@@ -330,9 +330,9 @@ export class FsHost {
       const dir = this.beneath.openDir(scope, root, parent, 'stat');
       this.refuseInProtectedDir(scope, dir, 'stat', p);
       const fd = this.beneath.open(scope, dir, name, this.beneath.flags.O_PATH, 'stat');
-      // A directory stat'ed is where a list would look.
-      if (fstatSync(fd).isDirectory()) this.refuseInProtectedDir(scope, fd, 'stat', p);
       const st = fstatSync(fd);
+      // A directory stat'ed is where a list would look.
+      if (st.isDirectory()) this.refuseInProtectedDir(scope, fd, 'stat', p);
       this.evidence.push({ kind: 'fs', op: 'stat', path: p.text });
       return { kind: kindOf(st), size: st.size, mtime_ms: Math.floor(st.mtimeMs) };
     });
