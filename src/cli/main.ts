@@ -1,18 +1,10 @@
 #!/usr/bin/env node
-// The latchgate command line: one file per command group.
+// The latchgate command line: one file per command group, each imported only
+// when its command runs (or for the full help): a command starts without
+// loading the modules of the others (the gate, the sandbox, the secrets
+// formats), which is most of a run's start-up time.
 import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
-import { doctorCommand } from './doctor.js';
-import { profilesCommand, sandboxCommand } from './sandbox.js';
-import { trustCommand } from './trust.js';
-import { tokensCommand } from './tokens.js';
-import { providersCommand } from './providers.js';
-import { upCommand } from './up.js';
-import { mcpCommand } from './mcp.js';
-import { secretsCommand } from './secrets.js';
-import { checkpointCommand } from './checkpoint.js';
-import { receiptsCommand } from './receipts.js';
-import { actionsCommand, approvalsCommand, auditCommand, keysCommand, policyCommand, reloadCommand, revokeCommand, statusCommand, verifyCommand } from './gate-commands.js';
 import { asLaunchError, EXIT_LAUNCHER } from '../core/errors.js';
 import { loadAddon } from '../native/addon.js';
 
@@ -52,8 +44,34 @@ const program = new Command('latchgate')
     ].join('\n'),
   );
 
-const sandbox = sandboxCommand().passThroughOptions();
-const commands = [sandbox, profilesCommand(), trustCommand(), upCommand(), statusCommand(), doctorCommand(), actionsCommand(), auditCommand(), verifyCommand(), checkpointCommand(), revokeCommand(), reloadCommand(), approvalsCommand(), policyCommand(), keysCommand(), tokensCommand(), providersCommand(), mcpCommand(), secretsCommand(), receiptsCommand()];
+/** The commands in the order the help lists them, each with how to make it. */
+const COMMANDS: readonly (readonly [string, () => Promise<Command>])[] = [
+  ['sandbox', async () => (await import('./sandbox.js')).sandboxCommand().passThroughOptions()],
+  ['profiles', async () => (await import('./sandbox.js')).profilesCommand()],
+  ['trust', async () => (await import('./trust.js')).trustCommand()],
+  ['up', async () => (await import('./up.js')).upCommand()],
+  ['status', async () => (await import('./gate-commands.js')).statusCommand()],
+  ['doctor', async () => (await import('./doctor.js')).doctorCommand()],
+  ['actions', async () => (await import('./gate-commands.js')).actionsCommand()],
+  ['audit', async () => (await import('./gate-commands.js')).auditCommand()],
+  ['verify', async () => (await import('./gate-commands.js')).verifyCommand()],
+  ['checkpoint', async () => (await import('./checkpoint.js')).checkpointCommand()],
+  ['revoke', async () => (await import('./gate-commands.js')).revokeCommand()],
+  ['reload', async () => (await import('./gate-commands.js')).reloadCommand()],
+  ['approvals', async () => (await import('./gate-commands.js')).approvalsCommand()],
+  ['policy', async () => (await import('./gate-commands.js')).policyCommand()],
+  ['keys', async () => (await import('./gate-commands.js')).keysCommand()],
+  ['tokens', async () => (await import('./tokens.js')).tokensCommand()],
+  ['providers', async () => (await import('./providers.js')).providersCommand()],
+  ['mcp', async () => (await import('./mcp.js')).mcpCommand()],
+  ['secrets', async () => (await import('./secrets.js')).secretsCommand()],
+  ['receipts', async () => (await import('./receipts.js')).receiptsCommand()],
+];
+// The command named first (no option of the program takes a value); all of them for the help, `help X`, an
+// unknown name (commander's suggestion needs them) or none.
+const named = process.argv.slice(2).find((a) => !a.startsWith('-'));
+const chosen = COMMANDS.filter(([name]) => name === named);
+const commands = await Promise.all((chosen.length ? chosen : COMMANDS).map(([, make]) => make()));
 const all = (c: Command): Command[] => [c, ...c.commands.flatMap(all)];
 for (const cmd of [program, ...commands.flatMap(all)]) {
   // Usage errors are launcher errors: 125, so they never look like the agent's exit code.

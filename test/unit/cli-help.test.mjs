@@ -1,10 +1,14 @@
 // `latchgate` without a command prints its help on stderr and exits 1, as git
 // does (so does a command group without its subcommand); `--help` and `help`
 // print it on stdout and exit 0. The help names the files, the runtime
-// directory's /tmp fallback and the exit codes.
+// directory's /tmp fallback and the exit codes. A command loads its own
+// modules, not every other command's.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
@@ -53,5 +57,34 @@ test('a reader that goes away (`latchgate profiles | head`): exit 141 as after S
     const code = await new Promise((resolve) => child.on('close', resolve));
     assert.equal(code, 141, `${args.join(' ')}: ${err}`);
     assert.equal(err, '', args.join(' '));
+  }
+});
+
+test('every command the help lists starts on its own, and loads none of the modules only other commands need', () => {
+  const names = [...run('--help').stdout.split(/^Commands:$/m)[1].split(/\n\n/)[0].matchAll(/^ {2}([a-z-]+)/gm)].map((m) => m[1]).filter((n) => n !== 'help');
+  assert.ok(names.length >= 20, names.join(' '));
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'latchgate-loads-'));
+  const loads = (...args) => {
+    const file = path.join(dir, `${args.join('_').replace(/\W/g, '_')}.txt`);
+    const r = spawnSync(process.execPath, ['--import', fileURLToPath(new URL('../fixtures/record-loads.mjs', import.meta.url)), CLI, ...args], {
+      encoding: 'utf8',
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, RECORD_LOADS: file },
+    });
+    assert.equal(r.status, 0, `${args.join(' ')}: ${r.stderr}`);
+    return { out: r.stdout, modules: readFileSync(file, 'utf8').split('\n').filter(Boolean).map((u) => u.replace(/^file:\/\/.*?\/(dist|node_modules)\//, '$1/')) };
+  };
+  try {
+    for (const name of names) assert.match(loads(name, '--help').out, new RegExp(`^Usage: latchgate ${name} `), name);
+    // What the gate alone needs (its pipeline, the JOSE library of its leases), and what the sandbox alone needs.
+    const gateOnly = (m) => m.startsWith('dist/gate/pipeline') || m.startsWith('node_modules/jose/');
+    const sandboxOnly = (m) => m.startsWith('dist/sandbox/');
+    const all = loads('--help').modules;
+    assert.ok(all.some(gateOnly) && all.some(sandboxOnly), 'the full help loads every command');
+    for (const [args, not] of [[['tokens', '--help'], [gateOnly, sandboxOnly]], [['audit', '--help'], [gateOnly, sandboxOnly]], [['sandbox', '--help'], [gateOnly]], [['profiles', '--json'], [gateOnly]]]) {
+      const { modules } = loads(...args);
+      for (const f of not) assert.deepEqual(modules.filter(f), [], args.join(' '));
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });
