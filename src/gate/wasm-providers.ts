@@ -9,7 +9,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { BUILTIN_PROVIDERS, builtinProvider, type BuiltinProvider } from '../providers/builtins.js';
+import { BUILTIN_PROVIDERS, builtinProvider, PREBUILT_DIR, type BuiltinProvider } from '../providers/builtins.js';
 import { ProviderRuntime } from '../providers/runtime.js';
 import { ProviderRefused, type RunLimits } from '../providers/runtime-types.js';
 import type { HostIo, Provider, ProviderOutput, ProviderTable, RunTask } from './providers.js';
@@ -88,7 +88,7 @@ export class WasmProviders {
   readonly components = new Map<string, string>();
 
   constructor(opts: { cacheDir: string; poolSize?: number; queueLimit?: number }) {
-    this.runtime = new ProviderRuntime(opts);
+    this.runtime = new ProviderRuntime({ ...opts, prebuiltDir: PREBUILT_DIR });
   }
 
   /**

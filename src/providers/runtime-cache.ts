@@ -1,11 +1,15 @@
-// The on-disk cache of compiled providers: <cacheDir>/<digest hex>/ holds the
+// The on-disk caches of compiled providers: <dir>/<digest hex>/ holds the
 // glue (component.js), the metered core modules and meta.json with the
-// sha256 of each. A directory is written whole under a temporary name and
-// renamed into place; on load every file is hashed again and anything that
-// does not match is discarded (and recompiled by the caller).
+// sha256 of each and the compile step that made them (compiler-id.ts). A
+// directory is written whole under a temporary name and renamed into place;
+// on load every file is hashed again, and an entry that does not match, or
+// that another compile step made, is not used: discarded from the gate's
+// own cache (and recompiled by the caller), left alone in the
+// installation's (precompiled at install, read-only).
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { compilerId } from './compiler-id.js';
 import type { CompileOutput } from './runtime-compile-job.js';
 
 /** Bump when the compile step changes, so old entries are rebuilt (2: the glue of jco-transpile 0.1.1; 4: fuel charged per region of straight-line code). */
@@ -14,6 +18,7 @@ const FORMAT = 4;
 interface Meta {
   format: number;
   digest: string;
+  compiler: string;
   imports: string[];
   js_sha256: string;
   modules: Record<string, string>;
@@ -21,8 +26,8 @@ interface Meta {
 
 const sha = (b: Uint8Array | string): string => createHash('sha256').update(b).digest('hex');
 
-/** The verified entry, or undefined (missing, stale or corrupt: the caller recompiles). */
-export function readCache(cacheDir: string, digest: string): CompileOutput | undefined {
+/** The verified entry, or undefined (missing, stale or corrupt: the caller recompiles; discarded unless `keep`). */
+export function readCache(cacheDir: string, digest: string, { keep = false } = {}): CompileOutput | undefined {
   const dir = join(cacheDir, digest.slice('sha256:'.length));
   let meta: Meta;
   try {
@@ -31,7 +36,7 @@ export function readCache(cacheDir: string, digest: string): CompileOutput | und
     return undefined;
   }
   try {
-    if (meta.format !== FORMAT || meta.digest !== digest) throw new Error('stale');
+    if (meta.format !== FORMAT || meta.digest !== digest || meta.compiler !== compilerId()) throw new Error('stale');
     const js = readFileSync(join(dir, 'component.js'), 'utf8');
     if (sha(js) !== meta.js_sha256) throw new Error('corrupt');
     const modules: Record<string, Uint8Array> = {};
@@ -43,26 +48,34 @@ export function readCache(cacheDir: string, digest: string): CompileOutput | und
     }
     return { js, modules, imports: meta.imports };
   } catch {
-    rmSync(dir, { recursive: true, force: true });
+    if (!keep) rmSync(dir, { recursive: true, force: true });
     return undefined;
   }
 }
 
-export function writeCache(cacheDir: string, digest: string, out: CompileOutput): void {
-  mkdirSync(cacheDir, { recursive: true, mode: 0o700 });
+/** `readable`: by every user (the installation's precompiled entries, which every user's gate reads); else the owner's only. */
+export function writeCache(cacheDir: string, digest: string, out: CompileOutput, { readable = false } = {}): void {
+  const [dirMode, fileMode] = readable ? [0o755, 0o644] : [0o700, 0o600];
+  mkdirSync(cacheDir, { recursive: true, mode: dirMode });
   const final = join(cacheDir, digest.slice('sha256:'.length));
   const tmp = join(cacheDir, `.tmp-${randomBytes(8).toString('hex')}`);
-  mkdirSync(tmp, { mode: 0o700 });
+  mkdirSync(tmp, { mode: dirMode });
   try {
-    const meta: Meta = { format: FORMAT, digest, imports: out.imports, js_sha256: sha(out.js), modules: {} };
-    writeFileSync(join(tmp, 'component.js'), out.js, { mode: 0o600 });
+    const meta: Meta = { format: FORMAT, digest, compiler: compilerId(), imports: out.imports, js_sha256: sha(out.js), modules: {} };
+    writeFileSync(join(tmp, 'component.js'), out.js, { mode: fileMode });
     for (const [name, bytes] of Object.entries(out.modules)) {
-      writeFileSync(join(tmp, name), bytes, { mode: 0o600 });
+      writeFileSync(join(tmp, name), bytes, { mode: fileMode });
       meta.modules[name] = sha(bytes);
     }
-    writeFileSync(join(tmp, 'meta.json'), JSON.stringify(meta), { mode: 0o600 });
+    writeFileSync(join(tmp, 'meta.json'), JSON.stringify(meta), { mode: fileMode });
     rmSync(final, { recursive: true, force: true });
-    renameSync(tmp, final);
+    try {
+      renameSync(tmp, final);
+    } catch (e) {
+      // Another gate on this state directory put the same compile in place meanwhile: theirs stands.
+      const code = (e as NodeJS.ErrnoException).code;
+      if ((code !== 'ENOTEMPTY' && code !== 'EEXIST') || !readCache(cacheDir, digest)) throw e;
+    }
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }

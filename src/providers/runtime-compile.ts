@@ -33,9 +33,14 @@ function compileInWorker(component: Uint8Array): Promise<CompileOutput> {
   });
 }
 
-/** The compiled form of the component with this digest (its bytes already checked against it). */
-export async function compiled(cacheDir: string, digest: string, component: Uint8Array): Promise<CompileOutput> {
-  const cached = readCache(cacheDir, digest);
+/**
+ * The compiled form of the component with this digest (its bytes already
+ * checked against it): the installation's precompiled entry (`prebuiltDir`,
+ * the built-in providers), else the gate's cached one, else compiled now
+ * and cached.
+ */
+export async function compiled(cacheDir: string, digest: string, component: Uint8Array, prebuiltDir?: string): Promise<CompileOutput> {
+  const cached = (prebuiltDir !== undefined ? readCache(prebuiltDir, digest, { keep: true }) : undefined) ?? readCache(cacheDir, digest);
   if (cached) return cached;
   const job = queue.then(() => compileInWorker(component));
   queue = job.catch(() => undefined);

@@ -14,6 +14,8 @@ import { IO_INTERFACES, ProviderRefused, refusal, type Hosts, type IoInterface, 
 export interface RuntimeOptions {
   /** Where compiled providers are cached (the gate passes <stateDir>/provider-cache). */
   cacheDir: string;
+  /** Where the installation keeps its precompiled providers, read first and never written (the gate passes PREBUILT_DIR). */
+  prebuiltDir?: string;
   /** Calls running at once (default 4). */
   poolSize?: number;
   /** Calls waiting for a worker before provider_busy (default 64). */
@@ -42,9 +44,11 @@ export class ProviderRuntime {
   private readonly byMemory = new Map<string, Promise<Instantiable>>();
   private readonly pool: WorkerPool;
   private readonly cacheDir: string;
+  private readonly prebuiltDir: string | undefined;
 
   constructor(opts: RuntimeOptions) {
     this.cacheDir = opts.cacheDir;
+    this.prebuiltDir = opts.prebuiltDir;
     this.pool = new WorkerPool(opts.poolSize ?? 4, opts.queueLimit ?? 64);
   }
 
@@ -71,7 +75,7 @@ export class ProviderRuntime {
     this.hashed.set(file, identity);
     let p = this.loaded.get(digest);
     if (!p) {
-      p = compiled(this.cacheDir, digest, bytes);
+      p = compiled(this.cacheDir, digest, bytes, this.prebuiltDir);
       this.loaded.set(digest, p);
       p.catch(() => this.loaded.delete(digest));
     }

@@ -10,13 +10,14 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { verifyReceipt } from '../../dist/ledger/receipt.js';
 import { verifyLedger } from '../../dist/ledger/verify.js';
 import { callHosts } from '../../dist/gate/provider-hosts.js';
+import { BUILTIN_PROVIDERS, builtinProvider, PREBUILT_DIR } from '../../dist/providers/builtins.js';
 import { Agent, grantAll, operatorCaller, startGate } from '../helpers/gate.mjs';
 import { admin, waitFor } from '../helpers/gate-faults.mjs';
 import { NO_OPENSSL, tlsUpstream } from '../helpers/tls-upstream.mjs';
@@ -313,4 +314,14 @@ test('github_read, github_comment_issue (approved), http_post and webhook_notify
     ['POST', 'hooks.example.com', '/latchgate/build.finished', `Bearer ${HOOK}`, JSON.stringify({ event: 'build.finished', text: 'green', severity: 'info' })],
   ]);
   for (const r of [read.body, ap.body.result, post.body, hook.body]) receiptOf(r);
+});
+
+test('the gate compiled neither built-in: both ran from the installation\'s precompiled entries, none went into its own cache', { skip }, () => {
+  const digests = BUILTIN_PROVIDERS.map((n) => builtinProvider(n).digest.slice('sha256:'.length));
+  for (const d of digests) assert.ok(existsSync(path.join(PREBUILT_DIR, d, 'meta.json')), `${d} is precompiled (npm run build does it)`);
+  const own = path.join(g.stateDir, 'provider-cache');
+  const cached = existsSync(own) ? readdirSync(own) : [];
+  assert.deepEqual(cached.filter((e) => digests.includes(e)), [], 'a built-in was compiled again');
+  // The calls above ran both: an http action and an fs one answered.
+  assert.ok(seen.length > 0);
 });

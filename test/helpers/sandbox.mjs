@@ -58,7 +58,7 @@ function cliPath(mode) {
   } catch {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'latchgate-cli-'));
     chmodSync(dir, 0o755);
-    for (const p of ['package.json', 'dist', 'build/Release/latchgate.node', 'node_modules', 'definitions', 'policies']) {
+    for (const p of ['package.json', 'dist', 'build/Release/latchgate.node', 'node_modules', 'definitions', 'policies', 'providers/build']) {
       cpSync(path.join(ROOT, p), path.join(dir, p), { recursive: true });
     }
     execFileSync('chmod', ['-R', 'a+rX', dir]);

@@ -1,15 +1,19 @@
 // Which providers run, and with which host imports: the digest must match
 // before anything is compiled, a component importing an interface the
 // manifest does not list is refused before it is instantiated (and the host
-// side checks again per call), and the compile cache cannot be used to slip
-// in a module without its fuel meter.
+// side checks again per call), and neither compile cache (the gate's, the
+// installation's precompiled one) can be used to slip in a module without
+// its fuel meter, or one metered by another compile step.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, renameSync, writeFileSync, existsSync } from 'node:fs';
+import fs, { cpSync, readdirSync, readFileSync, renameSync, writeFileSync, existsSync } from 'node:fs';
+import { syncBuiltinESMExports } from 'node:module';
 import { join } from 'node:path';
+import { createHash } from 'node:crypto';
 import { parse } from '@bytecodealliance/jco';
 import { ProviderRuntime } from '../../dist/providers/runtime.js';
 import { HostBridge } from '../../dist/providers/runtime-bridge.js';
+import { readCache, writeCache } from '../../dist/providers/runtime-cache.js';
 import { buildWat, LIMITS, tempDir } from '../helpers/providers.mjs';
 
 test('a component whose digest is not the expected one is refused before it is compiled', async (t) => {
@@ -99,6 +103,93 @@ test('a cache entry swapped for an unmetered module is discarded and rebuilt', a
   assert.deepEqual(readFileSync(join(cacheDir, entry, core)), metered, 'the entry was rebuilt from the component');
   const r = await second.run(p.digest, { mode: 'l' }, { ...LIMITS, fuel: 10_000 }, {});
   assert.equal(r.failure_class, 'fuel_exhausted', JSON.stringify(r));
+});
+
+/** One compiled entry of the fixture 'limits' in cacheDir: its directory and the metered bytes of its main core module. */
+async function compiledEntry(t, dir, cacheDir) {
+  const p = await buildWat('limits', dir);
+  const rt = new ProviderRuntime({ cacheDir });
+  await rt.load(p.file, p.digest);
+  await rt.close();
+  const entry = join(cacheDir, p.digest.slice('sha256:'.length));
+  const core = readdirSync(entry).find((n) => n.endsWith('.core.wasm'));
+  return { p, entry, core, metered: readFileSync(join(entry, core)) };
+}
+
+/** The attack on an entry: an endless loop without the fuel import, hashed into meta.json as if another compile step had made it. */
+async function madeByAnotherCompiler(entry, core) {
+  const bytes = await parse('(module (func (export "execute") (loop $l (br $l))))');
+  writeFileSync(join(entry, core), bytes);
+  const meta = JSON.parse(readFileSync(join(entry, 'meta.json'), 'utf8'));
+  meta.modules[core] = createHash('sha256').update(bytes).digest('hex');
+  meta.compiler = `sha256:${'0'.repeat(64)}`;
+  writeFileSync(join(entry, 'meta.json'), JSON.stringify(meta));
+}
+
+test('an entry another compile step made (metering changed since) is never run: the gate\'s cache rebuilds it', async (t) => {
+  const dir = tempDir(t);
+  const cacheDir = join(dir, 'cache');
+  const { p, entry, core, metered } = await compiledEntry(t, dir, cacheDir);
+  await madeByAnotherCompiler(entry, core);
+  const rt = new ProviderRuntime({ cacheDir });
+  t.after(() => rt.close());
+  await rt.load(p.file, p.digest);
+  assert.deepEqual(readFileSync(join(entry, core)), metered, 'the entry was rebuilt from the component');
+  const r = await rt.run(p.digest, { mode: 'l' }, { ...LIMITS, fuel: 10_000 }, {});
+  assert.equal(r.failure_class, 'fuel_exhausted', JSON.stringify(r));
+});
+
+test('the installation\'s precompiled entry is used as it is when it verifies, and never when it does not (left in place, read-only to the gate)', async (t) => {
+  const dir = tempDir(t);
+  const { p, entry, core, metered } = await compiledEntry(t, dir, join(dir, 'made'));
+  const prebuiltDir = join(dir, 'prebuilt');
+  const name = p.digest.slice('sha256:'.length);
+  cpSync(entry, join(prebuiltDir, name), { recursive: true });
+  // A good entry: nothing compiled, nothing written to the gate's cache, and the module it runs is metered.
+  const good = new ProviderRuntime({ cacheDir: join(dir, 'own-good'), prebuiltDir });
+  t.after(() => good.close());
+  await good.load(p.file, p.digest);
+  assert.equal(existsSync(join(dir, 'own-good')), false, 'compiled although the installation had it');
+  const r1 = await good.run(p.digest, { mode: 'l' }, { ...LIMITS, fuel: 10_000 }, {});
+  assert.equal(r1.failure_class, 'fuel_exhausted', JSON.stringify(r1));
+  // The same entry made by another compile step, and one whose module was swapped without its hash.
+  for (const spoil of [() => madeByAnotherCompiler(join(prebuiltDir, name), core), () => writeFileSync(join(prebuiltDir, name, core), metered.subarray(8))]) {
+    cpSync(entry, join(prebuiltDir, name), { recursive: true });
+    await spoil();
+    const spoiled = readFileSync(join(prebuiltDir, name, core));
+    const own = join(dir, `own-${Math.random()}`);
+    const rt = new ProviderRuntime({ cacheDir: own, prebuiltDir });
+    t.after(() => rt.close());
+    await rt.load(p.file, p.digest);
+    assert.deepEqual(readFileSync(join(own, name, core)), metered, 'compiled into the gate\'s own cache');
+    assert.deepEqual(readFileSync(join(prebuiltDir, name, core)), spoiled, 'the installation\'s entry was not touched');
+    const r = await rt.run(p.digest, { mode: 'l' }, { ...LIMITS, fuel: 10_000 }, {});
+    assert.equal(r.failure_class, 'fuel_exhausted', JSON.stringify(r));
+  }
+});
+
+test('two gates on one state directory that compile the same component at once both succeed (the one that lands second keeps the first\'s entry)', async (t) => {
+  const dir = tempDir(t);
+  const { p, entry } = await compiledEntry(t, dir, join(dir, 'made'));
+  const out = readCache(join(dir, 'made'), p.digest);
+  assert.ok(out);
+  const cacheDir = join(dir, 'shared');
+  const final = join(cacheDir, p.digest.slice('sha256:'.length));
+  // The other gate renames its entry into place between this one's removal of the old entry and its rename.
+  const rmSync = fs.rmSync;
+  fs.rmSync = (path, opts) => {
+    rmSync(path, opts);
+    if (path === final) cpSync(entry, final, { recursive: true });
+  };
+  syncBuiltinESMExports();
+  try {
+    writeCache(cacheDir, p.digest, out);
+  } finally {
+    fs.rmSync = rmSync;
+    syncBuiltinESMExports();
+  }
+  assert.deepEqual(readCache(cacheDir, p.digest), out);
+  assert.deepEqual(readdirSync(cacheDir), [p.digest.slice('sha256:'.length)], 'no temporary directory left behind');
 });
 
 test('a component that declares its own types for a latchgate:io function cannot hand the host anything but the WIT shapes', async (t) => {
