@@ -1,17 +1,30 @@
 // What made a compiled provider: the code of the compile step (the worker
-// module and every module of this package it imports, found by following
-// their relative imports) and the versions of the packages it calls (jco,
-// jco-transpile, binaryen). A compiled entry is used only by a runtime
-// whose compile step is the same, so a change to metering can never leave
-// code metered the old way in use, whatever a build or a cache kept.
+// module and every module of this package it imports, by content) and every
+// file of the packages it runs (jco, jco-transpile and what they load,
+// binaryen), by identity: path, inode, size, modification and change time,
+// which any reinstall, upgrade or edit in place changes. A compiled entry
+// is used only by a runtime whose compile step is the same, so a change of
+// the metering, the glue generator or the world check can never leave code
+// made the old way in use, whatever a build or a cache kept.
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { existsSync, lstatSync, readdirSync, readFileSync } from 'node:fs';
+import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const JOB = fileURLToPath(new URL('./runtime-compile-job.js', import.meta.url));
-const PACKAGES = ['@bytecodealliance/jco', '@bytecodealliance/jco-transpile', 'binaryen'];
 const RELATIVE_IMPORT = /^\s*(?:import|export)\s[^'"]*?from\s+['"](\.[^'"]+)['"]|^\s*import\s+['"](\.[^'"]+)['"]/gm;
+/**
+ * The packages the compile worker loads, as [package, which of its
+ * dependencies it loads: all, or those named]: jco for its world check
+ * (which runs jco's own jco-transpile), jco-transpile for the glue, binaryen
+ * for the meter. test/providers/runtime-trust.test.mjs checks that these
+ * cover every package the worker loads.
+ */
+const PACKAGES: readonly (readonly [string, 'all' | readonly string[]])[] = [
+  ['@bytecodealliance/jco', ['@bytecodealliance/jco-transpile']],
+  ['@bytecodealliance/jco-transpile', 'all'],
+  ['binaryen', 'all'],
+];
 
 function moduleClosure(file: string, seen: Map<string, string>): void {
   if (seen.has(file)) return;
@@ -20,26 +33,69 @@ function moduleClosure(file: string, seen: Map<string, string>): void {
   for (const m of text.matchAll(RELATIVE_IMPORT)) moduleClosure(join(dirname(file), m[1] ?? m[2]!), seen);
 }
 
-/** The name and version in the package.json above a package's entry point. */
-function packageVersion(name: string): string {
-  for (let dir = dirname(fileURLToPath(import.meta.resolve(name))); dir !== dirname(dir); dir = dirname(dir)) {
-    const file = join(dir, 'package.json');
-    if (!existsSync(file)) continue;
-    const pkg = JSON.parse(readFileSync(file, 'utf8')) as { name?: string; version?: string };
-    if (pkg.name === name) return `${name}@${pkg.version}`;
+/** Where Node finds package `name` from directory `from`: node_modules/name there or in a parent. */
+function findPackage(from: string, name: string): string | undefined {
+  for (let d = from; ; d = dirname(d)) {
+    const c = join(d, 'node_modules', name);
+    if (existsSync(join(c, 'package.json'))) return c;
+    if (d === dirname(d)) return undefined;
   }
-  throw new Error(`the package.json of ${name} was not found above its entry point`);
+}
+
+/** A package's dependencies, each with whether it may be missing (an optional one for another platform). */
+function dependencies(dir: string): [string, boolean][] {
+  const pj = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { dependencies?: Record<string, string>; optionalDependencies?: Record<string, string> };
+  const optional = Object.keys(pj.optionalDependencies ?? {});
+  return [...Object.keys(pj.dependencies ?? {}).filter((n) => !optional.includes(n)).map((n): [string, boolean] => [n, false]), ...optional.map((n): [string, boolean] => [n, true])];
+}
+
+/** The package directories the compile worker loads from. */
+export function compilerPackages(): string[] {
+  const seen = new Set<string>();
+  const add = (dir: string, deps: 'all' | readonly string[]): void => {
+    seen.add(dir);
+    for (const [name, optional] of deps === 'all' ? dependencies(dir) : deps.map((n): [string, boolean] => [n, false])) {
+      const found = findPackage(dir, name);
+      if (found === undefined) {
+        if (optional) continue;
+        throw new Error(`the compile step's package ${name} is not installed (looked up from ${dir})`);
+      }
+      if (!seen.has(found)) add(found, 'all');
+    }
+  };
+  for (const [name, deps] of PACKAGES) {
+    const dir = findPackage(dirname(JOB), name);
+    if (dir === undefined) throw new Error(`the compile step's package ${name} is not installed (looked up from ${dirname(JOB)})`);
+    add(dir, deps);
+  }
+  return [...seen].sort();
+}
+
+/** Every file of a package directory but its own node_modules (other packages, counted where they are loaded). */
+function hashFiles(h: ReturnType<typeof createHash>, root: string, dir = root): void {
+  for (const e of readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1))) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) {
+      if (e.name !== 'node_modules') hashFiles(h, root, p);
+      continue;
+    }
+    const s = lstatSync(p, { bigint: true });
+    h.update(`${relative(root, p)}\0${s.dev}\0${s.ino}\0${s.size}\0${s.mtimeNs}\0${s.ctimeNs}\n`);
+  }
 }
 
 let id: string | undefined;
 
-/** "sha256:<hex>" of this installation's compile step (computed once). */
+/** "sha256:<hex>" of this installation's compile step, computed once per thread (about 50 ms). */
 export function compilerId(): string {
   if (id) return id;
   const seen = new Map<string, string>();
   moduleClosure(JOB, seen);
   const h = createHash('sha256');
-  for (const [file, text] of [...seen].sort(([a], [b]) => (a < b ? -1 : 1))) h.update(`${file.slice(dirname(JOB).length)}\n${text.length}\n`).update(text);
-  for (const p of PACKAGES) h.update(`${packageVersion(p)}\n`);
+  for (const [file, text] of [...seen].sort(([a], [b]) => (a < b ? -1 : 1))) h.update(`${relative(dirname(JOB), file)}\n${text.length}\n`).update(text);
+  for (const dir of compilerPackages()) {
+    h.update(`package ${dir}\n`);
+    hashFiles(h, dir);
+  }
   return (id = `sha256:${h.digest('hex')}`);
 }

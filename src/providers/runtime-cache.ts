@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { compilerId } from './compiler-id.js';
 import type { CompileOutput } from './runtime-compile-job.js';
 
-/** Bump when the compile step changes, so old entries are rebuilt (2: the glue of jco-transpile 0.1.1; 4: fuel charged per region of straight-line code). */
+/** Bump when an entry's layout changes (2: the glue of jco-transpile 0.1.1; 4: fuel charged per region of straight-line code). A change of the compile step itself needs no bump: `compiler` names it. */
 const FORMAT = 4;
 
 interface Meta {
@@ -26,9 +26,26 @@ interface Meta {
 
 const sha = (b: Uint8Array | string): string => createHash('sha256').update(b).digest('hex');
 
+/** An entry's directory: the digest's hex, checked first (it becomes a path). */
+function entryDir(cacheDir: string, digest: string): string {
+  if (!/^sha256:[0-9a-f]{64}$/.test(digest)) throw new Error(`a compiled provider is cached by a digest "sha256:<64 lower-case hex>", got ${JSON.stringify(digest)}`);
+  return join(cacheDir, digest.slice('sha256:'.length));
+}
+
+/** Removes an entry without ever deleting inside a live one: renamed aside first (another gate may rename its own into place meanwhile). */
+function discard(cacheDir: string, dir: string): void {
+  const aside = join(cacheDir, `.old-${randomBytes(8).toString('hex')}`);
+  try {
+    renameSync(dir, aside);
+  } catch {
+    return; // gone already, or not ours to remove: a later write says so
+  }
+  rmSync(aside, { recursive: true, force: true });
+}
+
 /** The verified entry, or undefined (missing, stale or corrupt: the caller recompiles; discarded unless `keep`). */
 export function readCache(cacheDir: string, digest: string, { keep = false } = {}): CompileOutput | undefined {
-  const dir = join(cacheDir, digest.slice('sha256:'.length));
+  const dir = entryDir(cacheDir, digest);
   let meta: Meta;
   try {
     meta = JSON.parse(readFileSync(join(dir, 'meta.json'), 'utf8')) as Meta;
@@ -48,7 +65,7 @@ export function readCache(cacheDir: string, digest: string, { keep = false } = {
     }
     return { js, modules, imports: meta.imports };
   } catch {
-    if (!keep) rmSync(dir, { recursive: true, force: true });
+    if (!keep) discard(cacheDir, dir);
     return undefined;
   }
 }
@@ -57,7 +74,7 @@ export function readCache(cacheDir: string, digest: string, { keep = false } = {
 export function writeCache(cacheDir: string, digest: string, out: CompileOutput, { readable = false } = {}): void {
   const [dirMode, fileMode] = readable ? [0o755, 0o644] : [0o700, 0o600];
   mkdirSync(cacheDir, { recursive: true, mode: dirMode });
-  const final = join(cacheDir, digest.slice('sha256:'.length));
+  const final = entryDir(cacheDir, digest);
   const tmp = join(cacheDir, `.tmp-${randomBytes(8).toString('hex')}`);
   mkdirSync(tmp, { mode: dirMode });
   try {
@@ -68,7 +85,7 @@ export function writeCache(cacheDir: string, digest: string, out: CompileOutput,
       meta.modules[name] = sha(bytes);
     }
     writeFileSync(join(tmp, 'meta.json'), JSON.stringify(meta), { mode: fileMode });
-    rmSync(final, { recursive: true, force: true });
+    discard(cacheDir, final);
     try {
       renameSync(tmp, final);
     } catch (e) {

@@ -13,6 +13,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { componentWit } from '@bytecodealliance/jco';
 import { transpileBytes } from '@bytecodealliance/jco-transpile';
 import { checkComponentBinary } from './component-binary.js';
+import { compilerId } from './compiler-id.js';
 import { checkWorld } from './component-world.js';
 import { meterFuel } from './runtime-fuel.js';
 
@@ -22,6 +23,12 @@ export interface CompileOutput {
   modules: Record<string, Uint8Array>;
   /** The component's imports, as jco names them ("latchgate:io/http"). */
   imports: string[];
+}
+
+/** What the worker answers: the output and the compile step that made it (compiler-id.ts, read from disk as the worker ran). */
+export interface CompileAnswer {
+  out: CompileOutput;
+  compiler: string;
 }
 
 async function compile(component: Uint8Array): Promise<CompileOutput> {
@@ -41,6 +48,6 @@ async function compile(component: Uint8Array): Promise<CompileOutput> {
 }
 
 compile(workerData as Uint8Array).then(
-  (out) => parentPort!.postMessage({ ok: true, out }),
+  (out) => parentPort!.postMessage({ ok: true, out, compiler: compilerId() }),
   (e: unknown) => parentPort!.postMessage({ ok: false, error: e instanceof Error ? e.message : String(e) }),
 );

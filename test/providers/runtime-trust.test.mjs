@@ -6,14 +6,19 @@
 // its fuel meter, or one metered by another compile step.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import fs, { cpSync, readdirSync, readFileSync, renameSync, writeFileSync, existsSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import fs, { appendFileSync, cpSync, readdirSync, readFileSync, renameSync, symlinkSync, writeFileSync, existsSync } from 'node:fs';
 import { syncBuiltinESMExports } from 'node:module';
 import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { createHash } from 'node:crypto';
 import { parse } from '@bytecodealliance/jco';
 import { ProviderRuntime } from '../../dist/providers/runtime.js';
 import { HostBridge } from '../../dist/providers/runtime-bridge.js';
 import { readCache, writeCache } from '../../dist/providers/runtime-cache.js';
+import { compiled } from '../../dist/providers/runtime-compile.js';
+import { compilerPackages } from '../../dist/providers/compiler-id.js';
+import { builtinProvider } from '../../dist/providers/builtins.js';
 import { buildWat, LIMITS, tempDir } from '../helpers/providers.mjs';
 
 test('a component whose digest is not the expected one is refused before it is compiled', async (t) => {
@@ -175,21 +180,61 @@ test('two gates on one state directory that compile the same component at once b
   assert.ok(out);
   const cacheDir = join(dir, 'shared');
   const final = join(cacheDir, p.digest.slice('sha256:'.length));
-  // The other gate renames its entry into place between this one's removal of the old entry and its rename.
-  const rmSync = fs.rmSync;
-  fs.rmSync = (path, opts) => {
-    rmSync(path, opts);
-    if (path === final) cpSync(entry, final, { recursive: true });
+  // The other gate renames its entry into place just before this one renames its own.
+  const renameSync = fs.renameSync;
+  fs.renameSync = (from, to) => {
+    if (to === final && from.includes('.tmp-')) cpSync(entry, final, { recursive: true });
+    renameSync(from, to);
   };
   syncBuiltinESMExports();
   try {
     writeCache(cacheDir, p.digest, out);
   } finally {
-    fs.rmSync = rmSync;
+    fs.renameSync = renameSync;
     syncBuiltinESMExports();
   }
   assert.deepEqual(readCache(cacheDir, p.digest), out);
   assert.deepEqual(readdirSync(cacheDir), [p.digest.slice('sha256:'.length)], 'no temporary directory left behind');
+});
+
+test('nothing is compiled or cached under a digest the bytes do not have, nor under a digest that is not one (it names the entry\'s directory)', async (t) => {
+  const dir = tempDir(t);
+  const a = await buildWat('limits', dir);
+  const cacheDir = join(dir, 'cache');
+  await assert.rejects(compiled(cacheDir, `sha256:${'1'.repeat(64)}`, readFileSync(a.file)), /has digest sha256:[0-9a-f]{64}, not sha256:1{64}/);
+  assert.equal(existsSync(cacheDir), false);
+  for (const bad of ['sha256:../../x', `sha256:${'A'.repeat(64)}`, 'builtin:fs']) {
+    assert.throws(() => readCache(cacheDir, bad), /"sha256:<64 lower-case hex>"/, bad);
+  }
+});
+
+test('the compile step\'s identity covers every package the compile worker loads, and a compile by a step that changed under the running gate is refused, not cached', async (t) => {
+  const dir = tempDir(t);
+  // Every module the worker loads, recorded by a loader hook.
+  const loads = join(dir, 'loads.txt');
+  const script = `import { Worker } from 'node:worker_threads'; import { readFileSync } from 'node:fs';
+    const w = new Worker(new URL(${JSON.stringify(new URL('../../dist/providers/runtime-compile-job.js', import.meta.url).href)}), { workerData: readFileSync(${JSON.stringify(builtinProvider('fs').file)}) });
+    w.once('message', (m) => { process.stdout.write(String(m.ok)); w.terminate(); });`;
+  writeFileSync(join(dir, 'run-worker.mjs'), script);
+  const r = spawnSync(process.execPath, ['--import', fileURLToPath(new URL('../fixtures/record-loads.mjs', import.meta.url)), join(dir, 'run-worker.mjs')], { encoding: 'utf8', env: { ...process.env, RECORD_LOADS: loads } });
+  assert.equal(r.stdout, 'true', r.stderr);
+  const packages = compilerPackages();
+  const loaded = readFileSync(loads, 'utf8').split('\n').filter((u) => u.startsWith('file:') && u.includes('/node_modules/')).map((u) => fileURLToPath(u));
+  assert.ok(loaded.length > 20, loaded.join('\n'));
+  for (const f of loaded) assert.ok(packages.some((p) => f.startsWith(`${p}/`)), `${f} is outside the packages the compile step's identity covers`);
+  // An installation whose compile step changes after this gate read its identity (an upgrade in place).
+  const inst = join(dir, 'inst');
+  cpSync(fileURLToPath(new URL('../../dist', import.meta.url)), join(inst, 'dist'), { recursive: true });
+  symlinkSync(fileURLToPath(new URL('../../node_modules', import.meta.url)), join(inst, 'node_modules'));
+  const copy = (m) => import(pathToFileURL(join(inst, 'dist', 'providers', m)).href);
+  const [{ compiled: compiledThere }, { compilerId: idThere }] = await Promise.all([copy('runtime-compile.js'), copy('compiler-id.js')]);
+  const before = idThere();
+  appendFileSync(join(inst, 'dist', 'providers', 'runtime-fuel.js'), '\n// changed\n');
+  const p = await buildWat('limits', dir);
+  const cacheDir = join(dir, 'cache');
+  await assert.rejects(compiledThere(cacheDir, p.digest, readFileSync(p.file)), /changed on disk since this gate started.*restart the gate/);
+  assert.equal(idThere(), before, 'the gate keeps the identity it started with');
+  assert.deepEqual(existsSync(cacheDir) ? readdirSync(cacheDir) : [], []);
 });
 
 test('a component that declares its own types for a latchgate:io function cannot hand the host anything but the WIT shapes', async (t) => {
