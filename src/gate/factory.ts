@@ -31,6 +31,7 @@ import { fileURLToPath } from 'node:url';
 import { KeyWatch } from './key-watch.js';
 import { PROVIDER_LOG, ProviderLogFile } from './provider-log.js';
 import type { OwnPath } from './own-paths.js';
+import { installProtectedDirs } from './install-paths.js';
 import { ProviderTable, type HttpTransport, type Provider } from './providers.js';
 import { ChainedPolicy } from './policy-guard.js';
 import { Registry } from './registry.js';
@@ -255,7 +256,8 @@ export async function openGate(o: OpenGateOptions): Promise<OpenedGate> {
     const own: OwnPath[] = [...(o.ownPaths ?? []), { path: o.stateDir, type: 'dir', what: 'state directory (ledger, keys)' }, { path: INSTALL_ROOT, type: 'dir', what: 'installation (the code every later latchgate command runs)' }];
     providerHosts = providerHostSettings(o.config, o.fsRoot, s.secrets, {
       protectedFiles: [...secretFiles(o.secrets), ...own.filter((p) => p.type === 'file').map((p) => p.path)],
-      protectedDirs: own.filter((p) => p.type === 'dir').map(({ path, what }) => ({ path, what })),
+      // And, readable but never written, every directory the host runs latchgate's code from.
+      protectedDirs: [...own.filter((p) => p.type === 'dir').map(({ path, what }) => ({ path, what })), ...installProtectedDirs()],
     });
   } catch (e) {
     fail(e);

@@ -32,7 +32,7 @@ export interface ProviderHostSettings {
   fs?: ProviderConfig['fs'];
   /** The secrets file and its age keys, latchgate's configuration files: never read, written or deleted through the fs host (FsHostOptions.protectedFiles). */
   protectedFiles: readonly string[];
-  /** latchgate's state, configuration and runtime directories: nothing in them is served by the fs host (FsHostOptions.protectedDirs). */
+  /** latchgate's state, configuration and runtime directories: nothing in them is served by the fs host (FsHostOptions.protectedDirs); where its code runs from: never written (src/gate/install-paths.ts). */
   protectedDirs: readonly ProtectedDir[];
 }
 

@@ -75,7 +75,13 @@ export interface FsHostOptions {
 export interface ProtectedDir {
   path: string;
   what: string;
+  /** Read, listed and stat'ed as any directory; only written in and deleted from never (code the gate runs). */
+  readable?: boolean;
 }
+
+/** The operations that change what a directory holds. */
+const WRITES: ReadonlySet<FsOperation> = new Set(['create', 'overwrite', 'delete']);
+const refusedThere = (d: ProtectedDir): string => `no provider ${d.readable ? 'writes or deletes' : 'reads, lists, writes or deletes'} there`;
 
 export interface FsEvidence {
   kind: 'fs';
@@ -166,17 +172,18 @@ export class FsHost {
    */
   private refuseInProtectedDir(scope: FdScope, dirFd: number, op: FsOperation, p: RelPath): void {
     if (this.protectedDirs.length === 0) return;
-    const dirs = new Map<string, string>();
+    const dirs = new Map<string, ProtectedDir>();
     for (const d of this.protectedDirs) {
+      if (d.readable && !WRITES.has(op)) continue;
       const st = statSync(d.path, { throwIfNoEntry: false });
-      if (st?.isDirectory()) dirs.set(`${st.dev}:${st.ino}`, d.what);
+      if (st?.isDirectory()) dirs.set(`${st.dev}:${st.ino}`, d);
     }
     if (dirs.size === 0) return;
     let cur = dirFd;
     let st = fstatSync(cur);
     for (;;) {
-      const what = dirs.get(`${st.dev}:${st.ino}`);
-      if (what) throw new HostIoError('path_denied', `${op} ${JSON.stringify(p.text)}: is in latchgate's ${what}; no provider reads, lists, writes or deletes there`);
+      const d = dirs.get(`${st.dev}:${st.ino}`);
+      if (d) throw new HostIoError('path_denied', `${op} ${JSON.stringify(p.text)}: is in latchgate's ${d.what}; ${refusedThere(d)}`);
       const parent = scope.add(this.beneath.native.openParent(cur));
       const up = fstatSync(parent);
       if (up.dev === st.dev && up.ino === st.ino) return; // "/" is its own parent
@@ -214,6 +221,7 @@ export class FsHost {
     const here = diskLocation(at, table);
     const layers = overlayLayers(mountOf(at, table) ?? { dev: '', root: '', point: '' });
     for (const d of this.protectedDirs) {
+      if (d.readable && !WRITES.has(op)) continue;
       let real: string;
       try {
         real = realpathSync(d.path);
@@ -221,7 +229,7 @@ export class FsHost {
         continue; // not there: nothing of it to show
       }
       const there = diskLocation(real, table);
-      const refuse = (why: string) => new HostIoError('path_denied', `${op} ${JSON.stringify(p.text)}: the root ${at} ${why} latchgate's ${d.what}; no provider reads, lists, writes or deletes there`);
+      const refuse = (why: string) => new HostIoError('path_denied', `${op} ${JSON.stringify(p.text)}: the root ${at} ${why} latchgate's ${d.what}; ${refusedThere(d)}`);
       if (here && there && here.dev === there.dev && isInside(there.path, here.path)) throw refuse('lies in (through this or another mount)');
       for (const layer of layers) {
         if (insideOnDisk(layer, real, table) || insideOnDisk(real, layer, table)) throw refuse(`is an overlay whose layer ${layer} holds or lies in`);

@@ -6,9 +6,8 @@
 // socket, as the box's principal; nothing here is trusted by the host. The
 // host runs the same files after the box exits, so they are latchgate's own
 // paths: read-only in the box wherever a writable mount holds them.
-import { existsSync, lstatSync, readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
+import { existsSync, lstatSync, realpathSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { installMounts, inSystemTree } from '../config/profiles.js';
 import { LaunchError } from '../core/errors.js';
 import { shellWord } from '../core/shell-word.js';
@@ -17,13 +16,7 @@ import type { Identity } from './identity.js';
 import type { OwnPath } from './own-paths.js';
 import { insideOnDisk, mountTable, type MountEntry } from '../core/mount-location.js';
 import { isInside } from '../core/paths.js';
-
-/**
- * What a package outside an installed node_modules (a clone) runs or reads:
- * code, addon, providers, definitions; and the prebuilt addon (after `npm
- * pack`), which `npm run build`, the repair an addon error names, would install.
- */
-const PACKAGE_PARTS = ['package.json', 'dist', 'node_modules', 'build', 'prebuilds', 'providers', 'wit', 'profiles', 'definitions', 'policies'];
+import { dependencyClosure, linkedPackages, PACKAGE_PARTS, packageRoot } from '../gate/install-paths.js';
 
 const COMMANDS = { latchgate: 'dist/cli/main.js', 'latchgate-mcp': 'dist/cli/latchgate-mcp.js' };
 
@@ -47,58 +40,6 @@ export interface LatchgateInBox {
   /** The commands written into /run/latchgate/bin. */
   bin: { name: string; content: string }[];
 }
-
-/** Where Node finds package `name` from directory `from`: node_modules/name there or in a parent. */
-function findPackage(from: string, name: string): string | undefined {
-  for (let d = from; ; d = dirname(d)) {
-    const c = join(d, 'node_modules', name);
-    if (existsSync(join(c, 'package.json'))) return c;
-    if (d === '/') return undefined;
-  }
-}
-
-/** Where the packages in a node_modules that are symbolic links (`file:` dependencies, `npm link`) really are. */
-function linkedPackages(dir: string): string[] {
-  const out: string[] = [];
-  const entries = (d: string) => {
-    try {
-      return readdirSync(d, { withFileTypes: true });
-    } catch {
-      return [];
-    }
-  };
-  for (const e of entries(dir)) {
-    const p = join(dir, e.name);
-    if (e.isDirectory() && e.name.startsWith('@')) out.push(...entries(p).filter((s) => s.isSymbolicLink()).map((s) => join(p, s.name)));
-    else if (e.isSymbolicLink()) out.push(p);
-  }
-  return out.flatMap((p) => {
-    try {
-      return [realpathSync(p)];
-    } catch {
-      return []; // dangling: Node cannot load it either
-    }
-  });
-}
-
-/** The package directories root loads at run time: itself and its dependencies, transitively. */
-function dependencyClosure(root: string): string[] {
-  const seen = new Set([root]);
-  for (const queue = [root]; queue.length > 0; ) {
-    const dir = queue.pop()!;
-    const pj = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { dependencies?: Record<string, string>; optionalDependencies?: Record<string, string> };
-    for (const dep of Object.keys({ ...pj.dependencies, ...pj.optionalDependencies })) {
-      const found = findPackage(dir, dep);
-      if (found === undefined || seen.has(found)) continue;
-      seen.add(found);
-      queue.push(found);
-    }
-  }
-  return [...seen];
-}
-
-/** The package root: this file is dist/sandbox/latchgate-in-box.js. */
-export const packageRoot = () => realpathSync(fileURLToPath(new URL('../../', import.meta.url)));
 
 /**
  * gateEnv: the variables that find the box's gate (LATCHGATE_URL...), set by

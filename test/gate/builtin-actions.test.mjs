@@ -17,6 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { verifyReceipt } from '../../dist/ledger/receipt.js';
 import { verifyLedger } from '../../dist/ledger/verify.js';
 import { callHosts } from '../../dist/gate/provider-hosts.js';
+import { installProtectedDirs } from '../../dist/gate/install-paths.js';
 import { BUILTIN_PROVIDERS, builtinProvider, PREBUILT_DIR } from '../../dist/providers/builtins.js';
 import { Agent, grantAll, operatorCaller, startGate } from '../helpers/gate.mjs';
 import { admin, waitFor } from '../helpers/gate-faults.mjs';
@@ -270,6 +271,10 @@ test("a gate's fs host never serves its own state directory, even from a root th
   const repo = fileURLToPath(new URL('../..', import.meta.url));
   const above = callHosts({ ...g.ctx.providerHosts, fs: { root: path.dirname(repo), principals: new Map(), actions: new Map() } }, g.ctx.registry.get('fs_list').manifest, 'tester');
   await assert.rejects(above.fs.list(`${path.basename(repo)}/dist`), (e) => e.code === 'path_denied' && /latchgate's installation/.test(e.message));
+  // Nor, though it reads them, where the host runs latchgate's code from: Node, its global folders, the node_modules Node searches.
+  const install = installProtectedDirs();
+  assert.ok(install.some((d) => /Node\.js installation/.test(d.what)), JSON.stringify(install));
+  for (const d of install) assert.ok(g.ctx.providerHosts.protectedDirs.some((p) => p.path === d.path && p.readable === true), `${d.path} (${d.what}) is not protected by the gate's fs host`);
 });
 
 test('fs_list lists a directory without the denied names; fs_delete waits for approval, then deletes and records the hash of what it deleted', { skip }, async () => {
