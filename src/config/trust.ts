@@ -163,13 +163,13 @@ export function loadTrustedConfig(explicit?: string, env: Env = process.env, cwd
   if (!pick) return { config: { ...emptyConfig(), file: null }, files: [], trustedPaths: [] };
   const src = readConfigSource(pick[0], pick[1], cwd);
   requireTrusted(assess(src, 'latchgate.toml', env, cwd));
-  return { config: parseConfig(src.real, src.text), files: [src.real], trustedPaths: trustedPathsOf(parseTomlFile(src.real, src.text), src.real) };
+  return { config: parseConfig(src.real, src.text), files: [src.real], trustedPaths: trustedPathsOf(parseTomlFile(src.real, src.text), src.real, cwd) };
 }
 
 /** --sandbox-config FILE, used only when it may be. */
 export function loadTrustedSandboxConfig(file: string, env: Env = process.env, cwd = process.cwd()): { agent: SandboxFileConfig; file: string; trustedPaths: TrustedPath[] } {
   const src = readConfigSource(file, '--sandbox-config', cwd);
   requireTrusted(assess(src, 'sandbox-config', env, cwd));
-  const trustedPaths = trustedPathsOf({ sandbox: { agent: parseTomlFile(src.real, src.text) } }, src.real);
+  const trustedPaths = trustedPathsOf({ sandbox: { agent: parseTomlFile(src.real, src.text) } }, src.real, cwd);
   return { agent: parseStandaloneSandboxConfig(src.real, src.text), file: src.real, trustedPaths };
 }

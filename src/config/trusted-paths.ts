@@ -1,22 +1,31 @@
 // The paths a configuration file names whose content the host trusts or runs
 // later (schema leaves marked protectInBox: CA certificates, manifest
 // directories, an OPA policy, a checkpoint directory, a program it runs: a
-// checkpoint sink's command, a key source's cmd:): a box must not write
-// them, or the next gate or launch would trust what the agent put there. The
-// sandbox keeps them read-only like latchgate's own files (own-paths.ts).
+// checkpoint sink's command, a key source's cmd: and the scripts it is
+// given) and the key files of file: key sources: a box must not write them,
+// or the next gate or launch would trust what the agent put there, and no
+// provider reads or writes them (the fs host). The sandbox keeps them
+// read-only like latchgate's own files (own-paths.ts).
 import { lstatSync } from 'node:fs';
-import { isAbsolute, resolve, dirname } from 'node:path';
+import { homedir } from 'node:os';
+import { isAbsolute, join, resolve, dirname } from 'node:path';
 import { LATCHGATE_TOML } from './latchgate-toml.js';
+import { findOnPath } from './profiles.js';
 import { isTable, leaves } from './toml-schema.js';
-import { parseKeySource } from './key-source.js';
+import { parseKeySource, type KeySource } from './key-source.js';
 
-function programOf(spec: string): unknown[] {
+function keySourceOf(spec: string): KeySource | undefined {
   try {
-    const k = parseKeySource(spec);
-    return k.kind === 'cmd' ? k.argv : [];
+    return parseKeySource(spec);
   } catch {
-    return []; // the schema check names a bad key source
+    return undefined; // the schema check names a bad key source
   }
+}
+
+/** The file a program word names as the host runs it: absolute, relative to the working directory, or a bare name found through PATH. */
+function programFile(word: string, cwd: string, pathVar: string | undefined): string | undefined {
+  if (isAbsolute(word)) return word;
+  return word.includes('/') ? resolve(cwd, word) : findOnPath(word, pathVar);
 }
 
 export interface TrustedPath {
@@ -28,21 +37,27 @@ export interface TrustedPath {
 
 const PROTECTED = leaves(LATCHGATE_TOML).filter((l) => l.options.protectInBox);
 
-/** The protected paths a parsed latchgate.toml (read from file) names, resolved as latchgate resolves them. */
-export function trustedPathsOf(doc: Record<string, unknown>, file: string): TrustedPath[] {
+/**
+ * The protected paths a parsed latchgate.toml (read from file) names,
+ * resolved as latchgate resolves them; a program and its scripts as the
+ * host runs them, from `cwd` with `pathVar`.
+ */
+export function trustedPathsOf(doc: Record<string, unknown>, file: string, cwd = process.cwd(), pathVar = process.env.PATH): TrustedPath[] {
   const out: TrustedPath[] = [];
   const visit = (v: unknown, pattern: readonly string[], at: string[], leaf: (typeof PROTECTED)[number]): void => {
     if (pattern.length === 0) {
       const kind = leaf.options.protectInBox!;
       if (kind === 'program') {
-        // The program the host runs: argv[0], or a key source's cmd:; a bare name is found through PATH, whose
-        // entries in writable trees the box already keeps read-only (lookup-path.ts).
-        const argv = Array.isArray(v) ? v : typeof v === 'string' && v.startsWith('cmd:') ? programOf(v) : [];
-        const program = argv[0];
-        if (typeof program === 'string' && isAbsolute(program)) out.push({ path: program, type: 'file', key: at.join('.') });
-        // A script it is given (["/bin/sh", "/path/push.sh"]) runs as surely as the program.
+        // The program the host runs: argv[0], or a key source's cmd:. Also a key source's file:, which holds a secret.
+        const source = typeof v === 'string' ? keySourceOf(v) : undefined;
+        if (source?.kind === 'file') out.push({ path: source.path.startsWith('~/') ? join(homedir(), source.path.slice(2)) : source.path, type: 'file', key: at.join('.') });
+        const argv = Array.isArray(v) ? v : source?.kind === 'cmd' ? source.argv : [];
+        const program = typeof argv[0] === 'string' ? programFile(argv[0], cwd, pathVar) : undefined;
+        if (program) out.push({ path: program, type: 'file', key: at.join('.') });
+        // A script it is given (["sh", "scripts/push.sh"]) runs as surely as the program: any word naming a file.
         for (const w of argv.slice(1)) {
-          if (typeof w === 'string' && isAbsolute(w) && lstatSync(w, { throwIfNoEntry: false })?.isFile()) out.push({ path: w, type: 'file', key: at.join('.') });
+          const f = typeof w === 'string' && w !== '' ? resolve(cwd, w) : undefined;
+          if (f && lstatSync(f, { throwIfNoEntry: false })?.isFile()) out.push({ path: f, type: 'file', key: at.join('.') });
         }
         return;
       }

@@ -53,14 +53,16 @@ export function linkedPackages(dir: string): string[] {
   });
 }
 
-/** The package directories root loads at run time: itself and its dependencies, transitively. */
-export function dependencyClosure(root: string): string[] {
+/** The package directories root loads at run time: itself and its dependencies, transitively (`real`: by their real paths). */
+export function dependencyClosure(root: string, { real = false } = {}): string[] {
   const seen = new Set([root]);
   for (const queue = [root]; queue.length > 0; ) {
     const dir = queue.pop()!;
     const pj = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { dependencies?: Record<string, string>; optionalDependencies?: Record<string, string> };
     for (const dep of Object.keys({ ...pj.dependencies, ...pj.optionalDependencies })) {
-      const found = findPackage(dir, dep);
+      // real: each package where it really is, its own dependencies looked up from there (as Node does).
+      const at = findPackage(dir, dep);
+      const found = at !== undefined && real ? realpathSync(at) : at;
       if (found === undefined || seen.has(found)) continue;
       seen.add(found);
       queue.push(found);
@@ -92,12 +94,14 @@ export function lookupsAbove(from: string): string[] {
 export function installProtectedDirs(root = packageRoot(), node = process.execPath, home = os.homedir()): ProtectedDir[] {
   const nodeReal = realpathSync(node);
   const installed = basename(dirname(root)) === 'node_modules';
-  const linked = installed ? [] : linkedPackages(join(root, 'node_modules'));
-  const trees = installed ? dependencyClosure(root) : [...PACKAGE_PARTS.map((p) => join(root, p)), ...linked];
+  // A clone's linked dependencies (npm link, file:, a workspace) and theirs, at any depth, where they really are.
+  const linked = installed ? [] : linkedPackages(join(root, 'node_modules')).flatMap((p) => dependencyClosure(p, { real: true }));
+  const trees = installed ? dependencyClosure(realpathSync(root), { real: true }) : [...PACKAGE_PARTS.map((p) => join(root, p)), ...linked];
   const nodeDirs = inSystemTree(nodeReal) ? [dirname(nodeReal)] : installMounts(dirname(node), nodeReal, []);
   const prefix = dirname(dirname(nodeReal));
   const globals = [join(prefix, 'lib', 'node'), join(prefix, 'lib', 'node_modules'), join(home, '.node_modules'), join(home, '.node_libraries')];
-  const lookups = [root, ...linked.filter((p) => !isInside(root, p))].flatMap(lookupsAbove);
+  // Above the package and above every package of it that lies elsewhere: where Node searches for what is not nearer.
+  const lookups = [root, ...trees.filter((p) => !isInside(root, p))].flatMap(lookupsAbove);
   const out = new Map<string, string>();
   const add = (paths: string[], what: string) => {
     for (const p of paths) {

@@ -1,17 +1,23 @@
-// What made a compiled provider: the code of the compile step (the worker
-// module and every module of this package it imports, by content) and every
+// What made a compiled provider: the code of the compile step and of the
+// call worker that runs its output (those modules and every module of this
+// package they import, by content) and every
 // file of the packages it runs (jco, jco-transpile and what they load,
 // binaryen), by identity: path, inode, size, modification and change time,
-// which any reinstall, upgrade or edit in place changes. A compiled entry
+// which any reinstall, upgrade or edit in place changes (not the device: the
+// same files seen through another mount are the same step). Packages are
+// followed to their real paths and their dependencies resolved from there,
+// as Node does (pnpm, npm link). A compiled entry
 // is used only by a runtime whose compile step is the same, so a change of
 // the metering, the glue generator or the world check can never leave code
 // made the old way in use, whatever a build or a cache kept.
 import { createHash } from 'node:crypto';
-import { existsSync, lstatSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const JOB = fileURLToPath(new URL('./runtime-compile-job.js', import.meta.url));
+/** The call worker: its fuel constants and host glue must be the ones the output was made for. */
+const WORKER = fileURLToPath(new URL('./runtime-worker.js', import.meta.url));
 const RELATIVE_IMPORT = /^\s*(?:import|export)\s[^'"]*?from\s+['"](\.[^'"]+)['"]|^\s*import\s+['"](\.[^'"]+)['"]/gm;
 /**
  * The packages the compile worker loads, as [package, which of its
@@ -37,7 +43,7 @@ function moduleClosure(file: string, seen: Map<string, string>): void {
 function findPackage(from: string, name: string): string | undefined {
   for (let d = from; ; d = dirname(d)) {
     const c = join(d, 'node_modules', name);
-    if (existsSync(join(c, 'package.json'))) return c;
+    if (existsSync(join(c, 'package.json'))) return realpathSync(c);
     if (d === dirname(d)) return undefined;
   }
 }
@@ -64,23 +70,23 @@ export function compilerPackages(): string[] {
     }
   };
   for (const [name, deps] of PACKAGES) {
-    const dir = findPackage(dirname(JOB), name);
+    const dir = findPackage(realpathSync(dirname(JOB)), name);
     if (dir === undefined) throw new Error(`the compile step's package ${name} is not installed (looked up from ${dirname(JOB)})`);
     add(dir, deps);
   }
   return [...seen].sort();
 }
 
-/** Every file of a package directory but its own node_modules (other packages, counted where they are loaded). */
+/** Every file of a package directory but its own node_modules (other packages, counted where they are loaded); a link by what it names. */
 function hashFiles(h: ReturnType<typeof createHash>, root: string, dir = root): void {
   for (const e of readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1))) {
     const p = join(dir, e.name);
     if (e.isDirectory()) {
-      if (e.name !== 'node_modules') hashFiles(h, root, p);
+      if (!(dir === root && e.name === 'node_modules')) hashFiles(h, root, p);
       continue;
     }
-    const s = lstatSync(p, { bigint: true });
-    h.update(`${relative(root, p)}\0${s.dev}\0${s.ino}\0${s.size}\0${s.mtimeNs}\0${s.ctimeNs}\n`);
+    const s = statSync(p, { bigint: true, throwIfNoEntry: false });
+    h.update(s ? `${relative(root, p)}\0${s.ino}\0${s.size}\0${s.mtimeNs}\0${s.ctimeNs}\n` : `${relative(root, p)}\0dangling\n`);
   }
 }
 
@@ -91,6 +97,7 @@ export function compilerId(): string {
   if (id) return id;
   const seen = new Map<string, string>();
   moduleClosure(JOB, seen);
+  moduleClosure(WORKER, seen);
   const h = createHash('sha256');
   for (const [file, text] of [...seen].sort(([a], [b]) => (a < b ? -1 : 1))) h.update(`${relative(dirname(JOB), file)}\n${text.length}\n`).update(text);
   for (const dir of compilerPackages()) {

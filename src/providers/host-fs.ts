@@ -28,6 +28,7 @@ import { randomBytes } from 'node:crypto';
 import { fchmodSync, fchownSync, fstatSync, fsyncSync, lstatSync, readlinkSync, realpathSync, statSync, type Stats } from 'node:fs';
 import { basename, dirname, isAbsolute, resolve } from 'node:path';
 import { diskLocation, insideOnDisk, mountOf, mountTable, overlayLayers } from '../core/mount-location.js';
+import { hostRunsFrom } from '../core/host-run-names.js';
 import { isInside } from '../core/paths.js';
 import { sha256Hex } from '../crypto/jcs.js';
 import { Beneath, FdScope, hostErrorOf } from './fs-beneath.js';
@@ -352,6 +353,9 @@ export class FsHost {
     const verdict = this.globs.verdict(p.components);
     if (verdict === 'denied') throw new HostIoError('path_denied', `${op} ${JSON.stringify(p.text)}: the path matches fs.denied_paths`);
     if (verdict === 'not_allowed') throw new HostIoError('path_not_allowed', `${op} ${JSON.stringify(p.text)}: the path matches none of fs.allowed_paths`);
+    // Whatever the manifest's globs allow: what the host runs from later is never written.
+    const runs = WRITES.has(op) ? hostRunsFrom(p.components) : undefined;
+    if (runs) throw new HostIoError('path_denied', `${op} ${JSON.stringify(p.text)}: is in ${runs}; no provider writes or deletes there`);
     return p;
   }
 

