@@ -10,6 +10,7 @@ import os from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { installMounts, inSystemTree } from '../config/profiles.js';
+import { findPackage } from '../core/find-package.js';
 import { isInside } from '../core/paths.js';
 import type { ProtectedDir } from '../providers/host-fs.js';
 
@@ -19,15 +20,6 @@ import type { ProtectedDir } from '../providers/host-fs.js';
  * pack`), which `npm run build`, the repair an addon error names, would install.
  */
 export const PACKAGE_PARTS = ['package.json', 'dist', 'node_modules', 'build', 'prebuilds', 'providers', 'wit', 'profiles', 'definitions', 'policies'];
-
-/** Where Node finds package `name` from directory `from`: node_modules/name there or in a parent. */
-function findPackage(from: string, name: string): string | undefined {
-  for (let d = from; ; d = dirname(d)) {
-    const c = join(d, 'node_modules', name);
-    if (existsSync(join(c, 'package.json'))) return c;
-    if (d === '/') return undefined;
-  }
-}
 
 /** Where the packages in a node_modules that are symbolic links (`file:` dependencies, `npm link`) really are. */
 export function linkedPackages(dir: string): string[] {
@@ -71,7 +63,7 @@ export function dependencyClosure(root: string, { real = false } = {}): string[]
   return [...seen];
 }
 
-/** The package root: this file is dist/sandbox/latchgate-in-box.js. */
+/** The package root: this file is dist/gate/install-paths.js. */
 export const packageRoot = () => realpathSync(fileURLToPath(new URL('../../', import.meta.url)));
 
 /** Each node_modules Node searches above `from` (whether there or not). */

@@ -1,19 +1,20 @@
 // What made a compiled provider: the code of the compile step and of the
 // call worker that runs its output (those modules and every module of this
-// package they import, by content) and every
-// file of the packages it runs (jco, jco-transpile and what they load,
-// binaryen), by identity: path, inode, size, modification and change time,
-// which any reinstall, upgrade or edit in place changes (not the device: the
-// same files seen through another mount are the same step). Packages are
-// followed to their real paths and their dependencies resolved from there,
-// as Node does (pnpm, npm link). A compiled entry
-// is used only by a runtime whose compile step is the same, so a change of
-// the metering, the glue generator or the world check can never leave code
-// made the old way in use, whatever a build or a cache kept.
+// package they import, by content), and every file of the packages the
+// compile step runs (jco, jco-transpile and what they load, binaryen) by
+// identity: path, inode, size, modification and change time, which any
+// reinstall, upgrade or edit in place changes (not the device: the same
+// files seen through another mount are the same step). Packages are
+// followed to their real paths and their dependencies looked up from there,
+// as Node does (pnpm, npm link). A compiled entry is used only by a runtime
+// whose compile step is the same, so a change of the metering, the glue
+// generator or the world check can never leave code made the old way in
+// use, whatever a build or a cache kept.
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { findPackage } from '../core/find-package.js';
 
 const JOB = fileURLToPath(new URL('./runtime-compile-job.js', import.meta.url));
 /** The call worker: its fuel constants and host glue must be the ones the output was made for. */
@@ -39,13 +40,10 @@ function moduleClosure(file: string, seen: Map<string, string>): void {
   for (const m of text.matchAll(RELATIVE_IMPORT)) moduleClosure(join(dirname(file), m[1] ?? m[2]!), seen);
 }
 
-/** Where Node finds package `name` from directory `from`: node_modules/name there or in a parent. */
-function findPackage(from: string, name: string): string | undefined {
-  for (let d = from; ; d = dirname(d)) {
-    const c = join(d, 'node_modules', name);
-    if (existsSync(join(c, 'package.json'))) return realpathSync(c);
-    if (d === dirname(d)) return undefined;
-  }
+/** Package `name` as Node finds it from `from`, where it really is (its own dependencies are looked up from there). */
+function realPackage(from: string, name: string): string | undefined {
+  const found = findPackage(from, name);
+  return found === undefined ? undefined : realpathSync(found);
 }
 
 /** A package's dependencies, each with whether it may be missing (an optional one for another platform). */
@@ -61,7 +59,7 @@ export function compilerPackages(): string[] {
   const add = (dir: string, deps: 'all' | readonly string[]): void => {
     seen.add(dir);
     for (const [name, optional] of deps === 'all' ? dependencies(dir) : deps.map((n): [string, boolean] => [n, false])) {
-      const found = findPackage(dir, name);
+      const found = realPackage(dir, name);
       if (found === undefined) {
         if (optional) continue;
         throw new Error(`the compile step's package ${name} is not installed (looked up from ${dir})`);
@@ -70,7 +68,7 @@ export function compilerPackages(): string[] {
     }
   };
   for (const [name, deps] of PACKAGES) {
-    const dir = findPackage(realpathSync(dirname(JOB)), name);
+    const dir = realPackage(realpathSync(dirname(JOB)), name);
     if (dir === undefined) throw new Error(`the compile step's package ${name} is not installed (looked up from ${dirname(JOB)})`);
     add(dir, deps);
   }
