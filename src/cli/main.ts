@@ -67,11 +67,13 @@ const COMMANDS: readonly (readonly [string, () => Promise<Command>])[] = [
   ['secrets', async () => (await import('./secrets.js')).secretsCommand()],
   ['receipts', async () => (await import('./receipts.js')).receiptsCommand()],
 ];
-// The command named first (no option of the program takes a value); all of them for the help, `help X`, an
-// unknown name (commander's suggestion needs them) or none.
-const named = process.argv.slice(2).find((a) => !a.startsWith('-'));
-const chosen = COMMANDS.filter(([name]) => name === named);
-const commands = await Promise.all((chosen.length ? chosen : COMMANDS).map(([, make]) => make()));
+// The command named first (no option of the program takes a value); none for the version alone; all of them
+// for the help, `help X`, an unknown name (commander's suggestion needs them) or none.
+const args = process.argv.slice(2);
+const named = args.find((a) => !a.startsWith('-'));
+const versionOnly = !named && args.some((a) => a === '-V' || a === '--version') && !args.some((a) => a === '-h' || a === '--help');
+const chosen = versionOnly ? [] : COMMANDS.filter(([name]) => name === named);
+const commands = await Promise.all((chosen.length || versionOnly ? chosen : COMMANDS).map(([, make]) => make()));
 const all = (c: Command): Command[] => [c, ...c.commands.flatMap(all)];
 for (const cmd of [program, ...commands.flatMap(all)]) {
   // Usage errors are launcher errors: 125, so they never look like the agent's exit code.

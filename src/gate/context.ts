@@ -3,7 +3,7 @@ import { ChangeStamp, immediate, type Db, type WalSync } from '../ledger/db.js';
 import { EPOCH_RECORDS, epochRegression, newestRecordSql, recordedEpoch } from '../ledger/state-record.js';
 import type { KeyStore } from '../keys/store.js';
 import type { Ledger } from '../ledger/ledger.js';
-import type { PolicyEngine } from '../policy/engine.js';
+import type { PolicyDecider } from '../policy/deferred-engine.js';
 import type { PolicyStore } from '../policy/store.js';
 import type { Approvals } from './approvals.js';
 import type { IdempotencyKeys } from './idempotency.js';
@@ -42,7 +42,7 @@ export interface GateContext {
   keys: KeyStore;
   replay: ReplayCache;
   registry: Registry;
-  policy: PolicyEngine;
+  policy: PolicyDecider;
   policyStore: PolicyStore;
   /** The policy data, checked against the chain: what decisions and changes use. */
   policyData: ChainedPolicy;

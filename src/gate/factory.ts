@@ -12,9 +12,7 @@ import { immediate, openDb, WalSync, type Db } from '../ledger/db.js';
 import type { StateMismatch } from '../ledger/state-record.js';
 import { KeyStore } from '../keys/store.js';
 import { Ledger, type ExecutionIntent } from '../ledger/ledger.js';
-import { CedarEngine } from '../policy/cedar.js';
-import type { PolicyEngine } from '../policy/engine.js';
-import { OpaServerEngine, OpaWasmEngine } from '../policy/opa.js';
+import { DeferredPolicyEngine } from '../policy/deferred-engine.js';
 import { PolicyStore } from '../policy/store.js';
 import { Approvals } from './approvals.js';
 import { ReplayCache } from './auth/replay.js';
@@ -126,16 +124,23 @@ async function gateSecrets(c: SecretsFileConfig | undefined, stateDir: string, r
   return { secrets: new GateSecrets(store.resolver, reloadMarker), sources: describeSources(store, values) };
 }
 
-export async function policyEngine(c: GateFileConfig['policy']): Promise<PolicyEngine> {
+/**
+ * The engine [policy] names, checked now and loaded at its first decision
+ * (src/policy/deferred-engine.ts): the modules too, so a command that never
+ * decides never loads Cedar or OPA.
+ */
+export function policyEngine(c: GateFileConfig['policy']): DeferredPolicyEngine {
   const kind = c.engine ?? 'cedar';
-  if (kind === 'cedar') return CedarEngine.load();
+  if (kind === 'cedar') return new DeferredPolicyEngine(kind, async () => (await import('../policy/cedar.js')).CedarEngine.load());
   if (kind === 'opa-wasm') {
-    if (!c.opaWasm) throw new GateError('invalid_request', '[policy] engine = "opa-wasm" needs opa_wasm = "<path to policy.wasm built with opa build -t wasm>"');
-    return OpaWasmEngine.load(c.opaWasm);
+    const file = c.opaWasm;
+    if (!file) throw new GateError('invalid_request', '[policy] engine = "opa-wasm" needs opa_wasm = "<path to policy.wasm built with opa build -t wasm>"');
+    return new DeferredPolicyEngine(kind, async () => (await import('../policy/opa.js')).OpaWasmEngine.load(file));
   }
   if (kind === 'opa-server') {
-    if (!c.opaUrl) throw new GateError('invalid_request', '[policy] engine = "opa-server" needs opa_url = "http://127.0.0.1:8181/v1/data/latchgate/decision"');
-    return new OpaServerEngine(c.opaUrl, { timeoutMs: c.opaTimeoutMs ?? 1000 });
+    const url = c.opaUrl;
+    if (!url) throw new GateError('invalid_request', '[policy] engine = "opa-server" needs opa_url = "http://127.0.0.1:8181/v1/data/latchgate/decision"');
+    return new DeferredPolicyEngine(kind, async () => new (await import('../policy/opa.js')).OpaServerEngine(url, { timeoutMs: c.opaTimeoutMs ?? 1000 }));
   }
   throw new GateError('invalid_request', `[policy] engine = ${JSON.stringify(kind)}: expected "cedar", "opa-wasm" or "opa-server"`);
 }
@@ -196,9 +201,13 @@ export async function openGate(o: OpenGateOptions): Promise<OpenedGate> {
   };
   let rules!: BudgetRules;
   let sinks!: CheckpointSink[];
+  let policy!: DeferredPolicyEngine;
   try {
     rules = budgetRules(o.config.budgets, registry);
     sinks = sinksFromConfig(o.config.checkpoints?.sinks ?? new Map());
+    policy = policyEngine(o.config.policy);
+    // A gate that serves loads its engine now, so a broken one is said before anyone is answered.
+    if (o.role !== 'cli') await policy.ready();
   } catch (e) {
     fail(e);
   }
@@ -271,7 +280,7 @@ export async function openGate(o: OpenGateOptions): Promise<OpenedGate> {
     keys,
     replay: new ReplayCache(db),
     registry,
-    policy: await policyEngine(o.config.policy),
+    policy,
     policyStore,
     policyData: new ChainedPolicy(db, policyStore),
     budgets,

@@ -60,8 +60,21 @@ class WasmProvider implements Provider {
       return undefined;
     } catch (e) {
       const refused = e instanceof ProviderRefused ? e : new ProviderRefused('provider_untrusted', (e as Error).message);
-      return { ok: false, error: refused.message, failure_class: refused.failure_class };
+      return { ok: false, error: this.rebuilt() ?? refused.message, failure_class: refused.failure_class };
     }
+  }
+
+  /** For a built-in whose recorded digest is no longer the one this gate read: why, and the fix (a restart, not a rebuild). */
+  private rebuilt(): string | undefined {
+    if (!this.builtin) return undefined;
+    let now: string;
+    try {
+      now = builtinProvider(this.builtin).digest;
+    } catch {
+      return undefined;
+    }
+    if (now === this.digest) return undefined;
+    return `the built-in provider ${this.builtin} was rebuilt or upgraded since this gate started (it is now ${now}; this gate trusts the ${this.digest} it read then): restart the gate`;
   }
 
   async execute(task: RunTask, io: HostIo, signal: AbortSignal, m: ActionManifest): Promise<ProviderOutput> {

@@ -88,16 +88,36 @@ function hashFiles(h: ReturnType<typeof createHash>, root: string, dir = root): 
   }
 }
 
+/** The SHA-256 (hex) of the modules `entries` load from this package, by content. */
+function closureDigest(...entries: string[]): string {
+  const seen = new Map<string, string>();
+  for (const e of entries) moduleClosure(e, seen);
+  const h = createHash('sha256');
+  for (const [file, text] of [...seen].sort(([a], [b]) => (a < b ? -1 : 1))) h.update(`${relative(dirname(JOB), file)}\n${text.length}\n`).update(text);
+  return h.digest('hex');
+}
+
+let workerCode: string | undefined;
+
+/**
+ * Whether the call worker's code on disk differs from what this thread read
+ * with its compile step's identity. Each new call worker loads its modules
+ * from disk, so after an upgrade in place a respawned worker would run
+ * output made for the old code (its fuel scale, its host glue) unless the
+ * pool asks this before every spawn.
+ */
+export function workerCodeChanged(): boolean {
+  const now = closureDigest(WORKER);
+  return now !== (workerCode ??= now);
+}
+
 let id: string | undefined;
 
 /** "sha256:<hex>" of this installation's compile step, computed once per thread (about 50 ms). */
 export function compilerId(): string {
   if (id) return id;
-  const seen = new Map<string, string>();
-  moduleClosure(JOB, seen);
-  moduleClosure(WORKER, seen);
-  const h = createHash('sha256');
-  for (const [file, text] of [...seen].sort(([a], [b]) => (a < b ? -1 : 1))) h.update(`${relative(dirname(JOB), file)}\n${text.length}\n`).update(text);
+  workerCode ??= closureDigest(WORKER);
+  const h = createHash('sha256').update(`modules ${closureDigest(JOB, WORKER)}\n`);
   for (const dir of compilerPackages()) {
     h.update(`package ${dir}\n`);
     hashFiles(h, dir);

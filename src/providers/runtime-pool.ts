@@ -6,6 +6,7 @@
 // no slot and no place in the queue: it leaves the queue when aborted, so
 // refused runs cannot crowd out the calls that go on.
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
+import { workerCodeChanged } from './compiler-id.js';
 import type { HostBridge } from './runtime-bridge.js';
 import type { DoneMessage, HostMessage, LogMessage, RunMessage, SpareMessage } from './runtime-protocol.js';
 import { refusal, type RunResult } from './runtime-types.js';
@@ -34,6 +35,8 @@ interface CallWorker {
 }
 
 const WORKER_URL = new URL('./runtime-worker.js', import.meta.url);
+const WORKER_CHANGED =
+  "latchgate's provider call worker (runtime-worker.js or a module it imports) changed on disk since this gate started (an upgrade or reinstall): restart the gate; no call runs on the new code with providers compiled for the old";
 
 function spawn(): CallWorker {
   const signal = new SharedArrayBuffer(4);
@@ -75,7 +78,9 @@ export class WorkerPool {
     try {
       if (this.closed) return { result: refusal('provider_busy', 'the provider runtime is closed') };
       if (job.signal?.aborted) return notStarted();
-      return await this.exec(this.idle.pop() ?? this.spawn(), job);
+      const w = this.idle.pop() ?? this.spawn();
+      if (!w) return { result: refusal('provider_untrusted', WORKER_CHANGED) };
+      return await this.exec(w, job);
     } finally {
       const next = this.queue.shift();
       if (next) next();
@@ -101,8 +106,13 @@ export class WorkerPool {
     });
   }
 
-  /** A new worker; an error or exit of it while it is idle (no call's listeners on it) retires it, rather than being thrown on this thread. */
-  private spawn(): CallWorker {
+  /**
+   * A new worker, unless its code changed on disk since this gate started;
+   * an error or exit of it while it is idle (no call's listeners on it)
+   * retires it, rather than being thrown on this thread.
+   */
+  private spawn(): CallWorker | undefined {
+    if (workerCodeChanged()) return undefined;
     const w = spawn();
     const retire = (): void => {
       const i = this.idle.indexOf(w);

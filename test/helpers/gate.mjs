@@ -42,10 +42,10 @@ export function gateConfig(over = {}) {
 }
 
 /** Starts a gate on fresh sockets; stateDir may be reused to simulate a restart. */
-export async function startGate({ stateDir, transport = P.fakeTransport(200), config = {}, providers = TEST_PROVIDERS, secrets } = {}) {
+export async function startGate({ stateDir, transport = P.fakeTransport(200), config = {}, providers = TEST_PROVIDERS, secrets, role } = {}) {
   const dir = stateDir ?? mkdtempSync(path.join(os.tmpdir(), 'latchgate-gate-'));
   const cfg = gateConfig(config);
-  const opened = await openGate({ stateDir: dir, config: cfg, providers, transport, builtinManifests: true, ...(secrets ? { secrets } : {}) });
+  const opened = await openGate({ stateDir: dir, config: cfg, providers, transport, builtinManifests: true, ...(secrets ? { secrets } : {}), ...(role ? { role } : {}) });
   const identity = unixIdentity({ principals: cfg.principals, operators: new Map([...cfg.operators].map(([n, o]) => [o.uid, n])) });
   const sockDir = mkdtempSync(path.join(os.tmpdir(), 'latchgate-sock-'));
   const client = buildGateApp({ service: opened.gate, role: 'client', identify: identity, peer: unixPeer });

@@ -237,6 +237,28 @@ test('the compile step\'s identity covers every package the compile worker loads
   assert.deepEqual(existsSync(cacheDir) ? readdirSync(cacheDir) : [], []);
 });
 
+test('a call worker is never started on call-worker code that changed under the running gate: a call that needs a new worker is refused, the warm one serves', async (t) => {
+  const dir = tempDir(t);
+  const inst = join(dir, 'inst');
+  cpSync(fileURLToPath(new URL('../../dist', import.meta.url)), join(inst, 'dist'), { recursive: true });
+  symlinkSync(fileURLToPath(new URL('../../node_modules', import.meta.url)), join(inst, 'node_modules'));
+  const { ProviderRuntime: RuntimeThere } = await import(pathToFileURL(join(inst, 'dist', 'providers', 'runtime.js')).href);
+  const p = await buildWat('limits', dir);
+  const rt = new RuntimeThere({ cacheDir: join(dir, 'cache') });
+  t.after(() => rt.close());
+  await rt.load(p.file, p.digest);
+  assert.equal((await rt.run(p.digest, { mode: 'g' }, LIMITS, {})).ok, true, 'before the change');
+  // A module the call worker imports changes (an upgrade in place): the fuel constants.
+  appendFileSync(join(inst, 'dist', 'providers', 'runtime-fuel-names.js'), '\n// changed\n');
+  const warm = await rt.run(p.digest, { mode: 'g' }, LIMITS, {});
+  assert.equal(warm.ok, true, `the worker started before the change still serves: ${JSON.stringify(warm)}`);
+  const trap = await rt.run(p.digest, { mode: 't' }, LIMITS, {});
+  assert.equal(trap.failure_class, 'trap', 'the trap retires the warm worker');
+  const r = await rt.run(p.digest, { mode: 'g' }, LIMITS, {});
+  assert.equal(r.failure_class, 'provider_untrusted', JSON.stringify(r));
+  assert.match(r.error, /changed on disk since this gate started.*restart the gate/);
+});
+
 test('a component that declares its own types for a latchgate:io function cannot hand the host anything but the WIT shapes', async (t) => {
   const dir = tempDir(t);
   const fake = 'package latchgate:io@0.1.0;\ninterface http { fetch: func(req: u32) -> u32; }\nworld fake { import http; export execute: func(task-json: string) -> result<string, string>; }\n';

@@ -80,6 +80,9 @@ test('every command the help lists starts on its own, and loads none of the modu
     const sandboxOnly = (m) => m.startsWith('dist/sandbox/');
     const all = loads('--help').modules;
     assert.ok(all.some(gateOnly) && all.some(sandboxOnly), 'the full help loads every command');
+    const version = loads('--version');
+    assert.match(version.out, /^\d+\.\d+\.\d+/);
+    assert.deepEqual(version.modules.filter((m) => gateOnly(m) || sandboxOnly(m)), [], '--version loads no command');
     for (const [args, not] of [[['tokens', '--help'], [gateOnly, sandboxOnly]], [['audit', '--help'], [gateOnly, sandboxOnly]], [['sandbox', '--help'], [gateOnly]], [['profiles', '--json'], [gateOnly]]]) {
       const { modules } = loads(...args);
       for (const f of not) assert.deepEqual(modules.filter(f), [], args.join(' '));

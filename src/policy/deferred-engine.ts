@@ -1,0 +1,43 @@
+// A policy engine loaded at its first decision. Commands that open the gate
+// but never decide (`latchgate audit`, `tokens`, `keys`...) then never load
+// Cedar, whose WebAssembly costs about a second of CPU to compile and warm.
+// Gates that serve load it at start (ready()), so a broken engine is said
+// before they answer anyone. A load that fails is a deny
+// (policy_engine_unavailable) for that decision, and the next one tries again.
+import { ENGINE_FAILURE, failClosed, type PolicyData, type PolicyEngine, type PolicyEngineKind } from './engine.js';
+import type { PolicyDecision, PolicyInput } from './types.js';
+
+/** What the gate asks of its policy engine. */
+export type PolicyDecider = Pick<PolicyEngine, 'kind' | 'decide'>;
+
+export class DeferredPolicyEngine implements PolicyDecider {
+  private loading: Promise<PolicyEngine> | undefined;
+
+  constructor(
+    readonly kind: PolicyEngineKind,
+    private readonly load: () => Promise<PolicyEngine>,
+  ) {}
+
+  /** The engine, loaded on the first call; rejects with the load's error (and the next call loads again). */
+  ready(): Promise<PolicyEngine> {
+    if (!this.loading) {
+      const p = this.load();
+      this.loading = p;
+      p.catch(() => {
+        if (this.loading === p) this.loading = undefined;
+      });
+    }
+    return this.loading;
+  }
+
+  async decide(input: PolicyInput, data: PolicyData): Promise<PolicyDecision> {
+    let engine: PolicyEngine;
+    try {
+      engine = await this.ready();
+    } catch (e) {
+      process.stderr.write(`latchgate: the ${this.kind} policy engine did not load (${(e as Error).message}): this decision is a deny\n`);
+      return failClosed(ENGINE_FAILURE.unavailable, `${this.kind}.unavailable`);
+    }
+    return engine.decide(input, data);
+  }
+}
