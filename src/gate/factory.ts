@@ -1,6 +1,7 @@
 // Builds a gate from configuration: one SQLite file and one key directory
 // under the state dir, shared by `latchgate up` and every `latchgate sandbox`.
 import { readFileSync } from 'node:fs';
+import type { SecureContext } from 'node:tls';
 import { join } from 'node:path';
 import type { GateFileConfig, SecretsFileConfig } from '../config/latchgate-toml.js';
 import { LaunchError } from '../core/errors.js';
@@ -92,9 +93,10 @@ function providerHostSettings(c: GateFileConfig, fsRoot: string | undefined, sec
     '[gate] extra_ca_certs',
   );
   const fs = c.providers?.fs;
+  let trust: SecureContext | undefined;
   return {
     pins: parsePins(c.resolve ?? new Map(), '[gate.resolve]'),
-    trust: secureContextFor(ca),
+    trust: () => (trust ??= secureContextFor(ca)),
     upstreamProxy: gateUpstreamProxy(c),
     secrets,
     ...protect,

@@ -22,8 +22,8 @@ import type { ActionManifest } from './types.js';
 export interface ProviderHostSettings {
   /** [gate.resolve], parsed. */
   pins: ReadonlyMap<string, Pin>;
-  /** The default roots and [gate] extra_ca_certs, built once (secureContextFor). */
-  trust: SecureContext;
+  /** The default roots and [gate] extra_ca_certs (secureContextFor), built at the first call that needs them: parsing the roots costs a gate that never calls out (a command's) about 60 ms. */
+  trust: () => SecureContext;
   /** [gate] upstream_proxy, else the gate's HTTPS_PROXY: the HTTP host's way out (null: direct). */
   upstreamProxy?: UpstreamProxy | null;
   /** The SOPS store, then LATCHGATE_SECRET_* (src/gate/secret-sources.ts). */
@@ -80,7 +80,7 @@ export function callHosts(s: ProviderHostSettings, m: ActionManifest, principal:
       allowed_domains: m.egress.allowed_domains,
       allowed_methods: m.egress.allowed_methods.length ? m.egress.allowed_methods : m.template ? [m.template.method] : [],
       pins: s.pins,
-      trust: s.trust,
+      trust: s.trust(),
       upstream_proxy: s.upstreamProxy ?? null,
       timeout_ms: m.resource_limits.timeout_seconds * 1000,
       max_response_bytes: m.resource_limits.max_host_response_bytes,

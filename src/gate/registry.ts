@@ -2,15 +2,16 @@
 // with the package) and configured directories, validated against the
 // manifest schema with errors that name file, line and field; request and
 // response JSON Schemas (inline, or a .json file beside the manifests)
-// compiled with ajv (draft 2020-12, strict); append-only versions recorded
+// compiled with ajv (draft 2020-12, strict; $dynamicRef refused: ajv does
+// not resolve it as the specification does); append-only versions recorded
 // in the ledger database; reload without restart (build the new set fully,
 // then swap; on any error the old set stays).
 import { closeSync, fstatSync, lstatSync, openSync, readdirSync, readFileSync, realpathSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node as YamlNode } from 'yaml';
-import Ajv2020Module from 'ajv/dist/2020.js';
 import type { ErrorObject, ValidateFunction } from 'ajv';
+import { Ajv2020, fixedDigest, fixedValidator, generatedValidator, META_2020_12, type Ajv, type FixedSchema } from '../core/fixed-validators.js';
 import { canonicalHash, CanonicalizationError } from '../crypto/jcs.js';
 import { immediate, type Db } from '../ledger/db.js';
 import { normalizeAllowHost } from '../config/hosts.js';
@@ -21,8 +22,7 @@ import { compileGlob, GlobError } from '../providers/fs-glob.js';
 import type { FsOperation } from '../providers/fs-operations.js';
 import type { ActionManifest } from './types.js';
 
-const Ajv2020 = Ajv2020Module.default;
-export type Ajv = InstanceType<typeof Ajv2020>;
+export type { Ajv };
 
 /** The manifests shipped with the package. */
 export const BUILTIN_MANIFEST_DIR = fileURLToPath(new URL('../../definitions/manifests', import.meta.url));
@@ -96,7 +96,7 @@ export interface ParseOptions {
   root?: string;
   /** How to name the file in messages (default: derived from the path). */
   display?: string;
-  /** The ajv instance to compile request/response schemas with (default: a fresh one). */
+  /** The ajv instance to compile request/response schemas with (createSchemaAjv(); default: a fresh one). */
   ajv?: Ajv;
 }
 
@@ -194,16 +194,65 @@ class Locator {
 
 // ---------------------------------------------------------------- manifest schema errors
 
-let manifestValidator: ValidateFunction | undefined;
+/** The manifest schema as the registry checks it; strictRequired off for it alone: its if/then branches require fields declared at the top. */
+const MANIFEST_SHAPE: FixedSchema = {
+  name: 'manifest-shape',
+  options: { strict: true, strictRequired: false, allErrors: true, verbose: true, allowUnionTypes: true, validateFormats: false, logger: false },
+  schema: MANIFEST_SCHEMA as unknown as Record<string, unknown>,
+};
 
-/** The compiled manifest schema (compiled on first use). */
-function validateManifestShape(): ValidateFunction {
-  if (!manifestValidator) {
-    // strictRequired off for our own schema only: its if/then branches require fields declared at the top.
-    const ajv = new Ajv2020({ strict: true, strictRequired: false, allErrors: true, verbose: true, allowUnionTypes: true, validateFormats: false, logger: false });
-    manifestValidator = ajv.compile(MANIFEST_SCHEMA as unknown as Record<string, unknown>);
+/**
+ * Request and response schemas: strict mode (unknown keywords, ignored
+ * "required" names, ambiguous types are errors). Each is checked against
+ * the meta-schema by SCHEMA_META before ajv compiles it.
+ */
+const SCHEMA_OPTIONS = { strict: true, allErrors: true, allowUnionTypes: true, validateFormats: false, addUsedSchema: false, logger: false } as const;
+const SCHEMA_META: FixedSchema = { name: 'schema-meta-2020-12', options: SCHEMA_OPTIONS, schema: META_2020_12 };
+
+/** The schemas the build generates validators for (scripts/build-validators.mjs). */
+export const REGISTRY_SCHEMAS: readonly FixedSchema[] = [MANIFEST_SHAPE, SCHEMA_META];
+
+let manifestValidator: ValidateFunction | undefined;
+const validateManifestShape = (): ValidateFunction => (manifestValidator ??= fixedValidator(MANIFEST_SHAPE));
+let metaValidator: ValidateFunction | undefined;
+
+/**
+ * A request or response schema as the build generates its validator: the
+ * built-in manifests' are in dist/generated/schemas/ (by digest), any other
+ * is compiled at load.
+ */
+export function actionSchema(schema: Record<string, unknown>): { spec: FixedSchema; digest: string } {
+  const digest = fixedDigest({ name: '', options: SCHEMA_OPTIONS, schema });
+  return { spec: { name: `schemas/${digest}`, options: SCHEMA_OPTIONS, schema }, digest };
+}
+
+/** The first $dynamicRef or $dynamicAnchor key anywhere in the schema. */
+function dynamicKeyword(v: unknown): string | undefined {
+  if (typeof v !== 'object' || v === null) return undefined;
+  for (const [k, x] of Object.entries(v)) {
+    if (k === '$dynamicRef' || k === '$dynamicAnchor') return k;
+    const inner = dynamicKeyword(x);
+    if (inner) return inner;
   }
-  return manifestValidator;
+  return undefined;
+}
+
+/**
+ * ajv.compile as with validateSchema on, the meta-schema check done by
+ * SCHEMA_META's validator (the same check, and ajv's message); a schema
+ * naming another $schema is checked by ajv as before. The build's validator
+ * of the same schema is used when there is one.
+ */
+export function compileActionSchema(ajv: Ajv, schema: Record<string, unknown>): ValidateFunction {
+  const dynamic = dynamicKeyword(schema);
+  if (dynamic) throw new Error(`${dynamic} is not supported: ajv resolves it unlike the specification (it accepts documents it should refuse, and can recurse without end); use $ref to $defs`);
+  if (Object.hasOwn(schema, '$schema') && schema.$schema !== META_2020_12) ajv.validateSchema(schema, true);
+  else {
+    const meta = (metaValidator ??= fixedValidator(SCHEMA_META));
+    if (!meta(schema)) throw new Error(`schema is invalid: ${ajv.errorsText(meta.errors)}`);
+  }
+  const { spec, digest } = actionSchema(schema);
+  return generatedValidator(spec.name, digest) ?? ajv.compile(schema);
 }
 
 /** Why an allOf/if-then of MANIFEST_SCHEMA requires a field, by index. */
@@ -258,8 +307,7 @@ function manifestIssue(e: ErrorObject, file: string, loc: Locator): RegistryIssu
 
 /** An ajv instance configured as the registry compiles request/response schemas (for ParseOptions.ajv). */
 export function createSchemaAjv(): Ajv {
-  // strict mode: unknown keywords, ignored "required" names, ambiguous types are errors.
-  return new Ajv2020({ strict: true, allErrors: true, allowUnionTypes: true, validateFormats: false, addUsedSchema: false, logger: false });
+  return new Ajv2020({ ...SCHEMA_OPTIONS, validateSchema: false });
 }
 
 function lexicallyInside(path: string, root: string): boolean {
@@ -400,7 +448,7 @@ export function parseManifest(text: string, file: string, options: ParseOptions 
       schema = v;
     }
     try {
-      return { schema, validate: ajv.compile(schema) };
+      return { schema, validate: compileActionSchema(ajv, schema) };
     } catch (e) {
       at(['io', key], `not a valid JSON Schema (draft 2020-12, strict)${origin}: ${String((e as Error).message).split('\n')[0]}`);
       return undefined;

@@ -5,8 +5,8 @@
 // wrong becomes a deny whose deny_reason is one of ENGINE_FAILURE.
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import Ajv2020Module from 'ajv/dist/2020.js';
 import type { ErrorObject, ValidateFunction } from 'ajv';
+import { fixedValidator, type FixedSchema } from '../core/fixed-validators.js';
 import { canonicalize, sha256Hex } from '../crypto/jcs.js';
 import type { PolicyDecision, PolicyInput } from './types.js';
 
@@ -80,20 +80,20 @@ export function policyFile(name: string, dir: string = DEFAULT_POLICY_DIR): stri
 
 // ---- JSON Schemas ------------------------------------------------------------
 
-// ajv ships CommonJS: under NodeNext its default export arrives as the module object.
-const Ajv2020 = ((Ajv2020Module as unknown as { default?: unknown }).default ?? Ajv2020Module) as unknown as typeof Ajv2020Module.default;
+const DECISION_OPTIONS = { allErrors: false, strict: true, strictRequired: false, allowUnionTypes: true } as const;
+
+/** The decision's documents as policies/ defines them, for fixedValidator (and the build, scripts/build-validators.mjs). */
+export function decisionSchemas(): FixedSchema[] {
+  const load = (n: string) => JSON.parse(readFileSync(policyFile(`${n}.schema.json`), 'utf8')) as Record<string, unknown>;
+  return ['decision-input', 'decision-output', 'data'].map((n) => ({ name: `policy-${n}`, options: DECISION_OPTIONS, schema: load(n) }));
+}
 
 let validators: { input: ValidateFunction; output: ValidateFunction; data: ValidateFunction } | undefined;
 
 function loadValidators() {
   if (validators) return validators;
-  const ajv = new Ajv2020({ allErrors: false, strict: true, strictRequired: false, allowUnionTypes: true });
-  const load = (n: string) => JSON.parse(readFileSync(policyFile(n), 'utf8')) as Record<string, unknown>;
-  validators = {
-    input: ajv.compile(load('decision-input.schema.json')),
-    output: ajv.compile(load('decision-output.schema.json')),
-    data: ajv.compile(load('data.schema.json')),
-  };
+  const [input, output, data] = decisionSchemas().map(fixedValidator) as [ValidateFunction, ValidateFunction, ValidateFunction];
+  validators = { input, output, data };
   return validators;
 }
 

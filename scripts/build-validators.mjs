@@ -1,0 +1,43 @@
+#!/usr/bin/env node
+// Generates the validators of the JSON Schemas latchgate ships as ajv's
+// standalone code in dist/generated/ (src/core/fixed-validators.ts): run
+// after tsc by the build and by `prepare`. Each module records the digest
+// of what it was made from; the runtime uses it only when that still holds.
+import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { createRequire } from 'node:module';
+import { compileFixed, fixedDigest, generatedFile } from '../dist/core/fixed-validators.js';
+import { actionSchema, Registry, REGISTRY_SCHEMAS } from '../dist/gate/registry.js';
+import { openDb } from '../dist/ledger/db.js';
+import { decisionSchemas } from '../dist/policy/engine.js';
+
+const require = createRequire(import.meta.url);
+const standaloneCode = require('ajv/dist/standalone/index.js').default;
+
+// The built-in manifests' request and response schemas, as the registry loads them (none left from an earlier build).
+rmSync(dirname(generatedFile('schemas/-')), { recursive: true, force: true });
+const db = openDb(':memory:');
+const registry = new Registry(db, [], { builtin: true });
+registry.migrate();
+registry.load();
+const actionSchemas = new Map();
+for (const { manifest } of registry.list()) {
+  for (const schema of [manifest.io.request_schema, manifest.io.response_schema]) {
+    if (schema) {
+      const { spec, digest } = actionSchema(schema);
+      actionSchemas.set(digest, spec);
+    }
+  }
+}
+db.close();
+
+const schemas = [...REGISTRY_SCHEMAS, ...decisionSchemas(), ...actionSchemas.values()];
+for (const s of schemas) {
+  const { ajv, validate } = compileFixed(s, true);
+  const code = `${standaloneCode(ajv, validate)}\nmodule.exports.digest = ${JSON.stringify(fixedDigest(s))};\n`;
+  const file = generatedFile(s.name);
+  mkdirSync(dirname(file), { recursive: true });
+  writeFileSync(`${file}.tmp`, code);
+  renameSync(`${file}.tmp`, file);
+}
+console.log(`build-validators: ${[...REGISTRY_SCHEMAS, ...decisionSchemas()].map((s) => s.name).join(', ')} and the built-in actions' ${actionSchemas.size} schemas into dist/generated/`);

@@ -1,0 +1,65 @@
+// Validators for the JSON Schemas latchgate ships (a manifest's shape, the
+// policy decision's documents, draft 2020-12's meta-schema that every
+// request and response schema is checked against), generated at build by
+// scripts/build-validators.mjs as ajv's standalone code in dist/generated/,
+// so that no process spends 50 to 100 ms compiling each one again. Every
+// generated module carries the digest of what it was made from (ajv's
+// version, the options, the schema); one that does not match (a build that
+// skipped the step, ajv upgraded since) is not used: the schema is then
+// compiled here, as ajv always did, with the same result.
+import { createHash } from 'node:crypto';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import Ajv2020Module from 'ajv/dist/2020.js';
+import type { Options, ValidateFunction } from 'ajv';
+
+// ajv ships CommonJS: under NodeNext its default export arrives as the module object.
+export const Ajv2020 = ((Ajv2020Module as unknown as { default?: unknown }).default ?? Ajv2020Module) as unknown as typeof Ajv2020Module.default;
+export type Ajv = InstanceType<typeof Ajv2020>;
+
+/** ajv's own meta-schema of draft 2020-12, by its id. */
+export const META_2020_12 = 'https://json-schema.org/draft/2020-12/schema';
+
+export interface FixedSchema {
+  /** The generated module: dist/generated/<name>.cjs. */
+  name: string;
+  options: Options;
+  /** The schema, or META_2020_12 for the meta-schema as an ajv with these options checks schemas against it. */
+  schema: Record<string, unknown> | typeof META_2020_12;
+}
+
+const require = createRequire(import.meta.url);
+let ajvVersion: string | undefined;
+
+/** What a generated module must have been made from to be used (SHA-256, hex). */
+export function fixedDigest(s: FixedSchema): string {
+  ajvVersion ??= (require('ajv/package.json') as { version: string }).version;
+  return createHash('sha256').update(JSON.stringify([ajvVersion, s.options, s.schema])).digest('hex');
+}
+
+/** Where the build writes the generated module of `name` (dist/core/ -> dist/generated/). */
+export const generatedFile = (name: string): string => fileURLToPath(new URL(`../generated/${name}.cjs`, import.meta.url));
+
+/** Compiles s now; `source` keeps the code for the build's standalone module. */
+export function compileFixed(s: FixedSchema, source = false): { ajv: Ajv; validate: ValidateFunction } {
+  const ajv = new Ajv2020({ ...s.options, ...(source ? { code: { source: true } } : {}) });
+  const validate = s.schema === META_2020_12 ? ajv.getSchema(META_2020_12) : ajv.compile(s.schema);
+  if (!validate) throw new Error(`ajv has no ${META_2020_12}`);
+  return { ajv, validate };
+}
+
+/** The generated validator `name` when it was made from what has `digest`; undefined when there is none or it was made from something else. */
+export function generatedValidator(name: string, digest: string): ValidateFunction | undefined {
+  let generated: (ValidateFunction & { digest?: unknown }) | undefined;
+  try {
+    generated = require(generatedFile(name)) as ValidateFunction & { digest?: unknown };
+  } catch {
+    return undefined; // not generated (a build that ran tsc alone, or a schema the build never saw)
+  }
+  return typeof generated === 'function' && generated.digest === digest ? generated : undefined;
+}
+
+/** The validator of s: the generated one when it was made from s, else compiled now. */
+export function fixedValidator(s: FixedSchema): ValidateFunction {
+  return generatedValidator(s.name, fixedDigest(s)) ?? compileFixed(s).validate;
+}
