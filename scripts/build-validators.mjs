@@ -23,10 +23,8 @@ registry.load();
 const actionSchemas = new Map();
 for (const { manifest } of registry.list()) {
   for (const schema of [manifest.io.request_schema, manifest.io.response_schema]) {
-    if (schema) {
-      const { spec, digest } = actionSchema(schema);
-      actionSchemas.set(digest, spec);
-    }
+    const fixed = schema && actionSchema(schema);
+    if (fixed) actionSchemas.set(fixed.digest, fixed.spec);
   }
 }
 db.close();

@@ -37,6 +37,20 @@ export function fixedDigest(s: FixedSchema): string {
   return createHash('sha256').update(JSON.stringify([ajvVersion, s.options, s.schema])).digest('hex');
 }
 
+/**
+ * True when v is JSON that JSON.stringify writes as it is (no NaN or
+ * Infinity, which it writes as null; no Date or other object it would turn
+ * into something else): only such a schema is looked up by its digest.
+ */
+export function isPlainJson(v: unknown): boolean {
+  if (v === null || typeof v === 'string' || typeof v === 'boolean') return true;
+  if (typeof v === 'number') return Number.isFinite(v);
+  if (Array.isArray(v)) return v.every(isPlainJson);
+  if (typeof v !== 'object') return false;
+  const proto = Object.getPrototypeOf(v) as unknown;
+  return (proto === Object.prototype || proto === null) && Object.values(v).every(isPlainJson);
+}
+
 /** Where the build writes the generated module of `name` (dist/core/ -> dist/generated/). */
 export const generatedFile = (name: string): string => fileURLToPath(new URL(`../generated/${name}.cjs`, import.meta.url));
 

@@ -2,8 +2,9 @@
 // with the package) and configured directories, validated against the
 // manifest schema with errors that name file, line and field; request and
 // response JSON Schemas (inline, or a .json file beside the manifests)
-// compiled with ajv (draft 2020-12, strict; $dynamicRef refused: ajv does
-// not resolve it as the specification does); append-only versions recorded
+// compiled with ajv (draft 2020-12 only, strict; refused: $dynamicRef, which
+// ajv does not resolve as the specification does, and a $ref cycle on one
+// value, src/gate/schema-cycles.ts); append-only versions recorded
 // in the ledger database; reload without restart (build the new set fully,
 // then swap; on any error the old set stays).
 import { closeSync, fstatSync, lstatSync, openSync, readdirSync, readFileSync, realpathSync } from 'node:fs';
@@ -11,12 +12,13 @@ import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'nod
 import { fileURLToPath } from 'node:url';
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node as YamlNode } from 'yaml';
 import type { ErrorObject, ValidateFunction } from 'ajv';
-import { Ajv2020, fixedDigest, fixedValidator, generatedValidator, META_2020_12, type Ajv, type FixedSchema } from '../core/fixed-validators.js';
+import { Ajv2020, fixedDigest, fixedValidator, generatedValidator, isPlainJson, META_2020_12, type Ajv, type FixedSchema } from '../core/fixed-validators.js';
 import { canonicalHash, CanonicalizationError } from '../crypto/jcs.js';
 import { immediate, type Db } from '../ledger/db.js';
 import { normalizeAllowHost } from '../config/hosts.js';
 import { didYouMean } from '../config/suggest.js';
 import { applyManifestDefaults, MANIFEST_SCHEMA, type RawManifest } from './manifest-schema.js';
+import { inPlaceCycle } from './schema-cycles.js';
 import { checkTemplate, hostMatches, templatePlaceholders, TemplateError } from './templates.js';
 import { compileGlob, GlobError } from '../providers/fs-glob.js';
 import type { FsOperation } from '../providers/fs-operations.js';
@@ -221,7 +223,8 @@ let metaValidator: ValidateFunction | undefined;
  * built-in manifests' are in dist/generated/schemas/ (by digest), any other
  * is compiled at load.
  */
-export function actionSchema(schema: Record<string, unknown>): { spec: FixedSchema; digest: string } {
+export function actionSchema(schema: Record<string, unknown>): { spec: FixedSchema; digest: string } | undefined {
+  if (!isPlainJson(schema)) return undefined; // its digest would stand for another schema too: compiled
   const digest = fixedDigest({ name: '', options: SCHEMA_OPTIONS, schema });
   return { spec: { name: `schemas/${digest}`, options: SCHEMA_OPTIONS, schema }, digest };
 }
@@ -238,21 +241,25 @@ function dynamicKeyword(v: unknown): string | undefined {
 }
 
 /**
- * ajv.compile as with validateSchema on, the meta-schema check done by
- * SCHEMA_META's validator (the same check, and ajv's message); a schema
- * naming another $schema is checked by ajv as before. The build's validator
- * of the same schema is used when there is one.
+ * ajv.compile with the checks a request or response schema gets first:
+ * draft 2020-12's meta-schema (SCHEMA_META's validator, ajv's message), no
+ * other dialect, no $dynamicRef, no $ref cycle on one value
+ * (schema-cycles.ts). The build's validator of the same schema is used when
+ * there is one.
  */
 export function compileActionSchema(ajv: Ajv, schema: Record<string, unknown>): ValidateFunction {
   const dynamic = dynamicKeyword(schema);
   if (dynamic) throw new Error(`${dynamic} is not supported: ajv resolves it unlike the specification (it accepts documents it should refuse, and can recurse without end); use $ref to $defs`);
-  if (Object.hasOwn(schema, '$schema') && schema.$schema !== META_2020_12) ajv.validateSchema(schema, true);
-  else {
-    const meta = (metaValidator ??= fixedValidator(SCHEMA_META));
-    if (!meta(schema)) throw new Error(`schema is invalid: ${ajv.errorsText(meta.errors)}`);
+  // Another dialect, or a part of a meta-schema, would check the schema against less than draft 2020-12 (a `true` one against nothing).
+  if (Object.hasOwn(schema, '$schema') && schema.$schema !== META_2020_12 && schema.$schema !== `${META_2020_12}#`) {
+    throw new Error(`$schema must be "${META_2020_12}" or left out (request and response schemas are draft 2020-12), got ${JSON.stringify(schema.$schema)}`);
   }
-  const { spec, digest } = actionSchema(schema);
-  return generatedValidator(spec.name, digest) ?? ajv.compile(schema);
+  const meta = (metaValidator ??= fixedValidator(SCHEMA_META));
+  if (!meta(schema)) throw new Error(`schema is invalid: ${ajv.errorsText(meta.errors)}`);
+  const cycle = inPlaceCycle(schema);
+  if (cycle) throw new Error(`$ref cycle ${cycle.map((p) => `#${p}`).join(' -> ')} applies the schema to the same value without end; let every cycle pass through properties or items`);
+  const fixed = actionSchema(schema);
+  return (fixed && generatedValidator(fixed.spec.name, fixed.digest)) ?? ajv.compile(schema);
 }
 
 /** Why an allOf/if-then of MANIFEST_SCHEMA requires a field, by index. */
@@ -307,7 +314,8 @@ function manifestIssue(e: ErrorObject, file: string, loc: Locator): RegistryIssu
 
 /** An ajv instance configured as the registry compiles request/response schemas (for ParseOptions.ajv). */
 export function createSchemaAjv(): Ajv {
-  return new Ajv2020({ ...SCHEMA_OPTIONS, validateSchema: false });
+  // No meta-schemas in it: compileActionSchema checks against draft 2020-12 itself, and a $ref into a meta-schema (whose $dynamicRef ajv misresolves) has nothing to resolve to.
+  return new Ajv2020({ ...SCHEMA_OPTIONS, validateSchema: false, meta: false });
 }
 
 function lexicallyInside(path: string, root: string): boolean {
@@ -620,7 +628,14 @@ function toLoaded(e: Entry): LoadedAction {
 }
 
 function validationResult(validate: ValidateFunction, body: unknown): ValidationResult {
-  if (validate(body)) return { ok: true };
+  let valid: boolean;
+  try {
+    valid = validate(body) as boolean;
+  } catch (e) {
+    // A schema the load-time checks let through that still cannot judge this document: refused, never a crash.
+    return { ok: false, errors: [{ pointer: '', message: `the schema could not judge it (${(e as Error).message}); the action's schema needs fixing` }] };
+  }
+  if (valid) return { ok: true };
   const errors: ValidationIssue[] = [];
   for (const e of validate.errors ?? []) {
     const p = e.params as Record<string, unknown>;

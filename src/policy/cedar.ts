@@ -175,6 +175,53 @@ interface AclView {
   wildcardSinks: string[];
 }
 
+/** A policy set parsed, validated against its schema and pre-parsed into Cedar (under policySetId, and schemaName when requests are validated too). */
+interface PreparedPolicySet {
+  policies: ReadonlyMap<string, CedarPolicyMeta>;
+  policySetId: string;
+  schemaName: string;
+}
+
+/**
+ * The policy sets this process prepared, by the digest of their text and
+ * schema: every gate a process opens on the same policy (tests, a box's
+ * launcher that opens one more) takes the first's, instead of parsing and
+ * validating again (about 100 ms) and leaving one more pre-parsed set in Cedar.
+ */
+const prepared = new Map<string, PreparedPolicySet>();
+
+function prepare(policyText: string, schemaText: string, version: string, validateRequests: boolean): PreparedPolicySet {
+  const parsed = parsePolicySet(policyText);
+  const staticPolicies: Record<string, string> = {};
+  const metas = new Map<string, CedarPolicyMeta>();
+  for (const [id, p] of parsed) {
+    staticPolicies[id] = p.text;
+    metas.set(id, p.meta);
+  }
+  const schemaCheck = cedar.checkParseSchema(schemaText);
+  if (schemaCheck.type !== 'success') throw new CedarPolicyError(`schema does not parse: ${messages(schemaCheck.errors, (b) => position(schemaText, charOffset(schemaText, b)))}`, 'schema');
+  const v = cedar.validate({ schema: schemaText, policies: { staticPolicies }, validationSettings: { mode: 'strict' } });
+  if (v.type !== 'success') throw new CedarPolicyError(`policy validation failed: ${messages(v.errors)}`);
+  if (v.validationErrors.length > 0) {
+    // Locations are within each policy's own text: placed in the file by where that text starts.
+    const inFile = (id: string) => {
+      const ptext = staticPolicies[id] ?? '';
+      const base = policyText.indexOf(ptext);
+      return (b: number) => (base < 0 ? `policy ${id}` : position(policyText, base + charOffset(ptext, b)));
+    };
+    throw new CedarPolicyError(`policies do not match the schema: ${v.validationErrors.map((e) => `${e.policyId}: ${messages([e.error], inFile(e.policyId))}`).join('; ')}`);
+  }
+  const tag = `${version.slice(0, 16)}-${process.pid}-${nextId++}`;
+  const out: PreparedPolicySet = { policies: metas, policySetId: `latchgate-${tag}`, schemaName: `latchgate-schema-${tag}` };
+  const ps = cedar.preparsePolicySet(out.policySetId, { staticPolicies });
+  if (ps.type !== 'success') throw new CedarPolicyError(`policy set does not pre-parse: ${messages(ps.errors)}`);
+  if (validateRequests) {
+    const ss = cedar.preparseSchema(out.schemaName, schemaText);
+    if (ss.type !== 'success') throw new CedarPolicyError(`schema does not pre-parse: ${messages(ss.errors)}`);
+  }
+  return out;
+}
+
 export class CedarEngine implements PolicyEngine {
   readonly kind = 'cedar' as const;
   readonly version: string;
@@ -192,38 +239,14 @@ export class CedarEngine implements PolicyEngine {
 
   private constructor(policyText: string, schemaText: string, opts: CedarEngineOptions) {
     this.version = sha256Hex(`${policyText}\u0000${schemaText}`);
-    const parsed = parsePolicySet(policyText);
-    const staticPolicies: Record<string, string> = {};
-    const metas = new Map<string, CedarPolicyMeta>();
-    for (const [id, p] of parsed) {
-      staticPolicies[id] = p.text;
-      metas.set(id, p.meta);
-    }
-    const schemaCheck = cedar.checkParseSchema(schemaText);
-    if (schemaCheck.type !== 'success') throw new CedarPolicyError(`schema does not parse: ${messages(schemaCheck.errors, (b) => position(schemaText, charOffset(schemaText, b)))}`, 'schema');
-    const v = cedar.validate({ schema: schemaText, policies: { staticPolicies }, validationSettings: { mode: 'strict' } });
-    if (v.type !== 'success') throw new CedarPolicyError(`policy validation failed: ${messages(v.errors)}`);
-    if (v.validationErrors.length > 0) {
-      // Locations are within each policy's own text: placed in the file by where that text starts.
-      const inFile = (id: string) => {
-        const ptext = staticPolicies[id] ?? '';
-        const base = policyText.indexOf(ptext);
-        return (b: number) => (base < 0 ? `policy ${id}` : position(policyText, base + charOffset(ptext, b)));
-      };
-      throw new CedarPolicyError(`policies do not match the schema: ${v.validationErrors.map((e) => `${e.policyId}: ${messages([e.error], inFile(e.policyId))}`).join('; ')}`);
-    }
-    const tag = `${this.version.slice(0, 16)}-${process.pid}-${nextId++}`;
-    this.policySetId = `latchgate-${tag}`;
-    this.schemaName = `latchgate-schema-${tag}`;
-    const ps = cedar.preparsePolicySet(this.policySetId, { staticPolicies });
-    if (ps.type !== 'success') throw new CedarPolicyError(`policy set does not pre-parse: ${messages(ps.errors)}`);
-    this.policies = metas;
     this.validateRequests = opts.validateRequests ?? false;
-    if (this.validateRequests) {
-      const ss = cedar.preparseSchema(this.schemaName, schemaText);
-      if (ss.type !== 'success') throw new CedarPolicyError(`schema does not pre-parse: ${messages(ss.errors)}`);
-    }
     this.onFault = opts.onFault;
+    const key = `${this.version}:${this.validateRequests}`;
+    let ready = prepared.get(key);
+    if (!ready) prepared.set(key, (ready = prepare(policyText, schemaText, this.version, this.validateRequests)));
+    this.policies = ready.policies;
+    this.policySetId = ready.policySetId;
+    this.schemaName = ready.schemaName;
   }
 
   /** Loads, validates and pre-parses the policy set; throws CedarPolicyError with the cause when it cannot. */

@@ -100,8 +100,9 @@ function closureDigest(...entries: string[]): string {
 let workerCode: string | undefined;
 
 /**
- * Whether the call worker's code on disk differs from what this thread read
- * with its compile step's identity. Each new call worker loads its modules
+ * Whether the call worker's code on disk differs from what this thread first
+ * read (the pool reads it as the gate starts, the compile step's identity
+ * reads the same). Each new call worker loads its modules
  * from disk, so after an upgrade in place a respawned worker would run
  * output made for the old code (its fuel scale, its host glue) unless the
  * pool asks this before every spawn.

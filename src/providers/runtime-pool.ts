@@ -64,7 +64,10 @@ export class WorkerPool {
   constructor(
     private readonly size: number,
     private readonly queueLimit: number,
-  ) {}
+  ) {
+    // The call workers' code as the gate starts: what every later spawn is compared with.
+    workerCodeChanged();
+  }
 
   async run(job: Job): Promise<Outcome> {
     if (this.closed) return { result: refusal('provider_busy', 'the provider runtime is closed') };

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { verifyLedger } from '../../dist/ledger/verify.js';
 import { verifyReceipt } from '../../dist/ledger/receipt.js';
 import { fakeTransport } from '../fixtures/providers.mjs';
-import { Agent, grantAll } from '../helpers/gate.mjs';
+import { Agent, grantAll, TEST_PROVIDERS } from '../helpers/gate.mjs';
 import { admin, eventsSince, gateFor, lastEventId } from '../helpers/gate-faults.mjs';
 
 /** The stored receipt of a response, checked to verify. */
@@ -164,6 +164,30 @@ test('t_bad_output: 502 response_schema_violation, the bad output is not returne
   assert.match(r.body.message, /response schema/);
   const rc = receiptOf(g, r.body);
   assert.equal(rc.normalized_result.kind, 'failure');
+  assertIntact(g);
+});
+
+test('an answer the receipt cannot hold (output or provider receipt nested past the canonical form\'s depth): 502 with a signed failure receipt, no intent left open', async (t) => {
+  const deep = (n) => (n === 0 ? 'bottom' : { d: deep(n - 1) });
+  const providers = {
+    ...TEST_PROVIDERS,
+    'builtin:test_success': { execute: async () => ({ ok: true, output: deep(70), provider_receipt: { claimed: 'did it' } }) },
+    'builtin:test_http_honest': { execute: async () => ({ ok: true, output: { status_code: 200 }, provider_receipt: deep(70) }) },
+  };
+  const g = await gateFor(t, { providers });
+  grantAll(g);
+  const a = new Agent(g.agentSocket);
+  await a.lease();
+  for (const [id, body] of [['t_ok', { n: 1 }], ['t_http_honest', { id: 'z', note: 'z' }]]) {
+    const r = await a.execute(id, body);
+    assert.equal(r.status, 502, r.text);
+    assert.equal(r.body.error, 'action_execution_failed');
+    assert.match(r.body.message, /cannot be recorded: .*deeper than/);
+    const rc = receiptOf(g, r.body);
+    assert.equal(rc.failure_class, 'provider_error');
+    assert.equal(rc.provider_receipt, null);
+    assert.equal(rc.response_hash, undefined);
+  }
   assertIntact(g);
 });
 

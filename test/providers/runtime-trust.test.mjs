@@ -248,8 +248,14 @@ test('a call worker is never started on call-worker code that changed under the 
   t.after(() => rt.close());
   await rt.load(p.file, p.digest);
   assert.equal((await rt.run(p.digest, { mode: 'g' }, LIMITS, {})).ok, true, 'before the change');
+  // A gate that started before the change but had no call yet.
+  const idle = new RuntimeThere({ cacheDir: join(dir, 'cache') });
+  t.after(() => idle.close());
+  await idle.load(p.file, p.digest);
   // A module the call worker imports changes (an upgrade in place): the fuel constants.
   appendFileSync(join(inst, 'dist', 'providers', 'runtime-fuel-names.js'), '\n// changed\n');
+  const first = await idle.run(p.digest, { mode: 'g' }, LIMITS, {});
+  assert.equal(first.failure_class, 'provider_untrusted', `its first call needs a worker: ${JSON.stringify(first)}`);
   const warm = await rt.run(p.digest, { mode: 'g' }, LIMITS, {});
   assert.equal(warm.ok, true, `the worker started before the change still serves: ${JSON.stringify(warm)}`);
   const trap = await rt.run(p.digest, { mode: 't' }, LIMITS, {});

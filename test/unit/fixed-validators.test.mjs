@@ -32,11 +32,15 @@ function builtinActionSchemas() {
 }
 
 test('the build generated a current validator for every schema latchgate ships (the manifest shape, the meta-schema, the decision documents, the built-in actions\' schemas); a digest that does not match is not used', () => {
-  const fixed = [...REGISTRY_SCHEMAS, ...decisionSchemas(), ...builtinActionSchemas().map((s) => actionSchema(s).spec)];
+  const fixed = [...REGISTRY_SCHEMAS, ...decisionSchemas(), ...builtinActionSchemas().map((s) => actionSchema(s)?.spec)];
   assert.ok(fixed.length >= 20, `${fixed.length} schemas`);
   for (const s of fixed) assert.equal(typeof generatedValidator(s.name, fixedDigest(s)), 'function', `${s.name}: run npm run build (scripts/build-validators.mjs)`);
   assert.equal(generatedValidator('manifest-shape', '0'.repeat(64)), undefined, 'made from another schema: not used');
   assert.equal(generatedValidator('no-such-validator', '0'.repeat(64)), undefined);
+  // A schema JSON.stringify would write as another (NaN, Infinity and a Date become null or a string) has no digest: it is compiled.
+  const [builtin] = builtinActionSchemas();
+  assert.ok(actionSchema(structuredClone(builtin)));
+  for (const odd of [Number.NaN, Number.POSITIVE_INFINITY, new Date(0)]) assert.equal(actionSchema({ ...builtin, $comment: odd }), undefined, String(odd));
 });
 
 test('the generated manifest-shape validator answers as the compiled one, errors and all, on every fixture and shipped manifest', () => {
@@ -93,7 +97,6 @@ test('a request schema the meta-schema refuses gets ajv\'s own message; one stri
     { type: 5 },
     { type: 'object', properties: { a: { minLength: -1 } } },
     { $schema: META_2020_12, type: 'object', required: 'a' },
-    { $schema: 'http://json-schema.org/draft-07/schema#', type: 'object' },
     { type: 'object', properties: { a: { type: 'string', frobnicate: true } } },
     { type: 'object', required: ['b'], properties: { a: { type: 'string' } } },
     { type: 'object', properties: { a: { type: 'string' } } },
@@ -103,7 +106,26 @@ test('a request schema the meta-schema refuses gets ajv\'s own message; one stri
   }
   assert.match(ours({ type: 5 }), /^schema is invalid: data\/type/);
   // ajv's $dynamicRef misjudges documents and can recurse without end (the suite's dynamicRef.json): refused.
-  assert.match(ours({ type: 'object', $defs: { a: { $dynamicAnchor: 'a', type: 'string' } }, properties: { x: { $dynamicRef: '#a' } } }), /^\$dynamicAnchor is not supported: .*use \$ref to \$defs$/);
+  assert.match(ours({ type: 'object', $defs: { a: { $dynamicAnchor: 'a', type: 'string' } }, properties: { x: { $dynamicRef: '#a' } } }), /\$dynamicAnchor is not supported: .*use \$ref to \$defs$/);
+});
+
+test('a request schema is refused at load when it could not judge a document: a $ref cycle on one value (by pointer, $anchor or $id), a $ref into a meta-schema, another dialect; recursion through the data is taken', () => {
+  const refused = (schema, why) => assert.throws(() => compileActionSchema(createSchemaAjv(), schema), why, JSON.stringify(schema));
+  const cycle = /\$ref cycle .* applies the schema to the same value without end/;
+  refused({ type: 'object', $defs: { a: { allOf: [{ $ref: '#/$defs/a' }] } }, properties: { x: { $ref: '#/$defs/a' } } }, cycle);
+  refused({ type: 'object', not: { $ref: '#' } }, cycle);
+  refused({ type: 'object', $defs: { a: { $anchor: 'here', anyOf: [{ $ref: '#here' }] } } }, cycle);
+  refused({ type: 'object', $defs: { a: { if: { $ref: '#/$defs/b' } }, b: { oneOf: [{ $ref: '#/$defs/a' }] } } }, cycle);
+  refused({ $id: 'https://example.test/root', type: 'object', $defs: { a: { $id: 'inner', dependentSchemas: { x: { $ref: 'inner' } } } } }, cycle);
+  refused({ type: 'object', properties: { a: { $ref: 'https://json-schema.org/draft/2020-12/meta/applicator#/properties/not' } } }, /can't resolve reference|can.t resolve/);
+  refused({ $schema: 'https://json-schema.org/draft/2020-12/meta/meta-data#/properties/default', type: 'object', properties: { a: 5 } }, /\$schema must be "https:\/\/json-schema.org\/draft\/2020-12\/schema" or left out/);
+  refused({ $schema: 'http://json-schema.org/draft-07/schema#', type: 'object' }, /\$schema must be/);
+  // Recursion that steps into the data ends with the data: a tree.
+  const tree = { $ref: '#/$defs/node', $defs: { node: { type: 'object', properties: { children: { type: 'array', items: { $ref: '#/$defs/node' } } } } } };
+  const v = compileActionSchema(createSchemaAjv(), tree);
+  assert.equal(v({ children: [{ children: [] }, { children: [{}] }] }), true);
+  assert.equal(v({ children: [5] }), false);
+  assert.equal(typeof compileActionSchema(createSchemaAjv(), { $schema: `${META_2020_12}#`, type: 'object' }), 'function');
 });
 
 test('JSON Schema Test Suite (draft 2020-12): every schema gets the same meta-schema verdict and errors from the generated validator as from ajv; the registry\'s request validation decides every instance as the suite says where strict mode takes the schema', { skip: skipSuite }, () => {

@@ -231,6 +231,26 @@ test('9. default deny: no permit matched -> "no matching allow rule"', async () 
   assert.equal((await only.decide(input(), data())).allow, true);
 });
 
+test('engines on the same policy share the set Cedar pre-parsed once; each policy keeps its own, and each engine its own decisions', async () => {
+  const lowOnly = `@id("allow-low-only") permit (principal, action, resource) when { context.tool.risk_level == "low" };`;
+  const denyAll = `@id("deny-all") @reason("nothing") forbid (principal, action, resource);`;
+  const a = CedarEngine.load({ policyText: lowOnly });
+  const b = CedarEngine.load({ policyText: lowOnly });
+  const c = CedarEngine.load({ policyText: denyAll });
+  // Internal: the id under which Cedar holds the pre-parsed set.
+  assert.equal(a.policySetId, b.policySetId, 'the same text: one set');
+  assert.notEqual(a.policySetId, c.policySetId, 'another text: its own set');
+  assert.notEqual(engine.policySetId, a.policySetId);
+  assert.equal((await a.decide(input(), data())).allow, true);
+  assert.equal((await b.decide(input({ action_risk_level: 'medium' }), data())).allow, false);
+  const d = await c.decide(input(), data());
+  assert.equal(d.allow, false);
+  assert.deepEqual(d.determining_policies, ['deny-all']);
+  assert.equal(b.counts.evaluated, 1, 'decisions are counted per engine');
+  // A text that does not validate is refused every time, never taken from another's.
+  for (let i = 0; i < 2; i++) assert.throws(() => CedarEngine.load({ policyText: `@id("x") permit (principal, action, resource) when { context.nope == 1 };` }), CedarPolicyError);
+});
+
 test('fail closed: an input that does not match decision-input.schema.json', async () => {
   const bad = [
     (() => { const i = input(); delete i.scopes; return i; })(),

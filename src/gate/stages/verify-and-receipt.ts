@@ -32,13 +32,27 @@ async function finalize(ctx: GateContext, action: LoadedAction, grant: Execution
   let failureClass = d.failure_class;
   let error = d.error;
   let output = d.output?.output;
-  if (!failureClass && m.io.response_schema) {
-    const v = ctx.registry.validateResponse(m.action_id, output, m.version);
-    if (!v.ok) {
-      failureClass = 'provider_error';
-      error = `the provider's output breaks the response schema: ${v.errors.map((e) => `${e.pointer || '/'}: ${e.message}`).join('; ')}`;
-      output = undefined;
+  let providerReceipt = d.output?.provider_receipt ?? null;
+  let responseHash: string | undefined;
+  // The effect may have happened: whatever the provider answered, this run ends in a receipt. What the
+  // receipt cannot hold (an output past the canonical form's depth, say) makes it a provider_error without it.
+  try {
+    if (!failureClass && m.io.response_schema) {
+      const v = ctx.registry.validateResponse(m.action_id, output, m.version);
+      if (!v.ok) {
+        failureClass = 'provider_error';
+        error = `the provider's output breaks the response schema: ${v.errors.map((e) => `${e.pointer || '/'}: ${e.message}`).join('; ')}`;
+        output = undefined;
+      }
     }
+    responseHash = output !== undefined ? canonicalHash(output) : undefined;
+    if (providerReceipt !== null) canonicalHash(providerReceipt);
+  } catch (e) {
+    failureClass = 'provider_error';
+    error = `the provider's answer cannot be recorded: ${(e as Error).message}`;
+    output = undefined;
+    responseHash = undefined;
+    providerReceipt = null;
   }
   const verification = failureClass
     ? { status: d.io.ioCalls > 0 && failureClass !== 'timeout' ? ('skipped' as const) : ('provider_failed_before_verification' as const), reason: error }
@@ -46,7 +60,6 @@ async function finalize(ctx: GateContext, action: LoadedAction, grant: Execution
   const highRisk = m.risk_level === 'high' || m.risk_level === 'critical';
   if (!failureClass && verification.status === 'verification_failed' && highRisk) failureClass = 'verification_failed';
 
-  const responseHash = output !== undefined ? canonicalHash(output) : undefined;
   // Format 2 (docs/FORMATS.md): the receipt alone says what ran, for whom, on what, under which grant.
   const receipt = signReceipt(ctx.keys, {
     receipt_id: randomUUID(),
@@ -63,7 +76,7 @@ async function finalize(ctx: GateContext, action: LoadedAction, grant: Execution
     grant_key_id: grantKeyId(grant),
     ...(grant.approved_by !== undefined ? { approved_by: grant.approved_by, approval_hash: grant.approval_hash } : {}),
     ...(responseHash !== undefined ? { response_hash: responseHash } : {}),
-    provider_receipt: d.output?.provider_receipt ?? null,
+    provider_receipt: providerReceipt,
     normalized_result: failureClass ? { kind: 'failure', reason: error ?? failureClass } : { kind: 'success', summary: 'completed' },
     verification_outcome: { status: verification.status, ...('evidence' in verification && verification.evidence !== undefined ? { evidence: verification.evidence } : {}) },
     effect_evidence: d.io.evidence,
