@@ -20,10 +20,12 @@ export function appendEvent(ctx: GateContext, e: AuditEventInput): void {
 /** Longest error message an event keeps: a message built from the request must not outgrow the event. */
 export const EVENT_MESSAGE_MAX = 2048;
 
+/** A message as events and receipts keep it: at most EVENT_MESSAGE_MAX characters, saying how many more there were. */
+export const boundedMessage = (m: string): string => (m.length <= EVENT_MESSAGE_MAX ? m : `${m.slice(0, EVENT_MESSAGE_MAX)}... (${m.length - EVENT_MESSAGE_MAX} more characters)`);
+
 /** The error part of a refusal's event; a long message is cut, saying by how much. */
 export function eventError(g: GateError): { code: string; message: string } {
-  const m = g.message;
-  return { code: g.code, message: m.length <= EVENT_MESSAGE_MAX ? m : `${m.slice(0, EVENT_MESSAGE_MAX)}... (${m.length - EVENT_MESSAGE_MAX} more characters)` };
+  return { code: g.code, message: boundedMessage(g.message) };
 }
 
 /** Marks an error whose audit event is already written. */

@@ -18,7 +18,7 @@ import { immediate, type Db } from '../ledger/db.js';
 import { normalizeAllowHost } from '../config/hosts.js';
 import { didYouMean } from '../config/suggest.js';
 import { applyManifestDefaults, MANIFEST_SCHEMA, type RawManifest } from './manifest-schema.js';
-import { inPlaceCycle } from './schema-cycles.js';
+import { refProblem } from './schema-cycles.js';
 import { checkTemplate, hostMatches, templatePlaceholders, TemplateError } from './templates.js';
 import { compileGlob, GlobError } from '../providers/fs-glob.js';
 import type { FsOperation } from '../providers/fs-operations.js';
@@ -205,10 +205,11 @@ const MANIFEST_SHAPE: FixedSchema = {
 
 /**
  * Request and response schemas: strict mode (unknown keywords, ignored
- * "required" names, ambiguous types are errors). Each is checked against
- * the meta-schema by SCHEMA_META before ajv compiles it.
+ * "required" names, ambiguous types are errors); a document's field counts
+ * only when it is its own (an inherited "toString" never meets "required").
+ * Each is checked against the meta-schema by SCHEMA_META before ajv compiles it.
  */
-const SCHEMA_OPTIONS = { strict: true, allErrors: true, allowUnionTypes: true, validateFormats: false, addUsedSchema: false, logger: false } as const;
+const SCHEMA_OPTIONS = { strict: true, allErrors: true, allowUnionTypes: true, validateFormats: false, addUsedSchema: false, ownProperties: true, logger: false } as const;
 const SCHEMA_META: FixedSchema = { name: 'schema-meta-2020-12', options: SCHEMA_OPTIONS, schema: META_2020_12 };
 
 /** The schemas the build generates validators for (scripts/build-validators.mjs). */
@@ -256,8 +257,8 @@ export function compileActionSchema(ajv: Ajv, schema: Record<string, unknown>): 
   }
   const meta = (metaValidator ??= fixedValidator(SCHEMA_META));
   if (!meta(schema)) throw new Error(`schema is invalid: ${ajv.errorsText(meta.errors)}`);
-  const cycle = inPlaceCycle(schema);
-  if (cycle) throw new Error(`$ref cycle ${cycle.map((p) => `#${p}`).join(' -> ')} applies the schema to the same value without end; let every cycle pass through properties or items`);
+  const refs = refProblem(schema);
+  if (refs) throw new Error(refs);
   const fixed = actionSchema(schema);
   return (fixed && generatedValidator(fixed.spec.name, fixed.digest)) ?? ajv.compile(schema);
 }

@@ -21,8 +21,9 @@ export function verifyEffect(m: ActionManifest, p: ProviderOutput | undefined, e
   if (!p || !p.ok) return { status: 'provider_failed_before_verification', reason: p?.error ?? 'the provider did not complete' };
   if (m.verifier_kind === 'none') return { status: 'unverifiable_declared' };
   const required = m.verification_config?.required_fields ?? [];
-  const out = (p.output ?? {}) as Record<string, unknown>;
-  const missing = required.filter((f) => !(f in out));
+  // Only the output's own fields count (an inherited "toString" is no evidence); an output that is not an object has none.
+  const out: Record<string, unknown> = typeof p.output === 'object' && p.output !== null && !Array.isArray(p.output) ? (p.output as Record<string, unknown>) : {};
+  const missing = required.filter((f) => !Object.hasOwn(out, f));
   if (missing.length > 0) return { status: 'verification_failed', reason: `the output lacks ${missing.join(', ')}` };
   if (m.verifier_kind === 'http_status') {
     const last = evidence.filter((e) => e.kind === 'http').at(-1);

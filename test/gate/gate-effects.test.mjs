@@ -167,26 +167,40 @@ test('t_bad_output: 502 response_schema_violation, the bad output is not returne
   assertIntact(g);
 });
 
-test('an answer the receipt cannot hold (output or provider receipt nested past the canonical form\'s depth): 502 with a signed failure receipt, no intent left open', async (t) => {
+test('an answer the receipt cannot hold (output or provider receipt nested past the canonical form\'s depth, alone or inside the receipt; an error of megabytes): 502 with a signed failure receipt, no intent left open', async (t) => {
   const deep = (n) => (n === 0 ? 'bottom' : { d: deep(n - 1) });
   const providers = {
     ...TEST_PROVIDERS,
     'builtin:test_success': { execute: async () => ({ ok: true, output: deep(70), provider_receipt: { claimed: 'did it' } }) },
-    'builtin:test_http_honest': { execute: async () => ({ ok: true, output: { status_code: 200 }, provider_receipt: deep(70) }) },
+    'builtin:test_bad_output': { execute: async () => ({ ok: true, output: { done: true }, provider_receipt: deep(70) }) },
+    // Deep enough alone, one level too deep inside the receipt.
+    'builtin:test_http_honest': {
+      async execute(task, io) {
+        await io.http(task.call);
+        return { ok: true, output: { status_code: 200 }, provider_receipt: deep(64) };
+      },
+    },
+    // A TypeScript provider's error is not cut by the runtime: 5 MB of it.
+    'builtin:test_failure': { execute: async () => ({ ok: false, error: 'x'.repeat(5_000_000) }) },
   };
   const g = await gateFor(t, { providers });
   grantAll(g);
   const a = new Agent(g.agentSocket);
   await a.lease();
-  for (const [id, body] of [['t_ok', { n: 1 }], ['t_http_honest', { id: 'z', note: 'z' }]]) {
+  for (const [id, body, why] of [
+    ['t_ok', { n: 1 }, /cannot be recorded: .*deeper than/],
+    ['t_bad_output', { n: 1 }, /cannot be recorded: .*deeper than/],
+    ['t_http_honest', { id: 'z', note: 'z' }, /exceeds what a receipt holds .*host evidence is left out: 1 host record\(s\), sha256:[0-9a-f]{64}/],
+    ['t_fail', { n: 1 }, /^x{2048}\.\.\. \(4997952 more characters\)$/],
+  ]) {
     const r = await a.execute(id, body);
-    assert.equal(r.status, 502, r.text);
+    assert.equal(r.status, 502, `${id}: ${r.text.slice(0, 300)}`);
     assert.equal(r.body.error, 'action_execution_failed');
-    assert.match(r.body.message, /cannot be recorded: .*deeper than/);
+    assert.match(r.body.message, why, id);
     const rc = receiptOf(g, r.body);
-    assert.equal(rc.failure_class, 'provider_error');
-    assert.equal(rc.provider_receipt, null);
+    assert.equal(rc.failure_class, 'provider_error', id);
     assert.equal(rc.response_hash, undefined);
+    if (id !== 't_fail') assert.equal(rc.provider_receipt, null, id);
   }
   assertIntact(g);
 });

@@ -109,7 +109,7 @@ test('a request schema the meta-schema refuses gets ajv\'s own message; one stri
   assert.match(ours({ type: 'object', $defs: { a: { $dynamicAnchor: 'a', type: 'string' } }, properties: { x: { $dynamicRef: '#a' } } }), /\$dynamicAnchor is not supported: .*use \$ref to \$defs$/);
 });
 
-test('a request schema is refused at load when it could not judge a document: a $ref cycle on one value (by pointer, $anchor or $id), a $ref into a meta-schema, another dialect; recursion through the data is taken', () => {
+test('a request schema is refused at load when it could not judge a document: a $ref cycle on one value (by pointer, $anchor, $id or a shared object), a $ref that cannot be followed within it (into a meta-schema, a value, across an $id, spelt otherwise), another dialect; recursion through the data is taken; inherited fields never meet required', () => {
   const refused = (schema, why) => assert.throws(() => compileActionSchema(createSchemaAjv(), schema), why, JSON.stringify(schema));
   const cycle = /\$ref cycle .* applies the schema to the same value without end/;
   refused({ type: 'object', $defs: { a: { allOf: [{ $ref: '#/$defs/a' }] } }, properties: { x: { $ref: '#/$defs/a' } } }, cycle);
@@ -117,7 +117,17 @@ test('a request schema is refused at load when it could not judge a document: a 
   refused({ type: 'object', $defs: { a: { $anchor: 'here', anyOf: [{ $ref: '#here' }] } } }, cycle);
   refused({ type: 'object', $defs: { a: { if: { $ref: '#/$defs/b' } }, b: { oneOf: [{ $ref: '#/$defs/a' }] } } }, cycle);
   refused({ $id: 'https://example.test/root', type: 'object', $defs: { a: { $id: 'inner', dependentSchemas: { x: { $ref: 'inner' } } } } }, cycle);
-  refused({ type: 'object', properties: { a: { $ref: 'https://json-schema.org/draft/2020-12/meta/applicator#/properties/not' } } }, /can't resolve reference|can.t resolve/);
+  const unfollowable = /\$ref .* does not lead to a subschema of this schema/;
+  refused({ type: 'object', properties: { a: { $ref: 'https://json-schema.org/draft/2020-12/meta/applicator#/properties/not' } } }, unfollowable);
+  refused({ type: 'object', $ref: '#/$defs/a/const', $defs: { a: { const: { allOf: [{ $ref: '#/$defs/a/const' }] } } } }, unfollowable);
+  refused({ $id: 'http://x.test/r', type: 'object', $ref: 'http://x.test/r#/$defs/a/allOf/0', $defs: { a: { $id: 'http://x.test/a', allOf: [{ $ref: 'http://x.test/r#/$defs/a/allOf/0' }] } } }, unfollowable);
+  refused({ $id: 'http://x.test/%7Ea', type: 'object', $ref: 'http://x.test/~a#/$defs/b', $defs: { b: { allOf: [{ $ref: 'http://x.test/~a#/$defs/b' }] } } }, unfollowable);
+  refused({ $id: 's.json', type: 'object', $defs: { a: { $id: 'inner.json', not: { $ref: 'inner.json' } } } }, cycle);
+  const shared = { allOf: [{ $ref: '#/$defs/b' }] }; // one object at two paths, as a YAML alias makes
+  refused({ type: 'object', $defs: { a: shared, b: shared } }, cycle);
+  refused({ $id: 'latchgate:schema-root', type: 'object', $defs: { a: { not: { $ref: '#/$defs/a' } } } }, cycle);
+  // A reference to true or false is followed, and ends there.
+  assert.equal(typeof compileActionSchema(createSchemaAjv(), { type: 'object', properties: { a: { $ref: '#/$defs/yes' } }, $defs: { yes: true } }), 'function');
   refused({ $schema: 'https://json-schema.org/draft/2020-12/meta/meta-data#/properties/default', type: 'object', properties: { a: 5 } }, /\$schema must be "https:\/\/json-schema.org\/draft\/2020-12\/schema" or left out/);
   refused({ $schema: 'http://json-schema.org/draft-07/schema#', type: 'object' }, /\$schema must be/);
   // Recursion that steps into the data ends with the data: a tree.
@@ -126,6 +136,10 @@ test('a request schema is refused at load when it could not judge a document: a 
   assert.equal(v({ children: [{ children: [] }, { children: [{}] }] }), true);
   assert.equal(v({ children: [5] }), false);
   assert.equal(typeof compileActionSchema(createSchemaAjv(), { $schema: `${META_2020_12}#`, type: 'object' }), 'function');
+  // A field is there only when it is the document's own.
+  const own = compileActionSchema(createSchemaAjv(), { type: 'object', properties: { toString: {}, constructor: {} }, required: ['toString', 'constructor'] });
+  assert.equal(own({}), false);
+  assert.equal(own({ toString: 1, constructor: 2 }), true);
 });
 
 test('JSON Schema Test Suite (draft 2020-12): every schema gets the same meta-schema verdict and errors from the generated validator as from ajv; the registry\'s request validation decides every instance as the suite says where strict mode takes the schema', { skip: skipSuite }, () => {

@@ -74,7 +74,7 @@ export async function startProvider(ctx: GateContext, x: Execution): Promise<voi
       return out.ok ? { output: out } : { output: out, failure_class: out.failure_class ?? 'provider_error', error: out.error ?? 'the provider reported a failure' };
     } catch (e) {
       abort.abort();
-      return { failure_class: 'provider_error', error: (e as Error).message };
+      return { failure_class: 'provider_error', error: String((e as Error | null)?.message ?? e) };
     } finally {
       clearTimeout(timer);
       // Whatever still waits for the intent is refused when it lands: the call is over.

@@ -1,12 +1,12 @@
 // Response schema, effect verification with honest outcomes, the signed
 // receipt, and receipt + final audit event in one transaction. The client
 // hears of success only after that commit.
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { canonicalHash } from '../../crypto/jcs.js';
 import { signReceipt } from '../../ledger/receipt.js';
 import type { AuditEventInput } from '../../core/audit-event.js';
 import type { ExecutionReceipt } from '../../ledger/receipt.js';
-import { recorded, stamped } from '../audit.js';
+import { boundedMessage as bounded, recorded, stamped } from '../audit.js';
 import type { TakenWindow } from '../budget.js';
 import type { GateContext } from '../context.js';
 import { GateError } from '../errors.js';
@@ -30,7 +30,7 @@ function grantKeyId(grant: ExecutionGrant): string {
 async function finalize(ctx: GateContext, action: LoadedAction, grant: ExecutionGrant, d: Dispatched, traceId: string, event: AuditEventInput, debit: { taken: readonly TakenWindow[]; cost: number }): Promise<{ status: number; body: Record<string, unknown>; text: string; receipt: ExecutionReceipt }> {
   const m = action.manifest;
   let failureClass = d.failure_class;
-  let error = d.error;
+  let error = d.error === undefined ? undefined : bounded(String(d.error));
   let output = d.output?.output;
   let providerReceipt = d.output?.provider_receipt ?? null;
   let responseHash: string | undefined;
@@ -41,7 +41,7 @@ async function finalize(ctx: GateContext, action: LoadedAction, grant: Execution
       const v = ctx.registry.validateResponse(m.action_id, output, m.version);
       if (!v.ok) {
         failureClass = 'provider_error';
-        error = `the provider's output breaks the response schema: ${v.errors.map((e) => `${e.pointer || '/'}: ${e.message}`).join('; ')}`;
+        error = bounded(`the provider's output breaks the response schema: ${v.errors.map((e) => `${e.pointer || '/'}: ${e.message}`).join('; ')}`);
         output = undefined;
       }
     }
@@ -49,7 +49,7 @@ async function finalize(ctx: GateContext, action: LoadedAction, grant: Execution
     if (providerReceipt !== null) canonicalHash(providerReceipt);
   } catch (e) {
     failureClass = 'provider_error';
-    error = `the provider's answer cannot be recorded: ${(e as Error).message}`;
+    error = bounded(`the provider's answer cannot be recorded: ${String((e as Error)?.message ?? e)}`);
     output = undefined;
     responseHash = undefined;
     providerReceipt = null;
@@ -57,11 +57,12 @@ async function finalize(ctx: GateContext, action: LoadedAction, grant: Execution
   const verification = failureClass
     ? { status: d.io.ioCalls > 0 && failureClass !== 'timeout' ? ('skipped' as const) : ('provider_failed_before_verification' as const), reason: error }
     : verifyEffect(m, d.output, d.io.evidence);
+  if ('reason' in verification && verification.reason !== undefined) verification.reason = bounded(verification.reason);
   const highRisk = m.risk_level === 'high' || m.risk_level === 'critical';
   if (!failureClass && verification.status === 'verification_failed' && highRisk) failureClass = 'verification_failed';
 
   // Format 2 (docs/FORMATS.md): the receipt alone says what ran, for whom, on what, under which grant.
-  const receipt = signReceipt(ctx.keys, {
+  const fields: Parameters<typeof signReceipt>[1] = {
     receipt_id: randomUUID(),
     trace_id: traceId,
     action_id: grant.core.action_id,
@@ -83,7 +84,29 @@ async function finalize(ctx: GateContext, action: LoadedAction, grant: Execution
     started_at: d.started_at,
     finished_at: d.finished_at,
     ...(failureClass ? { failure_class: failureClass } : {}),
-  });
+  };
+  let receipt: ExecutionReceipt;
+  try {
+    receipt = signReceipt(ctx.keys, fields);
+  } catch (e) {
+    // Past the receipt's bounds (the host's evidence of many large calls, say): a failure receipt of the
+    // gate's own bounded fields, with a digest of the evidence it could not hold, still closes the intent.
+    const evidence = `${d.io.evidence.length} host record(s), sha256:${createHash('sha256').update(JSON.stringify(d.io.evidence)).digest('hex')} of their JSON`;
+    const why = bounded(`the run's record exceeds what a receipt holds (${String((e as Error)?.message ?? e)}); its host evidence is left out: ${evidence}`);
+    failureClass = 'provider_error';
+    error = why;
+    output = undefined;
+    responseHash = undefined;
+    const { response_hash: _left, ...kept } = fields;
+    receipt = signReceipt(ctx.keys, {
+      ...kept,
+      provider_receipt: null,
+      normalized_result: { kind: 'failure', reason: why },
+      verification_outcome: { status: d.io.ioCalls > 0 ? 'skipped' : 'provider_failed_before_verification' },
+      effect_evidence: [],
+      failure_class: failureClass,
+    });
+  }
 
   const verified = verification.status === 'verified' || verification.status === 'unverifiable_declared';
   const decision = failureClass ? 'error' : verified ? 'allow' : 'allow_unverified';
