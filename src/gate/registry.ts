@@ -226,9 +226,14 @@ let metaValidator: ValidateFunction | undefined;
  */
 export function actionSchema(schema: Record<string, unknown>): { spec: FixedSchema; digest: string } | undefined {
   if (!isPlainJson(schema)) return undefined; // its digest would stand for another schema too: compiled
-  const digest = fixedDigest({ name: '', options: SCHEMA_OPTIONS, schema });
-  return { spec: { name: `schemas/${digest}`, options: SCHEMA_OPTIONS, schema }, digest };
+  const based = withBase(schema);
+  const digest = fixedDigest({ name: '', options: SCHEMA_OPTIONS, schema: based });
+  return { spec: { name: `schemas/${digest}`, options: SCHEMA_OPTIONS, schema: based }, digest };
 }
+
+/** The base URI of a request or response schema that names none: ajv resolves "#" (the whole schema) against it. */
+const SCHEMA_BASE = 'https://action-schema.latchgate.invalid/schema.json';
+const withBase = (schema: Record<string, unknown>): Record<string, unknown> => (Object.hasOwn(schema, '$id') ? schema : { $id: SCHEMA_BASE, ...schema });
 
 /** The first $dynamicRef or $dynamicAnchor key anywhere in the schema. */
 function dynamicKeyword(v: unknown): string | undefined {
@@ -260,7 +265,14 @@ export function compileActionSchema(ajv: Ajv, schema: Record<string, unknown>): 
   const refs = refProblem(schema);
   if (refs) throw new Error(refs);
   const fixed = actionSchema(schema);
-  return (fixed && generatedValidator(fixed.spec.name, fixed.digest)) ?? ajv.compile(schema);
+  const generated = fixed && generatedValidator(fixed.spec.name, fixed.digest);
+  if (generated) return generated;
+  try {
+    return ajv.compile(withBase(schema));
+  } catch (e) {
+    // ajv's message names where in the schema: as the author wrote it, without the base given here.
+    throw new Error((e as Error).message.replaceAll(SCHEMA_BASE, ''));
+  }
 }
 
 /** Why an allOf/if-then of MANIFEST_SCHEMA requires a field, by index. */

@@ -109,7 +109,7 @@ test('a request schema the meta-schema refuses gets ajv\'s own message; one stri
   assert.match(ours({ type: 'object', $defs: { a: { $dynamicAnchor: 'a', type: 'string' } }, properties: { x: { $dynamicRef: '#a' } } }), /\$dynamicAnchor is not supported: .*use \$ref to \$defs$/);
 });
 
-test('a request schema is refused at load when it could not judge a document: a $ref cycle on one value (by pointer, $anchor, $id or a shared object), a $ref that cannot be followed within it (into a meta-schema, a value, across an $id, spelt otherwise), another dialect; recursion through the data is taken; inherited fields never meet required', () => {
+test('a request schema is refused at load when it could not judge a document: a $ref cycle on one value (by pointer, $anchor, $id or a shared object), a $ref that cannot be followed within it (into a meta-schema, a value, across an $id, spelt otherwise), another dialect; recursion through the data is taken ("#" too); inherited fields never meet required', () => {
   const refused = (schema, why) => assert.throws(() => compileActionSchema(createSchemaAjv(), schema), why, JSON.stringify(schema));
   const cycle = /\$ref cycle .* applies the schema to the same value without end/;
   refused({ type: 'object', $defs: { a: { allOf: [{ $ref: '#/$defs/a' }] } }, properties: { x: { $ref: '#/$defs/a' } } }, cycle);
@@ -136,6 +136,13 @@ test('a request schema is refused at load when it could not judge a document: a 
   assert.equal(v({ children: [{ children: [] }, { children: [{}] }] }), true);
   assert.equal(v({ children: [5] }), false);
   assert.equal(typeof compileActionSchema(createSchemaAjv(), { $schema: `${META_2020_12}#`, type: 'object' }), 'function');
+  // "#" is the whole schema, with or without an $id of its own.
+  for (const base of [{}, { $id: 'https://example.test/tree.json' }]) {
+    const self = compileActionSchema(createSchemaAjv(), { ...base, type: 'object', properties: { child: { $ref: '#' }, n: { type: 'integer' } } });
+    assert.equal(self({ child: { child: { n: 1 } } }), true);
+    assert.equal(self({ child: { n: 'x' } }), false);
+    assert.equal(self.errors[0].instancePath, '/child/n');
+  }
   // A field is there only when it is the document's own.
   const own = compileActionSchema(createSchemaAjv(), { type: 'object', properties: { toString: {}, constructor: {} }, required: ['toString', 'constructor'] });
   assert.equal(own({}), false);
