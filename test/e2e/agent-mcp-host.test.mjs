@@ -103,7 +103,7 @@ const CALLS = (agent) => [
 async function checkResults(t, agent, results, diag) {
   assert.ok(results.length >= 2, `the agent sent back ${results.length} tool results, not 2\n${diag}`);
   const [ok, failed] = results;
-  assert.notEqual(ok.isError, true, `the t_http_honest result is an error\n${diag}`);
+  assert.notEqual(ok.isError, true, `the t_http_honest result is an error: ${ok.text}\n${diag}`);
   assert.deepEqual(outputIn(ok.text), { status_code: 200, body: '{"ok":true}' }, `the tool result carries the action's output\n${diag}`);
   const receiptId = receiptIdIn(ok.text);
   assert.ok(receiptId, `no receipt id in the tool result\n${diag}`);
