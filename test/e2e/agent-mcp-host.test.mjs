@@ -220,6 +220,7 @@ test('Claude Code: --mcp-config (inline JSON), --strict-mcp-config and --allowed
     ANTHROPIC_BASE_URL: fake.url, ANTHROPIC_API_KEY: 'sk-ant-test-key',
     // No traffic but the model API, and a failed request fails at once instead of retrying for minutes.
     CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1', CLAUDE_CODE_MAX_RETRIES: '0',
+    ...w.env,
     ...gateEnv(),
   };
   const t0 = Date.now();

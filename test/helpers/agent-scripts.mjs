@@ -193,7 +193,8 @@ const tomlTable = (o) => `{${Object.entries(o).map(([k, v]) => `${toml(k)} = ${t
  * environment on, Codex is told to pass `forwardEnv` on). Returns:
  * - claude-code: { args } to append after `-p PROMPT` (--mcp-config with the
  *   JSON inline, --strict-mcp-config unless strict is false, --allowedTools
- *   mcp__SERVER); with `dir`, the config is written to dir/SERVER-mcp.json
+ *   mcp__SERVER), and { env } that makes it wait for the server before the
+ *   first turn; with `dir`, the config is written to dir/SERVER-mcp.json
  *   and named by path instead;
  * - codex: { args } of -c overrides to put before `exec`;
  * - opencode: { env: { OPENCODE_CONFIG_CONTENT }, config } (merged by
@@ -209,7 +210,8 @@ export function mcpWiring(agent, { command, args = [], env, server = SERVER, str
       cfg = path.join(dir, `${server}-mcp.json`);
       writeFileSync(cfg, json);
     }
-    return { args: ['--mcp-config', cfg, ...(strict ? ['--strict-mcp-config'] : []), '--allowedTools', `mcp__${server}`], env: {} };
+    // As profiles/claude-code.toml: without these Claude Code starts the first turn while the server still connects.
+    return { args: ['--mcp-config', cfg, ...(strict ? ['--strict-mcp-config'] : []), '--allowedTools', `mcp__${server}`], env: { MCP_CONNECTION_NONBLOCKING: 'false', MCP_CONNECT_TIMEOUT_MS: '30000' } };
   }
   if (agent === 'codex') {
     const k = `mcp_servers.${server}`;
