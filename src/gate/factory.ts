@@ -192,7 +192,7 @@ export async function openGate(o: OpenGateOptions): Promise<OpenedGate> {
   const ledger = new Ledger(db).migrate();
   const checkpoints = dbPath === ':memory:' ? undefined : new Checkpointer(dbPath);
   const keys = new KeyStore(files.keys);
-  const registry = new Registry(db, o.config.manifestDirs, { builtin: o.builtinManifests ?? true });
+  const registry = new Registry(db, o.config.manifestDirs, { builtin: o.builtinManifests ?? true, ...(o.config.schemaCheckMs !== undefined ? { schemaCheckMs: o.config.schemaCheckMs } : {}) });
   registry.migrate();
   registry.load();
   // A refusal to open leaves nothing running (the checkpoint worker would keep the process alive).
@@ -336,6 +336,7 @@ export async function openGate(o: OpenGateOptions): Promise<OpenedGate> {
       ctx.wal.close();
       ctx.providerLog.close();
       void wasm.close();
+      void registry.close();
       db.close();
     },
   };

@@ -2,9 +2,8 @@
 // with the package) and configured directories, validated against the
 // manifest schema with errors that name file, line and field; request and
 // response JSON Schemas (inline, or a .json file beside the manifests)
-// compiled with ajv (draft 2020-12 only, strict; refused: $dynamicRef, which
-// ajv does not resolve as the specification does, and a $ref cycle on one
-// value, src/gate/schema-cycles.ts); append-only versions recorded
+// compiled and checked as src/gate/action-schema.ts says (costly ones in a
+// worker under a deadline, src/gate/schema-judge.ts); append-only versions recorded
 // in the ledger database; reload without restart (build the new set fully,
 // then swap; on any error the old set stays).
 import { closeSync, fstatSync, lstatSync, openSync, readdirSync, readFileSync, realpathSync } from 'node:fs';
@@ -12,19 +11,21 @@ import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'nod
 import { fileURLToPath } from 'node:url';
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node as YamlNode } from 'yaml';
 import type { ErrorObject, ValidateFunction } from 'ajv';
-import { Ajv2020, fixedDigest, fixedValidator, generatedValidator, isPlainJson, META_2020_12, type Ajv, type FixedSchema } from '../core/fixed-validators.js';
+import { fixedValidator, type Ajv, type FixedSchema } from '../core/fixed-validators.js';
 import { canonicalHash, CanonicalizationError } from '../crypto/jcs.js';
 import { immediate, type Db } from '../ledger/db.js';
 import { normalizeAllowHost } from '../config/hosts.js';
 import { didYouMean } from '../config/suggest.js';
 import { applyManifestDefaults, MANIFEST_SCHEMA, type RawManifest } from './manifest-schema.js';
-import { refProblem } from './schema-cycles.js';
+import { actionSchemaCheck, createSchemaAjv, SCHEMA_META, validationResult, type ActionSchemaCheck, type ValidationResult } from './action-schema.js';
+import { SCHEMA_CHECK_DEFAULTS, SchemaJudge } from './schema-judge.js';
 import { checkTemplate, hostMatches, templatePlaceholders, TemplateError } from './templates.js';
 import { compileGlob, GlobError } from '../providers/fs-glob.js';
 import type { FsOperation } from '../providers/fs-operations.js';
 import type { ActionManifest } from './types.js';
 
 export type { Ajv };
+export { actionSchema, compileActionSchema, createSchemaAjv, type ValidationIssue, type ValidationResult } from './action-schema.js';
 
 /** The manifests shipped with the package. */
 export const BUILTIN_MANIFEST_DIR = fileURLToPath(new URL('../../definitions/manifests', import.meta.url));
@@ -33,7 +34,6 @@ export const BUILTIN_DEFINITIONS_ROOT = dirname(BUILTIN_MANIFEST_DIR);
 
 const MAX_MANIFEST_BYTES = 1024 * 1024;
 const MAX_SCHEMA_BYTES = 1024 * 1024;
-const MAX_REQUEST_ERRORS = 20;
 const RISK_RATIONALE = /^[ \t]*#[ \t]*Risk rationale:/im;
 const HTTP_SINK: Record<string, string> = { GET: 'http_read', HEAD: 'http_read', POST: 'http_write', PUT: 'http_write', PATCH: 'http_write', DELETE: 'http_delete' };
 // list and stat reveal names and sizes: reads as far as policy is concerned.
@@ -74,14 +74,6 @@ export interface LoadedAction {
   display: string;
 }
 
-export interface ValidationIssue {
-  /** JSON pointer (RFC 6901) of the offending field in the request or response ("" for the whole document). */
-  pointer: string;
-  message: string;
-}
-
-export type ValidationResult = { ok: true } | { ok: false; errors: ValidationIssue[] };
-
 export type ReloadResult =
   | { ok: true; actions: number; warnings: string[]; generation: number }
   | { ok: false; errors: RegistryIssue[]; message: string; warnings: string[]; generation: number };
@@ -91,6 +83,8 @@ export type ManifestDir = string | { dir: string; root?: string };
 export interface RegistryOptions {
   /** Load the package's own definitions/manifests/ too (default true). */
   builtin?: boolean;
+  /** How long a costly schema's check may take, in a worker ([gate] schema_check_ms; src/gate/schema-judge.ts). */
+  schemaCheckMs?: number;
 }
 
 export interface ParseOptions {
@@ -107,8 +101,8 @@ export interface ParsedManifest extends LoadedAction {
   warnings: string[];
   /** Line of the `version` key, for later messages. */
   versionLine: number;
-  validateRequest: ValidateFunction;
-  validateResponse?: ValidateFunction;
+  request: ActionSchemaCheck;
+  response?: ActionSchemaCheck;
 }
 
 // ---------------------------------------------------------------- helpers
@@ -143,10 +137,6 @@ function show(v: unknown): string {
 function unescapePointer(p: string): string[] {
   if (p === '') return [];
   return p.slice(1).split('/').map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
-}
-
-function escapePointer(s: string): string {
-  return s.replace(/~/g, '~0').replace(/\//g, '~1');
 }
 
 function fieldName(segments: readonly (string | number)[]): string {
@@ -203,77 +193,11 @@ const MANIFEST_SHAPE: FixedSchema = {
   schema: MANIFEST_SCHEMA as unknown as Record<string, unknown>,
 };
 
-/**
- * Request and response schemas: strict mode (unknown keywords, ignored
- * "required" names, ambiguous types are errors); a document's field counts
- * only when it is its own (an inherited "toString" never meets "required").
- * Each is checked against the meta-schema by SCHEMA_META before ajv compiles it.
- */
-const SCHEMA_OPTIONS = { strict: true, allErrors: true, allowUnionTypes: true, validateFormats: false, addUsedSchema: false, ownProperties: true, logger: false } as const;
-const SCHEMA_META: FixedSchema = { name: 'schema-meta-2020-12', options: SCHEMA_OPTIONS, schema: META_2020_12 };
-
 /** The schemas the build generates validators for (scripts/build-validators.mjs). */
 export const REGISTRY_SCHEMAS: readonly FixedSchema[] = [MANIFEST_SHAPE, SCHEMA_META];
 
 let manifestValidator: ValidateFunction | undefined;
 const validateManifestShape = (): ValidateFunction => (manifestValidator ??= fixedValidator(MANIFEST_SHAPE));
-let metaValidator: ValidateFunction | undefined;
-
-/**
- * A request or response schema as the build generates its validator: the
- * built-in manifests' are in dist/generated/schemas/ (by digest), any other
- * is compiled at load.
- */
-export function actionSchema(schema: Record<string, unknown>): { spec: FixedSchema; digest: string } | undefined {
-  if (!isPlainJson(schema)) return undefined; // its digest would stand for another schema too: compiled
-  const based = withBase(schema);
-  const digest = fixedDigest({ name: '', options: SCHEMA_OPTIONS, schema: based });
-  return { spec: { name: `schemas/${digest}`, options: SCHEMA_OPTIONS, schema: based }, digest };
-}
-
-/** The base URI of a request or response schema that names none: ajv resolves "#" (the whole schema) against it. */
-const SCHEMA_BASE = 'https://action-schema.latchgate.invalid/schema.json';
-const withBase = (schema: Record<string, unknown>): Record<string, unknown> => (Object.hasOwn(schema, '$id') ? schema : { $id: SCHEMA_BASE, ...schema });
-
-/** The first $dynamicRef or $dynamicAnchor key anywhere in the schema. */
-function dynamicKeyword(v: unknown): string | undefined {
-  if (typeof v !== 'object' || v === null) return undefined;
-  for (const [k, x] of Object.entries(v)) {
-    if (k === '$dynamicRef' || k === '$dynamicAnchor') return k;
-    const inner = dynamicKeyword(x);
-    if (inner) return inner;
-  }
-  return undefined;
-}
-
-/**
- * ajv.compile with the checks a request or response schema gets first:
- * draft 2020-12's meta-schema (SCHEMA_META's validator, ajv's message), no
- * other dialect, no $dynamicRef, no $ref cycle on one value
- * (schema-cycles.ts). The build's validator of the same schema is used when
- * there is one.
- */
-export function compileActionSchema(ajv: Ajv, schema: Record<string, unknown>): ValidateFunction {
-  const dynamic = dynamicKeyword(schema);
-  if (dynamic) throw new Error(`${dynamic} is not supported: ajv resolves it unlike the specification (it accepts documents it should refuse, and can recurse without end); use $ref to $defs`);
-  // Another dialect, or a part of a meta-schema, would check the schema against less than draft 2020-12 (a `true` one against nothing).
-  if (Object.hasOwn(schema, '$schema') && schema.$schema !== META_2020_12 && schema.$schema !== `${META_2020_12}#`) {
-    throw new Error(`$schema must be "${META_2020_12}" or left out (request and response schemas are draft 2020-12), got ${JSON.stringify(schema.$schema)}`);
-  }
-  const meta = (metaValidator ??= fixedValidator(SCHEMA_META));
-  if (!meta(schema)) throw new Error(`schema is invalid: ${ajv.errorsText(meta.errors)}`);
-  const refs = refProblem(schema);
-  if (refs) throw new Error(refs);
-  const fixed = actionSchema(schema);
-  const generated = fixed && generatedValidator(fixed.spec.name, fixed.digest);
-  if (generated) return generated;
-  try {
-    return ajv.compile(withBase(schema));
-  } catch (e) {
-    // ajv's message names where in the schema: as the author wrote it, without the base given here.
-    throw new Error((e as Error).message.replaceAll(SCHEMA_BASE, ''));
-  }
-}
 
 /** Why an allOf/if-then of MANIFEST_SCHEMA requires a field, by index. */
 const CONDITIONAL_REASONS = [
@@ -324,12 +248,6 @@ function manifestIssue(e: ErrorObject, file: string, loc: Locator): RegistryIssu
 }
 
 // ---------------------------------------------------------------- schemas
-
-/** An ajv instance configured as the registry compiles request/response schemas (for ParseOptions.ajv). */
-export function createSchemaAjv(): Ajv {
-  // No meta-schemas in it: compileActionSchema checks against draft 2020-12 itself, and a $ref into a meta-schema (whose $dynamicRef ajv misresolves) has nothing to resolve to.
-  return new Ajv2020({ ...SCHEMA_OPTIONS, validateSchema: false, meta: false });
-}
 
 function lexicallyInside(path: string, root: string): boolean {
   const rel = relative(root, path);
@@ -452,7 +370,7 @@ export function parseManifest(text: string, file: string, options: ParseOptions 
 
   // 3. Request and response schemas: inline or a .json file under root
   const ajv = options.ajv ?? createSchemaAjv();
-  const resolveSchema = (key: 'request_schema' | 'response_schema'): { schema: Record<string, unknown>; validate: ValidateFunction } | undefined => {
+  const resolveSchema = (key: 'request_schema' | 'response_schema'): ActionSchemaCheck | undefined => {
     const v = m.io[key];
     if (v === undefined) return undefined;
     let schema: Record<string, unknown>;
@@ -469,7 +387,7 @@ export function parseManifest(text: string, file: string, options: ParseOptions 
       schema = v;
     }
     try {
-      return { schema, validate: compileActionSchema(ajv, schema) };
+      return actionSchemaCheck(ajv, schema);
     } catch (e) {
       at(['io', key], `not a valid JSON Schema (draft 2020-12, strict)${origin}: ${String((e as Error).message).split('\n')[0]}`);
       return undefined;
@@ -587,9 +505,9 @@ export function parseManifest(text: string, file: string, options: ParseOptions 
     display,
     warnings,
     versionLine: loc.line(['version']),
-    validateRequest: request!.validate,
+    request: request!,
   };
-  if (response) out.validateResponse = response.validate;
+  if (response) out.response = response;
   return out;
 }
 
@@ -640,36 +558,13 @@ function toLoaded(e: Entry): LoadedAction {
   return { manifest: e.manifest, action_digest: e.action_digest, file: e.file, display: e.display };
 }
 
-function validationResult(validate: ValidateFunction, body: unknown): ValidationResult {
-  let valid: boolean;
-  try {
-    valid = validate(body) as boolean;
-  } catch (e) {
-    // A schema the load-time checks let through that still cannot judge this document: refused, never a crash.
-    return { ok: false, errors: [{ pointer: '', message: `the schema could not judge it (${(e as Error).message}); the action's schema needs fixing` }] };
-  }
-  if (valid) return { ok: true };
-  const errors: ValidationIssue[] = [];
-  for (const e of validate.errors ?? []) {
-    const p = e.params as Record<string, unknown>;
-    if (e.keyword === 'required') {
-      errors.push({ pointer: `${e.instancePath}/${escapePointer(String(p.missingProperty))}`, message: `missing required field "${String(p.missingProperty)}"` });
-    } else if (e.keyword === 'additionalProperties') {
-      errors.push({ pointer: `${e.instancePath}/${escapePointer(String(p.additionalProperty))}`, message: `unknown field "${String(p.additionalProperty)}"` });
-    } else {
-      errors.push({ pointer: e.instancePath, message: e.message ?? `fails "${e.keyword}"` });
-    }
-    if (errors.length >= MAX_REQUEST_ERRORS) break;
-  }
-  if (errors.length === 0) errors.push({ pointer: '', message: 'does not match the schema' });
-  return { ok: false, errors };
-}
-
 export class Registry {
   readonly #db: Db;
   readonly #dirs: { dir: string; root: string }[];
   #set: ActionSet = { byId: new Map(), warnings: [] };
   #generation = 0;
+  readonly #schemaCheckMs: number;
+  #judge: SchemaJudge | undefined;
 
   /**
    * `dirs` are extra manifest directories. A string's schema root is its
@@ -678,6 +573,7 @@ export class Registry {
    */
   constructor(db: Db, dirs: readonly ManifestDir[] = [], options: RegistryOptions = {}) {
     this.#db = db;
+    this.#schemaCheckMs = options.schemaCheckMs ?? SCHEMA_CHECK_DEFAULTS.deadlineMs;
     const list: { dir: string; root: string }[] = [];
     if (options.builtin ?? true) list.push({ dir: BUILTIN_MANIFEST_DIR, root: BUILTIN_DEFINITIONS_ROOT });
     for (const d of dirs) {
@@ -859,20 +755,38 @@ export class Registry {
     return (this.#set.byId.get(actionId) ?? []).map((e) => e.manifest.version);
   }
 
-  /** Validates a request body against the action's request schema (latest version unless given). */
-  validateRequest(actionId: string, body: unknown, version?: string): ValidationResult {
+  /**
+   * Checks a request body against the action's request schema (latest
+   * version unless given): on this thread when the schema's cost is bounded,
+   * else in a worker under the deadline (src/gate/schema-judge.ts).
+   */
+  validateRequest(actionId: string, body: unknown, version?: string): ValidationResult | Promise<ValidationResult> {
     const e = this.#entry(actionId, version);
-    if (!e) return { ok: false, errors: [{ pointer: '', message: `unknown action "${actionId}"${version ? ` version ${version}` : ''}` }] };
-    return validationResult(e.validateRequest, body);
+    if (!e) return unknownAction(actionId, version);
+    return this.#check(e.request, body);
   }
 
-  /** Validates a provider's response against the action's response schema; ok when the action declares none. */
-  validateResponse(actionId: string, body: unknown, version?: string): ValidationResult {
+  /** Checks a provider's response against the action's response schema, as validateRequest; ok when the action declares none. */
+  validateResponse(actionId: string, body: unknown, version?: string): ValidationResult | Promise<ValidationResult> {
     const e = this.#entry(actionId, version);
-    if (!e) return { ok: false, errors: [{ pointer: '', message: `unknown action "${actionId}"${version ? ` version ${version}` : ''}` }] };
-    if (!e.validateResponse) return { ok: true };
-    return validationResult(e.validateResponse, body);
+    if (!e) return unknownAction(actionId, version);
+    return e.response ? this.#check(e.response, body, true) : { ok: true };
   }
+
+  #check(c: ActionSchemaCheck, body: unknown, mustWait = false): ValidationResult | Promise<ValidationResult> {
+    if (c.costly === undefined) return validationResult(c.validate, body);
+    this.#judge ??= new SchemaJudge({ ...SCHEMA_CHECK_DEFAULTS, deadlineMs: this.#schemaCheckMs });
+    return this.#judge.judge(c.schema, body, mustWait);
+  }
+
+  /** Ends the schema checks' workers. */
+  close(): Promise<void> {
+    return this.#judge?.close() ?? Promise.resolve();
+  }
+}
+
+function unknownAction(actionId: string, version: string | undefined): ValidationResult {
+  return { ok: false, errors: [{ pointer: '', message: `unknown action "${actionId}"${version ? ` version ${version}` : ''}` }] };
 }
 
 function bump(v: string): string {

@@ -1,0 +1,186 @@
+// Request and response schemas of actions: how they are compiled (draft
+// 2020-12 only, strict; refused: $dynamicRef, which ajv does not resolve as
+// the specification does, and a $ref cycle on one value,
+// src/gate/schema-cycles.ts), what a check's verdict looks like, and which
+// schemas may be checked on the gate's main thread: those whose cost is
+// bounded by the schema's size times the document's. The others (a regular
+// expression, uniqueItems, a $ref) can make a small document cost seconds, so
+// they run in a worker with a deadline (src/gate/schema-judge.ts).
+import type { ValidateFunction } from 'ajv';
+import { Ajv2020, fixedDigest, fixedValidator, generatedValidator, isPlainJson, META_2020_12, type Ajv, type FixedSchema } from '../core/fixed-validators.js';
+import { refProblem } from './schema-cycles.js';
+
+const MAX_ERRORS = 20;
+
+export interface ValidationIssue {
+  /** JSON pointer (RFC 6901) of the offending field in the request or response ("" for the whole document). */
+  pointer: string;
+  message: string;
+}
+
+/** A check's verdict. `unchecked`: no verdict was reached (the deadline passed, or every checker was busy). */
+export type ValidationResult = { ok: true } | { ok: false; errors: ValidationIssue[]; unchecked?: 'timeout' | 'busy' };
+
+/**
+ * Request and response schemas: strict mode (unknown keywords, ignored
+ * "required" names, ambiguous types are errors); a document's field counts
+ * only when it is its own (an inherited "toString" never meets "required").
+ * Each is checked against the meta-schema by SCHEMA_META before ajv compiles it.
+ */
+const SCHEMA_OPTIONS = { strict: true, allErrors: true, allowUnionTypes: true, validateFormats: false, addUsedSchema: false, ownProperties: true, logger: false } as const;
+export const SCHEMA_META: FixedSchema = { name: 'schema-meta-2020-12', options: SCHEMA_OPTIONS, schema: META_2020_12 };
+
+let metaValidator: ValidateFunction | undefined;
+
+/**
+ * A request or response schema as the build generates its validator: the
+ * built-in manifests' are in dist/generated/schemas/ (by digest), any other
+ * is compiled at load.
+ */
+export function actionSchema(schema: Record<string, unknown>): { spec: FixedSchema; digest: string } | undefined {
+  if (!isPlainJson(schema)) return undefined; // its digest would stand for another schema too: compiled
+  const based = withBase(schema);
+  const digest = fixedDigest({ name: '', options: SCHEMA_OPTIONS, schema: based });
+  return { spec: { name: `schemas/${digest}`, options: SCHEMA_OPTIONS, schema: based }, digest };
+}
+
+/** The base URI of a request or response schema that names none: ajv resolves "#" (the whole schema) against it. */
+const SCHEMA_BASE = 'https://action-schema.latchgate.invalid/schema.json';
+const withBase = (schema: Record<string, unknown>): Record<string, unknown> => (Object.hasOwn(schema, '$id') ? schema : { $id: SCHEMA_BASE, ...schema });
+
+/** The first $dynamicRef or $dynamicAnchor key anywhere in the schema. */
+function dynamicKeyword(v: unknown): string | undefined {
+  if (typeof v !== 'object' || v === null) return undefined;
+  for (const [k, x] of Object.entries(v)) {
+    if (k === '$dynamicRef' || k === '$dynamicAnchor') return k;
+    const inner = dynamicKeyword(x);
+    if (inner) return inner;
+  }
+  return undefined;
+}
+
+/** An ajv instance configured as the registry compiles request/response schemas (for ParseOptions.ajv). */
+export function createSchemaAjv(): Ajv {
+  // No meta-schemas in it: compileActionSchema checks against draft 2020-12 itself, and a $ref into a meta-schema (whose $dynamicRef ajv misresolves) has nothing to resolve to.
+  return new Ajv2020({ ...SCHEMA_OPTIONS, validateSchema: false, meta: false });
+}
+
+/**
+ * ajv.compile with the checks a request or response schema gets first:
+ * draft 2020-12's meta-schema (SCHEMA_META's validator, ajv's message), no
+ * other dialect, no $dynamicRef, no $ref cycle on one value
+ * (schema-cycles.ts). The build's validator of the same schema is used when
+ * there is one.
+ */
+export function compileActionSchema(ajv: Ajv, schema: Record<string, unknown>): ValidateFunction {
+  return compiled(ajv, schema).validate;
+}
+
+function compiled(ajv: Ajv, schema: Record<string, unknown>): { validate: ValidateFunction; shipped: boolean } {
+  const dynamic = dynamicKeyword(schema);
+  if (dynamic) throw new Error(`${dynamic} is not supported: ajv resolves it unlike the specification (it accepts documents it should refuse, and can recurse without end); use $ref to $defs`);
+  // Another dialect, or a part of a meta-schema, would check the schema against less than draft 2020-12 (a `true` one against nothing).
+  if (Object.hasOwn(schema, '$schema') && schema.$schema !== META_2020_12 && schema.$schema !== `${META_2020_12}#`) {
+    throw new Error(`$schema must be "${META_2020_12}" or left out (request and response schemas are draft 2020-12), got ${JSON.stringify(schema.$schema)}`);
+  }
+  const meta = (metaValidator ??= fixedValidator(SCHEMA_META));
+  if (!meta(schema)) throw new Error(`schema is invalid: ${ajv.errorsText(meta.errors)}`);
+  const refs = refProblem(schema);
+  if (refs) throw new Error(refs);
+  const fixed = actionSchema(schema);
+  const generated = fixed && generatedValidator(fixed.spec.name, fixed.digest);
+  if (generated) return { validate: generated, shipped: true };
+  try {
+    return { validate: ajv.compile(withBase(schema)), shipped: false };
+  } catch (e) {
+    // ajv's message names where in the schema: as the author wrote it, without the base given here.
+    throw new Error((e as Error).message.replaceAll(SCHEMA_BASE, ''));
+  }
+}
+
+/** A compiled request or response schema, and whether its check must run off the main thread. */
+export interface ActionSchemaCheck {
+  schema: Record<string, unknown>;
+  validate: ValidateFunction;
+  /** Why the check runs in a worker with a deadline; absent: on the main thread. */
+  costly?: string;
+}
+
+/**
+ * compileActionSchema, and where its check runs. The validators the build
+ * generated for the built-in manifests run on the main thread: their schemas
+ * ship with latchgate (their patterns anchored, their arrays short; test/unit/
+ * action-schema-cost.test.mjs holds them to it).
+ */
+export function actionSchemaCheck(ajv: Ajv, schema: Record<string, unknown>): ActionSchemaCheck {
+  const { validate, shipped } = compiled(ajv, schema);
+  const costly = shipped ? undefined : costlyKeyword(schema);
+  return costly === undefined ? { schema, validate } : { schema, validate, costly };
+}
+
+/** Keywords whose value is a map of names to subschemas: the names are not keywords. */
+const SCHEMA_MAPS = new Set(['properties', 'patternProperties', '$defs', 'definitions', 'dependentSchemas', 'dependencies']);
+
+/**
+ * Why checking a document against this schema may cost more than the
+ * schema's size times the document's, or undefined. Without these keywords
+ * a schema is a tree whose every node is applied at most once to each part
+ * of the document. With them: a regular expression can backtrack for an
+ * exponential time on a short string; uniqueItems compares items pairwise;
+ * a $ref can apply one subschema many times to one value (two branches to
+ * the same definition, nested, double the work at each level). Every value
+ * below the schema is looked at, `const` and `enum` included: a keyword's
+ * name there makes the check costly for nothing, never cheap for wrong.
+ */
+export function costlyKeyword(schema: unknown): string | undefined {
+  const walk = (v: unknown, namesBelow: boolean): string | undefined => {
+    if (typeof v !== 'object' || v === null) return undefined;
+    if (Array.isArray(v)) {
+      for (const x of v) {
+        const why = walk(x, false);
+        if (why) return why;
+      }
+      return undefined;
+    }
+    for (const [k, x] of Object.entries(v)) {
+      if (!namesBelow) {
+        if (k === '$ref' || k === 'pattern' || k === 'patternProperties') return `it has ${k}`;
+        if (k === 'uniqueItems' && x === true) return 'it has uniqueItems';
+      }
+      const why = walk(x, !namesBelow && SCHEMA_MAPS.has(k));
+      if (why) return why;
+    }
+    return undefined;
+  };
+  return walk(schema, false);
+}
+
+/** A validator's verdict on a document: a validator that throws is a refusal, never a crash. */
+export function validationResult(validate: ValidateFunction, body: unknown): ValidationResult {
+  let valid: boolean;
+  try {
+    valid = validate(body) as boolean;
+  } catch (e) {
+    // A schema the load-time checks let through that still cannot judge this document: refused, never a crash.
+    return { ok: false, errors: [{ pointer: '', message: `the schema could not judge it (${(e as Error).message}); the action's schema needs fixing` }] };
+  }
+  if (valid) return { ok: true };
+  const errors: ValidationIssue[] = [];
+  for (const e of validate.errors ?? []) {
+    const p = e.params as Record<string, unknown>;
+    if (e.keyword === 'required') {
+      errors.push({ pointer: `${e.instancePath}/${escapePointer(String(p.missingProperty))}`, message: `missing required field "${String(p.missingProperty)}"` });
+    } else if (e.keyword === 'additionalProperties') {
+      errors.push({ pointer: `${e.instancePath}/${escapePointer(String(p.additionalProperty))}`, message: `unknown field "${String(p.additionalProperty)}"` });
+    } else {
+      errors.push({ pointer: e.instancePath, message: e.message ?? `fails "${e.keyword}"` });
+    }
+    if (errors.length >= MAX_ERRORS) break;
+  }
+  if (errors.length === 0) errors.push({ pointer: '', message: 'does not match the schema' });
+  return { ok: false, errors };
+}
+
+function escapePointer(s: string): string {
+  return s.replace(/~/g, '~0').replace(/\//g, '~1');
+}

@@ -1,0 +1,167 @@
+// Checks documents against costly request and response schemas (a regular
+// expression, uniqueItems, a $ref: src/gate/action-schema.ts) in worker
+// threads, each check under a deadline, so that no request or provider
+// answer can hold the gate's main thread: a catastrophic backtrack costs the
+// worker, which is ended at the deadline, and the document is refused as
+// unchecked. One check runs per worker at a time; the rest wait their turn,
+// up to a limit, and are refused as busy beyond it.
+import { Worker } from 'node:worker_threads';
+import type { ValidationResult } from './action-schema.js';
+import type { JudgeAnswer, JudgeJob } from './schema-judge-worker.js';
+
+const WORKER_URL = new URL('./schema-judge-worker.js', import.meta.url);
+
+export const SCHEMA_CHECK_DEFAULTS = {
+  /** How long one check may take ([gate] schema_check_ms). */
+  deadlineMs: 1000,
+  /** Checks at once: one per worker. */
+  workers: 2,
+  /** Checks that may wait for a worker. */
+  queueLimit: 64,
+};
+
+interface Job {
+  key: number;
+  schema: Record<string, unknown>;
+  text: string;
+  resolve: (r: ValidationResult) => void;
+}
+
+interface Slot {
+  worker: Worker;
+  /** The schemas sent to this worker, by key. */
+  sent: Set<number>;
+  job?: { id: number; job: Job; timer: NodeJS.Timeout };
+}
+
+const unchecked = (why: 'timeout' | 'busy', message: string): ValidationResult => ({ ok: false, errors: [{ pointer: '', message }], unchecked: why });
+
+export class SchemaJudge {
+  private readonly slots: (Slot | undefined)[];
+  private readonly queue: Job[] = [];
+  private readonly keys = new WeakMap<object, number>();
+  private nextKey = 1;
+  private nextId = 1;
+  private closed = false;
+
+  constructor(private readonly settings: typeof SCHEMA_CHECK_DEFAULTS = SCHEMA_CHECK_DEFAULTS) {
+    this.slots = new Array<Slot | undefined>(settings.workers).fill(undefined);
+  }
+
+  /**
+   * The verdict of `schema` on `doc`, reached in a worker within the
+   * deadline, or `unchecked`. `mustWait`: never refused as busy (a provider's
+   * answer, whose effect has happened: it waits its turn however long the line).
+   */
+  judge(schema: Record<string, unknown>, doc: unknown, mustWait = false): Promise<ValidationResult> {
+    let text: string;
+    try {
+      text = JSON.stringify(doc);
+    } catch (e) {
+      return Promise.resolve({ ok: false, errors: [{ pointer: '', message: `not JSON (${(e as Error).message})` }] });
+    }
+    if (text === undefined) return Promise.resolve({ ok: false, errors: [{ pointer: '', message: 'not JSON (no value)' }] });
+    let key = this.keys.get(schema);
+    if (key === undefined) this.keys.set(schema, (key = this.nextKey++));
+    return new Promise((resolve) => {
+      if (this.closed) return resolve(unchecked('busy', 'not checked: the gate is shutting down'));
+      const job: Job = { key: key!, schema, text, resolve };
+      const free = this.slots.findIndex((s) => s?.job === undefined);
+      if (free >= 0) return this.start(free, job);
+      if (this.queue.length >= this.settings.queueLimit && !mustWait) {
+        return resolve(unchecked('busy', `not checked: ${this.queue.length} schema checks are already waiting for the gate's ${this.settings.workers} checkers; retry shortly`));
+      }
+      this.queue.push(job);
+    });
+  }
+
+  /** Ends the workers; checks still waiting are refused. */
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const j of this.queue.splice(0)) j.resolve(unchecked('busy', 'not checked: the gate is shutting down'));
+    await Promise.all(
+      this.slots.map((s, i) => {
+        if (!s) return undefined;
+        this.slots[i] = undefined;
+        if (s.job) {
+          clearTimeout(s.job.timer);
+          s.job.job.resolve(unchecked('busy', 'not checked: the gate is shutting down'));
+        }
+        return s.worker.terminate();
+      }),
+    );
+  }
+
+  private slot(i: number): Slot {
+    const existing = this.slots[i];
+    if (existing) return existing;
+    // A heap of its own, capped: a document and schema that need more fail the check, not the gate.
+    const worker = new Worker(WORKER_URL, { resourceLimits: { maxOldGenerationSizeMb: 256 } });
+    worker.unref();
+    const s: Slot = { worker, sent: new Set() };
+    worker.on('message', (a: JudgeAnswer) => this.answered(i, s, a));
+    const lost = (why: string) => this.lost(i, s, why);
+    worker.on('error', (e) => lost(`its worker failed (${e.message})`));
+    worker.on('exit', (code) => lost(`its worker exited (${code})`));
+    this.slots[i] = s;
+    return s;
+  }
+
+  private start(i: number, job: Job): void {
+    const s = this.slot(i);
+    const id = this.nextId++;
+    const timer = setTimeout(() => this.overdue(i, s), this.settings.deadlineMs);
+    s.job = { id, job, timer };
+    s.worker.ref(); // a check under way keeps the process up until its answer
+    const msg: JudgeJob = { id, key: job.key, text: job.text };
+    if (!s.sent.has(job.key)) {
+      msg.schema = job.schema;
+      s.sent.add(job.key);
+    }
+    s.worker.postMessage(msg);
+  }
+
+  private answered(i: number, s: Slot, a: JudgeAnswer): void {
+    const current = s.job;
+    if (!current || current.id !== a.id) return;
+    if ('missing' in a) {
+      // The worker let the compiled schema go: once more, with it.
+      s.sent.delete(current.job.key);
+      clearTimeout(current.timer);
+      s.job = undefined;
+      return this.start(i, current.job);
+    }
+    this.settle(i, s, a.result);
+  }
+
+  /** Gives the slot's check its verdict and the slot the next check waiting. */
+  private settle(i: number, s: Slot, result: ValidationResult): void {
+    const current = s.job!;
+    clearTimeout(current.timer);
+    s.job = undefined;
+    current.job.resolve(result);
+    const next = this.queue.shift();
+    if (next) this.start(i, next);
+    else if (this.slots[i] === s) s.worker.unref();
+  }
+
+  private overdue(i: number, s: Slot): void {
+    if (this.slots[i] !== s || !s.job) return;
+    // Whatever it is doing (a backtracking pattern, say) stops here.
+    this.retire(i, s);
+    void s.worker.terminate();
+    this.settle(i, s, unchecked('timeout', `not checked: the check took longer than ${this.settings.deadlineMs} ms ([gate] schema_check_ms in latchgate.toml); the action's schema is costly on this document (a pattern that backtracks, uniqueItems over many items, $ref branches that multiply): simplify it`));
+  }
+
+  private lost(i: number, s: Slot, why: string): void {
+    if (this.slots[i] !== s) return;
+    this.retire(i, s);
+    if (s.job) this.settle(i, s, { ok: false, errors: [{ pointer: '', message: `not checked: ${why}` }] });
+  }
+
+  /** The slot's worker is not used again; the next check there starts a new one. */
+  private retire(i: number, s: Slot): void {
+    this.slots[i] = undefined;
+    s.worker.removeAllListeners('message');
+  }
+}

@@ -1,0 +1,129 @@
+// Which request and response schemas are checked on the gate's main thread
+// (src/gate/action-schema.ts: those whose cost is bounded by the schema's size
+// times the document's), and the worker that checks the others under a
+// deadline (src/gate/schema-judge.ts): the same verdicts and messages as a
+// check on the main thread, an overdue check ended and refused while other
+// checks go on, a full line refused as busy except for answers that must wait.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { actionSchemaCheck, costlyKeyword, createSchemaAjv, validationResult } from '../../dist/gate/action-schema.js';
+import { Registry } from '../../dist/gate/registry.js';
+import { SchemaJudge } from '../../dist/gate/schema-judge.js';
+import { openDb } from '../../dist/ledger/db.js';
+
+/** `^(a|a?)+$` on n a's and a b backtracks for about 2^(n/2) steps: seconds at n = 30 on the main thread. */
+const BACKTRACKS = { type: 'object', properties: { s: { type: 'string', pattern: '^(a|a?)+$' } } };
+const backtracking = (n) => ({ s: `${'a'.repeat(n)}b` });
+
+test('a schema is costly when it has pattern, patternProperties, uniqueItems or $ref anywhere; a property named so is not a keyword', () => {
+  for (const [schema, why] of [
+    [BACKTRACKS, 'it has pattern'],
+    [{ type: 'object', patternProperties: { '^x': {} } }, 'it has patternProperties'],
+    [{ type: 'array', items: { type: 'object' }, uniqueItems: true }, 'it has uniqueItems'],
+    [{ type: 'object', properties: { a: { $ref: '#/$defs/a' } }, $defs: { a: { type: 'string' } } }, 'it has $ref'],
+    [{ type: 'object', properties: { a: { anyOf: [{ type: 'string' }, { items: [{ not: { pattern: 'x' } }] }] } } }, 'it has pattern'],
+    [{ type: 'object', $defs: { pattern: { pattern: 'x' } } }, 'it has pattern'],
+    // A keyword's name inside const or enum is taken as costly: never cheap for wrong.
+    [{ const: { $ref: 'x' } }, 'it has $ref'],
+  ]) assert.equal(costlyKeyword(schema), why, JSON.stringify(schema));
+  for (const schema of [
+    { type: 'object', properties: { pattern: { type: 'string' }, $ref: { type: 'string' }, uniqueItems: { type: 'boolean' } }, required: ['pattern'] },
+    { type: 'array', items: { type: 'integer' }, uniqueItems: false, maxItems: 3 },
+    { type: 'object', dependentSchemas: { patternProperties: { required: ['x'] } } },
+    { anyOf: [{ type: 'string', maxLength: 3 }, { type: 'object', additionalProperties: { type: 'number' } }] },
+  ]) assert.equal(costlyKeyword(schema), undefined, JSON.stringify(schema));
+  const ajv = createSchemaAjv();
+  assert.equal(actionSchemaCheck(ajv, BACKTRACKS).costly, 'it has pattern');
+  assert.equal(actionSchemaCheck(ajv, { type: 'object', properties: { n: { type: 'integer' } } }).costly, undefined);
+});
+
+test('the built-in actions\' schemas are checked on the main thread: their patterns anchored with no repeated group, their unique arrays short lists of scalars', () => {
+  const db = openDb(':memory:');
+  const r = Registry.open(db, [], { builtin: true });
+  const ajv = createSchemaAjv();
+  let patterns = 0;
+  const lint = (v, where) => {
+    if (typeof v !== 'object' || v === null) return;
+    if (typeof v.pattern === 'string') {
+      patterns++;
+      assert.match(v.pattern, /^\^/, `${where}: ${v.pattern} is anchored`);
+      assert.doesNotMatch(v.pattern, /\)[*+?{]/, `${where}: ${v.pattern} repeats no group`);
+    }
+    if (v.uniqueItems === true) {
+      assert.ok(Number.isInteger(v.maxItems) && v.maxItems <= 100, `${where}: uniqueItems with maxItems <= 100`);
+      assert.ok(['string', 'integer', 'number'].includes(v.items?.type), `${where}: uniqueItems over scalars`);
+    }
+    for (const x of Object.values(v)) lint(x, where);
+  };
+  for (const { manifest } of r.list()) {
+    for (const schema of [manifest.io.request_schema, manifest.io.response_schema].filter(Boolean)) {
+      assert.equal(actionSchemaCheck(ajv, schema).costly, undefined, `${manifest.action_id}: run npm run build (its generated validator)`);
+      lint(schema, manifest.action_id);
+    }
+  }
+  assert.ok(patterns >= 8, `${patterns} patterns looked at`);
+  db.close();
+});
+
+test('the worker gives the verdict and messages a check on the main thread gives, on documents JSON can carry', async (t) => {
+  const judge = new SchemaJudge({ deadlineMs: 5000, workers: 2, queueLimit: 8 });
+  t.after(() => judge.close());
+  const ajv = createSchemaAjv();
+  const schemas = [
+    BACKTRACKS,
+    { type: 'object', required: ['__proto__', 'toString'], properties: { __proto__: { type: 'integer' } }, patternProperties: { '^x-': { type: 'string' } } },
+    { type: 'array', items: { type: 'object' }, uniqueItems: true },
+    { $defs: { n: { type: 'object', properties: { c: { $ref: '#/$defs/n' }, v: { type: 'integer', maximum: 3 } } } }, $ref: '#/$defs/n' },
+  ];
+  const docs = [{ s: 'aaa' }, { s: 'b' }, JSON.parse('{"__proto__": 1, "toString": 2}'), JSON.parse('{"__proto__": "x"}'), {}, { 'x-a': 1, 'x-b': 'ok' }, [{ a: 1 }, { a: 1 }], [{ a: 1 }, { a: 2 }], { c: { c: { v: 4 } } }, { c: { v: 1 } }, 'text', null];
+  let compared = 0;
+  for (const schema of schemas) {
+    const c = actionSchemaCheck(ajv, schema);
+    assert.ok(c.costly, JSON.stringify(schema));
+    for (const doc of docs) {
+      assert.deepEqual(await judge.judge(schema, doc), validationResult(c.validate, doc), `${JSON.stringify(schema)} on ${JSON.stringify(doc)}`);
+      compared++;
+    }
+  }
+  assert.equal(compared, schemas.length * docs.length);
+  // What JSON cannot carry is refused, not judged as something else.
+  const cyclic = {};
+  cyclic.self = cyclic;
+  assert.equal((await judge.judge(BACKTRACKS, cyclic)).ok, false);
+});
+
+test('an overdue check is ended at its deadline and refused as unchecked; checks in the other worker answer meanwhile, and the next check gets a new worker', async (t) => {
+  const judge = new SchemaJudge({ deadlineMs: 400, workers: 2, queueLimit: 8 });
+  t.after(() => judge.close());
+  const order = [];
+  const slow = judge.judge(BACKTRACKS, backtracking(60)).then((r) => (order.push('slow'), r));
+  const quick = judge.judge(BACKTRACKS, { s: 'aa' }).then((r) => (order.push('quick'), r));
+  assert.deepEqual(await quick, { ok: true });
+  const r = await slow;
+  assert.equal(r.ok, false);
+  assert.equal(r.unchecked, 'timeout');
+  assert.match(r.errors[0].message, /took longer than 400 ms \(\[gate\] schema_check_ms/);
+  assert.deepEqual(order, ['quick', 'slow']);
+  assert.deepEqual(await judge.judge(BACKTRACKS, { s: 'a' }), { ok: true }, 'a new worker after the old one was ended');
+  assert.deepEqual((await judge.judge(BACKTRACKS, { s: 'ab' })).errors, [{ pointer: '/s', message: 'must match pattern "^(a|a?)+$"' }]);
+});
+
+test('past the line\'s limit a check is refused as busy, unless it must wait (a provider\'s answer); closing refuses what waits', async (t) => {
+  const judge = new SchemaJudge({ deadlineMs: 300, workers: 1, queueLimit: 1 });
+  t.after(() => judge.close());
+  const first = judge.judge(BACKTRACKS, backtracking(60));
+  const second = judge.judge(BACKTRACKS, { s: 'a' });
+  const refused = await judge.judge(BACKTRACKS, { s: 'a' });
+  assert.equal(refused.unchecked, 'busy');
+  assert.match(refused.errors[0].message, /1 schema checks are already waiting/);
+  const waited = judge.judge(BACKTRACKS, { s: 'aa' }, true);
+  assert.equal((await first).unchecked, 'timeout');
+  assert.deepEqual(await second, { ok: true });
+  assert.deepEqual(await waited, { ok: true });
+  const pending = judge.judge(BACKTRACKS, backtracking(60));
+  const queued = judge.judge(BACKTRACKS, { s: 'a' });
+  await judge.close();
+  assert.equal((await pending).unchecked, 'busy');
+  assert.equal((await queued).unchecked, 'busy');
+  assert.equal((await judge.judge(BACKTRACKS, { s: 'a' })).unchecked, 'busy', 'closed');
+});
