@@ -760,23 +760,24 @@ export class Registry {
    * version unless given): on this thread when the schema's cost is bounded,
    * else in a worker under the deadline (src/gate/schema-judge.ts).
    */
-  validateRequest(actionId: string, body: unknown, version?: string): ValidationResult | Promise<ValidationResult> {
+  validateRequest(actionId: string, body: unknown, version?: string, who = ''): ValidationResult | Promise<ValidationResult> {
     const e = this.#entry(actionId, version);
     if (!e) return unknownAction(actionId, version);
-    return this.#check(e.request, body);
+    return this.#check(who, e.request, body);
   }
 
   /** Checks a provider's response against the action's response schema, as validateRequest; ok when the action declares none. */
-  validateResponse(actionId: string, body: unknown, version?: string): ValidationResult | Promise<ValidationResult> {
+  validateResponse(actionId: string, body: unknown, version?: string, who = ''): ValidationResult | Promise<ValidationResult> {
     const e = this.#entry(actionId, version);
     if (!e) return unknownAction(actionId, version);
-    return e.response ? this.#check(e.response, body, true) : { ok: true };
+    return e.response ? this.#check(who, e.response, body, true) : { ok: true };
   }
 
-  #check(c: ActionSchemaCheck, body: unknown, mustWait = false): ValidationResult | Promise<ValidationResult> {
+  /** `who`: whose check it is (the principal): callers take turns at the costly ones. */
+  #check(who: string, c: ActionSchemaCheck, body: unknown, mustWait = false): ValidationResult | Promise<ValidationResult> {
     if (c.costly === undefined) return validationResult(c.validate, body);
     this.#judge ??= new SchemaJudge({ ...SCHEMA_CHECK_DEFAULTS, deadlineMs: this.#schemaCheckMs });
-    return this.#judge.judge(c.schema, body, mustWait);
+    return this.#judge.judge(who, c.schema, body, mustWait);
   }
 
   /** Ends the schema checks' workers. */

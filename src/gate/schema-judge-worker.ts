@@ -14,7 +14,8 @@ export interface JudgeJob {
   text: string;
 }
 
-export type JudgeAnswer = { id: number; result: ValidationResult } | { id: number; missing: true };
+/** `started`: the schema is compiled and the document parsed; the check itself begins (its deadline with it). */
+export type JudgeAnswer = { id: number; result: ValidationResult } | { id: number; missing: true } | { id: number; started: true };
 
 /** Schemas kept compiled; an older one is compiled again when it next comes with its job. */
 const KEPT = 256;
@@ -42,5 +43,6 @@ parentPort!.on('message', (job: JudgeJob) => {
     const result: ValidationResult = { ok: false, errors: [{ pointer: '', message: `not JSON (${(e as Error).message})` }] };
     return parentPort!.postMessage({ id: job.id, result } satisfies JudgeAnswer);
   }
+  parentPort!.postMessage({ id: job.id, started: true } satisfies JudgeAnswer);
   parentPort!.postMessage({ id: job.id, result: validationResult(validate, doc) } satisfies JudgeAnswer);
 });

@@ -4,23 +4,35 @@
 // answer can hold the gate's main thread: a catastrophic backtrack costs the
 // worker, which is ended at the deadline, and the document is refused as
 // unchecked. One check runs per worker at a time; the rest wait their turn,
-// up to a limit, and are refused as busy beyond it.
+// callers taking turns (one caller's line of costly documents delays
+// another's check by about a deadline at most), up to a limit per caller and
+// in all, and are refused as busy beyond it.
 import { Worker } from 'node:worker_threads';
 import type { ValidationResult } from './action-schema.js';
 import type { JudgeAnswer, JudgeJob } from './schema-judge-worker.js';
 
 const WORKER_URL = new URL('./schema-judge-worker.js', import.meta.url);
+/**
+ * How long a worker may take to start, compile the schema (the gate compiled
+ * it already, at load) and parse the document, before the check's own
+ * deadline begins: a loaded machine must not make a plain check overdue.
+ */
+const SETUP_MS = 30_000;
 
 export const SCHEMA_CHECK_DEFAULTS = {
   /** How long one check may take ([gate] schema_check_ms). */
   deadlineMs: 1000,
   /** Checks at once: one per worker. */
   workers: 2,
-  /** Checks that may wait for a worker. */
+  /** Checks that may wait for a worker, in all. */
   queueLimit: 64,
+  /** Checks one caller may have waiting. */
+  callerQueueLimit: 8,
 };
 
 interface Job {
+  /** Whose check it is (a principal): callers take turns. */
+  who: string;
   key: number;
   schema: Record<string, unknown>;
   text: string;
@@ -34,15 +46,57 @@ interface Slot {
   job?: { id: number; job: Job; timer: NodeJS.Timeout };
 }
 
+/** Waiting checks, a line per caller; the lines take turns. */
+class TakingTurns {
+  private readonly lines = new Map<string, Job[]>();
+  size = 0;
+
+  waiting(who: string): number {
+    return this.lines.get(who)?.length ?? 0;
+  }
+
+  push(job: Job): void {
+    const line = this.lines.get(job.who);
+    if (line) line.push(job);
+    else this.lines.set(job.who, [job]);
+    this.size++;
+  }
+
+  /** The next check of the caller `rank` puts first (the lowest; the first line on a tie). */
+  shift(rank: (who: string) => number): Job | undefined {
+    let pick: string | undefined;
+    let best = Infinity;
+    for (const who of this.lines.keys()) {
+      const r = rank(who);
+      if (r < best) [pick, best] = [who, r];
+    }
+    if (pick === undefined) return undefined;
+    const line = this.lines.get(pick)!;
+    const job = line.shift()!;
+    if (!line.length) this.lines.delete(pick);
+    this.size--;
+    return job;
+  }
+
+  drain(): Job[] {
+    const all = [...this.lines.values()].flat();
+    this.lines.clear();
+    this.size = 0;
+    return all;
+  }
+}
+
 const unchecked = (why: 'timeout' | 'busy', message: string): ValidationResult => ({ ok: false, errors: [{ pointer: '', message }], unchecked: why });
 
 export class SchemaJudge {
   private readonly slots: (Slot | undefined)[];
-  private readonly queue: Job[] = [];
+  private readonly queue = new TakingTurns();
   private readonly keys = new WeakMap<object, number>();
   private nextKey = 1;
   private nextId = 1;
   private closed = false;
+  /** When each caller's last check started (by nextId), for the turns; forgotten when its last check ends. */
+  private readonly served = new Map<string, number>();
 
   constructor(private readonly settings: typeof SCHEMA_CHECK_DEFAULTS = SCHEMA_CHECK_DEFAULTS) {
     this.slots = new Array<Slot | undefined>(settings.workers).fill(undefined);
@@ -53,7 +107,7 @@ export class SchemaJudge {
    * deadline, or `unchecked`. `mustWait`: never refused as busy (a provider's
    * answer, whose effect has happened: it waits its turn however long the line).
    */
-  judge(schema: Record<string, unknown>, doc: unknown, mustWait = false): Promise<ValidationResult> {
+  judge(who: string, schema: Record<string, unknown>, doc: unknown, mustWait = false): Promise<ValidationResult> {
     let text: string;
     try {
       text = JSON.stringify(doc);
@@ -65,11 +119,15 @@ export class SchemaJudge {
     if (key === undefined) this.keys.set(schema, (key = this.nextKey++));
     return new Promise((resolve) => {
       if (this.closed) return resolve(unchecked('busy', 'not checked: the gate is shutting down'));
-      const job: Job = { key: key!, schema, text, resolve };
+      const job: Job = { who, key: key!, schema, text, resolve };
       const free = this.slots.findIndex((s) => s?.job === undefined);
       if (free >= 0) return this.start(free, job);
-      if (this.queue.length >= this.settings.queueLimit && !mustWait) {
-        return resolve(unchecked('busy', `not checked: ${this.queue.length} schema checks are already waiting for the gate's ${this.settings.workers} checkers; retry shortly`));
+      if (!mustWait) {
+        const mine = this.queue.waiting(who);
+        if (mine >= this.settings.callerQueueLimit) return resolve(unchecked('busy', `not checked: ${mine} of this caller's schema checks are already waiting; retry shortly`));
+        if (this.queue.size >= this.settings.queueLimit) {
+          return resolve(unchecked('busy', `not checked: ${this.queue.size} schema checks are already waiting for the gate's ${this.settings.workers} checkers; retry shortly`));
+        }
       }
       this.queue.push(job);
     });
@@ -78,7 +136,7 @@ export class SchemaJudge {
   /** Ends the workers; checks still waiting are refused. */
   async close(): Promise<void> {
     this.closed = true;
-    for (const j of this.queue.splice(0)) j.resolve(unchecked('busy', 'not checked: the gate is shutting down'));
+    for (const j of this.queue.drain()) j.resolve(unchecked('busy', 'not checked: the gate is shutting down'));
     await Promise.all(
       this.slots.map((s, i) => {
         if (!s) return undefined;
@@ -110,7 +168,8 @@ export class SchemaJudge {
   private start(i: number, job: Job): void {
     const s = this.slot(i);
     const id = this.nextId++;
-    const timer = setTimeout(() => this.overdue(i, s), this.settings.deadlineMs);
+    this.served.set(job.who, id);
+    const timer = setTimeout(() => this.overdue(i, s), Math.max(SETUP_MS, this.settings.deadlineMs));
     s.job = { id, job, timer };
     s.worker.ref(); // a check under way keeps the process up until its answer
     const msg: JudgeJob = { id, key: job.key, text: job.text };
@@ -124,6 +183,11 @@ export class SchemaJudge {
   private answered(i: number, s: Slot, a: JudgeAnswer): void {
     const current = s.job;
     if (!current || current.id !== a.id) return;
+    if ('started' in a) {
+      clearTimeout(current.timer);
+      current.timer = setTimeout(() => this.overdue(i, s), this.settings.deadlineMs);
+      return;
+    }
     if ('missing' in a) {
       // The worker let the compiled schema go: once more, with it.
       s.sent.delete(current.job.key);
@@ -140,7 +204,10 @@ export class SchemaJudge {
     clearTimeout(current.timer);
     s.job = undefined;
     current.job.resolve(result);
-    const next = this.queue.shift();
+    const running = (who: string) => this.slots.some((o) => o?.job?.job.who === who);
+    if (!running(current.job.who) && !this.queue.waiting(current.job.who)) this.served.delete(current.job.who);
+    // Who has a check running goes last, then who was served latest: a caller's line waits behind every other caller.
+    const next = this.queue.shift((who) => (running(who) ? 2 ** 52 : 0) + (this.served.get(who) ?? 0));
     if (next) this.start(i, next);
     else if (this.slots[i] === s) s.worker.unref();
   }

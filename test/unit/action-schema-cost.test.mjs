@@ -66,7 +66,7 @@ test('the built-in actions\' schemas are checked on the main thread: their patte
 });
 
 test('the worker gives the verdict and messages a check on the main thread gives, on documents JSON can carry', async (t) => {
-  const judge = new SchemaJudge({ deadlineMs: 5000, workers: 2, queueLimit: 8 });
+  const judge = new SchemaJudge({ deadlineMs: 5000, workers: 2, queueLimit: 8, callerQueueLimit: 8 });
   t.after(() => judge.close());
   const ajv = createSchemaAjv();
   const schemas = [
@@ -81,7 +81,7 @@ test('the worker gives the verdict and messages a check on the main thread gives
     const c = actionSchemaCheck(ajv, schema);
     assert.ok(c.costly, JSON.stringify(schema));
     for (const doc of docs) {
-      assert.deepEqual(await judge.judge(schema, doc), validationResult(c.validate, doc), `${JSON.stringify(schema)} on ${JSON.stringify(doc)}`);
+      assert.deepEqual(await judge.judge('p', schema, doc), validationResult(c.validate, doc), `${JSON.stringify(schema)} on ${JSON.stringify(doc)}`);
       compared++;
     }
   }
@@ -89,41 +89,56 @@ test('the worker gives the verdict and messages a check on the main thread gives
   // What JSON cannot carry is refused, not judged as something else.
   const cyclic = {};
   cyclic.self = cyclic;
-  assert.equal((await judge.judge(BACKTRACKS, cyclic)).ok, false);
+  assert.equal((await judge.judge('p', BACKTRACKS, cyclic)).ok, false);
 });
 
 test('an overdue check is ended at its deadline and refused as unchecked; checks in the other worker answer meanwhile, and the next check gets a new worker', async (t) => {
-  const judge = new SchemaJudge({ deadlineMs: 400, workers: 2, queueLimit: 8 });
+  const judge = new SchemaJudge({ deadlineMs: 400, workers: 2, queueLimit: 8, callerQueueLimit: 8 });
   t.after(() => judge.close());
   const order = [];
-  const slow = judge.judge(BACKTRACKS, backtracking(60)).then((r) => (order.push('slow'), r));
-  const quick = judge.judge(BACKTRACKS, { s: 'aa' }).then((r) => (order.push('quick'), r));
+  const slow = judge.judge('p', BACKTRACKS, backtracking(60)).then((r) => (order.push('slow'), r));
+  const quick = judge.judge('p', BACKTRACKS, { s: 'aa' }).then((r) => (order.push('quick'), r));
   assert.deepEqual(await quick, { ok: true });
   const r = await slow;
   assert.equal(r.ok, false);
   assert.equal(r.unchecked, 'timeout');
   assert.match(r.errors[0].message, /took longer than 400 ms \(\[gate\] schema_check_ms/);
   assert.deepEqual(order, ['quick', 'slow']);
-  assert.deepEqual(await judge.judge(BACKTRACKS, { s: 'a' }), { ok: true }, 'a new worker after the old one was ended');
-  assert.deepEqual((await judge.judge(BACKTRACKS, { s: 'ab' })).errors, [{ pointer: '/s', message: 'must match pattern "^(a|a?)+$"' }]);
+  assert.deepEqual(await judge.judge('p', BACKTRACKS, { s: 'a' }), { ok: true }, 'a new worker after the old one was ended');
+  assert.deepEqual((await judge.judge('p', BACKTRACKS, { s: 'ab' })).errors, [{ pointer: '/s', message: 'must match pattern "^(a|a?)+$"' }]);
 });
 
 test('past the line\'s limit a check is refused as busy, unless it must wait (a provider\'s answer); closing refuses what waits', async (t) => {
-  const judge = new SchemaJudge({ deadlineMs: 300, workers: 1, queueLimit: 1 });
+  const judge = new SchemaJudge({ deadlineMs: 300, workers: 1, queueLimit: 1, callerQueueLimit: 8 });
   t.after(() => judge.close());
-  const first = judge.judge(BACKTRACKS, backtracking(60));
-  const second = judge.judge(BACKTRACKS, { s: 'a' });
-  const refused = await judge.judge(BACKTRACKS, { s: 'a' });
+  const first = judge.judge('p', BACKTRACKS, backtracking(60));
+  const second = judge.judge('p', BACKTRACKS, { s: 'a' });
+  const refused = await judge.judge('p', BACKTRACKS, { s: 'a' });
   assert.equal(refused.unchecked, 'busy');
   assert.match(refused.errors[0].message, /1 schema checks are already waiting/);
-  const waited = judge.judge(BACKTRACKS, { s: 'aa' }, true);
+  const waited = judge.judge('p', BACKTRACKS, { s: 'aa' }, true);
   assert.equal((await first).unchecked, 'timeout');
   assert.deepEqual(await second, { ok: true });
   assert.deepEqual(await waited, { ok: true });
-  const pending = judge.judge(BACKTRACKS, backtracking(60));
-  const queued = judge.judge(BACKTRACKS, { s: 'a' });
+  const pending = judge.judge('p', BACKTRACKS, backtracking(60));
+  const queued = judge.judge('p', BACKTRACKS, { s: 'a' });
   await judge.close();
   assert.equal((await pending).unchecked, 'busy');
   assert.equal((await queued).unchecked, 'busy');
-  assert.equal((await judge.judge(BACKTRACKS, { s: 'a' })).unchecked, 'busy', 'closed');
+  assert.equal((await judge.judge('p', BACKTRACKS, { s: 'a' })).unchecked, 'busy', 'closed');
+});
+
+test('callers take turns: a line of one caller\'s costly documents delays another caller\'s check by one deadline, and past its own limit is refused', async (t) => {
+  const judge = new SchemaJudge({ deadlineMs: 300, workers: 1, queueLimit: 64, callerQueueLimit: 2 });
+  t.after(() => judge.close());
+  const order = [];
+  const note = (name) => (r) => (order.push(name), r);
+  const attacks = [1, 2, 3].map((i) => judge.judge('mallory', BACKTRACKS, backtracking(60)).then(note(`mallory ${i}`)));
+  const refused = await judge.judge('mallory', BACKTRACKS, backtracking(60));
+  assert.equal(refused.unchecked, 'busy');
+  assert.match(refused.errors[0].message, /2 of this caller's schema checks are already waiting/);
+  const victim = judge.judge('alice', BACKTRACKS, { s: 'aa' }).then(note('alice'));
+  assert.deepEqual(await victim, { ok: true });
+  for (const r of await Promise.all(attacks)) assert.equal(r.unchecked, 'timeout');
+  assert.deepEqual(order, ['mallory 1', 'alice', 'mallory 2', 'mallory 3'], 'alice waited for the check running, not for the line');
 });

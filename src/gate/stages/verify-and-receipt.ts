@@ -38,7 +38,7 @@ async function finalize(ctx: GateContext, action: LoadedAction, grant: Execution
   // receipt cannot hold (an output past the canonical form's depth, say) makes it a provider_error without it.
   try {
     if (!failureClass && m.io.response_schema) {
-      const checked = ctx.registry.validateResponse(m.action_id, output, m.version);
+      const checked = ctx.registry.validateResponse(m.action_id, output, m.version, grant.subject.principal);
       const v = checked instanceof Promise ? await checked : checked;
       if (!v.ok) {
         failureClass = 'provider_error';
