@@ -2,15 +2,22 @@
 // 2020-12 only, strict; refused: $dynamicRef, which ajv does not resolve as
 // the specification does, and a $ref cycle on one value,
 // src/gate/schema-cycles.ts), what a check's verdict looks like, and which
-// schemas may be checked on the gate's main thread: those whose cost is
-// bounded by the schema's size times the document's. The others (a regular
-// expression, uniqueItems, a $ref) can make a small document cost seconds, so
-// they run in a worker with a deadline (src/gate/schema-judge.ts).
+// checks may run on the gate's main thread: a schema whose cost is bounded by
+// its size times the document's, on a document of at most INLINE_MAX_BYTES,
+// stopping at the first error (collecting them all can cost gigabytes of
+// error objects). The others (a regular expression, uniqueItems, a $ref, a
+// larger document, the full list of a refused document's errors) run in a
+// worker with a deadline (src/gate/schema-judge.ts).
 import type { ValidateFunction } from 'ajv';
 import { Ajv2020, fixedDigest, fixedValidator, generatedValidator, isPlainJson, META_2020_12, type Ajv, type FixedSchema } from '../core/fixed-validators.js';
 import { refProblem } from './schema-cycles.js';
 
 const MAX_ERRORS = 20;
+/** What of a pointer or message a verdict keeps: a document's keys can be a megabyte long. */
+const MAX_POINTER = 256;
+const MAX_MESSAGE = 512;
+/** The largest document an operator's schema checks on the main thread (the default max_request_bytes). */
+export const INLINE_MAX_BYTES = 64 * 1024;
 
 export interface ValidationIssue {
   /** JSON pointer (RFC 6901) of the offending field in the request or response ("" for the whole document). */
@@ -25,9 +32,12 @@ export type ValidationResult = { ok: true } | { ok: false; errors: ValidationIss
  * Request and response schemas: strict mode (unknown keywords, ignored
  * "required" names, ambiguous types are errors); a document's field counts
  * only when it is its own (an inherited "toString" never meets "required").
- * Each is checked against the meta-schema by SCHEMA_META before ajv compiles it.
+ * Each is checked against the meta-schema by SCHEMA_META before ajv compiles
+ * it. Every error: the meta-check, and documents checked in a worker.
  */
 const SCHEMA_OPTIONS = { strict: true, allErrors: true, allowUnionTypes: true, validateFormats: false, addUsedSchema: false, ownProperties: true, logger: false } as const;
+/** On the main thread (and the build's validators of the built-in schemas): the first error only. */
+const INLINE_OPTIONS = { ...SCHEMA_OPTIONS, allErrors: false } as const;
 export const SCHEMA_META: FixedSchema = { name: 'schema-meta-2020-12', options: SCHEMA_OPTIONS, schema: META_2020_12 };
 
 let metaValidator: ValidateFunction | undefined;
@@ -40,8 +50,8 @@ let metaValidator: ValidateFunction | undefined;
 export function actionSchema(schema: Record<string, unknown>): { spec: FixedSchema; digest: string } | undefined {
   if (!isPlainJson(schema)) return undefined; // its digest would stand for another schema too: compiled
   const based = withBase(schema);
-  const digest = fixedDigest({ name: '', options: SCHEMA_OPTIONS, schema: based });
-  return { spec: { name: `schemas/${digest}`, options: SCHEMA_OPTIONS, schema: based }, digest };
+  const digest = fixedDigest({ name: '', options: INLINE_OPTIONS, schema: based });
+  return { spec: { name: `schemas/${digest}`, options: INLINE_OPTIONS, schema: based }, digest };
 }
 
 /** The base URI of a request or response schema that names none: ajv resolves "#" (the whole schema) against it. */
@@ -59,10 +69,14 @@ function dynamicKeyword(v: unknown): string | undefined {
   return undefined;
 }
 
-/** An ajv instance configured as the registry compiles request/response schemas (for ParseOptions.ajv). */
-export function createSchemaAjv(): Ajv {
+/**
+ * An ajv instance configured as the registry compiles request/response
+ * schemas (for ParseOptions.ajv): validators that stop at the first error,
+ * or, `every`, that collect them all (the worker's).
+ */
+export function createSchemaAjv(errors: 'first' | 'every' = 'first'): Ajv {
   // No meta-schemas in it: compileActionSchema checks against draft 2020-12 itself, and a $ref into a meta-schema (whose $dynamicRef ajv misresolves) has nothing to resolve to.
-  return new Ajv2020({ ...SCHEMA_OPTIONS, validateSchema: false, meta: false });
+  return new Ajv2020({ ...(errors === 'every' ? SCHEMA_OPTIONS : INLINE_OPTIONS), validateSchema: false, meta: false });
 }
 
 /**
@@ -70,13 +84,13 @@ export function createSchemaAjv(): Ajv {
  * draft 2020-12's meta-schema (SCHEMA_META's validator, ajv's message), no
  * other dialect, no $dynamicRef, no $ref cycle on one value
  * (schema-cycles.ts). The build's validator of the same schema is used when
- * there is one.
+ * there is one, unless `generated` is false (it stops at the first error).
  */
-export function compileActionSchema(ajv: Ajv, schema: Record<string, unknown>): ValidateFunction {
-  return compiled(ajv, schema).validate;
+export function compileActionSchema(ajv: Ajv, schema: Record<string, unknown>, generated = true): ValidateFunction {
+  return compiled(ajv, schema, generated).validate;
 }
 
-function compiled(ajv: Ajv, schema: Record<string, unknown>): { validate: ValidateFunction; shipped: boolean } {
+function compiled(ajv: Ajv, schema: Record<string, unknown>, useGenerated = true): { validate: ValidateFunction; shipped: boolean } {
   const dynamic = dynamicKeyword(schema);
   if (dynamic) throw new Error(`${dynamic} is not supported: ajv resolves it unlike the specification (it accepts documents it should refuse, and can recurse without end); use $ref to $defs`);
   // Another dialect, or a part of a meta-schema, would check the schema against less than draft 2020-12 (a `true` one against nothing).
@@ -87,7 +101,7 @@ function compiled(ajv: Ajv, schema: Record<string, unknown>): { validate: Valida
   if (!meta(schema)) throw new Error(`schema is invalid: ${ajv.errorsText(meta.errors)}`);
   const refs = refProblem(schema);
   if (refs) throw new Error(refs);
-  const fixed = actionSchema(schema);
+  const fixed = useGenerated ? actionSchema(schema) : undefined;
   const generated = fixed && generatedValidator(fixed.spec.name, fixed.digest);
   if (generated) return { validate: generated, shipped: true };
   try {
@@ -98,24 +112,26 @@ function compiled(ajv: Ajv, schema: Record<string, unknown>): { validate: Valida
   }
 }
 
-/** A compiled request or response schema, and whether its check must run off the main thread. */
+/** A compiled request or response schema (its validator stops at the first error), and where its checks run. */
 export interface ActionSchemaCheck {
   schema: Record<string, unknown>;
   validate: ValidateFunction;
-  /** Why the check runs in a worker with a deadline; absent: on the main thread. */
+  /**
+   * One of the built-in manifests' schemas, by the build's validator: checked
+   * on the main thread whatever the document's size (they ship with
+   * latchgate: their patterns anchored, their arrays short lists of scalars;
+   * test/unit/action-schema-cost.test.mjs holds them to it).
+   */
+  shipped: boolean;
+  /** Why every check runs in a worker with a deadline; absent: a document of at most INLINE_MAX_BYTES is checked on the main thread. */
   costly?: string;
 }
 
-/**
- * compileActionSchema, and where its check runs. The validators the build
- * generated for the built-in manifests run on the main thread: their schemas
- * ship with latchgate (their patterns anchored, their arrays short; test/unit/
- * action-schema-cost.test.mjs holds them to it).
- */
+/** compileActionSchema, and where its checks run. */
 export function actionSchemaCheck(ajv: Ajv, schema: Record<string, unknown>): ActionSchemaCheck {
   const { validate, shipped } = compiled(ajv, schema);
   const costly = shipped ? undefined : costlyKeyword(schema);
-  return costly === undefined ? { schema, validate } : { schema, validate, costly };
+  return costly === undefined ? { schema, validate, shipped } : { schema, validate, shipped, costly };
 }
 
 /** Keywords whose value is a map of names to subschemas: the names are not keywords. */
@@ -166,20 +182,23 @@ export function validationResult(validate: ValidateFunction, body: unknown): Val
   }
   if (valid) return { ok: true };
   const errors: ValidationIssue[] = [];
+  const issue = (pointer: string, message: string) => errors.push({ pointer: cut(pointer, MAX_POINTER), message: cut(message, MAX_MESSAGE) });
   for (const e of validate.errors ?? []) {
     const p = e.params as Record<string, unknown>;
     if (e.keyword === 'required') {
-      errors.push({ pointer: `${e.instancePath}/${escapePointer(String(p.missingProperty))}`, message: `missing required field "${String(p.missingProperty)}"` });
+      issue(`${e.instancePath}/${escapePointer(String(p.missingProperty))}`, `missing required field "${String(p.missingProperty)}"`);
     } else if (e.keyword === 'additionalProperties') {
-      errors.push({ pointer: `${e.instancePath}/${escapePointer(String(p.additionalProperty))}`, message: `unknown field "${String(p.additionalProperty)}"` });
+      issue(`${e.instancePath}/${escapePointer(String(p.additionalProperty))}`, `unknown field "${String(p.additionalProperty)}"`);
     } else {
-      errors.push({ pointer: e.instancePath, message: e.message ?? `fails "${e.keyword}"` });
+      issue(e.instancePath, e.message ?? `fails "${e.keyword}"`);
     }
     if (errors.length >= MAX_ERRORS) break;
   }
   if (errors.length === 0) errors.push({ pointer: '', message: 'does not match the schema' });
   return { ok: false, errors };
 }
+
+const cut = (s: string, max: number): string => (s.length > max ? `${s.slice(0, max)}…` : s);
 
 function escapePointer(s: string): string {
   return s.replace(/~/g, '~0').replace(/\//g, '~1');

@@ -17,7 +17,7 @@ import { immediate, type Db } from '../ledger/db.js';
 import { normalizeAllowHost } from '../config/hosts.js';
 import { didYouMean } from '../config/suggest.js';
 import { applyManifestDefaults, MANIFEST_SCHEMA, type RawManifest } from './manifest-schema.js';
-import { actionSchemaCheck, createSchemaAjv, SCHEMA_META, validationResult, type ActionSchemaCheck, type ValidationResult } from './action-schema.js';
+import { actionSchemaCheck, createSchemaAjv, INLINE_MAX_BYTES, SCHEMA_META, validationResult, type ActionSchemaCheck, type ValidationResult } from './action-schema.js';
 import { SCHEMA_CHECK_DEFAULTS, SchemaJudge } from './schema-judge.js';
 import { checkTemplate, hostMatches, templatePlaceholders, TemplateError } from './templates.js';
 import { compileGlob, GlobError } from '../providers/fs-glob.js';
@@ -757,32 +757,53 @@ export class Registry {
 
   /**
    * Checks a request body against the action's request schema (latest
-   * version unless given): on this thread when the schema's cost is bounded,
-   * else in a worker under the deadline (src/gate/schema-judge.ts).
+   * version unless given): on this thread when src/gate/action-schema.ts says
+   * it may, else in a worker under the deadline (src/gate/schema-judge.ts).
    */
-  validateRequest(actionId: string, body: unknown, version?: string, who = ''): ValidationResult | Promise<ValidationResult> {
+  validateRequest(actionId: string, body: unknown, version?: string, on: CheckOptions = {}): ValidationResult | Promise<ValidationResult> {
     const e = this.#entry(actionId, version);
     if (!e) return unknownAction(actionId, version);
-    return this.#check(who, e.request, body);
+    return this.#check(e.request, body, on, false);
   }
 
   /** Checks a provider's response against the action's response schema, as validateRequest; ok when the action declares none. */
-  validateResponse(actionId: string, body: unknown, version?: string, who = ''): ValidationResult | Promise<ValidationResult> {
+  validateResponse(actionId: string, body: unknown, version?: string, on: CheckOptions = {}): ValidationResult | Promise<ValidationResult> {
     const e = this.#entry(actionId, version);
     if (!e) return unknownAction(actionId, version);
-    return e.response ? this.#check(who, e.response, body, true) : { ok: true };
+    return e.response ? this.#check(e.response, body, on, true) : { ok: true };
   }
 
-  /** `who`: whose check it is (the principal): callers take turns at the costly ones. */
-  #check(who: string, c: ActionSchemaCheck, body: unknown, mustWait = false): ValidationResult | Promise<ValidationResult> {
-    if (c.costly === undefined) return validationResult(c.validate, body);
-    this.#judge ??= new SchemaJudge({ ...SCHEMA_CHECK_DEFAULTS, deadlineMs: this.#schemaCheckMs });
-    return this.#judge.judge(who, c.schema, body, mustWait);
+  /** `mustWait`: a provider's answer, never refused as busy. */
+  #check(c: ActionSchemaCheck, body: unknown, on: CheckOptions, mustWait: boolean): ValidationResult | Promise<ValidationResult> {
+    const judged = () => {
+      this.#judge ??= new SchemaJudge({ ...SCHEMA_CHECK_DEFAULTS, deadlineMs: this.#schemaCheckMs });
+      return this.#judge.judge(on.who ?? '', c.schema, body, mustWait);
+    };
+    if (c.costly !== undefined || (!c.shipped && (on.bytes ?? jsonBytes(body)) > INLINE_MAX_BYTES)) return judged();
+    const first = validationResult(c.validate, body);
+    if (first.ok) return first;
+    // Refused at its first error; the list of all of them (whose making a document can make costly) comes
+    // from a worker. The refusal stands whatever the worker says.
+    return judged().then((every) => (every.ok || every.unchecked ? first : every));
   }
 
   /** Ends the schema checks' workers. */
   close(): Promise<void> {
     return this.#judge?.close() ?? Promise.resolve();
+  }
+}
+
+/** Who asks for a check (the principal: callers take turns at the workers) and the document's size in bytes (else measured). */
+export interface CheckOptions {
+  who?: string;
+  bytes?: number;
+}
+
+function jsonBytes(v: unknown): number {
+  try {
+    return Buffer.byteLength(JSON.stringify(v) ?? '');
+  } catch {
+    return Infinity; // not JSON: the worker refuses it
   }
 }
 

@@ -19,7 +19,8 @@ export type JudgeAnswer = { id: number; result: ValidationResult } | { id: numbe
 
 /** Schemas kept compiled; an older one is compiled again when it next comes with its job. */
 const KEPT = 256;
-const ajv = createSchemaAjv();
+// Every error: the full report of a document the main thread refused at its first, or could not check.
+const ajv = createSchemaAjv('every');
 const compiled = new Map<number, ValidateFunction>();
 
 parentPort!.on('message', (job: JudgeJob) => {
@@ -27,7 +28,7 @@ parentPort!.on('message', (job: JudgeJob) => {
   if (!validate) {
     if (!job.schema) return parentPort!.postMessage({ id: job.id, missing: true } satisfies JudgeAnswer);
     try {
-      validate = compileActionSchema(ajv, job.schema);
+      validate = compileActionSchema(ajv, job.schema, false);
     } catch (e) {
       // The gate compiled it at load: only another ajv could refuse it now.
       const result: ValidationResult = { ok: false, errors: [{ pointer: '', message: `the schema could not be compiled to check it (${(e as Error).message})` }] };

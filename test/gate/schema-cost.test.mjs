@@ -26,6 +26,7 @@ declared_side_effects: ["http_read"]
 
 /** Each nesting level applies n twice to the next: 2^depth checks of a request `depth` levels deep. */
 const DOUBLING = { type: 'object', $defs: { n: { type: 'object', properties: { c: { allOf: [{ $ref: '#/$defs/n' }, { $ref: '#/$defs/n' }] }, v: { type: 'integer' } } } }, $ref: '#/$defs/n' };
+const FIELDS = ['f0', 'f1', 'f2', 'f3', 'f4', 'f5', 'f6', 'f7'];
 const nested = (depth, leaf = {}) => (depth === 0 ? leaf : { c: nested(depth - 1, leaf) });
 
 async function costlyGate(t) {
@@ -38,6 +39,10 @@ async function costlyGate(t) {
     request_schema: { type: 'object', properties: { items } },
     response_schema: { type: 'object', properties: { echo: { type: 'object', properties: { items: { ...items, uniqueItems: true } } } } },
   }));
+  // No keyword the cost class names: ten ordinary record types. Each {} in `records` breaks every
+  // required field of every branch, 81 errors from 3 bytes.
+  const branch = (i) => ({ type: 'object', required: ['kind', ...FIELDS], properties: { kind: { const: `t${i}` }, ...Object.fromEntries(FIELDS.map((f) => [f, { type: 'string' }])) } });
+  writeFileSync(path.join(dir, 't_records.yaml'), manifest('t_records', { request_schema: { type: 'object', required: ['records'], properties: { records: { type: 'array', items: { anyOf: Array.from({ length: 10 }, (_, i) => branch(i)) } } } } }));
   const g = await gateFor(t, { config: { manifestDirs: [FIXTURE_MANIFESTS, dir], schemaCheckMs: DEADLINE_MS } });
   grantAll(g);
   const a = new Agent(g.socket);
@@ -127,4 +132,29 @@ test('a provider answer whose uniqueItems check is quadratic is refused at the d
   const receipt = g.ctx.ledger.getReceipt(attack.body.receipt_id);
   assert.equal(receipt.failure_class, 'provider_error');
   assert.match(receipt.normalized_result.reason, /not checked/);
+});
+
+test('a request of ordinary record types that breaks every field of every branch: its first error refuses it on the main thread, the list of all of them is made in a worker; a large one is checked there whole', async (t) => {
+  const { g, a } = await costlyGate(t);
+  const record = { kind: 't3', ...Object.fromEntries(FIELDS.map((f) => [f, 'x'])) };
+  const ok = await a.execute('t_records', { records: [record, record] });
+  assert.equal(ok.status, 200, ok.text);
+  const bad = await a.execute('t_records', { records: [record, { ...record, f0: 1 }] });
+  assert.equal(bad.status, 422, bad.text);
+  assert.ok(bad.body.errors.some((e) => e.pointer === '/records/1/f0'), bad.text);
+
+  // About 60 KB: under the size the main thread checks. All its errors: 1.6 million objects.
+  const small = await attackBeside(t, g, a, 'validateRequest', 't_records', { records: new Array(20_000).fill({}) });
+  assert.equal(small.ordinary.status, 200, small.ordinary.text);
+  assert.deepEqual(small.order, ['ordinary', 'checked', 'attack']);
+  assert.equal(small.attack.status, 422, small.attack.text.slice(0, 500));
+  assert.ok(small.attack.body.errors.length >= 1 && small.attack.body.errors.length <= 20, small.attack.text.slice(0, 500));
+  assert.match(small.attack.body.errors[0].pointer, /^\/records\/0/);
+
+  // About 1 MB (on the main thread with every error: minutes, then out of memory for the whole gate).
+  const large = await attackBeside(t, g, a, 'validateRequest', 't_records', { records: new Array(330_000).fill({}) });
+  assert.equal(large.ordinary.status, 200, large.ordinary.text);
+  assert.deepEqual(large.order, ['ordinary', 'checked', 'attack']);
+  assert.equal(large.attack.status, 422, large.attack.text.slice(0, 500));
+  assert.match(large.attack.body.message, /not checked/);
 });

@@ -6,7 +6,7 @@
 // checks go on, a full line refused as busy except for answers that must wait.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { actionSchemaCheck, costlyKeyword, createSchemaAjv, validationResult } from '../../dist/gate/action-schema.js';
+import { actionSchemaCheck, compileActionSchema, costlyKeyword, createSchemaAjv, validationResult } from '../../dist/gate/action-schema.js';
 import { Registry } from '../../dist/gate/registry.js';
 import { SchemaJudge } from '../../dist/gate/schema-judge.js';
 import { openDb } from '../../dist/ledger/db.js';
@@ -65,10 +65,11 @@ test('the built-in actions\' schemas are checked on the main thread: their patte
   db.close();
 });
 
-test('the worker gives the verdict and messages a check on the main thread gives, on documents JSON can carry', async (t) => {
+test('the worker gives the verdict and every message a check on the main thread gives, on documents JSON can carry; the main thread stops at the first', async (t) => {
   const judge = new SchemaJudge({ deadlineMs: 5000, workers: 2, queueLimit: 8, callerQueueLimit: 8 });
   t.after(() => judge.close());
   const ajv = createSchemaAjv();
+  const every = createSchemaAjv('every');
   const schemas = [
     BACKTRACKS,
     { type: 'object', required: ['__proto__', 'toString'], properties: { __proto__: { type: 'integer' } }, patternProperties: { '^x-': { type: 'string' } } },
@@ -80,8 +81,13 @@ test('the worker gives the verdict and messages a check on the main thread gives
   for (const schema of schemas) {
     const c = actionSchemaCheck(ajv, schema);
     assert.ok(c.costly, JSON.stringify(schema));
+    const all = compileActionSchema(every, schema, false);
     for (const doc of docs) {
-      assert.deepEqual(await judge.judge('p', schema, doc), validationResult(c.validate, doc), `${JSON.stringify(schema)} on ${JSON.stringify(doc)}`);
+      const judged = await judge.judge('p', schema, doc);
+      assert.deepEqual(judged, validationResult(all, doc), `${JSON.stringify(schema)} on ${JSON.stringify(doc)}`);
+      const first = validationResult(c.validate, doc);
+      assert.equal(first.ok, judged.ok);
+      if (!first.ok) assert.deepEqual(first.errors, [judged.errors[0]]);
       compared++;
     }
   }
@@ -141,4 +147,17 @@ test('callers take turns: a line of one caller\'s costly documents delays anothe
   assert.deepEqual(await victim, { ok: true });
   for (const r of await Promise.all(attacks)) assert.equal(r.unchecked, 'timeout');
   assert.deepEqual(order, ['mallory 1', 'alice', 'mallory 2', 'mallory 3'], 'alice waited for the check running, not for the line');
+});
+
+test('a verdict keeps at most 20 errors, each pointer and message cut short: a megabyte-long key is not repeated into the answer', () => {
+  const ajv = createSchemaAjv('every');
+  const v = compileActionSchema(ajv, { type: 'object', additionalProperties: { type: 'object', properties: Object.fromEntries('abcdefghijklmnopqrstuvwxyz'.split('').map((k) => [k, { type: 'string' }])) } }, false);
+  const key = 'k'.repeat(1 << 20);
+  const r = validationResult(v, { [key]: Object.fromEntries('abcdefghijklmnopqrstuvwxyz'.split('').map((k) => [k, 1])) });
+  assert.equal(r.ok, false);
+  assert.equal(r.errors.length, 20);
+  for (const e of r.errors) {
+    assert.ok(e.pointer.length <= 257 && e.pointer.endsWith('…'), e.pointer.slice(0, 40));
+    assert.ok(e.message.length <= 513);
+  }
 });

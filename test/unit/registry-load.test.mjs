@@ -277,62 +277,62 @@ test('versions: get() is the highest, get(id, v) a specific one, list() the late
   assert.equal(r.list().length, 12);
 });
 
-test('validateRequest names the JSON pointer of each offending field', () => {
+test('validateRequest names the JSON pointer of each offending field', async () => {
   const r = registry([GOOD], { builtin: false });
   r.load();
-  assert.deepEqual(r.validateRequest('echo', { title: 'x', items: [{ name: 'a' }] }), { ok: true });
-  const bad = r.validateRequest('echo', { title: 7, items: [{ name: 'a' }, { name: 'b' }, { name: 'c' }, { qty: 0 }], extra: true });
+  assert.deepEqual(await r.validateRequest('echo', { title: 'x', items: [{ name: 'a' }] }), { ok: true });
+  const bad = await r.validateRequest('echo', { title: 7, items: [{ name: 'a' }, { name: 'b' }, { name: 'c' }, { qty: 0 }], extra: true });
   assert.equal(bad.ok, false);
   const pointers = bad.errors.map((e) => e.pointer).sort();
   assert.deepEqual(pointers, ['/extra', '/items/3/name', '/items/3/qty', '/title']);
   assert.match(bad.errors.find((e) => e.pointer === '/items/3/name').message, /missing required field "name"/);
   assert.match(bad.errors.find((e) => e.pointer === '/title').message, /must be string/);
-  assert.deepEqual(r.validateRequest('echo', { items: [] }).errors, [{ pointer: '/title', message: 'missing required field "title"' }]);
+  assert.deepEqual((await r.validateRequest('echo', { items: [] })).errors, [{ pointer: '/title', message: 'missing required field "title"' }]);
   // A specific version's schema.
-  assert.deepEqual(r.validateRequest('echo', { title: 'x' }, '0.9.0'), { ok: true });
-  assert.equal(r.validateRequest('nope', {}).ok, false);
+  assert.deepEqual(await r.validateRequest('echo', { title: 'x' }, '0.9.0'), { ok: true });
+  assert.equal((await r.validateRequest('nope', {})).ok, false);
   // Keys with "/" and "~" are escaped in pointers (RFC 6901).
-  const odd = r.validateRequest('echo', { title: 'x', items: [], 'a/b~c': 1 });
+  const odd = await r.validateRequest('echo', { title: 'x', items: [], 'a/b~c': 1 });
   assert.deepEqual(odd.errors.map((e) => e.pointer), ['/a~1b~0c']);
   // The cap on reported errors.
-  const many = r.validateRequest('echo', { title: 'x', items: Array.from({ length: 100 }, () => ({})) });
+  const many = await r.validateRequest('echo', { title: 'x', items: Array.from({ length: 100 }, () => ({})) });
   assert.equal(many.errors.length, 20);
 });
 
-test('validateResponse checks against the response schema (inline or file)', () => {
+test('validateResponse checks against the response schema (inline or file)', async () => {
   const r = registry();
   r.load();
-  assert.deepEqual(r.validateResponse('http_fetch', { status: 200, headers: { 'content-type': 'text/plain' }, body: 'hi' }), { ok: true });
-  const bad = r.validateResponse('http_fetch', { status: 'ok', secret: 1 });
+  assert.deepEqual(await r.validateResponse('http_fetch', { status: 200, headers: { 'content-type': 'text/plain' }, body: 'hi' }), { ok: true });
+  const bad = await r.validateResponse('http_fetch', { status: 'ok', secret: 1 });
   assert.deepEqual(bad.errors.map((e) => e.pointer).sort(), ['/secret', '/status']);
-  assert.deepEqual(r.validateResponse('github_create_issue', { status: 201, body: { number: 'x' } }).errors.map((e) => e.pointer), ['/body/number']);
+  assert.deepEqual((await r.validateResponse('github_create_issue', { status: 201, body: { number: 'x' } })).errors.map((e) => e.pointer), ['/body/number']);
   // An action without a response schema accepts any response.
   const g = registry([GOOD], { builtin: false });
   g.load();
-  assert.deepEqual(g.validateResponse('echo', { anything: true }), { ok: true });
+  assert.deepEqual(await g.validateResponse('echo', { anything: true }), { ok: true });
 });
 
-test('the shipped requests validate as documented', () => {
+test('the shipped requests validate as documented', async () => {
   const r = registry();
   r.load();
-  const ok = (id, body) => assert.deepEqual(r.validateRequest(id, body), { ok: true }, id);
-  const no = (id, body, pointer) => {
-    const v = r.validateRequest(id, body);
+  const ok = async (id, body) => assert.deepEqual(await r.validateRequest(id, body), { ok: true }, id);
+  const no = async (id, body, pointer) => {
+    const v = await r.validateRequest(id, body);
     assert.equal(v.ok, false, id);
     assert.ok(v.errors.some((e) => e.pointer === pointer), `${id}: ${JSON.stringify(v.errors)}`);
   };
-  ok('http_fetch', { url: 'https://httpbin.org/get' });
-  no('http_fetch', { url: 'ftp://x.org/a' }, '/url');
-  ok('http_post', { url: 'https://httpbin.org/post', body: { a: 1 } });
-  no('http_post', { url: 'https://httpbin.org/post', body: 'text' }, '/body');
-  ok('github_read', { owner: 'octocat', repo: 'hello-world', resource: 'issues' });
-  no('github_read', { owner: 'octocat', repo: '..', resource: 'issues' }, '/repo');
-  no('github_read', { owner: 'octocat', repo: 'x', resource: 'hooks' }, '/resource');
-  ok('github_create_issue', { owner: 'o', repo: 'r', title: 't', body: '', labels: [] });
-  no('github_create_issue', { owner: 'o', repo: 'r', title: '', body: '', labels: [] }, '/title');
-  ok('fs_read', { path: 'src/a.ts' });
-  ok('fs_write', { path: 'src/a.ts', content_base64: 'aGk=' });
-  no('fs_write', { path: 'src/a.ts', content_base64: 'aGk=', mode: 'append' }, '/mode');
+  await ok('http_fetch', { url: 'https://httpbin.org/get' });
+  await no('http_fetch', { url: 'ftp://x.org/a' }, '/url');
+  await ok('http_post', { url: 'https://httpbin.org/post', body: { a: 1 } });
+  await no('http_post', { url: 'https://httpbin.org/post', body: 'text' }, '/body');
+  await ok('github_read', { owner: 'octocat', repo: 'hello-world', resource: 'issues' });
+  await no('github_read', { owner: 'octocat', repo: '..', resource: 'issues' }, '/repo');
+  await no('github_read', { owner: 'octocat', repo: 'x', resource: 'hooks' }, '/resource');
+  await ok('github_create_issue', { owner: 'o', repo: 'r', title: 't', body: '', labels: [] });
+  await no('github_create_issue', { owner: 'o', repo: 'r', title: '', body: '', labels: [] }, '/title');
+  await ok('fs_read', { path: 'src/a.ts' });
+  await ok('fs_write', { path: 'src/a.ts', content_base64: 'aGk=' });
+  await no('fs_write', { path: 'src/a.ts', content_base64: 'aGk=', mode: 'append' }, '/mode');
 });
 
 test('a broken directory reports every file and loads nothing', () => {
