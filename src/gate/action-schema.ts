@@ -10,6 +10,7 @@
 // worker with a deadline (src/gate/schema-judge.ts).
 import type { ValidateFunction } from 'ajv';
 import { Ajv2020, fixedDigest, fixedValidator, generatedValidator, isPlainJson, META_2020_12, type Ajv, type FixedSchema } from '../core/fixed-validators.js';
+import { withUniqueItems } from '../core/unique-items.js';
 import { refProblem } from './schema-cycles.js';
 
 const MAX_ERRORS = 20;
@@ -76,7 +77,7 @@ function dynamicKeyword(v: unknown): string | undefined {
  */
 export function createSchemaAjv(errors: 'first' | 'every' = 'first'): Ajv {
   // No meta-schemas in it: compileActionSchema checks against draft 2020-12 itself, and a $ref into a meta-schema (whose $dynamicRef ajv misresolves) has nothing to resolve to.
-  return new Ajv2020({ ...(errors === 'every' ? SCHEMA_OPTIONS : INLINE_OPTIONS), validateSchema: false, meta: false });
+  return withUniqueItems(new Ajv2020({ ...(errors === 'every' ? SCHEMA_OPTIONS : INLINE_OPTIONS), validateSchema: false, meta: false }));
 }
 
 /**

@@ -161,3 +161,31 @@ test('a verdict keeps at most 20 errors, each pointer and message cut short: a m
     assert.ok(e.message.length <= 513);
   }
 });
+
+test('uniqueItems sees two "__proto__" items as the same, on the main thread, in the worker and in the built-in actions\' generated validators; other items as ajv does', async (t) => {
+  const judge = new SchemaJudge({ deadlineMs: 5000, workers: 1, queueLimit: 8, callerQueueLimit: 8 });
+  t.after(() => judge.close());
+  const ajv = createSchemaAjv();
+  const dup = (i, j) => ({ ok: false, errors: [{ pointer: '', message: `must NOT have duplicate items (items ## ${i} and ${j} are identical)` }] });
+  for (const [schema, doc, verdict] of [
+    [{ type: 'array', items: { type: 'string' }, uniqueItems: true }, ['__proto__', '__proto__'], dup(1, 0)],
+    [{ type: 'array', items: { type: 'string' }, uniqueItems: true }, ['a', 'b', 'a'], dup(2, 0)],
+    [{ type: 'array', items: { type: 'string' }, uniqueItems: true }, ['__proto__', 'constructor', 'toString'], { ok: true }],
+    [{ type: 'array', items: { type: ['string', 'integer'] }, uniqueItems: true }, [1, '1', '__proto_', '__proto__'], { ok: true }],
+    [{ type: 'array', items: { type: ['string', 'integer'] }, uniqueItems: true }, ['__proto__', 2, '__proto__'], dup(2, 0)],
+    [{ type: 'array', uniqueItems: true }, [{ a: [1, { b: 2 }] }, { a: [1, { b: 2 }] }], dup(0, 1)],
+  ]) {
+    const what = `${JSON.stringify(schema)} on ${JSON.stringify(doc)}`;
+    assert.deepEqual(validationResult(compileActionSchema(ajv, schema), doc), verdict, what);
+    assert.deepEqual(await judge.judge('p', schema, doc), verdict, `in the worker: ${what}`);
+  }
+  const db = openDb(':memory:');
+  const r = Registry.open(db, [], { builtin: true });
+  const issue = { owner: 'octocat', repo: 'hello-world', title: 't', body: '' };
+  assert.deepEqual(r.validateRequest('github_create_issue', { ...issue, labels: ['bug', 'help'] }), { ok: true });
+  const refused = await r.validateRequest('github_create_issue', { ...issue, labels: ['__proto__', '__proto__'] });
+  assert.equal(refused.ok, false);
+  assert.match(refused.errors[0].message, /duplicate items/);
+  await r.close();
+  db.close();
+});
