@@ -8,7 +8,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createPrivateKey, generateKeyPairSync, sign } from 'node:crypto';
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
@@ -47,6 +47,10 @@ before(async () => {
   } finally {
     await g.close({ keepState: true });
   }
+  // The checkpoint worker closes its connection after close() returns; the last connection to close
+  // folds the WAL into the database and removes it. Copies are taken once that has happened.
+  for (let i = 0; i < 200 && existsSync(path.join(base, 'ledger.sqlite3-wal')); i++) await new Promise((r) => setTimeout(r, 50));
+  assert.equal(existsSync(path.join(base, 'ledger.sqlite3-wal')), false, 'the ledger\'s WAL is still there 10 s after the gate closed');
   assert.equal(made.receipts.length, 4);
   assert.ok(made.receipts.every((r) => r.receipt_format === 2));
 });
