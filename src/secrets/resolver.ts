@@ -6,7 +6,7 @@
 // the reload marker beside the ledger, seen by every gate process sharing
 // the state directory). Errors name the file and the fix, never a value.
 import { statSync, type BigIntStats } from 'node:fs';
-import { UnusableSecret, unusableError } from './secret-values.js';
+import { UnusableSecret, unusableError } from './unusable-secret.js';
 
 export interface SecretResolverOptions {
   /** The SOPS file (for stat and messages). */

@@ -9,13 +9,10 @@ import { SecretsError } from './errors.js';
 import { typedTrees, type SopsDocument } from './sops-read.js';
 import { extractPath } from './sops-tree.js';
 import { isMap, type SopsNode } from './sops-value.js';
+import { UnusableSecret } from './unusable-secret.js';
 
 export { SecretsError } from './errors.js';
-
-/** A top-level name of the file whose value is not a usable secret. */
-export class UnusableSecret {
-  constructor(readonly why: string) {}
-}
+export { UnusableSecret, unusableError } from './unusable-secret.js';
 
 function unusable(v: SopsNode, unencrypted: boolean): string | null {
   if (unencrypted) return 'its value is not encrypted (the MAC does not bind its name)';
@@ -45,9 +42,4 @@ export function secretValues(doc: SopsDocument): Map<string, string> {
   const out = new Map<string, string>();
   for (const [k, v] of secretEntries(doc)) if (typeof v === 'string') out.set(k, v);
   return out;
-}
-
-/** The error for a name the file mentions but cannot serve. */
-export function unusableError(file: string, name: string, u: UnusableSecret): SecretsError {
-  return new SecretsError('secret_unusable', `${file}: ${name} is in the file but is not a usable secret: ${u.why}; the file may have been altered without sops. Set it again with \`latchgate secrets set ${name}\`, or remove it (\`latchgate secrets remove ${name}\`); the environment (LATCHGATE_SECRET_${name}) never stands in for a name the file holds`, { file, keyPath: extractPath([name]) });
 }

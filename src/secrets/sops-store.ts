@@ -10,11 +10,8 @@ import { lstatSync } from 'node:fs';
 import type { SecretsFileConfig } from '../config/latchgate-toml.js';
 import { LaunchError } from '../core/errors.js';
 import { SecretsError } from './errors.js';
-import { loadAgeIdentities } from './identities.js';
 import { secretsLocations } from './locations.js';
 import { SecretResolver } from './resolver.js';
-import { readSopsFile } from './sops-read.js';
-import { secretEntries } from './secret-values.js';
 
 export interface SopsStore {
   /** The value cache over the file, or undefined when there is no file to read. */
@@ -72,8 +69,12 @@ export function sopsStore(c: SecretsFileConfig | undefined, o: { env?: NodeJS.Pr
     file: where.sopsFile,
     cacheSeconds: c?.cacheSeconds ?? 300,
     ...(o.reloadMarker ? { reloadMarker: o.reloadMarker } : {}),
-    // Identities are looked up on every read: a key file replaced (rotation) is taken at once.
-    load: async () => secretEntries(await readSopsFile({ file: where.sopsFile, identities: loadAgeIdentities({ ageKeyFile: where.ageKeyFile, env }) })),
+    // Identities are looked up on every read: a key file replaced (rotation) is taken at once. The
+    // reading code (SOPS, age, YAML) loads with the first read: a box whose user keeps no file never does.
+    load: async () => {
+      const [{ secretEntries }, { readSopsFile }, { loadAgeIdentities }] = await Promise.all([import('./secret-values.js'), import('./sops-read.js'), import('./identities.js')]);
+      return secretEntries(await readSopsFile({ file: where.sopsFile, identities: loadAgeIdentities({ ageKeyFile: where.ageKeyFile, env }) }));
+    },
   });
   return { resolver, file: where.sopsFile, configured };
 }
