@@ -4,7 +4,7 @@
 // scripts/build-validators.mjs as ajv's standalone code in dist/generated/,
 // so that no process spends 50 to 100 ms compiling each one again. Every
 // generated module carries the digest of what it was made from (ajv's
-// version, the revision of our uniqueItems (unique-items.ts), the options,
+// version, the revision of our const, enum and uniqueItems (json-equality.ts), the options,
 // the schema); one that does not match (a build that skipped the step, ajv
 // upgraded since) is not used: the schema is then compiled here, as ajv
 // always did, with the same result.
@@ -13,7 +13,7 @@ import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import Ajv2020Module from 'ajv/dist/2020.js';
 import type { Options, ValidateFunction } from 'ajv';
-import { UNIQUE_ITEMS_REVISION, withUniqueItems } from './unique-items.js';
+import { JSON_EQUALITY_REVISION, withJsonEquality } from './json-equality.js';
 
 // ajv ships CommonJS: under NodeNext its default export arrives as the module object.
 export const Ajv2020 = ((Ajv2020Module as unknown as { default?: unknown }).default ?? Ajv2020Module) as unknown as typeof Ajv2020Module.default;
@@ -36,7 +36,7 @@ let ajvVersion: string | undefined;
 /** What a generated module must have been made from to be used (SHA-256, hex). */
 export function fixedDigest(s: FixedSchema): string {
   ajvVersion ??= (require('ajv/package.json') as { version: string }).version;
-  return createHash('sha256').update(JSON.stringify([ajvVersion, UNIQUE_ITEMS_REVISION, s.options, s.schema])).digest('hex');
+  return createHash('sha256').update(JSON.stringify([ajvVersion, JSON_EQUALITY_REVISION, s.options, s.schema])).digest('hex');
 }
 
 /**
@@ -58,7 +58,7 @@ export const generatedFile = (name: string): string => fileURLToPath(new URL(`..
 
 /** Compiles s now; `source` keeps the code for the build's standalone module. */
 export function compileFixed(s: FixedSchema, source = false): { ajv: Ajv; validate: ValidateFunction } {
-  const ajv = withUniqueItems(new Ajv2020({ ...s.options, ...(source ? { code: { source: true } } : {}) }));
+  const ajv = withJsonEquality(new Ajv2020({ ...s.options, ...(source ? { code: { source: true } } : {}) }));
   const validate = s.schema === META_2020_12 ? ajv.getSchema(META_2020_12) : ajv.compile(s.schema);
   if (!validate) throw new Error(`ajv has no ${META_2020_12}`);
   return { ajv, validate };

@@ -2,23 +2,22 @@
 // 2020-12 only, strict; refused: $dynamicRef, which ajv does not resolve as
 // the specification does, and a $ref cycle on one value,
 // src/gate/schema-cycles.ts), what a check's verdict looks like, and which
-// checks may run on the gate's main thread: a schema whose cost is bounded by
-// its size times the document's, on a document of at most INLINE_MAX_BYTES,
-// stopping at the first error (collecting them all can cost gigabytes of
-// error objects). The others (a regular expression, uniqueItems, a $ref, a
-// larger document, the full list of a refused document's errors) run in a
-// worker with a deadline (src/gate/schema-judge.ts).
+// checks may run on the gate's main thread: only those of the schemas that
+// ship with latchgate, stopping at the first error. What an operator's schema
+// costs on a document has no useful bound (a backtracking pattern, a $ref
+// that applies a definition twice at each level, thousands of enum values
+// or anyOf branches, each failed branch an error object: seconds to minutes
+// for 64 KiB), so those checks, and the full list of a refused document's
+// errors, run in a worker under a deadline (src/gate/schema-judge.ts).
 import type { ValidateFunction } from 'ajv';
 import { Ajv2020, fixedDigest, fixedValidator, generatedValidator, isPlainJson, META_2020_12, type Ajv, type FixedSchema } from '../core/fixed-validators.js';
-import { withUniqueItems } from '../core/unique-items.js';
+import { withJsonEquality } from '../core/json-equality.js';
 import { refProblem } from './schema-cycles.js';
 
 const MAX_ERRORS = 20;
 /** What of a pointer or message a verdict keeps: a document's keys can be a megabyte long. */
 const MAX_POINTER = 256;
 const MAX_MESSAGE = 512;
-/** The largest document an operator's schema checks on the main thread (the default max_request_bytes). */
-export const INLINE_MAX_BYTES = 64 * 1024;
 
 export interface ValidationIssue {
   /** JSON pointer (RFC 6901) of the offending field in the request or response ("" for the whole document). */
@@ -77,7 +76,7 @@ function dynamicKeyword(v: unknown): string | undefined {
  */
 export function createSchemaAjv(errors: 'first' | 'every' = 'first'): Ajv {
   // No meta-schemas in it: compileActionSchema checks against draft 2020-12 itself, and a $ref into a meta-schema (whose $dynamicRef ajv misresolves) has nothing to resolve to.
-  return withUniqueItems(new Ajv2020({ ...(errors === 'every' ? SCHEMA_OPTIONS : INLINE_OPTIONS), validateSchema: false, meta: false }));
+  return withJsonEquality(new Ajv2020({ ...(errors === 'every' ? SCHEMA_OPTIONS : INLINE_OPTIONS), validateSchema: false, meta: false }));
 }
 
 /**
@@ -119,57 +118,16 @@ export interface ActionSchemaCheck {
   validate: ValidateFunction;
   /**
    * One of the built-in manifests' schemas, by the build's validator: checked
-   * on the main thread whatever the document's size (they ship with
-   * latchgate: their patterns anchored, their arrays short lists of scalars;
-   * test/unit/action-schema-cost.test.mjs holds them to it).
+   * on the main thread (they ship with latchgate: flat objects, anchored
+   * patterns, short lists of scalars; test/unit/action-schema-cost.test.mjs
+   * holds them to it). Any other is checked in a worker.
    */
   shipped: boolean;
-  /** Why every check runs in a worker with a deadline; absent: a document of at most INLINE_MAX_BYTES is checked on the main thread. */
-  costly?: string;
 }
 
 /** compileActionSchema, and where its checks run. */
 export function actionSchemaCheck(ajv: Ajv, schema: Record<string, unknown>): ActionSchemaCheck {
-  const { validate, shipped } = compiled(ajv, schema);
-  const costly = shipped ? undefined : costlyKeyword(schema);
-  return costly === undefined ? { schema, validate, shipped } : { schema, validate, shipped, costly };
-}
-
-/** Keywords whose value is a map of names to subschemas: the names are not keywords. */
-const SCHEMA_MAPS = new Set(['properties', 'patternProperties', '$defs', 'definitions', 'dependentSchemas', 'dependencies']);
-
-/**
- * Why checking a document against this schema may cost more than the
- * schema's size times the document's, or undefined. Without these keywords
- * a schema is a tree whose every node is applied at most once to each part
- * of the document. With them: a regular expression can backtrack for an
- * exponential time on a short string; uniqueItems compares items pairwise;
- * a $ref can apply one subschema many times to one value (two branches to
- * the same definition, nested, double the work at each level). Every value
- * below the schema is looked at, `const` and `enum` included: a keyword's
- * name there makes the check costly for nothing, never cheap for wrong.
- */
-export function costlyKeyword(schema: unknown): string | undefined {
-  const walk = (v: unknown, namesBelow: boolean): string | undefined => {
-    if (typeof v !== 'object' || v === null) return undefined;
-    if (Array.isArray(v)) {
-      for (const x of v) {
-        const why = walk(x, false);
-        if (why) return why;
-      }
-      return undefined;
-    }
-    for (const [k, x] of Object.entries(v)) {
-      if (!namesBelow) {
-        if (k === '$ref' || k === 'pattern' || k === 'patternProperties') return `it has ${k}`;
-        if (k === 'uniqueItems' && x === true) return 'it has uniqueItems';
-      }
-      const why = walk(x, !namesBelow && SCHEMA_MAPS.has(k));
-      if (why) return why;
-    }
-    return undefined;
-  };
-  return walk(schema, false);
+  return { schema, ...compiled(ajv, schema) };
 }
 
 /** A validator's verdict on a document: a validator that throws is a refusal, never a crash. */

@@ -17,7 +17,7 @@ import { immediate, type Db } from '../ledger/db.js';
 import { normalizeAllowHost } from '../config/hosts.js';
 import { didYouMean } from '../config/suggest.js';
 import { applyManifestDefaults, MANIFEST_SCHEMA, type RawManifest } from './manifest-schema.js';
-import { actionSchemaCheck, createSchemaAjv, INLINE_MAX_BYTES, SCHEMA_META, validationResult, type ActionSchemaCheck, type ValidationResult } from './action-schema.js';
+import { actionSchemaCheck, createSchemaAjv, SCHEMA_META, validationResult, type ActionSchemaCheck, type ValidationResult } from './action-schema.js';
 import { SCHEMA_CHECK_DEFAULTS, SchemaJudge } from './schema-judge.js';
 import { checkTemplate, hostMatches, templatePlaceholders, TemplateError } from './templates.js';
 import { compileGlob, GlobError } from '../providers/fs-glob.js';
@@ -757,8 +757,9 @@ export class Registry {
 
   /**
    * Checks a request body against the action's request schema (latest
-   * version unless given): on this thread when src/gate/action-schema.ts says
-   * it may, else in a worker under the deadline (src/gate/schema-judge.ts).
+   * version unless given): a schema latchgate ships on this thread, to the
+   * first error; any other, and the full list of a refused document's
+   * errors, in a worker under the deadline (src/gate/schema-judge.ts).
    */
   validateRequest(actionId: string, body: unknown, version?: string, on: CheckOptions = {}): ValidationResult | Promise<ValidationResult> {
     const e = this.#entry(actionId, version);
@@ -779,7 +780,7 @@ export class Registry {
       this.#judge ??= new SchemaJudge({ ...SCHEMA_CHECK_DEFAULTS, deadlineMs: this.#schemaCheckMs });
       return this.#judge.judge(on.who ?? '', c.schema, body, mustWait);
     };
-    if (c.costly !== undefined || (!c.shipped && (on.bytes ?? jsonBytes(body)) > INLINE_MAX_BYTES)) return judged();
+    if (!c.shipped) return judged();
     const first = validationResult(c.validate, body);
     if (first.ok) return first;
     // Refused at its first error; the list of all of them (whose making a document can make costly) comes
@@ -793,18 +794,9 @@ export class Registry {
   }
 }
 
-/** Who asks for a check (the principal: callers take turns at the workers) and the document's size in bytes (else measured). */
+/** Who asks for a check: the principal (callers take turns at the workers). */
 export interface CheckOptions {
   who?: string;
-  bytes?: number;
-}
-
-function jsonBytes(v: unknown): number {
-  try {
-    return Buffer.byteLength(JSON.stringify(v) ?? '');
-  } catch {
-    return Infinity; // not JSON: the worker refuses it
-  }
 }
 
 function unknownAction(actionId: string, version: string | undefined): ValidationResult {

@@ -1,6 +1,8 @@
 // The worker of src/gate/schema-judge.ts: checks documents against request
-// and response schemas that may be costly, compiled here as the registry
-// compiles them. The gate ends this thread when a check outlives its deadline.
+// and response schemas, compiled here as the registry compiles them, first to
+// the first error (the verdict) and then, for a refused document, for every
+// error (the list the refusal shows). The gate ends this thread when a check
+// outlives its deadline.
 import { parentPort } from 'node:worker_threads';
 import type { ValidateFunction } from 'ajv';
 import { compileActionSchema, createSchemaAjv, validationResult, type ValidationResult } from './action-schema.js';
@@ -14,36 +16,45 @@ export interface JudgeJob {
   text: string;
 }
 
-/** `started`: the schema is compiled and the document parsed; the check itself begins (its deadline with it). */
-export type JudgeAnswer = { id: number; result: ValidationResult } | { id: number; missing: true } | { id: number; started: true };
+/**
+ * `started`: the schema is compiled and the document parsed; the check itself
+ * begins (its deadline with it). `first`: refused, at its first error; the
+ * list of every error follows as `result`.
+ */
+export type JudgeAnswer = { id: number; result: ValidationResult } | { id: number; first: ValidationResult } | { id: number; missing: true } | { id: number; started: true };
 
 /** Schemas kept compiled; an older one is compiled again when it next comes with its job. */
 const KEPT = 256;
-// Every error: the full report of a document the main thread refused at its first, or could not check.
-const ajv = createSchemaAjv('every');
-const compiled = new Map<number, ValidateFunction>();
+const first = createSchemaAjv('first');
+const every = createSchemaAjv('every');
+const compiled = new Map<number, { first: ValidateFunction; every: ValidateFunction }>();
+
+const answer = (a: JudgeAnswer) => parentPort!.postMessage(a);
 
 parentPort!.on('message', (job: JudgeJob) => {
-  let validate = compiled.get(job.key);
-  if (!validate) {
-    if (!job.schema) return parentPort!.postMessage({ id: job.id, missing: true } satisfies JudgeAnswer);
+  let validators = compiled.get(job.key);
+  if (!validators) {
+    if (!job.schema) return answer({ id: job.id, missing: true });
     try {
-      validate = compileActionSchema(ajv, job.schema, false);
+      validators = { first: compileActionSchema(first, job.schema), every: compileActionSchema(every, job.schema, false) };
     } catch (e) {
       // The gate compiled it at load: only another ajv could refuse it now.
-      const result: ValidationResult = { ok: false, errors: [{ pointer: '', message: `the schema could not be compiled to check it (${(e as Error).message})` }] };
-      return parentPort!.postMessage({ id: job.id, result } satisfies JudgeAnswer);
+      return answer({ id: job.id, result: { ok: false, errors: [{ pointer: '', message: `the schema could not be compiled to check it (${(e as Error).message})` }] } });
     }
     if (compiled.size >= KEPT) compiled.delete(compiled.keys().next().value as number);
-    compiled.set(job.key, validate);
+    compiled.set(job.key, validators);
   }
   let doc: unknown;
   try {
     doc = JSON.parse(job.text);
   } catch (e) {
-    const result: ValidationResult = { ok: false, errors: [{ pointer: '', message: `not JSON (${(e as Error).message})` }] };
-    return parentPort!.postMessage({ id: job.id, result } satisfies JudgeAnswer);
+    return answer({ id: job.id, result: { ok: false, errors: [{ pointer: '', message: `not JSON (${(e as Error).message})` }] } });
   }
-  parentPort!.postMessage({ id: job.id, started: true } satisfies JudgeAnswer);
-  parentPort!.postMessage({ id: job.id, result: validationResult(validate, doc) } satisfies JudgeAnswer);
+  answer({ id: job.id, started: true });
+  const verdict = validationResult(validators.first, doc);
+  if (verdict.ok) return answer({ id: job.id, result: verdict });
+  answer({ id: job.id, first: verdict });
+  const all = validationResult(validators.every, doc);
+  // Both stop at the same verdict; were they ever to differ, the refusal stands.
+  answer({ id: job.id, result: all.ok ? verdict : all });
 });

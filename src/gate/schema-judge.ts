@@ -1,9 +1,10 @@
-// Checks documents against costly request and response schemas (a regular
-// expression, uniqueItems, a $ref: src/gate/action-schema.ts) in worker
-// threads, each check under a deadline, so that no request or provider
-// answer can hold the gate's main thread: a catastrophic backtrack costs the
-// worker, which is ended at the deadline, and the document is refused as
-// unchecked. One check runs per worker at a time; the rest wait their turn,
+// Checks documents against operators' request and response schemas, and
+// lists the errors of documents refused on the main thread
+// (src/gate/action-schema.ts), in worker threads, each check under a
+// deadline, so that no request or provider answer can hold the gate's main
+// thread: a catastrophic backtrack costs the worker, which is ended at the
+// deadline, and the document is refused (as unchecked, or with the first
+// error found before it). One check runs per worker at a time; the rest wait their turn,
 // callers taking turns (one caller's line of costly documents delays
 // another's check by about a deadline at most), up to a limit per caller and
 // in all, and are refused as busy beyond it.
@@ -43,7 +44,7 @@ interface Slot {
   worker: Worker;
   /** The schemas sent to this worker, by key. */
   sent: Set<number>;
-  job?: { id: number; job: Job; timer: NodeJS.Timeout };
+  job?: { id: number; job: Job; timer: NodeJS.Timeout; first?: ValidationResult };
 }
 
 /** Waiting checks, a line per caller; the lines take turns. */
@@ -188,6 +189,10 @@ export class SchemaJudge {
       current.timer = setTimeout(() => this.overdue(i, s), this.settings.deadlineMs);
       return;
     }
+    if ('first' in a) {
+      current.first = a.first;
+      return;
+    }
     if ('missing' in a) {
       // The worker let the compiled schema go: once more, with it.
       s.sent.delete(current.job.key);
@@ -217,6 +222,8 @@ export class SchemaJudge {
     // Whatever it is doing (a backtracking pattern, say) stops here.
     this.retire(i, s);
     void s.worker.terminate();
+    // Refused already, while its errors were being listed: the refusal, with its first error.
+    if (s.job.first) return this.settle(i, s, s.job.first);
     this.settle(i, s, unchecked('timeout', `not checked: the check took longer than ${this.settings.deadlineMs} ms ([gate] schema_check_ms in latchgate.toml); the action's schema is costly on this document (a pattern that backtracks, uniqueItems over many items, $ref branches that multiply): simplify it`));
   }
 

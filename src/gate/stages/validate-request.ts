@@ -21,7 +21,7 @@ export function validateRequest(ctx: GateContext, x: Execution): void | Promise<
   if (Buffer.byteLength(canonical) > m.io.max_request_bytes) {
     throw new GateError('body_too_large', `the request is ${Buffer.byteLength(canonical)} bytes; ${m.action_id} accepts at most ${m.io.max_request_bytes}`);
   }
-  const v = ctx.registry.validateRequest(m.action_id, body, m.version, { who: x.caller?.principal ?? '', bytes: Buffer.byteLength(canonical) });
+  const v = ctx.registry.validateRequest(m.action_id, body, m.version, { who: x.caller?.principal ?? '' });
   return v instanceof Promise ? v.then((r) => admitted(x, r, canonical)) : admitted(x, v, canonical);
 }
 

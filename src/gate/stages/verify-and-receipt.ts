@@ -2,7 +2,7 @@
 // receipt, and receipt + final audit event in one transaction. The client
 // hears of success only after that commit.
 import { createHash, randomUUID } from 'node:crypto';
-import { canonicalHash, canonicalize, sha256Hex } from '../../crypto/jcs.js';
+import { canonicalHash } from '../../crypto/jcs.js';
 import { signReceipt } from '../../ledger/receipt.js';
 import type { AuditEventInput } from '../../core/audit-event.js';
 import type { ExecutionReceipt } from '../../ledger/receipt.js';
@@ -37,10 +37,8 @@ async function finalize(ctx: GateContext, action: LoadedAction, grant: Execution
   // The effect may have happened: whatever the provider answered, this run ends in a receipt. What the
   // receipt cannot hold (an output past the canonical form's depth, say) makes it a provider_error without it.
   try {
-    // Canonical first: what the receipt would hold, and its size decides where the schema checks it.
-    const canonical = output !== undefined ? canonicalize(output) : undefined;
     if (!failureClass && m.io.response_schema) {
-      const checked = ctx.registry.validateResponse(m.action_id, output, m.version, { who: grant.subject.principal, bytes: canonical === undefined ? 0 : Buffer.byteLength(canonical) });
+      const checked = ctx.registry.validateResponse(m.action_id, output, m.version, { who: grant.subject.principal });
       const v = checked instanceof Promise ? await checked : checked;
       if (!v.ok) {
         failureClass = 'provider_error';
@@ -48,7 +46,7 @@ async function finalize(ctx: GateContext, action: LoadedAction, grant: Execution
         output = undefined;
       }
     }
-    responseHash = output !== undefined ? `sha256:${sha256Hex(Buffer.from(canonical!, 'utf8'))}` : undefined;
+    responseHash = output !== undefined ? canonicalHash(output) : undefined;
     if (providerReceipt !== null) canonicalHash(providerReceipt);
   } catch (e) {
     failureClass = 'provider_error';
