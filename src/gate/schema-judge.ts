@@ -26,9 +26,13 @@ export const SCHEMA_CHECK_DEFAULTS = {
   /** Checks at once: one per worker. */
   workers: 2,
   /** Checks that may wait for a worker, in all. */
-  queueLimit: 64,
-  /** Checks one caller may have waiting. */
-  callerQueueLimit: 8,
+  queueLimit: 1024,
+  /**
+   * Checks one caller may have waiting: as many requests as it may have open
+   * (the gate's default max_connections_per_peer), so that ordinary parallel
+   * calls never meet it. Turns, not this, keep one caller from delaying another.
+   */
+  callerQueueLimit: 64,
 };
 
 interface Job {
