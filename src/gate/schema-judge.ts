@@ -41,6 +41,8 @@ interface Job {
   key: number;
   schema: Record<string, unknown>;
   text: string;
+  /** A provider's answer: never refused as busy, and not counted against the limits it is exempt from. */
+  mustWait: boolean;
   resolve: (r: ValidationResult) => void;
 }
 
@@ -51,13 +53,27 @@ interface Slot {
   job?: { id: number; job: Job; timer: NodeJS.Timeout; first?: ValidationResult };
 }
 
-/** Waiting checks, a line per caller; the lines take turns. */
+/**
+ * Waiting checks, a line per caller; the lines take turns. The counts the
+ * limits read leave out the checks that must wait (providers' answers): a
+ * flood of one caller's answers never turns another caller's request away.
+ */
 class TakingTurns {
   private readonly lines = new Map<string, Job[]>();
+  private readonly refusableBy = new Map<string, number>();
+  /** Every waiting check. */
   size = 0;
+  /** The waiting checks that could have been refused. */
+  refusable = 0;
 
+  /** A caller's waiting checks that could have been refused. */
   waiting(who: string): number {
-    return this.lines.get(who)?.length ?? 0;
+    return this.refusableBy.get(who) ?? 0;
+  }
+
+  /** Whether a caller has any check waiting. */
+  has(who: string): boolean {
+    return this.lines.has(who);
   }
 
   push(job: Job): void {
@@ -65,6 +81,15 @@ class TakingTurns {
     if (line) line.push(job);
     else this.lines.set(job.who, [job]);
     this.size++;
+    this.count(job, 1);
+  }
+
+  private count(job: Job, n: 1 | -1): void {
+    if (job.mustWait) return;
+    this.refusable += n;
+    const mine = (this.refusableBy.get(job.who) ?? 0) + n;
+    if (mine) this.refusableBy.set(job.who, mine);
+    else this.refusableBy.delete(job.who);
   }
 
   /** The next check of the caller `rank` puts first (the lowest; the first line on a tie). */
@@ -80,13 +105,16 @@ class TakingTurns {
     const job = line.shift()!;
     if (!line.length) this.lines.delete(pick);
     this.size--;
+    this.count(job, -1);
     return job;
   }
 
   drain(): Job[] {
     const all = [...this.lines.values()].flat();
     this.lines.clear();
+    this.refusableBy.clear();
     this.size = 0;
+    this.refusable = 0;
     return all;
   }
 }
@@ -124,14 +152,14 @@ export class SchemaJudge {
     if (key === undefined) this.keys.set(schema, (key = this.nextKey++));
     return new Promise((resolve) => {
       if (this.closed) return resolve(unchecked('busy', 'not checked: the gate is shutting down'));
-      const job: Job = { who, key: key!, schema, text, resolve };
+      const job: Job = { who, key: key!, schema, text, mustWait, resolve };
       const free = this.slots.findIndex((s) => s?.job === undefined);
       if (free >= 0) return this.start(free, job);
       if (!mustWait) {
         const mine = this.queue.waiting(who);
         if (mine >= this.settings.callerQueueLimit) return resolve(unchecked('busy', `not checked: ${mine} of this caller's schema checks are already waiting; retry shortly`));
-        if (this.queue.size >= this.settings.queueLimit) {
-          return resolve(unchecked('busy', `not checked: ${this.queue.size} schema checks are already waiting for the gate's ${this.settings.workers} checkers; retry shortly`));
+        if (this.queue.refusable >= this.settings.queueLimit) {
+          return resolve(unchecked('busy', `not checked: ${this.queue.refusable} schema checks are already waiting for the gate's ${this.settings.workers} checkers; retry shortly`));
         }
       }
       this.queue.push(job);
@@ -214,7 +242,7 @@ export class SchemaJudge {
     s.job = undefined;
     current.job.resolve(result);
     const running = (who: string) => this.slots.some((o) => o?.job?.job.who === who);
-    if (!running(current.job.who) && !this.queue.waiting(current.job.who)) this.served.delete(current.job.who);
+    if (!running(current.job.who) && !this.queue.has(current.job.who)) this.served.delete(current.job.who);
     // Who has a check running goes last, then who was served latest: a caller's line waits behind every other caller.
     const next = this.queue.shift((who) => (running(who) ? 2 ** 52 : 0) + (this.served.get(who) ?? 0));
     if (next) this.start(i, next);

@@ -202,3 +202,17 @@ test('a refused document whose list of errors outlives the deadline is refused w
   assert.deepEqual(r, validationResult(compileActionSchema(createSchemaAjv(), schema), doc), 'the verdict of the check that stops at the first error');
   assert.ok(r.errors.every((e) => e.pointer.startsWith('/0')));
 });
+
+test('providers\' answers that must wait do not count against the limits: a flood of one caller\'s answers turns no other caller\'s request away', async (t) => {
+  const judge = new SchemaJudge({ deadlineMs: 300, workers: 1, queueLimit: 2, callerQueueLimit: 2 });
+  t.after(() => judge.close());
+  const order = [];
+  const note = (name) => (r) => (order.push(name), r);
+  const running = judge.judge('mallory', BACKTRACKS, backtracking(60)).then(note('mallory running'));
+  const answers = Array.from({ length: 5 }, (_, i) => judge.judge('mallory', BACKTRACKS, { s: 'a' }, true).then(note(`mallory answer ${i}`)));
+  const request = judge.judge('alice', BACKTRACKS, { s: 'aa' }).then(note('alice'));
+  assert.deepEqual(await request, { ok: true }, 'not refused as busy');
+  assert.equal((await running).unchecked, 'timeout');
+  for (const r of await Promise.all(answers)) assert.deepEqual(r, { ok: true });
+  assert.deepEqual(order.slice(0, 2), ['mallory running', 'alice'], 'alice took her turn before the flood');
+});
