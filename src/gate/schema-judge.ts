@@ -4,10 +4,10 @@
 // deadline, so that no request or provider answer can hold the gate's main
 // thread: a catastrophic backtrack costs the worker, which is ended at the
 // deadline, and the document is refused (as unchecked, or with the first
-// error found before it). One check runs per worker at a time; the rest wait their turn,
-// callers taking turns (one caller's line of costly documents delays
-// another's check by about a deadline at most), up to a limit per caller and
-// in all, and are refused as busy beyond it.
+// error found before it). One check runs per worker at a time; the rest
+// wait, callers taking turns (one caller's line of costly documents delays
+// another's check by about a deadline), up to a limit per caller and in
+// all, and are refused as busy beyond it.
 import { Worker } from 'node:worker_threads';
 import type { ValidationResult } from './action-schema.js';
 import type { JudgeAnswer, JudgeJob } from './schema-judge-worker.js';
@@ -61,8 +61,6 @@ interface Slot {
 class TakingTurns {
   private readonly lines = new Map<string, Job[]>();
   private readonly refusableBy = new Map<string, number>();
-  /** Every waiting check. */
-  size = 0;
   /** The waiting checks that could have been refused. */
   refusable = 0;
 
@@ -80,7 +78,6 @@ class TakingTurns {
     const line = this.lines.get(job.who);
     if (line) line.push(job);
     else this.lines.set(job.who, [job]);
-    this.size++;
     this.count(job, 1);
   }
 
@@ -104,7 +101,6 @@ class TakingTurns {
     const line = this.lines.get(pick)!;
     const job = line.shift()!;
     if (!line.length) this.lines.delete(pick);
-    this.size--;
     this.count(job, -1);
     return job;
   }
@@ -113,7 +109,6 @@ class TakingTurns {
     const all = [...this.lines.values()].flat();
     this.lines.clear();
     this.refusableBy.clear();
-    this.size = 0;
     this.refusable = 0;
     return all;
   }
