@@ -316,14 +316,16 @@ test('a revocation between the approval and its run: the resumed run refuses it 
 });
 
 test('an approval whose lease expired is refused (409 approval_lease_expired), recorded, and nothing runs', async (t) => {
-  const g = await gateFor(t, { config: { leaseTtlSeconds: 1 } });
+  // Leases expire on whole seconds: a 1 s lease issued late in a second lives a few milliseconds, too
+  // short to hold a request with on a loaded machine; 2 s lives at least one.
+  const g = await gateFor(t, { config: { leaseTtlSeconds: 2 } });
   grantAll(g);
   const a = new Agent(g.agentSocket);
   await a.lease({ budgets: { max_calls: 5 } });
   const held = await a.execute('t_high', { n: 14 });
   assert.equal(held.status, 202, held.text);
   const id = held.body.approval_id;
-  await sleep(1100);
+  await sleep(2100);
   assert.ok(Date.parse(held.body.expires_at) > Date.now(), 'the approval itself has not expired');
   const before = lastEventId(g);
 
