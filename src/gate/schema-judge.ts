@@ -115,6 +115,7 @@ class TakingTurns {
 }
 
 const unchecked = (why: 'timeout' | 'busy', message: string): ValidationResult => ({ ok: false, errors: [{ pointer: '', message }], unchecked: why });
+const shuttingDown = (): ValidationResult => unchecked('busy', 'not checked: the gate is shutting down');
 
 export class SchemaJudge {
   private readonly slots: (Slot | undefined)[];
@@ -146,7 +147,7 @@ export class SchemaJudge {
     let key = this.keys.get(schema);
     if (key === undefined) this.keys.set(schema, (key = this.nextKey++));
     return new Promise((resolve) => {
-      if (this.closed) return resolve(unchecked('busy', 'not checked: the gate is shutting down'));
+      if (this.closed) return resolve(shuttingDown());
       const job: Job = { who, key: key!, schema, text, mustWait, resolve };
       const free = this.slots.findIndex((s) => s?.job === undefined);
       if (free >= 0) return this.start(free, job);
@@ -164,14 +165,14 @@ export class SchemaJudge {
   /** Ends the workers; checks still waiting are refused. */
   async close(): Promise<void> {
     this.closed = true;
-    for (const j of this.queue.drain()) j.resolve(unchecked('busy', 'not checked: the gate is shutting down'));
+    for (const j of this.queue.drain()) j.resolve(shuttingDown());
     await Promise.all(
       this.slots.map((s, i) => {
         if (!s) return undefined;
         this.slots[i] = undefined;
         if (s.job) {
           clearTimeout(s.job.timer);
-          s.job.job.resolve(unchecked('busy', 'not checked: the gate is shutting down'));
+          s.job.job.resolve(shuttingDown());
         }
         return s.worker.terminate();
       }),
