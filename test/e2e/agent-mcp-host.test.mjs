@@ -10,11 +10,11 @@
 // the error) and on the gate (the receipt exists, verifies, and its
 // action_call event names the agent principal), never on the exit status
 // alone: the agents exit 0 when a tool was refused. The agents come from
-// test/helpers/agents.mjs installAgent (the other e2e tests install them);
-// a test skips when its agent is not installed.
+// test/helpers/agents.mjs installAgent, pinned there (AGENTS); a failed
+// install fails the tests.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -22,35 +22,24 @@ import { fileURLToPath } from 'node:url';
 import { LatchGateClient } from 'latchgate';
 import { AGENT, BASE_URL, FIXTURE_MANIFESTS, grantAll, startGate } from '../helpers/gate.mjs';
 import { MCP_BIN } from '../helpers/mcp.mjs';
-import { SYS_PATH } from '../helpers/agents.mjs';
+import { SYS_PATH, installAgent } from '../helpers/agents.mjs';
 import { mcpWiring, outputIn, receiptIdIn, scriptToolCall, toolResults, toolStep } from '../helpers/agent-scripts.mjs';
 import { startFakeAnthropic } from '../fixtures/e2e-claude/fake-anthropic.mjs';
 import { startFakeResponses } from '../fixtures/e2e-codex/fake-responses.mjs';
 
 const MCP_MANIFESTS = fileURLToPath(new URL('../fixtures/mcp-manifests', import.meta.url));
-const AGENTS = {
-  'claude-code': { version: '2.1.197', bin: 'claude' },
-  codex: { version: '0.169.0', bin: 'codex' },
-  opencode: { version: '1.18.33', bin: 'opencode' },
-};
 const FINAL = 'done: the gate answered';
-
-/** The .bin directory of the agent's pinned install (installAgent's), or the reason it cannot run. */
-function installed(name) {
-  const { version, bin } = AGENTS[name];
-  const binDir = path.join(os.tmpdir(), 'latchgate-agents', `${name}-${version}`, 'node_modules', '.bin');
-  if (!existsSync(path.join(binDir, bin))) return { skip: `${name} ${version} is not installed in ${binDir} (the e2e test of ${name} installs it: test/helpers/agents.mjs installAgent)` };
-  const r = spawnSync(path.join(binDir, bin), ['--version'], { encoding: 'utf8', timeout: 60_000, env: { PATH: `${binDir}:${SYS_PATH}`, HOME: os.tmpdir() } });
-  if (r.status !== 0 || !r.stdout.includes(version)) return { skip: `${binDir}/${bin} --version does not print ${version}: ${r.stderr?.slice(-300)}` };
-  return { binDir };
-}
 
 const dirs = [];
 let g;
 let claudeFake;
 let responsesFake;
 
+/** Each agent's .bin directory. */
+const bins = {};
+
 before(async () => {
+  for (const name of ['claude-code', 'codex', 'opencode']) bins[name] = installAgent(name);
   g = await startGate({ config: { manifestDirs: [FIXTURE_MANIFESTS, MCP_MANIFESTS] } });
   grantAll(g);
   claudeFake = await startFakeAnthropic();
@@ -200,8 +189,7 @@ test('toolResults: each result once, in order, from either API; receiptIdIn and 
 const diagOf = (r, requests, ms) => `exit ${r.code ?? r.signal} in ${ms} ms\nfake saw: ${requests.map((q) => `${q.method} ${q.url}`).join('; ') || 'nothing'}\nstdout: ${r.stdout.slice(-2000)}\nstderr: ${r.stderr.slice(-3000)}`;
 
 test('Claude Code: --mcp-config (inline JSON), --strict-mcp-config and --allowedTools mcp__latchgate call latchgate\'s tools without a prompt; Bash stays refused', { timeout: 300_000 }, async (t) => {
-  const a = installed('claude-code');
-  if (a.skip) return t.skip(a.skip);
+  const a = { binDir: bins['claude-code'] };
   const home = fresh('latchgate-e2e-mcp-claude-home-');
   const ws = fresh('latchgate-e2e-mcp-claude-ws-');
   const fake = claudeFake;
@@ -243,8 +231,7 @@ test('Claude Code: --mcp-config (inline JSON), --strict-mcp-config and --allowed
 for (const model of ['fake-model', undefined]) {
   const which = model ? `model "${model}": MCP tools in a namespace in tools` : 'its default model: tools as additional_tools, MCP as a deferred namespace';
   test(`Codex (${which}): -c mcp_servers.latchgate.{command,args,env_vars,default_tools_approval_mode,required} call latchgate's tools under the read-only sandbox`, { timeout: 300_000 }, async (t) => {
-    const a = installed('codex');
-    if (a.skip) return t.skip(a.skip);
+    const a = { binDir: bins['codex'] };
     const home = fresh('latchgate-e2e-mcp-codex-home-');
     const ws = fresh('latchgate-e2e-mcp-codex-ws-');
     // Codex refuses to put its sandbox helper under the temp dir: CODEX_HOME lives outside it.
@@ -282,8 +269,7 @@ for (const model of ['fake-model', undefined]) {
 }
 
 test('opencode: OPENCODE_CONFIG_CONTENT with mcp.latchgate and "latchgate_*": "allow" calls latchgate\'s tools in run mode, even where the user\'s config asks for everything', { timeout: 300_000 }, async (t) => {
-  const a = installed('opencode');
-  if (a.skip) return t.skip(a.skip);
+  const a = { binDir: bins['opencode'] };
   const home = fresh('latchgate-e2e-mcp-opencode-home-');
   const ws = fresh('latchgate-e2e-mcp-opencode-ws-');
   const fake = responsesFake;

@@ -11,25 +11,20 @@ import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, re
 import os from 'node:os';
 import path from 'node:path';
 import { MODES, skipReason, makeWorkspace, cleanupWorkspaces, runBox, testUser } from '../helpers/sandbox.mjs';
-import { PLACEHOLDER, agentHome, auditEvents, haveOpenssl, installAgent } from '../helpers/agents.mjs';
+import { AGENTS, PLACEHOLDER, agentHome, auditEvents, installAgent, needOpenssl } from '../helpers/agents.mjs';
 import { FAKE_TEXT, makeAnthropicPki, startFakeAnthropic } from '../fixtures/e2e-claude/fake-anthropic.mjs';
 
-const VERSION = '2.1.197';
+const { version: VERSION } = AGENTS['claude-code'];
 const KEY = `sk-ant-host-only-${process.pid}-${Date.now()}-e2e0123456789`;
 
 const dirs = [];
-let setupError;
 let binDir;
 let pki;
 let fake;
 
 before(async () => {
-  if (!haveOpenssl()) return void (setupError = 'openssl is missing: cannot make the test certificates (make setup installs it)');
-  try {
-    binDir = installAgent({ name: 'claude-code', pkg: '@anthropic-ai/claude-code', version: VERSION, bin: 'claude' });
-  } catch (e) {
-    return void (setupError = e.message);
-  }
+  needOpenssl();
+  binDir = installAgent('claude-code');
   const dir = mkdtempSync(path.join(os.tmpdir(), 'latchgate-e2e-claude-pki-'));
   dirs.push(dir);
   pki = makeAnthropicPki(dir);
@@ -65,7 +60,6 @@ echo "--- files"; find "$HOME" -type f 2>/dev/null
 
 for (const mode of MODES) {
   test(`[${mode}] claude -p runs in the box against the fake API; the host key stays outside`, { skip: skipReason(mode), timeout: 600_000 }, async (t) => {
-    if (setupError) return t.skip(setupError);
     const s = setup(mode);
     const ws = makeWorkspace('e2e-claude');
     const from = fake.requests.length;
@@ -137,7 +131,6 @@ const USER_SERVER = { type: 'stdio', command: '/nonexistent/my-own-mcp-server', 
 
 for (const mode of MODES) {
   test(`[${mode}] ~/.claude.json: Claude Code's state persists on the host, servers the box adds do not`, { skip: skipReason(mode) ?? notRoot, timeout: 600_000 }, async (t) => {
-    if (setupError) return t.skip(setupError);
     const u = testUser();
     const home = `/home/${u.name}`;
     const stateFile = `${home}/.claude.json`;

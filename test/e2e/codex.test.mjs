@@ -13,25 +13,19 @@ import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { MODES, skipReason, makeWorkspace, cleanupWorkspaces, runBox } from '../helpers/sandbox.mjs';
-import { PLACEHOLDER, agentHome, auditEvents, cliAs, filesHolding, haveOpenssl, installAgent, keyProbe } from '../helpers/agents.mjs';
+import { AGENTS, PLACEHOLDER, agentHome, auditEvents, cliAs, filesHolding, installAgent, keyProbe, needOpenssl } from '../helpers/agents.mjs';
 import { REPLY, makeCerts, startFakeResponses } from '../fixtures/e2e-codex/fake-responses.mjs';
 
-const VERSION = '0.169.0';
+const { version: VERSION } = AGENTS.codex;
 const KEY = `sk-codex-host-only-${process.pid}-${Date.now()}-fedcba9876543210`;
 const dirs = [];
 let binDir;
 let certs;
 let fake;
-let installError;
 
 before(async () => {
-  if (!haveOpenssl()) return;
-  try {
-    binDir = installAgent({ name: 'codex', pkg: '@openai/codex', version: VERSION, bin: 'codex' });
-  } catch (e) {
-    installError = e;
-    return;
-  }
+  needOpenssl();
+  binDir = installAgent('codex');
   const dir = mkdtempSync(path.join(os.tmpdir(), 'latchgate-e2e-codex-pki-'));
   dirs.push(dir);
   chmodSync(dir, 0o755);
@@ -50,10 +44,8 @@ const home = (mode) => agentHome(mode, { prefix: 'codex', caFile: certs.caFile, 
 const PROBE = keyProbe(KEY);
 
 for (const mode of MODES) {
-  const skip = skipReason(mode)
-    ?? (haveOpenssl() ? undefined : 'openssl is missing: cannot make the test certificates (make setup installs it)');
+  const skip = skipReason(mode);
   test(`[${mode}] codex exec in the box reaches the fake Responses API only through the credential route; the key stays outside`, { skip, timeout: 900000 }, async (t) => {
-    if (installError) throw installError;
     const h = home(mode);
     const ws = makeWorkspace('e2e-codex');
     fake.requests.length = 0;

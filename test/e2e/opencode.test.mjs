@@ -12,24 +12,18 @@ import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { MODES, skipReason, makeWorkspace, cleanupWorkspaces, runBox } from '../helpers/sandbox.mjs';
-import { PLACEHOLDER, agentHome, auditEvents, filesHolding, haveOpenssl, installAgent, keyProbe } from '../helpers/agents.mjs';
+import { PLACEHOLDER, agentHome, auditEvents, filesHolding, installAgent, needOpenssl, keyProbe } from '../helpers/agents.mjs';
 import { REPLY, makeCerts, startFakeResponses } from '../fixtures/e2e-codex/fake-responses.mjs';
 
-const VERSION = '1.18.33';
 const KEY = `sk-opencode-host-only-${process.pid}-${Date.now()}-0123456789`;
 const dirs = [];
 let binDir;
 let certs;
 let fake;
-let setupError;
 
 before(async () => {
-  if (!haveOpenssl()) return void (setupError = 'openssl is missing: cannot make the test certificates (make setup installs it)');
-  try {
-    binDir = installAgent({ name: 'opencode', pkg: 'opencode-ai', version: VERSION, bin: 'opencode' });
-  } catch (e) {
-    return void (setupError = e.message);
-  }
+  needOpenssl();
+  binDir = installAgent('opencode');
   const dir = mkdtempSync(path.join(os.tmpdir(), 'latchgate-e2e-opencode-pki-'));
   dirs.push(dir);
   chmodSync(dir, 0o755);
@@ -45,7 +39,6 @@ after(async () => {
 
 for (const mode of MODES) {
   test(`[${mode}] opencode run in the box reaches the fake API through the credential route its generated config names; the key stays outside`, { skip: skipReason(mode), timeout: 600_000 }, async (t) => {
-    if (setupError) throw new Error(setupError);
     const h = agentHome(mode, { prefix: 'opencode', caFile: certs.caFile, pins: { 'api.openai.com': fake.port }, binDir, env: { OPENAI_API_KEY: KEY }, dirs });
     const ws = makeWorkspace('e2e-opencode');
     const args = ['--config', h.cfg, '--profile', 'opencode'];

@@ -17,20 +17,74 @@ export function haveOpenssl() {
   return spawnSync('openssl', ['version'], { stdio: 'ignore' }).status === 0;
 }
 
+/** The agents the end-to-end tests run, each pinned to the version its tests were written against. */
+export const AGENTS = Object.freeze({
+  'claude-code': { name: 'claude-code', pkg: '@anthropic-ai/claude-code', version: '2.1.197', bin: 'claude' },
+  codex: { name: 'codex', pkg: '@openai/codex', version: '0.169.0', bin: 'codex' },
+  opencode: { name: 'opencode', pkg: 'opencode-ai', version: '1.18.33', bin: 'opencode' },
+});
+
+/** Sleeps without an event loop: installAgent runs in before() hooks, synchronously. */
+const sleepSync = (ms) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+
 /**
- * npm install of pkg@version into <tmpdir>/latchgate-agents/<name>-<version>
- * (once; an install another run made meanwhile is used), made readable to
- * everyone. Returns the .bin directory; throws with npm's error.
+ * Runs `f` holding the lock directory `lock` (mkdir is atomic): the test files
+ * run two at a time and several install the same agent, so one installs and
+ * the others wait for it, and none replaces an install another is running.
+ * A lock whose holder died is taken over.
  */
-export function installAgent({ name, pkg, version, bin }) {
+function withLock(lock, f) {
+  for (const until = Date.now() + 20 * 60_000; ; ) {
+    try {
+      mkdirSync(lock);
+      break;
+    } catch (e) {
+      if (e.code !== 'EEXIST') throw e;
+    }
+    let holder = NaN;
+    try {
+      holder = Number(readFileSync(path.join(lock, 'pid'), 'utf8'));
+    } catch {
+      // made, its pid not written yet
+    }
+    let alive = true;
+    if (Number.isInteger(holder) && holder > 0) {
+      try {
+        process.kill(holder, 0);
+      } catch (e) {
+        alive = e.code !== 'ESRCH';
+      }
+    }
+    if (!alive) rmSync(lock, { recursive: true, force: true });
+    else if (Date.now() > until) throw new Error(`${lock} is still held by process ${holder} after 20 minutes`);
+    else sleepSync(250);
+  }
+  try {
+    writeFileSync(path.join(lock, 'pid'), String(process.pid));
+    return f();
+  } finally {
+    rmSync(lock, { recursive: true, force: true });
+  }
+}
+
+/**
+ * npm install of an agent (a name of AGENTS, or { name, pkg, version, bin })
+ * into <tmpdir>/latchgate-agents/<name>-<version>, once: an install another
+ * test file made is used, and one under way is waited for. Made readable to
+ * everyone. Returns the .bin directory; throws with npm's error, so that a
+ * test that needs the agent fails rather than passing unrun.
+ */
+export function installAgent(agent) {
+  const { name, pkg, version, bin } = typeof agent === 'string' ? AGENTS[agent] : agent;
   const dir = path.join(os.tmpdir(), 'latchgate-agents', `${name}-${version}`);
   const binDir = path.join(dir, 'node_modules', '.bin');
   const works = () => {
     const r = spawnSync(path.join(binDir, bin), ['--version'], { encoding: 'utf8', timeout: 60_000, stdio: ['ignore', 'pipe', 'pipe'] });
     return r.status === 0 && r.stdout.includes(version);
   };
-  if (!(existsSync(path.join(binDir, bin)) && works())) {
-    mkdirSync(path.dirname(dir), { recursive: true });
+  mkdirSync(path.dirname(dir), { recursive: true });
+  withLock(`${dir}.lock`, () => {
+    if (existsSync(path.join(binDir, bin)) && works()) return;
     const tmp = `${dir}.tmp-${process.pid}`;
     rmSync(tmp, { recursive: true, force: true });
     mkdirSync(tmp);
@@ -40,18 +94,18 @@ export function installAgent({ name, pkg, version, bin }) {
       throw new Error(`npm install ${pkg}@${version} failed (${r.error?.message ?? `exit ${r.status}`}): ${r.stderr?.slice(-2000)}`);
     }
     rmSync(dir, { recursive: true, force: true });
-    try {
-      renameSync(tmp, dir);
-    } catch (e) {
-      rmSync(tmp, { recursive: true, force: true });
-      if (!existsSync(path.join(binDir, bin))) throw e;
-    }
-  }
+    renameSync(tmp, dir);
+  });
   // The test user (the agent in both modes) must read and run the install.
   chmodSync(path.dirname(dir), 0o755);
   spawnSync('chmod', ['-R', 'a+rX', dir]);
   if (!works()) throw new Error(`${bin} --version in ${binDir} does not print ${version}`);
   return binDir;
+}
+
+/** Throws when the openssl CLI, which makes the tests' certificates, is missing (make setup installs it). */
+export function needOpenssl() {
+  if (!haveOpenssl()) throw new Error('openssl is missing: cannot make the test certificates (make setup installs it)');
 }
 
 /**
