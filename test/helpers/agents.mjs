@@ -83,8 +83,8 @@ export function installAgent(agent) {
     return r.status === 0 && r.stdout.includes(version);
   };
   mkdirSync(path.dirname(dir), { recursive: true });
-  withLock(`${dir}.lock`, () => {
-    if (existsSync(path.join(binDir, bin)) && works()) return;
+  const installed = withLock(`${dir}.lock`, () => {
+    if (existsSync(path.join(binDir, bin)) && works()) return false;
     const tmp = `${dir}.tmp-${process.pid}`;
     rmSync(tmp, { recursive: true, force: true });
     mkdirSync(tmp);
@@ -93,13 +93,14 @@ export function installAgent(agent) {
       rmSync(tmp, { recursive: true, force: true });
       throw new Error(`npm install ${pkg}@${version} failed (${r.error?.message ?? `exit ${r.status}`}): ${r.stderr?.slice(-2000)}`);
     }
+    // The test user (the agent in both modes) must read and run the install.
+    spawnSync('chmod', ['-R', 'a+rX', tmp]);
     rmSync(dir, { recursive: true, force: true });
     renameSync(tmp, dir);
+    return true;
   });
-  // The test user (the agent in both modes) must read and run the install.
   chmodSync(path.dirname(dir), 0o755);
-  spawnSync('chmod', ['-R', 'a+rX', dir]);
-  if (!works()) throw new Error(`${bin} --version in ${binDir} does not print ${version}`);
+  if (installed && !works()) throw new Error(`${bin} --version in ${binDir} does not print ${version}`);
   return binDir;
 }
 
