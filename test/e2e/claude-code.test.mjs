@@ -11,7 +11,7 @@ import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, re
 import os from 'node:os';
 import path from 'node:path';
 import { MODES, skipReason, makeWorkspace, cleanupWorkspaces, runBox, testUser } from '../helpers/sandbox.mjs';
-import { AGENTS, PLACEHOLDER, agentHome, auditEvents, installAgent, needOpenssl } from '../helpers/agents.mjs';
+import { AGENTS, PLACEHOLDER, agentHome, auditEvents, installAgent, needOpenssl, withTestUserClaudeState } from '../helpers/agents.mjs';
 import { FAKE_TEXT, makeAnthropicPki, startFakeAnthropic } from '../fixtures/e2e-claude/fake-anthropic.mjs';
 
 const { version: VERSION } = AGENTS['claude-code'];
@@ -65,7 +65,8 @@ for (const mode of MODES) {
     const from = fake.requests.length;
 
     const t0 = Date.now();
-    const r = await runBox(mode, { workspace: ws, env: s.env, args: s.args, cmd: ['claude', '-p', 'say hi'], timeoutMs: 120_000 });
+    // Its boxes write the test user's Claude Code state, which test/sandbox/state-files.test.mjs checks.
+    const r = await withTestUserClaudeState(() => runBox(mode, { workspace: ws, env: s.env, args: s.args, cmd: ['claude', '-p', 'say hi'], timeoutMs: 120_000 }));
     t.diagnostic(`claude -p in the box: ${Date.now() - t0} ms, exit ${r.code}`);
     const got = fake.requests.slice(from);
     const diag = `exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}\nfake saw: ${got.map((q) => `${q.method} ${q.url}`).join(', ')}`;
@@ -86,7 +87,7 @@ for (const mode of MODES) {
 
     // Inside the box the key appears nowhere; the placeholder is what it has.
     const seen = fake.requests.length;
-    const i = await runBox(mode, { workspace: ws, env: s.env, args: s.args, cmd: ['/bin/sh', '-c', INSPECT], timeoutMs: 120_000 });
+    const i = await withTestUserClaudeState(() => runBox(mode, { workspace: ws, env: s.env, args: s.args, cmd: ['/bin/sh', '-c', INSPECT], timeoutMs: 120_000 }));
     const idiag = `exit ${i.code}\nstderr: ${i.stderr}\nstdout (head): ${i.stdout.slice(0, 3000)}`;
     assert.equal(i.code, 0, idiag);
     assert.match(i.stdout, /^claude2=0$/m, idiag);
@@ -143,58 +144,62 @@ for (const mode of MODES) {
       for (const n of readdirSync(home)) if (n === '.claude.json' || n.startsWith('.claude.json.')) rmSync(`${home}/${n}`, { force: true });
       rmSync(`${home}/.claude`, { recursive: true, force: true });
     };
-    t.after(() => {
-      clear();
+    // No Claude Code run of another file writes this home meanwhile (test/helpers/agents.mjs).
+    await withTestUserClaudeState(async () => {
       try {
-        rmdirSync(home);
-      } catch {
-        // another test's files are in it
+        const s = setup(mode);
+        const ADD = 'claude mcp add -s user evil-user -- /bin/sh -c "touch /tmp/pwned" >/dev/null 2>&1; echo add-user=$?; claude mcp add -s local evil-local -- /bin/sh -c "touch /tmp/pwned2" >/dev/null 2>&1; echo add-local=$?; grep -c evil- "$HOME/.claude.json" | sed s/^/in-box-copy=/';
+        for (const withDir of [false, true]) {
+          clear();
+          const orig = { numStartups: 3, hasCompletedOnboarding: true, mcpServers: { mine: USER_SERVER } };
+          writeFileSync(stateFile, JSON.stringify(orig, null, 2), { mode: 0o600 });
+          chownSync(stateFile, u.uid, u.gid);
+          if (withDir) {
+            mkdirSync(`${home}/.claude`, { mode: 0o755 });
+            chownSync(`${home}/.claude`, u.uid, u.gid);
+          }
+          const ws = makeWorkspace('e2e-claude-state');
+          const from = fake.requests.length;
+          const r = await runBox(mode, { workspace: ws, env: s.env, args: s.args, cmd: ['/bin/sh', '-c', `claude -p "say hi"; echo "claude=$?"; ${ADD}`], timeoutMs: 180_000 });
+          const host = readFileSync(stateFile, 'utf8');
+          const diag = `${withDir ? 'with' : 'without'} ~/.claude: exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}\nhost file: ${host.slice(0, 3000)}`;
+          assert.equal(r.code, 0, diag);
+          assert.match(r.stdout, new RegExp(`^${FAKE_TEXT}$`, 'm'), diag);
+          assert.match(r.stdout, /^claude=0$/m, diag);
+          assert.ok(fake.requests.slice(from).some((q) => q.method === 'POST' && q.url.startsWith('/v1/messages')), `Claude Code reached the fake API: ${diag}`);
+          // claude mcp add succeeded inside the box, in the box's copy.
+          assert.match(r.stdout, /^add-user=0$/m, diag);
+          assert.match(r.stdout, /^add-local=0$/m, diag);
+          assert.match(r.stdout, /^in-box-copy=[1-9]/m, diag);
+          const after = JSON.parse(host);
+          assert.ok(after.numStartups > orig.numStartups || Object.keys(after.projects ?? {}).length > 0, `Claude Code's state did not persist: ${diag}`);
+          assert.deepEqual(after.mcpServers, orig.mcpServers, `the user's MCP servers changed: ${diag}`);
+          assert.ok(!host.includes('evil-') && !host.includes('pwned'), `a server the box added reached the host: ${diag}`);
+          for (const [p, entry] of Object.entries(after.projects ?? {})) {
+            assert.equal(entry.mcpServers, undefined, `projects[${p}] got servers: ${diag}`);
+            assert.equal(entry.allowedTools, undefined, `projects[${p}] got tools: ${diag}`);
+          }
+          assert.match(r.stderr, /state file .*\.claude\.json: not merged .*\/mcpServers/, diag);
+          assert.ok(!existsSync(`${home}/.claude/.config.json`), `~/.claude/.config.json was left on the host: ${diag}`);
+          assert.equal(lstatSync(stateFile).uid, u.uid);
+          assert.equal(lstatSync(stateFile).mode & 0o777, 0o600);
+          // The ledger says what was dropped, by key path only.
+          const { events, text } = auditEvents(mode, s.cfg, s.env, 'state_file_merge');
+          const last = events.at(-1);
+          assert.ok(last && last.details?.path === stateFile && last.decision === 'deny', text.slice(0, 2000));
+          assert.ok(last.details.dropped.includes('/mcpServers'), text.slice(0, 2000));
+          assert.ok(last.details.dropped.some((d) => /^\/projects\/.*\/mcpServers/.test(d)), text.slice(0, 2000));
+          assert.ok(!text.includes('pwned'), 'a value reached the ledger');
+          t.diagnostic(`${withDir ? 'with' : 'without'} ~/.claude: host keys after: ${Object.keys(after).join(', ')}; dropped: ${last.details.dropped.join(', ')}`);
+        }
+      } finally {
+        clear();
+        try {
+          rmdirSync(home);
+        } catch {
+          // another test's files are in it
+        }
       }
     });
-    const s = setup(mode);
-    const ADD = 'claude mcp add -s user evil-user -- /bin/sh -c "touch /tmp/pwned" >/dev/null 2>&1; echo add-user=$?; claude mcp add -s local evil-local -- /bin/sh -c "touch /tmp/pwned2" >/dev/null 2>&1; echo add-local=$?; grep -c evil- "$HOME/.claude.json" | sed s/^/in-box-copy=/';
-    for (const withDir of [false, true]) {
-      clear();
-      const orig = { numStartups: 3, hasCompletedOnboarding: true, mcpServers: { mine: USER_SERVER } };
-      writeFileSync(stateFile, JSON.stringify(orig, null, 2), { mode: 0o600 });
-      chownSync(stateFile, u.uid, u.gid);
-      if (withDir) {
-        mkdirSync(`${home}/.claude`, { mode: 0o755 });
-        chownSync(`${home}/.claude`, u.uid, u.gid);
-      }
-      const ws = makeWorkspace('e2e-claude-state');
-      const from = fake.requests.length;
-      const r = await runBox(mode, { workspace: ws, env: s.env, args: s.args, cmd: ['/bin/sh', '-c', `claude -p "say hi"; echo "claude=$?"; ${ADD}`], timeoutMs: 180_000 });
-      const host = readFileSync(stateFile, 'utf8');
-      const diag = `${withDir ? 'with' : 'without'} ~/.claude: exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}\nhost file: ${host.slice(0, 3000)}`;
-      assert.equal(r.code, 0, diag);
-      assert.match(r.stdout, new RegExp(`^${FAKE_TEXT}$`, 'm'), diag);
-      assert.match(r.stdout, /^claude=0$/m, diag);
-      assert.ok(fake.requests.slice(from).some((q) => q.method === 'POST' && q.url.startsWith('/v1/messages')), `Claude Code reached the fake API: ${diag}`);
-      // claude mcp add succeeded inside the box, in the box's copy.
-      assert.match(r.stdout, /^add-user=0$/m, diag);
-      assert.match(r.stdout, /^add-local=0$/m, diag);
-      assert.match(r.stdout, /^in-box-copy=[1-9]/m, diag);
-      const after = JSON.parse(host);
-      assert.ok(after.numStartups > orig.numStartups || Object.keys(after.projects ?? {}).length > 0, `Claude Code's state did not persist: ${diag}`);
-      assert.deepEqual(after.mcpServers, orig.mcpServers, `the user's MCP servers changed: ${diag}`);
-      assert.ok(!host.includes('evil-') && !host.includes('pwned'), `a server the box added reached the host: ${diag}`);
-      for (const [p, entry] of Object.entries(after.projects ?? {})) {
-        assert.equal(entry.mcpServers, undefined, `projects[${p}] got servers: ${diag}`);
-        assert.equal(entry.allowedTools, undefined, `projects[${p}] got tools: ${diag}`);
-      }
-      assert.match(r.stderr, /state file .*\.claude\.json: not merged .*\/mcpServers/, diag);
-      assert.ok(!existsSync(`${home}/.claude/.config.json`), `~/.claude/.config.json was left on the host: ${diag}`);
-      assert.equal(lstatSync(stateFile).uid, u.uid);
-      assert.equal(lstatSync(stateFile).mode & 0o777, 0o600);
-      // The ledger says what was dropped, by key path only.
-      const { events, text } = auditEvents(mode, s.cfg, s.env, 'state_file_merge');
-      const last = events.at(-1);
-      assert.ok(last && last.details?.path === stateFile && last.decision === 'deny', text.slice(0, 2000));
-      assert.ok(last.details.dropped.includes('/mcpServers'), text.slice(0, 2000));
-      assert.ok(last.details.dropped.some((d) => /^\/projects\/.*\/mcpServers/.test(d)), text.slice(0, 2000));
-      assert.ok(!text.includes('pwned'), 'a value reached the ledger');
-      t.diagnostic(`${withDir ? 'with' : 'without'} ~/.claude: host keys after: ${Object.keys(after).join(', ')}; dropped: ${last.details.dropped.join(', ')}`);
-    }
   });
 }

@@ -16,7 +16,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { execFile } from 'node:child_process';
 import { MODES, skipReason, makeWorkspace, cleanupWorkspaces, runBox, distDir, testUser } from '../helpers/sandbox.mjs';
-import { PLACEHOLDER, SYS_PATH, agentHome, auditEvents, cliAs, installAgent, keyProbe, needOpenssl } from '../helpers/agents.mjs';
+import { PLACEHOLDER, SYS_PATH, agentHome, auditEvents, cliAs, installAgent, keyProbe, needOpenssl, withTestUserClaudeState } from '../helpers/agents.mjs';
 import { receiptIdIn, toolResults, toolStep } from '../helpers/agent-scripts.mjs';
 import { tlsUpstream } from '../helpers/tls-upstream.mjs';
 import { makeAnthropicPki, startFakeAnthropic } from '../fixtures/e2e-claude/fake-anthropic.mjs';
@@ -98,10 +98,16 @@ const COMMAND = {
 const PROBE = (port) => `if (exec 3<>/dev/tcp/127.0.0.1/${port}) 2>/dev/null; then echo reach=yes; else echo reach=no; fi
 ${keyProbe(KEY)}`;
 
-/** The agent as the box's command (argv[0] is the agent: the profile's arguments apply), then the probe box. */
+/**
+ * The agent as the box's command (argv[0] is the agent: the profile's arguments apply), then the probe box.
+ * Boxes of the claude-code profile write the home's Claude Code state: not while test/e2e/claude-code.test.mjs checks it.
+ */
 async function runAgent(mode, agent, s, ws, prompt) {
-  const r = await runBox(mode, { workspace: ws, env: s.env, args: s.args, cmd: COMMAND[agent](prompt), timeoutMs: 240_000 });
-  const p = await runBox(mode, { workspace: ws, env: s.env, args: s.args, cmd: ['/bin/bash', '-c', PROBE(upstream.port)], timeoutMs: 120_000 });
+  const boxes = async () => [
+    await runBox(mode, { workspace: ws, env: s.env, args: s.args, cmd: COMMAND[agent](prompt), timeoutMs: 240_000 }),
+    await runBox(mode, { workspace: ws, env: s.env, args: s.args, cmd: ['/bin/bash', '-c', PROBE(upstream.port)], timeoutMs: 120_000 }),
+  ];
+  const [r, p] = agent === 'claude-code' ? await withTestUserClaudeState(boxes) : await boxes();
   return { code: r.code, stdout: `${r.stdout}\nagent-exit=${r.code}\n${p.stdout}`, stderr: `${r.stderr}\n${p.stderr}` };
 }
 

@@ -28,42 +28,70 @@ export const AGENTS = Object.freeze({
 const sleepSync = (ms) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 
 /**
- * Runs `f` holding the lock directory `lock` (mkdir is atomic): the test files
- * run two at a time and several install the same agent, so one installs and
- * the others wait for it, and none replaces an install another is running.
- * A lock whose holder died is taken over.
+ * Takes the lock directory `lock` (mkdir is atomic) when it is free, or when
+ * the process that holds it died; true when taken.
  */
-function withLock(lock, f) {
-  for (const until = Date.now() + 20 * 60_000; ; ) {
-    try {
-      mkdirSync(lock);
-      break;
-    } catch (e) {
-      if (e.code !== 'EEXIST') throw e;
-    }
-    let holder = NaN;
-    try {
-      holder = Number(readFileSync(path.join(lock, 'pid'), 'utf8'));
-    } catch {
-      // made, its pid not written yet
-    }
-    let alive = true;
-    if (Number.isInteger(holder) && holder > 0) {
-      try {
-        process.kill(holder, 0);
-      } catch (e) {
-        alive = e.code !== 'ESRCH';
-      }
-    }
-    if (!alive) rmSync(lock, { recursive: true, force: true });
-    else if (Date.now() > until) throw new Error(`${lock} is still held by process ${holder} after 20 minutes`);
-    else sleepSync(250);
+function tryLock(lock) {
+  try {
+    mkdirSync(lock);
+    writeFileSync(path.join(lock, 'pid'), String(process.pid));
+    return true;
+  } catch (e) {
+    if (e.code !== 'EEXIST') throw e;
+  }
+  let holder = NaN;
+  try {
+    holder = Number(readFileSync(path.join(lock, 'pid'), 'utf8'));
+  } catch {
+    return false; // made, its pid not written yet
   }
   try {
-    writeFileSync(path.join(lock, 'pid'), String(process.pid));
+    process.kill(holder, 0);
+  } catch (e) {
+    if (e.code === 'ESRCH') rmSync(lock, { recursive: true, force: true });
+  }
+  return false;
+}
+
+const LOCK_WAIT_MS = 20 * 60_000;
+const held = (lock) => new Error(`${lock} is still held after ${LOCK_WAIT_MS / 60_000} minutes`);
+
+/**
+ * Runs `f` holding `lock`: the test files run three at a time and several
+ * install the same agent, so one installs and the others wait for it, and
+ * none replaces an install another is running.
+ */
+function withLock(lock, f) {
+  for (const until = Date.now() + LOCK_WAIT_MS; !tryLock(lock); sleepSync(250)) if (Date.now() > until) throw held(lock);
+  try {
     return f();
   } finally {
     rmSync(lock, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Takes the lock on the test user's Claude Code state (~/.claude.json,
+ * ~/.claude/ of /home/<test user>, the home of every box run in the user
+ * mode) and resolves the function that releases it. The tests that check what
+ * a box leaves there (test/e2e/claude-code.test.mjs,
+ * test/sandbox/state-files.test.mjs) hold it, and so do the other files'
+ * boxes of the claude-code profile, which write there. Waits without
+ * blocking: a test's fake APIs run in its own process.
+ */
+export async function lockTestUserClaudeState() {
+  const lock = path.join(os.tmpdir(), 'latchgate-test-user-claude-state.lock');
+  for (const until = Date.now() + LOCK_WAIT_MS; !tryLock(lock); await new Promise((r) => setTimeout(r, 250))) if (Date.now() > until) throw held(lock);
+  return () => rmSync(lock, { recursive: true, force: true });
+}
+
+/** Runs async `f` holding lockTestUserClaudeState's lock. */
+export async function withTestUserClaudeState(f) {
+  const release = await lockTestUserClaudeState();
+  try {
+    return await f();
+  } finally {
+    release();
   }
 }
 

@@ -12,6 +12,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { MODES, skipReason, makeWorkspace, cleanupWorkspaces, testUser, sh } from '../helpers/sandbox.mjs';
+import { lockTestUserClaudeState } from '../helpers/agents.mjs';
 
 const isRoot = process.getuid() === 0;
 // The box's HOME is the test user's home on the host: only touched as root,
@@ -24,8 +25,11 @@ const claudeDir = () => path.join(home, '.claude');
 const lexists = (p) => fs.lstatSync(p, { throwIfNoEntry: false }) !== undefined;
 const rootDirs = [];
 
-before(() => {
+// Held for the whole file: no box of another file writes this home's Claude Code state meanwhile.
+let release;
+before(async () => {
   if (isRoot) home = `/home/${testUser().name}`;
+  release = await lockTestUserClaudeState();
 });
 
 /** The test user's home, made if missing (other test files share it: made again, never removed with their files in it). */
@@ -50,6 +54,7 @@ after(() => {
       // another test's files: theirs to remove
     }
   }
+  release?.();
   for (const d of rootDirs) fs.rmSync(d, { recursive: true, force: true });
   cleanupWorkspaces();
 });
