@@ -29,7 +29,7 @@ const sleepSync = (ms) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)),
 
 /**
  * Takes the lock directory `lock` (mkdir is atomic) when it is free, or when
- * the process that holds it died; true when taken.
+ * the process that held it died; true when taken.
  */
 function tryLock(lock) {
   try {
@@ -43,7 +43,10 @@ function tryLock(lock) {
   try {
     holder = Number(readFileSync(path.join(lock, 'pid'), 'utf8'));
   } catch {
-    return false; // made, its pid not written yet
+    // Made, its pid not written yet; or never, by a process that died in between.
+    const made = statSync(lock, { throwIfNoEntry: false })?.mtimeMs;
+    if (made !== undefined && Date.now() - made > 10_000) rmSync(lock, { recursive: true, force: true });
+    return false;
   }
   try {
     process.kill(holder, 0);
