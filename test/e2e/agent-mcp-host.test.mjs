@@ -22,7 +22,7 @@ import { fileURLToPath } from 'node:url';
 import { LatchGateClient } from 'latchgate';
 import { AGENT, BASE_URL, FIXTURE_MANIFESTS, grantAll, startGate } from '../helpers/gate.mjs';
 import { MCP_BIN } from '../helpers/mcp.mjs';
-import { SYS_PATH, installAgent } from '../helpers/agents.mjs';
+import { AGENTS, SYS_PATH, installAgent } from '../helpers/agents.mjs';
 import { mcpWiring, outputIn, receiptIdIn, scriptToolCall, toolResults, toolStep } from '../helpers/agent-scripts.mjs';
 import { startFakeAnthropic } from '../fixtures/e2e-claude/fake-anthropic.mjs';
 import { startFakeResponses } from '../fixtures/e2e-codex/fake-responses.mjs';
@@ -39,7 +39,7 @@ let responsesFake;
 const bins = {};
 
 before(async () => {
-  for (const name of ['claude-code', 'codex', 'opencode']) bins[name] = installAgent(name);
+  for (const name of Object.keys(AGENTS)) bins[name] = installAgent(name);
   g = await startGate({ config: { manifestDirs: [FIXTURE_MANIFESTS, MCP_MANIFESTS] } });
   grantAll(g);
   claudeFake = await startFakeAnthropic();
@@ -189,7 +189,7 @@ test('toolResults: each result once, in order, from either API; receiptIdIn and 
 const diagOf = (r, requests, ms) => `exit ${r.code ?? r.signal} in ${ms} ms\nfake saw: ${requests.map((q) => `${q.method} ${q.url}`).join('; ') || 'nothing'}\nstdout: ${r.stdout.slice(-2000)}\nstderr: ${r.stderr.slice(-3000)}`;
 
 test('Claude Code: --mcp-config (inline JSON), --strict-mcp-config and --allowedTools mcp__latchgate call latchgate\'s tools without a prompt; Bash stays refused', { timeout: 300_000 }, async (t) => {
-  const a = { binDir: bins['claude-code'] };
+  const binDir = bins['claude-code'];
   const home = fresh('latchgate-e2e-mcp-claude-home-');
   const ws = fresh('latchgate-e2e-mcp-claude-ws-');
   const fake = claudeFake;
@@ -204,7 +204,7 @@ test('Claude Code: --mcp-config (inline JSON), --strict-mcp-config and --allowed
   // No "env" in the server's entry: the server inherits LATCHGATE_URL from Claude Code.
   const w = mcpWiring('claude-code', { command: process.execPath, args: [MCP_BIN] });
   const env = {
-    PATH: `${a.binDir}:${SYS_PATH}`, HOME: home,
+    PATH: `${binDir}:${SYS_PATH}`, HOME: home,
     ANTHROPIC_BASE_URL: fake.url, ANTHROPIC_API_KEY: 'sk-ant-test-key',
     // No traffic but the model API, and a failed request fails at once instead of retrying for minutes.
     CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1', CLAUDE_CODE_MAX_RETRIES: '0',
@@ -213,7 +213,7 @@ test('Claude Code: --mcp-config (inline JSON), --strict-mcp-config and --allowed
   };
   const t0 = Date.now();
   // The prompt comes before the wiring: --mcp-config and --allowedTools take several values.
-  const r = await runAgent(path.join(a.binDir, 'claude'), ['-p', 'call the latchgate tools', ...w.args], { env, cwd: ws });
+  const r = await runAgent(path.join(binDir, 'claude'), ['-p', 'call the latchgate tools', ...w.args], { env, cwd: ws });
   const got = fake.requests.slice(from);
   const diag = diagOf(r, got, Date.now() - t0);
   const turns = got.filter((q) => q.method === 'POST' && q.url.startsWith('/v1/messages'));
@@ -231,7 +231,7 @@ test('Claude Code: --mcp-config (inline JSON), --strict-mcp-config and --allowed
 for (const model of ['fake-model', undefined]) {
   const which = model ? `model "${model}": MCP tools in a namespace in tools` : 'its default model: tools as additional_tools, MCP as a deferred namespace';
   test(`Codex (${which}): -c mcp_servers.latchgate.{command,args,env_vars,default_tools_approval_mode,required} call latchgate's tools under the read-only sandbox`, { timeout: 300_000 }, async (t) => {
-    const a = { binDir: bins['codex'] };
+    const binDir = bins.codex;
     const home = fresh('latchgate-e2e-mcp-codex-home-');
     const ws = fresh('latchgate-e2e-mcp-codex-ws-');
     // Codex refuses to put its sandbox helper under the temp dir: CODEX_HOME lives outside it.
@@ -252,10 +252,10 @@ for (const model of ['fake-model', undefined]) {
     ];
     // LATCHGATE_URL reaches the server only because env_vars names it.
     const w = mcpWiring('codex', { command: process.execPath, args: [MCP_BIN] });
-    const env = { PATH: `${a.binDir}:${SYS_PATH}`, HOME: home, CODEX_HOME: codexHome, OPENAI_API_KEY: 'sk-test-key', ...gateEnv() };
+    const env = { PATH: `${binDir}:${SYS_PATH}`, HOME: home, CODEX_HOME: codexHome, OPENAI_API_KEY: 'sk-test-key', ...gateEnv() };
     const t0 = Date.now();
     // exec's default sandbox (read-only): t_http_honest needs the approval mode.
-    const r = await runAgent(path.join(a.binDir, 'codex'), [...provider, ...w.args, 'exec', '--skip-git-repo-check', '--ephemeral', 'call the latchgate tools'], { env, cwd: ws });
+    const r = await runAgent(path.join(binDir, 'codex'), [...provider, ...w.args, 'exec', '--skip-git-repo-check', '--ephemeral', 'call the latchgate tools'], { env, cwd: ws });
     const got = fake.requests.slice(from);
     const diag = diagOf(r, got, Date.now() - t0);
     const first = got.find((x) => x.method === 'POST' && /\/responses$/.test(x.url.split('?')[0]));
@@ -269,7 +269,7 @@ for (const model of ['fake-model', undefined]) {
 }
 
 test('opencode: OPENCODE_CONFIG_CONTENT with mcp.latchgate and "latchgate_*": "allow" calls latchgate\'s tools in run mode, even where the user\'s config asks for everything', { timeout: 300_000 }, async (t) => {
-  const a = { binDir: bins['opencode'] };
+  const binDir = bins.opencode;
   const home = fresh('latchgate-e2e-mcp-opencode-home-');
   const ws = fresh('latchgate-e2e-mcp-opencode-ws-');
   const fake = responsesFake;
@@ -286,13 +286,13 @@ test('opencode: OPENCODE_CONFIG_CONTENT with mcp.latchgate and "latchgate_*": "a
   // No "environment": the server inherits LATCHGATE_URL from opencode.
   const w = mcpWiring('opencode', { command: process.execPath, args: [MCP_BIN] });
   const env = {
-    PATH: `${a.binDir}:${SYS_PATH}`, HOME: home, OPENCODE_CONFIG: userCfg, OPENAI_API_KEY: 'sk-test-key',
+    PATH: `${binDir}:${SYS_PATH}`, HOME: home, OPENCODE_CONFIG: userCfg, OPENAI_API_KEY: 'sk-test-key',
     // No fetch of the models list from models.opencode.ai, no self-update.
     OPENCODE_DISABLE_MODELS_FETCH: '1', OPENCODE_DISABLE_AUTOUPDATE: '1',
     ...w.env, ...gateEnv(),
   };
   const t0 = Date.now();
-  const r = await runAgent(path.join(a.binDir, 'opencode'), ['run', '-m', 'openai/gpt-4o-mini', 'call the latchgate tools'], { env, cwd: ws, timeoutMs: 180_000 });
+  const r = await runAgent(path.join(binDir, 'opencode'), ['run', '-m', 'openai/gpt-4o-mini', 'call the latchgate tools'], { env, cwd: ws, timeoutMs: 180_000 });
   const got = fake.requests.slice(from);
   const diag = diagOf(r, got, Date.now() - t0);
   const offered = got.filter((x) => x.method === 'POST').some((x) => (JSON.parse(x.body).tools ?? []).some((tool) => tool.name === 'latchgate_t_http_honest'));

@@ -70,11 +70,11 @@ after(async () => {
 
 /** The agent's config: its model API pinned to the fake, the gate's upstream pinned and trusted; the box's principal granted the actions. */
 function setup(mode, agent) {
-  const a = { api: API[agent] };
-  const fake = a.api === 'anthropic' ? anthropic : openai;
-  const host = a.api === 'anthropic' ? 'api.anthropic.com' : 'api.openai.com';
-  const keyVar = a.api === 'anthropic' ? 'ANTHROPIC_API_KEY' : 'OPENAI_API_KEY';
-  const h = agentHome(mode, { prefix: `gate-${agent}`, caFile: a.api === 'anthropic' ? pki.caFile : certs.caFile, pins: { [host]: fake.port }, binDir: bins[agent], env: { [keyVar]: KEY, CLAUDE_CODE_MAX_RETRIES: '0' }, dirs });
+  const anthropicApi = API[agent] === 'anthropic';
+  const fake = anthropicApi ? anthropic : openai;
+  const host = anthropicApi ? 'api.anthropic.com' : 'api.openai.com';
+  const keyVar = anthropicApi ? 'ANTHROPIC_API_KEY' : 'OPENAI_API_KEY';
+  const h = agentHome(mode, { prefix: `gate-${agent}`, caFile: anthropicApi ? pki.caFile : certs.caFile, pins: { [host]: fake.port }, binDir: bins[agent], env: { [keyVar]: KEY, CLAUDE_CODE_MAX_RETRIES: '0' }, dirs });
   appendFileSync(h.cfg, ['[gate]', `extra_ca_certs = [${JSON.stringify(upstream.caFile)}]`, '[gate.resolve]', ...[...upstream.pins()].map(([n, v]) => `${JSON.stringify(n)} = ${JSON.stringify(v)}`), ''].join('\n'));
   const grant = cliAs(mode, ['policy', 'grant', `sandbox-${agent}`, 'http_fetch,github_create_issue', '--config', h.cfg], h.env);
   assert.equal(grant.status, 0, grant.stderr);
