@@ -3,16 +3,31 @@
 // standalone code in dist/generated/ (src/core/fixed-validators.ts): run
 // after tsc by the build and by `prepare`. Each module records the digest
 // of what it was made from; the runtime uses it only when that still holds.
-import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { isDeepStrictEqual } from 'node:util';
 import { createRequire } from 'node:module';
 import { compileFixed, fixedDigest, generatedFile } from '../dist/core/fixed-validators.js';
-import { actionSchema, Registry, REGISTRY_SCHEMAS } from '../dist/gate/registry.js';
+import { PREPARED_FILE, prepareManifestYaml } from '../dist/gate/manifest-yaml.js';
+import { actionSchema, BUILTIN_MANIFEST_DIR, Registry, REGISTRY_SCHEMAS } from '../dist/gate/registry.js';
 import { openDb } from '../dist/ledger/db.js';
 import { decisionSchemas } from '../dist/policy/engine.js';
 
 const require = createRequire(import.meta.url);
 const standaloneCode = require('ajv/dist/standalone/index.js').default;
+
+// The built-in manifests' YAML read as values (src/gate/manifest-yaml.ts), by their text's digest.
+const yamlValues = {};
+for (const name of readdirSync(BUILTIN_MANIFEST_DIR).filter((n) => /\.ya?ml$/.test(n)).sort()) {
+  const entry = prepareManifestYaml(readFileSync(join(BUILTIN_MANIFEST_DIR, name), 'utf8'), isDeepStrictEqual);
+  if (!entry) throw new Error(`build-validators: definitions/manifests/${name} does not read as a plain JSON value`);
+  yamlValues[entry[0]] = entry[1];
+}
+const yamlFile = fileURLToPath(PREPARED_FILE);
+mkdirSync(dirname(yamlFile), { recursive: true });
+writeFileSync(`${yamlFile}.tmp`, `${JSON.stringify(yamlValues)}\n`);
+renameSync(`${yamlFile}.tmp`, yamlFile);
 
 // The built-in manifests' request and response schemas, as the registry loads them (none left from an earlier build).
 rmSync(dirname(generatedFile('schemas/-')), { recursive: true, force: true });
@@ -38,4 +53,4 @@ for (const s of schemas) {
   writeFileSync(`${file}.tmp`, code);
   renameSync(`${file}.tmp`, file);
 }
-console.log(`build-validators: ${[...REGISTRY_SCHEMAS, ...decisionSchemas()].map((s) => s.name).join(', ')} and the built-in actions' ${actionSchemas.size} schemas into dist/generated/`);
+console.log(`build-validators: ${[...REGISTRY_SCHEMAS, ...decisionSchemas()].map((s) => s.name).join(', ')}, the built-in actions' ${actionSchemas.size} schemas and their ${Object.keys(yamlValues).length} manifests' YAML values into dist/generated/`);

@@ -11,13 +11,12 @@
 import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import Ajv2020Module from 'ajv/dist/2020.js';
+import type Ajv2020Module from 'ajv/dist/2020.js';
 import type { Options, ValidateFunction } from 'ajv';
 import { JSON_EQUALITY_REVISION, withJsonEquality } from './json-equality.js';
 
-// ajv ships CommonJS: under NodeNext its default export arrives as the module object.
-export const Ajv2020 = ((Ajv2020Module as unknown as { default?: unknown }).default ?? Ajv2020Module) as unknown as typeof Ajv2020Module.default;
-export type Ajv = InstanceType<typeof Ajv2020>;
+type Ajv2020Class = typeof Ajv2020Module.default;
+export type Ajv = InstanceType<Ajv2020Class>;
 
 /** ajv's own meta-schema of draft 2020-12, by its id. */
 export const META_2020_12 = 'https://json-schema.org/draft/2020-12/schema';
@@ -32,6 +31,14 @@ export interface FixedSchema {
 
 const require = createRequire(import.meta.url);
 let ajvVersion: string | undefined;
+let ajvClass: Ajv2020Class | undefined;
+
+/** A new ajv for draft 2020-12: the package is loaded at the first (a process that only runs generated validators never loads it). */
+export function newAjv2020(options: Options): Ajv {
+  // ajv ships CommonJS: its class is the module's default export.
+  ajvClass ??= (require('ajv/dist/2020.js') as { default: Ajv2020Class }).default;
+  return new ajvClass(options);
+}
 
 /** What a generated module must have been made from to be used (SHA-256, hex). */
 export function fixedDigest(s: FixedSchema): string {
@@ -58,7 +65,7 @@ export const generatedFile = (name: string): string => fileURLToPath(new URL(`..
 
 /** Compiles s now; `source` keeps the code for the build's standalone module. */
 export function compileFixed(s: FixedSchema, source = false): { ajv: Ajv; validate: ValidateFunction } {
-  const ajv = withJsonEquality(new Ajv2020({ ...s.options, ...(source ? { code: { source: true } } : {}) }));
+  const ajv = withJsonEquality(newAjv2020({ ...s.options, ...(source ? { code: { source: true } } : {}) }));
   const validate = s.schema === META_2020_12 ? ajv.getSchema(META_2020_12) : ajv.compile(s.schema);
   if (!validate) throw new Error(`ajv has no ${META_2020_12}`);
   return { ajv, validate };

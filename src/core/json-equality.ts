@@ -27,15 +27,25 @@ interface Gen {
   break(label?: Code): Gen;
 }
 
-// ajv's code generator and helpers (CommonJS, no exports map): what its own keywords use.
+// ajv's code generator and helpers (CommonJS, no exports map): what its own
+// keywords use, loaded at the first schema compiled (a process that only
+// runs the build's validators never loads them).
 const require = createRequire(import.meta.url);
-const { _, str } = require('ajv/dist/compile/codegen') as { _: Tag; str: Tag };
-const types = require('ajv/dist/compile/validate/dataType') as {
+type DataTypes = {
   getSchemaTypes(schema: unknown): string[];
   checkDataTypes(types: string[], data: Code, strictNumbers: unknown, correct: number): Code;
   DataType: { Wrong: number };
 };
-const { useFunc } = require('ajv/dist/compile/util') as { useFunc(gen: Gen, f: unknown): Code };
+let ajvCode: { codegen: { _: Tag; str: Tag }; types: DataTypes; useFunc(gen: Gen, f: unknown): Code } | undefined;
+const code = () =>
+  (ajvCode ??= {
+    codegen: require('ajv/dist/compile/codegen') as { _: Tag; str: Tag },
+    types: require('ajv/dist/compile/validate/dataType') as DataTypes,
+    useFunc: (require('ajv/dist/compile/util') as { useFunc(gen: Gen, f: unknown): Code }).useFunc,
+  });
+const _: Tag = (strings, ...values) => code().codegen._(strings, ...values);
+const str: Tag = (strings, ...values) => code().codegen.str(strings, ...values);
+const useFunc = (gen: Gen, f: unknown): Code => code().useFunc(gen, f);
 
 /**
  * Whether two JSON values are equal as JSON: own keys only, compared
@@ -106,7 +116,7 @@ const uniqueItems: CodeKeywordDefinition = {
     const gen = cxt.gen as unknown as Gen;
     if (!schema) return;
     const valid = gen.let('valid', true);
-    const itemTypes = parentSchema.items ? types.getSchemaTypes(parentSchema.items) : [];
+    const itemTypes = parentSchema.items ? code().types.getSchemaTypes(parentSchema.items) : [];
     const i = gen.let('i', _`${data}.length`);
     const j = gen.let('j');
     cxt.setParams({ i, j } as never);
@@ -118,7 +128,7 @@ const uniqueItems: CodeKeywordDefinition = {
 
     function bySeen(): void {
       const item = gen.name('item');
-      const wrongType = types.checkDataTypes(itemTypes, item, it.opts.strictNumbers, types.DataType.Wrong);
+      const wrongType = code().types.checkDataTypes(itemTypes, item, it.opts.strictNumbers, code().types.DataType.Wrong);
       const seen = gen.const('seen', _`new Map()`);
       gen.for(_`;${i}--;`, () => {
         gen.let(item as string, _`${data}[${i}]`);

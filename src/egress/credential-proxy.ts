@@ -29,7 +29,7 @@ import type net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { AuditEventInput, Decision } from '../core/audit-event.js';
 import { LaunchError } from '../core/errors.js';
-import { KeyMatcher, KeyRedactor } from './key-redaction.js';
+import { KeyMatcher, KeyRedactor, MAX_KEY_LENGTH, MIN_KEY_LENGTH } from './key-redaction.js';
 import { defaultTrust, extraCaCerts, parsePemCerts, TLS_CODES } from './trust-roots.js';
 import { describeUpstreamProxy, openTunnel, UpstreamProxyError, type UpstreamProxy } from './upstream-proxy.js';
 
@@ -112,11 +112,6 @@ class TunnelAgent extends https.Agent {
     return undefined;
   }
 }
-
-/** Keys shorter than this would make redaction eat ordinary text. */
-export const MIN_KEY_LENGTH = 8;
-/** Longer than any API key or bearer token; bounds the compiled redaction patterns. */
-export const MAX_KEY_LENGTH = 8192;
 
 const ROUTE_NAME = /^[a-z0-9_-]{1,64}$/;
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;

@@ -28,6 +28,11 @@
 // held back; anything else is passed on at once, so a stream stays a stream.
 import { Transform, type TransformCallback } from 'node:stream';
 
+/** Keys shorter than this would make redaction eat ordinary text. */
+export const MIN_KEY_LENGTH = 8;
+/** Longer than any API key or bearer token; bounds the compiled redaction patterns. */
+export const MAX_KEY_LENGTH = 8192;
+
 export const REDACTED = '[redacted]';
 const REDACTED_BYTES = Buffer.from(REDACTED);
 const EMPTY = Buffer.alloc(0);

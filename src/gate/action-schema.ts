@@ -10,7 +10,7 @@
 // for 64 KiB), so those checks, and the full list of a refused document's
 // errors, run in a worker under a deadline (src/gate/schema-judge.ts).
 import type { ValidateFunction } from 'ajv';
-import { Ajv2020, fixedDigest, fixedValidator, generatedValidator, isPlainJson, META_2020_12, type Ajv, type FixedSchema } from '../core/fixed-validators.js';
+import { fixedDigest, fixedValidator, generatedValidator, isPlainJson, META_2020_12, newAjv2020, type Ajv, type FixedSchema } from '../core/fixed-validators.js';
 import { withJsonEquality } from '../core/json-equality.js';
 import { refProblem } from './schema-cycles.js';
 
@@ -76,7 +76,7 @@ function dynamicKeyword(v: unknown): string | undefined {
  */
 export function createSchemaAjv(errors: 'first' | 'every' = 'first'): Ajv {
   // No meta-schemas in it: compileActionSchema checks against draft 2020-12 itself, and a $ref into a meta-schema (whose $dynamicRef ajv misresolves) has nothing to resolve to.
-  return withJsonEquality(new Ajv2020({ ...(errors === 'every' ? SCHEMA_OPTIONS : INLINE_OPTIONS), validateSchema: false, meta: false }));
+  return withJsonEquality(newAjv2020({ ...(errors === 'every' ? SCHEMA_OPTIONS : INLINE_OPTIONS), validateSchema: false, meta: false }));
 }
 
 /**
@@ -86,11 +86,15 @@ export function createSchemaAjv(errors: 'first' | 'every' = 'first'): Ajv {
  * (schema-cycles.ts). The build's validator of the same schema is used when
  * there is one, unless `generated` is false (it stops at the first error).
  */
-export function compileActionSchema(ajv: Ajv, schema: Record<string, unknown>, generated = true): ValidateFunction {
+export function compileActionSchema(ajv: SchemaAjv, schema: Record<string, unknown>, generated = true): ValidateFunction {
   return compiled(ajv, schema, generated).validate;
 }
 
-function compiled(ajv: Ajv, schema: Record<string, unknown>, useGenerated = true): { validate: ValidateFunction; shipped: boolean } {
+/** An ajv, or how to make it when a schema needs one (a shipped schema's validator needs none). */
+export type SchemaAjv = Ajv | (() => Ajv);
+
+function compiled(schemaAjv: SchemaAjv, schema: Record<string, unknown>, useGenerated = true): { validate: ValidateFunction; shipped: boolean } {
+  const ajv = (): Ajv => (typeof schemaAjv === 'function' ? schemaAjv() : schemaAjv);
   const dynamic = dynamicKeyword(schema);
   if (dynamic) throw new Error(`${dynamic} is not supported: ajv resolves it unlike the specification (it accepts documents it should refuse, and can recurse without end); use $ref to $defs`);
   // Another dialect, or a part of a meta-schema, would check the schema against less than draft 2020-12 (a `true` one against nothing).
@@ -98,14 +102,14 @@ function compiled(ajv: Ajv, schema: Record<string, unknown>, useGenerated = true
     throw new Error(`$schema must be "${META_2020_12}" or left out (request and response schemas are draft 2020-12), got ${JSON.stringify(schema.$schema)}`);
   }
   const meta = (metaValidator ??= fixedValidator(SCHEMA_META));
-  if (!meta(schema)) throw new Error(`schema is invalid: ${ajv.errorsText(meta.errors)}`);
+  if (!meta(schema)) throw new Error(`schema is invalid: ${ajv().errorsText(meta.errors)}`);
   const refs = refProblem(schema);
   if (refs) throw new Error(refs);
   const fixed = useGenerated ? actionSchema(schema) : undefined;
   const generated = fixed && generatedValidator(fixed.spec.name, fixed.digest);
   if (generated) return { validate: generated, shipped: true };
   try {
-    return { validate: ajv.compile(withBase(schema)), shipped: false };
+    return { validate: ajv().compile(withBase(schema)), shipped: false };
   } catch (e) {
     // ajv's message names where in the schema: as the author wrote it, without the base given here.
     throw new Error((e as Error).message.replaceAll(SCHEMA_BASE, ''));
@@ -126,7 +130,7 @@ export interface ActionSchemaCheck {
 }
 
 /** compileActionSchema, and where its checks run. */
-export function actionSchemaCheck(ajv: Ajv, schema: Record<string, unknown>): ActionSchemaCheck {
+export function actionSchemaCheck(ajv: SchemaAjv, schema: Record<string, unknown>): ActionSchemaCheck {
   return { schema, ...compiled(ajv, schema) };
 }
 

@@ -186,11 +186,15 @@ export async function openGate(o: OpenGateOptions): Promise<OpenedGate> {
   const files = stateFiles(o.stateDir);
   const dbPath = files.ledger;
   const db = openDb(dbPath);
-  // Checkpoints copy the WAL into the database with fsyncs: not inside a
-  // request's commit (SQLite's automatic ones would), but in a worker.
-  db.pragma('wal_autocheckpoint = 0');
+  // A serving gate's checkpoints copy the WAL into the database with fsyncs:
+  // not inside a request's commit (SQLite's automatic ones would), but in a
+  // worker. A command's gate (cli) commits a few times and closes: SQLite's
+  // own checkpoints, and the one at the last connection's close, do, without
+  // a worker's start-up on every command.
+  const serving = o.role !== 'cli';
+  if (serving) db.pragma('wal_autocheckpoint = 0');
   const ledger = new Ledger(db).migrate();
-  const checkpoints = dbPath === ':memory:' ? undefined : new Checkpointer(dbPath);
+  const checkpoints = dbPath === ':memory:' || !serving ? undefined : new Checkpointer(dbPath);
   const keys = new KeyStore(files.keys);
   const registry = new Registry(db, o.config.manifestDirs, { builtin: o.builtinManifests ?? true, ...(o.config.schemaCheckMs !== undefined ? { schemaCheckMs: o.config.schemaCheckMs } : {}) });
   registry.migrate();

@@ -9,7 +9,6 @@
 import { closeSync, fstatSync, lstatSync, openSync, readdirSync, readFileSync, realpathSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node as YamlNode } from 'yaml';
 import type { ErrorObject, ValidateFunction } from 'ajv';
 import { fixedValidator, type Ajv, type FixedSchema } from '../core/fixed-validators.js';
 import { canonicalHash, CanonicalizationError } from '../crypto/jcs.js';
@@ -17,7 +16,8 @@ import { immediate, type Db } from '../ledger/db.js';
 import { normalizeAllowHost } from '../config/hosts.js';
 import { didYouMean } from '../config/suggest.js';
 import { applyManifestDefaults, MANIFEST_SCHEMA, type RawManifest } from './manifest-schema.js';
-import { actionSchemaCheck, createSchemaAjv, SCHEMA_META, validationResult, type ActionSchemaCheck, type ValidationResult } from './action-schema.js';
+import { readManifestYaml, type FieldLines } from './manifest-yaml.js';
+import { actionSchemaCheck, createSchemaAjv, SCHEMA_META, validationResult, type ActionSchemaCheck, type SchemaAjv, type ValidationResult } from './action-schema.js';
 import { SCHEMA_CHECK_DEFAULTS, SchemaJudge } from './schema-judge.js';
 import { checkTemplate, hostMatches, templatePlaceholders, TemplateError } from './templates.js';
 import { compileGlob, GlobError } from '../providers/fs-glob.js';
@@ -92,8 +92,8 @@ export interface ParseOptions {
   root?: string;
   /** How to name the file in messages (default: derived from the path). */
   display?: string;
-  /** The ajv instance to compile request/response schemas with (createSchemaAjv(); default: a fresh one). */
-  ajv?: Ajv;
+  /** The ajv to compile request/response schemas with (createSchemaAjv(), or a function making it when first needed; default: a fresh one). */
+  ajv?: SchemaAjv;
 }
 
 export interface ParsedManifest extends LoadedAction {
@@ -149,41 +149,6 @@ function fieldName(segments: readonly (string | number)[]): string {
   return out;
 }
 
-/** Where a manifest's YAML node lives: the 1-based line of the key (for a mapping entry) or the item. */
-class Locator {
-  constructor(
-    private readonly doc: Document,
-    private readonly lc: LineCounter,
-  ) {}
-
-  private lineOfOffset(offset: number | undefined): number {
-    return offset === undefined ? 1 : this.lc.linePos(offset).line;
-  }
-
-  line(segments: readonly (string | number)[]): number {
-    let node: unknown = this.doc.contents;
-    let line = this.lineOfOffset((node as YamlNode | null)?.range?.[0]);
-    for (const seg of segments) {
-      if (isAlias(node)) node = node.resolve(this.doc);
-      if (isMap(node)) {
-        const pair = node.items.find((p) => (isScalar(p.key) ? String(p.key.value) : String(p.key)) === String(seg));
-        if (!pair) return line;
-        const keyNode = pair.key as YamlNode | null;
-        line = this.lineOfOffset(keyNode?.range?.[0] ?? (pair.value as YamlNode | null)?.range?.[0]);
-        node = pair.value;
-      } else if (isSeq(node)) {
-        const item = node.items[Number(seg)] as YamlNode | undefined;
-        if (!item) return line;
-        line = this.lineOfOffset(item.range?.[0]);
-        node = item;
-      } else {
-        return line;
-      }
-    }
-    return line;
-  }
-}
-
 // ---------------------------------------------------------------- manifest schema errors
 
 /** The manifest schema as the registry checks it; strictRequired off for it alone: its if/then branches require fields declared at the top. */
@@ -211,7 +176,7 @@ function describeSchema(schema: unknown): string {
   return 'a valid value';
 }
 
-function manifestIssue(e: ErrorObject, file: string, loc: Locator): RegistryIssue | undefined {
+function manifestIssue(e: ErrorObject, file: string, loc: FieldLines): RegistryIssue | undefined {
   const path = unescapePointer(e.instancePath);
   const params = e.params as Record<string, unknown>;
   const at = (segs: string[], message: string): RegistryIssue => ({ file, line: loc.line(segs), field: fieldName(segs) || undefined, message });
@@ -309,6 +274,12 @@ function schemaDeclares(schema: Record<string, unknown>, path: string): boolean 
   return true;
 }
 
+/** createSchemaAjv(), called once, at the first schema that needs it. */
+function oneAjv(): () => Ajv {
+  let made: Ajv | undefined;
+  return () => (made ??= createSchemaAjv());
+}
+
 // ---------------------------------------------------------------- one manifest
 
 /**
@@ -334,26 +305,12 @@ export function parseManifest(text: string, file: string, options: ParseOptions 
   };
 
   // 1. YAML
-  const lc = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: true, uniqueKeys: true });
-  for (const e of [...doc.errors, ...doc.warnings]) {
-    const line = e.linePos?.[0]?.line ?? (e.pos?.[0] !== undefined ? lc.linePos(e.pos[0]).line : 1);
-    const first = (e.message.split('\n')[0] ?? '').replace(/ at line \d+, column \d+:?\s*$/, '');
-    issues.push({ file: display, line, message: `YAML: ${first}` });
+  const y = readManifestYaml(text);
+  if ('issues' in y) {
+    for (const i of y.issues) issues.push({ file: display, ...i });
+    return fail();
   }
-  if (issues.length) fail();
-  const loc = new Locator(doc, lc);
-  if (!isMap(doc.contents)) {
-    issues.push({ file: display, line: loc.line([]), message: 'expected a mapping of manifest fields (action_id, version, ...)' });
-    fail();
-  }
-  let raw: unknown;
-  try {
-    raw = doc.toJS({ maxAliasCount: 100 });
-  } catch (e) {
-    issues.push({ file: display, line: 1, message: `YAML: ${(e as Error).message.split('\n')[0]}` });
-    fail();
-  }
+  const { value: raw, lines: loc } = y;
 
   // 2. The manifest schema
   const validateShape = validateManifestShape();
@@ -369,7 +326,7 @@ export function parseManifest(text: string, file: string, options: ParseOptions 
   const at = (segs: (string | number)[], message: string) => issues.push({ file: display, line: loc.line(segs), field: fieldName(segs), message });
 
   // 3. Request and response schemas: inline or a .json file under root
-  const ajv = options.ajv ?? createSchemaAjv();
+  const ajv = options.ajv ?? oneAjv();
   const resolveSchema = (key: 'request_schema' | 'response_schema'): ActionSchemaCheck | undefined => {
     const v = m.io[key];
     if (v === undefined) return undefined;
@@ -616,7 +573,8 @@ export class Registry {
     const issues: RegistryIssue[] = [];
     const warnings: string[] = [];
     const entries: Entry[] = [];
-    const ajv = createSchemaAjv();
+    // One ajv for the whole set, made at the first schema that needs compiling (the shipped ones need none).
+    const ajv = oneAjv();
     for (const { dir, root } of this.#dirs) {
       let names: string[];
       try {

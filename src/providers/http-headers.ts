@@ -6,7 +6,7 @@
 // Content-Length, Transfer-Encoding, Connection and the other hop-by-hop
 // headers, Proxy-*) nor Accept-Encoding: the host sets those itself, and asks
 // for an unencoded body so the response can be searched for the secrets.
-import { MAX_KEY_LENGTH, MIN_KEY_LENGTH } from '../egress/credential-proxy.js';
+import { MAX_KEY_LENGTH, MIN_KEY_LENGTH } from '../egress/key-redaction.js';
 import { HostIoError } from './host-error.js';
 import { MAX_HEADER_COUNT } from './runtime-args.js';
 import type { SecretSource } from './secret-source.js';

@@ -6,9 +6,10 @@
 // check), and last the jti replay cache, so only a request that passed
 // everything uses up its jti.
 import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
-import { decodeProtectedHeader } from 'jose';
+import type { ProtectedHeaderParameters } from 'jose';
 import type { KeyStore } from '../../keys/store.js';
 import { AuthError, echo } from './errors.js';
+import { jose } from './jose.js';
 import { dpopThumbprint, jwkAlgorithm, publicJwkProblem, requiredMembers, type DpopAlgorithm, type DpopPublicJwk } from './jwk.js';
 import { JwsError, verifyCompactJwt } from './jws.js';
 import { verifyLease, type LeaseBudgets } from './leases.js';
@@ -157,7 +158,8 @@ export async function verifyProof(input: VerifyProofInput): Promise<VerifiedProo
   if (typeof proof !== 'string' || proof.length > DPOP_MAX_PROOF_LENGTH || !COMPACT_JWS.test(proof)) {
     throw invalidDpop('malformed DPoP proof: expected a compact JWS (three base64url segments)');
   }
-  let header: ReturnType<typeof decodeProtectedHeader>;
+  const { decodeProtectedHeader } = await jose();
+  let header: ProtectedHeaderParameters;
   try {
     header = decodeProtectedHeader(proof);
   } catch (e) {

@@ -1,7 +1,8 @@
 // The DPoP public keys a lease can be bound to: EC P-256 (ES256) or OKP
 // Ed25519 (EdDSA), public members only. One checker shared by lease issuance
 // (the request's dpop_jwk) and proof verification (the proof header's jwk).
-import { calculateJwkThumbprint, type JWK } from 'jose';
+import type { JWK } from 'jose';
+import { jose } from './jose.js';
 import { weakEd25519Point } from '../../keys/ed25519.js';
 
 export type DpopPublicJwk =
@@ -75,5 +76,5 @@ export function requiredMembers(jwk: DpopPublicJwk): DpopPublicJwk {
 export async function dpopThumbprint(jwk: JWK | DpopPublicJwk): Promise<string> {
   const problem = publicJwkProblem(jwk, 'jwk');
   if (problem) throw new TypeError(problem);
-  return calculateJwkThumbprint(requiredMembers(jwk as DpopPublicJwk) as JWK, 'sha256');
+  return (await jose()).calculateJwkThumbprint(requiredMembers(jwk as DpopPublicJwk) as JWK, 'sha256');
 }

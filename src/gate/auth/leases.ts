@@ -3,9 +3,10 @@
 // claimed by the client), the granted scopes, optional budgets and the
 // revocation epoch at issue time.
 import { randomUUID } from 'node:crypto';
-import { SignJWT, decodeJwt, decodeProtectedHeader, errors, importJWK, jwtVerify, type JWK } from 'jose';
+import type { JWK, ProtectedHeaderParameters } from 'jose';
 import { latestTime, type KeyStore } from '../../keys/store.js';
 import { AuthError, echo } from './errors.js';
+import { jose } from './jose.js';
 import { dpopThumbprint, jwkAlgorithm, publicJwkProblem, requiredMembers, type DpopPublicJwk } from './jwk.js';
 import { intersectScopes, isValidScope } from './scopes.js';
 
@@ -187,6 +188,7 @@ export async function issueLease(input: IssueLeaseInput, ctx: IssueLeaseContext)
   const jwk = checkJwk(input.dpopJwk, 'dpop_jwk');
   const budgets = input.budgets === undefined ? undefined : checkBudgets(input.budgets, 'budgets');
 
+  const { importJWK, SignJWT } = await jose();
   // A JWK can have the right shape and still not be a point on the curve.
   try {
     await importJWK(requiredMembers(jwk) as JWK, jwkAlgorithm(jwk));
@@ -261,7 +263,8 @@ export async function verifyLease(leaseJwt: string, ctx: VerifyLeaseContext, now
   if (typeof leaseJwt !== 'string' || leaseJwt.length > LEASE_MAX_JWT_LENGTH || !B64URL_JWS.test(leaseJwt)) {
     throw invalidLease('lease is not a compact JWS (three base64url segments)');
   }
-  let header: ReturnType<typeof decodeProtectedHeader>;
+  const { decodeJwt, decodeProtectedHeader, errors, jwtVerify } = await jose();
+  let header: ProtectedHeaderParameters;
   try {
     header = decodeProtectedHeader(leaseJwt);
   } catch (e) {
