@@ -29,7 +29,7 @@ const { versions: VERSIONS } = JSON.parse(readFileSync(join(ROOT, 'scripts', 'no
 /**
  * What CI runs on another Node: what could break there, and nothing
  * else, so the whole run stays within its 15 minutes. The addon's load and
- * calls, better-sqlite3 (a native module built per ABI), WebAssembly (Cedar,
+ * calls, better-sqlite3 (a native module built per ABI), WebAssembly (Cedar, Liftoff alone,
  * V8's JS->Wasm calls, jco components), the URL parser's host names (IDN:
  * Node 24's lets invalid punycode through), WebCrypto and jose, Node's HTTP
  * client and server under the gate and the SDK, the splice relay's thread,
@@ -42,6 +42,7 @@ export const CI_TESTS = [
   'test/unit/verify-threads.test.mjs',
   'test/unit/policy-cedar.test.mjs',
   'test/unit/wasm-call-deopt.test.mjs',
+  'test/unit/wasm-flags.test.mjs',
   'test/unit/hosts.test.mjs',
   'test/unit/egress-allowlist.test.mjs',
   'test/providers/builtins.test.mjs',

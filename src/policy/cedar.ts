@@ -10,8 +10,8 @@
 // policies that determined it become a PolicyDecision; any Cedar failure,
 // including a policy that errors while evaluating (Cedar would skip it), is a
 // deny.
-// First: V8 must not inline calls into Wasm (see runtime/wasm-call-inlining.ts).
-import '../runtime/wasm-call-inlining.js';
+// First: how V8 compiles and calls Wasm (runtime/wasm-flags.ts).
+import '../runtime/wasm-flags.js';
 import { readFileSync } from 'node:fs';
 import { posix } from 'node:path';
 import * as cedar from '@cedar-policy/cedar-wasm/nodejs';

@@ -9,8 +9,8 @@
 // Both fail closed: timeout -> policy_engine_timeout, unreachable or not
 // loadable -> policy_engine_unavailable, anything that is not a decision ->
 // policy_engine_invalid_response.
-// First: V8 must not inline calls into Wasm (see runtime/wasm-call-inlining.ts).
-import '../runtime/wasm-call-inlining.js';
+// First: how V8 compiles and calls Wasm (runtime/wasm-flags.ts).
+import '../runtime/wasm-flags.js';
 import { readFileSync } from 'node:fs';
 import { loadPolicy } from '@open-policy-agent/opa-wasm';
 import { sha256Hex } from '../crypto/jcs.js';

@@ -9,6 +9,8 @@
 // pays for too. Measured on the built-in http_api component: 0.09 ms per
 // call and 0.22 ms per instantiation with 0.1.1, against 0.34 ms and 0.6 ms
 // (docs/PROVIDERS.md). A pin moved forward must keep that.
+// First: how V8 compiles and calls Wasm (runtime/wasm-flags.ts), before jco and binaryen load theirs.
+import '../runtime/wasm-flags.js';
 import { parentPort, workerData } from 'node:worker_threads';
 import { componentWit } from '@bytecodealliance/jco';
 import { transpileBytes } from '@bytecodealliance/jco-transpile';

@@ -8,6 +8,8 @@
 // at most one call and thrown away if the next call differs. Only small
 // instances are kept ready (SPARE_MAX_BYTES of linear memory), and one that
 // calls a host import while no call runs is discarded.
+// First: how V8 compiles and calls Wasm (runtime/wasm-flags.ts).
+import '../runtime/wasm-flags.js';
 import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
 import type { DoneMessage, HostAnswer, HostMessage, LogMessage, RunMessage, SpareMessage } from './runtime-protocol.js';
 import type { IoInterface } from './runtime-types.js';

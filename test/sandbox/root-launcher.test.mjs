@@ -58,10 +58,14 @@ for (const mode of MODES) {
       socketRacer.kill();
     });
     const results = [];
-    // Until both racers have had their go (they may be slow to get the CPU), within a bound.
+    // Until both racers have had their go (they may be slow to get the CPU), within a bound. Every other
+    // launch is of a workspace the placeholder racer leaves alone: it gets as far as its box, whose
+    // sockets then stand long enough for the socket racer to find them (a launch the placeholder racer
+    // makes fail closed may remove them before it looks).
+    const calm = makeWorkspace('race-calm');
     const raced = () => placeholderRacer.counts.file + placeholderRacer.counts.dir >= 10 && socketRacer.counts.socket + socketRacer.counts.blocked >= 4;
     for (let i = 0; i < 40 && (i < 8 || !raced()); i++) {
-      results.push(await runBox(mode, { workspace: ws, env, args: ['--allow-host', 'example.com'], cmd: ['/bin/true'] }));
+      results.push(await runBox(mode, { workspace: i % 2 ? calm : ws, env, args: ['--allow-host', 'example.com'], cmd: ['/bin/sleep', '0.3'] }));
     }
     const swaps = { placeholders: await placeholderRacer.stop(), sockets: await socketRacer.stop() };
     const ok = results.filter((r) => r.code === 0).length;
@@ -76,8 +80,8 @@ for (const mode of MODES) {
       assert.doesNotMatch(r.stderr, /\n\s+at /, `a stack trace instead of a clear error:\n${r.stderr}`);
     }
     if (isRoot) {
-      // Everything in the workspace is the agent's: the launcher made nothing there as root.
-      const notTheirs = Object.entries(snapshot(ws)).filter(([, st]) => st.uid !== u.uid);
+      // Everything in the workspaces is the agent's: the launcher made nothing there as root.
+      const notTheirs = [ws, calm].flatMap((w) => Object.entries(snapshot(w)).filter(([, st]) => st.uid !== u.uid));
       assert.deepEqual(notTheirs, []);
     }
     assert.ok(swaps.placeholders.file + swaps.placeholders.dir > 0, `the placeholder racer never swapped: ${JSON.stringify(swaps)}`);

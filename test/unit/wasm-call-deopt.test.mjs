@@ -1,6 +1,6 @@
 // Node 20's and 22's V8 crash the process when TurboFan code that inlined a call into
 // Wasm returning an externref (every cedar-wasm call) is deoptimized while
-// that call runs; src/runtime/wasm-call-inlining.ts turns the inlining off.
+// that call runs; src/runtime/wasm-flags.ts turns the inlining off.
 // The same scenario is run through the real CedarEngine with the workaround
 // and with it undone: the first must answer, the second shows the crash is
 // real on the Node versions that have the bug.
