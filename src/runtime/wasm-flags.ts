@@ -12,6 +12,8 @@
 //    too. What it costs: a decision Cedar has not made before takes 0.23 ms
 //    against 0.15 ms (most are remembered, src/policy/cedar.ts); a
 //    provider's guest time on the http_fetch benchmark did not change.
+//    Node 24's V8 (13.6) draws a flag's implications only at start-up:
+//    the two that --liftoff-only implies are set with it.
 //
 // 2. No inlining of JS->Wasm calls (--no-turbo-inline-js-wasm-calls). Node
 //    20's V8 (11.3) and Node 22's (12.4) kill the whole process (SIGTRAP,
@@ -28,4 +30,6 @@
 import { setFlagsFromString } from 'node:v8';
 
 setFlagsFromString('--liftoff-only');
+setFlagsFromString('--no-wasm-tier-up');
+setFlagsFromString('--no-wasm-dynamic-tiering');
 setFlagsFromString('--no-turbo-inline-js-wasm-calls');
