@@ -9,7 +9,7 @@
 // the protocol goes to stdout.
 import { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
-import { CallToolRequestSchema, ErrorCode, ListToolsRequestSchema, McpError, type CallToolResult, type ServerNotification, type Tool } from '@modelcontextprotocol/sdk/types.js';
+import { CallToolRequestSchema, ErrorCode, ListToolsRequestSchema, McpError, type CallToolRequest, type CallToolResult, type ServerNotification, type Tool } from '@modelcontextprotocol/sdk/types.js';
 import { LatchGateApprovalRequired, LatchGateClient, LatchGateConnectionError, LatchGateError, type LatchGateClientOptions } from '../sdk/index.js';
 import { canonicalize } from '../crypto/jcs.js';
 import { Catalogue, type ToolSet } from './catalogue.js';
@@ -83,8 +83,9 @@ export class GateMcpServer {
     // Registered with the params unchecked, so that the server's own check of
     // tools/call (before this handler runs) answers misuse, such as arguments
     // that are not an object, with Invalid params rather than an internal error.
+    // The server's check has parsed this very request by CallToolRequestSchema before the handler runs: its params are read as they are.
     this.server.setRequestHandler(LOOSE_CALL, (req, extra) => {
-      const { params } = CallToolRequestSchema.parse(req);
+      const { params } = req as unknown as CallToolRequest;
       return this.call(params.name, params.arguments, extra);
     });
     this.server.oninitialized = () => this.schedule();
@@ -150,13 +151,17 @@ export class GateMcpServer {
     const actionId = set.actions.get(name);
     if (actionId === undefined) throw new McpError(ErrorCode.InvalidParams, `unknown tool ${JSON.stringify(name)}: it is not an action this principal may call (tools/list names them)`);
     const tool = set.byName.get(name);
-    const key = heldKey(name, args);
+    // The call's identity (its canonical arguments) only matters once a call has been held.
+    const key = this.held.size > 0 ? heldKey(name, args) : undefined;
     const held = key === undefined ? undefined : this.held.get(key);
     if (held) return this.retryHeld(key!, held, tool, extra);
     try {
       return successResult(await this.gate.execute(actionId, args ?? {}, { signal: extra.signal }), tool);
     } catch (e) {
-      if (e instanceof LatchGateApprovalRequired) return key === undefined ? this.awaitApproval(e, tool, extra) : this.holdAndWait(key, e, tool, extra);
+      if (e instanceof LatchGateApprovalRequired) {
+        const k = key ?? heldKey(name, args);
+        return k === undefined ? this.awaitApproval(e, tool, extra) : this.holdAndWait(k, e, tool, extra);
+      }
       if (extra.signal.aborted) throw e; // cancelled: the client expects no answer
       if (!(e instanceof LatchGateError)) throw e;
       if (POLICY_CODES.has(e.code)) void this.recheck();
