@@ -6,10 +6,10 @@
 // (most commands' gates; the parse and the package cost a command about a
 // tenth of its start-up). Every other text, an operator's manifest or a
 // shipped one changed since the build, is parsed here.
-import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { Document, LineCounter, Node as YamlNode } from 'yaml';
+import { sha256Hex } from '../crypto/jcs.js';
 
 /** Where a field is: the 1-based line of the key (for a mapping entry) or the item. */
 export interface FieldLines {
@@ -45,7 +45,7 @@ function preparedTable(): Map<string, Prepared> {
   return prepared;
 }
 
-export const textDigest = (text: string): string => createHash('sha256').update(text, 'utf8').digest('hex');
+export const textDigest = (text: string): string => sha256Hex(text);
 
 class Locator implements FieldLines {
   constructor(
