@@ -13,6 +13,8 @@ import { PREPARED_FILE, prepareManifestYaml } from '../dist/gate/manifest-yaml.j
 import { actionSchema, BUILTIN_MANIFEST_DIR, Registry, REGISTRY_SCHEMAS } from '../dist/gate/registry.js';
 import { openDb } from '../dist/ledger/db.js';
 import { decisionSchemas } from '../dist/policy/engine.js';
+import { CedarEngine } from '../dist/policy/cedar.js';
+import { CEDAR_CHECKED_FILE, cedarPackageVersion, cedarSetDigest, readPolicySet } from '../dist/policy/cedar-checked.js';
 
 const require = createRequire(import.meta.url);
 const standaloneCode = require('ajv/dist/standalone/index.js').default;
@@ -28,6 +30,13 @@ const yamlFile = fileURLToPath(PREPARED_FILE);
 mkdirSync(dirname(yamlFile), { recursive: true });
 writeFileSync(`${yamlFile}.tmp`, `${JSON.stringify(yamlValues)}\n`);
 renameSync(`${yamlFile}.tmp`, yamlFile);
+
+// The shipped Cedar policy set, loaded as a gate loads it (this throws when it does not load), recorded by digest (src/policy/cedar-checked.ts).
+const policySet = readPolicySet();
+CedarEngine.load(policySet);
+const cedarFile = fileURLToPath(CEDAR_CHECKED_FILE);
+writeFileSync(`${cedarFile}.tmp`, `${JSON.stringify({ digest: cedarSetDigest(policySet.policyText, policySet.schemaText, cedarPackageVersion()) })}\n`);
+renameSync(`${cedarFile}.tmp`, cedarFile);
 
 // The built-in manifests' request and response schemas, as the registry loads them (none left from an earlier build).
 rmSync(dirname(generatedFile('schemas/-')), { recursive: true, force: true });
@@ -53,4 +62,4 @@ for (const s of schemas) {
   writeFileSync(`${file}.tmp`, code);
   renameSync(`${file}.tmp`, file);
 }
-console.log(`build-validators: ${[...REGISTRY_SCHEMAS, ...decisionSchemas()].map((s) => s.name).join(', ')}, the built-in actions' ${actionSchemas.size} schemas and their ${Object.keys(yamlValues).length} manifests' YAML values into dist/generated/`);
+console.log(`build-validators: ${[...REGISTRY_SCHEMAS, ...decisionSchemas()].map((s) => s.name).join(', ')}, the built-in actions' ${actionSchemas.size} schemas and their ${Object.keys(yamlValues).length} manifests' YAML values, and the Cedar policy set's digest into dist/generated/`);

@@ -11,6 +11,22 @@ import type { PeerGuard } from './peer-limits.js';
 /** The content type fastify gives a body it serializes itself. */
 const JSON_TYPE = 'application/json; charset=utf-8';
 
+/**
+ * No route declares a fastify schema: bodies are checked by the gate's own
+ * validators (service.ts). Given explicitly, so fastify does not load ajv and
+ * its serializer compiler into every gate for schemas that never come.
+ */
+const NO_ROUTE_SCHEMAS = {
+  compilersFactory: {
+    buildValidator: (): never => {
+      throw new Error('internal: a gate route declared a fastify schema; the gate checks bodies with its own validators');
+    },
+    buildSerializer: (): never => {
+      throw new Error('internal: a gate route declared a fastify response schema; the gate serializes its answers itself');
+    },
+  },
+};
+
 /** Who is calling, fixed by the transport (peer uid, the box), never by the client. */
 export interface Caller {
   principal: string;
@@ -166,6 +182,7 @@ export function buildGateApp(o: AppOptions): FastifyInstance {
     logger: false,
     return503OnClosing: true,
     forceCloseConnections: true,
+    schemaController: NO_ROUTE_SCHEMAS,
     // A URL the router cannot decode never reaches a route or the error handler.
     frameworkErrors: (err, req, reply) => {
       refuse(req, reply, fastifyError(err) ?? new GateError('invalid_request', err.message), `${req.method} ${UNROUTED}`);

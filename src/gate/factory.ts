@@ -13,6 +13,7 @@ import { immediate, openDb, WalSync, type Db } from '../ledger/db.js';
 import type { StateMismatch } from '../ledger/state-record.js';
 import { KeyStore } from '../keys/store.js';
 import { Ledger, type ExecutionIntent } from '../ledger/ledger.js';
+import { cedarCheckedAtBuild } from '../policy/cedar-checked.js';
 import { DeferredPolicyEngine } from '../policy/deferred-engine.js';
 import { PolicyStore } from '../policy/store.js';
 import { Approvals } from './approvals.js';
@@ -212,8 +213,9 @@ export async function openGate(o: OpenGateOptions): Promise<OpenedGate> {
     rules = budgetRules(o.config.budgets, registry);
     sinks = sinksFromConfig(o.config.checkpoints?.sinks ?? new Map());
     policy = policyEngine(o.config.policy);
-    // A gate that serves loads its engine now, so a broken one is said before anyone is answered.
-    if (o.role !== 'cli') await policy.ready();
+    // A gate that serves loads its engine now, so a broken one is said before anyone is answered;
+    // a box's, on the Cedar policy set the build loaded, at its first decision (most boxes never decide).
+    if (serving && !(o.role === 'sandbox' && policy.kind === 'cedar' && cedarCheckedAtBuild())) await policy.ready();
   } catch (e) {
     fail(e);
   }

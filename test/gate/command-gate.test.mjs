@@ -4,7 +4,11 @@
 // schema compiler (their validators are the build's), the JOSE library (no
 // lease is made or checked) or the credential proxy; and it starts no WAL
 // checkpointer thread, its writes being checkpointed as it closes. An
-// operator's manifest directory is still read and parsed.
+// operator's manifest directory is still read and parsed. A box's gate, on
+// the Cedar policy set the build loaded (src/policy/cedar-checked.ts),
+// leaves Cedar to its first decision, which it then makes; `latchgate up`'s
+// loads it at start. No gate loads fastify's schema compilers (its routes
+// declare no schemas).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -19,6 +23,9 @@ import { gateConfig } from '../helpers/gate.mjs';
 const CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
 const HOOK = fileURLToPath(new URL('../fixtures/record-loads.mjs', import.meta.url));
 const MANIFEST = fileURLToPath(new URL('../fixtures/gate-manifests/t_ok.yaml', import.meta.url));
+const FACTORY = new URL('../../dist/gate/factory.js', import.meta.url).href;
+const HELPERS = new URL('../helpers/gate.mjs', import.meta.url).href;
+const INPUTS = new URL('../fixtures/policy/inputs.mjs', import.meta.url).href;
 
 /** Packages only a serving gate, or another command, needs. */
 const HEAVY = [
@@ -79,4 +86,40 @@ test("a command's gate starts no thread and checkpoints its writes as it closes;
     for (let i = 0; i < 100 && (await threads()) !== before; i++) await new Promise((r) => setTimeout(r, 50));
     assert.equal(await threads(), before, `${role}: threads left after close`);
   }
+});
+
+/** The modules a process loads that opens a gate of `role` in `state` and runs `then` (a function body of g). */
+function openIn(state, role, then = '') {
+  const loads = join(state, `${role}-loads.txt`);
+  const script = `const { openGate } = await import(${JSON.stringify(FACTORY)}); const { gateConfig } = await import(${JSON.stringify(HELPERS)});
+    const g = await openGate({ stateDir: ${JSON.stringify(join(state, role))}, config: gateConfig(), role: ${JSON.stringify(role)} });
+    ${then}
+    g.close(); process.exit(0);`;
+  const r = spawnSync(process.execPath, ['--import', HOOK, '--input-type=module', '-e', script], { encoding: 'utf8', env: { ...process.env, RECORD_LOADS: loads } });
+  assert.equal(r.status, 0, `${role}: ${r.stderr}`);
+  return { out: r.stdout, modules: readFileSync(loads, 'utf8').split('\n').filter(Boolean) };
+}
+
+const CEDAR = /\/node_modules\/@cedar-policy\//;
+// The gate's test manifests need ajv's compiler of the gate's own: fastify's wrappers of it are what must not come.
+const FASTIFY_COMPILERS = /\/node_modules\/@fastify\/(ajv-compiler|fast-json-stringify-compiler)\//;
+
+test("a box's gate loads Cedar at its first decision, and decides; `up`'s loads it at start; no gate loads fastify's schema compilers", (t) => {
+  const state = mkdtempSync(join(tmpdir(), 'latchgate-serving-gate-'));
+  t.after(() => rmSync(state, { recursive: true, force: true }));
+  const box = openIn(state, 'sandbox');
+  assert.deepEqual(box.modules.filter((m) => CEDAR.test(m)), [], "a box's gate that never decided loaded Cedar");
+  assert.deepEqual(box.modules.filter((m) => FASTIFY_COMPILERS.test(m)), [], "a box's gate loaded fastify's schema compilers");
+  // Its first decision loads Cedar and decides by the shipped policy: granted, allowed; not granted, denied.
+  const decided = openIn(state, 'sandbox', `const { input } = await import(${JSON.stringify(INPUTS)});
+    const acl = { carol: { allowed_actions: ['http_fetch'], allowed_sinks: ['http_read'] } };
+    for (const data of [{ acl, allowlist: {} }, { acl: {}, allowlist: {} }]) console.log(JSON.stringify(await g.ctx.policy.decide(input(), data)));`);
+  assert.ok(decided.modules.some((m) => CEDAR.test(m)), 'the first decision loaded Cedar');
+  const [granted, refused] = decided.out.trim().split('\n').map((l) => JSON.parse(l));
+  assert.equal(granted.allow, true, decided.out);
+  assert.equal(refused.allow, false, decided.out);
+  assert.match(refused.deny_reason, /^deny-not-in-acl:/, decided.out);
+  const up = openIn(state, 'up');
+  assert.ok(up.modules.some((m) => CEDAR.test(m)), "`up`'s gate loads Cedar at start");
+  assert.deepEqual(up.modules.filter((m) => FASTIFY_COMPILERS.test(m)), [], "`up`'s gate loaded fastify's schema compilers");
 });
