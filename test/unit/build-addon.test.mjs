@@ -4,11 +4,12 @@
 // prebuilt binary taken when it was made from the same sources and loads,
 // with no compiler needed, and never when it is broken or from other
 // sources; a failed build leaves the working addon in place and says what
-// it needs. One full compile; the other builds relink.
+// it needs. Every build compiles only what changed since this checkout's
+// build (its objects are copied in), and links.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { appendFileSync, cpSync, existsSync, mkdirSync, readFileSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { appendFileSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,10 +20,23 @@ const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const ADDON = 'build/Release/latchgate.node';
 const PREBUILT = 'prebuilds/linux-x64/latchgate.node';
 
-/** The addon's sources and build script at dir, the dependencies linked. */
+/**
+ * The addon's sources and build script at dir, the dependencies linked, and
+ * this checkout's compiled objects with their make dependencies: make then
+ * compiles only what is newer than them (a full compile costs a minute of
+ * CPU in a busy suite, and `npm ci` has just shown that one works). Times are
+ * kept, so the sources stay older than their objects; without a build here
+ * the first build compiles everything.
+ */
 function sources(dir) {
-  for (const p of ['package.json', 'binding.gyp', 'native', 'scripts/build-addon.mjs', 'scripts/gen-protocol.mjs']) cpSync(join(ROOT, p), join(dir, p), { recursive: true });
-  symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'));
+  for (const p of ['package.json', 'binding.gyp', 'native', 'scripts/build-addon.mjs', 'scripts/gen-protocol.mjs']) cpSync(join(ROOT, p), join(dir, p), { recursive: true, preserveTimestamps: true });
+  for (const p of ['build/Release/obj.target', 'build/Release/.deps']) if (existsSync(join(ROOT, p))) cpSync(join(ROOT, p), join(dir, p), { recursive: true, preserveTimestamps: true });
+  // node-addon-api copied, not linked: its include path, relative to build/, is then the checkout's, and so is every compile command make compares.
+  mkdirSync(join(dir, 'node_modules'));
+  for (const m of readdirSync(join(ROOT, 'node_modules'))) {
+    if (m === 'node-addon-api') cpSync(join(ROOT, 'node_modules', m), join(dir, 'node_modules', m), { recursive: true, preserveTimestamps: true });
+    else symlinkSync(join(ROOT, 'node_modules', m), join(dir, 'node_modules', m));
+  }
   return dir;
 }
 
