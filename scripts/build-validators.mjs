@@ -14,7 +14,7 @@ import { actionSchema, BUILTIN_MANIFEST_DIR, Registry, REGISTRY_SCHEMAS } from '
 import { openDb } from '../dist/ledger/db.js';
 import { decisionSchemas } from '../dist/policy/engine.js';
 import { CedarEngine } from '../dist/policy/cedar.js';
-import { CEDAR_CHECKED_FILE, cedarPackageVersion, cedarSetDigest, readPolicySet } from '../dist/policy/cedar-checked.js';
+import { CEDAR_CHECKED_FILE, cedarPackageDigest, cedarSetDigest, readPolicySet } from '../dist/policy/cedar-checked.js';
 
 const require = createRequire(import.meta.url);
 const standaloneCode = require('ajv/dist/standalone/index.js').default;
@@ -35,7 +35,7 @@ renameSync(`${yamlFile}.tmp`, yamlFile);
 const policySet = readPolicySet();
 CedarEngine.load(policySet);
 const cedarFile = fileURLToPath(CEDAR_CHECKED_FILE);
-writeFileSync(`${cedarFile}.tmp`, `${JSON.stringify({ digest: cedarSetDigest(policySet.policyText, policySet.schemaText, cedarPackageVersion()) })}\n`);
+writeFileSync(`${cedarFile}.tmp`, `${JSON.stringify({ digest: cedarSetDigest(policySet, cedarPackageDigest()) })}\n`);
 renameSync(`${cedarFile}.tmp`, cedarFile);
 
 // The built-in manifests' request and response schemas, as the registry loads them (none left from an earlier build).

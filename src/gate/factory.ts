@@ -13,7 +13,7 @@ import { immediate, openDb, WalSync, type Db } from '../ledger/db.js';
 import type { StateMismatch } from '../ledger/state-record.js';
 import { KeyStore } from '../keys/store.js';
 import { Ledger, type ExecutionIntent } from '../ledger/ledger.js';
-import { cedarCheckedAtBuild } from '../policy/cedar-checked.js';
+import { cedarCheckedAtBuild, type PolicySet } from '../policy/cedar-checked.js';
 import { DeferredPolicyEngine } from '../policy/deferred-engine.js';
 import { PolicyStore } from '../policy/store.js';
 import { Approvals } from './approvals.js';
@@ -132,9 +132,10 @@ async function gateSecrets(c: SecretsFileConfig | undefined, stateDir: string, r
  * (src/policy/deferred-engine.ts): the modules too, so a command that never
  * decides never loads Cedar or OPA.
  */
-export function policyEngine(c: GateFileConfig['policy']): DeferredPolicyEngine {
+export function policyEngine(c: GateFileConfig['policy'], cedarSet?: PolicySet): DeferredPolicyEngine {
   const kind = c.engine ?? 'cedar';
-  if (kind === 'cedar') return new DeferredPolicyEngine(kind, async () => (await import('../policy/cedar.js')).CedarEngine.load());
+  // cedarSet: the texts read (and checked) at open, so the first decision cannot see another file.
+  if (kind === 'cedar') return new DeferredPolicyEngine(kind, async () => (await import('../policy/cedar.js')).CedarEngine.load(cedarSet ?? {}));
   if (kind === 'opa-wasm') {
     const file = c.opaWasm;
     if (!file) throw new GateError('invalid_request', '[policy] engine = "opa-wasm" needs opa_wasm = "<path to policy.wasm built with opa build -t wasm>"');
@@ -212,10 +213,11 @@ export async function openGate(o: OpenGateOptions): Promise<OpenedGate> {
   try {
     rules = budgetRules(o.config.budgets, registry);
     sinks = sinksFromConfig(o.config.checkpoints?.sinks ?? new Map());
-    policy = policyEngine(o.config.policy);
     // A gate that serves loads its engine now, so a broken one is said before anyone is answered;
-    // a box's, on the Cedar policy set the build loaded, at its first decision (most boxes never decide).
-    if (serving && !(o.role === 'sandbox' && policy.kind === 'cedar' && cedarCheckedAtBuild())) await policy.ready();
+    // a box's, on the Cedar policy set the build loaded, at its first decision (most boxes never decide), from the texts read now.
+    const checked = o.role === 'sandbox' && (o.config.policy.engine ?? 'cedar') === 'cedar' ? cedarCheckedAtBuild() : undefined;
+    policy = policyEngine(o.config.policy, checked);
+    if (serving && !checked) await policy.ready();
   } catch (e) {
     fail(e);
   }

@@ -94,6 +94,12 @@ export class Gate implements GateService {
       checks.chained_state = (e as Error).message;
       return { status: 'not_ready' as const, checks };
     }
+    // An engine loaded at its first decision (a box's) that could not load: every decision is a deny until it does.
+    const engineFailure = this.ctx.policy.loadFailure;
+    if (engineFailure !== undefined) {
+      checks.policy_engine_error = engineFailure;
+      return { status: 'not_ready' as const, checks };
+    }
     return { status: this.ctx.state.draining ? ('degraded' as const) : ('ready' as const), checks };
   }
 

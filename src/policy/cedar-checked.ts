@@ -1,11 +1,15 @@
-// Whether the build loaded this very Cedar policy set: scripts/build-validators.mjs
-// loads policies/latchgate.cedar with its schema as a gate does (parsed,
-// validated in strict mode, pre-parsed; the build fails when it does not
-// load) and records the digest of both texts with Cedar's version in
-// dist/generated/cedar-checked.json. The same texts under the same Cedar load
-// again, so a box's gate can leave Cedar (about 0.2 s of CPU to load) to its
-// first decision without a broken set going unsaid until then: most boxes
-// never decide. No WebAssembly is loaded here.
+// Whether the build loaded this very Cedar policy set with this very Cedar:
+// scripts/build-validators.mjs loads policies/latchgate.cedar with its schema
+// as a gate does (parsed, validated in strict mode, pre-parsed; the build
+// fails when it does not load) and records, in
+// dist/generated/cedar-checked.json, the digest of both texts and of the
+// Cedar package's files the engine runs (its JavaScript glue and its
+// WebAssembly). The same texts under the same Cedar load again, so a box's
+// gate can leave Cedar (about 0.2 s of CPU to load) to its first decision
+// without a broken set or package going unsaid until then: most boxes never
+// decide. The texts are returned as they were read, and the engine is loaded
+// from them, not from the files again: what was checked is what decides.
+// No WebAssembly is compiled here.
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -14,29 +18,41 @@ import { DEFAULT_POLICY_DIR, policyFile } from './engine.js';
 
 export const CEDAR_CHECKED_FILE = new URL('../generated/cedar-checked.json', import.meta.url);
 
-/** The version of the Cedar package the engine loads, from its package.json (not its WebAssembly). */
-export function cedarPackageVersion(): string {
-  const entry = createRequire(import.meta.url).resolve('@cedar-policy/cedar-wasm/nodejs');
-  const { version } = JSON.parse(readFileSync(join(dirname(entry), 'package.json'), 'utf8')) as { version?: unknown };
-  if (typeof version !== 'string') throw new Error(`${dirname(entry)}/package.json names no version`);
-  return version;
+export interface PolicySet {
+  policyText: string;
+  schemaText: string;
 }
 
-/** The digest a policy set is recorded by: Cedar's version and both texts. */
-export const cedarSetDigest = (policyText: string, schemaText: string, cedarVersion: string): string => sha256Hex(`${cedarVersion}\u0000${policyText}\u0000${schemaText}`);
+/** The files of the Cedar package the engine loads (src/policy/cedar.ts imports its nodejs build). */
+function cedarFiles(): string[] {
+  const glue = createRequire(import.meta.url).resolve('@cedar-policy/cedar-wasm/nodejs');
+  return [join(dirname(glue), 'package.json'), glue, join(dirname(glue), 'cedar_wasm_bg.wasm')];
+}
+
+/** The digest of the installed Cedar: its package.json, glue and WebAssembly, each by SHA-256. */
+export function cedarPackageDigest(): string {
+  return sha256Hex(cedarFiles().map((f) => sha256Hex(readFileSync(f))).join('\n'));
+}
+
+/** The digest a policy set is recorded by: the Cedar that loads it and both texts. */
+export const cedarSetDigest = (set: PolicySet, cedarDigest: string): string => sha256Hex(`${cedarDigest}\u0000${set.policyText}\u0000${set.schemaText}`);
 
 /** The policy set in `dir` (latchgate.cedar, latchgate.cedarschema), as CedarEngine.load reads it. */
-export function readPolicySet(dir: string = DEFAULT_POLICY_DIR): { policyText: string; schemaText: string } {
+export function readPolicySet(dir: string = DEFAULT_POLICY_DIR): PolicySet {
   return { policyText: readFileSync(policyFile('latchgate.cedar', dir), 'utf8'), schemaText: readFileSync(policyFile('latchgate.cedarschema', dir), 'utf8') };
 }
 
-/** True when the build loaded the policy set now in `dir` under the Cedar now installed; false when anything differs or cannot be read. */
-export function cedarCheckedAtBuild(dir: string = DEFAULT_POLICY_DIR): boolean {
+/**
+ * The policy set now in `dir`, as read, when the build loaded exactly it
+ * under the Cedar now installed; undefined when anything differs or cannot
+ * be read (the gate then loads at start, which says what is wrong).
+ */
+export function cedarCheckedAtBuild(dir: string = DEFAULT_POLICY_DIR): PolicySet | undefined {
   try {
-    const { policyText, schemaText } = readPolicySet(dir);
+    const set = readPolicySet(dir);
     const { digest } = JSON.parse(readFileSync(CEDAR_CHECKED_FILE, 'utf8')) as { digest?: unknown };
-    return digest === cedarSetDigest(policyText, schemaText, cedarPackageVersion());
+    return digest === cedarSetDigest(set, cedarPackageDigest()) ? set : undefined;
   } catch {
-    return false; // loaded at start, which says what is wrong
+    return undefined;
   }
 }

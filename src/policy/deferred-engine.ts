@@ -8,11 +8,13 @@
 import { ENGINE_FAILURE, failClosed, type PolicyData, type PolicyEngine, type PolicyEngineKind } from './engine.js';
 import type { PolicyDecision, PolicyInput } from './types.js';
 
-/** What the gate asks of its policy engine. */
-export type PolicyDecider = Pick<PolicyEngine, 'kind' | 'decide'>;
+/** What the gate asks of its policy engine; loadFailure: why its engine did not load the last time it tried (readiness says so). */
+export type PolicyDecider = Pick<PolicyEngine, 'kind' | 'decide'> & { readonly loadFailure?: string | undefined };
 
 export class DeferredPolicyEngine implements PolicyDecider {
   private loading: Promise<PolicyEngine> | undefined;
+  /** Why the last load failed; cleared by one that succeeds. */
+  loadFailure: string | undefined;
 
   constructor(
     readonly kind: PolicyEngineKind,
@@ -24,9 +26,13 @@ export class DeferredPolicyEngine implements PolicyDecider {
     if (!this.loading) {
       const p = this.load();
       this.loading = p;
-      p.catch(() => {
-        if (this.loading === p) this.loading = undefined;
-      });
+      p.then(
+        () => (this.loadFailure = undefined),
+        (e: unknown) => {
+          this.loadFailure = (e as Error | null)?.message ?? String(e);
+          if (this.loading === p) this.loading = undefined;
+        },
+      );
     }
     return this.loading;
   }
