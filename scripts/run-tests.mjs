@@ -7,7 +7,7 @@
 // cores busy, against 1,099 s with two at a time in a run that left four
 // agent tests out).
 import { spawnSync } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
+import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -22,5 +22,12 @@ function find(dir) {
 const files = (process.argv.length > 2 ? process.argv.slice(2) : find('test')).sort();
 // TAP on stdout (what CI reads), and after it, on stderr, where the time went (scripts/test-times-reporter.mjs).
 const reporters = ['--test-reporter=tap', '--test-reporter-destination=stdout', `--test-reporter=${fileURLToPath(new URL('./test-times-reporter.mjs', import.meta.url))}`, '--test-reporter-destination=stderr'];
+const start = performance.now();
 const r = spawnSync(process.execPath, ['--test', '--test-concurrency=3', ...reporters, ...files], { stdio: 'inherit' });
+// The CPU the run used (every process it waited for: /proc/self/stat's cutime and cstime, in clock ticks of
+// 1/100 s on Linux): on a shared machine the wall time swings with other load, the CPU much less.
+const stat = readFileSync('/proc/self/stat', 'utf8');
+const [cutime, cstime] = stat.slice(stat.lastIndexOf(')') + 2).split(' ').slice(13, 15).map((x) => Number(x) / 100);
+const wall = (performance.now() - start) / 1000;
+process.stderr.write(`test run: ${wall.toFixed(0)} s wall, ${(cutime + cstime).toFixed(1)} s of CPU (user ${cutime.toFixed(1)}, system ${cstime.toFixed(1)}), ${((cutime + cstime) / wall).toFixed(2)} cores busy on average\n`);
 process.exit(r.status ?? 1);
