@@ -1,10 +1,11 @@
 // A policy engine loaded at its first decision. Commands that open the gate
 // but never decide (`latchgate audit`, `tokens`, `keys`...) then never load
-// Cedar, whose WebAssembly costs about a second of CPU to compile and warm.
+// Cedar, whose WebAssembly costs about 0.2 s of CPU to compile and prepare.
 // Gates that serve load it at start (ready()), so a broken engine is said
-// before they answer anyone; a box's gate on the policy set the build loaded
-// (cedar-checked.ts) need not, and leaves it to its first decision. A load that fails is a deny
-// (policy_engine_unavailable) for that decision, and the next one tries again.
+// before they answer anyone; a box's gate on the policy set and Cedar the
+// build loaded (cedar-checked.ts) leaves it to its first decision. A load
+// that fails is a deny (policy_engine_unavailable) for that decision, the
+// gate's readiness says why (loadFailure), and the next decision tries again.
 import { ENGINE_FAILURE, failClosed, type PolicyData, type PolicyEngine, type PolicyEngineKind } from './engine.js';
 import type { PolicyDecision, PolicyInput } from './types.js';
 
