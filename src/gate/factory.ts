@@ -13,7 +13,7 @@ import { immediate, openDb, WalSync, type Db } from '../ledger/db.js';
 import type { StateMismatch } from '../ledger/state-record.js';
 import { KeyStore } from '../keys/store.js';
 import { Ledger, type ExecutionIntent } from '../ledger/ledger.js';
-import { cedarCheckedAtBuild, type PolicySet } from '../policy/cedar-checked.js';
+import { cedarCheckedAtBuild, loadedAtBuild, type PolicySet } from '../policy/cedar-checked.js';
 import { DeferredPolicyEngine } from '../policy/deferred-engine.js';
 import { PolicyStore } from '../policy/store.js';
 import { Approvals } from './approvals.js';
@@ -134,8 +134,14 @@ async function gateSecrets(c: SecretsFileConfig | undefined, stateDir: string, r
  */
 export function policyEngine(c: GateFileConfig['policy'], cedarSet?: PolicySet): DeferredPolicyEngine {
   const kind = c.engine ?? 'cedar';
-  // cedarSet: the texts read (and checked) at open, so the first decision cannot see another file.
-  if (kind === 'cedar') return new DeferredPolicyEngine(kind, async () => (await import('../policy/cedar.js')).CedarEngine.load(cedarSet ?? {}));
+  // cedarSet: the texts read (and checked) at open, so the first decision cannot see another file; the Cedar
+  // package is checked again as it is loaded, so what was checked is what runs.
+  if (kind === 'cedar') {
+    return new DeferredPolicyEngine(kind, async () => {
+      if (cedarSet && !loadedAtBuild(cedarSet)) throw new Error(`the Cedar package (@cedar-policy/cedar-wasm) changed after this gate opened; every decision is a deny until the gate is restarted on an intact installation (npm ci, or reinstall latchgate)`);
+      return (await import('../policy/cedar.js')).CedarEngine.load(cedarSet ?? {});
+    });
+  }
   if (kind === 'opa-wasm') {
     const file = c.opaWasm;
     if (!file) throw new GateError('invalid_request', '[policy] engine = "opa-wasm" needs opa_wasm = "<path to policy.wasm built with opa build -t wasm>"');

@@ -5,7 +5,9 @@
 // before they answer anyone; a box's gate on the policy set and Cedar the
 // build loaded (cedar-checked.ts) leaves it to its first decision. A load
 // that fails is a deny (policy_engine_unavailable) for that decision, the
-// gate's readiness says why (loadFailure), and the next decision tries again.
+// gate's readiness says why (loadFailure), and the next decision tries
+// again; an engine module that failed to import stays failed in this process
+// (Node keeps the failed import), so its gate denies until restarted.
 import { ENGINE_FAILURE, failClosed, type PolicyData, type PolicyEngine, type PolicyEngineKind } from './engine.js';
 import type { PolicyDecision, PolicyInput } from './types.js';
 
