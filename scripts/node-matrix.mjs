@@ -34,13 +34,17 @@ const { versions: VERSIONS } = JSON.parse(readFileSync(join(ROOT, 'scripts', 'no
  * Node 24's lets invalid punycode through), WebCrypto and jose, Node's HTTP
  * client and server under the gate and the SDK, the splice relay's thread,
  * the verifier's worker threads (SharedArrayBuffer, Atomics.wait),
- * and real boxes (root and unprivileged, network and terminal).
+ * module resolution by import.meta.resolve and Node's failed imports (a
+ * box's gate's Cedar), and real boxes (root and unprivileged, network and
+ * terminal).
  */
 export const CI_TESTS = [
   'test/unit/native-contract.test.mjs',
   'test/unit/ledger-chain.test.mjs',
   'test/unit/verify-threads.test.mjs',
   'test/unit/policy-cedar.test.mjs',
+  'test/unit/cedar-checked.test.mjs',
+  'test/gate/box-gate-policy.test.mjs',
   'test/unit/wasm-call-deopt.test.mjs',
   'test/unit/wasm-flags.test.mjs',
   'test/unit/hosts.test.mjs',
