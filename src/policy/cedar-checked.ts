@@ -3,8 +3,8 @@
 // as a gate does (parsed, validated in strict mode, pre-parsed; the build
 // fails when it does not load) and records, in
 // dist/generated/cedar-checked.json, the digest of both texts and of the
-// Cedar package's files the engine runs (its JavaScript glue and its
-// WebAssembly). The same texts under the same Cedar load again, so a box's
+// Cedar package's files that decide what code the engine runs (cedarFiles).
+// The same texts under the same Cedar load again, so a box's
 // gate can leave Cedar (about 0.2 s of CPU to load) to its first decision
 // without a broken set or package going unsaid until then: most boxes never
 // decide. The texts are returned as they were read, and the engine is loaded
