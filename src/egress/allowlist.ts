@@ -33,6 +33,20 @@ const IP_SPELLING_CHARS = /^[\p{L}\p{N}\p{M}.\u3002\uff0e\uff61-]+$/u;
  */
 export function isLiteralIp(host: string): boolean {
   if (typeof host !== 'string' || host === '') return false;
+  let known = literalIps.get(host);
+  if (known === undefined) {
+    known = readsAsIp(host);
+    if (literalIps.size >= LITERAL_IPS_KEPT) literalIps.delete(literalIps.keys().next().value as string);
+    literalIps.set(host, known);
+  }
+  return known;
+}
+
+const LITERAL_IPS_KEPT = 1024;
+/** isLiteralIp's answers (a gate asks it of every call's host), the oldest forgotten first. */
+const literalIps = new Map<string, boolean>();
+
+function readsAsIp(host: string): boolean {
   let h = host;
   if (h.startsWith('[') && h.endsWith(']')) h = h.slice(1, -1);
   if (isIP(h) !== 0) return true;

@@ -17,11 +17,18 @@ export interface IdentityMap {
   operators: Map<number, string>;
 }
 
+/** Each connection's peer, asked once: SO_PEERCRED is fixed when the peer connects (unix(7)). */
+const peerBySocket = new WeakMap<Socket, { uid: number; pid: number }>();
+
 function socketPeer(socket: Socket): { uid: number; pid: number } | undefined {
+  const known = peerBySocket.get(socket);
+  if (known) return known;
   const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
   if (fd === undefined || fd < 0) return undefined;
   const c = loadAddon().peerCred(fd);
-  return typeof c === 'number' ? undefined : c;
+  if (typeof c === 'number') return undefined;
+  peerBySocket.set(socket, c);
+  return c;
 }
 
 /** The peer of a Unix socket connection, for the per-peer limits and counts: its uid (SO_PEERCRED). */

@@ -132,6 +132,19 @@ test('a lease whose kid no history entry names is refused, as is one signed by a
   await rejectsWith(verifyLease(unknown, { keys: s.keys, currentEpoch: 0 }), 'invalid_lease', /unknown key/);
 });
 
+test("a lease one gate's keys verified is refused by another gate's keys in the same process, and a header edit is never taken for the verified lease", async (t) => {
+  const a = await setup(t);
+  const b = await setup(t);
+  const { lease_jwt } = await a.lease();
+  assert.equal((await verifyLease(lease_jwt, { keys: a.keys, currentEpoch: 0 })).sub, 'alice');
+  assert.equal((await verifyLease(lease_jwt, { keys: a.keys, currentEpoch: 0 })).sub, 'alice', 'verified again (remembered)');
+  await rejectsWith(verifyLease(lease_jwt, { keys: b.keys, currentEpoch: 0 }), 'invalid_lease', /unknown key/);
+  // The same claims and signature under another header are other bytes: checked in full, not remembered.
+  const [, payload, sig] = lease_jwt.split('.');
+  const header = Buffer.from(JSON.stringify({ ...decodeProtectedHeader(lease_jwt), typ: 'JWT' })).toString('base64url');
+  await rejectsWith(verifyLease(`${header}.${payload}.${sig}`, { keys: a.keys, currentEpoch: 0 }), 'invalid_lease', /typ/);
+});
+
 test('a store that read the lease history before another store rotated finds the new kid on disk', async (t) => {
   const s = await setup(t);
   const early = new KeyStore(s.dir);

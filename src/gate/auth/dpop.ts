@@ -9,7 +9,6 @@ import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
 import type { ProtectedHeaderParameters } from 'jose';
 import type { KeyStore } from '../../keys/store.js';
 import { AuthError, echo } from './errors.js';
-import { jose } from './jose.js';
 import { dpopThumbprint, jwkAlgorithm, publicJwkProblem, requiredMembers, type DpopAlgorithm, type DpopPublicJwk } from './jwk.js';
 import { JwsError, verifyCompactJwt } from './jws.js';
 import { verifyLease, type LeaseBudgets } from './leases.js';
@@ -143,6 +142,13 @@ function dpopKey(jwk: DpopPublicJwk): Promise<{ key: KeyObject; jkt: string }> {
   return entry;
 }
 
+/** The JOSE header of a compact JWS (its shape already checked): a JSON object, or a throw. */
+function protectedHeader(jws: string): ProtectedHeaderParameters {
+  const h: unknown = JSON.parse(Buffer.from(jws.slice(0, jws.indexOf('.')), 'base64url').toString('utf8'));
+  if (h === null || typeof h !== 'object' || Array.isArray(h)) throw new TypeError('the header is not a JSON object');
+  return h as ProtectedHeaderParameters;
+}
+
 function invalidDpop(message: string, cause?: unknown): AuthError {
   return new AuthError('invalid_dpop', message, cause === undefined ? undefined : { cause });
 }
@@ -158,10 +164,9 @@ export async function verifyProof(input: VerifyProofInput): Promise<VerifiedProo
   if (typeof proof !== 'string' || proof.length > DPOP_MAX_PROOF_LENGTH || !COMPACT_JWS.test(proof)) {
     throw invalidDpop('malformed DPoP proof: expected a compact JWS (three base64url segments)');
   }
-  const { decodeProtectedHeader } = await jose();
   let header: ProtectedHeaderParameters;
   try {
-    header = decodeProtectedHeader(proof);
+    header = protectedHeader(proof);
   } catch (e) {
     throw invalidDpop('malformed DPoP proof: the header is not base64url-encoded JSON', e);
   }

@@ -235,14 +235,23 @@ export async function issueLease(input: IssueLeaseInput, ctx: IssueLeaseContext)
 
 /**
  * Leases whose signature already verified, by their exact compact form (a
- * lease is used for many calls). Bounded; the oldest entry goes first.
+ * lease is used for many calls), for each key store apart: a lease one
+ * gate's keys verified is nothing to another gate in the same process.
+ * Bounded; the oldest entry goes first.
  */
-const verifiedLeases = new Map<string, Record<string, unknown>>();
+const verifiedLeases = new WeakMap<KeyStore, Map<string, Record<string, unknown>>>();
 const VERIFIED_LEASES_MAX = 4096;
 
-function rememberLease(jwt: string, payload: Record<string, unknown>): void {
-  if (verifiedLeases.size >= VERIFIED_LEASES_MAX) verifiedLeases.delete(verifiedLeases.keys().next().value!);
-  verifiedLeases.set(jwt, payload);
+function leasesVerifiedBy(keys: KeyStore): Map<string, Record<string, unknown>> {
+  let m = verifiedLeases.get(keys);
+  if (!m) verifiedLeases.set(keys, (m = new Map()));
+  return m;
+}
+
+function rememberLease(keys: KeyStore, jwt: string, payload: Record<string, unknown>): void {
+  const m = leasesVerifiedBy(keys);
+  if (m.size >= VERIFIED_LEASES_MAX) m.delete(m.keys().next().value!);
+  m.set(jwt, payload);
 }
 
 const B64URL_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
@@ -263,25 +272,25 @@ export async function verifyLease(leaseJwt: string, ctx: VerifyLeaseContext, now
   if (typeof leaseJwt !== 'string' || leaseJwt.length > LEASE_MAX_JWT_LENGTH || !B64URL_JWS.test(leaseJwt)) {
     throw invalidLease('lease is not a compact JWS (three base64url segments)');
   }
-  const { decodeJwt, decodeProtectedHeader, errors, jwtVerify } = await jose();
-  let header: ProtectedHeaderParameters;
-  try {
-    header = decodeProtectedHeader(leaseJwt);
-  } catch (e) {
-    throw invalidLease('lease header is not base64url-encoded JSON', e);
-  }
-  if (header.typ !== LEASE_TYP) throw invalidLease(`lease typ must be "${LEASE_TYP}", got ${echo(header.typ)}`);
-  if (header.alg !== LEASE_KEY_ALG) throw invalidLease(`lease alg must be "${LEASE_KEY_ALG}", got ${echo(header.alg)}`);
-  if (typeof header.kid !== 'string' || header.kid.length === 0 || header.kid.length > 128) {
-    throw invalidLease('lease header has no kid');
-  }
   const nowSeconds = now ?? Date.now() / 1000;
-  let payload = verifiedLeases.get(leaseJwt);
+  let payload = leasesVerifiedBy(ctx.keys).get(leaseJwt);
   if (payload) {
-    // Signature and claims were checked when first seen; time is checked every call.
+    // Header, signature and claims were checked when these very bytes were first seen; time is checked every call.
     if (typeof payload.exp === 'number' && nowSeconds >= payload.exp) throw new AuthError('lease_expired', 'lease has expired; request a new one');
     if (typeof payload.nbf === 'number' && nowSeconds < payload.nbf) throw invalidLease('lease rejected: "nbf" claim timestamp check failed');
   } else {
+    const { decodeJwt, decodeProtectedHeader, errors, jwtVerify } = await jose();
+    let header: ProtectedHeaderParameters;
+    try {
+      header = decodeProtectedHeader(leaseJwt);
+    } catch (e) {
+      throw invalidLease('lease header is not base64url-encoded JSON', e);
+    }
+    if (header.typ !== LEASE_TYP) throw invalidLease(`lease typ must be "${LEASE_TYP}", got ${echo(header.typ)}`);
+    if (header.alg !== LEASE_KEY_ALG) throw invalidLease(`lease alg must be "${LEASE_KEY_ALG}", got ${echo(header.alg)}`);
+    if (typeof header.kid !== 'string' || header.kid.length === 0 || header.kid.length > 128) {
+      throw invalidLease('lease header has no kid');
+    }
     // The key is chosen by the times the lease claims (iat, nbf: the latest),
     // read before its signature is checked; a lease whose key was retired
     // before them is refused, whatever its signature.
@@ -311,7 +320,7 @@ export async function verifyLease(leaseJwt: string, ctx: VerifyLeaseContext, now
       if (e instanceof errors.JWSSignatureVerificationFailed) throw invalidLease('lease signature verification failed', e);
       throw invalidLease(`lease rejected: ${(e as Error).message}`, e);
     }
-    rememberLease(leaseJwt, payload);
+    rememberLease(ctx.keys, leaseJwt, payload);
   }
 
   const p = payload;
