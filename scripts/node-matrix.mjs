@@ -30,7 +30,8 @@ const { versions: VERSIONS } = JSON.parse(readFileSync(join(ROOT, 'scripts', 'no
  * What CI runs on another Node: what could break there, and nothing
  * else, so the whole run stays within its 15 minutes. The addon's load and
  * calls, better-sqlite3 (a native module built per ABI), WebAssembly (Cedar, Liftoff alone,
- * V8's JS->Wasm calls, jco components), the URL parser's host names (IDN:
+ * V8's JS->Wasm calls, jco components), V8's tiering flags for a serving
+ * process (named per V8 version), the URL parser's host names (IDN:
  * Node 24's lets invalid punycode through), WebCrypto and jose, Node's HTTP
  * client and server under the gate and the SDK, the splice relay's thread,
  * the verifier's worker threads (SharedArrayBuffer, Atomics.wait),
@@ -47,6 +48,7 @@ export const CI_TESTS = [
   'test/gate/box-gate-policy.test.mjs',
   'test/unit/wasm-call-deopt.test.mjs',
   'test/unit/wasm-flags.test.mjs',
+  'test/unit/jit-flags.test.mjs',
   'test/unit/hosts.test.mjs',
   'test/unit/egress-allowlist.test.mjs',
   'test/providers/builtins.test.mjs',

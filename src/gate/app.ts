@@ -7,6 +7,7 @@ import { GateError } from './errors.js';
 import { idempotencyKeyOf } from './idempotency.js';
 import { closingResponse, guardApp, peerOfSocket, requestTimeout, timeoutOptions } from './http-guards.js';
 import type { PeerGuard } from './peer-limits.js';
+import { tuneJitForServing } from '../runtime/jit-flags.js';
 
 /** The content type fastify gives a body it serializes itself. */
 const JSON_TYPE = 'application/json; charset=utf-8';
@@ -152,6 +153,8 @@ export function duplicatedHeader(rawHeaders: string[]): string | undefined {
 const UNROUTED = '(no route)';
 
 export function buildGateApp(o: AppOptions): FastifyInstance {
+  // This process serves the gate from now on: its code is optimized sooner (src/runtime/jit-flags.ts).
+  tuneJitForServing();
   const s = o.service;
   const peerOf = (socket: Socket) => peerOfSocket(socket, o.peer);
   /** Records a refusal against the connection's peer (and the caller when the connection tells who). */

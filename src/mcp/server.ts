@@ -12,6 +12,7 @@ import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js'
 import { CallToolRequestSchema, ErrorCode, ListToolsRequestSchema, McpError, type CallToolRequest, type CallToolResult, type ServerNotification, type Tool } from '@modelcontextprotocol/sdk/types.js';
 import { LatchGateApprovalRequired, LatchGateClient, LatchGateConnectionError, LatchGateError, type LatchGateClientOptions } from '../sdk/index.js';
 import { canonicalize } from '../crypto/jcs.js';
+import { tuneJitForServing } from '../runtime/jit-flags.js';
 import { Catalogue, type ToolSet } from './catalogue.js';
 import { approveCommand, errorResult, pendingResult, successResult } from './results.js';
 
@@ -250,6 +251,7 @@ function asGateError(e: unknown, gate: LatchGateClient): LatchGateError {
  * diagnostics go to stderr.
  */
 export async function serveStdio(o: McpServeOptions): Promise<void> {
+  tuneJitForServing(); // a server for the client's session (src/runtime/jit-flags.ts)
   const s = new GateMcpServer(o);
   const transport = new StdioServerTransport();
   const closed = new Promise<void>((resolve) => (s.server.onclose = resolve));
