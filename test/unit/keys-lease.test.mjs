@@ -5,7 +5,7 @@
 // kids, and kid = RFC 7638 thumbprint as jose computes it.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, chownSync, existsSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, readFileSync, readdirSync, renameSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { createPrivateKey, randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -143,6 +143,22 @@ test("a lease one gate's keys verified is refused by another gate's keys in the 
   const [, payload, sig] = lease_jwt.split('.');
   const header = Buffer.from(JSON.stringify({ ...decodeProtectedHeader(lease_jwt), typ: 'JWT' })).toString('base64url');
   await rejectsWith(verifyLease(`${header}.${payload}.${sig}`, { keys: a.keys, currentEpoch: 0 }), 'invalid_lease', /typ/);
+});
+
+test('a lease verified before is looked up in the key history again at each use: a history moved away, or one this gate no longer trusts, refuses it', async (t) => {
+  const s = await setup(t);
+  const { lease_jwt } = await s.lease();
+  assert.equal((await verifyLease(lease_jwt, { keys: s.keys, currentEpoch: 0 })).sub, 'alice');
+  // The operator moves the key files away: another process starts a new history.
+  renameSync(s.dir, `${s.dir}.old`);
+  new KeyStore(s.dir).current('lease');
+  await rejectsWith(verifyLease(lease_jwt, { keys: s.keys, currentEpoch: 0 }), 'invalid_lease', /unknown key/);
+  // A history whose root is not the one this gate holds to (src/ledger/key-roots.ts): none of its keys verifies.
+  const p = await setup(t);
+  const pinned = (await p.lease()).lease_jwt;
+  assert.equal((await verifyLease(pinned, { keys: p.keys, currentEpoch: 0 })).sub, 'alice');
+  p.keys.pin('lease', 'A'.repeat(43));
+  await rejectsWith(verifyLease(pinned, { keys: p.keys, currentEpoch: 0 }), 'invalid_lease', /refused/);
 });
 
 test('a store that read the lease history before another store rotated finds the new kid on disk', async (t) => {

@@ -2,7 +2,7 @@
 // by cnf.jkt (RFC 9449), carrying the principal (fixed server-side, never
 // claimed by the client), the granted scopes, optional budgets and the
 // revocation epoch at issue time.
-import { randomUUID } from 'node:crypto';
+import { randomUUID, type KeyObject } from 'node:crypto';
 import type { JWK, ProtectedHeaderParameters } from 'jose';
 import { latestTime, type KeyStore } from '../../keys/store.js';
 import { AuthError, echo } from './errors.js';
@@ -233,25 +233,44 @@ export async function issueLease(input: IssueLeaseInput, ctx: IssueLeaseContext)
 
 // -- verification -------------------------------------------------------
 
+/** A lease whose signature verified: its claims, and what names its key (kid, and the time it was signed). */
+interface VerifiedLease {
+  payload: Record<string, unknown>;
+  kid: string;
+  signedAt: number;
+}
+
 /**
  * Leases whose signature already verified, by their exact compact form (a
  * lease is used for many calls), for each key store apart: a lease one
  * gate's keys verified is nothing to another gate in the same process.
  * Bounded; the oldest entry goes first.
  */
-const verifiedLeases = new WeakMap<KeyStore, Map<string, Record<string, unknown>>>();
+const verifiedLeases = new WeakMap<KeyStore, Map<string, VerifiedLease>>();
 const VERIFIED_LEASES_MAX = 4096;
 
-function leasesVerifiedBy(keys: KeyStore): Map<string, Record<string, unknown>> {
+function leasesVerifiedBy(keys: KeyStore): Map<string, VerifiedLease> {
   let m = verifiedLeases.get(keys);
   if (!m) verifiedLeases.set(keys, (m = new Map()));
   return m;
 }
 
-function rememberLease(keys: KeyStore, jwt: string, payload: Record<string, unknown>): void {
+function rememberLease(keys: KeyStore, jwt: string, lease: VerifiedLease): void {
   const m = leasesVerifiedBy(keys);
   if (m.size >= VERIFIED_LEASES_MAX) m.delete(m.keys().next().value!);
-  m.set(jwt, payload);
+  m.set(jwt, lease);
+}
+
+/**
+ * The lease key a kid names for a lease signed at signedAt, as the key
+ * history stands now (retired, untrusted, or gone with a history moved
+ * away: refused), or the refusal.
+ */
+function leaseKey(keys: KeyStore, kid: string, signedAt: number): KeyObject {
+  const found = keys.keyAt('lease', kid, signedAt);
+  if (found.key) return found.key;
+  if (!keys.jwks('lease').keys.some((e) => e.kid === kid)) throw invalidLease(`lease was signed by an unknown key (kid ${echo(kid)})`);
+  throw invalidLease(`lease refused: ${found.reason}`);
 }
 
 const B64URL_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
@@ -273,9 +292,13 @@ export async function verifyLease(leaseJwt: string, ctx: VerifyLeaseContext, now
     throw invalidLease('lease is not a compact JWS (three base64url segments)');
   }
   const nowSeconds = now ?? Date.now() / 1000;
-  let payload = leasesVerifiedBy(ctx.keys).get(leaseJwt);
-  if (payload) {
-    // Header, signature and claims were checked when these very bytes were first seen; time is checked every call.
+  let payload: Record<string, unknown>;
+  const remembered = leasesVerifiedBy(ctx.keys).get(leaseJwt);
+  if (remembered) {
+    // Header, signature and claims were checked when these very bytes were first seen. The key is
+    // looked up again (its history may have changed since), and time is checked, every call.
+    leaseKey(ctx.keys, remembered.kid, remembered.signedAt);
+    payload = remembered.payload;
     if (typeof payload.exp === 'number' && nowSeconds >= payload.exp) throw new AuthError('lease_expired', 'lease has expired; request a new one');
     if (typeof payload.nbf === 'number' && nowSeconds < payload.nbf) throw invalidLease('lease rejected: "nbf" claim timestamp check failed');
   } else {
@@ -288,9 +311,8 @@ export async function verifyLease(leaseJwt: string, ctx: VerifyLeaseContext, now
     }
     if (header.typ !== LEASE_TYP) throw invalidLease(`lease typ must be "${LEASE_TYP}", got ${echo(header.typ)}`);
     if (header.alg !== LEASE_KEY_ALG) throw invalidLease(`lease alg must be "${LEASE_KEY_ALG}", got ${echo(header.alg)}`);
-    if (typeof header.kid !== 'string' || header.kid.length === 0 || header.kid.length > 128) {
-      throw invalidLease('lease header has no kid');
-    }
+    const kid = header.kid;
+    if (typeof kid !== 'string' || kid.length === 0 || kid.length > 128) throw invalidLease('lease header has no kid');
     // The key is chosen by the times the lease claims (iat, nbf: the latest),
     // read before its signature is checked; a lease whose key was retired
     // before them is refused, whatever its signature.
@@ -301,12 +323,8 @@ export async function verifyLease(leaseJwt: string, ctx: VerifyLeaseContext, now
       throw invalidLease('lease payload is not base64url-encoded JSON', e);
     }
     const ms = (v: unknown) => (typeof v === 'number' ? v * 1000 : NaN);
-    const found = ctx.keys.keyAt('lease', header.kid, latestTime(ms(claimed.iat), ms(claimed.nbf)));
-    const key = found.key;
-    if (!key) {
-      if (!ctx.keys.jwks('lease').keys.some((e) => e.kid === header.kid)) throw invalidLease(`lease was signed by an unknown key (kid ${echo(header.kid)})`);
-      throw invalidLease(`lease refused: ${found.reason}`);
-    }
+    const signedAt = latestTime(ms(claimed.iat), ms(claimed.nbf));
+    const key = leaseKey(ctx.keys, kid, signedAt);
     try {
       ({ payload } = await jwtVerify(leaseJwt, key, {
         algorithms: [LEASE_KEY_ALG],
@@ -320,7 +338,7 @@ export async function verifyLease(leaseJwt: string, ctx: VerifyLeaseContext, now
       if (e instanceof errors.JWSSignatureVerificationFailed) throw invalidLease('lease signature verification failed', e);
       throw invalidLease(`lease rejected: ${(e as Error).message}`, e);
     }
-    rememberLease(ctx.keys, leaseJwt, payload);
+    rememberLease(ctx.keys, leaseJwt, { payload, kid, signedAt });
   }
 
   const p = payload;
