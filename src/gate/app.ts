@@ -153,8 +153,6 @@ export function duplicatedHeader(rawHeaders: string[]): string | undefined {
 const UNROUTED = '(no route)';
 
 export function buildGateApp(o: AppOptions): FastifyInstance {
-  // This process serves the gate from now on: its code is optimized sooner (src/runtime/jit-flags.ts).
-  tuneJitForServing();
   const s = o.service;
   const peerOf = (socket: Socket) => peerOfSocket(socket, o.peer);
   /** Records a refusal against the connection's peer (and the caller when the connection tells who). */
@@ -215,6 +213,9 @@ export function buildGateApp(o: AppOptions): FastifyInstance {
   });
 
   app.addHook('onRequest', async (req) => {
+    // This process serves the gate: from its first request on, its code is optimized sooner
+    // (src/runtime/jit-flags.ts); a box whose agent never calls the gate does not pay for it.
+    tuneJitForServing();
     // The gate is no proxy: a target in absolute form (`GET http://other/...`) names an authority the Host check never saw.
     if (!req.raw.url?.startsWith('/')) throw new GateError('invalid_request', 'the request target must be a path (origin form, RFC 9112 section 3.2.1), not an absolute URL or *');
     const dup = duplicatedHeader(req.raw.rawHeaders);

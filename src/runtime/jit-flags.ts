@@ -1,5 +1,5 @@
-// How soon V8 optimizes the JavaScript of a process that serves: a gate (its
-// HTTP app is built: src/gate/app.ts) or `latchgate mcp serve`. Most of a
+// How soon V8 optimizes the JavaScript of a process that serves: a gate,
+// from its first request (src/gate/app.ts), or `latchgate mcp serve`. Most of a
 // gate's code runs a few times per request, and V8 by default compiles such
 // a function with TurboFan only after the bytecode of thousands of its calls
 // (Node 20's V8 11.3: an interrupt budget of 66 KB per profiler tick; Node
@@ -9,9 +9,11 @@
 // (bench/mcp-compare.mjs, two gates, 2 cores): a call through the gate's
 // socket about 1 ms faster on Node 20 and 22, and 1 to 1.6 ms less of the
 // gate's CPU per call. Node 24's V8 (13.6) compiles such code with Maglev
-// after 400 calls, and lowering its thresholds gained nothing measurable: it
-// is left as it is. Not set in short-lived commands, whose code mostly runs
-// once and where earlier TurboFan work would only cost CPU.
+// after 400 calls; TurboFan after 400 too gave no steadier gain there (the
+// socket's calls no faster, 1.5 ms more of the gate's CPU while it compiled):
+// it is left as it is. Not set in short-lived commands, nor in a box's gate
+// that has answered nothing, whose code runs once: earlier TurboFan work
+// would only cost CPU there (a box's start, about 5% more).
 import { setFlagsFromString } from 'node:v8';
 
 let set: string | null | undefined;

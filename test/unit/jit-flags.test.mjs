@@ -24,9 +24,10 @@ test('the flag by V8: a smaller interrupt budget on 11, TurboFan after 400 calls
   assert.equal(servingJitFlag('14.1.0'), null);
 });
 
-test('a gate and latchgate mcp serve have their code optimized sooner; a plain process keeps V8 as it is', () => {
+test('a gate that has answered a request and latchgate mcp serve have their code optimized sooner; a plain process and a gate that answered nothing keep V8 as it is', () => {
   const plain = callsBeforeOptimized('plain');
   assert.ok(plain > 0 && plain < 20000, `the probe's function was never optimized (${plain})`);
+  assert.equal(callsBeforeOptimized('idle-gate'), plain, 'a gate that answered nothing (a box whose agent never calls it)');
   const flag = servingJitFlag();
   for (const mode of ['tune', 'gate', 'mcp']) {
     const n = callsBeforeOptimized(mode);
