@@ -33,18 +33,24 @@ const IP_SPELLING_CHARS = /^[\p{L}\p{N}\p{M}.\u3002\uff0e\uff61-]+$/u;
  */
 export function isLiteralIp(host: string): boolean {
   if (typeof host !== 'string' || host === '') return false;
-  let known = literalIps.get(host);
-  if (known === undefined) {
-    known = readsAsIp(host);
-    if (literalIps.size >= LITERAL_IPS_KEPT) literalIps.delete(literalIps.keys().next().value as string);
-    literalIps.set(host, known);
-  }
-  return known;
+  // A gate asks it of every call's host.
+  return remembered(literalIps, host, readsAsIp);
 }
 
-const LITERAL_IPS_KEPT = 1024;
-/** isLiteralIp's answers (a gate asks it of every call's host), the oldest forgotten first. */
+const MEMO_KEPT = 1024;
+/** isLiteralIp's and normalizeConnectHost's answers, the oldest forgotten first. */
 const literalIps = new Map<string, boolean>();
+const normalized = new Map<string, string | null>();
+
+/** f(host), remembered for a host of a name's length at most (a longer one is worked out each time, never kept). */
+function remembered<T>(memo: Map<string, T>, host: string, f: (host: string) => T): T {
+  if (host.length > 4 * MAX_HOST_LENGTH) return f(host);
+  if (memo.has(host)) return memo.get(host) as T;
+  const out = f(host);
+  if (memo.size >= MEMO_KEPT) memo.delete(memo.keys().next().value as string);
+  memo.set(host, out);
+  return out;
+}
 
 function readsAsIp(host: string): boolean {
   let h = host;
@@ -67,10 +73,6 @@ function readsAsIp(host: string): boolean {
   }
 }
 
-const NORMALIZED_KEPT = 1024;
-/** normalizeConnectHost's answers, the oldest forgotten first. */
-const normalized = new Map<string, string | null>();
-
 /**
  * The normalised form of a host named in a CONNECT request, or null when it is
  * not a syntactically valid DNS name (including every literal IP spelling).
@@ -79,12 +81,7 @@ const normalized = new Map<string, string | null>();
 export function normalizeConnectHost(host: string): string | null {
   if (typeof host !== 'string' || host === '' || host.length > 4 * MAX_HOST_LENGTH) return null;
   // A pure function of the string, asked several times per request for the same few names (a URL parse and NFKC each time).
-  const known = normalized.get(host);
-  if (known !== undefined) return known;
-  const out = normalizeConnectHostAfresh(host);
-  if (normalized.size >= NORMALIZED_KEPT) normalized.delete(normalized.keys().next().value as string);
-  normalized.set(host, out);
-  return out;
+  return remembered(normalized, host, normalizeConnectHostAfresh);
 }
 
 function normalizeConnectHostAfresh(host: string): string | null {

@@ -10,7 +10,7 @@ import type { ProtectedHeaderParameters } from 'jose';
 import type { KeyStore } from '../../keys/store.js';
 import { AuthError, echo } from './errors.js';
 import { dpopThumbprint, jwkAlgorithm, publicJwkProblem, requiredMembers, type DpopAlgorithm, type DpopPublicJwk } from './jwk.js';
-import { JwsError, verifyCompactJwt } from './jws.js';
+import { JwsError, jwsHeader, verifyCompactJwt } from './jws.js';
 import { verifyLease, type LeaseBudgets } from './leases.js';
 import type { ReplayCache } from './replay.js';
 
@@ -142,13 +142,6 @@ function dpopKey(jwk: DpopPublicJwk): Promise<{ key: KeyObject; jkt: string }> {
   return entry;
 }
 
-/** The JOSE header of a compact JWS (its shape already checked): a JSON object, or a throw. */
-function protectedHeader(jws: string): ProtectedHeaderParameters {
-  const h: unknown = JSON.parse(Buffer.from(jws.slice(0, jws.indexOf('.')), 'base64url').toString('utf8'));
-  if (h === null || typeof h !== 'object' || Array.isArray(h)) throw new TypeError('the header is not a JSON object');
-  return h as ProtectedHeaderParameters;
-}
-
 function invalidDpop(message: string, cause?: unknown): AuthError {
   return new AuthError('invalid_dpop', message, cause === undefined ? undefined : { cause });
 }
@@ -166,7 +159,7 @@ export async function verifyProof(input: VerifyProofInput): Promise<VerifiedProo
   }
   let header: ProtectedHeaderParameters;
   try {
-    header = protectedHeader(proof);
+    header = jwsHeader(proof) as ProtectedHeaderParameters;
   } catch (e) {
     throw invalidDpop('malformed DPoP proof: the header is not base64url-encoded JSON', e);
   }

@@ -30,6 +30,11 @@ function json(segment: string, what: string): Record<string, unknown> {
   return v as Record<string, unknown>;
 }
 
+/** The protected header of a compact JWS (its shape already checked): a JSON object, or a JwsError. */
+export function jwsHeader(token: string): Record<string, unknown> {
+  return json(token.slice(0, token.indexOf('.')), 'header');
+}
+
 /**
  * Verifies a compact JWS signed with `alg` by `key` and returns its header
  * and JSON claims. Time claims, when present, must be numbers, and exp/nbf
