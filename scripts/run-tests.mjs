@@ -6,10 +6,12 @@
 // both cores busy meanwhile (measured on the whole suite: 1,057 s and 1.92
 // cores busy, against 1,099 s with two at a time in a run that left four
 // agent tests out).
-import { spawnSync } from 'node:child_process';
-import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { constants, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { watchTestFiles } from './test-watchdog.mjs';
 
 function find(dir) {
   return readdirSync(dir).flatMap((n) => {
@@ -22,12 +24,31 @@ function find(dir) {
 const files = (process.argv.length > 2 ? process.argv.slice(2) : find('test')).sort();
 // TAP on stdout (what CI reads), and after it, on stderr, where the time went (scripts/test-times-reporter.mjs).
 const reporters = ['--test-reporter=tap', '--test-reporter-destination=stdout', `--test-reporter=${fileURLToPath(new URL('./test-times-reporter.mjs', import.meta.url))}`, '--test-reporter-destination=stderr'];
+// No file takes more than ~150 s on this suite's 2-core CI; one over the limit is stuck (scripts/test-watchdog.mjs).
+const limitSeconds = Number(process.env.LATCHGATE_TEST_FILE_LIMIT_SECONDS ?? 600);
+if (!(limitSeconds > 0)) {
+  process.stderr.write(`run-tests: LATCHGATE_TEST_FILE_LIMIT_SECONDS: expected a number of seconds above 0, got ${JSON.stringify(process.env.LATCHGATE_TEST_FILE_LIMIT_SECONDS)}\n`);
+  process.exit(2);
+}
+const reportDir = mkdtempSync(join(tmpdir(), 'latchgate-test-reports-'));
 const start = performance.now();
-const r = spawnSync(process.execPath, ['--test', '--test-concurrency=3', ...reporters, ...files], { stdio: 'inherit' });
+const child = spawn(process.execPath, ['--report-on-signal', '--report-signal=SIGUSR2', `--report-directory=${reportDir}`, '--test', '--test-concurrency=3', ...reporters, ...files], { stdio: 'inherit' });
+const watchdog = watchTestFiles({ runner: child.pid, limitSeconds, reportDir });
+// Told to stop (CI's own timeout, ^C): first say which files were still running, and on what.
+for (const sig of ['SIGTERM', 'SIGINT']) {
+  process.once(sig, async () => {
+    await watchdog.killAll();
+    child.kill(sig);
+  });
+}
+const status = await new Promise((res) => child.once('exit', (code, signal) => res(code ?? 128 + (constants.signals[signal] ?? 0))));
+watchdog.stop();
+rmSync(reportDir, { recursive: true, force: true });
 // The CPU the run used (every process it waited for: /proc/self/stat's cutime and cstime, in clock ticks of
 // 1/100 s on Linux): on a shared machine the wall time swings with other load, the CPU much less.
 const stat = readFileSync('/proc/self/stat', 'utf8');
 const [cutime, cstime] = stat.slice(stat.lastIndexOf(')') + 2).split(' ').slice(13, 15).map((x) => Number(x) / 100);
 const wall = (performance.now() - start) / 1000;
 process.stderr.write(`test run: ${wall.toFixed(0)} s wall, ${(cutime + cstime).toFixed(1)} s of CPU (user ${cutime.toFixed(1)}, system ${cstime.toFixed(1)}), ${((cutime + cstime) / wall).toFixed(2)} cores busy on average\n`);
-process.exit(r.status ?? 1);
+if (watchdog.killed.length) process.stderr.write(`run-tests: killed after ${limitSeconds} s, stuck: ${watchdog.killed.join(', ')} (what each waited on is above)\n`);
+process.exit(watchdog.killed.length && status === 0 ? 1 : status);
