@@ -36,8 +36,9 @@ const { versions: VERSIONS } = JSON.parse(readFileSync(join(ROOT, 'scripts', 'no
  * client and server under the gate and the SDK, the splice relay's thread,
  * the verifier's worker threads (SharedArrayBuffer, Atomics.wait),
  * module resolution by import.meta.resolve and Node's failed imports (a
- * box's gate's Cedar), and real boxes (root and unprivileged, network and
- * terminal).
+ * box's gate's Cedar), the test runner's own watchdog (Node's diagnostic
+ * report, --import into node:test's file processes), and real boxes (root
+ * and unprivileged, network and terminal).
  */
 export const CI_TESTS = [
   'test/unit/native-contract.test.mjs',
@@ -49,6 +50,7 @@ export const CI_TESTS = [
   'test/unit/wasm-call-deopt.test.mjs',
   'test/unit/wasm-flags.test.mjs',
   'test/unit/jit-flags.test.mjs',
+  'test/unit/test-watchdog.test.mjs',
   'test/unit/hosts.test.mjs',
   'test/unit/egress-allowlist.test.mjs',
   'test/providers/builtins.test.mjs',

@@ -32,7 +32,10 @@ if (!(limitSeconds > 0)) {
 }
 const reportDir = mkdtempSync(join(tmpdir(), 'latchgate-test-reports-'));
 const start = performance.now();
-const child = spawn(process.execPath, ['--report-on-signal', '--report-signal=SIGUSR2', `--report-directory=${reportDir}`, '--test', '--test-concurrency=3', ...reporters, ...files], { stdio: 'inherit' });
+const cpuFile = join(reportDir, 'cpu.tsv');
+const probe = new URL('./test-cpu-probe.mjs', import.meta.url);
+probe.searchParams.set('out', cpuFile);
+const child = spawn(process.execPath, [`--import=${probe.href}`, '--report-on-signal', '--report-signal=SIGUSR2', `--report-directory=${reportDir}`, '--test', '--test-concurrency=3', ...reporters, ...files], { stdio: 'inherit' });
 const watchdog = watchTestFiles({ runner: child.pid, limitSeconds, reportDir });
 // Told to stop (CI's own timeout, ^C): first say which files were still running, and on what.
 for (const sig of ['SIGTERM', 'SIGINT']) {
@@ -43,6 +46,13 @@ for (const sig of ['SIGTERM', 'SIGINT']) {
 }
 const status = await new Promise((res) => child.once('exit', (code, signal) => res(code ?? 128 + (constants.signals[signal] ?? 0))));
 watchdog.stop();
+const cpuByFile = (() => {
+  try {
+    return readFileSync(cpuFile, 'utf8').trim().split('\n').map((l) => l.split('\t')).map(([s, f]) => [Number(s), f.replace(`${process.cwd()}/`, '')]);
+  } catch {
+    return [];
+  }
+})().sort((a, b) => b[0] - a[0]);
 rmSync(reportDir, { recursive: true, force: true });
 // The CPU the run used (every process it waited for: /proc/self/stat's cutime and cstime, in clock ticks of
 // 1/100 s on Linux): on a shared machine the wall time swings with other load, the CPU much less.
@@ -50,5 +60,10 @@ const stat = readFileSync('/proc/self/stat', 'utf8');
 const [cutime, cstime] = stat.slice(stat.lastIndexOf(')') + 2).split(' ').slice(13, 15).map((x) => Number(x) / 100);
 const wall = (performance.now() - start) / 1000;
 process.stderr.write(`test run: ${wall.toFixed(0)} s wall, ${(cutime + cstime).toFixed(1)} s of CPU (user ${cutime.toFixed(1)}, system ${cstime.toFixed(1)}), ${((cutime + cstime) / wall).toFixed(2)} cores busy on average\n`);
+if (cpuByFile.length) {
+  const sum = cpuByFile.reduce((a, [s]) => a + s, 0);
+  process.stderr.write(`test files, the ${Math.min(20, cpuByFile.length)} that used most CPU of ${cpuByFile.length} (each file's process and the children it waited for; ${sum.toFixed(0)} s in all):\n`);
+  for (const [s, f] of cpuByFile.slice(0, 20)) process.stderr.write(`${s.toFixed(1).padStart(8)} s  ${f}\n`);
+}
 if (watchdog.killed.length) process.stderr.write(`run-tests: killed after ${limitSeconds} s, stuck: ${watchdog.killed.join(', ')} (what each waited on is above)\n`);
 process.exit(watchdog.killed.length && status === 0 ? 1 : status);

@@ -1,7 +1,7 @@
 // The suite's runner (scripts/run-tests.mjs) kills a test file that runs over
 // its limit, after naming it and what it waited on, so a stuck test fails the
 // run with a name instead of holding it until CI's own timeout; the files
-// after it still run and report.
+// after it still run and report, and the run says what CPU each file used.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
@@ -37,6 +37,8 @@ test('a file waiting on the event loop for ever: named with its open timer, kill
   assert.match(r.stdout, /^ok \d+ - passes before the stuck one$/m);
   assert.match(r.stdout, /^not ok \d+ - .*watchdog-stuck\.test\.mjs/m);
   assert.match(r.stdout, /^ok \d+ - a file after the stuck one still runs$/m);
+  // The CPU table lists the file that ended, not the one killed.
+  assert.match(r.stderr, new RegExp(`test files, the 1 that used most CPU of 1 \\(each file's process and the children it waited for; \\d+ s in all\\):\\n +\\d+\\.\\d s  ${LATER}\\n`));
 });
 
 test('a file blocked in a synchronous child process: the child is in the tree shown, and killed with it', () => {
