@@ -24,12 +24,16 @@ function find(dir) {
 const files = (process.argv.length > 2 ? process.argv.slice(2) : find('test')).sort();
 // TAP on stdout (what CI reads), and after it, on stderr, where the time went (scripts/test-times-reporter.mjs).
 const reporters = ['--test-reporter=tap', '--test-reporter-destination=stdout', `--test-reporter=${fileURLToPath(new URL('./test-times-reporter.mjs', import.meta.url))}`, '--test-reporter-destination=stderr'];
-// No file takes more than ~150 s on this suite's 2-core CI; one over the limit is stuck (scripts/test-watchdog.mjs).
-const limitSeconds = Number(process.env.LATCHGATE_TEST_FILE_LIMIT_SECONDS ?? 600);
-if (!(limitSeconds > 0)) {
-  process.stderr.write(`run-tests: LATCHGATE_TEST_FILE_LIMIT_SECONDS: expected a number of seconds above 0, got ${JSON.stringify(process.env.LATCHGATE_TEST_FILE_LIMIT_SECONDS)}\n`);
+function seconds(name, fallback) {
+  const v = Number(process.env[name] ?? fallback);
+  if (v > 0) return v;
+  process.stderr.write(`run-tests: ${name}: expected a number of seconds above 0, got ${JSON.stringify(process.env[name])}\n`);
   process.exit(2);
 }
+// No file takes more than ~150 s on this suite's 2-core CI; one over the limit is stuck (scripts/test-watchdog.mjs).
+const limitSeconds = seconds('LATCHGATE_TEST_FILE_LIMIT_SECONDS', 600);
+// The whole run (~15 min): past this, the runner itself is stuck (every file ends within its own limit).
+const runLimitSeconds = seconds('LATCHGATE_TEST_RUN_LIMIT_SECONDS', 3000);
 const reportDir = mkdtempSync(join(tmpdir(), 'latchgate-test-reports-'));
 const start = performance.now();
 const cpuFile = join(reportDir, 'cpu.tsv');
@@ -37,14 +41,21 @@ const probe = new URL('./test-cpu-probe.mjs', import.meta.url);
 probe.searchParams.set('out', cpuFile);
 const child = spawn(process.execPath, [`--import=${probe.href}`, '--report-on-signal', '--report-signal=SIGUSR2', `--report-directory=${reportDir}`, '--test', '--test-concurrency=3', ...reporters, ...files], { stdio: 'inherit' });
 const watchdog = watchTestFiles({ runner: child.pid, limitSeconds, reportDir });
-// Told to stop (CI's own timeout, ^C): first say which files were still running, and on what.
-for (const sig of ['SIGTERM', 'SIGINT']) {
-  process.once(sig, async () => {
-    await watchdog.killAll();
-    child.kill(sig);
-  });
+// Told to stop (CI's own timeout, ^C), or past the run's limit: first say which files were still running, and on what.
+async function stop(sig) {
+  await watchdog.killAll();
+  child.kill(sig);
+  setTimeout(() => child.kill('SIGKILL'), 10_000).unref();
 }
+for (const sig of ['SIGTERM', 'SIGINT']) process.once(sig, () => stop(sig));
+let overRun = false;
+const runTimer = setTimeout(() => {
+  overRun = true;
+  process.stderr.write(`\nrun-tests: the run has gone on for ${runLimitSeconds} s (LATCHGATE_TEST_RUN_LIMIT_SECONDS): it is stopped, and fails\n`);
+  void stop('SIGTERM');
+}, runLimitSeconds * 1000);
 const status = await new Promise((res) => child.once('exit', (code, signal) => res(code ?? 128 + (constants.signals[signal] ?? 0))));
+clearTimeout(runTimer);
 watchdog.stop();
 const cpuByFile = (() => {
   try {
@@ -66,4 +77,4 @@ if (cpuByFile.length) {
   for (const [s, f] of cpuByFile.slice(0, 20)) process.stderr.write(`${s.toFixed(1).padStart(8)} s  ${f}\n`);
 }
 if (watchdog.killed.length) process.stderr.write(`run-tests: killed after ${limitSeconds} s, stuck: ${watchdog.killed.join(', ')} (what each waited on is above)\n`);
-process.exit(watchdog.killed.length && status === 0 ? 1 : status);
+process.exit((watchdog.killed.length || overRun) && status === 0 ? 1 : status);

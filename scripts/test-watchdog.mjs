@@ -80,10 +80,19 @@ async function nodeReport(pid, dir) {
 export function watchTestFiles({ runner, limitSeconds, reportDir, write = (s) => process.stderr.write(s) }) {
   const killed = [];
   const handled = new Set();
-  let busy = false;
-  const check = async (all_ = false) => {
-    if (busy) return;
-    busy = true;
+  /** The look under way, if any: a periodic one is skipped meanwhile, killAll() comes after it. */
+  let current = null;
+  const check = (all_ = false) => {
+    if (current && !all_) return current;
+    const run = (current ?? Promise.resolve())
+      .then(() => look(all_))
+      .finally(() => {
+        if (current === run) current = null;
+      });
+    current = run;
+    return run;
+  };
+  const look = async (all_) => {
     try {
       const all = processes();
       const now = uptimeTicks();
@@ -112,11 +121,11 @@ export function watchTestFiles({ runner, limitSeconds, reportDir, write = (s) =>
         }
         killed.push(file);
       }
-    } finally {
-      busy = false;
+    } catch (e) {
+      write(`\nrun-tests: the watchdog could not look at the test processes: ${e?.stack ?? e}\n`);
     }
   };
-  const timer = setInterval(check, Math.min(10, Math.max(1, limitSeconds / 3)) * 1000);
+  const timer = setInterval(() => void check(), Math.min(10, Math.max(1, limitSeconds / 3)) * 1000);
   timer.unref();
   return {
     stop: () => clearInterval(timer),

@@ -67,6 +67,14 @@ test('a run told to stop (CI\'s own timeout) first names the files still running
   assert.match(err, /active handles: .*timer/);
 });
 
+test('a run over its own limit is stopped: the files still running are named, and it fails', () => {
+  const r = runTests({ LATCHGATE_TEST_FILE_LIMIT_SECONDS: '600', LATCHGATE_TEST_RUN_LIMIT_SECONDS: '3', WATCHDOG_STUCK: 'timer' });
+  assert.equal(r.error, undefined, 'the run ended by itself');
+  assert.notEqual(r.status, 0);
+  assert.match(r.stderr, /run-tests: the run has gone on for 3 s \(LATCHGATE_TEST_RUN_LIMIT_SECONDS\): it is stopped, and fails/);
+  assert.match(r.stderr, new RegExp(`run-tests: ${STUCK} has run \\d+ s, the run was told to stop; it is killed, and fails`));
+});
+
 test('files that end in time are left alone; a limit that is not a number is refused before any test runs', () => {
   const ok = runTests({}, [LATER]);
   assert.equal(ok.status, 0, ok.stderr);
@@ -75,4 +83,7 @@ test('files that end in time are left alone; a limit that is not a number is ref
   assert.equal(bad.status, 2);
   assert.match(bad.stderr, /LATCHGATE_TEST_FILE_LIMIT_SECONDS: expected a number of seconds above 0, got "ten"/);
   assert.equal(bad.stdout, '');
+  const badRun = runTests({ LATCHGATE_TEST_RUN_LIMIT_SECONDS: '-1' });
+  assert.equal(badRun.status, 2);
+  assert.match(badRun.stderr, /LATCHGATE_TEST_RUN_LIMIT_SECONDS: expected a number of seconds above 0, got "-1"/);
 });
