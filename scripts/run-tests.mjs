@@ -11,7 +11,7 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:f
 import { constants, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { watchTestFiles } from './test-watchdog.mjs';
+import { statFields, watchTestFiles } from './test-watchdog.mjs';
 
 function find(dir) {
   return readdirSync(dir).flatMap((n) => {
@@ -67,8 +67,7 @@ const cpuByFile = (() => {
 rmSync(reportDir, { recursive: true, force: true });
 // The CPU the run used (every process it waited for: /proc/self/stat's cutime and cstime, in clock ticks of
 // 1/100 s on Linux): on a shared machine the wall time swings with other load, the CPU much less.
-const stat = readFileSync('/proc/self/stat', 'utf8');
-const [cutime, cstime] = stat.slice(stat.lastIndexOf(')') + 2).split(' ').slice(13, 15).map((x) => Number(x) / 100);
+const [cutime, cstime] = statFields('self').slice(13, 15).map((x) => Number(x) / 100);
 const wall = (performance.now() - start) / 1000;
 process.stderr.write(`test run: ${wall.toFixed(0)} s wall, ${(cutime + cstime).toFixed(1)} s of CPU (user ${cutime.toFixed(1)}, system ${cstime.toFixed(1)}), ${((cutime + cstime) / wall).toFixed(2)} cores busy on average\n`);
 if (cpuByFile.length) {
@@ -76,5 +75,5 @@ if (cpuByFile.length) {
   process.stderr.write(`test files, the ${Math.min(20, cpuByFile.length)} that used most CPU of ${cpuByFile.length} (each file's process and the children it waited for; ${sum.toFixed(0)} s in all):\n`);
   for (const [s, f] of cpuByFile.slice(0, 20)) process.stderr.write(`${s.toFixed(1).padStart(8)} s  ${f}\n`);
 }
-if (watchdog.killed.length) process.stderr.write(`run-tests: killed after ${limitSeconds} s, stuck: ${watchdog.killed.join(', ')} (what each waited on is above)\n`);
+if (watchdog.killed.length) process.stderr.write(`run-tests: killed: ${watchdog.killed.join(', ')} (why, and what each waited on, is above)\n`);
 process.exit((watchdog.killed.length || overRun) && status === 0 ? 1 : status);

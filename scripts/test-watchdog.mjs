@@ -22,15 +22,23 @@ function readOr(path, fallback) {
   }
 }
 
+/**
+ * The fields of /proc/<pid>/stat after the command name, from the state
+ * (field 3 in proc(5)) on, or null for a process gone. The name in
+ * parentheses may hold spaces and parentheses: they follow the last ')'.
+ */
+export function statFields(pid) {
+  const stat = readOr(`/proc/${pid}/stat`, '');
+  return stat ? stat.slice(stat.lastIndexOf(')') + 2).split(' ') : null;
+}
+
 /** Every process now: pid → { ppid, state, startTicks, cmd }. */
 function processes() {
   const all = new Map();
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
-    const stat = readOr(`/proc/${name}/stat`, '');
-    if (!stat) continue;
-    // The command name in parentheses may hold spaces and parentheses: fields follow the last ')'.
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const f = statFields(name);
+    if (!f) continue;
     all.set(Number(name), { ppid: Number(f[1]), state: f[0], startTicks: Number(f[19]), cmd: readOr(`/proc/${name}/cmdline`, '').split('\0').filter(Boolean).join(' ') });
   }
   return all;
@@ -75,7 +83,7 @@ async function nodeReport(pid, dir) {
 /**
  * Watches the `node --test` process `runner` (pid); a test file's process
  * older than limitSeconds is reported and killed, and every one at killAll(). reportDir is the runner's
- * --report-directory. Returns a stop function and the files killed.
+ * --report-directory. Returns stop(), killAll() and the files killed.
  */
 export function watchTestFiles({ runner, limitSeconds, reportDir, write = (s) => process.stderr.write(s) }) {
   const killed = [];
