@@ -120,7 +120,10 @@ export function watchTestFiles({ runner, limitSeconds, reportDir, write = (s) =>
         });
         const why = age < limitSeconds ? 'the run was told to stop' : `over the limit of ${limitSeconds} s (LATCHGATE_TEST_FILE_LIMIT_SECONDS)`;
         write(`\nrun-tests: ${file} has run ${age.toFixed(0)} s, ${why}; it is killed, and fails. Its processes:\n${lines.join('\n')}\n${await nodeReport(pid, reportDir)}\n`);
-        for (const q of tree) {
+        // Its tree as it is now, not before the report's wait: a process of it gone meanwhile may have left its pid to another.
+        const later = processes();
+        if (later.get(pid)?.startTicks !== p.startTicks) continue; // it ended meanwhile
+        for (const q of subtree(later, pid)) {
           try {
             process.kill(q, 'SIGKILL');
           } catch {
