@@ -4,14 +4,14 @@
 // in ticks of 1/100 s), and the file's name. On 2 cores the suite's time is
 // its CPU, so the run can say which files cost it. A process killed by a
 // signal writes nothing (the watchdog names those).
-import { appendFileSync, readFileSync } from 'node:fs';
+import { appendFileSync } from 'node:fs';
+import { statFields } from './test-watchdog.mjs';
 
 const out = new URL(import.meta.url).searchParams.get('out');
 const file = process.argv[1];
 if (out && file?.endsWith('.test.mjs')) {
   process.on('exit', () => {
-    const stat = readFileSync('/proc/self/stat', 'utf8');
-    const ticks = stat.slice(stat.lastIndexOf(')') + 2).split(' ').slice(11, 15).reduce((a, b) => a + Number(b), 0);
+    const ticks = statFields('self').slice(11, 15).reduce((a, b) => a + Number(b), 0);
     appendFileSync(out, `${(ticks / 100).toFixed(2)}\t${file}\n`);
   });
 }

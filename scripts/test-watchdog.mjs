@@ -32,17 +32,21 @@ export function statFields(pid) {
   return stat ? stat.slice(stat.lastIndexOf(')') + 2).split(' ') : null;
 }
 
-/** Every process now: pid → { ppid, state, startTicks, cmd }. */
+/** Every process now: pid → { ppid, state, startTicks }. */
 function processes() {
   const all = new Map();
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
     const f = statFields(name);
-    if (!f) continue;
-    all.set(Number(name), { ppid: Number(f[1]), state: f[0], startTicks: Number(f[19]), cmd: readOr(`/proc/${name}/cmdline`, '').split('\0').filter(Boolean).join(' ') });
+    if (f) all.set(Number(name), { ppid: Number(f[1]), state: f[0], startTicks: Number(f[19]) });
   }
   return all;
 }
+
+const commandOf = (pid) => readOr(`/proc/${pid}/cmdline`, '').split('\0').filter(Boolean).join(' ');
+
+/** Handle types every Node process has open: not what a stuck one waits on. */
+const ALWAYS_OPEN = new Set(['async', 'check', 'prepare', 'idle', 'loop']);
 
 function subtree(all, root) {
   const out = [root];
@@ -52,7 +56,7 @@ function subtree(all, root) {
 
 const uptimeTicks = () => Number(readFileSync('/proc/uptime', 'utf8').split(' ')[0]) * CLK_TCK;
 
-/** What Node's diagnostic report (written on SIGUSR2, see runnerArgs) says the process waits on, or why there is none. */
+/** What Node's diagnostic report (written on SIGUSR2: scripts/run-tests.mjs's --report-on-signal) says the process waits on, or why there is none. */
 async function nodeReport(pid, dir) {
   const before = new Set(readdirSync(dir));
   try {
@@ -67,7 +71,7 @@ async function nodeReport(pid, dir) {
     try {
       const r = JSON.parse(readFileSync(join(dir, file), 'utf8'));
       const stack = (r.javascriptStack?.stack ?? []).slice(0, 12).map((l) => `    ${l.trim()}`);
-      const handles = (r.libuv ?? []).filter((h) => h.is_active && h.type !== 'async' && h.type !== 'check' && h.type !== 'prepare' && h.type !== 'idle' && h.type !== 'loop');
+      const handles = (r.libuv ?? []).filter((h) => h.is_active && !ALWAYS_OPEN.has(h.type));
       return [
         `  JavaScript: ${r.javascriptStack?.message || (stack.length ? '' : 'idle (waiting on the event loop)')}`,
         ...stack,
@@ -106,7 +110,7 @@ export function watchTestFiles({ runner, limitSeconds, reportDir, write = (s) =>
       const now = uptimeTicks();
       for (const [pid, p] of all) {
         if (p.ppid !== runner || handled.has(pid)) continue;
-        const file = p.cmd
+        const file = commandOf(pid)
           .split(' ')
           .find((a) => a.endsWith('.test.mjs'))
           ?.replace(`${process.cwd()}/`, '');
@@ -116,7 +120,7 @@ export function watchTestFiles({ runner, limitSeconds, reportDir, write = (s) =>
         const tree = subtree(all, pid);
         const lines = tree.map((q) => {
           const i = all.get(q);
-          return `  pid ${q} (parent ${i.ppid}) state ${i.state}, waiting in ${readOr(`/proc/${q}/wchan`, '?') || '-'}, ${((now - i.startTicks) / CLK_TCK).toFixed(0)} s: ${i.cmd.slice(0, 300)}`;
+          return `  pid ${q} (parent ${i.ppid}) state ${i.state}, waiting in ${readOr(`/proc/${q}/wchan`, '?') || '-'}, ${((now - i.startTicks) / CLK_TCK).toFixed(0)} s: ${commandOf(q).slice(0, 300)}`;
         });
         const why = age < limitSeconds ? 'the run was told to stop' : `over the limit of ${limitSeconds} s (LATCHGATE_TEST_FILE_LIMIT_SECONDS)`;
         write(`\nrun-tests: ${file} has run ${age.toFixed(0)} s, ${why}; it is killed, and fails. Its processes:\n${lines.join('\n')}\n${await nodeReport(pid, reportDir)}\n`);
