@@ -35,7 +35,7 @@ export async function child(script, args, flags = [], dir = fileURLToPath(new UR
   return { p, line: await first };
 }
 
-/** Resolves { up: { slowSeen(), release() }, g: { socket, pid, gc() }, direct(), close() }. */
+/** Resolves { up: { slowSeen(), release() }, g: { socket, pid, gc(), timeSteps(), steps() }, direct(), close() }. */
 export async function httpFetchSetup() {
   const upstream = await child('http-fetch-upstream.mjs', [HOST]);
   const { port, caFile } = JSON.parse(upstream.line);
@@ -53,10 +53,20 @@ export async function httpFetchSetup() {
       req.on('error', reject);
       req.end();
     });
+  /** Sends the gate's process `m`, resolving its answer. */
+  const ask = (m) => new Promise((r) => { gate.p.once('message', r); gate.p.send(m); });
   const gone = (p) => new Promise((r) => (p.exitCode !== null ? r() : p.once('exit', r)));
   return {
     up: { slowSeen: () => slow, release: () => upstream.p.send('release') },
-    g: { socket: gate.line, pid: gate.p.pid, gc: () => new Promise((r) => { gate.p.once('message', r); gate.p.send('gc'); }) },
+    g: {
+      socket: gate.line,
+      pid: gate.p.pid,
+      gc: () => ask('gc'),
+      /** Times each step of the gate's executions from now (src/gate/stage-timing.ts). */
+      timeSteps: () => ask('steps-start'),
+      /** Stops timing; resolves [[step, [ms, ...]], ...], in the order the steps first ended. */
+      steps: async () => (await ask('steps')).steps,
+    },
     direct,
     async close() {
       gate.p.disconnect();

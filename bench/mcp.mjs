@@ -16,7 +16,11 @@
 // goal), what it adds over this machine's floor for the call, measured in the
 // same run: the direct request and the two fdatasyncs every execute owes its
 // evidence (bench/sync-probe.mjs; the intent before dispatch, the receipt
-// before the answer), whose cost is the disk's, not the gate's.
+// before the answer), whose cost is the disk's, not the gate's. Last, the
+// gate's own steps (src/gate/stage-timing.ts) in three phases: until the
+// connection to the upstream starts opening; while it opens (its TLS
+// handshake runs beside the grant, the intent and its sync); after the
+// provider's outcome (the receipt, its sync, the answer).
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -65,6 +69,7 @@ for (let i = 0; i < WARM; i++) {
   await viaGate();
   await viaMcp();
 }
+await g.timeSteps();
 // On the file system of the gate's ledger (test/helpers/gate.mjs makes its state directory there).
 const probeDir = mkdtempSync(path.join(os.tmpdir(), 'latchgate-bench-mcp-'));
 const probe = new SyncProbe(probeDir);
@@ -91,6 +96,7 @@ for (let i = 0; i < N; i++) {
   await time(viaMcp, m);
   syncs.push((await probe.once()) + (await probe.once()));
 }
+const steps = await g.steps();
 probe.close();
 rmSync(probeDir, { recursive: true, force: true });
 await client.close();
@@ -116,3 +122,24 @@ row("the gate's own work: HTTP, lease, DPoP, schema, policy, budget, grant, inte
 row("the provider's guest (WebAssembly)", pct(guest, 0.5));
 row(`the provider's host I/O: the HTTPS request itself (direct: ${ms(pct(d, 0.5))})`, pct(io, 0.5));
 console.log(`goal: <= ${GOAL_MS} ms p50 added: ${ms(added)}, ${added <= GOAL_MS ? 'met' : 'NOT met'} (over the floor, the direct request and two fdatasyncs: ${ms(overFloor)})`);
+printSteps(steps);
+
+/** The gate's steps, p50 of each, with their sub-steps ("step: what") under them, in three phases. */
+function printSteps(all) {
+  const p50 = new Map(all.map(([step, xs]) => [step, pct(xs, 0.5)]));
+  const top = all.map(([step]) => step).filter((step) => !step.includes(': '));
+  const phases = [
+    ['until the connection to the upstream starts opening', 0, top.indexOf('openCallHosts') + 1],
+    ['while it opens (its TLS handshake runs beside these steps)', top.indexOf('openCallHosts') + 1, top.indexOf('verifyAndReceipt')],
+    ["after the provider's outcome", top.indexOf('verifyAndReceipt'), top.length],
+  ];
+  console.log(`the gate's steps, p50 of each over its ${all[0]?.[1].length ?? 0} executions above, socket and MCP (src/gate/stage-timing.ts):`);
+  for (const [label, from, to] of phases) {
+    const mine = top.slice(from, to);
+    row(`${label}, in all`, mine.reduce((n, step) => n + p50.get(step), 0));
+    for (const step of mine) {
+      row(`  ${step}`, p50.get(step));
+      for (const [sub] of all) if (sub.startsWith(`${step}: `)) row(`    ${sub.slice(step.length + 2)}`, p50.get(sub));
+    }
+  }
+}

@@ -7,6 +7,7 @@ import { GateError } from './errors.js';
 import { idempotencyKeyOf } from './idempotency.js';
 import { closingResponse, guardApp, peerOfSocket, requestTimeout, timeoutOptions } from './http-guards.js';
 import type { PeerGuard } from './peer-limits.js';
+import { timed, timing } from './stage-timing.js';
 import { tuneJitForServing } from '../runtime/jit-flags.js';
 
 /** The content type fastify gives a body it serializes itself. */
@@ -252,6 +253,9 @@ export function buildGateApp(o: AppOptions): FastifyInstance {
   app.get<P>('/v1/actions/:id/schema/request', async (req) => (caller(req), s.requestSchema(req.params.id)));
   app.post<P>('/v1/actions/:id/execute', async (req, reply) => {
     const r = await s.execute(caller(req), req.params.id, req.body, auth(req));
+    const writing = timing();
+    const traceId = writing === undefined ? undefined : (r.body as { trace_id?: unknown } | undefined)?.trace_id;
+    if (typeof traceId === 'string') reply.raw.once('finish', () => timed(traceId, 'the answer written', writing));
     // The same bytes fastify's serializer makes of the body, made while the evidence was synced.
     return r.text === undefined ? reply.code(r.status).send(r.body) : reply.code(r.status).type(JSON_TYPE).send(r.text);
   });

@@ -12,6 +12,7 @@ import { appendEvent, asGateError, eventError, recorded } from './audit.js';
 import type { GateContext } from './context.js';
 import { GateError } from './errors.js';
 import { need, type Execution, type Reply, type Stage, type SyncStage } from './execution.js';
+import { timed, timing } from './stage-timing.js';
 import { authenticate } from './stages/authenticate.js';
 import { decidePolicy } from './stages/decide-policy.js';
 import { dispatch } from './stages/dispatch.js';
@@ -60,6 +61,9 @@ const namesOf = (s: Step): string[] => ('together' in s ? s.together.map((f) => 
 /** The stages by name, in the order they run. */
 export const STAGE_NAMES: readonly string[] = PIPELINE.flatMap(namesOf);
 
+/** Each step's name as src/gate/stage-timing.ts publishes it: the stages of one transaction joined by '+'. */
+export const STEP_NAMES: readonly string[] = PIPELINE.map((s) => namesOf(s).join('+'));
+
 /** Where an approved execution goes on: the stage after the hold. */
 export const RESUME_AFTER_APPROVAL = STAGE_NAMES[STAGE_NAMES.indexOf('holdForApproval') + 1]!;
 
@@ -106,6 +110,7 @@ export class Pipeline {
       try {
         for (let i = start; i < PIPELINE.length; i++) {
           const step = PIPELINE[i]!;
+          const started = timing();
           if ('together' in step) {
             immediate(this.ctx.db, () => {
               for (const s of step.together) s(this.ctx, x);
@@ -115,6 +120,7 @@ export class Pipeline {
             const pending = step(this.ctx, x);
             if (pending) await pending;
           }
+          timed(x.traceId, STEP_NAMES[i]!, started);
           if (x.reply) {
             if (x.idempotency && x.idempotencyClaimed) this.ctx.idempotency.answer(x.idempotency, x.reply);
             return x.reply;

@@ -2,7 +2,9 @@
 // one module each; an auto-allowed call pre-checks its targets once; an
 // approved execution resumes after the hold on the plan its approval stored,
 // re-checking what the wait may have changed; and an approval stored before
-// approvals kept the held event still resumes.
+// approvals kept the held event still resumes; and a subscriber in the
+// gate's process hears how long each step of an execution took.
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -11,7 +13,8 @@ import { fileURLToPath } from 'node:url';
 import { canonicalHash } from '../../dist/crypto/jcs.js';
 import { HostAllowlist } from '../../dist/egress/allowlist.js';
 import { openDb } from '../../dist/ledger/db.js';
-import { PIPELINE, RESUME_AFTER_APPROVAL, STAGE_NAMES } from '../../dist/gate/pipeline.js';
+import { PIPELINE, RESUME_AFTER_APPROVAL, STAGE_NAMES, STEP_NAMES } from '../../dist/gate/pipeline.js';
+import { STAGE_TIMING_CHANNEL } from '../../dist/gate/stage-timing.js';
 import { AGENT, Agent, FIXTURE_MANIFESTS, grantAll, startGate } from '../helpers/gate.mjs';
 import { admin, eventsSince, gateFor, lastEventId, tempDir } from '../helpers/gate-faults.mjs';
 
@@ -234,3 +237,50 @@ test('with weaker isolation asked for by name, every event of an execution says 
   assert.deepEqual(calls.map((e) => e.decision), ['allow', 'deny', 'pending_approval', 'allow']);
   for (const e of evs) assert.equal(e.sandbox_degraded, true, `${e.event_type} ${e.decision}`);
 });
+
+test('a subscriber in the gate hears each step of an execution end, with its time, and of a refused one the steps before the refusal', async (t) => {
+  const g = await gateFor(t);
+  const heard = [];
+  const listen = (m) => heard.push(m);
+  subscribe(STAGE_TIMING_CHANNEL, listen);
+  t.after(() => unsubscribe(STAGE_TIMING_CHANNEL, listen));
+  const a = new Agent(g.agentSocket);
+  await a.lease();
+  const of = (traceId) => heard.filter((m) => m.trace_id === traceId);
+
+  // No grant yet: the policy refuses, and only the steps before it ended.
+  const denied = await a.execute('t_ok', { n: 1 });
+  assert.equal(denied.body.error, 'policy_denied', denied.text);
+  const refused = heard.splice(0);
+  assert.deepEqual(refused.map((m) => m.step), STEP_NAMES.slice(0, STEP_NAMES.indexOf('decidePolicy')));
+  assert.equal(new Set(refused.map((m) => m.trace_id)).size, 1, 'one execution');
+
+  grantAll(g);
+  const r = await a.execute('t_ok', { n: 2 });
+  assert.equal(r.status, 200, r.text);
+  // Each waits inside its step, so ends before it; the answer is written after the last.
+  const expected = STEP_NAMES.flatMap((step) =>
+    step === 'dispatch'
+      ? ['dispatch: the intent durable', "dispatch: the provider's outcome", step]
+      : step === 'verifyAndReceipt'
+        ? ['verifyAndReceipt: the receipt signed', 'verifyAndReceipt: the receipt and its event committed', 'verifyAndReceipt: durable (the answer made meanwhile)', step]
+        : [step],
+  );
+  await waitFor(() => of(r.body.trace_id).some((m) => m.step === 'the answer written'));
+  const mine = of(r.body.trace_id);
+  assert.deepEqual(mine.map((m) => m.step), [...expected, 'the answer written']);
+  for (const m of mine) assert.ok(Number.isFinite(m.ms) && m.ms >= 0, `${m.step}: ${m.ms}`);
+  const total = (step) => mine.find((m) => m.step === step).ms;
+  assert.ok(total('dispatch') >= total('dispatch: the intent durable') + total("dispatch: the provider's outcome") - 0.01, 'a step takes at least its waits');
+
+  // Unsubscribed: nothing more is heard.
+  unsubscribe(STAGE_TIMING_CHANNEL, listen);
+  const before = heard.length;
+  assert.equal((await a.execute('t_ok', { n: 3 })).status, 200);
+  assert.equal(heard.length, before);
+});
+
+/** Resolves once `done()` is true, or after 2 s (the answer's write may end just after the client read it). */
+async function waitFor(done) {
+  for (let i = 0; i < 200 && !done(); i++) await new Promise((r) => setTimeout(r, 10));
+}

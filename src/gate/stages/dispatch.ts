@@ -7,18 +7,23 @@
 import type { GateContext } from '../context.js';
 import { GateError } from '../errors.js';
 import { need, type Execution } from '../execution.js';
+import { timed, timing } from '../stage-timing.js';
 
 export async function dispatch(ctx: GateContext, x: Execution): Promise<void> {
   const run = need(x, 'providerRun');
   let syncError: Error | undefined;
+  const syncing = timing();
   try {
     await ctx.wal.sync();
+    timed(x.traceId, 'dispatch: the intent durable', syncing);
     run.release();
   } catch (e) {
     syncError = e instanceof Error ? e : new Error(String(e));
     run.release(new Error(`store_unavailable: the intent could not be made durable (${syncError.message}); nothing was done`));
   }
+  const running = timing();
   const r = await run.outcome;
+  timed(x.traceId, "dispatch: the provider's outcome", running);
   if (syncError) throw new GateError('store_unavailable', `the intent could not be made durable (${syncError.message}); nothing was dispatched`);
   x.dispatched = { ...r, io: run.io, started_at: run.started_at, finished_at: new Date().toISOString(), duration_ms: Math.round((performance.now() - run.t0) * 1000) / 1000 };
 }

@@ -13,6 +13,7 @@ import { GateError } from '../errors.js';
 import { need, type Dispatched, type Execution } from '../execution.js';
 import type { LoadedAction } from '../registry.js';
 import type { ExecutionGrant } from '../types.js';
+import { timed, timing } from '../stage-timing.js';
 import { verifyEffect } from '../verify-effect.js';
 
 export async function verifyAndReceipt(ctx: GateContext, x: Execution): Promise<void> {
@@ -87,6 +88,7 @@ async function finalize(ctx: GateContext, action: LoadedAction, grant: Execution
     ...(failureClass ? { failure_class: failureClass } : {}),
   };
   let receipt: ExecutionReceipt;
+  const signing = timing();
   try {
     receipt = signReceipt(ctx.keys, fields);
   } catch (e) {
@@ -113,6 +115,8 @@ async function finalize(ctx: GateContext, action: LoadedAction, grant: Execution
   const decision = failureClass ? 'error' : verified ? 'allow' : 'allow_unverified';
   // The provider never reached the outside: the budget is given back (below, once the evidence stands).
   const refund = failureClass !== undefined && d.io.ioCalls === 0 && failureClass !== 'verification_failed';
+  timed(traceId, 'verifyAndReceipt: the receipt signed', signing);
+  const committing = timing();
   try {
     ctx.ledger.commitEvidence(receipt, {
       ...event,
@@ -133,6 +137,8 @@ async function finalize(ctx: GateContext, action: LoadedAction, grant: Execution
   } catch (e) {
     throw evidenceLost(e, grant, false);
   }
+  timed(traceId, 'verifyAndReceipt: the receipt and its event committed', committing);
+  const syncing = timing();
   let synced: Promise<void>;
   try {
     synced = ctx.wal.sync();
@@ -173,6 +179,7 @@ async function finalize(ctx: GateContext, action: LoadedAction, grant: Execution
   } catch (e) {
     throw evidenceLost(e, grant, true);
   }
+  timed(traceId, 'verifyAndReceipt: durable (the answer made meanwhile)', syncing);
   if (refund) ctx.budgets.refund(debit.taken, debit.cost);
   return { status, body, text, receipt };
 }
