@@ -16,7 +16,7 @@ import { openDb } from '../../dist/ledger/db.js';
 import { PIPELINE, RESUME_AFTER_APPROVAL, STAGE_NAMES, STEP_NAMES } from '../../dist/gate/pipeline.js';
 import { STAGE_TIMING_CHANNEL } from '../../dist/gate/stage-timing.js';
 import { AGENT, Agent, FIXTURE_MANIFESTS, grantAll, startGate } from '../helpers/gate.mjs';
-import { admin, eventsSince, gateFor, lastEventId, tempDir } from '../helpers/gate-faults.mjs';
+import { admin, eventsSince, gateFor, lastEventId, tempDir, waitFor } from '../helpers/gate-faults.mjs';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const poll = (a, id) => a.signed('GET', `/v1/approvals/${id}/poll`);
@@ -266,7 +266,8 @@ test('a subscriber in the gate hears each step of an execution end, with its tim
         ? ['verifyAndReceipt: the receipt signed', 'verifyAndReceipt: the receipt and its event committed', 'verifyAndReceipt: durable (the answer made meanwhile)', step]
         : [step],
   );
-  await waitFor(() => of(r.body.trace_id).some((m) => m.step === 'the answer written'));
+  // The answer's write may end just after the client read it.
+  await waitFor(() => of(r.body.trace_id).some((m) => m.step === 'the answer written'), { what: 'the answer written' });
   const mine = of(r.body.trace_id);
   assert.deepEqual(mine.map((m) => m.step), [...expected, 'the answer written']);
   for (const m of mine) assert.ok(Number.isFinite(m.ms) && m.ms >= 0, `${m.step}: ${m.ms}`);
@@ -280,7 +281,3 @@ test('a subscriber in the gate hears each step of an execution end, with its tim
   assert.equal(heard.length, before);
 });
 
-/** Resolves once `done()` is true, or after 2 s (the answer's write may end just after the client read it). */
-async function waitFor(done) {
-  for (let i = 0; i < 200 && !done(); i++) await new Promise((r) => setTimeout(r, 10));
-}

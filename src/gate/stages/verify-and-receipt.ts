@@ -110,12 +110,12 @@ async function finalize(ctx: GateContext, action: LoadedAction, grant: Execution
       failure_class: failureClass,
     });
   }
+  timed(traceId, 'verifyAndReceipt: the receipt signed', signing);
 
   const verified = verification.status === 'verified' || verification.status === 'unverifiable_declared';
   const decision = failureClass ? 'error' : verified ? 'allow' : 'allow_unverified';
   // The provider never reached the outside: the budget is given back (below, once the evidence stands).
   const refund = failureClass !== undefined && d.io.ioCalls === 0 && failureClass !== 'verification_failed';
-  timed(traceId, 'verifyAndReceipt: the receipt signed', signing);
   const committing = timing();
   try {
     ctx.ledger.commitEvidence(receipt, {
