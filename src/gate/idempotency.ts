@@ -4,7 +4,8 @@
 // (action and request_hash); it is claimed in the transaction that writes the
 // intent (or holds the plan for approval), its answer is stored once the run
 // has one, and it is forgotten after KEY_TTL_SECONDS.
-import type { Db } from '../ledger/db.js';
+import { immediate, type Db } from '../ledger/db.js';
+import { rebuildAsRowidTable } from '../ledger/rowid-tables.js';
 import { GateError } from './errors.js';
 import type { Reply } from './execution.js';
 
@@ -29,14 +30,25 @@ export function idempotencyKeyOf(header: string | string[] | undefined): string 
   return header;
 }
 
+const KEY_COLUMNS = ['principal', 'key', 'action_id', 'request_hash', 'trace_id', 'reply_json', 'created_at', 'expires_at'];
+const keysTable = (name: string): string => `CREATE TABLE IF NOT EXISTS ${name} (
+  principal TEXT NOT NULL, key TEXT NOT NULL, action_id TEXT NOT NULL, request_hash TEXT NOT NULL,
+  trace_id TEXT NOT NULL, reply_json TEXT, created_at TEXT NOT NULL, expires_at TEXT NOT NULL,
+  PRIMARY KEY (principal, key))`;
+
 export class IdempotencyKeys {
   constructor(private readonly db: Db) {}
 
+  /**
+   * A rowid table, its rows holding whole replies (src/ledger/rowid-tables.ts),
+   * with the index that lets each lookup's sweep of expired keys skip the live ones.
+   */
   migrate(): void {
-    this.db.exec(`CREATE TABLE IF NOT EXISTS idempotency_keys (
-      principal TEXT NOT NULL, key TEXT NOT NULL, action_id TEXT NOT NULL, request_hash TEXT NOT NULL,
-      trace_id TEXT NOT NULL, reply_json TEXT, created_at TEXT NOT NULL, expires_at TEXT NOT NULL,
-      PRIMARY KEY (principal, key)) WITHOUT ROWID`);
+    immediate(this.db, () => {
+      rebuildAsRowidTable(this.db, 'idempotency_keys', keysTable, KEY_COLUMNS, 'created_at');
+      this.db.exec(`${keysTable('idempotency_keys')};
+        CREATE INDEX IF NOT EXISTS idempotency_keys_expires_at ON idempotency_keys(expires_at)`);
+    });
   }
 
   /**

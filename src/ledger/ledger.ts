@@ -24,6 +24,7 @@ import { EVENT_TYPES, checkEvent, eventTypesSelectedBy } from '../core/event-cat
 import { nearest } from '../config/suggest.js';
 import type { ExecutionReceipt } from './receipt.js';
 import { MerkleStore } from './merkle-store.js';
+import { rebuildAsRowidTable } from './rowid-tables.js';
 import { migrateCheckpoints } from './tree-checkpoints.js';
 
 export const CHAIN_HASH_FORMAT = 'jcs-sha256';
@@ -92,6 +93,15 @@ export function assertEventFits(input: unknown): void {
   throw new EventRefusedError(`${p.message}${guess ? `; did you mean "${guess}"?` : ''}`, p.event_type, p.field);
 }
 
+/** A rowid table: a receipt is often larger than a WITHOUT ROWID table's cell holds (src/ledger/rowid-tables.ts). */
+const receiptsTable = (name: string): string => `CREATE TABLE IF NOT EXISTS ${name} (
+  receipt_id TEXT PRIMARY KEY NOT NULL,
+  grant_id TEXT NOT NULL,
+  trace_id TEXT,
+  receipt_json TEXT NOT NULL,
+  created_at TEXT NOT NULL
+)`;
+
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS audit_events (
   id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -111,16 +121,10 @@ CREATE INDEX IF NOT EXISTS audit_events_timestamp ON audit_events(timestamp);
 CREATE INDEX IF NOT EXISTS audit_events_decision ON audit_events(decision);
 CREATE INDEX IF NOT EXISTS audit_events_event_type ON audit_events(event_type);
 CREATE INDEX IF NOT EXISTS audit_events_session_id ON audit_events(session_id);
--- Keyed tables are WITHOUT ROWID: one B-tree each, so every row written
--- costs one page in the WAL, not two or three.
-CREATE TABLE IF NOT EXISTS receipts (
-  receipt_id TEXT PRIMARY KEY,
-  grant_id TEXT NOT NULL,
-  trace_id TEXT,
-  receipt_json TEXT NOT NULL,
-  created_at TEXT NOT NULL
-) WITHOUT ROWID;
+${receiptsTable('receipts')};
 CREATE INDEX IF NOT EXISTS receipts_grant_id ON receipts(grant_id);
+-- The other keyed tables, of small rows, are WITHOUT ROWID: one B-tree each,
+-- so every row written costs one page in the WAL, not two or three.
 CREATE TABLE IF NOT EXISTS execution_intents (
   grant_id TEXT PRIMARY KEY,
   trace_id TEXT NOT NULL,
@@ -238,6 +242,7 @@ export class Ledger {
     if (this.migrated) return this;
     immediate(this.db, () => {
       const hadOpenIntents = this.db.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'open_intents'`).get() !== undefined;
+      rebuildAsRowidTable(this.db, 'receipts', receiptsTable, ['receipt_id', 'grant_id', 'trace_id', 'receipt_json', 'created_at'], 'created_at, receipt_id');
       this.db.exec(SCHEMA);
       if (!hadOpenIntents) {
         // A ledger from before open_intents: fill it from the tables.
