@@ -229,8 +229,12 @@ export class Ledger {
   /** Opens (creating if needed) the ledger file and migrates it. */
   static open(path: string): Ledger {
     const ledger = new Ledger(openDb(path));
-    ledger.migrate();
-    return ledger;
+    try {
+      return ledger.migrate();
+    } catch (e) {
+      ledger.db.close();
+      throw e;
+    }
   }
 
   /**

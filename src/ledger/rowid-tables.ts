@@ -24,6 +24,10 @@ export function rebuildAsRowidTable(db: Db, table: string, create: (name: string
   if (!db.inTransaction) throw new Error(`rebuilding ${table}: not inside a transaction`);
   if (!isWithoutRowid(db, table)) return false;
   const next = `${table}_rowid`;
+  // Never into a table that was there before: its rows would join the copy.
+  if (db.prepare(`SELECT 1 FROM sqlite_master WHERE name = ?`).get(next) !== undefined) {
+    throw new Error(`rebuilding ${table} as a rowid table: ${db.name} already has a ${next}, which no latchgate makes; nothing was changed. Fix: look at what it holds (sqlite3 ${db.name} '.dump ${next}'), then drop it`);
+  }
   const cols = columns.join(', ');
   db.exec(create(next));
   db.exec(`INSERT INTO ${next} (${cols}) SELECT ${cols} FROM ${table} ORDER BY ${order}`);

@@ -95,6 +95,30 @@ test('a ledger written with WITHOUT ROWID receipts is rebuilt at its next open: 
   assert.throws(() => rebuildAsRowidTable(db, 'receipts', () => '', RECEIPT_COLUMNS, 'receipt_id'), /not inside a transaction/);
 });
 
+test('a table already named like the rebuilt one stops the rebuild before anything changes, and says what to do', (t) => {
+  const dir = tempDir(t, 'latchgate-rowid-');
+  const path = join(dir, 'ledger.sqlite3');
+  const keys = new KeyStore(join(dir, 'keys'));
+  let ledger = Ledger.open(path);
+  run(ledger, keys, 1);
+  toWithoutRowid(ledger.db, 'receipts', RECEIPT_COLUMNS, ['receipt_id'], ['CREATE INDEX receipts_grant_id ON receipts(grant_id)']);
+  // Rows put aside where the rebuild would copy to: they must not join the receipts.
+  ledger.db.exec(`CREATE TABLE receipts_rowid (receipt_id TEXT, grant_id TEXT, trace_id TEXT, receipt_json TEXT, created_at TEXT);
+    INSERT INTO receipts_rowid VALUES ('r-planted', 'g-planted', NULL, '{}', '2020-01-01')`);
+  const rows = ledger.db.prepare('SELECT * FROM receipts ORDER BY receipt_id').all();
+  ledger.db.close();
+  assert.throws(() => Ledger.open(path), /already has a receipts_rowid, which no latchgate makes; nothing was changed\. Fix: .*drop it/);
+  const db = openDb(path);
+  t.after(() => db.close());
+  assert.equal(withoutRowid(db, 'receipts'), 1);
+  assert.deepEqual(db.prepare('SELECT * FROM receipts ORDER BY receipt_id').all(), rows);
+  db.exec('DROP TABLE receipts_rowid');
+  ledger = Ledger.open(path);
+  assert.equal(withoutRowid(ledger.db, 'receipts'), 0);
+  assert.deepEqual(ledger.db.prepare('SELECT * FROM receipts ORDER BY receipt_id').all(), rows);
+  ledger.db.close();
+});
+
 test('idempotency keys: a rowid table whose sweep of expired keys reads only them (an index), rebuilt from the WITHOUT ROWID layout with every key', (t) => {
   const dir = tempDir(t, 'latchgate-rowid-');
   const db = openDb(join(dir, 'ledger.sqlite3'));
