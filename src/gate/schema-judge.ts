@@ -148,8 +148,11 @@ export class SchemaJudge {
     if (key === undefined) this.keys.set(schema, (key = this.nextKey++));
     return new Promise((resolve) => {
       if (this.closed) return resolve(shuttingDown());
+      // Every checker starts with the first check: while a costly document holds one, the next
+      // caller's check meets a worker ready, not one still starting on a loaded machine.
+      for (let i = 0; i < this.slots.length; i++) this.slot(i);
       const job: Job = { who, key: key!, schema, text, mustWait, resolve };
-      const free = this.slots.findIndex((s) => s?.job === undefined);
+      const free = this.slots.findIndex((s) => s!.job === undefined);
       if (free >= 0) return this.start(free, job);
       if (!mustWait) {
         const mine = this.queue.waiting(who);

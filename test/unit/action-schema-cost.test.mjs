@@ -102,6 +102,23 @@ test('an overdue check is ended at its deadline and refused as unchecked; checks
   assert.deepEqual((await judge.judge('p', BACKTRACKS, { s: 'ab' })).errors, [{ pointer: '/s', message: 'must match pattern "^(a|a?)+$"' }]);
 });
 
+test('every checker starts with the first check, so that while a costly document holds one the next check meets a worker started, not one starting; an ended one is replaced at the next check', async (t) => {
+  const started = [];
+  const onWorker = (w) => started.push(w.threadId);
+  process.on('worker', onWorker);
+  t.after(() => process.off('worker', onWorker));
+  const judge = new SchemaJudge({ deadlineMs: 400, workers: 3, queueLimit: 8, callerQueueLimit: 8 });
+  t.after(() => judge.close());
+  assert.equal(started.length, 0, 'a judge that checked nothing started a worker');
+  assert.deepEqual(await judge.judge('p', BACKTRACKS, { s: 'a' }), { ok: true });
+  assert.equal(started.length, 3, `the first check started ${started.length} of 3 workers`);
+  await judge.judge('p', BACKTRACKS, { s: 'aa' });
+  assert.equal(started.length, 3, 'a check started a worker beside three idle ones');
+  assert.equal((await judge.judge('p', BACKTRACKS, backtracking(60))).unchecked, 'timeout');
+  assert.deepEqual(await judge.judge('p', BACKTRACKS, { s: 'aaa' }), { ok: true });
+  assert.equal(started.length, 4, 'the ended worker was not replaced, or more than it');
+});
+
 test('past the line\'s limit a check is refused as busy, unless it must wait (a provider\'s answer); closing refuses what waits', async (t) => {
   const judge = new SchemaJudge({ deadlineMs: 300, workers: 1, queueLimit: 1, callerQueueLimit: 8 });
   t.after(() => judge.close());
