@@ -5,7 +5,7 @@
 // intent (or holds the plan for approval), its answer is stored once the run
 // has one, and it is forgotten after KEY_TTL_SECONDS.
 import { immediate, type Db } from '../ledger/db.js';
-import { rebuildAsRowidTable } from '../ledger/rowid-tables.js';
+import { busyExplained, rebuildAsRowidTable } from '../ledger/rowid-tables.js';
 import { GateError } from './errors.js';
 import type { Reply } from './execution.js';
 
@@ -30,11 +30,18 @@ export function idempotencyKeyOf(header: string | string[] | undefined): string 
   return header;
 }
 
-const KEY_COLUMNS = ['principal', 'key', 'action_id', 'request_hash', 'trace_id', 'reply_json', 'created_at', 'expires_at'];
-const keysTable = (name: string): string => `CREATE TABLE IF NOT EXISTS ${name} (
-  principal TEXT NOT NULL, key TEXT NOT NULL, action_id TEXT NOT NULL, request_hash TEXT NOT NULL,
+const COLUMNS = `principal TEXT NOT NULL, key TEXT NOT NULL, action_id TEXT NOT NULL, request_hash TEXT NOT NULL,
   trace_id TEXT NOT NULL, reply_json TEXT, created_at TEXT NOT NULL, expires_at TEXT NOT NULL,
-  PRIMARY KEY (principal, key))`;
+  PRIMARY KEY (principal, key)`;
+/** The keys as latchgate kept them before (src/ledger/rowid-tables.ts). */
+const KEYS_REBUILD = {
+  table: 'idempotency_keys',
+  earlier: `CREATE TABLE idempotency_keys (${COLUMNS}) WITHOUT ROWID`,
+  indexes: [],
+  create: (name: string) => `CREATE TABLE IF NOT EXISTS ${name} (${COLUMNS})`,
+  columns: ['principal', 'key', 'action_id', 'request_hash', 'trace_id', 'reply_json', 'created_at', 'expires_at'],
+  order: 'created_at',
+};
 
 export class IdempotencyKeys {
   constructor(private readonly db: Db) {}
@@ -44,11 +51,11 @@ export class IdempotencyKeys {
    * with the index that lets each lookup's sweep of expired keys skip the live ones.
    */
   migrate(): void {
-    immediate(this.db, () => {
-      rebuildAsRowidTable(this.db, 'idempotency_keys', keysTable, KEY_COLUMNS, 'created_at');
-      this.db.exec(`${keysTable('idempotency_keys')};
+    busyExplained(this.db, () => immediate(this.db, () => {
+      rebuildAsRowidTable(this.db, KEYS_REBUILD);
+      this.db.exec(`${KEYS_REBUILD.create('idempotency_keys')};
         CREATE INDEX IF NOT EXISTS idempotency_keys_expires_at ON idempotency_keys(expires_at)`);
-    });
+    }));
   }
 
   /**

@@ -24,7 +24,7 @@ import { EVENT_TYPES, checkEvent, eventTypesSelectedBy } from '../core/event-cat
 import { nearest } from '../config/suggest.js';
 import type { ExecutionReceipt } from './receipt.js';
 import { MerkleStore } from './merkle-store.js';
-import { rebuildAsRowidTable } from './rowid-tables.js';
+import { busyExplained, rebuildAsRowidTable } from './rowid-tables.js';
 import { migrateCheckpoints } from './tree-checkpoints.js';
 
 export const CHAIN_HASH_FORMAT = 'jcs-sha256';
@@ -101,6 +101,16 @@ const receiptsTable = (name: string): string => `CREATE TABLE IF NOT EXISTS ${na
   receipt_json TEXT NOT NULL,
   created_at TEXT NOT NULL
 )`;
+
+/** Receipts as latchgate kept them before (src/ledger/rowid-tables.ts). */
+const RECEIPTS_REBUILD = {
+  table: 'receipts',
+  earlier: `CREATE TABLE receipts (receipt_id TEXT PRIMARY KEY, grant_id TEXT NOT NULL, trace_id TEXT, receipt_json TEXT NOT NULL, created_at TEXT NOT NULL) WITHOUT ROWID`,
+  indexes: ['receipts_grant_id'],
+  create: receiptsTable,
+  columns: ['receipt_id', 'grant_id', 'trace_id', 'receipt_json', 'created_at'],
+  order: 'created_at, receipt_id',
+};
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS audit_events (
@@ -244,9 +254,9 @@ export class Ledger {
    */
   migrate(): this {
     if (this.migrated) return this;
-    immediate(this.db, () => {
+    busyExplained(this.db, () => immediate(this.db, () => {
       const hadOpenIntents = this.db.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'open_intents'`).get() !== undefined;
-      rebuildAsRowidTable(this.db, 'receipts', receiptsTable, ['receipt_id', 'grant_id', 'trace_id', 'receipt_json', 'created_at'], 'created_at, receipt_id');
+      rebuildAsRowidTable(this.db, RECEIPTS_REBUILD);
       this.db.exec(SCHEMA);
       if (!hadOpenIntents) {
         // A ledger from before open_intents: fill it from the tables.
@@ -263,7 +273,7 @@ export class Ledger {
       }
       this.tree.migrate();
       migrateCheckpoints(this.db);
-    });
+    }));
     const format = (this.db.prepare(`SELECT value FROM ledger_metadata WHERE key = 'chain_hash_format'`).get() as { value: string }).value;
     if (format !== CHAIN_HASH_FORMAT) {
       throw new LedgerError(

@@ -4,14 +4,16 @@
 // open, every row kept, its chain still verifying, and its writes going on.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Ledger } from '../../dist/ledger/ledger.js';
 import { immediate, openDb } from '../../dist/ledger/db.js';
 import { KeyStore } from '../../dist/keys/store.js';
-import { verifyLedger } from '../../dist/ledger/verify.js';
+import { verifyLedger, verifyLedgerFile } from '../../dist/ledger/verify.js';
 import { signReceipt } from '../../dist/ledger/receipt.js';
 import { rebuildAsRowidTable } from '../../dist/ledger/rowid-tables.js';
 import { IdempotencyKeys, KEY_TTL_SECONDS } from '../../dist/gate/idempotency.js';
+import { checkChainedState } from '../../dist/gate/state-check.js';
 import { tempDir } from '../fixtures/unit/helpers.mjs';
 
 const withoutRowid = (db, table) => db.prepare(`SELECT wr FROM pragma_table_list WHERE schema = 'main' AND name = ?`).pluck().get(table);
@@ -38,35 +40,56 @@ function run(ledger, keys, n, size = 6000) {
   return receipt;
 }
 
-/** What an earlier latchgate made: the same table, WITHOUT ROWID, with its index. */
-function toWithoutRowid(db, table, columns, pk, extra = []) {
+/** The tables as an earlier latchgate created them. */
+const EARLIER = {
+  receipts: `CREATE TABLE IF NOT EXISTS receipts (
+  receipt_id TEXT PRIMARY KEY,
+  grant_id TEXT NOT NULL,
+  trace_id TEXT,
+  receipt_json TEXT NOT NULL,
+  created_at TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS receipts_grant_id ON receipts(grant_id);`,
+  idempotency_keys: `CREATE TABLE IF NOT EXISTS idempotency_keys (
+      principal TEXT NOT NULL, key TEXT NOT NULL, action_id TEXT NOT NULL, request_hash TEXT NOT NULL,
+      trace_id TEXT NOT NULL, reply_json TEXT, created_at TEXT NOT NULL, expires_at TEXT NOT NULL,
+      PRIMARY KEY (principal, key)) WITHOUT ROWID`,
+};
+
+/** Turns `table` back into what an earlier latchgate made, its rows kept; then runs `extra`. */
+function toEarlier(db, table, extra = []) {
   immediate(db, () => {
-    const cols = columns.join(', ');
-    db.exec(`CREATE TABLE old_layout (${columns.map((c) => `${c} ${pk.includes(c) ? 'TEXT NOT NULL' : 'TEXT'}`).join(', ')}, PRIMARY KEY (${pk.join(', ')})) WITHOUT ROWID`);
-    db.exec(`INSERT INTO old_layout (${cols}) SELECT ${cols} FROM ${table}`);
-    db.exec(`DROP TABLE ${table}`);
-    db.exec(`ALTER TABLE old_layout RENAME TO ${table}`);
+    db.exec(`CREATE TEMP TABLE kept AS SELECT * FROM ${table}; DROP TABLE ${table}`);
+    db.exec(EARLIER[table]);
+    db.exec(`INSERT INTO ${table} SELECT * FROM temp.kept; DROP TABLE temp.kept`);
     for (const sql of extra) db.exec(sql);
   });
   assert.equal(withoutRowid(db, table), 1);
 }
 
-const RECEIPT_COLUMNS = ['receipt_id', 'grant_id', 'trace_id', 'receipt_json', 'created_at'];
-
-test('a ledger written with WITHOUT ROWID receipts is rebuilt at its next open: every receipt kept, the chain verifies, writes go on', (t) => {
+/** A state directory whose ledger holds receipts 1..n in the earlier layout, with `extra` run after. */
+function earlierLedger(t, n, extra = []) {
   const dir = tempDir(t, 'latchgate-rowid-');
   const path = join(dir, 'ledger.sqlite3');
   const keys = new KeyStore(join(dir, 'keys'));
-  let ledger = Ledger.open(path);
-  // A new ledger has them as a rowid table already.
-  assert.equal(withoutRowid(ledger.db, 'receipts'), 0);
-  const written = [1, 2, 3, 4, 5].map((n) => run(ledger, keys, n, n === 3 ? 200 : 6000));
-  toWithoutRowid(ledger.db, 'receipts', RECEIPT_COLUMNS, ['receipt_id'], ['CREATE INDEX receipts_grant_id ON receipts(grant_id)']);
+  const ledger = Ledger.open(path);
+  const written = Array.from({ length: n }, (_, i) => run(ledger, keys, i + 1, i === 2 ? 200 : 6000));
+  toEarlier(ledger.db, 'receipts', extra);
   const rows = ledger.db.prepare('SELECT * FROM receipts ORDER BY receipt_id').all();
-  assert.equal(rows.length, 5);
   ledger.db.close();
+  return { path, keys, written, rows };
+}
 
-  ledger = Ledger.open(path);
+const RECEIPT_COLUMNS = ['receipt_id', 'grant_id', 'trace_id', 'receipt_json', 'created_at'];
+
+test('a ledger written with WITHOUT ROWID receipts is rebuilt at its next open: every receipt kept, the chain verifies, writes go on', (t) => {
+  const fresh = Ledger.open(join(tempDir(t, 'latchgate-rowid-'), 'ledger.sqlite3'));
+  // A new ledger has them as a rowid table already.
+  assert.equal(withoutRowid(fresh.db, 'receipts'), 0);
+  fresh.db.close();
+  const { path, keys, written, rows } = earlierLedger(t, 5);
+  assert.equal(rows.length, 5);
+  const ledger = Ledger.open(path);
   t.after(() => ledger.db.close());
   const db = ledger.db;
   assert.equal(withoutRowid(db, 'receipts'), 0, 'the receipts table was not rebuilt as a rowid table');
@@ -87,34 +110,86 @@ test('a ledger written with WITHOUT ROWID receipts is rebuilt at its next open: 
   assert.throws(() => ledger.db.prepare('INSERT INTO receipts (receipt_id, grant_id, trace_id, receipt_json, created_at) VALUES (?, ?, ?, ?, ?)').run('r-g6', 'g9', null, '{}', 'now'), /UNIQUE constraint failed: receipts.receipt_id/);
   assert.throws(() => ledger.db.prepare('INSERT INTO receipts (receipt_id, grant_id, trace_id, receipt_json, created_at) VALUES (?, ?, ?, ?, ?)').run(null, 'g9', null, '{}', 'now'), /NOT NULL constraint failed: receipts.receipt_id/);
   assert.deepEqual(ledger.getReceipt('r-g6'), sixth);
-  immediate(db, () => assert.equal(rebuildAsRowidTable(db, 'receipts', () => 'CREATE TABLE never (x)', RECEIPT_COLUMNS, 'receipt_id'), false));
+  immediate(db, () => assert.equal(rebuildAsRowidTable(db, { table: 'receipts', earlier: '', indexes: [], create: () => 'CREATE TABLE never (x)', columns: RECEIPT_COLUMNS, order: 'receipt_id' }), false));
   report = verifyLedger(db, keys);
   assert.equal(report.intact, true);
   assert.equal(report.receipts.total, 6);
   // Only inside a transaction, where a failure leaves the table as it was.
-  assert.throws(() => rebuildAsRowidTable(db, 'receipts', () => '', RECEIPT_COLUMNS, 'receipt_id'), /not inside a transaction/);
+  assert.throws(() => rebuildAsRowidTable(db, { table: 'receipts', earlier: '', indexes: [], create: () => '', columns: RECEIPT_COLUMNS, order: 'receipt_id' }), /not inside a transaction/);
 });
 
-test('a table already named like the rebuilt one stops the rebuild before anything changes, and says what to do', (t) => {
-  const dir = tempDir(t, 'latchgate-rowid-');
-  const path = join(dir, 'ledger.sqlite3');
-  const keys = new KeyStore(join(dir, 'keys'));
-  let ledger = Ledger.open(path);
-  run(ledger, keys, 1);
-  toWithoutRowid(ledger.db, 'receipts', RECEIPT_COLUMNS, ['receipt_id'], ['CREATE INDEX receipts_grant_id ON receipts(grant_id)']);
-  // Rows put aside where the rebuild would copy to: they must not join the receipts.
-  ledger.db.exec(`CREATE TABLE receipts_rowid (receipt_id TEXT, grant_id TEXT, trace_id TEXT, receipt_json TEXT, created_at TEXT);
-    INSERT INTO receipts_rowid VALUES ('r-planted', 'g-planted', NULL, '{}', '2020-01-01')`);
-  const rows = ledger.db.prepare('SELECT * FROM receipts ORDER BY receipt_id').all();
-  ledger.db.close();
-  assert.throws(() => Ledger.open(path), /already has a receipts_rowid, which no latchgate makes; nothing was changed\. Fix: .*drop it/);
+/** Opening the file refuses to rebuild, naming why and the fix; the file is as it was (its table, its rows, what verify says). */
+function refusedAsItWas(t, path, keys, rows, why) {
+  // As `latchgate verify` runs it: with the state outside the chain (triggers and views among it).
+  const verify = () => verifyLedgerFile(path, keys, checkChainedState);
+  const before = verify();
+  assert.throws(() => Ledger.open(path), (e) => {
+    assert.equal(e.code, 'ledger_rebuild_refused', e.message);
+    assert.match(e.message, why);
+    assert.match(e.message, /nothing was changed\. Fix: /);
+    return true;
+  });
   const db = openDb(path);
   t.after(() => db.close());
   assert.equal(withoutRowid(db, 'receipts'), 1);
   assert.deepEqual(db.prepare('SELECT * FROM receipts ORDER BY receipt_id').all(), rows);
-  db.exec('DROP TABLE receipts_rowid');
-  ledger = Ledger.open(path);
-  assert.equal(withoutRowid(ledger.db, 'receipts'), 0);
+  assert.deepEqual(verify(), before);
+  return { db, before };
+}
+
+test('the rebuild drops nothing that would hide tampering: a trigger or view anywhere, a foreign key to the table, another index, a damaged one', (t) => {
+  // A trigger verify reports would go with the dropped table, and the report with it.
+  let e = earlierLedger(t, 2, ["CREATE TRIGGER keep_quiet AFTER INSERT ON receipts BEGIN SELECT 1; END"]);
+  let { before } = refusedAsItWas(t, e.path, e.keys, e.rows, /the file holds trigger "keep_quiet", which no latchgate makes/);
+  assert.match(JSON.stringify(before), /keep_quiet/, 'verify no longer names the trigger');
+  e = earlierLedger(t, 2, ['CREATE VIEW all_receipts AS SELECT * FROM receipts']);
+  refusedAsItWas(t, e.path, e.keys, e.rows, /the file holds view "all_receipts"/);
+  // Dropping the table would delete the rows that cascade from it.
+  e = earlierLedger(t, 2, ['CREATE TABLE notes (n TEXT, receipt TEXT REFERENCES receipts(receipt_id) ON DELETE CASCADE)', "INSERT INTO notes VALUES ('kept', 'r-g1')"]);
+  const { db } = refusedAsItWas(t, e.path, e.keys, e.rows, /table\(s\) notes refer to it by a foreign key/);
+  assert.deepEqual(db.prepare('SELECT n FROM notes').pluck().all(), ['kept']);
+  e = earlierLedger(t, 2, ['CREATE INDEX receipts_by_trace ON receipts(trace_id)']);
+  refusedAsItWas(t, e.path, e.keys, e.rows, /its indexes are \["receipts_by_trace","receipts_grant_id"\], not the \["receipts_grant_id"\]/);
+  // An index that disagrees with its table (a byte of a key changed in the file): integrity_check reports it; the rebuild would erase it.
+  e = earlierLedger(t, 2);
+  const raw = openDb(e.path);
+  raw.pragma('wal_checkpoint(TRUNCATE)');
+  const page = raw.prepare(`SELECT rootpage FROM sqlite_master WHERE name = 'receipts_grant_id'`).pluck().get();
+  const size = raw.pragma('page_size', { simple: true });
+  raw.close();
+  const file = readFileSync(e.path);
+  const at = file.indexOf('g2', (page - 1) * size);
+  assert.ok(at > 0 && at < page * size, 'the index page holds no g2');
+  file.write('g7', at);
+  writeFileSync(e.path, file);
+  refusedAsItWas(t, e.path, e.keys, e.rows, /SQLite finds it damaged: .*receipts_grant_id/);
+});
+
+test('a table of the rebuilt one\'s name, in any case, or a table unlike the earlier one, stops the rebuild', (t) => {
+  for (const name of ['receipts_rowid', 'RECEIPTS_ROWID', 'Receipts_Rowid']) {
+    // Rows put aside where the rebuild would copy to: they must not join the receipts.
+    const e = earlierLedger(t, 2, [`CREATE TABLE ${name} (receipt_id TEXT PRIMARY KEY ON CONFLICT IGNORE, grant_id TEXT, trace_id TEXT, receipt_json TEXT, created_at TEXT)`, `INSERT INTO ${name} VALUES ('r-g1', 'g-planted', NULL, '{}', '2020-01-01')`]);
+    refusedAsItWas(t, e.path, e.keys, e.rows, new RegExp(`the file already has a table named "${name}", which no latchgate makes.*Fix: look at what it holds .*then drop it`));
+  }
+  const e = earlierLedger(t, 2);
+  const db = openDb(e.path);
+  immediate(db, () => {
+    db.exec(`CREATE TEMP TABLE kept AS SELECT * FROM receipts; DROP TABLE receipts`);
+    db.exec(EARLIER.receipts.replace('receipt_id TEXT PRIMARY KEY', 'receipt_id TEXT PRIMARY KEY ON CONFLICT IGNORE'));
+    db.exec(`INSERT INTO receipts SELECT * FROM temp.kept; DROP TABLE temp.kept`);
+  });
+  db.close();
+  refusedAsItWas(t, e.path, e.keys, e.rows, /it is not the table an earlier latchgate made: "CREATE TABLE receipts \(\\n  receipt_id TEXT PRIMARY KEY ON CONFLICT IGNORE/);
+});
+
+test('a ledger another process holds the write lock of is named busy, with what to do', (t) => {
+  const { path, rows } = earlierLedger(t, 1);
+  const other = openDb(path);
+  t.after(() => other.close());
+  other.exec('BEGIN IMMEDIATE');
+  assert.throws(() => Ledger.open(path), (e) => e.code === 'ledger_busy' && /is busy: another process has held its write lock.*Fix: wait for it and start again, or stop the other latchgate processes/.test(e.message));
+  other.exec('ROLLBACK');
+  const ledger = Ledger.open(path);
   assert.deepEqual(ledger.db.prepare('SELECT * FROM receipts ORDER BY receipt_id').all(), rows);
   ledger.db.close();
 });
@@ -138,8 +213,7 @@ test('idempotency keys: a rowid table whose sweep of expired keys reads only the
   });
   keys.answer(req('k-live', 1), reply);
   keys.answer(req('k-old', 2), reply);
-  const columns = ['principal', 'key', 'action_id', 'request_hash', 'trace_id', 'reply_json', 'created_at', 'expires_at'];
-  toWithoutRowid(db, 'idempotency_keys', columns, ['principal', 'key']);
+  toEarlier(db, 'idempotency_keys');
   const rows = db.prepare('SELECT * FROM idempotency_keys ORDER BY key').all();
 
   const again = new IdempotencyKeys(db);
