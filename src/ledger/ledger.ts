@@ -106,7 +106,7 @@ const receiptsTable = (name: string): string => `CREATE TABLE IF NOT EXISTS ${na
 const RECEIPTS_REBUILD = {
   table: 'receipts',
   earlier: `CREATE TABLE receipts (receipt_id TEXT PRIMARY KEY, grant_id TEXT NOT NULL, trace_id TEXT, receipt_json TEXT NOT NULL, created_at TEXT NOT NULL) WITHOUT ROWID`,
-  indexes: ['receipts_grant_id'],
+  indexes: ['CREATE INDEX receipts_grant_id ON receipts(grant_id)'],
   create: receiptsTable,
   columns: ['receipt_id', 'grant_id', 'trace_id', 'receipt_json', 'created_at'],
   order: 'created_at, receipt_id',

@@ -18,7 +18,7 @@ export interface RowidRebuild {
   table: string;
   /** The table's CREATE statement as the earlier latchgate made it (whitespace aside). */
   earlier: string;
-  /** The indexes the earlier latchgate gave it, besides its primary key's. */
+  /** The CREATE INDEX statements the earlier latchgate gave it (whitespace aside), besides its primary key's. */
   indexes: readonly string[];
   /** The rowid table's CREATE statement, for a name. */
   create: (name: string) => string;
@@ -54,10 +54,15 @@ export function rebuildAsRowidTable(db: Db, r: RowidRebuild): boolean {
   if (referring.length) refuse(`table(s) ${referring.join(', ')} refer to it by a foreign key, which no latchgate makes (dropping it would delete their rows)`);
   const sql = db.prepare(`SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ? COLLATE NOCASE`).pluck().get(table) as string | undefined;
   if (oneLine(sql) !== oneLine(r.earlier)) refuse(`it is not the table an earlier latchgate made: ${JSON.stringify(sql)}`);
-  const indexes = db.prepare(`SELECT name FROM pragma_index_list(?) WHERE origin = 'c' ORDER BY name`).pluck().all(table) as string[];
-  if (indexes.join() !== [...r.indexes].sort().join()) refuse(`its indexes are ${JSON.stringify(indexes)}, not the ${JSON.stringify(r.indexes)} an earlier latchgate made`);
-  const damage = db.prepare(`SELECT * FROM pragma_integrity_check(?)`).pluck().all(table) as string[];
-  if (damage.join() !== 'ok') refuse(`SQLite finds it damaged: ${damage.slice(0, 5).join('; ')}`);
+  const indexes = (db.prepare(`SELECT m.sql FROM pragma_index_list(?) i JOIN sqlite_master m ON m.name = i.name WHERE i.origin = 'c'`).pluck().all(table) as string[]).map(oneLine).sort();
+  const earlierIndexes = r.indexes.map(oneLine).sort();
+  if (indexes.join('\n') !== earlierIndexes.join('\n')) refuse(`its indexes are ${JSON.stringify(indexes)}, not the ${JSON.stringify(earlierIndexes)} an earlier latchgate made`);
+  // The table against its indexes, then the whole file's pages: the copy is written into pages the
+  // file calls free, and a free list that names pages in use would have it overwrite other tables.
+  for (const [check, ...args] of [['pragma_integrity_check(?)', table], ['pragma_quick_check']]) {
+    const damage = db.prepare(`SELECT * FROM ${check}`).pluck().all(...args) as string[];
+    if (damage.join() !== 'ok') refuse(`SQLite finds the file damaged: ${damage.slice(0, 5).join('; ')}`);
+  }
   const next = `${table}_rowid`;
   const taken = db.prepare(`SELECT type, name FROM sqlite_master WHERE name = ? COLLATE NOCASE`).get(next) as { type: string; name: string } | undefined;
   if (taken) refuse(`the file already has a ${taken.type} named ${JSON.stringify(taken.name)}, which no latchgate makes`, `look at what it holds (sqlite3 ${db.name} '.schema ${taken.name}'), then drop it`);
@@ -81,7 +86,7 @@ export function busyExplained<T>(db: Db, fn: () => T): T {
   } catch (e) {
     if ((e as { code?: unknown }).code !== 'SQLITE_BUSY') throw e;
     throw new LedgerError(
-      `${db.name} is busy: another process has held its write lock for longer than this one waits (a latchgate of this version rebuilding the tables of a large file an earlier one wrote, say, which takes seconds per hundred MB of receipts). Fix: wait for it and start again, or stop the other latchgate processes on this state directory first`,
+      `${db.name} is busy: another process has held its write lock for longer than this one waits (a latchgate of this version rebuilding the tables of a large file an earlier one wrote, say, which takes a second or two per hundred MB of receipts). Fix: wait for it and start again, or stop the other latchgate processes on this state directory first`,
       'ledger_busy',
     );
   }

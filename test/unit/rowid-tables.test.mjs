@@ -149,7 +149,10 @@ test('the rebuild drops nothing that would hide tampering: a trigger or view any
   const { db } = refusedAsItWas(t, e.path, e.keys, e.rows, /table\(s\) notes refer to it by a foreign key/);
   assert.deepEqual(db.prepare('SELECT n FROM notes').pluck().all(), ['kept']);
   e = earlierLedger(t, 2, ['CREATE INDEX receipts_by_trace ON receipts(trace_id)']);
-  refusedAsItWas(t, e.path, e.keys, e.rows, /its indexes are \["receipts_by_trace","receipts_grant_id"\], not the \["receipts_grant_id"\]/);
+  refusedAsItWas(t, e.path, e.keys, e.rows, /its indexes are \["CREATE INDEX receipts_by_trace ON receipts\(trace_id\)","CREATE INDEX receipts_grant_id ON receipts\(grant_id\)"\], not the \["CREATE INDEX receipts_grant_id ON receipts\(grant_id\)"\]/);
+  // The earlier index's name on another definition (one that leaves rows out, say).
+  e = earlierLedger(t, 2, ['DROP INDEX receipts_grant_id', "CREATE INDEX receipts_grant_id ON receipts(grant_id) WHERE grant_id <> 'g2'"]);
+  refusedAsItWas(t, e.path, e.keys, e.rows, /its indexes are \["CREATE INDEX receipts_grant_id ON receipts\(grant_id\) WHERE grant_id <> 'g2'"\]/);
   // An index that disagrees with its table (a byte of a key changed in the file): integrity_check reports it; the rebuild would erase it.
   e = earlierLedger(t, 2);
   const raw = openDb(e.path);
@@ -162,7 +165,22 @@ test('the rebuild drops nothing that would hide tampering: a trigger or view any
   assert.ok(at > 0 && at < page * size, 'the index page holds no g2');
   file.write('g7', at);
   writeFileSync(e.path, file);
-  refusedAsItWas(t, e.path, e.keys, e.rows, /SQLite finds it damaged: .*receipts_grant_id/);
+  refusedAsItWas(t, e.path, e.keys, e.rows, /SQLite finds the file damaged: .*receipts_grant_id/);
+  // Damage outside the table: a free list naming a page of audit_events would have the copy overwrite events.
+  e = earlierLedger(t, 4);
+  const freed = openDb(e.path);
+  freed.exec('CREATE TABLE scratch (x)');
+  for (let i = 0; i < 8; i++) freed.prepare('INSERT INTO scratch VALUES (randomblob(4000))').run();
+  freed.exec('DROP TABLE scratch');
+  freed.pragma('wal_checkpoint(TRUNCATE)');
+  const eventsPage = freed.prepare(`SELECT pageno FROM dbstat WHERE name = 'audit_events' AND pagetype = 'leaf' ORDER BY pageno LIMIT 1`).pluck().get();
+  freed.close();
+  const bytes = readFileSync(e.path);
+  const trunk = bytes.readUInt32BE(32); // the first free-list trunk page (the file header, offset 32)
+  assert.ok(trunk > 0 && bytes.readUInt32BE((trunk - 1) * size + 4) > 0, 'no free pages to list');
+  bytes.writeUInt32BE(eventsPage, (trunk - 1) * size + 8);
+  writeFileSync(e.path, bytes);
+  refusedAsItWas(t, e.path, e.keys, e.rows, /SQLite finds the file damaged: .*2nd reference to page/s);
 });
 
 test('a table of the rebuilt one\'s name, in any case, or a table unlike the earlier one, stops the rebuild', (t) => {
