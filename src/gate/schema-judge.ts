@@ -187,12 +187,13 @@ export class SchemaJudge {
     if (existing) return existing;
     // A heap of its own, capped: a document and schema that need more fail the check, not the gate.
     const worker = new Worker(WORKER_URL, { resourceLimits: { maxOldGenerationSizeMb: 256 } });
-    worker.unref();
     const s: Slot = { worker, sent: new Set() };
     worker.on('message', (a: JudgeAnswer) => this.answered(i, s, a));
     const lost = (why: string) => this.lost(i, s, why);
     worker.on('error', (e) => lost(`its worker failed (${e.message})`));
     worker.on('exit', (code) => lost(`its worker exited (${code})`));
+    // After its listeners, which ref its port: an idle checker keeps no process up.
+    worker.unref();
     this.slots[i] = s;
     return s;
   }

@@ -5,6 +5,10 @@
 // check on the main thread, an overdue check ended and refused while other
 // checks go on, a full line refused as busy except for answers that must wait.
 import { test } from 'node:test';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import assert from 'node:assert/strict';
 import { actionSchemaCheck, compileActionSchema, createSchemaAjv, validationResult } from '../../dist/gate/action-schema.js';
 import { Registry } from '../../dist/gate/registry.js';
@@ -117,6 +121,19 @@ test('every checker starts with the first check, so that while a costly document
   assert.equal((await judge.judge('p', BACKTRACKS, backtracking(60))).unchecked, 'timeout');
   assert.deepEqual(await judge.judge('p', BACKTRACKS, { s: 'aaa' }), { ok: true });
   assert.equal(started.length, 4, 'the ended worker was not replaced, or more than it');
+});
+
+test('checkers left idle, their judge never closed, keep no process up', (t) => {
+  const judge = new URL('../../dist/gate/schema-judge.js', import.meta.url).href;
+  const script = join(mkdtempSync(join(tmpdir(), 'latchgate-judge-')), 'idle.mjs');
+  t.after(() => rmSync(dirname(script), { recursive: true, force: true }));
+  writeFileSync(script, `import { SchemaJudge } from ${JSON.stringify(judge)};
+    const j = new SchemaJudge({ deadlineMs: 1000, workers: 2, queueLimit: 8, callerQueueLimit: 8 });
+    console.log(JSON.stringify(await j.judge('p', { type: 'object' }, {})));`);
+  const r = spawnSync(process.execPath, [script], { encoding: 'utf8', timeout: 30_000 });
+  assert.equal(r.signal, null, `the process did not end by itself: ${r.stderr}`);
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout.trim(), '{"ok":true}');
 });
 
 test('past the line\'s limit a check is refused as busy, unless it must wait (a provider\'s answer); closing refuses what waits', async (t) => {
