@@ -39,7 +39,6 @@ const KEYS_REBUILD = {
   earlier: `CREATE TABLE idempotency_keys (${COLUMNS}) WITHOUT ROWID`,
   indexes: [],
   create: (name: string) => `CREATE TABLE IF NOT EXISTS ${name} (${COLUMNS})`,
-  columns: ['principal', 'key', 'action_id', 'request_hash', 'trace_id', 'reply_json', 'created_at', 'expires_at'],
   order: 'created_at',
 };
 

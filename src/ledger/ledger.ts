@@ -108,7 +108,6 @@ const RECEIPTS_REBUILD = {
   earlier: `CREATE TABLE receipts (receipt_id TEXT PRIMARY KEY, grant_id TEXT NOT NULL, trace_id TEXT, receipt_json TEXT NOT NULL, created_at TEXT NOT NULL) WITHOUT ROWID`,
   indexes: ['CREATE INDEX receipts_grant_id ON receipts(grant_id)'],
   create: receiptsTable,
-  columns: ['receipt_id', 'grant_id', 'trace_id', 'receipt_json', 'created_at'],
   order: 'created_at, receipt_id',
 };
 

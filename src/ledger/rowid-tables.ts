@@ -20,9 +20,8 @@ export interface RowidRebuild {
   earlier: string;
   /** The CREATE INDEX statements the earlier latchgate gave it (whitespace aside), besides its primary key's. */
   indexes: readonly string[];
-  /** The rowid table's CREATE statement, for a name. */
+  /** The rowid table's CREATE statement, for a name: the same columns. */
   create: (name: string) => string;
-  columns: readonly string[];
   /** The order the rows are copied in: the new rowids follow it. */
   order: string;
 }
@@ -67,8 +66,8 @@ export function rebuildAsRowidTable(db: Db, r: RowidRebuild): boolean {
   const taken = db.prepare(`SELECT type, name FROM sqlite_master WHERE name = ? COLLATE NOCASE`).get(next) as { type: string; name: string } | undefined;
   if (taken) refuse(`the file already has a ${taken.type} named ${JSON.stringify(taken.name)}, which no latchgate makes`, `look at what it holds (sqlite3 ${db.name} '.schema ${taken.name}'), then drop it`);
 
-  const cols = r.columns.join(', ');
   db.exec(r.create(next));
+  const cols = (db.prepare(`SELECT name FROM pragma_table_info(?)`).pluck().all(next) as string[]).join(', ');
   db.exec(`INSERT INTO ${next} (${cols}) SELECT ${cols} FROM ${table} ORDER BY ${r.order}`);
   db.exec(`DROP TABLE ${table}`);
   db.exec(`ALTER TABLE ${next} RENAME TO ${table}`);

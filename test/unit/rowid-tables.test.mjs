@@ -80,8 +80,6 @@ function earlierLedger(t, n, extra = []) {
   return { path, keys, written, rows };
 }
 
-const RECEIPT_COLUMNS = ['receipt_id', 'grant_id', 'trace_id', 'receipt_json', 'created_at'];
-
 test('a ledger written with WITHOUT ROWID receipts is rebuilt at its next open: every receipt kept, the chain verifies, writes go on', (t) => {
   const fresh = Ledger.open(join(tempDir(t, 'latchgate-rowid-'), 'ledger.sqlite3'));
   // A new ledger has them as a rowid table already.
@@ -110,12 +108,12 @@ test('a ledger written with WITHOUT ROWID receipts is rebuilt at its next open: 
   assert.throws(() => ledger.db.prepare('INSERT INTO receipts (receipt_id, grant_id, trace_id, receipt_json, created_at) VALUES (?, ?, ?, ?, ?)').run('r-g6', 'g9', null, '{}', 'now'), /UNIQUE constraint failed: receipts.receipt_id/);
   assert.throws(() => ledger.db.prepare('INSERT INTO receipts (receipt_id, grant_id, trace_id, receipt_json, created_at) VALUES (?, ?, ?, ?, ?)').run(null, 'g9', null, '{}', 'now'), /NOT NULL constraint failed: receipts.receipt_id/);
   assert.deepEqual(ledger.getReceipt('r-g6'), sixth);
-  immediate(db, () => assert.equal(rebuildAsRowidTable(db, { table: 'receipts', earlier: '', indexes: [], create: () => 'CREATE TABLE never (x)', columns: RECEIPT_COLUMNS, order: 'receipt_id' }), false));
+  immediate(db, () => assert.equal(rebuildAsRowidTable(db, { table: 'receipts', earlier: '', indexes: [], create: () => 'CREATE TABLE never (x)', order: 'receipt_id' }), false));
   report = verifyLedger(db, keys);
   assert.equal(report.intact, true);
   assert.equal(report.receipts.total, 6);
   // Only inside a transaction, where a failure leaves the table as it was.
-  assert.throws(() => rebuildAsRowidTable(db, { table: 'receipts', earlier: '', indexes: [], create: () => '', columns: RECEIPT_COLUMNS, order: 'receipt_id' }), /not inside a transaction/);
+  assert.throws(() => rebuildAsRowidTable(db, { table: 'receipts', earlier: '', indexes: [], create: () => '', order: 'receipt_id' }), /not inside a transaction/);
 });
 
 /** Opening the file refuses to rebuild, naming why and the fix; the file is as it was (its table, its rows, what verify says). */
